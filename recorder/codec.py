@@ -1,0 +1,278 @@
+"""Model records <-> plain msgpack-ready values, chunk by chunk.
+
+A chunk payload is ``[presences, events]``: ``presences`` is the chunk's table of distinct presences
+(``[user_id, session_id, username, node, reason]``) and every presence inside an event is an index into
+it, so a presence costs its strings once per chunk and decodes into one shared object. Each event is an
+array whose first item is its kind code; trailing empty fields are left off.
+
+    init          [0, tick, params, outcome?, nondeterministic?]
+    join_attempt  [1, tick, presence, metadata, outcome?, nondeterministic?]
+    join / leave  [2|3, tick, [presence, ...], outcome?, nondeterministic?]
+    loop          [4, tick, [[sender, op_code, data, reliable, receive_time_ms], ...], outcome?, nondeterministic?]
+    signal        [5, tick, data, outcome?, nondeterministic?]
+    terminate     [6, tick, grace_seconds, outcome?, nondeterministic?]
+    crash         [7, callback, tick, error, traceback]
+    wire          [8, socket, direction, t, event, envelope, raw, close_code, close_reason]
+
+Outcomes are maps with short keys holding only what was recorded; nondeterministic values are
+``[[source, value], ...]``. Decoding builds no object from type tags: it never executes code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from recorder.model import (
+    Broadcast,
+    CrashMarker,
+    Event,
+    Header,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    MessageBatch,
+    Nondeterministic,
+    Outcome,
+    Presence,
+    SignalCall,
+    TerminateCall,
+    WireEvent,
+)
+
+__all__ = ["encode_chunk", "decode_chunk", "encode_header", "decode_header", "event_tick"]
+
+INIT, JOIN_ATTEMPT, JOIN, LEAVE, LOOP, SIGNAL, TERMINATE, CRASH, WIRE = range(9)
+_PRESENCE_LIST_CALLS = {JoinCall: JOIN, LeaveCall: LEAVE}
+
+
+class _PresenceTable:
+    """Interns presences for one chunk."""
+
+    __slots__ = ("index", "rows")
+
+    def __init__(self) -> None:
+        self.index: dict[Presence, int] = {}
+        self.rows: list[list[Any]] = []
+
+    def ref(self, p: Presence) -> int:
+        i = self.index.get(p)
+        if i is None:
+            i = self.index[p] = len(self.rows)
+            self.rows.append([p.user_id, p.session_id, p.username, p.node, p.reason])
+        return i
+
+
+def _trim(items: list[Any], keep: int) -> list[Any]:
+    while len(items) > keep and items[-1] is None:
+        items.pop()
+    return items
+
+
+def _encode_outcome(o: Outcome | None, ref) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    out: dict[str, Any] = {}
+    if o.accept is not None:
+        out["a"] = o.accept
+    if o.reason is not None:
+        out["r"] = o.reason
+    if o.tick_rate is not None:
+        out["tr"] = o.tick_rate
+    if o.label is not None:
+        out["l"] = o.label
+    if o.broadcasts:
+        out["b"] = [
+            [
+                b.op_code,
+                b.data,
+                None if b.targets is None else [ref(t) for t in b.targets],
+                None if b.sender is None else ref(b.sender),
+                b.reliable,
+                b.deferred,
+            ]
+            for b in o.broadcasts
+        ]
+    if o.kicks:
+        out["k"] = [ref(p) for p in o.kicks]
+    if o.label_updates:
+        out["lu"] = list(o.label_updates)
+    if o.reply is not None:
+        out["rp"] = o.reply
+    if o.digest is not None:
+        out["d"] = o.digest
+    if o.snapshot is not None:
+        out["s"] = o.snapshot
+    if o.stopped:
+        out["x"] = True
+    return out
+
+
+def _decode_outcome(d: dict[str, Any] | None, ps: list[Presence]) -> Outcome | None:
+    if d is None:
+        return None
+    bs = d.get("b")
+    broadcasts = ()
+    if bs:
+        broadcasts = tuple(
+            Broadcast(
+                op,
+                data,
+                None if targets is None else tuple(ps[t] for t in targets),
+                None if sender is None else ps[sender],
+                reliable,
+                deferred,
+            )
+            for op, data, targets, sender, reliable, deferred in bs
+        )
+    return Outcome(
+        accept=d.get("a"),
+        reason=d.get("r"),
+        tick_rate=d.get("tr"),
+        label=d.get("l"),
+        broadcasts=broadcasts,
+        kicks=tuple(ps[i] for i in d.get("k", ())),
+        label_updates=tuple(d.get("lu", ())),
+        reply=d.get("rp"),
+        digest=d.get("d"),
+        snapshot=d.get("s"),
+        stopped=bool(d.get("x", False)),
+    )
+
+
+def _encode_nd(nd: tuple[Nondeterministic, ...]) -> list[list[Any]] | None:
+    return [[v.source, v.value] for v in nd] if nd else None
+
+
+def _decode_nd(items: list[list[Any]] | None) -> tuple[Nondeterministic, ...]:
+    return tuple(Nondeterministic(s, v) for s, v in items) if items else ()
+
+
+def _encode_event(e: Event, ref) -> list[Any]:
+    t = type(e)
+    if t is LoopCall:
+        msgs = [[ref(m.sender), m.op_code, m.data, m.reliable, m.receive_time_ms] for m in e.messages]
+        return _trim([LOOP, e.tick, msgs, _encode_outcome(e.outcome, ref), _encode_nd(e.nondeterministic)], 3)
+    if t is WireEvent:
+        return _trim(
+            [WIRE, e.socket, e.direction, e.t, e.event, e.envelope, e.raw, e.close_code, e.close_reason], 5
+        )
+    if t is CrashMarker:
+        return [CRASH, e.callback, e.tick, e.error, e.traceback]
+    tail = [_encode_outcome(e.outcome, ref), _encode_nd(e.nondeterministic)]
+    if t is JoinCall or t is LeaveCall:
+        return _trim([_PRESENCE_LIST_CALLS[t], e.tick, [ref(p) for p in e.presences], *tail], 3)
+    if t is JoinAttemptCall:
+        return _trim([JOIN_ATTEMPT, e.tick, ref(e.presence), e.metadata, *tail], 4)
+    if t is InitCall:
+        return _trim([INIT, e.tick, e.params, *tail], 3)
+    if t is SignalCall:
+        return _trim([SIGNAL, e.tick, e.data, *tail], 3)
+    if t is TerminateCall:
+        return _trim([TERMINATE, e.tick, e.grace_seconds, *tail], 3)
+    raise TypeError(f"not a recordable event: {e!r}")
+
+
+def encode_chunk(events: list[Event]) -> list[Any]:
+    """Events -> ``[presences, events]`` ready for ``msgpack.packb``."""
+    table = _PresenceTable()
+    encoded = [_encode_event(e, table.ref) for e in events]
+    return [table.rows, encoded]
+
+
+def _opt(items: list[Any], i: int) -> Any:
+    return items[i] if len(items) > i else None
+
+
+def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
+    """Inverse of ``encode_chunk``. Raises ``ValueError``/``TypeError``/``IndexError``/``KeyError`` on
+    malformed input; the reader turns those into ``CorruptRecording``. ``origin`` (path, offset, chunk)
+    names the chunk in errors raised later, when a loop's messages are first used."""
+    rows, encoded = payload
+    ps = [Presence(u, s, n, node, r) for u, s, n, node, r in rows]
+    out: list[Event] = []
+    append = out.append
+    for ev in encoded:
+        code = ev[0]
+        if code == LOOP:
+            msgs = MessageBatch(ev[2], ps, origin)  # message objects are built (and checked) on first use
+            if len(ev) == 3:
+                append(_new_loop(ev[1], msgs, None, ()))
+            else:
+                append(_new_loop(ev[1], msgs, _decode_outcome(ev[3], ps), _decode_nd(_opt(ev, 4))))
+        elif code == JOIN or code == LEAVE:
+            cls = JoinCall if code == JOIN else LeaveCall
+            append(
+                cls(ev[1], tuple(ps[i] for i in ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+            )
+        elif code == JOIN_ATTEMPT:
+            append(
+                JoinAttemptCall(
+                    ev[1], ps[ev[2]], _as_map(ev[3]), _decode_outcome(_opt(ev, 4), ps), _decode_nd(_opt(ev, 5))
+                )
+            )
+        elif code == INIT:
+            append(InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), ev[1]))
+        elif code == SIGNAL:
+            append(SignalCall(ev[1], ev[2], _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
+        elif code == TERMINATE:
+            append(TerminateCall(ev[1], ev[2], _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
+        elif code == CRASH:
+            append(CrashMarker(ev[1], ev[2], ev[3], ev[4]))
+        elif code == WIRE:
+            append(WireEvent(ev[1], ev[2], ev[3], ev[4], *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5)))))
+        else:
+            raise ValueError(f"unknown event kind code {code!r}")
+    return out
+
+
+_object_new = object.__new__
+_set_tick, _set_messages, _set_outcome, _set_nd = (
+    LoopCall.__dict__[name].__set__ for name in ("tick", "messages", "outcome", "nondeterministic")
+)
+
+
+def _new_loop(tick: int, messages: MessageBatch, outcome: Outcome | None, nd: tuple) -> LoopCall:
+    """``LoopCall(...)`` without the frozen-dataclass ``__init__`` cost (the hot path of every reader)."""
+    if type(tick) is not int:
+        raise TypeError(f"loop tick must be an integer, got {tick!r}")
+    call = _object_new(LoopCall)
+    _set_tick(call, tick)
+    _set_messages(call, messages)
+    _set_outcome(call, outcome)
+    _set_nd(call, nd)
+    return call
+
+
+def _as_map(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise TypeError(f"expected a map, got {type(v).__name__}")
+    return v
+
+
+def event_tick(e: Event) -> int:
+    """The tick an event belongs to, or -1 for wire events."""
+    return getattr(e, "tick", -1)
+
+
+_HEADER_FIELDS = [f.name for f in fields(Header)]
+
+
+def encode_header(h: Header) -> dict[str, Any]:
+    out = {name: getattr(h, name) for name in _HEADER_FIELDS}
+    out["redactions"] = list(h.redactions)
+    return out
+
+
+def decode_header(d: dict[str, Any]) -> Header:
+    if not isinstance(d, dict):
+        raise TypeError("header is not a map")
+    known = {k: v for k, v in d.items() if k in _HEADER_FIELDS}
+    if "redactions" in known:
+        known["redactions"] = tuple(known["redactions"])
+    extra = {k: v for k, v in d.items() if k not in _HEADER_FIELDS}
+    if extra:  # fields from a newer writer: keep them visible rather than drop them
+        known["tags"] = {**known.get("tags", {}), **{f"_unknown.{k}": v for k, v in extra.items()}}
+    return Header(**known)

@@ -1,0 +1,115 @@
+"""The one exception tree of nakama-replay (``recorder`` and ``replay`` both raise these).
+
+::
+
+    NakamaReplayError                      root: catch this to catch anything we raise on purpose
+    ├── RecordingError (ValueError)        a recording file or interchange file cannot be used
+    │   ├── CorruptRecording               a checksum, frame or payload is wrong at a byte offset
+    │   ├── TruncatedRecording             the file ends mid-chunk (raised only in strict mode)
+    │   └── InterchangeError               a JSON Lines line is malformed (line number, field)
+    ├── HandlerError                       a match handler cannot be loaded or breaks a rule
+    │   └── HandlerLoadError               file missing, syntax error, missing callback
+    ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
+    ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
+    ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
+    └── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
+
+Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
+its message from them, ending with what to do about it where there is something to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NakamaReplayError",
+    "RecordingError",
+    "CorruptRecording",
+    "TruncatedRecording",
+    "InterchangeError",
+    "HandlerError",
+    "HandlerLoadError",
+    "MatchStopped",
+    "NotAvailableInReplay",
+    "StorageRejected",
+    "ProtocolError",
+]
+
+
+class NakamaReplayError(Exception):
+    """Root of every error nakama-replay raises on purpose."""
+
+
+class RecordingError(NakamaReplayError, ValueError):
+    """A recording (``.nkrec``) or interchange (``.jsonl``) file cannot be used."""
+
+
+class CorruptRecording(RecordingError):
+    """A chunk's frame, checksum or payload is damaged."""
+
+    def __init__(self, path: str, offset: int, chunk: int, problem: str) -> None:
+        self.path, self.offset, self.chunk, self.problem = str(path), offset, chunk, problem
+        super().__init__(
+            f"{self.path}: corrupt recording at byte offset {offset} (chunk {chunk}): {problem}. "
+            "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage."
+        )
+
+
+class TruncatedRecording(RecordingError):
+    """The file ends in the middle of a chunk (a recorder killed mid-write)."""
+
+    def __init__(self, path: str, offset: int, chunk: int, events_recovered: int) -> None:
+        self.path, self.offset, self.chunk, self.events_recovered = str(path), offset, chunk, events_recovered
+        super().__init__(
+            f"{self.path}: recording is truncated at byte offset {offset} (chunk {chunk} incomplete); "
+            f"{events_recovered} events before it were recovered. Drop --strict to use them."
+        )
+
+
+class InterchangeError(RecordingError):
+    """A JSON Lines interchange line cannot be read."""
+
+    def __init__(self, path: str, line: int, field: str, problem: str) -> None:
+        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        where = f" field {field!r}" if field else ""
+        super().__init__(f"{self.path}:{line}:{where} {problem}")
+
+
+class HandlerError(NakamaReplayError):
+    """A match handler breaks one of Nakama's rules."""
+
+
+class HandlerLoadError(HandlerError):
+    """A handler file cannot be loaded."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: cannot load match handler: {problem}")
+
+
+class MatchStopped(NakamaReplayError, RuntimeError):
+    """A dispatcher call on a match that has already stopped (Nakama's "match stopped")."""
+
+    def __init__(self) -> None:
+        super().__init__("match stopped")
+
+
+class NotAvailableInReplay(NakamaReplayError, AttributeError):
+    """An ``nk`` function the deterministic replay runtime does not provide."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"not available in replay: nk.{name} (record its results, or provide it through a replay nk extension)"
+        )
+
+
+class StorageRejected(NakamaReplayError):
+    """A storage write rejected by Nakama's version rules; the message is Nakama's."""
+
+
+class ProtocolError(NakamaReplayError, ValueError):
+    """A realtime envelope that breaks Nakama's wire rules."""
+
+    def __init__(self, problem: str, field: str = "") -> None:
+        self.problem, self.field = problem, field
+        super().__init__(f"{field}: {problem}" if field else problem)

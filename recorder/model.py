@@ -1,0 +1,330 @@
+"""What a match saw, as frozen records: presences, messages, handler calls, outcomes, wire events.
+
+A *handler-call recording* is a header followed by calls in the order Nakama's match runtime made them
+(``InitCall``, ``JoinAttemptCall``, ``JoinCall``, ``LeaveCall``, ``LoopCall``, ``SignalCall``,
+``TerminateCall``), optionally ending with a ``CrashMarker``. A *wire recording* is a header followed by
+``WireEvent`` records. Both share the ``.nkrec`` file format (``recorder.nkrec``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union, overload
+
+from recorder.errors import CorruptRecording
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CALLBACKS",
+    "PresenceReason",
+    "Presence",
+    "MatchMessage",
+    "MessageBatch",
+    "Broadcast",
+    "Nondeterministic",
+    "Outcome",
+    "InitCall",
+    "JoinAttemptCall",
+    "JoinCall",
+    "LeaveCall",
+    "LoopCall",
+    "SignalCall",
+    "TerminateCall",
+    "CrashMarker",
+    "WireEvent",
+    "Header",
+    "Call",
+    "Event",
+]
+
+FORMAT_VERSION = 1
+
+#: Nakama's seven match handler callbacks, in Python/Lua naming.
+CALLBACKS = (
+    "match_init",
+    "match_join_attempt",
+    "match_join",
+    "match_leave",
+    "match_loop",
+    "match_terminate",
+    "match_signal",
+)
+
+
+class PresenceReason:
+    """Nakama's presence reasons (``runtime.PresenceReason``)."""
+
+    UNKNOWN = 0
+    JOIN = 1
+    UPDATE = 2
+    LEAVE = 3
+    DISCONNECT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A user's session in the match. ``reason`` is set on join/leave presences."""
+
+    user_id: str
+    session_id: str
+    username: str
+    node: str = ""
+    reason: int = 0
+
+    def with_reason(self, reason: int) -> Presence:
+        return Presence(self.user_id, self.session_id, self.username, self.node, reason)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity as Nakama compares presences: user, session and node (reason ignored)."""
+        return (self.user_id, self.session_id, self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchMessage:
+    """One ``match_data_send`` as the handler's ``match_loop`` receives it."""
+
+    sender: Presence
+    op_code: int
+    data: bytes | None
+    reliable: bool = True
+    receive_time_ms: int = 0
+
+
+class MessageBatch(Sequence[MatchMessage]):
+    """A loop's messages as the reader decoded them: ``MatchMessage`` objects are built on first access.
+
+    Reading a recording builds one of these per ``loop`` instead of one object per message, which keeps
+    streaming close to raw msgpack speed; code that only counts messages or op codes (``inspect``) never
+    pays for the objects. It behaves as an immutable sequence and compares equal to a tuple of the same
+    messages.
+    """
+
+    __slots__ = ("_rows", "_presences", "_items", "_origin")
+
+    def __init__(self, rows: list[list[Any]], presences: list[Presence], origin: tuple[str, int, int]) -> None:
+        self._rows: list[list[Any]] | None = rows
+        self._presences = presences
+        self._items: tuple[MatchMessage, ...] | None = None
+        self._origin = origin  # (path, offset, chunk) for errors
+
+    def _load(self) -> tuple[MatchMessage, ...]:
+        items = self._items
+        if items is None:
+            ps = self._presences
+            try:
+                items = tuple(
+                    MatchMessage(ps[s], op, data, rel, ts) for s, op, data, rel, ts in self._rows  # type: ignore[union-attr]
+                )
+            except (ValueError, TypeError, IndexError) as exc:
+                raise CorruptRecording(*self._origin, f"malformed loop message: {exc}") from exc
+            self._items, self._rows = items, None
+        return items
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._items is None else len(self._items)  # type: ignore[arg-type]
+
+    @overload
+    def __getitem__(self, i: int) -> MatchMessage: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[MatchMessage, ...]: ...
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return self._load()[i]
+
+    def __iter__(self) -> Iterator[MatchMessage]:
+        return iter(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, MessageBatch)):
+            return self._load() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
+
+    def op_codes_and_sizes(self) -> Iterator[tuple[int, int]]:
+        """``(op_code, len(data))`` per message without building message objects."""
+        if self._items is not None:
+            return ((m.op_code, len(m.data or b"")) for m in self._items)
+        return ((row[1], len(row[2] or b"")) for row in self._rows)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A ``broadcast_message`` (or deferred) the handler made. ``targets`` None means everyone."""
+
+    op_code: int
+    data: bytes | None
+    targets: tuple[Presence, ...] | None = None
+    sender: Presence | None = None
+    reliable: bool = True
+    deferred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Nondeterministic:
+    """A value the handler consumed from a nondeterministic source, in consumption order.
+
+    ``source`` is one of ``time`` (nk.time, ms), ``os_time`` (s), ``random`` (float in [0,1)), ``uuid``,
+    ``storage_read``, ``http`` or any other name a runtime extension records.
+    """
+
+    source: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a call produced; every field is optional so recorders keep only what they can see."""
+
+    accept: bool | None = None  # join attempt verdict
+    reason: str | None = None  # join attempt rejection reason
+    tick_rate: int | None = None  # init
+    label: str | None = None  # init
+    broadcasts: tuple[Broadcast, ...] = ()
+    kicks: tuple[Presence, ...] = ()
+    label_updates: tuple[str, ...] = ()
+    reply: str | None = None  # signal reply
+    digest: int | None = None  # 64-bit digest of the returned state
+    snapshot: bytes | None = None  # canonical encoding of the returned state
+    stopped: bool = False  # the callback returned a nil state
+
+
+@dataclass(frozen=True, slots=True)
+class _CallBase:
+    kind: ClassVar[str] = ""
+    callback: ClassVar[str] = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InitCall(_CallBase):
+    params: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    tick: int = 0
+    kind: ClassVar[str] = "init"
+    callback: ClassVar[str] = "match_init"
+
+
+@dataclass(frozen=True, slots=True)
+class JoinAttemptCall(_CallBase):
+    tick: int
+    presence: Presence
+    metadata: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "join_attempt"
+    callback: ClassVar[str] = "match_join_attempt"
+
+
+@dataclass(frozen=True, slots=True)
+class JoinCall(_CallBase):
+    tick: int
+    presences: tuple[Presence, ...]
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "join"
+    callback: ClassVar[str] = "match_join"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveCall(_CallBase):
+    tick: int
+    presences: tuple[Presence, ...]
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "leave"
+    callback: ClassVar[str] = "match_leave"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopCall(_CallBase):
+    tick: int
+    messages: Sequence[MatchMessage] = ()  # a tuple, or a MessageBatch from the reader
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "loop"
+    callback: ClassVar[str] = "match_loop"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalCall(_CallBase):
+    tick: int
+    data: str
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "signal"
+    callback: ClassVar[str] = "match_signal"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateCall(_CallBase):
+    tick: int
+    grace_seconds: int
+    outcome: Outcome | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    kind: ClassVar[str] = "terminate"
+    callback: ClassVar[str] = "match_terminate"
+
+
+@dataclass(frozen=True, slots=True)
+class CrashMarker:
+    """How the production match died: Nakama's "Stopping match after error from <callback> execution"."""
+
+    callback: str
+    tick: int
+    error: str
+    traceback: str = ""
+    kind: ClassVar[str] = "crash"
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """One thing seen on a realtime socket by the recording proxy.
+
+    ``event`` is ``envelope`` (``envelope`` holds the parsed JSON object, or ``raw`` the text when it was not
+    valid JSON), ``open`` or ``close`` (with ``close_code`` and ``close_reason``). ``direction`` is the
+    client's view, as in Nakama transcripts: ``out`` client to server, ``in`` server to client.
+    ``t`` is monotonic seconds since the recording started.
+    """
+
+    socket: str
+    direction: str
+    t: float
+    event: str = "envelope"
+    envelope: dict[str, Any] | None = None
+    raw: str | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    kind: ClassVar[str] = "wire"
+
+
+Call = Union[InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall]
+Event = Union[Call, CrashMarker, WireEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What a recording is about. ``source`` names the recorder: ``capture``, ``lua-capture``, ``proxy``,
+    ``jsonl``, ``fuzz``, ``replay``. ``handler`` is a path relative to the recording file.
+    ``log_match_id`` is the match id as Nakama's logs print it (no ``.node`` suffix)."""
+
+    match_id: str = ""
+    module: str = ""
+    tick_rate: int = 0
+    label: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    node: str = ""
+    source: str = ""
+    started_ms: int = 0
+    client_versions: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    handler: str = ""
+    recording_kind: str = "calls"  # "calls" or "wire"
+    log_match_id: str = ""
+    redactions: tuple[str, ...] = ()
+    format_version: int = FORMAT_VERSION

@@ -1,0 +1,61 @@
+"""Summarise a recording without replaying it: match id, module, tick rate, ticks and wall duration,
+every presence with its join and leave ticks and reasons, messages per op code (count and bytes), the
+crash marker, and any damage (truncation, corruption) with its byte offset. Streams the file, so it is
+fast and uses little memory on recordings of any size."""
+
+from __future__ import annotations
+
+import argparse
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
+
+_REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="path to a .nkrec file")
+    p.add_argument("--strict", action="store_true", help="treat a truncated file as an error (exit 2)")
+    p.add_argument("--salvage", action="store_true", help="skip corrupt chunks and keep reading")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.summary import summarize
+
+    s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
+    if args.json:
+        print_json(s.to_json())
+        return 0
+    print(f"recording  {s.path} ({s.size_bytes} bytes, {s.events} events in {s.chunks} chunks)")
+    print(f"match      {s.match_id or '-'}  module {s.module or '-'}  source {s.source or '-'}  ({s.recording_kind})")
+    duration = f"{s.duration_s:.3f} s" if s.duration_s is not None else "-"
+    span = f"ticks {s.first_tick}..{s.last_tick}" if s.first_tick is not None else "no ticks"
+    print(f"ticks      {s.ticks} loops at {s.tick_rate} Hz, {span}, wall duration {duration}")
+    if s.label:
+        print(f"label      {s.label}")
+    if s.sockets:
+        print(f"sockets    {s.sockets}")
+    print(f"presences  {len(s.presences)}")
+    for p in s.presences:
+        left = "-" if p.leave_tick is None else f"{p.leave_tick} ({_REASONS.get(p.leave_reason or 0, p.leave_reason)})"
+        joined = "rejected" if p.rejected and p.join_tick is None else ("-" if p.join_tick is None else p.join_tick)
+        version = f"  client {p.client_version}" if p.client_version else ""
+        print(f"  {p.username or p.user_id:<16} session {p.session_id:<12} joined {joined!s:<6} left {left}{version}")
+    print("op codes   " + ("none" if not s.op_codes else ""))
+    for o in s.op_codes:
+        print(f"  {o.op_code:>6}: {o.count} messages, {o.bytes} bytes")
+    if s.signals:
+        print(f"signals    {s.signals}")
+    if s.terminated_at is not None:
+        print(f"terminate  at tick {s.terminated_at}")
+    if s.crash:
+        first_line = s.crash["error"].splitlines()[0] if s.crash["error"] else ""
+        print(f"crash      {s.crash['callback']} at tick {s.crash['tick']}: {first_line}")
+    for d in s.damage:
+        print(
+            f"damage     {d['kind']} at byte offset {d['offset']} (chunk {d['chunk']}): {d['problem']}; "
+            f"{d['events_recovered']} events recovered before it"
+        )
+    return 0
