@@ -6,7 +6,7 @@ it, so a presence costs its strings once per chunk and decodes into one shared o
 array whose first item is its kind code; trailing empty fields are left off.
 
     init          [0, tick, params, outcome?, nondeterministic?]
-    join_attempt  [1, tick, presence, metadata, outcome?, nondeterministic?]
+    join_attempt  [1, tick, presence, metadata, outcome?, nondeterministic?, vars?]
     join / leave  [2|3, tick, [presence, ...], outcome?, nondeterministic?]
     loop          [4, tick, [[sender, op_code, data, reliable, receive_time_ms], ...], outcome?, nondeterministic?]
     signal        [5, tick, data, outcome?, nondeterministic?]
@@ -165,7 +165,7 @@ def _encode_event(e: Event, ref) -> list[Any]:
     if t is JoinCall or t is LeaveCall:
         return _trim([_PRESENCE_LIST_CALLS[t], e.tick, [ref(p) for p in e.presences], *tail], 3)
     if t is JoinAttemptCall:
-        return _trim([JOIN_ATTEMPT, e.tick, ref(e.presence), e.metadata, *tail], 4)
+        return _trim([JOIN_ATTEMPT, e.tick, ref(e.presence), e.metadata, *tail, e.vars or None], 4)
     if t is InitCall:
         return _trim([INIT, e.tick, e.params, *tail], 3)
     if t is SignalCall:
@@ -210,7 +210,12 @@ def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>",
         elif code == JOIN_ATTEMPT:
             append(
                 JoinAttemptCall(
-                    ev[1], ps[ev[2]], _as_map(ev[3]), _decode_outcome(_opt(ev, 4), ps), _decode_nd(_opt(ev, 5))
+                    ev[1],
+                    ps[ev[2]],
+                    _as_map(ev[3]),
+                    _decode_outcome(_opt(ev, 4), ps),
+                    _decode_nd(_opt(ev, 5)),
+                    _as_map(_opt(ev, 6) or {}),
                 )
             )
         elif code == INIT:

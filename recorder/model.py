@@ -217,6 +217,7 @@ class JoinAttemptCall(_CallBase):
     metadata: dict[str, Any] = field(default_factory=dict)
     outcome: Outcome | None = None
     nondeterministic: tuple[Nondeterministic, ...] = ()
+    vars: dict[str, str] = field(default_factory=dict)  # the session's vars (ctx.vars)
     kind: ClassVar[str] = "join_attempt"
     callback: ClassVar[str] = "match_join_attempt"
 
