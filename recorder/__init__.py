@@ -13,6 +13,7 @@ from recorder.errors import (
     NotAvailableInReplay,
     ProtocolError,
     RecordingError,
+    StateError,
     StorageRejected,
     TruncatedRecording,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "RecordingError",
     "RecordingWriter",
     "SignalCall",
+    "StateError",
     "StorageRejected",
     "TerminateCall",
     "TruncatedRecording",

@@ -12,6 +12,7 @@
     ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
+    ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
     └── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
 
 Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
@@ -31,6 +32,7 @@ __all__ = [
     "MatchStopped",
     "NotAvailableInReplay",
     "StorageRejected",
+    "StateError",
     "ProtocolError",
 ]
 
@@ -105,6 +107,18 @@ class NotAvailableInReplay(NakamaReplayError, AttributeError):
 
 class StorageRejected(NakamaReplayError):
     """A storage write rejected by Nakama's version rules; the message is Nakama's."""
+
+
+class StateError(NakamaReplayError, ValueError):
+    """A match state holds a value that has no canonical form (a set, an object, a lone surrogate...)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+        where = path or "(root)"
+        super().__init__(
+            f"state at {where}: {problem}. States must be JSON-like: dicts, lists, tuples, str, bytes, "
+            "int, float, bool, None."
+        )
 
 
 class ProtocolError(NakamaReplayError, ValueError):
