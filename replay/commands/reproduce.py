@@ -1,0 +1,107 @@
+"""Replay a handler-call recording into a match handler, deterministically, and show how it ends: the
+crash (callback, tick, error and traceback) or "ran to the end", the inputs of the last ticks before it,
+the presences at that moment, and whether that is what the recording says happened (its crash marker, or
+a clean end, with the same outcomes).
+
+The handler defaults to the one the recording's header names (relative to the recording); pass
+--handler FILE.py, FILE.py:ClassName or FILE.lua to try another version, e.g. your fix.
+
+exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, diverging
+outcomes), 2 bad input (unreadable recording, handler that does not load).
+
+example:
+  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec
+  nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce"""
+
+from __future__ import annotations
+
+import argparse
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "replay a recording into a handler and show the crash (or the clean end)"
+
+_REASONS = {0: "", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument("--handler", help="handler file (default: the one named in the recording's header)")
+    p.add_argument("--until-tick", type=int, metavar="N", help="replay only calls up to tick N")
+    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung (default 5)")
+    p.add_argument("--last-ticks", type=int, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
+    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from replay.runtime import ReplayOptions, replay
+
+    options = ReplayOptions(
+        seed=args.seed,
+        until_tick=args.until_tick,
+        hang_timeout=args.hang_timeout,
+        last_ticks=args.last_ticks,
+        module_path=args.module_path,
+    )
+    result = replay(args.recording, args.handler, options)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print_report(result)
+    return 0 if result.reproduced else 1
+
+
+def print_report(r) -> None:  # type: ignore[no-untyped-def]
+    print(f"recording  {r.recording}")
+    print(f"handler    {r.handler}")
+    print(f"replayed   {r.calls_replayed} calls, {r.ticks_replayed} ticks")
+    if r.crash is not None:
+        c = r.crash
+        what = "HUNG" if c.hung else "CRASHED"
+        print(f"\n{what} in {c.callback} at tick {c.tick}: {c.error}")
+        if c.traceback:
+            print()
+            print(c.traceback.rstrip())
+    elif r.outcome == "stopped":
+        print(f"\nstopped: the handler stopped the match ({r.stop_reason})")
+    else:
+        print("\nran to the end")
+    if r.last_inputs:
+        print(f"\ninputs of the last {len({i['tick'] for i in r.last_inputs})} ticks:")
+        for item in r.last_inputs:
+            print(f"  tick {item['tick']:>5}  {item['callback']}" + _detail(item))
+    print(f"\npresences at the end ({len(r.presences)}):")
+    for p in r.presences:
+        print(f"  {p.username or p.user_id:<16} user {p.user_id}  session {p.session_id}")
+    if r.divergence_count:
+        print(f"\n{r.divergence_count} divergences from the recorded outcomes; first ones:")
+        for d in r.divergences[:10]:
+            print("  " + d.describe())
+    if r.recorded_crash is not None:
+        rc = r.recorded_crash
+        first = rc.error.splitlines()[0] if rc.error else ""
+        print(f"\nrecorded   crash in {rc.callback} at tick {rc.tick}: {first}")
+    print(("\nREPRODUCED: " if r.reproduced else "\nDID NOT REPRODUCE: ") + r.verdict)
+
+
+def _detail(item: dict) -> str:  # type: ignore[type-arg]
+    if "messages" in item:
+        if not item["messages"]:
+            return "  (no messages)"
+        return "".join(
+            f"\n               op {m['op_code']:<4} from {m['sender']}: {m['data']}" for m in item["messages"]
+        )
+    if "presences" in item:
+        return "  " + ", ".join(
+            f"{p['username']} ({p['session_id']}{', ' + _REASONS.get(p.get('reason', 0), '') if p.get('reason') else ''})"
+            for p in item["presences"]
+        )
+    if "presence" in item:
+        return f"  {item['presence']['username']} ({item['presence']['session_id']}) metadata {item.get('metadata')}"
+    if "data" in item:
+        return f"  data {item['data']!r}"
+    if "grace_seconds" in item:
+        return f"  grace {item['grace_seconds']} s"
+    return ""

@@ -1,0 +1,132 @@
+"""Loading match handlers: a Python file (module functions or a class) or a Nakama Lua module.
+
+``load_handler("arena.py")`` uses the module's functions; ``load_handler("arena.py:Arena")`` an instance of
+``Arena``; ``load_handler("match.lua")`` a Lua module through ``replay.lua_handler``. Every handler exposes
+the seven callbacks under Python names with Python calling conventions::
+
+    match_init(ctx, logger, nk, params) -> (state, tick_rate, label)
+    match_join_attempt(ctx, logger, nk, dispatcher, tick, state, presence, metadata) -> (state, accept, reason)
+    match_join / match_leave(ctx, logger, nk, dispatcher, tick, state, presences) -> state
+    match_loop(ctx, logger, nk, dispatcher, tick, state, messages) -> state
+    match_terminate(ctx, logger, nk, dispatcher, tick, state, grace_seconds) -> state
+    match_signal(ctx, logger, nk, dispatcher, tick, state, data) -> (state, reply)
+
+plus ``copy_state`` (a deep copy, for sync tests) and ``state_value`` (the state as plain JSON-like data,
+for digests and diffs).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from recorder.errors import HandlerLoadError
+from recorder.model import CALLBACKS
+
+__all__ = ["Handler", "PythonHandler", "load_handler", "split_spec"]
+
+
+class Handler(Protocol):
+    path: str
+    name: str
+    language: str
+
+    def copy_state(self, state: Any) -> Any: ...
+    def state_value(self, state: Any) -> Any: ...
+
+
+def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """``"dir/arena.py:Arena"`` -> (Path("dir/arena.py"), "Arena"); a Windows drive letter is not a class."""
+    text = os.fspath(spec)
+    path, sep, cls = text.rpartition(":")
+    if sep and cls.isidentifier() and path and not (len(path) == 1 and path.isalpha()):
+        return Path(path), cls
+    return Path(text), None
+
+
+class PythonHandler:
+    """A handler written in Python: module-level callbacks or the methods of a class instance."""
+
+    language = "python"
+
+    def __init__(self, path: Path, class_name: str | None = None) -> None:
+        self.path = str(path)
+        self.name = path.stem if class_name is None else f"{path.stem}:{class_name}"
+        module = _import_file(path)
+        target: Any = module
+        if class_name is not None:
+            cls = getattr(module, class_name, None)
+            if cls is None or not isinstance(cls, type):
+                raise HandlerLoadError(str(path), f"no class {class_name!r} in the module")
+            try:
+                target = cls()
+            except Exception as exc:  # noqa: BLE001 - a user's constructor can raise anything
+                raise HandlerLoadError(str(path), f"{class_name}() raised {type(exc).__name__}: {exc}") from exc
+        for name in CALLBACKS:
+            fn = getattr(target, name, None)
+            if not callable(fn):
+                raise HandlerLoadError(
+                    str(path), f"missing callback {name!r}: a match handler defines all of {', '.join(CALLBACKS)}"
+                )
+            setattr(self, name, fn)
+        self.module = module
+
+    def copy_state(self, state: Any) -> Any:
+        return copy.deepcopy(state)
+
+    def state_value(self, state: Any) -> Any:
+        return state
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise HandlerLoadError(str(path), "no such file")
+    resolved = path.resolve()
+    # a name unique to the file's content, so two versions of one file (bisect, diff --against) coexist
+    digest = hashlib.sha1(resolved.read_bytes() + str(resolved).encode()).hexdigest()[:12]
+    name = f"nkreplay_handler_{resolved.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise HandlerLoadError(str(path), "not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(resolved.parent)
+    sys.path.insert(0, folder)
+    try:
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        raise HandlerLoadError(str(path), f"syntax error at line {exc.lineno}: {exc.msg}") from exc
+    except Exception as exc:  # noqa: BLE001 - importing user code can raise anything
+        sys.modules.pop(name, None)
+        raise HandlerLoadError(str(path), f"importing it raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    return module
+
+
+def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None = None) -> Any:
+    """Load a handler from ``file.py``, ``file.py:ClassName`` or ``module.lua``."""
+    path, class_name = split_spec(spec)
+    suffix = path.suffix.lower()
+    if suffix == ".lua":
+        try:
+            from replay.lua_handler import LuaHandler  # noqa: PLC0415 - optional, imports lupa
+        except ImportError as exc:
+            raise HandlerLoadError(str(path), f"Lua handlers need the Lua runtime (lupa): {exc}") from exc
+        if not path.is_file():
+            raise HandlerLoadError(str(path), "no such file")
+        return LuaHandler(path, module_path=module_path)
+    if suffix != ".py":
+        raise HandlerLoadError(str(path), "a handler is a .py file (optionally file.py:ClassName) or a .lua module")
+    return PythonHandler(path, class_name)

@@ -1,0 +1,219 @@
+"""Typed results of running calls and whole replays."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from recorder.model import (
+    Call,
+    CrashMarker,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    Nondeterministic,
+    Outcome,
+    Presence,
+    SignalCall,
+    TerminateCall,
+)
+
+__all__ = ["Crash", "Divergence", "StepResult", "ReplayResult", "describe_call", "describe_data"]
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """A callback that raised (or hung): what Nakama logs as "Stopping match after error from X execution"."""
+
+    callback: str
+    tick: int
+    error: str
+    error_type: str
+    traceback: str = ""
+    hung: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "callback": self.callback,
+            "tick": self.tick,
+            "error": self.error,
+            "error_type": self.error_type,
+            "traceback": self.traceback,
+            "hung": self.hung,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """The replayed handler decided differently from the recording at one call."""
+
+    index: int
+    tick: int
+    callback: str
+    field: str
+    recorded: Any
+    replayed: Any
+
+    def describe(self) -> str:
+        return (
+            f"call #{self.index} {self.callback} at tick {self.tick}: {self.field} "
+            f"recorded {_short(self.recorded)}, replayed {_short(self.replayed)}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tick": self.tick,
+            "callback": self.callback,
+            "field": self.field,
+            "recorded": _jsonable(self.recorded),
+            "replayed": _jsonable(self.replayed),
+        }
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What one call did in the runtime. ``executed`` is False when Nakama would not call the handler
+    (the match had stopped, a join of presences already present, a leave of absent ones)."""
+
+    index: int
+    call: Call
+    executed: bool
+    outcome: Outcome | None = None
+    state: Any = None
+    crash: Crash | None = None
+    nondeterministic: tuple[Nondeterministic, ...] = ()
+    divergences: list[Divergence] = field(default_factory=list)
+    synthetic: bool = False  # made by the runtime because the replayed handler decided differently
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """How a replay ended, and whether that is what the recording says happened."""
+
+    outcome: str  # "crashed", "completed", "stopped" or "hung"
+    reproduced: bool
+    verdict: str  # one sentence: why reproduced or not
+    ticks_replayed: int
+    calls_replayed: int
+    crash: Crash | None = None
+    recorded_crash: CrashMarker | None = None
+    stop_reason: str = ""
+    presences: tuple[Presence, ...] = ()
+    last_inputs: list[dict[str, Any]] = field(default_factory=list)
+    divergences: list[Divergence] = field(default_factory=list)
+    divergence_count: int = 0
+    logs: list[tuple[str, str]] = field(default_factory=list)
+    handler: str = ""
+    recording: str = ""
+    label: str = ""
+
+    @property
+    def callback(self) -> str | None:
+        return self.crash.callback if self.crash else None
+
+    @property
+    def tick(self) -> int | None:
+        return self.crash.tick if self.crash else None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.crash
+        return {
+            "outcome": self.outcome,
+            "reproduced": self.reproduced,
+            "verdict": self.verdict,
+            "callback": c.callback if c else None,
+            "tick": c.tick if c else None,
+            "error": c.error if c else None,
+            "error_type": c.error_type if c else None,
+            "traceback": c.traceback if c else None,
+            "ticks_replayed": self.ticks_replayed,
+            "calls_replayed": self.calls_replayed,
+            "stop_reason": self.stop_reason,
+            "recorded_crash": None
+            if self.recorded_crash is None
+            else {
+                "callback": self.recorded_crash.callback,
+                "tick": self.recorded_crash.tick,
+                "error": self.recorded_crash.error,
+            },
+            "presences": [_presence_json(p) for p in self.presences],
+            "last_inputs": self.last_inputs,
+            "divergence_count": self.divergence_count,
+            "divergences": [d.to_json() for d in self.divergences],
+            "logs": [{"level": lvl, "msg": msg} for lvl, msg in self.logs],
+            "handler": self.handler,
+            "recording": self.recording,
+            "label": self.label,
+        }
+
+
+def _presence_json(p: Presence) -> dict[str, Any]:
+    out = {"user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node}
+    if p.reason:
+        out["reason"] = p.reason
+    return out
+
+
+def describe_data(data: bytes | None, limit: int = 120) -> str | None:
+    """Message data for people: UTF-8 text when it is printable text, else ``base64:...``."""
+    if data is None:
+        return None
+    try:
+        text = data.decode("utf-8")
+        if text.isprintable():
+            return text if len(text) <= limit else text[:limit] + "..."
+    except UnicodeDecodeError:
+        pass
+    b64 = base64.b64encode(data).decode("ascii")
+    return "base64:" + (b64 if len(b64) <= limit else b64[:limit] + "...")
+
+
+def describe_call(call: Call) -> dict[str, Any]:
+    """A compact, JSON-ready description of a call's inputs."""
+    out: dict[str, Any] = {"callback": call.callback, "tick": call.tick}
+    if isinstance(call, LoopCall):
+        out["messages"] = [
+            {
+                "sender": f"{m.sender.username or m.sender.user_id} ({m.sender.session_id})",
+                "op_code": m.op_code,
+                "data": describe_data(m.data),
+            }
+            for m in call.messages
+        ]
+    elif isinstance(call, (JoinCall, LeaveCall)):
+        out["presences"] = [_presence_json(p) for p in call.presences]
+    elif isinstance(call, JoinAttemptCall):
+        out["presence"] = _presence_json(call.presence)
+        out["metadata"] = _jsonable(call.metadata)
+    elif isinstance(call, SignalCall):
+        out["data"] = call.data
+    elif isinstance(call, TerminateCall):
+        out["grace_seconds"] = call.grace_seconds
+    elif isinstance(call, InitCall):
+        out["params"] = _jsonable(call.params)
+    return out
+
+
+def _short(v: Any, limit: int = 200) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return describe_data(bytes(v))
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Presence):
+        return _presence_json(v)
+    if hasattr(v, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return repr(v)
+    return v

@@ -1,0 +1,679 @@
+"""The deterministic match runtime: Nakama's match handler semantics, one recorded call at a time.
+
+``MatchRuntime.apply(call)`` runs one handler call the way ``server/match_handler.go`` does:
+
+- ``init``: ``(state, tick_rate, label)`` validated (tick rate an integer 1..60, label a string of at most
+  2048 bytes, state not nil) with Nakama's messages.
+- ``join_attempt``: ``(state, accept[, reason])``; ``ctx`` gains ``user_id, username, session_id, vars``. An
+  accepted presence is added by the ``join`` call that follows.
+- ``join``: presences whose session is already in the match are dropped; the rest are appended and passed
+  to ``match_join`` (no call when none is left).
+- ``leave``: presences in the match are removed first (swap with the last element, as Nakama does), then
+  ``match_leave`` gets the whole list (no call when none was present).
+- ``loop``: messages as recorded; the tick increments only after a loop that returned a state.
+- ``signal``: ``(state, reply)`` with reply a string or nil. ``terminate``: grace 0 stops the match after.
+- A nil state stops the match quietly; an exception (or a hang) stops it with a ``Crash``. Deferred
+  broadcasts are flushed after each call that returned a state and when the match stops.
+
+Every call's observed ``Outcome`` is compared with the recorded one where the recording has it; each
+difference is a ``Divergence``, and the runtime follows the handler: a join the handler now rejects is not
+added, a join it now accepts or a kick it now makes is carried out by a synthetic call.
+
+``replay(recording, handler, options)`` streams a recording through a ``MatchRuntime`` and returns a
+``ReplayResult``: how the replay ended and whether that reproduces what the recording says. It is a pure
+function of (recording, handler, options): time, randomness and uuids come from the recording or from a
+seeded source, never from the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import traceback as tb
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import HandlerError, NakamaReplayError
+from recorder.model import (
+    Call,
+    CrashMarker,
+    Event,
+    Header,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    Outcome,
+    Presence,
+    PresenceReason,
+    SignalCall,
+    TerminateCall,
+)
+from recorder.nkrec import Recording, open_recording
+from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
+from replay.hang import CallbackHung, HangGuard
+from replay.handlers import load_handler
+from replay.nk import DerivedSources, Logger, Nk, Sources
+from replay.result import Crash, Divergence, ReplayResult, StepResult, describe_call
+
+__all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def state_digest(value: Any) -> int:
+    """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.canonical``)."""
+    from recorder.canonical import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
+
+    return digest(value)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    state: Any
+    tick: int
+    presences: list[Presence]
+    stopped: bool
+    stop_reason: str
+    crash: Crash | None
+    label: str
+    sources: Any
+    storage: Any
+    pending_kicks: list[Presence]
+    accepted: dict[str, bool]
+
+
+class MatchRuntime:
+    """One match, one handler. Feed it calls with ``apply``."""
+
+    def __init__(
+        self,
+        handler: Any,
+        header: Header | None = None,
+        *,
+        seed: int = 0,
+        sources: Sources | None = None,
+        hang_timeout: float | None = 5.0,
+        env: dict[str, str] | None = None,
+        deferred_limit: int = 128,
+        digests: str = "recorded",
+        snapshot_every: int = 0,
+        logger: Logger | None = None,
+    ) -> None:
+        self.handler = handler
+        self.header = header or Header()
+        h = self.header
+        self.sources = sources or DerivedSources(seed, h.started_ms or 1_700_000_000_000, h.tick_rate or 10)
+        self.logger = logger or Logger()
+        self.nk = Nk(self.sources, logger=self.logger)
+        self.presences: list[Presence] = []
+        self.dispatcher = Dispatcher(self.presences, deferred_limit)
+        self.hang_guard = HangGuard(hang_timeout)
+        self.digests = digests  # "recorded" (only where the recording has one), "always" or "never"
+        self.snapshot_every = snapshot_every
+        self.state: Any = None
+        self.tick = 0
+        self.tick_rate = h.tick_rate
+        self.stopped = False
+        self.stop_reason = ""
+        self.crash: Crash | None = None
+        self.initialised = False
+        self.pending_kicks: list[Presence] = []
+        self.accepted: dict[str, bool] = {}  # session id -> verdict of the replayed join attempt
+        self.index = 0
+        self.ctx: dict[str, Any] = {
+            "env": dict(env or {}),
+            "execution_mode": "match",
+            "node": h.node,
+            "match_id": h.match_id,
+            "match_node": h.node,
+        }
+
+    @property
+    def label(self) -> str:
+        return self.dispatcher.label
+
+    # -- sync-test support --------------------------------------------------------------------------------
+    def snapshot(self) -> _Snapshot:
+        """Everything ``apply`` can change, copied, so ``restore`` can run a call again (sync tests)."""
+        getstate = getattr(self.sources, "getstate", None)
+        return _Snapshot(
+            self.handler.copy_state(self.state) if self.state is not None else None,
+            self.tick,
+            list(self.presences),
+            self.stopped,
+            self.stop_reason,
+            self.crash,
+            self.dispatcher.label,
+            getstate() if getstate else None,
+            {k: dict(v) for k, v in self.nk.storage.objects.items()},
+            list(self.pending_kicks),
+            dict(self.accepted),
+        )
+
+    def restore(self, snap: _Snapshot) -> None:
+        self.state = self.handler.copy_state(snap.state) if snap.state is not None else None
+        self.tick = snap.tick
+        self.presences[:] = snap.presences
+        self.stopped, self.stop_reason, self.crash = snap.stopped, snap.stop_reason, snap.crash
+        self.dispatcher.stopped = snap.stopped
+        self.dispatcher.label = snap.label
+        self.ctx["match_label"] = snap.label
+        if snap.sources is not None:
+            self.sources.setstate(snap.sources)  # type: ignore[attr-defined]
+        self.nk.storage.objects = {k: dict(v) for k, v in snap.storage.items()}
+        self.pending_kicks = list(snap.pending_kicks)
+        self.accepted = dict(snap.accepted)
+
+    # -- running calls ------------------------------------------------------------------------------------
+    def apply(self, call: Call) -> StepResult:
+        """Run one call as Nakama would; returns what it did (``executed`` False when Nakama would skip it)."""
+        index = self.index
+        self.index += 1
+        if self.stopped:
+            return StepResult(index, call, False)
+        t = type(call)
+        if t is LoopCall:
+            return self._loop(index, call)  # type: ignore[arg-type]
+        if t is JoinAttemptCall:
+            return self._join_attempt(index, call)  # type: ignore[arg-type]
+        if t is JoinCall:
+            return self._join(index, call)  # type: ignore[arg-type]
+        if t is LeaveCall:
+            return self._leave(index, call)  # type: ignore[arg-type]
+        if t is SignalCall:
+            return self._signal(index, call)  # type: ignore[arg-type]
+        if t is TerminateCall:
+            return self._terminate(index, call)  # type: ignore[arg-type]
+        if t is InitCall:
+            return self._init(index, call)  # type: ignore[arg-type]
+        raise TypeError(f"not a handler call: {call!r}")
+
+    def _invoke(self, callback: str, tick: int, call: Call, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """Call the handler under the hang guard. Returns (ok, result); on failure the match is stopped."""
+        self.nk.begin_call(tick, call.nondeterministic)
+        self.dispatcher.reset()
+        try:
+            with self.hang_guard.watch():
+                return True, fn(*args)
+        except CallbackHung:
+            self._stop_with(
+                Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
+            )
+        except Exception as exc:  # noqa: BLE001 - a handler may raise anything; that is the crash we report
+            self._stop_with(self._crash_from(callback, tick, exc))
+        return False, None
+
+    def _crash_from(self, callback: str, tick: int, exc: BaseException) -> Crash:
+        describe = getattr(self.handler, "describe_error", None)
+        if describe is not None:
+            error, error_type, trace = describe(exc)
+            return Crash(callback, tick, error, error_type, trace)
+        frames = [f for f in tb.extract_tb(exc.__traceback__) if not f.filename.startswith(_HERE)]
+        for f in frames:
+            f.filename = _display_path(f.filename)
+        trace = "Traceback (most recent call last):\n" + "".join(tb.format_list(frames)) if frames else ""
+        error = f"{type(exc).__name__}: {exc}"
+        return Crash(callback, tick, error, type(exc).__name__, trace + error)
+
+    def _stop_with(self, crash: Crash) -> None:
+        self.crash = crash
+        self._stop("error" if not crash.hung else "hung")
+
+    def _stop(self, reason: str) -> None:
+        self.stopped = True
+        self.stop_reason = reason
+        self.dispatcher.stopped = True
+
+    def _rule_error(self, callback: str, tick: int, message: str) -> None:
+        self._stop_with(Crash(callback, tick, message, "HandlerError"))
+
+    def _finish(self, index: int, call: Call, new_state: Any, **outcome: Any) -> StepResult:
+        """Common tail: nil state stops quietly; record kicks; build and compare the outcome."""
+        d = self.dispatcher
+        if self.crash is None and new_state is None:
+            self._stop("nil-state")
+        elif self.crash is None:
+            self.state = new_state
+        if d.kicks:
+            self.pending_kicks.extend(d.kicks)
+        digest = snapshot = None
+        recorded = call.outcome
+        if self.crash is None and not self.stopped:
+            want_digest = self.digests == "always" or (
+                self.digests == "recorded" and recorded is not None and recorded.digest is not None
+            )
+            if want_digest or self._snapshot_due(call):
+                value = self.handler.state_value(self.state)
+                if want_digest:
+                    digest = state_digest(value)
+                if self._snapshot_due(call):
+                    from recorder.canonical import canonical_bytes  # noqa: PLC0415
+
+                    snapshot = canonical_bytes(value)
+        observed = Outcome(
+            broadcasts=tuple(d.broadcasts),
+            kicks=tuple(d.kicks),
+            label_updates=tuple(d.label_updates),
+            digest=digest,
+            snapshot=snapshot,
+            stopped=self.stopped and self.crash is None,
+            **outcome,
+        )
+        step = StepResult(index, call, True, observed, self.state, self.crash, tuple(self.nk.consumed))
+        if recorded is not None and self.crash is None:
+            step.divergences = _compare(index, call, recorded, observed)
+        if call.nondeterministic and (self.nk.unconsumed() or self.nk.fallbacks):
+            step.divergences.append(
+                Divergence(
+                    index, call.tick, call.callback, "nondeterministic",
+                    f"{len(call.nondeterministic)} recorded values",
+                    f"{len(self.nk.consumed) - self.nk.fallbacks} used, {self.nk.fallbacks} missing",
+                )
+            )
+        return step
+
+    def _snapshot_due(self, call: Call) -> bool:
+        return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0
+
+    def _init(self, index: int, call: InitCall) -> StepResult:
+        ok, result = self._invoke("match_init", 0, call, self.handler.match_init, self.ctx, self.logger, self.nk, call.params)
+        tick_rate = label = None
+        state = None
+        if ok:
+            problem, state, tick_rate, label = _check_init(result)
+            if problem:
+                self._rule_error("match_init", 0, problem)
+            else:
+                self.tick_rate = tick_rate
+                self.dispatcher.label = label
+                self.ctx["match_label"] = label
+                self.ctx["match_tick_rate"] = tick_rate
+                self.initialised = True
+        if ok and state is None and self.crash is None:
+            self._rule_error("match_init", 0, "Match initial state must not be nil")
+        return self._finish(index, call, state, tick_rate=tick_rate, label=label)
+
+    def _join_attempt(self, index: int, call: JoinAttemptCall) -> StepResult:
+        p = call.presence
+        ctx = dict(self.ctx, user_id=p.user_id, username=p.username, session_id=p.session_id)
+        if call.vars:
+            ctx["vars"] = dict(call.vars)
+        ok, result = self._invoke(
+            "match_join_attempt", call.tick, call, self.handler.match_join_attempt,
+            ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, p, dict(call.metadata),
+        )
+        state, accept, reason = None, None, None
+        if ok:
+            problem, state, accept, reason = _check_join_attempt(result)
+            if problem:
+                self._rule_error("match_join_attempt", call.tick, problem)
+                state = None
+        if self.crash is None and state is not None:
+            self.accepted[p.session_id] = bool(accept)
+        return self._finish(index, call, state, accept=accept, reason=reason)
+
+    def _join(self, index: int, call: JoinCall) -> StepResult:
+        present = {q.session_id for q in self.presences}
+        processed = []
+        for p in call.presences:
+            if self.accepted.get(p.session_id, True) and p.session_id not in present:
+                processed.append(p)
+                present.add(p.session_id)
+        if not processed:
+            return StepResult(index, call, False)
+        self.presences.extend(processed)
+        ok, result = self._invoke(
+            "match_join", call.tick, call, self.handler.match_join,
+            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(processed),
+        )
+        return self._finish(index, call, result if ok else None)
+
+    def _leave(self, index: int, call: LeaveCall) -> StepResult:
+        removed = False
+        for p in call.presences:
+            for i, q in enumerate(self.presences):
+                if q.session_id == p.session_id and q.node == p.node:
+                    self.presences[i] = self.presences[-1]
+                    self.presences.pop()
+                    removed = True
+                    break
+        kicked = {p.session_id for p in call.presences}
+        self.pending_kicks = [k for k in self.pending_kicks if k.session_id not in kicked]
+        if not removed:
+            return StepResult(index, call, False)
+        ok, result = self._invoke(
+            "match_leave", call.tick, call, self.handler.match_leave,
+            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(call.presences),
+        )
+        return self._finish(index, call, result if ok else None)
+
+    def _loop(self, index: int, call: LoopCall) -> StepResult:
+        ok, result = self._invoke(
+            "match_loop", call.tick, call, self.handler.match_loop,
+            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(call.messages),
+        )
+        step = self._finish(index, call, result if ok else None)
+        if ok and not self.stopped:
+            self.tick = call.tick + 1
+        return step
+
+    def _signal(self, index: int, call: SignalCall) -> StepResult:
+        ok, result = self._invoke(
+            "match_signal", call.tick, call, self.handler.match_signal,
+            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, call.data,
+        )
+        state = reply = None
+        if ok:
+            if not isinstance(result, tuple) or len(result) != 2:
+                self._rule_error(
+                    "match_signal", call.tick, "Match signal returned too many values, stopping match"
+                    if isinstance(result, tuple) and len(result) > 2
+                    else "match_signal must return (state, reply)",
+                )
+            else:
+                state, reply = result
+                if reply is not None and not isinstance(reply, str):
+                    self._rule_error("match_signal", call.tick, "Match signal returned non-string result, stopping match")
+                    state = None
+        return self._finish(index, call, state, reply=reply)
+
+    def _terminate(self, index: int, call: TerminateCall) -> StepResult:
+        ok, result = self._invoke(
+            "match_terminate", call.tick, call, self.handler.match_terminate,
+            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, call.grace_seconds,
+        )
+        step = self._finish(index, call, result if ok else None)
+        if ok and not self.stopped and call.grace_seconds == 0:
+            self._stop("terminated")
+        return step
+
+    def close(self) -> None:
+        self.hang_guard.close()
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            close()
+
+
+def _display_path(path: str) -> str:
+    """A path relative to the working directory when it is below it (stable across machines)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _check_init(result: Any) -> tuple[str, Any, Any, Any]:
+    if not isinstance(result, tuple) or len(result) < 3:
+        n = len(result) if isinstance(result, tuple) else 1
+        which = ["first", "second", "third"][min(n, 2)]
+        what = ["a state", "a tick rate number", "a label string"][min(n, 2)]
+        return f"match_init returned unexpected {which} value, must be {what}", None, None, None
+    if len(result) > 3:
+        return "match_init returned too many arguments, must be: state, tick rate number, label string", None, None, None
+    state, rate, label = result
+    if not isinstance(label, str):
+        return "match_init returned unexpected third value, must be a label string", None, None, None
+    if len(label.encode("utf-8")) > LABEL_MAX_BYTES:
+        return f"match_init returned invalid label, must be {LABEL_MAX_BYTES} bytes or less", None, None, None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        return "match_init returned unexpected second value, must be a tick rate number", None, None, None
+    if isinstance(rate, float) and not rate.is_integer():
+        return "match_init returned invalid tick rate, must be an integer between 1 and 60", None, None, None
+    if not 1 <= rate <= 60:
+        return "match_init returned invalid tick rate, must be between 1 and 60", None, None, None
+    return "", state, int(rate), label
+
+
+def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
+    if not isinstance(result, tuple) or len(result) < 2:
+        return (
+            "Match join attempt returned too few values, stopping match - expected: state, join result boolean, "
+            "optional reject reason string",
+            None, None, None,
+        )
+    if len(result) > 3:
+        return "Match join attempt returned too many values, stopping match", None, None, None
+    state, accept = result[0], result[1]
+    reason = result[2] if len(result) == 3 else None
+    if not isinstance(accept, bool):
+        return "Match join attempt returned non-boolean join result, stopping match", None, None, None
+    if reason is not None and not isinstance(reason, str):
+        return (
+            "Match join attempt returned non-boolean join result or non-string reject reason, stopping match",
+            None, None, None,
+        )
+    return "", state, accept, reason
+
+
+def _compare(index: int, call: Call, recorded: Outcome, observed: Outcome) -> list[Divergence]:
+    out: list[Divergence] = []
+
+    def diff(name: str, a: Any, b: Any) -> None:
+        if a != b:
+            out.append(Divergence(index, call.tick, call.callback, name, a, b))
+
+    if recorded.accept is not None:
+        diff("accept", recorded.accept, observed.accept)
+        if recorded.accept is False or recorded.reason:
+            diff("reason", recorded.reason or None, observed.reason or None)
+    if recorded.tick_rate is not None:
+        diff("tick_rate", recorded.tick_rate, observed.tick_rate)
+    if recorded.label is not None:
+        diff("label", recorded.label, observed.label)
+    if recorded.reply is not None or type(call) is SignalCall:
+        diff("reply", recorded.reply, observed.reply)
+    diff("broadcasts", recorded.broadcasts, observed.broadcasts)
+    diff("kicks", recorded.kicks, observed.kicks)
+    diff("label_updates", recorded.label_updates, observed.label_updates)
+    diff("stopped", recorded.stopped, observed.stopped)
+    if recorded.digest is not None and observed.digest is not None:
+        diff("digest", recorded.digest, observed.digest)
+    return out
+
+
+# -- whole replays ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReplayOptions:
+    """How to replay. Defaults replay everything with a 5 s hang guard and seed 0."""
+
+    seed: int = 0
+    until_tick: int | None = None
+    hang_timeout: float | None = 5.0
+    last_ticks: int = 3  # how many ticks of inputs the report keeps
+    env: dict[str, str] = field(default_factory=dict)
+    max_divergences: int = 50  # kept in the result; all are counted
+    module_path: list[str] = field(default_factory=list)
+
+
+def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | None]:
+    if isinstance(recording, (str, os.PathLike)):
+        rec = open_recording(recording)
+        return rec.header, rec.events(), str(recording), rec
+    if isinstance(recording, Recording):
+        return recording.header, recording.events(), recording.path, None
+    header, events = recording
+    return header, events, "<memory>", None
+
+
+def resolve_handler(spec: Any, header: Header, recording_path: str, module_path: list[str] | None = None) -> Any:
+    """A loaded handler from ``spec``, or the one the header names (relative to the recording)."""
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
+        return spec
+    if spec is None:
+        if not header.handler:
+            raise HandlerError(
+                f"{recording_path}: the recording names no handler; pass one with --handler FILE.py|FILE.lua"
+            )
+        base = Path(recording_path).parent if recording_path != "<memory>" else Path.cwd()
+        path_part, sep, cls = header.handler.rpartition(":")
+        if sep and cls.isidentifier():
+            spec = f"{(base / path_part)}:{cls}"
+        else:
+            spec = str(base / header.handler)
+    return load_handler(spec, module_path=module_path)
+
+
+def iter_steps(runtime: MatchRuntime, calls: Iterable[Call]) -> Iterator[StepResult]:
+    """Apply recorded calls in order, adding the synthetic calls the replayed handler's decisions need
+    (a join it accepts that the recording rejected, the leave that follows a kick the recording lacks)."""
+    for call in calls:
+        if runtime.pending_kicks and type(call) is LoopCall:
+            kicked = tuple(p.with_reason(PresenceReason.LEAVE) for p in runtime.pending_kicks)
+            runtime.pending_kicks = []
+            step = runtime.apply(LeaveCall(call.tick, kicked))
+            step.synthetic = True
+            yield step
+        step = runtime.apply(call)
+        yield step
+        if (
+            type(call) is JoinAttemptCall
+            and step.executed
+            and step.outcome is not None
+            and step.outcome.accept
+            and call.outcome is not None
+            and call.outcome.accept is False
+        ):
+            join = runtime.apply(JoinCall(call.tick, (call.presence.with_reason(PresenceReason.JOIN),)))
+            join.synthetic = True
+            yield join
+
+
+def replay(
+    recording: Any,
+    handler: Any = None,
+    options: ReplayOptions | None = None,
+    observer: Callable[[StepResult], None] | None = None,
+) -> ReplayResult:
+    """Replay a recording (path, open ``Recording`` or ``(header, events)``) into a handler."""
+    options = options or ReplayOptions()
+    header, events, path, owned = _open(recording)
+    try:
+        loaded = resolve_handler(handler, header, path, options.module_path)
+        runtime = MatchRuntime(loaded, header, seed=options.seed, hang_timeout=options.hang_timeout, env=options.env)
+        try:
+            return _run(runtime, header, events, path, options, observer)
+        finally:
+            runtime.close()
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker]) -> Iterator[Call]:
+    for e in events:
+        if type(e) is CrashMarker:
+            markers.append(e)  # type: ignore[arg-type]
+            continue
+        if not hasattr(e, "callback"):
+            raise NakamaReplayError(
+                "this is a wire recording; replay it into a server with `nakama-replay replay`, or convert it first"
+            )
+        if until_tick is not None and e.tick > until_tick:  # type: ignore[union-attr]
+            return
+        yield e  # type: ignore[misc]
+
+
+def _run(
+    runtime: MatchRuntime,
+    header: Header,
+    events: Iterable[Event],
+    path: str,
+    options: ReplayOptions,
+    observer: Callable[[StepResult], None] | None,
+) -> ReplayResult:
+    markers: list[CrashMarker] = []
+    recent: deque[tuple[int, dict[str, Any]]] = deque()
+    divergences: list[Divergence] = []
+    divergence_count = 0
+    ticks = calls = 0
+    for step in iter_steps(runtime, _calls_until(events, options.until_tick, markers)):
+        if not step.executed:
+            continue
+        calls += 1
+        call = step.call
+        if type(call) is LoopCall:
+            ticks += 1
+        recent.append((call.tick, describe_call(call)))
+        while recent and recent[0][0] < call.tick - options.last_ticks + 1:
+            recent.popleft()
+        if step.synthetic:
+            step.divergences.insert(
+                0, Divergence(step.index, call.tick, call.callback, "synthetic call", None, describe_call(call))
+            )
+        if step.divergences:
+            divergence_count += len(step.divergences)
+            room = options.max_divergences - len(divergences)
+            divergences.extend(step.divergences[: max(0, room)])
+        if observer is not None:
+            observer(step)
+        if runtime.stopped:
+            break
+    if not markers and options.until_tick is None:
+        # the crash marker follows the crashing call; read on to find it when the replay stopped early
+        for e in events:
+            if type(e) is CrashMarker:
+                markers.append(e)  # type: ignore[arg-type]
+    recorded_crash = markers[-1] if markers else None
+    if recorded_crash is not None and options.until_tick is not None and recorded_crash.tick > options.until_tick:
+        recorded_crash = None
+    crash = runtime.crash
+    if crash is not None:
+        outcome = "hung" if crash.hung else "crashed"
+    elif runtime.stopped:
+        outcome = "stopped"
+    else:
+        outcome = "completed"
+    reproduced, verdict = _verdict(crash, recorded_crash, divergence_count, runtime)
+    return ReplayResult(
+        outcome=outcome,
+        reproduced=reproduced,
+        verdict=verdict,
+        ticks_replayed=ticks,
+        calls_replayed=calls,
+        crash=crash,
+        recorded_crash=recorded_crash,
+        stop_reason=runtime.stop_reason,
+        presences=tuple(runtime.presences),
+        last_inputs=[d for _, d in recent],
+        divergences=divergences,
+        divergence_count=divergence_count,
+        logs=runtime.logger.lines[-20:],
+        handler=os.path.normpath(getattr(runtime.handler, "path", "")),
+        recording=path,
+        label=runtime.label,
+    )
+
+
+def _verdict(crash: Crash | None, recorded: CrashMarker | None, divergences: int, runtime: MatchRuntime) -> tuple[bool, str]:
+    if recorded is not None:
+        if crash is None:
+            return False, (
+                f"the recording crashed in {recorded.callback} at tick {recorded.tick}, "
+                f"the replay {'stopped' if runtime.stopped else 'ran to the end'} without a crash"
+            )
+        if (crash.callback, crash.tick) != (recorded.callback, recorded.tick):
+            return False, (
+                f"another crash, in {crash.callback} at tick {crash.tick} "
+                f"(recorded: {recorded.callback} at tick {recorded.tick})"
+            )
+        if divergences:
+            return False, f"crash reproduced in {crash.callback} at tick {crash.tick}, but {divergences} outcomes diverged"
+        return True, f"{crash.callback} crashed at tick {crash.tick}, as recorded"
+    if crash is not None:
+        return False, f"the replay crashed in {crash.callback} at tick {crash.tick}; the recording did not"
+    if divergences:
+        return False, f"{divergences} outcomes diverged from the recording"
+    return True, "ran to the end as recorded" if not runtime.stopped else "stopped as recorded"
+
+
+def with_outcome(call: Call, step: StepResult) -> Call:
+    """The call as a capture records it: with its observed outcome and the nondeterministic values used."""
+    return dataclasses.replace(call, outcome=step.outcome, nondeterministic=step.nondeterministic)  # type: ignore[arg-type]
