@@ -13,6 +13,7 @@
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
     ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
+    │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
     └── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
 
 Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
@@ -33,6 +34,7 @@ __all__ = [
     "NotAvailableInReplay",
     "StorageRejected",
     "StateError",
+    "SnapshotError",
     "ProtocolError",
 ]
 
@@ -119,6 +121,15 @@ class StateError(NakamaReplayError, ValueError):
             f"state at {where}: {problem}. States must be JSON-like: dicts, lists, tuples, str, bytes, "
             "int, float, bool, None."
         )
+
+
+class SnapshotError(StateError):
+    """Encoded state bytes (a snapshot) that do not hold a msgpack state with string map keys."""
+
+    def __init__(self, blob: int | None, offset: int, problem: str) -> None:
+        self.path, self.blob, self.offset, self.problem = "", blob, offset, problem
+        which = "state snapshot" if blob is None else f"state snapshot #{blob}"
+        NakamaReplayError.__init__(self, f"{which}: malformed at byte offset {offset}: {problem}")
 
 
 class ProtocolError(NakamaReplayError, ValueError):
