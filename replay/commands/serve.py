@@ -1,0 +1,57 @@
+"""Run a local Nakama-compatible server that hosts a match handler (Python or Lua) in the deterministic
+runtime, in real time at the handler's tick rate. Point a game client at it: device (or custom)
+authentication with the server key, session tokens nakama-js can decode, the realtime socket at
+/ws?token=...&format=json, socket and HTTP RPC (built-in create_match replies {"match_id": "..."}; the
+payload object becomes match_init's params), match_join with metadata, match_data_send, match_leave,
+presence events and Nakama's error codes. A handler error closes every participant's socket with 1000
+"server-side session disconnect", as Nakama does. Every match is recorded as it runs into
+--out/<match id>.nkrec (a handler-call recording that `nakama-replay` can replay)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--handler", required=True, metavar="H", help="handler: file.py, file.py:Class or module.lua")
+    p.add_argument("--listen", default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument("--out", default="serve-recordings", metavar="DIR", help="where match recordings go")
+    p.add_argument("--node", default="nakama1", help="node name, the suffix of match ids (default nakama1)")
+    p.add_argument("--server-key", default="defaultkey", help="server key for Basic auth (default defaultkey)")
+    p.add_argument("--http-key", default="defaulthttpkey", help="runtime HTTP key for /v2/rpc (default defaulthttpkey)")
+    p.add_argument("--rpc", action="append", default=[], metavar="FILE.py",
+                   help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the runtime's time/random/uuid sources")
+    p.add_argument("--no-record", action="store_true", help="do not write match recordings")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from replay.commands._serving import run_until_signal
+    from replay.commands.proxy import parse_listen
+    from replay.server import ServerConfig, start_nakama_server
+
+    host, port = parse_listen(args.listen, 7350)
+    config = ServerConfig(
+        args.handler, out_dir=args.out, node=args.node, server_key=args.server_key, http_key=args.http_key,
+        rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record,
+    )
+
+    async def main() -> None:
+        server, app = await start_nakama_server(config, host, port)
+        print(f"serving {args.handler} as Nakama on http://{host}:{server.port} (server key {config.server_key!r})",
+              flush=True)
+        try:
+            await run_until_signal()
+        finally:
+            await app.close()
+            await server.close(1001, "server shutting down")
+            print(f"stopped; {len(app.recordings)} match recordings in {args.out}", flush=True)
+            for path in app.recordings:
+                print(f"  {path}", flush=True)
+
+    asyncio.run(main())
+    return 0
