@@ -283,6 +283,11 @@ class WebSocket:
                 self._flush()
         await self.wait_closed(timeout)
 
+    def abort(self) -> None:
+        """Drop the TCP connection without a close handshake (the peer sees 1006)."""
+        self.closed_by = self.closed_by or "server"
+        self._writer.transport.abort()
+
     async def wait_closed(self, timeout: float | None = None) -> None:
         try:
             await asyncio.wait_for(self._closed.wait(), timeout)

@@ -21,6 +21,9 @@ __all__ = ["main", "COMMANDS"]
 #: command name -> module under replay.commands. Order is the order --help lists them in.
 COMMANDS: dict[str, str] = {
     "inspect": "inspect",
+    "serve": "serve",
+    "proxy": "proxy",
+    "playback": "playback",
 }
 
 _HELP_EPILOG = """\

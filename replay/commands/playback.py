@@ -1,0 +1,57 @@
+"""Play the server's side of a wire recording (made by `nakama-replay proxy`) to a real client build:
+the same match, match_data and match_presence_event envelopes and the same socket close, at the
+recorded times relative to the socket's open (or at once with --fast), so a client that crashed in
+production on a server message crashes again at the same message. Point the client at --listen: its
+authentication gets a token for the recorded user; the k-th socket it opens gets the k-th recorded
+socket (or those named with --socket). Replies to requests (match_join, rpc) wait for the client's
+request and carry its cid. Exits once every chosen socket has been played."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "play the server's side of a wire recording to a real game client"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a wire recording (.nkrec) from `nakama-replay proxy`")
+    p.add_argument("--listen", default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument("--fast", action="store_true", help="send without waiting for the recorded times")
+    p.add_argument("--socket", action="append", default=[], metavar="NAME",
+                   help="recorded socket to play (repeatable, in connection order); default: all, in open order")
+    p.add_argument("--gate-timeout", type=float, default=30.0, metavar="S",
+                   help="how long a reply waits for the client's request before it is sent anyway (default 30)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from recorder.errors import RecordingError
+    from recorder.wsio import start_server
+    from replay.commands._serving import run_until_signal
+    from replay.commands.proxy import parse_listen
+    from replay.playback import PlaybackServer, load_scripts
+
+    host, port = parse_listen(args.listen, 7350)
+    scripts = load_scripts(args.recording)
+    if args.socket:
+        named = {s.name: s for s in scripts}
+        missing = [n for n in args.socket if n not in named]
+        if missing:
+            raise RecordingError(f"{args.recording}: no socket {', '.join(missing)} (it has {', '.join(named)})")
+        scripts = [named[n] for n in args.socket]
+
+    async def main() -> None:
+        app = PlaybackServer(scripts, fast=args.fast, gate_timeout=args.gate_timeout,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
+        server = await start_server(app, host, port)
+        print(f"playback of {args.recording} ({len(scripts)} sockets) on http://{host}:{server.port}", flush=True)
+        try:
+            await run_until_signal(app.done)
+        finally:
+            await server.close(1001, "playback stopped")
+            print(f"played {len(app.played)} of {len(scripts)} sockets", flush=True)
+
+    asyncio.run(main())
+    return 0
