@@ -21,6 +21,8 @@ __all__ = ["main", "COMMANDS"]
 #: command name -> module under replay.commands. Order is the order --help lists them in.
 COMMANDS: dict[str, str] = {
     "inspect": "inspect",
+    "import": "import_jsonl",
+    "export": "export_jsonl",
     "serve": "serve",
     "proxy": "proxy",
     "playback": "playback",

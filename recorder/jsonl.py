@@ -1,0 +1,790 @@
+"""JSON Lines interchange: one JSON object per line, lossless in both directions, streamed.
+
+The first line is the header (``kind: header``); every later line is one event whose ``kind`` is
+``init``, ``join_attempt``, ``join``, ``leave``, ``loop``, ``signal``, ``terminate``, ``crash`` or
+``wire``. Message data, broadcast data and snapshots are standard base64 strings (or null). Call lines
+may carry an ``outcome`` object and a ``nondeterministic`` list. README.md ("JSON Lines interchange")
+shows every shape.
+
+Free-form values (params, metadata, tags, nondeterministic values, wire envelopes) are JSON where JSON
+can say it exactly, and a one-key tagged object where it cannot:
+
+    {"$bytes": "<base64>"}          bytes
+    {"$float": "<16 hex digits>"}   a float by its IEEE-754 bits (NaN with payload, +-inf)
+    {"$map": [[key, value], ...]}   a map with a key that is not a string, or whose only key starts
+                                    with "$" (so it cannot be mistaken for a tag)
+    {"$str": "<base64>"}            a string holding UTF-16 surrogates, as surrogate-passing UTF-8
+    {"$ext": [code, "<base64>"]}    a msgpack extension value
+
+Every one-key object whose key starts with ``$`` is a tag; an unknown tag is an error. A malformed line
+raises ``InterchangeError`` naming the file, line number and field (``messages[2].sender.user_id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import msgpack
+
+from recorder.errors import InterchangeError
+from recorder.model import (
+    Broadcast,
+    CrashMarker,
+    Event,
+    Header,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    MatchMessage,
+    Nondeterministic,
+    Outcome,
+    Presence,
+    SignalCall,
+    TerminateCall,
+    WireEvent,
+)
+from recorder.nkrec import RecordingWriter
+
+__all__ = [
+    "to_json_value",
+    "from_json_value",
+    "header_to_json",
+    "event_to_json",
+    "jsonl_lines",
+    "write_jsonl",
+    "read_jsonl",
+    "import_jsonl",
+]
+
+_I64 = (-(1 << 63), (1 << 63) - 1)
+_U64 = (0, (1 << 64) - 1)
+_MSGPACK_INT = (-(1 << 63), (1 << 64) - 1)
+_DOUBLE = struct.Struct(">d")
+_Q = struct.Struct(">Q")
+
+
+class _Bad(Exception):
+    """A field-level problem; the line reader adds path and line number."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+
+
+# -- free-form values ---------------------------------------------------------------------------------
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def to_json_value(v: Any) -> Any:
+    """A msgpack-ready value -> a JSON-ready value, tagging what JSON cannot say exactly."""
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else {"$float": f"{_Q.unpack(_DOUBLE.pack(v))[0]:016x}"}
+    if t is dict:
+        if len(v) == 1:
+            k = next(iter(v))
+            if type(k) is str and not k.startswith("$"):
+                return {k: to_json_value(v[k])}
+        elif all(type(k) is str for k in v):
+            return {k: to_json_value(x) for k, x in v.items()}
+        return {"$map": [[to_json_value(k), to_json_value(x)] for k, x in v.items()]}
+    if t is list or t is tuple:
+        return [to_json_value(x) for x in v]
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"$bytes": _b64(bytes(v))}
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return to_json_value(float(v))
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, msgpack.Timestamp):
+        return {"$ext": [-1, _b64(v.to_bytes())]}
+    if isinstance(v, msgpack.ExtType):
+        return {"$ext": [v.code, _b64(v.data)]}
+    raise TypeError(f"cannot represent {type(v).__name__} in a recording")
+
+
+def from_json_value(j: Any, field: str = "value") -> Any:
+    """Inverse of ``to_json_value``. Raises ``ValueError`` naming ``field`` on a malformed value."""
+    try:
+        return _value(j, field)
+    except _Bad as exc:
+        raise ValueError(f"{exc.field}: {exc.problem}") from None
+
+
+def _value(j: Any, field: str) -> Any:
+    t = type(j)
+    if t is str or t is bool or j is None:
+        return j
+    if t is int:
+        if not _MSGPACK_INT[0] <= j <= _MSGPACK_INT[1]:
+            raise _Bad(field, f"integer {j} is outside the int64/uint64 range")
+        return j
+    if t is float:
+        if not math.isfinite(j):
+            raise _Bad(field, 'number out of range; write non-finite floats as {"$float": "<16 hex digits>"}')
+        return j
+    if t is list:
+        return [_value(x, f"{field}[{i}]") for i, x in enumerate(j)]
+    if t is dict:
+        if len(j) == 1:
+            k = next(iter(j))
+            if k.startswith("$"):
+                return _untag(k, j[k], field)
+        return {k: _value(x, f"{field}.{k}") for k, x in j.items()}
+    raise _Bad(field, f"unexpected JSON value {j!r}")
+
+
+def _untag(tag: str, x: Any, field: str) -> Any:
+    where = f"{field}.{tag}"
+    if tag == "$bytes":
+        return _b64decode(x, where)
+    if tag == "$float":
+        if type(x) is not str or len(x) != 16:
+            raise _Bad(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}")
+        try:
+            return _DOUBLE.unpack(bytes.fromhex(x))[0]
+        except ValueError:
+            raise _Bad(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}") from None
+    if tag == "$map":
+        if type(x) is not list:
+            raise _Bad(where, "must be a list of [key, value] pairs")
+        out: dict[Any, Any] = {}
+        for i, pair in enumerate(x):
+            if type(pair) is not list or len(pair) != 2:
+                raise _Bad(f"{where}[{i}]", "must be a [key, value] pair")
+            key = _value(pair[0], f"{where}[{i}][0]")
+            if type(key) in (list, dict):
+                raise _Bad(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
+            if key in out:
+                raise _Bad(f"{where}[{i}][0]", f"duplicate map key {key!r}")
+            out[key] = _value(pair[1], f"{where}[{i}][1]")
+        return out
+    if tag == "$str":
+        raw = _b64decode(x, where)
+        try:
+            return raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise _Bad(where, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    if tag == "$ext":
+        if type(x) is not list or len(x) != 2 or type(x[0]) is not int or not -128 <= x[0] <= 127:
+            raise _Bad(where, "must be [code (-128..127), base64 data]")
+        return msgpack.ExtType(x[0], _b64decode(x[1], f"{where}[1]"))
+    raise _Bad(
+        where,
+        "unknown tag (one-key objects whose key starts with '$' are tags: $bytes, $float, $map, $str, $ext; "
+        'write a plain map with such a key as {"$map": [[key, value]]})',
+    )
+
+
+def _b64decode(x: Any, field: str) -> bytes:
+    if type(x) is not str:
+        raise _Bad(field, f"must be a base64 string, got {_show(x)}")
+    try:
+        return base64.b64decode(x, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _Bad(field, f"not standard base64 ({exc})") from None
+
+
+def _show(x: Any) -> str:
+    text = json.dumps(x, ensure_ascii=False) if not isinstance(x, float) or math.isfinite(x) else repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- model -> JSON ------------------------------------------------------------------------------------
+
+
+def _presence(p: Presence) -> dict[str, Any]:
+    return {"user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node, "reason": p.reason}
+
+
+def _data(b: bytes | None) -> str | None:
+    return None if b is None else _b64(b)
+
+
+def _outcome(o: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if o.accept is not None:
+        out["accept"] = o.accept
+    if o.reason is not None:
+        out["reason"] = o.reason
+    if o.tick_rate is not None:
+        out["tick_rate"] = o.tick_rate
+    if o.label is not None:
+        out["label"] = o.label
+    if o.broadcasts:
+        out["broadcasts"] = [
+            {
+                "op_code": b.op_code,
+                "data": _data(b.data),
+                "targets": None if b.targets is None else [_presence(p) for p in b.targets],
+                "sender": None if b.sender is None else _presence(b.sender),
+                "reliable": b.reliable,
+                "deferred": b.deferred,
+            }
+            for b in o.broadcasts
+        ]
+    if o.kicks:
+        out["kicks"] = [_presence(p) for p in o.kicks]
+    if o.label_updates:
+        out["label_updates"] = list(o.label_updates)
+    if o.reply is not None:
+        out["reply"] = o.reply
+    if o.digest is not None:
+        out["digest"] = o.digest
+    if o.snapshot is not None:
+        out["snapshot"] = _b64(o.snapshot)
+    if o.stopped:
+        out["stopped"] = True
+    return out
+
+
+def _call_tail(out: dict[str, Any], e: Any) -> dict[str, Any]:
+    if e.outcome is not None:
+        out["outcome"] = _outcome(e.outcome)
+    if e.nondeterministic:
+        out["nondeterministic"] = [{"source": n.source, "value": to_json_value(n.value)} for n in e.nondeterministic]
+    return out
+
+
+def header_to_json(h: Header) -> dict[str, Any]:
+    """The header line. Every header field is written, so an export keeps all of them."""
+    return {
+        "kind": "header",
+        "match_id": h.match_id,
+        "module": h.module,
+        "tick_rate": h.tick_rate,
+        "label": h.label,
+        "params": to_json_value(h.params),
+        "node": h.node,
+        "handler": h.handler,
+        "client_versions": to_json_value(h.client_versions),
+        "started_ms": h.started_ms,
+        "source": h.source,
+        "tags": to_json_value(h.tags),
+        "recording_kind": h.recording_kind,
+        "log_match_id": h.log_match_id,
+        "redactions": list(h.redactions),
+        "format_version": h.format_version,
+    }
+
+
+def event_to_json(e: Event) -> dict[str, Any]:
+    """One event line as a JSON-ready dict."""
+    t = type(e)
+    if t is LoopCall:
+        msgs = [
+            {
+                "sender": _presence(m.sender),
+                "op_code": m.op_code,
+                "data": None if m.data is None else _b64(m.data),
+                "reliable": m.reliable,
+                "receive_time_ms": m.receive_time_ms,
+            }
+            for m in e.messages
+        ]
+        return _call_tail({"kind": "loop", "tick": e.tick, "messages": msgs}, e)
+    if t is JoinCall or t is LeaveCall:
+        return _call_tail({"kind": e.kind, "tick": e.tick, "presences": [_presence(p) for p in e.presences]}, e)
+    if t is JoinAttemptCall:
+        out = {"kind": "join_attempt", "tick": e.tick, "presence": _presence(e.presence)}
+        out["metadata"] = to_json_value(e.metadata)
+        if e.vars:
+            out["vars"] = to_json_value(e.vars)
+        return _call_tail(out, e)
+    if t is InitCall:
+        return _call_tail({"kind": "init", "tick": e.tick, "params": to_json_value(e.params)}, e)
+    if t is SignalCall:
+        return _call_tail({"kind": "signal", "tick": e.tick, "data": e.data}, e)
+    if t is TerminateCall:
+        return _call_tail({"kind": "terminate", "tick": e.tick, "grace_seconds": e.grace_seconds}, e)
+    if t is CrashMarker:
+        out = {"kind": "crash", "callback": e.callback, "tick": e.tick, "error": e.error}
+        if e.traceback:
+            out["traceback"] = e.traceback
+        return out
+    if t is WireEvent:
+        out = {"kind": "wire", "socket": e.socket, "direction": e.direction, "t": to_json_value(e.t), "event": e.event}
+        if e.envelope is not None:
+            out["envelope"] = to_json_value(e.envelope)
+        for name in ("raw", "close_code", "close_reason"):
+            v = getattr(e, name)
+            if v is not None:
+                out[name] = v
+        return out
+    raise TypeError(f"not a recordable event: {e!r}")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _line(obj: dict[str, Any]) -> str:
+    text = _ENCODER.encode(obj)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a string holds UTF-16 surrogates: JSON text cannot carry them exactly
+        text = _ENCODER.encode(_wrap_surrogates(obj))
+    return text + "\n"
+
+
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _wrap_surrogates(x: Any) -> Any:
+    """Replace every string holding surrogates by ``{"$str": ...}`` (maps with such keys become ``$map``)."""
+    if type(x) is str:
+        return {"$str": _b64(x.encode("utf-8", "surrogatepass"))} if _has_surrogates(x) else x
+    if type(x) is list:
+        return [_wrap_surrogates(v) for v in x]
+    if type(x) is dict:
+        if any(_has_surrogates(k) for k in x):
+            return {"$map": [[_wrap_surrogates(k), _wrap_surrogates(v)] for k, v in x.items()]}
+        return {k: _wrap_surrogates(v) for k, v in x.items()}
+    return x
+
+
+def jsonl_lines(header: Header, events: Iterable[Event]) -> Iterator[str]:
+    """The interchange form, one line (ending in ``\\n``) at a time."""
+    yield _line(header_to_json(header))
+    for e in events:
+        yield _line(event_to_json(e))
+
+
+def write_jsonl(out: IO[bytes], header: Header, events: Iterable[Event]) -> int:
+    """Stream a recording's interchange form to a binary file; returns the number of events written."""
+    count = -1
+    write = out.write
+    for count, line in enumerate(jsonl_lines(header, events)):
+        write(line.encode("utf-8"))
+    return count
+
+
+# -- JSON -> model ------------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _get(d: dict[str, Any], key: str, prefix: str, check: Callable[[Any, str], Any], default: Any = _MISSING) -> Any:
+    if key in d:
+        return check(d[key], _join(prefix, key))
+    if default is _MISSING:
+        raise _Bad(_join(prefix, key), "missing")
+    return default
+
+
+def _only(d: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
+    if not d.keys() <= allowed:
+        extra = sorted(set(d) - allowed)
+        raise _Bad(_join(prefix, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
+
+
+def _int_in(lo: int, hi: int, what: str) -> Callable[[Any, str], int]:
+    def check(v: Any, field: str) -> int:
+        if type(v) is not int:
+            raise _Bad(field, f"must be an integer, got {_show(v)}")
+        if not lo <= v <= hi:
+            raise _Bad(field, f"{v} is outside the {what} range")
+        return v
+
+    return check
+
+
+_int64 = _int_in(*_I64, "int64")
+_uint64 = _int_in(*_U64, "uint64")
+
+
+def _bool(v: Any, field: str) -> bool:
+    if type(v) is not bool:
+        raise _Bad(field, f"must be true or false, got {_show(v)}")
+    return v
+
+
+def _text(v: Any, field: str) -> str:
+    if type(v) is str:
+        return v
+    if type(v) is dict and len(v) == 1 and "$str" in v:
+        s = _value(v, field)
+        assert type(s) is str
+        return s
+    raise _Bad(field, f"must be a string, got {_show(v)}")
+
+
+def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    def opt(v: Any, field: str) -> Any:
+        return None if v is None else check(v, field)
+
+    return opt
+
+
+def _bytes(v: Any, field: str) -> bytes:
+    return _b64decode(v, field)
+
+
+def _number(v: Any, field: str) -> float | int:
+    x = _value(v, field)
+    if type(x) not in (int, float):
+        raise _Bad(field, f"must be a number, got {_show(v)}")
+    return x
+
+
+def _map(v: Any, field: str) -> dict[Any, Any]:
+    if type(v) is not dict:
+        raise _Bad(field, f"must be an object, got {_show(v)}")
+    x = _value(v, field)
+    if type(x) is not dict:
+        raise _Bad(field, f"must be an object, got {_show(v)}")
+    return x
+
+
+def _list(check: Callable[[Any, str], Any]) -> Callable[[Any, str], list[Any]]:
+    def each(v: Any, field: str) -> list[Any]:
+        if type(v) is not list:
+            raise _Bad(field, f"must be a list, got {_show(v)}")
+        return [check(x, f"{field}[{i}]") for i, x in enumerate(v)]
+
+    return each
+
+
+def _obj(v: Any, field: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise _Bad(field, f"must be an object, got {_show(v)}")
+    _only(v, allowed, field)
+    return v
+
+
+_PRESENCE_KEYS = frozenset({"user_id", "session_id", "username", "node", "reason"})
+
+
+def _read_presence(v: Any, field: str) -> Presence:
+    d = _obj(v, field, _PRESENCE_KEYS)
+    return Presence(
+        _get(d, "user_id", field, _text),
+        _get(d, "session_id", field, _text),
+        _get(d, "username", field, _text),
+        _get(d, "node", field, _text, ""),
+        _get(d, "reason", field, _int64, 0),
+    )
+
+
+_read_presences = _list(_read_presence)
+_MESSAGE_KEYS = frozenset({"sender", "op_code", "data", "reliable", "receive_time_ms"})
+
+
+def _read_message(v: Any, field: str) -> MatchMessage:
+    d = _obj(v, field, _MESSAGE_KEYS)
+    return MatchMessage(
+        _get(d, "sender", field, _read_presence),
+        _get(d, "op_code", field, _int64),
+        _get(d, "data", field, _opt(_bytes), None),
+        _get(d, "reliable", field, _bool, True),
+        _get(d, "receive_time_ms", field, _int64, 0),
+    )
+
+
+_BROADCAST_KEYS = frozenset({"op_code", "data", "targets", "sender", "reliable", "deferred"})
+
+
+def _read_broadcast(v: Any, field: str) -> Broadcast:
+    d = _obj(v, field, _BROADCAST_KEYS)
+    targets = _get(d, "targets", field, _opt(_read_presences), None)
+    return Broadcast(
+        _get(d, "op_code", field, _int64),
+        _get(d, "data", field, _opt(_bytes), None),
+        None if targets is None else tuple(targets),
+        _get(d, "sender", field, _opt(_read_presence), None),
+        _get(d, "reliable", field, _bool, True),
+        _get(d, "deferred", field, _bool, False),
+    )
+
+
+_OUTCOME_KEYS = frozenset(
+    {"accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "digest", "snapshot",
+     "stopped"}
+)
+
+
+def _read_outcome(v: Any, field: str) -> Outcome:
+    d = _obj(v, field, _OUTCOME_KEYS)
+    return Outcome(
+        accept=_get(d, "accept", field, _opt(_bool), None),
+        reason=_get(d, "reason", field, _opt(_text), None),
+        tick_rate=_get(d, "tick_rate", field, _opt(_int64), None),
+        label=_get(d, "label", field, _opt(_text), None),
+        broadcasts=tuple(_get(d, "broadcasts", field, _list(_read_broadcast), ())),
+        kicks=tuple(_get(d, "kicks", field, _read_presences, ())),
+        label_updates=tuple(_get(d, "label_updates", field, _list(_text), ())),
+        reply=_get(d, "reply", field, _opt(_text), None),
+        digest=_get(d, "digest", field, _opt(_uint64), None),
+        snapshot=_get(d, "snapshot", field, _opt(_bytes), None),
+        stopped=_get(d, "stopped", field, _bool, False),
+    )
+
+
+_ND_KEYS = frozenset({"source", "value"})
+
+
+def _read_nd(v: Any, field: str) -> Nondeterministic:
+    d = _obj(v, field, _ND_KEYS)
+    return Nondeterministic(_get(d, "source", field, _text), _get(d, "value", field, _value))
+
+
+_read_nds = _list(_read_nd)
+_CALL_TAIL = frozenset({"kind", "tick", "outcome", "nondeterministic"})
+
+
+def _tail(d: dict[str, Any]) -> tuple[Outcome | None, tuple[Nondeterministic, ...]]:
+    return _get(d, "outcome", "", _opt(_read_outcome), None), tuple(_get(d, "nondeterministic", "", _read_nds, ()))
+
+
+def _read_init(d: dict[str, Any], header_params: Callable[[], dict[str, Any]]) -> InitCall:
+    params = _get(d, "params", "", _map) if "params" in d else header_params()
+    return InitCall(params, *_tail(d), _get(d, "tick", "", _int64, 0))
+
+
+def _read_join_attempt(d: dict[str, Any]) -> JoinAttemptCall:
+    return JoinAttemptCall(
+        _get(d, "tick", "", _int64),
+        _get(d, "presence", "", _read_presence),
+        _get(d, "metadata", "", _map, {}),
+        *_tail(d),
+        _get(d, "vars", "", _map, {}),
+    )
+
+
+def _read_join(d: dict[str, Any]) -> JoinCall:
+    return JoinCall(_get(d, "tick", "", _int64), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
+
+
+def _read_leave(d: dict[str, Any]) -> LeaveCall:
+    return LeaveCall(_get(d, "tick", "", _int64), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
+
+
+def _read_loop(d: dict[str, Any]) -> LoopCall:
+    msgs = d.get("messages", [])
+    if type(msgs) is not list:
+        raise _Bad("messages", f"must be a list, got {_show(msgs)}")
+    messages = tuple(_read_message(m, f"messages[{i}]") for i, m in enumerate(msgs))
+    return LoopCall(_get(d, "tick", "", _int64), messages, *_tail(d))
+
+
+def _read_signal(d: dict[str, Any]) -> SignalCall:
+    return SignalCall(_get(d, "tick", "", _int64), _get(d, "data", "", _text), *_tail(d))
+
+
+def _read_terminate(d: dict[str, Any]) -> TerminateCall:
+    return TerminateCall(_get(d, "tick", "", _int64), _get(d, "grace_seconds", "", _int64), *_tail(d))
+
+
+def _read_crash(d: dict[str, Any]) -> CrashMarker:
+    return CrashMarker(
+        _get(d, "callback", "", _text), _get(d, "tick", "", _int64), _get(d, "error", "", _text),
+        _get(d, "traceback", "", _text, ""),
+    )
+
+
+def _read_wire(d: dict[str, Any]) -> WireEvent:
+    return WireEvent(
+        _get(d, "socket", "", _text),
+        _get(d, "direction", "", _text),
+        _get(d, "t", "", _number),
+        _get(d, "event", "", _text, "envelope"),
+        _get(d, "envelope", "", _opt(_map), None),
+        _get(d, "raw", "", _opt(_text), None),
+        _get(d, "close_code", "", _opt(_int64), None),
+        _get(d, "close_reason", "", _opt(_text), None),
+    )
+
+
+_READERS: dict[str, tuple[Callable[..., Event], frozenset[str]]] = {
+    "init": (_read_init, _CALL_TAIL | {"params"}),
+    "join_attempt": (_read_join_attempt, _CALL_TAIL | {"presence", "metadata", "vars"}),
+    "join": (_read_join, _CALL_TAIL | {"presences"}),
+    "leave": (_read_leave, _CALL_TAIL | {"presences"}),
+    "loop": (_read_loop, _CALL_TAIL | {"messages"}),
+    "signal": (_read_signal, _CALL_TAIL | {"data"}),
+    "terminate": (_read_terminate, _CALL_TAIL | {"grace_seconds"}),
+    "crash": (_read_crash, frozenset({"kind", "callback", "tick", "error", "traceback"})),
+    "wire": (_read_wire, frozenset({"kind", "socket", "direction", "t", "event", "envelope", "raw", "close_code",
+                                    "close_reason"})),
+}
+
+_HEADER_KEYS = frozenset(header_to_json(Header())) - {"kind"}
+
+
+def _read_header(d: dict[str, Any]) -> Header:
+    _only(d, _HEADER_KEYS | {"kind"}, "")
+    versions = _get(d, "client_versions", "", _map, {})
+    for user, version in versions.items():
+        if type(user) is not str or type(version) is not str:
+            raise _Bad("client_versions", f"must map user ids to version strings, got {user!r}: {version!r}")
+    return Header(
+        match_id=_get(d, "match_id", "", _text, ""),
+        module=_get(d, "module", "", _text, ""),
+        tick_rate=_get(d, "tick_rate", "", _int64, 0),
+        label=_get(d, "label", "", _text, ""),
+        params=_get(d, "params", "", _map, {}),
+        node=_get(d, "node", "", _text, ""),
+        source=_get(d, "source", "", _text, "jsonl"),
+        started_ms=_get(d, "started_ms", "", _int64, 0),
+        client_versions=versions,
+        tags=_get(d, "tags", "", _map, {}),
+        handler=_get(d, "handler", "", _text, ""),
+        recording_kind=_get(d, "recording_kind", "", _text, "calls"),
+        log_match_id=_get(d, "log_match_id", "", _text, ""),
+        redactions=tuple(_get(d, "redactions", "", _list(_text), ())),
+        format_version=_get(d, "format_version", "", _int64, Header().format_version),
+    )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _Bad(k, "appears twice in one object")
+            seen.add(k)
+    return d
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Bad("", f'{name} is not JSON; write non-finite floats as {{"$float": "<16 hex digits>"}}')
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
+class _Lines:
+    """Numbered JSON objects from a stream of lines; blank lines are skipped."""
+
+    def __init__(self, lines: Iterable[bytes | str], path: str) -> None:
+        self.path = path
+        self.lineno = 0
+        self._it = iter(lines)
+
+    def error(self, field: str, problem: str) -> InterchangeError:
+        return InterchangeError(self.path, self.lineno, field, problem)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for raw in self._it:
+            self.lineno += 1
+            if isinstance(raw, bytes):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise self.error("", f"not UTF-8 (byte {exc.start} of the line)") from None
+            else:
+                text = raw
+            if self.lineno == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            if not text.strip():
+                continue
+            try:
+                obj = _DECODER.decode(text)
+            except json.JSONDecodeError as exc:
+                raise self.error("", f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+            except _Bad as exc:
+                raise self.error(exc.field, exc.problem) from None
+            if type(obj) is not dict:
+                raise self.error("", f"must be a JSON object, got {_show(obj)}")
+            yield obj
+
+
+def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Header, Iterator[Event]]:
+    """Parse the interchange form: the header at once, then events one line at a time.
+
+    ``lines`` is any iterable of lines (a file opened in binary or text mode). Raises
+    ``InterchangeError`` with the line number and field of the first malformed line.
+    """
+    src = _Lines(lines, str(path))
+    objs = iter(src)
+    first = next(objs, None)
+    if first is None:
+        raise InterchangeError(src.path, max(src.lineno, 1), "kind", "no header line: the file is empty")
+    if first.get("kind") != "header":
+        raise src.error("kind", f"the first line must be the header (kind \"header\"), got {_show(first.get('kind'))}")
+    try:
+        header = _read_header(first)
+    except _Bad as exc:
+        raise src.error(exc.field, exc.problem) from None
+    raw_params = first.get("params", {})
+
+    def header_params() -> dict[str, Any]:  # a fresh copy for each init line that leaves params out
+        return _map(raw_params, "params")
+
+    def events() -> Iterator[Event]:
+        for obj in objs:
+            kind = obj.get("kind", _MISSING)
+            entry = _READERS.get(kind) if type(kind) is str else None
+            if entry is None:
+                if kind is _MISSING:
+                    raise src.error("kind", "missing")
+                known = ", ".join(_READERS)
+                extra = " (only the first line is a header)" if kind == "header" else f" (known: {known})"
+                raise src.error("kind", f"unknown kind {_show(kind)}{extra}")
+            read, allowed = entry
+            try:
+                _only(obj, allowed, "")
+                yield read(obj, header_params) if kind == "init" else read(obj)
+            except _Bad as exc:
+                raise src.error(exc.field, exc.problem) from None
+
+    return header, events()
+
+
+def import_jsonl(
+    source: str | os.PathLike[str] | IO[bytes],
+    out: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    **writer_kw: Any,
+) -> int:
+    """Convert an interchange file (a path, or a binary stream named ``name``) into ``out`` (.nkrec).
+
+    Streams line by line. The recording appears at ``out`` only when the whole input was read; on an
+    error nothing is left behind. Returns the number of events written.
+    """
+    out_path = Path(out)
+    partial = out_path.with_name(out_path.name + ".partial")
+    own = isinstance(source, (str, os.PathLike))
+    stream: IO[bytes] = open(source, "rb") if own else source  # type: ignore[arg-type]
+    label = str(source) if own else (name or getattr(source, "name", "<stream>"))
+    try:
+        header, events = read_jsonl(stream, label)
+        with RecordingWriter(partial, header, **writer_kw) as w:
+            for e in events:
+                w.append(e)
+        os.replace(partial, out_path)
+        return w.events_written
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        if own:
+            stream.close()

@@ -1,0 +1,38 @@
+"""Convert a JSON Lines interchange file into a recording (.nkrec). The first line is the header, each
+later line one event (README.md, "JSON Lines interchange", shows every shape). Reads FILE, or standard
+input when FILE is "-". A malformed line stops the import with its line number and field; no partial
+recording is left behind."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help='the .jsonl file, or "-" for standard input')
+    p.add_argument(
+        "-o", "--output", help="the .nkrec file to write (default: FILE with its suffix changed to .nkrec)"
+    )
+    p.add_argument("--chunk-events", type=int, default=256, help="events per chunk (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.errors import RecordingError
+    from recorder.jsonl import import_jsonl
+
+    if args.output is None:
+        if args.file == "-":
+            raise RecordingError("reading standard input needs -o/--output to name the .nkrec file to write")
+        args.output = str(Path(args.file).with_suffix(".nkrec"))
+    if args.file == "-":
+        count = import_jsonl(sys.stdin.buffer, args.output, name="<stdin>", chunk_events=args.chunk_events)
+    else:
+        if not Path(args.file).is_file():
+            raise RecordingError(f"{args.file}: no such file")
+        count = import_jsonl(args.file, args.output, chunk_events=args.chunk_events)
+    print(f"wrote {count} events to {args.output}", file=sys.stderr)
+    return 0
