@@ -14,7 +14,9 @@
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
     ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
     │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
-    └── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
+    ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
+    ├── ExpectationError (ValueError)      a regression expectation (NAME.expect.toml) is malformed (path, field)
+    └── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
 
 Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
 its message from them, ending with what to do about it where there is something to do.
@@ -36,6 +38,8 @@ __all__ = [
     "StateError",
     "SnapshotError",
     "ProtocolError",
+    "ExpectationError",
+    "BisectError",
 ]
 
 
@@ -138,3 +142,16 @@ class ProtocolError(NakamaReplayError, ValueError):
     def __init__(self, problem: str, field: str = "") -> None:
         self.problem, self.field = problem, field
         super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class ExpectationError(NakamaReplayError, ValueError):
+    """A regression expectation (``NAME.expect.toml`` or the ``expect`` header tag) cannot be used."""
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        self.path, self.field, self.problem = str(path), field, problem
+        where = f" field {field!r}:" if field else ""
+        super().__init__(f"{self.path}:{where} {problem}")
+
+
+class BisectError(NakamaReplayError, ValueError):
+    """A bisection cannot start or go on (bad revision range, no versions, a git command that failed)."""
