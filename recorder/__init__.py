@@ -4,7 +4,9 @@
 """
 
 from recorder.errors import (
+    BisectError,
     CorruptRecording,
+    ExpectationError,
     HandlerError,
     HandlerLoadError,
     InterchangeError,
@@ -62,6 +64,8 @@ __all__ = [
     "CrashMarker",
     "Damage",
     "Event",
+    "BisectError",
+    "ExpectationError",
     "HandlerError",
     "HandlerLoadError",
     "Header",
