@@ -1,0 +1,286 @@
+"""Crash signatures: "is this the same crash?" across replays, handler versions, runtimes and log lines.
+
+A ``CrashSignature`` keeps what identifies a crash and drops what varies between occurrences:
+
+- ``callback``: the match callback that raised (``match_loop``);
+- ``error_type``: the Python exception type (``KeyError``); for Lua, the error class: the kind of runtime
+  error (``lua:index nil``, ``lua:arithmetic``, ...) named the same way for PUC Lua 5.1 and gopher-lua,
+  whose texts differ, or ``lua:error <normalised message>`` for a handler's own ``error(...)``;
+  ``Hang`` for a callback that did not return; other runtimes' ``TypeError``-style prefixes as they are;
+- ``frames``: up to three innermost frames of the handler's own code, normalised: ``arena.py:match_loop``
+  for Python (file base name and function, no line numbers, no standard-library frames), ``ctf.lua`` for
+  Lua (file base name only: the two Lua runtimes name functions differently);
+- ``op_code``: the op code of the last message of the crashing ``match_loop`` batch, when known.
+
+Normalising a message replaces uuids with ``<uuid>``, hex ids and addresses with ``<hex>`` and numbers with
+``<n>``. The stable text key is ``callback|error_type|top frame`` (``match_loop|KeyError|arena.py:match_loop``)
+and ``short_hash`` is the first 12 hex digits of its BLAKE2b digest: grouping tools that compute the same key
+group crashes the same way. ``same_crash`` compares keys, and op codes when both sides know one.
+
+Signatures are built from a replay (``from_result``/``from_crash``), a recording's crash marker
+(``from_marker``, ``of_recording``) or a Nakama log line ``Stopping match after error from <callback>
+execution`` (``from_log_line``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CrashSignature",
+    "LoggedCrash",
+    "lua_error_class",
+    "normalise_message",
+    "parse_crash_log_line",
+    "same_crash",
+]
+
+MAX_FRAMES = 3
+_STOPPING = re.compile(r"^Stopping match after error from (\w+) execution$")
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
+_NUMBER = re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w>])")
+_PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<func>\S+)', re.M)
+_JS_FRAME = re.compile(r"^\s*at (?:(?P<func>[\w.$<>]+) )?\(?(?P<file>[^():\s]+):\d+", re.M)
+# "file.lua:12: message" or '[string "file.lua"]:12: message'
+_LUA_POS = re.compile(r'^(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:][^:\n]*\.lua)):\d+:\s?(?P<msg>.*)$', re.S)
+_LUA_TB_FRAME = re.compile(r'^\s*(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:\[][^:\n]*\.lua)):\d+:', re.M)
+_TYPE_PREFIX = re.compile(r"^(?:[\w.]+\.)?(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning))\b")
+_STDLIB_PARTS = ("/lib/python3", "site-packages", "dist-packages", "<frozen ")
+_VALUE = r"(?:\(an? (?P<t>\w+) value\))"
+# (class, PUC Lua 5.1 pattern, gopher-lua pattern): both runtimes' texts of one error map to one class
+_LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("index", re.compile(r"attempt to index (?:.* )?" + _VALUE)),
+    ("index", re.compile(r"attempt to index a non-table object\((?P<t>\w+)\)")),
+    ("call", re.compile(r"attempt to call (?:.* )?" + _VALUE)),
+    ("call", re.compile(r"attempt to call a non-function object")),
+    ("arithmetic", re.compile(r"attempt to perform arithmetic on (?:.* )?" + _VALUE)),
+    ("arithmetic", re.compile(r"cannot perform (?:add|sub|mul|div|mod|pow|unm) operation between")),
+    ("concatenate", re.compile(r"attempt to concatenate (?:.* )?" + _VALUE)),
+    ("concatenate", re.compile(r"cannot perform concat operation between")),
+    ("compare", re.compile(r"attempt to compare \w+ with \w+")),
+    ("length", re.compile(r"attempt to get length of")),
+    ("stack overflow", re.compile(r"stack overflow")),
+)
+
+
+def normalise_message(text: str, limit: int = 160) -> str:
+    """A message with the parts that vary between occurrences replaced: uuids, hex ids, numbers."""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = _UUID.sub("<uuid>", text)
+    text = _HEX.sub("<hex>", text)
+    text = _NUMBER.sub("<n>", text)
+    return text[:limit]
+
+
+def lua_error_class(message: str) -> str:
+    """``lua:<class>`` for a Lua runtime error (the same class for Lua 5.1's and gopher-lua's wording),
+    ``lua:error <normalised message>`` for anything else (a handler's own ``error(...)``)."""
+    for name, pattern in _LUA_CLASSES:
+        m = pattern.search(message)
+        if m is not None:
+            kind = m.groupdict().get("t")
+            return f"lua:{name} {kind}" if name == "index" and kind else f"lua:{name}"
+    return "lua:error " + normalise_message(message)
+
+
+def _base(path: str) -> str:
+    return os.path.basename(path.replace("\\", "/"))
+
+
+def _python_frames(traceback: str) -> tuple[str, ...]:
+    frames = [
+        f"{_base(m['file'])}:{m['func']}"
+        for m in _PY_FRAME.finditer(traceback)
+        if not any(part in m["file"] for part in _STDLIB_PARTS)
+    ]
+    return tuple(reversed(frames))[:MAX_FRAMES]
+
+
+def _lua_frames(position_file: str | None, traceback: str) -> tuple[str, ...]:
+    frames: list[str] = [position_file] if position_file else []
+    for m in _LUA_TB_FRAME.finditer(traceback):
+        name = _base(m["chunk"] or m["file"])
+        if not frames or frames[-1] != name:
+            frames.append(name)
+    return tuple(frames[:MAX_FRAMES])
+
+
+@dataclass(frozen=True, slots=True)
+class CrashSignature:
+    """What identifies a crash; see the module docstring for each field and the key."""
+
+    callback: str
+    error_type: str
+    frames: tuple[str, ...] = ()
+    op_code: int | None = None
+
+    @property
+    def location(self) -> str:
+        """The innermost frame of the handler's code, or ``?`` when nothing is known."""
+        return self.frames[0] if self.frames else "?"
+
+    @property
+    def key(self) -> str:
+        """``callback|error_type|location``: the stable text to group crashes by."""
+        return f"{self.callback}|{self.error_type}|{self.location}"
+
+    @property
+    def short_hash(self) -> str:
+        """12 hex digits of BLAKE2b(key): a compact group id."""
+        return hashlib.blake2b(self.key.encode("utf-8"), digest_size=6).hexdigest()
+
+    def same_crash(self, other: CrashSignature) -> bool:
+        """Same key, and the same last op code when both signatures know one."""
+        if self.key != other.key:
+            return False
+        return self.op_code is None or other.op_code is None or self.op_code == other.op_code
+
+    def describe(self) -> str:
+        op = f", last op code {self.op_code}" if self.op_code is not None else ""
+        return f"{self.error_type} in {self.callback} at {self.location}{op}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "hash": self.short_hash,
+            "callback": self.callback,
+            "error_type": self.error_type,
+            "frames": list(self.frames),
+            "op_code": self.op_code,
+        }
+
+    # -- building ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_error(
+        cls,
+        callback: str,
+        error: str,
+        traceback: str = "",
+        *,
+        error_type: str | None = None,
+        op_code: int | None = None,
+    ) -> CrashSignature:
+        """From an error text and traceback as a replay reports them or Nakama logs them.
+
+        A Lua error is recognised by its ``file.lua:line:`` position (or a Lua stack traceback); a Python
+        one by its ``File "...", line N, in f`` frames or its ``SomeError:`` prefix. ``error_type`` is
+        the type a replay already knows (ignored for Lua errors, which are classed by their text)."""
+        error = error or ""
+        first = error.strip().splitlines()[0] if error.strip() else ""
+        lua = _LUA_POS.match(first)
+        if lua is not None or ".lua:" in traceback or "stack traceback:" in error + traceback:
+            pos_file = _base(lua["chunk"] or lua["file"]) if lua else None
+            message = lua["msg"] if lua else first
+            rest = error + "\n" + traceback
+            return cls(callback, lua_error_class(message), _lua_frames(pos_file, rest), op_code)
+        if error_type == "Hang":
+            return cls(callback, "Hang", (), op_code)
+        if error_type == "HandlerError":  # a broken Nakama rule: the message is the class
+            return cls(callback, "HandlerError " + normalise_message(first), (), op_code)
+        frames = _python_frames(traceback) or _python_frames(error)
+        if not frames:
+            frames = tuple(
+                f"{_base(m['file'])}:{m['func']}" if m["func"] else _base(m["file"]) for m in _JS_FRAME.finditer(traceback or error)
+            )[:MAX_FRAMES]
+        if error_type is None:
+            m = _TYPE_PREFIX.match(first)
+            error_type = m["type"] if m else "error " + normalise_message(first)
+        return cls(callback, error_type, frames, op_code)
+
+    @classmethod
+    def from_crash(cls, crash: Any, op_code: int | None = None) -> CrashSignature:
+        """From a replay's ``replay.result.Crash``."""
+        if crash.hung:
+            return cls(crash.callback, "Hang", (), op_code)
+        return cls.from_error(crash.callback, crash.error, crash.traceback, error_type=crash.error_type, op_code=op_code)
+
+    @classmethod
+    def from_result(cls, result: Any) -> CrashSignature | None:
+        """From a ``ReplayResult``: None when the replay did not crash. The op code is the last message's
+        of the crashing ``match_loop`` call, from the result's last inputs."""
+        if result.crash is None:
+            return None
+        op_code = None
+        if result.crash.callback == "match_loop":
+            for item in reversed(result.last_inputs):
+                if item.get("callback") == "match_loop" and item.get("tick") == result.crash.tick:
+                    msgs = item.get("messages") or []
+                    op_code = msgs[-1]["op_code"] if msgs else None
+                    break
+        return cls.from_crash(result.crash, op_code)
+
+    @classmethod
+    def from_marker(cls, marker: Any, op_code: int | None = None) -> CrashSignature:
+        """From a recording's ``CrashMarker`` (what production saw)."""
+        return cls.from_error(marker.callback, marker.error, marker.traceback, op_code=op_code)
+
+    @classmethod
+    def of_recording(cls, path: str | os.PathLike[str]) -> CrashSignature | None:
+        """The signature of the crash a recording ends with (None when it has no crash marker), with the
+        op code of the last message of the ``match_loop`` call at the crash tick."""
+        from recorder.model import CrashMarker, LoopCall  # noqa: PLC0415
+        from recorder.nkrec import open_recording  # noqa: PLC0415
+
+        last_ops: dict[int, int | None] = {}
+        marker = None
+        with open_recording(path) as rec:
+            for event in rec.events():
+                t = type(event)
+                if t is LoopCall:
+                    msgs = event.messages  # type: ignore[union-attr]
+                    last_ops[event.tick] = msgs[-1].op_code if len(msgs) else None  # type: ignore[union-attr]
+                elif t is CrashMarker:
+                    marker = event
+        if marker is None:
+            return None
+        op = last_ops.get(marker.tick) if marker.callback == "match_loop" else None  # type: ignore[attr-defined]
+        return cls.from_marker(marker, op)
+
+    @classmethod
+    def from_log_line(cls, line: str) -> CrashSignature | None:
+        """From one of Nakama's JSON log lines; None unless it is a "Stopping match after error" line."""
+        logged = parse_crash_log_line(line)
+        return None if logged is None else cls.from_error(logged.callback, logged.error)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCrash:
+    """Nakama's ``Stopping match after error from <callback> execution`` line: ``mid`` has no node suffix."""
+
+    mid: str
+    tick: int
+    callback: str
+    error: str
+
+    @property
+    def signature(self) -> CrashSignature:
+        return CrashSignature.from_error(self.callback, self.error)
+
+
+def parse_crash_log_line(line: str) -> LoggedCrash | None:
+    """The crash in a Nakama JSON log line, or None for any other line (including lines that are not JSON)."""
+    line = line.strip()
+    if not line.startswith("{") or "Stopping match after error" not in line:
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    m = _STOPPING.match(str(obj.get("msg", "")))
+    if m is None:
+        return None
+    tick = obj.get("tick")
+    return LoggedCrash(str(obj.get("mid", "")), tick if isinstance(tick, int) else -1, m.group(1), str(obj.get("error", "")))
+
+
+def same_crash(a: CrashSignature | None, b: CrashSignature | None) -> bool:
+    """True when both are crashes with the same signature (``CrashSignature.same_crash``)."""
+    return a is not None and b is not None and a.same_crash(b)

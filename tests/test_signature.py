@@ -1,0 +1,168 @@
+"""Crash signatures: built from replays, crash markers, tracebacks and Nakama's own log lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from pathlib import Path
+
+import pytest
+
+from replay.result import Crash
+from replay.runtime import replay
+from replay.signature import CrashSignature, lua_error_class, normalise_message, parse_crash_log_line, same_crash
+
+ROOT = Path(__file__).resolve().parent.parent
+CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
+NAKAMA_LOG = Path("/work/shared/samples/nakama-3.40-lua-match-crash.log")
+
+# the crash line of the real Nakama 3.40 log (../shared/samples), kept here so the test runs without it
+LOGGED = (
+    '{"level":"warn","ts":"2026-11-27T16:15:08.230Z","caller":"server/match_handler.go:292","msg":"Stopping match '
+    'after error from match_loop execution","mid":"1762518a-825f-467c-a416-1a7ad0afe835","tick":16,"error":"/nakama/'
+    "data/modules/match_echo.lua:39: deliberate crash: op_code 99 from 28da6aa3-653a-4714-a51e-b42999555c74 at tick "
+    "16\\nstack traceback:\\n\\t[G]: in function 'error'\\n\\t/nakama/data/modules/match_echo.lua:39: in main chunk"
+    '\\n\\t[G]: ?"}'
+)
+
+
+def test_replayed_crash_has_the_recorded_signature():
+    recorded = CrashSignature.of_recording(CRASH_REC)
+    replayed = CrashSignature.from_result(replay(str(CRASH_REC)))
+    assert recorded is not None and replayed is not None
+    assert recorded.key == "match_loop|KeyError|arena.py:match_loop"
+    assert recorded.op_code == 1 and replayed.op_code == 1  # tick 58's batch ends with an input (op 1)
+    assert replayed.same_crash(recorded) and same_crash(recorded, replayed)
+    assert recorded.short_hash == hashlib.blake2b(recorded.key.encode(), digest_size=6).hexdigest()
+
+
+def test_a_clean_replay_has_no_signature():
+    clean = replay(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena_fixed.py"))
+    assert CrashSignature.from_result(clean) is None
+    assert not same_crash(None, CrashSignature.of_recording(CRASH_REC))
+
+
+def _real_traceback() -> tuple[str, str]:
+    def match_loop():
+        return helper()
+
+    def helper():
+        return json.loads("{not json")  # raises inside the standard library
+
+    try:
+        match_loop()
+    except ValueError as exc:
+        return f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    raise AssertionError("json.loads accepted invalid JSON")
+
+
+def test_python_frames_skip_the_standard_library_and_line_numbers():
+    error, trace = _real_traceback()
+    sig = CrashSignature.from_error("match_loop", error, trace, error_type="JSONDecodeError")
+    assert sig.frames[:2] == ("test_signature.py:helper", "test_signature.py:match_loop")
+    moved = trace.replace(str(Path(__file__).parent), "/elsewhere/checkout")
+    moved = "".join(
+        line.replace(", line ", ", line 1") if line.lstrip().startswith("File") else line for line in moved.splitlines(True)
+    )
+    assert moved != trace
+    assert CrashSignature.from_error("match_loop", error, moved, error_type="JSONDecodeError") == sig
+
+
+def test_error_type_from_the_text_when_not_given():
+    sig = CrashSignature.from_error("match_join", "KeyError: 'abc'", "")
+    assert sig.error_type == "KeyError" and sig.location == "?"
+    js = CrashSignature.from_error(
+        "match_loop", "TypeError: Cannot read property 'hp' of undefined\n    at matchLoop (index.js:88:12(40))"
+    )
+    assert (js.error_type, js.frames) == ("TypeError", ("index.js:matchLoop",))
+
+
+def test_puc_lua_and_gopher_lua_texts_of_one_error_agree():
+    puc = CrashSignature.from_error(
+        "match_loop",
+        "ctf.lua:88: attempt to index local 'holder' (a nil value)",
+        "stack traceback:\n\tctf.lua:88: in function 'match_loop'",
+    )
+    gopher = CrashSignature.from_error(
+        "match_loop",
+        "/nakama/data/modules/ctf.lua:91: attempt to index a non-table object(nil) with key 'team'\n"
+        "stack traceback:\n\t/nakama/data/modules/ctf.lua:91: in main chunk\n\t[G]: ?",
+    )
+    chunk = CrashSignature.from_error("match_loop", '[string "ctf.lua"]:88: attempt to index field \'holder\' (a nil value)')
+    assert puc.key == gopher.key == chunk.key == "match_loop|lua:index nil|ctf.lua"
+    assert puc.same_crash(gopher)
+    number = CrashSignature.from_error("match_loop", "ctf.lua:88: attempt to index local 'x' (a number value)")
+    assert not number.same_crash(puc)
+
+
+@pytest.mark.parametrize(
+    ("puc", "gopher", "cls"),
+    [
+        ("attempt to call global 'spawn' (a nil value)", "attempt to call a non-function object", "lua:call"),
+        ("attempt to perform arithmetic on field 'hp' (a nil value)", "cannot perform sub operation between nil and number", "lua:arithmetic"),
+        ("attempt to concatenate local 'name' (a nil value)", "cannot perform concat operation between string and nil", "lua:concatenate"),
+        ("attempt to compare number with nil", "attempt to compare number with nil", "lua:compare"),
+    ],
+)
+def test_lua_error_classes(puc, gopher, cls):
+    assert lua_error_class(puc) == lua_error_class(gopher) == cls
+
+
+def test_nakama_log_line():
+    logged = parse_crash_log_line(LOGGED)
+    assert logged is not None
+    assert (logged.mid, logged.tick, logged.callback) == ("1762518a-825f-467c-a416-1a7ad0afe835", 16, "match_loop")
+    sig = CrashSignature.from_log_line(LOGGED)
+    assert sig is not None and sig == logged.signature
+    assert sig.frames == ("match_echo.lua",)
+    assert sig.error_type == "lua:error deliberate crash: op_code <n> from <uuid> at tick <n>"
+    # the same user error raised by our Lua runtime, at another line, from another folder, for another user
+    ours = CrashSignature.from_error(
+        "match_loop",
+        "fixtures/handlers/match_echo.lua:41: deliberate crash: op_code 99 from 0b0e7c2a-1111-4a4a-8b8b-0123456789ab at tick 3",
+        "stack traceback:\n\t[C]: in function 'error'\n\tfixtures/handlers/match_echo.lua:41: in function 'match_loop'",
+    )
+    assert ours.same_crash(sig)
+
+
+def test_the_sample_log_has_exactly_one_crash_line():
+    if not NAKAMA_LOG.exists():
+        pytest.skip(f"{NAKAMA_LOG} is not on this machine (the crash line is also pinned in LOGGED)")
+    found = [c for c in map(parse_crash_log_line, NAKAMA_LOG.read_text().splitlines()) if c is not None]
+    assert len(found) == 1 and found[0].signature == CrashSignature.from_log_line(LOGGED)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "not json at all",
+        '{"msg":"Match started","mid":"x"}',
+        '{"msg":"Stopping match after error from match_loop execution"',  # cut off
+        '["Stopping match after error from match_loop execution"]',
+    ],
+)
+def test_other_lines_are_not_crashes(line):
+    assert parse_crash_log_line(line) is None and CrashSignature.from_log_line(line) is None
+
+
+def test_op_codes_compare_only_when_both_are_known():
+    base = CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",))
+    assert base.same_crash(CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",), 1))
+    one = CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",), 1)
+    assert not one.same_crash(CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",), 2))
+    assert not base.same_crash(CrashSignature("match_join", "KeyError", ("arena.py:match_loop",)))
+
+
+def test_hangs_and_broken_rules():
+    hang = CrashSignature.from_crash(Crash("match_loop", 9, "match_loop did not return within 5 s", "Hang", "", True))
+    assert hang.key == "match_loop|Hang|?"
+    rule = CrashSignature.from_crash(Crash("match_init", 0, "match_init returned invalid tick rate, must be between 1 and 60", "HandlerError"))
+    assert rule.error_type == "HandlerError match_init returned invalid tick rate, must be between <n> and <n>"
+
+
+def test_normalise_message():
+    text = "player 7f3a9c12-0000-4b8e-9c3d-2e7f6a1b9d40 hp -25 at 0x7ffd3a2c table: 0x55d0c0ffee12 id deadbeef01"
+    assert normalise_message(text) == "player <uuid> hp <n> at <hex> table: <hex> id <hex>"
+    assert normalise_message("") == ""
