@@ -314,3 +314,39 @@ def test_upstream_going_away_closes_clients_cleanly_and_is_recorded(tmp_path: Pa
     _, events = read_events(tmp_path / "unmatched.nkrec")
     close = [e for e in events if e.event == "close"]
     assert [(e.direction, e.close_code, e.close_reason) for e in close] == [("in", 1014, "upstream went away")]
+
+
+def test_proxy_command_flushes_every_file_on_sigint(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    async def go() -> None:
+        upstream = await start_server(_Echo())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
+             f"http://127.0.0.1:{upstream.port}", "--out", str(tmp_path)],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)  # type: ignore[union-attr]
+            assert "proxy listening on http://127.0.0.1:" in line, line
+            port = int(line.split("http://127.0.0.1:")[1].split()[0])
+            ws = await connect(f"ws://127.0.0.1:{port}/ws?format=json")
+            for i in range(5):
+                await ws.send(json.dumps({"cid": str(i), "ping": {}}))
+                await asyncio.wait_for(ws.recv(), 5)
+            proc.send_signal(signal.SIGINT)  # with the socket still open
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert (ws.close_code, ws.close_reason) == (1001, "proxy shutting down")
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            await upstream.close()
+
+    run(go())
+    _, events = read_events(tmp_path / "unmatched.nkrec", strict=True)
+    assert [e.event for e in events] == ["open"] + ["envelope"] * 10 + ["close"]
+    assert (events[-1].direction, events[-1].close_code) == ("in", 1001)
