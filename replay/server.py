@@ -450,12 +450,7 @@ class NakamaServer(App):
             s.send(P.Envelope(P.Rpc(rpc.id, result or ""), cid))
 
     def _find_match(self, s: _Session, match_id: str, cid: str) -> _Match | None:
-        uuid_part, sep, node = match_id.partition(".")
-        try:
-            uuid.UUID(uuid_part)
-        except ValueError:
-            sep = ""
-        if not sep:
+        if not _valid_match_id(match_id):
             s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID"), cid))
             return None
         m = self.matches.get(match_id)
@@ -503,12 +498,7 @@ class NakamaServer(App):
         return P.Match(m.id, True, m.runtime.label, len(others), others, _wire_presence(me))
 
     def _match_data_send(self, s: _Session, send: P.MatchDataSend) -> None:
-        uuid_part, sep, node = send.match_id.partition(".")
-        try:
-            uuid.UUID(uuid_part)
-        except ValueError:
-            sep = ""
-        if not sep:
+        if not _valid_match_id(send.match_id):
             s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID")))  # Nakama sends it without cid
             return
         m = self.matches.get(send.match_id)
@@ -517,12 +507,7 @@ class NakamaServer(App):
         m.driver.send(s.presence(self.config.node), send.op_code, send.data or None, send.reliable)
 
     def _match_leave(self, s: _Session, leave: P.MatchLeave, cid: str) -> None:
-        uuid_part, sep, _ = leave.match_id.partition(".")
-        try:
-            uuid.UUID(uuid_part)
-        except ValueError:
-            sep = ""
-        if not sep:
+        if not _valid_match_id(leave.match_id):
             s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID"), cid))
             return
         m = self.matches.get(leave.match_id)
@@ -534,6 +519,16 @@ class NakamaServer(App):
     async def close(self) -> None:
         for m in list(self.matches.values()):
             m.stop(False)
+
+
+def _valid_match_id(match_id: str) -> bool:
+    """Nakama's check: ``<uuid>.<node>`` (the node may be empty for relayed matches)."""
+    uuid_part, sep, _ = match_id.partition(".")
+    try:
+        uuid.UUID(uuid_part)
+    except ValueError:
+        return False
+    return bool(sep)
 
 
 def _import_rpc_file(path: str) -> Any:
