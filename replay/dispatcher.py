@@ -49,8 +49,9 @@ def _data_bytes(data: Any) -> bytes | None:
 class Dispatcher:
     """One per match; the runtime reads and resets the per-call outcome lists after each callback."""
 
-    def __init__(self, presences: list[Presence], deferred_limit: int = 128) -> None:
+    def __init__(self, presences: list[Presence], deferred_limit: int = 128, ctx: dict[str, Any] | None = None) -> None:
         self._presences = presences  # the runtime's live list (Nakama's PresenceList order)
+        self._ctx = ctx if ctx is not None else {}  # the match context: a label update shows in it at once
         self.deferred_limit = deferred_limit
         self.stopped = False
         self.label = ""
@@ -128,4 +129,5 @@ class Dispatcher:
         if len(label.encode("utf-8")) > LABEL_MAX_BYTES:
             raise HandlerError("error updating match label: match label too long, must be 0-2048 bytes")
         self.label = label
+        self._ctx["match_label"] = label
         self.label_updates.append(label)

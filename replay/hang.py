@@ -58,32 +58,40 @@ class HangGuard:
         """The monotonic deadline of the running callback (for Lua's instruction hook)."""
         return self._deadline
 
+    def arm(self) -> None:
+        """Start the clock for a callback about to run in this thread."""
+        if self.limit is None:
+            return
+        if self._thread is None:
+            self._ensure_thread()
+        self._target = threading.get_ident()
+        self._deadline = time.monotonic() + self.limit
+
+    def disarm(self) -> None:
+        """Stop the clock; raises ``CallbackHung`` if the watchdog fired but the exception is still pending."""
+        if self.limit is None:
+            return
+        with self._lock:
+            fired = self._fired
+            self._deadline = None
+            self._fired = False
+        if fired:
+            # the asynchronous exception may still be pending if the body finished just in time:
+            # deliver it here, where the caller expects it, rather than at a random later bytecode
+            try:
+                for _ in range(1000):
+                    pass
+            except CallbackHung:
+                raise CallbackHung() from None
+
     @contextmanager
     def watch(self) -> Iterator[None]:
         """Run the body under the deadline; ``CallbackHung`` escapes from it when the limit passes."""
-        if self.limit is None:
-            yield
-            return
-        self._ensure_thread()
-        with self._lock:
-            self._deadline = time.monotonic() + self.limit
-            self._target = threading.get_ident()
-            self._fired = False
+        self.arm()
         try:
             yield
         finally:
-            with self._lock:
-                fired = self._fired
-                self._deadline = None
-                self._fired = False
-            if fired:
-                # the asynchronous exception may still be pending if the body finished just in time:
-                # deliver it here, where the caller expects it, rather than at a random later bytecode
-                try:
-                    for _ in range(1000):
-                        pass
-                except CallbackHung:
-                    raise CallbackHung() from None
+            self.disarm()
 
     def close(self) -> None:
         self._stop.set()

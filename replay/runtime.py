@@ -52,6 +52,8 @@ from recorder.model import (
     PresenceReason,
     SignalCall,
     TerminateCall,
+    WireEvent,
+    fast_new,
 )
 from recorder.nkrec import Recording, open_recording
 from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
@@ -110,8 +112,6 @@ class MatchRuntime:
         self.sources = sources or DerivedSources(seed, h.started_ms or 1_700_000_000_000, h.tick_rate or 10)
         self.logger = logger or Logger()
         self.nk = Nk(self.sources, logger=self.logger)
-        self.presences: list[Presence] = []
-        self.dispatcher = Dispatcher(self.presences, deferred_limit)
         self.hang_guard = HangGuard(hang_timeout)
         self.digests = digests  # "recorded" (only where the recording has one), "always" or "never"
         self.snapshot_every = snapshot_every
@@ -132,6 +132,8 @@ class MatchRuntime:
             "match_id": h.match_id,
             "match_node": h.node,
         }
+        self.presences: list[Presence] = []
+        self.dispatcher = Dispatcher(self.presences, deferred_limit, self.ctx)
 
     @property
     def label(self) -> str:
@@ -197,9 +199,14 @@ class MatchRuntime:
         """Call the handler under the hang guard. Returns (ok, result); on failure the match is stopped."""
         self.nk.begin_call(tick, call.nondeterministic)
         self.dispatcher.reset()
+        guard = self.hang_guard
         try:
-            with self.hang_guard.watch():
-                return True, fn(*args)
+            guard.arm()
+            try:
+                result = fn(*args)
+            finally:
+                guard.disarm()
+            return True, result
         except CallbackHung:
             self._stop_with(
                 Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
@@ -255,14 +262,20 @@ class MatchRuntime:
                     from recorder.canonical import canonical_bytes  # noqa: PLC0415
 
                     snapshot = canonical_bytes(value)
-        observed = Outcome(
-            broadcasts=tuple(d.broadcasts),
-            kicks=tuple(d.kicks),
-            label_updates=tuple(d.label_updates),
-            digest=digest,
-            snapshot=snapshot,
-            stopped=self.stopped and self.crash is None,
-            **outcome,
+        get = outcome.get
+        observed = fast_new(  # Outcome(...) without the frozen __init__: this runs once per call
+            Outcome,
+            get("accept"),
+            get("reason"),
+            get("tick_rate"),
+            get("label"),
+            tuple(d.broadcasts),
+            tuple(d.kicks),
+            tuple(d.label_updates),
+            get("reply"),
+            digest,
+            snapshot,
+            self.stopped and self.crash is None,
         )
         step = StepResult(index, call, True, observed, self.state, self.crash, tuple(self.nk.consumed))
         if recorded is not None and self.crash is None:
@@ -460,7 +473,7 @@ def _compare(index: int, call: Call, recorded: Outcome, observed: Outcome) -> li
 
     if recorded.accept is not None:
         diff("accept", recorded.accept, observed.accept)
-        if recorded.accept is False or recorded.reason:
+        if recorded.accept is False or observed.accept is False or recorded.reason:
             diff("reason", recorded.reason or None, observed.reason or None)
     if recorded.tick_rate is not None:
         diff("tick_rate", recorded.tick_rate, observed.tick_rate)
@@ -491,6 +504,7 @@ class ReplayOptions:
     env: dict[str, str] = field(default_factory=dict)
     max_divergences: int = 50  # kept in the result; all are counted
     module_path: list[str] = field(default_factory=list)
+    verify_digests: bool = True  # compare state digests where the recording has them
 
 
 def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | None]:
@@ -557,7 +571,14 @@ def replay(
     header, events, path, owned = _open(recording)
     try:
         loaded = resolve_handler(handler, header, path, options.module_path)
-        runtime = MatchRuntime(loaded, header, seed=options.seed, hang_timeout=options.hang_timeout, env=options.env)
+        runtime = MatchRuntime(
+            loaded,
+            header,
+            seed=options.seed,
+            hang_timeout=options.hang_timeout,
+            env=options.env,
+            digests="recorded" if options.verify_digests else "never",
+        )
         try:
             return _run(runtime, header, events, path, options, observer)
         finally:
@@ -572,7 +593,7 @@ def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[
         if type(e) is CrashMarker:
             markers.append(e)  # type: ignore[arg-type]
             continue
-        if not hasattr(e, "callback"):
+        if type(e) is WireEvent:
             raise NakamaReplayError(
                 "this is a wire recording; replay it into a server with `nakama-replay replay`, or convert it first"
             )
@@ -590,7 +611,7 @@ def _run(
     observer: Callable[[StepResult], None] | None,
 ) -> ReplayResult:
     markers: list[CrashMarker] = []
-    recent: deque[tuple[int, dict[str, Any]]] = deque()
+    recent: deque[Call] = deque()  # described only at the end: formatting every tick would dominate
     divergences: list[Divergence] = []
     divergence_count = 0
     ticks = calls = 0
@@ -601,8 +622,8 @@ def _run(
         call = step.call
         if type(call) is LoopCall:
             ticks += 1
-        recent.append((call.tick, describe_call(call)))
-        while recent and recent[0][0] < call.tick - options.last_ticks + 1:
+        recent.append(call)
+        while recent[0].tick < call.tick - options.last_ticks + 1:
             recent.popleft()
         if step.synthetic:
             step.divergences.insert(
@@ -642,7 +663,7 @@ def _run(
         recorded_crash=recorded_crash,
         stop_reason=runtime.stop_reason,
         presences=tuple(runtime.presences),
-        last_inputs=[d for _, d in recent],
+        last_inputs=[describe_call(c) for c in recent],
         divergences=divergences,
         divergence_count=divergence_count,
         logs=runtime.logger.lines[-20:],

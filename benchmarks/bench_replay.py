@@ -1,0 +1,143 @@
+"""Replay speed of the Python runtime on a 36,000-tick arena match (10 minutes at 60 Hz).
+
+Baseline, measured in the same run: a bare loop that calls the same handler functions with the same
+pre-decoded inputs (no recording, no runtime bookkeeping). Printed last: replay time / bare-loop time
+(target: at most 1.5), for the replay from the file with digest checks (the default), without them, and
+from pre-decoded calls (the runtime alone).
+
+    python benchmarks/bench_replay.py [--ticks 36000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "fixtures"))
+
+from make_recordings import arena_header  # noqa: E402
+from recorder.model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
+from recorder.nkrec import read_events  # noqa: E402
+from replay.dispatcher import Dispatcher  # noqa: E402
+from replay.driver import MatchDriver  # noqa: E402
+from replay.handlers import load_handler  # noqa: E402
+from replay.nk import DerivedSources, Logger, Nk  # noqa: E402
+from replay.runtime import MatchRuntime, ReplayOptions, replay  # noqa: E402
+
+HANDLER = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
+
+
+def make_recording(path: Path, ticks: int, players: int = 4) -> None:
+    import json
+    import random
+
+    rng = random.Random(1)
+    header = arena_header(HANDLER)
+    with MatchDriver(HANDLER, header, capture=str(path), snapshot_every=600) as d:
+        d.init({"max_players": 8, "tick_rate": 60})
+        ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(players)]
+        for p in ps:
+            d.send(p, 3)
+        for t in range(ticks):
+            for p in ps:
+                if rng.random() < 0.8:
+                    body = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.1, "aim": [1, rng.choice([-1, 0, 1])]}
+                    d.send(p, 1, json.dumps(body))
+            d.tick()
+
+
+def bare_loop(calls: list, handler) -> float:  # type: ignore[no-untyped-def]
+    """The same handler functions, the same inputs, nothing else."""
+    logger = Logger()
+    nk = Nk(DerivedSources(0), logger=logger)
+    presences: list = []
+    dispatcher = Dispatcher(presences)
+    ctx = {"env": {}, "execution_mode": "match"}
+    t0 = time.perf_counter()
+    state = None
+    for c in calls:
+        t = type(c)
+        if t is LoopCall:
+            state = handler.match_loop(ctx, logger, nk, dispatcher, c.tick, state, c.messages)
+        elif t is InitCall:
+            state, _, _ = handler.match_init(ctx, logger, nk, c.params)
+        elif t is JoinAttemptCall:
+            state, _, _ = handler.match_join_attempt(ctx, logger, nk, dispatcher, c.tick, state, c.presence, c.metadata)
+        elif t is JoinCall:
+            presences.extend(c.presences)
+            state = handler.match_join(ctx, logger, nk, dispatcher, c.tick, state, list(c.presences))
+        elif t is LeaveCall:
+            state = handler.match_leave(ctx, logger, nk, dispatcher, c.tick, state, list(c.presences))
+        elif t is SignalCall:
+            state, _ = handler.match_signal(ctx, logger, nk, dispatcher, c.tick, state, c.data)
+        elif t is TerminateCall:
+            state = handler.match_terminate(ctx, logger, nk, dispatcher, c.tick, state, c.grace_seconds)
+        dispatcher.reset()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ticks", type=int, default=36_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "arena-long.nkrec"
+        t0 = time.perf_counter()
+        make_recording(path, args.ticks)
+        print(f"captured {args.ticks} ticks in {time.perf_counter() - t0:.2f} s ({path.stat().st_size / 1e6:.1f} MB)")
+        handler = load_handler(HANDLER)
+        _, events = read_events(path)
+        calls = [e for e in events if hasattr(e, "callback")]
+        for c in calls:  # pre-decode: materialise every message for the bare loop
+            if type(c) is LoopCall:
+                list(c.messages)
+        plain_calls = [LoopCall(c.tick, tuple(c.messages)) if type(c) is LoopCall else c for c in calls]
+
+
+        def timed_replay(verify: bool) -> float:
+            t = time.perf_counter()
+            result = replay(path, HANDLER, ReplayOptions(verify_digests=verify, hang_timeout=30))
+            assert result.reproduced, result.verdict
+            return time.perf_counter() - t
+
+        def timed_runtime() -> float:
+            rt = MatchRuntime(handler, arena_header(HANDLER), digests="never", hang_timeout=30)
+            t = time.perf_counter()
+            for c in plain_calls:
+                rt.apply(c)
+            elapsed = time.perf_counter() - t
+            rt.close()
+            return elapsed
+
+        # interleaved rounds, best of each: a load spike on this machine hits every contender alike
+        runs = {
+            "bare": lambda: bare_loop(plain_calls, handler),
+            "digests": lambda: timed_replay(True),
+            "no_digests": lambda: timed_replay(False),
+            "runtime": timed_runtime,
+        }
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(args.repeat):
+            for name, fn in runs.items():
+                gc.collect()
+                times[name].append(fn())
+        bare, with_digests, without, runtime_only = (min(times[k]) for k in ("bare", "digests", "no_digests", "runtime"))
+    ticks = args.ticks
+    print(f"bare loop                         {bare:7.3f} s  {ticks / bare:10.0f} ticks/s")
+    print(f"replay from file, digests checked {with_digests:7.3f} s  {ticks / with_digests:10.0f} ticks/s")
+    print(f"replay from file, no digests      {without:7.3f} s  {ticks / without:10.0f} ticks/s")
+    print(f"runtime on decoded calls          {runtime_only:7.3f} s  {ticks / runtime_only:10.0f} ticks/s")
+    print(f"ratio runtime-only / bare loop    {runtime_only / bare:.2f}x  (target <= 1.5)")
+    print(f"ratio replay (no digests) / bare  {without / bare:.2f}x  (target <= 1.5)")
+    print(f"ratio replay (digests) / bare     {with_digests / bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""`nakama-replay reproduce` on the bundled arena recording, and capture -> replay round trips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.model import CrashMarker, LoopCall
+from recorder.nkrec import read_events
+from replay.cli import main
+from replay.driver import MatchDriver
+from replay.runtime import replay
+
+ROOT = Path(__file__).resolve().parent.parent
+CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
+ARENA = ROOT / "fixtures" / "handlers" / "arena.py"
+ARENA_FIXED = ROOT / "fixtures" / "handlers" / "arena_fixed.py"
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+import make_recordings  # noqa: E402
+
+
+def test_bundled_recording_reproduces_the_crash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", str(CRASH_REC)]) == 0
+    out = capsys.readouterr().out
+    assert "CRASHED in match_loop at tick 58: KeyError" in out
+    assert 'user_id = state["sessions"][m.sender.session_id]' in out  # the traceback's handler line
+    assert "REPRODUCED" in out
+
+
+def test_fixed_handler_does_not_reproduce(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", str(CRASH_REC), "--handler", str(ARENA_FIXED)]) == 1
+    out = capsys.readouterr().out
+    assert "ran to the end" in out and "DID NOT REPRODUCE" in out
+
+
+def test_json_output_is_byte_identical_across_processes() -> None:
+    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(CRASH_REC), "--json"]
+    runs = [subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False) for _ in range(2)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    doc = json.loads(runs[0].stdout)
+    assert doc["outcome"] == "crashed" and doc["callback"] == "match_loop" and doc["tick"] == 58
+    assert doc["reproduced"] is True and doc["ticks_replayed"] == 59
+    assert doc["error"].startswith("KeyError") and "Traceback" in doc["traceback"]
+    assert doc["recorded_crash"]["tick"] == 58
+
+
+def test_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", str(tmp_path / "missing.nkrec")]) == 2
+    assert "no such recording file" in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("def match_init(:\n")
+    assert main(["reproduce", str(CRASH_REC), "--handler", str(broken)]) == 2
+    assert "syntax error at line 1" in capsys.readouterr().err
+
+
+def test_fixture_script_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # tracebacks name handler files relative to the working directory
+    first = make_recordings.make(tmp_path / "a")
+    second = make_recordings.make(tmp_path / "b")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+    assert first[0].read_bytes() == CRASH_REC.read_bytes()  # the committed fixture is what the script makes
+
+
+def test_capture_records_outcomes_and_replay_matches_them(tmp_path: Path) -> None:
+    out = tmp_path / "clean.nkrec"
+    with MatchDriver(str(ARENA_FIXED), make_recordings.arena_header(str(ARENA_FIXED)), capture=str(out), snapshot_every=5) as d:
+        make_recordings.play_arena(d, ticks=30, reconnect_race_at=25)
+    header, events = read_events(out)
+    loops = [e for e in events if isinstance(e, LoopCall)]
+    assert all(e.outcome is not None and e.outcome.digest is not None for e in loops)
+    assert sum(1 for e in loops if e.outcome.snapshot is not None) == len([e for e in loops if e.tick % 5 == 0])
+    assert any(e.outcome.broadcasts for e in loops)
+    assert not any(isinstance(e, CrashMarker) for e in events)
+    result = replay(out, str(ARENA_FIXED))
+    assert result.reproduced and result.divergence_count == 0, [d.describe() for d in result.divergences]
+    # the buggy handler crashes on the same inputs (the race is in this scenario too)
+    crashed = replay(out, str(ARENA))
+    assert crashed.outcome == "crashed" and crashed.crash.error_type == "KeyError" and not crashed.reproduced
+
+
+def test_killed_capture_keeps_every_finished_tick(tmp_path: Path) -> None:
+    out = tmp_path / "killed.nkrec"
+    with MatchDriver(str(ARENA_FIXED), make_recordings.arena_header(str(ARENA_FIXED)), capture=str(out)) as d:
+        make_recordings.play_arena(d, ticks=20, reconnect_race_at=None)
+        size = out.stat().st_size
+    data = out.read_bytes()
+    cut = tmp_path / "cut.nkrec"
+    cut.write_bytes(data[: size - 7])  # the recorder died while writing the last frame
+    with pytest.warns(UserWarning, match="truncated"):
+        _, events = read_events(cut)
+    assert len([e for e in events if isinstance(e, LoopCall)]) >= 20
