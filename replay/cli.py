@@ -20,6 +20,7 @@ __all__ = ["main", "COMMANDS"]
 
 #: command name -> module under replay.commands. Order is the order --help lists them in.
 COMMANDS: dict[str, str] = {
+    "reproduce": "reproduce",
     "inspect": "inspect",
     "import": "import_jsonl",
     "export": "export_jsonl",
@@ -30,6 +31,7 @@ COMMANDS: dict[str, str] = {
 
 _HELP_EPILOG = """\
 examples:
+  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec
   nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec
   nakama-replay export REC -o rec.jsonl      # edit by hand, then:
   nakama-replay import rec.jsonl -o rec.nkrec
