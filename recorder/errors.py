@@ -16,13 +16,19 @@
     │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
     ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
     ├── ExpectationError (ValueError)      a regression expectation (NAME.expect.toml) is malformed (path, field)
-    └── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
+    ├── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
+    └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
+        ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
+        ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
+        └── InvariantViolated              a user-declared invariant on the match state does not hold
 
 Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
 its message from them, ending with what to do about it where there is something to do.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "NakamaReplayError",
@@ -40,6 +46,10 @@ __all__ = [
     "ProtocolError",
     "ExpectationError",
     "BisectError",
+    "MatchCheckFailed",
+    "HandlerCrashed",
+    "BroadcastToAbsentPresence",
+    "InvariantViolated",
 ]
 
 
@@ -155,3 +165,56 @@ class ExpectationError(NakamaReplayError, ValueError):
 
 class BisectError(NakamaReplayError, ValueError):
     """A bisection cannot start or go on (bad revision range, no versions, a git command that failed)."""
+
+
+class MatchCheckFailed(NakamaReplayError, AssertionError):
+    """A match driven by client actions broke a check. ``key`` groups failures that are the same bug
+    (``callback|error type|location``); ``tick`` and ``callback`` say where. The fuzzer attaches the
+    client actions that led here as ``actions``."""
+
+    def __init__(self, message: str, key: str, callback: str, tick: int) -> None:
+        self.key, self.callback, self.tick = key, callback, tick
+        self.actions: list[object] = []
+        super().__init__(message)
+
+
+class HandlerCrashed(MatchCheckFailed):
+    """A handler callback raised or hung. ``crash`` is the runtime's ``replay.result.Crash`` and
+    ``signature`` its ``replay.signature.CrashSignature`` (whose ``key`` is this failure's key)."""
+
+    def __init__(self, crash: Any, signature: Any) -> None:
+        self.crash, self.signature = crash, signature
+        what = "hung" if crash.hung else "crashed"
+        trace = f"\n{crash.traceback}" if crash.traceback and crash.traceback != crash.error else ""
+        super().__init__(
+            f"{crash.callback} {what} at tick {crash.tick}: {crash.error}{trace}", signature.key, crash.callback, crash.tick
+        )
+
+
+class BroadcastToAbsentPresence(MatchCheckFailed):
+    """A broadcast named a presence that is not in the match (Nakama drops such targets silently, so the
+    player never gets the message). ``location`` is the handler's ``file:function``, when known."""
+
+    def __init__(self, callback: str, tick: int, op_code: int, session_id: str, location: str = "") -> None:
+        self.op_code, self.session_id, self.location = op_code, session_id, location
+        where = f" at {location}" if location else ""
+        super().__init__(
+            f"{callback} at tick {tick} broadcast op code {op_code} to session {session_id}, which is not in "
+            f"the match{where}; Nakama drops that target silently",
+            f"{callback}|BroadcastToAbsentPresence|{location or '?'}",
+            callback,
+            tick,
+        )
+
+
+class InvariantViolated(MatchCheckFailed):
+    """A user-declared invariant returned False or raised after a call."""
+
+    def __init__(self, name: str, callback: str, tick: int, problem: str) -> None:
+        self.name, self.problem = name, problem
+        super().__init__(
+            f"invariant {name} does not hold after {callback} at tick {tick}: {problem}",
+            f"invariant|InvariantViolated|{name}",
+            callback,
+            tick,
+        )
