@@ -17,6 +17,7 @@
     ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
     ├── ExpectationError (ValueError)      a regression expectation (NAME.expect.toml) is malformed (path, field)
     ├── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
+    ├── ProfileError (ValueError)          a fuzz profile (``--payloads MODULE``) cannot be loaded or is malformed
     └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -46,6 +47,7 @@ __all__ = [
     "ProtocolError",
     "ExpectationError",
     "BisectError",
+    "ProfileError",
     "MatchCheckFailed",
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
@@ -165,6 +167,16 @@ class ExpectationError(NakamaReplayError, ValueError):
 
 class BisectError(NakamaReplayError, ValueError):
     """A bisection cannot start or go on (bad revision range, no versions, a git command that failed)."""
+
+
+class ProfileError(NakamaReplayError, ValueError):
+    """A fuzz profile (the module given to ``fuzz --payloads``) cannot be loaded or describes something
+    impossible; ``field`` names the setting (``PAYLOADS[3]``, ``CLIENT_VERSIONS``)."""
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source, self.field, self.problem = source, field, problem
+        where = f" {field}:" if field else ""
+        super().__init__(f"{source}:{where} {problem}")
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):
