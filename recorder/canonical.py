@@ -56,6 +56,7 @@ __all__ = [
     "digest_bytes",
     "state_digest",
     "flatten",
+    "leaves",
     "join_key",
     "path_key",
     "path_index",
@@ -366,13 +367,13 @@ def _json_string(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def flatten(value: Any) -> list[tuple[str, int, int]]:
-    """The leaves of the canonical form of ``value`` as ``(path, path_hash, value_bits)``, sorted by hash.
+def leaves(value: Any) -> list[tuple[str, int, int, Any]]:
+    """``(path, path_hash, value_bits, leaf)`` for every leaf of the canonical form, sorted by hash.
 
-    The reference for ``replay.kernels``: simple and slow. Two paths with the same hash (a 64-bit collision)
-    raise ``StateError``.
+    ``leaf`` is the canonical leaf value (a float for every number float64 holds, ``{}`` for an empty
+    container). Two paths with the same hash (a 64-bit collision) raise ``StateError``.
     """
-    out: list[tuple[str, int, int]] = []
+    out: list[tuple[str, int, int, Any]] = []
 
     def walk(v: Any, path: str, h: int) -> None:
         if isinstance(v, dict) and v:
@@ -382,7 +383,7 @@ def flatten(value: Any) -> list[tuple[str, int, int]]:
             for i, child in enumerate(v):
                 walk(child, f"{path}[{i}]", path_index(h, i))
         else:
-            out.append((path, h, _leaf_bits(v)))
+            out.append((path, h, _leaf_bits(v), v))
 
     walk(canonicalize(value), "", ROOT_HASH)
     out.sort(key=lambda leaf: leaf[1])
@@ -390,3 +391,11 @@ def flatten(value: Any) -> list[tuple[str, int, int]]:
         if a[1] == b[1]:
             raise StateError(b[0], f"64-bit path hash collides with {a[0]!r}")
     return out
+
+
+def flatten(value: Any) -> list[tuple[str, int, int]]:
+    """The leaves of the canonical form of ``value`` as ``(path, path_hash, value_bits)``, sorted by hash.
+
+    The reference for ``replay.kernels``: simple and slow.
+    """
+    return [(path, h, bits) for path, h, bits, _ in leaves(value)]

@@ -132,3 +132,13 @@ def naive_first_divergence(da: list[int], db: list[int]) -> int:
         if da[i] != db[i]:
             return i
     return -1 if len(da) == len(db) else min(len(da), len(db))
+
+
+def naive_content_digest(value: Any) -> int:
+    """The kernels' order-independent digest: fold of the sorted (path hash, value bits) pairs."""
+    d = 0x636F6E74656E74
+    pairs = naive_flatten(value)
+    for _, h, bits in pairs:
+        d = fmix64((d * 0x9E3779B97F4A7C15 + h) % M64)
+        d = fmix64((d * 0x9E3779B97F4A7C15 + bits) % M64)
+    return fmix64((d + len(pairs)) % M64)
