@@ -9,6 +9,7 @@
     │   └── InterchangeError               a JSON Lines line is malformed (line number, field)
     ├── HandlerError                       a match handler cannot be loaded or breaks a rule
     │   └── HandlerLoadError               file missing, syntax error, missing callback
+    ├── LuaError                           a Lua match handler raised an error (text with file:line, traceback)
     ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
@@ -39,6 +40,7 @@ __all__ = [
     "InterchangeError",
     "HandlerError",
     "HandlerLoadError",
+    "LuaError",
     "MatchStopped",
     "NotAvailableInReplay",
     "StorageRejected",
@@ -104,6 +106,15 @@ class HandlerLoadError(HandlerError):
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: cannot load match handler: {problem}")
+
+
+class LuaError(NakamaReplayError):
+    """A Lua match handler raised an error: the Lua text (``file:line: message``), its class
+    (``recorder.lua_errors.error_class``) and the Lua stack traceback, as Nakama logs them."""
+
+    def __init__(self, text: str, traceback: str = "", error_class: str = "lua:error") -> None:
+        self.text, self.traceback, self.error_class = text, traceback, error_class
+        super().__init__(text)
 
 
 class MatchStopped(NakamaReplayError, RuntimeError):
