@@ -229,6 +229,14 @@ class Nk:
     def uuid_v4(self) -> str:
         return self.take("uuid", self._sources.uuid)
 
+    def os_time(self) -> int:
+        """Seconds since the epoch (Lua's ``os.time()``)."""
+        return self.take("os_time", lambda: self._sources.time_ms(self.tick) // 1000)
+
+    def os_clock(self) -> float:
+        """Seconds of CPU time (Lua's ``os.clock()``); derived from the tick when not recorded."""
+        return self.take("os_clock", lambda: (self._sources.time_ms(self.tick) - self._sources.time_ms(0)) / 1000)
+
     def storage_read(self, object_ids: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.take("storage_read", lambda: self.storage.read(object_ids))
 
