@@ -19,6 +19,7 @@
     ├── ExpectationError (ValueError)      a regression expectation (NAME.expect.toml) is malformed (path, field)
     ├── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
     ├── ProfileError (ValueError)          a fuzz profile (``--payloads MODULE``) cannot be loaded or is malformed
+    ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
     └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -50,6 +51,7 @@ __all__ = [
     "ExpectationError",
     "BisectError",
     "ProfileError",
+    "LiveReplayError",
     "MatchCheckFailed",
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
@@ -188,6 +190,17 @@ class ProfileError(NakamaReplayError, ValueError):
         self.source, self.field, self.problem = source, field, problem
         where = f" {field}:" if field else ""
         super().__init__(f"{source}:{where} {problem}")
+
+
+class LiveReplayError(NakamaReplayError):
+    """A live Nakama (or ``nakama-replay serve``) cannot be reached or refused a step of a replay."""
+
+    def __init__(self, url: str, step: str, problem: str) -> None:
+        self.url, self.step, self.problem = url, step, problem
+        super().__init__(
+            f"{url}: {step} failed: {problem}. Check that the server runs, and the server key, RPC names and "
+            "match id given to `nakama-replay replay`."
+        )
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):
