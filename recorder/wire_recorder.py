@@ -65,12 +65,14 @@ class _File:
 class WireRecorder:
     """Writes wire recordings under ``out_dir``. Call ``close()`` (or use as a context manager) to flush."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, tags: dict[str, Any] | None = None, chunk_events: int = 256):
+    def __init__(self, out_dir: str | os.PathLike[str], *, tags: dict[str, Any] | None = None, chunk_events: int = 256,
+                 source: str = "proxy"):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
         self.started_ms = int(time.time() * 1000)
         self.tags = dict(tags or {})
+        self.source = source  # the header's `source`: "proxy", or "replay" for a replay's capture
         self.chunk_events = chunk_events
         self.sockets: dict[str, _Socket] = {}
         self.files: dict[str, _File] = {}
@@ -193,7 +195,7 @@ class WireRecorder:
         match_id = "" if mid == UNMATCHED else mid
         uuid_part, _, node = match_id.partition(".")
         header = Header(
-            match_id=match_id, node=node, source="proxy", recording_kind="wire", started_ms=self.started_ms,
+            match_id=match_id, node=node, source=self.source, recording_kind="wire", started_ms=self.started_ms,
             client_versions={}, tags=dict(self.tags), log_match_id=uuid_part,
             redactions=("session_token",),
         )
