@@ -1,15 +1,16 @@
 """Where did two state trajectories first go apart, and which fields differ there?
 
 A trajectory is a sequence of match states (Python values) or of encoded states (``Packed`` msgpack
-snapshots, e.g. read from a recording). ``first_divergence`` turns each state into a 64-bit digest of
-its flattened leaves (numba, ``replay.kernels``) and scans the two digest arrays; ``field_diff`` merges
-the two sorted leaf arrays at one index and names the differing paths with both values. Floats compare
-bit for bit unless a ``Tolerance`` is given (NaN equals NaN when the bits are the same).
+snapshots, e.g. read from a recording). ``first_divergence`` walks both in numba (``replay.kernels``):
+states whose bytes are equal are equal and skipped at memory speed; the others are flattened into sorted
+leaves and merged, which tells a real difference from the same state in another key order. ``field_diff``
+merges the two sorted leaf arrays at one index and names the differing paths with both values.
+``trajectory_digests`` gives one 64-bit digest per state for comparing with digests stored elsewhere.
+Floats compare bit for bit unless a ``Tolerance`` is given (NaN equals NaN when the bits are the same).
 
-Python states are encoded with ``msgpack.packb`` (C speed) when every map key is a string; the kernels
-normalise numbers exactly as ``recorder.canonical`` does, so that gives the same leaves as the canonical
-bytes. States with other keys (Lua sequences as dicts, numeric keys) go through
-``recorder.canonical.canonical_bytes``.
+Python states are encoded with plain ``msgpack.packb`` (C speed); the kernels normalise numbers exactly as
+``recorder.canonical`` does, so that flattens to the canonical leaves. A state plain msgpack cannot say
+enough about (non-string keys: Lua sequences kept as dicts) is compared in canonical form instead.
 """
 
 from __future__ import annotations
@@ -124,37 +125,39 @@ class Divergence:
 
 
 def encode_states(states: Sequence[Any]) -> kernels.Packed:
-    """Encode Python states for the kernels (plain msgpack when that flattens canonically, else canonical)."""
-    return _encode_and_digest(states)[0]
+    """Encode Python states for the kernels: plain msgpack (C speed) where it can be packed, else canonical.
 
-
-def _encode_and_digest(states: Sequence[Any]) -> tuple[kernels.Packed, np.ndarray]:
+    Plain msgpack of a dict with non-string keys (a Lua sequence kept as a dict) packs, but the kernels
+    refuse its keys; ``first_divergence`` and ``trajectory_digests`` then fall back to the canonical form of
+    that state.
+    """
     blobs = []
     for state in states:
         try:
             blobs.append(msgpack.packb(state, use_bin_type=True))
         except (TypeError, ValueError, OverflowError):  # sets, objects, huge ints, lone surrogates ...
             blobs.append(canonical_bytes(state))  # ... raises StateError naming the path
-    packed = kernels.pack(blobs)
-    parallel = len(blobs) >= 64
-    digests, bad = kernels.content_digests_checked(packed, parallel)
-    if bad.size:
-        for i in bad.tolist():
-            blobs[i] = canonical_bytes(states[i])  # non-string keys: Lua sequences, numeric keys
-        packed = kernels.pack(blobs)
-        digests = kernels.content_digests(packed, parallel)
-    return packed, digests
+    return kernels.pack(blobs)
 
 
-def _packed_and_digests(trajectory: Trajectory, parallel: bool = True) -> tuple[kernels.Packed, np.ndarray]:
+def _prepare(trajectory: Trajectory) -> tuple[kernels.Packed, Sequence[Any] | None]:
     if isinstance(trajectory, kernels.Packed):
-        return trajectory, kernels.content_digests(trajectory, parallel)
-    return _encode_and_digest(trajectory)
+        return trajectory, None
+    return encode_states(trajectory), trajectory
 
 
 def trajectory_digests(trajectory: Trajectory, parallel: bool = True) -> np.ndarray:
     """One 64-bit content digest per state (equal states, equal digests; key order does not matter)."""
-    return _packed_and_digests(trajectory, parallel)[1]
+    packed, states = _prepare(trajectory)
+    if states is None:
+        return kernels.content_digests(packed, parallel)
+    digests, bad = kernels.content_digests_checked(packed, parallel)
+    if bad.size:
+        blobs = [packed.blob(i) for i in range(len(packed))]
+        for i in bad.tolist():
+            blobs[i] = canonical_bytes(states[i])
+        digests = kernels.content_digests(kernels.pack(blobs), parallel)
+    return digests
 
 
 # ---------------------------------------------------------------- comparing
@@ -162,18 +165,24 @@ def trajectory_digests(trajectory: Trajectory, parallel: bool = True) -> np.ndar
 
 def first_divergence(a: Trajectory, b: Trajectory, tolerance: Tolerance | None = None) -> int | None:
     """Index of the first state that differs (``min(len)`` when one is a prefix of the other), else None."""
-    return _first(_packed_and_digests(a), _packed_and_digests(b), tolerance)
+    return _first(_prepare(a), _prepare(b), tolerance or Tolerance())
 
 
 def _first(
-    a: tuple[kernels.Packed, np.ndarray], b: tuple[kernels.Packed, np.ndarray], tolerance: Tolerance | None
+    a: tuple[kernels.Packed, Sequence[Any] | None], b: tuple[kernels.Packed, Sequence[Any] | None], tol: Tolerance
 ) -> int | None:
-    (pa, da), (pb, db) = a, b
-    if tolerance is None or tolerance.exact:
-        i = kernels.first_difference(da, db)
-    else:
-        i = kernels.first_divergence_tolerant(pa, pb, da, db, tolerance.rel, tolerance.abs)
-    return None if i < 0 else i
+    (pa, sa), (pb, sb) = a, b
+    start = 0
+    while True:
+        t, code, side, _ = kernels.first_divergence_checked(pa, pb, tol.rel, tol.abs, start)
+        if code == 0:
+            return None if t < 0 else t
+        if code != kernels.BAD_KEY or (sb if side else sa) is None:
+            kernels.first_divergence(pa, pb, tol.rel, tol.abs, t)  # raises SnapshotError naming blob and offset
+        # plain msgpack cannot say what a non-string key means: compare this state in canonical form
+        if _field_diff_bytes(_tick_bytes(pa, sa, t), _tick_bytes(pb, sb, t), tol, 0).count:
+            return t
+        start = t + 1
 
 
 def field_diff(
@@ -185,13 +194,16 @@ def field_diff(
     """
     if limit < 0:
         raise ValueError("limit must be >= 0")
-    ba, bb = (bytes(a), bytes(b)) if encoded else (_state_bytes(a), _state_bytes(b))
+    ba, bb = (bytes(a), bytes(b)) if encoded else (canonical_bytes(a), canonical_bytes(b))
+    return _field_diff_bytes(ba, bb, tolerance or Tolerance(), limit)
+
+
+def _field_diff_bytes(ba: bytes, bb: bytes, tol: Tolerance, limit: int) -> FieldDiff:
     ha, va = kernels.flatten_bytes(ba)
     hb, vb = kernels.flatten_bytes(bb)
-    tol = tolerance or Tolerance()
     ia, ib = kernels.merge_diff(ha, va, hb, vb, tol.rel, tol.abs)
-    if not ia.size:
-        return FieldDiff((), 0)
+    if not ia.size or limit == 0:
+        return FieldDiff((), int(ia.size))
     named_a = _named(ba, {int(ha[i]) for i in ia.tolist() if i >= 0})
     named_b = _named(bb, {int(hb[j]) for j in ib.tolist() if j >= 0})
     found = []
@@ -207,21 +219,22 @@ def diff_trajectories(
     a: Trajectory, b: Trajectory, tolerance: Tolerance | None = None, limit: int = 20
 ) -> Divergence | None:
     """First divergence and the field diff there, or None when the trajectories are the same."""
-    sa, sb = _packed_and_digests(a), _packed_and_digests(b)
-    i = _first(sa, sb, tolerance)
+    tol = tolerance or Tolerance()
+    sa, sb = _prepare(a), _prepare(b)
+    i = _first(sa, sb, tol)
     if i is None:
         return None
-    pa, pb = sa[0], sb[0]
-    if i >= len(pa) or i >= len(pb):
+    if i >= len(sa[0]) or i >= len(sb[0]):
         return Divergence(i, None)
-    return Divergence(i, field_diff(pa.blob(i), pb.blob(i), tolerance, limit, encoded=True))
+    return Divergence(i, _field_diff_bytes(_tick_bytes(*sa, i), _tick_bytes(*sb, i), tol, limit))
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _state_bytes(x: Any) -> bytes:
-    return encode_states([x]).blob(0)
+def _tick_bytes(packed: kernels.Packed, states: Sequence[Any] | None, i: int) -> bytes:
+    """Canonical bytes of state ``i`` when the Python state is at hand, else the stored blob."""
+    return packed.blob(i) if states is None else canonical_bytes(states[i])
 
 
 def _named(data: bytes, wanted: set[int]) -> dict[int, tuple[str, Any]]:

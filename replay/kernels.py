@@ -12,7 +12,8 @@ state whose maps have string keys) and compute exactly what ``recorder.canonical
   works on plain msgpack), serial or ``prange``;
 - ``first_difference``: the first index where two digest arrays differ;
 - ``merge_diff``: the differing entries of two sorted leaf arrays, floats bit-exact or within a tolerance;
-- ``first_divergence_tolerant``: the first blob pair whose leaves differ beyond a float tolerance.
+- ``first_divergence``: the first blob pair holding different states: equal bytes are skipped at memory
+  speed, the others flattened and merged (bit-exact or within a float tolerance).
 
 Blobs travel as ``Packed`` (one ``uint8`` buffer and ``int64`` offsets). No kernel uses fastmath; all are
 compiled once and cached on disk (``cache=True``). With ``NUMBA_DISABLE_JIT=1`` they run as plain Python
@@ -39,7 +40,9 @@ __all__ = [
     "content_digests_checked",
     "first_difference",
     "merge_diff",
-    "first_divergence_tolerant",
+    "first_divergence",
+    "first_divergence_checked",
+    "BAD_KEY",
     "MAX_DEPTH",
 ]
 
@@ -82,6 +85,8 @@ _S64 = _U(64)
 
 # error codes returned by the flattening kernel
 _OK, _TRUNCATED, _BAD_TYPE, _BAD_KEY, _TOO_DEEP, _TRAILING, _DUPLICATE = range(7)
+#: Error code of a map key that is not a string (plain msgpack of a Lua sequence kept as a dict).
+BAD_KEY = _BAD_KEY
 _PROBLEMS = {
     _TRUNCATED: "msgpack ends in the middle of a value",
     _BAD_TYPE: "msgpack type byte not allowed in a state (ext types and 0xc1 are not)",
@@ -531,13 +536,27 @@ def _merge_diff(ha, ba, hb, bb, rel, abs_, out_a, out_b, limit):  # type: ignore
 
 
 @njit(cache=True)
-def _first_tolerant(buf_a, off_a, buf_b, off_b, da, db, rel, abs_):  # type: ignore[no-untyped-def]
-    """First index whose leaves differ beyond the tolerance: ``(index, code, side, byte_offset)``."""
-    n = min(da.shape[0], db.shape[0])
+def _same_bytes(buf_a, sa, ea, buf_b, sb, eb):  # type: ignore[no-untyped-def]
+    if ea - sa != eb - sb:
+        return False
+    for k in range(ea - sa):
+        if buf_a[sa + k] != buf_b[sb + k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _first_divergence(buf_a, off_a, buf_b, off_b, start, rel, abs_):  # type: ignore[no-untyped-def]
+    """First index >= ``start`` whose states differ: ``(index, code, side, byte_offset)``.
+
+    Equal bytes are equal states; blobs whose bytes differ are flattened and merged (they may hold the same
+    state in another key order, or floats within the tolerance).
+    """
+    n = min(off_a.shape[0], off_b.shape[0]) - 1
     one_a = np.empty(1, dtype=np.int64)
     one_b = np.empty(1, dtype=np.int64)
-    for t in range(n):
-        if da[t] == db[t]:
+    for t in range(start, n):
+        if _same_bytes(buf_a, off_a[t], off_a[t + 1], buf_b, off_b[t], off_b[t + 1]):
             continue
         ha, ba, code, at = _flatten_sorted(buf_a, off_a[t], off_a[t + 1])
         if code != _OK:
@@ -547,7 +566,7 @@ def _first_tolerant(buf_a, off_a, buf_b, off_b, da, db, rel, abs_):  # type: ign
             return t, code, 1, at
         if _merge_diff(ha, ba, hb, bb, rel, abs_, one_a, one_b, 1) > 0:
             return t, _OK, 0, 0
-    if da.shape[0] != db.shape[0]:
+    if off_a.shape[0] != off_b.shape[0]:
         return n, _OK, 0, 0
     return -1, _OK, 0, 0
 
@@ -682,21 +701,29 @@ def merge_diff(
     return out_a[:k].copy(), out_b[:k].copy()
 
 
-def first_divergence_tolerant(
-    a: Packed, b: Packed, digests_a: np.ndarray, digests_b: np.ndarray, rel: float = 0.0, abs_: float = 0.0
+def first_divergence(
+    a: Packed, b: Packed, rel: float = 0.0, abs_: float = 0.0, start: int = 0
 ) -> int:
-    """First index whose states differ beyond the float tolerance (-1: none; ``min(len)`` if lengths differ).
+    """First index >= ``start`` whose states differ (-1: none; ``min(len)`` when one is a prefix of the other).
 
-    ``digests_*`` (any digest that is equal for equal bytes) let equal blobs be skipped without flattening.
+    Blobs with equal bytes are skipped at memory speed; the others are flattened and compared leaf by leaf,
+    floats bit-exact or within the tolerance. Raises ``SnapshotError`` (with ``blob`` set) for bytes the
+    flattening kernel rejects; ``first_divergence_checked`` reports instead.
     """
-    _check_array("digests_a", digests_a, np.uint64, 1)
-    _check_array("digests_b", digests_b, np.uint64, 1)
-    if digests_a.shape[0] != len(a) or digests_b.shape[0] != len(b):
-        raise ValueError("one digest per blob on each side")
-    rel, abs_ = _check_tolerance(rel, abs_)
-    with np.errstate(over="ignore"):
-        t, code, side, at = _first_tolerant(a.buf, a.offsets, b.buf, b.offsets, digests_a, digests_b, rel, abs_)
+    t, code, side, at = first_divergence_checked(a, b, rel, abs_, start)
     if code != _OK:
         blobs = b if side else a
-        _raise(code, at - blobs.offsets[t], int(t))
-    return int(t)
+        _raise(code, at - blobs.offsets[t], t)
+    return t
+
+
+def first_divergence_checked(
+    a: Packed, b: Packed, rel: float = 0.0, abs_: float = 0.0, start: int = 0
+) -> tuple[int, int, int, int]:
+    """``first_divergence`` that returns ``(index, error_code, side, absolute_byte_offset)`` (code 0: fine)."""
+    rel, abs_ = _check_tolerance(rel, abs_)
+    if start < 0:
+        raise ValueError("start must be >= 0")
+    with np.errstate(over="ignore"):
+        t, code, side, at = _first_divergence(a.buf, a.offsets, b.buf, b.offsets, start, rel, abs_)
+    return int(t), int(code), int(side), int(at)

@@ -126,12 +126,15 @@ def test_field_diff_counts_what_the_reference_counts(a: object, b: object) -> No
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(states(max_leaves=15), max_size=8))
-def test_plain_msgpack_fast_path_matches_canonical_bytes(traj: list[object]) -> None:
-    packed = encode_states(traj)
+@given(st.lists(states(max_leaves=15), max_size=8), st.data())
+def test_plain_msgpack_fast_path_matches_canonical_bytes(traj: list[object], data: st.DataObject) -> None:
     canonical = kernels.pack([canonical_bytes(s) for s in traj])
-    assert (kernels.content_digests(packed) == kernels.content_digests(canonical)).all()
+    assert (trajectory_digests(traj) == kernels.content_digests(canonical)).all()
+    # the same verdicts from Python states (plain msgpack, canonical where needed) as from canonical bytes
+    other = [data.draw(st.sampled_from([s, copy.deepcopy(s), {"other": 1}])) for s in traj]
+    canonical_other = kernels.pack([canonical_bytes(s) for s in other])
+    assert first_divergence(traj, other) == first_divergence(canonical, canonical_other)
+    packed = encode_states(traj)
     for i, state in enumerate(traj):
-        # every blob decodes to the same canonical value as the state
         decoded = msgpack.unpackb(packed.blob(i), raw=False, strict_map_key=False)
-        assert canonical_bytes(decoded) == canonical_bytes(state)
+        assert canonical_bytes(decoded) == canonical_bytes(state)  # nothing lost in the plain encoding
