@@ -1,0 +1,437 @@
+-- The Lua side of replay.lua_handler: Nakama's Lua environment (gopher-lua flavoured) inside PUC Lua 5.1.
+--
+-- Executed once per LuaHandler with `host`, a table of Python functions. Builds the sandbox (Nakama's
+-- library set: base, package, table, string, math, bit32, os.clock/difftime/date/time), the `nakama`
+-- module, the match dispatcher, the callback trampoline (gopher-lua style tracebacks), conversions and
+-- the instruction-count hook that lets the hang guard stop a runaway loop. Returns the table `api`
+-- the Python side calls. Host functions return `ok, ...`; a false `ok` carries the error message, raised
+-- here at the caller's line, as gopher-lua's RaiseError does.
+local host = ...
+
+local debug_getinfo, debug_sethook, debug_getmetatable = debug.getinfo, debug.sethook, debug.getmetatable
+local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, error, type, select
+local raw_unpack, raw_tostring, raw_next, raw_pairs, raw_ipairs = unpack, tostring, next, pairs, ipairs
+local raw_rawget, raw_rawset, raw_setmetatable, raw_getmetatable = rawget, rawset, setmetatable, getmetatable
+local floor, huge = math.floor, math.huge
+local str_format, str_sub, str_byte = string.format, string.sub, string.byte
+local concat, tinsert = table.concat, table.insert
+
+local api = {}
+local G = _G
+
+local function pack(...)
+  return { n = raw_select("#", ...), ... }
+end
+
+-- Host functions answer `ok, values...`; on failure the message is raised at the line that called the
+-- wrapper (level 2), as gopher-lua's RaiseError does. Wrappers never tail-call, so level 2 is the caller.
+local function wrap0(f)
+  return function(...)
+    local ok, msg = f(raw_select("#", ...), ...)
+    if not ok then raw_error(msg, 2) end
+  end
+end
+local function wrap1(f)
+  return function(...)
+    local ok, a = f(raw_select("#", ...), ...)
+    if not ok then raw_error(a, 2) end
+    return a
+  end
+end
+local function wrap3(f)
+  return function(...)
+    local ok, a, b, c = f(raw_select("#", ...), ...)
+    if not ok then raw_error(a, 2) end
+    return a, b, c
+  end
+end
+
+-- -- hang guard ---------------------------------------------------------------------------------------
+-- The hook calls into Python every HOOK_EVERY instructions; the hang guard's watchdog raises its
+-- asynchronous CallbackHung there. Once hung, every hook and every pcall re-raises, so handler code that
+-- catches errors cannot keep the loop alive.
+local hung = { false }
+local HOOK_EVERY = 100000
+local host_poll, host_is_hung = host.poll, host.is_hung
+local function hook()
+  if hung[1] then raw_error(hung[2], 0) end
+  local ok, e = raw_pcall(host_poll)
+  if not ok then
+    hung[1], hung[2] = true, e
+    raw_error(e, 0)
+  end
+end
+
+local function check_hung(ok, ...)
+  if not ok then
+    local e = ...
+    if hung[1] or host_is_hung(e) then
+      hung[1] = true
+      hung[2] = hung[2] or e
+      raw_error(hung[2], 0)
+    end
+  end
+  return ok, ...
+end
+
+function G.pcall(f, ...)
+  return check_hung(raw_pcall(f, ...))
+end
+
+function G.xpcall(f, handler)
+  return check_hung(raw_xpcall(f, function(e)
+    if hung[1] or host_is_hung(e) then return e end
+    return handler(e)
+  end))
+end
+
+-- -- gopher-lua flavoured text --------------------------------------------------------------------------
+local host_number_string, host_format = host.number_string, host.format
+local INT64_LO, INT64_HI = -9223372036854775808, 9223372036854775808
+
+local function number_string(v)
+  if v == floor(v) and v >= INT64_LO and v < INT64_HI then
+    return str_format("%d", v)
+  end
+  return host_number_string(v)
+end
+api.number_string = number_string
+
+function G.tostring(v)
+  local mt = debug_getmetatable(v)
+  if mt ~= nil and raw_type(mt) == "table" then
+    local ts = raw_rawget(mt, "__tostring")
+    if ts ~= nil then return ts(v) end
+  end
+  if raw_type(v) == "number" then return number_string(v) end
+  return raw_tostring(v)
+end
+local lua_tostring = G.tostring
+
+function string.format(fmt, ...)
+  local t = raw_type(fmt)
+  if t == "number" then
+    fmt = number_string(fmt)
+  elseif t ~= "string" then
+    raw_error(str_format("bad argument #1 to format (string expected, got %s)", t == "nil" and "nil" or t), 2)
+  end
+  local n = raw_select("#", ...)
+  if n == 0 and not fmt:find("%", 1, true) then return fmt end
+  local args, names = pack(...), {}
+  for i = 1, n do
+    local v = args[i]
+    local vt = raw_type(v)
+    if vt == "table" or vt == "function" or vt == "userdata" then names[i] = raw_tostring(v) else names[i] = "" end
+  end
+  local ok, text = host_format(fmt, args, names, n)
+  if not ok then raw_error(text, 2) end
+  return text
+end
+
+function G.print(...)
+  local n, parts = raw_select("#", ...), {}
+  for i = 1, n do parts[i] = lua_tostring((raw_select(i, ...))) end
+  host.print(concat(parts, "\t"))
+end
+
+-- -- pairs order ----------------------------------------------------------------------------------------
+-- gopher-lua walks a table's integer keys 1..n first, then other keys in insertion order; PUC Lua walks
+-- its hash layout. api.set_pairs_order("reverse") replaces pairs/next with an order that keeps positive
+-- integer keys ascending and reverses the others, so a replay can tell whether a handler depends on it.
+local snapshots = raw_setmetatable({}, { __mode = "k" })
+
+local function snapshot(t)
+  local ints, others = {}, {}
+  local k = raw_next(t)
+  while k ~= nil do
+    if raw_type(k) == "number" and k >= 1 and k == floor(k) and k < 67108864 then
+      ints[#ints + 1] = k
+    else
+      others[#others + 1] = k
+    end
+    k = raw_next(t, k)
+  end
+  table.sort(ints)
+  local order, index = {}, {}
+  for i = 1, #ints do order[i] = ints[i] end
+  for i = #others, 1, -1 do order[#order + 1] = others[i] end
+  for i = 1, #order do index[order[i]] = i end
+  local snap = { order = order, index = index }
+  snapshots[t] = snap
+  return snap
+end
+
+local function reversed_next(t, k)
+  if raw_type(t) ~= "table" then
+    raw_error(str_format("bad argument #1 to 'next' (table expected, got %s)", raw_type(t)), 2)
+  end
+  local snap, i
+  if k == nil then
+    snap, i = snapshot(t), 0
+  else
+    snap = snapshots[t]
+    i = snap and snap.index[k]
+    if i == nil then return raw_next(t, k) end
+  end
+  local order = snap.order
+  for j = i + 1, #order do
+    local key = order[j]
+    local v = raw_rawget(t, key)
+    if v ~= nil then return key, v end
+  end
+  return nil
+end
+
+function api.set_pairs_order(mode)
+  if mode == "reverse" then
+    G.next = reversed_next
+    G.pairs = function(t) return reversed_next, t, nil end
+  else
+    G.next = raw_next
+    G.pairs = raw_pairs
+  end
+end
+
+-- -- library set ----------------------------------------------------------------------------------------
+G.io, G.debug, G.coroutine, G.python, G.gcinfo = nil, nil, nil, nil, nil
+table.foreach, table.foreachi, table.setn = nil, nil, nil
+string.gfind = nil
+math.mod = math.mod or math.fmod
+for _, name in raw_ipairs({ "io", "debug", "coroutine", "python" }) do package.loaded[name] = nil end
+G.os = {
+  clock = wrap1(host.os_clock),
+  time = wrap1(host.os_time),
+  date = wrap1(host.os_date),
+  difftime = wrap1(host.os_difftime),
+}
+package.loaded.os = G.os
+math.random = wrap1(host.random)
+math.randomseed = function() end -- values come from the recording (or the replay's seed), not from Lua
+G.bit32 = {}
+for name, f in raw_pairs(host.bit32) do G.bit32[name] = wrap1(f) end
+package.loaded.bit32 = G.bit32
+
+-- table.sort: gopher-lua sorts with Go's sort.Sort (pattern-defeating quicksort); ties and inconsistent
+-- comparators then come out in Go's order, not PUC Lua's. replay/lua/gosort.lua ports it.
+table.sort = host.gosort
+
+-- modules: package.preload, then Nakama's module folder(s); names are paths with dots
+package.cpath = ""
+package.loadlib = function() raw_error("loadlib is not supported", 2) end
+package.loaders = {
+  function(name)
+    local f = package.preload[name]
+    if f == nil then return str_format("\n\tno field package.preload['%s']", name) end
+    return f
+  end,
+  function(name)
+    local ok, source, chunkname = host.find_module(name)
+    if not ok then return source end
+    local fn, err = loadstring(source, chunkname)
+    if fn == nil then raw_error("error loading module: " .. err, 0) end
+    return fn
+  end,
+}
+
+-- -- conversions ----------------------------------------------------------------------------------------
+function api.presence(user_id, session_id, username, node, reason)
+  return { user_id = user_id, session_id = session_id, username = username, node = node, reason = reason }
+end
+
+function api.message(user_id, session_id, username, node, op_code, data, reliable, receive_time_ms)
+  return {
+    sender = { user_id = user_id, session_id = session_id, username = username, node = node },
+    op_code = op_code, data = data, reliable = reliable, receive_time_ms = receive_time_ms,
+  }
+end
+
+function api.list(...)
+  return { ... }
+end
+
+function api.new_table()
+  return {}
+end
+
+-- a deep copy of a state (tables copied, metatables shared), cycles kept
+function api.deep_copy(v)
+  local seen = {}
+  local function copy(x)
+    if raw_type(x) ~= "table" then return x end
+    local c = seen[x]
+    if c then return c end
+    c = {}
+    seen[x] = c
+    local k, val = raw_next(x)
+    while k ~= nil do
+      raw_rawset(c, copy(k), copy(val))
+      k, val = raw_next(x, k)
+    end
+    local mt = raw_getmetatable(x)
+    if mt ~= nil then raw_setmetatable(c, mt) end
+    return c
+  end
+  return copy(v)
+end
+
+-- -- the nakama module ----------------------------------------------------------------------------------
+local nk = {}
+for name, f in raw_pairs(host.nk1) do nk[name] = wrap1(f) end
+for name, f in raw_pairs(host.nk0) do nk[name] = wrap0(f) end
+for name, f in raw_pairs(host.nk3) do nk[name] = wrap3(f) end
+local host_unavailable = host.unavailable
+raw_setmetatable(nk, {
+  __index = function(_, name)
+    if raw_type(name) ~= "string" then return nil end
+    return wrap0(function() return host_unavailable(name) end)
+  end,
+})
+package.preload.nakama = function() return nk end
+
+local dispatcher = {
+  broadcast_message = wrap0(function(...) return host.broadcast(false, ...) end),
+  broadcast_message_deferred = wrap0(function(...) return host.broadcast(true, ...) end),
+  match_kick = wrap0(host.kick),
+  match_label_update = wrap0(host.label_update),
+}
+api.dispatcher = dispatcher
+
+-- -- callbacks ------------------------------------------------------------------------------------------
+local thunk, trace
+
+-- gopher-lua's stackTrace: innermost first; Go functions as "[G]: in function 'name'", the callback (its
+-- caller is Go) as "in main chunk", then "[G]: ?"; more than 20 lines keep the first and last 7. Library
+-- functions and this glue (chunks named "=[nkreplay ...]") stand in for Go functions: each run of them is
+-- one [G] line named as the handler called it.
+local function is_internal(info)
+  return info.what == "C" or str_sub(info.source, 1, 10) == "=[nkreplay"
+end
+
+local function traceback(first_level)
+  local frames = {}
+  local level = first_level
+  while true do
+    local info = debug_getinfo(level, "Slnf")
+    if info == nil or info.func == thunk then break end
+    frames[#frames + 1] = info
+    level = level + 1
+  end
+  local lines = {}
+  for i, info in raw_ipairs(frames) do
+    local caller = frames[i + 1]
+    if info.what == "tail" then
+      lines[#lines + 1] = "\t(tailcall): ?"
+    elseif is_internal(info) then
+      if caller == nil or not is_internal(caller) then
+        lines[#lines + 1] = "\t[G]: in function '" .. (info.name or "?") .. "'"
+      end
+    else
+      local src = info.source
+      local c = str_sub(src, 1, 1)
+      if c == "@" or c == "=" then src = str_sub(src, 2) end
+      local what
+      if caller == nil then
+        what = "main chunk"
+      elseif info.name ~= nil and not is_internal(caller) then
+        what = "function '" .. info.name .. "'"
+      else
+        what = "function <" .. src .. ":" .. number_string(info.linedefined) .. ">"
+      end
+      lines[#lines + 1] = "\t" .. src .. ":" .. number_string(info.currentline) .. ": in " .. what
+    end
+  end
+  lines[#lines + 1] = "\t[G]: ?"
+  if #lines > 20 then
+    local short = {}
+    for i = 1, 7 do short[#short + 1] = lines[i] end
+    short[#short + 1] = "\t..."
+    for i = #lines - 6, #lines do short[#short + 1] = lines[i] end
+    lines = short
+  end
+  return "stack traceback:\n" .. concat(lines, "\n")
+end
+
+local function on_error(e)
+  if hung[1] or host_is_hung(e) then
+    hung[1] = true
+    trace = nil
+    return e
+  end
+  -- levels: 1 traceback, 2 pcall, 3 on_error, 4 the function that raised
+  local ok, t = raw_pcall(traceback, 4)
+  trace = ok and t or nil
+  return e
+end
+
+-- invoke(fn, args...) -> true, n, results...  |  false, error value, traceback, hung
+function api.invoke(fn, ...)
+  local args = pack(...)
+  hung[1], hung[2] = false, nil
+  thunk = function() return pack(fn(raw_unpack(args, 1, args.n))) end
+  debug_sethook(hook, "", HOOK_EVERY)
+  local ok, r = raw_xpcall(thunk, on_error)
+  debug_sethook()
+  thunk = nil
+  if ok then return true, r.n, raw_unpack(r, 1, r.n) end
+  return false, r, trace, hung[1]
+end
+
+-- text of an error value as gopher-lua's ApiError prints it
+function api.error_text(e)
+  if raw_type(e) == "string" then return e end
+  if raw_type(e) == "number" then return number_string(e) end
+  return raw_tostring(e)
+end
+
+-- load the match module the way Nakama does: require(name), a table of seven functions
+function api.load_module(name)
+  local ok, m = raw_pcall(require, name)
+  if not ok then return false, api.error_text(m) end
+  return true, m
+end
+
+function api.rawget(t, k)
+  return raw_rawget(t, k)
+end
+
+function api.type(v)
+  return raw_type(v)
+end
+
+-- a flat walk of a value for the Python side: tokens describing tables as gopher-lua's converter sees them
+-- (key/value pairs in traversal order); see LuaHandler.state_value.
+function api.walk(v)
+  local out, n = {}, 0
+  local seen = {}
+  local function walk(x, depth)
+    local t = raw_type(x)
+    if t ~= "table" then
+      n = n + 1
+      out[n] = x
+      return
+    end
+    if seen[x] or depth > 200 then
+      n = n + 1
+      out[n] = api.CYCLE
+      return
+    end
+    seen[x] = true
+    n = n + 1
+    out[n] = api.OPEN
+    local k, val = raw_next(x)
+    while k ~= nil do
+      n = n + 1
+      out[n] = k
+      walk(val, depth + 1)
+      k, val = raw_next(x, k)
+    end
+    n = n + 1
+    out[n] = api.CLOSE
+    seen[x] = nil
+  end
+  walk(v, 0)
+  return out, n
+end
+api.OPEN, api.CLOSE, api.CYCLE = {}, {}, {}
+
+return api
