@@ -24,6 +24,7 @@ from dataclasses import fields
 from typing import Any
 
 from recorder.model import (
+    _CallBase,
     Broadcast,
     CrashMarker,
     Event,
@@ -110,35 +111,91 @@ def _encode_outcome(o: Outcome | None, ref) -> dict[str, Any] | None:
     return out
 
 
+class _OutcomeBuilder:
+    """Builds an ``Outcome`` positionally at a third of the frozen-dataclass ``__init__`` cost.
+
+    The frozen ``__init__`` stores each field through ``object.__setattr__``; this mutable class has the
+    very same slots, stores them directly, then becomes an ``Outcome`` by ``__class__`` assignment (which
+    Python allows between classes with identical slot layouts). The result is an ordinary ``Outcome``.
+    """
+
+    __slots__ = Outcome.__slots__
+
+    def __init__(self, accept, reason, tick_rate, label, broadcasts, kicks, label_updates, reply, digest, snapshot,
+                 stopped):  # type: ignore[no-untyped-def]
+        self.accept = accept
+        self.reason = reason
+        self.tick_rate = tick_rate
+        self.label = label
+        self.broadcasts = broadcasts
+        self.kicks = kicks
+        self.label_updates = label_updates
+        self.reply = reply
+        self.digest = digest
+        self.snapshot = snapshot
+        self.stopped = stopped
+        self.__class__ = Outcome  # type: ignore[assignment]
+
+
+class _BroadcastBuilder:
+    """``Broadcast`` built the way ``_OutcomeBuilder`` builds an ``Outcome``."""
+
+    __slots__ = Broadcast.__slots__
+
+    def __init__(self, op_code, data, targets, sender, reliable, deferred):  # type: ignore[no-untyped-def]
+        self.op_code = op_code
+        self.data = data
+        self.targets = targets
+        self.sender = sender
+        self.reliable = reliable
+        self.deferred = deferred
+        self.__class__ = Broadcast  # type: ignore[assignment]
+
+
+def _check_builder(builder: type, cls: type) -> None:
+    params = builder.__init__.__code__.co_varnames[1 : builder.__init__.__code__.co_argcount]
+    if params != tuple(f.name for f in fields(cls)):  # a model field was added: update the builder
+        raise RuntimeError(f"{builder.__name__} is out of date with {cls.__name__}'s fields")
+
+
+_check_builder(_OutcomeBuilder, Outcome)
+_check_builder(_BroadcastBuilder, Broadcast)
+
+
 def _decode_outcome(d: dict[str, Any] | None, ps: list[Presence]) -> Outcome | None:
     if d is None:
         return None
-    bs = d.get("b")
-    broadcasts = ()
+    get = d.get
+    bs = get("b")
+    broadcasts: tuple[Broadcast, ...] = ()
     if bs:
-        broadcasts = tuple(
-            Broadcast(
-                op,
-                data,
-                None if targets is None else tuple(ps[t] for t in targets),
-                None if sender is None else ps[sender],
-                reliable,
-                deferred,
+        built = []
+        for op, data, targets, sender, reliable, deferred in bs:
+            built.append(
+                _BroadcastBuilder(
+                    op,
+                    data,
+                    None if targets is None else tuple([ps[t] for t in targets]),
+                    None if sender is None else ps[sender],
+                    reliable,
+                    deferred,
+                )
             )
-            for op, data, targets, sender, reliable, deferred in bs
-        )
-    return Outcome(
-        accept=d.get("a"),
-        reason=d.get("r"),
-        tick_rate=d.get("tr"),
-        label=d.get("l"),
-        broadcasts=broadcasts,
-        kicks=tuple(ps[i] for i in d.get("k", ())),
-        label_updates=tuple(d.get("lu", ())),
-        reply=d.get("rp"),
-        digest=d.get("d"),
-        snapshot=d.get("s"),
-        stopped=bool(d.get("x", False)),
+        broadcasts = tuple(built)
+    kicks = get("k")
+    label_updates = get("lu")
+    return _OutcomeBuilder(  # type: ignore[return-value]
+        get("a"),
+        get("r"),
+        get("tr"),
+        get("l"),
+        broadcasts,
+        tuple([ps[i] for i in kicks]) if kicks else (),
+        tuple(label_updates) if label_updates else (),
+        get("rp"),
+        get("d"),
+        get("s"),
+        bool(get("x", False)),
     )
 
 
@@ -191,26 +248,42 @@ def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>",
     malformed input; the reader turns those into ``CorruptRecording``. ``origin`` (path, offset, chunk)
     names the chunk in errors raised later, when a loop's messages are first used."""
     rows, encoded = payload
-    ps = [Presence(u, s, n, node, r) for u, s, n, node, r in rows]
+    ps = [Presence(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
     out: list[Event] = []
     append = out.append
     for ev in encoded:
         code = ev[0]
         if code == LOOP:
-            msgs = MessageBatch(ev[2], ps, origin)  # message objects are built (and checked) on first use
+            tick = ev[1]
+            if type(tick) is not int:
+                raise TypeError(f"loop tick must be an integer, got {tick!r}")
+            msgs = ev[2]
+            if type(msgs) is not list:
+                raise TypeError(f"loop messages must be an array, got {type(msgs).__name__}")
+            # message objects are built (and checked) on first use
             if len(ev) == 3:
-                append(_new_loop(ev[1], msgs, None, ()))
+                append(_LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ()))
             else:
-                append(_new_loop(ev[1], msgs, _decode_outcome(ev[3], ps), _decode_nd(_opt(ev, 4))))
+                nd = ev[4] if len(ev) > 4 else None
+                append(
+                    _LoopBuilder(
+                        tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
+                    )
+                )
         elif code == JOIN or code == LEAVE:
             cls = JoinCall if code == JOIN else LeaveCall
             append(
-                cls(ev[1], tuple(ps[i] for i in ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+                cls(
+                    _int(ev[1]),
+                    tuple([ps[i] for i in ev[2]]),
+                    _decode_outcome(_opt(ev, 3), ps),
+                    _decode_nd(_opt(ev, 4)),
+                )
             )
         elif code == JOIN_ATTEMPT:
             append(
                 JoinAttemptCall(
-                    ev[1],
+                    _int(ev[1]),
                     ps[ev[2]],
                     _as_map(ev[3]),
                     _decode_outcome(_opt(ev, 4), ps),
@@ -219,36 +292,55 @@ def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>",
                 )
             )
         elif code == INIT:
-            append(InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), ev[1]))
+            append(InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), _int(ev[1])))
         elif code == SIGNAL:
-            append(SignalCall(ev[1], ev[2], _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
+            append(SignalCall(_int(ev[1]), _str(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
         elif code == TERMINATE:
-            append(TerminateCall(ev[1], ev[2], _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
+            append(TerminateCall(_int(ev[1]), _int(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
         elif code == CRASH:
-            append(CrashMarker(ev[1], ev[2], ev[3], ev[4]))
+            append(CrashMarker(_str(ev[1]), _int(ev[2]), _str(ev[3]), _str(ev[4])))
         elif code == WIRE:
-            append(WireEvent(ev[1], ev[2], ev[3], ev[4], *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5)))))
+            t = ev[3]
+            if type(t) is not float and type(t) is not int:
+                raise TypeError(f"wire time must be a number, got {t!r}")
+            append(
+                WireEvent(
+                    _str(ev[1]), _str(ev[2]), t, _str(ev[4]), *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5)))
+                )
+            )
         else:
             raise ValueError(f"unknown event kind code {code!r}")
     return out
 
 
-_object_new = object.__new__
-_set_tick, _set_messages, _set_outcome, _set_nd = (
-    LoopCall.__dict__[name].__set__ for name in ("tick", "messages", "outcome", "nondeterministic")
-)
+class _LoopBuilder(_CallBase):
+    """``LoopCall`` built the way ``_OutcomeBuilder`` builds an ``Outcome`` (the hot path of every reader)."""
+
+    __slots__ = LoopCall.__slots__
+    __setattr__ = object.__setattr__  # plain slot stores (the frozen base class forbids them)
+    __delattr__ = object.__delattr__
+
+    def __init__(self, tick, messages, outcome, nondeterministic):  # type: ignore[no-untyped-def]
+        self.tick = tick
+        self.messages = messages
+        self.outcome = outcome
+        self.nondeterministic = nondeterministic
+        self.__class__ = LoopCall  # type: ignore[assignment]
 
 
-def _new_loop(tick: int, messages: MessageBatch, outcome: Outcome | None, nd: tuple) -> LoopCall:
-    """``LoopCall(...)`` without the frozen-dataclass ``__init__`` cost (the hot path of every reader)."""
-    if type(tick) is not int:
-        raise TypeError(f"loop tick must be an integer, got {tick!r}")
-    call = _object_new(LoopCall)
-    _set_tick(call, tick)
-    _set_messages(call, messages)
-    _set_outcome(call, outcome)
-    _set_nd(call, nd)
-    return call
+_check_builder(_LoopBuilder, LoopCall)
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:
+        raise TypeError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if type(v) is not str:
+        raise TypeError(f"expected a string, got {v!r}")
+    return v
 
 
 def _as_map(v: Any) -> dict[str, Any]:
@@ -263,6 +355,7 @@ def event_tick(e: Event) -> int:
 
 
 _HEADER_FIELDS = [f.name for f in fields(Header)]
+_HEADER_TYPES = {name: type(getattr(Header(), name)) for name in _HEADER_FIELDS}
 
 
 def encode_header(h: Header) -> dict[str, Any]:
@@ -275,6 +368,10 @@ def decode_header(d: dict[str, Any]) -> Header:
     if not isinstance(d, dict):
         raise TypeError("header is not a map")
     known = {k: v for k, v in d.items() if k in _HEADER_FIELDS}
+    for k, v in known.items():
+        expected = _HEADER_TYPES[k]
+        if type(v) is not expected and not (expected is tuple and type(v) is list):
+            raise TypeError(f"header field {k!r} must be {expected.__name__}, got {v!r}")
     if "redactions" in known:
         known["redactions"] = tuple(known["redactions"])
     extra = {k: v for k, v in d.items() if k not in _HEADER_FIELDS}

@@ -92,6 +92,26 @@ class MatchMessage:
     receive_time_ms: int = 0
 
 
+class _MessageBuilder:
+    """Builds a ``MatchMessage`` without the frozen-dataclass ``__init__`` (one ``object.__setattr__`` per
+    field): a mutable class with the very same slots stores them directly, then becomes a ``MatchMessage``
+    by ``__class__`` assignment, which Python allows between classes with identical slot layouts."""
+
+    __slots__ = MatchMessage.__slots__
+
+    def __init__(self, sender, op_code, data, reliable, receive_time_ms):  # type: ignore[no-untyped-def]
+        self.sender = sender
+        self.op_code = op_code
+        self.data = data
+        self.reliable = reliable
+        self.receive_time_ms = receive_time_ms
+        self.__class__ = MatchMessage  # type: ignore[assignment]
+
+
+if _MessageBuilder.__init__.__code__.co_varnames[1:6] != MatchMessage.__slots__:  # a field was added: update it
+    raise RuntimeError("_MessageBuilder is out of date with MatchMessage's fields")
+
+
 class MessageBatch(Sequence[MatchMessage]):
     """A loop's messages as the reader decoded them: ``MatchMessage`` objects are built on first access.
 
@@ -114,10 +134,11 @@ class MessageBatch(Sequence[MatchMessage]):
         if items is None:
             ps = self._presences
             try:
+                build = _MessageBuilder
                 items = tuple(
-                    MatchMessage(ps[s], op, data, rel, ts) for s, op, data, rel, ts in self._rows  # type: ignore[union-attr]
+                    [build(ps[s], op, data, rel, ts) for s, op, data, rel, ts in self._rows]  # type: ignore[union-attr]
                 )
-            except (ValueError, TypeError, IndexError) as exc:
+            except (ValueError, TypeError, IndexError, KeyError) as exc:
                 raise CorruptRecording(*self._origin, f"malformed loop message: {exc}") from exc
             self._items, self._rows = items, None
         return items
@@ -150,7 +171,17 @@ class MessageBatch(Sequence[MatchMessage]):
         """``(op_code, len(data))`` per message without building message objects."""
         if self._items is not None:
             return ((m.op_code, len(m.data or b"")) for m in self._items)
-        return ((row[1], len(row[2] or b"")) for row in self._rows)  # type: ignore[union-attr]
+        return self._row_sizes()
+
+    def _row_sizes(self) -> Iterator[tuple[int, int]]:
+        try:
+            for row in self._rows:  # type: ignore[union-attr]
+                op, data = row[1], row[2]
+                if type(op) is not int or not (data is None or type(data) is bytes):
+                    raise TypeError(f"op code {op!r} with data of type {type(data).__name__}")
+                yield op, len(data or b"")
+        except (TypeError, IndexError, KeyError) as exc:
+            raise CorruptRecording(*self._origin, f"malformed loop message: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

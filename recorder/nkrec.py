@@ -194,7 +194,10 @@ class Recording:
             magic = self._file.read(len(MAGIC))
             if magic != MAGIC:
                 raise CorruptRecording(self.path, 0, 0, f"not an .nkrec file (magic {magic!r})")
-            frame = self._read_frame(len(MAGIC), 0)
+            try:
+                frame = self._read_frame(len(MAGIC), 0)
+            except _Truncated:
+                frame = None
             if frame is None:
                 raise CorruptRecording(self.path, len(MAGIC), 0, "the header frame is missing or cut off")
             _, payload, _ = frame
