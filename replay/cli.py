@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "proxy": "proxy",
     "playback": "playback",
+    "replay": "replay",
 }
 
 _HELP_EPILOG = """\

@@ -1,0 +1,473 @@
+"""What a live replay showed: how the match ended, tick alignment, and the broadcasts compared.
+
+``analyse(script, run, server_log=...)`` is pure (it reads the server log file, nothing else):
+
+- **End**: ``crashed`` when every socket in the match was closed with 1000 "server-side session disconnect"
+  (Nakama's answer to a handler error) or the server log has the match's "Stopping match after error from
+  <callback> execution" line; ``stopped`` when the match is gone without that; ``completed`` when it still
+  runs after the last action. The crash tick comes from the log line (exact) or from the time the sockets
+  closed (estimated with the tick clock).
+- **Tick alignment**: live ticks are converted to the recording's numbering (the schedule's start maps the
+  recording's first tick to a live tick). Per message: the tick it was meant for, the tick its send time
+  aims at, and the tick it landed in where an echo reveals it (a broadcast with the message's sender, op
+  code and data). Broadcasts that match recorded ones reveal the live tick of the recorded loop. The drift
+  is the largest revealed difference (or, when nothing is revealed, the largest estimated one).
+- **Compare**: per replayed session, the ``match_data`` it received against the recording's (op code, data
+  and sender; targets show up as who receives what). Recorded user, session and match ids (and usernames
+  the server did not grant) are mapped to the live ones first; data that is JSON on both sides compares as
+  values, so the key order of a JSON object keyed by user ids does not matter. The first mismatch is
+  reported the way ``diff`` reports a divergence: where, and both sides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from replay.live_replay import LiveRun
+from replay.live_script import Delivery, LiveScript, RecordedEnd
+from replay.result import describe_data
+from replay.signature import LoggedCrash, parse_crash_log_line
+
+__all__ = ["MessageTick", "Received", "Mismatch", "LiveReport", "IdMap", "analyse", "find_crash_line"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTick:
+    """One replayed message: ``intended`` (recorded tick), ``aimed`` (the tick its send time falls before,
+    estimated), ``landed`` (revealed by an echo; None when nothing reveals it)."""
+
+    action: int
+    actor: str
+    op_code: int
+    intended: int
+    aimed: int | None
+    landed: int | None = None
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A live ``match_data``: arrival time, tick (recording numbering), op code, data, sender session."""
+
+    t: float
+    tick: int
+    op_code: int
+    data: bytes
+    sender: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    actor: str  # label
+    index: int  # position in that session's match_data stream
+    tick: int  # recording numbering
+    recorded: Delivery | None
+    live: Received | None
+    why: str
+
+    def describe(self) -> str:
+        return f"tick {self.tick}, {self.actor}'s match_data #{self.index}: {self.why}"
+
+
+class IdMap:
+    """Recorded ids (and usernames) -> live ones, for data and senders."""
+
+    def __init__(self, script: LiveScript, run: LiveRun) -> None:
+        self.ids: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        for key, actor in script.actors.items():
+            s = run.sockets.get(key)
+            if s is None:
+                continue
+            if actor.user_id and s.user_id:
+                self.ids[actor.user_id] = s.user_id
+            if actor.session_id and s.session_id:
+                self.ids[actor.session_id] = s.session_id
+            if actor.username and s.username and actor.username != s.username:
+                self.names[actor.username] = s.username
+        rec_mid = script.header.match_id
+        if rec_mid and run.match_id:
+            self.ids[rec_mid] = run.match_id
+            self.ids.setdefault(rec_mid.split(".")[0], run.match_id.split(".")[0])
+        self.sessions = {k: run.sockets[k].session_id for k in script.actors if k in run.sockets}
+
+    def data(self, data: bytes) -> bytes:
+        if not self.ids and not self.names:
+            return data
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+        for rec, live in self.ids.items():
+            text = text.replace(rec, live)
+        if self.names:
+            try:
+                text = json.dumps(_rename(json.loads(text), self.names), separators=(",", ":"), ensure_ascii=False)
+            except ValueError:
+                pass
+        return text.encode("utf-8")
+
+    def session(self, key: str | None) -> str | None:
+        return None if key is None else self.sessions.get(key, key)
+
+
+def _rename(v: Any, names: dict[str, str]) -> Any:
+    if isinstance(v, str):
+        return names.get(v, v)
+    if isinstance(v, list):
+        return [_rename(x, names) for x in v]
+    if isinstance(v, dict):
+        return {names.get(k, k): _rename(x, names) for k, x in v.items()}
+    return v
+
+
+def same_data(recorded: bytes, live: bytes) -> bool:
+    if recorded == live:
+        return True
+    try:
+        return json.loads(recorded) == json.loads(live)
+    except ValueError:
+        return False
+
+
+@dataclass
+class LiveReport:
+    recording: str
+    kind: str
+    approximate: bool
+    nakama: str
+    match_id: str
+    created: bool
+    tick_rate: int
+    wire_paths: list[str]
+    sockets: list[dict[str, Any]]
+    actions: dict[str, dict[str, int]]  # kind -> status -> count
+    late: int
+    skipped: list[str]
+    problems: list[str]  # actions that failed or were rejected differently from the recording
+    outcome: str  # crashed, stopped, completed, unknown
+    crash_tick: int | None  # recording numbering
+    crash_live_tick: int | None
+    crash_source: str
+    log_crash: LoggedCrash | None
+    log_line: str
+    recorded_end: RecordedEnd
+    reproduced: bool
+    verdict: str
+    drift: int
+    drift_revealed: bool
+    revealed: int  # observations that revealed a live tick
+    offset: int  # live tick of the recording's first tick
+    first_tick: int
+    clock: dict[str, Any]
+    messages: list[MessageTick]
+    compared: bool
+    deliveries: int  # recorded match_data deliveries
+    received: int  # live match_data deliveries
+    matched: int
+    mismatch: Mismatch | None
+    mismatches: int  # sessions whose streams differ
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        return self.mismatch is not None
+
+    def to_json(self) -> dict[str, Any]:
+        def delivery(d: Delivery | None) -> dict[str, Any] | None:
+            if d is None:
+                return None
+            return {"tick": d.tick, "op_code": d.op_code, "data": describe_data(d.data), "sender": d.sender}
+
+        def received(r: Received | None) -> dict[str, Any] | None:
+            if r is None:
+                return None
+            return {"tick": r.tick, "op_code": r.op_code, "data": describe_data(r.data), "sender": r.sender}
+
+        m = self.mismatch
+        lc = self.log_crash
+        return {
+            "recording": self.recording,
+            "kind": self.kind,
+            "approximate": self.approximate,
+            "nakama": self.nakama,
+            "match_id": self.match_id,
+            "created": self.created,
+            "tick_rate": self.tick_rate,
+            "wire_recordings": self.wire_paths,
+            "outcome": self.outcome,
+            "crash_tick": self.crash_tick,
+            "crash_live_tick": self.crash_live_tick,
+            "crash_source": self.crash_source,
+            "server_log": None if lc is None else {
+                "mid": lc.mid, "tick": lc.tick, "callback": lc.callback, "error": lc.error, "line": self.log_line,
+            },
+            "recorded": {"outcome": self.recorded_end.outcome, "tick": self.recorded_end.tick,
+                         "callback": self.recorded_end.callback, "error": self.recorded_end.error},
+            "reproduced": self.reproduced,
+            "verdict": self.verdict,
+            "drift": self.drift,
+            "drift_revealed": self.drift_revealed,
+            "revealed_ticks": self.revealed,
+            "schedule_offset": self.offset,
+            "clock": self.clock,
+            "sockets": self.sockets,
+            "actions": self.actions,
+            "late": self.late,
+            "skipped": self.skipped,
+            "problems": self.problems,
+            "messages": [
+                {"action": x.action, "actor": x.actor, "op_code": x.op_code, "intended": x.intended,
+                 "aimed": x.aimed, "landed": x.landed, "late": x.late}
+                for x in self.messages
+            ],
+            "compare": None if not self.compared else {
+                "recorded": self.deliveries, "live": self.received, "matched": self.matched,
+                "sessions_differing": self.mismatches,
+                "first_mismatch": None if m is None else {
+                    "actor": m.actor, "index": m.index, "tick": m.tick, "why": m.why,
+                    "recorded": delivery(m.recorded), "live": received(m.live),
+                },
+            },
+            "notes": self.notes,
+        }
+
+
+def find_crash_line(path: str | os.PathLike[str], match_id: str) -> tuple[LoggedCrash, str] | None:
+    """The "Stopping match after error" line of ``match_id`` (with or without its node) in a Nakama log."""
+    mid = match_id.split(".")[0]
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if mid not in line or "Stopping match after error" not in line:
+                continue
+            logged = parse_crash_log_line(line)
+            if logged is not None and logged.mid.split(".")[0] == mid:
+                found = (logged, line.strip())
+    return found
+
+
+def _match_data(obj: dict[str, Any]) -> tuple[int, bytes, str | None] | None:
+    md = obj.get("match_data")
+    if not isinstance(md, dict):
+        return None
+    try:
+        op = int(md.get("op_code", 0) or 0)
+        raw = md.get("data") or ""
+        data = base64.b64decode(raw + "=" * (-len(raw) % 4)) if raw else b""
+    except (TypeError, ValueError):
+        return None
+    p = md.get("presence")
+    return op, data, (p.get("session_id") or None) if isinstance(p, dict) else None
+
+
+def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, compare: bool = True) -> LiveReport:
+    clock = run.clock
+    shift = script.first_tick - run.offset  # recording tick = live tick + shift
+
+    def rec_tick(live_tick: int) -> int:
+        return live_tick + shift
+
+    ids = IdMap(script, run)
+    labels = {k: a.label for k, a in script.actors.items()}
+
+    # -- live match_data per session ------------------------------------------------------------------
+    live: dict[str, list[Received]] = {}
+    for key, s in run.sockets.items():
+        out = []
+        for t, obj in s.received:
+            md = _match_data(obj)
+            if md is not None:
+                out.append(Received(t, rec_tick(clock.tick_of_arrival(t)), md[0], md[1], md[2]))
+        live[key] = out
+
+    # -- compare (and ticks revealed by matching broadcasts) ------------------------------------------
+    drifts: list[int] = []
+    matched = 0
+    first: Mismatch | None = None
+    differing = 0
+    for key, expected in script.deliveries.items():
+        got = live.get(key, [])
+        for i in range(max(len(expected), len(got))):
+            e = expected[i] if i < len(expected) else None
+            g = got[i] if i < len(got) else None
+            why = _difference(e, g, ids, labels)
+            if why is None:
+                matched += 1
+                if e is not None and g is not None and e.from_loop:
+                    drifts.append(g.tick - e.tick)
+                continue
+            differing += 1
+            tick = e.tick if e is not None else g.tick  # type: ignore[union-attr]
+            m = Mismatch(labels.get(key, key), i, tick, e, g, why)
+            if first is None or (m.tick, m.actor) < (first.tick, first.actor):
+                first = m
+            break
+    revealed_broadcasts = len(drifts)
+
+    # -- per message: intended, aimed, landed (echo) --------------------------------------------------
+    echoes: dict[tuple[str, int, bytes], list[Received]] = defaultdict(list)
+    seen: set[tuple[str, int, bytes, int]] = set()
+    for got in live.values():
+        for r in got:
+            if r.sender is None or (r.sender, r.op_code, r.data, r.tick) in seen:
+                continue
+            seen.add((r.sender, r.op_code, r.data, r.tick))
+            echoes[(r.sender, r.op_code, r.data)].append(r)
+    for lst in echoes.values():
+        lst.sort(key=lambda r: r.t)
+    messages: list[MessageTick] = []
+    landed_drifts: list[int] = []
+    aimed_drifts: list[int] = []
+    for rec in run.actions:
+        a = rec.action
+        if a.kind != "send" or rec.sent_at is None:
+            continue
+        aimed = rec_tick(clock.landing_of_send(rec.sent_at))
+        aimed_drifts.append(aimed - a.tick)
+        landed = None
+        sock = run.sockets.get(a.actor)
+        queue = echoes.get((sock.session_id if sock else "", a.op_code, a.data))
+        while queue:
+            r = queue.pop(0)
+            if r.t >= rec.sent_at:
+                landed = r.tick
+                landed_drifts.append(landed - a.tick)
+                break
+        messages.append(MessageTick(rec.index, labels.get(a.actor, a.actor), a.op_code, a.tick, aimed, landed, rec.late))
+
+    # -- how it ended ------------------------------------------------------------------------------------
+    log_crash, log_line = None, ""
+    if server_log:
+        found = find_crash_line(server_log, run.match_id) if run.match_id else None
+        if found is not None:
+            log_crash, log_line = found
+    crash_live_tick: int | None = None
+    crash_source = ""
+    if log_crash is not None and log_crash.tick >= 0:
+        crash_live_tick, crash_source = log_crash.tick, "server log"
+    elif run.crash_at is not None:
+        crash_live_tick, crash_source = clock.tick_of_arrival(run.crash_at), "socket close time (estimated)"
+    if crash_live_tick is not None or run.crash_at is not None or log_crash is not None:
+        outcome = "crashed"
+    elif run.probe == "gone":
+        outcome = "stopped"
+    elif run.probe == "running":
+        outcome = "completed"
+    else:
+        outcome = "unknown"
+    relative = not run.created
+    crash_tick = None
+    if crash_live_tick is not None and not (relative and crash_source == "server log"):
+        crash_tick = rec_tick(crash_live_tick)
+
+    revealed = landed_drifts + drifts
+    if revealed:
+        drift, drift_revealed = max(abs(d) for d in revealed), True
+    else:
+        drift, drift_revealed = max([abs(d) for d in aimed_drifts] + [0]), False
+
+    reproduced, verdict = _verdict(script.end, outcome, crash_tick, drift, log_crash)
+
+    # -- actions ------------------------------------------------------------------------------------------
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    problems: list[str] = []
+    for rec in run.actions:
+        a = rec.action
+        counts[a.kind][rec.status] += 1
+        who = labels.get(a.actor, a.actor) or "server"
+        if a.kind == "join" and a.expect is not None and (rec.status == "ok") != bool(a.expect) and rec.status in ("ok", "rejected"):
+            problems.append(f"tick {a.tick}: {who}'s join was {'accepted' if rec.status == 'ok' else 'rejected'}"
+                            f" live, {'accepted' if a.expect else 'rejected'} in the recording {rec.detail}".rstrip())
+        elif a.kind == "signal" and rec.status == "ok" and a.expect is not None and rec.detail != a.expect:
+            problems.append(f"tick {a.tick}: signal reply {rec.detail!r} live, {a.expect!r} in the recording")
+        elif rec.status == "error" or (rec.status == "rejected" and a.expect is None):
+            problems.append(f"tick {a.tick}: {a.kind} of {who}: {rec.status}: {rec.detail}")
+        elif rec.status == "skipped" and a.kind != "signal":
+            problems.append(f"tick {a.tick}: {a.kind} of {who} not sent: {rec.detail}")
+    skipped = list(script.skipped)
+    signals_skipped = counts["signal"]["skipped"] if "signal" in counts else 0
+    if signals_skipped:
+        skipped.append(f"{signals_skipped} signal{'s' if signals_skipped != 1 else ''} (give --signal-rpc NAME to send them)")
+
+    sockets = []
+    for key, actor in script.actors.items():
+        s = run.sockets.get(key)
+        sockets.append({
+            "label": actor.label, "recorded_user_id": actor.user_id, "recorded_session_id": actor.session_id,
+            "live_user_id": s.user_id if s else None, "live_session_id": s.session_id if s else None,
+            "live_username": s.username if s else None,
+            "close": None if s is None or s.closed_at is None else {
+                "by": s.closed_by, "code": s.close_code, "reason": s.close_reason,
+                "tick": rec_tick(clock.tick_of_arrival(s.closed_at)),
+            },
+        })
+    notes = list(run.notes)
+    if script.approximate:
+        notes.append("wire recording: recorded ticks are approximated from times and the tick rate")
+    if relative:
+        notes.append("joined a running match: live ticks are counted from the replay's start, not the match's")
+    return LiveReport(
+        recording=script.path, kind=script.kind, approximate=script.approximate, nakama=run.nakama,
+        match_id=run.match_id, created=run.created, tick_rate=script.tick_rate, wire_paths=run.wire_paths,
+        sockets=sockets, actions={k: dict(v) for k, v in counts.items()},
+        late=sum(1 for r in run.actions if r.late), skipped=skipped, problems=problems,
+        outcome=outcome, crash_tick=crash_tick, crash_live_tick=crash_live_tick, crash_source=crash_source,
+        log_crash=log_crash, log_line=log_line, recorded_end=script.end, reproduced=reproduced, verdict=verdict,
+        drift=drift, drift_revealed=drift_revealed, revealed=len(revealed), offset=run.offset,
+        first_tick=script.first_tick,
+        clock={"t0": round(clock.t0, 6), "initial_t0": round(clock.initial, 6), "period": clock.period,
+               "observations": clock.observations, "broadcasts_matched_to_ticks": revealed_broadcasts,
+               "echoes": len(landed_drifts)},
+        messages=messages, compared=compare,
+        deliveries=sum(len(v) for v in script.deliveries.values()), received=sum(len(v) for v in live.values()),
+        matched=matched, mismatch=first, mismatches=differing, notes=notes,
+    )
+
+
+def _difference(e: Delivery | None, g: Received | None, ids: IdMap, labels: dict[str, str]) -> str | None:
+    if e is None:
+        return f"an extra match_data live (op {g.op_code}, data {describe_data(g.data)})"  # type: ignore[union-attr]
+    if g is None:
+        return f"recorded match_data (op {e.op_code}, data {describe_data(e.data)}) never arrived"
+    if e.op_code != g.op_code:
+        return f"op code {e.op_code} recorded, {g.op_code} live"
+    want = ids.data(e.data)
+    if not same_data(want, g.data):
+        return f"data differs: recorded {describe_data(want)}, live {describe_data(g.data)}"
+    sender = ids.session(e.sender)
+    if sender != g.sender:
+        who = labels.get(e.sender or "", e.sender) if e.sender else "the server"
+        return f"sender differs: recorded {who}, live {g.sender or 'the server'}"
+    return None
+
+
+def _verdict(end: RecordedEnd, outcome: str, crash_tick: int | None, drift: int,
+             log_crash: LoggedCrash | None) -> tuple[bool, str]:
+    if end.outcome == "crashed":
+        if outcome != "crashed":
+            return False, f"the recording crashed at tick {end.tick}; the live match {_said(outcome)}"
+        if log_crash is not None and end.callback and log_crash.callback != end.callback:
+            return False, f"crashed in {log_crash.callback}, the recording in {end.callback}"
+        if crash_tick is None or end.tick is None:
+            return True, "crashed, as recorded (tick unknown)"
+        if abs(crash_tick - end.tick) <= drift:
+            exact = "at the recorded tick" if crash_tick == end.tick else f"within the drift of {drift} tick(s)"
+            return True, f"crashed at tick {crash_tick}, {exact} ({end.tick})"
+        return False, f"crashed at tick {crash_tick}, the recording at tick {end.tick} (drift {drift})"
+    if end.outcome == "stopped":
+        ok = outcome == "stopped"
+        return ok, "stopped, as recorded" if ok else f"the recording stopped; the live match {_said(outcome)}"
+    if outcome in ("completed", "unknown"):
+        return True, "ran to the end, as recorded"
+    return False, f"the recording runs to its end; the live match {_said(outcome)}"
+
+
+def _said(outcome: str) -> str:
+    return {"crashed": "crashed", "stopped": "stopped", "completed": "ran to the end",
+            "unknown": "did not crash (no socket left in it to ask whether it still runs)"}[outcome]
