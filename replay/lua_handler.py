@@ -795,10 +795,15 @@ class LuaHandler:
         text = "%c" if n < 1 else _text(_check_string(fmt, 1))
         if text.startswith("!"):
             text = text.lstrip("!")
-        seconds = _check_int(t, 2) if n >= 2 else self._nk.os_time()
-        if text.startswith("*t"):
-            return self._to_lua(date_table(seconds))
-        return _b(strftime(seconds, text))
+        if n >= 2:
+            value: Any = _format_date(_check_int(t, 2), text)
+        else:  # "now": the recorded result (the capture module logs os.date's value), else the derived clock
+            value = self._nk.take("os_date", lambda: _format_date(self._derived_seconds(), text))
+        return self._to_lua(value)
+
+    def _derived_seconds(self) -> int:
+        sources = getattr(self._nk, "_sources", None)  # the runtime's clock for values a recording lacks
+        return sources.time_ms(self._nk.tick) // 1000 if sources is not None else 0
 
     def _random(self, n: int, m: Any = None, k: Any = None) -> Any:
         if n >= 1:
@@ -904,6 +909,10 @@ class LuaHandler:
         if self._base_ctx_table is not None:
             self._base_ctx_table[b"match_label"] = _b(text)
         return None
+
+
+def _format_date(seconds: int, fmt: str) -> Any:
+    return date_table(seconds) if fmt.startswith("*t") else strftime(seconds, fmt)
 
 
 def _int_fields(t: Any) -> Any:
