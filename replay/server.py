@@ -11,8 +11,9 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   envelope closes the socket with 1000 "received malformed payload".
 - ``/v2/rpc/{id}`` over HTTP (Bearer token or ``http_key``), wrapped (``{"payload": ...}``) or ``unwrap``.
 - RPC ``create_match``: starts a match with the handler (the payload object becomes ``params``) and
-  replies ``{"match_id": "..."}``. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)`` functions of the
-  handler's Python module or of ``--rpc`` files.
+  replies ``{"match_id": "..."}``; RPC ``signal_match`` (payload ``{"match_id", "data"}``) signals it and
+  replies with the handler's ``match_signal`` reply. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)``
+  functions of the handler's Python module or of ``--rpc`` files.
 
 Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture``). When a callback raises,
@@ -42,6 +43,7 @@ from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket,
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
 
 _CLOSE = object()
+_BUILTIN_RPCS = ("create_match", "signal_match")
 
 
 @dataclass
@@ -303,7 +305,7 @@ class NakamaServer(App):
         if not rpc_id:
             return _err(400, "RPC ID must be set", 3)
         rpc_id = rpc_id.lower()
-        if rpc_id != "create_match" and rpc_id not in self.rpcs:
+        if rpc_id not in _BUILTIN_RPCS and rpc_id not in self.rpcs:
             return _err(404, "RPC function not found", 5)
         unwrap = "unwrap" in q
         if request.method == "POST":
@@ -329,6 +331,8 @@ class NakamaServer(App):
         """``(result, None)`` or ``(None, error message)``."""
         if rpc_id == "create_match":
             return self.create_match(payload)
+        if rpc_id == "signal_match":
+            return self.signal_match(payload)
         ctx = {"execution_mode": "rpc", "node": self.config.node, "env": {}}
         if claims is not None:
             ctx.update(user_id=claims.user_id, username=claims.username, vars=dict(claims.vars))
@@ -369,6 +373,23 @@ class NakamaServer(App):
         self.matches[match_id] = m
         m.task = asyncio.get_running_loop().create_task(m.tick_forever())
         return json.dumps({"match_id": match_id}, separators=(",", ":")), None
+
+    def signal_match(self, payload: str) -> tuple[str | None, str | None]:
+        """Built-in RPC ``signal_match`` (what ``nakama-replay replay --signal-rpc`` calls): payload
+        ``{"match_id": ..., "data": ...}``; the result is the handler's ``match_signal`` reply."""
+        try:
+            request = json.loads(payload) if payload else None
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or not isinstance(request.get("match_id"), str):
+            return None, 'signal_match payload must be {"match_id": "...", "data": "..."}'
+        m = self.matches.get(request["match_id"])
+        if m is None:
+            return None, "failed to signal match: match not found"
+        step = m.run(lambda: m.driver.signal(str(request.get("data") or "")))
+        if step.crash is not None:
+            return None, f"failed to signal match: {step.crash.error}"
+        return (step.outcome.reply if step.outcome is not None else "") or "", None
 
     # -- realtime ---------------------------------------------------------------------------------
     async def websocket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
@@ -439,7 +460,7 @@ class NakamaServer(App):
             s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "RPC ID must be set"), cid))
             return
         rpc_id = rpc.id.lower()
-        if rpc_id != "create_match" and rpc_id not in self.rpcs:
+        if rpc_id not in _BUILTIN_RPCS and rpc_id not in self.rpcs:
             s.send(P.Envelope(P.Error(P.ErrorCode.RUNTIME_FUNCTION_NOT_FOUND, "RPC function not found"), cid))
             return
         claims = session_token.Claims("", s.user_id, s.username, s.vars)
