@@ -84,16 +84,22 @@ class Action:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A ``match_data`` the recording says ``actor`` received. ``sender`` is the actor key of the
-    presence attached to it (None: sent by the server without a sender); ``from_loop`` is True when
-    ``match_loop`` sent it (its arrival time then tells the server's tick)."""
+    presence attached to it (None: sent by the server without a sender); ``call`` is the kind of call
+    that sent it (a ``loop`` broadcast's arrival time tells the server's tick; wire recordings say
+    ``loop`` for all). Broadcasts of ``match_terminate`` are not expected: replay cannot make a live
+    server call it."""
 
     actor: str
     tick: int
     op_code: int
     data: bytes
     sender: str | None = None
-    from_loop: bool = True
+    call: str = "loop"  # the kind of call that sent it: loop, join, leave, signal, join_attempt
     reliable: bool = True
+
+    @property
+    def from_loop(self) -> bool:
+        return self.call == "loop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +213,7 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
 
     def deliver(call: Any) -> None:
         outcome = call.outcome
-        if outcome is None:
+        if outcome is None or isinstance(call, TerminateCall):  # terminate is not replayed: nothing to expect
             return
         in_loop = isinstance(call, LoopCall)
         for b in outcome.broadcasts:
@@ -216,7 +222,7 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
             sender = None if b.sender is None else b.sender.session_id
             for sid in to:
                 deliveries.setdefault(sid, []).append(
-                    Delivery(sid, call.tick, b.op_code, b.data or b"", sender, in_loop, b.reliable)
+                    Delivery(sid, call.tick, b.op_code, b.data or b"", sender, call.kind, b.reliable)
                 )
         kicked.update(p.session_id for p in outcome.kicks)
 
@@ -378,7 +384,7 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             if isinstance(msg, P.MatchData):
                 sender = None if msg.presence is None else sessions.get(msg.presence.session_id, msg.presence.session_id)
                 deliveries[e.socket].append(
-                    Delivery(e.socket, tick_of_arrival(e.t), msg.op_code, msg.data, sender, True, msg.reliable))
+                    Delivery(e.socket, tick_of_arrival(e.t), msg.op_code, msg.data, sender, "loop", msg.reliable))
             continue
         at, tick = e.t - anchor, tick_of_send(e.t)
         if isinstance(msg, P.MatchJoin):

@@ -124,7 +124,8 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
             print(f"    ... {len(off) - 10} more (see --json)")
 
     if r.compared:
-        print(f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched ({r.received} received live)")
+        print(f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched, {r.aligned} in op code"
+              f" and sender ({r.received} received live)")
         m = r.mismatch
         if m is None:
             print("  the server's broadcasts match the recording (op code, data, sender, recipients)")
