@@ -1,0 +1,59 @@
+"""Run one handler version at a time in a process that has seen others.
+
+A Python handler that imports a sibling module (``arena_fixed.py`` does ``from arena import *``) leaves
+that module in ``sys.modules`` under its plain name; the next handler loaded from another folder (another
+revision during ``bisect``, another regression recording under pytest) would silently get the first one.
+``fresh_imports(folder)`` hides the modules named like the folder's own ``.py`` files and packages while a
+handler from that folder is loaded and replayed, then forgets what was imported from it and puts the
+hidden ones back. Standard-library names are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["fresh_imports", "handler_folder"]
+
+
+def handler_folder(spec: str | os.PathLike[str]) -> Path:
+    """The folder of a handler spec (``dir/arena.py``, ``dir/arena.py:Arena``, ``dir/match.lua``)."""
+    from replay.handlers import split_spec  # noqa: PLC0415
+
+    return split_spec(spec)[0].resolve().parent
+
+
+def _local_names(folder: Path) -> set[str]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return set()
+    names = {p.stem for p in entries if p.suffix == ".py"}
+    names |= {p.name for p in entries if p.is_dir() and (p / "__init__.py").is_file()}
+    return names - set(sys.stdlib_module_names)
+
+
+@contextmanager
+def fresh_imports(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Inside the block, modules named like the folder's files are imported afresh; afterwards they are
+    dropped from ``sys.modules`` and whatever was there before is restored."""
+    names = _local_names(Path(folder))
+    if not names:
+        yield
+        return
+
+    def ours(name: str) -> bool:
+        return name.partition(".")[0] in names
+
+    hidden = {n: m for n, m in sys.modules.items() if ours(n)}
+    for n in hidden:
+        del sys.modules[n]
+    try:
+        yield
+    finally:
+        for n in [n for n in sys.modules if ours(n)]:
+            del sys.modules[n]
+        sys.modules.update(hidden)

@@ -1,0 +1,157 @@
+"""pytest plugin: every recording under the regression folders is a test item, named after its file.
+
+Registered under the ``pytest11`` entry point, so installing nakama-replay is enough. Folders come from
+``--nkreplay-dir DIR`` (repeatable) and from ``pyproject.toml``::
+
+    [tool.nakama-replay]
+    regression_dirs = ["fixtures/regressions"]
+
+Those folders are collected even when ``testpaths`` does not name them (plain ``pytest`` runs them); when
+paths are given on the command line, only ``--nkreplay-dir`` folders are added. What each recording must
+show is in ``NAME.expect.toml`` beside it (see ``replay.regression``); ``--nkreplay-update`` writes those
+files from the current behaviour. The ``replay_recording`` fixture replays a recording in a hand-written
+test. The library is imported only when an item runs or the fixture is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["RecordingFile", "RecordingItem", "RegressionFailure", "replay_recording"]
+
+_DIRS = pytest.StashKey[list[Path]]()
+_WRITTEN = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nakama-replay", "nakama-replay: recordings as regression tests")
+    group.addoption(
+        "--nkreplay-dir", action="append", default=[], metavar="DIR", dest="nkreplay_dirs",
+        help="a folder of .nkrec recordings to run as regression tests (repeatable; adds to "
+        "[tool.nakama-replay] regression_dirs in pyproject.toml)",
+    )
+    group.addoption(
+        "--nkreplay-update", action="store_true", dest="nkreplay_update",
+        help="write each recording's NAME.expect.toml from what its replay shows now, instead of checking it",
+    )
+
+
+def _pyproject_dirs(config: pytest.Config) -> list[Path]:
+    inipath = config.inipath
+    pyproject = inipath if inipath is not None and inipath.name == "pyproject.toml" else config.rootpath / "pyproject.toml"
+    if not pyproject.is_file():
+        return []
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise pytest.UsageError(f"{pyproject}: cannot read [tool.nakama-replay]: {exc}") from exc
+    dirs = data.get("tool", {}).get("nakama-replay", {}).get("regression_dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise pytest.UsageError(f"{pyproject}: [tool.nakama-replay] regression_dirs must be a list of folder names")
+    return [(pyproject.parent / d).resolve() for d in dirs]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "nkreplay: a recording replayed as a regression test (nakama-replay)")
+    here = config.invocation_params.dir
+    cli = [(here / d).resolve() for d in config.getoption("nkreplay_dirs") or []]
+    configured = _pyproject_dirs(config)
+    for d in cli + configured:
+        if not d.is_dir():
+            raise pytest.UsageError(f"nakama-replay regression folder {d} does not exist")
+    dirs = list(dict.fromkeys(cli + configured))
+    config.stash[_DIRS] = dirs
+    config.stash[_WRITTEN] = []
+    # collect the folders even where testpaths (or the paths given) would not reach them
+    extra = cli if config.args_source == pytest.Config.ArgsSource.ARGS else dirs
+    roots = [(here / a.split("::")[0]).resolve() for a in config.args]
+    for d in extra:
+        if not any(d == r or d.is_relative_to(r) for r in roots):
+            config.args.append(str(d))
+            roots.append(d)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".nkrec":
+        return None
+    dirs = parent.config.stash.get(_DIRS, [])
+    resolved = file_path.resolve()
+    if any(resolved.is_relative_to(d) for d in dirs):
+        return RecordingFile.from_parent(parent, path=file_path)
+    return None
+
+
+class RegressionFailure(Exception):
+    """A recording's replay does not show what its expectation says; the message is the report."""
+
+
+class RecordingFile(pytest.File):
+    def collect(self) -> Any:
+        item = RecordingItem.from_parent(self, name=self.path.name.removesuffix(".nkrec"))
+        item.add_marker("nkreplay")
+        yield item
+
+
+class RecordingItem(pytest.Item):
+    """Replay the recording as its expectation says and check what must hold."""
+
+    def runtest(self) -> None:
+        import replay.regression as regression  # noqa: PLC0415 - imported when a recording runs, not at start-up
+
+        exp = regression.load_expectation(self.path)
+        update = self.config.getoption("nkreplay_update")
+        if exp is None and not update:
+            pytest.skip(
+                f"no expectation for {self.path.name}: add {regression.expectation_path(self.path).name} "
+                "beside it, or run pytest --nkreplay-update"
+            )
+        run = regression.run_expectation(self.path, exp)
+        if update:
+            written = regression.write_expectation(self.path, run.result, exp)
+            self.config.stash[_WRITTEN].append(str(written))
+            return
+        assert exp is not None
+        problems = regression.check(run.result, exp)
+        if problems:
+            raise RegressionFailure(regression.failure_report(run, problems, exp.source))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from recorder.errors import NakamaReplayError  # noqa: PLC0415
+
+        if isinstance(excinfo.value, RegressionFailure):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, NakamaReplayError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+        return self.path, None, f"recording {self.path.name}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    written = config.stash.get(_WRITTEN, [])
+    if written:
+        terminalreporter.section("nakama-replay")
+        for path in written:
+            terminalreporter.write_line(f"wrote {path}")
+
+
+@pytest.fixture
+def replay_recording() -> Any:
+    """``replay_recording(path, handler=None, **ReplayOptions fields)`` -> ``ReplayResult``.
+
+    The handler defaults to the one the recording's header names; sibling modules it imports are
+    imported afresh for this replay."""
+
+    def run(path: str | os.PathLike[str], handler: Any = None, **options: Any) -> Any:
+        from replay.regression import replay_isolated  # noqa: PLC0415
+        from replay.runtime import ReplayOptions  # noqa: PLC0415
+
+        return replay_isolated(path, handler, ReplayOptions(**options))
+
+    return run
