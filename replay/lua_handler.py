@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import uuid as _uuid
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,12 @@ from recorder.lua_errors import error_class
 from recorder.model import CALLBACKS, Presence
 from replay.dispatcher import LABEL_MAX_BYTES
 from replay.gofmt import go_float_g, go_format, go_number_string
+from replay.gojson_errors import go_json_error
 from replay.hang import CallbackHung
 from replay.lua_stdlib import BIT32, LuaArgError, LuaRaise, date_table, strftime, unix_from_fields
 from replay.nk import DerivedSources, Nk
 
-__all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain"]
+__all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain", "go_tonumber"]
 
 #: where the packaged capture module (``nkreplay_capture.lua``) lives; the last folder ``require`` searches
 CAPTURE_MODULE_DIR = Path(_capture_pkg.__file__).resolve().parent
@@ -329,6 +331,7 @@ class LuaHandler:
             b"number_string": lambda v: go_number_string(v).encode(),
             b"format": self._format,
             b"print": self._print,
+            b"tonumber": self._api_fn("tonumber", lambda v=None, base=None: go_tonumber(v, base)),
             b"os_clock": self._api_fn("clock", lambda n: self._nk.os_clock()),
             b"os_time": self._api_fn("time", self._os_time),
             b"os_date": self._api_fn("date", self._os_date),
@@ -350,13 +353,14 @@ class LuaHandler:
     # -- host plumbing --------------------------------------------------------------------------------
     @staticmethod
     def _api_fn(name: str, fn: Any) -> Any:
-        """Wrap a host function: ``(True, results...)``, or ``(False, message)`` in gopher-lua's wording."""
+        """Wrap a host function: ``(True, results...)``, ``(False, message)`` or, for a bad argument,
+        ``(False, message, argument number)``; ``replay/lua/runtime.lua`` raises them in gopher-lua's wording."""
 
         def call(*args: Any) -> Any:
             try:
                 result = fn(*args)
-            except LuaArgError as exc:
-                return False, _b(f"bad argument #{exc.index} to {name} ({exc.message})")
+            except LuaArgError as exc:  # the Lua side names the function as the caller called it
+                return False, _b(exc.message), exc.index
             except LuaRaise as exc:
                 return False, _b(exc.message)
             except (HandlerError, MatchStopped, StorageRejected, NotAvailableInReplay) as exc:
@@ -656,10 +660,11 @@ class LuaHandler:
         raw = _check_string(s, 1)
         if not raw:
             raise LuaArgError(1, "expects JSON string")
+        text = raw.decode("utf-8", "nkreplay-go")
         try:
-            value = json.loads(raw.decode("utf-8", "nkreplay-go"))
-        except ValueError as exc:
-            raise LuaRaise(f"not a valid JSON string: {_go_json_error(raw, exc)}") from None
+            value = json.loads(text, parse_constant=_reject_constant)
+        except ValueError:
+            raise LuaRaise(f"not a valid JSON string: {go_json_error(text) or 'invalid JSON'}") from None
         return self._to_lua(value)
 
     def _coder(self, name: str, encode: Any, padded: bool) -> Any:
@@ -927,16 +932,45 @@ def _int_fields(t: Any) -> Any:
     return get
 
 
-def _go_json_error(raw: bytes, exc: ValueError) -> str:
-    """Go's ``encoding/json`` message for the two errors handlers meet: truncated input, a bad character."""
-    pos = getattr(exc, "pos", None)
-    text = raw.decode("utf-8", "nkreplay-go")
-    if pos is None or pos >= len(text.rstrip()):
-        return "unexpected end of JSON input"
-    ch = text[pos]
-    if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
-        return f"invalid character {ch!r} after top-level value"
-    return f"invalid character {ch!r} looking for beginning of value"
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN and Infinity; Go does not
+
+
+_GO_INT_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_GO_FLOAT = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+|inf|infinity|nan)",
+    re.IGNORECASE,
+)
+
+
+def go_tonumber(v: Any, base: Any = None) -> Any:
+    """gopher-lua's ``tonumber``: a string with a "." is Go's ``ParseFloat`` (out of range: nil), any other
+    string Go's ``ParseInt`` in the base (``0x`` prefix: base 16 when no base is given), so
+    ``tonumber("1e2")`` is nil; numbers are returned as they are, anything else is nil."""
+    if base is not None and (isinstance(base, bool) or not isinstance(base, (int, float))):
+        raise LuaArgError(2, f"number expected, got {_ltype(base)}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    if not isinstance(v, bytes):
+        return None
+    text = v.decode("latin-1").strip(" \n\t")
+    if "." in text:
+        if not _GO_FLOAT.fullmatch(text):
+            return None
+        x = float.fromhex(text) if "x" in text.lower() else float(text)
+        if x in (float("inf"), float("-inf")) and "inf" not in text.lower():
+            return None  # ParseFloat's ErrRange
+        return x
+    b = 10 if base is None else int(base)
+    if base is None and text.lower().startswith("0x"):
+        b, text = 16, text[2:]
+    if not 2 <= b <= 36:
+        return None
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits or any(c not in _GO_INT_DIGITS[:b] for c in digits.lower()):
+        return None
+    n = int(text, b)
+    return n if -(1 << 63) <= n < (1 << 63) else None
 
 
 def _make_xorshift(length: int) -> list[int]:

@@ -23,27 +23,74 @@ local function pack(...)
   return { n = raw_select("#", ...), ... }
 end
 
--- Host functions answer `ok, values...`; on failure the message is raised at the line that called the
--- wrapper (level 2), as gopher-lua's RaiseError does. Wrappers never tail-call, so level 2 is the caller.
+-- Library functions and this glue (chunks named "=[nkreplay ...]") stand in for gopher-lua's Go functions.
+local function is_internal(info)
+  return info.what == "C" or str_sub(info.source, 1, 10) == "=[nkreplay"
+end
+
+-- gopher-lua's where(): "file:line:" of the first Lua function from stack level `level` (counted from the
+-- caller of where) upwards, skipping Go functions; "" when there is none.
+local function where(level)
+  local l = level + 1
+  while true do
+    local info = debug_getinfo(l, "Sl")
+    if info == nil then return "" end
+    if not is_internal(info) and info.currentline >= 0 then
+      local src = info.source
+      local c = str_sub(src, 1, 1)
+      if c == "@" or c == "=" then src = str_sub(src, 2) end
+      return src .. ":" .. info.currentline .. ":"
+    end
+    l = l + 1
+  end
+end
+
+-- raise `msg` as a Go function's RaiseError does: at the first Lua caller. `argn` makes it
+-- "bad argument #argn to NAME (msg)", NAME as the calling instruction names the function, or
+-- "(anonymous)" when a Go function (pcall...) called it.
+local function raise(msg, argn, level)
+  if argn then
+    local name = "(anonymous)"
+    local caller = debug_getinfo(level + 2, "S")
+    if caller ~= nil and not is_internal(caller) then
+      name = (debug_getinfo(level + 1, "n") or {}).name or "?"
+    end
+    msg = "bad argument #" .. argn .. " to " .. name .. " (" .. msg .. ")"
+  end
+  raw_error(where(level + 1) .. " " .. msg, 0)
+end
+
+-- Host functions answer `ok, values...`, or `false, message[, argument number]`. Wrappers never
+-- tail-call, so the wrapper is level 1 of `raise` and its caller level 2.
 local function wrap0(f)
   return function(...)
-    local ok, msg = f(raw_select("#", ...), ...)
-    if not ok then raw_error(msg, 2) end
+    local ok, msg, argn = f(raw_select("#", ...), ...)
+    if not ok then raise(msg, argn, 1) end
   end
 end
 local function wrap1(f)
   return function(...)
-    local ok, a = f(raw_select("#", ...), ...)
-    if not ok then raw_error(a, 2) end
+    local ok, a, argn = f(raw_select("#", ...), ...)
+    if not ok then raise(a, argn, 1) end
     return a
   end
 end
 local function wrap3(f)
   return function(...)
     local ok, a, b, c = f(raw_select("#", ...), ...)
-    if not ok then raw_error(a, 2) end
+    if not ok then raise(a, b, 1) end
     return a, b, c
   end
+end
+
+-- error(msg, level) as gopher-lua positions it: from stack index level-1 (0 is error itself) up to the
+-- first Lua function; so levels 1 and 2 both name the function that called error.
+function G.error(msg, level)
+  if level == nil then level = 1 end
+  if raw_type(msg) == "string" and raw_type(level) == "number" and level > 0 then
+    raw_error(where(level) .. " " .. msg, 0)
+  end
+  raw_error(msg, 0)
 end
 
 -- -- hang guard ---------------------------------------------------------------------------------------
@@ -113,7 +160,7 @@ function string.format(fmt, ...)
   if t == "number" then
     fmt = number_string(fmt)
   elseif t ~= "string" then
-    raw_error(str_format("bad argument #1 to format (string expected, got %s)", t == "nil" and "nil" or t), 2)
+    raise(str_format("string expected, got %s", t), 1, 1)
   end
   local n = raw_select("#", ...)
   if n == 0 and not fmt:find("%", 1, true) then return fmt end
@@ -124,8 +171,27 @@ function string.format(fmt, ...)
     if vt == "table" or vt == "function" or vt == "userdata" then names[i] = raw_tostring(v) else names[i] = "" end
   end
   local ok, text = host_format(fmt, args, names, n)
-  if not ok then raw_error(text, 2) end
+  if not ok then raise(text, nil, 1) end
   return text
+end
+
+-- tonumber: gopher-lua's rules (replay.lua_handler.go_tonumber); plain decimals stay in Lua
+local raw_tonumber, str_find = tonumber, string.find
+local host_tonumber = host.tonumber
+function G.tonumber(...)
+  local v, base = ...
+  if base == nil then
+    local t = raw_type(v)
+    if t == "number" then return v end
+    if t ~= "string" then
+      if raw_select("#", ...) == 0 then raise("value expected", 1, 1) end
+      return nil
+    end
+    if str_find(v, "^%-?%d+%.%d+$") or (#v < 18 and str_find(v, "^%-?%d+$")) then return raw_tonumber(v) end
+  end
+  local ok, n, argn = host_tonumber(v, base)
+  if not ok then raise(n, argn, 1) end
+  return n
 end
 
 function G.print(...)
@@ -195,7 +261,6 @@ end
 -- -- library set ----------------------------------------------------------------------------------------
 G.io, G.debug, G.coroutine, G.python, G.gcinfo = nil, nil, nil, nil, nil
 table.foreach, table.foreachi, table.setn = nil, nil, nil
-string.gfind = nil
 math.mod = math.mod or math.fmod
 for _, name in raw_ipairs({ "io", "debug", "coroutine", "python" }) do package.loaded[name] = nil end
 G.os = {
@@ -303,10 +368,6 @@ local thunk, trace
 -- caller is Go) as "in main chunk", then "[G]: ?"; more than 20 lines keep the first and last 7. Library
 -- functions and this glue (chunks named "=[nkreplay ...]") stand in for Go functions: each run of them is
 -- one [G] line named as the handler called it.
-local function is_internal(info)
-  return info.what == "C" or str_sub(info.source, 1, 10) == "=[nkreplay"
-end
-
 local function traceback(first_level)
   local frames = {}
   local level = first_level
@@ -317,8 +378,11 @@ local function traceback(first_level)
     level = level + 1
   end
   local lines = {}
+  local last = #frames -- the callback: gopher-lua's tail calls reuse the frame, PUC adds "(tail call)" levels
+  while last > 1 and frames[last].what == "tail" do last = last - 1 end
   for i, info in raw_ipairs(frames) do
     local caller = frames[i + 1]
+    if i == last then caller = nil end
     if info.what == "tail" then
       lines[#lines + 1] = "\t(tailcall): ?"
     elseif is_internal(info) then
