@@ -22,12 +22,14 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "reproduce": "reproduce",
     "inspect": "inspect",
+    "diff": "diff",
     "import": "import_jsonl",
     "export": "export_jsonl",
     "serve": "serve",
     "proxy": "proxy",
     "playback": "playback",
     "replay": "replay",
+    "bisect": "bisect",
 }
 
 _HELP_EPILOG = """\

@@ -25,13 +25,14 @@ import msgpack
 import numpy as np
 
 from recorder.canonical import canonical_bytes, leaves
+from recorder.errors import SnapshotError
 from replay import kernels
 
 __all__ = [
     "Tolerance",
     "PathDiff",
     "FieldDiff",
-    "Divergence",
+    "StateDivergence",
     "encode_states",
     "trajectory_digests",
     "first_divergence",
@@ -114,7 +115,7 @@ class FieldDiff:
 
 
 @dataclass(frozen=True, slots=True)
-class Divergence:
+class StateDivergence:
     """Index of the first differing state; ``diff`` is None when one trajectory simply ended there."""
 
     index: int
@@ -177,7 +178,7 @@ def _first(
         t, code, side, _ = kernels.first_divergence_checked(pa, pb, tol.rel, tol.abs, start)
         if code == 0:
             return None if t < 0 else t
-        if code != kernels.BAD_KEY or (sb if side else sa) is None:
+        if code != kernels.BAD_KEY:
             kernels.first_divergence(pa, pb, tol.rel, tol.abs, t)  # raises SnapshotError naming blob and offset
         # plain msgpack cannot say what a non-string key means: compare this state in canonical form
         if _field_diff_bytes(_tick_bytes(pa, sa, t), _tick_bytes(pb, sb, t), tol, 0).count:
@@ -194,7 +195,10 @@ def field_diff(
     """
     if limit < 0:
         raise ValueError("limit must be >= 0")
-    ba, bb = (bytes(a), bytes(b)) if encoded else (canonical_bytes(a), canonical_bytes(b))
+    if encoded:
+        ba, bb = _flattenable(bytes(a)), _flattenable(bytes(b))
+    else:
+        ba, bb = canonical_bytes(a), canonical_bytes(b)
     return _field_diff_bytes(ba, bb, tolerance or Tolerance(), limit)
 
 
@@ -217,7 +221,7 @@ def _field_diff_bytes(ba: bytes, bb: bytes, tol: Tolerance, limit: int) -> Field
 
 def diff_trajectories(
     a: Trajectory, b: Trajectory, tolerance: Tolerance | None = None, limit: int = 20
-) -> Divergence | None:
+) -> StateDivergence | None:
     """First divergence and the field diff there, or None when the trajectories are the same."""
     tol = tolerance or Tolerance()
     sa, sb = _prepare(a), _prepare(b)
@@ -225,16 +229,27 @@ def diff_trajectories(
     if i is None:
         return None
     if i >= len(sa[0]) or i >= len(sb[0]):
-        return Divergence(i, None)
-    return Divergence(i, _field_diff_bytes(_tick_bytes(*sa, i), _tick_bytes(*sb, i), tol, limit))
+        return StateDivergence(i, None)
+    return StateDivergence(i, _field_diff_bytes(_tick_bytes(*sa, i), _tick_bytes(*sb, i), tol, limit))
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def _tick_bytes(packed: kernels.Packed, states: Sequence[Any] | None, i: int) -> bytes:
-    """Canonical bytes of state ``i`` when the Python state is at hand, else the stored blob."""
-    return packed.blob(i) if states is None else canonical_bytes(states[i])
+    """Bytes of state ``i`` the kernels can flatten: canonical when the Python state is at hand."""
+    return _flattenable(packed.blob(i)) if states is None else canonical_bytes(states[i])
+
+
+def _flattenable(data: bytes) -> bytes:
+    """``data``, or its canonical form when plain msgpack carries non-string keys (a Lua sequence as a dict)."""
+    try:
+        kernels.flatten_bytes(data)
+    except SnapshotError as exc:
+        if exc.problem != kernels.BAD_KEY_PROBLEM:
+            raise
+        return canonical_bytes(msgpack.unpackb(data, raw=False, strict_map_key=False))
+    return data
 
 
 def _named(data: bytes, wanted: set[int]) -> dict[int, tuple[str, Any]]:

@@ -43,6 +43,7 @@ __all__ = [
     "first_divergence",
     "first_divergence_checked",
     "BAD_KEY",
+    "BAD_KEY_PROBLEM",
     "MAX_DEPTH",
 ]
 
@@ -87,10 +88,11 @@ _S64 = _U(64)
 _OK, _TRUNCATED, _BAD_TYPE, _BAD_KEY, _TOO_DEEP, _TRAILING, _DUPLICATE = range(7)
 #: Error code of a map key that is not a string (plain msgpack of a Lua sequence kept as a dict).
 BAD_KEY = _BAD_KEY
+BAD_KEY_PROBLEM = "map key is not a string"
 _PROBLEMS = {
     _TRUNCATED: "msgpack ends in the middle of a value",
     _BAD_TYPE: "msgpack type byte not allowed in a state (ext types and 0xc1 are not)",
-    _BAD_KEY: "map key is not a string",
+    _BAD_KEY: BAD_KEY_PROBLEM,
     _TOO_DEEP: f"containers nested deeper than {MAX_DEPTH}",
     _TRAILING: "bytes left over after the state",
     _DUPLICATE: "two leaves have the same path (a duplicate map key)",

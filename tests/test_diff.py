@@ -13,6 +13,7 @@ from naive_diff import naive_field_diff
 from state_strategies import states
 
 from recorder.canonical import canonical_bytes, canonicalize
+from recorder.errors import SnapshotError
 from replay import kernels
 from replay.diff import (
     MISSING,
@@ -138,3 +139,15 @@ def test_plain_msgpack_fast_path_matches_canonical_bytes(traj: list[object], dat
     for i, state in enumerate(traj):
         decoded = msgpack.unpackb(packed.blob(i), raw=False, strict_map_key=False)
         assert canonical_bytes(decoded) == canonical_bytes(state)  # nothing lost in the plain encoding
+
+
+def test_encoded_states_with_integer_keys_fall_back_to_the_canonical_form() -> None:
+    a = [{"f": {1: "x", 2: "y"}}, {"f": {1: "x"}}]  # Lua sequences kept as dicts: plain msgpack has int keys
+    b = [{"f": ["x", "y"]}, {"f": ["x", "z"]}]
+    pa, pb = encode_states(a), encode_states(b)
+    with pytest.raises(SnapshotError, match="not a string"):
+        kernels.flatten_bytes(pa.blob(0))
+    assert first_divergence(pa, pb) == 1
+    found = diff_trajectories(pa, pb)
+    assert found is not None and found.index == 1 and found.diff is not None
+    assert [p.to_json() for p in found.diff.paths] == [{"path": "f[1]", "a": None, "b": "z", "missing": "a"}]

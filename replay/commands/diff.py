@@ -1,0 +1,139 @@
+"""Find the first call where a match goes wrong, and say what differs there: the tick and callback, its
+inputs, the outcome fields (join verdict, broadcasts, kicks, label updates, reply, stop, crash) and the
+state paths with both values (the first 20, then a count).
+
+Pick one mode:
+  --recorded       the replay against what the recording holds (outcomes and state digests of every call,
+                   state fields where it has snapshots); a crash the recording also has is not a divergence
+  --against B      handler --handler (side a) against handler B (side b) over the same recorded inputs
+  --determinism    sync test: every call runs twice from a deep copy and must give the same result (catches
+                   the wall clock and the global random module at their first call); then two whole replays
+                   with different PYTHONHASHSEED values must agree (catches iteration over sets)
+
+Floats compare bit for bit unless --float-tolerance is given: "1e-9" or "rel=1e-9" (relative), "abs=1e-6",
+or both ("rel=1e-9,abs=1e-12"); NaN equals NaN when the bits match.
+
+exit status: 0 no divergence, 1 divergence, 2 bad input (unreadable recording, handler that does not load,
+a state with no canonical form, a bad tolerance).
+
+examples:
+  nakama-replay diff fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py \\
+      --against fixtures/handlers/arena_fixed.py
+  nakama-replay diff REC --handler fixtures/handlers/arena_nondeterministic.py --determinism --json"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
+
+
+def _tolerance(text: str) -> Any:
+    from replay.diff import Tolerance
+
+    try:
+        return Tolerance.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return n
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument("--handler", help="handler file, side a (default: the one named in the recording's header)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--recorded", action="store_true", help="compare the replay with the recording")
+    mode.add_argument("--against", metavar="B", help="compare with handler B over the same inputs")
+    mode.add_argument("--determinism", action="store_true", help="sync test: each call twice, then two hash seeds")
+    p.add_argument("--float-tolerance", type=_tolerance, metavar="TOL", help='"rel=X", "abs=X" or both (default: exact)')
+    p.add_argument("--no-hash-seed-pass", action="store_true", help="--determinism: skip the two PYTHONHASHSEED replays")
+    p.add_argument("--limit", type=_count, default=20, metavar="N", help="state paths to list (default 20; all are counted)")
+    p.add_argument("--until-tick", type=int, metavar="N", help="compare only calls up to tick N")
+    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from replay import match_diff
+    from replay.runtime import ReplayOptions
+
+    options = ReplayOptions(
+        seed=args.seed, until_tick=args.until_tick, hang_timeout=args.hang_timeout, module_path=args.module_path
+    )
+    tol = args.float_tolerance
+    if args.recorded:
+        result = match_diff.diff_recorded(args.recording, args.handler, options, tol, limit=args.limit)
+    elif args.against:
+        result = match_diff.diff_against(args.recording, args.handler, args.against, options, tol, limit=args.limit)
+    else:
+        seeds = None if args.no_hash_seed_pass else ("1", "2")
+        result = match_diff.diff_determinism(args.recording, args.handler, options, tol, seeds, limit=args.limit)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print_report(result)
+    return 1 if result.diverged else 0
+
+
+def print_report(r: Any) -> None:
+    print(f"mode       {r.mode}" + ("" if r.tolerance.exact else f"  (float tolerance {r.tolerance})"))
+    print(f"a          {r.a}")
+    print(f"b          {r.b}")
+    print(f"compared   {r.calls_compared} calls")
+    if not r.diverged:
+        print("\nNO DIVERGENCE" + (f": {r.note}" if r.note else ""))
+        return
+    print(f"\nDIVERGED at call #{r.index}: {r.callback} at tick {r.tick}")
+    if r.inputs:
+        print("inputs:")
+        for line in _inputs(r.inputs):
+            print("  " + line)
+    if r.outcomes:
+        print("outcome fields that differ:")
+        for o in r.outcomes:
+            print(f"  {o.field}:\n    a: {_short(o.a)}\n    b: {_short(o.b)}")
+    st = r.state
+    if st is not None and st.count:
+        width = min(48, max(len(p.path) for p in st.paths)) if st.paths else 0
+        print(f"state paths that differ ({st.count}):")
+        for p in st.paths:
+            print(f"  {p.path:<{width}}  a: {_short(p.a, 60):<24}  b: {_short(p.b, 60)}")
+        if st.count > len(st.paths):
+            print(f"  ... and {st.count - len(st.paths)} more")
+    elif st is not None and r.outcomes:
+        print("state: equal")
+    if r.note:
+        print(f"note: {r.note}")
+
+
+def _inputs(inputs: dict[str, Any]) -> list[str]:
+    if "messages" in inputs:
+        if not inputs["messages"]:
+            return ["(no messages)"]
+        return [f"op {m['op_code']:<4} from {m['sender']}: {m['data']}" for m in inputs["messages"]]
+    if "presences" in inputs:
+        return [f"{p['username'] or p['user_id']} (user {p['user_id']}, session {p['session_id']})" for p in inputs["presences"]]
+    if "presence" in inputs:
+        p = inputs["presence"]
+        return [f"{p['username'] or p['user_id']} (session {p['session_id']}) metadata {inputs.get('metadata')}"]
+    rest = {k: v for k, v in inputs.items() if k not in ("callback", "tick")}
+    return [f"{k}: {v!r}" for k, v in rest.items()] or ["(none)"]
+
+
+def _short(v: Any, limit: int = 160) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."

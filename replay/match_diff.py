@@ -1,0 +1,440 @@
+"""The first call where a match goes wrong: a replay against its recording, two handler versions, or a
+handler against itself (a sync test).
+
+Three modes, one answer (``MatchDiff``): the first divergent call (index, tick, callback, its inputs), the
+outcome fields that differ there (join verdict, broadcasts, kicks, label updates, reply, stop, crash), and
+the differing state paths with both values (``replay.diff``).
+
+- ``diff_recorded``: replay the recording into a handler and compare each call with what the recording
+  holds: the outcomes and the state digest of every call, and at calls with a state snapshot, the fields.
+  A crash the recording also has (same callback and tick) is not a divergence.
+- ``diff_against``: replay the same recorded inputs into handlers A and B and compare the two runs call by
+  call: the states (numba scan over the encoded states), the outcomes and crashes.
+- ``diff_determinism``: GGPO's sync test. Every call runs twice from a deep copy of everything it can change
+  (state, presences, label, the ``nk`` sources, storage), and the two results must be equal: a handler that
+  reads the wall clock or the global ``random`` module is caught at its first call. Python's set order is
+  the same for both runs inside one process, so the whole replay also runs in two subprocesses with
+  different ``PYTHONHASHSEED`` values and their runs are compared: that catches iteration over sets.
+
+In text and JSON, side ``a`` is the recording / handler A / the first run (or hash seed 1), side ``b`` the
+replay / handler B / the second run (or hash seed 2).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import get_args
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from recorder.canonical import canonical_bytes
+from recorder.errors import NakamaReplayError
+from recorder.model import Call, Header, Outcome
+from recorder.nkrec import open_recording
+from replay import kernels
+from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
+from replay.result import StepResult, describe_call
+from replay.runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
+
+__all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_determinism"]
+
+_CALL_TYPES = get_args(Call)
+
+#: Outcome fields compared between two runs, in the order the report lists them.
+OUTCOME_FIELDS = ("accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "stopped", "crash")
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeDiff:
+    """One outcome field that differs at the divergent call."""
+
+    field: str
+    a: Any
+    b: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "a": _jsonable(self.a), "b": _jsonable(self.b)}
+
+
+@dataclass(frozen=True, slots=True)
+class MatchDiff:
+    """Where two runs of a match first differ (``diverged`` False: they never do)."""
+
+    mode: str  # "recorded", "against" or "determinism"
+    diverged: bool
+    calls_compared: int
+    a: str  # what side a is
+    b: str
+    index: int | None = None  # position among the executed recorded calls
+    tick: int | None = None
+    callback: str | None = None
+    inputs: dict[str, Any] | None = None
+    outcomes: tuple[OutcomeDiff, ...] = ()
+    state: FieldDiff | None = None  # None: the state was not compared at that call (see note)
+    note: str = ""
+    tolerance: Tolerance = field(default_factory=Tolerance)
+
+    def to_json(self) -> dict[str, Any]:
+        st = self.state
+        return {
+            "mode": self.mode,
+            "diverged": self.diverged,
+            "tick": self.tick,
+            "callback": self.callback,
+            "index": self.index,
+            "paths": [p.to_json() for p in st.paths] if st else [],
+            "path_count": st.count if st else 0,
+            "outcomes": [o.to_json() for o in self.outcomes],
+            "inputs": self.inputs,
+            "note": self.note,
+            "a": self.a,
+            "b": self.b,
+            "calls_compared": self.calls_compared,
+            "float_tolerance": str(self.tolerance),
+        }
+
+
+# ---------------------------------------------------------------- one run as comparable records
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One executed recorded call: its inputs, the state after it (msgpack), its outcome and crash."""
+
+    tick: int
+    callback: str
+    inputs: dict[str, Any]
+    state: bytes
+    outcome: tuple[Any, ...]
+
+    def to_wire(self) -> list[Any]:
+        return [self.tick, self.callback, self.inputs, self.state, list(self.outcome)]
+
+    @classmethod
+    def from_wire(cls, row: list[Any]) -> _Record:
+        tick, callback, inputs, state, outcome = row
+        return cls(tick, callback, inputs, state, tuple(outcome))
+
+
+def _encode_state(handler: Any, state: Any) -> bytes:
+    value = handler.state_value(state) if state is not None else None
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return canonical_bytes(value)  # raises StateError naming the path
+
+
+def _outcome_key(step: StepResult) -> tuple[Any, ...]:
+    """The outcome as plain, comparable data (presences by session id), ``OUTCOME_FIELDS`` order."""
+    o = step.outcome or Outcome()
+    broadcasts = [
+        [b.op_code, b.data, None if b.targets is None else [p.session_id for p in b.targets],
+         None if b.sender is None else b.sender.session_id, b.reliable, b.deferred]
+        for b in o.broadcasts
+    ]
+    crash = None if step.crash is None else f"{step.crash.error_type}: {step.crash.error}"
+    return (o.accept, o.reason, o.tick_rate, o.label, broadcasts, [p.session_id for p in o.kicks],
+            list(o.label_updates), o.reply, o.stopped, crash)
+
+
+def _record(handler: Any, step: StepResult) -> _Record:
+    return _Record(step.call.tick, step.call.callback, describe_call(step.call), _encode_state(handler, step.state),
+                   _outcome_key(step))
+
+
+def _records(recording: str, handler: Any, options: ReplayOptions) -> list[_Record]:
+    """Replay ``recording`` into ``handler``; one record per executed recorded (non-synthetic) call."""
+    out: list[_Record] = []
+
+    def observe(step: StepResult) -> None:
+        if not step.synthetic:
+            out.append(_record(handler, step))
+
+    replay(recording, handler, _quiet(options), observer=observe)
+    return out
+
+
+def _quiet(options: ReplayOptions) -> ReplayOptions:
+    """The options without digest checks against the recording (these modes compare runs, not the file)."""
+    return ReplayOptions(
+        seed=options.seed, until_tick=options.until_tick, hang_timeout=options.hang_timeout,
+        env=dict(options.env), module_path=list(options.module_path), verify_digests=False,
+    )
+
+
+def _compare_runs(
+    mode: str, a: Sequence[_Record], b: Sequence[_Record], tol: Tolerance, label_a: str, label_b: str,
+    note: str = "", limit: int = 20,
+) -> MatchDiff:
+    """First record where the two runs differ in state (numba), outcome or crash, or in length."""
+    n = min(len(a), len(b))
+    state_at = first_divergence(kernels.pack([r.state for r in a[:n]]), kernels.pack([r.state for r in b[:n]]), tol)
+    outcome_at = next((i for i in range(n) if a[i].outcome != b[i].outcome), None)
+    found = [i for i in (state_at, outcome_at) if i is not None]
+    if not found:
+        if len(a) == len(b):
+            return MatchDiff(mode, False, n, label_a, label_b, tolerance=tol, note=note)
+        longer, side = (a, "a") if len(a) > len(b) else (b, "b")
+        r = longer[n]
+        return MatchDiff(
+            mode, True, n, label_a, label_b, n, r.tick, r.callback, r.inputs, tolerance=tol,
+            note=f"only side {side} ran this call: the other run stopped after {n} calls" + (f"; {note}" if note else ""),
+        )
+    i = min(found)
+    return _report(mode, i, a[i], b[i], tol, label_a, label_b, n, note, limit)
+
+
+def _report(
+    mode: str, i: int, ra: _Record, rb: _Record, tol: Tolerance, label_a: str, label_b: str, compared: int,
+    note: str = "", limit: int = 20,
+) -> MatchDiff:
+    outcomes = tuple(
+        OutcomeDiff(name, x, y) for name, x, y in zip(OUTCOME_FIELDS, ra.outcome, rb.outcome) if x != y
+    )
+    state = field_diff(ra.state, rb.state, tol, limit, encoded=True) if ra.state != rb.state else FieldDiff((), 0)
+    return MatchDiff(mode, True, compared, label_a, label_b, i, ra.tick, ra.callback, ra.inputs, outcomes, state,
+                     note, tol)
+
+
+# ---------------------------------------------------------------- the three modes
+
+
+def diff_against(
+    recording: str, handler_a: str | None, handler_b: str, options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None, limit: int = 20,
+) -> MatchDiff:
+    """Replay the recording's inputs into two handlers and find the first call where the runs differ.
+
+    ``handler_a`` None: the handler the recording's header names.
+    """
+    options = options or ReplayOptions()
+    tol = tolerance or Tolerance()
+    header = _header(recording)
+    a = resolve_handler(handler_a, header, recording, options.module_path)
+    b = resolve_handler(handler_b, header, recording, options.module_path)
+    return _compare_runs("against", _records(recording, a, options), _records(recording, b, options), tol,
+                         f"handler {getattr(a, 'path', handler_a)}", f"handler {getattr(b, 'path', handler_b)}",
+                         limit=limit)
+
+
+def diff_recorded(
+    recording: str, handler: str | None = None, options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None, limit: int = 20,
+) -> MatchDiff:
+    """Replay the recording and find the first call whose outcome or state differs from what it recorded."""
+    options = options or ReplayOptions()
+    tol = tolerance or Tolerance()
+    header = _header(recording)
+    loaded = resolve_handler(handler, header, recording, options.module_path)
+    label_a, label_b = f"recording {recording}", f"replay into {getattr(loaded, 'path', handler)}"
+    seen = [0, 0]  # calls compared, calls with a recorded outcome
+    found: list[MatchDiff] = []
+    crash_steps: list[tuple[int, StepResult, _Record]] = []
+
+    class _Stop(Exception):
+        pass
+
+    def observe(step: StepResult) -> None:
+        if step.synthetic:
+            return
+        i = seen[0]
+        seen[0] += 1
+        recorded = step.call.outcome
+        if recorded is not None:
+            seen[1] += 1
+        if step.crash is not None:  # a divergence unless the recording crashed here too (known at the end)
+            crash_steps.append((i, step, _record(loaded, step)))
+            return
+        fields = [d for d in step.divergences if d.field != "digest"]
+        digest_differs = any(d.field == "digest" for d in step.divergences)
+        state = None
+        note = ""
+        if recorded is not None and recorded.snapshot is not None and (digest_differs or fields):
+            state = field_diff(recorded.snapshot, canonical_bytes(loaded.state_value(step.state)), tol, limit, encoded=True)
+        elif digest_differs:
+            note = ("the state digest differs (recorded "
+                    f"{recorded.digest:016x}, replayed {_digest_of(step, loaded):016x}); the recording holds no "
+                    "state snapshot at this call, so the fields cannot be named (capture with snapshots every "
+                    "tick to see them)")
+        if digest_differs and state is not None and not state and not fields:
+            return  # the same state within the float tolerance
+        if fields or digest_differs:
+            outcomes = tuple(OutcomeDiff(d.field, d.recorded, d.replayed) for d in fields)
+            found.append(MatchDiff("recorded", True, seen[0], label_a, label_b, i, step.call.tick,
+                                   step.call.callback, describe_call(step.call), outcomes, state, note, tol))
+            raise _Stop
+
+    try:
+        result = replay(recording, loaded, options, observer=observe)
+    except _Stop:
+        return found[0]
+    if seen[1] == 0:
+        raise NakamaReplayError(
+            f"{recording}: the recording holds no outcomes to compare with; use --against or --determinism"
+        )
+    rc = result.recorded_crash
+    if crash_steps:
+        i, step, rec = crash_steps[0]
+        c = step.crash
+        assert c is not None
+        if rc is not None and (rc.callback, rc.tick) == (c.callback, c.tick):
+            return MatchDiff("recorded", False, seen[0], label_a, label_b, tolerance=tol,
+                             note=f"the replay crashed in {c.callback} at tick {c.tick}, as recorded")
+        recorded_crash = None if rc is None else f"{rc.callback} at tick {rc.tick}: {rc.error.splitlines()[0] if rc.error else ''}"
+        return MatchDiff("recorded", True, seen[0], label_a, label_b, i, c.tick, c.callback, rec.inputs,
+                         (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),), None,
+                         "the replay crashed where the recording did not", tol)
+    if rc is not None:
+        return MatchDiff("recorded", True, seen[0], label_a, label_b, seen[0], rc.tick, rc.callback, None,
+                         (OutcomeDiff("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),), None,
+                         f"the recording crashed in {rc.callback} at tick {rc.tick}; the replay did not", tol)
+    return MatchDiff("recorded", False, seen[0], label_a, label_b, tolerance=tol)
+
+
+def diff_determinism(
+    recording: str, handler: str | None = None, options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None, hash_seeds: tuple[str, str] | None = ("1", "2"), limit: int = 20,
+    timeout: float = 900.0,
+) -> MatchDiff:
+    """Sync test: every call twice from a deep copy; then (unless ``hash_seeds`` is None) the whole replay
+    in two subprocesses with different ``PYTHONHASHSEED`` values."""
+    options = options or ReplayOptions()
+    tol = tolerance or Tolerance()
+    header = _header(recording)
+    loaded = resolve_handler(handler, header, recording, options.module_path)
+    name = getattr(loaded, "path", handler)
+    twice = _TwiceRuntime(MatchRuntime(loaded, header, seed=options.seed, hang_timeout=options.hang_timeout,
+                                       env=options.env, digests="never"), loaded, tol, limit)
+    try:
+        with open_recording(recording) as rec:
+            calls = (e for e in rec.events() if isinstance(e, _CALL_TYPES))
+            if options.until_tick is not None:
+                calls = (c for c in calls if c.tick <= options.until_tick)
+            for _ in iter_steps(twice, calls):  # type: ignore[arg-type]
+                if twice.found is not None:
+                    return twice.found
+                if twice.runtime.stopped:
+                    break
+    finally:
+        twice.runtime.close()
+    if twice.found is not None:
+        return twice.found
+    in_process = f"{twice.compared} calls each ran twice from a copy with equal results"
+    if hash_seeds is None:
+        return MatchDiff("determinism", False, twice.compared, f"{name}, first run", f"{name}, second run",
+                         tolerance=tol, note=in_process)
+    runs = [_records_in_subprocess(recording, str(handler or ""), options, seed, timeout) for seed in hash_seeds]
+    return _compare_runs("determinism", runs[0], runs[1], tol, f"{name} with PYTHONHASHSEED={hash_seeds[0]}",
+                         f"{name} with PYTHONHASHSEED={hash_seeds[1]}", note=in_process, limit=limit)
+
+
+class _TwiceRuntime:
+    """Looks like a ``MatchRuntime`` to ``iter_steps``; runs each call twice from a snapshot and compares."""
+
+    def __init__(self, runtime: MatchRuntime, handler: Any, tol: Tolerance, limit: int) -> None:
+        self.runtime, self.handler, self.tol, self.limit = runtime, handler, tol, limit
+        self.compared = 0
+        self.found: MatchDiff | None = None
+
+    @property
+    def pending_kicks(self) -> list[Any]:
+        return self.runtime.pending_kicks
+
+    @pending_kicks.setter
+    def pending_kicks(self, value: list[Any]) -> None:
+        self.runtime.pending_kicks = value
+
+    def apply(self, call: Call) -> StepResult:
+        rt = self.runtime
+        if rt.stopped or self.found is not None:
+            return rt.apply(call)
+        snap, index = rt.snapshot(), rt.index
+        first = rt.apply(call)
+        one = _record(self.handler, first) if first.executed else None
+        rt.restore(snap)
+        rt.index = index
+        second = rt.apply(call)
+        two = _record(self.handler, second) if second.executed else None
+        if one is None or two is None:
+            return second
+        i = self.compared
+        self.compared += 1
+        if one.state == two.state and one.outcome == two.outcome:
+            return second
+        name = getattr(self.handler, "path", "handler")
+        diff = _report("determinism", i, one, two, self.tol, f"{name}, first run", f"{name}, second run", i + 1,
+                       "the same call from the same state gave different results: the handler reads something "
+                       "the replay does not control (wall clock, global random, unordered iteration)", self.limit)
+        if diff.outcomes or (diff.state is not None and diff.state.count):
+            self.found = diff
+        return second
+
+
+def _records_in_subprocess(recording: str, handler: str, options: ReplayOptions, hash_seed: str, timeout: float) -> list[_Record]:
+    with tempfile.TemporaryDirectory(prefix="nkreplay-diff-") as tmp:
+        out = Path(tmp) / "run.msgpack"
+        argv = [sys.executable, "-m", "replay.match_diff", recording, handler, str(out), str(options.seed),
+                "" if options.until_tick is None else str(options.until_tick),
+                "" if options.hang_timeout is None else str(options.hang_timeout), *options.module_path]
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        try:
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise NakamaReplayError(f"the replay with PYTHONHASHSEED={hash_seed} did not finish within {timeout} s") from None
+        if proc.returncode != 0:
+            raise NakamaReplayError(
+                f"the replay with PYTHONHASHSEED={hash_seed} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}"
+            )
+        rows = msgpack.unpackb(out.read_bytes(), raw=False, strict_map_key=False)
+    return [_Record.from_wire(r) for r in rows]
+
+
+def _worker(argv: Sequence[str]) -> int:
+    """``python -m replay.match_diff REC HANDLER OUT SEED UNTIL HANG [MODULE_PATH...]``: one run's records."""
+    recording, handler, out, seed, until, hang, *module_path = argv
+    options = ReplayOptions(seed=int(seed), until_tick=int(until) if until else None,
+                            hang_timeout=float(hang) if hang else None, module_path=list(module_path))
+    loaded = resolve_handler(handler or None, _header(recording), recording, options.module_path)
+    rows = [r.to_wire() for r in _records(recording, loaded, options)]
+    Path(out).write_bytes(msgpack.packb(rows, use_bin_type=True))
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _header(recording: str) -> Header:
+    with open_recording(recording) as rec:
+        return rec.header
+
+
+def _digest_of(step: StepResult, handler: Any) -> int:
+    if step.outcome is not None and step.outcome.digest is not None:
+        return step.outcome.digest
+    from recorder.canonical import state_digest  # noqa: PLC0415
+
+    return state_digest(handler.state_value(step.state))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        from replay.result import describe_data  # noqa: PLC0415
+
+        return describe_data(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
+    return v
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
+
