@@ -274,6 +274,41 @@ def test_lua_arena_crash_reproduces_live(tmp_path: Path) -> None:
     assert crash.tick == report.crash_live_tick and "attempt to index" in crash.error
 
 
+def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
+    """ana and ben send unique messages for 6 ticks (ben's are binary); then ben's op code 99 crashes it."""
+    params = {"tick_rate": rate}
+    header = Header(match_id="3e0c1d2b-4a5f-4e6d-9c7b-8a9f0e1d2c3b.nakama1", module="echo", tick_rate=rate,
+                    node="nakama1", source="capture", params=params)
+    with MatchDriver(str(HANDLERS / "wire_echo.py"), header, capture=str(path)) as d:
+        d.init(params)
+        ana, ben = d.join("ana"), d.join("ben")
+        for t in range(6):
+            d.send(ana, 1, json.dumps({"n": t}))
+            if t % 2:
+                d.send(ben, 2, b"\x00\xff" + bytes([t]))
+            d.tick()
+        d.send(ben, 99, b"boom")
+        d.tick(2)
+    return path
+
+
+def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
+    rec = make_echo_recording(tmp_path / "echo.nkrec")
+    script, live, served = run(replay_into_serve(HANDLERS / "wire_echo.py", rec, tmp_path))
+    report = analyse(script, live)
+    assert_reproduced(report, rec)
+    # the truth: the loop each message reached, from serve's own recording of the live match
+    truth = {(m.sender.session_id, m.op_code, m.data): e.tick
+             for e in read_events(served[0])[1] if e.kind == "loop" for m in e.messages}
+    landed = [m for m in report.messages if m.landed is not None]
+    assert len(landed) == len(report.messages) - 1 == 9  # every message but the crashing one is echoed
+    for m in landed:
+        a = live.actions[m.action].action
+        assert m.landed == truth[(live.sockets[a.actor].session_id, a.op_code, a.data)] + script.first_tick - report.offset
+    assert report.drift_revealed and report.drift == max(abs(m.landed - m.intended) for m in landed)
+    assert report.clock["echoes"] == 9
+
+
 def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     serve = subprocess.Popen(
