@@ -13,6 +13,7 @@
     ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
+    ├── LogError (ValueError)              a server log to ingest cannot be used (no capture records, unreadable)
     ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
     │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
     ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
@@ -45,6 +46,7 @@ __all__ = [
     "MatchStopped",
     "NotAvailableInReplay",
     "StorageRejected",
+    "LogError",
     "StateError",
     "SnapshotError",
     "ProtocolError",
@@ -138,6 +140,14 @@ class NotAvailableInReplay(NakamaReplayError, AttributeError):
 
 class StorageRejected(NakamaReplayError):
     """A storage write rejected by Nakama's version rules; the message is Nakama's."""
+
+
+class LogError(NakamaReplayError, ValueError):
+    """A server log given to ``ingest`` cannot be used."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
 
 
 class StateError(NakamaReplayError, ValueError):
