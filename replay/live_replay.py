@@ -181,6 +181,9 @@ class _Socket:
                         w = self.join_waiters.pop(sid, None)
                         if w is not None and not w.done():
                             w.set_result(None)
+                    for p in event.get("leaves") or ():  # kicked: no longer in the match
+                        if isinstance(p, dict) and p.get("session_id") and p.get("session_id") == self.rec.session_id:
+                            self.rec.in_match = False
                 data = obj.get("match_data")
                 if isinstance(data, dict):
                     live.saw_broadcast(t, data)
@@ -216,10 +219,15 @@ class _Socket:
         return self.ws is not None and not self.closed.is_set()
 
     async def send(self, env: P.Envelope) -> float:
+        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
+
         text = P.build(env)
         t = self.live.now()
         self.live.recorder.envelope(self.rec.name, "out", text, t)
-        await self.ws.send(text)
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed as exc:
+            raise ConnectionError(f"socket closed ({exc})") from exc
         return t
 
     async def request(self, message: P.Message) -> tuple[float, dict[str, Any]]:
@@ -424,6 +432,13 @@ class _Live:
         self.clock_ready = True
 
     async def perform(self, rec: ActionRecord) -> None:
+        try:
+            await self._perform(rec)
+        except (ConnectionError, asyncio.TimeoutError) as exc:  # the server closed the socket meanwhile
+            rec.status, rec.detail = "error", str(exc) or type(exc).__name__
+            rec.done_at = self.now()
+
+    async def _perform(self, rec: ActionRecord) -> None:
         a = rec.action
         if a.kind == "signal":
             await self._signal(rec)
