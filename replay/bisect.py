@@ -1,0 +1,447 @@
+"""Find the first bad version in an ordered list: git bisect's search and its ``run`` verdicts.
+
+A test of one version answers like a ``git bisect run`` script: exit 0 good, 125 skip (cannot tell),
+1..127 other than 125 bad, anything else (above 127, or killed by a signal) aborts the bisection. The
+first version is taken as good and the last as bad, as ``git bisect start BAD GOOD`` does, unless
+``check_ends`` tests them too; then at most ``ceil(log2(n - 1))`` versions are replayed, more when
+some are skipped (the next one tried is the untested version nearest the middle).
+
+Versions come from:
+
+- ``git_versions``: a handler file's history, ``REV1..REV2`` (REV1 good, REV2 bad; the commits between
+  that change the handler's folder, first parent only). Each revision's folder is written by ``git
+  archive`` into a temporary folder, so the handler keeps its file name and finds the siblings it imports;
+- ``folder_versions``: one handler file per version in a folder (or one sub-folder per version holding
+  the handler under its usual name), ordered by version key (``arena_v2`` before ``arena_v10``) or name;
+- ``named_versions``: version strings (client versions) for a ``--run`` command.
+
+``ReplayTest`` is the default test: replay the recording into a version's handler; bad when the
+recording's crash happens again with the same signature (``replay.signature``), or with
+``predicate="diverges"`` when the replay does not reproduce the recorded outcomes. A handler that does not
+load is skipped. ``CommandTest`` runs a shell command with ``{version}`` (the commit, file path or version string),
+``{recording}`` and ``{handler}`` filled in and judges it by its exit status.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import BisectError, HandlerLoadError
+
+__all__ = [
+    "ABORT",
+    "BAD",
+    "GOOD",
+    "SKIP",
+    "BisectResult",
+    "CommandTest",
+    "GitSource",
+    "Materialiser",
+    "ReplayTest",
+    "Step",
+    "Version",
+    "bisect",
+    "folder_versions",
+    "git_versions",
+    "named_versions",
+    "split_handler",
+    "verdict_from_exit",
+    "version_key",
+]
+
+GOOD, BAD, SKIP, ABORT = "good", "bad", "skip", "abort"
+
+
+def verdict_from_exit(code: int) -> str:
+    """``git bisect run``'s reading of an exit status (a negative status is a signal: abort)."""
+    if code == 0:
+        return GOOD
+    if code == 125:
+        return SKIP
+    if 1 <= code <= 127:
+        return BAD
+    return ABORT
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One candidate: ``name`` for people, ``ref`` for the machine (commit, file path, version string)."""
+
+    name: str
+    ref: str
+    handler: str = ""  # the handler file as it stands in place (folder versions); git versions materialise
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One test of one version."""
+
+    index: int  # position in the version list
+    version: Version
+    verdict: str
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "version": self.version.name, "ref": self.version.ref, "verdict": self.verdict, "why": self.why}
+
+
+@dataclass(slots=True)
+class BisectResult:
+    versions: list[Version]
+    steps: list[Step] = field(default_factory=list)
+    first_bad: Version | None = None
+    first_bad_index: int | None = None
+    candidates: list[Version] = field(default_factory=list)  # when skipped versions leave several
+    message: str = ""
+    aborted: bool = False
+    reproduce: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "first_bad": None if self.first_bad is None else dict(self.first_bad.to_json(), index=self.first_bad_index),
+            "candidates": [v.to_json() for v in self.candidates],
+            "steps": [s.to_json() for s in self.steps],
+            "replays": len(self.steps),
+            "versions": len(self.versions),
+            "message": self.message,
+            "aborted": self.aborted,
+            "reproduce": self.reproduce,
+        }
+
+
+Test = Callable[[Version], tuple[str, str]]
+
+
+def bisect(
+    versions: Sequence[Version],
+    test: Test,
+    *,
+    check_ends: bool = False,
+    on_step: Callable[[Step], None] | None = None,
+) -> BisectResult:
+    """The first bad version, testing as few as git bisect would. ``test(version) -> (verdict, why)``."""
+    if len(versions) < 2:
+        raise BisectError(f"bisect needs at least two versions (a good one and a bad one), got {len(versions)}")
+    result = BisectResult(list(versions))
+
+    def run(i: int) -> str:
+        verdict, why = test(versions[i])
+        step = Step(i, versions[i], verdict, why)
+        result.steps.append(step)
+        if on_step is not None:
+            on_step(step)
+        return verdict
+
+    good, bad = 0, len(versions) - 1
+    if check_ends:
+        last = run(bad)
+        if last != BAD:
+            result.aborted = last == ABORT
+            result.message = f"the last version {versions[bad].name} is {last}, not bad: nothing to bisect"
+            return result
+        first = run(good)
+        if first == BAD:
+            return _found(result, 0, f"the first version {versions[0].name} is already bad")
+        if first == ABORT:
+            result.aborted = True
+            result.message = f"aborted at {versions[0].name}"
+            return result
+    skipped: set[int] = set()
+    while bad - good > 1:
+        untested = [i for i in range(good + 1, bad) if i not in skipped]
+        if not untested:
+            result.candidates = [versions[i] for i in range(good + 1, bad + 1)]
+            result.message = (
+                f"only skipped versions are left to test: the first bad version could be any of "
+                f"{', '.join(v.name for v in result.candidates)}"
+            )
+            return result
+        middle = (good + bad) // 2
+        pick = min(untested, key=lambda i: (abs(i - middle), i))
+        verdict = run(pick)
+        if verdict == GOOD:
+            good = pick
+        elif verdict == BAD:
+            bad = pick
+        elif verdict == SKIP:
+            skipped.add(pick)
+        else:
+            result.aborted = True
+            result.message = f"aborted at {versions[pick].name}: {result.steps[-1].why}"
+            return result
+    return _found(result, bad, f"{versions[bad].name} is the first bad version")
+
+
+def _found(result: BisectResult, index: int, message: str) -> BisectResult:
+    result.first_bad = result.versions[index]
+    result.first_bad_index = index
+    result.message = message
+    return result
+
+
+# -- version lists ---------------------------------------------------------------------------------------
+
+
+def version_key(name: str) -> list[Any]:
+    """Natural order: digit runs compare as numbers (``v2`` < ``v10``, ``1.9.0`` < ``1.10.0``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def named_versions(names: Sequence[str]) -> list[Version]:
+    return [Version(n, n) for n in names]
+
+
+def folder_versions(folder: str | os.PathLike[str], *, order: str = "version", handler_name: str | None = None) -> list[Version]:
+    """One version per ``.py``/``.lua`` file of ``folder``, or per sub-folder holding ``handler_name``."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise BisectError(f"{root}: not a folder of handler versions")
+    found: list[Version] = []
+    for entry in root.iterdir():
+        if entry.is_file() and entry.suffix in (".py", ".lua"):
+            found.append(Version(entry.name, str(entry), str(entry)))
+        elif entry.is_dir() and handler_name and (entry / handler_name).is_file():
+            found.append(Version(entry.name, str(entry), str(entry / handler_name)))
+    if order not in ("version", "name"):
+        raise BisectError(f"unknown order {order!r}: use 'version' or 'name'")
+    found.sort(key=(lambda v: version_key(v.name)) if order == "version" else (lambda v: v.name))
+    if not found:
+        what = f"sub-folders holding {handler_name}" if handler_name else "handler files (.py, .lua)"
+        raise BisectError(f"{root}: no {what}")
+    return found
+
+
+def _git(repo: Path, *args: str, binary: bool = False) -> Any:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise BisectError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout if binary else proc.stdout.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class GitSource:
+    """Where a handler's revisions come from: the repository and the file's path inside it."""
+
+    repo: Path  # top level of the work tree
+    path: str  # the handler file, relative to ``repo``, POSIX separators
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    def _pathspecs(self) -> list[str]:
+        # the handler's whole folder (its siblings and Lua modules); at the top level only handler files
+        return [self.folder] if self.folder else [":(glob)*.py", ":(glob)*.lua"]
+
+    def materialise(self, version: Version, into: Path) -> Path | None:
+        """Write the handler's folder at ``version`` under ``into``; the handler path, None if absent."""
+        into.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            ["git", "-C", str(self.repo), "archive", "--format=tar", version.ref, "--", *self._pathspecs()],
+            capture_output=True, check=False,
+        )
+        if proc.returncode != 0:
+            return None  # nothing of the folder at that revision
+        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+            tar.extractall(into, filter="data")
+        handler = into / self.path
+        return handler if handler.is_file() else None
+
+    def checkout_command(self, version: Version) -> tuple[str, str]:
+        """A shell command writing ``version``'s handler folder to /tmp, and the handler path it gives."""
+        where = f"/tmp/nkreplay-bisect-{version.ref[:10]}"
+        specs = " ".join(shlex.quote(s) for s in self._pathspecs())
+        command = (
+            f"mkdir -p {where} && git -C {shlex.quote(str(self.repo))} archive {version.ref[:12]} -- {specs} "
+            f"| tar -x -C {where}"
+        )
+        return command, f"{where}/{self.path}"
+
+
+def git_versions(handler_file: str | os.PathLike[str], revs: str) -> tuple[GitSource, list[Version]]:
+    """``REV1..REV2``: REV1 (good) then the first-parent commits after it up to REV2 that change the
+    handler's folder, oldest first (the last one is taken as bad)."""
+    good, sep, bad = revs.partition("..")
+    if not sep or not good or not bad or bad.startswith("."):
+        raise BisectError(f"--revs {revs!r}: write REV1..REV2 (REV1 known good, REV2 bad), e.g. v1.3.0..HEAD")
+    handler = Path(handler_file).resolve()
+    start = handler.parent
+    while not start.is_dir():
+        start = start.parent
+    repo = Path(_git(start, "rev-parse", "--show-toplevel").strip())
+    try:
+        rel = handler.relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        raise BisectError(f"{handler_file}: not inside the git work tree {repo}") from None
+    source = GitSource(repo, rel)
+    good_sha = _git(repo, "rev-parse", "--verify", f"{good}^{{commit}}").strip()
+    bad_sha = _git(repo, "rev-parse", "--verify", f"{bad}^{{commit}}").strip()
+    spec = [source.folder] if source.folder else ["."]
+    listed = _git(repo, "rev-list", "--reverse", "--first-parent", f"{good_sha}..{bad_sha}", "--", *spec).split()
+    if not listed:
+        raise BisectError(f"no commit in {revs} changes {source.folder or 'the top folder'}: nothing to bisect")
+    versions = []
+    for sha in [good_sha, *listed]:
+        subject = _git(repo, "log", "-1", "--format=%s", sha).strip()
+        versions.append(Version(f"{sha[:10]} {subject}"[:72], sha))
+    return source, versions
+
+
+# -- tests -----------------------------------------------------------------------------------------------
+
+
+class ReplayTest:
+    """Replay the recording into each version's handler (see the module docstring for the verdicts)."""
+
+    def __init__(
+        self,
+        recording: str | os.PathLike[str],
+        *,
+        predicate: str = "crash",
+        options: Any = None,
+        handler_for: Callable[[Version], str | None] | None = None,
+    ) -> None:
+        from replay.signature import CrashSignature  # noqa: PLC0415
+
+        if predicate not in ("crash", "diverges"):
+            raise BisectError(f"unknown predicate {predicate!r}: use 'crash' or 'diverges'")
+        self.recording = os.fspath(recording)
+        self.predicate = predicate
+        self.options = options
+        self.handler_for = handler_for or (lambda v: v.handler or None)
+        self.reference = CrashSignature.of_recording(self.recording)
+        if predicate == "crash" and self.reference is None:
+            raise BisectError(
+                f"{self.recording}: the recording has no crash marker to look for; use --predicate diverges"
+            )
+        from recorder.nkrec import open_recording  # noqa: PLC0415
+
+        with open_recording(self.recording) as rec:
+            self.recorded_name = os.path.basename(split_handler(rec.header.handler)) if rec.header.handler else ""
+
+    def __call__(self, version: Version) -> tuple[str, str]:
+        from replay.regression import replay_isolated  # noqa: PLC0415
+
+        handler = self.handler_for(version)
+        if handler is None:
+            return SKIP, "no handler file at this version"
+        try:
+            result = replay_isolated(self.recording, handler, self.options)
+        except HandlerLoadError as exc:
+            return SKIP, f"handler does not load: {exc.problem}"
+        if self.predicate == "diverges":
+            return self._diverges(result)
+        return self._crash(result, os.path.basename(split_handler(handler)))
+
+    def _crash(self, result: Any, handler_name: str) -> tuple[str, str]:
+        from replay.signature import CrashSignature  # noqa: PLC0415
+
+        assert self.reference is not None
+        c = result.crash
+        if c is None:
+            ended = "stopped" if result.outcome == "stopped" else "ran to the end"
+            return GOOD, f"{ended} without the crash ({result.ticks_replayed} ticks)"
+        sig = CrashSignature.from_result(result)
+        assert sig is not None
+        if handler_name and self.recorded_name and handler_name != self.recorded_name:
+            # the handler file of this version has another name: it stands for the recorded one
+            sig = CrashSignature(sig.callback, sig.error_type, tuple(
+                self.recorded_name + f[len(handler_name):] if f == handler_name or f.startswith(handler_name + ":") else f
+                for f in sig.frames
+            ), sig.op_code)
+        first = c.error.strip().splitlines()[0] if c.error.strip() else c.error_type
+        if sig.same_crash(self.reference):
+            return BAD, f"{c.callback} crashed at tick {c.tick}: {first} (signature {sig.key})"
+        recorded_tick = result.recorded_crash.tick if result.recorded_crash is not None else None
+        if recorded_tick is not None and c.tick <= recorded_tick:
+            return SKIP, f"another crash first, in {c.callback} at tick {c.tick}: {first} ({sig.key}); cannot tell"
+        return GOOD, f"not this crash: {c.callback} crashed at tick {c.tick}: {first} ({sig.key})"
+
+    def _diverges(self, result: Any) -> tuple[str, str]:
+        if result.reproduced:
+            return GOOD, result.verdict
+        if result.divergences:
+            d = result.divergences[0]
+            return BAD, f"{result.verdict}; first divergence at tick {d.tick} ({d.callback}): {d.field}"
+        return BAD, result.verdict
+
+
+def split_handler(spec: str) -> str:
+    """The file part of a handler spec (``dir/arena.py:Arena`` -> ``dir/arena.py``)."""
+    from replay.handlers import split_spec  # noqa: PLC0415
+
+    return str(split_spec(spec)[0])
+
+
+class CommandTest:
+    """Run a shell command per version (``git bisect run`` style); ``{version}``, ``{recording}`` and
+    ``{handler}`` are replaced by shell-quoted values."""
+
+    def __init__(
+        self,
+        template: str,
+        recording: str,
+        handler_for: Callable[[Version], str | None] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.template = template
+        self.recording = recording
+        self.handler_for = handler_for or (lambda v: v.handler or None)
+        self.cwd = cwd
+
+    def command(self, version: Version, handler: str | None = None) -> str:
+        values = {"version": version.ref, "recording": self.recording, "handler": handler or ""}
+        try:
+            return self.template.format_map({k: shlex.quote(v) for k, v in values.items()})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise BisectError(
+                f"--run {self.template!r}: bad placeholder {exc}; use {{version}}, {{recording}}, {{handler}} "
+                "(double braces for literal ones)"
+            ) from None
+
+    def __call__(self, version: Version) -> tuple[str, str]:
+        handler = self.handler_for(version) if "{handler}" in self.template else None
+        cmd = self.command(version, handler)
+        proc = subprocess.run(cmd, shell=True, capture_output=True, cwd=self.cwd, check=False)
+        verdict = verdict_from_exit(proc.returncode)
+        lines = (proc.stdout + proc.stderr).decode("utf-8", errors="replace").strip().splitlines()
+        said = f": {lines[-1][:160]}" if lines else ""
+        return verdict, f"exit {proc.returncode}{said}"
+
+
+class Materialiser:
+    """Gives each git version its own temporary folder (removed by ``close``)."""
+
+    def __init__(self, source: GitSource) -> None:
+        self.source = source
+        self._tmp = tempfile.TemporaryDirectory(prefix="nkreplay-bisect-")
+        self._done: dict[str, Path | None] = {}
+
+    def __call__(self, version: Version) -> str | None:
+        if version.ref not in self._done:
+            folder = Path(self._tmp.name) / version.ref[:12]
+            self._done[version.ref] = self.source.materialise(version, folder)
+        found = self._done[version.ref]
+        return None if found is None else str(found)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Materialiser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

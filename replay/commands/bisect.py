@@ -1,0 +1,122 @@
+"""Find the first handler or client version that brings a recorded crash (or divergence), in about
+log2(N) replays, with git bisect's rules: the first version is good, the last bad, a version that
+cannot be tested (its handler does not load, or --run exits 125) is skipped.
+
+Versions, oldest first, from one of:
+  --handler-file PATH --revs GOOD..BAD   the handler's git history (each revision's folder is taken with
+                                         git archive into a temporary folder: same file name, siblings too)
+  --handlers DIR                         one handler file per version in DIR (or one sub-folder per
+                                         version holding --handler-name), by version key or --order name
+  --versions V1 V2 ... --run CMD         client (or any) versions; CMD decides
+
+By default a version is bad when the recording's crash happens again with the same signature (callback,
+error type, top frame; see replay.signature); --predicate diverges: when the replay's outcomes differ from
+the recorded ones. --run CMD replaces the replay by a shell command with {version}, {recording} and
+{handler} filled in: exit 0 good, 125 skip, 1..127 bad, above 127 abort (as `git bisect run`).
+
+exit status: 0 first bad version found, 1 none found (only skipped versions left, or --check-ends found
+the last version good), 2 bad input or aborted.
+
+examples:
+  nakama-replay bisect REC --handler-file modules/arena.lua --revs v1.3.0..HEAD
+  nakama-replay bisect REC --handlers releases/ --handler-name arena.py
+  nakama-replay bisect REC --versions 1.4.0 1.4.1 1.5.0 --run "./drive-client {version} {recording}\""""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="the recording whose crash (or outcomes) decides good and bad")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--handler-file", metavar="PATH", help="the handler file in a git work tree (with --revs)")
+    src.add_argument("--handlers", metavar="DIR", help="a folder with one handler file (or sub-folder) per version")
+    src.add_argument("--versions", nargs="+", metavar="V", help="version strings, oldest first (with --run)")
+    p.add_argument("--revs", metavar="GOOD..BAD", help="revision range for --handler-file, e.g. v1.3.0..HEAD")
+    p.add_argument("--order", choices=("version", "name"), default="version", help="order of --handlers entries (default: version key)")
+    p.add_argument("--handler-name", metavar="NAME", help="handler file inside each --handlers sub-folder")
+    p.add_argument("--run", metavar="CMD", help="shell command deciding each version: {version} {recording} {handler}")
+    p.add_argument("--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)")
+    p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
+    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.errors import BisectError
+    from replay import bisect as b
+    from replay.runtime import ReplayOptions
+
+    if args.handler_file and not args.revs:
+        raise BisectError("--handler-file needs --revs GOOD..BAD")
+    if args.revs and not args.handler_file:
+        raise BisectError("--revs goes with --handler-file")
+    if args.versions and not args.run:
+        raise BisectError("--versions needs --run CMD: only the command can tell good from bad for them")
+    materialiser = source = None
+    if args.handler_file:
+        source, versions = b.git_versions(args.handler_file, args.revs)
+        materialiser = b.Materialiser(source)
+        handler_for = materialiser
+    elif args.handlers:
+        versions = b.folder_versions(args.handlers, order=args.order, handler_name=args.handler_name)
+        handler_for = None
+    else:
+        versions = b.named_versions(args.versions)
+        handler_for = None
+    try:
+        if args.run:
+            test = b.CommandTest(args.run, args.recording, handler_for)
+        else:
+            options = ReplayOptions(seed=args.seed, hang_timeout=args.hang_timeout)
+            test = b.ReplayTest(args.recording, predicate=args.predicate, options=options, handler_for=handler_for)
+        if not args.json:
+            print(f"bisecting {len(versions)} versions: {versions[0].name} (good) .. {versions[-1].name} (bad)")
+        result = b.bisect(versions, test, check_ends=args.check_ends, on_step=None if args.json else _print_step)
+    finally:
+        if materialiser is not None:
+            materialiser.close()
+    if result.first_bad is not None:
+        result.reproduce = _reproduce(args, result.first_bad, test, source)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        _print_result(result)
+    if result.aborted:
+        return 2
+    return 0 if result.first_bad is not None else 1
+
+
+def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-def]
+    """A shell command that shows the first bad version misbehaving."""
+    from replay import bisect as b
+
+    prefix, handler = source.checkout_command(version) if source is not None else ("", version.handler)
+    if isinstance(test, b.CommandTest):
+        command = test.command(version, handler)
+    else:
+        command = f"nakama-replay reproduce {shlex.quote(args.recording)} --handler {shlex.quote(handler)}"
+    return f"{prefix} && {command}" if prefix else command
+
+
+def _print_step(step) -> None:  # type: ignore[no-untyped-def]
+    print(f"  [{step.index:>3}] {step.version.name:<40} {step.verdict.upper():<5} {step.why}")
+    sys.stdout.flush()
+
+
+def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+    print(f"\n{len(result.steps)} versions tested of {len(result.versions)}")
+    if result.first_bad is not None:
+        print(f"FIRST BAD: {result.first_bad.name}")
+        print(f"  {result.message}")
+        print(f"reproduce: {result.reproduce}")
+    else:
+        print(("ABORTED: " if result.aborted else "NOT FOUND: ") + result.message)

@@ -1,0 +1,212 @@
+"""bisect: git bisect's search and run verdicts over handler revisions, handler folders and client versions."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.errors import BisectError
+from replay.bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
+from replay.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CRASH_REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
+CLEAN_REC = str(ROOT / "fixtures" / "recordings" / "arena-clean.nkrec")
+BUGGY = (ROOT / "fixtures" / "handlers" / "arena.py").read_text()
+FIXED = BUGGY.replace('del state["sessions"][session_id]', 'state["sessions"][session_id] = None')
+assert FIXED != BUGGY
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "game"
+    (repo / "modules").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "dev@example.com")
+    _git(repo, "config", "user.name", "dev")
+    return repo
+
+
+def _commit(repo: Path, message: str, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).write_text(text)
+        _git(repo, "add", name)
+    _git(repo, "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _run_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = main(["bisect", *argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, capsys):
+    repo = _repo(tmp_path)
+    shas = []
+    for i in range(1, 11):
+        text = (FIXED if i < 7 else BUGGY) + f"\nREVISION = {i}\n"
+        shas.append(_commit(repo, f"revision {i}", {"modules/arena.py": text}))
+        if i == 4:  # a commit outside the handler's folder is not a version
+            _commit(repo, "docs", {"README.md": "arena\n"})
+    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..{shas[-1]}")
+    assert code == 0
+    assert out["first_bad"]["ref"] == shas[6] and out["first_bad"]["name"].endswith("revision 7")
+    assert out["versions"] == 10
+    assert 1 <= out["replays"] == len(out["steps"]) <= 4
+    for step in out["steps"]:
+        revision = int(step["version"].rsplit(" ", 1)[1])
+        assert step["verdict"] == (BAD if revision >= 7 else GOOD), step
+    bad_steps = [s for s in out["steps"] if s["verdict"] == BAD]
+    assert bad_steps and "match_loop|KeyError|arena.py:match_loop" in bad_steps[0]["why"]
+    # the printed command reproduces the crash with revision 7
+    proc = subprocess.run(["bash", "-c", out["reproduce"]], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "REPRODUCED: match_loop crashed at tick 58, as recorded" in proc.stdout
+    subprocess.run(["rm", "-rf", f"/tmp/nkreplay-bisect-{shas[6][:10]}"], check=False)
+
+
+def test_text_output_names_each_step_and_the_first_bad(tmp_path, capsys):
+    repo = _repo(tmp_path)
+    shas = [_commit(repo, f"r{i}", {"modules/arena.py": (FIXED if i < 2 else BUGGY) + f"\nR = {i}\n"}) for i in range(4)]
+    code = main(["bisect", CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..HEAD"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"FIRST BAD: {shas[2][:10]} r2" in out
+    assert "GOOD  ran to the end without the crash" in out and "BAD   match_loop crashed at tick 58" in out
+    assert "reproduce: mkdir -p /tmp/nkreplay-bisect-" in out
+
+
+def test_siblings_are_materialised_and_broken_revisions_skipped(tmp_path, capsys):
+    """The handler file never changes; the module it imports does (the bug comes with revision 6).
+    Revision 4 does not even parse: skipped, and the search goes on around it."""
+    repo = _repo(tmp_path)
+    entry = "from arena import *  # noqa\n"
+    shas = []
+    for i in range(1, 9):
+        arena = (FIXED if i < 6 else BUGGY) + f"\nREVISION = {i}\n"
+        if i == 4:
+            arena += "def broken(:\n"
+        shas.append(_commit(repo, f"revision {i}", {"modules/arena.py": arena, "modules/entry.py": entry}))
+    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "entry.py"), "--revs", f"{shas[0]}..{shas[-1]}")
+    assert code == 0, out
+    assert out["first_bad"]["ref"] == shas[5]
+    skipped = [s for s in out["steps"] if s["verdict"] == SKIP]
+    assert [s["ref"] for s in skipped] == [shas[3]]
+    assert "handler does not load" in skipped[0]["why"] and "syntax error" in skipped[0]["why"]
+
+
+def test_handler_folder_in_version_order_with_renamed_files(tmp_path, capsys):
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    for i in range(1, 13):
+        (folder / f"arena_v{i}.py").write_text((FIXED if i < 9 else BUGGY) + f"\nV = {i}\n")
+    assert [v.name for v in folder_versions(folder)][8:10] == ["arena_v9.py", "arena_v10.py"]
+    code, out = _run_json(capsys, CRASH_REC, "--handlers", str(folder))
+    assert code == 0 and out["first_bad"]["name"] == "arena_v9.py"
+    assert len(out["steps"]) <= math.ceil(math.log2(11))
+    assert out["reproduce"].endswith(f"--handler {folder / 'arena_v9.py'}")
+    # by name, arena_v10.py .. arena_v12.py come before arena_v2.py
+    assert [v.name for v in folder_versions(folder, order="name")][:3] == ["arena_v1.py", "arena_v10.py", "arena_v11.py"]
+
+
+def test_predicate_diverges(tmp_path, capsys):
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    for i in range(1, 6):
+        text = BUGGY if i < 4 else BUGGY.replace("SPEED, BULLET_SPEED", "SPEED_, BULLET_SPEED") + "\nSPEED = 3.0\n"
+        (folder / f"v{i}").mkdir()
+        (folder / f"v{i}" / "arena.py").write_text(text)
+    with pytest.raises(BisectError, match="no crash marker"):
+        main_raising(["bisect", CLEAN_REC, "--handlers", str(folder), "--handler-name", "arena.py"])
+    code, out = _run_json(capsys, CLEAN_REC, "--handlers", str(folder), "--handler-name", "arena.py", "--predicate", "diverges")
+    assert code == 0 and out["first_bad"]["name"] == "v4"
+    assert any("first divergence at tick" in s["why"] for s in out["steps"] if s["verdict"] == BAD)
+
+
+def main_raising(argv: list[str]) -> int:
+    """Run a command and let our errors through (``main`` prints them and returns 2)."""
+    from replay.cli import _load, build_parser
+
+    args = build_parser().parse_args(argv)
+    return _load(args.command).run(args)
+
+
+def test_client_versions_with_run_command(tmp_path, capsys):
+    judge = tmp_path / "judge.py"
+    judge.write_text(
+        "import sys\n"
+        "version, recording = sys.argv[1], sys.argv[2]\n"
+        "assert recording.endswith('.nkrec'), recording\n"
+        "minor = int(version.split('.')[1])\n"
+        "if minor == 3: sys.exit(125)\n"
+        "print(f'client {version}: ' + ('crash' if minor >= 5 else 'ok'))\n"
+        "sys.exit(1 if minor >= 5 else 0)\n"
+    )
+    versions = [f"1.{m}.0" for m in range(0, 8)]
+    cmd = f"{sys.executable} {judge} {{version}} {{recording}}"
+    code, out = _run_json(capsys, CRASH_REC, "--versions", *versions, "--run", cmd)
+    assert code == 0 and out["first_bad"]["name"] == "1.5.0"
+    assert all(s["why"].startswith(f"exit {0 if s['verdict'] == GOOD else 1}: client ") for s in out["steps"] if s["verdict"] != SKIP)
+    assert out["reproduce"] == f"{sys.executable} {judge} 1.5.0 {CRASH_REC}"
+    # every version untestable but the ends: git's "could be any of"
+    cmd125 = f"{sys.executable} -c 'import sys; sys.exit(125)' {{version}}"
+    code, out = _run_json(capsys, CRASH_REC, "--versions", "a", "b", "c", "d", "--run", cmd125)
+    assert code == 1 and out["first_bad"] is None
+    assert [c["name"] for c in out["candidates"]] == ["b", "c", "d"] and len(out["steps"]) == 2
+    # an exit status above 127 aborts
+    cmd200 = f"{sys.executable} -c 'import sys; sys.exit(200)' {{version}}"
+    code, out = _run_json(capsys, CRASH_REC, "--versions", "a", "b", "c", "--run", cmd200)
+    assert code == 2 and out["aborted"] and len(out["steps"]) == 1
+
+
+def test_check_ends(tmp_path, capsys):
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    for i in range(1, 4):
+        (folder / f"arena_v{i}.py").write_text(FIXED + f"\nV = {i}\n")  # the crash never comes back
+    code, out = _run_json(capsys, CRASH_REC, "--handlers", str(folder), "--check-ends")
+    assert code == 1 and out["first_bad"] is None and "is good, not bad: nothing to bisect" in out["message"]
+    assert len(out["steps"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "verdict"), [(0, GOOD), (1, BAD), (2, BAD), (124, BAD), (125, SKIP), (126, BAD), (127, BAD), (128, "abort"), (255, "abort"), (-9, "abort")]
+)
+def test_git_bisect_run_exit_codes(code, verdict):
+    assert verdict_from_exit(code) == verdict
+
+
+def test_search_is_logarithmic_for_every_position():
+    for n in range(2, 40):
+        versions = [Version(str(i), str(i)) for i in range(n)]
+        for first_bad in range(1, n):
+            result = bisect(versions, lambda v: (BAD if int(v.ref) >= first_bad else GOOD, ""))
+            assert result.first_bad_index == first_bad
+            assert len(result.steps) <= math.ceil(math.log2(n - 1)) if n > 2 else len(result.steps) == 0
+
+
+def test_version_key_orders_numbers_naturally():
+    names = ["1.10.0", "1.9.2", "1.9.10", "v2", "v10", "v1"]
+    assert sorted(names, key=version_key) == ["1.9.2", "1.9.10", "1.10.0", "v1", "v2", "v10"]
+
+
+def test_bad_input_is_reported(tmp_path, capsys):
+    assert main(["bisect", CRASH_REC, "--handler-file", str(ROOT / "fixtures" / "handlers" / "arena.py"), "--revs", "HEAD"]) == 2
+    assert "write REV1..REV2" in capsys.readouterr().err
+    assert main(["bisect", CRASH_REC, "--versions", "1", "2"]) == 2
+    assert "--versions needs --run" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["bisect", CRASH_REC, "--handlers", str(empty)]) == 2
+    assert "no handler files" in capsys.readouterr().err
+    with pytest.raises(BisectError, match="at least two versions"):
+        bisect([Version("a", "a")], lambda v: (GOOD, ""))
