@@ -404,7 +404,7 @@ class _Live:
             raise LiveReplayError(options.nakama, "creating the match", "the recording has no client to replay")
         if options.match_id:
             self.anchor = self.now()
-            self.clock = TickClock(script.tick_rate, self.anchor + self.clock.period)
+            self.clock = TickClock(script.tick_rate, self.anchor + self.clock.period, locked=False)
             self.notes.append("joined a running match: its live tick numbers are counted from the replay's start")
             self.clock_ready = True
             return

@@ -429,8 +429,6 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         notes.append(f"{after_end} match_data arrived after the recording's last tick ({script.last_tick}): not compared")
     if script.approximate:
         notes.append("wire recording: recorded ticks are approximated from times and the tick rate")
-    if relative:
-        notes.append("joined a running match: live ticks are counted from the replay's start, not the match's")
     return LiveReport(
         recording=script.path, kind=script.kind, approximate=script.approximate, nakama=run.nakama,
         match_id=run.match_id, created=run.created, tick_rate=script.tick_rate, wire_paths=run.wire_paths,

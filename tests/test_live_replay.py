@@ -193,6 +193,8 @@ def test_tick_clock_locks_on_the_earliest_arrival() -> None:
     assert c.observations == 2 and c.initial == 1.0
     with pytest.raises(ValueError):
         TickClock(0, 0.0)
+    guess = TickClock(10, 5.0, locked=False)  # a running match: the first arrival sets the phase
+    assert guess.observe(5.43) and guess.t0 == pytest.approx(5.03) and guess.tick_of_arrival(5.53) == 5
 
 
 def test_device_ids_are_stable_and_valid() -> None:
