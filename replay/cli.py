@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "reproduce": "reproduce",
     "inspect": "inspect",
     "diff": "diff",
+    "ingest": "ingest",
+    "lua-check": "lua_check",
     "import": "import_jsonl",
     "export": "export_jsonl",
     "serve": "serve",

@@ -1,0 +1,107 @@
+"""Turn Nakama server logs into recordings, one .nkrec per match.
+
+Reads the JSON log lines Nakama writes (files, or - for stdin; lines of many matches interleaved, also
+inside Docker's json-file wrapper, .gz files decompressed) and collects the records that the Lua capture
+module (recorder/runtime/nkreplay_capture.lua, wrapped around a match module) wrote through
+nk.logger_info. Lines that are not ours are skipped; lines that are ours but damaged are reported with
+their file and line number. Nakama's own "Stopping match after error from <callback> execution" line
+(fields mid, tick, error) becomes the recording's crash marker. A recording stores both match ids: the
+one clients see (uuid.node) and the log's mid (no node).
+
+exit status: 0 recordings written (damage, if any, is reported), 2 bad input (no capture records found,
+unreadable log).
+
+examples:
+  nakama-replay ingest nakama.log -o recordings/
+  docker logs nakama 2>&1 | nakama-replay ingest - -o recordings/ --handler modules/arena.lua
+  nakama-replay reproduce recordings/<match id>.nkrec --handler modules/arena.lua"""
+
+from __future__ import annotations
+
+import argparse
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("logs", nargs="*", default=["-"], metavar="LOG", help="Nakama log files, - for stdin (default)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the recordings")
+    p.add_argument("--handler", metavar="FILE", help="match module to name in the recordings (relative to DIR)")
+    p.add_argument("--match", action="append", default=[], metavar="ID", help="only this match (id with or without .node; repeatable)")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import gzip
+    import sys
+
+    from recorder.errors import LogError
+    from recorder.ingest import Ingest, write_match
+
+    ingest = Ingest()
+    for name in args.logs:
+        if name == "-":
+            ingest.feed(sys.stdin.buffer, "<stdin>")
+            continue
+        try:
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(name, "rb") as f:
+                ingest.feed(f, name)
+        except OSError as exc:
+            raise LogError(name, f"cannot read the log: {exc.strerror or exc}") from exc
+    matches = ingest.matches()
+    wanted = set(args.match)
+    if wanted:
+        matches = [m for m in matches if m.header.match_id in wanted or m.header.log_match_id in wanted]
+    if not matches:
+        where = ", ".join(args.logs)
+        raise LogError(
+            where,
+            f"no capture records{' for ' + ', '.join(sorted(wanted)) if wanted else ''} in {ingest.stats.lines} lines "
+            "(is the match module wrapped with nkreplay_capture, and is the log at info level?)",
+        )
+    written = []
+    for m in matches:
+        path = write_match(m, args.out, handler=args.handler)
+        written.append((path, m))
+    damaged = ingest.stats.damaged
+    orphans = ingest.unmatched_crashes()
+    if args.json:
+        print_json(
+            {
+                "recordings": [
+                    {
+                        "path": str(path),
+                        "match_id": m.header.match_id,
+                        "log_match_id": m.header.log_match_id,
+                        "module": m.header.module,
+                        "calls": m.calls,
+                        "ticks": m.ticks,
+                        "crash": None if m.crash is None else {"callback": m.crash.callback, "tick": m.crash.tick, "error": m.crash.error},
+                        "problems": m.problems,
+                    }
+                    for path, m in written
+                ],
+                "lines": ingest.stats.lines,
+                "records": ingest.ours,
+                "other_lines": ingest.stats.other + ingest.stats.entries - ingest.ours,
+                "damaged": [{"source": d.source, "line": d.line, "problem": d.problem} for d in damaged],
+                "crashes_without_records": orphans,
+            }
+        )
+        return 0
+    print(f"read {ingest.stats.lines} lines: {ingest.ours} capture records, {len(damaged)} damaged")
+    for path, m in written:
+        crash = f", crashed in {m.crash.callback} at tick {m.crash.tick}" if m.crash else ""
+        print(f"  {path}  ({m.header.module or 'module ?'}: {m.calls} calls, {m.ticks} ticks{crash})")
+        for problem in m.problems:
+            print(f"    warning: {problem}")
+    for d in damaged[:20]:
+        print(f"  damaged: {d.describe()}")
+    if len(damaged) > 20:
+        print(f"  ... and {len(damaged) - 20} more damaged lines")
+    for mid in orphans:
+        print(f"  note: match {mid} crashed (Nakama's log line) but has no capture records")
+    return 0

@@ -1,0 +1,54 @@
+"""Check a Lua match handler for behaviour that can differ between Nakama and this replay runtime.
+
+Nakama's Lua is gopher-lua; the replay runs PUC Lua 5.1. Number formatting (tostring, string.format),
+table.sort, error positions, tonumber, os.date, bit32 and nk.json_encode follow gopher-lua here; the order
+in which pairs/next walk a table does not (gopher-lua: integer keys, then insertion order). This command
+replays the recording twice, with the native order and with a perturbed one, and reports the first call
+whose outcome (broadcasts, verdicts, replies, state digest, crash) depends on it.
+
+exit status: 0 no dependence found on this recording, 1 the handler's behaviour depends on pairs order,
+2 bad input.
+
+example:
+  nakama-replay lua-check recordings/<match>.nkrec --handler modules/arena.lua"""
+
+from __future__ import annotations
+
+import argparse
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument("--handler", help="the Lua match module (default: the one named in the recording's header)")
+    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recorder.errors import HandlerLoadError
+    from recorder.nkrec import open_recording
+    from replay.lua_check import check_pairs_order
+    from replay.runtime import ReplayOptions
+
+    handler = args.handler
+    if handler is None:
+        with open_recording(args.recording) as rec:
+            named = rec.header.handler
+        if not named:
+            raise HandlerLoadError(args.recording, "the recording names no handler; pass --handler FILE.lua")
+        handler = str(Path(args.recording).parent / named)
+    if not str(handler).endswith(".lua"):
+        raise HandlerLoadError(str(handler), "lua-check needs a Lua match module (.lua)")
+    report = check_pairs_order(args.recording, handler, ReplayOptions(seed=args.seed, module_path=args.module_path))
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(report.describe())
+    return 1 if report.sensitive else 0
