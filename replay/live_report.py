@@ -424,7 +424,7 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
                 "tick": rec_tick(clock.tick_of_arrival(s.closed_at)),
             },
         })
-    notes = list(run.notes)
+    notes = list(script.notes) + list(run.notes)
     if after_end:
         notes.append(f"{after_end} match_data arrived after the recording's last tick ({script.last_tick}): not compared")
     if script.approximate:

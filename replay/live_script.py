@@ -127,7 +127,8 @@ class LiveScript:
     create_params: dict[str, Any] | None = None
     create_rpc: str = ""  # the RPC that created the recorded match, when the recording shows it
     create_payload: str | None = None
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # recorded things a live server cannot be made to do
+    notes: list[str] = field(default_factory=list)
     approximate: bool = False
     loop_ops: frozenset[int] | None = None  # op codes only match_loop broadcasts (None: any)
     sessions: dict[str, str] = field(default_factory=dict)  # recorded session id -> actor key
@@ -227,7 +228,8 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
         kicked.update(p.session_id for p in outcome.kicks)
 
     def flush(tick: int, messages: Any) -> None:
-        joining = {c.presence.session_id for c in window if isinstance(c, JoinAttemptCall)}
+        attempted = {c.presence.session_id for c in window if isinstance(c, JoinAttemptCall)}
+        joining = attempted | {p.session_id for c in window if isinstance(c, JoinCall) for p in c.presences}
         late: dict[str, list[Any]] = defaultdict(list)
         for m in messages:
             sid = m.sender.session_id
@@ -240,6 +242,11 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                 accept = None if c.outcome is None else c.outcome.accept
                 actions.append(Action("join", tick, c.presence.session_id, metadata=_str_map(c.metadata), expect=accept))
                 actions.extend(_send(tick, m) for m in late.pop(c.presence.session_id, ()))
+            elif isinstance(c, JoinCall):  # a join whose attempt the recording does not hold
+                for p in c.presences:
+                    if p.session_id not in attempted:
+                        actions.append(Action("join", tick, p.session_id))
+                        actions.extend(_send(tick, m) for m in late.pop(p.session_id, ()))
             elif isinstance(c, LeaveCall):
                 for p in c.presences:
                     if p.session_id in kicked:
@@ -255,6 +262,17 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                 skipped.append(f"tick {c.tick}: match_terminate (a live server calls it only when it shuts down)")
         for msgs in late.values():  # joiners whose attempt is not in this window: send anyway, in order
             actions.extend(_send(tick, m) for m in msgs)
+
+    # sessions that never join in the recording were in the match when it starts: they join first
+    joined = {c.presence.session_id for c in calls if isinstance(c, JoinAttemptCall)}
+    joined.update(p.session_id for c in calls if isinstance(c, JoinCall) for p in c.presences)
+    notes: list[str] = []
+    for key, actor in actors.items():
+        if key not in joined:
+            present[key] = Presence(actor.user_id, key, actor.username)
+            actions.append(Action("join", first_tick, key))
+            notes.append(f"{actor.label} is in the match when the recording starts: it joins before tick {first_tick}")
+    window_start_present = set(present)
 
     for c in calls:
         if isinstance(c, LoopCall):
@@ -280,7 +298,7 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
     params = dict(init.params) if init is not None else dict(header.params)
     return LiveScript(
         "calls", path, header, int(rate), first_tick, last_tick, actors, actions, deliveries, end,
-        create_params=params, skipped=skipped, loop_ops=frozenset(loop_ops - other_ops),
+        create_params=params, skipped=skipped, notes=notes, loop_ops=frozenset(loop_ops - other_ops),
         sessions={k: k for k in actors}, user_ids={a.user_id: a.username for a in actors.values()},
     )
 

@@ -28,7 +28,7 @@ from replay.cli import main
 from replay.driver import MatchDriver
 from replay.live_replay import LiveOptions, device_id, run_live
 from replay.live_report import IdMap, analyse, find_crash_line, same_data
-from replay.live_script import load_script
+from replay.live_script import load_script, script_from_events
 from replay.server import ServerConfig, start_nakama_server
 from replay.tick_clock import TickClock
 
@@ -131,6 +131,18 @@ def test_script_of_the_bundled_crash_recording() -> None:
     assert s.loop_ops == frozenset({10, 11, 13})
     assert (s.end.outcome, s.end.tick, s.end.callback) == ("crashed", 58, "match_loop")
     assert s.message_count == 169
+
+
+def test_a_recording_that_starts_mid_match_joins_its_players_first() -> None:
+    header, events = read_events(CRASH_REC)
+    late = [e for e in events if not (e.kind in ("init", "join_attempt", "join") and e.tick < 5)
+            and not (e.kind == "loop" and e.tick < 3)]
+    s = script_from_events("mid-match", header, late)
+    assert s.first_tick == 3 and len(s.notes) == 3
+    label = {k: a.label for k, a in s.actors.items()}
+    assert [(a.kind, a.tick, label[a.actor]) for a in s.actions[:4]] == [
+        ("join", 3, "alice"), ("join", 3, "bob"), ("join", 3, "cho"), ("send", 3, "alice")]
+    assert s.deliveries[s.actions[0].actor][0].tick == 5  # present from the start: gets the first positions
 
 
 def _wire(socket: str, direction: str, t: float, env: dict | None = None, **kw) -> WireEvent:  # type: ignore[no-untyped-def]
