@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "playback": "playback",
     "replay": "replay",
     "bisect": "bisect",
+    "run-all": "run_all",
 }
 
 _HELP_EPILOG = """\

@@ -5,18 +5,22 @@ that module in ``sys.modules`` under its plain name; the next handler loaded fro
 revision during ``bisect``, another regression recording under pytest) would silently get the first one.
 ``fresh_imports(folder)`` hides the modules named like the folder's own ``.py`` files and packages while a
 handler from that folder is loaded and replayed, then forgets what was imported from it and puts the
-hidden ones back. Standard-library names are left alone.
+hidden ones back. Standard-library names are left alone. ``sys.modules`` is one per process, so blocks
+run one at a time (a lock): threads replaying in parallel take turns.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["fresh_imports", "handler_folder"]
+
+_LOCK = threading.RLock()
 
 
 def handler_folder(spec: str | os.PathLike[str]) -> Path:
@@ -40,20 +44,21 @@ def _local_names(folder: Path) -> set[str]:
 def fresh_imports(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Inside the block, modules named like the folder's files are imported afresh; afterwards they are
     dropped from ``sys.modules`` and whatever was there before is restored."""
-    names = _local_names(Path(folder))
-    if not names:
-        yield
-        return
+    with _LOCK:
+        names = _local_names(Path(folder))
+        if not names:
+            yield
+            return
 
-    def ours(name: str) -> bool:
-        return name.partition(".")[0] in names
+        def ours(name: str) -> bool:
+            return name.partition(".")[0] in names
 
-    hidden = {n: m for n, m in sys.modules.items() if ours(n)}
-    for n in hidden:
-        del sys.modules[n]
-    try:
-        yield
-    finally:
-        for n in [n for n in sys.modules if ours(n)]:
+        hidden = {n: m for n, m in sys.modules.items() if ours(n)}
+        for n in hidden:
             del sys.modules[n]
-        sys.modules.update(hidden)
+        try:
+            yield
+        finally:
+            for n in [n for n in sys.modules if ours(n)]:
+                del sys.modules[n]
+            sys.modules.update(hidden)

@@ -1,0 +1,236 @@
+"""Replay many recordings at once, on local processes or on any executor, and sum up how they ended.
+
+Each recording lands in one category:
+
+- ``reproduced``: the replay crashed (or hung) as the recording says;
+- ``crashed``: the replay crashed otherwise (a crash the recording lacks, or another one);
+- ``clean``: no crash and every recorded outcome equal;
+- ``diverged``: no crash, but outcomes differ from the recorded ones (a recorded crash that no longer
+  happens counts here);
+- ``error``: the replay could not run (unreadable recording, handler that does not load, wire recording).
+
+The executor is pluggable. ``run_all`` needs only ``executor.submit(fn, *args)`` returning a future with
+``result()``; ``concurrent.futures`` futures are collected as they complete, others in submission order.
+A ``concurrent.futures.ProcessPoolExecutor`` is the default; ``dask.distributed.Client(...).get_executor()``
+qualifies as it is, and Ray through a three-line adapter (``ray.remote(fn).remote(*args).future()``).
+Workers receive absolute paths and return plain dicts, so a cluster needs the recordings and handlers on a
+shared file system (or a path scheme the workers can open) and nakama-replay installed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from recorder.errors import NakamaReplayError
+
+__all__ = [
+    "CATEGORIES",
+    "BatchSummary",
+    "Executor",
+    "Progress",
+    "SerialExecutor",
+    "find_recordings",
+    "load_executor",
+    "replay_one",
+    "run_all",
+]
+
+CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "error")
+
+
+class Executor(Protocol):
+    """What ``run_all`` needs from an executor (``concurrent.futures.Executor`` has it)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
+
+
+class SerialExecutor:
+    """Runs each job at once in this process (``-j 1``): futures that are already done."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def load_executor(spec: str, jobs: int) -> Any:
+    """``process``, ``thread``, ``serial``, or ``package.module:factory`` called as ``factory(jobs)``."""
+    if spec == "process":
+        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    if spec == "thread":
+        return cf.ThreadPoolExecutor(max_workers=jobs)
+    if spec == "serial":
+        return SerialExecutor()
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise NakamaReplayError(f"--executor {spec!r}: use process, thread, serial or package.module:factory")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise NakamaReplayError(f"--executor {spec!r}: cannot load it: {exc}") from exc
+    executor = factory(jobs)
+    if not callable(getattr(executor, "submit", None)):
+        raise NakamaReplayError(f"--executor {spec!r}: {attr}({jobs}) returned {type(executor).__name__}, which has no submit()")
+    return executor
+
+
+def find_recordings(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Every ``.nkrec`` file named or found below the folders named, absolute, sorted, without repeats."""
+    found: set[str] = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.update(str(f.resolve()) for f in p.rglob("*.nkrec") if f.is_file())
+        elif p.is_file():
+            found.add(str(p.resolve()))
+        else:
+            raise NakamaReplayError(f"{p}: no such file or folder")
+    return sorted(found)
+
+
+def replay_one(path: str, handler: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Replay one recording and describe the result as a plain dict (runs in a worker)."""
+    from replay.regression import replay_isolated  # noqa: PLC0415
+    from replay.runtime import ReplayOptions  # noqa: PLC0415
+    from replay.signature import CrashSignature  # noqa: PLC0415
+
+    out: dict[str, Any] = {"path": path}
+    try:
+        r = replay_isolated(path, handler, ReplayOptions(**options))
+    except NakamaReplayError as exc:
+        return dict(out, category="error", detail=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one broken recording must not stop the batch
+        return dict(out, category="error", detail=f"unexpected {type(exc).__name__}: {exc}")
+    c = r.crash
+    if c is not None:
+        category = "reproduced" if r.reproduced else "crashed"
+    else:
+        category = "clean" if r.reproduced else "diverged"
+    sig = CrashSignature.from_result(r)
+    first = r.divergences[0] if r.divergences else None
+    return dict(
+        out,
+        category=category,
+        detail=r.verdict,
+        outcome=r.outcome,
+        ticks=r.ticks_replayed,
+        crash=None if c is None else {"callback": c.callback, "tick": c.tick, "error": c.error.strip().splitlines()[0] if c.error.strip() else ""},
+        signature=None if sig is None else sig.to_json(),
+        divergences=r.divergence_count,
+        first_divergence=None if first is None else {"tick": first.tick, "callback": first.callback, "field": first.field},
+    )
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """All results (sorted by path), counts per category, and crashes grouped by signature."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(r["category"] for r in self.results)
+        return {k: c.get(k, 0) for k in CATEGORIES}
+
+    @property
+    def signatures(self) -> list[dict[str, Any]]:
+        """Crash signatures, most frequent first: key, hash, count and up to three recordings."""
+        groups: dict[str, dict[str, Any]] = {}
+        for r in self.results:
+            sig = r.get("signature")
+            if sig:
+                g = groups.setdefault(sig["key"], {"key": sig["key"], "hash": sig["hash"], "count": 0, "recordings": []})
+                g["count"] += 1
+                if len(g["recordings"]) < 3:
+                    g["recordings"].append(r["path"])
+        return sorted(groups.values(), key=lambda g: (-g["count"], g["key"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": len(self.results), "counts": self.counts, "signatures": self.signatures, "results": self.results}
+
+
+class Progress:
+    """A progress bar on a terminal (one line, redrawn), or a line per tenth of the work otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total, self.done, self.width = total, 0, width
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self.counts: Counter[str] = Counter()
+        self._next_line = 1
+
+    def update(self, category: str) -> None:
+        self.done += 1
+        self.counts[category] += 1
+        counts = "  ".join(f"{k} {self.counts[k]}" for k in CATEGORIES)
+        if self.tty:
+            filled = self.width * self.done // max(1, self.total)
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total}  {counts}")
+            if self.done == self.total:
+                self.stream.write("\n")
+        elif self.done * 10 >= self._next_line * self.total or self.done == self.total:
+            self.stream.write(f"{self.done}/{self.total} replayed  {counts}\n")
+            self._next_line = self.done * 10 // max(1, self.total) + 1
+        self.stream.flush()
+
+
+def run_all(
+    recordings: Sequence[str],
+    handler: str | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    executor: Any = None,
+    jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Replay each recording into ``handler`` (None: each recording's own) on ``executor`` (default: a
+    process pool of ``jobs`` workers, ``os.cpu_count()`` when None). ``options`` are ``ReplayOptions``
+    fields. ``progress(category)`` is called as each replay finishes."""
+    handler = None if handler is None else _absolute_spec(handler)
+    options = dict(options or {})
+    owned = executor is None
+    if owned:
+        executor = SerialExecutor() if jobs == 1 else load_executor("process", jobs or os.cpu_count() or 1)
+    summary = BatchSummary()
+    try:
+        futures = {executor.submit(replay_one, path, handler, options): path for path in recordings}
+        if all(isinstance(f, cf.Future) for f in futures):
+            finished: Iterable[Any] = cf.as_completed(futures)
+        else:
+            finished = list(futures)
+        for future in finished:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died (or a cluster error) fails one item
+                result = {"path": futures[future], "category": "error", "detail": f"worker failed: {type(exc).__name__}: {exc}"}
+            summary.results.append(result)
+            if progress is not None:
+                progress(result["category"])
+    finally:
+        if owned:
+            executor.shutdown(wait=True)
+    summary.results.sort(key=lambda r: r["path"])
+    return summary
+
+
+def _absolute_spec(spec: str) -> str:
+    from replay.handlers import split_spec  # noqa: PLC0415
+
+    path, cls = split_spec(spec)
+    full = str(path.resolve())
+    return f"{full}:{cls}" if cls else full

@@ -1,0 +1,91 @@
+"""Replay every recording under the given folders (and files) into one handler, in parallel, with a
+progress bar on stderr and a summary: how many reproduced their crash, crashed otherwise, ran clean,
+diverged from the recorded outcomes, or could not be replayed; crashes grouped by signature.
+
+The work runs on local processes (-j N, default: one per core); --executor MODULE:FACTORY hands it to
+any executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.get_executor() or a
+small Ray adapter: see README, "Batch replay".
+
+exit status: 0, or 1 when a category named by --fail-on (default: error) is not empty; 2 bad input.
+
+examples:
+  nakama-replay run-all fixtures/recordings --handler fixtures/handlers/arena_fixed.py -j 2
+  nakama-replay run-all recordings/ --handler arena.lua --fail-on reproduced,crashed,error --json"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, errors)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders searched for *.nkrec")
+    p.add_argument("--handler", help="handler file for every recording (default: each recording's own)")
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY")
+    p.add_argument("--seed", type=int, default=0, help="seed for values a recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    p.add_argument("--until-tick", type=int, metavar="N", help="replay only calls up to tick N")
+    p.add_argument("--fail-on", default="error", metavar="CATS", help="comma list of categories that make the exit status 1 (default: error)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.errors import NakamaReplayError
+    from replay.batch import CATEGORIES, Progress, find_recordings, load_executor, run_all
+
+    fail_on = {c.strip() for c in args.fail_on.split(",") if c.strip()}
+    unknown = fail_on - set(CATEGORIES)
+    if unknown:
+        raise NakamaReplayError(f"--fail-on: unknown categories {', '.join(sorted(unknown))}; use {', '.join(CATEGORIES)}")
+    if args.jobs is not None and args.jobs < 1:
+        raise NakamaReplayError(f"-j {args.jobs}: at least one worker")
+    recordings = find_recordings(args.paths)
+    if not recordings:
+        raise NakamaReplayError(f"no .nkrec recordings under {', '.join(args.paths)}")
+    jobs = args.jobs or os.cpu_count() or 1
+    executor = load_executor("serial" if jobs == 1 and args.executor == "process" else args.executor, jobs)
+    progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
+    options = {"seed": args.seed, "hang_timeout": args.hang_timeout, "until_tick": args.until_tick}
+    try:
+        summary = run_all(recordings, args.handler, options=options, executor=executor, progress=progress)
+    finally:
+        shutdown = getattr(executor, "shutdown", None)
+        if shutdown is not None:
+            shutdown(wait=True)
+    if args.json:
+        print_json(summary.to_json())
+    else:
+        _print_summary(summary, args.handler, jobs, args.executor)
+    counts = summary.counts
+    return 1 if any(counts[c] for c in fail_on) else 0
+
+
+def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no-untyped-def]
+    cwd = os.getcwd()
+
+    def show(path: str) -> str:
+        rel = os.path.relpath(path, cwd)
+        return path if rel.startswith("..") else rel
+
+    where = f"{jobs} processes" if executor == "process" and jobs > 1 else executor if executor != "process" else "1 process"
+    print(f"replayed {len(summary.results)} recordings into {handler or 'their own handlers'} ({where})\n")
+    for name, n in summary.counts.items():
+        print(f"  {name:<11} {n:>6}")
+    if summary.signatures:
+        print("\ncrash signatures:")
+        for g in summary.signatures:
+            print(f"  {g['hash']}  {g['count']:>5}  {g['key']}   e.g. {show(g['recordings'][0])}")
+    others = [r for r in summary.results if r["category"] != "clean"]
+    if others:
+        print("\nnot clean:")
+        for r in others[:50]:
+            print(f"  {r['category']:<11} {show(r['path'])}: {r['detail']}")
+        if len(others) > 50:
+            print(f"  ... and {len(others) - 50} more (--json lists all)")
