@@ -49,6 +49,7 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
 )
+from recorder.jsonl import import_jsonl, read_jsonl, write_jsonl
 from recorder.nkrec import (
     ChunkInfo,
     Damage,
@@ -108,7 +109,10 @@ __all__ = [
     "TruncatedRecording",
     "TruncationWarning",
     "WireEvent",
+    "import_jsonl",
     "open_recording",
     "read_events",
+    "read_jsonl",
+    "write_jsonl",
     "write_recording",
 ]

@@ -27,6 +27,7 @@ import binascii
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -90,16 +91,16 @@ def _b64(b: bytes) -> str:
 def to_json_value(v: Any) -> Any:
     """A msgpack-ready value -> a JSON-ready value, tagging what JSON cannot say exactly."""
     t = type(v)
-    if t is str or t is int or t is bool or v is None:
+    if t is str:
+        return v if v.isascii() or not _has_surrogates(v) else _str_tag(v)
+    if t is int or t is bool or v is None:
         return v
     if t is float:
         return v if math.isfinite(v) else {"$float": f"{_Q.unpack(_DOUBLE.pack(v))[0]:016x}"}
     if t is dict:
-        if len(v) == 1:
-            k = next(iter(v))
-            if type(k) is str and not k.startswith("$"):
-                return {k: to_json_value(v[k])}
-        elif all(type(k) is str for k in v):
+        if all(type(k) is str and (k.isascii() or not _has_surrogates(k)) for k in v) and not (
+            len(v) == 1 and next(iter(v)).startswith("$")
+        ):
             return {k: to_json_value(x) for k, x in v.items()}
         return {"$map": [[to_json_value(k), to_json_value(x)] for k, x in v.items()]}
     if t is list or t is tuple:
@@ -212,7 +213,9 @@ def _show(x: Any) -> str:
 
 
 def _presence(p: Presence) -> dict[str, Any]:
-    return {"user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node, "reason": p.reason}
+    return {
+        "user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node, "reason": p.reason
+    }
 
 
 def _data(b: bytes | None) -> str | None:
@@ -335,12 +338,19 @@ def event_to_json(e: Event) -> dict[str, Any]:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+# characters that some line splitters (Python's str.splitlines, JavaScript) take for line ends; JSON
+# allows them raw inside strings, but escaped they keep one event on one line for every reader
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
 def _line(obj: dict[str, Any]) -> str:
     text = _ENCODER.encode(obj)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a string holds UTF-16 surrogates: JSON text cannot carry them exactly
-        text = _ENCODER.encode(_wrap_surrogates(obj))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a string holds UTF-16 surrogates: JSON text cannot carry them exactly
+            text = _ENCODER.encode(_wrap_surrogates(obj))
+        text = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text + "\n"
 
 
@@ -352,10 +362,14 @@ def _has_surrogates(s: str) -> bool:
     return False
 
 
+def _str_tag(s: str) -> dict[str, str]:
+    return {"$str": _b64(s.encode("utf-8", "surrogatepass"))}
+
+
 def _wrap_surrogates(x: Any) -> Any:
     """Replace every string holding surrogates by ``{"$str": ...}`` (maps with such keys become ``$map``)."""
     if type(x) is str:
-        return {"$str": _b64(x.encode("utf-8", "surrogatepass"))} if _has_surrogates(x) else x
+        return _str_tag(x) if _has_surrogates(x) else x
     if type(x) is list:
         return [_wrap_surrogates(v) for v in x]
     if type(x) is dict:

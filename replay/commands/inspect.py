@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         joined = "rejected" if p.rejected and p.join_tick is None else ("-" if p.join_tick is None else p.join_tick)
         version = f"  client {p.client_version}" if p.client_version else ""
         print(f"  {p.username or p.user_id:<16} session {p.session_id:<12} joined {joined!s:<6} left {left}{version}")
-    print("op codes   " + ("none" if not s.op_codes else ""))
+    print("op codes" + ("   none" if not s.op_codes else ""))
     for o in s.op_codes:
         print(f"  {o.op_code:>6}: {o.count} messages, {o.bytes} bytes")
     if s.signals:
