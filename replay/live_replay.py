@@ -10,7 +10,9 @@
 3. actions go out at the recorded tick rate: the actions of recorded tick ``T`` are sent ``AIM`` of a
    period after the live loop before it (``replay.tick_clock``: loop 0 one period after the create reply,
    phase-locked on broadcasts only ``match_loop`` sends); a join waits for its ``match`` reply and its own
-   presence event (then the server has queued ``match_join``); wire recordings keep their recorded spacing;
+   presence event (then the server has queued ``match_join``); messages of different sockets in one window
+   go ``SPACING`` apart, so they reach the server's input queue in recorded order; wire recordings keep
+   their recorded spacing;
 4. every envelope, both ways, and every close is written to a new wire recording (``recorder.wire_recorder``,
    source ``replay``), and kept with its arrival time for the report (``replay.live_report``).
 
@@ -39,12 +41,15 @@ from recorder.wsio import http_request
 from replay.live_script import Action, Actor, LiveScript
 from replay.tick_clock import TickClock
 
-__all__ = ["AIM", "LOOKAHEAD", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "device_id", "run_live"]
+__all__ = ["AIM", "LOOKAHEAD", "SPACING", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "device_id", "run_live"]
 
 #: Fraction of a period after the live loop before its window at which a window's actions start.
 AIM = 0.4
 #: Seconds before its first action at which a socket is authenticated and opened.
 LOOKAHEAD = 1.0
+#: Seconds between two messages of different sockets in one window: a server reads each socket on its
+#: own, so messages sent back to back from two sockets may reach its input queue swapped.
+SPACING = 0.002
 REPLY_TIMEOUT = 5.0
 PRESENCE_TIMEOUT = 1.0
 
@@ -559,6 +564,7 @@ class _Live:
     async def _feed(self) -> None:
         script = self.script
         first_done = script.first_tick if script.kind == "calls" and not self.options.match_id else None
+        previous: ActionRecord | None = None
         for rec in self.records:
             a = rec.action
             if self.crashed.is_set():
@@ -578,9 +584,15 @@ class _Live:
                 if self.crashed.is_set():
                     rec.detail = "the match had crashed"
                     continue
+            if a.kind == "send" and a.at is None and previous is not None and previous.action.tick == a.tick \
+                    and previous.action.actor != a.actor and previous.sent_at is not None:
+                spare = self.window_end(a) - self.now() - self.clock.period * 0.3
+                if spare > SPACING:
+                    await asyncio.sleep(max(0.0, previous.sent_at + SPACING - self.now()))
             await self.perform(rec)
             if rec.sent_at is not None and rec.sent_at > self.window_end(a):
                 rec.late = True
+            previous = rec
 
     async def _tail(self) -> None:
         script = self.script

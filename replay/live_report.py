@@ -13,7 +13,9 @@
   code and data). Broadcasts that match recorded ones reveal the live tick of the recorded loop. The drift
   is the largest revealed difference (or, when nothing is revealed, the largest estimated one).
 - **Compare**: per replayed session, the ``match_data`` it received against the recording's (op code, data
-  and sender; targets show up as who receives what). Recorded user, session and match ids (and usernames
+  and sender; targets show up as who receives what), one recorded tick at a time: within a tick the order
+  may differ (messages from several sockets reach a server in an order no client controls), which is
+  counted, not reported as a mismatch. Recorded user, session and match ids (and usernames
   the server did not grant) are mapped to the live ones first; data that is JSON on both sides compares as
   values, so the key order of a JSON object keyed by user ids does not matter. The first mismatch is
   reported the way ``diff`` reports a divergence: where, and both sides.
@@ -95,6 +97,7 @@ class IdMap:
             self.ids[rec_mid] = run.match_id
             self.ids.setdefault(rec_mid.split(".")[0], run.match_id.split(".")[0])
         self.sessions = {k: run.sockets[k].session_id for k in script.actors if k in run.sockets}
+        self.labels = {run.sockets[k].session_id: a.label for k, a in script.actors.items() if k in run.sockets}
 
     def data(self, data: bytes) -> bytes:
         if not self.ids and not self.names:
@@ -171,6 +174,7 @@ class LiveReport:
     received: int  # live match_data deliveries
     matched: int  # deliveries equal in op code, sender and data
     aligned: int  # deliveries equal in op code and sender (data aside)
+    reordered: int  # recorded ticks whose deliveries arrived in another order
     mismatch: Mismatch | None
     mismatches: int  # sessions whose streams differ
     notes: list[str] = field(default_factory=list)
@@ -229,6 +233,7 @@ class LiveReport:
             ],
             "compare": None if not self.compared else {
                 "recorded": self.deliveries, "live": self.received, "matched": self.matched, "aligned": self.aligned,
+                "ticks_reordered": self.reordered,
                 "sessions_differing": self.mismatches,
                 "first_mismatch": None if m is None else {
                     "actor": m.actor, "index": m.index, "tick": m.tick, "why": m.why,
@@ -289,7 +294,7 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
 
     # -- compare (and ticks revealed by broadcasts that line up with recorded ones) ---------------------
     drifts: list[int] = []
-    matched = aligned = 0
+    matched = aligned = reordered = 0
     first: Mismatch | None = None
     differing = 0
     signals_sent = any(r.action.kind == "signal" and r.status != "skipped" for r in run.actions)
@@ -301,25 +306,12 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         after_end += len(live.get(key, [])) - len(got)
         expected_total += len(expected)
         received_total += len(got)
-        mine: Mismatch | None = None
-        for i in range(max(len(expected), len(got))):
-            e = expected[i] if i < len(expected) else None
-            g = got[i] if i < len(got) else None
-            why = _structure(e, g, ids, labels)
-            if why is None:  # same op code and sender at the same place: the live tick of a recorded one
-                aligned += 1
-                if e.from_loop:  # type: ignore[union-attr]
-                    drifts.append(g.tick - e.tick)  # type: ignore[union-attr]
-                want = ids.data(e.data)  # type: ignore[union-attr]
-                if same_data(want, g.data):  # type: ignore[union-attr]
-                    matched += 1
-                    continue
-                why = f"data differs: recorded {describe_data(want)}, live {describe_data(g.data)}"  # type: ignore[union-attr]
-            if mine is None:
-                tick = e.tick if e is not None else g.tick  # type: ignore[union-attr]
-                mine = Mismatch(labels.get(key, key), i, tick, e, g, why)
-            if not why.startswith("data differs"):
-                break
+        st = _compare_stream(expected, got, ids, labels.get(key, key))
+        matched += st.matched
+        aligned += st.aligned
+        reordered += st.reordered
+        drifts.extend(st.drifts)
+        mine = st.mismatch
         if mine is not None:
             differing += 1
             if first is None or (mine.tick, mine.actor) < (first.tick, first.actor):
@@ -421,7 +413,9 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
             "live_username": s.username if s else None,
             "close": None if s is None or s.closed_at is None else {
                 "by": s.closed_by, "code": s.close_code, "reason": s.close_reason,
-                "tick": rec_tick(clock.tick_of_arrival(s.closed_at)),
+                # a server close follows the loop it comes from; a client close reaches the next loop
+                "tick": rec_tick(clock.tick_of_arrival(s.closed_at) if s.closed_by == "server"
+                                 else clock.landing_of_send(s.closed_at)),
             },
         })
     notes = list(script.notes) + list(run.notes)
@@ -443,11 +437,79 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
                "echoes": len(landed_drifts)},
         messages=messages, compared=compare,
         deliveries=expected_total, received=received_total,
-        matched=matched, aligned=aligned, mismatch=first, mismatches=differing, notes=notes,
+        matched=matched, aligned=aligned, reordered=reordered, mismatch=first, mismatches=differing, notes=notes,
     )
 
 
-def _structure(e: Delivery | None, g: Received | None, ids: IdMap, labels: dict[str, str]) -> str | None:
+@dataclass
+class _Stream:
+    matched: int = 0
+    aligned: int = 0
+    reordered: int = 0
+    drifts: list[int] = field(default_factory=list)
+    mismatch: Mismatch | None = None
+
+
+def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, label: str) -> _Stream:
+    """One session's recorded ``match_data`` against what it received, one recorded tick at a time.
+
+    Within a tick the order may differ (messages from different sockets reach a server in an order no
+    client controls): the tick's deliveries pair up by op code and sender (and data where it can).
+    The first structural difference (op code, sender, missing, extra) ends the comparison; data
+    differences are noted (the first one is the mismatch) and the walk goes on.
+    """
+    out = _Stream()
+    i = j = 0
+    while i < len(expected):
+        k = i
+        while k < len(expected) and expected[k].tick == expected[i].tick:
+            k += 1
+        run, live = expected[i:k], got[j:j + (k - i)]
+        pairs = _pair(run, live, ids)
+        if pairs is None:  # the first structural difference, in order
+            for n, e in enumerate(run):
+                g = live[n] if n < len(live) else None
+                why = _structure(e, g, ids)
+                if why is not None:
+                    out.mismatch = out.mismatch or Mismatch(label, i + n, e.tick, e, g, why)
+                    return out
+        for n, (e, g) in enumerate(pairs or ()):
+            out.aligned += 1
+            if e.from_loop:
+                out.drifts.append(g.tick - e.tick)
+            want = ids.data(e.data)
+            if same_data(want, g.data):
+                out.matched += 1
+            elif out.mismatch is None:
+                why = f"data differs: recorded {describe_data(want)}, live {describe_data(g.data)}"
+                out.mismatch = Mismatch(label, i + n, e.tick, e, g, why)
+        if pairs is not None and [g for _, g in pairs] != live:
+            out.reordered += 1
+        i, j = k, j + (k - i)
+    if j < len(got) and out.mismatch is None:
+        g = got[j]
+        out.mismatch = Mismatch(label, j, g.tick, None, g, _structure(None, g, ids) or "")
+    return out
+
+
+def _pair(run: list[Delivery], live: list[Received], ids: IdMap) -> list[tuple[Delivery, Received]] | None:
+    """Pair a tick's recorded deliveries with as many live ones by op code and sender (preferring equal
+    data), or None when they do not have the same op codes and senders."""
+    if len(live) != len(run):
+        return None
+    if Counter((e.op_code, ids.session(e.sender)) for e in run) != Counter((g.op_code, g.sender) for g in live):
+        return None
+    unused = list(live)
+    pairs = []
+    for e in run:
+        same = [g for g in unused if g.op_code == e.op_code and g.sender == ids.session(e.sender)]
+        g = next((g for g in same if same_data(ids.data(e.data), g.data)), same[0])
+        unused.remove(g)
+        pairs.append((e, g))
+    return pairs
+
+
+def _structure(e: Delivery | None, g: Received | None, ids: IdMap) -> str | None:
     """Why a recorded and a live ``match_data`` at the same place do not line up (data aside), or None."""
     if e is None:
         return f"an extra match_data live (op {g.op_code}, data {describe_data(g.data)})"  # type: ignore[union-attr]
@@ -457,8 +519,10 @@ def _structure(e: Delivery | None, g: Received | None, ids: IdMap, labels: dict[
         return f"op code {e.op_code} recorded, {g.op_code} live"
     sender = ids.session(e.sender)
     if sender != g.sender:
-        who = labels.get(e.sender or "", e.sender) if e.sender else "the server"
-        return f"sender differs: recorded {who}, live {g.sender or 'the server'}"
+        def who(session: str | None) -> str:
+            return "the server" if not session else ids.labels.get(session, session)
+
+        return f"sender differs: recorded {who(sender)}, live {who(g.sender)}"
     return None
 
 

@@ -217,7 +217,8 @@ def test_device_ids_are_stable_and_valid() -> None:
 
 def test_data_compares_through_the_id_map_and_as_json_values() -> None:
     ids = IdMap.__new__(IdMap)
-    ids.ids, ids.names, ids.sessions = {"u-rec-1": "u-live-9", "u-rec-2": "u-live-0"}, {"bob": "xQzBob"}, {}
+    ids.ids, ids.names = {"u-rec-1": "u-live-9", "u-rec-2": "u-live-0"}, {"bob": "xQzBob"}
+    ids.sessions, ids.labels = {}, {}
     recorded = b'{"u-rec-1": [1, 2], "u-rec-2": [3, 4], "by": "bob"}'
     live = b'{"by":"xQzBob","u-live-0":[3,4],"u-live-9":[1,2]}'
     assert same_data(ids.data(recorded), live)

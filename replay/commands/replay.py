@@ -126,6 +126,9 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
     if r.compared:
         print(f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched, {r.aligned} in op code"
               f" and sender ({r.received} received live)")
+        if r.reordered:
+            print(f"  {r.reordered} ticks' broadcasts arrived in another order than recorded (messages from several"
+                  " sockets reach the server in an order no client controls)")
         m = r.mismatch
         if m is None:
             print("  the server's broadcasts match the recording (op code, data, sender, recipients)")
