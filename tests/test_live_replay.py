@@ -227,6 +227,31 @@ def test_data_compares_through_the_id_map_and_as_json_values() -> None:
     assert same_data(b"\xff\x00", b"\xff\x00") and not same_data(b"\xff", b"\xfe")
 
 
+def test_compare_pairs_one_tick_in_any_order_and_stops_at_the_first_difference() -> None:
+    from replay.live_report import Received, _compare_stream
+    from replay.live_script import Delivery
+
+    ids = IdMap.__new__(IdMap)
+    ids.ids, ids.names, ids.sessions, ids.labels = {}, {}, {"a": "live-a", "b": "live-b"}, {"live-a": "ana"}
+    want = [Delivery("a", 1, 1, b"x", "a"), Delivery("a", 1, 2, b"y", "b"), Delivery("a", 2, 1, b"z", "a")]
+
+    def got(*items: tuple[int, int, bytes, str | None]) -> list[Received]:
+        return [Received(0.1 * n, tick, op, data, sender) for n, (tick, op, data, sender) in enumerate(items)]
+
+    st = _compare_stream(want, got((1, 2, b"y", "live-b"), (1, 1, b"x", "live-a"), (2, 1, b"z", "live-a")), ids, "ana")
+    assert (st.matched, st.aligned, st.reordered, st.drifts, st.mismatch) == (3, 3, 1, [0, 0, 0], None)
+    st = _compare_stream(want, got((1, 1, b"x", "live-a"), (1, 2, b"y", "live-b"), (3, 1, b"Z", "live-a")), ids, "ana")
+    assert (st.matched, st.aligned, st.drifts[-1]) == (2, 3, 1) and st.mismatch.why.startswith("data differs")
+    st = _compare_stream(want, got((1, 1, b"x", "live-a"), (1, 3, b"y", "live-b")), ids, "ana")
+    assert st.mismatch.index == 1 and st.mismatch.why == "op code 2 recorded, 3 live" and st.aligned == 0
+    st = _compare_stream(want[:1], got((1, 1, b"x", "live-b")), ids, "ana")
+    assert st.mismatch.why == "sender differs: recorded ana, live live-b"
+    st = _compare_stream(want[:2], got((1, 1, b"x", "live-a"), (1, 2, b"y", "live-b"), (2, 5, b"", None)), ids, "ana")
+    assert st.matched == 2 and st.mismatch.index == 2 and st.mismatch.recorded is None
+    st = _compare_stream(want, got((1, 1, b"x", "live-a")), ids, "ana")
+    assert st.mismatch.index == 1 and st.mismatch.live is None and "never arrived" in st.mismatch.why
+
+
 def test_find_crash_line_takes_this_matchs_line(tmp_path: Path) -> None:
     mine, other = "1762518a-825f-467c-a416-1a7ad0afe835", "9b1e3c55-2d4a-4f0b-8e61-7c0d5a3f2b18"
 
