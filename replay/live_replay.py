@@ -536,18 +536,20 @@ class _Live:
         started = self.now()
         first_window = [a for a in script.actions if a.actor and (a.at is None and a.tick == script.first_tick
                                                                   or a.at is not None and a.at <= LOOKAHEAD)]
-        for key in dict.fromkeys(a.actor for a in first_window):
-            await self.socket(key)
-        await self.create()
-        prefetch = asyncio.get_running_loop().create_task(self.prefetch())
+        prefetch: asyncio.Task[None] | None = None
         try:
+            for key in dict.fromkeys(a.actor for a in first_window):
+                await self.socket(key)
+            await self.create()
+            prefetch = asyncio.get_running_loop().create_task(self.prefetch())
             await self._feed()
             await self._tail()
             probe = "" if self.crashed.is_set() else await self._probe()
         finally:
-            prefetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await prefetch
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await prefetch
             for task in list(self.opening.values()):
                 if not task.done():
                     task.cancel()

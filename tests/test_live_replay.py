@@ -383,6 +383,20 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
     with pytest.raises(LiveReplayError, match="http://HOST:PORT"):
         run(run_live(load_script(python_crash), LiveOptions(nakama="https://example.invalid", out_dir=str(tmp_path))))
 
+    async def unknown_rpc() -> int:
+        server, app = await start_nakama_server(ServerConfig(str(HANDLERS / "arena.py"), record=False,
+                                                             out_dir=str(tmp_path / "serve")))
+        try:
+            with pytest.raises(LiveReplayError, match="RPC 'nope' failed: error 6: RPC function not found"):
+                await run_live(load_script(python_crash), LiveOptions(
+                    nakama=f"http://127.0.0.1:{server.port}", create_rpc="nope", out_dir=str(tmp_path / "wire")))
+            return len(server.sockets)
+        finally:
+            await app.close()
+            await server.close()
+
+    assert run(unknown_rpc()) == 0  # the replay closed the sockets it had opened
+
 
 # -- live: into a real Nakama (only when NAKAMA_URL is set) -------------------------------------------------
 
