@@ -390,6 +390,10 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
             with pytest.raises(LiveReplayError, match="RPC 'nope' failed: error 6: RPC function not found"):
                 await run_live(load_script(python_crash), LiveOptions(
                     nakama=f"http://127.0.0.1:{server.port}", create_rpc="nope", out_dir=str(tmp_path / "wire")))
+            for _ in range(100):  # the server notices the closes a moment later
+                if not server.sockets:
+                    break
+                await asyncio.sleep(0.02)
             return len(server.sockets)
         finally:
             await app.close()
