@@ -74,6 +74,36 @@ def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, caps
     subprocess.run(["rm", "-rf", f"/tmp/nkreplay-bisect-{shas[6][:10]}"], check=False)
 
 
+LUA_BUGGY = (ROOT / "fixtures" / "handlers" / "arena.lua").read_text()
+LUA_FIXED = LUA_BUGGY.replace("      state.sessions[session_id] = nil\n", "      state.sessions[session_id] = false\n")
+assert LUA_FIXED != LUA_BUGGY
+
+
+def test_lua_handler_history_with_a_required_sibling(tmp_path, capsys):
+    """A crash recorded from the Lua arena; the handler file requires arena.lua, whose history has the bug."""
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    try:
+        from make_recordings import arena_header, play_arena
+    finally:
+        sys.path.remove(str(ROOT / "fixtures"))
+    from replay.driver import MatchDriver
+
+    rec = tmp_path / "lua-crash.nkrec"
+    with MatchDriver(str(ROOT / "fixtures" / "handlers" / "arena.lua"), arena_header("arena.lua"), capture=str(rec)) as d:
+        play_arena(d)
+    repo = _repo(tmp_path)
+    shas = []
+    for i in range(1, 11):
+        shas.append(_commit(repo, f"revision {i}", {
+            "modules/arena.lua": (LUA_FIXED if i < 7 else LUA_BUGGY) + f"\n-- revision {i}\n",
+            "modules/main.lua": 'return require("arena")\n',
+        }))
+    code, out = _run_json(capsys, str(rec), "--handler-file", str(repo / "modules" / "main.lua"), "--revs", f"{shas[0]}..{shas[-1]}")
+    assert code == 0, out
+    assert out["first_bad"]["ref"] == shas[6] and len(out["steps"]) <= 4
+    assert any("match_loop|lua:index nil|arena.lua" in s["why"] for s in out["steps"] if s["verdict"] == BAD)
+
+
 def test_text_output_names_each_step_and_the_first_bad(tmp_path, capsys):
     repo = _repo(tmp_path)
     shas = [_commit(repo, f"r{i}", {"modules/arena.py": (FIXED if i < 2 else BUGGY) + f"\nR = {i}\n"}) for i in range(4)]
