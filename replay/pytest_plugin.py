@@ -6,8 +6,8 @@ Registered under the ``pytest11`` entry point, so installing nakama-replay is en
     [tool.nakama-replay]
     regression_dirs = ["fixtures/regressions"]
 
-Those folders are collected even when ``testpaths`` does not name them (plain ``pytest`` runs them); when
-paths are given on the command line, only ``--nkreplay-dir`` folders are added. What each recording must
+Plain ``pytest`` at the root collects those folders beside ``testpaths``; when paths are given on the
+command line (or pytest runs from a sub-folder), only ``--nkreplay-dir`` folders are added. What each recording must
 show is in ``NAME.expect.toml`` beside it (see ``replay.regression``); ``--nkreplay-update`` writes those
 files from the current behaviour. The ``replay_recording`` fixture replays a recording in a hand-written
 test. The library is imported only when an item runs or the fixture is used.
@@ -67,8 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     dirs = list(dict.fromkeys(cli + configured))
     config.stash[_DIRS] = dirs
     config.stash[_WRITTEN] = []
-    # collect the folders even where testpaths (or the paths given) would not reach them
-    extra = cli if config.args_source == pytest.Config.ArgsSource.ARGS else dirs
+    # plain `pytest` at the root runs the configured folders beside testpaths; --nkreplay-dir folders always run
+    extra = dirs if config.args_source == pytest.Config.ArgsSource.TESTPATHS else cli
     roots = [(here / a.split("::")[0]).resolve() for a in config.args]
     for d in extra:
         if not any(d == r or d.is_relative_to(r) for r in roots):

@@ -63,7 +63,7 @@ def test_fixed_handler_passes_and_rebroken_handler_fails_with_the_crash_summary(
     )
 
 
-def test_pyproject_dirs_are_collected_beside_testpaths(pytester):
+def test_pyproject_dirs_are_collected_beside_testpaths(pytester, monkeypatch):
     _layout(pytester, 'handler = "../handlers/arena_fixed.py"\nno_crash = true\n')
     pytester.makepyprojecttoml(
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n[tool.nakama-replay]\nregression_dirs = ["regs"]\n'
@@ -76,6 +76,9 @@ def test_pyproject_dirs_are_collected_beside_testpaths(pytester):
     # explicit paths run what they name; configured folders are not added to them
     result = run(pytester, "tests")
     result.assert_outcomes(passed=1)
+    monkeypatch.chdir(tests)  # nor to a run from a sub-folder
+    run(pytester).assert_outcomes(passed=1)
+    monkeypatch.chdir(pytester.path)
     # and -m selects the recordings alone
     result = run(pytester, "-m", "nkreplay")
     result.assert_outcomes(passed=1, deselected=1)
