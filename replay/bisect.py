@@ -122,12 +122,12 @@ class BisectResult:
         }
 
 
-Test = Callable[[Version], tuple[str, str]]
+VersionTest = Callable[[Version], tuple[str, str]]
 
 
 def bisect(
     versions: Sequence[Version],
-    test: Test,
+    test: VersionTest,
     *,
     check_ends: bool = False,
     on_step: Callable[[Step], None] | None = None,
