@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "replay": "replay",
     "bisect": "bisect",
     "run-all": "run_all",
+    "fuzz": "fuzz",
 }
 
 _HELP_EPILOG = """\

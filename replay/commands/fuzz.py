@@ -1,0 +1,135 @@
+"""Search generated matches for handler failures (crashes, hangs, broadcasts to presences that are not
+in the match, broken invariants) and write each distinct one as a minimal recording.
+
+Generated matches churn on purpose: joins with client versions in the metadata, duplicate join
+requests, leaves with each reason, reconnects that overtake the old session's leave, messages from
+sessions about to leave, bursts past the input queue, signals, server shutdown. Describe your clients
+with --payloads MODULE (op codes, payload shapes per client version, init params, signals, invariants;
+see replay/strategies.py); without it, op codes 1..8 carry JSON values or arbitrary bytes.
+
+For each distinct failure it writes OUT/NAME.nkrec (the shrunk stream: removing any single call makes the
+failure go away) and, for crashes, OUT/NAME.expect.toml for the regression plugin, and prints the
+`nakama-replay reproduce` command. The same --seed finds the same failures; the example database in
+OUT/.hypothesis makes the next run start from the failures already found.
+
+exit status: 0 no failure found, 1 failures found, 2 bad input.
+
+examples:
+  nakama-replay fuzz --handler fixtures/handlers/arena.py --payloads fixtures/handlers/arena_payloads.py
+  nakama-replay fuzz --handler fixtures/handlers/arena_fixed.py --payloads fixtures/handlers/arena_payloads.py"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from replay.commands._common import add_json_flag, print_json
+
+HELP = "search generated matches for crashes and write minimal recordings of them"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--handler", required=True, help="handler file: FILE.py, FILE.py:ClassName or FILE.lua")
+    p.add_argument("--max-examples", type=int, default=None, metavar="N", help="matches to generate (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="search seed: the same seed finds the same failures (default 0)")
+    p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/strategies.py)")
+    p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
+    p.add_argument("--max-actions", type=int, default=64, metavar="N", help="client actions per match at most (default 64)")
+    p.add_argument("--users", type=int, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
+    p.add_argument("--hang-timeout", type=float, default=1.0, metavar="S", help="seconds before a callback counts as hung (default 1)")
+    p.add_argument("--no-database", action="store_true", help="do not read or write the example database")
+    p.add_argument("--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_json_flag(p)
+
+
+class _Progress:
+    """One status line on stderr, rewritten in place on a terminal, a line per finding otherwise."""
+
+    def __init__(self, handler: str, live: bool) -> None:
+        self.handler, self.live = handler, live
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.findings = 0
+
+    def update(self, examples: int, budget: int, findings: int, phase: str) -> None:
+        if findings >= 0:
+            self.findings = findings
+        now = time.monotonic()
+        if not self.live or now - self.last < 0.2:
+            return
+        self.last = now
+        bugs = f"{self.findings} failure{'s' if self.findings != 1 else ''}"
+        sys.stderr.write(
+            f"\rfuzz {self.handler}: {examples}/{budget} matches, {bugs}, {now - self.start:.1f} s [{phase}]\x1b[K"
+        )
+        sys.stderr.flush()
+
+    def found(self, key: str, examples: int, seconds: float) -> None:
+        if self.live:
+            sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(f"found {key} after {examples} matches, {seconds:.1f} s; shrinking\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.live:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from replay.fuzz import DEFAULT_MAX_EXAMPLES, FuzzOptions, fuzz
+        from replay.strategies import load_profile
+    except ImportError as exc:  # hypothesis is the one optional dependency of fuzzing
+        print(f"fuzz needs hypothesis: pip install 'nakama-replay[fuzz]' ({exc})", file=sys.stderr)
+        return 2
+
+    profile = load_profile(args.payloads) if args.payloads else None
+    options = FuzzOptions(
+        max_examples=args.max_examples or DEFAULT_MAX_EXAMPLES,
+        seed=args.seed,
+        out=args.out,
+        profile=profile,
+        max_actions=args.max_actions,
+        max_users=args.users,
+        hang_timeout=args.hang_timeout,
+        database=not args.no_database,
+        absent_targets=not args.allow_absent_targets,
+    )
+    progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
+    report = fuzz(args.handler, options, progress)
+    if progress is not None:
+        progress.done()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        _print_report(report)
+    return 1 if report.findings else 0
+
+
+def _print_report(r) -> None:  # type: ignore[no-untyped-def]
+    print(f"fuzzed   {r.handler} with {r.profile}")
+    print(f"         {r.examples} matches in {r.seconds:.1f} s, seed {r.seed}")
+    if not r.findings:
+        print("\nno failure found")
+        return
+    n = len(r.findings)
+    print(f"\n{n} distinct failure{'s' if n != 1 else ''}:")
+    for i, f in enumerate(r.findings, 1):
+        lines = f.message.splitlines()
+        print(f"\n{i}. {f.key}")
+        print(f"   found after {f.examples} matches, {f.seconds:.1f} s")
+        print(f"   {lines[0] if lines else f.kind}")
+        print(f"   minimal stream: {len(f.calls)} calls from {len(f.actions)} client actions:")
+        for a in f.actions:
+            print(f"     {a}")
+        if f.recording is not None:
+            print(f"   recording    {f.recording}")
+        if f.expectation is not None:
+            print(f"   expectation  {f.expectation}")
+        if f.recording is not None and f.is_crash:
+            print(f"   reproduce:   {f.reproduce_command()}")
+        elif f.recording is not None:
+            print(f"   not a crash: `nakama-replay reproduce {f.recording}` replays it; the check fails after {f.callback} at tick {f.tick}")

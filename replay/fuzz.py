@@ -1,0 +1,374 @@
+"""Find crashes before players do: search generated matches for failures, write minimal recordings.
+
+``fuzz(handler, FuzzOptions(...))`` plays matches of client actions (``replay.strategies``) through the
+deterministic runtime (``replay.actions.MatchPlayer``) under the checks of ``replay.checks`` (no crash or
+hang, no broadcast to an absent presence, the profile's invariants), with hypothesis generating them.
+
+The search runs in rounds. A round is one hypothesis run (seeded: the same seed finds the same failures)
+that stops at its first new failure and shrinks it, keeping the failure's key (``callback|error
+type|location``) while shrinking. The next round treats every known key as passing and looks for another,
+until the budget of generated matches (``max_examples``; shrinking runs come on top) is spent or a round
+finds nothing. Each round has its own hypothesis example database under ``OUT/.hypothesis`` (keyed by
+handler, profile and the keys already known), so a second run starts by replaying the failures the first
+one found, and a fixed handler simply passes them.
+
+Each failure is then reduced further (``replay.minimize``: 1-minimal client actions, then call- and
+message-level deletion under the stream rules of ``replay.streams``), replayed once more to record
+outcomes, and written as ``OUT/<module>-<callback>-<type>-<hash>.nkrec`` with, for crashes, a crash
+marker and ``NAME.expect.toml`` for the regression plugin (``no_crash = true`` against the fuzzed
+handler: the test fails until the bug is fixed, then guards the fix). The written recording is checked
+to reproduce with ``replay.runtime.replay``, the engine behind ``nakama-replay reproduce``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from recorder.errors import HandlerCrashed, MatchCheckFailed, NakamaReplayError
+from recorder.model import Call, CrashMarker, JoinAttemptCall
+from recorder.nkrec import write_recording
+from replay.actions import Action, MatchPlayer, fuzz_header
+from replay.checks import MatchChecks
+from replay.handlers import load_handler
+from replay.hang import HangGuard
+from replay.minimize import reduce_actions, reduce_calls
+from replay.runtime import with_outcome
+from replay.strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
+from replay.streams import run_stream, strip_outcomes
+
+__all__ = ["DEFAULT_MAX_EXAMPLES", "Finding", "FuzzOptions", "FuzzReport", "Progress", "fuzz"]
+
+#: Generated matches per run unless told otherwise.
+DEFAULT_MAX_EXAMPLES = 1000
+
+
+@dataclass
+class FuzzOptions:
+    """How to search. ``out`` None writes nothing (and uses no example database)."""
+
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    seed: int = 0
+    out: str | os.PathLike[str] | None = "fuzz-out"
+    profile: FuzzProfile | None = None
+    max_actions: int = 64
+    max_users: int | None = None
+    hang_timeout: float = 1.0
+    database: bool = True
+    absent_targets: bool = True
+    max_findings: int = 8
+
+
+class Progress(Protocol):
+    def update(self, examples: int, budget: int, findings: int, phase: str) -> None: ...
+    def found(self, key: str, examples: int, seconds: float) -> None: ...
+
+
+@dataclass
+class Finding:
+    """One distinct failure: its key, the minimal actions and call stream, and where it was written."""
+
+    key: str
+    kind: str  # HandlerCrashed, BroadcastToAbsentPresence, InvariantViolated
+    message: str
+    actions: list[Action]
+    calls: list[Call]  # the minimal stream, with outcomes, as written
+    examples: int  # generated matches until it was first seen (counted over all rounds)
+    seconds: float  # since the start of the run
+    callback: str = ""
+    tick: int = 0
+    crash: Any = None  # the runtime's Crash for a crash or hang (``replay.result.Crash``)
+    recording: Path | None = None
+    expectation: Path | None = None
+
+    @property
+    def is_crash(self) -> bool:
+        return self.crash is not None
+
+    def reproduce_command(self) -> str | None:
+        return None if self.recording is None else f"nakama-replay reproduce {self.recording}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "message": self.message,
+            "callback": self.callback,
+            "tick": self.tick,
+            "examples": self.examples,
+            "seconds": round(self.seconds, 3),
+            "actions": [_action_json(a) for a in self.actions],
+            "calls": len(self.calls),
+            "recording": None if self.recording is None else str(self.recording),
+            "expectation": None if self.expectation is None else str(self.expectation),
+            "reproduce": self.reproduce_command(),
+        }
+
+
+@dataclass
+class FuzzReport:
+    """How a run went: matches generated, time, and the distinct failures found (in order found)."""
+
+    handler: str
+    profile: str
+    seed: int
+    budget: int
+    examples: int = 0
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    database: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "handler": self.handler,
+            "profile": self.profile,
+            "seed": self.seed,
+            "budget": self.budget,
+            "examples": self.examples,
+            "seconds": round(self.seconds, 3),
+            "database": None if self.database is None else str(self.database),
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": type(a).__name__}
+    for f in dataclasses.fields(a):  # type: ignore[arg-type]
+        v = getattr(a, f.name)
+        out[f.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return out
+
+
+class _Found(Exception):
+    """Raised inside the hypothesis test for a new failure; one subclass per key, so hypothesis keeps
+    the key while shrinking (it tells failures apart by exception type and location)."""
+
+    def __init__(self, failure: MatchCheckFailed, actions: list[Action]) -> None:
+        super().__init__(failure.key)
+        self.failure, self.actions = failure, actions
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+
+
+class _Fuzzer:
+    def __init__(self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None) -> None:
+        self.handler = handler
+        self.spec = spec
+        self.options = options
+        self.profile = options.profile or DEFAULT_PROFILE
+        self.progress = progress
+        self.header = fuzz_header(getattr(handler, "path", spec), dict(self.profile.params), options.seed)
+        self.checks = MatchChecks(self.profile.invariants, absent_targets=options.absent_targets)
+        self.guard = HangGuard(options.hang_timeout)
+        self.strategy = client_actions(self.profile, max_users=options.max_users, max_actions=options.max_actions)
+        self.out = None if options.out is None else Path(options.out)
+        self.start = time.monotonic()
+        self.generated = 0
+        self._classes: dict[str, type[_Found]] = {}
+
+    # -- one match ------------------------------------------------------------------------------------
+    def play(self, actions: list[Action]) -> tuple[MatchCheckFailed | None, MatchPlayer]:
+        player = MatchPlayer(
+            self.handler, self.header, seed=self.options.seed, queue_size=self.profile.queue_size,
+            checks=self.checks, hang_guard=self.guard,
+        )
+        try:
+            player.start()
+            player.play_all(actions)
+        except MatchCheckFailed as exc:
+            return exc, player
+        finally:
+            player.close()
+        return None, player
+
+    def stream(self, calls: list[Call], digests: bool = False) -> Any:
+        return run_stream(self.handler, self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests)
+
+    # -- the search -----------------------------------------------------------------------------------
+    def database(self, known: set[str]) -> Any:
+        if self.out is None or not self.options.database:
+            return None
+        from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: PLC0415
+
+        handler_id = os.path.abspath(getattr(self.handler, "path", self.spec))
+        key = _hash(handler_id, self.profile.source, self.options.max_users, self.options.max_actions)
+        return DirectoryBasedExampleDatabase(str(self.out / ".hypothesis" / key / _hash(sorted(known))))
+
+    def round(self, known: set[str], number: int) -> _Found | None:
+        from hypothesis import HealthCheck, Phase, Verbosity, given, settings  # noqa: PLC0415
+        from hypothesis import seed as with_seed  # noqa: PLC0415
+
+        budget = self.options.max_examples - self.generated
+        calls = 0
+        first: int | None = None
+        first_seconds = 0.0
+        found_before = len(known)
+
+        @with_seed(self.options.seed if number == 0 else int(_hash(self.options.seed, number), 16))
+        @settings(
+            max_examples=budget,
+            deadline=None,
+            database=self.database(known),
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=False,
+            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
+        @given(self.strategy)
+        def search(actions: list[Action]) -> None:
+            nonlocal calls, first, first_seconds
+            calls += 1
+            failure, _ = self.play(actions)
+            if self.progress is not None:
+                examples = self.generated + (calls if first is None else first)
+                self.progress.update(examples, self.options.max_examples, found_before + (first is not None), "search" if first is None else "shrink")
+            if failure is not None and failure.key not in known:
+                if first is None:
+                    first, first_seconds = calls, time.monotonic() - self.start
+                    if self.progress is not None:
+                        self.progress.found(failure.key, self.generated + first, time.monotonic() - self.start)
+                cls = self._classes.setdefault(failure.key, type(f"Found_{_hash(failure.key)}", (_Found,), {}))
+                raise cls(failure, actions)
+
+        try:
+            search()
+        except _Found as exc:
+            self.generated += first if first is not None else calls
+            exc.first_seen = (self.generated, first_seconds)  # type: ignore[attr-defined]
+            return exc
+        self.generated += calls
+        return None
+
+    # -- reducing and writing ---------------------------------------------------------------------------
+    def minimize(self, found: _Found) -> Finding:
+        key = found.failure.key
+        if self.progress is not None:
+            self.progress.update(self.generated, self.options.max_examples, -1, "minimize")
+
+        def actions_fail(cand: list[Action]) -> bool:
+            failure, _ = self.play(cand)
+            return failure is not None and failure.key == key
+
+        def calls_fail(cand: list[Call]) -> bool:
+            return self.stream(cand).key == key
+
+        if not actions_fail(found.actions):
+            raise NakamaReplayError(f"fuzz: the failure {key} did not happen again when its actions were replayed")
+        actions = reduce_actions(found.actions, actions_fail)
+        _, player = self.play(actions)
+        calls = reduce_calls(strip_outcomes(player.calls()), calls_fail)
+        final = self.stream(calls, digests=True)
+        failure = final.failure
+        if final.key != key or failure is None:
+            raise NakamaReplayError(f"fuzz: the reduced stream for {key} no longer fails the same way")
+        written = [with_outcome(s.call, s) for s in final.steps if s.executed]
+        examples, seconds = found.first_seen  # type: ignore[attr-defined]
+        crash = failure.crash if isinstance(failure, HandlerCrashed) else None
+        return Finding(
+            key, type(failure).__name__, str(failure), actions, written, examples, seconds, failure.callback,
+            failure.tick, crash,
+        )
+
+    def write(self, finding: Finding) -> None:
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        callback, kind = finding.key.split("|")[:2]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.header.module or 'match'}-{callback}-{kind}")[:60].strip("-")
+        path = self.out / f"{slug}-{_hash(finding.key)}.nkrec"
+        handler_path = getattr(self.handler, "path", self.spec)
+        rel = os.path.relpath(os.path.abspath(handler_path), os.path.abspath(self.out))
+        cls = self.spec.rpartition(":")[2] if ":" in os.path.basename(self.spec) else ""
+        versions = {
+            c.presence.session_id: str(c.metadata["client_version"])
+            for c in finding.calls
+            if type(c) is JoinAttemptCall and "client_version" in c.metadata
+        }
+        header = dataclasses.replace(
+            self.header,
+            handler=f"{rel}:{cls}" if cls else rel,
+            client_versions=versions,
+            tags={"fuzz": {"seed": self.options.seed, "key": finding.key, "kind": finding.kind, "examples": finding.examples}},
+        )
+        events: list[Any] = list(finding.calls)
+        c = finding.crash
+        if c is not None:
+            events.append(CrashMarker(c.callback, c.tick, c.error, c.traceback))
+        write_recording(path, header, events)
+        finding.recording = path
+        if c is not None:
+            finding.expectation = _write_expectation(path, rel, finding, self.options, self.spec)
+            self._check_reproduces(path, finding)
+
+    def _check_reproduces(self, path: Path, finding: Finding) -> None:
+        from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
+
+        result = replay(path, self.handler, ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
+        if not result.reproduced:
+            raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {result.verdict}")
+
+    def close(self) -> None:
+        self.guard.close()
+
+
+def _write_expectation(recording: Path, handler_rel: str, finding: Finding, options: FuzzOptions, spec: str) -> Path:
+    path = recording.with_name(recording.stem + ".expect.toml")
+    first = finding.message.splitlines()[0] if finding.message else ""
+    callback, kind, location = (finding.key.split("|") + ["", "", ""])[:3]
+    lines = [
+        f"# nakama-replay fuzz found this crash in {os.path.basename(spec)} (seed {options.seed}, after {finding.examples} matches):",
+        f"#   {first}",
+        f"#   signature {finding.key}",
+        "# This regression test fails until the handler is fixed, then guards the fix. To keep the crash as the",
+        "# expected behaviour instead, delete `no_crash = true` and uncomment the [crash] table.",
+        f"handler = {json.dumps(handler_rel)}",
+        "no_crash = true",
+        f"hang_timeout = {float(options.hang_timeout)!r}",
+        "",
+        "# [crash]",
+        f"# callback = {json.dumps(callback)}",
+        f"# tick = {finding.tick}",
+        f"# signature = {json.dumps(finding.key)}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | None = None) -> FuzzReport:
+    """Search ``handler`` (a path ``file.py``, ``file.py:Class``, ``file.lua``, or a loaded handler) for
+    failures; see the module docstring. Returns the report; writes recordings when ``options.out``."""
+    options = options or FuzzOptions()
+    if options.max_examples < 1:
+        raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")
+    spec = os.fspath(handler) if isinstance(handler, (str, os.PathLike)) else getattr(handler, "path", "<handler>")
+    loaded = load_handler(spec) if isinstance(handler, (str, os.PathLike)) else handler
+    f = _Fuzzer(loaded, spec, options, progress)
+    report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples)
+    try:
+        known: set[str] = set()
+        number = 0
+        while f.generated < options.max_examples and len(report.findings) < options.max_findings:
+            found = f.round(known, number)
+            number += 1
+            if found is None:
+                break
+            known.add(found.failure.key)
+            finding = f.minimize(found)
+            if f.out is not None:
+                f.write(finding)
+            report.findings.append(finding)
+        report.examples = f.generated
+        report.seconds = time.monotonic() - f.start
+        report.database = None if f.out is None or not options.database else f.out / ".hypothesis"
+        return report
+    finally:
+        f.close()

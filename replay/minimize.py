@@ -1,0 +1,124 @@
+"""Reduce a failing match to a minimal one, at the client-action level and at the call level.
+
+Minimal means (``removable_calls`` checks it): removing any single call from the stream either breaks a
+rule of ``replay.streams`` (the stream is not one Nakama could make, so it proves nothing) or makes the
+failure with the same key go away. Removing a loop renumbers later ticks; messages inside a loop are
+reduced one by one too.
+
+``reduce_actions`` works on client actions: it deletes chunks, then single actions, until no deletion
+keeps the failure (1-minimal), and tries simpler variants of each action (a burst as one send, one tick
+instead of several, a plain join instead of a duplicate one, the default leave reason, users renumbered
+in order of appearance). ``reduce_calls`` then deletes calls and messages of the resulting stream, under
+the stream rules. Both take a predicate ``fails(candidate) -> bool`` and only accept candidates for which
+it holds, so the result fails exactly as the input did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from recorder.model import Call, LoopCall, PresenceReason
+from replay.actions import Action, Burst, Connect, Leave, Send, Tick
+from replay.streams import remove_call, remove_message
+
+__all__ = ["reduce_actions", "reduce_calls", "removable_calls", "simpler_variants"]
+
+
+def _delete_chunks(items: list[Any], fails: Callable[[list[Any]], bool]) -> list[Any]:
+    """Delete chunks of halving size, then single items, until no single deletion keeps ``fails``."""
+    size = max(1, len(items) // 2)
+    while True:
+        i = len(items) - size
+        while i >= 0:
+            cand = items[:i] + items[i + size :]
+            if fails(cand):
+                items = cand
+                i = min(i, len(items) - size)
+            else:
+                i -= 1
+        if size == 1:
+            return items
+        size //= 2
+
+
+def simpler_variants(a: Action) -> list[Action]:
+    """Simpler versions of one action, simplest first."""
+    t = type(a)
+    if t is Burst:
+        return [Send(a.user, a.op_code, a.data)] + (  # type: ignore[union-attr]
+            [dataclasses.replace(a, count=a.count // 2)] if a.count > 3 else []  # type: ignore[union-attr,type-var]
+        )
+    if t is Tick and a.n > 1:  # type: ignore[union-attr]
+        return [Tick(1), Tick(a.n - 1)]  # type: ignore[union-attr]
+    if t is Connect and a.duplicate:  # type: ignore[union-attr]
+        return [dataclasses.replace(a, duplicate=False)]  # type: ignore[type-var]
+    if t is Leave:
+        out: list[Action] = []
+        if a.reason != PresenceReason.DISCONNECT:  # type: ignore[union-attr]
+            out.append(dataclasses.replace(a, reason=PresenceReason.DISCONNECT))  # type: ignore[type-var]
+        if a.session != "oldest":  # type: ignore[union-attr]
+            out.append(dataclasses.replace(a, session="oldest"))  # type: ignore[type-var]
+        return out
+    if t is Send and a.session != "latest":  # type: ignore[union-attr]
+        return [dataclasses.replace(a, session="latest")]  # type: ignore[type-var]
+    return []
+
+
+def _renumber_users(actions: list[Action]) -> list[Action]:
+    order: dict[int, int] = {}
+    for a in actions:
+        u = getattr(a, "user", None)
+        if u is not None and u not in order:
+            order[u] = len(order)
+    return [dataclasses.replace(a, user=order[a.user]) if hasattr(a, "user") else a for a in actions]  # type: ignore[type-var,union-attr]
+
+
+def reduce_actions(actions: Sequence[Action], fails: Callable[[list[Action]], bool]) -> list[Action]:
+    """A 1-minimal sublist of simplified actions that still ``fails`` (which must hold for ``actions``)."""
+    current = list(actions)
+    while True:
+        before = current
+        current = _delete_chunks(current, fails)
+        for i in range(len(current)):
+            for variant in simpler_variants(current[i]):
+                cand = current[:i] + [variant] + current[i + 1 :]
+                if fails(cand):
+                    current = cand
+                    break
+        renumbered = _renumber_users(current)
+        if renumbered != current and fails(renumbered):
+            current = renumbered
+        if current == before:
+            return current
+
+
+def reduce_calls(calls: Sequence[Call], fails: Callable[[list[Call]], bool]) -> list[Call]:
+    """Delete calls (renumbering ticks after a removed loop) and single loop messages while ``fails``
+    holds for the result; ``fails`` must reject streams that break the rules (``replay.streams``)."""
+    current = list(calls)
+    changed = True
+    while changed:
+        changed = False
+        i = len(current) - 1
+        while i >= 0:
+            cand = remove_call(current, i)
+            if fails(cand):
+                current, changed = cand, True
+            i = min(i, len(current)) - 1
+        for i, call in enumerate(current):
+            if type(call) is not LoopCall:
+                continue
+            j = len(call.messages) - 1
+            while j >= 0:
+                cand = remove_message(current, i, j)
+                if fails(cand):
+                    current, changed = cand, True
+                j = min(j, len(current[i].messages)) - 1  # type: ignore[union-attr]
+    return current
+
+
+def removable_calls(calls: Sequence[Call], fails: Callable[[list[Call]], bool]) -> list[int]:
+    """Indices of the calls whose removal still ``fails`` (empty: the stream is minimal)."""
+    return [i for i in range(len(calls)) if fails(remove_call(calls, i))]
