@@ -51,6 +51,8 @@ LOOKAHEAD = 1.0
 #: own, so messages sent back to back from two sockets may reach its input queue swapped.
 SPACING = 0.002
 REPLY_TIMEOUT = 5.0
+#: Seconds after which a session token is renewed before an HTTP RPC (Nakama's default expiry is 60 s).
+TOKEN_REFRESH = 30.0
 PRESENCE_TIMEOUT = 1.0
 
 
@@ -133,6 +135,7 @@ class _Socket:
         self.live, self.actor = live, actor
         self.rec = SocketRecord(actor.key)
         self.token = ""
+        self.token_at = 0.0
         self.ws: Any = None
         self.waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.joins_seen: set[str] = set()
@@ -143,6 +146,7 @@ class _Socket:
     async def open(self) -> None:
         live = self.live
         self.token, self.rec.user_id, self.rec.username = await live.authenticate(self.actor)
+        self.token_at = live.now()
         from websockets.asyncio.client import connect  # noqa: PLC0415 - keep --help fast
 
         url = f"ws://{live.host}:{live.port}/ws?lang=en&status=false&format=json&token={quote(self.token)}"
@@ -523,6 +527,13 @@ class _Live:
             rec.status, rec.detail = "skipped", "no session to call the signal RPC with"
             return
         payload = json.dumps({"match_id": self.match_id, "data": rec.action.payload}, separators=(",", ":"))
+        try:
+            if self.now() - s.token_at > TOKEN_REFRESH:  # a real Nakama's tokens live 60 s by default
+                s.token, _, _ = await self.authenticate(s.actor)
+                s.token_at = self.now()
+        except LiveReplayError as exc:
+            rec.status, rec.detail = "error", str(exc)
+            return
         rec.sent_at = self.now()
         try:
             rec.detail = await self.http_rpc(name, payload, s.token)
