@@ -56,6 +56,8 @@ def make_crash_recording(path: Path, handler: Path, *, rate: int = RATE, race_at
                     move = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.3,
                             "aim": [1, 0]}
                     d.send(p, 1, json.dumps(move))
+            if t == 1:
+                d.signal("scores")
             if t == 2:
                 d.send(players["alice"], 2, json.dumps({"text": "gg"}))
             if t == 3:  # a plain disconnect with a message in flight
@@ -88,7 +90,7 @@ async def replay_into_serve(handler: Path, rec: Path, tmp: Path, **options):  # 
     try:
         script = load_script(rec)
         live = await run_live(script, LiveOptions(nakama=f"http://127.0.0.1:{server.port}", out_dir=str(tmp / "wire"),
-                                                  tail_ticks=3, **options))
+                                                  tail_ticks=3, signal_rpc="signal_match", **options))
     finally:
         await app.close()
         await server.close()
@@ -102,6 +104,7 @@ def assert_reproduced(report, rec: Path) -> None:  # type: ignore[no-untyped-def
     assert report.reproduced, why
     assert abs(report.crash_tick - marker.tick) <= report.drift, why
     assert report.mismatch is None and report.matched == report.deliveries > 0, why
+    assert report.problems == [], why  # every action went out; joins and signal replies as recorded
 
 
 # -- the script: what to send, what to expect (no network) -----------------------------------------------
@@ -281,6 +284,8 @@ def test_python_arena_crash_reproduces_live_and_its_capture_replays_again(python
     assert crash.callback == "match_loop" and crash.tick == report.crash_live_tick
     assert abs(crash.tick - marker.tick) <= report.drift
     assert all(r.status == "ok" for r in live.actions), [(r.action, r.status, r.detail) for r in live.actions]
+    (signal,) = [r for r in live.actions if r.action.kind == "signal"]
+    assert json.loads(signal.detail) == {"alice": 0, "bob": 0, "cho": 0} and signal.action.expect
     by_label = {s["label"]: s for s in report.sockets}
     assert by_label["cho"]["close"]["by"] == "client"
     assert {by_label[n]["close"]["reason"] for n in ("alice", "bob", "cho#2", "bob#2")} == {P.CLOSE_SERVER_DISCONNECT}
@@ -407,14 +412,15 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
 
 
-@pytest.mark.skipif(not NAKAMA_URL, reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY, NAKAMA_CREATE_RPC, NAKAMA_LOG) "
-                                           "to replay into a real Nakama hosting fixtures/handlers/arena.lua")
+@pytest.mark.skipif(not NAKAMA_URL, reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY, NAKAMA_CREATE_RPC, NAKAMA_SIGNAL_RPC,"
+                                           " NAKAMA_LOG) to replay into a real Nakama hosting fixtures/handlers/arena.lua")
 def test_lua_arena_crash_reproduces_in_a_real_nakama(tmp_path: Path) -> None:
     rec = make_crash_recording(tmp_path / "lua-crash.nkrec", HANDLERS / "arena.lua")
     script = load_script(rec)
     options = LiveOptions(
         nakama=NAKAMA_URL, server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
         create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"), out_dir=str(tmp_path / "wire"), tail_ticks=3,
+        signal_rpc=os.environ.get("NAKAMA_SIGNAL_RPC", "signal_match"),
     )
     live = run(run_live(script, options))
     log = os.environ.get("NAKAMA_LOG") or None
