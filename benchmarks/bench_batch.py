@@ -1,0 +1,75 @@
+"""run-all throughput: many arena recordings replayed serially and on a local process pool.
+
+Baseline, measured in the same run: a plain loop of ``replay.runtime.replay`` over the same recordings in
+this process. Then ``replay.batch.run_all`` with the serial executor (the cost of the batch layer: fresh
+imports, result dicts, signatures) and with a process pool of ``--jobs`` workers (spawned, so their start-up
+is included). Printed last: batch serial / baseline (overhead, ideally about 1.0) and baseline / pool
+(speed-up; at most ``--jobs``, less on a machine whose cores are busy).
+
+    python benchmarks/bench_batch.py [--recordings 16] [--ticks 3000] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_replay import HANDLER, make_recording  # noqa: E402
+from replay.batch import SerialExecutor, run_all  # noqa: E402
+from replay.runtime import ReplayOptions, replay  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recordings", type=int, default=16)
+    ap.add_argument("--ticks", type=int, default=3000)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        first = Path(tmp) / "match-000.nkrec"
+        make_recording(first, args.ticks)
+        paths = [str(first)]
+        for i in range(1, args.recordings):
+            copy = Path(tmp) / f"match-{i:03}.nkrec"
+            shutil.copy(first, copy)
+            paths.append(str(copy))
+        options = ReplayOptions()
+        replay(paths[0], HANDLER, options)  # warm imports and caches before timing
+
+        gc.collect()
+        t = time.perf_counter()
+        for p in paths:
+            assert replay(p, HANDLER, options).crash is None
+        baseline = time.perf_counter() - t
+
+        gc.collect()
+        t = time.perf_counter()
+        serial = run_all(paths, HANDLER, executor=SerialExecutor())
+        batch_serial = time.perf_counter() - t
+        assert serial.counts["clean"] == len(paths), serial.counts
+
+        gc.collect()
+        t = time.perf_counter()
+        pooled = run_all(paths, HANDLER, jobs=args.jobs)
+        pool = time.perf_counter() - t
+        assert pooled.results == serial.results
+
+    ticks = args.recordings * args.ticks
+    print(f"{args.recordings} recordings x {args.ticks} ticks ({ticks} ticks in all)")
+    for name, seconds in (("baseline replay loop", baseline), ("run_all serial", batch_serial), (f"run_all {args.jobs} processes", pool)):
+        print(f"  {name:<24} {seconds:8.2f} s  {ticks / seconds:>10,.0f} ticks/s  {args.recordings / seconds:6.1f} recordings/s")
+    print(f"ratio batch serial / baseline: {batch_serial / baseline:.2f}")
+    print(f"ratio baseline / {args.jobs} processes (speed-up): {baseline / pool:.2f}")
+
+
+if __name__ == "__main__":
+    main()
