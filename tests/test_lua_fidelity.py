@@ -123,3 +123,35 @@ def test_go_sort_matches_nakama_on_random_tie_patterns(ours: dict[str, object]) 
         sort(t)
         assert [t[i] for i in range(1, n + 1)] == sorted(values)
     assert ours["sort ties 80"] == NAKAMA["sort ties 80"]
+
+
+_FAST_SPECS = st.sampled_from(["%d", "%5d", "%-4d", "%05d", "%+d", "%i", "%x", "%X", "%o", "%.3f", "%8.2f", "%e",
+                               "%.2E", "%.4g", "%s", "%6s", "%-6s", "%.2s", "%%"])
+_ARGS = st.one_of(
+    st.integers(-(2**53) + 1, 2**53 - 1), st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.text(max_size=6).map(lambda t: t.encode()), st.binary(max_size=4), st.booleans(), st.none(),
+)
+
+
+@given(st.lists(_FAST_SPECS, min_size=1, max_size=4), st.lists(_ARGS, max_size=5), st.text(alphabet="ab :", max_size=3))
+@example(["%d", "%%"], [5, None], "")
+@example(["%6s"], ["é".encode()], "")
+@settings(max_examples=250, deadline=None)
+def test_lua_string_format_fast_path_agrees_with_the_go_emulation(specs: list[str], args: list[object], sep: str) -> None:
+    # string.format in the runtime hands C's formatting the cases it renders like Go (replay/lua/runtime.lua)
+    # and everything else to replay.gofmt; both paths must give Go's text
+    fmt = sep.join(specs).encode()
+    h = _handler()
+    lua_format = h._lua.eval(b"function(f, n, ...) return pcall(string.format, f, ...) end")
+    ok, text = lua_format(fmt, len(args), *args)[:2]
+    assert ok, text
+    assert text == go_format(fmt, list(args), [""] * len(args))
+
+
+_HANDLERS: list[LuaHandler] = []
+
+
+def _handler() -> LuaHandler:
+    if not _HANDLERS:
+        _HANDLERS.append(LuaHandler(PROBE))
+    return _HANDLERS[0]

@@ -13,7 +13,7 @@ local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, er
 local raw_unpack, raw_tostring, raw_next, raw_pairs, raw_ipairs = unpack, tostring, next, pairs, ipairs
 local raw_rawget, raw_rawset, raw_setmetatable, raw_getmetatable = rawget, rawset, setmetatable, getmetatable
 local floor, huge = math.floor, math.huge
-local str_format, str_sub, str_byte = string.format, string.sub, string.byte
+local str_format, str_sub, str_byte, str_find, str_gsub = string.format, string.sub, string.byte, string.find, string.gsub
 local concat, tinsert = table.concat, table.insert
 
 local api = {}
@@ -155,8 +155,80 @@ function G.tostring(v)
 end
 local lua_tostring = G.tostring
 
+-- Which formats PUC Lua's C formatting renders exactly as Go's fmt does, verb by verb: "f"/"e"/"E" for
+-- finite numbers, "g"/"G" with a precision, "d"/"i" for whole numbers, "x"/"X"/"o" for whole non-negative
+-- numbers, "s" for strings, "%%"; no "#" flag. Anything else goes through replay.gofmt.
+local FAST_FLOAT = { f = true, e = true, E = true }
+local format_cache, format_cache_size = {}, 0
+
+local function fast_spec(fmt)
+  local verbs = format_cache[fmt]
+  if verbs ~= nil then return verbs end
+  verbs = {}
+  local i, consumed = 1, 0
+  while true do
+    local a, b, flags, width, dot, prec, verb = str_find(fmt, "%%([%-+ 0#]*)(%d*)(%.?)(%d*)(.)", i)
+    if a == nil then break end
+    if verb == "%" then
+      if flags ~= "" or width ~= "" or dot ~= "" or prec ~= "" then verbs = false break end
+      consumed = consumed + 2
+    else
+      consumed = consumed + 1
+      if str_find(flags, "#", 1, true) then verbs = false break end
+      if FAST_FLOAT[verb] or ((verb == "g" or verb == "G") and dot == ".") then
+        verbs[#verbs + 1] = "float"
+      elseif (verb == "d" or verb == "i") and dot == "" then
+        verbs[#verbs + 1] = "int"
+      elseif (verb == "x" or verb == "X" or verb == "o") and dot == "" then
+        verbs[#verbs + 1] = "uint"
+      elseif verb == "s" then
+        -- C pads and cuts by bytes, Go by characters: only ASCII strings when a width or precision is set
+        verbs[#verbs + 1] = (width == "" and dot == "") and "string" or "ascii"
+      else
+        verbs = false
+        break
+      end
+    end
+    i = b + 1
+  end
+  local percents = select(2, str_gsub(fmt, "%%", ""))
+  if verbs and consumed ~= percents then verbs = false end -- a lone trailing %
+  -- gopher-lua hands Go min(#args, npat) arguments, npat = count("%") - count("%%"): more than the verbs
+  -- print as %!(EXTRA ...), fewer as %!d(MISSING); only an exact match formats like C
+  if verbs then verbs.npat = percents - select(2, str_gsub(fmt, "%%%%", "")) end
+  if format_cache_size > 1000 then format_cache, format_cache_size = {}, 0 end
+  format_cache[fmt] = verbs
+  format_cache_size = format_cache_size + 1
+  return verbs
+end
+
+local function fast_args_ok(verbs, n, ...)
+  local given = n < verbs.npat and n or verbs.npat
+  if given ~= #verbs then return false end
+  for k = 1, #verbs do
+    local v = raw_select(k, ...)
+    local kind, t = verbs[k], raw_type(v)
+    if kind == "string" then
+      if t ~= "string" then return false end
+    elseif kind == "ascii" then
+      if t ~= "string" or str_find(v, "[\128-\255]") then return false end
+    elseif t ~= "number" or v ~= v or v == huge or v == -huge then
+      return false
+    elseif kind == "int" then
+      if v ~= floor(v) or v >= 9007199254740992 or v <= -9007199254740992 then return false end
+    elseif kind == "uint" then
+      if v ~= floor(v) or v < 0 or v >= 9007199254740992 then return false end
+    end
+  end
+  return true
+end
+
 function string.format(fmt, ...)
   local t = raw_type(fmt)
+  if t == "string" then
+    local verbs = fast_spec(fmt)
+    if verbs and fast_args_ok(verbs, raw_select("#", ...), ...) then return str_format(fmt, ...) end
+  end
   if t == "number" then
     fmt = number_string(fmt)
   elseif t ~= "string" then
@@ -176,7 +248,7 @@ function string.format(fmt, ...)
 end
 
 -- tonumber: gopher-lua's rules (replay.lua_handler.go_tonumber); plain decimals stay in Lua
-local raw_tonumber, str_find = tonumber, string.find
+local raw_tonumber = tonumber
 local host_tonumber = host.tonumber
 function G.tonumber(...)
   local v, base = ...
@@ -461,41 +533,5 @@ end
 function api.type(v)
   return raw_type(v)
 end
-
--- a flat walk of a value for the Python side: tokens describing tables as gopher-lua's converter sees them
--- (key/value pairs in traversal order); see LuaHandler.state_value.
-function api.walk(v)
-  local out, n = {}, 0
-  local seen = {}
-  local function walk(x, depth)
-    local t = raw_type(x)
-    if t ~= "table" then
-      n = n + 1
-      out[n] = x
-      return
-    end
-    if seen[x] or depth > 200 then
-      n = n + 1
-      out[n] = api.CYCLE
-      return
-    end
-    seen[x] = true
-    n = n + 1
-    out[n] = api.OPEN
-    local k, val = raw_next(x)
-    while k ~= nil do
-      n = n + 1
-      out[n] = k
-      walk(val, depth + 1)
-      k, val = raw_next(x, k)
-    end
-    n = n + 1
-    out[n] = api.CLOSE
-    seen[x] = nil
-  end
-  walk(v, 0)
-  return out, n
-end
-api.OPEN, api.CLOSE, api.CYCLE = {}, {}, {}
 
 return api
