@@ -50,19 +50,28 @@ _PRESENCE_LIST_CALLS = {JoinCall: JOIN, LeaveCall: LEAVE}
 
 
 class _PresenceTable:
-    """Interns presences for one chunk."""
+    """Interns presences for one chunk.
 
-    __slots__ = ("index", "rows")
+    Lookups go by object identity first (the same ``Presence`` object is usually the sender of many
+    messages, and hashing a dataclass costs more than the rest of encoding a message), then by value. The
+    events being encoded keep their presences alive, so an id is never reused while the table exists.
+    """
+
+    __slots__ = ("index", "by_id", "rows")
 
     def __init__(self) -> None:
         self.index: dict[Presence, int] = {}
+        self.by_id: dict[int, int] = {}
         self.rows: list[list[Any]] = []
 
     def ref(self, p: Presence) -> int:
-        i = self.index.get(p)
+        i = self.by_id.get(id(p))
         if i is None:
-            i = self.index[p] = len(self.rows)
-            self.rows.append([p.user_id, p.session_id, p.username, p.node, p.reason])
+            i = self.index.get(p)
+            if i is None:
+                i = self.index[p] = len(self.rows)
+                self.rows.append([p.user_id, p.session_id, p.username, p.node, p.reason])
+            self.by_id[id(p)] = i
         return i
 
 

@@ -59,7 +59,7 @@ def dumps(header: Header, events: list) -> str:
 # -- lossless round trips ------------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(headers, event_lists())
 @example(pinned_header(), pinned_events())
 @example(Header(), [])

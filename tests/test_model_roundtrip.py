@@ -30,7 +30,7 @@ def roundtrip(events: list) -> list:
     return decode_chunk(_unpack(_pack(encode_chunk(events))))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(event_lists())
 @example(pinned_events())
 @example([LoopCall(0, (MatchMessage(ALICE, 1, b"", True, 0), MatchMessage(ALICE, 2, None, False, 0)))])
@@ -42,7 +42,7 @@ def test_chunk_roundtrip(events: list) -> None:
     assert_same(roundtrip(events), events)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(headers)
 @example(pinned_header())
 def test_header_roundtrip(header: Header) -> None:

@@ -58,7 +58,7 @@ def all_chunks(path: Path) -> list:
 # -- round trips ---------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(headers, event_lists(max_size=20), st.sampled_from([1, 2, 7, 256]))
 @example(pinned_header(), pinned_events(), 1)
 @example(pinned_header(), pinned_events(), 3)
