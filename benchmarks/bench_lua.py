@@ -1,0 +1,120 @@
+"""Replay speed of the Lua arena beside the Python arena, and the Lua capture module's overhead.
+
+One scripted 36,000-tick arena match (10 minutes at 60 Hz: four players sending inputs most ticks,
+shooting now and then) is recorded twice in a temporary directory, through the Python arena
+(``arena_fixed.py``) and through the Lua arena (``arena_fixed.lua``), each with its state digest in every
+outcome. Then, best of N runs with ``gc.collect()`` before each:
+
+- Python arena replaying its recording, Lua arena replaying its recording (digests checked): ticks/s,
+  and the Lua/Python ratio;
+- the Lua arena wrapped with the capture module (``nkreplay_capture.lua``: one log record per call, a
+  state snapshot every 600 ticks) against the unwrapped Lua arena, replaying the same Lua recording:
+  ticks/s, the overhead, and the log volume the capture writes per tick.
+
+    python benchmarks/bench_lua.py [--ticks 36000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "fixtures"))
+
+from make_recordings import arena_header  # noqa: E402
+from replay.driver import MatchDriver  # noqa: E402
+from replay.handlers import load_handler  # noqa: E402
+from replay.lua_handler import LuaHandler  # noqa: E402
+from replay.runtime import replay  # noqa: E402
+
+HANDLERS = ROOT / "fixtures" / "handlers"
+
+
+def make_recording(path: Path, handler: str, ticks: int, players: int = 4, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    with MatchDriver(handler, arena_header(handler), capture=str(path), snapshot_every=600) as d:
+        d.init({"max_players": 8, "tick_rate": 60})
+        ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(players)]
+        for p in ps:
+            d.send(p, 3)
+        for _ in range(ticks):
+            for p in ps:
+                if rng.random() < 0.8:
+                    body = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.1, "aim": [1, rng.choice([-1, 0, 1])]}
+                    d.send(p, 1, json.dumps(body))
+            d.tick()
+        if d.runtime.crash is not None:
+            raise SystemExit(f"{handler} crashed while recording: {d.runtime.crash.error}")
+
+
+def wrapped_arena(folder: Path) -> Path:
+    (folder / "arena.lua").write_text((HANDLERS / "arena.lua").read_text())
+    (folder / "arena_fixed.lua").write_text((HANDLERS / "arena_fixed.lua").read_text())
+    path = folder / "arena_fixed_captured.lua"
+    path.write_text('return require("nkreplay_capture").wrap(require("arena_fixed"), { module = "arena", snapshot_every = 600 })\n')
+    return path
+
+
+def timed_replay(recording: Path, make_handler, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        handler = make_handler()
+        gc.collect()
+        t0 = time.perf_counter()
+        result = replay(recording, handler)
+        best = min(best, time.perf_counter() - t0)
+        if not result.reproduced:
+            raise SystemExit(f"replay of {recording} did not reproduce: {result.verdict}")
+    return best, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ticks", type=int, default=36000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        py_rec, lua_rec = folder / "arena-py.nkrec", folder / "arena-lua.nkrec"
+        t0 = time.perf_counter()
+        make_recording(py_rec, str(HANDLERS / "arena_fixed.py"), args.ticks)
+        make_recording(lua_rec, str(HANDLERS / "arena_fixed.lua"), args.ticks)
+        print(f"recorded {args.ticks} ticks twice in {time.perf_counter() - t0:.1f} s "
+              f"(Python {py_rec.stat().st_size / 1e6:.1f} MB, Lua {lua_rec.stat().st_size / 1e6:.1f} MB)")
+
+        py_s, _ = timed_replay(py_rec, lambda: load_handler(str(HANDLERS / "arena_fixed.py")), args.repeat)
+        lua_s, lua_result = timed_replay(lua_rec, lambda: LuaHandler(HANDLERS / "arena_fixed.lua"), args.repeat)
+        ticks = lua_result.ticks_replayed  # type: ignore[attr-defined]
+        print(f"Python arena replay  {ticks / py_s:>9,.0f} ticks/s  ({py_s:.2f} s)")
+        print(f"Lua arena replay     {ticks / lua_s:>9,.0f} ticks/s  ({lua_s:.2f} s)")
+
+        captured = wrapped_arena(folder)
+        cap_s, cap_result = timed_replay(lua_rec, lambda: LuaHandler(captured), args.repeat)
+        log_bytes = sum(len(m) for _, m in cap_result.logs)  # type: ignore[attr-defined]
+        probe = LuaHandler(captured)
+        with MatchDriver(probe, arena_header(str(captured))) as d:  # log volume over 600 ticks of the same script
+            d.init({"max_players": 8, "tick_rate": 60})
+            ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(4)]
+            rng = random.Random(1)
+            for _ in range(600):
+                for p in ps:
+                    if rng.random() < 0.8:
+                        d.send(p, 1, json.dumps({"dx": 1, "dy": 0, "shoot": rng.random() < 0.1, "aim": [1, 0]}))
+                d.tick()
+            log_bytes = sum(len(m) for _, m in d.runtime.logger.lines)
+        print(f"Lua arena + capture  {ticks / cap_s:>9,.0f} ticks/s  ({cap_s:.2f} s), capture log {log_bytes / 600:,.0f} bytes/tick")
+        print()
+        print(f"ratio Lua / Python replay speed:          {py_s / lua_s:.2f}")
+        print(f"capture overhead (wrapped / unwrapped):   {cap_s / lua_s:.2f}x time, {100 * (cap_s - lua_s) / lua_s:.0f}% slower")
+
+
+if __name__ == "__main__":
+    main()
