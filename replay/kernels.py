@@ -49,6 +49,7 @@ __all__ = [
 
 #: Deepest container nesting the flattening kernel follows.
 MAX_DEPTH = 512
+_BLOCK = 256  # elements per block in the scans
 
 _U = np.uint64
 _FNV_OFFSET = _U(0xCBF29CE484222325)
@@ -483,9 +484,17 @@ def _content_parallel(buf, offsets, out, codes, where):  # type: ignore[no-untyp
 @njit(cache=True)
 def _first_difference(a, b):  # type: ignore[no-untyped-def]
     n = min(a.shape[0], b.shape[0])
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
+    i = 0
+    while i + _BLOCK <= n:  # a branch-free OR of XORs per block vectorises; find the index after
+        acc = _ZERO
+        for k in range(i, i + _BLOCK):
+            acc |= a[k] ^ b[k]
+        if acc != _ZERO:
+            break
+        i += _BLOCK
+    for k in range(i, n):
+        if a[k] != b[k]:
+            return k
     if a.shape[0] != b.shape[0]:
         return n
     return -1
@@ -539,10 +548,25 @@ def _merge_diff(ha, ba, hb, bb, rel, abs_, out_a, out_b, limit):  # type: ignore
 
 @njit(cache=True)
 def _same_bytes(buf_a, sa, ea, buf_b, sb, eb):  # type: ignore[no-untyped-def]
-    if ea - sa != eb - sb:
+    n = ea - sa
+    if n != eb - sb:
         return False
-    for k in range(ea - sa):
-        if buf_a[sa + k] != buf_b[sb + k]:
+    w = n // 8  # compare 8-byte words (unaligned views are fine on the platforms numba targets) ...
+    va = buf_a[sa : sa + 8 * w].view(np.uint64)
+    vb = buf_b[sb : sb + 8 * w].view(np.uint64)
+    k = 0
+    while k + _BLOCK <= w:  # ... as an OR of XORs per block, which vectorises (an early exit per word would not)
+        acc = _ZERO
+        for j in range(k, k + _BLOCK):
+            acc |= va[j] ^ vb[j]
+        if acc != _ZERO:
+            return False
+        k += _BLOCK
+    for j in range(k, w):
+        if va[j] != vb[j]:
+            return False
+    for j in range(8 * w, n):
+        if buf_a[sa + j] != buf_b[sb + j]:
             return False
     return True
 

@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 from naive_diff import naive_field_diff
 from state_strategies import states
 
-from recorder.canonical import canonical_bytes, canonicalize
+from recorder.canonical import canonical_bytes
 from recorder.errors import SnapshotError
 from replay import kernels
 from replay.diff import (
-    MISSING,
     PathDiff,
     Tolerance,
     diff_trajectories,

@@ -97,6 +97,18 @@ def test_first_difference_matches_reference(a: np.ndarray, b: np.ndarray) -> Non
     assert kernels.first_difference(a, b) == naive_first_divergence(a.tolist(), b.tolist())
 
 
+@few
+@given(st.integers(0, 1100), st.lists(st.integers(0, 1100), max_size=3), st.integers(0, 1100))
+def test_first_difference_across_blocks(n: int, flips: list[int], cut: int) -> None:
+    a = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    b = a.copy()
+    for i in flips:
+        if i < n:
+            b[i] ^= np.uint64(1) << np.uint64(i % 64)
+    b = b[: max(cut, n // 2)].copy()
+    assert kernels.first_difference(a, b) == naive_first_divergence(a.tolist(), b.tolist())
+
+
 def _mutate(state: object, data: st.DataObject) -> object:
     """A copy of ``state`` with a few leaves nudged, retyped, dropped or added."""
     if isinstance(state, dict):
@@ -157,6 +169,21 @@ def test_first_divergence_matches_reference(
         assert kernels.first_divergence(pa, pb, rel, abs_, start=want + 1) in (-1, len(other), len(trajectory)) or (
             kernels.first_divergence(pa, pb, rel, abs_, start=want + 1) > want
         )
+
+
+@few
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=4), st.data())
+def test_first_divergence_on_long_blobs(lengths: list[int], data: st.DataObject) -> None:
+    """Blobs long enough for the word and block paths of the byte comparison, at unaligned offsets."""
+    payloads = [bytes(i % 251 for i in range(n)) for n in lengths]
+    other = list(payloads)
+    t = data.draw(st.integers(0, len(payloads) - 1))
+    if payloads[t]:
+        k = data.draw(st.integers(0, len(payloads[t]) - 1))
+        other[t] = payloads[t][:k] + bytes([payloads[t][k] ^ 0x5A]) + payloads[t][k + 1 :]
+    pa = kernels.pack([canonical_bytes({"b": p, "pad": "x" * (i % 7)}) for i, p in enumerate(payloads)])
+    pb = kernels.pack([canonical_bytes({"b": p, "pad": "x" * (i % 7)}) for i, p in enumerate(other)])
+    assert kernels.first_divergence(pa, pb) == (t if payloads[t] else -1)
 
 
 def _reverse_keys(v: object) -> object:
