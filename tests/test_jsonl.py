@@ -6,7 +6,6 @@ import io
 import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,8 +42,13 @@ from model_strategies import (
     values,
 )
 
-_TMP = Path(tempfile.mkdtemp(prefix="jsonl-tests-"))
 ALICE = {"user_id": "u1", "session_id": "s1", "username": "alice", "node": "nakama1"}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for hypothesis tests (they cannot take the function-scoped ``tmp_path``)."""
+    return tmp_path_factory.mktemp("scratch")
 
 
 def parse(text: str, path: str = "t.jsonl") -> tuple[Header, list]:
@@ -76,8 +80,8 @@ def test_model_to_jsonl_and_back(header: Header, events: list) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(headers, event_lists(max_size=20))
 @example(pinned_header(), pinned_events())
-def test_file_to_jsonl_to_file_is_byte_identical(header: Header, events: list) -> None:
-    original, again, jsonl = _TMP / "a.nkrec", _TMP / "b.nkrec", _TMP / "a.jsonl"
+def test_file_to_jsonl_to_file_is_byte_identical(scratch: Path, header: Header, events: list) -> None:
+    original, again, jsonl = scratch / "a.nkrec", scratch / "b.nkrec", scratch / "a.jsonl"
     write_recording(original, header, events, chunk_events=3)
     with open_recording(original) as rec, open(jsonl, "wb") as f:
         assert write_jsonl(f, rec.header, rec.events()) == len(events)

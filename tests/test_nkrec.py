@@ -7,7 +7,6 @@ import random
 import struct
 import subprocess
 import sys
-import tempfile
 import tracemalloc
 import warnings
 import zlib
@@ -39,7 +38,12 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
 REAL_RECORDINGS = sorted(FIXTURES.glob("*.nkrec"))
 HEADER = Header(match_id="m1.nakama1", module="arena", tick_rate=10, node="nakama1")
 ALICE = Presence("u1", "s1", "alice", "nakama1")
-_TMP = Path(tempfile.mkdtemp(prefix="nkrec-tests-"))  # hypothesis tests cannot take function-scoped tmp_path
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for hypothesis tests (they cannot take the function-scoped ``tmp_path``)."""
+    return tmp_path_factory.mktemp("scratch")
 
 
 def loops(first: int, count: int, per_loop: int = 2) -> list[LoopCall]:
@@ -63,8 +67,8 @@ def all_chunks(path: Path) -> list:
 @example(pinned_header(), pinned_events(), 1)
 @example(pinned_header(), pinned_events(), 3)
 @example(pinned_header(), [], 256)
-def test_file_roundtrip(header: Header, events: list, chunk_events: int) -> None:
-    path = _TMP / "roundtrip.nkrec"
+def test_file_roundtrip(scratch: Path, header: Header, events: list, chunk_events: int) -> None:
+    path = scratch / "roundtrip.nkrec"
     assert write_recording(path, header, events, chunk_events=chunk_events) == len(events)
     got_header, got = read_events(path, strict=True)
     assert_same(got_header, header)
