@@ -627,7 +627,7 @@ class LuaHandler:
         return f"{type(exc).__name__}: {exc}", type(exc).__name__, ""
 
     def close(self) -> None:
-        self._fns = {}
+        """Forget the runtime's nk and dispatcher (the Lua state stays: a handler object can replay again)."""
         self._nk = self._load_nk
         self._dispatcher = None
 

@@ -13,8 +13,8 @@ local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, er
 local raw_unpack, raw_tostring, raw_next, raw_pairs, raw_ipairs = unpack, tostring, next, pairs, ipairs
 local raw_rawget, raw_rawset, raw_setmetatable, raw_getmetatable = rawget, rawset, setmetatable, getmetatable
 local floor, huge = math.floor, math.huge
-local str_format, str_sub, str_byte, str_find, str_gsub = string.format, string.sub, string.byte, string.find, string.gsub
-local concat, tinsert = table.concat, table.insert
+local str_format, str_sub, str_find, str_gsub = string.format, string.sub, string.find, string.gsub
+local concat = table.concat
 
 local api = {}
 local G = _G
