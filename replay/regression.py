@@ -207,8 +207,9 @@ class _PathProbe:
     """Replay observer: at the first recorded snapshot at or after the first divergence, name the differing
     state paths (``replay.diff.field_diff``); stays silent when the diff module or a snapshot is missing."""
 
-    def __init__(self, run: RegressionRun) -> None:
+    def __init__(self, run: RegressionRun, state_value: Callable[[Any], Any]) -> None:
         self.run = run
+        self.state_value = state_value  # the handler's state as plain data (a Lua table converted)
         self.diverged = False
         self.done = False
 
@@ -225,7 +226,8 @@ class _PathProbe:
             from recorder.canonical import canonical_bytes  # noqa: PLC0415
             from replay.diff import field_diff  # noqa: PLC0415
 
-            diff = field_diff(recorded.snapshot, canonical_bytes(step.state), limit=20, encoded=True)
+            replayed = canonical_bytes(self.state_value(step.state))
+            diff = field_diff(recorded.snapshot, replayed, limit=20, encoded=True)
         except Exception:  # noqa: BLE001 - naming paths is a courtesy; the verdict does not depend on it
             return
         self.run.paths_tick = step.call.tick
@@ -233,12 +235,8 @@ class _PathProbe:
         self.run.paths = [f"{d.path}: recorded {d.a!r}, replayed {d.b!r}" for d in diff.paths]
 
 
-def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
-    """``replay.runtime.replay`` with the handler's sibling modules imported afresh (``replay.isolation``).
-    ``handler`` None means the one the recording's header names."""
-    from replay.isolation import fresh_imports, handler_folder  # noqa: PLC0415
-    from replay.runtime import replay  # noqa: PLC0415
-
+def _resolve(recording: str | os.PathLike[str], handler: Any) -> tuple[Any, Path]:
+    """The handler spec (None: the header's, relative to the recording) and the folder its siblings are in."""
     spec = handler
     if spec is None:
         from recorder.nkrec import open_recording  # noqa: PLC0415
@@ -246,18 +244,37 @@ def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, opti
         with open_recording(recording) as rec:
             named = rec.header.handler
         spec = str(Path(recording).parent / named) if named else None  # None: replay() says what is missing
-    folder = handler_folder(spec) if isinstance(spec, (str, os.PathLike)) else Path(recording).resolve().parent
+    if isinstance(spec, (str, os.PathLike)):
+        from replay.isolation import handler_folder  # noqa: PLC0415
+
+        return spec, handler_folder(spec)
+    return spec, Path(recording).resolve().parent
+
+
+def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
+    """``replay.runtime.replay`` with the handler's sibling modules imported afresh (``replay.isolation``).
+    ``handler`` None means the one the recording's header names."""
+    from replay.isolation import fresh_imports  # noqa: PLC0415
+    from replay.runtime import replay  # noqa: PLC0415
+
+    spec, folder = _resolve(recording, handler)
     with fresh_imports(folder):
         return replay(os.fspath(recording), spec, options, observer=observer)
 
 
 def run_expectation(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None) -> RegressionRun:
     """Replay ``recording`` as ``exp`` says (its handler, seed, tick limit)."""
-    from replay.runtime import ReplayOptions  # noqa: PLC0415
+    from replay.handlers import load_handler  # noqa: PLC0415
+    from replay.isolation import fresh_imports  # noqa: PLC0415
+    from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
 
-    spec = handler if handler is not None else (exp.handler_spec() if exp else None)
+    options = exp.options() if exp else ReplayOptions()
+    spec, folder = _resolve(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
     run = RegressionRun(result=None)
-    run.result = replay_isolated(recording, spec, exp.options() if exp else ReplayOptions(), _PathProbe(run))
+    with fresh_imports(folder):
+        loaded = load_handler(spec, module_path=options.module_path) if isinstance(spec, (str, os.PathLike)) else spec
+        probe = _PathProbe(run, getattr(loaded, "state_value", lambda state: state))
+        run.result = replay(os.fspath(recording), loaded, options, observer=probe)
     return run
 
 

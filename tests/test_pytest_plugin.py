@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import replay.regression  # noqa: F401 - imported once here rather than again in every inner pytest run
+import replay.diff  # noqa: F401 - numpy (under replay.diff) cannot be imported twice in a process: the inner
+import replay.regression  # noqa: F401 - runs must find these loaded, and need not import them again
 
 pytest_plugins = ["pytester"]
 # plugins the inner runs do not need (hypothesis alone costs a second per run to import)
@@ -210,7 +211,6 @@ def test_replay_recording_fixture(pytester):
 
 
 def test_state_paths_are_named_where_a_snapshot_was_recorded(pytester):
-    pytest.importorskip("replay.diff", reason="the state diff module (replay.diff) names the paths")
     _layout(pytester, 'handler = "../handlers/fast_arena.py"\nmatches_recorded = true\n', recording=CLEAN_REC)
     fast = pytester.path / "handlers" / "fast_arena.py"
     fast.write_text((HANDLERS / "arena.py").read_text().replace("SPEED, BULLET_SPEED", "SPEED_, BULLET_SPEED") + "\nSPEED = 3.0\n")
@@ -224,3 +224,32 @@ def test_state_paths_are_named_where_a_snapshot_was_recorded(pytester):
             "  bullets[[]0[]].x: recorded *, replayed *",
         ]
     )
+
+
+def test_lua_state_paths(pytester, tmp_path):
+    """The same for a Lua handler: its state (a Lua table) is compared with the recorded snapshot."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    try:
+        from make_recordings import arena_header, play_arena
+    finally:
+        sys.path.remove(str(ROOT / "fixtures"))
+    from replay.driver import MatchDriver
+
+    rec = tmp_path / "lua-clean.nkrec"
+    with MatchDriver(str(HANDLERS / "arena.lua"), arena_header("../handlers/arena.lua"), capture=str(rec), snapshot_every=10) as d:
+        play_arena(d, ticks=25, reconnect_race_at=None)
+    _layout(pytester, 'handler = "../handlers/fast.lua"\nmatches_recorded = true\n', recording=rec)
+    shutil.copy(HANDLERS / "arena.lua", pytester.path / "handlers" / "arena.lua")
+    (pytester.path / "handlers" / "fast.lua").write_text(
+        (HANDLERS / "arena.lua").read_text().replace("local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 2.0,", "local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 3.0,")
+    )
+    result = run(pytester, "--nkreplay-dir", "regs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["first divergent tick * (match_loop, call #*): *", "state paths differing from the recorded snapshot at tick *", "  *: recorded *, replayed *"]
+    )
+    # the unchanged Lua handler reproduces its own recording
+    (pytester.path / "regs" / "lua-clean.expect.toml").write_text('handler = "../handlers/arena.lua"\nmatches_recorded = true\nno_crash = true\n')
+    run(pytester, "--nkreplay-dir", "regs").assert_outcomes(passed=1)
