@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recorder.errors import HandlerLoadError
 from recorder.model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
@@ -338,3 +340,46 @@ def test_go_tonumber() -> None:
     assert [go_tonumber(x) for x in (b"0x10", b" 10 ", b"1e2", b"5.", b"", b"-12", b"1.5e3", b"99999999999999999999", b"inf")] == [
         16, 10, None, 5.0, None, -12, 1500.0, None, None]
     assert go_tonumber(b"z", 36) == 35 and go_tonumber(b"12", 2) is None and go_tonumber(7.5) == 7.5
+
+
+def test_binary_message_data_round_trips(tmp_path: Path) -> None:
+    path = module(tmp_path, loop=textwrap.dedent("""
+        for _, m in ipairs(messages) do dispatcher.broadcast_message(m.op_code, m.data) end
+        return state"""))
+    from recorder.model import JoinCall
+
+    rt = MatchRuntime(LuaHandler(path), HEADER)
+    rt.apply(InitCall({}))
+    rt.apply(JoinCall(0, (ALICE.with_reason(1),)))
+    payloads = [b"\x00\xff\xfe binary", "héllo".encode(), b"", None]
+    step = rt.apply(LoopCall(0, tuple(MatchMessage(ALICE, i, p, True, 0) for i, p in enumerate(payloads))))
+    assert [b.data for b in step.outcome.broadcasts] == payloads
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    # nil is absence in Lua: no None inside containers (Nakama cannot represent them either)
+    lambda inner: st.lists(inner.filter(lambda x: x is not None), min_size=1, max_size=4)
+    | st.dictionaries(st.text(max_size=5), inner.filter(lambda x: x is not None), max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSONISH)
+@settings(max_examples=150, deadline=None)
+def test_python_lua_python_is_lossless_for_what_nakama_represents(value: object) -> None:
+    # doubles, 1-based arrays, string keys: the canonical form (and so the digest) survives the trip
+    from recorder.canonical import canonical_bytes
+
+    h = _shared_handler()
+    assert canonical_bytes(lua_to_plain(h._to_lua(value))) == canonical_bytes(value)
+
+
+_SHARED: list[LuaHandler] = []
+
+
+def _shared_handler() -> LuaHandler:
+    if not _SHARED:
+        _SHARED.append(LuaHandler(HANDLERS / "arena.lua"))
+    return _SHARED[0]
