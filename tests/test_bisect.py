@@ -240,3 +240,19 @@ def test_bad_input_is_reported(tmp_path, capsys):
     assert "no handler files" in capsys.readouterr().err
     with pytest.raises(BisectError, match="at least two versions"):
         bisect([Version("a", "a")], lambda v: (GOOD, ""))
+
+
+def test_an_earlier_other_crash_is_a_skip(tmp_path, capsys):
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    early = FIXED.replace(
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    if tick == 5:\n        raise ValueError('early')\n",
+    )
+    for i, text in enumerate((FIXED, early, BUGGY), 1):
+        (folder / f"arena_v{i}.py").write_text(text)
+    code, out = _run_json(capsys, CRASH_REC, "--handlers", str(folder))
+    assert code == 1 and out["first_bad"] is None
+    [step] = out["steps"]
+    assert step["verdict"] == SKIP and step["why"].startswith("another crash first, in match_loop at tick 5: ValueError: early")
+    assert [c["name"] for c in out["candidates"]] == ["arena_v2.py", "arena_v3.py"]
