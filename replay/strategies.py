@@ -69,6 +69,7 @@ from recorder.model import Call, Header, PresenceReason
 from replay.actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
 __all__ = [
+    "ACTION_KINDS",
     "DEFAULT_PROFILE",
     "FuzzProfile",
     "by_version",
@@ -76,6 +77,7 @@ __all__ = [
     "client_actions",
     "json_shape",
     "load_profile",
+    "action_of",
     "next_action",
     "payload_strategy",
     "ClientModel",
@@ -276,11 +278,13 @@ def _user(model: ClientModel, prefer_connected: bool) -> SearchStrategy[int]:
     return st.integers(0, model.max_users - 1)
 
 
+ACTION_KINDS = ("tick", "send", "connect", "leave", "burst", "signal", "terminate")
+
+
 @st.composite
-def next_action(draw: Callable[[SearchStrategy[Any]], Any], model: ClientModel) -> Action:
-    """One action given what ``model`` believes; the model is updated with it."""
+def action_of(draw: Callable[[SearchStrategy[Any]], Any], kind: str, model: ClientModel) -> Action:
+    """One action of ``kind`` (one of ``ACTION_KINDS``) given what ``model`` believes; the model is updated."""
     profile = model.profile
-    kind = draw(st.sampled_from(_KINDS))
     action: Action
     if kind == "tick":
         action = Tick(draw(st.integers(1, 3)))
@@ -303,14 +307,21 @@ def next_action(draw: Callable[[SearchStrategy[Any]], Any], model: ClientModel) 
     elif kind == "signal":
         signals = tuple(profile.signals)
         action = Signal(draw(st.sampled_from(signals) if signals else st.text(max_size=12)))
-    else:
+    elif kind == "terminate":
         action = Terminate(draw(st.sampled_from((5, 5, 0))))
+    else:
+        raise ValueError(f"unknown action kind {kind!r}; one of {', '.join(ACTION_KINDS)}")
     model.apply(action)
     return action
 
 
+@st.composite
+def next_action(draw: Callable[[SearchStrategy[Any]], Any], model: ClientModel) -> Action:
+    """One action of any kind (weighted toward sends, ticks and connects) given what ``model`` believes."""
+    return draw(action_of(draw(st.sampled_from(_KINDS)), model))
+
+
 _SEGMENT = 8
-_NESTED = True
 
 
 def client_actions(
@@ -332,7 +343,7 @@ def client_actions(
         # Elements are drawn in order, each seeing the model the earlier ones left behind. Segments of
         # segments: a plain list averages 5 elements, too few for churn; this averages about 20 and
         # still shrinks by deleting single actions or whole segments.
-        segments = draw(st.lists(st.lists(next_action(model), max_size=inner), max_size=outer)) if _NESTED else [draw(st.lists(next_action(model), max_size=max_actions))]
+        segments = draw(st.lists(st.lists(next_action(model), max_size=inner), max_size=outer))
         return [a for seg in segments for a in seg][:max_actions]
 
     return build()

@@ -69,6 +69,7 @@ class StreamRules:
             for m in call.messages:  # type: ignore[union-attr]
                 if m.sender.session_id not in self.window:
                     return f"call #{i}: message from session {m.sender.session_id}, not in the match since the last loop"
+            self.loops += 1
         return ""
 
     def after(self, step: StepResult, present: set[str]) -> None:
@@ -79,7 +80,6 @@ class StreamRules:
             for p in call.presences:  # type: ignore[union-attr]
                 self.pending.discard(p.session_id)
         if t is LoopCall and not step.synthetic:
-            self.loops += 1
             self.window = set(present)
         else:
             self.window |= present

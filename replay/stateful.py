@@ -1,0 +1,102 @@
+"""A hypothesis state machine that drives a match handler with client actions and checks every call.
+
+``match_state_machine(handler, profile)`` returns a ``RuleBasedStateMachine`` subclass; use its
+``TestCase`` in a test module::
+
+    from hypothesis import settings
+    from replay.stateful import match_state_machine
+
+    ArenaMachine = match_state_machine("fixtures/handlers/arena_fixed.py", "fixtures/handlers/arena_payloads.py")
+    TestArena = ArenaMachine.TestCase
+    TestArena.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
+
+Each rule is one kind of client action (connect, leave, send, burst, tick, signal, terminate), drawn from
+``replay.strategies.action_of`` and played through ``replay.actions.MatchPlayer``, so the handler sees a
+call stream Nakama could make (once the match has stopped, rules do nothing, as Nakama would). After every handler call the checks of ``replay.checks`` run: no exception
+or hang, no broadcast to a presence not in the match, the profile's invariants plus ``invariants``. A
+failure raises ``MatchCheckFailed`` (an ``AssertionError``) and hypothesis shrinks the rule sequence.
+Subclass the machine to add your own ``@invariant()`` methods; ``self.player`` is the match
+(``player.state``, ``player.presences``, ``player.calls()``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
+
+from replay.actions import Action, MatchPlayer, fuzz_header
+from replay.checks import MatchChecks
+from replay.handlers import load_handler
+from replay.strategies import DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
+
+__all__ = ["match_state_machine"]
+
+
+def match_state_machine(
+    handler: Any,
+    profile: FuzzProfile | str | os.PathLike[str] | None = None,
+    *,
+    invariants: Sequence[Callable[[Any], Any]] = (),
+    max_users: int | None = None,
+    absent_targets: bool = True,
+    hang_timeout: float | None = 1.0,
+    seed: int = 0,
+) -> type[RuleBasedStateMachine]:
+    """A state machine class for ``handler`` (path or loaded) with clients described by ``profile``
+    (a ``FuzzProfile`` or a profile module path; default: ``DEFAULT_PROFILE``)."""
+    loaded = load_handler(handler) if isinstance(handler, (str, os.PathLike)) else handler
+    prof = load_profile(profile) if isinstance(profile, (str, os.PathLike)) else profile or DEFAULT_PROFILE
+    header = fuzz_header(getattr(loaded, "path", ""), dict(prof.params), seed)
+    checks = MatchChecks(tuple(prof.invariants) + tuple(invariants), absent_targets=absent_targets)
+
+    class MatchMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = ClientModel(prof, max_users)
+            self.player = MatchPlayer(
+                loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
+            )
+            self.player.start()
+
+        def _play(self, data: Any, kind: str) -> Action:
+            action = data.draw(action_of(kind, self.model), label=kind)
+            self.player.play(action)
+            return action
+
+        @rule(data=st.data())
+        def connect(self, data: Any) -> None:
+            self._play(data, "connect")
+
+        @rule(data=st.data())
+        def leave(self, data: Any) -> None:
+            self._play(data, "leave")
+
+        @rule(data=st.data())
+        def send(self, data: Any) -> None:
+            self._play(data, "send")
+
+        @rule(data=st.data())
+        def burst(self, data: Any) -> None:
+            self._play(data, "burst")
+
+        @rule(data=st.data())
+        def tick(self, data: Any) -> None:
+            self._play(data, "tick")
+
+        @rule(data=st.data())
+        def signal(self, data: Any) -> None:
+            self._play(data, "signal")
+
+        @rule(data=st.data())
+        def terminate(self, data: Any) -> None:
+            self._play(data, "terminate")
+
+        def teardown(self) -> None:
+            self.player.close()
+
+    MatchMachine.__name__ = MatchMachine.__qualname__ = f"MatchMachine_{header.module or 'handler'}"
+    return MatchMachine

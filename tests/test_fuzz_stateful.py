@@ -1,0 +1,120 @@
+"""replay.stateful and replay.checks: the state machine drives real handlers and each check fails when,
+and only when, its rule is broken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
+from replay.actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
+from replay.checks import MatchChecks
+from replay.handlers import load_handler
+from replay.stateful import match_state_machine
+from replay.strategies import FuzzProfile
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS = ROOT / "fixtures" / "handlers"
+PROFILE = str(HANDLERS / "arena_payloads.py")
+# generation only: finding is what these tests are about; shrinking is hypothesis's (and tested in test_fuzz)
+FIND = settings(
+    max_examples=200, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+    suppress_health_check=list(HealthCheck), phases=[Phase.generate],
+)
+
+ArenaFixedMachine = match_state_machine(str(HANDLERS / "arena_fixed.py"), PROFILE)
+TestArenaFixedSurvives = ArenaFixedMachine.TestCase
+TestArenaFixedSurvives.settings = settings(
+    max_examples=40, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+# A handler that says goodbye to the leaver, who is no longer in the match: Nakama drops the message.
+GOODBYE = '''
+def match_init(ctx, logger, nk, params): return {"n": 0}, 10, ""
+def match_join_attempt(ctx, logger, nk, dispatcher, tick, state, presence, metadata): return state, True, ""
+def match_join(ctx, logger, nk, dispatcher, tick, state, presences): return state
+def match_leave(ctx, logger, nk, dispatcher, tick, state, presences):
+    dispatcher.broadcast_message(99, "bye", presences)
+    return state
+def match_loop(ctx, logger, nk, dispatcher, tick, state, messages): return state
+def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace): return state
+def match_signal(ctx, logger, nk, dispatcher, tick, state, data): return state, ""
+'''
+
+# Hangs when a message with op code 9 arrives.
+HANG = GOODBYE.replace('dispatcher.broadcast_message(99, "bye", presences)', "pass").replace(
+    "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages): return state",
+    "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
+    "    while any(m.op_code == 9 for m in messages):\n        pass\n    return state",
+)
+
+
+@pytest.fixture(scope="module")
+def small_handlers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("handlers")
+    (d / "goodbye.py").write_text(GOODBYE)
+    (d / "hang.py").write_text(HANG)
+    return d
+
+
+def test_the_machine_finds_the_arena_reconnection_crash() -> None:
+    machine = match_state_machine(str(HANDLERS / "arena.py"), PROFILE)
+    with pytest.raises(HandlerCrashed) as info:
+        run_state_machine_as_test(machine, settings=FIND)
+    assert info.value.key == "match_loop|KeyError|arena.py:match_loop"
+    assert info.value.callback == "match_loop"
+
+
+def test_the_machine_finds_broadcasts_to_presences_that_left(small_handlers: Path) -> None:
+    machine = match_state_machine(str(small_handlers / "goodbye.py"), FuzzProfile(payloads={1: None}))
+    with pytest.raises(BroadcastToAbsentPresence) as info:
+        run_state_machine_as_test(machine, settings=FIND)
+    assert info.value.callback == "match_leave" and info.value.op_code == 99
+    assert info.value.location == "goodbye.py:match_leave"
+    # the same handler passes when the check is off (leaves and broadcasts still run)
+    quiet = match_state_machine(str(small_handlers / "goodbye.py"), FuzzProfile(payloads={1: None}), absent_targets=False)
+    run_state_machine_as_test(quiet, settings=settings(FIND, max_examples=20))
+
+
+def test_user_invariants_are_checked_after_every_call() -> None:
+    def at_most_two_players(state):  # type: ignore[no-untyped-def]
+        return len(state["players"]) <= 2
+
+    machine = match_state_machine(str(HANDLERS / "arena_fixed.py"), PROFILE, invariants=[at_most_two_players])
+    with pytest.raises(InvariantViolated) as info:
+        run_state_machine_as_test(machine, settings=FIND)
+    assert info.value.name == "at_most_two_players" and info.value.callback == "match_join"
+
+
+def test_a_hang_is_a_crash_with_the_hang_signature(small_handlers: Path) -> None:
+    handler = load_handler(str(small_handlers / "hang.py"))
+    with MatchPlayer(handler, fuzz_header(), hang_timeout=0.2, checks=MatchChecks()) as player:
+        player.start()
+        player.play(Connect(0))
+        player.play(Send(0, 1, b"fine"))
+        player.play(Tick())
+        player.play(Send(0, 9, b"stuck"))
+        with pytest.raises(HandlerCrashed) as info:
+            player.play(Tick())
+    assert info.value.crash.hung and info.value.key == "match_loop|Hang|?"
+    assert info.value.tick == 1
+
+
+def test_checks_stay_quiet_on_a_clean_match(small_handlers: Path) -> None:
+    handler = load_handler(str(small_handlers / "goodbye.py"))
+    with MatchPlayer(handler, fuzz_header(), checks=MatchChecks()) as player:
+        player.start()
+        player.play(Connect(0))
+        player.play(Connect(1))
+        player.play(Tick())
+        with pytest.raises(BroadcastToAbsentPresence):
+            player.play(Leave(0))
+    # without the leave, nothing fails
+    with MatchPlayer(handler, fuzz_header(), checks=MatchChecks()) as player:
+        player.start()
+        player.play_all([Connect(0), Connect(1), Send(1, 1, b"x"), Tick(2)])
+        assert player.runtime.crash is None and len(player.presences) == 2
