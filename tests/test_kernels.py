@@ -71,7 +71,7 @@ def test_plain_msgpack_flattens_like_canonical_bytes(state: object) -> None:
         assert _has_non_string_key(state)
 
 
-@many
+@few
 @given(st.lists(states(max_leaves=12), max_size=6), st.booleans())
 def test_content_digests_match_reference(trajectory: list[object], parallel: bool) -> None:
     packed = kernels.pack([canonical_bytes(s) for s in trajectory])
