@@ -6,7 +6,7 @@ shooting now and then) is recorded twice in a temporary directory, through the P
 outcome. Then, best of N runs with ``gc.collect()`` before each:
 
 - Python arena replaying its recording, Lua arena replaying its recording (digests checked): ticks/s,
-  and the Lua/Python ratio;
+  and the Lua/Python ratio (the three configurations take turns, best of N each: the load changes);
 - the Lua arena wrapped with the capture module (``nkreplay_capture.lua``: one log record per call, a
   state snapshot every 600 ticks) against the unwrapped Lua arena, replaying the same Lua recording:
   ticks/s, the overhead, and the log volume the capture writes per tick.
@@ -63,17 +63,21 @@ def wrapped_arena(folder: Path) -> Path:
     return path
 
 
-def timed_replay(recording: Path, make_handler, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    best, result = float("inf"), None
+def timed_replays(runs: dict[str, tuple[Path, object]], repeat: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Best time of each configuration, the configurations taking turns (the machine's load changes)."""
+    best = {name: float("inf") for name in runs}
+    results: dict[str, object] = {}
     for _ in range(repeat):
-        handler = make_handler()
-        gc.collect()
-        t0 = time.perf_counter()
-        result = replay(recording, handler)
-        best = min(best, time.perf_counter() - t0)
-        if not result.reproduced:
-            raise SystemExit(f"replay of {recording} did not reproduce: {result.verdict}")
-    return best, result
+        for name, (recording, make_handler) in runs.items():
+            handler = make_handler()  # type: ignore[operator]
+            gc.collect()
+            t0 = time.perf_counter()
+            result = replay(recording, handler)
+            best[name] = min(best[name], time.perf_counter() - t0)
+            if not result.reproduced:
+                raise SystemExit(f"{name}: replay of {recording} did not reproduce: {result.verdict}")
+            results[name] = result
+    return best, results
 
 
 def main() -> None:
@@ -90,15 +94,19 @@ def main() -> None:
         print(f"recorded {args.ticks} ticks twice in {time.perf_counter() - t0:.1f} s "
               f"(Python {py_rec.stat().st_size / 1e6:.1f} MB, Lua {lua_rec.stat().st_size / 1e6:.1f} MB)")
 
-        py_s, _ = timed_replay(py_rec, lambda: load_handler(str(HANDLERS / "arena_fixed.py")), args.repeat)
-        lua_s, lua_result = timed_replay(lua_rec, lambda: LuaHandler(HANDLERS / "arena_fixed.lua"), args.repeat)
-        ticks = lua_result.ticks_replayed  # type: ignore[attr-defined]
+        captured = wrapped_arena(folder)
+        best, results = timed_replays(
+            {
+                "python": (py_rec, lambda: load_handler(str(HANDLERS / "arena_fixed.py"))),
+                "lua": (lua_rec, lambda: LuaHandler(HANDLERS / "arena_fixed.lua")),
+                "lua+capture": (lua_rec, lambda: LuaHandler(captured)),
+            },
+            args.repeat,
+        )
+        py_s, lua_s, cap_s = best["python"], best["lua"], best["lua+capture"]
+        ticks = results["lua"].ticks_replayed  # type: ignore[attr-defined]
         print(f"Python arena replay  {ticks / py_s:>9,.0f} ticks/s  ({py_s:.2f} s)")
         print(f"Lua arena replay     {ticks / lua_s:>9,.0f} ticks/s  ({lua_s:.2f} s)")
-
-        captured = wrapped_arena(folder)
-        cap_s, cap_result = timed_replay(lua_rec, lambda: LuaHandler(captured), args.repeat)
-        log_bytes = sum(len(m) for _, m in cap_result.logs)  # type: ignore[attr-defined]
         probe = LuaHandler(captured)
         with MatchDriver(probe, arena_header(str(captured))) as d:  # log volume over 600 ticks of the same script
             d.init({"max_players": 8, "tick_rate": 60})
