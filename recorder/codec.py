@@ -20,6 +20,7 @@ Outcomes are maps with short keys holding only what was recorded; nondeterminist
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
@@ -43,7 +44,7 @@ from recorder.model import (
     WireEvent,
 )
 
-__all__ = ["encode_chunk", "decode_chunk", "encode_header", "decode_header", "event_tick"]
+__all__ = ["encode_chunk", "decode_chunk", "iter_events", "encode_header", "decode_header", "event_tick"]
 
 INIT, JOIN_ATTEMPT, JOIN, LEAVE, LOOP, SIGNAL, TERMINATE, CRASH, WIRE = range(9)
 _PRESENCE_LIST_CALLS = {JoinCall: JOIN, LeaveCall: LEAVE}
@@ -252,17 +253,19 @@ def _opt(items: list[Any], i: int) -> Any:
     return items[i] if len(items) > i else None
 
 
-def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
-    """Inverse of ``encode_chunk``. Raises ``ValueError``/``TypeError``/``IndexError``/``KeyError`` on
-    malformed input; the reader turns those into ``CorruptRecording``. ``origin`` (path, offset, chunk)
-    names the chunk in errors raised later, when a loop's messages are first used."""
+def iter_events(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> Iterator[Event]:
+    """Inverse of ``encode_chunk``, one event at a time.
+
+    Building each record only when it is asked for keeps records short-lived: a reader's consumer drops
+    each one before the next is built, so the garbage collector never has to walk a whole chunk of them.
+    Raises ``ValueError``/``TypeError``/``IndexError``/``KeyError`` when it reaches malformed input; the
+    reader turns those into ``CorruptRecording``. ``origin`` (path, offset, chunk) names the chunk in errors
+    raised later, when a loop's messages are first used.
+    """
     rows, encoded = payload
     ps = [Presence(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
-    out: list[Event] = []
-    append = out.append
     for ev in encoded:
-        code = ev[0]
-        if code == LOOP:
+        if ev[0] == LOOP:
             tick = ev[1]
             if type(tick) is not int:
                 raise TypeError(f"loop tick must be an integer, got {tick!r}")
@@ -271,55 +274,52 @@ def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>",
                 raise TypeError(f"loop messages must be an array, got {type(msgs).__name__}")
             # message objects are built (and checked) on first use
             if len(ev) == 3:
-                append(_LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ()))
+                yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ())  # type: ignore[misc]
             else:
                 nd = ev[4] if len(ev) > 4 else None
-                append(
-                    _LoopBuilder(
-                        tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
-                    )
+                yield _LoopBuilder(  # type: ignore[misc]
+                    tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
                 )
-        elif code == JOIN or code == LEAVE:
-            cls = JoinCall if code == JOIN else LeaveCall
-            append(
-                cls(
-                    _int(ev[1]),
-                    tuple([ps[i] for i in ev[2]]),
-                    _decode_outcome(_opt(ev, 3), ps),
-                    _decode_nd(_opt(ev, 4)),
-                )
-            )
-        elif code == JOIN_ATTEMPT:
-            append(
-                JoinAttemptCall(
-                    _int(ev[1]),
-                    ps[ev[2]],
-                    _as_map(ev[3]),
-                    _decode_outcome(_opt(ev, 4), ps),
-                    _decode_nd(_opt(ev, 5)),
-                    _as_map(_opt(ev, 6) or {}),
-                )
-            )
-        elif code == INIT:
-            append(InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), _int(ev[1])))
-        elif code == SIGNAL:
-            append(SignalCall(_int(ev[1]), _str(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
-        elif code == TERMINATE:
-            append(TerminateCall(_int(ev[1]), _int(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))))
-        elif code == CRASH:
-            append(CrashMarker(_str(ev[1]), _int(ev[2]), _str(ev[3]), _str(ev[4])))
-        elif code == WIRE:
-            t = ev[3]
-            if type(t) is not float and type(t) is not int:
-                raise TypeError(f"wire time must be a number, got {t!r}")
-            append(
-                WireEvent(
-                    _str(ev[1]), _str(ev[2]), t, _str(ev[4]), *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5)))
-                )
-            )
         else:
-            raise ValueError(f"unknown event kind code {code!r}")
-    return out
+            yield _decode_other(ev, ps)
+
+
+def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
+    """Inverse of ``encode_chunk``: every event of a chunk (see ``iter_events``)."""
+    return list(iter_events(payload, origin))
+
+
+def _decode_other(ev: list[Any], ps: list[Presence]) -> Event:
+    """Any event but a loop (those are rare next to loops, so plain constructors do)."""
+    code = ev[0]
+    if code == JOIN or code == LEAVE:
+        cls = JoinCall if code == JOIN else LeaveCall
+        return cls(
+            _int(ev[1]), tuple([ps[i] for i in ev[2]]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))
+        )
+    if code == JOIN_ATTEMPT:
+        return JoinAttemptCall(
+            _int(ev[1]),
+            ps[ev[2]],
+            _as_map(ev[3]),
+            _decode_outcome(_opt(ev, 4), ps),
+            _decode_nd(_opt(ev, 5)),
+            _as_map(_opt(ev, 6) or {}),
+        )
+    if code == INIT:
+        return InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), _int(ev[1]))
+    if code == SIGNAL:
+        return SignalCall(_int(ev[1]), _str(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+    if code == TERMINATE:
+        return TerminateCall(_int(ev[1]), _int(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+    if code == CRASH:
+        return CrashMarker(_str(ev[1]), _int(ev[2]), _str(ev[3]), _str(ev[4]))
+    if code == WIRE:
+        t = ev[3]
+        if type(t) is not float and type(t) is not int:
+            raise TypeError(f"wire time must be a number, got {t!r}")
+        return WireEvent(_str(ev[1]), _str(ev[2]), t, _str(ev[4]), *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5))))
+    raise ValueError(f"unknown event kind code {code!r}")
 
 
 class _LoopBuilder(_CallBase):

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import msgpack
 
-from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick
+from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.errors import CorruptRecording, RecordingError, TruncatedRecording
 from recorder.model import Event, Header
 
@@ -267,10 +267,9 @@ class Recording:
             pos += max(1, len(window) - 1)
         return None
 
-    def chunks(self, start: int | None = None, first_chunk: int = 1) -> Iterator[tuple[ChunkInfo, list[Event]]]:
-        """Yield ``(ChunkInfo, events)`` frame by frame from ``start`` (default: the first chunk)."""
+    def _payloads(self, start: int | None, chunk: int) -> Iterator[tuple[ChunkInfo, Any]]:
+        """Yield ``(ChunkInfo, msgpack tree)`` frame by frame: checksums, truncation and salvage live here."""
         offset = self._data_start if start is None else start
-        chunk = first_chunk
         while True:
             try:
                 frame = self._read_frame(offset, chunk)
@@ -290,12 +289,18 @@ class Recording:
                 return
             tick, payload, end = frame
             with _as_corrupt(self.path, offset, chunk, "chunk payload"):
-                events = decode_chunk(_unpack(payload), (self.path, offset, chunk))
-            self.events_read += len(events)
-            info = ChunkInfo(chunk, offset, tick, end - offset - FRAME_SIZE)
+                tree = _unpack(payload)
             self._file.seek(end)
-            yield info, events
+            yield ChunkInfo(chunk, offset, tick, end - offset - FRAME_SIZE), tree
             offset, chunk = end, chunk + 1
+
+    def chunks(self, start: int | None = None, first_chunk: int = 1) -> Iterator[tuple[ChunkInfo, list[Event]]]:
+        """Yield ``(ChunkInfo, events)`` frame by frame from ``start`` (default: the first chunk)."""
+        for info, tree in self._payloads(start, first_chunk):
+            with _as_corrupt(self.path, info.offset, info.index, "chunk payload"):
+                events = decode_chunk(tree, (self.path, info.offset, info.index))
+            self.events_read += len(events)
+            yield info, events
 
     def _report_truncation(self, offset: int, chunk: int) -> None:
         if self.strict:
@@ -320,13 +325,18 @@ class Recording:
                     start, first = info.offset, info.index
                 elif info.tick > from_tick:
                     break
-        for _, events in self.chunks(start, first):
-            if from_tick is None:
-                yield from events
-            else:
-                for e in events:
-                    if event_tick(e) >= from_tick:
-                        yield e
+        # records are built one at a time as the caller asks (codec.iter_events), so that each is dropped
+        # before the next exists; a malformed event raises when the reader reaches it
+        for info, tree in self._payloads(start, first):
+            origin = (self.path, info.offset, info.index)
+            with _as_corrupt(*origin, "chunk payload"):
+                if from_tick is None:
+                    yield from iter_events(tree, origin)
+                else:
+                    for e in iter_events(tree, origin):
+                        if event_tick(e) >= from_tick:
+                            yield e
+                self.events_read += len(tree[1])
 
     def tick_index(self) -> list[ChunkInfo]:
         """Every complete frame's offset and first tick, read from frame heads alone (no payload decode)."""
