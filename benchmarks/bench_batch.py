@@ -3,8 +3,10 @@
 Baseline, measured in the same run: a plain loop of ``replay.runtime.replay`` over the same recordings in
 this process. Then ``replay.batch.run_all`` with the serial executor (the cost of the batch layer: fresh
 imports, result dicts, signatures) and with a process pool of ``--jobs`` workers (spawned, so their start-up
-is included). Printed last: batch serial / baseline (overhead, ideally about 1.0) and baseline / pool
-(speed-up; at most ``--jobs``, less on a machine whose cores are busy).
+is included). The parallelism the machine gives right now is measured too: a pure-Python busy loop on a
+pool of one worker and of ``--jobs`` workers. Printed last: batch serial / baseline (overhead, ideally
+about 1.0), baseline / pool (speed-up) and that speed-up over the busy loop's (ideally about 1.0: the
+batch layer scales as far as the machine lets it; on a shared machine whose cores are busy both are low).
 
     python benchmarks/bench_batch.py [--recordings 16] [--ticks 3000] [--jobs 2]
 """
@@ -12,7 +14,9 @@ is included). Printed last: batch serial / baseline (overhead, ideally about 1.0
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import gc
+import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -26,6 +30,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_replay import HANDLER, make_recording  # noqa: E402
 from replay.batch import SerialExecutor, run_all  # noqa: E402
 from replay.runtime import ReplayOptions, replay  # noqa: E402
+
+
+def burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def machine_parallelism(jobs: int, n: int = 2_000_000, tasks: int = 8) -> float:
+    """Time of ``tasks`` busy loops on one worker over their time on ``jobs`` workers (spawned beforehand)."""
+    times = []
+    for workers in (1, jobs):
+        with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            list(ex.map(abs, range(workers * 4)))  # start the workers
+            t = time.perf_counter()
+            list(ex.map(burn, [n] * tasks))
+            times.append(time.perf_counter() - t)
+    return times[0] / times[1]
 
 
 def main() -> None:
@@ -63,12 +86,15 @@ def main() -> None:
         pool = time.perf_counter() - t
         assert pooled.results == serial.results
 
+    parallel = machine_parallelism(args.jobs)
     ticks = args.recordings * args.ticks
     print(f"{args.recordings} recordings x {args.ticks} ticks ({ticks} ticks in all)")
     for name, seconds in (("baseline replay loop", baseline), ("run_all serial", batch_serial), (f"run_all {args.jobs} processes", pool)):
         print(f"  {name:<24} {seconds:8.2f} s  {ticks / seconds:>10,.0f} ticks/s  {args.recordings / seconds:6.1f} recordings/s")
     print(f"ratio batch serial / baseline: {batch_serial / baseline:.2f}")
     print(f"ratio baseline / {args.jobs} processes (speed-up): {baseline / pool:.2f}")
+    print(f"ratio busy loop on {args.jobs} processes / on 1 (what the machine gives now): {parallel:.2f}")
+    print(f"ratio run-all speed-up / machine speed-up: {baseline / pool / parallel:.2f}")
 
 
 if __name__ == "__main__":
