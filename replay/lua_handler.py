@@ -19,8 +19,8 @@ Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/runtime.lua``:
   hash layout); ``LuaHandler(path, pairs_order="reverse")`` replays with a perturbed order and
   ``replay.lua_check`` compares the two runs;
 - not mirrored: runtime error wording (``attempt to index local 'x' (a nil value)`` here, ``attempt to
-  index a non-table object(nil) with key 'k'`` in Nakama; ``recorder.lua_errors.error_class`` compares
-  them), numbers converted by ``..`` (``%.14g`` here, Go's format in Nakama: ``1e15 .. ""``), ``#`` of
+  index a non-table object(nil) with key 'k'`` in Nakama; ``replay.signature.lua_error_class`` classes
+  both alike), numbers converted by ``..`` (``%.14g`` here, Go's format in Nakama: ``1e15 .. ""``), ``#`` of
   tables with holes, ``tonumber`` corner cases.
 """
 
@@ -51,12 +51,13 @@ from recorder.errors import (
     NotAvailableInReplay,
     StorageRejected,
 )
-from recorder.lua_errors import error_class
+from recorder.lua_errors import error_message
 from recorder.model import CALLBACKS, Presence
 from replay.dispatcher import LABEL_MAX_BYTES
 from replay.gofmt import go_float_g, go_format, go_number_string
 from replay.gojson_errors import go_json_error
 from replay.hang import CallbackHung
+from replay.signature import lua_error_class
 from replay.lua_stdlib import BIT32, LuaArgError, LuaRaise, date_table, strftime, unix_from_fields
 from replay.nk import DerivedSources, Nk
 
@@ -477,7 +478,7 @@ class LuaHandler:
             text = f"{type(err).__name__}: {err}"
         else:
             text = self._restore(_text(self._error_text(err)))
-        raise LuaError(text, _text(trace) if trace else "", error_class(text))
+        raise LuaError(text, _text(trace) if trace else "", lua_error_class(error_message(text)))
 
     def _restore(self, text: str) -> str:
         """Undo Lua's cut of long chunk names at the start of an error text (``...dlers/arena.lua:12:``)."""

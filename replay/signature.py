@@ -52,7 +52,7 @@ _LUA_POS = re.compile(r'^(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:][^:\n]*
 _LUA_TB_FRAME = re.compile(r'^\s*(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:\[][^:\n]*\.lua)):\d+:', re.M)
 _TYPE_PREFIX = re.compile(r"^(?:[\w.]+\.)?(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning))\b")
 _STDLIB_PARTS = ("/lib/python3", "site-packages", "dist-packages", "<frozen ")
-_VALUE = r"(?:\(an? (?P<t>\w+) value\))"
+_VALUE = r"(?:\(?an? (?P<t>\w+) value\)?)"  # "(a nil value)" after a name, "a nil value" without one
 # (class, PUC Lua 5.1 pattern, gopher-lua pattern): both runtimes' texts of one error map to one class
 _LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("index", re.compile(r"attempt to index (?:.* )?" + _VALUE)),
@@ -63,7 +63,7 @@ _LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("arithmetic", re.compile(r"cannot perform (?:add|sub|mul|div|mod|pow|unm) operation between")),
     ("concatenate", re.compile(r"attempt to concatenate (?:.* )?" + _VALUE)),
     ("concatenate", re.compile(r"cannot perform concat operation between")),
-    ("compare", re.compile(r"attempt to compare \w+ with \w+")),
+    ("compare", re.compile(r"attempt to compare (?:\w+ with \w+|two \w+ values)")),  # gopher-lua | PUC Lua, same types
     ("length", re.compile(r"attempt to get length of")),
     ("stack overflow", re.compile(r"stack overflow")),
 )

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from recorder.ingest import Ingest, write_match
-from recorder.lua_errors import error_class, error_location
+from recorder.lua_errors import error_location, error_message
+from replay.signature import lua_error_class
 from recorder.model import Header, LoopCall
 from recorder.nakama_log import crash_of, format_log_line, iter_log
 from recorder.nkrec import read_events
@@ -124,7 +125,7 @@ def test_real_nakama_arena_log_reproduces(tmp_path: Path) -> None:
     result = replay(path)
     assert result.reproduced and result.divergence_count == 0
     # the signature view: same class and same line, though PUC Lua words it differently
-    assert error_class(result.crash.error) == error_class(crash.error) == "lua:index"
+    assert lua_error_class(error_message(result.crash.error)) == lua_error_class(error_message(crash.error)) == "lua:index nil"
     assert error_location(result.crash.error)[1] == error_location(crash.error)[1] == 54
 
 
@@ -184,7 +185,7 @@ def test_nakamas_crash_line_from_the_shared_sample() -> None:
     assert (marker.callback, marker.tick) == ("match_loop", 16)
     assert marker.error == "/nakama/data/modules/match_echo.lua:39: deliberate crash: op_code 99 from 28da6aa3-653a-4714-a51e-b42999555c74 at tick 16"
     assert marker.traceback == "stack traceback:\n\t[G]: in function 'error'\n\t/nakama/data/modules/match_echo.lua:39: in main chunk\n\t[G]: ?"
-    assert error_location(marker.error) == ("/nakama/data/modules/match_echo.lua", 39) and error_class(marker.error) == "lua:error"
+    assert error_location(marker.error) == ("/nakama/data/modules/match_echo.lua", 39) and lua_error_class(error_message(marker.error)).startswith("lua:error deliberate crash")
 
 
 def test_ingest_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,7 +71,7 @@ def test_lua_arena_crashes_like_the_python_arena_with_a_lua_traceback() -> None:
     assert crash is not None and py_crash is not None
     assert (crash.callback, crash.tick) == (py_crash.callback, py_crash.tick) == ("match_loop", 58)
     assert crash.error.endswith("arena.lua:54: attempt to index local 'player' (a nil value)")
-    assert crash.error_type == "lua:index"
+    assert crash.error_type == "lua:index nil"  # replay.signature's class, the same for gopher-lua's text
     # gopher-lua's layout, as Nakama logs it: innermost first, the callback as "main chunk", then [G]: ?
     lines = crash.traceback.splitlines()
     assert lines[0] == "stack traceback:"
@@ -296,7 +296,7 @@ def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:
     step = rt.apply(LoopCall(1, (MatchMessage(ALICE, 2, None, True, 5),)))
     line = path.read_text().splitlines().index('    dispatcher.broadcast_message("x")') + 1
     assert step.crash.error == f"{path}:{line}: bad argument #1 to broadcast_message (number expected, got string)"
-    assert step.crash.error_type == "lua:bad-argument"
+    assert step.crash.error_type.startswith("lua:error bad argument #<n> to broadcast_message")
 
 
 def test_hang_guard_stops_lua_loops_even_under_pcall(tmp_path: Path) -> None:
