@@ -443,9 +443,7 @@ def _text(v: Any, field: str) -> str:
     if type(v) is str:
         return v
     if type(v) is dict and len(v) == 1 and "$str" in v:
-        s = _value(v, field)
-        assert type(s) is str
-        return s
+        return _untag("$str", v["$str"], field)  # type: ignore[no-any-return]
     raise _Bad(field, f"must be a string, got {_show(v)}")
 
 
