@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
         matches = [m for m in matches if m.header.match_id in wanted or m.header.log_match_id in wanted]
     if not matches:
         where = ", ".join(args.logs)
+        damaged = ingest.stats.damaged
+        seen = f"; {len(damaged)} damaged, the first at {damaged[0].describe()}" if damaged else ""
         raise LogError(
             where,
-            f"no capture records{' for ' + ', '.join(sorted(wanted)) if wanted else ''} in {ingest.stats.lines} lines "
+            f"no capture records{' for ' + ', '.join(sorted(wanted)) if wanted else ''} in {ingest.stats.lines} lines{seen} "
             "(is the match module wrapped with nkreplay_capture, and is the log at info level?)",
         )
     written = []
