@@ -213,7 +213,8 @@ class _Fuzzer:
         first_seconds = 0.0
         found_before = len(known)
 
-        @with_seed(self.options.seed if number == 0 else int(_hash(self.options.seed, number), 16))
+        # settings outside seed: @seed alone turns the example database off (it is meant for replaying
+        # one failure); a fuzz run wants both, a fixed seed and the database of known failures
         @settings(
             max_examples=budget,
             deadline=None,
@@ -224,6 +225,7 @@ class _Fuzzer:
             verbosity=Verbosity.quiet,
             print_blob=False,
         )
+        @with_seed(self.options.seed if number == 0 else int(_hash(self.options.seed, number), 16))
         @given(self.strategy)
         def search(actions: list[Action]) -> None:
             nonlocal calls, first, first_seconds
@@ -347,6 +349,11 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     """Search ``handler`` (a path ``file.py``, ``file.py:Class``, ``file.lua``, or a loaded handler) for
     failures; see the module docstring. Returns the report; writes recordings when ``options.out``."""
     options = options or FuzzOptions()
+    # Hypothesis mixes constants from local modules in sys.modules into what it generates, so a module
+    # first imported in the middle of a run would change the rest of it: import them all up front.
+    import hypothesis.database  # noqa: F401, PLC0415
+    import recorder.canonical  # noqa: F401, PLC0415 - state digests of the written recordings
+
     if options.max_examples < 1:
         raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")
     spec = os.fspath(handler) if isinstance(handler, (str, os.PathLike)) else getattr(handler, "path", "<handler>")

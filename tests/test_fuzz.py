@@ -1,0 +1,200 @@
+"""replay.fuzz and `nakama-replay fuzz`: the arena bug is found from scratch in Python and Lua, the fixed
+handlers survive the same budget, the written recording reproduces and is minimal, the search is
+seed-reproducible and its example database makes the next run start from the known failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recorder.nkrec import read_events
+from replay.actions import play
+from replay.checks import MatchChecks
+from replay.cli import main
+from replay.fuzz import FuzzOptions, fuzz
+from replay.minimize import removable_calls
+from replay.regression import check, load_expectation, run_expectation
+from replay.runtime import ReplayOptions, replay
+from replay.signature import CrashSignature
+from replay.strategies import FuzzProfile, load_profile
+from replay.streams import remove_call, run_stream, strip_outcomes
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS = ROOT / "fixtures" / "handlers"
+PROFILE = str(HANDLERS / "arena_payloads.py")
+# Over 10 seeds the crash was first seen after 52..136 matches (benchmarks/bench_fuzz.py); the CLI default
+# budget is 1000. The runs below stop at their first finding; the fixed handlers play the whole budget.
+BUDGET = 400
+ARENA_KEYS = {
+    "arena.py": "match_loop|KeyError|arena.py:match_loop",
+    "arena.lua": "match_loop|lua:index nil|arena.lua",
+}
+
+# Two bugs: a signal nobody expected, and a goodbye broadcast to the presence that just left.
+TWO_BUGS = '''
+def match_init(ctx, logger, nk, params): return {"seen": 0}, 10, ""
+def match_join_attempt(ctx, logger, nk, dispatcher, tick, state, presence, metadata): return state, True, ""
+def match_join(ctx, logger, nk, dispatcher, tick, state, presences): return state
+def match_leave(ctx, logger, nk, dispatcher, tick, state, presences):
+    dispatcher.broadcast_message(99, "bye", presences)
+    return state
+def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):
+    state["seen"] += len(messages)
+    return state
+def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace): return state
+def match_signal(ctx, logger, nk, dispatcher, tick, state, data):
+    if data == "reset":
+        return state, str(1 // state["seen"])
+    return state, ""
+'''
+
+
+def _arena(name: str) -> str:
+    if name.endswith(".lua"):
+        pytest.importorskip("lupa", reason="Lua handlers need lupa")
+    return str(HANDLERS / name)
+
+
+@pytest.fixture(scope="module", params=["arena.py", "arena.lua"])
+def arena_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("fuzz-" + request.param.replace(".", "-"))
+    handler = _arena(request.param)
+    options = FuzzOptions(max_examples=BUDGET, seed=0, out=out, profile=load_profile(PROFILE), max_findings=1)
+    return request.param, handler, out, fuzz(handler, options)
+
+
+def test_the_arena_reconnection_crash_is_found_from_scratch(arena_run) -> None:  # type: ignore[no-untyped-def]
+    name, _, out, report = arena_run
+    assert [f.key for f in report.findings] == [ARENA_KEYS[name]]
+    f = report.findings[0]
+    assert f.is_crash and f.callback == "match_loop" and f.examples == report.examples <= BUDGET
+    assert f.recording is not None and f.recording.parent == out and f.expectation is not None
+    # the client actions are the race: the same user connects twice and the old session's message is
+    # processed after the new session's join
+    connects = [a for a in f.actions if type(a).__name__ == "Connect"]
+    assert len(connects) == 2 and connects[0].user == connects[1].user
+
+
+def test_the_recording_reproduces_and_the_fixed_handler_does_not_crash(arena_run, capsys) -> None:  # type: ignore[no-untyped-def]
+    name, _, _, report = arena_run
+    rec = str(report.findings[0].recording)
+    result = replay(rec, None, ReplayOptions(hang_timeout=1.0))  # the header names the handler
+    assert result.reproduced and result.crash is not None and result.crash.callback == "match_loop"
+    assert main(["reproduce", rec]) == 0
+    fixed = str(HANDLERS / name.replace("arena", "arena_fixed"))
+    assert main(["reproduce", rec, "--handler", fixed]) == 1
+    assert "DID NOT REPRODUCE" in capsys.readouterr().out
+    # the expectation is one the regression plugin reads: it fails on the buggy handler, holds on the fix
+    exp = load_expectation(rec)
+    assert exp is not None and exp.no_crash
+    assert check(run_expectation(rec, exp).result, exp) != []
+    assert check(run_expectation(rec, exp, handler=fixed).result, exp) == []
+
+
+def test_the_recording_has_no_removable_call(arena_run) -> None:  # type: ignore[no-untyped-def]
+    """Minimal: removing any one call (a loop's removal moves later calls a tick earlier) gives a stream
+    Nakama could not produce, or one without the same crash (replay.streams has the rules)."""
+    name, handler, _, report = arena_run
+    f = report.findings[0]
+    header, events = read_events(f.recording)
+    calls = [e for e in events if hasattr(e, "callback") and type(e).__name__ != "CrashMarker"]
+    assert len(calls) == 6  # init, attempt+join, attempt+join of the same user, the loop with the stale message
+    checks = MatchChecks(load_profile(PROFILE).invariants)
+    from replay.handlers import load_handler
+
+    loaded = load_handler(handler)
+    full = run_stream(loaded, header, calls, checks)
+    assert full.valid and full.key == f.key
+    verdicts = []
+    for i in range(len(calls)):
+        run = run_stream(loaded, header, remove_call(calls, i), checks)
+        assert not (run.valid and run.key == f.key), f"call #{i} ({calls[i].callback}) can be removed"
+        verdicts.append("invalid" if not run.valid else "no crash")
+    assert "no crash" in verdicts and "invalid" in verdicts  # both ways of not being removable occur
+    assert removable_calls(calls, lambda c: run_stream(loaded, header, c, checks).key == f.key) == []
+    # and at the client-action level: without any one action, the crash is gone
+    for i in range(len(f.actions)):
+        _, player = play(loaded, f.actions[:i] + f.actions[i + 1 :], header, checks=None)
+        crash = player.runtime.crash
+        assert crash is None or CrashSignature.from_crash(crash).key != f.key
+
+
+@pytest.mark.parametrize("name", ["arena_fixed.py", "arena_fixed.lua"])
+def test_the_fixed_arenas_survive_the_same_budget(name: str) -> None:
+    report = fuzz(_arena(name), FuzzOptions(max_examples=BUDGET, seed=0, out=None, profile=load_profile(PROFILE)))
+    assert report.findings == [] and report.examples == BUDGET
+
+
+@pytest.fixture(scope="module")
+def two_bugs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, FuzzProfile]:
+    d = tmp_path_factory.mktemp("two-bugs")
+    (d / "two_bugs.py").write_text(TWO_BUGS)
+    return str(d / "two_bugs.py"), FuzzProfile(payloads={1: None}, signals=("", "reset"), source="two-bugs")
+
+
+def test_distinct_failures_each_get_a_recording_and_a_seed_finds_the_same_ones(two_bugs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    handler, profile = two_bugs
+    reports = [
+        fuzz(handler, FuzzOptions(max_examples=120, seed=7, out=tmp_path / f"run{i}", profile=profile, database=False))
+        for i in range(2)
+    ]
+    keys = [f.key for f in reports[0].findings]
+    assert sorted(keys) == ["match_leave|BroadcastToAbsentPresence|two_bugs.py:match_leave", "match_signal|ZeroDivisionError|two_bugs.py:match_signal"]
+    assert [f.key for f in reports[1].findings] == keys
+    assert [f.examples for f in reports[1].findings] == [f.examples for f in reports[0].findings]
+    for a, b in zip(reports[0].findings, reports[1].findings):
+        assert a.recording.read_bytes() == b.recording.read_bytes()  # byte-identical recordings
+    crash = next(f for f in reports[0].findings if f.is_crash)
+    absent = next(f for f in reports[0].findings if not f.is_crash)
+    assert crash.expectation is not None and absent.expectation is None  # the plugin checks crashes only
+    assert [type(a).__name__ for a in crash.actions] == ["Signal"]  # 1 / 0 before any message: no loop needed
+    assert [type(a).__name__ for a in absent.actions] == ["Connect", "Leave"]
+
+
+def test_the_example_database_makes_the_next_run_start_from_known_failures(two_bugs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    handler, profile = two_bugs
+    first = fuzz(handler, FuzzOptions(max_examples=120, seed=3, out=tmp_path, profile=profile))
+    second = fuzz(handler, FuzzOptions(max_examples=120, seed=3, out=tmp_path, profile=profile))
+    assert (tmp_path / ".hypothesis").is_dir()
+    assert [f.key for f in second.findings] == [f.key for f in first.findings]
+    # the saved failure is replayed first: each is seen again at the first match of its round
+    rounds = [f.examples for f in second.findings]
+    assert rounds[0] == 1 and rounds[1] == 2
+    assert first.findings[0].examples > 1 or first.findings[1].examples > 2
+
+
+def test_cli_fuzz_json_and_bad_input(two_bugs, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    handler, _ = two_bugs
+    module = tmp_path / "two_bugs_profile.py"
+    module.write_text("PAYLOADS = {1: None}\nSIGNALS = ('', 'reset')\n")
+    out = tmp_path / "cli"
+    code = main(["fuzz", "--handler", handler, "--payloads", str(module), "--out", str(out), "--max-examples", "60", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["examples"] == 60 and len(doc["findings"]) == 2
+    crash = next(f for f in doc["findings"] if f["kind"] == "HandlerCrashed")
+    assert crash["reproduce"] == f"nakama-replay reproduce {out / Path(crash['recording']).name}"
+    assert main(["reproduce", crash["recording"]]) == 0
+    capsys.readouterr()
+    assert main(["fuzz", "--handler", handler, "--payloads", str(tmp_path / "nope.py"), "--out", str(out)]) == 2
+    assert "ProfileError" in capsys.readouterr().err
+    assert main(["fuzz", "--handler", str(tmp_path / "nope.py"), "--out", str(out)]) == 2
+    assert "HandlerLoadError" in capsys.readouterr().err
+
+
+def test_cli_fuzz_text_report_for_a_handler_that_survives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main([
+        "fuzz", "--handler", str(HANDLERS / "arena_fixed.py"), "--payloads", PROFILE, "--out", str(tmp_path),
+        "--max-examples", "30", "--quiet",
+    ])
+    text = capsys.readouterr().out
+    assert code == 0 and "30 matches" in text and "no failure found" in text
+    assert not list(tmp_path.glob("*.nkrec"))
+
+
+def test_stripped_streams_keep_inputs() -> None:
+    from recorder.model import InitCall, Outcome
+
+    calls = [InitCall({"a": 1}, outcome=Outcome(tick_rate=10))]
+    assert strip_outcomes(calls) == [InitCall({"a": 1})]
