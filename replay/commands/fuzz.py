@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
 def _print_report(r) -> None:  # type: ignore[no-untyped-def]
     print(f"fuzzed   {r.handler} with {r.profile}")
     print(f"         {r.examples} matches in {r.seconds:.1f} s, seed {r.seed}")
+    if r.profile == "<default profile>":
+        print(
+            "note     no --payloads: messages carry arbitrary JSON values or bytes, so crashes on malformed input\n"
+            "         come first; describe your clients with --payloads MODULE to search past them"
+        )
     if not r.findings:
         print("\nno failure found")
         return
