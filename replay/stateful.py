@@ -28,10 +28,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from replay.actions import Action, MatchPlayer, fuzz_header
+from replay.actions import MatchPlayer, fuzz_header
 from replay.checks import MatchChecks
 from replay.handlers import load_handler
-from replay.strategies import DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
+from replay.strategies import ACTION_KINDS, DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
 
 __all__ = ["match_state_machine"]
 
@@ -53,50 +53,25 @@ def match_state_machine(
     header = fuzz_header(getattr(loaded, "path", ""), dict(prof.params), seed)
     checks = MatchChecks(tuple(prof.invariants) + tuple(invariants), absent_targets=absent_targets)
 
-    class MatchMachine(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = ClientModel(prof, max_users)
-            self.player = MatchPlayer(
-                loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
-            )
-            self.player.start()
+    def __init__(self: Any) -> None:
+        RuleBasedStateMachine.__init__(self)
+        self.model = ClientModel(prof, max_users)
+        self.player = MatchPlayer(
+            loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
+        )
+        self.player.start()
 
-        def _play(self, data: Any, kind: str) -> Action:
-            action = data.draw(action_of(kind, self.model), label=kind)
-            self.player.play(action)
-            return action
+    def teardown(self: Any) -> None:
+        self.player.close()
 
-        @rule(data=st.data())
-        def connect(self, data: Any) -> None:
-            self._play(data, "connect")
+    def rule_for(kind: str) -> Callable[..., None]:
+        def play(self: Any, data: Any) -> None:
+            self.player.play(data.draw(action_of(kind, self.model), label=kind))
 
-        @rule(data=st.data())
-        def leave(self, data: Any) -> None:
-            self._play(data, "leave")
+        play.__name__ = play.__qualname__ = kind
+        return rule(data=st.data())(play)
 
-        @rule(data=st.data())
-        def send(self, data: Any) -> None:
-            self._play(data, "send")
-
-        @rule(data=st.data())
-        def burst(self, data: Any) -> None:
-            self._play(data, "burst")
-
-        @rule(data=st.data())
-        def tick(self, data: Any) -> None:
-            self._play(data, "tick")
-
-        @rule(data=st.data())
-        def signal(self, data: Any) -> None:
-            self._play(data, "signal")
-
-        @rule(data=st.data())
-        def terminate(self, data: Any) -> None:
-            self._play(data, "terminate")
-
-        def teardown(self) -> None:
-            self.player.close()
-
-    MatchMachine.__name__ = MatchMachine.__qualname__ = f"MatchMachine_{header.module or 'handler'}"
+    body: dict[str, Any] = {"__init__": __init__, "teardown": teardown}
+    body.update({kind: rule_for(kind) for kind in ACTION_KINDS})  # one rule per kind of client action
+    MatchMachine = type(f"MatchMachine_{header.module or 'handler'}", (RuleBasedStateMachine,), body)
     return MatchMachine

@@ -52,10 +52,8 @@ module defining ``PROFILE = FuzzProfile(...)``, or module-level ``PAYLOADS`` (re
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +62,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from recorder.errors import ProfileError
+from recorder.errors import HandlerLoadError, ProfileError
 from recorder.model import Call, Header, PresenceReason
 from replay.actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
@@ -400,24 +398,9 @@ def _import_profile(text: str) -> Any:
             return importlib.import_module(text)
         except ImportError as exc:
             raise ProfileError(text, "", f"no such file or importable module: {exc}") from exc
-    if not path.is_file():
-        raise ProfileError(text, "", "no such file")
-    name = "nkreplay_profile_" + "".join(c if c.isalnum() else "_" for c in str(path.resolve()))
-    spec = importlib.util.spec_from_file_location(name, path.resolve())
-    if spec is None or spec.loader is None:
-        raise ProfileError(text, "", "not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
+    from replay.handlers import _import_file  # noqa: PLC0415 - one way to import a user's file
+
     try:
-        spec.loader.exec_module(module)
-    except ProfileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - importing user code can raise anything
-        raise ProfileError(text, "", f"importing it raised {type(exc).__name__}: {exc}") from exc
-    finally:
-        try:
-            sys.path.remove(folder)
-        except ValueError:
-            pass
-    return module
+        return _import_file(path)
+    except HandlerLoadError as exc:
+        raise ProfileError(text, "", exc.problem) from exc

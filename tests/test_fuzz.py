@@ -32,23 +32,9 @@ ARENA_KEYS = {
     "arena.lua": "match_loop|lua:index nil|arena.lua",
 }
 
-# Two bugs: a signal nobody expected, and a goodbye broadcast to the presence that just left.
-TWO_BUGS = '''
-def match_init(ctx, logger, nk, params): return {"seen": 0}, 10, ""
-def match_join_attempt(ctx, logger, nk, dispatcher, tick, state, presence, metadata): return state, True, ""
-def match_join(ctx, logger, nk, dispatcher, tick, state, presences): return state
-def match_leave(ctx, logger, nk, dispatcher, tick, state, presences):
-    dispatcher.broadcast_message(99, "bye", presences)
-    return state
-def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):
-    state["seen"] += len(messages)
-    return state
-def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace): return state
-def match_signal(ctx, logger, nk, dispatcher, tick, state, data):
-    if data == "reset":
-        return state, str(1 // state["seen"])
-    return state, ""
-'''
+# Two bugs: a signal that divides by the number of messages seen, and a goodbye broadcast to the presence
+# that just left (it also hangs on op code 9, which the profile below never sends).
+TWO_BUGS = str(Path(__file__).parent / "handlers" / "fuzz_goodbye.py")
 
 
 def _arena(name: str) -> str:
@@ -128,10 +114,8 @@ def test_the_fixed_arenas_survive_the_same_budget(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_bugs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, FuzzProfile]:
-    d = tmp_path_factory.mktemp("two-bugs")
-    (d / "two_bugs.py").write_text(TWO_BUGS)
-    return str(d / "two_bugs.py"), FuzzProfile(payloads={1: None}, signals=("", "reset"), source="two-bugs")
+def two_bugs() -> tuple[str, FuzzProfile]:
+    return TWO_BUGS, FuzzProfile(payloads={1: None}, signals=("", "reset"), source="two-bugs")
 
 
 def test_distinct_failures_each_get_a_recording_and_a_seed_finds_the_same_ones(two_bugs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +125,7 @@ def test_distinct_failures_each_get_a_recording_and_a_seed_finds_the_same_ones(t
         for i in range(2)
     ]
     keys = [f.key for f in reports[0].findings]
-    assert sorted(keys) == ["match_leave|BroadcastToAbsentPresence|two_bugs.py:match_leave", "match_signal|ZeroDivisionError|two_bugs.py:match_signal"]
+    assert sorted(keys) == ["match_leave|BroadcastToAbsentPresence|fuzz_goodbye.py:match_leave", "match_signal|ZeroDivisionError|fuzz_goodbye.py:match_signal"]
     assert [f.key for f in reports[1].findings] == keys
     assert [f.examples for f in reports[1].findings] == [f.examples for f in reports[0].findings]
     for a, b in zip(reports[0].findings, reports[1].findings):

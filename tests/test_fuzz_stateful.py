@@ -32,33 +32,7 @@ TestArenaFixedSurvives.settings = settings(
     suppress_health_check=list(HealthCheck),
 )
 
-# A handler that says goodbye to the leaver, who is no longer in the match: Nakama drops the message.
-GOODBYE = '''
-def match_init(ctx, logger, nk, params): return {"n": 0}, 10, ""
-def match_join_attempt(ctx, logger, nk, dispatcher, tick, state, presence, metadata): return state, True, ""
-def match_join(ctx, logger, nk, dispatcher, tick, state, presences): return state
-def match_leave(ctx, logger, nk, dispatcher, tick, state, presences):
-    dispatcher.broadcast_message(99, "bye", presences)
-    return state
-def match_loop(ctx, logger, nk, dispatcher, tick, state, messages): return state
-def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace): return state
-def match_signal(ctx, logger, nk, dispatcher, tick, state, data): return state, ""
-'''
-
-# Hangs when a message with op code 9 arrives.
-HANG = GOODBYE.replace('dispatcher.broadcast_message(99, "bye", presences)', "pass").replace(
-    "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages): return state",
-    "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
-    "    while any(m.op_code == 9 for m in messages):\n        pass\n    return state",
-)
-
-
-@pytest.fixture(scope="module")
-def small_handlers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("handlers")
-    (d / "goodbye.py").write_text(GOODBYE)
-    (d / "hang.py").write_text(HANG)
-    return d
+GOODBYE = str(Path(__file__).parent / "handlers" / "fuzz_goodbye.py")  # goodbye to the leaver; hangs on op 9
 
 
 def test_the_machine_finds_the_arena_reconnection_crash() -> None:
@@ -69,14 +43,14 @@ def test_the_machine_finds_the_arena_reconnection_crash() -> None:
     assert info.value.callback == "match_loop"
 
 
-def test_the_machine_finds_broadcasts_to_presences_that_left(small_handlers: Path) -> None:
-    machine = match_state_machine(str(small_handlers / "goodbye.py"), FuzzProfile(payloads={1: None}))
+def test_the_machine_finds_broadcasts_to_presences_that_left() -> None:
+    machine = match_state_machine(GOODBYE, FuzzProfile(payloads={1: None}, signals=("",)))
     with pytest.raises(BroadcastToAbsentPresence) as info:
         run_state_machine_as_test(machine, settings=FIND)
     assert info.value.callback == "match_leave" and info.value.op_code == 99
-    assert info.value.location == "goodbye.py:match_leave"
+    assert info.value.location == "fuzz_goodbye.py:match_leave"
     # the same handler passes when the check is off (leaves and broadcasts still run)
-    quiet = match_state_machine(str(small_handlers / "goodbye.py"), FuzzProfile(payloads={1: None}), absent_targets=False)
+    quiet = match_state_machine(GOODBYE, FuzzProfile(payloads={1: None}, signals=("",)), absent_targets=False)
     run_state_machine_as_test(quiet, settings=settings(FIND, max_examples=20))
 
 
@@ -90,8 +64,8 @@ def test_user_invariants_are_checked_after_every_call() -> None:
     assert info.value.name == "at_most_two_players" and info.value.callback == "match_join"
 
 
-def test_a_hang_is_a_crash_with_the_hang_signature(small_handlers: Path) -> None:
-    handler = load_handler(str(small_handlers / "hang.py"))
+def test_a_hang_is_a_crash_with_the_hang_signature() -> None:
+    handler = load_handler(GOODBYE)
     with MatchPlayer(handler, fuzz_header(), hang_timeout=0.2, checks=MatchChecks()) as player:
         player.start()
         player.play(Connect(0))
@@ -104,8 +78,8 @@ def test_a_hang_is_a_crash_with_the_hang_signature(small_handlers: Path) -> None
     assert info.value.tick == 1
 
 
-def test_checks_stay_quiet_on_a_clean_match(small_handlers: Path) -> None:
-    handler = load_handler(str(small_handlers / "goodbye.py"))
+def test_checks_stay_quiet_on_a_clean_match() -> None:
+    handler = load_handler(GOODBYE)
     with MatchPlayer(handler, fuzz_header(), checks=MatchChecks()) as player:
         player.start()
         player.play(Connect(0))
