@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
+from recorder.errors import CorruptRecording, RecordingError
 from recorder.model import (
     _CallBase,
     Broadcast,
@@ -258,34 +259,38 @@ def iter_events(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 
 
     Building each record only when it is asked for keeps records short-lived: a reader's consumer drops
     each one before the next is built, so the garbage collector never has to walk a whole chunk of them.
-    Raises ``ValueError``/``TypeError``/``IndexError``/``KeyError`` when it reaches malformed input; the
-    reader turns those into ``CorruptRecording``. ``origin`` (path, offset, chunk) names the chunk in errors
-    raised later, when a loop's messages are first used.
+    Malformed input raises ``CorruptRecording`` naming ``origin`` (path, offset, chunk) when the iteration
+    reaches it; a loop's messages are checked when they are first used.
     """
-    rows, encoded = payload
-    ps = [Presence(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
-    for ev in encoded:
-        if ev[0] == LOOP:
-            tick = ev[1]
-            if type(tick) is not int:
-                raise TypeError(f"loop tick must be an integer, got {tick!r}")
-            msgs = ev[2]
-            if type(msgs) is not list:
-                raise TypeError(f"loop messages must be an array, got {type(msgs).__name__}")
-            # message objects are built (and checked) on first use
-            if len(ev) == 3:
-                yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ())  # type: ignore[misc]
+    try:
+        rows, encoded = payload
+        ps = [Presence(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
+        for ev in encoded:
+            if ev[0] == LOOP:
+                tick = ev[1]
+                if type(tick) is not int:
+                    raise TypeError(f"loop tick must be an integer, got {tick!r}")
+                msgs = ev[2]
+                if type(msgs) is not list:
+                    raise TypeError(f"loop messages must be an array, got {type(msgs).__name__}")
+                # message objects are built (and checked) on first use
+                if len(ev) == 3:
+                    yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ())  # type: ignore[misc]
+                else:
+                    nd = ev[4] if len(ev) > 4 else None
+                    yield _LoopBuilder(  # type: ignore[misc]
+                        tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
+                    )
             else:
-                nd = ev[4] if len(ev) > 4 else None
-                yield _LoopBuilder(  # type: ignore[misc]
-                    tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
-                )
-        else:
-            yield _decode_other(ev, ps)
+                yield _decode_other(ev, ps)
+    except RecordingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to decode checksummed bytes means a bad writer
+        raise CorruptRecording(*origin, f"chunk payload: {type(exc).__name__}: {exc}") from exc
 
 
 def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
-    """Inverse of ``encode_chunk``: every event of a chunk (see ``iter_events``)."""
+    """Inverse of ``encode_chunk``: every event of a chunk (see ``iter_events``; raises ``CorruptRecording``)."""
     return list(iter_events(payload, origin))
 
 

@@ -326,17 +326,16 @@ class Recording:
                 elif info.tick > from_tick:
                     break
         # records are built one at a time as the caller asks (codec.iter_events), so that each is dropped
-        # before the next exists; a malformed event raises when the reader reaches it
+        # before the next exists; a malformed event raises CorruptRecording when the reader reaches it
         for info, tree in self._payloads(start, first):
-            origin = (self.path, info.offset, info.index)
-            with _as_corrupt(*origin, "chunk payload"):
-                if from_tick is None:
-                    yield from iter_events(tree, origin)
-                else:
-                    for e in iter_events(tree, origin):
-                        if event_tick(e) >= from_tick:
-                            yield e
-                self.events_read += len(tree[1])
+            events = iter_events(tree, (self.path, info.offset, info.index))
+            if from_tick is None:
+                yield from events
+            else:
+                for e in events:
+                    if event_tick(e) >= from_tick:
+                        yield e
+            self.events_read += len(tree[1])
 
     def tick_index(self) -> list[ChunkInfo]:
         """Every complete frame's offset and first tick, read from frame heads alone (no payload decode)."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recorder import Header, LoopCall, MatchMessage, MessageBatch, Outcome, Presence
+from recorder import CorruptRecording, Header, LoopCall, MatchMessage, MessageBatch, Outcome, Presence
 from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header
 from recorder.nkrec import _pack, _unpack
 from model_strategies import (
@@ -102,9 +102,10 @@ def test_message_batch_behaves_as_a_tuple() -> None:
         "not a chunk",
     ],
 )
-def test_malformed_payloads_raise_plain_errors(payload: object) -> None:
-    with pytest.raises((ValueError, TypeError, IndexError, KeyError)):
-        decode_chunk(payload)  # type: ignore[arg-type]
+def test_malformed_payloads_raise_corrupt_recording(payload: object) -> None:
+    with pytest.raises(CorruptRecording) as err:
+        decode_chunk(payload, ("x.nkrec", 123, 4))  # type: ignore[arg-type]
+    assert (err.value.path, err.value.offset, err.value.chunk) == ("x.nkrec", 123, 4)
 
 
 @given(st.lists(st.integers(0, 3), max_size=20))
