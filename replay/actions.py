@@ -322,7 +322,7 @@ class MatchPlayer:
         return live[0] if which == "oldest" else live[-1]
 
     def _connect(self, a: Connect) -> None:
-        name = self.names[a.user % len(self.names)] if a.user < len(self.names) else f"user{a.user}"
+        name = self.names[a.user] if 0 <= a.user < len(self.names) else f"user{a.user}"
         p = self.driver.presence(name)
         self.sessions.setdefault(a.user, []).append(p)
         version = a.metadata.get("client_version")

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,8 +161,11 @@ def _hash(*parts: Any) -> str:
 
 
 class _Fuzzer:
-    def __init__(self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None) -> None:
+    def __init__(
+        self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None, fresh: Callable[[], Any] | None
+    ) -> None:
         self.handler = handler
+        self.fresh = fresh or (lambda: handler)  # a handler per match: no state leaks from match to match
         self.spec = spec
         self.options = options
         self.profile = options.profile or DEFAULT_PROFILE
@@ -178,7 +182,7 @@ class _Fuzzer:
     # -- one match ------------------------------------------------------------------------------------
     def play(self, actions: list[Action]) -> tuple[MatchCheckFailed | None, MatchPlayer]:
         player = MatchPlayer(
-            self.handler, self.header, seed=self.options.seed, queue_size=self.profile.queue_size,
+            self.fresh(), self.header, seed=self.options.seed, queue_size=self.profile.queue_size,
             checks=self.checks, hang_guard=self.guard,
         )
         try:
@@ -191,7 +195,7 @@ class _Fuzzer:
         return None, player
 
     def stream(self, calls: list[Call], digests: bool = False) -> Any:
-        return run_stream(self.handler, self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests)
+        return run_stream(self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests)
 
     # -- the search -----------------------------------------------------------------------------------
     def database(self, known: set[str]) -> Any:
@@ -314,7 +318,7 @@ class _Fuzzer:
     def _check_reproduces(self, path: Path, finding: Finding) -> None:
         from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
 
-        result = replay(path, self.handler, ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
+        result = replay(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
         if not result.reproduced:
             raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {result.verdict}")
 
@@ -346,8 +350,9 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
 
 
 def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | None = None) -> FuzzReport:
-    """Search ``handler`` (a path ``file.py``, ``file.py:Class``, ``file.lua``, or a loaded handler) for
-    failures; see the module docstring. Returns the report; writes recordings when ``options.out``."""
+    """Search ``handler`` (a path ``file.py``, ``file.py:Class``, ``file.lua``, or a loaded handler, which
+    then serves every match) for failures; see the module docstring. Returns the report; writes recordings
+    when ``options.out``."""
     options = options or FuzzOptions()
     # Hypothesis mixes constants from local modules in sys.modules into what it generates, so a module
     # first imported in the middle of a run would change the rest of it: import them all up front.
@@ -356,9 +361,13 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
 
     if options.max_examples < 1:
         raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")
-    spec = os.fspath(handler) if isinstance(handler, (str, os.PathLike)) else getattr(handler, "path", "<handler>")
-    loaded = load_handler(spec) if isinstance(handler, (str, os.PathLike)) else handler
-    f = _Fuzzer(loaded, spec, options, progress)
+    by_path = isinstance(handler, (str, os.PathLike))
+    spec = os.fspath(handler) if by_path else getattr(handler, "path", "<handler>")
+    loaded = load_handler(spec) if by_path else handler
+    # Given a path, every match gets a freshly loaded handler, as every match gets its own Lua VM in Nakama:
+    # module-level state cannot leak from one generated match into the next (a class handler gets a new
+    # instance; a Python module's own globals are shared, as they are in any one process).
+    f = _Fuzzer(loaded, spec, options, progress, (lambda: load_handler(spec)) if by_path else None)
     report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples)
     try:
         known: set[str] = set()

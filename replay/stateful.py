@@ -46,9 +46,11 @@ def match_state_machine(
     hang_timeout: float | None = 1.0,
     seed: int = 0,
 ) -> type[RuleBasedStateMachine]:
-    """A state machine class for ``handler`` (path or loaded) with clients described by ``profile``
-    (a ``FuzzProfile`` or a profile module path; default: ``DEFAULT_PROFILE``)."""
-    loaded = load_handler(handler) if isinstance(handler, (str, os.PathLike)) else handler
+    """A state machine class for ``handler`` with clients described by ``profile`` (a ``FuzzProfile`` or a
+    profile module path; default: ``DEFAULT_PROFILE``). Given a path, each run loads the handler afresh
+    (a new Lua VM, a new instance of a handler class); a loaded handler serves every run."""
+    by_path = isinstance(handler, (str, os.PathLike))
+    loaded = load_handler(handler) if by_path else handler  # fails early on a handler that does not load
     prof = load_profile(profile) if isinstance(profile, (str, os.PathLike)) else profile or DEFAULT_PROFILE
     header = fuzz_header(getattr(loaded, "path", ""), dict(prof.params), seed)
     checks = MatchChecks(tuple(prof.invariants) + tuple(invariants), absent_targets=absent_targets)
@@ -57,7 +59,7 @@ def match_state_machine(
         RuleBasedStateMachine.__init__(self)
         self.model = ClientModel(prof, max_users)
         self.player = MatchPlayer(
-            loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
+            load_handler(handler) if by_path else loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
         )
         self.player.start()
 

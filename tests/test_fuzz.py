@@ -182,3 +182,15 @@ def test_stripped_streams_keep_inputs() -> None:
 
     calls = [InitCall({"a": 1}, outcome=Outcome(tick_rate=10))]
     assert strip_outcomes(calls) == [InitCall({"a": 1})]
+
+
+def test_each_generated_match_gets_a_fresh_handler() -> None:
+    """Given a path, no state leaks from one match into the next (a class handler gets a new instance per
+    match, a Lua module a new VM, as each match has its own in Nakama); a loaded handler is shared."""
+    from replay.handlers import load_handler
+
+    spec = str(Path(__file__).parent / "handlers" / "fuzz_leaky.py") + ":Leaky"
+    profile = FuzzProfile(payloads={1: None}, signals=("",))
+    assert fuzz(spec, FuzzOptions(max_examples=20, out=None, profile=profile)).findings == []
+    shared = fuzz(load_handler(spec), FuzzOptions(max_examples=20, out=None, profile=profile))
+    assert [f.key for f in shared.findings] == ["match_init|RuntimeError|fuzz_leaky.py:match_init"]
