@@ -41,6 +41,7 @@ from replay.checks import MatchChecks
 from replay.handlers import load_handler
 from replay.hang import HangGuard
 from replay.minimize import reduce_actions, reduce_calls
+from replay.result import describe_data
 from replay.runtime import with_outcome
 from replay.strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
 from replay.streams import run_stream, strip_outcomes
@@ -143,7 +144,7 @@ def _action_json(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"action": type(a).__name__}
     for f in dataclasses.fields(a):  # type: ignore[arg-type]
         v = getattr(a, f.name)
-        out[f.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        out[f.name] = describe_data(v) if isinstance(v, bytes) else v
     return out
 
 
