@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-ticks", type=int, default=50_000, help="ticks held in memory for the write benchmark")
     ap.add_argument("--players", type=int, default=8)
     ap.add_argument("--outcome-every", type=int, default=4, help="record every Nth loop's outcome (0: none)")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--cpu", action="store_true",
                     help="time with process CPU time instead of wall time (steadier on a busy machine)")
     args = ap.parse_args(argv)
