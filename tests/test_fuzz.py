@@ -165,6 +165,10 @@ def test_cli_fuzz_json_and_bad_input(two_bugs, tmp_path: Path, capsys) -> None: 
     assert "ProfileError" in capsys.readouterr().err
     assert main(["fuzz", "--handler", str(tmp_path / "nope.py"), "--out", str(out)]) == 2
     assert "HandlerLoadError" in capsys.readouterr().err
+    assert main(["fuzz", "--handler", handler, "--max-examples", "0", "--out", str(out)]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["fuzz", "--handler", handler, "--users", "9", "--out", str(out)]) == 2
+    assert "max_users: must be 1..8" in capsys.readouterr().err
 
 
 def test_cli_fuzz_text_report_for_a_handler_that_survives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

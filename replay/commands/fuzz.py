@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.payloads) if args.payloads else None
     options = FuzzOptions(
-        max_examples=args.max_examples or DEFAULT_MAX_EXAMPLES,
+        max_examples=DEFAULT_MAX_EXAMPLES if args.max_examples is None else args.max_examples,
         seed=args.seed,
         out=args.out,
         profile=profile,
