@@ -100,7 +100,7 @@ def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path
     data = intact.read_bytes()
     chunks = all_chunks(intact)
     with open_recording(intact) as rec:
-        data_start = rec._data_start
+        data_start = rec.tick_index()[0].offset  # the first chunk starts right after the header
     ends = {info.offset + FRAME_SIZE + info.length for info, _ in chunks}
     assert len(chunks) == 6 and max(ends) == len(data)
     cut_file = tmp_path / "cut.nkrec"
