@@ -70,7 +70,8 @@ class MatchChecks:
                 try:
                     ok = inv(value)
                 except AssertionError as exc:
-                    raise InvariantViolated(name, step.call.callback, step.call.tick, str(exc) or "assertion failed") from exc
+                    problem = str(exc) or "assertion failed"
+                    raise InvariantViolated(name, step.call.callback, step.call.tick, problem) from exc
                 except Exception as exc:  # noqa: BLE001 - an invariant that raises does not hold
                     raise InvariantViolated(
                         name, step.call.callback, step.call.tick, f"raised {type(exc).__name__}: {exc}"

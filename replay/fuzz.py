@@ -196,7 +196,9 @@ class _Fuzzer:
         return None, player
 
     def stream(self, calls: list[Call], digests: bool = False) -> Any:
-        return run_stream(self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests)
+        return run_stream(
+            self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests
+        )
 
     # -- the search -----------------------------------------------------------------------------------
     def database(self, known: set[str]) -> Any:
@@ -238,7 +240,8 @@ class _Fuzzer:
             failure, _ = self.play(actions)
             if self.progress is not None:
                 examples = self.generated + (calls if first is None else first)
-                self.progress.update(examples, self.options.max_examples, found_before + (first is not None), "search" if first is None else "shrink")
+                phase = "search" if first is None else "shrink"
+                self.progress.update(examples, self.options.max_examples, found_before + (first is not None), phase)
             if failure is not None and failure.key not in known:
                 if first is None:
                     first, first_seconds = calls, time.monotonic() - self.start
@@ -304,7 +307,9 @@ class _Fuzzer:
             self.header,
             handler=f"{rel}:{cls}" if cls else rel,
             client_versions=versions,
-            tags={"fuzz": {"seed": self.options.seed, "key": finding.key, "kind": finding.kind, "examples": finding.examples}},
+            tags={
+                "fuzz": {"seed": self.options.seed, "key": finding.key, "kind": finding.kind, "examples": finding.examples}
+            },
         )
         events: list[Any] = list(finding.calls)
         c = finding.crash
@@ -332,7 +337,8 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
     first = finding.message.splitlines()[0] if finding.message else ""
     callback, kind, location = (finding.key.split("|") + ["", "", ""])[:3]
     lines = [
-        f"# nakama-replay fuzz found this crash in {os.path.basename(spec)} (seed {options.seed}, after {finding.examples} matches):",
+        f"# nakama-replay fuzz found this crash in {os.path.basename(spec)} "
+        f"(seed {options.seed}, after {finding.examples} matches):",
         f"#   {first}",
         f"#   signature {finding.key}",
         "# This regression test fails until the handler is fixed, then guards the fix. To keep the crash as the",

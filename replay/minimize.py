@@ -72,7 +72,10 @@ def _renumber_users(actions: list[Action]) -> list[Action]:
         u = getattr(a, "user", None)
         if u is not None and u not in order:
             order[u] = len(order)
-    return [dataclasses.replace(a, user=order[a.user]) if hasattr(a, "user") else a for a in actions]  # type: ignore[type-var,union-attr]
+    return [
+        dataclasses.replace(a, user=order[a.user]) if hasattr(a, "user") else a  # type: ignore[type-var,union-attr]
+        for a in actions
+    ]
 
 
 def reduce_actions(actions: Sequence[Action], fails: Callable[[list[Action]], bool]) -> list[Action]:

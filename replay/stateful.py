@@ -59,7 +59,8 @@ def match_state_machine(
         RuleBasedStateMachine.__init__(self)
         self.model = ClientModel(prof, max_users)
         self.player = MatchPlayer(
-            load_handler(handler) if by_path else loaded, header, seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks
+            load_handler(handler) if by_path else loaded, header,
+            seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks,
         )
         self.player.start()
 

@@ -60,7 +60,8 @@ class StreamRules:
         if t is not InitCall and call.tick != self.loops:
             return f"call #{i} ({call.callback}) has tick {call.tick}, expected {self.loops}"
         if t is JoinAttemptCall and call.presence.session_id in present:  # type: ignore[union-attr]
-            return f"call #{i}: join attempt for session {call.presence.session_id}, already in the match"  # type: ignore[union-attr]
+            sid = call.presence.session_id  # type: ignore[union-attr]
+            return f"call #{i}: join attempt for session {sid}, already in the match"
         if t is JoinCall:
             for p in call.presences:  # type: ignore[union-attr]
                 if p.session_id not in self.pending and p.session_id not in present:

@@ -24,7 +24,7 @@ from replay.streams import remove_call, run_stream, strip_outcomes
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
 PROFILE = str(HANDLERS / "arena_payloads.py")
-# Over 10 seeds the crash was first seen after 52..136 matches (benchmarks/bench_fuzz.py); the CLI default
+# Over 10 seeds the crash was first seen after 52..143 matches (benchmarks/bench_fuzz.py); the CLI default
 # budget is 1000. The runs below stop at their first finding; the fixed handlers play the whole budget.
 BUDGET = 400
 ARENA_KEYS = {
