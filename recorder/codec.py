@@ -26,7 +26,6 @@ from typing import Any
 
 from recorder.errors import CorruptRecording, RecordingError
 from recorder.model import (
-    _CallBase,
     Broadcast,
     CrashMarker,
     Event,
@@ -43,6 +42,7 @@ from recorder.model import (
     SignalCall,
     TerminateCall,
     WireEvent,
+    record_builder,
 )
 
 __all__ = ["encode_chunk", "decode_chunk", "iter_events", "encode_header", "decode_header", "event_tick"]
@@ -122,55 +122,8 @@ def _encode_outcome(o: Outcome | None, ref) -> dict[str, Any] | None:
     return out
 
 
-class _OutcomeBuilder:
-    """Builds an ``Outcome`` positionally at a third of the frozen-dataclass ``__init__`` cost.
-
-    The frozen ``__init__`` stores each field through ``object.__setattr__``; this mutable class has the
-    very same slots, stores them directly, then becomes an ``Outcome`` by ``__class__`` assignment (which
-    Python allows between classes with identical slot layouts). The result is an ordinary ``Outcome``.
-    """
-
-    __slots__ = Outcome.__slots__
-
-    def __init__(self, accept, reason, tick_rate, label, broadcasts, kicks, label_updates, reply, digest, snapshot,
-                 stopped):  # type: ignore[no-untyped-def]
-        self.accept = accept
-        self.reason = reason
-        self.tick_rate = tick_rate
-        self.label = label
-        self.broadcasts = broadcasts
-        self.kicks = kicks
-        self.label_updates = label_updates
-        self.reply = reply
-        self.digest = digest
-        self.snapshot = snapshot
-        self.stopped = stopped
-        self.__class__ = Outcome  # type: ignore[assignment]
-
-
-class _BroadcastBuilder:
-    """``Broadcast`` built the way ``_OutcomeBuilder`` builds an ``Outcome``."""
-
-    __slots__ = Broadcast.__slots__
-
-    def __init__(self, op_code, data, targets, sender, reliable, deferred):  # type: ignore[no-untyped-def]
-        self.op_code = op_code
-        self.data = data
-        self.targets = targets
-        self.sender = sender
-        self.reliable = reliable
-        self.deferred = deferred
-        self.__class__ = Broadcast  # type: ignore[assignment]
-
-
-def _check_builder(builder: type, cls: type) -> None:
-    params = builder.__init__.__code__.co_varnames[1 : builder.__init__.__code__.co_argcount]
-    if params != tuple(f.name for f in fields(cls)):  # a model field was added: update the builder
-        raise RuntimeError(f"{builder.__name__} is out of date with {cls.__name__}'s fields")
-
-
-_check_builder(_OutcomeBuilder, Outcome)
-_check_builder(_BroadcastBuilder, Broadcast)
+_OutcomeBuilder = record_builder(Outcome)
+_BroadcastBuilder = record_builder(Broadcast)
 
 
 def _decode_outcome(d: dict[str, Any] | None, ps: list[Presence]) -> Outcome | None:
@@ -327,22 +280,7 @@ def _decode_other(ev: list[Any], ps: list[Presence]) -> Event:
     raise ValueError(f"unknown event kind code {code!r}")
 
 
-class _LoopBuilder(_CallBase):
-    """``LoopCall`` built the way ``_OutcomeBuilder`` builds an ``Outcome`` (the hot path of every reader)."""
-
-    __slots__ = LoopCall.__slots__
-    __setattr__ = object.__setattr__  # plain slot stores (the frozen base class forbids them)
-    __delattr__ = object.__delattr__
-
-    def __init__(self, tick, messages, outcome, nondeterministic):  # type: ignore[no-untyped-def]
-        self.tick = tick
-        self.messages = messages
-        self.outcome = outcome
-        self.nondeterministic = nondeterministic
-        self.__class__ = LoopCall  # type: ignore[assignment]
-
-
-_check_builder(_LoopBuilder, LoopCall)
+_LoopBuilder = record_builder(LoopCall)  # the hot path of every reader
 
 
 def _int(v: Any) -> int:

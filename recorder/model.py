@@ -36,7 +36,7 @@ __all__ = [
     "Header",
     "Call",
     "Event",
-    "fast_new",
+    "record_builder",
 ]
 
 FORMAT_VERSION = 1
@@ -93,26 +93,6 @@ class MatchMessage:
     receive_time_ms: int = 0
 
 
-class _MessageBuilder:
-    """Builds a ``MatchMessage`` without the frozen-dataclass ``__init__`` (one ``object.__setattr__`` per
-    field): a mutable class with the very same slots stores them directly, then becomes a ``MatchMessage``
-    by ``__class__`` assignment, which Python allows between classes with identical slot layouts."""
-
-    __slots__ = MatchMessage.__slots__
-
-    def __init__(self, sender, op_code, data, reliable, receive_time_ms):  # type: ignore[no-untyped-def]
-        self.sender = sender
-        self.op_code = op_code
-        self.data = data
-        self.reliable = reliable
-        self.receive_time_ms = receive_time_ms
-        self.__class__ = MatchMessage  # type: ignore[assignment]
-
-
-if _MessageBuilder.__init__.__code__.co_varnames[1:6] != MatchMessage.__slots__:  # a field was added: update it
-    raise RuntimeError("_MessageBuilder is out of date with MatchMessage's fields")
-
-
 class MessageBatch(Sequence[MatchMessage]):
     """A loop's messages as the reader decoded them: ``MatchMessage`` objects are built on first access.
 
@@ -135,7 +115,7 @@ class MessageBatch(Sequence[MatchMessage]):
         if items is None:
             ps = self._presences
             try:
-                build = _MessageBuilder
+                build = record_builder(MatchMessage)
                 items = tuple(
                     [build(ps[s], op, data, rel, ts) for s, op, data, rel, ts in self._rows]  # type: ignore[union-attr]
                 )
@@ -363,30 +343,36 @@ class Header:
     format_version: int = FORMAT_VERSION
 
 
-_MAKERS: dict[type, Any] = {}
+_BUILDERS: dict[type, Any] = {}
 
 
-def fast_new(cls: type, *values: Any) -> Any:
-    """``cls(*values)`` for a frozen slotted record, without the frozen ``__init__`` (several times faster).
+def record_builder(cls: type) -> Any:
+    """A fast positional constructor for the frozen slotted record ``cls`` (every field, in order).
 
-    For hot paths (decoding, the runtime's per-call outcome): pass every field, in declaration order; no
-    defaults are applied and nothing is validated.
+    The frozen ``__init__`` stores each field through ``object.__setattr__``, which costs several times a
+    plain slot store. The builder is a generated mutable class with the very same slots (and bases) that
+    stores the fields directly and then becomes a ``cls`` by ``__class__`` assignment, which Python allows
+    between classes with identical layouts. The result is an ordinary ``cls``. For hot paths (decoding,
+    the runtime's per-call outcome): no defaults are applied and nothing is validated.
     """
-    maker = _MAKERS.get(cls)
-    if maker is None:
-        maker = _MAKERS[cls] = _compile_maker(cls)
-    return maker(*values)
+    builder = _BUILDERS.get(cls)
+    if builder is None:
+        from dataclasses import fields as _fields
 
-
-def _compile_maker(cls: type) -> Any:
-    from dataclasses import fields as _fields
-
-    names = [f.name for f in _fields(cls)]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def make({', '.join(f'v{i}' for i in range(len(names)))}):", "    o = _new(_cls)"]
-    for i, name in enumerate(names):
-        namespace[f"_s{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    _s{i}(o, v{i})")
-    lines.append("    return o")
-    exec("\n".join(lines), namespace)  # generated from field names only, as dataclasses does
-    return namespace["make"]
+        names = [f.name for f in _fields(cls)]
+        args = ", ".join(names)
+        body = "".join(f"    self.{n} = {n}\n" for n in names)
+        namespace: dict[str, Any] = {"_cls": cls}
+        # generated from the record's own field names, as dataclasses generates __init__
+        exec(f"def __init__(self, {args}):\n{body}    self.__class__ = _cls\n", namespace)
+        builder = _BUILDERS[cls] = type(
+            f"_{cls.__name__}Builder",
+            cls.__bases__,
+            {
+                "__slots__": cls.__slots__,  # type: ignore[attr-defined]
+                "__init__": namespace["__init__"],
+                "__setattr__": object.__setattr__,  # plain slot stores: a frozen base forbids them
+                "__delattr__": object.__delattr__,
+            },
+        )
+    return builder

@@ -53,7 +53,7 @@ from recorder.model import (
     SignalCall,
     TerminateCall,
     WireEvent,
-    fast_new,
+    record_builder,
 )
 from recorder.nkrec import Recording, open_recording
 from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
@@ -65,6 +65,7 @@ from replay.result import Crash, Divergence, ReplayResult, StepResult, describe_
 __all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_new_outcome = record_builder(Outcome)
 
 
 def state_digest(value: Any) -> int:
@@ -263,8 +264,7 @@ class MatchRuntime:
 
                     snapshot = canonical_bytes(value)
         get = outcome.get
-        observed = fast_new(  # Outcome(...) without the frozen __init__: this runs once per call
-            Outcome,
+        observed = _new_outcome(  # Outcome(...) without the frozen __init__: this runs once per call
             get("accept"),
             get("reason"),
             get("tick_rate"),
