@@ -95,3 +95,14 @@ def test_killed_capture_keeps_every_finished_tick(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="truncated"):
         _, events = read_events(cut)
     assert len([e for e in events if isinstance(e, LoopCall)]) >= 20
+
+
+def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    rec = ROOT / "fixtures" / "recordings" / "arena-lua-reconnect-crash.nkrec"
+    assert main(["reproduce", str(rec), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["outcome"], doc["callback"], doc["tick"], doc["reproduced"]) == ("crashed", "match_loop", 58, True)
+    assert doc["error"].endswith("arena.lua:54: attempt to index local 'player' (a nil value)")
+    assert "stack traceback:" in doc["traceback"] and "in function 'handle_input'" in doc["traceback"]
+    fixed = ROOT / "fixtures" / "handlers" / "arena_fixed.lua"
+    assert main(["reproduce", str(rec), "--handler", str(fixed)]) == 1
