@@ -37,11 +37,16 @@ COMMANDS: dict[str, str] = {
 }
 
 _HELP_EPILOG = """\
-examples:
-  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec
-  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec
-  nakama-replay export REC -o rec.jsonl      # edit by hand, then:
-  nakama-replay import rec.jsonl -o rec.nkrec
+a crash report names a match: get its recording, then
+  nakama-replay inspect REC                              # what the match saw
+  nakama-replay reproduce REC                            # the crash again, tick and traceback
+  nakama-replay reproduce REC --handler fixed.py         # does the fix hold? (exit 1: no crash)
+  nakama-replay diff REC --handler old.py --against fixed.py   # first divergent tick and fields
+  nakama-replay bisect REC --handler-file match.lua --revs v1.0..HEAD
+  nakama-replay fuzz --handler match.py --out found/     # crashes before players find them
+
+recordings come from nakama-replay serve/proxy, the Lua capture module (then `ingest`), or
+JSON Lines (`import`/`export`).
 
 Run `nakama-replay COMMAND --help` for each command's options. Exit codes: 0 success or reproduced,
 1 did not reproduce / diverged, 2 bad input.
