@@ -123,6 +123,7 @@ def _encode_outcome(o: Outcome | None, ref) -> dict[str, Any] | None:
 
 
 _OutcomeBuilder = record_builder(Outcome)
+_PresenceBuilder = record_builder(Presence)
 _BroadcastBuilder = record_builder(Broadcast)
 
 
@@ -217,7 +218,7 @@ def iter_events(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 
     """
     try:
         rows, encoded = payload
-        ps = [Presence(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
+        ps = [_PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
         for ev in encoded:
             if ev[0] == LOOP:
                 tick = ev[1]
