@@ -13,7 +13,9 @@ handler, profile and the keys already known), so a second run starts by replayin
 one found, and a fixed handler simply passes them.
 
 Each failure is then reduced further (``replay.minimize``: 1-minimal client actions, then call- and
-message-level deletion under the stream rules of ``replay.streams``), replayed once more to record
+message-level deletion under the stream rules of ``replay.streams``; with ``shrink=False`` hypothesis's own
+shrinking is skipped and these reducers do it all, faster, with payload values left as generated), replayed
+once more to record
 outcomes, and written as ``OUT/<module>-<callback>-<type>-<hash>.nkrec`` with, for crashes, a crash
 marker and ``NAME.expect.toml`` for the regression plugin (``no_crash = true`` against the fuzzed
 handler: the test fails until the bug is fixed, then guards the fix). The written recording is checked
@@ -66,6 +68,7 @@ class FuzzOptions:
     database: bool = True
     absent_targets: bool = True
     max_findings: int = 8
+    shrink: bool = True  # hypothesis's shrinking; the reducers of replay.minimize run either way
 
 
 class Progress(Protocol):
@@ -228,7 +231,7 @@ class _Fuzzer:
             database=self.database(known),
             suppress_health_check=list(HealthCheck),
             report_multiple_bugs=False,
-            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+            phases=(Phase.explicit, Phase.reuse, Phase.generate) + ((Phase.shrink,) if self.options.shrink else ()),
             verbosity=Verbosity.quiet,
             print_blob=False,
         )

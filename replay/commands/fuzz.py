@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
     p.add_argument("--hang-timeout", type=float, default=1.0, metavar="S", help="seconds before a callback counts as hung (default 1)")
     p.add_argument("--no-database", action="store_true", help="do not read or write the example database")
+    p.add_argument(
+        "--no-shrink", action="store_true",
+        help="skip hypothesis's shrinking (faster; the recording is still minimal, payload values stay as generated)",
+    )
     p.add_argument("--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_json_flag(p)
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         hang_timeout=args.hang_timeout,
         database=not args.no_database,
         absent_targets=not args.allow_absent_targets,
+        shrink=not args.no_shrink,
     )
     progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
     report = fuzz(args.handler, options, progress)
