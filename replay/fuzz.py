@@ -285,6 +285,8 @@ class _Fuzzer:
         if final.key != key or failure is None:
             raise NakamaReplayError(f"fuzz: the reduced stream for {key} no longer fails the same way")
         written = [with_outcome(s.call, s) for s in final.steps if s.executed]
+        if len(written) != len(calls) and not calls_fail(strip_outcomes(written)):
+            raise NakamaReplayError(f"fuzz: the stream written for {key} no longer fails the same way")
         examples, seconds = found.first_seen  # type: ignore[attr-defined]
         crash = failure.crash if isinstance(failure, HandlerCrashed) else None
         return Finding(
