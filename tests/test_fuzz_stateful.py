@@ -21,7 +21,7 @@ HANDLERS = ROOT / "fixtures" / "handlers"
 PROFILE = str(HANDLERS / "arena_payloads.py")
 # generation only: finding is what these tests are about; shrinking is hypothesis's (and tested in test_fuzz)
 FIND = settings(
-    max_examples=200, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+    max_examples=500, stateful_step_count=30, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck), phases=[Phase.generate],
 )
 

@@ -76,7 +76,7 @@ def test_lua_arena_crashes_like_the_python_arena_with_a_lua_traceback() -> None:
     lines = crash.traceback.splitlines()
     assert lines[0] == "stack traceback:"
     assert lines[1].endswith("arena.lua:54: in function 'handle_input'")
-    assert lines[2].endswith("arena.lua:171: in main chunk")
+    assert lines[2].endswith("arena.lua:184: in main chunk")
     assert lines[3] == "\t[G]: ?"
 
 
