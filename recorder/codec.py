@@ -208,7 +208,28 @@ def _opt(items: list[Any], i: int) -> Any:
     return items[i] if len(items) > i else None
 
 
-def iter_events(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> Iterator[Event]:
+def _presences(rows: list[Any], cache: dict[tuple[Any, ...], Presence] | None) -> list[Presence]:
+    """A chunk's presence table; ``cache`` (one per reader) builds and checks each distinct row once."""
+    if cache is None:
+        return [_PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
+    out = []
+    for row in rows:
+        key = tuple(row)
+        p = cache.get(key)
+        if p is None:
+            u, s, n, node, r = key
+            p = _PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r))
+            if len(cache) < 65536:  # bounded: a match has few distinct presences, a hostile file many
+                cache[key] = p
+        out.append(p)
+    return out
+
+
+def iter_events(
+    payload: list[Any],
+    origin: tuple[str, int, int] = ("<memory>", 0, 0),
+    presence_cache: dict[tuple[Any, ...], Presence] | None = None,
+) -> Iterator[Event]:
     """Inverse of ``encode_chunk``, one event at a time.
 
     Building each record only when it is asked for keeps records short-lived: a reader's consumer drops
@@ -218,7 +239,7 @@ def iter_events(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 
     """
     try:
         rows, encoded = payload
-        ps = [_PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
+        ps = _presences(rows, presence_cache)
         for ev in encoded:
             if ev[0] == LOOP:
                 tick = ev[1]

@@ -187,6 +187,7 @@ class Recording:
         self.salvage = salvage
         self.max_chunk_bytes = max_chunk_bytes
         self.damage: list[Damage] = []
+        self._presence_cache: dict[tuple, Any] = {}  # presence rows seen in earlier chunks, built once
         self.events_read = 0
         self._file: IO[bytes] = open(self.path, "rb")
         self.size = os.fstat(self._file.fileno()).st_size
@@ -328,7 +329,7 @@ class Recording:
         # records are built one at a time as the caller asks (codec.iter_events), so that each is dropped
         # before the next exists; a malformed event raises CorruptRecording when the reader reaches it
         for info, tree in self._payloads(start, first):
-            events = iter_events(tree, (self.path, info.offset, info.index))
+            events = iter_events(tree, (self.path, info.offset, info.index), self._presence_cache)
             if from_tick is None:
                 yield from events
             else:
