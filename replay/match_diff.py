@@ -355,11 +355,10 @@ class _TwiceRuntime:
         rt = self.runtime
         if rt.stopped or self.found is not None:
             return rt.apply(call)
-        snap, index = rt.snapshot(), rt.index
+        snap = rt.snapshot()
         first = rt.apply(call)
         one = _record(self.handler, first) if first.executed else None
         rt.restore(snap)
-        rt.index = index
         second = rt.apply(call)
         two = _record(self.handler, second) if second.executed else None
         if one is None or two is None:

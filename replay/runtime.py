@@ -88,6 +88,7 @@ class _Snapshot:
     storage: Any
     pending_kicks: list[Presence]
     accepted: dict[str, bool]
+    index: int
 
 
 class MatchRuntime:
@@ -156,6 +157,7 @@ class MatchRuntime:
             {k: dict(v) for k, v in self.nk.storage.objects.items()},
             list(self.pending_kicks),
             dict(self.accepted),
+            self.index,
         )
 
     def restore(self, snap: _Snapshot) -> None:
@@ -171,6 +173,7 @@ class MatchRuntime:
         self.nk.storage.objects = {k: dict(v) for k, v in snap.storage.items()}
         self.pending_kicks = list(snap.pending_kicks)
         self.accepted = dict(snap.accepted)
+        self.index = snap.index
 
     # -- running calls ------------------------------------------------------------------------------------
     def apply(self, call: Call) -> StepResult:
