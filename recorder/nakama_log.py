@@ -74,6 +74,25 @@ def _entry(obj: dict[str, Any], source: str, line: int) -> LogEntry | None:
     return LogEntry(source, line, str(level).lower(), str(ts), msg, fields)
 
 
+def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any] | DamagedLine | None:
+    """The JSON object on a log line; a ``DamagedLine`` when it is ours (it carries our tag) but broken; None
+    when it is somebody else's line."""
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        if TAG_HINT in text:
+            return DamagedLine(source, line, f"not a JSON log line{where} ({exc.msg} at column {exc.colno})")
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _docker_part(obj: Any) -> str | None:
+    """The text of a Docker json-file log entry (``{"log": ..., "stream": ...}``), else None."""
+    if isinstance(obj, dict) and "msg" not in obj and "message" not in obj and isinstance(obj.get("log"), str):
+        return obj["log"]
+    return None
+
+
 def iter_log(lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogStats | None = None) -> Iterator[LogEntry | DamagedLine]:
     """Log entries (and damaged lines of ours) from an iterable of text lines."""
     stats = stats if stats is not None else LogStats()
@@ -85,42 +104,22 @@ def iter_log(lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogSt
         text = text.rstrip("\r\n")
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            if TAG_HINT in text:
-                d = DamagedLine(source, number, f"not a JSON log line ({exc.msg} at column {exc.colno})")
-                stats.damaged.append(d)
-                yield d
-            else:
-                stats.other += 1
-            continue
-        if not isinstance(obj, dict):
-            stats.other += 1
-            continue
-        if "log" in obj and "msg" not in obj and "message" not in obj and isinstance(obj["log"], str):
-            part = obj["log"]
+        obj = _json_object(text, source, number, "")
+        part = _docker_part(obj)
+        if part is not None:
             if not pending:
                 pending_line = number
             pending += part
             if not part.endswith("\n"):
                 continue  # Docker split a long line; the rest follows
             inner, pending = pending.rstrip("\r\n"), ""
-            try:
-                obj = json.loads(inner)
-            except ValueError as exc:
-                if TAG_HINT in inner:
-                    d = DamagedLine(source, pending_line, f"not a JSON log line inside the Docker entry ({exc.msg})")
-                    stats.damaged.append(d)
-                    yield d
-                else:
-                    stats.other += 1
-                continue
-            if not isinstance(obj, dict):
-                stats.other += 1
-                continue
+            obj = _json_object(inner, source, pending_line, " inside the Docker entry")
             number = pending_line
-        entry = _entry(obj, source, number)
+        if isinstance(obj, DamagedLine):
+            stats.damaged.append(obj)
+            yield obj
+            continue
+        entry = None if obj is None else _entry(obj, source, number)
         if entry is None:
             stats.other += 1
             continue
