@@ -20,7 +20,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["dumps", "format_float"]
+__all__ = ["dumps", "format_float", "shortest_digits"]
 
 _encode_str = json.encoder.py_encode_basestring  # type: ignore[attr-defined]
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
@@ -30,17 +30,21 @@ def _string(s: str) -> str:
     return _encode_str(s).translate(_HTML)
 
 
+def shortest_digits(x: float) -> tuple[str, int]:
+    """Shortest round-trip digits of ``abs(x) > 0`` and the decimal point position: x = 0.DIGITS * 10**point."""
+    _, digits, exp = Decimal(repr(abs(x))).as_tuple()
+    ds = "".join(map(str, digits))
+    return ds.rstrip("0") or "0", len(ds) + int(exp)
+
+
 def format_float(x: float) -> str:
     """Go's ``strconv.AppendFloat(x, fmt, -1, 64)`` as ``encoding/json`` chooses ``fmt``."""
     if math.isnan(x) or math.isinf(x):
         raise ValueError(f"json: unsupported value: {x!r}")
     if x == 0:
         return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign, digits, exp = Decimal(repr(x)).as_tuple()
-    ds = "".join(map(str, digits)).rstrip("0") or "0"
-    # value = 0.ds * 10**point, i.e. point = position of the decimal point after the first digit group
-    point = len("".join(map(str, digits))) + int(exp)
-    prefix = "-" if sign else ""
+    ds, point = shortest_digits(x)
+    prefix = "-" if x < 0 else ""
     if 1e-6 <= abs(x) < 1e21:
         if point <= 0:
             return f"{prefix}0.{'0' * -point}{ds}"

@@ -18,8 +18,9 @@ arrive as the Lua runtime hands them to Python: ``int``/``float`` numbers, ``byt
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Any
+
+from recorder.gojson import shortest_digits
 
 __all__ = ["go_number_string", "go_float_g", "go_format", "INT64_MIN"]
 
@@ -37,14 +38,6 @@ def _int64(x: float) -> int:
 def _is_integer(x: float) -> bool:
     """gopher-lua's ``isInteger``: ``float64(int64(v)) == v``."""
     return float(_int64(x)) == x
-
-
-def _shortest_digits(x: float) -> tuple[str, int]:
-    """Shortest round-trip digits of ``abs(x) > 0`` and the decimal point position (value = 0.DIGITS * 10**dp)."""
-    _, digits, exp = Decimal(repr(abs(x))).as_tuple()
-    ds = "".join(map(str, digits))
-    stripped = ds.rstrip("0") or "0"
-    return stripped, len(ds) + int(exp)
 
 
 def _fmt_e(neg: bool, ds: str, dp: int, prec: int, e: str = "e") -> str:
@@ -81,7 +74,7 @@ def go_float_g(x: float, e: str = "e") -> str:
     neg = math.copysign(1.0, x) < 0
     if x == 0:
         return "-0" if neg else "0"
-    ds, dp = _shortest_digits(x)
+    ds, dp = shortest_digits(x)
     exp = dp - 1
     if exp < -4 or exp >= 6:
         return _fmt_e(neg, ds, dp, len(ds) - 1, e)
@@ -226,28 +219,16 @@ def _fmt_str(s: str, raw: bytes, spec: _Spec) -> str:
     return f"%!{verb}(string={s})"
 
 
+_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+
+
 def _go_quote(s: str) -> str:
     out = ['"']
     for ch in s:
         code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\v":
-            out.append("\\v")
+        escaped = _GO_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
         elif 0xDC80 <= code <= 0xDCFF:  # an invalid byte kept by surrogateescape
             out.append(f"\\x{code - 0xDC00:02x}")
         elif code < 0x20 or code == 0x7F:
