@@ -24,6 +24,11 @@ Maps
 Empty containers
   ``{}``, ``[]`` and ``()`` are one value, the empty map (Lua has one empty table; ``nk.json_encode``
   writes ``{}``).
+Pointer texts
+  Nakama's JSON of a Lua function is its gopher-lua text, ``function: 0xc0001a2b40``: a Go heap address,
+  different on every server run. In strings, every such text (``table|function|userdata|thread|channel:
+  0x<hex>``) becomes ``<kind>: 0x?`` (``mask_pointers``), so a state holding a function has the same
+  digest in Nakama's log and in a replay.
 
 ``canonical_bytes`` is msgpack of the canonical value: maps in key order, numbers as float64 (``0xcb``)
 except the big integers above, str as msgpack str, bytes as bin, smallest container headers.
@@ -52,6 +57,7 @@ from recorder.errors import StateError
 
 __all__ = [
     "canonicalize",
+    "mask_pointers",
     "canonical_bytes",
     "digest_bytes",
     "state_digest",
@@ -141,6 +147,19 @@ def _sequence_key(k: Any) -> int | None:
     return None
 
 
+_POINTER = re.compile(r"\b(table|function|userdata|thread|channel): 0x[0-9a-f]+")
+_POINTER_BYTES = re.compile(rb"\b(table|function|userdata|thread|channel): 0x[0-9a-f]+")
+
+
+def mask_pointers(text: Any) -> Any:
+    """``text`` (str or bytes) with every gopher-lua pointer text's address replaced: ``function: 0x?``."""
+    if isinstance(text, str):
+        return _POINTER.sub(r"\1: 0x?", text) if ": 0x" in text else text
+    if isinstance(text, (bytes, bytearray)):
+        return _POINTER_BYTES.sub(rb"\1: 0x?", text) if b": 0x" in text else text
+    return text
+
+
 def _utf8(s: str) -> bytes:
     try:
         return s.encode("utf-8")
@@ -157,7 +176,7 @@ def _canon(v: Any) -> Any:
     if t is str:
         if not v.isascii():
             _utf8(v)
-        return v
+        return _POINTER.sub(r"\1: 0x?", v) if ": 0x" in v else v
     if t is dict:
         return _canon_map(v)
     if t is list or t is tuple:

@@ -61,7 +61,7 @@ from replay.signature import lua_error_class
 from replay.lua_stdlib import BIT32, LuaArgError, LuaRaise, date_table, strftime, unix_from_fields
 from replay.nk import DerivedSources, Nk
 
-__all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain", "go_tonumber"]
+__all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain", "go_sprint", "go_tonumber"]
 
 #: where the packaged capture module (``nkreplay_capture.lua``) lives; the last folder ``require`` searches
 CAPTURE_MODULE_DIR = Path(_capture_pkg.__file__).resolve().parent
@@ -144,7 +144,7 @@ def _is_uuid(v: Any) -> bool:
     return True
 
 
-def _go_key(k: Any) -> str:
+def _go_key(k: Any, pointer: Any = None) -> str:
     """``fmt.Sprint`` of a converted Lua key, as Nakama spells non-string keys of a JSON object."""
     if isinstance(k, bytes):
         return k.decode("utf-8", "nkreplay-go")
@@ -154,14 +154,41 @@ def _go_key(k: Any) -> str:
         return str(k)
     if isinstance(k, float):
         return go_float_g(k)
-    return "map[]" if _lupa.lua_type(k) == "table" else str(k)
+    if _lupa.lua_type(k) == "table":
+        return go_sprint(lua_to_plain(k, pointer))
+    return _pointer(k, pointer)
 
 
-def lua_to_plain(v: Any, depth: int = 0) -> Any:
+def _pointer(v: Any, pointer: Any) -> str:
+    """gopher-lua's text of a function, userdata or thread (``function: 0xc000010040``); ``pointer`` is the
+    runtime's deterministic address book (``LuaHandler.pointer_text``), without it a per-process id."""
+    if pointer is not None:
+        return _text(pointer(v))
+    return f"{_lupa.lua_type(v) or 'userdata'}: 0x{id(v):x}"
+
+
+def go_sprint(v: Any) -> str:
+    """Go's ``fmt.Sprint`` of a value ``RuntimeLuaConvertLuaValue`` returned (a table used as a key):
+    ``map[a:1 b:[1 2]]`` with keys sorted, ``<nil>``, floats in ``%v``."""
+    if v is None:
+        return "<nil>"
+    if v is True or v is False:
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return go_float_g(v)
+    if isinstance(v, list):
+        return "[" + " ".join(go_sprint(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{go_sprint(v[k])}" for k in sorted(v)) + "]"
+    return str(v)
+
+
+def lua_to_plain(v: Any, pointer: Any = None, depth: int = 0) -> Any:
     """A Lua value as Nakama's ``RuntimeLuaConvertLuaValue`` sees it, in Python: a table with a positive
     integer key (below 2**26) is a list from 1 to the highest such key (other keys dropped, holes None),
     any other table a dict with string keys; whole numbers in int64 range are ``int``, strings ``str``
-    (invalid UTF-8 bytes replaced as Go's JSON encoder does), functions their ``tostring`` text."""
+    (invalid UTF-8 bytes replaced as Go's JSON encoder does); functions (and userdata, threads) their
+    gopher-lua text, ``function: 0x...``, with the address ``pointer`` gives them (see ``_pointer``)."""
     if v is None or v is True or v is False:
         return v
     t = type(v)
@@ -184,10 +211,10 @@ def lua_to_plain(v: Any, depth: int = 0) -> Any:
             out: list[Any] = [None] * maxn
             for k, x in items:
                 if type(k) is int and 0 < k <= maxn:
-                    out[k - 1] = lua_to_plain(x, depth + 1)
+                    out[k - 1] = lua_to_plain(x, pointer, depth + 1)
             return out
-        return {_go_key(k): lua_to_plain(x, depth + 1) for k, x in items}
-    return f"{lt}: 0x{id(v):x}" if lt else str(v)
+        return {_go_key(k, pointer): lua_to_plain(x, pointer, depth + 1) for k, x in items}
+    return _pointer(v, pointer)
 
 
 class LuaHandler:
@@ -230,6 +257,9 @@ class LuaHandler:
         self._new_table = api[b"new_table"]
         self._deep_copy = api[b"deep_copy"]
         self._error_text = api[b"error_text"]
+        self._pointer_text = api[b"pointer_text"]
+        self._runtime_state = api[b"runtime_state"]
+        self._set_runtime_state = api[b"set_runtime_state"]
         self._lua_dispatcher = api[b"dispatcher"]
         self._broadcast_now = self._api_fn("broadcast_message", lambda *a: self._do_broadcast(False, *a))
         self._broadcast_deferred = self._api_fn("broadcast_message_deferred", lambda *a: self._do_broadcast(True, *a))
@@ -616,9 +646,16 @@ class LuaHandler:
     def copy_state(self, state: Any) -> Any:
         return self._deep_copy(state) if _lupa.lua_type(state) == "table" else state
 
+    def runtime_state(self) -> Any:
+        """What a call changes besides the state that a sync test must restore: the address counter."""
+        return self._runtime_state()
+
+    def restore_runtime_state(self, saved: Any) -> None:
+        self._set_runtime_state(saved)
+
     def state_value(self, state: Any) -> Any:
         """The state as Nakama's JSON conversion sees it (what ``nk.json_encode(state)`` writes)."""
-        return lua_to_plain(state)
+        return lua_to_plain(state, self._pointer_text)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str, str]:
         if isinstance(exc, LuaError):
@@ -648,7 +685,7 @@ class LuaHandler:
         if n == 0:
             raise LuaArgError(1, "value expected")
         try:
-            return _b(gojson.dumps(lua_to_plain(v)))
+            return _b(gojson.dumps(lua_to_plain(v, self._pointer_text)))
         except (ValueError, TypeError) as exc:
             text = str(exc)
             for py, go in (("-inf", "-Inf"), ("inf", "+Inf"), ("nan", "NaN")):
@@ -757,7 +794,7 @@ class LuaHandler:
         for entry in objects.values():
             if _lupa.lua_type(entry) != "table":
                 raise LuaArgError(1, "expects a valid set of data")
-            plain = lua_to_plain(entry)
+            plain = lua_to_plain(entry, self._pointer_text)
             if not isinstance(plain, dict):
                 raise LuaArgError(1, "expects a valid set of data")
             if not isinstance(plain.get("value"), dict):

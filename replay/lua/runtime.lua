@@ -9,6 +9,8 @@
 local host = ...
 
 local debug_getinfo, debug_sethook, debug_getmetatable = debug.getinfo, debug.sethook, debug.getmetatable
+local debug_getupvalue, debug_setupvalue = debug.getupvalue, debug.setupvalue
+local raw_dump, raw_loadstring, raw_getfenv, raw_setfenv = string.dump, loadstring, getfenv, setfenv
 local raw_pcall, raw_xpcall, raw_error, raw_type, raw_select = pcall, xpcall, error, type, select
 local raw_unpack, raw_tostring, raw_next, raw_pairs, raw_ipairs = unpack, tostring, next, pairs, ipairs
 local raw_rawget, raw_rawset, raw_setmetatable, raw_getmetatable = rawget, rawset, setmetatable, getmetatable
@@ -144,13 +146,46 @@ local function number_string(v)
 end
 api.number_string = number_string
 
+-- Deterministic addresses: gopher-lua prints tables, functions and userdata as Go pointers ("table:
+-- 0xc000123450"), PUC Lua as C pointers that change from run to run. Here each object gets an address
+-- shaped like a Go heap pointer the first time its text is needed (tostring, print, string.format, an
+-- error value, nk.json_encode of a function), in that order, kept for the object's life; copies made by
+-- api.deep_copy keep the original's. The counter is part of api.runtime_state, so a call run again from
+-- a snapshot hands out the same addresses.
+local addresses = raw_setmetatable({}, { __mode = "k" })
+local address_count = { 0 }
+local ADDRESS_BASE, ADDRESS_STEP = 824633786368, 64 -- 0xc000010000: where Go's heap arenas start
+
+local function pointer_text(v)
+  local a = addresses[v]
+  if a == nil then
+    address_count[1] = address_count[1] + 1
+    a = str_format("0x%x", ADDRESS_BASE + address_count[1] * ADDRESS_STEP)
+    addresses[v] = a
+  end
+  return raw_type(v) .. ": " .. a
+end
+api.pointer_text = pointer_text
+
+function api.runtime_state()
+  return address_count[1]
+end
+
+function api.set_runtime_state(n)
+  address_count[1] = n
+end
+
+local POINTER_TYPES = { table = true, ["function"] = true, userdata = true, thread = true }
+
 function G.tostring(v)
   local mt = debug_getmetatable(v)
   if mt ~= nil and raw_type(mt) == "table" then
     local ts = raw_rawget(mt, "__tostring")
     if ts ~= nil then return ts(v) end
   end
-  if raw_type(v) == "number" then return number_string(v) end
+  local t = raw_type(v)
+  if t == "number" then return number_string(v) end
+  if POINTER_TYPES[t] then return pointer_text(v) end
   return raw_tostring(v)
 end
 local lua_tostring = G.tostring
@@ -240,7 +275,7 @@ function string.format(fmt, ...)
   for i = 1, n do
     local v = args[i]
     local vt = raw_type(v)
-    if vt == "table" or vt == "function" or vt == "userdata" then names[i] = raw_tostring(v) else names[i] = "" end
+    if POINTER_TYPES[vt] then names[i] = pointer_text(v) else names[i] = "" end
   end
   local ok, text = host_format(fmt, args, names, n)
   if not ok then raise(text, nil, 1) end
@@ -390,15 +425,38 @@ function api.new_table()
   return {}
 end
 
--- a deep copy of a state (tables copied, metatables shared), cycles kept
+-- a deep copy of a state (tables copied, metatables shared), cycles kept. A Lua closure in the state is
+-- copied too: the same code with fresh upvalue cells holding the same values (tables of the state as
+-- their copies), so a counter closure run again from a copy counts from where the copy was taken.
+-- (Lua 5.1 cannot tell whether two closures share an upvalue cell: each copy gets its own.)
+
 function api.deep_copy(v)
   local seen = {}
-  local function copy(x)
-    if raw_type(x) ~= "table" then return x end
+  local copy
+  local function copy_function(f)
+    local info = debug_getinfo(f, "Su")
+    if info.what == "C" or info.nups == 0 or is_internal(info) then return f end
+    local ok, code = raw_pcall(raw_dump, f)
+    local g = ok and raw_loadstring(code)
+    if not g then return f end
+    seen[f] = g
+    addresses[g] = addresses[f]
+    raw_setfenv(g, raw_getfenv(f))
+    for i = 1, info.nups do
+      local _, value = debug_getupvalue(f, i)
+      debug_setupvalue(g, i, copy(value))
+    end
+    return g
+  end
+  function copy(x)
+    local t = raw_type(x)
+    if t == "function" then return seen[x] or copy_function(x) end
+    if t ~= "table" then return x end
     local c = seen[x]
     if c then return c end
     c = {}
     seen[x] = c
+    addresses[c] = addresses[x]
     local k, val = raw_next(x)
     while k ~= nil do
       raw_rawset(c, copy(k), copy(val))
@@ -516,6 +574,7 @@ end
 function api.error_text(e)
   if raw_type(e) == "string" then return e end
   if raw_type(e) == "number" then return number_string(e) end
+  if POINTER_TYPES[raw_type(e)] then return pointer_text(e) end
   return raw_tostring(e)
 end
 
