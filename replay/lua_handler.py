@@ -412,6 +412,9 @@ class LuaHandler:
     def _format(self, fmt: bytes, args: Any, names: Any, n: int) -> tuple[bool, bytes]:
         values = [args[i] for i in range(1, n + 1)]
         labels = [_text(names[i]) if names[i] is not None else "" for i in range(1, n + 1)]
+        for i, label in enumerate(labels):
+            if label == "\0-0":
+                values[i], labels[i] = -0.0, ""
         return True, go_format(fmt, values, labels)
 
     def _print(self, text: bytes) -> None:

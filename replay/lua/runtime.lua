@@ -275,7 +275,13 @@ function string.format(fmt, ...)
   for i = 1, n do
     local v = args[i]
     local vt = raw_type(v)
-    if POINTER_TYPES[vt] then names[i] = pointer_text(v) else names[i] = "" end
+    if POINTER_TYPES[vt] then
+      names[i] = pointer_text(v)
+    elseif v == 0 and vt == "number" and 1 / v < 0 then
+      names[i] = "\0-0" -- lupa hands -0.0 to Python as the integer 0: say it is minus zero
+    else
+      names[i] = ""
+    end
   end
   local ok, text = host_format(fmt, args, names, n)
   if not ok then raise(text, nil, 1) end
