@@ -21,6 +21,8 @@
     ├── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
     ├── ProfileError (ValueError)          a fuzz profile (``--payloads MODULE``) cannot be loaded or is malformed
     ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
+    ├── OptionError (ValueError)           an option's value is malformed or out of range (option, value)
+    ├── PathError (ValueError)             a file or folder to read or write cannot be used (path, problem)
     └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -54,6 +56,8 @@ __all__ = [
     "BisectError",
     "ProfileError",
     "LiveReplayError",
+    "OptionError",
+    "PathError",
     "MatchCheckFailed",
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
@@ -211,6 +215,27 @@ class LiveReplayError(NakamaReplayError):
             f"{url}: {step} failed: {problem}. Check that the server runs, and the server key, RPC names and "
             "match id given to `nakama-replay replay`."
         )
+
+
+class OptionError(NakamaReplayError, ValueError):
+    """An option's value is malformed or out of range: a port of 99999, a negative tick, a URL without a
+    port number. ``option`` names it as the user wrote it (``--listen``), empty when unknown."""
+
+    def __init__(self, option: str, value: object, problem: str) -> None:
+        self.option, self.value, self.problem = option, value, problem
+        parts = [option] if option else []
+        if value is not None:
+            parts.append(repr(str(value)))
+        super().__init__(": ".join([*parts, problem]))
+
+
+class PathError(NakamaReplayError, ValueError):
+    """A file or folder to read or write cannot be used: missing, the wrong kind (a folder given as a file),
+    unreadable, or an output whose parent folder does not exist."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):

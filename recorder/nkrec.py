@@ -370,6 +370,8 @@ def open_recording(
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
 ) -> Recording:
     """Open a recording for streaming. ``recording.header`` is read at once; events stream on iteration."""
+    if Path(path).is_dir():
+        raise RecordingError(f"{path}: is a folder, not a recording file")
     if not Path(path).is_file():
         raise RecordingError(f"{path}: no such recording file")
     return Recording(path, strict=strict, salvage=salvage, max_chunk_bytes=max_chunk_bytes)

@@ -17,9 +17,9 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from recorder import session_token
+from recorder.addresses import parse_server_url
 from recorder.wire_recorder import WireRecorder
 from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, http_request, json_response, start_server
 
@@ -47,10 +47,8 @@ class RecordingProxy(App):
     """The proxy as a ``recorder.wsio`` app."""
 
     def __init__(self, upstream: str, recorder: WireRecorder, *, salt: bytes | None = None, open_timeout: float = 10.0):
-        u = urlsplit(upstream if "://" in upstream else "http://" + upstream)
-        if u.scheme not in ("http", "ws"):
-            raise ValueError(f"upstream must be http://host:port (TLS upstreams are not supported), got {upstream!r}")
-        self.host, self.port = u.hostname or "127.0.0.1", u.port or 7350
+        address = parse_server_url(upstream, option="--upstream", schemes=("http", "ws"))
+        self.host, self.port = address.host, address.port
         self.recorder = recorder
         self.salt = salt if salt is not None else secrets.token_bytes(16)
         self.open_timeout = open_timeout

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,6 +26,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from recorder.errors import OptionError
 
 __all__ = [
     "MAX_HEAD",
@@ -333,6 +337,23 @@ class HttpServer:
             await asyncio.wait_for(self.server.wait_closed(), timeout)
 
 
+def listen_error(host: str, port: int, exc: OSError) -> OptionError:
+    """Why ``host:port`` cannot be listened on, as an ``OptionError`` (the port in use, a host that is not
+    this machine's, a privileged port)."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "the port is already in use (stop the other server or pick another port)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "the address is not one of this machine's"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif isinstance(exc, socket.gaierror):
+        why = f"unknown host ({exc.strerror or exc})"
+    else:
+        why = str(exc.strerror or exc)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return OptionError("--listen", shown, f"cannot listen: {why}")
+
+
 async def start_server(
     app: App,
     host: str = "127.0.0.1",
@@ -358,7 +379,10 @@ async def start_server(
             with contextlib.suppress(Exception):
                 writer.close()
 
-    server = await asyncio.start_server(on_connection, host, port, limit=MAX_HEAD)
+    try:
+        server = await asyncio.start_server(on_connection, host, port, limit=MAX_HEAD)
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
     holder.append(HttpServer(server))
     return holder[0]
 

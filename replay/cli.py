@@ -2,21 +2,38 @@
 
 Each command lives in its own module under ``replay.commands`` with ``HELP`` (one line), a docstring
 (its ``--help`` description), ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import
-heavy libraries (numba, websockets, lupa) inside ``run`` so that ``--help`` stays fast.
-Errors we raise on purpose print as ``Type: message`` and exit 2 (bad input).
+heavy libraries (numba, websockets, lupa) inside ``run`` so that ``--help`` stays fast. Option types and
+path checks shared by the commands are in ``replay.commands._args``.
+
+``main`` is the one error boundary: a usage mistake (argparse's too), every ``NakamaReplayError`` and the
+foreign errors a user causes (``translate_errors``: a file that cannot be opened, a port in use, a damaged
+compressed input) print as one line ``Type: message`` on stderr and exit 2; with ``--json`` the same error
+is also a JSON object on stdout (``error``, ``exit``, ``type``, and ``file``/``line``/``offset``/``chunk``/
+``tick``/``field`` where known). Anything else is a bug in nakama-replay: its traceback is printed and
+the exit status is 70 (never 1, which would read as a verdict). Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import json
 import sys
+import traceback
 import warnings
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
-from recorder.errors import NakamaReplayError
+from recorder.errors import NakamaReplayError, OptionError, PathError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "translate_errors", "error_json", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # a bug in nakama-replay (sysexits EX_SOFTWARE): never 1, which reads as a verdict
 
 #: command name -> module under replay.commands. Order is the order --help lists them in.
 COMMANDS: dict[str, str] = {
@@ -49,7 +66,8 @@ recordings come from nakama-replay serve/proxy, the Lua capture module (then `in
 JSON Lines (`import`/`export`).
 
 Run `nakama-replay COMMAND --help` for each command's options. Exit codes: 0 success or reproduced,
-1 did not reproduce / diverged, 2 bad input.
+1 did not reproduce / diverged, 2 bad input (one line naming the file, option, line or tick; with
+--json also a JSON object on stdout), 130 interrupted, 70 a bug in nakama-replay (please report it).
 """
 
 
@@ -57,14 +75,25 @@ def _load(name: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"replay.commands.{COMMANDS[name]}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``OptionError`` instead of printing usage and exiting, so a usage mistake
+    goes through the same boundary as every other error (one line, exit 2, JSON with --json)."""
+
+    def error(self, message: str) -> NoReturn:
+        option, sep, problem = message.partition(": ")
+        if sep and option.startswith("argument "):
+            raise OptionError(option[len("argument "):], None, f"{problem} (see {self.prog} --help)")
+        raise OptionError("", None, f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nakama-replay",
         description="Deterministic match replay and crash reproduction for Nakama match handlers.",
         epilog=_HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = _load(name)
         p = sub.add_parser(
@@ -76,25 +105,104 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(args_list)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = _load(args.command)
+    json_mode = "--json" in args_list  # known before parsing, so a usage error answers in JSON too
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = _show_warning  # type: ignore[assignment]
-            return int(module.run(args) or 0)
+        with translate_errors():
+            parser = build_parser()
+            args = parser.parse_args(args_list)
+            if args.command is None:
+                parser.print_help()
+                return EXIT_BAD_INPUT
+            module = _load(args.command)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = _show_warning  # type: ignore[assignment]
+                return int(module.run(args) or 0)
     except NakamaReplayError as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        _report(exc, EXIT_BAD_INPUT, json_mode)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - the boundary: anything left is our bug
+        traceback.print_exc()
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (a bug in nakama-replay; please report it with the "
+            "traceback above)",
+            file=sys.stderr,
+        )
+        if json_mode:
+            _print_json_error({"error": str(exc), "exit": EXIT_INTERNAL, "type": type(exc).__name__, "internal": True})
+        return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn the foreign errors a user's input or machine causes into ours, here and nowhere else: a file
+    that cannot be opened (``PathError`` naming it), a port that cannot be listened on (``OptionError``),
+    a damaged compressed input. Library code raises what it raises; this maps it at the CLI's edge."""
+    try:
+        yield
+    except NakamaReplayError:
+        raise
+    except (EOFError, zlib.error) as exc:  # gzip/zlib input cut short or damaged
+        raise NakamaReplayError(f"compressed input is damaged or cut short: {exc}") from exc
+    except OSError as exc:
+        if isinstance(exc, (BrokenPipeError, ConnectionError)) and exc.filename is None:
+            raise
+        if exc.filename is not None:
+            raise PathError(exc.filename, _os_problem(exc)) from exc
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise OptionError("--listen", None, f"cannot listen: {_os_problem(exc)}") from exc
+        raise NakamaReplayError(_os_problem(exc)) from exc
+
+
+def _os_problem(exc: OSError) -> str:
+    if exc.filename is None:  # a socket: the text names the address
+        return str(exc.strerror or exc)
+    return _FILE_PROBLEMS.get(exc.errno or -1) or str(exc.strerror or exc)
+
+
+_FILE_PROBLEMS = {
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "permission denied",
+    errno.ENOSPC: "no space left on the device",
+}
+
+
+#: exception attributes copied into the JSON error object, under these names
+_JSON_FIELDS = (("path", "file"), ("line", "line"), ("offset", "offset"), ("chunk", "chunk"), ("tick", "tick"),
+                ("field", "field"), ("option", "field"), ("callback", "callback"), ("url", "url"), ("step", "step"))
+
+
+def error_json(exc: BaseException, exit_code: int = EXIT_BAD_INPUT) -> dict[str, Any]:
+    """The JSON object an error prints as with ``--json``: ``error``, ``exit``, ``type`` and the
+    location fields the exception knows (``file``, ``line``, ``offset``, ``chunk``, ``tick``, ``field``)."""
+    obj: dict[str, Any] = {"error": str(exc), "exit": exit_code, "type": type(exc).__name__}
+    for attr, key in _JSON_FIELDS:
+        value = getattr(exc, attr, None)
+        if value is None or value == "" or key in obj:
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            obj[key] = value
+    return obj
+
+
+def _report(exc: BaseException, code: int, json_mode: bool) -> None:
+    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    if json_mode:
+        _print_json_error(error_json(exc, code))
+
+
+def _print_json_error(obj: dict[str, Any]) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]

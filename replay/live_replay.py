@@ -31,10 +31,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from recorder import protocol as P
 from recorder import session_token
+from recorder.addresses import parse_server_url
 from recorder.errors import LiveReplayError
 from recorder.wire_recorder import WireRecorder
 from recorder.wsio import http_request
@@ -266,12 +267,9 @@ class _Socket:
 
 class _Live:
     def __init__(self, script: LiveScript, options: LiveOptions) -> None:
-        url = urlsplit(options.nakama)
-        if url.scheme != "http" or not url.hostname:
-            raise LiveReplayError(options.nakama, "parsing the server address",
-                                  "give it as http://HOST:PORT (plain HTTP and WebSocket; no TLS)")
+        address = parse_server_url(options.nakama, option="--nakama")
         self.script, self.options = script, options
-        self.host, self.port = url.hostname, url.port or 7350
+        self.host, self.port = address.host, address.port
         self.recorder = WireRecorder(options.out_dir, source="replay", tags={
             "replay_of": script.path, "recorded_match_id": script.header.match_id, "tick_rate": script.tick_rate,
             "nakama": options.nakama,

@@ -117,7 +117,7 @@ def test_inspect_corrupt_exits_2_and_salvage_reads_on(tmp_path: Path, capsys: py
 
 def test_inspect_bad_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path / "nope.nkrec")]) == 2
-    assert "nope.nkrec: no such recording file" in capsys.readouterr().err
+    assert "nope.nkrec: no such file" in capsys.readouterr().err
     (tmp_path / "x.nkrec").write_bytes(b"hello, world")
     assert main(["inspect", str(tmp_path / "x.nkrec")]) == 2
     err = capsys.readouterr().err

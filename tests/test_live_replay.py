@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from recorder import protocol as P
-from recorder.errors import LiveReplayError, RecordingError
+from recorder.errors import LiveReplayError, OptionError, RecordingError
 from recorder.model import CrashMarker, Header, PresenceReason, WireEvent
 from recorder.nkrec import RecordingWriter, read_events
 from replay.cli import main
@@ -385,7 +385,7 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
         port = s.getsockname()[1]
     assert main(["replay", str(python_crash), "--nakama", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]) == 2
     assert "LiveReplayError" in capsys.readouterr().err
-    with pytest.raises(LiveReplayError, match="http://HOST:PORT"):
+    with pytest.raises(OptionError, match="TLS is not supported; give it as http://HOST:PORT"):
         run(run_live(load_script(python_crash), LiveOptions(nakama="https://example.invalid", out_dir=str(tmp_path))))
 
     async def unknown_rpc() -> int:

@@ -51,7 +51,7 @@ def test_json_output_is_byte_identical_across_processes() -> None:
 
 def test_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", str(tmp_path / "missing.nkrec")]) == 2
-    assert "no such recording file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     broken = tmp_path / "broken.py"
     broken.write_text("def match_init(:\n")
     assert main(["reproduce", str(CRASH_REC), "--handler", str(broken)]) == 2

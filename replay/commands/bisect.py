@@ -28,6 +28,7 @@ import argparse
 import shlex
 import sys
 
+from replay.commands._args import input_file, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
@@ -45,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", metavar="CMD", help="shell command deciding each version: {version} {recording} {handler}")
     p.add_argument("--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)")
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
-    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
     add_json_flag(p)
 
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from replay import bisect as b
     from replay.runtime import ReplayOptions
 
+    input_file(args.recording, "recording")
     if args.handler_file and not args.revs:
         raise BisectError("--handler-file needs --revs GOOD..BAD")
     if args.revs and not args.handler_file:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from replay.commands._args import count, input_file, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
@@ -40,16 +41,6 @@ def _tolerance(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return n
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
     p.add_argument("--handler", help="handler file, side a (default: the one named in the recording's header)")
@@ -59,10 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--determinism", action="store_true", help="sync test: each call twice, then two hash seeds")
     p.add_argument("--float-tolerance", type=_tolerance, metavar="TOL", help='"rel=X", "abs=X" or both (default: exact)')
     p.add_argument("--no-hash-seed-pass", action="store_true", help="--determinism: skip the two PYTHONHASHSEED replays")
-    p.add_argument("--limit", type=_count, default=20, metavar="N", help="state paths to list (default 20; all are counted)")
-    p.add_argument("--until-tick", type=int, metavar="N", help="compare only calls up to tick N")
-    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    p.add_argument("--limit", type=count, default=20, metavar="N", help="state paths to list (default 20; all are counted)")
+    p.add_argument("--until-tick", type=count, metavar="N", help="compare only calls up to tick N")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_json_flag(p)
 
@@ -71,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from replay import match_diff
     from replay.runtime import ReplayOptions
 
+    input_file(args.recording, "recording")
     options = ReplayOptions(
         seed=args.seed, until_tick=args.until_tick, hang_timeout=args.hang_timeout, module_path=args.module_path
     )

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from replay.commands._args import input_file, output_file
+
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 
 
@@ -24,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from recorder.jsonl import write_jsonl
     from recorder.nkrec import open_recording
 
+    input_file(args.recording, "recording")
+    if args.output is not None:
+        output_file(args.output)
     with open_recording(args.recording, strict=args.strict, salvage=args.salvage) as rec:
         if args.output is None:
             count = write_jsonl(sys.stdout.buffer, rec.header, rec.events())

@@ -24,6 +24,7 @@ import argparse
 import sys
 import time
 
+from replay.commands._args import output_dir, positive, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "search generated matches for crashes and write minimal recordings of them"
@@ -31,13 +32,13 @@ HELP = "search generated matches for crashes and write minimal recordings of the
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", required=True, help="handler file: FILE.py, FILE.py:ClassName or FILE.lua")
-    p.add_argument("--max-examples", type=int, default=None, metavar="N", help="matches to generate (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="search seed: the same seed finds the same failures (default 0)")
+    p.add_argument("--max-examples", type=positive, default=None, metavar="N", help="matches to generate (default 1000)")
+    p.add_argument("--seed", type=whole, default=0, help="search seed: the same seed finds the same failures (default 0)")
     p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/strategies.py)")
     p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
-    p.add_argument("--max-actions", type=int, default=64, metavar="N", help="client actions per match at most (default 64)")
-    p.add_argument("--users", type=int, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
-    p.add_argument("--hang-timeout", type=float, default=1.0, metavar="S", help="seconds before a callback counts as hung (default 1)")
+    p.add_argument("--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)")
+    p.add_argument("--users", type=positive, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
+    p.add_argument("--hang-timeout", type=seconds, default=1.0, metavar="S", help="seconds before a callback counts as hung (default 1)")
     p.add_argument("--no-database", action="store_true", help="do not read or write the example database")
     p.add_argument(
         "--no-shrink", action="store_true",
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fuzz needs hypothesis: pip install 'nakama-replay[fuzz]' ({exc})", file=sys.stderr)
         return 2
 
+    output_dir(args.out)  # before the search, not after it
     profile = load_profile(args.payloads) if args.payloads else None
     options = FuzzOptions(
         max_examples=DEFAULT_MAX_EXAMPLES if args.max_examples is None else args.max_examples,

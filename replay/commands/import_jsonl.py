@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from replay.commands._args import input_file, output_file, positive
+
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
 
 
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", help="the .nkrec file to write (default: FILE with its suffix changed to .nkrec)"
     )
-    p.add_argument("--chunk-events", type=int, default=256, help="events per chunk (default: %(default)s)")
+    p.add_argument("--chunk-events", type=positive, default=256, help="events per chunk (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,11 +30,12 @@ def run(args: argparse.Namespace) -> int:
         if args.file == "-":
             raise RecordingError("reading standard input needs -o/--output to name the .nkrec file to write")
         args.output = str(Path(args.file).with_suffix(".nkrec"))
+    if args.file != "-":
+        input_file(args.file, "JSON Lines file")
+    output_file(args.output)
     if args.file == "-":
         count = import_jsonl(sys.stdin.buffer, args.output, name="<stdin>", chunk_events=args.chunk_events)
     else:
-        if not Path(args.file).is_file():
-            raise RecordingError(f"{args.file}: no such file")
         count = import_jsonl(args.file, args.output, chunk_events=args.chunk_events)
     print(f"wrote {count} events to {args.output}", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import input_file, output_dir
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
@@ -36,10 +37,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import gzip
     import sys
+    import zlib
 
     from recorder.errors import LogError
     from recorder.ingest import Ingest, write_match
 
+    output_dir(args.out)
+    for name in args.logs:
+        if name != "-":
+            input_file(name, "log")
     ingest = Ingest()
     for name in args.logs:
         if name == "-":
@@ -49,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
             opener = gzip.open if name.endswith(".gz") else open
             with opener(name, "rb") as f:
                 ingest.feed(f, name)
-        except OSError as exc:
-            raise LogError(name, f"cannot read the log: {exc.strerror or exc}") from exc
+        except (OSError, EOFError, zlib.error) as exc:  # gzip's damage is an OSError or EOFError
+            raise LogError(name, f"cannot read the log: {getattr(exc, 'strerror', None) or exc}") from exc
     matches = ingest.matches()
     wanted = set(args.match)
     if wanted:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import input_file
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.summary import summarize
 
+    input_file(args.recording, "recording")
     s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
     if args.json:
         print_json(s.to_json())

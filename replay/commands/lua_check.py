@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import input_file, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
@@ -24,7 +25,7 @@ HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama w
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
     p.add_argument("--handler", help="the Lua match module (default: the one named in the recording's header)")
-    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_json_flag(p)
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.lua_check import check_pairs_order
     from replay.runtime import ReplayOptions
 
+    input_file(args.recording, "recording")
     handler = args.handler
     if handler is None:
         with open_recording(args.recording) as rec:

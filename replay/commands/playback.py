@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import input_file, listen_address, seconds
+
 HELP = "play the server's side of a wire recording to a real game client"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a wire recording (.nkrec) from `nakama-replay proxy`")
-    p.add_argument("--listen", default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument("--listen", type=listen_address(7350), default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
     p.add_argument("--fast", action="store_true", help="send without waiting for the recorded times")
     p.add_argument("--socket", action="append", default=[], metavar="NAME",
                    help="recorded socket to play (repeatable, in connection order); default: all, in open order")
-    p.add_argument("--gate-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--gate-timeout", type=seconds, default=30.0, metavar="S",
                    help="how long a reply waits for the client's request before it is sent anyway (default 30)")
 
 
@@ -30,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from recorder.errors import RecordingError
     from recorder.wsio import start_server
     from replay.commands._serving import run_until_signal
-    from replay.commands.proxy import parse_listen
     from replay.playback import PlaybackServer, load_scripts
 
-    host, port = parse_listen(args.listen, 7350)
+    host, port = args.listen.host, args.listen.port
+    input_file(args.recording, "recording")
     scripts = load_scripts(args.recording)
     if args.socket:
         named = {s.name: s for s in scripts}

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import listen_address, output_dir, server_url
+
 HELP = "record the realtime wire between game clients and a Nakama server"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--listen", default="127.0.0.1:7349", metavar="HOST:PORT",
+    p.add_argument("--listen", type=listen_address(7349), default="127.0.0.1:7349", metavar="HOST:PORT",
                    help="address to accept clients on (default 127.0.0.1:7349; loopback unless you say otherwise)")
-    p.add_argument("--upstream", default="http://127.0.0.1:7350", metavar="URL",
+    p.add_argument("--upstream", type=server_url, default="http://127.0.0.1:7350", metavar="URL",
                    help="the Nakama server (default http://127.0.0.1:7350)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the wire recordings")
-
-
-def parse_listen(text: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); host defaults to 127.0.0.1."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
-    try:
-        n = int(port) if port else default_port
-    except ValueError:
-        from recorder.errors import NakamaReplayError
-
-        raise NakamaReplayError(f"--listen: expected HOST:PORT, got {text!r}") from None
-    return (host.strip("[]") or "127.0.0.1"), n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from recorder.proxy import start_proxy
     from replay.commands._serving import run_until_signal
 
-    host, port = parse_listen(args.listen, 7349)
+    host, port = args.listen.host, args.listen.port
+    output_dir(args.out)
 
     async def main() -> None:
         server, app, stop = await start_proxy(args.upstream, args.out, host, port)

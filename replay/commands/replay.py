@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import count, input_file, output_dir, positive, server_url
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "replay a recording into a real Nakama server and report the crash, tick alignment and broadcasts"
@@ -30,7 +31,7 @@ HELP = "replay a recording into a real Nakama server and report the crash, tick 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call or wire recording (.nkrec)")
-    p.add_argument("--nakama", default="http://127.0.0.1:7350", metavar="URL", help="server (default http://127.0.0.1:7350)")
+    p.add_argument("--nakama", type=server_url, default="http://127.0.0.1:7350", metavar="URL", help="server (default http://127.0.0.1:7350)")
     p.add_argument("--server-key", default="defaultkey", metavar="KEY", help="server key (default defaultkey)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--create-rpc", metavar="NAME", help="RPC that creates the match (default: the recording's, else create_match)")
@@ -40,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-log", metavar="FILE", help="the server's JSON log: find the match's crash line")
     p.add_argument("--compare", action="store_true", help="compare the server's broadcasts with the recording's")
     p.add_argument("--out", default="replay-wire", metavar="DIR", help="where the captured wire recording goes")
-    p.add_argument("--tick-rate", type=int, metavar="N", help="tick rate (wire recordings without one)")
-    p.add_argument("--tail-ticks", type=int, default=5, metavar="N", help="ticks to keep listening after the last action (default 5)")
+    p.add_argument("--tick-rate", type=positive, metavar="N", help="tick rate (wire recordings without one)")
+    p.add_argument("--tail-ticks", type=count, default=5, metavar="N", help="ticks to keep listening after the last action (default 5)")
     add_json_flag(p)
 
 
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from replay.live_report import analyse
     from replay.live_script import load_script
 
+    input_file(args.recording, "recording")
+    if args.server_log is not None:
+        input_file(args.server_log, "server log")
+    output_dir(args.out)
     script = load_script(args.recording, tick_rate=args.tick_rate)
     options = LiveOptions(
         nakama=args.nakama, server_key=args.server_key, create_rpc=args.create_rpc,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import count, input_file, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
@@ -27,10 +28,10 @@ _REASONS = {0: "", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
     p.add_argument("--handler", help="handler file (default: the one named in the recording's header)")
-    p.add_argument("--until-tick", type=int, metavar="N", help="replay only calls up to tick N")
-    p.add_argument("--seed", type=int, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung (default 5)")
-    p.add_argument("--last-ticks", type=int, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
+    p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung (default 5)")
+    p.add_argument("--last-ticks", type=count, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_json_flag(p)
 
@@ -38,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from replay.runtime import ReplayOptions, replay
 
+    input_file(args.recording, "recording")
     options = ReplayOptions(
         seed=args.seed,
         until_tick=args.until_tick,

@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 
+from replay.commands._args import count, positive, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, errors)"
@@ -26,11 +27,11 @@ HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clea
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders searched for *.nkrec")
     p.add_argument("--handler", help="handler file for every recording (default: each recording's own)")
-    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY")
-    p.add_argument("--seed", type=int, default=0, help="seed for values a recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=float, default=5.0, metavar="S", help="seconds before a callback counts as hung")
-    p.add_argument("--until-tick", type=int, metavar="N", help="replay only calls up to tick N")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values a recording does not hold (default 0)")
+    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
     p.add_argument("--fail-on", default="error", metavar="CATS", help="comma list of categories that make the exit status 1 (default: error)")
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     add_json_flag(p)
@@ -44,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     unknown = fail_on - set(CATEGORIES)
     if unknown:
         raise NakamaReplayError(f"--fail-on: unknown categories {', '.join(sorted(unknown))}; use {', '.join(CATEGORIES)}")
-    if args.jobs is not None and args.jobs < 1:
-        raise NakamaReplayError(f"-j {args.jobs}: at least one worker")
     recordings = find_recordings(args.paths)
     if not recordings:
         raise NakamaReplayError(f"no .nkrec recordings under {', '.join(args.paths)}")

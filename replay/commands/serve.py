@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import argparse
 
+from replay.commands._args import input_file, listen_address, output_dir, whole
+
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", required=True, metavar="H", help="handler: file.py, file.py:Class or module.lua")
-    p.add_argument("--listen", default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument("--listen", type=listen_address(7350), default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
     p.add_argument("--out", default="serve-recordings", metavar="DIR", help="where match recordings go")
     p.add_argument("--node", default="nakama1", help="node name, the suffix of match ids (default nakama1)")
     p.add_argument("--server-key", default="defaultkey", help="server key for Basic auth (default defaultkey)")
     p.add_argument("--http-key", default="defaulthttpkey", help="runtime HTTP key for /v2/rpc (default defaulthttpkey)")
     p.add_argument("--rpc", action="append", default=[], metavar="FILE.py",
                    help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the runtime's time/random/uuid sources")
+    p.add_argument("--seed", type=whole, default=0, help="seed of the runtime's time/random/uuid sources")
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
 
 
@@ -31,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from replay.commands._serving import run_until_signal
-    from replay.commands.proxy import parse_listen
     from replay.server import ServerConfig, start_nakama_server
 
-    host, port = parse_listen(args.listen, 7350)
+    host, port = args.listen.host, args.listen.port
+    if not args.no_record:
+        output_dir(args.out)
+    for rpc_file in args.rpc:
+        input_file(rpc_file, "Python file")
     config = ServerConfig(
         args.handler, out_dir=args.out, node=args.node, server_key=args.server_key, http_key=args.http_key,
         rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record,

@@ -1,0 +1,187 @@
+"""Option types and path checks every command shares, so a bad value reads the same everywhere.
+
+Numbers and addresses are argparse ``type=`` functions (checked while the command line is parsed, before
+any work starts)::
+
+    p.add_argument("--until-tick", type=count)           # whole number >= 0 (ticks, counts, limits)
+    p.add_argument("--chunk-events", type=positive)      # whole number >= 1 (sizes, jobs, examples)
+    p.add_argument("--users", type=int_at_least(2))      # any other lower bound
+    p.add_argument("--seed", type=whole)                 # any whole number
+    p.add_argument("--hang-timeout", type=seconds)       # a finite number > 0
+    p.add_argument("--nakama", type=server_url)          # http://HOST:PORT, returned unchanged
+    p.add_argument("--listen", type=listen_address(7350))   # HOST:PORT -> recorder.addresses.Address
+
+Paths are checked at the start of ``run`` (some defaults depend on other options), raising ``PathError``:
+``input_file``, ``input_dir``, ``output_file``, ``output_dir``. The rule for outputs, everywhere: the output
+itself is created (or an existing file replaced once the new one is complete; an existing folder is
+written into), but a missing parent folder is not created: the command stops with exit 2 and names it,
+so a typo in a path never scatters folders.
+
+An argparse type raises ``ArgumentTypeError`` with ``'VALUE': problem``; ``replay.cli`` turns it into an
+``OptionError`` naming the option (exit 2, one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from recorder.addresses import Address, parse_listen, parse_server_url
+from recorder.errors import OptionError, PathError
+
+__all__ = [
+    "count",
+    "positive",
+    "int_at_least",
+    "whole",
+    "seconds",
+    "server_url",
+    "listen_address",
+    "input_file",
+    "input_dir",
+    "output_file",
+    "output_dir",
+]
+
+
+def _bad(text: str, problem: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{text!r}: {problem}")
+
+
+def whole(text: str) -> int:
+    """A whole number (seeds): ``"42"``, ``"-7"``."""
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise _bad(text, "expected a whole number") from None
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def convert(text: str) -> int:
+        try:
+            n = int(text.strip(), 10)
+        except ValueError:
+            raise _bad(text, f"expected a whole number >= {minimum}") from None
+        if n < minimum:
+            raise _bad(text, f"must be at least {minimum}")
+        return n
+
+    convert.__name__ = f"int_at_least_{minimum}"
+    return convert
+
+
+count = int_at_least(0)
+count.__doc__ = "A whole number >= 0: ticks, counts, limits."
+positive = int_at_least(1)
+positive.__doc__ = "A whole number >= 1: sizes, jobs, example budgets."
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds: a finite number > 0 (``"0.5"``, ``"30"``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(text, "expected a number of seconds > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise _bad(text, "must be a finite number of seconds > 0")
+    return value
+
+
+def server_url(text: str) -> str:
+    """``http://HOST:PORT`` checked by ``recorder.addresses.parse_server_url``; returned unchanged."""
+    try:
+        parse_server_url(text, option="")
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def listen_address(default_port: int) -> Callable[[str], Address]:
+    """An argparse type: ``HOST:PORT``, ``:PORT`` or ``PORT`` -> ``Address`` (host 127.0.0.1 by default;
+    port 0 picks a free one)."""
+
+    def convert(text: str) -> Address:
+        try:
+            return parse_listen(text, option="", default_port=default_port)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    convert.__name__ = "listen_address"
+    return convert
+
+
+# ---------------------------------------------------------------- paths
+
+
+def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
+    """``path`` if it is a readable file; else ``PathError`` saying which of missing / a folder /
+    unreadable it is. ``what`` names it in the message ("recording", "log")."""
+    p = Path(path)
+    if p.is_dir():
+        raise PathError(p, f"is a folder, not a {what}")
+    if not p.exists():
+        raise PathError(p, "no such file" + _missing_parent(p))
+    if not p.is_file():
+        raise PathError(p, f"is not a regular file (a {what} is expected)")
+    if not os.access(p, os.R_OK):
+        raise PathError(p, f"the {what} is not readable (permission denied)")
+    return p
+
+
+def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
+    """``path`` if it is a readable folder; else ``PathError``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PathError(p, f"is a file, not a {what}")
+    if not p.exists():
+        raise PathError(p, "no such folder")
+    if not os.access(p, os.R_OK | os.X_OK):
+        raise PathError(p, f"the {what} is not readable (permission denied)")
+    return p
+
+
+def output_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if a file can be written there: not a folder, its parent folder exists and is writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise PathError(p, "is a folder; give the name of the file to write")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise PathError(p, "exists and is not writable (permission denied)")
+    _check_parent(p)
+    return p
+
+
+def output_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` if recordings can be written into it: an existing writable folder, or a new one whose
+    parent folder exists (the command creates it)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PathError(p, "is a file, not a folder (give a folder to write into)")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PathError(p, "the folder is not writable (permission denied)")
+        return p
+    _check_parent(p)
+    return p
+
+
+def _check_parent(p: Path) -> None:
+    parent = p.parent if str(p.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise PathError(p, f"{str(parent)!r} is a file, not a folder")
+    if not parent.exists():
+        raise PathError(p, f"the folder {str(parent)!r} does not exist (create it first: mkdir -p {parent})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PathError(p, f"the folder {str(parent)!r} is not writable (permission denied)")
+
+
+def _missing_parent(p: Path) -> str:
+    parent = p.parent
+    if str(parent) not in ("", ".") and not parent.exists():
+        return f" (the folder {str(parent)!r} does not exist either)"
+    return ""

@@ -1,0 +1,122 @@
+"""Every user mistake is exit 2 and one line naming the culprit, never a traceback; with --json also a
+JSON object on stdout. Run in-process through ``replay.cli.main`` (a few real subprocesses at the end
+prove that nothing else reaches stderr)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from replay.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
+JSONL = str(ROOT / "fixtures" / "recordings" / "example.jsonl")
+ARENA = str(ROOT / "fixtures" / "handlers" / "arena.py")
+
+
+def _busy_port() -> tuple[socket.socket, int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, s.getsockname()[1]
+
+
+#: (id, argv builder given a scratch folder, text the one-line message must contain)
+CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    # outputs: a folder where a file goes, a missing parent, a file where a folder goes
+    ("import -o folder", lambda t: ["import", JSONL, "-o", str(t)], "is a folder; give the name of the file"),
+    ("import -o no parent", lambda t: ["import", JSONL, "-o", str(t / "no" / "x.nkrec")], "does not exist (create it first"),
+    ("export -o folder", lambda t: ["export", REC, "-o", str(t)], "is a folder; give the name of the file"),
+    ("export -o no parent", lambda t: ["export", REC, "-o", str(t / "no" / "x.jsonl")], "does not exist"),
+    ("ingest -o file", lambda t: ["ingest", JSONL, "-o", JSONL], "is a file, not a folder"),
+    ("ingest -o no parent", lambda t: ["ingest", JSONL, "-o", str(t / "no" / "out")], "does not exist"),
+    ("serve --out file", lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:0", "--out", JSONL], "is a file, not a folder"),
+    ("proxy --out no parent", lambda t: ["proxy", "--listen", "127.0.0.1:0", "--out", str(t / "no" / "w")], "does not exist"),
+    ("fuzz --out file", lambda t: ["fuzz", "--handler", ARENA, "--out", JSONL], "is a file, not a folder"),
+    ("fuzz --out no parent", lambda t: ["fuzz", "--handler", ARENA, "--out", str(t / "no" / "f")], "does not exist"),
+    # addresses
+    ("replay --nakama notaport", lambda t: ["replay", REC, "--nakama", "http://127.0.0.1:notaport", "--out", str(t)],
+     "--nakama: 'http://127.0.0.1:notaport': the port 'notaport' is not a number"),
+    ("proxy --upstream notaport", lambda t: ["proxy", "--upstream", "http://127.0.0.1:notaport", "--out", str(t)],
+     "--upstream: 'http://127.0.0.1:notaport'"),
+    ("proxy --upstream notaurl", lambda t: ["proxy", "--upstream", "notaurl", "--out", str(t)], "--upstream: 'notaurl': not a URL"),
+    ("serve --listen 99999", lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:99999"], "the port 99999 is out of range"),
+    ("proxy --listen :-1", lambda t: ["proxy", "--listen", ":-1", "--out", str(t)], "--listen: ':-1': the port -1 is out of range"),
+    # ranges
+    ("reproduce --last-ticks -3", lambda t: ["reproduce", REC, "--last-ticks", "-3"], "--last-ticks: '-3': must be at least 0"),
+    ("reproduce --until-tick -1", lambda t: ["reproduce", REC, "--until-tick", "-1"], "--until-tick: '-1'"),
+    ("diff --until-tick -1", lambda t: ["diff", REC, "--recorded", "--until-tick", "-1"], "--until-tick: '-1'"),
+    ("run-all --until-tick -1", lambda t: ["run-all", REC, "--until-tick", "-1"], "--until-tick: '-1'"),
+    ("import --chunk-events 0", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "0"], "--chunk-events: '0': must be at least 1"),
+    ("import --chunk-events -1", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "-1"], "--chunk-events: '-1'"),
+    ("replay --tick-rate -10", lambda t: ["replay", REC, "--tick-rate", "-10"], "--tick-rate: '-10': must be at least 1"),
+    ("reproduce --hang-timeout 0", lambda t: ["reproduce", REC, "--hang-timeout", "0"], "--hang-timeout: '0'"),
+    ("run-all -j 0", lambda t: ["run-all", REC, "-j", "0"], "-j/--jobs: '0': must be at least 1"),
+    ("playback --gate-timeout -1", lambda t: ["playback", REC, "--gate-timeout", "-1"], "--gate-timeout: '-1'"),
+    # inputs: a folder given as a file, a file given as a folder, a missing file
+    ("inspect folder", lambda t: ["inspect", str(t)], "is a folder, not a recording"),
+    ("reproduce folder", lambda t: ["reproduce", str(t)], "is a folder, not a recording"),
+    ("export folder", lambda t: ["export", str(t)], "is a folder, not a recording"),
+    ("import folder", lambda t: ["import", str(t), "-o", str(t / "o.nkrec")], "is a folder, not a JSON Lines file"),
+    ("ingest folder", lambda t: ["ingest", str(t), "-o", str(t / "out")], "is a folder, not a log"),
+    ("replay --server-log folder", lambda t: ["replay", REC, "--server-log", str(t), "--out", str(t)], "is a folder, not a server log"),
+    ("inspect missing", lambda t: ["inspect", str(t / "nope.nkrec")], "nope.nkrec: no such file"),
+    ("run-all missing", lambda t: ["run-all", str(t / "nope")], "nope"),
+    # usage
+    ("no such command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
+    ("missing argument", lambda t: ["reproduce"], "the following arguments are required: recording"),
+]
+
+
+@pytest.mark.parametrize(("argv", "culprit"), [pytest.param(a, c, id=i) for i, a, c in CASES])
+def test_user_mistake_is_exit_2_and_one_line(
+    argv: Callable[[Path], list[str]], culprit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv(tmp_path)) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert culprit in err
+
+
+def test_port_in_use_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held, port = _busy_port()
+    with held:
+        assert main(["proxy", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"--listen: '127.0.0.1:{port}': cannot listen: the port is already in use" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_json_errors_are_an_object_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", REC, "--last-ticks", "-3", "--json"]) == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["exit"] == 2 and doc["type"] == "OptionError" and doc["field"] == "--last-ticks"
+    assert doc["error"] in err
+    assert main(["inspect", "--json", str(tmp_path)]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["type"] == "PathError" and doc["file"] == str(tmp_path)
+
+
+def test_damaged_gzip_is_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "nakama.log.gz"
+    cut.write_bytes(gzip.compress(b'{"level":"info","msg":"hello"}\n' * 200)[:40])
+    code = main(["ingest", str(cut), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "nakama.log.gz" in err
+
+
+def test_real_processes_print_no_traceback(tmp_path: Path) -> None:
+    for argv in (["reproduce", REC, "--last-ticks", "-3"], ["import", JSONL, "-o", str(tmp_path)],
+                 ["replay", REC, "--nakama", "http://127.0.0.1:notaport"]):
+        run = subprocess.run([sys.executable, "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
