@@ -65,7 +65,10 @@ class PresenceReason:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """A user's session in the match. ``reason`` is set on join/leave presences."""
+    """A user's session in the match. ``reason`` is what ``match_join``/``match_leave`` see: in Nakama 3.40
+    a join's presence has reason 0 (built from the join attempt, without one); a leave's 3 (``match_leave``
+    or a kick), 4 (the socket closed) or 0 (an expired join marker). Join-attempt presences and loop
+    message senders have no reason field in Nakama (0 here)."""
 
     user_id: str
     session_id: str

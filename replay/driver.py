@@ -6,12 +6,14 @@ real sockets (``nakama-replay serve``): a join runs ``match_join_attempt`` and, 
 until the next ``tick``; a kick is followed by a leave with reason 3. Every call goes through the same
 ``MatchRuntime`` a replay uses, and, with ``capture=PATH``, into a ``recorder.capture.CaptureSink`` with its
 outcome, a per-tick state digest, snapshots every ``snapshot_every`` ticks and the nondeterministic values
-the handler consumed. Ids are derived from names and a seed, so a script makes the same recording every
-time.
+the handler consumed. The file is opened once ``match_init`` has run, so its header carries the tick rate
+(and label) the handler chose when the given header has none. Ids are derived from names and a seed, so a
+script makes the same recording every time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -66,7 +68,8 @@ class MatchDriver:
             digests="always" if capture else "never",
             snapshot_every=snapshot_every,
         )
-        self.sink = CaptureSink(capture, header) if capture else None
+        self.capture = capture
+        self.sink: CaptureSink | None = None
         self.queue_size = queue_size
         self.queue: list[MatchMessage] = []
         self.dropped = 0
@@ -101,6 +104,8 @@ class MatchDriver:
     def _apply(self, call: Call) -> StepResult:
         step = self.runtime.apply(call)
         self.steps.append(step)
+        if self.capture and self.sink is None:
+            self._open_sink(step)
         if step.executed and self.sink is not None:
             self.sink.record(with_outcome(call, step))
             if step.crash is not None:
@@ -109,6 +114,17 @@ class MatchDriver:
             kicked = tuple(p.with_reason(PresenceReason.LEAVE) for p in self.runtime.pending_kicks)
             self._apply(LeaveCall(self.runtime.tick, kicked))
         return step
+
+    def _open_sink(self, step: StepResult | None) -> None:
+        """Open the capture file; a header without a tick rate or label takes those ``match_init`` returned."""
+        header = self.header
+        outcome = step.outcome if step is not None and type(step.call) is InitCall else None
+        if outcome is not None and outcome.tick_rate and not header.tick_rate:
+            header = dataclasses.replace(header, tick_rate=int(outcome.tick_rate))
+        if outcome is not None and outcome.label and not header.label:
+            header = dataclasses.replace(header, label=outcome.label)
+        self.header = header
+        self.sink = CaptureSink(self.capture, header)  # type: ignore[arg-type]
 
     def init(self, params: dict[str, Any] | None = None) -> StepResult:
         return self._apply(InitCall(dict(params or {})))
@@ -124,7 +140,7 @@ class MatchDriver:
         step = self._apply(JoinAttemptCall(self.runtime.tick, p, dict(metadata or {}), vars=dict(vars or {})))
         if not step.executed or step.outcome is None or not step.outcome.accept or self.runtime.stopped:
             return None
-        self._apply(JoinCall(self.runtime.tick, (p.with_reason(PresenceReason.JOIN),)))
+        self._apply(JoinCall(self.runtime.tick, (p.with_reason(PresenceReason.UNKNOWN),)))
         return p
 
     def leave(self, p: Presence, reason: int = PresenceReason.LEAVE) -> StepResult:
@@ -162,6 +178,8 @@ class MatchDriver:
         return self._apply(TerminateCall(self.runtime.tick, grace_seconds))
 
     def close(self) -> None:
+        if self.capture and self.sink is None:  # nothing ran: the file still says what it is about
+            self._open_sink(None)
         if self.sink is not None:
             self.sink.close()
         self.runtime.close()

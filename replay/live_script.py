@@ -255,6 +255,9 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                                        "(the server kicks it itself)")
                         continue
                     kind = "disconnect" if p.reason == PresenceReason.DISCONNECT else "leave"
+                    if p.reason == PresenceReason.UNKNOWN:
+                        notes.append(f"tick {c.tick}: {labels.get(p.session_id, p.session_id)} left with reason 0 (an "
+                                     "expired join marker): replayed as match_leave, so the live handler sees reason 3")
                     actions.append(Action(kind, tick, p.session_id))
             elif isinstance(c, SignalCall):
                 actions.append(Action("signal", tick, payload=c.data, expect=None if c.outcome is None else c.outcome.reply))

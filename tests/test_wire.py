@@ -154,6 +154,9 @@ def test_serve_hosts_the_runtime_and_records_the_match(tmp_path: Path) -> None:
     match_id = run(go())
     header, events = read_events(tmp_path / f"{match_id}.nkrec")
     assert header.match_id == match_id and header.source == "serve"
+    assert header.tick_rate == 10 and header.label == '{"kind":"echo"}'  # what match_init returned (issue #14.9)
+    joins = [p for e in events if e.kind == "join" for p in e.presences]
+    assert [p.reason for p in joins] == [0, 0]  # Nakama 3.40 gives match_join presences reason 0 (issue #14.4)
     kinds = [e.kind for e in events]
     assert kinds[0] == "init" and kinds.count("join") == 2 and kinds[-1] == "crash"
     assert events[-1].callback == "match_loop" and "boom: op code 99" in events[-1].error
