@@ -10,7 +10,8 @@ sees is always one Nakama could produce:
   ``duplicate=True``: the client's join request arrived twice, so two join attempts run before the join
   (Nakama skips the attempt only for a session already in the match).
 - ``Leave`` removes one of the user's sessions (the oldest by default: the stale one in a reconnect) with
-  reason 3 (leave or kick), 4 (disconnect) or 0 (unknown).
+  reason 3 (leave or kick), 4 (disconnect) or 0 (Nakama's expired join marker). ``match_join`` gets
+  presences with reason 0, as Nakama 3.40 gives them (its join presence is built without a reason).
 - ``Send`` / ``Burst`` queue messages from one of the user's sessions for the next tick. A session that is
   not in the match cannot send (Nakama's pipeline drops it); beyond the queue size data is dropped, as
   Nakama does. A message sent just before its session leaves is still delivered at the next tick.
@@ -153,13 +154,24 @@ class _WatchingDispatcher(Dispatcher):
                 except HandlerError:
                     continue  # the dispatcher raises this itself
                 if (q.session_id, q.node) not in members:
-                    self._player._note_absent(op_code, q, _handler_frame())
+                    self._player._note_absent(op_code, q, _handler_frame(self._player.driver.handler))
         super()._broadcast(deferred, op_code, data, presences, sender, reliable)
 
 
-def _handler_frame() -> str:
-    """``file:function`` of the innermost handler frame on the stack (as crash signatures name frames)."""
+_RUNTIME_FILE = os.path.join(_HERE, "runtime.py")
+
+
+def _handler_frame(handler: Any) -> str:
+    """The innermost frame of the handler's code on the stack, named as crash signatures name frames:
+    ``file.lua`` from the Lua stack for a Lua handler (``current_frame``), ``file.py:function`` for a
+    Python one; "" when there is none. The Python walk stops at the runtime's call into the handler, so
+    whatever called the replay (a test, hypothesis) is never taken for the handler."""
+    current = getattr(handler, "current_frame", None)
+    if current is not None:
+        return str(current())
     for f in reversed(traceback.extract_stack()[:-2]):
+        if f.filename == _RUNTIME_FILE:
+            break
         if not f.filename.startswith(_HERE) and "lupa" not in f.filename:
             return f"{os.path.basename(f.filename)}:{f.name}"
     return ""

@@ -7,8 +7,9 @@ hang, no broadcast to an absent presence, the profile's invariants), with hypoth
 The search runs in rounds. A round is one hypothesis run (seeded: the same seed finds the same failures)
 that stops at its first new failure and shrinks it, keeping the failure's key (``callback|error
 type|location``) while shrinking. The next round treats every known key as passing and looks for another,
-until the budget of generated matches (``max_examples``; shrinking runs come on top) is spent or a round
-finds nothing. Each round has its own hypothesis example database under ``OUT/.hypothesis`` (keyed by
+until the budget of generated matches (``max_examples``; shrinking runs come on top) is spent, a round
+finds nothing, or ``max_findings`` distinct failures are known (the report's ``stopped_by`` says which:
+``budget``, ``exhausted`` or ``max_findings``; only the last leaves part of the budget unsearched). Each round has its own hypothesis example database under ``OUT/.hypothesis`` (keyed by
 handler, profile and the keys already known), so a second run starts by replaying the failures the first
 one found, and a fixed handler simply passes them.
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.errors import HandlerCrashed, MatchCheckFailed, NakamaReplayError
-from recorder.model import Call, CrashMarker, JoinAttemptCall
+from recorder.model import Call, CrashMarker, InitCall, JoinAttemptCall
 from recorder.nkrec import write_recording
 from replay.actions import Action, MatchPlayer, fuzz_header
 from replay.checks import MatchChecks
@@ -67,7 +68,7 @@ class FuzzOptions:
     hang_timeout: float = 1.0
     database: bool = True
     absent_targets: bool = True
-    max_findings: int = 8
+    max_findings: int = 8  # distinct failures after which the search stops (the report says so)
     shrink: bool = True  # hypothesis's shrinking; the reducers of replay.minimize run either way
 
 
@@ -119,7 +120,9 @@ class Finding:
 
 @dataclass
 class FuzzReport:
-    """How a run went: matches generated, time, and the distinct failures found (in order found)."""
+    """How a run went: matches generated, time, the distinct failures found (in order found), and why the
+    search stopped (``stopped_by``: ``budget`` spent, ``exhausted``: a round found nothing new, or
+    ``max_findings`` reached before the budget was spent)."""
 
     handler: str
     profile: str
@@ -129,6 +132,13 @@ class FuzzReport:
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     database: Path | None = None
+    max_findings: int = 0
+    stopped_by: str = ""
+
+    @property
+    def capped(self) -> bool:
+        """True when ``max_findings`` ended the search with part of the budget left: more may remain."""
+        return self.stopped_by == "max_findings"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +149,8 @@ class FuzzReport:
             "examples": self.examples,
             "seconds": round(self.seconds, 3),
             "database": None if self.database is None else str(self.database),
+            "max_findings": self.max_findings,
+            "stopped_by": self.stopped_by,
             "findings": [f.to_json() for f in self.findings],
         }
 
@@ -308,8 +320,11 @@ class _Fuzzer:
             for c in finding.calls
             if type(c) is JoinAttemptCall and "client_version" in c.metadata
         }
+        init = next((c for c in finding.calls if type(c) is InitCall), None)
+        rate = init.outcome.tick_rate if init is not None and init.outcome is not None else None
         header = dataclasses.replace(
             self.header,
+            tick_rate=rate or self.header.tick_rate,  # the rate match_init chose, not the params' guess
             handler=f"{rel}:{cls}" if cls else rel,
             client_versions=versions,
             tags={
@@ -373,6 +388,8 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
 
     if options.max_examples < 1:
         raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")
+    if options.max_findings < 1:
+        raise NakamaReplayError(f"fuzz: --max-findings must be at least 1, got {options.max_findings}")
     by_path = isinstance(handler, (str, os.PathLike))
     spec = os.fspath(handler) if by_path else getattr(handler, "path", "<handler>")
     loaded = load_handler(spec) if by_path else handler
@@ -380,14 +397,19 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     # module-level state cannot leak from one generated match into the next (a class handler gets a new
     # instance; a Python module's own globals are shared, as they are in any one process).
     f = _Fuzzer(loaded, spec, options, progress, (lambda: load_handler(spec)) if by_path else None)
-    report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples)
+    report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples, max_findings=options.max_findings)
     try:
         known: set[str] = set()
         number = 0
-        while f.generated < options.max_examples and len(report.findings) < options.max_findings:
+        report.stopped_by = "budget"
+        while f.generated < options.max_examples:
+            if len(report.findings) >= options.max_findings:
+                report.stopped_by = "max_findings"
+                break
             found = f.round(known, number)
             number += 1
             if found is None:
+                report.stopped_by = "budget" if f.generated >= options.max_examples else "exhausted"
                 break
             known.add(found.failure.key)
             finding = f.minimize(found)

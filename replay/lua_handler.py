@@ -261,6 +261,7 @@ class LuaHandler:
         self._runtime_state = api[b"runtime_state"]
         self._set_runtime_state = api[b"set_runtime_state"]
         self._lua_dispatcher = api[b"dispatcher"]
+        self._handler_frame = api[b"handler_frame"]
         self._broadcast_now = self._api_fn("broadcast_message", lambda *a: self._do_broadcast(False, *a))
         self._broadcast_deferred = self._api_fn("broadcast_message_deferred", lambda *a: self._do_broadcast(True, *a))
         if pairs_order != "native":
@@ -862,6 +863,12 @@ class LuaHandler:
         if isinstance(value, float) and 0.0 <= value < 1.0:
             return lo + int(value * (hi - lo + 1))
         return value  # an integer recorded from Nakama's math.random(m, n)
+
+    def current_frame(self) -> str:
+        """Base name of the handler's Lua file on the stack now (as crash signatures name Lua frames), ""
+        when no handler code is running: where a dispatcher call made from Lua came from."""
+        src = self._handler_frame()
+        return os.path.basename(_text(src).replace("\\", "/")) if src else ""
 
     # -- the dispatcher ---------------------------------------------------------------------------------
     def _live_dispatcher(self) -> Any:

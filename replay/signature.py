@@ -45,6 +45,12 @@ _STOPPING = re.compile(r"^Stopping match after error from (\w+) execution$")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
 _NUMBER = re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w>])")
+# a quoted value: opens after a non-word character (so "can't" opens nothing), closes before one; a name
+# quoted after a Lua/Go runtime word (local 'x', field 'pos', method 'm', to 'insert') is kept
+_QUOTED = re.compile(
+    r"\b(?:local|global|field|method|upvalue|function|constant|to) (?P<name>'[\w.:]*')"
+    r"""|(?<!\w)'(?:[^'\\\n]|\\.)*'(?!\w)|(?<!\w)"(?:[^"\\\n]|\\.)*"(?!\w)"""
+)
 _PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<func>\S+)', re.M)
 _JS_FRAME = re.compile(r"^\s*at (?:(?P<func>[\w.$<>]+) )?\(?(?P<file>[^():\s]+):\d+", re.M)
 # "file.lua:12: message" or '[string "file.lua"]:12: message'
@@ -69,9 +75,19 @@ _LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _quoted(m: re.Match[str]) -> str:
+    if m["name"] is not None:  # a name the runtime quotes: local 'holder', field 'pos', to 'insert'
+        return m[0]
+    q = m[0][-1]
+    return f"{q}<q>{q}"
+
+
 def normalise_message(text: str, limit: int = 160) -> str:
-    """A message with the parts that vary between occurrences replaced: uuids, hex ids, numbers."""
+    """A message with the parts that vary between occurrences replaced: quoted values (``invalid character
+    '\x00'`` and ``'\x01'`` are one bug; names Lua quotes after ``local``, ``field``, ``to``... stay),
+    uuids, hex ids, numbers."""
     text = text.strip().splitlines()[0] if text.strip() else ""
+    text = _QUOTED.sub(_quoted, text)
     text = _UUID.sub("<uuid>", text)
     text = _HEX.sub("<hex>", text)
     text = _NUMBER.sub("<n>", text)

@@ -200,3 +200,41 @@ def test_each_generated_match_gets_a_fresh_handler() -> None:
     assert fuzz(spec, FuzzOptions(max_examples=20, out=None, profile=profile)).findings == []
     shared = fuzz(load_handler(spec), FuzzOptions(max_examples=20, out=None, profile=profile))
     assert [f.key for f in shared.findings] == ["match_init|RuntimeError|fuzz_leaky.py:match_init"]
+
+
+def test_a_lua_handlers_findings_are_located_in_its_lua_code_and_quoted_values_group(tmp_path: Path) -> None:
+    """Issue #14, item 7: a broadcast to an absent presence made from Lua is located from the Lua stack (not
+    from whichever Python function called the replay, which made fuzz fail on its own finding), and crashes
+    whose messages differ only in a quoted value ('\\x00', '\\x01') are one failure."""
+    pytest.importorskip("lupa", reason="Lua handlers need lupa")
+    from hypothesis import strategies as st
+
+    handler = str(Path(__file__).parent / "handlers" / "fuzz_goodbye.lua")
+    profile = FuzzProfile(payloads={5: st.sampled_from([b"\x00", b"\x01", b"\x02", b"\x03"])}, source="bad-json")
+    report = fuzz(handler, FuzzOptions(max_examples=150, seed=1, out=tmp_path, profile=profile, database=False,
+                                       shrink=False))
+    keys = sorted(f.key for f in report.findings)
+    assert keys == [
+        "match_leave|BroadcastToAbsentPresence|fuzz_goodbye.lua",
+        "match_loop|lua:error not a valid JSON string: invalid character '<q>' looking for beginning of value"
+        "|fuzz_goodbye.lua",
+    ]
+    assert report.stopped_by in ("budget", "exhausted") and not report.capped
+
+
+def test_max_findings_ends_the_search_and_says_so(two_bugs, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    handler, profile = two_bugs
+    report = fuzz(handler, FuzzOptions(max_examples=120, seed=7, out=None, profile=profile, max_findings=1))
+    assert len(report.findings) == 1 and report.capped and report.examples < 120
+    assert report.to_json()["stopped_by"] == "max_findings"
+    module = tmp_path / "two_bugs_profile.py"
+    module.write_text("PAYLOADS = {1: None}\nSIGNALS = ('', 'reset')\n")
+    args = ["fuzz", "--handler", handler, "--payloads", str(module), "--out", str(tmp_path / "o"), "--max-examples", "120",
+            "--seed", "7", "--quiet", "--no-database"]
+    assert main(args + ["--max-findings", "1"]) == 1
+    assert "stopped  at --max-findings 1 after" in capsys.readouterr().out
+    assert main(args + ["--max-findings", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "2 distinct failures" in out and "--max-findings" not in out
+    assert main(args + ["--max-findings", "0"]) == 2
+    assert "--max-findings must be at least 1" in capsys.readouterr().err

@@ -166,3 +166,10 @@ def test_normalise_message():
     text = "player 7f3a9c12-0000-4b8e-9c3d-2e7f6a1b9d40 hp -25 at 0x7ffd3a2c table: 0x55d0c0ffee12 id deadbeef01"
     assert normalise_message(text) == "player <uuid> hp <n> at <hex> table: <hex> id <hex>"
     assert normalise_message("") == ""
+    # quoted values vary between occurrences of one bug; the names Lua quotes do not
+    assert normalise_message("invalid character '\\x00' looking for beginning of value") == \
+        normalise_message("invalid character '\\x01' looking for beginning of value") == \
+        "invalid character '<q>' looking for beginning of value"
+    assert normalise_message('unknown key "a b" in \'x\'') == 'unknown key "<q>" in \'<q>\''
+    assert normalise_message("attempt to index local 'holder' (a nil value)") == "attempt to index local 'holder' (a nil value)"
+    assert normalise_message("bad argument #1 to 'insert', can't") == "bad argument #<n> to 'insert', can't"

@@ -7,6 +7,9 @@ sessions about to leave, bursts past the input queue, signals, server shutdown. 
 with --payloads MODULE (op codes, payload shapes per client version, init params, signals, invariants;
 see replay/strategies.py); without it, op codes 1..8 carry JSON values or arbitrary bytes.
 
+The search stops when --max-examples matches were generated or --max-findings distinct failures
+were found (the report says when the cap ended it, with part of the budget left).
+
 For each distinct failure it writes OUT/NAME.nkrec (the shrunk stream: removing any single call makes the
 failure go away) and, for crashes, OUT/NAME.expect.toml for the regression plugin, and prints the
 `nakama-replay reproduce` command. The same --seed finds the same failures; the example database in
@@ -33,6 +36,10 @@ HELP = "search generated matches for crashes and write minimal recordings of the
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", required=True, help="handler file: FILE.py, FILE.py:ClassName or FILE.lua")
     p.add_argument("--max-examples", type=positive, default=None, metavar="N", help="matches to generate (default 1000)")
+    p.add_argument(
+        "--max-findings", type=positive, default=8, metavar="N",
+        help="stop after N distinct failures (default 8); the report says when this ended the search",
+    )
     p.add_argument("--seed", type=whole, default=0, help="search seed: the same seed finds the same failures (default 0)")
     p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/strategies.py)")
     p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         database=not args.no_database,
         absent_targets=not args.allow_absent_targets,
         shrink=not args.no_shrink,
+        max_findings=args.max_findings,
     )
     progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
     report = fuzz(args.handler, options, progress)
@@ -123,6 +131,11 @@ def _print_report(r) -> None:  # type: ignore[no-untyped-def]
         print(
             "note     no --payloads: messages carry arbitrary JSON values or bytes, so crashes on malformed input\n"
             "         come first; describe your clients with --payloads MODULE to search past them"
+        )
+    if r.capped:
+        print(
+            f"stopped  at --max-findings {r.max_findings} after {r.examples} of {r.budget} matches: more failures may"
+            " remain\n         (raise --max-findings, or fix these and run again: the example database replays them first)"
         )
     if not r.findings:
         print("\nno failure found")

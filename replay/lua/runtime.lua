@@ -576,6 +576,24 @@ function api.invoke(fn, ...)
   return false, r, trace, hung[1]
 end
 
+-- the innermost frame of the handler's own code on the stack now ("" when none): the chunk name of the
+-- first Lua function that is not a library function or this glue (a host function asking from inside a
+-- dispatcher call finds the handler line that called it)
+function api.handler_frame()
+  local level = 2
+  while true do
+    local info = debug_getinfo(level, "Sl")
+    if info == nil then return "" end
+    if not is_internal(info) and info.what ~= "tail" and info.currentline >= 0 then
+      local src = info.source
+      local c = str_sub(src, 1, 1)
+      if c == "@" or c == "=" then src = str_sub(src, 2) end
+      return src
+    end
+    level = level + 1
+  end
+end
+
 -- text of an error value as gopher-lua's ApiError prints it
 function api.error_text(e)
   if raw_type(e) == "string" then return e end
