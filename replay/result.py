@@ -21,7 +21,7 @@ from recorder.model import (
     TerminateCall,
 )
 
-__all__ = ["Crash", "Divergence", "StepResult", "ReplayResult", "describe_call", "describe_data"]
+__all__ = ["AfterStop", "Crash", "Divergence", "StepResult", "ReplayResult", "describe_call", "describe_data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,30 @@ class StepResult:
     synthetic: bool = False  # made by the runtime because the replayed handler decided differently
 
 
+@dataclass(frozen=True, slots=True)
+class AfterStop:
+    """Recorded calls that come after the call where the replayed match stopped (crash or nil state).
+    ``nakama_could_make``: True when the recording does not say the match stopped there (its handler went
+    on, so Nakama made them); False when it does (Nakama never calls a stopped match's handler)."""
+
+    count: int
+    first_callback: str
+    first_tick: int
+    nakama_could_make: bool
+    stop_callback: str
+    stop_tick: int
+
+    def describe(self) -> str:
+        calls = "call" if self.count == 1 else "calls"
+        return (f"{self.count} {calls} after the stop in {self.stop_callback} at tick {self.stop_tick} "
+                f"(the first: {self.first_callback} at tick {self.first_tick})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "first_callback": self.first_callback, "first_tick": self.first_tick,
+                "nakama_could_make": self.nakama_could_make, "stop_callback": self.stop_callback,
+                "stop_tick": self.stop_tick}
+
+
 @dataclass(slots=True)
 class ReplayResult:
     """How a replay ended, and whether that is what the recording says happened."""
@@ -110,6 +134,7 @@ class ReplayResult:
     handler: str = ""
     recording: str = ""
     label: str = ""
+    after_stop: AfterStop | None = None  # recorded calls after the replay stopped (not replayed)
 
     @property
     def callback(self) -> str | None:
@@ -132,6 +157,7 @@ class ReplayResult:
             "traceback": c.traceback if c else None,
             "ticks_replayed": self.ticks_replayed,
             "calls_replayed": self.calls_replayed,
+            "calls_after_stop": None if self.after_stop is None else self.after_stop.to_json(),
             "stop_reason": self.stop_reason,
             "recorded_crash": None
             if self.recorded_crash is None

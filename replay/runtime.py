@@ -61,7 +61,7 @@ from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.hang import CallbackHung, HangGuard
 from replay.handlers import load_handler
 from replay.nk import DerivedSources, Logger, Nk, Sources
-from replay.result import Crash, Divergence, ReplayResult, StepResult, describe_call
+from replay.result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
 
 __all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
 
@@ -575,7 +575,7 @@ def iter_steps(runtime: MatchRuntime, calls: Iterable[Call]) -> Iterator[StepRes
             and call.outcome is not None
             and call.outcome.accept is False
         ):
-            join = runtime.apply(JoinCall(call.tick, (call.presence.with_reason(PresenceReason.JOIN),)))
+            join = runtime.apply(JoinCall(call.tick, (call.presence.with_reason(PresenceReason.UNKNOWN),)))
             join.synthetic = True
             yield join
 
@@ -635,6 +635,7 @@ def _run(
     divergences: list[Divergence] = []
     divergence_count = 0
     ticks = calls = 0
+    stop_step: StepResult | None = None
     for step in iter_steps(runtime, _calls_until(events, options.until_tick, markers)):
         if not step.executed:
             continue
@@ -656,12 +657,19 @@ def _run(
         if observer is not None:
             observer(step)
         if runtime.stopped:
+            stop_step = step
             break
-    if not markers and options.until_tick is None:
-        # the crash marker follows the crashing call; read on to find it when the replay stopped early
+    after: list[Call] = []
+    if stop_step is not None:
+        # the crash marker follows the crashing call: read on to find it, and count the recorded calls that
+        # come after the stop (Nakama never calls the handler of a stopped match)
         for e in events:
             if type(e) is CrashMarker:
                 markers.append(e)  # type: ignore[arg-type]
+            elif type(e) is not WireEvent:
+                if options.until_tick is not None and e.tick > options.until_tick:  # type: ignore[union-attr]
+                    break
+                after.append(e)  # type: ignore[arg-type]
     recorded_crash = markers[-1] if markers else None
     if recorded_crash is not None and options.until_tick is not None and recorded_crash.tick > options.until_tick:
         recorded_crash = None
@@ -673,6 +681,9 @@ def _run(
     else:
         outcome = "completed"
     reproduced, verdict = _verdict(crash, recorded_crash, divergence_count, runtime)
+    after_stop = None
+    if after and stop_step is not None:
+        reproduced, verdict, after_stop = _after_stop(stop_step, after, markers, reproduced, verdict)
     return ReplayResult(
         outcome=outcome,
         reproduced=reproduced,
@@ -690,7 +701,33 @@ def _run(
         handler=os.path.normpath(getattr(runtime.handler, "path", "")),
         recording=path,
         label=runtime.label,
+        after_stop=after_stop,
     )
+
+
+def _after_stop(
+    stop: StepResult, after: list[Call], markers: list[CrashMarker], reproduced: bool, verdict: str
+) -> tuple[bool, str, AfterStop]:
+    """Recorded calls after the call that stopped the replay: Nakama never calls a stopped match's handler
+    (match_handler.go checks ``stopped`` before every queued call), so either the recorded match had not
+    stopped there (the recorded handler went on: Nakama made them) or the recording says it stopped there
+    and still holds them (it is inconsistent: Nakama could not have made them). Either way they were not
+    replayed, so the replay does not reproduce the recording."""
+    call = stop.call
+    recorded = call.outcome is not None and call.outcome.stopped
+    recorded = recorded or any(m.callback == call.callback and m.tick == call.tick for m in markers)
+    first = after[0]
+    info = AfterStop(len(after), first.callback, first.tick, not recorded, call.callback, call.tick)
+    if recorded:
+        why = (f"the recording holds {info.describe()}, which Nakama could not have made (it never calls a stopped "
+               "match's handler): the recording is inconsistent and they were not replayed")
+    else:
+        why = (f"the recording goes on with {info.describe()}, which Nakama made: the recorded match had not "
+               "stopped there; they were not replayed")
+    if reproduced:
+        ended = "crashed" if stop.crash is not None else "stopped"
+        return False, f"the replay {ended} in {call.callback} at tick {call.tick} as recorded, but {why}", info
+    return False, f"{verdict}; {why}", info
 
 
 def _verdict(crash: Crash | None, recorded: CrashMarker | None, divergences: int, runtime: MatchRuntime) -> tuple[bool, str]:

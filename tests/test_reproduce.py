@@ -106,3 +106,44 @@ def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: py
     assert "stack traceback:" in doc["traceback"] and "in function 'handle_input'" in doc["traceback"]
     fixed = ROOT / "fixtures" / "handlers" / "arena_fixed.lua"
     assert main(["reproduce", str(rec), "--handler", str(fixed)]) == 1
+
+
+def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Path:
+    """A probe match whose loop 0 carries op code 6 (the probe returns no state: the match stops quietly),
+    with ``calls_after`` loops recorded after it."""
+    from recorder.model import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
+    from recorder.nkrec import write_recording
+
+    alice = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
+    stop = LoopCall(0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None)
+    events = [InitCall({}), JoinAttemptCall(0, alice, {}), JoinCall(0, (alice,)), stop]
+    events += [LoopCall(t, ()) for t in range(1, 1 + calls_after)]
+    header = Header(match_id="m.nakama1", tick_rate=10, handler=str(ROOT / "tests" / "handlers" / "probe.py"))
+    write_recording(path, header, events)
+    return path
+
+
+def test_calls_recorded_after_the_stop_are_counted_and_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #14, item 8: a replay that stops no longer passes over the calls recorded after the stop."""
+    clean = replay(_stop_recording(tmp_path / "clean.nkrec", recorded_stop=True, calls_after=0))
+    assert clean.reproduced and clean.verdict == "stopped as recorded" and clean.after_stop is None
+
+    # the recording says the match stopped at loop 0 and still holds 2 loops: Nakama could not have made them
+    inconsistent = replay(_stop_recording(tmp_path / "odd.nkrec", recorded_stop=True, calls_after=2))
+    a = inconsistent.after_stop
+    assert a is not None and (a.count, a.first_callback, a.first_tick, a.nakama_could_make) == (2, "match_loop", 1, False)
+    assert not inconsistent.reproduced and "could not have made" in inconsistent.verdict
+    assert inconsistent.calls_replayed == 4
+
+    # the recording does not say it stopped (an older handler went on): Nakama made the later calls
+    went_on = replay(_stop_recording(tmp_path / "on.nkrec", recorded_stop=False, calls_after=3))
+    assert went_on.after_stop is not None and went_on.after_stop.nakama_could_make and went_on.after_stop.count == 3
+    assert not went_on.reproduced and "had not stopped there" in went_on.verdict
+
+    assert main(["reproduce", str(tmp_path / "odd.nkrec")]) == 1
+    out = capsys.readouterr().out
+    assert "after stop 2 calls after the stop in match_loop at tick 0" in out
+    assert out.rstrip().splitlines()[-1].startswith("DID NOT REPRODUCE: the replay stopped in match_loop at tick 0")
+    assert main(["reproduce", str(tmp_path / "on.nkrec"), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["calls_after_stop"]["count"] == 3 and doc["calls_after_stop"]["nakama_could_make"] is True

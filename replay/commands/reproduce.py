@@ -6,8 +6,12 @@ a clean end, with the same outcomes).
 The handler defaults to the one the recording's header names (relative to the recording); pass
 --handler FILE.py, FILE.py:ClassName or FILE.lua to try another version, e.g. your fix.
 
+Recorded calls after the call where the replayed match stopped are not replayed (Nakama never calls a
+stopped match's handler): the report counts them and says whether Nakama could have made them, and the
+replay then does not reproduce the recording.
+
 exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, diverging
-outcomes), 2 bad input (unreadable recording, handler that does not load).
+outcomes, recorded calls after the stop), 2 bad input (unreadable recording, handler that does not load).
 
 example:
   nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec
@@ -81,6 +85,11 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         print(f"\n{r.divergence_count} divergences from the recorded outcomes; first ones:")
         for d in r.divergences[:10]:
             print("  " + d.describe())
+    if r.after_stop is not None:
+        a = r.after_stop
+        could = ("Nakama made them: the recorded match had not stopped there" if a.nakama_could_make else
+                 "Nakama could not have made them: it never calls a stopped match's handler")
+        print(f"\nafter stop {a.describe()} were not replayed; {could}")
     if r.recorded_crash is not None:
         rc = r.recorded_crash
         first = rc.error.splitlines()[0] if rc.error else ""
