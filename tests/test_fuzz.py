@@ -237,4 +237,4 @@ def test_max_findings_ends_the_search_and_says_so(two_bugs, tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "2 distinct failures" in out and "--max-findings" not in out
     assert main(args + ["--max-findings", "0"]) == 2
-    assert "--max-findings must be at least 1" in capsys.readouterr().err
+    assert "OptionError: --max-findings: '0': must be at least 1" in capsys.readouterr().err
