@@ -8,7 +8,8 @@
     │   ├── TruncatedRecording             the file ends mid-chunk (raised only in strict mode)
     │   └── InterchangeError               a JSON Lines line is malformed (line number, field)
     ├── HandlerError                       a match handler cannot be loaded or breaks a rule
-    │   └── HandlerLoadError               file missing, syntax error, missing callback
+    │   ├── HandlerLoadError               file missing, syntax error, missing callback
+    │   └── UntrustedHandler               a recording names a handler outside its own folder (not run)
     ├── LuaError                           a Lua match handler raised an error (text with file:line, traceback)
     ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
@@ -44,6 +45,7 @@ __all__ = [
     "InterchangeError",
     "HandlerError",
     "HandlerLoadError",
+    "UntrustedHandler",
     "LuaError",
     "MatchStopped",
     "NotAvailableInReplay",
@@ -114,6 +116,17 @@ class HandlerLoadError(HandlerError):
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: cannot load match handler: {problem}")
+
+
+class UntrustedHandler(HandlerError):
+    """A recording's header names a handler that does not resolve inside the recording's own folder tree
+    (an absolute path, a ``..`` that climbs out, a symlink that leads out, a malformed name). Recordings
+    are untrusted input, so that file is not run; ``--handler`` runs a file the user chose."""
+
+    def __init__(self, recording: str, handler: str, problem: str = "") -> None:
+        self.path, self.handler, self.problem = str(recording), handler, problem
+        why = f" ({problem})" if problem else ""
+        super().__init__(f"{self.path} names handler {handler!r} outside its folder; pass --handler to run it{why}")
 
 
 class LuaError(NakamaReplayError):

@@ -38,6 +38,7 @@ __all__ = [
     "Executor",
     "Progress",
     "SerialExecutor",
+    "check_recorded_handlers",
     "find_recordings",
     "load_executor",
     "replay_one",
@@ -102,6 +103,32 @@ def find_recordings(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return sorted(found)
 
 
+def check_recorded_handlers(recordings: Sequence[str]) -> None:
+    """Raise ``UntrustedHandler`` for the first recording whose header names a handler outside its own
+    folder (``replay.handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
+    or name a missing handler are left to the batch, which reports each as an error."""
+    from recorder.errors import UntrustedHandler  # noqa: PLC0415
+    from recorder.nkrec import open_recording  # noqa: PLC0415
+    from replay.handlers import recorded_handler  # noqa: PLC0415
+
+    refused: list[UntrustedHandler] = []
+    for path in recordings:
+        try:
+            with open_recording(path) as rec:
+                named = rec.header.handler
+            if named:
+                recorded_handler(path, named)
+        except UntrustedHandler as exc:
+            refused.append(exc)
+        except NakamaReplayError:
+            continue
+    if refused:
+        first = refused[0]
+        if len(refused) > 1:
+            first.args = (f"{first} ({len(refused) - 1} more recordings name handlers outside their folders)",)
+        raise first
+
+
 def replay_one(path: str, handler: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """Replay one recording and describe the result as a plain dict (runs in a worker)."""
     from replay.regression import replay_isolated  # noqa: PLC0415
@@ -124,6 +151,7 @@ def replay_one(path: str, handler: str | None, options: dict[str, Any]) -> dict[
     first = r.divergences[0] if r.divergences else None
     return dict(
         out,
+        handler=r.handler,
         category=category,
         detail=r.verdict,
         outcome=r.outcome,

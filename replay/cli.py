@@ -56,7 +56,7 @@ COMMANDS: dict[str, str] = {
 _HELP_EPILOG = """\
 a crash report names a match: get its recording, then
   nakama-replay inspect REC                              # what the match saw
-  nakama-replay reproduce REC                            # the crash again, tick and traceback
+  nakama-replay reproduce REC --handler match.py         # the crash again, tick and traceback
   nakama-replay reproduce REC --handler fixed.py         # does the fix hold? (exit 1: no crash)
   nakama-replay diff REC --handler old.py --against fixed.py   # first divergent tick and fields
   nakama-replay bisect REC --handler-file match.lua --revs v1.0..HEAD

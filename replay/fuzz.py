@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,13 +94,17 @@ class Finding:
     crash: Any = None  # the runtime's Crash for a crash or hang (``replay.result.Crash``)
     recording: Path | None = None
     expectation: Path | None = None
+    handler: str = ""  # the handler spec as given: the reproduce command names it (recordings are untrusted)
 
     @property
     def is_crash(self) -> bool:
         return self.crash is not None
 
     def reproduce_command(self) -> str | None:
-        return None if self.recording is None else f"nakama-replay reproduce {self.recording}"
+        if self.recording is None:
+            return None
+        handler = f" --handler {shlex.quote(self.handler)}" if self.handler else ""
+        return f"nakama-replay reproduce {shlex.quote(str(self.recording))}{handler}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -337,6 +342,7 @@ class _Fuzzer:
             events.append(CrashMarker(c.callback, c.tick, c.error, c.traceback))
         write_recording(path, header, events)
         finding.recording = path
+        finding.handler = self.spec
         if c is not None:
             finding.expectation = _write_expectation(path, rel, finding, self.options, self.spec)
             self._check_reproduces(path, finding)

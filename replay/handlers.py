@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from recorder.errors import HandlerLoadError
+from recorder.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from recorder.model import CALLBACKS
 
-__all__ = ["Handler", "PythonHandler", "load_handler", "split_spec"]
+__all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]
 
 
 class Handler(Protocol):
@@ -47,6 +47,37 @@ def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
     if sep and cls.isidentifier() and path and not (len(path) == 1 and path.isalpha()):
         return Path(path), cls
     return Path(text), None
+
+
+def recorded_handler(recording: str | os.PathLike[str], named: str) -> str:
+    """The handler spec a recording's header names (``named``), resolved against the recording's folder,
+    if it stays inside that folder tree; the one place a recorded handler path is turned into a file.
+
+    A recording is untrusted input (it comes from logs, bug trackers, other studios), so a name that is
+    absolute, climbs out with ``..``, or leads out through a symlink raises ``UntrustedHandler`` and is
+    never imported. A name that resolves inside but is missing raises ``HandlerLoadError`` saying the
+    path came from the header. ``recording`` None-like ``"<memory>"`` resolves against the current folder.
+    """
+    rec = os.fspath(recording)
+    if not named:
+        raise HandlerError(f"{rec}: the recording names no handler; pass one with --handler FILE.py|FILE.lua")
+    if not isinstance(named, str) or len(named) > 4096 or any(ord(c) < 32 for c in named):
+        raise UntrustedHandler(rec, str(named)[:200], "not a usable file name")
+    path, cls = split_spec(named)
+    base = (Path.cwd() if rec == "<memory>" else Path(rec).resolve().parent).resolve()
+    if path.is_absolute() or path.drive or path.root:
+        raise UntrustedHandler(rec, named, "an absolute path")
+    target = (base / path).resolve()
+    if not target.is_relative_to(base):
+        lexical = Path(os.path.normpath(base / path))
+        how = "a symlink leads out" if lexical.is_relative_to(base) else "'..' climbs out"
+        raise UntrustedHandler(rec, named, how)
+    if not target.is_file():
+        problem = "is a folder" if target.is_dir() else "no such file"
+        raise HandlerLoadError(
+            str(target), f"{problem} (the path {named!r} comes from the header of {rec}; pass --handler FILE to run another)"
+        )
+    return f"{target}:{cls}" if cls else str(target)
 
 
 class PythonHandler:

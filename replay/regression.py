@@ -129,7 +129,12 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
     source = f"{recording} (header tag 'expect')"
     if not isinstance(tag, dict):
         raise ExpectationError(source, "expect", f"must be a table, got {type(tag).__name__}")
-    return parse_expectation(tag, source, Path(recording).parent)
+    expectation = parse_expectation(tag, source, Path(recording).parent)
+    if expectation.handler is not None:  # named by the recording itself: as untrusted as its header
+        from replay.handlers import recorded_handler  # noqa: PLC0415
+
+        recorded_handler(recording, expectation.handler)
+    return expectation
 
 
 def _typed(data: dict[str, Any], key: str, types: tuple[type, ...], source: str, prefix: str = "") -> Any:
@@ -241,9 +246,11 @@ def _resolve(recording: str | os.PathLike[str], handler: Any) -> tuple[Any, Path
     if spec is None:
         from recorder.nkrec import open_recording  # noqa: PLC0415
 
+        from replay.handlers import recorded_handler  # noqa: PLC0415
+
         with open_recording(recording) as rec:
             named = rec.header.handler
-        spec = str(Path(recording).parent / named) if named else None  # None: replay() says what is missing
+        spec = recorded_handler(recording, named) if named else None  # None: replay() says what is missing
     if isinstance(spec, (str, os.PathLike)):
         from replay.isolation import handler_folder  # noqa: PLC0415
 

@@ -33,10 +33,9 @@ import traceback as tb
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from recorder.errors import HandlerError, NakamaReplayError
+from recorder.errors import NakamaReplayError
 from recorder.model import (
     Broadcast,
     Call,
@@ -59,7 +58,7 @@ from recorder.model import (
 from recorder.nkrec import Recording, open_recording
 from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.hang import CallbackHung, HangGuard
-from replay.handlers import load_handler
+from replay.handlers import load_handler, recorded_handler
 from replay.nk import DerivedSources, Logger, Nk, Sources
 from replay.result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
 
@@ -538,20 +537,12 @@ def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | Non
 
 
 def resolve_handler(spec: Any, header: Header, recording_path: str, module_path: list[str] | None = None) -> Any:
-    """A loaded handler from ``spec``, or the one the header names (relative to the recording)."""
+    """A loaded handler from ``spec``, or the one the header names (relative to the recording, and only
+    if it lies inside the recording's folder tree: ``UntrustedHandler`` otherwise)."""
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec
-    if spec is None:
-        if not header.handler:
-            raise HandlerError(
-                f"{recording_path}: the recording names no handler; pass one with --handler FILE.py|FILE.lua"
-            )
-        base = Path(recording_path).parent if recording_path != "<memory>" else Path.cwd()
-        path_part, sep, cls = header.handler.rpartition(":")
-        if sep and cls.isidentifier():
-            spec = f"{(base / path_part)}:{cls}"
-        else:
-            spec = str(base / header.handler)
+    if spec is None:  # the header's: only inside the recording's folder tree (replay.handlers.recorded_handler)
+        spec = recorded_handler(recording_path, header.handler)
     return load_handler(spec, module_path=module_path)
 
 

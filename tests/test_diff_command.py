@@ -84,7 +84,7 @@ def test_determinism_passes_for_the_fixed_handler(capsys: pytest.CaptureFixture[
 
 
 def test_recorded_reproduction_is_not_a_divergence(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(capsys, REC, "--recorded")  # the handler the header names: the buggy one, crash as recorded
+    code, out = run(capsys, REC, "--handler", ARENA, "--recorded")  # the buggy one: crash as recorded
     assert (code, out["diverged"]) == (0, False)
     assert "as recorded" in out["note"]
 

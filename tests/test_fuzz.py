@@ -66,11 +66,14 @@ def test_the_arena_reconnection_crash_is_found_from_scratch(arena_run) -> None: 
 
 
 def test_the_recording_reproduces_and_the_fixed_handler_does_not_crash(arena_run, capsys) -> None:  # type: ignore[no-untyped-def]
-    name, _, _, report = arena_run
+    name, handler, _, report = arena_run
     rec = str(report.findings[0].recording)
-    result = replay(rec, None, ReplayOptions(hang_timeout=1.0))  # the header names the handler
+    result = replay(rec, handler, ReplayOptions(hang_timeout=1.0))
     assert result.reproduced and result.crash is not None and result.crash.callback == "match_loop"
-    assert main(["reproduce", rec]) == 0
+    assert report.findings[0].reproduce_command() == f"nakama-replay reproduce {rec} --handler {handler}"
+    assert main(["reproduce", rec, "--handler", handler]) == 0
+    assert main(["reproduce", rec]) == 2  # its header names ../handler: outside the recording's folder
+    assert "outside its folder; pass --handler to run it" in capsys.readouterr().err
     fixed = str(HANDLERS / name.replace("arena", "arena_fixed"))
     assert main(["reproduce", rec, "--handler", fixed]) == 1
     assert "DID NOT REPRODUCE" in capsys.readouterr().out
@@ -160,8 +163,8 @@ def test_cli_fuzz_json_and_bad_input(two_bugs, tmp_path: Path, capsys) -> None: 
     doc = json.loads(capsys.readouterr().out)
     assert code == 1 and doc["examples"] == 60 and len(doc["findings"]) == 2
     crash = next(f for f in doc["findings"] if f["kind"] == "HandlerCrashed")
-    assert crash["reproduce"] == f"nakama-replay reproduce {out / Path(crash['recording']).name}"
-    assert main(["reproduce", crash["recording"]]) == 0
+    assert crash["reproduce"] == f"nakama-replay reproduce {out / Path(crash['recording']).name} --handler {handler}"
+    assert main(["reproduce", crash["recording"], "--handler", handler]) == 0
     capsys.readouterr()
     assert main(["fuzz", "--handler", handler, "--payloads", str(tmp_path / "nope.py"), "--out", str(out)]) == 2
     assert "ProfileError" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_capture_ingest_replay_round_trip(tmp_path: Path) -> None:
     assert match.header.match_id == make_recordings.MATCH_ID and match.header.log_match_id == make_recordings.MATCH_ID.split(".")[0]
     assert (match.header.module, match.header.tick_rate, match.header.source) == ("arena", 10, "lua-capture")
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
-    result = replay(path)  # the handler named in the header: the unwrapped arena.lua
+    result = replay(path, str(HANDLERS / "arena.lua"))  # the unwrapped arena.lua
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
     assert (result.crash.callback, result.crash.tick) == (wrapped.runtime.crash.callback, wrapped.runtime.crash.tick)
@@ -104,7 +105,7 @@ def test_nondeterministic_values_make_the_replay(tmp_path: Path) -> None:
     ing, [match] = ingest(lines)
     assert any(line.count('"nkreplay:1 P ') for line in lines)  # clock_match splits records above 400 bytes
     path = write_match(match, tmp_path, handler=str(HANDLERS / "clock_match.lua"))
-    result = replay(path)
+    result = replay(path, str(HANDLERS / "clock_match.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 8
     # without the recorded values the replay draws other times, uuids and numbers: the broadcasts differ
     stripped = [dataclasses.replace(e, nondeterministic=()) if hasattr(e, "nondeterministic") else e for e in match.events]
@@ -122,7 +123,7 @@ def test_real_nakama_arena_log_reproduces(tmp_path: Path) -> None:
     assert (crash.callback, crash.tick) == ("match_loop", 29)
     assert crash.error.endswith("arena.lua:54: attempt to index a non-table object(nil) with key 'pos'")  # gopher-lua's words
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
-    result = replay(path)
+    result = replay(path, str(HANDLERS / "arena.lua"))
     assert result.reproduced and result.divergence_count == 0
     # the signature view: same class and same line, though PUC Lua words it differently
     assert lua_error_class(error_message(result.crash.error)) == lua_error_class(error_message(crash.error)) == "lua:index nil"
@@ -134,7 +135,7 @@ def test_real_nakama_clock_log_serves_every_recorded_value(tmp_path: Path) -> No
     assert ing.stats.damaged == [] and match.problems == []
     sources = {v.source for e in match.events for v in getattr(e, "nondeterministic", ())}
     assert sources == {"time", "uuid", "random", "os_time", "os_date", "os_clock", "storage_read"}
-    result = replay(write_match(match, tmp_path, handler=str(HANDLERS / "clock_match.lua")))
+    result = replay(write_match(match, tmp_path), str(HANDLERS / "clock_match.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 12
 
 
@@ -156,7 +157,7 @@ def test_interleaved_matches_noise_damage_and_duplicates(tmp_path: Path) -> None
     assert [(d.line, d.problem.split(" (")[0]) for d in ing.stats.damaged] == [(13, "not a JSON log line")]
     assert all(m.problems == [] for m in matches)
     for m in matches:
-        assert replay(write_match(m, tmp_path, handler=str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua")))).reproduced
+        assert replay(write_match(m, tmp_path), str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua"))).reproduced
 
 
 def test_lost_lines_are_reported_and_docker_wrapped_logs_read(tmp_path: Path) -> None:
@@ -190,8 +191,10 @@ def test_nakamas_crash_line_from_the_shared_sample() -> None:
 
 def test_ingest_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "recs"
+    (out / "modules").mkdir(parents=True)  # the module inside the recordings' folder: reproduce finds it
+    shutil.copy(HANDLERS / "arena.lua", out / "modules" / "arena.lua")
     code = main(["ingest", str(DATA / "nakama-3.40-lua-capture-arena.log"), str(SAMPLE), "-o", str(out),
-                 "--handler", str(HANDLERS / "arena.lua"), "--json"])
+                 "--handler", str(out / "modules" / "arena.lua"), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [r["crash"]["tick"] for r in report["recordings"]] == [29]

@@ -51,7 +51,7 @@ def _record_closures(path: Path) -> Path:
 
 def test_functions_in_state_have_stable_gopher_shaped_text_and_digests(tmp_path: Path) -> None:
     rec = _record_closures(tmp_path / "closures.nkrec")
-    result = replay(rec)
+    result = replay(rec, str(CORPUS / "closures.lua"))
     assert result.crash is not None and result.crash.callback == "match_loop"
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0  # digests of a state holding closures agree call after call
@@ -77,7 +77,7 @@ def test_nakamas_addresses_are_masked_in_digests_and_broadcasts(tmp_path: Path) 
     assert relocated != lines and any("function: 0xc0002" in line for line in relocated)
     _, [match] = ingest(relocated)
     path = write_match(match, tmp_path, handler=str(CORPUS / "closures.lua"))
-    result = replay(path)
+    result = replay(path, str(CORPUS / "closures.lua"))
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
     assert state_digest({"f": "function: 0xc0001a2b40"}) == state_digest({"f": "function: 0xc000010040"})
@@ -95,7 +95,7 @@ def test_determinism_check_does_not_blame_closures(tmp_path: Path) -> None:
 
 def test_reproduce_json_is_byte_identical_across_processes(tmp_path: Path) -> None:
     rec = _record_closures(tmp_path / "closures.nkrec")
-    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(rec), "--json"]
+    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(rec), "--handler", str(CORPUS / "closures.lua"), "--json"]
     runs = [subprocess.run(cmd, capture_output=True, cwd=tmp_path, timeout=300) for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stderr
     assert runs[0].stdout == runs[1].stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tomllib
 from pathlib import Path
@@ -31,16 +32,25 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest(*QUIET, *args)
 
 
+def _rehome(recording: Path, copy: Path, handler: str) -> None:
+    """Copy a recording with its header naming ``handler`` instead."""
+    from recorder.nkrec import open_recording, write_recording
+
+    with open_recording(recording) as rec:
+        header, events = rec.header, list(rec.events())
+    write_recording(copy, dataclasses.replace(header, handler=handler), events)
+
+
 def _layout(pytester: pytest.Pytester, expect: str | None, recording: Path = CRASH_REC, folder: str = "regs") -> Path:
-    """``regs/NAME.nkrec`` (+ ``NAME.expect.toml``) and ``handlers/arena.py, arena_fixed.py`` under pytester."""
-    handlers = pytester.path / "handlers"
-    handlers.mkdir(exist_ok=True)
-    for name in ("arena.py", "arena_fixed.py"):
-        shutil.copy(HANDLERS / name, handlers / name)
+    """``regs/NAME.nkrec`` (+ ``NAME.expect.toml``) and ``handlers/arena.py, arena_fixed.py`` under pytester
+    (for expectations) and under ``regs`` (for the header, which names a handler inside its own folder)."""
     regs = pytester.path / folder
-    regs.mkdir(exist_ok=True)
+    for handlers in (pytester.path / "handlers", regs / "handlers"):
+        handlers.mkdir(parents=True, exist_ok=True)
+        for name in ("arena.py", "arena_fixed.py"):
+            shutil.copy(HANDLERS / name, handlers / name)
     rec = regs / recording.name
-    shutil.copy(recording, rec)
+    _rehome(recording, rec, "handlers/arena.py")
     if expect is not None:
         (regs / (recording.stem + ".expect.toml")).write_text(expect)
     return rec
@@ -174,11 +184,16 @@ def test_header_tag_expectation(pytester, tmp_path):
     with open_recording(CRASH_REC) as rec:
         header, events = rec.header, list(rec.events())
     tagged = tmp_path / "tagged.nkrec"
-    import dataclasses
-
     write_recording(tagged, dataclasses.replace(header, tags={"expect": {"crash": {"tick": 58}}}), events)
     _layout(pytester, None, recording=tagged)
     run(pytester, "--nkreplay-dir", "regs").assert_outcomes(passed=1)
+    # a handler named by the recording's own tag is as untrusted as its header: not run from outside
+    outside = {"expect": {"handler": "../handlers/arena_fixed.py", "no_crash": True}}
+    write_recording(tagged, dataclasses.replace(header, tags=outside), events)
+    _layout(pytester, None, recording=tagged)
+    result = run(pytester, "--nkreplay-dir", "regs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*names handler '../handlers/arena_fixed.py' outside its folder*pass --handler to run it*"])
 
 
 def test_sibling_modules_do_not_leak_between_recordings(pytester):
@@ -187,7 +202,7 @@ def test_sibling_modules_do_not_leak_between_recordings(pytester):
     b = pytester.path / "b"
     shutil.copytree(pytester.path / "a", b)
     for folder in ("a", "b"):
-        shutil.copytree(pytester.path / "handlers", pytester.path / folder / "handlers")
+        shutil.copytree(pytester.path / "handlers", pytester.path / folder / "handlers", dirs_exist_ok=True)
     broken = b / "handlers" / "arena.py"  # b's arena raises in every match_loop from tick 5
     broken.write_text(broken.read_text().replace(
         "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",

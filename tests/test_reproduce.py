@@ -25,7 +25,7 @@ import make_recordings  # noqa: E402
 
 
 def test_bundled_recording_reproduces_the_crash(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", str(CRASH_REC)]) == 0
+    assert main(["reproduce", str(CRASH_REC), "--handler", str(ARENA)]) == 0
     out = capsys.readouterr().out
     assert "CRASHED in match_loop at tick 58: KeyError" in out
     assert 'user_id = state["sessions"][m.sender.session_id]' in out  # the traceback's handler line
@@ -39,7 +39,7 @@ def test_fixed_handler_does_not_reproduce(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_json_output_is_byte_identical_across_processes() -> None:
-    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(CRASH_REC), "--json"]
+    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(CRASH_REC), "--handler", str(ARENA), "--json"]
     runs = [subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False) for _ in range(2)]
     assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
     doc = json.loads(runs[0].stdout)
@@ -99,7 +99,7 @@ def test_killed_capture_keeps_every_finished_tick(tmp_path: Path) -> None:
 
 def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     rec = ROOT / "fixtures" / "recordings" / "arena-lua-reconnect-crash.nkrec"
-    assert main(["reproduce", str(rec), "--json"]) == 0
+    assert main(["reproduce", str(rec), "--handler", str(rec.parent.parent / "handlers" / "arena.lua"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["outcome"], doc["callback"], doc["tick"], doc["reproduced"]) == ("crashed", "match_loop", 58, True)
     assert doc["error"].endswith("arena.lua:54: attempt to index local 'player' (a nil value)")

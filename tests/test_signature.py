@@ -29,7 +29,7 @@ LOGGED = (
 
 def test_replayed_crash_has_the_recorded_signature():
     recorded = CrashSignature.of_recording(CRASH_REC)
-    replayed = CrashSignature.from_result(replay(str(CRASH_REC)))
+    replayed = CrashSignature.from_result(replay(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena.py")))
     assert recorded is not None and replayed is not None
     assert recorded.key == "match_loop|KeyError|arena.py:match_loop"
     assert recorded.op_code == 1 and replayed.op_code == 1  # tick 58's batch ends with an input (op 1)

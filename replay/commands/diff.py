@@ -43,7 +43,7 @@ def _tolerance(text: str) -> Any:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
-    p.add_argument("--handler", help="handler file, side a (default: the one named in the recording's header)")
+    p.add_argument("--handler", help="handler file, side a (default: the header's, if inside the recording's folder)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--recorded", action="store_true", help="compare the replay with the recording")
     mode.add_argument("--against", metavar="B", help="compare with handler B over the same inputs")

@@ -157,5 +157,5 @@ def _print_report(r) -> None:  # type: ignore[no-untyped-def]
         if f.recording is not None and f.is_crash:
             print(f"   reproduce:   {f.reproduce_command()}")
         elif f.recording is not None:
-            print(f"   not a crash: `nakama-replay reproduce {f.recording}` replays it;")
+            print(f"   not a crash: `{f.reproduce_command()}` replays it;")
             print(f"   the check fails after {f.callback} at tick {f.tick}")

@@ -29,7 +29,7 @@ HELP = "turn Nakama logs written through the Lua capture module into recordings 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("logs", nargs="*", default=["-"], metavar="LOG", help="Nakama log files, - for stdin (default)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the recordings")
-    p.add_argument("--handler", metavar="FILE", help="match module to name in the recordings (relative to DIR)")
+    p.add_argument("--handler", metavar="FILE", help="match module to name in the recordings (stored relative to DIR; reproduce runs it by default only if it is inside DIR)")
     p.add_argument("--match", action="append", default=[], metavar="ID", help="only this match (id with or without .node; repeatable)")
     add_json_flag(p)
 

@@ -24,17 +24,16 @@ HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama w
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
-    p.add_argument("--handler", help="the Lua match module (default: the one named in the recording's header)")
+    p.add_argument("--handler", help="the Lua match module (default: the header's, if inside the recording's folder)")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from recorder.errors import HandlerLoadError
     from recorder.nkrec import open_recording
+    from replay.handlers import recorded_handler
     from replay.lua_check import check_pairs_order
     from replay.runtime import ReplayOptions
 
@@ -42,15 +41,13 @@ def run(args: argparse.Namespace) -> int:
     handler = args.handler
     if handler is None:
         with open_recording(args.recording) as rec:
-            named = rec.header.handler
-        if not named:
-            raise HandlerLoadError(args.recording, "the recording names no handler; pass --handler FILE.lua")
-        handler = str(Path(args.recording).parent / named)
+            handler = recorded_handler(args.recording, rec.header.handler)
     if not str(handler).endswith(".lua"):
         raise HandlerLoadError(str(handler), "lua-check needs a Lua match module (.lua)")
     report = check_pairs_order(args.recording, handler, ReplayOptions(seed=args.seed, module_path=args.module_path))
     if args.json:
-        print_json(report.to_json())
+        print_json({"handler": str(handler), **report.to_json()})
     else:
+        print(f"handler    {handler}")
         print(report.describe())
     return 1 if report.sensitive else 0

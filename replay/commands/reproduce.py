@@ -3,8 +3,10 @@ crash (callback, tick, error and traceback) or "ran to the end", the inputs of t
 the presences at that moment, and whether that is what the recording says happened (its crash marker, or
 a clean end, with the same outcomes).
 
-The handler defaults to the one the recording's header names (relative to the recording); pass
---handler FILE.py, FILE.py:ClassName or FILE.lua to try another version, e.g. your fix.
+The handler defaults to the one the recording's header names (relative to the recording), but only when
+it lies inside the recording's own folder tree: a recording is untrusted input, and a header naming a file
+elsewhere is refused (exit 2). Pass --handler FILE.py, FILE.py:ClassName or FILE.lua to choose the file,
+e.g. your fix. The report names the file it ran.
 
 Recorded calls after the call where the replayed match stopped are not replayed (Nakama never calls a
 stopped match's handler): the report counts them and says whether Nakama could have made them, and the
@@ -14,7 +16,7 @@ exit status: 0 reproduced what the recording says, 1 did not (no crash, another 
 outcomes, recorded calls after the stop), 2 bad input (unreadable recording, handler that does not load).
 
 example:
-  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec
+  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py
   nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce"""
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ _REASONS = {0: "", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
-    p.add_argument("--handler", help="handler file (default: the one named in the recording's header)")
+    p.add_argument("--handler", help="handler file (default: the one the recording's header names, if inside the recording's folder)")
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung (default 5)")

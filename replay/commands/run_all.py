@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 
 from replay.commands._args import count, positive, seconds, whole
 from replay.commands._common import add_json_flag, print_json
@@ -26,7 +27,7 @@ HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clea
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders searched for *.nkrec")
-    p.add_argument("--handler", help="handler file for every recording (default: each recording's own)")
+    p.add_argument("--handler", help="handler file for every recording (default: each recording's own, if inside its folder)")
     p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY")
     p.add_argument("--seed", type=whole, default=0, help="seed for values a recording does not hold (default 0)")
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import NakamaReplayError
-    from replay.batch import CATEGORIES, Progress, find_recordings, load_executor, run_all
+    from replay.batch import CATEGORIES, Progress, check_recorded_handlers, find_recordings, load_executor, run_all
 
     fail_on = {c.strip() for c in args.fail_on.split(",") if c.strip()}
     unknown = fail_on - set(CATEGORIES)
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     recordings = find_recordings(args.paths)
     if not recordings:
         raise NakamaReplayError(f"no .nkrec recordings under {', '.join(args.paths)}")
+    if args.handler is None:
+        check_recorded_handlers(recordings)  # before any replay: a header naming a file outside is exit 2
     jobs = args.jobs or os.cpu_count() or 1
     executor = load_executor("serial" if jobs == 1 and args.executor == "process" else args.executor, jobs)
     progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
@@ -74,7 +77,12 @@ def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no
         return path if rel.startswith("..") else rel
 
     where = f"{jobs} processes" if executor == "process" and jobs > 1 else executor if executor != "process" else "1 process"
-    print(f"replayed {len(summary.results)} recordings into {handler or 'their own handlers'} ({where})\n")
+    print(f"replayed {len(summary.results)} recordings into {handler or 'their own handlers'} ({where})")
+    if handler is None:
+        used = Counter(r["handler"] for r in summary.results if r.get("handler"))
+        for path, n in sorted(used.items()):
+            print(f"  handler {show(path)} ({n} recording{'s' if n != 1 else ''})")
+    print()
     for name, n in summary.counts.items():
         print(f"  {name:<11} {n:>6}")
     if summary.signatures:

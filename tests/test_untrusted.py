@@ -1,0 +1,120 @@
+"""Recordings are untrusted input: a handler named by a recording's header runs only when it resolves
+inside the recording's own folder tree, and reading a recording (inspect, export, import) never runs one.
+
+The hostile handler below writes a marker file when it is imported; every test checks the marker is
+absent, so a refusal that came after the import would fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from recorder.errors import HandlerLoadError, UntrustedHandler
+from recorder.nkrec import open_recording, write_recording
+from replay.cli import main
+from replay.runtime import replay
+
+ROOT = Path(__file__).resolve().parent.parent
+CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
+ARENA = ROOT / "fixtures" / "handlers" / "arena.py"
+
+
+@pytest.fixture
+def evil(tmp_path: Path) -> tuple[Path, Path]:
+    """``tmp/outside/evil.py`` (writes ``tmp/RAN`` when imported) and the recordings' folder ``tmp/recs``."""
+    marker = tmp_path / "RAN"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n" + ARENA.read_text())
+    (outside / "evil.lua").write_text(f"io.open({json.dumps(str(marker))}, 'w'):write('ran')\nreturn {{}}\n")
+    recs = tmp_path / "recs"
+    recs.mkdir()
+    return outside / "evil.py", recs
+
+
+def _recording(path: Path, handler: str) -> Path:
+    with open_recording(CRASH_REC) as rec:
+        header, events = rec.header, list(rec.events())
+    write_recording(path, dataclasses.replace(header, handler=handler), events)
+    return path
+
+
+def _hostile_names(evil_py: Path, recs: Path) -> list[tuple[str, str]]:
+    (recs / "link.py").symlink_to(evil_py)  # a symlink inside the folder that leads out
+    (recs / "sub").mkdir()
+    return [
+        (str(evil_py), "absolute"),
+        ("../outside/evil.py", "'..' climbs out"),
+        ("sub/../../outside/evil.py", "'..' climbs out"),
+        ("link.py", "a symlink leads out"),
+        (f"{evil_py}:Arena", "absolute"),
+        ("../outside/evil.lua", "'..' climbs out"),
+        ("evil\x00.py", "not a usable file name"),
+    ]
+
+
+def test_hostile_header_handlers_are_refused_everywhere(
+    evil: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil_py, recs = evil
+    marker = evil_py.parent.parent / "RAN"
+    for i, (name, why) in enumerate(_hostile_names(evil_py, recs)):
+        rec = _recording(recs / f"r{i}.nkrec", name)
+        with pytest.raises(UntrustedHandler, match=why) as err:
+            replay(rec)
+        assert err.value.path == str(rec) and err.value.handler == name
+        expected = f"{rec} names handler {name!r} outside its folder; pass --handler to run it"
+        for argv in (["reproduce", str(rec)], ["diff", str(rec), "--recorded"], ["lua-check", str(rec)]):
+            assert main(argv) == 2, argv
+            err_text = capsys.readouterr().err
+            assert err_text.startswith(f"UntrustedHandler: {expected}") and "Traceback" not in err_text
+        assert main(["reproduce", str(rec), "--json"]) == 2
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["type"], doc["exit"], doc["file"]) == ("UntrustedHandler", 2, str(rec))
+        # reading it never runs it
+        assert main(["inspect", str(rec)]) == 0
+        assert main(["export", str(rec), "-o", str(recs / f"r{i}.jsonl")]) == 0
+        assert main(["import", str(recs / f"r{i}.jsonl"), "-o", str(recs / f"again{i}.nkrec")]) == 0
+        capsys.readouterr()
+    # run-all refuses before it replays anything, naming the first and counting the rest
+    assert main(["run-all", str(recs), "--no-progress", "-j", "1"]) == 2
+    err_text = capsys.readouterr().err
+    assert "outside its folder; pass --handler to run it" in err_text and "more recordings name handlers" in err_text
+    assert not marker.exists(), "a handler named by a recording was imported"
+
+
+def test_the_user_can_still_run_a_handler_of_their_choice(evil: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    evil_py, recs = evil
+    rec = _recording(recs / "r.nkrec", str(evil_py))
+    assert main(["reproduce", str(rec), "--handler", str(ARENA)]) == 0
+    assert f"handler    {ARENA}" in capsys.readouterr().out
+    assert main(["run-all", str(recs), "--handler", str(ARENA), "--no-progress", "-j", "1"]) == 0
+
+
+def test_a_handler_inside_the_folder_tree_runs_and_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "recs" / "handlers").mkdir(parents=True)
+    (tmp_path / "recs" / "handlers" / "arena.py").write_text(ARENA.read_text())
+    (tmp_path / "recs" / "deep").mkdir()
+    rec = _recording(tmp_path / "recs" / "deep" / "r.nkrec", "../handlers/arena.py")
+    with pytest.raises(UntrustedHandler):  # the folder tree is the recording's own folder, recs/deep
+        replay(rec)
+    rec = _recording(tmp_path / "recs" / "r.nkrec", "handlers/../handlers/arena.py")
+    result = replay(rec)
+    assert result.reproduced and result.handler == str(tmp_path / "recs" / "handlers" / "arena.py")
+    assert main(["reproduce", str(rec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["handler"] == str(tmp_path / "recs" / "handlers" / "arena.py")
+    assert main(["run-all", str(rec), "--no-progress", "-j", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"handler {tmp_path / 'recs' / 'handlers' / 'arena.py'} (1 recording)" in out
+
+
+def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = _recording(tmp_path / "r.nkrec", "handlers/arena.py")
+    with pytest.raises(HandlerLoadError, match="comes from the header of"):
+        replay(rec)
+    assert main(["reproduce", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert f"the path 'handlers/arena.py' comes from the header of {rec}; pass --handler FILE" in err
