@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +119,8 @@ def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Pat
     stop = LoopCall(0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None)
     events = [InitCall({}), JoinAttemptCall(0, alice, {}), JoinCall(0, (alice,)), stop]
     events += [LoopCall(t, ()) for t in range(1, 1 + calls_after)]
-    header = Header(match_id="m.nakama1", tick_rate=10, handler=str(ROOT / "tests" / "handlers" / "probe.py"))
+    shutil.copy(ROOT / "tests" / "handlers" / "probe.py", path.parent / "probe.py")  # inside: the header may name it
+    header = Header(match_id="m.nakama1", tick_rate=10, handler="probe.py")
     write_recording(path, header, events)
     return path
 
