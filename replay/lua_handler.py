@@ -58,7 +58,18 @@ from replay.gofmt import go_float_g, go_format, go_number_string
 from replay.gojson_errors import go_json_error
 from replay.hang import CallbackHung
 from replay.signature import lua_error_class
-from replay.lua_stdlib import BIT32, LuaArgError, LuaRaise, date_table, strftime, unix_from_fields
+from replay.lua_stdlib import (
+    BIT32,
+    GoDecodeError,
+    LuaArgError,
+    LuaPanic,
+    LuaRaise,
+    date_table,
+    go_base64_decode,
+    go_hex_decode,
+    strftime,
+    unix_from_fields,
+)
 from replay.nk import DerivedSources, Nk
 
 __all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain", "go_sprint", "go_tonumber"]
@@ -297,7 +308,16 @@ class LuaHandler:
                 shown = self._display(c)
                 if shown not in self._chunks:
                     self._chunks.append(shown)
-                return True, c.read_bytes(), _b("@" + shown)
+                source = c.read_bytes()
+                line = _goto_line(source)
+                if line:
+                    message = (
+                        f"{shown}:{line}: goto or a label: gopher-lua (Nakama) compiles Lua 5.2's goto and labels and "
+                        "reserves the word goto; PUC Lua 5.1, which runs handlers in replay, has neither, so this "
+                        "module cannot be replayed here"
+                    )
+                    return True, b"error([==[" + _b(message) + b"]==], 0)", _b("@" + shown)
+                return True, source, _b("@" + shown)
         tried = "".join(f"\n\tno file '{c}'" for c in candidates)
         return False, _b(tried or f"\n\tno module '{text}'")
 
@@ -324,14 +344,24 @@ class LuaHandler:
             b"json_encode": self._nk_json_encode,
             b"json_decode": self._nk_json_decode,
             b"base64_encode": self._coder("base64_encode", base64.b64encode, True),
-            b"base64_decode": self._nk_base64_decode("base64_decode", base64.b64decode),
+            b"base64_decode": self._nk_base64_decode("base64 string", False, True),
             b"base64url_encode": self._coder("base64url_encode", base64.urlsafe_b64encode, True),
-            b"base64url_decode": self._nk_base64_decode("base64url_decode", base64.urlsafe_b64decode),
+            b"base64url_decode": self._nk_base64_decode("base64 url string", True, False),
             b"base16_encode": self._coder("base16_encode", lambda raw: raw.hex().encode(), False),
             b"base16_decode": self._nk_base16_decode,
             b"md5_hash": self._hasher("md5_hash", hashlib.md5),
             b"sha256_hash": self._hasher("sha256_hash", hashlib.sha256),
             b"hmac_sha256_hash": self._nk_hmac_sha256_hash,
+            b"aes128_encrypt": self._aes(16, True),
+            b"aes128_decrypt": self._aes(16, False),
+            b"aes256_encrypt": self._aes(32, True),
+            b"aes256_decrypt": self._aes(32, False),
+            b"rsa_sha256_hash": self._nk_rsa_sha256_hash,
+            b"bcrypt_hash": self._nk_bcrypt_hash,
+            b"bcrypt_compare": self._nk_bcrypt_compare,
+            b"uuid_bytes_to_string": self._nk_uuid_bytes_to_string,
+            b"uuid_string_to_bytes": self._nk_uuid_string_to_bytes,
+            b"secure_random_bytes": self._nk_secure_random_bytes,
             b"logger_debug": self._logger("logger_debug", "debug"),
             b"logger_info": self._logger("logger_info", "info"),
             b"logger_warn": self._logger("logger_warn", "warn"),
@@ -369,6 +399,7 @@ class LuaHandler:
             b"os_date": self._api_fn("date", self._os_date),
             b"os_difftime": self._api_fn("difftime", lambda n, a=None, b=None: _check_int(a, 1) - _check_int(b, 2)),
             b"random": self._api_fn("random", self._random),
+            b"case": self._api_fn("upper", self._go_case),
             b"bit32": t({k.encode(): self._api_fn(k, self._bit(f)) for k, f in BIT32.items()}),
             b"gosort": gosort,
             b"find_module": self._find_module,
@@ -393,6 +424,8 @@ class LuaHandler:
                 result = fn(*args)
             except LuaArgError as exc:  # the Lua side names the function as the caller called it
                 return False, _b(exc.message), exc.index
+            except LuaPanic as exc:  # a Go panic: its text, no position
+                return False, _b(exc.message), 0
             except LuaRaise as exc:
                 return False, _b(exc.message)
             except (HandlerError, MatchStopped, StorageRejected, NotAvailableInReplay) as exc:
@@ -721,17 +754,19 @@ class LuaHandler:
 
         return run
 
-    def _nk_base64_decode(self, name: str, decode: Any) -> Any:
+    def _nk_base64_decode(self, what: str, url: bool, pad_by_default: bool) -> Any:
+        # Nakama pads the input when `padding` is true (base64_decode's default) or false (base64url_decode's
+        # default: its flag means "the input is padded"), then decodes with the padded Go encoding
         def run(n: int, s: Any = None, padding: Any = None) -> bytes:
             raw = _check_string(s, 1)
             if not raw:
                 raise LuaArgError(1, "expects string")
-            if _opt_bool(padding, 2, True) and len(raw) % 4:
+            if _opt_bool(padding, 2, pad_by_default) == pad_by_default and len(raw) % 4:
                 raw += b"=" * (4 - len(raw) % 4)
             try:
-                return decode(raw, validate=True) if decode is base64.b64decode else decode(raw)
-            except (binascii.Error, ValueError) as exc:
-                raise LuaRaise(f"not a valid base64 string: {exc}") from None
+                return go_base64_decode(raw, url)
+            except GoDecodeError as exc:
+                raise LuaRaise(f"not a valid {what}: {exc}") from None
 
         return run
 
@@ -740,9 +775,113 @@ class LuaHandler:
         if not raw:
             raise LuaArgError(1, "expects string")
         try:
-            return bytes.fromhex(raw.decode("ascii"))
-        except (ValueError, UnicodeDecodeError) as exc:
+            return go_hex_decode(raw)
+        except GoDecodeError as exc:
             raise LuaRaise(f"not a valid base16 string: {exc}") from None
+
+    def _random_bytes(self, count: int) -> bytes:
+        """``count`` bytes of Go's ``crypto/rand``: the recorded value (source ``random_bytes``), else derived."""
+        value = self._nk.take("random_bytes", lambda: bytes(int(self._nk.random() * 256) for _ in range(count)))
+        return bytes(value) if isinstance(value, (bytes, bytearray)) else _b(str(value))
+
+    def _aes(self, key_size: int, encrypt: bool) -> Any:
+        """Nakama's ``aesEncrypt``/``aesDecrypt``: AES-CFB, the 16-byte IV first; encryption pads the input
+        with spaces to a multiple of 4 and draws the IV from ``crypto/rand`` (here ``_random_bytes``)."""
+
+        def run(n: int, s: Any = None, key: Any = None) -> bytes:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415
+
+            try:  # CFB moved to "decrepit" in cryptography 47 (Nakama still uses it)
+                from cryptography.hazmat.decrepit.ciphers.modes import CFB  # noqa: PLC0415
+            except ImportError:
+                from cryptography.hazmat.primitives.ciphers.modes import CFB  # noqa: PLC0415
+
+            raw = _check_string(s, 1)
+            if not raw:
+                raise LuaArgError(1, "expects string")
+            k = _check_string(key, 2)
+            if len(k) != key_size:
+                raise LuaArgError(2, f"expects key {key_size} bytes long")
+            if encrypt:
+                raw += b" " * (-len(raw) % 4)
+                iv = self._random_bytes(16)
+                enc = Cipher(algorithms.AES(k), CFB(iv)).encryptor()
+                return iv + enc.update(raw) + enc.finalize()
+            if len(raw) < 16:
+                raise LuaRaise("input too short")
+            dec = Cipher(algorithms.AES(k), CFB(raw[:16])).decryptor()
+            return dec.update(raw[16:]) + dec.finalize()
+
+        return run
+
+    def _nk_rsa_sha256_hash(self, n: int, s: Any = None, key: Any = None) -> bytes:
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+
+        raw, k = _check_string(s, 1), _check_string(key, 2)
+        if not raw:
+            raise LuaArgError(1, "expects input string")
+        if not k:
+            raise LuaArgError(2, "expects key string")
+        match = re.search(rb"-----BEGIN ([^-]+)-----\r?\n(.*?)-----END \1-----", k, re.S)
+        if match is None:
+            raise LuaRaise("could not parse private key: no valid blocks found")
+        try:
+            der = base64.b64decode(b"".join(line for line in match.group(2).split() if b":" not in line))
+            private = serialization.load_der_private_key(der, None) if match.group(1) == b"RSA PRIVATE KEY" else None
+        except ValueError:
+            private = None
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise LuaRaise("error parsing key: x509: failed to parse private key (use ParsePKCS8PrivateKey instead for this key format)")
+        return private.sign(raw, padding.PKCS1v15(), hashes.SHA256())  # PKCS#1 v1.5 is deterministic
+
+    def _nk_bcrypt_hash(self, n: int, s: Any = None) -> bytes:
+        import bcrypt  # noqa: PLC0415
+
+        raw = _check_string(s, 1)
+        if not raw:
+            raise LuaArgError(1, "expects string")
+        if len(raw) > 72:
+            raise LuaRaise("error hashing input: bcrypt: password length exceeds 72 bytes")
+        # Go's bcrypt: version 2a, cost max(10, 13), a 16-byte salt from crypto/rand in bcrypt's base64
+        salt = base64.b64encode(self._random_bytes(16)).translate(_BCRYPT_B64)[:22]
+        return bcrypt.hashpw(raw, b"$2a$13$" + salt)
+
+    def _nk_bcrypt_compare(self, n: int, hashed: Any = None, plain: Any = None) -> bool:
+        import bcrypt  # noqa: PLC0415
+
+        h, p = _check_string(hashed, 1), _check_string(plain, 2)
+        if not h:
+            raise LuaArgError(1, "expects string")
+        if not p:
+            raise LuaArgError(2, "expects string")
+        try:
+            return bool(bcrypt.checkpw(p[:72], h))
+        except ValueError:
+            return False  # Go: ErrHashTooShort / ErrMismatchedHashAndPassword answer false
+
+    def _nk_uuid_bytes_to_string(self, n: int, s: Any = None) -> bytes:
+        raw = _check_string(s, 1)
+        if not raw:
+            raise LuaArgError(1, "expects a UUID byte string")
+        if len(raw) != 16:
+            raise LuaArgError(1, "not a valid UUID byte string")
+        return _b(str(_uuid.UUID(bytes=raw)))
+
+    def _nk_uuid_string_to_bytes(self, n: int, s: Any = None) -> bytes:
+        raw = _check_string(s, 1)
+        if not raw:
+            raise LuaArgError(1, "expects a UUID string")
+        try:
+            return _uuid.UUID(raw.decode("ascii")).bytes
+        except (ValueError, UnicodeDecodeError):
+            raise LuaArgError(1, "not a valid UUID string") from None
+
+    def _nk_secure_random_bytes(self, n: int, count: Any = None) -> bytes:
+        c = _check_int(count, 1)
+        if c < 1 or c > 1000:
+            raise LuaArgError(1, "count must be 1-1000")
+        return self._random_bytes(c)
 
     def _hasher(self, name: str, algorithm: Any) -> Any:
         def run(n: int, s: Any = None) -> bytes:
@@ -771,47 +910,67 @@ class LuaHandler:
 
         return run
 
-    def _object_ids(self, ids: Any) -> list[dict[str, Any]]:
+    def _object_ids(self, ids: Any, *, delete: bool = False) -> list[dict[str, Any]]:
+        """Object ids as ``storageRead``/``storageDelete`` check them, in their order and wording."""
         _check_table(ids, 1)
         out = []
         for entry in ids.values():
             if _lupa.lua_type(entry) != "table":
-                raise LuaArgError(1, "expects a valid set of object IDs")
-            collection, key, user_id = entry[b"collection"], entry[b"key"], entry[b"user_id"]
-            if not isinstance(collection, bytes) or not collection:
-                raise LuaArgError(1, "expects collection to be a non-empty string")
-            if not isinstance(key, bytes) or not key:
-                raise LuaArgError(1, "expects key to be a non-empty string")
-            item = {"collection": _text(collection), "key": _text(key), "user_id": _text(user_id) if isinstance(user_id, bytes) else ""}
-            version = entry[b"version"]
-            if isinstance(version, bytes):
-                item["version"] = _text(version)
-            out.append(item)
+                raise LuaArgError(1, "expects a valid set of object IDs" if delete else "expects a valid set of keys")
+            fields = _storage_fields(entry, ("collection", "key", "user_id", "version") if delete else ("collection", "key", "user_id"))
+            if "collection" not in fields:
+                raise LuaArgError(1, "expects collection to be supplied")
+            if "key" not in fields:
+                raise LuaArgError(1, "expects key to be supplied")
+            out.append({"user_id": "", **fields})
         return out
 
     def _nk_storage_read(self, n: int, ids: Any = None) -> Any:
-        return self._to_lua(self._nk.storage_read(self._object_ids(ids)))
+        _check_table(ids, 1)
+        if len(ids) == 0:  # Nakama: an empty array part reads nothing
+            return self._new_table()
+        objects = self._nk.storage_read(self._object_ids(ids))
+        # a stored JSON null reads back as an empty table
+        objects = [dict(o, value={}) if isinstance(o, dict) and o.get("value") is None else o for o in objects]
+        return self._to_lua(objects)
 
     def _nk_storage_write(self, n: int, objects: Any = None) -> Any:
         _check_table(objects, 1)
+        if len(objects) == 0:
+            return self._new_table()
         writes = []
         for entry in objects.values():
             if _lupa.lua_type(entry) != "table":
                 raise LuaArgError(1, "expects a valid set of data")
-            plain = lua_to_plain(entry, self._pointer_text)
-            if not isinstance(plain, dict):
-                raise LuaArgError(1, "expects a valid set of data")
-            if not isinstance(plain.get("value"), dict):
-                raise LuaArgError(1, "expects value to be a table")
-            writes.append(plain)
-        return self._to_lua(self._nk.storage_write(writes))
+            fields = _storage_fields(entry, _WRITE_FIELDS, self._pointer_text)
+            for name in ("collection", "key", "value"):
+                if name not in fields:
+                    raise LuaArgError(1, f"expects {name} to be supplied")
+            writes.append(fields)
+        try:
+            return self._to_lua(self._nk.storage_write(writes))
+        except StorageRejected as exc:
+            raise LuaRaise(f"failed to write storage objects: {exc}") from None
 
     def _nk_storage_delete(self, n: int, ids: Any = None) -> None:
-        self._nk.storage_delete(self._object_ids(ids))
+        _check_table(ids, 1)
+        if len(ids) == 0:
+            return
+        try:
+            self._nk.storage_delete(self._object_ids(ids, delete=True))
+        except StorageRejected as exc:
+            raise LuaRaise(f"failed to remove storage: {exc}") from None
 
     def _nk_http_request(self, n: int, *args: Any) -> tuple[Any, Any, Any]:
         url = _text(_check_string(args[0] if args else None, 1))
-        method = _text(_check_string(args[1] if len(args) > 1 else None, 2))
+        method = _text(_check_string(args[1] if len(args) > 1 else None, 2)).upper()
+        _check_table(args[2] if len(args) > 2 else None, 3)
+        if len(args) > 3 and args[3] is not None:
+            _check_string(args[3], 4)
+        if not url:
+            raise LuaArgError(1, "expects URL string")
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+            raise LuaArgError(2, "expects method to be one of: 'get', 'post', 'put', 'patch', 'delete', 'head'")
         response = self._nk.http_request(url, method)
         if isinstance(response, dict):
             return response.get("code"), self._to_lua(response.get("headers") or {}), self._to_lua(response.get("body", ""))
@@ -819,18 +978,30 @@ class LuaHandler:
         return code, self._to_lua(headers), self._to_lua(body)
 
     def _nk_localcache_get(self, n: int, key: Any = None, default: Any = None) -> Any:
-        return self._localcache.get(_check_string(key, 1), default)
+        return self._localcache.get(_cache_key(key), default)
 
     def _nk_localcache_put(self, n: int, key: Any = None, value: Any = None, ttl: Any = None) -> None:
-        self._localcache[_check_string(key, 1)] = value
+        k = _cache_key(key)
+        if ttl is not None and _check_int(ttl, 3) < 0:
+            raise LuaArgError(3, "ttl must be 0 or more")
+        self._localcache[k] = value
 
     def _nk_localcache_delete(self, n: int, key: Any = None) -> None:
-        self._localcache.pop(_check_string(key, 1), None)
+        self._localcache.pop(_cache_key(key), None)
 
     def _nk_localcache_clear(self, n: int) -> None:
         self._localcache.clear()
 
     # -- os, math ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _go_case(n: int, s: Any, to_upper: Any) -> bytes:
+        """Go's ``strings.ToUpper``/``ToLower``: rune by rune (simple case mapping), invalid bytes as U+FFFD."""
+        out = []
+        for c in s.decode("utf-8", "nkreplay-go"):
+            mapped = _GO_CASE_EXCEPTIONS.get((c, bool(to_upper))) or (c.upper() if to_upper else c.lower())
+            out.append(mapped if len(mapped) == 1 else c)
+        return "".join(out).encode("utf-8")
+
     def _os_time(self, n: int, t: Any = None) -> int:
         if n == 0:
             return self._nk.os_time()
@@ -856,7 +1027,7 @@ class LuaHandler:
         if n >= 1:
             lo, hi = (1, _check_int(m, 1)) if n == 1 else (_check_int(m, 1), _check_int(k, 2))
             if hi < lo:
-                raise LuaArgError(n, "interval is empty")
+                raise LuaPanic("invalid argument to Intn")  # gopher-lua calls rand.Intn(hi - lo + 1)
         value = self._nk.random()
         if n == 0:
             return value
@@ -964,6 +1135,48 @@ class LuaHandler:
         return None
 
 
+def _cache_key(key: Any) -> bytes:
+    k = _check_string(key, 1)
+    if not k:
+        raise LuaArgError(1, "expects key string")
+    return k
+
+
+#: storage_write's fields and the Lua type each must have (``tableToStorageOpWrites``)
+_WRITE_FIELDS = ("collection", "key", "user_id", "value", "version", "permission_read", "permission_write")
+
+
+def _storage_fields(entry: Any, names: tuple[str, ...], pointer: Any = None) -> dict[str, Any]:
+    """One storage object table checked field by field with Nakama's wording; the fields present."""
+    out: dict[str, Any] = {}
+    for name in names:
+        v = entry[name.encode()]
+        if v is None:
+            continue
+        if name in ("permission_read", "permission_write"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise LuaArgError(1, f"expects {name} to be number")
+            out[name] = _check_int(v, 1)
+            continue
+        if name == "value":
+            if _lupa.lua_type(v) != "table":
+                raise LuaArgError(1, "expects value to be table")
+            plain = lua_to_plain(v, pointer)
+            # RuntimeLuaConvertLuaTable: a table with an array part is not a map, so Nakama stores JSON null
+            out[name] = plain if isinstance(plain, dict) else "null"
+            continue
+        if not isinstance(v, bytes):
+            raise LuaArgError(1, f"expects {name} to be string")
+        text = _text(v)
+        if name == "user_id":
+            if not _is_uuid(v):
+                raise LuaArgError(1, "expects user_id to be a valid ID")
+        elif not text:
+            raise LuaArgError(1, f"expects {name} to be a non-empty string")
+        out[name] = text
+    return out
+
+
 def _format_date(seconds: int, fmt: str) -> Any:
     return date_table(seconds) if fmt.startswith("*t") else strftime(seconds, fmt)
 
@@ -978,6 +1191,29 @@ def _int_fields(t: Any) -> Any:
         return default
 
     return get
+
+
+_GO_CASE_EXCEPTIONS = {("\u0130", False): "i", ("\u1e9e", False): "\u00df"}  # Go's single-rune mappings
+_BCRYPT_B64 = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+)
+
+
+_LUA_SKIP_OR_GOTO = re.compile(
+    rb"--\[(=*)\[.*?\]\1\]|--[^\n]*|\[(=*)\[.*?\]\2\]|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|(::|\bgoto\b)",
+    re.S,
+)
+
+
+def _goto_line(source: bytes) -> int:
+    """The line of the first ``goto`` or ``::label::`` token outside strings and comments, else 0."""
+    if b"goto" not in source and b"::" not in source:
+        return 0
+    for m in _LUA_SKIP_OR_GOTO.finditer(source):
+        if m.group(3):
+            return source.count(b"\n", 0, m.start()) + 1
+    return 0
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,6 +1,8 @@
 """The parts of Nakama's Lua standard library that Nakama writes in Go, re-done in Python with Go's rules.
 
 - ``bit32`` (Nakama's ``runtime_lua_bit32.go``): 32-bit unsigned operations on Lua numbers.
+- ``encoding/base64`` and ``encoding/hex`` decoding with Go's error texts (``illegal base64 data at input
+  byte 4``, ``encoding/hex: invalid byte: U+0067 'g'``), as ``nk.base64_decode``/``nk.base16_decode`` raise them.
 - ``os.time(table)`` and ``os.date(format, time)`` (Nakama's ``runtime_lua_oslib.go``): UTC, Go's
   ``time.Date`` normalisation (month 13 is January of the next year), defaults hour 12, and Nakama's own
   ``strftime`` table (``%c`` is ``02 Jan 06 15:04 MST``, ``%x`` is ``15/04/05``; unknown directives stay
@@ -15,7 +17,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["LuaRaise", "LuaArgError", "BIT32", "unix_from_fields", "strftime", "date_table"]
+__all__ = [
+    "LuaRaise", "LuaPanic", "LuaArgError", "BIT32", "unix_from_fields", "strftime", "date_table",
+    "GoDecodeError", "go_base64_decode", "go_hex_decode",
+]
 
 _MASK = 0xFFFFFFFF
 
@@ -26,6 +31,11 @@ class LuaRaise(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class LuaPanic(LuaRaise):
+    """A Go panic inside a library function (``rand.Intn(0)``): gopher-lua's PCall turns it into an error
+    whose text is the panic's, with no position."""
 
 
 class LuaArgError(LuaRaise):
@@ -177,7 +187,7 @@ BIT32 = {
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
     y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
+    era = y // 400  # Python's // floors: years before 0 need no correction
     yoe = y - era * 400
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
@@ -186,7 +196,7 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 def _civil_from_days(z: int) -> tuple[int, int, int]:
     z += 719468
-    era = (z if z >= 0 else z - 146096) // 146097
+    era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400
@@ -251,3 +261,81 @@ def strftime(t: int, fmt: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+# -- Go's encoding/base64 and encoding/hex, with their error texts ---------------------------------------
+
+_B64_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_MAPS = {alphabet: {ord(c): i for i, c in enumerate(alphabet)} for alphabet in (_B64_STD, _B64_URL)}
+
+
+class GoDecodeError(ValueError):
+    """The error Go's decoder returns; ``str()`` is Go's text."""
+
+
+def go_base64_decode(data: bytes, url: bool = False) -> bytes:
+    """``base64.StdEncoding.DecodeString`` (``URLEncoding`` when ``url``): padded, ``\\r``/``\\n`` skipped,
+    Go's ``illegal base64 data at input byte N`` for the first offence (Go's offsets)."""
+    table = _B64_MAPS[_B64_URL if url else _B64_STD]
+    out = bytearray()
+    n, si = len(data), 0
+    while True:
+        quantum: list[int] = []
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 0:
+                    return bytes(out)
+                raise GoDecodeError(f"illegal base64 data at input byte {si - j}")
+            c = data[si]
+            si += 1
+            v = table.get(c)
+            if v is not None:
+                quantum.append(v)
+                j += 1
+                continue
+            if c in (10, 13):
+                continue
+            if c != 61 or j < 2:  # not "=", or padding too early
+                raise GoDecodeError(f"illegal base64 data at input byte {si - 1}")
+            if j == 2:  # "==" expected
+                while si < n and data[si] in (10, 13):
+                    si += 1
+                if si == n:
+                    raise GoDecodeError(f"illegal base64 data at input byte {n}")
+                if data[si] != 61:
+                    raise GoDecodeError(f"illegal base64 data at input byte {si - 1}")
+                si += 1
+            while si < n and data[si] in (10, 13):
+                si += 1
+            if si < n:
+                raise GoDecodeError(f"illegal base64 data at input byte {si}")
+            break
+        bits = 0
+        for v in quantum:
+            bits = bits << 6 | v
+        bits <<= 6 * (4 - len(quantum))
+        out += bits.to_bytes(3, "big")[: len(quantum) - 1]
+        if len(quantum) < 4:
+            return bytes(out)
+
+
+def _go_rune_text(b: int) -> str:
+    """``fmt.Sprintf("%#U", rune(b))``: ``U+0067 'g'``, the quoted character only when printable."""
+    c = chr(b)
+    return f"U+{b:04X} '{c}'" if c.isprintable() else f"U+{b:04X}"
+
+
+def go_hex_decode(data: bytes) -> bytes:
+    """``hex.DecodeString``: Go's ``encoding/hex: invalid byte: U+0067 'g'`` or ``odd length hex string``."""
+    digits = b"0123456789abcdefABCDEF"
+    even = len(data) - len(data) % 2
+    for b in data[:even]:
+        if b not in digits:
+            raise GoDecodeError(f"encoding/hex: invalid byte: {_go_rune_text(b)}")
+    if even != len(data):
+        if data[-1] not in digits:
+            raise GoDecodeError(f"encoding/hex: invalid byte: {_go_rune_text(data[-1])}")
+        raise GoDecodeError("encoding/hex: odd length hex string")
+    return bytes.fromhex(data.decode("ascii"))

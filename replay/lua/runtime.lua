@@ -51,6 +51,7 @@ end
 -- "bad argument #argn to NAME (msg)", NAME as the calling instruction names the function, or
 -- "(anonymous)" when a Go function (pcall...) called it.
 local function raise(msg, argn, level)
+  if argn == 0 then raw_error(msg, 0) end -- a Go panic: its text alone
   if argn then
     local name = "(anonymous)"
     local caller = debug_getinfo(level + 2, "S")
@@ -121,17 +122,6 @@ local function check_hung(ok, ...)
     end
   end
   return ok, ...
-end
-
-function G.pcall(f, ...)
-  return check_hung(raw_pcall(f, ...))
-end
-
-function G.xpcall(f, handler)
-  return check_hung(raw_xpcall(f, function(e)
-    if hung[1] or host_is_hung(e) then return e end
-    return handler(e)
-  end))
 end
 
 -- -- gopher-lua flavoured text --------------------------------------------------------------------------
@@ -369,6 +359,136 @@ function api.set_pairs_order(mode)
     G.next = raw_next
     G.pairs = raw_pairs
   end
+end
+
+-- -- gopher-lua's library semantics that PUC Lua does not share ----------------------------------------
+-- math.huge is Go's math.MaxFloat64 (mathlib.go: OpenMath), so 1/0 > math.huge and json_encode(math.huge)
+-- is a number
+math.huge = 1.7976931348623157e308
+
+-- math.max()/math.min() with no argument: "wrong number of arguments" (gopher-lua's RaiseError)
+local raw_max, raw_min = math.max, math.min
+function math.max(...)
+  if raw_select("#", ...) == 0 then raise("wrong number of arguments", nil, 1) end
+  return raw_max(...)
+end
+function math.min(...)
+  if raw_select("#", ...) == 0 then raise("wrong number of arguments", nil, 1) end
+  return raw_min(...)
+end
+
+-- pcall() without a function: gopher-lua's CheckAny; xpcall's handler must be a function (CheckFunction)
+-- and an error inside the handler is raised out of xpcall (PUC Lua 5.1 answers "error in error handling")
+function G.pcall(...)
+  if raw_select("#", ...) == 0 then raise("value expected", 1, 1) end
+  return check_hung(raw_pcall(...))
+end
+
+function G.xpcall(f, handler)
+  if raw_type(f) ~= "function" then raise("function expected, got " .. raw_type(f), 1, 1) end
+  if raw_type(handler) ~= "function" then raise("function expected, got " .. raw_type(handler), 2, 1) end
+  local failed
+  local function results(ok, ...)
+    if failed then raw_error(failed[1], 0) end
+    return check_hung(ok, ...)
+  end
+  return results(raw_xpcall(f, function(e)
+    if hung[1] or host_is_hung(e) then return e end
+    local ok, r = raw_pcall(handler, e)
+    if not ok then
+      failed = { r }
+      return r
+    end
+    return r
+  end))
+end
+
+-- Numbers become text the Go way (LNumber.String) in table.concat and the string library; `..` cannot
+-- be changed (PUC Lua's VM converts with "%.14g").
+local raw_concat = table.concat
+function table.concat(...)
+  local t, sep, i, j = ...
+  if raw_type(t) ~= "table" then raise("table expected, got " .. raw_type(t), 1, 1) end
+  if sep == nil then sep = "" elseif raw_type(sep) == "number" then sep = number_string(sep)
+  elseif raw_type(sep) ~= "string" then raise("string expected, got " .. raw_type(sep), 2, 1) end
+  local n = #t
+  if i == nil then i = 1 elseif raw_type(i) ~= "number" then raise("number expected, got " .. raw_type(i), 3, 1) end
+  if j == nil then j = n elseif raw_type(j) ~= "number" then raise("number expected, got " .. raw_type(j), 4, 1) end
+  i, j = floor(i), floor(j)
+  -- tablelib.go: with exactly three arguments an out-of-range start gives ""; then both ends are clamped
+  if raw_select("#", ...) == 3 and (i > n or i < 1) then return "" end
+  if i > n then i = n end
+  if i < 1 then i = 1 end
+  if j > n then j = n end
+  if i > j then return "" end
+  local parts, converted = nil, false
+  for k = i, j do
+    local v = raw_rawget(t, k)
+    local vt = raw_type(v)
+    if vt == "number" then
+      if not converted then
+        parts, converted = {}, true
+        for m = i, k - 1 do parts[m - i + 1] = raw_rawget(t, m) end
+      end
+      v = number_string(v)
+    elseif vt ~= "string" then
+      raise("invalid value (" .. vt .. ") at index " .. k .. " in table for concat", nil, 1)
+    end
+    if converted then parts[k - i + 1] = v end
+  end
+  if converted then return raw_concat(parts, sep) end
+  return raw_concat(t, sep, i, j)
+end
+
+-- string functions: numbers as Go text; gsub keeps "%c" (gopher-lua's replacement scanner copies "%"
+-- and any non-digit after it), find of "" answers 1, 0 and is plain only with exactly four arguments,
+-- upper/lower map non-ASCII letters (Go's strings.ToUpper/ToLower), dump raises. The originals are
+-- called through locals named like them, so PUC's own argument errors still name the function.
+local gsub, find, upper, lower = string.gsub, string.find, string.upper, string.lower
+local host_case = wrap1(host.case)
+local function ret(...) return ... end
+local function text_arg(v)
+  if raw_type(v) == "number" then return number_string(v) end
+  return v
+end
+local function escape_replacement(c)
+  if c == "%" or (c ~= "" and str_find("0123456789", c, 1, true)) then return "%" .. c end
+  return "%%" .. c
+end
+
+function string.gsub(s, pattern, repl, n)
+  s, pattern = text_arg(s), text_arg(pattern)
+  local rt = raw_type(repl)
+  if rt == "string" then
+    if str_find(repl, "%", 1, true) then repl = gsub(repl, "%%(.?)", escape_replacement) end
+  elseif rt ~= "table" and rt ~= "function" then
+    raise("string or table or function expected, got " .. rt, 3, 1)
+  end
+  return ret(gsub(s, pattern, repl, n))
+end
+
+function string.find(...)
+  local s, pattern, init, plain = ...
+  s, pattern = text_arg(s), text_arg(pattern)
+  if pattern == "" and raw_type(s) == "string" then return 1, 0 end
+  if raw_select("#", ...) ~= 4 then plain = nil end
+  return ret(find(s, pattern, init, plain))
+end
+
+function string.upper(s)
+  s = text_arg(s)
+  if raw_type(s) == "string" and str_find(s, "[\128-\255]") then return host_case(s, true) end
+  return ret(upper(s))
+end
+
+function string.lower(s)
+  s = text_arg(s)
+  if raw_type(s) == "string" and str_find(s, "[\128-\255]") then return host_case(s, false) end
+  return ret(lower(s))
+end
+
+function string.dump()
+  raise("GopherLua does not support the string.dump", nil, 1)
 end
 
 -- -- library set ----------------------------------------------------------------------------------------
