@@ -101,3 +101,38 @@ def test_reproduce_json_is_byte_identical_across_processes(tmp_path: Path) -> No
     assert runs[0].stdout == runs[1].stdout
     logs = json.loads(runs[0].stdout)["logs"]
     assert any(re.search(r"players: table: 0xc000\w+ rules: table: 0xc000\w+", entry["msg"]) for entry in logs)
+
+
+# -- sibling folders, globals, pretty-printed logs, storage with bad values, a missing callback -------------
+
+
+def test_sibling_require_globals_pretty_log_and_storage_errors() -> None:
+    h = LuaHandler(CORPUS / "sibling" / "main.lua")
+    with MatchDriver(h, HEADER) as d:
+        d.init({})
+        d.join("alice")
+        reply = d.signal("storage").outcome.reply
+        logs = [msg for _, msg in d.runtime.logger.lines]
+        state = h.state_value(d.runtime.state)
+    assert state["version"] == "1.4.2"  # the global lib/util.lua set, read by main.lua
+    assert any(re.search(r"hit = function: 0xc000\w+,\n\s+hp = 3", m) and "ratio = 0.3333333333333333" in m for m in logs), logs
+    assert reply.splitlines() == [  # Nakama 3.40's tableToStorageOpWrites wording
+        "bad argument #1 to (anonymous) (expects value to be table)",
+        "bad argument #1 to (anonymous) (expects value to be supplied)",
+        "bad argument #1 to (anonymous) (expects collection to be string)",
+        "bad argument #1 to (anonymous) (expects user_id to be a valid ID)",
+    ]
+
+
+def test_a_module_without_match_signal_is_refused() -> None:
+    with pytest.raises(HandlerLoadError, match="match_signal not found or not a function"):
+        LuaHandler(CORPUS / "no_signal.lua")
+
+
+def test_goto_is_refused_with_the_reason(tmp_path: Path) -> None:
+    src = (CORPUS / "no_signal.lua").read_text().replace("return M", "function M.match_signal(c, d, t, s, x)\n  goto done\n  ::done::\n  return s, x\nend\nreturn M")
+    (tmp_path / "uses_goto.lua").write_text(src)
+    with pytest.raises(HandlerLoadError, match=r"uses_goto.lua:\d+: goto or a label: gopher-lua"):
+        LuaHandler(tmp_path / "uses_goto.lua")
+    (tmp_path / "in_string.lua").write_text(src.replace("  goto done\n  ::done::\n", '  local s2 = "goto ::x::" -- goto\n'))
+    LuaHandler(tmp_path / "in_string.lua")  # only real tokens count, not strings or comments

@@ -50,12 +50,12 @@ end
 -- raise `msg` as a Go function's RaiseError does: at the first Lua caller. `argn` makes it
 -- "bad argument #argn to NAME (msg)", NAME as the calling instruction names the function, or
 -- "(anonymous)" when a Go function (pcall...) called it.
-local function raise(msg, argn, level)
+local function raise(msg, argn, level, fixed_name)
   if argn == 0 then raw_error(msg, 0) end -- a Go panic: its text alone
   if argn then
-    local name = "(anonymous)"
+    local name = fixed_name or "(anonymous)"
     local caller = debug_getinfo(level + 2, "S")
-    if caller ~= nil and not is_internal(caller) then
+    if fixed_name == nil and caller ~= nil and not is_internal(caller) then
       name = (debug_getinfo(level + 1, "n") or {}).name or "?"
     end
     msg = "bad argument #" .. argn .. " to " .. name .. " (" .. msg .. ")"
@@ -380,13 +380,13 @@ end
 -- pcall() without a function: gopher-lua's CheckAny; xpcall's handler must be a function (CheckFunction)
 -- and an error inside the handler is raised out of xpcall (PUC Lua 5.1 answers "error in error handling")
 function G.pcall(...)
-  if raw_select("#", ...) == 0 then raise("value expected", 1, 1) end
+  if raw_select("#", ...) == 0 then raise("value expected", 1, 1, "pcall") end
   return check_hung(raw_pcall(...))
 end
 
 function G.xpcall(f, handler)
-  if raw_type(f) ~= "function" then raise("function expected, got " .. raw_type(f), 1, 1) end
-  if raw_type(handler) ~= "function" then raise("function expected, got " .. raw_type(handler), 2, 1) end
+  if raw_type(f) ~= "function" then raise("function expected, got " .. raw_type(f), 1, 1, "xpcall") end
+  if raw_type(handler) ~= "function" then raise("function expected, got " .. raw_type(handler), 2, 1, "xpcall") end
   local failed
   local function results(ok, ...)
     if failed then raw_error(failed[1], 0) end
