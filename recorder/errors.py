@@ -64,6 +64,7 @@ __all__ = [
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
     "InvariantViolated",
+    "json_error_text",
 ]
 
 
@@ -76,14 +77,19 @@ class RecordingError(NakamaReplayError, ValueError):
 
 
 class CorruptRecording(RecordingError):
-    """A chunk's frame, checksum or payload is damaged."""
+    """A chunk's frame, checksum or payload is damaged (chunk 0: the signature or the header, so nothing
+    of the file can be used; only then is salvage advice left out)."""
 
     def __init__(self, path: str, offset: int, chunk: int, problem: str) -> None:
         self.path, self.offset, self.chunk, self.problem = str(path), offset, chunk, problem
-        super().__init__(
-            f"{self.path}: corrupt recording at byte offset {offset} (chunk {chunk}): {problem}. "
-            "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage."
-        )
+        if chunk == 0:
+            text = f"{self.path}: {problem}" if offset == 0 else f"{self.path}: corrupt header at byte offset {offset}: {problem}"
+        else:
+            text = (
+                f"{self.path}: corrupt recording at byte offset {offset} (chunk {chunk}): {problem}. "
+                "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage."
+            )
+        super().__init__(text)
 
 
 class TruncatedRecording(RecordingError):
@@ -302,3 +308,13 @@ class InvariantViolated(MatchCheckFailed):
             callback,
             tick,
         )
+
+
+def json_error_text(exc: ValueError) -> str:
+    """What is wrong with a JSON text, for a message: ``Expecting value at column 5``. Python's own text for
+    some errors ends in a dangling "at" ("Invalid control character at"); other ValueErrors (an integer
+    too long to convert) have no position and keep their text."""
+    msg, column = getattr(exc, "msg", None), getattr(exc, "colno", None)
+    if not isinstance(msg, str) or column is None:
+        return str(exc)
+    return f"{msg.removesuffix(' at').rstrip()} at column {column}"

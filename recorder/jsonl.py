@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import msgpack
 
-from recorder.errors import InterchangeError
+from recorder.errors import InterchangeError, json_error_text
 from recorder.model import (
     Broadcast,
     CrashMarker,
@@ -720,7 +720,7 @@ class _Lines:
             try:
                 obj = _DECODER.decode(text)
             except json.JSONDecodeError as exc:
-                raise self.error("", f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+                raise self.error("", f"not valid JSON: {json_error_text(exc)}") from None
             except _Bad as exc:
                 raise self.error(exc.field, exc.problem) from None
             if type(obj) is not dict:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from recorder.errors import json_error_text
 from recorder.lua_errors import split_traceback
 from recorder.model import CrashMarker
 
@@ -81,7 +82,7 @@ def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any
         obj = json.loads(text)
     except ValueError as exc:
         if TAG_HINT in text:
-            return DamagedLine(source, line, f"not a JSON log line{where} ({exc.msg} at column {exc.colno})")
+            return DamagedLine(source, line, f"not a JSON log line{where} ({json_error_text(exc)})")
         return None
     return obj if isinstance(obj, dict) else None
 

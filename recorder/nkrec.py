@@ -36,6 +36,7 @@ import msgpack
 from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.errors import CorruptRecording, RecordingError, TruncatedRecording
 from recorder.model import Event, Header
+from recorder.sniff import not_a_recording
 
 __all__ = [
     "MAGIC",
@@ -194,7 +195,7 @@ class Recording:
         try:
             magic = self._file.read(len(MAGIC))
             if magic != MAGIC:
-                raise CorruptRecording(self.path, 0, 0, f"not an .nkrec file (magic {magic!r})")
+                raise CorruptRecording(self.path, 0, 0, not_a_recording(self.path, len(MAGIC)))
             try:
                 frame = self._read_frame(len(MAGIC), 0)
             except _Truncated:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder import protocol as P
-from recorder.errors import RecordingError
+from recorder.errors import OptionError, RecordingError
 from recorder.model import (
     CrashMarker,
     Header,
@@ -177,8 +177,7 @@ def _labels(presences: list[Presence]) -> dict[str, str]:
 def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | None) -> LiveScript:
     init = next((c for c in calls if isinstance(c, InitCall)), None)
     rate = tick_rate or header.tick_rate or (init.outcome.tick_rate if init and init.outcome else None) or 0
-    if not 1 <= int(rate) <= 60:
-        raise RecordingError(f"{path}: tick rate {rate!r} unknown or outside 1..60; pass --tick-rate")
+    _check_tick_rate(path, rate, tick_rate)
     marker = next((c for c in calls if isinstance(c, CrashMarker)), None)
     calls = [c for c in calls if not isinstance(c, (CrashMarker, InitCall))]
 
@@ -323,13 +322,23 @@ def _str_map(d: dict[str, Any]) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in d.items()}
 
 
+def _check_tick_rate(path: str, rate: Any, given: int | None) -> None:
+    """Nakama's tick rates are 1..60; say whose number is wrong: the option's, or the recording's."""
+    if isinstance(rate, int) and 1 <= rate <= 60:
+        return
+    if given:
+        raise OptionError("--tick-rate", given, "Nakama's tick rates are 1..60")
+    if not rate:
+        raise RecordingError(f"{path}: the recording does not know the match's tick rate; pass --tick-rate N (1..60)")
+    raise RecordingError(f"{path}: the recording's tick rate {rate!r} is outside Nakama's 1..60; pass --tick-rate N")
+
+
 # -- wire recordings -------------------------------------------------------------------------------------
 
 
 def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: int | None) -> LiveScript:
     rate = tick_rate or header.tick_rate or int(header.tags.get("tick_rate", 0) or 0)
-    if not 1 <= int(rate) <= 60:
-        raise RecordingError(f"{path}: a wire recording does not know the match's tick rate; pass --tick-rate N (1..60)")
+    _check_tick_rate(path, rate, tick_rate)
     events = sorted(events, key=lambda e: e.t)  # stable: per-socket order is kept
     match_id = header.match_id
     opens = {e.socket: (e.envelope or {}) for e in events if e.event == "open"}

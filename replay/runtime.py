@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.errors import NakamaReplayError
+from recorder.errors import RecordingError
 from recorder.model import (
     Broadcast,
     Call,
@@ -599,15 +599,23 @@ def replay(
             owned.close()
 
 
-def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker]) -> Iterator[Call]:
+def _wire_hint() -> str:
+    """What to do with a wire recording, naming only commands that exist in this installation."""
+    from replay.cli import COMMANDS  # noqa: PLC0415 - the command table, to name no command that is missing
+
+    hint = "replay it into a server with `nakama-replay replay REC --nakama URL`"
+    if "convert" in COMMANDS:
+        hint += ", or make a handler-call recording of it with `nakama-replay convert`"
+    return hint
+
+
+def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker], path: str) -> Iterator[Call]:
     for e in events:
         if type(e) is CrashMarker:
             markers.append(e)  # type: ignore[arg-type]
             continue
         if type(e) is WireEvent:
-            raise NakamaReplayError(
-                "this is a wire recording; replay it into a server with `nakama-replay replay`, or convert it first"
-            )
+            raise RecordingError(f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}")
         if until_tick is not None and e.tick > until_tick:  # type: ignore[union-attr]
             return
         yield e  # type: ignore[misc]
@@ -627,7 +635,7 @@ def _run(
     divergence_count = 0
     ticks = calls = 0
     stop_step: StepResult | None = None
-    for step in iter_steps(runtime, _calls_until(events, options.until_tick, markers)):
+    for step in iter_steps(runtime, _calls_until(events, options.until_tick, markers, path)):
         if not step.executed:
             continue
         calls += 1

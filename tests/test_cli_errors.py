@@ -120,3 +120,83 @@ def test_real_processes_print_no_traceback(tmp_path: Path) -> None:
                  ["replay", REC, "--nakama", "http://127.0.0.1:notaport"]):
         run = subprocess.run([sys.executable, "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+# -- messages give advice only where it is true -------------------------------------------------------------
+
+
+def _damaged(tmp_path: Path) -> dict[str, Path]:
+    data = Path(REC).read_bytes()
+    files = {
+        "empty": b"",
+        "cut4": data[:4],
+        "cut30": data[:30],
+        "random": bytes(range(7, 107)),
+        "jsonl": Path(JSONL).read_bytes(),
+        "log": b'{"level":"info","ts":"2025-01-01T00:00:00Z","msg":"Startup done"}\n',
+    }
+    out = {}
+    for name, content in files.items():
+        out[name] = tmp_path / f"{name}.nkrec"
+        out[name].write_bytes(content)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("empty", "the file is empty (0 bytes)"),
+        ("cut4", "the file ends after 4 bytes, inside the 8-byte .nkrec signature"),
+        ("cut30", "corrupt header at byte offset 8: the header frame is missing or cut off"),
+        ("random", "not an .nkrec file (it starts with b'\\x07\\x08"),
+        ("jsonl", "this is JSON Lines, not an .nkrec recording; make a recording of it with `nakama-replay import FILE"),
+        ("log", "this is a JSON log, not an .nkrec recording; `nakama-replay ingest`"),
+    ],
+)
+def test_unusable_files_say_what_they_are_without_false_advice(
+    name: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _damaged(tmp_path)[name]
+    for argv in (["inspect", str(path)], ["inspect", "--salvage", str(path)], ["reproduce", str(path), "--handler", ARENA],
+                 ["export", str(path)]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err.startswith(f"CorruptRecording: {path}: {says}"), err
+        assert "salvage" not in err and "intact" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_chunk_keeps_the_salvage_advice_that_is_true(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray(Path(REC).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped = tmp_path / "flipped.nkrec"
+    flipped.write_bytes(bytes(data))
+    assert main(["inspect", str(flipped)]) == 2
+    assert "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage" in capsys.readouterr().err
+    assert main(["inspect", "--salvage", str(flipped)]) == 0  # and the advice holds
+
+
+def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    lines = Path(JSONL).read_text().splitlines()
+    bad.write_text(lines[0] + "\n" + '{"kind": "init", "params": {"a": "x\ty"}}\n')
+    assert main(["import", str(bad), "-o", str(tmp_path / "o.nkrec")]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid control character at column" in err and "at at" not in err
+
+
+def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from recorder.model import Header, WireEvent
+    from recorder.nkrec import write_recording
+    from replay.cli import COMMANDS
+
+    wire = tmp_path / "wire.nkrec"
+    write_recording(wire, Header(match_id="m.nakama1", source="proxy"), [WireEvent("s1", "out", 0.0, "open")])
+    assert main(["reproduce", str(wire), "--handler", ARENA]) == 2
+    err = capsys.readouterr().err
+    assert f"{wire}: a wire recording" in err and "`nakama-replay replay REC --nakama URL`" in err
+    assert ("nakama-replay convert" in err) == ("convert" in COMMANDS)
+    # a tick rate is the option's fault when the option gave it, the recording's otherwise
+    assert main(["replay", str(wire), "--out", str(tmp_path / "w"), "--tick-rate", "100"]) == 2
+    assert "OptionError: --tick-rate: '100': Nakama's tick rates are 1..60" in capsys.readouterr().err
+    assert main(["replay", str(wire), "--out", str(tmp_path / "w")]) == 2
+    assert "does not know the match's tick rate; pass --tick-rate N (1..60)" in capsys.readouterr().err
