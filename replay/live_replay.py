@@ -14,7 +14,13 @@
    go ``SPACING`` apart, so they reach the server's input queue in recorded order; wire recordings keep
    their recorded spacing;
 4. every envelope, both ways, and every close is written to a new wire recording (``recorder.wire_recorder``,
-   source ``replay``), and kept with its arrival time for the report (``replay.live_report``).
+   source ``replay``), and kept with its arrival time for the report (``replay.live_report``);
+5. recorded ids inside payloads are mapped to the live ones (``map_payload_ids``, on by default): where a
+   message's data, a join's metadata values, a signal's data or an RPC payload is JSON, every recorded user
+   id, session id and match id in it becomes the live one (a handler that looks a player up by an id a
+   client sent finds the live player). User ids named in payloads are learnt before the match is created
+   (the device is authenticated early); a session id is known once its socket has joined: one named before
+   that is sent as recorded, and the run says so.
 
 A handler error makes Nakama close every participant's socket with 1000 "server-side session disconnect":
 when every socket in the match has closed that way, the run stops early. Otherwise, after a tail of a few
@@ -29,6 +35,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +49,10 @@ from recorder.wsio import http_request
 from replay.live_script import Action, Actor, LiveScript
 from replay.tick_clock import TickClock
 
-__all__ = ["AIM", "LOOKAHEAD", "SPACING", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "device_id", "run_live"]
+__all__ = [
+    "AIM", "LOOKAHEAD", "SPACING", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "PayloadIds", "device_id",
+    "map_ids_in_json", "run_live",
+]
 
 #: Fraction of a period after the live loop before its window at which a window's actions start.
 AIM = 0.4
@@ -67,6 +77,7 @@ class LiveOptions:
     signal_rpc: str | None = None  # RPC that signals a match: payload {"match_id", "data"}, result = reply
     out_dir: str = "replay-wire"
     tail_ticks: int = 5
+    map_payload_ids: bool = True  # recorded user/session/match ids inside JSON payloads -> the live ones
 
 
 @dataclass
@@ -118,6 +129,43 @@ class LiveRun:
     finished_at: float
     create_reply_at: float | None = None
     notes: list[str] = field(default_factory=list)
+    payload_ids: PayloadIds | None = None
+
+
+@dataclass
+class PayloadIds:
+    """What mapping recorded ids inside payloads did: ``payloads`` rewritten, distinct recorded ids mapped,
+    and recorded ids sent as recorded because no live one was known yet (``unmapped``: one line each)."""
+
+    enabled: bool = True
+    payloads: int = 0
+    mapped: set[str] = field(default_factory=set)
+    unmapped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "payloads": self.payloads, "ids": len(self.mapped), "unmapped": self.unmapped}
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def map_ids_in_json(data: bytes, ids: dict[str, str]) -> tuple[bytes, list[str]]:
+    """``data`` with every recorded id of ``ids`` replaced by its live one, when ``data`` is JSON text (so
+    the ids are inside its strings); anything else is returned as it is. Returns the data and the recorded
+    ids replaced."""
+    if not ids or not data:
+        return data, []
+    try:
+        text = data.decode("utf-8")
+        json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        return data, []
+    found = [rec for rec in ids if rec in text]
+    if not found:
+        return data, []
+    for rec in sorted(found, key=len, reverse=True):  # a full match id before its uuid part
+        text = text.replace(rec, ids[rec])
+    return text.encode("utf-8"), found
 
 
 def device_id(recorded_user_id: str) -> str:
@@ -146,7 +194,7 @@ class _Socket:
 
     async def open(self) -> None:
         live = self.live
-        self.token, self.rec.user_id, self.rec.username = await live.authenticate(self.actor)
+        self.token, self.rec.user_id, self.rec.username = await live.session(self.actor)
         self.token_at = live.now()
         from websockets.asyncio.client import connect  # noqa: PLC0415 - keep --help fast
 
@@ -287,11 +335,78 @@ class _Live:
         self.notes: list[str] = []
         self.anchor = 0.0  # client time matching the recording's anchor (wire recordings)
         self.create_reply_at: float | None = None
+        self.sessions_made: dict[str, tuple[float, str, str, str]] = {}  # actor key -> (time, token, uid, name)
+        self.live_user_ids: dict[str, str] = {}  # recorded user id -> live, learnt before the match
+        self.payload_ids = PayloadIds(enabled=options.map_payload_ids)
 
     def now(self) -> float:
         return self.recorder.now()
 
     # -- HTTP ---------------------------------------------------------------------------------------------
+    async def session(self, actor: Actor) -> tuple[str, str, str]:
+        """A fresh session for ``actor`` (one made in the last ``TOKEN_REFRESH`` seconds is reused)."""
+        made = self.sessions_made.pop(actor.key, None)
+        if made is not None and self.now() - made[0] < TOKEN_REFRESH:
+            return made[1], made[2], made[3]
+        return await self.authenticate(actor)
+
+    async def learn_user_ids(self) -> None:
+        """Authenticate, before the match exists, the users whose recorded ids appear in payloads, so
+        their live user ids are known when those payloads are mapped."""
+        if not self.options.map_payload_ids:
+            return
+        texts = [a.data.decode("utf-8", "replace") + a.payload + "".join(a.metadata.values())
+                 for a in self.script.actions]
+        blob = "\n".join(texts)
+        first_actor: dict[str, Actor] = {}
+        for actor in self.script.actors.values():
+            if actor.user_id and _UUID.fullmatch(actor.user_id):
+                first_actor.setdefault(actor.user_id, actor)
+        for uid, actor in first_actor.items():
+            if uid in blob and actor.key not in self.sessions_made:
+                token, live_uid, name = await self.authenticate(actor)
+                self.sessions_made[actor.key] = (self.now(), token, live_uid, name)
+                self.live_user_ids[uid] = live_uid
+
+    def id_map(self) -> dict[str, str]:
+        """Recorded id -> live id, as far as the live ids are known now."""
+        ids = dict(self.live_user_ids)
+        for key, s in self.sockets.items():
+            actor = self.script.actors[key]
+            if actor.user_id and s.rec.user_id:
+                ids[actor.user_id] = s.rec.user_id
+            if actor.session_id and s.rec.session_id:
+                ids[actor.session_id] = s.rec.session_id
+        rec_mid = self.script.header.match_id
+        if rec_mid and self.match_id:
+            ids[rec_mid] = self.match_id
+            ids.setdefault(rec_mid.partition(".")[0], self.match_id.partition(".")[0])
+        return {k: v for k, v in ids.items() if k and v and k != v}
+
+    def mapped(self, data: bytes, action: Action) -> bytes:
+        """``data`` (from ``action``) with recorded ids mapped to live ones; ids with no live counterpart yet
+        are noted."""
+        if not self.options.map_payload_ids:
+            return data
+        out, found = map_ids_in_json(data, self.id_map())
+        if found:
+            self.payload_ids.payloads += 1
+            self.payload_ids.mapped.update(found)
+        known = set(found)
+        text = out.decode("utf-8", "replace") if out else ""
+        for actor in self.script.actors.values():
+            for what, rec in (("user", actor.user_id), ("session", actor.session_id)):
+                if rec and rec not in known and _UUID.fullmatch(rec) and rec in text:
+                    who = self.script.actors.get(action.actor)
+                    self.payload_ids.unmapped.append(
+                        f"tick {action.tick}: a {action.kind} of {who.label if who else 'the server'} names "
+                        f"{actor.label}'s {what} id, which has no live counterpart yet: sent as recorded")
+                    known.add(rec)
+        return out
+
+    def mapped_text(self, text: str, action: Action) -> str:
+        return self.mapped(text.encode("utf-8"), action).decode("utf-8") if text else text
+
     async def authenticate(self, actor: Actor) -> tuple[str, str, str]:
         """A session for ``actor``: (token, live user id, live username)."""
         basic = "Basic " + _b64(f"{self.options.server_key}:".encode())
@@ -467,7 +582,8 @@ class _Live:
                 rec.status, rec.detail = "skipped", "its session is not in the match"
                 return
             targets = tuple(self._wire_presence(k) for k in a.targets)
-            rec.sent_at = await s.send(P.Envelope(P.MatchDataSend(self.match_id, a.op_code, a.data, targets, a.reliable)))
+            data = self.mapped(a.data, a)
+            rec.sent_at = await s.send(P.Envelope(P.MatchDataSend(self.match_id, a.op_code, data, targets, a.reliable)))
             rec.status = "ok"
         elif a.kind == "leave":
             try:
@@ -483,6 +599,7 @@ class _Live:
             rec.status = "ok"
         elif a.kind == "rpc":
             payload = a.payload.replace(self.script.header.match_id, self.match_id) if self.script.header.match_id else a.payload
+            payload = self.mapped_text(payload, a)
             try:
                 rec.sent_at, reply = await s.request(P.Rpc(a.rpc_id, payload))
                 rec.status = "error" if "error" in reply else "ok"
@@ -499,7 +616,8 @@ class _Live:
 
     async def _join(self, rec: ActionRecord, s: _Socket) -> None:
         try:
-            rec.sent_at, reply = await s.request(P.MatchJoin(self.match_id, None, dict(rec.action.metadata)))
+            metadata = {k: self.mapped_text(v, rec.action) for k, v in rec.action.metadata.items()}
+            rec.sent_at, reply = await s.request(P.MatchJoin(self.match_id, None, metadata))
         except (ConnectionError, asyncio.TimeoutError) as exc:
             rec.status, rec.detail = "error", str(exc) or "no reply"
             return
@@ -524,7 +642,8 @@ class _Live:
         if s is None:
             rec.status, rec.detail = "skipped", "no session to call the signal RPC with"
             return
-        payload = json.dumps({"match_id": self.match_id, "data": rec.action.payload}, separators=(",", ":"))
+        data = self.mapped_text(rec.action.payload, rec.action)
+        payload = json.dumps({"match_id": self.match_id, "data": data}, separators=(",", ":"))
         try:
             if self.now() - s.token_at > TOKEN_REFRESH:  # a real Nakama's tokens live 60 s by default
                 s.token, _, _ = await self.authenticate(s.actor)
@@ -547,6 +666,7 @@ class _Live:
                                                                   or a.at is not None and a.at <= LOOKAHEAD)]
         prefetch: asyncio.Task[None] | None = None
         try:
+            await self.learn_user_ids()
             for key in dict.fromkeys(a.actor for a in first_window):
                 await self.socket(key)
             await self.create()
@@ -569,7 +689,7 @@ class _Live:
         return LiveRun(
             self.options.nakama, self.match_id, not self.options.match_id, self.clock, self.offset,
             {k: s.rec for k, s in self.sockets.items()}, self.records, [str(p) for p in self.recorder.paths],
-            probe, self.crash_at, started, self.now(), self.create_reply_at, self.notes,
+            probe, self.crash_at, started, self.now(), self.create_reply_at, self.notes, self.payload_ids,
         )
 
     async def _feed(self) -> None:

@@ -15,10 +15,15 @@
 - **Compare**: per replayed session, the ``match_data`` it received against the recording's (op code, data
   and sender; targets show up as who receives what), one recorded tick at a time: within a tick the order
   may differ (messages from several sockets reach a server in an order no client controls), which is
-  counted, not reported as a mismatch. Recorded user, session and match ids (and usernames
-  the server did not grant) are mapped to the live ones first; data that is JSON on both sides compares as
-  values, so the key order of a JSON object keyed by user ids does not matter. The first mismatch is
-  reported the way ``diff`` reports a divergence: where, and both sides.
+  counted, not reported as a mismatch. Recorded user, session and match ids, node names (a JSON string
+  equal to a recorded node, e.g. a presence table's ``"node"``) and usernames the server did not grant are
+  mapped to the live ones first; data that is JSON on both sides compares as values, so the key order of a
+  JSON object keyed by user ids does not matter. The first mismatch is reported the way ``diff`` reports a
+  divergence: where, and both sides. Only what the recording holds is compared: a handler-call recording's
+  deliveries come from recorded outcomes, so ticks from the first call recorded without an outcome on are
+  not compared (and a recording without outcomes has nothing to compare, which the report says plainly).
+- **Conclusion**: ``exit_code`` and ``conclusion`` (the last line) come from one place: 0 and "REPRODUCED"
+  only when the end is as recorded and, with ``--compare``, nothing compared differs.
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ class Mismatch:
 
 
 class IdMap:
-    """Recorded ids (and usernames) -> live ones, for data and senders."""
+    """Recorded ids (and usernames, node names) -> live ones, for data and senders. Ids are replaced in the
+    text wherever they occur (a uuid is unique); usernames and node names only as whole JSON strings."""
 
     def __init__(self, script: LiveScript, run: LiveRun) -> None:
         self.ids: dict[str, str] = {}
@@ -96,6 +102,11 @@ class IdMap:
         if rec_mid and run.match_id:
             self.ids[rec_mid] = run.match_id
             self.ids.setdefault(rec_mid.split(".")[0], run.match_id.split(".")[0])
+        live_node = run.match_id.partition(".")[2]
+        if live_node:  # a node name appears in data as a whole string ("node": "nakama1")
+            for node in script.nodes:
+                if node != live_node:
+                    self.names.setdefault(node, live_node)
         self.sessions = {k: run.sockets[k].session_id for k in script.actors if k in run.sockets}
         self.labels = {run.sockets[k].session_id: a.label for k, a in script.actors.items() if k in run.sockets}
 
@@ -178,10 +189,39 @@ class LiveReport:
     mismatch: Mismatch | None
     mismatches: int  # sessions whose streams differ
     notes: list[str] = field(default_factory=list)
+    compare_scope: str = "all"  # all: every recorded tick; until: up to compare_until; nothing: no outcomes
+    compare_until: int = 0  # last recorded tick compared
+    not_compared: int = 0  # live match_data in recorded ticks whose deliveries the recording does not hold
+    payload_ids: dict[str, Any] | None = None  # what mapping recorded ids inside payloads did
 
     @property
     def diverged(self) -> bool:
         return self.mismatch is not None
+
+    @property
+    def compare_summary(self) -> str:
+        """What ``--compare`` checked, in one phrase."""
+        if self.compare_scope == "nothing":
+            return ("broadcasts NOT compared: the recording holds no call outcomes, so nothing it says about "
+                    "broadcasts could be compared")
+        if self.mismatch is not None:
+            return f"the broadcasts differ: {self.mismatch.describe()}"
+        upto = "" if self.compare_scope == "all" else (
+            f" up to tick {self.compare_until} (the recording holds no outcomes after it: later ticks not compared)")
+        return f"the broadcasts match ({self.matched} of {self.deliveries} deliveries){upto}"
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the end is as recorded and, with compare, nothing compared differs; else 1."""
+        return 0 if self.reproduced and not (self.compared and self.diverged) else 1
+
+    @property
+    def conclusion(self) -> str:
+        """The report's last line; it always agrees with ``exit_code``."""
+        text = self.verdict
+        if self.compared:
+            text += ("; but " if self.reproduced and self.diverged else "; ") + self.compare_summary
+        return ("REPRODUCED: " if self.exit_code == 0 else "DID NOT REPRODUCE: ") + text
 
     def to_json(self) -> dict[str, Any]:
         def delivery(d: Delivery | None) -> dict[str, Any] | None:
@@ -231,7 +271,13 @@ class LiveReport:
                  "aimed": x.aimed, "landed": x.landed, "late": x.late}
                 for x in self.messages
             ],
+            "payload_ids": self.payload_ids,
+            "exit_code": self.exit_code,
+            "conclusion": self.conclusion,
             "compare": None if not self.compared else {
+                "scope": self.compare_scope,
+                "compared_until_tick": None if self.compare_scope == "nothing" else self.compare_until,
+                "not_compared": self.not_compared,
                 "recorded": self.deliveries, "live": self.received, "matched": self.matched, "aligned": self.aligned,
                 "ticks_reordered": self.reordered,
                 "sessions_differing": self.mismatches,
@@ -299,14 +345,31 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
     differing = 0
     signals_sent = any(r.action.kind == "signal" and r.status != "skipped" for r in run.actions)
     after_end = expected_total = received_total = 0
+    # the recording holds deliveries up to `limit` (what calls without a recorded outcome sent is unknown)
+    if script.compare_until is None:
+        scope, limit = "all", script.last_tick
+    elif script.compare_until < script.first_tick:
+        scope, limit = "nothing", script.first_tick - 1
+    else:
+        scope, limit = "until", min(script.last_tick, script.compare_until)
+    not_compared = 0
     for key, expected in script.deliveries.items():
         if not signals_sent:  # the signals were not replayed: nothing they broadcast can arrive
             expected = [d for d in expected if d.call != "signal"]
-        got = [r for r in live.get(key, []) if r.tick <= script.last_tick]  # the live match goes on after the end
-        after_end += len(live.get(key, [])) - len(got)
+        mine = live.get(key, [])
+        after_end += sum(1 for r in mine if r.tick > script.last_tick)
+        if scope == "nothing":
+            not_compared += sum(1 for r in mine if r.tick <= script.last_tick)
+            continue
+        expected = [d for d in expected if d.tick <= limit]
+        got = [r for r in mine if r.tick <= limit]  # the live match goes on after the end
+        not_compared += sum(1 for r in mine if limit < r.tick <= script.last_tick)
         expected_total += len(expected)
         received_total += len(got)
-        st = _compare_stream(expected, got, ids, labels.get(key, key))
+        # the last compared tick's trailing live deliveries may be the next (uncompared) tick's: a call between
+        # two loops is numbered with the next loop, but its broadcasts arrive in the period of the one before
+        st = _compare_stream(expected, got, ids, labels.get(key, key), tail_tick=limit if scope == "until" else None)
+        not_compared += st.tail
         matched += st.matched
         aligned += st.aligned
         reordered += st.reordered
@@ -419,6 +482,18 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
             },
         })
     notes = list(script.notes) + list(run.notes)
+    pids = run.payload_ids
+    if pids is not None and not pids.enabled:
+        notes.append("recorded ids inside payloads were sent as recorded (--no-map-payload-ids)")
+    elif pids is not None and pids.payloads:
+        notes.append(f"recorded ids inside {pids.payloads} payload{'s' if pids.payloads != 1 else ''} were mapped to"
+                     " the live ones (--no-map-payload-ids sends them as recorded)")
+    if pids is not None:
+        notes.extend(pids.unmapped[:5])
+        if len(pids.unmapped) > 5:
+            notes.append(f"... {len(pids.unmapped) - 5} more payload ids sent as recorded (see --json)")
+    if compare and scope != "all":
+        notes.append(f"{script.uncompared}; {not_compared} live match_data of those ticks not compared")
     if after_end:
         notes.append(f"{after_end} match_data arrived after the recording's last tick ({script.last_tick}): not compared")
     if script.approximate:
@@ -435,7 +510,8 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         clock={"t0": round(clock.t0, 6), "initial_t0": round(clock.initial, 6), "period": clock.period,
                "observations": clock.observations, "broadcasts_matched_to_ticks": revealed_broadcasts,
                "echoes": len(landed_drifts)},
-        messages=messages, compared=compare,
+        payload_ids=None if pids is None else pids.to_json(),
+        messages=messages, compared=compare, compare_scope=scope, compare_until=limit, not_compared=not_compared,
         deliveries=expected_total, received=received_total,
         matched=matched, aligned=aligned, reordered=reordered, mismatch=first, mismatches=differing, notes=notes,
     )
@@ -448,9 +524,11 @@ class _Stream:
     reordered: int = 0
     drifts: list[int] = field(default_factory=list)
     mismatch: Mismatch | None = None
+    tail: int = 0  # trailing live deliveries left uncompared (see tail_tick)
 
 
-def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, label: str) -> _Stream:
+def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, label: str,
+                    tail_tick: int | None = None) -> _Stream:
     """One session's recorded ``match_data`` against what it received, one recorded tick at a time.
 
     Within a tick the order may differ (messages from different sockets reach a server in an order no
@@ -486,6 +564,11 @@ def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, l
         if pairs is not None and [g for _, g in pairs] != live:
             out.reordered += 1
         i, j = k, j + (k - i)
+    if tail_tick is not None and out.mismatch is None:  # live deliveries of the tick after the compared ones
+        end = len(got)
+        while end > j and got[end - 1].tick == tail_tick:
+            end -= 1
+        out.tail, got = len(got) - end, got[:end]
     if j < len(got) and out.mismatch is None:
         g = got[j]
         out.mismatch = Mismatch(label, j, g.tick, None, g, _structure(None, g, ids) or "")

@@ -9,6 +9,9 @@
   (the socket closes), ``signal`` (through an RPC the user names) and, from wire recordings, ``rpc``;
 - ``deliveries``: per actor, the ``match_data`` the recording says it received (the handler's broadcasts
   with their targets, from recorded outcomes; or the recorded ``in`` envelopes of a wire recording);
+  ``compare_until`` is the last recorded tick whose deliveries the recording holds (a call recorded without
+  its outcome says nothing about what it broadcast: deliveries are known up to the tick before the first
+  such call; None: all of them, -1: none);
 - ``end``: how the recorded match ended (crash marker, a nil state, or the end of the recording).
 
 Handler-call recordings give exact ticks. Between two loops, the order of a window is: messages from
@@ -133,6 +136,9 @@ class LiveScript:
     loop_ops: frozenset[int] | None = None  # op codes only match_loop broadcasts (None: any)
     sessions: dict[str, str] = field(default_factory=dict)  # recorded session id -> actor key
     user_ids: dict[str, str] = field(default_factory=dict)  # recorded user id -> username
+    nodes: frozenset[str] = frozenset()  # node names in the recording (header, match id, presences)
+    compare_until: int | None = None  # last tick whose deliveries are recorded (None: all; -1: none)
+    uncompared: str = ""  # why deliveries after compare_until are unknown
 
     def actor_of_session(self, session_id: str) -> str | None:
         return self.sessions.get(session_id)
@@ -298,10 +304,19 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
 
     end = _calls_end(marker, calls, last_tick)
     params = dict(init.params) if init is not None else dict(header.params)
+    blind = [c for c in calls if c.outcome is None]
+    compare_until, uncompared = None, ""
+    if blind:
+        compare_until = blind[0].tick - 1 if blind[0].tick > first_tick else -1
+        n = len(blind)
+        uncompared = (f"{n} of {len(calls)} recorded calls have no outcome (the first: {blind[0].callback} at tick "
+                      f"{blind[0].tick}): what they broadcast is not in the recording")
+    nodes = {header.node, header.match_id.partition(".")[2]} | {p.node for p in presences}
     return LiveScript(
         "calls", path, header, int(rate), first_tick, last_tick, actors, actions, deliveries, end,
         create_params=params, skipped=skipped, notes=notes, loop_ops=frozenset(loop_ops - other_ops),
         sessions={k: k for k in actors}, user_ids={a.user_id: a.username for a in actors.values()},
+        nodes=frozenset(n for n in nodes if n), compare_until=compare_until, uncompared=uncompared,
     )
 
 
@@ -453,8 +468,9 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             params = loaded if isinstance(loaded, dict) else None
         except ValueError:
             params = None
+    nodes = {header.node, match_id.partition(".")[2]}
     return LiveScript(
-        "wire", path, header, int(rate), 0, last_tick, actors, actions, deliveries, end,
+        "wire", path, header, int(rate), 0, last_tick, actors, actions, deliveries, end, nodes=frozenset(n for n in nodes if n),
         create_params=params, create_rpc=create[1] if create else "", create_payload=create[2] if create else None,
         skipped=skipped, approximate=True, loop_ops=None, sessions=sessions,
         user_ids={a.user_id: a.username for a in actors.values() if a.user_id},

@@ -37,7 +37,7 @@ from typing import Any
 
 from recorder import protocol as P
 from recorder import session_token
-from recorder.model import Header, Presence, PresenceReason
+from recorder.model import Header, JoinCall, LeaveCall, Presence, PresenceReason
 from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
@@ -143,19 +143,30 @@ class _Match:
                     s.matches.discard(self.id)
         if joins:
             self.broadcast(P.MatchPresenceEvent(self.id, joins=tuple(map(_wire_presence, joins))), after)
+        # each call's broadcasts reach the presences in the match during that call, as in Nakama: a join
+        # attempt's not the joiner, a join's the joiners too, a leave's no longer the leavers
+        present = dict(before)
         for step in steps:
+            call = step.call
+            if step.executed and isinstance(call, JoinCall):
+                for p in call.presences:
+                    present.setdefault(p.session_id, p)
+            elif step.executed and isinstance(call, LeaveCall):
+                for p in call.presences:
+                    present.pop(p.session_id, None)
             outcome = step.outcome
             if outcome is None:
                 continue
+            reachable = dict(present)
             for b in outcome.broadcasts:
                 msg = P.MatchData(
                     self.id, None if b.sender is None else _wire_presence(b.sender), b.op_code, b.data or b"",
                     b.reliable,
                 )
                 if b.targets is None:
-                    self.broadcast(msg, after)
+                    self.broadcast(msg, reachable)
                 else:
-                    self.broadcast(msg, {t.session_id: t for t in b.targets if t.session_id in after})
+                    self.broadcast(msg, {t.session_id: t for t in b.targets if t.session_id in reachable})
         crash = next((s.crash for s in steps if s.crash is not None), None)
         if crash is not None or self.runtime.stopped:
             self.stop(crash is not None)
