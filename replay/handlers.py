@@ -149,6 +149,8 @@ def _import_file(path: Path) -> Any:
 def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None = None) -> Any:
     """Load a handler from ``file.py``, ``file.py:ClassName`` or ``module.lua``."""
     path, class_name = split_spec(spec)
+    if path.is_dir():
+        raise HandlerLoadError(str(path), "is a folder; a handler is a .py file (optionally file.py:ClassName) or a .lua module")
     suffix = path.suffix.lower()
     if suffix == ".lua":
         try:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +73,13 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("replay --server-log folder", lambda t: ["replay", REC, "--server-log", str(t), "--out", str(t)], "is a folder, not a server log"),
     ("inspect missing", lambda t: ["inspect", str(t / "nope.nkrec")], "nope.nkrec: no such file"),
     ("run-all missing", lambda t: ["run-all", str(t / "nope")], "nope"),
+    ("reproduce --handler folder", lambda t: ["reproduce", REC, "--handler", str(t)], "is a folder; a handler is a .py file"),
+    ("run-all --handler folder", lambda t: ["run-all", REC, "--handler", str(t)], "is a folder, not a handler file"),
+    ("run-all --handler missing", lambda t: ["run-all", REC, "--handler", str(t / "nope.py")], "nope.py: no such file"),
+    ("reproduce --module-path file", lambda t: ["reproduce", REC, "--handler", ARENA, "--module-path", JSONL], "is a file, not a --module-path folder"),
+    ("diff --module-path missing", lambda t: ["diff", REC, "--recorded", "--module-path", str(t / "nope")], "no such --module-path folder"),
+    ("serve --rpc folder", lambda t: ["serve", "--handler", ARENA, "--rpc", str(t), "--out", str(t)], "is a folder, not a Python file"),
+    ("bisect --handlers file", lambda t: ["bisect", REC, "--handlers", JSONL], "not a folder of handler versions"),
     # usage
     ("no such command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
     ("missing argument", lambda t: ["reproduce"], "the following arguments are required: recording"),
@@ -85,6 +95,28 @@ def test_user_mistake_is_exit_2_and_one_line(
     assert "Traceback" not in err and out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert culprit in err
+
+
+def test_unreadable_files_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Root reads every file, so as root the CLI runs as user nobody (setpriv), in a folder it may enter."""
+    folder = Path(tempfile.mkdtemp(prefix="nkreplay-locked-"))
+    try:
+        folder.chmod(0o755)
+        locked = folder / "locked.nkrec"
+        locked.write_bytes(Path(REC).read_bytes())
+        locked.chmod(0)
+        for argv in (["inspect", str(locked)], ["reproduce", str(locked), "--handler", ARENA], ["export", str(locked)]):
+            if os.geteuid() != 0:
+                code, err = main(argv), capsys.readouterr().err
+            elif shutil.which("setpriv"):
+                run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                      "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120, cwd=folder)
+                code, err = run.returncode, run.stderr
+            else:
+                pytest.skip("running as root without setpriv: no way to make a file unreadable")
+            assert code == 2 and "locked.nkrec: the recording is not readable (permission denied)" in err, err
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_port_in_use_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

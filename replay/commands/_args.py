@@ -42,6 +42,7 @@ __all__ = [
     "listen_address",
     "input_file",
     "input_dir",
+    "handler_file",
     "output_file",
     "output_dir",
 ]
@@ -139,10 +140,22 @@ def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
     if p.exists() and not p.is_dir():
         raise PathError(p, f"is a file, not a {what}")
     if not p.exists():
-        raise PathError(p, "no such folder")
+        raise PathError(p, f"no such {what}")
     if not os.access(p, os.R_OK | os.X_OK):
         raise PathError(p, f"the {what} is not readable (permission denied)")
     return p
+
+
+def handler_file(spec: str) -> str:
+    """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``) whose file exists, checked without
+    importing it (``replay.handlers.load_handler`` imports, and says more); returned unchanged."""
+    from replay.handlers import split_spec  # noqa: PLC0415
+
+    path, _ = split_spec(spec)
+    input_file(path, "handler file")
+    if path.suffix.lower() not in (".py", ".lua"):
+        raise PathError(path, "a handler is a .py file (optionally file.py:ClassName) or a .lua module")
+    return spec
 
 
 def output_file(path: str | os.PathLike[str]) -> Path:

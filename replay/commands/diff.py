@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from replay.commands._args import count, input_file, seconds, whole
+from replay.commands._args import count, input_dir, input_file, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from replay.runtime import ReplayOptions
 
     input_file(args.recording, "recording")
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
     options = ReplayOptions(
         seed=args.seed, until_tick=args.until_tick, hang_timeout=args.hang_timeout, module_path=args.module_path
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_file, whole
+from replay.commands._args import input_dir, input_file, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from replay.runtime import ReplayOptions
 
     input_file(args.recording, "recording")
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
     handler = args.handler
     if handler is None:
         with open_recording(args.recording) as rec:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import count, input_file, seconds, whole
+from replay.commands._args import count, input_dir, input_file, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from replay.runtime import ReplayOptions, replay
 
     input_file(args.recording, "recording")
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
     options = ReplayOptions(
         seed=args.seed,
         until_tick=args.until_tick,

@@ -19,7 +19,7 @@ import os
 import sys
 from collections import Counter
 
-from replay.commands._args import count, positive, seconds, whole
+from replay.commands._args import count, handler_file, positive, seconds, whole
 from replay.commands._common import add_json_flag, print_json
 
 HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, errors)"
@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     recordings = find_recordings(args.paths)
     if not recordings:
         raise NakamaReplayError(f"no .nkrec recordings under {', '.join(args.paths)}")
-    if args.handler is None:
+    if args.handler is not None:
+        handler_file(args.handler)  # once, before the batch, not once per recording
+    else:
         check_recorded_handlers(recordings)  # before any replay: a header naming a file outside is exit 2
     jobs = args.jobs or os.cpu_count() or 1
     executor = load_executor("serial" if jobs == 1 and args.executor == "process" else args.executor, jobs)
