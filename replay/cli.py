@@ -150,10 +150,12 @@ def translate_errors() -> Iterator[None]:
     except (EOFError, zlib.error) as exc:  # gzip/zlib input cut short or damaged
         raise NakamaReplayError(f"compressed input is damaged or cut short: {exc}") from exc
     except OSError as exc:
-        if isinstance(exc, (BrokenPipeError, ConnectionError)) and exc.filename is None:
-            raise
+        if isinstance(exc, BrokenPipeError) and exc.filename is None:
+            raise  # our reader went away (| head): main exits quietly
         if exc.filename is not None:
             raise PathError(exc.filename, _os_problem(exc)) from exc
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            raise NakamaReplayError(f"connection failed: {_os_problem(exc)}") from exc
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise OptionError("--listen", None, f"cannot listen: {_os_problem(exc)}") from exc
         raise NakamaReplayError(_os_problem(exc)) from exc
@@ -161,7 +163,7 @@ def translate_errors() -> Iterator[None]:
 
 def _os_problem(exc: OSError) -> str:
     if exc.filename is None:  # a socket: the text names the address
-        return str(exc.strerror or exc)
+        return str(exc.strerror or exc) or type(exc).__name__
     return _FILE_PROBLEMS.get(exc.errno or -1) or str(exc.strerror or exc)
 
 

@@ -232,3 +232,16 @@ def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys:
     assert "OptionError: --tick-rate: '100': Nakama's tick rates are 1..60" in capsys.readouterr().err
     assert main(["replay", str(wire), "--out", str(tmp_path / "w")]) == 2
     assert "does not know the match's tick rate; pass --tick-rate N (1..60)" in capsys.readouterr().err
+
+
+def test_a_bug_is_exit_70_with_its_traceback_never_a_verdict(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import replay.commands.inspect as inspect_command
+
+    def broken(args: object) -> int:
+        raise TypeError("an internal mistake")
+
+    monkeypatch.setattr(inspect_command, "run", broken)
+    assert main(["inspect", REC, "--json"]) == 70
+    out, err = capsys.readouterr()
+    assert "Traceback" in err and "internal error: TypeError: an internal mistake (a bug in nakama-replay" in err
+    assert json.loads(out) == {"error": "an internal mistake", "exit": 70, "type": "TypeError", "internal": True}
