@@ -32,12 +32,21 @@ def _busy_port() -> tuple[socket.socket, int]:
     return s, s.getsockname()[1]
 
 
+def _copy(src: str, folder: Path) -> str:
+    """A scratch copy named ``in`` + the suffix (a test that writes over its input must not hit a fixture)."""
+    copy = folder / ("in" + Path(src).suffix)
+    copy.write_bytes(Path(src).read_bytes())
+    return str(copy)
+
+
 #: (id, argv builder given a scratch folder, text the one-line message must contain)
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     # outputs: a folder where a file goes, a missing parent, a file where a folder goes
     ("import -o folder", lambda t: ["import", JSONL, "-o", str(t)], "is a folder; give the name of the file"),
     ("import -o no parent", lambda t: ["import", JSONL, "-o", str(t / "no" / "x.nkrec")], "does not exist (create it first"),
     ("export -o folder", lambda t: ["export", REC, "-o", str(t)], "is a folder; give the name of the file"),
+    ("export -o the input", lambda t: ["export", _copy(REC, t), "-o", str(t / "in.nkrec")], "is also the input file; write to another"),
+    ("import -o the input", lambda t: ["import", _copy(JSONL, t), "-o", str(t / "in.jsonl")], "is also the input file"),
     ("export -o no parent", lambda t: ["export", REC, "-o", str(t / "no" / "x.jsonl")], "does not exist"),
     ("ingest -o file", lambda t: ["ingest", JSONL, "-o", JSONL], "is a file, not a folder"),
     ("ingest -o no parent", lambda t: ["ingest", JSONL, "-o", str(t / "no" / "out")], "does not exist"),

@@ -158,9 +158,12 @@ def handler_file(spec: str) -> str:
     return spec
 
 
-def output_file(path: str | os.PathLike[str]) -> Path:
-    """``path`` if a file can be written there: not a folder, its parent folder exists and is writable."""
+def output_file(path: str | os.PathLike[str], *, source: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` if a file can be written there: not a folder, its parent folder exists and is writable, and
+    not the same file as ``source`` (the input it is made from, which replacing it would destroy)."""
     p = Path(path)
+    if source is not None and p.exists() and Path(source).exists() and os.path.samefile(p, source):
+        raise PathError(p, "is also the input file; write to another file (replacing it would lose the input)")
     if p.is_dir():
         raise PathError(p, "is a folder; give the name of the file to write")
     if p.exists() and not os.access(p, os.W_OK):

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     input_file(args.recording, "recording")
     if args.output is not None:
-        output_file(args.output)
+        output_file(args.output, source=args.recording)
     with open_recording(args.recording, strict=args.strict, salvage=args.salvage) as rec:
         if args.output is None:
             count = write_jsonl(sys.stdout.buffer, rec.header, rec.events())

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         args.output = str(Path(args.file).with_suffix(".nkrec"))
     if args.file != "-":
         input_file(args.file, "JSON Lines file")
-    output_file(args.output)
+    output_file(args.output, source=None if args.file == "-" else args.file)
     if args.file == "-":
         count = import_jsonl(sys.stdin.buffer, args.output, name="<stdin>", chunk_events=args.chunk_events)
     else:
