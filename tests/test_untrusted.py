@@ -118,3 +118,43 @@ def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, 
     assert main(["reproduce", str(rec)]) == 2
     err = capsys.readouterr().err
     assert f"the path 'handlers/arena.py' comes from the header of {rec}; pass --handler FILE" in err
+
+
+# -- the audit, as a test: where code can be loaded at all ------------------------------------------------
+
+#: every place in recorder/ and replay/ that can turn text into running code, and why it is safe. A new
+#: one fails this test until it is reviewed and listed: nothing read from a recording, a JSON Lines line
+#: or a log line may reach one of them.
+_LOADERS = {
+    ("recorder/model.py", "exec"): "record builders generated from dataclass field names (no input)",
+    ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
+    ("replay/batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
+    ("replay/strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
+    ("replay/handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
+    ("replay/handlers.py", "exec_module"): "the same handler files",
+    ("replay/server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
+    ("replay/server.py", "exec_module"): "the same --rpc files",
+    ("replay/lua_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
+}
+_BANNED_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "runpy", "code", "codeop"}
+_CALLS = {"exec", "eval", "compile", "__import__", "import_module", "spec_from_file_location", "exec_module",
+          "run_path", "run_module", "execute", "load_module"}
+
+
+def test_code_is_loaded_only_where_the_audit_allows() -> None:
+    import ast
+
+    found: set[tuple[str, str]] = set()
+    for package in ("recorder", "replay"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                    assert not {n.split(".")[0] for n in names} & _BANNED_MODULES, f"{rel}:{node.lineno} imports {names}"
+                elif isinstance(node, ast.Call):
+                    fn = node.func
+                    name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+                    if name in _CALLS and not (name == "compile" and isinstance(fn, ast.Attribute)):  # re.compile
+                        found.add((rel, name))
+    assert found == set(_LOADERS), f"review these code-loading calls: {sorted(found ^ set(_LOADERS))}"
