@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "lua-check": "lua_check",
     "import": "import_jsonl",
     "export": "export_jsonl",
+    "convert": "convert",
     "serve": "serve",
     "proxy": "proxy",
     "playback": "playback",
@@ -63,7 +64,7 @@ a crash report names a match: get its recording, then
   nakama-replay fuzz --handler match.py --out found/     # crashes before players find them
 
 recordings come from nakama-replay serve/proxy, the Lua capture module (then `ingest`), or
-JSON Lines (`import`/`export`).
+JSON Lines (`import`/`export`); a proxy's wire recording becomes handler calls with `convert`.
 
 Run `nakama-replay COMMAND --help` for each command's options. Exit codes: 0 success or reproduced,
 1 did not reproduce / diverged, 2 bad input (one line naming the file, option, line or tick; with

@@ -48,7 +48,10 @@ from recorder.model import (
 )
 from recorder.nkrec import read_events
 
-__all__ = ["Actor", "Action", "Delivery", "RecordedEnd", "LiveScript", "load_script", "script_from_events"]
+__all__ = [
+    "Actor", "Action", "Delivery", "RecordedEnd", "LiveScript", "WireIdentities", "load_script", "script_from_events",
+    "wire_identities",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,18 +354,26 @@ def _check_tick_rate(path: str, rate: Any, given: int | None) -> None:
 # -- wire recordings -------------------------------------------------------------------------------------
 
 
-def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: int | None) -> LiveScript:
-    rate = tick_rate or header.tick_rate or int(header.tags.get("tick_rate", 0) or 0)
-    _check_tick_rate(path, rate, tick_rate)
-    events = sorted(events, key=lambda e: e.t)  # stable: per-socket order is kept
-    match_id = header.match_id
-    opens = {e.socket: (e.envelope or {}) for e in events if e.event == "open"}
+@dataclass
+class WireIdentities:
+    """Who is who in a wire recording (events sorted by time): ``opens`` the socket's ``open`` event (user id,
+    username, vars; completed from its first ``match`` reply), ``session_of`` socket -> session id (the
+    ``match`` reply's ``self``) and ``sessions`` the reverse, ``requests`` (socket, cid) -> (event, envelope)
+    of every request, ``create`` (reply event, RPC id, payload) of the RPC whose result names the match."""
 
-    # who is who: the `match` reply's `self` names each socket's session
+    opens: dict[str, dict[str, Any]]
+    session_of: dict[str, str]
+    sessions: dict[str, str]
+    requests: dict[tuple[str, str], tuple[WireEvent, dict[str, Any]]]
+    create: tuple[WireEvent, str, str] | None
+
+
+def wire_identities(events: list[WireEvent], match_id: str) -> WireIdentities:
+    opens = {e.socket: dict(e.envelope or {}) for e in events if e.event == "open"}
     sessions: dict[str, str] = {}
     session_of: dict[str, str] = {}
     requests: dict[tuple[str, str], tuple[WireEvent, dict[str, Any]]] = {}
-    create: tuple[WireEvent, str, str] | None = None  # (reply event, rpc id, payload)
+    create: tuple[WireEvent, str, str] | None = None
     for e in events:
         env = e.envelope if e.event == "envelope" else None
         if not isinstance(env, dict):
@@ -383,6 +394,16 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             if req is not None:
                 rbody = req[1].get("rpc") or {}
                 create = (e, str(rbody.get("id", "")), str(rbody.get("payload", "")))
+    return WireIdentities(opens, session_of, sessions, requests, create)
+
+
+def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: int | None) -> LiveScript:
+    rate = tick_rate or header.tick_rate or int(header.tags.get("tick_rate", 0) or 0)
+    _check_tick_rate(path, rate, tick_rate)
+    events = sorted(events, key=lambda e: e.t)  # stable: per-socket order is kept
+    match_id = header.match_id
+    who = wire_identities(events, match_id)
+    opens, sessions, session_of, requests, create = who.opens, who.sessions, who.session_of, who.requests, who.create
     sockets = [s for s in dict.fromkeys(e.socket for e in events) if s in session_of or s in opens]
     names = [str(opens.get(s, {}).get("username", "")) or s for s in sockets]
     counts: dict[str, int] = defaultdict(int)

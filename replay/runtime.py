@@ -118,6 +118,8 @@ class MatchRuntime:
         self.hang_guard = HangGuard(hang_timeout)
         self.digests = digests  # "recorded" (only where the recording has one), "always" or "never"
         self.snapshot_every = snapshot_every
+        # outcomes observed on the wire (a converted wire recording): broadcasts compare as sockets saw them
+        self.wire_outcomes = h.tags.get("outcomes") == "wire" if isinstance(h.tags, dict) else False
         self.state: Any = None
         self.tick = 0
         self.tick_rate = h.tick_rate
@@ -286,7 +288,7 @@ class MatchRuntime:
         )
         step = StepResult(index, call, True, observed, self.state, self.crash, tuple(self.nk.consumed))
         if recorded is not None and self.crash is None:
-            step.divergences = _compare(index, call, recorded, observed)
+            step.divergences = _compare(index, call, recorded, observed, self.presences if self.wire_outcomes else None)
         if call.nondeterministic and (self.nk.unconsumed() or self.nk.fallbacks):
             step.divergences.append(
                 Divergence(
@@ -483,7 +485,26 @@ def _masked(v: Any) -> Any:
     return v
 
 
-def _compare(index: int, call: Call, recorded: Outcome, observed: Outcome) -> list[Divergence]:
+def as_seen_on_the_wire(broadcasts: tuple[Broadcast, ...], presences: list[Presence]) -> list[tuple[Any, ...]]:
+    """Broadcasts as the match's sockets receive them: (op code, data, sender session, reliable, recipient
+    sessions), the recipients resolved against the presences in the match (all of them for no targets);
+    one that reaches nobody is not seen at all, and deferred or immediate looks the same."""
+    members = [p.session_id for p in presences]
+    out = []
+    for b in broadcasts:
+        to = members if b.targets is None else [t.session_id for t in b.targets if t.session_id in members]
+        if to:
+            sender = None if b.sender is None else b.sender.session_id
+            out.append((b.op_code, b.data or b"", sender, bool(b.reliable), tuple(sorted(set(to)))))
+    return out
+
+
+def _compare(
+    index: int, call: Call, recorded: Outcome, observed: Outcome, presences: list[Presence] | None = None
+) -> list[Divergence]:
+    """The fields where ``observed`` differs from ``recorded``. With ``presences`` (a converted wire
+    recording: outcomes as the sockets saw them) broadcasts compare by ``as_seen_on_the_wire``, kicks by
+    session id, and what sockets cannot see (label updates, a quiet stop, digests) is not compared."""
     out: list[Divergence] = []
 
     def diff(name: str, a: Any, b: Any) -> None:
@@ -500,6 +521,11 @@ def _compare(index: int, call: Call, recorded: Outcome, observed: Outcome) -> li
         diff("label", recorded.label, observed.label)
     if recorded.reply is not None or type(call) is SignalCall:
         diff("reply", recorded.reply, observed.reply)
+    if presences is not None:  # label updates and a quiet stop are not on the wire: not compared
+        diff("broadcasts", as_seen_on_the_wire(recorded.broadcasts, presences),
+             as_seen_on_the_wire(observed.broadcasts, presences))
+        diff("kicks", sorted(p.session_id for p in recorded.kicks), sorted(p.session_id for p in observed.kicks))
+        return out
     diff("broadcasts", recorded.broadcasts, observed.broadcasts)
     diff("kicks", recorded.kicks, observed.kicks)
     diff("label_updates", recorded.label_updates, observed.label_updates)
@@ -605,7 +631,8 @@ def _wire_hint() -> str:
 
     hint = "replay it into a server with `nakama-replay replay REC --nakama URL`"
     if "convert" in COMMANDS:
-        hint += ", or make a handler-call recording of it with `nakama-replay convert`"
+        hint += (", or make a handler-call recording of it to replay here: `nakama-replay convert REC -o CALLS.nkrec "
+                 "[--tick-rate N] [--server-log NAKAMA.log]`")
     return hint
 
 
