@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
+from recorder import validate
 from recorder.errors import CorruptRecording, RecordingError
 from recorder.model import (
     Broadcast,
@@ -43,6 +44,19 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
     record_builder,
+)
+from recorder.validate import (
+    INT64_MAX,
+    Invalid,
+    boolean,
+    each,
+    int64,
+    optional,
+    presence_index,
+    show,
+    text,
+    uint64,
+    value,
 )
 
 __all__ = ["encode_chunk", "decode_chunk", "iter_events", "encode_header", "decode_header", "event_tick"]
@@ -127,20 +141,39 @@ _PresenceBuilder = record_builder(Presence)
 _BroadcastBuilder = record_builder(Broadcast)
 
 
-def _decode_outcome(d: dict[str, Any] | None, ps: list[Presence]) -> Outcome | None:
+def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
+    """An outcome map; every field checked (the map is absent from most loops)."""
     if d is None:
         return None
+    if type(d) is not dict:
+        raise Invalid("outcome", f"must be a map, got {show(d)}")
     get = d.get
     bs = get("b")
     broadcasts: tuple[Broadcast, ...] = ()
     if bs:
+        if type(bs) is not list:
+            raise Invalid("outcome.broadcasts", f"must be an array, got {show(bs)}")
         built = []
-        for op, data, targets, sender, reliable, deferred in bs:
+        n = len(ps)
+        for j, b in enumerate(bs):
+            if type(b) is not list or len(b) != 6:
+                raise Invalid(f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]")
+            op, data, targets, sender, reliable, deferred = b
+            if (
+                type(op) is not int
+                or op > INT64_MAX
+                or (data is not None and type(data) is not bytes)
+                or (targets is not None and type(targets) is not list)
+                or (sender is not None and (type(sender) is not int or not 0 <= sender < n))
+                or type(reliable) is not bool
+                or type(deferred) is not bool
+            ):
+                _broadcast_problem(b, n).within(f"outcome.broadcasts[{j}]")
             built.append(
                 _BroadcastBuilder(
                     op,
                     data,
-                    None if targets is None else tuple([ps[t] for t in targets]),
+                    None if targets is None else tuple([ps[presence_index(t, f"outcome.broadcasts[{j}].targets", n)] for t in targets]),
                     None if sender is None else ps[sender],
                     reliable,
                     deferred,
@@ -149,27 +182,52 @@ def _decode_outcome(d: dict[str, Any] | None, ps: list[Presence]) -> Outcome | N
         broadcasts = tuple(built)
     kicks = get("k")
     label_updates = get("lu")
+    digest = get("d")
+    if digest is not None and (type(digest) is not int or digest < 0):
+        uint64(digest, "outcome.digest")
+    stopped = get("x", False)
     return _OutcomeBuilder(  # type: ignore[return-value]
-        get("a"),
-        get("r"),
-        get("tr"),
-        get("l"),
+        _opt_bool(get("a"), "outcome.accept"),
+        _opt_str(get("r"), "outcome.reason"),
+        _opt_int64(get("tr"), "outcome.tick_rate"),
+        _opt_str(get("l"), "outcome.label"),
         broadcasts,
-        tuple([ps[i] for i in kicks]) if kicks else (),
-        tuple(label_updates) if label_updates else (),
-        get("rp"),
-        get("d"),
-        get("s"),
-        bool(get("x", False)),
+        tuple([ps[presence_index(i, "outcome.kicks", len(ps))] for i in _array(kicks, "outcome.kicks")]) if kicks else (),
+        tuple([text(x, "outcome.label_updates") for x in _array(label_updates, "outcome.label_updates")])
+        if label_updates
+        else (),
+        _opt_str(get("rp"), "outcome.reply"),
+        digest,
+        _opt_bytes(get("s"), "outcome.snapshot"),
+        stopped if stopped is False else boolean(stopped, "outcome.stopped"),
     )
+
+
+def _broadcast_problem(b: list[Any], n: int) -> Invalid:
+    """The first bad field of a broadcast row (the slow path of ``_decode_outcome``), raised."""
+    op, data, targets, sender, reliable, deferred = b
+    int64(op, "op_code")
+    _opt_bytes(data, "data")
+    optional(each(lambda t, f: presence_index(t, f, n)))(targets, "targets")
+    optional(lambda v, f: presence_index(v, f, n))(sender, "sender")
+    boolean(reliable, "reliable")
+    boolean(deferred, "deferred")
+    raise AssertionError("unreachable: a broadcast row failed the fast check but no field check")
 
 
 def _encode_nd(nd: tuple[Nondeterministic, ...]) -> list[list[Any]] | None:
     return [[v.source, v.value] for v in nd] if nd else None
 
 
-def _decode_nd(items: list[list[Any]] | None) -> tuple[Nondeterministic, ...]:
-    return tuple(Nondeterministic(s, v) for s, v in items) if items else ()
+def _decode_nd(items: Any) -> tuple[Nondeterministic, ...]:
+    if not items:
+        return ()
+    out = []
+    for j, item in enumerate(_array(items, "nondeterministic")):
+        if type(item) is not list or len(item) != 2:
+            raise Invalid(f"nondeterministic[{j}]", "must be [source, value]")
+        out.append(Nondeterministic(text(item[0], f"nondeterministic[{j}].source"), value(item[1], f"nondeterministic[{j}].value")))
+    return tuple(out)
 
 
 def _encode_event(e: Event, ref) -> list[Any]:
@@ -208,25 +266,43 @@ def _opt(items: list[Any], i: int) -> Any:
     return items[i] if len(items) > i else None
 
 
-def _presences(rows: list[Any], cache: dict[tuple[Any, ...], Presence] | None) -> list[Presence]:
+def _presences(rows: Any, cache: dict[tuple[Any, ...], Presence] | None) -> list[Presence]:
     """A chunk's presence table; ``cache`` (one per reader) builds and checks each distinct row once."""
-    if cache is None:
-        return [_PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r)) for u, s, n, node, r in rows]
+    if type(rows) is not list:
+        raise Invalid("presences", f"must be an array, got {show(rows)}")
     out = []
-    for row in rows:
-        key = tuple(row)
-        p = cache.get(key)
+    for j, row in enumerate(rows):
+        key = tuple(row) if type(row) is list else None
+        p = None
+        if cache is not None and key is not None:
+            try:
+                p = cache.get(key)
+            except TypeError:  # an unhashable item: reported by the checks below
+                key = None
         if p is None:
-            u, s, n, node, r = key
-            p = _PresenceBuilder(_str(u), _str(s), _str(n), _str(node), _int(r))
-            if len(cache) < 65536:  # bounded: a match has few distinct presences, a hostile file many
-                cache[key] = p
+            p = _presence_row(row, j)
+            if cache is not None and key is not None and len(cache) < 65536:
+                cache[key] = p  # bounded: a match has few distinct presences, a hostile file many
         out.append(p)
     return out
 
 
+def _presence_row(row: Any, j: int) -> Presence:
+    where = f"presences[{j}]"
+    if type(row) is not list or len(row) != 5:
+        raise Invalid(where, "must be [user_id, session_id, username, node, reason]")
+    u, s, n, node, r = row
+    return _PresenceBuilder(  # type: ignore[no-any-return]
+        text(u, f"{where}.user_id"),
+        text(s, f"{where}.session_id"),
+        text(n, f"{where}.username"),
+        text(node, f"{where}.node"),
+        int64(r, f"{where}.reason"),
+    )
+
+
 def iter_events(
-    payload: list[Any],
+    payload: Any,
     origin: tuple[str, int, int] = ("<memory>", 0, 0),
     presence_cache: dict[tuple[Any, ...], Presence] | None = None,
 ) -> Iterator[Event]:
@@ -234,92 +310,172 @@ def iter_events(
 
     Building each record only when it is asked for keeps records short-lived: a reader's consumer drops
     each one before the next is built, so the garbage collector never has to walk a whole chunk of them.
-    Malformed input raises ``CorruptRecording`` naming ``origin`` (path, offset, chunk) when the iteration
-    reaches it; a loop's messages are checked when they are first used.
+    Every field is checked (``recorder.validate``: types, integer ranges, presence indexes within the
+    chunk's table, free-form values within ``MAX_DEPTH``); malformed input raises ``CorruptRecording``
+    naming ``origin`` (path, offset, chunk), the event and the field when the iteration reaches it. A
+    loop's messages are checked when they are first used.
     """
+    i = -1
     try:
+        if type(payload) is not list or len(payload) != 2:
+            raise Invalid("", f"a chunk payload is [presences, events], got {show(payload)}")
         rows, encoded = payload
         ps = _presences(rows, presence_cache)
-        for ev in encoded:
-            if ev[0] == LOOP:
+        if type(encoded) is not list:
+            raise Invalid("events", f"must be an array, got {show(encoded)}")
+        for i, ev in enumerate(encoded):
+            if type(ev) is list and len(ev) > 2 and ev[0] == LOOP and type(ev[0]) is int:
                 tick = ev[1]
-                if type(tick) is not int:
-                    raise TypeError(f"loop tick must be an integer, got {tick!r}")
+                if type(tick) is not int or tick < 0 or tick > INT64_MAX:
+                    validate.tick(tick, "tick")
                 msgs = ev[2]
                 if type(msgs) is not list:
-                    raise TypeError(f"loop messages must be an array, got {type(msgs).__name__}")
+                    raise Invalid("messages", f"must be an array, got {show(msgs)}")
                 # message objects are built (and checked) on first use
                 if len(ev) == 3:
-                    yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin), None, ())  # type: ignore[misc]
+                    yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin, i), None, ())  # type: ignore[misc]
+                elif len(ev) > 5:
+                    raise Invalid("", f"a loop has at most 5 fields, got {len(ev)}")
                 else:
                     nd = ev[4] if len(ev) > 4 else None
                     yield _LoopBuilder(  # type: ignore[misc]
-                        tick, MessageBatch(msgs, ps, origin), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
+                        tick, MessageBatch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
                     )
             else:
                 yield _decode_other(ev, ps)
+    except Invalid as exc:
+        raise _corrupt(origin, encoded_kind(payload, i), i, exc) from None
     except RecordingError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure to decode checksummed bytes means a bad writer
-        raise CorruptRecording(*origin, f"chunk payload: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a failure no check foresaw: still a bad writer, never a crash
+        problem = f"{type(exc).__name__}: {exc}"
+        raise _corrupt(origin, encoded_kind(payload, i), i, Invalid("", problem)) from exc
 
 
-def decode_chunk(payload: list[Any], origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
+def encoded_kind(payload: Any, i: int) -> str:
+    """The kind name of event ``i`` of a chunk payload, for messages ("" when it cannot be told)."""
+    try:
+        code = payload[1][i][0]
+        return _KIND_NAMES[code] if type(code) is int and 0 <= code < len(_KIND_NAMES) else ""
+    except Exception:  # noqa: BLE001 - only a label for an error message
+        return ""
+
+
+_KIND_NAMES = ("init", "join_attempt", "join", "leave", "loop", "signal", "terminate", "crash", "wire")
+
+
+def _corrupt(origin: tuple[str, int, int], kind: str, i: int, exc: Invalid) -> CorruptRecording:
+    """``CorruptRecording`` for a bad field of event ``i`` (-1: the chunk's own structure)."""
+    field = exc.field if i < 0 else (f"events[{i}].{exc.field}" if exc.field else f"events[{i}]")
+    where = f"event {i}" + (f" ({kind})" if kind else "") if i >= 0 else "chunk"
+    what = f"{exc.field}: {exc.problem}" if exc.field else exc.problem
+    return CorruptRecording(*origin, f"{where}: {what}", field=field)
+
+
+def decode_chunk(payload: Any, origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:
     """Inverse of ``encode_chunk``: every event of a chunk (see ``iter_events``; raises ``CorruptRecording``)."""
     return list(iter_events(payload, origin))
 
 
-def _decode_other(ev: list[Any], ps: list[Presence]) -> Event:
+_EVENT_LENGTHS = {  # kind code -> (fewest, most) items
+    INIT: (3, 5), JOIN_ATTEMPT: (4, 7), JOIN: (3, 5), LEAVE: (3, 5), SIGNAL: (3, 5), TERMINATE: (3, 5),
+    CRASH: (5, 5), WIRE: (5, 9),
+}
+
+
+def _decode_other(ev: Any, ps: list[Presence]) -> Event:
     """Any event but a loop (those are rare next to loops, so plain constructors do)."""
+    if type(ev) is not list or not ev:
+        raise Invalid("", f"an event is an array [kind, ...], got {show(ev)}")
     code = ev[0]
+    lengths = _EVENT_LENGTHS.get(code) if type(code) is int else None
+    if lengths is None:
+        if code == LOOP and type(code) is int:
+            raise Invalid("", "a loop is [4, tick, messages, outcome?, nondeterministic?]")
+        raise Invalid("", f"unknown event kind code {show(code)}")
+    if not lengths[0] <= len(ev) <= lengths[1]:
+        raise Invalid("", f"a {_KIND_NAMES[code]} event has {lengths[0]} to {lengths[1]} fields, got {len(ev)}")
+    n = len(ps)
     if code == JOIN or code == LEAVE:
         cls = JoinCall if code == JOIN else LeaveCall
-        return cls(
-            _int(ev[1]), tuple([ps[i] for i in ev[2]]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))
-        )
+        members = tuple([ps[presence_index(i, "presences", n)] for i in _array(ev[2], "presences")])
+        return cls(validate.tick(ev[1], "tick"), members, _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
     if code == JOIN_ATTEMPT:
+        vars_ = _opt(ev, 6) or {}
         return JoinAttemptCall(
-            _int(ev[1]),
-            ps[ev[2]],
-            _as_map(ev[3]),
+            validate.tick(ev[1], "tick"),
+            ps[presence_index(ev[2], "presence", n)],
+            _free_map(ev[3], "metadata"),
             _decode_outcome(_opt(ev, 4), ps),
             _decode_nd(_opt(ev, 5)),
-            _as_map(_opt(ev, 6) or {}),
+            _text_map(vars_, "vars"),
         )
     if code == INIT:
-        return InitCall(_as_map(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)), _int(ev[1]))
+        return InitCall(
+            _free_map(ev[2], "params"), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)),
+            validate.tick(ev[1], "tick"),
+        )
     if code == SIGNAL:
-        return SignalCall(_int(ev[1]), _str(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+        return SignalCall(
+            validate.tick(ev[1], "tick"), text(ev[2], "data"), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4))
+        )
     if code == TERMINATE:
-        return TerminateCall(_int(ev[1]), _int(ev[2]), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
+        return TerminateCall(
+            validate.tick(ev[1], "tick"), int64(ev[2], "grace_seconds"), _decode_outcome(_opt(ev, 3), ps),
+            _decode_nd(_opt(ev, 4)),
+        )
     if code == CRASH:
-        return CrashMarker(_str(ev[1]), _int(ev[2]), _str(ev[3]), _str(ev[4]))
-    if code == WIRE:
-        t = ev[3]
-        if type(t) is not float and type(t) is not int:
-            raise TypeError(f"wire time must be a number, got {t!r}")
-        return WireEvent(_str(ev[1]), _str(ev[2]), t, _str(ev[4]), *(list(ev[5:9]) + [None] * (9 - max(len(ev), 5))))
-    raise ValueError(f"unknown event kind code {code!r}")
+        return CrashMarker(text(ev[1], "callback"), validate.tick(ev[2], "tick"), text(ev[3], "error"), text(ev[4], "traceback"))
+    # WIRE
+    t = ev[3]
+    if type(t) is not float and type(t) is not int:
+        raise Invalid("t", f"must be a number, got {show(t)}")
+    envelope, raw, close_code, close_reason = (list(ev[5:9]) + [None] * 4)[:4]
+    return WireEvent(
+        text(ev[1], "socket"),
+        text(ev[2], "direction"),
+        t,
+        text(ev[4], "event"),
+        None if envelope is None else _free_map(envelope, "envelope"),
+        _opt_str(raw, "raw"),
+        _opt_int64(close_code, "close_code"),
+        _opt_str(close_reason, "close_reason"),
+    )
 
 
 _LoopBuilder = record_builder(LoopCall)  # the hot path of every reader
 
 
-def _int(v: Any) -> int:
-    if type(v) is not int:
-        raise TypeError(f"expected an integer, got {v!r}")
+def _array(v: Any, field: str) -> list[Any]:
+    if type(v) is not list:
+        raise Invalid(field, f"must be an array, got {show(v)}")
     return v
 
 
-def _str(v: Any) -> str:
-    if type(v) is not str:
-        raise TypeError(f"expected a string, got {v!r}")
+def _free_map(v: Any, field: str) -> dict[Any, Any]:
+    """A free-form map (params, metadata, envelope): scalar keys, values within the limits."""
+    if type(v) is not dict:
+        raise Invalid(field, f"must be a map, got {show(v)}")
+    return value(v, field)  # type: ignore[no-any-return]
+
+
+def _text_map(v: Any, field: str) -> dict[str, str]:
+    if type(v) is not dict:
+        raise Invalid(field, f"must be a map, got {show(v)}")
+    for k, x in v.items():
+        text(k, f"{field}.<key>")
+        text(x, f"{field}.{k}")
     return v
 
 
-def _as_map(v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise TypeError(f"expected a map, got {type(v).__name__}")
+_opt_str = optional(text)
+_opt_bool = optional(boolean)
+_opt_int64 = optional(int64)
+
+
+def _opt_bytes(v: Any, field: str) -> bytes | None:
+    if v is not None and type(v) is not bytes:
+        raise Invalid(field, f"must be bytes or nil, got {show(v)}")
     return v
 
 
@@ -338,17 +494,28 @@ def encode_header(h: Header) -> dict[str, Any]:
     return out
 
 
-def decode_header(d: dict[str, Any]) -> Header:
-    if not isinstance(d, dict):
-        raise TypeError("header is not a map")
-    known = {k: v for k, v in d.items() if k in _HEADER_FIELDS}
-    for k, v in known.items():
-        expected = _HEADER_TYPES[k]
-        if type(v) is not expected and not (expected is tuple and type(v) is list):
-            raise TypeError(f"header field {k!r} must be {expected.__name__}, got {v!r}")
-    if "redactions" in known:
-        known["redactions"] = tuple(known["redactions"])
-    extra = {k: v for k, v in d.items() if k not in _HEADER_FIELDS}
+def decode_header(d: Any) -> Header:
+    """The header map; raises ``recorder.validate.Invalid`` naming the field."""
+    if type(d) is not dict:
+        raise Invalid("header", f"must be a map, got {show(d)}")
+    known: dict[str, Any] = {}
+    for k, v in d.items():
+        expected = _HEADER_TYPES.get(k) if type(k) is str else None
+        if expected is None:
+            continue
+        if expected is int:
+            int64(v, k)
+        elif expected is str:
+            text(v, k)
+        elif expected is tuple:
+            v = tuple(each(text)(v, k))
+        elif k == "client_versions":
+            _text_map(v, k)
+        else:
+            _free_map(v, k)
+        known[k] = v
+    extra = {k: v for k, v in d.items() if type(k) is not str or k not in _HEADER_TYPES}
     if extra:  # fields from a newer writer: keep them visible rather than drop them
+        value(extra, "header")
         known["tags"] = {**known.get("tags", {}), **{f"_unknown.{k}": v for k, v in extra.items()}}
     return Header(**known)

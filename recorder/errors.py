@@ -78,10 +78,11 @@ class RecordingError(NakamaReplayError, ValueError):
 
 class CorruptRecording(RecordingError):
     """A chunk's frame, checksum or payload is damaged (chunk 0: the signature or the header, so nothing
-    of the file can be used; only then is salvage advice left out)."""
+    of the file can be used; only then is salvage advice left out). ``field`` names the bad field of a
+    payload (``events[3].messages[2].op_code``) when one is to blame."""
 
-    def __init__(self, path: str, offset: int, chunk: int, problem: str) -> None:
-        self.path, self.offset, self.chunk, self.problem = str(path), offset, chunk, problem
+    def __init__(self, path: str, offset: int, chunk: int, problem: str, field: str = "") -> None:
+        self.path, self.offset, self.chunk, self.problem, self.field = str(path), offset, chunk, problem, field
         if chunk == 0:
             text = f"{self.path}: {problem}" if offset == 0 else f"{self.path}: corrupt header at byte offset {offset}: {problem}"
         else:

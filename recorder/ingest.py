@@ -15,22 +15,30 @@ logs (``Stopping match after error from <callback> execution``, fields ``mid``, 
 - the header keeps both match ids: ``match_id`` as clients see it (``uuid.node``, from the records) and
   ``log_match_id`` as the log prints it (``mid``, no node).
 
-A record that contradicts its schema is reported as damaged with its line and left out.
+Nothing in a log stops the run: every line and record is checked at the door (``recorder.validate``:
+JSON nesting, 64-bit integers, finite numbers, match ids, field types) and one that fails is reported as
+damaged with its file, line and field and left out. ``write_matches`` writes each recording whole or not
+at all (``recorder.atomic``) under a file name made from its match id that no other match id maps to
+(``recording_name``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+import dataclasses
+import hashlib
 import os
+import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.atomic import atomic_output
 from recorder.canonical import canonical_bytes, state_digest
-from recorder.errors import StateError
+from recorder.errors import LogError, RecordingError, StateError
 from recorder.model import (
     Broadcast,
     Call,
@@ -49,17 +57,27 @@ from recorder.model import (
     SignalCall,
     TerminateCall,
 )
-from recorder.nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, parse_ts_ms
-from recorder.nkrec import RecordingWriter
+from recorder.nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
+from recorder.nkrec import RecordingWriter, open_recording
+from recorder.validate import (
+    INT64_MAX,
+    MAX_DEPTH,
+    Invalid,
+    integer,
+    match_id,
+    parse_json,
+    show,
+    text,
+    value,
+)
 
-__all__ = ["TAG", "Ingest", "IngestedMatch", "write_match"]
+__all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
 
 TAG = "nkreplay:1 "
 _KINDS = ("init", "join_attempt", "join", "leave", "loop", "signal", "terminate")
-
-
-class _Bad(Exception):
-    """A record field that is not what the capture module writes."""
+#: arrays and maps a capture record itself adds around the free-form values it carries (record, nd, pair)
+_RECORD_NESTING = 3
+_MAX_PARTS = 100_000  # parts of one split record (the capture module's max_line is thousands of bytes)
 
 
 @dataclass(slots=True)
@@ -99,17 +117,36 @@ class Ingest:
 
     # -- reading ----------------------------------------------------------------------------------------
     def feed(self, lines: Iterable[str | bytes], source: str = "<stdin>") -> None:
-        """Read one log source."""
+        """Read one log source. Never raises for what the lines hold: bad ones are counted as damaged."""
         for item in iter_log(lines, source, self.stats):
             if isinstance(item, DamagedLine):
                 continue
-            self._entry(item)
+            try:
+                self._entry(item)
+            except Invalid as exc:
+                self._damaged(item.source, item.line, _describe(exc))
+
+    def feed_file(self, name: str) -> None:
+        """Read the log file ``name`` (gzip-compressed or not), or standard input for ``-``. A file that
+        cannot be opened raises ``LogError``; compressed input that ends early keeps what was read."""
+        if name == "-":
+            self.feed(_maybe_gzip(sys.stdin.buffer), "<stdin>")
+            return
+        try:
+            f = open_log(name)
+        except OSError as exc:
+            raise LogError(name, f"cannot read the log: {exc.strerror or exc}") from exc
+        with f:
+            self.feed(f, name)
 
     def _damaged(self, source: str, line: int, problem: str) -> None:
         self.stats.damaged.append(DamagedLine(source, line, problem))
 
     def _entry(self, e: LogEntry) -> None:
-        crash = crash_of(e)
+        try:
+            crash = crash_of(e)
+        except Invalid as exc:
+            raise Invalid("", f"Nakama's crash line: {_describe(exc)}") from None
         if crash is not None:
             self.crashes[crash[0]] = crash[1]
             return
@@ -120,58 +157,58 @@ class Ingest:
         body = msg[len(TAG) :]
         ts_ms = parse_ts_ms(e.ts)
         mid = e.fields.get("mid")
+        if mid is not None:
+            match_id(mid, "mid")
         if body.startswith("P "):
             self._part(e, body, ts_ms, mid)
             return
         self._record(body, e.source, e.line, ts_ms, mid)
 
-    def _part(self, e: LogEntry, body: str, ts_ms: int, mid: Any) -> None:
+    def _part(self, e: LogEntry, body: str, ts_ms: int, mid: str | None) -> None:
         try:
-            _, position, text = body.split(" ", 2)
+            _, position, text_ = body.split(" ", 2)
             seq_s, i_s, n_s = position.split("/")
             seq, i, n = int(seq_s), int(i_s), int(n_s)
-            if not 1 <= i <= n:
-                raise ValueError("part number out of range")
         except ValueError as exc:
-            self._damaged(e.source, e.line, f"malformed record part ({exc})")
-            return
-        key = (str(mid or ""), seq)
+            raise Invalid("", f"malformed record part ({str(exc)[:80]})") from None
+        integer(seq, "part sequence number", 0, INT64_MAX)
+        integer(n, "part count", 1, _MAX_PARTS)
+        integer(i, "part number", 1, n)
+        key = (mid or "", seq)
         got = self.parts.setdefault(key, {})
-        got[i] = (n, text, e.source, e.line, ts_ms)
+        got[i] = (n, text_, e.source, e.line, ts_ms)
         if len(got) == n and all(got[k][0] == n for k in got):
             whole = "".join(got[k][1] for k in range(1, n + 1))
             first = got[1]
             del self.parts[key]
-            self._record(whole, first[2], first[3], first[4], mid)
+            try:
+                self._record(whole, first[2], first[3], first[4], mid)
+            except Invalid as exc:
+                self._damaged(first[2], first[3], _describe(exc))
 
-    def _record(self, body: str, source: str, line: int, ts_ms: int, mid: Any) -> None:
-        try:
-            rec = json.loads(body)
-        except ValueError as exc:
-            self._damaged(source, line, f"capture record is not valid JSON ({exc})")
-            return
-        if not isinstance(rec, dict) or not isinstance(rec.get("m"), str) or not isinstance(rec.get("s"), int):
-            self._damaged(source, line, "capture record without match id (m) and sequence number (s)")
-            return
-        if rec.get("k") not in _KINDS and "capture_error" not in rec:
-            self._damaged(source, line, f"capture record of unknown kind {rec.get('k')!r}")
-            return
-        match_id, seq = rec["m"], rec["s"]
-        if isinstance(mid, str):
-            self.mids.setdefault(match_id, mid)
-        seen = self.records.setdefault(match_id, {})
+    def _record(self, body: str, source: str, line: int, ts_ms: int, mid: str | None) -> None:
+        rec = _parse_record(body)
+        match, seq = rec["m"], rec["s"]
+        if mid is not None:
+            self.mids.setdefault(match, mid)
+        seen = self.records.setdefault(match, {})
         if seq in seen:
             if seen[seq].body != rec:
-                self._damaged(source, line, f"match {match_id}: two different records with sequence number {seq}")
+                raise Invalid("s", f"match {match}: two different records with sequence number {seq}")
             return  # the same line twice (a log shipped twice)
         seen[seq] = _Record(rec, source, line, ts_ms)
 
     # -- assembling -------------------------------------------------------------------------------------
     def matches(self) -> list[IngestedMatch]:
-        """One recording per match that has capture records, in order of first appearance."""
+        """One recording per match that has usable capture records, in order of first appearance."""
         out = []
-        for match_id, records in self.records.items():
-            out.append(self._match(match_id, records))
+        for match, records in self.records.items():
+            m = self._match(match, records)
+            if m.calls:
+                out.append(m)
+            else:
+                r = records[min(records)]
+                self._damaged(r.source, r.line, f"match {match}: no usable records, no recording written")
         for (mid, seq), got in self.parts.items():
             first = min(got)
             _, _, source, line, _ = got[first]
@@ -184,89 +221,144 @@ class Ingest:
         known = {self.mids.get(m) or m.split(".", 1)[0] for m in self.records}
         return [mid for mid in self.crashes if mid not in known]
 
-    def _match(self, match_id: str, records: dict[int, _Record]) -> IngestedMatch:
-        log_mid = self.mids.get(match_id) or match_id.split(".", 1)[0]
+    def _match(self, match: str, records: dict[int, _Record]) -> IngestedMatch:
+        log_mid = self.mids.get(match) or match.split(".", 1)[0]
         problems: list[str] = []
         seqs = sorted(records)
         expected = 0
         for s in seqs:
             if s > expected:
-                problems.append(f"records {expected}..{s - 1} missing (lost log lines?)")
+                which = f"record {expected}" if s == expected + 1 else f"records {expected}..{s - 1}"
+                problems.append(f"{which} missing (lost log lines, or damaged ones reported above)")
             expected = s + 1
-        builder = _Builder(match_id)
+        builder = _Builder(match)
         for s in seqs:
             r = records[s]
             if "capture_error" in r.body:
-                problems.append(f"{r.source}:{r.line}: the capture module could not record a {r.body.get('k')} call: {r.body['capture_error']}")
+                problems.append(
+                    f"{r.source}:{r.line}: the capture module could not record a {show(r.body.get('k'))} call: "
+                    f"{show(r.body['capture_error'], 200)}"
+                )
                 continue
             try:
                 builder.add(r.body, r.ts_ms)
-            except (_Bad, KeyError, TypeError, ValueError, IndexError, binascii.Error, StateError) as exc:
-                self._damaged(r.source, r.line, f"match {match_id} record {s}: {exc}")
+            except Invalid as exc:
+                self._damaged(r.source, r.line, f"match {match} record {s}: {_describe(exc)}")
         crash = self.crashes.get(log_mid) or builder.error_crash
         events: list[Event] = list(builder.calls)
         if crash is not None:
             events.append(crash)
-        init = builder.init
-        h = init.get("h", {}) if init else {}
         header = Header(
-            match_id=match_id,
+            match_id=match,
             log_match_id=log_mid,
-            module=str(h.get("mod") or ""),
+            module=builder.module,
             tick_rate=builder.tick_rate,
             label=builder.label,
             params=builder.params,
-            node=str(h.get("node") or (match_id.split(".", 1)[1] if "." in match_id else "")),
+            node=builder.node or (match.split(".", 1)[1] if "." in match else ""),
             source="lua-capture",
             started_ms=builder.started_ms,
-            tags={"capture_version": h.get("v", 1), "snapshot_every": h.get("snap", 0)},
-            redactions=tuple([f"key:{k}" for k in _list(h.get("red"))] + [f"op:{op}" for op in _list(h.get("redop"))]),
+            tags={"capture_version": builder.capture_version, "snapshot_every": builder.snapshot_every},
+            redactions=builder.redactions,
         )
-        if init is None:
+        if builder.init is None:
             problems.append("no init record: the match started before the capture module, or its first lines are lost")
         return IngestedMatch(header, events, len(builder.calls), builder.loops, problems)
 
 
-def _list(v: Any) -> list[Any]:
-    """A JSON array as Nakama's json_encode writes it (an empty Lua table is ``{}``)."""
+def _describe(exc: Invalid) -> str:
+    return f"{exc.field}: {exc.problem}" if exc.field else exc.problem
+
+
+def _maybe_gzip(stream: Any) -> Any:
+    """Standard input, decompressed when it starts like gzip (``cat nakama.log.gz | ingest -``)."""
+    peek = getattr(stream, "peek", None)
+    if peek is not None and peek(2)[:2] == b"\x1f\x8b":
+        import gzip  # noqa: PLC0415
+
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return stream
+
+
+def _parse_record(body: str) -> dict[str, Any]:
+    """A capture record's JSON, checked as a whole: an object with a match id (m), a sequence number (s)
+    and a kind (k); nesting, integers and numbers within the limits everywhere in it."""
+    rec = parse_json(body)
+    if type(rec) is not dict:
+        raise Invalid("", f"a capture record is a JSON object, got {show(rec)}")
+    value(rec, "", from_json=True, max_depth=MAX_DEPTH + _RECORD_NESTING)
+    if "m" not in rec or "s" not in rec:
+        raise Invalid("", "capture record without match id (m) and sequence number (s)")
+    match_id(rec["m"], "m")
+    integer(rec["s"], "s", 0, INT64_MAX)
+    if rec.get("k") not in _KINDS and "capture_error" not in rec:
+        raise Invalid("k", f"capture record of unknown kind {show(rec.get('k'))}")
+    return rec
+
+
+# -- record fields (short keys, as nkreplay_capture.lua writes them) --------------------------------------
+
+
+def _whole(v: Any, field: str, lo: int = -(1 << 63), hi: int = INT64_MAX) -> int:
+    """A whole number (Lua numbers are doubles: ``3.0`` is 3)."""
+    return integer(v, field, lo, hi, whole_floats=True)
+
+
+def _tick(v: Any, field: str) -> int:
+    return _whole(v, field, 0, INT64_MAX)
+
+
+def _list(v: Any, field: str) -> list[Any]:
+    """A JSON array as Nakama's json_encode writes it (an empty Lua table is ``{}``; absent is empty)."""
     if v is None or v == {}:
         return []
-    if not isinstance(v, list):
-        raise _Bad(f"expected a list, got {type(v).__name__}")
+    if type(v) is not list:
+        raise Invalid(field, f"must be an array, got {show(v)}")
     return v
 
 
-def _str(v: Any, what: str) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"{what} must be a string")
+def _items(v: Any, field: str, count: int, what: str) -> list[Any]:
+    """The first ``count`` items of an array that must hold at least that many."""
+    items = _list(v, field)
+    if len(items) < count:
+        raise Invalid(field, f"must be {what}, got {show(v)}")
+    return items[:count]
+
+
+def _object(v: Any, field: str) -> dict[str, Any]:
+    """A JSON object (absent or an empty Lua table is empty)."""
+    if v is None or v == [] or v == {}:
+        return {}
+    if type(v) is not dict:
+        raise Invalid(field, f"must be an object, got {show(v)}")
     return v
 
 
-def _num(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _Bad(f"{what} must be a number")
-    return int(v)
-
-
-def _presence(v: Any, reason: int | None = None) -> Presence:
-    items = _list(v)
+def _presence(v: Any, field: str, reason: int | None = None) -> Presence:
+    items = _list(v, field)
     if len(items) < 4:
-        raise _Bad("a presence needs user_id, session_id, username and node")
-    r = reason if reason is not None else (_num(items[4], "reason") if len(items) > 4 else 0)
-    return Presence(_str(items[0], "user_id"), _str(items[1], "session_id"), _str(items[2] or "", "username"), _str(items[3] or "", "node"), r)
+        raise Invalid(field, "a presence needs user_id, session_id, username and node")
+    r = reason if reason is not None else (_whole(items[4], f"{field}[4]") if len(items) > 4 else 0)
+    return Presence(
+        text(items[0], f"{field}[0]"), text(items[1], f"{field}[1]"), text(items[2] or "", f"{field}[2]"),
+        text(items[3] or "", f"{field}[3]"), r,
+    )
 
 
-def _data(v: Any) -> bytes | None:
+def _data(v: Any, field: str) -> bytes | None:
     if v is None or v is False:
         return None
-    return base64.b64decode(_str(v, "data"), validate=True)
+    try:
+        return base64.b64decode(text(v, field), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Invalid(field, f"not standard base64 ({exc})") from None
 
 
 class _Builder:
     """Turns one match's records, in sequence order, into calls with outcomes."""
 
-    def __init__(self, match_id: str) -> None:
-        self.match_id = match_id
+    def __init__(self, match: str) -> None:
+        self.match_id = match
         self.calls: list[Call] = []
         self.presences: list[Presence] = []  # Nakama's presence list, for broadcast targets
         self.init: dict[str, Any] | None = None
@@ -276,28 +368,35 @@ class _Builder:
         self.started_ms = 0
         self.loops = 0
         self.error_crash: CrashMarker | None = None
+        # from the init record's "h" (the capture module's own header)
+        self.module = ""
+        self.node = ""
+        self.capture_version: Any = 1
+        self.snapshot_every: Any = 0
+        self.redactions: tuple[str, ...] = ()
 
     def add(self, rec: dict[str, Any], ts_ms: int) -> None:
-        kind, tick = rec["k"], _num(rec.get("t", 0), "tick")
-        o = rec.get("o") or {}
-        if not isinstance(o, dict):
-            raise _Bad("outcome (o) must be an object")
-        nd = tuple(Nondeterministic(_str(s, "source"), v) for s, v in (_pair(x) for x in _list(rec.get("nd"))))
+        """Add one record; raises ``Invalid`` naming the field when it contradicts the capture format."""
+        kind, tick = rec["k"], _tick(rec.get("t", 0), "t")
+        o = _object(rec.get("o"), "o")
+        nd = tuple(
+            Nondeterministic(text(pair[0], f"nd[{i}][0]"), value(pair[1], f"nd[{i}][1]", from_json=True))
+            for i, pair in enumerate(_pairs(rec.get("nd")))
+        )
         call: Call
         if kind == "init":
-            self.init = rec
-            params = rec.get("p") or {}
-            if not isinstance(params, dict):
-                raise _Bad("params (p) must be an object")
-            self.params = params
-            self.started_ms = ts_ms
+            params = _object(rec.get("p"), "p")
+            value(params, "p", from_json=True)
+            self._capture_header(_object(rec.get("h"), "h"))
             rate = o.get("tr")
             label = o.get("l")
-            if isinstance(rate, (int, float)) and not isinstance(rate, bool):
-                self.tick_rate = int(rate)
-            if isinstance(label, str):
+            tick_rate = 0 if rate is None else _whole(rate, "o.tr", 0, INT64_MAX)
+            if label is not None:
+                text(label, "o.l")
+            outcome = self._outcome(o, tick_rate=tick_rate or None, label=label)
+            self.init, self.params, self.started_ms, self.tick_rate = rec, params, ts_ms, tick_rate
+            if label is not None:
                 self.label = label
-            outcome = self._outcome(o, tick_rate=self.tick_rate or None, label=label if isinstance(label, str) else None)
             call = InitCall(params, outcome, nd)
         elif kind == "join_attempt":
             accept = o.get("a")
@@ -305,13 +404,16 @@ class _Builder:
             outcome = self._outcome(
                 o, accept=accept if isinstance(accept, bool) else None, reason=reason if isinstance(reason, str) else None
             )
-            metadata = rec.get("md") or {}
-            vars_ = rec.get("vars") or {}
-            if not isinstance(metadata, dict) or not isinstance(vars_, dict):
-                raise _Bad("metadata (md) and vars must be objects")
-            call = JoinAttemptCall(tick, _presence(rec["pr"], 0), metadata, outcome, nd, {str(k): str(v) for k, v in vars_.items()})
+            metadata = _object(rec.get("md"), "md")
+            value(metadata, "md", from_json=True)
+            vars_ = _object(rec.get("vars"), "vars")
+            if "pr" not in rec:
+                raise Invalid("pr", "missing (the joining presence)")
+            call = JoinAttemptCall(
+                tick, _presence(rec["pr"], "pr", 0), metadata, outcome, nd, {str(k): _var(v, f"vars.{k}") for k, v in vars_.items()}
+            )
         elif kind == "join":
-            joined = tuple(_presence(p) for p in _list(rec.get("ps")))
+            joined = tuple(_presence(p, f"ps[{i}]") for i, p in enumerate(_list(rec.get("ps"), "ps")))
             present = {(p.session_id, p.node) for p in self.presences}
             for p in joined:
                 if (p.session_id, p.node) not in present:
@@ -319,7 +421,7 @@ class _Builder:
                     present.add((p.session_id, p.node))
             call = JoinCall(tick, joined, self._outcome(o), nd)
         elif kind == "leave":
-            left = tuple(_presence(p) for p in _list(rec.get("ps")))
+            left = tuple(_presence(p, f"ps[{i}]") for i, p in enumerate(_list(rec.get("ps"), "ps")))
             for p in left:
                 for i, q in enumerate(self.presences):
                     if q.session_id == p.session_id and q.node == p.node:
@@ -328,51 +430,82 @@ class _Builder:
                         break
             call = LeaveCall(tick, left, self._outcome(o), nd)
         elif kind == "loop":
-            senders = [_presence(p, 0) for p in _list(rec.get("ps"))]
+            senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
             messages = []
-            for m in _list(rec.get("ms")):
-                idx, op, data, reliable, received = _list(m)[:5]
-                if not 1 <= _num(idx, "sender index") <= len(senders):
-                    raise _Bad("message sender index out of range")
-                messages.append(MatchMessage(senders[int(idx) - 1], _num(op, "op_code"), _data(data), bool(reliable), _num(received, "receive_time_ms")))
+            for j, m in enumerate(_list(rec.get("ms"), "ms")):
+                where = f"ms[{j}]"
+                idx, op, data, reliable, received = _items(m, where, 5, "[sender, op_code, data, reliable, receive_time_ms]")
+                sender = _whole(idx, f"{where}[0]", 1, len(senders)) if senders else None
+                if sender is None:
+                    raise Invalid(f"{where}[0]", "a message needs a sender, and the record lists none (ps)")
+                messages.append(
+                    MatchMessage(
+                        senders[sender - 1], _whole(op, f"{where}[1]"), _data(data, f"{where}[2]"), bool(reliable),
+                        _whole(received, f"{where}[4]"),
+                    )
+                )
             call = LoopCall(tick, tuple(messages), self._outcome(o), nd)
             self.loops += 1
         elif kind == "signal":
             reply = o.get("rp")
-            call = SignalCall(tick, _str(rec.get("d", ""), "signal data"), self._outcome(o, reply=reply if isinstance(reply, str) else ""), nd)
+            call = SignalCall(tick, text(rec.get("d", ""), "d"), self._outcome(o, reply=reply if isinstance(reply, str) else ""), nd)
         else:  # terminate
-            call = TerminateCall(tick, _num(rec.get("g", 0), "grace seconds"), self._outcome(o), nd)
+            call = TerminateCall(tick, _whole(rec.get("g", 0), "g"), self._outcome(o), nd)
         if "e" in rec:
             # the call raised: no outcome to compare, and the crash in case Nakama's crash line is missing
-            call = _without_outcome(call)
-            self.error_crash = CrashMarker(call.callback, tick, str(rec["e"]), "")
+            call = dataclasses.replace(call, outcome=None)  # type: ignore[arg-type]
+            error = rec["e"]
+            self.error_crash = CrashMarker(call.callback, tick, error if isinstance(error, str) else show(error, 200), "")
         self.calls.append(call)
+
+    def _capture_header(self, h: dict[str, Any]) -> None:
+        """The init record's ``h``: module, node, capture version, snapshot interval, redactions."""
+        module, node = h.get("mod"), h.get("node")
+        self.module = "" if not module else text(module, "h.mod")
+        self.node = "" if not node else text(node, "h.node")
+        self.capture_version = h.get("v", 1)
+        self.snapshot_every = h.get("snap", 0)
+        keys = _list(h.get("red"), "h.red")
+        ops = _list(h.get("redop"), "h.redop")
+        self.redactions = tuple([f"key:{show(k) if not isinstance(k, str) else k}" for k in keys] + [f"op:{show(op)}" for op in ops])
 
     def _outcome(self, o: dict[str, Any], **extra: Any) -> Outcome:
         broadcasts = []
-        for b in _list(o.get("b")):
-            op, data, targets, sender, reliable, deferred = _list(b)[:6]
-            resolved = self._targets(targets)
+        for j, b in enumerate(_list(o.get("b"), "o.b")):
+            where = f"o.b[{j}]"
+            op, data, targets, sender, reliable, deferred = _items(b, where, 6, "[op_code, data, targets, sender, reliable, deferred]")
+            resolved = self._targets(targets, f"{where}[2]")
             if resolved is False:
                 continue
-            sender_p = None if sender in (None, False) else Presence(*(_str(x, "sender field") for x in _list(sender)[:3]))
-            broadcasts.append(Broadcast(_num(op, "op_code"), _data(data), resolved, sender_p, bool(reliable), bool(deferred)))
-        kicks = tuple(_presence(p) for p in _list(o.get("kk")))
-        labels = tuple(_str(x, "label") for x in _list(o.get("lu")))
+            sender_p = None
+            if sender not in (None, False):
+                ids = _items(sender, f"{where}[3]", 3, "[user_id, session_id, username]")
+                sender_p = Presence(*(text(x, f"{where}[3][{i}]") for i, x in enumerate(ids)))
+            broadcasts.append(
+                Broadcast(_whole(op, f"{where}[0]"), _data(data, f"{where}[1]"), resolved, sender_p, bool(reliable), bool(deferred))
+            )
+        kicks = tuple(_presence(p, f"o.kk[{i}]") for i, p in enumerate(_list(o.get("kk"), "o.kk")))
+        labels = tuple(text(x, f"o.lu[{i}]") for i, x in enumerate(_list(o.get("lu"), "o.lu")))
         digest = snapshot = None
         if "ss" in o:
-            snapshot = canonical_bytes(o["ss"])
-            digest = state_digest(o["ss"])
+            try:
+                snapshot = canonical_bytes(o["ss"])
+                digest = state_digest(o["ss"])
+            except StateError as exc:
+                raise Invalid("o.ss", str(exc)) from None
         return Outcome(
             broadcasts=tuple(broadcasts), kicks=kicks, label_updates=labels, digest=digest, snapshot=snapshot,
             stopped=bool(o.get("st")), **extra,
         )
 
-    def _targets(self, targets: Any) -> tuple[Presence, ...] | None | bool:
+    def _targets(self, targets: Any, field: str) -> tuple[Presence, ...] | None | bool:
         """Nakama's FilterPresenceIDs over the match's presence list: None for everyone, False for nobody."""
         if targets in (None, False):
             return None
-        wanted = [tuple(_list(t)[:2]) for t in _list(targets)]
+        wanted = []
+        for i, t in enumerate(_list(targets, field)):
+            ids = _items(t, f"{field}[{i}]", 2, "[session_id, node, ...]")
+            wanted.append((text(ids[0], f"{field}[{i}][0]"), text(ids[1], f"{field}[{i}][1]")))
         if not wanted:
             return False
         members = {(p.session_id, p.node): p for p in self.presences}
@@ -385,33 +518,88 @@ class _Builder:
             i += 1
         if not wanted:
             return False
-        return tuple(members[w] for w in wanted)  # type: ignore[index]
+        return tuple(members[w] for w in wanted)
 
 
-def _pair(x: Any) -> tuple[Any, Any]:
-    items = _list(x)
-    if len(items) != 2:
-        raise _Bad("a nondeterministic value is [source, value]")
-    return items[0], items[1]
+def _pairs(v: Any) -> list[list[Any]]:
+    out = []
+    for i, x in enumerate(_list(v, "nd")):
+        items = _list(x, f"nd[{i}]")
+        if len(items) != 2:
+            raise Invalid(f"nd[{i}]", "a nondeterministic value is [source, value]")
+        out.append(items)
+    return out
 
 
-def _without_outcome(call: Call) -> Call:
-    import dataclasses  # noqa: PLC0415
+def _var(v: Any, field: str) -> str:
+    """A session var: Nakama's are strings; anything else is kept as its text."""
+    return v if isinstance(v, str) else show(v, 200)
 
-    return dataclasses.replace(call, outcome=None)  # type: ignore[arg-type]
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def write_match(match: IngestedMatch, out_dir: str | os.PathLike[str], *, handler: str | None = None) -> Path:
-    """Write one ingested match as ``OUT/<match id>.nkrec``; ``handler`` is stored relative to OUT."""
+def recording_name(match: str, *, hashed: bool = False) -> str:
+    """The file name of a match's recording. A match id made of ``A-Z a-z 0-9 . _ -`` (at most 100, not
+    starting with ``.``, ``_`` or ``-``) is used as it is (``<uuid>.<node>.nkrec``); any other id, or any
+    id when ``hashed``, becomes its safe characters (others replaced by ``_``, at most 60) then ``~`` and 10
+    hex digits of its BLAKE2b hash: ``a/b`` -> ``a_b~<hash>.nkrec``. A plain name never holds ``~``, so
+    it cannot meet an escaped one; two escaped names meet only if their ids' hashes do."""
+    if not hashed and _PLAIN_NAME.fullmatch(match):
+        return f"{match}.nkrec"
+    digest = hashlib.blake2b(match.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
+    safe = _UNSAFE.sub("_", match)[:60].lstrip("._-") or "match"
+    return f"{safe}~{digest}.nkrec"
+
+
+def write_matches(
+    matches: list[IngestedMatch], out_dir: str | os.PathLike[str], *, handler: str | None = None
+) -> list[tuple[Path, IngestedMatch]]:
+    """Write every match into ``out_dir``, each under its own file name: never two matches to one file
+    (names compared without case, as some file systems do), never over a recording of another match
+    already there (its header says whose it is); such a match gets its hashed name instead."""
+    out = Path(out_dir)
+    taken: dict[str, str] = {}  # name, case-folded -> match id
+    written = []
+    for m in matches:
+        mid = m.header.match_id
+        name = recording_name(mid)
+        if taken.get(name.casefold(), mid) != mid or _holds_other_match(out / name, mid):
+            name = recording_name(mid, hashed=True)
+        if taken.get(name.casefold(), mid) != mid:  # a 40-bit hash collision: say so rather than overwrite
+            raise LogError(str(out / name), f"matches {taken[name.casefold()]!r} and {mid!r} map to one file name")
+        taken[name.casefold()] = mid
+        written.append((write_match(m, out, handler=handler, name=name), m))
+    return written
+
+
+def _holds_other_match(path: Path, match: str) -> bool:
+    """True when ``path`` exists and is not a recording of ``match`` (so writing there would replace it)."""
+    if not path.exists():
+        return False
+    try:
+        with open_recording(path) as rec:
+            return rec.header.match_id != match
+    except (RecordingError, OSError):
+        return True
+
+
+def write_match(
+    match: IngestedMatch, out_dir: str | os.PathLike[str], *, handler: str | None = None, name: str | None = None
+) -> Path:
+    """Write one ingested match as ``OUT/<name>`` (default ``recording_name`` of its match id), whole or not
+    at all; the header records the file name (tag ``file_name``) and ``handler`` relative to OUT."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{match.header.match_id.replace('/', '_')}.nkrec"
-    header = match.header
+    name = name or recording_name(match.header.match_id)
+    path = out / name
+    header = dataclasses.replace(match.header, tags={**match.header.tags, "file_name": name})
     if handler:
-        import dataclasses  # noqa: PLC0415
-
         header = dataclasses.replace(header, handler=os.path.relpath(Path(handler).resolve(), out.resolve()))
-    with RecordingWriter(path, header) as w:
+    with atomic_output(path) as tmp, RecordingWriter(tmp, header) as w:
         for e in match.events:
             w.append(e)
     return path

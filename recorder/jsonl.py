@@ -30,12 +30,13 @@ import os
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import msgpack
 
-from recorder.errors import InterchangeError, json_error_text
+from recorder import validate
+from recorder.atomic import atomic_output
+from recorder.errors import InterchangeError
 from recorder.model import (
     Broadcast,
     CrashMarker,
@@ -55,6 +56,7 @@ from recorder.model import (
     WireEvent,
 )
 from recorder.nkrec import RecordingWriter
+from recorder.validate import MAX_DEPTH, Invalid, boolean, each, int64, optional, parse_json, show, tick, uint64
 
 __all__ = [
     "to_json_value",
@@ -67,18 +69,8 @@ __all__ = [
     "import_jsonl",
 ]
 
-_I64 = (-(1 << 63), (1 << 63) - 1)
-_U64 = (0, (1 << 64) - 1)
-_MSGPACK_INT = (-(1 << 63), (1 << 64) - 1)
 _DOUBLE = struct.Struct(">d")
 _Q = struct.Struct(">Q")
-
-
-class _Bad(Exception):
-    """A field-level problem; the line reader adds path and line number."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field, self.problem = field, problem
 
 
 # -- free-form values ---------------------------------------------------------------------------------
@@ -123,72 +115,81 @@ def to_json_value(v: Any) -> Any:
 
 
 def from_json_value(j: Any, field: str = "value") -> Any:
-    """Inverse of ``to_json_value``. Raises ``ValueError`` naming ``field`` on a malformed value."""
-    try:
-        return _value(j, field)
-    except _Bad as exc:
-        raise ValueError(f"{exc.field}: {exc.problem}") from None
+    """Inverse of ``to_json_value``. Raises ``ValueError`` (``recorder.validate.Invalid``) naming the field
+    on a malformed value."""
+    return _value(j, field)
 
 
-def _value(j: Any, field: str) -> Any:
+def _value(j: Any, field: str, depth: int = 0) -> Any:
+    """A free-form value from its JSON form; ``depth`` counts the arrays and maps around it."""
     t = type(j)
     if t is str or t is bool or j is None:
         return j
     if t is int:
-        if not _MSGPACK_INT[0] <= j <= _MSGPACK_INT[1]:
-            raise _Bad(field, f"integer {j} is outside the int64/uint64 range")
+        if not validate.INT64_MIN <= j <= validate.UINT64_MAX:
+            raise Invalid(field, f"an integer must fit in 64 bits (int64 or uint64), got {show(j)}")
         return j
     if t is float:
         if not math.isfinite(j):
-            raise _Bad(field, 'number out of range; write non-finite floats as {"$float": "<16 hex digits>"}')
+            raise Invalid(field, 'number out of range; write non-finite floats as {"$float": "<16 hex digits>"}')
         return j
     if t is list:
-        return [_value(x, f"{field}[{i}]") for i, x in enumerate(j)]
+        _within_depth(depth, field)
+        return [_value(x, f"{field}[{i}]", depth + 1) for i, x in enumerate(j)]
     if t is dict:
         if len(j) == 1:
             k = next(iter(j))
             if k.startswith("$"):
-                return _untag(k, j[k], field)
-        return {k: _value(x, f"{field}.{k}") for k, x in j.items()}
-    raise _Bad(field, f"unexpected JSON value {j!r}")
+                return _untag(k, j[k], field, depth)
+        _within_depth(depth, field)
+        return {k: _value(x, f"{field}.{k}", depth + 1) for k, x in j.items()}
+    raise Invalid(field, f"unexpected JSON value {show(j)}")
 
 
-def _untag(tag: str, x: Any, field: str) -> Any:
+def _within_depth(depth: int, field: str) -> None:
+    """An array or map at ``depth`` (0: the value itself) is allowed up to ``MAX_DEPTH`` levels (as
+    ``recorder.validate.value`` counts them in a chunk)."""
+    if depth >= MAX_DEPTH:
+        raise Invalid(field, f"nested deeper than {MAX_DEPTH} levels of arrays and maps")
+
+
+def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
     where = f"{field}.{tag}"
     if tag == "$bytes":
         return _b64decode(x, where)
     if tag == "$float":
         if type(x) is not str or len(x) != 16:
-            raise _Bad(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}")
+            raise Invalid(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}")
         try:
             return _DOUBLE.unpack(bytes.fromhex(x))[0]
         except ValueError:
-            raise _Bad(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}") from None
+            raise Invalid(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}") from None
     if tag == "$map":
+        _within_depth(depth, field)
         if type(x) is not list:
-            raise _Bad(where, "must be a list of [key, value] pairs")
+            raise Invalid(where, "must be a list of [key, value] pairs")
         out: dict[Any, Any] = {}
         for i, pair in enumerate(x):
             if type(pair) is not list or len(pair) != 2:
-                raise _Bad(f"{where}[{i}]", "must be a [key, value] pair")
-            key = _value(pair[0], f"{where}[{i}][0]")
+                raise Invalid(f"{where}[{i}]", "must be a [key, value] pair")
+            key = _value(pair[0], f"{where}[{i}][0]", depth + 1)
             if type(key) in (list, dict):
-                raise _Bad(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
+                raise Invalid(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
             if key in out:
-                raise _Bad(f"{where}[{i}][0]", f"duplicate map key {key!r}")
-            out[key] = _value(pair[1], f"{where}[{i}][1]")
+                raise Invalid(f"{where}[{i}][0]", f"duplicate map key {key!r}")
+            out[key] = _value(pair[1], f"{where}[{i}][1]", depth + 1)
         return out
     if tag == "$str":
         raw = _b64decode(x, where)
         try:
             return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
-            raise _Bad(where, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+            raise Invalid(where, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     if tag == "$ext":
         if type(x) is not list or len(x) != 2 or type(x[0]) is not int or not -128 <= x[0] <= 127:
-            raise _Bad(where, "must be [code (-128..127), base64 data]")
+            raise Invalid(where, "must be [code (-128..127), base64 data]")
         return msgpack.ExtType(x[0], _b64decode(x[1], f"{where}[1]"))
-    raise _Bad(
+    raise Invalid(
         where,
         "unknown tag (one-key objects whose key starts with '$' are tags: $bytes, $float, $map, $str, $ext; "
         'write a plain map with such a key as {"$map": [[key, value]]})',
@@ -197,16 +198,11 @@ def _untag(tag: str, x: Any, field: str) -> Any:
 
 def _b64decode(x: Any, field: str) -> bytes:
     if type(x) is not str:
-        raise _Bad(field, f"must be a base64 string, got {_show(x)}")
+        raise Invalid(field, f"must be a base64 string, got {show(x)}")
     try:
         return base64.b64decode(x, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise _Bad(field, f"not standard base64 ({exc})") from None
-
-
-def _show(x: Any) -> str:
-    text = json.dumps(x, ensure_ascii=False) if not isinstance(x, float) or math.isfinite(x) else repr(x)
-    return text if len(text) <= 60 else text[:57] + "..."
+        raise Invalid(field, f"not standard base64 ({exc})") from None
 
 
 # -- model -> JSON ------------------------------------------------------------------------------------
@@ -408,35 +404,14 @@ def _get(d: dict[str, Any], key: str, prefix: str, check: Callable[[Any, str], A
     if key in d:
         return check(d[key], _join(prefix, key))
     if default is _MISSING:
-        raise _Bad(_join(prefix, key), "missing")
+        raise Invalid(_join(prefix, key), "missing")
     return default
 
 
 def _only(d: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
     if not d.keys() <= allowed:
         extra = sorted(set(d) - allowed)
-        raise _Bad(_join(prefix, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
-
-
-def _int_in(lo: int, hi: int, what: str) -> Callable[[Any, str], int]:
-    def check(v: Any, field: str) -> int:
-        if type(v) is not int:
-            raise _Bad(field, f"must be an integer, got {_show(v)}")
-        if not lo <= v <= hi:
-            raise _Bad(field, f"{v} is outside the {what} range")
-        return v
-
-    return check
-
-
-_int64 = _int_in(*_I64, "int64")
-_uint64 = _int_in(*_U64, "uint64")
-
-
-def _bool(v: Any, field: str) -> bool:
-    if type(v) is not bool:
-        raise _Bad(field, f"must be true or false, got {_show(v)}")
-    return v
+        raise Invalid(_join(prefix, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
 
 
 def _text(v: Any, field: str) -> str:
@@ -444,14 +419,7 @@ def _text(v: Any, field: str) -> str:
         return v
     if type(v) is dict and len(v) == 1 and "$str" in v:
         return _untag("$str", v["$str"], field)  # type: ignore[no-any-return]
-    raise _Bad(field, f"must be a string, got {_show(v)}")
-
-
-def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
-    def opt(v: Any, field: str) -> Any:
-        return None if v is None else check(v, field)
-
-    return opt
+    raise Invalid(field, f"must be a string, got {show(v)}")
 
 
 def _bytes(v: Any, field: str) -> bytes:
@@ -461,31 +429,22 @@ def _bytes(v: Any, field: str) -> bytes:
 def _number(v: Any, field: str) -> float | int:
     x = _value(v, field)
     if type(x) not in (int, float):
-        raise _Bad(field, f"must be a number, got {_show(v)}")
+        raise Invalid(field, f"must be a number, got {show(v)}")
     return x
 
 
 def _map(v: Any, field: str) -> dict[Any, Any]:
     if type(v) is not dict:
-        raise _Bad(field, f"must be an object, got {_show(v)}")
+        raise Invalid(field, f"must be an object, got {show(v)}")
     x = _value(v, field)
     if type(x) is not dict:
-        raise _Bad(field, f"must be an object, got {_show(v)}")
+        raise Invalid(field, f"must be an object, got {show(v)}")
     return x
-
-
-def _list(check: Callable[[Any, str], Any]) -> Callable[[Any, str], list[Any]]:
-    def each(v: Any, field: str) -> list[Any]:
-        if type(v) is not list:
-            raise _Bad(field, f"must be a list, got {_show(v)}")
-        return [check(x, f"{field}[{i}]") for i, x in enumerate(v)]
-
-    return each
 
 
 def _obj(v: Any, field: str, allowed: frozenset[str]) -> dict[str, Any]:
     if type(v) is not dict:
-        raise _Bad(field, f"must be an object, got {_show(v)}")
+        raise Invalid(field, f"must be an object, got {show(v)}")
     _only(v, allowed, field)
     return v
 
@@ -500,11 +459,11 @@ def _read_presence(v: Any, field: str) -> Presence:
         _get(d, "session_id", field, _text),
         _get(d, "username", field, _text),
         _get(d, "node", field, _text, ""),
-        _get(d, "reason", field, _int64, 0),
+        _get(d, "reason", field, int64, 0),
     )
 
 
-_read_presences = _list(_read_presence)
+_read_presences = each(_read_presence)
 _MESSAGE_KEYS = frozenset({"sender", "op_code", "data", "reliable", "receive_time_ms"})
 
 
@@ -512,10 +471,10 @@ def _read_message(v: Any, field: str) -> MatchMessage:
     d = _obj(v, field, _MESSAGE_KEYS)
     return MatchMessage(
         _get(d, "sender", field, _read_presence),
-        _get(d, "op_code", field, _int64),
-        _get(d, "data", field, _opt(_bytes), None),
-        _get(d, "reliable", field, _bool, True),
-        _get(d, "receive_time_ms", field, _int64, 0),
+        _get(d, "op_code", field, int64),
+        _get(d, "data", field, optional(_bytes), None),
+        _get(d, "reliable", field, boolean, True),
+        _get(d, "receive_time_ms", field, int64, 0),
     )
 
 
@@ -524,14 +483,14 @@ _BROADCAST_KEYS = frozenset({"op_code", "data", "targets", "sender", "reliable",
 
 def _read_broadcast(v: Any, field: str) -> Broadcast:
     d = _obj(v, field, _BROADCAST_KEYS)
-    targets = _get(d, "targets", field, _opt(_read_presences), None)
+    targets = _get(d, "targets", field, optional(_read_presences), None)
     return Broadcast(
-        _get(d, "op_code", field, _int64),
-        _get(d, "data", field, _opt(_bytes), None),
+        _get(d, "op_code", field, int64),
+        _get(d, "data", field, optional(_bytes), None),
         None if targets is None else tuple(targets),
-        _get(d, "sender", field, _opt(_read_presence), None),
-        _get(d, "reliable", field, _bool, True),
-        _get(d, "deferred", field, _bool, False),
+        _get(d, "sender", field, optional(_read_presence), None),
+        _get(d, "reliable", field, boolean, True),
+        _get(d, "deferred", field, boolean, False),
     )
 
 
@@ -544,17 +503,17 @@ _OUTCOME_KEYS = frozenset(
 def _read_outcome(v: Any, field: str) -> Outcome:
     d = _obj(v, field, _OUTCOME_KEYS)
     return Outcome(
-        accept=_get(d, "accept", field, _opt(_bool), None),
-        reason=_get(d, "reason", field, _opt(_text), None),
-        tick_rate=_get(d, "tick_rate", field, _opt(_int64), None),
-        label=_get(d, "label", field, _opt(_text), None),
-        broadcasts=tuple(_get(d, "broadcasts", field, _list(_read_broadcast), ())),
+        accept=_get(d, "accept", field, optional(boolean), None),
+        reason=_get(d, "reason", field, optional(_text), None),
+        tick_rate=_get(d, "tick_rate", field, optional(int64), None),
+        label=_get(d, "label", field, optional(_text), None),
+        broadcasts=tuple(_get(d, "broadcasts", field, each(_read_broadcast), ())),
         kicks=tuple(_get(d, "kicks", field, _read_presences, ())),
-        label_updates=tuple(_get(d, "label_updates", field, _list(_text), ())),
-        reply=_get(d, "reply", field, _opt(_text), None),
-        digest=_get(d, "digest", field, _opt(_uint64), None),
-        snapshot=_get(d, "snapshot", field, _opt(_bytes), None),
-        stopped=_get(d, "stopped", field, _bool, False),
+        label_updates=tuple(_get(d, "label_updates", field, each(_text), ())),
+        reply=_get(d, "reply", field, optional(_text), None),
+        digest=_get(d, "digest", field, optional(uint64), None),
+        snapshot=_get(d, "snapshot", field, optional(_bytes), None),
+        stopped=_get(d, "stopped", field, boolean, False),
     )
 
 
@@ -566,22 +525,22 @@ def _read_nd(v: Any, field: str) -> Nondeterministic:
     return Nondeterministic(_get(d, "source", field, _text), _get(d, "value", field, _value))
 
 
-_read_nds = _list(_read_nd)
+_read_nds = each(_read_nd)
 _CALL_TAIL = frozenset({"kind", "tick", "outcome", "nondeterministic"})
 
 
 def _tail(d: dict[str, Any]) -> tuple[Outcome | None, tuple[Nondeterministic, ...]]:
-    return _get(d, "outcome", "", _opt(_read_outcome), None), tuple(_get(d, "nondeterministic", "", _read_nds, ()))
+    return _get(d, "outcome", "", optional(_read_outcome), None), tuple(_get(d, "nondeterministic", "", _read_nds, ()))
 
 
 def _read_init(d: dict[str, Any], header_params: Callable[[], dict[str, Any]]) -> InitCall:
     params = _get(d, "params", "", _map) if "params" in d else header_params()
-    return InitCall(params, *_tail(d), _get(d, "tick", "", _int64, 0))
+    return InitCall(params, *_tail(d), _get(d, "tick", "", tick, 0))
 
 
 def _read_join_attempt(d: dict[str, Any]) -> JoinAttemptCall:
     return JoinAttemptCall(
-        _get(d, "tick", "", _int64),
+        _get(d, "tick", "", tick),
         _get(d, "presence", "", _read_presence),
         _get(d, "metadata", "", _map, {}),
         *_tail(d),
@@ -590,32 +549,32 @@ def _read_join_attempt(d: dict[str, Any]) -> JoinAttemptCall:
 
 
 def _read_join(d: dict[str, Any]) -> JoinCall:
-    return JoinCall(_get(d, "tick", "", _int64), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
+    return JoinCall(_get(d, "tick", "", tick), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
 
 
 def _read_leave(d: dict[str, Any]) -> LeaveCall:
-    return LeaveCall(_get(d, "tick", "", _int64), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
+    return LeaveCall(_get(d, "tick", "", tick), tuple(_get(d, "presences", "", _read_presences)), *_tail(d))
 
 
 def _read_loop(d: dict[str, Any]) -> LoopCall:
     msgs = d.get("messages", [])
     if type(msgs) is not list:
-        raise _Bad("messages", f"must be a list, got {_show(msgs)}")
+        raise Invalid("messages", f"must be a list, got {show(msgs)}")
     messages = tuple(_read_message(m, f"messages[{i}]") for i, m in enumerate(msgs))
-    return LoopCall(_get(d, "tick", "", _int64), messages, *_tail(d))
+    return LoopCall(_get(d, "tick", "", tick), messages, *_tail(d))
 
 
 def _read_signal(d: dict[str, Any]) -> SignalCall:
-    return SignalCall(_get(d, "tick", "", _int64), _get(d, "data", "", _text), *_tail(d))
+    return SignalCall(_get(d, "tick", "", tick), _get(d, "data", "", _text), *_tail(d))
 
 
 def _read_terminate(d: dict[str, Any]) -> TerminateCall:
-    return TerminateCall(_get(d, "tick", "", _int64), _get(d, "grace_seconds", "", _int64), *_tail(d))
+    return TerminateCall(_get(d, "tick", "", tick), _get(d, "grace_seconds", "", int64), *_tail(d))
 
 
 def _read_crash(d: dict[str, Any]) -> CrashMarker:
     return CrashMarker(
-        _get(d, "callback", "", _text), _get(d, "tick", "", _int64), _get(d, "error", "", _text),
+        _get(d, "callback", "", _text), _get(d, "tick", "", tick), _get(d, "error", "", _text),
         _get(d, "traceback", "", _text, ""),
     )
 
@@ -626,10 +585,10 @@ def _read_wire(d: dict[str, Any]) -> WireEvent:
         _get(d, "direction", "", _text),
         _get(d, "t", "", _number),
         _get(d, "event", "", _text, "envelope"),
-        _get(d, "envelope", "", _opt(_map), None),
-        _get(d, "raw", "", _opt(_text), None),
-        _get(d, "close_code", "", _opt(_int64), None),
-        _get(d, "close_reason", "", _opt(_text), None),
+        _get(d, "envelope", "", optional(_map), None),
+        _get(d, "raw", "", optional(_text), None),
+        _get(d, "close_code", "", optional(int64), None),
+        _get(d, "close_reason", "", optional(_text), None),
     )
 
 
@@ -654,23 +613,23 @@ def _read_header(d: dict[str, Any]) -> Header:
     versions = _get(d, "client_versions", "", _map, {})
     for user, version in versions.items():
         if type(user) is not str or type(version) is not str:
-            raise _Bad("client_versions", f"must map user ids to version strings, got {user!r}: {version!r}")
+            raise Invalid("client_versions", f"must map user ids to version strings, got {show(user)}: {show(version)}")
     return Header(
         match_id=_get(d, "match_id", "", _text, ""),
         module=_get(d, "module", "", _text, ""),
-        tick_rate=_get(d, "tick_rate", "", _int64, 0),
+        tick_rate=_get(d, "tick_rate", "", int64, 0),
         label=_get(d, "label", "", _text, ""),
         params=_get(d, "params", "", _map, {}),
         node=_get(d, "node", "", _text, ""),
         source=_get(d, "source", "", _text, "jsonl"),
-        started_ms=_get(d, "started_ms", "", _int64, 0),
+        started_ms=_get(d, "started_ms", "", int64, 0),
         client_versions=versions,
         tags=_get(d, "tags", "", _map, {}),
         handler=_get(d, "handler", "", _text, ""),
         recording_kind=_get(d, "recording_kind", "", _text, "calls"),
         log_match_id=_get(d, "log_match_id", "", _text, ""),
-        redactions=tuple(_get(d, "redactions", "", _list(_text), ())),
-        format_version=_get(d, "format_version", "", _int64, Header().format_version),
+        redactions=tuple(_get(d, "redactions", "", each(_text), ())),
+        format_version=_get(d, "format_version", "", int64, Header().format_version),
     )
 
 
@@ -680,13 +639,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for k, _ in pairs:
             if k in seen:
-                raise _Bad(k, "appears twice in one object")
+                raise Invalid(k, "appears twice in one object")
             seen.add(k)
     return d
 
 
 def _reject_constant(name: str) -> Any:
-    raise _Bad("", f'{name} is not JSON; write non-finite floats as {{"$float": "<16 hex digits>"}}')
+    raise Invalid("", f'{name} is not JSON; write non-finite floats as {{"$float": "<16 hex digits>"}}')
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
@@ -718,13 +677,11 @@ class _Lines:
             if not text.strip():
                 continue
             try:
-                obj = _DECODER.decode(text)
-            except json.JSONDecodeError as exc:
-                raise self.error("", f"not valid JSON: {json_error_text(exc)}") from None
-            except _Bad as exc:
+                obj = parse_json(text, _DECODER)
+            except Invalid as exc:
                 raise self.error(exc.field, exc.problem) from None
             if type(obj) is not dict:
-                raise self.error("", f"must be a JSON object, got {_show(obj)}")
+                raise self.error("", f"must be a JSON object, got {show(obj)}")
             yield obj
 
 
@@ -740,10 +697,10 @@ def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Hea
     if first is None:
         raise InterchangeError(src.path, max(src.lineno, 1), "kind", "no header line: the file is empty")
     if first.get("kind") != "header":
-        raise src.error("kind", f"the first line must be the header (kind \"header\"), got {_show(first.get('kind'))}")
+        raise src.error("kind", f"the first line must be the header (kind \"header\"), got {show(first.get('kind'))}")
     try:
         header = _read_header(first)
-    except _Bad as exc:
+    except Invalid as exc:
         raise src.error(exc.field, exc.problem) from None
     raw_params = first.get("params", {})
 
@@ -759,12 +716,12 @@ def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Hea
                     raise src.error("kind", "missing")
                 known = ", ".join(_READERS)
                 extra = " (only the first line is a header)" if kind == "header" else f" (known: {known})"
-                raise src.error("kind", f"unknown kind {_show(kind)}{extra}")
+                raise src.error("kind", f"unknown kind {show(kind)}{extra}")
             read, allowed = entry
             try:
                 _only(obj, allowed, "")
                 yield read(obj, header_params) if kind == "init" else read(obj)
-            except _Bad as exc:
+            except Invalid as exc:
                 raise src.error(exc.field, exc.problem) from None
 
     return header, events()
@@ -779,24 +736,20 @@ def import_jsonl(
 ) -> int:
     """Convert an interchange file (a path, or a binary stream named ``name``) into ``out`` (.nkrec).
 
-    Streams line by line. The recording appears at ``out`` only when the whole input was read; on an
-    error nothing is left behind. Returns the number of events written.
+    Streams line by line into ``OUT.incomplete.tmp`` (``recorder.atomic``), renamed to ``out`` only when
+    the whole input was read: on an error nothing is left behind, and what a killed import leaves is
+    removed by the next import to ``out``. Returns the number of events written.
     """
-    out_path = Path(out)
-    partial = out_path.with_name(out_path.name + ".partial")
     own = isinstance(source, (str, os.PathLike))
-    stream: IO[bytes] = open(source, "rb") if own else source  # type: ignore[arg-type]
     label = str(source) if own else (name or getattr(source, "name", "<stream>"))
-    try:
-        header, events = read_jsonl(stream, label)
-        with RecordingWriter(partial, header, **writer_kw) as w:
-            for e in events:
-                w.append(e)
-        os.replace(partial, out_path)
-        return w.events_written
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        if own:
-            stream.close()
+    with atomic_output(out) as tmp:
+        stream: IO[bytes] = open(source, "rb") if own else source  # type: ignore[arg-type]
+        try:
+            header, events = read_jsonl(stream, label)
+            with RecordingWriter(tmp, header, **writer_kw) as w:
+                for e in events:
+                    w.append(e)
+        finally:
+            if own:
+                stream.close()
+    return w.events_written

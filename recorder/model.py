@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, overload
 
+from recorder import validate
 from recorder.errors import CorruptRecording
 
 __all__ = [
@@ -105,27 +106,53 @@ class MessageBatch(Sequence[MatchMessage]):
     messages.
     """
 
-    __slots__ = ("_rows", "_presences", "_items", "_origin")
+    __slots__ = ("_rows", "_presences", "_items", "_origin", "_event")
 
-    def __init__(self, rows: list[list[Any]], presences: list[Presence], origin: tuple[str, int, int]) -> None:
+    def __init__(
+        self, rows: list[list[Any]], presences: list[Presence], origin: tuple[str, int, int], event: int = -1
+    ) -> None:
         self._rows: list[list[Any]] | None = rows
         self._presences = presences
         self._items: tuple[MatchMessage, ...] | None = None
         self._origin = origin  # (path, offset, chunk) for errors
+        self._event = event  # the loop's index in its chunk, for errors
 
     def _load(self) -> tuple[MatchMessage, ...]:
         items = self._items
         if items is None:
             ps = self._presences
+            build = _MESSAGE_BUILDER
             try:
-                build = record_builder(MatchMessage)
+                # every field checked inline (recorder.validate states the rules; _bad_row finds which one)
                 items = tuple(
-                    [build(ps[s], op, data, rel, ts) for s, op, data, rel, ts in self._rows]  # type: ignore[union-attr]
+                    [
+                        build(ps[s], op, data, rel, ts)
+                        for s, op, data, rel, ts in self._rows  # type: ignore[union-attr]
+                        if (
+                            s.__class__ is int and s >= 0 and op.__class__ is int and op <= _INT64_MAX
+                            and (data is None or data.__class__ is bytes) and (rel is True or rel is False)
+                            and ts.__class__ is int and ts <= _INT64_MAX
+                        )
+                        or _reject()
+                    ]
                 )
-            except (ValueError, TypeError, IndexError, KeyError) as exc:
-                raise CorruptRecording(*self._origin, f"malformed loop message: {exc}") from exc
+            except (ValueError, TypeError, IndexError, KeyError):
+                raise self._bad_row() from None
             self._items, self._rows = items, None
         return items
+
+    def _bad_row(self) -> CorruptRecording:
+        """The error for the first message row that breaks a rule, naming the loop, message and field."""
+        n = len(self._presences)
+        where = f"event {self._event} (loop)" if self._event >= 0 else "loop"
+        for j, row in enumerate(self._rows or ()):
+            try:
+                validate.message_row(row, n)
+            except validate.Invalid as exc:
+                field = f"messages[{j}]" + (f".{exc.field}" if exc.field else "")
+                prefix = f"events[{self._event}]." if self._event >= 0 else ""
+                return CorruptRecording(*self._origin, f"{where}: {field}: {exc.problem}", field=prefix + field)
+        return CorruptRecording(*self._origin, f"{where}: malformed messages")
 
     def __len__(self) -> int:
         return len(self._rows) if self._items is None else len(self._items)  # type: ignore[arg-type]
@@ -158,14 +185,20 @@ class MessageBatch(Sequence[MatchMessage]):
         return self._row_sizes()
 
     def _row_sizes(self) -> Iterator[tuple[int, int]]:
-        try:
-            for row in self._rows:  # type: ignore[union-attr]
-                op, data = row[1], row[2]
-                if type(op) is not int or not (data is None or type(data) is bytes):
-                    raise TypeError(f"op code {op!r} with data of type {type(data).__name__}")
-                yield op, len(data or b"")
-        except (TypeError, IndexError, KeyError) as exc:
-            raise CorruptRecording(*self._origin, f"malformed loop message: {exc}") from exc
+        n = len(self._presences)
+        for row in self._rows:  # type: ignore[union-attr]
+            try:
+                validate.message_row(row, n)
+            except validate.Invalid:
+                raise self._bad_row() from None
+            yield row[1], len(row[2] or b"")
+
+
+def _reject() -> bool:
+    raise ValueError("a message row breaks a rule")
+
+
+_INT64_MAX = validate.INT64_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,3 +412,6 @@ def record_builder(cls: type) -> Any:
             },
         )
     return builder
+
+
+_MESSAGE_BUILDER = record_builder(MatchMessage)  # the reader's hot path (MessageBatch._load)

@@ -2,11 +2,13 @@
 
 Nakama logs one JSON object per line (zap): ``level``, ``ts``, ``caller``, ``msg`` and fields such as
 ``mid`` (the match id without its ``.node`` suffix) and ``runtime``. ``iter_log`` reads such lines from a
-file or stdin, also inside Docker's json-file wrapper (``{"log": "...", "stream": ..., "time": ...}``,
-long lines split over several entries and joined again) and in the Stackdriver layout (``severity``,
-``message``). It never raises on a bad line: it yields ``LogEntry`` for every log object and
-``DamagedLine`` for a line that should have been ours (it mentions ``nkreplay:``) but is not valid JSON;
-every other line is counted in ``LogStats.other`` and skipped.
+file or stdin (``open_log`` decompresses gzip), also inside Docker's json-file wrapper (``{"log": "...",
+"stream": ..., "time": ...}``, long lines split over several entries and joined again) and in the
+Stackdriver layout (``severity``, ``message``). It never raises on a bad line: it yields ``LogEntry`` for
+every log object and ``DamagedLine`` for a line that should have been ours (it mentions ``nkreplay:``) but
+is not valid JSON (or nests deeper than ``recorder.validate.MAX_DEPTH``); every other line is counted in
+``LogStats.other`` and skipped. Compressed input that ends early or is damaged ends the source with a
+``DamagedLine`` saying after which line; every line before it is kept.
 
 ``crash_of`` recognises Nakama's own crash line, ``Stopping match after error from <callback>
 execution`` (fields ``mid``, ``tick``, ``error`` with the Lua traceback), and ``format_log_line`` writes a
@@ -15,18 +17,31 @@ line in Nakama's layout (tests and the CI round trip use it to produce the log a
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
 
-from recorder.errors import json_error_text
 from recorder.lua_errors import split_traceback
 from recorder.model import CrashMarker
+from recorder.validate import Invalid, match_id, parse_json, show, tick
 
-__all__ = ["LogEntry", "DamagedLine", "LogStats", "iter_log", "crash_of", "format_log_line", "parse_ts_ms", "TAG_HINT"]
+__all__ = [
+    "LogEntry",
+    "DamagedLine",
+    "LogStats",
+    "open_log",
+    "iter_log",
+    "crash_of",
+    "format_log_line",
+    "parse_ts_ms",
+    "TAG_HINT",
+]
 
 #: lines mentioning this are ours: a bad one is reported, not skipped silently
 TAG_HINT = "nkreplay:"
@@ -72,19 +87,57 @@ def _entry(obj: dict[str, Any], source: str, line: int) -> LogEntry | None:
     level = obj.get("level", obj.get("severity", ""))
     ts = obj.get("ts", obj.get("timestamp", obj.get("time", "")))
     fields = {k: v for k, v in obj.items() if k not in ("msg", "message", "level", "severity", "ts", "timestamp", "caller")}
-    return LogEntry(source, line, str(level).lower(), str(ts), msg, fields)
+    return LogEntry(source, line, _scalar_text(level).lower(), _scalar_text(ts), msg, fields)
+
+
+def _scalar_text(v: Any) -> str:
+    """A log field that should be a string or a number, as text ("" for anything else)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(v) if isinstance(v, float) else (str(v) if v.bit_length() < 64 else "")
+    return ""
 
 
 def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any] | DamagedLine | None:
     """The JSON object on a log line; a ``DamagedLine`` when it is ours (it carries our tag) but broken; None
     when it is somebody else's line."""
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
+        obj = parse_json(text)
+    except Invalid as exc:
         if TAG_HINT in text:
-            return DamagedLine(source, line, f"not a JSON log line{where} ({json_error_text(exc)})")
+            return DamagedLine(source, line, f"not a JSON log line{where} ({exc.problem.removeprefix('not valid JSON: ')})")
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def open_log(path: str) -> IO[bytes]:
+    """A log file opened for reading lines as bytes; gzip-compressed files (recognised by their first
+    bytes, whatever their name) are decompressed as they are read."""
+    f = open(path, "rb")
+    try:
+        compressed = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    if compressed:
+        f.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return f
+
+
+def _lines_until_damage(lines: Iterable[str | bytes], source: str) -> Iterator[str | bytes | DamagedLine]:
+    """The lines of a source; compressed input that ends early or is damaged ends with a ``DamagedLine``."""
+    number = 0
+    try:
+        for number, raw in enumerate(lines, 1):  # noqa: B007 - number is read after the loop
+            yield raw
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        yield DamagedLine(
+            source, number + 1, f"the compressed log ends early or is damaged after line {number} ({exc}); "
+            f"the {number} lines before it were read"
+        )
 
 
 def _docker_part(obj: Any) -> str | None:
@@ -99,7 +152,11 @@ def iter_log(lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogSt
     stats = stats if stats is not None else LogStats()
     pending = ""  # a Docker json-file entry split over several lines
     pending_line = 0
-    for number, raw in enumerate(lines, 1):
+    for number, raw in enumerate(_lines_until_damage(lines, source), 1):
+        if isinstance(raw, DamagedLine):
+            stats.damaged.append(raw)
+            yield raw
+            break
         stats.lines += 1
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         text = text.rstrip("\r\n")
@@ -132,31 +189,41 @@ def iter_log(lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogSt
         yield d
 
 
+#: epoch seconds a log timestamp may hold: years 1 to 9999, as ISO 8601 can write them
+_TS_RANGE = (-62135596800.0, 253402300799.999)
+
+
 def parse_ts_ms(ts: Any) -> int:
-    """Milliseconds since the epoch of a log timestamp (ISO 8601 or epoch seconds); 0 when unknown."""
-    if isinstance(ts, (int, float)):
-        return int(ts * 1000)
-    try:
-        return int(datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+    """Milliseconds since the epoch of a log timestamp (ISO 8601 or epoch seconds); 0 when the format is
+    unknown. A number outside years 1..9999 (``1e308``, ``inf``, ``nan``) raises ``Invalid("ts", ...)``."""
+    if isinstance(ts, bool):
+        return 0
+    if not isinstance(ts, (int, float)):
         try:
-            return int(float(ts) * 1000)
-        except ValueError:
-            return 0
+            return int(datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
+            try:
+                ts = float(ts)
+            except ValueError:
+                return 0
+    if not (math.isfinite(ts) and _TS_RANGE[0] <= ts <= _TS_RANGE[1]):
+        raise Invalid("ts", f"timestamp {show(ts)} is out of range (years 1 to 9999)")
+    return int(ts * 1000)
 
 
 def crash_of(entry: LogEntry) -> tuple[str, CrashMarker] | None:
-    """``(mid, crash marker)`` when the entry is Nakama's "Stopping match after error from X execution"."""
+    """``(mid, crash marker)`` when the entry is Nakama's "Stopping match after error from X execution";
+    None for any other line. Such a line whose ``mid``, ``tick`` or ``error`` is unusable raises
+    ``Invalid`` naming the field."""
     m = _CRASH.match(entry.msg)
     if m is None:
         return None
-    mid = entry.fields.get("mid")
-    tick = entry.fields.get("tick")
     error = entry.fields.get("error", "")
-    if not isinstance(mid, str) or not isinstance(tick, int) or isinstance(tick, bool):
-        return None
-    head, trace = split_traceback(str(error))
-    return mid, CrashMarker(m.group("callback"), tick, head, trace)
+    if not isinstance(error, str):
+        raise Invalid("error", f"must be a string, got {show(error)}")
+    mid = match_id(entry.fields.get("mid"), "mid")
+    head, trace = split_traceback(error)
+    return mid, CrashMarker(m.group("callback"), tick(entry.fields.get("tick"), "tick"), head, trace)
 
 
 def format_log_line(level: str, msg: str, *, ts_ms: int, caller: str = "server/runtime_lua_nakama.go:2373", **fields: Any) -> str:

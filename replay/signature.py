@@ -25,11 +25,12 @@ execution`` (``from_log_line``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from recorder.validate import Invalid, parse_json
 
 __all__ = [
     "CrashSignature",
@@ -285,8 +286,8 @@ def parse_crash_log_line(line: str) -> LoggedCrash | None:
     if not line.startswith("{") or "Stopping match after error" not in line:
         return None
     try:
-        obj = json.loads(line)
-    except ValueError:
+        obj = parse_json(line)
+    except Invalid:  # not JSON, too deep, an unconvertible number: not a crash line we can use
         return None
     if not isinstance(obj, dict):
         return None

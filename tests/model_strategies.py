@@ -67,7 +67,7 @@ NAN_PAYLOAD = float_from_bits(0x7FF8000000000001)  # a quiet NaN with a payload 
 NEG_NAN = float_from_bits(0xFFF8000000000000)
 
 int64s = st.integers(I64_MIN, I64_MAX)
-ticks = st.one_of(st.integers(0, 10_000), int64s)
+ticks = st.one_of(st.integers(0, 10_000), st.integers(0, I64_MAX))  # a tick is never negative
 floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(0, U64_MAX).map(float_from_bits),  # any bit pattern, NaN payloads included

@@ -1,15 +1,22 @@
 """Turn Nakama server logs into recordings, one .nkrec per match.
 
 Reads the JSON log lines Nakama writes (files, or - for stdin; lines of many matches interleaved, also
-inside Docker's json-file wrapper, .gz files decompressed) and collects the records that the Lua capture
-module (recorder/runtime/nkreplay_capture.lua, wrapped around a match module) wrote through
-nk.logger_info. Lines that are not ours are skipped; lines that are ours but damaged are reported with
-their file and line number. Nakama's own "Stopping match after error from <callback> execution" line
-(fields mid, tick, error) becomes the recording's crash marker. A recording stores both match ids: the
-one clients see (uuid.node) and the log's mid (no node).
+inside Docker's json-file wrapper, gzip-compressed input decompressed) and collects the records that the
+Lua capture module (recorder/runtime/nkreplay_capture.lua, wrapped around a match module) wrote through
+nk.logger_info. Lines that are not ours are skipped; a line or record of ours that is damaged (not JSON,
+nested too deeply, a number out of range, a bad match id, a field of the wrong type) is reported with its
+file, line and why, and left out; compressed input that ends early keeps every line before the cut. Nothing
+in a log stops the run. Nakama's own "Stopping match after error from <callback> execution" line (fields
+mid, tick, error) becomes the recording's crash marker. A recording stores both match ids: the one
+clients see (uuid.node) and the log's mid (no node).
 
-exit status: 0 recordings written (damage, if any, is reported), 2 bad input (no capture records found,
-unreadable log).
+Each recording is DIR/<match id>.nkrec when the id is made of letters, digits, '.', '_' and '-';
+any other id (or one whose name is taken) is escaped and given a short hash, DIR/a_b~1f2e3d4c5b.nkrec
+for "a/b". The match id -> file mapping is printed, and the file name is kept in the header (tag
+file_name). A recording is written whole or not at all.
+
+exit status: 0 recordings written, nothing skipped; 1 recordings written, but lines or records were
+skipped or are missing (each reported); 2 nothing usable found (no capture records) or bad input.
 
 examples:
   nakama-replay ingest nakama.log -o recordings/
@@ -35,12 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import gzip
-    import sys
-    import zlib
-
     from recorder.errors import LogError
-    from recorder.ingest import Ingest, write_match
+    from recorder.ingest import Ingest, write_matches
 
     output_dir(args.out)
     for name in args.logs:
@@ -48,15 +51,7 @@ def run(args: argparse.Namespace) -> int:
             input_file(name, "log")
     ingest = Ingest()
     for name in args.logs:
-        if name == "-":
-            ingest.feed(sys.stdin.buffer, "<stdin>")
-            continue
-        try:
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(name, "rb") as f:
-                ingest.feed(f, name)
-        except (OSError, EOFError, zlib.error) as exc:  # gzip's damage is an OSError or EOFError
-            raise LogError(name, f"cannot read the log: {getattr(exc, 'strerror', None) or exc}") from exc
+        ingest.feed_file(name)
     matches = ingest.matches()
     wanted = set(args.match)
     if wanted:
@@ -65,17 +60,18 @@ def run(args: argparse.Namespace) -> int:
         where = ", ".join(args.logs)
         damaged = ingest.stats.damaged
         seen = f"; {len(damaged)} damaged, the first at {damaged[0].describe()}" if damaged else ""
+        which = f" for {', '.join(sorted(wanted))}" if wanted else ""
+        if ingest.ours and not wanted:
+            raise LogError(where, f"no usable capture records: {ingest.ours} found in {ingest.stats.lines} lines{seen}")
         raise LogError(
             where,
-            f"no capture records{' for ' + ', '.join(sorted(wanted)) if wanted else ''} in {ingest.stats.lines} lines{seen} "
+            f"no capture records{which} in {ingest.stats.lines} lines{seen} "
             "(is the match module wrapped with nkreplay_capture, and is the log at info level?)",
         )
-    written = []
-    for m in matches:
-        path = write_match(m, args.out, handler=args.handler)
-        written.append((path, m))
+    written = write_matches(matches, args.out, handler=args.handler)
     damaged = ingest.stats.damaged
     orphans = ingest.unmatched_crashes()
+    clean = not damaged and not any(m.problems for m in matches)
     if args.json:
         print_json(
             {
@@ -97,13 +93,15 @@ def run(args: argparse.Namespace) -> int:
                 "other_lines": ingest.stats.other + ingest.stats.entries - ingest.ours,
                 "damaged": [{"source": d.source, "line": d.line, "problem": d.problem} for d in damaged],
                 "crashes_without_records": orphans,
+                "clean": clean,
             }
         )
-        return 0
+        return 0 if clean else 1
     print(f"read {ingest.stats.lines} lines: {ingest.ours} capture records, {len(damaged)} damaged")
     for path, m in written:
         crash = f", crashed in {m.crash.callback} at tick {m.crash.tick}" if m.crash else ""
-        print(f"  {path}  ({m.header.module or 'module ?'}: {m.calls} calls, {m.ticks} ticks{crash})")
+        print(f"  match {m.header.match_id} -> {path}")
+        print(f"    {m.header.module or 'module ?'}: {m.calls} calls, {m.ticks} ticks{crash}")
         for problem in m.problems:
             print(f"    warning: {problem}")
     for d in damaged[:20]:
@@ -112,4 +110,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  ... and {len(damaged) - 20} more damaged lines")
     for mid in orphans:
         print(f"  note: match {mid} crashed (Nakama's log line) but has no capture records")
-    return 0
+    if not clean:
+        print("some input was skipped or is missing (see above): exit 1")
+    return 0 if clean else 1
