@@ -168,7 +168,7 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
                 or type(reliable) is not bool
                 or type(deferred) is not bool
             ):
-                _broadcast_problem(b, n).within(f"outcome.broadcasts[{j}]")
+                _broadcast_problem(b, n, f"outcome.broadcasts[{j}]")
             built.append(
                 _BroadcastBuilder(
                     op,
@@ -203,16 +203,17 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
     )
 
 
-def _broadcast_problem(b: list[Any], n: int) -> Invalid:
-    """The first bad field of a broadcast row (the slow path of ``_decode_outcome``), raised."""
+def _broadcast_problem(b: list[Any], n: int, where: str) -> None:
+    """Raise ``Invalid`` for the first bad field of a broadcast row (the slow path of ``_decode_outcome``)."""
     op, data, targets, sender, reliable, deferred = b
-    int64(op, "op_code")
-    _opt_bytes(data, "data")
-    optional(each(lambda t, f: presence_index(t, f, n)))(targets, "targets")
-    optional(lambda v, f: presence_index(v, f, n))(sender, "sender")
-    boolean(reliable, "reliable")
-    boolean(deferred, "deferred")
-    raise AssertionError("unreachable: a broadcast row failed the fast check but no field check")
+    int64(op, f"{where}.op_code")
+    _opt_bytes(data, f"{where}.data")
+    if targets is not None:
+        _array(targets, f"{where}.targets")
+    if sender is not None:
+        presence_index(sender, f"{where}.sender", n)
+    boolean(reliable, f"{where}.reliable")
+    boolean(deferred, f"{where}.deferred")
 
 
 def _encode_nd(nd: tuple[Nondeterministic, ...]) -> list[list[Any]] | None:
