@@ -371,8 +371,8 @@ class _Builder:
         # from the init record's "h" (the capture module's own header)
         self.module = ""
         self.node = ""
-        self.capture_version: Any = 1
-        self.snapshot_every: Any = 0
+        self.capture_version = 1
+        self.snapshot_every = 0
         self.redactions: tuple[str, ...] = ()
 
     def add(self, rec: dict[str, Any], ts_ms: int) -> None:
@@ -463,8 +463,8 @@ class _Builder:
         module, node = h.get("mod"), h.get("node")
         self.module = "" if not module else text(module, "h.mod")
         self.node = "" if not node else text(node, "h.node")
-        self.capture_version = h.get("v", 1)
-        self.snapshot_every = h.get("snap", 0)
+        self.capture_version = _whole(h.get("v", 1), "h.v")
+        self.snapshot_every = _whole(h.get("snap", 0), "h.snap", 0, INT64_MAX)
         keys = _list(h.get("red"), "h.red")
         ops = _list(h.get("redop"), "h.redop")
         self.redactions = tuple([f"key:{show(k) if not isinstance(k, str) else k}" for k in keys] + [f"op:{show(op)}" for op in ops])
