@@ -142,65 +142,96 @@ _BroadcastBuilder = record_builder(Broadcast)
 
 
 def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
-    """An outcome map; every field checked (the map is absent from most loops)."""
+    """An outcome map, every field checked: inline on the fast path (a reader decodes many), by
+    ``_outcome_problem`` to name the field when one is wrong."""
     if d is None:
         return None
-    if type(d) is not dict:
+    if d.__class__ is not dict:
         raise Invalid("outcome", f"must be a map, got {show(d)}")
     get = d.get
-    bs = get("b")
+    a, r, tr, label, rp, digest, snapshot, stopped = (
+        get("a"), get("r"), get("tr"), get("l"), get("rp"), get("d"), get("s"), get("x", False)
+    )
+    if not (
+        (a is None or a.__class__ is bool)
+        and (r is None or r.__class__ is str)
+        and (tr is None or (tr.__class__ is int and tr <= INT64_MAX))
+        and (label is None or label.__class__ is str)
+        and (rp is None or rp.__class__ is str)
+        and (digest is None or (digest.__class__ is int and digest >= 0))
+        and (snapshot is None or snapshot.__class__ is bytes)
+        and stopped.__class__ is bool
+    ):
+        _outcome_problem(d)
+    bs, kicks, label_updates = get("b"), get("k"), get("lu")
     broadcasts: tuple[Broadcast, ...] = ()
+    n = len(ps)
     if bs:
-        if type(bs) is not list:
+        if bs.__class__ is not list:
             raise Invalid("outcome.broadcasts", f"must be an array, got {show(bs)}")
         built = []
-        n = len(ps)
         for j, b in enumerate(bs):
-            if type(b) is not list or len(b) != 6:
+            if b.__class__ is not list or len(b) != 6:
                 raise Invalid(f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]")
             op, data, targets, sender, reliable, deferred = b
-            if (
-                type(op) is not int
-                or op > INT64_MAX
-                or (data is not None and type(data) is not bytes)
-                or (targets is not None and type(targets) is not list)
-                or (sender is not None and (type(sender) is not int or not 0 <= sender < n))
-                or type(reliable) is not bool
-                or type(deferred) is not bool
+            if not (
+                op.__class__ is int
+                and op <= INT64_MAX
+                and (data is None or data.__class__ is bytes)
+                and (targets is None or (targets.__class__ is list and _indexes_ok(targets, n)))
+                and (sender is None or (sender.__class__ is int and 0 <= sender < n))
+                and reliable.__class__ is bool
+                and deferred.__class__ is bool
             ):
                 _broadcast_problem(b, n, f"outcome.broadcasts[{j}]")
             built.append(
                 _BroadcastBuilder(
                     op,
                     data,
-                    None if targets is None else tuple([ps[presence_index(t, f"outcome.broadcasts[{j}].targets", n)] for t in targets]),
+                    None if targets is None else tuple([ps[t] for t in targets]),
                     None if sender is None else ps[sender],
                     reliable,
                     deferred,
                 )
             )
         broadcasts = tuple(built)
-    kicks = get("k")
-    label_updates = get("lu")
-    digest = get("d")
-    if digest is not None and (type(digest) is not int or digest < 0):
-        uint64(digest, "outcome.digest")
-    stopped = get("x", False)
+    if kicks and not (kicks.__class__ is list and _indexes_ok(kicks, n)):
+        each(lambda v, f: presence_index(v, f, n))(kicks, "outcome.kicks")
+    if label_updates:
+        each(text)(label_updates, "outcome.label_updates")
     return _OutcomeBuilder(  # type: ignore[return-value]
-        _opt_bool(get("a"), "outcome.accept"),
-        _opt_str(get("r"), "outcome.reason"),
-        _opt_int64(get("tr"), "outcome.tick_rate"),
-        _opt_str(get("l"), "outcome.label"),
+        a,
+        r,
+        tr,
+        label,
         broadcasts,
-        tuple([ps[presence_index(i, "outcome.kicks", len(ps))] for i in _array(kicks, "outcome.kicks")]) if kicks else (),
-        tuple([text(x, "outcome.label_updates") for x in _array(label_updates, "outcome.label_updates")])
-        if label_updates
-        else (),
-        _opt_str(get("rp"), "outcome.reply"),
+        tuple([ps[i] for i in kicks]) if kicks else (),
+        tuple(label_updates) if label_updates else (),
+        rp,
         digest,
-        _opt_bytes(get("s"), "outcome.snapshot"),
-        stopped if stopped is False else boolean(stopped, "outcome.stopped"),
+        snapshot,
+        stopped,
     )
+
+
+def _indexes_ok(items: list[Any], n: int) -> bool:
+    """Every item an index into a presence table of ``n`` rows."""
+    for i in items:
+        if i.__class__ is not int or not 0 <= i < n:
+            return False
+    return True
+
+
+def _outcome_problem(d: dict[Any, Any]) -> None:
+    """Raise ``Invalid`` for the first bad scalar field of an outcome map (slow path of ``_decode_outcome``)."""
+    _opt_bool(d.get("a"), "outcome.accept")
+    _opt_str(d.get("r"), "outcome.reason")
+    _opt_int64(d.get("tr"), "outcome.tick_rate")
+    _opt_str(d.get("l"), "outcome.label")
+    _opt_str(d.get("rp"), "outcome.reply")
+    optional(uint64)(d.get("d"), "outcome.digest")
+    _opt_bytes(d.get("s"), "outcome.snapshot")
+    boolean(d.get("x", False), "outcome.stopped")
 
 
 def _broadcast_problem(b: list[Any], n: int, where: str) -> None:
@@ -209,7 +240,7 @@ def _broadcast_problem(b: list[Any], n: int, where: str) -> None:
     int64(op, f"{where}.op_code")
     _opt_bytes(data, f"{where}.data")
     if targets is not None:
-        _array(targets, f"{where}.targets")
+        each(lambda t, f: presence_index(t, f, n))(targets, f"{where}.targets")
     if sender is not None:
         presence_index(sender, f"{where}.sender", n)
     boolean(reliable, f"{where}.reliable")
@@ -324,26 +355,23 @@ def iter_events(
         ps = _presences(rows, presence_cache)
         if type(encoded) is not list:
             raise Invalid("events", f"must be an array, got {show(encoded)}")
-        for i, ev in enumerate(encoded):
-            if type(ev) is list and len(ev) > 2 and ev[0] == LOOP and type(ev[0]) is int:
-                tick = ev[1]
-                if type(tick) is not int or tick < 0 or tick > INT64_MAX:
-                    validate.tick(tick, "tick")
-                msgs = ev[2]
-                if type(msgs) is not list:
-                    raise Invalid("messages", f"must be an array, got {show(msgs)}")
-                # message objects are built (and checked) on first use
-                if len(ev) == 3:
-                    yield _LoopBuilder(tick, MessageBatch(msgs, ps, origin, i), None, ())  # type: ignore[misc]
-                elif len(ev) > 5:
-                    raise Invalid("", f"a loop has at most 5 fields, got {len(ev)}")
-                else:
+        loop, batch, most = _LoopBuilder, MessageBatch, INT64_MAX
+        for ev in encoded:
+            i += 1
+            # the hot path: a loop without outcome, then one with; anything else (or any doubt) below
+            if ev.__class__ is list and len(ev) == 3 and ev[0] == LOOP:
+                tick, msgs = ev[1], ev[2]
+                if tick.__class__ is int and 0 <= tick <= most and msgs.__class__ is list and ev[0].__class__ is int:
+                    # message objects are built (and checked) on first use
+                    yield loop(tick, batch(msgs, ps, origin, i), None, ())
+                    continue
+            elif ev.__class__ is list and 3 < len(ev) <= 5 and ev[0] == LOOP:
+                tick, msgs = ev[1], ev[2]
+                if tick.__class__ is int and 0 <= tick <= most and msgs.__class__ is list and ev[0].__class__ is int:
                     nd = ev[4] if len(ev) > 4 else None
-                    yield _LoopBuilder(  # type: ignore[misc]
-                        tick, MessageBatch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
-                    )
-            else:
-                yield _decode_other(ev, ps)
+                    yield loop(tick, batch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ())
+                    continue
+            yield _decode_other(ev, ps)
     except Invalid as exc:
         raise _corrupt(origin, encoded_kind(payload, i), i, exc) from None
     except RecordingError:
@@ -392,7 +420,7 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
     lengths = _EVENT_LENGTHS.get(code) if type(code) is int else None
     if lengths is None:
         if code == LOOP and type(code) is int:
-            raise Invalid("", "a loop is [4, tick, messages, outcome?, nondeterministic?]")
+            _loop_problem(ev)
         raise Invalid("", f"unknown event kind code {show(code)}")
     if not lengths[0] <= len(ev) <= lengths[1]:
         raise Invalid("", f"a {_KIND_NAMES[code]} event has {lengths[0]} to {lengths[1]} fields, got {len(ev)}")
@@ -442,6 +470,15 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
         _opt_int64(close_code, "close_code"),
         _opt_str(close_reason, "close_reason"),
     )
+
+
+def _loop_problem(ev: list[Any]) -> None:
+    """Raise ``Invalid`` for a loop event that failed the fast path of ``iter_events``."""
+    if not 3 <= len(ev) <= 5:
+        raise Invalid("", f"a loop is [4, tick, messages, outcome?, nondeterministic?], got {len(ev)} fields")
+    validate.tick(ev[1], "tick")
+    _array(ev[2], "messages")
+    raise AssertionError("unreachable: a loop failed the fast path but no check")
 
 
 _LoopBuilder = record_builder(LoopCall)  # the hot path of every reader

@@ -89,7 +89,7 @@ LOOP = [JoinCall(0, (ALICE, BOB)), LoopCall(1, (MatchMessage(ALICE, 1, b"x", Tru
         (lambda p: p[1][1][2][0].__setitem__(1, "1"), "events[1].messages[0].op_code", "must be an integer"),
         (lambda p: p[1][1][2][0].__setitem__(0, -1), "events[1].messages[0].sender", "presence index -1"),
         (lambda p: p[1][0][2].__setitem__(1, -1), "events[0].presences", "presence index -1"),
-        (lambda p: p[1][1][3]["b"][0].__setitem__(2, [-1]), "events[1].outcome.broadcasts[0].targets", "presence index -1"),
+        (lambda p: p[1][1][3]["b"][0].__setitem__(2, [-1]), "events[1].outcome.broadcasts[0].targets[0]", "presence index -1"),
         (lambda p: p[1][1][3]["b"][0].__setitem__(3, -1), "events[1].outcome.broadcasts[0].sender", "presence index -1"),
         # out-of-range integers msgpack can hold
         (lambda p: p[1][1][2][0].__setitem__(1, 2**63), "events[1].messages[0].op_code", "int64"),
