@@ -146,6 +146,9 @@ def _value(j: Any, field: str, depth: int = 0) -> Any:
     raise Invalid(field, f"unexpected JSON value {show(j)}")
 
 
+_KEY_TYPES = (type(None), bool, int, float, str, bytes)
+
+
 def _within_depth(depth: int, field: str) -> None:
     """An array or map at ``depth`` (0: the value itself) is allowed up to ``MAX_DEPTH`` levels (as
     ``recorder.validate.value`` counts them in a chunk)."""
@@ -173,7 +176,7 @@ def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
             if type(pair) is not list or len(pair) != 2:
                 raise Invalid(f"{where}[{i}]", "must be a [key, value] pair")
             key = _value(pair[0], f"{where}[{i}][0]", depth + 1)
-            if type(key) in (list, dict):
+            if type(key) not in _KEY_TYPES:
                 raise Invalid(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
             if key in out:
                 raise Invalid(f"{where}[{i}][0]", f"duplicate map key {key!r}")
@@ -442,6 +445,15 @@ def _map(v: Any, field: str) -> dict[Any, Any]:
     return x
 
 
+def _string_map(v: Any, field: str) -> dict[str, str]:
+    """A map of strings to strings (session vars; user id -> client version)."""
+    x = _map(v, field)
+    for key, item in x.items():
+        if type(key) is not str or type(item) is not str:
+            raise Invalid(field, f"must map strings to strings, got {show(key)}: {show(item)}")
+    return x
+
+
 def _obj(v: Any, field: str, allowed: frozenset[str]) -> dict[str, Any]:
     if type(v) is not dict:
         raise Invalid(field, f"must be an object, got {show(v)}")
@@ -544,7 +556,7 @@ def _read_join_attempt(d: dict[str, Any]) -> JoinAttemptCall:
         _get(d, "presence", "", _read_presence),
         _get(d, "metadata", "", _map, {}),
         *_tail(d),
-        _get(d, "vars", "", _map, {}),
+        _get(d, "vars", "", _string_map, {}),
     )
 
 
@@ -610,10 +622,7 @@ _HEADER_KEYS = frozenset(header_to_json(Header())) - {"kind"}
 
 def _read_header(d: dict[str, Any]) -> Header:
     _only(d, _HEADER_KEYS | {"kind"}, "")
-    versions = _get(d, "client_versions", "", _map, {})
-    for user, version in versions.items():
-        if type(user) is not str or type(version) is not str:
-            raise Invalid("client_versions", f"must map user ids to version strings, got {show(user)}: {show(version)}")
+    versions = _get(d, "client_versions", "", _string_map, {})
     return Header(
         match_id=_get(d, "match_id", "", _text, ""),
         module=_get(d, "module", "", _text, ""),

@@ -217,7 +217,7 @@ H = '{"kind":"header","match_id":"m"}\n'
         (H + '{"kind":"init","params":{"$bytes":"AA=="}}\n', 2, "params", "must be an object"),
         (H + '{"kind":"wire","socket":"a","direction":"out","t":"x"}\n', 2, "t", "must be a number"),
         ('{"kind":"header","tick_rate":"10"}\n', 1, "tick_rate", "must be an integer"),
-        ('{"kind":"header","client_versions":{"u1":2}}\n', 1, "client_versions", "version strings"),
+        ('{"kind":"header","client_versions":{"u1":2}}\n', 1, "client_versions", "strings to strings"),
         ('{"kind":"header","colour":"red"}\n', 1, "colour", "unknown field"),
     ],
 )

@@ -42,7 +42,7 @@ from recorder.jsonl import event_to_json, header_to_json, import_jsonl, jsonl_li
 from recorder.nkrec import _pack, _unpack
 from recorder.validate import MAX_DEPTH, Invalid, parse_json, value
 from replay.cli import main
-from model_strategies import assert_same, event_lists, pinned_events
+from model_strategies import assert_same, event_lists, pinned_events, pinned_header
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE, BOB = Presence("u1", "s1", "alice", "n1"), Presence("u2", "s2", "bob", "n1")
@@ -286,7 +286,7 @@ def mutated_payloads(draw: st.DrawFn) -> object:
     return tree
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_payloads())
 def test_fuzz_chunk_payloads_decode_or_raise_corrupt_recording(tree: object) -> None:
     """Whatever the decoder accepts can be used everywhere (messages, export, re-encoding, a second decode
@@ -320,13 +320,12 @@ def _positions(tree: object, depth: int = 0) -> list[tuple[object, object]]:
 def test_every_position_of_every_event_kind_set_to_every_edge_value() -> None:
     """The systematic half of the fuzz: each node of a chunk holding every event kind and outcome field,
     replaced in turn by each edge value, decodes to something usable everywhere or is CorruptRecording."""
-    base = payload(pinned_events())
+    tree = payload(pinned_events())
     accepted = refused = 0
-    for i in range(len(_positions(base))):
+    for parent, key in _positions(tree):
+        original = parent[key]  # type: ignore[index]
         for replacement in SWEEP_VALUES:
-            tree = copy.deepcopy(base)
-            parent, key = _positions(tree)[i]
-            parent[key] = copy.deepcopy(replacement)  # type: ignore[index]
+            parent[key] = replacement  # type: ignore[index]  # decoding never changes the tree: restored below
             try:
                 events = decode_all(tree)
             except CorruptRecording:
@@ -335,7 +334,37 @@ def test_every_position_of_every_event_kind_set_to_every_edge_value() -> None:
             accepted += 1
             text = "".join(jsonl_lines(Header(match_id="m"), events))
             assert_same(list(read_jsonl(io.StringIO(text))[1]), events)
+        parent[key] = original  # type: ignore[index]
+    assert_same(decode_all(tree), pinned_events())
     assert accepted and refused  # both sides reached
+
+
+JSON_SWEEP_VALUES = [None, True, -1, 2**63, 2**64, -(2**63) - 1, 1.5, "", "x", [], {}, [0], {"a": None}, {"$bytes": "AA=="},
+                     {"$float": "7ff0000000000000"}, {"$map": [[1, None]]}, {"$ext": [5, "AA=="]}, nested(MAX_DEPTH + 1)]
+
+
+def test_every_position_of_every_jsonl_line_set_to_every_edge_value() -> None:
+    """The systematic half of the JSONL fuzz: each value of a file holding every line kind and outcome
+    field, replaced in turn by each edge value, is InterchangeError or imports into events that encode
+    to a chunk the chunk decoder accepts unchanged."""
+    lines = [header_to_json(pinned_header())] + [event_to_json(e) for e in pinned_events()]
+    accepted = refused = 0
+    for parent, key in [(p, k) for p, k in _positions([lines]) if p is not lines]:  # every value inside a line
+        original = parent[key]  # type: ignore[index]
+        for replacement in JSON_SWEEP_VALUES:
+            parent[key] = replacement  # type: ignore[index]
+            text = "".join(json.dumps(x) + "\n" for x in lines)
+            try:
+                header, events = read_jsonl(io.StringIO(text), "sweep.jsonl")
+                events = list(events)
+            except InterchangeError:
+                refused += 1
+                continue
+            accepted += 1
+            assert_same(decode_all(payload(events)), events)
+            decode_header(_unpack(_pack(encode_header(header))))
+        parent[key] = original  # type: ignore[index]
+    assert accepted and refused
 
 
 JSON_HOSTILE = st.one_of(
@@ -371,7 +400,7 @@ def jsonl_files(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(jsonl_files())
 def test_fuzz_jsonl_lines_import_or_raise_interchange_error(text: str) -> None:
     """Every line JSON Lines import accepts encodes into a chunk that the chunk decoder accepts back,
