@@ -24,6 +24,8 @@
     ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
     ├── OptionError (ValueError)           an option's value is malformed or out of range (option, value)
     ├── PathError (ValueError)             a file or folder to read or write cannot be used (path, problem)
+    ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
+    │                                      memory (``death``: kind, callback, tick; ``replay.supervisor``)
     └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -60,6 +62,7 @@ __all__ = [
     "LiveReplayError",
     "OptionError",
     "PathError",
+    "HandlerDied",
     "MatchCheckFailed",
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
@@ -256,6 +259,14 @@ class PathError(NakamaReplayError, ValueError):
     def __init__(self, path: object, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
+class HandlerDied(NakamaReplayError):
+    """A supervised handler process ended without a result: it hung past the hang timeout, exited, was
+    killed by a signal or ran out of memory. ``death`` (``replay.supervisor.Death``) says how and where; the
+    commands turn it into their answer (an outcome, a run-all category), so it is rarely seen as such."""
+
+    def __init__(self, death: Any) -> None:
+        self.death = death
+        super().__init__(f"{death.describe()} {death.where}")
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):

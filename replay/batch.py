@@ -7,7 +7,15 @@ Each recording lands in one category:
 - ``clean``: no crash and every recorded outcome equal;
 - ``diverged``: no crash, but outcomes differ from the recorded ones (a recorded crash that no longer
   happens counts here);
+- ``hung``, ``exited``, ``killed``, ``out-of-memory``: the handler hung past the hang timeout, or its
+  process exited, died of a signal or ran out of memory (``replay.supervisor``), unless the recording
+  says it ended that way (then ``reproduced``);
 - ``error``: the replay could not run (unreadable recording, handler that does not load, wire recording).
+
+Each replay runs in a supervised handler process (``replay.supervisor``): every executor thread (or the
+calling thread, serially) keeps its own worker process and replaces it after a death, so a handler that
+hangs, exits or segfaults costs only its own recording and the batch carries on. ``limits=None`` replays
+in the executor's own process instead (the old way: a process pool by default).
 
 The executor is pluggable. ``run_all`` needs only ``executor.submit(fn, *args)`` returning a future with
 ``result()``; ``concurrent.futures`` futures are collected as they complete, others in submission order.
@@ -45,7 +53,9 @@ __all__ = [
     "run_all",
 ]
 
-CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "error")
+_DEFAULT_LIMITS: Any = object()
+
+CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "hung", "exited", "killed", "out-of-memory", "error")
 
 
 class Executor(Protocol):
@@ -69,9 +79,14 @@ class SerialExecutor:
         pass
 
 
-def load_executor(spec: str, jobs: int) -> Any:
-    """``process``, ``thread``, ``serial``, or ``package.module:factory`` called as ``factory(jobs)``."""
+def load_executor(spec: str, jobs: int, *, supervised: bool = True) -> Any:
+    """``process``, ``thread``, ``serial``, or ``package.module:factory`` called as ``factory(jobs)``.
+
+    ``process`` is ``jobs`` threads each supervising a handler process (``supervised``), or without
+    supervision a ``ProcessPoolExecutor`` replaying in its own processes."""
     if spec == "process":
+        if supervised:
+            return cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nkreplay-supervisor")
         return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
     if spec == "thread":
         return cf.ThreadPoolExecutor(max_workers=jobs)
@@ -129,24 +144,34 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
         raise first
 
 
-def replay_one(path: str, handler: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    """Replay one recording and describe the result as a plain dict (runs in a worker)."""
+def replay_one(
+    path: str, handler: str | None, options: dict[str, Any], limits: Any = None
+) -> dict[str, Any]:
+    """Replay one recording and describe the result as a plain dict (runs on an executor). ``limits``
+    (``replay.supervisor.Limits``): in this thread's supervised handler process; None: in this process."""
     from replay.regression import replay_isolated  # noqa: PLC0415
     from replay.runtime import ReplayOptions  # noqa: PLC0415
     from replay.signature import CrashSignature  # noqa: PLC0415
 
     out: dict[str, Any] = {"path": path}
     try:
-        r = replay_isolated(path, handler, ReplayOptions(**options))
+        if limits is None:
+            r = replay_isolated(path, handler, ReplayOptions(**options))
+        else:
+            from replay.supervisor import replay_supervised, thread_worker  # noqa: PLC0415
+
+            r = replay_supervised(path, handler, ReplayOptions(**options), process=thread_worker(limits))
     except NakamaReplayError as exc:
         return dict(out, category="error", detail=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one broken recording must not stop the batch
         return dict(out, category="error", detail=f"unexpected {type(exc).__name__}: {exc}")
     c = r.crash
-    if c is not None:
-        category = "reproduced" if r.reproduced else "crashed"
+    if r.reproduced:
+        category = "reproduced" if c is not None else "clean"
+    elif r.outcome in ("hung", "exited", "killed", "out-of-memory"):
+        category = r.outcome
     else:
-        category = "clean" if r.reproduced else "diverged"
+        category = "crashed" if c is not None else "diverged"
     sig = CrashSignature.from_result(r)
     first = r.divergences[0] if r.divergences else None
     return dict(
@@ -160,6 +185,7 @@ def replay_one(path: str, handler: str | None, options: dict[str, Any]) -> dict[
         signature=None if sig is None else sig.to_json(),
         divergences=r.divergence_count,
         first_divergence=None if first is None else {"tick": first.tick, "callback": first.callback, "field": first.field},
+        process=None if r.death is None else r.death.to_json(),
     )
 
 
@@ -204,7 +230,7 @@ class Progress:
     def update(self, category: str) -> None:
         self.done += 1
         self.counts[category] += 1
-        counts = "  ".join(f"{k} {self.counts[k]}" for k in CATEGORIES)
+        counts = "  ".join(f"{k} {self.counts[k]}" for k in CATEGORIES if self.counts[k] or k in CATEGORIES[:4])
         if self.tty:
             filled = self.width * self.done // max(1, self.total)
             bar = "#" * filled + "-" * (self.width - filled)
@@ -225,18 +251,29 @@ def run_all(
     executor: Any = None,
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
+    limits: Any = _DEFAULT_LIMITS,
 ) -> BatchSummary:
-    """Replay each recording into ``handler`` (None: each recording's own) on ``executor`` (default: a
-    process pool of ``jobs`` workers, ``os.cpu_count()`` when None). ``options`` are ``ReplayOptions``
-    fields. ``progress(category)`` is called as each replay finishes."""
+    """Replay each recording into ``handler`` (None: each recording's own) on ``executor`` (default:
+    ``jobs`` supervised handler processes, ``os.cpu_count()`` when None). ``options`` are
+    ``ReplayOptions`` fields. ``limits`` (``replay.supervisor.Limits``; default: the hang timeout of
+    ``options`` and the default memory cap) supervise each replay; None replays unsupervised.
+    ``progress(category)`` is called as each replay finishes."""
     handler = None if handler is None else _absolute_spec(handler)
     options = dict(options or {})
+    if limits is _DEFAULT_LIMITS:
+        from replay.supervisor import Limits  # noqa: PLC0415
+
+        hang = options.get("hang_timeout", 5.0)
+        limits = Limits(hang if hang else None)
     owned = executor is None
     if owned:
-        executor = SerialExecutor() if jobs == 1 else load_executor("process", jobs or os.cpu_count() or 1)
+        if jobs == 1:
+            executor = SerialExecutor()
+        else:
+            executor = load_executor("process", jobs or os.cpu_count() or 1, supervised=limits is not None)
     summary = BatchSummary()
     try:
-        futures = {executor.submit(replay_one, path, handler, options): path for path in recordings}
+        futures = {executor.submit(replay_one, path, handler, options, limits): path for path in recordings}
         if all(isinstance(f, cf.Future) for f in futures):
             finished: Iterable[Any] = cf.as_completed(futures)
         else:

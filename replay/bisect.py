@@ -15,7 +15,9 @@ Versions come from:
   the handler under its usual name), ordered by version key (``arena_v2`` before ``arena_v10``) or name;
 - ``named_versions``: version strings (client versions) for a ``--run`` command.
 
-``ReplayTest`` is the default test: replay the recording into a version's handler; bad when the
+``ReplayTest`` is the default test: replay the recording into a version's handler (in a supervised
+handler process with ``limits``, so a version that hangs or dies is judged like any other crash and the
+search goes on; ``close()`` ends it); bad when the
 recording's crash happens again with the same signature (``replay.signature``), or with
 ``predicate="diverges"`` when the replay does not reproduce the recorded outcomes. A handler that does not
 load is skipped. ``CommandTest`` runs a shell command with ``{version}`` (the commit, file path or version string),
@@ -316,6 +318,7 @@ class ReplayTest:
         predicate: str = "crash",
         options: Any = None,
         handler_for: Callable[[Version], str | None] | None = None,
+        limits: Any = None,
     ) -> None:
         from replay.signature import CrashSignature  # noqa: PLC0415
 
@@ -325,6 +328,11 @@ class ReplayTest:
         self.predicate = predicate
         self.options = options
         self.handler_for = handler_for or (lambda v: v.handler or None)
+        self.worker: Any = None  # the supervised handler process (``limits``); None: replays in this process
+        if limits is not None:
+            from replay.supervisor import HandlerProcess  # noqa: PLC0415
+
+            self.worker = HandlerProcess(limits)
         self.reference = CrashSignature.of_recording(self.recording)
         if predicate == "crash" and self.reference is None:
             raise BisectError(
@@ -342,12 +350,22 @@ class ReplayTest:
         if handler is None:
             return SKIP, "no handler file at this version"
         try:
-            result = replay_isolated(self.recording, handler, self.options)
+            if self.worker is None:
+                result = replay_isolated(self.recording, handler, self.options)
+            else:
+                from replay.supervisor import replay_supervised  # noqa: PLC0415
+
+                result = replay_supervised(self.recording, handler, self.options, process=self.worker)
         except HandlerLoadError as exc:
             return SKIP, f"handler does not load: {exc.problem}"
         if self.predicate == "diverges":
             return self._diverges(result)
         return self._crash(result, os.path.basename(split_handler(handler)))
+
+    def close(self) -> None:
+        """End the supervised handler process (if any)."""
+        if self.worker is not None:
+            self.worker.close()
 
     def _crash(self, result: Any, handler_name: str) -> tuple[str, str]:
         from replay.signature import CrashSignature  # noqa: PLC0415

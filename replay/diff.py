@@ -42,7 +42,19 @@ __all__ = [
 ]
 
 #: Shown for a path that one side does not have.
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>", "__slots__": ()})()
+class _Missing:
+    """The value of a path one side lacks (one object; pickles as itself, so results cross processes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 Trajectory = Union[Sequence[Any], kernels.Packed]
 

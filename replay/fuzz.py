@@ -66,11 +66,13 @@ class FuzzOptions:
     profile: FuzzProfile | None = None
     max_actions: int = 64
     max_users: int | None = None
-    hang_timeout: float = 1.0
+    hang_timeout: float | None = 1.0
     database: bool = True
     absent_targets: bool = True
     max_findings: int = 8  # distinct failures after which the search stops (the report says so)
     shrink: bool = True  # hypothesis's shrinking; the reducers of replay.minimize run either way
+    supervised: bool = True  # matches play in a supervised handler process (a handler given by path)
+    max_memory: int | None = None  # its memory cap (None: replay.supervisor.DEFAULT_MAX_MEMORY)
 
 
 class Progress(Protocol):
@@ -181,9 +183,181 @@ def _hash(*parts: Any) -> str:
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
 
 
+class _Sandbox:
+    """Where matches are played when supervised: a handler process (``replay.supervisor``) holding a
+    ``_Fuzzer`` of its own, loaded from the handler and profile paths. A match whose handler hangs past the
+    hang timeout, exits, segfaults or runs out of memory is a ``HandlerCrashed`` failure like any other
+    (keyed ``callback|Hang|?``, ``callback|HandlerExit|?``...), and the next match gets a new process."""
+
+    def __init__(self, setup: tuple[Any, ...], options: FuzzOptions) -> None:
+        import tempfile  # noqa: PLC0415
+
+        from replay.supervisor import DEFAULT_MAX_MEMORY, HandlerProcess, Limits  # noqa: PLC0415
+
+        self.setup = setup
+        self.worker = HandlerProcess(Limits(options.hang_timeout, options.max_memory or DEFAULT_MAX_MEMORY))
+        self.worker.start()
+        self._tmp = tempfile.TemporaryDirectory(prefix="nkreplay-fuzz-")
+        self.journal = str(Path(self._tmp.name) / "calls.journal")
+
+    def load(self) -> None:
+        """Load the handler and profile in the handler process (a handler that cannot is bad input)."""
+        self._call("load_job")
+
+    def _call(self, job: str, *args: Any) -> Any:
+        from recorder.errors import HandlerDied, HandlerLoadError  # noqa: PLC0415
+        from replay.hang import LOADING  # noqa: PLC0415
+
+        try:
+            return self.worker.call(f"replay.fuzz:{job}", self.setup, *args)
+        except HandlerDied as died:
+            if died.death.callback == LOADING:
+                raise HandlerLoadError(self.setup[0], f"{died.death.describe()} while it was being loaded") from None
+            return _death_failure(died.death)
+
+    def play(self, actions: list[Action], want_calls: bool) -> tuple[MatchCheckFailed | None, list[Call] | None]:
+        out = self._call("play_job", actions, self.journal if want_calls else None)
+        if isinstance(out, MatchCheckFailed):  # died: the calls up to the fatal one are in the journal
+            return out, read_journal(self.journal) if want_calls else None
+        failure, calls = out
+        return _unpack_failure(failure), calls
+
+    def stream(self, calls: list[Call], digests: bool) -> tuple[str | None, MatchCheckFailed | None, list[Call]]:
+        out = self._call("stream_job", calls, digests, self.journal if digests else None)
+        if isinstance(out, MatchCheckFailed):
+            return out.key, out, read_journal(self.journal) if digests else []
+        key, failure, written = out
+        return key, _unpack_failure(failure), written
+
+    def reproduces(self, path: Path) -> tuple[bool, str]:
+        from replay.runtime import ReplayOptions  # noqa: PLC0415
+        from replay.supervisor import replay_supervised  # noqa: PLC0415
+
+        o = self.setup[3]
+        result = replay_supervised(path, None, ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout), process=self.worker)
+        return result.reproduced, result.verdict
+
+    def close(self) -> None:
+        self.worker.close()
+        self._tmp.cleanup()
+
+
+def _journal_to(path: str | None) -> Callable[[MatchPlayer], None] | None:
+    """(In the handler process.) Write each call the player's runtime applies to ``path`` before it runs,
+    and with its outcome after, so the calls up to a fatal one survive the process (``read_journal``)."""
+    if path is None:
+        return None
+    import pickle  # noqa: PLC0415
+
+    out = open(path, "wb")  # noqa: SIM115 - closed when the match ends (or by the process's death)
+
+    def prepare(player: MatchPlayer) -> None:
+        rt = player.runtime
+        apply = rt.apply
+
+        def journaled(call: Call) -> Any:
+            out.write(pickle.dumps(("call", call)))
+            out.flush()
+            step = apply(call)
+            out.write(pickle.dumps(("done", with_outcome(call, step) if step.executed else None)))
+            out.flush()
+            return step
+
+        rt.apply = journaled
+        close = player.close
+
+        def closing() -> None:
+            close()
+            out.close()
+
+        player.close = closing  # type: ignore[method-assign]
+
+    return prepare
+
+
+def read_journal(path: str) -> list[Call]:
+    """The executed calls of a match whose handler process died, with outcomes, then the fatal call."""
+    import pickle  # noqa: PLC0415
+
+    calls: list[Call] = []
+    pending: Call | None = None
+    try:
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    kind, call = pickle.load(f)
+                except (EOFError, pickle.UnpicklingError):
+                    break
+                if kind == "call":
+                    pending = call
+                else:
+                    if call is not None:
+                        calls.append(call)
+                    pending = None
+    except OSError:
+        return calls
+    return calls + ([pending] if pending is not None else [])
+
+
+def _death_failure(death: Any) -> MatchCheckFailed:
+    """A supervised match's handler process hung or died: a crash failure at its callback and tick."""
+    from replay.signature import CrashSignature  # noqa: PLC0415
+
+    crash = death.crash()
+    return HandlerCrashed(crash, CrashSignature.from_crash(crash))
+
+
+def _pack_failure(failure: MatchCheckFailed | None) -> Any:
+    from replay.supervisor import portable_error  # noqa: PLC0415
+
+    return None if failure is None else portable_error(failure)
+
+
+def _unpack_failure(packed: Any) -> Any:
+    from replay.supervisor import rebuild_error  # noqa: PLC0415
+
+    return None if packed is None else rebuild_error(packed)
+
+
+_worker_fuzzers: list[tuple[tuple[Any, ...], _Fuzzer]] = []
+
+
+def _worker_fuzzer(setup: tuple[Any, ...]) -> _Fuzzer:
+    """(In the handler process.) The fuzzer for ``setup``: handler and profile loaded once per process."""
+    f = _worker_fuzzers[0][1] if _worker_fuzzers and _worker_fuzzers[0][0] == setup else None
+    if f is None:
+        spec, ref, header, options = setup
+        profile = _load_profile_ref(ref)
+        options = dataclasses.replace(options, profile=profile, out=None, supervised=False)
+        f = _Fuzzer(load_handler(spec), spec, options, None, lambda: load_handler(spec), header=header)
+        _worker_fuzzers[:] = [(setup, f)]
+    return f
+
+
+def load_job(setup: tuple[Any, ...]) -> None:
+    """(In the handler process.) Load the handler and the profile."""
+    _worker_fuzzer(setup)
+
+
+def play_job(setup: tuple[Any, ...], actions: list[Action], journal: str | None) -> tuple[Any, list[Call] | None]:
+    """(In the handler process.) Play one match: its failure (portable) and, with a journal, its calls."""
+    f = _worker_fuzzer(setup)
+    failure, calls = f.play(actions, journal is not None, _journal_to(journal))
+    return _pack_failure(failure), calls
+
+
+def stream_job(
+    setup: tuple[Any, ...], calls: list[Call], digests: bool, journal: str | None
+) -> tuple[str | None, Any, list[Call]]:
+    """(In the handler process.) Run a call stream: its failure key, failure and the calls with outcomes."""
+    key, failure, written = _worker_fuzzer(setup).stream(calls, digests, _journal_to(journal))
+    return key, _pack_failure(failure), written
+
+
 class _Fuzzer:
     def __init__(
-        self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None, fresh: Callable[[], Any] | None
+        self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None, fresh: Callable[[], Any] | None,
+        *, header: Any = None, sandbox: _Sandbox | None = None,
     ) -> None:
         self.handler = handler
         self.fresh = fresh or (lambda: handler)  # a handler per match: no state leaks from match to match
@@ -191,7 +365,8 @@ class _Fuzzer:
         self.options = options
         self.profile = options.profile or DEFAULT_PROFILE
         self.progress = progress
-        self.header = fuzz_header(getattr(handler, "path", spec), dict(self.profile.params), options.seed)
+        self.header = header or fuzz_header(getattr(handler, "path", spec), dict(self.profile.params), options.seed)
+        self.sandbox = sandbox
         self.checks = MatchChecks(self.profile.invariants, absent_targets=options.absent_targets)
         self.guard = HangGuard(options.hang_timeout)
         self.strategy = client_actions(self.profile, max_users=options.max_users, max_actions=options.max_actions)
@@ -201,24 +376,40 @@ class _Fuzzer:
         self._classes: dict[str, type[_Found]] = {}
 
     # -- one match ------------------------------------------------------------------------------------
-    def play(self, actions: list[Action]) -> tuple[MatchCheckFailed | None, MatchPlayer]:
+    def play(
+        self, actions: list[Action], want_calls: bool = False, prepare: Callable[[MatchPlayer], None] | None = None
+    ) -> tuple[MatchCheckFailed | None, list[Call] | None]:
+        """Play one match; its failure (None: every check held) and, when asked, the calls it made."""
+        if self.sandbox is not None:
+            return self.sandbox.play(actions, want_calls)
         player = MatchPlayer(
             self.fresh(), self.header, seed=self.options.seed, queue_size=self.profile.queue_size,
             checks=self.checks, hang_guard=self.guard,
         )
+        if prepare is not None:
+            prepare(player)
+        failure = None
         try:
             player.start()
             player.play_all(actions)
         except MatchCheckFailed as exc:
-            return exc, player
+            failure = exc
         finally:
             player.close()
-        return None, player
+        return failure, player.calls() if want_calls else None
 
-    def stream(self, calls: list[Call], digests: bool = False) -> Any:
-        return run_stream(
-            self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed, digests=digests
+    def stream(
+        self, calls: list[Call], digests: bool = False, prepare: Callable[[MatchPlayer], None] | None = None
+    ) -> tuple[str | None, MatchCheckFailed | None, list[Call]]:
+        """Run a call stream: its failure key (None: invalid stream or no failure), the failure, and the
+        executed calls with their outcomes (as a recording holds them)."""
+        if self.sandbox is not None:
+            return self.sandbox.stream(calls, digests)
+        result = run_stream(
+            self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed,
+            digests=digests, prepare=prepare,
         )
+        return result.key, result.failure, [with_outcome(s.call, s) for s in result.steps if s.executed]
 
     # -- the search -----------------------------------------------------------------------------------
     def database(self, known: set[str]) -> Any:
@@ -290,18 +481,16 @@ class _Fuzzer:
             return failure is not None and failure.key == key
 
         def calls_fail(cand: list[Call]) -> bool:
-            return self.stream(cand).key == key
+            return self.stream(cand)[0] == key
 
         if not actions_fail(found.actions):
             raise NakamaReplayError(f"fuzz: the failure {key} did not happen again when its actions were replayed")
         actions = reduce_actions(found.actions, actions_fail)
-        _, player = self.play(actions)
-        calls = reduce_calls(strip_outcomes(player.calls()), calls_fail)
-        final = self.stream(calls, digests=True)
-        failure = final.failure
-        if final.key != key or failure is None:
+        _, played = self.play(actions, want_calls=True)
+        calls = reduce_calls(strip_outcomes(played or []), calls_fail)
+        final_key, failure, written = self.stream(calls, digests=True)
+        if final_key != key or failure is None:
             raise NakamaReplayError(f"fuzz: the reduced stream for {key} no longer fails the same way")
-        written = [with_outcome(s.call, s) for s in final.steps if s.executed]
         if len(written) != len(calls) and not calls_fail(strip_outcomes(written)):
             raise NakamaReplayError(f"fuzz: the stream written for {key} no longer fails the same way")
         examples, seconds = found.first_seen  # type: ignore[attr-defined]
@@ -350,12 +539,18 @@ class _Fuzzer:
     def _check_reproduces(self, path: Path, finding: Finding) -> None:
         from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
 
-        result = replay(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
-        if not result.reproduced:
-            raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {result.verdict}")
+        if self.sandbox is not None:
+            reproduced, verdict = self.sandbox.reproduces(path)
+        else:
+            result = replay(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
+            reproduced, verdict = result.reproduced, result.verdict
+        if not reproduced:
+            raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {verdict}")
 
     def close(self) -> None:
         self.guard.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
 
 
 def _write_expectation(recording: Path, handler_rel: str, finding: Finding, options: FuzzOptions, spec: str) -> Path:
@@ -371,7 +566,7 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
         "# expected behaviour instead, delete `no_crash = true` and uncomment the [crash] table.",
         f"handler = {json.dumps(handler_rel)}",
         "no_crash = true",
-        f"hang_timeout = {float(options.hang_timeout)!r}",
+        *([f"hang_timeout = {float(options.hang_timeout)!r}"] if options.hang_timeout else []),
         "",
         "# [crash]",
         f"# callback = {json.dumps(callback)}",
@@ -380,6 +575,69 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _sandbox(spec: str, options: FuzzOptions) -> _Sandbox | None:
+    """A supervised handler process for the matches, when the options ask for one and the profile can be
+    loaded there again (from its file or module; a profile built in code stays in this process)."""
+    from replay.handlers import split_spec  # noqa: PLC0415
+
+    profile = options.profile or DEFAULT_PROFILE
+    if not options.supervised:
+        return None
+    ref = _profile_ref(profile)
+    if ref is None:
+        import warnings  # noqa: PLC0415
+
+        warnings.warn(
+            f"fuzz: the profile {profile.source!r} was built in code with invariants that cannot be sent to a "
+            "handler process: matches play in this process, unsupervised", RuntimeWarning, stacklevel=3,
+        )
+        return None
+    header = fuzz_header(str(split_spec(spec)[0]), dict(profile.params), options.seed)
+    sandbox = _Sandbox((spec, ref, header, dataclasses.replace(options, profile=None)), options)
+    try:
+        sandbox.load()
+    except BaseException:
+        sandbox.close()
+        raise
+    return sandbox
+
+
+def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
+    """How the handler process gets the profile's part it needs (invariants, queue size): the default, its
+    file or module again, or the invariants themselves when they pickle; None when none of these works."""
+    import importlib.util  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    if profile is DEFAULT_PROFILE:
+        return ("default",)
+    source = profile.source
+    try:
+        loadable = Path(source).suffix == ".py" and Path(source).is_file() or (
+            not source.endswith(".py") and importlib.util.find_spec(source) is not None
+        )
+    except (ImportError, ValueError):
+        loadable = False
+    if loadable:
+        return ("source", source)
+    try:
+        return ("inline", profile.queue_size, pickle.dumps(tuple(profile.invariants)))
+    except Exception:  # noqa: BLE001 - lambdas and closures do not pickle
+        return None
+
+
+def _load_profile_ref(ref: tuple[Any, ...]) -> FuzzProfile:
+    """(In the handler process.) The profile ``_profile_ref`` described (payloads are not needed here)."""
+    import pickle  # noqa: PLC0415
+
+    from replay.strategies import load_profile  # noqa: PLC0415
+
+    if ref[0] == "default":
+        return DEFAULT_PROFILE
+    if ref[0] == "source":
+        return load_profile(ref[1])
+    return FuzzProfile(payloads={0: None}, invariants=pickle.loads(ref[2]), queue_size=ref[1], source="<sent>")
 
 
 def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | None = None) -> FuzzReport:
@@ -398,11 +656,20 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
         raise NakamaReplayError(f"fuzz: --max-findings must be at least 1, got {options.max_findings}")
     by_path = isinstance(handler, (str, os.PathLike))
     spec = os.fspath(handler) if by_path else getattr(handler, "path", "<handler>")
-    loaded = load_handler(spec) if by_path else handler
+    sandbox = _sandbox(spec, options) if by_path else None
+    try:
+        # the parent loads the handler too (once the handler process has): hypothesis draws constants from
+        # the modules loaded here, so a supervised search generates the same matches as one in-process
+        loaded = load_handler(spec) if by_path else handler
+    except BaseException:
+        if sandbox is not None:
+            sandbox.close()
+        raise
     # Given a path, every match gets a freshly loaded handler, as every match gets its own Lua VM in Nakama:
     # module-level state cannot leak from one generated match into the next (a class handler gets a new
     # instance; a Python module's own globals are shared, as they are in any one process).
-    f = _Fuzzer(loaded, spec, options, progress, (lambda: load_handler(spec)) if by_path else None)
+    f = _Fuzzer(loaded, spec, options, progress, (lambda: load_handler(spec)) if by_path else None,
+                header=None if sandbox is None else sandbox.setup[2], sandbox=sandbox)
     report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples, max_findings=options.max_findings)
     try:
         known: set[str] = set()

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from recorder.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from recorder.model import CALLBACKS
+from replay.hang import LOADING, reporting
 
 __all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]
 
@@ -148,6 +149,11 @@ def _import_file(path: Path) -> Any:
 
 def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None = None) -> Any:
     """Load a handler from ``file.py``, ``file.py:ClassName`` or ``module.lua``."""
+    with reporting(LOADING):
+        return _load(spec, module_path)
+
+
+def _load(spec: str | os.PathLike[str], module_path: list[str] | None) -> Any:
     path, class_name = split_spec(spec)
     if path.is_dir():
         raise HandlerLoadError(str(path), "is a folder; a handler is a .py file (optionally file.py:ClassName) or a .lua module")

@@ -7,17 +7,25 @@ asynchronously in the thread running the callback (``PyThreadState_SetAsyncExc``
 C call (``time.sleep(3600)``) is interrupted when that call returns. Lua handlers arm the same deadline
 through an instruction-count hook (``replay.lua_handler``). The clock read here never reaches a handler,
 so it cannot affect results.
+
+What a guard inside the process cannot stop (a callback blocked in C, a catastrophic regular expression,
+a segfault, ``os._exit``) is the supervisor's job (``replay.supervisor``): it runs the replay in a child
+process whose ``Beacon`` tells it, through shared memory, which callback at which tick is running, and ends
+the child by wall clock.
 """
 
 from __future__ import annotations
 
 import ctypes
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["CallbackHung", "HangGuard"]
+__all__ = [
+    "Beacon", "CallbackHung", "HangGuard", "active_beacon", "begin_run", "set_run", "install_beacon", "interrupts_come_from_handlers", "reporting",
+]
 
 
 class CallbackHung(BaseException):
@@ -95,3 +103,102 @@ class HangGuard:
 
     def close(self) -> None:
         self._stop.set()
+
+
+#: Callback names as the beacon numbers them (0: not in a callback). ``LOADING`` is the handler's import.
+LOADING = "loading the handler"
+CALLBACKS = ("", "match_init", "match_join_attempt", "match_join", "match_leave", "match_loop", "match_signal",
+             "match_terminate", LOADING)
+_CODES = {name: i for i, name in enumerate(CALLBACKS)}
+
+
+class Beacon:
+    """Where this process's handler is, written into shared memory that a supervisor reads (no clock, no
+    syscall: a few stores per callback). Slots of int64: a sequence number bumped on every enter and leave,
+    whether a callback is running, its code in ``CALLBACKS``, its tick, callbacks and loops started, the
+    run within the job (a diff's side a or b), the recorded calls read, and a flag set on running out of
+    memory."""
+
+    SEQ, IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB = range(10)
+    SLOTS = 16
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: memoryview) -> None:
+        self.slots = slots  # int64 items (memoryview.cast("q")) over a shared mapping
+
+    def enter(self, callback: str, tick: int) -> None:
+        s = self.slots
+        code = _CODES.get(callback, 0)
+        s[2] = code
+        s[3] = tick
+        if code == 5:
+            s[5] += 1
+        if code != 8:  # loading the handler is not a call
+            s[4] += 1
+        s[1] = 1
+        s[0] += 1
+
+    def leave(self) -> None:
+        s = self.slots
+        s[1] = 0
+        s[0] += 1
+
+    def position(self, n: int) -> None:
+        """Recorded calls read so far (the death report shows the inputs before this point)."""
+        self.slots[7] = n
+
+    def start(self, job: int, run: int = 0) -> None:
+        """A new job (or a new run within one: ``run`` 1 is a diff's side b): counters back to zero."""
+        s = self.slots
+        for i in (1, 2, 3, 4, 5, 7, 8):
+            s[i] = 0
+        s[6] = run
+        s[9] = job
+        s[0] += 1
+
+
+_active: Beacon | None = None
+
+
+def interrupts_come_from_handlers() -> bool:
+    """True when a ``KeyboardInterrupt`` here cannot be the user's Ctrl-C: this process ignores SIGINT (a
+    supervised worker does; its supervisor takes the user's interruption), so a handler raised it."""
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def install_beacon(beacon: Beacon | None) -> None:
+    """Make ``beacon`` the one every runtime in this process reports to (the supervisor's worker does)."""
+    global _active
+    _active = beacon
+
+
+def active_beacon() -> Beacon | None:
+    """The beacon of this process, or None when no supervisor watches it (in-process replays)."""
+    return _active
+
+
+def begin_run(run: int) -> None:
+    """A new run within this job (``run`` 1: a diff's side b): the beacon's counters start again."""
+    if _active is not None:
+        _active.start(_active.slots[Beacon.JOB], run)
+
+
+def set_run(run: int) -> None:
+    """Say which run of this job is going on (two runs interleaved, as ``lua-check`` does)."""
+    if _active is not None:
+        _active.slots[Beacon.RUN] = run
+
+
+@contextmanager
+def reporting(callback: str, tick: int = 0) -> Iterator[None]:
+    """Tell the supervisor (if any) that ``callback`` runs inside the block."""
+    beacon = _active
+    if beacon is None:
+        yield
+        return
+    beacon.enter(callback, tick)
+    try:
+        yield
+    finally:
+        beacon.leave()

@@ -6,7 +6,9 @@ decisions depend on that order (picking "the first player", building a list to b
 replays consistently here and yet may act differently in Nakama. ``check_pairs_order`` replays a
 recording with the native order and with a perturbed one (integer keys ascending, the others reversed:
 ``LuaHandler(pairs_order="reverse")``), state digests on every call, and reports the first call where
-the two runs differ. No difference means the recording never exercised an order-dependent path.
+the two runs differ. No difference means the recording never exercised an order-dependent path, and is
+only said when both runs went to the end of the recording: a run that stops first (a crash or hang in
+either, a handler process that died under the supervisor) is the answer instead (``ended_early``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.nkrec import open_recording
+from replay.hang import set_run
 from replay.lua_handler import LuaHandler
 from replay.result import StepResult
 from replay.runtime import MatchRuntime, ReplayOptions, iter_steps
 
-__all__ = ["PairsOrderReport", "check_pairs_order"]
+__all__ = ["PairsOrderReport", "check_pairs_order", "died"]
 
 _FIELDS = ("accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "digest", "stopped")
 
@@ -38,8 +41,23 @@ class PairsOrderReport:
     field: str | None = None
     native: Any = None
     perturbed: Any = None
+    ended_early: dict[str, Any] | None = None  # a run stopped before the recording's end: no verdict
+
+    @property
+    def negative(self) -> bool:
+        """Exit 1: the order matters, or the runs did not reach the end (nothing is said about the rest)."""
+        return self.sensitive or self.ended_early is not None
 
     def describe(self) -> str:
+        if self.ended_early is not None:
+            e = self.ended_early
+            runs = {"native": "the native-order run", "perturbed": "the perturbed-order run", "both": "both runs"}
+            left = f"; the {e['calls_left']} recorded calls after it were never run" if e.get("calls_left") else ""
+            return (
+                f"pairs order: NOT CHECKED TO THE END: {runs[e['run']]} {e['outcome']} in {e['callback']} at tick "
+                f"{e['tick']}" + (f" ({e['error']})" if e.get("error") else "") + left +
+                f"; {self.calls_compared} calls compared before it, with no difference"
+            )
         if not self.sensitive:
             return (
                 f"pairs order: no effect on this recording ({self.calls_compared} calls compared with a "
@@ -62,6 +80,7 @@ class PairsOrderReport:
             "field": self.field,
             "native": _short(self.native),
             "perturbed": _short(self.perturbed),
+            "ended_early": self.ended_early,
         }
 
 
@@ -70,28 +89,43 @@ def _short(v: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _steps(path: str, handler: str, order: str, options: ReplayOptions) -> Iterator[StepResult]:
-    with open_recording(path) as rec:
-        lua = LuaHandler(handler, module_path=options.module_path, pairs_order=order)
-        runtime = MatchRuntime(lua, rec.header, seed=options.seed, hang_timeout=options.hang_timeout, env=options.env, digests="always")
-        try:
+class _Run:
+    """One replay of the recording with a ``pairs`` order: its executed steps, then how many recorded calls
+    it never reached (``left``) because the match stopped first."""
+
+    def __init__(self, path: str, handler: str, order: str, options: ReplayOptions, run: int) -> None:
+        self.path, self.handler, self.order, self.options, self.run = path, handler, order, options, run
+        self.left = 0
+        self.last: StepResult | None = None
+
+    def __iter__(self) -> Iterator[StepResult]:
+        with open_recording(self.path) as rec:
+            set_run(self.run)
+            lua = LuaHandler(self.handler, module_path=self.options.module_path, pairs_order=self.order)
+            o = self.options
+            runtime = MatchRuntime(lua, rec.header, seed=o.seed, hang_timeout=o.hang_timeout, env=o.env, digests="always")
             calls = (e for e in rec.events() if hasattr(e, "callback") and not getattr(e, "kind", "") == "crash")
-            for step in iter_steps(runtime, calls):
-                if step.executed:
-                    yield step
-                if runtime.stopped:
-                    return
-        finally:
-            runtime.close()
+            try:
+                for step in iter_steps(runtime, calls):
+                    if step.executed:
+                        self.last = step
+                        yield step
+                        set_run(self.run)  # the other run went in between
+                    if runtime.stopped:
+                        self.left = sum(1 for _ in calls)
+                        return
+            finally:
+                runtime.close()
 
 
 def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathLike[str], options: ReplayOptions | None = None) -> PairsOrderReport:
     """Replay ``recording`` into the Lua ``handler`` with the native and a perturbed ``pairs`` order."""
     options = options or ReplayOptions()
-    native = _steps(str(recording), str(handler), "native", options)
-    perturbed = _steps(str(recording), str(handler), "reverse", options)
+    native = _Run(str(recording), str(handler), "native", options, 0)
+    perturbed = _Run(str(recording), str(handler), "reverse", options, 1)
     compared = 0
-    for a, b in zip(native, perturbed):
+    steps_b = iter(perturbed)
+    for a, b in zip(native, steps_b):
         compared += 1
         if (a.crash is None) != (b.crash is None) or (a.crash and b.crash and (a.crash.error != b.crash.error)):
             return PairsOrderReport(True, compared, a.index, a.call.callback, a.call.tick, "crash", a.crash and a.crash.error, b.crash and b.crash.error)
@@ -101,4 +135,29 @@ def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathL
             x, y = getattr(a.outcome, name), getattr(b.outcome, name)
             if x != y:
                 return PairsOrderReport(True, compared, a.index, a.call.callback, a.call.tick, name, x, y)
+    for _ in steps_b:  # zip stopped at the native run's end: let the other one finish counting
+        pass
+    if native.left or perturbed.left:
+        run = "both" if native.left and perturbed.left else "native" if native.left else "perturbed"
+        stopped = native if native.left else perturbed
+        last = stopped.last
+        c = last.crash if last is not None else None
+        ended = {
+            "run": run,
+            "outcome": ("hung" if c.hung else "crashed") if c is not None else "stopped",
+            "callback": last.call.callback if last is not None else None,
+            "tick": last.call.tick if last is not None else None,
+            "error": c.error if c is not None else None,
+            "calls_left": stopped.left,
+        }
+        return PairsOrderReport(False, compared, ended_early=ended)
     return PairsOrderReport(False, compared)
+
+
+def died(death: Any) -> PairsOrderReport:
+    """The report when the supervised handler process hung or died (``replay.supervisor.Death``)."""
+    ended = {
+        "run": "perturbed" if death.run else "native", "outcome": death.kind, "callback": death.callback,
+        "tick": death.tick, "error": death.describe(), "calls_left": None, "process": death.to_json(),
+    }
+    return PairsOrderReport(False, 0, ended_early=ended)

@@ -13,8 +13,13 @@ the differing state paths with both values (``replay.diff``).
 - ``diff_determinism``: GGPO's sync test. Every call runs twice from a deep copy of everything it can change
   (state, presences, label, the ``nk`` sources, storage), and the two results must be equal: a handler that
   reads the wall clock or the global ``random`` module is caught at its first call. Python's set order is
-  the same for both runs inside one process, so the whole replay also runs in two subprocesses with
-  different ``PYTHONHASHSEED`` values and their runs are compared: that catches iteration over sets.
+  the same for both runs inside one process, so the whole replay also runs in two supervised handler
+  processes (``replay.supervisor``) with different ``PYTHONHASHSEED`` values and their runs are compared:
+  that catches iteration over sets.
+
+No mode draws a verdict over fewer calls than the recording holds: when a run stops before the end (a
+crash or hang in either run, a nil state, a handler process that died) and no divergence came first, the
+answer says which run stopped, where and how (``MatchDiff.ended_early``; exit 1 on the command line).
 
 In text and JSON, side ``a`` is the recording / handler A / the first run (or hash seed 1), side ``b`` the
 replay / handler B / the second run (or hash seed 2).
@@ -22,24 +27,20 @@ replay / handler B / the second run (or hash seed 2).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Sequence
-from typing import get_args
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import msgpack
 
 from recorder.canonical import canonical_bytes
 from recorder.errors import NakamaReplayError
-from recorder.model import Call, Header, Outcome
+from recorder.model import Call, Header, Outcome, WireEvent
 from recorder.nkrec import open_recording
 from replay import kernels
 from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
+from replay.hang import begin_run
 from replay.result import StepResult, describe_call
 from replay.runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
 
@@ -80,6 +81,12 @@ class MatchDiff:
     state: FieldDiff | None = None  # None: the state was not compared at that call (see note)
     note: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
+    ended_early: dict[str, Any] | None = None  # a run stopped (crash, hang, death) before the recording's end
+
+    @property
+    def negative(self) -> bool:
+        """Exit 1: a divergence, or runs that did not reach the end (no verdict over the calls after it)."""
+        return self.diverged or self.ended_early is not None
 
     def to_json(self) -> dict[str, Any]:
         st = self.state
@@ -98,6 +105,7 @@ class MatchDiff:
             "b": self.b,
             "calls_compared": self.calls_compared,
             "float_tolerance": str(self.tolerance),
+            "ended_early": self.ended_early,
         }
 
 
@@ -149,37 +157,116 @@ def _record(handler: Any, step: StepResult) -> _Record:
                    _outcome_key(step))
 
 
-def _records(recording: str, handler: Any, options: ReplayOptions) -> list[_Record]:
+@dataclass(slots=True)
+class _Run:
+    """One run's records, and how many recorded calls it never reached because it stopped first."""
+
+    records: list[_Record]
+    left: int = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> _Record:
+        return self.records[i]
+
+
+class _RecordedCalls:
+    """The recorded calls of an open recording (up to a tick), counting those handed out."""
+
+    def __init__(self, rec: Any, until_tick: int | None) -> None:
+        self._events = rec.events()
+        self.until_tick = until_tick
+        self.path = rec.path
+
+    def __iter__(self) -> _RecordedCalls:
+        return self
+
+    def __next__(self) -> Call:
+        for e in self._events:
+            if isinstance(e, WireEvent):
+                raise NakamaReplayError(f"{self.path}: a wire recording; diff compares handler-call recordings")
+            if isinstance(e, _CALL_TYPES) and (self.until_tick is None or e.tick <= self.until_tick):
+                return e  # type: ignore[return-value]
+        raise StopIteration
+
+    def left(self) -> int:
+        """The calls not handed out yet."""
+        return sum(1 for _ in self)
+
+
+def _records(recording: str, handler: Any, options: ReplayOptions, run: int = 0) -> _Run:
     """Replay ``recording`` into ``handler``; one record per executed recorded (non-synthetic) call."""
+    begin_run(run)
     out: list[_Record] = []
+    with open_recording(recording) as rec:
+        runtime = MatchRuntime(handler, rec.header, seed=options.seed, hang_timeout=options.hang_timeout,
+                               env=options.env, digests="never")
+        calls = _RecordedCalls(rec, options.until_tick)
+        try:
+            for step in iter_steps(runtime, calls):
+                if step.executed and not step.synthetic:
+                    out.append(_record(handler, step))
+                if runtime.stopped:
+                    break
+        finally:
+            runtime.close()
+        return _Run(out, calls.left())
 
-    def observe(step: StepResult) -> None:
-        if not step.synthetic:
-            out.append(_record(handler, step))
 
-    replay(recording, handler, _quiet(options), observer=observe)
-    return out
+def _ending(r: _Record) -> tuple[str, str | None]:
+    """How a run that stopped at record ``r`` ended: (crashed|hung|stopped, the error)."""
+    crash = r.outcome[-1]
+    if crash is None:
+        return "stopped", None
+    return ("hung" if crash.startswith("Hang: ") else "crashed"), crash
 
 
-def _quiet(options: ReplayOptions) -> ReplayOptions:
-    """The options without digest checks against the recording (these modes compare runs, not the file)."""
-    return ReplayOptions(
-        seed=options.seed, until_tick=options.until_tick, hang_timeout=options.hang_timeout,
-        env=dict(options.env), module_path=list(options.module_path), verify_digests=False,
-    )
+def _ended_early(
+    mode: str, side: str, last: _Record | None, left: int, compared: int, label_a: str, label_b: str, tol: Tolerance,
+    note: str,
+) -> MatchDiff:
+    """No verdict: a run stopped at ``last`` (a crash, a hang, a nil state) with ``left`` recorded calls unrun."""
+    outcome, error = _ending(last) if last is not None else ("stopped", None)
+    who = {"a": "side a", "b": "side b", "both": "both runs"}[side]
+    where = f"in {last.callback} at tick {last.tick}" if last is not None else "before its first call"
+    text = (f"{who} {outcome} {where}" + (f" ({error})" if error else "") +
+            f"; the {left} recorded calls after it were never run, so nothing is said about them")
+    ended = {"side": side, "outcome": outcome, "callback": last.callback if last else None,
+             "tick": last.tick if last else None, "error": error, "calls_left": left}
+    return MatchDiff(mode, False, compared, label_a, label_b, compared - 1 if compared else None, ended["tick"], ended["callback"],
+                     last.inputs if last else None, tolerance=tol, note=text + (f"; {note}" if note else ""),
+                     ended_early=ended)
+
+
+def died(mode: str, death: Any, label_a: str, label_b: str, side: str | None = None) -> MatchDiff:
+    """The answer when a supervised run's handler process hung or died (``replay.supervisor.Death``):
+    which run (``death.run``: 0 is side a), the callback and tick, how it ended."""
+    side = side or ("b" if death.run else "a")
+    ended = {"side": side, "outcome": death.kind, "callback": death.callback, "tick": death.tick,
+             "error": death.describe(), "calls_left": None, "process": death.to_json()}
+    text = (f"side {side} {death.kind} {death.where}: {death.describe()}; the supervisor ended that run's "
+            "handler process, so the runs were not compared")
+    return MatchDiff(mode, False, 0, label_a, label_b, None, death.tick, death.callback,
+                     note=text, ended_early=ended)
 
 
 def _compare_runs(
-    mode: str, a: Sequence[_Record], b: Sequence[_Record], tol: Tolerance, label_a: str, label_b: str,
+    mode: str, a: _Run, b: _Run, tol: Tolerance, label_a: str, label_b: str,
     note: str = "", limit: int = 20,
 ) -> MatchDiff:
     """First record where the two runs differ in state (numba), outcome or crash, or in length."""
     n = min(len(a), len(b))
-    state_at = first_divergence(kernels.pack([r.state for r in a[:n]]), kernels.pack([r.state for r in b[:n]]), tol)
+    state_at = first_divergence(kernels.pack([r.state for r in a.records[:n]]),
+                                kernels.pack([r.state for r in b.records[:n]]), tol)
     outcome_at = next((i for i in range(n) if a[i].outcome != b[i].outcome), None)
     found = [i for i in (state_at, outcome_at) if i is not None]
     if not found:
         if len(a) == len(b):
+            if a.left or b.left:
+                side = "both" if a.left and b.left else "a" if a.left else "b"
+                run = a if a.left else b
+                return _ended_early(mode, side, run[n - 1] if n else None, run.left, n, label_a, label_b, tol, note)
             return MatchDiff(mode, False, n, label_a, label_b, tolerance=tol, note=note)
         longer, side = (a, "a") if len(a) > len(b) else (b, "b")
         r = longer[n]
@@ -219,7 +306,7 @@ def diff_against(
     header = _header(recording)
     a = resolve_handler(handler_a, header, recording, options.module_path)
     b = resolve_handler(handler_b, header, recording, options.module_path)
-    return _compare_runs("against", _records(recording, a, options), _records(recording, b, options), tol,
+    return _compare_runs("against", _records(recording, a, options, 0), _records(recording, b, options, 1), tol,
                          f"handler {getattr(a, 'path', handler_a)}", f"handler {getattr(b, 'path', handler_b)}",
                          limit=limit)
 
@@ -301,10 +388,11 @@ def diff_recorded(
 def diff_determinism(
     recording: str, handler: str | None = None, options: ReplayOptions | None = None,
     tolerance: Tolerance | None = None, hash_seeds: tuple[str, str] | None = ("1", "2"), limit: int = 20,
-    timeout: float = 900.0,
+    limits: Any = None,
 ) -> MatchDiff:
     """Sync test: every call twice from a deep copy; then (unless ``hash_seeds`` is None) the whole replay
-    in two subprocesses with different ``PYTHONHASHSEED`` values."""
+    in two supervised handler processes with different ``PYTHONHASHSEED`` values (``limits``:
+    ``replay.supervisor.Limits``, by default the options' hang timeout and the default memory cap)."""
     options = options or ReplayOptions()
     tol = tolerance or Tolerance()
     header = _header(recording)
@@ -314,25 +402,34 @@ def diff_determinism(
                                        env=options.env, digests="never"), loaded, tol, limit)
     try:
         with open_recording(recording) as rec:
-            calls = (e for e in rec.events() if isinstance(e, _CALL_TYPES))
-            if options.until_tick is not None:
-                calls = (c for c in calls if c.tick <= options.until_tick)
+            calls = _RecordedCalls(rec, options.until_tick)
             for _ in iter_steps(twice, calls):  # type: ignore[arg-type]
                 if twice.found is not None:
                     return twice.found
                 if twice.runtime.stopped:
                     break
+            left = calls.left()
     finally:
         twice.runtime.close()
     if twice.found is not None:
         return twice.found
+    label_a, label_b = f"{name}, first run", f"{name}, second run"
     in_process = f"{twice.compared} calls each ran twice from a copy with equal results"
-    if hash_seeds is None:
-        return MatchDiff("determinism", False, twice.compared, f"{name}, first run", f"{name}, second run",
-                         tolerance=tol, note=in_process)
-    runs = [_records_in_subprocess(recording, str(handler or ""), options, seed, timeout) for seed in hash_seeds]
-    return _compare_runs("determinism", runs[0], runs[1], tol, f"{name} with PYTHONHASHSEED={hash_seeds[0]}",
-                         f"{name} with PYTHONHASHSEED={hash_seeds[1]}", note=in_process, limit=limit)
+    if hash_seeds is not None:
+        label_a, label_b = (f"{name} with PYTHONHASHSEED={seed}" for seed in hash_seeds)
+        runs = []
+        for side, seed in zip("ab", hash_seeds):
+            run = _records_in_process(recording, str(handler or ""), options, seed, limits)
+            if isinstance(run, MatchDiff):  # that run's handler process hung or died
+                return dataclasses.replace(run, a=label_a, b=label_b, note=run.note.replace("side a", f"side {side}"),
+                                           ended_early=dict(run.ended_early or {}, side=side))
+            runs.append(run)
+        found = _compare_runs("determinism", runs[0], runs[1], tol, label_a, label_b, note=in_process, limit=limit)
+        if found.negative:
+            return found
+    if left:
+        return _ended_early("determinism", "both", twice.last, left, twice.compared, label_a, label_b, tol, in_process)
+    return MatchDiff("determinism", False, twice.compared, label_a, label_b, tolerance=tol, note=in_process)
 
 
 class _TwiceRuntime:
@@ -341,6 +438,7 @@ class _TwiceRuntime:
     def __init__(self, runtime: MatchRuntime, handler: Any, tol: Tolerance, limit: int) -> None:
         self.runtime, self.handler, self.tol, self.limit = runtime, handler, tol, limit
         self.compared = 0
+        self.last: _Record | None = None  # the last call compared
         self.found: MatchDiff | None = None
 
     @property
@@ -365,6 +463,7 @@ class _TwiceRuntime:
             return second
         i = self.compared
         self.compared += 1
+        self.last = two
         if one.state == two.state and one.outcome == two.outcome:
             return second
         name = getattr(self.handler, "path", "handler")
@@ -376,34 +475,26 @@ class _TwiceRuntime:
         return second
 
 
-def _records_in_subprocess(recording: str, handler: str, options: ReplayOptions, hash_seed: str, timeout: float) -> list[_Record]:
-    with tempfile.TemporaryDirectory(prefix="nkreplay-diff-") as tmp:
-        out = Path(tmp) / "run.msgpack"
-        argv = [sys.executable, "-m", "replay.match_diff", recording, handler, str(out), str(options.seed),
-                "" if options.until_tick is None else str(options.until_tick),
-                "" if options.hang_timeout is None else str(options.hang_timeout), *options.module_path]
-        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+def _records_in_process(recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any) -> _Run | MatchDiff:
+    """One whole run in a supervised handler process started with ``PYTHONHASHSEED=hash_seed``; a
+    ``MatchDiff`` (side a) when that process hung or died."""
+    from recorder.errors import HandlerDied  # noqa: PLC0415
+    from replay.supervisor import HandlerProcess, Limits  # noqa: PLC0415
+
+    limits = limits or Limits(options.hang_timeout or None)
+    with HandlerProcess(limits, env=dict(os.environ, PYTHONHASHSEED=hash_seed)) as worker:
         try:
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise NakamaReplayError(f"the replay with PYTHONHASHSEED={hash_seed} did not finish within {timeout} s") from None
-        if proc.returncode != 0:
-            raise NakamaReplayError(
-                f"the replay with PYTHONHASHSEED={hash_seed} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}"
-            )
-        rows = msgpack.unpackb(out.read_bytes(), raw=False, strict_map_key=False)
-    return [_Record.from_wire(r) for r in rows]
+            rows, left = worker.call("replay.match_diff:records_job", recording, handler, options)
+        except HandlerDied as died_:
+            return died("determinism", died_.death, "", "")
+    return _Run([_Record.from_wire(r) for r in rows], left)
 
 
-def _worker(argv: Sequence[str]) -> int:
-    """``python -m replay.match_diff REC HANDLER OUT SEED UNTIL HANG [MODULE_PATH...]``: one run's records."""
-    recording, handler, out, seed, until, hang, *module_path = argv
-    options = ReplayOptions(seed=int(seed), until_tick=int(until) if until else None,
-                            hang_timeout=float(hang) if hang else None, module_path=list(module_path))
+def records_job(recording: str, handler: str, options: ReplayOptions) -> tuple[list[list[Any]], int]:
+    """(Runs in a supervised worker.) One run's records as plain rows, and the calls it never reached."""
     loaded = resolve_handler(handler or None, _header(recording), recording, options.module_path)
-    rows = [r.to_wire() for r in _records(recording, loaded, options)]
-    Path(out).write_bytes(msgpack.packb(rows, use_bin_type=True))
-    return 0
+    run = _records(recording, loaded, options)
+    return [r.to_wire() for r in run.records], run.left
 
 
 # ---------------------------------------------------------------- helpers
@@ -433,7 +524,4 @@ def _jsonable(v: Any) -> Any:
         return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
     return v
 
-
-if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1:]))
 

@@ -10,7 +10,9 @@ Plain ``pytest`` at the root collects those folders beside ``testpaths``; when p
 command line (or pytest runs from a sub-folder), only ``--nkreplay-dir`` folders are added. What each recording must
 show is in ``NAME.expect.toml`` beside it (see ``replay.regression``); ``--nkreplay-update`` writes those
 files from the current behaviour. The ``replay_recording`` fixture replays a recording in a hand-written
-test. The library is imported only when an item runs or the fixture is used.
+test. Replays run in a supervised handler process (``replay.supervisor``; ``--nkreplay-in-process`` to
+turn that off), so a recording whose handler hangs in C, exits or segfaults fails its own item and the run
+goes on. The library is imported only when an item runs or the fixture is used.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--nkreplay-update", action="store_true", dest="nkreplay_update",
         help="write each recording's NAME.expect.toml from what its replay shows now, instead of checking it",
+    )
+    group.addoption(
+        "--nkreplay-in-process", action="store_true", dest="nkreplay_in_process",
+        help="replay in the pytest process instead of a supervised handler process (a handler that blocks in "
+        "C, exits or segfaults then stops the test run)",
+    )
+    group.addoption(
+        "--nkreplay-max-memory", default=None, metavar="SIZE", dest="nkreplay_max_memory",
+        help="memory cap of the supervised handler process, e.g. 512M or 8G (default 4G; Linux only)",
     )
 
 
@@ -110,7 +121,7 @@ class RecordingItem(pytest.Item):
                 f"no expectation for {self.path.name}: add {regression.expectation_path(self.path).name} "
                 "beside it, or run pytest --nkreplay-update"
             )
-        run = regression.run_expectation(self.path, exp)
+        run = regression.run_expectation(self.path, exp, process=_worker(self.config, exp))
         if update:
             written = regression.write_expectation(self.path, run.result, exp)
             self.config.stash[_WRITTEN].append(str(written))
@@ -133,6 +144,22 @@ class RecordingItem(pytest.Item):
         return self.path, None, f"recording {self.path.name}"
 
 
+def _worker(config: pytest.Config, exp: Any) -> Any:
+    """The supervised handler process for an expectation's hang timeout (one per session and timeout), or
+    None with ``--nkreplay-in-process``."""
+    if config.getoption("nkreplay_in_process", False):
+        return None
+    from replay.supervisor import DEFAULT_MAX_MEMORY, Limits, parse_size, thread_worker  # noqa: PLC0415
+
+    size = config.getoption("nkreplay_max_memory", None)
+    try:
+        cap = DEFAULT_MAX_MEMORY if size is None else parse_size(size)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--nkreplay-max-memory: {exc}") from None
+    hang = exp.hang_timeout if exp is not None else 5.0
+    return thread_worker(Limits(hang if hang and hang > 0 else None, cap))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     written = config.stash.get(_WRITTEN, [])
     if written:
@@ -142,16 +169,28 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 @pytest.fixture
-def replay_recording() -> Any:
+def replay_recording(pytestconfig: pytest.Config) -> Any:
     """``replay_recording(path, handler=None, **ReplayOptions fields)`` -> ``ReplayResult``.
 
     The handler defaults to the one the recording's header names; sibling modules it imports are
-    imported afresh for this replay."""
+    imported afresh for this replay. A handler given as a path replays in a supervised handler process
+    (a hang, exit, segfault or memory hog is the result's outcome), a loaded handler object in this one."""
+    config = pytestconfig
 
     def run(path: str | os.PathLike[str], handler: Any = None, **options: Any) -> Any:
         from replay.regression import replay_isolated  # noqa: PLC0415
         from replay.runtime import ReplayOptions  # noqa: PLC0415
 
-        return replay_isolated(path, handler, ReplayOptions(**options))
+        opts = ReplayOptions(**options)
+        worker = None if handler is not None and not isinstance(handler, (str, os.PathLike)) else _worker(config, None)
+        if worker is None:
+            return replay_isolated(path, handler, opts)
+        from replay.supervisor import Limits, replay_supervised  # noqa: PLC0415
+
+        if worker.limits.hang_timeout != (opts.hang_timeout or None):
+            from replay.supervisor import thread_worker  # noqa: PLC0415
+
+            worker = thread_worker(Limits(opts.hang_timeout or None, worker.limits.max_memory))
+        return replay_supervised(path, handler, opts, process=worker)
 
     return run

@@ -269,8 +269,14 @@ def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, opti
         return replay(os.fspath(recording), spec, options, observer=observer)
 
 
-def run_expectation(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None) -> RegressionRun:
-    """Replay ``recording`` as ``exp`` says (its handler, seed, tick limit)."""
+def run_expectation(
+    recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None, *, process: Any = None
+) -> RegressionRun:
+    """Replay ``recording`` as ``exp`` says (its handler, seed, tick limit): in ``process`` (a supervised
+    ``replay.supervisor.HandlerProcess``) when given, where a hang or death becomes the result's outcome;
+    else in this process."""
+    if process is not None and (handler is None or isinstance(handler, (str, os.PathLike))):
+        return _run_supervised(recording, exp, handler, process)
     from replay.handlers import load_handler  # noqa: PLC0415
     from replay.isolation import fresh_imports  # noqa: PLC0415
     from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
@@ -285,11 +291,27 @@ def run_expectation(recording: str | os.PathLike[str], exp: Expectation | None, 
     return run
 
 
+def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any, process: Any) -> RegressionRun:
+    from recorder.errors import HandlerDied  # noqa: PLC0415
+    from replay.runtime import ReplayOptions  # noqa: PLC0415
+    from replay.supervisor import death_result  # noqa: PLC0415
+
+    try:
+        return process.call("replay.regression:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
+    except HandlerDied as died:
+        options = exp.options() if exp else ReplayOptions()
+        spec = handler if handler is not None else (exp.handler_spec() if exp else None)
+        spec = None if spec is None else os.fspath(spec)
+        return RegressionRun(result=death_result(died.death, os.fspath(recording), spec, options))
+
+
 def check(result: Any, exp: Expectation) -> list[str]:
     """What the replay shows that the expectation does not allow (empty: it holds)."""
     problems: list[str] = []
     c = result.crash
     what = "hung" if c is not None and c.hung else "crashed"
+    if result.outcome in ("exited", "killed", "out-of-memory"):
+        what = {"exited": "exited", "killed": "was killed", "out-of-memory": "ran out of memory"}[result.outcome]
     if exp.no_crash and c is not None:
         problems.append(f"expected no crash, but {c.callback} {what} at tick {c.tick}: {_first_line(c.error)}")
     if exp.crash is not None:

@@ -118,7 +118,7 @@ class AfterStop:
 class ReplayResult:
     """How a replay ended, and whether that is what the recording says happened."""
 
-    outcome: str  # "crashed", "completed", "stopped" or "hung"
+    outcome: str  # "crashed", "completed", "stopped", "hung"; supervised also "exited", "killed", "out-of-memory"
     reproduced: bool
     verdict: str  # one sentence: why reproduced or not
     ticks_replayed: int
@@ -135,6 +135,7 @@ class ReplayResult:
     recording: str = ""
     label: str = ""
     after_stop: AfterStop | None = None  # recorded calls after the replay stopped (not replayed)
+    death: Any = None  # replay.supervisor.Death: how the supervised handler process ended, when it did not return
 
     @property
     def callback(self) -> str | None:
@@ -174,6 +175,7 @@ class ReplayResult:
             "handler": self.handler,
             "recording": self.recording,
             "label": self.label,
+            "process": None if self.death is None else self.death.to_json(),
         }
 
 

@@ -57,7 +57,7 @@ from recorder.model import (
 )
 from recorder.nkrec import Recording, open_recording
 from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
-from replay.hang import CallbackHung, HangGuard
+from replay.hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.handlers import load_handler, recorded_handler
 from replay.nk import DerivedSources, Logger, Nk, Sources
 from replay.result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
@@ -116,6 +116,7 @@ class MatchRuntime:
         self.logger = logger or Logger()
         self.nk = Nk(self.sources, logger=self.logger)
         self.hang_guard = HangGuard(hang_timeout)
+        self.beacon = active_beacon()  # a supervisor's, when this process is a supervised worker
         self.digests = digests  # "recorded" (only where the recording has one), "always" or "never"
         self.snapshot_every = snapshot_every
         # outcomes observed on the wire (a converted wire recording): broadcasts compare as sockets saw them
@@ -210,20 +211,30 @@ class MatchRuntime:
         self.nk.begin_call(tick, call.nondeterministic)
         self.dispatcher.reset()
         guard = self.hang_guard
+        beacon = self.beacon
+        if beacon is not None:
+            beacon.enter(callback, tick)
+        ok, result = False, None
         try:
             guard.arm()
             try:
                 result = fn(*args)
             finally:
                 guard.disarm()
-            return True, result
+            ok = True
         except CallbackHung:
             self._stop_with(
                 Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
             )
         except Exception as exc:  # noqa: BLE001 - a handler may raise anything; that is the crash we report
             self._stop_with(self._crash_from(callback, tick, exc))
-        return False, None
+        except KeyboardInterrupt as exc:
+            if not interrupts_come_from_handlers():
+                raise  # the user's Ctrl-C: an interruption, not a crash
+            self._stop_with(self._crash_from(callback, tick, exc))  # the handler raised it itself
+        if beacon is not None:
+            beacon.leave()  # not reached when SystemExit leaves the process: the supervisor sees where it was
+        return ok, result
 
     def _crash_from(self, callback: str, tick: int, exc: BaseException) -> Crash:
         describe = getattr(self.handler, "describe_error", None)
@@ -637,6 +648,8 @@ def _wire_hint() -> str:
 
 
 def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker], path: str) -> Iterator[Call]:
+    beacon = active_beacon()
+    position = 0
     for e in events:
         if type(e) is CrashMarker:
             markers.append(e)  # type: ignore[arg-type]
@@ -645,6 +658,9 @@ def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[
             raise RecordingError(f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}")
         if until_tick is not None and e.tick > until_tick:  # type: ignore[union-attr]
             return
+        if beacon is not None:
+            position += 1
+            beacon.position(position)
         yield e  # type: ignore[misc]
 
 

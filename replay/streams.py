@@ -119,12 +119,16 @@ def run_stream(
     hang_timeout: float | None = 1.0,
     seed: int = 0,
     digests: bool = False,
+    prepare: Callable[[MatchPlayer], None] | None = None,
 ) -> StreamRun:
     """Replay ``calls`` from a fresh match, checking the stream rules and ``checks``; ``digests`` adds
-    the state digest to every step's outcome (for writing the stream as a recording)."""
+    the state digest to every step's outcome (for writing the stream as a recording). ``prepare`` sees the
+    player before the first call."""
     run = StreamRun()
     rules = StreamRules()
     player = MatchPlayer(handler, header, seed=seed, hang_timeout=hang_timeout, hang_guard=hang_guard)
+    if prepare is not None:
+        prepare(player)
     rt = player.runtime
     rt.digests = "always" if digests else "never"
 

@@ -8,6 +8,7 @@ any work starts)::
     p.add_argument("--users", type=int_at_least(2))      # any other lower bound
     p.add_argument("--seed", type=whole)                 # any whole number
     p.add_argument("--hang-timeout", type=seconds)       # a finite number > 0
+    p.add_argument("--max-memory", type=byte_size)       # bytes, or with a K, M, G, T suffix: 512M, 4G
     p.add_argument("--nakama", type=server_url)          # http://HOST:PORT, returned unchanged
     p.add_argument("--listen", type=listen_address(7350))   # HOST:PORT -> recorder.addresses.Address
 
@@ -38,6 +39,7 @@ __all__ = [
     "int_at_least",
     "whole",
     "seconds",
+    "byte_size",
     "server_url",
     "listen_address",
     "input_file",
@@ -91,6 +93,16 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise _bad(text, "must be a finite number of seconds > 0")
     return value
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes > 0: ``"1000000"``, or with a K, M, G or T suffix (powers of 1024): ``"512M"``, ``"4G"``."""
+    from replay.supervisor import parse_size  # noqa: PLC0415
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise _bad(text, "expected a size above 0 in bytes, or with a K, M or G suffix (512M, 4G)") from None
 
 
 def server_url(text: str) -> str:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
 
-__all__ = ["print_json", "add_json_flag"]
+from replay.commands._args import byte_size, seconds
+
+__all__ = [
+    "add_json_flag",
+    "add_supervisor_flags",
+    "hang_timeout",
+    "limits",
+    "print_json",
+]
 
 
 def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
@@ -27,3 +36,33 @@ def _default(o: Any) -> Any:
     if isinstance(o, (set, frozenset, tuple)):
         return list(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def add_supervisor_flags(parser: argparse.ArgumentParser, hang_default: float = 5.0) -> None:
+    """The options of commands that run handlers under the supervisor (``replay.supervisor``)."""
+    parser.add_argument(
+        "--hang-timeout", type=seconds, default=hang_default, metavar="S",
+        help=f"seconds before a callback counts as hung, whatever it blocks in (default {hang_default:g})",
+    )
+    parser.add_argument("--no-hang-guard", action="store_true", help="never treat a slow callback as hung")
+    parser.add_argument(
+        "--max-memory", type=byte_size, default=None, metavar="SIZE",
+        help="memory cap of the handler process, e.g. 512M or 8G (default 4G; Linux only)",
+    )
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="run the handler in this process, unsupervised (for a debugger): a callback blocked in C, an "
+        "exit, a segfault or a memory hog then takes the command down with it",
+    )
+
+
+def hang_timeout(args: argparse.Namespace) -> float | None:
+    """The hang timeout the options ask for (None: no hang guard)."""
+    return None if args.no_hang_guard else args.hang_timeout
+
+
+def limits(args: argparse.Namespace) -> Any:
+    """The supervisor's ``Limits`` from the options."""
+    from replay.supervisor import DEFAULT_MAX_MEMORY, Limits  # noqa: PLC0415
+
+    return Limits(hang_timeout(args), args.max_memory or DEFAULT_MAX_MEMORY)

@@ -14,6 +14,10 @@ error type, top frame; see replay.signature); --predicate diverges: when the rep
 the recorded ones. --run CMD replaces the replay by a shell command with {version}, {recording} and
 {handler} filled in: exit 0 good, 125 skip, 1..127 bad, above 127 abort (as `git bisect run`).
 
+Each replay runs in a handler process under a supervisor: a version whose handler hangs (whatever it
+blocks in), exits, segfaults or passes --max-memory is judged by that ending at its callback and tick
+(another crash before the recorded one: skip; after it: good), and the bisection carries on.
+
 exit status: 0 first bad version found, 1 none found (only skipped versions left, or --check-ends found
 the last version good), 2 bad input or aborted.
 
@@ -28,8 +32,8 @@ import argparse
 import shlex
 import sys
 
-from replay.commands._args import input_file, seconds, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._args import input_file, whole
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
 
@@ -47,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)")
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
+    add_supervisor_flags(p)
     add_json_flag(p)
 
 
@@ -78,14 +82,18 @@ def run(args: argparse.Namespace) -> int:
         if args.run:
             test = b.CommandTest(args.run, args.recording, handler_for)
         else:
-            options = ReplayOptions(seed=args.seed, hang_timeout=args.hang_timeout)
-            test = b.ReplayTest(args.recording, predicate=args.predicate, options=options, handler_for=handler_for)
+            options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args))
+            test = b.ReplayTest(args.recording, predicate=args.predicate, options=options, handler_for=handler_for,
+                                limits=None if args.in_process else limits(args))
         if not args.json:
             print(f"bisecting {len(versions)} versions: {versions[0].name} (good) .. {versions[-1].name} (bad)")
         result = b.bisect(versions, test, check_ends=args.check_ends, on_step=None if args.json else _print_step)
     finally:
         if materialiser is not None:
             materialiser.close()
+        close = getattr(locals().get("test"), "close", None)
+        if close is not None:
+            close()
     if result.first_bad is not None:
         result.reproduce = _reproduce(args, result.first_bad, test, source)
     if args.json:

@@ -13,8 +13,12 @@ Pick one mode:
 Floats compare bit for bit unless --float-tolerance is given: "1e-9" or "rel=1e-9" (relative), "abs=1e-6",
 or both ("rel=1e-9,abs=1e-12"); NaN equals NaN when the bits match.
 
-exit status: 0 no divergence, 1 divergence, 2 bad input (unreadable recording, handler that does not load,
-a state with no canonical form, a bad tolerance).
+Both runs go to the end of the recording or there is no verdict: a run that crashes, hangs or stops
+first (and the handler processes of the supervisor: a callback blocked past --hang-timeout, an exit, a
+segfault, --max-memory) is the answer, with the run, callback and tick.
+
+exit status: 0 no divergence, 1 divergence or a run that stopped before the end, 2 bad input (unreadable
+recording, handler that does not load, a state with no canonical form, a bad tolerance), 130 interrupted.
 
 examples:
   nakama-replay diff fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py \\
@@ -26,8 +30,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from replay.commands._args import count, input_dir, input_file, seconds, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._args import count, input_dir, input_file, whole
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
 
@@ -53,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=count, default=20, metavar="N", help="state paths to list (default 20; all are counted)")
     p.add_argument("--until-tick", type=count, metavar="N", help="compare only calls up to tick N")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_supervisor_flags(p)
     add_json_flag(p)
 
 
@@ -66,21 +70,43 @@ def run(args: argparse.Namespace) -> int:
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
     options = ReplayOptions(
-        seed=args.seed, until_tick=args.until_tick, hang_timeout=args.hang_timeout, module_path=args.module_path
+        seed=args.seed, until_tick=args.until_tick, hang_timeout=hang_timeout(args), module_path=args.module_path
     )
     tol = args.float_tolerance
     if args.recorded:
-        result = match_diff.diff_recorded(args.recording, args.handler, options, tol, limit=args.limit)
+        job, job_args = "diff_recorded", (args.recording, args.handler, options, tol)
+        sides = (f"recording {args.recording}", f"replay into {args.handler or 'its handler'}")
     elif args.against:
-        result = match_diff.diff_against(args.recording, args.handler, args.against, options, tol, limit=args.limit)
+        job, job_args = "diff_against", (args.recording, args.handler, args.against, options, tol)
+        sides = (f"handler {args.handler or 'named by the recording'}", f"handler {args.against}")
     else:
         seeds = None if args.no_hash_seed_pass else ("1", "2")
-        result = match_diff.diff_determinism(args.recording, args.handler, options, tol, seeds, limit=args.limit)
+        job, job_args = "diff_determinism", (args.recording, args.handler, options, tol, seeds)
+        sides = (f"{args.handler or 'its handler'}, first run", f"{args.handler or 'its handler'}, second run")
+    if args.in_process:
+        result = getattr(match_diff, job)(*job_args, limit=args.limit)
+    else:
+        result = _supervised(job, job_args, args, sides)
     if args.json:
         print_json(result.to_json())
     else:
         print_report(result)
-    return 1 if result.diverged else 0
+    return 1 if result.negative else 0
+
+
+def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
+    """The diff in a supervised handler process; a hang or death of it is the answer."""
+    from recorder.errors import HandlerDied
+    from replay import match_diff
+    from replay.supervisor import HandlerProcess
+
+    lim = limits(args)
+    extra: tuple[Any, ...] = (args.limit,) if job != "diff_determinism" else (args.limit, lim)
+    with HandlerProcess(lim) as worker:
+        try:
+            return worker.call(f"replay.match_diff:{job}", *job_args, *extra)
+        except HandlerDied as exc:
+            return match_diff.died(job.removeprefix("diff_"), exc.death, *sides)
 
 
 def print_report(r: Any) -> None:
@@ -88,6 +114,12 @@ def print_report(r: Any) -> None:
     print(f"a          {r.a}")
     print(f"b          {r.b}")
     print(f"compared   {r.calls_compared} calls")
+    if r.ended_early is not None:
+        e = r.ended_early
+        print(f"\nNOT COMPARED TO THE END: {r.note}")
+        if e.get("process"):
+            print("(the supervisor ended that run's handler process)")
+        return
     if not r.diverged:
         print("\nNO DIVERGENCE" + (f": {r.note}" if r.note else ""))
         return

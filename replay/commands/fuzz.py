@@ -15,7 +15,12 @@ failure go away) and, for crashes, OUT/NAME.expect.toml for the regression plugi
 `nakama-replay reproduce` command. The same --seed finds the same failures; the example database in
 OUT/.hypothesis makes the next run start from the failures already found.
 
-exit status: 0 no failure found, 1 failures found, 2 bad input.
+Matches play in a handler process under a supervisor: a match whose handler blocks in C past
+--hang-timeout, exits, segfaults or passes --max-memory is a failure like a crash (keyed
+callback|Hang|?, callback|HandlerExit|?, callback|FatalSignalError|?, callback|MemoryError|...), found,
+shrunk and written the same way, and the search goes on in a new process.
+
+exit status: 0 no failure found, 1 failures found, 2 bad input, 130 interrupted.
 
 examples:
   nakama-replay fuzz --handler fixtures/handlers/arena.py --payloads fixtures/handlers/arena_payloads.py
@@ -27,8 +32,8 @@ import argparse
 import sys
 import time
 
-from replay.commands._args import output_dir, positive, seconds, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._args import output_dir, positive, whole
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, print_json
 
 HELP = "search generated matches for crashes and write minimal recordings of them"
 
@@ -45,7 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
     p.add_argument("--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)")
     p.add_argument("--users", type=positive, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
-    p.add_argument("--hang-timeout", type=seconds, default=1.0, metavar="S", help="seconds before a callback counts as hung (default 1)")
     p.add_argument("--no-database", action="store_true", help="do not read or write the example database")
     p.add_argument(
         "--no-shrink", action="store_true",
@@ -53,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_supervisor_flags(p, hang_default=1.0)
     add_json_flag(p)
 
 
@@ -107,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
         profile=profile,
         max_actions=args.max_actions,
         max_users=args.users,
-        hang_timeout=args.hang_timeout,
+        hang_timeout=hang_timeout(args),
         database=not args.no_database,
         absent_targets=not args.allow_absent_targets,
         shrink=not args.no_shrink,
         max_findings=args.max_findings,
+        supervised=not args.in_process,
+        max_memory=args.max_memory,
     )
     progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
     report = fuzz(args.handler, options, progress)

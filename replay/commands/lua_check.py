@@ -6,8 +6,12 @@ in which pairs/next walk a table does not (gopher-lua: integer keys, then insert
 replays the recording twice, with the native order and with a perturbed one, and reports the first call
 whose outcome (broadcasts, verdicts, replies, state digest, crash) depends on it.
 
-exit status: 0 no dependence found on this recording, 1 the handler's behaviour depends on pairs order,
-2 bad input.
+Both runs go to the end of the recording or there is no verdict: a run that crashes, hangs or stops
+first, or whose handler process dies under the supervisor (--hang-timeout, --max-memory, an exit, a
+segfault), is the answer, with the run, callback and tick.
+
+exit status: 0 no dependence found on this recording, 1 the handler's behaviour depends on pairs order or
+a run stopped before the end, 2 bad input, 130 interrupted.
 
 example:
   nakama-replay lua-check recordings/<match>.nkrec --handler modules/arena.lua"""
@@ -17,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import input_dir, input_file, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
 
 HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
 
@@ -27,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", help="the Lua match module (default: the header's, if inside the recording's folder)")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_supervisor_flags(p)
     add_json_flag(p)
 
 
@@ -46,10 +51,22 @@ def run(args: argparse.Namespace) -> int:
             handler = recorded_handler(args.recording, rec.header.handler)
     if not str(handler).endswith(".lua"):
         raise HandlerLoadError(str(handler), "lua-check needs a Lua match module (.lua)")
-    report = check_pairs_order(args.recording, handler, ReplayOptions(seed=args.seed, module_path=args.module_path))
+    options = ReplayOptions(seed=args.seed, module_path=args.module_path, hang_timeout=hang_timeout(args))
+    if args.in_process:
+        report = check_pairs_order(args.recording, handler, options)
+    else:
+        from recorder.errors import HandlerDied
+        from replay.lua_check import died
+        from replay.supervisor import HandlerProcess
+
+        with HandlerProcess(limits(args)) as worker:
+            try:
+                report = worker.call("replay.lua_check:check_pairs_order", args.recording, handler, options)
+            except HandlerDied as exc:
+                report = died(exc.death)
     if args.json:
         print_json({"handler": str(handler), **report.to_json()})
     else:
         print(f"handler    {handler}")
         print(report.describe())
-    return 1 if report.sensitive else 0
+    return 1 if report.negative else 0

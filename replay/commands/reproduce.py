@@ -12,8 +12,14 @@ Recorded calls after the call where the replayed match stopped are not replayed 
 stopped match's handler): the report counts them and says whether Nakama could have made them, and the
 replay then does not reproduce the recording.
 
+The handler runs in a child process under a supervisor it cannot block: a callback that runs longer
+than --hang-timeout is reported as hung whatever it blocks in (a C call, a catastrophic regular
+expression), and so is a handler process that exits (sys.exit, os._exit), dies of a signal (a segfault)
+or passes --max-memory, each with its callback and tick. --in-process runs it here instead (a debugger).
+
 exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, diverging
-outcomes, recorded calls after the stop), 2 bad input (unreadable recording, handler that does not load).
+outcomes, recorded calls after the stop, a hang or a death of the handler process), 2 bad input (unreadable recording, handler that
+does not load), 130 interrupted (Ctrl-C).
 
 example:
   nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py
@@ -23,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import count, input_dir, input_file, seconds, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._args import count, input_dir, input_file, whole
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
 
 _REASONS = {0: "", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
+_ENDINGS = {"hung": "HUNG", "exited": "EXITED", "killed": "KILLED", "out-of-memory": "OUT OF MEMORY"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,14 +43,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", help="handler file (default: the one the recording's header names, if inside the recording's folder)")
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung (default 5)")
     p.add_argument("--last-ticks", type=count, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    add_supervisor_flags(p)
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from replay.runtime import ReplayOptions, replay
+    from replay.supervisor import replay_supervised
 
     input_file(args.recording, "recording")
     for folder in args.module_path:
@@ -51,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         seed=args.seed,
         until_tick=args.until_tick,
-        hang_timeout=args.hang_timeout,
+        hang_timeout=hang_timeout(args),
         last_ticks=args.last_ticks,
         module_path=args.module_path,
     )
-    result = replay(args.recording, args.handler, options)
+    if args.in_process:
+        result = replay(args.recording, args.handler, options)
+    else:
+        result = replay_supervised(args.recording, args.handler, options, limits=limits(args))
     if args.json:
         print_json(result.to_json())
     else:
@@ -67,10 +78,15 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
     print(f"recording  {r.recording}")
     print(f"handler    {r.handler}")
     print(f"replayed   {r.calls_replayed} calls, {r.ticks_replayed} ticks")
+    death = r.death
     if r.crash is not None:
         c = r.crash
-        what = "HUNG" if c.hung else "CRASHED"
-        print(f"\n{what} in {c.callback} at tick {c.tick}: {c.error}")
+        what = _ENDINGS.get(r.outcome, "HUNG" if c.hung else "CRASHED")
+        where = death.where if death is not None else f"in {c.callback} at tick {c.tick}"
+        print(f"\n{what} {where}: {c.error}")
+        if death is not None and death.ended:
+            print("(the supervisor ended the handler process: presences, logs and divergences before this "
+                  "point are not known; --in-process shows them where the process survives)")
         if c.traceback:
             print()
             print(c.traceback.rstrip())
@@ -82,7 +98,10 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         print(f"\ninputs of the last {len({i['tick'] for i in r.last_inputs})} ticks:")
         for item in r.last_inputs:
             print(f"  tick {item['tick']:>5}  {item['callback']}" + _detail(item))
-    print(f"\npresences at the end ({len(r.presences)}):")
+    if death is not None and death.ended:
+        print("\npresences at the end: not known (the handler process ended)")
+    else:
+        print(f"\npresences at the end ({len(r.presences)}):")
     for p in r.presences:
         print(f"  {p.username or p.user_id:<16} user {p.user_id}  session {p.session_id}")
     if r.divergence_count:

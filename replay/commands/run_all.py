@@ -2,9 +2,13 @@
 progress bar on stderr and a summary: how many reproduced their crash, crashed otherwise, ran clean,
 diverged from the recorded outcomes, or could not be replayed; crashes grouped by signature.
 
-The work runs on local processes (-j N, default: one per core); --executor MODULE:FACTORY hands it to
-any executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.get_executor() or a
-small Ray adapter: see README, "Batch replay".
+Each replay runs in a handler process under a supervisor (-j N of them, default: one per core): a
+handler that hangs (--hang-timeout, whatever it blocks in), exits, dies of a signal or passes
+--max-memory costs only its own recording, which lands in the category hung, exited, killed or
+out-of-memory, and a new process takes the next one. --executor MODULE:FACTORY hands the work to any
+executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.get_executor() or a small
+Ray adapter (see README, "Batch replay"); each of its threads supervises its own handler process.
+--in-process replays in the executor's processes without a supervisor.
 
 exit status: 0, or 1 when a category named by --fail-on (default: error) is not empty; 2 bad input.
 
@@ -19,10 +23,10 @@ import os
 import sys
 from collections import Counter
 
-from replay.commands._args import count, handler_file, positive, seconds, whole
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._args import count, handler_file, positive, whole
+from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
 
-HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, errors)"
+HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, errors...)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,10 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY")
     p.add_argument("--seed", type=whole, default=0, help="seed for values a recording does not hold (default 0)")
-    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S", help="seconds before a callback counts as hung")
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
     p.add_argument("--fail-on", default="error", metavar="CATS", help="comma list of categories that make the exit status 1 (default: error)")
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    add_supervisor_flags(p)
     add_json_flag(p)
 
 
@@ -54,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_recorded_handlers(recordings)  # before any replay: a header naming a file outside is exit 2
     jobs = args.jobs or os.cpu_count() or 1
-    executor = load_executor("serial" if jobs == 1 and args.executor == "process" else args.executor, jobs)
+    supervised = not args.in_process
+    kind = "serial" if jobs == 1 and args.executor == "process" else args.executor
+    executor = load_executor(kind, jobs, supervised=supervised)
     progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
-    options = {"seed": args.seed, "hang_timeout": args.hang_timeout, "until_tick": args.until_tick}
+    options = {"seed": args.seed, "hang_timeout": hang_timeout(args), "until_tick": args.until_tick}
     try:
-        summary = run_all(recordings, args.handler, options=options, executor=executor, progress=progress)
+        summary = run_all(recordings, args.handler, options=options, executor=executor, progress=progress,
+                          limits=limits(args) if supervised else None)
     finally:
         shutdown = getattr(executor, "shutdown", None)
         if shutdown is not None:

@@ -1,0 +1,650 @@
+"""The supervisor: handler work runs in a child process that the handler can neither block nor take down.
+
+A ``HandlerProcess`` is one worker process (``python -c ...``, started with ``subprocess``) that runs jobs
+one at a time: a job is a module-level function and its arguments (``"replay.supervisor:replay_job"``), its
+result comes back pickled. While a job runs, the worker's ``replay.hang.Beacon`` tells the parent through
+shared memory which callback at which tick is running; the parent only watches (no round trip per call).
+The worker ends in one of these ways, each reported with the callback and tick it was in (``Death``):
+
+- ``hung``: a callback ran past the hang timeout by wall clock. The in-process guard (``HangGuard``)
+  inside the worker stops Python and Lua loops at the limit and the replay reports them as usual; what it
+  cannot stop (a callback blocked in C such as ``time.sleep(3600)`` or a catastrophic regular expression,
+  a handler that swallows the interruption) the parent ends with SIGKILL ``GRACE`` seconds later;
+- ``exited``: the worker exited (``sys.exit``, ``os._exit``) with a status;
+- ``killed``: a signal ended it (a segfault: SIGSEGV);
+- ``out-of-memory``: it reached ``max_memory`` (``RLIMIT_AS`` on Linux; a ``MemoryError`` inside a callback
+  is reported the same way, with its traceback).
+
+The worker ignores SIGINT, so a ``KeyboardInterrupt`` inside it can only come from the handler (a crash,
+``replay.hang.interrupts_come_from_handlers``) while the user's Ctrl-C reaches the parent alone, which ends
+the worker and exits 130. A worker that died is replaced on the next job; a worker is also ended when its
+parent dies (Linux: ``PR_SET_PDEATHSIG``; elsewhere when it next reads a job). On systems without
+``RLIMIT_AS`` enforcement (macOS) the memory cap is not applied and a warning says so once.
+
+Errors we raise on purpose inside the worker (``NakamaReplayError``: a bad recording, a handler that does
+not load) are raised again in the parent with their type, message and attributes; an unexpected
+exception becomes a ``RuntimeError`` carrying the worker's traceback.
+
+``replay_supervised`` is ``replay.regression.replay_isolated`` in a worker: its ``ReplayResult`` is
+bit-identical to the in-process one (the same code runs, the result is pickled), and a death becomes the
+result (``death_result``: outcome ``hung``/``exited``/``killed``/``out-of-memory``, the callback and
+tick, the inputs of the last ticks read from the recording, the verdict against the recorded crash).
+"""
+
+from __future__ import annotations
+
+import importlib
+import mmap
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import HandlerDied, HandlerLoadError, NakamaReplayError
+from replay.hang import CALLBACKS, LOADING, Beacon, install_beacon
+
+__all__ = [
+    "DEATHS",
+    "DEFAULT_MAX_MEMORY",
+    "GRACE",
+    "Death",
+    "HandlerProcess",
+    "Limits",
+    "death_result",
+    "format_size",
+    "parse_size",
+    "portable_error",
+    "rebuild_error",
+    "replay_supervised",
+    "thread_worker",
+]
+
+#: The memory cap of a handler process unless told otherwise: far above any match state, far below the machine.
+DEFAULT_MAX_MEMORY = 4 << 30
+#: Seconds past the hang timeout before the supervisor ends a callback that the in-process guard could not stop.
+GRACE = 1.0
+#: How a supervised handler process can end without handing back a result.
+DEATHS = ("hung", "exited", "killed", "out-of-memory")
+
+_START_TIMEOUT = 120.0  # seconds for a worker to start on a very busy machine
+_WORKER = "import sys; from replay.supervisor import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the supervisor enforces: ``hang_timeout`` seconds per callback (None: no hang guard at all) and
+    ``max_memory`` bytes of address space (None: no cap)."""
+
+    hang_timeout: float | None = 5.0
+    max_memory: int | None = DEFAULT_MAX_MEMORY
+
+    def __post_init__(self) -> None:
+        if self.hang_timeout is not None and not self.hang_timeout > 0:
+            raise ValueError(f"hang_timeout must be positive seconds or None, got {self.hang_timeout!r}")
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise ValueError(f"max_memory must be positive bytes or None, got {self.max_memory!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Death:
+    """How a supervised handler process ended without handing back a result, and where it was."""
+
+    kind: str  # one of DEATHS
+    callback: str  # the callback it was in (or the last one started); LOADING while loading the handler
+    tick: int
+    in_call: bool  # False: it died between callbacks, after ``callback``
+    calls: int  # handler calls started in this run (the last one is where it died)
+    loops: int  # match_loop calls started
+    position: int  # recorded calls read
+    run: int = 0  # which run of the job (a diff's side a is 0, side b 1)
+    status: int | None = None  # exit status (exited)
+    signal: int | None = None  # signal number (killed)
+    hang_timeout: float | None = None
+    max_memory: int | None = None
+    ended: bool = True  # False: the process survived (a callback's MemoryError under the cap), the report is whole
+
+    @property
+    def signal_name(self) -> str:
+        if self.signal is None:
+            return ""
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    @property
+    def where(self) -> str:
+        if self.callback == LOADING:
+            return "while loading the handler"
+        if not self.callback:
+            return "before the first callback"
+        return f"{'in' if self.in_call else 'after'} {self.callback} at tick {self.tick}"
+
+    @property
+    def error_type(self) -> str:
+        """The crash type of a death, named so that a crash marker's text gives it back (``replay.signature``
+        reads ``Type:`` prefixes): ``Hang`` as the in-process guard says, ``HandlerExit``,
+        ``FatalSignalError``, and ``MemoryError`` as Python says when an allocation fails under the cap."""
+        return {"hung": "Hang", "exited": "HandlerExit", "killed": "FatalSignalError"}.get(self.kind, "MemoryError")
+
+    def describe(self) -> str:
+        """One sentence: what happened (the callback and tick come separately, see ``where``)."""
+        if self.kind == "hung":
+            if self.callback == LOADING:
+                return f"the handler did not finish loading within {self.hang_timeout} s"
+            return f"{self.callback or 'the handler'} did not return within {self.hang_timeout} s"
+        if self.kind == "exited":
+            return f"the handler process exited with status {self.status}"
+        if self.kind == "killed":
+            return f"the handler process was killed by {self.signal_name}"
+        cap = f" (limit {format_size(self.max_memory)})" if self.max_memory else ""
+        return f"the handler process ran out of memory{cap}"
+
+    def crash(self) -> Any:
+        """The death as the runtime's ``Crash`` (hung: the same text the in-process guard gives)."""
+        from replay.result import Crash  # noqa: PLC0415
+
+        text = self.describe() if self.kind == "hung" else f"{self.error_type}: {self.describe()}"
+        return Crash(self.callback, self.tick, text, self.error_type, "", self.kind == "hung")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "callback": self.callback,
+            "tick": self.tick,
+            "in_call": self.in_call,
+            "calls": self.calls,
+            "status": self.status,
+            "signal": self.signal_name or None,
+            "hang_timeout": self.hang_timeout,
+            "max_memory": self.max_memory,
+            "process_ended": self.ended,
+        }
+
+
+def parse_size(text: str) -> int:
+    """``"512M"``, ``"4G"``, ``"1.5GiB"``, ``"1000000"`` -> bytes (K, M, G, T are powers of 1024)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = 1
+    if t and t[-1] in "KMGT":
+        scale = 1024 ** ("KMGT".index(t[-1]) + 1)
+        t = t[:-1]
+    try:
+        value = float(t)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (use bytes or a K, M, G suffix, e.g. 512M or 4G)") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"a size must be positive, got {text!r}")
+    return int(value * scale)
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "none"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= scale and n % (scale // 16 or 1) == 0:
+            value = n / scale
+            return f"{value:g} {unit}iB"
+    return f"{n} bytes"
+
+
+# -- the parent side ------------------------------------------------------------------------------------
+
+
+class HandlerProcess:
+    """A supervised worker process running one job at a time (see the module docstring).
+
+    ``call(target, *args)`` runs ``module:function(*args)`` in the worker and returns its result; a death
+    raises ``HandlerDied`` (``.death``) and the next call starts a new worker. ``env`` replaces the
+    worker's environment (a diff's ``PYTHONHASHSEED`` runs). Use it from the thread that created it: on
+    Linux the worker is bound to that thread's life."""
+
+    def __init__(self, limits: Limits | None = None, env: dict[str, str] | None = None) -> None:
+        self.limits = limits or Limits()
+        self.env = env
+        self.starts = 0  # workers started so far: the first, then one after each death
+        self.memory_cap = ""  # "" while enforced (or not asked for); else why it is not
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._jobs: Connection | None = None
+        self._results: Connection | None = None
+        self._beacon: mmap.mmap | None = None
+        self._slots: Any = None
+        self._ready = False
+        self._job = 0
+        self._finalizer: Any = None
+
+    # -- life cycle ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker now (``call`` does it when needed; starting early overlaps its start-up)."""
+        if self._proc is not None:
+            return
+        fd, path = tempfile.mkstemp(prefix="nkreplay-beacon-")
+        os.unlink(path)  # only the two processes hold it
+        job_r, job_w = os.pipe()
+        res_r, res_w = os.pipe()
+        try:
+            os.ftruncate(fd, Beacon.SLOTS * 8)
+            self._beacon = mmap.mmap(fd, Beacon.SLOTS * 8)
+            self._slots = memoryview(self._beacon).cast("q")
+            argv = [sys.executable, "-P", "-c", _WORKER, str(job_r), str(res_w), str(fd), str(self.limits.max_memory or 0)]
+            self._proc = subprocess.Popen(
+                argv, pass_fds=(job_r, res_w, fd), stdin=subprocess.DEVNULL, stdout=_stderr_fd(), env=self.env,
+                start_new_session=True, close_fds=True,
+            )
+        except BaseException:
+            for f in (job_w, res_r):
+                os.close(f)
+            raise
+        finally:
+            for f in (job_r, res_w, fd):
+                os.close(f)
+        self._jobs = Connection(job_w, readable=False)
+        self._results = Connection(res_r, writable=False)
+        self._ready = False
+        self.starts += 1
+        self._finalizer = weakref.finalize(self, _kill_quietly, self._proc)
+
+    def close(self) -> None:
+        """Ask the worker to leave; end it if it does not within two seconds."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            assert self._jobs is not None
+            self._jobs.send(None)
+            proc.wait(timeout=2.0)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            pass
+        self._end()
+
+    def __enter__(self) -> HandlerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _end(self) -> None:
+        """Kill the worker (if alive) and release everything that belonged to it."""
+        proc = self._proc
+        if proc is not None:
+            _kill_quietly(proc)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+        for conn in (self._jobs, self._results):
+            if conn is not None:
+                conn.close()
+        self._proc = self._jobs = self._results = None
+        if self._slots is not None:
+            self._slots.release()
+            self._slots = None
+        if self._beacon is not None:
+            self._beacon.close()
+            self._beacon = None
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+    def call(self, target: str, *args: Any) -> Any:
+        """Run ``target`` (``"package.module:function"``) with ``args`` in the worker; its return value.
+
+        Raises ``HandlerDied`` when the worker hung or died, the worker's ``NakamaReplayError`` as it was,
+        ``RuntimeError`` for anything unexpected there. Ctrl-C (``KeyboardInterrupt``) ends the worker."""
+        self.start()
+        assert self._jobs is not None
+        self._job += 1
+        job = self._job
+        message = (job, os.getcwd(), target, args)
+        try:
+            self._jobs.send(message)
+        except (BrokenPipeError, ConnectionResetError):  # it died while idle: not this job's doing
+            self._end()
+            self.start()
+            assert self._jobs is not None
+            self._jobs.send(message)
+        try:
+            return self._watch(job)
+        except NakamaReplayError as exc:
+            if isinstance(exc, HandlerDied):
+                self._end()
+            raise
+        except BaseException:  # Ctrl-C, or something broken: the worker is mid-job and cannot be reused
+            self._end()
+            raise
+
+    def _watch(self, job: int) -> Any:
+        limit = self.limits.hang_timeout
+        poll = 0.1 if limit is None else max(0.01, min(0.1, limit / 10))
+        assert self._results is not None and self._proc is not None
+        slots = self._slots
+        last_seq, since = -1, time.monotonic()
+        while True:
+            if wait([self._results], timeout=poll):
+                try:
+                    message = self._results.recv()
+                except (EOFError, OSError):
+                    raise HandlerDied(self._death_of_exit()) from None
+                kind = message[0]
+                if kind == "ready":
+                    self._ready = True
+                    self.memory_cap = message[1]
+                    if self.memory_cap:
+                        _warn_once(f"the handler process runs without a memory cap: {self.memory_cap}")
+                    continue
+                if message[1] != job:
+                    continue  # an answer to a job abandoned earlier (cannot happen: such workers are ended)
+                if kind == "ok":
+                    return message[2]
+                if kind == "error":
+                    raise rebuild_error(message[2])
+                if kind == "oom":
+                    raise HandlerDied(self._death("out-of-memory"))
+                raise RuntimeError(f"unexpected error in the handler process:\n{message[2]}")
+            if self._proc.poll() is not None:  # dead, though something else holds its end of the pipe
+                raise HandlerDied(self._death_of_exit())
+            seq = slots[Beacon.SEQ]
+            now = time.monotonic()
+            if seq != last_seq:
+                last_seq, since = seq, now
+            elif slots[Beacon.IN_CALL] and limit is not None and now - since > limit + GRACE:
+                raise HandlerDied(self._death("hung"))
+
+    def _death(self, kind: str, status: int | None = None, sig: int | None = None) -> Death:
+        s = self._slots
+        code = s[Beacon.CALLBACK]
+        return Death(
+            kind, CALLBACKS[code] if 0 <= code < len(CALLBACKS) else "", int(s[Beacon.TICK]), bool(s[Beacon.IN_CALL]),
+            int(s[Beacon.CALLS]), int(s[Beacon.LOOPS]), int(s[Beacon.POSITION]), int(s[Beacon.RUN]), status, sig,
+            self.limits.hang_timeout, self.limits.max_memory,
+        )
+
+    def _death_of_exit(self) -> Death:
+        proc = self._proc
+        assert proc is not None
+        try:
+            code = proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            _kill_quietly(proc)
+            code = proc.wait()
+        if not self._ready:
+            raise RuntimeError(f"the handler process did not start (exit status {code}); its error is printed above")
+        if self._slots[Beacon.OOM]:
+            return self._death("out-of-memory")
+        if code < 0:
+            return self._death("killed", sig=-code)
+        return self._death("exited", status=code)
+
+
+def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _stderr_fd() -> int | None:
+    """The worker's standard output: our standard error (handler prints must not mix into ``--json``)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+
+def portable_error(exc: NakamaReplayError) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
+    """An error of ours as plain data that crosses processes (their ``__init__`` signatures differ)."""
+    cls = type(exc)
+    return cls.__module__, cls.__qualname__, exc.args, dict(vars(exc))
+
+
+def rebuild_error(data: tuple[str, str, tuple[Any, ...], dict[str, Any]]) -> BaseException:
+    """The worker's error again, with its type, message and attributes (its ``__init__`` is not rerun)."""
+    module, qualname, args, attrs = data
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(attrs)
+    return exc  # type: ignore[no-any-return]
+
+
+# -- a worker per thread ----------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def thread_worker(limits: Limits | None = None) -> HandlerProcess:
+    """This thread's worker for ``limits`` (started on first use, replaced after a death, ended at exit):
+    what batch jobs on any executor use, so each executor thread supervises its own handler process."""
+    limits = limits or Limits()
+    workers: dict[Limits, HandlerProcess] = getattr(_local, "workers", None) or {}
+    _local.workers = workers
+    worker = workers.get(limits)
+    if worker is None:
+        worker = workers[limits] = HandlerProcess(limits)
+    return worker
+
+
+def close_thread_workers() -> None:
+    """End this thread's workers (an executor's threads call it as they finish)."""
+    for worker in (getattr(_local, "workers", None) or {}).values():
+        worker.close()
+    _local.workers = {}
+
+
+# -- replays ----------------------------------------------------------------------------------------------
+
+
+def replay_job(recording: str, handler: str | None, options: Any) -> Any:
+    """(Runs in the worker.) ``replay.regression.replay_isolated``."""
+    from replay.regression import replay_isolated  # noqa: PLC0415
+
+    return replay_isolated(recording, handler, options)
+
+
+def replay_supervised(
+    recording: str | os.PathLike[str],
+    handler: str | os.PathLike[str] | None = None,
+    options: Any = None,
+    *,
+    limits: Limits | None = None,
+    process: HandlerProcess | None = None,
+) -> Any:
+    """Replay ``recording`` into ``handler`` (a path; None: the one the header names) in a supervised
+    worker: ``process`` when given (it is reused), else a new one for this replay. The options' hang
+    timeout is the supervisor's unless ``limits`` says otherwise. Returns a ``ReplayResult``; a death
+    is the result's outcome (see ``death_result``)."""
+    from replay.runtime import ReplayOptions  # noqa: PLC0415
+
+    options = options or ReplayOptions()
+    if limits is None:
+        limits = process.limits if process is not None else Limits(options.hang_timeout or None)
+    recording = os.fspath(recording)
+    spec = None if handler is None else os.fspath(handler)
+    own = process is None
+    worker = HandlerProcess(limits) if process is None else process
+    try:
+        try:
+            result = worker.call("replay.supervisor:replay_job", recording, spec, options)
+        except HandlerDied as died:
+            return death_result(died.death, recording, spec, options)
+        return mark_out_of_memory(result, worker.limits)
+    finally:
+        if own:
+            worker.close()
+
+
+def mark_out_of_memory(result: Any, limits: Limits) -> Any:
+    """A callback that failed to allocate under the memory cap ran out of memory: say so in the outcome."""
+    c = result.crash
+    if limits.max_memory is None or c is None or not _is_memory_error(c):
+        return result
+    result.outcome = "out-of-memory"
+    result.death = Death("out-of-memory", c.callback, c.tick, True, result.calls_replayed, result.ticks_replayed, 0,
+                         hang_timeout=limits.hang_timeout, max_memory=limits.max_memory, ended=False)
+    return result
+
+
+def _is_memory_error(crash: Any) -> bool:
+    """Python's ``MemoryError``, or Lua's "not enough memory" (its allocator failed under the cap)."""
+    return crash.error_type == "MemoryError" or "not enough memory" in crash.error
+
+
+def death_result(death: Death, recording: str, handler: str | None, options: Any) -> Any:
+    """The ``ReplayResult`` of a replay whose handler process hung or died: outcome ``death.kind``, the
+    crash at the callback and tick the beacon last showed, the inputs of the last ticks up to that call
+    (read from the recording), the verdict against the recorded crash. What only the dead process knew
+    (presences, logs, the divergences themselves) is not there; ``death`` says why."""
+    from recorder.model import CrashMarker, WireEvent  # noqa: PLC0415
+    from recorder.nkrec import open_recording  # noqa: PLC0415
+    from replay.handlers import split_spec  # noqa: PLC0415
+    from replay.result import ReplayResult, describe_call  # noqa: PLC0415
+    from replay.runtime import _verdict  # noqa: PLC0415
+
+    spec = handler
+    if spec is None:
+        with open_recording(recording) as rec:
+            named = rec.header.handler
+        spec = str(Path(recording).parent / named) if named else None
+    shown = os.path.normpath(str(split_spec(spec)[0])) if spec else ""
+    if death.callback == LOADING:
+        what = death.describe() if death.kind == "hung" else f"{death.describe()} while it was being loaded"
+        raise HandlerLoadError(shown or recording, what)
+    crash = death.crash()
+    calls: list[Any] = []
+    markers: list[CrashMarker] = []
+    with open_recording(recording) as rec:
+        for e in rec.events():
+            if type(e) is CrashMarker:
+                markers.append(e)  # type: ignore[arg-type]
+            elif type(e) is not WireEvent and len(calls) < death.position:
+                if options.until_tick is None or e.tick <= options.until_tick:  # type: ignore[union-attr]
+                    calls.append(e)
+    recorded = markers[-1] if markers else None
+    if recorded is not None and options.until_tick is not None and recorded.tick > options.until_tick:
+        recorded = None
+    window = [c for c in calls if c.tick >= crash.tick - options.last_ticks + 1]
+
+    class _Ended:  # what the verdict asks of a runtime
+        stopped = True
+
+    divergences = 0
+    reproduced, verdict = _verdict(crash, recorded, divergences, _Ended())  # type: ignore[arg-type]
+    return ReplayResult(
+        outcome=death.kind,
+        reproduced=reproduced,
+        verdict=verdict,
+        ticks_replayed=death.loops,
+        calls_replayed=death.calls,
+        crash=crash,
+        recorded_crash=recorded,
+        stop_reason=death.kind,
+        last_inputs=[describe_call(c) for c in window],
+        recording=recording,
+        handler=shown,
+        death=death,
+    )
+
+
+# -- the worker side --------------------------------------------------------------------------------------
+
+
+def _worker_main(argv: list[str]) -> int:
+    """The worker: ``JOB_FD RESULT_FD BEACON_FD MAX_MEMORY``; runs jobs until told to stop or orphaned."""
+    job_fd, result_fd, beacon_fd, max_memory = (int(a) for a in argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the parent's to handle
+    _die_with_parent()
+    cap = _cap_memory(max_memory)
+    beacon_map = mmap.mmap(beacon_fd, Beacon.SLOTS * 8)
+    os.close(beacon_fd)
+    beacon = Beacon(memoryview(beacon_map).cast("q"))
+    install_beacon(beacon)
+    jobs = Connection(job_fd, writable=False)
+    results = Connection(result_fd, readable=False)
+    results.send(("ready", cap))
+    while True:
+        try:
+            job = jobs.recv()
+        except (EOFError, OSError):
+            return 0
+        if job is None:
+            return 0
+        number, cwd, target, args = job
+        beacon.start(number)
+        try:
+            os.chdir(cwd)
+            module, _, name = target.partition(":")
+            reply: tuple[Any, ...] = ("ok", number, getattr(importlib.import_module(module), name)(*args))
+        except MemoryError:
+            beacon.slots[Beacon.OOM] = 1
+            reply = ("oom", number)
+        except NakamaReplayError as exc:
+            reply = ("error", number, portable_error(exc))
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a bug of ours: the parent shows the traceback
+            reply = ("bug", number, traceback.format_exc())
+        try:
+            results.send(reply)
+        except MemoryError:
+            beacon.slots[Beacon.OOM] = 1
+            return 1
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
+            results.send(("bug", number, f"the result could not be sent back: {type(exc).__name__}: {exc}"))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the parent (thread) that started it ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(0)  # the parent is already gone
+    except (OSError, AttributeError):
+        pass
+
+
+def _cap_memory(max_memory: int) -> str:
+    """Cap the address space; "" when done (or not asked), else why it could not be."""
+    if max_memory <= 0:
+        return ""
+    # glibc loads libgcc_s the first time a thread exits; under a cap that is used up it cannot, and aborts
+    # the process ("libgcc_s.so.1 must be installed for pthread_exit to work"): let one thread exit first
+    warm_up = threading.Thread(target=lambda: None)
+    warm_up.start()
+    warm_up.join()
+    try:
+        import resource  # noqa: PLC0415
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY and max_memory > hard:
+            max_memory = hard
+        resource.setrlimit(resource.RLIMIT_AS, (max_memory, hard))
+    except (ImportError, ValueError, OSError, AttributeError) as exc:
+        return f"RLIMIT_AS cannot be set here ({type(exc).__name__}: {exc})"
+    if sys.platform == "darwin":
+        return "macOS does not enforce RLIMIT_AS"
+    return ""
