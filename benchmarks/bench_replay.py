@@ -5,6 +5,10 @@ pre-decoded inputs (no recording, no runtime bookkeeping). Printed last: replay 
 (target: at most 1.5), for the replay from the file with digest checks (the default), without them, and
 from pre-decoded calls (the runtime alone).
 
+The supervisor (``replay.supervisor``) against the same replay in this process: the replay in a warm
+handler process (what run-all, bisect and the pytest plugin pay per recording; target: at most 1.05x the
+in-process replay), in a new one (what one `nakama-replay reproduce` pays), and the start-up alone.
+
     python benchmarks/bench_replay.py [--ticks 36000]
 """
 
@@ -29,6 +33,7 @@ from replay.driver import MatchDriver  # noqa: E402
 from replay.handlers import load_handler  # noqa: E402
 from replay.nk import DerivedSources, Logger, Nk  # noqa: E402
 from replay.runtime import MatchRuntime, ReplayOptions, replay  # noqa: E402
+from replay.supervisor import HandlerProcess, Limits, replay_supervised  # noqa: E402
 
 HANDLER = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
 
@@ -116,19 +121,42 @@ def main() -> None:
             rt.close()
             return elapsed
 
+        options = ReplayOptions(hang_timeout=30)
+        worker = HandlerProcess(Limits(30))
+        replay_supervised(path, HANDLER, options, process=worker)  # warm: started, modules imported
+
+        def timed_supervised(process: HandlerProcess | None) -> float:
+            t = time.perf_counter()
+            result = replay_supervised(path, HANDLER, options, process=process)
+            assert result.reproduced and result.death is None, result.verdict
+            return time.perf_counter() - t
+
+        def timed_start() -> float:
+            t = time.perf_counter()
+            with HandlerProcess(Limits(30)) as fresh:
+                fresh.call("os:getpid")  # started and answering
+            return time.perf_counter() - t
+
         # interleaved rounds, best of each: a load spike on this machine hits every contender alike
         runs = {
             "bare": lambda: bare_loop(plain_calls, handler),
             "digests": lambda: timed_replay(True),
             "no_digests": lambda: timed_replay(False),
             "runtime": timed_runtime,
+            "supervised": lambda: timed_supervised(worker),
+            "supervised_new": lambda: timed_supervised(None),
+            "start": timed_start,
         }
         times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(args.repeat):
-            for name, fn in runs.items():
-                gc.collect()
-                times[name].append(fn())
+        try:
+            for _ in range(args.repeat):
+                for name, fn in runs.items():
+                    gc.collect()
+                    times[name].append(fn())
+        finally:
+            worker.close()
         bare, with_digests, without, runtime_only = (min(times[k]) for k in ("bare", "digests", "no_digests", "runtime"))
+        supervised, supervised_new, start = (min(times[k]) for k in ("supervised", "supervised_new", "start"))
     ticks = args.ticks
     print(f"bare loop                         {bare:7.3f} s  {ticks / bare:10.0f} ticks/s")
     print(f"replay from file, digests checked {with_digests:7.3f} s  {ticks / with_digests:10.0f} ticks/s")
@@ -137,6 +165,11 @@ def main() -> None:
     print(f"ratio runtime-only / bare loop    {runtime_only / bare:.2f}x  (target <= 1.5)")
     print(f"ratio replay (no digests) / bare  {without / bare:.2f}x  (target <= 1.5)")
     print(f"ratio replay (digests) / bare     {with_digests / bare:.2f}x")
+    print(f"supervised, warm handler process  {supervised:7.3f} s  {ticks / supervised:10.0f} ticks/s")
+    print(f"supervised, new handler process   {supervised_new:7.3f} s  {ticks / supervised_new:10.0f} ticks/s")
+    print(f"handler process start-up          {start:7.3f} s  (spawn, import, first answer)")
+    print(f"ratio supervised (warm) / in-process replay  {supervised / with_digests:.3f}x  (target <= 1.05)")
+    print(f"ratio supervised (new) / in-process replay   {supervised_new / with_digests:.3f}x")
 
 
 if __name__ == "__main__":

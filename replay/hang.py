@@ -114,12 +114,12 @@ _CODES = {name: i for i, name in enumerate(CALLBACKS)}
 
 class Beacon:
     """Where this process's handler is, written into shared memory that a supervisor reads (no clock, no
-    syscall: a few stores per callback). Slots of int64: a sequence number bumped on every enter and leave,
-    whether a callback is running, its code in ``CALLBACKS``, its tick, callbacks and loops started, the
-    run within the job (a diff's side a or b), the recorded calls read, and a flag set on running out of
-    memory."""
+    syscall: a few stores per callback). Slots of int64: whether a callback is running, its code in
+    ``CALLBACKS``, its tick, callbacks and loops started, the run within the job (a diff's side a or b),
+    the recorded calls read, a flag set on running out of memory, the job number. The supervisor takes a
+    callback as hung when (run, callbacks started) stays the same while one is running."""
 
-    SEQ, IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB = range(10)
+    IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB = range(9)
     SLOTS = 16
 
     __slots__ = ("slots",)
@@ -130,32 +130,28 @@ class Beacon:
     def enter(self, callback: str, tick: int) -> None:
         s = self.slots
         code = _CODES.get(callback, 0)
-        s[2] = code
-        s[3] = tick
+        s[1] = code
+        s[2] = tick
         if code == 5:
-            s[5] += 1
-        if code != 8:  # loading the handler is not a call
             s[4] += 1
-        s[1] = 1
-        s[0] += 1
+        if code != 8:  # loading the handler is not a call
+            s[3] += 1
+        s[0] = 1
 
     def leave(self) -> None:
-        s = self.slots
-        s[1] = 0
-        s[0] += 1
+        self.slots[0] = 0
 
     def position(self, n: int) -> None:
         """Recorded calls read so far (the death report shows the inputs before this point)."""
-        self.slots[7] = n
+        self.slots[6] = n
 
     def start(self, job: int, run: int = 0) -> None:
         """A new job (or a new run within one: ``run`` 1 is a diff's side b): counters back to zero."""
         s = self.slots
-        for i in (1, 2, 3, 4, 5, 7, 8):
+        for i in (0, 1, 2, 3, 4, 6, 7):
             s[i] = 0
-        s[6] = run
-        s[9] = job
-        s[0] += 1
+        s[5] = run
+        s[8] = job
 
 
 _active: Beacon | None = None

@@ -6,7 +6,10 @@
   (Nakama's answer to a handler error) or the server log has the match's "Stopping match after error from
   <callback> execution" line; ``stopped`` when the match is gone without that; ``completed`` when it still
   runs after the last action. The crash tick comes from the log line (exact) or from the time the sockets
-  closed (estimated with the tick clock).
+  closed (estimated with the tick clock). ``unresponsive`` (no log line) when the match went silent: nothing
+  from it (broadcast, presence event, join or signal reply) for a while although the recording has loop
+  broadcasts for the replayed sessions in that time, or a request to it got no answer; it is reported from
+  the last tick it was seen alive, whatever closed the sockets afterwards (a hang guard's crash, say).
 - **Tick alignment**: live ticks are converted to the recording's numbering (the schedule's start maps the
   recording's first tick to a live tick). Per message: the tick it was meant for, the tick its send time
   aims at, and the tick it landed in where an echo reveals it (a broadcast with the message's sender, op
@@ -164,7 +167,7 @@ class LiveReport:
     late: int
     skipped: list[str]
     problems: list[str]  # actions that failed or were rejected differently from the recording
-    outcome: str  # crashed, stopped, completed, unknown
+    outcome: str  # crashed, stopped, completed, unresponsive, unknown
     crash_tick: int | None  # recording numbering
     crash_live_tick: int | None
     crash_source: str
@@ -193,6 +196,7 @@ class LiveReport:
     compare_until: int = 0  # last recorded tick compared
     not_compared: int = 0  # live match_data in recorded ticks whose deliveries the recording does not hold
     payload_ids: dict[str, Any] | None = None  # what mapping recorded ids inside payloads did
+    unresponsive: dict[str, Any] | None = None  # last_alive_tick, silent_seconds, expected_broadcasts, unanswered
 
     @property
     def diverged(self) -> bool:
@@ -287,6 +291,7 @@ class LiveReport:
                 },
             },
             "notes": self.notes,
+            "unresponsive": self.unresponsive,
         }
 
 
@@ -432,6 +437,9 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         outcome = "completed"
     else:
         outcome = "unknown"
+    unresponsive = None if log_crash is not None else _unresponsive(script, run, rec_tick)
+    if unresponsive is not None:
+        outcome = "unresponsive"
     relative = not run.created
     crash_tick = None
     if crash_live_tick is not None and not (relative and crash_source == "server log"):
@@ -444,6 +452,11 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         drift, drift_revealed = max([abs(d) for d in aimed_drifts] + [0]), False
 
     reproduced, verdict = _verdict(script.end, outcome, crash_tick, drift, log_crash)
+    if unresponsive is not None:
+        said = {"crashed": f"crashed at tick {script.end.tick}", "stopped": "stopped"}.get(script.end.outcome, "ran to its end")
+        reproduced, verdict = False, (
+            f"the live match stopped answering after tick {unresponsive['last_alive_tick']}; the recording {said}"
+        )
 
     # -- actions ------------------------------------------------------------------------------------------
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -514,7 +527,52 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         messages=messages, compared=compare, compare_scope=scope, compare_until=limit, not_compared=not_compared,
         deliveries=expected_total, received=received_total,
         matched=matched, aligned=aligned, reordered=reordered, mismatch=first, mismatches=differing, notes=notes,
+        unresponsive=unresponsive,
     )
+
+
+#: Envelopes that only a running match sends: its broadcasts, presence events, join replies.
+_ALIVE = ("match_data", "match_presence_event", "match")
+
+
+def _unresponsive(script: LiveScript, run: LiveRun, rec_tick: Any) -> dict[str, Any] | None:
+    """Did the match stop answering? (See the module docstring.) None, or where and why we think so."""
+    clock = run.clock
+    end_at = run.crash_at if run.crash_at is not None else run.finished_at
+    alive_at = run.create_reply_at if run.create_reply_at is not None else run.started_at
+    for s in run.sockets.values():
+        for t, obj in s.received:
+            if alive_at < t <= end_at and any(k in obj for k in _ALIVE):
+                alive_at = t
+    for rec in run.actions:
+        if rec.action.kind == "signal" and rec.status == "ok" and rec.done_at is not None and rec.done_at <= end_at:
+            alive_at = max(alive_at, rec.done_at)
+    if end_at - alive_at < max(0.5, 5 * clock.period):
+        return None
+    last_alive = max(script.first_tick, rec_tick(clock.tick_of_arrival(alive_at)))
+    end_tick = rec_tick(clock.tick_of_arrival(end_at)) if run.crash_at is not None else script.last_tick
+    expected = sum(
+        1
+        for key, ds in script.deliveries.items()
+        if key in run.sockets and run.sockets[key].joined_ever
+        for d in ds
+        if d.call == "loop" and last_alive + 2 <= d.tick <= end_tick - 2
+    )
+    unanswered = [
+        f"{r.action.kind} at tick {r.action.tick}: {r.detail}"
+        for r in run.actions
+        if r.status == "error" and r.sent_at is not None and r.sent_at >= alive_at
+        and r.action.kind in ("join", "signal", "leave", "rpc")
+    ]
+    if not expected and not unanswered:
+        return None
+    return {
+        "last_alive_tick": last_alive,
+        "silent_seconds": round(end_at - alive_at, 3),
+        "expected_broadcasts": expected,
+        "unanswered": unanswered,
+        "then_closed_at_tick": end_tick if run.crash_at is not None else None,
+    }
 
 
 @dataclass
@@ -631,5 +689,5 @@ def _verdict(end: RecordedEnd, outcome: str, crash_tick: int | None, drift: int,
 
 
 def _said(outcome: str) -> str:
-    return {"crashed": "crashed", "stopped": "stopped", "completed": "ran to the end",
+    return {"crashed": "crashed", "stopped": "stopped", "completed": "ran to the end", "unresponsive": "stopped answering",
             "unknown": "did not crash (no socket left in it to ask whether it still runs)"}[outcome]

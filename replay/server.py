@@ -18,6 +18,9 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
 Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture``). When a callback raises,
 the match stops and every participant's socket is closed with 1000 "server-side session disconnect".
+``ServerConfig.on_event`` gets a line per match start, crash or hang (callback, tick, error) and stop.
+Handlers run in this process (the event loop's thread): the hang guard stops a Python or Lua loop after
+``hang_timeout`` seconds, during which the whole server waits; a callback blocked in C stalls it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class ServerConfig:
     seed: int = 0
     queue_size: int = 128
     record: bool = True
+    hang_timeout: float | None = 5.0
+    on_event: Callable[[str], None] | None = None  # one line per match start, crash, hang and stop
 
 
 def _err(status: int, message: str, code: int) -> HttpResponse:
@@ -169,6 +174,8 @@ class _Match:
                     self.broadcast(msg, {t.session_id: t for t in b.targets if t.session_id in reachable})
         crash = next((s.crash for s in steps if s.crash is not None), None)
         if crash is not None or self.runtime.stopped:
+            if self.id in self.server.matches:
+                self.server.event(_ending(self.id, crash, self.runtime.stop_reason))
             self.stop(crash is not None)
 
     def broadcast(self, message: P.Message, to: dict[str, Presence]) -> None:
@@ -226,6 +233,11 @@ class NakamaServer(App):
                     self.rpcs[name[4:]] = getattr(module, name)
         Path(config.out_dir).mkdir(parents=True, exist_ok=True)
         self.recordings: list[str] = []
+
+    def event(self, line: str) -> None:
+        """Say what happened to a match (``ServerConfig.on_event``; the command prints it on stderr)."""
+        if self.config.on_event is not None:
+            self.config.on_event(line)
 
     # -- HTTP -------------------------------------------------------------------------------------
     async def http(self, request: HttpRequest) -> HttpResponse:
@@ -374,12 +386,16 @@ class NakamaServer(App):
         if self.config.record:
             capture = str(Path(self.config.out_dir) / f"{match_id}.nkrec")
             self.recordings.append(capture)
-        driver = MatchDriver(handler, header, capture=capture, seed=self.config.seed, queue_size=self.config.queue_size)
+        driver = MatchDriver(handler, header, capture=capture, seed=self.config.seed, queue_size=self.config.queue_size,
+                             hang_timeout=self.config.hang_timeout)
         step = driver.init(params)
         if step.crash is not None or driver.runtime.stopped:
             driver.close()
             why = step.crash.error if step.crash is not None else "match_init returned no state"
+            self.event(f"match {match_id} did not start: {why}")
             return None, f"Error creating match: {why}"
+        self.event(f"match {match_id} started: {self.handler_spec}, tick rate {driver.runtime.tick_rate}, "
+                   f"label {driver.runtime.label!r}")
         m = _Match(self, match_id, driver)
         self.matches[match_id] = m
         m.task = asyncio.get_running_loop().create_task(m.tick_forever())
@@ -551,6 +567,16 @@ class NakamaServer(App):
     async def close(self) -> None:
         for m in list(self.matches.values()):
             m.stop(False)
+
+
+def _ending(match_id: str, crash: Any, stop_reason: str) -> str:
+    """The line ``serve`` prints when a match ends: a crash or hang with callback, tick and error, or a stop."""
+    if crash is None:
+        why = {"nil-state": "a callback returned no state", "terminated": "terminated"}.get(stop_reason, stop_reason)
+        return f"match {match_id} stopped: {why}"
+    first = crash.error.strip().splitlines()[0] if crash.error.strip() else crash.error_type
+    what = "hung" if crash.hung else "crashed"
+    return f"match {match_id} {what} in {crash.callback} at tick {crash.tick}: {first}"
 
 
 def _valid_match_id(match_id: str) -> bool:

@@ -324,7 +324,7 @@ class HandlerProcess:
         poll = 0.1 if limit is None else max(0.01, min(0.1, limit / 10))
         assert self._results is not None and self._proc is not None
         slots = self._slots
-        last_seq, since = -1, time.monotonic()
+        last_seq, since = (-1, -1), time.monotonic()
         while True:
             if wait([self._results], timeout=poll):
                 try:
@@ -349,7 +349,7 @@ class HandlerProcess:
                 raise RuntimeError(f"unexpected error in the handler process:\n{message[2]}")
             if self._proc.poll() is not None:  # dead, though something else holds its end of the pipe
                 raise HandlerDied(self._death_of_exit())
-            seq = slots[Beacon.SEQ]
+            seq = (slots[Beacon.RUN], slots[Beacon.CALLS])
             now = time.monotonic()
             if seq != last_seq:
                 last_seq, since = seq, now

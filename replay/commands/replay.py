@@ -113,6 +113,18 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         if r.log_crash is not None:
             first = r.log_crash.error.splitlines()[0] if r.log_crash.error else ""
             print(f"  server log: Stopping match after error from {r.log_crash.callback} execution, tick {r.log_crash.tick}: {first}")
+    elif r.outcome == "unresponsive":
+        u = r.unresponsive
+        why = []
+        if u["expected_broadcasts"]:
+            why.append(f"{u['expected_broadcasts']} recorded loop broadcasts to the replayed sessions never came")
+        if u["unanswered"]:
+            why.append(f"no answer to {'; '.join(u['unanswered'][:3])}")
+        print(f"UNRESPONSIVE from tick {u['last_alive_tick']} (the last tick it was seen alive): nothing from the "
+              f"match for {u['silent_seconds']:.1f} s; " + "; ".join(why))
+        if u["then_closed_at_tick"] is not None:
+            print(f"  then the server closed every socket (around tick {u['then_closed_at_tick']}): not a crash at "
+                  "that tick, the match had stopped answering before (a hang guard ending it?)")
     elif r.outcome == "stopped":
         print("STOPPED: the match is gone, without a crash")
     elif r.outcome == "completed":

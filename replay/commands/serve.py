@@ -5,11 +5,19 @@ authentication with the server key, session tokens nakama-js can decode, the rea
 payload object becomes match_init's params), match_join with metadata, match_data_send, match_leave,
 presence events and Nakama's error codes. A handler error closes every participant's socket with 1000
 "server-side session disconnect", as Nakama does. Every match is recorded as it runs into
---out/<match id>.nkrec (a handler-call recording that `nakama-replay` can replay)."""
+--out/<match id>.nkrec (a handler-call recording that `nakama-replay` can replay).
+
+Standard error gets a line per match start, crash (callback, tick, error), hang and stop. Handlers run
+in the server's process: a callback that loops past --hang-timeout is stopped and its match crashes (the
+whole server waits meanwhile); one blocked in C stalls the server (replay the recording with
+`nakama-replay reproduce`, which supervises the handler)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from replay.commands._common import positive_seconds
 
 from replay.commands._args import input_file, listen_address, output_dir, whole
 
@@ -27,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)")
     p.add_argument("--seed", type=whole, default=0, help="seed of the runtime's time/random/uuid sources")
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
+    p.add_argument("--hang-timeout", type=positive_seconds, default=5.0, metavar="S",
+                   help="seconds before a callback counts as hung and its match crashes (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         input_file(rpc_file, "Python file")
     config = ServerConfig(
         args.handler, out_dir=args.out, node=args.node, server_key=args.server_key, http_key=args.http_key,
-        rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record,
+        rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record, hang_timeout=args.hang_timeout,
+        on_event=lambda line: print(line, file=sys.stderr, flush=True),
     )
 
     async def main() -> None:
