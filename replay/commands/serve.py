@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replay.commands._common import positive_seconds
-
-from replay.commands._args import input_file, listen_address, output_dir, whole
+from replay.commands._args import input_file, listen_address, output_dir, seconds, whole
 
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
 
@@ -35,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)")
     p.add_argument("--seed", type=whole, default=0, help="seed of the runtime's time/random/uuid sources")
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
-    p.add_argument("--hang-timeout", type=positive_seconds, default=5.0, metavar="S",
+    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S",
                    help="seconds before a callback counts as hung and its match crashes (default 5)")
 
 
