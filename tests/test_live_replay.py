@@ -84,9 +84,9 @@ def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def replay_into_serve(handler: Path, rec: Path, tmp: Path, **options):  # type: ignore[no-untyped-def]
+async def replay_into_serve(handler: Path, rec: Path, tmp: Path, serve: ServerConfig | None = None, **options):  # type: ignore[no-untyped-def]
     """Serve ``handler`` on a free port, replay ``rec`` into it; returns (script, run, serve's recordings)."""
-    server, app = await start_nakama_server(ServerConfig(str(handler), out_dir=str(tmp / "serve")))
+    server, app = await start_nakama_server(serve or ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     try:
         script = load_script(rec)
         live = await run_live(script, LiveOptions(nakama=f"http://127.0.0.1:{server.port}", out_dir=str(tmp / "wire"),
@@ -319,6 +319,27 @@ def test_lua_arena_crash_reproduces_live(tmp_path: Path) -> None:
     assert crash.tick == report.crash_live_tick and "attempt to index" in crash.error
 
 
+def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_alive(python_crash: Path, tmp_path: Path) -> None:
+    hangs = tmp_path / "arena_hangs.py"
+    hangs.write_text((HANDLERS / "arena.py").read_text().replace(
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    while tick == 4:\n        pass\n", 1))
+    assert "while tick == 4" in hangs.read_text()
+    said: list[str] = []
+    serve = ServerConfig(str(hangs), out_dir=str(tmp_path / "serve"), hang_timeout=1.0, on_event=said.append)
+    script, live, _ = run(replay_into_serve(hangs, python_crash, tmp_path, serve))
+    report = analyse(script, live)
+    why = json.dumps(report.to_json(), indent=1, default=str)[:4000]
+    assert report.outcome == "unresponsive" and not report.reproduced, why
+    u = report.unresponsive
+    assert 2 <= u["last_alive_tick"] <= 4 and u["expected_broadcasts"] > 0, why  # loop 4 never returned
+    assert u["then_closed_at_tick"] >= 4 + 5, why  # serve's hang guard (1 s = 10 ticks) then closed the sockets
+    assert report.crash_tick is None or report.outcome != "crashed"
+    assert f"stopped answering after tick {u['last_alive_tick']}" in report.verdict
+    assert said[0].startswith(f"match {live.match_id} started: ")
+    assert said[1] == f"match {live.match_id} hung in match_loop at tick 4: match_loop did not return within 1.0 s"
+
+
 def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
     """ana and ben send unique messages for 6 ticks (ben's are binary); then ben's op code 99 crashes it."""
     params = {"tick_rate": rate}
@@ -359,7 +380,7 @@ def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_
     serve = subprocess.Popen(
         [sys.executable, "-m", "replay.cli", "serve", "--handler", str(HANDLERS / "arena_fixed.py"),
          "--listen", "127.0.0.1:0", "--no-record", "--out", str(tmp_path / "serve")],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     try:
         first = serve.stdout.readline()  # type: ignore[union-attr]
@@ -369,8 +390,9 @@ def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_
                      "--out", str(tmp_path / "wire"), "--tail-ticks", "2"])
     finally:
         serve.terminate()
-        serve.wait(10)
+        _, said = serve.communicate(timeout=10)
     out = json.loads(capsys.readouterr().out)
+    assert f"match {out['match_id']} started: " in said  # serve says what happens to each match on stderr
     assert code == 1 and out["outcome"] == "completed" and out["reproduced"] is False
     assert out["recorded"]["outcome"] == "crashed" and "the live match ran to the end" in out["verdict"]
     assert out["compare"]["first_mismatch"] is None  # the fix changes no broadcast before the crash tick

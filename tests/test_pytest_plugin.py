@@ -274,3 +274,17 @@ def test_lua_state_paths(pytester, tmp_path):
     # the unchanged Lua handler reproduces its own recording
     (pytester.path / "regs" / "lua-clean.expect.toml").write_text('handler = "../handlers/arena.lua"\nmatches_recorded = true\nno_crash = true\n')
     run(pytester, "--nkreplay-dir", "regs").assert_outcomes(passed=1)
+
+
+def test_a_handler_that_segfaults_fails_its_own_item_and_the_run_goes_on(pytester):
+    _layout(pytester, 'handler = "../handlers/crashes_hard.py"\nno_crash = true\n', recording=CLEAN_REC)
+    (pytester.path / "handlers" / "crashes_hard.py").write_text(
+        "from arena_fixed import *  # noqa\nfrom arena_fixed import match_loop as _loop\n\n\n"
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
+        "    if tick == 3:\n        import ctypes; ctypes.string_at(0)\n"
+        "    return _loop(ctx, logger, nk, dispatcher, tick, state, messages)\n"
+    )
+    _layout(pytester, 'handler = "../handlers/arena_fixed.py"\nno_crash = true\n')
+    result = run(pytester, "--nkreplay-dir", "regs")
+    result.assert_outcomes(passed=1, failed=1)  # the replay ran in a supervised process, not in pytest's
+    result.stdout.fnmatch_lines(["*expected no crash, but match_loop was killed at tick 3: FatalSignalError: *SIGSEGV*"])
