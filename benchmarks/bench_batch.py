@@ -1,9 +1,9 @@
-"""run-all throughput: many arena recordings replayed serially and on a local process pool.
+"""run-all throughput: many arena recordings replayed serially and on ``--jobs`` handler processes.
 
 Baseline, measured in the same run: a plain loop of ``replay.runtime.replay`` over the same recordings in
-this process. Then ``replay.batch.run_all`` with the serial executor (the cost of the batch layer: fresh
-imports, result dicts, signatures) and with a process pool of ``--jobs`` workers (spawned, so their start-up
-is included). The parallelism the machine gives right now is measured too: a pure-Python busy loop on a
+this process. Then ``replay.batch.run_all`` with the serial executor (the cost of the batch layer: a
+supervised handler process, fresh imports, result dicts, signatures) and with ``--jobs`` threads each
+supervising its own handler process (what ``run-all -j N`` does; their start-up is included). The parallelism the machine gives right now is measured too: a pure-Python busy loop on a
 pool of one worker and of ``--jobs`` workers. Printed last: batch serial / baseline (overhead, ideally
 about 1.0), baseline / pool (speed-up) and that speed-up over the busy loop's (ideally about 1.0: the
 batch layer scales as far as the machine lets it; on a shared machine whose cores are busy both are low).

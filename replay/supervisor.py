@@ -33,6 +33,7 @@ tick, the inputs of the last ticks read from the recording, the verdict against 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import mmap
 import os
@@ -50,7 +51,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import HandlerDied, HandlerLoadError, NakamaReplayError
+from recorder.errors import HandlerDied, HandlerLoadError, NakamaReplayError, OptionError
 from replay.hang import CALLBACKS, LOADING, Beacon, install_beacon
 
 __all__ = [
@@ -228,6 +229,10 @@ class HandlerProcess:
         """Start the worker now (``call`` does it when needed; starting early overlaps its start-up)."""
         if self._proc is not None:
             return
+        if os.name != "posix":
+            raise NakamaReplayError(
+                "the supervised handler process needs a POSIX system (Linux, macOS); run with --in-process"
+            )
         fd, path = tempfile.mkstemp(prefix="nkreplay-beacon-")
         os.unlink(path)  # only the two processes hold it
         job_r, job_w = os.pipe()
@@ -374,6 +379,12 @@ class HandlerProcess:
             _kill_quietly(proc)
             code = proc.wait()
         if not self._ready:
+            if self.limits.max_memory is not None and code != 0:
+                raise OptionError(
+                    "--max-memory", format_size(self.limits.max_memory),
+                    "the handler process cannot even start under this cap (it needs about 200 MiB of address "
+                    "space before the handler runs): give it more",
+                )
             raise RuntimeError(f"the handler process did not start (exit status {code}); its error is printed above")
         if self._slots[Beacon.OOM]:
             return self._death("out-of-memory")
@@ -576,13 +587,20 @@ def _worker_main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the parent's to handle
     _die_with_parent()
     cap = _cap_memory(max_memory)
-    beacon_map = mmap.mmap(beacon_fd, Beacon.SLOTS * 8)
-    os.close(beacon_fd)
-    beacon = Beacon(memoryview(beacon_map).cast("q"))
-    install_beacon(beacon)
-    jobs = Connection(job_fd, writable=False)
-    results = Connection(result_fd, readable=False)
-    results.send(("ready", cap))
+    try:
+        beacon_map = mmap.mmap(beacon_fd, Beacon.SLOTS * 8)
+        os.close(beacon_fd)
+        beacon = Beacon(memoryview(beacon_map).cast("q"))
+        install_beacon(beacon)
+        jobs = Connection(job_fd, writable=False)
+        results = Connection(result_fd, readable=False)
+        results.send(("ready", cap))
+    except MemoryError:
+        return 1  # the cap leaves no room to start: the parent says so
+    except OSError as exc:
+        if exc.errno == errno.ENOMEM:
+            return 1
+        raise
     while True:
         try:
             job = jobs.recv()
@@ -603,6 +621,8 @@ def _worker_main(argv: list[str]) -> int:
             reply = ("error", number, portable_error(exc))
         except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a bug of ours: the parent shows the traceback
             reply = ("bug", number, traceback.format_exc())
+        for stream in (sys.stdout, sys.stderr):  # what the handler printed, before the parent moves on
+            stream.flush()
         try:
             results.send(reply)
         except MemoryError:

@@ -174,6 +174,19 @@ def test_cli_reports_a_segfault_and_a_blocked_callback(handlers, capsys) -> None
     assert "presences at the end: not known" in text
 
 
+def test_handler_output_goes_to_stderr_so_json_stays_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    noisy = hostile(tmp_path, "loop")
+    noisy.write_text(noisy.read_text().replace("while True: pass", "print('noise from the handler')"))
+    assert main(["reproduce", str(CLEAN), "--handler", str(noisy), "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["reproduced"] and "noise from the handler" in err and "noise" not in out
+
+
+def test_a_cap_too_small_to_start_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", str(CLEAN), "--max-memory", "20M"]) == 2
+    assert "OptionError: --max-memory: '20 MiB': the handler process cannot even start" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "option", [["--hang-timeout", "0"], ["--hang-timeout", "-1"], ["--hang-timeout", "nan"], ["--max-memory", "0"], ["--max-memory", "lots"]]
 )

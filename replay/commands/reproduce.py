@@ -50,12 +50,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay.runtime import ReplayOptions, replay
-    from replay.supervisor import replay_supervised
+    from replay.supervisor import HandlerProcess
 
     input_file(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
+    worker = None if args.in_process else HandlerProcess(limits(args))
+    if worker is not None:
+        worker.start()  # its start-up overlaps the imports below
+
+    from replay.runtime import ReplayOptions, replay
+    from replay.supervisor import replay_supervised
+
     options = ReplayOptions(
         seed=args.seed,
         until_tick=args.until_tick,
@@ -63,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
         last_ticks=args.last_ticks,
         module_path=args.module_path,
     )
-    if args.in_process:
+    if worker is None:
         result = replay(args.recording, args.handler, options)
     else:
-        result = replay_supervised(args.recording, args.handler, options, limits=limits(args))
+        with worker:
+            result = replay_supervised(args.recording, args.handler, options, process=worker)
     if args.json:
         print_json(result.to_json())
     else:
