@@ -234,7 +234,8 @@ class _Sandbox:
         from replay.supervisor import replay_supervised  # noqa: PLC0415
 
         o = self.setup[3]
-        result = replay_supervised(path, None, ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout), process=self.worker)
+        options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout)
+        result = replay_supervised(path, self.setup[0], options, process=self.worker)
         return result.reproduced, result.verdict
 
     def close(self) -> None:
@@ -242,25 +243,30 @@ class _Sandbox:
         self._tmp.cleanup()
 
 
-def _journal_to(path: str | None) -> Callable[[MatchPlayer], None] | None:
-    """(In the handler process.) Write each call the player's runtime applies to ``path`` before it runs,
-    and with its outcome after, so the calls up to a fatal one survive the process (``read_journal``)."""
+def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] | None:
+    """(In the handler process.) Write each call the player's runtime applies to ``path`` (JSON Lines, the
+    interchange form) before it runs, and again with its outcome after, so the calls up to a fatal one
+    survive the process (``read_journal``)."""
     if path is None:
         return None
-    import pickle  # noqa: PLC0415
+    from recorder.jsonl import jsonl_lines  # noqa: PLC0415
 
-    out = open(path, "wb")  # noqa: SIM115 - closed when the match ends (or by the process's death)
+    out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the match ends (or by the process's death)
+    out.write(next(jsonl_lines(header, ())))
+
+    def write(call: Call) -> None:
+        out.write(list(jsonl_lines(header, [call]))[1])
+        out.flush()
 
     def prepare(player: MatchPlayer) -> None:
         rt = player.runtime
         apply = rt.apply
 
         def journaled(call: Call) -> Any:
-            out.write(pickle.dumps(("call", call)))
-            out.flush()
+            write(dataclasses.replace(call, outcome=None))  # type: ignore[arg-type]
             step = apply(call)
-            out.write(pickle.dumps(("done", with_outcome(call, step) if step.executed else None)))
-            out.flush()
+            if step.executed:
+                write(with_outcome(call, step))  # an executed call always has an (observed) outcome
             return step
 
         rt.apply = journaled
@@ -277,25 +283,22 @@ def _journal_to(path: str | None) -> Callable[[MatchPlayer], None] | None:
 
 def read_journal(path: str) -> list[Call]:
     """The executed calls of a match whose handler process died, with outcomes, then the fatal call."""
-    import pickle  # noqa: PLC0415
+    from recorder.errors import RecordingError  # noqa: PLC0415
+    from recorder.jsonl import read_jsonl  # noqa: PLC0415
 
     calls: list[Call] = []
     pending: Call | None = None
     try:
         with open(path, "rb") as f:
-            while True:
-                try:
-                    kind, call = pickle.load(f)
-                except (EOFError, pickle.UnpicklingError):
-                    break
-                if kind == "call":
-                    pending = call
+            _, events = read_jsonl(f, path)
+            for e in events:
+                if e.outcome is None:  # type: ignore[union-attr]
+                    pending = e  # type: ignore[assignment]
                 else:
-                    if call is not None:
-                        calls.append(call)
+                    calls.append(e)  # type: ignore[arg-type]
                     pending = None
-    except OSError:
-        return calls
+    except (OSError, RecordingError):  # the process died mid-line: what came before stands
+        pass
     return calls + ([pending] if pending is not None else [])
 
 
@@ -342,7 +345,7 @@ def load_job(setup: tuple[Any, ...]) -> None:
 def play_job(setup: tuple[Any, ...], actions: list[Action], journal: str | None) -> tuple[Any, list[Call] | None]:
     """(In the handler process.) Play one match: its failure (portable) and, with a journal, its calls."""
     f = _worker_fuzzer(setup)
-    failure, calls = f.play(actions, journal is not None, _journal_to(journal))
+    failure, calls = f.play(actions, journal is not None, _journal_to(journal, f.header))
     return _pack_failure(failure), calls
 
 
@@ -350,7 +353,8 @@ def stream_job(
     setup: tuple[Any, ...], calls: list[Call], digests: bool, journal: str | None
 ) -> tuple[str | None, Any, list[Call]]:
     """(In the handler process.) Run a call stream: its failure key, failure and the calls with outcomes."""
-    key, failure, written = _worker_fuzzer(setup).stream(calls, digests, _journal_to(journal))
+    f = _worker_fuzzer(setup)
+    key, failure, written = f.stream(calls, digests, _journal_to(journal, f.header))
     return key, _pack_failure(failure), written
 
 
@@ -605,10 +609,10 @@ def _sandbox(spec: str, options: FuzzOptions) -> _Sandbox | None:
 
 
 def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
-    """How the handler process gets the profile's part it needs (invariants, queue size): the default, its
-    file or module again, or the invariants themselves when they pickle; None when none of these works."""
+    """How the handler process gets the part of the profile it needs (invariants, queue size): the default,
+    its file or module loaded again, or just the queue size when it has no invariants; None when a profile
+    built in code has invariants (functions cannot be sent to another process as data)."""
     import importlib.util  # noqa: PLC0415
-    import pickle  # noqa: PLC0415
 
     if profile is DEFAULT_PROFILE:
         return ("default",)
@@ -621,23 +625,20 @@ def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
         loadable = False
     if loadable:
         return ("source", source)
-    try:
-        return ("inline", profile.queue_size, pickle.dumps(tuple(profile.invariants)))
-    except Exception:  # noqa: BLE001 - lambdas and closures do not pickle
-        return None
+    if not profile.invariants:
+        return ("plain", profile.queue_size)
+    return None
 
 
 def _load_profile_ref(ref: tuple[Any, ...]) -> FuzzProfile:
     """(In the handler process.) The profile ``_profile_ref`` described (payloads are not needed here)."""
-    import pickle  # noqa: PLC0415
-
     from replay.strategies import load_profile  # noqa: PLC0415
 
     if ref[0] == "default":
         return DEFAULT_PROFILE
     if ref[0] == "source":
         return load_profile(ref[1])
-    return FuzzProfile(payloads={0: None}, invariants=pickle.loads(ref[2]), queue_size=ref[1], source="<sent>")
+    return FuzzProfile(payloads={0: None}, queue_size=ref[1], source="<sent>")
 
 
 def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | None = None) -> FuzzReport:

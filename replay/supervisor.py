@@ -21,6 +21,13 @@ the worker and exits 130. A worker that died is replaced on the next job; a work
 parent dies (Linux: ``PR_SET_PDEATHSIG``; elsewhere when it next reads a job). On systems without
 ``RLIMIT_AS`` enforcement (macOS) the memory cap is not applied and a warning says so once.
 
+What crosses the pipe is pickled (``multiprocessing.connection``) between our two processes only: jobs
+(our functions' names, options, paths) from the parent, results from the worker. A recording is read in the
+worker as data and never reaches the pipe as code: its values are strings, bytes and numbers inside our
+result objects. The one code that could write a hostile pickle is the handler itself, which runs with the
+user's rights in the worker anyway (and is only ever a file the user named or one inside the recording's own
+folder tree, ``replay.handlers.recorded_handler``).
+
 Errors we raise on purpose inside the worker (``NakamaReplayError``: a bad recording, a handler that does
 not load) are raised again in the parent with their type, message and attributes; an unexpected
 exception becomes a ``RuntimeError`` carrying the worker's traceback.

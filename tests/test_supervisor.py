@@ -149,7 +149,7 @@ def test_a_handler_that_hangs_while_loading_does_not_load(tmp_path: Path, worker
 def test_supervised_json_is_the_in_process_json(recording: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outputs = []
     for extra in ([], ["--in-process"]):
-        code = main(["reproduce", str(recording), "--json", *extra])
+        code = main(["reproduce", str(recording), "--handler", str(HANDLERS / "arena.py"), "--json", *extra])
         outputs.append((code, capsys.readouterr().out))
     assert outputs[0] == outputs[1] and outputs[0][0] == 0
     assert json.loads(outputs[0][1])["process"] is None
@@ -235,16 +235,16 @@ def test_ctrl_c_is_an_interruption_and_ends_the_handler_process(tmp_path: Path) 
         os.kill(worker_pid, 0)
 
 
-def test_run_all_classifies_each_ending_and_carries_on(tmp_path: Path, handlers) -> None:  # type: ignore[no-untyped-def]
+def test_run_all_classifies_each_ending_and_carries_on(tmp_path: Path) -> None:
     with open_recording(CLEAN) as rec:
         header, events = rec.header, list(rec.events())
-    for kind, path in handlers.items():
-        write_recording(tmp_path / f"{kind}.nkrec", dataclasses.replace(header, handler=str(path)), events)
+    for kind in BODIES:  # each recording names its handler, beside it
+        path = hostile(tmp_path, kind)
+        write_recording(tmp_path / f"{kind}.nkrec", dataclasses.replace(header, handler=path.name), events)
     for name in ("arena-clean.nkrec", "arena-reconnect-crash.nkrec"):
-        rec_path = tmp_path / name
         with open_recording(RECS / name) as rec:
             h, ev = rec.header, list(rec.events())
-        write_recording(rec_path, dataclasses.replace(h, handler=str(HANDLERS / "arena.py")), ev)
+        write_recording(tmp_path / name, dataclasses.replace(h, handler="arena.py"), ev)
     summary = run_all(find_recordings([tmp_path]), None, options={"hang_timeout": HANG}, jobs=2,
                       limits=Limits(HANG, CAP))
     got = {Path(r["path"]).stem: r["category"] for r in summary.results}
@@ -355,7 +355,7 @@ def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
     [finding] = report.findings
     assert finding.key == "match_signal|HandlerExit|?"
     assert [type(a).__name__ for a in finding.actions] == ["Signal"]
-    assert main(["reproduce", str(finding.recording)]) == 0  # the written recording shows the exit again
+    assert main(["reproduce", str(finding.recording), "--handler", str(handler)]) == 0  # the exit again
 
 
 def test_option_error_type_is_shared() -> None:

@@ -135,6 +135,8 @@ _LOADERS = {
     ("replay/server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
     ("replay/server.py", "exec_module"): "the same --rpc files",
     ("replay/lua_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
+    ("replay/supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
+    "own code on the pipe between the two processes (never by a recording)",
 }
 _BANNED_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "runpy", "code", "codeop"}
 _CALLS = {"exec", "eval", "compile", "__import__", "import_module", "spec_from_file_location", "exec_module",
