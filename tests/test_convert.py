@@ -4,13 +4,16 @@ The wire recordings are real: `nakama-replay proxy` in front of `nakama-replay s
 the clients (arena crash, presence echo), recorded here on the fly; and one the proxy recorded in front of a
 real Nakama 3.40 running arena.lua (tests/data/nakama-3.40-proxy-arena-crash.nkrec, with the match's crash
 line from that server's log; the module path in it is replaced by Nakama's default /nakama/data/modules).
-serve records its own handler calls too: the converted calls are checked against that truth.
+serve records its own handler calls too: the converted calls are checked against that truth. The matches
+here tick at 5 Hz: a client acts in the middle of a period, so a message lands in its recorded loop unless
+the machine stalls for a good part of 100 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ HANDLERS = ROOT / "fixtures" / "handlers"
 DATA = ROOT / "tests" / "data"
 REAL_WIRE = DATA / "nakama-3.40-proxy-arena-crash.nkrec"
 REAL_LOG = DATA / "nakama-3.40-proxy-arena-crash.log"
+RATE = 5
 
 
 def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
@@ -58,7 +62,7 @@ async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> tuple[Path, Pat
 @pytest.fixture(scope="module")
 def arena_wire(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("arena-wire")
-    rec = make_crash_recording(tmp / "crash.nkrec", HANDLERS / "arena.py")
+    rec = make_crash_recording(tmp / "crash.nkrec", HANDLERS / "arena.py", rate=RATE)
     return run(_through_proxy(HANDLERS / "arena.py", rec, tmp))
 
 
@@ -87,12 +91,12 @@ def _log_line(mid: str, marker: CrashMarker) -> str:
 def test_converted_calls_are_the_calls_serve_made(arena_wire, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     wire, served = arena_wire
     out = tmp_path / "calls.nkrec"
-    assert main(["convert", str(wire), "-o", str(out), "--tick-rate", "10"]) == 0
+    assert main(["convert", str(wire), "-o", str(out), "--tick-rate", str(RATE)]) == 0
     text = capsys.readouterr().out
     assert "approximated" in text and "ticks: calls are placed" in text and "crash      match_loop at tick" in text
     header, events = read_events(out)
     _, truth = read_events(served)
-    assert header.recording_kind == "calls" and header.source == "convert" and header.tick_rate == 10
+    assert header.recording_kind == "calls" and header.source == "convert" and header.tick_rate == RATE
     assert header.tags["outcomes"] == "wire" and header.tags["convert"]["approximations"]
     # joins (reason 0), the disconnect (4), every message in its loop, the crash at serve's tick: all as serve
     # ran them; only the signal is missing (an HTTP RPC is not on the sockets)
@@ -109,7 +113,7 @@ def test_a_converted_recording_reproduces_diffs_and_tells_the_fix_apart(arena_wi
     log = tmp_path / "nakama.log"
     log.write_text('{"msg": "Match started"}\n' + _log_line(header.match_id.partition(".")[0], marker) + "\n")
     out = tmp_path / "calls.nkrec"
-    conv = convert(wire, out, tick_rate=10, server_log=log, handler=None)
+    conv = convert(wire, out, tick_rate=RATE, server_log=log, handler=None)
     assert conv.crash == CrashMarker(marker.callback, marker.tick, marker.error) and conv.crash_from == "server log"
     arena, fixed = str(HANDLERS / "arena.py"), str(HANDLERS / "arena_fixed.py")
     result = replay(out, arena, ReplayOptions())
@@ -127,10 +131,10 @@ def test_presences_kicks_and_join_broadcasts_convert_exactly(tmp_path: Path) -> 
     """presence_echo.lua broadcasts from join attempts (not to the joiner), joins (to the joiner too) and
     leaves, and kicks: the converted outcomes equal what the handler does again, as the sockets saw it."""
     pytest.importorskip("lupa", reason="presence_echo.lua needs lupa")
-    rec = make_presence_recording(tmp_path / "presence.nkrec")
+    rec = make_presence_recording(tmp_path / "presence.nkrec", rate=RATE)
     wire, served = run(_through_proxy(HANDLERS / "presence_echo.lua", rec, tmp_path))
     out = tmp_path / "calls.nkrec"
-    conv = convert(wire, out, tick_rate=10, handler=str(HANDLERS / "presence_echo.lua"))
+    conv = convert(wire, out, tick_rate=RATE, handler=str(HANDLERS / "presence_echo.lua"))
     assert (conv.joins, conv.kicks, conv.leaves) == (3, 1, 3) and conv.crash is None
     _, events = read_events(out)
     _, truth = read_events(served)
@@ -219,3 +223,35 @@ def test_the_tick_rate_hint_comes_from_broadcast_spacing() -> None:
     events = [_w("ws1", "in", 0.5 + k / 20 + (0.003 if k % 3 else 0.0), env) for k in range(30)]
     assert guess_tick_rate(events) == 20
     assert guess_tick_rate(events[:5]) is None  # too few to tell
+
+
+NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
+
+
+@pytest.mark.skipif(not (NAKAMA_URL and os.environ.get("NAKAMA_LOG")),
+                    reason="set NAKAMA_URL and NAKAMA_LOG (the server's JSON log) to record through the proxy in front of a"
+                           " real Nakama whose runtime path holds fixtures/handlers/arena.lua and fixtures/nakama/replay_rpcs.lua")
+def test_proxy_in_front_of_a_real_nakama_then_convert_and_reproduce(tmp_path: Path) -> None:
+    pytest.importorskip("lupa", reason="arena.lua needs lupa")
+    rec = make_crash_recording(tmp_path / "crash.nkrec", HANDLERS / "arena.lua")
+
+    async def record() -> Path:
+        proxy, _, stop = await start_proxy(NAKAMA_URL, tmp_path / "wire")
+        try:
+            await run_live(load_script(rec), LiveOptions(
+                nakama=f"http://127.0.0.1:{proxy.port}", server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
+                create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"), out_dir=str(tmp_path / "capture"),
+                tail_ticks=2, signal_rpc=os.environ.get("NAKAMA_SIGNAL_RPC", "signal_match")))
+        finally:
+            await stop()
+        (wire,) = [p for p in (tmp_path / "wire").glob("*.nkrec") if not p.name.startswith("unmatched")]
+        return wire
+
+    wire = run(record())
+    out = tmp_path / "calls.nkrec"
+    conv = convert(wire, out, tick_rate=10, server_log=os.environ["NAKAMA_LOG"], broadcasts=False)
+    assert conv.crash is not None and conv.crash_from == "server log", conv.notes
+    assert not [n for n in conv.notes if "server log says" in n], conv.notes  # the wire's estimate agreed
+    assert (conv.crash.callback, conv.joins, conv.leaves) == ("match_loop", 5, 1)
+    result = replay(out, str(HANDLERS / "arena.lua"), ReplayOptions())
+    assert result.reproduced, result.verdict  # the crash the server logged, at its tick, with its error class

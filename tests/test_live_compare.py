@@ -37,12 +37,12 @@ ECHO = ROOT / "fixtures" / "handlers" / "presence_echo.lua"
 LIVE_NODE = "devbox7"
 
 
-def make_presence_recording(path: Path) -> Path:
+def make_presence_recording(path: Path, rate: int = 10) -> Path:
     """alice and bob join; alice's sender table is echoed; alice names bob by his user id (op 2); cho joins
     late and kicks himself (op 3: a leave with reason 3); bob's socket drops (reason 4). 9 ticks at 10 Hz, no
     crash."""
-    params = {"tick_rate": 10}
-    header = Header(match_id="8d1c2b3a-4e5f-4a6b-9c7d-0e1f2a3b4c5d.nakama1", module="presence_echo", tick_rate=10,
+    params = {"tick_rate": rate}
+    header = Header(match_id="8d1c2b3a-4e5f-4a6b-9c7d-0e1f2a3b4c5d.nakama1", module="presence_echo", tick_rate=rate,
                     node="nakama1", source="capture", params=params, handler=str(ECHO))
     with MatchDriver(str(ECHO), header, capture=str(path)) as d:
         d.init(params)
