@@ -4,17 +4,20 @@ A runtime (``replay.driver.MatchDriver`` for scripted matches, ``nakama-replay s
 hands every call it made, with the outcome it observed and the nondeterministic values the handler
 consumed, to ``CaptureSink.record``. The sink appends them to a ``.nkrec`` file and flushes after every
 ``match_loop`` (one chunk per tick), so a process killed mid-match loses at most the tick in flight. When
-the handler crashes, ``crash`` writes the crash marker and flushes at once. ``recorder`` does not depend on
-any runtime: the sink only sees finished records.
+the handler crashes, ``crash`` writes the crash marker and flushes at once. With a ``redactor``
+(``recorder.redact``), every record is written without its secrets and the header lists the redactions.
+``recorder`` does not depend on any runtime: the sink only sees finished records.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from recorder.model import Call, CrashMarker, Header, LoopCall
 from recorder.nkrec import RecordingWriter
+from recorder.redact import Redactor
 
 __all__ = ["CaptureSink"]
 
@@ -25,8 +28,12 @@ class CaptureSink:
     ``ticks_per_chunk`` trades crash safety for size: 1 (default) flushes every tick.
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: Header, *, ticks_per_chunk: int = 1, fsync: bool = False):
+    def __init__(self, path: str | os.PathLike[str], header: Header, *, ticks_per_chunk: int = 1, fsync: bool = False,
+                 redactor: Redactor | None = None):
         self.path = str(path)
+        self.redactor = redactor
+        if redactor is not None:
+            header = replace(header, redactions=tuple(dict.fromkeys((*header.redactions, *redactor.labels))))
         self.header = header
         self.ticks_per_chunk = max(1, ticks_per_chunk)
         self._writer = RecordingWriter(path, header, chunk_events=1 << 30, fsync=fsync)
@@ -41,6 +48,8 @@ class CaptureSink:
 
     def record(self, call: Call) -> None:
         """Append one call (with its outcome and consumed nondeterministic values)."""
+        if self.redactor is not None:
+            call = self.redactor.event(call)
         self._writer.append(call)
         self.calls += 1
         if type(call) is LoopCall:
@@ -51,7 +60,8 @@ class CaptureSink:
 
     def crash(self, callback: str, tick: int, error: str, traceback: str = "") -> None:
         """Record how the match died, and flush."""
-        self._writer.append(CrashMarker(callback, tick, error, traceback))
+        marker = CrashMarker(callback, tick, error, traceback)
+        self._writer.append(marker if self.redactor is None else self.redactor.event(marker))
         self._writer.flush()
 
     def flush(self) -> None:

@@ -1,11 +1,18 @@
 """The recording proxy: stands between game clients and Nakama and records the realtime wire.
 
 REST calls (authentication, HTTP RPC, anything else) pass through unchanged on a fresh upstream
-connection each. A ``/ws`` upgrade opens the same URL upstream first (an upstream refusal, such as 401
-for a bad token, is relayed as is), then accepts the client and bridges messages both ways, forwarding
-each message before recording it so recording adds no latency. Closes are relayed with their code and
-reason; an upstream that vanishes without a close frame closes the client with 1014 "upstream went
-away", and the recording says so. ``WireRecorder`` decides the files.
+connection each. A ``/ws`` upgrade opens the same URL upstream first, with the client's headers (an
+upstream refusal, such as 401 for a bad token, is relayed as is), then accepts the client and bridges
+messages both ways, forwarding each message before recording it so recording adds no latency. Closes are
+relayed with their code and reason; an upstream that vanishes without a close frame closes the client
+with 1014 "upstream went away", and the recording says so. ``WireRecorder`` decides the files and
+redacts every secret before it is written.
+
+Bounds (``ProxyLimits``): at most ``max_connections`` sockets at once (one more is accepted and closed
+at once with 1013 "proxy connection limit reached (N sockets)", recorded); messages of at most
+``max_message`` bytes either way (a bigger one closes that socket with 1009); at most ``max_queue``
+received messages waiting per side of a socket, past which the proxy stops reading that side, so a fast
+sender is slowed down to what the other side takes (TCP backpressure) instead of filling memory.
 """
 
 from __future__ import annotations
@@ -20,13 +27,29 @@ from dataclasses import dataclass
 
 from recorder import session_token
 from recorder.addresses import parse_server_url
+from recorder.redact import Redactor
 from recorder.wire_recorder import WireRecorder
-from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, http_request, json_response, start_server
+from recorder.wsio import (
+    DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_QUEUE,
+    App,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    WebSocket,
+    http_request,
+    json_response,
+    start_server,
+)
 
-__all__ = ["ProxyStats", "RecordingProxy", "start_proxy", "UPSTREAM_GONE"]
+__all__ = ["ProxyLimits", "ProxyStats", "RecordingProxy", "start_proxy", "UPSTREAM_GONE", "TRY_AGAIN_LATER"]
 
 UPSTREAM_GONE = (1014, "upstream went away")
+TRY_AGAIN_LATER = 1013
 _HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length"}
+# the client's upgrade headers that are not forwarded upstream: the handshake's own, made anew there
+_HANDSHAKE = _HOP | {"host", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                     "sec-websocket-accept"}
 _SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 
 
@@ -34,10 +57,25 @@ def _sendable(code: int | None) -> int:
     return code if code is not None and (code in _SENDABLE or 3000 <= code <= 4999) else 1000
 
 
+@dataclass(frozen=True)
+class ProxyLimits:
+    """What one proxy holds at most (see the module docstring)."""
+
+    max_connections: int = 1024
+    max_message: int = DEFAULT_MAX_MESSAGE
+    max_queue: int = DEFAULT_MAX_QUEUE
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_message", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
 @dataclass
 class ProxyStats:
     http_requests: int = 0
     sockets: int = 0
+    refused: int = 0  # over max_connections
     to_server: int = 0
     to_client: int = 0
     upstream_failures: int = 0
@@ -46,12 +84,15 @@ class ProxyStats:
 class RecordingProxy(App):
     """The proxy as a ``recorder.wsio`` app."""
 
-    def __init__(self, upstream: str, recorder: WireRecorder, *, salt: bytes | None = None, open_timeout: float = 10.0):
+    def __init__(self, upstream: str, recorder: WireRecorder, *, salt: bytes | None = None, open_timeout: float = 10.0,
+                 limits: ProxyLimits | None = None):
         address = parse_server_url(upstream, option="--upstream", schemes=("http", "ws"))
         self.host, self.port = address.host, address.port
         self.recorder = recorder
         self.salt = salt if salt is not None else secrets.token_bytes(16)
         self.open_timeout = open_timeout
+        self.limits = limits if limits is not None else ProxyLimits()
+        self.active = 0  # sockets being bridged (or opening upstream) now
         self.stats = ProxyStats()
 
     async def http(self, request: HttpRequest) -> HttpResponse:
@@ -69,14 +110,49 @@ class RecordingProxy(App):
         return HttpResponse(status, body, kept)
 
     async def websocket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
+        if self.active >= self.limits.max_connections:
+            await self._refuse(request, accept)
+            return None
+        self.active += 1
+        try:
+            return await self._bridge_socket(request, accept)
+        finally:
+            self.active -= 1
+
+    def _open_record(self, request: HttpRequest) -> str:
+        """Register the socket with the recorder: who it is (from its token's claims, read without the
+        key, as Nakama reads it: the ``Authorization: Bearer`` header first, else the ``token`` query)."""
+        auth = request.headers.get("Authorization")
+        token = auth[len("Bearer "):] if auth is not None and auth.startswith("Bearer ") else request.query.get("token", "")
+        claims = session_token.decode(token) if token else None
+        return self.recorder.open_socket(
+            session_token.pseudonym(token, self.salt) if token else "",
+            claims.user_id if claims else "", claims.username if claims else "", dict(claims.vars) if claims else {},
+            request.query, headers=request.headers.raw_items(),
+        )
+
+    async def _refuse(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> None:
+        self.stats.refused += 1
+        try:
+            client = await accept()
+        except ConnectionError:
+            return
+        name = self._open_record(request)
+        reason = f"proxy connection limit reached ({self.limits.max_connections} sockets)"
+        await client.close(TRY_AGAIN_LATER, reason)
+        self.recorder.close_socket(name, "in", TRY_AGAIN_LATER, reason)
+
+    async def _bridge_socket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidHandshake, InvalidStatus
 
         uri = f"ws://{self.host}:{self.port}{request.target}"
+        forwarded = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HANDSHAKE]
         try:
             upstream = await connect(
-                uri, compression=None, max_size=None, ping_interval=None, open_timeout=self.open_timeout,
-                close_timeout=5, max_queue=None,
+                uri, compression=None, max_size=self.limits.max_message, ping_interval=None,
+                open_timeout=self.open_timeout, close_timeout=5, max_queue=self.limits.max_queue, proxy=None,
+                additional_headers=forwarded, user_agent_header=None,
             )
         except InvalidStatus as exc:
             r = exc.response
@@ -89,16 +165,7 @@ class RecordingProxy(App):
         except ConnectionError:
             await upstream.close()
             return None
-        query = dict(request.query)
-        token = query.pop("token", "") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token:
-            query["token"] = "<redacted>"
-        claims = session_token.decode(token) if token else None
-        name = self.recorder.open_socket(
-            session_token.pseudonym(token, self.salt) if token else "",
-            claims.user_id if claims else "", claims.username if claims else "", dict(claims.vars) if claims else {},
-            query,
-        )
+        name = self._open_record(request)
         self.stats.sockets += 1
         await _bridge(name, client, upstream, self.recorder, self.stats)
         return None
@@ -140,8 +207,10 @@ async def _bridge(name: str, client: WebSocket, upstream, recorder: WireRecorder
         except ConnectionClosed:
             pass
         if not closed:
-            rcvd = upstream.close_code
-            if rcvd is None or rcvd == 1006:
+            sent, rcvd = upstream.protocol.close_sent, upstream.close_code
+            if sent is not None and sent.code == 1009:  # the server's message was over the proxy's limit
+                closed.append(("in", 1009, f"server message too big: {sent.reason}"[:123]))
+            elif rcvd is None or rcvd == 1006:
                 closed.append(("in", *UPSTREAM_GONE))
             else:
                 closed.append(("in", rcvd, upstream.close_reason or ""))
@@ -168,12 +237,15 @@ async def _bridge(name: str, client: WebSocket, upstream, recorder: WireRecorder
 
 
 async def start_proxy(
-    upstream: str, out_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *, flush_every: float = 0.5
+    upstream: str, out_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *, flush_every: float = 0.5,
+    limits: ProxyLimits | None = None, redact_keys: tuple[str, ...] = (),
 ) -> tuple[HttpServer, RecordingProxy, Callable[[], Awaitable[None]]]:
-    """Start a proxy; returns the server, the app and an async ``stop()`` that closes sockets and files."""
-    recorder = WireRecorder(out_dir, tags={"upstream": upstream})
-    app = RecordingProxy(upstream, recorder)
-    server = await start_server(app, host, port)
+    """Start a proxy; returns the server, the app and an async ``stop()`` that closes sockets and files.
+    ``redact_keys``: JSON keys to redact beyond the tokens (``--redact-key``)."""
+    limits = limits if limits is not None else ProxyLimits()
+    recorder = WireRecorder(out_dir, tags={"upstream": upstream}, redactor=Redactor(redact_keys))
+    app = RecordingProxy(upstream, recorder, limits=limits)
+    server = await start_server(app, host, port, max_message=limits.max_message, max_queue=limits.max_queue)
 
     async def flusher() -> None:
         while True:

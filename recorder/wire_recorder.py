@@ -1,16 +1,23 @@
 """Route observed realtime traffic into wire recordings: one ``.nkrec`` per match id, plus one for
-sockets that never joined a match. No network here: the proxy calls ``open_socket``, ``envelope`` and
-``close_socket``; this module decides which file each event belongs to and writes it.
+sockets outside a match. No network here: the proxy (and a live replay) calls ``open_socket``,
+``envelope`` and ``close_socket``; this module decides which file each event belongs to and writes it.
 
-A socket's events are held back until the server confirms a join (the ``match`` reply names the match);
-then its ``open`` event and everything held back go to that match's file, and its later events follow.
-Events naming another match the socket is in go to that match's file; events naming no match (``rpc``,
-``ping``) go to the socket's latest match. A socket's close is written to every match file it reached, or,
-if it never joined one, its held-back events go to ``unmatched.nkrec`` when it closes. Within a file,
-events of one socket are in order; ``t`` (monotonic seconds since the recorder started) orders sockets.
+A socket's events before it joins a match are held back, up to ``hold_bytes`` per socket, until the
+server confirms a join (the ``match`` reply names the match); then its ``open`` event and everything held
+back go to that match's file, and its later events follow. Events naming another match the socket is in
+go to that match's file; events naming no match (``rpc``, ``ping``) go to the socket's latest match.
+Held-back events beyond ``hold_bytes`` (the oldest first) are written to ``unmatched.nkrec`` as they go,
+after the socket's ``open``, so a socket that never joins a match costs no more memory than that however
+long it talks. A socket's close is written to every file it reached; a socket that never joined a match
+and never overflowed writes its events to ``unmatched.nkrec`` when it closes. Within a file, events of one
+socket are in order; ``t`` (monotonic seconds since the recorder started) orders sockets. Each file's
+buffer is written out as a chunk after ``chunk_events`` events or ``chunk_bytes`` bytes, whichever
+comes first.
 
-Session tokens never reach a file: sockets carry a pseudonym (``session_token.pseudonym``), and the
-client version comes from the session vars (``client_version``) or the join metadata.
+Secrets never reach a file: every event goes through one ``recorder.redact.Redactor`` (tokens,
+refresh tokens, JWTs, credential headers, user-named keys; its labels are the header's
+``redactions``); sockets carry a pseudonym (``session_token.pseudonym``), and the client version comes
+from the session vars (``client_version``) or the join metadata.
 """
 
 from __future__ import annotations
@@ -20,19 +27,25 @@ import json
 import os
 import re
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from recorder.model import Header, WireEvent
-from recorder.nkrec import RecordingWriter, read_events
+from recorder.nkrec import RecordingWriter, open_recording
 from recorder.protocol import envelope_kind, envelope_match_id
+from recorder.redact import Redactor
 
-__all__ = ["WireRecorder", "UNMATCHED", "client_version_of"]
+__all__ = ["WireRecorder", "UNMATCHED", "client_version_of", "DEFAULT_HOLD_BYTES", "DEFAULT_CHUNK_BYTES"]
 
 UNMATCHED = "unmatched"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _VERSION_KEYS = ("client_version", "clientVersion", "version", "v")
+DEFAULT_HOLD_BYTES = 64 * 1024
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+_EVENT_OVERHEAD = 512  # what a held event costs beyond its text (the record, a parsed envelope's objects)
 
 
 def client_version_of(values: Any) -> str | None:
@@ -50,8 +63,10 @@ class _Socket:
     name: str
     open_event: WireEvent
     user_id: str
-    pending: list[WireEvent] = field(default_factory=list)
+    held: deque[tuple[WireEvent, int]] = field(default_factory=deque)  # before a join: (event, cost)
+    held_bytes: int = 0
     matches: list[str] = field(default_factory=list)  # in join order; the last is the current one
+    unmatched: bool = False  # held events overflowed into unmatched.nkrec (its open is there)
 
 
 @dataclass
@@ -60,13 +75,18 @@ class _File:
     header: Header
     versions: dict[str, str] = field(default_factory=dict)  # as written in the header
     users: set[str] = field(default_factory=set)  # users whose sockets reached this file
+    buffered_bytes: int = 0  # since the last chunk was written
 
 
 class WireRecorder:
     """Writes wire recordings under ``out_dir``. Call ``close()`` (or use as a context manager) to flush."""
 
     def __init__(self, out_dir: str | os.PathLike[str], *, tags: dict[str, Any] | None = None, chunk_events: int = 256,
-                 source: str = "proxy"):
+                 source: str = "proxy", redactor: Redactor | None = None, hold_bytes: int = DEFAULT_HOLD_BYTES,
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.hold_bytes = hold_bytes
+        self.chunk_bytes = chunk_bytes
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
@@ -93,14 +113,19 @@ class WireRecorder:
 
     # -- sockets ----------------------------------------------------------------------------------
     def open_socket(self, session: str, user_id: str = "", username: str = "", vars: dict[str, str] | None = None,
-                    query: dict[str, str] | None = None, t: float | None = None) -> str:
-        """Register a new socket; returns its name in the recording (``ws<n>``)."""
+                    query: dict[str, str] | None = None, t: float | None = None,
+                    headers: Iterable[tuple[str, str]] | None = None) -> str:
+        """Register a new socket; returns its name in the recording (``ws<n>``). ``query`` (the socket URL's
+        parameters) and ``headers`` (the upgrade request's) are written redacted."""
         self._serial += 1
         name = f"ws{self._serial}"
-        info = {"session": session, "user_id": user_id, "username": username, "vars": dict(vars or {}),
-                "query": dict(query or {})}
+        info: dict[str, Any] = {"session": session, "user_id": user_id, "username": username,
+                                "vars": dict(vars or {}), "query": dict(query or {})}
+        info = self.redactor.value(info)
+        if headers is not None:
+            info["headers"] = self.redactor.headers(headers)
         ev = WireEvent(name, "out", self.now() if t is None else t, "open", envelope=info)
-        self.sockets[name] = _Socket(name, ev, user_id, [ev])
+        self.sockets[name] = _Socket(name, ev, user_id)
         self._users[name] = user_id
         version = client_version_of(vars)
         if version and user_id:
@@ -114,20 +139,23 @@ class WireRecorder:
             return
         t = self.now() if t is None else t
         obj: dict[str, Any] | None = None
+        cost = len(text) + _EVENT_OVERHEAD
+        redact = self.redactor
         if isinstance(text, (bytes, bytearray)):
-            ev = WireEvent(socket, direction, t, "binary", raw=base64.b64encode(bytes(text)).decode("ascii"))
+            raw = base64.b64encode(redact.bytes(bytes(text))).decode("ascii")
+            ev = WireEvent(socket, direction, t, "binary", raw=raw)
         else:
             try:
                 value = json.loads(text)
             except (ValueError, RecursionError):
                 value = None
             if isinstance(value, dict):
-                obj = value
+                obj = redact.value(value)
                 ev = WireEvent(socket, direction, t, "envelope", envelope=obj)
             else:
-                ev = WireEvent(socket, direction, t, "envelope", raw=text)
+                ev = WireEvent(socket, direction, t, "envelope", raw=redact.text(text))
         if obj is None:
-            self._route(s, ev, "")
+            self._route(s, ev, "", cost)
             return
         kind, mid = envelope_kind(obj), envelope_match_id(obj)
         if kind == "match_join" and direction == "out" and s.user_id:
@@ -136,21 +164,21 @@ class WireRecorder:
                 self.versions[s.user_id] = version
         if kind == "match" and direction == "in" and mid:
             self._join(s, mid)
-        self._route(s, ev, mid if mid in s.matches else "")
+        self._route(s, ev, mid if mid in s.matches else "", cost)
 
     def close_socket(self, socket: str, direction: str, code: int | None, reason: str, t: float | None = None) -> None:
         """Record the socket's close: ``direction`` ``in`` when the server (or the proxy for it) closed."""
         s = self.sockets.pop(socket, None)
         if s is None:
             return
-        ev = WireEvent(socket, direction, self.now() if t is None else t, "close", close_code=code, close_reason=reason)
-        if s.matches:
-            for mid in s.matches:
-                self._write(mid, ev)
-        else:
-            for e in [*s.pending, ev]:
-                self._write(UNMATCHED, e)
-            s.pending.clear()
+        ev = WireEvent(socket, direction, self.now() if t is None else t, "close", close_code=code,
+                       close_reason=self.redactor.text(reason))
+        if not s.matches:
+            self._spill(s, len(s.held))
+        for mid in s.matches:
+            self._write(mid, ev)
+        if s.unmatched:
+            self._write(UNMATCHED, ev)
 
     # -- routing ----------------------------------------------------------------------------------
     def _join(self, s: _Socket, mid: str) -> None:
@@ -160,27 +188,51 @@ class WireRecorder:
             return
         first = not s.matches
         s.matches.append(mid)
+        self._write(mid, s.open_event)
         if first:
-            for e in s.pending:
+            for e, _ in s.held:
                 self._write(mid, e)
-            s.pending.clear()
-        else:
-            self._write(mid, s.open_event)
+            s.held.clear()
+            s.held_bytes = 0
 
-    def _route(self, s: _Socket, ev: WireEvent, mid: str) -> None:
+    def _route(self, s: _Socket, ev: WireEvent, mid: str, cost: int) -> None:
         if mid:
-            self._write(mid, ev)
+            self._write(mid, ev, cost)
         elif s.matches:
-            self._write(s.matches[-1], ev)
+            self._write(s.matches[-1], ev, cost)
         else:
-            s.pending.append(ev)
+            s.held.append((ev, cost))
+            s.held_bytes += cost
+            n = 0
+            over = s.held_bytes
+            while over > self.hold_bytes and n < len(s.held):
+                over -= s.held[n][1]
+                n += 1
+            if n:
+                self._spill(s, n)
 
-    def _write(self, mid: str, ev: WireEvent) -> None:
+    def _spill(self, s: _Socket, n: int) -> None:
+        """Write the socket's ``n`` oldest held events to ``unmatched.nkrec`` (after its open, once)."""
+        if not s.unmatched:
+            s.unmatched = True
+            self._write(UNMATCHED, s.open_event)
+        for _ in range(n):
+            e, cost = s.held.popleft()
+            s.held_bytes -= cost
+            self._write(UNMATCHED, e, cost)
+
+    def _write(self, mid: str, ev: WireEvent, cost: int = _EVENT_OVERHEAD) -> None:
         f = self.files.get(mid)
         if f is None:
             f = self.files[mid] = self._open_file(mid)
+        chunks = f.writer.chunks_written
         f.writer.append(ev)
         self.events += 1
+        f.buffered_bytes += cost
+        if f.buffered_bytes >= self.chunk_bytes:
+            f.writer.flush()
+        if f.writer.chunks_written != chunks:  # a chunk was just written (here or after chunk_events)
+            f.buffered_bytes = 0
         uid = self._users.get(ev.socket)
         if uid:
             f.users.add(uid)
@@ -197,7 +249,7 @@ class WireRecorder:
         header = Header(
             match_id=match_id, node=node, source=self.source, recording_kind="wire", started_ms=self.started_ms,
             client_versions={}, tags=dict(self.tags), log_match_id=uuid_part,
-            redactions=("session_token",),
+            redactions=self.redactor.labels,
         )
         self.paths.append(path)
         return _File(RecordingWriter(path, header, chunk_events=self.chunk_events), header)
@@ -207,6 +259,7 @@ class WireRecorder:
         """Push every buffered event to disk (one frame per file with pending events)."""
         for f in self.files.values():
             f.writer.flush()
+            f.buffered_bytes = 0
 
     def close(self) -> None:
         """Close open sockets' records as abnormal (1006), flush, and update headers with client versions
@@ -221,9 +274,13 @@ class WireRecorder:
         self.files.clear()
 
     def _rewrite_header(self, f: _File, versions: dict[str, str]) -> None:
+        """Copy the file with the client versions in its header, chunk by chunk (never the whole file in
+        memory), then put the copy in its place."""
         path = Path(f.writer.path)
-        header, events = read_events(path)
         tmp = path.with_name(path.name + ".tmp")
-        with RecordingWriter(tmp, replace(header, client_versions=versions), chunk_events=self.chunk_events) as w:
-            w.extend(events)
+        with open_recording(path) as rec:
+            with RecordingWriter(tmp, replace(rec.header, client_versions=versions), chunk_events=self.chunk_events) as w:
+                for info, events in rec.chunks():
+                    w.extend(events)
+                    w.flush()
         os.replace(tmp, path)

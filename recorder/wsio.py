@@ -7,7 +7,10 @@ drives websockets' sans-I/O ``ServerProtocol`` over the same stream (the library
 fragments, pings and the close handshake). The proxy, the local server and playback are apps on top.
 
 Limits refuse oversized input before allocating it: ``MAX_HEAD`` bytes of request head, ``max_body``
-bytes of body, ``max_message`` bytes per WebSocket message.
+bytes of body, ``max_message`` bytes per WebSocket message (a bigger one fails the connection with 1009).
+A WebSocket holds at most ``max_queue`` received messages that the app has not taken yet: past that it
+stops reading, so a peer that sends faster than the app consumes is slowed by TCP instead of filling
+memory; ``send`` waits while the peer does not read (asyncio's write buffer limit).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,6 +35,9 @@ from recorder.errors import OptionError
 
 __all__ = [
     "MAX_HEAD",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_MESSAGE",
+    "DEFAULT_MAX_QUEUE",
     "HttpRequest",
     "HttpResponse",
     "WebSocket",
@@ -44,6 +51,7 @@ __all__ = [
 MAX_HEAD = 64 * 1024
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
+DEFAULT_MAX_QUEUE = 16
 _REASONS = {
     101: "Switching Protocols", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
@@ -178,9 +186,14 @@ class WebSocket:
     "server" or "transport" for a dropped TCP connection, code 1006).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ServerProtocol) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ServerProtocol,
+                 max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self._reader, self._writer, self._protocol = reader, writer, protocol
-        self._queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._messages: deque[str | bytes] = deque()
+        self._max_queue = max(1, max_queue)
+        self._readable = asyncio.Event()  # set when a message arrives or the connection ends
+        self._room = asyncio.Event()  # set when the queue has room again
+        self._closing = False  # close() was called: messages still arriving are dropped
         self._fragments: list[bytes] = []
         self._fragment_text = False
         self._closed = asyncio.Event()
@@ -211,13 +224,16 @@ class WebSocket:
         if frame.fin:
             data = b"".join(self._fragments)
             self._fragments = []
+            if self._closing:
+                return
             if self._fragment_text:
                 try:
-                    self._queue.put_nowait(data.decode("utf-8"))
+                    self._messages.append(data.decode("utf-8"))
                 except UnicodeDecodeError:  # websockets already failed the connection (1007)
-                    pass
+                    return
             else:
-                self._queue.put_nowait(data)
+                self._messages.append(data)
+            self._readable.set()
 
     async def _read_loop(self) -> None:
         p = self._protocol
@@ -239,6 +255,9 @@ class WebSocket:
                     break
                 if not data:
                     break
+                while len(self._messages) >= self._max_queue and not self._closing:  # backpressure
+                    self._room.clear()
+                    await self._room.wait()
         finally:
             self._finish()
 
@@ -251,17 +270,26 @@ class WebSocket:
                 self.closed_by = "server"
             else:
                 self.closed_by = "transport"
-        self.close_code = p.close_code
-        self.close_reason = p.close_reason
+        if p.close_rcvd is None and p.close_sent is not None:  # the peer never answered: what we sent
+            self.close_code, self.close_reason = p.close_sent.code, p.close_sent.reason
+        else:
+            self.close_code, self.close_reason = p.close_code, p.close_reason
         with contextlib.suppress(Exception):
             self._writer.close()
         self._closed.set()
-        self._queue.put_nowait(None)
+        self._readable.set()
 
     async def recv(self) -> str | bytes | None:
-        if self._closed.is_set() and self._queue.empty():
-            return None
-        return await self._queue.get()
+        """The next message, or None once the connection is closed and every message was taken."""
+        while not self._messages:
+            if self._closed.is_set():
+                return None
+            self._readable.clear()
+            await self._readable.wait()
+        msg = self._messages.popleft()
+        if len(self._messages) < self._max_queue:
+            self._room.set()
+        return msg
 
     async def send(self, text: str | bytes) -> bool:
         """Send one message; False if the connection is no longer open."""
@@ -285,6 +313,8 @@ class WebSocket:
             self._protocol.send_close(code, reason)
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 self._flush()
+        self._closing = True  # read on (to see the peer's close frame), dropping data still in flight
+        self._room.set()
         await self.wait_closed(timeout)
 
     def abort(self) -> None:
@@ -293,12 +323,16 @@ class WebSocket:
         self._writer.transport.abort()
 
     async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait for the connection to end; after ``timeout`` drop it (a peer that stopped reading would
+        otherwise hold the unsent bytes forever)."""
         try:
             await asyncio.wait_for(self._closed.wait(), timeout)
         except asyncio.TimeoutError:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
+            with contextlib.suppress(Exception):
+                self._writer.transport.abort()
 
 
 class App(Protocol):
@@ -361,6 +395,7 @@ async def start_server(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    max_queue: int = DEFAULT_MAX_QUEUE,
 ) -> HttpServer:
     """Serve ``app`` on ``host:port`` (port 0: pick a free one; see ``HttpServer.port``)."""
     holder: list[HttpServer] = []
@@ -371,7 +406,7 @@ async def start_server(
         assert task is not None
         state.tasks.add(task)  # type: ignore[arg-type]
         try:
-            await _serve_connection(app, state, reader, writer, max_body, max_message)
+            await _serve_connection(app, state, reader, writer, max_body, max_message, max_queue)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -389,7 +424,7 @@ async def start_server(
 
 async def _serve_connection(
     app: App, state: HttpServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body: int,
-    max_message: int,
+    max_message: int, max_queue: int,
 ) -> None:
     while True:
         try:
@@ -402,7 +437,7 @@ async def _serve_connection(
             return
         keep_alive = request.version == "HTTP/1.1" and request.headers.get("Connection", "").lower() != "close"
         if request.is_upgrade:
-            await _upgrade(app, state, request, reader, writer, max_message)
+            await _upgrade(app, state, request, reader, writer, max_message, max_queue)
             return
         try:
             response = await app.http(request)
@@ -422,7 +457,7 @@ def _error_json(message: str, code: int) -> str:
 
 async def _upgrade(
     app: App, state: HttpServer, request: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-    max_message: int,
+    max_message: int, max_queue: int,
 ) -> None:
     protocol = ServerProtocol(max_size=max_message)
     accepted: list[WebSocket] = []
@@ -439,7 +474,7 @@ async def _upgrade(
         await writer.drain()
         if response.status_code != 101:
             raise ConnectionError(f"WebSocket handshake refused: {response.status_code}")
-        ws = WebSocket(reader, writer, protocol)
+        ws = WebSocket(reader, writer, protocol, max_queue)
         accepted.append(ws)
         state.sockets.add(ws)
         return ws

@@ -6,9 +6,9 @@ real sockets (``nakama-replay serve``): a join runs ``match_join_attempt`` and, 
 until the next ``tick``; a kick is followed by a leave with reason 3. Every call goes through the same
 ``MatchRuntime`` a replay uses, and, with ``capture=PATH``, into a ``recorder.capture.CaptureSink`` with its
 outcome, a per-tick state digest, snapshots every ``snapshot_every`` ticks and the nondeterministic values
-the handler consumed. The file is opened once ``match_init`` has run, so its header carries the tick rate
-(and label) the handler chose when the given header has none. Ids are derived from names and a seed, so a
-script makes the same recording every time.
+the handler consumed (through ``redactor``, when given, as ``serve`` does). The file is opened once
+``match_init`` has run, so its header carries the tick rate (and label) the handler chose when the given
+header has none. Ids are derived from names and a seed, so a script makes the same recording every time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from recorder.capture import CaptureSink
+from recorder.redact import Redactor
 from recorder.model import (
     Call,
     Header,
@@ -56,6 +57,7 @@ class MatchDriver:
         snapshot_every: int = 0,
         hang_timeout: float | None = 5.0,
         sources: Sources | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.handler = load_handler(handler) if isinstance(handler, str) else handler
         self.header = header
@@ -69,6 +71,7 @@ class MatchDriver:
             snapshot_every=snapshot_every,
         )
         self.capture = capture
+        self.redactor = redactor
         self.sink: CaptureSink | None = None
         self.queue_size = queue_size
         self.queue: list[MatchMessage] = []
@@ -124,7 +127,7 @@ class MatchDriver:
         if outcome is not None and outcome.label and not header.label:
             header = dataclasses.replace(header, label=outcome.label)
         self.header = header
-        self.sink = CaptureSink(self.capture, header)  # type: ignore[arg-type]
+        self.sink = CaptureSink(self.capture, header, redactor=self.redactor)  # type: ignore[arg-type]
 
     def init(self, params: dict[str, Any] | None = None) -> StepResult:
         return self._apply(InitCall(dict(params or {})))

@@ -5,7 +5,10 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
 ``pipeline*.go``):
 
 - ``POST /v2/account/authenticate/device`` (and ``/custom``) with Basic auth of the server key; the reply
-  holds a session token, an HS256 JWT with Nakama's claims (``tid uid usn vrs exp iat``).
+  holds a session token, an HS256 JWT with Nakama's claims (``tid uid usn vrs exp iat``), and a refresh
+  token. ``POST /v2/account/session/refresh`` (``api_session.go``) trades a refresh token for a new pair
+  with the same token id; the request's ``vars`` replace the session vars when the key is present (an
+  empty object too: Go's JSON decoding makes it a non-nil map), else the refresh token's are kept.
 - ``GET /ws?token=...&format=json``: the realtime socket. ``rpc``, ``match_join`` (with metadata),
   ``match_data_send``, ``match_leave``, ``ping``; presence events; Nakama's error codes. A malformed
   envelope closes the socket with 1000 "received malformed payload".
@@ -16,11 +19,19 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   functions of the handler's Python module or of ``--rpc`` files.
 
 Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
-recorded as it runs (a handler-call recording per match, ``recorder.capture``). When a callback raises,
-the match stops and every participant's socket is closed with 1000 "server-side session disconnect".
-``ServerConfig.on_event`` gets a line per match start, crash or hang (callback, tick, error) and stop.
-Handlers run in this process (the event loop's thread): the hang guard stops a Python or Lua loop after
-``hang_timeout`` seconds, during which the whole server waits; a callback blocked in C stalls it.
+recorded as it runs (a handler-call recording per match, ``recorder.capture``), through the redaction
+layer (``recorder.redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
+raises, the match stops and every participant's socket is closed with 1000 "server-side session
+disconnect". ``ServerConfig.on_event`` gets a line per match start, crash or hang (callback, tick, error)
+and stop. Handlers run in this process (the event loop's thread): the hang guard stops a Python or Lua
+loop after ``hang_timeout`` seconds, during which the whole server waits; a callback blocked in C stalls it.
+
+Each socket has an outgoing queue of ``outgoing_queue_size`` messages (Nakama's
+``socket.outgoing_queue_size``, default 64; ``session_ws.go`` ``SendBytes``): a client too slow to take
+what it is sent fills it, and then, as in Nakama, the session is closed at once with 1000 "session
+outgoing queue full" (queued messages dropped; the close frame waits at most 2 s for the client's answer,
+``socket.close_ack_wait_ms``) and leaves its matches with reason 4 (disconnect), which the match
+recording shows; ``on_event`` gets a line.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +53,7 @@ from typing import Any
 from recorder import protocol as P
 from recorder import session_token
 from recorder.model import Header, JoinCall, LeaveCall, Presence, PresenceReason
+from recorder.redact import Redactor
 from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
@@ -66,21 +79,31 @@ class ServerConfig:
     record: bool = True
     hang_timeout: float | None = 5.0
     on_event: Callable[[str], None] | None = None  # one line per match start, crash, hang and stop
+    outgoing_queue_size: int = 64  # Nakama's socket.outgoing_queue_size
+    redact_keys: tuple[str, ...] = ()  # JSON keys to redact in recordings beyond the tokens
 
 
 def _err(status: int, message: str, code: int) -> HttpResponse:
     return json_response(status, json.dumps({"error": message, "message": message, "code": code}))
 
 
-class _Session:
-    """One realtime socket: an ordered outgoing queue drained by a writer task (Nakama's outgoing queue)."""
+QUEUE_FULL = "session outgoing queue full"  # Nakama's ErrSessionQueueFull, the close reason
+_CLOSE_ACK_WAIT = 2.0  # Nakama's socket.close_ack_wait_ms
 
-    def __init__(self, ws: WebSocket, claims: session_token.Claims) -> None:
+
+class _Session:
+    """One realtime socket: a bounded, ordered outgoing queue drained by a writer task (Nakama's outgoing
+    queue). ``on_overflow(session)`` is called once when the queue is full and the session is closing."""
+
+    def __init__(self, ws: WebSocket, claims: session_token.Claims, queue_size: int = 64,
+                 on_overflow: Callable[[_Session], None] | None = None) -> None:
         self.ws = ws
         self.id = str(uuid.uuid4())
         self.user_id, self.username, self.vars = claims.user_id, claims.username, dict(claims.vars)
         self.matches: set[str] = set()
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue_size = queue_size
+        self.on_overflow = on_overflow
         self.closing = False
         self.writer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -88,8 +111,23 @@ class _Session:
         return Presence(self.user_id, self.id, self.username, node)
 
     def send(self, env: P.Envelope) -> None:
-        if not self.closing:
-            self.queue.put_nowait(P.build(env))
+        if self.closing:
+            return
+        if self.queue.qsize() >= self.queue_size:
+            self._overflow()
+            return
+        self.queue.put_nowait(P.build(env))
+
+    def _overflow(self) -> None:
+        """The client does not keep up: drop what is queued and close now, as Nakama does (dropping single
+        messages instead would break the client in ways nobody could debug)."""
+        self.closing = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.writer.cancel()
+        self.writer = asyncio.get_running_loop().create_task(self.ws.close(P.CLOSE_NORMAL, QUEUE_FULL, _CLOSE_ACK_WAIT))
+        if self.on_overflow is not None:
+            self.on_overflow(self)
 
     def close(self, code: int, reason: str) -> None:
         if not self.closing:
@@ -233,6 +271,7 @@ class NakamaServer(App):
                     self.rpcs[name[4:]] = getattr(module, name)
         Path(config.out_dir).mkdir(parents=True, exist_ok=True)
         self.recordings: list[str] = []
+        self.redactor = Redactor(config.redact_keys)
 
     def event(self, line: str) -> None:
         """Say what happened to a match (``ServerConfig.on_event``; the command prints it on stderr)."""
@@ -244,13 +283,16 @@ class NakamaServer(App):
         path = request.path
         if path.startswith("/v2/account/authenticate/") and request.method == "POST":
             return self._authenticate(request, path.rsplit("/", 1)[1])
+        if path == "/v2/account/session/refresh" and request.method == "POST":
+            return self._refresh(request)
         if path.startswith("/v2/rpc/"):
             return self._http_rpc(request, path[len("/v2/rpc/"):])
         if path == "/healthcheck":
             return json_response(200, "{}")
         return _err(404, "Not Found", 5)
 
-    def _authenticate(self, request: HttpRequest, kind: str) -> HttpResponse:
+    def _server_key_refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """Nakama's answer to a request without Basic auth of the server key, or None when it has it."""
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Basic "):
             return _err(401, "Server key required", 16)
@@ -260,6 +302,47 @@ class NakamaServer(App):
             return _err(401, "Server key invalid", 16)
         if key != self.config.server_key:
             return _err(401, "Server key invalid", 16)
+        return None
+
+    def _session_pair(self, token_id: str, user_id: str, username: str, vars_: dict[str, str], issued_at: int) -> dict[str, Any]:
+        c, now = self.config, int(time.time())
+        token = session_token.encode(
+            session_token.Claims(token_id, user_id, username, vars_, now + c.token_expiry_sec, issued_at), c.encryption_key
+        )
+        refresh = session_token.encode(
+            session_token.Claims(token_id, user_id, username, vars_, now + c.refresh_token_expiry_sec, issued_at),
+            c.refresh_encryption_key,
+        )
+        return {"token": token, "refresh_token": refresh}
+
+    def _refresh(self, request: HttpRequest) -> HttpResponse:
+        refused = self._server_key_refusal(request)
+        if refused is not None:
+            return refused
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _err(400, "Unable to unmarshal request body", 3)
+        token = body.get("token")
+        if not token:
+            return _err(400, "Refresh token is required.", 3)
+        claims = session_token.verify(token, self.config.refresh_encryption_key, int(time.time())) if isinstance(token, str) else None
+        if claims is None:
+            return _err(401, "Refresh token invalid or expired.", 16)
+        account = next((a for a in self.users.values() if a[0] == claims.user_id), None)
+        if account is None:
+            return _err(404, "User account not found.", 5)
+        vars_ = body["vars"] if "vars" in body else dict(claims.vars)
+        if not isinstance(vars_, dict) or not all(isinstance(v, str) for v in vars_.values()):
+            return _err(400, "Unable to unmarshal request body", 3)
+        return json_response(200, json.dumps(self._session_pair(claims.token_id, account[0], account[1], vars_, claims.issued_at)))
+
+    def _authenticate(self, request: HttpRequest, kind: str) -> HttpResponse:
+        refused = self._server_key_refusal(request)
+        if refused is not None:
+            return refused
         if kind not in ("device", "custom"):
             return _err(501, f"authenticate/{kind} is not supported by nakama-replay serve (use device or custom)", 12)
         try:
@@ -297,17 +380,7 @@ class NakamaServer(App):
             self.usernames.add(username)
             created = True
         user_id, username = self.users[key_id]
-        now = int(time.time())
-        tid = str(uuid.uuid4())
-        c = self.config
-        token = session_token.encode(
-            session_token.Claims(tid, user_id, username, vars_, now + c.token_expiry_sec, now), c.encryption_key
-        )
-        refresh = session_token.encode(
-            session_token.Claims(tid, user_id, username, vars_, now + c.refresh_token_expiry_sec, now),
-            c.refresh_encryption_key,
-        )
-        out: dict[str, Any] = {"token": token, "refresh_token": refresh}
+        out = self._session_pair(str(uuid.uuid4()), user_id, username, vars_, int(time.time()))
         if created:
             out["created"] = True
         return json_response(200, json.dumps(out))
@@ -387,7 +460,7 @@ class NakamaServer(App):
             capture = str(Path(self.config.out_dir) / f"{match_id}.nkrec")
             self.recordings.append(capture)
         driver = MatchDriver(handler, header, capture=capture, seed=self.config.seed, queue_size=self.config.queue_size,
-                             hang_timeout=self.config.hang_timeout)
+                             hang_timeout=self.config.hang_timeout, redactor=self.redactor)
         step = driver.init(params)
         if step.crash is not None or driver.runtime.stopped:
             driver.close()
@@ -434,7 +507,7 @@ class NakamaServer(App):
         if claims is None:
             return HttpResponse(401, b"Missing or invalid token\n", (("Content-Type", "text/plain"),))
         ws = await accept()
-        session = _Session(ws, claims)
+        session = _Session(ws, claims, self.config.outgoing_queue_size, self._overflowed)
         self.sessions.add(session)
         try:
             while True:
@@ -455,14 +528,25 @@ class NakamaServer(App):
                     break
         finally:
             self.sessions.discard(session)
-            for mid in list(session.matches):
-                m = self.matches.get(mid)
-                if m is not None:
-                    m.run(lambda m=m: m.driver.leave(session.presence(self.config.node), PresenceReason.DISCONNECT))
+            self._disconnect(session)
             session.close(P.CLOSE_NORMAL, "")
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(session.writer, 10)
         return None
+
+    def _disconnect(self, session: _Session) -> None:
+        """The session's presences leave their matches with reason 4 (disconnect)."""
+        for mid in list(session.matches):
+            session.matches.discard(mid)
+            m = self.matches.get(mid)
+            if m is not None:
+                m.run(lambda m=m: m.driver.leave(session.presence(self.config.node), PresenceReason.DISCONNECT))
+
+    def _overflowed(self, session: _Session) -> None:
+        print(f"serve: session {session.id} ({session.username}): {QUEUE_FULL} "
+              f"({session.queue_size} messages); the client is too slow and was disconnected", file=sys.stderr, flush=True)
+        # the leave runs after the delivery that overflowed the queue has finished (Nakama: UntrackAll)
+        asyncio.get_running_loop().call_soon(self._disconnect, session)
 
     def _handle(self, s: _Session, env: P.Envelope) -> None:
         msg, cid = env.message, env.cid

@@ -7,12 +7,14 @@ Needs node and ``npm ci`` in tests/js (``.ci/run`` does it); skipped with the re
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from leaks import leaks
 from recorder.nkrec import read_events
 from recorder.proxy import start_proxy
 from recorder.wsio import start_server
@@ -22,6 +24,7 @@ from replay.server import ServerConfig, start_nakama_server
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "tests" / "js"
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")
+TOKEN_RPC = str(ROOT / "tests" / "handlers" / "token_rpc.py")
 
 if shutil.which("node") is None:
     pytest.skip("node is not installed (CI installs it; see .ci/run)", allow_module_level=True)
@@ -29,9 +32,9 @@ if not (JS / "node_modules" / "@heroiclabs" / "nakama-js").is_dir() or not (JS /
     pytest.skip("npm packages missing: run `npm ci` in tests/js (.ci/run does)", allow_module_level=True)
 
 
-async def nakama_js(port: int, *extra: str) -> dict:
+async def nakama_js(port: int, *extra: str, script: str = "nakama_match.mjs") -> dict:
     proc = await asyncio.create_subprocess_exec(
-        "node", str(JS / "nakama_match.mjs"), str(port), *extra, cwd=JS,
+        "node", str(JS / script), str(port), *extra, cwd=JS,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -124,3 +127,49 @@ def test_nakama_js_through_proxy_then_playback_of_the_recording(tmp_path: Path) 
 
     for name in ("ana", "ben"):
         assert server_side(replayed["raw"][name]) == server_side(live["raw"][name])
+
+
+def test_nakama_js_tokens_never_reach_a_recording(tmp_path: Path) -> None:
+    """nakama-js refreshes its session, connects with the new token, sends its tokens in rpc payloads (JSON
+    and plain text, echoed back), gets tokens from an rpc and sends its token in match data, through the
+    proxy in front of serve. No token, nor any part of one, is in any file either of them wrote; what is
+    not secret (user, vars, payload shape, the match) is still there."""
+
+    async def go() -> dict:
+        server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve"), rpc_files=[TOKEN_RPC]))
+        proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
+        try:
+            return await nakama_js(proxy.port, script="nakama_tokens.mjs")
+        finally:
+            await stop()
+            await app.close()
+            await server.close()
+
+    r = asyncio.run(go())
+    tokens = r["tokens"]
+    assert len(tokens) == 6 and len(set(tokens)) == 6 and all(t.count(".") == 2 for t in tokens)  # refreshed: new ones
+    assert json.loads(r["echo_json"])["refresh_token"] == tokens[3] and r["echo_text"] == "session " + tokens[2]
+    assert json.loads(r["data"][0]) == {"token": tokens[2], "x": 1}  # the live client got everything verbatim
+    files = sorted((tmp_path / "wire").glob("*.nkrec")) + sorted((tmp_path / "serve").glob("*.nkrec"))
+    assert [f.name for f in files] == [f"{r['match_id']}.nkrec"] * 2
+    assert leaks(files, tokens) == []
+
+    header, events = read_events(tmp_path / "wire" / f"{r['match_id']}.nkrec")
+    assert {"key:token", "key:refresh_token", "jwt", "header:authorization"} <= set(header.redactions)
+    opened = next(e.envelope for e in events if e.event == "open")
+    assert (opened["user_id"], opened["username"], opened["vars"]) == (r["user_id"], "tess", {"client_version": "2.1.0"})
+    assert opened["query"]["token"] == "<redacted>" and opened["session"].startswith("sess-")
+    assert header.client_versions == {r["user_id"]: "2.1.0"}
+    rpcs = [(e.direction, e.envelope["rpc"]) for e in events if e.event == "envelope" and "rpc" in e.envelope]
+    assert rpcs[0] == ("out", {"id": "echo", "payload": '{"refresh_token":"<redacted>","note":"Bearer <redacted>"}'})
+    assert rpcs[1] == ("in", {"id": "echo", "payload": '{"refresh_token":"<redacted>","note":"Bearer <redacted>"}'})
+    assert [p["payload"] for _, p in rpcs[2:4]] == ["session <redacted>"] * 2
+    issued = json.loads(rpcs[5][1]["payload"])
+    assert issued == {"token": "<redacted>", "refresh_token": "<redacted>", "note": "use Bearer <redacted> for chat"}
+    sent = [e.envelope["match_data_send"] for e in events if e.event == "envelope" and "match_data_send" in e.envelope]
+    assert [json.loads(base64.b64decode(m["data"])) for m in sent] == [{"token": "<redacted>", "x": 1}]
+
+    header, events = read_events(tmp_path / "serve" / f"{r['match_id']}.nkrec")  # serve's handler-call recording
+    assert "jwt" in header.redactions and "key:token" in header.redactions
+    messages = [m for e in events if e.kind == "loop" for m in e.messages]
+    assert [json.loads(m.data) for m in messages] == [{"token": "<redacted>", "x": 1}]

@@ -14,6 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from leaks import leaks
+from recorder import session_token
 from recorder.nkrec import read_events
 from recorder.proxy import start_proxy
 from recorder.wsio import HttpResponse, http_request, start_server
@@ -41,8 +43,9 @@ async def authenticate(port: int, device: str, username: str, key: str = BASIC) 
 class Client:
     """A scripted realtime client that keeps every envelope it sent and received."""
 
-    def __init__(self, ws, name: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ws, name: str, tokens: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
         self.ws, self.name, self.sent, self.received = ws, name, [], []
+        self.tokens = tokens  # session and refresh token
         self.cid = 0
 
     @classmethod
@@ -50,7 +53,7 @@ class Client:
         status, body = await authenticate(port, f"device-{name}-0000", name)
         assert status == 200, body
         ws = await connect(f"ws://127.0.0.1:{port}/ws?lang=en&status=false&token={body['token']}&format=json")
-        return cls(ws, name)
+        return cls(ws, name, (body["token"], body["refresh_token"]))
 
     async def send(self, obj: dict, with_cid: bool = True) -> None:
         if with_cid:
@@ -187,7 +190,8 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
     header, events = read_events(path)
     assert header.recording_kind == "wire" and header.match_id == match_id
     assert set(header.client_versions.values()) == {"1.4.0"} and len(header.client_versions) == 2
-    assert "token=" not in path.read_bytes().decode("latin-1").replace("token=<redacted>", "")
+    assert leaks([path], [*ana.tokens, *ben.tokens]) == []
+    assert {e.envelope["query"]["token"] for e in events if e.event == "open"} == {"<redacted>"}
     recorded = _wire_envelopes(path)
     for client, socket in ((ana, "ws1"), (ben, "ws2")):
         assert [env for d, env in recorded[socket] if d == "out"] == client.sent
@@ -219,6 +223,48 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
     for c, original in zip(clients, (ana, ben)):
         assert c.received == original.received
         assert (c.ws.close_code, c.ws.close_reason) == (1000, "server-side session disconnect")
+
+
+def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path: Path) -> None:
+    """A socket authenticated by ``Authorization: Bearer`` (no token in the URL): the recording names the
+    user, username and client version read from the token, and holds neither the token nor the cookie."""
+
+    async def go() -> tuple[dict, list[dict]]:
+        server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve")))
+        proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire", redact_keys=("secret",))
+        try:
+            status, body = await authenticate(proxy.port, "device-bea-0000", "bea")
+            assert status == 200
+            headers = {"Authorization": "Bearer " + body["token"], "Cookie": "sid=cookie-value-1234"}
+            async with connect(f"ws://127.0.0.1:{proxy.port}/ws?format=json", additional_headers=headers) as ws:
+                replies = []
+                for i, payload in enumerate((body["refresh_token"], json.dumps({"secret": "s3cr3t-value", "n": 1}))):
+                    await ws.send(json.dumps({"cid": str(i), "rpc": {"id": "echo", "payload": payload}}))
+                    replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            async with connect(f"ws://127.0.0.1:{proxy.port}/ws?format=json&token={body['token']}") as ws:
+                await ws.send('{"cid":"9","ping":{}}')  # the same session through the URL
+                await asyncio.wait_for(ws.recv(), 10)
+            return body, replies
+        finally:
+            await stop()
+            await app.close()
+            await server.close()
+
+    body, replies = run(go())
+    assert replies[0]["rpc"]["payload"] == body["refresh_token"]  # the upstream got the header and answered
+    path = tmp_path / "wire" / "unmatched.nkrec"
+    assert leaks([path], [body["token"], body["refresh_token"], "cookie-value-1234", "s3cr3t-value"]) == []
+    header, events = read_events(path)
+    assert "key:secret" in header.redactions
+    opened, by_query = (e.envelope for e in events if e.event == "open")
+    assert opened["session"] == by_query["session"]  # one session, one pseudonym, however it authenticates
+    claims = session_token.decode(body["token"])
+    assert claims is not None and claims.username == "bea"
+    assert (opened["user_id"], opened["username"], opened["vars"]) == (claims.user_id, "bea", {"client_version": "1.4.0"})
+    assert opened["session"].startswith("sess-") and "token" not in opened["query"]
+    assert opened["headers"]["authorization"] == "<redacted>" and opened["headers"]["cookie"] == "<redacted>"
+    payloads = [e.envelope["rpc"]["payload"] for e in events if e.event == "envelope" and "rpc" in e.envelope]
+    assert payloads == ["<redacted>"] * 2 + ['{"secret":"<redacted>","n":1}'] * 2
 
 
 class _Echo:
