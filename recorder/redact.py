@@ -62,6 +62,13 @@ def _key_pattern(key: str) -> str:
     return "[_-]*".join(re.escape(c) for c in _norm(key))
 
 
+def _stem(key: str) -> str:
+    """The longest word of ``key`` (split at ``_``, ``-`` and camelCase), lower case: every spelling of
+    the key a program writes (``refresh_token``, ``refreshToken``, ``REFRESH-TOKEN``) contains it."""
+    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])", key) or [key]
+    return max(words, key=len).lower()
+
+
 class Redactor:
     """Removes secrets from recording events; ``keys`` are extra JSON keys to redact (``--redact-key``)."""
 
@@ -70,7 +77,7 @@ class Redactor:
         self.keys: tuple[str, ...] = (*SECRET_KEYS, *extra)
         self._keys = frozenset(_norm(k) for k in self.keys)
         alternatives = "|".join(_key_pattern(k) for k in self.keys)
-        self._mentions_key = re.compile(rf"(?i){alternatives}|\\u")
+        self._stems = tuple(dict.fromkeys(_stem(k) for k in self.keys))
         self._json_pair = re.compile(rf'(?i)("(?:{alternatives})"\s*:\s*)"(?:[^"\\]|\\.)*"')
         self._query_pair = re.compile(rf"(?i)(?<![A-Za-z0-9_])((?:{alternatives})=)[^&\s\"']+")
         self._fields: dict[type, tuple[str, ...]] = {}
@@ -87,8 +94,10 @@ class Redactor:
     def text(self, s: str) -> str:
         """``s`` without JWTs, and, when it holds JSON or key/value text, without secret keys' values."""
         out = _JWT.sub(REDACTED, s) if "eyJ" in s else s
-        if not self._mentions_key.search(out):
-            return out
+        if "\\u" not in out:  # a JSON escape could spell a key in any way
+            low = out.lower()
+            if not any(stem in low for stem in self._stems):
+                return out
         head = out.lstrip()[:1]
         if head in ("{", "["):
             try:

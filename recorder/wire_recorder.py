@@ -172,7 +172,7 @@ class WireRecorder:
         if s is None:
             return
         ev = WireEvent(socket, direction, self.now() if t is None else t, "close", close_code=code,
-                       close_reason=self.redactor.text(reason))
+                       close_reason=self.redactor.text(reason) if reason else reason)
         if not s.matches:
             self._spill(s, len(s.held))
         for mid in s.matches:

@@ -273,7 +273,7 @@ class WebSocket:
         if p.close_rcvd is None and p.close_sent is not None:  # the peer never answered: what we sent
             self.close_code, self.close_reason = p.close_sent.code, p.close_sent.reason
         else:
-            self.close_code, self.close_reason = p.close_code, p.close_reason
+            self.close_code, self.close_reason = p.close_code, p.close_reason or ""
         with contextlib.suppress(Exception):
             self._writer.close()
         self._closed.set()
@@ -291,8 +291,14 @@ class WebSocket:
             self._room.set()
         return msg
 
-    async def send(self, text: str | bytes) -> bool:
-        """Send one message; False if the connection is no longer open."""
+    @property
+    def write_backlog(self) -> int:
+        """Bytes handed to the connection that the peer's TCP has not taken yet (asyncio's buffer)."""
+        return self._writer.transport.get_write_buffer_size()
+
+    def send_nowait(self, text: str | bytes) -> bool:
+        """Write one message without waiting for the peer; False if the connection is no longer open.
+        The caller bounds what it writes (``write_backlog``); ``send`` waits instead."""
         if self._protocol.state is not State.OPEN:
             return False
         if isinstance(text, str):
@@ -301,6 +307,15 @@ class WebSocket:
             self._protocol.send_binary(text)
         try:
             self._flush()
+        except (ConnectionError, OSError, RuntimeError):
+            return False
+        return True
+
+    async def send(self, text: str | bytes) -> bool:
+        """Send one message and wait while the peer is behind; False if the connection is no longer open."""
+        if not self.send_nowait(text):
+            return False
+        try:
             await self._writer.drain()
         except (ConnectionError, OSError, RuntimeError):
             return False

@@ -89,11 +89,15 @@ def _err(status: int, message: str, code: int) -> HttpResponse:
 
 QUEUE_FULL = "session outgoing queue full"  # Nakama's ErrSessionQueueFull, the close reason
 _CLOSE_ACK_WAIT = 2.0  # Nakama's socket.close_ack_wait_ms
+_WRITE_AHEAD = 64 * 1024  # bytes a session writes to its socket before queueing (asyncio's high-water mark)
 
 
 class _Session:
-    """One realtime socket: a bounded, ordered outgoing queue drained by a writer task (Nakama's outgoing
-    queue). ``on_overflow(session)`` is called once when the queue is full and the session is closing."""
+    """One realtime socket and its outgoing queue (Nakama's ``outgoingCh``). A message is written to the
+    socket at once while the client keeps up (Nakama's writer goroutine runs beside the match; here a
+    message waits only once ``_WRITE_AHEAD`` bytes are unread by the client); otherwise it joins an
+    ordered queue of at most ``queue_size`` messages drained by a writer task. ``on_overflow(session)``
+    is called once when the queue is full and the session is closing."""
 
     def __init__(self, ws: WebSocket, claims: session_token.Claims, queue_size: int = 64,
                  on_overflow: Callable[[_Session], None] | None = None) -> None:
@@ -113,10 +117,12 @@ class _Session:
     def send(self, env: P.Envelope) -> None:
         if self.closing:
             return
-        if self.queue.qsize() >= self.queue_size:
+        if self.queue.empty() and self.ws.write_backlog < _WRITE_AHEAD:
+            self.ws.send_nowait(P.build(env))
+        elif self.queue.qsize() >= self.queue_size:
             self._overflow()
-            return
-        self.queue.put_nowait(P.build(env))
+        else:
+            self.queue.put_nowait(P.build(env))
 
     def _overflow(self) -> None:
         """The client does not keep up: drop what is queued and close now, as Nakama does (dropping single
