@@ -50,7 +50,6 @@ _B64URL = "[A-Za-z0-9_-]"
 # may be empty (alg "none")
 _JWT = re.compile(rf"eyJ{_B64URL}+\.{_B64URL}+\.{_B64URL}*")
 _JWT_BYTES = re.compile(_JWT.pattern.encode("ascii"))
-_STD_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _norm(key: str) -> str:
@@ -62,11 +61,16 @@ def _key_pattern(key: str) -> str:
     return "[_-]*".join(re.escape(c) for c in _norm(key))
 
 
-def _stem(key: str) -> str:
-    """The longest word of ``key`` (split at ``_``, ``-`` and camelCase), lower case: every spelling of
-    the key a program writes (``refresh_token``, ``refreshToken``, ``REFRESH-TOKEN``) contains it."""
-    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])", key) or [key]
-    return max(words, key=len).lower()
+def _stems(keys: Iterable[str]) -> tuple[str, ...]:
+    """Words (lower case) one of which every spelling of every key contains: a key's words are split at
+    ``_``, ``-`` and camelCase (``refresh_token``, ``refreshToken``, ``REFRESH-TOKEN`` all contain
+    ``token``); a key whose words include a stem already chosen adds none, else its longest word."""
+    stems: list[str] = []
+    for key in keys:
+        words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])", key)] or [key.lower()]
+        if not any(w in stems for w in words):
+            stems.append(max(words, key=len))
+    return tuple(stems)
 
 
 class Redactor:
@@ -77,10 +81,11 @@ class Redactor:
         self.keys: tuple[str, ...] = (*SECRET_KEYS, *extra)
         self._keys = frozenset(_norm(k) for k in self.keys)
         alternatives = "|".join(_key_pattern(k) for k in self.keys)
-        self._stems = tuple(dict.fromkeys(_stem(k) for k in self.keys))
+        self._stems = _stems(self.keys)
         self._json_pair = re.compile(rf'(?i)("(?:{alternatives})"\s*:\s*)"(?:[^"\\]|\\.)*"')
         self._query_pair = re.compile(rf"(?i)(?<![A-Za-z0-9_])((?:{alternatives})=)[^&\s\"']+")
         self._fields: dict[type, tuple[str, ...]] = {}
+        self._key_verdicts: dict[str, bool] = {}
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -88,7 +93,12 @@ class Redactor:
         return (*(f"key:{k}" for k in self.keys), "jwt", *(f"header:{h}" for h in SECRET_HEADERS))
 
     def is_secret_key(self, key: str) -> bool:
-        return _norm(key) in self._keys
+        known = self._key_verdicts.get(key)
+        if known is None:
+            known = _norm(key) in self._keys
+            if len(self._key_verdicts) < 4096:  # envelope keys repeat; a hostile stream of new ones is not kept
+                self._key_verdicts[key] = known
+        return known
 
     # -- values ---------------------------------------------------------------------------------
     def text(self, s: str) -> str:
@@ -96,7 +106,10 @@ class Redactor:
         out = _JWT.sub(REDACTED, s) if "eyJ" in s else s
         if "\\u" not in out:  # a JSON escape could spell a key in any way
             low = out.lower()
-            if not any(stem in low for stem in self._stems):
+            for stem in self._stems:
+                if stem in low:
+                    break
+            else:
                 return out
         head = out.lstrip()[:1]
         if head in ("{", "["):
@@ -117,9 +130,12 @@ class Redactor:
         try:
             s = b.decode("utf-8")
         except UnicodeDecodeError:
-            return _JWT_BYTES.sub(REDACTED.encode("ascii"), b) if b"eyJ" in b else b
+            if b"eyJ" not in b:
+                return b
+            out_b = _JWT_BYTES.sub(REDACTED.encode("ascii"), b)
+            return b if out_b == b else out_b
         out = self.text(s)
-        return b if out is s else out.encode("utf-8")
+        return b if out == s else out.encode("utf-8")
 
     def value(self, v: Any) -> Any:
         """A JSON-like value (or a recording event) without secrets; ``v`` itself when nothing changed."""
@@ -129,6 +145,8 @@ class Redactor:
             return v if out == v else out
         if t is dict:
             return self._dict(v)
+        if t is int or t is float or t is bool or v is None:
+            return v
         if t is list or t is tuple:
             items = [self.value(x) for x in v]
             return v if all(a is b for a, b in zip(items, v)) else t(items)
@@ -145,13 +163,13 @@ class Redactor:
     def _dict(self, d: dict[Any, Any]) -> dict[Any, Any]:
         out: dict[Any, Any] | None = None
         for k, v in d.items():
-            if isinstance(k, str) and _norm(k) in self._keys:
+            if type(k) is str and self.is_secret_key(k):
                 new_v: Any = REDACTED if v not in (None, "") else v
             elif k == "data" and type(v) is str:
                 new_v = self._base64(v)
             else:
                 new_v = self.value(v)
-            new_k = self.value(k) if type(k) is str else k
+            new_k = _JWT.sub(REDACTED, k) if type(k) is str and "eyJ" in k else k  # a map keyed by tokens
             if out is None and (new_v is not v or new_k is not k):
                 out = {}
                 for k0, v0 in d.items():  # copy what came before unchanged
@@ -164,14 +182,13 @@ class Redactor:
 
     def _base64(self, s: str) -> str:
         """A wire message's ``data`` (standard base64): decoded, redacted, encoded again if it changed."""
-        if len(s) % 4 == 0 and _STD_B64.fullmatch(s):
+        if len(s) % 4 == 0:
             try:
                 raw = base64.b64decode(s, validate=True)
             except (binascii.Error, ValueError):
-                raw = None
-            if raw is not None:
-                out = self.bytes(raw)
-                return s if out == raw else base64.b64encode(out).decode("ascii")
+                return self.text(s)
+            out = self.bytes(raw)
+            return s if out is raw else base64.b64encode(out).decode("ascii")
         return self.text(s)
 
     def _record(self, r: Any) -> Any:

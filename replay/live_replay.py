@@ -44,6 +44,7 @@ from recorder import protocol as P
 from recorder import session_token
 from recorder.addresses import parse_server_url
 from recorder.errors import LiveReplayError
+from recorder.redact import Redactor
 from recorder.wire_recorder import WireRecorder
 from recorder.wsio import http_request
 from replay.live_script import Action, Actor, LiveScript
@@ -78,6 +79,7 @@ class LiveOptions:
     out_dir: str = "replay-wire"
     tail_ticks: int = 5
     map_payload_ids: bool = True  # recorded user/session/match ids inside JSON payloads -> the live ones
+    redact_keys: tuple[str, ...] = ()  # JSON keys redacted in the captured wire recording beyond the tokens
 
 
 @dataclass
@@ -318,7 +320,7 @@ class _Live:
         address = parse_server_url(options.nakama, option="--nakama")
         self.script, self.options = script, options
         self.host, self.port = address.host, address.port
-        self.recorder = WireRecorder(options.out_dir, source="replay", tags={
+        self.recorder = WireRecorder(options.out_dir, source="replay", redactor=Redactor(options.redact_keys), tags={
             "replay_of": script.path, "recorded_match_id": script.header.match_id, "tick_rate": script.tick_rate,
             "nakama": options.nakama,
         })

@@ -374,7 +374,8 @@ def test_proxy_command_flushes_every_file_on_sigint(tmp_path: Path) -> None:
         upstream = await start_server(_Echo())
         proc = subprocess.Popen(
             [sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
-             f"http://127.0.0.1:{upstream.port}", "--out", str(tmp_path)],
+             f"http://127.0.0.1:{upstream.port}", "--out", str(tmp_path), "--max-connections", "1",
+             "--redact-key", "secret"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
         try:
@@ -383,19 +384,29 @@ def test_proxy_command_flushes_every_file_on_sigint(tmp_path: Path) -> None:
             port = int(line.split("http://127.0.0.1:")[1].split()[0])
             ws = await connect(f"ws://127.0.0.1:{port}/ws?format=json")
             for i in range(5):
-                await ws.send(json.dumps({"cid": str(i), "ping": {}}))
+                await ws.send(json.dumps({"cid": str(i), "rpc": {"id": "x", "payload": '{"secret": "pw-1234"}'}}))
                 await asyncio.wait_for(ws.recv(), 5)
+            extra = await connect(f"ws://127.0.0.1:{port}/ws?format=json")  # over --max-connections
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(extra.recv(), 10)
+            assert (extra.close_code, extra.close_reason) == (1013, "proxy connection limit reached (1 sockets)")
             proc.send_signal(signal.SIGINT)  # with the socket still open
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
             assert (ws.close_code, ws.close_reason) == (1001, "proxy shutting down")
             assert await asyncio.to_thread(proc.wait, 30) == 0
+            out = await asyncio.to_thread(proc.stdout.read)  # type: ignore[union-attr]
+            assert "1 sockets refused (over --max-connections 1)" in out, out
         finally:
             if proc.poll() is None:
                 proc.kill()
             await upstream.close()
 
     run(go())
-    _, events = read_events(tmp_path / "unmatched.nkrec", strict=True)
-    assert [e.event for e in events] == ["open"] + ["envelope"] * 10 + ["close"]
-    assert (events[-1].direction, events[-1].close_code) == ("in", 1001)
+    header, events = read_events(tmp_path / "unmatched.nkrec", strict=True)
+    ws1 = [e for e in events if e.socket == "ws1"]
+    assert [e.event for e in ws1] == ["open"] + ["envelope"] * 10 + ["close"]
+    assert (ws1[-1].direction, ws1[-1].close_code) == ("in", 1001)
+    assert {e.envelope["rpc"]["payload"] for e in ws1 if e.event == "envelope"} == {'{"secret":"<redacted>"}'}
+    assert "key:secret" in header.redactions
+    assert [(e.event, e.close_code) for e in events if e.socket == "ws2"] == [("open", None), ("close", 1013)]

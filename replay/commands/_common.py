@@ -11,6 +11,7 @@ from replay.commands._args import byte_size, seconds
 
 __all__ = [
     "add_json_flag",
+    "add_redact_flag",
     "add_supervisor_flags",
     "hang_timeout",
     "limits",
@@ -20,6 +21,23 @@ __all__ = [
 
 def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts instead of text")
+
+
+def _json_key(text: str) -> str:
+    import argparse
+
+    if not text.strip("_- "):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a JSON key name")
+    return text
+
+
+def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
+    """``--redact-key KEY`` (repeatable) for commands that write what they observe (``recorder.redact``)."""
+    parser.add_argument(
+        "--redact-key", action="append", type=_json_key, default=[], metavar="KEY",
+        help="also write this JSON key's values as <redacted>, at any depth, payload strings included "
+             "(repeatable; any case, _ and - ignored; token, refresh_token and anything shaped like a JWT always are)",
+    )
 
 
 def print_json(obj: Any) -> None:

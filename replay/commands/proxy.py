@@ -2,15 +2,28 @@
 REST calls (authentication, HTTP RPC) pass through unchanged; every realtime socket (/ws) is bridged to
 the upstream and each envelope, both directions, is recorded with its socket, direction and monotonic
 time, plus socket opens and closes with their codes and reasons. Output: one wire recording per match id
-in --out (DIR/<match id>.nkrec) and DIR/unmatched.nkrec for sockets that never joined a match. Session
-tokens are never written (each session gets a pseudonym); client versions come from session vars.
-Ctrl-C (SIGINT) or SIGTERM closes every socket and flushes every file."""
+in --out (DIR/<match id>.nkrec) and DIR/unmatched.nkrec for sockets outside a match. Secrets are never
+written: session and refresh tokens, anything shaped like a JWT, Authorization and Cookie headers, and
+the values of --redact-key keys become <redacted> (each session gets a pseudonym; the recording's header
+lists the redactions). Client versions come from session vars or join metadata.
+
+Bounds: at most --max-connections sockets at once (more are closed with 1013 and a reason), messages of
+at most --max-message bytes (a bigger one closes its socket with 1009), at most --max-queue messages
+waiting per side of a socket (then the fast side is slowed down, nothing is dropped), and at most 64 KiB
+held per socket before it joins a match (then it streams into unmatched.nkrec).
+Ctrl-C (SIGINT) or SIGTERM closes every socket and flushes every file.
+
+exit status: 0 stopped cleanly (Ctrl-C or SIGTERM), 2 bad input (an option out of range, an address in use).
+
+example:
+  nakama-replay proxy --upstream http://127.0.0.1:7350 --out wire/ --redact-key password"""
 
 from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import listen_address, output_dir, server_url
+from replay.commands._args import listen_address, output_dir, positive, server_url
+from replay.commands._common import add_redact_flag
 
 HELP = "record the realtime wire between game clients and a Nakama server"
 
@@ -21,19 +34,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upstream", type=server_url, default="http://127.0.0.1:7350", metavar="URL",
                    help="the Nakama server (default http://127.0.0.1:7350)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the wire recordings")
+    add_redact_flag(p)
+    p.add_argument("--max-connections", type=positive, default=1024, metavar="N",
+                   help="sockets bridged at once; one more is closed with 1013 (default 1024)")
+    p.add_argument("--max-message", type=positive, default=4 * 1024 * 1024, metavar="BYTES",
+                   help="largest message either way; a bigger one closes its socket with 1009 (default 4194304)")
+    p.add_argument("--max-queue", type=positive, default=16, metavar="N",
+                   help="received messages waiting per side of a socket before the proxy stops reading it (default 16)")
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from recorder.proxy import start_proxy
+    from recorder.proxy import ProxyLimits, start_proxy
     from replay.commands._serving import run_until_signal
 
     host, port = args.listen.host, args.listen.port
     output_dir(args.out)
 
     async def main() -> None:
-        server, app, stop = await start_proxy(args.upstream, args.out, host, port)
+        limits = ProxyLimits(args.max_connections, args.max_message, args.max_queue)
+        server, app, stop = await start_proxy(args.upstream, args.out, host, port, limits=limits,
+                                              redact_keys=tuple(args.redact_key))
         print(f"proxy listening on http://{host}:{server.port} -> {args.upstream}, recording into {args.out}", flush=True)
         try:
             await run_until_signal()
@@ -42,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             s = app.stats
             print(
                 f"proxy stopped: {s.sockets} sockets, {s.to_server} envelopes to server, {s.to_client} to clients, "
-                f"{s.http_requests} HTTP requests; {app.recorder.events} events in {len(app.recorder.paths)} files",
+                f"{s.http_requests} HTTP requests; {app.recorder.events} events in {len(app.recorder.paths)} files"
+                + (f"; {s.refused} sockets refused (over --max-connections {args.max_connections})" if s.refused else ""),
                 flush=True,
             )
             for path in app.recorder.paths:

@@ -10,7 +10,7 @@ e.g. {"match_id": "..."}; payload: the recording's match_init params unless --cr
 is joined. Joins (with metadata), data, leaves, reconnects (new sockets) and signals (through --signal-rpc,
 payload {"match_id", "data"}, the RPC's result is the reply) go out at the recorded tick rate. Handler-call
 and wire recordings are both accepted. Everything the server sends is captured into a new wire recording
-under --out.
+under --out, without secrets (tokens, anything shaped like a JWT, --redact-key keys: <redacted>).
 
 Recorded user, session and match ids inside JSON payloads (message data, join metadata values, signal
 data, RPC payloads) are replaced by the live ones, so a handler that looks a player up by an id a client
@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import count, input_file, output_dir, positive, server_url
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._common import add_json_flag, add_redact_flag, print_json
 
 HELP = "replay a recording into a real Nakama server and report the crash, tick alignment and broadcasts"
 
@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="replay-wire", metavar="DIR", help="where the captured wire recording goes")
     p.add_argument("--tick-rate", type=positive, metavar="N", help="tick rate (wire recordings without one)")
     p.add_argument("--tail-ticks", type=count, default=5, metavar="N", help="ticks to keep listening after the last action (default 5)")
+    add_redact_flag(p)
     add_json_flag(p)
 
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         nakama=args.nakama, server_key=args.server_key, create_rpc=args.create_rpc,
         create_payload=args.create_payload, match_id=args.match_id, signal_rpc=args.signal_rpc,
         out_dir=args.out, tail_ticks=args.tail_ticks, map_payload_ids=not args.no_map_payload_ids,
+        redact_keys=tuple(args.redact_key),
     )
     live = asyncio.run(run_live(script, options))
     report = analyse(script, live, server_log=args.server_log, compare=args.compare)

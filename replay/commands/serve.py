@@ -5,19 +5,23 @@ authentication with the server key, session tokens nakama-js can decode, the rea
 payload object becomes match_init's params), match_join with metadata, match_data_send, match_leave,
 presence events and Nakama's error codes. A handler error closes every participant's socket with 1000
 "server-side session disconnect", as Nakama does. Every match is recorded as it runs into
---out/<match id>.nkrec (a handler-call recording that `nakama-replay` can replay).
+--out/<match id>.nkrec (a handler-call recording that `nakama-replay` can replay), without secrets:
+tokens, anything shaped like a JWT and the values of --redact-key keys are written as <redacted>.
+A client that does not read what it is sent is disconnected once --outgoing-queue-size messages wait
+for it (1000 "session outgoing queue full", as Nakama does); its leave (reason 4) is recorded.
 
-Standard error gets a line per match start, crash (callback, tick, error), hang and stop. Handlers run
-in the server's process: a callback that loops past --hang-timeout is stopped and its match crashes (the
-whole server waits meanwhile); one blocked in C stalls the server (replay the recording with
-`nakama-replay reproduce`, which supervises the handler)."""
+Standard error gets a line per match start, crash (callback, tick, error), hang and stop, and per client
+disconnected for a full queue. Handlers run in the server's process: a callback that loops past
+--hang-timeout is stopped and its match crashes (the whole server waits meanwhile); one blocked in C
+stalls the server (replay the recording with `nakama-replay reproduce`, which supervises the handler)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from replay.commands._args import input_file, listen_address, output_dir, seconds, whole
+from replay.commands._args import input_file, listen_address, output_dir, positive, seconds, whole
+from replay.commands._common import add_redact_flag
 
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
 
@@ -35,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
     p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S",
                    help="seconds before a callback counts as hung and its match crashes (default 5)")
+    add_redact_flag(p)
+    p.add_argument("--outgoing-queue-size", type=positive, default=64, metavar="N",
+                   help="messages waiting for a slow client before it is disconnected (Nakama's "
+                        "socket.outgoing_queue_size, default 64)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         args.handler, out_dir=args.out, node=args.node, server_key=args.server_key, http_key=args.http_key,
         rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record, hang_timeout=args.hang_timeout,
         on_event=lambda line: print(line, file=sys.stderr, flush=True),
+        outgoing_queue_size=args.outgoing_queue_size, redact_keys=tuple(args.redact_key),
     )
 
     async def main() -> None:
