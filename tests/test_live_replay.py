@@ -11,6 +11,7 @@ free port; every run is bounded in time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -360,9 +361,15 @@ def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
 
 def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
     rec = make_echo_recording(tmp_path / "echo.nkrec")
-    script, live, served = run(replay_into_serve(HANDLERS / "wire_echo.py", rec, tmp_path))
+    script, live, served = run(replay_into_serve(HANDLERS / "wire_echo.py", rec, tmp_path, redact_keys=("n",)))
     report = analyse(script, live)
     assert_reproduced(report, rec)
+    # the replay's capture goes through the redaction layer: --redact-key n hides {"n": ...} in what it wrote
+    header, events = read_events(live.wire_paths[0])
+    assert "key:n" in header.redactions and "jwt" in header.redactions
+    data = [json.loads(base64.b64decode(body["data"])) for e in events if e.event == "envelope"
+            for kind, body in e.envelope.items() if kind in ("match_data", "match_data_send") and body.get("op_code") == "1"]
+    assert len(data) == 6 + 2 * 6 and all(d == {"n": "<redacted>"} for d in data)  # 6 sent, each echoed to both
     # the truth: the loop each message reached, from serve's own recording of the live match
     truth = {(m.sender.session_id, m.op_code, m.data): e.tick
              for e in read_events(served[0])[1] if e.kind == "loop" for m in e.messages}
