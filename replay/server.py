@@ -42,7 +42,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -549,8 +548,8 @@ class NakamaServer(App):
                 m.run(lambda m=m: m.driver.leave(session.presence(self.config.node), PresenceReason.DISCONNECT))
 
     def _overflowed(self, session: _Session) -> None:
-        print(f"serve: session {session.id} ({session.username}): {QUEUE_FULL} "
-              f"({session.queue_size} messages); the client is too slow and was disconnected", file=sys.stderr, flush=True)
+        self.event(f"session {session.id} ({session.username}) disconnected: {QUEUE_FULL} "
+                   f"({session.queue_size} messages waiting; the client does not read what it is sent)")
         # the leave runs after the delivery that overflowed the queue has finished (Nakama: UntrackAll)
         asyncio.get_running_loop().call_soon(self._disconnect, session)
 

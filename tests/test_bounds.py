@@ -282,13 +282,14 @@ def test_proxy_memory_stays_bounded_under_floods_and_stalled_peers(tmp_path: Pat
 
 
 # -- serve --------------------------------------------------------------------------------------------
-def test_serve_disconnects_a_slow_client_as_nakama_does_and_records_it(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_serve_disconnects_a_slow_client_as_nakama_does_and_records_it(tmp_path: Path) -> None:
     """A client that stops reading while the match keeps broadcasting to it fills its outgoing queue: serve
     closes it ("session outgoing queue full") and its presence leaves with reason 4 (disconnect), which the
     match recording holds; the other client plays on and sees the leave."""
 
     async def go() -> str:
-        server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path), outgoing_queue_size=8))
+        config = ServerConfig(ECHO, out_dir=str(tmp_path), outgoing_queue_size=8, on_event=lines.append)
+        server, app = await start_nakama_server(config)
         try:
             from test_wire import Client  # the scripted realtime client
 
@@ -319,8 +320,10 @@ def test_serve_disconnects_a_slow_client_as_nakama_does_and_records_it(tmp_path:
             await app.close()
             await server.close()
 
+    lines: list[str] = []
     match_id = run(go())
-    assert f"{QUEUE_FULL} (8 messages)" in capfd.readouterr().err
+    overflows = [line for line in lines if QUEUE_FULL in line]  # serve's stderr line
+    assert len(overflows) == 1 and f"(slow) disconnected: {QUEUE_FULL} (8 messages waiting" in overflows[0], lines
     _, events = read_events(tmp_path / f"{match_id}.nkrec")
     leaves = [p for e in events if e.kind == "leave" for p in e.presences]
     assert [(p.username, p.reason) for p in leaves] == [("slow", PresenceReason.DISCONNECT)]
