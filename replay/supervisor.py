@@ -44,6 +44,7 @@ import errno
 import importlib
 import mmap
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,7 @@ __all__ = [
     "Limits",
     "death_result",
     "format_size",
+    "handler_traceback",
     "parse_size",
     "portable_error",
     "rebuild_error",
@@ -120,6 +122,7 @@ class Death:
     hang_timeout: float | None = None
     max_memory: int | None = None
     ended: bool = True  # False: the process survived (a callback's MemoryError under the cap), the report is whole
+    traceback: str = ""  # where its Python code was when it was ended or died of a signal (faulthandler), if known
 
     @property
     def signal_name(self) -> str:
@@ -163,7 +166,7 @@ class Death:
         from replay.result import Crash  # noqa: PLC0415
 
         text = self.describe() if self.kind == "hung" else f"{self.error_type}: {self.describe()}"
-        return Crash(self.callback, self.tick, text, self.error_type, "", self.kind == "hung")
+        return Crash(self.callback, self.tick, text, self.error_type, self.traceback, self.kind == "hung")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -230,6 +233,8 @@ class HandlerProcess:
         self._ready = False
         self._job = 0
         self._finalizer: Any = None
+        self._stacks: Any = None
+        self._stacks_from = 0  # where this job's part of the stack file starts
 
     # -- life cycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,16 +247,19 @@ class HandlerProcess:
             )
         fd, path = tempfile.mkstemp(prefix="nkreplay-beacon-")
         os.unlink(path)  # only the two processes hold it
+        self._stacks = tempfile.TemporaryFile(prefix="nkreplay-stacks-")  # the worker's faulthandler writes here
         job_r, job_w = os.pipe()
         res_r, res_w = os.pipe()
+        stacks = self._stacks.fileno()
         try:
             os.ftruncate(fd, Beacon.SLOTS * 8)
             self._beacon = mmap.mmap(fd, Beacon.SLOTS * 8)
             self._slots = memoryview(self._beacon).cast("q")
-            argv = [sys.executable, "-P", "-c", _WORKER, str(job_r), str(res_w), str(fd), str(self.limits.max_memory or 0)]
+            argv = [sys.executable, "-P", "-c", _WORKER, str(job_r), str(res_w), str(fd), str(stacks),
+                    str(self.limits.max_memory or 0)]
             self._proc = subprocess.Popen(
-                argv, pass_fds=(job_r, res_w, fd), stdin=subprocess.DEVNULL, stdout=_stderr_fd(), env=self.env,
-                start_new_session=True, close_fds=True,
+                argv, pass_fds=(job_r, res_w, fd, stacks), stdin=subprocess.DEVNULL, stdout=_stderr_fd(),
+                env=self.env, start_new_session=True, close_fds=True,
             )
         except BaseException:
             for f in (job_w, res_r):
@@ -302,6 +310,9 @@ class HandlerProcess:
         if self._beacon is not None:
             self._beacon.close()
             self._beacon = None
+        if self._stacks is not None:
+            self._stacks.close()
+            self._stacks = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
     def call(self, target: str, *args: Any) -> Any:
@@ -314,6 +325,7 @@ class HandlerProcess:
         self._job += 1
         job = self._job
         message = (job, os.getcwd(), target, args)
+        self._stacks_from = os.fstat(self._stacks.fileno()).st_size
         try:
             self._jobs.send(message)
         except (BrokenPipeError, ConnectionResetError):  # it died while idle: not this job's doing
@@ -366,6 +378,7 @@ class HandlerProcess:
             if seq != last_seq:
                 last_seq, since = seq, now
             elif slots[Beacon.IN_CALL] and limit is not None and now - since > limit + GRACE:
+                self._ask_for_stack()
                 raise HandlerDied(self._death("hung"))
 
     def _death(self, kind: str, status: int | None = None, sig: int | None = None) -> Death:
@@ -374,8 +387,31 @@ class HandlerProcess:
         return Death(
             kind, CALLBACKS[code] if 0 <= code < len(CALLBACKS) else "", int(s[Beacon.TICK]), bool(s[Beacon.IN_CALL]),
             int(s[Beacon.CALLS]), int(s[Beacon.LOOPS]), int(s[Beacon.POSITION]), int(s[Beacon.RUN]), status, sig,
-            self.limits.hang_timeout, self.limits.max_memory,
+            self.limits.hang_timeout, self.limits.max_memory, traceback=self._stack(),
         )
+
+    def _ask_for_stack(self) -> None:
+        """Have the hung worker's faulthandler write where it is (SIGUSR1; works inside C code and with the
+        GIL held), and give it a moment to finish before it is killed."""
+        assert self._proc is not None and self._stacks is not None
+        try:
+            os.kill(self._proc.pid, signal.SIGUSR1)
+        except (OSError, AttributeError):
+            return
+        size, deadline = -1, time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = os.fstat(self._stacks.fileno()).st_size
+            if now > self._stacks_from and now == size:
+                return
+            size = now
+
+    def _stack(self) -> str:
+        """What the worker's faulthandler wrote during this job, as a traceback of the handler's thread."""
+        if self._stacks is None:
+            return ""
+        self._stacks.seek(self._stacks_from)
+        return handler_traceback(self._stacks.read(1 << 20).decode("utf-8", "replace"))
 
     def _death_of_exit(self) -> Death:
         proc = self._proc
@@ -398,6 +434,32 @@ class HandlerProcess:
         if code < 0:
             return self._death("killed", sig=-code)
         return self._death("exited", status=code)
+
+
+_FAULT_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)', re.M)
+_OURS = (os.path.dirname(os.path.abspath(__file__)), os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recorder"))
+
+
+def handler_traceback(dump: str) -> str:
+    """A faulthandler dump (most recent call first, every thread) as a Python-style traceback of the thread
+    that was running the handler: the one with frames outside nakama-replay's own packages (the others are
+    the hang guard's watchdog and such). Frames of nakama-replay itself are left out, as in replay crashes."""
+    best: list[tuple[str, str, str]] = []
+    for section in re.split(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+ \(most recent call first\):$", dump, flags=re.M)[1:]:
+        frames = [(m["file"], m["line"], m["func"]) for m in _FAULT_FRAME.finditer(section)]
+        mine = [f for f in frames if not f[0].startswith(_OURS) and f[0] != "<string>"]  # <string>: the worker's -c
+        if any(not f[0].startswith(_OURS) and "/python3" not in f[0] for f in frames):
+            best = mine
+            break
+    if not best:
+        return ""
+    lines = [f'  File "{_display(file)}", line {line}, in {func}\n' for file, line, func in reversed(best)]
+    return "Traceback (most recent call last, where the handler process was when it ended):\n" + "".join(lines)
+
+
+def _display(path: str) -> str:
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if rel.startswith("..") else rel
 
 
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
@@ -589,9 +651,13 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
 
 
 def _worker_main(argv: list[str]) -> int:
-    """The worker: ``JOB_FD RESULT_FD BEACON_FD MAX_MEMORY``; runs jobs until told to stop or orphaned."""
-    job_fd, result_fd, beacon_fd, max_memory = (int(a) for a in argv)
+    """The worker: ``JOB_FD RESULT_FD BEACON_FD STACKS_FD MAX_MEMORY``; runs jobs until told to stop or orphaned."""
+    import faulthandler  # noqa: PLC0415
+
+    job_fd, result_fd, beacon_fd, stacks_fd, max_memory = (int(a) for a in argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the parent's to handle
+    faulthandler.enable(file=stacks_fd, all_threads=True)  # a fatal signal writes where every thread was
+    faulthandler.register(signal.SIGUSR1, file=stacks_fd, all_threads=True)  # the parent asks before it kills
     _die_with_parent()
     cap = _cap_memory(max_memory)
     try:

@@ -22,6 +22,7 @@ from recorder.errors import CorruptRecording, HandlerDied, HandlerLoadError, Opt
 from replay.batch import CATEGORIES, find_recordings, run_all
 from replay.cli import main
 from replay.runtime import ReplayOptions, replay
+from replay.signature import CrashSignature
 from replay.supervisor import GRACE, Death, HandlerProcess, Limits, parse_size, replay_supervised
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,12 +105,15 @@ def test_every_ending_is_reported_with_callback_and_tick(kind: str, handlers, wo
         assert r.death is not None and r.death.kind == "hung" and r.death.ended
         assert took >= HANG + GRACE * 0.9
         assert [i["tick"] for i in r.last_inputs][-1] == 3  # the inputs come from the recording
+    if kind in ("sleep", "regex", "segfault"):  # faulthandler said where the handler was
+        assert f'{handlers[kind].name}", line 7, in match_loop' in r.crash.traceback, r.crash.traceback
     if kind == "loop":  # interrupted inside the process: the whole report, as in-process
         assert r.death is None and r.presences
     if kind in ("sysexit", "osexit"):
         assert r.death.status == {"sysexit": 3, "osexit": 7}[kind]
     if kind == "segfault":
         assert r.death.signal_name == "SIGSEGV"
+        assert CrashSignature.from_result(r).key == "match_loop|FatalSignalError|h_segfault.py:match_loop"
     if kind == "hog":
         assert r.death.max_memory == CAP and "MemoryError" in r.crash.error
     if kind == "interrupt":  # the handler's own KeyboardInterrupt is its crash, not the user's Ctrl-C
