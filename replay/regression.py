@@ -179,6 +179,8 @@ def parse_expectation(data: dict[str, Any], source: str, base: Path) -> Expectat
     if max_ticks is not None and max_ticks < 1:
         raise ExpectationError(source, "max_ticks", f"must be at least 1, got {max_ticks}")
     hang = _typed(data, "hang_timeout", (int, float), source)
+    if hang is not None and not 0 < hang < float("inf"):
+        raise ExpectationError(source, "hang_timeout", f"must be a number of seconds above 0, got {hang!r}")
     exp = Expectation(
         source=source,
         base=base,

@@ -341,6 +341,17 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
     assert said[1] == f"match {live.match_id} hung in match_loop at tick 4: match_loop did not return within 1.0 s"
 
 
+def test_serve_says_how_each_match_ended() -> None:
+    from replay.result import Crash
+    from replay.server import _ending
+
+    crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")
+    assert _ending("m.n", crash, "error") == "match m.n crashed in match_loop at tick 58: KeyError: 'be14'"
+    hung = Crash("match_join", 3, "match_join did not return within 5.0 s", "Hang", "", True)
+    assert _ending("m.n", hung, "hung") == "match m.n hung in match_join at tick 3: match_join did not return within 5.0 s"
+    assert _ending("m.n", None, "nil-state") == "match m.n stopped: a callback returned no state"
+
+
 def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
     """ana and ben send unique messages for 6 ticks (ben's are binary); then ben's op code 99 crashes it."""
     params = {"tick_rate": rate}

@@ -163,6 +163,7 @@ def test_wrong_crash_details_are_each_reported(pytester):
         ('[crash]\nerror = "(unclosed"\n', "*field 'crash.error': not a valid regular expression*"),
         ('handler = "../handlers/arena.py"\n', "*checks nothing: set no_crash = true*"),
         ("no_crash = true\nmax_ticks = 0\n", "*field 'max_ticks': must be at least 1, got 0*"),
+        ("no_crash = true\nhang_timeout = 0\n", "*field 'hang_timeout': must be a number of seconds above 0, got 0*"),
         ("no_crash = [true\n", "*expect.toml: not valid TOML*"),
     ],
 )

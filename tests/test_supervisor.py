@@ -168,27 +168,21 @@ def test_a_python_loop_hang_reports_the_same_in_and_out_of_process(handlers, cap
     assert json.loads(outputs[0][1])["outcome"] == "hung"
 
 
-def test_cli_reports_a_segfault_and_a_blocked_callback(handlers, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["reproduce", str(CLEAN), "--handler", str(handlers["segfault"]), "--json"]) == 1
+@pytest.mark.parametrize("kind", list(BODIES))
+def test_every_ending_through_the_command_line(kind: str, handlers, capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["reproduce", str(CLEAN), "--handler", str(handlers[kind]), "--hang-timeout", "0.5", "--max-memory", "600M"]
+    assert main([*argv, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert (out["outcome"], out["callback"], out["tick"], out["process"]["signal"]) == ("killed", "match_loop", 3, "SIGSEGV")
-    assert main(["reproduce", str(CLEAN), "--handler", str(handlers["sleep"]), "--hang-timeout", "0.5"]) == 1
-    text = capsys.readouterr().out
-    assert "HUNG in match_loop at tick 3: match_loop did not return within 0.5 s" in text
-    assert "presences at the end: not known" in text
-
-
-def test_handler_output_goes_to_stderr_so_json_stays_clean(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    noisy = hostile(tmp_path, "loop")
-    noisy.write_text(noisy.read_text().replace("while True: pass", "print('noise from the handler')"))
-    assert main(["reproduce", str(CLEAN), "--handler", str(noisy), "--json"]) == 0
-    out, err = capfd.readouterr()
-    assert json.loads(out)["reproduced"] and "noise from the handler" in err and "noise" not in out
-
-
-def test_a_cap_too_small_to_start_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", str(CLEAN), "--max-memory", "20M"]) == 2
-    assert "OptionError: --max-memory: '20 MiB': the handler process cannot even start" in capsys.readouterr().err
+    outcome, error_type = EXPECTED[kind]
+    assert (out["outcome"], out["callback"], out["tick"], out["error_type"]) == (outcome, "match_loop", 3, error_type)
+    assert (out["process"] is not None) == (kind not in ("interrupt", "loop"))
+    if kind == "segfault":
+        assert out["process"]["signal"] == "SIGSEGV"
+    if kind == "sleep":
+        assert main(argv) == 1
+        text = capsys.readouterr().out
+        assert "HUNG in match_loop at tick 3: match_loop did not return within 0.5 s" in text
+        assert "presences at the end: not known" in text
 
 
 @pytest.mark.parametrize(
