@@ -25,7 +25,7 @@ from dataclasses import fields
 from typing import Any
 
 from recorder import validate
-from recorder.errors import CorruptRecording, RecordingError
+from recorder.errors import CorruptRecording, InvalidValue, RecordingError
 from recorder.model import (
     Broadcast,
     CrashMarker,
@@ -47,7 +47,6 @@ from recorder.model import (
 )
 from recorder.validate import (
     INT64_MAX,
-    Invalid,
     boolean,
     each,
     int64,
@@ -147,7 +146,7 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
     if d is None:
         return None
     if d.__class__ is not dict:
-        raise Invalid("outcome", f"must be a map, got {show(d)}")
+        raise InvalidValue("outcome", f"must be a map, got {show(d)}")
     get = d.get
     a, r, tr, label, rp, digest, snapshot, stopped = (
         get("a"), get("r"), get("tr"), get("l"), get("rp"), get("d"), get("s"), get("x", False)
@@ -168,11 +167,11 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
     n = len(ps)
     if bs:
         if bs.__class__ is not list:
-            raise Invalid("outcome.broadcasts", f"must be an array, got {show(bs)}")
+            raise InvalidValue("outcome.broadcasts", f"must be an array, got {show(bs)}")
         built = []
         for j, b in enumerate(bs):
             if b.__class__ is not list or len(b) != 6:
-                raise Invalid(f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]")
+                raise InvalidValue(f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]")
             op, data, targets, sender, reliable, deferred = b
             if not (
                 op.__class__ is int
@@ -223,7 +222,7 @@ def _indexes_ok(items: list[Any], n: int) -> bool:
 
 
 def _outcome_problem(d: dict[Any, Any]) -> None:
-    """Raise ``Invalid`` for the first bad scalar field of an outcome map (slow path of ``_decode_outcome``)."""
+    """Raise ``InvalidValue`` for the first bad scalar field of an outcome map (slow path of ``_decode_outcome``)."""
     _opt_bool(d.get("a"), "outcome.accept")
     _opt_str(d.get("r"), "outcome.reason")
     _opt_int64(d.get("tr"), "outcome.tick_rate")
@@ -235,7 +234,7 @@ def _outcome_problem(d: dict[Any, Any]) -> None:
 
 
 def _broadcast_problem(b: list[Any], n: int, where: str) -> None:
-    """Raise ``Invalid`` for the first bad field of a broadcast row (the slow path of ``_decode_outcome``)."""
+    """Raise ``InvalidValue`` for the first bad field of a broadcast row (the slow path of ``_decode_outcome``)."""
     op, data, targets, sender, reliable, deferred = b
     int64(op, f"{where}.op_code")
     _opt_bytes(data, f"{where}.data")
@@ -257,7 +256,7 @@ def _decode_nd(items: Any) -> tuple[Nondeterministic, ...]:
     out = []
     for j, item in enumerate(_array(items, "nondeterministic")):
         if type(item) is not list or len(item) != 2:
-            raise Invalid(f"nondeterministic[{j}]", "must be [source, value]")
+            raise InvalidValue(f"nondeterministic[{j}]", "must be [source, value]")
         out.append(Nondeterministic(text(item[0], f"nondeterministic[{j}].source"), value(item[1], f"nondeterministic[{j}].value")))
     return tuple(out)
 
@@ -301,7 +300,7 @@ def _opt(items: list[Any], i: int) -> Any:
 def _presences(rows: Any, cache: dict[tuple[Any, ...], Presence] | None) -> list[Presence]:
     """A chunk's presence table; ``cache`` (one per reader) builds and checks each distinct row once."""
     if type(rows) is not list:
-        raise Invalid("presences", f"must be an array, got {show(rows)}")
+        raise InvalidValue("presences", f"must be an array, got {show(rows)}")
     out = []
     for j, row in enumerate(rows):
         key = tuple(row) if type(row) is list else None
@@ -322,7 +321,7 @@ def _presences(rows: Any, cache: dict[tuple[Any, ...], Presence] | None) -> list
 def _presence_row(row: Any, j: int) -> Presence:
     where = f"presences[{j}]"
     if type(row) is not list or len(row) != 5:
-        raise Invalid(where, "must be [user_id, session_id, username, node, reason]")
+        raise InvalidValue(where, "must be [user_id, session_id, username, node, reason]")
     u, s, n, node, r = row
     return _PresenceBuilder(  # type: ignore[no-any-return]
         text(u, f"{where}.user_id"),
@@ -350,11 +349,11 @@ def iter_events(
     i = -1
     try:
         if type(payload) is not list or len(payload) != 2:
-            raise Invalid("", f"a chunk payload is [presences, events], got {show(payload)}")
+            raise InvalidValue("", f"a chunk payload is [presences, events], got {show(payload)}")
         rows, encoded = payload
         ps = _presences(rows, presence_cache)
         if type(encoded) is not list:
-            raise Invalid("events", f"must be an array, got {show(encoded)}")
+            raise InvalidValue("events", f"must be an array, got {show(encoded)}")
         loop, batch, most = _LoopBuilder, MessageBatch, INT64_MAX
         for ev in encoded:
             i += 1
@@ -372,13 +371,13 @@ def iter_events(
                     yield loop(tick, batch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ())
                     continue
             yield _decode_other(ev, ps)
-    except Invalid as exc:
+    except InvalidValue as exc:
         raise _corrupt(origin, encoded_kind(payload, i), i, exc) from None
     except RecordingError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failure no check foresaw: still a bad writer, never a crash
         problem = f"{type(exc).__name__}: {exc}"
-        raise _corrupt(origin, encoded_kind(payload, i), i, Invalid("", problem)) from exc
+        raise _corrupt(origin, encoded_kind(payload, i), i, InvalidValue("", problem)) from exc
 
 
 def encoded_kind(payload: Any, i: int) -> str:
@@ -393,7 +392,7 @@ def encoded_kind(payload: Any, i: int) -> str:
 _KIND_NAMES = ("init", "join_attempt", "join", "leave", "loop", "signal", "terminate", "crash", "wire")
 
 
-def _corrupt(origin: tuple[str, int, int], kind: str, i: int, exc: Invalid) -> CorruptRecording:
+def _corrupt(origin: tuple[str, int, int], kind: str, i: int, exc: InvalidValue) -> CorruptRecording:
     """``CorruptRecording`` for a bad field of event ``i`` (-1: the chunk's own structure)."""
     field = exc.field if i < 0 else (f"events[{i}].{exc.field}" if exc.field else f"events[{i}]")
     where = f"event {i}" + (f" ({kind})" if kind else "") if i >= 0 else "chunk"
@@ -415,15 +414,15 @@ _EVENT_LENGTHS = {  # kind code -> (fewest, most) items
 def _decode_other(ev: Any, ps: list[Presence]) -> Event:
     """Any event but a loop (those are rare next to loops, so plain constructors do)."""
     if type(ev) is not list or not ev:
-        raise Invalid("", f"an event is an array [kind, ...], got {show(ev)}")
+        raise InvalidValue("", f"an event is an array [kind, ...], got {show(ev)}")
     code = ev[0]
     lengths = _EVENT_LENGTHS.get(code) if type(code) is int else None
     if lengths is None:
         if code == LOOP and type(code) is int:
             _loop_problem(ev)
-        raise Invalid("", f"unknown event kind code {show(code)}")
+        raise InvalidValue("", f"unknown event kind code {show(code)}")
     if not lengths[0] <= len(ev) <= lengths[1]:
-        raise Invalid("", f"a {_KIND_NAMES[code]} event has {lengths[0]} to {lengths[1]} fields, got {len(ev)}")
+        raise InvalidValue("", f"a {_KIND_NAMES[code]} event has {lengths[0]} to {lengths[1]} fields, got {len(ev)}")
     n = len(ps)
     if code == JOIN or code == LEAVE:
         cls = JoinCall if code == JOIN else LeaveCall
@@ -458,7 +457,7 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
     # WIRE
     t = ev[3]
     if type(t) is not float and type(t) is not int:
-        raise Invalid("t", f"must be a number, got {show(t)}")
+        raise InvalidValue("t", f"must be a number, got {show(t)}")
     envelope, raw, close_code, close_reason = (list(ev[5:9]) + [None] * 4)[:4]
     return WireEvent(
         text(ev[1], "socket"),
@@ -473,9 +472,9 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
 
 
 def _loop_problem(ev: list[Any]) -> None:
-    """Raise ``Invalid`` for a loop event that failed the fast path of ``iter_events``."""
+    """Raise ``InvalidValue`` for a loop event that failed the fast path of ``iter_events``."""
     if not 3 <= len(ev) <= 5:
-        raise Invalid("", f"a loop is [4, tick, messages, outcome?, nondeterministic?], got {len(ev)} fields")
+        raise InvalidValue("", f"a loop is [4, tick, messages, outcome?, nondeterministic?], got {len(ev)} fields")
     validate.tick(ev[1], "tick")
     _array(ev[2], "messages")
     raise AssertionError("unreachable: a loop failed the fast path but no check")
@@ -486,20 +485,20 @@ _LoopBuilder = record_builder(LoopCall)  # the hot path of every reader
 
 def _array(v: Any, field: str) -> list[Any]:
     if type(v) is not list:
-        raise Invalid(field, f"must be an array, got {show(v)}")
+        raise InvalidValue(field, f"must be an array, got {show(v)}")
     return v
 
 
 def _free_map(v: Any, field: str) -> dict[Any, Any]:
     """A free-form map (params, metadata, envelope): scalar keys, values within the limits."""
     if type(v) is not dict:
-        raise Invalid(field, f"must be a map, got {show(v)}")
+        raise InvalidValue(field, f"must be a map, got {show(v)}")
     return value(v, field)  # type: ignore[no-any-return]
 
 
 def _text_map(v: Any, field: str) -> dict[str, str]:
     if type(v) is not dict:
-        raise Invalid(field, f"must be a map, got {show(v)}")
+        raise InvalidValue(field, f"must be a map, got {show(v)}")
     for k, x in v.items():
         text(k, f"{field}.<key>")
         text(x, f"{field}.{k}")
@@ -513,7 +512,7 @@ _opt_int64 = optional(int64)
 
 def _opt_bytes(v: Any, field: str) -> bytes | None:
     if v is not None and type(v) is not bytes:
-        raise Invalid(field, f"must be bytes or nil, got {show(v)}")
+        raise InvalidValue(field, f"must be bytes or nil, got {show(v)}")
     return v
 
 
@@ -533,9 +532,9 @@ def encode_header(h: Header) -> dict[str, Any]:
 
 
 def decode_header(d: Any) -> Header:
-    """The header map; raises ``recorder.validate.Invalid`` naming the field."""
+    """The header map; raises ``recorder.validate.InvalidValue`` naming the field."""
     if type(d) is not dict:
-        raise Invalid("header", f"must be a map, got {show(d)}")
+        raise InvalidValue("header", f"must be a map, got {show(d)}")
     known: dict[str, Any] = {}
     for k, v in d.items():
         expected = _HEADER_TYPES.get(k) if type(k) is str else None

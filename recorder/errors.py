@@ -15,6 +15,8 @@
     ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
     ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
     ├── LogError (ValueError)              a server log to ingest cannot be used (no capture records, unreadable)
+    ├── InvalidValue (ValueError)          one value read from a file or log breaks a rule (field, problem);
+    │                                      readers turn it into CorruptRecording / InterchangeError / a damaged line
     ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
     │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
     ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
@@ -53,6 +55,7 @@ __all__ = [
     "NotAvailableInReplay",
     "StorageRejected",
     "LogError",
+    "InvalidValue",
     "StateError",
     "SnapshotError",
     "ProtocolError",
@@ -175,6 +178,18 @@ class LogError(NakamaReplayError, ValueError):
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class InvalidValue(NakamaReplayError, ValueError):
+    """One value read from untrusted input (a chunk payload, a JSON Lines line, a log record) breaks a rule
+    of ``recorder.validate``: ``field`` says where (empty for the whole input), ``problem`` what. Readers
+    turn it into their own error naming the file and line or offset."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        if len(field) > 120:  # a path into a deeply nested value
+            field = f"{field[:60]}...{field[-50:]}"
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}" if field else problem)
 
 
 class StateError(NakamaReplayError, ValueError):

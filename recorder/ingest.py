@@ -38,7 +38,7 @@ from typing import Any
 
 from recorder.atomic import atomic_output
 from recorder.canonical import canonical_bytes, state_digest
-from recorder.errors import LogError, RecordingError, StateError
+from recorder.errors import InvalidValue, LogError, RecordingError, StateError
 from recorder.model import (
     Broadcast,
     Call,
@@ -62,7 +62,6 @@ from recorder.nkrec import RecordingWriter, open_recording
 from recorder.validate import (
     INT64_MAX,
     MAX_DEPTH,
-    Invalid,
     integer,
     match_id,
     parse_json,
@@ -123,7 +122,7 @@ class Ingest:
                 continue
             try:
                 self._entry(item)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 self._damaged(item.source, item.line, _describe(exc))
 
     def feed_file(self, name: str) -> None:
@@ -145,8 +144,8 @@ class Ingest:
     def _entry(self, e: LogEntry) -> None:
         try:
             crash = crash_of(e)
-        except Invalid as exc:
-            raise Invalid("", f"Nakama's crash line: {_describe(exc)}") from None
+        except InvalidValue as exc:
+            raise InvalidValue("", f"Nakama's crash line: {_describe(exc)}") from None
         if crash is not None:
             self.crashes[crash[0]] = crash[1]
             return
@@ -170,7 +169,7 @@ class Ingest:
             seq_s, i_s, n_s = position.split("/")
             seq, i, n = int(seq_s), int(i_s), int(n_s)
         except ValueError as exc:
-            raise Invalid("", f"malformed record part ({str(exc)[:80]})") from None
+            raise InvalidValue("", f"malformed record part ({str(exc)[:80]})") from None
         integer(seq, "part sequence number", 0, INT64_MAX)
         integer(n, "part count", 1, _MAX_PARTS)
         integer(i, "part number", 1, n)
@@ -183,7 +182,7 @@ class Ingest:
             del self.parts[key]
             try:
                 self._record(whole, first[2], first[3], first[4], mid)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 self._damaged(first[2], first[3], _describe(exc))
 
     def _record(self, body: str, source: str, line: int, ts_ms: int, mid: str | None) -> None:
@@ -194,7 +193,7 @@ class Ingest:
         seen = self.records.setdefault(match, {})
         if seq in seen:
             if seen[seq].body != rec:
-                raise Invalid("s", f"match {match}: two different records with sequence number {seq}")
+                raise InvalidValue("s", f"match {match}: two different records with sequence number {seq}")
             return  # the same line twice (a log shipped twice)
         seen[seq] = _Record(rec, source, line, ts_ms)
 
@@ -242,7 +241,7 @@ class Ingest:
                 continue
             try:
                 builder.add(r.body, r.ts_ms)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 self._damaged(r.source, r.line, f"match {match} record {s}: {_describe(exc)}")
         crash = self.crashes.get(log_mid) or builder.error_crash
         events: list[Event] = list(builder.calls)
@@ -266,7 +265,7 @@ class Ingest:
         return IngestedMatch(header, events, len(builder.calls), builder.loops, problems)
 
 
-def _describe(exc: Invalid) -> str:
+def _describe(exc: InvalidValue) -> str:
     return f"{exc.field}: {exc.problem}" if exc.field else exc.problem
 
 
@@ -285,14 +284,14 @@ def _parse_record(body: str) -> dict[str, Any]:
     and a kind (k); nesting, integers and numbers within the limits everywhere in it."""
     rec = parse_json(body)
     if type(rec) is not dict:
-        raise Invalid("", f"a capture record is a JSON object, got {show(rec)}")
+        raise InvalidValue("", f"a capture record is a JSON object, got {show(rec)}")
     value(rec, "", from_json=True, max_depth=MAX_DEPTH + _RECORD_NESTING)
     if "m" not in rec or "s" not in rec:
-        raise Invalid("", "capture record without match id (m) and sequence number (s)")
+        raise InvalidValue("", "capture record without match id (m) and sequence number (s)")
     match_id(rec["m"], "m")
     integer(rec["s"], "s", 0, INT64_MAX)
     if rec.get("k") not in _KINDS and "capture_error" not in rec:
-        raise Invalid("k", f"capture record of unknown kind {show(rec.get('k'))}")
+        raise InvalidValue("k", f"capture record of unknown kind {show(rec.get('k'))}")
     return rec
 
 
@@ -313,7 +312,7 @@ def _list(v: Any, field: str) -> list[Any]:
     if v is None or v == {}:
         return []
     if type(v) is not list:
-        raise Invalid(field, f"must be an array, got {show(v)}")
+        raise InvalidValue(field, f"must be an array, got {show(v)}")
     return v
 
 
@@ -321,7 +320,7 @@ def _items(v: Any, field: str, count: int, what: str) -> list[Any]:
     """The first ``count`` items of an array that must hold at least that many."""
     items = _list(v, field)
     if len(items) < count:
-        raise Invalid(field, f"must be {what}, got {show(v)}")
+        raise InvalidValue(field, f"must be {what}, got {show(v)}")
     return items[:count]
 
 
@@ -330,14 +329,14 @@ def _object(v: Any, field: str) -> dict[str, Any]:
     if v is None or v == [] or v == {}:
         return {}
     if type(v) is not dict:
-        raise Invalid(field, f"must be an object, got {show(v)}")
+        raise InvalidValue(field, f"must be an object, got {show(v)}")
     return v
 
 
 def _presence(v: Any, field: str, reason: int | None = None) -> Presence:
     items = _list(v, field)
     if len(items) < 4:
-        raise Invalid(field, "a presence needs user_id, session_id, username and node")
+        raise InvalidValue(field, "a presence needs user_id, session_id, username and node")
     r = reason if reason is not None else (_whole(items[4], f"{field}[4]") if len(items) > 4 else 0)
     return Presence(
         text(items[0], f"{field}[0]"), text(items[1], f"{field}[1]"), text(items[2] or "", f"{field}[2]"),
@@ -351,7 +350,7 @@ def _data(v: Any, field: str) -> bytes | None:
     try:
         return base64.b64decode(text(v, field), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Invalid(field, f"not standard base64 ({exc})") from None
+        raise InvalidValue(field, f"not standard base64 ({exc})") from None
 
 
 class _Builder:
@@ -376,7 +375,7 @@ class _Builder:
         self.redactions: tuple[str, ...] = ()
 
     def add(self, rec: dict[str, Any], ts_ms: int) -> None:
-        """Add one record; raises ``Invalid`` naming the field when it contradicts the capture format."""
+        """Add one record; raises ``InvalidValue`` naming the field when it contradicts the capture format."""
         kind, tick = rec["k"], _tick(rec.get("t", 0), "t")
         o = _object(rec.get("o"), "o")
         nd = tuple(
@@ -408,7 +407,7 @@ class _Builder:
             value(metadata, "md", from_json=True)
             vars_ = _object(rec.get("vars"), "vars")
             if "pr" not in rec:
-                raise Invalid("pr", "missing (the joining presence)")
+                raise InvalidValue("pr", "missing (the joining presence)")
             call = JoinAttemptCall(
                 tick, _presence(rec["pr"], "pr", 0), metadata, outcome, nd, {str(k): _var(v, f"vars.{k}") for k, v in vars_.items()}
             )
@@ -437,7 +436,7 @@ class _Builder:
                 idx, op, data, reliable, received = _items(m, where, 5, "[sender, op_code, data, reliable, receive_time_ms]")
                 sender = _whole(idx, f"{where}[0]", 1, len(senders)) if senders else None
                 if sender is None:
-                    raise Invalid(f"{where}[0]", "a message needs a sender, and the record lists none (ps)")
+                    raise InvalidValue(f"{where}[0]", "a message needs a sender, and the record lists none (ps)")
                 messages.append(
                     MatchMessage(
                         senders[sender - 1], _whole(op, f"{where}[1]"), _data(data, f"{where}[2]"), bool(reliable),
@@ -492,7 +491,7 @@ class _Builder:
                 snapshot = canonical_bytes(o["ss"])
                 digest = state_digest(o["ss"])
             except StateError as exc:
-                raise Invalid("o.ss", str(exc)) from None
+                raise InvalidValue("o.ss", str(exc)) from None
         return Outcome(
             broadcasts=tuple(broadcasts), kicks=kicks, label_updates=labels, digest=digest, snapshot=snapshot,
             stopped=bool(o.get("st")), **extra,
@@ -526,7 +525,7 @@ def _pairs(v: Any) -> list[list[Any]]:
     for i, x in enumerate(_list(v, "nd")):
         items = _list(x, f"nd[{i}]")
         if len(items) != 2:
-            raise Invalid(f"nd[{i}]", "a nondeterministic value is [source, value]")
+            raise InvalidValue(f"nd[{i}]", "a nondeterministic value is [source, value]")
         out.append(items)
     return out
 

@@ -36,7 +36,7 @@ import msgpack
 
 from recorder import validate
 from recorder.atomic import atomic_output
-from recorder.errors import InterchangeError
+from recorder.errors import InterchangeError, InvalidValue
 from recorder.model import (
     Broadcast,
     CrashMarker,
@@ -56,7 +56,7 @@ from recorder.model import (
     WireEvent,
 )
 from recorder.nkrec import RecordingWriter
-from recorder.validate import MAX_DEPTH, Invalid, boolean, each, int64, optional, parse_json, show, tick, uint64
+from recorder.validate import MAX_DEPTH, boolean, each, int64, optional, parse_json, show, tick, uint64
 
 __all__ = [
     "to_json_value",
@@ -115,7 +115,7 @@ def to_json_value(v: Any) -> Any:
 
 
 def from_json_value(j: Any, field: str = "value") -> Any:
-    """Inverse of ``to_json_value``. Raises ``ValueError`` (``recorder.validate.Invalid``) naming the field
+    """Inverse of ``to_json_value``. Raises ``ValueError`` (``recorder.validate.InvalidValue``) naming the field
     on a malformed value."""
     return _value(j, field)
 
@@ -127,11 +127,11 @@ def _value(j: Any, field: str, depth: int = 0) -> Any:
         return j
     if t is int:
         if not validate.INT64_MIN <= j <= validate.UINT64_MAX:
-            raise Invalid(field, f"an integer must fit in 64 bits (int64 or uint64), got {show(j)}")
+            raise InvalidValue(field, f"an integer must fit in 64 bits (int64 or uint64), got {show(j)}")
         return j
     if t is float:
         if not math.isfinite(j):
-            raise Invalid(field, 'number out of range; write non-finite floats as {"$float": "<16 hex digits>"}')
+            raise InvalidValue(field, 'number out of range; write non-finite floats as {"$float": "<16 hex digits>"}')
         return j
     if t is list:
         _within_depth(depth, field)
@@ -143,7 +143,7 @@ def _value(j: Any, field: str, depth: int = 0) -> Any:
                 return _untag(k, j[k], field, depth)
         _within_depth(depth, field)
         return {k: _value(x, f"{field}.{k}", depth + 1) for k, x in j.items()}
-    raise Invalid(field, f"unexpected JSON value {show(j)}")
+    raise InvalidValue(field, f"unexpected JSON value {show(j)}")
 
 
 _KEY_TYPES = (type(None), bool, int, float, str, bytes)
@@ -153,7 +153,7 @@ def _within_depth(depth: int, field: str) -> None:
     """An array or map at ``depth`` (0: the value itself) is allowed up to ``MAX_DEPTH`` levels (as
     ``recorder.validate.value`` counts them in a chunk)."""
     if depth >= MAX_DEPTH:
-        raise Invalid(field, f"nested deeper than {MAX_DEPTH} levels of arrays and maps")
+        raise InvalidValue(field, f"nested deeper than {MAX_DEPTH} levels of arrays and maps")
 
 
 def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
@@ -162,24 +162,24 @@ def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
         return _b64decode(x, where)
     if tag == "$float":
         if type(x) is not str or len(x) != 16:
-            raise Invalid(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}")
+            raise InvalidValue(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}")
         try:
             return _DOUBLE.unpack(bytes.fromhex(x))[0]
         except ValueError:
-            raise Invalid(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}") from None
+            raise InvalidValue(where, f"must be 16 hex digits (the float's IEEE-754 bits), got {x!r}") from None
     if tag == "$map":
         _within_depth(depth, field)
         if type(x) is not list:
-            raise Invalid(where, "must be a list of [key, value] pairs")
+            raise InvalidValue(where, "must be a list of [key, value] pairs")
         out: dict[Any, Any] = {}
         for i, pair in enumerate(x):
             if type(pair) is not list or len(pair) != 2:
-                raise Invalid(f"{where}[{i}]", "must be a [key, value] pair")
+                raise InvalidValue(f"{where}[{i}]", "must be a [key, value] pair")
             key = _value(pair[0], f"{where}[{i}][0]", depth + 1)
             if type(key) not in _KEY_TYPES:
-                raise Invalid(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
+                raise InvalidValue(f"{where}[{i}][0]", "a map key must be a scalar (null, bool, number, string, bytes)")
             if key in out:
-                raise Invalid(f"{where}[{i}][0]", f"duplicate map key {key!r}")
+                raise InvalidValue(f"{where}[{i}][0]", f"duplicate map key {key!r}")
             out[key] = _value(pair[1], f"{where}[{i}][1]", depth + 1)
         return out
     if tag == "$str":
@@ -187,12 +187,12 @@ def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
         try:
             return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
-            raise Invalid(where, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+            raise InvalidValue(where, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     if tag == "$ext":
         if type(x) is not list or len(x) != 2 or type(x[0]) is not int or not -128 <= x[0] <= 127:
-            raise Invalid(where, "must be [code (-128..127), base64 data]")
+            raise InvalidValue(where, "must be [code (-128..127), base64 data]")
         return msgpack.ExtType(x[0], _b64decode(x[1], f"{where}[1]"))
-    raise Invalid(
+    raise InvalidValue(
         where,
         "unknown tag (one-key objects whose key starts with '$' are tags: $bytes, $float, $map, $str, $ext; "
         'write a plain map with such a key as {"$map": [[key, value]]})',
@@ -201,11 +201,11 @@ def _untag(tag: str, x: Any, field: str, depth: int = 0) -> Any:
 
 def _b64decode(x: Any, field: str) -> bytes:
     if type(x) is not str:
-        raise Invalid(field, f"must be a base64 string, got {show(x)}")
+        raise InvalidValue(field, f"must be a base64 string, got {show(x)}")
     try:
         return base64.b64decode(x, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Invalid(field, f"not standard base64 ({exc})") from None
+        raise InvalidValue(field, f"not standard base64 ({exc})") from None
 
 
 # -- model -> JSON ------------------------------------------------------------------------------------
@@ -407,14 +407,14 @@ def _get(d: dict[str, Any], key: str, prefix: str, check: Callable[[Any, str], A
     if key in d:
         return check(d[key], _join(prefix, key))
     if default is _MISSING:
-        raise Invalid(_join(prefix, key), "missing")
+        raise InvalidValue(_join(prefix, key), "missing")
     return default
 
 
 def _only(d: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
     if not d.keys() <= allowed:
         extra = sorted(set(d) - allowed)
-        raise Invalid(_join(prefix, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
+        raise InvalidValue(_join(prefix, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
 
 
 def _text(v: Any, field: str) -> str:
@@ -422,7 +422,7 @@ def _text(v: Any, field: str) -> str:
         return v
     if type(v) is dict and len(v) == 1 and "$str" in v:
         return _untag("$str", v["$str"], field)  # type: ignore[no-any-return]
-    raise Invalid(field, f"must be a string, got {show(v)}")
+    raise InvalidValue(field, f"must be a string, got {show(v)}")
 
 
 def _bytes(v: Any, field: str) -> bytes:
@@ -432,16 +432,16 @@ def _bytes(v: Any, field: str) -> bytes:
 def _number(v: Any, field: str) -> float | int:
     x = _value(v, field)
     if type(x) not in (int, float):
-        raise Invalid(field, f"must be a number, got {show(v)}")
+        raise InvalidValue(field, f"must be a number, got {show(v)}")
     return x
 
 
 def _map(v: Any, field: str) -> dict[Any, Any]:
     if type(v) is not dict:
-        raise Invalid(field, f"must be an object, got {show(v)}")
+        raise InvalidValue(field, f"must be an object, got {show(v)}")
     x = _value(v, field)
     if type(x) is not dict:
-        raise Invalid(field, f"must be an object, got {show(v)}")
+        raise InvalidValue(field, f"must be an object, got {show(v)}")
     return x
 
 
@@ -450,13 +450,13 @@ def _string_map(v: Any, field: str) -> dict[str, str]:
     x = _map(v, field)
     for key, item in x.items():
         if type(key) is not str or type(item) is not str:
-            raise Invalid(field, f"must map strings to strings, got {show(key)}: {show(item)}")
+            raise InvalidValue(field, f"must map strings to strings, got {show(key)}: {show(item)}")
     return x
 
 
 def _obj(v: Any, field: str, allowed: frozenset[str]) -> dict[str, Any]:
     if type(v) is not dict:
-        raise Invalid(field, f"must be an object, got {show(v)}")
+        raise InvalidValue(field, f"must be an object, got {show(v)}")
     _only(v, allowed, field)
     return v
 
@@ -571,7 +571,7 @@ def _read_leave(d: dict[str, Any]) -> LeaveCall:
 def _read_loop(d: dict[str, Any]) -> LoopCall:
     msgs = d.get("messages", [])
     if type(msgs) is not list:
-        raise Invalid("messages", f"must be a list, got {show(msgs)}")
+        raise InvalidValue("messages", f"must be a list, got {show(msgs)}")
     messages = tuple(_read_message(m, f"messages[{i}]") for i, m in enumerate(msgs))
     return LoopCall(_get(d, "tick", "", tick), messages, *_tail(d))
 
@@ -648,13 +648,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for k, _ in pairs:
             if k in seen:
-                raise Invalid(k, "appears twice in one object")
+                raise InvalidValue(k, "appears twice in one object")
             seen.add(k)
     return d
 
 
 def _reject_constant(name: str) -> Any:
-    raise Invalid("", f'{name} is not JSON; write non-finite floats as {{"$float": "<16 hex digits>"}}')
+    raise InvalidValue("", f'{name} is not JSON; write non-finite floats as {{"$float": "<16 hex digits>"}}')
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
@@ -687,7 +687,7 @@ class _Lines:
                 continue
             try:
                 obj = parse_json(text, _DECODER)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 raise self.error(exc.field, exc.problem) from None
             if type(obj) is not dict:
                 raise self.error("", f"must be a JSON object, got {show(obj)}")
@@ -709,7 +709,7 @@ def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Hea
         raise src.error("kind", f"the first line must be the header (kind \"header\"), got {show(first.get('kind'))}")
     try:
         header = _read_header(first)
-    except Invalid as exc:
+    except InvalidValue as exc:
         raise src.error(exc.field, exc.problem) from None
     raw_params = first.get("params", {})
 
@@ -730,7 +730,7 @@ def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Hea
             try:
                 _only(obj, allowed, "")
                 yield read(obj, header_params) if kind == "init" else read(obj)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 raise src.error(exc.field, exc.problem) from None
 
     return header, events()

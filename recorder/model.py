@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, overload
 
 from recorder import validate
-from recorder.errors import CorruptRecording
+from recorder.errors import CorruptRecording, InvalidValue
 
 __all__ = [
     "FORMAT_VERSION",
@@ -148,7 +148,7 @@ class MessageBatch(Sequence[MatchMessage]):
         for j, row in enumerate(self._rows or ()):
             try:
                 validate.message_row(row, n)
-            except validate.Invalid as exc:
+            except InvalidValue as exc:
                 field = f"messages[{j}]" + (f".{exc.field}" if exc.field else "")
                 prefix = f"events[{self._event}]." if self._event >= 0 else ""
                 return CorruptRecording(*self._origin, f"{where}: {field}: {exc.problem}", field=prefix + field)
@@ -189,7 +189,7 @@ class MessageBatch(Sequence[MatchMessage]):
         for row in self._rows:  # type: ignore[union-attr]
             try:
                 validate.message_row(row, n)
-            except validate.Invalid:
+            except InvalidValue:
                 raise self._bad_row() from None
             yield row[1], len(row[2] or b"")
 

@@ -29,7 +29,8 @@ from typing import IO, Any
 
 from recorder.lua_errors import split_traceback
 from recorder.model import CrashMarker
-from recorder.validate import Invalid, match_id, parse_json, show, tick
+from recorder.errors import InvalidValue
+from recorder.validate import match_id, parse_json, show, tick
 
 __all__ = [
     "LogEntry",
@@ -104,7 +105,7 @@ def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any
     when it is somebody else's line."""
     try:
         obj = parse_json(text)
-    except Invalid as exc:
+    except InvalidValue as exc:
         if TAG_HINT in text:
             return DamagedLine(source, line, f"not a JSON log line{where} ({exc.problem.removeprefix('not valid JSON: ')})")
         return None
@@ -195,7 +196,7 @@ _TS_RANGE = (-62135596800.0, 253402300799.999)
 
 def parse_ts_ms(ts: Any) -> int:
     """Milliseconds since the epoch of a log timestamp (ISO 8601 or epoch seconds); 0 when the format is
-    unknown. A number outside years 1..9999 (``1e308``, ``inf``, ``nan``) raises ``Invalid("ts", ...)``."""
+    unknown. A number outside years 1..9999 (``1e308``, ``inf``, ``nan``) raises ``InvalidValue("ts", ...)``."""
     if isinstance(ts, bool):
         return 0
     if not isinstance(ts, (int, float)):
@@ -207,20 +208,20 @@ def parse_ts_ms(ts: Any) -> int:
             except ValueError:
                 return 0
     if not (math.isfinite(ts) and _TS_RANGE[0] <= ts <= _TS_RANGE[1]):
-        raise Invalid("ts", f"timestamp {show(ts)} is out of range (years 1 to 9999)")
+        raise InvalidValue("ts", f"timestamp {show(ts)} is out of range (years 1 to 9999)")
     return int(ts * 1000)
 
 
 def crash_of(entry: LogEntry) -> tuple[str, CrashMarker] | None:
     """``(mid, crash marker)`` when the entry is Nakama's "Stopping match after error from X execution";
     None for any other line. Such a line whose ``mid``, ``tick`` or ``error`` is unusable raises
-    ``Invalid`` naming the field."""
+    ``InvalidValue`` naming the field."""
     m = _CRASH.match(entry.msg)
     if m is None:
         return None
     error = entry.fields.get("error", "")
     if not isinstance(error, str):
-        raise Invalid("error", f"must be a string, got {show(error)}")
+        raise InvalidValue("error", f"must be a string, got {show(error)}")
     mid = match_id(entry.fields.get("mid"), "mid")
     head, trace = split_traceback(error)
     return mid, CrashMarker(m.group("callback"), tick(entry.fields.get("tick"), "tick"), head, trace)

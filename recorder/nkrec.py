@@ -34,10 +34,9 @@ from typing import IO, Any
 import msgpack
 
 from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
-from recorder.errors import CorruptRecording, RecordingError, TruncatedRecording
+from recorder.errors import CorruptRecording, InvalidValue, RecordingError, TruncatedRecording
 from recorder.model import Event, Header
 from recorder.sniff import not_a_recording
-from recorder.validate import Invalid
 
 __all__ = [
     "MAGIC",
@@ -106,7 +105,7 @@ def _as_corrupt(path: str, offset: int, chunk: int, what: str) -> Iterator[None]
         yield
     except RecordingError:
         raise
-    except Invalid as exc:  # a field check of recorder.validate
+    except InvalidValue as exc:  # a field check of recorder.validate
         raise CorruptRecording(path, offset, chunk, f"{what}: {exc}", field=exc.field) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on checksummed bytes means a bad writer
         raise CorruptRecording(path, offset, chunk, f"{what}: {type(exc).__name__}: {exc}") from exc

@@ -6,11 +6,12 @@ storage). Every reader checks what it takes in with these helpers before buildin
 ``recorder.nakama_log`` (server logs). One convention for all of them:
 
 - a check is ``check(value, field) -> value`` and returns what it was given (or the value it stands for);
-- a bad value raises ``Invalid(field, problem)``: ``field`` names the place in the reader's own terms
-  (``messages[2].op_code``, ``o.b[0][1]``), ``problem`` says what is wrong with it;
-- each reader turns ``Invalid`` into its public error, adding where it was: ``CorruptRecording`` (file,
-  byte offset, chunk), ``InterchangeError`` (file, line) or a damaged log line (file:line). ``Invalid``
-  never leaves the ``recorder`` package.
+- a bad value raises ``recorder.errors.InvalidValue(field, problem)``: ``field`` names the place in the
+  reader's own terms (``messages[2].op_code``, ``o.b[0][1]``), ``problem`` says what is wrong with it;
+- each reader turns it into its public error, adding where it was: ``CorruptRecording`` (file, byte
+  offset, chunk), ``InterchangeError`` (file, line) or a damaged log line (file:line). Only the small
+  helpers that check one value (``codec.decode_header``, ``jsonl.from_json_value``,
+  ``nakama_log.parse_ts_ms``, ``nakama_log.crash_of``) raise ``InvalidValue`` itself.
 
 The limits (README "Limits on input"):
 
@@ -29,7 +30,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from recorder.errors import json_error_text
+from recorder.errors import InvalidValue, json_error_text
 
 __all__ = [
     "MAX_DEPTH",
@@ -37,7 +38,6 @@ __all__ = [
     "INT64_MIN",
     "INT64_MAX",
     "UINT64_MAX",
-    "Invalid",
     "show",
     "integer",
     "int64",
@@ -60,23 +60,6 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
 
 Check = Callable[[Any, str], Any]
-
-
-class Invalid(ValueError):
-    """A value that fails a check: ``field`` says where (empty for the whole input), ``problem`` what."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        if len(field) > 120:  # a path into a deeply nested value
-            field = f"{field[:60]}...{field[-50:]}"
-        self.field, self.problem = field, problem
-        super().__init__(f"{field}: {problem}" if field else problem)
-
-    def within(self, prefix: str) -> Invalid:
-        """The same problem with ``prefix`` put before the field (``o`` + ``b[0]`` -> ``o.b[0]``)."""
-        if not prefix:
-            return self
-        joined = prefix if not self.field else prefix + ("" if self.field.startswith("[") else ".") + self.field
-        return Invalid(joined, self.problem)
 
 
 def show(x: Any, limit: int = 60) -> str:
@@ -123,9 +106,9 @@ def integer(v: Any, field: str, lo: int = INT64_MIN, hi: int = INT64_MAX, *, who
         if whole_floats and type(v) is float and math.isfinite(v) and v.is_integer():
             v = int(v)
         else:
-            raise Invalid(field, f"must be an integer, got {show(v)}")
+            raise InvalidValue(field, f"must be an integer, got {show(v)}")
     if not lo <= v <= hi:
-        raise Invalid(field, f"must be {_range(lo, hi)}, got {show(v)}")
+        raise InvalidValue(field, f"must be {_range(lo, hi)}, got {show(v)}")
     return v
 
 
@@ -157,21 +140,21 @@ def presence_index(v: Any, field: str, size: int) -> int:
     """An index into a chunk's presence table of ``size`` rows (``0`` .. ``size - 1``; never counted from
     the end, as Python would)."""
     if type(v) is not int:
-        raise Invalid(field, f"must be a presence index, got {show(v)}")
+        raise InvalidValue(field, f"must be a presence index, got {show(v)}")
     if not 0 <= v < size:
-        raise Invalid(field, f"presence index {show(v)} is outside the chunk's table of {size} presences")
+        raise InvalidValue(field, f"presence index {show(v)} is outside the chunk's table of {size} presences")
     return v
 
 
 def boolean(v: Any, field: str) -> bool:
     if type(v) is not bool:
-        raise Invalid(field, f"must be true or false, got {show(v)}")
+        raise InvalidValue(field, f"must be true or false, got {show(v)}")
     return v
 
 
 def text(v: Any, field: str) -> str:
     if type(v) is not str:
-        raise Invalid(field, f"must be a string, got {show(v)}")
+        raise InvalidValue(field, f"must be a string, got {show(v)}")
     return v
 
 
@@ -189,7 +172,7 @@ def each(check: Check) -> Callable[[Any, str], list[Any]]:
 
     def items(v: Any, field: str) -> list[Any]:
         if type(v) is not list:
-            raise Invalid(field, f"must be a list, got {show(v)}")
+            raise InvalidValue(field, f"must be a list, got {show(v)}")
         return [check(x, f"{field}[{i}]") for i, x in enumerate(v)]
 
     return items
@@ -198,12 +181,12 @@ def each(check: Check) -> Callable[[Any, str], list[Any]]:
 def message_row(row: Any, presences: int) -> None:
     """A loop message as a chunk stores it: ``[sender index, op_code, data, reliable, receive_time_ms]``."""
     if type(row) is not list or len(row) != 5:
-        raise Invalid("", f"must be [sender, op_code, data, reliable, receive_time_ms], got {show(row)}")
+        raise InvalidValue("", f"must be [sender, op_code, data, reliable, receive_time_ms], got {show(row)}")
     s, op, data, rel, ts = row
     presence_index(s, "sender", presences)
     int64(op, "op_code")
     if data is not None and type(data) is not bytes:
-        raise Invalid("data", f"must be bytes or nil, got {show(data)}")
+        raise InvalidValue("data", f"must be bytes or nil, got {show(data)}")
     boolean(rel, "reliable")
     int64(ts, "receive_time_ms")
 
@@ -213,12 +196,12 @@ def match_id(v: Any, field: str) -> str:
     ``<uuid>.<node>``; file names made from them are escaped separately.)"""
     v = text(v, field)
     if not v:
-        raise Invalid(field, "a match id cannot be empty")
+        raise InvalidValue(field, "a match id cannot be empty")
     if len(v) > MAX_ID_LENGTH:
-        raise Invalid(field, f"a match id of {len(v)} characters (at most {MAX_ID_LENGTH})")
+        raise InvalidValue(field, f"a match id of {len(v)} characters (at most {MAX_ID_LENGTH})")
     if not v.isprintable():
         bad = next(c for c in v if not c.isprintable())
-        raise Invalid(field, f"a match id cannot hold the character U+{ord(bad):04X}")
+        raise InvalidValue(field, f"a match id cannot hold the character U+{ord(bad):04X}")
     return v
 
 
@@ -265,7 +248,7 @@ def value(v: Any, field: str, *, from_json: bool = False, max_depth: int = MAX_D
         elif from_json or not _is_ext(x):
             problem = f"unexpected value of type {t.__name__}"
         if problem is not None:
-            raise Invalid(_path(field, link), problem)
+            raise InvalidValue(_path(field, link), problem)
     return v
 
 
@@ -302,18 +285,18 @@ _JSON = json.JSONDecoder()
 
 
 def parse_json(text: str, decoder: json.JSONDecoder = _JSON) -> Any:
-    """``decoder.decode(text)``, with every way that fails as ``Invalid("", problem)``: not JSON (with
+    """``decoder.decode(text)``, with every way that fails as ``InvalidValue("", problem)``: not JSON (with
     the column), nested too deeply for the parser, an integer literal longer than Python converts.
-    ``decoder`` hooks may raise ``Invalid`` themselves."""
+    ``decoder`` hooks may raise ``InvalidValue`` themselves."""
     try:
         return decoder.decode(text)
     except json.JSONDecodeError as exc:
-        raise Invalid("", f"not valid JSON: {json_error_text(exc)}") from None
+        raise InvalidValue("", f"not valid JSON: {json_error_text(exc)}") from None
     except RecursionError:
-        raise Invalid("", f"nested deeper than {MAX_DEPTH} levels of arrays and maps") from None
-    except Invalid:
+        raise InvalidValue("", f"nested deeper than {MAX_DEPTH} levels of arrays and maps") from None
+    except InvalidValue:
         raise
     except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
         if "integer string conversion" in str(exc):
-            raise Invalid("", "not usable JSON: an integer of more than 4300 digits") from None
-        raise Invalid("", f"not usable JSON: {exc}") from None
+            raise InvalidValue("", "not usable JSON: an integer of more than 4300 digits") from None
+        raise InvalidValue("", f"not usable JSON: {exc}") from None

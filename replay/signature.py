@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.validate import Invalid, parse_json
+from recorder.errors import InvalidValue
+from recorder.validate import parse_json
 
 __all__ = [
     "CrashSignature",
@@ -287,7 +288,7 @@ def parse_crash_log_line(line: str) -> LoggedCrash | None:
         return None
     try:
         obj = parse_json(line)
-    except Invalid:  # not JSON, too deep, an unconvertible number: not a crash line we can use
+    except InvalidValue:  # not JSON, too deep, an unconvertible number: not a crash line we can use
         return None
     if not isinstance(obj, dict):
         return None

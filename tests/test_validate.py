@@ -40,7 +40,8 @@ from recorder.atomic import atomic_output, temp_path
 from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
 from recorder.jsonl import event_to_json, header_to_json, import_jsonl, jsonl_lines, read_jsonl
 from recorder.nkrec import _pack, _unpack
-from recorder.validate import MAX_DEPTH, Invalid, parse_json, value
+from recorder.errors import InvalidValue
+from recorder.validate import MAX_DEPTH, parse_json, value
 from replay.cli import main
 from model_strategies import assert_same, event_lists, pinned_events, pinned_header
 
@@ -157,7 +158,7 @@ def test_header_fields_are_checked() -> None:
     for key, bad, fragment in [("tick_rate", 2**63, "int64"), ("params", {"a": nested(MAX_DEPTH + 1)}, "nested deeper"),
                                ("client_versions", {"u": 1}, "must be a string"), ("redactions", ["a", 1], "must be a string"),
                                ("match_id", b"m", "must be a string")]:
-        with pytest.raises(Invalid, match=fragment) as err:
+        with pytest.raises(InvalidValue, match=fragment) as err:
             decode_header({**good, key: bad})
         assert err.value.field.startswith(key)
 
@@ -227,10 +228,10 @@ def test_atomic_output_replaces_only_with_a_complete_file(tmp_path: Path) -> Non
 
 def test_parse_json_turns_every_parser_failure_into_invalid() -> None:
     for text, fragment in [("{", "not valid JSON"), ("[" * 5000, "nested deeper"), ("1" * 4400, "4300 digits")]:
-        with pytest.raises(Invalid, match=fragment):
+        with pytest.raises(InvalidValue, match=fragment):
             parse_json(text)
     assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
-    with pytest.raises(Invalid, match="finite"):
+    with pytest.raises(InvalidValue, match="finite"):
         value(json.loads('{"x": [1e400]}'), "v", from_json=True)
 
 

@@ -1,7 +1,15 @@
 """Convert a JSON Lines interchange file into a recording (.nkrec). The first line is the header, each
 later line one event (README.md, "JSON Lines interchange", shows every shape). Reads FILE, or standard
-input when FILE is "-". A malformed line stops the import with its line number and field; no partial
-recording is left behind."""
+input when FILE is "-". A malformed line (wrong type, a negative tick, nesting deeper than 100 levels, an
+integer beyond 64 bits: README "Limits on input") stops the import with its line number and field. The
+recording is written to OUT.incomplete.tmp and renamed to OUT when complete, so no partial recording is
+ever left under OUT; a temporary file left by a killed import is replaced or removed by the next import
+to OUT.
+
+exit status: 0 written, 2 bad input (the message names the file, line and field).
+
+example:
+  nakama-replay import fixtures/recordings/example.jsonl -o example.nkrec"""
 
 from __future__ import annotations
 
