@@ -67,6 +67,7 @@ class Summary:
     crash: dict[str, Any] | None = None
     sockets: int = 0
     damage: list[dict[str, Any]] = field(default_factory=list)
+    redactions: list[str] = field(default_factory=list)  # what the recorder removed (header ``redactions``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +78,8 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
     with open_recording(path, strict=strict, salvage=salvage) as rec:
         h = rec.header
         s = Summary(
-            str(path), rec.size, h.match_id, h.module, h.source, h.recording_kind, h.tick_rate, h.label
+            str(path), rec.size, h.match_id, h.module, h.source, h.recording_kind, h.tick_rate, h.label,
+            redactions=list(h.redactions),
         )
         spans: dict[tuple[str, str], PresenceSpan] = {}
         ops: dict[int, OpCodeStats] = {}

@@ -19,6 +19,7 @@ from recorder import session_token
 from recorder.nkrec import read_events
 from recorder.proxy import start_proxy
 from recorder.wsio import HttpResponse, http_request, start_server
+from replay.cli import main
 from replay.playback import PlaybackServer, load_scripts
 from replay.server import ServerConfig, start_nakama_server
 
@@ -225,7 +226,7 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
         assert (c.ws.close_code, c.ws.close_reason) == (1000, "server-side session disconnect")
 
 
-def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path: Path) -> None:
+def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A socket authenticated by ``Authorization: Bearer`` (no token in the URL): the recording names the
     user, username and client version read from the token, and holds neither the token nor the cookie."""
 
@@ -265,6 +266,8 @@ def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path:
     assert opened["headers"]["authorization"] == "<redacted>" and opened["headers"]["cookie"] == "<redacted>"
     payloads = [e.envelope["rpc"]["payload"] for e in events if e.event == "envelope" and "rpc" in e.envelope]
     assert payloads == ["<redacted>"] * 2 + ['{"secret":"<redacted>","n":1}'] * 2
+    assert main(["inspect", str(path)]) == 0  # inspect says what was redacted
+    assert "redacted   key:token, key:refresh_token, key:secret, jwt, header:authorization" in capsys.readouterr().out
 
 
 class _Echo:

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"ticks      {s.ticks} loops at {s.tick_rate} Hz, {span}, wall duration {duration}")
     if s.label:
         print(f"label      {s.label}")
+    if s.redactions:
+        print(f"redacted   {', '.join(s.redactions)}")
     if s.sockets:
         print(f"sockets    {s.sockets}")
     print(f"presences  {len(s.presences)}")
