@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from recorder.model import PresenceReason
 from recorder.nkrec import open_recording, read_events
 from recorder.proxy import ProxyLimits, start_proxy
-from recorder.wire_recorder import UNMATCHED, WireRecorder
+from recorder.wire_recorder import WireRecorder
 from recorder.wsio import HttpResponse, start_server
 from replay.server import QUEUE_FULL, ServerConfig, start_nakama_server
 
