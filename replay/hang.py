@@ -116,10 +116,10 @@ class Beacon:
     """Where this process's handler is, written into shared memory that a supervisor reads (no clock, no
     syscall: a few stores per callback). Slots of int64: whether a callback is running, its code in
     ``CALLBACKS``, its tick, callbacks and loops started, the run within the job (a diff's side a or b),
-    the recorded calls read, a flag set on running out of memory, the job number. The supervisor takes a
+    the recorded calls read, a flag set on running out of memory, the job number, the divergences so far. The supervisor takes a
     callback as hung when (run, callbacks started) stays the same while one is running."""
 
-    IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB = range(9)
+    IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB, DIVERGENCES = range(10)
     SLOTS = 16
 
     __slots__ = ("slots",)
@@ -141,6 +141,10 @@ class Beacon:
     def leave(self) -> None:
         self.slots[0] = 0
 
+    def diverged(self, count: int) -> None:
+        """Outcomes that differed from the recording so far (written only when one does)."""
+        self.slots[9] = count
+
     def position(self, n: int) -> None:
         """Recorded calls read so far (the death report shows the inputs before this point)."""
         self.slots[6] = n
@@ -148,7 +152,7 @@ class Beacon:
     def start(self, job: int, run: int = 0) -> None:
         """A new job (or a new run within one: ``run`` 1 is a diff's side b): counters back to zero."""
         s = self.slots
-        for i in (0, 1, 2, 3, 4, 6, 7):
+        for i in (0, 1, 2, 3, 4, 6, 7, 9):
             s[i] = 0
         s[5] = run
         s[8] = job

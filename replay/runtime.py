@@ -696,6 +696,8 @@ def _run(
             divergence_count += len(step.divergences)
             room = options.max_divergences - len(divergences)
             divergences.extend(step.divergences[: max(0, room)])
+            if runtime.beacon is not None:  # a supervisor judging a death needs to know the replay had diverged
+                runtime.beacon.diverged(divergence_count)
         if observer is not None:
             observer(step)
         if runtime.stopped:

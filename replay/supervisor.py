@@ -123,6 +123,7 @@ class Death:
     max_memory: int | None = None
     ended: bool = True  # False: the process survived (a callback's MemoryError under the cap), the report is whole
     traceback: str = ""  # where its Python code was when it was ended or died of a signal (faulthandler), if known
+    divergences: int = 0  # outcomes that had differed from the recording before it ended
 
     @property
     def signal_name(self) -> str:
@@ -388,6 +389,7 @@ class HandlerProcess:
             kind, CALLBACKS[code] if 0 <= code < len(CALLBACKS) else "", int(s[Beacon.TICK]), bool(s[Beacon.IN_CALL]),
             int(s[Beacon.CALLS]), int(s[Beacon.LOOPS]), int(s[Beacon.POSITION]), int(s[Beacon.RUN]), status, sig,
             self.limits.hang_timeout, self.limits.max_memory, traceback=self._stack(),
+            divergences=int(s[Beacon.DIVERGENCES]),
         )
 
     def _ask_for_stack(self) -> None:
@@ -629,8 +631,7 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     class _Ended:  # what the verdict asks of a runtime
         stopped = True
 
-    divergences = 0
-    reproduced, verdict = _verdict(crash, recorded, divergences, _Ended())  # type: ignore[arg-type]
+    reproduced, verdict = _verdict(crash, recorded, death.divergences, _Ended())  # type: ignore[arg-type]
     return ReplayResult(
         outcome=death.kind,
         reproduced=reproduced,
@@ -641,6 +642,7 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
         recorded_crash=recorded,
         stop_reason=death.kind,
         last_inputs=[describe_call(c) for c in window],
+        divergence_count=death.divergences,
         recording=recording,
         handler=shown,
         death=death,

@@ -120,6 +120,23 @@ def test_every_ending_is_reported_with_callback_and_tick(kind: str, handlers, wo
         assert r.death is None and r.stop_reason == "error"
 
 
+def test_a_recorded_death_reproduces_only_when_nothing_diverged_before_it(tmp_path: Path, handlers, worker) -> None:  # type: ignore[no-untyped-def]
+    from recorder.model import CrashMarker
+
+    with open_recording(CLEAN) as rec:
+        header, events = rec.header, [e for e in rec.events() if e.tick <= 3]
+    marker = CrashMarker("match_loop", 3, "FatalSignalError: the handler process was killed by SIGSEGV")
+    recording = tmp_path / "died.nkrec"
+    write_recording(recording, header, [*events, marker])
+    same = replay_supervised(recording, handlers["segfault"], process=worker)
+    assert (same.outcome, same.reproduced) == ("killed", True), same.verdict
+    noisy = hostile(tmp_path, "segfault")  # the same death, after an outcome the recording does not have
+    noisy.write_text(noisy.read_text().replace(
+        "    if tick == 3:", "    if tick == 1:\n        dispatcher.broadcast_message(99, b'extra')\n    if tick == 3:"))
+    diverged = replay_supervised(recording, noisy, process=worker)
+    assert diverged.outcome == "killed" and not diverged.reproduced and diverged.divergence_count == 1, diverged.verdict
+
+
 def test_a_death_raises_handler_died_from_a_worker_that_then_starts_again(handlers, worker) -> None:  # type: ignore[no-untyped-def]
     before = worker.starts
     with pytest.raises(HandlerDied) as info:
