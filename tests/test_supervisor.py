@@ -138,6 +138,7 @@ def test_a_recorded_death_reproduces_only_when_nothing_diverged_before_it(tmp_pa
 
 
 def test_a_death_raises_handler_died_from_a_worker_that_then_starts_again(handlers, worker) -> None:  # type: ignore[no-untyped-def]
+    worker.start()
     before = worker.starts
     with pytest.raises(HandlerDied) as info:
         worker.call("replay.supervisor:replay_job", str(CLEAN), str(handlers["osexit"]), ReplayOptions())
