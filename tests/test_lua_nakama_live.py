@@ -79,7 +79,8 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
     ingest.feed(lines, NAKAMA_LOG)
     [match] = [m for m in ingest.matches() if m.header.match_id == match_id]
     assert match.problems == [] and match.crash is not None and match.crash.callback == "match_loop"
-    result = replay(write_match(match, tmp_path, handler=str(ROOT / "fixtures" / "handlers" / "clock_match.lua")))
+    clock = str(ROOT / "fixtures" / "handlers" / "clock_match.lua")
+    result = replay(write_match(match, tmp_path, handler=clock), clock)  # a header names no handler outside its folder
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
 
