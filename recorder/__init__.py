@@ -11,6 +11,7 @@ from recorder.errors import (
     HandlerCrashed,
     HandlerError,
     HandlerLoadError,
+    IncompleteRecording,
     InterchangeError,
     InvariantViolated,
     LiveReplayError,
@@ -55,11 +56,13 @@ from recorder.jsonl import import_jsonl, read_jsonl, write_jsonl
 from recorder.nkrec import (
     ChunkInfo,
     Damage,
+    Integrity,
     Recording,
     RecordingWriter,
     TruncationWarning,
     open_recording,
     read_events,
+    verify,
     write_recording,
 )
 
@@ -85,7 +88,9 @@ __all__ = [
     "HandlerError",
     "HandlerLoadError",
     "Header",
+    "IncompleteRecording",
     "InitCall",
+    "Integrity",
     "InterchangeError",
     "JoinAttemptCall",
     "JoinCall",
@@ -117,6 +122,7 @@ __all__ = [
     "open_recording",
     "read_events",
     "read_jsonl",
+    "verify",
     "write_jsonl",
     "write_recording",
 ]

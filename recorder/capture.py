@@ -58,9 +58,9 @@ class CaptureSink:
                 self._writer.flush()
                 self._loops_pending = 0
 
-    def crash(self, callback: str, tick: int, error: str, traceback: str = "") -> None:
-        """Record how the match died, and flush."""
-        marker = CrashMarker(callback, tick, error, traceback)
+    def crash(self, callback: str, tick: int, error: str, traceback: str = "", error_type: str = "") -> None:
+        """Record how the match died (``error_type``: the runtime's class of the error), and flush."""
+        marker = CrashMarker(callback, tick, error, traceback, error_type)
         self._writer.append(marker if self.redactor is None else self.redactor.event(marker))
         self._writer.flush()
 

@@ -11,7 +11,7 @@ array whose first item is its kind code; trailing empty fields are left off.
     loop          [4, tick, [[sender, op_code, data, reliable, receive_time_ms], ...], outcome?, nondeterministic?]
     signal        [5, tick, data, outcome?, nondeterministic?]
     terminate     [6, tick, grace_seconds, outcome?, nondeterministic?]
-    crash         [7, callback, tick, error, traceback]
+    crash         [7, callback, tick, error, traceback, error_type?]
     wire          [8, socket, direction, t, event, envelope, raw, close_code, close_reason]
 
 Outcomes are maps with short keys holding only what was recorded; nondeterministic values are
@@ -271,7 +271,7 @@ def _encode_event(e: Event, ref) -> list[Any]:
             [WIRE, e.socket, e.direction, e.t, e.event, e.envelope, e.raw, e.close_code, e.close_reason], 5
         )
     if t is CrashMarker:
-        return [CRASH, e.callback, e.tick, e.error, e.traceback]
+        return _trim([CRASH, e.callback, e.tick, e.error, e.traceback, e.error_type or None], 5)
     tail = [_encode_outcome(e.outcome, ref), _encode_nd(e.nondeterministic)]
     if t is JoinCall or t is LeaveCall:
         return _trim([_PRESENCE_LIST_CALLS[t], e.tick, [ref(p) for p in e.presences], *tail], 3)
@@ -407,7 +407,7 @@ def decode_chunk(payload: Any, origin: tuple[str, int, int] = ("<memory>", 0, 0)
 
 _EVENT_LENGTHS = {  # kind code -> (fewest, most) items
     INIT: (3, 5), JOIN_ATTEMPT: (4, 7), JOIN: (3, 5), LEAVE: (3, 5), SIGNAL: (3, 5), TERMINATE: (3, 5),
-    CRASH: (5, 5), WIRE: (5, 9),
+    CRASH: (5, 6), WIRE: (5, 9),
 }
 
 
@@ -453,7 +453,9 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
             _decode_nd(_opt(ev, 4)),
         )
     if code == CRASH:
-        return CrashMarker(text(ev[1], "callback"), validate.tick(ev[2], "tick"), text(ev[3], "error"), text(ev[4], "traceback"))
+        error_type = text(ev[5], "error_type") if len(ev) > 5 else ""
+        return CrashMarker(text(ev[1], "callback"), validate.tick(ev[2], "tick"), text(ev[3], "error"), text(ev[4], "traceback"),
+                           error_type)
     # WIRE
     t = ev[3]
     if type(t) is not float and type(t) is not int:

@@ -5,7 +5,8 @@
     NakamaReplayError                      root: catch this to catch anything we raise on purpose
     ├── RecordingError (ValueError)        a recording file or interchange file cannot be used
     │   ├── CorruptRecording               a checksum, frame or payload is wrong at a byte offset
-    │   ├── TruncatedRecording             the file ends mid-chunk (raised only in strict mode)
+    │   ├── IncompleteRecording            not proven complete (unsealed, damaged, version 1) where required
+    │   │   └── TruncatedRecording         the file ends inside its last chunk (``strict`` mode)
     │   └── InterchangeError               a JSON Lines line is malformed (line number, field)
     ├── HandlerError                       a match handler cannot be loaded or breaks a rule
     │   ├── HandlerLoadError               file missing, syntax error, missing callback
@@ -45,6 +46,7 @@ __all__ = [
     "NakamaReplayError",
     "RecordingError",
     "CorruptRecording",
+    "IncompleteRecording",
     "TruncatedRecording",
     "InterchangeError",
     "HandlerError",
@@ -99,15 +101,26 @@ class CorruptRecording(RecordingError):
         super().__init__(text)
 
 
-class TruncatedRecording(RecordingError):
-    """The file ends in the middle of a chunk (a recorder killed mid-write)."""
+class IncompleteRecording(RecordingError):
+    """A recording that is not proven complete where completeness is required (``strict``, or a command
+    that draws no verdict from part of a recording). ``integrity`` is the reader's
+    ``recorder.integrity.Integrity``; ``offset``, ``chunk`` and ``events_recovered`` locate its first
+    problem (for a file without damage: the end of its intact chunks)."""
 
-    def __init__(self, path: str, offset: int, chunk: int, events_recovered: int) -> None:
-        self.path, self.offset, self.chunk, self.events_recovered = str(path), offset, chunk, events_recovered
+    def __init__(self, path: str, integrity: Any) -> None:
+        self.path, self.integrity, self.state = str(path), integrity, integrity.state
+        d = integrity.first_damage
+        self.offset = d.offset if d is not None else integrity.end_offset
+        self.chunk = d.chunk if d is not None else integrity.chunks + 1
+        self.events_recovered = d.events_recovered if d is not None else integrity.events
         super().__init__(
-            f"{self.path}: recording is truncated at byte offset {offset} (chunk {chunk} incomplete); "
-            f"{events_recovered} events before it were recovered. Drop --strict to use them."
+            f"{self.path}: {integrity.describe()}. No verdict is drawn from an incomplete recording; "
+            "--allow-incomplete draws one from its intact part."
         )
+
+
+class TruncatedRecording(IncompleteRecording):
+    """The file ends in the middle of a chunk (a recorder killed mid-write), in ``strict`` mode."""
 
 
 class InterchangeError(RecordingError):

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import struct
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -67,8 +68,12 @@ __all__ = [
     "write_jsonl",
     "read_jsonl",
     "import_jsonl",
+    "INTEGRITY_TAG",
 ]
 
+#: header tag naming the integrity state of the recording an interchange file was exported from, when it
+#: was not complete (``nakama-replay export``); ``import_jsonl`` then writes no seal
+INTEGRITY_TAG = "nkreplay.integrity"
 _DOUBLE = struct.Struct(">d")
 _Q = struct.Struct(">Q")
 
@@ -321,6 +326,8 @@ def event_to_json(e: Event) -> dict[str, Any]:
         out = {"kind": "crash", "callback": e.callback, "tick": e.tick, "error": e.error}
         if e.traceback:
             out["traceback"] = e.traceback
+        if e.error_type:
+            out["error_type"] = e.error_type
         return out
     if t is WireEvent:
         out = {"kind": "wire", "socket": e.socket, "direction": e.direction, "t": to_json_value(e.t), "event": e.event}
@@ -587,7 +594,7 @@ def _read_terminate(d: dict[str, Any]) -> TerminateCall:
 def _read_crash(d: dict[str, Any]) -> CrashMarker:
     return CrashMarker(
         _get(d, "callback", "", _text), _get(d, "tick", "", tick), _get(d, "error", "", _text),
-        _get(d, "traceback", "", _text, ""),
+        _get(d, "traceback", "", _text, ""), _get(d, "error_type", "", _text, ""),
     )
 
 
@@ -612,7 +619,7 @@ _READERS: dict[str, tuple[Callable[..., Event], frozenset[str]]] = {
     "loop": (_read_loop, _CALL_TAIL | {"messages"}),
     "signal": (_read_signal, _CALL_TAIL | {"data"}),
     "terminate": (_read_terminate, _CALL_TAIL | {"grace_seconds"}),
-    "crash": (_read_crash, frozenset({"kind", "callback", "tick", "error", "traceback"})),
+    "crash": (_read_crash, frozenset({"kind", "callback", "tick", "error", "traceback", "error_type"})),
     "wire": (_read_wire, frozenset({"kind", "socket", "direction", "t", "event", "envelope", "raw", "close_code",
                                     "close_reason"})),
 }
@@ -747,7 +754,8 @@ def import_jsonl(
 
     Streams line by line into ``OUT.incomplete.tmp`` (``recorder.atomic``), renamed to ``out`` only when
     the whole input was read: on an error nothing is left behind, and what a killed import leaves is
-    removed by the next import to ``out``. Returns the number of events written.
+    removed by the next import to ``out``. The recording is sealed, unless the header's ``INTEGRITY_TAG``
+    says the file was exported from an incomplete recording. Returns the number of events written.
     """
     own = isinstance(source, (str, os.PathLike))
     label = str(source) if own else (name or getattr(source, "name", "<stream>"))
@@ -755,9 +763,14 @@ def import_jsonl(
         stream: IO[bytes] = open(source, "rb") if own else source  # type: ignore[arg-type]
         try:
             header, events = read_jsonl(stream, label)
+            exported_from = header.tags.get(INTEGRITY_TAG)
             with RecordingWriter(tmp, header, **writer_kw) as w:
                 for e in events:
                     w.append(e)
+                if isinstance(exported_from, str) and not exported_from.startswith("complete"):
+                    w.abandon()  # exported from an incomplete recording: no seal, so it stays incomplete
+                    warnings.warn(f"{label}: exported from an incomplete recording ({exported_from}); "
+                                  f"{out} is written unsealed", stacklevel=2)
         finally:
             if own:
                 stream.close()

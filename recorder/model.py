@@ -40,7 +40,7 @@ __all__ = [
     "record_builder",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # of the .nkrec file (recorder.nkrec); version-1 files are still read
 
 #: Nakama's seven match handler callbacks, in Python/Lua naming.
 CALLBACKS = (
@@ -328,6 +328,7 @@ class CrashMarker:
     tick: int
     error: str
     traceback: str = ""
+    error_type: str = ""  # as the recording runtime classed it (``KeyError``, ``Hang``...); "" when unknown
     kind: ClassVar[str] = "crash"
 
 

@@ -1,26 +1,45 @@
-"""The ``.nkrec`` file: crash-safe, checksummed, streamable msgpack chunks.
+"""The ``.nkrec`` file: sequenced, checksummed, sealed, streamable msgpack chunks.
 
-Layout::
+Layout (format version 2)::
 
-    magic      8 bytes   b"\\x89NKREC\\r\\n"
-    frame*     the first frame holds the header, every later one a chunk of events
+    magic      8 bytes   b"\\x89NKRC2\\r\\n"
+    frame*     a header frame, chunk frames, and a seal frame when the writer closed cleanly
 
-    frame      sync   2 bytes  b"NK"
-               length u32 LE   payload bytes
-               crc    u32 LE   CRC-32 of the tick field and the payload
-               tick   i64 LE   first tick of the chunk's events (-1: none, e.g. header or wire events)
-               payload         msgpack: the header map, or ``recorder.codec`` chunk ``[presences, events]``
+    frame      sync     2 bytes  b"NK"
+               length   u32 LE   payload bytes
+               kind     u8       H header, C chunk, S seal
+               flags    u8       0
+               seq      u32 LE   sequence number: header 0, chunks 1..N, seal N+1
+               count    u32 LE   events in the chunk (0 for header and seal)
+               tick     i64 LE   first tick of the chunk's events (-1: none; the seal: the last event's tick)
+               body_crc u32 LE   CRC-32 of the payload
+               head_crc u32 LE   CRC-32 of the 28 bytes before it
+               payload           msgpack: the header map, a ``recorder.codec`` chunk ``[presences, events]``,
+                                 or the seal ``{"chunks", "events", "last_tick", "digest"}``
 
-A writer appends one frame per chunk and flushes it, so a recorder killed mid-write loses at most the
-chunk in flight. The reader streams frame by frame; a file that ends inside a frame yields every complete
-chunk and then warns (``TruncationWarning``) or, in strict mode, raises ``TruncatedRecording``. A checksum
-or frame error raises ``CorruptRecording`` with the byte offset and chunk number, unless ``salvage`` is
-set, in which case the reader resynchronises on the next valid frame and records the damage. A length
-field above ``max_chunk_bytes`` is refused before anything is allocated.
+The head has its own checksum, so a damaged length field is recognised as damage (and the reader
+resynchronises on the next valid frame) rather than taken for a file that ends early. A writer appends
+one frame per chunk and flushes it, so a recorder killed mid-write loses at most the chunk in flight and
+leaves an *unsealed* file; ``close()`` writes the seal (``recorder.integrity`` says what it proves).
+
+Version-1 files (magic ``b"\\x89NKREC\\r\\n"``, frames ``sync | length u32 | crc u32 | tick i64 | payload``
+with the CRC over tick and payload, no sequence numbers, no seal) are read as before; their integrity
+state is ``legacy``, or ``damaged`` when a chunk is corrupt or cut.
+
+Reading. ``Recording.integrity()`` walks the whole file and returns its one integrity state. Iterating
+(``chunks()``, ``events()``) yields the intact prefix; what happens at the first damage is the
+``on_damage`` policy: ``"raise"`` (default) raises ``CorruptRecording`` there, except that a file ending
+inside its last frame only warns (``TruncationWarning``); ``"stop"`` ends the iteration quietly (the
+caller asks ``integrity()`` what was missing: what replays do); ``"skip"`` (``salvage=True``) reads on
+past the damage and yields every further intact chunk once. ``strict=True`` checks the integrity when
+the file is opened and raises ``IncompleteRecording`` (``TruncatedRecording`` for a cut last frame)
+unless it is ``complete``. A length field above ``max_chunk_bytes`` is refused before anything is
+allocated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
@@ -34,29 +53,42 @@ from typing import IO, Any
 import msgpack
 
 from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
-from recorder.errors import CorruptRecording, InvalidValue, RecordingError, TruncatedRecording
-from recorder.model import Event, Header
+from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
+from recorder.integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
+from recorder.model import FORMAT_VERSION, Event, Header
 from recorder.sniff import not_a_recording
 
 __all__ = [
     "MAGIC",
+    "MAGIC_V1",
+    "FORMAT_VERSION",
     "DEFAULT_MAX_CHUNK_BYTES",
     "TruncationWarning",
     "Damage",
     "ChunkInfo",
+    "Integrity",
     "RecordingWriter",
     "Recording",
+    "incomplete_error",
     "open_recording",
+    "verify",
     "write_recording",
     "read_events",
 ]
 
-MAGIC = b"\x89NKREC\r\n"
+MAGIC = b"\x89NKRC2\r\n"
+MAGIC_V1 = b"\x89NKREC\r\n"
 SYNC = b"NK"
-_FRAME = struct.Struct("<2sIIq")
-FRAME_SIZE = _FRAME.size
+KIND_HEADER, KIND_CHUNK, KIND_SEAL = 0x48, 0x43, 0x53
+_KINDS = {KIND_HEADER: "header", KIND_CHUNK: "chunk", KIND_SEAL: "seal"}
+_HEAD = struct.Struct("<2sIBBIIqI")
+_CRC = struct.Struct("<I")
+FRAME_SIZE = _HEAD.size + _CRC.size
+_V1_HEAD = struct.Struct("<2sIIq")
+V1_FRAME_SIZE = _V1_HEAD.size
 _TICK = struct.Struct("<q")
 DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
+_POLICIES = ("raise", "stop", "skip")
 
 
 class TruncationWarning(UserWarning):
@@ -64,24 +96,45 @@ class TruncationWarning(UserWarning):
 
 
 @dataclass(frozen=True, slots=True)
-class Damage:
-    """Where and how a recording is damaged."""
-
-    kind: str  # "truncated" or "corrupt"
-    offset: int
-    chunk: int
-    problem: str
-    events_recovered: int
-
-
-@dataclass(frozen=True, slots=True)
 class ChunkInfo:
-    """One frame as the tick index sees it."""
+    """One chunk frame: ``index`` its position among the file's chunks (1-based), ``seq`` its sequence
+    number (version 1: the position), ``count`` its events (-1: not in a version-1 head)."""
 
     index: int
     offset: int
     tick: int
     length: int
+    seq: int = 0
+    count: int = -1
+
+
+@dataclass(slots=True)
+class _Frame:
+    """An intact frame as read from the file."""
+
+    offset: int
+    end: int
+    kind: int
+    seq: int
+    count: int
+    tick: int
+    length: int
+    crc: int
+    payload: bytes
+
+
+class _Truncated(Exception):
+    """The file ends inside the frame at ``offset`` (``kind`` its kind when the head is intact)."""
+
+    def __init__(self, offset: int, kind: str = "") -> None:
+        self.offset, self.kind = offset, kind
+
+
+class _Bad(Exception):
+    """No valid frame at this offset."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
 
 
 def _pack(obj: Any) -> bytes:
@@ -92,10 +145,11 @@ def _unpack(payload: bytes) -> Any:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, unicode_errors="surrogatepass", use_list=True)
 
 
-def _frame(payload: bytes, tick: int) -> bytes:
-    tick_bytes = _TICK.pack(tick)
-    crc = zlib.crc32(payload, zlib.crc32(tick_bytes))
-    return _FRAME.pack(SYNC, len(payload), crc, tick) + payload
+def _frame(kind: int, seq: int, count: int, tick: int, payload: bytes) -> tuple[bytes, int]:
+    """A whole version-2 frame and its payload checksum."""
+    crc = zlib.crc32(payload)
+    head = _HEAD.pack(SYNC, len(payload), kind, 0, seq, count, tick, crc)
+    return head + _CRC.pack(zlib.crc32(head)) + payload, crc
 
 
 @contextmanager
@@ -112,10 +166,12 @@ def _as_corrupt(path: str, offset: int, chunk: int, what: str) -> Iterator[None]
 
 
 class RecordingWriter:
-    """Appends events to a new ``.nkrec`` file, one checksummed frame per chunk.
+    """Appends events to a new ``.nkrec`` file, one sequenced, checksummed frame per chunk.
 
     Events are buffered until ``chunk_events`` are pending or ``flush()`` is called; each flush writes a
-    whole frame and flushes the OS buffer (``fsync=True`` also syncs the disk).
+    whole frame and flushes the OS buffer (``fsync=True`` also syncs the disk). ``close()`` is the clean
+    end: it writes the seal. Leaving a ``with`` block by an exception, or ``abandon()``, writes what is
+    pending but no seal, so readers see the file as ``unsealed``.
     """
 
     def __init__(self, path: str | os.PathLike[str], header: Header, *, chunk_events: int = 256, fsync: bool = False):
@@ -125,16 +181,24 @@ class RecordingWriter:
         self.fsync = fsync
         self.events_written = 0
         self.chunks_written = 0
+        self.last_tick = -1
+        self.sealed = False
         self._pending: list[Event] = []
+        payload = _pack(encode_header(header))
+        frame, crc = _frame(KIND_HEADER, 0, 0, -1, payload)
+        self._digest = SealDigest(crc)
         self._file: IO[bytes] | None = open(self.path, "wb")
-        self._file.write(MAGIC + _frame(_pack(encode_header(header)), -1))
+        self._file.write(MAGIC + frame)
         self._sync()
 
     def __enter__(self) -> RecordingWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
 
     def append(self, event: Event) -> None:
         if self._file is None:
@@ -153,9 +217,14 @@ class RecordingWriter:
             return
         events, self._pending = self._pending, []
         tick = next((t for t in map(event_tick, events) if t >= 0), -1)
-        self._file.write(_frame(_pack(encode_chunk(events)), tick))
+        payload = _pack(encode_chunk(events))
+        seq = self.chunks_written + 1
+        frame, crc = _frame(KIND_CHUNK, seq, len(events), tick, payload)
+        self._file.write(frame)
+        self._digest.add(seq, len(events), len(payload), tick, crc)
         self.events_written += len(events)
-        self.chunks_written += 1
+        self.chunks_written = seq
+        self.last_tick = event_tick(events[-1])
         self._sync()
 
     def _sync(self) -> None:
@@ -165,10 +234,27 @@ class RecordingWriter:
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
+        """The clean end: write what is pending, then the seal (chunk and event counts, last tick, digest)."""
         if self._file is None:
             return
         try:
             self.flush()
+            seal = {"chunks": self.chunks_written, "events": self.events_written, "last_tick": self.last_tick,
+                    "digest": self._digest.digest()}
+            self._file.write(_frame(KIND_SEAL, self.chunks_written + 1, 0, self.last_tick, _pack(seal))[0])
+            self._sync()
+            self.sealed = True
+        finally:
+            self._file.close()
+            self._file = None
+
+    def abandon(self) -> None:
+        """Stop without a seal (the producer failed): pending events are written if they can be."""
+        if self._file is None:
+            return
+        try:
+            with contextlib.suppress(Exception):  # the failure being handled matters more than this one
+                self.flush()
         finally:
             self._file.close()
             self._file = None
@@ -183,34 +269,59 @@ class Recording:
         *,
         strict: bool = False,
         salvage: bool = False,
+        on_damage: str = "raise",
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     ) -> None:
+        if on_damage not in _POLICIES:
+            raise ValueError(f"on_damage must be one of {', '.join(_POLICIES)}, got {on_damage!r}")
         self.path = str(path)
         self.strict = strict
-        self.salvage = salvage
+        self.on_damage = "skip" if salvage else on_damage
+        self.salvage = self.on_damage == "skip"
         self.max_chunk_bytes = max_chunk_bytes
-        self.damage: list[Damage] = []
         self._presence_cache: dict[tuple, Any] = {}  # presence rows seen in earlier chunks, built once
         self.events_read = 0
+        self._ledger: Ledger | None = None  # of the last walk from the first chunk
+        self._walk: Iterator[tuple[str, Any]] | None = None  # that walk, when it has not reached the end
+        self._integrity: Integrity | None = None
+        self._next = 0
         self._file: IO[bytes] = open(self.path, "rb")
         self.size = os.fstat(self._file.fileno()).st_size
         try:
-            magic = self._file.read(len(MAGIC))
-            if magic != MAGIC:
-                raise CorruptRecording(self.path, 0, 0, not_a_recording(self.path, len(MAGIC)))
-            try:
-                frame = self._read_frame(len(MAGIC), 0)
-            except _Truncated:
-                frame = None
-            if frame is None:
-                raise CorruptRecording(self.path, len(MAGIC), 0, "the header frame is missing or cut off")
-            _, payload, _ = frame
-            with _as_corrupt(self.path, len(MAGIC), 0, "header"):
-                self.header: Header = decode_header(_unpack(payload))
-            self._data_start = self._file.tell()
+            self._open()
+            if strict:
+                self._require_complete()
         except BaseException:
             self._file.close()
             raise
+
+    def _open(self) -> None:
+        magic = self._file.read(len(MAGIC))
+        if magic == MAGIC:
+            self.format_version = 2
+        elif magic == MAGIC_V1:
+            self.format_version = 1
+        elif magic[:4] == MAGIC[:4] and len(magic) == len(MAGIC):
+            raise CorruptRecording(self.path, 0, 0, f"unsupported .nkrec format (magic {magic!r}); "
+                                   "it may come from a newer nakama-replay")
+        else:
+            raise CorruptRecording(self.path, 0, 0, not_a_recording(self.path, len(MAGIC)))
+        try:
+            frame = self._read_frame(len(MAGIC))
+        except (_Truncated, _Bad):
+            frame = None
+        if frame is None or (self.format_version == 2 and (frame.kind != KIND_HEADER or frame.seq != 0)):
+            raise CorruptRecording(self.path, len(MAGIC), 0, "the header frame is missing, damaged or cut off")
+        with _as_corrupt(self.path, len(MAGIC), 0, "header"):
+            self.header: Header = decode_header(_unpack(frame.payload))
+        self._header_crc = frame.crc
+        self._data_start = frame.end
+        self._next = frame.end
+
+    def _require_complete(self) -> None:
+        integrity = self.integrity()
+        if integrity.state != COMPLETE:
+            raise incomplete_error(self.path, integrity)
 
     # -- context management -------------------------------------------------------------------------
     def __enter__(self) -> Recording:
@@ -224,36 +335,70 @@ class Recording:
 
     def tell(self) -> int:
         """Byte offset of the next frame the reader will read."""
-        return self._file.tell()
+        return self._next
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Damage found so far by the last walk from the first chunk (``integrity()`` finds all of it)."""
+        return list(self._ledger.damage) if self._ledger is not None else []
 
     # -- frames -------------------------------------------------------------------------------------
-    def _read_frame(self, offset: int, chunk: int) -> tuple[int, bytes, int] | None:
-        """Read the frame at ``offset``. None at a clean end of file. Raises on damage."""
+    def _read_frame(self, offset: int) -> _Frame | None:
+        """The intact frame at ``offset``; None at a clean end of file. Raises ``_Truncated`` or ``_Bad``."""
+        return self._read_v2(offset) if self.format_version == 2 else self._read_v1(offset)
+
+    def _read_v2(self, offset: int) -> _Frame | None:
         f = self._file
         f.seek(offset)
         head = f.read(FRAME_SIZE)
         if not head:
             return None
         if len(head) < FRAME_SIZE:
-            raise _Truncated(offset, chunk)
-        sync, length, crc, tick = _FRAME.unpack(head)
+            if head[:len(SYNC)] != SYNC[:len(head)]:
+                raise _Bad(f"bad frame sync {head[:2]!r}")
+            raise _Truncated(offset)
+        sync, length, kind, _, seq, count, tick, crc = _HEAD.unpack_from(head)
         if sync != SYNC:
-            raise CorruptRecording(self.path, offset, chunk, f"bad frame sync {sync!r}")
+            raise _Bad(f"bad frame sync {sync!r}")
+        if zlib.crc32(head[:_HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
+            raise _Bad("frame head checksum mismatch")
+        if kind not in _KINDS:
+            raise _Bad(f"unknown frame kind {kind:#04x}")
         if length > self.max_chunk_bytes:
-            raise CorruptRecording(
-                self.path, offset, chunk, f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes"
-            )
-        if offset + FRAME_SIZE + length > self.size:
-            raise _Truncated(offset, chunk)
+            raise _Bad(f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
+        end = offset + FRAME_SIZE + length
+        payload = f.read(length)
+        if end > self.size or len(payload) < length:
+            raise _Truncated(offset, _KINDS[kind])
+        if zlib.crc32(payload) != crc:
+            raise _Bad("checksum mismatch")
+        return _Frame(offset, end, kind, seq, count, tick, length, crc, payload)
+
+    def _read_v1(self, offset: int) -> _Frame | None:
+        f = self._file
+        f.seek(offset)
+        head = f.read(V1_FRAME_SIZE)
+        if not head:
+            return None
+        if len(head) < V1_FRAME_SIZE:
+            raise _Truncated(offset)
+        sync, length, crc, tick = _V1_HEAD.unpack(head)
+        if sync != SYNC:
+            raise _Bad(f"bad frame sync {sync!r}")
+        if length > self.max_chunk_bytes:
+            raise _Bad(f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
+        end = offset + V1_FRAME_SIZE + length
+        if end > self.size:
+            raise _Truncated(offset)
         payload = f.read(length)
         if len(payload) < length:
-            raise _Truncated(offset, chunk)
+            raise _Truncated(offset)
         if zlib.crc32(payload, zlib.crc32(head[10:18])) != crc:
-            raise CorruptRecording(self.path, offset, chunk, "checksum mismatch")
-        return tick, payload, offset + FRAME_SIZE + length
+            raise _Bad("checksum mismatch")
+        return _Frame(offset, end, KIND_CHUNK, -1, -1, tick, length, crc, payload)
 
     def _resync(self, start: int) -> int | None:
-        """Offset of the next frame after ``start`` whose checksum holds, or None."""
+        """Offset of the next intact frame after ``start``, or None."""
         f = self._file
         pos = start + 1
         while pos < self.size:
@@ -263,76 +408,145 @@ class Recording:
             while at >= 0:
                 candidate = pos + at
                 try:
-                    if self._read_frame(candidate, -1) is not None:
+                    if self._read_frame(candidate) is not None:
                         return candidate
-                except (CorruptRecording, _Truncated):
+                except (_Truncated, _Bad):
                     pass
                 at = window.find(SYNC, at + 1)
             pos += max(1, len(window) - 1)
         return None
 
-    def _payloads(self, start: int | None, chunk: int) -> Iterator[tuple[ChunkInfo, Any]]:
-        """Yield ``(ChunkInfo, msgpack tree)`` frame by frame: checksums, truncation and salvage live here."""
-        offset = self._data_start if start is None else start
+    def _frames(self, offset: int, ledger: Ledger, first_index: int) -> Iterator[tuple[str, Any]]:
+        """Walk the frames from ``offset`` to the end of the file, telling ``ledger`` what is found.
+
+        Yields ``("chunk", (ChunkInfo, frame, verdict))`` for each intact chunk (``verdict``: ``prefix``,
+        ``salvaged`` or ``duplicate``), ``("damage", None)`` after anything the ledger counted as damage,
+        and ends at the end of the file."""
+        index = first_index
         while True:
+            self._next = offset
             try:
-                frame = self._read_frame(offset, chunk)
-            except _Truncated:
-                self._report_truncation(offset, chunk)
-                return
-            except CorruptRecording as exc:
-                if not self.salvage:
-                    raise
-                self.damage.append(Damage("corrupt", offset, chunk, exc.problem, self.events_read))
+                frame = self._read_frame(offset)
+            except _Truncated as cut:
+                nxt = self._resync(offset) if self.format_version == 1 else None
+                if nxt is None:
+                    ledger.truncated(offset, cut.kind)
+                    self._next = self.size
+                    yield "truncated", offset
+                    return
+                # version 1 has no head checksum: a length pointing past the end with an intact frame after
+                # it is a damaged length field, not a cut file
+                ledger.corrupt(offset, "the length field points past the end of the file, yet a valid frame follows")
+                yield "damage", None
+                offset = nxt
+                continue
+            except _Bad as bad:
+                ledger.corrupt(offset, bad.problem)
+                yield "damage", None
                 nxt = self._resync(offset)
                 if nxt is None:
+                    self._next = self.size
                     return
-                offset, chunk = nxt, chunk + 1
+                offset = nxt
                 continue
             if frame is None:
                 return
-            tick, payload, end = frame
-            with _as_corrupt(self.path, offset, chunk, "chunk payload"):
-                tree = _unpack(payload)
-            self._file.seek(end)
-            yield ChunkInfo(chunk, offset, tick, end - offset - FRAME_SIZE), tree
-            offset, chunk = end, chunk + 1
+            offset = frame.end
+            self._next = offset
+            if frame.kind == KIND_SEAL:
+                before = len(ledger.damage)
+                try:
+                    seal = _unpack(frame.payload)
+                except Exception:  # noqa: BLE001 - a seal that does not decode is a bad seal
+                    seal = None
+                ledger.sealed(frame.offset, frame.seq, seal)
+                if len(ledger.damage) > before:
+                    yield "damage", None
+                continue
+            if frame.kind == KIND_HEADER:
+                ledger.corrupt(frame.offset, "a second header frame")
+                yield "damage", None
+                continue
+            seq, count = (index, _v1_count(frame.payload)) if self.format_version == 1 else (frame.seq, frame.count)
+            info = ChunkInfo(index, frame.offset, frame.tick, frame.length, seq, count)
+            index += 1
+            before = len(ledger.damage)
+            verdict = ledger.chunk(frame.offset, frame.end, seq, max(count, 0), frame.length, frame.tick, frame.crc)
+            if len(ledger.damage) > before:
+                yield "damage", None
+            yield "chunk", (info, frame, verdict)
+
+    def _new_walk(self, start: int | None, first_index: int, first_seq: int) -> tuple[Ledger, Iterator[tuple[str, Any]]]:
+        offset = self._data_start if start is None else start
+        ledger = Ledger(self.format_version, offset, self.size, self._header_crc, expected=first_seq,
+                        partial=start is not None)
+        walk = self._frames(offset, ledger, first_index)
+        if start is None:
+            self._ledger, self._walk, self._integrity = ledger, walk, None
+        return ledger, walk
+
+    def _payloads(self, start: int | None, first_index: int, first_seq: int) -> Iterator[tuple[ChunkInfo, Any]]:
+        """Yield ``(ChunkInfo, msgpack tree)`` chunk by chunk, applying the ``on_damage`` policy."""
+        ledger, walk = self._new_walk(start, first_index, first_seq)
+        policy = self.on_damage
+        for what, item in walk:
+            if what == "truncated":
+                if policy != "stop":  # "stop": the caller reports the integrity state instead
+                    self._warn_truncated(item)
+                return
+            if what == "damage":
+                if policy == "raise":
+                    d = ledger.damage[-1]
+                    raise CorruptRecording(self.path, d.offset, d.chunk, d.problem)
+                if policy == "stop":
+                    return
+                continue
+            info, frame, verdict = item
+            if verdict == "duplicate" or (verdict == "salvaged" and policy != "skip"):
+                continue
+            with _as_corrupt(self.path, info.offset, info.seq, "chunk payload"):
+                tree = _unpack(frame.payload)
+                n = len(tree[1])
+            if info.count >= 0 and n != info.count:
+                ledger.count_mismatch(info.offset, info.seq, info.count, n)
+                if policy == "raise":
+                    raise CorruptRecording(self.path, info.offset, info.seq, ledger.damage[-1].problem)
+                if policy == "stop":
+                    return
+                continue
+            yield info, tree
+
+    def _warn_truncated(self, offset: int) -> None:
+        warnings.warn(
+            f"{self.path}: truncated at byte offset {offset}; {self.events_read} events recovered before it",
+            TruncationWarning,
+            stacklevel=4,
+        )
 
     def chunks(self, start: int | None = None, first_chunk: int = 1) -> Iterator[tuple[ChunkInfo, list[Event]]]:
-        """Yield ``(ChunkInfo, events)`` frame by frame from ``start`` (default: the first chunk)."""
-        for info, tree in self._payloads(start, first_chunk):
-            with _as_corrupt(self.path, info.offset, info.index, "chunk payload"):
-                events = decode_chunk(tree, (self.path, info.offset, info.index))
+        """Yield ``(ChunkInfo, events)`` chunk by chunk from ``start`` (default: the first chunk)."""
+        for info, tree in self._payloads(start, first_chunk, first_chunk):
+            with _as_corrupt(self.path, info.offset, info.seq, "chunk payload"):
+                events = decode_chunk(tree, (self.path, info.offset, info.seq))
             self.events_read += len(events)
             yield info, events
-
-    def _report_truncation(self, offset: int, chunk: int) -> None:
-        if self.strict:
-            raise TruncatedRecording(self.path, offset, chunk, self.events_read)
-        self.damage.append(Damage("truncated", offset, chunk, "file ends inside a chunk", self.events_read))
-        warnings.warn(
-            f"{self.path}: truncated at byte offset {offset} (chunk {chunk}); "
-            f"{self.events_read} events recovered before it",
-            TruncationWarning,
-            stacklevel=3,
-        )
 
     def __iter__(self) -> Iterator[Event]:
         return self.events()
 
     def events(self, from_tick: int | None = None) -> Iterator[Event]:
         """Every event in order; with ``from_tick``, seek by the tick index and start at that tick."""
-        start, first = None, 1
+        start, first, seq = None, 1, 1
         if from_tick is not None:
             for info in self.tick_index():
                 if 0 <= info.tick <= from_tick:
-                    start, first = info.offset, info.index
+                    start, first, seq = info.offset, info.index, info.seq
                 elif info.tick > from_tick:
                     break
         # records are built one at a time as the caller asks (codec.iter_events), so that each is dropped
         # before the next exists; a malformed event raises CorruptRecording when the reader reaches it
-        for info, tree in self._payloads(start, first):
-            events = iter_events(tree, (self.path, info.offset, info.index), self._presence_cache)
+        for info, tree in self._payloads(start, first, seq):
+            events = iter_events(tree, (self.path, info.offset, info.seq), self._presence_cache)
             if from_tick is None:
                 yield from events
             else:
@@ -342,27 +556,77 @@ class Recording:
             self.events_read += len(tree[1])
 
     def tick_index(self) -> list[ChunkInfo]:
-        """Every complete frame's offset and first tick, read from frame heads alone (no payload decode)."""
+        """Every chunk frame's offset and first tick, from frame heads alone (no payload read), up to the
+        first frame whose head is not intact."""
         out: list[ChunkInfo] = []
         f = self._file
-        here = f.tell()
-        offset, chunk = self._data_start, 1
-        try:
-            while offset + FRAME_SIZE <= self.size:
-                f.seek(offset)
-                sync, length, _, tick = _FRAME.unpack(f.read(FRAME_SIZE))
-                if sync != SYNC or offset + FRAME_SIZE + length > self.size:
+        offset, index = self._data_start, 1
+        v2 = self.format_version == 2
+        size = FRAME_SIZE if v2 else V1_FRAME_SIZE
+        while offset + size <= self.size:
+            f.seek(offset)
+            head = f.read(size)
+            if v2:
+                sync, length, kind, _, seq, count, tick, _ = _HEAD.unpack_from(head)
+                if sync != SYNC or zlib.crc32(head[:_HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
                     break
-                out.append(ChunkInfo(chunk, offset, tick, length))
-                offset, chunk = offset + FRAME_SIZE + length, chunk + 1
-        finally:
-            f.seek(here)
+            else:
+                sync, length, _, tick = _V1_HEAD.unpack(head)
+                kind, seq, count = KIND_CHUNK, index, -1
+                if sync != SYNC:
+                    break
+            if offset + size + length > self.size:
+                break
+            if kind == KIND_CHUNK:
+                out.append(ChunkInfo(index, offset, tick, length, seq, count))
+                index += 1
+            offset += size + length
         return out
 
+    # -- integrity ------------------------------------------------------------------------------------
+    def integrity(self) -> Integrity:
+        """The file's one integrity state (``recorder.integrity``): walks to the end of the file, past
+        where an iteration stopped, without decoding chunks (but the last, to check the seal's last tick)."""
+        if self._integrity is not None:
+            return self._integrity
+        if self._ledger is None or self._walk is None:
+            self._new_walk(None, 1, 1)
+        ledger, walk = self._ledger, self._walk
+        assert ledger is not None and walk is not None
+        for _ in walk:
+            pass
+        if ledger.seal is not None and not ledger.damage:
+            self._check_last_tick(ledger)
+        self._integrity = ledger.integrity()
+        return self._integrity
 
-class _Truncated(Exception):
-    def __init__(self, offset: int, chunk: int) -> None:
-        self.offset, self.chunk = offset, chunk
+    def _check_last_tick(self, ledger: Ledger) -> None:
+        assert ledger.seal is not None
+        last = -1
+        if ledger.last_chunk_offset is not None:
+            frame = self._read_frame(ledger.last_chunk_offset)
+            assert frame is not None
+            with _as_corrupt(self.path, frame.offset, frame.seq, "chunk payload"):
+                events = decode_chunk(_unpack(frame.payload), (self.path, frame.offset, frame.seq))
+            last = event_tick(events[-1]) if events else -1
+        if last != ledger.seal["last_tick"]:
+            ledger.last_tick_mismatch(last)
+
+
+def incomplete_error(path: str, integrity: Integrity) -> IncompleteRecording:
+    """The error for a recording that is not complete where it must be (``TruncatedRecording`` when its
+    first problem is a cut last frame)."""
+    d = integrity.first_damage
+    cls = TruncatedRecording if d is not None and d.kind == "truncated" else IncompleteRecording
+    return cls(path, integrity)
+
+
+def _v1_count(payload: bytes) -> int:
+    """Events in a version-1 chunk (its head does not say); -1 when the payload does not decode."""
+    try:
+        return len(_unpack(payload)[1])
+    except Exception:  # noqa: BLE001 - the reader reports the bad payload when it decodes it
+        return -1
 
 
 def open_recording(
@@ -370,18 +634,26 @@ def open_recording(
     *,
     strict: bool = False,
     salvage: bool = False,
+    on_damage: str = "raise",
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
 ) -> Recording:
-    """Open a recording for streaming. ``recording.header`` is read at once; events stream on iteration."""
+    """Open a recording for streaming. ``recording.header`` is read at once; events stream on iteration.
+    ``strict``: raise ``IncompleteRecording`` now unless the file is ``complete``."""
     if Path(path).is_dir():
         raise RecordingError(f"{path}: is a folder, not a recording file")
     if not Path(path).is_file():
         raise RecordingError(f"{path}: no such recording file")
-    return Recording(path, strict=strict, salvage=salvage, max_chunk_bytes=max_chunk_bytes)
+    return Recording(path, strict=strict, salvage=salvage, on_damage=on_damage, max_chunk_bytes=max_chunk_bytes)
+
+
+def verify(path: str | os.PathLike[str], *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES) -> Integrity:
+    """The integrity state of a recording, from one walk over its frames."""
+    with open_recording(path, max_chunk_bytes=max_chunk_bytes) as rec:
+        return rec.integrity()
 
 
 def write_recording(path: str | os.PathLike[str], header: Header, events: Iterable[Event], **kw: Any) -> int:
-    """Write a whole recording at once; returns the number of events."""
+    """Write a whole recording at once, sealed; returns the number of events."""
     with RecordingWriter(path, header, **kw) as w:
         w.extend(events)
     return w.events_written

@@ -68,14 +68,19 @@ class Summary:
     sockets: int = 0
     damage: list[dict[str, Any]] = field(default_factory=list)
     redactions: list[str] = field(default_factory=list)  # what the recorder removed (header ``redactions``)
+    integrity: dict[str, Any] = field(default_factory=dict)  # recorder.integrity.Integrity.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bool = False) -> Summary:
-    """Stream the recording once and count what it holds; memory stays bounded by presences and op codes."""
-    with open_recording(path, strict=strict, salvage=salvage) as rec:
+    """Stream the recording once and count what it holds; memory stays bounded by presences and op codes.
+
+    The counts cover the intact chunks before the first damage (``salvage``: every intact chunk);
+    ``integrity`` and ``damage`` say what the file lacks. ``strict`` raises ``IncompleteRecording`` for a
+    recording that is not complete."""
+    with open_recording(path, strict=strict, on_damage="skip" if salvage else "stop") as rec:
         h = rec.header
         s = Summary(
             str(path), rec.size, h.match_id, h.module, h.source, h.recording_kind, h.tick_rate, h.label,
@@ -155,11 +160,9 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
                                 except (TypeError, ValueError):
                                     continue
                                 count(op, len(str(body.get("data", ""))) * 3 // 4)
-        s.damage = [
-            {"kind": d.kind, "offset": d.offset, "chunk": d.chunk, "problem": d.problem,
-             "events_recovered": d.events_recovered}
-            for d in rec.damage
-        ]
+        integrity = rec.integrity()
+        s.integrity = integrity.to_json()
+        s.damage = [d.to_json() for d in integrity.damage]
     s.presences = list(spans.values())
     s.op_codes = sorted(ops.values(), key=lambda o: o.op_code)
     s.sockets = len(sockets)

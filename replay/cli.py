@@ -27,11 +27,12 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from recorder.errors import NakamaReplayError, OptionError, PathError
+from recorder.errors import IncompleteRecording, NakamaReplayError, OptionError, PathError
 
-__all__ = ["main", "COMMANDS", "translate_errors", "error_json", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
+__all__ = ["main", "COMMANDS", "translate_errors", "error_json", "EXIT_BAD_INPUT", "EXIT_INCOMPLETE", "EXIT_INTERNAL"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3  # the recording is not complete, so no verdict was drawn
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in nakama-replay (sysexits EX_SOFTWARE): never 1, which reads as a verdict
 
@@ -68,7 +69,9 @@ JSON Lines (`import`/`export`); a proxy's wire recording becomes handler calls w
 
 Run `nakama-replay COMMAND --help` for each command's options. Exit codes: 0 success or reproduced,
 1 did not reproduce / diverged, 2 bad input (one line naming the file, option, line or tick; with
---json also a JSON object on stdout), 130 interrupted, 70 a bug in nakama-replay (please report it).
+--json also a JSON object on stdout), 3 incomplete: the recording is unsealed, damaged or version 1,
+so no verdict was drawn (--allow-incomplete draws one from its intact part), 130 interrupted, 70 a bug
+in nakama-replay (please report it).
 """
 
 
@@ -119,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.simplefilter("always")
                 warnings.showwarning = _show_warning  # type: ignore[assignment]
                 return int(module.run(args) or 0)
+    except IncompleteRecording as exc:  # refused before any verdict: the recording is not complete
+        _report(exc, EXIT_INCOMPLETE, json_mode)
+        return EXIT_INCOMPLETE
     except NakamaReplayError as exc:
         _report(exc, EXIT_BAD_INPUT, json_mode)
         return EXIT_BAD_INPUT

@@ -200,7 +200,8 @@ wire_events = st.builds(
     st.one_of(st.none(), int64s),
     st.one_of(st.none(), texts),
 )
-crashes = st.builds(CrashMarker, st.sampled_from(["match_loop", "match_join"]) | texts, ticks, texts, texts)
+crashes = st.builds(CrashMarker, st.sampled_from(["match_loop", "match_join"]) | texts, ticks, texts, texts,
+                    st.sampled_from(["", "KeyError", "Hang", "lua:index nil"]) | texts)
 
 
 @st.composite
@@ -266,7 +267,7 @@ def pinned_events() -> list:
         LeaveCall(2, (BOB,), Outcome(stopped=True)),
         SignalCall(3, "ünïcødé", Outcome(reply="")),
         TerminateCall(4, 0),
-        CrashMarker("match_loop", 5, "boom", "stack\n  line 1"),
+        CrashMarker("match_loop", 5, "boom", "stack\n  line 1", "RuntimeError"),
         WireEvent("sock", "out", -0.0, envelope={"match_data_send": {"op_code": "1", "data": "eyJ4IjoxfQ=="}}),
         WireEvent("sock", "in", NAN_PAYLOAD, "close", None, None, 1000, "server-side session disconnect"),
     ]

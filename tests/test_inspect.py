@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from recorder import Header, JoinCall, LeaveCall, LoopCall, MatchMessage, Presence, write_recording
+from recorder import (
+    Header,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    MatchMessage,
+    Presence,
+    RecordingWriter,
+    open_recording,
+    write_recording,
+)
+from recorder.nkrec import FRAME_SIZE
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,35 +95,73 @@ def test_inspect_text_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert re.search(r"bob +session s2 +joined 0 +left 12 \(leave\)", out)
 
 
-def test_inspect_truncated_warns_strict_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _frames(rec: Path) -> list:
+    with open_recording(rec) as r:
+        return r.tick_index()
+
+
+def test_inspect_truncated_exits_3_strict_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = tmp_path / "r.nkrec"
     _small(rec)
-    data = rec.read_bytes()
+    last = _frames(rec)[-1]
     cut = tmp_path / "cut.nkrec"
-    cut.write_bytes(data[:-5])
-    assert main(["inspect", "--json", str(cut)]) == 0
+    cut.write_bytes(rec.read_bytes()[:last.offset + FRAME_SIZE + 2])  # inside the last chunk
+    assert main(["inspect", "--json", str(cut)]) == 3
     s = json.loads(capsys.readouterr().out)
     (damage,) = s["damage"]
     assert damage["kind"] == "truncated" and damage["events_recovered"] == s["events"] == 12
-    assert main(["inspect", str(cut)]) == 0
-    assert f"damage     truncated at byte offset {damage['offset']} (chunk 4)" in capsys.readouterr().out
-    assert main(["inspect", "--strict", str(cut)]) == 2
+    assert s["integrity"]["state"] == "unsealed" and s["integrity"]["chunks"] == 3
+    assert damage["offset"] == last.offset
+    assert main(["inspect", str(cut)]) == 3
+    out = capsys.readouterr().out
+    assert f"integrity  unsealed: the writer did not finish (no seal); chunks 1..3 (12 events, up to byte offset {last.offset})" in out
+    assert f"damage     truncated at byte offset {damage['offset']} (chunk 4)" in out
+    assert main(["inspect", "--allow-incomplete", str(cut)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "--strict", str(cut)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("TruncatedRecording: ") and str(cut) in captured.err
+    assert f"byte offset {damage['offset']}" in captured.err
+    assert main(["inspect", "--strict", "--allow-incomplete", str(cut)]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+def test_inspect_a_killed_writer_fails_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer that never closed (SIGKILL) leaves every chunk intact but no seal: not complete."""
+    rec = tmp_path / "r.nkrec"
+    events = _small(tmp_path / "whole.nkrec")
+    w = RecordingWriter(rec, Header(match_id="m", module="arena", tick_rate=5), chunk_events=4)
+    w.extend(events)
+    w.flush()  # every event is on disk, as a killed process leaves it; no close(), so no seal
+    assert main(["inspect", "--strict", str(rec)]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("TruncatedRecording: ") and str(cut) in err and f"byte offset {damage['offset']}" in err
+    assert err.startswith("IncompleteRecording: ") and "unsealed" in err
+    assert main(["inspect", "--json", str(rec)]) == 3
+    s = json.loads(capsys.readouterr().out)
+    assert (s["integrity"]["state"], s["events"], s["damage"]) == ("unsealed", 14, [])
+    w.close()
+    assert main(["inspect", "--strict", str(rec)]) == 0
+    assert "integrity  complete: sealed after 4 chunks, 14 events, last tick 12" in capsys.readouterr().out
 
 
-def test_inspect_corrupt_exits_2_and_salvage_reads_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_inspect_corrupt_exits_3_and_salvage_reads_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = tmp_path / "r.nkrec"
     _small(rec)
+    frames = _frames(rec)
     data = bytearray(rec.read_bytes())
-    data[-10] ^= 0x01  # inside the last chunk's payload
+    data[frames[1].offset + FRAME_SIZE + 3] ^= 0x01  # inside chunk 2's payload
     rec.write_bytes(bytes(data))
-    assert main(["inspect", str(rec)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("CorruptRecording: ") and str(rec) in err and "(chunk 4)" in err and "checksum" in err
-    assert main(["inspect", "--salvage", "--json", str(rec)]) == 0
+    assert main(["inspect", str(rec)]) == 3
+    out = capsys.readouterr().out
+    assert (f"integrity  damaged: corrupt at byte offset {frames[1].offset} (chunk 2): checksum mismatch; chunk 1 "
+            f"(4 events, up to byte offset {frames[1].offset}) intact before it; 2 intact chunks after it "
+            "(--salvage reads them)") in out
+    assert "ticks      3 loops" in out  # the summary counts the intact chunk before the damage
+    assert main(["inspect", "--salvage", "--json", str(rec)]) == 3
     s = json.loads(capsys.readouterr().out)
-    assert s["events"] == 12 and [d["kind"] for d in s["damage"]] == ["corrupt"]
+    assert s["events"] == 10 and [d["kind"] for d in s["damage"]] == ["corrupt"]
+    assert s["integrity"]["state"] == "damaged" and s["integrity"]["chunks_after"] == 2
 
 
 def test_inspect_bad_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

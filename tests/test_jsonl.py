@@ -28,7 +28,8 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.jsonl import from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
+from recorder.jsonl import INTEGRITY_TAG, from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
+from recorder.nkrec import FRAME_SIZE, verify
 from replay.cli import main
 from model_strategies import (
     NAN_PAYLOAD,
@@ -160,7 +161,7 @@ def test_optional_header_fields_and_defaults() -> None:
         '{"kind":"loop","tick":0,"messages":[{"sender":{"user_id":"u","session_id":"s","username":"n"},"op_code":3}]}\n'
     )
     assert header.handler == "../handlers/arena.lua" and header.client_versions == {"u1": "1.2.0"}
-    assert header.started_ms == 1700000000000 and header.format_version == 1 and header.recording_kind == "calls"
+    assert header.started_ms == 1700000000000 and header.format_version == 2 and header.recording_kind == "calls"
     assert init.params == {"p": 1}  # an init line without params gets the header's
     assert loop.messages[0] == MatchMessage(Presence("u", "s", "n"), 3, None, True, 0)
 
@@ -287,7 +288,7 @@ def test_cli_errors_exit_2_naming_file_and_line(tmp_path: Path, capsys: pytest.C
     assert "missing.nkrec" in capsys.readouterr().err
 
 
-def test_cli_export_strict_and_salvage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_of_incomplete_recordings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = tmp_path / "r.nkrec"
     alice = Presence("u1", "s1", "alice")
     write_recording(rec, Header(match_id="m"), [LoopCall(t, (MatchMessage(alice, 1, b"x"),)) for t in range(20)],
@@ -296,20 +297,28 @@ def test_cli_export_strict_and_salvage(tmp_path: Path, capsys: pytest.CaptureFix
     with open_recording(rec) as r:
         index = r.tick_index()
     cut = tmp_path / "cut.nkrec"
-    cut.write_bytes(data[:-3])
-    assert main(["export", str(cut), "-o", str(tmp_path / "cut.jsonl")]) == 0
+    cut.write_bytes(data[:index[-1].offset + 40])  # inside the last chunk
+    assert main(["export", str(cut), "-o", str(tmp_path / "cut.jsonl")]) == 3
     err = capsys.readouterr().err
-    assert f"truncated at byte offset {index[-1].offset}" in err and "wrote 15 events" in err
-    assert main(["export", "--strict", str(cut)]) == 2
+    assert f"the file ends inside chunk 4 (byte offset {index[-1].offset})" in err and "wrote 15 events" in err
+    # the interchange file says where it came from, and importing it gives no complete recording back
+    header, _ = parse((tmp_path / "cut.jsonl").read_text())
+    assert header.tags[INTEGRITY_TAG].startswith("unsealed: ")
+    with pytest.warns(UserWarning, match="exported from an incomplete recording"):
+        import_jsonl(tmp_path / "cut.jsonl", tmp_path / "again.nkrec")
+    assert verify(tmp_path / "again.nkrec").state == "unsealed"
+    assert main(["export", "--allow-incomplete", str(cut), "-o", str(tmp_path / "cut.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["export", "--strict", str(cut)]) == 3
     err = capsys.readouterr().err
     assert err.startswith("TruncatedRecording: ") and f"byte offset {index[-1].offset}" in err
     broken = bytearray(data)
-    broken[index[1].offset + 30] ^= 1
+    broken[index[1].offset + FRAME_SIZE + 3] ^= 1
     (tmp_path / "broken.nkrec").write_bytes(bytes(broken))
-    assert main(["export", str(tmp_path / "broken.nkrec"), "-o", str(tmp_path / "b.jsonl")]) == 2
-    assert f"byte offset {index[1].offset} (chunk 2)" in capsys.readouterr().err
-    assert not (tmp_path / "b.jsonl").exists()
-    assert main(["export", "--salvage", str(tmp_path / "broken.nkrec"), "-o", str(tmp_path / "b.jsonl")]) == 0
+    assert main(["export", str(tmp_path / "broken.nkrec"), "-o", str(tmp_path / "b.jsonl")]) == 3
+    err = capsys.readouterr().err
+    assert f"damaged: corrupt at byte offset {index[1].offset} (chunk 2)" in err and "wrote 5 events" in err
+    assert main(["export", "--salvage", str(tmp_path / "broken.nkrec"), "-o", str(tmp_path / "b.jsonl")]) == 3
     err = capsys.readouterr().err
     assert f"skipped corrupt data at byte offset {index[1].offset} (chunk 2)" in err and "wrote 15 events" in err
     assert [e.tick for e in parse((tmp_path / "b.jsonl").read_text())[1]] == [*range(5), *range(10, 20)]

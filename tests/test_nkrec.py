@@ -22,6 +22,7 @@ from recorder import (
     LoopCall,
     MatchMessage,
     Presence,
+    IncompleteRecording,
     RecordingError,
     RecordingWriter,
     TruncatedRecording,
@@ -30,7 +31,7 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.nkrec import FRAME_SIZE, MAGIC, _pack, _unpack
+from recorder.nkrec import FRAME_SIZE, MAGIC, _frame, _pack, _unpack, verify
 from recorder.summary import summarize
 from model_strategies import assert_same, event_lists, headers, pinned_events, pinned_header
 
@@ -78,15 +79,21 @@ def test_file_roundtrip(scratch: Path, header: Header, events: list, chunk_event
 
 
 def test_writer_flushes_every_chunk_to_the_os(tmp_path: Path) -> None:
-    """A reader opened while the writer is still running sees every flushed chunk (a killed recorder)."""
+    """A reader opened while the writer is still running sees every flushed chunk (a killed recorder), and
+    knows the file is not finished until the writer closes it."""
     path = tmp_path / "live.nkrec"
     w = RecordingWriter(path, HEADER, chunk_events=4)
     w.extend(loops(0, 10))  # two full chunks flushed, two events pending
-    _, seen = read_events(path, strict=True)
+    _, seen = read_events(path)
     assert [e.tick for e in seen] == list(range(8))
+    assert verify(path).state == "unsealed"
+    with pytest.raises(IncompleteRecording, match="unsealed"):
+        read_events(path, strict=True)
     w.flush()
-    assert [e.tick for e in read_events(path, strict=True)[1]] == list(range(10))
+    assert [e.tick for e in read_events(path)[1]] == list(range(10))
     w.close()
+    assert [e.tick for e in read_events(path, strict=True)[1]] == list(range(10))
+    assert verify(path).seal == {"chunks": 3, "events": 10, "last_tick": 9}
     with pytest.raises(ValueError, match="closed"):
         w.append(loops(0, 1)[0])
 
@@ -95,6 +102,8 @@ def test_writer_flushes_every_chunk_to_the_os(tmp_path: Path) -> None:
 
 
 def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path: Path) -> None:
+    """A cut anywhere: the chunks before it are read, the file is unsealed (never complete), a cut inside a
+    frame is named with its offset, and strict mode refuses the file when it is opened."""
     intact = tmp_path / "intact.nkrec"
     write_recording(intact, HEADER, pinned_events()[:5] + loops(1, 6), chunk_events=2)
     data = intact.read_bytes()
@@ -102,9 +111,9 @@ def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path
     with open_recording(intact) as rec:
         data_start = rec.tick_index()[0].offset  # the first chunk starts right after the header
     ends = {info.offset + FRAME_SIZE + info.length for info, _ in chunks}
-    assert len(chunks) == 6 and max(ends) == len(data)
+    assert len(chunks) == 6 and max(ends) < len(data)  # the seal comes last
     cut_file = tmp_path / "cut.nkrec"
-    for cut in range(len(data)):
+    for cut in range(len(data) + 1):
         cut_file.write_bytes(data[:cut])
         if cut < data_start:  # the magic or the header frame is incomplete: nothing to recover
             with pytest.raises(CorruptRecording) as err:
@@ -112,29 +121,33 @@ def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path
             assert err.value.offset in (0, len(MAGIC))
             continue
         whole = [(i, ev) for i, ev in chunks if i.offset + FRAME_SIZE + i.length <= cut]
-        clean_end = cut == data_start or cut in ends
+        at_boundary = cut == data_start or cut in ends or cut == len(data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with open_recording(cut_file) as rec:
                 got = list(rec.chunks())
-                damage = rec.damage
+                integrity = rec.integrity()
         assert [i for i, _ in got] == [i for i, _ in whole], cut
         for (_, a), (_, b) in zip(got, whole):
             assert_same(a, b)
+        assert integrity.state == ("complete" if cut == len(data) else "unsealed"), cut
+        assert integrity.chunks == len(whole) and integrity.events == sum(len(ev) for _, ev in whole)
         truncation = [w for w in caught if issubclass(w.category, TruncationWarning)]
-        if clean_end:
-            assert not truncation and not damage, cut
+        if at_boundary:
+            assert not truncation and not integrity.damage, cut
         else:
-            assert len(truncation) == 1 and f"offset {damage[0].offset}" in str(truncation[0].message), cut
+            (damage,) = integrity.damage
+            assert len(truncation) == 1 and f"offset {damage.offset}" in str(truncation[0].message), cut
             last = whole[-1][0] if whole else None
-            assert damage[0].kind == "truncated"
-            assert damage[0].offset == (last.offset + FRAME_SIZE + last.length if last else data_start)
-            assert damage[0].events_recovered == sum(len(ev) for _, ev in whole)
-            with open_recording(cut_file, strict=True) as rec, pytest.raises(TruncatedRecording) as err:
-                for _ in rec.events():
-                    pass
-            assert err.value.offset == damage[0].offset and err.value.chunk == len(whole) + 1
-            assert err.value.events_recovered == damage[0].events_recovered and str(cut_file) in str(err.value)
+            assert damage.kind == "truncated" and damage.chunk == len(whole) + 1
+            assert damage.offset == (last.offset + FRAME_SIZE + last.length if last else data_start)
+            assert damage.events_recovered == sum(len(ev) for _, ev in whole)
+        if cut < len(data):
+            with pytest.raises(IncompleteRecording) as refused:
+                open_recording(cut_file, strict=True)
+            assert isinstance(refused.value, TruncatedRecording) == (not at_boundary), cut
+            assert refused.value.events_recovered == integrity.events and str(cut_file) in str(refused.value)
+            assert refused.value.offset == (integrity.damage[0].offset if integrity.damage else integrity.end_offset)
 
 
 # -- corruption ----------------------------------------------------------------------------------------------
@@ -187,21 +200,26 @@ def test_length_over_the_maximum_is_refused_before_allocation(tmp_path: Path) ->
         finally:
             tracemalloc.stop()
     assert err.value.offset == frame.offset and peak < 500_000
-    # a forged length field far beyond the file: refused the same way, not read or allocated
+    # a forged length field far beyond the file (its head checksum made to match): refused the same way
     data = bytearray(path.read_bytes())
     struct.pack_into("<I", data, frame.offset + 2, 0xFFFFFFFF)
+    struct.pack_into("<I", data, frame.offset + FRAME_SIZE - 4, zlib.crc32(bytes(data[frame.offset:frame.offset + FRAME_SIZE - 4])))
     path.write_bytes(bytes(data))
     with open_recording(path) as rec, pytest.raises(CorruptRecording, match="exceeds the maximum"):
         list(rec.events())
 
 
 def _reframe(data: bytes, offset: int, payload: bytes) -> bytes:
-    """Replace the payload of the frame at ``offset`` and give it a valid checksum (a buggy writer)."""
-    _, length, _, tick = struct.unpack_from("<2sIIq", data, offset)
-    tick_bytes = struct.pack("<q", tick)
-    crc = zlib.crc32(payload, zlib.crc32(tick_bytes))
-    head = struct.pack("<2sIIq", b"NK", len(payload), crc, tick)
-    return data[:offset] + head + payload + data[offset + FRAME_SIZE + length:]
+    """Replace the payload of the frame at ``offset`` and give it valid checksums and the event count it
+    holds (a buggy writer), so that the chunk decoder itself is what meets the payload."""
+    _, length, kind, _, seq, count, tick, _ = struct.unpack_from("<2sIBBIIqI", data, offset)
+    try:
+        tree = _unpack(payload)
+        count = len(tree[1]) if type(tree) is list and len(tree) == 2 and type(tree[1]) is list else count
+    except Exception:  # noqa: BLE001 - random bytes: the reader reports them
+        pass
+    frame, _ = _frame(kind, seq, count, tick, payload)
+    return data[:offset] + frame + data[offset + FRAME_SIZE + length:]
 
 
 def _read_everything(path: Path, **kw) -> int:

@@ -10,13 +10,19 @@ from typing import Any
 from replay.commands._args import byte_size, seconds
 
 __all__ = [
+    "EXIT_INCOMPLETE",
+    "add_integrity_flags",
     "add_json_flag",
     "add_redact_flag",
     "add_supervisor_flags",
     "hang_timeout",
+    "integrity_gate",
     "limits",
     "print_json",
 ]
+
+#: the exit status of a command that drew no verdict because a recording is not complete
+EXIT_INCOMPLETE = 3
 
 
 def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
@@ -38,6 +44,39 @@ def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
         help="also write this JSON key's values as <redacted>, at any depth, payload strings included "
              "(repeatable; any case, _ and - ignored; token, refresh_token and anything shaped like a JWT always are)",
     )
+
+
+def add_integrity_flags(parser) -> None:  # type: ignore[no-untyped-def]
+    """``--strict`` and ``--allow-incomplete``, for every command that reads a recording."""
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="refuse a recording that is not complete (sealed, every chunk intact and in sequence): exit 3 "
+        "before doing anything",
+    )
+    parser.add_argument(
+        "--allow-incomplete", action="store_true",
+        help="draw the answer from the intact part of an unsealed, damaged or version-1 recording (the "
+        "output still says what was not read); without it such a recording gives exit 3",
+    )
+
+
+def integrity_gate(path: str, args: Any, *, refuse: bool = False) -> Any:
+    """Check ``path``'s integrity before a command works on it, when the flags ask for it: ``--strict``,
+    or ``refuse`` (commands that cannot report half a run, unless ``--allow-incomplete``) raise
+    ``IncompleteRecording`` (exit 3) for a recording that is not complete. Returns the ``Integrity``
+    when it was checked, else None (the command's own reading reports it)."""
+    from recorder.errors import NakamaReplayError
+    from recorder.nkrec import incomplete_error, verify
+
+    strict, allow = getattr(args, "strict", False), getattr(args, "allow_incomplete", False)
+    if strict and allow:
+        raise NakamaReplayError("--strict and --allow-incomplete contradict each other: pick one")
+    if not (strict or refuse):
+        return None
+    integrity = verify(path)
+    if not integrity.complete and (strict or (refuse and not allow)):
+        raise incomplete_error(path, integrity)
+    return integrity
 
 
 def print_json(obj: Any) -> None:

@@ -1,16 +1,29 @@
 """Write a recording (.nkrec) as JSON Lines: a header line, then one line per event, losslessly (an
 `import` of the output gives back the same events, bit for bit). Writes to standard output unless -o is
-given. Streams, so recordings of any size export in little memory. A truncated recording exports every
-complete chunk and warns (--strict makes it an error); --salvage skips corrupt chunks and reports them."""
+given. Streams, so recordings of any size export in little memory.
+
+A recording that is not complete (unsealed, damaged, version 1) exports its intact chunks before the
+first damage (--salvage: every intact chunk), says what is missing on standard error and exits 3 (0 with
+--allow-incomplete); its header line then carries the tag "nkreplay.integrity" with that state, and
+`import` of such a file writes an unsealed recording, so an export and import never turn an incomplete
+recording into a complete one. --strict refuses it before writing anything.
+
+exit status: 0 written, 2 bad input, 3 the recording is not complete (what could be read was written).
+
+examples:
+  nakama-replay export fixtures/recordings/arena-reconnect-crash.nkrec -o crash.jsonl
+  nakama-replay export damaged.nkrec --salvage -o rescued.jsonl   # every intact chunk, exit 3"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from replay.commands._args import input_file, output_file
+from replay.commands._common import EXIT_INCOMPLETE, add_integrity_flags, integrity_gate
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 
@@ -18,20 +31,25 @@ HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="path to a .nkrec file")
     p.add_argument("-o", "--output", help="the .jsonl file to write (default: standard output)")
-    p.add_argument("--strict", action="store_true", help="treat a truncated file as an error (exit 2)")
-    p.add_argument("--salvage", action="store_true", help="skip corrupt chunks and keep reading")
+    add_integrity_flags(p)
+    p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.jsonl import write_jsonl
-    from recorder.nkrec import open_recording
+    from recorder.jsonl import INTEGRITY_TAG, write_jsonl
+    from recorder.nkrec import open_recording, verify
 
     input_file(args.recording, "recording")
     if args.output is not None:
         output_file(args.output, source=args.recording)
-    with open_recording(args.recording, strict=args.strict, salvage=args.salvage) as rec:
+    integrity_gate(args.recording, args)
+    integrity = verify(args.recording)
+    with open_recording(args.recording, on_damage="skip" if args.salvage else "stop") as rec:
+        header = rec.header
+        if not integrity.complete:
+            header = dataclasses.replace(header, tags={**header.tags, INTEGRITY_TAG: integrity.describe()})
         if args.output is None:
-            count = write_jsonl(sys.stdout.buffer, rec.header, rec.events())
+            count = write_jsonl(sys.stdout.buffer, header, rec.events())
             sys.stdout.buffer.flush()
             target = "<stdout>"
         else:
@@ -40,15 +58,14 @@ def run(args: argparse.Namespace) -> int:
             partial = out.with_name(out.name + ".partial")
             try:
                 with open(partial, "wb") as f:
-                    count = write_jsonl(f, rec.header, rec.events())
+                    count = write_jsonl(f, header, rec.events())
                 os.replace(partial, out)
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
-        for d in rec.damage:
-            if d.kind == "corrupt":
-                print(
-                    f"skipped corrupt data at byte offset {d.offset} (chunk {d.chunk}): {d.problem}", file=sys.stderr
-                )
+    for d in integrity.damage if args.salvage else ():
+        print(f"skipped {d.kind} data at byte offset {d.offset} (chunk {d.chunk}): {d.problem}", file=sys.stderr)
+    if not integrity.complete:
+        print(f"warning: {args.recording}: {integrity.describe()}", file=sys.stderr)
     print(f"wrote {count} events to {target}", file=sys.stderr)
-    return 0
+    return 0 if integrity.complete or args.allow_incomplete else EXIT_INCOMPLETE

@@ -1,14 +1,28 @@
-"""Summarise a recording without replaying it: match id, module, tick rate, ticks and wall duration,
-every presence with its join and leave ticks and reasons, messages per op code (count and bytes), the
-crash marker, and any damage (truncation, corruption) with its byte offset. Streams the file, so it is
-fast and uses little memory on recordings of any size."""
+"""Summarise a recording without replaying it: its integrity, match id, module, tick rate, ticks and wall
+duration, every presence with its join and leave ticks and reasons, messages per op code (count and
+bytes), the crash marker, and any damage with its byte offset. Streams the file, so it is fast and uses
+little memory on recordings of any size.
+
+The integrity line says one of: complete (sealed by a writer that finished, every chunk intact and in
+sequence), unsealed (the writer died or is still writing: the chunks before the cut are intact), damaged
+(corrupt, missing, repeated or reordered chunks, a seal that disagrees), or legacy (a version-1
+recording: no seal, so it cannot be proven complete). The counts cover the intact chunks before the first
+damage; --salvage reads every intact chunk after it too.
+
+exit status: 0 complete, 2 bad input (not a recording, header unreadable), 3 not complete (the summary is
+still printed; --allow-incomplete makes it 0, --strict refuses before reading).
+
+examples:
+  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec
+  nakama-replay inspect REC --strict          # a CI gate: exit 3 unless the recording is complete
+  nakama-replay inspect REC --salvage --json  # what survives past the damage"""
 
 from __future__ import annotations
 
 import argparse
 
 from replay.commands._args import input_file
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
 
@@ -17,8 +31,8 @@ _REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="path to a .nkrec file")
-    p.add_argument("--strict", action="store_true", help="treat a truncated file as an error (exit 2)")
-    p.add_argument("--salvage", action="store_true", help="skip corrupt chunks and keep reading")
+    add_integrity_flags(p)
+    p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
     add_json_flag(p)
 
 
@@ -26,11 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from recorder.summary import summarize
 
     input_file(args.recording, "recording")
+    integrity_gate(args.recording, args)
     s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
+    status = 0 if s.integrity["complete"] or args.allow_incomplete else EXIT_INCOMPLETE
     if args.json:
         print_json(s.to_json())
-        return 0
+        return status
     print(f"recording  {s.path} ({s.size_bytes} bytes, {s.events} events in {s.chunks} chunks)")
+    print(f"integrity  {s.integrity['summary']}")
     print(f"match      {s.match_id or '-'}  module {s.module or '-'}  source {s.source or '-'}  ({s.recording_kind})")
     duration = f"{s.duration_s:.3f} s" if s.duration_s is not None else "-"
     span = f"ticks {s.first_tick}..{s.last_tick}" if s.first_tick is not None else "no ticks"
@@ -62,4 +79,4 @@ def run(args: argparse.Namespace) -> int:
             f"damage     {d['kind']} at byte offset {d['offset']} (chunk {d['chunk']}): {d['problem']}; "
             f"{d['events_recovered']} events recovered before it"
         )
-    return 0
+    return status
