@@ -165,11 +165,8 @@ class SealDigest:
 
 @dataclass(slots=True)
 class Ledger:
-    """Builds an ``Integrity`` from the frames of one walk over a file, in file order.
-
-    ``chunk`` returns True when the chunk continues the intact prefix (the reader may use it as it stands),
-    False for a duplicate, a chunk out of order or anything after damage. Version-1 files pass ``seq`` as
-    the chunk's position in the file."""
+    """Builds an ``Integrity`` from the frames of one walk over a file, in file order (version-1 files pass
+    each chunk's position in the file as its ``seq``)."""
 
     format_version: int
     data_start: int
@@ -202,12 +199,14 @@ class Ledger:
         self.damage.append(Damage(kind, offset, chunk, problem, self.events))
 
     # -- what the walk found ------------------------------------------------------------------------------
-    def chunk(self, offset: int, end: int, seq: int, count: int, length: int, tick: int, crc: int) -> bool:
-        """An intact chunk frame at ``offset`` (ending at ``end``). True: it extends the intact prefix."""
+    def chunk(self, offset: int, end: int, seq: int, count: int, length: int, tick: int, crc: int) -> str:
+        """An intact chunk frame at ``offset`` (ending at ``end``): ``prefix`` when it extends the intact
+        prefix, ``salvaged`` for a chunk after damage (or out of order) that salvage may use, ``duplicate``
+        for a sequence number seen before."""
         resynced, self._resynced = self._resynced, False
         if self.seal is not None:
             self._hurt("trailing", offset, seq, "a chunk after the seal")
-            return False
+            return "duplicate" if seq < self.expected or seq in self.seen_after else "salvaged"
         if not self.damage and seq == self.expected:
             self.expected += 1
             self.chunks += 1
@@ -216,18 +215,15 @@ class Ledger:
             self.last_chunk_offset = offset
             assert self._digest is not None
             self._digest.add(seq, count, length, tick, crc)
-            return True
+            return "prefix"
         # after damage, or out of sequence: count what salvage would find, and say what is wrong
         if seq in self.missing:
             self.missing.discard(seq)
             self._hurt("reordered", offset, seq, f"chunk {seq} comes after chunk {self.expected - 1}")
-            self.seen_after.add(seq)
-            self.chunks_after += 1
-            return False
-        if seq < self.expected or seq in self.seen_after:
+        elif seq < self.expected or seq in self.seen_after:
             self._hurt("duplicate", offset, seq, f"chunk {seq} appears again")
-            return False
-        if seq > self.expected:
+            return "duplicate"
+        elif seq > self.expected:
             gap = range(self.expected, seq)
             self.missing.update(gap)
             if not resynced:
@@ -238,7 +234,7 @@ class Ledger:
             self.expected += 1
         self.seen_after.add(seq)
         self.chunks_after += 1
-        return False
+        return "salvaged"
 
     def corrupt(self, offset: int, problem: str) -> None:
         """A stretch from ``offset`` that is not a valid frame (the walk resynchronises after it)."""

@@ -10,6 +10,8 @@ Each recording lands in one category:
 - ``hung``, ``exited``, ``killed``, ``out-of-memory``: the handler hung past the hang timeout, or its
   process exited, died of a signal or ran out of memory (``replay.supervisor``), unless the recording
   says it ended that way (then ``reproduced``);
+- ``incomplete``: the recording is not complete (unsealed, damaged, version 1), so no verdict was drawn
+  (``allow_incomplete`` draws one from its intact part; ``strict`` does not replay it at all);
 - ``error``: the replay could not run (unreadable recording, handler that does not load, wire recording).
 
 Each replay runs in a supervised handler process (``replay.supervisor``): every executor thread (or the
@@ -55,7 +57,9 @@ __all__ = [
 
 _DEFAULT_LIMITS: Any = object()
 
-CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "hung", "exited", "killed", "out-of-memory", "error")
+CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "hung", "exited", "killed", "out-of-memory", "incomplete",
+              "error")
+_DEATHS = ("hung", "exited", "killed", "out-of-memory")
 
 
 class Executor(Protocol):
@@ -148,13 +152,23 @@ def replay_one(
     path: str, handler: str | None, options: dict[str, Any], limits: Any = None
 ) -> dict[str, Any]:
     """Replay one recording and describe the result as a plain dict (runs on an executor). ``limits``
-    (``replay.supervisor.Limits``): in this thread's supervised handler process; None: in this process."""
+    (``replay.supervisor.Limits``): in this thread's supervised handler process; None: in this process.
+    ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
+    replayed."""
+    from recorder.nkrec import verify  # noqa: PLC0415
     from replay.regression import replay_isolated  # noqa: PLC0415
     from replay.runtime import ReplayOptions  # noqa: PLC0415
     from replay.signature import CrashSignature  # noqa: PLC0415
 
     out: dict[str, Any] = {"path": path}
+    options = dict(options)
+    strict = options.pop("strict", False)
     try:
+        if strict:
+            integrity = verify(path)
+            if not integrity.complete:
+                return dict(out, category="incomplete", detail=f"not replayed (--strict): {integrity.describe()}",
+                            integrity=integrity.state)
         if limits is None:
             r = replay_isolated(path, handler, ReplayOptions(**options))
         else:
@@ -166,10 +180,12 @@ def replay_one(
     except Exception as exc:  # noqa: BLE001 - one broken recording must not stop the batch
         return dict(out, category="error", detail=f"unexpected {type(exc).__name__}: {exc}")
     c = r.crash
-    if r.reproduced:
-        category = "reproduced" if c is not None else "clean"
-    elif r.outcome in ("hung", "exited", "killed", "out-of-memory"):
+    if r.outcome in _DEATHS and not r.reproduced:  # the handler's death is the answer, complete or not
         category = r.outcome
+    elif r.status == "incomplete":
+        category = "incomplete"
+    elif r.reproduced:
+        category = "reproduced" if c is not None else "clean"
     else:
         category = "crashed" if c is not None else "diverged"
     sig = CrashSignature.from_result(r)
@@ -186,6 +202,8 @@ def replay_one(
         divergences=r.divergence_count,
         first_divergence=None if first is None else {"tick": first.tick, "callback": first.callback, "field": first.field},
         process=None if r.death is None else r.death.to_json(),
+        integrity=None if r.integrity is None else r.integrity.state,
+        mismatch=list(r.mismatch),
     )
 
 

@@ -112,7 +112,8 @@ class MatchDriver:
         if step.executed and self.sink is not None:
             self.sink.record(with_outcome(call, step))
             if step.crash is not None:
-                self.sink.crash(step.crash.callback, step.crash.tick, step.crash.error, step.crash.traceback)
+                c = step.crash
+                self.sink.crash(c.callback, c.tick, c.error, c.traceback, c.error_type)
         if step.executed and self.runtime.pending_kicks and not self.runtime.stopped:
             kicked = tuple(p.with_reason(PresenceReason.LEAVE) for p in self.runtime.pending_kicks)
             self._apply(LeaveCall(self.runtime.tick, kicked))

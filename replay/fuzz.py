@@ -532,7 +532,7 @@ class _Fuzzer:
         events: list[Any] = list(finding.calls)
         c = finding.crash
         if c is not None:
-            events.append(CrashMarker(c.callback, c.tick, c.error, c.traceback))
+            events.append(CrashMarker(c.callback, c.tick, c.error, c.traceback, c.error_type))
         write_recording(path, header, events)
         finding.recording = path
         finding.handler = self.spec

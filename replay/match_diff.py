@@ -7,7 +7,7 @@ the differing state paths with both values (``replay.diff``).
 
 - ``diff_recorded``: replay the recording into a handler and compare each call with what the recording
   holds: the outcomes and the state digest of every call, and at calls with a state snapshot, the fields.
-  A crash the recording also has (same callback and tick) is not a divergence.
+  A crash the recording also has (same callback, tick and error class) is not a divergence.
 - ``diff_against``: replay the same recorded inputs into handlers A and B and compare the two runs call by
   call: the states (numba scan over the encoded states), the outcomes and crashes.
 - ``diff_determinism``: GGPO's sync test. Every call runs twice from a deep copy of everything it can change
@@ -20,6 +20,10 @@ the differing state paths with both values (``replay.diff``).
 No mode draws a verdict over fewer calls than the recording holds: when a run stops before the end (a
 crash or hang in either run, a nil state, a handler process that died) and no divergence came first, the
 answer says which run stopped, where and how (``MatchDiff.ended_early``; exit 1 on the command line).
+
+Every mode reads the recording up to its first damage. A recording that is not complete
+(``recorder.integrity``) gives status ``incomplete`` whatever the intact part showed (a divergence found
+there is reported, but no verdict is drawn), unless ``ReplayOptions.allow_incomplete`` (``judge``).
 
 In text and JSON, side ``a`` is the recording / handler A / the first run (or hash seed 1), side ``b`` the
 replay / handler B / the second run (or hash seed 2).
@@ -37,12 +41,13 @@ import msgpack
 from recorder.canonical import canonical_bytes
 from recorder.errors import NakamaReplayError
 from recorder.model import Call, Header, Outcome, WireEvent
-from recorder.nkrec import open_recording
+from recorder.nkrec import open_recording, verify
 from replay import kernels
 from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
 from replay.hang import begin_run
 from replay.result import StepResult, describe_call
 from replay.runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
+from replay.verdict import crash_mismatch
 
 __all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_determinism"]
 
@@ -82,11 +87,36 @@ class MatchDiff:
     note: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
     ended_early: dict[str, Any] | None = None  # a run stopped (crash, hang, death) before the recording's end
+    integrity: Any = None  # the recording's recorder.integrity.Integrity (``judge``)
+    incomplete: bool = False  # the recording is not complete (and allow_incomplete was not given)
 
     @property
     def negative(self) -> bool:
         """Exit 1: a divergence, or runs that did not reach the end (no verdict over the calls after it)."""
         return self.diverged or self.ended_early is not None
+
+    @property
+    def status(self) -> str:
+        """``incomplete`` (no verdict), ``diverged``, ``ended-early`` or ``no-divergence``."""
+        if self.incomplete:
+            return "incomplete"
+        return "diverged" if self.diverged else "ended-early" if self.ended_early is not None else "no-divergence"
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.incomplete else 1 if self.negative else 0
+
+    @property
+    def integrity_note(self) -> str:
+        """What an incomplete recording did not let this comparison see ("" when complete)."""
+        i = self.integrity
+        if i is None or i.complete:
+            return ""
+        compared = f"{self.calls_compared} calls compared from the intact part"
+        if self.incomplete:
+            return (f"no verdict: the recording is {i.state}, so {i.missing()} was not compared; {compared} "
+                    "(--allow-incomplete draws a verdict from it)")
+        return f"--allow-incomplete: {compared}; not compared: {i.missing()}"
 
     def to_json(self) -> dict[str, Any]:
         st = self.state
@@ -106,6 +136,9 @@ class MatchDiff:
             "calls_compared": self.calls_compared,
             "float_tolerance": str(self.tolerance),
             "ended_early": self.ended_early,
+            "status": self.status,
+            "integrity": None if self.integrity is None else self.integrity.to_json(),
+            "integrity_note": self.integrity_note,
         }
 
 
@@ -199,7 +232,7 @@ def _records(recording: str, handler: Any, options: ReplayOptions, run: int = 0)
     """Replay ``recording`` into ``handler``; one record per executed recorded (non-synthetic) call."""
     begin_run(run)
     out: list[_Record] = []
-    with open_recording(recording) as rec:
+    with open_recording(recording, on_damage="stop") as rec:
         runtime = MatchRuntime(handler, rec.header, seed=options.seed, hang_timeout=options.hang_timeout,
                                env=options.env, digests="never")
         calls = _RecordedCalls(rec, options.until_tick)
@@ -293,6 +326,13 @@ def _report(
 # ---------------------------------------------------------------- the three modes
 
 
+def judge(diff: MatchDiff, recording: str, options: ReplayOptions, integrity: Any = None) -> MatchDiff:
+    """The diff with the recording's integrity: ``incomplete`` unless the recording is complete or
+    ``options.allow_incomplete``."""
+    integrity = integrity if integrity is not None else verify(recording)
+    return dataclasses.replace(diff, integrity=integrity, incomplete=not integrity.complete and not options.allow_incomplete)
+
+
 def diff_against(
     recording: str, handler_a: str | None, handler_b: str, options: ReplayOptions | None = None,
     tolerance: Tolerance | None = None, limit: int = 20,
@@ -306,9 +346,10 @@ def diff_against(
     header = _header(recording)
     a = resolve_handler(handler_a, header, recording, options.module_path)
     b = resolve_handler(handler_b, header, recording, options.module_path)
-    return _compare_runs("against", _records(recording, a, options, 0), _records(recording, b, options, 1), tol,
+    diff = _compare_runs("against", _records(recording, a, options, 0), _records(recording, b, options, 1), tol,
                          f"handler {getattr(a, 'path', handler_a)}", f"handler {getattr(b, 'path', handler_b)}",
                          limit=limit)
+    return judge(diff, recording, options)
 
 
 def diff_recorded(
@@ -317,7 +358,14 @@ def diff_recorded(
 ) -> MatchDiff:
     """Replay the recording and find the first call whose outcome or state differs from what it recorded."""
     options = options or ReplayOptions()
-    tol = tolerance or Tolerance()
+    integrity = verify(recording)
+    diff = _diff_recorded(recording, handler, options, tolerance or Tolerance(), limit, integrity)
+    return judge(diff, recording, options, integrity)
+
+
+def _diff_recorded(
+    recording: str, handler: str | None, options: ReplayOptions, tol: Tolerance, limit: int, integrity: Any
+) -> MatchDiff:
     header = _header(recording)
     loaded = resolve_handler(handler, header, recording, options.module_path)
     label_a, label_b = f"recording {recording}", f"replay into {getattr(loaded, 'path', handler)}"
@@ -362,7 +410,7 @@ def diff_recorded(
         result = replay(recording, loaded, options, observer=observe)
     except _Stop:
         return found[0]
-    if seen[1] == 0:
+    if seen[1] == 0 and integrity.complete:
         raise NakamaReplayError(
             f"{recording}: the recording holds no outcomes to compare with; use --against or --determinism"
         )
@@ -371,13 +419,15 @@ def diff_recorded(
         i, step, rec = crash_steps[0]
         c = step.crash
         assert c is not None
-        if rc is not None and (rc.callback, rc.tick) == (c.callback, c.tick):
+        mismatch = crash_mismatch(c, rc) if rc is not None else ("crash",)
+        if not mismatch:
             return MatchDiff("recorded", False, seen[0], label_a, label_b, tolerance=tol,
                              note=f"the replay crashed in {c.callback} at tick {c.tick}, as recorded")
         recorded_crash = None if rc is None else f"{rc.callback} at tick {rc.tick}: {rc.error.splitlines()[0] if rc.error else ''}"
+        why = ("the replay crashed at the recorded tick, but with a different error" if mismatch == ("error_type",)
+               else "the replay crashed where the recording did not")
         return MatchDiff("recorded", True, seen[0], label_a, label_b, i, c.tick, c.callback, rec.inputs,
-                         (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),), None,
-                         "the replay crashed where the recording did not", tol)
+                         (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),), None, why, tol)
     if rc is not None:
         return MatchDiff("recorded", True, seen[0], label_a, label_b, seen[0], rc.tick, rc.callback, None,
                          (OutcomeDiff("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),), None,
@@ -394,14 +444,22 @@ def diff_determinism(
     in two supervised handler processes with different ``PYTHONHASHSEED`` values (``limits``:
     ``replay.supervisor.Limits``, by default the options' hang timeout and the default memory cap)."""
     options = options or ReplayOptions()
-    tol = tolerance or Tolerance()
+    integrity = verify(recording)
+    diff = _diff_determinism(recording, handler, options, tolerance or Tolerance(), hash_seeds, limit, limits)
+    return judge(diff, recording, options, integrity)
+
+
+def _diff_determinism(
+    recording: str, handler: str | None, options: ReplayOptions, tol: Tolerance, hash_seeds: tuple[str, str] | None,
+    limit: int, limits: Any,
+) -> MatchDiff:
     header = _header(recording)
     loaded = resolve_handler(handler, header, recording, options.module_path)
     name = getattr(loaded, "path", handler)
     twice = _TwiceRuntime(MatchRuntime(loaded, header, seed=options.seed, hang_timeout=options.hang_timeout,
                                        env=options.env, digests="never"), loaded, tol, limit)
     try:
-        with open_recording(recording) as rec:
+        with open_recording(recording, on_damage="stop") as rec:
             calls = _RecordedCalls(rec, options.until_tick)
             for _ in iter_steps(twice, calls):  # type: ignore[arg-type]
                 if twice.found is not None:

@@ -122,6 +122,11 @@ class RecordingItem(pytest.Item):
                 "beside it, or run pytest --nkreplay-update"
             )
         run = regression.run_expectation(self.path, exp, process=_worker(self.config, exp))
+        if update and run.result.status == "incomplete":
+            raise RegressionFailure(
+                f"{self.path.name}: no expectation written from an incomplete recording: "
+                f"{run.result.integrity.describe()}"
+            )
         if update:
             written = regression.write_expectation(self.path, run.result, exp)
             self.config.stash[_WRITTEN].append(str(written))
@@ -174,10 +179,20 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
 
     The handler defaults to the one the recording's header names; sibling modules it imports are
     imported afresh for this replay. A handler given as a path replays in a supervised handler process
-    (a hang, exit, segfault or memory hog is the result's outcome), a loaded handler object in this one."""
+    (a hang, exit, segfault or memory hog is the result's outcome), a loaded handler object in this one.
+    A recording that is not complete raises ``IncompleteRecording`` (the test errors with its integrity
+    state) unless ``allow_incomplete=True``."""
     config = pytestconfig
 
     def run(path: str | os.PathLike[str], handler: Any = None, **options: Any) -> Any:
+        from recorder.errors import IncompleteRecording  # noqa: PLC0415
+
+        result = _replay(path, handler, options)
+        if result.status == "incomplete":
+            raise IncompleteRecording(os.fspath(path), result.integrity)
+        return result
+
+    def _replay(path: str | os.PathLike[str], handler: Any, options: dict[str, Any]) -> Any:
         from replay.regression import replay_isolated  # noqa: PLC0415
         from replay.runtime import ReplayOptions  # noqa: PLC0415
 

@@ -9,6 +9,7 @@ header tags under ``expect``)::
     max_ticks = 600                           # replay only ticks 0 .. max_ticks-1
     seed = 0                                  # for values the recording does not hold
     hang_timeout = 5.0                        # seconds before a callback counts as hung
+    allow_incomplete = false                  # true: check an unsealed/damaged/version-1 recording's intact part
 
     [crash]                                   # instead of no_crash: the crash that must happen
     callback = "match_loop"
@@ -16,7 +17,8 @@ header tags under ``expect``)::
     error = "KeyError: "                      # a regular expression searched in the error text
     signature = "match_loop|KeyError|arena.py:match_loop"   # replay.signature key
 
-``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
+A recording that is not complete (``recorder.integrity``) fails its check with the integrity state as
+the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
 summary of ``nakama-replay reproduce`` plus, for outcome mismatches, the first divergent tick and the
 differing state paths where the recording has a snapshot); ``write_expectation`` records the current
 behaviour (``pytest --nkreplay-update``). The pytest plugin (``replay.pytest_plugin``) is a thin layer
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 EXPECT_SUFFIX = ".expect.toml"
-_TOP_KEYS = {"handler", "no_crash", "crash", "matches_recorded", "max_ticks", "seed", "hang_timeout"}
+_TOP_KEYS = {"handler", "no_crash", "crash", "matches_recorded", "max_ticks", "seed", "hang_timeout", "allow_incomplete"}
 _CRASH_KEYS = {"callback", "tick", "error", "signature"}
 
 
@@ -81,6 +83,7 @@ class Expectation:
     max_ticks: int | None = None
     seed: int = 0
     hang_timeout: float = 5.0
+    allow_incomplete: bool = False
 
     @property
     def asserts_something(self) -> bool:
@@ -100,7 +103,8 @@ class Expectation:
         from replay.runtime import ReplayOptions  # noqa: PLC0415
 
         until = None if self.max_ticks is None else self.max_ticks - 1
-        return ReplayOptions(seed=self.seed, until_tick=until, hang_timeout=self.hang_timeout, last_ticks=3)
+        return ReplayOptions(seed=self.seed, until_tick=until, hang_timeout=self.hang_timeout, last_ticks=3,
+                             allow_incomplete=self.allow_incomplete)
 
 
 def expectation_path(recording: str | os.PathLike[str]) -> Path:
@@ -191,6 +195,7 @@ def parse_expectation(data: dict[str, Any], source: str, base: Path) -> Expectat
         max_ticks=max_ticks,
         seed=_typed(data, "seed", (int,), source) or 0,
         hang_timeout=5.0 if hang is None else float(hang),
+        allow_incomplete=bool(_typed(data, "allow_incomplete", (bool,), source)),
     )
     if not exp.asserts_something:
         raise ExpectationError(source, "", "checks nothing: set no_crash = true, a [crash] table or matches_recorded = true")
@@ -308,7 +313,11 @@ def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, 
 
 
 def check(result: Any, exp: Expectation) -> list[str]:
-    """What the replay shows that the expectation does not allow (empty: it holds)."""
+    """What the replay shows that the expectation does not allow (empty: it holds). A recording that is not
+    complete is one problem, and nothing else is checked (unless the expectation allows it)."""
+    if getattr(result, "status", "") == "incomplete":
+        return [f"the recording is not complete, so no verdict is drawn from it: {result.integrity.describe()} "
+                "(allow_incomplete = true in the expectation checks its intact part)"]
     problems: list[str] = []
     c = result.crash
     what = "hung" if c is not None and c.hung else "crashed"
@@ -419,6 +428,8 @@ def write_expectation(
             lines.append(f"seed = {previous.seed}")
         if previous.hang_timeout != 5.0:
             lines.append(f"hang_timeout = {_toml_value(previous.hang_timeout)}")
+        if previous.allow_incomplete:
+            lines.append("allow_incomplete = true")
     if result.reproduced:
         lines.append("matches_recorded = true")
     c = result.crash

@@ -116,7 +116,12 @@ class AfterStop:
 
 @dataclass(slots=True)
 class ReplayResult:
-    """How a replay ended, and whether that is what the recording says happened."""
+    """How a replay ended, and whether that is what the recording says happened.
+
+    ``outcome`` is how the replay ran; ``status`` the verdict (``replay.verdict``): ``reproduced``,
+    ``not-reproduced`` or ``incomplete`` (the recording is not complete, so nothing is claimed, unless
+    ``allow_incomplete``); ``mismatch`` names what differs from the recording; ``integrity`` is the
+    recording's ``recorder.integrity.Integrity`` (None for events handed in from memory)."""
 
     outcome: str  # "crashed", "completed", "stopped", "hung"; supervised also "exited", "killed", "out-of-memory"
     reproduced: bool
@@ -136,6 +141,14 @@ class ReplayResult:
     label: str = ""
     after_stop: AfterStop | None = None  # recorded calls after the replay stopped (not replayed)
     death: Any = None  # replay.supervisor.Death: how the supervised handler process ended, when it did not return
+    status: str = ""  # "reproduced", "not-reproduced" or "incomplete"
+    mismatch: tuple[str, ...] = ()
+    integrity: Any = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 reproduced, 1 not reproduced, 3 incomplete (``replay.verdict.EXIT_CODES``)."""
+        return {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}[self.status or ("reproduced" if self.reproduced else "not-reproduced")]
 
     @property
     def callback(self) -> str | None:
@@ -146,11 +159,18 @@ class ReplayResult:
         return self.crash.tick if self.crash else None
 
     def to_json(self) -> dict[str, Any]:
+        from replay.signature import CrashSignature  # noqa: PLC0415
+
         c = self.crash
+        rc = self.recorded_crash
+        signature = CrashSignature.from_result(self) if c is not None else None
+        recorded_signature = CrashSignature.from_marker(rc) if rc is not None else None
         return {
             "outcome": self.outcome,
+            "status": self.status,
             "reproduced": self.reproduced,
             "verdict": self.verdict,
+            "mismatch": list(self.mismatch),
             "callback": c.callback if c else None,
             "tick": c.tick if c else None,
             "error": c.error if c else None,
@@ -161,12 +181,11 @@ class ReplayResult:
             "calls_after_stop": None if self.after_stop is None else self.after_stop.to_json(),
             "stop_reason": self.stop_reason,
             "recorded_crash": None
-            if self.recorded_crash is None
-            else {
-                "callback": self.recorded_crash.callback,
-                "tick": self.recorded_crash.tick,
-                "error": self.recorded_crash.error,
-            },
+            if rc is None
+            else {"callback": rc.callback, "tick": rc.tick, "error": rc.error, "error_type": rc.error_type},
+            "signature": None if signature is None else signature.to_json(),
+            "recorded_signature": None if recorded_signature is None else recorded_signature.to_json(),
+            "integrity": None if self.integrity is None else self.integrity.to_json(),
             "presences": [_presence_json(p) for p in self.presences],
             "last_inputs": self.last_inputs,
             "divergence_count": self.divergence_count,

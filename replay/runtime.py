@@ -61,6 +61,7 @@ from replay.hang import CallbackHung, HangGuard, active_beacon, interrupts_come_
 from replay.handlers import load_handler, recorded_handler
 from replay.nk import DerivedSources, Logger, Nk, Sources
 from replay.result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
+from replay.verdict import decide
 
 __all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
 
@@ -561,16 +562,19 @@ class ReplayOptions:
     max_divergences: int = 50  # kept in the result; all are counted
     module_path: list[str] = field(default_factory=list)
     verify_digests: bool = True  # compare state digests where the recording has them
+    allow_incomplete: bool = False  # draw the verdict from the intact part of an incomplete recording
 
 
-def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | None]:
+def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | None, Recording | None]:
+    """Header, events, name, the reader to close (when opened here) and the reader whose integrity counts.
+    A file is read up to its first damage (``on_damage="stop"``): the verdict says what was missing."""
     if isinstance(recording, (str, os.PathLike)):
-        rec = open_recording(recording)
-        return rec.header, rec.events(), str(recording), rec
+        rec = open_recording(recording, on_damage="stop")
+        return rec.header, rec.events(), str(recording), rec, rec
     if isinstance(recording, Recording):
-        return recording.header, recording.events(), recording.path, None
+        return recording.header, recording.events(), recording.path, None, recording
     header, events = recording
-    return header, events, "<memory>", None
+    return header, events, "<memory>", None, None
 
 
 def resolve_handler(spec: Any, header: Header, recording_path: str, module_path: list[str] | None = None) -> Any:
@@ -616,7 +620,7 @@ def replay(
 ) -> ReplayResult:
     """Replay a recording (path, open ``Recording`` or ``(header, events)``) into a handler."""
     options = options or ReplayOptions()
-    header, events, path, owned = _open(recording)
+    header, events, path, owned, reader = _open(recording)
     try:
         loaded = resolve_handler(handler, header, path, options.module_path)
         runtime = MatchRuntime(
@@ -628,7 +632,7 @@ def replay(
             digests="recorded" if options.verify_digests else "never",
         )
         try:
-            return _run(runtime, header, events, path, options, observer)
+            return _run(runtime, header, events, path, options, observer, reader)
         finally:
             runtime.close()
     finally:
@@ -671,6 +675,7 @@ def _run(
     path: str,
     options: ReplayOptions,
     observer: Callable[[StepResult], None] | None,
+    reader: Recording | None = None,
 ) -> ReplayResult:
     markers: list[CrashMarker] = []
     recent: deque[Call] = deque()  # described only at the end: formatting every tick would dominate
@@ -724,14 +729,16 @@ def _run(
         outcome = "stopped"
     else:
         outcome = "completed"
-    reproduced, verdict = _verdict(crash, recorded_crash, divergence_count, runtime)
-    after_stop = None
-    if after and stop_step is not None:
-        reproduced, verdict, after_stop = _after_stop(stop_step, after, markers, reproduced, verdict)
+    after_stop = _after_stop(stop_step, after, markers) if after and stop_step is not None else None
+    integrity = reader.integrity() if reader is not None else None
+    verdict = decide(
+        crash, recorded_crash, divergence_count, runtime.stopped, integrity,
+        allow_incomplete=options.allow_incomplete, calls=calls, ticks=ticks, after_stop=after_stop,
+    )
     return ReplayResult(
         outcome=outcome,
-        reproduced=reproduced,
-        verdict=verdict,
+        reproduced=verdict.reproduced,
+        verdict=verdict.sentence,
         ticks_replayed=ticks,
         calls_replayed=calls,
         crash=crash,
@@ -746,54 +753,23 @@ def _run(
         recording=path,
         label=runtime.label,
         after_stop=after_stop,
+        status=verdict.status,
+        mismatch=verdict.mismatch,
+        integrity=integrity,
     )
 
 
-def _after_stop(
-    stop: StepResult, after: list[Call], markers: list[CrashMarker], reproduced: bool, verdict: str
-) -> tuple[bool, str, AfterStop]:
+def _after_stop(stop: StepResult, after: list[Call], markers: list[CrashMarker]) -> AfterStop:
     """Recorded calls after the call that stopped the replay: Nakama never calls a stopped match's handler
     (match_handler.go checks ``stopped`` before every queued call), so either the recorded match had not
     stopped there (the recorded handler went on: Nakama made them) or the recording says it stopped there
     and still holds them (it is inconsistent: Nakama could not have made them). Either way they were not
-    replayed, so the replay does not reproduce the recording."""
+    replayed (``replay.verdict.decide`` says so)."""
     call = stop.call
     recorded = call.outcome is not None and call.outcome.stopped
     recorded = recorded or any(m.callback == call.callback and m.tick == call.tick for m in markers)
     first = after[0]
-    info = AfterStop(len(after), first.callback, first.tick, not recorded, call.callback, call.tick)
-    if recorded:
-        why = (f"the recording holds {info.describe()}, which Nakama could not have made (it never calls a stopped "
-               "match's handler): the recording is inconsistent and they were not replayed")
-    else:
-        why = (f"the recording goes on with {info.describe()}, which Nakama made: the recorded match had not "
-               "stopped there; they were not replayed")
-    if reproduced:
-        ended = "crashed" if stop.crash is not None else "stopped"
-        return False, f"the replay {ended} in {call.callback} at tick {call.tick} as recorded, but {why}", info
-    return False, f"{verdict}; {why}", info
-
-
-def _verdict(crash: Crash | None, recorded: CrashMarker | None, divergences: int, runtime: MatchRuntime) -> tuple[bool, str]:
-    if recorded is not None:
-        if crash is None:
-            return False, (
-                f"the recording crashed in {recorded.callback} at tick {recorded.tick}, "
-                f"the replay {'stopped' if runtime.stopped else 'ran to the end'} without a crash"
-            )
-        if (crash.callback, crash.tick) != (recorded.callback, recorded.tick):
-            return False, (
-                f"another crash, in {crash.callback} at tick {crash.tick} "
-                f"(recorded: {recorded.callback} at tick {recorded.tick})"
-            )
-        if divergences:
-            return False, f"crash reproduced in {crash.callback} at tick {crash.tick}, but {divergences} outcomes diverged"
-        return True, f"{crash.callback} crashed at tick {crash.tick}, as recorded"
-    if crash is not None:
-        return False, f"the replay crashed in {crash.callback} at tick {crash.tick}; the recording did not"
-    if divergences:
-        return False, f"{divergences} outcomes diverged from the recording"
-    return True, "ran to the end as recorded" if not runtime.stopped else "stopped as recorded"
+    return AfterStop(len(after), first.callback, first.tick, not recorded, call.callback, call.tick)
 
 
 def with_outcome(call: Call, step: StepResult) -> Call:

@@ -14,8 +14,10 @@ A ``CrashSignature`` keeps what identifies a crash and drops what varies between
 
 Normalising a message replaces uuids with ``<uuid>``, hex ids and addresses with ``<hex>`` and numbers with
 ``<n>``. The stable text key is ``callback|error_type|top frame`` (``match_loop|KeyError|arena.py:match_loop``)
-and ``short_hash`` is the first 12 hex digits of its BLAKE2b digest: grouping tools that compute the same key
-group crashes the same way. ``same_crash`` compares keys, and op codes when both sides know one.
+and ``short_hash`` is BLAKE2b with a 6-byte (48-bit) digest of the key's UTF-8 bytes, as 12 hex digits
+(``hashlib.blake2b(key, digest_size=6)``; not a cut of the 64-byte digest, which differs): grouping tools that
+compute the same key group crashes the same way. ``same_crash`` compares keys, and op codes when both sides
+know one; ``same_error_class`` compares error classes the way a verdict does.
 
 Signatures are built from a replay (``from_result``/``from_crash``), a recording's crash marker
 (``from_marker``, ``of_recording``) or a Nakama log line ``Stopping match after error from <callback>
@@ -40,6 +42,7 @@ __all__ = [
     "normalise_message",
     "parse_crash_log_line",
     "same_crash",
+    "same_error_class",
 ]
 
 MAX_FRAMES = 3
@@ -61,20 +64,30 @@ _LUA_TB_FRAME = re.compile(r'^\s*(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:
 _TYPE_PREFIX = re.compile(r"^(?:[\w.]+\.)?(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning))\b")
 _STDLIB_PARTS = ("/lib/python3", "site-packages", "dist-packages", "<frozen ")
 _VALUE = r"(?:\(?an? (?P<t>\w+) value\)?)"  # "(a nil value)" after a name, "a nil value" without one
-# (class, PUC Lua 5.1 pattern, gopher-lua pattern): both runtimes' texts of one error map to one class
+# (class, pattern): a PUC Lua 5.1 row and a gopher-lua row per class, so both runtimes' texts of one error map to
+# one class. The gopher-lua texts were read from a real Nakama 3.40 (tests/data/lua_error_probe_nakama_3.40.json,
+# pinned by tests/test_signature.py beside PUC Lua's): binary arithmetic says "cannot perform <op> operation
+# between <type> and <type>", unary minus "__unm undefined", length "__len undefined"; both runtimes say "attempt
+# to compare number with nil" for two types, while two values of one type read "attempt to compare two table
+# values" (PUC Lua) and "attempt to compare table with table" (gopher-lua)
 _LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("index", re.compile(r"attempt to index (?:.* )?" + _VALUE)),
     ("index", re.compile(r"attempt to index a non-table object\((?P<t>\w+)\)")),
     ("call", re.compile(r"attempt to call (?:.* )?" + _VALUE)),
     ("call", re.compile(r"attempt to call a non-function object")),
     ("arithmetic", re.compile(r"attempt to perform arithmetic on (?:.* )?" + _VALUE)),
-    ("arithmetic", re.compile(r"cannot perform (?:add|sub|mul|div|mod|pow|unm) operation between")),
+    ("arithmetic", re.compile(r"cannot perform (?:add|sub|mul|div|mod|pow) operation between")),
+    ("arithmetic", re.compile(r"__unm undefined")),
     ("concatenate", re.compile(r"attempt to concatenate (?:.* )?" + _VALUE)),
     ("concatenate", re.compile(r"cannot perform concat operation between")),
-    ("compare", re.compile(r"attempt to compare (?:\w+ with \w+|two \w+ values)")),  # gopher-lua | PUC Lua, same types
+    ("compare", re.compile(r"attempt to compare two \w+ values")),
+    ("compare", re.compile(r"attempt to compare \w+ with \w+")),
     ("length", re.compile(r"attempt to get length of")),
+    ("length", re.compile(r"__len undefined")),
     ("stack overflow", re.compile(r"stack overflow")),
 )
+# the replay runtime's own text for a callback that did not return (``replay.runtime``)
+_HANG_TEXT = re.compile(r"^\w+ did not return within [\d.]+ s$")
 
 
 def _quoted(m: re.Match[str]) -> str:
@@ -150,7 +163,7 @@ class CrashSignature:
 
     @property
     def short_hash(self) -> str:
-        """12 hex digits of BLAKE2b(key): a compact group id."""
+        """BLAKE2b-48 of the key (``digest_size=6``) as 12 hex digits: a compact group id."""
         return hashlib.blake2b(self.key.encode("utf-8"), digest_size=6).hexdigest()
 
     def same_crash(self, other: CrashSignature) -> bool:
@@ -197,7 +210,7 @@ class CrashSignature:
             message = lua["msg"] if lua else first
             rest = error + "\n" + traceback
             return cls(callback, lua_error_class(message), _lua_frames(pos_file, rest), op_code)
-        if error_type == "Hang":
+        if error_type == "Hang" or (error_type is None and _HANG_TEXT.match(first)):
             return cls(callback, "Hang", (), op_code)
         if error_type == "HandlerError":  # a broken Nakama rule: the message is the class
             return cls(callback, "HandlerError " + normalise_message(first), (), op_code)
@@ -235,8 +248,9 @@ class CrashSignature:
 
     @classmethod
     def from_marker(cls, marker: Any, op_code: int | None = None) -> CrashSignature:
-        """From a recording's ``CrashMarker`` (what production saw)."""
-        return cls.from_error(marker.callback, marker.error, marker.traceback, op_code=op_code)
+        """From a recording's ``CrashMarker`` (what production saw), with the error type it recorded, if any."""
+        return cls.from_error(marker.callback, marker.error, marker.traceback,
+                              error_type=getattr(marker, "error_type", "") or None, op_code=op_code)
 
     @classmethod
     def of_recording(cls, path: str | os.PathLike[str]) -> CrashSignature | None:
@@ -297,6 +311,18 @@ def parse_crash_log_line(line: str) -> LoggedCrash | None:
         return None
     tick = obj.get("tick")
     return LoggedCrash(str(obj.get("mid", "")), tick if isinstance(tick, int) else -1, m.group(1), str(obj.get("error", "")))
+
+
+def same_error_class(a: str, b: str) -> bool:
+    """Whether two ``error_type`` values name the same error: equal classes, or a broken Nakama rule
+    (``HandlerError <message>``) and the same message recorded without its type (``error <message>``, as a
+    Nakama log line gives it)."""
+    if a == b:
+        return True
+    for untyped, rule in ((a, b), (b, a)):
+        if untyped.startswith("error ") and rule.startswith("HandlerError ") and untyped[6:] == rule[13:]:
+            return True
+    return False
 
 
 def same_crash(a: CrashSignature | None, b: CrashSignature | None) -> bool:

@@ -17,8 +17,13 @@ Both runs go to the end of the recording or there is no verdict: a run that cras
 first (and the handler processes of the supervisor: a callback blocked past --hang-timeout, an exit, a
 segfault, --max-memory) is the answer, with the run, callback and tick.
 
+Only a complete recording gives a verdict: an unsealed, damaged or version-1 one is compared as far as it
+is intact, and the answer is "incomplete" (exit 3), with what the intact part showed (a divergence found
+there included); --allow-incomplete draws the verdict from the intact part, --strict refuses it.
+
 exit status: 0 no divergence, 1 divergence or a run that stopped before the end, 2 bad input (unreadable
-recording, handler that does not load, a state with no canonical form, a bad tolerance), 130 interrupted.
+recording, handler that does not load, a state with no canonical form, a bad tolerance), 3 incomplete
+recording: no verdict, 130 interrupted.
 
 examples:
   nakama-replay diff fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py \\
@@ -31,7 +36,15 @@ import argparse
 from typing import Any
 
 from replay.commands._args import count, input_dir, input_file, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.commands._common import (
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
 
@@ -59,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_supervisor_flags(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -69,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
     input_file(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
+    integrity_gate(args.recording, args)
     options = ReplayOptions(
-        seed=args.seed, until_tick=args.until_tick, hang_timeout=hang_timeout(args), module_path=args.module_path
+        seed=args.seed, until_tick=args.until_tick, hang_timeout=hang_timeout(args), module_path=args.module_path,
+        allow_incomplete=args.allow_incomplete,
     )
     tol = args.float_tolerance
     if args.recorded:
@@ -87,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
         result = getattr(match_diff, job)(*job_args, limit=args.limit)
     else:
         result = _supervised(job, job_args, args, sides)
+    if result.integrity is None:  # a run's handler process died before the diff could say
+        result = match_diff.judge(result, args.recording, options)
     if args.json:
         print_json(result.to_json())
     else:
         print_report(result)
-    return 1 if result.negative else 0
+    return result.exit_code
 
 
 def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
@@ -114,16 +132,28 @@ def print_report(r: Any) -> None:
     print(f"a          {r.a}")
     print(f"b          {r.b}")
     print(f"compared   {r.calls_compared} calls")
+    if r.integrity is not None and not r.integrity.complete:
+        print(f"integrity  {r.integrity.describe()}")
+    _print_finding(r)
+    if r.incomplete:
+        print(f"\nINCOMPLETE: {r.integrity_note}")
+    elif r.integrity_note:
+        print(f"\n({r.integrity_note})")
+
+
+def _print_finding(r: Any) -> None:
     if r.ended_early is not None:
         e = r.ended_early
-        print(f"\nNOT COMPARED TO THE END: {r.note}")
+        print(f"\n{'not compared to the end' if r.incomplete else 'NOT COMPARED TO THE END'}: {r.note}")
         if e.get("process"):
             print("(the supervisor ended that run's handler process)")
         return
     if not r.diverged:
-        print("\nNO DIVERGENCE" + (f": {r.note}" if r.note else ""))
+        what = "no divergence in the intact part" if r.incomplete else "NO DIVERGENCE"
+        print(f"\n{what}" + (f": {r.note}" if r.note else ""))
         return
-    print(f"\nDIVERGED at call #{r.index}: {r.callback} at tick {r.tick}")
+    what = "diverged in the intact part" if r.incomplete else "DIVERGED"
+    print(f"\n{what} at call #{r.index}: {r.callback} at tick {r.tick}")
     if r.inputs:
         print("inputs:")
         for line in _inputs(r.inputs):

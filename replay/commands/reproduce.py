@@ -17,9 +17,21 @@ than --hang-timeout is reported as hung whatever it blocks in (a C call, a catas
 expression), and so is a handler process that exits (sys.exit, os._exit), dies of a signal (a segfault)
 or passes --max-memory, each with its callback and tick. --in-process runs it here instead (a debugger).
 
-exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, diverging
-outcomes, recorded calls after the stop, a hang or a death of the handler process), 2 bad input (unreadable recording, handler that
-does not load), 130 interrupted (Ctrl-C).
+"Reproduced" means the same crash: the same callback, the same tick and the same error class (Lua errors
+by their class, so PUC Lua's and gopher-lua's wordings of one error agree; the top frame is not compared),
+with every recorded outcome before it equal. The same callback and tick with another error is not
+reproduced: --json's "mismatch" names what differs, and "signature"/"recorded_signature" show both.
+
+Only a complete recording (sealed by a writer that finished, every chunk intact and in sequence) gives a
+verdict. An unsealed (writer died), damaged or version-1 recording is replayed as far as it is intact and
+the answer is "incomplete" (exit 3), saying what was replayed and what is missing; --allow-incomplete
+draws the verdict from the intact part (the text still says what was not replayed); --strict refuses it
+before replaying.
+
+exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, another error,
+diverging outcomes, recorded calls after the stop, a hang or a death of the handler process), 2 bad input
+(unreadable recording, handler that does not load), 3 incomplete recording: no verdict, 130 interrupted
+(Ctrl-C).
 
 example:
   nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py
@@ -30,7 +42,15 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import count, input_dir, input_file, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.commands._common import (
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
 
@@ -46,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--last-ticks", type=count, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_supervisor_flags(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -55,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     input_file(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
+    integrity_gate(args.recording, args)
     worker = None if args.in_process else HandlerProcess(limits(args))
     if worker is not None:
         worker.start()  # its start-up overlaps the imports below
@@ -68,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         hang_timeout=hang_timeout(args),
         last_ticks=args.last_ticks,
         module_path=args.module_path,
+        allow_incomplete=args.allow_incomplete,
     )
     if worker is None:
         result = replay(args.recording, args.handler, options)
@@ -78,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_json())
     else:
         print_report(result)
-    return 0 if result.reproduced else 1
+    return result.exit_code
 
 
 def print_report(r) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +147,12 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         rc = r.recorded_crash
         first = rc.error.splitlines()[0] if rc.error else ""
         print(f"\nrecorded   crash in {rc.callback} at tick {rc.tick}: {first}")
-    print(("\nREPRODUCED: " if r.reproduced else "\nDID NOT REPRODUCE: ") + r.verdict)
+    if r.integrity is not None and not r.integrity.complete:
+        print(f"integrity  {r.integrity.describe()}")
+    print(f"\n{_HEADLINES[r.status]}: {r.verdict}")
+
+
+_HEADLINES = {"reproduced": "REPRODUCED", "not-reproduced": "DID NOT REPRODUCE", "incomplete": "INCOMPLETE"}
 
 
 def _detail(item: dict) -> str:  # type: ignore[type-arg]

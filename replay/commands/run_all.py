@@ -10,7 +10,12 @@ executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.
 Ray adapter (see README, "Batch replay"); each of its threads supervises its own handler process.
 --in-process replays in the executor's processes without a supervisor.
 
-exit status: 0, or 1 when a category named by --fail-on (default: error) is not empty; 2 bad input.
+A recording that is not complete (unsealed, damaged, version 1) lands in "incomplete" with what its intact
+part showed (unless its handler hung or died there: that category is the answer); --allow-incomplete
+sorts it by what that part showed instead, --strict does not replay it.
+
+exit status: 1 when a category named by --fail-on (default: error) is not empty; else 3 when a recording is
+incomplete (no verdict for it); else 0. 2 bad input.
 
 examples:
   nakama-replay run-all fixtures/recordings --handler fixtures/handlers/arena_fixed.py -j 2
@@ -24,9 +29,17 @@ import sys
 from collections import Counter
 
 from replay.commands._args import count, handler_file, positive, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.commands._common import (
+    EXIT_INCOMPLETE,
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    limits,
+    print_json,
+)
 
-HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, errors...)"
+HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, incomplete...)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on", default="error", metavar="CATS", help="comma list of categories that make the exit status 1 (default: error)")
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     add_supervisor_flags(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -50,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = fail_on - set(CATEGORIES)
     if unknown:
         raise NakamaReplayError(f"--fail-on: unknown categories {', '.join(sorted(unknown))}; use {', '.join(CATEGORIES)}")
+    if args.strict and args.allow_incomplete:
+        raise NakamaReplayError("--strict and --allow-incomplete contradict each other: pick one")
     recordings = find_recordings(args.paths)
     if not recordings:
         raise NakamaReplayError(f"no .nkrec recordings under {', '.join(args.paths)}")
@@ -62,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     kind = "serial" if jobs == 1 and args.executor == "process" else args.executor
     executor = load_executor(kind, jobs, supervised=supervised)
     progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
-    options = {"seed": args.seed, "hang_timeout": hang_timeout(args), "until_tick": args.until_tick}
+    options = {"seed": args.seed, "hang_timeout": hang_timeout(args), "until_tick": args.until_tick,
+               "allow_incomplete": args.allow_incomplete, "strict": args.strict}
     try:
         summary = run_all(recordings, args.handler, options=options, executor=executor, progress=progress,
                           limits=limits(args) if supervised else None)
@@ -75,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary, args.handler, jobs, args.executor)
     counts = summary.counts
-    return 1 if any(counts[c] for c in fail_on) else 0
+    if any(counts[c] for c in fail_on):
+        return 1
+    return EXIT_INCOMPLETE if counts["incomplete"] else 0
 
 
 def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no-untyped-def]
