@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder import CorruptRecording, open_recording
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +189,7 @@ def _damaged(tmp_path: Path) -> dict[str, Path]:
     [
         ("empty", "the file is empty (0 bytes)"),
         ("cut4", "the file ends after 4 bytes, inside the 8-byte .nkrec signature"),
-        ("cut30", "corrupt header at byte offset 8: the header frame is missing or cut off"),
+        ("cut30", "corrupt header at byte offset 8: the header frame is missing, damaged or cut off"),
         ("random", "not an .nkrec file (it starts with b'\\x07\\x08"),
         ("jsonl", "this is JSON Lines, not an .nkrec recording; make a recording of it with `nakama-replay import FILE"),
         ("log", "this is a JSON log, not an .nkrec recording; `nakama-replay ingest`"),
@@ -211,9 +212,15 @@ def test_a_corrupt_chunk_keeps_the_salvage_advice_that_is_true(tmp_path: Path, c
     data[len(data) // 2] ^= 0xFF
     flipped = tmp_path / "flipped.nkrec"
     flipped.write_bytes(bytes(data))
-    assert main(["inspect", str(flipped)]) == 2
-    assert "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage" in capsys.readouterr().err
-    assert main(["inspect", "--salvage", str(flipped)]) == 0  # and the advice holds
+    assert main(["inspect", "--json", str(flipped)]) == 3  # damaged: summarised up to the damage, no verdict
+    before = json.loads(capsys.readouterr().out)
+    assert before["integrity"]["state"] == "damaged" and before["integrity"]["chunks_after"] > 0
+    assert "intact chunks after it (--salvage reads them)" in before["integrity"]["summary"]
+    assert main(["inspect", "--salvage", "--json", str(flipped)]) == 3  # and the advice holds
+    assert json.loads(capsys.readouterr().out)["events"] > before["events"]
+    with open_recording(flipped) as rec, pytest.raises(CorruptRecording) as err:  # the library's own error
+        list(rec.events())
+    assert "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage" in str(err.value)
 
 
 def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -297,10 +297,11 @@ def test_the_issue_cuts_give_no_verdict(tmp_path: Path, capsys: pytest.CaptureFi
     for size in (1000, 20000):
         cut = tmp_path / "recs" / f"cut{size}.nkrec"
         cut.write_bytes(CRASH_REC.read_bytes()[:size])
-        assert main(["reproduce", str(cut)]) == 3
+        handler = ["--handler", str(tmp_path / "handlers" / "arena.py")]
+        assert main(["reproduce", str(cut), *handler]) == 3
         out = capsys.readouterr().out
         assert "REPRODUCED" not in out and "INCOMPLETE: no verdict: the recording is unsealed" in out
-        assert main(["reproduce", "--json", str(cut)]) == 3
+        assert main(["reproduce", "--json", str(cut), *handler]) == 3
         doc = json.loads(capsys.readouterr().out)
         assert (doc["status"], doc["reproduced"], doc["integrity"]["state"]) == ("incomplete", False, "unsealed")
         assert f"replayed {doc['calls_replayed']} calls" in doc["verdict"]
