@@ -602,7 +602,7 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     from recorder.nkrec import open_recording  # noqa: PLC0415
     from replay.handlers import split_spec  # noqa: PLC0415
     from replay.result import ReplayResult, describe_call  # noqa: PLC0415
-    from replay.runtime import _verdict  # noqa: PLC0415
+    from replay.verdict import decide  # noqa: PLC0415
 
     spec = handler
     if spec is None:
@@ -616,26 +616,25 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     crash = death.crash()
     calls: list[Any] = []
     markers: list[CrashMarker] = []
-    with open_recording(recording) as rec:
+    with open_recording(recording, on_damage="stop") as rec:  # the intact part, as the child read it
         for e in rec.events():
             if type(e) is CrashMarker:
                 markers.append(e)  # type: ignore[arg-type]
             elif type(e) is not WireEvent and len(calls) < death.position:
                 if options.until_tick is None or e.tick <= options.until_tick:  # type: ignore[union-attr]
                     calls.append(e)
+        integrity = rec.integrity()
     recorded = markers[-1] if markers else None
     if recorded is not None and options.until_tick is not None and recorded.tick > options.until_tick:
         recorded = None
     window = [c for c in calls if c.tick >= crash.tick - options.last_ticks + 1]
 
-    class _Ended:  # what the verdict asks of a runtime
-        stopped = True
-
-    reproduced, verdict = _verdict(crash, recorded, death.divergences, _Ended())  # type: ignore[arg-type]
+    verdict = decide(crash, recorded, death.divergences, True, integrity, allow_incomplete=options.allow_incomplete,
+                     calls=death.calls, ticks=death.loops)
     return ReplayResult(
         outcome=death.kind,
-        reproduced=reproduced,
-        verdict=verdict,
+        reproduced=verdict.reproduced,
+        verdict=verdict.sentence,
         ticks_replayed=death.loops,
         calls_replayed=death.calls,
         crash=crash,
@@ -646,6 +645,9 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
         recording=recording,
         handler=shown,
         death=death,
+        status=verdict.status,
+        mismatch=verdict.mismatch,
+        integrity=integrity,
     )
 
 
