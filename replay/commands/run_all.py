@@ -112,7 +112,7 @@ def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no
             print(f"  handler {show(path)} ({n} recording{'s' if n != 1 else ''})")
     print()
     for name, n in summary.counts.items():
-        print(f"  {name:<11} {n:>6}")
+        print(f"  {name:<13} {n:>6}")
     if summary.signatures:
         print("\ncrash signatures:")
         for g in summary.signatures:
@@ -121,6 +121,6 @@ def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no
     if others:
         print("\nnot clean:")
         for r in others[:50]:
-            print(f"  {r['category']:<11} {show(r['path'])}: {r['detail']}")
+            print(f"  {r['category']:<13} {show(r['path'])}: {r['detail']}")
         if len(others) > 50:
             print(f"  ... and {len(others) - 50} more (--json lists all)")
