@@ -273,7 +273,7 @@ class HandlerProcess:
         self._results = Connection(res_r, writable=False)
         self._ready = False
         self.starts += 1
-        self._finalizer = weakref.finalize(self, _kill_quietly, self._proc)
+        self._finalizer = weakref.finalize(self, _release, self._proc, self._stacks)
 
     def close(self) -> None:
         """Ask the worker to leave; end it if it does not within two seconds."""
@@ -462,6 +462,12 @@ def handler_traceback(dump: str) -> str:
 def _display(path: str) -> str:
     rel = os.path.relpath(path) if os.path.isabs(path) else path
     return path if rel.startswith("..") else rel
+
+
+def _release(proc: subprocess.Popen[bytes], stacks: Any) -> None:
+    """What a worker left behind when its ``HandlerProcess`` is forgotten without ``close()``."""
+    _kill_quietly(proc)
+    stacks.close()
 
 
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:

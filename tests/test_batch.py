@@ -118,7 +118,7 @@ def test_cli_json_fail_on_and_custom_executor(corpus, tmp_path, monkeypatch, cap
     code = main(["run-all", str(corpus / "more"), "--handler", str(HANDLERS / "arena.py"), "--fail-on", "reproduced", "--no-progress"])
     text = capsys.readouterr().out
     assert code == 1
-    assert "reproduced       1" in text and "match_loop|KeyError|arena.py:match_loop" in text
+    assert "reproduced         1" in text and "match_loop|KeyError|arena.py:match_loop" in text
 
     (tmp_path / "my_cluster.py").write_text(textwrap.dedent(
         """
