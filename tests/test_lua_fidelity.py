@@ -141,6 +141,8 @@ _ARGS = st.one_of(
 @given(st.lists(_FAST_SPECS, min_size=1, max_size=4), st.lists(_ARGS, max_size=5), st.text(alphabet="ab :", max_size=3))
 @example(["%d", "%%"], [5, None], "")
 @example(["%6s"], ["é".encode()], "")
+@example(["%s"], [b"\x00"], "")  # C's sprintf stops at a NUL; Go prints it
+@example(["%-6s"], [b"a\x00b"], "")
 @example([".3f".join(["%", ""]), "%d"], [-0.0], "")  # the slow path: lupa hands -0.0 to Python as int 0
 @settings(max_examples=250, deadline=None)
 def test_lua_string_format_fast_path_agrees_with_the_go_emulation(specs: list[str], args: list[object], sep: str) -> None:

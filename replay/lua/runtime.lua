@@ -234,9 +234,10 @@ local function fast_args_ok(verbs, n, ...)
     local v = raw_select(k, ...)
     local kind, t = verbs[k], raw_type(v)
     if kind == "string" then
-      if t ~= "string" then return false end
+      -- C's sprintf stops at a NUL byte (Lua 5.1 keeps strings of 100+ bytes whole); Go prints every byte
+      if t ~= "string" or str_find(v, "\0", 1, true) then return false end
     elseif kind == "ascii" then
-      if t ~= "string" or str_find(v, "[\128-\255]") then return false end
+      if t ~= "string" or str_find(v, "[\128-\255]") or str_find(v, "\0", 1, true) then return false end
     elseif t ~= "number" or v ~= v or v == huge or v == -huge then
       return false
     elseif kind == "int" then
