@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import protocol as P
-from recorder.errors import RecordingError
+from recorder.errors import IncompleteRecording, RecordingError
 from recorder.model import (
     Broadcast,
     CrashMarker,
@@ -64,7 +64,7 @@ from recorder.model import (
     PresenceReason,
     WireEvent,
 )
-from recorder.nkrec import RecordingWriter, read_events
+from recorder.nkrec import RecordingWriter, open_recording
 from replay.live_script import wire_identities
 from replay.signature import LoggedCrash
 from replay.tick_clock import TickClock
@@ -490,11 +490,19 @@ def convert(
     server_log: str | os.PathLike[str] | None = None,
     handler: str | None = None,
     broadcasts: bool = True,
+    allow_incomplete: bool = False,
 ) -> Conversion:
     """Read the wire recording at ``wire_path``, convert it and write the handler-call recording to
     ``out_path`` (sealed on close). ``handler`` (a path) is named in the header relative to the output;
-    ``broadcasts=False`` writes the calls without outcomes (a replay then checks only the crash)."""
-    header, events = read_events(wire_path)
+    ``broadcasts=False`` writes the calls without outcomes (a replay then checks only the crash). A wire
+    recording that is not complete (unsealed, damaged, version 1) raises ``IncompleteRecording`` unless
+    ``allow_incomplete``: then its intact part is converted and the header says what was not
+    (``tags.convert.source_integrity``, ``not_converted``)."""
+    with open_recording(wire_path, on_damage="stop") as rec:
+        header, events = rec.header, list(rec.events())
+        integrity = rec.integrity()
+    if not integrity.complete and not allow_incomplete:  # a sealed output must not hide a hole in its input
+        raise IncompleteRecording(str(wire_path), integrity)
     logged = None
     if server_log is not None:
         from replay.live_report import find_crash_line  # noqa: PLC0415
@@ -504,6 +512,12 @@ def convert(
     conv = convert_events(str(wire_path), header, events, tick_rate=tick_rate, logged_crash=logged)
     if server_log is not None and logged is None:
         conv.notes.append(f"{server_log} has no crash line for match {header.match_id}")
+    if not integrity.complete:
+        conv.notes.append(f"--allow-incomplete: converted the intact part of a {integrity.state} wire recording; "
+                          f"not converted: {integrity.missing()}")
+        tags = dict(conv.header.tags)
+        tags["convert"] = {**tags["convert"], "source_integrity": integrity.state, "not_converted": integrity.missing()}
+        conv.header = dataclasses.replace(conv.header, tags=tags)
     if not broadcasts:
         conv.events = [dataclasses.replace(e, outcome=None) if not isinstance(e, (CrashMarker, InitCall)) else e
                        for e in conv.events]

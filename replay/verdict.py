@@ -11,6 +11,8 @@
   holds calls after the one where the replay stopped, which were not replayed);
 - ``incomplete`` (exit 3): the recording is not ``complete`` (``recorder.integrity``), so nothing is
   claimed; the sentence says how much was replayed, what is missing, and what the replayed part showed.
+  Also when the replay crashed at the recorded callback and tick but the recording's crash marker has no
+  error (a wire recording converted without the server's log): whether it is the same crash is not known.
 
 ``allow_incomplete`` draws the verdict from the intact part anyway (the sentence still says what was not
 replayed). Nothing here reads files or runs handlers: callers (the replay runtime, a supervised child
@@ -32,6 +34,7 @@ __all__ = [
     "Verdict",
     "crash_mismatch",
     "decide",
+    "error_known",
     "recorded_signature",
     "replayed_signature",
 ]
@@ -81,6 +84,12 @@ def crash_mismatch(crash: Any, marker: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def error_known(marker: Any) -> bool:
+    """Whether a ``CrashMarker`` says what the error was (a converted wire recording's marker may not: the
+    wire shows only the disconnect)."""
+    return bool((marker.error or "").strip() or getattr(marker, "error_type", ""))
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
@@ -98,6 +107,12 @@ def _complete_verdict(crash: Any, recorded: Any, divergences: int, stopped: bool
             return Verdict(NOT_REPRODUCED, False, (
                 f"another crash, in {crash.callback} at tick {crash.tick} (recorded: {recorded.callback} at tick "
                 f"{recorded.tick})"), mismatch)
+        if mismatch and not error_known(recorded) and not divergences:
+            return Verdict(INCOMPLETE, False, (
+                f"{crash.callback} crashed at tick {crash.tick}, where the recording's crash is, but the recording "
+                "does not know that crash's error (a wire recording converted without the server's log), so "
+                "whether it is the same crash is not known: `nakama-replay convert --server-log NAKAMA.log` "
+                "records it"), ("error_type",))
         if mismatch:
             a, b = replayed_signature(crash), recorded_signature(recorded)
             assert a is not None and b is not None

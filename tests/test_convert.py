@@ -103,6 +103,11 @@ def test_converted_calls_are_the_calls_serve_made(arena_wire, tmp_path: Path, ca
     assert _inputs(events) == _inputs([e for e in truth if e.kind != "signal"])
     crash = events[-1]
     assert isinstance(crash, CrashMarker) and crash.error == ""  # the error is not on the wire
+    # so the replay's crash there cannot be confirmed as the same one: no verdict (exit 3), and it says why
+    assert main(["reproduce", str(out), "--handler", str(HANDLERS / "arena.py")]) == 3
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith(f"INCOMPLETE: match_loop crashed at tick {crash.tick}, where the recording's crash is, but")
+    assert "--server-log" in last
 
 
 def test_a_converted_recording_reproduces_diffs_and_tells_the_fix_apart(arena_wire, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -173,6 +178,21 @@ def test_a_real_nakama_wire_recording_converts_and_its_crash_reproduces(tmp_path
     capsys.readouterr()
     assert main(["reproduce", str(bare), "--handler", arena]) == 0
     assert main(["reproduce", str(bare), "--handler", str(HANDLERS / "arena_fixed.lua")]) == 1
+
+
+def test_an_incomplete_wire_recording_is_converted_only_when_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A proxy killed mid-match leaves an unsealed file: a sealed conversion would hide the hole."""
+    cut = tmp_path / "cut.nkrec"
+    data = REAL_WIRE.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "calls.nkrec"
+    assert main(["convert", str(cut), "-o", str(out), "--tick-rate", "10"]) == 3
+    assert "IncompleteRecording" in capsys.readouterr().err and not out.exists()
+    assert main(["convert", str(cut), "-o", str(out), "--tick-rate", "10", "--allow-incomplete", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert any(n.startswith("--allow-incomplete: converted the intact part of a") for n in doc["notes"])
+    header, _ = read_events(out)
+    assert header.tags["convert"]["source_integrity"] in ("unsealed", "damaged")
 
 
 def _w(socket: str, direction: str, t: float, env: dict | None = None, **kw) -> WireEvent:  # type: ignore[no-untyped-def]

@@ -10,7 +10,12 @@ with 1000 "server-side session disconnect", the call before it crashed: callback
 from the times, or taken exactly, with the error, from Nakama's log (--server-log). What is approximated is
 printed, kept in the output's header (tags.convert) and listed in the README.
 
-exit status: 0 converted, 2 bad input (not a wire recording, tick rate unknown, no match in it, paths).
+A wire recording that is not complete (the proxy was killed: unsealed; damaged; or version 1) is not
+converted (exit 3): the sealed output would hide the hole. --allow-incomplete converts its intact part and
+says so in the output's header (tags.convert.source_integrity).
+
+exit status: 0 converted, 2 bad input (not a wire recording, tick rate unknown, no match in it, paths),
+3 incomplete wire recording (see --allow-incomplete).
 
 examples:
   nakama-replay proxy --listen 127.0.0.1:7349 --upstream http://127.0.0.1:7350 --out wire/
@@ -43,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", metavar="FILE", help="the match handler to name in the header (relative to the output)")
     p.add_argument("--no-broadcasts", action="store_true",
                    help="write the calls without their observed broadcasts (a replay then checks the crash only)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="convert the intact part of an unsealed, damaged or version-1 wire recording")
     add_json_flag(p)
 
 
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         input_file(args.handler, "handler")
     output_file(args.out)
     conv = convert(args.wire, args.out, tick_rate=args.tick_rate, server_log=args.server_log, handler=args.handler,
-                   broadcasts=not args.no_broadcasts)
+                   broadcasts=not args.no_broadcasts, allow_incomplete=args.allow_incomplete)
     if args.json:
         print_json({**conv.to_json(), "out": args.out})
         return 0
