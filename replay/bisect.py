@@ -30,6 +30,7 @@ import io
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -244,15 +245,31 @@ class GitSource:
     def folder(self) -> str:
         return os.path.dirname(self.path)
 
-    def _pathspecs(self) -> list[str]:
-        # the handler's whole folder (its siblings and Lua modules); at the top level only handler files
-        return [self.folder] if self.folder else [":(glob)*.py", ":(glob)*.lua"]
+    def pathspecs(self, version: Version) -> list[str] | None:
+        """What to take from ``version``: the handler's whole folder (its siblings and Lua modules), or at the
+        top level of the repository its ``.py`` and ``.lua`` files, named one by one (``git archive`` fails as
+        a whole when one of its pathspecs matches nothing, so a glob for a kind of file the revision lacks
+        would lose the handler too). None: the handler is not there at that revision."""
+        listing = subprocess.run(
+            ["git", "-C", str(self.repo), "ls-tree", "-z", version.ref, "--", self.folder or "."],
+            capture_output=True, check=False,
+        )
+        if listing.returncode != 0:
+            return None
+        entries = [e.split("\t", 1) for e in listing.stdout.decode("utf-8", "surrogateescape").split("\0") if "\t" in e]
+        if self.folder:
+            return [self.folder] if entries else None
+        files = [name for meta, name in entries if meta.split()[1] == "blob" and name.endswith((".py", ".lua"))]
+        return files if self.path in files else None
 
     def materialise(self, version: Version, into: Path) -> Path | None:
         """Write the handler's folder at ``version`` under ``into``; the handler path, None if absent."""
         into.mkdir(parents=True, exist_ok=True)
+        specs = self.pathspecs(version)
+        if specs is None:
+            return None
         proc = subprocess.run(
-            ["git", "-C", str(self.repo), "archive", "--format=tar", version.ref, "--", *self._pathspecs()],
+            ["git", "-C", str(self.repo), "archive", "--format=tar", version.ref, "--", *specs],
             capture_output=True, check=False,
         )
         if proc.returncode != 0:
@@ -268,7 +285,7 @@ class GitSource:
     def checkout_command(self, version: Version) -> tuple[str, str]:
         """A shell command writing ``version``'s handler folder to /tmp, and the handler path it gives."""
         where = f"/tmp/nkreplay-bisect-{version.ref[:10]}"
-        specs = " ".join(shlex.quote(s) for s in self._pathspecs())
+        specs = " ".join(shlex.quote(s) for s in self.pathspecs(version) or [self.path])
         command = (
             f"mkdir -p {where} && git -C {shlex.quote(str(self.repo))} archive {version.ref[:12]} -- {specs} "
             f"| tar -x -C {where}"
@@ -409,7 +426,12 @@ def split_handler(spec: str) -> str:
 
 class CommandTest:
     """Run a shell command per version (``git bisect run`` style); ``{version}``, ``{recording}`` and
-    ``{handler}`` are replaced by shell-quoted values."""
+    ``{handler}`` are replaced by shell-quoted values.
+
+    Where this parts from ``git bisect run``: exit 126 (cannot execute) and 127 (not found) abort the
+    bisection instead of counting as bad. Those are the shell's own answers for a command that never ran
+    (a typo, a missing build, a script without its execute bit), and taking them for "bad" names a first
+    bad version that nothing tested. ``check`` finds most such commands before the first step."""
 
     def __init__(
         self,
@@ -433,14 +455,55 @@ class CommandTest:
                 "(double braces for literal ones)"
             ) from None
 
+    def check(self, version: Version) -> None:
+        """Raise ``BisectError`` when the command's program cannot run (not found, not executable), as
+        far as that shows without running it: the first word of the command, after variable assignments,
+        unless it is shell syntax (a builtin or keyword, which the shell always has)."""
+        cmd = self.command(version, "")
+        try:
+            words = shlex.split(cmd)
+        except ValueError as exc:
+            raise BisectError(f"--run {self.template!r}: not a valid shell command: {exc}") from None
+        while words and _ASSIGNMENT.match(words[0]):
+            words.pop(0)
+        if not words or not words[0] or words[0] in _SHELL_WORDS:
+            return
+        program = words[0]
+        problem = _not_runnable(program, self.cwd)
+        if problem:
+            raise BisectError(f"--run {self.template!r}: {program!r} {problem}, so no version could be tested")
+
     def __call__(self, version: Version) -> tuple[str, str]:
         handler = self.handler_for(version) if "{handler}" in self.template else None
         cmd = self.command(version, handler)
         proc = subprocess.run(cmd, shell=True, capture_output=True, cwd=self.cwd, check=False)
-        verdict = verdict_from_exit(proc.returncode)
         lines = (proc.stdout + proc.stderr).decode("utf-8", errors="replace").strip().splitlines()
         said = f": {lines[-1][:160]}" if lines else ""
-        return verdict, f"exit {proc.returncode}{said}"
+        if proc.returncode in (126, 127):  # the shell could not run it: nothing was tested (see the class)
+            what = "cannot be executed" if proc.returncode == 126 else "was not found"
+            return ABORT, (f"exit {proc.returncode}{said}: the command {cmd!r} {what}; a command that did not run "
+                           "says nothing about the version (git bisect run would count it as bad)")
+        return verdict_from_exit(proc.returncode), f"exit {proc.returncode}{said}"
+
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: shell builtins and keywords a command may start with (the shell runs them itself)
+_SHELL_WORDS = frozenset(
+    "! { ( [ [[ . : break case cd command continue eval exec exit export false for if set source test then "
+    "time true ulimit umask unset until while".split()
+)
+
+
+def _not_runnable(program: str, cwd: str | None) -> str:
+    """Why ``program`` cannot be run from ``cwd`` ("" when it can, as far as the file system tells)."""
+    if "/" in program:
+        path = Path(cwd or ".") / program
+        if not path.exists():
+            return "does not exist"
+        if path.is_dir() or not os.access(path, os.X_OK):
+            return "is not an executable file"
+        return ""
+    return "" if shutil.which(program) else "is not a command on PATH"
 
 
 class Materialiser:

@@ -256,3 +256,112 @@ def test_an_earlier_other_crash_is_a_skip(tmp_path, capsys):
     [step] = out["steps"]
     assert step["verdict"] == SKIP and step["why"].startswith("another crash first, in match_loop at tick 5: ValueError: early")
     assert [c["name"] for c in out["candidates"]] == ["arena_v2.py", "arena_v3.py"]
+
+
+def test_a_handler_at_the_top_of_its_repository_is_found_at_every_revision(tmp_path, capsys):
+    """``ctf.py``-style: the handler sits at the top level, with no .lua file beside it (git archive used to fail
+    as a whole on the unmatched ``*.lua`` pathspec, so every version was skipped)."""
+    repo = tmp_path / "top"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "dev@example.com")
+    _git(repo, "config", "user.name", "dev")
+    shas = [_commit(repo, "readme only", {"README.md": "game\n"})]  # the handler does not exist yet: skipped
+    for i in range(1, 9):
+        shas.append(_commit(repo, f"revision {i}", {"arena.py": (FIXED if i < 5 else BUGGY) + f"\nREVISION = {i}\n"}))
+    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "arena.py"), "--revs", f"{shas[1]}..{shas[-1]}",
+                          "--check-ends")
+    assert code == 0, out
+    assert out["first_bad"]["ref"] == shas[5]
+    assert all(s["verdict"] in (GOOD, BAD) for s in out["steps"]), out["steps"]
+    from replay.bisect import GitSource, Version as V
+
+    source = GitSource(repo, "arena.py")
+    assert source.pathspecs(V("r0", shas[0])) is None  # no handler at that revision
+    assert source.pathspecs(V("r1", shas[1])) == ["arena.py"]
+
+
+def test_a_run_command_that_cannot_run_stops_before_the_first_step(tmp_path, capsys):
+    versions = ["1", "2", "3"]
+    assert main(["bisect", CRASH_REC, "--versions", *versions, "--run", "./nonexistent-cmd {version}"]) == 2
+    captured = capsys.readouterr()
+    assert "'./nonexistent-cmd' does not exist, so no version could be tested" in captured.err
+    assert "FIRST BAD" not in captured.out and "bisecting" not in captured.out
+    script = tmp_path / "judge.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")  # no execute bit: the shell would answer 126
+    assert main(["bisect", CRASH_REC, "--versions", *versions, "--run", f"{script} {{version}}"]) == 2
+    assert "is not an executable file" in capsys.readouterr().err
+    assert main(["bisect", CRASH_REC, "--versions", *versions, "--run", "no-such-program-here {version}"]) == 2
+    assert "is not a command on PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("status", [126, 127])
+def test_exit_126_and_127_abort_with_exit_2_naming_the_command(status, capsys):
+    """git bisect run counts them as bad; a command the shell could not run tested nothing."""
+    cmd = f"sh -c 'exit {status}' {{version}}"
+    code, out = _run_json(capsys, CRASH_REC, "--versions", "1", "2", "3", "4", "--run", cmd)
+    assert code == 2 and out["aborted"] and out["first_bad"] is None and len(out["steps"]) == 1
+    assert out["steps"][0]["verdict"] == "abort"
+    assert f"exit {status}" in out["message"] and "sh -c 'exit" in out["message"]
+    assert ("cannot be executed" if status == 126 else "was not found") in out["message"]
+    help_text = subprocess.run([sys.executable, "-m", "replay.cli", "bisect", "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    assert "126 (cannot execute) and 127 (command not found) abort" in help_text and "git bisect run counts" in help_text
+
+
+def _crash_at(tick: int, error: str = "ValueError('other')") -> str:
+    """The fixed arena, crashing in match_loop at ``tick`` with another error than the recorded KeyError."""
+    return FIXED.replace(
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+        f"def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    if tick == {tick}:\n        raise {error}\n",
+    )
+
+
+def test_a_different_crash_at_exactly_the_recorded_tick_is_a_skip(tmp_path, capsys):
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    for i, text in enumerate((FIXED, _crash_at(58), BUGGY), 1):
+        (folder / f"arena_v{i}.py").write_text(text)
+    code, out = _run_json(capsys, CRASH_REC, "--handlers", str(folder))
+    [step] = out["steps"]
+    assert step["verdict"] == SKIP, step
+    assert step["why"].startswith("another crash first, in match_loop at tick 58: ValueError: other")
+    assert code == 1 and out["first_bad"] is None
+
+
+def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, capsys):
+    """A recording whose crash marker (tick 20) comes before calls it still holds: a version crashing otherwise
+    later (tick 30) is good, "not this crash"; one crashing otherwise before it, skipped."""
+    from recorder.model import CrashMarker
+    from recorder.nkrec import read_events, write_recording
+
+    header, events = read_events(CLEAN_REC)
+    marker = CrashMarker("match_loop", 20, "KeyError: 'gone'", 'File "arena.py", line 1, in match_loop\nKeyError', "KeyError")
+    at = next(i for i, e in enumerate(events) if getattr(e, "tick", 0) > 20)
+    rec = tmp_path / "marked.nkrec"
+    write_recording(rec, header, [*events[:at], marker, *events[at:]])
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    from replay.bisect import ReplayTest
+
+    for name, text in (("later", _crash_at(30)), ("earlier", _crash_at(10))):
+        (folder / f"{name}.py").write_text(text)
+    test = ReplayTest(str(rec))
+    later = test(Version("later", "later", str(folder / "later.py")))
+    earlier = test(Version("earlier", "earlier", str(folder / "earlier.py")))
+    assert later[0] == GOOD and later[1].startswith("not this crash: match_loop crashed at tick 30: ValueError: other")
+    assert earlier[0] == SKIP and earlier[1].startswith("another crash first, in match_loop at tick 10")
+
+
+def test_an_incomplete_recording_is_not_bisected(tmp_path, capsys):
+    folder = tmp_path / "releases"
+    folder.mkdir()
+    for i, text in enumerate((FIXED, BUGGY), 1):
+        (folder / f"arena_v{i}.py").write_text(text)
+    cut = tmp_path / "cut.nkrec"
+    cut.write_bytes(Path(CRASH_REC).read_bytes()[:-20])  # the seal is cut: every chunk is there, unproven
+    assert main(["bisect", str(cut), "--handlers", str(folder)]) == 3
+    captured = capsys.readouterr()
+    assert "unsealed" in captured.err and "FIRST BAD" not in captured.out
+    assert main(["bisect", str(cut), "--handlers", str(folder), "--allow-incomplete"]) == 0
+    assert "FIRST BAD: arena_v2.py" in capsys.readouterr().out

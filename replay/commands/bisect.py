@@ -10,16 +10,30 @@ Versions, oldest first, from one of:
   --versions V1 V2 ... --run CMD         client (or any) versions; CMD decides
 
 By default a version is bad when the recording's crash happens again with the same signature (callback,
-error type, top frame; see replay.signature); --predicate diverges: when the replay's outcomes differ from
-the recorded ones. --run CMD replaces the replay by a shell command with {version}, {recording} and
-{handler} filled in: exit 0 good, 125 skip, 1..127 bad, above 127 abort (as `git bisect run`).
+error type, top frame; see replay.signature); a different crash at or before the recorded tick hides the
+one looked for, so that version is skipped, and a different crash after it is good ("not this crash").
+--predicate diverges: bad when the replay's outcomes differ from the recorded ones.
+
+--run CMD replaces the replay by a shell command with {version}, {recording} and {handler} filled in:
+exit 0 good, 125 skip, 1..127 bad, above 127 abort, as `git bisect run` reads them, with one difference:
+126 (cannot execute) and 127 (command not found) abort the bisection with exit 2 naming the command,
+where git bisect run counts them as bad. Those are the shell's answers for a command that never ran (a
+typo, a missing build, a script without its execute bit); counting them as bad would name a first bad
+version that nothing tested. The command's program is also checked before the first step.
+
+A handler file at the top of its repository is found at every revision that has it (its .py and .lua
+siblings come along); a handler in a folder brings the whole folder.
+
+Only a complete recording is bisected: an unsealed, damaged or version-1 one is refused with exit 3
+(its crash marker or later calls may be missing), unless --allow-incomplete.
 
 Each replay runs in a handler process under a supervisor: a version whose handler hangs (whatever it
 blocks in), exits, segfaults or passes --max-memory is judged by that ending at its callback and tick
 (another crash before the recorded one: skip; after it: good), and the bisection carries on.
 
 exit status: 0 first bad version found, 1 none found (only skipped versions left, or --check-ends found
-the last version good), 2 bad input or aborted.
+the last version good), 2 bad input or aborted (a --run command that cannot run included), 3 the
+recording is not complete.
 
 examples:
   nakama-replay bisect REC --handler-file modules/arena.lua --revs v1.3.0..HEAD
@@ -33,7 +47,15 @@ import shlex
 import sys
 
 from replay.commands._args import input_file, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.commands._common import (
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
 
@@ -52,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     add_supervisor_flags(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -67,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise BisectError("--revs goes with --handler-file")
     if args.versions and not args.run:
         raise BisectError("--versions needs --run CMD: only the command can tell good from bad for them")
+    integrity_gate(args.recording, args, refuse=True)  # no bisect verdict from an incomplete recording
     materialiser = source = None
     if args.handler_file:
         source, versions = b.git_versions(args.handler_file, args.revs)
@@ -81,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.run:
             test = b.CommandTest(args.run, args.recording, handler_for)
+            test.check(versions[0])
         else:
-            options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args))
+            options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args),
+                                    allow_incomplete=args.allow_incomplete)
             test = b.ReplayTest(args.recording, predicate=args.predicate, options=options, handler_for=handler_for,
                                 limits=None if args.in_process else limits(args))
         if not args.json:
