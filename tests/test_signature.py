@@ -173,3 +173,110 @@ def test_normalise_message():
     assert normalise_message('unknown key "a b" in \'x\'') == 'unknown key "<q>" in \'<q>\''
     assert normalise_message("attempt to index local 'holder' (a nil value)") == "attempt to index local 'holder' (a nil value)"
     assert normalise_message("bad argument #1 to 'insert', can't") == "bad argument #<n> to 'insert', can't"
+
+
+# -- both Lua runtimes' texts of one error, pinned with real texts ---------------------------------------------
+
+PROBE = ROOT / "fixtures" / "nakama" / "error_probe.lua"
+GOPHER = dict(json.loads((ROOT / "tests" / "data" / "lua_error_probe_nakama_3.40.json").read_text())["answers"])
+EXPECTED_CLASS = {
+    **dict.fromkeys(["add nil", "sub nil", "mul nil", "div nil", "mod nil", "pow nil", "unm nil", "mod table",
+                     "arith string"], "lua:arithmetic"),
+    **dict.fromkeys(["len nil", "len number", "len field"], "lua:length"),
+    "stack overflow": "lua:stack overflow",
+    **dict.fromkeys(["compare tables", "compare number nil", "compare string number", "compare le nil"], "lua:compare"),
+    **dict.fromkeys(["concat table", "concat nil"], "lua:concatenate"),
+    **dict.fromkeys(["index nil", "index field nil", "newindex nil"], "lua:index nil"),
+    **dict.fromkeys(["call nil", "call field", "call number"], "lua:call"),
+}
+
+
+@pytest.fixture(scope="module")
+def puc_texts() -> dict[str, str]:
+    """The probe's cases run in PUC Lua 5.1 (lupa), the replay runtime's Lua."""
+    import lupa.lua51 as lupa
+
+    lua = lupa.LuaRuntime()
+    lua.execute('package.preload["nakama"] = function() return {register_rpc = function() end} end')
+    module = lua.execute(PROBE.read_text())
+    answers = module.probe()
+    return {answers[i][1]: answers[i][2] for i in range(1, len(answers) + 1)}
+
+
+def test_the_probe_covers_every_case_in_both_runtimes(puc_texts: dict[str, str]) -> None:
+    assert set(GOPHER) == set(puc_texts) == set(EXPECTED_CLASS)
+    assert "no error" not in GOPHER.values() and "no error" not in puc_texts.values()
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED_CLASS))
+def test_both_runtimes_wordings_of_one_error_get_one_class(case: str, puc_texts: dict[str, str]) -> None:
+    gopher = CrashSignature.from_error("match_loop", GOPHER[case])
+    puc = CrashSignature.from_error("match_loop", puc_texts[case])
+    assert gopher.error_type == puc.error_type == EXPECTED_CLASS[case], (GOPHER[case], puc_texts[case])
+
+
+@pytest.mark.parametrize(
+    ("text", "cls"),
+    [  # gopher-lua (Nakama 3.40) and PUC Lua 5.1 texts as the probe printed them, one row per pattern
+        ("error_probe.lua:14: cannot perform mod operation between number and nil", "lua:arithmetic"),
+        ("error_probe.lua:15: cannot perform pow operation between number and nil", "lua:arithmetic"),
+        ("error_probe.lua:16: __unm undefined", "lua:arithmetic"),
+        ("x.lua:11: attempt to perform arithmetic on local 'x' (a nil value)", "lua:arithmetic"),
+        ("error_probe.lua:19: __len undefined", "lua:length"),
+        ("x.lua:16: attempt to get length of local 'x' (a nil value)", "lua:length"),
+        ("error_probe.lua:22: stack overflow", "lua:stack overflow"),
+        ("error_probe.lua:23: attempt to compare table with table", "lua:compare"),
+        ("x.lua:21: attempt to compare two table values", "lua:compare"),
+        ("x.lua:22: attempt to compare number with nil", "lua:compare"),
+        ("error_probe.lua:27: cannot perform concat operation between string and table", "lua:concatenate"),
+        ("x.lua:25: attempt to concatenate a table value", "lua:concatenate"),
+        ("error_probe.lua:32: attempt to call a non-function object", "lua:call"),
+        ("x.lua:30: attempt to call local 'f' (a nil value)", "lua:call"),
+        ("x.lua:30: attempt to index local 'n' (a number value)", "lua:index number"),
+        ("error_probe.lua:29: attempt to index a non-table object(nil) with key 'team'", "lua:index nil"),
+        ("x.lua:3: cannot perform unm operation between nil and nil", "lua:error cannot perform unm operation between nil and nil"),
+    ],
+)
+def test_each_lua_class_row(text: str, cls: str) -> None:
+    assert CrashSignature.from_error("match_loop", text).error_type == cls
+
+
+def test_short_hash_pinned_and_as_documented() -> None:
+    """BLAKE2b with a 48-bit digest of the key, as 12 hex digits. The literals come from coreutils
+    (``printf %s KEY | b2sum -l 48``), not from the code under test; the README and the docstring say the same."""
+    arena = CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",))
+    assert arena.key == "match_loop|KeyError|arena.py:match_loop"
+    assert arena.short_hash == "235ca6a08bd5"
+    assert CrashSignature("match_join", "lua:index nil", ("ctf.lua",)).short_hash == "eca5123090f0"
+    assert CrashSignature("match_loop", "Hang").short_hash == "62b4e5ab5464"  # key match_loop|Hang|?
+    assert hashlib.blake2b(arena.key.encode()).hexdigest()[:12] == "93c2b4c144bc" != arena.short_hash  # not a cut
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "is BLAKE2b with a 48-bit digest of the UTF-8 key, as 12 hex digits (`b2sum -l 48`" in readme
+    assert "`235ca6a08bd5` for the arena crash" in readme
+    assert "BLAKE2b with a 6-byte (48-bit) digest" in " ".join(replay_signature_doc().split())
+
+
+def replay_signature_doc() -> str:
+    import replay.signature
+
+    return replay.signature.__doc__ or ""
+
+
+def test_same_error_class() -> None:
+    from replay.signature import same_error_class
+
+    assert same_error_class("KeyError", "KeyError") and not same_error_class("KeyError", "IndexError")
+    assert same_error_class("error Match initial state must not be nil", "HandlerError Match initial state must not be nil")
+    assert same_error_class("HandlerError Match initial state must not be nil", "error Match initial state must not be nil")
+    assert not same_error_class("error a", "HandlerError b") and not same_error_class("error a", "KeyError a")
+    assert not same_error_class("HandlerError a", "lua:error a")
+
+
+def test_a_marker_keeps_its_error_type_and_the_hang_text_is_a_hang() -> None:
+    from recorder.model import CrashMarker
+
+    typed = CrashSignature.from_marker(CrashMarker("match_loop", 3, "boom", "", "RuntimeError"))
+    assert typed.error_type == "RuntimeError"
+    assert CrashSignature.from_marker(CrashMarker("match_loop", 3, "boom")).error_type == "error boom"
+    hang = CrashSignature.from_marker(CrashMarker("match_loop", 3, "match_loop did not return within 5.0 s"))
+    assert hang.error_type == "Hang"
