@@ -154,7 +154,7 @@ class LiveScript:
 def load_script(path: str | os.PathLike[str], *, tick_rate: int | None = None) -> LiveScript:
     """Read a recording (handler-call or wire) and build its live script. ``tick_rate`` overrides the
     recording's (wire recordings need one when their header has none)."""
-    header, events = read_events(path)
+    header, events = read_events(path, on_damage="stop")  # the intact part: the command refused anything less
     return script_from_events(str(path), header, events, tick_rate=tick_rate)
 
 

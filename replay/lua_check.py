@@ -99,7 +99,7 @@ class _Run:
         self.last: StepResult | None = None
 
     def __iter__(self) -> Iterator[StepResult]:
-        with open_recording(self.path) as rec:
+        with open_recording(self.path, on_damage="stop") as rec:  # the intact part; the command says what is missing
             set_run(self.run)
             lua = LuaHandler(self.handler, module_path=self.options.module_path, pairs_order=self.order)
             o = self.options

@@ -57,7 +57,7 @@ class SocketScript:
 
 def load_scripts(path: str) -> list[SocketScript]:
     """The recorded sockets of a wire recording, in the order they opened."""
-    header, events = read_events(path)
+    header, events = read_events(path, on_damage="stop")  # the intact part (the command checks integrity)
     if header.recording_kind != "wire" and not any(isinstance(e, WireEvent) for e in events):
         raise RecordingError(f"{path}: not a wire recording (kind {header.recording_kind!r}); playback needs "
                              "one made by `nakama-replay proxy`")

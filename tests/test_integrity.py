@@ -392,3 +392,35 @@ def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path
         except RecordingError:
             continue
         assert diff.status == "incomplete" and diff.exit_code == 3
+
+
+def test_import_seals_and_its_recording_replays_to_a_verdict(tmp_path: Path) -> None:
+    from recorder.jsonl import import_jsonl
+
+    out = tmp_path / "example.nkrec"
+    import_jsonl(ROOT / "fixtures" / "recordings" / "example.jsonl", out)
+    assert verify(out).state == "complete"
+
+
+def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """replay (into a server) and playback refuse before sending anything; lua-check draws no answer."""
+    cut = tmp_path / "cut.nkrec"
+    cut.write_bytes(CRASH_REC.read_bytes()[:-30])  # inside the seal
+    # a server address nothing listens on: a refusal must come before any connection is tried
+    assert main(["replay", str(cut), "--nakama", "http://127.0.0.1:9", "--out", str(tmp_path / "w")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("TruncatedRecording: ") and "unsealed: the writer did not finish" in err
+    assert main(["playback", str(cut), "--listen", "127.0.0.1:0"]) == 3
+    assert "unsealed" in capsys.readouterr().err
+    lua_rec = ROOT / "fixtures" / "recordings" / "arena-lua-reconnect-crash.nkrec"
+    lua_cut = tmp_path / "lua-cut.nkrec"
+    lua_cut.write_bytes(lua_rec.read_bytes()[:-30])
+    lua = str(ROOT / "fixtures" / "handlers" / "arena.lua")
+    assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process"]) == 3
+    out = capsys.readouterr().out
+    assert "integrity  unsealed" in out and "INCOMPLETE: no answer" in out
+    assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process", "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["status"] == "incomplete"
+    assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process", "--allow-incomplete"]) in (0, 1)
+    assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process", "--strict"]) == 3

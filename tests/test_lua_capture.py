@@ -17,7 +17,7 @@ from recorder.lua_errors import error_location, error_message
 from replay.signature import lua_error_class
 from recorder.model import Header, LoopCall
 from recorder.nakama_log import crash_of, format_log_line, iter_log
-from recorder.nkrec import read_events
+from recorder.nkrec import read_events, verify
 from replay.cli import main
 from replay.driver import MatchDriver
 from replay.lua_handler import LuaHandler
@@ -71,6 +71,7 @@ def test_capture_ingest_replay_round_trip(tmp_path: Path) -> None:
     assert match.header.match_id == make_recordings.MATCH_ID and match.header.log_match_id == make_recordings.MATCH_ID.split(".")[0]
     assert (match.header.module, match.header.tick_rate, match.header.source) == ("arena", 10, "lua-capture")
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
+    assert verify(path).state == "complete"  # ingest seals what it writes
     result = replay(path, str(HANDLERS / "arena.lua"))  # the unwrapped arena.lua
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0

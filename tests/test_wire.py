@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from leaks import leaks
 from recorder import session_token
-from recorder.nkrec import read_events
+from recorder.nkrec import read_events, verify
 from recorder.proxy import start_proxy
 from recorder.wsio import HttpResponse, http_request, start_server
 from replay.cli import main
@@ -156,6 +156,7 @@ def test_serve_hosts_the_runtime_and_records_the_match(tmp_path: Path) -> None:
         return match_id
 
     match_id = run(go())
+    assert verify(tmp_path / f"{match_id}.nkrec").state == "complete"  # serve seals its capture on a clean close
     header, events = read_events(tmp_path / f"{match_id}.nkrec")
     assert header.match_id == match_id and header.source == "serve"
     assert header.tick_rate == 10 and header.label == '{"kind":"echo"}'  # what match_init returned (issue #14.9)
@@ -188,6 +189,7 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
 
     ana, ben, match_id = run(go())
     path = tmp_path / "wire" / f"{match_id}.nkrec"
+    assert verify(path).state == "complete"  # the proxy's wire recorder seals each file when it stops
     header, events = read_events(path)
     assert header.recording_kind == "wire" and header.match_id == match_id
     assert set(header.client_versions.values()) == {"1.4.0"} and len(header.client_versions) == 2

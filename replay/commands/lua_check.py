@@ -10,8 +10,12 @@ Both runs go to the end of the recording or there is no verdict: a run that cras
 first, or whose handler process dies under the supervisor (--hang-timeout, --max-memory, an exit, a
 segfault), is the answer, with the run, callback and tick.
 
+Only a complete recording gives an answer: an unsealed, damaged or version-1 one is checked as far as it
+is intact and the answer is "incomplete" (exit 3), with what that part showed; --allow-incomplete draws
+the answer from it, --strict refuses it.
+
 exit status: 0 no dependence found on this recording, 1 the handler's behaviour depends on pairs order or
-a run stopped before the end, 2 bad input, 130 interrupted.
+a run stopped before the end, 2 bad input, 3 incomplete recording: no answer, 130 interrupted.
 
 example:
   nakama-replay lua-check recordings/<match>.nkrec --handler modules/arena.lua"""
@@ -21,7 +25,16 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import input_dir, input_file, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.commands._common import (
+    EXIT_INCOMPLETE,
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
 
@@ -32,12 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
     add_supervisor_flags(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import HandlerLoadError
-    from recorder.nkrec import open_recording
+    from recorder.nkrec import open_recording, verify
     from replay.handlers import recorded_handler
     from replay.lua_check import check_pairs_order
     from replay.runtime import ReplayOptions
@@ -45,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     input_file(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
+    integrity_gate(args.recording, args)
+    integrity = verify(args.recording)
     handler = args.handler
     if handler is None:
         with open_recording(args.recording) as rec:
@@ -64,9 +80,19 @@ def run(args: argparse.Namespace) -> int:
                 report = worker.call("replay.lua_check:check_pairs_order", args.recording, handler, options)
             except HandlerDied as exc:
                 report = died(exc.death)
+    incomplete = not integrity.complete and not args.allow_incomplete
     if args.json:
-        print_json({"handler": str(handler), **report.to_json()})
+        print_json({"handler": str(handler), **report.to_json(), "integrity": integrity.to_json(),
+                    "status": "incomplete" if incomplete else "sensitive" if report.negative else "clean"})
     else:
         print(f"handler    {handler}")
+        if not integrity.complete:
+            print(f"integrity  {integrity.describe()}")
         print(report.describe())
+        if not integrity.complete:
+            what = "no answer" if incomplete else "--allow-incomplete: answered from the intact part"
+            print(f"INCOMPLETE: {what}; not checked: {integrity.missing()}" if incomplete else f"({what}; not "
+                  f"checked: {integrity.missing()})")
+    if incomplete:
+        return EXIT_INCOMPLETE
     return 1 if report.negative else 0

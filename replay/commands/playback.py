@@ -4,13 +4,17 @@ recorded times relative to the socket's open (or at once with --fast), so a clie
 production on a server message crashes again at the same message. Point the client at --listen: its
 authentication gets a token for the recorded user; the k-th socket it opens gets the k-th recorded
 socket (or those named with --socket). Replies to requests (match_join, rpc) wait for the client's
-request and carry its cid. Exits once every chosen socket has been played."""
+request and carry its cid. Exits once every chosen socket has been played.
+
+An unsealed, damaged or version-1 recording is refused with exit 3 (the sockets' last messages or closes
+may be missing), unless --allow-incomplete, which plays its intact part."""
 
 from __future__ import annotations
 
 import argparse
 
 from replay.commands._args import input_file, listen_address, seconds
+from replay.commands._common import add_integrity_flags, integrity_gate
 
 HELP = "play the server's side of a wire recording to a real game client"
 
@@ -23,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recorded socket to play (repeatable, in connection order); default: all, in open order")
     p.add_argument("--gate-timeout", type=seconds, default=30.0, metavar="S",
                    help="how long a reply waits for the client's request before it is sent anyway (default 30)")
+    add_integrity_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     host, port = args.listen.host, args.listen.port
     input_file(args.recording, "recording")
+    integrity = integrity_gate(args.recording, args, refuse=True)
+    if not integrity.complete:
+        print(f"warning: {args.recording}: {integrity.describe()}; playing its intact part", file=sys.stderr)
     scripts = load_scripts(args.recording)
     if args.socket:
         named = {s.name: s for s in scripts}

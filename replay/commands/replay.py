@@ -19,9 +19,13 @@ usernames and node names in the recorded broadcasts the same way, and compares o
 holds: a handler-call recording whose calls have no recorded outcomes says nothing about broadcasts, and
 the report says so plainly instead of calling every live broadcast a mismatch.
 
+Only a complete recording is replayed into a server: an unsealed, damaged or version-1 one is refused
+with exit 3 before anything is sent (its crash, or the calls that led to it, may be missing), unless
+--allow-incomplete, which replays its intact part and says so in the report and in --json's "integrity".
+
 exit status: 0 reproduced what the recording says (and, with --compare, nothing compared differs), 1 not
 (the last line always says which: REPRODUCED or DID NOT REPRODUCE, and why), 2 bad input or a server that
-refused a step.
+refused a step, 3 the recording is not complete (refused).
 
 example:
   nakama-replay serve --handler fixtures/handlers/arena.py &
@@ -32,7 +36,7 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import count, input_file, output_dir, positive, server_url
-from replay.commands._common import add_json_flag, add_redact_flag, print_json
+from replay.commands._common import add_integrity_flags, add_json_flag, add_redact_flag, integrity_gate, print_json
 
 HELP = "replay a recording into a real Nakama server and report the crash, tick alignment and broadcasts"
 
@@ -56,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tick-rate", type=positive, metavar="N", help="tick rate (wire recordings without one)")
     p.add_argument("--tail-ticks", type=count, default=5, metavar="N", help="ticks to keep listening after the last action (default 5)")
     add_redact_flag(p)
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.server_log is not None:
         input_file(args.server_log, "server log")
     output_dir(args.out)
+    integrity = integrity_gate(args.recording, args, refuse=True)  # refused unless complete or allowed
     script = load_script(args.recording, tick_rate=args.tick_rate)
     options = LiveOptions(
         nakama=args.nakama, server_key=args.server_key, create_rpc=args.create_rpc,
@@ -80,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
     live = asyncio.run(run_live(script, options))
     report = analyse(script, live, server_log=args.server_log, compare=args.compare)
     if args.json:
-        print_json(report.to_json())
+        print_json({**report.to_json(), "integrity": integrity.to_json()})
     else:
         print_report(report)
+        if not integrity.complete:
+            print(f"integrity  {integrity.describe()} (--allow-incomplete: not replayed: {integrity.missing()})")
     return report.exit_code
 
 
