@@ -111,6 +111,7 @@ class Conversion:
     crash_from: str = ""  # "server log" or "socket closes (estimated)"
     notes: list[str] = field(default_factory=list)
     approximations: tuple[str, ...] = APPROXIMATIONS
+    integrity: Any = None  # the wire recording's recorder.integrity.Integrity (``convert``)
 
     @property
     def calls(self) -> int:
@@ -131,6 +132,7 @@ class Conversion:
             "crash": None if c is None else {"callback": c.callback, "tick": c.tick, "error": c.error,
                                              "from": self.crash_from},
             "approximations": list(self.approximations), "notes": self.notes,
+            "integrity": None if self.integrity is None else self.integrity.to_json(),
         }
 
 
@@ -496,8 +498,9 @@ def convert(
     ``out_path`` (sealed on close). ``handler`` (a path) is named in the header relative to the output;
     ``broadcasts=False`` writes the calls without outcomes (a replay then checks only the crash). A wire
     recording that is not complete (unsealed, damaged, version 1) raises ``IncompleteRecording`` unless
-    ``allow_incomplete``: then its intact part is converted and the header says what was not
-    (``tags.convert.source_integrity``, ``not_converted``)."""
+    ``allow_incomplete``: then its intact part is converted, the header says what was not
+    (``tags.convert.source_integrity``, ``not_converted``), and the output is left unsealed, so that it is not
+    complete either (``Conversion.integrity`` is the input's)."""
     with open_recording(wire_path, on_damage="stop") as rec:
         header, events = rec.header, list(rec.events())
         integrity = rec.integrity()
@@ -534,4 +537,7 @@ def convert(
     with RecordingWriter(out, conv.header) as w:
         for e in conv.events:
             w.append(e)
+        if not integrity.complete:
+            w.abandon()  # what the input lacks, the output lacks too: no seal
+    conv.integrity = integrity
     return conv

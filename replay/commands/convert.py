@@ -11,8 +11,9 @@ from the times, or taken exactly, with the error, from Nakama's log (--server-lo
 printed, kept in the output's header (tags.convert) and listed in the README.
 
 A wire recording that is not complete (the proxy was killed: unsealed; damaged; or version 1) is not
-converted (exit 3): the sealed output would hide the hole. --allow-incomplete converts its intact part and
-says so in the output's header (tags.convert.source_integrity).
+converted (exit 3): a sealed output would hide the hole. --allow-incomplete converts its intact part, says
+so in the output's header (tags.convert.source_integrity) and writes the output unsealed, so it stays
+incomplete; --strict refuses it as every command does.
 
 exit status: 0 converted, 2 bad input (not a wire recording, tick rate unknown, no match in it, paths),
 3 incomplete wire recording (see --allow-incomplete).
@@ -27,7 +28,7 @@ from __future__ import annotations
 import argparse
 
 from replay.commands._args import input_file, int_at_least, output_file
-from replay.commands._common import add_json_flag, print_json
+from replay.commands._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "turn a wire recording into a handler-call recording (approximate ticks) to reproduce in-process"
 
@@ -48,8 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", metavar="FILE", help="the match handler to name in the header (relative to the output)")
     p.add_argument("--no-broadcasts", action="store_true",
                    help="write the calls without their observed broadcasts (a replay then checks the crash only)")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="convert the intact part of an unsealed, damaged or version-1 wire recording")
+    add_integrity_flags(p)
     add_json_flag(p)
 
 
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.handler is not None:
         input_file(args.handler, "handler")
     output_file(args.out)
+    integrity_gate(args.wire, args)
     conv = convert(args.wire, args.out, tick_rate=args.tick_rate, server_log=args.server_log, handler=args.handler,
                    broadcasts=not args.no_broadcasts, allow_incomplete=args.allow_incomplete)
     if args.json:
