@@ -424,3 +424,21 @@ def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_p
     assert json.loads(capsys.readouterr().out)["status"] == "incomplete"
     assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process", "--allow-incomplete"]) in (0, 1)
     assert main(["lua-check", str(lua_cut), "--handler", lua, "--in-process", "--strict"]) == 3
+
+
+def test_the_readme_table_has_every_state_verdict_and_exit_code() -> None:
+    from replay import cli
+    from replay.verdict import EXIT_CODES
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Verdicts, integrity and exit codes"):text.index("## Commands")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+    table = "\n".join(rows)
+    for state in ("complete", "unsealed", "damaged", "legacy"):
+        assert f"**{state}**" in section and state in table, state
+    for status in ("`reproduced`", "`not-reproduced`", "`incomplete`", "`no-divergence`", "`diverged`"):
+        assert status in table, status
+    exits = [row.rsplit("|", 2)[1].strip() for row in rows[1:]]
+    assert exits == ["0", "1", "3", "0 or 1", "3", "2", "130 / 70"]
+    assert EXIT_CODES == {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}
+    assert (cli.EXIT_BAD_INPUT, cli.EXIT_INCOMPLETE, cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL) == (2, 3, 130, 70)
