@@ -156,37 +156,29 @@ def test_presences_kicks_and_join_broadcasts_convert_exactly(tmp_path: Path) -> 
 def test_a_real_nakama_wire_recording_converts_and_its_crash_reproduces(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """Recorded by the proxy in front of a real Nakama 3.40 running arena.lua: the reconnection race crashed
     it in match_loop at tick 11 (its log line). Converted, the Lua arena crashes there again in-process;
-    the arena spawns players with math.random, which is not on the wire, so the broadcast positions differ.
-    The file was written by the version-1 proxy: it is "legacy" (no seal), so every step needs
-    --allow-incomplete, and the converted recording is written unsealed: what an old recording cannot prove,
-    its conversion does not claim either."""
+    the arena spawns players with math.random, which is not on the wire, so the broadcast positions differ."""
     pytest.importorskip("lupa", reason="arena.lua needs lupa")
     out = tmp_path / "calls.nkrec"
-    assert main(["convert", str(REAL_WIRE), "-o", str(out), "--tick-rate", "10"]) == 3
-    assert "legacy: a version-1 recording" in capsys.readouterr().err and not out.exists()
-    assert main(["convert", str(REAL_WIRE), "-o", str(out), "--allow-incomplete"]) == 2
+    assert main(["convert", str(REAL_WIRE), "-o", str(out)]) == 2
     assert "--tick-rate N" in capsys.readouterr().err
     assert main(["convert", str(REAL_WIRE), "-o", str(out), "--tick-rate", "10", "--server-log", str(REAL_LOG),
-                 "--json", "--allow-incomplete"]) == 0
+                 "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["integrity"]["state"] == "legacy" and verify(out).state == "unsealed"
-    doc["notes"] = [n for n in doc["notes"] if not n.startswith("the wire recording is legacy")]
     assert doc["crash"]["from"] == "server log" and (doc["crash"]["callback"], doc["crash"]["tick"]) == ("match_loop", 11)
     assert doc["notes"] == []  # the wire's own estimate of the crash agreed with the log
     assert (doc["joins"], doc["leaves"], doc["messages"]) == (5, 1, 31)
     arena = str(HANDLERS / "arena.lua")
-    result = replay(out, arena, ReplayOptions(allow_incomplete=True))
+    result = replay(out, arena, ReplayOptions())
     assert result.crash is not None and (result.crash.callback, result.crash.tick) == ("match_loop", 11)
     assert "attempt to index" in result.crash.error
     assert result.divergences and {d.field for d in result.divergences} == {"broadcasts"}  # spawn positions
     assert not result.reproduced
     bare = tmp_path / "bare.nkrec"
     assert main(["convert", str(REAL_WIRE), "-o", str(bare), "--tick-rate", "10", "--server-log", str(REAL_LOG),
-                 "--no-broadcasts", "--allow-incomplete"]) == 0
+                 "--no-broadcasts"]) == 0
     capsys.readouterr()
-    assert main(["reproduce", str(bare), "--handler", arena]) == 3  # unsealed: no verdict without the allowance
-    assert main(["reproduce", str(bare), "--handler", arena, "--allow-incomplete"]) == 0
-    assert main(["reproduce", str(bare), "--handler", str(HANDLERS / "arena_fixed.lua"), "--allow-incomplete"]) == 1
+    assert main(["reproduce", str(bare), "--handler", arena]) == 0
+    assert main(["reproduce", str(bare), "--handler", str(HANDLERS / "arena_fixed.lua")]) == 1
 
 
 def test_an_incomplete_wire_recording_is_converted_only_when_asked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -202,6 +194,7 @@ def test_an_incomplete_wire_recording_is_converted_only_when_asked(tmp_path: Pat
     assert any(n.startswith("--allow-incomplete: converted the intact part of a") for n in doc["notes"])
     header, _ = read_events(out)
     assert header.tags["convert"]["source_integrity"] in ("unsealed", "damaged")
+    assert verify(out).state == "unsealed" and doc["integrity"]["state"] == header.tags["convert"]["source_integrity"]
 
 
 def _w(socket: str, direction: str, t: float, env: dict | None = None, **kw) -> WireEvent:  # type: ignore[no-untyped-def]
