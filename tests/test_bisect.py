@@ -365,3 +365,48 @@ def test_an_incomplete_recording_is_not_bisected(tmp_path, capsys):
     assert "unsealed" in captured.err and "FIRST BAD" not in captured.out
     assert main(["bisect", str(cut), "--handlers", str(folder), "--allow-incomplete"]) == 0
     assert "FIRST BAD: arena_v2.py" in capsys.readouterr().out
+
+
+def _scripted(verdicts: dict[int, str]):  # type: ignore[no-untyped-def]
+    """A test that answers from a table (default: good below the first bad index), recording what it was asked."""
+    asked: list[int] = []
+
+    def test(v: Version) -> tuple[str, str]:
+        i = int(v.ref)
+        asked.append(i)
+        return verdicts[i], f"v{i}"
+
+    return test, asked
+
+
+def test_check_ends_decisions() -> None:
+    versions = [Version(f"v{i}", str(i)) for i in range(6)]
+    test, asked = _scripted({5: BAD, 0: BAD})
+    r = bisect(versions, test, check_ends=True)
+    assert (r.first_bad_index, r.first_bad.name, r.message, asked) == (0, "v0", "the first version v0 is already bad", [5, 0])
+    test, _ = _scripted({5: BAD, 0: "abort"})
+    r = bisect(versions, test, check_ends=True)
+    assert r.aborted is True and r.first_bad is None and r.message == "aborted at v0"
+    test, _ = _scripted({5: "abort"})
+    r = bisect(versions, test, check_ends=True)
+    assert r.aborted is True and r.message == "the last version v5 is abort, not bad: nothing to bisect"
+    test, _ = _scripted({5: GOOD})
+    r = bisect(versions, test, check_ends=True)
+    assert r.aborted is False and r.first_bad is None
+
+
+def test_skips_are_never_retested_and_the_ends_never_tested_unasked() -> None:
+    versions = [Version(f"v{i}", str(i)) for i in range(8)]
+    table = {1: GOOD, 2: GOOD, 3: SKIP, 4: SKIP, 5: BAD, 6: BAD}
+    test, asked = _scripted(table)
+    r = bisect(versions, test)
+    assert 0 not in asked and 7 not in asked and len(asked) == len(set(asked))  # no version twice
+    assert asked == [3, 2, 4, 5]  # after a skip, the nearest untested version to the middle, the lower one on a tie
+    assert r.first_bad is None and [c.name for c in r.candidates] == ["v3", "v4", "v5"]
+    assert r.message == "only skipped versions are left to test: the first bad version could be any of v3, v4, v5"
+    test, asked = _scripted({1: GOOD, 2: SKIP, 3: BAD, 4: BAD, 5: BAD, 6: BAD})
+    r = bisect(versions, test)
+    assert asked[0] == 3 and r.first_bad is None and [c.name for c in r.candidates] == ["v2", "v3"]
+    test, asked = _scripted({i: (BAD if i >= 4 else GOOD) for i in range(8)})
+    r = bisect(versions, test)
+    assert asked == [3, 5, 4] and r.first_bad_index == 4 and r.message == "v4 is the first bad version"

@@ -225,3 +225,44 @@ def test_gopher_lua_wording_of_the_recorded_error_reproduces_in_puc_lua(tmp_path
     assert (r.status, r.mismatch) == ("not-reproduced", ("error_type",))  # a length error is another class
     assert "recorded lua:length" in r.verdict
 
+
+
+def test_a_recorded_crash_without_its_error_is_no_verdict_at_the_same_place() -> None:
+    """A converted wire recording's marker may not know the error (only the disconnect was seen): the same
+    callback and tick is then no proof of the same crash, nor of another one (unless outcomes diverged)."""
+    unknown = CrashMarker("match_loop", 58, "")
+    v = decide(KEYERROR, unknown, 0, True, COMPLETE)
+    assert (v.status, v.reproduced, v.mismatch, v.exit_code) == ("incomplete", False, ("error_type",), 3)
+    assert v.sentence.startswith("match_loop crashed at tick 58, where the recording's crash is, but the recording "
+                                 "does not know that crash's error")
+    assert decide(KEYERROR, unknown, 2, True, COMPLETE).status == "not-reproduced"  # diverged before: a real answer
+    typed = CrashMarker("match_loop", 58, "", "", "KeyError")  # no text, but the type: known
+    assert decide(KEYERROR, typed, 0, True, COMPLETE).status == "reproduced"
+    assert decide(replace(KEYERROR, tick=3), unknown, 0, True, COMPLETE).status == "not-reproduced"  # another place
+
+
+def test_the_allowance_keeps_the_mismatch_and_the_signatures_are_built() -> None:
+    from replay.verdict import error_known, recorded_signature, replayed_signature
+
+    other = replace(KEYERROR, error="IndexError: x", error_type="IndexError")
+    allowed = decide(other, MARKER, 0, True, UNSEALED, allow_incomplete=True)
+    assert (allowed.status, allowed.mismatch) == ("not-reproduced", ("error_type",))
+    assert replayed_signature(None) is None and recorded_signature(None) is None
+    assert replayed_signature(KEYERROR).error_type == recorded_signature(MARKER).error_type == "KeyError"
+    assert error_known(MARKER) and not error_known(CrashMarker("match_loop", 1, "  \n"))
+    assert decide(None, None, 0, False, UNSEALED).sentence.endswith(
+        "in which it ran to the end of the intact part without a crash (--allow-incomplete draws a verdict from it)")
+    assert "in which the match stopped without a crash" in decide(None, None, 0, True, UNSEALED).sentence
+
+
+def test_a_typed_marker_without_text_is_known_and_verdict_flags_stay_false() -> None:
+    typed = CrashMarker("match_loop", 58, "", "", "KeyError")  # the type was recorded, the text was not
+    other = replace(KEYERROR, error="   ", error_type="IndexError")  # and a replayed error with no text either
+    v = decide(other, typed, 0, True, COMPLETE)
+    assert (v.status, v.reproduced, v.mismatch) == ("not-reproduced", False, ("error_type",))
+    assert v.sentence == "crashed at the recorded tick, but with a different error: recorded KeyError (), replayed IndexError ()"
+    made = AfterStop(1, "match_loop", 59, True, "match_loop", 58)
+    for crash, marker in ((KEYERROR, MARKER), (None, None)):
+        after = decide(crash, marker, 0, True, COMPLETE, after_stop=made)
+        assert after.reproduced is False and after.status == "not-reproduced"
+    assert "replayed 0 calls (0 ticks) from the intact part" in decide(None, None, 0, False, UNSEALED).sentence
