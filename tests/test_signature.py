@@ -280,3 +280,29 @@ def test_a_marker_keeps_its_error_type_and_the_hang_text_is_a_hang() -> None:
     assert CrashSignature.from_marker(CrashMarker("match_loop", 3, "boom")).error_type == "error boom"
     hang = CrashSignature.from_marker(CrashMarker("match_loop", 3, "match_loop did not return within 5.0 s"))
     assert hang.error_type == "Hang"
+
+
+def test_the_branches_of_from_error() -> None:
+    # a Lua error raised without a position (error(msg, 0)) is still Lua: its traceback says so
+    bare = CrashSignature.from_error("match_loop", "boom", "stack traceback:\n\t[C]: in function 'error'")
+    assert bare.error_type == "lua:error boom"
+    framed = CrashSignature.from_error("match_loop", "boom", "\tctf.lua:12: in function 'match_loop'")
+    assert framed.error_type == "lua:error boom" and framed.frames == ("ctf.lua",)
+    assert CrashSignature.from_error("match_loop", "boom").error_type == "error boom"  # neither: not Lua
+    pos = CrashSignature.from_error("match_join", "ctf.lua:3: attempt to call a non-function object", op_code=4)
+    assert (pos.callback, pos.frames, pos.op_code) == ("match_join", ("ctf.lua",), 4)
+    hang = CrashSignature.from_error("match_leave", "whatever it printed", error_type="Hang", op_code=2)
+    assert (hang.callback, hang.error_type, hang.frames, hang.op_code) == ("match_leave", "Hang", (), 2)
+    rule = CrashSignature.from_error("match_init", "Match initial state must not be nil", error_type="HandlerError",
+                                     op_code=5)
+    assert (rule.callback, rule.error_type, rule.frames, rule.op_code) == (
+        "match_init", "HandlerError Match initial state must not be nil", (), 5)
+    js = CrashSignature.from_error("match_loop", "TypeError: x", "    at index.js:3:1")
+    assert js.frames == ("index.js",)
+    assert CrashSignature.from_error("match_loop", "").error_type == "error "
+
+
+def test_a_log_line_without_mid_or_an_integer_tick() -> None:
+    line = json.dumps({"msg": "Stopping match after error from match_loop execution", "tick": "x", "error": "e"})
+    logged = parse_crash_log_line(line)
+    assert logged is not None and (logged.mid, logged.tick, logged.callback, logged.error) == ("", -1, "match_loop", "e")
