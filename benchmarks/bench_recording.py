@@ -44,7 +44,7 @@ from recorder import (
     open_recording,
 )
 from recorder.codec import encode_chunk
-from recorder.nkrec import FRAME_SIZE, MAGIC
+from recorder.nkrec import FRAME_SIZE, KIND_SEAL, MAGIC
 
 
 def arena_events(ticks: int, players: int = 8, outcome_every: int = 4, seed: int = 1) -> Iterator:
@@ -98,12 +98,14 @@ def best_of(repeat: int, *fns: Callable[[], object]) -> list[float]:
 
 
 def payloads(path: Path) -> Iterator[bytes]:
-    """The chunk payloads of a recording, without frames (the header frame included, as raw sees it)."""
+    """The chunk payloads of a recording, without frames (the header frame included, as raw sees it; the
+    seal left out: it is ours alone)."""
     data = path.read_bytes()
     pos = len(MAGIC)
     while pos < len(data):
         length = int.from_bytes(data[pos + 2:pos + 6], "little")
-        yield data[pos + FRAME_SIZE:pos + FRAME_SIZE + length]
+        if data[pos + 6] != KIND_SEAL:
+            yield data[pos + FRAME_SIZE:pos + FRAME_SIZE + length]
         pos += FRAME_SIZE + length
 
 
