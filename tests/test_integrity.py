@@ -442,3 +442,52 @@ def test_the_readme_table_has_every_state_verdict_and_exit_code() -> None:
     assert exits == ["0", "1", "3", "0 or 1", "3", "2", "130 / 70"]
     assert EXIT_CODES == {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}
     assert (cli.EXIT_BAD_INPUT, cli.EXIT_INCOMPLETE, cli.EXIT_INTERRUPTED, cli.EXIT_INTERNAL) == (2, 3, 130, 70)
+
+
+def test_ledger_damage_records_name_kind_offset_chunk_and_problem() -> None:
+    """Every damage the ledger records, field by field (what inspect and the verdict sentences print)."""
+    seal = {"chunks": 1, "events": 2, "last_tick": 5, "digest": b"\x00" * 16}
+    ledger = Ledger(2, 100, 1000)
+    assert ledger.chunk(100, 150, 1, 2, 18, 0, 7) == "prefix"
+    ledger.count_mismatch(100, 1, 2, 3)
+    ledger.truncated(150, "seal")
+    assert [d.to_json() for d in ledger.damage] == [
+        {"kind": "corrupt", "offset": 100, "chunk": 1, "problem": "the frame head counts 2 events, the chunk holds 3",
+         "events_recovered": 2},
+        {"kind": "truncated", "offset": 150, "chunk": 2, "problem": "the file ends inside the seal", "events_recovered": 2},
+    ]
+    cut = Ledger(2, 100, 1000)
+    cut.truncated(100, "chunk")
+    cut.truncated(100, "")
+    assert [d.problem for d in cut.damage] == ["the file ends inside chunk 1", "the file ends inside frame 1"]
+    sealed = Ledger(2, 100, 1000)
+    sealed.chunk(100, 150, 1, 2, 18, 0, 7)
+    sealed.sealed(150, 2, "not a map")
+    sealed.sealed(150, 2, {"chunks": "x"})
+    sealed.sealed(150, 2, dict(seal, chunks=3))
+    sealed.sealed(150, 3, seal)
+    assert [(d.kind, d.offset, d.chunk, d.problem) for d in sealed.damage] == [
+        ("seal", 150, 2, "the seal is not a map"),
+        ("seal", 150, 2, "the seal's fields are malformed: {'chunks': 'x'}"),
+        ("trailing", 150, 3, "a second seal"),  # the third was kept (already damaged: not checked), so a fourth is one too many
+    ]
+    assert sealed.seal == {"chunks": 3, "events": 2, "last_tick": 5} and sealed.integrity().state == "damaged"
+    honest = Ledger(2, 100, 1000)
+    honest.chunk(100, 150, 1, 2, 18, 0, 7)
+    honest.sealed(150, 2, dict(seal, events=9))
+    assert honest.damage[0].problem == "the seal counts 9 events, the chunks hold 2"
+    late = Ledger(2, 100, 1000)
+    late.chunk(100, 150, 1, 2, 18, 0, 7)
+    late.sealed(150, 2, dict(seal, chunks=4))
+    assert late.damage[0].problem == "the seal counts 4 chunks, the file holds 1"
+    after = Ledger(2, 100, 1000)
+    after.chunk(100, 150, 1, 2, 18, 0, 7)
+    after.seal, after.seal_offset = {"chunks": 1, "events": 2, "last_tick": 5}, 150
+    after.last_tick_mismatch(4)
+    assert after.damage[0].to_json() == {"kind": "seal", "offset": 150, "chunk": 2, "events_recovered": 2,
+                                         "problem": "the seal's last tick is 5, the last event's is 4"}
+    assert after.chunk(200, 250, 2, 1, 18, 6, 9) == "salvaged" and after.chunk(250, 300, 1, 1, 18, 0, 7) == "duplicate"
+    assert [(d.kind, d.offset, d.chunk, d.problem) for d in after.damage[1:]] == [
+        ("trailing", 200, 2, "a chunk after the seal"), ("trailing", 250, 1, "a chunk after the seal")]
+    after.sealed(300, 3, seal)
+    assert after.damage[-1].problem == "a second seal" and after.damage[-1].offset == 300
