@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recorder.canonical import canonical_bytes  # noqa: E402
+from recorder.format._canonical import canonical_bytes  # noqa: E402
 from replay import kernels  # noqa: E402
 from replay.diff import diff_trajectories  # noqa: E402
 

@@ -43,8 +43,8 @@ from recorder import (
     RecordingWriter,
     open_recording,
 )
-from recorder.codec import encode_chunk
-from recorder.nkrec import FRAME_SIZE, KIND_SEAL, MAGIC
+from recorder.format._codec import encode_chunk
+from recorder.format._nkrec import FRAME_SIZE, KIND_SEAL, MAGIC
 
 
 def arena_events(ticks: int, players: int = 8, outcome_every: int = 4, seed: int = 1) -> Iterator:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 from make_recordings import arena_header  # noqa: E402
-from recorder.model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
-from recorder.nkrec import read_events  # noqa: E402
+from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
+from recorder.format._nkrec import read_events  # noqa: E402
 from replay.dispatcher import Dispatcher  # noqa: E402
 from replay.driver import MatchDriver  # noqa: E402
 from replay.handlers import load_handler  # noqa: E402

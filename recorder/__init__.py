@@ -29,7 +29,7 @@ from recorder.errors import (
     StorageRejected,
     TruncatedRecording,
 )
-from recorder.model import (
+from recorder.format._model import (
     CALLBACKS,
     FORMAT_VERSION,
     Broadcast,
@@ -52,8 +52,8 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.jsonl import import_jsonl, read_jsonl, write_jsonl
-from recorder.nkrec import (
+from recorder.format._jsonl import import_jsonl, read_jsonl, write_jsonl
+from recorder.format._nkrec import (
     ChunkInfo,
     Damage,
     Integrity,

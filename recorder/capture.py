@@ -15,8 +15,8 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from recorder.model import Call, CrashMarker, Header, LoopCall
-from recorder.nkrec import RecordingWriter
+from recorder.format._model import Call, CrashMarker, Header, LoopCall
+from recorder.format._nkrec import RecordingWriter
 from recorder.redact import Redactor
 
 __all__ = ["CaptureSink"]

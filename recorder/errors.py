@@ -104,7 +104,7 @@ class CorruptRecording(RecordingError):
 class IncompleteRecording(RecordingError):
     """A recording that is not proven complete where completeness is required (``strict``, or a command
     that draws no verdict from part of a recording). ``integrity`` is the reader's
-    ``recorder.integrity.Integrity``; ``offset``, ``chunk`` and ``events_recovered`` locate its first
+    ``recorder.format._integrity.Integrity``; ``offset``, ``chunk`` and ``events_recovered`` locate its first
     problem (for a file without damage: the end of its intact chunks)."""
 
     def __init__(self, path: str, integrity: Any) -> None:
@@ -195,7 +195,7 @@ class LogError(NakamaReplayError, ValueError):
 
 class InvalidValue(NakamaReplayError, ValueError):
     """One value read from untrusted input (a chunk payload, a JSON Lines line, a log record) breaks a rule
-    of ``recorder.validate``: ``field`` says where (empty for the whole input), ``problem`` what. Readers
+    of ``recorder.format._validate``: ``field`` says where (empty for the whole input), ``problem`` what. Readers
     turn it into their own error naming the file and line or offset."""
 
     def __init__(self, field: str, problem: str) -> None:

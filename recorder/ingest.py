@@ -11,14 +11,14 @@ logs (``Stopping match after error from <callback> execution``, fields ``mid``, 
 - broadcast targets filtered through the match's presence list as Nakama does (joins append, leaves swap
   the leaver with the last presence; targets that are not in the match are dropped, an empty target list
   sends nothing), so recorded outcomes compare with a replay's;
-- a logged state snapshot becomes the outcome's ``snapshot`` and ``digest`` (``recorder.canonical``);
+- a logged state snapshot becomes the outcome's ``snapshot`` and ``digest`` (``recorder.format._canonical``);
 - the header keeps both match ids: ``match_id`` as clients see it (``uuid.node``, from the records) and
   ``log_match_id`` as the log prints it (``mid``, no node).
 
-Nothing in a log stops the run: every line and record is checked at the door (``recorder.validate``:
+Nothing in a log stops the run: every line and record is checked at the door (``recorder.format._validate``:
 JSON nesting, 64-bit integers, finite numbers, match ids, field types) and one that fails is reported as
 damaged with its file, line and field and left out. ``write_matches`` writes each recording whole or not
-at all (``recorder.atomic``) under a file name made from its match id that no other match id maps to
+at all (``recorder.format._atomic``) under a file name made from its match id that no other match id maps to
 (``recording_name``).
 """
 
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.atomic import atomic_output
-from recorder.canonical import canonical_bytes, state_digest
+from recorder.format._atomic import atomic_output
+from recorder.format._canonical import canonical_bytes, state_digest
 from recorder.errors import InvalidValue, LogError, RecordingError, StateError
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     Call,
     CrashMarker,
@@ -58,8 +58,8 @@ from recorder.model import (
     TerminateCall,
 )
 from recorder.nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
-from recorder.nkrec import RecordingWriter, open_recording
-from recorder.validate import (
+from recorder.format._nkrec import RecordingWriter, open_recording
+from recorder.format._validate import (
     INT64_MAX,
     MAX_DEPTH,
     integer,

@@ -6,7 +6,7 @@ file or stdin (``open_log`` decompresses gzip), also inside Docker's json-file w
 "stream": ..., "time": ...}``, long lines split over several entries and joined again) and in the
 Stackdriver layout (``severity``, ``message``). It never raises on a bad line: it yields ``LogEntry`` for
 every log object and ``DamagedLine`` for a line that should have been ours (it mentions ``nkreplay:``) but
-is not valid JSON (or nests deeper than ``recorder.validate.MAX_DEPTH``); every other line is counted in
+is not valid JSON (or nests deeper than ``recorder.format._validate.MAX_DEPTH``); every other line is counted in
 ``LogStats.other`` and skipped. Compressed input that ends early or is damaged ends the source with a
 ``DamagedLine`` saying after which line; every line before it is kept.
 
@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from recorder.lua_errors import split_traceback
-from recorder.model import CrashMarker
+from recorder.format._model import CrashMarker
 from recorder.errors import InvalidValue
-from recorder.validate import match_id, parse_json, show, tick
+from recorder.format._validate import match_id, parse_json, show, tick
 
 __all__ = [
     "LogEntry",

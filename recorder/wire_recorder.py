@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.model import Header, WireEvent
-from recorder.nkrec import RecordingWriter, open_recording
+from recorder.format._model import Header, WireEvent
+from recorder.format._nkrec import RecordingWriter, open_recording
 from recorder.protocol import envelope_kind, envelope_match_id
 from recorder.redact import Redactor
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from recorder.errors import HandlerError
-from recorder.model import Call, Header, JoinAttemptCall, Presence, PresenceReason
+from recorder.format._model import Call, Header, JoinAttemptCall, Presence, PresenceReason
 from replay.dispatcher import Dispatcher, as_presence
 from replay.driver import MatchDriver
 from replay.hang import HangGuard

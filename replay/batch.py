@@ -127,7 +127,7 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
     folder (``replay.handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
     or name a missing handler are left to the batch, which reports each as an error."""
     from recorder.errors import UntrustedHandler  # noqa: PLC0415
-    from recorder.nkrec import open_recording  # noqa: PLC0415
+    from recorder.format._nkrec import open_recording  # noqa: PLC0415
     from replay.handlers import recorded_handler  # noqa: PLC0415
 
     refused: list[UntrustedHandler] = []
@@ -155,7 +155,7 @@ def replay_one(
     (``replay.supervisor.Limits``): in this thread's supervised handler process; None: in this process.
     ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
     replayed."""
-    from recorder.nkrec import verify  # noqa: PLC0415
+    from recorder.format._nkrec import verify  # noqa: PLC0415
     from replay.regression import replay_isolated  # noqa: PLC0415
     from replay.runtime import ReplayOptions  # noqa: PLC0415
     from replay.signature import CrashSignature  # noqa: PLC0415

@@ -355,7 +355,7 @@ class ReplayTest:
             raise BisectError(
                 f"{self.recording}: the recording has no crash marker to look for; use --predicate diverges"
             )
-        from recorder.nkrec import open_recording  # noqa: PLC0415
+        from recorder.format._nkrec import open_recording  # noqa: PLC0415
 
         with open_recording(self.recording) as rec:
             self.recorded_name = os.path.basename(split_handler(rec.header.handler)) if rec.header.handler else ""

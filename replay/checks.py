@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
-from recorder.model import LoopCall
+from recorder.format._model import LoopCall
 from replay.result import StepResult
 from replay.signature import CrashSignature
 

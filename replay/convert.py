@@ -49,7 +49,7 @@ from typing import Any
 
 from recorder import protocol as P
 from recorder.errors import IncompleteRecording, RecordingError
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     CrashMarker,
     Header,
@@ -64,7 +64,7 @@ from recorder.model import (
     PresenceReason,
     WireEvent,
 )
-from recorder.nkrec import RecordingWriter, open_recording
+from recorder.format._nkrec import RecordingWriter, open_recording
 from replay.live_script import wire_identities
 from replay.signature import LoggedCrash
 from replay.tick_clock import TickClock
@@ -111,7 +111,7 @@ class Conversion:
     crash_from: str = ""  # "server log" or "socket closes (estimated)"
     notes: list[str] = field(default_factory=list)
     approximations: tuple[str, ...] = APPROXIMATIONS
-    integrity: Any = None  # the wire recording's recorder.integrity.Integrity (``convert``)
+    integrity: Any = None  # the wire recording's recorder.format._integrity.Integrity (``convert``)
 
     @property
     def calls(self) -> int:

@@ -9,7 +9,7 @@ merges the two sorted leaf arrays at one index and names the differing paths wit
 Floats compare bit for bit unless a ``Tolerance`` is given (NaN equals NaN when the bits are the same).
 
 Python states are encoded with plain ``msgpack.packb`` (C speed); the kernels normalise numbers exactly as
-``recorder.canonical`` does, so that flattens to the canonical leaves. A state plain msgpack cannot say
+``recorder.format._canonical`` does, so that flattens to the canonical leaves. A state plain msgpack cannot say
 enough about (non-string keys: Lua sequences kept as dicts) is compared in canonical form instead.
 """
 
@@ -24,7 +24,7 @@ from typing import Any, Union
 import msgpack
 import numpy as np
 
-from recorder.canonical import canonical_bytes, leaves
+from recorder.format._canonical import canonical_bytes, leaves
 from recorder.errors import SnapshotError
 from replay import kernels
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from recorder.capture import CaptureSink
 from recorder.redact import Redactor
-from recorder.model import (
+from recorder.format._model import (
     Call,
     Header,
     InitCall,

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.errors import HandlerCrashed, MatchCheckFailed, NakamaReplayError
-from recorder.model import Call, CrashMarker, InitCall, JoinAttemptCall
-from recorder.nkrec import write_recording
+from recorder.format._model import Call, CrashMarker, InitCall, JoinAttemptCall
+from recorder.format._nkrec import write_recording
 from replay.actions import Action, MatchPlayer, fuzz_header
 from replay.checks import MatchChecks
 from replay.handlers import load_handler
@@ -249,7 +249,7 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
     survive the process (``read_journal``)."""
     if path is None:
         return None
-    from recorder.jsonl import jsonl_lines  # noqa: PLC0415
+    from recorder.format._jsonl import jsonl_lines  # noqa: PLC0415
 
     out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the match ends (or by the process's death)
     out.write(next(jsonl_lines(header, ())))
@@ -284,7 +284,7 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
 def read_journal(path: str) -> list[Call]:
     """The executed calls of a match whose handler process died, with outcomes, then the fatal call."""
     from recorder.errors import RecordingError  # noqa: PLC0415
-    from recorder.jsonl import read_jsonl  # noqa: PLC0415
+    from recorder.format._jsonl import read_jsonl  # noqa: PLC0415
 
     calls: list[Call] = []
     pending: Call | None = None
@@ -649,7 +649,7 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     # Hypothesis mixes constants from local modules in sys.modules into what it generates, so a module
     # first imported in the middle of a run would change the rest of it: import them all up front.
     import hypothesis.database  # noqa: F401, PLC0415
-    import recorder.canonical  # noqa: F401, PLC0415 - state digests of the written recordings
+    import recorder.format._canonical  # noqa: F401, PLC0415 - state digests of the written recordings
 
     if options.max_examples < 1:
         raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")

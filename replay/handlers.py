@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.errors import HandlerError, HandlerLoadError, UntrustedHandler
-from recorder.model import CALLBACKS
+from recorder.format._model import CALLBACKS
 from replay.hang import LOADING, reporting
 
 __all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]

@@ -32,7 +32,7 @@ from typing import Any
 
 from recorder import protocol as P
 from recorder.errors import OptionError, RecordingError
-from recorder.model import (
+from recorder.format._model import (
     CrashMarker,
     Header,
     InitCall,
@@ -46,7 +46,7 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.nkrec import read_events
+from recorder.format._nkrec import read_events
 
 __all__ = [
     "Actor", "Action", "Delivery", "RecordedEnd", "LiveScript", "WireIdentities", "load_script", "script_from_events",

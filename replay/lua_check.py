@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.nkrec import open_recording
+from recorder.format._nkrec import open_recording
 from replay.hang import set_run
 from replay.lua_handler import LuaHandler
 from replay.result import StepResult

@@ -52,7 +52,7 @@ from recorder.errors import (
     StorageRejected,
 )
 from recorder.lua_errors import error_message
-from recorder.model import CALLBACKS, Presence
+from recorder.format._model import CALLBACKS, Presence
 from replay.dispatcher import LABEL_MAX_BYTES
 from replay.gofmt import go_float_g, go_format, go_number_string
 from replay.gojson_errors import go_json_error

@@ -22,7 +22,7 @@ crash or hang in either run, a nil state, a handler process that died) and no di
 answer says which run stopped, where and how (``MatchDiff.ended_early``; exit 1 on the command line).
 
 Every mode reads the recording up to its first damage. A recording that is not complete
-(``recorder.integrity``) gives status ``incomplete`` whatever the intact part showed (a divergence found
+(``recorder.format._integrity``) gives status ``incomplete`` whatever the intact part showed (a divergence found
 there is reported, but no verdict is drawn), unless ``ReplayOptions.allow_incomplete`` (``judge``).
 
 In text and JSON, side ``a`` is the recording / handler A / the first run (or hash seed 1), side ``b`` the
@@ -38,10 +38,10 @@ from typing import Any, get_args
 
 import msgpack
 
-from recorder.canonical import canonical_bytes
+from recorder.format._canonical import canonical_bytes
 from recorder.errors import NakamaReplayError
-from recorder.model import Call, Header, Outcome, WireEvent
-from recorder.nkrec import open_recording, verify
+from recorder.format._model import Call, Header, Outcome, WireEvent
+from recorder.format._nkrec import open_recording, verify
 from replay import kernels
 from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
 from replay.hang import begin_run
@@ -87,7 +87,7 @@ class MatchDiff:
     note: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
     ended_early: dict[str, Any] | None = None  # a run stopped (crash, hang, death) before the recording's end
-    integrity: Any = None  # the recording's recorder.integrity.Integrity (``judge``)
+    integrity: Any = None  # the recording's recorder.format._integrity.Integrity (``judge``)
     incomplete: bool = False  # the recording is not complete (and allow_incomplete was not given)
 
     @property
@@ -566,7 +566,7 @@ def _header(recording: str) -> Header:
 def _digest_of(step: StepResult, handler: Any) -> int:
     if step.outcome is not None and step.outcome.digest is not None:
         return step.outcome.digest
-    from recorder.canonical import state_digest  # noqa: PLC0415
+    from recorder.format._canonical import state_digest  # noqa: PLC0415
 
     return state_digest(handler.state_value(step.state))
 

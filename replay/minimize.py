@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recorder.model import Call, LoopCall, PresenceReason
+from recorder.format._model import Call, LoopCall, PresenceReason
 from replay.actions import Action, Burst, Connect, Leave, Send, Tick
 from replay.streams import remove_call, remove_message
 

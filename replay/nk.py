@@ -27,7 +27,7 @@ from typing import Any
 
 from recorder import gojson
 from recorder.errors import NotAvailableInReplay, StorageRejected
-from recorder.model import Nondeterministic
+from recorder.format._model import Nondeterministic
 
 __all__ = ["Sources", "DerivedSources", "LiveSources", "Logger", "Storage", "Nk"]
 

@@ -27,8 +27,8 @@ from typing import Any
 from recorder import protocol as P
 from recorder import session_token
 from recorder.errors import RecordingError
-from recorder.model import WireEvent
-from recorder.nkrec import read_events
+from recorder.format._model import WireEvent
+from recorder.format._nkrec import read_events
 from recorder.wsio import App, HttpRequest, HttpResponse, WebSocket, json_response
 
 __all__ = ["Step", "SocketScript", "load_scripts", "PlaybackServer"]

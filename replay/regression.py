@@ -17,7 +17,7 @@ header tags under ``expect``)::
     error = "KeyError: "                      # a regular expression searched in the error text
     signature = "match_loop|KeyError|arena.py:match_loop"   # replay.signature key
 
-A recording that is not complete (``recorder.integrity``) fails its check with the integrity state as
+A recording that is not complete (``recorder.format._integrity``) fails its check with the integrity state as
 the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
 summary of ``nakama-replay reproduce`` plus, for outcome mismatches, the first divergent tick and the
 differing state paths where the recording has a snapshot); ``write_expectation`` records the current
@@ -124,7 +124,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ExpectationError(str(path), "", f"cannot be read: {exc}") from exc
         return parse_expectation(data, str(path), path.parent)
-    from recorder.nkrec import open_recording  # noqa: PLC0415
+    from recorder.format._nkrec import open_recording  # noqa: PLC0415
 
     with open_recording(recording) as rec:
         tag = rec.header.tags.get("expect")
@@ -235,7 +235,7 @@ class _PathProbe:
             return
         self.done = True
         try:
-            from recorder.canonical import canonical_bytes  # noqa: PLC0415
+            from recorder.format._canonical import canonical_bytes  # noqa: PLC0415
             from replay.diff import field_diff  # noqa: PLC0415
 
             replayed = canonical_bytes(self.state_value(step.state))
@@ -251,7 +251,7 @@ def _resolve(recording: str | os.PathLike[str], handler: Any) -> tuple[Any, Path
     """The handler spec (None: the header's, relative to the recording) and the folder its siblings are in."""
     spec = handler
     if spec is None:
-        from recorder.nkrec import open_recording  # noqa: PLC0415
+        from recorder.format._nkrec import open_recording  # noqa: PLC0415
 
         from replay.handlers import recorded_handler  # noqa: PLC0415
 

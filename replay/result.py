@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.model import (
+from recorder.format._model import (
     Call,
     CrashMarker,
     InitCall,
@@ -121,7 +121,7 @@ class ReplayResult:
     ``outcome`` is how the replay ran; ``status`` the verdict (``replay.verdict``): ``reproduced``,
     ``not-reproduced`` or ``incomplete`` (the recording is not complete, so nothing is claimed, unless
     ``allow_incomplete``); ``mismatch`` names what differs from the recording; ``integrity`` is the
-    recording's ``recorder.integrity.Integrity`` (None for events handed in from memory)."""
+    recording's ``recorder.format._integrity.Integrity`` (None for events handed in from memory)."""
 
     outcome: str  # "crashed", "completed", "stopped", "hung"; supervised also "exited", "killed", "out-of-memory"
     reproduced: bool

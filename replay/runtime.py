@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import RecordingError
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     Call,
     CrashMarker,
@@ -55,7 +55,7 @@ from recorder.model import (
     WireEvent,
     record_builder,
 )
-from recorder.nkrec import Recording, open_recording
+from recorder.format._nkrec import Recording, open_recording
 from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.handlers import load_handler, recorded_handler
@@ -70,8 +70,8 @@ _new_outcome = record_builder(Outcome)
 
 
 def state_digest(value: Any) -> int:
-    """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.canonical``)."""
-    from recorder.canonical import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
+    """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.format._canonical``)."""
+    from recorder.format._canonical import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
 
     return digest(value)
 
@@ -281,7 +281,7 @@ class MatchRuntime:
                 if want_digest:
                     digest = state_digest(value)
                 if self._snapshot_due(call):
-                    from recorder.canonical import canonical_bytes  # noqa: PLC0415
+                    from recorder.format._canonical import canonical_bytes  # noqa: PLC0415
 
                     snapshot = canonical_bytes(value)
         get = outcome.get
@@ -487,8 +487,8 @@ def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
 
 def _masked(v: Any) -> Any:
     """An outcome field with gopher-lua pointer texts (``function: 0xc000...``) masked: their addresses are
-    Nakama's memory layout, never reproducible (``recorder.canonical.mask_pointers``)."""
-    from recorder.canonical import mask_pointers  # noqa: PLC0415 - only when an outcome differs
+    Nakama's memory layout, never reproducible (``recorder.format._canonical.mask_pointers``)."""
+    from recorder.format._canonical import mask_pointers  # noqa: PLC0415 - only when an outcome differs
 
     if isinstance(v, (str, bytes)):
         return mask_pointers(v)

@@ -51,7 +51,7 @@ from typing import Any
 
 from recorder import protocol as P
 from recorder import session_token
-from recorder.model import Header, JoinCall, LeaveCall, Presence, PresenceReason
+from recorder.format._model import Header, JoinCall, LeaveCall, Presence, PresenceReason
 from recorder.redact import Redactor
 from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
 

@@ -64,7 +64,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from recorder.errors import HandlerLoadError, ProfileError
-from recorder.model import Call, Header, PresenceReason
+from recorder.format._model import Call, Header, PresenceReason
 from replay.actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
 __all__ = [

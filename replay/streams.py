@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import MatchCheckFailed
-from recorder.model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
+from recorder.format._model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
 from replay.actions import MatchPlayer
 from replay.hang import HangGuard
 from replay.result import StepResult

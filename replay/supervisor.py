@@ -604,8 +604,8 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     crash at the callback and tick the beacon last showed, the inputs of the last ticks up to that call
     (read from the recording), the verdict against the recorded crash. What only the dead process knew
     (presences, logs, the divergences themselves) is not there; ``death`` says why."""
-    from recorder.model import CrashMarker, WireEvent  # noqa: PLC0415
-    from recorder.nkrec import open_recording  # noqa: PLC0415
+    from recorder.format._model import CrashMarker, WireEvent  # noqa: PLC0415
+    from recorder.format._nkrec import open_recording  # noqa: PLC0415
     from replay.handlers import split_spec  # noqa: PLC0415
     from replay.result import ReplayResult, describe_call  # noqa: PLC0415
     from replay.verdict import decide  # noqa: PLC0415

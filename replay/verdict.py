@@ -9,7 +9,7 @@
   names what differs (``crash``: one side crashed, the other did not; ``callback``, ``tick``,
   ``error_type`` of two crashes; ``outcomes``: recorded outcomes diverged; ``after_stop``: the recording
   holds calls after the one where the replay stopped, which were not replayed);
-- ``incomplete`` (exit 3): the recording is not ``complete`` (``recorder.integrity``), so nothing is
+- ``incomplete`` (exit 3): the recording is not ``complete`` (``recorder.format._integrity``), so nothing is
   claimed; the sentence says how much was replayed, what is missing, and what the replayed part showed.
   Also when the replay crashed at the recorded callback and tick but the recording's crash marker has no
   error (a wire recording converted without the server's log): whether it is the same crash is not known.

@@ -1,6 +1,6 @@
 """Slow, obviously correct references for state diffing (a copy kept apart from the library, STYLE habit 10).
 
-Everything here is written for clarity, not speed, and shares no code with ``recorder.canonical`` or
+Everything here is written for clarity, not speed, and shares no code with ``recorder.format._canonical`` or
 ``replay.kernels`` except ``canonicalize`` (the value rules are tested on their own in test_canonical.py).
 """
 
@@ -11,7 +11,7 @@ import math
 import struct
 from typing import Any
 
-from recorder.canonical import canonical_bytes, canonicalize
+from recorder.format._canonical import canonical_bytes, canonicalize
 
 M64 = 2**64
 

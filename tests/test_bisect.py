@@ -332,8 +332,8 @@ def test_a_different_crash_at_exactly_the_recorded_tick_is_a_skip(tmp_path, caps
 def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, capsys):
     """A recording whose crash marker (tick 20) comes before calls it still holds: a version crashing otherwise
     later (tick 30) is good, "not this crash"; one crashing otherwise before it, skipped."""
-    from recorder.model import CrashMarker
-    from recorder.nkrec import read_events, write_recording
+    from recorder.format._model import CrashMarker
+    from recorder.format._nkrec import read_events, write_recording
 
     header, events = read_events(CLEAN_REC)
     marker = CrashMarker("match_loop", 20, "KeyError: 'gone'", 'File "arena.py", line 1, in match_loop\nKeyError', "KeyError")

@@ -19,8 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from recorder.model import PresenceReason
-from recorder.nkrec import open_recording, read_events
+from recorder.format._model import PresenceReason
+from recorder.format._nkrec import open_recording, read_events
 from recorder.proxy import ProxyLimits, start_proxy
 from recorder.wire_recorder import WireRecorder
 from recorder.wsio import HttpResponse, start_server

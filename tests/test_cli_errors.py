@@ -233,8 +233,8 @@ def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from recorder.model import Header, WireEvent
-    from recorder.nkrec import write_recording
+    from recorder.format._model import Header, WireEvent
+    from recorder.format._nkrec import write_recording
     from replay.cli import COMMANDS
 
     wire = tmp_path / "wire.nkrec"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.model import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
-from recorder.nkrec import RecordingWriter, read_events, verify
+from recorder.format._model import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
+from recorder.format._nkrec import RecordingWriter, read_events, verify
 from recorder.proxy import start_proxy
 from replay.cli import main
 from replay.convert import QUEUE_SIZE, convert, convert_events

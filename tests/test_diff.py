@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from naive_diff import naive_field_diff
 from state_strategies import states
 
-from recorder.canonical import canonical_bytes
+from recorder.format._canonical import canonical_bytes
 from recorder.errors import SnapshotError
 from replay import kernels
 from replay.diff import (

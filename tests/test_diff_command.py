@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from recorder import Header, InitCall, LoopCall, Outcome, RecordingWriter, open_recording
-from recorder.canonical import canonical_bytes, state_digest
-from recorder.model import JoinCall
+from recorder.format._canonical import canonical_bytes, state_digest
+from recorder.format._model import JoinCall
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

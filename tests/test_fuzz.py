@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.nkrec import read_events, verify
+from recorder.format._nkrec import read_events, verify
 from replay.actions import play
 from replay.checks import MatchChecks
 from replay.cli import main
@@ -188,7 +188,7 @@ def test_cli_fuzz_text_report_for_a_handler_that_survives(tmp_path: Path, capsys
 
 
 def test_stripped_streams_keep_inputs() -> None:
-    from recorder.model import InitCall, Outcome
+    from recorder.format._model import InitCall, Outcome
 
     calls = [InitCall({"a": 1}, outcome=Outcome(tick_rate=10))]
     assert strip_outcomes(calls) == [InitCall({"a": 1})]

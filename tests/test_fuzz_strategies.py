@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.errors import ProfileError
-from recorder.model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
+from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
 from replay.actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
 from replay.handlers import load_handler
 from replay.strategies import (
@@ -191,7 +191,7 @@ def test_call_streams_strategy_yields_valid_streams_for_users_tests(fixed_handle
 
 
 def test_stream_rules_reject_what_nakama_cannot_produce() -> None:
-    from recorder.model import MatchMessage, Presence
+    from recorder.format._model import MatchMessage, Presence
 
     a = Presence("u", "s1", "a", "n")
 

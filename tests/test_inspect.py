@@ -21,7 +21,7 @@ from recorder import (
     open_recording,
     write_recording,
 )
-from recorder.nkrec import FRAME_SIZE
+from recorder.format._nkrec import FRAME_SIZE
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

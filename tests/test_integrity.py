@@ -32,8 +32,8 @@ from recorder import (
     verify,
     write_recording,
 )
-from recorder.integrity import Ledger
-from recorder.nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
+from recorder.format._integrity import Ledger
+from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.batch import replay_one
 from replay.cli import main
 from replay.match_diff import diff_against, diff_recorded
@@ -395,7 +395,7 @@ def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path
 
 
 def test_import_seals_and_its_recording_replays_to_a_verdict(tmp_path: Path) -> None:
-    from recorder.jsonl import import_jsonl
+    from recorder.format._jsonl import import_jsonl
 
     out = tmp_path / "example.nkrec"
     import_jsonl(ROOT / "fixtures" / "recordings" / "example.jsonl", out)

@@ -28,8 +28,8 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.jsonl import INTEGRITY_TAG, from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
-from recorder.nkrec import FRAME_SIZE, verify
+from recorder.format._jsonl import INTEGRITY_TAG, from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
+from recorder.format._nkrec import FRAME_SIZE, verify
 from replay.cli import main
 from model_strategies import (
     NAN_PAYLOAD,

@@ -24,7 +24,7 @@ from naive_diff import (
 )
 from state_strategies import states
 
-from recorder.canonical import canonical_bytes, canonicalize
+from recorder.format._canonical import canonical_bytes, canonicalize
 from recorder.errors import SnapshotError
 from replay import kernels
 

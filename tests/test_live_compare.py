@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.model import Header, LoopCall, PresenceReason
-from recorder.nkrec import read_events
+from recorder.format._model import Header, LoopCall, PresenceReason
+from recorder.format._nkrec import read_events
 from replay.commands.replay import print_report
 from replay.driver import MatchDriver
 from replay.live_replay import LiveOptions, map_ids_in_json, run_live
@@ -188,7 +188,7 @@ def test_map_ids_in_json_touches_json_text_only() -> None:
 
 def test_loop_calls_without_outcomes_end_the_compared_ticks() -> None:
     header = Header(match_id="m.nakama1", tick_rate=10)
-    from recorder.model import InitCall, JoinAttemptCall, JoinCall, Outcome, Presence
+    from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, Outcome, Presence
 
     p = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
     o = Outcome()

@@ -23,8 +23,8 @@ import pytest
 
 from recorder import protocol as P
 from recorder.errors import LiveReplayError, OptionError, RecordingError
-from recorder.model import CrashMarker, Header, PresenceReason, WireEvent
-from recorder.nkrec import RecordingWriter, read_events
+from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
+from recorder.format._nkrec import RecordingWriter, read_events
 from replay.cli import main
 from replay.driver import MatchDriver
 from replay.live_replay import LiveOptions, device_id, run_live

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from recorder.canonical import state_digest
+from recorder.format._canonical import state_digest
 from recorder.errors import HandlerLoadError
 from recorder.ingest import write_match
-from recorder.model import Header
+from recorder.format._model import Header
 from replay.driver import MatchDriver
 from replay.lua_check import check_pairs_order
 from replay.lua_handler import LuaHandler

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from recorder.lua_errors import error_location, error_message
 from replay.signature import lua_error_class
-from recorder.model import Header
+from recorder.format._model import Header
 from replay.driver import MatchDriver
 from replay.gofmt import go_format, go_number_string
 from replay.lua_handler import LuaHandler

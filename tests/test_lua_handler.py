@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.errors import HandlerLoadError
-from recorder.model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
+from recorder.format._model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
 from replay.driver import MatchDriver
 from replay.lua_handler import LuaHandler, go_tonumber, lua_to_plain
 from replay.runtime import MatchRuntime, replay
@@ -156,7 +156,7 @@ def test_only_nakamas_library_set_is_there(tmp_path: Path) -> None:
         return state, table.concat(seen, ",")"""))
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
-    from recorder.model import SignalCall
+    from recorder.format._model import SignalCall
 
     reply = rt.apply(SignalCall(0, "x")).outcome.reply
     assert reply == ("io=nil,debug=nil,coroutine=nil,python=nil,bit32=table,os=table,string=table,table=table,"
@@ -200,7 +200,7 @@ def test_init_tick_rate_is_truncated_like_gopher_lua(tmp_path: Path) -> None:
     ],
 )
 def test_join_attempt_return_checks(tmp_path: Path, body: str, accept, reason, error) -> None:  # type: ignore[no-untyped-def]
-    from recorder.model import JoinAttemptCall
+    from recorder.format._model import JoinAttemptCall
 
     _, [_, step] = run_calls(module(tmp_path, join_attempt=body), InitCall({}), JoinAttemptCall(0, ALICE, {"v": "1"}))
     if error is None:
@@ -214,7 +214,7 @@ def test_nil_state_stops_quietly_and_extra_values_are_errors(tmp_path: Path) -> 
     assert step.crash is None and rt.stop_reason == "nil-state"
     rt, [_, step] = run_calls(module(tmp_path, "b", loop="return state, 1"), InitCall({}), LoopCall(0))
     assert step.crash.error == "Match loop returned too many values, stopping match"
-    from recorder.model import SignalCall
+    from recorder.format._model import SignalCall
 
     rt, [_, step] = run_calls(module(tmp_path, "c", signal="return state"), InitCall({}), SignalCall(0, "d"))
     assert step.crash.error == "Match signal returned non-string result, stopping match"
@@ -246,7 +246,7 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
         out.read = nk.storage_read({ { collection = "c", key = "k" } })[1].value.v
         return state, nk.json_encode(out)""")
     path = module(tmp_path, signal=body)
-    from recorder.model import SignalCall
+    from recorder.format._model import SignalCall
 
     recorded = (
         Nondeterministic("time", 1_795_799_588_126), Nondeterministic("uuid", "bc4a2e6a-5faf-433d-8cff-5e8f1a652977"),
@@ -283,7 +283,7 @@ def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:
         end
         return state""")
     path = module(tmp_path, loop=loop)
-    from recorder.model import JoinCall
+    from recorder.format._model import JoinCall
 
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
@@ -314,7 +314,7 @@ def test_pairs_order_can_be_perturbed(tmp_path: Path) -> None:
         local keys = {}
         for k in pairs(t) do keys[#keys + 1] = tostring(k) end
         return state, table.concat(keys, ",")"""))
-    from recorder.model import SignalCall
+    from recorder.format._model import SignalCall
 
     replies = []
     for order in ("native", "reverse"):
@@ -346,7 +346,7 @@ def test_binary_message_data_round_trips(tmp_path: Path) -> None:
     path = module(tmp_path, loop=textwrap.dedent("""
         for _, m in ipairs(messages) do dispatcher.broadcast_message(m.op_code, m.data) end
         return state"""))
-    from recorder.model import JoinCall
+    from recorder.format._model import JoinCall
 
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
@@ -370,7 +370,7 @@ _JSONISH = st.recursive(
 @settings(max_examples=150, deadline=None)
 def test_python_lua_python_is_lossless_for_what_nakama_represents(value: object) -> None:
     # doubles, 1-based arrays, string keys: the canonical form (and so the digest) survives the trip
-    from recorder.canonical import canonical_bytes
+    from recorder.format._canonical import canonical_bytes
 
     h = _shared_handler()
     assert canonical_bytes(lua_to_plain(h._to_lua(value))) == canonical_bytes(value)

@@ -1,4 +1,4 @@
-"""Model records <-> msgpack chunk payloads (recorder.codec), bit for bit."""
+"""Model records <-> msgpack chunk payloads (recorder.format._codec), bit for bit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder import CorruptRecording, Header, LoopCall, MatchMessage, MessageBatch, Outcome, Presence
-from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header
-from recorder.nkrec import _pack, _unpack
+from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header
+from recorder.format._nkrec import _pack, _unpack
 from model_strategies import (
     I64_MAX,
     I64_MIN,

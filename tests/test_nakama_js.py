@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from leaks import leaks
-from recorder.nkrec import read_events
+from recorder.format._nkrec import read_events
 from recorder.proxy import start_proxy
 from recorder.wsio import start_server
 from replay.playback import PlaybackServer, load_scripts

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from recorder.ingest import Ingest
-from recorder.model import Header, JoinCall, LeaveCall, PresenceReason
+from recorder.format._model import Header, JoinCall, LeaveCall, PresenceReason
 from replay.actions import Connect, Leave, Send, Tick, play
 from replay.driver import MatchDriver
 from replay.strategies import LEAVE_REASONS

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from leaks import fragments, strings
 from recorder import session_token
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     CrashMarker,
     JoinAttemptCall,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.model import CrashMarker, LoopCall
-from recorder.nkrec import read_events
+from recorder.format._model import CrashMarker, LoopCall
+from recorder.format._nkrec import read_events
 from replay.cli import main
 from replay.driver import MatchDriver
 from replay.runtime import replay
@@ -112,8 +112,8 @@ def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: py
 def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Path:
     """A probe match whose loop 0 carries op code 6 (the probe returns no state: the match stops quietly),
     with ``calls_after`` loops recorded after it."""
-    from recorder.model import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
-    from recorder.nkrec import write_recording
+    from recorder.format._model import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
+    from recorder.format._nkrec import write_recording
 
     alice = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
     stop = LoopCall(0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None)

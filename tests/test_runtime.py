@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     Header,
     InitCall,

@@ -273,7 +273,7 @@ def test_same_error_class() -> None:
 
 
 def test_a_marker_keeps_its_error_type_and_the_hang_text_is_a_hang() -> None:
-    from recorder.model import CrashMarker
+    from recorder.format._model import CrashMarker
 
     typed = CrashSignature.from_marker(CrashMarker("match_loop", 3, "boom", "", "RuntimeError"))
     assert typed.error_type == "RuntimeError"

@@ -121,7 +121,7 @@ def test_every_ending_is_reported_with_callback_and_tick(kind: str, handlers, wo
 
 
 def test_a_recorded_death_reproduces_only_when_nothing_diverged_before_it(tmp_path: Path, handlers, worker) -> None:  # type: ignore[no-untyped-def]
-    from recorder.model import CrashMarker
+    from recorder.format._model import CrashMarker
 
     with open_recording(CLEAN) as rec:
         header, events = rec.header, [e for e in rec.events() if e.tick <= 3]

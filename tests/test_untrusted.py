@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import HandlerLoadError, UntrustedHandler
-from recorder.nkrec import open_recording, write_recording
+from recorder.format._nkrec import open_recording, write_recording
 from replay.cli import main
 from replay.runtime import replay
 
@@ -126,7 +126,7 @@ def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, 
 #: one fails this test until it is reviewed and listed: nothing read from a recording, a JSON Lines line
 #: or a log line may reach one of them.
 _LOADERS = {
-    ("recorder/model.py", "exec"): "record builders generated from dataclass field names (no input)",
+    ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
     ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
     ("replay/batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",

@@ -1,4 +1,4 @@
-"""Validation at the door (recorder.validate): chunk payloads and JSON Lines files that break a rule are
+"""Validation at the door (recorder.format._validate): chunk payloads and JSON Lines files that break a rule are
 refused with CorruptRecording / InterchangeError naming the chunk or line and the field, never accepted to
 fail later; the limits (nesting depth, 64-bit integers, ticks >= 0) are the same on both sides; a killed
 import leaves only a file named as temporary, which the next import removes. Fuzz tests allow no exception
@@ -36,12 +36,12 @@ from recorder import (
     RecordingWriter,
     read_events,
 )
-from recorder.atomic import atomic_output, temp_path
-from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
-from recorder.jsonl import event_to_json, header_to_json, import_jsonl, jsonl_lines, read_jsonl
-from recorder.nkrec import _pack, _unpack
+from recorder.format._atomic import atomic_output, temp_path
+from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
+from recorder.format._jsonl import event_to_json, header_to_json, import_jsonl, jsonl_lines, read_jsonl
+from recorder.format._nkrec import _pack, _unpack
 from recorder.errors import InvalidValue
-from recorder.validate import MAX_DEPTH, parse_json, value
+from recorder.format._validate import MAX_DEPTH, parse_json, value
 from replay.cli import main
 from model_strategies import assert_same, event_lists, pinned_events, pinned_header
 

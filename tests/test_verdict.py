@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.integrity import Damage, Integrity
-from recorder.model import CrashMarker, Header
-from recorder.nkrec import read_events, write_recording
+from recorder.format._integrity import Damage, Integrity
+from recorder.format._model import CrashMarker, Header
+from recorder.format._nkrec import read_events, write_recording
 from replay.cli import main
 from replay.driver import MatchDriver
 from replay.result import AfterStop, Crash

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from leaks import leaks
 from recorder import session_token
-from recorder.nkrec import read_events, verify
+from recorder.format._nkrec import read_events, verify
 from recorder.proxy import start_proxy
 from recorder.wsio import HttpResponse, http_request, start_server
 from replay.cli import main

@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import HandlerLoadError
-    from recorder.nkrec import open_recording, verify
+    from recorder.format._nkrec import open_recording, verify
     from replay.handlers import recorded_handler
     from replay.lua_check import check_pairs_order
     from replay.runtime import ReplayOptions

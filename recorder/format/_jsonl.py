@@ -35,10 +35,10 @@ from typing import IO, Any
 
 import msgpack
 
-from recorder import validate
-from recorder.atomic import atomic_output
+from recorder.format import _validate as validate
+from recorder.format._atomic import atomic_output
 from recorder.errors import InterchangeError, InvalidValue
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     CrashMarker,
     Event,
@@ -56,8 +56,8 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.nkrec import RecordingWriter
-from recorder.validate import MAX_DEPTH, boolean, each, int64, optional, parse_json, show, tick, uint64
+from recorder.format._nkrec import RecordingWriter
+from recorder.format._validate import MAX_DEPTH, boolean, each, int64, optional, parse_json, show, tick, uint64
 
 __all__ = [
     "to_json_value",
@@ -120,7 +120,7 @@ def to_json_value(v: Any) -> Any:
 
 
 def from_json_value(j: Any, field: str = "value") -> Any:
-    """Inverse of ``to_json_value``. Raises ``ValueError`` (``recorder.validate.InvalidValue``) naming the field
+    """Inverse of ``to_json_value``. Raises ``ValueError`` (``recorder.format._validate.InvalidValue``) naming the field
     on a malformed value."""
     return _value(j, field)
 
@@ -156,7 +156,7 @@ _KEY_TYPES = (type(None), bool, int, float, str, bytes)
 
 def _within_depth(depth: int, field: str) -> None:
     """An array or map at ``depth`` (0: the value itself) is allowed up to ``MAX_DEPTH`` levels (as
-    ``recorder.validate.value`` counts them in a chunk)."""
+    ``recorder.format._validate.value`` counts them in a chunk)."""
     if depth >= MAX_DEPTH:
         raise InvalidValue(field, f"nested deeper than {MAX_DEPTH} levels of arrays and maps")
 
@@ -752,7 +752,7 @@ def import_jsonl(
 ) -> int:
     """Convert an interchange file (a path, or a binary stream named ``name``) into ``out`` (.nkrec).
 
-    Streams line by line into ``OUT.incomplete.tmp`` (``recorder.atomic``), renamed to ``out`` only when
+    Streams line by line into ``OUT.incomplete.tmp`` (``recorder.format._atomic``), renamed to ``out`` only when
     the whole input was read: on an error nothing is left behind, and what a killed import leaves is
     removed by the next import to ``out``. The recording is sealed, unless the header's ``INTEGRITY_TAG``
     says the file was exported from an incomplete recording. Returns the number of events written.

@@ -2,7 +2,7 @@
 
 Recordings, JSON Lines files and server logs come from elsewhere (production, bug reports, object
 storage). Every reader checks what it takes in with these helpers before building a record from it:
-``recorder.codec`` (chunk payloads), ``recorder.jsonl`` (JSON Lines) and ``recorder.ingest`` /
+``recorder.format._codec`` (chunk payloads), ``recorder.format._jsonl`` (JSON Lines) and ``recorder.ingest`` /
 ``recorder.nakama_log`` (server logs). One convention for all of them:
 
 - a check is ``check(value, field) -> value`` and returns what it was given (or the value it stands for);

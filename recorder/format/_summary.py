@@ -7,7 +7,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from recorder.model import (
+from recorder.format._model import (
     CrashMarker,
     JoinAttemptCall,
     JoinCall,
@@ -18,7 +18,7 @@ from recorder.model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.nkrec import TruncationWarning, open_recording
+from recorder.format._nkrec import TruncationWarning, open_recording
 
 __all__ = ["PresenceSpan", "OpCodeStats", "Summary", "summarize"]
 
@@ -68,7 +68,7 @@ class Summary:
     sockets: int = 0
     damage: list[dict[str, Any]] = field(default_factory=list)
     redactions: list[str] = field(default_factory=list)  # what the recorder removed (header ``redactions``)
-    integrity: dict[str, Any] = field(default_factory=dict)  # recorder.integrity.Integrity.to_json()
+    integrity: dict[str, Any] = field(default_factory=dict)  # recorder.format._integrity.Integrity.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,7 @@
 A *handler-call recording* is a header followed by calls in the order Nakama's match runtime made them
 (``InitCall``, ``JoinAttemptCall``, ``JoinCall``, ``LeaveCall``, ``LoopCall``, ``SignalCall``,
 ``TerminateCall``), optionally ending with a ``CrashMarker``. A *wire recording* is a header followed by
-``WireEvent`` records. Both share the ``.nkrec`` file format (``recorder.nkrec``).
+``WireEvent`` records. Both share the ``.nkrec`` file format (``recorder.format._nkrec``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, overload
 
-from recorder import validate
+from recorder.format import _validate as validate
 from recorder.errors import CorruptRecording, InvalidValue
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "record_builder",
 ]
 
-FORMAT_VERSION = 2  # of the .nkrec file (recorder.nkrec); version-1 files are still read
+FORMAT_VERSION = 2  # of the .nkrec file (recorder.format._nkrec); version-1 files are still read
 
 #: Nakama's seven match handler callbacks, in Python/Lua naming.
 CALLBACKS = (
@@ -123,7 +123,7 @@ class MessageBatch(Sequence[MatchMessage]):
             ps = self._presences
             build = _MESSAGE_BUILDER
             try:
-                # every field checked inline (recorder.validate states the rules; _bad_row finds which one)
+                # every field checked inline (recorder.format._validate states the rules; _bad_row finds which one)
                 items = tuple(
                     [
                         build(ps[s], op, data, rel, ts)

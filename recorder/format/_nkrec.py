@@ -14,13 +14,13 @@ Layout (format version 2)::
                tick     i64 LE   first tick of the chunk's events (-1: none; the seal: the last event's tick)
                body_crc u32 LE   CRC-32 of the payload
                head_crc u32 LE   CRC-32 of the 28 bytes before it
-               payload           msgpack: the header map, a ``recorder.codec`` chunk ``[presences, events]``,
+               payload           msgpack: the header map, a ``recorder.format._codec`` chunk ``[presences, events]``,
                                  or the seal ``{"chunks", "events", "last_tick", "digest"}``
 
 The head has its own checksum, so a damaged length field is recognised as damage (and the reader
 resynchronises on the next valid frame) rather than taken for a file that ends early. A writer appends
 one frame per chunk and flushes it, so a recorder killed mid-write loses at most the chunk in flight and
-leaves an *unsealed* file; ``close()`` writes the seal (``recorder.integrity`` says what it proves).
+leaves an *unsealed* file; ``close()`` writes the seal (``recorder.format._integrity`` says what it proves).
 
 Version-1 files (magic ``b"\\x89NKREC\\r\\n"``, frames ``sync | length u32 | crc u32 | tick i64 | payload``
 with the CRC over tick and payload, no sequence numbers, no seal) are read as before; their integrity
@@ -52,11 +52,11 @@ from typing import IO, Any
 
 import msgpack
 
-from recorder.codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
+from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
-from recorder.integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
-from recorder.model import FORMAT_VERSION, Event, Header
-from recorder.sniff import not_a_recording
+from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
+from recorder.format._model import FORMAT_VERSION, Event, Header
+from recorder.format._sniff import not_a_recording
 
 __all__ = [
     "MAGIC",
@@ -159,7 +159,7 @@ def _as_corrupt(path: str, offset: int, chunk: int, what: str) -> Iterator[None]
         yield
     except RecordingError:
         raise
-    except InvalidValue as exc:  # a field check of recorder.validate
+    except InvalidValue as exc:  # a field check of recorder.format._validate
         raise CorruptRecording(path, offset, chunk, f"{what}: {exc}", field=exc.field) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on checksummed bytes means a bad writer
         raise CorruptRecording(path, offset, chunk, f"{what}: {type(exc).__name__}: {exc}") from exc
@@ -585,7 +585,7 @@ class Recording:
 
     # -- integrity ------------------------------------------------------------------------------------
     def integrity(self) -> Integrity:
-        """The file's one integrity state (``recorder.integrity``): walks to the end of the file, past
+        """The file's one integrity state (``recorder.format._integrity``): walks to the end of the file, past
         where an iteration stopped, without decoding chunks (but the last, to check the seal's last tick)."""
         if self._integrity is not None:
             return self._integrity

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from recorder import validate
+from recorder.format import _validate as validate
 from recorder.errors import CorruptRecording, InvalidValue, RecordingError
-from recorder.model import (
+from recorder.format._model import (
     Broadcast,
     CrashMarker,
     Event,
@@ -45,7 +45,7 @@ from recorder.model import (
     WireEvent,
     record_builder,
 )
-from recorder.validate import (
+from recorder.format._validate import (
     INT64_MAX,
     boolean,
     each,
@@ -341,7 +341,7 @@ def iter_events(
 
     Building each record only when it is asked for keeps records short-lived: a reader's consumer drops
     each one before the next is built, so the garbage collector never has to walk a whole chunk of them.
-    Every field is checked (``recorder.validate``: types, integer ranges, presence indexes within the
+    Every field is checked (``recorder.format._validate``: types, integer ranges, presence indexes within the
     chunk's table, free-form values within ``MAX_DEPTH``); malformed input raises ``CorruptRecording``
     naming ``origin`` (path, offset, chunk), the event and the field when the iteration reaches it. A
     loop's messages are checked when they are first used.
@@ -534,7 +534,7 @@ def encode_header(h: Header) -> dict[str, Any]:
 
 
 def decode_header(d: Any) -> Header:
-    """The header map; raises ``recorder.validate.InvalidValue`` naming the field."""
+    """The header map; raises ``recorder.format._validate.InvalidValue`` naming the field."""
     if type(d) is not dict:
         raise InvalidValue("header", f"must be a map, got {show(d)}")
     known: dict[str, Any] = {}
