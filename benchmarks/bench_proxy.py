@@ -1,7 +1,7 @@
 """What the recording proxy costs, against a bare forwarding proxy measured in the same run, and what it
 holds in memory under a flood of large socket RPCs.
 
-Three servers on 127.0.0.1: an echo upstream (``recorder.wsio``, in this process), the recording proxy as
+Three servers on 127.0.0.1: an echo upstream (``recorder.wire._wsio``, in this process), the recording proxy as
 it is deployed (``nakama-replay proxy`` in its own process, stopped with SIGINT at the end: its recordings
 must then hold every envelope), and the baseline, a **bare proxy**: a plain websockets relay in its own
 process that forwards each message both ways and records nothing (``--bare-proxy`` runs it). So the
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from websockets.asyncio.client import connect  # noqa: E402
 
 from recorder.format._nkrec import open_recording  # noqa: E402
-from recorder.wsio import HttpResponse, start_server  # noqa: E402
+from recorder.wire._wsio import HttpResponse, start_server  # noqa: E402
 
 ENVELOPE = json.dumps({"match_data_send": {"match_id": "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1", "op_code": "1",
                                            "data": "eyJ4IjogMSwgInkiOiAyfQ=="}})

@@ -5,7 +5,7 @@ hands every call it made, with the outcome it observed and the nondeterministic 
 consumed, to ``CaptureSink.record``. The sink appends them to a ``.nkrec`` file and flushes after every
 ``match_loop`` (one chunk per tick), so a process killed mid-match loses at most the tick in flight. When
 the handler crashes, ``crash`` writes the crash marker and flushes at once. With a ``redactor``
-(``recorder.redact``), every record is written without its secrets and the header lists the redactions.
+(``recorder.wire._redact``), every record is written without its secrets and the header lists the redactions.
 ``recorder`` does not depend on any runtime: the sink only sees finished records.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from recorder.format._model import Call, CrashMarker, Header, LoopCall
 from recorder.format._nkrec import RecordingWriter
-from recorder.redact import Redactor
+from recorder.wire._redact import Redactor
 
 __all__ = ["CaptureSink"]
 

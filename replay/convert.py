@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder import protocol as P
+from recorder.wire import protocol as P
 from recorder.errors import IncompleteRecording, RecordingError
 from recorder.format._model import (
     Broadcast,

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from recorder.capture import CaptureSink
-from recorder.redact import Redactor
+from recorder.wire._redact import Redactor
 from recorder.format._model import (
     Call,
     Header,

@@ -13,7 +13,7 @@
    presence event (then the server has queued ``match_join``); messages of different sockets in one window
    go ``SPACING`` apart, so they reach the server's input queue in recorded order; wire recordings keep
    their recorded spacing;
-4. every envelope, both ways, and every close is written to a new wire recording (``recorder.wire_recorder``,
+4. every envelope, both ways, and every close is written to a new wire recording (``recorder.wire._recorder``,
    source ``replay``), and kept with its arrival time for the report (``replay.live_report``);
 5. recorded ids inside payloads are mapped to the live ones (``map_payload_ids``, on by default): where a
    message's data, a join's metadata values, a signal's data or an RPC payload is JSON, every recorded user
@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from recorder import protocol as P
-from recorder import session_token
-from recorder.addresses import parse_server_url
+from recorder.wire import protocol as P
+from recorder.wire import session_token
+from recorder.wire._addresses import parse_server_url
 from recorder.errors import LiveReplayError
-from recorder.redact import Redactor
-from recorder.wire_recorder import WireRecorder
-from recorder.wsio import http_request
+from recorder.wire._redact import Redactor
+from recorder.wire._recorder import WireRecorder
+from recorder.wire._wsio import http_request
 from replay.live_script import Action, Actor, LiveScript
 from replay.tick_clock import TickClock
 

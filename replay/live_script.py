@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder import protocol as P
+from recorder.wire import protocol as P
 from recorder.errors import OptionError, RecordingError
 from recorder.format._model import (
     CrashMarker,

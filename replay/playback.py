@@ -24,12 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder import protocol as P
-from recorder import session_token
+from recorder.wire import protocol as P
+from recorder.wire import session_token
 from recorder.errors import RecordingError
 from recorder.format._model import WireEvent
 from recorder.format._nkrec import read_events
-from recorder.wsio import App, HttpRequest, HttpResponse, WebSocket, json_response
+from recorder.wire._wsio import App, HttpRequest, HttpResponse, WebSocket, json_response
 
 __all__ = ["Step", "SocketScript", "load_scripts", "PlaybackServer"]
 

@@ -20,7 +20,7 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
 
 Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture``), through the redaction
-layer (``recorder.redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
+layer (``recorder.wire._redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
 raises, the match stops and every participant's socket is closed with 1000 "server-side session
 disconnect". ``ServerConfig.on_event`` gets a line per match start, crash or hang (callback, tick, error)
 and stop. Handlers run in this process (the event loop's thread): the hang guard stops a Python or Lua
@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder import protocol as P
-from recorder import session_token
+from recorder.wire import protocol as P
+from recorder.wire import session_token
 from recorder.format._model import Header, JoinCall, LeaveCall, Presence, PresenceReason
-from recorder.redact import Redactor
-from recorder.wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
+from recorder.wire._redact import Redactor
+from recorder.wire._wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
 
@@ -253,7 +253,7 @@ class _Match:
 
 
 class NakamaServer(App):
-    """The server as a ``recorder.wsio`` app."""
+    """The server as a ``recorder.wire._wsio`` app."""
 
     def __init__(self, config: ServerConfig) -> None:
         from replay.handlers import load_handler

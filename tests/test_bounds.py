@@ -21,9 +21,9 @@ from websockets.exceptions import ConnectionClosed
 
 from recorder.format._model import PresenceReason
 from recorder.format._nkrec import open_recording, read_events
-from recorder.proxy import ProxyLimits, start_proxy
-from recorder.wire_recorder import WireRecorder
-from recorder.wsio import HttpResponse, start_server
+from recorder.wire._proxy import ProxyLimits, start_proxy
+from recorder.wire._recorder import WireRecorder
+from recorder.wire._wsio import HttpResponse, start_server
 from replay.server import QUEUE_FULL, ServerConfig, start_nakama_server
 
 ROOT = Path(__file__).resolve().parents[1]

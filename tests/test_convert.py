@@ -20,7 +20,7 @@ import pytest
 
 from recorder.format._model import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events, verify
-from recorder.proxy import start_proxy
+from recorder.wire._proxy import start_proxy
 from replay.cli import main
 from replay.convert import QUEUE_SIZE, convert, convert_events
 from replay.live_replay import LiveOptions, run_live

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder import protocol as P
+from recorder.wire import protocol as P
 from recorder.errors import LiveReplayError, OptionError, RecordingError
 from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events

@@ -16,8 +16,8 @@ import pytest
 
 from leaks import leaks
 from recorder.format._nkrec import read_events
-from recorder.proxy import start_proxy
-from recorder.wsio import start_server
+from recorder.wire._proxy import start_proxy
+from recorder.wire._wsio import start_server
 from replay.playback import PlaybackServer, load_scripts
 from replay.server import ServerConfig, start_nakama_server
 

@@ -1,4 +1,4 @@
-"""The shared option helpers: server URLs and listen addresses (recorder.addresses), option ranges and
+"""The shared option helpers: server URLs and listen addresses (recorder.wire._addresses), option ranges and
 path checks (replay.commands._args)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.addresses import Address, parse_listen, parse_server_url
+from recorder.wire._addresses import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
 from replay.commands._args import count, input_file, int_at_least, output_dir, output_file, positive, seconds
 

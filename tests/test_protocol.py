@@ -1,4 +1,4 @@
-"""recorder.protocol: Nakama's JSON realtime envelopes, parsed and built without I/O."""
+"""recorder.wire.protocol: Nakama's JSON realtime envelopes, parsed and built without I/O."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recorder import protocol as P
+from recorder.wire import protocol as P
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 TRANSCRIPT = SAMPLES / "nakama-3.40-echo-crash.transcript.jsonl"

@@ -1,4 +1,4 @@
-"""The redaction layer (recorder.redact) on literals: what it removes, what it keeps, and that a value
+"""The redaction layer (recorder.wire._redact) on literals: what it removes, what it keeps, and that a value
 without secrets comes back as the very same object (no copy on the proxy's hot path)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leaks import fragments, strings
-from recorder import session_token
+from recorder.wire import session_token
 from recorder.format._model import (
     Broadcast,
     CrashMarker,
@@ -23,7 +23,7 @@ from recorder.format._model import (
     SignalCall,
     WireEvent,
 )
-from recorder.redact import REDACTED, Redactor
+from recorder.wire._redact import REDACTED, Redactor
 
 JWT = session_token.encode(session_token.Claims("t1", "u1", "ana", {"v": "1"}, 2_000_000_000, 1_700_000_000), "key")
 OPAQUE = "opaque-refresh-7f3a9c"  # a refresh token that is not a JWT: only its key gives it away

@@ -15,10 +15,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from leaks import leaks
-from recorder import session_token
+from recorder.wire import session_token
 from recorder.format._nkrec import read_events, verify
-from recorder.proxy import start_proxy
-from recorder.wsio import HttpResponse, http_request, start_server
+from recorder.wire._proxy import start_proxy
+from recorder.wire._wsio import HttpResponse, http_request, start_server
 from replay.cli import main
 from replay.playback import PlaybackServer, load_scripts
 from replay.server import ServerConfig, start_nakama_server

@@ -38,7 +38,7 @@ def _json_key(text: str) -> str:
 
 
 def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
-    """``--redact-key KEY`` (repeatable) for commands that write what they observe (``recorder.redact``)."""
+    """``--redact-key KEY`` (repeatable) for commands that write what they observe (``recorder.wire._redact``)."""
     parser.add_argument(
         "--redact-key", action="append", type=_json_key, default=[], metavar="KEY",
         help="also write this JSON key's values as <redacted>, at any depth, payload strings included "

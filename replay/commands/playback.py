@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from recorder.errors import RecordingError
-    from recorder.wsio import start_server
+    from recorder.wire._wsio import start_server
     from replay.commands._serving import run_until_signal
     from replay.playback import PlaybackServer, load_scripts
 

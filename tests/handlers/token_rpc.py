@@ -5,7 +5,7 @@ JWTs signed for the calling user and ``note`` carries one as a ``Bearer`` value 
 import json
 import time
 
-from recorder.session_token import Claims, encode
+from recorder.wire.session_token import Claims, encode
 
 
 def rpc_issue_token(ctx, logger, nk, payload):

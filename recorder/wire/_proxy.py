@@ -25,11 +25,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from recorder import session_token
-from recorder.addresses import parse_server_url
-from recorder.redact import Redactor
-from recorder.wire_recorder import WireRecorder
-from recorder.wsio import (
+from recorder.wire import session_token
+from recorder.wire._addresses import parse_server_url
+from recorder.wire._redact import Redactor
+from recorder.wire._recorder import WireRecorder
+from recorder.wire._wsio import (
     DEFAULT_MAX_MESSAGE,
     DEFAULT_MAX_QUEUE,
     App,
@@ -82,7 +82,7 @@ class ProxyStats:
 
 
 class RecordingProxy(App):
-    """The proxy as a ``recorder.wsio`` app."""
+    """The proxy as a ``recorder.wire._wsio`` app."""
 
     def __init__(self, upstream: str, recorder: WireRecorder, *, salt: bytes | None = None, open_timeout: float = 10.0,
                  limits: ProxyLimits | None = None):

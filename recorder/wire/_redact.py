@@ -1,7 +1,7 @@
 """The one redaction layer: secrets never reach a file that the proxy, ``serve`` or a live ``replay`` writes.
 
 ``Redactor.event(e)`` returns a recording event with its secrets replaced by ``<redacted>``; every writer
-of observed traffic passes events through it (``recorder.wire_recorder`` for wire recordings,
+of observed traffic passes events through it (``recorder.wire._recorder`` for wire recordings,
 ``recorder.capture`` for ``serve``'s handler-call recordings). What it removes, everywhere in an event:
 
 - **JSON keys**: the value of any object key named ``token`` or ``refresh_token`` (Nakama's session and
