@@ -157,7 +157,7 @@ class UntrustedHandler(HandlerError):
 
 class LuaError(NakamaReplayError):
     """A Lua match handler raised an error: the Lua text (``file:line: message``), its class
-    (``recorder.lua_errors.error_class``) and the Lua stack traceback, as Nakama logs them."""
+    (``recorder.capture._lua_errors.error_class``) and the Lua stack traceback, as Nakama logs them."""
 
     def __init__(self, text: str, traceback: str = "", error_class: str = "lua:error") -> None:
         self.text, self.traceback, self.error_class = text, traceback, error_class

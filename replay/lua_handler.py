@@ -41,7 +41,6 @@ from typing import Any
 
 import lupa.lua51 as _lupa
 
-import recorder.runtime as _capture_pkg
 from recorder import gojson
 from recorder.errors import (
     HandlerError,
@@ -51,7 +50,7 @@ from recorder.errors import (
     NotAvailableInReplay,
     StorageRejected,
 )
-from recorder.lua_errors import error_message
+from recorder.capture import MODULES_DIR, error_message
 from recorder.format._model import CALLBACKS, Presence
 from replay.dispatcher import LABEL_MAX_BYTES
 from replay.gofmt import go_float_g, go_format, go_number_string
@@ -72,10 +71,8 @@ from replay.lua_stdlib import (
 )
 from replay.nk import DerivedSources, Nk
 
-__all__ = ["LuaHandler", "CAPTURE_MODULE_DIR", "lua_to_plain", "go_sprint", "go_tonumber"]
+__all__ = ["LuaHandler", "lua_to_plain", "go_sprint", "go_tonumber"]
 
-#: where the packaged capture module (``nkreplay_capture.lua``) lives; the last folder ``require`` searches
-CAPTURE_MODULE_DIR = Path(_capture_pkg.__file__).resolve().parent
 _LUA_DIR = Path(__file__).resolve().parent / "lua"
 _INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
 _MAX_ARRAY_INDEX = 67108864  # gopher-lua's MaxArrayIndex: positive integer keys below it form the array part
@@ -247,7 +244,7 @@ class LuaHandler:
             raise HandlerError(f"pairs_order must be 'native' or 'reverse', not {pairs_order!r}")
         self.pairs_order = pairs_order
         self._file = p.resolve()
-        self._roots = [self._file.parent, *(Path(m).resolve() for m in module_path or ()), CAPTURE_MODULE_DIR]
+        self._roots = [self._file.parent, *(Path(m).resolve() for m in module_path or ()), MODULES_DIR]  # the capture module: searched last
         self._chunks: list[str] = []  # display paths of loaded chunks, to undo Lua's cut of long names
         self._load_nk = Nk(DerivedSources())
         self._nk: Any = self._load_nk

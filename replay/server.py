@@ -19,7 +19,7 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   functions of the handler's Python module or of ``--rpc`` files.
 
 Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
-recorded as it runs (a handler-call recording per match, ``recorder.capture``), through the redaction
+recorded as it runs (a handler-call recording per match, ``recorder.capture._sink``), through the redaction
 layer (``recorder.wire._redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
 raises, the match stops and every participant's socket is closed with 1000 "server-side session
 disconnect". ``ServerConfig.on_event`` gets a line per match start, crash or hang (callback, tick, error)

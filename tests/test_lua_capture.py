@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from recorder.ingest import Ingest, write_match
-from recorder.lua_errors import error_location, error_message
+from recorder.capture._ingest import Ingest, write_match
+from recorder.capture._lua_errors import error_location, error_message
 from replay.signature import lua_error_class
 from recorder.format._model import Header, LoopCall
-from recorder.nakama_log import crash_of, format_log_line, iter_log
+from recorder.capture._nakama_log import crash_of, format_log_line, iter_log
 from recorder.format._nkrec import read_events, verify
 from replay.cli import main
 from replay.driver import MatchDriver

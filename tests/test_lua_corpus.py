@@ -14,7 +14,7 @@ import pytest
 
 from recorder.format._canonical import state_digest
 from recorder.errors import HandlerLoadError
-from recorder.ingest import write_match
+from recorder.capture._ingest import write_match
 from recorder.format._model import Header
 from replay.driver import MatchDriver
 from replay.lua_check import check_pairs_order

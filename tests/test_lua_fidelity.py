@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recorder.lua_errors import error_location, error_message
+from recorder.capture._lua_errors import error_location, error_message
 from replay.signature import lua_error_class
 from recorder.format._model import Header
 from replay.driver import MatchDriver

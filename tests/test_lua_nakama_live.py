@@ -3,7 +3,7 @@ and the fidelity probe compared with the answers recorded from Nakama 3.40.
 
 Set NAKAMA_URL (e.g. http://127.0.0.1:7350), NAKAMA_LOG (the server's JSON log file, read from its end
 before the test) and optionally NAKAMA_SERVER_KEY (default "defaultkey"); the server's runtime path must
-hold recorder/runtime/nkreplay_capture.lua, fixtures/handlers/clock_match.lua,
+hold recorder/capture/modules/nkreplay_capture.lua, fixtures/handlers/clock_match.lua,
 fixtures/handlers/gopher_probe.lua and fixtures/nakama/nkreplay_checks.lua.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.ingest import Ingest, write_match
+from recorder.capture._ingest import Ingest, write_match
 from replay.runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.ingest import Ingest
+from recorder.capture._ingest import Ingest
 from recorder.format._model import Header, JoinCall, LeaveCall, PresenceReason
 from replay.actions import Connect, Leave, Send, Tick, play
 from replay.driver import MatchDriver

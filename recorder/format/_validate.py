@@ -2,8 +2,8 @@
 
 Recordings, JSON Lines files and server logs come from elsewhere (production, bug reports, object
 storage). Every reader checks what it takes in with these helpers before building a record from it:
-``recorder.format._codec`` (chunk payloads), ``recorder.format._jsonl`` (JSON Lines) and ``recorder.ingest`` /
-``recorder.nakama_log`` (server logs). One convention for all of them:
+``recorder.format._codec`` (chunk payloads), ``recorder.format._jsonl`` (JSON Lines) and ``recorder.capture._ingest`` /
+``recorder.capture._nakama_log`` (server logs). One convention for all of them:
 
 - a check is ``check(value, field) -> value`` and returns what it was given (or the value it stands for);
 - a bad value raises ``recorder.errors.InvalidValue(field, problem)``: ``field`` names the place in the

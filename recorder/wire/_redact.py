@@ -2,7 +2,7 @@
 
 ``Redactor.event(e)`` returns a recording event with its secrets replaced by ``<redacted>``; every writer
 of observed traffic passes events through it (``recorder.wire._recorder`` for wire recordings,
-``recorder.capture`` for ``serve``'s handler-call recordings). What it removes, everywhere in an event:
+``recorder.capture._sink`` for ``serve``'s handler-call recordings). What it removes, everywhere in an event:
 
 - **JSON keys**: the value of any object key named ``token`` or ``refresh_token`` (Nakama's session and
   refresh tokens, a matchmaker ``match_join`` token, the socket URL's ``token=`` query), plus the keys a

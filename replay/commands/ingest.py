@@ -2,7 +2,7 @@
 
 Reads the JSON log lines Nakama writes (files, or - for stdin; lines of many matches interleaved, also
 inside Docker's json-file wrapper, gzip-compressed input decompressed) and collects the records that the
-Lua capture module (recorder/runtime/nkreplay_capture.lua, wrapped around a match module) wrote through
+Lua capture module (recorder/capture/modules/nkreplay_capture.lua, wrapped around a match module) wrote through
 nk.logger_info. Lines that are not ours are skipped; a line or record of ours that is damaged (not JSON,
 nested too deeply, a number out of range, a bad match id, a field of the wrong type) is reported with its
 file, line and why, and left out; compressed input that ends early keeps every line before the cut. Nothing
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import LogError
-    from recorder.ingest import Ingest, write_matches
+    from recorder.capture._ingest import Ingest, write_matches
 
     output_dir(args.out)
     for name in args.logs:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from recorder.lua_errors import split_traceback
+from recorder.capture._lua_errors import split_traceback
 from recorder.format._model import CrashMarker
 from recorder.errors import InvalidValue
 from recorder.format._validate import match_id, parse_json, show, tick

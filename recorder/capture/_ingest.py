@@ -1,6 +1,6 @@
 """Turn Nakama logs written through the Lua capture module into handler-call recordings.
 
-``recorder/runtime/nkreplay_capture.lua`` logs one record per handler call through ``nk.logger_info``:
+``recorder/capture/modules/nkreplay_capture.lua`` logs one record per handler call through ``nk.logger_info``:
 ``nkreplay:1 {json}`` (or ``nkreplay:1 P seq/i/n text`` parts of a long one). ``Ingest`` collects them
 from any number of log sources (lines of many matches interleaved; lines that are not ours skipped;
 damaged lines and records kept with their source and line number), adds the crash marker Nakama itself
@@ -57,7 +57,7 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
 )
-from recorder.nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
+from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
 from recorder.format._nkrec import RecordingWriter, open_recording
 from recorder.format._validate import (
     INT64_MAX,
