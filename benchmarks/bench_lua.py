@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 from make_recordings import arena_header  # noqa: E402
-from replay.driver import MatchDriver  # noqa: E402
-from replay.handlers import load_handler  # noqa: E402
+from replay.runtime._driver import MatchDriver  # noqa: E402
+from replay.runtime._handlers import load_handler  # noqa: E402
 from replay.lua_handler import LuaHandler  # noqa: E402
-from replay.runtime import replay  # noqa: E402
+from replay.runtime._runtime import replay  # noqa: E402
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 

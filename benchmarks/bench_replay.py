@@ -5,7 +5,7 @@ pre-decoded inputs (no recording, no runtime bookkeeping). Printed last: replay 
 (target: at most 1.5), for the replay from the file with digest checks (the default), without them, and
 from pre-decoded calls (the runtime alone).
 
-The supervisor (``replay.supervisor``) against the same replay in this process: the replay in a warm
+The supervisor (``replay.runtime._supervisor``) against the same replay in this process: the replay in a warm
 handler process (what run-all, bisect and the pytest plugin pay per recording; target: at most 1.05x the
 in-process replay), in a new one (what one `nakama-replay reproduce` pays), and the start-up alone.
 
@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 from make_recordings import arena_header  # noqa: E402
 from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
 from recorder.format._nkrec import read_events  # noqa: E402
-from replay.dispatcher import Dispatcher  # noqa: E402
-from replay.driver import MatchDriver  # noqa: E402
-from replay.handlers import load_handler  # noqa: E402
-from replay.nk import DerivedSources, Logger, Nk  # noqa: E402
-from replay.runtime import MatchRuntime, ReplayOptions, replay  # noqa: E402
-from replay.supervisor import HandlerProcess, Limits, replay_supervised  # noqa: E402
+from replay.runtime._dispatcher import Dispatcher  # noqa: E402
+from replay.runtime._driver import MatchDriver  # noqa: E402
+from replay.runtime._handlers import load_handler  # noqa: E402
+from replay.runtime._nk import DerivedSources, Logger, Nk  # noqa: E402
+from replay.runtime._runtime import MatchRuntime, ReplayOptions, replay  # noqa: E402
+from replay.runtime._supervisor import HandlerProcess, Limits, replay_supervised  # noqa: E402
 
 HANDLER = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
 

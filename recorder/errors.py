@@ -28,7 +28,7 @@
     ├── OptionError (ValueError)           an option's value is malformed or out of range (option, value)
     ├── PathError (ValueError)             a file or folder to read or write cannot be used (path, problem)
     ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
-    │                                      memory (``death``: kind, callback, tick; ``replay.supervisor``)
+    │                                      memory (``death``: kind, callback, tick; ``replay.runtime._supervisor``)
     └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -289,7 +289,7 @@ class PathError(NakamaReplayError, ValueError):
         super().__init__(f"{self.path}: {problem}")
 class HandlerDied(NakamaReplayError):
     """A supervised handler process ended without a result: it hung past the hang timeout, exited, was
-    killed by a signal or ran out of memory. ``death`` (``replay.supervisor.Death``) says how and where; the
+    killed by a signal or ran out of memory. ``death`` (``replay.runtime._supervisor.Death``) says how and where; the
     commands turn it into their answer (an outcome, a run-all category), so it is rarely seen as such."""
 
     def __init__(self, death: Any) -> None:
@@ -309,8 +309,8 @@ class MatchCheckFailed(NakamaReplayError, AssertionError):
 
 
 class HandlerCrashed(MatchCheckFailed):
-    """A handler callback raised or hung. ``crash`` is the runtime's ``replay.result.Crash`` and
-    ``signature`` its ``replay.signature.CrashSignature`` (whose ``key`` is this failure's key)."""
+    """A handler callback raised or hung. ``crash`` is the runtime's ``replay.runtime._result.Crash`` and
+    ``signature`` its ``replay.runtime._signature.CrashSignature`` (whose ``key`` is this failure's key)."""
 
     def __init__(self, crash: Any, signature: Any) -> None:
         self.crash, self.signature = crash, signature

@@ -2,7 +2,7 @@
 
 A fuzzer (``replay.fuzz``), a state machine (``replay.stateful``) or a user's own test describes what
 *clients* do: connect, leave, send, burst, and what the server does on its own: ticks, signals, shutdown.
-``MatchPlayer`` plays those actions through ``replay.driver.MatchDriver``, so the call stream the handler
+``MatchPlayer`` plays those actions through ``replay.runtime._driver.MatchDriver``, so the call stream the handler
 sees is always one Nakama could produce:
 
 - ``Connect`` runs ``match_join_attempt`` and, when accepted, ``match_join``. When the user still has a
@@ -35,11 +35,11 @@ from typing import Any, Union
 
 from recorder.errors import HandlerError
 from recorder.format._model import Call, Header, JoinAttemptCall, Presence, PresenceReason
-from replay.dispatcher import Dispatcher, as_presence
-from replay.driver import MatchDriver
-from replay.hang import HangGuard
-from replay.result import StepResult
-from replay.runtime import with_outcome
+from replay.runtime._dispatcher import Dispatcher, as_presence
+from replay.runtime._driver import MatchDriver
+from replay.runtime._hang import HangGuard
+from replay.runtime._result import StepResult
+from replay.runtime._runtime import with_outcome
 
 __all__ = [
     "Connect",

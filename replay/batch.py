@@ -8,13 +8,13 @@ Each recording lands in one category:
 - ``diverged``: no crash, but outcomes differ from the recorded ones (a recorded crash that no longer
   happens counts here);
 - ``hung``, ``exited``, ``killed``, ``out-of-memory``: the handler hung past the hang timeout, or its
-  process exited, died of a signal or ran out of memory (``replay.supervisor``), unless the recording
+  process exited, died of a signal or ran out of memory (``replay.runtime._supervisor``), unless the recording
   says it ended that way (then ``reproduced``);
 - ``incomplete``: the recording is not complete (unsealed, damaged, version 1), so no verdict was drawn
   (``allow_incomplete`` draws one from its intact part; ``strict`` does not replay it at all);
 - ``error``: the replay could not run (unreadable recording, handler that does not load, wire recording).
 
-Each replay runs in a supervised handler process (``replay.supervisor``): every executor thread (or the
+Each replay runs in a supervised handler process (``replay.runtime._supervisor``): every executor thread (or the
 calling thread, serially) keeps its own worker process and replaces it after a death, so a handler that
 hangs, exits or segfaults costs only its own recording and the batch carries on. ``limits=None`` replays
 in the executor's own process instead (the old way: a process pool by default).
@@ -124,11 +124,11 @@ def find_recordings(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def check_recorded_handlers(recordings: Sequence[str]) -> None:
     """Raise ``UntrustedHandler`` for the first recording whose header names a handler outside its own
-    folder (``replay.handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
+    folder (``replay.runtime._handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
     or name a missing handler are left to the batch, which reports each as an error."""
     from recorder.errors import UntrustedHandler  # noqa: PLC0415
     from recorder.format._nkrec import open_recording  # noqa: PLC0415
-    from replay.handlers import recorded_handler  # noqa: PLC0415
+    from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 
     refused: list[UntrustedHandler] = []
     for path in recordings:
@@ -152,13 +152,13 @@ def replay_one(
     path: str, handler: str | None, options: dict[str, Any], limits: Any = None
 ) -> dict[str, Any]:
     """Replay one recording and describe the result as a plain dict (runs on an executor). ``limits``
-    (``replay.supervisor.Limits``): in this thread's supervised handler process; None: in this process.
+    (``replay.runtime._supervisor.Limits``): in this thread's supervised handler process; None: in this process.
     ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
     replayed."""
     from recorder.format._nkrec import verify  # noqa: PLC0415
     from replay.regression import replay_isolated  # noqa: PLC0415
-    from replay.runtime import ReplayOptions  # noqa: PLC0415
-    from replay.signature import CrashSignature  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
     out: dict[str, Any] = {"path": path}
     options = dict(options)
@@ -172,7 +172,7 @@ def replay_one(
         if limits is None:
             r = replay_isolated(path, handler, ReplayOptions(**options))
         else:
-            from replay.supervisor import replay_supervised, thread_worker  # noqa: PLC0415
+            from replay.runtime._supervisor import replay_supervised, thread_worker  # noqa: PLC0415
 
             r = replay_supervised(path, handler, ReplayOptions(**options), process=thread_worker(limits))
     except NakamaReplayError as exc:
@@ -273,13 +273,13 @@ def run_all(
 ) -> BatchSummary:
     """Replay each recording into ``handler`` (None: each recording's own) on ``executor`` (default:
     ``jobs`` supervised handler processes, ``os.cpu_count()`` when None). ``options`` are
-    ``ReplayOptions`` fields. ``limits`` (``replay.supervisor.Limits``; default: the hang timeout of
+    ``ReplayOptions`` fields. ``limits`` (``replay.runtime._supervisor.Limits``; default: the hang timeout of
     ``options`` and the default memory cap) supervise each replay; None replays unsupervised.
     ``progress(category)`` is called as each replay finishes."""
     handler = None if handler is None else _absolute_spec(handler)
     options = dict(options or {})
     if limits is _DEFAULT_LIMITS:
-        from replay.supervisor import Limits  # noqa: PLC0415
+        from replay.runtime._supervisor import Limits  # noqa: PLC0415
 
         hang = options.get("hang_timeout", 5.0)
         limits = Limits(hang if hang else None)
@@ -312,7 +312,7 @@ def run_all(
 
 
 def _absolute_spec(spec: str) -> str:
-    from replay.handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     path, cls = split_spec(spec)
     full = str(path.resolve())

@@ -18,7 +18,7 @@ Versions come from:
 ``ReplayTest`` is the default test: replay the recording into a version's handler (in a supervised
 handler process with ``limits``, so a version that hangs or dies is judged like any other crash and the
 search goes on; ``close()`` ends it); bad when the
-recording's crash happens again with the same signature (``replay.signature``), or with
+recording's crash happens again with the same signature (``replay.runtime._signature``), or with
 ``predicate="diverges"`` when the replay does not reproduce the recorded outcomes. A handler that does not
 load is skipped. ``CommandTest`` runs a shell command with ``{version}`` (the commit, file path or version string),
 ``{recording}`` and ``{handler}`` filled in and judges it by its exit status.
@@ -337,7 +337,7 @@ class ReplayTest:
         handler_for: Callable[[Version], str | None] | None = None,
         limits: Any = None,
     ) -> None:
-        from replay.signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
         if predicate not in ("crash", "diverges"):
             raise BisectError(f"unknown predicate {predicate!r}: use 'crash' or 'diverges'")
@@ -347,7 +347,7 @@ class ReplayTest:
         self.handler_for = handler_for or (lambda v: v.handler or None)
         self.worker: Any = None  # the supervised handler process (``limits``); None: replays in this process
         if limits is not None:
-            from replay.supervisor import HandlerProcess  # noqa: PLC0415
+            from replay.runtime._supervisor import HandlerProcess  # noqa: PLC0415
 
             self.worker = HandlerProcess(limits)
         self.reference = CrashSignature.of_recording(self.recording)
@@ -370,7 +370,7 @@ class ReplayTest:
             if self.worker is None:
                 result = replay_isolated(self.recording, handler, self.options)
             else:
-                from replay.supervisor import replay_supervised  # noqa: PLC0415
+                from replay.runtime._supervisor import replay_supervised  # noqa: PLC0415
 
                 result = replay_supervised(self.recording, handler, self.options, process=self.worker)
         except HandlerLoadError as exc:
@@ -385,7 +385,7 @@ class ReplayTest:
             self.worker.close()
 
     def _crash(self, result: Any, handler_name: str) -> tuple[str, str]:
-        from replay.signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
         assert self.reference is not None
         c = result.crash
@@ -419,7 +419,7 @@ class ReplayTest:
 
 def split_handler(spec: str) -> str:
     """The file part of a handler spec (``dir/arena.py:Arena`` -> ``dir/arena.py``)."""
-    from replay.handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     return str(split_spec(spec)[0])
 

@@ -4,7 +4,7 @@
 failure it sees (all are ``recorder.errors.MatchCheckFailed``, an ``AssertionError``):
 
 - ``HandlerCrashed``: the callback raised or hung (the runtime's hang guard); its key is the crash
-  signature's (``replay.signature``: ``callback|error type|innermost handler frame``);
+  signature's (``replay.runtime._signature``: ``callback|error type|innermost handler frame``);
 - ``BroadcastToAbsentPresence``: a broadcast named a presence that is not in the match; Nakama drops such
   targets without a word, so a player silently misses the message (off with ``absent_targets=False``);
 - ``InvariantViolated``: a user invariant, a callable taking the match state (as plain data:
@@ -21,8 +21,8 @@ from typing import Any
 
 from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
 from recorder.format._model import LoopCall
-from replay.result import StepResult
-from replay.signature import CrashSignature
+from replay.runtime._result import StepResult
+from replay.runtime._signature import CrashSignature
 
 __all__ = ["Invariant", "MatchChecks", "crash_signature", "failure_key"]
 

@@ -66,7 +66,7 @@ from recorder.format._model import (
 )
 from recorder.format._nkrec import RecordingWriter, open_recording
 from replay.live_script import wire_identities
-from replay.signature import LoggedCrash
+from replay.runtime._signature import LoggedCrash
 from replay.tick_clock import TickClock
 
 __all__ = ["APPROXIMATIONS", "Conversion", "QUEUE_SIZE", "convert", "convert_events", "guess_tick_rate"]
@@ -413,7 +413,7 @@ def convert_events(
         conv.notes.append("the server log has a crash line for this match, but its sockets were not all closed by it")
 
     tags = dict(header.tags)
-    tags["outcomes"] = "wire"  # broadcasts compare as the sockets saw them (replay.runtime)
+    tags["outcomes"] = "wire"  # broadcasts compare as the sockets saw them (replay.runtime._runtime)
     tags["convert"] = {
         "from": os.path.basename(path), "tick_rate_from": rate_from, "tick_zero": anchor,
         "approximations": list(APPROXIMATIONS), "crash_from": conv.crash_from or None,
@@ -530,7 +530,7 @@ def convert(
         inside = not (rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel))
         conv.header = dataclasses.replace(conv.header, handler=rel if inside else "",
                                           module=conv.header.module or Path(handler).stem)
-        if not inside:  # a header names only handlers inside the recording's folder tree (replay.handlers)
+        if not inside:  # a header names only handlers inside the recording's folder tree (replay.runtime._handlers)
             conv.notes.append(f"{handler} is outside the output's folder, so the header does not name it: "
                               f"reproduce with --handler {handler}")
     out = Path(out_path)

@@ -20,7 +20,7 @@ once more to record
 outcomes, and written as ``OUT/<module>-<callback>-<type>-<hash>.nkrec`` with, for crashes, a crash
 marker and ``NAME.expect.toml`` for the regression plugin (``no_crash = true`` against the fuzzed
 handler: the test fails until the bug is fixed, then guards the fix). The written recording is checked
-to reproduce with ``replay.runtime.replay``, the engine behind ``nakama-replay reproduce``.
+to reproduce with ``replay.runtime._runtime.replay``, the engine behind ``nakama-replay reproduce``.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from recorder.format._model import Call, CrashMarker, InitCall, JoinAttemptCall
 from recorder.format._nkrec import write_recording
 from replay.actions import Action, MatchPlayer, fuzz_header
 from replay.checks import MatchChecks
-from replay.handlers import load_handler
-from replay.hang import HangGuard
+from replay.runtime._handlers import load_handler
+from replay.runtime._hang import HangGuard
 from replay.minimize import reduce_actions, reduce_calls
-from replay.result import describe_data
-from replay.runtime import with_outcome
+from replay.runtime._result import describe_data
+from replay.runtime._runtime import with_outcome
 from replay.strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
 from replay.streams import run_stream, strip_outcomes
 
@@ -72,7 +72,7 @@ class FuzzOptions:
     max_findings: int = 8  # distinct failures after which the search stops (the report says so)
     shrink: bool = True  # hypothesis's shrinking; the reducers of replay.minimize run either way
     supervised: bool = True  # matches play in a supervised handler process (a handler given by path)
-    max_memory: int | None = None  # its memory cap (None: replay.supervisor.DEFAULT_MAX_MEMORY)
+    max_memory: int | None = None  # its memory cap (None: replay.runtime._supervisor.DEFAULT_MAX_MEMORY)
 
 
 class Progress(Protocol):
@@ -93,7 +93,7 @@ class Finding:
     seconds: float  # since the start of the run
     callback: str = ""
     tick: int = 0
-    crash: Any = None  # the runtime's Crash for a crash or hang (``replay.result.Crash``)
+    crash: Any = None  # the runtime's Crash for a crash or hang (``replay.runtime._result.Crash``)
     recording: Path | None = None
     expectation: Path | None = None
     handler: str = ""  # the handler spec as given: the reproduce command names it (recordings are untrusted)
@@ -184,7 +184,7 @@ def _hash(*parts: Any) -> str:
 
 
 class _Sandbox:
-    """Where matches are played when supervised: a handler process (``replay.supervisor``) holding a
+    """Where matches are played when supervised: a handler process (``replay.runtime._supervisor``) holding a
     ``_Fuzzer`` of its own, loaded from the handler and profile paths. A match whose handler hangs past the
     hang timeout, exits, segfaults or runs out of memory is a ``HandlerCrashed`` failure like any other
     (keyed ``callback|Hang|?``, ``callback|HandlerExit|?``...), and the next match gets a new process."""
@@ -192,7 +192,7 @@ class _Sandbox:
     def __init__(self, setup: tuple[Any, ...], options: FuzzOptions) -> None:
         import tempfile  # noqa: PLC0415
 
-        from replay.supervisor import DEFAULT_MAX_MEMORY, HandlerProcess, Limits  # noqa: PLC0415
+        from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, HandlerProcess, Limits  # noqa: PLC0415
 
         self.setup = setup
         self.worker = HandlerProcess(Limits(options.hang_timeout, options.max_memory or DEFAULT_MAX_MEMORY))
@@ -206,7 +206,7 @@ class _Sandbox:
 
     def _call(self, job: str, *args: Any) -> Any:
         from recorder.errors import HandlerDied, HandlerLoadError  # noqa: PLC0415
-        from replay.hang import LOADING  # noqa: PLC0415
+        from replay.runtime._hang import LOADING  # noqa: PLC0415
 
         try:
             return self.worker.call(f"replay.fuzz:{job}", self.setup, *args)
@@ -230,8 +230,8 @@ class _Sandbox:
         return key, _unpack_failure(failure), written
 
     def reproduces(self, path: Path) -> tuple[bool, str]:
-        from replay.runtime import ReplayOptions  # noqa: PLC0415
-        from replay.supervisor import replay_supervised  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+        from replay.runtime._supervisor import replay_supervised  # noqa: PLC0415
 
         o = self.setup[3]
         options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout)
@@ -304,20 +304,20 @@ def read_journal(path: str) -> list[Call]:
 
 def _death_failure(death: Any) -> MatchCheckFailed:
     """A supervised match's handler process hung or died: a crash failure at its callback and tick."""
-    from replay.signature import CrashSignature  # noqa: PLC0415
+    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
     crash = death.crash()
     return HandlerCrashed(crash, CrashSignature.from_crash(crash))
 
 
 def _pack_failure(failure: MatchCheckFailed | None) -> Any:
-    from replay.supervisor import portable_error  # noqa: PLC0415
+    from replay.runtime._supervisor import portable_error  # noqa: PLC0415
 
     return None if failure is None else portable_error(failure)
 
 
 def _unpack_failure(packed: Any) -> Any:
-    from replay.supervisor import rebuild_error  # noqa: PLC0415
+    from replay.runtime._supervisor import rebuild_error  # noqa: PLC0415
 
     return None if packed is None else rebuild_error(packed)
 
@@ -541,7 +541,7 @@ class _Fuzzer:
             self._check_reproduces(path, finding)
 
     def _check_reproduces(self, path: Path, finding: Finding) -> None:
-        from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions, replay  # noqa: PLC0415
 
         if self.sandbox is not None:
             reproduced, verdict = self.sandbox.reproduces(path)
@@ -584,7 +584,7 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
 def _sandbox(spec: str, options: FuzzOptions) -> _Sandbox | None:
     """A supervised handler process for the matches, when the options ask for one and the profile can be
     loaded there again (from its file or module; a profile built in code stays in this process)."""
-    from replay.handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     profile = options.profile or DEFAULT_PROFILE
     if not options.supervised:

@@ -40,8 +40,8 @@ from typing import Any
 
 from replay.live_replay import LiveRun
 from replay.live_script import Delivery, LiveScript, RecordedEnd
-from replay.result import describe_data
-from replay.signature import LoggedCrash, parse_crash_log_line
+from replay.runtime._result import describe_data
+from replay.runtime._signature import LoggedCrash, parse_crash_log_line
 
 __all__ = ["MessageTick", "Received", "Mismatch", "LiveReport", "IdMap", "analyse", "find_crash_line"]
 

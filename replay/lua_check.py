@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.format._nkrec import open_recording
-from replay.hang import set_run
+from replay.runtime._hang import set_run
 from replay.lua_handler import LuaHandler
-from replay.result import StepResult
-from replay.runtime import MatchRuntime, ReplayOptions, iter_steps
+from replay.runtime._result import StepResult
+from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps
 
 __all__ = ["PairsOrderReport", "check_pairs_order", "died"]
 
@@ -155,7 +155,7 @@ def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathL
 
 
 def died(death: Any) -> PairsOrderReport:
-    """The report when the supervised handler process hung or died (``replay.supervisor.Death``)."""
+    """The report when the supervised handler process hung or died (``replay.runtime._supervisor.Death``)."""
     ended = {
         "run": "perturbed" if death.run else "native", "outcome": death.kind, "callback": death.callback,
         "tick": death.tick, "error": death.describe(), "calls_left": None, "process": death.to_json(),

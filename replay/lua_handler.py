@@ -3,7 +3,7 @@
 ``LuaHandler(path)`` loads a module the way Nakama does (``require(name)`` of a module that returns a table
 with the seven callbacks; ``require`` finds other modules by dotted name in the module's folder, then in
 ``module_path`` folders, then the packaged ``nkreplay_capture``) and exposes the Python handler interface
-``replay.runtime`` calls. Callbacks get ``(context, dispatcher, tick, state, X)`` and reach logger and nk
+``replay.runtime._runtime`` calls. Callbacks get ``(context, dispatcher, tick, state, X)`` and reach logger and nk
 through ``require("nakama")``, which serves the runtime's deterministic ``Nk``. Return values are checked
 with Nakama's own wording and the same stack rules as ``server/runtime_lua_match_core.go``. The state
 stays a Lua table between calls.
@@ -19,7 +19,7 @@ Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/runtime.lua``:
   hash layout); ``LuaHandler(path, pairs_order="reverse")`` replays with a perturbed order and
   ``replay.lua_check`` compares the two runs;
 - not mirrored: runtime error wording (``attempt to index local 'x' (a nil value)`` here, ``attempt to
-  index a non-table object(nil) with key 'k'`` in Nakama; ``replay.signature.lua_error_class`` classes
+  index a non-table object(nil) with key 'k'`` in Nakama; ``replay.runtime._signature.lua_error_class`` classes
   both alike), numbers converted by ``..`` (``%.14g`` here, Go's format in Nakama: ``1e15 .. ""``), ``#`` of
   tables with holes, ``tonumber`` corner cases.
 """
@@ -52,11 +52,11 @@ from recorder.errors import (
 )
 from recorder.capture import MODULES_DIR, error_message
 from recorder.format._model import CALLBACKS, Presence
-from replay.dispatcher import LABEL_MAX_BYTES
+from replay.runtime._dispatcher import LABEL_MAX_BYTES
 from replay.gofmt import go_float_g, go_format, go_number_string
 from replay.gojson_errors import go_json_error
-from replay.hang import CallbackHung
-from replay.signature import lua_error_class
+from replay.runtime._hang import CallbackHung
+from replay.runtime._signature import lua_error_class
 from replay.lua_stdlib import (
     BIT32,
     GoDecodeError,
@@ -69,7 +69,7 @@ from replay.lua_stdlib import (
     strftime,
     unix_from_fields,
 )
-from replay.nk import DerivedSources, Nk
+from replay.runtime._nk import DerivedSources, Nk
 
 __all__ = ["LuaHandler", "lua_to_plain", "go_sprint", "go_tonumber"]
 
@@ -226,7 +226,7 @@ def lua_to_plain(v: Any, pointer: Any = None, depth: int = 0) -> Any:
 
 
 class LuaHandler:
-    """A Nakama Lua match module behind the Python handler interface (see ``replay.handlers``)."""
+    """A Nakama Lua match module behind the Python handler interface (see ``replay.runtime._handlers``)."""
 
     language = "lua"
 

@@ -14,7 +14,7 @@ the differing state paths with both values (``replay.diff``).
   (state, presences, label, the ``nk`` sources, storage), and the two results must be equal: a handler that
   reads the wall clock or the global ``random`` module is caught at its first call. Python's set order is
   the same for both runs inside one process, so the whole replay also runs in two supervised handler
-  processes (``replay.supervisor``) with different ``PYTHONHASHSEED`` values and their runs are compared:
+  processes (``replay.runtime._supervisor``) with different ``PYTHONHASHSEED`` values and their runs are compared:
   that catches iteration over sets.
 
 No mode draws a verdict over fewer calls than the recording holds: when a run stops before the end (a
@@ -44,10 +44,10 @@ from recorder.format._model import Call, Header, Outcome, WireEvent
 from recorder.format._nkrec import open_recording, verify
 from replay import kernels
 from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
-from replay.hang import begin_run
-from replay.result import StepResult, describe_call
-from replay.runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
-from replay.verdict import crash_mismatch
+from replay.runtime._hang import begin_run
+from replay.runtime._result import StepResult, describe_call
+from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
+from replay.runtime._verdict import crash_mismatch
 
 __all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_determinism"]
 
@@ -273,7 +273,7 @@ def _ended_early(
 
 
 def died(mode: str, death: Any, label_a: str, label_b: str, side: str | None = None) -> MatchDiff:
-    """The answer when a supervised run's handler process hung or died (``replay.supervisor.Death``):
+    """The answer when a supervised run's handler process hung or died (``replay.runtime._supervisor.Death``):
     which run (``death.run``: 0 is side a), the callback and tick, how it ended."""
     side = side or ("b" if death.run else "a")
     ended = {"side": side, "outcome": death.kind, "callback": death.callback, "tick": death.tick,
@@ -442,7 +442,7 @@ def diff_determinism(
 ) -> MatchDiff:
     """Sync test: every call twice from a deep copy; then (unless ``hash_seeds`` is None) the whole replay
     in two supervised handler processes with different ``PYTHONHASHSEED`` values (``limits``:
-    ``replay.supervisor.Limits``, by default the options' hang timeout and the default memory cap)."""
+    ``replay.runtime._supervisor.Limits``, by default the options' hang timeout and the default memory cap)."""
     options = options or ReplayOptions()
     integrity = verify(recording)
     diff = _diff_determinism(recording, handler, options, tolerance or Tolerance(), hash_seeds, limit, limits)
@@ -537,7 +537,7 @@ def _records_in_process(recording: str, handler: str, options: ReplayOptions, ha
     """One whole run in a supervised handler process started with ``PYTHONHASHSEED=hash_seed``; a
     ``MatchDiff`` (side a) when that process hung or died."""
     from recorder.errors import HandlerDied  # noqa: PLC0415
-    from replay.supervisor import HandlerProcess, Limits  # noqa: PLC0415
+    from replay.runtime._supervisor import HandlerProcess, Limits  # noqa: PLC0415
 
     limits = limits or Limits(options.hang_timeout or None)
     with HandlerProcess(limits, env=dict(os.environ, PYTHONHASHSEED=hash_seed)) as worker:
@@ -573,7 +573,7 @@ def _digest_of(step: StepResult, handler: Any) -> int:
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, bytes):
-        from replay.result import describe_data  # noqa: PLC0415
+        from replay.runtime._result import describe_data  # noqa: PLC0415
 
         return describe_data(v)
     if isinstance(v, (list, tuple)):

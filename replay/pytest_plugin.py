@@ -10,7 +10,7 @@ Plain ``pytest`` at the root collects those folders beside ``testpaths``; when p
 command line (or pytest runs from a sub-folder), only ``--nkreplay-dir`` folders are added. What each recording must
 show is in ``NAME.expect.toml`` beside it (see ``replay.regression``); ``--nkreplay-update`` writes those
 files from the current behaviour. The ``replay_recording`` fixture replays a recording in a hand-written
-test. Replays run in a supervised handler process (``replay.supervisor``; ``--nkreplay-in-process`` to
+test. Replays run in a supervised handler process (``replay.runtime._supervisor``; ``--nkreplay-in-process`` to
 turn that off), so a recording whose handler hangs in C, exits or segfaults fails its own item and the run
 goes on. The library is imported only when an item runs or the fixture is used.
 """
@@ -154,7 +154,7 @@ def _worker(config: pytest.Config, exp: Any) -> Any:
     None with ``--nkreplay-in-process``."""
     if config.getoption("nkreplay_in_process", False):
         return None
-    from replay.supervisor import DEFAULT_MAX_MEMORY, Limits, parse_size, thread_worker  # noqa: PLC0415
+    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits, parse_size, thread_worker  # noqa: PLC0415
 
     size = config.getoption("nkreplay_max_memory", None)
     try:
@@ -194,16 +194,16 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
 
     def _replay(path: str | os.PathLike[str], handler: Any, options: dict[str, Any]) -> Any:
         from replay.regression import replay_isolated  # noqa: PLC0415
-        from replay.runtime import ReplayOptions  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
 
         opts = ReplayOptions(**options)
         worker = None if handler is not None and not isinstance(handler, (str, os.PathLike)) else _worker(config, None)
         if worker is None:
             return replay_isolated(path, handler, opts)
-        from replay.supervisor import Limits, replay_supervised  # noqa: PLC0415
+        from replay.runtime._supervisor import Limits, replay_supervised  # noqa: PLC0415
 
         if worker.limits.hang_timeout != (opts.hang_timeout or None):
-            from replay.supervisor import thread_worker  # noqa: PLC0415
+            from replay.runtime._supervisor import thread_worker  # noqa: PLC0415
 
             worker = thread_worker(Limits(opts.hang_timeout or None, worker.limits.max_memory))
         return replay_supervised(path, handler, opts, process=worker)

@@ -15,7 +15,7 @@ header tags under ``expect``)::
     callback = "match_loop"
     tick = 58
     error = "KeyError: "                      # a regular expression searched in the error text
-    signature = "match_loop|KeyError|arena.py:match_loop"   # replay.signature key
+    signature = "match_loop|KeyError|arena.py:match_loop"   # replay.runtime._signature key
 
 A recording that is not complete (``recorder.format._integrity``) fails its check with the integrity state as
 the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
@@ -93,14 +93,14 @@ class Expectation:
         """The handler path resolved against ``base`` (a ``:ClassName`` suffix kept); None: the header's."""
         if self.handler is None:
             return None
-        from replay.handlers import split_spec  # noqa: PLC0415
+        from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
         path, cls = split_spec(self.handler)
         full = path if path.is_absolute() else self.base / path
         return f"{full}:{cls}" if cls else str(full)
 
     def options(self) -> Any:
-        from replay.runtime import ReplayOptions  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
 
         until = None if self.max_ticks is None else self.max_ticks - 1
         return ReplayOptions(seed=self.seed, until_tick=until, hang_timeout=self.hang_timeout, last_ticks=3,
@@ -135,7 +135,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         raise ExpectationError(source, "expect", f"must be a table, got {type(tag).__name__}")
     expectation = parse_expectation(tag, source, Path(recording).parent)
     if expectation.handler is not None:  # named by the recording itself: as untrusted as its header
-        from replay.handlers import recorded_handler  # noqa: PLC0415
+        from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 
         recorded_handler(recording, expectation.handler)
     return expectation
@@ -253,23 +253,23 @@ def _resolve(recording: str | os.PathLike[str], handler: Any) -> tuple[Any, Path
     if spec is None:
         from recorder.format._nkrec import open_recording  # noqa: PLC0415
 
-        from replay.handlers import recorded_handler  # noqa: PLC0415
+        from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 
         with open_recording(recording) as rec:
             named = rec.header.handler
         spec = recorded_handler(recording, named) if named else None  # None: replay() says what is missing
     if isinstance(spec, (str, os.PathLike)):
-        from replay.isolation import handler_folder  # noqa: PLC0415
+        from replay.runtime._isolation import handler_folder  # noqa: PLC0415
 
         return spec, handler_folder(spec)
     return spec, Path(recording).resolve().parent
 
 
 def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
-    """``replay.runtime.replay`` with the handler's sibling modules imported afresh (``replay.isolation``).
+    """``replay.runtime._runtime.replay`` with the handler's sibling modules imported afresh (``replay.runtime._isolation``).
     ``handler`` None means the one the recording's header names."""
-    from replay.isolation import fresh_imports  # noqa: PLC0415
-    from replay.runtime import replay  # noqa: PLC0415
+    from replay.runtime._isolation import fresh_imports  # noqa: PLC0415
+    from replay.runtime._runtime import replay  # noqa: PLC0415
 
     spec, folder = _resolve(recording, handler)
     with fresh_imports(folder):
@@ -280,13 +280,13 @@ def run_expectation(
     recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None, *, process: Any = None
 ) -> RegressionRun:
     """Replay ``recording`` as ``exp`` says (its handler, seed, tick limit): in ``process`` (a supervised
-    ``replay.supervisor.HandlerProcess``) when given, where a hang or death becomes the result's outcome;
+    ``replay.runtime._supervisor.HandlerProcess``) when given, where a hang or death becomes the result's outcome;
     else in this process."""
     if process is not None and (handler is None or isinstance(handler, (str, os.PathLike))):
         return _run_supervised(recording, exp, handler, process)
-    from replay.handlers import load_handler  # noqa: PLC0415
-    from replay.isolation import fresh_imports  # noqa: PLC0415
-    from replay.runtime import ReplayOptions, replay  # noqa: PLC0415
+    from replay.runtime._handlers import load_handler  # noqa: PLC0415
+    from replay.runtime._isolation import fresh_imports  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions, replay  # noqa: PLC0415
 
     options = exp.options() if exp else ReplayOptions()
     spec, folder = _resolve(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
@@ -300,8 +300,8 @@ def run_expectation(
 
 def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any, process: Any) -> RegressionRun:
     from recorder.errors import HandlerDied  # noqa: PLC0415
-    from replay.runtime import ReplayOptions  # noqa: PLC0415
-    from replay.supervisor import death_result  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+    from replay.runtime._supervisor import death_result  # noqa: PLC0415
 
     try:
         return process.call("replay.regression:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
@@ -338,7 +338,7 @@ def check(result: Any, exp: Expectation) -> list[str]:
             if want.error is not None and re.search(want.error, c.error) is None:
                 problems.append(f"expected an error matching /{want.error}/, got: {_first_line(c.error)}")
             if want.signature is not None:
-                from replay.signature import CrashSignature  # noqa: PLC0415
+                from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
                 sig = CrashSignature.from_result(result)
                 if sig is None or sig.key != want.signature:
@@ -414,7 +414,7 @@ def write_expectation(
     """Write ``NAME.expect.toml`` from what ``result`` shows: ``no_crash`` or the ``[crash]`` it had, and
     ``matches_recorded = true`` when it reproduced the recording. Handler, tick limit, seed and hang
     timeout are kept from ``previous``; ``handler`` (relative to the recording's folder) replaces it."""
-    from replay.signature import CrashSignature  # noqa: PLC0415
+    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
     path = expectation_path(recording)
     lines = [f"# regression expectation for {Path(recording).name}, written by pytest --nkreplay-update"]

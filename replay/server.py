@@ -18,7 +18,7 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   replies with the handler's ``match_signal`` reply. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)``
   functions of the handler's Python module or of ``--rpc`` files.
 
-Each match runs in real time at the handler's tick rate through ``replay.driver.MatchDriver`` and is
+Each match runs in real time at the handler's tick rate through ``replay.runtime._driver.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture._sink``), through the redaction
 layer (``recorder.wire._redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
 raises, the match stops and every participant's socket is closed with 1000 "server-side session
@@ -256,8 +256,8 @@ class NakamaServer(App):
     """The server as a ``recorder.wire._wsio`` app."""
 
     def __init__(self, config: ServerConfig) -> None:
-        from replay.handlers import load_handler
-        from replay.nk import DerivedSources, Logger, Nk
+        from replay.runtime._handlers import load_handler
+        from replay.runtime._nk import DerivedSources, Logger, Nk
 
         self.config = config
         self.handler_spec = config.handler
@@ -444,8 +444,8 @@ class NakamaServer(App):
         return (None if result is None else str(result)), None
 
     def create_match(self, payload: str) -> tuple[str | None, str | None]:
-        from replay.driver import MatchDriver
-        from replay.handlers import load_handler
+        from replay.runtime._driver import MatchDriver
+        from replay.runtime._handlers import load_handler
 
         try:
             params = json.loads(payload) if payload else {}

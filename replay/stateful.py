@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from replay.actions import MatchPlayer, fuzz_header
 from replay.checks import MatchChecks
-from replay.handlers import load_handler
+from replay.runtime._handlers import load_handler
 from replay.strategies import ACTION_KINDS, DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
 
 __all__ = ["match_state_machine"]

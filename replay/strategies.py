@@ -361,7 +361,7 @@ def call_streams(
     """Handler-call streams Nakama could produce for ``handler`` (a path or loaded handler): client
     actions played through the runtime. A stream ends where the handler crashed or stopped the match."""
     from replay.actions import fuzz_header  # noqa: PLC0415
-    from replay.handlers import load_handler  # noqa: PLC0415
+    from replay.runtime._handlers import load_handler  # noqa: PLC0415
 
     profile = profile or DEFAULT_PROFILE
     loaded = load_handler(handler) if isinstance(handler, (str, os.PathLike)) else handler
@@ -406,7 +406,7 @@ def _import_profile(text: str) -> Any:
             return importlib.import_module(text)
         except ImportError as exc:
             raise ProfileError(text, "", f"no such file or importable module: {exc}") from exc
-    from replay.handlers import _import_file  # noqa: PLC0415 - one way to import a user's file
+    from replay.runtime._handlers import _import_file  # noqa: PLC0415 - one way to import a user's file
 
     try:
         return _import_file(path)

@@ -16,7 +16,7 @@ proves nothing. ``StreamRules`` checks these rules, call by call, against the ru
 6. Leaves may name sessions that are not in the match (the runtime skips them: the handler is not called).
 
 ``run_stream`` replays calls (their recorded outcomes set aside, their recorded nondeterministic values
-kept) with ``replay.runtime.iter_steps``, the very semantics ``nakama-replay reproduce`` uses, checking
+kept) with ``replay.runtime._runtime.iter_steps``, the very semantics ``nakama-replay reproduce`` uses, checking
 the rules before each call and ``replay.checks.MatchChecks`` after it. ``remove_call`` drops one call and,
 when it is a loop, renumbers the later ticks so rule 2 still holds; ``remove_message`` drops one message
 from a loop.
@@ -32,9 +32,9 @@ from typing import Any
 from recorder.errors import MatchCheckFailed
 from recorder.format._model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
 from replay.actions import MatchPlayer
-from replay.hang import HangGuard
-from replay.result import StepResult
-from replay.runtime import iter_steps
+from replay.runtime._hang import HangGuard
+from replay.runtime._result import StepResult
+from replay.runtime._runtime import iter_steps
 
 __all__ = ["StreamRules", "StreamRun", "remove_call", "remove_message", "run_stream", "strip_outcomes"]
 

@@ -86,7 +86,7 @@ def test_lua_handler_history_with_a_required_sibling(tmp_path, capsys):
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.driver import MatchDriver
+    from replay.runtime._driver import MatchDriver
 
     rec = tmp_path / "lua-crash.nkrec"
     with MatchDriver(str(ROOT / "fixtures" / "handlers" / "arena.lua"), arena_header("arena.lua"), capture=str(rec)) as d:

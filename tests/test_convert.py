@@ -25,7 +25,7 @@ from replay.cli import main
 from replay.convert import QUEUE_SIZE, convert, convert_events
 from replay.live_replay import LiveOptions, run_live
 from replay.live_script import load_script
-from replay.runtime import ReplayOptions, replay
+from replay.runtime._runtime import ReplayOptions, replay
 from replay.server import ServerConfig, start_nakama_server
 from test_live_compare import make_presence_recording
 from test_live_replay import make_crash_recording

@@ -103,7 +103,7 @@ def test_recorded_names_paths_where_snapshots_exist(tmp_path: Path, capsys: pyte
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.driver import MatchDriver
+    from replay.runtime._driver import MatchDriver
 
     rec = tmp_path / "arena-snapshots.nkrec"
     with MatchDriver(ARENA, arena_header(handler=ARENA), capture=str(rec), snapshot_every=1) as d:

@@ -16,8 +16,8 @@ from replay.cli import main
 from replay.fuzz import FuzzOptions, fuzz
 from replay.minimize import removable_calls
 from replay.regression import check, load_expectation, run_expectation
-from replay.runtime import ReplayOptions, replay
-from replay.signature import CrashSignature
+from replay.runtime._runtime import ReplayOptions, replay
+from replay.runtime._signature import CrashSignature
 from replay.strategies import FuzzProfile, load_profile
 from replay.streams import remove_call, run_stream, strip_outcomes
 
@@ -94,7 +94,7 @@ def test_the_recording_has_no_removable_call(arena_run) -> None:  # type: ignore
     calls = [e for e in events if hasattr(e, "callback") and type(e).__name__ != "CrashMarker"]
     assert len(calls) == 6  # init, attempt+join, attempt+join of the same user, the loop with the stale message
     checks = MatchChecks(load_profile(PROFILE).invariants)
-    from replay.handlers import load_handler
+    from replay.runtime._handlers import load_handler
 
     loaded = load_handler(handler)
     full = run_stream(loaded, header, calls, checks)
@@ -197,7 +197,7 @@ def test_stripped_streams_keep_inputs() -> None:
 def test_each_generated_match_gets_a_fresh_handler() -> None:
     """Given a path, no state leaks from one match into the next (a class handler gets a new instance per
     match, a Lua module a new VM, as each match has its own in Nakama); a loaded handler is shared."""
-    from replay.handlers import load_handler
+    from replay.runtime._handlers import load_handler
 
     spec = str(Path(__file__).parent / "handlers" / "fuzz_leaky.py") + ":Leaky"
     profile = FuzzProfile(payloads={1: None}, signals=("",))

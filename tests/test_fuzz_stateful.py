@@ -12,7 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
 from replay.actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
 from replay.checks import MatchChecks
-from replay.handlers import load_handler
+from replay.runtime._handlers import load_handler
 from replay.stateful import match_state_machine
 from replay.strategies import FuzzProfile
 

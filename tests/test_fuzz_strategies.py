@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from recorder.errors import ProfileError
 from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
 from replay.actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
-from replay.handlers import load_handler
+from replay.runtime._handlers import load_handler
 from replay.strategies import (
     DEFAULT_PROFILE,
     FuzzProfile,

@@ -37,7 +37,7 @@ from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.batch import replay_one
 from replay.cli import main
 from replay.match_diff import diff_against, diff_recorded
-from replay.runtime import ReplayOptions, replay
+from replay.runtime._runtime import ReplayOptions, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -428,7 +428,7 @@ def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_p
 
 def test_the_readme_table_has_every_state_verdict_and_exit_code() -> None:
     from replay import cli
-    from replay.verdict import EXIT_CODES
+    from replay.runtime._verdict import EXIT_CODES
 
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Verdicts, integrity and exit codes"):text.index("## Commands")]

@@ -24,7 +24,7 @@ import pytest
 from recorder.format._model import Header, LoopCall, PresenceReason
 from recorder.format._nkrec import read_events
 from replay.commands.replay import print_report
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.live_replay import LiveOptions, map_ids_in_json, run_live
 from replay.live_report import analyse
 from replay.live_script import load_script, script_from_events

@@ -26,7 +26,7 @@ from recorder.errors import LiveReplayError, OptionError, RecordingError
 from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events
 from replay.cli import main
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.live_replay import LiveOptions, device_id, run_live
 from replay.live_report import IdMap, analyse, find_crash_line, same_data
 from replay.live_script import load_script, script_from_events
@@ -342,7 +342,7 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
 
 
 def test_serve_says_how_each_match_ended() -> None:
-    from replay.result import Crash
+    from replay.runtime._result import Crash
     from replay.server import _ending
 
     crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")

@@ -14,14 +14,14 @@ import pytest
 
 from recorder.capture._ingest import Ingest, write_match
 from recorder.capture._lua_errors import error_location, error_message
-from replay.signature import lua_error_class
+from replay.runtime._signature import lua_error_class
 from recorder.format._model import Header, LoopCall
 from recorder.capture._nakama_log import crash_of, format_log_line, iter_log
 from recorder.format._nkrec import read_events, verify
 from replay.cli import main
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.lua_handler import LuaHandler
-from replay.runtime import replay
+from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"

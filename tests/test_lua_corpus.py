@@ -16,11 +16,11 @@ from recorder.format._canonical import state_digest
 from recorder.errors import HandlerLoadError
 from recorder.capture._ingest import write_match
 from recorder.format._model import Header
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.lua_check import check_pairs_order
 from replay.lua_handler import LuaHandler
 from replay.match_diff import diff_determinism
-from replay.runtime import replay
+from replay.runtime._runtime import replay
 
 from test_lua_capture import ingest, nakama_log
 

@@ -16,9 +16,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.capture._lua_errors import error_location, error_message
-from replay.signature import lua_error_class
+from replay.runtime._signature import lua_error_class
 from recorder.format._model import Header
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.gofmt import go_format, go_number_string
 from replay.lua_handler import LuaHandler
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from recorder.errors import HandlerLoadError
 from recorder.format._model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.lua_handler import LuaHandler, go_tonumber, lua_to_plain
-from replay.runtime import MatchRuntime, replay
+from replay.runtime._runtime import MatchRuntime, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -71,7 +71,7 @@ def test_lua_arena_crashes_like_the_python_arena_with_a_lua_traceback() -> None:
     assert crash is not None and py_crash is not None
     assert (crash.callback, crash.tick) == (py_crash.callback, py_crash.tick) == ("match_loop", 58)
     assert crash.error.endswith("arena.lua:54: attempt to index local 'player' (a nil value)")
-    assert crash.error_type == "lua:index nil"  # replay.signature's class, the same for gopher-lua's text
+    assert crash.error_type == "lua:index nil"  # replay.runtime._signature's class, the same for gopher-lua's text
     # gopher-lua's layout, as Nakama logs it: innermost first, the callback as "main chunk", then [G]: ?
     lines = crash.traceback.splitlines()
     assert lines[0] == "stack traceback:"
@@ -103,7 +103,7 @@ def test_lua_arena_replays_the_python_arena_recording_to_the_same_crash() -> Non
     # same state layout, same inputs: the Lua port crashes at the recorded tick; broadcasts differ only in
     # JSON spacing (Python's json.dumps vs nk.json_encode), and the state digests agree until the first
     # leave, where Python marks a session None and Lua (which cannot store nil) marks it false
-    from replay.runtime import ReplayOptions
+    from replay.runtime._runtime import ReplayOptions
 
     options = ReplayOptions(max_divergences=1000)
     result = replay(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec", str(HANDLERS / "arena.lua"), options)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from recorder.capture._ingest import Ingest, write_match
-from replay.runtime import replay
+from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "").rstrip("/")

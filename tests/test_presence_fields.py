@@ -17,7 +17,7 @@ import pytest
 from recorder.capture._ingest import Ingest
 from recorder.format._model import Header, JoinCall, LeaveCall, PresenceReason
 from replay.actions import Connect, Leave, Send, Tick, play
-from replay.driver import MatchDriver
+from replay.runtime._driver import MatchDriver
 from replay.strategies import LEAVE_REASONS
 
 pytest.importorskip("lupa", reason="Lua handlers need lupa")

@@ -257,7 +257,7 @@ def test_lua_state_paths(pytester, tmp_path):
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.driver import MatchDriver
+    from replay.runtime._driver import MatchDriver
 
     rec = tmp_path / "lua-clean.nkrec"
     with MatchDriver(str(HANDLERS / "arena.lua"), arena_header("../handlers/arena.lua"), capture=str(rec), snapshot_every=10) as d:

@@ -13,8 +13,8 @@ import pytest
 from recorder.format._model import CrashMarker, LoopCall
 from recorder.format._nkrec import read_events
 from replay.cli import main
-from replay.driver import MatchDriver
-from replay.runtime import replay
+from replay.runtime._driver import MatchDriver
+from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"

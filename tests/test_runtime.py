@@ -24,8 +24,8 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
 )
-from replay.handlers import load_handler
-from replay.runtime import MatchRuntime, ReplayOptions, replay
+from replay.runtime._handlers import load_handler
+from replay.runtime._runtime import MatchRuntime, ReplayOptions, replay
 
 PROBE = str(Path(__file__).parent / "handlers" / "probe.py")
 HEADER = Header(match_id="m1.n1", node="n1", tick_rate=10, started_ms=1_000_000)
@@ -174,7 +174,7 @@ def test_kick_then_leave_with_reason_3(rt: MatchRuntime) -> None:
     step = rt.apply(LoopCall(0, (msg("b", 4),)))
     assert step.outcome.kicks == (P("b"),)
     assert [p.username for p in rt.presences] == ["a", "b"]  # kicked on a later call, not now
-    from replay.runtime import iter_steps
+    from replay.runtime._runtime import iter_steps
 
     steps = list(iter_steps(rt, [LoopCall(1)]))
     assert steps[0].synthetic and isinstance(steps[0].call, LeaveCall)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.result import Crash
-from replay.runtime import replay
-from replay.signature import CrashSignature, lua_error_class, normalise_message, parse_crash_log_line, same_crash
+from replay.runtime._result import Crash
+from replay.runtime._runtime import replay
+from replay.runtime._signature import CrashSignature, lua_error_class, normalise_message, parse_crash_log_line, same_crash
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -257,13 +257,13 @@ def test_short_hash_pinned_and_as_documented() -> None:
 
 
 def replay_signature_doc() -> str:
-    import replay.signature
+    import replay.runtime._signature
 
-    return replay.signature.__doc__ or ""
+    return replay.runtime._signature.__doc__ or ""
 
 
 def test_same_error_class() -> None:
-    from replay.signature import same_error_class
+    from replay.runtime._signature import same_error_class
 
     assert same_error_class("KeyError", "KeyError") and not same_error_class("KeyError", "IndexError")
     assert same_error_class("error Match initial state must not be nil", "HandlerError Match initial state must not be nil")

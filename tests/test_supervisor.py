@@ -21,9 +21,9 @@ from recorder import open_recording, write_recording
 from recorder.errors import CorruptRecording, HandlerDied, HandlerLoadError, OptionError
 from replay.batch import CATEGORIES, find_recordings, run_all
 from replay.cli import main
-from replay.runtime import ReplayOptions, replay
-from replay.signature import CrashSignature
-from replay.supervisor import GRACE, Death, HandlerProcess, Limits, parse_size, replay_supervised
+from replay.runtime._runtime import ReplayOptions, replay
+from replay.runtime._signature import CrashSignature
+from replay.runtime._supervisor import GRACE, Death, HandlerProcess, Limits, parse_size, replay_supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 RECS = ROOT / "fixtures" / "recordings"
@@ -141,7 +141,7 @@ def test_a_death_raises_handler_died_from_a_worker_that_then_starts_again(handle
     worker.start()
     before = worker.starts
     with pytest.raises(HandlerDied) as info:
-        worker.call("replay.supervisor:replay_job", str(CLEAN), str(handlers["osexit"]), ReplayOptions())
+        worker.call("replay.runtime._supervisor:replay_job", str(CLEAN), str(handlers["osexit"]), ReplayOptions())
     assert (info.value.death.kind, info.value.death.callback, info.value.death.tick) == ("exited", "match_loop", 3)
     assert worker.call("os:getpid") != os.getpid() and worker.starts == before + 1
 

@@ -15,7 +15,7 @@ import pytest
 from recorder.errors import HandlerLoadError, UntrustedHandler
 from recorder.format._nkrec import open_recording, write_recording
 from replay.cli import main
-from replay.runtime import replay
+from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -130,12 +130,12 @@ _LOADERS = {
     ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
     ("replay/batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
-    ("replay/handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
-    ("replay/handlers.py", "exec_module"): "the same handler files",
+    ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
+    ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",
     ("replay/server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
     ("replay/server.py", "exec_module"): "the same --rpc files",
     ("replay/lua_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
-    ("replay/supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
+    ("replay/runtime/_supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
     "own code on the pipe between the two processes (never by a recording)",
 }
 _BANNED_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "runpy", "code", "codeop"}

@@ -140,7 +140,7 @@ def test_free_form_values_nest_at_most_max_depth_in_chunks_and_jsonl() -> None:
 
 def test_wrongly_typed_chunk_is_refused_by_reproduce_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A buggy writer (the encoder does not check) writes message data as an int behind a valid checksum:
-    ``reproduce`` used to fail with AttributeError in replay/result.py; now the reader refuses the chunk."""
+    ``reproduce`` used to fail with AttributeError in replay/runtime/_result.py; now the reader refuses the chunk."""
     rec = tmp_path / "bad.nkrec"
     header = Header(match_id="m.n1", module="arena", tick_rate=10, handler=str(ROOT / "fixtures/handlers/arena.py"))
     with RecordingWriter(rec, header) as w:

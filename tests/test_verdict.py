@@ -1,5 +1,5 @@
 """Verdicts: what "reproduced" means (the same callback, tick and error class, every outcome before it equal),
-the statuses and exit codes of ``replay.verdict.decide``, and crash identity through real replays (Python and
+the statuses and exit codes of ``replay.runtime._verdict.decide``, and crash identity through real replays (Python and
 Lua handlers, PUC Lua and gopher-lua wordings)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from recorder.format._integrity import Damage, Integrity
 from recorder.format._model import CrashMarker, Header
 from recorder.format._nkrec import read_events, write_recording
 from replay.cli import main
-from replay.driver import MatchDriver
-from replay.result import AfterStop, Crash
-from replay.runtime import replay
-from replay.verdict import EXIT_CODES, Verdict, crash_mismatch, decide
+from replay.runtime._driver import MatchDriver
+from replay.runtime._result import AfterStop, Crash
+from replay.runtime._runtime import replay
+from replay.runtime._verdict import EXIT_CODES, Verdict, crash_mismatch, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"

@@ -97,7 +97,7 @@ def seconds(text: str) -> float:
 
 def byte_size(text: str) -> int:
     """A size in bytes > 0: ``"1000000"``, or with a K, M, G or T suffix (powers of 1024): ``"512M"``, ``"4G"``."""
-    from replay.supervisor import parse_size  # noqa: PLC0415
+    from replay.runtime._supervisor import parse_size  # noqa: PLC0415
 
     try:
         return parse_size(text)
@@ -160,8 +160,8 @@ def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
 
 def handler_file(spec: str) -> str:
     """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``) whose file exists, checked without
-    importing it (``replay.handlers.load_handler`` imports, and says more); returned unchanged."""
-    from replay.handlers import split_spec  # noqa: PLC0415
+    importing it (``replay.runtime._handlers.load_handler`` imports, and says more); returned unchanged."""
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     path, _ = split_spec(spec)
     input_file(path, "handler file")

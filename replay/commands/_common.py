@@ -96,7 +96,7 @@ def _default(o: Any) -> Any:
 
 
 def add_supervisor_flags(parser: argparse.ArgumentParser, hang_default: float = 5.0) -> None:
-    """The options of commands that run handlers under the supervisor (``replay.supervisor``)."""
+    """The options of commands that run handlers under the supervisor (``replay.runtime._supervisor``)."""
     parser.add_argument(
         "--hang-timeout", type=seconds, default=hang_default, metavar="S",
         help=f"seconds before a callback counts as hung, whatever it blocks in (default {hang_default:g})",
@@ -120,6 +120,6 @@ def hang_timeout(args: argparse.Namespace) -> float | None:
 
 def limits(args: argparse.Namespace) -> Any:
     """The supervisor's ``Limits`` from the options."""
-    from replay.supervisor import DEFAULT_MAX_MEMORY, Limits  # noqa: PLC0415
+    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits  # noqa: PLC0415
 
     return Limits(hang_timeout(args), args.max_memory or DEFAULT_MAX_MEMORY)

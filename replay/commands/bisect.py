@@ -10,7 +10,7 @@ Versions, oldest first, from one of:
   --versions V1 V2 ... --run CMD         client (or any) versions; CMD decides
 
 By default a version is bad when the recording's crash happens again with the same signature (callback,
-error type, top frame; see replay.signature); a different crash at or before the recorded tick hides the
+error type, top frame; see replay.runtime._signature); a different crash at or before the recorded tick hides the
 one looked for, so that version is skipped, and a different crash after it is good ("not this crash").
 --predicate diverges: bad when the replay's outcomes differ from the recorded ones.
 
@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import BisectError
     from replay import bisect as b
-    from replay.runtime import ReplayOptions
+    from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
     if args.handler_file and not args.revs:

@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replay import match_diff
-    from replay.runtime import ReplayOptions
+    from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
     for folder in args.module_path:
@@ -116,7 +116,7 @@ def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, s
     """The diff in a supervised handler process; a hang or death of it is the answer."""
     from recorder.errors import HandlerDied
     from replay import match_diff
-    from replay.supervisor import HandlerProcess
+    from replay.runtime._supervisor import HandlerProcess
 
     lim = limits(args)
     extra: tuple[Any, ...] = (args.limit,) if job != "diff_determinism" else (args.limit, lim)

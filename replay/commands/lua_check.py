@@ -52,9 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import HandlerLoadError
     from recorder.format._nkrec import open_recording, verify
-    from replay.handlers import recorded_handler
+    from replay.runtime._handlers import recorded_handler
     from replay.lua_check import check_pairs_order
-    from replay.runtime import ReplayOptions
+    from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
     for folder in args.module_path:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from recorder.errors import HandlerDied
         from replay.lua_check import died
-        from replay.supervisor import HandlerProcess
+        from replay.runtime._supervisor import HandlerProcess
 
         with HandlerProcess(limits(args)) as worker:
             try:

@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay.supervisor import HandlerProcess
+    from replay.runtime._supervisor import HandlerProcess
 
     input_file(args.recording, "recording")
     for folder in args.module_path:
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if worker is not None:
         worker.start()  # its start-up overlaps the imports below
 
-    from replay.runtime import ReplayOptions, replay
-    from replay.supervisor import replay_supervised
+    from replay.runtime._runtime import ReplayOptions, replay
+    from replay.runtime._supervisor import replay_supervised
 
     options = ReplayOptions(
         seed=args.seed,

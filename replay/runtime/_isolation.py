@@ -25,7 +25,7 @@ _LOCK = threading.RLock()
 
 def handler_folder(spec: str | os.PathLike[str]) -> Path:
     """The folder of a handler spec (``dir/arena.py``, ``dir/arena.py:Arena``, ``dir/match.lua``)."""
-    from replay.handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     return split_spec(spec)[0].resolve().parent
 

@@ -9,7 +9,7 @@ through an instruction-count hook (``replay.lua_handler``). The clock read here 
 so it cannot affect results.
 
 What a guard inside the process cannot stop (a callback blocked in C, a catastrophic regular expression,
-a segfault, ``os._exit``) is the supervisor's job (``replay.supervisor``): it runs the replay in a child
+a segfault, ``os._exit``) is the supervisor's job (``replay.runtime._supervisor``): it runs the replay in a child
 process whose ``Beacon`` tells it, through shared memory, which callback at which tick is running, and ends
 the child by wall clock.
 """

@@ -56,12 +56,12 @@ from recorder.format._model import (
     record_builder,
 )
 from recorder.format._nkrec import Recording, open_recording
-from replay.dispatcher import LABEL_MAX_BYTES, Dispatcher
-from replay.hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
-from replay.handlers import load_handler, recorded_handler
-from replay.nk import DerivedSources, Logger, Nk, Sources
-from replay.result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
-from replay.verdict import decide
+from replay.runtime._dispatcher import LABEL_MAX_BYTES, Dispatcher
+from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
+from replay.runtime._handlers import load_handler, recorded_handler
+from replay.runtime._nk import DerivedSources, Logger, Nk, Sources
+from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
+from replay.runtime._verdict import decide
 
 __all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
 
@@ -582,7 +582,7 @@ def resolve_handler(spec: Any, header: Header, recording_path: str, module_path:
     if it lies inside the recording's folder tree: ``UntrustedHandler`` otherwise)."""
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec
-    if spec is None:  # the header's: only inside the recording's folder tree (replay.handlers.recorded_handler)
+    if spec is None:  # the header's: only inside the recording's folder tree (replay.runtime._handlers.recorded_handler)
         spec = recorded_handler(recording_path, header.handler)
     return load_handler(spec, module_path=module_path)
 
@@ -764,7 +764,7 @@ def _after_stop(stop: StepResult, after: list[Call], markers: list[CrashMarker])
     (match_handler.go checks ``stopped`` before every queued call), so either the recorded match had not
     stopped there (the recorded handler went on: Nakama made them) or the recording says it stopped there
     and still holds them (it is inconsistent: Nakama could not have made them). Either way they were not
-    replayed (``replay.verdict.decide`` says so)."""
+    replayed (``replay.runtime._verdict.decide`` says so)."""
     call = stop.call
     recorded = call.outcome is not None and call.outcome.stopped
     recorded = recorded or any(m.callback == call.callback and m.tick == call.tick for m in markers)

@@ -118,7 +118,7 @@ class AfterStop:
 class ReplayResult:
     """How a replay ended, and whether that is what the recording says happened.
 
-    ``outcome`` is how the replay ran; ``status`` the verdict (``replay.verdict``): ``reproduced``,
+    ``outcome`` is how the replay ran; ``status`` the verdict (``replay.runtime._verdict``): ``reproduced``,
     ``not-reproduced`` or ``incomplete`` (the recording is not complete, so nothing is claimed, unless
     ``allow_incomplete``); ``mismatch`` names what differs from the recording; ``integrity`` is the
     recording's ``recorder.format._integrity.Integrity`` (None for events handed in from memory)."""
@@ -140,14 +140,14 @@ class ReplayResult:
     recording: str = ""
     label: str = ""
     after_stop: AfterStop | None = None  # recorded calls after the replay stopped (not replayed)
-    death: Any = None  # replay.supervisor.Death: how the supervised handler process ended, when it did not return
+    death: Any = None  # replay.runtime._supervisor.Death: how the supervised handler process ended, when it did not return
     status: str = ""  # "reproduced", "not-reproduced" or "incomplete"
     mismatch: tuple[str, ...] = ()
     integrity: Any = None
 
     @property
     def exit_code(self) -> int:
-        """0 reproduced, 1 not reproduced, 3 incomplete (``replay.verdict.EXIT_CODES``)."""
+        """0 reproduced, 1 not reproduced, 3 incomplete (``replay.runtime._verdict.EXIT_CODES``)."""
         return {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}[self.status or ("reproduced" if self.reproduced else "not-reproduced")]
 
     @property
@@ -159,7 +159,7 @@ class ReplayResult:
         return self.crash.tick if self.crash else None
 
     def to_json(self) -> dict[str, Any]:
-        from replay.signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
         c = self.crash
         rc = self.recorded_crash

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from recorder.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from recorder.format._model import CALLBACKS
-from replay.hang import LOADING, reporting
+from replay.runtime._hang import LOADING, reporting
 
 __all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]
 

@@ -33,10 +33,10 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
 )
-from replay.handlers import load_handler
-from replay.nk import Sources
-from replay.result import StepResult
-from replay.runtime import MatchRuntime, with_outcome
+from replay.runtime._handlers import load_handler
+from replay.runtime._nk import Sources
+from replay.runtime._result import StepResult
+from replay.runtime._runtime import MatchRuntime, with_outcome
 
 __all__ = ["MatchDriver"]
 

@@ -86,7 +86,7 @@ _LUA_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("length", re.compile(r"__len undefined")),
     ("stack overflow", re.compile(r"stack overflow")),
 )
-# the replay runtime's own text for a callback that did not return (``replay.runtime``)
+# the replay runtime's own text for a callback that did not return (``replay.runtime._runtime``)
 _HANG_TEXT = re.compile(r"^\w+ did not return within [\d.]+ s$")
 
 
@@ -226,7 +226,7 @@ class CrashSignature:
 
     @classmethod
     def from_crash(cls, crash: Any, op_code: int | None = None) -> CrashSignature:
-        """From a replay's ``replay.result.Crash``."""
+        """From a replay's ``replay.runtime._result.Crash``."""
         if crash.hung:
             return cls(crash.callback, "Hang", (), op_code)
         return cls.from_error(crash.callback, crash.error, crash.traceback, error_type=crash.error_type, op_code=op_code)

@@ -1,8 +1,8 @@
 """The supervisor: handler work runs in a child process that the handler can neither block nor take down.
 
 A ``HandlerProcess`` is one worker process (``python -c ...``, started with ``subprocess``) that runs jobs
-one at a time: a job is a module-level function and its arguments (``"replay.supervisor:replay_job"``), its
-result comes back pickled. While a job runs, the worker's ``replay.hang.Beacon`` tells the parent through
+one at a time: a job is a module-level function and its arguments (``"replay.runtime._supervisor:replay_job"``), its
+result comes back pickled. While a job runs, the worker's ``replay.runtime._hang.Beacon`` tells the parent through
 shared memory which callback at which tick is running; the parent only watches (no round trip per call).
 The worker ends in one of these ways, each reported with the callback and tick it was in (``Death``):
 
@@ -16,7 +16,7 @@ The worker ends in one of these ways, each reported with the callback and tick i
   is reported the same way, with its traceback).
 
 The worker ignores SIGINT, so a ``KeyboardInterrupt`` inside it can only come from the handler (a crash,
-``replay.hang.interrupts_come_from_handlers``) while the user's Ctrl-C reaches the parent alone, which ends
+``replay.runtime._hang.interrupts_come_from_handlers``) while the user's Ctrl-C reaches the parent alone, which ends
 the worker and exits 130. A worker that died is replaced on the next job; a worker is also ended when its
 parent dies (Linux: ``PR_SET_PDEATHSIG``; elsewhere when it next reads a job). On systems without
 ``RLIMIT_AS`` enforcement (macOS) the memory cap is not applied and a warning says so once.
@@ -26,7 +26,7 @@ What crosses the pipe is pickled (``multiprocessing.connection``) between our tw
 worker as data and never reaches the pipe as code: its values are strings, bytes and numbers inside our
 result objects. The one code that could write a hostile pickle is the handler itself, which runs with the
 user's rights in the worker anyway (and is only ever a file the user named or one inside the recording's own
-folder tree, ``replay.handlers.recorded_handler``).
+folder tree, ``replay.runtime._handlers.recorded_handler``).
 
 Errors we raise on purpose inside the worker (``NakamaReplayError``: a bad recording, a handler that does
 not load) are raised again in the parent with their type, message and attributes; an unexpected
@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.errors import HandlerDied, HandlerLoadError, NakamaReplayError, OptionError
-from replay.hang import CALLBACKS, LOADING, Beacon, install_beacon
+from replay.runtime._hang import CALLBACKS, LOADING, Beacon, install_beacon
 
 __all__ = [
     "DEATHS",
@@ -87,7 +87,7 @@ GRACE = 1.0
 DEATHS = ("hung", "exited", "killed", "out-of-memory")
 
 _START_TIMEOUT = 120.0  # seconds for a worker to start on a very busy machine
-_WORKER = "import sys; from replay.supervisor import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+_WORKER = "import sys; from replay.runtime._supervisor import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ class Death:
 
     @property
     def error_type(self) -> str:
-        """The crash type of a death, named so that a crash marker's text gives it back (``replay.signature``
+        """The crash type of a death, named so that a crash marker's text gives it back (``replay.runtime._signature``
         reads ``Type:`` prefixes): ``Hang`` as the in-process guard says, ``HandlerExit``,
         ``FatalSignalError``, and ``MemoryError`` as Python says when an allocation fails under the cap."""
         return {"hung": "Hang", "exited": "HandlerExit", "killed": "FatalSignalError"}.get(self.kind, "MemoryError")
@@ -164,7 +164,7 @@ class Death:
 
     def crash(self) -> Any:
         """The death as the runtime's ``Crash`` (hung: the same text the in-process guard gives)."""
-        from replay.result import Crash  # noqa: PLC0415
+        from replay.runtime._result import Crash  # noqa: PLC0415
 
         text = self.describe() if self.kind == "hung" else f"{self.error_type}: {self.describe()}"
         return Crash(self.callback, self.tick, text, self.error_type, self.traceback, self.kind == "hung")
@@ -563,7 +563,7 @@ def replay_supervised(
     worker: ``process`` when given (it is reused), else a new one for this replay. The options' hang
     timeout is the supervisor's unless ``limits`` says otherwise. Returns a ``ReplayResult``; a death
     is the result's outcome (see ``death_result``)."""
-    from replay.runtime import ReplayOptions  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
 
     options = options or ReplayOptions()
     if limits is None:
@@ -574,7 +574,7 @@ def replay_supervised(
     worker = HandlerProcess(limits) if process is None else process
     try:
         try:
-            result = worker.call("replay.supervisor:replay_job", recording, spec, options)
+            result = worker.call("replay.runtime._supervisor:replay_job", recording, spec, options)
         except HandlerDied as died:
             return death_result(died.death, recording, spec, options)
         return mark_out_of_memory(result, worker.limits)
@@ -606,9 +606,9 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     (presences, logs, the divergences themselves) is not there; ``death`` says why."""
     from recorder.format._model import CrashMarker, WireEvent  # noqa: PLC0415
     from recorder.format._nkrec import open_recording  # noqa: PLC0415
-    from replay.handlers import split_spec  # noqa: PLC0415
-    from replay.result import ReplayResult, describe_call  # noqa: PLC0415
-    from replay.verdict import decide  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._result import ReplayResult, describe_call  # noqa: PLC0415
+    from replay.runtime._verdict import decide  # noqa: PLC0415
 
     spec = handler
     if spec is None:
