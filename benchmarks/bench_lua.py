@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 from make_recordings import arena_header  # noqa: E402
 from replay.runtime._driver import MatchDriver  # noqa: E402
 from replay.runtime._handlers import load_handler  # noqa: E402
-from replay.lua_handler import LuaHandler  # noqa: E402
+from replay.lua._handler import LuaHandler  # noqa: E402
 from replay.runtime._runtime import replay  # noqa: E402
 
 HANDLERS = ROOT / "fixtures" / "handlers"

@@ -1,4 +1,4 @@
-"""recorder.gojson writes what Go's encoding/json writes (expectations from Go's float and escaping rules)."""
+"""replay.gocompat._json writes what Go's encoding/json writes (expectations from Go's float and escaping rules)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from recorder.gojson import dumps, format_float
+from replay.gocompat._json import dumps, format_float
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from recorder.capture._nakama_log import crash_of, format_log_line, iter_log
 from recorder.format._nkrec import read_events, verify
 from replay.cli import main
 from replay.runtime._driver import MatchDriver
-from replay.lua_handler import LuaHandler
+from replay.lua._handler import LuaHandler
 from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from recorder.errors import HandlerLoadError
 from recorder.capture._ingest import write_match
 from recorder.format._model import Header
 from replay.runtime._driver import MatchDriver
-from replay.lua_check import check_pairs_order
-from replay.lua_handler import LuaHandler
+from replay.lua._check import check_pairs_order
+from replay.lua._handler import LuaHandler
 from replay.match_diff import diff_determinism
 from replay.runtime._runtime import replay
 

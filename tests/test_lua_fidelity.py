@@ -19,8 +19,8 @@ from recorder.capture._lua_errors import error_location, error_message
 from replay.runtime._signature import lua_error_class
 from recorder.format._model import Header
 from replay.runtime._driver import MatchDriver
-from replay.gofmt import go_format, go_number_string
-from replay.lua_handler import LuaHandler
+from replay.gocompat._fmt import go_format, go_number_string
+from replay.lua._handler import LuaHandler
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "fixtures" / "handlers" / "gopher_probe.lua"
@@ -146,8 +146,8 @@ _ARGS = st.one_of(
 @example([".3f".join(["%", ""]), "%d"], [-0.0], "")  # the slow path: lupa hands -0.0 to Python as int 0
 @settings(max_examples=250, deadline=None)
 def test_lua_string_format_fast_path_agrees_with_the_go_emulation(specs: list[str], args: list[object], sep: str) -> None:
-    # string.format in the runtime hands C's formatting the cases it renders like Go (replay/lua/runtime.lua)
-    # and everything else to replay.gofmt; both paths must give Go's text
+    # string.format in the runtime hands C's formatting the cases it renders like Go (replay/lua/prelude.lua)
+    # and everything else to replay.gocompat._fmt; both paths must give Go's text
     fmt = sep.join(specs).encode()
     h = _handler()
     lua_format = h._lua.eval(b"function(f, n, ...) return pcall(string.format, f, ...) end")

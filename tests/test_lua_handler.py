@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from recorder.errors import HandlerLoadError
 from recorder.format._model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
 from replay.runtime._driver import MatchDriver
-from replay.lua_handler import LuaHandler, go_tonumber, lua_to_plain
+from replay.lua._convert import go_tonumber, lua_to_plain
+from replay.lua._handler import LuaHandler
 from replay.runtime._runtime import MatchRuntime, replay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -134,7 +134,7 @@ _LOADERS = {
     ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",
     ("replay/server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
     ("replay/server.py", "exec_module"): "the same --rpc files",
-    ("replay/lua_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
+    ("replay/lua/_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
     ("replay/runtime/_supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
     "own code on the pipe between the two processes (never by a recording)",
 }

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from recorder.errors import HandlerLoadError
     from recorder.format._nkrec import open_recording, verify
     from replay.runtime._handlers import recorded_handler
-    from replay.lua_check import check_pairs_order
+    from replay.lua._check import check_pairs_order
     from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
@@ -72,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
         report = check_pairs_order(args.recording, handler, options)
     else:
         from recorder.errors import HandlerDied
-        from replay.lua_check import died
+        from replay.lua._check import died
         from replay.runtime._supervisor import HandlerProcess
 
         with HandlerProcess(limits(args)) as worker:
             try:
-                report = worker.call("replay.lua_check:check_pairs_order", args.recording, handler, options)
+                report = worker.call("replay.lua._check:check_pairs_order", args.recording, handler, options)
             except HandlerDied as exc:
                 report = died(exc.death)
     incomplete = not integrity.complete and not args.allow_incomplete

@@ -1,7 +1,7 @@
 """Loading match handlers: a Python file (module functions or a class) or a Nakama Lua module.
 
 ``load_handler("arena.py")`` uses the module's functions; ``load_handler("arena.py:Arena")`` an instance of
-``Arena``; ``load_handler("match.lua")`` a Lua module through ``replay.lua_handler``. Every handler exposes
+``Arena``; ``load_handler("match.lua")`` a Lua module through ``replay.lua._handler``. Every handler exposes
 the seven callbacks under Python names with Python calling conventions::
 
     match_init(ctx, logger, nk, params) -> (state, tick_rate, label)
@@ -160,7 +160,7 @@ def _load(spec: str | os.PathLike[str], module_path: list[str] | None) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".lua":
         try:
-            from replay.lua_handler import LuaHandler  # noqa: PLC0415 - optional, imports lupa
+            from replay.lua._handler import LuaHandler  # noqa: PLC0415 - optional, imports lupa
         except ImportError as exc:
             raise HandlerLoadError(str(path), f"Lua handlers need the Lua runtime (lupa): {exc}") from exc
         if not path.is_file():

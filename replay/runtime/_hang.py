@@ -5,7 +5,7 @@ asynchronously in the thread running the callback (``PyThreadState_SetAsyncExc``
 ``while True: pass`` stops at its next bytecode and the process stays usable. ``CallbackHung`` derives from
 ``BaseException`` so a handler's ``except Exception`` cannot swallow it. A callback blocked inside one long
 C call (``time.sleep(3600)``) is interrupted when that call returns. Lua handlers arm the same deadline
-through an instruction-count hook (``replay.lua_handler``). The clock read here never reaches a handler,
+through an instruction-count hook (``replay.lua._handler``). The clock read here never reaches a handler,
 so it cannot affect results.
 
 What a guard inside the process cannot stop (a callback blocked in C, a catastrophic regular expression,

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recorder import gojson
+from replay.gocompat import _json as gojson
 from recorder.errors import NotAvailableInReplay, StorageRejected
 from recorder.format._model import Nondeterministic
 

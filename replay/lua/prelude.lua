@@ -1,4 +1,4 @@
--- The Lua side of replay.lua_handler: Nakama's Lua environment (gopher-lua flavoured) inside PUC Lua 5.1.
+-- The Lua side of replay.lua._handler: Nakama's Lua environment (gopher-lua flavoured) inside PUC Lua 5.1.
 --
 -- Executed once per LuaHandler with `host`, a table of Python functions. Builds the sandbox (Nakama's
 -- library set: base, package, table, string, math, bit32, os.clock/difftime/date/time), the `nakama`
@@ -182,7 +182,7 @@ local lua_tostring = G.tostring
 
 -- Which formats PUC Lua's C formatting renders exactly as Go's fmt does, verb by verb: "f"/"e"/"E" for
 -- finite numbers, "g"/"G" with a precision, "d"/"i" for whole numbers, "x"/"X"/"o" for whole non-negative
--- numbers, "s" for strings, "%%"; no "#" flag. Anything else goes through replay.gofmt.
+-- numbers, "s" for strings, "%%"; no "#" flag. Anything else goes through replay.gocompat._fmt.
 local FAST_FLOAT = { f = true, e = true, E = true }
 local format_cache, format_cache_size = {}, 0
 
@@ -279,7 +279,7 @@ function string.format(fmt, ...)
   return text
 end
 
--- tonumber: gopher-lua's rules (replay.lua_handler.go_tonumber); plain decimals stay in Lua
+-- tonumber: gopher-lua's rules (replay.lua._handler.go_tonumber); plain decimals stay in Lua
 local raw_tonumber = tonumber
 local host_tonumber = host.tonumber
 function G.tonumber(...)

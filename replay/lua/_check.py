@@ -20,7 +20,7 @@ from typing import Any
 
 from recorder.format._nkrec import open_recording
 from replay.runtime._hang import set_run
-from replay.lua_handler import LuaHandler
+from replay.lua._handler import LuaHandler
 from replay.runtime._result import StepResult
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps
 

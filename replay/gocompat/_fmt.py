@@ -10,7 +10,7 @@ gopher-lua formats through Go, so a Lua handler in Nakama sees:
   without precision is the shortest form, ``%d`` truncates, a missing argument prints ``%!d(MISSING)``,
   unknown verbs print ``%!y(...)``), with gopher-lua's own argument count rule (``%`` minus ``%%``).
 
-``go_number_string`` and ``go_format`` reproduce that for the Lua runtime (``replay.lua_handler``). Values
+``go_number_string`` and ``go_format`` reproduce that for the Lua runtime (``replay.lua._handler``). Values
 arrive as the Lua runtime hands them to Python: ``int``/``float`` numbers, ``bytes`` strings, ``None``,
 ``bool``, and anything else (tables, functions) with its ``tostring`` text passed in ``names``.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recorder.gojson import shortest_digits
+from replay.gocompat._json import shortest_digits
 
 __all__ = ["go_number_string", "go_float_g", "go_format", "INT64_MIN"]
 

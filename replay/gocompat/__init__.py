@@ -1,0 +1,1 @@
+"""Go's behaviour where Nakama's runtimes show it to a handler."""

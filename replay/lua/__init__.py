@@ -1,0 +1,1 @@
+"""Nakama Lua match modules in the replay runtime."""
