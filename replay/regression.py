@@ -217,7 +217,7 @@ class RegressionRun:
 
 class _PathProbe:
     """Replay observer: at the first recorded snapshot at or after the first divergence, name the differing
-    state paths (``replay.diff.field_diff``); stays silent when the diff module or a snapshot is missing."""
+    state paths (``replay.diff._state.field_diff``); stays silent when the diff module or a snapshot is missing."""
 
     def __init__(self, run: RegressionRun, state_value: Callable[[Any], Any]) -> None:
         self.run = run
@@ -236,7 +236,7 @@ class _PathProbe:
         self.done = True
         try:
             from recorder.format._canonical import canonical_bytes  # noqa: PLC0415
-            from replay.diff import field_diff  # noqa: PLC0415
+            from replay.diff._state import field_diff  # noqa: PLC0415
 
             replayed = canonical_bytes(self.state_value(step.state))
             diff = field_diff(recorded.snapshot, replayed, limit=20, encoded=True)

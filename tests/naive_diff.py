@@ -1,7 +1,7 @@
 """Slow, obviously correct references for state diffing (a copy kept apart from the library, STYLE habit 10).
 
 Everything here is written for clarity, not speed, and shares no code with ``recorder.format._canonical`` or
-``replay.kernels`` except ``canonicalize`` (the value rules are tested on their own in test_canonical.py).
+``replay.diff._kernels`` except ``canonicalize`` (the value rules are tested on their own in test_canonical.py).
 """
 
 from __future__ import annotations

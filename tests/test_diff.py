@@ -1,4 +1,4 @@
-"""replay.diff: first divergent state and the field diff there, on Python states and on encoded snapshots."""
+"""replay.diff._state: first divergent state and the field diff there, on Python states and on encoded snapshots."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from state_strategies import states
 
 from recorder.format._canonical import canonical_bytes
 from recorder.errors import SnapshotError
-from replay import kernels
-from replay.diff import (
+from replay.diff import _kernels as kernels
+from replay.diff._state import (
     PathDiff,
     Tolerance,
     diff_trajectories,

@@ -36,7 +36,7 @@ from recorder.format._integrity import Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.batch import replay_one
 from replay.cli import main
-from replay.match_diff import diff_against, diff_recorded
+from replay.diff._calls import diff_against, diff_recorded
 from replay.runtime._runtime import ReplayOptions, replay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from state_strategies import states
 
 from recorder.format._canonical import canonical_bytes, canonicalize
 from recorder.errors import SnapshotError
-from replay import kernels
+from replay.diff import _kernels as kernels
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 MANY = 40 if NOJIT else 300  # examples per property: thousands of random states over the module

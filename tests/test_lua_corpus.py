@@ -19,7 +19,7 @@ from recorder.format._model import Header
 from replay.runtime._driver import MatchDriver
 from replay.lua._check import check_pairs_order
 from replay.lua._handler import LuaHandler
-from replay.match_diff import diff_determinism
+from replay.diff._calls import diff_determinism
 from replay.runtime._runtime import replay
 
 from test_lua_capture import ingest, nakama_log

@@ -11,12 +11,12 @@ import pytest
 
 import numpy as np
 
-import replay.diff  # noqa: F401 - numpy and numba cannot be imported twice in a process, and pytester's
-import replay.kernels  # inner runs drop the modules they imported: the inner runs must find them loaded
+import replay.diff._state  # noqa: F401 - numpy and numba cannot be imported twice in a process, and pytester's
+import replay.diff._kernels  # inner runs drop the modules they imported: the inner runs must find them loaded
 import replay.regression  # noqa: F401
 
 # numba registers some of its types only when it first compiles; do that here, outside the inner runs
-replay.kernels.first_difference(np.zeros(1, np.uint64), np.zeros(1, np.uint64))
+replay.diff._kernels.first_difference(np.zeros(1, np.uint64), np.zeros(1, np.uint64))
 
 pytest_plugins = ["pytester"]
 # plugins the inner runs do not need (hypothesis alone costs a second per run to import)

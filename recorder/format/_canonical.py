@@ -39,7 +39,7 @@ readable (``players.u2.hp``, ``bullets[3].x``, ``tags["a b"]``; ``""`` is the ro
 64-bit hash of the path's components, ``value_bits`` the float64 bits of a number, or for every other leaf
 (nil, booleans, str, bin, big integers, the empty map) a 64-bit hash boxed into the negative-NaN space
 (``0xFFF0...`` with a non-zero mantissa) so that only genuine floats ever look like finite floats. The
-numba kernels in ``replay.kernels`` compute exactly these pairs from ``canonical_bytes``.
+numba kernels in ``replay.diff._kernels`` compute exactly these pairs from ``canonical_bytes``.
 """
 
 from __future__ import annotations
@@ -415,6 +415,6 @@ def leaves(value: Any) -> list[tuple[str, int, int, Any]]:
 def flatten(value: Any) -> list[tuple[str, int, int]]:
     """The leaves of the canonical form of ``value`` as ``(path, path_hash, value_bits)``, sorted by hash.
 
-    The reference for ``replay.kernels``: simple and slow.
+    The reference for ``replay.diff._kernels``: simple and slow.
     """
     return [(path, h, bits) for path, h, bits, _ in leaves(value)]

@@ -50,7 +50,7 @@ HELP = "first divergent tick and what diverged: replay vs recording, handler vs 
 
 
 def _tolerance(text: str) -> Any:
-    from replay.diff import Tolerance
+    from replay.diff._state import Tolerance
 
     try:
         return Tolerance.parse(text)
@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay import match_diff
+    from replay.diff import _calls as match_diff
     from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
@@ -115,14 +115,14 @@ def run(args: argparse.Namespace) -> int:
 def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
     """The diff in a supervised handler process; a hang or death of it is the answer."""
     from recorder.errors import HandlerDied
-    from replay import match_diff
+    from replay.diff import _calls as match_diff
     from replay.runtime._supervisor import HandlerProcess
 
     lim = limits(args)
     extra: tuple[Any, ...] = (args.limit,) if job != "diff_determinism" else (args.limit, lim)
     with HandlerProcess(lim) as worker:
         try:
-            return worker.call(f"replay.match_diff:{job}", *job_args, *extra)
+            return worker.call(f"replay.diff._calls:{job}", *job_args, *extra)
         except HandlerDied as exc:
             return match_diff.died(job.removeprefix("diff_"), exc.death, *sides)
 

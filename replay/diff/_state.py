@@ -1,7 +1,7 @@
 """Where did two state trajectories first go apart, and which fields differ there?
 
 A trajectory is a sequence of match states (Python values) or of encoded states (``Packed`` msgpack
-snapshots, e.g. read from a recording). ``first_divergence`` walks both in numba (``replay.kernels``):
+snapshots, e.g. read from a recording). ``first_divergence`` walks both in numba (``replay.diff._kernels``):
 states whose bytes are equal are equal and skipped at memory speed; the others are flattened into sorted
 leaves and merged, which tells a real difference from the same state in another key order. ``field_diff``
 merges the two sorted leaf arrays at one index and names the differing paths with both values.
@@ -26,7 +26,7 @@ import numpy as np
 
 from recorder.format._canonical import canonical_bytes, leaves
 from recorder.errors import SnapshotError
-from replay import kernels
+from replay.diff import _kernels as kernels
 
 __all__ = [
     "Tolerance",

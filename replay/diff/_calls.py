@@ -3,7 +3,7 @@ handler against itself (a sync test).
 
 Three modes, one answer (``MatchDiff``): the first divergent call (index, tick, callback, its inputs), the
 outcome fields that differ there (join verdict, broadcasts, kicks, label updates, reply, stop, crash), and
-the differing state paths with both values (``replay.diff``).
+the differing state paths with both values (``replay.diff._state``).
 
 - ``diff_recorded``: replay the recording into a handler and compare each call with what the recording
   holds: the outcomes and the state digest of every call, and at calls with a state snapshot, the fields.
@@ -42,8 +42,8 @@ from recorder.format._canonical import canonical_bytes
 from recorder.errors import NakamaReplayError
 from recorder.format._model import Call, Header, Outcome, WireEvent
 from recorder.format._nkrec import open_recording, verify
-from replay import kernels
-from replay.diff import FieldDiff, Tolerance, field_diff, first_divergence
+from replay.diff import _kernels as kernels
+from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence
 from replay.runtime._hang import begin_run
 from replay.runtime._result import StepResult, describe_call
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
@@ -542,7 +542,7 @@ def _records_in_process(recording: str, handler: str, options: ReplayOptions, ha
     limits = limits or Limits(options.hang_timeout or None)
     with HandlerProcess(limits, env=dict(os.environ, PYTHONHASHSEED=hash_seed)) as worker:
         try:
-            rows, left = worker.call("replay.match_diff:records_job", recording, handler, options)
+            rows, left = worker.call("replay.diff._calls:records_job", recording, handler, options)
         except HandlerDied as died_:
             return died("determinism", died_.death, "", "")
     return _Run([_Record.from_wire(r) for r in rows], left)

@@ -1,0 +1,1 @@
+"""Where two runs of a match first go apart: states, calls and outcomes."""
