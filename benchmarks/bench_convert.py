@@ -20,7 +20,7 @@ from pathlib import Path
 
 from recorder.format._model import Header, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events
-from replay.convert import convert
+from replay.live._convert import convert
 
 MATCH = "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1"
 RATE = 10

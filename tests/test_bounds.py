@@ -24,7 +24,7 @@ from recorder.format._nkrec import open_recording, read_events
 from recorder.wire._proxy import ProxyLimits, start_proxy
 from recorder.wire._recorder import WireRecorder
 from recorder.wire._wsio import HttpResponse, start_server
-from replay.server import QUEUE_FULL, ServerConfig, start_nakama_server
+from replay.live._server import QUEUE_FULL, ServerConfig, start_nakama_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")

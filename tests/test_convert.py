@@ -22,11 +22,11 @@ from recorder.format._model import CrashMarker, Header, JoinAttemptCall, JoinCal
 from recorder.format._nkrec import RecordingWriter, read_events, verify
 from recorder.wire._proxy import start_proxy
 from replay.cli import main
-from replay.convert import QUEUE_SIZE, convert, convert_events
-from replay.live_replay import LiveOptions, run_live
-from replay.live_script import load_script
+from replay.live._convert import QUEUE_SIZE, convert, convert_events
+from replay.live._feed import LiveOptions, run_live
+from replay.live._script import load_script
 from replay.runtime._runtime import ReplayOptions, replay
-from replay.server import ServerConfig, start_nakama_server
+from replay.live._server import ServerConfig, start_nakama_server
 from test_live_compare import make_presence_recording
 from test_live_replay import make_crash_recording
 
@@ -239,7 +239,7 @@ def test_reproduce_of_a_wire_recording_names_convert(capsys) -> None:  # type: i
 
 
 def test_the_tick_rate_hint_comes_from_broadcast_spacing() -> None:
-    from replay.convert import guess_tick_rate
+    from replay.live._convert import guess_tick_rate
 
     env = {"match_data": {"match_id": "m.n", "op_code": "1", "data": ""}}
     events = [_w("ws1", "in", 0.5 + k / 20 + (0.003 if k % 3 else 0.0), env) for k in range(30)]

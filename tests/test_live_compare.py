@@ -25,10 +25,10 @@ from recorder.format._model import Header, LoopCall, PresenceReason
 from recorder.format._nkrec import read_events
 from replay.commands.replay import print_report
 from replay.runtime._driver import MatchDriver
-from replay.live_replay import LiveOptions, map_ids_in_json, run_live
-from replay.live_report import analyse
-from replay.live_script import load_script, script_from_events
-from replay.server import ServerConfig, start_nakama_server
+from replay.live._feed import LiveOptions, map_ids_in_json, run_live
+from replay.live._report import analyse
+from replay.live._script import load_script, script_from_events
+from replay.live._server import ServerConfig, start_nakama_server
 
 pytest.importorskip("lupa", reason="presence_echo.lua needs lupa")
 

@@ -27,11 +27,11 @@ from recorder.format._model import CrashMarker, Header, PresenceReason, WireEven
 from recorder.format._nkrec import RecordingWriter, read_events
 from replay.cli import main
 from replay.runtime._driver import MatchDriver
-from replay.live_replay import LiveOptions, device_id, run_live
-from replay.live_report import IdMap, analyse, find_crash_line, same_data
-from replay.live_script import load_script, script_from_events
-from replay.server import ServerConfig, start_nakama_server
-from replay.tick_clock import TickClock
+from replay.live._feed import LiveOptions, device_id, run_live
+from replay.live._report import IdMap, analyse, find_crash_line, same_data
+from replay.live._script import load_script, script_from_events
+from replay.live._server import ServerConfig, start_nakama_server
+from replay.live._tick_clock import TickClock
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -232,8 +232,8 @@ def test_data_compares_through_the_id_map_and_as_json_values() -> None:
 
 
 def test_compare_pairs_one_tick_in_any_order_and_stops_at_the_first_difference() -> None:
-    from replay.live_report import Received, _compare_stream
-    from replay.live_script import Delivery
+    from replay.live._report import Received, _compare_stream
+    from replay.live._script import Delivery
 
     ids = IdMap.__new__(IdMap)
     ids.ids, ids.names, ids.sessions, ids.labels = {}, {}, {"a": "live-a", "b": "live-b"}, {"live-a": "ana"}
@@ -343,7 +343,7 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
 
 def test_serve_says_how_each_match_ended() -> None:
     from replay.runtime._result import Crash
-    from replay.server import _ending
+    from replay.live._server import _ending
 
     crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")
     assert _ending("m.n", crash, "error") == "match m.n crashed in match_loop at tick 58: KeyError: 'be14'"

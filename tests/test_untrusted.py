@@ -132,8 +132,8 @@ _LOADERS = {
     ("replay/strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
     ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
     ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",
-    ("replay/server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
-    ("replay/server.py", "exec_module"): "the same --rpc files",
+    ("replay/live/_server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
+    ("replay/live/_server.py", "exec_module"): "the same --rpc files",
     ("replay/lua/_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
     ("replay/runtime/_supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
     "own code on the pipe between the two processes (never by a recording)",

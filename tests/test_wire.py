@@ -20,8 +20,8 @@ from recorder.format._nkrec import read_events, verify
 from recorder.wire._proxy import start_proxy
 from recorder.wire._wsio import HttpResponse, http_request, start_server
 from replay.cli import main
-from replay.playback import PlaybackServer, load_scripts
-from replay.server import ServerConfig, start_nakama_server
+from replay.live._playback import PlaybackServer, load_scripts
+from replay.live._server import ServerConfig, start_nakama_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay.convert import convert
+    from replay.live._convert import convert
 
     input_file(args.wire, "wire recording")
     if args.server_log is not None:

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from recorder.errors import RecordingError
     from recorder.wire._wsio import start_server
     from replay.commands._serving import run_until_signal
-    from replay.playback import PlaybackServer, load_scripts
+    from replay.live._playback import PlaybackServer, load_scripts
 
     host, port = args.listen.host, args.listen.port
     input_file(args.recording, "recording")

@@ -67,9 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from replay.live_replay import LiveOptions, run_live
-    from replay.live_report import analyse
-    from replay.live_script import load_script
+    from replay.live._feed import LiveOptions, run_live
+    from replay.live._report import analyse
+    from replay.live._script import load_script
 
     input_file(args.recording, "recording")
     if args.server_log is not None:

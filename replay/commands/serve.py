@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from replay.commands._serving import run_until_signal
-    from replay.server import ServerConfig, start_nakama_server
+    from replay.live._server import ServerConfig, start_nakama_server
 
     host, port = args.listen.host, args.listen.port
     if not args.no_record:

@@ -6,7 +6,7 @@ handler are inferred from it, so the match can be reproduced, diffed and bisecte
 
 - **ticks**: loop ``k`` runs ``k + 1`` periods after the match was created (the reply of the RPC whose result
   names the match), at the header's tick rate or ``--tick-rate``; the phase is locked on the arrivals of
-  broadcasts that no join, leave or reply explains (``replay.tick_clock``). A request sent at ``t`` is handled
+  broadcasts that no join, leave or reply explains (``replay.live._tick_clock``). A request sent at ``t`` is handled
   before the first loop after ``t``, so its calls carry that loop's tick;
 - **init**: ``match_init`` with the creating RPC's payload as params when it is a JSON object (an RPC may
   pass other params: approximated), the tick rate, and the label of the first ``match`` reply;
@@ -65,9 +65,9 @@ from recorder.format._model import (
     WireEvent,
 )
 from recorder.format._nkrec import RecordingWriter, open_recording
-from replay.live_script import wire_identities
+from replay.live._script import wire_identities
 from replay.runtime._signature import LoggedCrash
-from replay.tick_clock import TickClock
+from replay.live._tick_clock import TickClock
 
 __all__ = ["APPROXIMATIONS", "Conversion", "QUEUE_SIZE", "convert", "convert_events", "guess_tick_rate"]
 
@@ -508,7 +508,7 @@ def convert(
         raise IncompleteRecording(str(wire_path), integrity)
     logged = None
     if server_log is not None:
-        from replay.live_report import find_crash_line  # noqa: PLC0415
+        from replay.live._report import find_crash_line  # noqa: PLC0415
 
         found = find_crash_line(server_log, header.match_id) if header.match_id else None
         logged = found[0] if found is not None else None

@@ -38,8 +38,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay.live_replay import LiveRun
-from replay.live_script import Delivery, LiveScript, RecordedEnd
+from replay.live._feed import LiveRun
+from replay.live._script import Delivery, LiveScript, RecordedEnd
 from replay.runtime._result import describe_data
 from replay.runtime._signature import LoggedCrash, parse_crash_log_line
 

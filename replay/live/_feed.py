@@ -1,6 +1,6 @@
 """Re-feed a recording into a live Nakama (or ``nakama-replay serve``) in real time, and capture what it sends.
 
-``run_live(script, options)`` is the I/O loop around a ``replay.live_script.LiveScript``:
+``run_live(script, options)`` is the I/O loop around a ``replay.live._script.LiveScript``:
 
 1. one device-authenticated session per recorded session: the device id is derived from the recorded user
    id (``device_id``), so a rerun reuses the same accounts; the recorded username and session vars are asked
@@ -8,13 +8,13 @@
 2. the match is created with a socket RPC (``create_rpc``, payload from the recording's ``match_init``
    params unless given), or an existing one (``match_id``) is joined;
 3. actions go out at the recorded tick rate: the actions of recorded tick ``T`` are sent ``AIM`` of a
-   period after the live loop before it (``replay.tick_clock``: loop 0 one period after the create reply,
+   period after the live loop before it (``replay.live._tick_clock``: loop 0 one period after the create reply,
    phase-locked on broadcasts only ``match_loop`` sends); a join waits for its ``match`` reply and its own
    presence event (then the server has queued ``match_join``); messages of different sockets in one window
    go ``SPACING`` apart, so they reach the server's input queue in recorded order; wire recordings keep
    their recorded spacing;
 4. every envelope, both ways, and every close is written to a new wire recording (``recorder.wire._recorder``,
-   source ``replay``), and kept with its arrival time for the report (``replay.live_report``);
+   source ``replay``), and kept with its arrival time for the report (``replay.live._report``);
 5. recorded ids inside payloads are mapped to the live ones (``map_payload_ids``, on by default): where a
    message's data, a join's metadata values, a signal's data or an RPC payload is JSON, every recorded user
    id, session id and match id in it becomes the live one (a handler that looks a player up by an id a
@@ -47,8 +47,8 @@ from recorder.errors import LiveReplayError
 from recorder.wire._redact import Redactor
 from recorder.wire._recorder import WireRecorder
 from recorder.wire._wsio import http_request
-from replay.live_script import Action, Actor, LiveScript
-from replay.tick_clock import TickClock
+from replay.live._script import Action, Actor, LiveScript
+from replay.live._tick_clock import TickClock
 
 __all__ = [
     "AIM", "LOOKAHEAD", "SPACING", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "PayloadIds", "device_id",
