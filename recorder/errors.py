@@ -29,7 +29,7 @@
     ├── PathError (ValueError)             a file or folder to read or write cannot be used (path, problem)
     ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
     │                                      memory (``death``: kind, callback, tick; ``replay.runtime._supervisor``)
-    └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.checks``)
+    └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.fuzz._checks``)
         ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
         ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
         └── InvariantViolated              a user-declared invariant on the match state does not hold

@@ -1,4 +1,4 @@
-"""replay.fuzz and `nakama-replay fuzz`: the arena bug is found from scratch in Python and Lua, the fixed
+"""replay.fuzz._fuzz and `nakama-replay fuzz`: the arena bug is found from scratch in Python and Lua, the fixed
 handlers survive the same budget, the written recording reproduces and is minimal, the search is
 seed-reproducible and its example database makes the next run start from the known failure."""
 
@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from recorder.format._nkrec import read_events, verify
-from replay.actions import play
-from replay.checks import MatchChecks
+from replay.fuzz._actions import play
+from replay.fuzz._checks import MatchChecks
 from replay.cli import main
-from replay.fuzz import FuzzOptions, fuzz
-from replay.minimize import removable_calls
+from replay.fuzz._fuzz import FuzzOptions, fuzz
+from replay.fuzz._minimize import removable_calls
 from replay.regression import check, load_expectation, run_expectation
 from replay.runtime._runtime import ReplayOptions, replay
 from replay.runtime._signature import CrashSignature
-from replay.strategies import FuzzProfile, load_profile
-from replay.streams import remove_call, run_stream, strip_outcomes
+from replay.fuzz._strategies import FuzzProfile, load_profile
+from replay.fuzz._streams import remove_call, run_stream, strip_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -86,7 +86,7 @@ def test_the_recording_reproduces_and_the_fixed_handler_does_not_crash(arena_run
 
 def test_the_recording_has_no_removable_call(arena_run) -> None:  # type: ignore[no-untyped-def]
     """Minimal: removing any one call (a loop's removal moves later calls a tick earlier) gives a stream
-    Nakama could not produce, or one without the same crash (replay.streams has the rules)."""
+    Nakama could not produce, or one without the same crash (replay.fuzz._streams has the rules)."""
     name, handler, _, report = arena_run
     f = report.findings[0]
     assert verify(f.recording).state == "complete"  # fuzz seals the recordings it writes

@@ -1,4 +1,4 @@
-"""replay.stateful and replay.checks: the state machine drives real handlers and each check fails when,
+"""replay.fuzz._stateful and replay.fuzz._checks: the state machine drives real handlers and each check fails when,
 and only when, its rule is broken."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
-from replay.actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
-from replay.checks import MatchChecks
+from replay.fuzz._actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
+from replay.fuzz._checks import MatchChecks
 from replay.runtime._handlers import load_handler
-from replay.stateful import match_state_machine
-from replay.strategies import FuzzProfile
+from replay.fuzz._stateful import match_state_machine
+from replay.fuzz._strategies import FuzzProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"

@@ -1,5 +1,5 @@
-"""replay.strategies and replay.actions: payload shapes, and generated actions always make a call stream
-Nakama could produce (the stream rules of replay.streams, queue drops, join-attempt-then-join order)."""
+"""replay.fuzz._strategies and replay.fuzz._actions: payload shapes, and generated actions always make a call stream
+Nakama could produce (the stream rules of replay.fuzz._streams, queue drops, join-attempt-then-join order)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from recorder.errors import ProfileError
 from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
-from replay.actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
+from replay.fuzz._actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
 from replay.runtime._handlers import load_handler
-from replay.strategies import (
+from replay.fuzz._strategies import (
     DEFAULT_PROFILE,
     FuzzProfile,
     by_version,
@@ -24,7 +24,7 @@ from replay.strategies import (
     load_profile,
     payload_strategy,
 )
-from replay.streams import StreamRules, run_stream
+from replay.fuzz._streams import StreamRules, run_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")

@@ -16,9 +16,9 @@ import pytest
 
 from recorder.capture._ingest import Ingest
 from recorder.format._model import Header, JoinCall, LeaveCall, PresenceReason
-from replay.actions import Connect, Leave, Send, Tick, play
+from replay.fuzz._actions import Connect, Leave, Send, Tick, play
 from replay.runtime._driver import MatchDriver
-from replay.strategies import LEAVE_REASONS
+from replay.fuzz._strategies import LEAVE_REASONS
 
 pytest.importorskip("lupa", reason="Lua handlers need lupa")
 

@@ -349,8 +349,8 @@ def test_bisect_skips_versions_whose_handler_dies_before_the_crash(tmp_path: Pat
 
 
 def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
-    from replay.fuzz import FuzzOptions, fuzz
-    from replay.strategies import FuzzProfile
+    from replay.fuzz._fuzz import FuzzOptions, fuzz
+    from replay.fuzz._strategies import FuzzProfile
 
     handler = tmp_path / "quits.py"
     handler.write_text(
@@ -382,3 +382,27 @@ def test_option_error_type_is_shared() -> None:
         byte_size("0")
     assert "size above 0" in str(info.value)
     assert issubclass(OptionError, ValueError)
+
+
+def test_a_fault_dump_keeps_only_the_handlers_frames() -> None:
+    """faulthandler's dump of a dead worker: the thread running the handler is found, and the frames of
+    nakama-replay's own packages (every subpackage of replay, and recorder) are left out of its traceback."""
+    import recorder.format._nkrec
+    import replay.lua._handler
+    import replay.runtime._runtime
+    from replay.runtime._supervisor import handler_traceback
+
+    ours = [m.__file__ for m in (replay.runtime._runtime, replay.lua._handler, recorder.format._nkrec)]
+    handler = str(HANDLERS / "arena.py")
+    dump = (
+        "Thread 0x00007f0000000001 (most recent call first):\n"
+        '  File "/usr/lib/python3.11/threading.py", line 320 in wait\n'
+        "\n"
+        "Current thread 0x00007f0000000002 (most recent call first):\n"
+        f'  File "{handler}", line 120 in match_loop\n'
+        + "".join(f'  File "{f}", line 10 in ours\n' for f in ours)
+        + '  File "<string>", line 1 in <module>\n'
+    )
+    trace = handler_traceback(dump)
+    assert "arena.py\", line 120, in match_loop" in trace
+    assert not any(os.path.basename(f) in trace for f in ours), trace

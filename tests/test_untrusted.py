@@ -129,7 +129,7 @@ _LOADERS = {
     ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
     ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
     ("replay/batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
-    ("replay/strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
+    ("replay/fuzz/_strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
     ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
     ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",
     ("replay/live/_server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",

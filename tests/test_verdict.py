@@ -242,7 +242,7 @@ def test_a_recorded_crash_without_its_error_is_no_verdict_at_the_same_place() ->
 
 
 def test_the_allowance_keeps_the_mismatch_and_the_signatures_are_built() -> None:
-    from replay.verdict import error_known, recorded_signature, replayed_signature
+    from replay.runtime._verdict import error_known, recorded_signature, replayed_signature
 
     other = replace(KEYERROR, error="IndexError: x", error_type="IndexError")
     allowed = decide(other, MARKER, 0, True, UNSEALED, allow_incomplete=True)

@@ -5,7 +5,7 @@ Generated matches churn on purpose: joins with client versions in the metadata, 
 requests, leaves with each reason, reconnects that overtake the old session's leave, messages from
 sessions about to leave, bursts past the input queue, signals, server shutdown. Describe your clients
 with --payloads MODULE (op codes, payload shapes per client version, init params, signals, invariants;
-see replay/strategies.py); without it, op codes 1..8 carry JSON values or arbitrary bytes.
+see replay/fuzz/_strategies.py); without it, op codes 1..8 carry JSON values or arbitrary bytes.
 
 The search stops when --max-examples matches were generated or --max-findings distinct failures
 were found (the report says when the cap ended it, with part of the budget left).
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop after N distinct failures (default 8); the report says when this ended the search",
     )
     p.add_argument("--seed", type=whole, default=0, help="search seed: the same seed finds the same failures (default 0)")
-    p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/strategies.py)")
+    p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/fuzz/_strategies.py)")
     p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
     p.add_argument("--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)")
     p.add_argument("--users", type=positive, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
@@ -97,8 +97,8 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from replay.fuzz import DEFAULT_MAX_EXAMPLES, FuzzOptions, fuzz
-        from replay.strategies import load_profile
+        from replay.fuzz._fuzz import DEFAULT_MAX_EXAMPLES, FuzzOptions, fuzz
+        from replay.fuzz._strategies import load_profile
     except ImportError as exc:  # hypothesis is the one optional dependency of fuzzing
         print(f"fuzz needs hypothesis: pip install 'nakama-replay[fuzz]' ({exc})", file=sys.stderr)
         return 2

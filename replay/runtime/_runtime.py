@@ -65,7 +65,7 @@ from replay.runtime._verdict import decide
 
 __all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # replay/: its frames are left out of crash tracebacks
 _new_outcome = record_builder(Outcome)
 
 

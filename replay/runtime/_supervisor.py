@@ -439,7 +439,8 @@ class HandlerProcess:
 
 
 _FAULT_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)', re.M)
-_OURS = (os.path.dirname(os.path.abspath(__file__)), os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recorder"))
+_REPLAY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OURS = (_REPLAY_DIR, os.path.join(os.path.dirname(_REPLAY_DIR), "recorder"))  # nakama-replay's own packages
 
 
 def handler_traceback(dump: str) -> str:

@@ -1,7 +1,7 @@
 """Find crashes before players do: search generated matches for failures, write minimal recordings.
 
-``fuzz(handler, FuzzOptions(...))`` plays matches of client actions (``replay.strategies``) through the
-deterministic runtime (``replay.actions.MatchPlayer``) under the checks of ``replay.checks`` (no crash or
+``fuzz(handler, FuzzOptions(...))`` plays matches of client actions (``replay.fuzz._strategies``) through the
+deterministic runtime (``replay.fuzz._actions.MatchPlayer``) under the checks of ``replay.fuzz._checks`` (no crash or
 hang, no broadcast to an absent presence, the profile's invariants), with hypothesis generating them.
 
 The search runs in rounds. A round is one hypothesis run (seeded: the same seed finds the same failures)
@@ -13,8 +13,8 @@ finds nothing, or ``max_findings`` distinct failures are known (the report's ``s
 handler, profile and the keys already known), so a second run starts by replaying the failures the first
 one found, and a fixed handler simply passes them.
 
-Each failure is then reduced further (``replay.minimize``: 1-minimal client actions, then call- and
-message-level deletion under the stream rules of ``replay.streams``; with ``shrink=False`` hypothesis's own
+Each failure is then reduced further (``replay.fuzz._minimize``: 1-minimal client actions, then call- and
+message-level deletion under the stream rules of ``replay.fuzz._streams``; with ``shrink=False`` hypothesis's own
 shrinking is skipped and these reducers do it all, faster, with payload values left as generated), replayed
 once more to record
 outcomes, and written as ``OUT/<module>-<callback>-<type>-<hash>.nkrec`` with, for crashes, a crash
@@ -40,15 +40,15 @@ from typing import Any, Protocol
 from recorder.errors import HandlerCrashed, MatchCheckFailed, NakamaReplayError
 from recorder.format._model import Call, CrashMarker, InitCall, JoinAttemptCall
 from recorder.format._nkrec import write_recording
-from replay.actions import Action, MatchPlayer, fuzz_header
-from replay.checks import MatchChecks
+from replay.fuzz._actions import Action, MatchPlayer, fuzz_header
+from replay.fuzz._checks import MatchChecks
 from replay.runtime._handlers import load_handler
 from replay.runtime._hang import HangGuard
-from replay.minimize import reduce_actions, reduce_calls
+from replay.fuzz._minimize import reduce_actions, reduce_calls
 from replay.runtime._result import describe_data
 from replay.runtime._runtime import with_outcome
-from replay.strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
-from replay.streams import run_stream, strip_outcomes
+from replay.fuzz._strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
+from replay.fuzz._streams import run_stream, strip_outcomes
 
 __all__ = ["DEFAULT_MAX_EXAMPLES", "Finding", "FuzzOptions", "FuzzReport", "Progress", "fuzz"]
 
@@ -70,7 +70,7 @@ class FuzzOptions:
     database: bool = True
     absent_targets: bool = True
     max_findings: int = 8  # distinct failures after which the search stops (the report says so)
-    shrink: bool = True  # hypothesis's shrinking; the reducers of replay.minimize run either way
+    shrink: bool = True  # hypothesis's shrinking; the reducers of replay.fuzz._minimize run either way
     supervised: bool = True  # matches play in a supervised handler process (a handler given by path)
     max_memory: int | None = None  # its memory cap (None: replay.runtime._supervisor.DEFAULT_MAX_MEMORY)
 
@@ -209,7 +209,7 @@ class _Sandbox:
         from replay.runtime._hang import LOADING  # noqa: PLC0415
 
         try:
-            return self.worker.call(f"replay.fuzz:{job}", self.setup, *args)
+            return self.worker.call(f"replay.fuzz._fuzz:{job}", self.setup, *args)
         except HandlerDied as died:
             if died.death.callback == LOADING:
                 raise HandlerLoadError(self.setup[0], f"{died.death.describe()} while it was being loaded") from None
@@ -632,7 +632,7 @@ def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
 
 def _load_profile_ref(ref: tuple[Any, ...]) -> FuzzProfile:
     """(In the handler process.) The profile ``_profile_ref`` described (payloads are not needed here)."""
-    from replay.strategies import load_profile  # noqa: PLC0415
+    from replay.fuzz._strategies import load_profile  # noqa: PLC0415
 
     if ref[0] == "default":
         return DEFAULT_PROFILE

@@ -1,6 +1,6 @@
 """What a match driven by client actions must not do, checked after every handler call.
 
-``MatchChecks`` is called by ``replay.actions.MatchPlayer`` after each call it makes and raises the first
+``MatchChecks`` is called by ``replay.fuzz._actions.MatchPlayer`` after each call it makes and raises the first
 failure it sees (all are ``recorder.errors.MatchCheckFailed``, an ``AssertionError``):
 
 - ``HandlerCrashed``: the callback raised or hung (the runtime's hang guard); its key is the crash

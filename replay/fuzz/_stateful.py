@@ -4,15 +4,15 @@
 ``TestCase`` in a test module::
 
     from hypothesis import settings
-    from replay.stateful import match_state_machine
+    from replay.fuzz._stateful import match_state_machine
 
     ArenaMachine = match_state_machine("fixtures/handlers/arena_fixed.py", "fixtures/handlers/arena_payloads.py")
     TestArena = ArenaMachine.TestCase
     TestArena.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 
 Each rule is one kind of client action (connect, leave, send, burst, tick, signal, terminate), drawn from
-``replay.strategies.action_of`` and played through ``replay.actions.MatchPlayer``, so the handler sees a
-call stream Nakama could make (once the match has stopped, rules do nothing, as Nakama would). After every handler call the checks of ``replay.checks`` run: no exception
+``replay.fuzz._strategies.action_of`` and played through ``replay.fuzz._actions.MatchPlayer``, so the handler sees a
+call stream Nakama could make (once the match has stopped, rules do nothing, as Nakama would). After every handler call the checks of ``replay.fuzz._checks`` run: no exception
 or hang, no broadcast to a presence not in the match, the profile's invariants plus ``invariants``. A
 failure raises ``MatchCheckFailed`` (an ``AssertionError``) and hypothesis shrinks the rule sequence.
 Subclass the machine to add your own ``@invariant()`` methods; ``self.player`` is the match
@@ -28,10 +28,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from replay.actions import MatchPlayer, fuzz_header
-from replay.checks import MatchChecks
+from replay.fuzz._actions import MatchPlayer, fuzz_header
+from replay.fuzz._checks import MatchChecks
 from replay.runtime._handlers import load_handler
-from replay.strategies import ACTION_KINDS, DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
+from replay.fuzz._strategies import ACTION_KINDS, DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
 
 __all__ = ["match_state_machine"]
 

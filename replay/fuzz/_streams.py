@@ -17,7 +17,7 @@ proves nothing. ``StreamRules`` checks these rules, call by call, against the ru
 
 ``run_stream`` replays calls (their recorded outcomes set aside, their recorded nondeterministic values
 kept) with ``replay.runtime._runtime.iter_steps``, the very semantics ``nakama-replay reproduce`` uses, checking
-the rules before each call and ``replay.checks.MatchChecks`` after it. ``remove_call`` drops one call and,
+the rules before each call and ``replay.fuzz._checks.MatchChecks`` after it. ``remove_call`` drops one call and,
 when it is a loop, renumbers the later ticks so rule 2 still holds; ``remove_message`` drops one message
 from a loop.
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 from recorder.errors import MatchCheckFailed
 from recorder.format._model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
-from replay.actions import MatchPlayer
+from replay.fuzz._actions import MatchPlayer
 from replay.runtime._hang import HangGuard
 from replay.runtime._result import StepResult
 from replay.runtime._runtime import iter_steps

@@ -1,6 +1,6 @@
 """Client actions, and the player that turns them into the handler calls Nakama would make.
 
-A fuzzer (``replay.fuzz``), a state machine (``replay.stateful``) or a user's own test describes what
+A fuzzer (``replay.fuzz._fuzz``), a state machine (``replay.fuzz._stateful``) or a user's own test describes what
 *clients* do: connect, leave, send, burst, and what the server does on its own: ticks, signals, shutdown.
 ``MatchPlayer`` plays those actions through ``replay.runtime._driver.MatchDriver``, so the call stream the handler
 sees is always one Nakama could produce:
@@ -20,7 +20,7 @@ sees is always one Nakama could produce:
 
 After the match stops (crash, nil state, terminate with grace 0) actions do nothing. ``MatchPlayer``
 also watches the dispatcher: a broadcast that names a presence not in the match (which Nakama silently
-drops) is kept in ``absent_targets`` for the checks in ``replay.checks``.
+drops) is kept in ``absent_targets`` for the checks in ``replay.fuzz._checks``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ __all__ = [
 #: Usernames of the fuzzed users, by index.
 USER_NAMES = ("alice", "bob", "cho", "dana", "eli", "fay", "gus", "hana")
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # replay/: its frames are not the handler's
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,7 @@ class _WatchingDispatcher(Dispatcher):
         super()._broadcast(deferred, op_code, data, presences, sender, reliable)
 
 
-_RUNTIME_FILE = os.path.join(_HERE, "runtime.py")
+_RUNTIME_FILE = os.path.join(_HERE, "runtime", "_runtime.py")
 
 
 def _handler_frame(handler: Any) -> str:

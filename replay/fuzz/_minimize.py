@@ -1,7 +1,7 @@
 """Reduce a failing match to a minimal one, at the client-action level and at the call level.
 
 Minimal means (``removable_calls`` checks it): removing any single call from the stream either breaks a
-rule of ``replay.streams`` (the stream is not one Nakama could make, so it proves nothing) or makes the
+rule of ``replay.fuzz._streams`` (the stream is not one Nakama could make, so it proves nothing) or makes the
 failure with the same key go away. Removing a loop renumbers later ticks; messages inside a loop are
 reduced one by one too.
 
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recorder.format._model import Call, LoopCall, PresenceReason
-from replay.actions import Action, Burst, Connect, Leave, Send, Tick
-from replay.streams import remove_call, remove_message
+from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Tick
+from replay.fuzz._streams import remove_call, remove_message
 
 __all__ = ["reduce_actions", "reduce_calls", "removable_calls", "simpler_variants"]
 
@@ -99,7 +99,7 @@ def reduce_actions(actions: Sequence[Action], fails: Callable[[list[Action]], bo
 
 def reduce_calls(calls: Sequence[Call], fails: Callable[[list[Call]], bool]) -> list[Call]:
     """Delete calls (renumbering ticks after a removed loop) and single loop messages while ``fails``
-    holds for the result; ``fails`` must reject streams that break the rules (``replay.streams``)."""
+    holds for the result; ``fails`` must reject streams that break the rules (``replay.fuzz._streams``)."""
     current = list(calls)
     changed = True
     while changed:

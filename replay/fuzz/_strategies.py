@@ -3,8 +3,8 @@
 Use them in your own tests::
 
     from hypothesis import given
-    from replay.actions import play
-    from replay.strategies import FuzzProfile, by_version, client_actions
+    from replay.fuzz._actions import play
+    from replay.fuzz._strategies import FuzzProfile, by_version, client_actions
 
     ARENA = FuzzProfile(
         payloads={
@@ -20,7 +20,7 @@ Use them in your own tests::
         calls, player = play("arena.py", actions)
         assert player.runtime.crash is None
 
-**Client actions** (``replay.actions``) are what clients and the server do: connect (with metadata
+**Client actions** (``replay.fuzz._actions``) are what clients and the server do: connect (with metadata
 carrying the client version, sometimes a duplicate join request), leave (reason 3: ``match_leave`` or a
 kick; reason 4: the socket closed; the reasons Nakama 3.40 gives a joined session's leave), reconnect (a
 user connecting again while an old session is still in the match, i.e. before its leave is processed;
@@ -65,7 +65,7 @@ from hypothesis.strategies import SearchStrategy
 
 from recorder.errors import HandlerLoadError, ProfileError
 from recorder.format._model import Call, Header, PresenceReason
-from replay.actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
+from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
 __all__ = [
     "ACTION_KINDS",
@@ -360,7 +360,7 @@ def call_streams(
 ) -> SearchStrategy[list[Call]]:
     """Handler-call streams Nakama could produce for ``handler`` (a path or loaded handler): client
     actions played through the runtime. A stream ends where the handler crashed or stopped the match."""
-    from replay.actions import fuzz_header  # noqa: PLC0415
+    from replay.fuzz._actions import fuzz_header  # noqa: PLC0415
     from replay.runtime._handlers import load_handler  # noqa: PLC0415
 
     profile = profile or DEFAULT_PROFILE
