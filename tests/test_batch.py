@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import NakamaReplayError
-from replay.batch import CATEGORIES, Progress, SerialExecutor, find_recordings, load_executor, run_all
+from replay.regression._batch import CATEGORIES, Progress, SerialExecutor, find_recordings, load_executor, run_all
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import BisectError
-from replay.bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
+from replay.regression._bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
 from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +274,7 @@ def test_a_handler_at_the_top_of_its_repository_is_found_at_every_revision(tmp_p
     assert code == 0, out
     assert out["first_bad"]["ref"] == shas[5]
     assert all(s["verdict"] in (GOOD, BAD) for s in out["steps"]), out["steps"]
-    from replay.bisect import GitSource, Version as V
+    from replay.regression._bisect import GitSource, Version as V
 
     source = GitSource(repo, "arena.py")
     assert source.pathspecs(V("r0", shas[0])) is None  # no handler at that revision
@@ -342,7 +342,7 @@ def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, c
     write_recording(rec, header, [*events[:at], marker, *events[at:]])
     folder = tmp_path / "releases"
     folder.mkdir()
-    from replay.bisect import ReplayTest
+    from replay.regression._bisect import ReplayTest
 
     for name, text in (("later", _crash_at(30)), ("earlier", _crash_at(10))):
         (folder / f"{name}.py").write_text(text)

@@ -15,7 +15,7 @@ from replay.fuzz._checks import MatchChecks
 from replay.cli import main
 from replay.fuzz._fuzz import FuzzOptions, fuzz
 from replay.fuzz._minimize import removable_calls
-from replay.regression import check, load_expectation, run_expectation
+from replay.regression._expectations import check, load_expectation, run_expectation
 from replay.runtime._runtime import ReplayOptions, replay
 from replay.runtime._signature import CrashSignature
 from replay.fuzz._strategies import FuzzProfile, load_profile

@@ -34,7 +34,7 @@ from recorder import (
 )
 from recorder.format._integrity import Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
-from replay.batch import replay_one
+from replay.regression._batch import replay_one
 from replay.cli import main
 from replay.diff._calls import diff_against, diff_recorded
 from replay.runtime._runtime import ReplayOptions, replay

@@ -13,7 +13,7 @@ import numpy as np
 
 import replay.diff._state  # noqa: F401 - numpy and numba cannot be imported twice in a process, and pytester's
 import replay.diff._kernels  # inner runs drop the modules they imported: the inner runs must find them loaded
-import replay.regression  # noqa: F401
+import replay.regression._expectations  # noqa: F401
 
 # numba registers some of its types only when it first compiles; do that here, outside the inner runs
 replay.diff._kernels.first_difference(np.zeros(1, np.uint64), np.zeros(1, np.uint64))

@@ -19,7 +19,7 @@ import pytest
 
 from recorder import open_recording, write_recording
 from recorder.errors import CorruptRecording, HandlerDied, HandlerLoadError, OptionError
-from replay.batch import CATEGORIES, find_recordings, run_all
+from replay.regression._batch import CATEGORIES, find_recordings, run_all
 from replay.cli import main
 from replay.runtime._runtime import ReplayOptions, replay
 from replay.runtime._signature import CrashSignature

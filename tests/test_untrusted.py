@@ -128,7 +128,7 @@ def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, 
 _LOADERS = {
     ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
     ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
-    ("replay/batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
+    ("replay/regression/_batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/fuzz/_strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
     ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
     ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import BisectError
-    from replay import bisect as b
+    from replay.regression import _bisect as b
     from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-def]
     """A shell command that shows the first bad version misbehaving."""
-    from replay import bisect as b
+    from replay.regression import _bisect as b
 
     prefix, handler = source.checkout_command(version) if source is not None else ("", version.handler)
     if isinstance(test, b.CommandTest):

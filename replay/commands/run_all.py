@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import NakamaReplayError
-    from replay.batch import CATEGORIES, Progress, check_recorded_handlers, find_recordings, load_executor, run_all
+    from replay.regression._batch import CATEGORIES, Progress, check_recorded_handlers, find_recordings, load_executor, run_all
 
     fail_on = {c.strip() for c in args.fail_on.split(",") if c.strip()}
     unknown = fail_on - set(CATEGORIES)

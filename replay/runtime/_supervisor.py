@@ -32,7 +32,7 @@ Errors we raise on purpose inside the worker (``NakamaReplayError``: a bad recor
 not load) are raised again in the parent with their type, message and attributes; an unexpected
 exception becomes a ``RuntimeError`` carrying the worker's traceback.
 
-``replay_supervised`` is ``replay.regression.replay_isolated`` in a worker: its ``ReplayResult`` is
+``replay_supervised`` is ``replay.runtime._isolation.replay_isolated`` in a worker: its ``ReplayResult`` is
 bit-identical to the in-process one (the same code runs, the result is pickled), and a death becomes the
 result (``death_result``: outcome ``hung``/``exited``/``killed``/``out-of-memory``, the callback and
 tick, the inputs of the last ticks read from the recording, the verdict against the recorded crash).
@@ -546,8 +546,8 @@ def close_thread_workers() -> None:
 
 
 def replay_job(recording: str, handler: str | None, options: Any) -> Any:
-    """(Runs in the worker.) ``replay.regression.replay_isolated``."""
-    from replay.regression import replay_isolated  # noqa: PLC0415
+    """(Runs in the worker.) ``replay.runtime._isolation.replay_isolated``."""
+    from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
 
     return replay_isolated(recording, handler, options)
 

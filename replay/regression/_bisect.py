@@ -361,7 +361,7 @@ class ReplayTest:
             self.recorded_name = os.path.basename(split_handler(rec.header.handler)) if rec.header.handler else ""
 
     def __call__(self, version: Version) -> tuple[str, str]:
-        from replay.regression import replay_isolated  # noqa: PLC0415
+        from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
 
         handler = self.handler_for(version)
         if handler is None:

@@ -156,7 +156,7 @@ def replay_one(
     ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
     replayed."""
     from recorder.format._nkrec import verify  # noqa: PLC0415
-    from replay.regression import replay_isolated  # noqa: PLC0415
+    from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
     from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
     from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 

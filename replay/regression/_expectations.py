@@ -21,7 +21,7 @@ A recording that is not complete (``recorder.format._integrity``) fails its chec
 the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
 summary of ``nakama-replay reproduce`` plus, for outcome mismatches, the first divergent tick and the
 differing state paths where the recording has a snapshot); ``write_expectation`` records the current
-behaviour (``pytest --nkreplay-update``). The pytest plugin (``replay.pytest_plugin``) is a thin layer
+behaviour (``pytest --nkreplay-update``). The pytest plugin (``replay.regression.pytest_plugin``) is a thin layer
 over this module.
 """
 
@@ -50,7 +50,6 @@ __all__ = [
     "failure_report",
     "load_expectation",
     "parse_expectation",
-    "replay_isolated",
     "run_expectation",
     "write_expectation",
 ]
@@ -247,35 +246,6 @@ class _PathProbe:
         self.run.paths = [f"{d.path}: recorded {d.a!r}, replayed {d.b!r}" for d in diff.paths]
 
 
-def _resolve(recording: str | os.PathLike[str], handler: Any) -> tuple[Any, Path]:
-    """The handler spec (None: the header's, relative to the recording) and the folder its siblings are in."""
-    spec = handler
-    if spec is None:
-        from recorder.format._nkrec import open_recording  # noqa: PLC0415
-
-        from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
-
-        with open_recording(recording) as rec:
-            named = rec.header.handler
-        spec = recorded_handler(recording, named) if named else None  # None: replay() says what is missing
-    if isinstance(spec, (str, os.PathLike)):
-        from replay.runtime._isolation import handler_folder  # noqa: PLC0415
-
-        return spec, handler_folder(spec)
-    return spec, Path(recording).resolve().parent
-
-
-def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
-    """``replay.runtime._runtime.replay`` with the handler's sibling modules imported afresh (``replay.runtime._isolation``).
-    ``handler`` None means the one the recording's header names."""
-    from replay.runtime._isolation import fresh_imports  # noqa: PLC0415
-    from replay.runtime._runtime import replay  # noqa: PLC0415
-
-    spec, folder = _resolve(recording, handler)
-    with fresh_imports(folder):
-        return replay(os.fspath(recording), spec, options, observer=observer)
-
-
 def run_expectation(
     recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None, *, process: Any = None
 ) -> RegressionRun:
@@ -285,11 +255,11 @@ def run_expectation(
     if process is not None and (handler is None or isinstance(handler, (str, os.PathLike))):
         return _run_supervised(recording, exp, handler, process)
     from replay.runtime._handlers import load_handler  # noqa: PLC0415
-    from replay.runtime._isolation import fresh_imports  # noqa: PLC0415
+    from replay.runtime._isolation import fresh_imports, resolve_with_folder  # noqa: PLC0415
     from replay.runtime._runtime import ReplayOptions, replay  # noqa: PLC0415
 
     options = exp.options() if exp else ReplayOptions()
-    spec, folder = _resolve(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
+    spec, folder = resolve_with_folder(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
     run = RegressionRun(result=None)
     with fresh_imports(folder):
         loaded = load_handler(spec, module_path=options.module_path) if isinstance(spec, (str, os.PathLike)) else spec
@@ -304,7 +274,7 @@ def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, 
     from replay.runtime._supervisor import death_result  # noqa: PLC0415
 
     try:
-        return process.call("replay.regression:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
+        return process.call("replay.regression._expectations:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
     except HandlerDied as died:
         options = exp.options() if exp else ReplayOptions()
         spec = handler if handler is not None else (exp.handler_spec() if exp else None)

@@ -8,7 +8,7 @@ Registered under the ``pytest11`` entry point, so installing nakama-replay is en
 
 Plain ``pytest`` at the root collects those folders beside ``testpaths``; when paths are given on the
 command line (or pytest runs from a sub-folder), only ``--nkreplay-dir`` folders are added. What each recording must
-show is in ``NAME.expect.toml`` beside it (see ``replay.regression``); ``--nkreplay-update`` writes those
+show is in ``NAME.expect.toml`` beside it (see ``replay.regression._expectations``); ``--nkreplay-update`` writes those
 files from the current behaviour. The ``replay_recording`` fixture replays a recording in a hand-written
 test. Replays run in a supervised handler process (``replay.runtime._supervisor``; ``--nkreplay-in-process`` to
 turn that off), so a recording whose handler hangs in C, exits or segfaults fails its own item and the run
@@ -112,7 +112,7 @@ class RecordingItem(pytest.Item):
     """Replay the recording as its expectation says and check what must hold."""
 
     def runtest(self) -> None:
-        import replay.regression as regression  # noqa: PLC0415 - imported when a recording runs, not at start-up
+        import replay.regression._expectations as regression  # noqa: PLC0415 - imported when a recording runs, not at start-up
 
         exp = regression.load_expectation(self.path)
         update = self.config.getoption("nkreplay_update")
@@ -193,7 +193,7 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
         return result
 
     def _replay(path: str | os.PathLike[str], handler: Any, options: dict[str, Any]) -> Any:
-        from replay.regression import replay_isolated  # noqa: PLC0415
+        from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
         from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
 
         opts = ReplayOptions(**options)

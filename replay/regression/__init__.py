@@ -1,0 +1,1 @@
+"""Recordings as regression tests: expectations, the pytest plugin, run-all and bisect."""
