@@ -264,7 +264,7 @@ class LiveReplayError(NakamaReplayError):
         self.url, self.step, self.problem = url, step, problem
         super().__init__(
             f"{url}: {step} failed: {problem}. Check that the server runs, and the server key, RPC names and "
-            "match id given to `nakama-replay replay`."
+            "match id given to `nakama-replay live`."
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from recorder.errors import NakamaReplayError
 from replay.regression._batch import CATEGORIES, Progress, SerialExecutor, find_recordings, load_executor, run_all
-from replay.cli import main
+from replay.cli._main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 RECS = ROOT / "fixtures" / "recordings"

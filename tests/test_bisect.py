@@ -12,7 +12,7 @@ import pytest
 
 from recorder.errors import BisectError
 from replay.regression._bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
-from replay.cli import main
+from replay.cli._main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -164,7 +164,7 @@ def test_predicate_diverges(tmp_path, capsys):
 
 def main_raising(argv: list[str]) -> int:
     """Run a command and let our errors through (``main`` prints them and returns 2)."""
-    from replay.cli import _load, build_parser
+    from replay.cli._main import _load, build_parser
 
     args = build_parser().parse_args(argv)
     return _load(args.command).run(args)

@@ -1,5 +1,5 @@
 """Every user mistake is exit 2 and one line naming the culprit, never a traceback; with --json also a
-JSON object on stdout. Run in-process through ``replay.cli.main`` (a few real subprocesses at the end
+JSON object on stdout. Run in-process through ``replay.cli._main.main`` (a few real subprocesses at the end
 prove that nothing else reaches stderr)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from recorder import CorruptRecording, open_recording
-from replay.cli import main
+from replay.cli._main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -56,7 +56,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("fuzz --out file", lambda t: ["fuzz", "--handler", ARENA, "--out", JSONL], "is a file, not a folder"),
     ("fuzz --out no parent", lambda t: ["fuzz", "--handler", ARENA, "--out", str(t / "no" / "f")], "does not exist"),
     # addresses
-    ("replay --nakama notaport", lambda t: ["replay", REC, "--nakama", "http://127.0.0.1:notaport", "--out", str(t)],
+    ("live --nakama notaport", lambda t: ["live", REC, "--nakama", "http://127.0.0.1:notaport", "--out", str(t)],
      "--nakama: 'http://127.0.0.1:notaport': the port 'notaport' is not a number"),
     ("proxy --upstream notaport", lambda t: ["proxy", "--upstream", "http://127.0.0.1:notaport", "--out", str(t)],
      "--upstream: 'http://127.0.0.1:notaport'"),
@@ -70,7 +70,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("run-all --until-tick -1", lambda t: ["run-all", REC, "--until-tick", "-1"], "--until-tick: '-1'"),
     ("import --chunk-events 0", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "0"], "--chunk-events: '0': must be at least 1"),
     ("import --chunk-events -1", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "-1"], "--chunk-events: '-1'"),
-    ("replay --tick-rate -10", lambda t: ["replay", REC, "--tick-rate", "-10"], "--tick-rate: '-10': must be at least 1"),
+    ("live --tick-rate -10", lambda t: ["live", REC, "--tick-rate", "-10"], "--tick-rate: '-10': must be at least 1"),
     ("reproduce --hang-timeout 0", lambda t: ["reproduce", REC, "--hang-timeout", "0"], "--hang-timeout: '0'"),
     ("run-all -j 0", lambda t: ["run-all", REC, "-j", "0"], "-j/--jobs: '0': must be at least 1"),
     ("playback --gate-timeout -1", lambda t: ["playback", REC, "--gate-timeout", "-1"], "--gate-timeout: '-1'"),
@@ -80,7 +80,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("export folder", lambda t: ["export", str(t)], "is a folder, not a recording"),
     ("import folder", lambda t: ["import", str(t), "-o", str(t / "o.nkrec")], "is a folder, not a JSON Lines file"),
     ("ingest folder", lambda t: ["ingest", str(t), "-o", str(t / "out")], "is a folder, not a log"),
-    ("replay --server-log folder", lambda t: ["replay", REC, "--server-log", str(t), "--out", str(t)], "is a folder, not a server log"),
+    ("live --server-log folder", lambda t: ["live", REC, "--server-log", str(t), "--out", str(t)], "is a folder, not a server log"),
     ("inspect missing", lambda t: ["inspect", str(t / "nope.nkrec")], "nope.nkrec: no such file"),
     ("run-all missing", lambda t: ["run-all", str(t / "nope")], "nope"),
     ("reproduce --handler folder", lambda t: ["reproduce", REC, "--handler", str(t)], "is a folder; a handler is a .py file"),
@@ -159,7 +159,7 @@ def test_damaged_gzip_is_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_real_processes_print_no_traceback(tmp_path: Path) -> None:
     for argv in (["reproduce", REC, "--last-ticks", "-3"], ["import", JSONL, "-o", str(tmp_path)],
-                 ["replay", REC, "--nakama", "http://127.0.0.1:notaport"]):
+                 ["live", REC, "--nakama", "http://127.0.0.1:notaport"]):
         run = subprocess.run([sys.executable, "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
@@ -235,23 +235,23 @@ def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFi
 def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from recorder.format._model import Header, WireEvent
     from recorder.format._nkrec import write_recording
-    from replay.cli import COMMANDS
+    from replay.cli._main import COMMANDS
 
     wire = tmp_path / "wire.nkrec"
     write_recording(wire, Header(match_id="m.nakama1", source="proxy"), [WireEvent("s1", "out", 0.0, "open")])
     assert main(["reproduce", str(wire), "--handler", ARENA]) == 2
     err = capsys.readouterr().err
-    assert f"{wire}: a wire recording" in err and "`nakama-replay replay REC --nakama URL`" in err
+    assert f"{wire}: a wire recording" in err and "`nakama-replay live REC --nakama URL`" in err
     assert ("nakama-replay convert" in err) == ("convert" in COMMANDS)
     # a tick rate is the option's fault when the option gave it, the recording's otherwise
-    assert main(["replay", str(wire), "--out", str(tmp_path / "w"), "--tick-rate", "100"]) == 2
+    assert main(["live", str(wire), "--out", str(tmp_path / "w"), "--tick-rate", "100"]) == 2
     assert "OptionError: --tick-rate: '100': Nakama's tick rates are 1..60" in capsys.readouterr().err
-    assert main(["replay", str(wire), "--out", str(tmp_path / "w")]) == 2
+    assert main(["live", str(wire), "--out", str(tmp_path / "w")]) == 2
     assert "does not know the match's tick rate; pass --tick-rate N (1..60)" in capsys.readouterr().err
 
 
 def test_a_bug_is_exit_70_with_its_traceback_never_a_verdict(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import replay.commands.inspect as inspect_command
+    import replay.cli._commands.inspect as inspect_command
 
     def broken(args: object) -> int:
         raise TypeError("an internal mistake")
@@ -261,3 +261,19 @@ def test_a_bug_is_exit_70_with_its_traceback_never_a_verdict(monkeypatch: pytest
     out, err = capsys.readouterr()
     assert "Traceback" in err and "internal error: TypeError: an internal mistake (a bug in nakama-replay" in err
     assert json.loads(out) == {"error": "an internal mistake", "exit": 70, "type": "TypeError", "internal": True}
+
+
+def test_the_old_name_of_live_still_works_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nakama-replay replay` (into a server) was renamed `live`: the old name runs the same command, after a
+    one-line notice on stderr; --help lists only the new name."""
+    missing = str(tmp_path / "missing.nkrec")
+    assert main(["replay", missing]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "warning: `nakama-replay replay` is now `nakama-replay live`; the old name will be removed"
+    assert err[1].startswith("PathError: ") and missing in err[1]
+    assert main(["live", missing]) == 2
+    assert "warning" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert "\n    live " in listing and "\n    replay " not in listing

@@ -21,7 +21,7 @@ import pytest
 from recorder.format._model import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events, verify
 from recorder.wire._proxy import start_proxy
-from replay.cli import main
+from replay.cli._main import main
 from replay.live._convert import QUEUE_SIZE, convert, convert_events
 from replay.live._feed import LiveOptions, run_live
 from replay.live._script import load_script

@@ -11,7 +11,7 @@ import pytest
 from recorder import Header, InitCall, LoopCall, Outcome, RecordingWriter, open_recording
 from recorder.format._canonical import canonical_bytes, state_digest
 from recorder.format._model import JoinCall
-from replay.cli import main
+from replay.cli._main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")

@@ -12,7 +12,7 @@ import pytest
 from recorder.format._nkrec import read_events, verify
 from replay.fuzz._actions import play
 from replay.fuzz._checks import MatchChecks
-from replay.cli import main
+from replay.cli._main import main
 from replay.fuzz._fuzz import FuzzOptions, fuzz
 from replay.fuzz._minimize import removable_calls
 from replay.regression._expectations import check, load_expectation, run_expectation

@@ -23,7 +23,7 @@ from recorder.format._nkrec import _pack, _unpack
 from recorder.format._validate import MAX_DEPTH
 from recorder.capture._ingest import Ingest, recording_name, write_matches
 from recorder.format._jsonl import jsonl_lines, read_jsonl
-from replay.cli import main
+from replay.cli._main import main
 from model_strategies import assert_same
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -35,7 +35,7 @@ from recorder import (
 from recorder.format._integrity import Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.regression._batch import replay_one
-from replay.cli import main
+from replay.cli._main import main
 from replay.diff._calls import diff_against, diff_recorded
 from replay.runtime._runtime import ReplayOptions, replay
 
@@ -408,7 +408,7 @@ def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_p
     cut = tmp_path / "cut.nkrec"
     cut.write_bytes(CRASH_REC.read_bytes()[:-30])  # inside the seal
     # a server address nothing listens on: a refusal must come before any connection is tried
-    assert main(["replay", str(cut), "--nakama", "http://127.0.0.1:9", "--out", str(tmp_path / "w")]) == 3
+    assert main(["live", str(cut), "--nakama", "http://127.0.0.1:9", "--out", str(tmp_path / "w")]) == 3
     err = capsys.readouterr().err
     assert err.startswith("TruncatedRecording: ") and "unsealed: the writer did not finish" in err
     assert main(["playback", str(cut), "--listen", "127.0.0.1:0"]) == 3
@@ -427,7 +427,7 @@ def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_p
 
 
 def test_the_readme_table_has_every_state_verdict_and_exit_code() -> None:
-    from replay import cli
+    from replay.cli import _main as cli
     from replay.runtime._verdict import EXIT_CODES
 
     text = (ROOT / "README.md").read_text()

@@ -30,7 +30,7 @@ from recorder import (
 )
 from recorder.format._jsonl import INTEGRITY_TAG, from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
 from recorder.format._nkrec import FRAME_SIZE, verify
-from replay.cli import main
+from replay.cli._main import main
 from model_strategies import (
     NAN_PAYLOAD,
     U64_MAX,

@@ -23,7 +23,7 @@ import pytest
 
 from recorder.format._model import Header, LoopCall, PresenceReason
 from recorder.format._nkrec import read_events
-from replay.commands.replay import print_report
+from replay.cli._commands.live import print_report
 from replay.runtime._driver import MatchDriver
 from replay.live._feed import LiveOptions, map_ids_in_json, run_live
 from replay.live._report import analyse

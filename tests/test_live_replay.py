@@ -1,4 +1,4 @@
-"""`nakama-replay replay`: a recording re-fed in real time into `nakama-replay serve` (Python and Lua arena)
+"""`nakama-replay live`: a recording re-fed in real time into `nakama-replay serve` (Python and Lua arena)
 or, when NAKAMA_URL is set, into a real Nakama.
 
 The crash recordings are made here, on the fly, at 10 Hz and 13 ticks (about 1.3 s of real time each):
@@ -25,7 +25,7 @@ from recorder.wire import protocol as P
 from recorder.errors import LiveReplayError, OptionError, RecordingError
 from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._driver import MatchDriver
 from replay.live._feed import LiveOptions, device_id, run_live
 from replay.live._report import IdMap, analyse, find_crash_line, same_data
@@ -404,7 +404,7 @@ def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_
         first = serve.stdout.readline()  # type: ignore[union-attr]
         assert "serving" in first, first
         url = first.split(" on ")[1].split()[0]
-        code = main(["replay", str(python_crash), "--nakama", url, "--compare", "--json", "--signal-rpc", "signal_match",
+        code = main(["live", str(python_crash), "--nakama", url, "--compare", "--json", "--signal-rpc", "signal_match",
                      "--out", str(tmp_path / "wire"), "--tail-ticks", "2"])
     finally:
         serve.terminate()
@@ -423,7 +423,7 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert main(["replay", str(python_crash), "--nakama", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]) == 2
+    assert main(["live", str(python_crash), "--nakama", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]) == 2
     assert "LiveReplayError" in capsys.readouterr().err
     with pytest.raises(OptionError, match="TLS is not supported; give it as http://HOST:PORT"):
         run(run_live(load_script(python_crash), LiveOptions(nakama="https://example.invalid", out_dir=str(tmp_path))))

@@ -18,7 +18,7 @@ from replay.runtime._signature import lua_error_class
 from recorder.format._model import Header, LoopCall
 from recorder.capture._nakama_log import crash_of, format_log_line, iter_log
 from recorder.format._nkrec import read_events, verify
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._driver import MatchDriver
 from replay.lua._handler import LuaHandler
 from replay.runtime._runtime import replay

@@ -1,5 +1,5 @@
 """The shared option helpers: server URLs and listen addresses (recorder.wire._addresses), option ranges and
-path checks (replay.commands._args)."""
+path checks (replay.cli._args)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from recorder.wire._addresses import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
-from replay.commands._args import count, input_file, int_at_least, output_dir, output_file, positive, seconds
+from replay.cli._args import count, input_file, int_at_least, output_dir, output_file, positive, seconds
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 
 from recorder.format._model import CrashMarker, LoopCall
 from recorder.format._nkrec import read_events
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._driver import MatchDriver
 from replay.runtime._runtime import replay
 

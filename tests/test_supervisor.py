@@ -20,7 +20,7 @@ import pytest
 from recorder import open_recording, write_recording
 from recorder.errors import CorruptRecording, HandlerDied, HandlerLoadError, OptionError
 from replay.regression._batch import CATEGORIES, find_recordings, run_all
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._runtime import ReplayOptions, replay
 from replay.runtime._signature import CrashSignature
 from replay.runtime._supervisor import GRACE, Death, HandlerProcess, Limits, parse_size, replay_supervised
@@ -375,7 +375,7 @@ def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
 
 
 def test_option_error_type_is_shared() -> None:
-    from replay.commands._args import byte_size
+    from replay.cli._args import byte_size
 
     assert byte_size("2G") == 2 << 30
     with pytest.raises(Exception) as info:

@@ -14,7 +14,7 @@ import pytest
 
 from recorder.errors import HandlerLoadError, UntrustedHandler
 from recorder.format._nkrec import open_recording, write_recording
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._runtime import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, 
 #: or a log line may reach one of them.
 _LOADERS = {
     ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
-    ("replay/cli.py", "import_module"): "command modules from the fixed COMMANDS table",
+    ("replay/cli/_main.py", "import_module"): "command modules from the fixed COMMANDS table",
     ("replay/regression/_batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/fuzz/_strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
     ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",

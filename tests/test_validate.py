@@ -42,7 +42,7 @@ from recorder.format._jsonl import event_to_json, header_to_json, import_jsonl, 
 from recorder.format._nkrec import _pack, _unpack
 from recorder.errors import InvalidValue
 from recorder.format._validate import MAX_DEPTH, parse_json, value
-from replay.cli import main
+from replay.cli._main import main
 from model_strategies import assert_same, event_lists, pinned_events, pinned_header
 
 ROOT = Path(__file__).resolve().parent.parent

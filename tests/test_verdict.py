@@ -13,7 +13,7 @@ import pytest
 from recorder.format._integrity import Damage, Integrity
 from recorder.format._model import CrashMarker, Header
 from recorder.format._nkrec import read_events, write_recording
-from replay.cli import main
+from replay.cli._main import main
 from replay.runtime._driver import MatchDriver
 from replay.runtime._result import AfterStop, Crash
 from replay.runtime._runtime import replay

@@ -19,7 +19,7 @@ from recorder.wire import session_token
 from recorder.format._nkrec import read_events, verify
 from recorder.wire._proxy import start_proxy
 from recorder.wire._wsio import HttpResponse, http_request, start_server
-from replay.cli import main
+from replay.cli._main import main
 from replay.live._playback import PlaybackServer, load_scripts
 from replay.live._server import ServerConfig, start_nakama_server
 

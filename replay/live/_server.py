@@ -480,7 +480,7 @@ class NakamaServer(App):
         return json.dumps({"match_id": match_id}, separators=(",", ":")), None
 
     def signal_match(self, payload: str) -> tuple[str | None, str | None]:
-        """Built-in RPC ``signal_match`` (what ``nakama-replay replay --signal-rpc`` calls): payload
+        """Built-in RPC ``signal_match`` (what ``nakama-replay live --signal-rpc`` calls): payload
         ``{"match_id": ..., "data": ...}``; the result is the handler's ``match_signal`` reply."""
         try:
             request = json.loads(payload) if payload else None

@@ -335,7 +335,7 @@ def _first_line(text: str) -> str:
 
 def failure_report(run: RegressionRun, problems: list[str], source: str = "") -> str:
     """The text a failing regression test shows: what failed, then the reproduction summary."""
-    from replay.commands.reproduce import print_report  # noqa: PLC0415
+    from replay.cli._commands.reproduce import print_report  # noqa: PLC0415
 
     r = run.result
     out = io.StringIO()

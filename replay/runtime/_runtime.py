@@ -642,9 +642,9 @@ def replay(
 
 def _wire_hint() -> str:
     """What to do with a wire recording, naming only commands that exist in this installation."""
-    from replay.cli import COMMANDS  # noqa: PLC0415 - the command table, to name no command that is missing
+    from replay.cli._main import COMMANDS  # noqa: PLC0415 - the command table, to name no command that is missing
 
-    hint = "replay it into a server with `nakama-replay replay REC --nakama URL`"
+    hint = "replay it into a server with `nakama-replay live REC --nakama URL`"
     if "convert" in COMMANDS:
         hint += (", or make a handler-call recording of it to replay here: `nakama-replay convert REC -o CALLS.nkrec "
                  "[--tick-rate N] [--server-log NAKAMA.log]`")

@@ -23,20 +23,22 @@ Only a complete recording is replayed into a server: an unsealed, damaged or ver
 with exit 3 before anything is sent (its crash, or the calls that led to it, may be missing), unless
 --allow-incomplete, which replays its intact part and says so in the report and in --json's "integrity".
 
+This command was called `replay` before; `nakama-replay replay` still works and prints a notice.
+
 exit status: 0 reproduced what the recording says (and, with --compare, nothing compared differs), 1 not
 (the last line always says which: REPRODUCED or DID NOT REPRODUCE, and why), 2 bad input or a server that
 refused a step, 3 the recording is not complete (refused).
 
 example:
   nakama-replay serve --handler fixtures/handlers/arena.py &
-  nakama-replay replay fixtures/recordings/arena-reconnect-crash.nkrec --nakama http://127.0.0.1:7350 --compare"""
+  nakama-replay live fixtures/recordings/arena-reconnect-crash.nkrec --nakama http://127.0.0.1:7350 --compare"""
 
 from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import count, input_file, output_dir, positive, server_url
-from replay.commands._common import add_integrity_flags, add_json_flag, add_redact_flag, integrity_gate, print_json
+from replay.cli._args import count, input_file, output_dir, positive, server_url
+from replay.cli._common import add_integrity_flags, add_json_flag, add_redact_flag, integrity_gate, print_json
 
 HELP = "replay a recording into a real Nakama server and report the crash, tick alignment and broadcasts"
 

@@ -28,8 +28,8 @@ import os
 import sys
 from collections import Counter
 
-from replay.commands._args import count, handler_file, positive, whole
-from replay.commands._common import (
+from replay.cli._args import count, handler_file, positive, whole
+from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
     add_json_flag,

@@ -32,8 +32,8 @@ import argparse
 import sys
 import time
 
-from replay.commands._args import output_dir, positive, whole
-from replay.commands._common import add_json_flag, add_supervisor_flags, hang_timeout, print_json
+from replay.cli._args import output_dir, positive, whole
+from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, print_json
 
 HELP = "search generated matches for crashes and write minimal recordings of them"
 

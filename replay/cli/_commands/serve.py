@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replay.commands._args import input_file, listen_address, output_dir, positive, seconds, whole
-from replay.commands._common import add_redact_flag
+from replay.cli._args import input_file, listen_address, output_dir, positive, seconds, whole
+from replay.cli._common import add_redact_flag
 
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
 
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from replay.commands._serving import run_until_signal
+    from replay.cli._serving import run_until_signal
     from replay.live._server import ServerConfig, start_nakama_server
 
     host, port = args.listen.host, args.listen.port

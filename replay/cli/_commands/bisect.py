@@ -46,8 +46,8 @@ import argparse
 import shlex
 import sys
 
-from replay.commands._args import input_file, whole
-from replay.commands._common import (
+from replay.cli._args import input_file, whole
+from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_supervisor_flags,

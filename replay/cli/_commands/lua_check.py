@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_dir, input_file, whole
-from replay.commands._common import (
+from replay.cli._args import input_dir, input_file, whole
+from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
     add_json_flag,

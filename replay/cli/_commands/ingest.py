@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_file, output_dir
-from replay.commands._common import add_json_flag, print_json
+from replay.cli._args import input_file, output_dir
+from replay.cli._common import add_json_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
 

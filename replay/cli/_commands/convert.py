@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_file, int_at_least, output_file
-from replay.commands._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
+from replay.cli._args import input_file, int_at_least, output_file
+from replay.cli._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "turn a wire recording into a handler-call recording (approximate ticks) to reproduce in-process"
 

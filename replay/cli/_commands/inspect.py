@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_file
-from replay.commands._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
+from replay.cli._args import input_file
+from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
 

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import count, input_dir, input_file, whole
-from replay.commands._common import (
+from replay.cli._args import count, input_dir, input_file, whole
+from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_supervisor_flags,

@@ -22,8 +22,8 @@ import os
 import sys
 from pathlib import Path
 
-from replay.commands._args import input_file, output_file
-from replay.commands._common import EXIT_INCOMPLETE, add_integrity_flags, integrity_gate
+from replay.cli._args import input_file, output_file
+from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, integrity_gate
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 

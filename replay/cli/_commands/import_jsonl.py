@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from replay.commands._args import input_file, output_file, positive
+from replay.cli._args import input_file, output_file, positive
 
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
 

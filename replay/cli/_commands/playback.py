@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import input_file, listen_address, seconds
-from replay.commands._common import add_integrity_flags, integrity_gate
+from replay.cli._args import input_file, listen_address, seconds
+from replay.cli._common import add_integrity_flags, integrity_gate
 
 HELP = "play the server's side of a wire recording to a real game client"
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from recorder.errors import RecordingError
     from recorder.wire._wsio import start_server
-    from replay.commands._serving import run_until_signal
+    from replay.cli._serving import run_until_signal
     from replay.live._playback import PlaybackServer, load_scripts
 
     host, port = args.listen.host, args.listen.port

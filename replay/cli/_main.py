@@ -1,9 +1,9 @@
 """``nakama-replay``: a thin command line over the library.
 
-Each command lives in its own module under ``replay.commands`` with ``HELP`` (one line), a docstring
+Each command lives in its own module under ``replay.cli._commands`` with ``HELP`` (one line), a docstring
 (its ``--help`` description), ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import
 heavy libraries (numba, websockets, lupa) inside ``run`` so that ``--help`` stays fast. Option types and
-path checks shared by the commands are in ``replay.commands._args``.
+path checks shared by the commands are in ``replay.cli._args``.
 
 ``main`` is the one error boundary: a usage mistake (argparse's too), every ``NakamaReplayError`` and the
 foreign errors a user causes (``translate_errors``: a file that cannot be opened, a port in use, a damaged
@@ -36,7 +36,7 @@ EXIT_INCOMPLETE = 3  # the recording is not complete, so no verdict was drawn
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in nakama-replay (sysexits EX_SOFTWARE): never 1, which reads as a verdict
 
-#: command name -> module under replay.commands. Order is the order --help lists them in.
+#: command name -> module under replay.cli._commands. Order is the order --help lists them in.
 COMMANDS: dict[str, str] = {
     "reproduce": "reproduce",
     "inspect": "inspect",
@@ -49,11 +49,14 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "proxy": "proxy",
     "playback": "playback",
-    "replay": "replay",
+    "live": "live",
     "bisect": "bisect",
     "run-all": "run_all",
     "fuzz": "fuzz",
 }
+
+#: old command name -> its new name: still accepted, with a one-line notice on stderr
+RENAMED: dict[str, str] = {"replay": "live"}
 
 _HELP_EPILOG = """\
 a crash report names a match: get its recording, then
@@ -63,6 +66,7 @@ a crash report names a match: get its recording, then
   nakama-replay diff REC --handler old.py --against fixed.py   # first divergent tick and fields
   nakama-replay bisect REC --handler-file match.lua --revs v1.0..HEAD
   nakama-replay fuzz --handler match.py --out found/     # crashes before players find them
+  nakama-replay live REC --nakama http://127.0.0.1:7350  # the recording into a real Nakama, in real time
 
 recordings come from nakama-replay serve/proxy, the Lua capture module (then `ingest`), or
 JSON Lines (`import`/`export`); a proxy's wire recording becomes handler calls with `convert`.
@@ -76,7 +80,7 @@ in nakama-replay (please report it).
 
 
 def _load(name: str):  # type: ignore[no-untyped-def]
-    return importlib.import_module(f"replay.commands.{COMMANDS[name]}")
+    return importlib.import_module(f"replay.cli._commands.{COMMANDS[RENAMED.get(name, name)]}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=module.HELP, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(p)
+    for old, new in RENAMED.items():  # not listed in --help
+        module = _load(new)
+        p = sub.add_parser(old, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
     return parser
 
 
@@ -117,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help()
                 return EXIT_BAD_INPUT
+            if args.command in RENAMED:
+                print(f"warning: `nakama-replay {args.command}` is now `nakama-replay {RENAMED[args.command]}`; "
+                      "the old name will be removed", file=sys.stderr)
             module = _load(args.command)
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
@@ -218,5 +229,3 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
     print(f"warning: {message}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 
-from replay.commands._args import listen_address, output_dir, positive, server_url
-from replay.commands._common import add_redact_flag
+from replay.cli._args import listen_address, output_dir, positive, server_url
+from replay.cli._common import add_redact_flag
 
 HELP = "record the realtime wire between game clients and a Nakama server"
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from recorder.wire._proxy import ProxyLimits, start_proxy
-    from replay.commands._serving import run_until_signal
+    from replay.cli._serving import run_until_signal
 
     host, port = args.listen.host, args.listen.port
     output_dir(args.out)

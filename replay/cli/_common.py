@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from replay.commands._args import byte_size, seconds
+from replay.cli._args import byte_size, seconds
 
 __all__ = [
     "EXIT_INCOMPLETE",

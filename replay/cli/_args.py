@@ -18,7 +18,7 @@ itself is created (or an existing file replaced once the new one is complete; an
 written into), but a missing parent folder is not created: the command stops with exit 2 and names it,
 so a typo in a path never scatters folders.
 
-An argparse type raises ``ArgumentTypeError`` with ``'VALUE': problem``; ``replay.cli`` turns it into an
+An argparse type raises ``ArgumentTypeError`` with ``'VALUE': problem``; ``replay.cli._main`` turns it into an
 ``OptionError`` naming the option (exit 2, one line).
 """
 
