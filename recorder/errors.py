@@ -1,4 +1,4 @@
-"""The one exception tree of nakama-replay (``recorder`` and ``replay`` both raise these).
+"""The root of nakama-replay's one exception tree, and the errors of reading and writing recordings.
 
 ::
 
@@ -8,39 +8,25 @@
     │   ├── IncompleteRecording            not proven complete (unsealed, damaged, version 1) where required
     │   │   └── TruncatedRecording         the file ends inside its last chunk (``strict`` mode)
     │   └── InterchangeError               a JSON Lines line is malformed (line number, field)
-    ├── HandlerError                       a match handler cannot be loaded or breaks a rule
-    │   ├── HandlerLoadError               file missing, syntax error, missing callback
-    │   └── UntrustedHandler               a recording names a handler outside its own folder (not run)
-    ├── LuaError                           a Lua match handler raised an error (text with file:line, traceback)
-    ├── MatchStopped (RuntimeError)        a dispatcher call on a match that has stopped
-    ├── NotAvailableInReplay (AttributeError)  an ``nk`` function the replay runtime does not offer
-    ├── StorageRejected                    a storage write rejected by version rules (Nakama's message)
     ├── LogError (ValueError)              a server log to ingest cannot be used (no capture records, unreadable)
     ├── InvalidValue (ValueError)          one value read from a file or log breaks a rule (field, problem);
     │                                      readers turn it into CorruptRecording / InterchangeError / a damaged line
     ├── StateError (ValueError)            a match state cannot be put in canonical form (path, problem)
-    │   └── SnapshotError                  state snapshot bytes are not a valid msgpack state (blob, offset)
-    ├── ProtocolError (ValueError)         a realtime envelope that breaks Nakama's wire rules
-    ├── ExpectationError (ValueError)      a regression expectation (NAME.expect.toml) is malformed (path, field)
-    ├── BisectError (ValueError)           bisect cannot run: bad revision range, no versions, git failed
-    ├── ProfileError (ValueError)          a fuzz profile (``--payloads MODULE``) cannot be loaded or is malformed
-    ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
     ├── OptionError (ValueError)           an option's value is malformed or out of range (option, value)
     ├── PathError (ValueError)             a file or folder to read or write cannot be used (path, problem)
-    ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
-    │                                      memory (``death``: kind, callback, tick; ``replay.runtime._supervisor``)
-    └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.fuzz._checks``)
-        ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
-        ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
-        └── InvariantViolated              a user-declared invariant on the match state does not hold
+    └── ...                                the errors of running handlers: ``replay.errors`` (it draws the whole tree)
 
+``recorder`` never imports ``replay``, so the errors only ``replay`` raises live there, under this root.
 Every error keeps its data on attributes (path, offset, chunk, line, field, tick, callback) and builds
 its message from them, ending with what to do about it where there is something to do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from recorder.format._integrity import Integrity
 
 __all__ = [
     "NakamaReplayError",
@@ -49,29 +35,11 @@ __all__ = [
     "IncompleteRecording",
     "TruncatedRecording",
     "InterchangeError",
-    "HandlerError",
-    "HandlerLoadError",
-    "UntrustedHandler",
-    "LuaError",
-    "MatchStopped",
-    "NotAvailableInReplay",
-    "StorageRejected",
     "LogError",
     "InvalidValue",
     "StateError",
-    "SnapshotError",
-    "ProtocolError",
-    "ExpectationError",
-    "BisectError",
-    "ProfileError",
-    "LiveReplayError",
     "OptionError",
     "PathError",
-    "HandlerDied",
-    "MatchCheckFailed",
-    "HandlerCrashed",
-    "BroadcastToAbsentPresence",
-    "InvariantViolated",
     "json_error_text",
 ]
 
@@ -80,8 +48,14 @@ class NakamaReplayError(Exception):
     """Root of every error nakama-replay raises on purpose."""
 
 
+
+
+
 class RecordingError(NakamaReplayError, ValueError):
     """A recording (``.nkrec``) or interchange (``.jsonl``) file cannot be used."""
+
+
+
 
 
 class CorruptRecording(RecordingError):
@@ -101,13 +75,16 @@ class CorruptRecording(RecordingError):
         super().__init__(text)
 
 
+
+
+
 class IncompleteRecording(RecordingError):
     """A recording that is not proven complete where completeness is required (``strict``, or a command
     that draws no verdict from part of a recording). ``integrity`` is the reader's
-    ``recorder.format._integrity.Integrity``; ``offset``, ``chunk`` and ``events_recovered`` locate its first
+    ``recorder.format.Integrity``; ``offset``, ``chunk`` and ``events_recovered`` locate its first
     problem (for a file without damage: the end of its intact chunks)."""
 
-    def __init__(self, path: str, integrity: Any) -> None:
+    def __init__(self, path: str, integrity: Integrity) -> None:
         self.path, self.integrity, self.state = str(path), integrity, integrity.state
         d = integrity.first_damage
         self.offset = d.offset if d is not None else integrity.end_offset
@@ -119,8 +96,14 @@ class IncompleteRecording(RecordingError):
         )
 
 
+
+
+
 class TruncatedRecording(IncompleteRecording):
     """The file ends in the middle of a chunk (a recorder killed mid-write), in ``strict`` mode."""
+
+
+
 
 
 class InterchangeError(RecordingError):
@@ -132,57 +115,7 @@ class InterchangeError(RecordingError):
         super().__init__(f"{self.path}:{line}:{where} {problem}")
 
 
-class HandlerError(NakamaReplayError):
-    """A match handler breaks one of Nakama's rules."""
 
-
-class HandlerLoadError(HandlerError):
-    """A handler file cannot be loaded."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{self.path}: cannot load match handler: {problem}")
-
-
-class UntrustedHandler(HandlerError):
-    """A recording's header names a handler that does not resolve inside the recording's own folder tree
-    (an absolute path, a ``..`` that climbs out, a symlink that leads out, a malformed name). Recordings
-    are untrusted input, so that file is not run; ``--handler`` runs a file the user chose."""
-
-    def __init__(self, recording: str, handler: str, problem: str = "") -> None:
-        self.path, self.handler, self.problem = str(recording), handler, problem
-        why = f" ({problem})" if problem else ""
-        super().__init__(f"{self.path} names handler {handler!r} outside its folder; pass --handler to run it{why}")
-
-
-class LuaError(NakamaReplayError):
-    """A Lua match handler raised an error: the Lua text (``file:line: message``), its class
-    (``recorder.capture._lua_errors.error_class``) and the Lua stack traceback, as Nakama logs them."""
-
-    def __init__(self, text: str, traceback: str = "", error_class: str = "lua:error") -> None:
-        self.text, self.traceback, self.error_class = text, traceback, error_class
-        super().__init__(text)
-
-
-class MatchStopped(NakamaReplayError, RuntimeError):
-    """A dispatcher call on a match that has already stopped (Nakama's "match stopped")."""
-
-    def __init__(self) -> None:
-        super().__init__("match stopped")
-
-
-class NotAvailableInReplay(NakamaReplayError, AttributeError):
-    """An ``nk`` function the deterministic replay runtime does not provide."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(
-            f"not available in replay: nk.{name} (record its results, or provide it through a replay nk extension)"
-        )
-
-
-class StorageRejected(NakamaReplayError):
-    """A storage write rejected by Nakama's version rules; the message is Nakama's."""
 
 
 class LogError(NakamaReplayError, ValueError):
@@ -191,6 +124,9 @@ class LogError(NakamaReplayError, ValueError):
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
+
+
+
 
 
 class InvalidValue(NakamaReplayError, ValueError):
@@ -205,6 +141,9 @@ class InvalidValue(NakamaReplayError, ValueError):
         super().__init__(f"{field}: {problem}" if field else problem)
 
 
+
+
+
 class StateError(NakamaReplayError, ValueError):
     """A match state holds a value that has no canonical form (a set, an object, a lone surrogate...)."""
 
@@ -217,55 +156,7 @@ class StateError(NakamaReplayError, ValueError):
         )
 
 
-class SnapshotError(StateError):
-    """Encoded state bytes (a snapshot) that do not hold a msgpack state with string map keys."""
 
-    def __init__(self, blob: int | None, offset: int, problem: str) -> None:
-        self.path, self.blob, self.offset, self.problem = "", blob, offset, problem
-        which = "state snapshot" if blob is None else f"state snapshot #{blob}"
-        NakamaReplayError.__init__(self, f"{which}: malformed at byte offset {offset}: {problem}")
-
-
-class ProtocolError(NakamaReplayError, ValueError):
-    """A realtime envelope that breaks Nakama's wire rules."""
-
-    def __init__(self, problem: str, field: str = "") -> None:
-        self.problem, self.field = problem, field
-        super().__init__(f"{field}: {problem}" if field else problem)
-
-
-class ExpectationError(NakamaReplayError, ValueError):
-    """A regression expectation (``NAME.expect.toml`` or the ``expect`` header tag) cannot be used."""
-
-    def __init__(self, path: str, field: str, problem: str) -> None:
-        self.path, self.field, self.problem = str(path), field, problem
-        where = f" field {field!r}:" if field else ""
-        super().__init__(f"{self.path}:{where} {problem}")
-
-
-class BisectError(NakamaReplayError, ValueError):
-    """A bisection cannot start or go on (bad revision range, no versions, a git command that failed)."""
-
-
-class ProfileError(NakamaReplayError, ValueError):
-    """A fuzz profile (the module given to ``fuzz --payloads``) cannot be loaded or describes something
-    impossible; ``field`` names the setting (``PAYLOADS[3]``, ``CLIENT_VERSIONS``)."""
-
-    def __init__(self, source: str, field: str, problem: str) -> None:
-        self.source, self.field, self.problem = source, field, problem
-        where = f" {field}:" if field else ""
-        super().__init__(f"{source}:{where} {problem}")
-
-
-class LiveReplayError(NakamaReplayError):
-    """A live Nakama (or ``nakama-replay serve``) cannot be reached or refused a step of a replay."""
-
-    def __init__(self, url: str, step: str, problem: str) -> None:
-        self.url, self.step, self.problem = url, step, problem
-        super().__init__(
-            f"{url}: {step} failed: {problem}. Check that the server runs, and the server key, RPC names and "
-            "match id given to `nakama-replay live`."
-        )
 
 
 class OptionError(NakamaReplayError, ValueError):
@@ -280,6 +171,9 @@ class OptionError(NakamaReplayError, ValueError):
         super().__init__(": ".join([*parts, problem]))
 
 
+
+
+
 class PathError(NakamaReplayError, ValueError):
     """A file or folder to read or write cannot be used: missing, the wrong kind (a folder given as a file),
     unreadable, or an output whose parent folder does not exist."""
@@ -287,67 +181,9 @@ class PathError(NakamaReplayError, ValueError):
     def __init__(self, path: object, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
-class HandlerDied(NakamaReplayError):
-    """A supervised handler process ended without a result: it hung past the hang timeout, exited, was
-    killed by a signal or ran out of memory. ``death`` (``replay.runtime._supervisor.Death``) says how and where; the
-    commands turn it into their answer (an outcome, a run-all category), so it is rarely seen as such."""
-
-    def __init__(self, death: Any) -> None:
-        self.death = death
-        super().__init__(f"{death.describe()} {death.where}")
 
 
-class MatchCheckFailed(NakamaReplayError, AssertionError):
-    """A match driven by client actions broke a check. ``key`` groups failures that are the same bug
-    (``callback|error type|location``); ``tick`` and ``callback`` say where. The fuzzer attaches the
-    client actions that led here as ``actions``."""
 
-    def __init__(self, message: str, key: str, callback: str, tick: int) -> None:
-        self.key, self.callback, self.tick = key, callback, tick
-        self.actions: list[object] = []
-        super().__init__(message)
-
-
-class HandlerCrashed(MatchCheckFailed):
-    """A handler callback raised or hung. ``crash`` is the runtime's ``replay.runtime._result.Crash`` and
-    ``signature`` its ``replay.runtime._signature.CrashSignature`` (whose ``key`` is this failure's key)."""
-
-    def __init__(self, crash: Any, signature: Any) -> None:
-        self.crash, self.signature = crash, signature
-        what = "hung" if crash.hung else "crashed"
-        trace = f"\n{crash.traceback}" if crash.traceback and crash.traceback != crash.error else ""
-        super().__init__(
-            f"{crash.callback} {what} at tick {crash.tick}: {crash.error}{trace}", signature.key, crash.callback, crash.tick
-        )
-
-
-class BroadcastToAbsentPresence(MatchCheckFailed):
-    """A broadcast named a presence that is not in the match (Nakama drops such targets silently, so the
-    player never gets the message). ``location`` is the handler's ``file:function``, when known."""
-
-    def __init__(self, callback: str, tick: int, op_code: int, session_id: str, location: str = "") -> None:
-        self.op_code, self.session_id, self.location = op_code, session_id, location
-        where = f" at {location}" if location else ""
-        super().__init__(
-            f"{callback} at tick {tick} broadcast op code {op_code} to session {session_id}, which is not in "
-            f"the match{where}; Nakama drops that target silently",
-            f"{callback}|BroadcastToAbsentPresence|{location or '?'}",
-            callback,
-            tick,
-        )
-
-
-class InvariantViolated(MatchCheckFailed):
-    """A user-declared invariant returned False or raised after a call."""
-
-    def __init__(self, name: str, callback: str, tick: int, problem: str) -> None:
-        self.name, self.problem = name, problem
-        super().__init__(
-            f"invariant {name} does not hold after {callback} at tick {tick}: {problem}",
-            f"invariant|InvariantViolated|{name}",
-            callback,
-            tick,
-        )
 
 
 def json_error_text(exc: ValueError) -> str:

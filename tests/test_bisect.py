@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.errors import BisectError
+from replay.errors import BisectError
 from replay.regression._bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
 from replay.cli._main import main
 

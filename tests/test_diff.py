@@ -13,7 +13,7 @@ from naive_diff import naive_field_diff
 from state_strategies import states
 
 from recorder.format._canonical import canonical_bytes
-from recorder.errors import SnapshotError
+from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
 from replay.diff._state import (
     PathDiff,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
+from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
 from replay.fuzz._actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
 from replay.fuzz._checks import MatchChecks
 from replay.runtime._handlers import load_handler

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.errors import ProfileError
+from replay.errors import ProfileError
 from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
 from replay.fuzz._actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
 from replay.runtime._handlers import load_handler

@@ -25,7 +25,7 @@ from naive_diff import (
 from state_strategies import states
 
 from recorder.format._canonical import canonical_bytes, canonicalize
-from recorder.errors import SnapshotError
+from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")

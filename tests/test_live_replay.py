@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from recorder.wire import protocol as P
-from recorder.errors import LiveReplayError, OptionError, RecordingError
+from recorder.errors import OptionError, RecordingError
+from replay.errors import LiveReplayError
 from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
 from recorder.format._nkrec import RecordingWriter, read_events
 from replay.cli._main import main

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from recorder.format._canonical import state_digest
-from recorder.errors import HandlerLoadError
+from replay.errors import HandlerLoadError
 from recorder.capture._ingest import write_match
 from recorder.format._model import Header
 from replay.runtime._driver import MatchDriver

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.errors import HandlerLoadError
+from replay.errors import HandlerLoadError
 from recorder.format._model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
 from replay.runtime._driver import MatchDriver
 from replay.lua._convert import go_tonumber, lua_to_plain

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
+from replay.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
 from recorder.format._model import (
     Broadcast,
     Header,

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from recorder import open_recording, write_recording
-from recorder.errors import CorruptRecording, HandlerDied, HandlerLoadError, OptionError
+from recorder.errors import CorruptRecording, OptionError
+from replay.errors import HandlerDied, HandlerLoadError
 from replay.regression._batch import CATEGORIES, find_recordings, run_all
 from replay.cli._main import main
 from replay.runtime._runtime import ReplayOptions, replay

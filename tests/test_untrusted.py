@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.errors import HandlerLoadError, UntrustedHandler
+from replay.errors import HandlerLoadError, UntrustedHandler
 from recorder.format._nkrec import open_recording, write_recording
 from replay.cli._main import main
 from replay.runtime._runtime import replay

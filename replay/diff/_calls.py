@@ -536,7 +536,7 @@ class _TwiceRuntime:
 def _records_in_process(recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any) -> _Run | MatchDiff:
     """One whole run in a supervised handler process started with ``PYTHONHASHSEED=hash_seed``; a
     ``MatchDiff`` (side a) when that process hung or died."""
-    from recorder.errors import HandlerDied  # noqa: PLC0415
+    from replay.errors import HandlerDied  # noqa: PLC0415
     from replay.runtime._supervisor import HandlerProcess, Limits  # noqa: PLC0415
 
     limits = limits or Limits(options.hang_timeout or None)

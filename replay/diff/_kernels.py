@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from recorder.format._canonical import EMPTY_BITS, FALSE_BITS, NIL_BITS, ROOT_HASH, TRUE_BITS
-from recorder.errors import SnapshotError
+from replay.errors import SnapshotError
 
 __all__ = [
     "Packed",

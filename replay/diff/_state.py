@@ -25,7 +25,7 @@ import msgpack
 import numpy as np
 
 from recorder.format._canonical import canonical_bytes, leaves
-from recorder.errors import SnapshotError
+from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
 
 __all__ = [

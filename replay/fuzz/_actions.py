@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from recorder.errors import HandlerError
+from replay.errors import HandlerError
 from recorder.format._model import Call, Header, JoinAttemptCall, Presence, PresenceReason
 from replay.runtime._dispatcher import Dispatcher, as_presence
 from replay.runtime._driver import MatchDriver

@@ -1,7 +1,7 @@
 """What a match driven by client actions must not do, checked after every handler call.
 
 ``MatchChecks`` is called by ``replay.fuzz._actions.MatchPlayer`` after each call it makes and raises the first
-failure it sees (all are ``recorder.errors.MatchCheckFailed``, an ``AssertionError``):
+failure it sees (all are ``replay.errors.MatchCheckFailed``, an ``AssertionError``):
 
 - ``HandlerCrashed``: the callback raised or hung (the runtime's hang guard); its key is the crash
   signature's (``replay.runtime._signature``: ``callback|error type|innermost handler frame``);
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recorder.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
+from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
 from recorder.format._model import LoopCall
 from replay.runtime._result import StepResult
 from replay.runtime._signature import CrashSignature

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from recorder.errors import HandlerCrashed, MatchCheckFailed, NakamaReplayError
+from recorder.errors import NakamaReplayError
+from replay.errors import HandlerCrashed, MatchCheckFailed
 from recorder.format._model import Call, CrashMarker, InitCall, JoinAttemptCall
 from recorder.format._nkrec import write_recording
 from replay.fuzz._actions import Action, MatchPlayer, fuzz_header
@@ -205,7 +206,7 @@ class _Sandbox:
         self._call("load_job")
 
     def _call(self, job: str, *args: Any) -> Any:
-        from recorder.errors import HandlerDied, HandlerLoadError  # noqa: PLC0415
+        from replay.errors import HandlerDied, HandlerLoadError  # noqa: PLC0415
         from replay.runtime._hang import LOADING  # noqa: PLC0415
 
         try:

@@ -63,7 +63,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from recorder.errors import HandlerLoadError, ProfileError
+from replay.errors import HandlerLoadError, ProfileError
 from recorder.format._model import Call, Header, PresenceReason
 from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 

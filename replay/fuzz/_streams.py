@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.errors import MatchCheckFailed
+from replay.errors import MatchCheckFailed
 from recorder.format._model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
 from replay.fuzz._actions import MatchPlayer
 from replay.runtime._hang import HangGuard

@@ -43,7 +43,7 @@ from urllib.parse import quote
 from recorder.wire import protocol as P
 from recorder.wire import session_token
 from recorder.wire._addresses import parse_server_url
-from recorder.errors import LiveReplayError
+from replay.errors import LiveReplayError
 from recorder.wire._redact import Redactor
 from recorder.wire._recorder import WireRecorder
 from recorder.wire._wsio import http_request

@@ -681,7 +681,7 @@ def _valid_match_id(match_id: str) -> bool:
 def _import_rpc_file(path: str) -> Any:
     import importlib.util
 
-    from recorder.errors import HandlerLoadError
+    from replay.errors import HandlerLoadError
 
     spec = importlib.util.spec_from_file_location(f"_nakama_replay_rpc_{abs(hash(path))}", path)
     if spec is None or spec.loader is None or not os.path.isfile(path):

@@ -35,7 +35,7 @@ from typing import Any
 
 import lupa.lua51 as _lupa
 
-from recorder.errors import (
+from replay.errors import (
     HandlerError,
     HandlerLoadError,
     LuaError,

@@ -18,7 +18,7 @@ from typing import Any
 
 import lupa.lua51 as _lupa
 
-from recorder.errors import StorageRejected
+from replay.errors import StorageRejected
 from replay.gocompat import _json as gojson
 from replay.gocompat._decode import GoDecodeError, go_base64_decode, go_hex_decode
 from replay.gocompat._json_errors import go_json_error

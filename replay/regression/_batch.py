@@ -126,7 +126,7 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
     """Raise ``UntrustedHandler`` for the first recording whose header names a handler outside its own
     folder (``replay.runtime._handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
     or name a missing handler are left to the batch, which reports each as an error."""
-    from recorder.errors import UntrustedHandler  # noqa: PLC0415
+    from replay.errors import UntrustedHandler  # noqa: PLC0415
     from recorder.format._nkrec import open_recording  # noqa: PLC0415
     from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 

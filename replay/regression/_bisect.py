@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import BisectError, HandlerLoadError
+from replay.errors import BisectError, HandlerLoadError
 
 __all__ = [
     "ABORT",

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import ExpectationError
+from replay.errors import ExpectationError
 
 __all__ = [
     "EXPECT_SUFFIX",
@@ -269,7 +269,7 @@ def run_expectation(
 
 
 def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any, process: Any) -> RegressionRun:
-    from recorder.errors import HandlerDied  # noqa: PLC0415
+    from replay.errors import HandlerDied  # noqa: PLC0415
     from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
     from replay.runtime._supervisor import death_result  # noqa: PLC0415
 

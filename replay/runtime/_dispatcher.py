@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recorder.errors import HandlerError, MatchStopped
+from replay.errors import HandlerError, MatchStopped
 from recorder.format._model import Broadcast, Presence
 
 __all__ = ["Dispatcher", "LABEL_MAX_BYTES", "as_presence"]

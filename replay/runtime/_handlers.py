@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from recorder.errors import HandlerError, HandlerLoadError, UntrustedHandler
+from replay.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from recorder.format._model import CALLBACKS
 from replay.runtime._hang import LOADING, reporting
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from replay.gocompat import _json as gojson
-from recorder.errors import NotAvailableInReplay, StorageRejected
+from replay.errors import NotAvailableInReplay, StorageRejected
 from recorder.format._model import Nondeterministic
 
 __all__ = ["Sources", "DerivedSources", "LiveSources", "Logger", "Storage", "Nk"]

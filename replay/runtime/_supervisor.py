@@ -59,7 +59,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import HandlerDied, HandlerLoadError, NakamaReplayError, OptionError
+from recorder.errors import NakamaReplayError, OptionError
+from replay.errors import HandlerDied, HandlerLoadError
 from replay.runtime._hang import CALLBACKS, LOADING, Beacon, install_beacon
 
 __all__ = [

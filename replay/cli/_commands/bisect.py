@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.errors import BisectError
+    from replay.errors import BisectError
     from replay.regression import _bisect as b
     from replay.runtime._runtime import ReplayOptions
 

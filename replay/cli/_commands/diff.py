@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
     """The diff in a supervised handler process; a hang or death of it is the answer."""
-    from recorder.errors import HandlerDied
+    from replay.errors import HandlerDied
     from replay.diff import _calls as match_diff
     from replay.runtime._supervisor import HandlerProcess
 

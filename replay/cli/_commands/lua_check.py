@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.errors import HandlerLoadError
+    from replay.errors import HandlerLoadError
     from recorder.format._nkrec import open_recording, verify
     from replay.runtime._handlers import recorded_handler
     from replay.lua._check import check_pairs_order
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.in_process:
         report = check_pairs_order(args.recording, handler, options)
     else:
-        from recorder.errors import HandlerDied
+        from replay.errors import HandlerDied
         from replay.lua._check import died
         from replay.runtime._supervisor import HandlerProcess
 
