@@ -1,7 +1,7 @@
 """run-all throughput: many arena recordings replayed serially and on ``--jobs`` handler processes.
 
-Baseline, measured in the same run: a plain loop of ``replay.runtime._runtime.replay`` over the same recordings in
-this process. Then ``replay.regression._batch.run_all`` with the serial executor (the cost of the batch layer: a
+Baseline, measured in the same run: a plain loop of ``replay.runtime.reproduce`` over the same recordings in
+this process. Then ``replay.regression.run_all`` with the serial executor (the cost of the batch layer: a
 supervised handler process, fresh imports, result dicts, signatures) and with ``--jobs`` threads each
 supervising its own handler process (what ``run-all -j N`` does; their start-up is included). The parallelism the machine gives right now is measured too: a pure-Python busy loop on a
 pool of one worker and of ``--jobs`` workers. Printed last: batch serial / baseline (overhead, ideally
@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_replay import HANDLER, make_recording  # noqa: E402
-from replay.regression._batch import SerialExecutor, run_all  # noqa: E402
-from replay.runtime._runtime import ReplayOptions, replay  # noqa: E402
+from replay.regression import SerialExecutor, run_all  # noqa: E402
+from replay.runtime import ReplayOptions, reproduce  # noqa: E402
 
 
 def burn(n: int) -> int:
@@ -66,12 +66,12 @@ def main() -> None:
             shutil.copy(first, copy)
             paths.append(str(copy))
         options = ReplayOptions()
-        replay(paths[0], HANDLER, options)  # warm imports and caches before timing
+        reproduce(paths[0], HANDLER, options)  # warm imports and caches before timing
 
         gc.collect()
         t = time.perf_counter()
         for p in paths:
-            assert replay(p, HANDLER, options).crash is None
+            assert reproduce(p, HANDLER, options).crash is None
         baseline = time.perf_counter() - t
 
         gc.collect()

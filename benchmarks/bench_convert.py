@@ -18,9 +18,9 @@ import time
 import uuid
 from pathlib import Path
 
-from recorder.format._model import Header, WireEvent
-from recorder.format._nkrec import RecordingWriter, read_events
-from replay.live._convert import convert
+from recorder.format import Header, WireEvent
+from recorder.format import RecordingWriter, read_events
+from replay.live import convert
 
 MATCH = "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1"
 RATE = 10

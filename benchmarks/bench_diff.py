@@ -39,9 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recorder.format._canonical import canonical_bytes  # noqa: E402
+from recorder.format import canonical_bytes  # noqa: E402
 from replay.diff import _kernels as kernels  # noqa: E402
-from replay.diff._state import diff_trajectories  # noqa: E402
+from replay.diff import diff_trajectories  # noqa: E402
 
 PLAYERS = 24
 BULLETS = 12

@@ -21,8 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replay.fuzz._fuzz import DEFAULT_MAX_EXAMPLES, FuzzOptions, fuzz  # noqa: E402
-from replay.fuzz._strategies import load_profile  # noqa: E402
+from replay.fuzz import FuzzOptions, fuzz  # noqa: E402
+from replay.fuzz._fuzz import DEFAULT_MAX_EXAMPLES
+from replay.fuzz import load_profile  # noqa: E402
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 from make_recordings import arena_header  # noqa: E402
-from replay.runtime._driver import MatchDriver  # noqa: E402
-from replay.runtime._handlers import load_handler  # noqa: E402
-from replay.lua._handler import LuaHandler  # noqa: E402
-from replay.runtime._runtime import replay  # noqa: E402
+from replay.runtime import MatchDriver  # noqa: E402
+from replay.runtime import load_handler  # noqa: E402
+from replay.lua import LuaHandler  # noqa: E402
+from replay.runtime import reproduce  # noqa: E402
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 
@@ -72,7 +72,7 @@ def timed_replays(runs: dict[str, tuple[Path, object]], repeat: int) -> tuple[di
             handler = make_handler()  # type: ignore[operator]
             gc.collect()
             t0 = time.perf_counter()
-            result = replay(recording, handler)
+            result = reproduce(recording, handler)
             best[name] = min(best[name], time.perf_counter() - t0)
             if not result.reproduced:
                 raise SystemExit(f"{name}: replay of {recording} did not reproduce: {result.verdict}")

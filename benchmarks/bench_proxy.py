@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from websockets.asyncio.client import connect  # noqa: E402
 
-from recorder.format._nkrec import open_recording  # noqa: E402
-from recorder.wire._wsio import HttpResponse, start_server  # noqa: E402
+from recorder.format import open_recording  # noqa: E402
+from recorder.wire import HttpResponse, start_server  # noqa: E402
 
 ENVELOPE = json.dumps({"match_data_send": {"match_id": "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1", "op_code": "1",
                                            "data": "eyJ4IjogMSwgInkiOiAyfQ=="}})

@@ -43,7 +43,7 @@ from recorder import (
     RecordingWriter,
     open_recording,
 )
-from recorder.format._codec import encode_chunk
+from recorder.format import encode_chunk
 from recorder.format._nkrec import FRAME_SIZE, KIND_SEAL, MAGIC
 
 

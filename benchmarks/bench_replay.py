@@ -26,14 +26,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 from make_recordings import arena_header  # noqa: E402
-from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
-from recorder.format._nkrec import read_events  # noqa: E402
-from replay.runtime._dispatcher import Dispatcher  # noqa: E402
-from replay.runtime._driver import MatchDriver  # noqa: E402
-from replay.runtime._handlers import load_handler  # noqa: E402
-from replay.runtime._nk import DerivedSources, Logger, Nk  # noqa: E402
-from replay.runtime._runtime import MatchRuntime, ReplayOptions, replay  # noqa: E402
-from replay.runtime._supervisor import HandlerProcess, Limits, replay_supervised  # noqa: E402
+from recorder.format import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
+from recorder.format import read_events  # noqa: E402
+from replay.runtime import Dispatcher  # noqa: E402
+from replay.runtime import MatchDriver  # noqa: E402
+from replay.runtime import load_handler  # noqa: E402
+from replay.runtime import Nk  # noqa: E402
+from replay.runtime._nk import DerivedSources, Logger
+from replay.runtime import MatchRuntime, ReplayOptions, reproduce  # noqa: E402
+from replay.runtime import HandlerProcess, Limits, reproduce_supervised  # noqa: E402
 
 HANDLER = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
 
@@ -108,7 +109,7 @@ def main() -> None:
 
         def timed_replay(verify: bool) -> float:
             t = time.perf_counter()
-            result = replay(path, HANDLER, ReplayOptions(verify_digests=verify, hang_timeout=30))
+            result = reproduce(path, HANDLER, ReplayOptions(verify_digests=verify, hang_timeout=30))
             assert result.reproduced, result.verdict
             return time.perf_counter() - t
 
@@ -123,11 +124,11 @@ def main() -> None:
 
         options = ReplayOptions(hang_timeout=30)
         worker = HandlerProcess(Limits(30))
-        replay_supervised(path, HANDLER, options, process=worker)  # warm: started, modules imported
+        reproduce_supervised(path, HANDLER, options, process=worker)  # warm: started, modules imported
 
         def timed_supervised(process: HandlerProcess | None) -> float:
             t = time.perf_counter()
-            result = replay_supervised(path, HANDLER, options, process=process)
+            result = reproduce_supervised(path, HANDLER, options, process=process)
             assert result.reproduced and result.death is None, result.verdict
             return time.perf_counter() - t
 

@@ -13,7 +13,7 @@ from recorder.errors import (
     StateError,
     TruncatedRecording,
 )
-from recorder.format._model import (
+from recorder.format import (
     CALLBACKS,
     FORMAT_VERSION,
     Broadcast,
@@ -36,8 +36,8 @@ from recorder.format._model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.format._jsonl import import_jsonl, read_jsonl, write_jsonl
-from recorder.format._nkrec import (
+from recorder.format import import_jsonl, read_jsonl, write_jsonl
+from recorder.format import (
     ChunkInfo,
     Damage,
     Integrity,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from recorder.format._integrity import Integrity
+    from recorder.format import Integrity
 
 __all__ = [
     "NakamaReplayError",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from recorder.format._nkrec import read_events
+from recorder.format import read_events
 
 
 def strings(value: Any) -> Iterator[str]:

@@ -11,7 +11,7 @@ import math
 import struct
 from typing import Any
 
-from recorder.format._canonical import canonical_bytes, canonicalize
+from recorder.format import canonical_bytes, canonicalize
 
 M64 = 2**64
 

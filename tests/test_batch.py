@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import NakamaReplayError
-from replay.regression._batch import CATEGORIES, Progress, SerialExecutor, find_recordings, load_executor, run_all
-from replay.cli._main import main
+from replay.regression import CATEGORIES, SerialExecutor, find_recordings, load_executor, run_all
+from replay.regression._batch import Progress
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 RECS = ROOT / "fixtures" / "recordings"

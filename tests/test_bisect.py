@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from replay.errors import BisectError
-from replay.regression._bisect import BAD, GOOD, SKIP, Version, bisect, folder_versions, verdict_from_exit, version_key
-from replay.cli._main import main
+from replay.regression import Version, bisect, folder_versions
+from replay.regression._bisect import BAD, GOOD, SKIP, verdict_from_exit, version_key
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -86,7 +87,7 @@ def test_lua_handler_history_with_a_required_sibling(tmp_path, capsys):
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.runtime._driver import MatchDriver
+    from replay.runtime import MatchDriver
 
     rec = tmp_path / "lua-crash.nkrec"
     with MatchDriver(str(ROOT / "fixtures" / "handlers" / "arena.lua"), arena_header("arena.lua"), capture=str(rec)) as d:
@@ -164,7 +165,8 @@ def test_predicate_diverges(tmp_path, capsys):
 
 def main_raising(argv: list[str]) -> int:
     """Run a command and let our errors through (``main`` prints them and returns 2)."""
-    from replay.cli._main import _load, build_parser
+    from replay.cli import build_parser
+    from replay.cli._main import _load
 
     args = build_parser().parse_args(argv)
     return _load(args.command).run(args)
@@ -274,7 +276,7 @@ def test_a_handler_at_the_top_of_its_repository_is_found_at_every_revision(tmp_p
     assert code == 0, out
     assert out["first_bad"]["ref"] == shas[5]
     assert all(s["verdict"] in (GOOD, BAD) for s in out["steps"]), out["steps"]
-    from replay.regression._bisect import GitSource, Version as V
+    from replay.regression import GitSource, Version as V
 
     source = GitSource(repo, "arena.py")
     assert source.pathspecs(V("r0", shas[0])) is None  # no handler at that revision
@@ -332,8 +334,8 @@ def test_a_different_crash_at_exactly_the_recorded_tick_is_a_skip(tmp_path, caps
 def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, capsys):
     """A recording whose crash marker (tick 20) comes before calls it still holds: a version crashing otherwise
     later (tick 30) is good, "not this crash"; one crashing otherwise before it, skipped."""
-    from recorder.format._model import CrashMarker
-    from recorder.format._nkrec import read_events, write_recording
+    from recorder.format import CrashMarker
+    from recorder.format import read_events, write_recording
 
     header, events = read_events(CLEAN_REC)
     marker = CrashMarker("match_loop", 20, "KeyError: 'gone'", 'File "arena.py", line 1, in match_loop\nKeyError', "KeyError")
@@ -342,7 +344,7 @@ def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, c
     write_recording(rec, header, [*events[:at], marker, *events[at:]])
     folder = tmp_path / "releases"
     folder.mkdir()
-    from replay.regression._bisect import ReplayTest
+    from replay.regression import ReplayTest
 
     for name, text in (("later", _crash_at(30)), ("earlier", _crash_at(10))):
         (folder / f"{name}.py").write_text(text)

@@ -19,12 +19,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from recorder.format._model import PresenceReason
-from recorder.format._nkrec import open_recording, read_events
-from recorder.wire._proxy import ProxyLimits, start_proxy
-from recorder.wire._recorder import WireRecorder
-from recorder.wire._wsio import HttpResponse, start_server
-from replay.live._server import QUEUE_FULL, ServerConfig, start_nakama_server
+from recorder.format import PresenceReason
+from recorder.format import open_recording, read_events
+from recorder.wire import ProxyLimits, start_proxy
+from recorder.wire import WireRecorder
+from recorder.wire import HttpResponse, start_server
+from replay.live import ServerConfig, start_nakama_server
+from replay.live._server import QUEUE_FULL
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from naive_diff import naive_digest, naive_flatten
 from state_strategies import states
 
-from recorder.format._canonical import canonical_bytes, canonicalize, digest_bytes, flatten, state_digest
+from recorder.format import canonical_bytes, canonicalize, digest_bytes, flatten, state_digest
 from recorder.errors import StateError
 
 

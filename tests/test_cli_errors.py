@@ -1,5 +1,5 @@
 """Every user mistake is exit 2 and one line naming the culprit, never a traceback; with --json also a
-JSON object on stdout. Run in-process through ``replay.cli._main.main`` (a few real subprocesses at the end
+JSON object on stdout. Run in-process through ``replay.cli.main`` (a few real subprocesses at the end
 prove that nothing else reaches stderr)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from recorder import CorruptRecording, open_recording
-from replay.cli._main import main
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -233,9 +233,9 @@ def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from recorder.format._model import Header, WireEvent
-    from recorder.format._nkrec import write_recording
-    from replay.cli._main import COMMANDS
+    from recorder.format import Header, WireEvent
+    from recorder.format import write_recording
+    from replay.cli import COMMANDS
 
     wire = tmp_path / "wire.nkrec"
     write_recording(wire, Header(match_id="m.nakama1", source="proxy"), [WireEvent("s1", "out", 0.0, "open")])

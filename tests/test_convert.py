@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._model import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
-from recorder.format._nkrec import RecordingWriter, read_events, verify
-from recorder.wire._proxy import start_proxy
-from replay.cli._main import main
-from replay.live._convert import QUEUE_SIZE, convert, convert_events
-from replay.live._feed import LiveOptions, run_live
-from replay.live._script import load_script
-from replay.runtime._runtime import ReplayOptions, replay
-from replay.live._server import ServerConfig, start_nakama_server
+from recorder.format import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
+from recorder.format import RecordingWriter, read_events, verify
+from recorder.wire import start_proxy
+from replay.cli import main
+from replay.live import convert, convert_events
+from replay.live._convert import QUEUE_SIZE
+from replay.live import LiveOptions, run_live
+from replay.live import load_script
+from replay.runtime import ReplayOptions, reproduce
+from replay.live import ServerConfig, start_nakama_server
 from test_live_compare import make_presence_recording
 from test_live_replay import make_crash_recording
 
@@ -122,7 +123,7 @@ def test_a_converted_recording_reproduces_diffs_and_tells_the_fix_apart(arena_wi
     conv = convert(wire, out, tick_rate=RATE, server_log=log, handler=None)
     assert conv.crash == CrashMarker(marker.callback, marker.tick, marker.error) and conv.crash_from == "server log"
     arena, fixed = str(HANDLERS / "arena.py"), str(HANDLERS / "arena_fixed.py")
-    result = replay(out, arena, ReplayOptions())
+    result = reproduce(out, arena, ReplayOptions())
     assert result.reproduced and result.divergence_count == 0, result.verdict
     assert main(["reproduce", str(out), "--handler", arena]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("REPRODUCED: match_loop crashed at tick")
@@ -149,7 +150,7 @@ def test_presences_kicks_and_join_broadcasts_convert_exactly(tmp_path: Path) -> 
     assert [p.username for p in kick.outcome.kicks] == ["cho"]
     attempts = [e for e in events if isinstance(e, JoinAttemptCall)]
     assert [len(a.outcome.broadcasts) for a in attempts] == [0, 1, 1]  # nobody sees the first attempt's
-    result = replay(out, str(HANDLERS / "presence_echo.lua"), ReplayOptions())
+    result = reproduce(out, str(HANDLERS / "presence_echo.lua"), ReplayOptions())
     assert result.reproduced and result.divergence_count == 0 and result.outcome == "completed", result.verdict
 
 
@@ -168,7 +169,7 @@ def test_a_real_nakama_wire_recording_converts_and_its_crash_reproduces(tmp_path
     assert doc["notes"] == []  # the wire's own estimate of the crash agreed with the log
     assert (doc["joins"], doc["leaves"], doc["messages"]) == (5, 1, 31)
     arena = str(HANDLERS / "arena.lua")
-    result = replay(out, arena, ReplayOptions())
+    result = reproduce(out, arena, ReplayOptions())
     assert result.crash is not None and (result.crash.callback, result.crash.tick) == ("match_loop", 11)
     assert "attempt to index" in result.crash.error
     assert result.divergences and {d.field for d in result.divergences} == {"broadcasts"}  # spawn positions
@@ -275,5 +276,5 @@ def test_proxy_in_front_of_a_real_nakama_then_convert_and_reproduce(tmp_path: Pa
     assert conv.crash is not None and conv.crash_from == "server log", conv.notes
     assert not [n for n in conv.notes if "server log says" in n], conv.notes  # the wire's estimate agreed
     assert (conv.crash.callback, conv.joins, conv.leaves) == ("match_loop", 5, 1)
-    result = replay(out, str(HANDLERS / "arena.lua"), ReplayOptions())
+    result = reproduce(out, str(HANDLERS / "arena.lua"), ReplayOptions())
     assert result.reproduced, result.verdict  # the crash the server logged, at its tick, with its error class

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from naive_diff import naive_field_diff
 from state_strategies import states
 
-from recorder.format._canonical import canonical_bytes
+from recorder.format import canonical_bytes
 from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
-from replay.diff._state import (
+from replay.diff import (
     PathDiff,
     Tolerance,
     diff_trajectories,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from recorder import Header, InitCall, LoopCall, Outcome, RecordingWriter, open_recording
-from recorder.format._canonical import canonical_bytes, state_digest
-from recorder.format._model import JoinCall
-from replay.cli._main import main
+from recorder.format import canonical_bytes, state_digest
+from recorder.format import JoinCall
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -103,7 +103,7 @@ def test_recorded_names_paths_where_snapshots_exist(tmp_path: Path, capsys: pyte
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.runtime._driver import MatchDriver
+    from replay.runtime import MatchDriver
 
     rec = tmp_path / "arena-snapshots.nkrec"
     with MatchDriver(ARENA, arena_header(handler=ARENA), capture=str(rec), snapshot_every=1) as d:

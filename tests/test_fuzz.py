@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._nkrec import read_events, verify
-from replay.fuzz._actions import play
-from replay.fuzz._checks import MatchChecks
-from replay.cli._main import main
-from replay.fuzz._fuzz import FuzzOptions, fuzz
+from recorder.format import read_events, verify
+from replay.fuzz import play
+from replay.fuzz import MatchChecks
+from replay.cli import main
+from replay.fuzz import FuzzOptions, fuzz
 from replay.fuzz._minimize import removable_calls
-from replay.regression._expectations import check, load_expectation, run_expectation
-from replay.runtime._runtime import ReplayOptions, replay
-from replay.runtime._signature import CrashSignature
-from replay.fuzz._strategies import FuzzProfile, load_profile
+from replay.regression import check, load_expectation, run_expectation
+from replay.runtime import ReplayOptions, reproduce
+from replay.runtime import CrashSignature
+from replay.fuzz import FuzzProfile, load_profile
 from replay.fuzz._streams import remove_call, run_stream, strip_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def test_the_arena_reconnection_crash_is_found_from_scratch(arena_run) -> None: 
 def test_the_recording_reproduces_and_the_fixed_handler_does_not_crash(arena_run, capsys) -> None:  # type: ignore[no-untyped-def]
     name, handler, _, report = arena_run
     rec = str(report.findings[0].recording)
-    result = replay(rec, handler, ReplayOptions(hang_timeout=1.0))
+    result = reproduce(rec, handler, ReplayOptions(hang_timeout=1.0))
     assert result.reproduced and result.crash is not None and result.crash.callback == "match_loop"
     assert report.findings[0].reproduce_command() == f"nakama-replay reproduce {rec} --handler {handler}"
     assert main(["reproduce", rec, "--handler", handler]) == 0
@@ -94,7 +94,7 @@ def test_the_recording_has_no_removable_call(arena_run) -> None:  # type: ignore
     calls = [e for e in events if hasattr(e, "callback") and type(e).__name__ != "CrashMarker"]
     assert len(calls) == 6  # init, attempt+join, attempt+join of the same user, the loop with the stale message
     checks = MatchChecks(load_profile(PROFILE).invariants)
-    from replay.runtime._handlers import load_handler
+    from replay.runtime import load_handler
 
     loaded = load_handler(handler)
     full = run_stream(loaded, header, calls, checks)
@@ -188,7 +188,7 @@ def test_cli_fuzz_text_report_for_a_handler_that_survives(tmp_path: Path, capsys
 
 
 def test_stripped_streams_keep_inputs() -> None:
-    from recorder.format._model import InitCall, Outcome
+    from recorder.format import InitCall, Outcome
 
     calls = [InitCall({"a": 1}, outcome=Outcome(tick_rate=10))]
     assert strip_outcomes(calls) == [InitCall({"a": 1})]
@@ -197,7 +197,7 @@ def test_stripped_streams_keep_inputs() -> None:
 def test_each_generated_match_gets_a_fresh_handler() -> None:
     """Given a path, no state leaks from one match into the next (a class handler gets a new instance per
     match, a Lua module a new VM, as each match has its own in Nakama); a loaded handler is shared."""
-    from replay.runtime._handlers import load_handler
+    from replay.runtime import load_handler
 
     spec = str(Path(__file__).parent / "handlers" / "fuzz_leaky.py") + ":Leaky"
     profile = FuzzProfile(payloads={1: None}, signals=("",))

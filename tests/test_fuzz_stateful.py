@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
-from replay.fuzz._actions import Connect, Leave, MatchPlayer, Send, Tick, fuzz_header
-from replay.fuzz._checks import MatchChecks
-from replay.runtime._handlers import load_handler
-from replay.fuzz._stateful import match_state_machine
-from replay.fuzz._strategies import FuzzProfile
+from replay.fuzz import Connect, Leave, MatchPlayer, Send, Tick
+from replay.fuzz._actions import fuzz_header
+from replay.fuzz import MatchChecks
+from replay.runtime import load_handler
+from replay.fuzz import match_state_machine
+from replay.fuzz import FuzzProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"

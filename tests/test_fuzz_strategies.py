@@ -11,19 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replay.errors import ProfileError
-from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
-from replay.fuzz._actions import Burst, Connect, Leave, MatchPlayer, Send, Tick, fuzz_header, play
-from replay.runtime._handlers import load_handler
-from replay.fuzz._strategies import (
-    DEFAULT_PROFILE,
-    FuzzProfile,
-    by_version,
-    call_streams,
-    client_actions,
-    json_shape,
-    load_profile,
-    payload_strategy,
-)
+from recorder.format import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
+from replay.fuzz import Burst, Connect, Leave, MatchPlayer, Send, Tick, play
+from replay.fuzz._actions import fuzz_header
+from replay.runtime import load_handler
+from replay.fuzz import DEFAULT_PROFILE, FuzzProfile, by_version, call_streams, client_actions, load_profile
+from replay.fuzz._strategies import json_shape, payload_strategy
 from replay.fuzz._streams import StreamRules, run_stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +184,7 @@ def test_call_streams_strategy_yields_valid_streams_for_users_tests(fixed_handle
 
 
 def test_stream_rules_reject_what_nakama_cannot_produce() -> None:
-    from recorder.format._model import MatchMessage, Presence
+    from recorder.format import MatchMessage, Presence
 
     a = Presence("u", "s1", "a", "n")
 

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder import LoopCall, read_events
-from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header
+from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header
 from recorder.format._nkrec import _pack, _unpack
 from recorder.format._validate import MAX_DEPTH
-from recorder.capture._ingest import Ingest, recording_name, write_matches
-from recorder.format._jsonl import jsonl_lines, read_jsonl
-from replay.cli._main import main
+from recorder.capture import Ingest, recording_name, write_matches
+from recorder.format import jsonl_lines, read_jsonl
+from replay.cli import main
 from model_strategies import assert_same
 
 DATA = Path(__file__).resolve().parent / "data"

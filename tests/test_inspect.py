@@ -22,7 +22,7 @@ from recorder import (
     write_recording,
 )
 from recorder.format._nkrec import FRAME_SIZE
-from replay.cli._main import main
+from replay.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fixtures" / "recordings" / "example.jsonl"

@@ -34,10 +34,10 @@ from recorder import (
 )
 from recorder.format._integrity import Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
-from replay.regression._batch import replay_one
-from replay.cli._main import main
-from replay.diff._calls import diff_against, diff_recorded
-from replay.runtime._runtime import ReplayOptions, replay
+from replay.regression import reproduce_one
+from replay.cli import main
+from replay.diff import diff_against, diff_recorded
+from replay.runtime import ReplayOptions, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -380,12 +380,12 @@ def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path
     path.write_bytes(data)
     fast = ReplayOptions(hang_timeout=30.0)
     try:
-        result = replay(path, str(ARENA), fast)
+        result = reproduce(path, str(ARENA), fast)
     except RecordingError:
         return  # the header is gone or a forged payload broke the decoder: no verdict either
     assert result.status != "reproduced" and not result.reproduced and result.exit_code != 0
     assert result.status == "incomplete" and result.exit_code == 3
-    assert replay_one(str(path), str(ARENA), {"hang_timeout": 30.0})["category"] in ("incomplete", "error")
+    assert reproduce_one(str(path), str(ARENA), {"hang_timeout": 30.0})["category"] in ("incomplete", "error")
     for run in (lambda: diff_recorded(str(path), str(ARENA), fast), lambda: diff_against(str(path), str(ARENA), str(ARENA), fast)):
         try:
             diff = run()
@@ -395,7 +395,7 @@ def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path
 
 
 def test_import_seals_and_its_recording_replays_to_a_verdict(tmp_path: Path) -> None:
-    from recorder.format._jsonl import import_jsonl
+    from recorder.format import import_jsonl
 
     out = tmp_path / "example.nkrec"
     import_jsonl(ROOT / "fixtures" / "recordings" / "example.jsonl", out)

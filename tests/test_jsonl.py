@@ -28,9 +28,11 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.format._jsonl import INTEGRITY_TAG, from_json_value, import_jsonl, jsonl_lines, read_jsonl, to_json_value, write_jsonl
-from recorder.format._nkrec import FRAME_SIZE, verify
-from replay.cli._main import main
+from recorder.format import INTEGRITY_TAG, import_jsonl, jsonl_lines, read_jsonl, write_jsonl
+from recorder.format._jsonl import from_json_value, to_json_value
+from recorder.format import verify
+from recorder.format._nkrec import FRAME_SIZE
+from replay.cli import main
 from model_strategies import (
     NAN_PAYLOAD,
     U64_MAX,

@@ -24,7 +24,7 @@ from naive_diff import (
 )
 from state_strategies import states
 
-from recorder.format._canonical import canonical_bytes, canonicalize
+from recorder.format import canonical_bytes, canonicalize
 from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
 

@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._model import Header, LoopCall, PresenceReason
-from recorder.format._nkrec import read_events
+from recorder.format import Header, LoopCall, PresenceReason
+from recorder.format import read_events
 from replay.cli._commands.live import print_report
-from replay.runtime._driver import MatchDriver
-from replay.live._feed import LiveOptions, map_ids_in_json, run_live
-from replay.live._report import analyse
-from replay.live._script import load_script, script_from_events
-from replay.live._server import ServerConfig, start_nakama_server
+from replay.runtime import MatchDriver
+from replay.live import LiveOptions, run_live
+from replay.live._feed import map_ids_in_json
+from replay.live import analyse
+from replay.live import load_script, script_from_events
+from replay.live import ServerConfig, start_nakama_server
 
 pytest.importorskip("lupa", reason="presence_echo.lua needs lupa")
 
@@ -188,7 +189,7 @@ def test_map_ids_in_json_touches_json_text_only() -> None:
 
 def test_loop_calls_without_outcomes_end_the_compared_ticks() -> None:
     header = Header(match_id="m.nakama1", tick_rate=10)
-    from recorder.format._model import InitCall, JoinAttemptCall, JoinCall, Outcome, Presence
+    from recorder.format import InitCall, JoinAttemptCall, JoinCall, Outcome, Presence
 
     p = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
     o = Outcome()

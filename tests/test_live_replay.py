@@ -24,14 +24,16 @@ import pytest
 from recorder.wire import protocol as P
 from recorder.errors import OptionError, RecordingError
 from replay.errors import LiveReplayError
-from recorder.format._model import CrashMarker, Header, PresenceReason, WireEvent
-from recorder.format._nkrec import RecordingWriter, read_events
-from replay.cli._main import main
-from replay.runtime._driver import MatchDriver
-from replay.live._feed import LiveOptions, device_id, run_live
-from replay.live._report import IdMap, analyse, find_crash_line, same_data
-from replay.live._script import load_script, script_from_events
-from replay.live._server import ServerConfig, start_nakama_server
+from recorder.format import CrashMarker, Header, PresenceReason, WireEvent
+from recorder.format import RecordingWriter, read_events
+from replay.cli import main
+from replay.runtime import MatchDriver
+from replay.live import LiveOptions, run_live
+from replay.live._feed import device_id
+from replay.live import analyse
+from replay.live._report import IdMap, find_crash_line, same_data
+from replay.live import load_script, script_from_events
+from replay.live import ServerConfig, start_nakama_server
 from replay.live._tick_clock import TickClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,7 +345,7 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
 
 
 def test_serve_says_how_each_match_ended() -> None:
-    from replay.runtime._result import Crash
+    from replay.runtime import Crash
     from replay.live._server import _ending
 
     crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from recorder.capture._ingest import Ingest, write_match
-from recorder.capture._lua_errors import error_location, error_message
-from replay.runtime._signature import lua_error_class
-from recorder.format._model import Header, LoopCall
-from recorder.capture._nakama_log import crash_of, format_log_line, iter_log
-from recorder.format._nkrec import read_events, verify
-from replay.cli._main import main
-from replay.runtime._driver import MatchDriver
-from replay.lua._handler import LuaHandler
-from replay.runtime._runtime import replay
+from recorder.capture import Ingest, write_match
+from recorder.capture import error_location, error_message
+from replay.runtime import lua_error_class
+from recorder.format import Header, LoopCall
+from recorder.capture import crash_of, iter_log
+from recorder.capture._nakama_log import format_log_line
+from recorder.format import read_events, verify
+from replay.cli import main
+from replay.runtime import MatchDriver
+from replay.lua import LuaHandler
+from replay.runtime import reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -72,7 +73,7 @@ def test_capture_ingest_replay_round_trip(tmp_path: Path) -> None:
     assert (match.header.module, match.header.tick_rate, match.header.source) == ("arena", 10, "lua-capture")
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
     assert verify(path).state == "complete"  # ingest seals what it writes
-    result = replay(path, str(HANDLERS / "arena.lua"))  # the unwrapped arena.lua
+    result = reproduce(path, str(HANDLERS / "arena.lua"))  # the unwrapped arena.lua
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
     assert (result.crash.callback, result.crash.tick) == (wrapped.runtime.crash.callback, wrapped.runtime.crash.tick)
@@ -83,7 +84,7 @@ def test_capture_ingest_replay_round_trip(tmp_path: Path) -> None:
     assert sum(1 for e in loops if e.outcome.digest is not None) == 6
     assert sum(len(e.outcome.broadcasts) for e in loops) > 10  # positions every 5 ticks, chat, kills, phase
     # and the check can fail: the fixed handler does not reproduce, a tampered recording diverges
-    assert not replay(path, str(HANDLERS / "arena_fixed.lua")).reproduced
+    assert not reproduce(path, str(HANDLERS / "arena_fixed.lua")).reproduced
 
 
 def test_wrapped_handler_behaves_like_the_unwrapped_one() -> None:
@@ -106,11 +107,11 @@ def test_nondeterministic_values_make_the_replay(tmp_path: Path) -> None:
     ing, [match] = ingest(lines)
     assert any(line.count('"nkreplay:1 P ') for line in lines)  # clock_match splits records above 400 bytes
     path = write_match(match, tmp_path, handler=str(HANDLERS / "clock_match.lua"))
-    result = replay(path, str(HANDLERS / "clock_match.lua"))
+    result = reproduce(path, str(HANDLERS / "clock_match.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 8
     # without the recorded values the replay draws other times, uuids and numbers: the broadcasts differ
     stripped = [dataclasses.replace(e, nondeterministic=()) if hasattr(e, "nondeterministic") else e for e in match.events]
-    other = replay((match.header, stripped), str(HANDLERS / "clock_match.lua"))
+    other = reproduce((match.header, stripped), str(HANDLERS / "clock_match.lua"))
     assert any(d.field == "broadcasts" for d in other.divergences)
 
 
@@ -124,7 +125,7 @@ def test_real_nakama_arena_log_reproduces(tmp_path: Path) -> None:
     assert (crash.callback, crash.tick) == ("match_loop", 29)
     assert crash.error.endswith("arena.lua:54: attempt to index a non-table object(nil) with key 'pos'")  # gopher-lua's words
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
-    result = replay(path, str(HANDLERS / "arena.lua"))
+    result = reproduce(path, str(HANDLERS / "arena.lua"))
     assert result.reproduced and result.divergence_count == 0
     # the signature view: same class and same line, though PUC Lua words it differently
     assert lua_error_class(error_message(result.crash.error)) == lua_error_class(error_message(crash.error)) == "lua:index nil"
@@ -136,7 +137,7 @@ def test_real_nakama_clock_log_serves_every_recorded_value(tmp_path: Path) -> No
     assert ing.stats.damaged == [] and match.problems == []
     sources = {v.source for e in match.events for v in getattr(e, "nondeterministic", ())}
     assert sources == {"time", "uuid", "random", "os_time", "os_date", "os_clock", "storage_read"}
-    result = replay(write_match(match, tmp_path), str(HANDLERS / "clock_match.lua"))
+    result = reproduce(write_match(match, tmp_path), str(HANDLERS / "clock_match.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 12
 
 
@@ -158,7 +159,7 @@ def test_interleaved_matches_noise_damage_and_duplicates(tmp_path: Path) -> None
     assert [(d.line, d.problem.split(" (")[0]) for d in ing.stats.damaged] == [(13, "not a JSON log line")]
     assert all(m.problems == [] for m in matches)
     for m in matches:
-        assert replay(write_match(m, tmp_path), str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua"))).reproduced
+        assert reproduce(write_match(m, tmp_path), str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua"))).reproduced
 
 
 def test_lost_lines_are_reported_and_docker_wrapped_logs_read(tmp_path: Path) -> None:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._canonical import state_digest
+from recorder.format import state_digest
 from replay.errors import HandlerLoadError
-from recorder.capture._ingest import write_match
-from recorder.format._model import Header
-from replay.runtime._driver import MatchDriver
-from replay.lua._check import check_pairs_order
-from replay.lua._handler import LuaHandler
-from replay.diff._calls import diff_determinism
-from replay.runtime._runtime import replay
+from recorder.capture import write_match
+from recorder.format import Header
+from replay.runtime import MatchDriver
+from replay.lua import check_pairs_order
+from replay.lua import LuaHandler
+from replay.diff import diff_determinism
+from replay.runtime import reproduce
 
 from test_lua_capture import ingest, nakama_log
 
@@ -51,7 +51,7 @@ def _record_closures(path: Path) -> Path:
 
 def test_functions_in_state_have_stable_gopher_shaped_text_and_digests(tmp_path: Path) -> None:
     rec = _record_closures(tmp_path / "closures.nkrec")
-    result = replay(rec, str(CORPUS / "closures.lua"))
+    result = reproduce(rec, str(CORPUS / "closures.lua"))
     assert result.crash is not None and result.crash.callback == "match_loop"
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0  # digests of a state holding closures agree call after call
@@ -77,7 +77,7 @@ def test_nakamas_addresses_are_masked_in_digests_and_broadcasts(tmp_path: Path) 
     assert relocated != lines and any("function: 0xc0002" in line for line in relocated)
     _, [match] = ingest(relocated)
     path = write_match(match, tmp_path, handler=str(CORPUS / "closures.lua"))
-    result = replay(path, str(CORPUS / "closures.lua"))
+    result = reproduce(path, str(CORPUS / "closures.lua"))
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
     assert state_digest({"f": "function: 0xc0001a2b40"}) == state_digest({"f": "function: 0xc000010040"})

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recorder.capture._lua_errors import error_location, error_message
-from replay.runtime._signature import lua_error_class
-from recorder.format._model import Header
-from replay.runtime._driver import MatchDriver
-from replay.gocompat._fmt import go_format, go_number_string
-from replay.lua._handler import LuaHandler
+from recorder.capture import error_location, error_message
+from replay.runtime import lua_error_class
+from recorder.format import Header
+from replay.runtime import MatchDriver
+from replay.gocompat import go_format, go_number_string
+from replay.lua import LuaHandler
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "fixtures" / "handlers" / "gopher_probe.lua"

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.errors import HandlerLoadError
-from recorder.format._model import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
-from replay.runtime._driver import MatchDriver
+from recorder.format import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
+from replay.runtime import MatchDriver
 from replay.lua._convert import go_tonumber, lua_to_plain
-from replay.lua._handler import LuaHandler
-from replay.runtime._runtime import MatchRuntime, replay
+from replay.lua import LuaHandler
+from replay.runtime import MatchRuntime, reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -93,9 +93,9 @@ def test_lua_replay_of_its_own_capture_reproduces_with_state_digests(tmp_path: P
     rec = tmp_path / "arena-lua.nkrec"
     with MatchDriver(LuaHandler(HANDLERS / "arena.lua"), make_recordings.arena_header(), capture=str(rec), snapshot_every=10) as d:
         make_recordings.play_arena(d)
-    result = replay(rec, str(HANDLERS / "arena.lua"))
+    result = reproduce(rec, str(HANDLERS / "arena.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 58
-    fixed = replay(rec, str(HANDLERS / "arena_fixed.lua"))
+    fixed = reproduce(rec, str(HANDLERS / "arena_fixed.lua"))
     assert not fixed.reproduced and fixed.crash is None
     assert any(d.field == "digest" for d in fixed.divergences)  # the fixed bookkeeping changes the state
 
@@ -104,10 +104,10 @@ def test_lua_arena_replays_the_python_arena_recording_to_the_same_crash() -> Non
     # same state layout, same inputs: the Lua port crashes at the recorded tick; broadcasts differ only in
     # JSON spacing (Python's json.dumps vs nk.json_encode), and the state digests agree until the first
     # leave, where Python marks a session None and Lua (which cannot store nil) marks it false
-    from replay.runtime._runtime import ReplayOptions
+    from replay.runtime import ReplayOptions
 
     options = ReplayOptions(max_divergences=1000)
-    result = replay(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec", str(HANDLERS / "arena.lua"), options)
+    result = reproduce(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec", str(HANDLERS / "arena.lua"), options)
     assert (result.crash.callback, result.crash.tick) == (result.recorded_crash.callback, result.recorded_crash.tick)
     assert {d.field for d in result.divergences} <= {"broadcasts", "label", "label_updates", "digest"}
     first_digest = next(d for d in result.divergences if d.field == "digest")
@@ -157,7 +157,7 @@ def test_only_nakamas_library_set_is_there(tmp_path: Path) -> None:
         return state, table.concat(seen, ",")"""))
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
-    from recorder.format._model import SignalCall
+    from recorder.format import SignalCall
 
     reply = rt.apply(SignalCall(0, "x")).outcome.reply
     assert reply == ("io=nil,debug=nil,coroutine=nil,python=nil,bit32=table,os=table,string=table,table=table,"
@@ -201,7 +201,7 @@ def test_init_tick_rate_is_truncated_like_gopher_lua(tmp_path: Path) -> None:
     ],
 )
 def test_join_attempt_return_checks(tmp_path: Path, body: str, accept, reason, error) -> None:  # type: ignore[no-untyped-def]
-    from recorder.format._model import JoinAttemptCall
+    from recorder.format import JoinAttemptCall
 
     _, [_, step] = run_calls(module(tmp_path, join_attempt=body), InitCall({}), JoinAttemptCall(0, ALICE, {"v": "1"}))
     if error is None:
@@ -215,7 +215,7 @@ def test_nil_state_stops_quietly_and_extra_values_are_errors(tmp_path: Path) -> 
     assert step.crash is None and rt.stop_reason == "nil-state"
     rt, [_, step] = run_calls(module(tmp_path, "b", loop="return state, 1"), InitCall({}), LoopCall(0))
     assert step.crash.error == "Match loop returned too many values, stopping match"
-    from recorder.format._model import SignalCall
+    from recorder.format import SignalCall
 
     rt, [_, step] = run_calls(module(tmp_path, "c", signal="return state"), InitCall({}), SignalCall(0, "d"))
     assert step.crash.error == "Match signal returned non-string result, stopping match"
@@ -247,7 +247,7 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
         out.read = nk.storage_read({ { collection = "c", key = "k" } })[1].value.v
         return state, nk.json_encode(out)""")
     path = module(tmp_path, signal=body)
-    from recorder.format._model import SignalCall
+    from recorder.format import SignalCall
 
     recorded = (
         Nondeterministic("time", 1_795_799_588_126), Nondeterministic("uuid", "bc4a2e6a-5faf-433d-8cff-5e8f1a652977"),
@@ -284,7 +284,7 @@ def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:
         end
         return state""")
     path = module(tmp_path, loop=loop)
-    from recorder.format._model import JoinCall
+    from recorder.format import JoinCall
 
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
@@ -315,7 +315,7 @@ def test_pairs_order_can_be_perturbed(tmp_path: Path) -> None:
         local keys = {}
         for k in pairs(t) do keys[#keys + 1] = tostring(k) end
         return state, table.concat(keys, ",")"""))
-    from recorder.format._model import SignalCall
+    from recorder.format import SignalCall
 
     replies = []
     for order in ("native", "reverse"):
@@ -347,7 +347,7 @@ def test_binary_message_data_round_trips(tmp_path: Path) -> None:
     path = module(tmp_path, loop=textwrap.dedent("""
         for _, m in ipairs(messages) do dispatcher.broadcast_message(m.op_code, m.data) end
         return state"""))
-    from recorder.format._model import JoinCall
+    from recorder.format import JoinCall
 
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
@@ -371,7 +371,7 @@ _JSONISH = st.recursive(
 @settings(max_examples=150, deadline=None)
 def test_python_lua_python_is_lossless_for_what_nakama_represents(value: object) -> None:
     # doubles, 1-based arrays, string keys: the canonical form (and so the digest) survives the trip
-    from recorder.format._canonical import canonical_bytes
+    from recorder.format import canonical_bytes
 
     h = _shared_handler()
     assert canonical_bytes(lua_to_plain(h._to_lua(value))) == canonical_bytes(value)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.capture._ingest import Ingest, write_match
-from replay.runtime._runtime import replay
+from recorder.capture import Ingest, write_match
+from replay.runtime import reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "").rstrip("/")
@@ -80,7 +80,7 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
     [match] = [m for m in ingest.matches() if m.header.match_id == match_id]
     assert match.problems == [] and match.crash is not None and match.crash.callback == "match_loop"
     clock = str(ROOT / "fixtures" / "handlers" / "clock_match.lua")
-    result = replay(write_match(match, tmp_path, handler=clock), clock)  # a header names no handler outside its folder
+    result = reproduce(write_match(match, tmp_path, handler=clock), clock)  # a header names no handler outside its folder
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
 

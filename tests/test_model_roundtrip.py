@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder import CorruptRecording, Header, LoopCall, MatchMessage, MessageBatch, Outcome, Presence
-from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header
+from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header
 from recorder.format._nkrec import _pack, _unpack
 from model_strategies import (
     I64_MAX,

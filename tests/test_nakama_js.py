@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from leaks import leaks
-from recorder.format._nkrec import read_events
-from recorder.wire._proxy import start_proxy
-from recorder.wire._wsio import start_server
-from replay.live._playback import PlaybackServer, load_scripts
-from replay.live._server import ServerConfig, start_nakama_server
+from recorder.format import read_events
+from recorder.wire import start_proxy
+from recorder.wire import start_server
+from replay.live import PlaybackServer, load_scripts
+from replay.live import ServerConfig, start_nakama_server
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "tests" / "js"

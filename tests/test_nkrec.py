@@ -31,8 +31,9 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.format._nkrec import FRAME_SIZE, MAGIC, _frame, _pack, _unpack, verify
-from recorder.format._summary import summarize
+from recorder.format import verify
+from recorder.format._nkrec import FRAME_SIZE, MAGIC, _frame, _pack, _unpack
+from recorder.format import summarize
 from model_strategies import assert_same, event_lists, headers, pinned_events, pinned_header
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
@@ -361,7 +362,7 @@ def test_tell_gives_the_offset_of_the_next_frame(tmp_path: Path) -> None:
 _MEASURE = """
 import json, resource, sys
 from recorder import open_recording
-from recorder.format._summary import summarize
+from recorder.format import summarize
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak resident bytes (Linux: KiB)
 before = rss()
 s = summarize(sys.argv[1])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.wire._addresses import Address, parse_listen, parse_server_url
+from recorder.wire import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
 from replay.cli._args import count, input_file, int_at_least, output_dir, output_file, positive, seconds
 

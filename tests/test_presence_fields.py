@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from recorder.capture._ingest import Ingest
-from recorder.format._model import Header, JoinCall, LeaveCall, PresenceReason
-from replay.fuzz._actions import Connect, Leave, Send, Tick, play
-from replay.runtime._driver import MatchDriver
+from recorder.capture import Ingest
+from recorder.format import Header, JoinCall, LeaveCall, PresenceReason
+from replay.fuzz import Connect, Leave, Send, Tick, play
+from replay.runtime import MatchDriver
 from replay.fuzz._strategies import LEAVE_REASONS
 
 pytest.importorskip("lupa", reason="Lua handlers need lupa")

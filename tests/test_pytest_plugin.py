@@ -34,7 +34,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def _rehome(recording: Path, copy: Path, handler: str) -> None:
     """Copy a recording with its header naming ``handler`` instead."""
-    from recorder.format._nkrec import open_recording, write_recording
+    from recorder.format import open_recording, write_recording
 
     with open_recording(recording) as rec:
         header, events = rec.header, list(rec.events())
@@ -180,7 +180,7 @@ def test_max_ticks_stops_before_the_crash(pytester):
 
 
 def test_header_tag_expectation(pytester, tmp_path):
-    from recorder.format._nkrec import open_recording, write_recording
+    from recorder.format import open_recording, write_recording
 
     with open_recording(CRASH_REC) as rec:
         header, events = rec.header, list(rec.events())
@@ -257,7 +257,7 @@ def test_lua_state_paths(pytester, tmp_path):
         from make_recordings import arena_header, play_arena
     finally:
         sys.path.remove(str(ROOT / "fixtures"))
-    from replay.runtime._driver import MatchDriver
+    from replay.runtime import MatchDriver
 
     rec = tmp_path / "lua-clean.nkrec"
     with MatchDriver(str(HANDLERS / "arena.lua"), arena_header("../handlers/arena.lua"), capture=str(rec), snapshot_every=10) as d:

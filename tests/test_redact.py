@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from leaks import fragments, strings
 from recorder.wire import session_token
-from recorder.format._model import (
+from recorder.format import (
     Broadcast,
     CrashMarker,
     JoinAttemptCall,
@@ -23,7 +23,7 @@ from recorder.format._model import (
     SignalCall,
     WireEvent,
 )
-from recorder.wire._redact import REDACTED, Redactor
+from recorder.wire import REDACTED, Redactor
 
 JWT = session_token.encode(session_token.Claims("t1", "u1", "ana", {"v": "1"}, 2_000_000_000, 1_700_000_000), "key")
 OPAQUE = "opaque-refresh-7f3a9c"  # a refresh token that is not a JWT: only its key gives it away

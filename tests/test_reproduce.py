@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._model import CrashMarker, LoopCall
-from recorder.format._nkrec import read_events
-from replay.cli._main import main
-from replay.runtime._driver import MatchDriver
-from replay.runtime._runtime import replay
+from recorder.format import CrashMarker, LoopCall
+from recorder.format import read_events
+from replay.cli import main
+from replay.runtime import MatchDriver
+from replay.runtime import reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -78,10 +78,10 @@ def test_capture_records_outcomes_and_replay_matches_them(tmp_path: Path) -> Non
     assert sum(1 for e in loops if e.outcome.snapshot is not None) == len([e for e in loops if e.tick % 5 == 0])
     assert any(e.outcome.broadcasts for e in loops)
     assert not any(isinstance(e, CrashMarker) for e in events)
-    result = replay(out, str(ARENA_FIXED))
+    result = reproduce(out, str(ARENA_FIXED))
     assert result.reproduced and result.divergence_count == 0, [d.describe() for d in result.divergences]
     # the buggy handler crashes on the same inputs (the race is in this scenario too)
-    crashed = replay(out, str(ARENA))
+    crashed = reproduce(out, str(ARENA))
     assert crashed.outcome == "crashed" and crashed.crash.error_type == "KeyError" and not crashed.reproduced
 
 
@@ -112,8 +112,8 @@ def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: py
 def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Path:
     """A probe match whose loop 0 carries op code 6 (the probe returns no state: the match stops quietly),
     with ``calls_after`` loops recorded after it."""
-    from recorder.format._model import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
-    from recorder.format._nkrec import write_recording
+    from recorder.format import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
+    from recorder.format import write_recording
 
     alice = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
     stop = LoopCall(0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None)
@@ -127,18 +127,18 @@ def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Pat
 
 def test_calls_recorded_after_the_stop_are_counted_and_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue #14, item 8: a replay that stops no longer passes over the calls recorded after the stop."""
-    clean = replay(_stop_recording(tmp_path / "clean.nkrec", recorded_stop=True, calls_after=0))
+    clean = reproduce(_stop_recording(tmp_path / "clean.nkrec", recorded_stop=True, calls_after=0))
     assert clean.reproduced and clean.verdict == "stopped as recorded" and clean.after_stop is None
 
     # the recording says the match stopped at loop 0 and still holds 2 loops: Nakama could not have made them
-    inconsistent = replay(_stop_recording(tmp_path / "odd.nkrec", recorded_stop=True, calls_after=2))
+    inconsistent = reproduce(_stop_recording(tmp_path / "odd.nkrec", recorded_stop=True, calls_after=2))
     a = inconsistent.after_stop
     assert a is not None and (a.count, a.first_callback, a.first_tick, a.nakama_could_make) == (2, "match_loop", 1, False)
     assert not inconsistent.reproduced and "could not have made" in inconsistent.verdict
     assert inconsistent.calls_replayed == 4
 
     # the recording does not say it stopped (an older handler went on): Nakama made the later calls
-    went_on = replay(_stop_recording(tmp_path / "on.nkrec", recorded_stop=False, calls_after=3))
+    went_on = reproduce(_stop_recording(tmp_path / "on.nkrec", recorded_stop=False, calls_after=3))
     assert went_on.after_stop is not None and went_on.after_stop.nakama_could_make and went_on.after_stop.count == 3
     assert not went_on.reproduced and "had not stopped there" in went_on.verdict
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from replay.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
-from recorder.format._model import (
+from recorder.format import (
     Broadcast,
     Header,
     InitCall,
@@ -24,8 +24,8 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
 )
-from replay.runtime._handlers import load_handler
-from replay.runtime._runtime import MatchRuntime, ReplayOptions, replay
+from replay.runtime import load_handler
+from replay.runtime import MatchRuntime, ReplayOptions, reproduce
 
 PROBE = str(Path(__file__).parent / "handlers" / "probe.py")
 HEADER = Header(match_id="m1.n1", node="n1", tick_rate=10, started_ms=1_000_000)
@@ -174,7 +174,7 @@ def test_kick_then_leave_with_reason_3(rt: MatchRuntime) -> None:
     step = rt.apply(LoopCall(0, (msg("b", 4),)))
     assert step.outcome.kicks == (P("b"),)
     assert [p.username for p in rt.presences] == ["a", "b"]  # kicked on a later call, not now
-    from replay.runtime._runtime import iter_steps
+    from replay.runtime import iter_steps
 
     steps = list(iter_steps(rt, [LoopCall(1)]))
     assert steps[0].synthetic and isinstance(steps[0].call, LeaveCall)
@@ -284,7 +284,7 @@ def test_replay_follows_handler_and_reports_divergence() -> None:
         JoinCall(0, (P("a", 1),)),
         LoopCall(0, (), Outcome()),
     ]
-    result = replay((HEADER, calls), PROBE)
+    result = reproduce((HEADER, calls), PROBE)
     assert result.presences == ()
     assert not result.reproduced and result.outcome == "completed"
     assert [(d.callback, d.field, d.recorded, d.replayed) for d in result.divergences][:2] == [
@@ -295,5 +295,5 @@ def test_replay_follows_handler_and_reports_divergence() -> None:
 
 def test_replay_until_tick(tmp_path: Path) -> None:
     calls = [InitCall({})] + [LoopCall(t) for t in range(10)]
-    result = replay((HEADER, calls), PROBE, ReplayOptions(until_tick=4))
+    result = reproduce((HEADER, calls), PROBE, ReplayOptions(until_tick=4))
     assert result.ticks_replayed == 5 and result.reproduced

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from replay.runtime._result import Crash
-from replay.runtime._runtime import replay
-from replay.runtime._signature import CrashSignature, lua_error_class, normalise_message, parse_crash_log_line, same_crash
+from replay.runtime import Crash
+from replay.runtime import reproduce
+from replay.runtime import CrashSignature, lua_error_class, parse_crash_log_line, same_crash
+from replay.runtime._signature import normalise_message
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -29,7 +30,7 @@ LOGGED = (
 
 def test_replayed_crash_has_the_recorded_signature():
     recorded = CrashSignature.of_recording(CRASH_REC)
-    replayed = CrashSignature.from_result(replay(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena.py")))
+    replayed = CrashSignature.from_result(reproduce(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena.py")))
     assert recorded is not None and replayed is not None
     assert recorded.key == "match_loop|KeyError|arena.py:match_loop"
     assert recorded.op_code == 1 and replayed.op_code == 1  # tick 58's batch ends with an input (op 1)
@@ -38,7 +39,7 @@ def test_replayed_crash_has_the_recorded_signature():
 
 
 def test_a_clean_replay_has_no_signature():
-    clean = replay(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena_fixed.py"))
+    clean = reproduce(str(CRASH_REC), str(ROOT / "fixtures" / "handlers" / "arena_fixed.py"))
     assert CrashSignature.from_result(clean) is None
     assert not same_crash(None, CrashSignature.of_recording(CRASH_REC))
 
@@ -273,7 +274,7 @@ def test_same_error_class() -> None:
 
 
 def test_a_marker_keeps_its_error_type_and_the_hang_text_is_a_hang() -> None:
-    from recorder.format._model import CrashMarker
+    from recorder.format import CrashMarker
 
     typed = CrashSignature.from_marker(CrashMarker("match_loop", 3, "boom", "", "RuntimeError"))
     assert typed.error_type == "RuntimeError"

@@ -20,11 +20,12 @@ import pytest
 from recorder import open_recording, write_recording
 from recorder.errors import CorruptRecording, OptionError
 from replay.errors import HandlerDied, HandlerLoadError
-from replay.regression._batch import CATEGORIES, find_recordings, run_all
-from replay.cli._main import main
-from replay.runtime._runtime import ReplayOptions, replay
-from replay.runtime._signature import CrashSignature
-from replay.runtime._supervisor import GRACE, Death, HandlerProcess, Limits, parse_size, replay_supervised
+from replay.regression import CATEGORIES, find_recordings, run_all
+from replay.cli import main
+from replay.runtime import ReplayOptions, reproduce
+from replay.runtime import CrashSignature
+from replay.runtime import Death, HandlerProcess, Limits, reproduce_supervised
+from replay.runtime._supervisor import GRACE, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RECS = ROOT / "fixtures" / "recordings"
@@ -95,7 +96,7 @@ def calls_up_to_tick_3() -> int:
 @pytest.mark.parametrize("kind", list(BODIES))
 def test_every_ending_is_reported_with_callback_and_tick(kind: str, handlers, worker) -> None:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    r = replay_supervised(CLEAN, handlers[kind], ReplayOptions(hang_timeout=HANG), process=worker)
+    r = reproduce_supervised(CLEAN, handlers[kind], ReplayOptions(hang_timeout=HANG), process=worker)
     took = time.monotonic() - started
     outcome, error_type = EXPECTED[kind]
     assert (r.outcome, r.crash.callback, r.crash.tick, r.crash.error_type) == (outcome, "match_loop", 3, error_type)
@@ -122,19 +123,19 @@ def test_every_ending_is_reported_with_callback_and_tick(kind: str, handlers, wo
 
 
 def test_a_recorded_death_reproduces_only_when_nothing_diverged_before_it(tmp_path: Path, handlers, worker) -> None:  # type: ignore[no-untyped-def]
-    from recorder.format._model import CrashMarker
+    from recorder.format import CrashMarker
 
     with open_recording(CLEAN) as rec:
         header, events = rec.header, [e for e in rec.events() if e.tick <= 3]
     marker = CrashMarker("match_loop", 3, "FatalSignalError: the handler process was killed by SIGSEGV")
     recording = tmp_path / "died.nkrec"
     write_recording(recording, header, [*events, marker])
-    same = replay_supervised(recording, handlers["segfault"], process=worker)
+    same = reproduce_supervised(recording, handlers["segfault"], process=worker)
     assert (same.outcome, same.reproduced) == ("killed", True), same.verdict
     noisy = hostile(tmp_path, "segfault")  # the same death, after an outcome the recording does not have
     noisy.write_text(noisy.read_text().replace(
         "    if tick == 3:", "    if tick == 1:\n        dispatcher.broadcast_message(99, b'extra')\n    if tick == 3:"))
-    diverged = replay_supervised(recording, noisy, process=worker)
+    diverged = reproduce_supervised(recording, noisy, process=worker)
     assert diverged.outcome == "killed" and not diverged.reproduced and diverged.divergence_count == 1, diverged.verdict
 
 
@@ -153,19 +154,19 @@ def test_errors_of_ours_cross_the_process_boundary_as_they_are(tmp_path: Path, w
     data[200] ^= 0xFF
     damaged.write_bytes(bytes(data))
     with pytest.raises(CorruptRecording) as supervised:
-        replay_supervised(damaged, None, process=worker)
+        reproduce_supervised(damaged, None, process=worker)
     with pytest.raises(CorruptRecording) as here:
-        replay(damaged)
+        reproduce(damaged)
     assert str(supervised.value) == str(here.value) and supervised.value.offset == here.value.offset
     with pytest.raises(HandlerLoadError):
-        replay_supervised(CLEAN, tmp_path / "missing.py", process=worker)
+        reproduce_supervised(CLEAN, tmp_path / "missing.py", process=worker)
 
 
 def test_a_handler_that_hangs_while_loading_does_not_load(tmp_path: Path, worker) -> None:  # type: ignore[no-untyped-def]
     stuck = tmp_path / "stuck.py"
     stuck.write_text("import time\ntime.sleep(3600)\n")
     with pytest.raises(HandlerLoadError, match="did not finish loading within 0.5 s"):
-        replay_supervised(CLEAN, stuck, process=worker)
+        reproduce_supervised(CLEAN, stuck, process=worker)
 
 
 @pytest.mark.parametrize("recording", [CRASH, CLEAN], ids=["crash", "clean"])
@@ -350,8 +351,8 @@ def test_bisect_skips_versions_whose_handler_dies_before_the_crash(tmp_path: Pat
 
 
 def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
-    from replay.fuzz._fuzz import FuzzOptions, fuzz
-    from replay.fuzz._strategies import FuzzProfile
+    from replay.fuzz import FuzzOptions, fuzz
+    from replay.fuzz import FuzzProfile
 
     handler = tmp_path / "quits.py"
     handler.write_text(

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from replay.errors import HandlerLoadError, UntrustedHandler
-from recorder.format._nkrec import open_recording, write_recording
-from replay.cli._main import main
-from replay.runtime._runtime import replay
+from recorder.format import open_recording, write_recording
+from replay.cli import main
+from replay.runtime import reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -64,7 +64,7 @@ def test_hostile_header_handlers_are_refused_everywhere(
     for i, (name, why) in enumerate(_hostile_names(evil_py, recs)):
         rec = _recording(recs / f"r{i}.nkrec", name)
         with pytest.raises(UntrustedHandler, match=why) as err:
-            replay(rec)
+            reproduce(rec)
         assert err.value.path == str(rec) and err.value.handler == name
         expected = f"{rec} names handler {name!r} outside its folder; pass --handler to run it"
         for argv in (["reproduce", str(rec)], ["diff", str(rec), "--recorded"], ["lua-check", str(rec)]):
@@ -100,9 +100,9 @@ def test_a_handler_inside_the_folder_tree_runs_and_is_named(tmp_path: Path, caps
     (tmp_path / "recs" / "deep").mkdir()
     rec = _recording(tmp_path / "recs" / "deep" / "r.nkrec", "../handlers/arena.py")
     with pytest.raises(UntrustedHandler):  # the folder tree is the recording's own folder, recs/deep
-        replay(rec)
+        reproduce(rec)
     rec = _recording(tmp_path / "recs" / "r.nkrec", "handlers/../handlers/arena.py")
-    result = replay(rec)
+    result = reproduce(rec)
     assert result.reproduced and result.handler == str(tmp_path / "recs" / "handlers" / "arena.py")
     assert main(["reproduce", str(rec), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["handler"] == str(tmp_path / "recs" / "handlers" / "arena.py")
@@ -114,7 +114,7 @@ def test_a_handler_inside_the_folder_tree_runs_and_is_named(tmp_path: Path, caps
 def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = _recording(tmp_path / "r.nkrec", "handlers/arena.py")
     with pytest.raises(HandlerLoadError, match="comes from the header of"):
-        replay(rec)
+        reproduce(rec)
     assert main(["reproduce", str(rec)]) == 2
     err = capsys.readouterr().err
     assert f"the path 'handlers/arena.py' comes from the header of {rec}; pass --handler FILE" in err
@@ -128,6 +128,7 @@ def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, 
 _LOADERS = {
     ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
     ("replay/cli/_main.py", "import_module"): "command modules from the fixed COMMANDS table",
+    ("replay/_exports.py", "import_module"): "a package's public names from the modules its own __init__ names",
     ("replay/regression/_batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/fuzz/_strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
     ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",

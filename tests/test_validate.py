@@ -36,13 +36,16 @@ from recorder import (
     RecordingWriter,
     read_events,
 )
-from recorder.format._atomic import atomic_output, temp_path
-from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
-from recorder.format._jsonl import event_to_json, header_to_json, import_jsonl, jsonl_lines, read_jsonl
+from recorder.format import atomic_output
+from recorder.format._atomic import temp_path
+from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
+from recorder.format import import_jsonl, jsonl_lines, read_jsonl
+from recorder.format._jsonl import event_to_json, header_to_json
 from recorder.format._nkrec import _pack, _unpack
 from recorder.errors import InvalidValue
-from recorder.format._validate import MAX_DEPTH, parse_json, value
-from replay.cli._main import main
+from recorder.format import parse_json
+from recorder.format._validate import MAX_DEPTH, value
+from replay.cli import main
 from model_strategies import assert_same, event_lists, pinned_events, pinned_header
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """Verdicts: what "reproduced" means (the same callback, tick and error class, every outcome before it equal),
-the statuses and exit codes of ``replay.runtime._verdict.decide``, and crash identity through real replays (Python and
+the statuses and exit codes of ``replay.runtime.decide``, and crash identity through real replays (Python and
 Lua handlers, PUC Lua and gopher-lua wordings)."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format._integrity import Damage, Integrity
-from recorder.format._model import CrashMarker, Header
-from recorder.format._nkrec import read_events, write_recording
-from replay.cli._main import main
-from replay.runtime._driver import MatchDriver
-from replay.runtime._result import AfterStop, Crash
-from replay.runtime._runtime import replay
-from replay.runtime._verdict import EXIT_CODES, Verdict, crash_mismatch, decide
+from recorder.format import Damage, Integrity
+from recorder.format import CrashMarker, Header
+from recorder.format import read_events, write_recording
+from replay.cli import main
+from replay.runtime import MatchDriver
+from replay.runtime import AfterStop, Crash
+from replay.runtime import reproduce
+from replay.runtime import Verdict, decide
+from replay.runtime._verdict import EXIT_CODES, crash_mismatch
 
 ROOT = Path(__file__).resolve().parent.parent
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -126,7 +127,7 @@ def test_another_error_at_the_recorded_tick_does_not_reproduce(tmp_path: Path, c
     callback and tick said REPRODUCED."""
     other = _variant(tmp_path, "arena_other.py", 'user_id = state["sessions"][m.sender.session_id]',
                      'user_id = [][1] if m.sender.session_id not in state["sessions"] else state["sessions"][m.sender.session_id]')
-    r = replay(str(CRASH_REC), str(other))
+    r = reproduce(str(CRASH_REC), str(other))
     assert (r.outcome, r.crash.callback, r.crash.tick, r.crash.error_type) == ("crashed", "match_loop", 58, "IndexError")
     assert (r.status, r.reproduced, r.mismatch) == ("not-reproduced", False, ("error_type",))
     assert r.verdict.startswith("crashed at the recorded tick, but with a different error: recorded KeyError (KeyError: ")
@@ -140,11 +141,11 @@ def test_another_error_at_the_recorded_tick_does_not_reproduce(tmp_path: Path, c
 
 
 def test_the_same_crash_still_reproduces_and_earlier_divergences_spoil_it(tmp_path: Path) -> None:
-    r = replay(str(CRASH_REC), str(ARENA))
+    r = reproduce(str(CRASH_REC), str(ARENA))
     assert (r.status, r.mismatch, r.exit_code) == ("reproduced", (), 0)
     slower = tmp_path / "arena_slow.py"
     slower.write_text(BUGGY.replace("SPEED, BULLET_SPEED", "SPEED_, BULLET_SPEED") + "\nSPEED = 3.0\n")
-    r = replay(str(CRASH_REC), str(slower))
+    r = reproduce(str(CRASH_REC), str(slower))
     assert (r.crash.callback, r.crash.tick, r.crash.error_type) == ("match_loop", 58, "KeyError")  # the same crash
     assert r.divergence_count > 0 and (r.status, r.reproduced, r.mismatch) == ("not-reproduced", False, ("outcomes",))
     assert r.verdict.startswith(f"crash reproduced in match_loop at tick 58, but {r.divergence_count} outcomes diverged")
@@ -176,7 +177,7 @@ def _lua(tmp_path: Path, name: str, fail: str) -> Path:
 
 def test_a_python_keyerror_recording_into_a_lua_module_failing_otherwise(tmp_path: Path) -> None:
     lua = _lua(tmp_path, "arena_port.lua", 'error("no such session")')
-    r = replay(str(CRASH_REC), str(lua))
+    r = reproduce(str(CRASH_REC), str(lua))
     assert (r.crash.callback, r.crash.tick) == ("match_loop", 58)
     assert (r.status, r.mismatch) == ("not-reproduced", ("error_type",))
     assert "recorded KeyError" in r.verdict and "replayed lua:error no such session" in r.verdict
@@ -200,11 +201,11 @@ def test_lua_arithmetic_on_nil_replayed_into_an_index_error(tmp_path: Path) -> N
     marker = next(e for e in read_events(rec)[1] if isinstance(e, CrashMarker))
     assert "attempt to perform arithmetic" in marker.error and marker.error_type == "lua:arithmetic"
     index = _lua(tmp_path, "index.lua", "local holder = nil; state.n = holder.team")
-    r = replay(str(rec), str(index))
+    r = reproduce(str(rec), str(index))
     assert (r.crash.tick, r.status, r.mismatch) == (58, "not-reproduced", ("error_type",))
     assert "recorded lua:arithmetic" in r.verdict and "replayed lua:index nil" in r.verdict
     same = _lua(tmp_path, "same.lua", "local y = nil; state.n = 2 * y")  # another line and operator, one class
-    assert replay(str(rec), str(same)).status == "reproduced"
+    assert reproduce(str(rec), str(same)).status == "reproduced"
 
 
 def test_gopher_lua_wording_of_the_recorded_error_reproduces_in_puc_lua(tmp_path: Path) -> None:
@@ -216,12 +217,12 @@ def test_gopher_lua_wording_of_the_recorded_error_reproduces_in_puc_lua(tmp_path
                       error_type="") if isinstance(e, CrashMarker) else e for e in events]
     logged = tmp_path / "logged.nkrec"
     write_recording(logged, header, gopher)
-    r = replay(str(logged), str(tmp_path / "recorded.lua"))
+    r = reproduce(str(logged), str(tmp_path / "recorded.lua"))
     assert r.status == "reproduced", r.verdict
     length = [replace(e, error="recorded.lua:9: __len undefined", error_type="") if isinstance(e, CrashMarker) else e
               for e in events]
     write_recording(logged, header, length)
-    r = replay(str(logged), str(tmp_path / "recorded.lua"))
+    r = reproduce(str(logged), str(tmp_path / "recorded.lua"))
     assert (r.status, r.mismatch) == ("not-reproduced", ("error_type",))  # a length error is another class
     assert "recorded lua:length" in r.verdict
 

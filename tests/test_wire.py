@@ -16,12 +16,12 @@ from websockets.exceptions import ConnectionClosed
 
 from leaks import leaks
 from recorder.wire import session_token
-from recorder.format._nkrec import read_events, verify
-from recorder.wire._proxy import start_proxy
-from recorder.wire._wsio import HttpResponse, http_request, start_server
-from replay.cli._main import main
-from replay.live._playback import PlaybackServer, load_scripts
-from replay.live._server import ServerConfig, start_nakama_server
+from recorder.format import read_events, verify
+from recorder.wire import start_proxy
+from recorder.wire import HttpResponse, http_request, start_server
+from replay.cli import main
+from replay.live import PlaybackServer, load_scripts
+from replay.live import ServerConfig, start_nakama_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")

@@ -8,7 +8,7 @@
 - Lua error texts as Nakama logs them (``_lua_errors``).
 """
 
-from pathlib import Path
+import pathlib
 
 from recorder.capture._ingest import Ingest, IngestedMatch, recording_name, write_match, write_matches
 from recorder.capture._lua_errors import error_location, error_message, split_traceback
@@ -16,7 +16,7 @@ from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_
 from recorder.capture._sink import CaptureSink
 
 #: the folder of the capture modules to deploy into Nakama (``nkreplay_capture.lua``)
-MODULES_DIR = Path(__file__).resolve().parent / "modules"
+MODULES_DIR = pathlib.Path(__file__).resolve().parent / "modules"
 
 __all__ = [
     "MODULES_DIR",

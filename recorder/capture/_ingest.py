@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.format._atomic import atomic_output
-from recorder.format._canonical import canonical_bytes, state_digest
+from recorder.format import atomic_output
+from recorder.format import canonical_bytes, state_digest
 from recorder.errors import InvalidValue, LogError, RecordingError, StateError
-from recorder.format._model import (
+from recorder.format import (
     Broadcast,
     Call,
     CrashMarker,
@@ -58,17 +58,9 @@ from recorder.format._model import (
     TerminateCall,
 )
 from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
-from recorder.format._nkrec import RecordingWriter, open_recording
-from recorder.format._validate import (
-    INT64_MAX,
-    MAX_DEPTH,
-    integer,
-    match_id,
-    parse_json,
-    show,
-    text,
-    value,
-)
+from recorder.format import RecordingWriter, open_recording
+from recorder.format import parse_json
+from recorder.format._validate import INT64_MAX, MAX_DEPTH, integer, match_id, show, text, value
 
 __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
 

@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from recorder.capture._lua_errors import split_traceback
-from recorder.format._model import CrashMarker
+from recorder.format import CrashMarker
 from recorder.errors import InvalidValue
-from recorder.format._validate import match_id, parse_json, show, tick
+from recorder.format import parse_json
+from recorder.format._validate import match_id, show, tick
 
 __all__ = [
     "LogEntry",

@@ -1,6 +1,6 @@
 """In-process capture: the sink a live match runtime writes its calls into.
 
-A runtime (``replay.runtime._driver.MatchDriver`` for scripted matches, ``nakama-replay serve`` for real clients)
+A runtime (``replay.runtime.MatchDriver`` for scripted matches, ``nakama-replay serve`` for real clients)
 hands every call it made, with the outcome it observed and the nondeterministic values the handler
 consumed, to ``CaptureSink.record``. The sink appends them to a ``.nkrec`` file and flushes after every
 ``match_loop`` (one chunk per tick), so a process killed mid-match loses at most the tick in flight. When
@@ -15,9 +15,9 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from recorder.format._model import Call, CrashMarker, Header, LoopCall
-from recorder.format._nkrec import RecordingWriter
-from recorder.wire._redact import Redactor
+from recorder.format import Call, CrashMarker, Header, LoopCall
+from recorder.format import RecordingWriter
+from recorder.wire import Redactor
 
 __all__ = ["CaptureSink"]
 

@@ -68,7 +68,7 @@ class Summary:
     sockets: int = 0
     damage: list[dict[str, Any]] = field(default_factory=list)
     redactions: list[str] = field(default_factory=list)  # what the recorder removed (header ``redactions``)
-    integrity: dict[str, Any] = field(default_factory=dict)  # recorder.format._integrity.Integrity.to_json()
+    integrity: dict[str, Any] = field(default_factory=dict)  # recorder.format.Integrity.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,7 +14,7 @@ socket are in order; ``t`` (monotonic seconds since the recorder started) orders
 buffer is written out as a chunk after ``chunk_events`` events or ``chunk_bytes`` bytes, whichever
 comes first.
 
-Secrets never reach a file: every event goes through one ``recorder.wire._redact.Redactor`` (tokens,
+Secrets never reach a file: every event goes through one ``recorder.wire.Redactor`` (tokens,
 refresh tokens, JWTs, credential headers, user-named keys; its labels are the header's
 ``redactions``); sockets carry a pseudonym (``session_token.pseudonym``), and the client version comes
 from the session vars (``client_version``) or the join metadata.
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.format._model import Header, WireEvent
-from recorder.format._nkrec import RecordingWriter, open_recording
+from recorder.format import Header, WireEvent
+from recorder.format import RecordingWriter, open_recording
 from recorder.wire.protocol import envelope_kind, envelope_match_id
 from recorder.wire._redact import Redactor
 

@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from recorder.format._model import Outcome, Presence
+from recorder.format import Outcome, Presence
 
 __all__ = ["REDACTED", "SECRET_KEYS", "SECRET_HEADERS", "Redactor"]
 

@@ -10,7 +10,7 @@ any work starts)::
     p.add_argument("--hang-timeout", type=seconds)       # a finite number > 0
     p.add_argument("--max-memory", type=byte_size)       # bytes, or with a K, M, G, T suffix: 512M, 4G
     p.add_argument("--nakama", type=server_url)          # http://HOST:PORT, returned unchanged
-    p.add_argument("--listen", type=listen_address(7350))   # HOST:PORT -> recorder.wire._addresses.Address
+    p.add_argument("--listen", type=listen_address(7350))   # HOST:PORT -> recorder.wire.Address
 
 Paths are checked at the start of ``run`` (some defaults depend on other options), raising ``PathError``:
 ``input_file``, ``input_dir``, ``output_file``, ``output_dir``. The rule for outputs, everywhere: the output
@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from recorder.wire._addresses import Address, parse_listen, parse_server_url
+from recorder.wire import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
 
 __all__ = [
@@ -106,7 +106,7 @@ def byte_size(text: str) -> int:
 
 
 def server_url(text: str) -> str:
-    """``http://HOST:PORT`` checked by ``recorder.wire._addresses.parse_server_url``; returned unchanged."""
+    """``http://HOST:PORT`` checked by ``recorder.wire.parse_server_url``; returned unchanged."""
     try:
         parse_server_url(text, option="")
     except OptionError as exc:
@@ -160,7 +160,7 @@ def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
 
 def handler_file(spec: str) -> str:
     """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``) whose file exists, checked without
-    importing it (``replay.runtime._handlers.load_handler`` imports, and says more); returned unchanged."""
+    importing it (``replay.runtime.load_handler`` imports, and says more); returned unchanged."""
     from replay.runtime._handlers import split_spec  # noqa: PLC0415
 
     path, _ = split_spec(spec)

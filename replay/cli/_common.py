@@ -66,7 +66,7 @@ def integrity_gate(path: str, args: Any, *, refuse: bool = False) -> Any:
     ``IncompleteRecording`` (exit 3) for a recording that is not complete. Returns the ``Integrity``
     when it was checked, else None (the command's own reading reports it)."""
     from recorder.errors import NakamaReplayError
-    from recorder.format._nkrec import incomplete_error, verify
+    from recorder.format import incomplete_error, verify
 
     strict, allow = getattr(args, "strict", False), getattr(args, "allow_incomplete", False)
     if strict and allow:

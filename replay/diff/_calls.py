@@ -38,15 +38,15 @@ from typing import Any, get_args
 
 import msgpack
 
-from recorder.format._canonical import canonical_bytes
+from recorder.format import canonical_bytes
 from recorder.errors import NakamaReplayError
-from recorder.format._model import Call, Header, Outcome, WireEvent
-from recorder.format._nkrec import open_recording, verify
+from recorder.format import Call, Header, Outcome, WireEvent
+from recorder.format import open_recording, verify
 from replay.diff import _kernels as kernels
 from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence
 from replay.runtime._hang import begin_run
 from replay.runtime._result import StepResult, describe_call
-from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, replay, resolve_handler
+from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce, resolve_handler
 from replay.runtime._verdict import crash_mismatch
 
 __all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_determinism"]
@@ -87,7 +87,7 @@ class MatchDiff:
     note: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
     ended_early: dict[str, Any] | None = None  # a run stopped (crash, hang, death) before the recording's end
-    integrity: Any = None  # the recording's recorder.format._integrity.Integrity (``judge``)
+    integrity: Any = None  # the recording's recorder.format.Integrity (``judge``)
     incomplete: bool = False  # the recording is not complete (and allow_incomplete was not given)
 
     @property
@@ -273,7 +273,7 @@ def _ended_early(
 
 
 def died(mode: str, death: Any, label_a: str, label_b: str, side: str | None = None) -> MatchDiff:
-    """The answer when a supervised run's handler process hung or died (``replay.runtime._supervisor.Death``):
+    """The answer when a supervised run's handler process hung or died (``replay.runtime.Death``):
     which run (``death.run``: 0 is side a), the callback and tick, how it ended."""
     side = side or ("b" if death.run else "a")
     ended = {"side": side, "outcome": death.kind, "callback": death.callback, "tick": death.tick,
@@ -407,7 +407,7 @@ def _diff_recorded(
             raise _Stop
 
     try:
-        result = replay(recording, loaded, options, observer=observe)
+        result = reproduce(recording, loaded, options, observer=observe)
     except _Stop:
         return found[0]
     if seen[1] == 0 and integrity.complete:
@@ -442,7 +442,7 @@ def diff_determinism(
 ) -> MatchDiff:
     """Sync test: every call twice from a deep copy; then (unless ``hash_seeds`` is None) the whole replay
     in two supervised handler processes with different ``PYTHONHASHSEED`` values (``limits``:
-    ``replay.runtime._supervisor.Limits``, by default the options' hang timeout and the default memory cap)."""
+    ``replay.runtime.Limits``, by default the options' hang timeout and the default memory cap)."""
     options = options or ReplayOptions()
     integrity = verify(recording)
     diff = _diff_determinism(recording, handler, options, tolerance or Tolerance(), hash_seeds, limit, limits)
@@ -566,7 +566,7 @@ def _header(recording: str) -> Header:
 def _digest_of(step: StepResult, handler: Any) -> int:
     if step.outcome is not None and step.outcome.digest is not None:
         return step.outcome.digest
-    from recorder.format._canonical import state_digest  # noqa: PLC0415
+    from recorder.format import state_digest  # noqa: PLC0415
 
     return state_digest(handler.state_value(step.state))
 

@@ -1,12 +1,12 @@
 """numba kernels for state diffing, each a small private ``_kernel`` behind a validating function.
 
-The kernels walk msgpack bytes (``recorder.format._canonical.canonical_bytes``, or plain ``msgpack.packb`` of a
+The kernels walk msgpack bytes (``recorder.format.canonical_bytes``, or plain ``msgpack.packb`` of a
 state whose maps have string keys) and compute exactly what ``recorder.format._canonical`` computes in Python:
 
-- ``snapshot_digests``: BLAKE2b-64 of each blob, equal to ``recorder.format._canonical.digest_bytes`` (serial or
+- ``snapshot_digests``: BLAKE2b-64 of each blob, equal to ``recorder.format.digest_bytes`` (serial or
   ``prange``);
 - ``flatten_bytes``: the leaves as ``(path_hash, value_bits)`` arrays sorted by hash, equal to
-  ``recorder.format._canonical.flatten`` minus the readable paths (numbers normalised the same way, so plain msgpack
+  ``recorder.format.flatten`` minus the readable paths (numbers normalised the same way, so plain msgpack
   of ``{"hp": 3}`` flattens like canonical ``{"hp": 3.0}``);
 - ``content_digests``: a 64-bit digest of each blob's sorted leaves (independent of map key order, so it
   works on plain msgpack), serial or ``prange``;
@@ -648,7 +648,7 @@ def _raise(code: int, at: int, blob: int | None = None) -> None:
 
 
 def snapshot_digests(blobs: Packed, parallel: bool = True) -> np.ndarray:
-    """BLAKE2b-64 of every blob (``recorder.format._canonical.digest_bytes``), as ``uint64``."""
+    """BLAKE2b-64 of every blob (``recorder.format.digest_bytes``), as ``uint64``."""
     out = np.empty(len(blobs), dtype=np.uint64)
     with np.errstate(over="ignore"):
         (_digests_parallel if parallel else _digests_serial)(blobs.buf, blobs.offsets, out)
@@ -656,7 +656,7 @@ def snapshot_digests(blobs: Packed, parallel: bool = True) -> np.ndarray:
 
 
 def flatten_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(path_hashes, value_bits)`` of one msgpack state, sorted by hash (``recorder.format._canonical.flatten``)."""
+    """``(path_hashes, value_bits)`` of one msgpack state, sorted by hash (``recorder.format.flatten``)."""
     buf = _as_bytes_array(data)
     with np.errstate(over="ignore"):
         hs, bs, code, at = _flatten_sorted(buf, 0, buf.shape[0])

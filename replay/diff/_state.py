@@ -24,7 +24,7 @@ from typing import Any, Union
 import msgpack
 import numpy as np
 
-from recorder.format._canonical import canonical_bytes, leaves
+from recorder.format import canonical_bytes, leaves
 from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
 

@@ -2,7 +2,7 @@
 
 A fuzzer (``replay.fuzz._fuzz``), a state machine (``replay.fuzz._stateful``) or a user's own test describes what
 *clients* do: connect, leave, send, burst, and what the server does on its own: ticks, signals, shutdown.
-``MatchPlayer`` plays those actions through ``replay.runtime._driver.MatchDriver``, so the call stream the handler
+``MatchPlayer`` plays those actions through ``replay.runtime.MatchDriver``, so the call stream the handler
 sees is always one Nakama could produce:
 
 - ``Connect`` runs ``match_join_attempt`` and, when accepted, ``match_join``. When the user still has a
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from replay.errors import HandlerError
-from recorder.format._model import Call, Header, JoinAttemptCall, Presence, PresenceReason
+from recorder.format import Call, Header, JoinAttemptCall, Presence, PresenceReason
 from replay.runtime._dispatcher import Dispatcher, as_presence
 from replay.runtime._driver import MatchDriver
 from replay.runtime._hang import HangGuard

@@ -1,6 +1,6 @@
 """What a match driven by client actions must not do, checked after every handler call.
 
-``MatchChecks`` is called by ``replay.fuzz._actions.MatchPlayer`` after each call it makes and raises the first
+``MatchChecks`` is called by ``replay.fuzz.MatchPlayer`` after each call it makes and raises the first
 failure it sees (all are ``replay.errors.MatchCheckFailed``, an ``AssertionError``):
 
 - ``HandlerCrashed``: the callback raised or hung (the runtime's hang guard); its key is the crash
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
-from recorder.format._model import LoopCall
+from recorder.format import LoopCall
 from replay.runtime._result import StepResult
 from replay.runtime._signature import CrashSignature
 

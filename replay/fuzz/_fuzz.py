@@ -1,7 +1,7 @@
 """Find crashes before players do: search generated matches for failures, write minimal recordings.
 
 ``fuzz(handler, FuzzOptions(...))`` plays matches of client actions (``replay.fuzz._strategies``) through the
-deterministic runtime (``replay.fuzz._actions.MatchPlayer``) under the checks of ``replay.fuzz._checks`` (no crash or
+deterministic runtime (``replay.fuzz.MatchPlayer``) under the checks of ``replay.fuzz._checks`` (no crash or
 hang, no broadcast to an absent presence, the profile's invariants), with hypothesis generating them.
 
 The search runs in rounds. A round is one hypothesis run (seeded: the same seed finds the same failures)
@@ -20,7 +20,7 @@ once more to record
 outcomes, and written as ``OUT/<module>-<callback>-<type>-<hash>.nkrec`` with, for crashes, a crash
 marker and ``NAME.expect.toml`` for the regression plugin (``no_crash = true`` against the fuzzed
 handler: the test fails until the bug is fixed, then guards the fix). The written recording is checked
-to reproduce with ``replay.runtime._runtime.replay``, the engine behind ``nakama-replay reproduce``.
+to reproduce with ``replay.runtime.reproduce``, the engine behind ``nakama-replay reproduce``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any, Protocol
 
 from recorder.errors import NakamaReplayError
 from replay.errors import HandlerCrashed, MatchCheckFailed
-from recorder.format._model import Call, CrashMarker, InitCall, JoinAttemptCall
-from recorder.format._nkrec import write_recording
+from recorder.format import Call, CrashMarker, InitCall, JoinAttemptCall
+from recorder.format import write_recording
 from replay.fuzz._actions import Action, MatchPlayer, fuzz_header
 from replay.fuzz._checks import MatchChecks
 from replay.runtime._handlers import load_handler
@@ -94,7 +94,7 @@ class Finding:
     seconds: float  # since the start of the run
     callback: str = ""
     tick: int = 0
-    crash: Any = None  # the runtime's Crash for a crash or hang (``replay.runtime._result.Crash``)
+    crash: Any = None  # the runtime's Crash for a crash or hang (``replay.runtime.Crash``)
     recording: Path | None = None
     expectation: Path | None = None
     handler: str = ""  # the handler spec as given: the reproduce command names it (recordings are untrusted)
@@ -232,11 +232,11 @@ class _Sandbox:
 
     def reproduces(self, path: Path) -> tuple[bool, str]:
         from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
-        from replay.runtime._supervisor import replay_supervised  # noqa: PLC0415
+        from replay.runtime._supervisor import reproduce_supervised  # noqa: PLC0415
 
         o = self.setup[3]
         options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout)
-        result = replay_supervised(path, self.setup[0], options, process=self.worker)
+        result = reproduce_supervised(path, self.setup[0], options, process=self.worker)
         return result.reproduced, result.verdict
 
     def close(self) -> None:
@@ -250,7 +250,7 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
     survive the process (``read_journal``)."""
     if path is None:
         return None
-    from recorder.format._jsonl import jsonl_lines  # noqa: PLC0415
+    from recorder.format import jsonl_lines  # noqa: PLC0415
 
     out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the match ends (or by the process's death)
     out.write(next(jsonl_lines(header, ())))
@@ -285,7 +285,7 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
 def read_journal(path: str) -> list[Call]:
     """The executed calls of a match whose handler process died, with outcomes, then the fatal call."""
     from recorder.errors import RecordingError  # noqa: PLC0415
-    from recorder.format._jsonl import read_jsonl  # noqa: PLC0415
+    from recorder.format import read_jsonl  # noqa: PLC0415
 
     calls: list[Call] = []
     pending: Call | None = None
@@ -542,12 +542,12 @@ class _Fuzzer:
             self._check_reproduces(path, finding)
 
     def _check_reproduces(self, path: Path, finding: Finding) -> None:
-        from replay.runtime._runtime import ReplayOptions, replay  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions, reproduce  # noqa: PLC0415
 
         if self.sandbox is not None:
             reproduced, verdict = self.sandbox.reproduces(path)
         else:
-            result = replay(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
+            result = reproduce(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
             reproduced, verdict = result.reproduced, result.verdict
         if not reproduced:
             raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {verdict}")

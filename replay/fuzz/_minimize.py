@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from recorder.format._model import Call, LoopCall, PresenceReason
+from recorder.format import Call, LoopCall, PresenceReason
 from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Tick
 from replay.fuzz._streams import remove_call, remove_message
 

@@ -11,7 +11,7 @@
     TestArena.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 
 Each rule is one kind of client action (connect, leave, send, burst, tick, signal, terminate), drawn from
-``replay.fuzz._strategies.action_of`` and played through ``replay.fuzz._actions.MatchPlayer``, so the handler sees a
+``replay.fuzz._strategies.action_of`` and played through ``replay.fuzz.MatchPlayer``, so the handler sees a
 call stream Nakama could make (once the match has stopped, rules do nothing, as Nakama would). After every handler call the checks of ``replay.fuzz._checks`` run: no exception
 or hang, no broadcast to a presence not in the match, the profile's invariants plus ``invariants``. A
 failure raises ``MatchCheckFailed`` (an ``AssertionError``) and hypothesis shrinks the rule sequence.

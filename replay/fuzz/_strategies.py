@@ -64,7 +64,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from replay.errors import HandlerLoadError, ProfileError
-from recorder.format._model import Call, Header, PresenceReason
+from recorder.format import Call, Header, PresenceReason
 from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
 __all__ = [

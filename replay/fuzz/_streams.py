@@ -16,8 +16,8 @@ proves nothing. ``StreamRules`` checks these rules, call by call, against the ru
 6. Leaves may name sessions that are not in the match (the runtime skips them: the handler is not called).
 
 ``run_stream`` replays calls (their recorded outcomes set aside, their recorded nondeterministic values
-kept) with ``replay.runtime._runtime.iter_steps``, the very semantics ``nakama-replay reproduce`` uses, checking
-the rules before each call and ``replay.fuzz._checks.MatchChecks`` after it. ``remove_call`` drops one call and,
+kept) with ``replay.runtime.iter_steps``, the very semantics ``nakama-replay reproduce`` uses, checking
+the rules before each call and ``replay.fuzz.MatchChecks`` after it. ``remove_call`` drops one call and,
 when it is a loop, renumbers the later ticks so rule 2 still holds; ``remove_message`` drops one message
 from a loop.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replay.errors import MatchCheckFailed
-from recorder.format._model import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
+from recorder.format import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
 from replay.fuzz._actions import MatchPlayer
 from replay.runtime._hang import HangGuard
 from replay.runtime._result import StepResult

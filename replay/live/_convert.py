@@ -49,7 +49,7 @@ from typing import Any
 
 from recorder.wire import protocol as P
 from recorder.errors import IncompleteRecording, RecordingError
-from recorder.format._model import (
+from recorder.format import (
     Broadcast,
     CrashMarker,
     Header,
@@ -64,7 +64,7 @@ from recorder.format._model import (
     PresenceReason,
     WireEvent,
 )
-from recorder.format._nkrec import RecordingWriter, open_recording
+from recorder.format import RecordingWriter, open_recording
 from replay.live._script import wire_identities
 from replay.runtime._signature import LoggedCrash
 from replay.live._tick_clock import TickClock
@@ -111,7 +111,7 @@ class Conversion:
     crash_from: str = ""  # "server log" or "socket closes (estimated)"
     notes: list[str] = field(default_factory=list)
     approximations: tuple[str, ...] = APPROXIMATIONS
-    integrity: Any = None  # the wire recording's recorder.format._integrity.Integrity (``convert``)
+    integrity: Any = None  # the wire recording's recorder.format.Integrity (``convert``)
 
     @property
     def calls(self) -> int:

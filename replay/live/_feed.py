@@ -1,6 +1,6 @@
 """Re-feed a recording into a live Nakama (or ``nakama-replay serve``) in real time, and capture what it sends.
 
-``run_live(script, options)`` is the I/O loop around a ``replay.live._script.LiveScript``:
+``run_live(script, options)`` is the I/O loop around a ``replay.live.LiveScript``:
 
 1. one device-authenticated session per recorded session: the device id is derived from the recorded user
    id (``device_id``), so a rerun reuses the same accounts; the recorded username and session vars are asked
@@ -42,11 +42,11 @@ from urllib.parse import quote
 
 from recorder.wire import protocol as P
 from recorder.wire import session_token
-from recorder.wire._addresses import parse_server_url
+from recorder.wire import parse_server_url
 from replay.errors import LiveReplayError
-from recorder.wire._redact import Redactor
-from recorder.wire._recorder import WireRecorder
-from recorder.wire._wsio import http_request
+from recorder.wire import Redactor
+from recorder.wire import WireRecorder
+from recorder.wire import http_request
 from replay.live._script import Action, Actor, LiveScript
 from replay.live._tick_clock import TickClock
 

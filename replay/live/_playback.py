@@ -27,9 +27,9 @@ from typing import Any
 from recorder.wire import protocol as P
 from recorder.wire import session_token
 from recorder.errors import RecordingError
-from recorder.format._model import WireEvent
-from recorder.format._nkrec import read_events
-from recorder.wire._wsio import App, HttpRequest, HttpResponse, WebSocket, json_response
+from recorder.format import WireEvent
+from recorder.format import read_events
+from recorder.wire import App, HttpRequest, HttpResponse, WebSocket, json_response
 
 __all__ = ["Step", "SocketScript", "load_scripts", "PlaybackServer"]
 

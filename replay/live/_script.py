@@ -32,7 +32,7 @@ from typing import Any
 
 from recorder.wire import protocol as P
 from recorder.errors import OptionError, RecordingError
-from recorder.format._model import (
+from recorder.format import (
     CrashMarker,
     Header,
     InitCall,
@@ -46,7 +46,7 @@ from recorder.format._model import (
     TerminateCall,
     WireEvent,
 )
-from recorder.format._nkrec import read_events
+from recorder.format import read_events
 
 __all__ = [
     "Actor", "Action", "Delivery", "RecordedEnd", "LiveScript", "WireIdentities", "load_script", "script_from_events",

@@ -18,7 +18,7 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   replies with the handler's ``match_signal`` reply. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)``
   functions of the handler's Python module or of ``--rpc`` files.
 
-Each match runs in real time at the handler's tick rate through ``replay.runtime._driver.MatchDriver`` and is
+Each match runs in real time at the handler's tick rate through ``replay.runtime.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture._sink``), through the redaction
 layer (``recorder.wire._redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
 raises, the match stops and every participant's socket is closed with 1000 "server-side session
@@ -51,9 +51,9 @@ from typing import Any
 
 from recorder.wire import protocol as P
 from recorder.wire import session_token
-from recorder.format._model import Header, JoinCall, LeaveCall, Presence, PresenceReason
-from recorder.wire._redact import Redactor
-from recorder.wire._wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
+from recorder.format import Header, JoinCall, LeaveCall, Presence, PresenceReason
+from recorder.wire import Redactor
+from recorder.wire import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
 

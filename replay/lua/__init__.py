@@ -1,1 +1,25 @@
-"""Nakama Lua match modules in the replay runtime."""
+"""Nakama Lua match modules in the replay runtime: the very file a studio deploys, in PUC Lua 5.1 (lupa).
+
+``LuaHandler(path)`` loads a module as Nakama does (``_handler``: loading, callbacks, the dispatcher; ``_nk``:
+the ``nk`` functions; ``_convert``: Lua <-> Python values; ``_stdlib``: the Go-written parts of Nakama's Lua
+library; ``prelude.lua`` and ``gosort.lua``: the Lua side). ``check_pairs_order`` (``_check``) replays twice
+with another ``pairs`` order to find handlers that depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from replay._exports import lazy_exports
+
+if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
+    from replay.lua._handler import LuaHandler
+    from replay.lua._check import PairsOrderReport, check_pairs_order
+
+__all__ = [
+    "LuaHandler",
+    "PairsOrderReport",
+    "check_pairs_order",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__)

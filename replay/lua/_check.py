@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.format._nkrec import open_recording
+from recorder.format import open_recording
 from replay.runtime._hang import set_run
 from replay.lua._handler import LuaHandler
 from replay.runtime._result import StepResult
@@ -155,7 +155,7 @@ def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathL
 
 
 def died(death: Any) -> PairsOrderReport:
-    """The report when the supervised handler process hung or died (``replay.runtime._supervisor.Death``)."""
+    """The report when the supervised handler process hung or died (``replay.runtime.Death``)."""
     ended = {
         "run": "perturbed" if death.run else "native", "outcome": death.kind, "callback": death.callback,
         "tick": death.tick, "error": death.describe(), "calls_left": None, "process": death.to_json(),

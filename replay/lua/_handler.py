@@ -20,7 +20,7 @@ Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/prelude.lua``:
   hash layout); ``LuaHandler(path, pairs_order="reverse")`` replays with a perturbed order and
   ``replay.lua._check`` compares the two runs;
 - not mirrored: runtime error wording (``attempt to index local 'x' (a nil value)`` here, ``attempt to
-  index a non-table object(nil) with key 'k'`` in Nakama; ``replay.runtime._signature.lua_error_class`` classes
+  index a non-table object(nil) with key 'k'`` in Nakama; ``replay.runtime.lua_error_class`` classes
   both alike), numbers converted by ``..`` (``%.14g`` here, Go's format in Nakama: ``1e15 .. ""``), ``#`` of
   tables with holes, ``tonumber`` corner cases.
 """
@@ -44,7 +44,7 @@ from replay.errors import (
     StorageRejected,
 )
 from recorder.capture import MODULES_DIR, error_message
-from recorder.format._model import CALLBACKS, Presence
+from recorder.format import CALLBACKS, Presence
 from replay.runtime._dispatcher import LABEL_MAX_BYTES
 from replay.gocompat._fmt import go_format, go_number_string
 from replay.runtime._hang import CallbackHung

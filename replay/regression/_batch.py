@@ -51,7 +51,7 @@ __all__ = [
     "check_recorded_handlers",
     "find_recordings",
     "load_executor",
-    "replay_one",
+    "reproduce_one",
     "run_all",
 ]
 
@@ -127,7 +127,7 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
     folder (``replay.runtime._handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
     or name a missing handler are left to the batch, which reports each as an error."""
     from replay.errors import UntrustedHandler  # noqa: PLC0415
-    from recorder.format._nkrec import open_recording  # noqa: PLC0415
+    from recorder.format import open_recording  # noqa: PLC0415
     from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 
     refused: list[UntrustedHandler] = []
@@ -148,15 +148,15 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
         raise first
 
 
-def replay_one(
+def reproduce_one(
     path: str, handler: str | None, options: dict[str, Any], limits: Any = None
 ) -> dict[str, Any]:
     """Replay one recording and describe the result as a plain dict (runs on an executor). ``limits``
-    (``replay.runtime._supervisor.Limits``): in this thread's supervised handler process; None: in this process.
+    (``replay.runtime.Limits``): in this thread's supervised handler process; None: in this process.
     ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
     replayed."""
-    from recorder.format._nkrec import verify  # noqa: PLC0415
-    from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
+    from recorder.format import verify  # noqa: PLC0415
+    from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
     from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
     from replay.runtime._signature import CrashSignature  # noqa: PLC0415
 
@@ -170,11 +170,11 @@ def replay_one(
                 return dict(out, category="incomplete", detail=f"not replayed (--strict): {integrity.describe()}",
                             integrity=integrity.state)
         if limits is None:
-            r = replay_isolated(path, handler, ReplayOptions(**options))
+            r = reproduce_isolated(path, handler, ReplayOptions(**options))
         else:
-            from replay.runtime._supervisor import replay_supervised, thread_worker  # noqa: PLC0415
+            from replay.runtime._supervisor import reproduce_supervised, thread_worker  # noqa: PLC0415
 
-            r = replay_supervised(path, handler, ReplayOptions(**options), process=thread_worker(limits))
+            r = reproduce_supervised(path, handler, ReplayOptions(**options), process=thread_worker(limits))
     except NakamaReplayError as exc:
         return dict(out, category="error", detail=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one broken recording must not stop the batch
@@ -273,7 +273,7 @@ def run_all(
 ) -> BatchSummary:
     """Replay each recording into ``handler`` (None: each recording's own) on ``executor`` (default:
     ``jobs`` supervised handler processes, ``os.cpu_count()`` when None). ``options`` are
-    ``ReplayOptions`` fields. ``limits`` (``replay.runtime._supervisor.Limits``; default: the hang timeout of
+    ``ReplayOptions`` fields. ``limits`` (``replay.runtime.Limits``; default: the hang timeout of
     ``options`` and the default memory cap) supervise each replay; None replays unsupervised.
     ``progress(category)`` is called as each replay finishes."""
     handler = None if handler is None else _absolute_spec(handler)
@@ -291,7 +291,7 @@ def run_all(
             executor = load_executor("process", jobs or os.cpu_count() or 1, supervised=limits is not None)
     summary = BatchSummary()
     try:
-        futures = {executor.submit(replay_one, path, handler, options, limits): path for path in recordings}
+        futures = {executor.submit(reproduce_one, path, handler, options, limits): path for path in recordings}
         if all(isinstance(f, cf.Future) for f in futures):
             finished: Iterable[Any] = cf.as_completed(futures)
         else:

@@ -355,24 +355,24 @@ class ReplayTest:
             raise BisectError(
                 f"{self.recording}: the recording has no crash marker to look for; use --predicate diverges"
             )
-        from recorder.format._nkrec import open_recording  # noqa: PLC0415
+        from recorder.format import open_recording  # noqa: PLC0415
 
         with open_recording(self.recording) as rec:
             self.recorded_name = os.path.basename(split_handler(rec.header.handler)) if rec.header.handler else ""
 
     def __call__(self, version: Version) -> tuple[str, str]:
-        from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
+        from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
 
         handler = self.handler_for(version)
         if handler is None:
             return SKIP, "no handler file at this version"
         try:
             if self.worker is None:
-                result = replay_isolated(self.recording, handler, self.options)
+                result = reproduce_isolated(self.recording, handler, self.options)
             else:
-                from replay.runtime._supervisor import replay_supervised  # noqa: PLC0415
+                from replay.runtime._supervisor import reproduce_supervised  # noqa: PLC0415
 
-                result = replay_supervised(self.recording, handler, self.options, process=self.worker)
+                result = reproduce_supervised(self.recording, handler, self.options, process=self.worker)
         except HandlerLoadError as exc:
             return SKIP, f"handler does not load: {exc.problem}"
         if self.predicate == "diverges":

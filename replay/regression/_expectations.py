@@ -123,7 +123,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ExpectationError(str(path), "", f"cannot be read: {exc}") from exc
         return parse_expectation(data, str(path), path.parent)
-    from recorder.format._nkrec import open_recording  # noqa: PLC0415
+    from recorder.format import open_recording  # noqa: PLC0415
 
     with open_recording(recording) as rec:
         tag = rec.header.tags.get("expect")
@@ -216,7 +216,7 @@ class RegressionRun:
 
 class _PathProbe:
     """Replay observer: at the first recorded snapshot at or after the first divergence, name the differing
-    state paths (``replay.diff._state.field_diff``); stays silent when the diff module or a snapshot is missing."""
+    state paths (``replay.diff.field_diff``); stays silent when the diff module or a snapshot is missing."""
 
     def __init__(self, run: RegressionRun, state_value: Callable[[Any], Any]) -> None:
         self.run = run
@@ -234,7 +234,7 @@ class _PathProbe:
             return
         self.done = True
         try:
-            from recorder.format._canonical import canonical_bytes  # noqa: PLC0415
+            from recorder.format import canonical_bytes  # noqa: PLC0415
             from replay.diff._state import field_diff  # noqa: PLC0415
 
             replayed = canonical_bytes(self.state_value(step.state))
@@ -250,13 +250,13 @@ def run_expectation(
     recording: str | os.PathLike[str], exp: Expectation | None, handler: Any = None, *, process: Any = None
 ) -> RegressionRun:
     """Replay ``recording`` as ``exp`` says (its handler, seed, tick limit): in ``process`` (a supervised
-    ``replay.runtime._supervisor.HandlerProcess``) when given, where a hang or death becomes the result's outcome;
+    ``replay.runtime.HandlerProcess``) when given, where a hang or death becomes the result's outcome;
     else in this process."""
     if process is not None and (handler is None or isinstance(handler, (str, os.PathLike))):
         return _run_supervised(recording, exp, handler, process)
     from replay.runtime._handlers import load_handler  # noqa: PLC0415
     from replay.runtime._isolation import fresh_imports, resolve_with_folder  # noqa: PLC0415
-    from replay.runtime._runtime import ReplayOptions, replay  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions, reproduce  # noqa: PLC0415
 
     options = exp.options() if exp else ReplayOptions()
     spec, folder = resolve_with_folder(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
@@ -264,7 +264,7 @@ def run_expectation(
     with fresh_imports(folder):
         loaded = load_handler(spec, module_path=options.module_path) if isinstance(spec, (str, os.PathLike)) else spec
         probe = _PathProbe(run, getattr(loaded, "state_value", lambda state: state))
-        run.result = replay(os.fspath(recording), loaded, options, observer=probe)
+        run.result = reproduce(os.fspath(recording), loaded, options, observer=probe)
     return run
 
 

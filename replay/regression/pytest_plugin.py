@@ -193,19 +193,19 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
         return result
 
     def _replay(path: str | os.PathLike[str], handler: Any, options: dict[str, Any]) -> Any:
-        from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
+        from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
         from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
 
         opts = ReplayOptions(**options)
         worker = None if handler is not None and not isinstance(handler, (str, os.PathLike)) else _worker(config, None)
         if worker is None:
-            return replay_isolated(path, handler, opts)
-        from replay.runtime._supervisor import Limits, replay_supervised  # noqa: PLC0415
+            return reproduce_isolated(path, handler, opts)
+        from replay.runtime._supervisor import Limits, reproduce_supervised  # noqa: PLC0415
 
         if worker.limits.hang_timeout != (opts.hang_timeout or None):
             from replay.runtime._supervisor import thread_worker  # noqa: PLC0415
 
             worker = thread_worker(Limits(opts.hang_timeout or None, worker.limits.max_memory))
-        return replay_supervised(path, handler, opts, process=worker)
+        return reproduce_supervised(path, handler, opts, process=worker)
 
     return run

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.errors import HandlerError, MatchStopped
-from recorder.format._model import Broadcast, Presence
+from recorder.format import Broadcast, Presence
 
 __all__ = ["Dispatcher", "LABEL_MAX_BYTES", "as_presence"]
 

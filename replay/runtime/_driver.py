@@ -4,7 +4,7 @@
 real sockets (``nakama-replay serve``): a join runs ``match_join_attempt`` and, when accepted,
 ``match_join``; data waits in the input queue (``queue_size`` messages, beyond which Nakama drops them)
 until the next ``tick``; a kick is followed by a leave with reason 3. Every call goes through the same
-``MatchRuntime`` a replay uses, and, with ``capture=PATH``, into a ``recorder.capture._sink.CaptureSink`` with its
+``MatchRuntime`` a replay uses, and, with ``capture=PATH``, into a ``recorder.capture.CaptureSink`` with its
 outcome, a per-tick state digest, snapshots every ``snapshot_every`` ticks and the nondeterministic values
 the handler consumed (through ``redactor``, when given, as ``serve`` does). The file is opened once
 ``match_init`` has run, so its header carries the tick rate (and label) the handler chose when the given
@@ -17,9 +17,9 @@ import dataclasses
 import uuid
 from typing import Any
 
-from recorder.capture._sink import CaptureSink
-from recorder.wire._redact import Redactor
-from recorder.format._model import (
+from recorder.capture import CaptureSink
+from recorder.wire import Redactor
+from recorder.format import (
     Call,
     Header,
     InitCall,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from replay.errors import HandlerError, HandlerLoadError, UntrustedHandler
-from recorder.format._model import CALLBACKS
+from recorder.format import CALLBACKS
 from replay.runtime._hang import LOADING, reporting
 
 __all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]

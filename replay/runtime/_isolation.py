@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fresh_imports", "handler_folder", "replay_isolated", "resolve_with_folder"]
+__all__ = ["fresh_imports", "handler_folder", "reproduce_isolated", "resolve_with_folder"]
 
 _LOCK = threading.RLock()
 
@@ -69,23 +69,23 @@ def resolve_with_folder(recording: str | os.PathLike[str], handler: Any) -> tupl
     """The handler spec (None: the header's, relative to the recording) and the folder its siblings are in."""
     spec = handler
     if spec is None:
-        from recorder.format._nkrec import open_recording  # noqa: PLC0415
+        from recorder.format import open_recording  # noqa: PLC0415
 
         from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
 
         with open_recording(recording) as rec:
             named = rec.header.handler
-        spec = recorded_handler(recording, named) if named else None  # None: replay() says what is missing
+        spec = recorded_handler(recording, named) if named else None  # None: reproduce() says what is missing
     if isinstance(spec, (str, os.PathLike)):
         return spec, handler_folder(spec)
     return spec, Path(recording).resolve().parent
 
 
-def replay_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
-    """``replay.runtime._runtime.replay`` with the handler's sibling modules imported afresh (``fresh_imports``).
+def reproduce_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
+    """``replay.runtime.reproduce`` with the handler's sibling modules imported afresh (``fresh_imports``).
     ``handler`` None means the one the recording's header names."""
-    from replay.runtime._runtime import replay  # noqa: PLC0415
+    from replay.runtime._runtime import reproduce  # noqa: PLC0415
 
     spec, folder = resolve_with_folder(recording, handler)
     with fresh_imports(folder):
-        return replay(os.fspath(recording), spec, options, observer=observer)
+        return reproduce(os.fspath(recording), spec, options, observer=observer)

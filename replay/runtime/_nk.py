@@ -27,7 +27,7 @@ from typing import Any
 
 from replay.gocompat import _json as gojson
 from replay.errors import NotAvailableInReplay, StorageRejected
-from recorder.format._model import Nondeterministic
+from recorder.format import Nondeterministic
 
 __all__ = ["Sources", "DerivedSources", "LiveSources", "Logger", "Storage", "Nk"]
 

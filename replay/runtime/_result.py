@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.format._model import (
+from recorder.format import (
     Call,
     CrashMarker,
     InitCall,
@@ -121,7 +121,7 @@ class ReplayResult:
     ``outcome`` is how the replay ran; ``status`` the verdict (``replay.runtime._verdict``): ``reproduced``,
     ``not-reproduced`` or ``incomplete`` (the recording is not complete, so nothing is claimed, unless
     ``allow_incomplete``); ``mismatch`` names what differs from the recording; ``integrity`` is the
-    recording's ``recorder.format._integrity.Integrity`` (None for events handed in from memory)."""
+    recording's ``recorder.format.Integrity`` (None for events handed in from memory)."""
 
     outcome: str  # "crashed", "completed", "stopped", "hung"; supervised also "exited", "killed", "out-of-memory"
     reproduced: bool
@@ -140,7 +140,7 @@ class ReplayResult:
     recording: str = ""
     label: str = ""
     after_stop: AfterStop | None = None  # recorded calls after the replay stopped (not replayed)
-    death: Any = None  # replay.runtime._supervisor.Death: how the supervised handler process ended, when it did not return
+    death: Any = None  # replay.runtime.Death: how the supervised handler process ended, when it did not return
     status: str = ""  # "reproduced", "not-reproduced" or "incomplete"
     mismatch: tuple[str, ...] = ()
     integrity: Any = None

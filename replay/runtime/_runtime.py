@@ -19,7 +19,7 @@ Every call's observed ``Outcome`` is compared with the recorded one where the re
 difference is a ``Divergence``, and the runtime follows the handler: a join the handler now rejects is not
 added, a join it now accepts or a kick it now makes is carried out by a synthetic call.
 
-``replay(recording, handler, options)`` streams a recording through a ``MatchRuntime`` and returns a
+``reproduce(recording, handler, options)`` streams a recording through a ``MatchRuntime`` and returns a
 ``ReplayResult``: how the replay ended and whether that reproduces what the recording says. It is a pure
 function of (recording, handler, options): time, randomness and uuids come from the recording or from a
 seeded source, never from the machine.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import RecordingError
-from recorder.format._model import (
+from recorder.format import (
     Broadcast,
     Call,
     CrashMarker,
@@ -53,9 +53,9 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
     WireEvent,
-    record_builder,
 )
-from recorder.format._nkrec import Recording, open_recording
+from recorder.format._model import record_builder
+from recorder.format import Recording, open_recording
 from replay.runtime._dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.runtime._handlers import load_handler, recorded_handler
@@ -63,7 +63,7 @@ from replay.runtime._nk import DerivedSources, Logger, Nk, Sources
 from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
 from replay.runtime._verdict import decide
 
-__all__ = ["MatchRuntime", "ReplayOptions", "replay", "state_digest"]
+__all__ = ["MatchRuntime", "ReplayOptions", "reproduce", "state_digest"]
 
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # replay/: its frames are left out of crash tracebacks
 _new_outcome = record_builder(Outcome)
@@ -71,7 +71,7 @@ _new_outcome = record_builder(Outcome)
 
 def state_digest(value: Any) -> int:
     """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.format._canonical``)."""
-    from recorder.format._canonical import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
+    from recorder.format import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
 
     return digest(value)
 
@@ -281,7 +281,7 @@ class MatchRuntime:
                 if want_digest:
                     digest = state_digest(value)
                 if self._snapshot_due(call):
-                    from recorder.format._canonical import canonical_bytes  # noqa: PLC0415
+                    from recorder.format import canonical_bytes  # noqa: PLC0415
 
                     snapshot = canonical_bytes(value)
         get = outcome.get
@@ -487,8 +487,8 @@ def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
 
 def _masked(v: Any) -> Any:
     """An outcome field with gopher-lua pointer texts (``function: 0xc000...``) masked: their addresses are
-    Nakama's memory layout, never reproducible (``recorder.format._canonical.mask_pointers``)."""
-    from recorder.format._canonical import mask_pointers  # noqa: PLC0415 - only when an outcome differs
+    Nakama's memory layout, never reproducible (``recorder.format.mask_pointers``)."""
+    from recorder.format import mask_pointers  # noqa: PLC0415 - only when an outcome differs
 
     if isinstance(v, (str, bytes)):
         return mask_pointers(v)
@@ -612,7 +612,7 @@ def iter_steps(runtime: MatchRuntime, calls: Iterable[Call]) -> Iterator[StepRes
             yield join
 
 
-def replay(
+def reproduce(
     recording: Any,
     handler: Any = None,
     options: ReplayOptions | None = None,
@@ -764,7 +764,7 @@ def _after_stop(stop: StepResult, after: list[Call], markers: list[CrashMarker])
     (match_handler.go checks ``stopped`` before every queued call), so either the recorded match had not
     stopped there (the recorded handler went on: Nakama made them) or the recording says it stopped there
     and still holds them (it is inconsistent: Nakama could not have made them). Either way they were not
-    replayed (``replay.runtime._verdict.decide`` says so)."""
+    replayed (``replay.runtime.decide`` says so)."""
     call = stop.call
     recorded = call.outcome is not None and call.outcome.stopped
     recorded = recorded or any(m.callback == call.callback and m.tick == call.tick for m in markers)

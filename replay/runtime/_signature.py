@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.errors import InvalidValue
-from recorder.format._validate import parse_json
+from recorder.format import parse_json
 
 __all__ = [
     "CrashSignature",
@@ -226,7 +226,7 @@ class CrashSignature:
 
     @classmethod
     def from_crash(cls, crash: Any, op_code: int | None = None) -> CrashSignature:
-        """From a replay's ``replay.runtime._result.Crash``."""
+        """From a replay's ``replay.runtime.Crash``."""
         if crash.hung:
             return cls(crash.callback, "Hang", (), op_code)
         return cls.from_error(crash.callback, crash.error, crash.traceback, error_type=crash.error_type, op_code=op_code)
@@ -256,8 +256,8 @@ class CrashSignature:
     def of_recording(cls, path: str | os.PathLike[str]) -> CrashSignature | None:
         """The signature of the crash a recording ends with (None when it has no crash marker), with the
         op code of the last message of the ``match_loop`` call at the crash tick."""
-        from recorder.format._model import CrashMarker, LoopCall  # noqa: PLC0415
-        from recorder.format._nkrec import open_recording  # noqa: PLC0415
+        from recorder.format import CrashMarker, LoopCall  # noqa: PLC0415
+        from recorder.format import open_recording  # noqa: PLC0415
 
         last_ops: dict[int, int | None] = {}
         marker = None

@@ -32,7 +32,7 @@ Errors we raise on purpose inside the worker (``NakamaReplayError``: a bad recor
 not load) are raised again in the parent with their type, message and attributes; an unexpected
 exception becomes a ``RuntimeError`` carrying the worker's traceback.
 
-``replay_supervised`` is ``replay.runtime._isolation.replay_isolated`` in a worker: its ``ReplayResult`` is
+``reproduce_supervised`` is ``replay.runtime.reproduce_isolated`` in a worker: its ``ReplayResult`` is
 bit-identical to the in-process one (the same code runs, the result is pickled), and a death becomes the
 result (``death_result``: outcome ``hung``/``exited``/``killed``/``out-of-memory``, the callback and
 tick, the inputs of the last ticks read from the recording, the verdict against the recorded crash).
@@ -76,7 +76,7 @@ __all__ = [
     "parse_size",
     "portable_error",
     "rebuild_error",
-    "replay_supervised",
+    "reproduce_supervised",
     "thread_worker",
 ]
 
@@ -547,13 +547,13 @@ def close_thread_workers() -> None:
 
 
 def replay_job(recording: str, handler: str | None, options: Any) -> Any:
-    """(Runs in the worker.) ``replay.runtime._isolation.replay_isolated``."""
-    from replay.runtime._isolation import replay_isolated  # noqa: PLC0415
+    """(Runs in the worker.) ``replay.runtime.reproduce_isolated``."""
+    from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
 
-    return replay_isolated(recording, handler, options)
+    return reproduce_isolated(recording, handler, options)
 
 
-def replay_supervised(
+def reproduce_supervised(
     recording: str | os.PathLike[str],
     handler: str | os.PathLike[str] | None = None,
     options: Any = None,
@@ -606,8 +606,8 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     crash at the callback and tick the beacon last showed, the inputs of the last ticks up to that call
     (read from the recording), the verdict against the recorded crash. What only the dead process knew
     (presences, logs, the divergences themselves) is not there; ``death`` says why."""
-    from recorder.format._model import CrashMarker, WireEvent  # noqa: PLC0415
-    from recorder.format._nkrec import open_recording  # noqa: PLC0415
+    from recorder.format import CrashMarker, WireEvent  # noqa: PLC0415
+    from recorder.format import open_recording  # noqa: PLC0415
     from replay.runtime._handlers import split_spec  # noqa: PLC0415
     from replay.runtime._result import ReplayResult, describe_call  # noqa: PLC0415
     from replay.runtime._verdict import decide  # noqa: PLC0415

@@ -150,7 +150,7 @@ def decide(
     ``until_tick``) or None; ``divergences``: how many recorded outcomes differed; ``stopped``: the match
     stopped without a crash; ``integrity``: the recording's ``Integrity`` (None: events handed in by a
     caller, not read from a file); ``calls``/``ticks``: how much was replayed (for the sentence);
-    ``after_stop``: the ``replay.runtime._result.AfterStop`` of recorded calls after the replay stopped, if any."""
+    ``after_stop``: the ``replay.runtime.AfterStop`` of recorded calls after the replay stopped, if any."""
     verdict = _complete_verdict(crash, recorded, divergences, stopped)
     if after_stop is not None:
         verdict = _with_calls_after_stop(verdict, after_stop, crash)

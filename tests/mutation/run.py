@@ -2,7 +2,7 @@
 
 mutmut (``pip install -e ".[mutation]"``; configured in pyproject.toml ``[tool.mutmut]``) makes one-line changes
 to ``recorder/format/_integrity.py`` (integrity states), ``replay/runtime/_verdict.py`` (reproduced / not / incomplete),
-``replay/runtime/_signature.py`` (crash identity, Lua error classes, the crash hash) and ``replay/bisect.py`` (bisect's
+``replay/runtime/_signature.py`` (crash identity, Lua error classes, the crash hash) and ``replay/regression/_bisect.py`` (bisect's
 decisions), and runs the tests that reach each change. A mutant no test kills is a rule the suite does not pin.
 Every survivor must be listed in ``tests/mutation/equivalent.toml`` with the reason it changes no verdict (an
 equivalent mutant, or one in text no verdict depends on); any other survivor fails this script (exit 1), and so

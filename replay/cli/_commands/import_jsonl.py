@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import RecordingError
-    from recorder.format._jsonl import import_jsonl
+    from recorder.format import import_jsonl
 
     if args.output is None:
         if args.file == "-":

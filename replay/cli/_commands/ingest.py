@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import LogError
-    from recorder.capture._ingest import Ingest, write_matches
+    from recorder.capture import Ingest, write_matches
 
     output_dir(args.out)
     for name in args.logs:

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.format._summary import summarize
+    from recorder.format import summarize
 
     input_file(args.recording, "recording")
     integrity_gate(args.recording, args)

@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replay.errors import HandlerLoadError
-    from recorder.format._nkrec import open_recording, verify
+    from recorder.format import open_recording, verify
     from replay.runtime._handlers import recorded_handler
     from replay.lua._check import check_pairs_order
     from replay.runtime._runtime import ReplayOptions

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from recorder.errors import RecordingError
-    from recorder.wire._wsio import start_server
+    from recorder.wire import start_server
     from replay.cli._serving import run_until_signal
     from replay.live._playback import PlaybackServer, load_scripts
 

@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from recorder.wire._proxy import ProxyLimits, start_proxy
+    from recorder.wire import ProxyLimits, start_proxy
     from replay.cli._serving import run_until_signal
 
     host, port = args.listen.host, args.listen.port

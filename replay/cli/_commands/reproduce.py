@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if worker is not None:
         worker.start()  # its start-up overlaps the imports below
 
-    from replay.runtime._runtime import ReplayOptions, replay
-    from replay.runtime._supervisor import replay_supervised
+    from replay.runtime._runtime import ReplayOptions, reproduce
+    from replay.runtime._supervisor import reproduce_supervised
 
     options = ReplayOptions(
         seed=args.seed,
@@ -93,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
         allow_incomplete=args.allow_incomplete,
     )
     if worker is None:
-        result = replay(args.recording, args.handler, options)
+        result = reproduce(args.recording, args.handler, options)
     else:
         with worker:
-            result = replay_supervised(args.recording, args.handler, options, process=worker)
+            result = reproduce_supervised(args.recording, args.handler, options, process=worker)
     if args.json:
         print_json(result.to_json())
     else:
