@@ -66,7 +66,7 @@ _STDLIB_PARTS = ("/lib/python3", "site-packages", "dist-packages", "<frozen ")
 _VALUE = r"(?:\(?an? (?P<t>\w+) value\)?)"  # "(a nil value)" after a name, "a nil value" without one
 # (class, pattern): a PUC Lua 5.1 row and a gopher-lua row per class, so both runtimes' texts of one error map to
 # one class. The gopher-lua texts were read from a real Nakama 3.40 (tests/data/lua_error_probe_nakama_3.40.json,
-# pinned by tests/test_signature.py beside PUC Lua's): binary arithmetic says "cannot perform <op> operation
+# pinned by tests/runtime/test_signature.py beside PUC Lua's): binary arithmetic says "cannot perform <op> operation
 # between <type> and <type>", unary minus "__unm undefined", length "__len undefined"; both runtimes say "attempt
 # to compare number with nil" for two types, while two values of one type read "attempt to compare two table
 # values" (PUC Lua) and "attempt to compare table with table" (gopher-lua)

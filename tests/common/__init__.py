@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: hypothesis strategies, slow reference implementations, paths, handlers."""
