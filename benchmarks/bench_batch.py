@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_replay import HANDLER, make_recording  # noqa: E402
-from replay.regression import SerialExecutor, run_all  # noqa: E402
-from replay.runtime import ReplayOptions, reproduce  # noqa: E402
+from bench_replay import HANDLER, make_recording
+
+from replay.regression import SerialExecutor, run_all
+from replay.runtime import ReplayOptions, reproduce
 
 
 def burn(n: int) -> int:
@@ -89,8 +90,14 @@ def main() -> None:
     parallel = machine_parallelism(args.jobs)
     ticks = args.recordings * args.ticks
     print(f"{args.recordings} recordings x {args.ticks} ticks ({ticks} ticks in all)")
-    for name, seconds in (("baseline replay loop", baseline), ("run_all serial", batch_serial), (f"run_all {args.jobs} processes", pool)):
-        print(f"  {name:<24} {seconds:8.2f} s  {ticks / seconds:>10,.0f} ticks/s  {args.recordings / seconds:6.1f} recordings/s")
+    for name, seconds in (
+        ("baseline replay loop", baseline),
+        ("run_all serial", batch_serial),
+        (f"run_all {args.jobs} processes", pool),
+    ):
+        print(
+            f"  {name:<24} {seconds:8.2f} s  {ticks / seconds:>10,.0f} ticks/s  {args.recordings / seconds:6.1f} recordings/s"
+        )
     print(f"ratio batch serial / baseline: {batch_serial / baseline:.2f}")
     print(f"ratio baseline / {args.jobs} processes (speed-up): {baseline / pool:.2f}")
     print(f"ratio busy loop on {args.jobs} processes / on 1 (what the machine gives now): {parallel:.2f}")

@@ -18,8 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from recorder.format import Header, WireEvent
-from recorder.format import RecordingWriter, read_events
+from recorder.format import Header, RecordingWriter, WireEvent, read_events
 from replay.live import convert
 
 MATCH = "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1"
@@ -32,31 +31,67 @@ def make_wire(path: Path, ticks: int) -> int:
     events: list[WireEvent] = []
     players = []
     for n in range(4):
-        players.append({"user_id": str(uuid.UUID(int=n + 1)), "session_id": str(uuid.UUID(int=100 + n)),
-                        "username": f"p{n}", "socket": f"ws{n}"})
+        players.append(
+            {
+                "user_id": str(uuid.UUID(int=n + 1)),
+                "session_id": str(uuid.UUID(int=100 + n)),
+                "username": f"p{n}",
+                "socket": f"ws{n}",
+            }
+        )
     t = 0.0
     for n, pl in enumerate(players):
         events.append(WireEvent(pl["socket"], "out", t, "open", {"user_id": pl["user_id"], "username": pl["username"]}))
         if n == 0:
-            events.append(WireEvent(pl["socket"], "out", t + 0.001, envelope={"cid": "c", "rpc": {"id": "create", "payload": "{}"}}))
-            events.append(WireEvent(pl["socket"], "in", t + 0.002, envelope={"cid": "c", "rpc": {
-                "id": "create", "payload": json.dumps({"match_id": MATCH})}}))
+            events.append(
+                WireEvent(
+                    pl["socket"], "out", t + 0.001, envelope={"cid": "c", "rpc": {"id": "create", "payload": "{}"}}
+                )
+            )
+            events.append(
+                WireEvent(
+                    pl["socket"],
+                    "in",
+                    t + 0.002,
+                    envelope={"cid": "c", "rpc": {"id": "create", "payload": json.dumps({"match_id": MATCH})}},
+                )
+            )
     sockets = 4
     for n, pl in enumerate(players):
         me = {k: pl[k] for k in ("user_id", "session_id", "username")}
-        events.append(WireEvent(pl["socket"], "out", 0.01 + n * 0.001, envelope={"cid": "j", "match_join": {"match_id": MATCH}}))
-        events.append(WireEvent(pl["socket"], "in", 0.015 + n * 0.001, envelope={"cid": "j", "match": {
-            "match_id": MATCH, "authoritative": True, "self": me}}))
+        events.append(
+            WireEvent(pl["socket"], "out", 0.01 + n * 0.001, envelope={"cid": "j", "match_join": {"match_id": MATCH}})
+        )
+        events.append(
+            WireEvent(
+                pl["socket"],
+                "in",
+                0.015 + n * 0.001,
+                envelope={"cid": "j", "match": {"match_id": MATCH, "authoritative": True, "self": me}},
+            )
+        )
     state = base64.b64encode(json.dumps({"positions": [[1.5, 2.5]] * 4, "tick": 0}).encode()).decode()
     for k in range(ticks):
         loop_t = 0.002 + (k + 1) * p
         for pl in players:
             data = base64.b64encode(json.dumps({"dx": k % 3 - 1, "dy": 1}).encode()).decode()
-            events.append(WireEvent(pl["socket"], "out", loop_t - 0.6 * p, envelope={"match_data_send": {
-                "match_id": MATCH, "op_code": "1", "data": data}}))
+            events.append(
+                WireEvent(
+                    pl["socket"],
+                    "out",
+                    loop_t - 0.6 * p,
+                    envelope={"match_data_send": {"match_id": MATCH, "op_code": "1", "data": data}},
+                )
+            )
         for pl in players:
-            events.append(WireEvent(pl["socket"], "in", loop_t + 0.001, envelope={"match_data": {
-                "match_id": MATCH, "op_code": "10", "data": state}}))
+            events.append(
+                WireEvent(
+                    pl["socket"],
+                    "in",
+                    loop_t + 0.001,
+                    envelope={"match_data": {"match_id": MATCH, "op_code": "10", "data": state}},
+                )
+            )
         if k % 300 == 299:  # the last player's socket drops, and the player comes back on a new socket
             old = players[3]
             events.append(WireEvent(old["socket"], "out", loop_t + 0.02, "close", close_code=1006, close_reason=""))
@@ -64,9 +99,19 @@ def make_wire(path: Path, ticks: int) -> int:
             new = dict(old, session_id=str(uuid.UUID(int=1000 + k)), socket=f"ws{sockets}")
             me = {key: new[key] for key in ("user_id", "session_id", "username")}
             events.append(WireEvent(new["socket"], "out", loop_t + 0.03, "open", {"user_id": new["user_id"]}))
-            events.append(WireEvent(new["socket"], "out", loop_t + 0.031, envelope={"cid": "j", "match_join": {"match_id": MATCH}}))
-            events.append(WireEvent(new["socket"], "in", loop_t + 0.033, envelope={"cid": "j", "match": {
-                "match_id": MATCH, "authoritative": True, "self": me}}))
+            events.append(
+                WireEvent(
+                    new["socket"], "out", loop_t + 0.031, envelope={"cid": "j", "match_join": {"match_id": MATCH}}
+                )
+            )
+            events.append(
+                WireEvent(
+                    new["socket"],
+                    "in",
+                    loop_t + 0.033,
+                    envelope={"cid": "j", "match": {"match_id": MATCH, "authoritative": True, "self": me}},
+                )
+            )
             players[3] = new
     events.sort(key=lambda e: e.t)
     with RecordingWriter(path, Header(match_id=MATCH, source="proxy", recording_kind="wire", tick_rate=RATE)) as w:

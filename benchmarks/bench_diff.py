@@ -39,9 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recorder.format import canonical_bytes  # noqa: E402
-from replay.diff import _kernels as kernels  # noqa: E402
-from replay.diff import diff_trajectories  # noqa: E402
+from recorder.format import canonical_bytes
+from replay.diff import _kernels as kernels
+from replay.diff import diff_trajectories
 
 PLAYERS = 24
 BULLETS = 12
@@ -71,12 +71,26 @@ def arena_state(tick: int, diverged: bool) -> dict[str, Any]:
     if diverged:
         players["u7"]["hp"] -= 1
     bullets = [
-        {"x": (tick * 0.3 + b) % 80.0, "y": (tick * 0.7 + 3 * b) % 80.0, "vx": 0.3, "vy": 0.7, "owner": f"u{b}", "ttl": 60 - tick % 60}
+        {
+            "x": (tick * 0.3 + b) % 80.0,
+            "y": (tick * 0.7 + 3 * b) % 80.0,
+            "vx": 0.3,
+            "vy": 0.7,
+            "owner": f"u{b}",
+            "ttl": 60 - tick % 60,
+        }
         for b in range(BULLETS)
     ]
     if diverged:
         bullets.append({"x": 1.5, "y": 2.5, "vx": 0.0, "vy": 1.0, "owner": "u7", "ttl": 60})
-    return {"tick": tick, "mode": "arena", "map": "dunes", "round": tick // 3600, "players": players, "bullets": bullets}
+    return {
+        "tick": tick,
+        "mode": "arena",
+        "map": "dunes",
+        "round": tick // 3600,
+        "players": players,
+        "bullets": bullets,
+    }
 
 
 def count_values(state: Any) -> int:
@@ -148,8 +162,10 @@ def main() -> None:
     packed_a, packed_b = kernels.pack(snaps_a), kernels.pack(snaps_b)
     values = count_values(states_a[0])
     mb = (packed_a.buf.nbytes + packed_b.buf.nbytes) / 1e6
-    print(f"{ticks} ticks x {values} values, divergence planted at tick {div}; snapshots {mb:.0f} MB "
-          f"(setup {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"{ticks} ticks x {values} values, divergence planted at tick {div}; snapshots {mb:.0f} MB "
+        f"(setup {time.perf_counter() - t0:.0f} s)"
+    )
 
     # warm-up: load or compile every kernel on a small input
     diff_trajectories(kernels.pack(snaps_a[:3]), kernels.pack(snaps_b[:2] + snaps_b[-1:]))
@@ -189,8 +205,10 @@ def main() -> None:
     at_div = DeepDiff(states_a[div], states_b[div])
     assert at_div and not DeepDiff(states_a[div - 1], states_b[div - 1])
     t_deep = t_slice / n * (div + 1)
-    print(f"(c) DeepDiff per tick          {t_deep:9.1f} s   extrapolated from {n} ticks ({t_slice:.2f} s); "
-          f"at tick {div}: {sorted(at_div)}")
+    print(
+        f"(c) DeepDiff per tick          {t_deep:9.1f} s   extrapolated from {n} ticks ({t_slice:.2f} s); "
+        f"at tick {div}: {sorted(at_div)}"
+    )
 
     # the scan alone, kernel vs numpy, on the same arrays
     da, db = kernels.content_digests(packed_a), kernels.content_digests(packed_b)
@@ -202,14 +220,16 @@ def main() -> None:
     for name, (x, y) in {"digests": (da, db), "leaf values": (va, vb)}.items():
         want = int(np.argmax(x != y))
         reps = max(1, int(2e8 // (x.nbytes + 1)))
-        t_k, got_k = best_of(r, lambda: [kernels.first_difference(x, y) for _ in range(reps)][-1])
-        t_n, got_n = best_of(r, lambda: [int(np.argmax(x != y)) for _ in range(reps)][-1])
+        t_k, got_k = best_of(r, lambda x=x, y=y, reps=reps: [kernels.first_difference(x, y) for _ in range(reps)][-1])
+        t_n, got_n = best_of(r, lambda x=x, y=y, reps=reps: [int(np.argmax(x != y)) for _ in range(reps)][-1])
         assert got_k == got_n == want
         scanned = 2 * 8 * (want + 1) * reps  # bytes the kernel must read to answer
         whole = 2 * x.nbytes * reps  # bytes numpy reads (it compares everything)
         rates[name] = (t_k, t_n)
-        print(f"scan {name:12s} ({x.shape[0]:>9,} x 2 uint64): kernel {scanned / t_k / 1e9:6.2f} GB/s "
-              f"({t_k / reps * 1e6:9.1f} us), numpy {whole / t_n / 1e9:6.2f} GB/s ({t_n / reps * 1e6:9.1f} us)")
+        print(
+            f"scan {name:12s} ({x.shape[0]:>9,} x 2 uint64): kernel {scanned / t_k / 1e9:6.2f} GB/s "
+            f"({t_k / reps * 1e6:9.1f} us), numpy {whole / t_n / 1e9:6.2f} GB/s ({t_n / reps * 1e6:9.1f} us)"
+        )
 
     print()
     print("ratios (baseline time / our time; > 1 means we are faster):")

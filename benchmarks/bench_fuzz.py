@@ -21,9 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replay.fuzz import FuzzOptions, fuzz  # noqa: E402
+from replay.fuzz import FuzzOptions, fuzz, load_profile
 from replay.fuzz._fuzz import DEFAULT_MAX_EXAMPLES
-from replay.fuzz import load_profile  # noqa: E402
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 
@@ -41,12 +40,16 @@ def main() -> None:
         t = time.perf_counter()
         base = fuzz(str(fixed), FuzzOptions(max_examples=args.budget, out=None, profile=profile))
         full = time.perf_counter() - t
-        print(f"{fixed.name}: {'survived' if not base.findings else 'FAILED'} {base.examples} matches in {full:.1f} s "
-              f"({1000 * full / base.examples:.1f} ms per match)")
+        print(
+            f"{fixed.name}: {'survived' if not base.findings else 'FAILED'} {base.examples} matches in {full:.1f} s "
+            f"({1000 * full / base.examples:.1f} ms per match)"
+        )
         found, seconds, ready = [], [], []
         for seed in range(args.seeds):
             t = time.perf_counter()
-            r = fuzz(str(buggy), FuzzOptions(max_examples=args.budget, seed=seed, out=None, profile=profile, max_findings=1))
+            r = fuzz(
+                str(buggy), FuzzOptions(max_examples=args.budget, seed=seed, out=None, profile=profile, max_findings=1)
+            )
             total = time.perf_counter() - t
             if not r.findings:
                 print(f"  {buggy.name} seed {seed}: NOT FOUND in {r.examples} matches ({total:.1f} s)")
@@ -55,12 +58,16 @@ def main() -> None:
             found.append(f.examples)
             seconds.append(f.seconds)
             ready.append(total)
-            print(f"  {buggy.name} seed {seed}: {f.key} after {f.examples} matches, {f.seconds:.2f} s; "
-                  f"minimal recording ({len(f.calls)} calls) after {total:.1f} s")
+            print(
+                f"  {buggy.name} seed {seed}: {f.key} after {f.examples} matches, {f.seconds:.2f} s; "
+                f"minimal recording ({len(f.calls)} calls) after {total:.1f} s"
+            )
         if found:
-            print(f"{buggy.name}: found in {len(found)}/{args.seeds} seeds; matches median {statistics.median(found)}, "
-                  f"max {max(found)}; seconds to find median {statistics.median(seconds):.2f}, max {max(seconds):.2f}; "
-                  f"to a minimal recording median {statistics.median(ready):.1f} s")
+            print(
+                f"{buggy.name}: found in {len(found)}/{args.seeds} seeds; matches median {statistics.median(found)}, "
+                f"max {max(found)}; seconds to find median {statistics.median(seconds):.2f}, max {max(seconds):.2f}; "
+                f"to a minimal recording median {statistics.median(ready):.1f} s"
+            )
             ratios.append((buggy.name, statistics.median(seconds) / full))
     for name, ratio in ratios:
         print(f"{name}: median time to find / full budget on the fixed handler = {ratio:.3f}")

@@ -29,11 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
-from make_recordings import arena_header  # noqa: E402
-from replay.runtime import MatchDriver  # noqa: E402
-from replay.runtime import load_handler  # noqa: E402
-from replay.lua import LuaHandler  # noqa: E402
-from replay.runtime import reproduce  # noqa: E402
+from make_recordings import arena_header
+
+from replay.lua import LuaHandler
+from replay.runtime import MatchDriver, load_handler, reproduce
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 
@@ -48,7 +47,12 @@ def make_recording(path: Path, handler: str, ticks: int, players: int = 4, seed:
         for _ in range(ticks):
             for p in ps:
                 if rng.random() < 0.8:
-                    body = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.1, "aim": [1, rng.choice([-1, 0, 1])]}
+                    body = {
+                        "dx": rng.choice([-1, 0, 1]),
+                        "dy": rng.choice([-1, 0, 1]),
+                        "shoot": rng.random() < 0.1,
+                        "aim": [1, rng.choice([-1, 0, 1])],
+                    }
                     d.send(p, 1, json.dumps(body))
             d.tick()
         if d.runtime.crash is not None:
@@ -59,7 +63,9 @@ def wrapped_arena(folder: Path) -> Path:
     (folder / "arena.lua").write_text((HANDLERS / "arena.lua").read_text())
     (folder / "arena_fixed.lua").write_text((HANDLERS / "arena_fixed.lua").read_text())
     path = folder / "arena_fixed_captured.lua"
-    path.write_text('return require("nkreplay_capture").wrap(require("arena_fixed"), { module = "arena", snapshot_every = 600 })\n')
+    path.write_text(
+        'return require("nkreplay_capture").wrap(require("arena_fixed"), { module = "arena", snapshot_every = 600 })\n'
+    )
     return path
 
 
@@ -91,8 +97,10 @@ def main() -> None:
         t0 = time.perf_counter()
         make_recording(py_rec, str(HANDLERS / "arena_fixed.py"), args.ticks)
         make_recording(lua_rec, str(HANDLERS / "arena_fixed.lua"), args.ticks)
-        print(f"recorded {args.ticks} ticks twice in {time.perf_counter() - t0:.1f} s "
-              f"(Python {py_rec.stat().st_size / 1e6:.1f} MB, Lua {lua_rec.stat().st_size / 1e6:.1f} MB)")
+        print(
+            f"recorded {args.ticks} ticks twice in {time.perf_counter() - t0:.1f} s "
+            f"(Python {py_rec.stat().st_size / 1e6:.1f} MB, Lua {lua_rec.stat().st_size / 1e6:.1f} MB)"
+        )
 
         captured = wrapped_arena(folder)
         best, results = timed_replays(
@@ -118,10 +126,14 @@ def main() -> None:
                         d.send(p, 1, json.dumps({"dx": 1, "dy": 0, "shoot": rng.random() < 0.1, "aim": [1, 0]}))
                 d.tick()
             log_bytes = sum(len(m) for _, m in d.runtime.logger.lines)
-        print(f"Lua arena + capture  {ticks / cap_s:>9,.0f} ticks/s  ({cap_s:.2f} s), capture log {log_bytes / 600:,.0f} bytes/tick")
+        print(
+            f"Lua arena + capture  {ticks / cap_s:>9,.0f} ticks/s  ({cap_s:.2f} s), capture log {log_bytes / 600:,.0f} bytes/tick"
+        )
         print()
         print(f"ratio Lua / Python replay speed:          {py_s / lua_s:.2f}")
-        print(f"capture overhead (wrapped / unwrapped):   {cap_s / lua_s:.2f}x time, {100 * (cap_s - lua_s) / lua_s:.0f}% slower")
+        print(
+            f"capture overhead (wrapped / unwrapped):   {cap_s / lua_s:.2f}x time, {100 * (cap_s - lua_s) / lua_s:.0f}% slower"
+        )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from websockets.asyncio.client import connect  # noqa: E402
+from websockets.asyncio.client import connect
 
-from recorder.format import open_recording  # noqa: E402
-from recorder.wire import HttpResponse, start_server  # noqa: E402
+from recorder.format import open_recording
+from recorder.wire import HttpResponse, start_server
 
-ENVELOPE = json.dumps({"match_data_send": {"match_id": "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1", "op_code": "1",
-                                           "data": "eyJ4IjogMSwgInkiOiAyfQ=="}})
+ENVELOPE = json.dumps(
+    {
+        "match_data_send": {
+            "match_id": "9468e31c-ca53-4da6-b2e0-c9eab9dbac98.nakama1",
+            "op_code": "1",
+            "data": "eyJ4IjogMSwgInkiOiAyfQ==",
+        }
+    }
+)
 RSS_TARGET_MB = 200
 
 
@@ -61,8 +68,10 @@ async def bare_proxy(upstream_port: int) -> None:
     from websockets.asyncio.server import serve
 
     async def relay(client) -> None:  # type: ignore[no-untyped-def]
-        async with connect(f"ws://127.0.0.1:{upstream_port}{client.request.path}", compression=None,
-                           ping_interval=None, proxy=None) as upstream:
+        async with connect(
+            f"ws://127.0.0.1:{upstream_port}{client.request.path}", compression=None, ping_interval=None, proxy=None
+        ) as upstream:
+
             async def pump(a, b) -> None:  # type: ignore[no-untyped-def]
                 async for msg in a:
                     await b.send(msg)
@@ -98,8 +107,10 @@ async def latency(port: int, rounds: int) -> list[float]:
 async def throughput(port: int, sockets: int, messages: int) -> float:
     async def one() -> int:
         async with connect(f"ws://127.0.0.1:{port}/ws?format=json", compression=None, max_queue=None, proxy=None) as ws:
+
             async def reader() -> int:
                 return sum([1 for _ in range(messages) if await asyncio.wait_for(ws.recv(), 30)])
+
             r = asyncio.create_task(reader())
             for _ in range(messages):
                 await ws.send(ENVELOPE)
@@ -172,9 +183,24 @@ def count_events(folder: str) -> int:
 async def main(args: argparse.Namespace) -> None:
     upstream = await start_server(Echo(), max_message=64 * 1024 * 1024)
     with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as flood_out:
-        bare, bare_port = await start([sys.executable, __file__, "--bare-proxy", str(upstream.port)], "bare proxy listening")
-        proxy, port = await start([sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                                   f"http://127.0.0.1:{upstream.port}", "--out", out], "proxy listening")
+        bare, bare_port = await start(
+            [sys.executable, __file__, "--bare-proxy", str(upstream.port)], "bare proxy listening"
+        )
+        proxy, port = await start(
+            [
+                sys.executable,
+                "-m",
+                "replay.cli",
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                f"http://127.0.0.1:{upstream.port}",
+                "--out",
+                out,
+            ],
+            "proxy listening",
+        )
         try:
             direct_lat = await latency(upstream.port, args.rounds)
             bare_lat = await latency(bare_port, args.rounds)
@@ -188,8 +214,21 @@ async def main(args: argparse.Namespace) -> None:
         assert events == expected, f"recording holds {events} events, expected {expected}"
 
         # memory: a fresh recording proxy (and the bare one) under the RPC flood
-        proxy, port = await start([sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                                   f"http://127.0.0.1:{upstream.port}", "--out", flood_out], "proxy listening")
+        proxy, port = await start(
+            [
+                sys.executable,
+                "-m",
+                "replay.cli",
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                f"http://127.0.0.1:{upstream.port}",
+                "--out",
+                flood_out,
+            ],
+            "proxy listening",
+        )
         try:
             start_mb = memory_mb(proxy.pid)[1]
             bare_trips = await flood(bare_port, args.flood_clients, args.flood_bytes, args.flood_seconds)
@@ -204,8 +243,13 @@ async def main(args: argparse.Namespace) -> None:
         assert flood_events == 2 * trips + 2 * args.flood_clients, (flood_events, trips)
         file_mb = sum(p.stat().st_size for p in Path(flood_out).glob("*.nkrec")) / 1e6
 
-    d50, b50, b99, p50, p99 = (pct(direct_lat, 50), pct(bare_lat, 50), pct(bare_lat, 99), pct(proxy_lat, 50),
-                               pct(proxy_lat, 99))
+    d50, b50, b99, p50, p99 = (
+        pct(direct_lat, 50),
+        pct(bare_lat, 50),
+        pct(bare_lat, 99),
+        pct(proxy_lat, 50),
+        pct(proxy_lat, 99),
+    )
     print(f"round trip, {args.rounds} envelopes, one socket (microseconds)")
     print(f"  direct         p50 {d50:8.1f}  p99 {pct(direct_lat, 99):8.1f}   (no proxy, for reference)")
     print(f"  bare proxy     p50 {b50:8.1f}  p99 {b99:8.1f}")
@@ -213,15 +257,21 @@ async def main(args: argparse.Namespace) -> None:
     print(f"throughput, {args.sockets} sockets x {args.messages} envelopes each way (envelopes/s)")
     print(f"  bare proxy     {bare_tp:10.0f}")
     print(f"  recording      {proxy_tp:10.0f}   ({events} wire events recorded)")
-    print(f"rpc flood: {args.flood_clients} clients x {args.flood_bytes}-byte rpc payloads for {args.flood_seconds:g} s, "
-          "sockets outside any match")
+    print(
+        f"rpc flood: {args.flood_clients} clients x {args.flood_bytes}-byte rpc payloads for {args.flood_seconds:g} s, "
+        "sockets outside any match"
+    )
     print(f"  bare proxy     {bare_trips:6d} round trips, peak RSS {bare_peak:6.1f} MB")
-    print(f"  recording      {trips:6d} round trips, peak RSS {peak:6.1f} MB (at start {start_mb:.1f}, after the "
-          f"clients closed {after:.1f}); {file_mb:.0f} MB recorded, every envelope")
+    print(
+        f"  recording      {trips:6d} round trips, peak RSS {peak:6.1f} MB (at start {start_mb:.1f}, after the "
+        f"clients closed {after:.1f}); {file_mb:.0f} MB recorded, every envelope"
+    )
     print(f"ratio latency p50 proxy/bare proxy: {p50 / b50:.2f}")
     print(f"ratio latency p99 proxy/bare proxy: {p99 / b99:.2f}")
     print(f"ratio throughput proxy/bare proxy: {proxy_tp / bare_tp:.2f}")
-    print(f"peak RSS under the rpc flood: {peak:.1f} MB (target < {RSS_TARGET_MB} MB: {'met' if peak < RSS_TARGET_MB else 'MISSED'})")
+    print(
+        f"peak RSS under the rpc flood: {peak:.1f} MB (target < {RSS_TARGET_MB} MB: {'met' if peak < RSS_TARGET_MB else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":
@@ -236,4 +286,3 @@ if __name__ == "__main__":
     a = ap.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(bare_proxy(a.bare_proxy) if a.bare_proxy else main(a))
-

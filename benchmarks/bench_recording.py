@@ -52,8 +52,10 @@ def arena_events(ticks: int, players: int = 8, outcome_every: int = 4, seed: int
     (clients sample input at about 20 Hz); every ``outcome_every``-th loop records its outcome (a state
     broadcast to everyone and the state digest); one player drops and rejoins half way."""
     rnd = random.Random(seed)
-    people = [Presence(f"{i:08d}-5f1c-4a3e-9d7b-{i:012d}", f"{i:08d}-ea7d-11f1-816a-7106fdcb5b46", f"player{i}",
-                       "nakama1") for i in range(players)]
+    people = [
+        Presence(f"{i:08d}-5f1c-4a3e-9d7b-{i:012d}", f"{i:08d}-ea7d-11f1-816a-7106fdcb5b46", f"player{i}", "nakama1")
+        for i in range(players)
+    ]
     yield InitCall({"mode": "arena", "map": "dunes"}, Outcome(tick_rate=10, label='{"mode":"arena"}'))
     for p in people:
         yield JoinAttemptCall(0, p, {"client_version": "1.4.0"}, Outcome(accept=True))
@@ -68,15 +70,29 @@ def arena_events(ticks: int, players: int = 8, outcome_every: int = 4, seed: int
         msgs = []
         for p in people:
             for _ in range(rnd.choice((1, 2))):
-                body = {"seq": tick, "x": rnd.randint(-500, 500), "y": rnd.randint(-500, 500),
-                        "fire": rnd.random() < 0.1}
-                msgs.append(MatchMessage(p, 1, json.dumps(body, separators=(",", ":")).encode(), True,
-                                         1700000000000 + tick * 100 + rnd.randint(0, 99)))
+                body = {
+                    "seq": tick,
+                    "x": rnd.randint(-500, 500),
+                    "y": rnd.randint(-500, 500),
+                    "fire": rnd.random() < 0.1,
+                }
+                msgs.append(
+                    MatchMessage(
+                        p,
+                        1,
+                        json.dumps(body, separators=(",", ":")).encode(),
+                        True,
+                        1700000000000 + tick * 100 + rnd.randint(0, 99),
+                    )
+                )
         state = (state * 6364136223846793005 + len(msgs) + 1) & 0xFFFFFFFFFFFFFFFF
         outcome = None
         if outcome_every and tick % outcome_every == 0:
             snapshot = b'{"tick":%d,"players":%d,"scores":[%s]}' % (
-                tick, len(people), b",".join(b"%d" % rnd.randint(0, 99) for _ in people))
+                tick,
+                len(people),
+                b",".join(b"%d" % rnd.randint(0, 99) for _ in people),
+            )
             outcome = Outcome(broadcasts=(Broadcast(2, snapshot),), digest=state)
         yield LoopCall(tick, tuple(msgs), outcome)
 
@@ -103,9 +119,9 @@ def payloads(path: Path) -> Iterator[bytes]:
     data = path.read_bytes()
     pos = len(MAGIC)
     while pos < len(data):
-        length = int.from_bytes(data[pos + 2:pos + 6], "little")
+        length = int.from_bytes(data[pos + 2 : pos + 6], "little")
         if data[pos + 6] != KIND_SEAL:
-            yield data[pos + FRAME_SIZE:pos + FRAME_SIZE + length]
+            yield data[pos + FRAME_SIZE : pos + FRAME_SIZE + length]
         pos += FRAME_SIZE + length
 
 
@@ -116,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--players", type=int, default=8)
     ap.add_argument("--outcome-every", type=int, default=4, help="record every Nth loop's outcome (0: none)")
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--cpu", action="store_true",
-                    help="time with process CPU time instead of wall time (steadier on a busy machine)")
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with process CPU time instead of wall time (steadier on a busy machine)",
+    )
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.cpu else time.perf_counter
@@ -131,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                 w.append(e)
         n_events = w.events_written
         size = rec_path.stat().st_size
-        print(f"generated {n_events} events ({args.ticks} ticks) in {time.perf_counter() - t0:.1f} s: "
-              f"{size / 1e6:.1f} MB at {rec_path.name}")
+        print(
+            f"generated {n_events} events ({args.ticks} ticks) in {time.perf_counter() - t0:.1f} s: "
+            f"{size / 1e6:.1f} MB at {rec_path.name}"
+        )
 
         raw_path = Path(tmp) / "payloads.msgpack"
         with open(raw_path, "wb") as f:
@@ -161,23 +182,35 @@ def main(argv: list[str] | None = None) -> int:
         def decode_raw() -> int:
             n = 0
             with open(raw_path, "rb") as f:
-                for obj in msgpack.Unpacker(f, raw=False, strict_map_key=False, unicode_errors="surrogatepass",
-                                            use_list=True, max_buffer_size=64 * 1024 * 1024):
+                for _obj in msgpack.Unpacker(
+                    f,
+                    raw=False,
+                    strict_map_key=False,
+                    unicode_errors="surrogatepass",
+                    use_list=True,
+                    max_buffer_size=64 * 1024 * 1024,
+                ):
                     n += 1
             return n
 
         def decode_raw_messages() -> int:
             n = 0
             with open(raw_path, "rb") as f:
-                it = msgpack.Unpacker(f, raw=False, strict_map_key=False, unicode_errors="surrogatepass",
-                                      use_list=True, max_buffer_size=64 * 1024 * 1024)
+                it = msgpack.Unpacker(
+                    f,
+                    raw=False,
+                    strict_map_key=False,
+                    unicode_errors="surrogatepass",
+                    use_list=True,
+                    max_buffer_size=64 * 1024 * 1024,
+                )
                 next(it)  # header
                 for _, events in it:
                     for ev in events:
                         n += 1
                         if ev[0] == 4:
                             for row in ev[2]:
-                                row[2]  # noqa: B018 - touch each message row
+                                row[2]  # touch each message row
             return n
 
         t_raw, t_ours = best_of(args.repeat, decode_raw, decode_ours)
@@ -186,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         # write: the same events held in memory, ours (encode + pack + frame + write) vs packb of encoded chunks
         events = list(arena_events(args.write_ticks, args.players, args.outcome_every, seed=2))
         chunk_events = 256
-        encoded = [encode_chunk(events[i:i + chunk_events]) for i in range(0, len(events), chunk_events)]
+        encoded = [encode_chunk(events[i : i + chunk_events]) for i in range(0, len(events), chunk_events)]
         out_ours, out_raw = Path(tmp) / "w.nkrec", Path(tmp) / "w.msgpack"
 
         def write_ours() -> None:
@@ -203,18 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         def write_raw_encode() -> None:
             with open(out_raw, "wb") as f:
                 for i in range(0, len(events), chunk_events):
-                    f.write(msgpack.packb(encode_chunk(events[i:i + chunk_events]), use_bin_type=True))
+                    f.write(msgpack.packb(encode_chunk(events[i : i + chunk_events]), use_bin_type=True))
                     f.flush()
 
         w_raw, w_raw_enc, w_ours = best_of(args.repeat, write_raw, write_raw_encode, write_ours)
         w_size = out_ours.stat().st_size
 
     def line(name: str, seconds: float, n: int, nbytes: int) -> None:
-        print(f"  {name:<44} {seconds * 1000:9.1f} ms  {n / seconds / 1e6:6.2f} M events/s  "
-              f"{nbytes / seconds / 1e6:8.1f} MB/s")
+        print(
+            f"  {name:<44} {seconds * 1000:9.1f} ms  {n / seconds / 1e6:6.2f} M events/s  "
+            f"{nbytes / seconds / 1e6:8.1f} MB/s"
+        )
 
-    print(f"decode ({n_events} events, {size / 1e6:.1f} MB; raw payloads {raw_size / 1e6:.1f} MB), "
-          f"best of {args.repeat}:")
+    print(
+        f"decode ({n_events} events, {size / 1e6:.1f} MB; raw payloads {raw_size / 1e6:.1f} MB), best of {args.repeat}:"
+    )
     line("msgpack.Unpacker over payloads", t_raw, n_events, raw_size)
     line("open_recording().events()", t_ours, n_events, size)
     line("msgpack.Unpacker, touching message rows", t_raw_m, n_events, raw_size)

@@ -25,16 +25,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
-from make_recordings import arena_header  # noqa: E402
-from recorder.format import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall  # noqa: E402
-from recorder.format import read_events  # noqa: E402
-from replay.runtime import Dispatcher  # noqa: E402
-from replay.runtime import MatchDriver  # noqa: E402
-from replay.runtime import load_handler  # noqa: E402
-from replay.runtime import Nk  # noqa: E402
+from make_recordings import arena_header
+
+from recorder.format import (
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    SignalCall,
+    TerminateCall,
+    read_events,
+)
+from replay.runtime import (
+    Dispatcher,
+    HandlerProcess,
+    Limits,
+    MatchDriver,
+    MatchRuntime,
+    Nk,
+    ReplayOptions,
+    load_handler,
+    reproduce,
+    reproduce_supervised,
+)
 from replay.runtime._nk import DerivedSources, Logger
-from replay.runtime import MatchRuntime, ReplayOptions, reproduce  # noqa: E402
-from replay.runtime import HandlerProcess, Limits, reproduce_supervised  # noqa: E402
 
 HANDLER = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
 
@@ -50,10 +65,15 @@ def make_recording(path: Path, ticks: int, players: int = 4) -> None:
         ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(players)]
         for p in ps:
             d.send(p, 3)
-        for t in range(ticks):
+        for _t in range(ticks):
             for p in ps:
                 if rng.random() < 0.8:
-                    body = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.1, "aim": [1, rng.choice([-1, 0, 1])]}
+                    body = {
+                        "dx": rng.choice([-1, 0, 1]),
+                        "dy": rng.choice([-1, 0, 1]),
+                        "shoot": rng.random() < 0.1,
+                        "aim": [1, rng.choice([-1, 0, 1])],
+                    }
                     d.send(p, 1, json.dumps(body))
             d.tick()
 
@@ -106,7 +126,6 @@ def main() -> None:
                 list(c.messages)
         plain_calls = [LoopCall(c.tick, tuple(c.messages)) if type(c) is LoopCall else c for c in calls]
 
-
         def timed_replay(verify: bool) -> float:
             t = time.perf_counter()
             result = reproduce(path, HANDLER, ReplayOptions(verify_digests=verify, hang_timeout=30))
@@ -156,7 +175,9 @@ def main() -> None:
                     times[name].append(fn())
         finally:
             worker.close()
-        bare, with_digests, without, runtime_only = (min(times[k]) for k in ("bare", "digests", "no_digests", "runtime"))
+        bare, with_digests, without, runtime_only = (
+            min(times[k]) for k in ("bare", "digests", "no_digests", "runtime")
+        )
         supervised, supervised_new, start = (min(times[k]) for k in ("supervised", "supervised_new", "start"))
     ticks = args.ticks
     print(f"bare loop                         {bare:7.3f} s  {ticks / bare:10.0f} ticks/s")

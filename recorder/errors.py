@@ -48,14 +48,8 @@ class NakamaReplayError(Exception):
     """Root of every error nakama-replay raises on purpose."""
 
 
-
-
-
 class RecordingError(NakamaReplayError, ValueError):
     """A recording (``.nkrec``) or interchange (``.jsonl``) file cannot be used."""
-
-
-
 
 
 class CorruptRecording(RecordingError):
@@ -66,16 +60,17 @@ class CorruptRecording(RecordingError):
     def __init__(self, path: str, offset: int, chunk: int, problem: str, field: str = "") -> None:
         self.path, self.offset, self.chunk, self.problem, self.field = str(path), offset, chunk, problem, field
         if chunk == 0:
-            text = f"{self.path}: {problem}" if offset == 0 else f"{self.path}: corrupt header at byte offset {offset}: {problem}"
+            text = (
+                f"{self.path}: {problem}"
+                if offset == 0
+                else f"{self.path}: corrupt header at byte offset {offset}: {problem}"
+            )
         else:
             text = (
                 f"{self.path}: corrupt recording at byte offset {offset} (chunk {chunk}): {problem}. "
                 "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage."
             )
         super().__init__(text)
-
-
-
 
 
 class IncompleteRecording(RecordingError):
@@ -96,14 +91,8 @@ class IncompleteRecording(RecordingError):
         )
 
 
-
-
-
 class TruncatedRecording(IncompleteRecording):
     """The file ends in the middle of a chunk (a recorder killed mid-write), in ``strict`` mode."""
-
-
-
 
 
 class InterchangeError(RecordingError):
@@ -115,18 +104,12 @@ class InterchangeError(RecordingError):
         super().__init__(f"{self.path}:{line}:{where} {problem}")
 
 
-
-
-
 class LogError(NakamaReplayError, ValueError):
     """A server log given to ``ingest`` cannot be used."""
 
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
-
-
-
 
 
 class InvalidValue(NakamaReplayError, ValueError):
@@ -141,9 +124,6 @@ class InvalidValue(NakamaReplayError, ValueError):
         super().__init__(f"{field}: {problem}" if field else problem)
 
 
-
-
-
 class StateError(NakamaReplayError, ValueError):
     """A match state holds a value that has no canonical form (a set, an object, a lone surrogate...)."""
 
@@ -154,9 +134,6 @@ class StateError(NakamaReplayError, ValueError):
             f"state at {where}: {problem}. States must be JSON-like: dicts, lists, tuples, str, bytes, "
             "int, float, bool, None."
         )
-
-
-
 
 
 class OptionError(NakamaReplayError, ValueError):
@@ -171,9 +148,6 @@ class OptionError(NakamaReplayError, ValueError):
         super().__init__(": ".join([*parts, problem]))
 
 
-
-
-
 class PathError(NakamaReplayError, ValueError):
     """A file or folder to read or write cannot be used: missing, the wrong kind (a folder given as a file),
     unreadable, or an output whose parent folder does not exist."""
@@ -181,9 +155,6 @@ class PathError(NakamaReplayError, ValueError):
     def __init__(self, path: object, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: {problem}")
-
-
-
 
 
 def json_error_text(exc: ValueError) -> str:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
+    from replay.diff import MatchDiff, diff_against, diff_determinism, diff_recorded
+    from replay.errors import NakamaReplayError
     from replay.runtime import (
         CrashSignature,
         Limits,
@@ -30,8 +32,6 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         reproduce,
         reproduce_supervised,
     )
-    from replay.diff import MatchDiff, diff_against, diff_determinism, diff_recorded
-    from replay.errors import NakamaReplayError
 
 __all__ = [
     "CrashSignature",

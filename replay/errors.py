@@ -96,18 +96,12 @@ class HandlerError(NakamaReplayError):
     """A match handler breaks one of Nakama's rules."""
 
 
-
-
-
 class HandlerLoadError(HandlerError):
     """A handler file cannot be loaded."""
 
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"{self.path}: cannot load match handler: {problem}")
-
-
-
 
 
 class UntrustedHandler(HandlerError):
@@ -121,9 +115,6 @@ class UntrustedHandler(HandlerError):
         super().__init__(f"{self.path} names handler {handler!r} outside its folder; pass --handler to run it{why}")
 
 
-
-
-
 class LuaError(NakamaReplayError):
     """A Lua match handler raised an error: the Lua text (``file:line: message``), its class
     (``recorder.capture._lua_errors.error_class``) and the Lua stack traceback, as Nakama logs them."""
@@ -133,17 +124,11 @@ class LuaError(NakamaReplayError):
         super().__init__(text)
 
 
-
-
-
 class MatchStopped(NakamaReplayError, RuntimeError):
     """A dispatcher call on a match that has already stopped (Nakama's "match stopped")."""
 
     def __init__(self) -> None:
         super().__init__("match stopped")
-
-
-
 
 
 class NotAvailableInReplay(NakamaReplayError, AttributeError):
@@ -156,14 +141,8 @@ class NotAvailableInReplay(NakamaReplayError, AttributeError):
         )
 
 
-
-
-
 class StorageRejected(NakamaReplayError):
     """A storage write rejected by Nakama's version rules; the message is Nakama's."""
-
-
-
 
 
 class SnapshotError(StateError):
@@ -175,9 +154,6 @@ class SnapshotError(StateError):
         NakamaReplayError.__init__(self, f"{which}: malformed at byte offset {offset}: {problem}")
 
 
-
-
-
 class ExpectationError(NakamaReplayError, ValueError):
     """A regression expectation (``NAME.expect.toml`` or the ``expect`` header tag) cannot be used."""
 
@@ -187,14 +163,8 @@ class ExpectationError(NakamaReplayError, ValueError):
         super().__init__(f"{self.path}:{where} {problem}")
 
 
-
-
-
 class BisectError(NakamaReplayError, ValueError):
     """A bisection cannot start or go on (bad revision range, no versions, a git command that failed)."""
-
-
-
 
 
 class ProfileError(NakamaReplayError, ValueError):
@@ -205,9 +175,6 @@ class ProfileError(NakamaReplayError, ValueError):
         self.source, self.field, self.problem = source, field, problem
         where = f" {field}:" if field else ""
         super().__init__(f"{source}:{where} {problem}")
-
-
-
 
 
 class LiveReplayError(NakamaReplayError):
@@ -221,9 +188,6 @@ class LiveReplayError(NakamaReplayError):
         )
 
 
-
-
-
 class HandlerDied(NakamaReplayError):
     """A supervised handler process ended without a result: it hung past the hang timeout, exited, was
     killed by a signal or ran out of memory. ``death`` (``replay.runtime.Death``) says how and where; the
@@ -232,9 +196,6 @@ class HandlerDied(NakamaReplayError):
     def __init__(self, death: Death) -> None:
         self.death = death
         super().__init__(f"{death.describe()} {death.where}")
-
-
-
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):
@@ -248,9 +209,6 @@ class MatchCheckFailed(NakamaReplayError, AssertionError):
         super().__init__(message)
 
 
-
-
-
 class HandlerCrashed(MatchCheckFailed):
     """A handler callback raised or hung. ``crash`` is the runtime's ``replay.runtime.Crash`` and
     ``signature`` its ``replay.runtime.CrashSignature`` (whose ``key`` is this failure's key)."""
@@ -260,11 +218,11 @@ class HandlerCrashed(MatchCheckFailed):
         what = "hung" if crash.hung else "crashed"
         trace = f"\n{crash.traceback}" if crash.traceback and crash.traceback != crash.error else ""
         super().__init__(
-            f"{crash.callback} {what} at tick {crash.tick}: {crash.error}{trace}", signature.key, crash.callback, crash.tick
+            f"{crash.callback} {what} at tick {crash.tick}: {crash.error}{trace}",
+            signature.key,
+            crash.callback,
+            crash.tick,
         )
-
-
-
 
 
 class BroadcastToAbsentPresence(MatchCheckFailed):
@@ -281,9 +239,6 @@ class BroadcastToAbsentPresence(MatchCheckFailed):
             callback,
             tick,
         )
-
-
-
 
 
 class InvariantViolated(MatchCheckFailed):

@@ -54,7 +54,9 @@ def test_each_package_exports_exactly_its_public_names(name: str) -> None:
     exported = module.__all__
     assert len(exported) == len(set(exported)), f"{name}.__all__ lists a name twice"
     if "__getattr__" in vars(module):  # a lazy __init__: the TYPE_CHECKING imports are the API, loaded on first use
-        assert set(declared_exports(module.__file__)) == set(exported), f"{name}: TYPE_CHECKING imports and __all__ differ"
+        assert set(declared_exports(module.__file__)) == set(exported), (
+            f"{name}: TYPE_CHECKING imports and __all__ differ"
+        )
         assert _public(module) - set(exported) <= MACHINERY, f"{name} defines public names outside __all__"
     else:
         submodules = {n for n in exported if isinstance(getattr(module, n), types.ModuleType)}

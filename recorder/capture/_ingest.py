@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.format import atomic_output
-from recorder.format import canonical_bytes, state_digest
+from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
 from recorder.errors import InvalidValue, LogError, RecordingError, StateError
 from recorder.format import (
     Broadcast,
@@ -54,12 +53,15 @@ from recorder.format import (
     Nondeterministic,
     Outcome,
     Presence,
+    RecordingWriter,
     SignalCall,
     TerminateCall,
+    atomic_output,
+    canonical_bytes,
+    open_recording,
+    parse_json,
+    state_digest,
 )
-from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
-from recorder.format import RecordingWriter, open_recording
-from recorder.format import parse_json
 from recorder.format._validate import INT64_MAX, MAX_DEPTH, integer, match_id, show, text, value
 
 __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
@@ -265,7 +267,7 @@ def _maybe_gzip(stream: Any) -> Any:
     """Standard input, decompressed when it starts like gzip (``cat nakama.log.gz | ingest -``)."""
     peek = getattr(stream, "peek", None)
     if peek is not None and peek(2)[:2] == b"\x1f\x8b":
-        import gzip  # noqa: PLC0415
+        import gzip
 
         return gzip.GzipFile(fileobj=stream, mode="rb")
     return stream
@@ -331,8 +333,11 @@ def _presence(v: Any, field: str, reason: int | None = None) -> Presence:
         raise InvalidValue(field, "a presence needs user_id, session_id, username and node")
     r = reason if reason is not None else (_whole(items[4], f"{field}[4]") if len(items) > 4 else 0)
     return Presence(
-        text(items[0], f"{field}[0]"), text(items[1], f"{field}[1]"), text(items[2] or "", f"{field}[2]"),
-        text(items[3] or "", f"{field}[3]"), r,
+        text(items[0], f"{field}[0]"),
+        text(items[1], f"{field}[1]"),
+        text(items[2] or "", f"{field}[2]"),
+        text(items[3] or "", f"{field}[3]"),
+        r,
     )
 
 
@@ -393,7 +398,9 @@ class _Builder:
             accept = o.get("a")
             reason = o.get("r")
             outcome = self._outcome(
-                o, accept=accept if isinstance(accept, bool) else None, reason=reason if isinstance(reason, str) else None
+                o,
+                accept=accept if isinstance(accept, bool) else None,
+                reason=reason if isinstance(reason, str) else None,
             )
             metadata = _object(rec.get("md"), "md")
             value(metadata, "md", from_json=True)
@@ -401,7 +408,12 @@ class _Builder:
             if "pr" not in rec:
                 raise InvalidValue("pr", "missing (the joining presence)")
             call = JoinAttemptCall(
-                tick, _presence(rec["pr"], "pr", 0), metadata, outcome, nd, {str(k): _var(v, f"vars.{k}") for k, v in vars_.items()}
+                tick,
+                _presence(rec["pr"], "pr", 0),
+                metadata,
+                outcome,
+                nd,
+                {str(k): _var(v, f"vars.{k}") for k, v in vars_.items()},
             )
         elif kind == "join":
             joined = tuple(_presence(p, f"ps[{i}]") for i, p in enumerate(_list(rec.get("ps"), "ps")))
@@ -425,13 +437,18 @@ class _Builder:
             messages = []
             for j, m in enumerate(_list(rec.get("ms"), "ms")):
                 where = f"ms[{j}]"
-                idx, op, data, reliable, received = _items(m, where, 5, "[sender, op_code, data, reliable, receive_time_ms]")
+                idx, op, data, reliable, received = _items(
+                    m, where, 5, "[sender, op_code, data, reliable, receive_time_ms]"
+                )
                 sender = _whole(idx, f"{where}[0]", 1, len(senders)) if senders else None
                 if sender is None:
                     raise InvalidValue(f"{where}[0]", "a message needs a sender, and the record lists none (ps)")
                 messages.append(
                     MatchMessage(
-                        senders[sender - 1], _whole(op, f"{where}[1]"), _data(data, f"{where}[2]"), bool(reliable),
+                        senders[sender - 1],
+                        _whole(op, f"{where}[1]"),
+                        _data(data, f"{where}[2]"),
+                        bool(reliable),
                         _whole(received, f"{where}[4]"),
                     )
                 )
@@ -439,14 +456,18 @@ class _Builder:
             self.loops += 1
         elif kind == "signal":
             reply = o.get("rp")
-            call = SignalCall(tick, text(rec.get("d", ""), "d"), self._outcome(o, reply=reply if isinstance(reply, str) else ""), nd)
+            call = SignalCall(
+                tick, text(rec.get("d", ""), "d"), self._outcome(o, reply=reply if isinstance(reply, str) else ""), nd
+            )
         else:  # terminate
             call = TerminateCall(tick, _whole(rec.get("g", 0), "g"), self._outcome(o), nd)
         if "e" in rec:
             # the call raised: no outcome to compare, and the crash in case Nakama's crash line is missing
             call = dataclasses.replace(call, outcome=None)  # type: ignore[arg-type]
             error = rec["e"]
-            self.error_crash = CrashMarker(call.callback, tick, error if isinstance(error, str) else show(error, 200), "")
+            self.error_crash = CrashMarker(
+                call.callback, tick, error if isinstance(error, str) else show(error, 200), ""
+            )
         self.calls.append(call)
 
     def _capture_header(self, h: dict[str, Any]) -> None:
@@ -458,13 +479,17 @@ class _Builder:
         self.snapshot_every = _whole(h.get("snap", 0), "h.snap", 0, INT64_MAX)
         keys = _list(h.get("red"), "h.red")
         ops = _list(h.get("redop"), "h.redop")
-        self.redactions = tuple([f"key:{show(k) if not isinstance(k, str) else k}" for k in keys] + [f"op:{show(op)}" for op in ops])
+        self.redactions = tuple(
+            [f"key:{show(k) if not isinstance(k, str) else k}" for k in keys] + [f"op:{show(op)}" for op in ops]
+        )
 
     def _outcome(self, o: dict[str, Any], **extra: Any) -> Outcome:
         broadcasts = []
         for j, b in enumerate(_list(o.get("b"), "o.b")):
             where = f"o.b[{j}]"
-            op, data, targets, sender, reliable, deferred = _items(b, where, 6, "[op_code, data, targets, sender, reliable, deferred]")
+            op, data, targets, sender, reliable, deferred = _items(
+                b, where, 6, "[op_code, data, targets, sender, reliable, deferred]"
+            )
             resolved = self._targets(targets, f"{where}[2]")
             if resolved is False:
                 continue
@@ -473,7 +498,14 @@ class _Builder:
                 ids = _items(sender, f"{where}[3]", 3, "[user_id, session_id, username]")
                 sender_p = Presence(*(text(x, f"{where}[3][{i}]") for i, x in enumerate(ids)))
             broadcasts.append(
-                Broadcast(_whole(op, f"{where}[0]"), _data(data, f"{where}[1]"), resolved, sender_p, bool(reliable), bool(deferred))
+                Broadcast(
+                    _whole(op, f"{where}[0]"),
+                    _data(data, f"{where}[1]"),
+                    resolved,
+                    sender_p,
+                    bool(reliable),
+                    bool(deferred),
+                )
             )
         kicks = tuple(_presence(p, f"o.kk[{i}]") for i, p in enumerate(_list(o.get("kk"), "o.kk")))
         labels = tuple(text(x, f"o.lu[{i}]") for i, x in enumerate(_list(o.get("lu"), "o.lu")))
@@ -485,11 +517,16 @@ class _Builder:
             except StateError as exc:
                 raise InvalidValue("o.ss", str(exc)) from None
         return Outcome(
-            broadcasts=tuple(broadcasts), kicks=kicks, label_updates=labels, digest=digest, snapshot=snapshot,
-            stopped=bool(o.get("st")), **extra,
+            broadcasts=tuple(broadcasts),
+            kicks=kicks,
+            label_updates=labels,
+            digest=digest,
+            snapshot=snapshot,
+            stopped=bool(o.get("st")),
+            **extra,
         )
 
-    def _targets(self, targets: Any, field: str) -> tuple[Presence, ...] | None | bool:
+    def _targets(self, targets: Any, field: str) -> tuple[Presence, ...] | bool | None:
         """Nakama's FilterPresenceIDs over the match's presence list: None for everyone, False for nobody."""
         if targets in (None, False):
             return None

@@ -24,13 +24,12 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from recorder.capture._lua_errors import split_traceback
-from recorder.format import CrashMarker
 from recorder.errors import InvalidValue
-from recorder.format import parse_json
+from recorder.format import CrashMarker, parse_json
 from recorder.format._validate import match_id, show, tick
 
 __all__ = [
@@ -88,7 +87,9 @@ def _entry(obj: dict[str, Any], source: str, line: int) -> LogEntry | None:
         return None
     level = obj.get("level", obj.get("severity", ""))
     ts = obj.get("ts", obj.get("timestamp", obj.get("time", "")))
-    fields = {k: v for k, v in obj.items() if k not in ("msg", "message", "level", "severity", "ts", "timestamp", "caller")}
+    fields = {
+        k: v for k, v in obj.items() if k not in ("msg", "message", "level", "severity", "ts", "timestamp", "caller")
+    }
     return LogEntry(source, line, _scalar_text(level).lower(), _scalar_text(ts), msg, fields)
 
 
@@ -108,7 +109,9 @@ def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any
         obj = parse_json(text)
     except InvalidValue as exc:
         if TAG_HINT in text:
-            return DamagedLine(source, line, f"not a JSON log line{where} ({exc.problem.removeprefix('not valid JSON: ')})")
+            return DamagedLine(
+                source, line, f"not a JSON log line{where} ({exc.problem.removeprefix('not valid JSON: ')})"
+            )
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -137,8 +140,10 @@ def _lines_until_damage(lines: Iterable[str | bytes], source: str) -> Iterator[s
             yield raw
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         yield DamagedLine(
-            source, number + 1, f"the compressed log ends early or is damaged after line {number} ({exc}); "
-            f"the {number} lines before it were read"
+            source,
+            number + 1,
+            f"the compressed log ends early or is damaged after line {number} ({exc}); "
+            f"the {number} lines before it were read",
         )
 
 
@@ -149,7 +154,9 @@ def _docker_part(obj: Any) -> str | None:
     return None
 
 
-def iter_log(lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogStats | None = None) -> Iterator[LogEntry | DamagedLine]:
+def iter_log(
+    lines: Iterable[str | bytes], source: str = "<stdin>", stats: LogStats | None = None
+) -> Iterator[LogEntry | DamagedLine]:
     """Log entries (and damaged lines of ours) from an iterable of text lines."""
     stats = stats if stats is not None else LogStats()
     pending = ""  # a Docker json-file entry split over several lines
@@ -228,8 +235,10 @@ def crash_of(entry: LogEntry) -> tuple[str, CrashMarker] | None:
     return mid, CrashMarker(m.group("callback"), tick(entry.fields.get("tick"), "tick"), head, trace)
 
 
-def format_log_line(level: str, msg: str, *, ts_ms: int, caller: str = "server/runtime_lua_nakama.go:2373", **fields: Any) -> str:
+def format_log_line(
+    level: str, msg: str, *, ts_ms: int, caller: str = "server/runtime_lua_nakama.go:2373", **fields: Any
+) -> str:
     """One line as Nakama's JSON logger writes it (key order: level, ts, caller, msg, fields)."""
-    ts = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    ts = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
     obj = {"level": level, "ts": ts, "caller": caller, "msg": msg, **fields}
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

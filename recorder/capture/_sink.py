@@ -15,8 +15,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from recorder.format import Call, CrashMarker, Header, LoopCall
-from recorder.format import RecordingWriter
+from recorder.format import Call, CrashMarker, Header, LoopCall, RecordingWriter
 from recorder.wire import Redactor
 
 __all__ = ["CaptureSink"]
@@ -28,8 +27,15 @@ class CaptureSink:
     ``ticks_per_chunk`` trades crash safety for size: 1 (default) flushes every tick.
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: Header, *, ticks_per_chunk: int = 1, fsync: bool = False,
-                 redactor: Redactor | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        header: Header,
+        *,
+        ticks_per_chunk: int = 1,
+        fsync: bool = False,
+        redactor: Redactor | None = None,
+    ):
         self.path = str(path)
         self.redactor = redactor
         if redactor is not None:

@@ -11,7 +11,15 @@
 """
 
 from recorder.format._atomic import atomic_output
-from recorder.format._canonical import canonical_bytes, canonicalize, digest_bytes, flatten, leaves, mask_pointers, state_digest
+from recorder.format._canonical import (
+    canonical_bytes,
+    canonicalize,
+    digest_bytes,
+    flatten,
+    leaves,
+    mask_pointers,
+    state_digest,
+)
 from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
 from recorder.format._integrity import Damage, Integrity
 from recorder.format._jsonl import INTEGRITY_TAG, import_jsonl, jsonl_lines, read_jsonl, write_jsonl

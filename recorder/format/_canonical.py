@@ -45,6 +45,7 @@ numba kernels in ``replay.diff._kernels`` compute exactly these pairs from ``can
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 import struct
@@ -406,7 +407,7 @@ def leaves(value: Any) -> list[tuple[str, int, int, Any]]:
 
     walk(canonicalize(value), "", ROOT_HASH)
     out.sort(key=lambda leaf: leaf[1])
-    for a, b in zip(out, out[1:]):
+    for a, b in itertools.pairwise(out):
         if a[1] == b[1]:
             raise StateError(b[0], f"64-bit path hash collides with {a[0]!r}")
     return out

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
-from recorder.format import _validate as validate
 from recorder.errors import CorruptRecording, InvalidValue, RecordingError
+from recorder.format import _validate as validate
 from recorder.format._model import (
     Broadcast,
     CrashMarker,
@@ -149,7 +149,14 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
         raise InvalidValue("outcome", f"must be a map, got {show(d)}")
     get = d.get
     a, r, tr, label, rp, digest, snapshot, stopped = (
-        get("a"), get("r"), get("tr"), get("l"), get("rp"), get("d"), get("s"), get("x", False)
+        get("a"),
+        get("r"),
+        get("tr"),
+        get("l"),
+        get("rp"),
+        get("d"),
+        get("s"),
+        get("x", False),
     )
     if not (
         (a is None or a.__class__ is bool)
@@ -171,7 +178,9 @@ def _decode_outcome(d: Any, ps: list[Presence]) -> Outcome | None:
         built = []
         for j, b in enumerate(bs):
             if b.__class__ is not list or len(b) != 6:
-                raise InvalidValue(f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]")
+                raise InvalidValue(
+                    f"outcome.broadcasts[{j}]", "must be [op_code, data, targets, sender, reliable, deferred]"
+                )
             op, data, targets, sender, reliable, deferred = b
             if not (
                 op.__class__ is int
@@ -257,7 +266,11 @@ def _decode_nd(items: Any) -> tuple[Nondeterministic, ...]:
     for j, item in enumerate(_array(items, "nondeterministic")):
         if type(item) is not list or len(item) != 2:
             raise InvalidValue(f"nondeterministic[{j}]", "must be [source, value]")
-        out.append(Nondeterministic(text(item[0], f"nondeterministic[{j}].source"), value(item[1], f"nondeterministic[{j}].value")))
+        out.append(
+            Nondeterministic(
+                text(item[0], f"nondeterministic[{j}].source"), value(item[1], f"nondeterministic[{j}].value")
+            )
+        )
     return tuple(out)
 
 
@@ -267,9 +280,7 @@ def _encode_event(e: Event, ref) -> list[Any]:
         msgs = [[ref(m.sender), m.op_code, m.data, m.reliable, m.receive_time_ms] for m in e.messages]
         return _trim([LOOP, e.tick, msgs, _encode_outcome(e.outcome, ref), _encode_nd(e.nondeterministic)], 3)
     if t is WireEvent:
-        return _trim(
-            [WIRE, e.socket, e.direction, e.t, e.event, e.envelope, e.raw, e.close_code, e.close_reason], 5
-        )
+        return _trim([WIRE, e.socket, e.direction, e.t, e.event, e.envelope, e.raw, e.close_code, e.close_reason], 5)
     if t is CrashMarker:
         return _trim([CRASH, e.callback, e.tick, e.error, e.traceback, e.error_type or None], 5)
     tail = [_encode_outcome(e.outcome, ref), _encode_nd(e.nondeterministic)]
@@ -368,14 +379,16 @@ def iter_events(
                 tick, msgs = ev[1], ev[2]
                 if tick.__class__ is int and 0 <= tick <= most and msgs.__class__ is list and ev[0].__class__ is int:
                     nd = ev[4] if len(ev) > 4 else None
-                    yield loop(tick, batch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ())
+                    yield loop(
+                        tick, batch(msgs, ps, origin, i), _decode_outcome(ev[3], ps), _decode_nd(nd) if nd else ()
+                    )
                     continue
             yield _decode_other(ev, ps)
     except InvalidValue as exc:
         raise _corrupt(origin, encoded_kind(payload, i), i, exc) from None
     except RecordingError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a failure no check foresaw: still a bad writer, never a crash
+    except Exception as exc:  # a failure no check foresaw: still a bad writer, never a crash
         problem = f"{type(exc).__name__}: {exc}"
         raise _corrupt(origin, encoded_kind(payload, i), i, InvalidValue("", problem)) from exc
 
@@ -385,7 +398,7 @@ def encoded_kind(payload: Any, i: int) -> str:
     try:
         code = payload[1][i][0]
         return _KIND_NAMES[code] if type(code) is int and 0 <= code < len(_KIND_NAMES) else ""
-    except Exception:  # noqa: BLE001 - only a label for an error message
+    except Exception:  # only a label for an error message
         return ""
 
 
@@ -406,8 +419,14 @@ def decode_chunk(payload: Any, origin: tuple[str, int, int] = ("<memory>", 0, 0)
 
 
 _EVENT_LENGTHS = {  # kind code -> (fewest, most) items
-    INIT: (3, 5), JOIN_ATTEMPT: (4, 7), JOIN: (3, 5), LEAVE: (3, 5), SIGNAL: (3, 5), TERMINATE: (3, 5),
-    CRASH: (5, 6), WIRE: (5, 9),
+    INIT: (3, 5),
+    JOIN_ATTEMPT: (4, 7),
+    JOIN: (3, 5),
+    LEAVE: (3, 5),
+    SIGNAL: (3, 5),
+    TERMINATE: (3, 5),
+    CRASH: (5, 6),
+    WIRE: (5, 9),
 }
 
 
@@ -424,7 +443,7 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
     if not lengths[0] <= len(ev) <= lengths[1]:
         raise InvalidValue("", f"a {_KIND_NAMES[code]} event has {lengths[0]} to {lengths[1]} fields, got {len(ev)}")
     n = len(ps)
-    if code == JOIN or code == LEAVE:
+    if code in (JOIN, LEAVE):
         cls = JoinCall if code == JOIN else LeaveCall
         members = tuple([ps[presence_index(i, "presences", n)] for i in _array(ev[2], "presences")])
         return cls(validate.tick(ev[1], "tick"), members, _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)))
@@ -440,7 +459,9 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
         )
     if code == INIT:
         return InitCall(
-            _free_map(ev[2], "params"), _decode_outcome(_opt(ev, 3), ps), _decode_nd(_opt(ev, 4)),
+            _free_map(ev[2], "params"),
+            _decode_outcome(_opt(ev, 3), ps),
+            _decode_nd(_opt(ev, 4)),
             validate.tick(ev[1], "tick"),
         )
     if code == SIGNAL:
@@ -449,13 +470,20 @@ def _decode_other(ev: Any, ps: list[Presence]) -> Event:
         )
     if code == TERMINATE:
         return TerminateCall(
-            validate.tick(ev[1], "tick"), int64(ev[2], "grace_seconds"), _decode_outcome(_opt(ev, 3), ps),
+            validate.tick(ev[1], "tick"),
+            int64(ev[2], "grace_seconds"),
+            _decode_outcome(_opt(ev, 3), ps),
             _decode_nd(_opt(ev, 4)),
         )
     if code == CRASH:
         error_type = text(ev[5], "error_type") if len(ev) > 5 else ""
-        return CrashMarker(text(ev[1], "callback"), validate.tick(ev[2], "tick"), text(ev[3], "error"), text(ev[4], "traceback"),
-                           error_type)
+        return CrashMarker(
+            text(ev[1], "callback"),
+            validate.tick(ev[2], "tick"),
+            text(ev[3], "error"),
+            text(ev[4], "traceback"),
+            error_type,
+        )
     # WIRE
     t = ev[3]
     if type(t) is not float and type(t) is not int:

@@ -62,8 +62,13 @@ class Damage:
     events_recovered: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "offset": self.offset, "chunk": self.chunk, "problem": self.problem,
-                "events_recovered": self.events_recovered}
+        return {
+            "kind": self.kind,
+            "offset": self.offset,
+            "chunk": self.chunk,
+            "problem": self.problem,
+            "events_recovered": self.events_recovered,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,21 +103,29 @@ class Integrity:
         prefix = f"{which} ({_n(self.events, 'event')}, up to byte offset {self.end_offset})"
         if self.state == COMPLETE:
             assert self.seal is not None
-            return (f"complete: sealed after {_n(self.seal['chunks'], 'chunk')}, {_n(self.seal['events'], 'event')}, "
-                    f"last tick {self.seal['last_tick']}")
+            return (
+                f"complete: sealed after {_n(self.seal['chunks'], 'chunk')}, {_n(self.seal['events'], 'event')}, "
+                f"last tick {self.seal['last_tick']}"
+            )
         if self.state == LEGACY:
-            return (f"legacy: a version-1 recording ({_n(self.events, 'event')} in {_n(self.chunks, 'chunk')}, read "
-                    "without damage) has no sequence numbers and no seal, so its completeness cannot be proven")
+            return (
+                f"legacy: a version-1 recording ({_n(self.events, 'event')} in {_n(self.chunks, 'chunk')}, read "
+                "without damage) has no sequence numbers and no seal, so its completeness cannot be proven"
+            )
         if self.state == UNSEALED:
             tail = ""
             d = self.first_damage
             if d is not None:
                 tail = f"; {d.problem} (byte offset {d.offset})"
-            return f"unsealed: the writer did not finish (no seal); {prefix} intact, whatever came after is missing{tail}"
+            return (
+                f"unsealed: the writer did not finish (no seal); {prefix} intact, whatever came after is missing{tail}"
+            )
         d = self.first_damage
         assert d is not None
         more = {1: "", 2: "; 1 more problem"}.get(len(self.damage), f"; {len(self.damage) - 1} more problems")
-        after = f"; {_n(self.chunks_after, 'intact chunk')} after it (--salvage reads them)" if self.chunks_after else ""
+        after = (
+            f"; {_n(self.chunks_after, 'intact chunk')} after it (--salvage reads them)" if self.chunks_after else ""
+        )
         return f"damaged: {d.kind} at byte offset {d.offset} (chunk {d.chunk}): {d.problem}; {prefix} intact before it{after}{more}"
 
     def missing(self) -> str:
@@ -284,8 +297,12 @@ class Ledger:
     def last_tick_mismatch(self, actual: int) -> None:
         """The last event's tick, read from the last chunk, disagrees with the seal's."""
         assert self.seal is not None and self.seal_offset is not None
-        self._hurt("seal", self.seal_offset, self.expected,
-                   f"the seal's last tick is {self.seal['last_tick']}, the last event's is {actual}")
+        self._hurt(
+            "seal",
+            self.seal_offset,
+            self.expected,
+            f"the seal's last tick is {self.seal['last_tick']}, the last event's is {actual}",
+        )
 
     def count_mismatch(self, offset: int, seq: int, declared: int, actual: int) -> None:
         """A chunk whose decoded events disagree with the count in its frame head."""
@@ -302,6 +319,13 @@ class Ledger:
         else:
             state = DAMAGED
         return Integrity(
-            state, self.format_version, self.chunks, self.events, self.end_offset, self.size,
-            tuple(self.damage), self.chunks_after, dict(self.seal) if self.seal is not None else None,
+            state,
+            self.format_version,
+            self.chunks,
+            self.events,
+            self.end_offset,
+            self.size,
+            tuple(self.damage),
+            self.chunks_after,
+            dict(self.seal) if self.seal is not None else None,
         )

@@ -35,9 +35,9 @@ from typing import IO, Any
 
 import msgpack
 
+from recorder.errors import InterchangeError, InvalidValue
 from recorder.format import _validate as validate
 from recorder.format._atomic import atomic_output
-from recorder.errors import InterchangeError, InvalidValue
 from recorder.format._model import (
     Broadcast,
     CrashMarker,
@@ -218,7 +218,11 @@ def _b64decode(x: Any, field: str) -> bytes:
 
 def _presence(p: Presence) -> dict[str, Any]:
     return {
-        "user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node, "reason": p.reason
+        "user_id": p.user_id,
+        "session_id": p.session_id,
+        "username": p.username,
+        "node": p.node,
+        "reason": p.reason,
     }
 
 
@@ -394,11 +398,12 @@ def jsonl_lines(header: Header, events: Iterable[Event]) -> Iterator[str]:
 
 def write_jsonl(out: IO[bytes], header: Header, events: Iterable[Event]) -> int:
     """Stream a recording's interchange form to a binary file; returns the number of events written."""
-    count = -1
+    lines = 0
     write = out.write
-    for count, line in enumerate(jsonl_lines(header, events)):
+    for line in jsonl_lines(header, events):
         write(line.encode("utf-8"))
-    return count
+        lines += 1
+    return lines - 1  # the first line is the header
 
 
 # -- JSON -> model ------------------------------------------------------------------------------------
@@ -514,8 +519,19 @@ def _read_broadcast(v: Any, field: str) -> Broadcast:
 
 
 _OUTCOME_KEYS = frozenset(
-    {"accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "digest", "snapshot",
-     "stopped"}
+    {
+        "accept",
+        "reason",
+        "tick_rate",
+        "label",
+        "broadcasts",
+        "kicks",
+        "label_updates",
+        "reply",
+        "digest",
+        "snapshot",
+        "stopped",
+    }
 )
 
 
@@ -593,8 +609,11 @@ def _read_terminate(d: dict[str, Any]) -> TerminateCall:
 
 def _read_crash(d: dict[str, Any]) -> CrashMarker:
     return CrashMarker(
-        _get(d, "callback", "", _text), _get(d, "tick", "", tick), _get(d, "error", "", _text),
-        _get(d, "traceback", "", _text, ""), _get(d, "error_type", "", _text, ""),
+        _get(d, "callback", "", _text),
+        _get(d, "tick", "", tick),
+        _get(d, "error", "", _text),
+        _get(d, "traceback", "", _text, ""),
+        _get(d, "error_type", "", _text, ""),
     )
 
 
@@ -620,8 +639,10 @@ _READERS: dict[str, tuple[Callable[..., Event], frozenset[str]]] = {
     "signal": (_read_signal, _CALL_TAIL | {"data"}),
     "terminate": (_read_terminate, _CALL_TAIL | {"grace_seconds"}),
     "crash": (_read_crash, frozenset({"kind", "callback", "tick", "error", "traceback", "error_type"})),
-    "wire": (_read_wire, frozenset({"kind", "socket", "direction", "t", "event", "envelope", "raw", "close_code",
-                                    "close_reason"})),
+    "wire": (
+        _read_wire,
+        frozenset({"kind", "socket", "direction", "t", "event", "envelope", "raw", "close_code", "close_reason"}),
+    ),
 }
 
 _HEADER_KEYS = frozenset(header_to_json(Header())) - {"kind"}
@@ -713,7 +734,7 @@ def read_jsonl(lines: Iterable[bytes | str], path: str = "<jsonl>") -> tuple[Hea
     if first is None:
         raise InterchangeError(src.path, max(src.lineno, 1), "kind", "no header line: the file is empty")
     if first.get("kind") != "header":
-        raise src.error("kind", f"the first line must be the header (kind \"header\"), got {show(first.get('kind'))}")
+        raise src.error("kind", f'the first line must be the header (kind "header"), got {show(first.get("kind"))}')
     try:
         header = _read_header(first)
     except InvalidValue as exc:
@@ -769,8 +790,10 @@ def import_jsonl(
                     w.append(e)
                 if isinstance(exported_from, str) and not exported_from.startswith("complete"):
                     w.abandon()  # exported from an incomplete recording: no seal, so it stays incomplete
-                    warnings.warn(f"{label}: exported from an incomplete recording ({exported_from}); "
-                                  f"{out} is written unsealed", stacklevel=2)
+                    warnings.warn(
+                        f"{label}: exported from an incomplete recording ({exported_from}); {out} is written unsealed",
+                        stacklevel=2,
+                    )
         finally:
             if own:
                 stream.close()

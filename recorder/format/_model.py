@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union, overload
+from typing import Any, ClassVar, overload
 
-from recorder.format import _validate as validate
 from recorder.errors import CorruptRecording, InvalidValue
+from recorder.format import _validate as validate
 
 __all__ = [
     "FORMAT_VERSION",
@@ -129,9 +129,14 @@ class MessageBatch(Sequence[MatchMessage]):
                         build(ps[s], op, data, rel, ts)
                         for s, op, data, rel, ts in self._rows  # type: ignore[union-attr]
                         if (
-                            s.__class__ is int and s >= 0 and op.__class__ is int and op <= _INT64_MAX
-                            and (data is None or data.__class__ is bytes) and (rel is True or rel is False)
-                            and ts.__class__ is int and ts <= _INT64_MAX
+                            s.__class__ is int
+                            and s >= 0
+                            and op.__class__ is int
+                            and op <= _INT64_MAX
+                            and (data is None or data.__class__ is bytes)
+                            and (rel is True or rel is False)
+                            and ts.__class__ is int
+                            and ts <= _INT64_MAX
                         )
                         or _reject()
                     ]
@@ -353,8 +358,8 @@ class WireEvent:
     kind: ClassVar[str] = "wire"
 
 
-Call = Union[InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, SignalCall, TerminateCall]
-Event = Union[Call, CrashMarker, WireEvent]
+Call = InitCall | JoinAttemptCall | JoinCall | LeaveCall | LoopCall | SignalCall | TerminateCall
+Event = Call | CrashMarker | WireEvent
 
 
 @dataclass(frozen=True, slots=True)

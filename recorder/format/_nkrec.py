@@ -52,8 +52,8 @@ from typing import IO, Any
 
 import msgpack
 
-from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
+from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
 from recorder.format._model import FORMAT_VERSION, Event, Header
 from recorder.format._sniff import not_a_recording
@@ -161,7 +161,7 @@ def _as_corrupt(path: str, offset: int, chunk: int, what: str) -> Iterator[None]
         raise
     except InvalidValue as exc:  # a field check of recorder.format._validate
         raise CorruptRecording(path, offset, chunk, f"{what}: {exc}", field=exc.field) from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure on checksummed bytes means a bad writer
+    except Exception as exc:  # any decoder failure on checksummed bytes means a bad writer
         raise CorruptRecording(path, offset, chunk, f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -239,8 +239,12 @@ class RecordingWriter:
             return
         try:
             self.flush()
-            seal = {"chunks": self.chunks_written, "events": self.events_written, "last_tick": self.last_tick,
-                    "digest": self._digest.digest()}
+            seal = {
+                "chunks": self.chunks_written,
+                "events": self.events_written,
+                "last_tick": self.last_tick,
+                "digest": self._digest.digest(),
+            }
             self._file.write(_frame(KIND_SEAL, self.chunks_written + 1, 0, self.last_tick, _pack(seal))[0])
             self._sync()
             self.sealed = True
@@ -302,8 +306,9 @@ class Recording:
         elif magic == MAGIC_V1:
             self.format_version = 1
         elif magic[:4] == MAGIC[:4] and len(magic) == len(MAGIC):
-            raise CorruptRecording(self.path, 0, 0, f"unsupported .nkrec format (magic {magic!r}); "
-                                   "it may come from a newer nakama-replay")
+            raise CorruptRecording(
+                self.path, 0, 0, f"unsupported .nkrec format (magic {magic!r}); it may come from a newer nakama-replay"
+            )
         else:
             raise CorruptRecording(self.path, 0, 0, not_a_recording(self.path, len(MAGIC)))
         try:
@@ -354,13 +359,13 @@ class Recording:
         if not head:
             return None
         if len(head) < FRAME_SIZE:
-            if head[:len(SYNC)] != SYNC[:len(head)]:
+            if head[: len(SYNC)] != SYNC[: len(head)]:
                 raise _Bad(f"bad frame sync {head[:2]!r}")
             raise _Truncated(offset)
         sync, length, kind, _, seq, count, tick, crc = _HEAD.unpack_from(head)
         if sync != SYNC:
             raise _Bad(f"bad frame sync {sync!r}")
-        if zlib.crc32(head[:_HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
+        if zlib.crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
             raise _Bad("frame head checksum mismatch")
         if kind not in _KINDS:
             raise _Bad(f"unknown frame kind {kind:#04x}")
@@ -457,7 +462,7 @@ class Recording:
                 before = len(ledger.damage)
                 try:
                     seal = _unpack(frame.payload)
-                except Exception:  # noqa: BLE001 - a seal that does not decode is a bad seal
+                except Exception:  # a seal that does not decode is a bad seal
                     seal = None
                 ledger.sealed(frame.offset, frame.seq, seal)
                 if len(ledger.damage) > before:
@@ -476,10 +481,13 @@ class Recording:
                 yield "damage", None
             yield "chunk", (info, frame, verdict)
 
-    def _new_walk(self, start: int | None, first_index: int, first_seq: int) -> tuple[Ledger, Iterator[tuple[str, Any]]]:
+    def _new_walk(
+        self, start: int | None, first_index: int, first_seq: int
+    ) -> tuple[Ledger, Iterator[tuple[str, Any]]]:
         offset = self._data_start if start is None else start
-        ledger = Ledger(self.format_version, offset, self.size, self._header_crc, expected=first_seq,
-                        partial=start is not None)
+        ledger = Ledger(
+            self.format_version, offset, self.size, self._header_crc, expected=first_seq, partial=start is not None
+        )
         walk = self._frames(offset, ledger, first_index)
         if start is None:
             self._ledger, self._walk, self._integrity = ledger, walk, None
@@ -568,7 +576,7 @@ class Recording:
             head = f.read(size)
             if v2:
                 sync, length, kind, _, seq, count, tick, _ = _HEAD.unpack_from(head)
-                if sync != SYNC or zlib.crc32(head[:_HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
+                if sync != SYNC or zlib.crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
                     break
             else:
                 sync, length, _, tick = _V1_HEAD.unpack(head)
@@ -625,7 +633,7 @@ def _v1_count(payload: bytes) -> int:
     """Events in a version-1 chunk (its head does not say); -1 when the payload does not decode."""
     try:
         return len(_unpack(payload)[1])
-    except Exception:  # noqa: BLE001 - the reader reports the bad payload when it decodes it
+    except Exception:  # the reader reports the bad payload when it decodes it
         return -1
 
 

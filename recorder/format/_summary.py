@@ -83,7 +83,14 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
     with open_recording(path, strict=strict, on_damage="skip" if salvage else "stop") as rec:
         h = rec.header
         s = Summary(
-            str(path), rec.size, h.match_id, h.module, h.source, h.recording_kind, h.tick_rate, h.label,
+            str(path),
+            rec.size,
+            h.match_id,
+            h.module,
+            h.source,
+            h.recording_kind,
+            h.tick_rate,
+            h.label,
             redactions=list(h.redactions),
         )
         spans: dict[tuple[str, str], PresenceSpan] = {}
@@ -109,7 +116,7 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)  # reported through s.damage instead
-            for info, events in rec.chunks():
+            for _info, events in rec.chunks():
                 s.chunks += 1
                 s.events += len(events)
                 for e in events:
@@ -122,8 +129,10 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
                     if t is LoopCall:
                         s.ticks += 1
                         msgs = e.messages
-                        pairs = msgs.op_codes_and_sizes() if isinstance(msgs, MessageBatch) else (
-                            (m.op_code, len(m.data or b"")) for m in msgs
+                        pairs = (
+                            msgs.op_codes_and_sizes()
+                            if isinstance(msgs, MessageBatch)
+                            else ((m.op_code, len(m.data or b"")) for m in msgs)
                         )
                         for op, size in pairs:
                             count(op, size)

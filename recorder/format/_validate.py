@@ -274,7 +274,7 @@ def _path(field: str, link: Any) -> str:
 
 
 def _is_ext(x: Any) -> bool:
-    import msgpack  # noqa: PLC0415 - only reached for the rare extension values
+    import msgpack  # only reached for the rare extension values
 
     return isinstance(x, (msgpack.ExtType, msgpack.Timestamp))
 

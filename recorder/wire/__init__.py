@@ -14,7 +14,16 @@ from recorder.wire._addresses import Address, parse_listen, parse_server_url
 from recorder.wire._proxy import ProxyLimits, ProxyStats, RecordingProxy, start_proxy
 from recorder.wire._recorder import WireRecorder
 from recorder.wire._redact import REDACTED, Redactor
-from recorder.wire._wsio import App, HttpRequest, HttpResponse, HttpServer, WebSocket, http_request, json_response, start_server
+from recorder.wire._wsio import (
+    App,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    WebSocket,
+    http_request,
+    json_response,
+    start_server,
+)
 
 __all__ = [
     "REDACTED",

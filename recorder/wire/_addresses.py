@@ -61,7 +61,11 @@ def parse_server_url(
         raise OptionError(option, given, f"not a URL; give it as {schemes[0]}://HOST:PORT")
     parts = urlsplit(text)
     if parts.scheme.lower() not in schemes:
-        why = "TLS is not supported" if parts.scheme.lower() in ("https", "wss") else f"scheme {parts.scheme!r} is not supported"
+        why = (
+            "TLS is not supported"
+            if parts.scheme.lower() in ("https", "wss")
+            else f"scheme {parts.scheme!r} is not supported"
+        )
         raise OptionError(option, given, f"{why}; give it as {schemes[0]}://HOST:PORT")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise OptionError(option, given, "give the server only, as http://HOST:PORT (no path or query)")
@@ -86,7 +90,9 @@ def parse_listen(text: str, *, option: str = "--listen", default_port: int = 735
         host, port_text = "", text
     else:
         host, port_text = _split_host_port(text, option=option, value=given)
-    port = default_port if port_text is None else parse_port(port_text, option=option, value=given, allow_zero=allow_zero)
+    port = (
+        default_port if port_text is None else parse_port(port_text, option=option, value=given, allow_zero=allow_zero)
+    )
     return Address(host or "127.0.0.1", port)
 
 

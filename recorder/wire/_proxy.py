@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from recorder.wire import session_token
 from recorder.wire._addresses import parse_server_url
-from recorder.wire._redact import Redactor
 from recorder.wire._recorder import WireRecorder
+from recorder.wire._redact import Redactor
 from recorder.wire._wsio import (
     DEFAULT_MAX_MESSAGE,
     DEFAULT_MAX_QUEUE,
@@ -46,10 +46,24 @@ __all__ = ["ProxyLimits", "ProxyStats", "RecordingProxy", "start_proxy", "UPSTRE
 
 UPSTREAM_GONE = (1014, "upstream went away")
 TRY_AGAIN_LATER = 1013
-_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "content-length"}
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "content-length",
+}
 # the client's upgrade headers that are not forwarded upstream: the handshake's own, made anew there
-_HANDSHAKE = _HOP | {"host", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-                     "sec-websocket-accept"}
+_HANDSHAKE = _HOP | {
+    "host",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+}
 _SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 
 
@@ -84,8 +98,15 @@ class ProxyStats:
 class RecordingProxy(App):
     """The proxy as a ``recorder.wire._wsio`` app."""
 
-    def __init__(self, upstream: str, recorder: WireRecorder, *, salt: bytes | None = None, open_timeout: float = 10.0,
-                 limits: ProxyLimits | None = None):
+    def __init__(
+        self,
+        upstream: str,
+        recorder: WireRecorder,
+        *,
+        salt: bytes | None = None,
+        open_timeout: float = 10.0,
+        limits: ProxyLimits | None = None,
+    ):
         address = parse_server_url(upstream, option="--upstream", schemes=("http", "ws"))
         self.host, self.port = address.host, address.port
         self.recorder = recorder
@@ -102,7 +123,7 @@ class RecordingProxy(App):
             status, resp_headers, body = await http_request(
                 self.host, self.port, request.method, request.target, headers, request.body, timeout=30.0
             )
-        except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ConnectionError) as exc:
             self.stats.upstream_failures += 1
             msg = f"upstream unreachable: {type(exc).__name__}"
             return json_response(502, json.dumps({"error": msg, "message": msg, "code": 14}))
@@ -123,12 +144,19 @@ class RecordingProxy(App):
         """Register the socket with the recorder: who it is (from its token's claims, read without the
         key, as Nakama reads it: the ``Authorization: Bearer`` header first, else the ``token`` query)."""
         auth = request.headers.get("Authorization")
-        token = auth[len("Bearer "):] if auth is not None and auth.startswith("Bearer ") else request.query.get("token", "")
+        token = (
+            auth[len("Bearer ") :]
+            if auth is not None and auth.startswith("Bearer ")
+            else request.query.get("token", "")
+        )
         claims = session_token.decode(token) if token else None
         return self.recorder.open_socket(
             session_token.pseudonym(token, self.salt) if token else "",
-            claims.user_id if claims else "", claims.username if claims else "", dict(claims.vars) if claims else {},
-            request.query, headers=request.headers.raw_items(),
+            claims.user_id if claims else "",
+            claims.username if claims else "",
+            dict(claims.vars) if claims else {},
+            request.query,
+            headers=request.headers.raw_items(),
         )
 
     async def _refuse(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> None:
@@ -142,7 +170,9 @@ class RecordingProxy(App):
         await client.close(TRY_AGAIN_LATER, reason)
         self.recorder.close_socket(name, "in", TRY_AGAIN_LATER, reason)
 
-    async def _bridge_socket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
+    async def _bridge_socket(
+        self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]
+    ) -> HttpResponse | None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidHandshake, InvalidStatus
 
@@ -150,14 +180,23 @@ class RecordingProxy(App):
         forwarded = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HANDSHAKE]
         try:
             upstream = await connect(
-                uri, compression=None, max_size=self.limits.max_message, ping_interval=None,
-                open_timeout=self.open_timeout, close_timeout=5, max_queue=self.limits.max_queue, proxy=None,
-                additional_headers=forwarded, user_agent_header=None,
+                uri,
+                compression=None,
+                max_size=self.limits.max_message,
+                ping_interval=None,
+                open_timeout=self.open_timeout,
+                close_timeout=5,
+                max_queue=self.limits.max_queue,
+                proxy=None,
+                additional_headers=forwarded,
+                user_agent_header=None,
             )
         except InvalidStatus as exc:
             r = exc.response
-            return HttpResponse(r.status_code, r.body or b"", tuple((k, v) for k, v in r.headers.raw_items() if k.lower() not in _HOP))
-        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            return HttpResponse(
+                r.status_code, r.body or b"", tuple((k, v) for k, v in r.headers.raw_items() if k.lower() not in _HOP)
+            )
+        except (TimeoutError, OSError, InvalidHandshake) as exc:
             self.stats.upstream_failures += 1
             return json_response(502, json.dumps({"error": f"upstream unreachable: {type(exc).__name__}", "code": 14}))
         try:
@@ -237,8 +276,14 @@ async def _bridge(name: str, client: WebSocket, upstream, recorder: WireRecorder
 
 
 async def start_proxy(
-    upstream: str, out_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *, flush_every: float = 0.5,
-    limits: ProxyLimits | None = None, redact_keys: tuple[str, ...] = (),
+    upstream: str,
+    out_dir: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    flush_every: float = 0.5,
+    limits: ProxyLimits | None = None,
+    redact_keys: tuple[str, ...] = (),
 ) -> tuple[HttpServer, RecordingProxy, Callable[[], Awaitable[None]]]:
     """Start a proxy; returns the server, the app and an async ``stop()`` that closes sockets and files.
     ``redact_keys``: JSON keys to redact beyond the tokens (``--redact-key``)."""

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.format import Header, WireEvent
-from recorder.format import RecordingWriter, open_recording
-from recorder.wire.protocol import envelope_kind, envelope_match_id
+from recorder.format import Header, RecordingWriter, WireEvent, open_recording
 from recorder.wire._redact import Redactor
+from recorder.wire.protocol import envelope_kind, envelope_match_id
 
 __all__ = ["WireRecorder", "UNMATCHED", "client_version_of", "DEFAULT_HOLD_BYTES", "DEFAULT_CHUNK_BYTES"]
 
@@ -81,9 +80,17 @@ class _File:
 class WireRecorder:
     """Writes wire recordings under ``out_dir``. Call ``close()`` (or use as a context manager) to flush."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, tags: dict[str, Any] | None = None, chunk_events: int = 256,
-                 source: str = "proxy", redactor: Redactor | None = None, hold_bytes: int = DEFAULT_HOLD_BYTES,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        tags: dict[str, Any] | None = None,
+        chunk_events: int = 256,
+        source: str = "proxy",
+        redactor: Redactor | None = None,
+        hold_bytes: int = DEFAULT_HOLD_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ):
         self.redactor = redactor if redactor is not None else Redactor()
         self.hold_bytes = hold_bytes
         self.chunk_bytes = chunk_bytes
@@ -112,15 +119,27 @@ class WireRecorder:
         return round(time.monotonic() - self.started, 6)
 
     # -- sockets ----------------------------------------------------------------------------------
-    def open_socket(self, session: str, user_id: str = "", username: str = "", vars: dict[str, str] | None = None,
-                    query: dict[str, str] | None = None, t: float | None = None,
-                    headers: Iterable[tuple[str, str]] | None = None) -> str:
+    def open_socket(
+        self,
+        session: str,
+        user_id: str = "",
+        username: str = "",
+        vars: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        t: float | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+    ) -> str:
         """Register a new socket; returns its name in the recording (``ws<n>``). ``query`` (the socket URL's
         parameters) and ``headers`` (the upgrade request's) are written redacted."""
         self._serial += 1
         name = f"ws{self._serial}"
-        info: dict[str, Any] = {"session": session, "user_id": user_id, "username": username,
-                                "vars": dict(vars or {}), "query": dict(query or {})}
+        info: dict[str, Any] = {
+            "session": session,
+            "user_id": user_id,
+            "username": username,
+            "vars": dict(vars or {}),
+            "query": dict(query or {}),
+        }
         info = self.redactor.value(info)
         if headers is not None:
             info["headers"] = self.redactor.headers(headers)
@@ -171,8 +190,14 @@ class WireRecorder:
         s = self.sockets.pop(socket, None)
         if s is None:
             return
-        ev = WireEvent(socket, direction, self.now() if t is None else t, "close", close_code=code,
-                       close_reason=self.redactor.text(reason) if reason else reason)
+        ev = WireEvent(
+            socket,
+            direction,
+            self.now() if t is None else t,
+            "close",
+            close_code=code,
+            close_reason=self.redactor.text(reason) if reason else reason,
+        )
         if not s.matches:
             self._spill(s, len(s.held))
         for mid in s.matches:
@@ -247,8 +272,14 @@ class WireRecorder:
         match_id = "" if mid == UNMATCHED else mid
         uuid_part, _, node = match_id.partition(".")
         header = Header(
-            match_id=match_id, node=node, source=self.source, recording_kind="wire", started_ms=self.started_ms,
-            client_versions={}, tags=dict(self.tags), log_match_id=uuid_part,
+            match_id=match_id,
+            node=node,
+            source=self.source,
+            recording_kind="wire",
+            started_ms=self.started_ms,
+            client_versions={},
+            tags=dict(self.tags),
+            log_match_id=uuid_part,
             redactions=self.redactor.labels,
         )
         self.paths.append(path)
@@ -278,9 +309,11 @@ class WireRecorder:
         memory), then put the copy in its place."""
         path = Path(f.writer.path)
         tmp = path.with_name(path.name + ".tmp")
-        with open_recording(path) as rec:
-            with RecordingWriter(tmp, replace(rec.header, client_versions=versions), chunk_events=self.chunk_events) as w:
-                for info, events in rec.chunks():
-                    w.extend(events)
-                    w.flush()
+        with (
+            open_recording(path) as rec,
+            RecordingWriter(tmp, replace(rec.header, client_versions=versions), chunk_events=self.chunk_events) as w,
+        ):
+            for _info, events in rec.chunks():
+                w.extend(events)
+                w.flush()
         os.replace(tmp, path)

@@ -53,10 +53,22 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
 DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
 DEFAULT_MAX_QUEUE = 16
 _REASONS = {
-    101: "Switching Protocols", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-    429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    101: "Switching Protocols",
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -186,8 +198,13 @@ class WebSocket:
     "server" or "transport" for a dropped TCP connection, code 1006).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ServerProtocol,
-                 max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: ServerProtocol,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
         self._reader, self._writer, self._protocol = reader, writer, protocol
         self._messages: deque[str | bytes] = deque()
         self._max_queue = max(1, max_queue)
@@ -342,7 +359,7 @@ class WebSocket:
         otherwise hold the unsent bytes forever)."""
         try:
             await asyncio.wait_for(self._closed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
@@ -355,9 +372,7 @@ class App(Protocol):
 
     async def http(self, request: HttpRequest) -> HttpResponse: ...
 
-    async def websocket(
-        self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]
-    ) -> HttpResponse | None:
+    async def websocket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
         """Return a response to refuse the upgrade, or ``await accept()`` and run the socket to its end."""
         ...
 
@@ -438,8 +453,13 @@ async def start_server(
 
 
 async def _serve_connection(
-    app: App, state: HttpServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body: int,
-    max_message: int, max_queue: int,
+    app: App,
+    state: HttpServer,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    max_body: int,
+    max_message: int,
+    max_queue: int,
 ) -> None:
     while True:
         try:
@@ -456,7 +476,7 @@ async def _serve_connection(
             return
         try:
             response = await app.http(request)
-        except Exception as exc:  # noqa: BLE001 - an app bug must not kill the server; answer like Nakama
+        except Exception as exc:  # an app bug must not kill the server; answer like Nakama
             response = json_response(500, _error_json(f"Internal Server Error: {type(exc).__name__}", 13))
         writer.write(response.encode(keep_alive))
         await writer.drain()
@@ -471,8 +491,13 @@ def _error_json(message: str, code: int) -> str:
 
 
 async def _upgrade(
-    app: App, state: HttpServer, request: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-    max_message: int, max_queue: int,
+    app: App,
+    state: HttpServer,
+    request: HttpRequest,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    max_message: int,
+    max_queue: int,
 ) -> None:
     protocol = ServerProtocol(max_size=max_message)
     accepted: list[WebSocket] = []
@@ -512,8 +537,15 @@ async def _upgrade(
 
 
 async def http_request(
-    host: str, port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"",
-    *, timeout: float = 30.0, max_body: int = DEFAULT_MAX_BODY,
+    host: str,
+    port: int,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes = b"",
+    *,
+    timeout: float = 30.0,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """One HTTP/1.1 request on a fresh connection; returns ``(status, headers, body)``."""
 

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 __all__ = [
     "ErrorCode",
@@ -208,10 +208,21 @@ class Unmodelled:
     body: Mapping[str, Any] = field(default_factory=dict)
 
 
-Message = Union[
-    MatchCreate, MatchJoin, Match, MatchDataSend, MatchData, MatchPresenceEvent, MatchLeave, Rpc, Error,
-    StatusPresenceEvent, Ping, Pong, Unmodelled,
-]
+Message = (
+    MatchCreate
+    | MatchJoin
+    | Match
+    | MatchDataSend
+    | MatchData
+    | MatchPresenceEvent
+    | MatchLeave
+    | Rpc
+    | Error
+    | StatusPresenceEvent
+    | Ping
+    | Pong
+    | Unmodelled
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,21 +260,75 @@ class Violation:
 MESSAGE_TYPES: dict[str, type] = {
     t.kind: t
     for t in (
-        MatchCreate, MatchJoin, Match, MatchDataSend, MatchData, MatchPresenceEvent, MatchLeave, Rpc, Error,
-        StatusPresenceEvent, Ping, Pong,
+        MatchCreate,
+        MatchJoin,
+        Match,
+        MatchDataSend,
+        MatchData,
+        MatchPresenceEvent,
+        MatchLeave,
+        Rpc,
+        Error,
+        StatusPresenceEvent,
+        Ping,
+        Pong,
     )
 }
 
 #: Every message kind of nakama-common ``rtapi.Envelope`` (its oneof field names).
 NAKAMA_KINDS = frozenset(
-    """channel channel_join channel_leave channel_message channel_message_ack channel_message_send
-    channel_message_update channel_message_remove channel_presence_event error match match_create match_data
-    match_data_send match_join match_leave match_presence_event matchmaker_add matchmaker_matched
-    matchmaker_remove matchmaker_ticket notifications rpc status status_follow status_presence_event
-    status_unfollow status_update stream_data stream_presence_event ping pong party party_create party_join
-    party_leave party_promote party_leader party_accept party_remove party_close party_join_request_list
-    party_join_request party_matchmaker_add party_matchmaker_remove party_matchmaker_ticket party_data
-    party_data_send party_presence_event party_update""".split()
+    [
+        "channel",
+        "channel_join",
+        "channel_leave",
+        "channel_message",
+        "channel_message_ack",
+        "channel_message_send",
+        "channel_message_update",
+        "channel_message_remove",
+        "channel_presence_event",
+        "error",
+        "match",
+        "match_create",
+        "match_data",
+        "match_data_send",
+        "match_join",
+        "match_leave",
+        "match_presence_event",
+        "matchmaker_add",
+        "matchmaker_matched",
+        "matchmaker_remove",
+        "matchmaker_ticket",
+        "notifications",
+        "rpc",
+        "status",
+        "status_follow",
+        "status_presence_event",
+        "status_unfollow",
+        "status_update",
+        "stream_data",
+        "stream_presence_event",
+        "ping",
+        "pong",
+        "party",
+        "party_create",
+        "party_join",
+        "party_leave",
+        "party_promote",
+        "party_leader",
+        "party_accept",
+        "party_remove",
+        "party_close",
+        "party_join_request_list",
+        "party_join_request",
+        "party_matchmaker_add",
+        "party_matchmaker_remove",
+        "party_matchmaker_ticket",
+        "party_data",
+        "party_data_send",
+        "party_presence_event",
+        "party_update",
+    ]
 )
 
 
@@ -287,9 +352,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _typename(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(v), "number"
-    )
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(v), "number")
 
 
 def _str(v: Any, path: str) -> str:
@@ -459,7 +522,11 @@ def _decode_message(kind: str, v: Any) -> Message:
         return MatchCreate(_str(d.get("name"), p + ".name"))
     if kind == "rpc":
         d = _object(v, p, frozenset(("id", "payload", "http_key")))
-        return Rpc(_str(d.get("id"), p + ".id"), _str(d.get("payload"), p + ".payload"), _str(d.get("http_key"), p + ".http_key"))
+        return Rpc(
+            _str(d.get("id"), p + ".id"),
+            _str(d.get("payload"), p + ".payload"),
+            _str(d.get("http_key"), p + ".http_key"),
+        )
     if kind == "error":
         d = _object(v, p, frozenset(("code", "message", "context")))
         return Error(

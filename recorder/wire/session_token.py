@@ -42,8 +42,12 @@ def encode(claims: Claims, key: str) -> str:
     """A signed token, claims in Go's field order with empty ones omitted (``omitempty``)."""
     body: dict[str, object] = {}
     for name, value in (
-        ("tid", claims.token_id), ("uid", claims.user_id), ("usn", claims.username), ("vrs", dict(claims.vars)),
-        ("exp", claims.expires_at), ("iat", claims.issued_at),
+        ("tid", claims.token_id),
+        ("uid", claims.user_id),
+        ("usn", claims.username),
+        ("vrs", dict(claims.vars)),
+        ("exp", claims.expires_at),
+        ("iat", claims.issued_at),
     ):
         if value:
             body[name] = value

@@ -30,8 +30,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from recorder.wire import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
+from recorder.wire import Address, parse_listen, parse_server_url
 
 __all__ = [
     "count",
@@ -97,7 +97,7 @@ def seconds(text: str) -> float:
 
 def byte_size(text: str) -> int:
     """A size in bytes > 0: ``"1000000"``, or with a K, M, G or T suffix (powers of 1024): ``"512M"``, ``"4G"``."""
-    from replay.runtime._supervisor import parse_size  # noqa: PLC0415
+    from replay.runtime._supervisor import parse_size
 
     try:
         return parse_size(text)
@@ -161,7 +161,7 @@ def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
 def handler_file(spec: str) -> str:
     """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``) whose file exists, checked without
     importing it (``replay.runtime.load_handler`` imports, and says more); returned unchanged."""
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec
 
     path, _ = split_spec(spec)
     input_file(path, "handler file")

@@ -40,21 +40,27 @@ def _json_key(text: str) -> str:
 def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
     """``--redact-key KEY`` (repeatable) for commands that write what they observe (``recorder.wire._redact``)."""
     parser.add_argument(
-        "--redact-key", action="append", type=_json_key, default=[], metavar="KEY",
+        "--redact-key",
+        action="append",
+        type=_json_key,
+        default=[],
+        metavar="KEY",
         help="also write this JSON key's values as <redacted>, at any depth, payload strings included "
-             "(repeatable; any case, _ and - ignored; token, refresh_token and anything shaped like a JWT always are)",
+        "(repeatable; any case, _ and - ignored; token, refresh_token and anything shaped like a JWT always are)",
     )
 
 
 def add_integrity_flags(parser) -> None:  # type: ignore[no-untyped-def]
     """``--strict`` and ``--allow-incomplete``, for every command that reads a recording."""
     parser.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="refuse a recording that is not complete (sealed, every chunk intact and in sequence): exit 3 "
         "before doing anything",
     )
     parser.add_argument(
-        "--allow-incomplete", action="store_true",
+        "--allow-incomplete",
+        action="store_true",
         help="draw the answer from the intact part of an unsealed, damaged or version-1 recording (the "
         "output still says what was not read); without it such a recording gives exit 3",
     )
@@ -98,16 +104,23 @@ def _default(o: Any) -> Any:
 def add_supervisor_flags(parser: argparse.ArgumentParser, hang_default: float = 5.0) -> None:
     """The options of commands that run handlers under the supervisor (``replay.runtime._supervisor``)."""
     parser.add_argument(
-        "--hang-timeout", type=seconds, default=hang_default, metavar="S",
+        "--hang-timeout",
+        type=seconds,
+        default=hang_default,
+        metavar="S",
         help=f"seconds before a callback counts as hung, whatever it blocks in (default {hang_default:g})",
     )
     parser.add_argument("--no-hang-guard", action="store_true", help="never treat a slow callback as hung")
     parser.add_argument(
-        "--max-memory", type=byte_size, default=None, metavar="SIZE",
+        "--max-memory",
+        type=byte_size,
+        default=None,
+        metavar="SIZE",
         help="memory cap of the handler process, e.g. 512M or 8G (default 4G; Linux only)",
     )
     parser.add_argument(
-        "--in-process", action="store_true",
+        "--in-process",
+        action="store_true",
         help="run the handler in this process, unsupervised (for a debugger): a callback blocked in C, an "
         "exit, a segfault or a memory hog then takes the command down with it",
     )
@@ -120,6 +133,6 @@ def hang_timeout(args: argparse.Namespace) -> float | None:
 
 def limits(args: argparse.Namespace) -> Any:
     """The supervisor's ``Limits`` from the options."""
-    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits  # noqa: PLC0415
+    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits
 
     return Limits(hang_timeout(args), args.max_memory or DEFAULT_MAX_MEMORY)

@@ -90,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         option, sep, problem = message.partition(": ")
         if sep and option.startswith("argument "):
-            raise OptionError(option[len("argument "):], None, f"{problem} (see {self.prog} --help)")
+            raise OptionError(option[len("argument ") :], None, f"{problem} (see {self.prog} --help)")
         raise OptionError("", None, f"{self.prog}: {message} (see {self.prog} --help)")
 
 
@@ -126,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.print_help()
                 return EXIT_BAD_INPUT
             if args.command in RENAMED:
-                print(f"warning: `nakama-replay {args.command}` is now `nakama-replay {RENAMED[args.command]}`; "
-                      "the old name will be removed", file=sys.stderr)
+                print(
+                    f"warning: `nakama-replay {args.command}` is now `nakama-replay {RENAMED[args.command]}`; "
+                    "the old name will be removed",
+                    file=sys.stderr,
+                )
             module = _load(args.command)
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
@@ -144,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - the boundary: anything left is our bug
+    except Exception as exc:  # the boundary: anything left is our bug
         traceback.print_exc()
         print(
             f"internal error: {type(exc).__name__}: {exc} (a bug in nakama-replay; please report it with the "
@@ -195,8 +198,18 @@ _FILE_PROBLEMS = {
 
 
 #: exception attributes copied into the JSON error object, under these names
-_JSON_FIELDS = (("path", "file"), ("line", "line"), ("offset", "offset"), ("chunk", "chunk"), ("tick", "tick"),
-                ("field", "field"), ("option", "field"), ("callback", "callback"), ("url", "url"), ("step", "step"))
+_JSON_FIELDS = (
+    ("path", "file"),
+    ("line", "line"),
+    ("offset", "offset"),
+    ("chunk", "chunk"),
+    ("tick", "tick"),
+    ("field", "field"),
+    ("option", "field"),
+    ("callback", "callback"),
+    ("url", "url"),
+    ("step", "step"),
+)
 
 
 def error_json(exc: BaseException, exit_code: int = EXIT_BAD_INPUT) -> dict[str, Any]:
@@ -227,5 +240,3 @@ def _print_json_error(obj: dict[str, Any]) -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
     print(f"warning: {message}", file=sys.stderr)
-
-

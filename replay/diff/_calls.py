@@ -38,10 +38,8 @@ from typing import Any, get_args
 
 import msgpack
 
-from recorder.format import canonical_bytes
 from recorder.errors import NakamaReplayError
-from recorder.format import Call, Header, Outcome, WireEvent
-from recorder.format import open_recording, verify
+from recorder.format import Call, Header, Outcome, WireEvent, canonical_bytes, open_recording, verify
 from replay.diff import _kernels as kernels
 from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence
 from replay.runtime._hang import begin_run
@@ -54,7 +52,18 @@ __all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_de
 _CALL_TYPES = get_args(Call)
 
 #: Outcome fields compared between two runs, in the order the report lists them.
-OUTCOME_FIELDS = ("accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "stopped", "crash")
+OUTCOME_FIELDS = (
+    "accept",
+    "reason",
+    "tick_rate",
+    "label",
+    "broadcasts",
+    "kicks",
+    "label_updates",
+    "reply",
+    "stopped",
+    "crash",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +123,10 @@ class MatchDiff:
             return ""
         compared = f"{self.calls_compared} calls compared from the intact part"
         if self.incomplete:
-            return (f"no verdict: the recording is {i.state}, so {i.missing()} was not compared; {compared} "
-                    "(--allow-incomplete draws a verdict from it)")
+            return (
+                f"no verdict: the recording is {i.state}, so {i.missing()} was not compared; {compared} "
+                "(--allow-incomplete draws a verdict from it)"
+            )
         return f"--allow-incomplete: {compared}; not compared: {i.missing()}"
 
     def to_json(self) -> dict[str, Any]:
@@ -176,18 +187,39 @@ def _outcome_key(step: StepResult) -> tuple[Any, ...]:
     """The outcome as plain, comparable data (presences by session id), ``OUTCOME_FIELDS`` order."""
     o = step.outcome or Outcome()
     broadcasts = [
-        [b.op_code, b.data, None if b.targets is None else [p.session_id for p in b.targets],
-         None if b.sender is None else b.sender.session_id, b.reliable, b.deferred]
+        [
+            b.op_code,
+            b.data,
+            None if b.targets is None else [p.session_id for p in b.targets],
+            None if b.sender is None else b.sender.session_id,
+            b.reliable,
+            b.deferred,
+        ]
         for b in o.broadcasts
     ]
     crash = None if step.crash is None else f"{step.crash.error_type}: {step.crash.error}"
-    return (o.accept, o.reason, o.tick_rate, o.label, broadcasts, [p.session_id for p in o.kicks],
-            list(o.label_updates), o.reply, o.stopped, crash)
+    return (
+        o.accept,
+        o.reason,
+        o.tick_rate,
+        o.label,
+        broadcasts,
+        [p.session_id for p in o.kicks],
+        list(o.label_updates),
+        o.reply,
+        o.stopped,
+        crash,
+    )
 
 
 def _record(handler: Any, step: StepResult) -> _Record:
-    return _Record(step.call.tick, step.call.callback, describe_call(step.call), _encode_state(handler, step.state),
-                   _outcome_key(step))
+    return _Record(
+        step.call.tick,
+        step.call.callback,
+        describe_call(step.call),
+        _encode_state(handler, step.state),
+        _outcome_key(step),
+    )
 
 
 @dataclass(slots=True)
@@ -233,8 +265,9 @@ def _records(recording: str, handler: Any, options: ReplayOptions, run: int = 0)
     begin_run(run)
     out: list[_Record] = []
     with open_recording(recording, on_damage="stop") as rec:
-        runtime = MatchRuntime(handler, rec.header, seed=options.seed, hang_timeout=options.hang_timeout,
-                               env=options.env, digests="never")
+        runtime = MatchRuntime(
+            handler, rec.header, seed=options.seed, hang_timeout=options.hang_timeout, env=options.env, digests="never"
+        )
         calls = _RecordedCalls(rec, options.until_tick)
         try:
             for step in iter_steps(runtime, calls):
@@ -256,42 +289,84 @@ def _ending(r: _Record) -> tuple[str, str | None]:
 
 
 def _ended_early(
-    mode: str, side: str, last: _Record | None, left: int, compared: int, label_a: str, label_b: str, tol: Tolerance,
+    mode: str,
+    side: str,
+    last: _Record | None,
+    left: int,
+    compared: int,
+    label_a: str,
+    label_b: str,
+    tol: Tolerance,
     note: str,
 ) -> MatchDiff:
     """No verdict: a run stopped at ``last`` (a crash, a hang, a nil state) with ``left`` recorded calls unrun."""
     outcome, error = _ending(last) if last is not None else ("stopped", None)
     who = {"a": "side a", "b": "side b", "both": "both runs"}[side]
     where = f"in {last.callback} at tick {last.tick}" if last is not None else "before its first call"
-    text = (f"{who} {outcome} {where}" + (f" ({error})" if error else "") +
-            f"; the {left} recorded calls after it were never run, so nothing is said about them")
-    ended = {"side": side, "outcome": outcome, "callback": last.callback if last else None,
-             "tick": last.tick if last else None, "error": error, "calls_left": left}
-    return MatchDiff(mode, False, compared, label_a, label_b, compared - 1 if compared else None, ended["tick"], ended["callback"],
-                     last.inputs if last else None, tolerance=tol, note=text + (f"; {note}" if note else ""),
-                     ended_early=ended)
+    text = (
+        f"{who} {outcome} {where}"
+        + (f" ({error})" if error else "")
+        + f"; the {left} recorded calls after it were never run, so nothing is said about them"
+    )
+    ended = {
+        "side": side,
+        "outcome": outcome,
+        "callback": last.callback if last else None,
+        "tick": last.tick if last else None,
+        "error": error,
+        "calls_left": left,
+    }
+    return MatchDiff(
+        mode,
+        False,
+        compared,
+        label_a,
+        label_b,
+        compared - 1 if compared else None,
+        ended["tick"],
+        ended["callback"],
+        last.inputs if last else None,
+        tolerance=tol,
+        note=text + (f"; {note}" if note else ""),
+        ended_early=ended,
+    )
 
 
 def died(mode: str, death: Any, label_a: str, label_b: str, side: str | None = None) -> MatchDiff:
     """The answer when a supervised run's handler process hung or died (``replay.runtime.Death``):
     which run (``death.run``: 0 is side a), the callback and tick, how it ended."""
     side = side or ("b" if death.run else "a")
-    ended = {"side": side, "outcome": death.kind, "callback": death.callback, "tick": death.tick,
-             "error": death.describe(), "calls_left": None, "process": death.to_json()}
-    text = (f"side {side} {death.kind} {death.where}: {death.describe()}; the supervisor ended that run's "
-            "handler process, so the runs were not compared")
-    return MatchDiff(mode, False, 0, label_a, label_b, None, death.tick, death.callback,
-                     note=text, ended_early=ended)
+    ended = {
+        "side": side,
+        "outcome": death.kind,
+        "callback": death.callback,
+        "tick": death.tick,
+        "error": death.describe(),
+        "calls_left": None,
+        "process": death.to_json(),
+    }
+    text = (
+        f"side {side} {death.kind} {death.where}: {death.describe()}; the supervisor ended that run's "
+        "handler process, so the runs were not compared"
+    )
+    return MatchDiff(mode, False, 0, label_a, label_b, None, death.tick, death.callback, note=text, ended_early=ended)
 
 
 def _compare_runs(
-    mode: str, a: _Run, b: _Run, tol: Tolerance, label_a: str, label_b: str,
-    note: str = "", limit: int = 20,
+    mode: str,
+    a: _Run,
+    b: _Run,
+    tol: Tolerance,
+    label_a: str,
+    label_b: str,
+    note: str = "",
+    limit: int = 20,
 ) -> MatchDiff:
     """First record where the two runs differ in state (numba), outcome or crash, or in length."""
     n = min(len(a), len(b))
-    state_at = first_divergence(kernels.pack([r.state for r in a.records[:n]]),
-                                kernels.pack([r.state for r in b.records[:n]]), tol)
+    state_at = first_divergence(
+        kernels.pack([r.state for r in a.records[:n]]), kernels.pack([r.state for r in b.records[:n]]), tol
+    )
     outcome_at = next((i for i in range(n) if a[i].outcome != b[i].outcome), None)
     found = [i for i in (state_at, outcome_at) if i is not None]
     if not found:
@@ -304,23 +379,40 @@ def _compare_runs(
         longer, side = (a, "a") if len(a) > len(b) else (b, "b")
         r = longer[n]
         return MatchDiff(
-            mode, True, n, label_a, label_b, n, r.tick, r.callback, r.inputs, tolerance=tol,
-            note=f"only side {side} ran this call: the other run stopped after {n} calls" + (f"; {note}" if note else ""),
+            mode,
+            True,
+            n,
+            label_a,
+            label_b,
+            n,
+            r.tick,
+            r.callback,
+            r.inputs,
+            tolerance=tol,
+            note=f"only side {side} ran this call: the other run stopped after {n} calls"
+            + (f"; {note}" if note else ""),
         )
     i = min(found)
     return _report(mode, i, a[i], b[i], tol, label_a, label_b, n, note, limit)
 
 
 def _report(
-    mode: str, i: int, ra: _Record, rb: _Record, tol: Tolerance, label_a: str, label_b: str, compared: int,
-    note: str = "", limit: int = 20,
+    mode: str,
+    i: int,
+    ra: _Record,
+    rb: _Record,
+    tol: Tolerance,
+    label_a: str,
+    label_b: str,
+    compared: int,
+    note: str = "",
+    limit: int = 20,
 ) -> MatchDiff:
-    outcomes = tuple(
-        OutcomeDiff(name, x, y) for name, x, y in zip(OUTCOME_FIELDS, ra.outcome, rb.outcome) if x != y
-    )
+    outcomes = tuple(OutcomeDiff(name, x, y) for name, x, y in zip(OUTCOME_FIELDS, ra.outcome, rb.outcome) if x != y)
     state = field_diff(ra.state, rb.state, tol, limit, encoded=True) if ra.state != rb.state else FieldDiff((), 0)
-    return MatchDiff(mode, True, compared, label_a, label_b, i, ra.tick, ra.callback, ra.inputs, outcomes, state,
-                     note, tol)
+    return MatchDiff(
+        mode, True, compared, label_a, label_b, i, ra.tick, ra.callback, ra.inputs, outcomes, state, note, tol
+    )
 
 
 # ---------------------------------------------------------------- the three modes
@@ -330,12 +422,18 @@ def judge(diff: MatchDiff, recording: str, options: ReplayOptions, integrity: An
     """The diff with the recording's integrity: ``incomplete`` unless the recording is complete or
     ``options.allow_incomplete``."""
     integrity = integrity if integrity is not None else verify(recording)
-    return dataclasses.replace(diff, integrity=integrity, incomplete=not integrity.complete and not options.allow_incomplete)
+    return dataclasses.replace(
+        diff, integrity=integrity, incomplete=not integrity.complete and not options.allow_incomplete
+    )
 
 
 def diff_against(
-    recording: str, handler_a: str | None, handler_b: str, options: ReplayOptions | None = None,
-    tolerance: Tolerance | None = None, limit: int = 20,
+    recording: str,
+    handler_a: str | None,
+    handler_b: str,
+    options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None,
+    limit: int = 20,
 ) -> MatchDiff:
     """Replay the recording's inputs into two handlers and find the first call where the runs differ.
 
@@ -346,15 +444,24 @@ def diff_against(
     header = _header(recording)
     a = resolve_handler(handler_a, header, recording, options.module_path)
     b = resolve_handler(handler_b, header, recording, options.module_path)
-    diff = _compare_runs("against", _records(recording, a, options, 0), _records(recording, b, options, 1), tol,
-                         f"handler {getattr(a, 'path', handler_a)}", f"handler {getattr(b, 'path', handler_b)}",
-                         limit=limit)
+    diff = _compare_runs(
+        "against",
+        _records(recording, a, options, 0),
+        _records(recording, b, options, 1),
+        tol,
+        f"handler {getattr(a, 'path', handler_a)}",
+        f"handler {getattr(b, 'path', handler_b)}",
+        limit=limit,
+    )
     return judge(diff, recording, options)
 
 
 def diff_recorded(
-    recording: str, handler: str | None = None, options: ReplayOptions | None = None,
-    tolerance: Tolerance | None = None, limit: int = 20,
+    recording: str,
+    handler: str | None = None,
+    options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None,
+    limit: int = 20,
 ) -> MatchDiff:
     """Replay the recording and find the first call whose outcome or state differs from what it recorded."""
     options = options or ReplayOptions()
@@ -392,18 +499,37 @@ def _diff_recorded(
         state = None
         note = ""
         if recorded is not None and recorded.snapshot is not None and (digest_differs or fields):
-            state = field_diff(recorded.snapshot, canonical_bytes(loaded.state_value(step.state)), tol, limit, encoded=True)
+            state = field_diff(
+                recorded.snapshot, canonical_bytes(loaded.state_value(step.state)), tol, limit, encoded=True
+            )
         elif digest_differs:
-            note = ("the state digest differs (recorded "
-                    f"{recorded.digest:016x}, replayed {_digest_of(step, loaded):016x}); the recording holds no "
-                    "state snapshot at this call, so the fields cannot be named (capture with snapshots every "
-                    "tick to see them)")
+            note = (
+                "the state digest differs (recorded "
+                f"{recorded.digest:016x}, replayed {_digest_of(step, loaded):016x}); the recording holds no "
+                "state snapshot at this call, so the fields cannot be named (capture with snapshots every "
+                "tick to see them)"
+            )
         if digest_differs and state is not None and not state and not fields:
             return  # the same state within the float tolerance
         if fields or digest_differs:
             outcomes = tuple(OutcomeDiff(d.field, d.recorded, d.replayed) for d in fields)
-            found.append(MatchDiff("recorded", True, seen[0], label_a, label_b, i, step.call.tick,
-                                   step.call.callback, describe_call(step.call), outcomes, state, note, tol))
+            found.append(
+                MatchDiff(
+                    "recorded",
+                    True,
+                    seen[0],
+                    label_a,
+                    label_b,
+                    i,
+                    step.call.tick,
+                    step.call.callback,
+                    describe_call(step.call),
+                    outcomes,
+                    state,
+                    note,
+                    tol,
+                )
+            )
             raise _Stop
 
     try:
@@ -421,23 +547,64 @@ def _diff_recorded(
         assert c is not None
         mismatch = crash_mismatch(c, rc) if rc is not None else ("crash",)
         if not mismatch:
-            return MatchDiff("recorded", False, seen[0], label_a, label_b, tolerance=tol,
-                             note=f"the replay crashed in {c.callback} at tick {c.tick}, as recorded")
-        recorded_crash = None if rc is None else f"{rc.callback} at tick {rc.tick}: {rc.error.splitlines()[0] if rc.error else ''}"
-        why = ("the replay crashed at the recorded tick, but with a different error" if mismatch == ("error_type",)
-               else "the replay crashed where the recording did not")
-        return MatchDiff("recorded", True, seen[0], label_a, label_b, i, c.tick, c.callback, rec.inputs,
-                         (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),), None, why, tol)
+            return MatchDiff(
+                "recorded",
+                False,
+                seen[0],
+                label_a,
+                label_b,
+                tolerance=tol,
+                note=f"the replay crashed in {c.callback} at tick {c.tick}, as recorded",
+            )
+        recorded_crash = (
+            None if rc is None else f"{rc.callback} at tick {rc.tick}: {rc.error.splitlines()[0] if rc.error else ''}"
+        )
+        why = (
+            "the replay crashed at the recorded tick, but with a different error"
+            if mismatch == ("error_type",)
+            else "the replay crashed where the recording did not"
+        )
+        return MatchDiff(
+            "recorded",
+            True,
+            seen[0],
+            label_a,
+            label_b,
+            i,
+            c.tick,
+            c.callback,
+            rec.inputs,
+            (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),),
+            None,
+            why,
+            tol,
+        )
     if rc is not None:
-        return MatchDiff("recorded", True, seen[0], label_a, label_b, seen[0], rc.tick, rc.callback, None,
-                         (OutcomeDiff("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),), None,
-                         f"the recording crashed in {rc.callback} at tick {rc.tick}; the replay did not", tol)
+        return MatchDiff(
+            "recorded",
+            True,
+            seen[0],
+            label_a,
+            label_b,
+            seen[0],
+            rc.tick,
+            rc.callback,
+            None,
+            (OutcomeDiff("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),),
+            None,
+            f"the recording crashed in {rc.callback} at tick {rc.tick}; the replay did not",
+            tol,
+        )
     return MatchDiff("recorded", False, seen[0], label_a, label_b, tolerance=tol)
 
 
 def diff_determinism(
-    recording: str, handler: str | None = None, options: ReplayOptions | None = None,
-    tolerance: Tolerance | None = None, hash_seeds: tuple[str, str] | None = ("1", "2"), limit: int = 20,
+    recording: str,
+    handler: str | None = None,
+    options: ReplayOptions | None = None,
+    tolerance: Tolerance | None = None,
+    hash_seeds: tuple[str, str] | None = ("1", "2"),
+    limit: int = 20,
     limits: Any = None,
 ) -> MatchDiff:
     """Sync test: every call twice from a deep copy; then (unless ``hash_seeds`` is None) the whole replay
@@ -450,14 +617,25 @@ def diff_determinism(
 
 
 def _diff_determinism(
-    recording: str, handler: str | None, options: ReplayOptions, tol: Tolerance, hash_seeds: tuple[str, str] | None,
-    limit: int, limits: Any,
+    recording: str,
+    handler: str | None,
+    options: ReplayOptions,
+    tol: Tolerance,
+    hash_seeds: tuple[str, str] | None,
+    limit: int,
+    limits: Any,
 ) -> MatchDiff:
     header = _header(recording)
     loaded = resolve_handler(handler, header, recording, options.module_path)
     name = getattr(loaded, "path", handler)
-    twice = _TwiceRuntime(MatchRuntime(loaded, header, seed=options.seed, hang_timeout=options.hang_timeout,
-                                       env=options.env, digests="never"), loaded, tol, limit)
+    twice = _TwiceRuntime(
+        MatchRuntime(
+            loaded, header, seed=options.seed, hang_timeout=options.hang_timeout, env=options.env, digests="never"
+        ),
+        loaded,
+        tol,
+        limit,
+    )
     try:
         with open_recording(recording, on_damage="stop") as rec:
             calls = _RecordedCalls(rec, options.until_tick)
@@ -479,8 +657,13 @@ def _diff_determinism(
         for side, seed in zip("ab", hash_seeds):
             run = _records_in_process(recording, str(handler or ""), options, seed, limits)
             if isinstance(run, MatchDiff):  # that run's handler process hung or died
-                return dataclasses.replace(run, a=label_a, b=label_b, note=run.note.replace("side a", f"side {side}"),
-                                           ended_early=dict(run.ended_early or {}, side=side))
+                return dataclasses.replace(
+                    run,
+                    a=label_a,
+                    b=label_b,
+                    note=run.note.replace("side a", f"side {side}"),
+                    ended_early=dict(run.ended_early or {}, side=side),
+                )
             runs.append(run)
         found = _compare_runs("determinism", runs[0], runs[1], tol, label_a, label_b, note=in_process, limit=limit)
         if found.negative:
@@ -525,19 +708,31 @@ class _TwiceRuntime:
         if one.state == two.state and one.outcome == two.outcome:
             return second
         name = getattr(self.handler, "path", "handler")
-        diff = _report("determinism", i, one, two, self.tol, f"{name}, first run", f"{name}, second run", i + 1,
-                       "the same call from the same state gave different results: the handler reads something "
-                       "the replay does not control (wall clock, global random, unordered iteration)", self.limit)
+        diff = _report(
+            "determinism",
+            i,
+            one,
+            two,
+            self.tol,
+            f"{name}, first run",
+            f"{name}, second run",
+            i + 1,
+            "the same call from the same state gave different results: the handler reads something "
+            "the replay does not control (wall clock, global random, unordered iteration)",
+            self.limit,
+        )
         if diff.outcomes or (diff.state is not None and diff.state.count):
             self.found = diff
         return second
 
 
-def _records_in_process(recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any) -> _Run | MatchDiff:
+def _records_in_process(
+    recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any
+) -> _Run | MatchDiff:
     """One whole run in a supervised handler process started with ``PYTHONHASHSEED=hash_seed``; a
     ``MatchDiff`` (side a) when that process hung or died."""
-    from replay.errors import HandlerDied  # noqa: PLC0415
-    from replay.runtime._supervisor import HandlerProcess, Limits  # noqa: PLC0415
+    from replay.errors import HandlerDied
+    from replay.runtime._supervisor import HandlerProcess, Limits
 
     limits = limits or Limits(options.hang_timeout or None)
     with HandlerProcess(limits, env=dict(os.environ, PYTHONHASHSEED=hash_seed)) as worker:
@@ -566,14 +761,14 @@ def _header(recording: str) -> Header:
 def _digest_of(step: StepResult, handler: Any) -> int:
     if step.outcome is not None and step.outcome.digest is not None:
         return step.outcome.digest
-    from recorder.format import state_digest  # noqa: PLC0415
+    from recorder.format import state_digest
 
     return state_digest(handler.state_value(step.state))
 
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, bytes):
-        from replay.runtime._result import describe_data  # noqa: PLC0415
+        from replay.runtime._result import describe_data
 
         return describe_data(v)
     if isinstance(v, (list, tuple)):
@@ -581,5 +776,3 @@ def _jsonable(v: Any) -> Any:
     if hasattr(v, "__dataclass_fields__"):
         return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
     return v
-
-

@@ -727,9 +727,7 @@ def merge_diff(
     return out_a[:k].copy(), out_b[:k].copy()
 
 
-def first_divergence(
-    a: Packed, b: Packed, rel: float = 0.0, abs_: float = 0.0, start: int = 0
-) -> int:
+def first_divergence(a: Packed, b: Packed, rel: float = 0.0, abs_: float = 0.0, start: int = 0) -> int:
     """First index >= ``start`` whose states differ (-1: none; ``min(len)`` when one is a prefix of the other).
 
     Blobs with equal bytes are skipped at memory speed; the others are flattened and compared leaf by leaf,

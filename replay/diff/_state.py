@@ -19,14 +19,14 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import msgpack
 import numpy as np
 
 from recorder.format import canonical_bytes, leaves
-from replay.errors import SnapshotError
 from replay.diff import _kernels as kernels
+from replay.errors import SnapshotError
 
 __all__ = [
     "Tolerance",
@@ -40,6 +40,7 @@ __all__ = [
     "diff_trajectories",
     "MISSING",
 ]
+
 
 #: Shown for a path that one side does not have.
 class _Missing:
@@ -56,7 +57,7 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-Trajectory = Union[Sequence[Any], kernels.Packed]
+Trajectory = Sequence[Any] | kernels.Packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ def _first(
     (pa, sa), (pb, sb) = a, b
     start = 0
     while True:
-        t, code, side, _ = kernels.first_divergence_checked(pa, pb, tol.rel, tol.abs, start)
+        t, code, _side, _ = kernels.first_divergence_checked(pa, pb, tol.rel, tol.abs, start)
         if code == 0:
             return None if t < 0 else t
         if code != kernels.BAD_KEY:
@@ -198,9 +199,7 @@ def _first(
         start = t + 1
 
 
-def field_diff(
-    a: Any, b: Any, tolerance: Tolerance | None = None, limit: int = 20, encoded: bool = False
-) -> FieldDiff:
+def field_diff(a: Any, b: Any, tolerance: Tolerance | None = None, limit: int = 20, encoded: bool = False) -> FieldDiff:
     """The differing leaves of two states, the first ``limit`` in path order, and their count.
 
     ``a`` and ``b`` are Python states, or with ``encoded=True`` their msgpack bytes (snapshots).

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
+    from replay.fuzz._actions import Action, Burst, Connect, Leave, MatchPlayer, Send, Signal, Terminate, Tick, play
+    from replay.fuzz._checks import Invariant, MatchChecks
     from replay.fuzz._fuzz import Finding, FuzzOptions, FuzzReport, fuzz
+    from replay.fuzz._minimize import reduce_actions, reduce_calls
+    from replay.fuzz._stateful import match_state_machine
     from replay.fuzz._strategies import (
         DEFAULT_PROFILE,
         FuzzProfile,
@@ -23,10 +27,6 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         client_actions,
         load_profile,
     )
-    from replay.fuzz._actions import Action, Burst, Connect, Leave, MatchPlayer, Send, Signal, Terminate, Tick, play
-    from replay.fuzz._checks import Invariant, MatchChecks
-    from replay.fuzz._stateful import match_state_machine
-    from replay.fuzz._minimize import reduce_actions, reduce_calls
 
 __all__ = [
     "DEFAULT_PROFILE",

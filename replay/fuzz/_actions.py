@@ -31,10 +31,10 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-from replay.errors import HandlerError
 from recorder.format import Call, Header, JoinAttemptCall, Presence, PresenceReason
+from replay.errors import HandlerError
 from replay.runtime._dispatcher import Dispatcher, as_presence
 from replay.runtime._driver import MatchDriver
 from replay.runtime._hang import HangGuard
@@ -123,7 +123,7 @@ class Terminate:
     grace_seconds: int = 0
 
 
-Action = Union[Connect, Leave, Send, Burst, Tick, Signal, Terminate]
+Action = Connect | Leave | Send | Burst | Tick | Signal | Terminate
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
 from recorder.format import LoopCall
+from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated, MatchCheckFailed
 from replay.runtime._result import StepResult
 from replay.runtime._signature import CrashSignature
 
@@ -72,7 +72,7 @@ class MatchChecks:
                 except AssertionError as exc:
                     problem = str(exc) or "assertion failed"
                     raise InvariantViolated(name, step.call.callback, step.call.tick, problem) from exc
-                except Exception as exc:  # noqa: BLE001 - an invariant that raises does not hold
+                except Exception as exc:  # an invariant that raises does not hold
                     raise InvariantViolated(
                         name, step.call.callback, step.call.tick, f"raised {type(exc).__name__}: {exc}"
                     ) from exc

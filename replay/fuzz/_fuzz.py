@@ -38,18 +38,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recorder.errors import NakamaReplayError
+from recorder.format import Call, CrashMarker, InitCall, JoinAttemptCall, write_recording
 from replay.errors import HandlerCrashed, MatchCheckFailed
-from recorder.format import Call, CrashMarker, InitCall, JoinAttemptCall
-from recorder.format import write_recording
 from replay.fuzz._actions import Action, MatchPlayer, fuzz_header
 from replay.fuzz._checks import MatchChecks
-from replay.runtime._handlers import load_handler
-from replay.runtime._hang import HangGuard
 from replay.fuzz._minimize import reduce_actions, reduce_calls
-from replay.runtime._result import describe_data
-from replay.runtime._runtime import with_outcome
 from replay.fuzz._strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
 from replay.fuzz._streams import run_stream, strip_outcomes
+from replay.runtime._handlers import load_handler
+from replay.runtime._hang import HangGuard
+from replay.runtime._result import describe_data
+from replay.runtime._runtime import with_outcome
 
 __all__ = ["DEFAULT_MAX_EXAMPLES", "Finding", "FuzzOptions", "FuzzReport", "Progress", "fuzz"]
 
@@ -191,9 +190,9 @@ class _Sandbox:
     (keyed ``callback|Hang|?``, ``callback|HandlerExit|?``...), and the next match gets a new process."""
 
     def __init__(self, setup: tuple[Any, ...], options: FuzzOptions) -> None:
-        import tempfile  # noqa: PLC0415
+        import tempfile
 
-        from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, HandlerProcess, Limits  # noqa: PLC0415
+        from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, HandlerProcess, Limits
 
         self.setup = setup
         self.worker = HandlerProcess(Limits(options.hang_timeout, options.max_memory or DEFAULT_MAX_MEMORY))
@@ -206,8 +205,8 @@ class _Sandbox:
         self._call("load_job")
 
     def _call(self, job: str, *args: Any) -> Any:
-        from replay.errors import HandlerDied, HandlerLoadError  # noqa: PLC0415
-        from replay.runtime._hang import LOADING  # noqa: PLC0415
+        from replay.errors import HandlerDied, HandlerLoadError
+        from replay.runtime._hang import LOADING
 
         try:
             return self.worker.call(f"replay.fuzz._fuzz:{job}", self.setup, *args)
@@ -231,8 +230,8 @@ class _Sandbox:
         return key, _unpack_failure(failure), written
 
     def reproduces(self, path: Path) -> tuple[bool, str]:
-        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
-        from replay.runtime._supervisor import reproduce_supervised  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions
+        from replay.runtime._supervisor import reproduce_supervised
 
         o = self.setup[3]
         options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout)
@@ -250,9 +249,9 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
     survive the process (``read_journal``)."""
     if path is None:
         return None
-    from recorder.format import jsonl_lines  # noqa: PLC0415
+    from recorder.format import jsonl_lines
 
-    out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the match ends (or by the process's death)
+    out = open(path, "w", encoding="utf-8")  # closed when the match ends (or by the process's death)
     out.write(next(jsonl_lines(header, ())))
 
     def write(call: Call) -> None:
@@ -284,8 +283,8 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
 
 def read_journal(path: str) -> list[Call]:
     """The executed calls of a match whose handler process died, with outcomes, then the fatal call."""
-    from recorder.errors import RecordingError  # noqa: PLC0415
-    from recorder.format import read_jsonl  # noqa: PLC0415
+    from recorder.errors import RecordingError
+    from recorder.format import read_jsonl
 
     calls: list[Call] = []
     pending: Call | None = None
@@ -305,20 +304,20 @@ def read_journal(path: str) -> list[Call]:
 
 def _death_failure(death: Any) -> MatchCheckFailed:
     """A supervised match's handler process hung or died: a crash failure at its callback and tick."""
-    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+    from replay.runtime._signature import CrashSignature
 
     crash = death.crash()
     return HandlerCrashed(crash, CrashSignature.from_crash(crash))
 
 
 def _pack_failure(failure: MatchCheckFailed | None) -> Any:
-    from replay.runtime._supervisor import portable_error  # noqa: PLC0415
+    from replay.runtime._supervisor import portable_error
 
     return None if failure is None else portable_error(failure)
 
 
 def _unpack_failure(packed: Any) -> Any:
-    from replay.runtime._supervisor import rebuild_error  # noqa: PLC0415
+    from replay.runtime._supervisor import rebuild_error
 
     return None if packed is None else rebuild_error(packed)
 
@@ -361,8 +360,15 @@ def stream_job(
 
 class _Fuzzer:
     def __init__(
-        self, handler: Any, spec: str, options: FuzzOptions, progress: Progress | None, fresh: Callable[[], Any] | None,
-        *, header: Any = None, sandbox: _Sandbox | None = None,
+        self,
+        handler: Any,
+        spec: str,
+        options: FuzzOptions,
+        progress: Progress | None,
+        fresh: Callable[[], Any] | None,
+        *,
+        header: Any = None,
+        sandbox: _Sandbox | None = None,
     ) -> None:
         self.handler = handler
         self.fresh = fresh or (lambda: handler)  # a handler per match: no state leaks from match to match
@@ -388,8 +394,12 @@ class _Fuzzer:
         if self.sandbox is not None:
             return self.sandbox.play(actions, want_calls)
         player = MatchPlayer(
-            self.fresh(), self.header, seed=self.options.seed, queue_size=self.profile.queue_size,
-            checks=self.checks, hang_guard=self.guard,
+            self.fresh(),
+            self.header,
+            seed=self.options.seed,
+            queue_size=self.profile.queue_size,
+            checks=self.checks,
+            hang_guard=self.guard,
         )
         if prepare is not None:
             prepare(player)
@@ -411,8 +421,14 @@ class _Fuzzer:
         if self.sandbox is not None:
             return self.sandbox.stream(calls, digests)
         result = run_stream(
-            self.fresh(), self.header, calls, self.checks, hang_guard=self.guard, seed=self.options.seed,
-            digests=digests, prepare=prepare,
+            self.fresh(),
+            self.header,
+            calls,
+            self.checks,
+            hang_guard=self.guard,
+            seed=self.options.seed,
+            digests=digests,
+            prepare=prepare,
         )
         return result.key, result.failure, [with_outcome(s.call, s) for s in result.steps if s.executed]
 
@@ -420,15 +436,15 @@ class _Fuzzer:
     def database(self, known: set[str]) -> Any:
         if self.out is None or not self.options.database:
             return None
-        from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: PLC0415
+        from hypothesis.database import DirectoryBasedExampleDatabase
 
         handler_id = os.path.abspath(getattr(self.handler, "path", self.spec))
         key = _hash(handler_id, self.profile.source, self.options.max_users, self.options.max_actions)
         return DirectoryBasedExampleDatabase(str(self.out / ".hypothesis" / key / _hash(sorted(known))))
 
     def round(self, known: set[str], number: int) -> _Found | None:
-        from hypothesis import HealthCheck, Phase, Verbosity, given, settings  # noqa: PLC0415
-        from hypothesis import seed as with_seed  # noqa: PLC0415
+        from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+        from hypothesis import seed as with_seed
 
         budget = self.options.max_examples - self.generated
         calls = 0
@@ -501,8 +517,16 @@ class _Fuzzer:
         examples, seconds = found.first_seen  # type: ignore[attr-defined]
         crash = failure.crash if isinstance(failure, HandlerCrashed) else None
         return Finding(
-            key, type(failure).__name__, str(failure), actions, written, examples, seconds, failure.callback,
-            failure.tick, crash,
+            key,
+            type(failure).__name__,
+            str(failure),
+            actions,
+            written,
+            examples,
+            seconds,
+            failure.callback,
+            failure.tick,
+            crash,
         )
 
     def write(self, finding: Finding) -> None:
@@ -527,7 +551,12 @@ class _Fuzzer:
             handler=f"{rel}:{cls}" if cls else rel,
             client_versions=versions,
             tags={
-                "fuzz": {"seed": self.options.seed, "key": finding.key, "kind": finding.kind, "examples": finding.examples}
+                "fuzz": {
+                    "seed": self.options.seed,
+                    "key": finding.key,
+                    "kind": finding.kind,
+                    "examples": finding.examples,
+                }
             },
         )
         events: list[Any] = list(finding.calls)
@@ -542,12 +571,14 @@ class _Fuzzer:
             self._check_reproduces(path, finding)
 
     def _check_reproduces(self, path: Path, finding: Finding) -> None:
-        from replay.runtime._runtime import ReplayOptions, reproduce  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions, reproduce
 
         if self.sandbox is not None:
             reproduced, verdict = self.sandbox.reproduces(path)
         else:
-            result = reproduce(path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout))
+            result = reproduce(
+                path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout)
+            )
             reproduced, verdict = result.reproduced, result.verdict
         if not reproduced:
             raise NakamaReplayError(f"fuzz: {path} does not reproduce its crash: {verdict}")
@@ -561,7 +592,7 @@ class _Fuzzer:
 def _write_expectation(recording: Path, handler_rel: str, finding: Finding, options: FuzzOptions, spec: str) -> Path:
     path = recording.with_name(recording.stem + ".expect.toml")
     first = finding.message.splitlines()[0] if finding.message else ""
-    callback, kind, location = (finding.key.split("|") + ["", "", ""])[:3]
+    callback, _kind, _location = ([*finding.key.split("|"), "", "", ""])[:3]
     lines = [
         f"# nakama-replay fuzz found this crash in {os.path.basename(spec)} "
         f"(seed {options.seed}, after {finding.examples} matches):",
@@ -585,18 +616,20 @@ def _write_expectation(recording: Path, handler_rel: str, finding: Finding, opti
 def _sandbox(spec: str, options: FuzzOptions) -> _Sandbox | None:
     """A supervised handler process for the matches, when the options ask for one and the profile can be
     loaded there again (from its file or module; a profile built in code stays in this process)."""
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec
 
     profile = options.profile or DEFAULT_PROFILE
     if not options.supervised:
         return None
     ref = _profile_ref(profile)
     if ref is None:
-        import warnings  # noqa: PLC0415
+        import warnings
 
         warnings.warn(
             f"fuzz: the profile {profile.source!r} was built in code with invariants that cannot be sent to a "
-            "handler process: matches play in this process, unsupervised", RuntimeWarning, stacklevel=3,
+            "handler process: matches play in this process, unsupervised",
+            RuntimeWarning,
+            stacklevel=3,
         )
         return None
     header = fuzz_header(str(split_spec(spec)[0]), dict(profile.params), options.seed)
@@ -613,13 +646,13 @@ def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
     """How the handler process gets the part of the profile it needs (invariants, queue size): the default,
     its file or module loaded again, or just the queue size when it has no invariants; None when a profile
     built in code has invariants (functions cannot be sent to another process as data)."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     if profile is DEFAULT_PROFILE:
         return ("default",)
     source = profile.source
     try:
-        loadable = Path(source).suffix == ".py" and Path(source).is_file() or (
+        loadable = (Path(source).suffix == ".py" and Path(source).is_file()) or (
             not source.endswith(".py") and importlib.util.find_spec(source) is not None
         )
     except (ImportError, ValueError):
@@ -633,7 +666,7 @@ def _profile_ref(profile: FuzzProfile) -> tuple[Any, ...] | None:
 
 def _load_profile_ref(ref: tuple[Any, ...]) -> FuzzProfile:
     """(In the handler process.) The profile ``_profile_ref`` described (payloads are not needed here)."""
-    from replay.fuzz._strategies import load_profile  # noqa: PLC0415
+    from replay.fuzz._strategies import load_profile
 
     if ref[0] == "default":
         return DEFAULT_PROFILE
@@ -649,8 +682,9 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     options = options or FuzzOptions()
     # Hypothesis mixes constants from local modules in sys.modules into what it generates, so a module
     # first imported in the middle of a run would change the rest of it: import them all up front.
-    import hypothesis.database  # noqa: F401, PLC0415
-    import recorder.format._canonical  # noqa: F401, PLC0415 - state digests of the written recordings
+    import hypothesis.database  # noqa: F401
+
+    import recorder.format._canonical  # noqa: F401 - state digests of the written recordings
 
     if options.max_examples < 1:
         raise NakamaReplayError(f"fuzz: --max-examples must be at least 1, got {options.max_examples}")
@@ -670,8 +704,15 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     # Given a path, every match gets a freshly loaded handler, as every match gets its own Lua VM in Nakama:
     # module-level state cannot leak from one generated match into the next (a class handler gets a new
     # instance; a Python module's own globals are shared, as they are in any one process).
-    f = _Fuzzer(loaded, spec, options, progress, (lambda: load_handler(spec)) if by_path else None,
-                header=None if sandbox is None else sandbox.setup[2], sandbox=sandbox)
+    f = _Fuzzer(
+        loaded,
+        spec,
+        options,
+        progress,
+        (lambda: load_handler(spec)) if by_path else None,
+        header=None if sandbox is None else sandbox.setup[2],
+        sandbox=sandbox,
+    )
     report = FuzzReport(spec, f.profile.source, options.seed, options.max_examples, max_findings=options.max_findings)
     try:
         known: set[str] = set()

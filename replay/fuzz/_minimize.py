@@ -86,7 +86,7 @@ def reduce_actions(actions: Sequence[Action], fails: Callable[[list[Action]], bo
         current = _delete_chunks(current, fails)
         for i in range(len(current)):
             for variant in simpler_variants(current[i]):
-                cand = current[:i] + [variant] + current[i + 1 :]
+                cand = [*current[:i], variant, *current[i + 1 :]]
                 if fails(cand):
                     current = cand
                     break

@@ -30,8 +30,8 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from replay.fuzz._actions import MatchPlayer, fuzz_header
 from replay.fuzz._checks import MatchChecks
-from replay.runtime._handlers import load_handler
 from replay.fuzz._strategies import ACTION_KINDS, DEFAULT_PROFILE, ClientModel, FuzzProfile, action_of, load_profile
+from replay.runtime._handlers import load_handler
 
 __all__ = ["match_state_machine"]
 
@@ -59,8 +59,12 @@ def match_state_machine(
         RuleBasedStateMachine.__init__(self)
         self.model = ClientModel(prof, max_users)
         self.player = MatchPlayer(
-            load_handler(handler) if by_path else loaded, header,
-            seed=seed, queue_size=prof.queue_size, hang_timeout=hang_timeout, checks=checks,
+            load_handler(handler) if by_path else loaded,
+            header,
+            seed=seed,
+            queue_size=prof.queue_size,
+            hang_timeout=hang_timeout,
+            checks=checks,
         )
         self.player.start()
 

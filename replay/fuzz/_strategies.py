@@ -63,8 +63,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from replay.errors import HandlerLoadError, ProfileError
 from recorder.format import Call, Header, PresenceReason
+from replay.errors import HandlerLoadError, ProfileError
 from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
 
 __all__ = [
@@ -89,7 +89,7 @@ LEAVE_REASONS = (PresenceReason.DISCONNECT, PresenceReason.LEAVE)
 _JSON_NUMBERS = st.integers(-(2**31), 2**31 - 1)
 
 
-class by_version:  # noqa: N801 - reads like a function in a profile
+class by_version:  # reads like a function in a profile
     """Shapes per client version: keys are dotted version prefixes (``"1.3"`` matches ``1.3.2``, not
     ``1.30``) or ``"*"``."""
 
@@ -360,8 +360,8 @@ def call_streams(
 ) -> SearchStrategy[list[Call]]:
     """Handler-call streams Nakama could produce for ``handler`` (a path or loaded handler): client
     actions played through the runtime. A stream ends where the handler crashed or stopped the match."""
-    from replay.fuzz._actions import fuzz_header  # noqa: PLC0415
-    from replay.runtime._handlers import load_handler  # noqa: PLC0415
+    from replay.fuzz._actions import fuzz_header
+    from replay.runtime._handlers import load_handler
 
     profile = profile or DEFAULT_PROFILE
     loaded = load_handler(handler) if isinstance(handler, (str, os.PathLike)) else handler
@@ -406,7 +406,7 @@ def _import_profile(text: str) -> Any:
             return importlib.import_module(text)
         except ImportError as exc:
             raise ProfileError(text, "", f"no such file or importable module: {exc}") from exc
-    from replay.runtime._handlers import _import_file  # noqa: PLC0415 - one way to import a user's file
+    from replay.runtime._handlers import _import_file  # one way to import a user's file
 
     try:
         return _import_file(path)

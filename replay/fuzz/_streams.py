@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay.errors import MatchCheckFailed
 from recorder.format import Call, Header, InitCall, JoinAttemptCall, JoinCall, LoopCall
+from replay.errors import MatchCheckFailed
 from replay.fuzz._actions import MatchPlayer
 from replay.runtime._hang import HangGuard
 from replay.runtime._result import StepResult
@@ -69,7 +69,9 @@ class StreamRules:
         if t is LoopCall:
             for m in call.messages:  # type: ignore[union-attr]
                 if m.sender.session_id not in self.window:
-                    return f"call #{i}: message from session {m.sender.session_id}, not in the match since the last loop"
+                    return (
+                        f"call #{i}: message from session {m.sender.session_id}, not in the match since the last loop"
+                    )
             self.loops += 1
         return ""
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
+    from replay.gocompat._decode import GoDecodeError, go_base64_decode, go_hex_decode
     from replay.gocompat._fmt import go_float_g, go_format, go_number_string
     from replay.gocompat._json_errors import go_json_error
-    from replay.gocompat._decode import GoDecodeError, go_base64_decode, go_hex_decode
 
 __all__ = [
     "GoDecodeError",

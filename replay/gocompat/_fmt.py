@@ -158,7 +158,9 @@ def _fmt_int(n: int, spec: _Spec) -> str:
     if verb == "O":
         prefix = "0o"
     elif spec.sharp:
-        prefix = {16: "0x" if verb == "x" else "0X", 8: "0" if not digits.startswith("0") else "", 2: "0b"}.get(base, "")
+        prefix = {16: "0x" if verb == "x" else "0X", 8: "0" if not digits.startswith("0") else "", 2: "0b"}.get(
+            base, ""
+        )
     body = _sign(n < 0, spec) + prefix + digits
     zero_ok = spec.prec is None
     return _pad(body, spec, numeric=zero_ok) if zero_ok else _pad(body, _no_zero(spec))
@@ -219,7 +221,17 @@ def _fmt_str(s: str, raw: bytes, spec: _Spec) -> str:
     return f"%!{verb}(string={s})"
 
 
-_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+}
 
 
 def _go_quote(s: str) -> str:
@@ -250,10 +262,7 @@ def _format_one(v: Any, spec: _Spec, name: str) -> str:
     t = _lua_type(v)
     verb = spec.verb
     if t == "number":
-        if isinstance(v, float) and not math.isfinite(v):
-            x = v
-        else:
-            x = float(v)
+        x = v if isinstance(v, float) and not math.isfinite(v) else float(v)
         if verb in ("q", "s"):
             text = go_number_string(v)
             return _fmt_str(text, text.encode(), spec)

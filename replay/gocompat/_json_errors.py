@@ -56,7 +56,7 @@ def _bad(c: str, context: str) -> _Error:
     return _Error(f"invalid character {quote_char(c)} {context}")
 
 
-def _scan(s: str) -> None:  # noqa: C901 - one state machine, kept in one place like Go's scanner
+def _scan(s: str) -> None:  # one state machine, kept in one place like Go's scanner
     stack: list[str] = []  # "key" (object key expected), "value" (object value), "array"
     i, n = 0, len(s)
 
@@ -118,7 +118,7 @@ def _scan(s: str) -> None:  # noqa: C901 - one state machine, kept in one place 
                 raise _bad(s[j], "after array element")
         if c == '"':
             return string(j + 1)
-        if c == "-" or c.isdigit() and c.isascii():
+        if c == "-" or (c.isdigit() and c.isascii()):
             return number(j)
         for word in ("true", "false", "null"):
             if c == word[0]:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
-    from replay.live._server import NakamaServer, ServerConfig, start_nakama_server
-    from replay.live._playback import PlaybackServer, load_scripts
-    from replay.live._feed import LiveOptions, LiveRun, run_live
-    from replay.live._script import LiveScript, load_script, script_from_events
-    from replay.live._report import LiveReport, analyse
     from replay.live._convert import Conversion, convert, convert_events
+    from replay.live._feed import LiveOptions, LiveRun, run_live
+    from replay.live._playback import PlaybackServer, load_scripts
+    from replay.live._report import LiveReport, analyse
+    from replay.live._script import LiveScript, load_script, script_from_events
+    from replay.live._server import NakamaServer, ServerConfig, start_nakama_server
 
 __all__ = [
     "Conversion",

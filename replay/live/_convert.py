@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.wire import protocol as P
 from recorder.errors import IncompleteRecording, RecordingError
 from recorder.format import (
     Broadcast,
@@ -62,12 +61,14 @@ from recorder.format import (
     Outcome,
     Presence,
     PresenceReason,
+    RecordingWriter,
     WireEvent,
+    open_recording,
 )
-from recorder.format import RecordingWriter, open_recording
+from recorder.wire import protocol as P
 from replay.live._script import wire_identities
-from replay.runtime._signature import LoggedCrash
 from replay.live._tick_clock import TickClock
+from replay.runtime._signature import LoggedCrash
 
 __all__ = ["APPROXIMATIONS", "Conversion", "QUEUE_SIZE", "convert", "convert_events", "guess_tick_rate"]
 
@@ -124,14 +125,27 @@ class Conversion:
     def to_json(self) -> dict[str, Any]:
         c = self.crash
         return {
-            "source": self.source, "match_id": self.header.match_id, "tick_rate": self.tick_rate,
-            "tick_rate_from": self.tick_rate_from, "tick_zero": self.tick_zero, "calls": self.calls, "ticks": self.ticks,
-            "joins": self.joins, "rejected_joins": self.rejected, "leaves": self.leaves, "kicks": self.kicks,
-            "messages": self.messages, "dropped": self.dropped, "ignored": self.ignored,
-            "broadcasts": self.broadcasts, "unattributed": self.unattributed,
-            "crash": None if c is None else {"callback": c.callback, "tick": c.tick, "error": c.error,
-                                             "from": self.crash_from},
-            "approximations": list(self.approximations), "notes": self.notes,
+            "source": self.source,
+            "match_id": self.header.match_id,
+            "tick_rate": self.tick_rate,
+            "tick_rate_from": self.tick_rate_from,
+            "tick_zero": self.tick_zero,
+            "calls": self.calls,
+            "ticks": self.ticks,
+            "joins": self.joins,
+            "rejected_joins": self.rejected,
+            "leaves": self.leaves,
+            "kicks": self.kicks,
+            "messages": self.messages,
+            "dropped": self.dropped,
+            "ignored": self.ignored,
+            "broadcasts": self.broadcasts,
+            "unattributed": self.unattributed,
+            "crash": None
+            if c is None
+            else {"callback": c.callback, "tick": c.tick, "error": c.error, "from": self.crash_from},
+            "approximations": list(self.approximations),
+            "notes": self.notes,
             "integrity": None if self.integrity is None else self.integrity.to_json(),
         }
 
@@ -139,9 +153,10 @@ class Conversion:
 def guess_tick_rate(events: list[WireEvent]) -> int | None:
     """The tick rate whose period best explains the spacing of received ``match_data`` (a hint for an error
     message, never used silently): None when there are too few to tell."""
-    times = sorted(e.t for e in events if e.direction == "in" and isinstance(e.envelope, dict)
-                   and "match_data" in e.envelope)
-    gaps = [b - a for a, b in zip(times, times[1:]) if b - a > 0.005]
+    times = sorted(
+        e.t for e in events if e.direction == "in" and isinstance(e.envelope, dict) and "match_data" in e.envelope
+    )
+    gaps = [b - a for a, b in itertools.pairwise(times) if b - a > 0.005]
     if len(gaps) < 8:
         return None
     gaps.sort()
@@ -188,8 +203,9 @@ def convert_events(
     if not rate or not 1 <= int(rate) <= 60:
         hint = guess_tick_rate(wire)
         guess = f" (match_data arrive about every {1 / hint:.3f} s: try --tick-rate {hint})" if hint else ""
-        raise RecordingError(f"{path}: the wire recording does not say the match's tick rate; pass --tick-rate N "
-                             f"(1..60){guess}")
+        raise RecordingError(
+            f"{path}: the wire recording does not say the match's tick rate; pass --tick-rate N (1..60){guess}"
+        )
     rate = int(rate)
     match_id = header.match_id
     if not match_id or "." not in match_id:
@@ -205,12 +221,19 @@ def convert_events(
         anchor_t, anchor = replies[0].t, "the first join (the match was created before the recording started)"
         clock = TickClock(rate, anchor_t + period, locked=False)
     else:
-        raise RecordingError(f"{path}: no socket joined match {match_id} in this wire recording: there is nothing to convert")
+        raise RecordingError(
+            f"{path}: no socket joined match {match_id} in this wire recording: there is nothing to convert"
+        )
     conv = Conversion(header, [], path, rate, rate_from, anchor)
 
     # events that explain a match_data arrival other than a loop: presence events and replies
-    explained = [e.t for e in wire if e.direction == "in" and isinstance(e.envelope, dict)
-                 and ("match_presence_event" in e.envelope or "match" in e.envelope or "error" in e.envelope)]
+    explained = [
+        e.t
+        for e in wire
+        if e.direction == "in"
+        and isinstance(e.envelope, dict)
+        and ("match_presence_event" in e.envelope or "match" in e.envelope or "error" in e.envelope)
+    ]
     explained.sort()
 
     def near_explained(t: float) -> bool:
@@ -218,9 +241,9 @@ def convert_events(
         return i < len(explained) and explained[i] <= t + NEAR
 
     for e in wire:
-        if e.direction == "in" and isinstance(e.envelope, dict) and "match_data" in e.envelope and e.t > anchor_t:
-            if not near_explained(e.t):
-                clock.observe(e.t)
+        in_match_data = e.direction == "in" and isinstance(e.envelope, dict) and "match_data" in e.envelope
+        if in_match_data and e.t > anchor_t and not near_explained(e.t):
+            clock.observe(e.t)
 
     # -- calls, each at the client-clock time it ran -------------------------------------------------------
     timed: list[_Timed] = []
@@ -248,7 +271,9 @@ def convert_events(
     # when each socket asked to leave or closed: a leave event for a session that did neither was a kick
     quits: dict[str, float] = {}
     for e in wire:
-        if e.event == "close" or (e.direction == "out" and isinstance(e.envelope, dict) and "match_leave" in e.envelope):
+        if e.event == "close" or (
+            e.direction == "out" and isinstance(e.envelope, dict) and "match_leave" in e.envelope
+        ):
             quits.setdefault(e.socket, e.t)
     sockets_of = {sid: sock for sock, sid in who.session_of.items()}
     kicked: set[int] = set()
@@ -275,19 +300,38 @@ def convert_events(
                 label = body["label"]
             opened = who.opens.get(e.socket, {})
             vars_ = opened.get("vars") if isinstance(opened.get("vars"), dict) else {}
-            add(req[0].t, JoinAttemptCall(0, me, _strings(join_req.get("metadata")), vars=_strings(vars_),
-                                          outcome=Outcome(accept=True)), joiner=me.session_id)
+            add(
+                req[0].t,
+                JoinAttemptCall(
+                    0, me, _strings(join_req.get("metadata")), vars=_strings(vars_), outcome=Outcome(accept=True)
+                ),
+                joiner=me.session_id,
+            )
             add(max(e.t, req[0].t), JoinCall(0, (me.with_reason(PresenceReason.UNKNOWN),)), joiner=me.session_id)
             present[me.session_id] = me
             socket_session[e.socket] = me.session_id
             conv.joins += 1
-        elif kind == "error" and isinstance(join_req, dict) and \
-                int(body.get("code", 0) or 0) == P.ErrorCode.MATCH_JOIN_REJECTED:
+        elif (
+            kind == "error"
+            and isinstance(join_req, dict)
+            and int(body.get("code", 0) or 0) == P.ErrorCode.MATCH_JOIN_REJECTED
+        ):
             opened = who.opens.get(e.socket, {})
-            p = Presence(str(opened.get("user_id", "")), str(opened.get("session", "") or e.socket),
-                         str(opened.get("username", "")), node)
-            add(req[0].t, JoinAttemptCall(0, p, _strings(join_req.get("metadata")),
-                                          outcome=Outcome(accept=False, reason=str(body.get("message", "")))))
+            p = Presence(
+                str(opened.get("user_id", "")),
+                str(opened.get("session", "") or e.socket),
+                str(opened.get("username", "")),
+                node,
+            )
+            add(
+                req[0].t,
+                JoinAttemptCall(
+                    0,
+                    p,
+                    _strings(join_req.get("metadata")),
+                    outcome=Outcome(accept=False, reason=str(body.get("message", ""))),
+                ),
+            )
             conv.rejected += 1
         elif e.direction == "out" and kind == "match_leave":
             leave(socket_session.get(e.socket), e.t, PresenceReason.LEAVE)
@@ -342,7 +386,7 @@ def convert_events(
         conv.messages += 1
     last_loop = clock.tick_of_arrival(last_t)
     if crash_t is None:  # loops up to the last one whose broadcasts the recording could see
-        last_loop = max([last_loop] + list(by_tick))
+        last_loop = max([last_loop, *list(by_tick)])
     for k in range(0, last_loop + 1):
         add(clock.time_of(k), LoopCall(k, tuple(by_tick.get(k, ()))))
     calls = sorted(timed, key=lambda i: (i.call.tick, isinstance(i.call, LoopCall), i.at, i.order))
@@ -394,8 +438,11 @@ def convert_events(
         broadcasts = _group(item)
         conv.broadcasts += len(broadcasts)
         outcome = item.call.outcome or Outcome()
-        out.append(dataclasses.replace(item.call, outcome=dataclasses.replace(
-            outcome, broadcasts=tuple(broadcasts), kicks=tuple(item.kicks))))
+        out.append(
+            dataclasses.replace(
+                item.call, outcome=dataclasses.replace(outcome, broadcasts=tuple(broadcasts), kicks=tuple(item.kicks))
+            )
+        )
 
     if crash_t is not None:
         c = calls[-1].call
@@ -405,8 +452,10 @@ def convert_events(
             marker = CrashMarker(logged_crash.callback, logged_crash.tick, logged_crash.error)
             conv.crash_from = "server log"
             if (logged_crash.callback, logged_crash.tick) != (c.callback, c.tick):
-                conv.notes.append(f"the server log says {logged_crash.callback} at tick {logged_crash.tick}; the wire "
-                                  f"suggested {c.callback} at tick {c.tick}")
+                conv.notes.append(
+                    f"the server log says {logged_crash.callback} at tick {logged_crash.tick}; the wire "
+                    f"suggested {c.callback} at tick {c.tick}"
+                )
         conv.crash = marker
         out.append(marker)
     elif logged_crash is not None:
@@ -415,12 +464,21 @@ def convert_events(
     tags = dict(header.tags)
     tags["outcomes"] = "wire"  # broadcasts compare as the sockets saw them (replay.runtime._runtime)
     tags["convert"] = {
-        "from": os.path.basename(path), "tick_rate_from": rate_from, "tick_zero": anchor,
-        "approximations": list(APPROXIMATIONS), "crash_from": conv.crash_from or None,
+        "from": os.path.basename(path),
+        "tick_rate_from": rate_from,
+        "tick_zero": anchor,
+        "approximations": list(APPROXIMATIONS),
+        "crash_from": conv.crash_from or None,
     }
     conv.header = dataclasses.replace(
-        header, tick_rate=rate, label=label or header.label, params=init_params, node=header.node or node,
-        source="convert", recording_kind="calls", tags=tags,
+        header,
+        tick_rate=rate,
+        label=label or header.label,
+        params=init_params,
+        node=header.node or node,
+        source="convert",
+        recording_kind="calls",
+        tags=tags,
         log_match_id=header.log_match_id or match_id.partition(".")[0],
     )
     conv.events = out
@@ -440,8 +498,14 @@ def _split_join_windows(calls: list[_Timed]) -> None:
     for n, item in enumerate(calls):
         if not isinstance(item.call, JoinCall) or not item.joiner:
             continue
-        attempt = next((calls[m] for m in range(n - 1, -1, -1) if isinstance(calls[m].call, JoinAttemptCall)
-                        and calls[m].joiner == item.joiner), None)
+        attempt = next(
+            (
+                calls[m]
+                for m in range(n - 1, -1, -1)
+                if isinstance(calls[m].call, JoinAttemptCall) and calls[m].joiner == item.joiner
+            ),
+            None,
+        )
         if attempt is None:
             continue
         pool = attempt.broadcasts + item.broadcasts
@@ -466,8 +530,11 @@ def _group(item: _Timed) -> list[Broadcast]:
     members = [sid for sid in item.present]
     for _, (op, data, sender, reliable), sids in ordered:
         who = dict.fromkeys(sids)
-        targets = None if set(who) >= set(members) and members else tuple(
-            item.present.get(sid, Presence("", sid, "", "")) for sid in who)
+        targets = (
+            None
+            if set(who) >= set(members) and members
+            else tuple(item.present.get(sid, Presence("", sid, "", "")) for sid in who)
+        )
         sender_p = None
         if sender is not None:
             sender_p = item.present.get(sender) or Presence("", sender, "", "")
@@ -508,7 +575,7 @@ def convert(
         raise IncompleteRecording(str(wire_path), integrity)
     logged = None
     if server_log is not None:
-        from replay.live._report import find_crash_line  # noqa: PLC0415
+        from replay.live._report import find_crash_line
 
         found = find_crash_line(server_log, header.match_id) if header.match_id else None
         logged = found[0] if found is not None else None
@@ -516,23 +583,30 @@ def convert(
     if server_log is not None and logged is None:
         conv.notes.append(f"{server_log} has no crash line for match {header.match_id}")
     if not integrity.complete:
-        conv.notes.append(f"--allow-incomplete: converted the intact part of a {integrity.state} wire recording; "
-                          f"not converted: {integrity.missing()}")
+        conv.notes.append(
+            f"--allow-incomplete: converted the intact part of a {integrity.state} wire recording; "
+            f"not converted: {integrity.missing()}"
+        )
         tags = dict(conv.header.tags)
         tags["convert"] = {**tags["convert"], "source_integrity": integrity.state, "not_converted": integrity.missing()}
         conv.header = dataclasses.replace(conv.header, tags=tags)
     if not broadcasts:
-        conv.events = [dataclasses.replace(e, outcome=None) if not isinstance(e, (CrashMarker, InitCall)) else e
-                       for e in conv.events]
+        conv.events = [
+            dataclasses.replace(e, outcome=None) if not isinstance(e, (CrashMarker, InitCall)) else e
+            for e in conv.events
+        ]
         conv.notes.append("written without broadcasts (--no-broadcasts): a replay checks the crash only")
     if handler is not None:
         rel = os.path.relpath(os.path.abspath(handler), os.path.abspath(Path(out_path).parent))
         inside = not (rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel))
-        conv.header = dataclasses.replace(conv.header, handler=rel if inside else "",
-                                          module=conv.header.module or Path(handler).stem)
+        conv.header = dataclasses.replace(
+            conv.header, handler=rel if inside else "", module=conv.header.module or Path(handler).stem
+        )
         if not inside:  # a header names only handlers inside the recording's folder tree (replay.runtime._handlers)
-            conv.notes.append(f"{handler} is outside the output's folder, so the header does not name it: "
-                              f"reproduce with --handler {handler}")
+            conv.notes.append(
+                f"{handler} is outside the output's folder, so the header does not name it: "
+                f"reproduce with --handler {handler}"
+            )
     out = Path(out_path)
     with RecordingWriter(out, conv.header) as w:
         for e in conv.events:

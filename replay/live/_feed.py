@@ -40,19 +40,24 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from recorder.wire import Redactor, WireRecorder, http_request, parse_server_url, session_token
 from recorder.wire import protocol as P
-from recorder.wire import session_token
-from recorder.wire import parse_server_url
 from replay.errors import LiveReplayError
-from recorder.wire import Redactor
-from recorder.wire import WireRecorder
-from recorder.wire import http_request
 from replay.live._script import Action, Actor, LiveScript
 from replay.live._tick_clock import TickClock
 
 __all__ = [
-    "AIM", "LOOKAHEAD", "SPACING", "LiveOptions", "ActionRecord", "SocketRecord", "LiveRun", "PayloadIds", "device_id",
-    "map_ids_in_json", "run_live",
+    "AIM",
+    "LOOKAHEAD",
+    "SPACING",
+    "LiveOptions",
+    "ActionRecord",
+    "SocketRecord",
+    "LiveRun",
+    "PayloadIds",
+    "device_id",
+    "map_ids_in_json",
+    "run_live",
 ]
 
 #: Fraction of a period after the live loop before its window at which a window's actions start.
@@ -198,23 +203,27 @@ class _Socket:
         live = self.live
         self.token, self.rec.user_id, self.rec.username = await live.session(self.actor)
         self.token_at = live.now()
-        from websockets.asyncio.client import connect  # noqa: PLC0415 - keep --help fast
+        from websockets.asyncio.client import connect  # keep --help fast
 
         url = f"ws://{live.host}:{live.port}/ws?lang=en&status=false&format=json&token={quote(self.token)}"
         try:
             self.ws = await asyncio.wait_for(connect(url, proxy=None, max_size=None, compression=None), REPLY_TIMEOUT)
-        except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - any refusal is the server's
-            raise LiveReplayError(live.options.nakama, f"opening the socket of {self.actor.label}",
-                                  f"{type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, OSError, Exception) as exc:  # any refusal is the server's
+            raise LiveReplayError(
+                live.options.nakama, f"opening the socket of {self.actor.label}", f"{type(exc).__name__}: {exc}"
+            ) from exc
         self.rec.opened_at = live.now()
         self.rec.name = live.recorder.open_socket(
-            f"replay:{self.actor.label}", self.rec.user_id, self.rec.username, dict(self.actor.vars),
+            f"replay:{self.actor.label}",
+            self.rec.user_id,
+            self.rec.username,
+            dict(self.actor.vars),
             t=self.rec.opened_at,
         )
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
-        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
+        from websockets.exceptions import ConnectionClosed
 
         live = self.live
         try:
@@ -262,8 +271,9 @@ class _Socket:
         self.rec.close_code = frame.code if frame is not None else 1006
         self.rec.close_reason = frame.reason if frame is not None else ""
         self.rec.closed_by = "server" if by_server else "client"
-        live.recorder.close_socket(self.rec.name, "in" if by_server else "out", self.rec.close_code,
-                                   self.rec.close_reason, t)
+        live.recorder.close_socket(
+            self.rec.name, "in" if by_server else "out", self.rec.close_code, self.rec.close_reason, t
+        )
         for fut in self.waiters.values():
             if not fut.done():
                 fut.set_exception(ConnectionError(f"socket closed ({self.rec.close_code} {self.rec.close_reason!r})"))
@@ -279,7 +289,7 @@ class _Socket:
         return self.ws is not None and not self.closed.is_set()
 
     async def send(self, env: P.Envelope) -> float:
-        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415
+        from websockets.exceptions import ConnectionClosed
 
         text = P.build(env)
         t = self.live.now()
@@ -320,10 +330,17 @@ class _Live:
         address = parse_server_url(options.nakama, option="--nakama")
         self.script, self.options = script, options
         self.host, self.port = address.host, address.port
-        self.recorder = WireRecorder(options.out_dir, source="replay", redactor=Redactor(options.redact_keys), tags={
-            "replay_of": script.path, "recorded_match_id": script.header.match_id, "tick_rate": script.tick_rate,
-            "nakama": options.nakama,
-        })
+        self.recorder = WireRecorder(
+            options.out_dir,
+            source="replay",
+            redactor=Redactor(options.redact_keys),
+            tags={
+                "replay_of": script.path,
+                "recorded_match_id": script.header.match_id,
+                "tick_rate": script.tick_rate,
+                "nakama": options.nakama,
+            },
+        )
         self.sockets: dict[str, _Socket] = {}
         self.opening: dict[str, asyncio.Task[_Socket]] = {}
         self.records: list[ActionRecord] = [ActionRecord(i, a) for i, a in enumerate(script.actions)]
@@ -357,8 +374,9 @@ class _Live:
         their live user ids are known when those payloads are mapped."""
         if not self.options.map_payload_ids:
             return
-        texts = [a.data.decode("utf-8", "replace") + a.payload + "".join(a.metadata.values())
-                 for a in self.script.actions]
+        texts = [
+            a.data.decode("utf-8", "replace") + a.payload + "".join(a.metadata.values()) for a in self.script.actions
+        ]
         blob = "\n".join(texts)
         first_actor: dict[str, Actor] = {}
         for actor in self.script.actors.values():
@@ -402,7 +420,8 @@ class _Live:
                     who = self.script.actors.get(action.actor)
                     self.payload_ids.unmapped.append(
                         f"tick {action.tick}: a {action.kind} of {who.label if who else 'the server'} names "
-                        f"{actor.label}'s {what} id, which has no live counterpart yet: sent as recorded")
+                        f"{actor.label}'s {what} id, which has no live counterpart yet: sent as recorded"
+                    )
                     known.add(rec)
         return out
 
@@ -419,23 +438,35 @@ class _Live:
                 target += "&username=" + quote(username)
             try:
                 status, _, raw = await http_request(
-                    self.host, self.port, "POST", target,
-                    [("Authorization", basic), ("Content-Type", "application/json")], body, timeout=REPLY_TIMEOUT,
+                    self.host,
+                    self.port,
+                    "POST",
+                    target,
+                    [("Authorization", basic), ("Content-Type", "application/json")],
+                    body,
+                    timeout=REPLY_TIMEOUT,
                 )
-            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
-                raise LiveReplayError(self.options.nakama, f"authenticating {actor.label}",
-                                      f"{type(exc).__name__}: {exc}") from exc
+            except (TimeoutError, OSError, ConnectionError) as exc:
+                raise LiveReplayError(
+                    self.options.nakama, f"authenticating {actor.label}", f"{type(exc).__name__}: {exc}"
+                ) from exc
             if status == 409 and username:
-                self.notes.append(f"username {username!r} belongs to another account: {actor.label} got a generated one")
+                self.notes.append(
+                    f"username {username!r} belongs to another account: {actor.label} got a generated one"
+                )
                 continue
             if status != 200:
-                raise LiveReplayError(self.options.nakama, f"authenticating {actor.label}",
-                                      f"HTTP {status}: {raw.decode('utf-8', 'replace')[:300]}")
+                raise LiveReplayError(
+                    self.options.nakama,
+                    f"authenticating {actor.label}",
+                    f"HTTP {status}: {raw.decode('utf-8', 'replace')[:300]}",
+                )
             try:
                 token = json.loads(raw)["token"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise LiveReplayError(self.options.nakama, f"authenticating {actor.label}",
-                                      f"no session token in the reply {raw[:200]!r}") from exc
+                raise LiveReplayError(
+                    self.options.nakama, f"authenticating {actor.label}", f"no session token in the reply {raw[:200]!r}"
+                ) from exc
             claims = session_token.decode(token)
             if claims is None:
                 raise LiveReplayError(self.options.nakama, f"authenticating {actor.label}", "malformed session token")
@@ -445,9 +476,13 @@ class _Live:
     async def http_rpc(self, rpc_id: str, payload: str, token: str) -> str:
         """A Nakama HTTP RPC: the body is the payload as a JSON string; returns the result payload."""
         status, _, raw = await http_request(
-            self.host, self.port, "POST", f"/v2/rpc/{quote(rpc_id)}",
+            self.host,
+            self.port,
+            "POST",
+            f"/v2/rpc/{quote(rpc_id)}",
             [("Authorization", "Bearer " + token), ("Content-Type", "application/json")],
-            json.dumps(payload).encode(), timeout=REPLY_TIMEOUT,
+            json.dumps(payload).encode(),
+            timeout=REPLY_TIMEOUT,
         )
         text = raw.decode("utf-8", "replace")
         if status != 200:
@@ -461,11 +496,13 @@ class _Live:
     def socket(self, key: str) -> asyncio.Task[_Socket]:
         task = self.opening.get(key)
         if task is None:
+
             async def go() -> _Socket:
                 s = _Socket(self, self.script.actors[key])
                 await s.open()
                 self.sockets[key] = s
                 return s
+
             task = self.opening[key] = asyncio.get_running_loop().create_task(go())
         return task
 
@@ -484,8 +521,13 @@ class _Live:
         in_match = [x for x in self.sockets.values() if x.rec.in_match]
         if not in_match:
             return
-        crashed = [x for x in in_match if x.rec.closed_by == "server" and x.rec.close_code == P.CLOSE_NORMAL
-                   and x.rec.close_reason == P.CLOSE_SERVER_DISCONNECT]
+        crashed = [
+            x
+            for x in in_match
+            if x.rec.closed_by == "server"
+            and x.rec.close_code == P.CLOSE_NORMAL
+            and x.rec.close_reason == P.CLOSE_SERVER_DISCONNECT
+        ]
         if len(crashed) == len(in_match) and not self.crashed.is_set():
             self.crash_at = min(x.rec.closed_at or 0.0 for x in crashed)
             self.crashed.set()
@@ -535,22 +577,32 @@ class _Live:
         rpc_id = options.create_rpc or script.create_rpc or "create_match"
         payload = options.create_payload
         if payload is None:
-            payload = script.create_payload if script.create_payload is not None else json.dumps(script.create_params or {})
+            payload = (
+                script.create_payload if script.create_payload is not None else json.dumps(script.create_params or {})
+            )
         s = await self.socket(first)
         try:
             _, reply = await s.request(P.Rpc(rpc_id, payload))
-        except (ConnectionError, asyncio.TimeoutError) as exc:
-            raise LiveReplayError(options.nakama, f"creating the match with RPC {rpc_id!r}", str(exc) or "timeout") from exc
+        except (TimeoutError, ConnectionError) as exc:
+            raise LiveReplayError(
+                options.nakama, f"creating the match with RPC {rpc_id!r}", str(exc) or "timeout"
+            ) from exc
         t = self.now()
         if "error" in reply:
             err = reply["error"] if isinstance(reply["error"], dict) else {}
-            raise LiveReplayError(options.nakama, f"creating the match with RPC {rpc_id!r}",
-                                  f"error {err.get('code', 0)}: {err.get('message', '')}")
+            raise LiveReplayError(
+                options.nakama,
+                f"creating the match with RPC {rpc_id!r}",
+                f"error {err.get('code', 0)}: {err.get('message', '')}",
+            )
         result = str((reply.get("rpc") or {}).get("payload", ""))
         self.match_id = _match_id_of(result)
         if not self.match_id:
-            raise LiveReplayError(options.nakama, f"creating the match with RPC {rpc_id!r}",
-                                  f"its result {result[:200]!r} holds no match id (want {{\"match_id\": \"...\"}})")
+            raise LiveReplayError(
+                options.nakama,
+                f"creating the match with RPC {rpc_id!r}",
+                f'its result {result[:200]!r} holds no match id (want {{"match_id": "..."}})',
+            )
         self.create_reply_at = self.anchor = t
         self.clock = TickClock(script.tick_rate, t + 1.0 / script.tick_rate)
         self.clock_ready = True
@@ -558,7 +610,7 @@ class _Live:
     async def perform(self, rec: ActionRecord) -> None:
         try:
             await self._perform(rec)
-        except (ConnectionError, asyncio.TimeoutError) as exc:  # the server closed the socket meanwhile
+        except (TimeoutError, ConnectionError) as exc:  # the server closed the socket meanwhile
             rec.status, rec.detail = "error", str(exc) or type(exc).__name__
             rec.done_at = self.now()
 
@@ -591,7 +643,7 @@ class _Live:
             try:
                 rec.sent_at, _ = await s.request(P.MatchLeave(self.match_id))
                 rec.status = "ok"
-            except (ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, ConnectionError) as exc:
                 rec.status, rec.detail = "error", str(exc) or "no reply"
             s.rec.in_match = False
         elif a.kind == "disconnect":
@@ -600,13 +652,17 @@ class _Live:
             await s.close()
             rec.status = "ok"
         elif a.kind == "rpc":
-            payload = a.payload.replace(self.script.header.match_id, self.match_id) if self.script.header.match_id else a.payload
+            payload = (
+                a.payload.replace(self.script.header.match_id, self.match_id)
+                if self.script.header.match_id
+                else a.payload
+            )
             payload = self.mapped_text(payload, a)
             try:
                 rec.sent_at, reply = await s.request(P.Rpc(a.rpc_id, payload))
                 rec.status = "error" if "error" in reply else "ok"
                 rec.detail = json.dumps(reply.get("error") or (reply.get("rpc") or {}).get("payload", ""))[:300]
-            except (ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, ConnectionError) as exc:
                 rec.status, rec.detail = "error", str(exc) or "no reply"
         rec.done_at = self.now()
 
@@ -620,7 +676,7 @@ class _Live:
         try:
             metadata = {k: self.mapped_text(v, rec.action) for k, v in rec.action.metadata.items()}
             rec.sent_at, reply = await s.request(P.MatchJoin(self.match_id, None, metadata))
-        except (ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             rec.status, rec.detail = "error", str(exc) or "no reply"
             return
         if "match" in reply and isinstance(reply["match"], dict):
@@ -657,15 +713,18 @@ class _Live:
         try:
             rec.detail = await self.http_rpc(name, payload, s.token)
             rec.status = "ok"
-        except (RuntimeError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RuntimeError, OSError, ConnectionError) as exc:
             rec.status, rec.detail = "error", str(exc) or type(exc).__name__
         rec.done_at = self.now()
 
     async def run(self) -> LiveRun:
         script = self.script
         started = self.now()
-        first_window = [a for a in script.actions if a.actor and (a.at is None and a.tick == script.first_tick
-                                                                  or a.at is not None and a.at <= LOOKAHEAD)]
+        first_window = [
+            a
+            for a in script.actions
+            if a.actor and ((a.at is None and a.tick == script.first_tick) or (a.at is not None and a.at <= LOOKAHEAD))
+        ]
         prefetch: asyncio.Task[None] | None = None
         try:
             await self.learn_user_ids()
@@ -689,9 +748,21 @@ class _Live:
             await asyncio.gather(*(s.close() for s in self.sockets.values()), return_exceptions=True)
             self.recorder.close()
         return LiveRun(
-            self.options.nakama, self.match_id, not self.options.match_id, self.clock, self.offset,
-            {k: s.rec for k, s in self.sockets.items()}, self.records, [str(p) for p in self.recorder.paths],
-            probe, self.crash_at, started, self.now(), self.create_reply_at, self.notes, self.payload_ids,
+            self.options.nakama,
+            self.match_id,
+            not self.options.match_id,
+            self.clock,
+            self.offset,
+            {k: s.rec for k, s in self.sockets.items()},
+            self.records,
+            [str(p) for p in self.recorder.paths],
+            probe,
+            self.crash_at,
+            started,
+            self.now(),
+            self.create_reply_at,
+            self.notes,
+            self.payload_ids,
         )
 
     async def _feed(self) -> None:
@@ -708,8 +779,10 @@ class _Live:
                 landed = self.clock.landing_of_send(self.now())
                 if landed > 0:
                     self.offset = landed
-                    self.notes.append(f"the first recorded tick's actions finished after live loop 0: "
-                                      f"the schedule starts at live tick {landed}")
+                    self.notes.append(
+                        f"the first recorded tick's actions finished after live loop 0: "
+                        f"the schedule starts at live tick {landed}"
+                    )
                 first_done = None
             rec.target = self.target(a)
             if not (a.at is None and a.tick == script.first_tick):
@@ -717,8 +790,14 @@ class _Live:
                 if self.crashed.is_set():
                     rec.detail = "the match had crashed"
                     continue
-            if a.kind == "send" and a.at is None and previous is not None and previous.action.tick == a.tick \
-                    and previous.action.actor != a.actor and previous.sent_at is not None:
+            if (
+                a.kind == "send"
+                and a.at is None
+                and previous is not None
+                and previous.action.tick == a.tick
+                and previous.action.actor != a.actor
+                and previous.sent_at is not None
+            ):
                 spare = self.window_end(a) - self.now() - self.clock.period * 0.3
                 if spare > SPACING:
                     await asyncio.sleep(max(0.0, previous.sent_at + SPACING - self.now()))
@@ -745,7 +824,7 @@ class _Live:
             return ""
         try:
             _, reply = await s.request(P.MatchJoin(self.match_id, None, {}))
-        except (ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError):
             return ""
         if "match" in reply:
             return "running"

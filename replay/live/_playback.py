@@ -24,12 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.wire import protocol as P
-from recorder.wire import session_token
 from recorder.errors import RecordingError
-from recorder.format import WireEvent
-from recorder.format import read_events
-from recorder.wire import App, HttpRequest, HttpResponse, WebSocket, json_response
+from recorder.format import WireEvent, read_events
+from recorder.wire import App, HttpRequest, HttpResponse, WebSocket, json_response, session_token
+from recorder.wire import protocol as P
 
 __all__ = ["Step", "SocketScript", "load_scripts", "PlaybackServer"]
 
@@ -59,8 +57,10 @@ def load_scripts(path: str) -> list[SocketScript]:
     """The recorded sockets of a wire recording, in the order they opened."""
     header, events = read_events(path, on_damage="stop")  # the intact part (the command checks integrity)
     if header.recording_kind != "wire" and not any(isinstance(e, WireEvent) for e in events):
-        raise RecordingError(f"{path}: not a wire recording (kind {header.recording_kind!r}); playback needs "
-                             "one made by `nakama-replay proxy`")
+        raise RecordingError(
+            f"{path}: not a wire recording (kind {header.recording_kind!r}); playback needs "
+            "one made by `nakama-replay proxy`"
+        )
     by_socket: dict[str, list[WireEvent]] = defaultdict(list)
     for e in events:
         if isinstance(e, WireEvent):
@@ -95,10 +95,17 @@ def load_scripts(path: str) -> list[SocketScript]:
             reply_to = request_kinds.get(cid, "") if isinstance(cid, str) and cid else ""
             steps.append(Step(e.t - t0, env, reply_to))
         vars_ = info.get("vars") if isinstance(info.get("vars"), dict) else {}
-        scripts.append(SocketScript(
-            name, str(info.get("user_id", "")), str(info.get("username", "")), dict(vars_), tuple(steps), close,
-            client_closes,
-        ))
+        scripts.append(
+            SocketScript(
+                name,
+                str(info.get("user_id", "")),
+                str(info.get("username", "")),
+                dict(vars_),
+                tuple(steps),
+                close,
+                client_closes,
+            )
+        )
     scripts.sort(key=lambda s: next((e.t for e in by_socket[s.name]), 0.0))
     return scripts
 
@@ -106,8 +113,14 @@ def load_scripts(path: str) -> list[SocketScript]:
 class PlaybackServer(App):
     """Plays scripts to connecting clients. ``done`` resolves once every script has been played."""
 
-    def __init__(self, scripts: list[SocketScript], *, fast: bool = False, gate_timeout: float = 30.0,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        scripts: list[SocketScript],
+        *,
+        fast: bool = False,
+        gate_timeout: float = 30.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         if not scripts:
             raise RecordingError("the recording holds no sockets to play")
         self.scripts = list(scripts)
@@ -125,11 +138,15 @@ class PlaybackServer(App):
             script = self.scripts[min(self._next_identity, len(self.scripts) - 1)]
             self._next_identity += 1
             now = int(time.time())
-            claims = session_token.Claims(str(uuid.uuid4()), script.user_id, script.username, script.vars, now + 3600, now)
+            claims = session_token.Claims(
+                str(uuid.uuid4()), script.user_id, script.username, script.vars, now + 3600, now
+            )
             token = session_token.encode(claims, "nakama-replay-playback")
             return json_response(200, json.dumps({"token": token, "refresh_token": token}))
         if request.path.startswith("/v2/rpc/"):
-            return json_response(404, json.dumps({"error": "RPC function not found", "message": "RPC function not found", "code": 5}))
+            return json_response(
+                404, json.dumps({"error": "RPC function not found", "message": "RPC function not found", "code": 5})
+            )
         return json_response(404, json.dumps({"error": "Not Found", "message": "Not Found", "code": 5}))
 
     async def websocket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
@@ -150,7 +167,9 @@ class PlaybackServer(App):
         return None
 
 
-async def _play(ws: WebSocket, script: SocketScript, fast: bool, gate_timeout: float, log: Callable[[str], None]) -> None:
+async def _play(
+    ws: WebSocket, script: SocketScript, fast: bool, gate_timeout: float, log: Callable[[str], None]
+) -> None:
     loop = asyncio.get_running_loop()
     requests: dict[str, deque[str]] = defaultdict(deque)
     arrived = asyncio.Event()

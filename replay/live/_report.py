@@ -206,12 +206,19 @@ class LiveReport:
     def compare_summary(self) -> str:
         """What ``--compare`` checked, in one phrase."""
         if self.compare_scope == "nothing":
-            return ("broadcasts NOT compared: the recording holds no call outcomes, so nothing it says about "
-                    "broadcasts could be compared")
+            return (
+                "broadcasts NOT compared: the recording holds no call outcomes, so nothing it says about "
+                "broadcasts could be compared"
+            )
         if self.mismatch is not None:
             return f"the broadcasts differ: {self.mismatch.describe()}"
-        upto = "" if self.compare_scope == "all" else (
-            f" up to tick {self.compare_until} (the recording holds no outcomes after it: later ticks not compared)")
+        upto = (
+            ""
+            if self.compare_scope == "all"
+            else (
+                f" up to tick {self.compare_until} (the recording holds no outcomes after it: later ticks not compared)"
+            )
+        )
         return f"the broadcasts match ({self.matched} of {self.deliveries} deliveries){upto}"
 
     @property
@@ -253,11 +260,21 @@ class LiveReport:
             "crash_tick": self.crash_tick,
             "crash_live_tick": self.crash_live_tick,
             "crash_source": self.crash_source,
-            "server_log": None if lc is None else {
-                "mid": lc.mid, "tick": lc.tick, "callback": lc.callback, "error": lc.error, "line": self.log_line,
+            "server_log": None
+            if lc is None
+            else {
+                "mid": lc.mid,
+                "tick": lc.tick,
+                "callback": lc.callback,
+                "error": lc.error,
+                "line": self.log_line,
             },
-            "recorded": {"outcome": self.recorded_end.outcome, "tick": self.recorded_end.tick,
-                         "callback": self.recorded_end.callback, "error": self.recorded_end.error},
+            "recorded": {
+                "outcome": self.recorded_end.outcome,
+                "tick": self.recorded_end.tick,
+                "callback": self.recorded_end.callback,
+                "error": self.recorded_end.error,
+            },
             "reproduced": self.reproduced,
             "verdict": self.verdict,
             "drift": self.drift,
@@ -271,23 +288,41 @@ class LiveReport:
             "skipped": self.skipped,
             "problems": self.problems,
             "messages": [
-                {"action": x.action, "actor": x.actor, "op_code": x.op_code, "intended": x.intended,
-                 "aimed": x.aimed, "landed": x.landed, "late": x.late}
+                {
+                    "action": x.action,
+                    "actor": x.actor,
+                    "op_code": x.op_code,
+                    "intended": x.intended,
+                    "aimed": x.aimed,
+                    "landed": x.landed,
+                    "late": x.late,
+                }
                 for x in self.messages
             ],
             "payload_ids": self.payload_ids,
             "exit_code": self.exit_code,
             "conclusion": self.conclusion,
-            "compare": None if not self.compared else {
+            "compare": None
+            if not self.compared
+            else {
                 "scope": self.compare_scope,
                 "compared_until_tick": None if self.compare_scope == "nothing" else self.compare_until,
                 "not_compared": self.not_compared,
-                "recorded": self.deliveries, "live": self.received, "matched": self.matched, "aligned": self.aligned,
+                "recorded": self.deliveries,
+                "live": self.received,
+                "matched": self.matched,
+                "aligned": self.aligned,
                 "ticks_reordered": self.reordered,
                 "sessions_differing": self.mismatches,
-                "first_mismatch": None if m is None else {
-                    "actor": m.actor, "index": m.index, "tick": m.tick, "why": m.why,
-                    "recorded": delivery(m.recorded), "live": received(m.live),
+                "first_mismatch": None
+                if m is None
+                else {
+                    "actor": m.actor,
+                    "index": m.index,
+                    "tick": m.tick,
+                    "why": m.why,
+                    "recorded": delivery(m.recorded),
+                    "live": received(m.live),
                 },
             },
             "notes": self.notes,
@@ -415,7 +450,9 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
                 landed = r.tick
                 landed_drifts.append(landed - a.tick)
                 break
-        messages.append(MessageTick(rec.index, labels.get(a.actor, a.actor), a.op_code, a.tick, aimed, landed, rec.late))
+        messages.append(
+            MessageTick(rec.index, labels.get(a.actor, a.actor), a.op_code, a.tick, aimed, landed, rec.late)
+        )
 
     # -- how it ended ------------------------------------------------------------------------------------
     log_crash, log_line = None, ""
@@ -453,9 +490,12 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
 
     reproduced, verdict = _verdict(script.end, outcome, crash_tick, drift, log_crash)
     if unresponsive is not None:
-        said = {"crashed": f"crashed at tick {script.end.tick}", "stopped": "stopped"}.get(script.end.outcome, "ran to its end")
-        reproduced, verdict = False, (
-            f"the live match stopped answering after tick {unresponsive['last_alive_tick']}; the recording {said}"
+        said = {"crashed": f"crashed at tick {script.end.tick}", "stopped": "stopped"}.get(
+            script.end.outcome, "ran to its end"
+        )
+        reproduced, verdict = (
+            False,
+            (f"the live match stopped answering after tick {unresponsive['last_alive_tick']}; the recording {said}"),
         )
 
     # -- actions ------------------------------------------------------------------------------------------
@@ -465,11 +505,22 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         a = rec.action
         counts[a.kind][rec.status] += 1
         who = labels.get(a.actor, a.actor) or "server"
-        if a.kind == "join" and a.expect is not None and (rec.status == "ok") != bool(a.expect) and rec.status in ("ok", "rejected"):
-            problems.append(f"tick {a.tick}: {who}'s join was {'accepted' if rec.status == 'ok' else 'rejected'}"
-                            f" live, {'accepted' if a.expect else 'rejected'} in the recording {rec.detail}".rstrip())
-        elif a.kind == "signal" and rec.status == "ok" and a.expect is not None and \
-                not same_data(ids.data(str(a.expect).encode()), rec.detail.encode()):
+        if (
+            a.kind == "join"
+            and a.expect is not None
+            and (rec.status == "ok") != bool(a.expect)
+            and rec.status in ("ok", "rejected")
+        ):
+            problems.append(
+                f"tick {a.tick}: {who}'s join was {'accepted' if rec.status == 'ok' else 'rejected'}"
+                f" live, {'accepted' if a.expect else 'rejected'} in the recording {rec.detail}".rstrip()
+            )
+        elif (
+            a.kind == "signal"
+            and rec.status == "ok"
+            and a.expect is not None
+            and not same_data(ids.data(str(a.expect).encode()), rec.detail.encode())
+        ):
             problems.append(f"tick {a.tick}: signal reply {rec.detail!r} live, {a.expect!r} in the recording")
         elif rec.status == "error" or (rec.status == "rejected" and a.expect is None):
             problems.append(f"tick {a.tick}: {a.kind} of {who}: {rec.status}: {rec.detail}")
@@ -478,29 +529,45 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
     skipped = list(script.skipped)
     signals_skipped = counts["signal"]["skipped"] if "signal" in counts else 0
     if signals_skipped:
-        skipped.append(f"{signals_skipped} signal{'s' if signals_skipped != 1 else ''} (give --signal-rpc NAME to send them)")
+        skipped.append(
+            f"{signals_skipped} signal{'s' if signals_skipped != 1 else ''} (give --signal-rpc NAME to send them)"
+        )
 
     sockets = []
     for key, actor in script.actors.items():
         s = run.sockets.get(key)
-        sockets.append({
-            "label": actor.label, "recorded_user_id": actor.user_id, "recorded_session_id": actor.session_id,
-            "live_user_id": s.user_id if s else None, "live_session_id": s.session_id if s else None,
-            "live_username": s.username if s else None,
-            "close": None if s is None or s.closed_at is None else {
-                "by": s.closed_by, "code": s.close_code, "reason": s.close_reason,
-                # a server close follows the loop it comes from; a client close reaches the next loop
-                "tick": rec_tick(clock.tick_of_arrival(s.closed_at) if s.closed_by == "server"
-                                 else clock.landing_of_send(s.closed_at)),
-            },
-        })
+        sockets.append(
+            {
+                "label": actor.label,
+                "recorded_user_id": actor.user_id,
+                "recorded_session_id": actor.session_id,
+                "live_user_id": s.user_id if s else None,
+                "live_session_id": s.session_id if s else None,
+                "live_username": s.username if s else None,
+                "close": None
+                if s is None or s.closed_at is None
+                else {
+                    "by": s.closed_by,
+                    "code": s.close_code,
+                    "reason": s.close_reason,
+                    # a server close follows the loop it comes from; a client close reaches the next loop
+                    "tick": rec_tick(
+                        clock.tick_of_arrival(s.closed_at)
+                        if s.closed_by == "server"
+                        else clock.landing_of_send(s.closed_at)
+                    ),
+                },
+            }
+        )
     notes = list(script.notes) + list(run.notes)
     pids = run.payload_ids
     if pids is not None and not pids.enabled:
         notes.append("recorded ids inside payloads were sent as recorded (--no-map-payload-ids)")
     elif pids is not None and pids.payloads:
-        notes.append(f"recorded ids inside {pids.payloads} payload{'s' if pids.payloads != 1 else ''} were mapped to"
-                     " the live ones (--no-map-payload-ids sends them as recorded)")
+        notes.append(
+            f"recorded ids inside {pids.payloads} payload{'s' if pids.payloads != 1 else ''} were mapped to"
+            " the live ones (--no-map-payload-ids sends them as recorded)"
+        )
     if pids is not None:
         notes.extend(pids.unmapped[:5])
         if len(pids.unmapped) > 5:
@@ -508,25 +575,61 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
     if compare and scope != "all":
         notes.append(f"{script.uncompared}; {not_compared} live match_data of those ticks not compared")
     if after_end:
-        notes.append(f"{after_end} match_data arrived after the recording's last tick ({script.last_tick}): not compared")
+        notes.append(
+            f"{after_end} match_data arrived after the recording's last tick ({script.last_tick}): not compared"
+        )
     if script.approximate:
         notes.append("wire recording: recorded ticks are approximated from times and the tick rate")
     return LiveReport(
-        recording=script.path, kind=script.kind, approximate=script.approximate, nakama=run.nakama,
-        match_id=run.match_id, created=run.created, tick_rate=script.tick_rate, wire_paths=run.wire_paths,
-        sockets=sockets, actions={k: dict(v) for k, v in counts.items()},
-        late=sum(1 for r in run.actions if r.late), skipped=skipped, problems=problems,
-        outcome=outcome, crash_tick=crash_tick, crash_live_tick=crash_live_tick, crash_source=crash_source,
-        log_crash=log_crash, log_line=log_line, recorded_end=script.end, reproduced=reproduced, verdict=verdict,
-        drift=drift, drift_revealed=drift_revealed, revealed=len(revealed), offset=run.offset,
+        recording=script.path,
+        kind=script.kind,
+        approximate=script.approximate,
+        nakama=run.nakama,
+        match_id=run.match_id,
+        created=run.created,
+        tick_rate=script.tick_rate,
+        wire_paths=run.wire_paths,
+        sockets=sockets,
+        actions={k: dict(v) for k, v in counts.items()},
+        late=sum(1 for r in run.actions if r.late),
+        skipped=skipped,
+        problems=problems,
+        outcome=outcome,
+        crash_tick=crash_tick,
+        crash_live_tick=crash_live_tick,
+        crash_source=crash_source,
+        log_crash=log_crash,
+        log_line=log_line,
+        recorded_end=script.end,
+        reproduced=reproduced,
+        verdict=verdict,
+        drift=drift,
+        drift_revealed=drift_revealed,
+        revealed=len(revealed),
+        offset=run.offset,
         first_tick=script.first_tick,
-        clock={"t0": round(clock.t0, 6), "initial_t0": round(clock.initial, 6), "period": clock.period,
-               "observations": clock.observations, "broadcasts_matched_to_ticks": revealed_broadcasts,
-               "echoes": len(landed_drifts)},
+        clock={
+            "t0": round(clock.t0, 6),
+            "initial_t0": round(clock.initial, 6),
+            "period": clock.period,
+            "observations": clock.observations,
+            "broadcasts_matched_to_ticks": revealed_broadcasts,
+            "echoes": len(landed_drifts),
+        },
         payload_ids=None if pids is None else pids.to_json(),
-        messages=messages, compared=compare, compare_scope=scope, compare_until=limit, not_compared=not_compared,
-        deliveries=expected_total, received=received_total,
-        matched=matched, aligned=aligned, reordered=reordered, mismatch=first, mismatches=differing, notes=notes,
+        messages=messages,
+        compared=compare,
+        compare_scope=scope,
+        compare_until=limit,
+        not_compared=not_compared,
+        deliveries=expected_total,
+        received=received_total,
+        matched=matched,
+        aligned=aligned,
+        reordered=reordered,
+        mismatch=first,
+        mismatches=differing,
+        notes=notes,
         unresponsive=unresponsive,
     )
 
@@ -561,7 +664,9 @@ def _unresponsive(script: LiveScript, run: LiveRun, rec_tick: Any) -> dict[str, 
     unanswered = [
         f"{r.action.kind} at tick {r.action.tick}: {r.detail}"
         for r in run.actions
-        if r.status == "error" and r.sent_at is not None and r.sent_at >= alive_at
+        if r.status == "error"
+        and r.sent_at is not None
+        and r.sent_at >= alive_at
         and r.action.kind in ("join", "signal", "leave", "rpc")
     ]
     if not expected and not unanswered:
@@ -585,8 +690,9 @@ class _Stream:
     tail: int = 0  # trailing live deliveries left uncompared (see tail_tick)
 
 
-def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, label: str,
-                    tail_tick: int | None = None) -> _Stream:
+def _compare_stream(
+    expected: list[Delivery], got: list[Received], ids: IdMap, label: str, tail_tick: int | None = None
+) -> _Stream:
     """One session's recorded ``match_data`` against what it received, one recorded tick at a time.
 
     Within a tick the order may differ (messages from different sockets reach a server in an order no
@@ -600,7 +706,7 @@ def _compare_stream(expected: list[Delivery], got: list[Received], ids: IdMap, l
         k = i
         while k < len(expected) and expected[k].tick == expected[i].tick:
             k += 1
-        run, live = expected[i:k], got[j:j + (k - i)]
+        run, live = expected[i:k], got[j : j + (k - i)]
         pairs = _pair(run, live, ids)
         if pairs is None:  # the first structural difference, in order
             for n, e in enumerate(run):
@@ -660,6 +766,7 @@ def _structure(e: Delivery | None, g: Received | None, ids: IdMap) -> str | None
         return f"op code {e.op_code} recorded, {g.op_code} live"
     sender = ids.session(e.sender)
     if sender != g.sender:
+
         def who(session: str | None) -> str:
             return "the server" if not session else ids.labels.get(session, session)
 
@@ -667,8 +774,9 @@ def _structure(e: Delivery | None, g: Received | None, ids: IdMap) -> str | None
     return None
 
 
-def _verdict(end: RecordedEnd, outcome: str, crash_tick: int | None, drift: int,
-             log_crash: LoggedCrash | None) -> tuple[bool, str]:
+def _verdict(
+    end: RecordedEnd, outcome: str, crash_tick: int | None, drift: int, log_crash: LoggedCrash | None
+) -> tuple[bool, str]:
     if end.outcome == "crashed":
         if outcome != "crashed":
             return False, f"the recording crashed at tick {end.tick}; the live match {_said(outcome)}"
@@ -689,5 +797,10 @@ def _verdict(end: RecordedEnd, outcome: str, crash_tick: int | None, drift: int,
 
 
 def _said(outcome: str) -> str:
-    return {"crashed": "crashed", "stopped": "stopped", "completed": "ran to the end", "unresponsive": "stopped answering",
-            "unknown": "did not crash (no socket left in it to ask whether it still runs)"}[outcome]
+    return {
+        "crashed": "crashed",
+        "stopped": "stopped",
+        "completed": "ran to the end",
+        "unresponsive": "stopped answering",
+        "unknown": "did not crash (no socket left in it to ask whether it still runs)",
+    }[outcome]

@@ -30,7 +30,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.wire import protocol as P
 from recorder.errors import OptionError, RecordingError
 from recorder.format import (
     CrashMarker,
@@ -45,11 +44,19 @@ from recorder.format import (
     SignalCall,
     TerminateCall,
     WireEvent,
+    read_events,
 )
-from recorder.format import read_events
+from recorder.wire import protocol as P
 
 __all__ = [
-    "Actor", "Action", "Delivery", "RecordedEnd", "LiveScript", "WireIdentities", "load_script", "script_from_events",
+    "Actor",
+    "Action",
+    "Delivery",
+    "RecordedEnd",
+    "LiveScript",
+    "WireIdentities",
+    "load_script",
+    "script_from_events",
     "wire_identities",
 ]
 
@@ -204,8 +211,14 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
     actors: dict[str, Actor] = {}
     for p in presences:
         if p.session_id not in actors:
-            actors[p.session_id] = Actor(p.session_id, p.user_id, p.username, p.session_id,
-                                         vars_by_session.get(p.session_id, {}), labels[p.session_id])
+            actors[p.session_id] = Actor(
+                p.session_id,
+                p.user_id,
+                p.username,
+                p.session_id,
+                vars_by_session.get(p.session_id, {}),
+                labels[p.session_id],
+            )
 
     actions: list[Action] = []
     skipped: list[str] = []
@@ -248,7 +261,9 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
         for c in window:
             if isinstance(c, JoinAttemptCall):
                 accept = None if c.outcome is None else c.outcome.accept
-                actions.append(Action("join", tick, c.presence.session_id, metadata=_str_map(c.metadata), expect=accept))
+                actions.append(
+                    Action("join", tick, c.presence.session_id, metadata=_str_map(c.metadata), expect=accept)
+                )
                 actions.extend(_send(tick, m) for m in late.pop(c.presence.session_id, ()))
             elif isinstance(c, JoinCall):  # a join whose attempt the recording does not hold
                 for p in c.presences:
@@ -259,16 +274,22 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                 for p in c.presences:
                     if p.session_id in kicked:
                         kicked.discard(p.session_id)
-                        skipped.append(f"tick {c.tick}: leave of kicked {labels.get(p.session_id, p.session_id)} "
-                                       "(the server kicks it itself)")
+                        skipped.append(
+                            f"tick {c.tick}: leave of kicked {labels.get(p.session_id, p.session_id)} "
+                            "(the server kicks it itself)"
+                        )
                         continue
                     kind = "disconnect" if p.reason == PresenceReason.DISCONNECT else "leave"
                     if p.reason == PresenceReason.UNKNOWN:
-                        notes.append(f"tick {c.tick}: {labels.get(p.session_id, p.session_id)} left with reason 0 (an "
-                                     "expired join marker): replayed as match_leave, so the live handler sees reason 3")
+                        notes.append(
+                            f"tick {c.tick}: {labels.get(p.session_id, p.session_id)} left with reason 0 (an "
+                            "expired join marker): replayed as match_leave, so the live handler sees reason 3"
+                        )
                     actions.append(Action(kind, tick, p.session_id))
             elif isinstance(c, SignalCall):
-                actions.append(Action("signal", tick, payload=c.data, expect=None if c.outcome is None else c.outcome.reply))
+                actions.append(
+                    Action("signal", tick, payload=c.data, expect=None if c.outcome is None else c.outcome.reply)
+                )
             elif isinstance(c, TerminateCall):
                 skipped.append(f"tick {c.tick}: match_terminate (a live server calls it only when it shuts down)")
         for msgs in late.values():  # joiners whose attempt is not in this window: send anyway, in order
@@ -312,14 +333,31 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
     if blind:
         compare_until = blind[0].tick - 1 if blind[0].tick > first_tick else -1
         n = len(blind)
-        uncompared = (f"{n} of {len(calls)} recorded calls have no outcome (the first: {blind[0].callback} at tick "
-                      f"{blind[0].tick}): what they broadcast is not in the recording")
+        uncompared = (
+            f"{n} of {len(calls)} recorded calls have no outcome (the first: {blind[0].callback} at tick "
+            f"{blind[0].tick}): what they broadcast is not in the recording"
+        )
     nodes = {header.node, header.match_id.partition(".")[2]} | {p.node for p in presences}
     return LiveScript(
-        "calls", path, header, int(rate), first_tick, last_tick, actors, actions, deliveries, end,
-        create_params=params, skipped=skipped, notes=notes, loop_ops=frozenset(loop_ops - other_ops),
-        sessions={k: k for k in actors}, user_ids={a.user_id: a.username for a in actors.values()},
-        nodes=frozenset(n for n in nodes if n), compare_until=compare_until, uncompared=uncompared,
+        "calls",
+        path,
+        header,
+        int(rate),
+        first_tick,
+        last_tick,
+        actors,
+        actions,
+        deliveries,
+        end,
+        create_params=params,
+        skipped=skipped,
+        notes=notes,
+        loop_ops=frozenset(loop_ops - other_ops),
+        sessions={k: k for k in actors},
+        user_ids={a.user_id: a.username for a in actors.values()},
+        nodes=frozenset(n for n in nodes if n),
+        compare_until=compare_until,
+        uncompared=uncompared,
     )
 
 
@@ -389,7 +427,13 @@ def wire_identities(events: list[WireEvent], match_id: str) -> WireIdentities:
                 sessions[me["session_id"]] = e.socket
                 opens.setdefault(e.socket, {}).setdefault("user_id", me.get("user_id", ""))
                 opens[e.socket].setdefault("username", me.get("username", ""))
-        if e.direction == "in" and kind == "rpc" and create is None and match_id and match_id in str(body.get("payload", "")):
+        if (
+            e.direction == "in"
+            and kind == "rpc"
+            and create is None
+            and match_id
+            and match_id in str(body.get("payload", ""))
+        ):
             req = requests.get((e.socket, cid))
             if req is not None:
                 rbody = req[1].get("rpc") or {}
@@ -412,8 +456,14 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
         counts[name] += 1
         info = opens.get(s, {})
         vars_ = info.get("vars") if isinstance(info.get("vars"), dict) else {}
-        actors[s] = Actor(s, str(info.get("user_id", "")), str(info.get("username", "")), session_of.get(s, ""),
-                          {str(k): str(v) for k, v in vars_.items()}, name if counts[name] == 1 else f"{name}#{counts[name]}")
+        actors[s] = Actor(
+            s,
+            str(info.get("user_id", "")),
+            str(info.get("username", "")),
+            session_of.get(s, ""),
+            {str(k): str(v) for k, v in vars_.items()},
+            name if counts[name] == 1 else f"{name}#{counts[name]}",
+        )
 
     joins = [e for e in events if e.direction == "out" and e.envelope and "match_join" in e.envelope]
     anchor = create[0].t if create is not None else (joins[0].t if joins else (events[0].t if events else 0.0))
@@ -443,27 +493,43 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
         if not isinstance(env, dict):
             continue
         kind = P.envelope_kind(env)
-        body = env.get(kind) if isinstance(env.get(kind), dict) else {}
         parsed = P.parse_object(env)
         msg = parsed.message if isinstance(parsed, P.Envelope) else None
         if e.direction == "in":
             if isinstance(msg, P.MatchData):
-                sender = None if msg.presence is None else sessions.get(msg.presence.session_id, msg.presence.session_id)
+                sender = (
+                    None if msg.presence is None else sessions.get(msg.presence.session_id, msg.presence.session_id)
+                )
                 deliveries[e.socket].append(
-                    Delivery(e.socket, tick_of_arrival(e.t), msg.op_code, msg.data, sender, "loop", msg.reliable))
+                    Delivery(e.socket, tick_of_arrival(e.t), msg.op_code, msg.data, sender, "loop", msg.reliable)
+                )
             continue
         at, tick = e.t - anchor, tick_of_send(e.t)
         if isinstance(msg, P.MatchJoin):
             actions.append(Action("join", tick, e.socket, metadata=dict(msg.metadata), at=at))
         elif isinstance(msg, P.MatchDataSend):
             targets = tuple(sessions.get(p_.session_id, p_.session_id) for p_ in msg.presences)
-            actions.append(Action("send", tick, e.socket, op_code=msg.op_code, data=msg.data, reliable=msg.reliable,
-                                  targets=targets, at=at))
+            actions.append(
+                Action(
+                    "send",
+                    tick,
+                    e.socket,
+                    op_code=msg.op_code,
+                    data=msg.data,
+                    reliable=msg.reliable,
+                    targets=targets,
+                    at=at,
+                )
+            )
         elif isinstance(msg, P.MatchLeave):
             actions.append(Action("leave", tick, e.socket, at=at))
         elif isinstance(msg, P.Rpc):
-            if create is not None and (e.socket, str(env.get("cid", ""))) in requests and \
-                    requests[(e.socket, str(env.get("cid", "")))][0].t <= create[0].t and msg.id == create[1]:
+            if (
+                create is not None
+                and (e.socket, str(env.get("cid", ""))) in requests
+                and requests[(e.socket, str(env.get("cid", "")))][0].t <= create[0].t
+                and msg.id == create[1]
+            ):
                 continue  # the creation itself: replay creates the match
             actions.append(Action("rpc", tick, e.socket, rpc_id=msg.id, payload=msg.payload, at=at))
         elif kind in ("ping", "pong", ""):
@@ -477,9 +543,13 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
     joined = {a.actor for a in actions if a.kind == "join"}
     last = max([a.at for a in actions if a.at is not None] + [c.t - anchor for c in closes] + [0.0])
     last_tick = tick_of_send(anchor + last)
-    if crash and {c.socket for c in crash} >= (joined - {a.actor for a in actions if a.kind in ("disconnect", "leave")}):
+    if crash and {c.socket for c in crash} >= (
+        joined - {a.actor for a in actions if a.kind in ("disconnect", "leave")}
+    ):
         first = min(c.t for c in crash)
-        end = RecordedEnd("crashed", tick_of_arrival(first), "", "all sockets closed: 1000 server-side session disconnect")
+        end = RecordedEnd(
+            "crashed", tick_of_arrival(first), "", "all sockets closed: 1000 server-side session disconnect"
+        )
     else:
         end = RecordedEnd("completed", last_tick)
     params: dict[str, Any] | None = None
@@ -491,8 +561,23 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             params = None
     nodes = {header.node, match_id.partition(".")[2]}
     return LiveScript(
-        "wire", path, header, int(rate), 0, last_tick, actors, actions, deliveries, end, nodes=frozenset(n for n in nodes if n),
-        create_params=params, create_rpc=create[1] if create else "", create_payload=create[2] if create else None,
-        skipped=skipped, approximate=True, loop_ops=None, sessions=sessions,
+        "wire",
+        path,
+        header,
+        int(rate),
+        0,
+        last_tick,
+        actors,
+        actions,
+        deliveries,
+        end,
+        nodes=frozenset(n for n in nodes if n),
+        create_params=params,
+        create_rpc=create[1] if create else "",
+        create_payload=create[2] if create else None,
+        skipped=skipped,
+        approximate=True,
+        loop_ops=None,
+        sessions=sessions,
         user_ids={a.user_id: a.username for a in actors.values() if a.user_id},
     )

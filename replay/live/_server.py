@@ -49,11 +49,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.wire import protocol as P
-from recorder.wire import session_token
 from recorder.format import Header, JoinCall, LeaveCall, Presence, PresenceReason
-from recorder.wire import Redactor
-from recorder.wire import App, HttpRequest, HttpResponse, HttpServer, WebSocket, json_response, start_server
+from recorder.wire import (
+    App,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    Redactor,
+    WebSocket,
+    json_response,
+    session_token,
+    start_server,
+)
+from recorder.wire import protocol as P
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
 
@@ -98,8 +106,13 @@ class _Session:
     ordered queue of at most ``queue_size`` messages drained by a writer task. ``on_overflow(session)``
     is called once when the queue is full and the session is closing."""
 
-    def __init__(self, ws: WebSocket, claims: session_token.Claims, queue_size: int = 64,
-                 on_overflow: Callable[[_Session], None] | None = None) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        claims: session_token.Claims,
+        queue_size: int = 64,
+        on_overflow: Callable[[_Session], None] | None = None,
+    ) -> None:
         self.ws = ws
         self.id = str(uuid.uuid4())
         self.user_id, self.username, self.vars = claims.user_id, claims.username, dict(claims.vars)
@@ -176,8 +189,13 @@ class _Match:
         self.deliver(before, self.driver.steps[steps_before:])
         return result
 
-    def deliver(self, before: dict[str, Presence], steps: list[Any], joined_reply: P.Envelope | None = None,
-                joiner: _Session | None = None) -> None:
+    def deliver(
+        self,
+        before: dict[str, Presence],
+        steps: list[Any],
+        joined_reply: P.Envelope | None = None,
+        joiner: _Session | None = None,
+    ) -> None:
         after = {p.session_id: p for p in self.presences()}
         leaves = [p for sid, p in before.items() if sid not in after]
         joins = [p for sid, p in after.items() if sid not in before]
@@ -208,7 +226,10 @@ class _Match:
             reachable = dict(present)
             for b in outcome.broadcasts:
                 msg = P.MatchData(
-                    self.id, None if b.sender is None else _wire_presence(b.sender), b.op_code, b.data or b"",
+                    self.id,
+                    None if b.sender is None else _wire_presence(b.sender),
+                    b.op_code,
+                    b.data or b"",
                     b.reliable,
                 )
                 if b.targets is None:
@@ -291,7 +312,7 @@ class NakamaServer(App):
         if path == "/v2/account/session/refresh" and request.method == "POST":
             return self._refresh(request)
         if path.startswith("/v2/rpc/"):
-            return self._http_rpc(request, path[len("/v2/rpc/"):])
+            return self._http_rpc(request, path[len("/v2/rpc/") :])
         if path == "/healthcheck":
             return json_response(200, "{}")
         return _err(404, "Not Found", 5)
@@ -309,10 +330,13 @@ class NakamaServer(App):
             return _err(401, "Server key invalid", 16)
         return None
 
-    def _session_pair(self, token_id: str, user_id: str, username: str, vars_: dict[str, str], issued_at: int) -> dict[str, Any]:
+    def _session_pair(
+        self, token_id: str, user_id: str, username: str, vars_: dict[str, str], issued_at: int
+    ) -> dict[str, Any]:
         c, now = self.config, int(time.time())
         token = session_token.encode(
-            session_token.Claims(token_id, user_id, username, vars_, now + c.token_expiry_sec, issued_at), c.encryption_key
+            session_token.Claims(token_id, user_id, username, vars_, now + c.token_expiry_sec, issued_at),
+            c.encryption_key,
         )
         refresh = session_token.encode(
             session_token.Claims(token_id, user_id, username, vars_, now + c.refresh_token_expiry_sec, issued_at),
@@ -333,7 +357,11 @@ class NakamaServer(App):
         token = body.get("token")
         if not token:
             return _err(400, "Refresh token is required.", 3)
-        claims = session_token.verify(token, self.config.refresh_encryption_key, int(time.time())) if isinstance(token, str) else None
+        claims = (
+            session_token.verify(token, self.config.refresh_encryption_key, int(time.time()))
+            if isinstance(token, str)
+            else None
+        )
         if claims is None:
             return _err(401, "Refresh token invalid or expired.", 16)
         account = next((a for a in self.users.values() if a[0] == claims.user_id), None)
@@ -342,7 +370,9 @@ class NakamaServer(App):
         vars_ = body["vars"] if "vars" in body else dict(claims.vars)
         if not isinstance(vars_, dict) or not all(isinstance(v, str) for v in vars_.values()):
             return _err(400, "Unable to unmarshal request body", 3)
-        return json_response(200, json.dumps(self._session_pair(claims.token_id, account[0], account[1], vars_, claims.issued_at)))
+        return json_response(
+            200, json.dumps(self._session_pair(claims.token_id, account[0], account[1], vars_, claims.issued_at))
+        )
 
     def _authenticate(self, request: HttpRequest, kind: str) -> HttpResponse:
         refused = self._server_key_refusal(request)
@@ -393,7 +423,7 @@ class NakamaServer(App):
     def _http_rpc(self, request: HttpRequest, rpc_id: str) -> HttpResponse:
         q = request.query
         claims = None
-        if "http_key" in q and q["http_key"]:
+        if q.get("http_key"):
             if q["http_key"] != self.config.http_key:
                 return _err(401, "HTTP key invalid", 16)
         else:
@@ -428,7 +458,9 @@ class NakamaServer(App):
         return json_response(200, json.dumps({"payload": result or ""}))
 
     # -- RPC --------------------------------------------------------------------------------------
-    def _call_rpc(self, rpc_id: str, payload: str, claims: session_token.Claims | None) -> tuple[str | None, str | None]:
+    def _call_rpc(
+        self, rpc_id: str, payload: str, claims: session_token.Claims | None
+    ) -> tuple[str | None, str | None]:
         """``(result, None)`` or ``(None, error message)``."""
         if rpc_id == "create_match":
             return self.create_match(payload)
@@ -439,7 +471,7 @@ class NakamaServer(App):
             ctx.update(user_id=claims.user_id, username=claims.username, vars=dict(claims.vars))
         try:
             result = self.rpcs[rpc_id](ctx, self.logger, self.nk, payload)
-        except Exception as exc:  # noqa: BLE001 - a user RPC's error is the client's error reply
+        except Exception as exc:  # a user RPC's error is the client's error reply
             return None, str(exc) or type(exc).__name__
         return (None if result is None else str(result)), None
 
@@ -456,24 +488,38 @@ class NakamaServer(App):
         match_id = f"{uuid.uuid4()}.{self.config.node}"
         handler = load_handler(self.handler_spec)
         header = Header(
-            match_id=match_id, module=getattr(handler, "name", ""), node=self.config.node, source="serve",
-            started_ms=int(time.time() * 1000), params=params, log_match_id=match_id.split(".")[0],
+            match_id=match_id,
+            module=getattr(handler, "name", ""),
+            node=self.config.node,
+            source="serve",
+            started_ms=int(time.time() * 1000),
+            params=params,
+            log_match_id=match_id.split(".")[0],
             handler=os.path.abspath(self.handler_spec),
         )
         capture = None
         if self.config.record:
             capture = str(Path(self.config.out_dir) / f"{match_id}.nkrec")
             self.recordings.append(capture)
-        driver = MatchDriver(handler, header, capture=capture, seed=self.config.seed, queue_size=self.config.queue_size,
-                             hang_timeout=self.config.hang_timeout, redactor=self.redactor)
+        driver = MatchDriver(
+            handler,
+            header,
+            capture=capture,
+            seed=self.config.seed,
+            queue_size=self.config.queue_size,
+            hang_timeout=self.config.hang_timeout,
+            redactor=self.redactor,
+        )
         step = driver.init(params)
         if step.crash is not None or driver.runtime.stopped:
             driver.close()
             why = step.crash.error if step.crash is not None else "match_init returned no state"
             self.event(f"match {match_id} did not start: {why}")
             return None, f"Error creating match: {why}"
-        self.event(f"match {match_id} started: {self.handler_spec}, tick rate {driver.runtime.tick_rate}, "
-                   f"label {driver.runtime.label!r}")
+        self.event(
+            f"match {match_id} started: {self.handler_spec}, tick rate {driver.runtime.tick_rate}, "
+            f"label {driver.runtime.label!r}"
+        )
         m = _Match(self, match_id, driver)
         self.matches[match_id] = m
         m.task = asyncio.get_running_loop().create_task(m.tick_forever())
@@ -501,7 +547,9 @@ class NakamaServer(App):
         q = request.query
         fmt = q.get("format", "json")
         if fmt == "protobuf":
-            return HttpResponse(400, b"nakama-replay serve speaks format=json only\n", (("Content-Type", "text/plain"),))
+            return HttpResponse(
+                400, b"nakama-replay serve speaks format=json only\n", (("Content-Type", "text/plain"),)
+            )
         if fmt != "json":
             return HttpResponse(400, b"Invalid format parameter\n", (("Content-Type", "text/plain"),))
         token = q.get("token", "")
@@ -548,8 +596,10 @@ class NakamaServer(App):
                 m.run(lambda m=m: m.driver.leave(session.presence(self.config.node), PresenceReason.DISCONNECT))
 
     def _overflowed(self, session: _Session) -> None:
-        self.event(f"session {session.id} ({session.username}) disconnected: {QUEUE_FULL} "
-                   f"({session.queue_size} messages waiting; the client does not read what it is sent)")
+        self.event(
+            f"session {session.id} ({session.username}) disconnected: {QUEUE_FULL} "
+            f"({session.queue_size} messages waiting; the client does not read what it is sent)"
+        )
         # the leave runs after the delivery that overflowed the queue has finished (Nakama: UntrackAll)
         asyncio.get_running_loop().call_soon(self._disconnect, session)
 
@@ -569,7 +619,12 @@ class NakamaServer(App):
         elif t is P.Pong:
             pass
         else:
-            s.send(P.Envelope(P.Error(P.ErrorCode.UNRECOGNIZED_PAYLOAD, f"{env.kind} is not supported by nakama-replay serve"), cid))
+            s.send(
+                P.Envelope(
+                    P.Error(P.ErrorCode.UNRECOGNIZED_PAYLOAD, f"{env.kind} is not supported by nakama-replay serve"),
+                    cid,
+                )
+            )
 
     def _socket_rpc(self, s: _Session, rpc: P.Rpc, cid: str) -> None:
         if not rpc.id:
@@ -629,9 +684,7 @@ class NakamaServer(App):
         m.deliver(before, steps, P.Envelope(self._match_info(m, me, is_new=True), cid), s)
 
     def _match_info(self, m: _Match, me: Presence, is_new: bool) -> P.Match:
-        others = tuple(
-            _wire_presence(p) for p in m.presences() if not (is_new and p.session_id == me.session_id)
-        )
+        others = tuple(_wire_presence(p) for p in m.presences() if not (is_new and p.session_id == me.session_id))
         return P.Match(m.id, True, m.runtime.label, len(others), others, _wire_presence(me))
 
     def _match_data_send(self, s: _Session, send: P.MatchDataSend) -> None:
@@ -689,12 +742,14 @@ def _import_rpc_file(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a load error naming the file
+    except Exception as exc:  # any import failure is a load error naming the file
         raise HandlerLoadError(path, f"{type(exc).__name__}: {exc}") from exc
     return module
 
 
-async def start_nakama_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0) -> tuple[HttpServer, NakamaServer]:
+async def start_nakama_server(
+    config: ServerConfig, host: str = "127.0.0.1", port: int = 0
+) -> tuple[HttpServer, NakamaServer]:
     app = NakamaServer(config)
     server = await start_server(app, host, port)
     return server, app

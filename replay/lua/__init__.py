@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
-    from replay.lua._handler import LuaHandler
     from replay.lua._check import PairsOrderReport, check_pairs_order
+    from replay.lua._handler import LuaHandler
 
 __all__ = [
     "LuaHandler",

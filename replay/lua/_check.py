@@ -19,14 +19,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.format import open_recording
-from replay.runtime._hang import set_run
 from replay.lua._handler import LuaHandler
+from replay.runtime._hang import set_run
 from replay.runtime._result import StepResult
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps
 
 __all__ = ["PairsOrderReport", "check_pairs_order", "died"]
 
-_FIELDS = ("accept", "reason", "tick_rate", "label", "broadcasts", "kicks", "label_updates", "reply", "digest", "stopped")
+_FIELDS = (
+    "accept",
+    "reason",
+    "tick_rate",
+    "label",
+    "broadcasts",
+    "kicks",
+    "label_updates",
+    "reply",
+    "digest",
+    "stopped",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +66,10 @@ class PairsOrderReport:
             left = f"; the {e['calls_left']} recorded calls after it were never run" if e.get("calls_left") else ""
             return (
                 f"pairs order: NOT CHECKED TO THE END: {runs[e['run']]} {e['outcome']} in {e['callback']} at tick "
-                f"{e['tick']}" + (f" ({e['error']})" if e.get("error") else "") + left +
-                f"; {self.calls_compared} calls compared before it, with no difference"
+                f"{e['tick']}"
+                + (f" ({e['error']})" if e.get("error") else "")
+                + left
+                + f"; {self.calls_compared} calls compared before it, with no difference"
             )
         if not self.sensitive:
             return (
@@ -103,8 +116,10 @@ class _Run:
             set_run(self.run)
             lua = LuaHandler(self.handler, module_path=self.options.module_path, pairs_order=self.order)
             o = self.options
-            runtime = MatchRuntime(lua, rec.header, seed=o.seed, hang_timeout=o.hang_timeout, env=o.env, digests="always")
-            calls = (e for e in rec.events() if hasattr(e, "callback") and not getattr(e, "kind", "") == "crash")
+            runtime = MatchRuntime(
+                lua, rec.header, seed=o.seed, hang_timeout=o.hang_timeout, env=o.env, digests="always"
+            )
+            calls = (e for e in rec.events() if hasattr(e, "callback") and getattr(e, "kind", "") != "crash")
             try:
                 for step in iter_steps(runtime, calls):
                     if step.executed:
@@ -118,7 +133,9 @@ class _Run:
                 runtime.close()
 
 
-def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathLike[str], options: ReplayOptions | None = None) -> PairsOrderReport:
+def check_pairs_order(
+    recording: str | os.PathLike[str], handler: str | os.PathLike[str], options: ReplayOptions | None = None
+) -> PairsOrderReport:
     """Replay ``recording`` into the Lua ``handler`` with the native and a perturbed ``pairs`` order."""
     options = options or ReplayOptions()
     native = _Run(str(recording), str(handler), "native", options, 0)
@@ -128,7 +145,16 @@ def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathL
     for a, b in zip(native, steps_b):
         compared += 1
         if (a.crash is None) != (b.crash is None) or (a.crash and b.crash and (a.crash.error != b.crash.error)):
-            return PairsOrderReport(True, compared, a.index, a.call.callback, a.call.tick, "crash", a.crash and a.crash.error, b.crash and b.crash.error)
+            return PairsOrderReport(
+                True,
+                compared,
+                a.index,
+                a.call.callback,
+                a.call.tick,
+                "crash",
+                a.crash and a.crash.error,
+                b.crash and b.crash.error,
+            )
         if a.outcome is None or b.outcome is None:
             continue
         for name in _FIELDS:
@@ -157,7 +183,12 @@ def check_pairs_order(recording: str | os.PathLike[str], handler: str | os.PathL
 def died(death: Any) -> PairsOrderReport:
     """The report when the supervised handler process hung or died (``replay.runtime.Death``)."""
     ended = {
-        "run": "perturbed" if death.run else "native", "outcome": death.kind, "callback": death.callback,
-        "tick": death.tick, "error": death.describe(), "calls_left": None, "process": death.to_json(),
+        "run": "perturbed" if death.run else "native",
+        "outcome": death.kind,
+        "callback": death.callback,
+        "tick": death.tick,
+        "error": death.describe(),
+        "calls_left": None,
+        "process": death.to_json(),
     }
     return PairsOrderReport(False, 0, ended_early=ended)

@@ -186,7 +186,6 @@ def lua_to_plain(v: Any, pointer: Any = None, depth: int = 0) -> Any:
     return _pointer(v, pointer)
 
 
-
 def int_fields(t: Any) -> Any:
     """gopher-lua's ``getIntField``: a number field (truncated) or the default."""
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import lupa.lua51 as _lupa
 
+from recorder.capture import MODULES_DIR, error_message
+from recorder.format import CALLBACKS, Presence
 from replay.errors import (
     HandlerError,
     HandlerLoadError,
@@ -43,12 +45,23 @@ from replay.errors import (
     NotAvailableInReplay,
     StorageRejected,
 )
-from recorder.capture import MODULES_DIR, error_message
-from recorder.format import CALLBACKS, Presence
-from replay.runtime._dispatcher import LABEL_MAX_BYTES
 from replay.gocompat._fmt import go_format, go_number_string
-from replay.runtime._hang import CallbackHung
-from replay.runtime._signature import lua_error_class
+from replay.lua._convert import (
+    INT64_END,
+    INT64_MIN,
+    as_bytes,
+    as_text,
+    check_int,
+    check_string,
+    check_table,
+    go_tonumber,
+    int_fields,
+    is_uuid,
+    lua_to_plain,
+    opt_bool,
+    opt_table,
+)
+from replay.lua._nk import NkBinding
 from replay.lua._stdlib import (
     BIT32,
     LuaArgError,
@@ -58,23 +71,10 @@ from replay.lua._stdlib import (
     strftime,
     unix_from_fields,
 )
+from replay.runtime._dispatcher import LABEL_MAX_BYTES
+from replay.runtime._hang import CallbackHung
 from replay.runtime._nk import DerivedSources, Nk
-from replay.lua._convert import (
-    INT64_END,
-    INT64_MIN,
-    as_bytes,
-    as_text,
-    check_int,
-    check_string,
-    check_table,
-    int_fields,
-    is_uuid,
-    lua_to_plain,
-    opt_bool,
-    opt_table,
-    go_tonumber,
-)
-from replay.lua._nk import NkBinding
+from replay.runtime._signature import lua_error_class
 
 __all__ = ["LuaHandler"]
 
@@ -101,7 +101,11 @@ class LuaHandler(NkBinding):
             raise HandlerError(f"pairs_order must be 'native' or 'reverse', not {pairs_order!r}")
         self.pairs_order = pairs_order
         self._file = p.resolve()
-        self._roots = [self._file.parent, *(Path(m).resolve() for m in module_path or ()), MODULES_DIR]  # the capture module: searched last
+        self._roots = [
+            self._file.parent,
+            *(Path(m).resolve() for m in module_path or ()),
+            MODULES_DIR,
+        ]  # the capture module: searched last
         self._chunks: list[str] = []  # display paths of loaded chunks, to undo Lua's cut of long names
         self._load_nk = Nk(DerivedSources())
         self._nk: Any = self._load_nk
@@ -180,7 +184,9 @@ class LuaHandler(NkBinding):
         if not ok:
             raise HandlerLoadError(self.path, f"error loading match module: {self._restore(as_text(module))}")
         if _lupa.lua_type(module) != "table":
-            raise HandlerLoadError(self.path, "match module must return a table containing the match callback functions")
+            raise HandlerLoadError(
+                self.path, "match module must return a table containing the match callback functions"
+            )
         fns = {}
         rawget = self._api[b"rawget"]
         for name in CALLBACKS:
@@ -298,7 +304,11 @@ class LuaHandler(NkBinding):
 
     def _presence(self, p: Presence, with_reason: bool) -> Any:
         return self._mk_presence(
-            as_bytes(p.user_id), as_bytes(p.session_id), as_bytes(p.username), as_bytes(p.node), p.reason if with_reason else None
+            as_bytes(p.user_id),
+            as_bytes(p.session_id),
+            as_bytes(p.username),
+            as_bytes(p.node),
+            p.reason if with_reason else None,
         )
 
     def _presences(self, presences: Any) -> Any:
@@ -308,8 +318,14 @@ class LuaHandler(NkBinding):
         mk = self._mk_message
         tables = [
             mk(
-                as_bytes(m.sender.user_id), as_bytes(m.sender.session_id), as_bytes(m.sender.username), as_bytes(m.sender.node),
-                m.op_code, m.data, bool(m.reliable), m.receive_time_ms,
+                as_bytes(m.sender.user_id),
+                as_bytes(m.sender.session_id),
+                as_bytes(m.sender.username),
+                as_bytes(m.sender.node),
+                m.op_code,
+                m.data,
+                bool(m.reliable),
+                m.receive_time_ms,
             )
             for m in messages
         ]
@@ -388,15 +404,28 @@ class LuaHandler(NkBinding):
         return state, rate_int, as_text(label)
 
     def match_join_attempt(
-        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, presence: Any, metadata: Any
+        self,
+        ctx: dict[str, Any],
+        logger: Any,
+        nk: Any,
+        dispatcher: Any,
+        tick: int,
+        state: Any,
+        presence: Any,
+        metadata: Any,
     ) -> tuple[Any, bool, str | None]:
         self._bind(nk, dispatcher)
         metadata_table = self._new_table()
         for k, v in (metadata or {}).items():
             metadata_table[as_bytes(str(k))] = self._to_lua(v)
         values = self._call(
-            "match_join_attempt", self._ctx_table(ctx), self._lua_dispatcher, tick, state,
-            self._presence(presence, False), metadata_table,
+            "match_join_attempt",
+            self._ctx_table(ctx),
+            self._lua_dispatcher,
+            tick,
+            state,
+            self._presence(presence, False),
+            metadata_table,
         )
         stack = [_SENTINEL, *values]
         top = stack.pop()
@@ -438,33 +467,43 @@ class LuaHandler(NkBinding):
             raise HandlerError(f"{what} returned too many values, stopping match")
         return state
 
-    def match_join(self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, presences: Any) -> Any:
+    def match_join(
+        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, presences: Any
+    ) -> Any:
         self._bind(nk, dispatcher)
         values = self._call(
             "match_join", self._ctx_table(ctx), self._lua_dispatcher, tick, state, self._presences(presences)
         )
         return self._state_only("Match join", values)
 
-    def match_leave(self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, presences: Any) -> Any:
+    def match_leave(
+        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, presences: Any
+    ) -> Any:
         self._bind(nk, dispatcher)
         values = self._call(
             "match_leave", self._ctx_table(ctx), self._lua_dispatcher, tick, state, self._presences(presences)
         )
         return self._state_only("Match leave", values)
 
-    def match_loop(self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, messages: Any) -> Any:
+    def match_loop(
+        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, messages: Any
+    ) -> Any:
         self._bind(nk, dispatcher)
         values = self._call(
             "match_loop", self._ctx_table(ctx), self._lua_dispatcher, tick, state, self._messages(messages)
         )
         return self._state_only("Match loop", values)
 
-    def match_terminate(self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, grace_seconds: int) -> Any:
+    def match_terminate(
+        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, grace_seconds: int
+    ) -> Any:
         self._bind(nk, dispatcher)
         values = self._call("match_terminate", self._ctx_table(ctx), self._lua_dispatcher, tick, state, grace_seconds)
         return self._state_only("Match terminate", values)
 
-    def match_signal(self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, data: str) -> tuple[Any, str]:
+    def match_signal(
+        self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, data: str
+    ) -> tuple[Any, str]:
         self._bind(nk, dispatcher)
         values = self._call("match_signal", self._ctx_table(ctx), self._lua_dispatcher, tick, state, as_bytes(data))
         stack = [_SENTINEL, *values]
@@ -570,7 +609,15 @@ class LuaHandler(NkBinding):
     def _broadcast(self, deferred: bool, n: int, *args: Any) -> tuple[Any, ...]:
         return (self._broadcast_deferred if deferred else self._broadcast_now)(*args)
 
-    def _do_broadcast(self, deferred: bool, op: Any = None, data: Any = None, presences: Any = None, sender: Any = None, reliable: Any = None) -> None:
+    def _do_broadcast(
+        self,
+        deferred: bool,
+        op: Any = None,
+        data: Any = None,
+        presences: Any = None,
+        sender: Any = None,
+        reliable: Any = None,
+    ) -> None:
         d = self._live_dispatcher()
         if isinstance(op, bytes):
             try:
@@ -597,7 +644,14 @@ class LuaHandler(NkBinding):
                 if not sid or not node:
                     raise LuaArgError(3, "expects each presence to have a valid session_id and node")
                 uid = p[b"user_id"]
-                targets.append(Presence(as_text(uid) if isinstance(uid, bytes) else "", as_text(sid), as_text(p[b"username"] or b""), as_text(node)))
+                targets.append(
+                    Presence(
+                        as_text(uid) if isinstance(uid, bytes) else "",
+                        as_text(sid),
+                        as_text(p[b"username"] or b""),
+                        as_text(node),
+                    )
+                )
             if len(targets) == 1 and not is_uuid(table[1][b"user_id"] if _lupa.lua_type(table[1]) == "table" else None):
                 raise LuaArgError(3, "expects each presence to have a valid user_id")
         sender_p = None
@@ -638,7 +692,13 @@ class LuaHandler(NkBinding):
                 raise LuaArgError(1, "expects each presence to have a valid user_id, session_id, and node")
             reason = p[b"reason"]
             kicked.append(
-                Presence(as_text(uid), as_text(sid), as_text(p[b"username"] or b""), as_text(node), int(reason) if isinstance(reason, (int, float)) else 0)
+                Presence(
+                    as_text(uid),
+                    as_text(sid),
+                    as_text(p[b"username"] or b""),
+                    as_text(node),
+                    int(reason) if isinstance(reason, (int, float)) else 0,
+                )
             )
         d.match_kick(kicked)
         return None
@@ -657,7 +717,6 @@ def _format_date(seconds: int, fmt: str) -> Any:
 
 
 _GO_CASE_EXCEPTIONS = {("\u0130", False): "i", ("\u1e9e", False): "\u00df"}  # Go's single-rune mappings
-
 
 
 _LUA_SKIP_OR_GOTO = re.compile(

@@ -90,12 +90,23 @@ class NkBinding:
         }
         # registrations and run_once only matter to a running server: accepted and ignored in a replay
         for name in (
-            "register_rpc", "register_req_before", "register_req_after", "register_rt_before",
-            "register_rt_after", "register_matchmaker_matched", "register_tournament_end",
-            "register_tournament_reset", "register_leaderboard_reset", "register_shutdown",
-            "register_storage_index", "register_storage_index_filter", "register_purchase_notification_apple",
-            "register_subscription_notification_apple", "register_purchase_notification_google",
-            "register_subscription_notification_google", "run_once",
+            "register_rpc",
+            "register_req_before",
+            "register_req_after",
+            "register_rt_before",
+            "register_rt_after",
+            "register_matchmaker_matched",
+            "register_tournament_end",
+            "register_tournament_reset",
+            "register_leaderboard_reset",
+            "register_shutdown",
+            "register_storage_index",
+            "register_storage_index_filter",
+            "register_purchase_notification_apple",
+            "register_subscription_notification_apple",
+            "register_purchase_notification_google",
+            "register_subscription_notification_google",
+            "run_once",
         ):
             nk0[name.encode()] = self._ignored
         nk3 = {b"http_request": self._nk_http_request}
@@ -186,12 +197,12 @@ class NkBinding:
         with spaces to a multiple of 4 and draws the IV from ``crypto/rand`` (here ``_random_bytes``)."""
 
         def run(n: int, s: Any = None, key: Any = None) -> bytes:
-            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
             try:  # CFB moved to "decrepit" in cryptography 47 (Nakama still uses it)
-                from cryptography.hazmat.decrepit.ciphers.modes import CFB  # noqa: PLC0415
+                from cryptography.hazmat.decrepit.ciphers.modes import CFB
             except ImportError:
-                from cryptography.hazmat.primitives.ciphers.modes import CFB  # noqa: PLC0415
+                from cryptography.hazmat.primitives.ciphers.modes import CFB
 
             raw = check_string(s, 1)
             if not raw:
@@ -212,8 +223,8 @@ class NkBinding:
         return run
 
     def _nk_rsa_sha256_hash(self, n: int, s: Any = None, key: Any = None) -> bytes:
-        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
         raw, k = check_string(s, 1), check_string(key, 2)
         if not raw:
@@ -229,11 +240,13 @@ class NkBinding:
         except ValueError:
             private = None
         if not isinstance(private, rsa.RSAPrivateKey):
-            raise LuaRaise("error parsing key: x509: failed to parse private key (use ParsePKCS8PrivateKey instead for this key format)")
+            raise LuaRaise(
+                "error parsing key: x509: failed to parse private key (use ParsePKCS8PrivateKey instead for this key format)"
+            )
         return private.sign(raw, padding.PKCS1v15(), hashes.SHA256())  # PKCS#1 v1.5 is deterministic
 
     def _nk_bcrypt_hash(self, n: int, s: Any = None) -> bytes:
-        import bcrypt  # noqa: PLC0415
+        import bcrypt
 
         raw = check_string(s, 1)
         if not raw:
@@ -245,7 +258,7 @@ class NkBinding:
         return bcrypt.hashpw(raw, b"$2a$13$" + salt)
 
     def _nk_bcrypt_compare(self, n: int, hashed: Any = None, plain: Any = None) -> bool:
-        import bcrypt  # noqa: PLC0415
+        import bcrypt
 
         h, p = check_string(hashed, 1), check_string(plain, 2)
         if not h:
@@ -314,7 +327,9 @@ class NkBinding:
         for entry in ids.values():
             if _lupa.lua_type(entry) != "table":
                 raise LuaArgError(1, "expects a valid set of object IDs" if delete else "expects a valid set of keys")
-            fields = _storage_fields(entry, ("collection", "key", "user_id", "version") if delete else ("collection", "key", "user_id"))
+            fields = _storage_fields(
+                entry, ("collection", "key", "user_id", "version") if delete else ("collection", "key", "user_id")
+            )
             if "collection" not in fields:
                 raise LuaArgError(1, "expects collection to be supplied")
             if "key" not in fields:
@@ -370,7 +385,11 @@ class NkBinding:
             raise LuaArgError(2, "expects method to be one of: 'get', 'post', 'put', 'patch', 'delete', 'head'")
         response = self._nk.http_request(url, method)
         if isinstance(response, dict):
-            return response.get("code"), self._to_lua(response.get("headers") or {}), self._to_lua(response.get("body", ""))
+            return (
+                response.get("code"),
+                self._to_lua(response.get("headers") or {}),
+                self._to_lua(response.get("body", "")),
+            )
         code, headers, body = response
         return code, self._to_lua(headers), self._to_lua(body)
 

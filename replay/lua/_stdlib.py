@@ -213,8 +213,18 @@ def unix_from_fields(year: int, month: int, day: int, hour: int = 12, minute: in
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -229,7 +239,17 @@ def _parts(t: int) -> tuple[int, int, int, int, int, int, int, int]:
 def date_table(t: int) -> dict[str, Any]:
     """``os.date("*t", t)`` as Nakama builds it (UTC, ``isdst`` false)."""
     y, m, d, hh, mm, ss, wday, yday = _parts(t)
-    return {"year": y, "month": m, "day": d, "hour": hh, "min": mm, "sec": ss, "wday": wday, "yday": yday, "isdst": False}
+    return {
+        "year": y,
+        "month": m,
+        "day": d,
+        "hour": hh,
+        "min": mm,
+        "sec": ss,
+        "wday": wday,
+        "yday": yday,
+        "isdst": False,
+    }
 
 
 def strftime(t: int, fmt: str) -> str:
@@ -237,12 +257,27 @@ def strftime(t: int, fmt: str) -> str:
     y, m, d, hh, mm, ss, wday, _ = _parts(t)
     hour12 = hh % 12 or 12
     table = {
-        "a": _DAYS[wday][:3], "A": _DAYS[wday], "b": _MONTHS[m - 1][:3], "B": _MONTHS[m - 1],
-        "c": f"{d:02d} {_MONTHS[m - 1][:3]} {y % 100:02d} {hh:02d}:{mm:02d} UTC", "d": f"{d:02d}",
-        "F": f"{y:04d}-{m:02d}-{d:02d}", "H": f"{hh:02d}", "I": f"{hour12:02d}", "m": f"{m:02d}",
-        "M": f"{mm:02d}", "p": "PM" if hh >= 12 else "AM", "P": "pm" if hh >= 12 else "am", "S": f"{ss:02d}",
-        "x": f"{hh:02d}/{mm:02d}/{ss:02d}", "X": f"{hh:02d}:{mm:02d}:{ss:02d}", "y": f"{y % 100:02d}",
-        "Y": f"{y:04d}", "z": "+0000", "Z": "UTC", "w": str(wday),
+        "a": _DAYS[wday][:3],
+        "A": _DAYS[wday],
+        "b": _MONTHS[m - 1][:3],
+        "B": _MONTHS[m - 1],
+        "c": f"{d:02d} {_MONTHS[m - 1][:3]} {y % 100:02d} {hh:02d}:{mm:02d} UTC",
+        "d": f"{d:02d}",
+        "F": f"{y:04d}-{m:02d}-{d:02d}",
+        "H": f"{hh:02d}",
+        "I": f"{hour12:02d}",
+        "m": f"{m:02d}",
+        "M": f"{mm:02d}",
+        "p": "PM" if hh >= 12 else "AM",
+        "P": "pm" if hh >= 12 else "am",
+        "S": f"{ss:02d}",
+        "x": f"{hh:02d}/{mm:02d}/{ss:02d}",
+        "X": f"{hh:02d}:{mm:02d}:{ss:02d}",
+        "y": f"{y % 100:02d}",
+        "Y": f"{y:04d}",
+        "z": "+0000",
+        "Z": "UTC",
+        "w": str(wday),
     }
     out: list[str] = []
     i, n = 0, len(fmt)

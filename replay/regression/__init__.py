@@ -13,14 +13,6 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
-    from replay.regression._expectations import (
-        Expectation,
-        RegressionRun,
-        check,
-        load_expectation,
-        run_expectation,
-        write_expectation,
-    )
     from replay.regression._batch import (
         CATEGORIES,
         BatchSummary,
@@ -41,6 +33,14 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         folder_versions,
         git_versions,
         named_versions,
+    )
+    from replay.regression._expectations import (
+        Expectation,
+        RegressionRun,
+        check,
+        load_expectation,
+        run_expectation,
+        write_expectation,
     )
 
 __all__ = [

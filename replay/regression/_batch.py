@@ -57,8 +57,18 @@ __all__ = [
 
 _DEFAULT_LIMITS: Any = object()
 
-CATEGORIES = ("reproduced", "crashed", "clean", "diverged", "hung", "exited", "killed", "out-of-memory", "incomplete",
-              "error")
+CATEGORIES = (
+    "reproduced",
+    "crashed",
+    "clean",
+    "diverged",
+    "hung",
+    "exited",
+    "killed",
+    "out-of-memory",
+    "incomplete",
+    "error",
+)
 _DEATHS = ("hung", "exited", "killed", "out-of-memory")
 
 
@@ -75,7 +85,7 @@ class SerialExecutor:
         future: cf.Future[Any] = cf.Future()
         try:
             future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+        except BaseException as exc:  # handed to the caller through the future
             future.set_exception(exc)
         return future
 
@@ -105,7 +115,9 @@ def load_executor(spec: str, jobs: int, *, supervised: bool = True) -> Any:
         raise NakamaReplayError(f"--executor {spec!r}: cannot load it: {exc}") from exc
     executor = factory(jobs)
     if not callable(getattr(executor, "submit", None)):
-        raise NakamaReplayError(f"--executor {spec!r}: {attr}({jobs}) returned {type(executor).__name__}, which has no submit()")
+        raise NakamaReplayError(
+            f"--executor {spec!r}: {attr}({jobs}) returned {type(executor).__name__}, which has no submit()"
+        )
     return executor
 
 
@@ -126,9 +138,9 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
     """Raise ``UntrustedHandler`` for the first recording whose header names a handler outside its own
     folder (``replay.runtime._handlers.recorded_handler``), before a batch starts. Recordings that cannot be read
     or name a missing handler are left to the batch, which reports each as an error."""
-    from replay.errors import UntrustedHandler  # noqa: PLC0415
-    from recorder.format import open_recording  # noqa: PLC0415
-    from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
+    from recorder.format import open_recording
+    from replay.errors import UntrustedHandler
+    from replay.runtime._handlers import recorded_handler
 
     refused: list[UntrustedHandler] = []
     for path in recordings:
@@ -148,17 +160,15 @@ def check_recorded_handlers(recordings: Sequence[str]) -> None:
         raise first
 
 
-def reproduce_one(
-    path: str, handler: str | None, options: dict[str, Any], limits: Any = None
-) -> dict[str, Any]:
+def reproduce_one(path: str, handler: str | None, options: dict[str, Any], limits: Any = None) -> dict[str, Any]:
     """Replay one recording and describe the result as a plain dict (runs on an executor). ``limits``
     (``replay.runtime.Limits``): in this thread's supervised handler process; None: in this process.
     ``options`` are ``ReplayOptions`` fields, plus ``strict``: a recording that is not complete is not
     replayed."""
-    from recorder.format import verify  # noqa: PLC0415
-    from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
-    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
-    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+    from recorder.format import verify
+    from replay.runtime._isolation import reproduce_isolated
+    from replay.runtime._runtime import ReplayOptions
+    from replay.runtime._signature import CrashSignature
 
     out: dict[str, Any] = {"path": path}
     options = dict(options)
@@ -167,17 +177,21 @@ def reproduce_one(
         if strict:
             integrity = verify(path)
             if not integrity.complete:
-                return dict(out, category="incomplete", detail=f"not replayed (--strict): {integrity.describe()}",
-                            integrity=integrity.state)
+                return dict(
+                    out,
+                    category="incomplete",
+                    detail=f"not replayed (--strict): {integrity.describe()}",
+                    integrity=integrity.state,
+                )
         if limits is None:
             r = reproduce_isolated(path, handler, ReplayOptions(**options))
         else:
-            from replay.runtime._supervisor import reproduce_supervised, thread_worker  # noqa: PLC0415
+            from replay.runtime._supervisor import reproduce_supervised, thread_worker
 
             r = reproduce_supervised(path, handler, ReplayOptions(**options), process=thread_worker(limits))
     except NakamaReplayError as exc:
         return dict(out, category="error", detail=f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - one broken recording must not stop the batch
+    except Exception as exc:  # one broken recording must not stop the batch
         return dict(out, category="error", detail=f"unexpected {type(exc).__name__}: {exc}")
     c = r.crash
     if r.outcome in _DEATHS and not r.reproduced:  # the handler's death is the answer, complete or not
@@ -197,10 +211,18 @@ def reproduce_one(
         detail=r.verdict,
         outcome=r.outcome,
         ticks=r.ticks_replayed,
-        crash=None if c is None else {"callback": c.callback, "tick": c.tick, "error": c.error.strip().splitlines()[0] if c.error.strip() else ""},
+        crash=None
+        if c is None
+        else {
+            "callback": c.callback,
+            "tick": c.tick,
+            "error": c.error.strip().splitlines()[0] if c.error.strip() else "",
+        },
         signature=None if sig is None else sig.to_json(),
         divergences=r.divergence_count,
-        first_divergence=None if first is None else {"tick": first.tick, "callback": first.callback, "field": first.field},
+        first_divergence=None
+        if first is None
+        else {"tick": first.tick, "callback": first.callback, "field": first.field},
         process=None if r.death is None else r.death.to_json(),
         integrity=None if r.integrity is None else r.integrity.state,
         mismatch=list(r.mismatch),
@@ -225,14 +247,21 @@ class BatchSummary:
         for r in self.results:
             sig = r.get("signature")
             if sig:
-                g = groups.setdefault(sig["key"], {"key": sig["key"], "hash": sig["hash"], "count": 0, "recordings": []})
+                g = groups.setdefault(
+                    sig["key"], {"key": sig["key"], "hash": sig["hash"], "count": 0, "recordings": []}
+                )
                 g["count"] += 1
                 if len(g["recordings"]) < 3:
                     g["recordings"].append(r["path"])
         return sorted(groups.values(), key=lambda g: (-g["count"], g["key"]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"total": len(self.results), "counts": self.counts, "signatures": self.signatures, "results": self.results}
+        return {
+            "total": len(self.results),
+            "counts": self.counts,
+            "signatures": self.signatures,
+            "results": self.results,
+        }
 
 
 class Progress:
@@ -279,7 +308,7 @@ def run_all(
     handler = None if handler is None else _absolute_spec(handler)
     options = dict(options or {})
     if limits is _DEFAULT_LIMITS:
-        from replay.runtime._supervisor import Limits  # noqa: PLC0415
+        from replay.runtime._supervisor import Limits
 
         hang = options.get("hang_timeout", 5.0)
         limits = Limits(hang if hang else None)
@@ -299,8 +328,12 @@ def run_all(
         for future in finished:
             try:
                 result = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker that died (or a cluster error) fails one item
-                result = {"path": futures[future], "category": "error", "detail": f"worker failed: {type(exc).__name__}: {exc}"}
+            except Exception as exc:  # a worker that died (or a cluster error) fails one item
+                result = {
+                    "path": futures[future],
+                    "category": "error",
+                    "detail": f"worker failed: {type(exc).__name__}: {exc}",
+                }
             summary.results.append(result)
             if progress is not None:
                 progress(result["category"])
@@ -312,7 +345,7 @@ def run_all(
 
 
 def _absolute_spec(spec: str) -> str:
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec
 
     path, cls = split_spec(spec)
     full = str(path.resolve())

@@ -98,7 +98,13 @@ class Step:
     why: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "version": self.version.name, "ref": self.version.ref, "verdict": self.verdict, "why": self.why}
+        return {
+            "index": self.index,
+            "version": self.version.name,
+            "ref": self.version.ref,
+            "verdict": self.verdict,
+            "why": self.why,
+        }
 
 
 @dataclass(slots=True)
@@ -207,7 +213,9 @@ def named_versions(names: Sequence[str]) -> list[Version]:
     return [Version(n, n) for n in names]
 
 
-def folder_versions(folder: str | os.PathLike[str], *, order: str = "version", handler_name: str | None = None) -> list[Version]:
+def folder_versions(
+    folder: str | os.PathLike[str], *, order: str = "version", handler_name: str | None = None
+) -> list[Version]:
     """One version per ``.py``/``.lua`` file of ``folder``, or per sub-folder holding ``handler_name``."""
     root = Path(folder)
     if not root.is_dir():
@@ -252,7 +260,8 @@ class GitSource:
         would lose the handler too). None: the handler is not there at that revision."""
         listing = subprocess.run(
             ["git", "-C", str(self.repo), "ls-tree", "-z", version.ref, "--", self.folder or "."],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         if listing.returncode != 0:
             return None
@@ -270,7 +279,8 @@ class GitSource:
             return None
         proc = subprocess.run(
             ["git", "-C", str(self.repo), "archive", "--format=tar", version.ref, "--", *specs],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         if proc.returncode != 0:
             return None  # nothing of the folder at that revision
@@ -278,7 +288,7 @@ class GitSource:
             if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links and paths leaving ``into``
                 tar.extractall(into, filter="data")
             else:  # git archive of the user's own repository: plain files below the folder
-                tar.extractall(into)  # noqa: S202
+                tar.extractall(into)
         handler = into / self.path
         return handler if handler.is_file() else None
 
@@ -337,7 +347,7 @@ class ReplayTest:
         handler_for: Callable[[Version], str | None] | None = None,
         limits: Any = None,
     ) -> None:
-        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature
 
         if predicate not in ("crash", "diverges"):
             raise BisectError(f"unknown predicate {predicate!r}: use 'crash' or 'diverges'")
@@ -347,7 +357,7 @@ class ReplayTest:
         self.handler_for = handler_for or (lambda v: v.handler or None)
         self.worker: Any = None  # the supervised handler process (``limits``); None: replays in this process
         if limits is not None:
-            from replay.runtime._supervisor import HandlerProcess  # noqa: PLC0415
+            from replay.runtime._supervisor import HandlerProcess
 
             self.worker = HandlerProcess(limits)
         self.reference = CrashSignature.of_recording(self.recording)
@@ -355,13 +365,13 @@ class ReplayTest:
             raise BisectError(
                 f"{self.recording}: the recording has no crash marker to look for; use --predicate diverges"
             )
-        from recorder.format import open_recording  # noqa: PLC0415
+        from recorder.format import open_recording
 
         with open_recording(self.recording) as rec:
             self.recorded_name = os.path.basename(split_handler(rec.header.handler)) if rec.header.handler else ""
 
     def __call__(self, version: Version) -> tuple[str, str]:
-        from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
+        from replay.runtime._isolation import reproduce_isolated
 
         handler = self.handler_for(version)
         if handler is None:
@@ -370,7 +380,7 @@ class ReplayTest:
             if self.worker is None:
                 result = reproduce_isolated(self.recording, handler, self.options)
             else:
-                from replay.runtime._supervisor import reproduce_supervised  # noqa: PLC0415
+                from replay.runtime._supervisor import reproduce_supervised
 
                 result = reproduce_supervised(self.recording, handler, self.options, process=self.worker)
         except HandlerLoadError as exc:
@@ -385,7 +395,7 @@ class ReplayTest:
             self.worker.close()
 
     def _crash(self, result: Any, handler_name: str) -> tuple[str, str]:
-        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature
 
         assert self.reference is not None
         c = result.crash
@@ -396,10 +406,17 @@ class ReplayTest:
         assert sig is not None
         if handler_name and self.recorded_name and handler_name != self.recorded_name:
             # the handler file of this version has another name: it stands for the recorded one
-            sig = CrashSignature(sig.callback, sig.error_type, tuple(
-                self.recorded_name + f[len(handler_name):] if f == handler_name or f.startswith(handler_name + ":") else f
-                for f in sig.frames
-            ), sig.op_code)
+            sig = CrashSignature(
+                sig.callback,
+                sig.error_type,
+                tuple(
+                    self.recorded_name + f[len(handler_name) :]
+                    if f == handler_name or f.startswith(handler_name + ":")
+                    else f
+                    for f in sig.frames
+                ),
+                sig.op_code,
+            )
         first = c.error.strip().splitlines()[0] if c.error.strip() else c.error_type
         if sig.same_crash(self.reference):
             return BAD, f"{c.callback} crashed at tick {c.tick}: {first} (signature {sig.key})"
@@ -419,7 +436,7 @@ class ReplayTest:
 
 def split_handler(spec: str) -> str:
     """The file part of a handler spec (``dir/arena.py:Arena`` -> ``dir/arena.py``)."""
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec
 
     return str(split_spec(spec)[0])
 
@@ -481,16 +498,48 @@ class CommandTest:
         said = f": {lines[-1][:160]}" if lines else ""
         if proc.returncode in (126, 127):  # the shell could not run it: nothing was tested (see the class)
             what = "cannot be executed" if proc.returncode == 126 else "was not found"
-            return ABORT, (f"exit {proc.returncode}{said}: the command {cmd!r} {what}; a command that did not run "
-                           "says nothing about the version (git bisect run would count it as bad)")
+            return ABORT, (
+                f"exit {proc.returncode}{said}: the command {cmd!r} {what}; a command that did not run "
+                "says nothing about the version (git bisect run would count it as bad)"
+            )
         return verdict_from_exit(proc.returncode), f"exit {proc.returncode}{said}"
 
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 #: shell builtins and keywords a command may start with (the shell runs them itself)
 _SHELL_WORDS = frozenset(
-    "! { ( [ [[ . : break case cd command continue eval exec exit export false for if set source test then "
-    "time true ulimit umask unset until while".split()
+    [
+        "!",
+        "{",
+        "(",
+        "[",
+        "[[",
+        ".",
+        ":",
+        "break",
+        "case",
+        "cd",
+        "command",
+        "continue",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "false",
+        "for",
+        "if",
+        "set",
+        "source",
+        "test",
+        "then",
+        "time",
+        "true",
+        "ulimit",
+        "umask",
+        "unset",
+        "until",
+        "while",
+    ]
 )
 
 

@@ -55,7 +55,16 @@ __all__ = [
 ]
 
 EXPECT_SUFFIX = ".expect.toml"
-_TOP_KEYS = {"handler", "no_crash", "crash", "matches_recorded", "max_ticks", "seed", "hang_timeout", "allow_incomplete"}
+_TOP_KEYS = {
+    "handler",
+    "no_crash",
+    "crash",
+    "matches_recorded",
+    "max_ticks",
+    "seed",
+    "hang_timeout",
+    "allow_incomplete",
+}
 _CRASH_KEYS = {"callback", "tick", "error", "signature"}
 
 
@@ -92,18 +101,23 @@ class Expectation:
         """The handler path resolved against ``base`` (a ``:ClassName`` suffix kept); None: the header's."""
         if self.handler is None:
             return None
-        from replay.runtime._handlers import split_spec  # noqa: PLC0415
+        from replay.runtime._handlers import split_spec
 
         path, cls = split_spec(self.handler)
         full = path if path.is_absolute() else self.base / path
         return f"{full}:{cls}" if cls else str(full)
 
     def options(self) -> Any:
-        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+        from replay.runtime._runtime import ReplayOptions
 
         until = None if self.max_ticks is None else self.max_ticks - 1
-        return ReplayOptions(seed=self.seed, until_tick=until, hang_timeout=self.hang_timeout, last_ticks=3,
-                             allow_incomplete=self.allow_incomplete)
+        return ReplayOptions(
+            seed=self.seed,
+            until_tick=until,
+            hang_timeout=self.hang_timeout,
+            last_ticks=3,
+            allow_incomplete=self.allow_incomplete,
+        )
 
 
 def expectation_path(recording: str | os.PathLike[str]) -> Path:
@@ -123,7 +137,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ExpectationError(str(path), "", f"cannot be read: {exc}") from exc
         return parse_expectation(data, str(path), path.parent)
-    from recorder.format import open_recording  # noqa: PLC0415
+    from recorder.format import open_recording
 
     with open_recording(recording) as rec:
         tag = rec.header.tags.get("expect")
@@ -134,7 +148,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         raise ExpectationError(source, "expect", f"must be a table, got {type(tag).__name__}")
     expectation = parse_expectation(tag, source, Path(recording).parent)
     if expectation.handler is not None:  # named by the recording itself: as untrusted as its header
-        from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
+        from replay.runtime._handlers import recorded_handler
 
         recorded_handler(recording, expectation.handler)
     return expectation
@@ -144,8 +158,10 @@ def _typed(data: dict[str, Any], key: str, types: tuple[type, ...], source: str,
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        want = " or ".join("boolean" if t is bool else "integer" if t is int else "number" if t is float else "string" for t in types)
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        want = " or ".join(
+            "boolean" if t is bool else "integer" if t is int else "number" if t is float else "string" for t in types
+        )
         raise ExpectationError(source, prefix + key, f"must be a {want}, got {value!r}")
     return value
 
@@ -162,7 +178,9 @@ def parse_expectation(data: dict[str, Any], source: str, base: Path) -> Expectat
             raise ExpectationError(source, "crash", "must be a table: [crash] with callback, tick, error, signature")
         bad = sorted(set(raw_crash) - _CRASH_KEYS)
         if bad:
-            raise ExpectationError(source, f"crash.{bad[0]}", f"unknown key; known keys: {', '.join(sorted(_CRASH_KEYS))}")
+            raise ExpectationError(
+                source, f"crash.{bad[0]}", f"unknown key; known keys: {', '.join(sorted(_CRASH_KEYS))}"
+            )
         error = _typed(raw_crash, "error", (str,), source, "crash.")
         if error is not None:
             try:
@@ -197,7 +215,9 @@ def parse_expectation(data: dict[str, Any], source: str, base: Path) -> Expectat
         allow_incomplete=bool(_typed(data, "allow_incomplete", (bool,), source)),
     )
     if not exp.asserts_something:
-        raise ExpectationError(source, "", "checks nothing: set no_crash = true, a [crash] table or matches_recorded = true")
+        raise ExpectationError(
+            source, "", "checks nothing: set no_crash = true, a [crash] table or matches_recorded = true"
+        )
     return exp
 
 
@@ -234,12 +254,12 @@ class _PathProbe:
             return
         self.done = True
         try:
-            from recorder.format import canonical_bytes  # noqa: PLC0415
-            from replay.diff._state import field_diff  # noqa: PLC0415
+            from recorder.format import canonical_bytes
+            from replay.diff._state import field_diff
 
             replayed = canonical_bytes(self.state_value(step.state))
             diff = field_diff(recorded.snapshot, replayed, limit=20, encoded=True)
-        except Exception:  # noqa: BLE001 - naming paths is a courtesy; the verdict does not depend on it
+        except Exception:  # naming paths is a courtesy; the verdict does not depend on it
             return
         self.run.paths_tick = step.call.tick
         self.run.paths_count = diff.count
@@ -254,12 +274,14 @@ def run_expectation(
     else in this process."""
     if process is not None and (handler is None or isinstance(handler, (str, os.PathLike))):
         return _run_supervised(recording, exp, handler, process)
-    from replay.runtime._handlers import load_handler  # noqa: PLC0415
-    from replay.runtime._isolation import fresh_imports, resolve_with_folder  # noqa: PLC0415
-    from replay.runtime._runtime import ReplayOptions, reproduce  # noqa: PLC0415
+    from replay.runtime._handlers import load_handler
+    from replay.runtime._isolation import fresh_imports, resolve_with_folder
+    from replay.runtime._runtime import ReplayOptions, reproduce
 
     options = exp.options() if exp else ReplayOptions()
-    spec, folder = resolve_with_folder(recording, handler if handler is not None else (exp.handler_spec() if exp else None))
+    spec, folder = resolve_with_folder(
+        recording, handler if handler is not None else (exp.handler_spec() if exp else None)
+    )
     run = RegressionRun(result=None)
     with fresh_imports(folder):
         loaded = load_handler(spec, module_path=options.module_path) if isinstance(spec, (str, os.PathLike)) else spec
@@ -268,10 +290,12 @@ def run_expectation(
     return run
 
 
-def _run_supervised(recording: str | os.PathLike[str], exp: Expectation | None, handler: Any, process: Any) -> RegressionRun:
-    from replay.errors import HandlerDied  # noqa: PLC0415
-    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
-    from replay.runtime._supervisor import death_result  # noqa: PLC0415
+def _run_supervised(
+    recording: str | os.PathLike[str], exp: Expectation | None, handler: Any, process: Any
+) -> RegressionRun:
+    from replay.errors import HandlerDied
+    from replay.runtime._runtime import ReplayOptions
+    from replay.runtime._supervisor import death_result
 
     try:
         return process.call("replay.regression._expectations:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
@@ -286,8 +310,10 @@ def check(result: Any, exp: Expectation) -> list[str]:
     """What the replay shows that the expectation does not allow (empty: it holds). A recording that is not
     complete is one problem, and nothing else is checked (unless the expectation allows it)."""
     if getattr(result, "status", "") == "incomplete":
-        return [f"the recording is not complete, so no verdict is drawn from it: {result.integrity.describe()} "
-                "(allow_incomplete = true in the expectation checks its intact part)"]
+        return [
+            f"the recording is not complete, so no verdict is drawn from it: {result.integrity.describe()} "
+            "(allow_incomplete = true in the expectation checks its intact part)"
+        ]
     problems: list[str] = []
     c = result.crash
     what = "hung" if c is not None and c.hung else "crashed"
@@ -308,7 +334,7 @@ def check(result: Any, exp: Expectation) -> list[str]:
             if want.error is not None and re.search(want.error, c.error) is None:
                 problems.append(f"expected an error matching /{want.error}/, got: {_first_line(c.error)}")
             if want.signature is not None:
-                from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+                from replay.runtime._signature import CrashSignature
 
                 sig = CrashSignature.from_result(result)
                 if sig is None or sig.key != want.signature:
@@ -335,7 +361,7 @@ def _first_line(text: str) -> str:
 
 def failure_report(run: RegressionRun, problems: list[str], source: str = "") -> str:
     """The text a failing regression test shows: what failed, then the reproduction summary."""
-    from replay.cli._commands.reproduce import print_report  # noqa: PLC0415
+    from replay.cli._commands.reproduce import print_report
 
     r = run.result
     out = io.StringIO()
@@ -384,7 +410,7 @@ def write_expectation(
     """Write ``NAME.expect.toml`` from what ``result`` shows: ``no_crash`` or the ``[crash]`` it had, and
     ``matches_recorded = true`` when it reproduced the recording. Handler, tick limit, seed and hang
     timeout are kept from ``previous``; ``handler`` (relative to the recording's folder) replaces it."""
-    from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+    from replay.runtime._signature import CrashSignature
 
     path = expectation_path(recording)
     lines = [f"# regression expectation for {Path(recording).name}, written by pytest --nkreplay-update"]

@@ -33,28 +33,41 @@ _WRITTEN = pytest.StashKey[list[str]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nakama-replay", "nakama-replay: recordings as regression tests")
     group.addoption(
-        "--nkreplay-dir", action="append", default=[], metavar="DIR", dest="nkreplay_dirs",
+        "--nkreplay-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        dest="nkreplay_dirs",
         help="a folder of .nkrec recordings to run as regression tests (repeatable; adds to "
         "[tool.nakama-replay] regression_dirs in pyproject.toml)",
     )
     group.addoption(
-        "--nkreplay-update", action="store_true", dest="nkreplay_update",
+        "--nkreplay-update",
+        action="store_true",
+        dest="nkreplay_update",
         help="write each recording's NAME.expect.toml from what its replay shows now, instead of checking it",
     )
     group.addoption(
-        "--nkreplay-in-process", action="store_true", dest="nkreplay_in_process",
+        "--nkreplay-in-process",
+        action="store_true",
+        dest="nkreplay_in_process",
         help="replay in the pytest process instead of a supervised handler process (a handler that blocks in "
         "C, exits or segfaults then stops the test run)",
     )
     group.addoption(
-        "--nkreplay-max-memory", default=None, metavar="SIZE", dest="nkreplay_max_memory",
+        "--nkreplay-max-memory",
+        default=None,
+        metavar="SIZE",
+        dest="nkreplay_max_memory",
         help="memory cap of the supervised handler process, e.g. 512M or 8G (default 4G; Linux only)",
     )
 
 
 def _pyproject_dirs(config: pytest.Config) -> list[Path]:
     inipath = config.inipath
-    pyproject = inipath if inipath is not None and inipath.name == "pyproject.toml" else config.rootpath / "pyproject.toml"
+    pyproject = (
+        inipath if inipath is not None and inipath.name == "pyproject.toml" else config.rootpath / "pyproject.toml"
+    )
     if not pyproject.is_file():
         return []
     try:
@@ -112,7 +125,7 @@ class RecordingItem(pytest.Item):
     """Replay the recording as its expectation says and check what must hold."""
 
     def runtest(self) -> None:
-        import replay.regression._expectations as regression  # noqa: PLC0415 - imported when a recording runs, not at start-up
+        import replay.regression._expectations as regression  # imported when a recording runs, not at start-up
 
         exp = regression.load_expectation(self.path)
         update = self.config.getoption("nkreplay_update")
@@ -137,7 +150,7 @@ class RecordingItem(pytest.Item):
             raise RegressionFailure(regression.failure_report(run, problems, exp.source))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        from recorder.errors import NakamaReplayError  # noqa: PLC0415
+        from recorder.errors import NakamaReplayError
 
         if isinstance(excinfo.value, RegressionFailure):
             return str(excinfo.value)
@@ -154,7 +167,7 @@ def _worker(config: pytest.Config, exp: Any) -> Any:
     None with ``--nkreplay-in-process``."""
     if config.getoption("nkreplay_in_process", False):
         return None
-    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits, parse_size, thread_worker  # noqa: PLC0415
+    from replay.runtime._supervisor import DEFAULT_MAX_MEMORY, Limits, parse_size, thread_worker
 
     size = config.getoption("nkreplay_max_memory", None)
     try:
@@ -185,7 +198,7 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
     config = pytestconfig
 
     def run(path: str | os.PathLike[str], handler: Any = None, **options: Any) -> Any:
-        from recorder.errors import IncompleteRecording  # noqa: PLC0415
+        from recorder.errors import IncompleteRecording
 
         result = _replay(path, handler, options)
         if result.status == "incomplete":
@@ -193,17 +206,17 @@ def replay_recording(pytestconfig: pytest.Config) -> Any:
         return result
 
     def _replay(path: str | os.PathLike[str], handler: Any, options: dict[str, Any]) -> Any:
-        from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
-        from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+        from replay.runtime._isolation import reproduce_isolated
+        from replay.runtime._runtime import ReplayOptions
 
         opts = ReplayOptions(**options)
         worker = None if handler is not None and not isinstance(handler, (str, os.PathLike)) else _worker(config, None)
         if worker is None:
             return reproduce_isolated(path, handler, opts)
-        from replay.runtime._supervisor import Limits, reproduce_supervised  # noqa: PLC0415
+        from replay.runtime._supervisor import Limits, reproduce_supervised
 
         if worker.limits.hang_timeout != (opts.hang_timeout or None):
-            from replay.runtime._supervisor import thread_worker  # noqa: PLC0415
+            from replay.runtime._supervisor import thread_worker
 
             worker = thread_worker(Limits(opts.hang_timeout or None, worker.limits.max_memory))
         return reproduce_supervised(path, handler, opts, process=worker)

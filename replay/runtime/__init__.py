@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
-    from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce
-    from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult
-    from replay.runtime._handlers import Handler, load_handler
-    from replay.runtime._isolation import fresh_imports, reproduce_isolated
-    from replay.runtime._supervisor import Death, HandlerProcess, Limits, reproduce_supervised
-    from replay.runtime._signature import CrashSignature, LoggedCrash, lua_error_class, parse_crash_log_line, same_crash
-    from replay.runtime._verdict import Verdict, decide
-    from replay.runtime._nk import Nk
     from replay.runtime._dispatcher import Dispatcher
     from replay.runtime._driver import MatchDriver
+    from replay.runtime._handlers import Handler, load_handler
+    from replay.runtime._isolation import fresh_imports, reproduce_isolated
+    from replay.runtime._nk import Nk
+    from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult
+    from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce
+    from replay.runtime._signature import CrashSignature, LoggedCrash, lua_error_class, parse_crash_log_line, same_crash
+    from replay.runtime._supervisor import Death, HandlerProcess, Limits, reproduce_supervised
+    from replay.runtime._verdict import Verdict, decide
 
 __all__ = [
     "AfterStop",

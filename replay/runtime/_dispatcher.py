@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.errors import HandlerError, MatchStopped
 from recorder.format import Broadcast, Presence
+from replay.errors import HandlerError, MatchStopped
 
 __all__ = ["Dispatcher", "LABEL_MAX_BYTES", "as_presence"]
 
@@ -67,7 +67,7 @@ class Dispatcher:
         if self.stopped:
             raise MatchStopped()
 
-    def _targets(self, presences: Any) -> tuple[Presence, ...] | None | bool:
+    def _targets(self, presences: Any) -> tuple[Presence, ...] | bool | None:
         """None for everyone, a tuple of members, or False when nothing is to be sent."""
         if presences is None:
             return None

@@ -18,7 +18,6 @@ import uuid
 from typing import Any
 
 from recorder.capture import CaptureSink
-from recorder.wire import Redactor
 from recorder.format import (
     Call,
     Header,
@@ -33,6 +32,7 @@ from recorder.format import (
     SignalCall,
     TerminateCall,
 )
+from recorder.wire import Redactor
 from replay.runtime._handlers import load_handler
 from replay.runtime._nk import Sources
 from replay.runtime._result import StepResult

@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from replay.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from recorder.format import CALLBACKS
+from replay.errors import HandlerError, HandlerLoadError, UntrustedHandler
 from replay.runtime._hang import LOADING, reporting
 
 __all__ = ["Handler", "PythonHandler", "load_handler", "recorded_handler", "split_spec"]
@@ -76,7 +76,8 @@ def recorded_handler(recording: str | os.PathLike[str], named: str) -> str:
     if not target.is_file():
         problem = "is a folder" if target.is_dir() else "no such file"
         raise HandlerLoadError(
-            str(target), f"{problem} (the path {named!r} comes from the header of {rec}; pass --handler FILE to run another)"
+            str(target),
+            f"{problem} (the path {named!r} comes from the header of {rec}; pass --handler FILE to run another)",
         )
     return f"{target}:{cls}" if cls else str(target)
 
@@ -97,7 +98,7 @@ class PythonHandler:
                 raise HandlerLoadError(str(path), f"no class {class_name!r} in the module")
             try:
                 target = cls()
-            except Exception as exc:  # noqa: BLE001 - a user's constructor can raise anything
+            except Exception as exc:  # a user's constructor can raise anything
                 raise HandlerLoadError(str(path), f"{class_name}() raised {type(exc).__name__}: {exc}") from exc
         for name in CALLBACKS:
             fn = getattr(target, name, None)
@@ -136,7 +137,7 @@ def _import_file(path: Path) -> Any:
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         raise HandlerLoadError(str(path), f"syntax error at line {exc.lineno}: {exc.msg}") from exc
-    except Exception as exc:  # noqa: BLE001 - importing user code can raise anything
+    except Exception as exc:  # importing user code can raise anything
         sys.modules.pop(name, None)
         raise HandlerLoadError(str(path), f"importing it raised {type(exc).__name__}: {exc}") from exc
     finally:
@@ -156,11 +157,13 @@ def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None 
 def _load(spec: str | os.PathLike[str], module_path: list[str] | None) -> Any:
     path, class_name = split_spec(spec)
     if path.is_dir():
-        raise HandlerLoadError(str(path), "is a folder; a handler is a .py file (optionally file.py:ClassName) or a .lua module")
+        raise HandlerLoadError(
+            str(path), "is a folder; a handler is a .py file (optionally file.py:ClassName) or a .lua module"
+        )
     suffix = path.suffix.lower()
     if suffix == ".lua":
         try:
-            from replay.lua._handler import LuaHandler  # noqa: PLC0415 - optional, imports lupa
+            from replay.lua._handler import LuaHandler  # optional, imports lupa
         except ImportError as exc:
             raise HandlerLoadError(str(path), f"Lua handlers need the Lua runtime (lupa): {exc}") from exc
         if not path.is_file():

@@ -24,7 +24,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = [
-    "Beacon", "CallbackHung", "HangGuard", "active_beacon", "begin_run", "set_run", "install_beacon", "interrupts_come_from_handlers", "reporting",
+    "Beacon",
+    "CallbackHung",
+    "HangGuard",
+    "active_beacon",
+    "begin_run",
+    "set_run",
+    "install_beacon",
+    "interrupts_come_from_handlers",
+    "reporting",
 ]
 
 
@@ -107,8 +115,17 @@ class HangGuard:
 
 #: Callback names as the beacon numbers them (0: not in a callback). ``LOADING`` is the handler's import.
 LOADING = "loading the handler"
-CALLBACKS = ("", "match_init", "match_join_attempt", "match_join", "match_leave", "match_loop", "match_signal",
-             "match_terminate", LOADING)
+CALLBACKS = (
+    "",
+    "match_init",
+    "match_join_attempt",
+    "match_join",
+    "match_leave",
+    "match_loop",
+    "match_signal",
+    "match_terminate",
+    LOADING,
+)
 _CODES = {name: i for i, name in enumerate(CALLBACKS)}
 
 

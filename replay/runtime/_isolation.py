@@ -26,7 +26,7 @@ _LOCK = threading.RLock()
 
 def handler_folder(spec: str | os.PathLike[str]) -> Path:
     """The folder of a handler spec (``dir/arena.py``, ``dir/arena.py:Arena``, ``dir/match.lua``)."""
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
+    from replay.runtime._handlers import split_spec
 
     return split_spec(spec)[0].resolve().parent
 
@@ -69,9 +69,8 @@ def resolve_with_folder(recording: str | os.PathLike[str], handler: Any) -> tupl
     """The handler spec (None: the header's, relative to the recording) and the folder its siblings are in."""
     spec = handler
     if spec is None:
-        from recorder.format import open_recording  # noqa: PLC0415
-
-        from replay.runtime._handlers import recorded_handler  # noqa: PLC0415
+        from recorder.format import open_recording
+        from replay.runtime._handlers import recorded_handler
 
         with open_recording(recording) as rec:
             named = rec.header.handler
@@ -81,10 +80,12 @@ def resolve_with_folder(recording: str | os.PathLike[str], handler: Any) -> tupl
     return spec, Path(recording).resolve().parent
 
 
-def reproduce_isolated(recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None) -> Any:
+def reproduce_isolated(
+    recording: str | os.PathLike[str], handler: Any = None, options: Any = None, observer: Any = None
+) -> Any:
     """``replay.runtime.reproduce`` with the handler's sibling modules imported afresh (``fresh_imports``).
     ``handler`` None means the one the recording's header names."""
-    from replay.runtime._runtime import reproduce  # noqa: PLC0415
+    from replay.runtime._runtime import reproduce
 
     spec, folder = resolve_with_folder(recording, handler)
     with fresh_imports(folder):

@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from replay.gocompat import _json as gojson
-from replay.errors import NotAvailableInReplay, StorageRejected
 from recorder.format import Nondeterministic
+from replay.errors import NotAvailableInReplay, StorageRejected
+from replay.gocompat import _json as gojson
 
 __all__ = ["Sources", "DerivedSources", "LiveSources", "Logger", "Storage", "Nk"]
 
@@ -172,7 +172,9 @@ class Storage:
             version = oid.get("version") or ""
             existing = staged.get(ident)
             if version and (existing is None or existing["version"] != version):
-                raise StorageRejected("Storage delete rejected - not found, version check failed, or permission denied.")
+                raise StorageRejected(
+                    "Storage delete rejected - not found, version check failed, or permission denied."
+                )
             staged.pop(ident, None)
         self.objects = staged
 
@@ -246,7 +248,9 @@ class Nk:
     def storage_delete(self, object_ids: list[dict[str, Any]]) -> None:
         self.storage.delete(object_ids)
 
-    def http_request(self, url: str, method: str = "GET", headers: Any = None, body: Any = None, timeout: Any = None) -> Any:
+    def http_request(
+        self, url: str, method: str = "GET", headers: Any = None, body: Any = None, timeout: Any = None
+    ) -> Any:
         def unavailable() -> Any:
             raise NotAvailableInReplay("http_request (no recorded response for this call)")
 

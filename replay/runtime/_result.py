@@ -105,13 +105,20 @@ class AfterStop:
 
     def describe(self) -> str:
         calls = "call" if self.count == 1 else "calls"
-        return (f"{self.count} {calls} after the stop in {self.stop_callback} at tick {self.stop_tick} "
-                f"(the first: {self.first_callback} at tick {self.first_tick})")
+        return (
+            f"{self.count} {calls} after the stop in {self.stop_callback} at tick {self.stop_tick} "
+            f"(the first: {self.first_callback} at tick {self.first_tick})"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "first_callback": self.first_callback, "first_tick": self.first_tick,
-                "nakama_could_make": self.nakama_could_make, "stop_callback": self.stop_callback,
-                "stop_tick": self.stop_tick}
+        return {
+            "count": self.count,
+            "first_callback": self.first_callback,
+            "first_tick": self.first_tick,
+            "nakama_could_make": self.nakama_could_make,
+            "stop_callback": self.stop_callback,
+            "stop_tick": self.stop_tick,
+        }
 
 
 @dataclass(slots=True)
@@ -148,7 +155,9 @@ class ReplayResult:
     @property
     def exit_code(self) -> int:
         """0 reproduced, 1 not reproduced, 3 incomplete (``replay.runtime._verdict.EXIT_CODES``)."""
-        return {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}[self.status or ("reproduced" if self.reproduced else "not-reproduced")]
+        return {"reproduced": 0, "not-reproduced": 1, "incomplete": 3}[
+            self.status or ("reproduced" if self.reproduced else "not-reproduced")
+        ]
 
     @property
     def callback(self) -> str | None:
@@ -159,7 +168,7 @@ class ReplayResult:
         return self.crash.tick if self.crash else None
 
     def to_json(self) -> dict[str, Any]:
-        from replay.runtime._signature import CrashSignature  # noqa: PLC0415
+        from replay.runtime._signature import CrashSignature
 
         c = self.crash
         rc = self.recorded_crash

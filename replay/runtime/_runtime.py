@@ -50,28 +50,31 @@ from recorder.format import (
     Outcome,
     Presence,
     PresenceReason,
+    Recording,
     SignalCall,
     TerminateCall,
     WireEvent,
+    open_recording,
 )
 from recorder.format._model import record_builder
-from recorder.format import Recording, open_recording
 from replay.runtime._dispatcher import LABEL_MAX_BYTES, Dispatcher
-from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.runtime._handlers import load_handler, recorded_handler
+from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.runtime._nk import DerivedSources, Logger, Nk, Sources
 from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
 from replay.runtime._verdict import decide
 
 __all__ = ["MatchRuntime", "ReplayOptions", "reproduce", "state_digest"]
 
-_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # replay/: its frames are left out of crash tracebacks
+_HERE = os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))
+)  # replay/: its frames are left out of crash tracebacks
 _new_outcome = record_builder(Outcome)
 
 
 def state_digest(value: Any) -> int:
     """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.format._canonical``)."""
-    from recorder.format import state_digest as digest  # noqa: PLC0415 - numba-free, imported on first use
+    from recorder.format import state_digest as digest  # numba-free, imported on first use
 
     return digest(value)
 
@@ -227,7 +230,7 @@ class MatchRuntime:
             self._stop_with(
                 Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
             )
-        except Exception as exc:  # noqa: BLE001 - a handler may raise anything; that is the crash we report
+        except Exception as exc:  # a handler may raise anything; that is the crash we report
             self._stop_with(self._crash_from(callback, tick, exc))
         except KeyboardInterrupt as exc:
             if not interrupts_come_from_handlers():
@@ -281,7 +284,7 @@ class MatchRuntime:
                 if want_digest:
                     digest = state_digest(value)
                 if self._snapshot_due(call):
-                    from recorder.format import canonical_bytes  # noqa: PLC0415
+                    from recorder.format import canonical_bytes
 
                     snapshot = canonical_bytes(value)
         get = outcome.get
@@ -304,7 +307,10 @@ class MatchRuntime:
         if call.nondeterministic and (self.nk.unconsumed() or self.nk.fallbacks):
             step.divergences.append(
                 Divergence(
-                    index, call.tick, call.callback, "nondeterministic",
+                    index,
+                    call.tick,
+                    call.callback,
+                    "nondeterministic",
                     f"{len(call.nondeterministic)} recorded values",
                     f"{len(self.nk.consumed) - self.nk.fallbacks} used, {self.nk.fallbacks} missing",
                 )
@@ -315,7 +321,9 @@ class MatchRuntime:
         return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0
 
     def _init(self, index: int, call: InitCall) -> StepResult:
-        ok, result = self._invoke("match_init", 0, call, self.handler.match_init, self.ctx, self.logger, self.nk, call.params)
+        ok, result = self._invoke(
+            "match_init", 0, call, self.handler.match_init, self.ctx, self.logger, self.nk, call.params
+        )
         tick_rate = label = None
         state = None
         if ok:
@@ -338,8 +346,18 @@ class MatchRuntime:
         if call.vars:
             ctx["vars"] = dict(call.vars)
         ok, result = self._invoke(
-            "match_join_attempt", call.tick, call, self.handler.match_join_attempt,
-            ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, p, dict(call.metadata),
+            "match_join_attempt",
+            call.tick,
+            call,
+            self.handler.match_join_attempt,
+            ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            p,
+            dict(call.metadata),
         )
         state, accept, reason = None, None, None
         if ok:
@@ -362,8 +380,17 @@ class MatchRuntime:
             return StepResult(index, call, False)
         self.presences.extend(processed)
         ok, result = self._invoke(
-            "match_join", call.tick, call, self.handler.match_join,
-            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(processed),
+            "match_join",
+            call.tick,
+            call,
+            self.handler.match_join,
+            self.ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            list(processed),
         )
         return self._finish(index, call, result if ok else None)
 
@@ -381,15 +408,33 @@ class MatchRuntime:
         if not removed:
             return StepResult(index, call, False)
         ok, result = self._invoke(
-            "match_leave", call.tick, call, self.handler.match_leave,
-            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(call.presences),
+            "match_leave",
+            call.tick,
+            call,
+            self.handler.match_leave,
+            self.ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            list(call.presences),
         )
         return self._finish(index, call, result if ok else None)
 
     def _loop(self, index: int, call: LoopCall) -> StepResult:
         ok, result = self._invoke(
-            "match_loop", call.tick, call, self.handler.match_loop,
-            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, list(call.messages),
+            "match_loop",
+            call.tick,
+            call,
+            self.handler.match_loop,
+            self.ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            list(call.messages),
         )
         step = self._finish(index, call, result if ok else None)
         if ok and not self.stopped:
@@ -398,28 +443,50 @@ class MatchRuntime:
 
     def _signal(self, index: int, call: SignalCall) -> StepResult:
         ok, result = self._invoke(
-            "match_signal", call.tick, call, self.handler.match_signal,
-            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, call.data,
+            "match_signal",
+            call.tick,
+            call,
+            self.handler.match_signal,
+            self.ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            call.data,
         )
         state = reply = None
         if ok:
             if not isinstance(result, tuple) or len(result) != 2:
                 self._rule_error(
-                    "match_signal", call.tick, "Match signal returned too many values, stopping match"
+                    "match_signal",
+                    call.tick,
+                    "Match signal returned too many values, stopping match"
                     if isinstance(result, tuple) and len(result) > 2
                     else "match_signal must return (state, reply)",
                 )
             else:
                 state, reply = result
                 if reply is not None and not isinstance(reply, str):
-                    self._rule_error("match_signal", call.tick, "Match signal returned non-string result, stopping match")
+                    self._rule_error(
+                        "match_signal", call.tick, "Match signal returned non-string result, stopping match"
+                    )
                     state = None
         return self._finish(index, call, state, reply=reply)
 
     def _terminate(self, index: int, call: TerminateCall) -> StepResult:
         ok, result = self._invoke(
-            "match_terminate", call.tick, call, self.handler.match_terminate,
-            self.ctx, self.logger, self.nk, self.dispatcher, call.tick, self.state, call.grace_seconds,
+            "match_terminate",
+            call.tick,
+            call,
+            self.handler.match_terminate,
+            self.ctx,
+            self.logger,
+            self.nk,
+            self.dispatcher,
+            call.tick,
+            self.state,
+            call.grace_seconds,
         )
         step = self._finish(index, call, result if ok else None)
         if ok and not self.stopped and call.grace_seconds == 0:
@@ -449,7 +516,12 @@ def _check_init(result: Any) -> tuple[str, Any, Any, Any]:
         what = ["a state", "a tick rate number", "a label string"][min(n, 2)]
         return f"match_init returned unexpected {which} value, must be {what}", None, None, None
     if len(result) > 3:
-        return "match_init returned too many arguments, must be: state, tick rate number, label string", None, None, None
+        return (
+            "match_init returned too many arguments, must be: state, tick rate number, label string",
+            None,
+            None,
+            None,
+        )
     state, rate, label = result
     if not isinstance(label, str):
         return "match_init returned unexpected third value, must be a label string", None, None, None
@@ -469,7 +541,9 @@ def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
         return (
             "Match join attempt returned too few values, stopping match - expected: state, join result boolean, "
             "optional reject reason string",
-            None, None, None,
+            None,
+            None,
+            None,
         )
     if len(result) > 3:
         return "Match join attempt returned too many values, stopping match", None, None, None
@@ -480,7 +554,9 @@ def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
     if reason is not None and not isinstance(reason, str):
         return (
             "Match join attempt returned non-boolean join result or non-string reject reason, stopping match",
-            None, None, None,
+            None,
+            None,
+            None,
         )
     return "", state, accept, reason
 
@@ -488,12 +564,14 @@ def _check_join_attempt(result: Any) -> tuple[str, Any, Any, Any]:
 def _masked(v: Any) -> Any:
     """An outcome field with gopher-lua pointer texts (``function: 0xc000...``) masked: their addresses are
     Nakama's memory layout, never reproducible (``recorder.format.mask_pointers``)."""
-    from recorder.format import mask_pointers  # noqa: PLC0415 - only when an outcome differs
+    from recorder.format import mask_pointers  # only when an outcome differs
 
     if isinstance(v, (str, bytes)):
         return mask_pointers(v)
     if isinstance(v, tuple):
-        return tuple(dataclasses.replace(b, data=mask_pointers(b.data)) if isinstance(b, Broadcast) else _masked(b) for b in v)
+        return tuple(
+            dataclasses.replace(b, data=mask_pointers(b.data)) if isinstance(b, Broadcast) else _masked(b) for b in v
+        )
     return v
 
 
@@ -534,8 +612,11 @@ def _compare(
     if recorded.reply is not None or type(call) is SignalCall:
         diff("reply", recorded.reply, observed.reply)
     if presences is not None:  # label updates and a quiet stop are not on the wire: not compared
-        diff("broadcasts", as_seen_on_the_wire(recorded.broadcasts, presences),
-             as_seen_on_the_wire(observed.broadcasts, presences))
+        diff(
+            "broadcasts",
+            as_seen_on_the_wire(recorded.broadcasts, presences),
+            as_seen_on_the_wire(observed.broadcasts, presences),
+        )
         diff("kicks", sorted(p.session_id for p in recorded.kicks), sorted(p.session_id for p in observed.kicks))
         return out
     diff("broadcasts", recorded.broadcasts, observed.broadcasts)
@@ -582,7 +663,9 @@ def resolve_handler(spec: Any, header: Header, recording_path: str, module_path:
     if it lies inside the recording's folder tree: ``UntrustedHandler`` otherwise)."""
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec
-    if spec is None:  # the header's: only inside the recording's folder tree (replay.runtime._handlers.recorded_handler)
+    if (
+        spec is None
+    ):  # the header's: only inside the recording's folder tree (replay.runtime._handlers.recorded_handler)
         spec = recorded_handler(recording_path, header.handler)
     return load_handler(spec, module_path=module_path)
 
@@ -642,16 +725,20 @@ def reproduce(
 
 def _wire_hint() -> str:
     """What to do with a wire recording, naming only commands that exist in this installation."""
-    from replay.cli._main import COMMANDS  # noqa: PLC0415 - the command table, to name no command that is missing
+    from replay.cli._main import COMMANDS  # the command table, to name no command that is missing
 
     hint = "replay it into a server with `nakama-replay live REC --nakama URL`"
     if "convert" in COMMANDS:
-        hint += (", or make a handler-call recording of it to replay here: `nakama-replay convert REC -o CALLS.nkrec "
-                 "[--tick-rate N] [--server-log NAKAMA.log]`")
+        hint += (
+            ", or make a handler-call recording of it to replay here: `nakama-replay convert REC -o CALLS.nkrec "
+            "[--tick-rate N] [--server-log NAKAMA.log]`"
+        )
     return hint
 
 
-def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker], path: str) -> Iterator[Call]:
+def _calls_until(
+    events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker], path: str
+) -> Iterator[Call]:
     beacon = active_beacon()
     position = 0
     for e in events:
@@ -659,7 +746,9 @@ def _calls_until(events: Iterable[Event], until_tick: int | None, markers: list[
             markers.append(e)  # type: ignore[arg-type]
             continue
         if type(e) is WireEvent:
-            raise RecordingError(f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}")
+            raise RecordingError(
+                f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
+            )
         if until_tick is not None and e.tick > until_tick:  # type: ignore[union-attr]
             return
         if beacon is not None:
@@ -732,8 +821,15 @@ def _run(
     after_stop = _after_stop(stop_step, after, markers) if after and stop_step is not None else None
     integrity = reader.integrity() if reader is not None else None
     verdict = decide(
-        crash, recorded_crash, divergence_count, runtime.stopped, integrity,
-        allow_incomplete=options.allow_incomplete, calls=calls, ticks=ticks, after_stop=after_stop,
+        crash,
+        recorded_crash,
+        divergence_count,
+        runtime.stopped,
+        integrity,
+        allow_incomplete=options.allow_incomplete,
+        calls=calls,
+        ticks=ticks,
+        after_stop=after_stop,
     )
     return ReplayResult(
         outcome=outcome,

@@ -217,7 +217,8 @@ class CrashSignature:
         frames = _python_frames(traceback) or _python_frames(error)
         if not frames:
             frames = tuple(
-                f"{_base(m['file'])}:{m['func']}" if m["func"] else _base(m["file"]) for m in _JS_FRAME.finditer(traceback or error)
+                f"{_base(m['file'])}:{m['func']}" if m["func"] else _base(m["file"])
+                for m in _JS_FRAME.finditer(traceback or error)
             )[:MAX_FRAMES]
         if error_type is None:
             m = _TYPE_PREFIX.match(first)
@@ -229,7 +230,9 @@ class CrashSignature:
         """From a replay's ``replay.runtime.Crash``."""
         if crash.hung:
             return cls(crash.callback, "Hang", (), op_code)
-        return cls.from_error(crash.callback, crash.error, crash.traceback, error_type=crash.error_type, op_code=op_code)
+        return cls.from_error(
+            crash.callback, crash.error, crash.traceback, error_type=crash.error_type, op_code=op_code
+        )
 
     @classmethod
     def from_result(cls, result: Any) -> CrashSignature | None:
@@ -249,15 +252,19 @@ class CrashSignature:
     @classmethod
     def from_marker(cls, marker: Any, op_code: int | None = None) -> CrashSignature:
         """From a recording's ``CrashMarker`` (what production saw), with the error type it recorded, if any."""
-        return cls.from_error(marker.callback, marker.error, marker.traceback,
-                              error_type=getattr(marker, "error_type", "") or None, op_code=op_code)
+        return cls.from_error(
+            marker.callback,
+            marker.error,
+            marker.traceback,
+            error_type=getattr(marker, "error_type", "") or None,
+            op_code=op_code,
+        )
 
     @classmethod
     def of_recording(cls, path: str | os.PathLike[str]) -> CrashSignature | None:
         """The signature of the crash a recording ends with (None when it has no crash marker), with the
         op code of the last message of the ``match_loop`` call at the crash tick."""
-        from recorder.format import CrashMarker, LoopCall  # noqa: PLC0415
-        from recorder.format import open_recording  # noqa: PLC0415
+        from recorder.format import CrashMarker, LoopCall, open_recording
 
         last_ops: dict[int, int | None] = {}
         marker = None
@@ -310,7 +317,9 @@ def parse_crash_log_line(line: str) -> LoggedCrash | None:
     if m is None:
         return None
     tick = obj.get("tick")
-    return LoggedCrash(str(obj.get("mid", "")), tick if isinstance(tick, int) else -1, m.group(1), str(obj.get("error", "")))
+    return LoggedCrash(
+        str(obj.get("mid", "")), tick if isinstance(tick, int) else -1, m.group(1), str(obj.get("error", ""))
+    )
 
 
 def same_error_class(a: str, b: str) -> bool:

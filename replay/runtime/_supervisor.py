@@ -165,7 +165,7 @@ class Death:
 
     def crash(self) -> Any:
         """The death as the runtime's ``Crash`` (hung: the same text the in-process guard gives)."""
-        from replay.runtime._result import Crash  # noqa: PLC0415
+        from replay.runtime._result import Crash
 
         text = self.describe() if self.kind == "hung" else f"{self.error_type}: {self.describe()}"
         return Crash(self.callback, self.tick, text, self.error_type, self.traceback, self.kind == "hung")
@@ -257,11 +257,25 @@ class HandlerProcess:
             os.ftruncate(fd, Beacon.SLOTS * 8)
             self._beacon = mmap.mmap(fd, Beacon.SLOTS * 8)
             self._slots = memoryview(self._beacon).cast("q")
-            argv = [sys.executable, "-P", "-c", _WORKER, str(job_r), str(res_w), str(fd), str(stacks),
-                    str(self.limits.max_memory or 0)]
+            argv = [
+                sys.executable,
+                "-P",
+                "-c",
+                _WORKER,
+                str(job_r),
+                str(res_w),
+                str(fd),
+                str(stacks),
+                str(self.limits.max_memory or 0),
+            ]
             self._proc = subprocess.Popen(
-                argv, pass_fds=(job_r, res_w, fd, stacks), stdin=subprocess.DEVNULL, stdout=_stderr_fd(),
-                env=self.env, start_new_session=True, close_fds=True,
+                argv,
+                pass_fds=(job_r, res_w, fd, stacks),
+                stdin=subprocess.DEVNULL,
+                stdout=_stderr_fd(),
+                env=self.env,
+                start_new_session=True,
+                close_fds=True,
             )
         except BaseException:
             for f in (job_w, res_r):
@@ -387,9 +401,19 @@ class HandlerProcess:
         s = self._slots
         code = s[Beacon.CALLBACK]
         return Death(
-            kind, CALLBACKS[code] if 0 <= code < len(CALLBACKS) else "", int(s[Beacon.TICK]), bool(s[Beacon.IN_CALL]),
-            int(s[Beacon.CALLS]), int(s[Beacon.LOOPS]), int(s[Beacon.POSITION]), int(s[Beacon.RUN]), status, sig,
-            self.limits.hang_timeout, self.limits.max_memory, traceback=self._stack(),
+            kind,
+            CALLBACKS[code] if 0 <= code < len(CALLBACKS) else "",
+            int(s[Beacon.TICK]),
+            bool(s[Beacon.IN_CALL]),
+            int(s[Beacon.CALLS]),
+            int(s[Beacon.LOOPS]),
+            int(s[Beacon.POSITION]),
+            int(s[Beacon.RUN]),
+            status,
+            sig,
+            self.limits.hang_timeout,
+            self.limits.max_memory,
+            traceback=self._stack(),
             divergences=int(s[Beacon.DIVERGENCES]),
         )
 
@@ -427,7 +451,8 @@ class HandlerProcess:
         if not self._ready:
             if self.limits.max_memory is not None and code != 0:
                 raise OptionError(
-                    "--max-memory", format_size(self.limits.max_memory),
+                    "--max-memory",
+                    format_size(self.limits.max_memory),
                     "the handler process cannot even start under this cap (it needs about 200 MiB of address "
                     "space before the handler runs): give it more",
                 )
@@ -449,7 +474,9 @@ def handler_traceback(dump: str) -> str:
     that was running the handler: the one with frames outside nakama-replay's own packages (the others are
     the hang guard's watchdog and such). Frames of nakama-replay itself are left out, as in replay crashes."""
     best: list[tuple[str, str, str]] = []
-    for section in re.split(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+ \(most recent call first\):$", dump, flags=re.M)[1:]:
+    for section in re.split(
+        r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+ \(most recent call first\):$", dump, flags=re.M
+    )[1:]:
         frames = [(m["file"], m["line"], m["func"]) for m in _FAULT_FRAME.finditer(section)]
         mine = [f for f in frames if not f[0].startswith(_OURS) and f[0] != "<string>"]  # <string>: the worker's -c
         if any(not f[0].startswith(_OURS) and "/python3" not in f[0] for f in frames):
@@ -548,7 +575,7 @@ def close_thread_workers() -> None:
 
 def replay_job(recording: str, handler: str | None, options: Any) -> Any:
     """(Runs in the worker.) ``replay.runtime.reproduce_isolated``."""
-    from replay.runtime._isolation import reproduce_isolated  # noqa: PLC0415
+    from replay.runtime._isolation import reproduce_isolated
 
     return reproduce_isolated(recording, handler, options)
 
@@ -565,7 +592,7 @@ def reproduce_supervised(
     worker: ``process`` when given (it is reused), else a new one for this replay. The options' hang
     timeout is the supervisor's unless ``limits`` says otherwise. Returns a ``ReplayResult``; a death
     is the result's outcome (see ``death_result``)."""
-    from replay.runtime._runtime import ReplayOptions  # noqa: PLC0415
+    from replay.runtime._runtime import ReplayOptions
 
     options = options or ReplayOptions()
     if limits is None:
@@ -591,8 +618,18 @@ def mark_out_of_memory(result: Any, limits: Limits) -> Any:
     if limits.max_memory is None or c is None or not _is_memory_error(c):
         return result
     result.outcome = "out-of-memory"
-    result.death = Death("out-of-memory", c.callback, c.tick, True, result.calls_replayed, result.ticks_replayed, 0,
-                         hang_timeout=limits.hang_timeout, max_memory=limits.max_memory, ended=False)
+    result.death = Death(
+        "out-of-memory",
+        c.callback,
+        c.tick,
+        True,
+        result.calls_replayed,
+        result.ticks_replayed,
+        0,
+        hang_timeout=limits.hang_timeout,
+        max_memory=limits.max_memory,
+        ended=False,
+    )
     return result
 
 
@@ -606,11 +643,10 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     crash at the callback and tick the beacon last showed, the inputs of the last ticks up to that call
     (read from the recording), the verdict against the recorded crash. What only the dead process knew
     (presences, logs, the divergences themselves) is not there; ``death`` says why."""
-    from recorder.format import CrashMarker, WireEvent  # noqa: PLC0415
-    from recorder.format import open_recording  # noqa: PLC0415
-    from replay.runtime._handlers import split_spec  # noqa: PLC0415
-    from replay.runtime._result import ReplayResult, describe_call  # noqa: PLC0415
-    from replay.runtime._verdict import decide  # noqa: PLC0415
+    from recorder.format import CrashMarker, WireEvent, open_recording
+    from replay.runtime._handlers import split_spec
+    from replay.runtime._result import ReplayResult, describe_call
+    from replay.runtime._verdict import decide
 
     spec = handler
     if spec is None:
@@ -628,17 +664,30 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
         for e in rec.events():
             if type(e) is CrashMarker:
                 markers.append(e)  # type: ignore[arg-type]
-            elif type(e) is not WireEvent and len(calls) < death.position:
-                if options.until_tick is None or e.tick <= options.until_tick:  # type: ignore[union-attr]
-                    calls.append(e)
+            elif (
+                type(e) is not WireEvent
+                and len(calls) < death.position
+                and (
+                    options.until_tick is None or e.tick <= options.until_tick  # type: ignore[union-attr]
+                )
+            ):
+                calls.append(e)
         integrity = rec.integrity()
     recorded = markers[-1] if markers else None
     if recorded is not None and options.until_tick is not None and recorded.tick > options.until_tick:
         recorded = None
     window = [c for c in calls if c.tick >= crash.tick - options.last_ticks + 1]
 
-    verdict = decide(crash, recorded, death.divergences, True, integrity, allow_incomplete=options.allow_incomplete,
-                     calls=death.calls, ticks=death.loops)
+    verdict = decide(
+        crash,
+        recorded,
+        death.divergences,
+        True,
+        integrity,
+        allow_incomplete=options.allow_incomplete,
+        calls=death.calls,
+        ticks=death.loops,
+    )
     return ReplayResult(
         outcome=death.kind,
         reproduced=verdict.reproduced,
@@ -664,7 +713,7 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
 
 def _worker_main(argv: list[str]) -> int:
     """The worker: ``JOB_FD RESULT_FD BEACON_FD STACKS_FD MAX_MEMORY``; runs jobs until told to stop or orphaned."""
-    import faulthandler  # noqa: PLC0415
+    import faulthandler
 
     job_fd, result_fd, beacon_fd, stacks_fd, max_memory = (int(a) for a in argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the user's Ctrl-C is the parent's to handle
@@ -704,7 +753,7 @@ def _worker_main(argv: list[str]) -> int:
             reply = ("oom", number)
         except NakamaReplayError as exc:
             reply = ("error", number, portable_error(exc))
-        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a bug of ours: the parent shows the traceback
+        except (Exception, KeyboardInterrupt):  # a bug of ours: the parent shows the traceback
             reply = ("bug", number, traceback.format_exc())
         for stream in (sys.stdout, sys.stderr):  # what the handler printed, before the parent moves on
             stream.flush()
@@ -713,7 +762,7 @@ def _worker_main(argv: list[str]) -> int:
         except MemoryError:
             beacon.slots[Beacon.OOM] = 1
             return 1
-        except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
+        except Exception as exc:  # e.g. a result that does not pickle
             results.send(("bug", number, f"the result could not be sent back: {type(exc).__name__}: {exc}"))
 
 
@@ -722,7 +771,7 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes  # noqa: PLC0415
+        import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -742,7 +791,7 @@ def _cap_memory(max_memory: int) -> str:
     warm_up.start()
     warm_up.join()
     try:
-        import resource  # noqa: PLC0415
+        import resource
 
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY and max_memory > hard:

@@ -99,34 +99,68 @@ def _complete_verdict(crash: Any, recorded: Any, divergences: int, stopped: bool
     if recorded is not None:
         if crash is None:
             ended = "stopped" if stopped else "ran to the end"
-            return Verdict(NOT_REPRODUCED, False, (
-                f"the recording crashed in {recorded.callback} at tick {recorded.tick}, the replay {ended} without "
-                "a crash"), ("crash",))
+            return Verdict(
+                NOT_REPRODUCED,
+                False,
+                (
+                    f"the recording crashed in {recorded.callback} at tick {recorded.tick}, the replay {ended} without "
+                    "a crash"
+                ),
+                ("crash",),
+            )
         mismatch = crash_mismatch(crash, recorded)
         if "callback" in mismatch or "tick" in mismatch:
-            return Verdict(NOT_REPRODUCED, False, (
-                f"another crash, in {crash.callback} at tick {crash.tick} (recorded: {recorded.callback} at tick "
-                f"{recorded.tick})"), mismatch)
+            return Verdict(
+                NOT_REPRODUCED,
+                False,
+                (
+                    f"another crash, in {crash.callback} at tick {crash.tick} (recorded: {recorded.callback} at tick "
+                    f"{recorded.tick})"
+                ),
+                mismatch,
+            )
         if mismatch and not error_known(recorded) and not divergences:
-            return Verdict(INCOMPLETE, False, (
-                f"{crash.callback} crashed at tick {crash.tick}, where the recording's crash is, but the recording "
-                "does not know that crash's error (a wire recording converted without the server's log), so "
-                "whether it is the same crash is not known: `nakama-replay convert --server-log NAKAMA.log` "
-                "records it"), ("error_type",))
+            return Verdict(
+                INCOMPLETE,
+                False,
+                (
+                    f"{crash.callback} crashed at tick {crash.tick}, where the recording's crash is, but the recording "
+                    "does not know that crash's error (a wire recording converted without the server's log), so "
+                    "whether it is the same crash is not known: `nakama-replay convert --server-log NAKAMA.log` "
+                    "records it"
+                ),
+                ("error_type",),
+            )
         if mismatch:
             a, b = replayed_signature(crash), recorded_signature(recorded)
             assert a is not None and b is not None
-            return Verdict(NOT_REPRODUCED, False, (
-                f"crashed at the recorded tick, but with a different error: recorded {b.error_type} "
-                f"({_first_line(recorded.error)}), replayed {a.error_type} ({_first_line(crash.error)})"), mismatch)
+            return Verdict(
+                NOT_REPRODUCED,
+                False,
+                (
+                    f"crashed at the recorded tick, but with a different error: recorded {b.error_type} "
+                    f"({_first_line(recorded.error)}), replayed {a.error_type} ({_first_line(crash.error)})"
+                ),
+                mismatch,
+            )
         if divergences:
-            return Verdict(NOT_REPRODUCED, False, (
-                f"crash reproduced in {crash.callback} at tick {crash.tick}, but {divergences} outcomes diverged "
-                "before it"), ("outcomes",))
+            return Verdict(
+                NOT_REPRODUCED,
+                False,
+                (
+                    f"crash reproduced in {crash.callback} at tick {crash.tick}, but {divergences} outcomes diverged "
+                    "before it"
+                ),
+                ("outcomes",),
+            )
         return Verdict(REPRODUCED, True, f"{crash.callback} crashed at tick {crash.tick}, as recorded")
     if crash is not None:
-        return Verdict(NOT_REPRODUCED, False,
-                       f"the replay crashed in {crash.callback} at tick {crash.tick}; the recording did not", ("crash",))
+        return Verdict(
+            NOT_REPRODUCED,
+            False,
+            f"the replay crashed in {crash.callback} at tick {crash.tick}; the recording did not",
+            ("crash",),
+        )
     if divergences:
         return Verdict(NOT_REPRODUCED, False, f"{divergences} outcomes diverged from the recording", ("outcomes",))
     return Verdict(REPRODUCED, True, "stopped as recorded" if stopped else "ran to the end as recorded")
@@ -158,12 +192,20 @@ def decide(
         return verdict
     replayed = f"replayed {calls} calls ({ticks} ticks) from the intact part"
     if allow_incomplete:
-        return Verdict(verdict.status, verdict.reproduced,
-                       f"{verdict.sentence} (--allow-incomplete: {replayed}; not replayed: {integrity.missing()})",
-                       verdict.mismatch)
-    return Verdict(INCOMPLETE, False, (
-        f"no verdict: the recording is {integrity.state}, so {integrity.missing()} was not replayed; {replayed}, "
-        f"in which {_within(crash, stopped)} (--allow-incomplete draws a verdict from it)"))
+        return Verdict(
+            verdict.status,
+            verdict.reproduced,
+            f"{verdict.sentence} (--allow-incomplete: {replayed}; not replayed: {integrity.missing()})",
+            verdict.mismatch,
+        )
+    return Verdict(
+        INCOMPLETE,
+        False,
+        (
+            f"no verdict: the recording is {integrity.state}, so {integrity.missing()} was not replayed; {replayed}, "
+            f"in which {_within(crash, stopped)} (--allow-incomplete draws a verdict from it)"
+        ),
+    )
 
 
 def _with_calls_after_stop(verdict: Verdict, a: Any, crash: Any) -> Verdict:
@@ -171,11 +213,15 @@ def _with_calls_after_stop(verdict: Verdict, a: Any, crash: Any) -> Verdict:
     match's handler, so either the recorded match had not stopped there (Nakama made them) or the recording
     is inconsistent (it could not have). Either way the replay does not reproduce the recording."""
     if a.nakama_could_make:
-        why = (f"the recording goes on with {a.describe()}, which Nakama made: the recorded match had not "
-               "stopped there; they were not replayed")
+        why = (
+            f"the recording goes on with {a.describe()}, which Nakama made: the recorded match had not "
+            "stopped there; they were not replayed"
+        )
     else:
-        why = (f"the recording holds {a.describe()}, which Nakama could not have made (it never calls a stopped "
-               "match's handler): the recording is inconsistent and they were not replayed")
+        why = (
+            f"the recording holds {a.describe()}, which Nakama could not have made (it never calls a stopped "
+            "match's handler): the recording is inconsistent and they were not replayed"
+        )
     if verdict.reproduced:
         ended = "crashed" if crash is not None else "stopped"
         sentence = f"the replay {ended} in {a.stop_callback} at tick {a.stop_tick} as recorded, but {why}"

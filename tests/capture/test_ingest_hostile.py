@@ -18,15 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder import LoopCall, read_events
-from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header
+from recorder.capture import Ingest, recording_name, write_matches
+from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header, jsonl_lines, read_jsonl
 from recorder.format._nkrec import _pack, _unpack
 from recorder.format._validate import MAX_DEPTH
-from recorder.capture import Ingest, recording_name, write_matches
-from recorder.format import jsonl_lines, read_jsonl
 from replay.cli import main
 from tests.common.model_strategies import assert_same
 from tests.common.paths import DATA
-
 
 LINES = (DATA / "nakama-3.40-lua-capture-arena.log").read_text(encoding="utf-8").splitlines()
 OURS = [i for i, line in enumerate(LINES) if "nkreplay:1 {" in line]  # 37 records, one per line
@@ -34,8 +32,9 @@ MATCH = "ff5b8c3f-59e1-4b3e-80f2-80ca1d7757bb.nakama"
 LOOP = next(k for k, i in enumerate(OURS) if '\\"k\\":\\"loop\\"' in LINES[i])  # the first loop record
 
 
-def edited(k: int, record: Callable[[dict[str, Any]], Any] | None = None,
-           line: Callable[[dict[str, Any]], Any] | None = None) -> str:
+def edited(
+    k: int, record: Callable[[dict[str, Any]], Any] | None = None, line: Callable[[dict[str, Any]], Any] | None = None
+) -> str:
     """Log line of record ``k``, its capture record and/or its log object changed."""
     obj = json.loads(LINES[OURS[k]])
     rec = json.loads(obj["msg"].split(" ", 1)[1])
@@ -53,8 +52,13 @@ def log_with(k: int, text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ingest_cli(tmp_path: Path, text: str | bytes, capsys: pytest.CaptureFixture[str], name: str = "nakama.log",
-               json_out: bool = True) -> tuple[int, Any]:
+def ingest_cli(
+    tmp_path: Path,
+    text: str | bytes,
+    capsys: pytest.CaptureFixture[str],
+    name: str = "nakama.log",
+    json_out: bool = True,
+) -> tuple[int, Any]:
     log = tmp_path / name
     log.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     code = main(["ingest", str(log), "-o", str(tmp_path / "out"), *(["--json"] if json_out else [])])
@@ -91,9 +95,12 @@ def nested(depth: int) -> Any:
         (edited(LOOP, lambda r: r["ms"][0].__setitem__(1, 2**63)), "ms[0][1]: must be an int64"),
         (edited(LOOP, lambda r: r["ms"][0].__setitem__(0, 0)), "ms[0][0]: must be between 1 and"),
         (edited(LOOP, lambda r: r.__setitem__("nd", [["time", [[[[1e308 * 10]]]]]])), "a number must be finite"),
-        (edited(LOOP, lambda r: r.__setitem__("o", {"b": [[1, "!!", None, None, True, False]]})), "o.b[0][1]: not standard base64"),
+        (
+            edited(LOOP, lambda r: r.__setitem__("o", {"b": [[1, "!!", None, None, True, False]]})),
+            "o.b[0][1]: not standard base64",
+        ),
         (edited(LOOP, lambda r: r.__setitem__("o", {"ss": {"x": [1, {"y": 1}]}, "b": 5})), "o.b: must be an array"),
-        (edited(LOOP).replace('nkreplay:1 {', 'nkreplay:1 {\\"deep\\":' + DEEP + ","), "nested deeper than 100"),
+        (edited(LOOP).replace("nkreplay:1 {", 'nkreplay:1 {\\"deep\\":' + DEEP + ","), "nested deeper than 100"),
         (edited(LOOP, lambda r: r.__setitem__("x", nested(900))), "nested deeper than 103"),  # parses, then refused
         (edited(LOOP).replace('"runtime"', '"deep":' + DEEP + ',"runtime"'), "nested deeper than 100"),
         (edited(LOOP).replace('\\"s\\":', '\\"n\\":' + "9" * 5000 + ',\\"s\\":'), "more than 4300 digits"),
@@ -113,7 +120,10 @@ def test_a_bad_line_is_reported_and_skipped_never_aborting_the_run(
     assert fragment in damaged["problem"], damaged["problem"]
     [rec] = report["recordings"]
     # a record that never parsed leaves a gap in the sequence; one that parsed but broke a field rule does not
-    assert rec["calls"] == 36 and rec["problems"] in ([], [f"record {LOOP} missing (lost log lines, or damaged ones reported above)"])
+    assert rec["calls"] == 36 and rec["problems"] in (
+        [],
+        [f"record {LOOP} missing (lost log lines, or damaged ones reported above)"],
+    )
     header, events = read_events(rec["path"])  # the recording is whole and readable
     assert header.match_id == MATCH and len(events) == 37  # 36 calls and the crash marker
     assert only_recordings(tmp_path / "out") == [f"{MATCH}.nkrec"]
@@ -169,13 +179,28 @@ def two_matches(first: str, second: str) -> str:
     out = []
     for mid in (first, second):
         for k in range(len(OURS)):
-            out.append(edited(k, lambda r, mid=mid: r.__setitem__("m", mid), lambda o, mid=mid: o.__setitem__("mid", mid.rsplit(".", 1)[0] or mid)))
+            out.append(
+                edited(
+                    k,
+                    lambda r, mid=mid: r.__setitem__("m", mid),
+                    lambda o, mid=mid: o.__setitem__("mid", mid.rsplit(".", 1)[0] or mid),
+                )
+            )
     return "\n".join(out) + "\n"
 
 
-@pytest.mark.parametrize(("first", "second"), [("a/b.nakama", "a_b.nakama"), ("Arena.nakama", "arena.nakama"),
-                                               ("../x.nakama", "__x.nakama"), (".hidden", "_hidden")])
-def test_match_ids_never_share_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], first: str, second: str) -> None:
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("a/b.nakama", "a_b.nakama"),
+        ("Arena.nakama", "arena.nakama"),
+        ("../x.nakama", "__x.nakama"),
+        (".hidden", "_hidden"),
+    ],
+)
+def test_match_ids_never_share_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], first: str, second: str
+) -> None:
     code, out = ingest_cli(tmp_path, two_matches(first, second), capsys, json_out=False)
     assert code == 0
     files = only_recordings(tmp_path / "out")
@@ -224,8 +249,14 @@ def record_of(k: int) -> dict[str, Any]:
 
 
 def as_line(rec: dict[str, Any]) -> str:
-    return json.dumps({"level": "info", "ts": "2026-11-27T17:10:31.000Z", "msg": "nkreplay:1 " + json.dumps(rec),
-                       "mid": MATCH.split(".")[0]})
+    return json.dumps(
+        {
+            "level": "info",
+            "ts": "2026-11-27T17:10:31.000Z",
+            "msg": "nkreplay:1 " + json.dumps(rec),
+            "mid": MATCH.split(".")[0],
+        }
+    )
 
 
 def sweep_records() -> list[dict[str, Any]]:
@@ -249,8 +280,26 @@ def sweep_records() -> list[dict[str, Any]]:
     return records
 
 
-SWEEP_VALUES = [None, False, -1, 0, 2**63, 2**64, 1e308, 1.5, "", "x", "a\x00", "\ud800", [], {}, [[]], ["x"], {"1": 1, "1.0": 2},
-                nested(MAX_DEPTH)]
+SWEEP_VALUES = [
+    None,
+    False,
+    -1,
+    0,
+    2**63,
+    2**64,
+    1e308,
+    1.5,
+    "",
+    "x",
+    "a\x00",
+    "\ud800",
+    [],
+    {},
+    [[]],
+    ["x"],
+    {"1": 1, "1.0": 2},
+    nested(MAX_DEPTH),
+]
 
 
 def _json_positions(node: Any) -> list[tuple[Any, Any]]:
@@ -275,7 +324,7 @@ def test_every_position_of_every_record_kind_set_to_every_edge_value() -> None:
                 parent, key = _json_positions(rec)[i]
                 parent[key] = v
                 ing = Ingest()
-                ing.feed(base + [as_line(rec)], "sweep.log")
+                ing.feed([*base, as_line(rec)], "sweep.log")
                 for m in ing.matches():
                     assert_same(decode_chunk(_unpack(_pack(encode_chunk(m.events)))), m.events)
                     decode_header(_unpack(_pack(encode_header(m.header))))
@@ -285,20 +334,38 @@ def test_every_position_of_every_record_kind_set_to_every_edge_value() -> None:
                     kept += 1
     assert kept and skipped
 
+
 JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8),
-              st.sampled_from([1e308, -1, 2**63, 2**64, "a\x00", "x" * 300, "", "!!", "AAAA", [], {}])),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(),
+        st.text(max_size=8),
+        st.sampled_from([1e308, -1, 2**63, 2**64, "a\x00", "x" * 300, "", "!!", "AAAA", [], {}]),
+    ),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
     max_leaves=10,
 )
-RAW_LINES = st.sampled_from([
-    "", "plain text", "{", '{"msg": 5}', '{"msg": "nkreplay:1 {"}', '{"msg": "nkreplay:1 P 1/1/2 {\\"m"}',
-    '{"msg": "nkreplay:1 P 1/2/2 x\\"}"}', '{"msg": "nkreplay:1 P 9/0/0 x"}', '{"log": "nkreplay:1 {", "stream": "x"}',
-    '{"msg":"Stopping match after error from match_loop execution","mid":"m","tick":-1}',
-    '{"msg":"Stopping match after error from match_loop execution","mid":[],"tick":1,"error":{}}',
-    '{"msg": "nkreplay:1 {}", "ts": ' + "9" * 5000 + "}", '{"msg": "nkreplay:1 []", "ts": []}',
-    "[" * 3000, '{"msg": "nkreplay:1 ' + "[" * 500 + '"}',
-])
+RAW_LINES = st.sampled_from(
+    [
+        "",
+        "plain text",
+        "{",
+        '{"msg": 5}',
+        '{"msg": "nkreplay:1 {"}',
+        '{"msg": "nkreplay:1 P 1/1/2 {\\"m"}',
+        '{"msg": "nkreplay:1 P 1/2/2 x\\"}"}',
+        '{"msg": "nkreplay:1 P 9/0/0 x"}',
+        '{"log": "nkreplay:1 {", "stream": "x"}',
+        '{"msg":"Stopping match after error from match_loop execution","mid":"m","tick":-1}',
+        '{"msg":"Stopping match after error from match_loop execution","mid":[],"tick":1,"error":{}}',
+        '{"msg": "nkreplay:1 {}", "ts": ' + "9" * 5000 + "}",
+        '{"msg": "nkreplay:1 []", "ts": []}',
+        "[" * 3000,
+        '{"msg": "nkreplay:1 ' + "[" * 500 + '"}',
+    ]
+)
 
 
 @st.composite
@@ -311,7 +378,9 @@ def hostile_logs(draw: st.DrawFn) -> list[str]:
         def change(rec: dict[str, Any]) -> None:
             node: Any = rec
             for _ in range(draw(st.integers(0, 3))):  # walk down a few levels
-                keys = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+                keys = (
+                    list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+                )
                 child = node[draw(st.sampled_from(keys))] if keys else None
                 if not isinstance(child, (dict, list)) or not child:
                     break

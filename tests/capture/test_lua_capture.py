@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from recorder.capture import Ingest, write_match
-from recorder.capture import error_location, error_message
-from replay.runtime import lua_error_class
-from recorder.format import Header, LoopCall
-from recorder.capture import crash_of, iter_log
+from recorder.capture import Ingest, crash_of, error_location, error_message, iter_log, write_match
 from recorder.capture._nakama_log import format_log_line
-from recorder.format import read_events, verify
+from recorder.format import Header, LoopCall, read_events, verify
 from replay.cli import main
-from replay.runtime import MatchDriver
 from replay.lua import LuaHandler
-from replay.runtime import reproduce
+from replay.runtime import MatchDriver, lua_error_class, reproduce
 from tests.common.paths import DATA, ROOT
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -43,10 +38,17 @@ def nakama_log(driver: MatchDriver, started_ms: int = 1_764_000_000_000) -> list
     ]
     crash = driver.runtime.crash
     if crash is not None:
-        out.append(format_log_line(
-            "warn", f"Stopping match after error from {crash.callback} execution", ts_ms=started_ms + len(out),
-            caller="server/match_handler.go:292", mid=mid, tick=crash.tick, error=f"{crash.error}\n{crash.traceback}",
-        ))
+        out.append(
+            format_log_line(
+                "warn",
+                f"Stopping match after error from {crash.callback} execution",
+                ts_ms=started_ms + len(out),
+                caller="server/match_handler.go:292",
+                mid=mid,
+                tick=crash.tick,
+                error=f"{crash.error}\n{crash.traceback}",
+            )
+        )
     return out
 
 
@@ -69,7 +71,10 @@ def test_capture_ingest_replay_round_trip(tmp_path: Path) -> None:
     wrapped, lines = captured_arena()
     ing, [match] = ingest(lines)
     assert ing.stats.damaged == [] and match.problems == []
-    assert match.header.match_id == make_recordings.MATCH_ID and match.header.log_match_id == make_recordings.MATCH_ID.split(".")[0]
+    assert (
+        match.header.match_id == make_recordings.MATCH_ID
+        and match.header.log_match_id == make_recordings.MATCH_ID.split(".")[0]
+    )
     assert (match.header.module, match.header.tick_rate, match.header.source) == ("arena", 10, "lua-capture")
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
     assert verify(path).state == "complete"  # ingest seals what it writes
@@ -97,20 +102,25 @@ def test_wrapped_handler_behaves_like_the_unwrapped_one() -> None:
 
 
 def test_nondeterministic_values_make_the_replay(tmp_path: Path) -> None:
-    with MatchDriver(LuaHandler(HANDLERS / "clock_match.lua"), Header(match_id="c0ffee00-0000-4000-8000-000000000001.n1", node="n1", tick_rate=10)) as d:
+    with MatchDriver(
+        LuaHandler(HANDLERS / "clock_match.lua"),
+        Header(match_id="c0ffee00-0000-4000-8000-000000000001.n1", node="n1", tick_rate=10),
+    ) as d:
         d.init({"k": 1})
         alice = d.join("alice")
         d.tick(8)
         d.send(alice, 9, "stop")
         d.tick()
         lines = nakama_log(d)
-    ing, [match] = ingest(lines)
+    _ing, [match] = ingest(lines)
     assert any(line.count('"nkreplay:1 P ') for line in lines)  # clock_match splits records above 400 bytes
     path = write_match(match, tmp_path, handler=str(HANDLERS / "clock_match.lua"))
     result = reproduce(path, str(HANDLERS / "clock_match.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 8
     # without the recorded values the replay draws other times, uuids and numbers: the broadcasts differ
-    stripped = [dataclasses.replace(e, nondeterministic=()) if hasattr(e, "nondeterministic") else e for e in match.events]
+    stripped = [
+        dataclasses.replace(e, nondeterministic=()) if hasattr(e, "nondeterministic") else e for e in match.events
+    ]
     other = reproduce((match.header, stripped), str(HANDLERS / "clock_match.lua"))
     assert any(d.field == "broadcasts" for d in other.divergences)
 
@@ -123,12 +133,18 @@ def test_real_nakama_arena_log_reproduces(tmp_path: Path) -> None:
     assert ing.stats.damaged == [] and match.problems == []
     crash = match.crash
     assert (crash.callback, crash.tick) == ("match_loop", 29)
-    assert crash.error.endswith("arena.lua:54: attempt to index a non-table object(nil) with key 'pos'")  # gopher-lua's words
+    assert crash.error.endswith(
+        "arena.lua:54: attempt to index a non-table object(nil) with key 'pos'"
+    )  # gopher-lua's words
     path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
     result = reproduce(path, str(HANDLERS / "arena.lua"))
     assert result.reproduced and result.divergence_count == 0
     # the signature view: same class and same line, though PUC Lua words it differently
-    assert lua_error_class(error_message(result.crash.error)) == lua_error_class(error_message(crash.error)) == "lua:index nil"
+    assert (
+        lua_error_class(error_message(result.crash.error))
+        == lua_error_class(error_message(crash.error))
+        == "lua:index nil"
+    )
     assert error_location(result.crash.error)[1] == error_location(crash.error)[1] == 54
 
 
@@ -159,7 +175,9 @@ def test_interleaved_matches_noise_damage_and_duplicates(tmp_path: Path) -> None
     assert [(d.line, d.problem.split(" (")[0]) for d in ing.stats.damaged] == [(13, "not a JSON log line")]
     assert all(m.problems == [] for m in matches)
     for m in matches:
-        assert reproduce(write_match(m, tmp_path), str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua"))).reproduced
+        assert reproduce(
+            write_match(m, tmp_path), str(HANDLERS / ("arena.lua" if m.header.module == "arena" else "clock_match.lua"))
+        ).reproduced
 
 
 def test_lost_lines_are_reported_and_docker_wrapped_logs_read(tmp_path: Path) -> None:
@@ -186,17 +204,35 @@ def test_nakamas_crash_line_from_the_shared_sample() -> None:
     mid, marker = crashes[0]
     assert mid == "1762518a-825f-467c-a416-1a7ad0afe835"
     assert (marker.callback, marker.tick) == ("match_loop", 16)
-    assert marker.error == "/nakama/data/modules/match_echo.lua:39: deliberate crash: op_code 99 from 28da6aa3-653a-4714-a51e-b42999555c74 at tick 16"
-    assert marker.traceback == "stack traceback:\n\t[G]: in function 'error'\n\t/nakama/data/modules/match_echo.lua:39: in main chunk\n\t[G]: ?"
-    assert error_location(marker.error) == ("/nakama/data/modules/match_echo.lua", 39) and lua_error_class(error_message(marker.error)).startswith("lua:error deliberate crash")
+    assert (
+        marker.error
+        == "/nakama/data/modules/match_echo.lua:39: deliberate crash: op_code 99 from 28da6aa3-653a-4714-a51e-b42999555c74 at tick 16"
+    )
+    assert (
+        marker.traceback
+        == "stack traceback:\n\t[G]: in function 'error'\n\t/nakama/data/modules/match_echo.lua:39: in main chunk\n\t[G]: ?"
+    )
+    assert error_location(marker.error) == ("/nakama/data/modules/match_echo.lua", 39) and lua_error_class(
+        error_message(marker.error)
+    ).startswith("lua:error deliberate crash")
 
 
 def test_ingest_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "recs"
     (out / "modules").mkdir(parents=True)  # the module inside the recordings' folder: reproduce finds it
     shutil.copy(HANDLERS / "arena.lua", out / "modules" / "arena.lua")
-    code = main(["ingest", str(DATA / "nakama-3.40-lua-capture-arena.log"), str(SAMPLE), "-o", str(out),
-                 "--handler", str(out / "modules" / "arena.lua"), "--json"])
+    code = main(
+        [
+            "ingest",
+            str(DATA / "nakama-3.40-lua-capture-arena.log"),
+            str(SAMPLE),
+            "-o",
+            str(out),
+            "--handler",
+            str(out / "modules" / "arena.lua"),
+            "--json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [r["crash"]["tick"] for r in report["recordings"]] == [29]
@@ -228,7 +264,9 @@ def test_sampling_redaction_and_snapshot_failures(tmp_path: Path) -> None:
     d = run('{ redact = { "client_version" }, redact_op_codes = { 2 } }')
     records = [json.loads(m.split(" ", 1)[1]) for _, m in d.runtime.logger.lines if m.startswith("nkreplay:1 {")]
     attempts = [r for r in records if r["k"] == "join_attempt"]
-    assert attempts and all(r["md"]["client_version"] == "[redacted]" and r["vars"]["client_version"] == "[redacted]" for r in attempts)
+    assert attempts and all(
+        r["md"]["client_version"] == "[redacted]" and r["vars"]["client_version"] == "[redacted]" for r in attempts
+    )
     chats = [m for r in records if r["k"] == "loop" for m in r["ms"] if m[1] == 2]
     assert chats and all(m[2] is False for m in chats)
     _, [match] = ingest(nakama_log(d))

@@ -44,32 +44,78 @@ def _copy(src: str, folder: Path) -> str:
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     # outputs: a folder where a file goes, a missing parent, a file where a folder goes
     ("import -o folder", lambda t: ["import", JSONL, "-o", str(t)], "is a folder; give the name of the file"),
-    ("import -o no parent", lambda t: ["import", JSONL, "-o", str(t / "no" / "x.nkrec")], "does not exist (create it first"),
+    (
+        "import -o no parent",
+        lambda t: ["import", JSONL, "-o", str(t / "no" / "x.nkrec")],
+        "does not exist (create it first",
+    ),
     ("export -o folder", lambda t: ["export", REC, "-o", str(t)], "is a folder; give the name of the file"),
-    ("export -o the input", lambda t: ["export", _copy(REC, t), "-o", str(t / "in.nkrec")], "is also the input file; write to another"),
+    (
+        "export -o the input",
+        lambda t: ["export", _copy(REC, t), "-o", str(t / "in.nkrec")],
+        "is also the input file; write to another",
+    ),
     ("import -o the input", lambda t: ["import", _copy(JSONL, t), "-o", str(t / "in.jsonl")], "is also the input file"),
     ("export -o no parent", lambda t: ["export", REC, "-o", str(t / "no" / "x.jsonl")], "does not exist"),
     ("ingest -o file", lambda t: ["ingest", JSONL, "-o", JSONL], "is a file, not a folder"),
     ("ingest -o no parent", lambda t: ["ingest", JSONL, "-o", str(t / "no" / "out")], "does not exist"),
-    ("serve --out file", lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:0", "--out", JSONL], "is a file, not a folder"),
-    ("proxy --out no parent", lambda t: ["proxy", "--listen", "127.0.0.1:0", "--out", str(t / "no" / "w")], "does not exist"),
+    (
+        "serve --out file",
+        lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:0", "--out", JSONL],
+        "is a file, not a folder",
+    ),
+    (
+        "proxy --out no parent",
+        lambda t: ["proxy", "--listen", "127.0.0.1:0", "--out", str(t / "no" / "w")],
+        "does not exist",
+    ),
     ("fuzz --out file", lambda t: ["fuzz", "--handler", ARENA, "--out", JSONL], "is a file, not a folder"),
     ("fuzz --out no parent", lambda t: ["fuzz", "--handler", ARENA, "--out", str(t / "no" / "f")], "does not exist"),
     # addresses
-    ("live --nakama notaport", lambda t: ["live", REC, "--nakama", "http://127.0.0.1:notaport", "--out", str(t)],
-     "--nakama: 'http://127.0.0.1:notaport': the port 'notaport' is not a number"),
-    ("proxy --upstream notaport", lambda t: ["proxy", "--upstream", "http://127.0.0.1:notaport", "--out", str(t)],
-     "--upstream: 'http://127.0.0.1:notaport'"),
-    ("proxy --upstream notaurl", lambda t: ["proxy", "--upstream", "notaurl", "--out", str(t)], "--upstream: 'notaurl': not a URL"),
-    ("serve --listen 99999", lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:99999"], "the port 99999 is out of range"),
-    ("proxy --listen :-1", lambda t: ["proxy", "--listen", ":-1", "--out", str(t)], "--listen: ':-1': the port -1 is out of range"),
+    (
+        "live --nakama notaport",
+        lambda t: ["live", REC, "--nakama", "http://127.0.0.1:notaport", "--out", str(t)],
+        "--nakama: 'http://127.0.0.1:notaport': the port 'notaport' is not a number",
+    ),
+    (
+        "proxy --upstream notaport",
+        lambda t: ["proxy", "--upstream", "http://127.0.0.1:notaport", "--out", str(t)],
+        "--upstream: 'http://127.0.0.1:notaport'",
+    ),
+    (
+        "proxy --upstream notaurl",
+        lambda t: ["proxy", "--upstream", "notaurl", "--out", str(t)],
+        "--upstream: 'notaurl': not a URL",
+    ),
+    (
+        "serve --listen 99999",
+        lambda t: ["serve", "--handler", ARENA, "--listen", "127.0.0.1:99999"],
+        "the port 99999 is out of range",
+    ),
+    (
+        "proxy --listen :-1",
+        lambda t: ["proxy", "--listen", ":-1", "--out", str(t)],
+        "--listen: ':-1': the port -1 is out of range",
+    ),
     # ranges
-    ("reproduce --last-ticks -3", lambda t: ["reproduce", REC, "--last-ticks", "-3"], "--last-ticks: '-3': must be at least 0"),
+    (
+        "reproduce --last-ticks -3",
+        lambda t: ["reproduce", REC, "--last-ticks", "-3"],
+        "--last-ticks: '-3': must be at least 0",
+    ),
     ("reproduce --until-tick -1", lambda t: ["reproduce", REC, "--until-tick", "-1"], "--until-tick: '-1'"),
     ("diff --until-tick -1", lambda t: ["diff", REC, "--recorded", "--until-tick", "-1"], "--until-tick: '-1'"),
     ("run-all --until-tick -1", lambda t: ["run-all", REC, "--until-tick", "-1"], "--until-tick: '-1'"),
-    ("import --chunk-events 0", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "0"], "--chunk-events: '0': must be at least 1"),
-    ("import --chunk-events -1", lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "-1"], "--chunk-events: '-1'"),
+    (
+        "import --chunk-events 0",
+        lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "0"],
+        "--chunk-events: '0': must be at least 1",
+    ),
+    (
+        "import --chunk-events -1",
+        lambda t: ["import", JSONL, "-o", str(t / "o.nkrec"), "--chunk-events", "-1"],
+        "--chunk-events: '-1'",
+    ),
     ("live --tick-rate -10", lambda t: ["live", REC, "--tick-rate", "-10"], "--tick-rate: '-10': must be at least 1"),
     ("reproduce --hang-timeout 0", lambda t: ["reproduce", REC, "--hang-timeout", "0"], "--hang-timeout: '0'"),
     ("run-all -j 0", lambda t: ["run-all", REC, "-j", "0"], "-j/--jobs: '0': must be at least 1"),
@@ -80,15 +126,35 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("export folder", lambda t: ["export", str(t)], "is a folder, not a recording"),
     ("import folder", lambda t: ["import", str(t), "-o", str(t / "o.nkrec")], "is a folder, not a JSON Lines file"),
     ("ingest folder", lambda t: ["ingest", str(t), "-o", str(t / "out")], "is a folder, not a log"),
-    ("live --server-log folder", lambda t: ["live", REC, "--server-log", str(t), "--out", str(t)], "is a folder, not a server log"),
+    (
+        "live --server-log folder",
+        lambda t: ["live", REC, "--server-log", str(t), "--out", str(t)],
+        "is a folder, not a server log",
+    ),
     ("inspect missing", lambda t: ["inspect", str(t / "nope.nkrec")], "nope.nkrec: no such file"),
     ("run-all missing", lambda t: ["run-all", str(t / "nope")], "nope"),
-    ("reproduce --handler folder", lambda t: ["reproduce", REC, "--handler", str(t)], "is a folder; a handler is a .py file"),
+    (
+        "reproduce --handler folder",
+        lambda t: ["reproduce", REC, "--handler", str(t)],
+        "is a folder; a handler is a .py file",
+    ),
     ("run-all --handler folder", lambda t: ["run-all", REC, "--handler", str(t)], "is a folder, not a handler file"),
     ("run-all --handler missing", lambda t: ["run-all", REC, "--handler", str(t / "nope.py")], "nope.py: no such file"),
-    ("reproduce --module-path file", lambda t: ["reproduce", REC, "--handler", ARENA, "--module-path", JSONL], "is a file, not a --module-path folder"),
-    ("diff --module-path missing", lambda t: ["diff", REC, "--recorded", "--module-path", str(t / "nope")], "no such --module-path folder"),
-    ("serve --rpc folder", lambda t: ["serve", "--handler", ARENA, "--rpc", str(t), "--out", str(t)], "is a folder, not a Python file"),
+    (
+        "reproduce --module-path file",
+        lambda t: ["reproduce", REC, "--handler", ARENA, "--module-path", JSONL],
+        "is a file, not a --module-path folder",
+    ),
+    (
+        "diff --module-path missing",
+        lambda t: ["diff", REC, "--recorded", "--module-path", str(t / "nope")],
+        "no such --module-path folder",
+    ),
+    (
+        "serve --rpc folder",
+        lambda t: ["serve", "--handler", ARENA, "--rpc", str(t), "--out", str(t)],
+        "is a folder, not a Python file",
+    ),
     ("bisect --handlers file", lambda t: ["bisect", REC, "--handlers", JSONL], "not a folder of handler versions"),
     # usage
     ("no such command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -119,8 +185,22 @@ def test_unreadable_files_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
             if os.geteuid() != 0:
                 code, err = main(argv), capsys.readouterr().err
             elif shutil.which("setpriv"):
-                run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                                      "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120, cwd=folder)
+                run = subprocess.run(
+                    [
+                        "setpriv",
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        sys.executable,
+                        "-m",
+                        "replay.cli",
+                        *argv,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=folder,
+                )
                 code, err = run.returncode, run.stderr
             else:
                 pytest.skip("running as root without setpriv: no way to make a file unreadable")
@@ -158,8 +238,11 @@ def test_damaged_gzip_is_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_real_processes_print_no_traceback(tmp_path: Path) -> None:
-    for argv in (["reproduce", REC, "--last-ticks", "-3"], ["import", JSONL, "-o", str(tmp_path)],
-                 ["live", REC, "--nakama", "http://127.0.0.1:notaport"]):
+    for argv in (
+        ["reproduce", REC, "--last-ticks", "-3"],
+        ["import", JSONL, "-o", str(tmp_path)],
+        ["live", REC, "--nakama", "http://127.0.0.1:notaport"],
+    ):
         run = subprocess.run([sys.executable, "-m", "replay.cli", *argv], capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
@@ -191,7 +274,10 @@ def _damaged(tmp_path: Path) -> dict[str, Path]:
         ("cut4", "the file ends after 4 bytes, inside the 8-byte .nkrec signature"),
         ("cut30", "corrupt header at byte offset 8: the header frame is missing, damaged or cut off"),
         ("random", "not an .nkrec file (it starts with b'\\x07\\x08"),
-        ("jsonl", "this is JSON Lines, not an .nkrec recording; make a recording of it with `nakama-replay import FILE"),
+        (
+            "jsonl",
+            "this is JSON Lines, not an .nkrec recording; make a recording of it with `nakama-replay import FILE",
+        ),
         ("log", "this is a JSON log, not an .nkrec recording; `nakama-replay ingest`"),
     ],
 )
@@ -199,15 +285,21 @@ def test_unusable_files_say_what_they_are_without_false_advice(
     name: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _damaged(tmp_path)[name]
-    for argv in (["inspect", str(path)], ["inspect", "--salvage", str(path)], ["reproduce", str(path), "--handler", ARENA],
-                 ["export", str(path)]):
+    for argv in (
+        ["inspect", str(path)],
+        ["inspect", "--salvage", str(path)],
+        ["reproduce", str(path), "--handler", ARENA],
+        ["export", str(path)],
+    ):
         assert main(argv) == 2
-        out, err = capsys.readouterr()
+        _out, err = capsys.readouterr()
         assert err.startswith(f"CorruptRecording: {path}: {says}"), err
         assert "salvage" not in err and "intact" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_corrupt_chunk_keeps_the_salvage_advice_that_is_true(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_corrupt_chunk_keeps_the_salvage_advice_that_is_true(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = bytearray(Path(REC).read_bytes())
     data[len(data) // 2] ^= 0xFF
     flipped = tmp_path / "flipped.nkrec"
@@ -220,7 +312,9 @@ def test_a_corrupt_chunk_keeps_the_salvage_advice_that_is_true(tmp_path: Path, c
     assert json.loads(capsys.readouterr().out)["events"] > before["events"]
     with open_recording(flipped) as rec, pytest.raises(CorruptRecording) as err:  # the library's own error
         list(rec.events())
-    assert "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage" in str(err.value)
+    assert "Every chunk before this offset is intact; `nakama-replay inspect --salvage` reads past the damage" in str(
+        err.value
+    )
 
 
 def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,8 +327,7 @@ def test_json_errors_say_at_column_once(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from recorder.format import Header, WireEvent
-    from recorder.format import write_recording
+    from recorder.format import Header, WireEvent, write_recording
     from replay.cli import COMMANDS
 
     wire = tmp_path / "wire.nkrec"
@@ -250,7 +343,9 @@ def test_a_wire_recording_names_only_commands_that_exist(tmp_path: Path, capsys:
     assert "does not know the match's tick rate; pass --tick-rate N (1..60)" in capsys.readouterr().err
 
 
-def test_a_bug_is_exit_70_with_its_traceback_never_a_verdict(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bug_is_exit_70_with_its_traceback_never_a_verdict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import replay.cli._commands.inspect as inspect_command
 
     def broken(args: object) -> int:

@@ -33,7 +33,7 @@ def _readme_section(title: str) -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def test_readme_example_is_the_bundled_file_and_imports_and_inspects_as_shown(
@@ -61,9 +61,17 @@ def test_inspect_json_of_the_example(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["inspect", "--json", str(rec)]) == 0
     s = json.loads(capsys.readouterr().out)
     assert (s["match_id"], s["module"], s["tick_rate"], s["ticks"], s["events"]) == (
-        "4c2f7d0e-8a51-4b8e-9c3d-2e7f6a1b9d40.nakama1", "arena", 10, 4, 11)
-    assert s["crash"] == {"callback": "match_loop", "tick": 4,
-                          "error": "arena.lua:88: attempt to index local 'holder' (a nil value)"}
+        "4c2f7d0e-8a51-4b8e-9c3d-2e7f6a1b9d40.nakama1",
+        "arena",
+        10,
+        4,
+        11,
+    )
+    assert s["crash"] == {
+        "callback": "match_loop",
+        "tick": 4,
+        "error": "arena.lua:88: attempt to index local 'holder' (a nil value)",
+    }
     bob = next(p for p in s["presences"] if p["username"] == "bob")
     assert (bob["join_tick"], bob["leave_tick"], bob["leave_reason"], bob["client_version"]) == (0, 3, 4, "1.3.2")
     assert [(o["op_code"], o["count"], o["bytes"]) for o in s["op_codes"]] == [(1, 3, 26), (2, 1, 13)]
@@ -105,7 +113,7 @@ def test_inspect_truncated_exits_3_strict_refuses(tmp_path: Path, capsys: pytest
     _small(rec)
     last = _frames(rec)[-1]
     cut = tmp_path / "cut.nkrec"
-    cut.write_bytes(rec.read_bytes()[:last.offset + FRAME_SIZE + 2])  # inside the last chunk
+    cut.write_bytes(rec.read_bytes()[: last.offset + FRAME_SIZE + 2])  # inside the last chunk
     assert main(["inspect", "--json", str(cut)]) == 3
     s = json.loads(capsys.readouterr().out)
     (damage,) = s["damage"]
@@ -114,7 +122,10 @@ def test_inspect_truncated_exits_3_strict_refuses(tmp_path: Path, capsys: pytest
     assert damage["offset"] == last.offset
     assert main(["inspect", str(cut)]) == 3
     out = capsys.readouterr().out
-    assert f"integrity  unsealed: the writer did not finish (no seal); chunks 1..3 (12 events, up to byte offset {last.offset})" in out
+    assert (
+        f"integrity  unsealed: the writer did not finish (no seal); chunks 1..3 (12 events, up to byte offset {last.offset})"
+        in out
+    )
     assert f"damage     truncated at byte offset {damage['offset']} (chunk 4)" in out
     assert main(["inspect", "--allow-incomplete", str(cut)]) == 0
     capsys.readouterr()
@@ -154,9 +165,11 @@ def test_inspect_corrupt_exits_3_and_salvage_reads_on(tmp_path: Path, capsys: py
     rec.write_bytes(bytes(data))
     assert main(["inspect", str(rec)]) == 3
     out = capsys.readouterr().out
-    assert (f"integrity  damaged: corrupt at byte offset {frames[1].offset} (chunk 2): checksum mismatch; chunk 1 "
-            f"(4 events, up to byte offset {frames[1].offset}) intact before it; 2 intact chunks after it "
-            "(--salvage reads them)") in out
+    assert (
+        f"integrity  damaged: corrupt at byte offset {frames[1].offset} (chunk 2): checksum mismatch; chunk 1 "
+        f"(4 events, up to byte offset {frames[1].offset}) intact before it; 2 intact chunks after it "
+        "(--salvage reads them)"
+    ) in out
     assert "ticks      3 loops" in out  # the summary counts the intact chunk before the damage
     assert main(["inspect", "--salvage", "--json", str(rec)]) == 3
     s = json.loads(capsys.readouterr().out)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.wire import Address, parse_listen, parse_server_url
 from recorder.errors import OptionError, PathError
+from recorder.wire import Address, parse_listen, parse_server_url
 from replay.cli._args import count, input_file, int_at_least, output_dir, output_file, positive, seconds
 
 
@@ -73,8 +73,18 @@ def test_bad_listen_addresses(text: str) -> None:
 
 def test_ranges() -> None:
     assert count("0") == 0 and positive("1") == 1 and int_at_least(2)("5") == 5 and seconds("0.25") == 0.25
-    for convert, bad in [(count, "-3"), (count, "x"), (positive, "0"), (positive, "-1"), (int_at_least(2), "1"),
-                         (seconds, "0"), (seconds, "-10"), (seconds, "nan"), (seconds, "inf"), (seconds, "soon")]:
+    for convert, bad in [
+        (count, "-3"),
+        (count, "x"),
+        (positive, "0"),
+        (positive, "-1"),
+        (int_at_least(2), "1"),
+        (seconds, "0"),
+        (seconds, "-10"),
+        (seconds, "nan"),
+        (seconds, "inf"),
+        (seconds, "soon"),
+    ]:
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{bad!r}: "):
             convert(bad)
 

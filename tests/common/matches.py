@@ -15,11 +15,20 @@ RATE = 10  # Hz: 13 ticks are about 1.3 s of real time in a live replay
 def make_crash_recording(path: Path, handler: Path, *, rate: int = RATE, race_at: int = 9, seed: int = 3) -> Path:
     rng = random.Random(seed)
     params = {"max_players": 8, "tick_rate": rate}
-    header = Header(match_id="0d7c4a52-3f1e-4b6a-9a1d-5c2e8f7b6a10.nakama1", module="arena", tick_rate=rate,
-                    node="nakama1", source="capture", params=params, handler=str(handler))
+    header = Header(
+        match_id="0d7c4a52-3f1e-4b6a-9a1d-5c2e8f7b6a10.nakama1",
+        module="arena",
+        tick_rate=rate,
+        node="nakama1",
+        source="capture",
+        params=params,
+        handler=str(handler),
+    )
     with MatchDriver(str(handler), header, capture=str(path)) as d:
         d.init(params)
-        players = {n: d.join(n, {"client_version": "1.4.0"}, {"client_version": "1.4.0"}) for n in ("alice", "bob", "cho")}
+        players = {
+            n: d.join(n, {"client_version": "1.4.0"}, {"client_version": "1.4.0"}) for n in ("alice", "bob", "cho")
+        }
         d.tick()
         for p in players.values():
             d.send(p, 3)  # ready
@@ -27,8 +36,12 @@ def make_crash_recording(path: Path, handler: Path, *, rate: int = RATE, race_at
         for t in range(race_at + 1):
             for p in players.values():
                 if p is not None:
-                    move = {"dx": rng.choice([-1, 0, 1]), "dy": rng.choice([-1, 0, 1]), "shoot": rng.random() < 0.3,
-                            "aim": [1, 0]}
+                    move = {
+                        "dx": rng.choice([-1, 0, 1]),
+                        "dy": rng.choice([-1, 0, 1]),
+                        "shoot": rng.random() < 0.3,
+                        "aim": [1, 0],
+                    }
                     d.send(p, 1, json.dumps(move))
             if t == 1:
                 d.signal("scores")

@@ -200,8 +200,14 @@ wire_events = st.builds(
     st.one_of(st.none(), int64s),
     st.one_of(st.none(), texts),
 )
-crashes = st.builds(CrashMarker, st.sampled_from(["match_loop", "match_join"]) | texts, ticks, texts, texts,
-                    st.sampled_from(["", "KeyError", "Hang", "lua:index nil"]) | texts)
+crashes = st.builds(
+    CrashMarker,
+    st.sampled_from(["match_loop", "match_join"]) | texts,
+    ticks,
+    texts,
+    texts,
+    st.sampled_from(["", "KeyError", "Hang", "lua:index nil"]) | texts,
+)
 
 
 @st.composite
@@ -241,8 +247,18 @@ BOB = Presence("u2", "s2", "名前", "nakama1", 4)
 
 def pinned_events() -> list:
     """One event list holding every pinned edge value."""
-    edge = {"nan": NAN_PAYLOAD, "negzero": -0.0, "inf": math.inf, "bytes": b"\xff\xfe", "empty": b"",
-            "big": U64_MAX, "small": I64_MIN, 7: "int key", b"k": None, "$bytes": "collides with a tag"}
+    edge = {
+        "nan": NAN_PAYLOAD,
+        "negzero": -0.0,
+        "inf": math.inf,
+        "bytes": b"\xff\xfe",
+        "empty": b"",
+        "big": U64_MAX,
+        "small": I64_MIN,
+        7: "int key",
+        b"k": None,
+        "$bytes": "collides with a tag",
+    }
     return [
         InitCall(edge, Outcome(tick_rate=10, label=""), (Nondeterministic("random", NAN_PAYLOAD),)),
         JoinAttemptCall(0, ALICE, {"v": "1.2.0", "x": -0.0}, Outcome(accept=True), (), {"k": "v"}),
@@ -274,8 +290,16 @@ def pinned_events() -> list:
 
 
 def pinned_header() -> Header:
-    return Header(match_id="m1.nakama1", module="arena", tick_rate=10, params={"nan": NAN_PAYLOAD, 1: b"\x00"},
-                  node="nakama1", client_versions={"u1": "1.2.0"}, tags={"$map": -0.0}, redactions=("tokens",))
+    return Header(
+        match_id="m1.nakama1",
+        module="arena",
+        tick_rate=10,
+        params={"nan": NAN_PAYLOAD, 1: b"\x00"},
+        node="nakama1",
+        client_versions={"u1": "1.2.0"},
+        tags={"$map": -0.0},
+        redactions=("tokens",),
+    )
 
 
 # -- bit-exact comparison ------------------------------------------------------------------------------------

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from recorder import Header, InitCall, LoopCall, Outcome, RecordingWriter, open_recording
-from recorder.format import canonical_bytes, state_digest
-from recorder.format import JoinCall
+from recorder.format import JoinCall, canonical_bytes, state_digest
 from replay.cli import main
 from tests.common.paths import ROOT
 
@@ -114,7 +113,7 @@ def test_recorded_names_paths_where_snapshots_exist(tmp_path: Path, capsys: pyte
     assert out["paths"] == [{"path": "wind", "a": None, "b": out["paths"][0]["b"], "missing": "a"}]
 
 
-HANDLER_WITH_NOISE = '''
+HANDLER_WITH_NOISE = """
 def match_init(ctx, logger, nk, params):
     return {"x": 0.0, "n": 0}, 10, ""
 def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):
@@ -126,7 +125,7 @@ def match_join(ctx, logger, nk, dispatcher, tick, state, presences): return stat
 def match_leave(ctx, logger, nk, dispatcher, tick, state, presences): return state
 def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace_seconds): return state
 def match_signal(ctx, logger, nk, dispatcher, tick, state, data): return state, ""
-'''
+"""
 
 
 def test_recorded_with_float_tolerance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+
+from recorder.format import canonical_bytes, canonicalize
+from replay.diff import _kernels as kernels
+from replay.errors import SnapshotError
 from tests.common.naive_diff import (
     float_of,
     naive_content_digest,
@@ -23,10 +27,6 @@ from tests.common.naive_diff import (
     naive_flatten,
 )
 from tests.common.state_strategies import states
-
-from recorder.format import canonical_bytes, canonicalize
-from replay.errors import SnapshotError
-from replay.diff import _kernels as kernels
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 MANY = 40 if NOJIT else 300  # examples per property: thousands of random states over the module

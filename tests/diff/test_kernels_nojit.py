@@ -10,11 +10,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from tests.common.paths import ROOT
 
+from tests.common.paths import ROOT
 
 
 @pytest.mark.skipif(

@@ -9,12 +9,8 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.common.naive_diff import naive_field_diff
-from tests.common.state_strategies import states
 
 from recorder.format import canonical_bytes
-from replay.errors import SnapshotError
-from replay.diff import _kernels as kernels
 from replay.diff import (
     PathDiff,
     Tolerance,
@@ -24,6 +20,10 @@ from replay.diff import (
     first_divergence,
     trajectory_digests,
 )
+from replay.diff import _kernels as kernels
+from replay.errors import SnapshotError
+from tests.common.naive_diff import naive_field_diff
+from tests.common.state_strategies import states
 
 
 def arena(tick: int) -> dict:
@@ -90,7 +90,11 @@ def test_first_twenty_then_a_count() -> None:
 
 def test_float_tolerance() -> None:
     a = [{"x": 1.0, "y": float("nan"), "s": "a"}] * 3
-    b = [{"x": 1.0, "y": float("nan"), "s": "a"}, {"x": 1.0 + 1e-12, "y": float("nan"), "s": "a"}, {"x": 1.1, "y": 0.0, "s": "a"}]
+    b = [
+        {"x": 1.0, "y": float("nan"), "s": "a"},
+        {"x": 1.0 + 1e-12, "y": float("nan"), "s": "a"},
+        {"x": 1.1, "y": 0.0, "s": "a"},
+    ]
     assert first_divergence(a, b) == 1  # bit-exact by default
     assert first_divergence(a, b, Tolerance(rel=1e-9)) == 2
     assert first_divergence(a, b, Tolerance(abs=0.5)) == 2  # y: NaN vs 0.0 is never within tolerance

@@ -9,11 +9,11 @@ import math
 import msgpack
 import pytest
 from hypothesis import example, given, settings
+
+from recorder.errors import StateError
+from recorder.format import canonical_bytes, canonicalize, digest_bytes, flatten, state_digest
 from tests.common.naive_diff import naive_digest, naive_flatten
 from tests.common.state_strategies import states
-
-from recorder.format import canonical_bytes, canonicalize, digest_bytes, flatten, state_digest
-from recorder.errors import StateError
 
 
 def test_numbers_are_one_kind_when_float64_holds_them() -> None:
@@ -120,7 +120,13 @@ def test_equal_flattening_means_equal_bytes(a: object, b: object) -> None:
 
 def test_readable_paths() -> None:
     state = {"players": {"u2": {"hp": 3}}, "bullets": [{"x": 1}, {"x": 2}], "tags": {"a b": True}, "n": {}}
-    assert sorted(p for p, _, _ in flatten(state)) == ["bullets[0].x", "bullets[1].x", "n", "players.u2.hp", 'tags["a b"]']
+    assert sorted(p for p, _, _ in flatten(state)) == [
+        "bullets[0].x",
+        "bullets[1].x",
+        "n",
+        "players.u2.hp",
+        'tags["a b"]',
+    ]
     assert [p for p, _, _ in flatten(5)] == [""]
 
 

@@ -34,9 +34,9 @@ from recorder import (
 )
 from recorder.format._integrity import Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
-from replay.regression import reproduce_one
 from replay.cli import main
 from replay.diff import diff_against, diff_recorded
+from replay.regression import reproduce_one
 from replay.runtime import ReplayOptions, reproduce
 from tests.common.paths import ROOT
 
@@ -59,7 +59,7 @@ def frames_of(data: bytes) -> list[bytes]:
     pos = len(MAGIC_V1)
     while pos + 6 <= len(data):
         length = struct.unpack_from("<I", data, pos + 2)[0]
-        frames.append(data[pos:pos + FRAME_SIZE + length])
+        frames.append(data[pos : pos + FRAME_SIZE + length])
         pos += FRAME_SIZE + length
     if pos < len(data):
         frames.append(data[pos:])
@@ -69,7 +69,7 @@ def frames_of(data: bytes) -> list[bytes]:
 def split(data: bytes) -> tuple[bytes, list[bytes], bytes]:
     """A version-2 file as (magic + header frame, chunk frames, seal frame)."""
     head, *chunks, seal = frames_of(data)
-    return data[:len(MAGIC_V1)] + head, chunks, seal
+    return data[: len(MAGIC_V1)] + head, chunks, seal
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,10 @@ def test_a_closed_writer_seals_and_the_reader_proves_it(tmp_path: Path, sealed: 
 
 
 def test_bundled_fixtures_are_complete() -> None:
-    for path in [*(ROOT / "fixtures" / "recordings").glob("*.nkrec"), *(ROOT / "fixtures" / "regressions").glob("*.nkrec")]:
+    for path in [
+        *(ROOT / "fixtures" / "recordings").glob("*.nkrec"),
+        *(ROOT / "fixtures" / "regressions").glob("*.nkrec"),
+    ]:
         assert verify(path).state == "complete", path
 
 
@@ -139,7 +142,10 @@ def test_swapped_chunks_report_the_gap_then_the_late_chunk(tmp_path: Path, seale
     path.write_bytes(head + c[0] + c[2] + c[1] + c[3] + seal)
     integrity = verify(path)
     offsets = [len(head), len(head) + len(c[0]), len(head) + len(c[0]) + len(c[2])]
-    assert [(d.kind, d.offset, d.chunk) for d in integrity.damage] == [("gap", offsets[1], 3), ("reordered", offsets[2], 2)]
+    assert [(d.kind, d.offset, d.chunk) for d in integrity.damage] == [
+        ("gap", offsets[1], 3),
+        ("reordered", offsets[2], 2),
+    ]
     assert integrity.chunks == 1 and integrity.chunks_after == 3
     with open_recording(path, on_damage="stop") as rec:  # a replay reads the intact prefix only
         assert [e.tick for e in rec.events()] == [0, 1, 2]
@@ -188,7 +194,7 @@ def test_every_single_bit_flip_is_caught(tmp_path: Path, sealed: bytes) -> None:
 
 
 def test_a_flipped_length_field_resyncs_and_salvage_keeps_what_follows(tmp_path: Path, sealed: bytes) -> None:
-    head, chunks, seal = split(sealed)
+    head, chunks, _seal = split(sealed)
     for bit in range(32):  # every bit of chunk 2's length field
         data = bytearray(sealed)
         data[len(head) + len(chunks[0]) + 2 + bit // 8] ^= 1 << (bit % 8)
@@ -235,7 +241,9 @@ def test_version_1_recordings_read_as_legacy(capsys: pytest.CaptureFixture[str])
     assert "version-1 file" in out
 
 
-def test_a_writer_killed_with_sigkill_leaves_an_unsealed_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_writer_killed_with_sigkill_leaves_an_unsealed_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "killed.nkrec"
     script = textwrap.dedent(f"""
         import sys, time
@@ -305,8 +313,19 @@ def test_the_issue_cuts_give_no_verdict(tmp_path: Path, capsys: pytest.CaptureFi
         doc = json.loads(capsys.readouterr().out)
         assert (doc["status"], doc["reproduced"], doc["integrity"]["state"]) == ("incomplete", False, "unsealed")
         assert f"replayed {doc['calls_replayed']} calls" in doc["verdict"]
-        assert main(["diff", str(cut), "--handler", str(tmp_path / "handlers" / "arena.py"),
-                     "--against", str(tmp_path / "handlers" / "arena_fixed.py")]) == 3
+        assert (
+            main(
+                [
+                    "diff",
+                    str(cut),
+                    "--handler",
+                    str(tmp_path / "handlers" / "arena.py"),
+                    "--against",
+                    str(tmp_path / "handlers" / "arena_fixed.py"),
+                ]
+            )
+            == 3
+        )
         out = capsys.readouterr().out
         assert "NO DIVERGENCE" not in out and "INCOMPLETE" in out
 
@@ -330,7 +349,7 @@ def damage(data: bytes, how: tuple) -> bytes:
     head, *frames = frames_of(data) or [b""]
     if len(frames) < 2:  # an earlier damage left too few frames to move: flip a bit instead
         return _bytes_damage(data, ("flip", how[1], 0))
-    head = data[:len(MAGIC_V1)] + head
+    head = data[: len(MAGIC_V1)] + head
     i = how[1] % len(frames)
     if op == "drop":
         del frames[i]
@@ -353,12 +372,14 @@ def _bytes_damage(data: bytes, how: tuple) -> bytes:
         out[how[1] % len(data)] ^= 1 << how[2]
         return bytes(out)
     if op == "cut":
-        return data[:how[1] % len(data)]
+        return data[: how[1] % len(data)]
     at = how[1] % (len(data) + 1)
     return data[:at] + how[2] + data[at:]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(_DAMAGE, min_size=1, max_size=3))
 def test_property_no_damage_is_ever_reported_complete(tmp_path: Path, sealed: bytes, hows: list) -> None:
     data = sealed
@@ -369,7 +390,9 @@ def test_property_no_damage_is_ever_reported_complete(tmp_path: Path, sealed: by
     assert state_of(tmp_path, data) != "complete"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(st.sampled_from(["crash", "clean"]), _DAMAGE)
 def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path, which: str, how: tuple) -> None:
     """reproduce, diff --recorded, diff --against and run-all: never a success verdict from a damaged file."""
@@ -386,7 +409,10 @@ def test_property_no_damaged_or_unsealed_recording_yields_success(tmp_path: Path
     assert result.status != "reproduced" and not result.reproduced and result.exit_code != 0
     assert result.status == "incomplete" and result.exit_code == 3
     assert reproduce_one(str(path), str(ARENA), {"hang_timeout": 30.0})["category"] in ("incomplete", "error")
-    for run in (lambda: diff_recorded(str(path), str(ARENA), fast), lambda: diff_against(str(path), str(ARENA), str(ARENA), fast)):
+    for run in (
+        lambda: diff_recorded(str(path), str(ARENA), fast),
+        lambda: diff_against(str(path), str(ARENA), str(ARENA), fast),
+    ):
         try:
             diff = run()
         except RecordingError:
@@ -402,8 +428,9 @@ def test_import_seals_and_its_recording_replays_to_a_verdict(tmp_path: Path) -> 
     assert verify(out).state == "complete"
 
 
-def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(tmp_path: Path,
-                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_that_cannot_stop_half_way_refuse_an_incomplete_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """replay (into a server) and playback refuse before sending anything; lua-check draws no answer."""
     cut = tmp_path / "cut.nkrec"
     cut.write_bytes(CRASH_REC.read_bytes()[:-30])  # inside the seal
@@ -431,7 +458,7 @@ def test_the_readme_table_has_every_state_verdict_and_exit_code() -> None:
     from replay.runtime._verdict import EXIT_CODES
 
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Verdicts, integrity and exit codes"):text.index("## Commands")]
+    section = text[text.index("## Verdicts, integrity and exit codes") : text.index("## Commands")]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
     table = "\n".join(rows)
     for state in ("complete", "unsealed", "damaged", "legacy"):
@@ -452,9 +479,20 @@ def test_ledger_damage_records_name_kind_offset_chunk_and_problem() -> None:
     ledger.count_mismatch(100, 1, 2, 3)
     ledger.truncated(150, "seal")
     assert [d.to_json() for d in ledger.damage] == [
-        {"kind": "corrupt", "offset": 100, "chunk": 1, "problem": "the frame head counts 2 events, the chunk holds 3",
-         "events_recovered": 2},
-        {"kind": "truncated", "offset": 150, "chunk": 2, "problem": "the file ends inside the seal", "events_recovered": 2},
+        {
+            "kind": "corrupt",
+            "offset": 100,
+            "chunk": 1,
+            "problem": "the frame head counts 2 events, the chunk holds 3",
+            "events_recovered": 2,
+        },
+        {
+            "kind": "truncated",
+            "offset": 150,
+            "chunk": 2,
+            "problem": "the file ends inside the seal",
+            "events_recovered": 2,
+        },
     ]
     cut = Ledger(2, 100, 1000)
     cut.truncated(100, "chunk")
@@ -469,7 +507,12 @@ def test_ledger_damage_records_name_kind_offset_chunk_and_problem() -> None:
     assert [(d.kind, d.offset, d.chunk, d.problem) for d in sealed.damage] == [
         ("seal", 150, 2, "the seal is not a map"),
         ("seal", 150, 2, "the seal's fields are malformed: {'chunks': 'x'}"),
-        ("trailing", 150, 3, "a second seal"),  # the third was kept (already damaged: not checked), so a fourth is one too many
+        (
+            "trailing",
+            150,
+            3,
+            "a second seal",
+        ),  # the third was kept (already damaged: not checked), so a fourth is one too many
     ]
     assert sealed.seal == {"chunks": 3, "events": 2, "last_tick": 5} and sealed.integrity().state == "damaged"
     honest = Ledger(2, 100, 1000)
@@ -484,10 +527,17 @@ def test_ledger_damage_records_name_kind_offset_chunk_and_problem() -> None:
     after.chunk(100, 150, 1, 2, 18, 0, 7)
     after.seal, after.seal_offset = {"chunks": 1, "events": 2, "last_tick": 5}, 150
     after.last_tick_mismatch(4)
-    assert after.damage[0].to_json() == {"kind": "seal", "offset": 150, "chunk": 2, "events_recovered": 2,
-                                         "problem": "the seal's last tick is 5, the last event's is 4"}
+    assert after.damage[0].to_json() == {
+        "kind": "seal",
+        "offset": 150,
+        "chunk": 2,
+        "events_recovered": 2,
+        "problem": "the seal's last tick is 5, the last event's is 4",
+    }
     assert after.chunk(200, 250, 2, 1, 18, 6, 9) == "salvaged" and after.chunk(250, 300, 1, 1, 18, 0, 7) == "duplicate"
     assert [(d.kind, d.offset, d.chunk, d.problem) for d in after.damage[1:]] == [
-        ("trailing", 200, 2, "a chunk after the seal"), ("trailing", 250, 1, "a chunk after the seal")]
+        ("trailing", 200, 2, "a chunk after the seal"),
+        ("trailing", 250, 1, "a chunk after the seal"),
+    ]
     after.sealed(300, 3, seal)
     assert after.damage[-1].problem == "a second seal" and after.damage[-1].offset == 300

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from recorder import (
+    CrashMarker,
     Header,
     InitCall,
     InterchangeError,
@@ -23,14 +24,12 @@ from recorder import (
     Presence,
     SignalCall,
     TerminateCall,
-    CrashMarker,
     open_recording,
     read_events,
     write_recording,
 )
-from recorder.format import INTEGRITY_TAG, import_jsonl, jsonl_lines, read_jsonl, write_jsonl
+from recorder.format import INTEGRITY_TAG, import_jsonl, jsonl_lines, read_jsonl, verify, write_jsonl
 from recorder.format._jsonl import from_json_value, to_json_value
-from recorder.format import verify
 from recorder.format._nkrec import FRAME_SIZE
 from replay.cli import main
 from tests.common.model_strategies import (
@@ -144,10 +143,24 @@ SPEC = """\
 def test_the_issue_shapes_are_accepted() -> None:
     header, events = parse(SPEC)
     assert (header.match_id, header.module, header.tick_rate, header.node, header.source) == (
-        "m1.nakama1", "arena", 10, "nakama1", "jsonl")
+        "m1.nakama1",
+        "arena",
+        10,
+        "nakama1",
+        "jsonl",
+    )
     alice = Presence("u1", "s1", "alice", "nakama1")
-    assert [type(e) for e in events] == [InitCall, JoinAttemptCall, JoinCall, LoopCall, LoopCall, LeaveCall, SignalCall,
-                                         TerminateCall, CrashMarker]
+    assert [type(e) for e in events] == [
+        InitCall,
+        JoinAttemptCall,
+        JoinCall,
+        LoopCall,
+        LoopCall,
+        LeaveCall,
+        SignalCall,
+        TerminateCall,
+        CrashMarker,
+    ]
     assert events[1] == JoinAttemptCall(0, alice, {"v": "1.2.0"})
     assert events[3].messages == (MatchMessage(alice, 1, b'{"x":1}', True, 1700000000100),)
     assert events[4].messages == () and events[5].presences == (alice.with_reason(4),)
@@ -170,9 +183,24 @@ def test_optional_header_fields_and_defaults() -> None:
 
 def test_export_writes_every_header_field() -> None:
     line = json.loads(dumps(pinned_header(), []).splitlines()[0])
-    assert set(line) == {"kind", "match_id", "module", "tick_rate", "label", "params", "node", "handler",
-                         "client_versions", "started_ms", "source", "tags", "recording_kind", "log_match_id",
-                         "redactions", "format_version"}
+    assert set(line) == {
+        "kind",
+        "match_id",
+        "module",
+        "tick_rate",
+        "label",
+        "params",
+        "node",
+        "handler",
+        "client_versions",
+        "started_ms",
+        "source",
+        "tags",
+        "recording_kind",
+        "log_match_id",
+        "redactions",
+        "format_version",
+    }
 
 
 # -- malformed lines -----------------------------------------------------------------------------------------
@@ -196,20 +224,45 @@ H = '{"kind":"header","match_id":"m"}\n'
         (H + '{"kind":"loop","tick":1,"extra":2}\n', 2, "extra", "unknown field"),
         (H + '{"kind":"loop","tick":1,"tick":2}\n', 2, "tick", "twice"),
         (H + '{"kind":"join","tick":1}\n', 2, "presences", "missing"),
-        (H + '{"kind":"join","tick":1,"presences":[{"user_id":"u","session_id":"s"}]}\n', 2, "presences[0].username",
-         "missing"),
-        (H + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":1,"data":"!!"}]}\n' % json.dumps(ALICE), 2,
-         "messages[0].data", "base64"),
-        (H + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":9223372036854775808}]}\n' % json.dumps(ALICE),
-         2, "messages[0].op_code", "int64"),
-        (H + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":1,"reliable":1}]}\n' % json.dumps(ALICE), 2,
-         "messages[0].reliable", "true or false"),
+        (
+            H + '{"kind":"join","tick":1,"presences":[{"user_id":"u","session_id":"s"}]}\n',
+            2,
+            "presences[0].username",
+            "missing",
+        ),
+        (
+            H + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":1,"data":"!!"}]}\n' % json.dumps(ALICE),
+            2,
+            "messages[0].data",
+            "base64",
+        ),
+        (
+            H
+            + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":9223372036854775808}]}\n' % json.dumps(ALICE),
+            2,
+            "messages[0].op_code",
+            "int64",
+        ),
+        (
+            H + '{"kind":"loop","tick":1,"messages":[{"sender":%s,"op_code":1,"reliable":1}]}\n' % json.dumps(ALICE),
+            2,
+            "messages[0].reliable",
+            "true or false",
+        ),
         (H + '{"kind":"loop","tick":1,"messages":{}}\n', 2, "messages", "must be a list"),
         (H + '{"kind":"loop","tick":1,"outcome":{"digest":-1}}\n', 2, "outcome.digest", "uint64"),
-        (H + '{"kind":"loop","tick":1,"outcome":{"broadcasts":[{"op_code":1,"targets":[{"user_id":5}]}]}}\n', 2,
-         "outcome.broadcasts[0].targets[0].user_id", "must be a string"),
-        (H + '{"kind":"loop","tick":1,"nondeterministic":[{"source":"time"}]}\n', 2, "nondeterministic[0].value",
-         "missing"),
+        (
+            H + '{"kind":"loop","tick":1,"outcome":{"broadcasts":[{"op_code":1,"targets":[{"user_id":5}]}]}}\n',
+            2,
+            "outcome.broadcasts[0].targets[0].user_id",
+            "must be a string",
+        ),
+        (
+            H + '{"kind":"loop","tick":1,"nondeterministic":[{"source":"time"}]}\n',
+            2,
+            "nondeterministic[0].value",
+            "missing",
+        ),
         (H + '{"kind":"init","params":{"x":NaN}}\n', 2, "", "NaN is not JSON"),
         (H + '{"kind":"init","params":{"x":1e999}}\n', 2, "params.x", "out of range"),
         (H + '{"kind":"init","params":{"x":{"$foo":1}}}\n', 2, "params.x.$foo", "unknown tag"),
@@ -267,8 +320,9 @@ def test_cli_import_export_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "again.jsonl").read_text() == out.out
 
 
-def test_cli_import_from_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_import_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(SPEC.encode())))
     assert main(["import", "-", "-o", str(tmp_path / "in.nkrec")]) == 0
     assert "wrote 9 events" in capsys.readouterr().err
@@ -293,13 +347,14 @@ def test_cli_errors_exit_2_naming_file_and_line(tmp_path: Path, capsys: pytest.C
 def test_cli_export_of_incomplete_recordings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rec = tmp_path / "r.nkrec"
     alice = Presence("u1", "s1", "alice")
-    write_recording(rec, Header(match_id="m"), [LoopCall(t, (MatchMessage(alice, 1, b"x"),)) for t in range(20)],
-                    chunk_events=5)
+    write_recording(
+        rec, Header(match_id="m"), [LoopCall(t, (MatchMessage(alice, 1, b"x"),)) for t in range(20)], chunk_events=5
+    )
     data = rec.read_bytes()
     with open_recording(rec) as r:
         index = r.tick_index()
     cut = tmp_path / "cut.nkrec"
-    cut.write_bytes(data[:index[-1].offset + 40])  # inside the last chunk
+    cut.write_bytes(data[: index[-1].offset + 40])  # inside the last chunk
     assert main(["export", str(cut), "-o", str(tmp_path / "cut.jsonl")]) == 3
     err = capsys.readouterr().err
     assert f"the file ends inside chunk 4 (byte offset {index[-1].offset})" in err and "wrote 15 events" in err

@@ -34,8 +34,17 @@ def roundtrip(events: list) -> list:
 @given(event_lists())
 @example(pinned_events())
 @example([LoopCall(0, (MatchMessage(ALICE, 1, b"", True, 0), MatchMessage(ALICE, 2, None, False, 0)))])
-@example([LoopCall(I64_MAX, (MatchMessage(ALICE, I64_MIN, b"\xff", True, I64_MIN),
-                             MatchMessage(ALICE, I64_MAX, b"\x80\x81", True, I64_MAX)))])
+@example(
+    [
+        LoopCall(
+            I64_MAX,
+            (
+                MatchMessage(ALICE, I64_MIN, b"\xff", True, I64_MIN),
+                MatchMessage(ALICE, I64_MAX, b"\x80\x81", True, I64_MAX),
+            ),
+        )
+    ]
+)
 @example([LoopCall(1, (), Outcome(digest=U64_MAX, snapshot=b""))])
 @example([LoopCall(1, (MatchMessage(Presence("ü", "s", "名前 🎮", ""), 1, b"x"),))])
 def test_chunk_roundtrip(events: list) -> None:

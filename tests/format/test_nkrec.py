@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from recorder import (
     CorruptRecording,
     Header,
+    IncompleteRecording,
     LoopCall,
     MatchMessage,
     Presence,
-    IncompleteRecording,
     RecordingError,
     RecordingWriter,
     TruncatedRecording,
@@ -31,9 +31,8 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.format import verify
+from recorder.format import summarize, verify
 from recorder.format._nkrec import FRAME_SIZE, MAGIC, _frame, _pack, _unpack
-from recorder.format import summarize
 from tests.common.model_strategies import assert_same, event_lists, headers, pinned_events, pinned_header
 from tests.common.paths import ROOT
 
@@ -51,8 +50,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def loops(first: int, count: int, per_loop: int = 2) -> list[LoopCall]:
     return [
-        LoopCall(t, tuple(MatchMessage(ALICE, 1 + i, b'{"t":%d}' % t, True, 1_700_000_000_000 + t)
-                          for i in range(per_loop)))
+        LoopCall(
+            t, tuple(MatchMessage(ALICE, 1 + i, b'{"t":%d}' % t, True, 1_700_000_000_000 + t) for i in range(per_loop))
+        )
         for t in range(first, first + count)
     ]
 
@@ -158,7 +158,7 @@ def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path
 def test_wrong_magic(tmp_path: Path) -> None:
     path = tmp_path / "x.nkrec"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
-    with pytest.raises(CorruptRecording, match="not an .nkrec file") as err:
+    with pytest.raises(CorruptRecording, match=r"not an \.nkrec file") as err:
         open_recording(path)
     assert err.value.offset == 0 and isinstance(err.value, ValueError)
     with pytest.raises(RecordingError, match="no such recording"):
@@ -205,7 +205,9 @@ def test_length_over_the_maximum_is_refused_before_allocation(tmp_path: Path) ->
     # a forged length field far beyond the file (its head checksum made to match): refused the same way
     data = bytearray(path.read_bytes())
     struct.pack_into("<I", data, frame.offset + 2, 0xFFFFFFFF)
-    struct.pack_into("<I", data, frame.offset + FRAME_SIZE - 4, zlib.crc32(bytes(data[frame.offset:frame.offset + FRAME_SIZE - 4])))
+    struct.pack_into(
+        "<I", data, frame.offset + FRAME_SIZE - 4, zlib.crc32(bytes(data[frame.offset : frame.offset + FRAME_SIZE - 4]))
+    )
     path.write_bytes(bytes(data))
     with open_recording(path) as rec, pytest.raises(CorruptRecording, match="exceeds the maximum"):
         list(rec.events())
@@ -218,10 +220,10 @@ def _reframe(data: bytes, offset: int, payload: bytes) -> bytes:
     try:
         tree = _unpack(payload)
         count = len(tree[1]) if type(tree) is list and len(tree) == 2 and type(tree[1]) is list else count
-    except Exception:  # noqa: BLE001 - random bytes: the reader reports them
+    except Exception:  # random bytes: the reader reports them
         pass
     frame, _ = _frame(kind, seq, count, tick, payload)
-    return data[:offset] + frame + data[offset + FRAME_SIZE + length:]
+    return data[:offset] + frame + data[offset + FRAME_SIZE + length :]
 
 
 def _read_everything(path: Path, **kw) -> int:
@@ -240,8 +242,27 @@ def _read_everything(path: Path, **kw) -> int:
     return n
 
 
-_ODD_VALUES = [None, True, -1, 0, 7, 2**64 - 1, -(2**63), 1.5, float("nan"), "x", "", b"\xff", [], [0], [[]], {},
-               {"a": 1}, [0, 1, b"", True, 0], [[0, 1, b"", True, 0]]]
+_ODD_VALUES = [
+    None,
+    True,
+    -1,
+    0,
+    7,
+    2**64 - 1,
+    -(2**63),
+    1.5,
+    float("nan"),
+    "x",
+    "",
+    b"\xff",
+    [],
+    [0],
+    [[]],
+    {},
+    {"a": 1},
+    [0, 1, b"", True, 0],
+    [[0, 1, b"", True, 0]],
+]
 
 
 def _mutate(tree, rnd: random.Random):  # type: ignore[no-untyped-def]
@@ -292,7 +313,7 @@ def test_fuzz_flips_and_cuts_raise_only_documented_errors(fuzz_sources: list[byt
             for _ in range(rnd.randint(1, 4)):
                 data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
         elif mode == 1:
-            del data[rnd.randrange(len(data)):]
+            del data[rnd.randrange(len(data)) :]
             if data and rnd.random() < 0.5:
                 data[rnd.randrange(len(data))] = rnd.randrange(256)
         else:  # a chunk payload a buggy writer produced, behind a valid checksum: the decoder itself must hold
@@ -303,7 +324,7 @@ def test_fuzz_flips_and_cuts_raise_only_documented_errors(fuzz_sources: list[byt
                 frames.append((pos, length))
                 pos += FRAME_SIZE + length
             offset, length = rnd.choice(frames)
-            payload = bytes(data[offset + FRAME_SIZE: offset + FRAME_SIZE + length])
+            payload = bytes(data[offset + FRAME_SIZE : offset + FRAME_SIZE + length])
             if mode == 2:  # random bytes
                 mutable = bytearray(payload)
                 for _ in range(rnd.randint(1, 3)):

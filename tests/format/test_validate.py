@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder import (
+    Broadcast,
     CorruptRecording,
     CrashMarker,
     Header,
@@ -31,19 +32,26 @@ from recorder import (
     LoopCall,
     MatchMessage,
     Outcome,
-    Broadcast,
     Presence,
     RecordingWriter,
     read_events,
 )
-from recorder.format import atomic_output
+from recorder.errors import InvalidValue
+from recorder.format import (
+    atomic_output,
+    decode_chunk,
+    decode_header,
+    encode_chunk,
+    encode_header,
+    import_jsonl,
+    iter_events,
+    jsonl_lines,
+    parse_json,
+    read_jsonl,
+)
 from recorder.format._atomic import temp_path
-from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header, iter_events
-from recorder.format import import_jsonl, jsonl_lines, read_jsonl
 from recorder.format._jsonl import event_to_json, header_to_json
 from recorder.format._nkrec import _pack, _unpack
-from recorder.errors import InvalidValue
-from recorder.format import parse_json
 from recorder.format._validate import MAX_DEPTH, value
 from replay.cli import main
 from tests.common.model_strategies import assert_same, event_lists, pinned_events, pinned_header
@@ -80,8 +88,14 @@ def decode_all(tree: object) -> list:
 
 # -- the chunk decoder -----------------------------------------------------------------------------------
 
-LOOP = [JoinCall(0, (ALICE, BOB)), LoopCall(1, (MatchMessage(ALICE, 1, b"x", True, 5), MatchMessage(BOB, 2, None)),
-                                            Outcome(broadcasts=(Broadcast(3, b"y", (ALICE,), BOB),), digest=7))]
+LOOP = [
+    JoinCall(0, (ALICE, BOB)),
+    LoopCall(
+        1,
+        (MatchMessage(ALICE, 1, b"x", True, 5), MatchMessage(BOB, 2, None)),
+        Outcome(broadcasts=(Broadcast(3, b"y", (ALICE,), BOB),), digest=7),
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -89,12 +103,24 @@ LOOP = [JoinCall(0, (ALICE, BOB)), LoopCall(1, (MatchMessage(ALICE, 1, b"x", Tru
     [
         # the issue's cases: message data an int or an ext type, a string op code, presence index -1
         (lambda p: p[1][1][2][0].__setitem__(2, 5), "events[1].messages[0].data", "bytes or nil"),
-        (lambda p: p[1][1][2][0].__setitem__(2, msgpack.ExtType(3, b"x")), "events[1].messages[0].data", "bytes or nil"),
+        (
+            lambda p: p[1][1][2][0].__setitem__(2, msgpack.ExtType(3, b"x")),
+            "events[1].messages[0].data",
+            "bytes or nil",
+        ),
         (lambda p: p[1][1][2][0].__setitem__(1, "1"), "events[1].messages[0].op_code", "must be an integer"),
         (lambda p: p[1][1][2][0].__setitem__(0, -1), "events[1].messages[0].sender", "presence index -1"),
         (lambda p: p[1][0][2].__setitem__(1, -1), "events[0].presences", "presence index -1"),
-        (lambda p: p[1][1][3]["b"][0].__setitem__(2, [-1]), "events[1].outcome.broadcasts[0].targets[0]", "presence index -1"),
-        (lambda p: p[1][1][3]["b"][0].__setitem__(3, -1), "events[1].outcome.broadcasts[0].sender", "presence index -1"),
+        (
+            lambda p: p[1][1][3]["b"][0].__setitem__(2, [-1]),
+            "events[1].outcome.broadcasts[0].targets[0]",
+            "presence index -1",
+        ),
+        (
+            lambda p: p[1][1][3]["b"][0].__setitem__(3, -1),
+            "events[1].outcome.broadcasts[0].sender",
+            "presence index -1",
+        ),
         # out-of-range integers msgpack can hold
         (lambda p: p[1][1][2][0].__setitem__(1, 2**63), "events[1].messages[0].op_code", "int64"),
         (lambda p: p[1][1][2][0].__setitem__(4, 2**64 - 1), "events[1].messages[0].receive_time_ms", "int64"),
@@ -141,7 +167,9 @@ def test_free_form_values_nest_at_most_max_depth_in_chunks_and_jsonl() -> None:
     assert len(decode_all(payload(ok))) == 2
 
 
-def test_wrongly_typed_chunk_is_refused_by_reproduce_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrongly_typed_chunk_is_refused_by_reproduce_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A buggy writer (the encoder does not check) writes message data as an int behind a valid checksum:
     ``reproduce`` used to fail with AttributeError in replay/runtime/_result.py; now the reader refuses the chunk."""
     rec = tmp_path / "bad.nkrec"
@@ -158,9 +186,13 @@ def test_wrongly_typed_chunk_is_refused_by_reproduce_not_a_traceback(tmp_path: P
 def test_header_fields_are_checked() -> None:
     good = encode_header(Header(match_id="m", params={"a": 1}, client_versions={"u": "1.0"}))
     assert decode_header(good).match_id == "m"
-    for key, bad, fragment in [("tick_rate", 2**63, "int64"), ("params", {"a": nested(MAX_DEPTH + 1)}, "nested deeper"),
-                               ("client_versions", {"u": 1}, "must be a string"), ("redactions", ["a", 1], "must be a string"),
-                               ("match_id", b"m", "must be a string")]:
+    for key, bad, fragment in [
+        ("tick_rate", 2**63, "int64"),
+        ("params", {"a": nested(MAX_DEPTH + 1)}, "nested deeper"),
+        ("client_versions", {"u": 1}, "must be a string"),
+        ("redactions", ["a", 1], "must be a string"),
+        ("match_id", b"m", "must be a string"),
+    ]:
         with pytest.raises(InvalidValue, match=fragment) as err:
             decode_header({**good, key: bad})
         assert err.value.field.startswith(key)
@@ -194,8 +226,12 @@ def test_jsonl_lines_beyond_the_limits_name_line_and_field(line: str, field: str
 
 def test_a_killed_import_leaves_only_its_temporary_file_and_the_next_import_removes_it(tmp_path: Path) -> None:
     out = tmp_path / "match.nkrec"
-    proc = subprocess.Popen([sys.executable, "-m", "replay.cli", "import", "-", "-o", str(out)],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "import", "-", "-o", str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdin is not None
     proc.stdin.write((H + '{"kind":"loop","tick":1}\n' * 600).encode())
     proc.stdin.flush()  # the import is now waiting for more input, its temporary file open
@@ -213,16 +249,19 @@ def test_a_killed_import_leaves_only_its_temporary_file_and_the_next_import_remo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
     good = tmp_path / "good.jsonl"
     good.write_text(H + '{"kind":"loop","tick":1}\n')
-    assert import_jsonl(good, out) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.jsonl", "match.nkrec"]
+    assert import_jsonl(good, out) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.jsonl",
+        "good.jsonl",
+        "match.nkrec",
+    ]
 
 
 def test_atomic_output_replaces_only_with_a_complete_file(tmp_path: Path) -> None:
     out = tmp_path / "x.nkrec"
     out.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_output(out) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("writer died")
+    with pytest.raises(RuntimeError), atomic_output(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer died")
     assert out.read_bytes() == b"old" and not temp_path(out).exists()
     with atomic_output(out) as tmp:
         tmp.write_bytes(b"new")
@@ -242,9 +281,35 @@ def test_parse_json_turns_every_parser_failure_into_invalid() -> None:
 
 HOSTILE = st.one_of(
     st.integers(-3, 3),
-    st.sampled_from([None, True, False, 2**63, 2**64 - 1, -(2**63), 1.5, float("nan"), float("inf"), "", "x", b"",
-                     b"\xff", [], {}, [0], [-1], [[]], {"a": 1}, {1: 2}, {b"k": 1},
-                     msgpack.ExtType(5, b"x"), [0, 1, b"", True, 0], [[0, 1, b"", True, 0]], ["u", "s", "n", "", 0]]),
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            2**63,
+            2**64 - 1,
+            -(2**63),
+            1.5,
+            float("nan"),
+            float("inf"),
+            "",
+            "x",
+            b"",
+            b"\xff",
+            [],
+            {},
+            [0],
+            [-1],
+            [[]],
+            {"a": 1},
+            {1: 2},
+            {b"k": 1},
+            msgpack.ExtType(5, b"x"),
+            [0, 1, b"", True, 0],
+            [[0, 1, b"", True, 0]],
+            ["u", "s", "n", "", 0],
+        ]
+    ),
     st.integers(-(2**63), 2**64 - 1),
     st.builds(nested, st.integers(MAX_DEPTH - 2, MAX_DEPTH + 2)),
 )
@@ -306,8 +371,24 @@ def test_fuzz_chunk_payloads_decode_or_raise_corrupt_recording(tree: object) -> 
     assert_same(list(read_jsonl(io.StringIO(text))[1]), events)
 
 
-SWEEP_VALUES = [*EDGE_NUMBERS, 0, 5, 1.5, float("nan"), "", b"", b"\xff", [], {}, [0], [-1], [[]], {"a": 1},
-                msgpack.ExtType(5, b"x"), nested(MAX_DEPTH + 1)]
+SWEEP_VALUES = [
+    *EDGE_NUMBERS,
+    0,
+    5,
+    1.5,
+    float("nan"),
+    "",
+    b"",
+    b"\xff",
+    [],
+    {},
+    [0],
+    [-1],
+    [[]],
+    {"a": 1},
+    msgpack.ExtType(5, b"x"),
+    nested(MAX_DEPTH + 1),
+]
 
 
 def _positions(tree: object, depth: int = 0) -> list[tuple[object, object]]:
@@ -343,8 +424,26 @@ def test_every_position_of_every_event_kind_set_to_every_edge_value() -> None:
     assert accepted and refused  # both sides reached
 
 
-JSON_SWEEP_VALUES = [None, True, -1, 2**63, 2**64, -(2**63) - 1, 1.5, "", "x", [], {}, [0], {"a": None}, {"$bytes": "AA=="},
-                     {"$float": "7ff0000000000000"}, {"$map": [[1, None]]}, {"$ext": [5, "AA=="]}, nested(MAX_DEPTH + 1)]
+JSON_SWEEP_VALUES = [
+    None,
+    True,
+    -1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    1.5,
+    "",
+    "x",
+    [],
+    {},
+    [0],
+    {"a": None},
+    {"$bytes": "AA=="},
+    {"$float": "7ff0000000000000"},
+    {"$map": [[1, None]]},
+    {"$ext": [5, "AA=="]},
+    nested(MAX_DEPTH + 1),
+]
 
 
 def test_every_position_of_every_jsonl_line_set_to_every_edge_value() -> None:
@@ -372,10 +471,37 @@ def test_every_position_of_every_jsonl_line_set_to_every_edge_value() -> None:
 
 
 JSON_HOSTILE = st.one_of(
-    st.sampled_from(["null", "true", "-1", "0", "-5", "9223372036854775808", "18446744073709551616", "1e308", "1e999",
-                     "-0.0", "1.5", '""', '"x"', '"\\u0000"', "[]", "{}", '{"$bytes":"AA=="}', '{"$float":"7ff8000000000001"}',
-                     '{"$map":[[1,2]]}', '{"$ext":[5,"AA=="]}', '{"$str":"2IA="}', "[" * 150 + "]" * 150,
-                     "[" * 2000 + "]" * 2000, "9" * 5000, "NaN", "Infinity", '{"kind":"header"}']),
+    st.sampled_from(
+        [
+            "null",
+            "true",
+            "-1",
+            "0",
+            "-5",
+            "9223372036854775808",
+            "18446744073709551616",
+            "1e308",
+            "1e999",
+            "-0.0",
+            "1.5",
+            '""',
+            '"x"',
+            '"\\u0000"',
+            "[]",
+            "{}",
+            '{"$bytes":"AA=="}',
+            '{"$float":"7ff8000000000001"}',
+            '{"$map":[[1,2]]}',
+            '{"$ext":[5,"AA=="]}',
+            '{"$str":"2IA="}',
+            "[" * 150 + "]" * 150,
+            "[" * 2000 + "]" * 2000,
+            "9" * 5000,
+            "NaN",
+            "Infinity",
+            '{"kind":"header"}',
+        ]
+    ),
     st.integers(-(2**70), 2**70).map(str),
 )
 

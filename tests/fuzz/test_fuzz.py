@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from recorder.format import read_events, verify
-from replay.fuzz import play
-from replay.fuzz import MatchChecks
 from replay.cli import main
-from replay.fuzz import FuzzOptions, fuzz
+from replay.fuzz import FuzzOptions, FuzzProfile, MatchChecks, fuzz, load_profile, play
 from replay.fuzz._minimize import removable_calls
-from replay.regression import check, load_expectation, run_expectation
-from replay.runtime import ReplayOptions, reproduce
-from replay.runtime import CrashSignature
-from replay.fuzz import FuzzProfile, load_profile
 from replay.fuzz._streams import remove_call, run_stream, strip_outcomes
+from replay.regression import check, load_expectation, run_expectation
+from replay.runtime import CrashSignature, ReplayOptions, reproduce
 from tests.common.paths import ROOT, TEST_HANDLERS
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -49,7 +45,9 @@ def arena_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     handler = _arena(request.param)
     # without hypothesis's shrinking (the two-bug tests below take the default path): the reducers alone
     # must make the recording minimal, from the raw failing match
-    options = FuzzOptions(max_examples=BUDGET, seed=0, out=out, profile=load_profile(PROFILE), max_findings=1, shrink=False)
+    options = FuzzOptions(
+        max_examples=BUDGET, seed=0, out=out, profile=load_profile(PROFILE), max_findings=1, shrink=False
+    )
     return request.param, handler, out, fuzz(handler, options)
 
 
@@ -87,7 +85,7 @@ def test_the_recording_reproduces_and_the_fixed_handler_does_not_crash(arena_run
 def test_the_recording_has_no_removable_call(arena_run) -> None:  # type: ignore[no-untyped-def]
     """Minimal: removing any one call (a loop's removal moves later calls a tick earlier) gives a stream
     Nakama could not produce, or one without the same crash (replay.fuzz._streams has the rules)."""
-    name, handler, _, report = arena_run
+    _name, handler, _, report = arena_run
     f = report.findings[0]
     assert verify(f.recording).state == "complete"  # fuzz seals the recordings it writes
     header, events = read_events(f.recording)
@@ -131,7 +129,10 @@ def test_distinct_failures_each_get_a_recording_and_a_seed_finds_the_same_ones(t
         for i in range(2)
     ]
     keys = [f.key for f in reports[0].findings]
-    assert sorted(keys) == ["match_leave|BroadcastToAbsentPresence|fuzz_goodbye.py:match_leave", "match_signal|ZeroDivisionError|fuzz_goodbye.py:match_signal"]
+    assert sorted(keys) == [
+        "match_leave|BroadcastToAbsentPresence|fuzz_goodbye.py:match_leave",
+        "match_signal|ZeroDivisionError|fuzz_goodbye.py:match_signal",
+    ]
     assert [f.key for f in reports[1].findings] == keys
     assert [f.examples for f in reports[1].findings] == [f.examples for f in reports[0].findings]
     for a, b in zip(reports[0].findings, reports[1].findings):
@@ -160,7 +161,9 @@ def test_cli_fuzz_json_and_bad_input(two_bugs, tmp_path: Path, capsys) -> None: 
     module = tmp_path / "two_bugs_profile.py"
     module.write_text("PAYLOADS = {1: None}\nSIGNALS = ('', 'reset')\n")
     out = tmp_path / "cli"
-    code = main(["fuzz", "--handler", handler, "--payloads", str(module), "--out", str(out), "--max-examples", "60", "--json"])
+    code = main(
+        ["fuzz", "--handler", handler, "--payloads", str(module), "--out", str(out), "--max-examples", "60", "--json"]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert code == 1 and doc["examples"] == 60 and len(doc["findings"]) == 2
     crash = next(f for f in doc["findings"] if f["kind"] == "HandlerCrashed")
@@ -178,10 +181,20 @@ def test_cli_fuzz_json_and_bad_input(two_bugs, tmp_path: Path, capsys) -> None: 
 
 
 def test_cli_fuzz_text_report_for_a_handler_that_survives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main([
-        "fuzz", "--handler", str(HANDLERS / "arena_fixed.py"), "--payloads", PROFILE, "--out", str(tmp_path),
-        "--max-examples", "30", "--quiet",
-    ])
+    code = main(
+        [
+            "fuzz",
+            "--handler",
+            str(HANDLERS / "arena_fixed.py"),
+            "--payloads",
+            PROFILE,
+            "--out",
+            str(tmp_path),
+            "--max-examples",
+            "30",
+            "--quiet",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and "30 matches" in text and "no failure found" in text
     assert not list(tmp_path.glob("*.nkrec"))
@@ -215,8 +228,9 @@ def test_a_lua_handlers_findings_are_located_in_its_lua_code_and_quoted_values_g
 
     handler = str(TEST_HANDLERS / "fuzz_goodbye.lua")
     profile = FuzzProfile(payloads={5: st.sampled_from([b"\x00", b"\x01", b"\x02", b"\x03"])}, source="bad-json")
-    report = fuzz(handler, FuzzOptions(max_examples=150, seed=1, out=tmp_path, profile=profile, database=False,
-                                       shrink=False))
+    report = fuzz(
+        handler, FuzzOptions(max_examples=150, seed=1, out=tmp_path, profile=profile, database=False, shrink=False)
+    )
     keys = sorted(f.key for f in report.findings)
     assert keys == [
         "match_leave|BroadcastToAbsentPresence|fuzz_goodbye.lua",
@@ -233,12 +247,25 @@ def test_max_findings_ends_the_search_and_says_so(two_bugs, tmp_path: Path, caps
     assert report.to_json()["stopped_by"] == "max_findings"
     module = tmp_path / "two_bugs_profile.py"
     module.write_text("PAYLOADS = {1: None}\nSIGNALS = ('', 'reset')\n")
-    args = ["fuzz", "--handler", handler, "--payloads", str(module), "--out", str(tmp_path / "o"), "--max-examples", "120",
-            "--seed", "7", "--quiet", "--no-database"]
-    assert main(args + ["--max-findings", "1"]) == 1
+    args = [
+        "fuzz",
+        "--handler",
+        handler,
+        "--payloads",
+        str(module),
+        "--out",
+        str(tmp_path / "o"),
+        "--max-examples",
+        "120",
+        "--seed",
+        "7",
+        "--quiet",
+        "--no-database",
+    ]
+    assert main([*args, "--max-findings", "1"]) == 1
     assert "stopped  at --max-findings 1 after" in capsys.readouterr().out
-    assert main(args + ["--max-findings", "5"]) == 1
+    assert main([*args, "--max-findings", "5"]) == 1
     out = capsys.readouterr().out
     assert "2 distinct failures" in out and "--max-findings" not in out
-    assert main(args + ["--max-findings", "0"]) == 2
+    assert main([*args, "--max-findings", "0"]) == 2
     assert "OptionError: --max-findings: '0': must be at least 1" in capsys.readouterr().err

@@ -3,33 +3,37 @@ and only when, its rule is broken."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from replay.errors import BroadcastToAbsentPresence, HandlerCrashed, InvariantViolated
-from replay.fuzz import Connect, Leave, MatchPlayer, Send, Tick
+from replay.fuzz import Connect, FuzzProfile, Leave, MatchChecks, MatchPlayer, Send, Tick, match_state_machine
 from replay.fuzz._actions import fuzz_header
-from replay.fuzz import MatchChecks
 from replay.runtime import load_handler
-from replay.fuzz import match_state_machine
-from replay.fuzz import FuzzProfile
 from tests.common.paths import ROOT, TEST_HANDLERS
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 PROFILE = str(HANDLERS / "arena_payloads.py")
 # generation only: finding is what these tests are about; shrinking is hypothesis's (and tested in test_fuzz)
 FIND = settings(
-    max_examples=500, stateful_step_count=30, deadline=None, derandomize=True, database=None,
-    suppress_health_check=list(HealthCheck), phases=[Phase.generate],
+    max_examples=500,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate],
 )
 
 ArenaFixedMachine = match_state_machine(str(HANDLERS / "arena_fixed.py"), PROFILE)
 TestArenaFixedSurvives = ArenaFixedMachine.TestCase
 TestArenaFixedSurvives.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=list(HealthCheck),
 )
 

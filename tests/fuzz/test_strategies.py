@@ -10,19 +10,34 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.errors import ProfileError
 from recorder.format import InitCall, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, PresenceReason
-from replay.fuzz import Burst, Connect, Leave, MatchPlayer, Send, Tick, play
+from replay.errors import ProfileError
+from replay.fuzz import (
+    DEFAULT_PROFILE,
+    Burst,
+    Connect,
+    FuzzProfile,
+    Leave,
+    MatchPlayer,
+    Send,
+    Tick,
+    by_version,
+    call_streams,
+    client_actions,
+    load_profile,
+    play,
+)
 from replay.fuzz._actions import fuzz_header
-from replay.runtime import load_handler
-from replay.fuzz import DEFAULT_PROFILE, FuzzProfile, by_version, call_streams, client_actions, load_profile
 from replay.fuzz._strategies import json_shape, payload_strategy
 from replay.fuzz._streams import StreamRules, run_stream
+from replay.runtime import load_handler
 from tests.common.paths import ROOT
 
 FIXED = str(ROOT / "fixtures" / "handlers" / "arena_fixed.py")
 ARENA_PROFILE = str(ROOT / "fixtures" / "handlers" / "arena_payloads.py")
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 
 
 def test_by_version_picks_the_longest_dotted_prefix() -> None:
@@ -156,7 +171,14 @@ def test_player_mirrors_nakama_for_reconnects_duplicates_bursts_and_leaves(fixed
         calls = player.calls()
         kinds = [type(c).__name__ for c in calls]
         assert kinds == [
-            "InitCall", "JoinAttemptCall", "JoinCall", "JoinAttemptCall", "JoinAttemptCall", "JoinCall", "LeaveCall", "LoopCall",
+            "InitCall",
+            "JoinAttemptCall",
+            "JoinCall",
+            "JoinAttemptCall",
+            "JoinAttemptCall",
+            "JoinCall",
+            "LeaveCall",
+            "LoopCall",
         ]
         first, second = player.sessions[0]
         loop = calls[-1]
@@ -201,5 +223,7 @@ def test_stream_rules_reject_what_nakama_cannot_produce() -> None:
     assert "first call" in first_problem(InitCall({}), InitCall({}))
     assert "tick 3, expected 0" in first_problem(InitCall({}), LoopCall(3, ()))
     assert "without an accepted join attempt" in first_problem(InitCall({}), JoinCall(0, (a,)))
-    assert "not in the match since the last loop" in first_problem(InitCall({}), LoopCall(0, (MatchMessage(a, 1, b"", True, 0),)))
+    assert "not in the match since the last loop" in first_problem(
+        InitCall({}), LoopCall(0, (MatchMessage(a, 1, b"", True, 0),))
+    )
     assert "already in the match" in first_problem(InitCall({}), JoinAttemptCall(0, a), present={"s1"})

@@ -19,11 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from recorder.format import PresenceReason
-from recorder.format import open_recording, read_events
-from recorder.wire import ProxyLimits, start_proxy
-from recorder.wire import WireRecorder
-from recorder.wire import HttpResponse, start_server
+from recorder.format import PresenceReason, open_recording, read_events
+from recorder.wire import HttpResponse, ProxyLimits, WireRecorder, start_proxy, start_server
 from replay.live import ServerConfig, start_nakama_server
 from replay.live._server import QUEUE_FULL
 from tests.common.paths import ROOT
@@ -92,8 +89,8 @@ def test_sockets_outside_a_match_are_written_as_they_go_and_nothing_is_lost(tmp_
     rec.close()
     _, unmatched = read_events(tmp_path / "unmatched.nkrec")
     _, match = read_events(tmp_path / f"{MID}.nkrec")
-    assert [e.event for e in unmatched][0] == "open" and unmatched[-1].event == "close"
-    assert [e.event for e in match][0] == "open" and match[-1].event == "close"
+    assert next(e.event for e in unmatched) == "open" and unmatched[-1].event == "close"
+    assert next(e.event for e in match) == "open" and match[-1].event == "close"
     recorded = [e.envelope for e in [*unmatched, *match] if e.event == "envelope"]
     assert [e for e in recorded if "rpc" in e] == sent  # each envelope once, in order, across the two files
     assert [e for e in recorded if "rpc" not in e][:1] == [join]
@@ -105,8 +102,9 @@ def test_sockets_outside_a_match_are_written_as_they_go_and_nothing_is_lost(tmp_
 def test_connection_limit_closes_excess_sockets_with_a_reason(tmp_path: Path) -> None:
     async def go() -> tuple[int | None, str]:
         upstream = await start_server(Upstream())
-        proxy, app, stop = await start_proxy(f"http://127.0.0.1:{upstream.port}", tmp_path,
-                                             limits=ProxyLimits(max_connections=2))
+        proxy, app, stop = await start_proxy(
+            f"http://127.0.0.1:{upstream.port}", tmp_path, limits=ProxyLimits(max_connections=2)
+        )
         url = f"ws://127.0.0.1:{proxy.port}/ws?format=json"
         try:
             a, b = await connect(url), await connect(url)
@@ -142,8 +140,9 @@ def test_connection_limit_closes_excess_sockets_with_a_reason(tmp_path: Path) ->
 def test_messages_over_the_size_limit_close_that_socket_either_way(tmp_path: Path) -> None:
     async def go() -> list[tuple[int | None, str]]:
         upstream = await start_server(Upstream())
-        proxy, _, stop = await start_proxy(f"http://127.0.0.1:{upstream.port}", tmp_path,
-                                           limits=ProxyLimits(max_message=10_000))
+        proxy, _, stop = await start_proxy(
+            f"http://127.0.0.1:{upstream.port}", tmp_path, limits=ProxyLimits(max_message=10_000)
+        )
         out = []
         try:
             async with connect(f"ws://127.0.0.1:{proxy.port}/ws?format=json") as ws:  # the client's is too big
@@ -212,8 +211,22 @@ def test_proxy_memory_stays_bounded_under_floods_and_stalled_peers(tmp_path: Pat
         try:
             for port, out in ((upstream.port, "flood"), (held_port, "held")):
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                     f"http://127.0.0.1:{port}", "--out", str(tmp_path / out)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                    [
+                        sys.executable,
+                        "-m",
+                        "replay.cli",
+                        "proxy",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--upstream",
+                        f"http://127.0.0.1:{port}",
+                        "--out",
+                        str(tmp_path / out),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                )
                 procs.append(proc)
             ports = []
             for proc in procs:
@@ -306,7 +319,9 @@ def test_serve_disconnects_a_slow_client_as_nakama_does_and_records_it(tmp_path:
             left = False
             for _ in range(30):  # at most 120 x 256 KB to each client, 4 a tick
                 for _ in range(4):
-                    await fast.send({"match_data_send": {"match_id": match_id, "op_code": "1", "data": data}}, with_cid=False)
+                    await fast.send(
+                        {"match_data_send": {"match_id": match_id, "op_code": "1", "data": data}}, with_cid=False
+                    )
                 echoed = 0
                 while echoed < 4 and not left:  # fast reads its echoes (and sees slow leave, once it does)
                     env = await fast.recv(10)

@@ -21,15 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import Header, LoopCall, PresenceReason
-from recorder.format import read_events
+from recorder.format import Header, LoopCall, PresenceReason, read_events
 from replay.cli._commands.live import print_report
-from replay.runtime import MatchDriver
-from replay.live import LiveOptions, run_live
+from replay.live import (
+    LiveOptions,
+    ServerConfig,
+    analyse,
+    load_script,
+    run_live,
+    script_from_events,
+    start_nakama_server,
+)
 from replay.live._feed import map_ids_in_json
-from replay.live import analyse
-from replay.live import load_script, script_from_events
-from replay.live import ServerConfig, start_nakama_server
+from replay.runtime import MatchDriver
 from tests.common.paths import ROOT
 
 pytest.importorskip("lupa", reason="presence_echo.lua needs lupa")
@@ -43,8 +47,15 @@ def make_presence_recording(path: Path, rate: int = 10) -> Path:
     late and kicks himself (op 3: a leave with reason 3); bob's socket drops (reason 4). 9 ticks at 10 Hz, no
     crash."""
     params = {"tick_rate": rate}
-    header = Header(match_id="8d1c2b3a-4e5f-4a6b-9c7d-0e1f2a3b4c5d.nakama1", module="presence_echo", tick_rate=rate,
-                    node="nakama1", source="capture", params=params, handler=str(ECHO))
+    header = Header(
+        match_id="8d1c2b3a-4e5f-4a6b-9c7d-0e1f2a3b4c5d.nakama1",
+        module="presence_echo",
+        tick_rate=rate,
+        node="nakama1",
+        source="capture",
+        params=params,
+        handler=str(ECHO),
+    )
     with MatchDriver(str(ECHO), header, capture=str(path)) as d:
         d.init(params)
         alice, bob = d.join("alice"), d.join("bob")
@@ -66,8 +77,10 @@ async def _replay(rec: Path, tmp: Path, **options):  # type: ignore[no-untyped-d
     server, app = await start_nakama_server(ServerConfig(str(ECHO), out_dir=str(tmp / "serve"), node=LIVE_NODE))
     try:
         script = load_script(rec)
-        live = await run_live(script, LiveOptions(nakama=f"http://127.0.0.1:{server.port}", out_dir=str(tmp / "wire"),
-                                                  tail_ticks=2, **options))
+        live = await run_live(
+            script,
+            LiveOptions(nakama=f"http://127.0.0.1:{server.port}", out_dir=str(tmp / "wire"), tail_ticks=2, **options),
+        )
     finally:
         await app.close()
         await server.close()
@@ -91,7 +104,7 @@ def _why(report) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_presence_tables_node_names_and_payload_ids_compare_equal_live(mapped) -> None:  # type: ignore[no-untyped-def]
-    rec, script, live = mapped
+    _rec, script, live = mapped
     assert live.match_id.endswith("." + LIVE_NODE) and script.nodes == frozenset({"nakama1"})
     report = analyse(script, live)
     why = _why(report)
@@ -104,8 +117,11 @@ def test_presence_tables_node_names_and_payload_ids_compare_equal_live(mapped) -
     assert report.conclusion.startswith("REPRODUCED: ran to the end, as recorded; the broadcasts match"), why
     # the live handler found bob by the id alice sent: its answer names bob's live session
     bob_live = next(s for k, s in live.sockets.items() if script.actors[k].label == "bob")
-    op13 = [json.loads(base64.b64decode(obj["match_data"]["data"]))
-            for _, obj in bob_live.received if obj.get("match_data", {}).get("op_code") == "13"]
+    op13 = [
+        json.loads(base64.b64decode(obj["match_data"]["data"]))
+        for _, obj in bob_live.received
+        if obj.get("match_data", {}).get("op_code") == "13"
+    ]
     assert op13 == [{"id": bob_live.user_id, "session": bob_live.session_id}]
 
 
@@ -115,8 +131,9 @@ def test_node_names_are_what_made_the_presence_tables_match(mapped) -> None:  # 
     blind = dataclasses.replace(script, nodes=frozenset())
     report = analyse(blind, live)
     assert report.mismatch is not None and "data differs" in report.mismatch.why and '"node"' in report.mismatch.why
-    assert report.exit_code == 1 and report.conclusion.startswith("DID NOT REPRODUCE: ran to the end, as recorded; but"
-                                                                  " the broadcasts differ: tick ")
+    assert report.exit_code == 1 and report.conclusion.startswith(
+        "DID NOT REPRODUCE: ran to the end, as recorded; but the broadcasts differ: tick "
+    )
 
 
 def test_unmapped_payload_ids_crash_the_live_handler(mapped, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -139,8 +156,10 @@ def test_a_recording_without_outcomes_has_nothing_to_compare(mapped, tmp_path: P
     report = analyse(script, live)
     assert report.compare_scope == "nothing" and report.mismatch is None and report.received == 0
     assert report.exit_code == 0
-    assert report.conclusion == ("REPRODUCED: ran to the end, as recorded; broadcasts NOT compared: the recording holds"
-                                 " no call outcomes, so nothing it says about broadcasts could be compared")
+    assert report.conclusion == (
+        "REPRODUCED: ran to the end, as recorded; broadcasts NOT compared: the recording holds"
+        " no call outcomes, so nothing it says about broadcasts could be compared"
+    )
     out = io.StringIO()
     with redirect_stdout(out):
         print_report(report)
@@ -162,7 +181,7 @@ def test_the_last_line_always_agrees_with_the_exit_code(mapped) -> None:  # type
     key = next(k for k, a in script.actors.items() if a.label == "alice")
     deliveries = dict(script.deliveries)
     first = deliveries[key][0]
-    deliveries[key] = [dataclasses.replace(first, data=b'{"cb":"tampered"}')] + deliveries[key][1:]
+    deliveries[key] = [dataclasses.replace(first, data=b'{"cb":"tampered"}'), *deliveries[key][1:]]
     report = analyse(dataclasses.replace(script, deliveries=deliveries), live)
     assert report.reproduced and report.diverged and report.exit_code == 1
     out = io.StringIO()
@@ -174,8 +193,11 @@ def test_the_last_line_always_agrees_with_the_exit_code(mapped) -> None:  # type
 
 
 def test_map_ids_in_json_touches_json_text_only() -> None:
-    ids = {"2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c": "aaaaaaaa-0000-4000-8000-000000000001",
-           "m-rec.nakama1": "m-live.devbox7", "m-rec": "m-live"}
+    ids = {
+        "2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c": "aaaaaaaa-0000-4000-8000-000000000001",
+        "m-rec.nakama1": "m-live.devbox7",
+        "m-rec": "m-live",
+    }
     data = b'{"id": "2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "m": "m-rec.nakama1", "n": 1}'
     out, found = map_ids_in_json(data, ids)
     assert json.loads(out) == {"id": "aaaaaaaa-0000-4000-8000-000000000001", "m": "m-live.devbox7", "n": 1}
@@ -193,8 +215,14 @@ def test_loop_calls_without_outcomes_end_the_compared_ticks() -> None:
 
     p = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
     o = Outcome()
-    calls = [InitCall({}, outcome=Outcome(tick_rate=10)), JoinAttemptCall(0, p, {}, outcome=Outcome(accept=True)),
-             JoinCall(0, (p,), outcome=o), LoopCall(0, (), outcome=o), LoopCall(1, (), outcome=o), LoopCall(2, ())]
+    calls = [
+        InitCall({}, outcome=Outcome(tick_rate=10)),
+        JoinAttemptCall(0, p, {}, outcome=Outcome(accept=True)),
+        JoinCall(0, (p,), outcome=o),
+        LoopCall(0, (), outcome=o),
+        LoopCall(1, (), outcome=o),
+        LoopCall(2, ()),
+    ]
     script = script_from_events("x", header, calls)
     assert script.compare_until == 1 and "1 of 5 recorded calls have no outcome" in script.uncompared
     assert script_from_events("x", header, calls[:-1]).compare_until is None
@@ -205,23 +233,35 @@ def test_loop_calls_without_outcomes_end_the_compared_ticks() -> None:
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
 
 
-@pytest.mark.skipif(not NAKAMA_URL, reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY) to replay into a real Nakama whose runtime"
-                                           " path holds fixtures/handlers/presence_echo.lua and fixtures/nakama/replay_rpcs.lua")
+@pytest.mark.skipif(
+    not NAKAMA_URL,
+    reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY) to replay into a real Nakama whose runtime"
+    " path holds fixtures/handlers/presence_echo.lua and fixtures/nakama/replay_rpcs.lua",
+)
 def test_presence_tables_and_payload_ids_in_a_real_nakama(tmp_path: Path) -> None:
     """Checked against Nakama 3.40: match_join presences carry reason 0, a kick's leave 3, a dropped socket's
     4 (the recorded tables, made in-process, equal the live ones once nodes and ids are mapped), and the
     lookup by a recorded user id finds the live player only when payload ids are mapped."""
     rec = make_presence_recording(tmp_path / "presence.nkrec")
-    options = dict(nakama=NAKAMA_URL, server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
-                   create_rpc="create_presence_echo", tail_ticks=2)
+    options = dict(
+        nakama=NAKAMA_URL,
+        server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
+        create_rpc="create_presence_echo",
+        tail_ticks=2,
+    )
     script = load_script(rec)
     live = run(run_live(script, LiveOptions(out_dir=str(tmp_path / "a"), **options)))
     report = analyse(script, live)
     why = _why(report)
     assert report.outcome == "completed" and report.exit_code == 0, why
     assert report.mismatch is None and report.matched == report.deliveries > 10, why
-    reasons = sorted((body["cb"], p["reason"]) for s in live.sockets.values() for _, obj in s.received
-                     if (body := _body(obj)) and body.get("cb") in ("join", "leave") for p in body["ps"])
+    reasons = sorted(
+        (body["cb"], p["reason"])
+        for s in live.sockets.values()
+        for _, obj in s.received
+        if (body := _body(obj)) and body.get("cb") in ("join", "leave")
+        for p in body["ps"]
+    )
     assert set(reasons) == {("join", 0), ("leave", 3), ("leave", 4)}, reasons
 
     script = load_script(rec)

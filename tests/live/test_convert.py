@@ -18,19 +18,26 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import CrashMarker, Header, JoinAttemptCall, JoinCall, LeaveCall, LoopCall, WireEvent
-from recorder.format import RecordingWriter, read_events, verify
+from recorder.format import (
+    CrashMarker,
+    Header,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    RecordingWriter,
+    WireEvent,
+    read_events,
+    verify,
+)
 from recorder.wire import start_proxy
 from replay.cli import main
-from replay.live import convert, convert_events
+from replay.live import LiveOptions, ServerConfig, convert, convert_events, load_script, run_live, start_nakama_server
 from replay.live._convert import QUEUE_SIZE
-from replay.live import LiveOptions, run_live
-from replay.live import load_script
 from replay.runtime import ReplayOptions, reproduce
-from replay.live import ServerConfig, start_nakama_server
-from tests.live.test_compare import make_presence_recording
 from tests.common.matches import make_crash_recording
 from tests.common.paths import DATA, ROOT
+from tests.live.test_compare import make_presence_recording
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 
@@ -49,8 +56,15 @@ async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> tuple[Path, Pat
     server, app = await start_nakama_server(ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp / "wire")
     try:
-        await run_live(load_script(rec), LiveOptions(nakama=f"http://127.0.0.1:{proxy.port}", out_dir=str(tmp / "capture"),
-                                                     tail_ticks=2, signal_rpc="signal_match"))
+        await run_live(
+            load_script(rec),
+            LiveOptions(
+                nakama=f"http://127.0.0.1:{proxy.port}",
+                out_dir=str(tmp / "capture"),
+                tail_ticks=2,
+                signal_rpc="signal_match",
+            ),
+        )
     finally:
         await stop()
         await app.close()
@@ -84,9 +98,17 @@ def _inputs(events: list) -> list[tuple]:  # type: ignore[type-arg]
 
 def _log_line(mid: str, marker: CrashMarker) -> str:
     """Nakama's crash line (server/match_handler.go) for a match: what --server-log reads."""
-    return json.dumps({"level": "warn", "ts": "2026-12-01T10:00:00.000Z", "caller": "server/match_handler.go:292",
-                       "msg": f"Stopping match after error from {marker.callback} execution", "mid": mid,
-                       "tick": marker.tick, "error": marker.error})
+    return json.dumps(
+        {
+            "level": "warn",
+            "ts": "2026-12-01T10:00:00.000Z",
+            "caller": "server/match_handler.go:292",
+            "msg": f"Stopping match after error from {marker.callback} execution",
+            "mid": mid,
+            "tick": marker.tick,
+            "error": marker.error,
+        }
+    )
 
 
 def test_converted_calls_are_the_calls_serve_made(arena_wire, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -162,10 +184,15 @@ def test_a_real_nakama_wire_recording_converts_and_its_crash_reproduces(tmp_path
     out = tmp_path / "calls.nkrec"
     assert main(["convert", str(REAL_WIRE), "-o", str(out)]) == 2
     assert "--tick-rate N" in capsys.readouterr().err
-    assert main(["convert", str(REAL_WIRE), "-o", str(out), "--tick-rate", "10", "--server-log", str(REAL_LOG),
-                 "--json"]) == 0
+    assert (
+        main(["convert", str(REAL_WIRE), "-o", str(out), "--tick-rate", "10", "--server-log", str(REAL_LOG), "--json"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
-    assert doc["crash"]["from"] == "server log" and (doc["crash"]["callback"], doc["crash"]["tick"]) == ("match_loop", 11)
+    assert doc["crash"]["from"] == "server log" and (doc["crash"]["callback"], doc["crash"]["tick"]) == (
+        "match_loop",
+        11,
+    )
     assert doc["notes"] == []  # the wire's own estimate of the crash agreed with the log
     assert (doc["joins"], doc["leaves"], doc["messages"]) == (5, 1, 31)
     arena = str(HANDLERS / "arena.lua")
@@ -175,8 +202,22 @@ def test_a_real_nakama_wire_recording_converts_and_its_crash_reproduces(tmp_path
     assert result.divergences and {d.field for d in result.divergences} == {"broadcasts"}  # spawn positions
     assert not result.reproduced
     bare = tmp_path / "bare.nkrec"
-    assert main(["convert", str(REAL_WIRE), "-o", str(bare), "--tick-rate", "10", "--server-log", str(REAL_LOG),
-                 "--no-broadcasts"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(REAL_WIRE),
+                "-o",
+                str(bare),
+                "--tick-rate",
+                "10",
+                "--server-log",
+                str(REAL_LOG),
+                "--no-broadcasts",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["reproduce", str(bare), "--handler", arena]) == 0
     assert main(["reproduce", str(bare), "--handler", str(HANDLERS / "arena_fixed.lua")]) == 1
@@ -204,15 +245,23 @@ def _w(socket: str, direction: str, t: float, env: dict | None = None, **kw) -> 
 
 def test_rejected_joins_full_queues_and_strangers(tmp_path: Path) -> None:
     mid = "6a0e3f9c-1b2d-4c5e-8f70-9a1b2c3d4e5f.nakama1"
-    ana = {"user_id": "2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "session_id": "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918",
-           "username": "ana"}
+    ana = {
+        "user_id": "2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c",
+        "session_id": "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918",
+        "username": "ana",
+    }
     send = {"match_data_send": {"match_id": mid, "op_code": "1", "data": "eA=="}}
     events = [
         _w("ws1", "out", 0.00, {"session": "p1", "user_id": ana["user_id"], "username": "ana"}, event="open"),
         _w("ws1", "out", 0.01, {"cid": "1", "rpc": {"id": "make", "payload": '{"mode":"duel"}'}}),
         _w("ws1", "in", 0.02, {"cid": "1", "rpc": {"id": "make", "payload": json.dumps({"match_id": mid})}}),
         _w("ws1", "out", 0.03, {"cid": "2", "match_join": {"match_id": mid, "metadata": {"v": "1"}}}),
-        _w("ws1", "in", 0.04, {"cid": "2", "match": {"match_id": mid, "authoritative": True, "self": ana, "label": "L"}}),
+        _w(
+            "ws1",
+            "in",
+            0.04,
+            {"cid": "2", "match": {"match_id": mid, "authoritative": True, "self": ana, "label": "L"}},
+        ),
         _w("ws2", "out", 0.05, {"session": "p2", "user_id": "u-ben", "username": "ben"}, event="open"),
         _w("ws2", "out", 0.06, {"cid": "1", "match_join": {"match_id": mid, "metadata": {"team": "red"}}}),
         _w("ws2", "in", 0.07, {"cid": "1", "error": {"code": 5, "message": "full"}}),
@@ -226,7 +275,11 @@ def test_rejected_joins_full_queues_and_strangers(tmp_path: Path) -> None:
     calls = [e for e in conv.events if not isinstance(e, CrashMarker)]
     assert calls[0].params == {"mode": "duel"} and calls[0].outcome.label == "L" and conv.header.label == "L"
     rejected = next(c for c in calls if isinstance(c, JoinAttemptCall) and not c.outcome.accept)
-    assert rejected.outcome.reason == "full" and rejected.metadata == {"team": "red"} and rejected.presence.username == "ben"
+    assert (
+        rejected.outcome.reason == "full"
+        and rejected.metadata == {"team": "red"}
+        and rejected.presence.username == "ben"
+    )
     loop = next(c for c in calls if isinstance(c, LoopCall) and c.messages)
     assert loop.tick == 1 and len(loop.messages) == QUEUE_SIZE and loop.messages[0].receive_time_ms == 1_130
     assert (conv.dropped, conv.ignored, conv.rejected, conv.joins) == (3, 1, 1, 1)
@@ -251,9 +304,11 @@ def test_the_tick_rate_hint_comes_from_broadcast_spacing() -> None:
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
 
 
-@pytest.mark.skipif(not (NAKAMA_URL and os.environ.get("NAKAMA_LOG")),
-                    reason="set NAKAMA_URL and NAKAMA_LOG (the server's JSON log) to record through the proxy in front of a"
-                           " real Nakama whose runtime path holds fixtures/handlers/arena.lua and fixtures/nakama/replay_rpcs.lua")
+@pytest.mark.skipif(
+    not (NAKAMA_URL and os.environ.get("NAKAMA_LOG")),
+    reason="set NAKAMA_URL and NAKAMA_LOG (the server's JSON log) to record through the proxy in front of a"
+    " real Nakama whose runtime path holds fixtures/handlers/arena.lua and fixtures/nakama/replay_rpcs.lua",
+)
 def test_proxy_in_front_of_a_real_nakama_then_convert_and_reproduce(tmp_path: Path) -> None:
     pytest.importorskip("lupa", reason="arena.lua needs lupa")
     rec = make_crash_recording(tmp_path / "crash.nkrec", HANDLERS / "arena.lua")
@@ -261,10 +316,17 @@ def test_proxy_in_front_of_a_real_nakama_then_convert_and_reproduce(tmp_path: Pa
     async def record() -> Path:
         proxy, _, stop = await start_proxy(NAKAMA_URL, tmp_path / "wire")
         try:
-            await run_live(load_script(rec), LiveOptions(
-                nakama=f"http://127.0.0.1:{proxy.port}", server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
-                create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"), out_dir=str(tmp_path / "capture"),
-                tail_ticks=2, signal_rpc=os.environ.get("NAKAMA_SIGNAL_RPC", "signal_match")))
+            await run_live(
+                load_script(rec),
+                LiveOptions(
+                    nakama=f"http://127.0.0.1:{proxy.port}",
+                    server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
+                    create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"),
+                    out_dir=str(tmp_path / "capture"),
+                    tail_ticks=2,
+                    signal_rpc=os.environ.get("NAKAMA_SIGNAL_RPC", "signal_match"),
+                ),
+            )
         finally:
             await stop()
         (wire,) = [p for p in (tmp_path / "wire").glob("*.nkrec") if not p.name.startswith("unmatched")]

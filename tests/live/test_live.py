@@ -14,27 +14,30 @@ import asyncio
 import base64
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from recorder.wire import protocol as P
 from recorder.errors import OptionError, RecordingError
-from replay.errors import LiveReplayError
-from recorder.format import CrashMarker, Header, PresenceReason, WireEvent
-from recorder.format import RecordingWriter, read_events
+from recorder.format import CrashMarker, Header, RecordingWriter, WireEvent, read_events
+from recorder.wire import protocol as P
 from replay.cli import main
-from replay.runtime import MatchDriver
-from replay.live import LiveOptions, run_live
+from replay.errors import LiveReplayError
+from replay.live import (
+    LiveOptions,
+    ServerConfig,
+    analyse,
+    load_script,
+    run_live,
+    script_from_events,
+    start_nakama_server,
+)
 from replay.live._feed import device_id
-from replay.live import analyse
 from replay.live._report import IdMap, find_crash_line, same_data
-from replay.live import load_script, script_from_events
-from replay.live import ServerConfig, start_nakama_server
 from replay.live._tick_clock import TickClock
+from replay.runtime import MatchDriver
 from tests.common.matches import RATE, make_crash_recording
 from tests.common.paths import ROOT
 
@@ -60,8 +63,16 @@ async def replay_into_serve(handler: Path, rec: Path, tmp: Path, serve: ServerCo
     server, app = await start_nakama_server(serve or ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     try:
         script = load_script(rec)
-        live = await run_live(script, LiveOptions(nakama=f"http://127.0.0.1:{server.port}", out_dir=str(tmp / "wire"),
-                                                  tail_ticks=3, signal_rpc="signal_match", **options))
+        live = await run_live(
+            script,
+            LiveOptions(
+                nakama=f"http://127.0.0.1:{server.port}",
+                out_dir=str(tmp / "wire"),
+                tail_ticks=3,
+                signal_rpc="signal_match",
+                **options,
+            ),
+        )
     finally:
         await app.close()
         await server.close()
@@ -109,13 +120,20 @@ def test_script_of_the_bundled_crash_recording() -> None:
 
 def test_a_recording_that_starts_mid_match_joins_its_players_first() -> None:
     header, events = read_events(CRASH_REC)
-    late = [e for e in events if not (e.kind in ("init", "join_attempt", "join") and e.tick < 5)
-            and not (e.kind == "loop" and e.tick < 3)]
+    late = [
+        e
+        for e in events
+        if not (e.kind in ("init", "join_attempt", "join") and e.tick < 5) and not (e.kind == "loop" and e.tick < 3)
+    ]
     s = script_from_events("mid-match", header, late)
     assert s.first_tick == 3 and len(s.notes) == 3
     label = {k: a.label for k, a in s.actors.items()}
     assert [(a.kind, a.tick, label[a.actor]) for a in s.actions[:4]] == [
-        ("join", 3, "alice"), ("join", 3, "bob"), ("join", 3, "cho"), ("send", 3, "alice")]
+        ("join", 3, "alice"),
+        ("join", 3, "bob"),
+        ("join", 3, "cho"),
+        ("send", 3, "alice"),
+    ]
     assert s.deliveries[s.actions[0].actor][0].tick == 5  # present from the start: gets the first positions
 
 
@@ -128,7 +146,13 @@ def test_script_of_a_wire_recording(tmp_path: Path) -> None:
     ana = {"user_id": "u-ana", "session_id": "s-ana", "username": "ana"}
     ben = {"user_id": "u-ben", "session_id": "s-ben", "username": "ben"}
     events = [
-        _wire("ws1", "out", 0.00, {"session": "p1", "user_id": "u-ana", "username": "ana", "vars": {"v": "1"}}, event="open"),
+        _wire(
+            "ws1",
+            "out",
+            0.00,
+            {"session": "p1", "user_id": "u-ana", "username": "ana", "vars": {"v": "1"}},
+            event="open",
+        ),
         _wire("ws1", "out", 0.01, {"cid": "1", "rpc": {"id": "make_game", "payload": '{"mode":"duel"}'}}),
         _wire("ws1", "in", 0.02, {"cid": "1", "rpc": {"id": "make_game", "payload": json.dumps({"match_id": mid})}}),
         _wire("ws1", "out", 0.03, {"cid": "2", "match_join": {"match_id": mid, "metadata": {"v": "1"}}}),
@@ -136,8 +160,12 @@ def test_script_of_a_wire_recording(tmp_path: Path) -> None:
         _wire("ws2", "out", 0.05, {"session": "p2", "user_id": "u-ben", "username": "ben"}, event="open"),
         _wire("ws2", "out", 0.06, {"cid": "1", "match_join": {"match_id": mid}}),
         _wire("ws2", "in", 0.07, {"cid": "1", "match": {"match_id": mid, "authoritative": True, "self": ben}}),
-        _wire("ws1", "out", 0.25, {"match_data_send": {"match_id": mid, "op_code": "4", "data": "aGk=",
-                                                        "presences": [ben]}}),
+        _wire(
+            "ws1",
+            "out",
+            0.25,
+            {"match_data_send": {"match_id": mid, "op_code": "4", "data": "aGk=", "presences": [ben]}},
+        ),
         _wire("ws2", "in", 0.32, {"match_data": {"match_id": mid, "presence": ana, "op_code": "4", "data": "aGk="}}),
         _wire("ws1", "out", 0.41, {"cid": "3", "rpc": {"id": "poke", "payload": mid}}),
         _wire("ws1", "out", 0.45, {"cid": "4", "channel_join": {"target": "x", "type": 1}}),
@@ -155,8 +183,14 @@ def test_script_of_a_wire_recording(tmp_path: Path) -> None:
     assert s.sessions == {"s-ana": "ws1", "s-ben": "ws2"}
     assert s.actors["ws1"].vars == {"v": "1"} and s.actors["ws2"].session_id == "s-ben"
     kinds = [(a.kind, a.actor, a.tick, round(a.at, 2)) for a in s.actions]  # times after the create reply (0.02)
-    assert kinds == [("join", "ws1", 0, 0.01), ("join", "ws2", 0, 0.04), ("send", "ws1", 2, 0.23),
-                     ("rpc", "ws1", 3, 0.39), ("leave", "ws2", 5, 0.5), ("disconnect", "ws1", 5, 0.59)]
+    assert kinds == [
+        ("join", "ws1", 0, 0.01),
+        ("join", "ws2", 0, 0.04),
+        ("send", "ws1", 2, 0.23),
+        ("rpc", "ws1", 3, 0.39),
+        ("leave", "ws2", 5, 0.5),
+        ("disconnect", "ws1", 5, 0.59),
+    ]
     send = s.actions[2]
     assert (send.op_code, send.data, send.targets) == (4, b"hi", ("ws2",))
     assert s.actions[0].metadata == {"v": "1"} and s.actions[3].payload == mid
@@ -230,9 +264,17 @@ def test_find_crash_line_takes_this_matchs_line(tmp_path: Path) -> None:
     mine, other = "1762518a-825f-467c-a416-1a7ad0afe835", "9b1e3c55-2d4a-4f0b-8e61-7c0d5a3f2b18"
 
     def line(mid: str, tick: int, cb: str = "match_loop") -> str:
-        return json.dumps({"level": "warn", "ts": "2026-11-27T16:15:08.230Z", "caller": "server/match_handler.go:292",
-                           "msg": f"Stopping match after error from {cb} execution", "mid": mid, "tick": tick,
-                           "error": "arena.lua:54: attempt to index a non-table object(nil) with key 'pos'"})
+        return json.dumps(
+            {
+                "level": "warn",
+                "ts": "2026-11-27T16:15:08.230Z",
+                "caller": "server/match_handler.go:292",
+                "msg": f"Stopping match after error from {cb} execution",
+                "mid": mid,
+                "tick": tick,
+                "error": "arena.lua:54: attempt to index a non-table object(nil) with key 'pos'",
+            }
+        )
 
     log = tmp_path / "nakama.log"
     log.write_text("\n".join(["not json at all", line(other, 3), line(mine, 16), '{"msg": "Match started"}', ""]))
@@ -290,11 +332,19 @@ def test_lua_arena_crash_reproduces_live(tmp_path: Path) -> None:
     assert crash.tick == report.crash_live_tick and "attempt to index" in crash.error
 
 
-def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_alive(python_crash: Path, tmp_path: Path) -> None:
+def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_alive(
+    python_crash: Path, tmp_path: Path
+) -> None:
     hangs = tmp_path / "arena_hangs.py"
-    hangs.write_text((HANDLERS / "arena.py").read_text().replace(
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    while tick == 4:\n        pass\n", 1))
+    hangs.write_text(
+        (HANDLERS / "arena.py")
+        .read_text()
+        .replace(
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    while tick == 4:\n        pass\n",
+            1,
+        )
+    )
     assert "while tick == 4" in hangs.read_text()
     said: list[str] = []
     serve = ServerConfig(str(hangs), out_dir=str(tmp_path / "serve"), hang_timeout=1.0, on_event=said.append)
@@ -312,21 +362,29 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
 
 
 def test_serve_says_how_each_match_ended() -> None:
-    from replay.runtime import Crash
     from replay.live._server import _ending
+    from replay.runtime import Crash
 
     crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")
     assert _ending("m.n", crash, "error") == "match m.n crashed in match_loop at tick 58: KeyError: 'be14'"
     hung = Crash("match_join", 3, "match_join did not return within 5.0 s", "Hang", "", True)
-    assert _ending("m.n", hung, "hung") == "match m.n hung in match_join at tick 3: match_join did not return within 5.0 s"
+    assert (
+        _ending("m.n", hung, "hung") == "match m.n hung in match_join at tick 3: match_join did not return within 5.0 s"
+    )
     assert _ending("m.n", None, "nil-state") == "match m.n stopped: a callback returned no state"
 
 
 def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
     """ana and ben send unique messages for 6 ticks (ben's are binary); then ben's op code 99 crashes it."""
     params = {"tick_rate": rate}
-    header = Header(match_id="3e0c1d2b-4a5f-4e6d-9c7b-8a9f0e1d2c3b.nakama1", module="echo", tick_rate=rate,
-                    node="nakama1", source="capture", params=params)
+    header = Header(
+        match_id="3e0c1d2b-4a5f-4e6d-9c7b-8a9f0e1d2c3b.nakama1",
+        module="echo",
+        tick_rate=rate,
+        node="nakama1",
+        source="capture",
+        params=params,
+    )
     with MatchDriver(str(HANDLERS / "wire_echo.py"), header, capture=str(path)) as d:
         d.init(params)
         ana, ben = d.join("ana"), d.join("ben")
@@ -348,34 +406,74 @@ def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
     # the replay's capture goes through the redaction layer: --redact-key n hides {"n": ...} in what it wrote
     header, events = read_events(live.wire_paths[0])
     assert "key:n" in header.redactions and "jwt" in header.redactions
-    data = [json.loads(base64.b64decode(body["data"])) for e in events if e.event == "envelope"
-            for kind, body in e.envelope.items() if kind in ("match_data", "match_data_send") and body.get("op_code") == "1"]
+    data = [
+        json.loads(base64.b64decode(body["data"]))
+        for e in events
+        if e.event == "envelope"
+        for kind, body in e.envelope.items()
+        if kind in ("match_data", "match_data_send") and body.get("op_code") == "1"
+    ]
     assert len(data) == 6 + 2 * 6 and all(d == {"n": "<redacted>"} for d in data)  # 6 sent, each echoed to both
     # the truth: the loop each message reached, from serve's own recording of the live match
-    truth = {(m.sender.session_id, m.op_code, m.data): e.tick
-             for e in read_events(served[0])[1] if e.kind == "loop" for m in e.messages}
+    truth = {
+        (m.sender.session_id, m.op_code, m.data): e.tick
+        for e in read_events(served[0])[1]
+        if e.kind == "loop"
+        for m in e.messages
+    }
     landed = [m for m in report.messages if m.landed is not None]
     assert len(landed) == len(report.messages) - 1 == 9  # every message but the crashing one is echoed
     for m in landed:
         a = live.actions[m.action].action
-        assert m.landed == truth[(live.sockets[a.actor].session_id, a.op_code, a.data)] + script.first_tick - report.offset
+        assert (
+            m.landed == truth[(live.sockets[a.actor].session_id, a.op_code, a.data)] + script.first_tick - report.offset
+        )
     assert report.drift_revealed and report.drift == max(abs(m.landed - m.intended) for m in landed)
     assert report.clock["echoes"] == 9
 
 
-def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_against_a_fixed_handler_does_not_reproduce(
+    python_crash: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     serve = subprocess.Popen(
-        [sys.executable, "-m", "replay.cli", "serve", "--handler", str(HANDLERS / "arena_fixed.py"),
-         "--listen", "127.0.0.1:0", "--no-record", "--out", str(tmp_path / "serve")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "replay.cli",
+            "serve",
+            "--handler",
+            str(HANDLERS / "arena_fixed.py"),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-record",
+            "--out",
+            str(tmp_path / "serve"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
         first = serve.stdout.readline()  # type: ignore[union-attr]
         assert "serving" in first, first
         url = first.split(" on ")[1].split()[0]
-        code = main(["live", str(python_crash), "--nakama", url, "--compare", "--json", "--signal-rpc", "signal_match",
-                     "--out", str(tmp_path / "wire"), "--tail-ticks", "2"])
+        code = main(
+            [
+                "live",
+                str(python_crash),
+                "--nakama",
+                url,
+                "--compare",
+                "--json",
+                "--signal-rpc",
+                "signal_match",
+                "--out",
+                str(tmp_path / "wire"),
+                "--tail-ticks",
+                "2",
+            ]
+        )
     finally:
         serve.terminate()
         _, said = serve.communicate(timeout=10)
@@ -387,7 +485,9 @@ def test_cli_against_a_fixed_handler_does_not_reproduce(python_crash: Path, tmp_
     assert len(out["messages"]) == load_script(python_crash).message_count
 
 
-def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_server_is_a_clear_error(
+    python_crash: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -399,12 +499,17 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
         run(run_live(load_script(python_crash), LiveOptions(nakama="https://example.invalid", out_dir=str(tmp_path))))
 
     async def unknown_rpc() -> int:
-        server, app = await start_nakama_server(ServerConfig(str(HANDLERS / "arena.py"), record=False,
-                                                             out_dir=str(tmp_path / "serve")))
+        server, app = await start_nakama_server(
+            ServerConfig(str(HANDLERS / "arena.py"), record=False, out_dir=str(tmp_path / "serve"))
+        )
         try:
             with pytest.raises(LiveReplayError, match="RPC 'nope' failed: error 6: RPC function not found"):
-                await run_live(load_script(python_crash), LiveOptions(
-                    nakama=f"http://127.0.0.1:{server.port}", create_rpc="nope", out_dir=str(tmp_path / "wire")))
+                await run_live(
+                    load_script(python_crash),
+                    LiveOptions(
+                        nakama=f"http://127.0.0.1:{server.port}", create_rpc="nope", out_dir=str(tmp_path / "wire")
+                    ),
+                )
             for _ in range(100):  # the server notices the closes a moment later
                 if not server.sockets:
                     break
@@ -422,14 +527,20 @@ def test_unreachable_server_is_a_clear_error(python_crash: Path, tmp_path: Path,
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
 
 
-@pytest.mark.skipif(not NAKAMA_URL, reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY, NAKAMA_CREATE_RPC, NAKAMA_SIGNAL_RPC,"
-                                           " NAKAMA_LOG) to replay into a real Nakama hosting fixtures/handlers/arena.lua")
+@pytest.mark.skipif(
+    not NAKAMA_URL,
+    reason="set NAKAMA_URL (and NAKAMA_SERVER_KEY, NAKAMA_CREATE_RPC, NAKAMA_SIGNAL_RPC,"
+    " NAKAMA_LOG) to replay into a real Nakama hosting fixtures/handlers/arena.lua",
+)
 def test_lua_arena_crash_reproduces_in_a_real_nakama(tmp_path: Path) -> None:
     rec = make_crash_recording(tmp_path / "lua-crash.nkrec", HANDLERS / "arena.lua")
     script = load_script(rec)
     options = LiveOptions(
-        nakama=NAKAMA_URL, server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
-        create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"), out_dir=str(tmp_path / "wire"), tail_ticks=3,
+        nakama=NAKAMA_URL,
+        server_key=os.environ.get("NAKAMA_SERVER_KEY", "defaultkey"),
+        create_rpc=os.environ.get("NAKAMA_CREATE_RPC", "create_arena"),
+        out_dir=str(tmp_path / "wire"),
+        tail_ticks=3,
         signal_rpc=os.environ.get("NAKAMA_SIGNAL_RPC", "signal_match"),
     )
     live = run(run_live(script, options))

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.common.leaks import leaks
 from recorder.format import read_events
-from recorder.wire import start_proxy
-from recorder.wire import start_server
-from replay.live import PlaybackServer, load_scripts
-from replay.live import ServerConfig, start_nakama_server
+from recorder.wire import start_proxy, start_server
+from replay.live import PlaybackServer, ServerConfig, load_scripts, start_nakama_server
+from tests.common.leaks import leaks
 from tests.common.paths import ROOT, TEST_HANDLERS
 
 JS = ROOT / "tests" / "js"
@@ -34,12 +32,17 @@ if not (JS / "node_modules" / "@heroiclabs" / "nakama-js").is_dir() or not (JS /
 
 async def nakama_js(port: int, *extra: str, script: str = "nakama_match.mjs") -> dict:
     proc = await asyncio.create_subprocess_exec(
-        "node", str(JS / script), str(port), *extra, cwd=JS,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "node",
+        str(JS / script),
+        str(port),
+        *extra,
+        cwd=JS,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         raise
     assert out, f"nakama-js printed nothing; stderr: {err.decode()[-2000:]}"
@@ -136,7 +139,9 @@ def test_nakama_js_tokens_never_reach_a_recording(tmp_path: Path) -> None:
     not secret (user, vars, payload shape, the match) is still there."""
 
     async def go() -> dict:
-        server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve"), rpc_files=[TOKEN_RPC]))
+        server, app = await start_nakama_server(
+            ServerConfig(ECHO, out_dir=str(tmp_path / "serve"), rpc_files=[TOKEN_RPC])
+        )
         proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
         try:
             return await nakama_js(proxy.port, script="nakama_tokens.mjs")
@@ -157,7 +162,11 @@ def test_nakama_js_tokens_never_reach_a_recording(tmp_path: Path) -> None:
     header, events = read_events(tmp_path / "wire" / f"{r['match_id']}.nkrec")
     assert {"key:token", "key:refresh_token", "jwt", "header:authorization"} <= set(header.redactions)
     opened = next(e.envelope for e in events if e.event == "open")
-    assert (opened["user_id"], opened["username"], opened["vars"]) == (r["user_id"], "tess", {"client_version": "2.1.0"})
+    assert (opened["user_id"], opened["username"], opened["vars"]) == (
+        r["user_id"],
+        "tess",
+        {"client_version": "2.1.0"},
+    )
     assert opened["query"]["token"] == "<redacted>" and opened["session"].startswith("sess-")
     assert header.client_versions == {r["user_id"]: "2.1.0"}
     rpcs = [(e.direction, e.envelope["rpc"]) for e in events if e.event == "envelope" and "rpc" in e.envelope]

@@ -14,14 +14,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.common.leaks import leaks
-from recorder.wire import session_token
 from recorder.format import read_events, verify
-from recorder.wire import start_proxy
-from recorder.wire import HttpResponse, http_request, start_server
+from recorder.wire import HttpResponse, http_request, session_token, start_proxy, start_server
 from replay.cli import main
-from replay.live import PlaybackServer, load_scripts
-from replay.live import ServerConfig, start_nakama_server
+from replay.live import PlaybackServer, ServerConfig, load_scripts, start_nakama_server
+from tests.common.leaks import leaks
 from tests.common.paths import ROOT
 
 ECHO = str(ROOT / "fixtures" / "handlers" / "wire_echo.py")
@@ -34,7 +31,10 @@ def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
 
 async def authenticate(port: int, device: str, username: str, key: str = BASIC) -> tuple[int, dict]:
     status, _, body = await http_request(
-        "127.0.0.1", port, "POST", f"/v2/account/authenticate/device?create=true&username={username}",
+        "127.0.0.1",
+        port,
+        "POST",
+        f"/v2/account/authenticate/device?create=true&username={username}",
         [("Authorization", key), ("Content-Type", "application/json")],
         json.dumps({"id": device, "vars": {"client_version": "1.4.0"}}).encode(),
     )
@@ -108,20 +108,36 @@ def test_serve_auth_errors_are_nakamas(tmp_path: Path) -> None:
         server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path)))
         try:
             assert await authenticate(server.port, "device-xxxx-0000", "x", key="") == (
-                401, {"error": "Server key required", "message": "Server key required", "code": 16})
+                401,
+                {"error": "Server key required", "message": "Server key required", "code": 16},
+            )
             bad = "Basic " + base64.b64encode(b"wrong:").decode()
-            assert (await authenticate(server.port, "device-xxxx-0000", "x", key=bad))[1]["message"] == "Server key invalid"
+            assert (await authenticate(server.port, "device-xxxx-0000", "x", key=bad))[1][
+                "message"
+            ] == "Server key invalid"
             status, body = await authenticate(server.port, "short", "x")
             assert (status, body["code"], body["message"]) == (400, 3, "Device ID invalid, must be 10-128 bytes.")
             status, body = await authenticate(server.port, "device-xxxx-0000", "x")
             assert status == 200 and body["created"] is True
             with pytest.raises(Exception, match="401"):
                 await connect(f"ws://127.0.0.1:{server.port}/ws?token=nope&format=json")
-            status, _, raw = await http_request("127.0.0.1", server.port, "POST", "/v2/rpc/echo",
-                                                [("Authorization", "Bearer " + body["token"])], b'"hi"')
+            status, _, raw = await http_request(
+                "127.0.0.1",
+                server.port,
+                "POST",
+                "/v2/rpc/echo",
+                [("Authorization", "Bearer " + body["token"])],
+                b'"hi"',
+            )
             assert (status, json.loads(raw)) == (200, {"payload": "hi"})
-            status, _, raw = await http_request("127.0.0.1", server.port, "POST", "/v2/rpc/nope",
-                                                [("Authorization", "Bearer " + body["token"])], b'"hi"')
+            status, _, raw = await http_request(
+                "127.0.0.1",
+                server.port,
+                "POST",
+                "/v2/rpc/nope",
+                [("Authorization", "Bearer " + body["token"])],
+                b'"hi"',
+            )
             assert (status, json.loads(raw)["code"]) == (404, 5)
             c = await Client.open(server.port, "eve")
             await c.send({"match_join": {"match_id": "not-a-match"}})
@@ -179,7 +195,7 @@ def _wire_envelopes(path: Path) -> dict[str, list[tuple[str, dict]]]:
 def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path: Path) -> None:
     async def go() -> tuple[Client, Client, str]:
         server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve")))
-        proxy, papp, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
+        proxy, _papp, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
         try:
             return await echo_match(proxy.port)
         finally:
@@ -200,8 +216,10 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
         assert [env for d, env in recorded[socket] if d == "out"] == client.sent
         assert [env for d, env in recorded[socket] if d == "in"] == client.received
     closes = [(e.socket, e.direction, e.close_code, e.close_reason) for e in events if e.event == "close"]
-    assert sorted(closes) == [("ws1", "in", 1000, "server-side session disconnect"),
-                              ("ws2", "in", 1000, "server-side session disconnect")]
+    assert sorted(closes) == [
+        ("ws1", "in", 1000, "server-side session disconnect"),
+        ("ws2", "in", 1000, "server-side session disconnect"),
+    ]
 
     # playback: the same client script gets the same envelopes in the same order, and the same close
     async def replay() -> list[Client]:
@@ -228,13 +246,17 @@ def test_proxy_records_every_envelope_both_ways_and_playback_replays_it(tmp_path
         assert (c.ws.close_code, c.ws.close_reason) == (1000, "server-side session disconnect")
 
 
-def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A socket authenticated by ``Authorization: Bearer`` (no token in the URL): the recording names the
     user, username and client version read from the token, and holds neither the token nor the cookie."""
 
     async def go() -> tuple[dict, list[dict]]:
         server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve")))
-        proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire", redact_keys=("secret",))
+        proxy, _, stop = await start_proxy(
+            f"http://127.0.0.1:{server.port}", tmp_path / "wire", redact_keys=("secret",)
+        )
         try:
             status, body = await authenticate(proxy.port, "device-bea-0000", "bea")
             assert status == 200
@@ -263,7 +285,11 @@ def test_proxy_with_a_bearer_token_keeps_the_user_and_writes_no_secret(tmp_path:
     assert opened["session"] == by_query["session"]  # one session, one pseudonym, however it authenticates
     claims = session_token.decode(body["token"])
     assert claims is not None and claims.username == "bea"
-    assert (opened["user_id"], opened["username"], opened["vars"]) == (claims.user_id, "bea", {"client_version": "1.4.0"})
+    assert (opened["user_id"], opened["username"], opened["vars"]) == (
+        claims.user_id,
+        "bea",
+        {"client_version": "1.4.0"},
+    )
     assert opened["session"].startswith("sess-") and "token" not in opened["query"]
     assert opened["headers"]["authorization"] == "<redacted>" and opened["headers"]["cookie"] == "<redacted>"
     payloads = [e.envelope["rpc"]["payload"] for e in events if e.event == "envelope" and "rpc" in e.envelope]
@@ -300,6 +326,7 @@ def test_proxy_200_concurrent_sockets_lose_nothing(tmp_path: Path) -> None:
         upstream = await start_server(upstream_app)
         proxy, papp, stop = await start_proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
         try:
+
             async def one(i: int) -> int:
                 async with connect(f"ws://127.0.0.1:{proxy.port}/ws?format=json&token=t{i}", open_timeout=20) as ws:
                     for j in range(per_socket):
@@ -325,7 +352,7 @@ def test_proxy_200_concurrent_sockets_lose_nothing(tmp_path: Path) -> None:
 def test_garbage_from_one_client_closes_only_that_socket(tmp_path: Path) -> None:
     async def go() -> None:
         server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path / "serve")))
-        proxy, papp, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
+        proxy, _papp, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp_path / "wire")
         try:
             good, bad = await Client.open(proxy.port, "good"), await Client.open(proxy.port, "bad")
             await bad.ws.send("}{ not json")
@@ -351,7 +378,7 @@ def test_garbage_from_one_client_closes_only_that_socket(tmp_path: Path) -> None
 def test_upstream_going_away_closes_clients_cleanly_and_is_recorded(tmp_path: Path) -> None:
     async def go() -> tuple[int | None, str]:
         upstream = await start_server(_Echo(drop_after=2))
-        proxy, papp, stop = await start_proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
+        proxy, _papp, stop = await start_proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
         try:
             async with connect(f"ws://127.0.0.1:{proxy.port}/ws?format=json") as ws:
                 await ws.send('{"cid":"1","ping":{}}')
@@ -378,10 +405,25 @@ def test_proxy_command_flushes_every_file_on_sigint(tmp_path: Path) -> None:
     async def go() -> None:
         upstream = await start_server(_Echo())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "replay.cli", "proxy", "--listen", "127.0.0.1:0", "--upstream",
-             f"http://127.0.0.1:{upstream.port}", "--out", str(tmp_path), "--max-connections", "1",
-             "--redact-key", "secret"],
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "replay.cli",
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                f"http://127.0.0.1:{upstream.port}",
+                "--out",
+                str(tmp_path),
+                "--max-connections",
+                "1",
+                "--redact-key",
+                "secret",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         try:
             line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)  # type: ignore[union-attr]

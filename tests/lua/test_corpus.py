@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import state_digest
-from replay.errors import HandlerLoadError
 from recorder.capture import write_match
-from recorder.format import Header
-from replay.runtime import MatchDriver
-from replay.lua import check_pairs_order
-from replay.lua import LuaHandler
+from recorder.format import Header, state_digest
 from replay.diff import diff_determinism
-from replay.runtime import reproduce
-
+from replay.errors import HandlerLoadError
+from replay.lua import LuaHandler, check_pairs_order
+from replay.runtime import MatchDriver, reproduce
 from tests.capture.test_lua_capture import ingest, nakama_log
 from tests.common.paths import ROOT
 
@@ -62,14 +58,18 @@ def test_functions_in_state_have_stable_gopher_shaped_text_and_digests(tmp_path:
         reply = d.signal("x").outcome.reply
         assert reply == d.signal("x").outcome.reply  # the same closure, the same address
         value = h.state_value(d.runtime.state)
-    assert re.fullmatch(r"function: 0xc000[0-9a-f]{6} \{\"name\":\"default\",\"on_hit\":\"function: 0xc000[0-9a-f]{6}\"\}", reply)
+    assert re.fullmatch(
+        r"function: 0xc000[0-9a-f]{6} \{\"name\":\"default\",\"on_hit\":\"function: 0xc000[0-9a-f]{6}\"\}", reply
+    )
     assert value["next_id"].startswith("function: 0xc000")
 
 
 def test_nakamas_addresses_are_masked_in_digests_and_broadcasts(tmp_path: Path) -> None:
     # the capture module inside "Nakama": the same match, its log lines with other (Go heap) addresses
     wrapper = tmp_path / "closures_captured.lua"
-    wrapper.write_text('return require("nkreplay_capture").wrap(require("closures"), { module = "closures", snapshot_every = 1 })\n')
+    wrapper.write_text(
+        'return require("nkreplay_capture").wrap(require("closures"), { module = "closures", snapshot_every = 1 })\n'
+    )
     with MatchDriver(LuaHandler(wrapper, module_path=[str(CORPUS)]), HEADER) as d:
         _play_closures(d)
         lines = nakama_log(d)
@@ -95,7 +95,16 @@ def test_determinism_check_does_not_blame_closures(tmp_path: Path) -> None:
 
 def test_reproduce_json_is_byte_identical_across_processes(tmp_path: Path) -> None:
     rec = _record_closures(tmp_path / "closures.nkrec")
-    cmd = [sys.executable, "-m", "replay.cli", "reproduce", str(rec), "--handler", str(CORPUS / "closures.lua"), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "replay.cli",
+        "reproduce",
+        str(rec),
+        "--handler",
+        str(CORPUS / "closures.lua"),
+        "--json",
+    ]
     runs = [subprocess.run(cmd, capture_output=True, cwd=tmp_path, timeout=300) for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
@@ -115,7 +124,9 @@ def test_sibling_require_globals_pretty_log_and_storage_errors() -> None:
         logs = [msg for _, msg in d.runtime.logger.lines]
         state = h.state_value(d.runtime.state)
     assert state["version"] == "1.4.2"  # the global lib/util.lua set, read by main.lua
-    assert any(re.search(r"hit = function: 0xc000\w+,\n\s+hp = 3", m) and "ratio = 0.3333333333333333" in m for m in logs), logs
+    assert any(
+        re.search(r"hit = function: 0xc000\w+,\n\s+hp = 3", m) and "ratio = 0.3333333333333333" in m for m in logs
+    ), logs
     assert reply.splitlines() == [  # Nakama 3.40's tableToStorageOpWrites wording
         "bad argument #1 to (anonymous) (expects value to be table)",
         "bad argument #1 to (anonymous) (expects value to be supplied)",
@@ -130,9 +141,17 @@ def test_a_module_without_match_signal_is_refused() -> None:
 
 
 def test_goto_is_refused_with_the_reason(tmp_path: Path) -> None:
-    src = (CORPUS / "no_signal.lua").read_text().replace("return M", "function M.match_signal(c, d, t, s, x)\n  goto done\n  ::done::\n  return s, x\nend\nreturn M")
+    src = (
+        (CORPUS / "no_signal.lua")
+        .read_text()
+        .replace(
+            "return M", "function M.match_signal(c, d, t, s, x)\n  goto done\n  ::done::\n  return s, x\nend\nreturn M"
+        )
+    )
     (tmp_path / "uses_goto.lua").write_text(src)
     with pytest.raises(HandlerLoadError, match=r"uses_goto.lua:\d+: goto or a label: gopher-lua"):
         LuaHandler(tmp_path / "uses_goto.lua")
-    (tmp_path / "in_string.lua").write_text(src.replace("  goto done\n  ::done::\n", '  local s2 = "goto ::x::" -- goto\n'))
+    (tmp_path / "in_string.lua").write_text(
+        src.replace("  goto done\n  ::done::\n", '  local s2 = "goto ::x::" -- goto\n')
+    )
     LuaHandler(tmp_path / "in_string.lua")  # only real tokens count, not strings or comments

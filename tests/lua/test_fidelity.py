@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.capture import error_location, error_message
-from replay.runtime import lua_error_class
 from recorder.format import Header
-from replay.runtime import MatchDriver
 from replay.gocompat import go_format, go_number_string
 from replay.lua import LuaHandler
+from replay.runtime import MatchDriver, lua_error_class
 from tests.common.paths import ROOT
 
 PROBE = ROOT / "fixtures" / "handlers" / "gopher_probe.lua"
@@ -32,8 +30,15 @@ NAKAMA = dict(json.loads((ROOT / "tests" / "data" / "gopher_probe_nakama_3.40.js
 CONCAT = {"concat 0.1+0.2", "concat 1e15", "concat 1/3", "string.len 1/3", "string.rep 1e15"}
 RUNTIME_ERRORS = {"index nil", "call nil", "arith nil", "concat table", "compare tables"}
 PAIRS = {"pairs order", "pairs constructor", "pairs integer keys"}
-NOT_MIRRORED = {"5 % (1/0)", "-5 % (1/0)", "len __len", "goto compiles", "goto reserved", "json_encode userdata",
-                "json_encode userdata with metatable"}
+NOT_MIRRORED = {
+    "5 % (1/0)",
+    "-5 % (1/0)",
+    "len __len",
+    "goto compiles",
+    "goto reserved",
+    "json_encode userdata",
+    "json_encode userdata with metatable",
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,9 @@ def test_go_sort_sorts_and_keeps_every_element(scores: list[int], descending: bo
     h = LuaHandler(PROBE)
     sort = h._lua.eval(b"table.sort")
     items = h._lua.table_from([h._lua.table_from({b"id": i, b"score": s}) for i, s in enumerate(scores)])
-    less = h._lua.eval(b"function(a, b) return a.score > b.score end" if descending else b"function(a, b) return a.score < b.score end")
+    less = h._lua.eval(
+        b"function(a, b) return a.score > b.score end" if descending else b"function(a, b) return a.score < b.score end"
+    )
     sort(items, less)
     got = [(items[i][b"score"], items[i][b"id"]) for i in range(1, len(scores) + 1)]
     keys = [g[0] for g in got]
@@ -130,11 +137,36 @@ def test_go_sort_matches_nakama_on_random_tie_patterns(ours: dict[str, object]) 
     assert ours["sort ties 80"] == NAKAMA["sort ties 80"]
 
 
-_FAST_SPECS = st.sampled_from(["%d", "%5d", "%-4d", "%05d", "%+d", "%i", "%x", "%X", "%o", "%.3f", "%8.2f", "%e",
-                               "%.2E", "%.4g", "%s", "%6s", "%-6s", "%.2s", "%%"])
+_FAST_SPECS = st.sampled_from(
+    [
+        "%d",
+        "%5d",
+        "%-4d",
+        "%05d",
+        "%+d",
+        "%i",
+        "%x",
+        "%X",
+        "%o",
+        "%.3f",
+        "%8.2f",
+        "%e",
+        "%.2E",
+        "%.4g",
+        "%s",
+        "%6s",
+        "%-6s",
+        "%.2s",
+        "%%",
+    ]
+)
 _ARGS = st.one_of(
-    st.integers(-(2**53) + 1, 2**53 - 1), st.floats(allow_nan=True, allow_infinity=True, width=64),
-    st.text(max_size=6).map(lambda t: t.encode()), st.binary(max_size=4), st.booleans(), st.none(),
+    st.integers(-(2**53) + 1, 2**53 - 1),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.text(max_size=6).map(lambda t: t.encode()),
+    st.binary(max_size=4),
+    st.booleans(),
+    st.none(),
 )
 
 
@@ -145,7 +177,9 @@ _ARGS = st.one_of(
 @example(["%-6s"], [b"a\x00b"], "")
 @example([".3f".join(["%", ""]), "%d"], [-0.0], "")  # the slow path: lupa hands -0.0 to Python as int 0
 @settings(max_examples=250, deadline=None)
-def test_lua_string_format_fast_path_agrees_with_the_go_emulation(specs: list[str], args: list[object], sep: str) -> None:
+def test_lua_string_format_fast_path_agrees_with_the_go_emulation(
+    specs: list[str], args: list[object], sep: str
+) -> None:
     # string.format in the runtime hands C's formatting the cases it renders like Go (replay/lua/prelude.lua)
     # and everything else to replay.gocompat._fmt; both paths must give Go's text
     fmt = sep.join(specs).encode()

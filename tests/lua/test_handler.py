@@ -13,12 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.errors import HandlerLoadError
 from recorder.format import Header, InitCall, LoopCall, MatchMessage, Nondeterministic, Presence
-from replay.runtime import MatchDriver
-from replay.lua._convert import go_tonumber, lua_to_plain
+from replay.errors import HandlerLoadError
 from replay.lua import LuaHandler
-from replay.runtime import MatchRuntime, reproduce
+from replay.lua._convert import go_tonumber, lua_to_plain
+from replay.runtime import MatchDriver, MatchRuntime, reproduce
 from tests.common.paths import ROOT
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -44,8 +43,15 @@ return M
 """
 
 
-def module(tmp_path: Path, name: str = "m", *, init: str = 'return {n = 0}, 10, "label"',
-           join_attempt: str = "return state, true", loop: str = "return state", signal: str = "return state, data") -> Path:
+def module(
+    tmp_path: Path,
+    name: str = "m",
+    *,
+    init: str = 'return {n = 0}, 10, "label"',
+    join_attempt: str = "return state, true",
+    loop: str = "return state",
+    signal: str = "return state, data",
+) -> Path:
     path = tmp_path / f"{name}.lua"
     path.write_text(SKELETON.format(init=init, join_attempt=join_attempt, loop=loop, signal=signal))
     return path
@@ -91,7 +97,9 @@ def test_fixed_lua_arena_survives_and_answers_the_signal(tmp_path: Path) -> None
 
 def test_lua_replay_of_its_own_capture_reproduces_with_state_digests(tmp_path: Path) -> None:
     rec = tmp_path / "arena-lua.nkrec"
-    with MatchDriver(LuaHandler(HANDLERS / "arena.lua"), make_recordings.arena_header(), capture=str(rec), snapshot_every=10) as d:
+    with MatchDriver(
+        LuaHandler(HANDLERS / "arena.lua"), make_recordings.arena_header(), capture=str(rec), snapshot_every=10
+    ) as d:
         make_recordings.play_arena(d)
     result = reproduce(rec, str(HANDLERS / "arena.lua"))
     assert result.reproduced and result.divergence_count == 0 and result.crash.tick == 58
@@ -107,7 +115,9 @@ def test_lua_arena_replays_the_python_arena_recording_to_the_same_crash() -> Non
     from replay.runtime import ReplayOptions
 
     options = ReplayOptions(max_divergences=1000)
-    result = reproduce(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec", str(HANDLERS / "arena.lua"), options)
+    result = reproduce(
+        ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec", str(HANDLERS / "arena.lua"), options
+    )
     assert (result.crash.callback, result.crash.tick) == (result.recorded_crash.callback, result.recorded_crash.tick)
     assert {d.field for d in result.divergences} <= {"broadcasts", "label", "label_updates", "digest"}
     first_digest = next(d for d in result.divergences if d.field == "digest")
@@ -119,7 +129,11 @@ def test_lua_arena_replays_the_python_arena_recording_to_the_same_crash() -> Non
 
 def test_module_rules_use_nakamas_wording(tmp_path: Path) -> None:
     missing = tmp_path / "missing.lua"
-    missing.write_text(SKELETON.format(init="", join_attempt="", loop="", signal="").replace("function M.match_signal", "local function no_signal"))
+    missing.write_text(
+        SKELETON.format(init="", join_attempt="", loop="", signal="").replace(
+            "function M.match_signal", "local function no_signal"
+        )
+    )
     with pytest.raises(HandlerLoadError, match="match_signal not found or not a function"):
         LuaHandler(missing)
     number = tmp_path / "number.lua"
@@ -138,7 +152,9 @@ def test_require_finds_modules_by_dotted_name_and_in_module_path(tmp_path: Path)
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "consts.lua").write_text("return { RATE = 7 }\n")
-    path = module(tmp_path, init='local u = require("lib.util"); local c = require("consts"); return {}, u.twice(c.RATE) - 7, "x"')
+    path = module(
+        tmp_path, init='local u = require("lib.util"); local c = require("consts"); return {}, u.twice(c.RATE) - 7, "x"'
+    )
     _, [step] = run_calls(path, InitCall({}))
     assert step.crash is not None and "module 'consts' not found" in step.crash.error
     rt = MatchRuntime(LuaHandler(path, module_path=[str(shared)]), HEADER)
@@ -147,21 +163,26 @@ def test_require_finds_modules_by_dotted_name_and_in_module_path(tmp_path: Path)
 
 
 def test_only_nakamas_library_set_is_there(tmp_path: Path) -> None:
-    path = module(tmp_path, signal=textwrap.dedent("""
+    path = module(
+        tmp_path,
+        signal=textwrap.dedent("""
         local seen = {}
         for _, name in ipairs({"io", "debug", "coroutine", "python", "bit32", "os", "string", "table", "math", "package"}) do
           seen[#seen + 1] = name .. "=" .. type(_G[name])
         end
         seen[#seen + 1] = "os.exit=" .. type(os.exit)
         seen[#seen + 1] = "os.getenv=" .. type(os.getenv)
-        return state, table.concat(seen, ",")"""))
+        return state, table.concat(seen, ",")"""),
+    )
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
     from recorder.format import SignalCall
 
     reply = rt.apply(SignalCall(0, "x")).outcome.reply
-    assert reply == ("io=nil,debug=nil,coroutine=nil,python=nil,bit32=table,os=table,string=table,table=table,"
-                     "math=table,package=table,os.exit=nil,os.getenv=nil")
+    assert reply == (
+        "io=nil,debug=nil,coroutine=nil,python=nil,bit32=table,os=table,string=table,table=table,"
+        "math=table,package=table,os.exit=nil,os.getenv=nil"
+    )
 
 
 # -- Nakama's return checks --------------------------------------------------------------------------------
@@ -171,8 +192,8 @@ def test_only_nakamas_library_set_is_there(tmp_path: Path) -> None:
     ("init", "error"),
     [
         ('return {}, 0, "x"', "match_init returned invalid tick rate, must be between 1 and 60"),
-        ('return {}, 10, 5', "match_init returned unexpected third value, must be a label string"),
-        ('return {}, 10', "match_init returned unexpected third value, must be a label string"),
+        ("return {}, 10, 5", "match_init returned unexpected third value, must be a label string"),
+        ("return {}, 10", "match_init returned unexpected third value, must be a label string"),
         ('return {}, 10, "l", "extra"', "match_init returned unexpected second value, must be a tick rate number"),
         ('return nil, 10, "x"', "Match initial state must not be nil"),
         ('return {}, 10, string.rep("x", 2049)', "match_init returned invalid label, must be 2048 bytes or less"),
@@ -193,11 +214,26 @@ def test_init_tick_rate_is_truncated_like_gopher_lua(tmp_path: Path) -> None:
     [
         ("return state, true", True, None, None),
         ('return state, false, "full"', False, "full", None),
-        ("return state", None, None, "Match join attempt returned non-boolean join result or non-string reject reason, stopping match"),
+        (
+            "return state",
+            None,
+            None,
+            "Match join attempt returned non-boolean join result or non-string reject reason, stopping match",
+        ),
         ('return state, "why"', None, None, "Match join attempt returned non-boolean join result, stopping match"),
-        ('return state, true, "r", 1', None, None, "Match join attempt returned non-boolean join result or non-string reject reason, stopping match"),
+        (
+            'return state, true, "r", 1',
+            None,
+            None,
+            "Match join attempt returned non-boolean join result or non-string reject reason, stopping match",
+        ),
         ('return 1, state, true, "r"', None, None, "Match join attempt returned too many values, stopping match"),
-        ("return", None, None, "Match join attempt returned too few values, stopping match - expected: state, join result boolean, optional reject reason string"),
+        (
+            "return",
+            None,
+            None,
+            "Match join attempt returned too few values, stopping match - expected: state, join result boolean, optional reject reason string",
+        ),
     ],
 )
 def test_join_attempt_return_checks(tmp_path: Path, body: str, accept, reason, error) -> None:  # type: ignore[no-untyped-def]
@@ -250,8 +286,11 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
     from recorder.format import SignalCall
 
     recorded = (
-        Nondeterministic("time", 1_795_799_588_126), Nondeterministic("uuid", "bc4a2e6a-5faf-433d-8cff-5e8f1a652977"),
-        Nondeterministic("random", 6), Nondeterministic("random", 0.25), Nondeterministic("os_time", 1_795_799_588),
+        Nondeterministic("time", 1_795_799_588_126),
+        Nondeterministic("uuid", "bc4a2e6a-5faf-433d-8cff-5e8f1a652977"),
+        Nondeterministic("random", 6),
+        Nondeterministic("random", 0.25),
+        Nondeterministic("os_time", 1_795_799_588),
     )
     rt = MatchRuntime(LuaHandler(path), HEADER)
     rt.apply(InitCall({}))
@@ -262,8 +301,16 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
     assert out["b64"] == "aGkgdGhlcmU= hi there"
     assert out["md5"] == hashlib.md5(b"abc").hexdigest() and out["sha"] == hashlib.sha256(b"abc").hexdigest()
     assert out["log"] == "hello" and ("info", "hello") in rt.logger.lines
-    assert (out["time"], out["uuid"], out["die"], out["r"], out["os"]) == (1_795_799_588_126, "bc4a2e6a-5faf-433d-8cff-5e8f1a652977", 6, 0.25, 1_795_799_588)
-    assert out["ok"] is False and out["err"].endswith("not a valid JSON string: invalid character 'b' looking for beginning of object key string")
+    assert (out["time"], out["uuid"], out["die"], out["r"], out["os"]) == (
+        1_795_799_588_126,
+        "bc4a2e6a-5faf-433d-8cff-5e8f1a652977",
+        6,
+        0.25,
+        1_795_799_588,
+    )
+    assert out["ok"] is False and out["err"].endswith(
+        "not a valid JSON string: invalid character 'b' looking for beginning of object key string"
+    )
     assert out["version"] == hashlib.md5(b'{"v":1}').hexdigest() and out["read"] == 1
     # the storage read was not in the recording: served from the in-memory storage, and reported as missing
     assert step.nondeterministic[:5] == recorded and step.nondeterministic[5].source == "storage_read"
@@ -271,12 +318,12 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
 
 
 def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:
-    loop = textwrap.dedent(f"""
+    loop = textwrap.dedent("""
         for _, m in ipairs(messages) do
           if m.op_code == 1 then
-            dispatcher.broadcast_message(5, m.data, {{ m.sender }}, m.sender, false)
+            dispatcher.broadcast_message(5, m.data, { m.sender }, m.sender, false)
             dispatcher.broadcast_message_deferred(6, nil)
-            dispatcher.broadcast_message(7, "none", {{}})
+            dispatcher.broadcast_message(7, "none", {})
             dispatcher.match_label_update("new label")
           elseif m.op_code == 2 then
             dispatcher.broadcast_message("x")
@@ -291,7 +338,10 @@ def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:
     rt.apply(JoinCall(0, (ALICE.with_reason(1),)))
     step = rt.apply(LoopCall(0, (MatchMessage(ALICE, 1, b"hey", True, 5),)))
     b = step.outcome.broadcasts
-    assert [(x.op_code, x.data, x.deferred, x.reliable) for x in b] == [(5, b"hey", False, False), (6, None, True, True)]
+    assert [(x.op_code, x.data, x.deferred, x.reliable) for x in b] == [
+        (5, b"hey", False, False),
+        (6, None, True, True),
+    ]
     assert b[0].targets == (ALICE.with_reason(1),) and b[0].sender == Presence(UID, SID, "alice")
     assert step.outcome.label_updates == ("new label",) and rt.label == "new label"
     step = rt.apply(LoopCall(1, (MatchMessage(ALICE, 2, None, True, 5),)))
@@ -309,12 +359,15 @@ def test_hang_guard_stops_lua_loops_even_under_pcall(tmp_path: Path) -> None:
 
 
 def test_pairs_order_can_be_perturbed(tmp_path: Path) -> None:
-    path = module(tmp_path, signal=textwrap.dedent("""
+    path = module(
+        tmp_path,
+        signal=textwrap.dedent("""
         local t = { x = 1, y = 2, z = 3, w = 4 }
         t[2], t[1] = "b", "a"
         local keys = {}
         for k in pairs(t) do keys[#keys + 1] = tostring(k) end
-        return state, table.concat(keys, ",")"""))
+        return state, table.concat(keys, ",")"""),
+    )
     from recorder.format import SignalCall
 
     replies = []
@@ -328,25 +381,41 @@ def test_pairs_order_can_be_perturbed(tmp_path: Path) -> None:
 
 def test_state_value_follows_nakamas_json_conversion(tmp_path: Path) -> None:
     h = LuaHandler(module(tmp_path))
-    state = h._lua.execute(b"return { seq = {1, 2, nil, 4}, mixed = {1, x = 2}, empty = {}, f = 2.5, w = 3.0, [7] = 'k' }")
+    state = h._lua.execute(
+        b"return { seq = {1, 2, nil, 4}, mixed = {1, x = 2}, empty = {}, f = 2.5, w = 3.0, [7] = 'k' }"
+    )
     assert lua_to_plain(state) == [None, None, None, None, None, None, "k"]
-    state = h._lua.execute(b"return { seq = {1, 2, nil, 4}, mixed = {1, x = 2}, empty = {}, f = 2.5, w = 3.0, neg = {[0] = 'z'} }")
-    assert h.state_value(state) == {"seq": [1, 2, None, 4], "mixed": [1], "empty": {}, "f": 2.5, "w": 3, "neg": {"0": "z"}}
+    state = h._lua.execute(
+        b"return { seq = {1, 2, nil, 4}, mixed = {1, x = 2}, empty = {}, f = 2.5, w = 3.0, neg = {[0] = 'z'} }"
+    )
+    assert h.state_value(state) == {
+        "seq": [1, 2, None, 4],
+        "mixed": [1],
+        "empty": {},
+        "f": 2.5,
+        "w": 3,
+        "neg": {"0": "z"},
+    }
     copy = h.copy_state(state)
     h._lua.execute(b"local s = ...; s.seq[1] = 99", state)
     assert h.state_value(copy)["seq"][0] == 1
 
 
 def test_go_tonumber() -> None:
-    assert [go_tonumber(x) for x in (b"0x10", b" 10 ", b"1e2", b"5.", b"", b"-12", b"1.5e3", b"99999999999999999999", b"inf")] == [
-        16, 10, None, 5.0, None, -12, 1500.0, None, None]
+    assert [
+        go_tonumber(x)
+        for x in (b"0x10", b" 10 ", b"1e2", b"5.", b"", b"-12", b"1.5e3", b"99999999999999999999", b"inf")
+    ] == [16, 10, None, 5.0, None, -12, 1500.0, None, None]
     assert go_tonumber(b"z", 36) == 35 and go_tonumber(b"12", 2) is None and go_tonumber(7.5) == 7.5
 
 
 def test_binary_message_data_round_trips(tmp_path: Path) -> None:
-    path = module(tmp_path, loop=textwrap.dedent("""
+    path = module(
+        tmp_path,
+        loop=textwrap.dedent("""
         for _, m in ipairs(messages) do dispatcher.broadcast_message(m.op_code, m.data) end
-        return state"""))
+        return state"""),
+    )
     from recorder.format import JoinCall
 
     rt = MatchRuntime(LuaHandler(path), HEADER)
@@ -358,11 +427,16 @@ def test_binary_message_data_round_trips(tmp_path: Path) -> None:
 
 
 _JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     # nil is absence in Lua: no None inside containers (Nakama cannot represent them either)
-    lambda inner: st.lists(inner.filter(lambda x: x is not None), min_size=1, max_size=4)
-    | st.dictionaries(st.text(max_size=5), inner.filter(lambda x: x is not None), max_size=4),
+    lambda inner: (
+        st.lists(inner.filter(lambda x: x is not None), min_size=1, max_size=4)
+        | st.dictionaries(st.text(max_size=5), inner.filter(lambda x: x is not None), max_size=4)
+    ),
     max_leaves=20,
 )
 

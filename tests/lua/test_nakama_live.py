@@ -34,7 +34,9 @@ pytestmark = pytest.mark.skipif(
 
 def _post(path: str, body: object, auth: str) -> dict:  # type: ignore[type-arg]
     request = urllib.request.Request(
-        NAKAMA_URL + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", "Authorization": auth}
+        NAKAMA_URL + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": auth},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
@@ -69,7 +71,7 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
         for _ in range(100):  # until the server closes the socket after the crash (bounded)
             try:
                 ws.recv(timeout=3)
-            except Exception:  # noqa: BLE001 - closed or timed out: either way the match is over
+            except Exception:  # closed or timed out: either way the match is over
                 break
     time.sleep(0.5)  # let the server flush its log
     with open(NAKAMA_LOG, "rb") as f:
@@ -80,7 +82,9 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
     [match] = [m for m in ingest.matches() if m.header.match_id == match_id]
     assert match.problems == [] and match.crash is not None and match.crash.callback == "match_loop"
     clock = str(ROOT / "fixtures" / "handlers" / "clock_match.lua")
-    result = reproduce(write_match(match, tmp_path, handler=clock), clock)  # a header names no handler outside its folder
+    result = reproduce(
+        write_match(match, tmp_path, handler=clock), clock
+    )  # a header names no handler outside its folder
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
 

@@ -25,8 +25,13 @@ EQUIVALENT = Path(__file__).with_name("equivalent.toml")
 
 def survivors() -> list[str]:
     """Mutant names mutmut reports as survived (or with no test reaching them)."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=ROOT, capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     found = []
     for line in out.splitlines():
         m = re.match(r"\s*(\S+): (survived|no tests)", line)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import NakamaReplayError
+from replay.cli import main
 from replay.regression import CATEGORIES, SerialExecutor, find_recordings, load_executor, run_all
 from replay.regression._batch import Progress
-from replay.cli import main
 from tests.common.paths import ROOT
 
 RECS = ROOT / "fixtures" / "recordings"
@@ -41,13 +41,23 @@ def _by_name(summary) -> dict[str, dict]:
 
 def test_process_pool_sums_up_categories_and_signatures(corpus):
     recs = find_recordings([corpus])
-    assert [Path(p).name for p in recs] == ["clean-a.nkrec", "crash-a.nkrec", "junk.nkrec", "clean-b.nkrec", "crash-b.nkrec"]
+    assert [Path(p).name for p in recs] == [
+        "clean-a.nkrec",
+        "crash-a.nkrec",
+        "junk.nkrec",
+        "clean-b.nkrec",
+        "crash-b.nkrec",
+    ]
     seen: list[str] = []
     summary = run_all(recs, str(HANDLERS / "arena.py"), jobs=2, progress=seen.append)
     assert summary.counts == dict.fromkeys(CATEGORIES, 0) | {"reproduced": 2, "clean": 2, "error": 1}
     assert sorted(seen) == sorted(r["category"] for r in summary.results)
     rows = _by_name(summary)
-    assert rows["crash-a.nkrec"]["crash"] == {"callback": "match_loop", "tick": 58, "error": "KeyError: 'be143068-e8b3-5322-b98d-44347b7899e5'"}
+    assert rows["crash-a.nkrec"]["crash"] == {
+        "callback": "match_loop",
+        "tick": 58,
+        "error": "KeyError: 'be143068-e8b3-5322-b98d-44347b7899e5'",
+    }
     assert rows["junk.nkrec"]["detail"].startswith("CorruptRecording: ")
     [group] = summary.signatures
     assert group["key"] == "match_loop|KeyError|arena.py:match_loop" and group["count"] == 2
@@ -62,10 +72,14 @@ def test_fixed_and_broken_handlers(corpus, tmp_path):
     assert rows["crash-a.nkrec"]["first_divergence"] == {"tick": 58, "callback": "match_join", "field": "digest"}
     assert rows["clean-a.nkrec"]["category"] == "clean"
     early = tmp_path / "early.py"
-    early.write_text((HANDLERS / "arena.py").read_text().replace(
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    if tick == 7:\n        raise ValueError('tick 7')\n",
-    ))
+    early.write_text(
+        (HANDLERS / "arena.py")
+        .read_text()
+        .replace(
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n    if tick == 7:\n        raise ValueError('tick 7')\n",
+        )
+    )
     broken = run_all(recs, str(early), jobs=1)  # -j 1 runs in this process
     assert broken.counts["crashed"] == 2
     assert {g["key"] for g in broken.signatures} == {"match_loop|ValueError|early.py:match_loop"}
@@ -116,13 +130,24 @@ def test_cli_json_fail_on_and_custom_executor(corpus, tmp_path, monkeypatch, cap
     assert out["total"] == 5 and out["counts"]["reproduced"] == 2 and out["counts"]["error"] == 1
     assert set(out["counts"]) == set(CATEGORIES)
 
-    code = main(["run-all", str(corpus / "more"), "--handler", str(HANDLERS / "arena.py"), "--fail-on", "reproduced", "--no-progress"])
+    code = main(
+        [
+            "run-all",
+            str(corpus / "more"),
+            "--handler",
+            str(HANDLERS / "arena.py"),
+            "--fail-on",
+            "reproduced",
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 1
     assert "reproduced         1" in text and "match_loop|KeyError|arena.py:match_loop" in text
 
-    (tmp_path / "my_cluster.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "my_cluster.py").write_text(
+        textwrap.dedent(
+            """
         import concurrent.futures as cf
 
         class Handle:
@@ -145,9 +170,21 @@ def test_cli_json_fail_on_and_custom_executor(corpus, tmp_path, monkeypatch, cap
         def make(jobs):
             return Threads(jobs)
         """
-    ))
+        )
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = main(["run-all", str(corpus / "more"), "--handler", str(HANDLERS / "arena_fixed.py"), "--executor", "my_cluster:make", "--json", "--no-progress"])
+    code = main(
+        [
+            "run-all",
+            str(corpus / "more"),
+            "--handler",
+            str(HANDLERS / "arena_fixed.py"),
+            "--executor",
+            "my_cluster:make",
+            "--json",
+            "--no-progress",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["counts"]["clean"] == 1 and out["counts"]["diverged"] == 1
 
@@ -159,7 +196,7 @@ def test_bad_input(tmp_path, capsys):
     assert "no .nkrec recordings" in capsys.readouterr().err
     assert main(["run-all", str(tmp_path), "--fail-on", "bogus"]) == 2
     assert "unknown categories bogus" in capsys.readouterr().err
-    with pytest.raises(NakamaReplayError, match="package.module:factory"):
+    with pytest.raises(NakamaReplayError, match=r"package\.module:factory"):
         load_executor("cluster", 2)
     with pytest.raises(NakamaReplayError, match="cannot load it"):
         load_executor("no_such_module_here:make", 2)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from replay.cli import main
 from replay.errors import BisectError
 from replay.regression import Version, bisect, folder_versions
 from replay.regression._bisect import BAD, GOOD, SKIP, verdict_from_exit, version_key
-from replay.cli import main
 from tests.common.paths import ROOT
 
 CRASH_REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -59,7 +59,9 @@ def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, caps
         shas.append(_commit(repo, f"revision {i}", {"modules/arena.py": text}))
         if i == 4:  # a commit outside the handler's folder is not a version
             _commit(repo, "docs", {"README.md": "arena\n"})
-    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..{shas[-1]}")
+    code, out = _run_json(
+        capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..{shas[-1]}"
+    )
     assert code == 0
     assert out["first_bad"]["ref"] == shas[6] and out["first_bad"]["name"].endswith("revision 7")
     assert out["versions"] == 10
@@ -95,16 +97,26 @@ def test_lua_handler_history_with_a_required_sibling(tmp_path, capsys):
     from replay.runtime import MatchDriver
 
     rec = tmp_path / "lua-crash.nkrec"
-    with MatchDriver(str(ROOT / "fixtures" / "handlers" / "arena.lua"), arena_header("arena.lua"), capture=str(rec)) as d:
+    with MatchDriver(
+        str(ROOT / "fixtures" / "handlers" / "arena.lua"), arena_header("arena.lua"), capture=str(rec)
+    ) as d:
         play_arena(d)
     repo = _repo(tmp_path)
     shas = []
     for i in range(1, 11):
-        shas.append(_commit(repo, f"revision {i}", {
-            "modules/arena.lua": (LUA_FIXED if i < 7 else LUA_BUGGY) + f"\n-- revision {i}\n",
-            "modules/main.lua": 'return require("arena")\n',
-        }))
-    code, out = _run_json(capsys, str(rec), "--handler-file", str(repo / "modules" / "main.lua"), "--revs", f"{shas[0]}..{shas[-1]}")
+        shas.append(
+            _commit(
+                repo,
+                f"revision {i}",
+                {
+                    "modules/arena.lua": (LUA_FIXED if i < 7 else LUA_BUGGY) + f"\n-- revision {i}\n",
+                    "modules/main.lua": 'return require("arena")\n',
+                },
+            )
+        )
+    code, out = _run_json(
+        capsys, str(rec), "--handler-file", str(repo / "modules" / "main.lua"), "--revs", f"{shas[0]}..{shas[-1]}"
+    )
     assert code == 0, out
     assert out["first_bad"]["ref"] == shas[6] and len(out["steps"]) <= 4
     assert any("match_loop|lua:index nil|arena.lua" in s["why"] for s in out["steps"] if s["verdict"] == BAD)
@@ -112,8 +124,12 @@ def test_lua_handler_history_with_a_required_sibling(tmp_path, capsys):
 
 def test_text_output_names_each_step_and_the_first_bad(tmp_path, capsys):
     repo = _repo(tmp_path)
-    shas = [_commit(repo, f"r{i}", {"modules/arena.py": (FIXED if i < 2 else BUGGY) + f"\nR = {i}\n"}) for i in range(4)]
-    code = main(["bisect", CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..HEAD"])
+    shas = [
+        _commit(repo, f"r{i}", {"modules/arena.py": (FIXED if i < 2 else BUGGY) + f"\nR = {i}\n"}) for i in range(4)
+    ]
+    code = main(
+        ["bisect", CRASH_REC, "--handler-file", str(repo / "modules" / "arena.py"), "--revs", f"{shas[0]}..HEAD"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"FIRST BAD: {shas[2][:10]} r2" in out
@@ -132,7 +148,9 @@ def test_siblings_are_materialised_and_broken_revisions_skipped(tmp_path, capsys
         if i == 4:
             arena += "def broken(:\n"
         shas.append(_commit(repo, f"revision {i}", {"modules/arena.py": arena, "modules/entry.py": entry}))
-    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "entry.py"), "--revs", f"{shas[0]}..{shas[-1]}")
+    code, out = _run_json(
+        capsys, CRASH_REC, "--handler-file", str(repo / "modules" / "entry.py"), "--revs", f"{shas[0]}..{shas[-1]}"
+    )
     assert code == 0, out
     assert out["first_bad"]["ref"] == shas[5]
     skipped = [s for s in out["steps"] if s["verdict"] == SKIP]
@@ -151,7 +169,11 @@ def test_handler_folder_in_version_order_with_renamed_files(tmp_path, capsys):
     assert len(out["steps"]) <= math.ceil(math.log2(11))
     assert out["reproduce"].endswith(f"--handler {folder / 'arena_v9.py'}")
     # by name, arena_v10.py .. arena_v12.py come before arena_v2.py
-    assert [v.name for v in folder_versions(folder, order="name")][:3] == ["arena_v1.py", "arena_v10.py", "arena_v11.py"]
+    assert [v.name for v in folder_versions(folder, order="name")][:3] == [
+        "arena_v1.py",
+        "arena_v10.py",
+        "arena_v11.py",
+    ]
 
 
 def test_predicate_diverges(tmp_path, capsys):
@@ -163,7 +185,9 @@ def test_predicate_diverges(tmp_path, capsys):
         (folder / f"v{i}" / "arena.py").write_text(text)
     with pytest.raises(BisectError, match="no crash marker"):
         main_raising(["bisect", CLEAN_REC, "--handlers", str(folder), "--handler-name", "arena.py"])
-    code, out = _run_json(capsys, CLEAN_REC, "--handlers", str(folder), "--handler-name", "arena.py", "--predicate", "diverges")
+    code, out = _run_json(
+        capsys, CLEAN_REC, "--handlers", str(folder), "--handler-name", "arena.py", "--predicate", "diverges"
+    )
     assert code == 0 and out["first_bad"]["name"] == "v4"
     assert any("first divergence at tick" in s["why"] for s in out["steps"] if s["verdict"] == BAD)
 
@@ -192,7 +216,11 @@ def test_client_versions_with_run_command(tmp_path, capsys):
     cmd = f"{sys.executable} {judge} {{version}} {{recording}}"
     code, out = _run_json(capsys, CRASH_REC, "--versions", *versions, "--run", cmd)
     assert code == 0 and out["first_bad"]["name"] == "1.5.0"
-    assert all(s["why"].startswith(f"exit {0 if s['verdict'] == GOOD else 1}: client ") for s in out["steps"] if s["verdict"] != SKIP)
+    assert all(
+        s["why"].startswith(f"exit {0 if s['verdict'] == GOOD else 1}: client ")
+        for s in out["steps"]
+        if s["verdict"] != SKIP
+    )
     assert out["reproduce"] == f"{sys.executable} {judge} 1.5.0 {CRASH_REC}"
     # every version untestable but the ends: git's "could be any of"
     cmd125 = f"{sys.executable} -c 'import sys; sys.exit(125)' {{version}}"
@@ -216,7 +244,19 @@ def test_check_ends(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("code", "verdict"), [(0, GOOD), (1, BAD), (2, BAD), (124, BAD), (125, SKIP), (126, BAD), (127, BAD), (128, "abort"), (255, "abort"), (-9, "abort")]
+    ("code", "verdict"),
+    [
+        (0, GOOD),
+        (1, BAD),
+        (2, BAD),
+        (124, BAD),
+        (125, SKIP),
+        (126, BAD),
+        (127, BAD),
+        (128, "abort"),
+        (255, "abort"),
+        (-9, "abort"),
+    ],
 )
 def test_git_bisect_run_exit_codes(code, verdict):
     assert verdict_from_exit(code) == verdict
@@ -226,7 +266,7 @@ def test_search_is_logarithmic_for_every_position():
     for n in range(2, 40):
         versions = [Version(str(i), str(i)) for i in range(n)]
         for first_bad in range(1, n):
-            result = bisect(versions, lambda v: (BAD if int(v.ref) >= first_bad else GOOD, ""))
+            result = bisect(versions, lambda v, first_bad=first_bad: (BAD if int(v.ref) >= first_bad else GOOD, ""))
             assert result.first_bad_index == first_bad
             assert len(result.steps) <= math.ceil(math.log2(n - 1)) if n > 2 else len(result.steps) == 0
 
@@ -237,7 +277,12 @@ def test_version_key_orders_numbers_naturally():
 
 
 def test_bad_input_is_reported(tmp_path, capsys):
-    assert main(["bisect", CRASH_REC, "--handler-file", str(ROOT / "fixtures" / "handlers" / "arena.py"), "--revs", "HEAD"]) == 2
+    assert (
+        main(
+            ["bisect", CRASH_REC, "--handler-file", str(ROOT / "fixtures" / "handlers" / "arena.py"), "--revs", "HEAD"]
+        )
+        == 2
+    )
     assert "write REV1..REV2" in capsys.readouterr().err
     assert main(["bisect", CRASH_REC, "--versions", "1", "2"]) == 2
     assert "--versions needs --run" in capsys.readouterr().err
@@ -261,7 +306,9 @@ def test_an_earlier_other_crash_is_a_skip(tmp_path, capsys):
     code, out = _run_json(capsys, CRASH_REC, "--handlers", str(folder))
     assert code == 1 and out["first_bad"] is None
     [step] = out["steps"]
-    assert step["verdict"] == SKIP and step["why"].startswith("another crash first, in match_loop at tick 5: ValueError: early")
+    assert step["verdict"] == SKIP and step["why"].startswith(
+        "another crash first, in match_loop at tick 5: ValueError: early"
+    )
     assert [c["name"] for c in out["candidates"]] == ["arena_v2.py", "arena_v3.py"]
 
 
@@ -276,12 +323,14 @@ def test_a_handler_at_the_top_of_its_repository_is_found_at_every_revision(tmp_p
     shas = [_commit(repo, "readme only", {"README.md": "game\n"})]  # the handler does not exist yet: skipped
     for i in range(1, 9):
         shas.append(_commit(repo, f"revision {i}", {"arena.py": (FIXED if i < 5 else BUGGY) + f"\nREVISION = {i}\n"}))
-    code, out = _run_json(capsys, CRASH_REC, "--handler-file", str(repo / "arena.py"), "--revs", f"{shas[1]}..{shas[-1]}",
-                          "--check-ends")
+    code, out = _run_json(
+        capsys, CRASH_REC, "--handler-file", str(repo / "arena.py"), "--revs", f"{shas[1]}..{shas[-1]}", "--check-ends"
+    )
     assert code == 0, out
     assert out["first_bad"]["ref"] == shas[5]
     assert all(s["verdict"] in (GOOD, BAD) for s in out["steps"]), out["steps"]
-    from replay.regression import GitSource, Version as V
+    from replay.regression import GitSource
+    from replay.regression import Version as V
 
     source = GitSource(repo, "arena.py")
     assert source.pathspecs(V("r0", shas[0])) is None  # no handler at that revision
@@ -311,9 +360,12 @@ def test_exit_126_and_127_abort_with_exit_2_naming_the_command(status, capsys):
     assert out["steps"][0]["verdict"] == "abort"
     assert f"exit {status}" in out["message"] and "sh -c 'exit" in out["message"]
     assert ("cannot be executed" if status == 126 else "was not found") in out["message"]
-    help_text = subprocess.run([sys.executable, "-m", "replay.cli", "bisect", "--help"], capture_output=True, text=True,
-                               check=True).stdout
-    assert "126 (cannot execute) and 127 (command not found) abort" in help_text and "git bisect run counts" in help_text
+    help_text = subprocess.run(
+        [sys.executable, "-m", "replay.cli", "bisect", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert (
+        "126 (cannot execute) and 127 (command not found) abort" in help_text and "git bisect run counts" in help_text
+    )
 
 
 def _crash_at(tick: int, error: str = "ValueError('other')") -> str:
@@ -339,11 +391,12 @@ def test_a_different_crash_at_exactly_the_recorded_tick_is_a_skip(tmp_path, caps
 def test_a_different_crash_after_the_recorded_tick_is_not_this_crash(tmp_path, capsys):
     """A recording whose crash marker (tick 20) comes before calls it still holds: a version crashing otherwise
     later (tick 30) is good, "not this crash"; one crashing otherwise before it, skipped."""
-    from recorder.format import CrashMarker
-    from recorder.format import read_events, write_recording
+    from recorder.format import CrashMarker, read_events, write_recording
 
     header, events = read_events(CLEAN_REC)
-    marker = CrashMarker("match_loop", 20, "KeyError: 'gone'", 'File "arena.py", line 1, in match_loop\nKeyError', "KeyError")
+    marker = CrashMarker(
+        "match_loop", 20, "KeyError: 'gone'", 'File "arena.py", line 1, in match_loop\nKeyError', "KeyError"
+    )
     at = next(i for i, e in enumerate(events) if getattr(e, "tick", 0) > 20)
     rec = tmp_path / "marked.nkrec"
     write_recording(rec, header, [*events[:at], marker, *events[at:]])
@@ -390,7 +443,12 @@ def test_check_ends_decisions() -> None:
     versions = [Version(f"v{i}", str(i)) for i in range(6)]
     test, asked = _scripted({5: BAD, 0: BAD})
     r = bisect(versions, test, check_ends=True)
-    assert (r.first_bad_index, r.first_bad.name, r.message, asked) == (0, "v0", "the first version v0 is already bad", [5, 0])
+    assert (r.first_bad_index, r.first_bad.name, r.message, asked) == (
+        0,
+        "v0",
+        "the first version v0 is already bad",
+        [5, 0],
+    )
     test, _ = _scripted({5: BAD, 0: "abort"})
     r = bisect(versions, test, check_ends=True)
     assert r.aborted is True and r.first_bad is None and r.message == "aborted at v0"

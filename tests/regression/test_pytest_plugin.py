@@ -7,13 +7,12 @@ import shutil
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-import numpy as np
-
-import replay.diff._state  # noqa: F401 - numpy and numba cannot be imported twice in a process, and pytester's
 import replay.diff._kernels  # inner runs drop the modules they imported: the inner runs must find them loaded
-import replay.regression._expectations  # noqa: F401
+import replay.diff._state  # numpy and numba cannot be imported twice in a process, and pytester's
+import replay.regression._expectations
 from tests.common.paths import ROOT
 
 # numba registers some of its types only when it first compiles; do that here, outside the inner runs
@@ -64,7 +63,9 @@ def test_fixed_handler_passes_and_rebroken_handler_fails_with_the_crash_summary(
 
     # re-break the fix: the old session is deleted again
     fixed = pytester.path / "handlers" / "arena_fixed.py"
-    fixed.write_text(fixed.read_text().replace('state["sessions"][session_id] = None', 'del state["sessions"][session_id]'))
+    fixed.write_text(
+        fixed.read_text().replace('state["sessions"][session_id] = None', 'del state["sessions"][session_id]')
+    )
     result = run(pytester, "--nkreplay-dir", "regs")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -89,7 +90,9 @@ def test_pyproject_dirs_are_collected_beside_testpaths(pytester, monkeypatch):
     (tests / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
     result = run(pytester, "-v")  # no paths: testpaths plus the regression folders
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines_random(["*tests/test_plain.py::test_plain PASSED*", "*regs/arena-reconnect-crash.nkrec::*PASSED*"])
+    result.stdout.fnmatch_lines_random(
+        ["*tests/test_plain.py::test_plain PASSED*", "*regs/arena-reconnect-crash.nkrec::*PASSED*"]
+    )
     # explicit paths run what they name; configured folders are not added to them
     result = run(pytester, "tests")
     result.assert_outcomes(passed=1)
@@ -112,7 +115,9 @@ def test_crash_expectation_and_update(pytester):
     rec = _layout(pytester, None)  # no expectation: skipped, saying how to add one
     result = run(pytester, "--nkreplay-dir", "regs", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no expectation for arena-reconnect-crash.nkrec: add arena-reconnect-crash.expect.toml*"])
+    result.stdout.fnmatch_lines(
+        ["*no expectation for arena-reconnect-crash.nkrec: add arena-reconnect-crash.expect.toml*"]
+    )
 
     result = run(pytester, "--nkreplay-dir", "regs", "--nkreplay-update")
     result.assert_outcomes(passed=1)
@@ -194,7 +199,9 @@ def test_header_tag_expectation(pytester, tmp_path):
     _layout(pytester, None, recording=tagged)
     result = run(pytester, "--nkreplay-dir", "regs")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*names handler '../handlers/arena_fixed.py' outside its folder*pass --handler to run it*"])
+    result.stdout.fnmatch_lines(
+        ["*names handler '../handlers/arena_fixed.py' outside its folder*pass --handler to run it*"]
+    )
 
 
 def test_sibling_modules_do_not_leak_between_recordings(pytester):
@@ -205,11 +212,13 @@ def test_sibling_modules_do_not_leak_between_recordings(pytester):
     for folder in ("a", "b"):
         shutil.copytree(pytester.path / "handlers", pytester.path / folder / "handlers", dirs_exist_ok=True)
     broken = b / "handlers" / "arena.py"  # b's arena raises in every match_loop from tick 5
-    broken.write_text(broken.read_text().replace(
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
-        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
-        "    if tick >= 5:\n        raise RuntimeError('arena b')\n",
-    ))
+    broken.write_text(
+        broken.read_text().replace(
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n",
+            "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
+            "    if tick >= 5:\n        raise RuntimeError('arena b')\n",
+        )
+    )
     (b / "arena-reconnect-crash.expect.toml").write_text(
         'handler = "handlers/arena_fixed.py"\n[crash]\ntick = 5\nerror = "arena b"\n'
     )
@@ -221,7 +230,7 @@ def test_replay_recording_fixture(pytester):
     shutil.copy(CRASH_REC, pytester.path / "crash.nkrec")
     shutil.copytree(HANDLERS, pytester.path / "handlers")
     pytester.makepyfile(
-        f"""
+        """
         def test_hand_written(replay_recording):
             result = replay_recording("crash.nkrec", handler="handlers/arena.py", until_tick=60)
             assert (result.crash.callback, result.crash.tick) == ("match_loop", 58)
@@ -235,7 +244,9 @@ def test_replay_recording_fixture(pytester):
 def test_state_paths_are_named_where_a_snapshot_was_recorded(pytester):
     _layout(pytester, 'handler = "../handlers/fast_arena.py"\nmatches_recorded = true\n', recording=CLEAN_REC)
     fast = pytester.path / "handlers" / "fast_arena.py"
-    fast.write_text((HANDLERS / "arena.py").read_text().replace("SPEED, BULLET_SPEED", "SPEED_, BULLET_SPEED") + "\nSPEED = 3.0\n")
+    fast.write_text(
+        (HANDLERS / "arena.py").read_text().replace("SPEED, BULLET_SPEED", "SPEED_, BULLET_SPEED") + "\nSPEED = 3.0\n"
+    )
     result = run(pytester, "--nkreplay-dir", "regs")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -260,20 +271,33 @@ def test_lua_state_paths(pytester, tmp_path):
     from replay.runtime import MatchDriver
 
     rec = tmp_path / "lua-clean.nkrec"
-    with MatchDriver(str(HANDLERS / "arena.lua"), arena_header("../handlers/arena.lua"), capture=str(rec), snapshot_every=10) as d:
+    with MatchDriver(
+        str(HANDLERS / "arena.lua"), arena_header("../handlers/arena.lua"), capture=str(rec), snapshot_every=10
+    ) as d:
         play_arena(d, ticks=25, reconnect_race_at=None)
     _layout(pytester, 'handler = "../handlers/fast.lua"\nmatches_recorded = true\n', recording=rec)
     shutil.copy(HANDLERS / "arena.lua", pytester.path / "handlers" / "arena.lua")
     (pytester.path / "handlers" / "fast.lua").write_text(
-        (HANDLERS / "arena.lua").read_text().replace("local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 2.0,", "local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 3.0,")
+        (HANDLERS / "arena.lua")
+        .read_text()
+        .replace(
+            "local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 2.0,",
+            "local SIZE, SPEED, BULLET_SPEED, HIT_RADIUS, DAMAGE = 100.0, 3.0,",
+        )
     )
     result = run(pytester, "--nkreplay-dir", "regs")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["first divergent tick * (match_loop, call #*): *", "state paths differing from the recorded snapshot at tick *", "  *: recorded *, replayed *"]
+        [
+            "first divergent tick * (match_loop, call #*): *",
+            "state paths differing from the recorded snapshot at tick *",
+            "  *: recorded *, replayed *",
+        ]
     )
     # the unchanged Lua handler reproduces its own recording
-    (pytester.path / "regs" / "lua-clean.expect.toml").write_text('handler = "../handlers/arena.lua"\nmatches_recorded = true\nno_crash = true\n')
+    (pytester.path / "regs" / "lua-clean.expect.toml").write_text(
+        'handler = "../handlers/arena.lua"\nmatches_recorded = true\nno_crash = true\n'
+    )
     run(pytester, "--nkreplay-dir", "regs").assert_outcomes(passed=1)
 
 
@@ -288,4 +312,6 @@ def test_a_handler_that_segfaults_fails_its_own_item_and_the_run_goes_on(pyteste
     _layout(pytester, 'handler = "../handlers/arena_fixed.py"\nno_crash = true\n')
     result = run(pytester, "--nkreplay-dir", "regs")
     result.assert_outcomes(passed=1, failed=1)  # the replay ran in a supervised process, not in pytest's
-    result.stdout.fnmatch_lines(["*expected no crash, but match_loop was killed at tick 3: FatalSignalError: *SIGSEGV*"])
+    result.stdout.fnmatch_lines(
+        ["*expected no crash, but match_loop was killed at tick 3: FatalSignalError: *SIGSEGV*"]
+    )

@@ -17,8 +17,8 @@ import pytest
 from recorder.capture import Ingest
 from recorder.format import Header, JoinCall, LeaveCall, PresenceReason
 from replay.fuzz import Connect, Leave, Send, Tick, play
-from replay.runtime import MatchDriver
 from replay.fuzz._strategies import LEAVE_REASONS
+from replay.runtime import MatchDriver
 from tests.common.paths import ROOT
 
 pytest.importorskip("lupa", reason="Lua handlers need lupa")

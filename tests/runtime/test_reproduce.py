@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import CrashMarker, LoopCall
-from recorder.format import read_events
+from recorder.format import CrashMarker, LoopCall, read_events
 from replay.cli import main
-from replay.runtime import MatchDriver
-from replay.runtime import reproduce
+from replay.runtime import MatchDriver, reproduce
 from tests.common.paths import ROOT, TEST_HANDLERS
 
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -70,9 +68,11 @@ def test_fixture_script_is_deterministic(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_capture_records_outcomes_and_replay_matches_them(tmp_path: Path) -> None:
     out = tmp_path / "clean.nkrec"
-    with MatchDriver(str(ARENA_FIXED), make_recordings.arena_header(str(ARENA_FIXED)), capture=str(out), snapshot_every=5) as d:
+    with MatchDriver(
+        str(ARENA_FIXED), make_recordings.arena_header(str(ARENA_FIXED)), capture=str(out), snapshot_every=5
+    ) as d:
         make_recordings.play_arena(d, ticks=30, reconnect_race_at=25)
-    header, events = read_events(out)
+    _header, events = read_events(out)
     loops = [e for e in events if isinstance(e, LoopCall)]
     assert all(e.outcome is not None and e.outcome.digest is not None for e in loops)
     assert sum(1 for e in loops if e.outcome.snapshot is not None) == len([e for e in loops if e.tick % 5 == 0])
@@ -112,11 +112,21 @@ def test_bundled_lua_recording_shows_the_lua_error_line_and_traceback(capsys: py
 def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Path:
     """A probe match whose loop 0 carries op code 6 (the probe returns no state: the match stops quietly),
     with ``calls_after`` loops recorded after it."""
-    from recorder.format import Header, InitCall, JoinAttemptCall, JoinCall, MatchMessage, Outcome, Presence
-    from recorder.format import write_recording
+    from recorder.format import (
+        Header,
+        InitCall,
+        JoinAttemptCall,
+        JoinCall,
+        MatchMessage,
+        Outcome,
+        Presence,
+        write_recording,
+    )
 
     alice = Presence("2a1f0c9e-4b7d-4e8a-9c3b-1d2e3f4a5b6c", "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918", "alice", "nakama1")
-    stop = LoopCall(0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None)
+    stop = LoopCall(
+        0, (MatchMessage(alice, 6, None, True, 0),), outcome=Outcome(stopped=True) if recorded_stop else None
+    )
     events = [InitCall({}), JoinAttemptCall(0, alice, {}), JoinCall(0, (alice,)), stop]
     events += [LoopCall(t, ()) for t in range(1, 1 + calls_after)]
     shutil.copy(TEST_HANDLERS / "probe.py", path.parent / "probe.py")  # inside: the header may name it
@@ -125,7 +135,9 @@ def _stop_recording(path: Path, *, recorded_stop: bool, calls_after: int) -> Pat
     return path
 
 
-def test_calls_recorded_after_the_stop_are_counted_and_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_calls_recorded_after_the_stop_are_counted_and_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue #14, item 8: a replay that stops no longer passes over the calls recorded after the stop."""
     clean = reproduce(_stop_recording(tmp_path / "clean.nkrec", recorded_stop=True, calls_after=0))
     assert clean.reproduced and clean.verdict == "stopped as recorded" and clean.after_stop is None
@@ -133,7 +145,12 @@ def test_calls_recorded_after_the_stop_are_counted_and_judged(tmp_path: Path, ca
     # the recording says the match stopped at loop 0 and still holds 2 loops: Nakama could not have made them
     inconsistent = reproduce(_stop_recording(tmp_path / "odd.nkrec", recorded_stop=True, calls_after=2))
     a = inconsistent.after_stop
-    assert a is not None and (a.count, a.first_callback, a.first_tick, a.nakama_could_make) == (2, "match_loop", 1, False)
+    assert a is not None and (a.count, a.first_callback, a.first_tick, a.nakama_could_make) == (
+        2,
+        "match_loop",
+        1,
+        False,
+    )
     assert not inconsistent.reproduced and "could not have made" in inconsistent.verdict
     assert inconsistent.calls_replayed == 4
 

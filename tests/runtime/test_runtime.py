@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from replay.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
 from recorder.format import (
     Broadcast,
     Header,
@@ -24,8 +23,8 @@ from recorder.format import (
     SignalCall,
     TerminateCall,
 )
-from replay.runtime import load_handler
-from replay.runtime import MatchRuntime, ReplayOptions, reproduce
+from replay.errors import HandlerLoadError, MatchStopped, NotAvailableInReplay
+from replay.runtime import MatchRuntime, ReplayOptions, load_handler, reproduce
 from tests.common.paths import TEST_HANDLERS
 
 PROBE = str(TEST_HANDLERS / "probe.py")
@@ -247,16 +246,23 @@ def test_storage_version_rules(rt: MatchRuntime) -> None:
     assert write({**base, "value": {"b": 2}, "version": version})[0] == "ok"  # compare-and-set
     assert write({**base, "value": {"b": 3}, "version": ""})[0] == "ok"  # upsert
     assert write({**base, "key": "other", "version": "abc"})[0] == "rejected"  # CAS on a missing object
-    assert rt.nk.storage_read([{"collection": "c", "key": "k", "user_id": "user-a"}, {"collection": "c", "key": "missing"}]) == [
+    assert rt.nk.storage_read(
+        [{"collection": "c", "key": "k", "user_id": "user-a"}, {"collection": "c", "key": "missing"}]
+    ) == [
         {
-            "collection": "c", "key": "k", "user_id": "user-a", "value": {"b": 3},
-            "version": hashlib.md5(b'{"b":3}').hexdigest(), "permission_read": 1, "permission_write": 1,
+            "collection": "c",
+            "key": "k",
+            "user_id": "user-a",
+            "value": {"b": 3},
+            "version": hashlib.md5(b'{"b":3}').hexdigest(),
+            "permission_read": 1,
+            "permission_write": 1,
         }
     ]
 
 
 def test_unsupported_nk_function_is_a_clear_error(rt: MatchRuntime) -> None:
-    with pytest.raises(NotAvailableInReplay, match="not available in replay: nk.leaderboard_create"):
+    with pytest.raises(NotAvailableInReplay, match=r"not available in replay: nk\.leaderboard_create"):
         rt.nk.leaderboard_create("x")
 
 
@@ -272,9 +278,13 @@ def test_class_handlers_load(tmp_path: Path) -> None:
     body = "\n".join(
         f"    def {name}(self, *a):\n        return {ret}"
         for name, ret in [
-            ("match_init", "({'n': 0}, 5, 'cls')"), ("match_join_attempt", "(a[5], True, '')"),
-            ("match_join", "a[5]"), ("match_leave", "a[5]"), ("match_loop", "dict(a[5], n=a[5]['n'] + 1)"),
-            ("match_terminate", "a[5]"), ("match_signal", "(a[5], 'ok')"),
+            ("match_init", "({'n': 0}, 5, 'cls')"),
+            ("match_join_attempt", "(a[5], True, '')"),
+            ("match_join", "a[5]"),
+            ("match_leave", "a[5]"),
+            ("match_loop", "dict(a[5], n=a[5]['n'] + 1)"),
+            ("match_terminate", "a[5]"),
+            ("match_signal", "(a[5], 'ok')"),
         ]
     )
     f.write_text("class Match:\n" + body + "\n")

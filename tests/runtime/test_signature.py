@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.runtime import Crash
-from replay.runtime import reproduce
-from replay.runtime import CrashSignature, lua_error_class, parse_crash_log_line, same_crash
+from replay.runtime import Crash, CrashSignature, lua_error_class, parse_crash_log_line, reproduce, same_crash
 from replay.runtime._signature import normalise_message
 from tests.common.paths import ROOT
 
@@ -64,7 +62,8 @@ def test_python_frames_skip_the_standard_library_and_line_numbers():
     assert sig.frames[:2] == ("test_signature.py:helper", "test_signature.py:match_loop")
     moved = trace.replace(str(Path(__file__).parent), "/elsewhere/checkout")
     moved = "".join(
-        line.replace(", line ", ", line 1") if line.lstrip().startswith("File") else line for line in moved.splitlines(True)
+        line.replace(", line ", ", line 1") if line.lstrip().startswith("File") else line
+        for line in moved.splitlines(True)
     )
     assert moved != trace
     assert CrashSignature.from_error("match_loop", error, moved, error_type="JSONDecodeError") == sig
@@ -90,7 +89,9 @@ def test_puc_lua_and_gopher_lua_texts_of_one_error_agree():
         "/nakama/data/modules/ctf.lua:91: attempt to index a non-table object(nil) with key 'team'\n"
         "stack traceback:\n\t/nakama/data/modules/ctf.lua:91: in main chunk\n\t[G]: ?",
     )
-    chunk = CrashSignature.from_error("match_loop", '[string "ctf.lua"]:88: attempt to index field \'holder\' (a nil value)')
+    chunk = CrashSignature.from_error(
+        "match_loop", "[string \"ctf.lua\"]:88: attempt to index field 'holder' (a nil value)"
+    )
     assert puc.key == gopher.key == chunk.key == "match_loop|lua:index nil|ctf.lua"
     assert puc.same_crash(gopher)
     number = CrashSignature.from_error("match_loop", "ctf.lua:88: attempt to index local 'x' (a number value)")
@@ -101,8 +102,16 @@ def test_puc_lua_and_gopher_lua_texts_of_one_error_agree():
     ("puc", "gopher", "cls"),
     [
         ("attempt to call global 'spawn' (a nil value)", "attempt to call a non-function object", "lua:call"),
-        ("attempt to perform arithmetic on field 'hp' (a nil value)", "cannot perform sub operation between nil and number", "lua:arithmetic"),
-        ("attempt to concatenate local 'name' (a nil value)", "cannot perform concat operation between string and nil", "lua:concatenate"),
+        (
+            "attempt to perform arithmetic on field 'hp' (a nil value)",
+            "cannot perform sub operation between nil and number",
+            "lua:arithmetic",
+        ),
+        (
+            "attempt to concatenate local 'name' (a nil value)",
+            "cannot perform concat operation between string and nil",
+            "lua:concatenate",
+        ),
         ("attempt to compare number with nil", "attempt to compare number with nil", "lua:compare"),
     ],
 )
@@ -159,7 +168,9 @@ def test_op_codes_compare_only_when_both_are_known():
 def test_hangs_and_broken_rules():
     hang = CrashSignature.from_crash(Crash("match_loop", 9, "match_loop did not return within 5 s", "Hang", "", True))
     assert hang.key == "match_loop|Hang|?"
-    rule = CrashSignature.from_crash(Crash("match_init", 0, "match_init returned invalid tick rate, must be between 1 and 60", "HandlerError"))
+    rule = CrashSignature.from_crash(
+        Crash("match_init", 0, "match_init returned invalid tick rate, must be between 1 and 60", "HandlerError")
+    )
     assert rule.error_type == "HandlerError match_init returned invalid tick rate, must be between <n> and <n>"
 
 
@@ -168,11 +179,16 @@ def test_normalise_message():
     assert normalise_message(text) == "player <uuid> hp <n> at <hex> table: <hex> id <hex>"
     assert normalise_message("") == ""
     # quoted values vary between occurrences of one bug; the names Lua quotes do not
-    assert normalise_message("invalid character '\\x00' looking for beginning of value") == \
-        normalise_message("invalid character '\\x01' looking for beginning of value") == \
-        "invalid character '<q>' looking for beginning of value"
-    assert normalise_message('unknown key "a b" in \'x\'') == 'unknown key "<q>" in \'<q>\''
-    assert normalise_message("attempt to index local 'holder' (a nil value)") == "attempt to index local 'holder' (a nil value)"
+    assert (
+        normalise_message("invalid character '\\x00' looking for beginning of value")
+        == normalise_message("invalid character '\\x01' looking for beginning of value")
+        == "invalid character '<q>' looking for beginning of value"
+    )
+    assert normalise_message("unknown key \"a b\" in 'x'") == "unknown key \"<q>\" in '<q>'"
+    assert (
+        normalise_message("attempt to index local 'holder' (a nil value)")
+        == "attempt to index local 'holder' (a nil value)"
+    )
     assert normalise_message("bad argument #1 to 'insert', can't") == "bad argument #<n> to 'insert', can't"
 
 
@@ -181,8 +197,10 @@ def test_normalise_message():
 PROBE = ROOT / "fixtures" / "nakama" / "error_probe.lua"
 GOPHER = dict(json.loads((ROOT / "tests" / "data" / "lua_error_probe_nakama_3.40.json").read_text())["answers"])
 EXPECTED_CLASS = {
-    **dict.fromkeys(["add nil", "sub nil", "mul nil", "div nil", "mod nil", "pow nil", "unm nil", "mod table",
-                     "arith string"], "lua:arithmetic"),
+    **dict.fromkeys(
+        ["add nil", "sub nil", "mul nil", "div nil", "mod nil", "pow nil", "unm nil", "mod table", "arith string"],
+        "lua:arithmetic",
+    ),
     **dict.fromkeys(["len nil", "len number", "len field"], "lua:length"),
     "stack overflow": "lua:stack overflow",
     **dict.fromkeys(["compare tables", "compare number nil", "compare string number", "compare le nil"], "lua:compare"),
@@ -235,7 +253,10 @@ def test_both_runtimes_wordings_of_one_error_get_one_class(case: str, puc_texts:
         ("x.lua:30: attempt to call local 'f' (a nil value)", "lua:call"),
         ("x.lua:30: attempt to index local 'n' (a number value)", "lua:index number"),
         ("error_probe.lua:29: attempt to index a non-table object(nil) with key 'team'", "lua:index nil"),
-        ("x.lua:3: cannot perform unm operation between nil and nil", "lua:error cannot perform unm operation between nil and nil"),
+        (
+            "x.lua:3: cannot perform unm operation between nil and nil",
+            "lua:error cannot perform unm operation between nil and nil",
+        ),
     ],
 )
 def test_each_lua_class_row(text: str, cls: str) -> None:
@@ -267,8 +288,12 @@ def test_same_error_class() -> None:
     from replay.runtime._signature import same_error_class
 
     assert same_error_class("KeyError", "KeyError") and not same_error_class("KeyError", "IndexError")
-    assert same_error_class("error Match initial state must not be nil", "HandlerError Match initial state must not be nil")
-    assert same_error_class("HandlerError Match initial state must not be nil", "error Match initial state must not be nil")
+    assert same_error_class(
+        "error Match initial state must not be nil", "HandlerError Match initial state must not be nil"
+    )
+    assert same_error_class(
+        "HandlerError Match initial state must not be nil", "error Match initial state must not be nil"
+    )
     assert not same_error_class("error a", "HandlerError b") and not same_error_class("error a", "KeyError a")
     assert not same_error_class("HandlerError a", "lua:error a")
 
@@ -294,10 +319,15 @@ def test_the_branches_of_from_error() -> None:
     assert (pos.callback, pos.frames, pos.op_code) == ("match_join", ("ctf.lua",), 4)
     hang = CrashSignature.from_error("match_leave", "whatever it printed", error_type="Hang", op_code=2)
     assert (hang.callback, hang.error_type, hang.frames, hang.op_code) == ("match_leave", "Hang", (), 2)
-    rule = CrashSignature.from_error("match_init", "Match initial state must not be nil", error_type="HandlerError",
-                                     op_code=5)
+    rule = CrashSignature.from_error(
+        "match_init", "Match initial state must not be nil", error_type="HandlerError", op_code=5
+    )
     assert (rule.callback, rule.error_type, rule.frames, rule.op_code) == (
-        "match_init", "HandlerError Match initial state must not be nil", (), 5)
+        "match_init",
+        "HandlerError Match initial state must not be nil",
+        (),
+        5,
+    )
     js = CrashSignature.from_error("match_loop", "TypeError: x", "    at index.js:3:1")
     assert js.frames == ("index.js",)
     assert CrashSignature.from_error("match_loop", "").error_type == "error "
@@ -306,4 +336,9 @@ def test_the_branches_of_from_error() -> None:
 def test_a_log_line_without_mid_or_an_integer_tick() -> None:
     line = json.dumps({"msg": "Stopping match after error from match_loop execution", "tick": "x", "error": "e"})
     logged = parse_crash_log_line(line)
-    assert logged is not None and (logged.mid, logged.tick, logged.callback, logged.error) == ("", -1, "match_loop", "e")
+    assert logged is not None and (logged.mid, logged.tick, logged.callback, logged.error) == (
+        "",
+        -1,
+        "match_loop",
+        "e",
+    )

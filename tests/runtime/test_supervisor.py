@@ -19,12 +19,10 @@ import pytest
 
 from recorder import open_recording, write_recording
 from recorder.errors import CorruptRecording, OptionError
+from replay.cli import main
 from replay.errors import HandlerDied, HandlerLoadError
 from replay.regression import CATEGORIES, find_recordings, run_all
-from replay.cli import main
-from replay.runtime import ReplayOptions, reproduce
-from replay.runtime import CrashSignature
-from replay.runtime import Death, HandlerProcess, Limits, reproduce_supervised
+from replay.runtime import CrashSignature, Death, HandlerProcess, Limits, ReplayOptions, reproduce, reproduce_supervised
 from replay.runtime._supervisor import GRACE, parse_size
 from tests.common.paths import ROOT
 
@@ -133,8 +131,12 @@ def test_a_recorded_death_reproduces_only_when_nothing_diverged_before_it(tmp_pa
     same = reproduce_supervised(recording, handlers["segfault"], process=worker)
     assert (same.outcome, same.reproduced) == ("killed", True), same.verdict
     noisy = hostile(tmp_path, "segfault")  # the same death, after an outcome the recording does not have
-    noisy.write_text(noisy.read_text().replace(
-        "    if tick == 3:", "    if tick == 1:\n        dispatcher.broadcast_message(99, b'extra')\n    if tick == 3:"))
+    noisy.write_text(
+        noisy.read_text().replace(
+            "    if tick == 3:",
+            "    if tick == 1:\n        dispatcher.broadcast_message(99, b'extra')\n    if tick == 3:",
+        )
+    )
     diverged = reproduce_supervised(recording, noisy, process=worker)
     assert diverged.outcome == "killed" and not diverged.reproduced and diverged.divergence_count == 1, diverged.verdict
 
@@ -165,7 +167,7 @@ def test_errors_of_ours_cross_the_process_boundary_as_they_are(tmp_path: Path, w
 def test_a_handler_that_hangs_while_loading_does_not_load(tmp_path: Path, worker) -> None:  # type: ignore[no-untyped-def]
     stuck = tmp_path / "stuck.py"
     stuck.write_text("import time\ntime.sleep(3600)\n")
-    with pytest.raises(HandlerLoadError, match="did not finish loading within 1.0 s"):
+    with pytest.raises(HandlerLoadError, match=r"did not finish loading within 1\.0 s"):
         reproduce_supervised(CLEAN, stuck, process=worker)
 
 
@@ -182,7 +184,9 @@ def test_supervised_json_is_the_in_process_json(recording: Path, capsys: pytest.
 def test_a_python_loop_hang_reports_the_same_in_and_out_of_process(handlers, capsys) -> None:  # type: ignore[no-untyped-def]
     outputs = []
     for extra in ([], ["--in-process"]):
-        code = main(["reproduce", str(CLEAN), "--handler", str(handlers["loop"]), "--hang-timeout", str(HANG), "--json", *extra])
+        code = main(
+            ["reproduce", str(CLEAN), "--handler", str(handlers["loop"]), "--hang-timeout", str(HANG), "--json", *extra]
+        )
         outputs.append((code, capsys.readouterr().out))
     assert outputs[0] == outputs[1] and outputs[0][0] == 1
     assert json.loads(outputs[0][1])["outcome"] == "hung"
@@ -190,7 +194,16 @@ def test_a_python_loop_hang_reports_the_same_in_and_out_of_process(handlers, cap
 
 @pytest.mark.parametrize("kind", list(BODIES))
 def test_every_ending_through_the_command_line(kind: str, handlers, capsys) -> None:  # type: ignore[no-untyped-def]
-    argv = ["reproduce", str(CLEAN), "--handler", str(handlers[kind]), "--hang-timeout", str(HANG), "--max-memory", "600M"]
+    argv = [
+        "reproduce",
+        str(CLEAN),
+        "--handler",
+        str(handlers[kind]),
+        "--hang-timeout",
+        str(HANG),
+        "--max-memory",
+        "600M",
+    ]
     assert main([*argv, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     outcome, error_type = EXPECTED[kind]
@@ -206,7 +219,14 @@ def test_every_ending_through_the_command_line(kind: str, handlers, capsys) -> N
 
 
 @pytest.mark.parametrize(
-    "option", [["--hang-timeout", "0"], ["--hang-timeout", "-1"], ["--hang-timeout", "nan"], ["--max-memory", "0"], ["--max-memory", "lots"]]
+    "option",
+    [
+        ["--hang-timeout", "0"],
+        ["--hang-timeout", "-1"],
+        ["--hang-timeout", "nan"],
+        ["--max-memory", "0"],
+        ["--max-memory", "lots"],
+    ],
 )
 def test_limits_out_of_range_are_bad_input(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", str(CLEAN), *option]) == 2
@@ -230,12 +250,17 @@ def test_no_hang_guard_and_sizes() -> None:
 def test_ctrl_c_is_an_interruption_and_ends_the_handler_process(tmp_path: Path) -> None:
     handler = hostile(tmp_path, "sleep")
     pid_file = tmp_path / "worker.pid"
-    handler.write_text(handler.read_text().replace(
-        "import time; time.sleep(3600)", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(3600)"
-    ))
+    handler.write_text(
+        handler.read_text().replace(
+            "import time; time.sleep(3600)",
+            f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(3600)",
+        )
+    )
     cli = subprocess.Popen(
         [sys.executable, "-m", "replay.cli", "reproduce", str(CLEAN), "--handler", str(handler), "--no-hang-guard"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -263,8 +288,9 @@ def test_run_all_classifies_each_ending_and_carries_on(tmp_path: Path) -> None:
         with open_recording(RECS / name) as rec:
             h, ev = rec.header, list(rec.events())
         write_recording(tmp_path / name, dataclasses.replace(h, handler="arena.py"), ev)
-    summary = run_all(find_recordings([tmp_path]), None, options={"hang_timeout": HANG}, jobs=2,
-                      limits=Limits(HANG, CAP))
+    summary = run_all(
+        find_recordings([tmp_path]), None, options={"hang_timeout": HANG}, jobs=2, limits=Limits(HANG, CAP)
+    )
     got = {Path(r["path"]).stem: r["category"] for r in summary.results}
     want = {kind: {"crashed": "crashed"}.get(EXPECTED[kind][0], EXPECTED[kind][0]) for kind in BODIES}
     assert got == want | {"arena-clean": "clean", "arena-reconnect-crash": "reproduced"}
@@ -277,22 +303,55 @@ def test_run_all_cli_with_two_jobs_survives_exits(tmp_path: Path, handlers, caps
     for kind in ("osexit", "segfault"):
         shutil.copy(CLEAN, tmp_path / f"{kind}.nkrec")
     shutil.copy(CRASH, tmp_path / "crash.nkrec")
-    code = main(["run-all", str(tmp_path / "osexit.nkrec"), str(tmp_path / "segfault.nkrec"), "--handler",
-                 str(handlers["osexit"]), "-j", "2", "--json", "--no-progress", "--fail-on", "killed"])
+    code = main(
+        [
+            "run-all",
+            str(tmp_path / "osexit.nkrec"),
+            str(tmp_path / "segfault.nkrec"),
+            "--handler",
+            str(handlers["osexit"]),
+            "-j",
+            "2",
+            "--json",
+            "--no-progress",
+            "--fail-on",
+            "killed",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["counts"]["exited"] == 2 and out["counts"]["error"] == 0
 
 
 def test_diff_never_says_no_divergence_over_part_of_the_recording(handlers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main(["diff", str(CLEAN), "--handler", str(handlers["loop"]), "--determinism", "--no-hash-seed-pass",
-                 "--hang-timeout", str(HANG), "--json"])
+    code = main(
+        [
+            "diff",
+            str(CLEAN),
+            "--handler",
+            str(handlers["loop"]),
+            "--determinism",
+            "--no-hash-seed-pass",
+            "--hang-timeout",
+            str(HANG),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and not out["diverged"]
     assert out["ended_early"]["side"] == "both" and out["ended_early"]["outcome"] == "hung"
     assert (out["ended_early"]["callback"], out["ended_early"]["tick"]) == ("match_loop", 3)
     assert out["ended_early"]["calls_left"] > 0
-    code = main(["diff", str(CLEAN), "--handler", str(HANDLERS / "arena_fixed.py"), "--against",
-                 str(handlers["segfault"]), "--json"])
+    code = main(
+        [
+            "diff",
+            str(CLEAN),
+            "--handler",
+            str(HANDLERS / "arena_fixed.py"),
+            "--against",
+            str(handlers["segfault"]),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["ended_early"]["side"] == "b" and out["ended_early"]["outcome"] == "killed"
     assert out["ended_early"]["tick"] == 3
@@ -315,17 +374,36 @@ def test_diff_determinism_hash_seed_runs_are_supervised_too(handlers, capsys) ->
 
 def test_lua_check_reports_a_run_that_stops_early(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     looping = tmp_path / "arena.lua"
-    looping.write_text((HANDLERS / "arena.lua").read_text().replace(
-        "  function M.match_loop(context, dispatcher, tick, state, messages)\n",
-        "  function M.match_loop(context, dispatcher, tick, state, messages)\n    if tick == 5 then while true do end end\n",
-    ))
+    looping.write_text(
+        (HANDLERS / "arena.lua")
+        .read_text()
+        .replace(
+            "  function M.match_loop(context, dispatcher, tick, state, messages)\n",
+            "  function M.match_loop(context, dispatcher, tick, state, messages)\n    if tick == 5 then while true do end end\n",
+        )
+    )
     assert "while true do end" in looping.read_text()
-    code = main(["lua-check", str(RECS / "arena-lua-reconnect-crash.nkrec"), "--handler", str(looping),
-                 "--hang-timeout", str(HANG), "--json"])
+    code = main(
+        [
+            "lua-check",
+            str(RECS / "arena-lua-reconnect-crash.nkrec"),
+            "--handler",
+            str(looping),
+            "--hang-timeout",
+            str(HANG),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and not out["sensitive"]
-    assert out["ended_early"] == {"run": "both", "outcome": "hung", "callback": "match_loop", "tick": 5,
-                                  "error": "match_loop did not return within 1.0 s", "calls_left": out["ended_early"]["calls_left"]}
+    assert out["ended_early"] == {
+        "run": "both",
+        "outcome": "hung",
+        "callback": "match_loop",
+        "tick": 5,
+        "error": "match_loop did not return within 1.0 s",
+        "calls_left": out["ended_early"]["calls_left"],
+    }
     assert out["ended_early"]["calls_left"] > 0
 
 
@@ -342,8 +420,20 @@ def test_bisect_skips_versions_whose_handler_dies_before_the_crash(tmp_path: Pat
             (folder / "match.py").write_text("from arena_fixed import *  # noqa\n")
         else:
             hostile(folder, kind, tick=10).rename(folder / "match.py")
-    code = main(["bisect", str(CRASH), "--handlers", str(tmp_path), "--handler-name", "match.py", "--check-ends",
-                 "--hang-timeout", str(HANG), "--json"])
+    code = main(
+        [
+            "bisect",
+            str(CRASH),
+            "--handlers",
+            str(tmp_path),
+            "--handler-name",
+            "match.py",
+            "--check-ends",
+            "--hang-timeout",
+            str(HANG),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     verdicts = {s["version"]: s["verdict"] for s in out["steps"]}
     assert verdicts == {"v1": "good", "v2": "skip", "v3": "skip", "v4": "bad"}
@@ -351,8 +441,7 @@ def test_bisect_skips_versions_whose_handler_dies_before_the_crash(tmp_path: Pat
 
 
 def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
-    from replay.fuzz import FuzzOptions, fuzz
-    from replay.fuzz import FuzzProfile
+    from replay.fuzz import FuzzOptions, FuzzProfile, fuzz
 
     handler = tmp_path / "quits.py"
     handler.write_text(
@@ -368,8 +457,10 @@ def test_fuzz_survives_a_handler_that_exits(tmp_path: Path) -> None:
         "    return state, ''\n"
     )
     profile = FuzzProfile(payloads={1: None}, signals=("", "quit"), source="quits")
-    report = fuzz(str(handler), FuzzOptions(max_examples=80, seed=1, out=tmp_path / "out", profile=profile,
-                                            database=False, shrink=False))
+    report = fuzz(
+        str(handler),
+        FuzzOptions(max_examples=80, seed=1, out=tmp_path / "out", profile=profile, database=False, shrink=False),
+    )
     [finding] = report.findings
     assert finding.key == "match_signal|HandlerExit|?"
     assert [type(a).__name__ for a in finding.actions] == ["Signal"]
@@ -406,5 +497,5 @@ def test_a_fault_dump_keeps_only_the_handlers_frames() -> None:
         + '  File "<string>", line 1 in <module>\n'
     )
     trace = handler_traceback(dump)
-    assert "arena.py\", line 120, in match_loop" in trace
+    assert 'arena.py", line 120, in match_loop' in trace
     assert not any(os.path.basename(f) in trace for f in ours), trace

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.errors import HandlerLoadError, UntrustedHandler
 from recorder.format import open_recording, write_recording
 from replay.cli import main
+from replay.errors import HandlerLoadError, UntrustedHandler
 from replay.runtime import reproduce
 from tests.common.paths import ROOT
 
@@ -86,7 +86,9 @@ def test_hostile_header_handlers_are_refused_everywhere(
     assert not marker.exists(), "a handler named by a recording was imported"
 
 
-def test_the_user_can_still_run_a_handler_of_their_choice(evil: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_user_can_still_run_a_handler_of_their_choice(
+    evil: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     evil_py, recs = evil
     rec = _recording(recs / "r.nkrec", str(evil_py))
     assert main(["reproduce", str(rec), "--handler", str(ARENA)]) == 0
@@ -111,7 +113,9 @@ def test_a_handler_inside_the_folder_tree_runs_and_is_named(tmp_path: Path, caps
     assert f"handler {tmp_path / 'recs' / 'handlers' / 'arena.py'} (1 recording)" in out
 
 
-def test_a_missing_header_handler_says_where_the_path_came_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_header_handler_says_where_the_path_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rec = _recording(tmp_path / "r.nkrec", "handlers/arena.py")
     with pytest.raises(HandlerLoadError, match="comes from the header of"):
         reproduce(rec)
@@ -131,17 +135,34 @@ _LOADERS = {
     ("replay/_exports.py", "import_module"): "a package's public names from the modules its own __init__ names",
     ("replay/regression/_batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",
     ("replay/fuzz/_strategies.py", "import_module"): "fuzz --payloads MODULE, named by the user",
-    ("replay/runtime/_handlers.py", "spec_from_file_location"): "handler files: --handler, or recorded_handler's checked path",
+    (
+        "replay/runtime/_handlers.py",
+        "spec_from_file_location",
+    ): "handler files: --handler, or recorded_handler's checked path",
     ("replay/runtime/_handlers.py", "exec_module"): "the same handler files",
     ("replay/live/_server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
     ("replay/live/_server.py", "exec_module"): "the same --rpc files",
     ("replay/lua/_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
-    ("replay/runtime/_supervisor.py", "import_module"): "a supervised job's function and our error classes, named by our "
+    (
+        "replay/runtime/_supervisor.py",
+        "import_module",
+    ): "a supervised job's function and our error classes, named by our "
     "own code on the pipe between the two processes (never by a recording)",
 }
 _BANNED_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "runpy", "code", "codeop"}
-_CALLS = {"exec", "eval", "compile", "__import__", "import_module", "spec_from_file_location", "exec_module",
-          "run_path", "run_module", "execute", "load_module"}
+_CALLS = {
+    "exec",
+    "eval",
+    "compile",
+    "__import__",
+    "import_module",
+    "spec_from_file_location",
+    "exec_module",
+    "run_path",
+    "run_module",
+    "execute",
+    "load_module",
+}
 
 
 def test_code_is_loaded_only_where_the_audit_allows() -> None:
@@ -154,7 +175,9 @@ def test_code_is_loaded_only_where_the_audit_allows() -> None:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                    assert not {n.split(".")[0] for n in names} & _BANNED_MODULES, f"{rel}:{node.lineno} imports {names}"
+                    assert not {n.split(".")[0] for n in names} & _BANNED_MODULES, (
+                        f"{rel}:{node.lineno} imports {names}"
+                    )
                 elif isinstance(node, ast.Call):
                     fn = node.func
                     name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import Damage, Integrity
-from recorder.format import CrashMarker, Header
-from recorder.format import read_events, write_recording
+from recorder.format import CrashMarker, Damage, Header, Integrity, read_events, write_recording
 from replay.cli import main
-from replay.runtime import MatchDriver
-from replay.runtime import AfterStop, Crash
-from replay.runtime import reproduce
-from replay.runtime import Verdict, decide
+from replay.runtime import AfterStop, Crash, MatchDriver, Verdict, decide, reproduce
 from replay.runtime._verdict import EXIT_CODES, crash_mismatch
 from tests.common.paths import ROOT
 
@@ -42,22 +37,70 @@ LEGACY = Integrity("legacy", 1, 3, 9, 500, 500)
         (KEYERROR, MARKER, 0, True, "reproduced", (), "match_loop crashed at tick 58, as recorded"),
         (None, None, 0, False, "reproduced", (), "ran to the end as recorded"),
         (None, None, 0, True, "reproduced", (), "stopped as recorded"),
-        (None, MARKER, 0, False, "not-reproduced", ("crash",),
-         "the recording crashed in match_loop at tick 58, the replay ran to the end without a crash"),
-        (None, MARKER, 0, True, "not-reproduced", ("crash",),
-         "the recording crashed in match_loop at tick 58, the replay stopped without a crash"),
-        (replace(KEYERROR, tick=57), MARKER, 0, True, "not-reproduced", ("tick",),
-         "another crash, in match_loop at tick 57 (recorded: match_loop at tick 58)"),
-        (replace(KEYERROR, callback="match_leave"), MARKER, 0, True, "not-reproduced", ("callback",),
-         "another crash, in match_leave at tick 58 (recorded: match_loop at tick 58)"),
-        (replace(KEYERROR, error="IndexError: list index out of range", error_type="IndexError"), MARKER, 0, True,
-         "not-reproduced", ("error_type",),
-         "crashed at the recorded tick, but with a different error: recorded KeyError (KeyError: 'y'), replayed "
-         "IndexError (IndexError: list index out of range)"),
-        (KEYERROR, MARKER, 2, True, "not-reproduced", ("outcomes",),
-         "crash reproduced in match_loop at tick 58, but 2 outcomes diverged before it"),
-        (KEYERROR, None, 0, True, "not-reproduced", ("crash",),
-         "the replay crashed in match_loop at tick 58; the recording did not"),
+        (
+            None,
+            MARKER,
+            0,
+            False,
+            "not-reproduced",
+            ("crash",),
+            "the recording crashed in match_loop at tick 58, the replay ran to the end without a crash",
+        ),
+        (
+            None,
+            MARKER,
+            0,
+            True,
+            "not-reproduced",
+            ("crash",),
+            "the recording crashed in match_loop at tick 58, the replay stopped without a crash",
+        ),
+        (
+            replace(KEYERROR, tick=57),
+            MARKER,
+            0,
+            True,
+            "not-reproduced",
+            ("tick",),
+            "another crash, in match_loop at tick 57 (recorded: match_loop at tick 58)",
+        ),
+        (
+            replace(KEYERROR, callback="match_leave"),
+            MARKER,
+            0,
+            True,
+            "not-reproduced",
+            ("callback",),
+            "another crash, in match_leave at tick 58 (recorded: match_loop at tick 58)",
+        ),
+        (
+            replace(KEYERROR, error="IndexError: list index out of range", error_type="IndexError"),
+            MARKER,
+            0,
+            True,
+            "not-reproduced",
+            ("error_type",),
+            "crashed at the recorded tick, but with a different error: recorded KeyError (KeyError: 'y'), replayed "
+            "IndexError (IndexError: list index out of range)",
+        ),
+        (
+            KEYERROR,
+            MARKER,
+            2,
+            True,
+            "not-reproduced",
+            ("outcomes",),
+            "crash reproduced in match_loop at tick 58, but 2 outcomes diverged before it",
+        ),
+        (
+            KEYERROR,
+            None,
+            0,
+            True,
+            "not-reproduced",
+            ("crash",),
+            "the replay crashed in match_loop at tick 58; the recording did not",
+        ),
         (None, None, 1, False, "not-reproduced", ("outcomes",), "1 outcomes diverged from the recording"),
     ],
 )
@@ -73,13 +116,18 @@ def test_decide_from_a_complete_recording(crash, marker, divergences, stopped, s
 def test_no_verdict_from_an_incomplete_recording(integrity, crash, marker, stopped) -> None:
     v = decide(crash, marker, 0, stopped, integrity, calls=7, ticks=5)
     assert (v.status, v.reproduced, v.exit_code, v.mismatch) == ("incomplete", False, 3, ())
-    assert v.sentence.startswith(f"no verdict: the recording is {integrity.state}, so {integrity.missing()} was not "
-                                 "replayed; replayed 7 calls (5 ticks) from the intact part, in which ")
-    assert ("match_loop crashed at tick 58: KeyError: 'x'" if crash else "ran to the end of the intact part") in v.sentence
+    assert v.sentence.startswith(
+        f"no verdict: the recording is {integrity.state}, so {integrity.missing()} was not "
+        "replayed; replayed 7 calls (5 ticks) from the intact part, in which "
+    )
+    assert (
+        "match_loop crashed at tick 58: KeyError: 'x'" if crash else "ran to the end of the intact part"
+    ) in v.sentence
     allowed = decide(crash, marker, 0, stopped, integrity, allow_incomplete=True, calls=7, ticks=5)
     assert (allowed.status, allowed.reproduced, allowed.exit_code) == ("reproduced", True, 0)
-    assert allowed.sentence.endswith(f"(--allow-incomplete: replayed 7 calls (5 ticks) from the intact part; not "
-                                     f"replayed: {integrity.missing()})")
+    assert allowed.sentence.endswith(
+        f"(--allow-incomplete: replayed 7 calls (5 ticks) from the intact part; not replayed: {integrity.missing()})"
+    )
 
 
 def test_an_incomplete_recording_with_another_crash_is_still_no_verdict() -> None:
@@ -94,8 +142,9 @@ def test_calls_after_the_stop_are_never_reproduced() -> None:
     made = AfterStop(4, "match_loop", 59, True, "match_loop", 58)
     v = decide(KEYERROR, MARKER, 0, True, COMPLETE, after_stop=made)
     assert (v.status, v.mismatch) == ("not-reproduced", ("after_stop",))
-    assert v.sentence.startswith("the replay crashed in match_loop at tick 58 as recorded, but the recording goes on "
-                                 "with 4 calls after the stop")
+    assert v.sentence.startswith(
+        "the replay crashed in match_loop at tick 58 as recorded, but the recording goes on with 4 calls after the stop"
+    )
     impossible = replace(made, nakama_could_make=False)
     v = decide(None, None, 0, True, COMPLETE, after_stop=impossible)
     assert v.sentence.startswith("the replay stopped in match_loop at tick 58 as recorded, but the recording holds")
@@ -122,15 +171,28 @@ def _variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
     return path
 
 
-def test_another_error_at_the_recorded_tick_does_not_reproduce(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_another_error_at_the_recorded_tick_does_not_reproduce(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The issue: the arena's KeyError recording replayed into a handler failing with another error at the same
     callback and tick said REPRODUCED."""
-    other = _variant(tmp_path, "arena_other.py", 'user_id = state["sessions"][m.sender.session_id]',
-                     'user_id = [][1] if m.sender.session_id not in state["sessions"] else state["sessions"][m.sender.session_id]')
+    other = _variant(
+        tmp_path,
+        "arena_other.py",
+        'user_id = state["sessions"][m.sender.session_id]',
+        'user_id = [][1] if m.sender.session_id not in state["sessions"] else state["sessions"][m.sender.session_id]',
+    )
     r = reproduce(str(CRASH_REC), str(other))
-    assert (r.outcome, r.crash.callback, r.crash.tick, r.crash.error_type) == ("crashed", "match_loop", 58, "IndexError")
+    assert (r.outcome, r.crash.callback, r.crash.tick, r.crash.error_type) == (
+        "crashed",
+        "match_loop",
+        58,
+        "IndexError",
+    )
     assert (r.status, r.reproduced, r.mismatch) == ("not-reproduced", False, ("error_type",))
-    assert r.verdict.startswith("crashed at the recorded tick, but with a different error: recorded KeyError (KeyError: ")
+    assert r.verdict.startswith(
+        "crashed at the recorded tick, but with a different error: recorded KeyError (KeyError: "
+    )
     assert "replayed IndexError (IndexError: list index out of range)" in r.verdict
     assert main(["reproduce", str(CRASH_REC), "--handler", str(other), "--json", "--in-process"]) == 1
     doc = json.loads(capsys.readouterr().out)
@@ -148,7 +210,9 @@ def test_the_same_crash_still_reproduces_and_earlier_divergences_spoil_it(tmp_pa
     r = reproduce(str(CRASH_REC), str(slower))
     assert (r.crash.callback, r.crash.tick, r.crash.error_type) == ("match_loop", 58, "KeyError")  # the same crash
     assert r.divergence_count > 0 and (r.status, r.reproduced, r.mismatch) == ("not-reproduced", False, ("outcomes",))
-    assert r.verdict.startswith(f"crash reproduced in match_loop at tick 58, but {r.divergence_count} outcomes diverged")
+    assert r.verdict.startswith(
+        f"crash reproduced in match_loop at tick 58, but {r.divergence_count} outcomes diverged"
+    )
 
 
 LUA_MODULE = """
@@ -187,8 +251,9 @@ def _lua_recording(tmp_path: Path, fail: str) -> Path:
     """A Lua match recorded by the in-process capture: it crashes at tick 58 with ``fail``."""
     handler = _lua(tmp_path, "recorded.lua", fail)
     rec = tmp_path / "lua-crash.nkrec"
-    with MatchDriver(str(handler), Header(match_id="m.n1", module="m", tick_rate=10, handler="recorded.lua"),
-                     capture=str(rec)) as d:
+    with MatchDriver(
+        str(handler), Header(match_id="m.n1", module="m", tick_rate=10, handler="recorded.lua"), capture=str(rec)
+    ) as d:
         d.init({})
         d.tick(60)
     return rec
@@ -213,19 +278,26 @@ def test_gopher_lua_wording_of_the_recorded_error_reproduces_in_puc_lua(tmp_path
     same error is the same class."""
     rec = _lua_recording(tmp_path, "local x = nil; state.n = state.n + x")
     header, events = read_events(rec)
-    gopher = [replace(e, error="recorded.lua:9: cannot perform add operation between number and nil", traceback="",
-                      error_type="") if isinstance(e, CrashMarker) else e for e in events]
+    gopher = [
+        replace(
+            e, error="recorded.lua:9: cannot perform add operation between number and nil", traceback="", error_type=""
+        )
+        if isinstance(e, CrashMarker)
+        else e
+        for e in events
+    ]
     logged = tmp_path / "logged.nkrec"
     write_recording(logged, header, gopher)
     r = reproduce(str(logged), str(tmp_path / "recorded.lua"))
     assert r.status == "reproduced", r.verdict
-    length = [replace(e, error="recorded.lua:9: __len undefined", error_type="") if isinstance(e, CrashMarker) else e
-              for e in events]
+    length = [
+        replace(e, error="recorded.lua:9: __len undefined", error_type="") if isinstance(e, CrashMarker) else e
+        for e in events
+    ]
     write_recording(logged, header, length)
     r = reproduce(str(logged), str(tmp_path / "recorded.lua"))
     assert (r.status, r.mismatch) == ("not-reproduced", ("error_type",))  # a length error is another class
     assert "recorded lua:length" in r.verdict
-
 
 
 def test_a_recorded_crash_without_its_error_is_no_verdict_at_the_same_place() -> None:
@@ -234,8 +306,10 @@ def test_a_recorded_crash_without_its_error_is_no_verdict_at_the_same_place() ->
     unknown = CrashMarker("match_loop", 58, "")
     v = decide(KEYERROR, unknown, 0, True, COMPLETE)
     assert (v.status, v.reproduced, v.mismatch, v.exit_code) == ("incomplete", False, ("error_type",), 3)
-    assert v.sentence.startswith("match_loop crashed at tick 58, where the recording's crash is, but the recording "
-                                 "does not know that crash's error")
+    assert v.sentence.startswith(
+        "match_loop crashed at tick 58, where the recording's crash is, but the recording "
+        "does not know that crash's error"
+    )
     assert decide(KEYERROR, unknown, 2, True, COMPLETE).status == "not-reproduced"  # diverged before: a real answer
     typed = CrashMarker("match_loop", 58, "", "", "KeyError")  # no text, but the type: known
     assert decide(KEYERROR, typed, 0, True, COMPLETE).status == "reproduced"
@@ -252,7 +326,8 @@ def test_the_allowance_keeps_the_mismatch_and_the_signatures_are_built() -> None
     assert replayed_signature(KEYERROR).error_type == recorded_signature(MARKER).error_type == "KeyError"
     assert error_known(MARKER) and not error_known(CrashMarker("match_loop", 1, "  \n"))
     assert decide(None, None, 0, False, UNSEALED).sentence.endswith(
-        "in which it ran to the end of the intact part without a crash (--allow-incomplete draws a verdict from it)")
+        "in which it ran to the end of the intact part without a crash (--allow-incomplete draws a verdict from it)"
+    )
     assert "in which the match stopped without a crash" in decide(None, None, 0, True, UNSEALED).sentence
 
 
@@ -261,7 +336,10 @@ def test_a_typed_marker_without_text_is_known_and_verdict_flags_stay_false() -> 
     other = replace(KEYERROR, error="   ", error_type="IndexError")  # and a replayed error with no text either
     v = decide(other, typed, 0, True, COMPLETE)
     assert (v.status, v.reproduced, v.mismatch) == ("not-reproduced", False, ("error_type",))
-    assert v.sentence == "crashed at the recorded tick, but with a different error: recorded KeyError (), replayed IndexError ()"
+    assert (
+        v.sentence
+        == "crashed at the recorded tick, but with a different error: recorded KeyError (), replayed IndexError ()"
+    )
     made = AfterStop(1, "match_loop", 59, True, "match_loop", 58)
     for crash, marker in ((KEYERROR, MARKER), (None, None)):
         after = decide(crash, marker, 0, True, COMPLETE, after_stop=made)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -12,18 +11,20 @@ from hypothesis import strategies as st
 from recorder.wire import protocol as P
 from tests.common.paths import DATA
 
-TRANSCRIPT = DATA / "nakama-3.40-echo-crash.transcript.jsonl"  # every envelope three clients saw in a real Nakama 3.40 echo match
+TRANSCRIPT = (
+    DATA / "nakama-3.40-echo-crash.transcript.jsonl"
+)  # every envelope three clients saw in a real Nakama 3.40 echo match
 
 text = st.text(max_size=12)
 int64 = st.integers(-(2**63), 2**63 - 1)
 int32 = st.integers(-(2**31), 2**31 - 1)
-presence = st.builds(
-    P.UserPresence, text, text, text, st.booleans(), st.none() | text
-)
+presence = st.builds(P.UserPresence, text, text, text, st.booleans(), st.none() | text)
 presences = st.lists(presence, max_size=3).map(tuple)
 str_map = st.dictionaries(text, text, max_size=3)
 json_leaf = st.none() | st.booleans() | st.integers(-1000, 1000) | text
-json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3), max_leaves=6)
+json_value = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3), max_leaves=6
+)
 
 messages = st.one_of(
     st.builds(P.MatchCreate, text),
@@ -110,7 +111,7 @@ def test_transcript_values_decode_to_nakama_types() -> None:
     sends = [P.parse(json.dumps(r["envelope"])) for r in rows if "match_data_send" in r["envelope"]]
     crash = sends[-1].message  # type: ignore[union-attr]
     assert crash == P.MatchDataSend("1762518a-825f-467c-a416-1a7ad0afe835.nakama1", 99, b"boom")
-    binary = [s.message for s in sends if s.message.op_code == 2][0]  # type: ignore[union-attr]
+    binary = next(s.message for s in sends if s.message.op_code == 2)  # type: ignore[union-attr]
     assert binary.data == b"\x00\x01\xfa\xff"
     first_match = next(P.parse(json.dumps(r["envelope"])) for r in rows if "match" in r["envelope"])
     m = first_match.message  # type: ignore[union-attr]

@@ -9,8 +9,6 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.common.leaks import fragments, strings
-from recorder.wire import session_token
 from recorder.format import (
     Broadcast,
     CrashMarker,
@@ -23,7 +21,8 @@ from recorder.format import (
     SignalCall,
     WireEvent,
 )
-from recorder.wire import REDACTED, Redactor
+from recorder.wire import REDACTED, Redactor, session_token
+from tests.common.leaks import fragments, strings
 
 JWT = session_token.encode(session_token.Claims("t1", "u1", "ana", {"v": "1"}, 2_000_000_000, 1_700_000_000), "key")
 OPAQUE = "opaque-refresh-7f3a9c"  # a refresh token that is not a JWT: only its key gives it away
@@ -36,17 +35,40 @@ def b64(obj: object) -> str:
 
 
 def test_secret_keys_anywhere_in_any_spelling() -> None:
-    env = {"cid": "1", "a": [{"token": OPAQUE}, {"Refresh_Token": OPAQUE}, {"refreshToken": {"nested": 1}}],
-           "refresh-token": 7, "tokens": "kept", "token": ""}
-    assert R.value(env) == {"cid": "1", "a": [{"token": REDACTED}, {"Refresh_Token": REDACTED}, {"refreshToken": REDACTED}],
-                            "refresh-token": REDACTED, "tokens": "kept", "token": ""}
+    env = {
+        "cid": "1",
+        "a": [{"token": OPAQUE}, {"Refresh_Token": OPAQUE}, {"refreshToken": {"nested": 1}}],
+        "refresh-token": 7,
+        "tokens": "kept",
+        "token": "",
+    }
+    assert R.value(env) == {
+        "cid": "1",
+        "a": [{"token": REDACTED}, {"Refresh_Token": REDACTED}, {"refreshToken": REDACTED}],
+        "refresh-token": REDACTED,
+        "tokens": "kept",
+        "token": "",
+    }
 
 
 def test_user_keys_join_the_defaults_and_are_listed() -> None:
     r = Redactor(["password", "Api_Key", "token"])
-    assert r.value({"PassWord": "hunter2", "apikey": "k", "x": "y"}) == {"PassWord": REDACTED, "apikey": REDACTED, "x": "y"}
-    assert r.labels == ("key:token", "key:refresh_token", "key:password", "key:Api_Key", "jwt", "header:authorization",
-                        "header:proxy-authorization", "header:cookie", "header:set-cookie")
+    assert r.value({"PassWord": "hunter2", "apikey": "k", "x": "y"}) == {
+        "PassWord": REDACTED,
+        "apikey": REDACTED,
+        "x": "y",
+    }
+    assert r.labels == (
+        "key:token",
+        "key:refresh_token",
+        "key:password",
+        "key:Api_Key",
+        "jwt",
+        "header:authorization",
+        "header:proxy-authorization",
+        "header:cookie",
+        "header:set-cookie",
+    )
 
 
 def test_jwts_inside_any_text() -> None:
@@ -84,17 +106,36 @@ def test_base64_data_and_binary_are_searched_decoded() -> None:
 
 
 def test_headers() -> None:
-    got = R.headers([("Authorization", f"Bearer {JWT}"), ("Cookie", "sid=abc"), ("X-Session", JWT),
-                     ("User-Agent", "nakama-js/2.8"), ("Accept", "a"), ("accept", "b")])
-    assert got == {"authorization": REDACTED, "cookie": REDACTED, "x-session": REDACTED, "user-agent": "nakama-js/2.8",
-                   "accept": "a, b"}
+    got = R.headers(
+        [
+            ("Authorization", f"Bearer {JWT}"),
+            ("Cookie", "sid=abc"),
+            ("X-Session", JWT),
+            ("User-Agent", "nakama-js/2.8"),
+            ("Accept", "a"),
+            ("accept", "b"),
+        ]
+    )
+    assert got == {
+        "authorization": REDACTED,
+        "cookie": REDACTED,
+        "x-session": REDACTED,
+        "user-agent": "nakama-js/2.8",
+        "accept": "a, b",
+    }
 
 
 def test_events_of_both_kinds() -> None:
-    loop = LoopCall(3, (MatchMessage(ANA, 1, json.dumps({"token": OPAQUE}).encode()), MatchMessage(ANA, 2, b"\x01\x02")),
-                    Outcome(broadcasts=(Broadcast(1, f"hi {JWT}".encode(), (ANA,), ANA),), snapshot=b"\x81\xa1s" + JWT.encode(),
-                            digest=5),
-                    (Nondeterministic("http", {"body": {"token": OPAQUE}}),))
+    loop = LoopCall(
+        3,
+        (MatchMessage(ANA, 1, json.dumps({"token": OPAQUE}).encode()), MatchMessage(ANA, 2, b"\x01\x02")),
+        Outcome(
+            broadcasts=(Broadcast(1, f"hi {JWT}".encode(), (ANA,), ANA),),
+            snapshot=b"\x81\xa1s" + JWT.encode(),
+            digest=5,
+        ),
+        (Nondeterministic("http", {"body": {"token": OPAQUE}}),),
+    )
     out = R.event(loop)
     assert [m.data for m in out.messages] == [b'{"token":"<redacted>"}', b"\x01\x02"]  # rewritten compactly
     assert out.messages[0].sender is ANA and out.messages[1] is loop.messages[1]
@@ -102,10 +143,13 @@ def test_events_of_both_kinds() -> None:
     assert out.outcome.snapshot is None and out.outcome.digest == 5  # an encoding cannot be edited: dropped
     assert out.nondeterministic[0].value == {"body": {"token": REDACTED}}
     attempt = JoinAttemptCall(0, ANA, {"client_version": "1.4", "auth": JWT}, vars={"token": OPAQUE})
-    assert R.event(attempt) == JoinAttemptCall(0, ANA, {"client_version": "1.4", "auth": REDACTED}, vars={"token": REDACTED})
+    assert R.event(attempt) == JoinAttemptCall(
+        0, ANA, {"client_version": "1.4", "auth": REDACTED}, vars={"token": REDACTED}
+    )
     assert R.event(SignalCall(1, JWT)).data == REDACTED
-    assert R.event(CrashMarker("match_loop", 3, f"KeyError: '{JWT}'", f"line 1\nKeyError: '{JWT}'")) == \
-        CrashMarker("match_loop", 3, f"KeyError: '{REDACTED}'", f"line 1\nKeyError: '{REDACTED}'")
+    assert R.event(CrashMarker("match_loop", 3, f"KeyError: '{JWT}'", f"line 1\nKeyError: '{JWT}'")) == CrashMarker(
+        "match_loop", 3, f"KeyError: '{REDACTED}'", f"line 1\nKeyError: '{REDACTED}'"
+    )
     wire = WireEvent("ws1", "in", 0.5, "envelope", raw=f"not json {JWT}", close_reason="")
     assert R.event(wire).raw == f"not json {REDACTED}"
 
@@ -119,15 +163,24 @@ def test_values_without_secrets_are_not_copied() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "data", "tokens"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "data", "tokens"]), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
 
-@given(value=_json, where=st.lists(st.integers(0, 3), max_size=4), secret=st.sampled_from([JWT, OPAQUE]),
-       key=st.sampled_from(["token", "refreshToken", "REFRESH_TOKEN"]), as_text=st.booleans())
+@given(
+    value=_json,
+    where=st.lists(st.integers(0, 3), max_size=4),
+    secret=st.sampled_from([JWT, OPAQUE]),
+    key=st.sampled_from(["token", "refreshToken", "REFRESH_TOKEN"]),
+    as_text=st.booleans(),
+)
 @settings(max_examples=150, deadline=None)
-def test_a_secret_planted_anywhere_is_gone(value: object, where: list[int], secret: str, key: str, as_text: bool) -> None:
+def test_a_secret_planted_anywhere_is_gone(
+    value: object, where: list[int], secret: str, key: str, as_text: bool
+) -> None:
     planted: object = {key: secret} if secret is OPAQUE else f"x {secret} y"
     if as_text:
         planted = json.dumps(planted)  # a payload string holding JSON

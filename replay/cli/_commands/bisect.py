@@ -67,10 +67,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--handlers", metavar="DIR", help="a folder with one handler file (or sub-folder) per version")
     src.add_argument("--versions", nargs="+", metavar="V", help="version strings, oldest first (with --run)")
     p.add_argument("--revs", metavar="GOOD..BAD", help="revision range for --handler-file, e.g. v1.3.0..HEAD")
-    p.add_argument("--order", choices=("version", "name"), default="version", help="order of --handlers entries (default: version key)")
+    p.add_argument(
+        "--order",
+        choices=("version", "name"),
+        default="version",
+        help="order of --handlers entries (default: version key)",
+    )
     p.add_argument("--handler-name", metavar="NAME", help="handler file inside each --handlers sub-folder")
     p.add_argument("--run", metavar="CMD", help="shell command deciding each version: {version} {recording} {handler}")
-    p.add_argument("--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)")
+    p.add_argument(
+        "--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)"
+    )
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     add_supervisor_flags(p)
@@ -107,10 +114,16 @@ def run(args: argparse.Namespace) -> int:
             test = b.CommandTest(args.run, args.recording, handler_for)
             test.check(versions[0])
         else:
-            options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args),
-                                    allow_incomplete=args.allow_incomplete)
-            test = b.ReplayTest(args.recording, predicate=args.predicate, options=options, handler_for=handler_for,
-                                limits=None if args.in_process else limits(args))
+            options = ReplayOptions(
+                seed=args.seed, hang_timeout=hang_timeout(args), allow_incomplete=args.allow_incomplete
+            )
+            test = b.ReplayTest(
+                args.recording,
+                predicate=args.predicate,
+                options=options,
+                handler_for=handler_for,
+                limits=None if args.in_process else limits(args),
+            )
         if not args.json:
             print(f"bisecting {len(versions)} versions: {versions[0].name} (good) .. {versions[-1].name} (bad)")
         result = b.bisect(versions, test, check_ends=args.check_ends, on_step=None if args.json else _print_step)

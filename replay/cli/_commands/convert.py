@@ -43,12 +43,20 @@ def _rate(text: str) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("wire", help="a wire recording (.nkrec from `nakama-replay proxy` or a replay's --out)")
     p.add_argument("-o", "--out", required=True, metavar="CALLS.nkrec", help="the handler-call recording to write")
-    p.add_argument("--tick-rate", type=_rate, metavar="N", help="the match's tick rate, 1..60 (default: the recording's)")
-    p.add_argument("--server-log", metavar="FILE",
-                   help="Nakama's JSON log: the match's crash line gives callback, tick and error exactly")
+    p.add_argument(
+        "--tick-rate", type=_rate, metavar="N", help="the match's tick rate, 1..60 (default: the recording's)"
+    )
+    p.add_argument(
+        "--server-log",
+        metavar="FILE",
+        help="Nakama's JSON log: the match's crash line gives callback, tick and error exactly",
+    )
     p.add_argument("--handler", metavar="FILE", help="the match handler to name in the header (relative to the output)")
-    p.add_argument("--no-broadcasts", action="store_true",
-                   help="write the calls without their observed broadcasts (a replay then checks the crash only)")
+    p.add_argument(
+        "--no-broadcasts",
+        action="store_true",
+        help="write the calls without their observed broadcasts (a replay then checks the crash only)",
+    )
     add_integrity_flags(p)
     add_json_flag(p)
 
@@ -63,22 +71,39 @@ def run(args: argparse.Namespace) -> int:
         input_file(args.handler, "handler")
     output_file(args.out)
     integrity_gate(args.wire, args)
-    conv = convert(args.wire, args.out, tick_rate=args.tick_rate, server_log=args.server_log, handler=args.handler,
-                   broadcasts=not args.no_broadcasts, allow_incomplete=args.allow_incomplete)
+    conv = convert(
+        args.wire,
+        args.out,
+        tick_rate=args.tick_rate,
+        server_log=args.server_log,
+        handler=args.handler,
+        broadcasts=not args.no_broadcasts,
+        allow_incomplete=args.allow_incomplete,
+    )
     if args.json:
         print_json({**conv.to_json(), "out": args.out})
         return 0
     print(f"converted  {args.wire} -> {args.out}")
-    print(f"match      {conv.header.match_id} at {conv.tick_rate} Hz ({'--tick-rate' if conv.tick_rate_from == 'option' else 'from the recording'}),"
-          f" tick 0 is {conv.tick_zero}")
-    print(f"calls      {conv.calls} in {conv.ticks} ticks: {conv.joins} joins ({conv.rejected} rejected), {conv.leaves} leaves"
-          f" ({conv.kicks} kicks), {conv.messages} messages, {conv.broadcasts} broadcasts")
+    print(
+        f"match      {conv.header.match_id} at {conv.tick_rate} Hz ({'--tick-rate' if conv.tick_rate_from == 'option' else 'from the recording'}),"
+        f" tick 0 is {conv.tick_zero}"
+    )
+    print(
+        f"calls      {conv.calls} in {conv.ticks} ticks: {conv.joins} joins ({conv.rejected} rejected), {conv.leaves} leaves"
+        f" ({conv.kicks} kicks), {conv.messages} messages, {conv.broadcasts} broadcasts"
+    )
     if conv.dropped or conv.ignored or conv.unattributed:
-        print(f"left out   {conv.dropped} messages past the 128-message input queue, {conv.ignored} from sessions not in"
-              f" the match, {conv.unattributed} match_data from before the match's first call")
+        print(
+            f"left out   {conv.dropped} messages past the 128-message input queue, {conv.ignored} from sessions not in"
+            f" the match, {conv.unattributed} match_data from before the match's first call"
+        )
     if conv.crash is not None:
         c = conv.crash
-        error = c.error.splitlines()[0] if c.error else "error unknown (pass --server-log FILE to take it from Nakama's log)"
+        error = (
+            c.error.splitlines()[0]
+            if c.error
+            else "error unknown (pass --server-log FILE to take it from Nakama's log)"
+        )
         print(f"crash      {c.callback} at tick {c.tick} ({conv.crash_from}): {error}")
     print("approximated (a wire recording cannot say more):")
     for line in conv.approximations:

@@ -65,12 +65,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--recorded", action="store_true", help="compare the replay with the recording")
     mode.add_argument("--against", metavar="B", help="compare with handler B over the same inputs")
     mode.add_argument("--determinism", action="store_true", help="sync test: each call twice, then two hash seeds")
-    p.add_argument("--float-tolerance", type=_tolerance, metavar="TOL", help='"rel=X", "abs=X" or both (default: exact)')
-    p.add_argument("--no-hash-seed-pass", action="store_true", help="--determinism: skip the two PYTHONHASHSEED replays")
-    p.add_argument("--limit", type=count, default=20, metavar="N", help="state paths to list (default 20; all are counted)")
+    p.add_argument(
+        "--float-tolerance", type=_tolerance, metavar="TOL", help='"rel=X", "abs=X" or both (default: exact)'
+    )
+    p.add_argument(
+        "--no-hash-seed-pass", action="store_true", help="--determinism: skip the two PYTHONHASHSEED replays"
+    )
+    p.add_argument(
+        "--limit", type=count, default=20, metavar="N", help="state paths to list (default 20; all are counted)"
+    )
     p.add_argument("--until-tick", type=count, metavar="N", help="compare only calls up to tick N")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    p.add_argument(
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
+    )
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
@@ -85,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         input_dir(folder, "--module-path folder")
     integrity_gate(args.recording, args)
     options = ReplayOptions(
-        seed=args.seed, until_tick=args.until_tick, hang_timeout=hang_timeout(args), module_path=args.module_path,
+        seed=args.seed,
+        until_tick=args.until_tick,
+        hang_timeout=hang_timeout(args),
+        module_path=args.module_path,
         allow_incomplete=args.allow_incomplete,
     )
     tol = args.float_tolerance
@@ -114,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
     """The diff in a supervised handler process; a hang or death of it is the answer."""
-    from replay.errors import HandlerDied
     from replay.diff import _calls as match_diff
+    from replay.errors import HandlerDied
     from replay.runtime._supervisor import HandlerProcess
 
     lim = limits(args)
@@ -182,7 +193,10 @@ def _inputs(inputs: dict[str, Any]) -> list[str]:
             return ["(no messages)"]
         return [f"op {m['op_code']:<4} from {m['sender']}: {m['data']}" for m in inputs["messages"]]
     if "presences" in inputs:
-        return [f"{p['username'] or p['user_id']} (user {p['user_id']}, session {p['session_id']})" for p in inputs["presences"]]
+        return [
+            f"{p['username'] or p['user_id']} (user {p['user_id']}, session {p['session_id']})"
+            for p in inputs["presences"]
+        ]
     if "presence" in inputs:
         p = inputs["presence"]
         return [f"{p['username'] or p['user_id']} (session {p['session_id']}) metadata {inputs.get('metadata')}"]

@@ -36,8 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.format import INTEGRITY_TAG, write_jsonl
-    from recorder.format import open_recording, verify
+    from recorder.format import INTEGRITY_TAG, open_recording, verify, write_jsonl
 
     input_file(args.recording, "recording")
     if args.output is not None:

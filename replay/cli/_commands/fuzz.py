@@ -40,22 +40,43 @@ HELP = "search generated matches for crashes and write minimal recordings of the
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", required=True, help="handler file: FILE.py, FILE.py:ClassName or FILE.lua")
-    p.add_argument("--max-examples", type=positive, default=None, metavar="N", help="matches to generate (default 1000)")
     p.add_argument(
-        "--max-findings", type=positive, default=8, metavar="N",
+        "--max-examples", type=positive, default=None, metavar="N", help="matches to generate (default 1000)"
+    )
+    p.add_argument(
+        "--max-findings",
+        type=positive,
+        default=8,
+        metavar="N",
         help="stop after N distinct failures (default 8); the report says when this ended the search",
     )
-    p.add_argument("--seed", type=whole, default=0, help="search seed: the same seed finds the same failures (default 0)")
-    p.add_argument("--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/fuzz/_strategies.py)")
-    p.add_argument("--out", default="fuzz-out", metavar="DIR", help="where recordings and the example database go (default fuzz-out)")
-    p.add_argument("--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)")
-    p.add_argument("--users", type=positive, default=None, metavar="N", help="users per match at most (default: the profile's, 4)")
+    p.add_argument(
+        "--seed", type=whole, default=0, help="search seed: the same seed finds the same failures (default 0)"
+    )
+    p.add_argument(
+        "--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/fuzz/_strategies.py)"
+    )
+    p.add_argument(
+        "--out",
+        default="fuzz-out",
+        metavar="DIR",
+        help="where recordings and the example database go (default fuzz-out)",
+    )
+    p.add_argument(
+        "--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)"
+    )
+    p.add_argument(
+        "--users", type=positive, default=None, metavar="N", help="users per match at most (default: the profile's, 4)"
+    )
     p.add_argument("--no-database", action="store_true", help="do not read or write the example database")
     p.add_argument(
-        "--no-shrink", action="store_true",
+        "--no-shrink",
+        action="store_true",
         help="skip hypothesis's shrinking (faster; the recording is still minimal, payload values stay as generated)",
     )
-    p.add_argument("--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match")
+    p.add_argument(
+        "--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_supervisor_flags(p, hang_default=1.0)
     add_json_flag(p)

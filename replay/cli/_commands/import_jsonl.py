@@ -24,9 +24,7 @@ HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help='the .jsonl file, or "-" for standard input')
-    p.add_argument(
-        "-o", "--output", help="the .nkrec file to write (default: FILE with its suffix changed to .nkrec)"
-    )
+    p.add_argument("-o", "--output", help="the .nkrec file to write (default: FILE with its suffix changed to .nkrec)")
     p.add_argument("--chunk-events", type=positive, default=256, help="events per chunk (default: %(default)s)")
 
 

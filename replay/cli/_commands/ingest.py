@@ -36,14 +36,24 @@ HELP = "turn Nakama logs written through the Lua capture module into recordings 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("logs", nargs="*", default=["-"], metavar="LOG", help="Nakama log files, - for stdin (default)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the recordings")
-    p.add_argument("--handler", metavar="FILE", help="match module to name in the recordings (stored relative to DIR; reproduce runs it by default only if it is inside DIR)")
-    p.add_argument("--match", action="append", default=[], metavar="ID", help="only this match (id with or without .node; repeatable)")
+    p.add_argument(
+        "--handler",
+        metavar="FILE",
+        help="match module to name in the recordings (stored relative to DIR; reproduce runs it by default only if it is inside DIR)",
+    )
+    p.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this match (id with or without .node; repeatable)",
+    )
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from recorder.errors import LogError
     from recorder.capture import Ingest, write_matches
+    from recorder.errors import LogError
 
     output_dir(args.out)
     for name in args.logs:
@@ -83,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
                         "module": m.header.module,
                         "calls": m.calls,
                         "ticks": m.ticks,
-                        "crash": None if m.crash is None else {"callback": m.crash.callback, "tick": m.crash.tick, "error": m.crash.error},
+                        "crash": None
+                        if m.crash is None
+                        else {"callback": m.crash.callback, "tick": m.crash.tick, "error": m.crash.error},
                         "problems": m.problems,
                     }
                     for path, m in written

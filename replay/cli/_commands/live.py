@@ -45,22 +45,39 @@ HELP = "replay a recording into a real Nakama server and report the crash, tick 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call or wire recording (.nkrec)")
-    p.add_argument("--nakama", type=server_url, default="http://127.0.0.1:7350", metavar="URL", help="server (default http://127.0.0.1:7350)")
+    p.add_argument(
+        "--nakama",
+        type=server_url,
+        default="http://127.0.0.1:7350",
+        metavar="URL",
+        help="server (default http://127.0.0.1:7350)",
+    )
     p.add_argument("--server-key", default="defaultkey", metavar="KEY", help="server key (default defaultkey)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--create-rpc", metavar="NAME", help="RPC that creates the match (default: the recording's, else create_match)")
+    how.add_argument(
+        "--create-rpc", metavar="NAME", help="RPC that creates the match (default: the recording's, else create_match)"
+    )
     how.add_argument("--match-id", metavar="ID", help="join this running match instead of creating one")
-    p.add_argument("--create-payload", metavar="JSON", help="payload of the create RPC (default: the recording's init params)")
-    p.add_argument("--signal-rpc", metavar="NAME", help="RPC that signals the match (payload {\"match_id\", \"data\"})")
+    p.add_argument(
+        "--create-payload", metavar="JSON", help="payload of the create RPC (default: the recording's init params)"
+    )
+    p.add_argument("--signal-rpc", metavar="NAME", help='RPC that signals the match (payload {"match_id", "data"})')
     p.add_argument("--server-log", metavar="FILE", help="the server's JSON log: find the match's crash line")
     p.add_argument("--compare", action="store_true", help="compare the server's broadcasts with the recording's")
     p.add_argument(
-        "--no-map-payload-ids", action="store_true",
+        "--no-map-payload-ids",
+        action="store_true",
         help="send recorded user/session/match ids inside JSON payloads as recorded (default: mapped to the live ones)",
     )
     p.add_argument("--out", default="replay-wire", metavar="DIR", help="where the captured wire recording goes")
     p.add_argument("--tick-rate", type=positive, metavar="N", help="tick rate (wire recordings without one)")
-    p.add_argument("--tail-ticks", type=count, default=5, metavar="N", help="ticks to keep listening after the last action (default 5)")
+    p.add_argument(
+        "--tail-ticks",
+        type=count,
+        default=5,
+        metavar="N",
+        help="ticks to keep listening after the last action (default 5)",
+    )
     add_redact_flag(p)
     add_integrity_flags(p)
     add_json_flag(p)
@@ -80,9 +97,15 @@ def run(args: argparse.Namespace) -> int:
     integrity = integrity_gate(args.recording, args, refuse=True)  # refused unless complete or allowed
     script = load_script(args.recording, tick_rate=args.tick_rate)
     options = LiveOptions(
-        nakama=args.nakama, server_key=args.server_key, create_rpc=args.create_rpc,
-        create_payload=args.create_payload, match_id=args.match_id, signal_rpc=args.signal_rpc,
-        out_dir=args.out, tail_ticks=args.tail_ticks, map_payload_ids=not args.no_map_payload_ids,
+        nakama=args.nakama,
+        server_key=args.server_key,
+        create_rpc=args.create_rpc,
+        create_payload=args.create_payload,
+        match_id=args.match_id,
+        signal_rpc=args.signal_rpc,
+        out_dir=args.out,
+        tail_ticks=args.tail_ticks,
+        map_payload_ids=not args.no_map_payload_ids,
         redact_keys=tuple(args.redact_key),
     )
     live = asyncio.run(run_live(script, options))
@@ -105,9 +128,15 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
     print("\nsessions")
     for s in r.sockets:
         close = s["close"]
-        how = "" if close is None else f"  closed by {close['by']} at tick {close['tick']}: {close['code']} {close['reason']!r}"
-        print(f"  {s['label']:<10} recorded user {s['recorded_user_id'][:8]}  ->  live user "
-              f"{(s['live_user_id'] or '-')[:8]} session {(s['live_session_id'] or '-')[:8]}{how}")
+        how = (
+            ""
+            if close is None
+            else f"  closed by {close['by']} at tick {close['tick']}: {close['code']} {close['reason']!r}"
+        )
+        print(
+            f"  {s['label']:<10} recorded user {s['recorded_user_id'][:8]}  ->  live user "
+            f"{(s['live_user_id'] or '-')[:8]} session {(s['live_session_id'] or '-')[:8]}{how}"
+        )
     sent = ", ".join(f"{sum(v.values())} {k}" for k, v in r.actions.items())
     print(f"\nactions    {sent}" + (f" ({r.late} sent after their window)" if r.late else ""))
     for line in r.skipped:
@@ -124,7 +153,9 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         print(f"CRASHED {where}{live}")
         if r.log_crash is not None:
             first = r.log_crash.error.splitlines()[0] if r.log_crash.error else ""
-            print(f"  server log: Stopping match after error from {r.log_crash.callback} execution, tick {r.log_crash.tick}: {first}")
+            print(
+                f"  server log: Stopping match after error from {r.log_crash.callback} execution, tick {r.log_crash.tick}: {first}"
+            )
     elif r.outcome == "unresponsive":
         u = r.unresponsive
         why = []
@@ -132,11 +163,15 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
             why.append(f"{u['expected_broadcasts']} recorded loop broadcasts to the replayed sessions never came")
         if u["unanswered"]:
             why.append(f"no answer to {'; '.join(u['unanswered'][:3])}")
-        print(f"UNRESPONSIVE from tick {u['last_alive_tick']} (the last tick it was seen alive): nothing from the "
-              f"match for {u['silent_seconds']:.1f} s; " + "; ".join(why))
+        print(
+            f"UNRESPONSIVE from tick {u['last_alive_tick']} (the last tick it was seen alive): nothing from the "
+            f"match for {u['silent_seconds']:.1f} s; " + "; ".join(why)
+        )
         if u["then_closed_at_tick"] is not None:
-            print(f"  then the server closed every socket (around tick {u['then_closed_at_tick']}): not a crash at "
-                  "that tick, the match had stopped answering before (a hang guard ending it?)")
+            print(
+                f"  then the server closed every socket (around tick {u['then_closed_at_tick']}): not a crash at "
+                "that tick, the match had stopped answering before (a hang guard ending it?)"
+            )
     elif r.outcome == "stopped":
         print("STOPPED: the match is gone, without a crash")
     elif r.outcome == "completed":
@@ -145,17 +180,24 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         print("DID NOT CRASH (no session was left in the match to ask whether it still runs)")
     first = rec.error.splitlines()[0] if rec.error else ""
     tick = "" if rec.tick is None else f" at tick {rec.tick}"
-    print(f"recorded   {rec.outcome}{tick}" + (f" in {rec.callback}: {first}" if rec.callback else (f": {first}" if first else "")))
+    print(
+        f"recorded   {rec.outcome}{tick}"
+        + (f" in {rec.callback}: {first}" if rec.callback else (f": {first}" if first else ""))
+    )
 
     c = r.clock
     how = "revealed" if r.drift_revealed else "estimated from send times"
-    print(f"\ntick alignment  drift {r.drift} tick(s), {how} ({c['broadcasts_matched_to_ticks']} broadcasts matched to"
-          f" recorded ticks, {c['echoes']} echoes); schedule starts at live tick {r.offset}")
+    print(
+        f"\ntick alignment  drift {r.drift} tick(s), {how} ({c['broadcasts_matched_to_ticks']} broadcasts matched to"
+        f" recorded ticks, {c['echoes']} echoes); schedule starts at live tick {r.offset}"
+    )
     msgs = r.messages
     if msgs:
         on_time = sum(1 for m in msgs if m.aimed == m.intended)
-        print(f"  {len(msgs)} messages: {on_time} aimed at their recorded tick; "
-              f"{sum(1 for m in msgs if m.landed is not None)} landings revealed by an echo")
+        print(
+            f"  {len(msgs)} messages: {on_time} aimed at their recorded tick; "
+            f"{sum(1 for m in msgs if m.landed is not None)} landings revealed by an echo"
+        )
         off = [m for m in msgs if m.aimed != m.intended or (m.landed is not None and m.landed != m.intended)]
         for m in off[:10]:
             landed = "" if m.landed is None else f", landed {m.landed}"
@@ -164,14 +206,24 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
             print(f"    ... {len(off) - 10} more (see --json)")
 
     if r.compared and r.compare_scope == "nothing":
-        print("\ncompare    nothing to compare: the recording holds no call outcomes, so it does not say what was broadcast")
+        print(
+            "\ncompare    nothing to compare: the recording holds no call outcomes, so it does not say what was broadcast"
+        )
     elif r.compared:
-        upto = "" if r.compare_scope == "all" else f" (ticks up to {r.compare_until}: the recording holds no outcomes after it)"
-        print(f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched, {r.aligned} in op code"
-              f" and sender ({r.received} received live){upto}")
+        upto = (
+            ""
+            if r.compare_scope == "all"
+            else f" (ticks up to {r.compare_until}: the recording holds no outcomes after it)"
+        )
+        print(
+            f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched, {r.aligned} in op code"
+            f" and sender ({r.received} received live){upto}"
+        )
         if r.reordered:
-            print(f"  {r.reordered} ticks' broadcasts arrived in another order than recorded (messages from several"
-                  " sockets reach the server in an order no client controls)")
+            print(
+                f"  {r.reordered} ticks' broadcasts arrived in another order than recorded (messages from several"
+                " sockets reach the server in an order no client controls)"
+            )
         m = r.mismatch
         if m is None:
             print("  the server's broadcasts match the recording (op code, data, sender, recipients)")

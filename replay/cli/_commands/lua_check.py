@@ -43,17 +43,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
     p.add_argument("--handler", help="the Lua match module (default: the header's, if inside the recording's folder)")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    p.add_argument(
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
+    )
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay.errors import HandlerLoadError
     from recorder.format import open_recording, verify
-    from replay.runtime._handlers import recorded_handler
+    from replay.errors import HandlerLoadError
     from replay.lua._check import check_pairs_order
+    from replay.runtime._handlers import recorded_handler
     from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
@@ -82,8 +84,14 @@ def run(args: argparse.Namespace) -> int:
                 report = died(exc.death)
     incomplete = not integrity.complete and not args.allow_incomplete
     if args.json:
-        print_json({"handler": str(handler), **report.to_json(), "integrity": integrity.to_json(),
-                    "status": "incomplete" if incomplete else "sensitive" if report.negative else "clean"})
+        print_json(
+            {
+                "handler": str(handler),
+                **report.to_json(),
+                "integrity": integrity.to_json(),
+                "status": "incomplete" if incomplete else "sensitive" if report.negative else "clean",
+            }
+        )
     else:
         print(f"handler    {handler}")
         if not integrity.complete:
@@ -91,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
         print(report.describe())
         if not integrity.complete:
             what = "no answer" if incomplete else "--allow-incomplete: answered from the intact part"
-            print(f"INCOMPLETE: {what}; not checked: {integrity.missing()}" if incomplete else f"({what}; not "
-                  f"checked: {integrity.missing()})")
+            print(
+                f"INCOMPLETE: {what}; not checked: {integrity.missing()}"
+                if incomplete
+                else f"({what}; not checked: {integrity.missing()})"
+            )
     if incomplete:
         return EXIT_INCOMPLETE
     return 1 if report.negative else 0

@@ -21,12 +21,28 @@ HELP = "play the server's side of a wire recording to a real game client"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a wire recording (.nkrec) from `nakama-replay proxy`")
-    p.add_argument("--listen", type=listen_address(7350), default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument(
+        "--listen",
+        type=listen_address(7350),
+        default="127.0.0.1:7350",
+        metavar="HOST:PORT",
+        help="default 127.0.0.1:7350",
+    )
     p.add_argument("--fast", action="store_true", help="send without waiting for the recorded times")
-    p.add_argument("--socket", action="append", default=[], metavar="NAME",
-                   help="recorded socket to play (repeatable, in connection order); default: all, in open order")
-    p.add_argument("--gate-timeout", type=seconds, default=30.0, metavar="S",
-                   help="how long a reply waits for the client's request before it is sent anyway (default 30)")
+    p.add_argument(
+        "--socket",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="recorded socket to play (repeatable, in connection order); default: all, in open order",
+    )
+    p.add_argument(
+        "--gate-timeout",
+        type=seconds,
+        default=30.0,
+        metavar="S",
+        help="how long a reply waits for the client's request before it is sent anyway (default 30)",
+    )
     add_integrity_flags(p)
 
 
@@ -53,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
         scripts = [named[n] for n in args.socket]
 
     async def main() -> None:
-        app = PlaybackServer(scripts, fast=args.fast, gate_timeout=args.gate_timeout,
-                             log=lambda m: print(m, file=sys.stderr, flush=True))
+        app = PlaybackServer(
+            scripts, fast=args.fast, gate_timeout=args.gate_timeout, log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
         server = await start_server(app, host, port)
         print(f"playback of {args.recording} ({len(scripts)} sockets) on http://{host}:{server.port}", flush=True)
         try:

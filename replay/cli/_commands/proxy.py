@@ -29,18 +29,43 @@ HELP = "record the realtime wire between game clients and a Nakama server"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--listen", type=listen_address(7349), default="127.0.0.1:7349", metavar="HOST:PORT",
-                   help="address to accept clients on (default 127.0.0.1:7349; loopback unless you say otherwise)")
-    p.add_argument("--upstream", type=server_url, default="http://127.0.0.1:7350", metavar="URL",
-                   help="the Nakama server (default http://127.0.0.1:7350)")
+    p.add_argument(
+        "--listen",
+        type=listen_address(7349),
+        default="127.0.0.1:7349",
+        metavar="HOST:PORT",
+        help="address to accept clients on (default 127.0.0.1:7349; loopback unless you say otherwise)",
+    )
+    p.add_argument(
+        "--upstream",
+        type=server_url,
+        default="http://127.0.0.1:7350",
+        metavar="URL",
+        help="the Nakama server (default http://127.0.0.1:7350)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the wire recordings")
     add_redact_flag(p)
-    p.add_argument("--max-connections", type=positive, default=1024, metavar="N",
-                   help="sockets bridged at once; one more is closed with 1013 (default 1024)")
-    p.add_argument("--max-message", type=positive, default=4 * 1024 * 1024, metavar="BYTES",
-                   help="largest message either way; a bigger one closes its socket with 1009 (default 4194304)")
-    p.add_argument("--max-queue", type=positive, default=16, metavar="N",
-                   help="received messages waiting per side of a socket before the proxy stops reading it (default 16)")
+    p.add_argument(
+        "--max-connections",
+        type=positive,
+        default=1024,
+        metavar="N",
+        help="sockets bridged at once; one more is closed with 1013 (default 1024)",
+    )
+    p.add_argument(
+        "--max-message",
+        type=positive,
+        default=4 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest message either way; a bigger one closes its socket with 1009 (default 4194304)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=positive,
+        default=16,
+        metavar="N",
+        help="received messages waiting per side of a socket before the proxy stops reading it (default 16)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         limits = ProxyLimits(args.max_connections, args.max_message, args.max_queue)
-        server, app, stop = await start_proxy(args.upstream, args.out, host, port, limits=limits,
-                                              redact_keys=tuple(args.redact_key))
-        print(f"proxy listening on http://{host}:{server.port} -> {args.upstream}, recording into {args.out}", flush=True)
+        server, app, stop = await start_proxy(
+            args.upstream, args.out, host, port, limits=limits, redact_keys=tuple(args.redact_key)
+        )
+        print(
+            f"proxy listening on http://{host}:{server.port} -> {args.upstream}, recording into {args.out}", flush=True
+        )
         try:
             await run_until_signal()
         finally:
@@ -65,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"proxy stopped: {s.sockets} sockets, {s.to_server} envelopes to server, {s.to_client} to clients, "
                 f"{s.http_requests} HTTP requests; {app.recorder.events} events in {len(app.recorder.paths)} files"
-                + (f"; {s.refused} sockets refused (over --max-connections {args.max_connections})" if s.refused else ""),
+                + (
+                    f"; {s.refused} sockets refused (over --max-connections {args.max_connections})"
+                    if s.refused
+                    else ""
+                ),
                 flush=True,
             )
             for path in app.recorder.paths:

@@ -60,11 +60,18 @@ _ENDINGS = {"hung": "HUNG", "exited": "EXITED", "killed": "KILLED", "out-of-memo
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a handler-call recording (.nkrec)")
-    p.add_argument("--handler", help="handler file (default: the one the recording's header names, if inside the recording's folder)")
+    p.add_argument(
+        "--handler",
+        help="handler file (default: the one the recording's header names, if inside the recording's folder)",
+    )
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
-    p.add_argument("--last-ticks", type=count, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)")
-    p.add_argument("--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)")
+    p.add_argument(
+        "--last-ticks", type=count, default=3, metavar="N", help="ticks of inputs to show before the end (default 3)"
+    )
+    p.add_argument(
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
+    )
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
@@ -115,8 +122,10 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
         where = death.where if death is not None else f"in {c.callback} at tick {c.tick}"
         print(f"\n{what} {where}: {c.error}")
         if death is not None and death.ended:
-            print("(the supervisor ended the handler process: presences, logs and divergences before this "
-                  "point are not known; --in-process shows them where the process survives)")
+            print(
+                "(the supervisor ended the handler process: presences, logs and divergences before this "
+                "point are not known; --in-process shows them where the process survives)"
+            )
         if c.traceback:
             print()
             print(c.traceback.rstrip())
@@ -140,8 +149,11 @@ def print_report(r) -> None:  # type: ignore[no-untyped-def]
             print("  " + d.describe())
     if r.after_stop is not None:
         a = r.after_stop
-        could = ("Nakama made them: the recorded match had not stopped there" if a.nakama_could_make else
-                 "Nakama could not have made them: it never calls a stopped match's handler")
+        could = (
+            "Nakama made them: the recorded match had not stopped there"
+            if a.nakama_could_make
+            else "Nakama could not have made them: it never calls a stopped match's handler"
+        )
         print(f"\nafter stop {a.describe()} were not replayed; {could}")
     if r.recorded_crash is not None:
         rc = r.recorded_crash

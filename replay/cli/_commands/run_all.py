@@ -44,12 +44,23 @@ HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clea
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders searched for *.nkrec")
-    p.add_argument("--handler", help="handler file for every recording (default: each recording's own, if inside its folder)")
-    p.add_argument("-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)")
-    p.add_argument("--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY")
+    p.add_argument(
+        "--handler", help="handler file for every recording (default: each recording's own, if inside its folder)"
+    )
+    p.add_argument(
+        "-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)"
+    )
+    p.add_argument(
+        "--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY"
+    )
     p.add_argument("--seed", type=whole, default=0, help="seed for values a recording does not hold (default 0)")
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
-    p.add_argument("--fail-on", default="error", metavar="CATS", help="comma list of categories that make the exit status 1 (default: error)")
+    p.add_argument(
+        "--fail-on",
+        default="error",
+        metavar="CATS",
+        help="comma list of categories that make the exit status 1 (default: error)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     add_supervisor_flags(p)
     add_integrity_flags(p)
@@ -58,12 +69,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import NakamaReplayError
-    from replay.regression._batch import CATEGORIES, Progress, check_recorded_handlers, find_recordings, load_executor, run_all
+    from replay.regression._batch import (
+        CATEGORIES,
+        Progress,
+        check_recorded_handlers,
+        find_recordings,
+        load_executor,
+        run_all,
+    )
 
     fail_on = {c.strip() for c in args.fail_on.split(",") if c.strip()}
     unknown = fail_on - set(CATEGORIES)
     if unknown:
-        raise NakamaReplayError(f"--fail-on: unknown categories {', '.join(sorted(unknown))}; use {', '.join(CATEGORIES)}")
+        raise NakamaReplayError(
+            f"--fail-on: unknown categories {', '.join(sorted(unknown))}; use {', '.join(CATEGORIES)}"
+        )
     if args.strict and args.allow_incomplete:
         raise NakamaReplayError("--strict and --allow-incomplete contradict each other: pick one")
     recordings = find_recordings(args.paths)
@@ -78,11 +98,22 @@ def run(args: argparse.Namespace) -> int:
     kind = "serial" if jobs == 1 and args.executor == "process" else args.executor
     executor = load_executor(kind, jobs, supervised=supervised)
     progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
-    options = {"seed": args.seed, "hang_timeout": hang_timeout(args), "until_tick": args.until_tick,
-               "allow_incomplete": args.allow_incomplete, "strict": args.strict}
+    options = {
+        "seed": args.seed,
+        "hang_timeout": hang_timeout(args),
+        "until_tick": args.until_tick,
+        "allow_incomplete": args.allow_incomplete,
+        "strict": args.strict,
+    }
     try:
-        summary = run_all(recordings, args.handler, options=options, executor=executor, progress=progress,
-                          limits=limits(args) if supervised else None)
+        summary = run_all(
+            recordings,
+            args.handler,
+            options=options,
+            executor=executor,
+            progress=progress,
+            limits=limits(args) if supervised else None,
+        )
     finally:
         shutdown = getattr(executor, "shutdown", None)
         if shutdown is not None:
@@ -104,7 +135,13 @@ def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no
         rel = os.path.relpath(path, cwd)
         return path if rel.startswith("..") else rel
 
-    where = f"{jobs} processes" if executor == "process" and jobs > 1 else executor if executor != "process" else "1 process"
+    where = (
+        f"{jobs} processes"
+        if executor == "process" and jobs > 1
+        else executor
+        if executor != "process"
+        else "1 process"
+    )
     print(f"replayed {len(summary.results)} recordings into {handler or 'their own handlers'} ({where})")
     if handler is None:
         used = Counter(r["handler"] for r in summary.results if r.get("handler"))

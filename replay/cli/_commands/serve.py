@@ -28,21 +28,42 @@ HELP = "serve a match handler to real game clients as a local Nakama (recording 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--handler", required=True, metavar="H", help="handler: file.py, file.py:Class or module.lua")
-    p.add_argument("--listen", type=listen_address(7350), default="127.0.0.1:7350", metavar="HOST:PORT", help="default 127.0.0.1:7350")
+    p.add_argument(
+        "--listen",
+        type=listen_address(7350),
+        default="127.0.0.1:7350",
+        metavar="HOST:PORT",
+        help="default 127.0.0.1:7350",
+    )
     p.add_argument("--out", default="serve-recordings", metavar="DIR", help="where match recordings go")
     p.add_argument("--node", default="nakama1", help="node name, the suffix of match ids (default nakama1)")
     p.add_argument("--server-key", default="defaultkey", help="server key for Basic auth (default defaultkey)")
     p.add_argument("--http-key", default="defaulthttpkey", help="runtime HTTP key for /v2/rpc (default defaulthttpkey)")
-    p.add_argument("--rpc", action="append", default=[], metavar="FILE.py",
-                   help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)")
+    p.add_argument(
+        "--rpc",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)",
+    )
     p.add_argument("--seed", type=whole, default=0, help="seed of the runtime's time/random/uuid sources")
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
-    p.add_argument("--hang-timeout", type=seconds, default=5.0, metavar="S",
-                   help="seconds before a callback counts as hung and its match crashes (default 5)")
+    p.add_argument(
+        "--hang-timeout",
+        type=seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds before a callback counts as hung and its match crashes (default 5)",
+    )
     add_redact_flag(p)
-    p.add_argument("--outgoing-queue-size", type=positive, default=64, metavar="N",
-                   help="messages waiting for a slow client before it is disconnected (Nakama's "
-                        "socket.outgoing_queue_size, default 64)")
+    p.add_argument(
+        "--outgoing-queue-size",
+        type=positive,
+        default=64,
+        metavar="N",
+        help="messages waiting for a slow client before it is disconnected (Nakama's "
+        "socket.outgoing_queue_size, default 64)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,16 +78,26 @@ def run(args: argparse.Namespace) -> int:
     for rpc_file in args.rpc:
         input_file(rpc_file, "Python file")
     config = ServerConfig(
-        args.handler, out_dir=args.out, node=args.node, server_key=args.server_key, http_key=args.http_key,
-        rpc_files=list(args.rpc), seed=args.seed, record=not args.no_record, hang_timeout=args.hang_timeout,
+        args.handler,
+        out_dir=args.out,
+        node=args.node,
+        server_key=args.server_key,
+        http_key=args.http_key,
+        rpc_files=list(args.rpc),
+        seed=args.seed,
+        record=not args.no_record,
+        hang_timeout=args.hang_timeout,
         on_event=lambda line: print(line, file=sys.stderr, flush=True),
-        outgoing_queue_size=args.outgoing_queue_size, redact_keys=tuple(args.redact_key),
+        outgoing_queue_size=args.outgoing_queue_size,
+        redact_keys=tuple(args.redact_key),
     )
 
     async def main() -> None:
         server, app = await start_nakama_server(config, host, port)
-        print(f"serving {args.handler} as Nakama on http://{host}:{server.port} (server key {config.server_key!r})",
-              flush=True)
+        print(
+            f"serving {args.handler} as Nakama on http://{host}:{server.port} (server key {config.server_key!r})",
+            flush=True,
+        )
         try:
             await run_until_signal()
         finally:
