@@ -174,10 +174,12 @@ def test_user_mistake_is_exit_2_and_one_line(
 
 
 def test_unreadable_files_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Root reads every file, so as root the CLI runs as user nobody (setpriv), in a folder it may enter."""
+    """Root reads every file, so as root the CLI runs without the capabilities that bypass file permissions
+    (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH): it stays uid 0, so it still reads the checkout and
+    the virtual environment wherever they are, but not a file whose mode is 0."""
     folder = Path(tempfile.mkdtemp(prefix="nkreplay-locked-"))
+    drop = "-dac_override,-dac_read_search"
     try:
-        folder.chmod(0o755)
         locked = folder / "locked.nkrec"
         locked.write_bytes(Path(REC).read_bytes())
         locked.chmod(0)
@@ -188,9 +190,8 @@ def test_unreadable_files_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
                 run = subprocess.run(
                     [
                         "setpriv",
-                        "--reuid=65534",
-                        "--regid=65534",
-                        "--clear-groups",
+                        f"--bounding-set={drop}",
+                        f"--inh-caps={drop}",
                         sys.executable,
                         "-m",
                         "replay.cli",

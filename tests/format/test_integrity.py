@@ -32,7 +32,7 @@ from recorder import (
     verify,
     write_recording,
 )
-from recorder.format._integrity import Ledger
+from recorder.format._integrity import Damage, Integrity, Ledger
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.cli import main
 from replay.diff import diff_against, diff_recorded
@@ -122,6 +122,7 @@ def test_bundled_fixtures_are_complete() -> None:
         ("seal twice", lambda h, c, s: h + b"".join(c) + s + s, "damaged", "trailing"),
         ("garbage after the seal", lambda h, c, s: h + b"".join(c) + s + b"\x00" * 7, "damaged", "corrupt"),
         ("a chunk after the seal", lambda h, c, s: h + b"".join(c) + s + c[0], "damaged", "trailing"),
+        ("a cut frame after the seal", lambda h, c, s: h + b"".join(c) + s + c[0][:10], "damaged", "trailing"),
         ("seal of a shorter file", lambda h, c, s: h + b"".join(c[:2]) + s, "damaged", "seal"),
     ],
 )
@@ -541,3 +542,151 @@ def test_ledger_damage_records_name_kind_offset_chunk_and_problem() -> None:
     ]
     after.sealed(300, 3, seal)
     assert after.damage[-1].problem == "a second seal" and after.damage[-1].offset == 300
+
+
+def test_ledger_out_of_order_chunks_field_by_field() -> None:
+    """A late chunk is salvaged once: the copy after it is a duplicate (offset and chunk named), not late again."""
+    ledger = Ledger(2, 100, 1000)
+    verdicts = [
+        ledger.chunk(100, 150, 1, 2, 18, 0, 7),
+        ledger.chunk(150, 200, 5, 2, 18, 8, 7),
+        ledger.chunk(200, 250, 3, 2, 18, 4, 7),
+        ledger.chunk(250, 300, 3, 2, 18, 4, 7),
+    ]
+    assert verdicts == ["prefix", "salvaged", "salvaged", "duplicate"]
+    assert [(d.kind, d.offset, d.chunk, d.problem) for d in ledger.damage] == [
+        ("gap", 150, 5, "chunks 2..4 missing before chunk 5"),
+        ("reordered", 200, 3, "chunk 3 comes after chunk 5"),
+        ("duplicate", 250, 3, "chunk 3 appears again"),
+    ]
+    integrity = ledger.integrity()
+    assert (integrity.state, integrity.chunks, integrity.chunks_after, integrity.size) == ("damaged", 1, 2, 1000)
+
+
+def test_ledger_seal_problems_and_a_cut_frame_after_the_seal() -> None:
+    seal = {"chunks": 1, "events": 2, "last_tick": 5, "digest": b"\x00" * 16}
+    wrong = Ledger(2, 100, 1000)
+    wrong.chunk(100, 150, 1, 2, 18, 0, 7)
+    wrong.sealed(150, 2, seal)
+    assert wrong.damage[0].problem == "the seal's digest does not match the chunks' checksums"
+    long = Ledger(2, 100, 1000)
+    long.sealed(100, 1, {"chunks": "x" * 500})
+    assert long.damage[0].problem == ("the seal's fields are malformed: {'chunks': '" + "x" * 500)[:200]
+    cut = Ledger(2, 100, 1000)
+    cut.sealed(100, 1, dict(seal, chunks=0, events=0, digest=cut._digest.digest()))
+    assert cut.seal is not None and not cut.damage
+    cut.truncated(140, "chunk")
+    assert [d.to_json() for d in cut.damage] == [
+        {
+            "kind": "trailing",
+            "offset": 140,
+            "chunk": 1,
+            "events_recovered": 0,
+            "problem": "bytes after the seal (a cut frame)",
+        }
+    ]
+    assert cut.integrity().state == "damaged"
+
+
+_LINES = [  # an Integrity, its one-line describe() (inspect's integrity line), its missing() (the verdicts' "missing")
+    (
+        Integrity("complete", 2, 1, 1, 90, 140, seal={"chunks": 1, "events": 1, "last_tick": 0}),
+        "complete: sealed after 1 chunk, 1 event, last tick 0",
+        "",
+    ),
+    (
+        Integrity("legacy", 1, 1, 1, 70, 70),
+        "legacy: a version-1 recording (1 event in 1 chunk, read without damage) has no sequence numbers and no seal, "
+        "so its completeness cannot be proven",
+        "any chunk a version-1 file may have lost (it has no sequence numbers or seal to show one)",
+    ),
+    (
+        Integrity("legacy", 1, 3, 9, 300, 300),
+        "legacy: a version-1 recording (9 events in 3 chunks, read without damage) has no sequence numbers and no seal, "
+        "so its completeness cannot be proven",
+        "any chunk a version-1 file may have lost (it has no sequence numbers or seal to show one)",
+    ),
+    (
+        Integrity("unsealed", 2, 0, 0, 60, 60),
+        "unsealed: the writer did not finish (no seal); no chunk (0 events, up to byte offset 60) intact, whatever came "
+        "after is missing",
+        "whatever the writer recorded after the header (byte offset 60)",
+    ),
+    (
+        Integrity("unsealed", 2, 1, 3, 120, 130, (Damage("truncated", 180, 2, "the file ends inside chunk 2", 3),)),
+        "unsealed: the writer did not finish (no seal); chunk 1 (3 events, up to byte offset 120) intact, whatever came "
+        "after is missing; the file ends inside chunk 2 (byte offset 180)",
+        "whatever the writer recorded after chunk 1 (byte offset 120; the file ends inside chunk 2)",
+    ),
+    (
+        Integrity("unsealed", 2, 4, 12, 400, 400),
+        "unsealed: the writer did not finish (no seal); chunks 1..4 (12 events, up to byte offset 400) intact, whatever "
+        "came after is missing",
+        "whatever the writer recorded after chunk 4 (byte offset 400)",
+    ),
+    (
+        Integrity("damaged", 2, 1, 1, 150, 500, (Damage("corrupt", 150, 2, "checksum mismatch", 1),)),
+        "damaged: corrupt at byte offset 150 (chunk 2): checksum mismatch; chunk 1 (1 event, up to byte offset 150) "
+        "intact before it",
+        "everything from byte offset 150 on (corrupt: checksum mismatch)",
+    ),
+    (
+        Integrity(
+            "damaged",
+            2,
+            0,
+            0,
+            60,
+            500,
+            (
+                Damage("corrupt", 150, 2, "checksum mismatch", 1),
+                Damage("gap", 200, 4, "chunk 3 missing before chunk 4", 5),
+            ),
+            1,
+        ),
+        "damaged: corrupt at byte offset 150 (chunk 2): checksum mismatch; no chunk (0 events, up to byte offset 60) "
+        "intact before it; 1 intact chunk after it (--salvage reads them); 1 more problem",
+        "everything from byte offset 150 on (corrupt: checksum mismatch)",
+    ),
+    (
+        Integrity(
+            "damaged",
+            2,
+            2,
+            6,
+            200,
+            500,
+            (
+                Damage("gap", 200, 4, "chunk 3 missing before chunk 4", 5),
+                Damage("corrupt", 150, 2, "checksum mismatch", 1),
+                Damage("truncated", 180, 2, "the file ends inside chunk 2", 3),
+            ),
+            2,
+        ),
+        "damaged: gap at byte offset 200 (chunk 4): chunk 3 missing before chunk 4; chunks 1..2 (6 events, up to byte "
+        "offset 200) intact before it; 2 intact chunks after it (--salvage reads them); 2 more problems",
+        "everything from byte offset 200 on (gap: chunk 3 missing before chunk 4)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("integrity", "line", "missing"), _LINES, ids=[f"{i.state}-{n}" for n, (i, _, _) in enumerate(_LINES)]
+)
+def test_integrity_lines_word_for_word(integrity: Integrity, line: str, missing: str) -> None:
+    """The integrity line and the missing part are what people and scripts read: pinned word for word."""
+    assert integrity.describe() == line
+    assert integrity.missing() == missing
+    assert integrity.to_json() == {
+        "state": integrity.state,
+        "complete": integrity.state == "complete",
+        "format_version": integrity.format_version,
+        "chunks": integrity.chunks,
+        "events": integrity.events,
+        "end_offset": integrity.end_offset,
+        "size": integrity.size,
+        "chunks_after": integrity.chunks_after,
+        "seal": integrity.seal,
+        "damage": [d.to_json() for d in integrity.damage],
+        "summary": line,
+    }

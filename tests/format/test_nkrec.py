@@ -10,6 +10,7 @@ import sys
 import tracemalloc
 import warnings
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,22 @@ from recorder import (
     read_events,
     write_recording,
 )
-from recorder.format import summarize, verify
-from recorder.format._nkrec import FRAME_SIZE, MAGIC, _frame, _pack, _unpack
+from recorder.format import summarize
+from recorder.format._codec import encode_chunk, encode_header
+from recorder.format._integrity import SealDigest
+from recorder.format._nkrec import (
+    FRAME_SIZE,
+    KIND_CHUNK,
+    KIND_HEADER,
+    KIND_SEAL,
+    MAGIC,
+    MAGIC_V1,
+    SYNC,
+    _frame,
+    _pack,
+    _unpack,
+    verify,
+)
 from tests.common.model_strategies import assert_same, event_lists, headers, pinned_events, pinned_header
 from tests.common.paths import ROOT
 
@@ -142,8 +157,18 @@ def test_truncated_at_every_byte_reads_every_whole_chunk_before_the_cut(tmp_path
             assert len(truncation) == 1 and f"offset {damage.offset}" in str(truncation[0].message), cut
             last = whole[-1][0] if whole else None
             assert damage.kind == "truncated" and damage.chunk == len(whole) + 1
+            inside = (
+                "frame" if cut - damage.offset < FRAME_SIZE else "the seal" if damage.offset >= max(ends) else "chunk"
+            )
+            assert damage.problem == f"the file ends inside {inside}" + (
+                "" if inside == "the seal" else f" {damage.chunk}"
+            )
             assert damage.offset == (last.offset + FRAME_SIZE + last.length if last else data_start)
             assert damage.events_recovered == sum(len(ev) for _, ev in whole)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "stop" (what replays use) reports the state, it does not warn
+            with open_recording(cut_file, on_damage="stop") as rec:
+                assert len(list(rec.chunks())) == len(whole) and rec.tell() == cut
         if cut < len(data):
             with pytest.raises(IncompleteRecording) as refused:
                 open_recording(cut_file, strict=True)
@@ -220,7 +245,7 @@ def _reframe(data: bytes, offset: int, payload: bytes) -> bytes:
     try:
         tree = _unpack(payload)
         count = len(tree[1]) if type(tree) is list and len(tree) == 2 and type(tree[1]) is list else count
-    except Exception:  # random bytes: the reader reports them
+    except Exception:
         pass
     frame, _ = _frame(kind, seq, count, tick, payload)
     return data[:offset] + frame + data[offset + FRAME_SIZE + length :]
@@ -342,6 +367,295 @@ def test_fuzz_flips_and_cuts_raise_only_documented_errors(fuzz_sources: list[byt
             except RecordingError:
                 outcomes["error"] += 1
     assert outcomes["ok"] and outcomes["error"]  # the harness reached both sides
+
+
+# -- the reader's decisions, frame by frame (what it tells recorder.integrity) -------------------------------------
+
+
+def _forge(path: Path, chunks: list, *, last_tick: int | None = None) -> list[int]:
+    """Write a version-2 file frame by frame with whatever frame heads a test needs: ``chunks`` are (the count
+    the head states, the events or a raw payload); a seal agreeing with the heads when ``last_tick`` is given.
+    Returns the chunk frames' offsets."""
+    head, header_crc = _frame(KIND_HEADER, 0, 0, -1, _pack(encode_header(HEADER)))
+    digest, out, offsets = SealDigest(header_crc), bytearray(MAGIC + head), []
+    for seq, (count, body) in enumerate(chunks, 1):
+        payload = body if isinstance(body, bytes) else _pack(encode_chunk(body))
+        tick = body[0].tick if not isinstance(body, bytes) and body else -1
+        frame, crc = _frame(KIND_CHUNK, seq, count, tick, payload)
+        offsets.append(len(out))
+        out += frame
+        digest.add(seq, count, len(payload), tick, crc)
+    if last_tick is not None:
+        seal = {
+            "chunks": len(chunks),
+            "events": sum(c for c, _ in chunks),
+            "last_tick": last_tick,
+            "digest": digest.digest(),
+        }
+        out += _frame(KIND_SEAL, len(chunks) + 1, 0, last_tick, _pack(seal))[0]
+    path.write_bytes(bytes(out))
+    return offsets
+
+
+def _fields(err: CorruptRecording) -> tuple:
+    return err.path, err.offset, err.chunk, err.problem
+
+
+def test_a_chunk_holding_other_than_its_head_counts_is_damage(tmp_path: Path) -> None:
+    """The seal agrees with the heads, so only decoding shows it: reading raises, a replay's "stop" read ends
+    before it and the recording is then damaged (never complete), salvage skips those chunks."""
+    path = tmp_path / "lying.nkrec"
+    ev = loops(0, 10, per_loop=1)
+    at = _forge(path, [(3, ev[0:3]), (2, ev[3:6]), (0, ev[6:7]), (3, ev[7:10])], last_tick=9)
+    two, zero = "the frame head counts 2 events, the chunk holds 3", "the frame head counts 0 events, the chunk holds 1"
+    with open_recording(path) as rec, pytest.raises(CorruptRecording) as err:
+        list(rec.events())
+    assert _fields(err.value) == (str(path), at[1], 2, two)
+    with open_recording(path, on_damage="stop") as rec:
+        assert [e.tick for e in rec.events()] == [0, 1, 2]
+        integrity = rec.integrity()
+    d = integrity.first_damage
+    assert (integrity.state, d.kind, d.offset, d.chunk, d.problem) == ("damaged", "corrupt", at[1], 2, two)
+    with open_recording(path, salvage=True) as rec:
+        assert [e.tick for e in rec.events()] == [0, 1, 2, 7, 8, 9]
+        assert [(d.offset, d.chunk, d.problem) for d in rec.integrity().damage] == [(at[1], 2, two), (at[2], 3, zero)]
+
+
+def test_the_seal_is_checked_against_the_last_chunk_it_closes(tmp_path: Path) -> None:
+    path = tmp_path / "s.nkrec"
+    _forge(path, [(0, [])], last_tick=-1)  # an empty last chunk: no last event, last tick -1
+    assert verify(path).state == "complete"
+    _forge(path, [(4, loops(0, 4, per_loop=1))], last_tick=9)
+    integrity = verify(path)
+    assert (integrity.state, integrity.size) == ("damaged", path.stat().st_size)
+    assert integrity.first_damage.problem == "the seal's last tick is 9, the last event's is 3"
+    at = _forge(path, [(1, b"\xc1")], last_tick=0)  # checksummed, but not msgpack: a bad writer
+    with pytest.raises(CorruptRecording) as err:
+        verify(path)
+    assert _fields(err.value)[:3] == (str(path), at[0], 1) and err.value.problem.startswith("chunk payload: ")
+    at = _forge(path, [(1, _pack([[], [[99, 0]]]))], last_tick=0)
+    with pytest.raises(CorruptRecording) as err:
+        verify(path)
+    assert _fields(err.value) == (str(path), at[0], 1, "event 0: unknown event kind code 99")
+
+
+def test_a_chunk_payload_that_does_not_decode_names_its_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "p.nkrec"
+    at = _forge(path, [(1, loops(0, 1, per_loop=1)), (1, _pack(5)), (1, loops(2, 1, per_loop=1))], last_tick=2)
+    with open_recording(path) as rec, pytest.raises(CorruptRecording) as err:
+        list(rec.events())
+    assert _fields(err.value)[:3] == (str(path), at[1], 2) and err.value.problem.startswith("chunk payload: TypeError")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "offset", "problem"),
+    [
+        (
+            "a newer format",
+            b"\x89NKRC3\r\n" + b"\x00" * 40,
+            0,
+            "unsupported .nkrec format (magic b'\\x89NKRC3\\r\\n'); it may come from a newer nakama-replay",
+        ),
+        (
+            "cut in the magic",
+            b"\x89NKRC2",
+            0,
+            "the file ends after 6 bytes, inside the 8-byte .nkrec signature: a "
+            "recording cut off before its header; nothing in it can be read",
+        ),
+        (
+            "a chunk first",
+            MAGIC + _frame(KIND_CHUNK, 1, 0, -1, _pack([[], []]))[0],
+            len(MAGIC),
+            "the header frame is missing, damaged or cut off",
+        ),
+        (
+            "a header frame numbered 1",
+            MAGIC + _frame(KIND_HEADER, 1, 0, -1, _pack(encode_header(HEADER)))[0],
+            len(MAGIC),
+            "the header frame is missing, damaged or cut off",
+        ),
+        ("a header that is no header", MAGIC + _frame(KIND_HEADER, 0, 0, -1, _pack(5))[0], len(MAGIC), "header: "),
+    ],
+)
+def test_what_cannot_be_opened_is_named_at_offset_0_or_the_header(tmp_path: Path, name, data, offset, problem) -> None:
+    path = tmp_path / "x.nkrec"
+    path.write_bytes(data)
+    with pytest.raises(CorruptRecording) as err:
+        open_recording(path)
+    assert (err.value.path, err.value.offset, err.value.chunk) == (str(path), offset, 0), name
+    assert err.value.problem.startswith(problem) if problem.endswith(" ") else err.value.problem == problem, name
+
+
+def _frame_of(kind: int, seq: int, payload: bytes) -> bytes:
+    return _frame(kind, seq, 0, -1, payload)[0]
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[int]]:
+    """A sealed file of four chunks of three events, and the offsets of its chunks and seal; chunk 2's messages
+    carry the frame sync b"NK" (a candidate the resync must look past)."""
+    path = tmp_path_factory.mktemp("four") / "r.nkrec"
+    events = [LoopCall(t, (MatchMessage(ALICE, 1, b"NK%dNK" % t),)) for t in range(12)]
+    write_recording(path, HEADER, events, chunk_events=3)
+    with open_recording(path) as rec:
+        starts = [i.offset for i in rec.tick_index()]
+    data = path.read_bytes()
+    return data, [*starts, starts[-1] + FRAME_SIZE + struct.unpack_from("<I", data, starts[-1] + 2)[0]]
+
+
+def _reheaded(data: bytes, offset: int, **fields: int) -> bytes:
+    """``data`` with the frame head at ``offset`` rewritten (``kind``, ``seq``) and its head checksum made valid."""
+    sync, length, kind, flags, seq, count, tick, crc = struct.unpack_from("<2sIBBIIqI", data, offset)
+    head = struct.pack(
+        "<2sIBBIIqI", sync, length, fields.get("kind", kind), flags, fields.get("seq", seq), count, tick, crc
+    )
+    return data[:offset] + head + struct.pack("<I", zlib.crc32(head)) + data[offset + FRAME_SIZE :]
+
+
+def _flip(data: bytes, at: int, mask: int = 0x01) -> bytes:
+    return data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "problem", "salvaged"),
+    [
+        ("bad sync", lambda d, o: _flip(d, o[1], 0x16), "bad frame sync b'XK'", [*range(3), *range(6, 12)]),
+        ("head checksum", lambda d, o: _flip(d, o[1] + 12), "frame head checksum mismatch", [*range(3), *range(6, 12)]),
+        (
+            "unknown kind",
+            lambda d, o: _reheaded(d, o[1], kind=0x51),
+            "unknown frame kind 0x51",
+            [*range(3), *range(6, 12)],
+        ),
+        ("payload flip", lambda d, o: _flip(d, o[1] + FRAME_SIZE + 2), "checksum mismatch", [*range(3), *range(6, 12)]),
+        ("a stray byte", lambda d, o: d[: o[1]] + b"\x00" + d[o[1] :], "bad frame sync b'\\x00N'", list(range(12))),
+        (
+            "a second header",
+            lambda d, o: d[: o[1]] + d[len(MAGIC) : o[0]] + d[o[1] :],
+            "a second header frame",
+            list(range(12)),
+        ),
+        ("garbage after the seal", lambda d, o: d + b"\x00" * 7, "bad frame sync b'\\x00\\x00'", list(range(12))),
+    ],
+)
+def test_each_frame_damage_is_named_and_the_walk_resyncs_past_it(
+    tmp_path: Path, four, name, damage, problem, salvaged
+) -> None:
+    data, offsets = four
+    path = tmp_path / "x.nkrec"
+    path.write_bytes(damage(data, offsets))
+    where = len(data) if name == "garbage after the seal" else offsets[1]
+    integrity = verify(path)
+    assert integrity.state == "damaged", name
+    assert (integrity.first_damage.kind, integrity.first_damage.offset, integrity.first_damage.problem) == (
+        "corrupt",
+        where,
+        problem,
+    ), name
+    with open_recording(path) as rec, pytest.raises(CorruptRecording) as err:
+        list(rec.events())
+    assert (err.value.offset, err.value.problem) == (where, problem), name
+    with open_recording(path, salvage=True) as rec:
+        assert [e.tick for e in rec.events()] == salvaged, name
+
+
+def test_resync_finds_a_frame_right_at_the_end_of_its_read_window(tmp_path: Path) -> None:
+    """The resync reads 1 MiB windows overlapping by a byte: a frame starting just past a window is found."""
+    path = tmp_path / "big.nkrec"
+    size = 1 << 20
+    for _ in range(3):  # the message size putting chunk 2 where the first window ends (msgpack's overhead is fixed)
+        write_recording(
+            path, HEADER, [LoopCall(0, (MatchMessage(ALICE, 1, b"x" * size),)), *loops(1, 2)], chunk_events=1
+        )
+        with open_recording(path) as rec:
+            first, second = rec.tick_index()[:2]
+        size -= second.offset - (first.offset + 1 + (1 << 20))
+    assert second.offset == first.offset + 1 + (1 << 20)
+    path.write_bytes(_flip(path.read_bytes(), first.offset + FRAME_SIZE + 100))
+    with open_recording(path, salvage=True) as rec:
+        assert [e.tick for e in rec.events()] == [1, 2]
+
+
+def test_a_cut_inside_a_chunk_holding_frame_bytes_is_still_a_cut(tmp_path: Path) -> None:
+    """Version 2 never resyncs after a cut: a frame found inside the cut chunk's payload is message data."""
+    path = tmp_path / "x.nkrec"
+    inner = _frame(KIND_CHUNK, 9, 1, 5, _pack(encode_chunk(loops(5, 1))))[0]
+    write_recording(
+        path, HEADER, [*loops(0, 2), LoopCall(2, (MatchMessage(ALICE, 1, inner + b"." * 50),))], chunk_events=2
+    )
+    data = path.read_bytes()
+    cut = data.rindex(inner) + len(inner) + 10
+    path.write_bytes(data[:cut])
+    integrity = verify(path)
+    assert (integrity.state, integrity.chunks, integrity.chunks_after) == ("unsealed", 1, 0)
+    assert integrity.first_damage.problem == "the file ends inside chunk 2"
+
+
+def test_a_chunk_exactly_at_the_length_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "x.nkrec"
+    write_recording(path, HEADER, loops(0, 6), chunk_events=3)
+    with open_recording(path) as rec:  # the longest frame, the header's included
+        index = rec.tick_index()
+        longest = max(index[0].offset - len(MAGIC) - FRAME_SIZE, *(i.length for i in index))
+    with open_recording(path, max_chunk_bytes=longest) as rec:
+        assert len(list(rec.events())) == 6 and rec.integrity().state == "complete"
+
+
+# -- version 1: no head checksum, no sequence numbers --------------------------------------------------------------
+
+
+def _v1(tmp_path: Path, payloads: list[bytes]) -> tuple[Path, list[int]]:
+    """A version-1 file of raw chunk payloads (ticks 0, 1, ...), and the chunks' offsets."""
+    out = bytearray(MAGIC_V1)
+    header = _pack(encode_header(HEADER))
+    out += struct.pack("<2sIIq", SYNC, len(header), zlib.crc32(header, zlib.crc32(struct.pack("<q", -1))), -1) + header
+    offsets = []
+    for tick, payload in enumerate(payloads):
+        offsets.append(len(out))
+        crc = zlib.crc32(payload, zlib.crc32(struct.pack("<q", tick)))
+        out += struct.pack("<2sIIq", SYNC, len(payload), crc, tick) + payload
+    path = tmp_path / "v1.nkrec"
+    path.write_bytes(bytes(out))
+    return path, offsets
+
+
+def test_version_1_reader_decisions(tmp_path: Path) -> None:
+    chunks = [_pack(encode_chunk([LoopCall(t, (MatchMessage(ALICE, 1, b"x" * 300),))])) for t in range(4)]
+    path, at = _v1(tmp_path, chunks)
+    with open_recording(path) as rec:
+        infos = [i for i, _ in rec.chunks()]  # the walk's: offsets, ticks, lengths, positions as the index has them
+        assert [replace(i, count=-1) for i in infos] == rec.tick_index() and [i.count for i in infos] == [1] * 4
+        assert rec.integrity().state == "legacy" and rec.integrity().events == 4
+    longest = max(at[0] - len(MAGIC_V1) - 18, *map(len, chunks))  # the header's frame included
+    with open_recording(path, max_chunk_bytes=longest) as rec:
+        assert len(list(rec.events())) == 4
+    data = path.read_bytes()
+    cases = [  # (damaged file, first problem, events salvage reads)
+        (_flip(data, at[1], 0x16), "bad frame sync b'XK'", 3),
+        (_flip(data, len(data) - 1), "checksum mismatch", 3),
+        # a length pointing past the end but below the maximum: a damaged field, not a cut file
+        (_flip(data, at[1] + 4), "the length field points past the end of the file, yet a valid frame follows", 3),
+    ]
+    for damaged, problem, salvaged in cases:
+        path.write_bytes(damaged)
+        integrity = verify(path)
+        assert (integrity.state, integrity.first_damage.kind, integrity.first_damage.problem) == (
+            "damaged",
+            "corrupt",
+            problem,
+        )
+        with open_recording(path) as rec, pytest.raises(CorruptRecording) as err:
+            list(rec.events())
+        assert err.value.problem == problem
+        with open_recording(path, salvage=True) as rec:
+            assert len(list(rec.events())) == salvaged, problem
+    path.write_bytes(data)
+    with open_recording(path, max_chunk_bytes=len(chunks[0]) - 1) as rec, pytest.raises(CorruptRecording) as err:
+        list(rec.events())
+    assert err.value.problem == f"chunk length {len(chunks[0])} exceeds the maximum of {len(chunks[0]) - 1} bytes"
+    path, _ = _v1(tmp_path, [chunks[0], b"\xc1", chunks[2]])  # checksummed but no msgpack: holds no event
+    assert verify(path).events == 2
 
 
 # -- seeking -------------------------------------------------------------------------------------------------
