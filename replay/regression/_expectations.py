@@ -14,7 +14,8 @@ header tags under ``expect``)::
     [crash]                                   # instead of no_crash: the crash that must happen
     callback = "match_loop"
     tick = 58
-    error = "KeyError: "                      # a regular expression searched in the error text
+    error = "KeyError: "                      # a regular expression searched in the error text (in a
+                                              # header tag: a literal substring, the recording is untrusted)
     signature = "match_loop|KeyError|arena.py:match_loop"   # replay.runtime._signature key
 
 A recording that is not complete (``recorder.format._integrity``) fails its check with the integrity state as
@@ -28,6 +29,7 @@ over this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -151,6 +153,11 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         from replay.runtime._handlers import recorded_handler
 
         recorded_handler(recording, expectation.handler)
+    if expectation.crash is not None and expectation.crash.error is not None:
+        # a recording is untrusted: its error text is a literal substring, never a regular expression that a
+        # crafted recording could make backtrack for hours (only a .expect.toml the user wrote holds a pattern)
+        crash = dataclasses.replace(expectation.crash, error=re.escape(expectation.crash.error))
+        expectation = dataclasses.replace(expectation, crash=crash)
     return expectation
 
 
