@@ -77,6 +77,11 @@ def integrity_gate(path: str, args: Any, *, refuse: bool = False) -> Any:
     strict, allow = getattr(args, "strict", False), getattr(args, "allow_incomplete", False)
     if strict and allow:
         raise NakamaReplayError("--strict and --allow-incomplete contradict each other: pick one")
+    if strict and getattr(args, "salvage", False):
+        raise NakamaReplayError(
+            "--strict and --salvage contradict each other: --strict refuses a damaged recording, --salvage reads"
+            " past the damage; pick one"
+        )
     if not (strict or refuse):
         return None
     integrity = verify(path)

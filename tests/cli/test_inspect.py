@@ -136,6 +136,10 @@ def test_inspect_truncated_exits_3_strict_refuses(tmp_path: Path, capsys: pytest
     assert f"byte offset {damage['offset']}" in captured.err
     assert main(["inspect", "--strict", "--allow-incomplete", str(cut)]) == 2
     assert "contradict" in capsys.readouterr().err
+    for command in ("inspect", "export"):  # one refuses damage, the other reads past it: a mistake, not a choice
+        assert main([command, "--strict", "--salvage", str(cut)]) == 2
+        err = capsys.readouterr().err
+        assert "--strict and --salvage contradict each other" in err and len(err.strip().splitlines()) == 1
 
 
 def test_inspect_a_killed_writer_fails_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
