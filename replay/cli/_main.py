@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "bisect": "bisect",
     "run-all": "run_all",
     "fuzz": "fuzz",
+    "triage": "triage",
 }
 
 #: old command name -> its new name: still accepted, with a one-line notice on stderr

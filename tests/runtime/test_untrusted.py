@@ -143,6 +143,7 @@ _LOADERS = {
     ("replay/live/_server.py", "spec_from_file_location"): "serve --rpc FILE.py, named by the user",
     ("replay/live/_server.py", "exec_module"): "the same --rpc files",
     ("replay/lua/_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
+    ("replay/triage/_store.py", "execute"): "SQL of the crash store: fixed statements, every value a bound parameter",
     (
         "replay/runtime/_supervisor.py",
         "import_module",

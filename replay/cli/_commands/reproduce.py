@@ -35,7 +35,9 @@ diverging outcomes, recorded calls after the stop, a hang or a death of the hand
 
 example:
   nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py
-  nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce"""
+  nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce
+  nakama-replay reproduce --group 5bde89a5 --db demo.sqlite --handler fixtures/handlers/arena.lua
+      # a crash group's best recording (complete, shortest, most recent; see `nakama-replay triage`)"""
 
 from __future__ import annotations
 
@@ -59,7 +61,13 @@ _ENDINGS = {"hung": "HUNG", "exited": "EXITED", "killed": "KILLED", "out-of-memo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument("recording", nargs="?", help="a handler-call recording (.nkrec); or --group")
+    p.add_argument(
+        "--group", metavar="GROUP", help="reproduce a triage crash group: its best recording (see `triage show`)"
+    )
+    p.add_argument(
+        "--db", metavar="PATH|URL", help="the crash store for --group (default: as for `nakama-replay triage`)"
+    )
     p.add_argument(
         "--handler",
         help="handler file (default: the one the recording's header names, if inside the recording's folder)",
@@ -80,6 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from replay.runtime._supervisor import HandlerProcess
 
+    if args.group is not None or args.recording is None:
+        _pick_group_recording(args)
     input_file(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
@@ -109,6 +119,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(result)
     return result.exit_code
+
+
+def _pick_group_recording(args: argparse.Namespace) -> None:
+    import sys
+
+    from recorder.errors import OptionError
+    from replay.cli._commands.triage import recording_for_group
+
+    if args.group is None:
+        raise OptionError(
+            "recording",
+            None,
+            "the following arguments are required: recording (or --group GROUP; see nakama-replay reproduce --help)",
+        )
+    if args.recording is not None:
+        raise OptionError("--group", args.group, "give a recording or --group, not both")
+    args.recording, info, n = recording_for_group(args.db, args.group)
+    print(
+        f"group {args.group}: picked {args.recording} ({info['integrity']}, {info['ticks']} ticks; best of {n})",
+        file=sys.stderr,
+    )
 
 
 def print_report(r) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,467 @@
+"""Crash triage end to end on the bundled demo data (fixtures/triage), against SQLite always and against a
+throwaway PostgreSQL cluster when initdb/pg_ctl are here (tests/triage/conftest.py; skipped with the reason
+otherwise): grouping, counts, filters, links downstream of the server handler error, idempotent and
+concurrent ingest with real processes, fix marks and regressions, bad input, reproduce --group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replay.cli import main
+from replay.triage import GroupFilter, LinkRules, TriageStore, ingest
+from replay.triage._errors import StoreError, UnknownGroup
+from replay.triage._sources import RecordingInfo, read_recording
+from tests.common.paths import ROOT
+
+DEMO = ROOT / "fixtures" / "triage"
+RECORDINGS = ROOT / "fixtures" / "recordings"
+LUA_REC = RECORDINGS / "arena-lua-reconnect-crash.nkrec"
+RECORDED_MATCH = "e3a9c1d2-6b7f-4e21-a0c8-5d94f2b7e613"
+DEMO_ARGS = [
+    "--client-reports",
+    str(DEMO / "client-reports.jsonl"),
+    "--sentry",
+    str(DEMO / "sentry-events.json"),
+    "--server-log",
+    str(DEMO / "nakama.log"),
+    "--recordings",
+    str(RECORDINGS),
+]
+
+
+def ingest_demo(store: TriageStore):  # type: ignore[no-untyped-def]
+    return ingest(
+        store,
+        client=[str(DEMO / "client-reports.jsonl")],
+        sentry=[str(DEMO / "sentry-events.json")],
+        logs=[str(DEMO / "nakama.log")],
+        recordings=[str(RECORDINGS)],
+    )
+
+
+def by_title(groups: list[dict], text: str) -> dict:
+    found = [g for g in groups if text in g["title"]]
+    assert len(found) == 1, [g["title"] for g in groups]
+    return found[0]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_demo_groups_counts_versions_op_codes_and_links(store_target: str) -> None:
+    with TriageStore.open(store_target) as store:
+        report = ingest_demo(store)
+        assert report.bad == [] and report.bad_recordings == []
+        # 17 client reports + 4 Sentry events (one is a client report sent twice) + 4 match errors + 3 RPC
+        # errors + 2 recordings with a crash marker (one is the logged crash of match e3a9c1d2 again)
+        assert report.added == 28 and report.duplicates == 2
+        groups = store.groups()
+        server = by_title(groups, "lua:index nil in match_loop at arena.lua")
+        client = by_title(groups, "TypeError in ondisconnect at arena-client.js:rejoinMatch")
+        unity = by_title(groups, "NullReferenceException in Connected at ArenaClient.cs:ArenaClient.RestoreRoster")
+        assert (server["side"], server["count"], server["matches"], server["recordings"]) == ("server", 4, 4, 1)
+        assert client["count"] == 9 and client["matches"] == 4
+        assert client["versions"] == [{"value": "1.4.0", "count": 6}, {"value": "1.3.2", "count": 3}]
+        assert client["op_codes"] == [{"value": 10, "count": 9}]
+        assert client["socket_states"] == [{"value": "reconnecting", "count": 9}]
+        # every client report of the crashed matches is downstream of the server handler error
+        assert client["downstream_of"] == [{"group": server["group"], "count": 9}]
+        assert unity["downstream_of"] == [{"group": server["group"], "count": 3}]
+        assert server["client_symptoms"] == [
+            {"group": client["group"], "count": 9},
+            {"group": unity["group"], "count": 3},
+        ]
+        # the recorded match: reports with and without the .node suffix link to the logged crash at tick 58
+        links = [x for x in store.links(client["group"]) if x["match_key"] == RECORDED_MATCH]
+        ids = {r["uid"]: r["match_id"] for r in store.reports(client["group"])}
+        assert {ids[x["client_uid"]].endswith(".nakama1") for x in links} == {True, False}
+        assert {x["server_uid"] for x in links} == {f"match:{RECORDED_MATCH}:match_loop:58"}
+        assert {x["rule"] for x in links} == {"tick", "time"}  # clients that kept the tick, and those that did not
+        # unrelated client crashes stay unlinked
+        loadout = by_title(groups, "TypeError in rpc:get_loadout at loadout.js:applyLoadout")
+        assert loadout["downstream_of"] == [] and loadout["rpcs"] == [{"value": "get_loadout", "count": 5}]
+        # counts are sorted, most first
+        assert [g["count"] for g in groups] == sorted((g["count"] for g in groups), reverse=True)
+
+
+def test_filters_narrow_the_groups(store_target: str) -> None:
+    with TriageStore.open(store_target) as store:
+        ingest_demo(store)
+        everything = store.groups()
+        assert len(everything) == 7
+        titles = lambda flt: sorted(g["title"] for g in store.groups(flt))  # noqa: E731
+        op10 = store.groups(GroupFilter(op_code=10))
+        assert sorted(g["title"] for g in op10) == sorted(
+            [
+                "TypeError in ondisconnect at arena-client.js:rejoinMatch",
+                "NullReferenceException in Connected at ArenaClient.cs:ArenaClient.RestoreRoster",
+            ]
+        )
+        assert titles(GroupFilter(rpc="get_loadout")) == sorted(
+            [
+                "TypeError in rpc:get_loadout at loadout.js:applyLoadout",
+                "lua:concatenate in rpc:get_loadout at loadout.lua",
+            ]
+        )
+        v132 = store.groups(GroupFilter(client_version="1.3.2"))
+        assert {g["title"]: g["count"] for g in v132} == {
+            "TypeError in rpc:get_loadout at loadout.js:applyLoadout": 5,
+            "TypeError in ondisconnect at arena-client.js:rejoinMatch": 3,
+        }
+        # two filters at once: counted from the reports themselves
+        both = store.groups(GroupFilter(op_code=10, client_version="1.4.0", side="client"))
+        assert {g["title"]: g["count"] for g in both} == {
+            "TypeError in ondisconnect at arena-client.js:rejoinMatch": 6,
+            "NullReferenceException in Connected at ArenaClient.cs:ArenaClient.RestoreRoster": 3,
+        }
+        assert titles(GroupFilter(side="server")) == sorted(
+            [
+                "lua:index nil in match_loop at arena.lua",
+                "lua:concatenate in rpc:get_loadout at loadout.lua",
+                "KeyError in match_loop at arena.py:match_loop",
+            ]
+        )
+        late = store.groups(GroupFilter(since_ms=1_764_000_000_000 + 86_000_000))  # the last day: match 3 only
+        assert {g["title"]: g["count"] for g in late} == {
+            "TypeError in ondisconnect at arena-client.js:rejoinMatch": 2,
+            "lua:index nil in match_loop at arena.lua": 1,
+        }
+        assert store.groups(GroupFilter(op_code=99)) == []
+
+
+def test_ingest_twice_does_not_double_count(store_target: str) -> None:
+    with TriageStore.open(store_target) as store:
+        ingest_demo(store)
+        before = (store.counts(), store.groups())
+        again = ingest_demo(store)
+        assert again.added == 0 and again.duplicates == 30 and again.links == 0
+        assert (store.counts(), store.groups()) == before
+
+
+def test_fixed_and_regression(store_target: str, tmp_path: Path) -> None:
+    with TriageStore.open(store_target) as store:
+        ingest_demo(store)
+        client = by_title(store.groups(), "rejoinMatch")["group"]
+        marked = store.mark_fixed(client, "1.4.1")
+        assert marked["fixed_in"] == "1.4.1" and marked["regressions"] == 0 and not marked["regressed"]
+        late = tmp_path / "late.jsonl"
+        base = json.loads((DEMO / "client-reports.jsonl").read_text().splitlines()[0])
+        rows = [
+            dict(base, id="after-fix-1", client_version="1.4.10", timestamp=1_800_000_000_000),
+            dict(base, id="old-client", client_version="1.4.0", timestamp=1_800_000_000_500),
+        ]
+        late.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        result = ingest(store, client=[str(late)])
+        assert result.added == 2 and result.regressions == 1  # 1.4.10 is after 1.4.1; 1.4.0 clients lack the fix
+        g = by_title(store.groups(), "rejoinMatch")
+        assert g["regressed"] and g["regressions"] == 1 and g["last_regression_ms"] == 1_800_000_000_000
+        # marking the fix at a version already seen counts the stored reports from it on at once
+        again = store.mark_fixed(client, "1.3.2")
+        assert again["regressions"] == 11
+        store.reopen(client)
+        g = by_title(store.groups(), "rejoinMatch")
+        assert g["fixed_in"] is None and g["regressions"] == 0 and not g["regressed"]
+
+
+def test_best_recording_prefers_complete_then_shortest_then_newest(tmp_path: Path) -> None:
+    def info(name: str, integrity: str, ticks: int, started: int) -> RecordingInfo:
+        base = read_recording(str(LUA_REC))
+        return RecordingInfo(
+            str(tmp_path / name),
+            base.match_id,
+            integrity,
+            ticks,
+            ticks,
+            started,
+            1,
+            base.signature,
+            "match_loop",
+            58,
+            "x",
+        )
+
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        store.add_recordings(
+            [
+                info("long.nkrec", "complete", 90, 5),
+                info("short-old.nkrec", "complete", 40, 1),
+                info("short-new.nkrec", "complete", 40, 9),
+                info("cut.nkrec", "unsealed", 10, 10),
+                info("damaged.nkrec", "damaged", 5, 11),
+            ]
+        )
+        gid = read_recording(str(LUA_REC)).signature.short_hash
+        order = [Path(r["location"]).name for r in store.recordings(gid)]
+        assert order == ["short-new.nkrec", "short-old.nkrec", "long.nkrec", "cut.nkrec", "damaged.nkrec"]
+
+
+def test_a_cut_recording_is_indexed_as_incomplete_and_not_picked(tmp_path: Path) -> None:
+    data = LUA_REC.read_bytes()
+    cut = tmp_path / "cut.nkrec"
+    cut.write_bytes(data[: len(data) - 300])
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        ingest(store, recordings=[str(cut), str(LUA_REC)])
+        info = read_recording(str(cut))
+        assert info.integrity != "complete"
+        best = store.best_recording(read_recording(str(LUA_REC)).signature.short_hash)
+        assert best is not None and best["location"] == str(LUA_REC.resolve())
+
+
+def test_bad_reports_are_listed_and_the_rest_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = json.loads((DEMO / "client-reports.jsonl").read_text().splitlines()[0])
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps(dict(good, id="x1", socket_state="open")),
+        json.dumps(dict(good, id="x2", tick="58")),
+        json.dumps(dict(good, id="x3", colour="red")),
+        json.dumps({k: v for k, v in dict(good, id="x4").items() if k != "timestamp"}),
+        json.dumps(dict(good, id="x5", op_code=2**63)),
+        "[1, 2]",
+    ]
+    src = tmp_path / "reports.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    db = str(tmp_path / "t.sqlite")
+    code, out, _err = cli(capsys, "triage", "ingest", "--db", db, "--client-reports", str(src), "--json")
+    assert code == 1  # some skipped, the rest stored: as `nakama-replay ingest` answers
+    result = json.loads(out)
+    assert result["added"] == 1 and result["exit"] == 1 and result["clean"] is False
+    where = [(b["line"], b["field"]) for b in result["bad"]]
+    assert where == [
+        (2, ""),
+        (3, "socket_state"),
+        (4, "tick"),
+        (5, "colour"),
+        (6, "timestamp"),
+        (7, "op_code"),
+        (8, ""),
+    ]
+    assert all(b["file"] == str(src) for b in result["bad"])
+    code, out, _ = cli(capsys, "triage", "ingest", "--db", db, "--client-reports", str(src))
+    assert code == 1 and "skipped    7 bad items:" in out and f"{src}:3: field 'socket_state': one of" in out
+    nothing = tmp_path / "nothing.jsonl"
+    nothing.write_text("\n".join(lines[1:]) + "\n")
+    code, out, _ = cli(capsys, "triage", "ingest", "--db", db, "--client-reports", str(nothing), "--json")
+    assert code == 2 and json.loads(out)["exit"] == 2  # not one usable item
+
+
+def test_damaged_log_lines_are_reported(tmp_path: Path) -> None:
+    log = tmp_path / "n.log"
+    lines = (DEMO / "nakama.log").read_text().splitlines()
+    lines.insert(3, '{"level":"info","msg":"nkreplay:1 {broken')  # one of ours, cut
+    lines.insert(4, '{"level":"error","ts":"2025-11-24T16:00:00Z","msg":"Runtime RPC function caused an error","id":7}')
+    log.write_text("\n".join(lines) + "\n")
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        result = ingest(store, logs=[str(log)])
+    assert [(e.line, e.field) for e in result.bad] == [(4, ""), (5, "id")]
+    assert result.read["match_error"] == 4 and result.read["rpc_error"] == 3
+
+
+def test_cli_demo_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "demo.sqlite")
+    code, out, _ = cli(capsys, "triage", "ingest", "--db", db, *DEMO_ARGS)
+    assert code == 0 and "28 new, 2 already stored" in out
+    code, out, _ = cli(capsys, "triage", "groups", "--db", db, "--json")
+    groups = json.loads(out)["groups"]
+    client = by_title(groups, "rejoinMatch")
+    code, text, _ = cli(capsys, "triage", "groups", "--db", db, "--side", "client", "--op-code", "10")
+    assert (
+        code == 0 and "rejoinMatch" in text and "loadout" not in text and "filters    side client, op_code 10" in text
+    )
+    code, text, _ = cli(capsys, "triage", "show", client["group"][:8], "--db", db)
+    assert code == 0 and "downstream of server group:" in text and "arena-lua-reconnect-crash.nkrec" in text
+    assert "1.4.0 (6), 1.3.2 (3)" in text and "rule tick" in text
+    code, out, _ = cli(capsys, "triage", "show", client["group"], "--db", db, "--json")
+    shown = json.loads(out)
+    assert shown["best_recording"]["location"] == str(LUA_REC.resolve()) and shown["count"] == 9
+    code, out, err = cli(
+        capsys,
+        "reproduce",
+        "--group",
+        client["group"][:6],
+        "--db",
+        db,
+        "--handler",
+        str(ROOT / "fixtures" / "handlers" / "arena.lua"),
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["reproduced"] is True and "picked" in err and "arena-lua-reconnect-crash.nkrec" in err
+    code, out, err = cli(
+        capsys,
+        "reproduce",
+        "--group",
+        client["group"],
+        "--db",
+        db,
+        "--handler",
+        str(ROOT / "fixtures" / "handlers" / "arena_fixed.lua"),
+    )
+    assert code == 1 and "DID NOT REPRODUCE" in out
+    code, out, _ = cli(capsys, "triage", "fixed", client["group"], "--version", "1.4.1", "--db", db, "--json")
+    assert code == 0 and json.loads(out)["fixed_in"] == "1.4.1"
+    code, out, _ = cli(capsys, "triage", "reopen", client["group"], "--db", db)
+    assert code == 0 and "fix mark removed" in out
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["triage", "show", "zz"], "a group id is 4 to 12 hex digits"),
+        (["triage", "show", "abcdef"], "no such group"),
+        (["triage", "groups", "--since", "yesterday"], "expected ISO 8601"),
+        (["triage", "ingest"], "nothing to ingest"),
+        (["triage"], "choose one of ingest"),
+        (["reproduce"], "required: recording (or --group GROUP"),
+        (["reproduce", str(LUA_REC), "--group", "abcd"], "not both"),
+        (["reproduce", "--group", "abcdef"], "no such group"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(
+    argv: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db", str(tmp_path / "t.sqlite")] if (argv[0] == "triage" and len(argv) > 1) or "--group" in argv else []
+    as_json = ["--json"] if argv != ["triage"] else []  # `triage --json` alone is not a subcommand's option
+    code, out, err = cli(capsys, *argv, *db, *as_json)
+    assert code == 2, (out, err)
+    assert problem in err and len(err.strip().splitlines()) == 1
+    assert not as_json or json.loads(out)["exit"] == 2
+
+
+def test_store_target_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist; create it first"):
+        TriageStore.open(str(tmp_path / "missing" / "t.sqlite"))
+    with pytest.raises(StoreError, match="is a folder"):
+        TriageStore.open(str(tmp_path))
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a crash store"):
+        TriageStore.open(str(junk))
+    with pytest.raises(StoreError, match="cannot connect"):
+        TriageStore.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_migrations_are_recorded_and_a_newer_store_is_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.sqlite")
+    with TriageStore.open(path) as store:
+        assert store.schema_version() == 1
+    with TriageStore.open(path) as store:  # reopening applies nothing twice
+        assert store.schema_version() == 1
+        store.conn.execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (99, 0)")
+    with pytest.raises(StoreError, match="newer nakama-replay"):
+        TriageStore.open(path)
+    with TriageStore.open(str(tmp_path / "w.sqlite")) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unknown_group(tmp_path: Path) -> None:
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        ingest_demo(store)
+        with pytest.raises(UnknownGroup, match="no such group"):
+            store.resolve_group("0000")
+
+
+def test_link_window_is_configurable(tmp_path: Path) -> None:
+    with TriageStore.open(str(tmp_path / "t.sqlite"), LinkRules(link_ticks=0, link_ms=500, clock_skew_ms=0)) as store:
+        ingest_demo(store)
+        client = by_title(store.groups(), "rejoinMatch")
+        # only reports at the crash tick itself, or within 500 ms after it, are linked now
+        assert 0 < client["downstream_of"][0]["count"] < 9
+
+
+# -- concurrency: real processes ingesting into one store at once -------------------------------------------
+def _report_file(path: Path, start: int, stop: int) -> None:
+    base = json.loads((DEMO / "client-reports.jsonl").read_text().splitlines()[0])
+    rows = []
+    for i in range(start, stop):
+        rows.append(
+            dict(
+                base,
+                id=f"c-{i}",
+                client_version=f"1.{i % 7}.0",
+                op_code=i % 5,
+                match_id=f"m{i % 50}.nakama1",
+                tick=None,
+                timestamp=1_764_000_000_000 + i,
+                stack_trace=f"TypeError: x\n    at f{i % 3} (g.js:{i}:1)",
+            )
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_concurrent_ingests_lose_nothing(store_target: str, tmp_path: Path) -> None:
+    # 4 processes, overlapping inputs (each report is in two files), small batches so the transactions interleave
+    files = []
+    for k in range(4):
+        f = tmp_path / f"r{k}.jsonl"
+        _report_file(f, k * 300, k * 300 + 600)
+        files.append(f)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "replay.cli",
+                "triage",
+                "ingest",
+                "--db",
+                store_target,
+                "--client-reports",
+                str(f),
+                "--batch",
+                "50",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
+        for f in files
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()[-2000:]
+        results.append(json.loads(out))
+    unique = 4 * 300 + 300  # ids 0..1499
+    assert sum(r["added"] for r in results) == unique
+    assert sum(r["duplicates"] for r in results) == 4 * 600 - unique
+    with TriageStore.open(store_target) as store:
+        assert store.counts()["reports"] == unique
+        groups = store.groups(GroupFilter(limit=100))
+        assert sum(g["count"] for g in groups) == unique
+        assert sum(v["count"] for g in groups for v in g["versions"]) == unique
+        assert sum(v["count"] for g in groups for v in g["op_codes"]) == unique
+
+
+@pytest.mark.parametrize("sub", [(), ("ingest",), ("groups",), ("show",), ("fixed",), ("reopen",)])
+def test_help_ends_with_examples_and_exit_codes(sub: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["triage", *sub, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    example, codes = out.index("\nExample:\n  nakama-replay "), out.index("\nExit codes:\n  0 ")
+    assert example < codes and "  2 " in out[codes:] and "  70 " in out[codes:]
+
+
+def test_ingest_reports_progress_per_source(tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        ingest(
+            store,
+            client=[str(DEMO / "client-reports.jsonl")],
+            logs=[str(DEMO / "nakama.log")],
+            progress=lambda source, n: seen.append((source, n)),
+        )
+    assert seen == [(str(DEMO / "client-reports.jsonl"), 0), (str(DEMO / "nakama.log"), 17), ("", 24)]
