@@ -52,3 +52,7 @@ def _leaves_the_process_as_it_found_it() -> Iterator[None]:
         os.chdir(cwd)
     if problems:
         pytest.fail("this test " + "; ".join(problems), pytrace=False)
+
+
+# the S3 server and the Dask cluster: started once per session, only when a test asks for them
+from tests.common.clusters import bucket, dask_cluster, s3_env, s3_server  # noqa: E402, F401

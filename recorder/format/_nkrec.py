@@ -47,7 +47,6 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import msgpack
@@ -57,6 +56,7 @@ from recorder.format._codec import decode_chunk, decode_header, encode_chunk, en
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
 from recorder.format._model import FORMAT_VERSION, Event, Header
 from recorder.format._sniff import not_a_recording
+from recorder.storage import is_url, kind_of, open_input, open_output
 
 __all__ = [
     "MAGIC",
@@ -187,7 +187,7 @@ class RecordingWriter:
         payload = _pack(encode_header(header))
         frame, crc = _frame(KIND_HEADER, 0, 0, -1, payload)
         self._digest = SealDigest(crc)
-        self._file: IO[bytes] | None = open(self.path, "wb")
+        self._file: IO[bytes] | None = open_output(self.path)  # a URL: committed on close (recorder.storage)
         self._file.write(MAGIC + frame)
         self._sync()
 
@@ -230,7 +230,7 @@ class RecordingWriter:
     def _sync(self) -> None:
         assert self._file is not None
         self._file.flush()
-        if self.fsync:
+        if self.fsync and not is_url(self.path):
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -289,8 +289,8 @@ class Recording:
         self._walk: Iterator[tuple[str, Any]] | None = None  # that walk, when it has not reached the end
         self._integrity: Integrity | None = None
         self._next = 0
-        self._file: IO[bytes] = open(self.path, "rb")
-        self.size = os.fstat(self._file.fileno()).st_size
+        self._file: IO[bytes]
+        self._file, self.size = open_input(self.path)  # a URL streams block by block (recorder.storage)
         try:
             self._open()
             if strict:
@@ -647,9 +647,10 @@ def open_recording(
 ) -> Recording:
     """Open a recording for streaming. ``recording.header`` is read at once; events stream on iteration.
     ``strict``: raise ``IncompleteRecording`` now unless the file is ``complete``."""
-    if Path(path).is_dir():
+    kind = kind_of(path)
+    if kind == "dir":
         raise RecordingError(f"{path}: is a folder, not a recording file")
-    if not Path(path).is_file():
+    if kind is None:
         raise RecordingError(f"{path}: no such recording file")
     return Recording(path, strict=strict, salvage=salvage, on_damage=on_damage, max_chunk_bytes=max_chunk_bytes)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 
+from recorder.errors import NakamaReplayError
+
 __all__ = ["not_a_recording"]
 
 _SIGNATURE_PREFIX = b"\x89NK"  # every .nkrec format version starts so
@@ -19,12 +21,14 @@ _PEEK = 4096
 
 def not_a_recording(path: str | os.PathLike[str], signature_size: int = 8) -> str:
     """Why ``path`` is not an ``.nkrec`` recording, and what to do with it where there is something to do."""
+    from recorder.storage import open_input
+
     try:
-        with open(path, "rb") as f:
+        f, size = open_input(path)
+        with f:
             head = f.read(_PEEK)
-            size = os.fstat(f.fileno()).st_size
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
+    except (OSError, NakamaReplayError) as exc:
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
     if size == 0:
         return "the file is empty (0 bytes): no recording was written to it"
     if size < signature_size and (_SIGNATURE_PREFIX.startswith(head) or head.startswith(_SIGNATURE_PREFIX)):

@@ -146,6 +146,25 @@ def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     return p
 
 
+def input_location(location: str, what: str = "file") -> str:
+    """``location`` if it names a readable file: a plain path (``input_file``), or a URL (``recorder.storage``)
+    with an object behind it; else ``PathError``/``StorageError``. Returned unchanged."""
+    from recorder.storage import check_location, is_url, kind_of, local_path
+
+    local = local_path(location)
+    if local is not None:
+        input_file(local, what)
+        return location
+    check_location(location)
+    kind = kind_of(location)
+    if kind is None:
+        raise PathError(location, f"no such {what} (nothing at that URL)")
+    if kind == "dir":
+        raise PathError(location, f"is a folder (a prefix), not a {what}")
+    assert is_url(location)
+    return location
+
+
 def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
     """``path`` if it is a readable folder; else ``PathError``."""
     p = Path(path)

@@ -122,9 +122,22 @@ def load_executor(spec: str, jobs: int, *, supervised: bool = True) -> Any:
 
 
 def find_recordings(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Every ``.nkrec`` file named or found below the folders named, absolute, sorted, without repeats."""
+    """Every ``.nkrec`` file named or found below the folders named, absolute, sorted, without repeats.
+    A URL (``s3://bucket/prefix/``, ``memory://...``: ``recorder.storage``) names an object or a prefix
+    listed for ``*.nkrec``; URLs stay URLs (workers open them), ``file://`` ones become paths."""
+    from recorder.storage import check_location, find_files, kind_of, local_path
+
     found: set[str] = set()
-    for p in map(Path, paths):
+    for location in paths:
+        local = local_path(location)
+        if local is None:
+            check_location(location)
+            kind = kind_of(location)
+            if kind is None:
+                raise NakamaReplayError(f"{location}: nothing at that URL")
+            found.update(find_files(str(location), ".nkrec") if kind == "dir" else [str(location)])
+            continue
+        p = Path(local)
         if p.is_dir():
             found.update(str(f.resolve()) for f in p.rglob("*.nkrec") if f.is_file())
         elif p.is_file():

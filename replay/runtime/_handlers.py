@@ -64,8 +64,14 @@ def recorded_handler(recording: str | os.PathLike[str], named: str) -> str:
         raise HandlerError(f"{rec}: the recording names no handler; pass one with --handler FILE.py|FILE.lua")
     if not isinstance(named, str) or len(named) > 4096 or any(ord(c) < 32 for c in named):
         raise UntrustedHandler(rec, str(named)[:200], "not a usable file name")
+    from recorder.storage import local_path
+
+    local = local_path(rec)
+    if local is None:  # an object store's key is not a folder tree of ours: nothing there is imported
+        raise UntrustedHandler(rec, named, "the recording was read from a URL, and handlers are never loaded from one")
+    rec_path = local
     path, cls = split_spec(named)
-    base = (Path.cwd() if rec == "<memory>" else Path(rec).resolve().parent).resolve()
+    base = (Path.cwd() if rec == "<memory>" else Path(rec_path).resolve().parent).resolve()
     if path.is_absolute() or path.drive or path.root:
         raise UntrustedHandler(rec, named, "an absolute path")
     target = (base / path).resolve()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_file
+from replay.cli._args import input_location
 from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
@@ -30,7 +30,7 @@ _REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="path to a .nkrec file")
+    p.add_argument("recording", help="a .nkrec file: a path, or a URL (s3://, gs://, memory://, file://)")
     add_integrity_flags(p)
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
     add_json_flag(p)
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.format import summarize
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     integrity_gate(args.recording, args)
     s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
     status = 0 if s.integrity["complete"] or args.allow_incomplete else EXIT_INCOMPLETE

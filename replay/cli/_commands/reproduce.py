@@ -8,6 +8,10 @@ it lies inside the recording's own folder tree: a recording is untrusted input, 
 elsewhere is refused (exit 2). Pass --handler FILE.py, FILE.py:ClassName or FILE.lua to choose the file,
 e.g. your fix. The report names the file it ran.
 
+The recording may be a URL (s3://bucket/key.nkrec, gs://, memory://, file://; credentials from the backend's
+environment, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID, never in the URL): it is read chunk by chunk. Its header's
+handler is never loaded from a URL: pass --handler.
+
 Recorded calls after the call where the replayed match stopped are not replayed (Nakama never calls a
 stopped match's handler): the report counts them and says whether Nakama could have made them, and the
 replay then does not reproduce the recording.
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import count, input_dir, input_file, whole
+from replay.cli._args import count, input_dir, input_location, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -61,7 +65,11 @@ _ENDINGS = {"hung": "HUNG", "exited": "EXITED", "killed": "KILLED", "out-of-memo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", nargs="?", help="a handler-call recording (.nkrec); or --group")
+    p.add_argument(
+        "recording",
+        nargs="?",
+        help="a handler-call recording (.nkrec): a path, or a URL (s3://, gs://, memory://, file://); or --group",
+    )
     p.add_argument(
         "--group", metavar="GROUP", help="reproduce a triage crash group: its best recording (see `triage show`)"
     )
@@ -90,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.group is not None or args.recording is None:
         _pick_group_recording(args)
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
     integrity_gate(args.recording, args)

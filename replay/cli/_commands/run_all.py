@@ -10,6 +10,12 @@ executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.
 Ray adapter (see README, "Batch replay"); each of its threads supervises its own handler process.
 --in-process replays in the executor's processes without a supervisor.
 
+Recordings may live anywhere fsspec reaches: a PATH may be a URL (s3://bucket/prefix/ is listed for *.nkrec;
+gs://, memory://, file://), read chunk by chunk, never downloaded whole. Credentials and endpoints come from
+the backend's environment (S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE, AWS_ENDPOINT_URL_S3),
+never from a URL (one with user:password@ is refused). A recording read from a URL runs only the --handler
+given: a handler is never loaded from a URL.
+
 A recording that is not complete (unsealed, damaged, version 1) lands in "incomplete" with what its intact
 part showed (unless its handler hung or died there: that category is the answer); --allow-incomplete
 sorts it by what that part showed instead, --strict does not replay it.
@@ -43,7 +49,12 @@ HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clea
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="recordings, or folders searched for *.nkrec")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="recordings, or folders searched for *.nkrec; URLs too (s3://bucket/prefix/ lists the prefix)",
+    )
     p.add_argument(
         "--handler", help="handler file for every recording (default: each recording's own, if inside its folder)"
     )

@@ -1,0 +1,189 @@
+"""Where recordings live: plain paths on this machine, or URLs anywhere fsspec reaches.
+
+A location is a plain path (``fixtures/x.nkrec``) or a URL with a scheme (``s3://bucket/prefix/x.nkrec``,
+``gs://...``, ``memory://...``, ``file:///abs/x.nkrec``). Plain paths and ``file://`` URLs are opened with the
+operating system's ``open``, as before; every other scheme through fsspec (``s3://`` needs ``s3fs``, the
+``s3`` extra; ``gs://`` needs ``gcsfs``).
+
+Reading streams: ``open_input`` hands the reader a seekable file object that fetches blocks on demand
+(fsspec's read-ahead cache, ``BLOCK_SIZE`` per request), so a reader that stops after the header, or after
+the first damaged chunk, fetches only what it read; a recording is never downloaded whole first.
+
+Writing commits on close (``open_output``): an object store has no append, and a reader must never take a
+half-written object for a recording. The bytes go to the key ``NAME.incomplete.tmp`` beside the final one;
+``close()`` moves it to ``NAME`` (a copy and a delete on S3). A writer that ends by an error still closes
+(``RecordingWriter.abandon()``: its file is committed unsealed, as a local writer's stays unsealed on disk);
+a writer killed outright (SIGKILL, a lost machine) commits nothing: the final key never appears, and what it
+had written stays behind in the temporary key (or, on S3, in an unfinished multipart upload that the bucket's
+lifecycle rule for incomplete uploads removes), where a local writer would have left an unsealed file.
+
+Credentials and endpoints come from each backend's own environment (S3: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``...; GCS: ``GOOGLE_APPLICATION_CREDENTIALS``),
+never from the command line: a URL carrying ``user:password@`` is refused (``StorageError``), because
+locations end up in reports, JSON and logs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import IO, Any
+
+from recorder.errors import NakamaReplayError
+
+__all__ = [
+    "BLOCK_SIZE",
+    "StorageError",
+    "is_url",
+    "check_location",
+    "kind_of",
+    "open_input",
+    "open_output",
+    "find_files",
+    "local_path",
+]
+
+#: bytes per request when reading from an object store (fsspec's read-ahead block)
+BLOCK_SIZE = 1 << 20
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*@")
+_TEMP_SUFFIX = ".incomplete.tmp"
+
+
+class StorageError(NakamaReplayError):
+    """A location that cannot be used: a bad URL, a missing backend, an object that is not there."""
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://...`` (``file://`` included), False for a plain path."""
+    return isinstance(location, str) and _SCHEME.match(location) is not None
+
+
+def local_path(location: str | os.PathLike[str]) -> str | None:
+    """The path on this machine of a plain path or ``file://`` URL; None for any other URL."""
+    if not is_url(location):
+        return os.fspath(location)
+    assert isinstance(location, str)
+    if location.lower().startswith("file://"):
+        return location[len("file://") :] or "/"
+    return None
+
+
+def check_location(location: str | os.PathLike[str]) -> None:
+    """Refuse a URL that carries credentials (``scheme://user:secret@...``): they would be printed."""
+    if isinstance(location, str) and _USERINFO.match(location):
+        scheme = _SCHEME.match(location)
+        assert scheme is not None
+        raise StorageError(
+            f"{scheme.group(1)}://...: the URL carries credentials (user@ or user:password@), which would end up "
+            "in reports and logs; give them through the backend's environment instead (S3: AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE; GCS: GOOGLE_APPLICATION_CREDENTIALS)"
+        )
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    check_location(url)
+    try:
+        import fsspec
+    except ImportError:  # pragma: no cover - fsspec is a dependency
+        raise StorageError(f"{url}: reading URLs needs fsspec (pip install fsspec)") from None
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        scheme = _SCHEME.match(url)
+        name = scheme.group(1) if scheme else url
+        hint = " (pip install 'nakama-replay[s3]')" if name in ("s3", "s3a") else ""
+        raise StorageError(f"{url}: no usable backend for {name}://: {exc}{hint}") from None
+
+
+def kind_of(location: str | os.PathLike[str]) -> str | None:
+    """``"file"``, ``"dir"`` or None (nothing there). Object stores have no empty folders: a prefix with
+    objects below it is a ``"dir"``."""
+    path = local_path(location)
+    if path is not None:
+        p = Path(path)
+        return "dir" if p.is_dir() else "file" if p.exists() else None
+    fs, key = _filesystem(str(location))
+    try:
+        info = fs.info(key)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # network, permissions: the backend's words, without credentials
+        raise StorageError(f"{location}: cannot be reached: {type(exc).__name__}: {exc}") from None
+    return "dir" if info.get("type") == "directory" else "file"
+
+
+def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
+    """A seekable binary file object and its size in bytes. URLs stream block by block (``BLOCK_SIZE``)."""
+    path = local_path(location)
+    if path is not None:
+        f = open(path, "rb")
+        return f, os.fstat(f.fileno()).st_size
+    fs, key = _filesystem(str(location))
+    try:
+        f = fs.open(key, "rb", block_size=BLOCK_SIZE, cache_type="readahead")
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"{location}: cannot be opened: {type(exc).__name__}: {exc}") from None
+    size = getattr(f, "size", None)
+    if size is None:
+        size = f.seek(0, io.SEEK_END)
+        f.seek(0)
+    return f, int(size)
+
+
+class _CommitOnClose(io.RawIOBase):
+    """Writes to ``KEY.incomplete.tmp``; ``close()`` moves it to ``KEY`` (see the module's docstring)."""
+
+    def __init__(self, fs: Any, key: str, location: str) -> None:
+        super().__init__()
+        self._fs, self._key, self._tmp, self.name = fs, key, key + _TEMP_SUFFIX, location
+        self._file = fs.open(self._tmp, "wb")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return self._file.write(b)
+
+    def flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._file.close()
+            self._fs.mv(self._tmp, self._key)
+        finally:
+            super().close()
+
+
+def open_output(location: str | os.PathLike[str]) -> IO[bytes]:
+    """A binary file to write: a plain path is opened as usual (each flush reaches the file); a URL writes a
+    temporary key and commits it under ``location`` on ``close()``."""
+    path = local_path(location)
+    if path is not None:
+        return open(path, "wb")
+    fs, key = _filesystem(str(location))
+    try:
+        return _CommitOnClose(fs, key, str(location))  # type: ignore[return-value]
+    except Exception as exc:
+        raise StorageError(f"{location}: cannot be written: {type(exc).__name__}: {exc}") from None
+
+
+def find_files(location: str, suffix: str) -> list[str]:
+    """Every file below the folder or prefix ``location`` whose name ends with ``suffix``, as full URLs, sorted."""
+    fs, key = _filesystem(location)
+    try:
+        keys = fs.find(key)
+    except Exception as exc:
+        raise StorageError(f"{location}: cannot be listed: {type(exc).__name__}: {exc}") from None
+    return sorted(fs.unstrip_protocol(k) for k in keys if k.endswith(suffix) and not k.endswith(_TEMP_SUFFIX))

@@ -1,0 +1,119 @@
+"""Real infrastructure for the storage and batch tests: an S3-compatible server (moto's server mode, a
+subprocess on 127.0.0.1) and a Dask cluster (``distributed.LocalCluster``, two worker processes), each
+started once per session and only when a test asks for it. Nothing is mocked in-process: the code under test
+talks HTTP to the server and pickles tasks to the workers.
+
+``s3_env`` points the backend's own environment at the server (``AWS_ENDPOINT_URL_S3`` and dummy keys, as a
+user's environment would), so the code under test gets no endpoint or credential through its arguments.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: the backend environment a user would have (moto accepts any keys)
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "nkreplay-test-key",
+    "AWS_SECRET_ACCESS_KEY": "nkreplay-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_START_TIMEOUT = 90.0  # seconds: moto's import is slow on a busy machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    return dict(S3_KEYS, AWS_ENDPOINT_URL_S3=endpoint)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: Any) -> Iterator[str]:
+    """The endpoint URL of a moto S3 server running as a subprocess for the whole session."""
+    pytest.importorskip("moto.server", reason="moto[server] is in the test extra: pip install -e '.[test]'")
+    pytest.importorskip("s3fs", reason="s3fs is in the s3 and test extras: pip install -e '.[test]'")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            try:
+                urllib.request.urlopen(endpoint + "/", timeout=5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start: {Path(log).read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The S3 environment set for this test (undone after it); fsspec's cached S3 clients are dropped, so
+    the code under test builds its own from this environment."""
+    import s3fs
+
+    for key, value in s3_environment(s3_server).items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    return s3_server
+
+
+@pytest.fixture
+def bucket(s3_env: str) -> str:
+    """A new empty bucket on the test server: ``s3://NAME``."""
+    import s3fs
+
+    name = f"nkreplay-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem().mkdir(name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(s3_server: str) -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of two worker processes (one thread each) whose environment points at the
+    S3 server; a worker task lost twice is given up (``allowed-failures`` 1: one retry)."""
+    pytest.importorskip("distributed", reason="dask[distributed] is in the dask and test extras")
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env=s3_environment(s3_server),
+        )
+    try:
+        yield cluster
+    finally:
+        cluster.close(timeout=30)
