@@ -21,10 +21,11 @@ in the executor's own process instead (the old way: a process pool by default).
 
 The executor is pluggable. ``run_all`` needs only ``executor.submit(fn, *args)`` returning a future with
 ``result()``; ``concurrent.futures`` futures are collected as they complete, others in submission order.
-A ``concurrent.futures.ProcessPoolExecutor`` is the default; ``dask.distributed.Client(...).get_executor()``
-qualifies as it is, and Ray through a three-line adapter (``ray.remote(fn).remote(*args).future()``).
-Workers receive absolute paths and return plain dicts, so a cluster needs the recordings and handlers on a
-shared file system (or a path scheme the workers can open) and nakama-replay installed.
+Supervised handler processes on threads are the default; ``dask`` / ``dask://HOST:PORT`` is built in
+(``replay.regression._dask``: a worker lost mid-task costs only that task, retried once), and Ray goes through
+a three-line adapter (``ray.remote(fn).remote(*args).future()``). Workers receive recording locations as given
+(URLs such as ``s3://...``, which each worker opens with its own credentials, or absolute paths) and return
+plain dicts; handlers and nakama-replay must be installed at the same path on every worker.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class SerialExecutor:
 
 
 def load_executor(spec: str, jobs: int, *, supervised: bool = True) -> Any:
-    """``process``, ``thread``, ``serial``, or ``package.module:factory`` called as ``factory(jobs)``.
+    """``process``, ``thread``, ``serial``, ``dask`` (a local cluster of ``jobs`` worker processes),
+    ``dask://HOST:PORT`` (a running Dask scheduler: ``replay.regression._dask``), or ``package.module:factory``
+    called as ``factory(jobs)``.
 
     ``process`` is ``jobs`` threads each supervising a handler process (``supervised``), or without
     supervision a ``ProcessPoolExecutor`` replaying in its own processes."""
@@ -106,9 +109,15 @@ def load_executor(spec: str, jobs: int, *, supervised: bool = True) -> Any:
         return cf.ThreadPoolExecutor(max_workers=jobs)
     if spec == "serial":
         return SerialExecutor()
+    from replay.regression._dask import DaskExecutor, is_dask_spec
+
+    if is_dask_spec(spec):
+        return DaskExecutor(spec, jobs)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise NakamaReplayError(f"--executor {spec!r}: use process, thread, serial or package.module:factory")
+        raise NakamaReplayError(
+            f"--executor {spec!r}: use process, thread, serial, dask, dask://HOST:PORT or package.module:factory"
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

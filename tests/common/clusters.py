@@ -9,6 +9,8 @@ user's environment would), so the code under test gets no endpoint or credential
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,24 +99,65 @@ def bucket(s3_env: str) -> str:
     return f"s3://{name}"
 
 
-@pytest.fixture(scope="session")
-def dask_cluster(s3_server: str) -> Iterator[Any]:
-    """A ``distributed.LocalCluster`` of two worker processes (one thread each) whose environment points at the
-    S3 server; a worker task lost twice is given up (``allowed-failures`` 1: one retry)."""
-    pytest.importorskip("distributed", reason="dask[distributed] is in the dask and test extras")
-    import dask
-    from distributed import LocalCluster
+_CLUSTER_MAIN = """
+import sys
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            env=s3_environment(s3_server),
+import dask
+from distributed import LocalCluster
+
+from replay.regression._dask import DASK_CONFIG
+
+with dask.config.set(DASK_CONFIG):
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until the test session closes it
+cluster.close(timeout=30)
+"""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running LocalCluster: its scheduler's address (``tcp://...``) and the pid of the process that holds it
+    (the scheduler and the nannies; each worker process is its child)."""
+
+    address: str
+    pid: int
+
+    def is_worker(self, pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return int(stat.rsplit(")", 1)[1].split()[1]) == self.pid
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(s3_server: str, tmp_path_factory: Any) -> Iterator[Cluster]:
+    """A ``distributed.LocalCluster`` of two worker processes (one thread each), run by a subprocess so that
+    its scheduler's threads stay out of the test process, with the S3 server in its environment; configured as
+    ``run-all --executor dask`` configures its own (a task whose worker is lost twice fails with
+    ``KilledWorker``; a worker holds only the task it runs)."""
+    pytest.importorskip("distributed", reason="dask[distributed] is in the dask and test extras")
+    log = tmp_path_factory.mktemp("dask") / "cluster.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CLUSTER_MAIN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=dict(os.environ, **s3_environment(s3_server)),
         )
+    assert proc.stdin is not None and proc.stdout is not None
     try:
-        yield cluster
+        ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT)
+        address = proc.stdout.readline().decode().strip() if ready else ""
+        if not address.startswith("tcp://"):
+            raise RuntimeError(f"the Dask cluster did not start: {Path(log).read_text()[-3000:]}")
+        yield Cluster(address, proc.pid)
     finally:
-        cluster.close(timeout=30)
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -5,9 +5,16 @@ diverged from the recorded outcomes, or could not be replayed; crashes grouped b
 Each replay runs in a handler process under a supervisor (-j N of them, default: one per core): a
 handler that hangs (--hang-timeout, whatever it blocks in), exits, dies of a signal or passes
 --max-memory costs only its own recording, which lands in the category hung, exited, killed or
-out-of-memory, and a new process takes the next one. --executor MODULE:FACTORY hands the work to any
-executor with submit() (FACTORY(jobs) returns it), e.g. a Dask cluster's Client.get_executor() or a small
-Ray adapter (see README, "Batch replay"); each of its threads supervises its own handler process.
+out-of-memory, and a new process takes the next one.
+
+--executor dask starts a Dask cluster of -j worker processes on this machine; --executor dask://HOST:PORT
+hands the work to a running Dask scheduler (pip install 'nakama-replay[dask]'). Workers get the recordings'
+URLs (or absolute paths, which must exist on every worker), results stream back into the same progress and
+summary, and a worker lost mid-task costs only its task: it runs again on another worker, and when that one
+is lost too the recording is reported as error (the local cluster is set up so; a remote scheduler needs
+distributed.scheduler.allowed-failures 1 and worker-saturation 1.0, see docs/batch.md). --executor
+MODULE:FACTORY hands the work to any executor with submit() (FACTORY(jobs) returns it), e.g. a small Ray
+adapter; each of its threads supervises its own handler process.
 --in-process replays in the executor's processes without a supervisor.
 
 Recordings may live anywhere fsspec reaches: a PATH may be a URL (s3://bucket/prefix/ is listed for *.nkrec;
@@ -25,7 +32,8 @@ incomplete (no verdict for it); else 0. 2 bad input.
 
 examples:
   nakama-replay run-all fixtures/recordings --handler fixtures/handlers/arena_fixed.py -j 2
-  nakama-replay run-all recordings/ --handler arena.lua --fail-on reproduced,crashed,error --json"""
+  nakama-replay run-all recordings/ --handler arena.lua --fail-on reproduced,crashed,error --json
+  nakama-replay run-all s3://crashes/2026-12/ --handler arena_fixed.py --executor dask://10.0.0.5:8786"""
 
 from __future__ import annotations
 
@@ -62,7 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-j", "--jobs", type=positive, default=None, metavar="N", help="worker processes (default: one per core)"
     )
     p.add_argument(
-        "--executor", default="process", metavar="KIND", help="process (default), thread, serial, or MODULE:FACTORY"
+        "--executor",
+        default="process",
+        metavar="KIND",
+        help="process (default), thread, serial, dask (a local Dask cluster of -j workers), dask://HOST:PORT, or "
+        "MODULE:FACTORY",
     )
     p.add_argument("--seed", type=whole, default=0, help="seed for values a recording does not hold (default 0)")
     p.add_argument("--until-tick", type=count, metavar="N", help="replay only calls up to tick N")
@@ -132,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.to_json())
     else:
-        _print_summary(summary, args.handler, jobs, args.executor)
+        _print_summary(summary, args.handler, jobs, getattr(executor, "where", None) or args.executor)
     counts = summary.counts
     if any(counts[c] for c in fail_on):
         return 1
