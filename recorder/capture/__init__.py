@@ -10,7 +10,15 @@
 
 import pathlib
 
-from recorder.capture._ingest import Ingest, IngestedMatch, recording_name, write_match, write_matches
+from recorder.capture._ingest import (
+    Ingest,
+    IngestedMatch,
+    ingest_files,
+    read_log,
+    recording_name,
+    write_match,
+    write_matches,
+)
 from recorder.capture._lua_errors import error_location, error_message, split_traceback
 from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log
 from recorder.capture._sink import CaptureSink
@@ -24,6 +32,8 @@ __all__ = [
     "DamagedLine",
     "Ingest",
     "IngestedMatch",
+    "ingest_files",
+    "read_log",
     "LogEntry",
     "LogStats",
     "crash_of",

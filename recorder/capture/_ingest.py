@@ -132,6 +132,45 @@ class Ingest:
         with f:
             self.feed(f, name)
 
+    def merge(self, other: Ingest) -> None:
+        """Add what ``other`` read (from other sources) to this one, as if this one had read them after its
+        own: records of one match from several files come together (assembled in sequence order by
+        ``matches()``), record parts split across files are joined, the same record twice counts once, and
+        two different records with one sequence number are reported as damaged. Lets each log file be read
+        by its own task (``ingest --executor dask``), then merged in the order the files were named."""
+        self.stats.lines += other.stats.lines
+        self.stats.entries += other.stats.entries
+        self.stats.other += other.stats.other
+        self.stats.damaged.extend(other.stats.damaged)
+        self.ours += other.ours
+        self.crashes.update(other.crashes)
+        for match, mid in other.mids.items():
+            self.mids.setdefault(match, mid)
+        for match, records in other.records.items():
+            seen = self.records.setdefault(match, {})
+            for seq, rec in records.items():
+                if seq not in seen:
+                    seen[seq] = rec
+                elif seen[seq].body != rec.body:
+                    self._damaged(
+                        rec.source,
+                        rec.line,
+                        f"s: match {match}: two different records with sequence number {seq}",
+                    )
+        for key, got in other.parts.items():
+            mine = self.parts.setdefault(key, {})
+            for i, part in got.items():
+                mine.setdefault(i, part)
+            n = next(iter(mine.values()))[0]
+            if len(mine) == n and all(mine[k][0] == n for k in mine):
+                whole = "".join(mine[k][1] for k in range(1, n + 1))
+                first = mine[1]
+                del self.parts[key]
+                try:
+                    self._record(whole, first[2], first[3], first[4], key[0] or None)
+                except InvalidValue as exc:
+                    self._damaged(first[2], first[3], _describe(exc))
+
     def _damaged(self, source: str, line: int, problem: str) -> None:
         self.stats.damaged.append(DamagedLine(source, line, problem))
 
@@ -257,6 +296,38 @@ class Ingest:
         if builder.init is None:
             problems.append("no init record: the match started before the capture module, or its first lines are lost")
         return IngestedMatch(header, events, len(builder.calls), builder.loops, problems)
+
+
+def read_log(name: str) -> Ingest:
+    """What one log file (a path or URL) holds, read on its own: one task of ``ingest_files``."""
+    ingest = Ingest()
+    ingest.feed_file(name)
+    return ingest
+
+
+def ingest_files(names: Iterable[str], executor: Any = None) -> Ingest:
+    """Read each log file in a task of its own on ``executor`` (anything with ``submit(fn, *args)``
+    returning a future: a process pool, ``replay.regression.load_executor("dask", n)``; None: here, one
+    after another), then merge them in the order named, so the result is the same as one ``Ingest`` fed
+    every file in turn. A file that cannot be opened raises ``LogError`` as ``feed_file`` does; a task lost
+    with its worker is reported as a damaged line of that file (the run goes on, and says so)."""
+    names = list(names)
+    total = Ingest()
+    if executor is None:
+        for name in names:
+            total.feed_file(name)
+        return total
+    futures = [executor.submit(read_log, name) for name in names]
+    for name, future in zip(names, futures):
+        try:
+            part = future.result()
+        except LogError:
+            raise
+        except Exception as exc:  # the worker's or the cluster's failure, not the log's
+            total._damaged(name, 0, f"not read: the task reading it failed ({type(exc).__name__}: {exc})")
+            continue
+        total.merge(part)
+    return total
 
 
 def _describe(exc: InvalidValue) -> str:

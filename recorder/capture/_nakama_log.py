@@ -118,8 +118,11 @@ def _json_object(text: str, source: str, line: int, where: str) -> dict[str, Any
 
 def open_log(path: str) -> IO[bytes]:
     """A log file opened for reading lines as bytes; gzip-compressed files (recognised by their first
-    bytes, whatever their name) are decompressed as they are read."""
-    f = open(path, "rb")
+    bytes, whatever their name) are decompressed as they are read. ``path`` may be a URL (``s3://...``:
+    ``recorder.storage``), read block by block."""
+    from recorder.storage import open_input
+
+    f, _ = open_input(path)
     try:
         compressed = f.read(2) == b"\x1f\x8b"
         f.seek(0)
@@ -127,8 +130,9 @@ def open_log(path: str) -> IO[bytes]:
         f.close()
         raise
     if compressed:
-        f.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        unpacked = gzip.GzipFile(fileobj=f, mode="rb")
+        unpacked.myfileobj = f  # closed with it (GzipFile closes the file it was given only under this name)
+        return unpacked  # type: ignore[return-value]
     return f
 
 

@@ -18,8 +18,15 @@ file_name). A recording is written whole or not at all.
 exit status: 0 recordings written, nothing skipped; 1 recordings written, but lines or records were
 skipped or are missing (each reported); 2 nothing usable found (no capture records) or bad input.
 
+Many files (a day of logs of many Nakama nodes) can be read in parallel, one task per file: --executor
+process (-j processes here), dask (a local Dask cluster) or dask://HOST:PORT (a running scheduler; the workers
+read the files, so name them by URL, s3://logs/node-a.log.gz, or by paths every worker has). The files are
+merged in the order named: records of one match spread over several files come together in sequence order,
+a record logged twice counts once, and the recordings are the same as a serial run's.
+
 examples:
   nakama-replay ingest nakama.log -o recordings/
+  nakama-replay ingest s3://logs/node-a.log.gz s3://logs/node-b.log.gz -o recordings/ --executor dask
   docker logs nakama 2>&1 | nakama-replay ingest - -o recordings/ --handler modules/arena.lua
   nakama-replay reproduce recordings/<match id>.nkrec --handler modules/arena.lua"""
 
@@ -27,14 +34,20 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_file, output_dir
+from replay.cli._args import input_location, output_dir, positive
 from replay.cli._common import add_json_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("logs", nargs="*", default=["-"], metavar="LOG", help="Nakama log files, - for stdin (default)")
+    p.add_argument(
+        "logs",
+        nargs="*",
+        default=["-"],
+        metavar="LOG",
+        help="Nakama log files (paths or URLs: s3://, gs://, memory://, file://), - for stdin (default)",
+    )
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the recordings")
     p.add_argument(
         "--handler",
@@ -48,6 +61,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="only this match (id with or without .node; repeatable)",
     )
+    p.add_argument(
+        "--executor",
+        default="serial",
+        metavar="KIND",
+        help="where the log files are read, one task per file: serial (default, here), process (-j processes), "
+        "dask (a local Dask cluster of -j workers) or dask://HOST:PORT",
+    )
+    p.add_argument(
+        "-j", "--jobs", type=positive, default=None, metavar="N", help="processes or workers (default: one per core)"
+    )
     add_json_flag(p)
 
 
@@ -58,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out)
     for name in args.logs:
         if name != "-":
-            input_file(name, "log")
-    ingest = Ingest()
-    for name in args.logs:
-        ingest.feed_file(name)
+            input_location(name, "log")
+    if args.executor == "serial":
+        ingest = Ingest()
+        for name in args.logs:
+            ingest.feed_file(name)
+    else:
+        ingest = _read_in_parallel(args)
     matches = ingest.matches()
     wanted = set(args.match)
     if wanted:
@@ -125,3 +151,21 @@ def run(args: argparse.Namespace) -> int:
     if not clean:
         print("some input was skipped or is missing (see above): exit 1")
     return 0 if clean else 1
+
+
+def _read_in_parallel(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import os
+
+    from recorder.capture import ingest_files
+    from recorder.errors import NakamaReplayError
+    from replay.regression._batch import load_executor
+
+    if "-" in args.logs:
+        raise NakamaReplayError(f"--executor {args.executor}: standard input (-) cannot be shared out; name files")
+    if args.executor not in ("process", "dask") and not args.executor.startswith(("dask://", "dask+tls://")):
+        raise NakamaReplayError(f"--executor {args.executor!r}: use serial, process, dask or dask://HOST:PORT")
+    executor = load_executor(args.executor, args.jobs or os.cpu_count() or 1, supervised=False)
+    try:
+        return ingest_files(args.logs, executor)
+    finally:
+        executor.shutdown(wait=True)
