@@ -647,12 +647,17 @@ def open_recording(
 ) -> Recording:
     """Open a recording for streaming. ``recording.header`` is read at once; events stream on iteration.
     ``strict``: raise ``IncompleteRecording`` now unless the file is ``complete``."""
-    kind = kind_of(path)
-    if kind == "dir":
-        raise RecordingError(f"{path}: is a folder, not a recording file")
-    if kind is None:
-        raise RecordingError(f"{path}: no such recording file")
-    return Recording(path, strict=strict, salvage=salvage, on_damage=on_damage, max_chunk_bytes=max_chunk_bytes)
+    if not is_url(path) or str(path).lower().startswith("file://"):
+        kind = kind_of(path)
+        if kind == "dir":
+            raise RecordingError(f"{path}: is a folder, not a recording file")
+        if kind is None:
+            raise RecordingError(f"{path}: no such recording file")
+    try:  # a URL: no separate existence check, one request fewer per recording
+        return Recording(path, strict=strict, salvage=salvage, on_damage=on_damage, max_chunk_bytes=max_chunk_bytes)
+    except (IsADirectoryError, FileNotFoundError):
+        what = "is a folder, not a recording file" if kind_of(path) == "dir" else "no such recording file"
+        raise RecordingError(f"{path}: {what}") from None
 
 
 def verify(path: str | os.PathLike[str], *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES) -> Integrity:

@@ -25,6 +25,7 @@ locations end up in reports, JSON and logs.
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import re
@@ -117,17 +118,21 @@ def kind_of(location: str | os.PathLike[str]) -> str | None:
 
 
 def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
-    """A seekable binary file object and its size in bytes. URLs stream block by block (``BLOCK_SIZE``)."""
+    """A seekable binary file object and its size in bytes. URLs stream block by block (``BLOCK_SIZE``):
+    one metadata request, then one ranged read per block reached. Raises ``FileNotFoundError`` or
+    ``IsADirectoryError`` (a folder, or a prefix with objects below it)."""
     path = local_path(location)
     if path is not None:
         f = open(path, "rb")
         return f, os.fstat(f.fileno()).st_size
     fs, key = _filesystem(str(location))
     try:
-        f = fs.open(key, "rb", block_size=BLOCK_SIZE, cache_type="readahead")
-    except FileNotFoundError:
-        raise
-    except IsADirectoryError:
+        info = fs.info(key)  # one request: what it is and its size, which the file then need not ask again
+        if info.get("type") == "directory":
+            raise IsADirectoryError(location)
+        known = {"size": info["size"]} if "size" in inspect.signature(fs._open).parameters else {}
+        f = fs.open(key, "rb", block_size=BLOCK_SIZE, cache_type="readahead", **known)
+    except (FileNotFoundError, IsADirectoryError):
         raise
     except Exception as exc:
         raise StorageError(f"{location}: cannot be opened: {type(exc).__name__}: {exc}") from None

@@ -12,6 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import fsspec
 import pytest
 
+from recorder.errors import RecordingError
 from recorder.format import RecordingWriter, open_recording, read_events, verify
 from recorder.storage import BLOCK_SIZE, StorageError, find_files, is_url, kind_of, local_path, open_input
 from replay.cli import main
@@ -89,6 +90,10 @@ def test_s3_recording_reads_as_the_local_file_does(bucket):
     header, events = read_events(url)
     assert header == local_header and events == local_events
     assert verify(url) == verify(CRASH)
+    with pytest.raises(RecordingError, match="no such recording file"):
+        open_recording(f"{bucket}/prefix/none.nkrec")
+    with pytest.raises(RecordingError, match="is a folder"):
+        open_recording(f"{bucket}/prefix")
 
 
 def test_s3_reading_streams_block_by_block(bucket):
