@@ -12,7 +12,8 @@ With ``--cluster`` (needs the test extra: moto[server], s3fs, dask[distributed])
 executor with the process pool on ``--cluster-recordings`` generated recordings (default 200): the process
 pool (``run-all -j N``) reading local files, and a Dask local cluster of ``--jobs`` worker processes
 (``run-all --executor dask``) reading the same recordings from an S3 endpoint on 127.0.0.1 (moto's server,
-started here as a subprocess). Printed: recordings per second of each, Dask / pool (target: at least 0.8),
+started here as a subprocess), and the process pool reading them from that endpoint too (the store's cost apart
+from Dask's). Printed: recordings per second of each, Dask / pool (target: at least 0.8),
 each one's speed-up over one process and its parallel efficiency (speed-up / the busy loop's speed-up), and
 the cluster's start-up time (not in its throughput: a sweep pays it once).
 
@@ -63,6 +64,9 @@ def machine_parallelism(jobs: int, n: int = 2_000_000, tasks: int = 8) -> float:
             list(ex.map(burn, [n] * tasks))
             times.append(time.perf_counter() - t)
     return times[0] / times[1]
+
+
+NOOP_TASKS = 2000
 
 
 def start_s3_server() -> tuple[subprocess.Popen[bytes], str]:
@@ -126,6 +130,12 @@ def cluster_comparison(n: int, ticks: int, jobs: int, parallel: float) -> None:
             pool = time.perf_counter() - t
             assert pooled.counts["clean"] == n, pooled.counts
 
+            gc.collect()
+            t = time.perf_counter()
+            pooled_s3 = run_all(urls, HANDLER, jobs=jobs)
+            pool_s3 = time.perf_counter() - t
+            assert pooled_s3.counts["clean"] == n, pooled_s3.counts
+
             t = time.perf_counter()
             executor = load_executor("dask", jobs)
             started = time.perf_counter() - t
@@ -135,6 +145,10 @@ def cluster_comparison(n: int, ticks: int, jobs: int, parallel: float) -> None:
                 t = time.perf_counter()
                 dasked = run_all(urls, HANDLER, executor=executor)
                 dask_time = time.perf_counter() - t
+                t = time.perf_counter()
+                noops = [executor.submit(abs, -i) for i in range(NOOP_TASKS)]
+                assert sum(f.result() for f in noops) == NOOP_TASKS * (NOOP_TASKS - 1) // 2
+                noop_rate = NOOP_TASKS / (time.perf_counter() - t)
             finally:
                 executor.shutdown()
             assert dasked.counts["clean"] == n, dasked.counts
@@ -146,6 +160,7 @@ def cluster_comparison(n: int, ticks: int, jobs: int, parallel: float) -> None:
     print(f"  {'run_all serial (1 process)':<40} {1 / one_each:6.1f} recordings/s")
     for name, seconds in (
         (f"process pool, local files, {jobs} processes", pool),
+        (f"process pool, S3 endpoint, {jobs} processes", pool_s3),
         (f"dask, S3 endpoint, {jobs} workers", dask_time),
     ):
         speedup = n * one_each / seconds
@@ -154,7 +169,10 @@ def cluster_comparison(n: int, ticks: int, jobs: int, parallel: float) -> None:
             f"  efficiency {speedup / parallel:4.2f}"
         )
     print(f"  dask local cluster start-up: {started:.2f} s (once per sweep, not in its throughput)")
+    print(f"  dask no-op tasks: {noop_rate:,.0f} tasks/s (the scheduler's and the future's cost per task)")
     print(f"ratio dask from S3 / process pool on local files (throughput; target >= 0.8): {pool / dask_time:.2f}")
+    print(f"ratio dask from S3 / process pool from S3 (what Dask itself costs): {pool_s3 / dask_time:.2f}")
+    print(f"ratio process pool from S3 / on local files (what the store costs here): {pool / pool_s3:.2f}")
 
 
 def main() -> None:
