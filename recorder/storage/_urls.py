@@ -132,6 +132,11 @@ def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
             raise IsADirectoryError(location)
         known = {"size": info["size"]} if "size" in inspect.signature(fs._open).parameters else {}
         f = fs.open(key, "rb", block_size=BLOCK_SIZE, cache_type="readahead", **known)
+        if known and isinstance(getattr(type(f), "details", None), property):
+            try:
+                f.details = info  # fsspec's buffered files ask for it again on the first read otherwise
+            except AttributeError:  # a read-only property on some backend: it asks once more, no harm
+                pass
     except (FileNotFoundError, IsADirectoryError):
         raise
     except Exception as exc:

@@ -31,6 +31,8 @@ S3_KEYS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 _START_TIMEOUT = 90.0  # seconds: moto's import is slow on a busy machine
+#: endpoint -> the server's log (one line per HTTP request it served)
+SERVER_LOGS: dict[str, Path] = {}
 
 
 def free_port() -> int:
@@ -57,6 +59,7 @@ def s3_server(tmp_path_factory: Any) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     endpoint = f"http://127.0.0.1:{port}"
+    SERVER_LOGS[endpoint] = Path(log)
     try:
         deadline = time.monotonic() + _START_TIMEOUT
         while True:

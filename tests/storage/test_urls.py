@@ -16,7 +16,8 @@ from recorder.errors import RecordingError
 from recorder.format import RecordingWriter, open_recording, read_events, verify
 from recorder.storage import BLOCK_SIZE, StorageError, find_files, is_url, kind_of, local_path, open_input
 from replay.cli import main
-from replay.regression import CATEGORIES, find_recordings, run_all
+from replay.regression import CATEGORIES, find_recordings, reproduce_one, run_all
+from tests.common.clusters import SERVER_LOGS
 from tests.common.paths import HANDLERS, RECORDINGS
 
 CRASH = RECORDINGS / "arena-reconnect-crash.nkrec"
@@ -112,6 +113,18 @@ def test_s3_reading_streams_block_by_block(bucket):
         assert fetched <= 2 * BLOCK_SIZE, f"{fetched} bytes fetched to read a header"
         assert rec.integrity().state == "complete"
         assert rec._file.cache.total_requested_bytes >= size - BLOCK_SIZE
+
+
+def test_s3_reading_a_small_recording_costs_one_head_and_one_get(bucket, s3_env):
+    """What the server saw while a recording was opened, walked to its end and replayed."""
+    url = _upload(bucket, "small.nkrec", CLEAN.read_bytes())
+    log = SERVER_LOGS[s3_env]
+    before = len(log.read_text().splitlines())
+    result = reproduce_one(url, str(HANDLERS / "arena.py"), {"seed": 0}, None)
+    assert result["category"] == "clean"
+    key = url[len("s3://") :]
+    seen = [line for line in log.read_text().splitlines()[before:] if f"/{key} " in line]
+    assert [line.split('"')[1].split()[0].lstrip("\x1b[0123456789;m") for line in seen] == ["HEAD", "GET"], seen
 
 
 def test_s3_writer_commits_on_close_only(bucket):
