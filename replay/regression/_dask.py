@@ -56,7 +56,7 @@ class DaskExecutor:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # its HTTP server (health, metrics) on a free local port
                 )
                 self.client = Client(self.cluster)
             self.where = f"dask local cluster, {workers} worker processes"

@@ -111,7 +111,7 @@ from distributed import LocalCluster
 from replay.regression._dask import DASK_CONFIG
 
 with dask.config.set(DASK_CONFIG):
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0")
 print(cluster.scheduler_address, flush=True)
 sys.stdin.read()  # until the test session closes it
 cluster.close(timeout=30)
