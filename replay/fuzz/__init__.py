@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
     from replay.fuzz._checks import Invariant, MatchChecks
     from replay.fuzz._fuzz import Finding, FuzzOptions, FuzzReport, fuzz
     from replay.fuzz._minimize import reduce_actions, reduce_calls
+    from replay.fuzz._parallel import fuzz_seeds
     from replay.fuzz._stateful import match_state_machine
     from replay.fuzz._strategies import (
         DEFAULT_PROFILE,
@@ -49,6 +50,7 @@ __all__ = [
     "call_streams",
     "client_actions",
     "fuzz",
+    "fuzz_seeds",
     "load_profile",
     "match_state_machine",
     "play",

@@ -141,6 +141,8 @@ class FuzzReport:
     database: Path | None = None
     max_findings: int = 0
     stopped_by: str = ""
+    seeds: list[int] = field(default_factory=list)  # a merged run of several seeds (replay.fuzz._parallel)
+    duplicates: int = 0  # findings of a later seed with a key an earlier one found: merged away
 
     @property
     def capped(self) -> bool:
@@ -159,7 +161,7 @@ class FuzzReport:
             "max_findings": self.max_findings,
             "stopped_by": self.stopped_by,
             "findings": [f.to_json() for f in self.findings],
-        }
+        } | ({"seeds": self.seeds, "duplicates": self.duplicates} if self.seeds else {})
 
 
 def _action_json(a: Action) -> dict[str, Any]:

@@ -20,11 +20,17 @@ Matches play in a handler process under a supervisor: a match whose handler bloc
 callback|Hang|?, callback|HandlerExit|?, callback|FatalSignalError|?, callback|MemoryError|...), found,
 shrunk and written the same way, and the search goes on in a new process.
 
+--seeds K runs K independent searches (seeds SEED..SEED+K-1, each with the whole --max-examples and
+--max-findings) in parallel: on -j processes here, or with --executor dask / dask://HOST:PORT on a Dask
+cluster (OUT must then be a folder every worker reaches at the same path). Each writes under OUT/seed-N/; the
+report lists each distinct failure once (the lowest seed's finding kept, the others' files removed).
+
 exit status: 0 no failure found, 1 failures found, 2 bad input, 130 interrupted.
 
 examples:
   nakama-replay fuzz --handler fixtures/handlers/arena.py --payloads fixtures/handlers/arena_payloads.py
-  nakama-replay fuzz --handler fixtures/handlers/arena_fixed.py --payloads fixtures/handlers/arena_payloads.py"""
+  nakama-replay fuzz --handler fixtures/handlers/arena_fixed.py --payloads fixtures/handlers/arena_payloads.py
+  nakama-replay fuzz --handler arena.lua --payloads arena_payloads.py --seeds 32 --executor dask://10.0.0.5:8786"""
 
 from __future__ import annotations
 
@@ -76,6 +82,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--allow-absent-targets", action="store_true", help="do not fail broadcasts to presences not in the match"
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive,
+        default=1,
+        metavar="K",
+        help="K independent searches, seeds SEED..SEED+K-1, each with the whole budget, merged by failure "
+        "(default 1: one search here)",
+    )
+    p.add_argument(
+        "--executor",
+        default="process",
+        metavar="KIND",
+        help="where --seeds K searches run: process (default, -j processes here), dask (a local Dask cluster) "
+        "or dask://HOST:PORT",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="processes or workers for --seeds (default: cores)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_supervisor_flags(p, hang_default=1.0)
@@ -141,10 +170,13 @@ def run(args: argparse.Namespace) -> int:
         supervised=not args.in_process,
         max_memory=args.max_memory,
     )
-    progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
-    report = fuzz(args.handler, options, progress)
-    if progress is not None:
-        progress.done()
+    if args.seeds > 1:
+        report = _fuzz_seeds(args, options)
+    else:
+        progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
+        report = fuzz(args.handler, options, progress)
+        if progress is not None:
+            progress.done()
     if args.json:
         print_json(report.to_json())
     else:
@@ -152,9 +184,40 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.findings else 0
 
 
+def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-def]
+    import dataclasses
+    import os
+
+    from recorder.errors import NakamaReplayError
+    from replay.fuzz._parallel import fuzz_seeds
+    from replay.regression._batch import load_executor
+
+    if args.executor != "process" and args.executor != "dask" and not args.executor.startswith("dask"):
+        raise NakamaReplayError(f"--executor {args.executor!r}: use process, dask or dask://HOST:PORT")
+    if not args.quiet and not args.json:
+        print(
+            f"fuzz {args.handler}: {args.seeds} searches, seeds {args.seed}..{args.seed + args.seeds - 1}",
+            file=sys.stderr,
+        )
+    executor = load_executor(args.executor, args.jobs or os.cpu_count() or 1, supervised=False)
+    try:
+        return fuzz_seeds(
+            args.handler,
+            dataclasses.replace(options, profile=None),
+            range(args.seed, args.seed + args.seeds),
+            executor,
+            payloads=args.payloads,
+        )
+    finally:
+        executor.shutdown(wait=True)
+
+
 def _print_report(r) -> None:  # type: ignore[no-untyped-def]
     print(f"fuzzed   {r.handler} with {r.profile}")
-    print(f"         {r.examples} matches in {r.seconds:.1f} s, seed {r.seed}")
+    seeds = f"seeds {r.seeds[0]}..{r.seeds[-1]}" if r.seeds else f"seed {r.seed}"
+    print(f"         {r.examples} matches in {r.seconds:.1f} s, {seeds}")
+    if r.duplicates:
+        print(f"         {r.duplicates} findings of later seeds repeated an earlier one's failure: merged away")
     if r.profile == "<default profile>":
         print(
             "note     no --payloads: messages carry arbitrary JSON values or bytes, so crashes on malformed input\n"
