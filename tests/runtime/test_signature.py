@@ -342,3 +342,84 @@ def test_a_log_line_without_mid_or_an_integer_tick() -> None:
         "match_loop",
         "e",
     )
+
+
+# -- pinned by the mutation run (tests/mutation/run.py replay.runtime._signature) -------------------------------
+
+
+def test_windows_paths_name_the_same_frame() -> None:
+    trace = 'Traceback (most recent call last):\n  File "C:\\game\\modules\\arena.py", line 9, in match_loop\n'
+    sig = CrashSignature.from_error("match_loop", "KeyError: 'x'", trace)
+    assert sig.frames == ("arena.py:match_loop",) and sig.key == "match_loop|KeyError|arena.py:match_loop"
+
+
+def test_a_hang_has_no_frames_whatever_its_traceback_says() -> None:
+    trace = 'Traceback (most recent call last):\n  File "arena.py", line 9, in match_loop\n'
+    hang = CrashSignature.from_error("match_loop", "stuck", trace, error_type="Hang", op_code=3)
+    assert (hang.error_type, hang.frames, hang.op_code) == ("Hang", (), 3)
+    crash = Crash(callback="match_loop", tick=4, error="x", error_type="Hang", traceback=trace, hung=True)
+    from_crash = CrashSignature.from_crash(crash, op_code=6)
+    assert (from_crash.error_type, from_crash.frames, from_crash.op_code) == ("Hang", (), 6)
+
+
+def test_a_long_message_is_cut_at_160_characters() -> None:
+    assert normalise_message("x" * 400) == "x" * 160
+    assert normalise_message("y" * 400, limit=20) == "y" * 20
+
+
+def test_describe_and_to_json_say_every_field() -> None:
+    sig = CrashSignature("match_loop", "KeyError", ("arena.py:match_loop", "arena.py:helper"), 7)
+    assert sig.describe() == "KeyError in match_loop at arena.py:match_loop, last op code 7"
+    assert CrashSignature("match_join", "Hang").describe() == "Hang in match_join at ?"
+    assert sig.to_json() == {
+        "key": "match_loop|KeyError|arena.py:match_loop",
+        "hash": sig.short_hash,
+        "callback": "match_loop",
+        "error_type": "KeyError",
+        "frames": ["arena.py:match_loop", "arena.py:helper"],
+        "op_code": 7,
+    }
+
+
+def test_a_crash_line_without_an_error_field_has_an_empty_error() -> None:
+    line = '{"msg":"Stopping match after error from match_loop execution","mid":"m","tick":3}'
+    logged = parse_crash_log_line(line)
+    assert logged is not None and logged.error == "" and (logged.mid, logged.tick) == ("m", 3)
+
+
+def test_the_op_code_is_the_last_message_of_the_crashing_match_loop_call() -> None:
+    from types import SimpleNamespace
+
+    crash = Crash(callback="match_loop", tick=9, error="KeyError: 'x'", error_type="KeyError")
+    loop = {"callback": "match_loop", "tick": 9, "messages": [{"op_code": 4}, {"op_code": 5}, {"op_code": 6}]}
+    leave = {"callback": "match_leave", "tick": 9, "messages": []}
+    older = {"callback": "match_loop", "tick": 8, "messages": [{"op_code": 1}]}
+    assert CrashSignature.from_result(SimpleNamespace(crash=crash, last_inputs=[older, loop, leave])).op_code == 6
+    empty = {"callback": "match_loop", "tick": 9, "messages": []}
+    assert CrashSignature.from_result(SimpleNamespace(crash=crash, last_inputs=[older, empty])).op_code is None
+    join = Crash(callback="match_join", tick=9, error="KeyError: 'x'", error_type="KeyError")
+    assert CrashSignature.from_result(SimpleNamespace(crash=join, last_inputs=[loop])).op_code is None
+
+
+def test_of_recording_takes_the_last_op_code_of_the_crash_tick_and_only_for_match_loop(tmp_path: Path) -> None:
+    import dataclasses
+
+    from recorder.format import CrashMarker, LoopCall, MatchMessage, open_recording, write_recording
+
+    with open_recording(CRASH_REC) as rec:
+        header, events = rec.header, list(rec.events())
+    marker = next(e for e in events if isinstance(e, CrashMarker))
+    at = next(i for i, e in enumerate(events) if isinstance(e, LoopCall) and e.tick == marker.tick)
+    first = events[at].messages[0]
+    three = tuple(dataclasses.replace(first, op_code=op) for op in (11, 12, 13))
+    assert all(isinstance(m, MatchMessage) for m in three)
+    events[at] = dataclasses.replace(events[at], messages=three)
+    loop_crash = tmp_path / "loop.nkrec"
+    write_recording(loop_crash, header, events)
+    sig = CrashSignature.of_recording(loop_crash)
+    assert sig is not None and sig.op_code == 13
+    events[events.index(marker)] = dataclasses.replace(marker, callback="match_join")
+    join_crash = tmp_path / "join.nkrec"
+    write_recording(join_crash, header, events)
+    sig = CrashSignature.of_recording(join_crash)
+    assert sig is not None and sig.callback == "match_join" and sig.op_code is None
