@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from recorder.errors import IncompleteRecording, NakamaReplayError, OptionError, PathError
+from replay.runtime._interrupt import catching_interrupts
 
 __all__ = ["main", "COMMANDS", "translate_errors", "error_json", "EXIT_BAD_INPUT", "EXIT_INCOMPLETE", "EXIT_INTERNAL"]
 
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args_list  # known before parsing, so a usage error answers in JSON too
     try:
-        with translate_errors():
+        with translate_errors(), catching_interrupts():
             parser = build_parser()
             args = parser.parse_args(args_list)
             if args.command is None:

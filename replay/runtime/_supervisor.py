@@ -62,6 +62,7 @@ from typing import Any
 from recorder.errors import NakamaReplayError, OptionError
 from replay.errors import HandlerDied, HandlerLoadError
 from replay.runtime._hang import CALLBACKS, LOADING, Beacon, install_beacon
+from replay.runtime._interrupt import raise_if_interrupted
 
 __all__ = [
     "DEATHS",
@@ -366,6 +367,7 @@ class HandlerProcess:
         slots = self._slots
         last_seq, since = (-1, -1), time.monotonic()
         while True:
+            raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
             if wait([self._results], timeout=poll):
                 try:
                     message = self._results.recv()

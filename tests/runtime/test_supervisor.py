@@ -499,3 +499,28 @@ def test_a_fault_dump_keeps_only_the_handlers_frames() -> None:
     trace = handler_traceback(dump)
     assert 'arena.py", line 120, in match_loop' in trace
     assert not any(os.path.basename(f) in trace for f in ours), trace
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed interrupt
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_ends_the_wait(tmp_path: Path) -> None:
+    """SIGINT landing inside ``__del__`` becomes an "ignored" KeyboardInterrupt; the wait must stop anyway."""
+    from replay.runtime._interrupt import catching_interrupts
+
+    class SignalsWhileFinalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside the finaliser, and is swallowed
+
+    def too_late(signum: int, frame: object) -> None:
+        raise TimeoutError("the wait ignored the interrupt")  # without the latch: a sleep(3600), no hang guard
+
+    handler = hostile(tmp_path, "sleep")
+    previous = signal.signal(signal.SIGALRM, too_late)
+    signal.alarm(60)
+    try:
+        with catching_interrupts():
+            SignalsWhileFinalised()  # collected at once: the interrupt is raised and dropped inside __del__
+            with pytest.raises(KeyboardInterrupt):
+                reproduce_supervised(CLEAN, handler, ReplayOptions(hang_timeout=None))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
