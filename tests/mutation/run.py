@@ -58,7 +58,20 @@ SCOPE: dict[str, tuple[str, ...]] = {
     ),
     "replay.runtime._verdict": ("*",),
     "replay.runtime._signature": ("*",),
-    "replay.regression._bisect": ("*",),
+    # bisect's decisions: exit code -> verdict, the search, what a replay or a --run command says of a version,
+    # the runnable check and which files a revision holds; not its formatting, git plumbing or temp folders
+    "replay.regression._bisect": (
+        "x_verdict_from_exit",
+        "x_bisect",
+        "x__found",
+        "xǁReplayTestǁ__call__",
+        "xǁReplayTestǁ_crash",
+        "xǁReplayTestǁ_diverges",
+        "xǁCommandTestǁcheck",
+        "xǁCommandTestǁ__call__",
+        "x__not_runnable",
+        "xǁGitSourceǁpathspecs",
+    ),
 }
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
