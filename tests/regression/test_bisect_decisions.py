@@ -13,7 +13,7 @@ import pytest
 from replay.errors import BisectError
 from replay.regression import GitSource, Version
 from replay.regression._bisect import ABORT, BAD, GOOD, SKIP, CommandTest, ReplayTest
-from replay.runtime import Crash, ReplayOptions
+from replay.runtime import Crash, Limits, ReplayOptions
 from tests.common.paths import ROOT
 
 CRASH_REC = str(ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec")
@@ -92,6 +92,13 @@ def test_the_replay_options_are_the_ones_given() -> None:
     assert early(V)[0] == GOOD
     full = ReplayTest(CRASH_REC, options=ReplayOptions(), handler_for=lambda v: ARENA)
     assert full(V)[0] == BAD
+    supervised = ReplayTest(
+        CRASH_REC, options=ReplayOptions(until_tick=10), handler_for=lambda v: ARENA, limits=Limits()
+    )
+    try:
+        assert supervised(V)[0] == GOOD  # the same options in the handler process
+    finally:
+        supervised.close()
 
 
 def _result(crash: Crash | None, **fields: object) -> SimpleNamespace:
