@@ -206,6 +206,10 @@ def main() -> None:
         for name, fn in queries.items():
             s = best_of(5, fn)
             print(f"query        {name:<48} {s * 1000:8.1f} ms  ({s / full:.2f} x the full count)")
+        two = GroupFilter(op_code=7, client_version="1.4.1", limit=20)
+        print("plan         groups --op-code 7 --client-version 1.4.1:")
+        for line in store.query_plan(two):
+            print(f"               {line}")
 
 
 if __name__ == "__main__":

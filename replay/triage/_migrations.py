@@ -10,8 +10,8 @@ Tables:
   first and last seen, and the fix mark (``fixed_in``, ``fixed_at_ms``, ``regressions``);
 - ``group_facets``: per group, counts by client version, platform, op code, RPC, socket state, storage
   key and match, kept up to date at ingest so listing a million reports reads a few rows;
-- ``links``: a client report downstream of a server match error (its uid, both groups, the rule that
-  matched and the evidence: tick and time differences);
+- ``links``: a client report downstream of a server match error or RPC error (its uid, both groups, the
+  rule that matched and the evidence: tick and time differences; the RPC id for an ``rpc`` link);
 - ``group_links``: links counted per (client group, server group), kept up to date with ``links``;
 - ``recordings``: indexed recordings (location, match, crash, signature group, integrity, size in ticks).
 """
@@ -122,6 +122,23 @@ _V1 = (
     "CREATE INDEX recordings_group ON recordings (group_id)",
 )
 
+#: version 2: filtered listings read indexes instead of scanning every report, and RPC links.
+#: One partial index per filter column, holding only the reports that have a value (most server reports have no
+#: op code, most client reports no RPC): with two filters the database reads the more selective column's entries
+#: and checks the other on those rows only. Two small partial indexes find the other side of an RPC link by RPC
+#: id and time: Nakama's RPC errors, and client reports whose RPC returned an error. ``links.rpc_id`` is the RPC
+#: of an ``rpc`` link (its ``match_key`` is then empty).
+_V2 = (
+    "CREATE INDEX reports_op_code ON reports (op_code) WHERE op_code IS NOT NULL",
+    "CREATE INDEX reports_rpc ON reports (rpc_id) WHERE rpc_id IS NOT NULL",
+    "CREATE INDEX reports_version ON reports (version) WHERE version IS NOT NULL",
+    "CREATE INDEX reports_socket_state ON reports (socket_state) WHERE socket_state IS NOT NULL",
+    "CREATE INDEX reports_platform ON reports (platform) WHERE platform IS NOT NULL",
+    "CREATE INDEX reports_rpc_errors ON reports (rpc_id, ts_ms) WHERE kind = 'rpc_error'",
+    "CREATE INDEX reports_rpc_failed ON reports (rpc_id, ts_ms) WHERE side = 'client' AND rpc_error = 1",
+    "ALTER TABLE links ADD COLUMN rpc_id {text}",
+)
+
 #: (version, statements), in order
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 LATEST = MIGRATIONS[-1][0]

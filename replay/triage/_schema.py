@@ -183,14 +183,13 @@ class CrashReport:
     source: str = ""
     line: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: derived once (ingest reads them several times per report): ``match_key(match_id)``, the group id
+    match_key: str | None = field(init=False, repr=False, compare=False, hash=False)
+    group_id: str = field(init=False, repr=False, compare=False, hash=False)
 
-    @property
-    def match_key(self) -> str | None:
-        return match_key(self.match_id)
-
-    @property
-    def group_id(self) -> str:
-        return _short_hash(self.signature)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match_key", match_key(self.match_id))
+        object.__setattr__(self, "group_id", _short_hash(self.signature))
 
     def located(self, source: str, line: int) -> CrashReport:
         return replace(self, source=source, line=line)

@@ -17,10 +17,17 @@ of a server match handler error in the same match (ids compared without the ``.n
 client's tick is at or up to ``link_ticks`` after the error's tick (rule ``tick``), or else its time is at
 most ``link_ms`` after the error's (``clock_skew_ms`` before it is tolerated: two machines' clocks; rule
 ``time``). The closest error wins; the link keeps the rule and both differences as evidence.
+
+A client report whose RPC returned an error (``rpc_error``) is downstream of a Nakama runtime RPC error of
+the same RPC id when its time is at most ``link_rpc_ms`` after it (``clock_skew_ms`` before it tolerated;
+rule ``rpc``), the closest one winning. Nakama's RPC error line names no user or session, so this link rests
+on the RPC id and time alone: with many players failing the same RPC in the same seconds, a report may be
+linked to another player's failed call of it. A client report has at most one link (the first found).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -113,6 +120,7 @@ class LinkRules:
     link_ticks: int = 30
     link_ms: int = 60_000
     clock_skew_ms: int = 2_000
+    link_rpc_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +228,10 @@ class _SQLite(_Dialect):
             if str(mode).lower() != "wal":
                 raise StoreError(target, f"cannot use the WAL journal (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # a 64 MiB page cache (the default is 2 MiB): ingest updates ten B-trees of a million-report table,
+            # whose inner pages then stay in memory instead of being read again for every batch
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(target, f"not a crash store ({exc})") from exc
@@ -284,6 +296,7 @@ class TriageStore:
         self.dialect = dialect
         self.target = target
         self.rules = rules
+        self._wrote = False
 
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
@@ -309,6 +322,14 @@ class TriageStore:
         return store
 
     def close(self) -> None:
+        try:
+            if self.dialect.name == "sqlite" and self._wrote:
+                # refresh the planner's statistics (bounded work), so that of two filters the more selective
+                # column's index is read (SQLite's advice: PRAGMA optimize before closing a connection)
+                self.conn.execute("PRAGMA analysis_limit = 2000")
+                self.conn.execute("PRAGMA optimize")
+        except Exception:
+            pass
         try:
             self.conn.close()
         except Exception:
@@ -376,6 +397,7 @@ class TriageStore:
             d.begin(self.conn)
             out = fn(*args)
             d.commit(self.conn)
+            self._wrote = True
             return out
         except BaseException as exc:
             d.rollback(self.conn)
@@ -539,8 +561,36 @@ class TriageStore:
 
     # -- linking --------------------------------------------------------------------------------------------------
     def _link(self, new: list[CrashReport]) -> int:
-        """Link this batch's client reports to the server match errors of their matches, and the stored,
-        still unlinked client reports of the matches this batch brings a server error for."""
+        """Link this batch's client reports to the server errors they follow, and the stored, still unlinked
+        client reports to the server errors this batch brings (module docstring: rules ``tick``, ``time``,
+        ``rpc``). Returns the number of links made."""
+        rows = self._match_links(new)
+        linked = {row[0] for row in rows}
+        rows += [row for row in self._rpc_links(new) if row[0] not in linked]
+        if not rows:
+            return 0
+        # only the links really inserted are counted (a concurrent ingest may have linked a report already)
+        inserted: list[tuple[str, str]] = []
+        for part in _chunks(sorted(rows, key=lambda row: row[0]), 400):
+            marks = ",".join("(?,?,?,?,?,?,?,?,?)" for _ in part)
+            q = (
+                f"INSERT INTO links (client_uid, server_uid, client_group, server_group, match_key, rule, delta_ticks, "
+                f"delta_ms, rpc_id) VALUES {marks} ON CONFLICT (client_uid) DO NOTHING RETURNING client_group, "
+                "server_group"
+            )
+            inserted.extend(tuple(r) for r in self._x(q, [v for row in part for v in row]).fetchall())
+        pairs: dict[tuple[str, str], int] = defaultdict(int)
+        for pair in inserted:
+            pairs[pair] += 1
+        self._many(
+            "INSERT INTO group_links (client_group, server_group, n) VALUES (?,?,?) ON CONFLICT "
+            "(client_group, server_group) DO UPDATE SET n = group_links.n + excluded.n",
+            [[c, s_, n] for (c, s_), n in sorted(pairs.items())],
+        )
+        return len(inserted)
+
+    def _match_links(self, new: list[CrashReport]) -> list[list[Any]]:
+        """Link rows (``links`` columns) of client reports downstream of a match handler error of their match."""
         clients: dict[str, tuple[str, str, str, int, int | None]] = {}
         for r in new:
             if r.side == "client" and r.match_key:
@@ -555,7 +605,7 @@ class TriageStore:
             for row in self._x(q, part):
                 clients.setdefault(row[0], tuple(row))  # type: ignore[arg-type]
         if not clients:
-            return 0
+            return []
         servers: dict[str, list[tuple[str, str, int, int | None]]] = defaultdict(list)
         for part in _chunks(sorted({c[2] for c in clients.values()})):
             q = f"SELECT uid, group_id, ts_ms, tick, match_key FROM reports WHERE match_key IN ({_marks(part)}) AND kind = 'match_error'"
@@ -585,27 +635,56 @@ class TriageStore:
                 if best is None or cand[:4] < best[:4]:
                     best = cand
             if best is not None:
-                rows.append([uid, best[3], gid, best[4], mkey, best[5], best[6], best[7]])
-        if not rows:
-            return 0
-        # only the links really inserted are counted (a concurrent ingest may have linked a report already)
-        inserted: list[tuple[str, str]] = []
-        for part in _chunks(rows, 400):
-            marks = ",".join("(?,?,?,?,?,?,?,?)" for _ in part)
+                rows.append([uid, best[3], gid, best[4], mkey, best[5], best[6], best[7], None])
+        return rows
+
+    def _rpc_links(self, new: list[CrashReport]) -> list[list[Any]]:
+        """Link rows of client reports whose RPC returned an error, downstream of a Nakama RPC error of the
+        same RPC id at most ``link_rpc_ms`` before them (``clock_skew_ms`` after tolerated); closest wins."""
+        before, after = self.rules.link_rpc_ms, self.rules.clock_skew_ms
+        clients: dict[str, tuple[str, str, str, int]] = {}
+        for r in new:
+            if r.side == "client" and r.rpc_id and r.rpc_error:
+                clients[r.uid] = (r.uid, r.group_id, r.rpc_id, r.ts_ms)
+        errors: dict[str, list[int]] = defaultdict(list)
+        for r in new:
+            if r.kind == "rpc_error" and r.rpc_id:
+                errors[r.rpc_id].append(r.ts_ms)
+        for rpc_id, times in sorted(errors.items()):  # stored client reports these new errors may explain
             q = (
-                f"INSERT INTO links (client_uid, server_uid, client_group, server_group, match_key, rule, delta_ticks, "
-                f"delta_ms) VALUES {marks} ON CONFLICT (client_uid) DO NOTHING RETURNING client_group, server_group"
+                "SELECT r.uid, r.group_id, r.rpc_id, r.ts_ms FROM reports r LEFT JOIN links l ON l.client_uid = r.uid "
+                "WHERE r.side = 'client' AND r.rpc_error = 1 AND r.rpc_id = ? AND r.ts_ms >= ? AND r.ts_ms <= ? "
+                "AND l.client_uid IS NULL"
             )
-            inserted.extend(tuple(r) for r in self._x(q, [v for row in part for v in row]).fetchall())
-        pairs: dict[tuple[str, str], int] = defaultdict(int)
-        for pair in inserted:
-            pairs[pair] += 1
-        self._many(
-            "INSERT INTO group_links (client_group, server_group, n) VALUES (?,?,?) ON CONFLICT "
-            "(client_group, server_group) DO UPDATE SET n = group_links.n + excluded.n",
-            [[c, s_, n] for (c, s_), n in sorted(pairs.items())],
-        )
-        return len(inserted)
+            for row in self._x(q, (rpc_id, min(times) - after, max(times) + before)):
+                clients.setdefault(row[0], tuple(row))  # type: ignore[arg-type]
+        if not clients:
+            return []
+        spans: dict[str, list[int]] = {}
+        for _, _, rpc_id, ts in clients.values():
+            span = spans.setdefault(rpc_id, [ts, ts])
+            span[0], span[1] = min(span[0], ts), max(span[1], ts)
+        servers: dict[str, list[tuple[int, str, str]]] = {}
+        for rpc_id, (lo, hi) in sorted(spans.items()):
+            q = (
+                "SELECT ts_ms, uid, group_id FROM reports WHERE kind = 'rpc_error' AND rpc_id = ? AND ts_ms >= ? "
+                "AND ts_ms <= ? ORDER BY ts_ms, uid"
+            )
+            servers[rpc_id] = [tuple(row) for row in self._x(q, (rpc_id, lo - before, hi + after))]  # type: ignore[misc]
+        rows = []
+        for uid, gid, rpc_id, ts in sorted(clients.values()):
+            candidates = servers.get(rpc_id, [])
+            i = bisect.bisect_left(candidates, (ts - before,))
+            best = None
+            for s_ts, s_uid, s_gid in candidates[i:]:
+                if s_ts > ts + after:
+                    break
+                key = (abs(ts - s_ts), s_uid)
+                if best is None or key < best[0]:
+                    best = (key, s_uid, s_gid, ts - s_ts)
+            if best is not None:
+                rows.append([uid, best[1], gid, best[2], "", "rpc", None, best[3], rpc_id])
+        return rows
 
     # -- recordings -----------------------------------------------------------------------------------------------
     def add_recordings(self, infos: Iterable[Any]) -> int:
@@ -682,18 +761,32 @@ class TriageStore:
             )
             counted = list(self._x(q, [facet[0], facet[1], *side_params, flt.limit]))
         else:
-            conds = flt.report_conditions()
-            where = " AND ".join(c for c, _ in conds)
-            params = [v for _, v in conds]
-            if flt.side is not None:
-                where += " AND side = ?"
-                params.append(flt.side)
-            q = (
-                f"SELECT group_id, COUNT(*) AS n, MIN(ts_ms), MAX(ts_ms) FROM reports WHERE {where} "
-                "GROUP BY group_id ORDER BY n DESC, MAX(ts_ms) DESC, group_id LIMIT ?"
-            )
-            counted = list(self._x(q, [*params, flt.limit]))
+            counted = list(self._x(*self._filtered_query(flt)))
         return [self._summary(gid, n, first, last) for gid, n, first, last in counted]
+
+    @staticmethod
+    def _filtered_query(flt: GroupFilter) -> tuple[str, list[Any]]:
+        """Counts per group of the reports that match every filter: read through the filter columns' indexes
+        (migration 2), never a scan of all reports."""
+        conds = flt.report_conditions()
+        where = " AND ".join(c for c, _ in conds)
+        params = [v for _, v in conds]
+        if flt.side is not None:
+            where += " AND side = ?"
+            params.append(flt.side)
+        q = (
+            f"SELECT group_id, COUNT(*) AS n, MIN(ts_ms), MAX(ts_ms) FROM reports WHERE {where} "
+            "GROUP BY group_id ORDER BY n DESC, MAX(ts_ms) DESC, group_id LIMIT ?"
+        )
+        return q, [*params, flt.limit]
+
+    def query_plan(self, flt: GroupFilter) -> list[str]:
+        """How the database answers ``groups(flt)`` for two or more filters (or one with ``--since``): the
+        lines of SQLite's ``EXPLAIN QUERY PLAN`` or PostgreSQL's ``EXPLAIN``, for benchmarks and tests."""
+        q, params = self._filtered_query(flt)
+        if self.dialect.name == "sqlite":
+            return [str(row[3]) for row in self._x("EXPLAIN QUERY PLAN " + q, params)]
+        return [str(row[0]) for row in self._x("EXPLAIN " + q, params)]
 
     def _summary(self, gid: str, n: int, first: int, last: int) -> dict[str, Any]:
         row = self._x(
@@ -870,6 +963,7 @@ class TriageStore:
             "rule",
             "delta_ticks",
             "delta_ms",
+            "rpc_id",
         )
         q = (
             f"SELECT {','.join(cols)} FROM links WHERE client_group = ? OR server_group = ? "

@@ -86,11 +86,79 @@ def test_demo_groups_counts_versions_op_codes_and_links(store_target: str) -> No
         assert {ids[x["client_uid"]].endswith(".nakama1") for x in links} == {True, False}
         assert {x["server_uid"] for x in links} == {f"match:{RECORDED_MATCH}:match_loop:58"}
         assert {x["rule"] for x in links} == {"tick", "time"}  # clients that kept the tick, and those that did not
-        # unrelated client crashes stay unlinked
+        # the get_loadout crashes whose RPC returned an error follow Nakama's RPC error 40 ms before them (rule
+        # rpc); the two that got an unexpected shape (no error) stay unlinked, and so do the storage crashes
         loadout = by_title(groups, "TypeError in rpc:get_loadout at loadout.js:applyLoadout")
-        assert loadout["downstream_of"] == [] and loadout["rpcs"] == [{"value": "get_loadout", "count": 5}]
+        rpc_server = by_title(groups, "lua:concatenate in rpc:get_loadout at loadout.lua")
+        assert loadout["rpcs"] == [{"value": "get_loadout", "count": 5}]
+        assert loadout["downstream_of"] == [{"group": rpc_server["group"], "count": 3}]
+        assert rpc_server["client_symptoms"] == [{"group": loadout["group"], "count": 3}]
+        rpc_links = store.links(loadout["group"])
+        assert {(x["rule"], x["rpc_id"], x["delta_ms"], x["match_key"]) for x in rpc_links} == {
+            ("rpc", "get_loadout", 40, "")
+        }
+        reported = {r["uid"]: r["rpc_error"] for r in store.reports(loadout["group"])}
+        assert sorted(reported[x["client_uid"]] for x in rpc_links) == [1, 1, 1]
+        profile = by_title(groups, "Error in storage:profiles at profile.js:loadProfile")
+        assert profile["downstream_of"] == []
         # counts are sorted, most first
         assert [g["count"] for g in groups] == sorted((g["count"] for g in groups), reverse=True)
+
+
+def _rpc_log(path: Path, times: list[str]) -> str:
+    lines = [
+        {
+            "level": "error",
+            "ts": ts,
+            "caller": "server/runtime_lua.go:1400",
+            "msg": "Runtime RPC function caused an error",
+            "trace_id": f"t{i}",
+            "id": "claim",
+            "error": "/nakama/data/modules/claim.lua:9: attempt to index a nil value",
+        }
+        for i, ts in enumerate(times)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(path)
+
+
+def _rpc_report(uid: str, ts: str, *, error: bool = True) -> dict:
+    return {
+        "id": uid,
+        "timestamp": ts,
+        "rpc_id": "claim",
+        "rpc_error": error,
+        "handler": "rpc:claim",
+        "error_type": "TypeError",
+        "error_message": "reward is null",
+    }
+
+
+def test_rpc_links_in_either_order_closest_error_within_the_window(store_target: str, tmp_path: Path) -> None:
+    # two Nakama RPC errors of `claim` one second apart; client reports after them, ingested BEFORE the log
+    log = _rpc_log(tmp_path / "n.log", ["2026-01-01T10:00:00.000Z", "2026-01-01T10:00:01.000Z"])
+    reports = tmp_path / "c.jsonl"
+    reports.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                _rpc_report("a", "2026-01-01T10:00:00.300Z"),  # 300 ms after the first error, 700 before the second
+                _rpc_report("b", "2026-01-01T10:00:01.200Z"),  # 200 ms after the second
+                _rpc_report("c", "2026-01-01T10:00:15.000Z"),  # 14 s after: outside the 10 s window
+                _rpc_report("d", "2026-01-01T10:00:01.100Z", error=False),  # the RPC did not return an error
+            ]
+        )
+    )
+    with TriageStore.open(store_target) as store:
+        assert ingest(store, client=[str(reports)]).links == 0  # no server error known yet
+        assert ingest(store, logs=[log]).links == 2  # the stored reports are linked when the errors arrive
+        client = store.groups(GroupFilter(side="client"))[0]["group"]
+        first, second = [r["uid"] for r in store.reports(store.groups(GroupFilter(side="server"))[0]["group"])]
+        got = {x["client_uid"]: (x["server_uid"], x["delta_ms"], x["rule"]) for x in store.links(client)}
+        assert got == {"client:a": (first, 300, "rpc"), "client:b": (second, 200, "rpc")}
+    with TriageStore.open(str(tmp_path / "wide.sqlite"), LinkRules(link_rpc_ms=20_000)) as store:
+        ingest(store, logs=[log])  # this time the errors first: the reports are linked as they arrive
+        assert ingest(store, client=[str(reports)]).links == 3  # c too, with a 20 s window; never d
 
 
 def test_filters_narrow_the_groups(store_target: str) -> None:
@@ -353,14 +421,42 @@ def test_store_target_errors(tmp_path: Path) -> None:
 def test_migrations_are_recorded_and_a_newer_store_is_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "t.sqlite")
     with TriageStore.open(path) as store:
-        assert store.schema_version() == 1
+        assert store.schema_version() == 2
     with TriageStore.open(path) as store:  # reopening applies nothing twice
-        assert store.schema_version() == 1
+        assert store.schema_version() == 2
         store.conn.execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (99, 0)")
     with pytest.raises(StoreError, match="newer nakama-replay"):
         TriageStore.open(path)
     with TriageStore.open(str(tmp_path / "w.sqlite")) as store:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_version_1_store_is_migrated_with_its_reports(tmp_path: Path) -> None:
+    import sqlite3
+
+    from replay.triage._migrations import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite"
+    types = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "bigint": "INTEGER", "text": "TEXT"}
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+    for stmt in MIGRATIONS[0][1]:
+        conn.execute(stmt.format(**types))
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    conn.execute(
+        "INSERT INTO reports (uid, side, kind, group_id, ts_ms, op_code, version, error, stack, source, line, "
+        "ingested_ms) VALUES ('old', 'client', 'client', 'abcdef012345', 5, 10, '1.0', 'e', '', 'f', 1, 0)"
+    )
+    conn.commit()
+    conn.close()
+    with TriageStore.open(str(path)) as store:
+        assert store.schema_version() == 2
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"reports_op_code", "reports_version", "reports_rpc"} <= names
+        rows = store.conn.execute("SELECT uid FROM reports WHERE op_code = 10 AND version = '1.0'").fetchall()
+        assert rows == [("old",)]
+        ingest_demo(store)  # and the migrated store takes new reports
+        assert store.counts()["reports"] == 29
 
 
 def test_unknown_group(tmp_path: Path) -> None:
@@ -465,3 +561,21 @@ def test_ingest_reports_progress_per_source(tmp_path: Path) -> None:
             progress=lambda source, n: seen.append((source, n)),
         )
     assert seen == [(str(DEMO / "client-reports.jsonl"), 0), (str(DEMO / "nakama.log"), 17), ("", 24)]
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        GroupFilter(op_code=10, client_version="1.4.0"),
+        GroupFilter(rpc="get_loadout", platform="ios", side="client"),
+        GroupFilter(socket_state="reconnecting", platform="android"),
+    ],
+)
+def test_two_filters_read_an_index_not_every_report(flt: GroupFilter, tmp_path: Path) -> None:
+    # the listing with two filters scanned all reports (1.17 s at a million); migration 2's indexes answer it
+    with TriageStore.open(str(tmp_path / "t.sqlite")) as store:
+        ingest_demo(store)
+        plan = store.query_plan(flt)
+        assert any(line.startswith("SEARCH reports USING INDEX reports_") for line in plan), plan
+        assert not any(line.startswith("SCAN reports") for line in plan), plan
+        assert store.groups(flt)  # and the demo has reports that match

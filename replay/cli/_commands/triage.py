@@ -158,6 +158,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="... or, without ticks, at most MS milliseconds after it (default 60000)",
     )
     ing.add_argument(
+        "--link-rpc-ms",
+        type=count,
+        default=10_000,
+        metavar="MS",
+        help="a client report whose RPC returned an error, at most MS milliseconds after a Nakama RPC error of "
+        "that RPC, is downstream of it (default 10000)",
+    )
+    ing.add_argument(
         "--clock-skew-ms",
         type=count,
         default=2_000,
@@ -240,7 +248,9 @@ one store are safe.
 
 A client report is linked downstream of a server match handler error of the same match (match ids
 compared without their .node suffix) when it is at most --link-ticks ticks after it, or (without ticks)
-at most --link-ms after it in time."""
+at most --link-ms after it in time. A client report whose RPC returned an error is linked downstream of
+Nakama's RPC error of the same RPC id at most --link-rpc-ms before it (Nakama's RPC error line names no
+user, so this link rests on the RPC id and time alone; the closest error wins)."""
 
 _INGEST_EXAMPLES = (EXAMPLES[0],)
 _INGEST_BAD = "an unusable store, a bad option, or no item of any input could be read"
@@ -291,7 +301,11 @@ def _ingest(args: argparse.Namespace) -> int:
             "--client-reports", None, "nothing to ingest: give --client-reports, --sentry, --server-log or --recordings"
         )
     with open_store(
-        args.db, link_ticks=args.link_ticks, link_ms=args.link_ms, clock_skew_ms=args.clock_skew_ms
+        args.db,
+        link_ticks=args.link_ticks,
+        link_ms=args.link_ms,
+        clock_skew_ms=args.clock_skew_ms,
+        link_rpc_ms=args.link_rpc_ms,
     ) as store:
         report = ingest(
             store,
@@ -512,8 +526,9 @@ def format_show(d: dict[str, Any]) -> str:
         lines.append("evidence (first links):")
         for link in d["links_list"][:10]:
             ticks = f", {link['delta_ticks']} ticks" if link["delta_ticks"] is not None else ""
+            where = f"rpc {link['rpc_id']}" if link["rule"] == "rpc" else f"match {link['match_key']}"
             lines.append(
-                f"  match {link['match_key']}: client {link['client_uid']} {link['delta_ms']} ms{ticks} after "
+                f"  {where}: client {link['client_uid']} {link['delta_ms']} ms{ticks} after "
                 f"server {link['server_uid']} (rule {link['rule']})"
             )
     if d.get("examples"):
