@@ -27,10 +27,14 @@
     ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
     ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
     │                                      memory (``death``: kind, callback, tick; ``replay.runtime.Death``)
-    └── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.fuzz``)
-        ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
-        ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
-        └── InvariantViolated              a user-declared invariant on the match state does not hold
+    ├── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.fuzz``)
+    │   ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
+    │   ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
+    │   └── InvariantViolated              a user-declared invariant on the match state does not hold
+    └── TriageError (ValueError)           crash triage cannot use an input or its store (``replay.triage``)
+        ├── ReportError                    a client report, Sentry event or log line is malformed (path, line, field)
+        ├── StoreError                     the crash store cannot be opened, migrated or written (url, problem)
+        └── UnknownGroup (LookupError)     a group id that names no group, or more than one
 
 The classes marked ``recorder.errors`` are defined there and exported here too, so ``replay.errors`` is the one
 place to import any of them from. Every error keeps its data on attributes (path, offset, chunk, line, field,
@@ -89,6 +93,10 @@ __all__ = [
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
     "InvariantViolated",
+    "TriageError",
+    "ReportError",
+    "StoreError",
+    "UnknownGroup",
 ]
 
 
@@ -252,3 +260,33 @@ class InvariantViolated(MatchCheckFailed):
             callback,
             tick,
         )
+
+
+class TriageError(NakamaReplayError, ValueError):
+    """Triage cannot use an input or its crash store."""
+
+
+class ReportError(TriageError):
+    """A report (client JSON, Sentry event, server log line) that does not fit the schema.
+
+    ``path`` and ``line`` say where (line 0: the whole file), ``field`` which field (dotted), ``problem`` what
+    is wrong with it."""
+
+    def __init__(self, problem: str, *, path: str = "", line: int = 0, field: str = "") -> None:
+        self.problem, self.path, self.line, self.field = problem, path, line, field
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        what = f"field '{field}': " if field else ""
+        super().__init__(f"{where}{what}{problem}")
+
+
+class StoreError(TriageError):
+    """The crash store (SQLite file or PostgreSQL database) cannot be used."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url, self.problem = url, problem
+        self.path = url if "://" not in url else ""
+        super().__init__(f"{url}: {problem}")
+
+
+class UnknownGroup(TriageError, LookupError):
+    """A group id (or prefix) that names no group in the store, or more than one."""

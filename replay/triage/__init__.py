@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
+    from replay.errors import ReportError, StoreError, TriageError, UnknownGroup
     from replay.triage._client_signature import client_signature, sentry_frames, stack_frames
-    from replay.triage._errors import ReportError, StoreError, TriageError, UnknownGroup
     from replay.triage._ingest import IngestReport, ingest
     from replay.triage._schema import CrashReport, match_key, parse_client_report
     from replay.triage._sources import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import NakamaReplayError
-from replay.triage._errors import ReportError
+from replay.errors import ReportError
 from replay.triage._schema import CrashReport
 from replay.triage._sources import (
     RecordingInfo,

@@ -54,9 +54,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from replay.errors import ReportError
 from replay.runtime._signature import CrashSignature
 from replay.triage._client_signature import client_signature
-from replay.triage._errors import ReportError
 
 __all__ = [
     "CrashReport",

@@ -33,9 +33,9 @@ from typing import Any
 from recorder.capture._ingest import TAG, Ingest
 from recorder.capture._nakama_log import DamagedLine, LogStats, crash_of, iter_log, parse_ts_ms
 from recorder.errors import NakamaReplayError
+from replay.errors import ReportError
 from replay.runtime._signature import CrashSignature
 from replay.triage._client_signature import sentry_frames
-from replay.triage._errors import ReportError
 from replay.triage._schema import CLIENT_FIELDS, CrashReport, content_uid, match_key, parse_client_report
 
 __all__ = [

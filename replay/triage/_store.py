@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from replay.triage._errors import StoreError, UnknownGroup
+from replay.errors import StoreError, UnknownGroup
 from replay.triage._migrations import LATEST, MIGRATIONS
 from replay.triage._schema import CrashReport
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from replay.errors import ReportError
 from replay.runtime._signature import CrashSignature
 from replay.triage import parse_client_report, parse_sentry_event, read_server_log, sentry_frames, stack_frames
-from replay.triage._errors import ReportError
 from replay.triage._schema import match_key, parse_timestamp
 from tests.common.paths import DATA
 

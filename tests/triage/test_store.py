@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from replay.cli import main
+from replay.errors import StoreError, UnknownGroup
 from replay.triage import GroupFilter, LinkRules, TriageStore, ingest
-from replay.triage._errors import StoreError, UnknownGroup
 from replay.triage._sources import RecordingInfo, read_recording
 from tests.common.paths import ROOT
 

@@ -583,7 +583,7 @@ def recording_for_group(db: str | None, group: str) -> tuple[str, dict[str, Any]
     """For ``reproduce --group``: the group's best recording (complete first, then shortest, then most
     recent), what is known about it, and how many recordings the group has. ``UnknownGroup`` (exit 2) when
     the group has none: the message says how to index some."""
-    from replay.triage._errors import UnknownGroup
+    from replay.errors import UnknownGroup
 
     with open_store(db) as store:
         gid = store.resolve_group(group_id(group))
