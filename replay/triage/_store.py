@@ -438,7 +438,12 @@ class TriageStore:
             reg = int(self._is_regression(r, fixed.get(r.group_id)))
             regression[r.uid] = reg
             rows.append(self._row(r, reg, now))
-        new_uids.update(row[0] for row in self._insert_new("reports", _REPORT_COLUMNS, rows, "uid", "uid"))
+        new_uids.update(
+            row[0]
+            for row in self._write_rows(
+                "reports", ",".join(_REPORT_COLUMNS), "uid", "ON CONFLICT (uid) DO NOTHING RETURNING uid", rows
+            )
+        )
         new = [r for r in reports if r.uid in new_uids]
         result.added = len(new)
         if not new:
@@ -538,9 +543,12 @@ class TriageStore:
                 f = facets[(r.group_id, facet, value)]
                 f[0] += 1
                 f[1] = max(f[1], r.ts_ms)
-        g_sql = (
-            "INSERT INTO crash_groups (id, side, sig_key, callback, error_type, frames, title, example, n, first_ms, last_ms, "
-            "regressions, last_regression_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+        g_cols = (
+            "id, side, sig_key, callback, error_type, frames, title, example, n, first_ms, last_ms, regressions, "
+            "last_regression_ms"
+        )
+        g_tail = (
+            "ON CONFLICT (id) DO UPDATE SET "
             "n = crash_groups.n + excluded.n, "
             f"first_ms = {d.least}(crash_groups.first_ms, excluded.first_ms), "
             f"last_ms = {d.greatest}(crash_groups.last_ms, excluded.last_ms), "
@@ -548,22 +556,26 @@ class TriageStore:
             f"last_regression_ms = COALESCE({d.greatest}(crash_groups.last_regression_ms, excluded.last_regression_ms), "
             "crash_groups.last_regression_ms, excluded.last_regression_ms)"
         )
-        self._many(g_sql, [[gid, *vals] for gid, vals in sorted(groups.items())])
-        f_sql = (
-            "INSERT INTO group_facets (group_id, facet, value, n, last_ms) VALUES (?,?,?,?,?) "
+        self._write_rows("crash_groups", g_cols, "id", g_tail, [[gid, *vals] for gid, vals in sorted(groups.items())])
+        f_tail = (
             "ON CONFLICT (group_id, facet, value) DO UPDATE SET n = group_facets.n + excluded.n, "
             f"last_ms = {d.greatest}(group_facets.last_ms, excluded.last_ms)"
         )
-        self._many(f_sql, [[*key, n, last] for key, (n, last) in sorted(facets.items())])
+        self._write_rows(
+            "group_facets",
+            "group_id, facet, value, n, last_ms",
+            "group_id, facet, value",
+            f_tail,
+            [[*key, n, last] for key, (n, last) in sorted(facets.items())],
+        )
 
-    def _insert_new(
-        self, table: str, columns: Sequence[str], rows: list[list[Any]], key: str, returning: str
-    ) -> list[tuple[Any, ...]]:
-        """Insert ``rows`` (sorted by ``key``) except those whose ``key`` is already stored; ``returning`` of the
-        rows really inserted. SQLite: multi-row INSERTs. PostgreSQL: COPY into a temporary table, then one
-        INSERT ... SELECT (psycopg's COPY adapts values in C: a fifth of the client's CPU of bound parameters)."""
-        cols = ",".join(columns)
-        conflict = f"ON CONFLICT ({key}) DO NOTHING RETURNING {returning}"
+    def _write_rows(self, table: str, cols: str, key: str, tail: str, rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+        """``INSERT INTO table (cols) <rows> tail`` (an ON CONFLICT clause, maybe RETURNING), rows in ``key`` order;
+        what RETURNING returns. SQLite: multi-row INSERTs (one prepared statement per size). PostgreSQL: COPY into
+        a temporary table, then one INSERT ... SELECT (psycopg's COPY adapts values in C; bound parameters cost
+        five times the client's CPU)."""
+        if not rows:
+            return []
         if self.dialect.name == "postgresql":
             temp = f"incoming_{table}"
             self._x(
@@ -572,16 +584,18 @@ class TriageStore:
             with self.conn.cursor().copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            out = self._x(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} ORDER BY {key} {conflict}"
-            ).fetchall()
+            cur = self._x(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} ORDER BY {key} {tail}")
+            out = cur.fetchall() if "RETURNING" in tail else []
             self._x(f"TRUNCATE {temp}")  # empty for the next batch of this transaction
             return out
+        width = len(rows[0])
+        if "RETURNING" not in tail:
+            self._many(f"INSERT INTO {table} ({cols}) VALUES ({_marks(rows[0])}) {tail}", rows)
+            return []
         out = []
-        per_statement = max(1, 12_000 // len(columns))  # well under SQLite's 32,766 bound parameters
-        marks = "(" + ",".join("?" * len(columns)) + ")"
-        for part in _chunks(rows, per_statement):
-            q = f"INSERT INTO {table} ({cols}) VALUES {','.join([marks] * len(part))} {conflict}"
+        marks = "(" + ",".join("?" * width) + ")"
+        for part in _chunks(rows, max(1, 12_000 // width)):  # well under SQLite's 32,766 bound parameters
+            q = f"INSERT INTO {table} ({cols}) VALUES {','.join([marks] * len(part))} {tail}"
             out.extend(self._x(q, [v for row in part for v in row]).fetchall())
         return out
 
@@ -602,18 +616,17 @@ class TriageStore:
         if not rows:
             return 0
         # only the links really inserted are counted (a concurrent ingest may have linked a report already)
-        inserted = [
-            tuple(r)
-            for r in self._insert_new(
-                "links", _LINK_COLUMNS, sorted(rows, key=lambda row: row[0]), "client_uid", "client_group, server_group"
-            )
-        ]
+        tail = "ON CONFLICT (client_uid) DO NOTHING RETURNING client_group, server_group"
+        ordered = sorted(rows, key=lambda row: row[0])
+        inserted = [tuple(r) for r in self._write_rows("links", ",".join(_LINK_COLUMNS), "client_uid", tail, ordered)]
         pairs: dict[tuple[str, str], int] = defaultdict(int)
         for pair in inserted:
             pairs[pair] += 1
-        self._many(
-            "INSERT INTO group_links (client_group, server_group, n) VALUES (?,?,?) ON CONFLICT "
-            "(client_group, server_group) DO UPDATE SET n = group_links.n + excluded.n",
+        self._write_rows(
+            "group_links",
+            "client_group, server_group, n",
+            "client_group, server_group",
+            "ON CONFLICT (client_group, server_group) DO UPDATE SET n = group_links.n + excluded.n",
             [[c, s_, n] for (c, s_), n in sorted(pairs.items())],
         )
         return len(inserted)
