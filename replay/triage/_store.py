@@ -334,16 +334,27 @@ class TriageStore:
     def close(self) -> None:
         try:
             if self.dialect.name == "sqlite" and self._wrote:
-                # refresh the planner's statistics (bounded work), so that of two filters the more selective
-                # column's index is read (SQLite's advice: PRAGMA optimize before closing a connection)
-                self.conn.execute("PRAGMA analysis_limit = 2000")
-                self.conn.execute("PRAGMA optimize")
+                self._refresh_statistics()
         except Exception:
             pass
         try:
             self.conn.close()
         except Exception:
             pass
+
+    def _refresh_statistics(self) -> None:
+        """SQLite: ``ANALYZE reports`` when the reports have doubled since it last ran (or it never ran), so that
+        of two filters the planner reads the more selective column's index (without statistics it picked the
+        platform's over the RPC's: 206 ms instead of 34 at a million reports). It reads every index, about a
+        second per million reports, and runs once per doubling: a constant cost per report."""
+        stat = None
+        if self.dialect.table_exists(self.conn, "sqlite_stat1"):
+            stat = self.conn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'reports_ts'").fetchone()
+        analysed = int(str(stat[0]).split()[0]) if stat else 0
+        count = int(self.conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
+        if count >= max(2 * analysed, 1000):
+            self.conn.execute("PRAGMA analysis_limit = 0")
+            self.conn.execute("ANALYZE reports")
 
     def __enter__(self) -> TriageStore:
         return self
@@ -806,8 +817,7 @@ class TriageStore:
             counted = list(self._x(*self._filtered_query(flt)))
         return [self._summary(gid, n, first, last) for gid, n, first, last in counted]
 
-    @staticmethod
-    def _filtered_query(flt: GroupFilter) -> tuple[str, list[Any]]:
+    def _filtered_query(self, flt: GroupFilter) -> tuple[str, list[Any]]:
         """Counts per group of the reports that match every filter: read through the filter columns' indexes
         (migration 2), never a scan of all reports."""
         conds = flt.report_conditions()
@@ -816,9 +826,12 @@ class TriageStore:
         if flt.side is not None:
             where += " AND side = ?"
             params.append(flt.side)
+        # SQLite: "+group_id" keeps the planner from reading every report in group order through reports_group_ts
+        # to save the GROUP BY's sort (4.2 s instead of 0.24 s at a million reports, version + socket state)
+        group = "+group_id" if self.dialect.name == "sqlite" else "group_id"
         q = (
             f"SELECT group_id, COUNT(*) AS n, MIN(ts_ms), MAX(ts_ms) FROM reports WHERE {where} "
-            "GROUP BY group_id ORDER BY n DESC, MAX(ts_ms) DESC, group_id LIMIT ?"
+            f"GROUP BY {group} ORDER BY n DESC, MAX(ts_ms) DESC, group_id LIMIT ?"
         )
         return q, [*params, flt.limit]
 
