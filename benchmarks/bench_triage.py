@@ -212,8 +212,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=20_000)
     ap.add_argument("--db", help="a SQLite path or postgresql:// URL (default: a temporary SQLite file)")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="bench-triage-")
-    target = args.db or os.path.join(tmp, "bench.sqlite")
+    with tempfile.TemporaryDirectory(prefix="bench-triage-") as tmp:  # removed afterwards: 600 MiB at a million
+        run(args, args.db or os.path.join(tmp, "bench.sqlite"))
+
+
+def run(args: argparse.Namespace, target: str) -> None:
     n = args.reports
     with TriageStore.open(target) as store:
         ingest_s, ingest_cpu, (added, _, links) = timed_ingest(store, n, args.batch)
