@@ -33,6 +33,7 @@ from typing import Any
 from recorder.capture._ingest import TAG, Ingest
 from recorder.capture._nakama_log import DamagedLine, LogStats, crash_of, iter_log, parse_ts_ms
 from recorder.errors import NakamaReplayError
+from recorder.storage import check_location, find_files, is_url, kind_of
 from replay.errors import ReportError
 from replay.runtime._signature import CrashSignature
 from replay.triage._client_signature import sentry_frames
@@ -445,7 +446,7 @@ def read_recording(path: str) -> RecordingInfo:
     tick = crash.get("tick")
     crash_ms = started + (tick * 1000 // rate if rate and isinstance(tick, int) else 0) if started else 0
     return RecordingInfo(
-        location=str(Path(path).resolve()),
+        location=path if is_url(path) else str(Path(path).resolve()),
         match_id=s.match_id,
         integrity=state,
         ticks=s.ticks,
@@ -460,9 +461,14 @@ def read_recording(path: str) -> RecordingInfo:
 
 
 def find_recordings(paths: list[str]) -> Iterator[str]:
-    """Every ``.nkrec`` file under the given folders (sorted), and the files given."""
+    """Every ``.nkrec`` file under the given folders or object-store prefixes (sorted), and the files given.
+    URLs (``s3://bucket/prefix/``, ``gs://``, ``file://``) are listed through ``recorder.storage`` and indexed
+    under their URL, which ``reproduce --group`` then reads."""
     for p in paths:
-        if os.path.isdir(p):
+        if is_url(p):
+            check_location(p)
+            yield from (find_files(p, ".nkrec") if kind_of(p) == "dir" else [p])
+        elif os.path.isdir(p):
             yield from sorted(str(f) for f in Path(p).rglob("*.nkrec") if f.is_file())
         else:
             yield p

@@ -141,7 +141,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--server-log", nargs="+", default=[], metavar="FILE", help="Nakama JSON logs (also Docker json-file)"
     )
     ing.add_argument(
-        "--recordings", nargs="+", default=[], metavar="PATH", help=".nkrec files or folders (searched recursively)"
+        "--recordings",
+        nargs="+",
+        default=[],
+        metavar="PATH|URL",
+        help=".nkrec files or folders (searched recursively), or their URLs (s3://bucket/prefix/, gs://, file://)",
     )
     ing.add_argument(
         "--link-ticks",
@@ -289,12 +293,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from recorder.storage import check_location, is_url
     from replay.triage._ingest import ingest
 
     for path in [*args.client_reports, *args.sentry, *args.server_log]:
         input_file(path)
     for path in args.recordings:
-        if not os.path.exists(path):
+        if is_url(path):
+            check_location(path)
+        elif not os.path.exists(path):
             input_file(path, "recording")
     if not (args.client_reports or args.sentry or args.server_log or args.recordings):
         raise OptionError(
