@@ -238,10 +238,6 @@ class _SQLite(_Dialect):
             if str(mode).lower() != "wal":
                 raise StoreError(target, f"cannot use the WAL journal (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
-            # a 64 MiB page cache (the default is 2 MiB): ingest updates ten B-trees of a million-report table,
-            # whose inner pages then stay in memory instead of being read again for every batch
-            conn.execute("PRAGMA cache_size = -65536")
-            conn.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(target, f"not a crash store ({exc})") from exc
