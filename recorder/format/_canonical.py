@@ -54,7 +54,7 @@ from typing import Any
 
 import msgpack
 
-from recorder.errors import StateError
+from recorder.errors import InvalidValue, StateError
 
 __all__ = [
     "canonicalize",
@@ -84,19 +84,15 @@ _EXACT = 1 << 53
 # ---------------------------------------------------------------- canonical value
 
 
-class _Bad(Exception):
-    """Internal: a value without canonical form; ``where`` collects path parts while unwinding."""
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        self.where: list[str | int] = []
-
-
-def _path_of(parts: list[str | int]) -> str:
-    path = ""
-    for part in reversed(parts):
-        path = f"{path}[{part}]" if isinstance(part, int) else join_key(path, part)
-    return path
+def _inside(bad: InvalidValue, part: str | int) -> None:
+    """Prefix the field of ``bad`` (a value without canonical form, raised from inside ``part``) with the
+    step into ``part``, as ``join_key`` spells it: ``[3]``, ``.name`` or ``["a b"]``."""
+    if isinstance(part, int):
+        bad.field = f"[{part}]{bad.field}"
+    elif _IDENT.match(part):
+        bad.field = f".{part}{bad.field}"
+    else:
+        bad.field = join_key("", part) + bad.field
 
 
 def _number(v: int | float) -> int | float:
@@ -112,7 +108,7 @@ def _number(v: int | float) -> int | float:
         return f
     if -(1 << 63) <= v < (1 << 64):
         return int(v)
-    raise _Bad(f"integer {v} does not fit in 64 bits")
+    raise InvalidValue("", f"integer {v} does not fit in 64 bits")
 
 
 def _key_string(k: Any) -> str:
@@ -134,8 +130,8 @@ def _key_string(k: Any) -> str:
         try:
             return bytes(k).decode("utf-8")
         except UnicodeDecodeError:
-            raise _Bad(f"map key {bytes(k)!r} is not valid UTF-8") from None
-    raise _Bad(f"map key {k!r} of type {type(k).__name__} is not a string or number")
+            raise InvalidValue("", f"map key {bytes(k)!r} is not valid UTF-8") from None
+    raise InvalidValue("", f"map key {k!r} of type {type(k).__name__} is not a string or number")
 
 
 def _sequence_key(k: Any) -> int | None:
@@ -165,7 +161,7 @@ def _utf8(s: str) -> bytes:
     try:
         return s.encode("utf-8")
     except UnicodeEncodeError:
-        raise _Bad(f"string {s!r} is not valid Unicode (lone surrogate)") from None
+        raise InvalidValue("", f"string {s!r} is not valid Unicode (lone surrogate)") from None
 
 
 def _canon(v: Any) -> Any:
@@ -194,7 +190,7 @@ def _canon(v: Any) -> Any:
         return _canon_list(v)
     if isinstance(v, Mapping):
         return _canon_map(v)
-    raise _Bad(f"value of type {t.__name__} has no canonical form")
+    raise InvalidValue("", f"value of type {t.__name__} has no canonical form")
 
 
 def _canon_list(v: Any) -> Any:
@@ -204,8 +200,8 @@ def _canon_list(v: Any) -> Any:
     for i, x in enumerate(v):
         try:
             out.append(_canon(x))
-        except _Bad as bad:
-            bad.where.append(i)
+        except InvalidValue as bad:
+            _inside(bad, i)
             raise
     return out
 
@@ -224,8 +220,8 @@ def _canon_map(v: Any) -> Any:
             for k in order:
                 try:
                     out[k] = _canon(v[k])
-                except _Bad as bad:
-                    bad.where.append(k)
+                except InvalidValue as bad:
+                    _inside(bad, k)
                     raise
             return out
     seq = [_sequence_key(k) for k in keys]
@@ -236,19 +232,19 @@ def _canon_map(v: Any) -> Any:
         ks = _key_string(k)
         try:
             kb = _utf8(ks)
-        except _Bad as bad:
-            bad.where.append(ks)
+        except InvalidValue as bad:
+            _inside(bad, ks)
             raise
         if kb in items:
-            raise _Bad(f"map keys {items[kb][0]!r} and {k!r} are the same key {ks!r} in canonical form")
+            raise InvalidValue("", f"map keys {items[kb][0]!r} and {k!r} are the same key {ks!r} in canonical form")
         items[kb] = (k, ks)
     out = {}
     for kb in sorted(items):
         k, ks = items[kb]
         try:
             out[ks] = _canon(v[k])
-        except _Bad as bad:
-            bad.where.append(ks)
+        except InvalidValue as bad:
+            _inside(bad, ks)
             raise
     return out
 
@@ -260,8 +256,8 @@ def canonicalize(value: Any) -> Any:
     """
     try:
         return _canon(value)
-    except _Bad as bad:
-        raise StateError(_path_of(bad.where), bad.problem) from None
+    except InvalidValue as bad:
+        raise StateError(bad.field.removeprefix("."), bad.problem) from None
 
 
 def canonical_bytes(value: Any) -> bytes:

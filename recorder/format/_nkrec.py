@@ -130,13 +130,6 @@ class _Truncated(Exception):
         self.offset, self.kind = offset, kind
 
 
-class _Bad(Exception):
-    """No valid frame at this offset."""
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-
-
 def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
 
@@ -313,7 +306,7 @@ class Recording:
             raise CorruptRecording(self.path, 0, 0, not_a_recording(self.path, len(MAGIC)))
         try:
             frame = self._read_frame(len(MAGIC))
-        except (_Truncated, _Bad):
+        except (_Truncated, InvalidValue):
             frame = None
         if frame is None or (self.format_version == 2 and (frame.kind != KIND_HEADER or frame.seq != 0)):
             raise CorruptRecording(self.path, len(MAGIC), 0, "the header frame is missing, damaged or cut off")
@@ -349,7 +342,7 @@ class Recording:
 
     # -- frames -------------------------------------------------------------------------------------
     def _read_frame(self, offset: int) -> _Frame | None:
-        """The intact frame at ``offset``; None at a clean end of file. Raises ``_Truncated`` or ``_Bad``."""
+        """The intact frame at ``offset``; None at a clean end of file. Raises ``_Truncated``, or ``InvalidValue`` naming the bad head field."""
         return self._read_v2(offset) if self.format_version == 2 else self._read_v1(offset)
 
     def _read_v2(self, offset: int) -> _Frame | None:
@@ -360,23 +353,23 @@ class Recording:
             return None
         if len(head) < FRAME_SIZE:
             if head[: len(SYNC)] != SYNC[: len(head)]:
-                raise _Bad(f"bad frame sync {head[:2]!r}")
+                raise InvalidValue("sync", f"bad frame sync {head[:2]!r}")
             raise _Truncated(offset)
         sync, length, kind, _, seq, count, tick, crc = _HEAD.unpack_from(head)
         if sync != SYNC:
-            raise _Bad(f"bad frame sync {sync!r}")
+            raise InvalidValue("sync", f"bad frame sync {sync!r}")
         if zlib.crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
-            raise _Bad("frame head checksum mismatch")
+            raise InvalidValue("head_crc", "frame head checksum mismatch")
         if kind not in _KINDS:
-            raise _Bad(f"unknown frame kind {kind:#04x}")
+            raise InvalidValue("kind", f"unknown frame kind {kind:#04x}")
         if length > self.max_chunk_bytes:
-            raise _Bad(f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
+            raise InvalidValue("length", f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
         end = offset + FRAME_SIZE + length
         payload = f.read(length)
         if end > self.size or len(payload) < length:
             raise _Truncated(offset, _KINDS[kind])
         if zlib.crc32(payload) != crc:
-            raise _Bad("checksum mismatch")
+            raise InvalidValue("body_crc", "checksum mismatch")
         return _Frame(offset, end, kind, seq, count, tick, length, crc, payload)
 
     def _read_v1(self, offset: int) -> _Frame | None:
@@ -389,9 +382,9 @@ class Recording:
             raise _Truncated(offset)
         sync, length, crc, tick = _V1_HEAD.unpack(head)
         if sync != SYNC:
-            raise _Bad(f"bad frame sync {sync!r}")
+            raise InvalidValue("sync", f"bad frame sync {sync!r}")
         if length > self.max_chunk_bytes:
-            raise _Bad(f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
+            raise InvalidValue("length", f"chunk length {length} exceeds the maximum of {self.max_chunk_bytes} bytes")
         end = offset + V1_FRAME_SIZE + length
         if end > self.size:
             raise _Truncated(offset)
@@ -399,7 +392,7 @@ class Recording:
         if len(payload) < length:
             raise _Truncated(offset)
         if zlib.crc32(payload, zlib.crc32(head[10:18])) != crc:
-            raise _Bad("checksum mismatch")
+            raise InvalidValue("body_crc", "checksum mismatch")
         return _Frame(offset, end, KIND_CHUNK, -1, -1, tick, length, crc, payload)
 
     def _resync(self, start: int) -> int | None:
@@ -415,7 +408,7 @@ class Recording:
                 try:
                     if self._read_frame(candidate) is not None:
                         return candidate
-                except (_Truncated, _Bad):
+                except (_Truncated, InvalidValue):
                     pass
                 at = window.find(SYNC, at + 1)
             pos += max(1, len(window) - 1)
@@ -445,7 +438,7 @@ class Recording:
                 yield "damage", None
                 offset = nxt
                 continue
-            except _Bad as bad:
+            except InvalidValue as bad:
                 ledger.corrupt(offset, bad.problem)
                 yield "damage", None
                 nxt = self._resync(offset)

@@ -9,11 +9,13 @@ from typing import Any
 
 from recorder.format._model import (
     CrashMarker,
+    InitCall,
     JoinAttemptCall,
     JoinCall,
     LeaveCall,
     LoopCall,
     MessageBatch,
+    Presence,
     SignalCall,
     TerminateCall,
     WireEvent,
@@ -98,7 +100,7 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
         sockets: set[str] = set()
         first_t = last_t = None
 
-        def span(p) -> PresenceSpan:  # type: ignore[no-untyped-def]
+        def span(p: Presence) -> PresenceSpan:
             key = (p.user_id, p.session_id)
             sp = spans.get(key)
             if sp is None:
@@ -120,55 +122,55 @@ def summarize(path: str | os.PathLike[str], *, strict: bool = False, salvage: bo
                 s.chunks += 1
                 s.events += len(events)
                 for e in events:
-                    t = type(e)
-                    tick = getattr(e, "tick", None)
-                    if tick is not None and t is not CrashMarker:
-                        if s.first_tick is None:
-                            s.first_tick = tick
-                        s.last_tick = tick
-                    if t is LoopCall:
-                        s.ticks += 1
-                        msgs = e.messages
-                        pairs = (
-                            msgs.op_codes_and_sizes()
-                            if isinstance(msgs, MessageBatch)
-                            else ((m.op_code, len(m.data or b"")) for m in msgs)
-                        )
-                        for op, size in pairs:
-                            count(op, size)
-                    elif t is JoinAttemptCall:
-                        sp = span(e.presence)
-                        if e.outcome is not None and e.outcome.accept is False:
-                            sp.rejected = True
-                        version = e.metadata.get("client_version", e.metadata.get("v"))
-                        if isinstance(version, str) and sp.client_version is None:
-                            sp.client_version = version
-                    elif t is JoinCall:
-                        for p in e.presences:
-                            span(p).join_tick = e.tick
-                    elif t is LeaveCall:
-                        for p in e.presences:
-                            sp = span(p)
-                            sp.leave_tick, sp.leave_reason = e.tick, p.reason
-                    elif t is SignalCall:
-                        s.signals += 1
-                    elif t is TerminateCall:
-                        s.terminated_at = e.tick
-                    elif t is CrashMarker:
-                        s.crash = {"callback": e.callback, "tick": e.tick, "error": e.error}
-                    elif t is WireEvent:
-                        sockets.add(e.socket)
-                        first_t = e.t if first_t is None else first_t
-                        last_t = e.t
-                        env = e.envelope or {}
-                        for kind in ("match_data_send", "match_data"):
-                            if kind in env and isinstance(env[kind], dict):
-                                body = env[kind]
-                                try:
-                                    op = int(body.get("op_code", 0))
-                                except (TypeError, ValueError):
-                                    continue
-                                count(op, len(str(body.get("data", ""))) * 3 // 4)
+                    match e:
+                        case LoopCall(tick=tick, messages=msgs):
+                            s.ticks += 1
+                            pairs = (
+                                msgs.op_codes_and_sizes()
+                                if isinstance(msgs, MessageBatch)
+                                else ((m.op_code, len(m.data or b"")) for m in msgs)
+                            )
+                            for op, size in pairs:
+                                count(op, size)
+                        case JoinAttemptCall(tick=tick, presence=presence, metadata=metadata, outcome=outcome):
+                            sp = span(presence)
+                            if outcome is not None and outcome.accept is False:
+                                sp.rejected = True
+                            version = metadata.get("client_version", metadata.get("v"))
+                            if isinstance(version, str) and sp.client_version is None:
+                                sp.client_version = version
+                        case JoinCall(tick=tick, presences=presences):
+                            for p in presences:
+                                span(p).join_tick = tick
+                        case LeaveCall(tick=tick, presences=presences):
+                            for p in presences:
+                                sp = span(p)
+                                sp.leave_tick, sp.leave_reason = tick, p.reason
+                        case SignalCall(tick=tick):
+                            s.signals += 1
+                        case TerminateCall(tick=tick):
+                            s.terminated_at = tick
+                        case InitCall(tick=tick):
+                            pass
+                        case CrashMarker(callback=callback, tick=crash_tick, error=error):
+                            s.crash = {"callback": callback, "tick": crash_tick, "error": error}
+                            continue  # the crash names a tick of the calls: it adds none
+                        case WireEvent(socket=socket, t=t, envelope=envelope):
+                            sockets.add(socket)
+                            first_t = t if first_t is None else first_t
+                            last_t = t
+                            for kind in ("match_data_send", "match_data"):
+                                body = (envelope or {}).get(kind)
+                                if isinstance(body, dict):
+                                    try:
+                                        op = int(body.get("op_code", 0))
+                                    except (TypeError, ValueError):
+                                        continue
+                                    count(op, len(str(body.get("data", ""))) * 3 // 4)
+                            continue  # wire events have no tick
+                    if s.first_tick is None:
+                        s.first_tick = tick
+                    s.last_tick = tick
         integrity = rec.integrity()
         s.integrity = integrity.to_json()
         s.damage = [d.to_json() for d in integrity.damage]

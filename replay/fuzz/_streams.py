@@ -53,36 +53,39 @@ class StreamRules:
         self.window: set[str] = set()  # sessions in the match at some moment since the last loop
 
     def before(self, call: Call, present: set[str]) -> str:
-        i, t = self.index, type(call)
+        i = self.index
         self.index += 1
-        if (i == 0) != (t is InitCall):
+        if (i == 0) != isinstance(call, InitCall):
             return f"call #{i}: init must be the first call and only the first"
-        if t is not InitCall and call.tick != self.loops:
+        if not isinstance(call, InitCall) and call.tick != self.loops:
             return f"call #{i} ({call.callback}) has tick {call.tick}, expected {self.loops}"
-        if t is JoinAttemptCall and call.presence.session_id in present:  # type: ignore[union-attr]
-            sid = call.presence.session_id  # type: ignore[union-attr]
-            return f"call #{i}: join attempt for session {sid}, already in the match"
-        if t is JoinCall:
-            for p in call.presences:  # type: ignore[union-attr]
-                if p.session_id not in self.pending and p.session_id not in present:
-                    return f"call #{i}: join of session {p.session_id} without an accepted join attempt"
-        if t is LoopCall:
-            for m in call.messages:  # type: ignore[union-attr]
-                if m.sender.session_id not in self.window:
-                    return (
-                        f"call #{i}: message from session {m.sender.session_id}, not in the match since the last loop"
-                    )
-            self.loops += 1
+        match call:
+            case JoinAttemptCall(presence=presence) if presence.session_id in present:
+                return f"call #{i}: join attempt for session {presence.session_id}, already in the match"
+            case JoinCall(presences=presences):
+                for p in presences:
+                    if p.session_id not in self.pending and p.session_id not in present:
+                        return f"call #{i}: join of session {p.session_id} without an accepted join attempt"
+            case LoopCall(messages=messages):
+                for m in messages:
+                    if m.sender.session_id not in self.window:
+                        return (
+                            f"call #{i}: message from session {m.sender.session_id}, "
+                            "not in the match since the last loop"
+                        )
+                self.loops += 1
         return ""
 
     def after(self, step: StepResult, present: set[str]) -> None:
-        call, t = step.call, type(step.call)
-        if t is JoinAttemptCall and step.executed and step.outcome is not None and step.outcome.accept:
-            self.pending.add(call.presence.session_id)  # type: ignore[union-attr]
-        elif t is JoinCall and step.executed:
-            for p in call.presences:  # type: ignore[union-attr]
-                self.pending.discard(p.session_id)
-        if t is LoopCall and not step.synthetic:
+        match step.call:
+            case JoinAttemptCall(presence=presence) if (
+                step.executed and step.outcome is not None and step.outcome.accept
+            ):
+                self.pending.add(presence.session_id)
+            case JoinCall(presences=presences) if step.executed:
+                for p in presences:
+                    self.pending.discard(p.session_id)
+        if isinstance(step.call, LoopCall) and not step.synthetic:
             self.window = set(present)
         else:
             self.window |= present

@@ -231,26 +231,27 @@ def describe_data(data: bytes | None, limit: int = 120) -> str | None:
 def describe_call(call: Call) -> dict[str, Any]:
     """A compact, JSON-ready description of a call's inputs."""
     out: dict[str, Any] = {"callback": call.callback, "tick": call.tick}
-    if isinstance(call, LoopCall):
-        out["messages"] = [
-            {
-                "sender": f"{m.sender.username or m.sender.user_id} ({m.sender.session_id})",
-                "op_code": m.op_code,
-                "data": describe_data(m.data),
-            }
-            for m in call.messages
-        ]
-    elif isinstance(call, (JoinCall, LeaveCall)):
-        out["presences"] = [_presence_json(p) for p in call.presences]
-    elif isinstance(call, JoinAttemptCall):
-        out["presence"] = _presence_json(call.presence)
-        out["metadata"] = _jsonable(call.metadata)
-    elif isinstance(call, SignalCall):
-        out["data"] = call.data
-    elif isinstance(call, TerminateCall):
-        out["grace_seconds"] = call.grace_seconds
-    elif isinstance(call, InitCall):
-        out["params"] = _jsonable(call.params)
+    match call:
+        case LoopCall(messages=messages):
+            out["messages"] = [
+                {
+                    "sender": f"{m.sender.username or m.sender.user_id} ({m.sender.session_id})",
+                    "op_code": m.op_code,
+                    "data": describe_data(m.data),
+                }
+                for m in messages
+            ]
+        case JoinCall(presences=presences) | LeaveCall(presences=presences):
+            out["presences"] = [_presence_json(p) for p in presences]
+        case JoinAttemptCall(presence=presence, metadata=metadata):
+            out["presence"] = _presence_json(presence)
+            out["metadata"] = _jsonable(metadata)
+        case SignalCall(data=data):
+            out["data"] = data
+        case TerminateCall(grace_seconds=grace_seconds):
+            out["grace_seconds"] = grace_seconds
+        case InitCall(params=params):
+            out["params"] = _jsonable(params)
     return out
 
 

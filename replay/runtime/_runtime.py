@@ -193,21 +193,21 @@ class MatchRuntime:
         self.index += 1
         if self.stopped:
             return StepResult(index, call, False)
-        t = type(call)
-        if t is LoopCall:
-            return self._loop(index, call)  # type: ignore[arg-type]
-        if t is JoinAttemptCall:
-            return self._join_attempt(index, call)  # type: ignore[arg-type]
-        if t is JoinCall:
-            return self._join(index, call)  # type: ignore[arg-type]
-        if t is LeaveCall:
-            return self._leave(index, call)  # type: ignore[arg-type]
-        if t is SignalCall:
-            return self._signal(index, call)  # type: ignore[arg-type]
-        if t is TerminateCall:
-            return self._terminate(index, call)  # type: ignore[arg-type]
-        if t is InitCall:
-            return self._init(index, call)  # type: ignore[arg-type]
+        match call:
+            case LoopCall():
+                return self._loop(index, call)
+            case JoinAttemptCall():
+                return self._join_attempt(index, call)
+            case JoinCall():
+                return self._join(index, call)
+            case LeaveCall():
+                return self._leave(index, call)
+            case SignalCall():
+                return self._signal(index, call)
+            case TerminateCall():
+                return self._terminate(index, call)
+            case InitCall():
+                return self._init(index, call)
         raise TypeError(f"not a handler call: {call!r}")
 
     def _invoke(self, callback: str, tick: int, call: Call, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
@@ -742,19 +742,20 @@ def _calls_until(
     beacon = active_beacon()
     position = 0
     for e in events:
-        if type(e) is CrashMarker:
-            markers.append(e)  # type: ignore[arg-type]
-            continue
-        if type(e) is WireEvent:
-            raise RecordingError(
-                f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
-            )
-        if until_tick is not None and e.tick > until_tick:  # type: ignore[union-attr]
+        match e:
+            case CrashMarker():
+                markers.append(e)
+                continue
+            case WireEvent():
+                raise RecordingError(
+                    f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
+                )
+        if until_tick is not None and e.tick > until_tick:
             return
         if beacon is not None:
             position += 1
             beacon.position(position)
-        yield e  # type: ignore[misc]
+        yield e
 
 
 def _run(
@@ -802,12 +803,15 @@ def _run(
         # the crash marker follows the crashing call: read on to find it, and count the recorded calls that
         # come after the stop (Nakama never calls the handler of a stopped match)
         for e in events:
-            if type(e) is CrashMarker:
-                markers.append(e)  # type: ignore[arg-type]
-            elif type(e) is not WireEvent:
-                if options.until_tick is not None and e.tick > options.until_tick:  # type: ignore[union-attr]
-                    break
-                after.append(e)  # type: ignore[arg-type]
+            match e:
+                case CrashMarker():
+                    markers.append(e)
+                case WireEvent():
+                    pass
+                case _:
+                    if options.until_tick is not None and e.tick > options.until_tick:
+                        break
+                    after.append(e)
     recorded_crash = markers[-1] if markers else None
     if recorded_crash is not None and options.until_tick is not None and recorded_crash.tick > options.until_tick:
         recorded_crash = None

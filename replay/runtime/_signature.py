@@ -267,18 +267,17 @@ class CrashSignature:
         from recorder.format import CrashMarker, LoopCall, open_recording
 
         last_ops: dict[int, int | None] = {}
-        marker = None
+        marker: CrashMarker | None = None
         with open_recording(path) as rec:
             for event in rec.events():
-                t = type(event)
-                if t is LoopCall:
-                    msgs = event.messages  # type: ignore[union-attr]
-                    last_ops[event.tick] = msgs[-1].op_code if len(msgs) else None  # type: ignore[union-attr]
-                elif t is CrashMarker:
-                    marker = event
+                match event:
+                    case LoopCall(tick=tick, messages=msgs):
+                        last_ops[tick] = msgs[-1].op_code if len(msgs) else None
+                    case CrashMarker():
+                        marker = event
         if marker is None:
             return None
-        op = last_ops.get(marker.tick) if marker.callback == "match_loop" else None  # type: ignore[attr-defined]
+        op = last_ops.get(marker.tick) if marker.callback == "match_loop" else None
         return cls.from_marker(marker, op)
 
     @classmethod

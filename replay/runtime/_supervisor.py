@@ -664,16 +664,13 @@ def death_result(death: Death, recording: str, handler: str | None, options: Any
     markers: list[CrashMarker] = []
     with open_recording(recording, on_damage="stop") as rec:  # the intact part, as the child read it
         for e in rec.events():
-            if type(e) is CrashMarker:
-                markers.append(e)  # type: ignore[arg-type]
-            elif (
-                type(e) is not WireEvent
-                and len(calls) < death.position
-                and (
-                    options.until_tick is None or e.tick <= options.until_tick  # type: ignore[union-attr]
-                )
-            ):
-                calls.append(e)
+            match e:
+                case CrashMarker():
+                    markers.append(e)
+                case WireEvent():
+                    pass
+                case _ if len(calls) < death.position and (options.until_tick is None or e.tick <= options.until_tick):
+                    calls.append(e)
         integrity = rec.integrity()
     recorded = markers[-1] if markers else None
     if recorded is not None and options.until_tick is not None and recorded.tick > options.until_tick:

@@ -131,6 +131,8 @@ def test_a_missing_header_handler_says_where_the_path_came_from(
 #: or a log line may reach one of them.
 _LOADERS = {
     ("recorder/format/_model.py", "exec"): "record builders generated from dataclass field names (no input)",
+    ("recorder/format/_schema.py", "compile"): "per-kind codecs generated from the field tables at import (no input)",
+    ("recorder/format/_schema.py", "exec"): "the same generated codecs",
     ("replay/cli/_main.py", "import_module"): "command modules from the fixed COMMANDS table",
     ("replay/_exports.py", "import_module"): "a package's public names from the modules its own __init__ names",
     ("replay/regression/_batch.py", "import_module"): "run-all --executor MODULE:FACTORY, named by the user",

@@ -1,0 +1,908 @@
+"""One event schema: per-kind field tables that drive the chunk codec, JSON Lines in both directions and summaries.
+
+Each record is one table of ``Field(name, short, json, type, default)``: the attribute, its short key in a
+chunk (the position in the event's msgpack array, or the key in an outcome map), its JSON key, its
+``Type`` (how the value travels each way and how it is checked) and its default (``REQUIRED`` when a
+JSON line must hold it). ``omit`` says where a field equal to its default is left out: ``BOTH`` (a chunk
+writes nil and drops trailing nils; a JSON line leaves the key out) or ``IN_JSON``. ``KINDS`` lists the
+event kinds with their kind code; the tables are listed in JSON key order (a chunk orders by ``short``).
+
+From the tables, once at import (as ``dataclasses`` generates ``__init__``), this module generates
+
+- ``encode_event(event, ref)``: one encoder per kind (``ref`` interns presences, see ``_codec``);
+- ``iter_events(payload, origin, cache)``: the chunk decoder, every kind's fields checked inline (types,
+  integer ranges, presence indexes) with the one validation convention of ``recorder.format._validate``;
+- ``event_to_json(event)`` / ``read_event(obj, header_params)``: the JSON Lines forms, unknown and
+  missing fields named.
+
+``describe(kind)`` prints a table; ``source(name)`` the generated code of one function. Decoding builds
+no object from type tags: it never executes code from the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+from recorder.errors import CorruptRecording, InvalidValue, RecordingError
+from recorder.format import _jsonvalue as jv
+from recorder.format import _validate as validate
+from recorder.format._model import (
+    Broadcast,
+    CrashMarker,
+    Event,
+    Header,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    MatchMessage,
+    MessageBatch,
+    Nondeterministic,
+    Outcome,
+    Presence,
+    SignalCall,
+    TerminateCall,
+    WireEvent,
+    record_builder,
+)
+from recorder.format._validate import INT64_MAX, each, optional, show
+
+__all__ = [
+    "REQUIRED",
+    "BOTH",
+    "IN_JSON",
+    "Type",
+    "Field",
+    "Record",
+    "Kind",
+    "PRESENCE",
+    "MESSAGE",
+    "BROADCAST",
+    "NONDETERMINISTIC",
+    "OUTCOME",
+    "HEADER",
+    "KINDS",
+    "KIND_NAMES",
+    "kind_of",
+    "iter_events",
+    "encode_events",
+    "event_to_json",
+    "header_to_json",
+    "read_event",
+    "read_header",
+    "describe",
+    "source",
+]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # a JSON line must hold the field
+BOTH, IN_JSON = "both", "json"  # where a field equal to its default is left out
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """How one kind of value travels. The chunk side is code: Python expressions in which ``{v}`` stands
+    for the value and ``{f}`` for the field name (an expression giving the string), compiled into the
+    per-kind codecs. ``pack``: attribute -> chunk value (may use ``ref``); ``fast``: an inline test that a
+    chunk value is good ("" when ``unpack`` checks it itself); ``slow``: raises ``InvalidValue`` for a
+    value that failed ``fast``; ``unpack``: good chunk value -> attribute (may use ``ps``, ``n``,
+    ``origin``, ``i``). ``out``: attribute -> JSON (an expression too); ``read``: JSON -> attribute,
+    raising ``InvalidValue(field, problem)``."""
+
+    name: str
+    read: Callable[[Any, str], Any]
+    pack: str = "{v}"
+    fast: str = ""
+    slow: str = ""
+    unpack: str = "{v}"
+    out: str = "{v}"
+
+    def optional(self) -> Type:
+        """The same type, or nil/null."""
+        fast = f"{{v}} is None or ({self.fast})" if self.fast else ""
+        return Type(
+            f"{self.name}?",
+            optional(self.read),
+            _maybe(self.pack),
+            fast,
+            self.slow,
+            _maybe(self.unpack),
+            _maybe(self.out),
+        )
+
+
+def _maybe(template: str) -> str:
+    return template if template == "{v}" else f"(None if {{v}} is None else {template})"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    short: int | str  # position in a chunk's array, or key in a chunk's map
+    json: str
+    type: Type
+    default: Any = REQUIRED
+    omit: str = ""  # BOTH, IN_JSON or "" (always written)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record's table: ``cls`` is built from ``fields`` (listed in JSON order)."""
+
+    cls: type
+    fields: tuple[Field, ...]
+
+    @property
+    def json_keys(self) -> frozenset[str]:
+        return frozenset(f.json for f in self.fields)
+
+    def chunk_order(self) -> list[Field]:
+        return sorted(self.fields, key=lambda f: f.short)  # type: ignore[arg-type,return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind(Record):
+    """An event kind: ``name`` is its JSON ``kind``, ``code`` the first item of its chunk array."""
+
+    name: str = ""
+    code: int = -1
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """Fewest and most items of the chunk array (the kind code included)."""
+        kept = [f for f in self.fields if f.omit != BOTH]
+        return 1 + len(kept), 1 + len(self.fields)
+
+    def chunk_shape(self) -> str:
+        parts = [str(self.code)] + [f.name + ("?" if f.omit == BOTH else "") for f in self.chunk_order()]
+        return f"[{', '.join(parts)}]"
+
+
+def _sub(template: str, v: str, f: str = "''") -> str:
+    """A chunk or JSON template with ``{v}`` (the value) and ``{f}`` (the field name expression) filled in."""
+    return template.replace("{v}", v).replace("{f}", f)
+
+
+def _row_pack(record: Record, var: str) -> str:
+    """A positional chunk row of ``record`` (a list display over the record in ``var``)."""
+    return "[" + ", ".join(_sub(f.type.pack, f"{var}.{f.name}") for f in record.chunk_order()) + "]"
+
+
+# -- chunk helpers the generated code calls ----------------------------------------------------------------
+
+
+def _array(v: Any, field: str) -> list[Any]:
+    if type(v) is not list:
+        raise InvalidValue(field, f"must be an array, got {show(v)}")
+    return v
+
+
+def _free_map(v: Any, field: str) -> dict[Any, Any]:
+    """A free-form map (params, metadata, envelope): scalar keys, values within the limits."""
+    if type(v) is not dict:
+        raise InvalidValue(field, f"must be a map, got {show(v)}")
+    return validate.value(v, field)  # type: ignore[no-any-return]
+
+
+def _text_map(v: Any, field: str) -> dict[str, str]:
+    if type(v) is not dict:
+        raise InvalidValue(field, f"must be a map, got {show(v)}")
+    for k, x in v.items():
+        validate.text(k, f"{field}.<key>")
+        validate.text(x, f"{field}.{k}")
+    return v
+
+
+def _bytes_or_nil(v: Any, field: str) -> None:
+    raise InvalidValue(field, f"must be bytes or nil, got {show(v)}")
+
+
+def _not_a_number(v: Any, field: str) -> None:
+    raise InvalidValue(field, f"must be a number, got {show(v)}")
+
+
+def _wrong_row(v: Any, field: str, shape: str) -> None:
+    raise InvalidValue(field, f"must be {shape}")
+
+
+def _json_map(v: Any, field: str) -> dict[Any, Any]:
+    return jv.obj(v, field)
+
+
+def _json_object(v: Any, field: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise InvalidValue(field, f"must be an object, got {show(v)}")
+    if not v.keys() <= allowed:
+        extra = sorted(set(v) - allowed)
+        raise InvalidValue(_join(field, extra[0]), f"unknown field (known: {', '.join(sorted(allowed))})")
+    return v
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _data_json(b: bytes | None) -> str | None:
+    return None if b is None else jv.b64(b)
+
+
+# -- the types -------------------------------------------------------------------------------------------
+
+TICK = Type(
+    "tick",
+    validate.tick,
+    fast="{v}.__class__ is int and 0 <= {v} <= INT64_MAX",
+    slow="validate.tick({v}, {f})",
+)
+INT64 = Type(  # msgpack holds no integer below int64's minimum: only the top is checked inline
+    "int64", validate.int64, fast="{v}.__class__ is int and {v} <= INT64_MAX", slow="validate.int64({v}, {f})"
+)
+UINT64 = Type("uint64", validate.uint64, fast="{v}.__class__ is int and {v} >= 0", slow="validate.uint64({v}, {f})")
+TEXT = Type("text", jv.text, fast="{v}.__class__ is str", slow="validate.text({v}, {f})")
+BOOL = Type("bool", validate.boolean, fast="{v} is True or {v} is False", slow="validate.boolean({v}, {f})")
+DATA = Type(  # bytes or nil; base64 in JSON
+    "data?",
+    optional(jv.data),
+    fast="{v} is None or {v}.__class__ is bytes",
+    slow="_bytes_or_nil({v}, {f})",
+    out="_data_json({v})",
+)
+NUMBER = Type(
+    "number",
+    jv.number,
+    fast="{v}.__class__ is float or {v}.__class__ is int",
+    slow="_not_a_number({v}, {f})",
+    out="to_json_value({v})",
+)
+VALUE = Type("value", jv.from_json_value, unpack="validate.value({v}, {f})", out="to_json_value({v})")
+FREE_MAP = Type("map", _json_map, unpack="_free_map({v}, {f})", out="to_json_value({v})")
+TEXT_MAP = Type("text map", jv.string_map, unpack="_text_map({v} or {}, {f})", out="to_json_value({v})")
+PRESENCE_INDEX = Type(
+    "presence",
+    lambda v, f: _read(PRESENCE, v, f),
+    pack="ref({v})",
+    fast="{v}.__class__ is int and 0 <= {v} < n",
+    slow="validate.presence_index({v}, {f}, n)",
+    unpack="ps[{v}]",
+    out="_json_PRESENCE({v})",
+)
+PRESENCE_INDEXES = Type(  # a join's or leave's presences (every index named by the list's field)
+    "presences",
+    lambda v, f: tuple(each(PRESENCE_INDEX.read)(v, f)),
+    pack="[ref(p) for p in {v}]",
+    unpack="tuple([ps[validate.presence_index(x, {f}, n)] for x in _array({v}, {f})])",
+    out="[_json_PRESENCE(p) for p in {v}]",
+)
+
+
+_LISTS: dict[str, Type] = {}  # name -> item type, for the generated ``_list_<name>``
+_ROWS: dict[str, Record] = {}  # name -> record, for the generated ``_row_<name>`` and ``_json_<name>``
+
+
+def _list(item: Type, name: str) -> Type:
+    """A list of ``item`` (a tuple in the record); in an outcome an absent or empty list is ()."""
+    _LISTS[name] = item
+    x = f"x_{name}"
+    return Type(
+        f"[{item.name}]",
+        lambda v, f: tuple(each(item.read)(v, f)),
+        pack=f"[{_sub(item.pack, x)} for {x} in {{v}}]",
+        unpack=f"_list_{name}({{v}}, ps, n, {{f}})",
+        out=f"[{_sub(item.out, x)} for {x} in {{v}}]",
+    )
+
+
+def _row(record: Record, name: str) -> Type:
+    """One ``record`` as a positional array in a chunk (checked by the generated ``_row_<name>``), an
+    object in JSON."""
+    _ROWS[name] = record
+    return Type(
+        record.cls.__name__,
+        lambda v, f: _read(record, v, f),
+        pack=_row_pack(record, "{v}"),
+        unpack=f"_row_{name}({{v}}, ps, n, {{f}})",
+        out=f"_json_{name}({{v}})",
+    )
+
+
+# -- the tables ------------------------------------------------------------------------------------------
+
+PRESENCE = Record(
+    Presence,
+    (
+        Field("user_id", 0, "user_id", TEXT),
+        Field("session_id", 1, "session_id", TEXT),
+        Field("username", 2, "username", TEXT),
+        Field("node", 3, "node", TEXT, ""),
+        Field("reason", 4, "reason", INT64, 0),
+    ),
+)
+MESSAGE = Record(  # the chunk side of messages is MessageBatch's (decoded when first used)
+    MatchMessage,
+    (
+        Field("sender", 0, "sender", PRESENCE_INDEX),
+        Field("op_code", 1, "op_code", INT64),
+        Field("data", 2, "data", DATA, None),
+        Field("reliable", 3, "reliable", BOOL, True),
+        Field("receive_time_ms", 4, "receive_time_ms", INT64, 0),
+    ),
+)
+BROADCAST = Record(
+    Broadcast,
+    (
+        Field("op_code", 0, "op_code", INT64),
+        Field("data", 1, "data", DATA, None),
+        Field("targets", 2, "targets", _list(PRESENCE_INDEX, "targets").optional(), None),
+        Field("sender", 3, "sender", PRESENCE_INDEX.optional(), None),
+        Field("reliable", 4, "reliable", BOOL, True),
+        Field("deferred", 5, "deferred", BOOL, False),
+    ),
+)
+NONDETERMINISTIC = Record(Nondeterministic, (Field("source", 0, "source", TEXT), Field("value", 1, "value", VALUE)))
+OUTCOME = Record(  # a map with short keys in a chunk, every field left out when it holds its default
+    Outcome,
+    (
+        Field("accept", "a", "accept", BOOL.optional(), None, BOTH),
+        Field("reason", "r", "reason", TEXT.optional(), None, BOTH),
+        Field("tick_rate", "tr", "tick_rate", INT64.optional(), None, BOTH),
+        Field("label", "l", "label", TEXT.optional(), None, BOTH),
+        Field("broadcasts", "b", "broadcasts", _list(_row(BROADCAST, "BROADCAST"), "broadcasts"), (), BOTH),
+        Field("kicks", "k", "kicks", _list(PRESENCE_INDEX, "kicks"), (), BOTH),
+        Field("label_updates", "lu", "label_updates", _list(TEXT, "label_updates"), (), BOTH),
+        Field("reply", "rp", "reply", TEXT.optional(), None, BOTH),
+        Field("digest", "d", "digest", UINT64.optional(), None, BOTH),
+        Field("snapshot", "s", "snapshot", DATA, None, BOTH),
+        Field("stopped", "x", "stopped", BOOL, False, BOTH),
+    ),
+)
+MESSAGES = Type(  # decoded by MessageBatch when first used (recorder.format._model)
+    "[MatchMessage]",
+    lambda v, f: tuple(each(lambda x, g: _read(MESSAGE, x, g))(v, f)),
+    pack=f"[{_row_pack(MESSAGE, 'm')} for m in {{v}}]",
+    fast="{v}.__class__ is list",
+    slow="_array({v}, {f})",
+    unpack="MessageBatch({v}, ps, origin, i)",
+    out="[_json_MESSAGE(m) for m in {v}]",
+)
+OUTCOME_TYPE = Type(
+    "Outcome?",
+    lambda v, f: None if v is None else _read(OUTCOME, v, f),
+    pack="_pack_OUTCOME({v}, ref)",  # a call without an outcome leaves it out
+    unpack="(None if {v} is None else _unpack_OUTCOME({v}, ps, n))",
+    out="_json_OUTCOME({v})",
+)
+NONDETERMINISTIC_TYPE = Type(
+    "[Nondeterministic]",
+    lambda v, f: tuple(each(lambda x, g: _read(NONDETERMINISTIC, x, g))(v, f)),
+    pack="[[x.source, x.value] for x in {v}]",
+    unpack="(_unpack_nondeterministic({v}) if {v} else ())",
+    out="[_json_NONDETERMINISTIC(x) for x in {v}]",
+)
+
+
+def _call(code: int, cls: type, *middle: Field, tick_default: Any = REQUIRED) -> Kind:
+    """A handler call: ``[code, tick, *middle, outcome?, nondeterministic?]``."""
+    last = 2 + len(middle)
+    return Kind(
+        cls,
+        (
+            Field("tick", 1, "tick", TICK, tick_default),
+            *middle,
+            Field("outcome", last, "outcome", OUTCOME_TYPE, None, BOTH),
+            Field("nondeterministic", last + 1, "nondeterministic", NONDETERMINISTIC_TYPE, (), BOTH),
+        ),
+        cls.kind,  # type: ignore[attr-defined]
+        code,
+    )
+
+
+_HEADER_PARAMS: Any = object()  # an init line without params takes the header's
+
+INIT = _call(0, InitCall, Field("params", 2, "params", FREE_MAP, _HEADER_PARAMS), tick_default=0)
+JOIN_ATTEMPT = Kind(
+    JoinAttemptCall,
+    (
+        Field("tick", 1, "tick", TICK),
+        Field("presence", 2, "presence", PRESENCE_INDEX),
+        Field("metadata", 3, "metadata", FREE_MAP, {}),
+        Field("vars", 6, "vars", TEXT_MAP, {}, BOTH),  # JSON puts the session's vars before the outcome
+        Field("outcome", 4, "outcome", OUTCOME_TYPE, None, BOTH),
+        Field("nondeterministic", 5, "nondeterministic", NONDETERMINISTIC_TYPE, (), BOTH),
+    ),
+    "join_attempt",
+    1,
+)
+JOIN = _call(2, JoinCall, Field("presences", 2, "presences", PRESENCE_INDEXES))
+LEAVE = _call(3, LeaveCall, Field("presences", 2, "presences", PRESENCE_INDEXES))
+LOOP = _call(4, LoopCall, Field("messages", 2, "messages", MESSAGES, ()))
+SIGNAL = _call(5, SignalCall, Field("data", 2, "data", TEXT))
+TERMINATE = _call(6, TerminateCall, Field("grace_seconds", 2, "grace_seconds", INT64))
+CRASH = Kind(
+    CrashMarker,
+    (
+        Field("callback", 1, "callback", TEXT),
+        Field("tick", 2, "tick", TICK),
+        Field("error", 3, "error", TEXT),
+        Field("traceback", 4, "traceback", TEXT, "", IN_JSON),
+        Field("error_type", 5, "error_type", TEXT, "", BOTH),
+    ),
+    "crash",
+    7,
+)
+WIRE = Kind(
+    WireEvent,
+    (
+        Field("socket", 1, "socket", TEXT),
+        Field("direction", 2, "direction", TEXT),
+        Field("t", 3, "t", NUMBER),
+        Field("event", 4, "event", TEXT, "envelope"),
+        Field("envelope", 5, "envelope", FREE_MAP.optional(), None, BOTH),
+        Field("raw", 6, "raw", TEXT.optional(), None, BOTH),
+        Field("close_code", 7, "close_code", INT64.optional(), None, BOTH),
+        Field("close_reason", 8, "close_reason", TEXT.optional(), None, BOTH),
+    ),
+    "wire",
+    8,
+)
+
+#: every event kind, by kind code
+KINDS: tuple[Kind, ...] = (INIT, JOIN_ATTEMPT, JOIN, LEAVE, LOOP, SIGNAL, TERMINATE, CRASH, WIRE)
+KIND_NAMES = tuple(k.name for k in KINDS)
+_BY_CLASS: dict[type, Kind] = {k.cls: k for k in KINDS}
+_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
+
+HEADER = Record(  # the JSON header line (a chunk file's header frame is a map of these long keys)
+    Header,
+    (
+        Field("match_id", "match_id", "match_id", TEXT, ""),
+        Field("module", "module", "module", TEXT, ""),
+        Field("tick_rate", "tick_rate", "tick_rate", INT64, 0),
+        Field("label", "label", "label", TEXT, ""),
+        Field("params", "params", "params", FREE_MAP, {}),
+        Field("node", "node", "node", TEXT, ""),
+        Field("handler", "handler", "handler", TEXT, ""),
+        Field("client_versions", "client_versions", "client_versions", TEXT_MAP, {}),
+        Field("started_ms", "started_ms", "started_ms", INT64, 0),
+        Field("source", "source", "source", TEXT, "jsonl"),  # a header line without one came from a JSON file
+        Field("tags", "tags", "tags", FREE_MAP, {}),
+        Field("recording_kind", "recording_kind", "recording_kind", TEXT, "calls"),
+        Field("log_match_id", "log_match_id", "log_match_id", TEXT, ""),
+        Field("redactions", "redactions", "redactions", _list(TEXT, "redactions"), ()),
+        Field("format_version", "format_version", "format_version", INT64, Header().format_version),
+    ),
+)
+
+
+def kind_of(event: Event) -> Kind:
+    """The table of ``event``'s kind (``TypeError`` for anything that is not an event)."""
+    kind = _BY_CLASS.get(type(event))
+    if kind is None:
+        raise TypeError(f"not a recordable event: {event!r}")
+    return kind
+
+
+# -- JSON -> records (table-walking: JSON parsing costs far more than this) --------------------------------
+
+
+def _read(record: Record, v: Any, field: str) -> Any:
+    d = _json_object(v, field, record.json_keys)
+    return record.cls(*[_read_field(f, d, field) for f in _constructor_order(record)])
+
+
+def _read_field(f: Field, d: dict[str, Any], prefix: str, header_params: Callable[[], Any] | None = None) -> Any:
+    if f.json in d:
+        return f.type.read(d[f.json], _join(prefix, f.json))
+    default = f.default
+    if default is REQUIRED:
+        raise InvalidValue(_join(prefix, f.json), "missing")
+    if default is _HEADER_PARAMS:
+        return header_params() if header_params is not None else {}
+    return {} if type(default) is dict else default  # a fresh map for each record
+
+
+_ORDERS: dict[type, list[Field]] = {}
+
+
+def _constructor_order(record: Record) -> list[Field]:
+    """The table's fields in the order of the record's constructor."""
+    order = _ORDERS.get(record.cls)
+    if order is None:
+        by_name = {f.name: f for f in record.fields}
+        order = _ORDERS[record.cls] = [by_name[f.name] for f in fields(record.cls) if f.name in by_name]
+    return order
+
+
+def read_event(obj: dict[str, Any], header_params: Callable[[], dict[str, Any]]) -> Event:
+    """One JSON Lines event object -> its record. Raises ``InvalidValue`` naming the field; ``kind`` must
+    be a known kind (checked by the caller, ``KeyError`` otherwise). Fields are checked in the table's
+    order after the object's keys."""
+    kind = _BY_NAME[obj["kind"]]
+    _json_object(obj, "", kind.json_keys | {"kind"})
+    values = {f.name: _read_field(f, obj, "", header_params) for f in kind.fields}
+    return kind.cls(**values)  # type: ignore[no-any-return]
+
+
+def read_header(obj: dict[str, Any]) -> Header:
+    """The JSON header line (``kind: header``) -> ``Header``; raises ``InvalidValue`` naming the field."""
+    _json_object(obj, "", HEADER.json_keys | {"kind"})
+    return Header(**{f.name: _read_field(f, obj, "") for f in HEADER.fields})
+
+
+# -- code generation -------------------------------------------------------------------------------------
+
+_SOURCES: dict[str, str] = {}
+
+
+def _compile(name: str, code: str, namespace: dict[str, Any]) -> Any:
+    _SOURCES[name] = code
+    exec(compile(code, f"<recorder.format._schema {name}>", "exec"), namespace)  # from our own tables
+    return namespace[name]
+
+
+def _is_default(expr: str, default: Any) -> str:
+    return f"{expr} is None" if default is None else f"not {expr}"
+
+
+def _holds_more(expr: str, default: Any) -> str:
+    """The test that a field to be left out when it holds its default does not hold it."""
+    return f"{expr} is not None" if default is None else expr
+
+
+def _literal(default: Any) -> str:
+    return "{}" if type(default) is dict else repr(default)
+
+
+def _checked(var: str, t: Type, field: str, indent: str) -> list[str]:
+    """Lines that check the chunk value in ``var`` inline and call the slow check when it fails."""
+    if not t.fast:
+        return []
+    return [f"{indent}if not ({_sub(t.fast, var)}):", f"{indent}    {_sub(t.slow, var, field)}"]
+
+
+def _gen_encoder(kind: Kind) -> str:
+    lo, _hi = kind.lengths
+    lines = [f"def _pack_{kind.name}(e, ref):"]
+    items = [str(kind.code)]
+    for f in kind.chunk_order():
+        var = f"x{f.short}"
+        lines.append(f"    {var} = e.{f.name}")
+        packed = _sub(f.type.pack, var)
+        items.append(f"None if {_is_default(var, f.default)} else {packed}" if f.omit == BOTH else packed)
+    lines.append(f"    items = [{', '.join(items)}]")
+    if lo < len(items):
+        lines += [f"    while len(items) > {lo} and items[-1] is None:", "        items.pop()"]
+    lines.append("    return items")
+    return "\n".join(lines) + "\n"
+
+
+def _gen_kind_decoder(kind: Kind, indent: str) -> list[str]:
+    """One kind's branch of ``iter_events``: ``ev`` is its array of ``k`` items."""
+    lo, hi = kind.lengths
+    out = [f"{indent}if not {lo} <= k <= {hi}:", f"{indent}    _wrong_length({kind.code}, k)"]
+    for f in kind.chunk_order():
+        pos, field, inner = f.short, repr(f.name), indent
+        if f.omit == BOTH:  # may be left off the end
+            out.append(f"{indent}if k > {pos}:")
+            inner = indent + "    "
+        out.append(f"{inner}v = ev[{pos}]")
+        out += _checked("v", f.type, field, inner)
+        out.append(f"{inner}a{pos} = {_sub(f.type.unpack, 'v', field)}")
+        if f.omit == BOTH:
+            out += [f"{indent}else:", f"{indent}    a{pos} = {_literal(f.default)}"]
+    by_name = {f.name: f"a{f.short}" for f in kind.fields}
+    out.append(f"{indent}yield _build_{kind.name}({', '.join(by_name[f.name] for f in _constructor_order(kind))})")
+    return out
+
+
+def _gen_iter_events() -> str:
+    order = [LOOP, JOIN_ATTEMPT, JOIN, LEAVE, SIGNAL, INIT, TERMINATE, CRASH, WIRE]  # a loop per tick first
+    assert sorted(k.code for k in order) == list(range(len(KINDS)))
+    lines = [
+        "def iter_events(payload, origin=('<memory>', 0, 0), presence_cache=None):",
+        "    i = -1",
+        "    try:",
+        "        if payload.__class__ is not list or len(payload) != 2:",
+        "            raise InvalidValue('', f'a chunk payload is [presences, events], got {show(payload)}')",
+        "        rows, encoded = payload",
+        "        ps = _presences(rows, presence_cache)",
+        "        n = len(ps)",
+        "        if encoded.__class__ is not list:",
+        "            raise InvalidValue('events', f'must be an array, got {show(encoded)}')",
+        "        for ev in encoded:",
+        "            i += 1",
+        "            if ev.__class__ is not list or not ev:",
+        "                raise InvalidValue('', f'an event is an array [kind, ...], got {show(ev)}')",
+        "            code = ev[0]",
+        "            if code.__class__ is not int:",
+        "                raise InvalidValue('', f'unknown event kind code {show(code)}')",
+        "            k = len(ev)",
+    ]
+    for j, kind in enumerate(order):
+        lines.append(f"            {'if' if j == 0 else 'elif'} code == {kind.code}:")
+        lines += _gen_kind_decoder(kind, " " * 16)
+    lines += [
+        "            else:",
+        "                raise InvalidValue('', f'unknown event kind code {show(code)}')",
+        "    except InvalidValue as exc:",
+        "        raise _corrupt(origin, _encoded_kind(payload, i), i, exc) from None",
+        "    except RecordingError:",
+        "        raise",
+        "    except Exception as exc:  # a failure no check foresaw: still a bad writer, never a crash",
+        "        problem = f'{type(exc).__name__}: {exc}'",
+        "        raise _corrupt(origin, _encoded_kind(payload, i), i, InvalidValue('', problem)) from exc",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _gen_map_codec(record: Record, name: str, label: str) -> str:
+    """Encoder and decoder of a record kept as a map with short keys (an outcome): a field holding its
+    default is left out; an absent key (or nil, or an empty list) decodes to the default."""
+    enc = [f"def _pack_{name}(o, ref):", "    out = {}"]
+    dec = [
+        f"def _unpack_{name}(d, ps, n):",
+        "    if d.__class__ is not dict:",
+        f"        raise InvalidValue({label!r}, f'must be a map, got {{show(d)}}')",
+        "    get = d.get",
+    ]
+    for f in record.fields:
+        field = repr(f"{label}.{f.name}")
+        enc += [
+            f"    val = o.{f.name}",
+            f"    if {_holds_more('val', f.default)}:",
+            f"        out[{f.short!r}] = {_sub(f.type.pack, 'val')}",
+        ]
+        if f.default is None:
+            dec += [f"    v = get({f.short!r})", "    if v is None:", f"        a_{f.name} = None", "    else:"]
+            dec += _checked("v", f.type, field, "        ")
+            dec.append(f"        a_{f.name} = {_sub(f.type.unpack, 'v', field)}")
+        elif f.default == ():
+            dec += [f"    v = get({f.short!r})", f"    a_{f.name} = {_sub(f.type.unpack, 'v', field)} if v else ()"]
+        else:
+            dec.append(f"    v = get({f.short!r}, {f.default!r})")
+            dec += _checked("v", f.type, field, "    ")
+            dec.append(f"    a_{f.name} = {_sub(f.type.unpack, 'v', field)}")
+    enc.append("    return out")
+    dec.append(f"    return _build_{name}({', '.join(f'a_{f.name}' for f in _constructor_order(record))})")
+    return "\n".join(enc) + "\n\n\n" + "\n".join(dec) + "\n"
+
+
+def _gen_list(name: str, item: Type) -> str:
+    """The chunk decoder of a list field: every item checked, named ``field[j]``."""
+    field = "f'{f}[{j}]'"
+    lines = [
+        f"def _list_{name}(v, ps, n, f):",
+        "    if v.__class__ is not list:",
+        "        raise InvalidValue(f, f'must be an array, got {show(v)}')",
+        "    out = []",
+        "    for j, x in enumerate(v):",
+        *_checked("x", item, field, "        "),
+        f"        out.append({_sub(item.unpack, 'x', field)})",
+        "    return tuple(out)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _gen_row(record: Record, name: str) -> str:
+    """The chunk decoder of one positional row of ``record`` (a broadcast), each field named ``field.name``."""
+    order = record.chunk_order()
+    shape = "[" + ", ".join(f.name for f in order) + "]"
+    lines = [
+        f"def _row_{name}(r, ps, n, f):",
+        f"    if r.__class__ is not list or len(r) != {len(order)}:",
+        f"        _wrong_row(r, f, {shape!r})",
+    ]
+    for f in order:
+        field = f"f + {'.' + f.name!r}"
+        lines.append(f"    v = r[{f.short}]")
+        lines += _checked("v", f.type, field, "    ")
+        lines.append(f"    a_{f.name} = {_sub(f.type.unpack, 'v', field)}")
+    lines.append(f"    return _build_{name}({', '.join(f'a_{f.name}' for f in _constructor_order(record))})")
+    return "\n".join(lines) + "\n"
+
+
+def _gen_json_writer(record: Record, name: str, kind: str = "") -> str:
+    """``record`` -> its JSON object: keys in table order, a field that may be left out left out when it
+    holds its default."""
+    head = [f"'kind': {kind!r}"] if kind else []
+    lines = [f"def _json_{name}(e):", "    out = {}"]
+    for f in record.fields:
+        value = _sub(f.type.out, "val")
+        if not f.omit and not lines[2:]:  # the leading fields that are always written: one display
+            head.append(f"{f.json!r}: {_sub(f.type.out, 'e.' + f.name)}")
+            continue
+        lines.append(f"    val = e.{f.name}")
+        if f.omit:
+            lines += [f"    if {_holds_more('val', f.default)}:", f"        out[{f.json!r}] = {value}"]
+        else:
+            lines.append(f"    out[{f.json!r}] = {value}")
+    lines[1] = f"    out = {{{', '.join(head)}}}"
+    lines.append("    return out")
+    return "\n".join(lines) + "\n"
+
+
+def _wrong_length(code: int, k: int) -> None:
+    kind = KINDS[code]
+    lo, hi = kind.lengths
+    raise InvalidValue("", f"a {kind.name} event is {kind.chunk_shape()} ({lo} to {hi} items), got {k}")
+
+
+def _unpack_nondeterministic(items: Any) -> tuple[Nondeterministic, ...]:
+    out = []
+    for j, item in enumerate(_array(items, "nondeterministic")):
+        if type(item) is not list or len(item) != 2:
+            raise InvalidValue(f"nondeterministic[{j}]", "must be [source, value]")
+        out.append(
+            Nondeterministic(
+                validate.text(item[0], f"nondeterministic[{j}].source"),
+                validate.value(item[1], f"nondeterministic[{j}].value"),
+            )
+        )
+    return tuple(out)
+
+
+def _encoded_kind(payload: Any, i: int) -> str:
+    """The kind name of event ``i`` of a chunk payload, for messages ("" when it cannot be told)."""
+    try:
+        code = payload[1][i][0]
+        return KIND_NAMES[code] if type(code) is int and 0 <= code < len(KIND_NAMES) else ""
+    except Exception:  # only a label for an error message
+        return ""
+
+
+def _corrupt(origin: tuple[str, int, int], kind: str, i: int, exc: InvalidValue) -> CorruptRecording:
+    """``CorruptRecording`` for a bad field of event ``i`` (-1: the chunk's own structure)."""
+    field = exc.field if i < 0 else (f"events[{i}].{exc.field}" if exc.field else f"events[{i}]")
+    where = f"event {i}" + (f" ({kind})" if kind else "") if i >= 0 else "chunk"
+    what = f"{exc.field}: {exc.problem}" if exc.field else exc.problem
+    return CorruptRecording(*origin, f"{where}: {what}", field=field)
+
+
+def _presences(rows: Any, cache: dict[tuple[Any, ...], Presence] | None) -> list[Presence]:
+    """A chunk's presence table; ``cache`` (one per reader) builds and checks each distinct row once."""
+    if type(rows) is not list:
+        raise InvalidValue("presences", f"must be an array, got {show(rows)}")
+    out = []
+    for j, row in enumerate(rows):
+        key = tuple(row) if type(row) is list else None
+        p = None
+        if cache is not None and key is not None:
+            try:
+                p = cache.get(key)
+            except TypeError:  # an unhashable item: reported by the checks below
+                key = None
+        if p is None:
+            p = _presence_row(row, j)
+            if cache is not None and key is not None and len(cache) < 65536:
+                cache[key] = p  # bounded: a match has few distinct presences, a hostile file many
+        out.append(p)
+    return out
+
+
+def _presence_row(row: Any, j: int) -> Presence:
+    where = f"presences[{j}]"
+    order = PRESENCE.chunk_order()
+    if type(row) is not list or len(row) != len(order):
+        raise InvalidValue(where, "must be [" + ", ".join(f.name for f in order) + "]")
+    for f, v in zip(order, row, strict=True):
+        if f.type is TEXT:
+            validate.text(v, f"{where}.{f.name}")
+        else:
+            validate.int64(v, f"{where}.{f.name}")
+    return _build_PRESENCE(*row)  # type: ignore[no-any-return]
+
+
+def _namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {
+        "INT64_MAX": INT64_MAX,
+        "InvalidValue": InvalidValue,
+        "RecordingError": RecordingError,
+        "MessageBatch": MessageBatch,
+        "validate": validate,
+        "show": show,
+        "to_json_value": jv.to_json_value,
+        "_array": _array,
+        "_free_map": _free_map,
+        "_text_map": _text_map,
+        "_bytes_or_nil": _bytes_or_nil,
+        "_not_a_number": _not_a_number,
+        "_wrong_row": _wrong_row,
+        "_wrong_length": _wrong_length,
+        "_data_json": _data_json,
+        "_unpack_nondeterministic": _unpack_nondeterministic,
+        "_presences": _presences,
+        "_encoded_kind": _encoded_kind,
+        "_corrupt": _corrupt,
+    }
+    for kind in KINDS:
+        ns[f"_build_{kind.name}"] = record_builder(kind.cls)
+    for record, name in ((OUTCOME, "OUTCOME"), (BROADCAST, "BROADCAST"), (PRESENCE, "PRESENCE")):
+        ns[f"_build_{name}"] = record_builder(record.cls)
+    return ns
+
+
+_NS = _namespace()
+_build_PRESENCE = _NS["_build_PRESENCE"]
+
+
+def _build() -> None:
+    """Generate every function from the tables, once."""
+    for name, item in _LISTS.items():
+        _compile(f"_list_{name}", _gen_list(name, item), _NS)
+    for name, record in _ROWS.items():
+        _compile(f"_row_{name}", _gen_row(record, name), _NS)
+    codec = _gen_map_codec(OUTCOME, "OUTCOME", "outcome")
+    _compile("_pack_OUTCOME", codec, _NS)
+    _SOURCES["_unpack_OUTCOME"] = codec
+    for record, name in ((PRESENCE, "PRESENCE"), (MESSAGE, "MESSAGE"), (NONDETERMINISTIC, "NONDETERMINISTIC")):
+        _compile(f"_json_{name}", _gen_json_writer(record, name), _NS)
+    for name, record in (("BROADCAST", BROADCAST), ("OUTCOME", OUTCOME)):
+        _compile(f"_json_{name}", _gen_json_writer(record, name), _NS)
+    _compile("_json_HEADER", _gen_json_writer(HEADER, "HEADER", "header"), _NS)
+    for kind in KINDS:
+        _PACKERS[kind.cls] = _compile(f"_pack_{kind.name}", _gen_encoder(kind), _NS)
+        _JSON_WRITERS[kind.cls] = _compile(f"_json_{kind.name}", _gen_json_writer(kind, kind.name, kind.name), _NS)
+    _compile("iter_events", _gen_iter_events(), _NS)
+
+
+_PACKERS: dict[type, Callable[[Any, Callable[[Presence], int]], list[Any]]] = {}
+_JSON_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+_build()
+
+iter_events: Callable[..., Iterator[Event]] = _NS["iter_events"]
+iter_events.__doc__ = """Decode a chunk payload ``[presences, events]``, one event at a time.
+
+Building each record only when it is asked for keeps records short-lived: a reader's consumer drops each
+one before the next is built, so the garbage collector never has to walk a whole chunk of them. Every
+field is checked as its table says; malformed input raises ``CorruptRecording`` naming ``origin`` (path,
+offset, chunk), the event and the field when the iteration reaches it. A loop's messages are checked when
+they are first used (``MessageBatch``)."""
+
+
+def encode_events(events: list[Event], ref: Callable[[Presence], int]) -> list[list[Any]]:
+    """Each event as its chunk array (``ref`` gives a presence's index in the chunk's table)."""
+    packers = _PACKERS
+    try:
+        return [packers[e.__class__](e, ref) for e in events]
+    except KeyError:
+        for e in events:
+            kind_of(e)  # raises TypeError naming the first event that is not one
+        raise
+
+
+def event_to_json(e: Event) -> dict[str, Any]:
+    """One event as its JSON Lines object (``kind`` first, then the table's fields)."""
+    write = _JSON_WRITERS.get(e.__class__)
+    if write is None:
+        raise TypeError(f"not a recordable event: {e!r}")
+    return write(e)
+
+
+def header_to_json(h: Header) -> dict[str, Any]:
+    """The header line. Every header field is written, so an export keeps all of them."""
+    return _NS["_json_HEADER"](h)  # type: ignore[no-any-return]
+
+
+def source(name: str) -> str:
+    """The generated code of one function (``iter_events``, ``_pack_loop``, ``_json_loop``...)."""
+    return _SOURCES[name]
+
+
+def describe(record: Record) -> str:
+    """A table of ``record``'s fields, for documentation and debugging."""
+    rows = [("name", "short", "json", "type", "default", "omit")]
+    rows += [(f.name, str(f.short), f.json, f.type.name, repr(f.default), f.omit) for f in record.fields]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    title = f"{record.cls.__name__}" + (
+        f" (kind {record.name!r}, code {record.code})" if isinstance(record, Kind) else ""
+    )
+    return (
+        title + "\n" + "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    )
