@@ -31,7 +31,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from recorder.errors import OptionError
+from recorder.errors import InvalidValue, OptionError
 
 __all__ = [
     "MAX_HEAD",
@@ -72,10 +72,12 @@ _REASONS = {
 }
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, problem: str) -> None:
-        super().__init__(problem)
-        self.status = status
+#: the HTTP status for a request whose ``field`` broke a rule (``InvalidValue``): 400 unless listed
+_STATUS = {"head size": 431, "body size": 413}
+
+
+def _status(bad: InvalidValue) -> int:
+    return _STATUS.get(bad.field, 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +130,9 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
     except asyncio.IncompleteReadError as exc:
         if not exc.partial.strip():
             return None
-        raise _BadRequest(400, "connection closed inside the request head") from None
+        raise InvalidValue("head", "connection closed inside the request head") from None
     except asyncio.LimitOverrunError:
-        raise _BadRequest(431, f"request head larger than {MAX_HEAD} bytes") from None
+        raise InvalidValue("head size", f"request head larger than {MAX_HEAD} bytes") from None
     return head
 
 
@@ -142,7 +144,7 @@ def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
             continue
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
-            raise _BadRequest(400, f"malformed header line {line[:80]!r}")
+            raise InvalidValue("header line", f"malformed header line {line[:80]!r}")
         headers.append((name, value.strip()))
     return start, headers
 
@@ -155,14 +157,14 @@ async def _read_body(reader: asyncio.StreamReader, headers: Headers, max_body: i
             try:
                 size = int(size_line.split(b";")[0].strip(), 16)
             except ValueError:
-                raise _BadRequest(400, "malformed chunk size") from None
+                raise InvalidValue("chunk size", "malformed chunk size") from None
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                     pass
                 return b"".join(parts)
             total += size
             if total > max_body:
-                raise _BadRequest(413, f"body larger than {max_body} bytes")
+                raise InvalidValue("body size", f"body larger than {max_body} bytes")
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
     length = headers.get("Content-Length")
@@ -171,9 +173,9 @@ async def _read_body(reader: asyncio.StreamReader, headers: Headers, max_body: i
     try:
         n = int(length)
     except ValueError:
-        raise _BadRequest(400, f"malformed Content-Length {length!r}") from None
+        raise InvalidValue("Content-Length", f"malformed Content-Length {length!r}") from None
     if n < 0 or n > max_body:
-        raise _BadRequest(413, f"body of {n} bytes is over the limit of {max_body}")
+        raise InvalidValue("body size", f"body of {n} bytes is over the limit of {max_body}")
     return await reader.readexactly(n)
 
 
@@ -184,7 +186,7 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> HttpRequ
     start, pairs = _parse_head(head)
     parts = start.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest(400, f"malformed request line {start[:80]!r}")
+        raise InvalidValue("request line", f"malformed request line {start[:80]!r}")
     headers = Headers(pairs)
     body = b"" if parts[0] == "GET" and "Content-Length" not in headers else await _read_body(reader, headers, max_body)
     return HttpRequest(parts[0], parts[1], headers, body, parts[2], head)
@@ -464,8 +466,8 @@ async def _serve_connection(
     while True:
         try:
             request = await _read_request(reader, max_body)
-        except _BadRequest as bad:
-            writer.write(json_response(bad.status, _error_json(str(bad), 3)).encode(False))
+        except InvalidValue as bad:
+            writer.write(json_response(_status(bad), _error_json(bad.problem, 3)).encode(False))
             await writer.drain()
             return
         if request is None:
@@ -577,5 +579,5 @@ async def http_request(
 
     try:
         return await asyncio.wait_for(go(), timeout)
-    except _BadRequest as bad:
-        raise ConnectionError(f"malformed upstream response: {bad}") from None
+    except InvalidValue as bad:
+        raise ConnectionError(f"malformed upstream response: {bad.problem}") from None

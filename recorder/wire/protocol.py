@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from recorder.errors import InvalidValue
+
 __all__ = [
     "ErrorCode",
     "CLOSE_NORMAL",
@@ -335,18 +337,11 @@ NAKAMA_KINDS = frozenset(
 # -- parsing --------------------------------------------------------------------------------------
 
 
-class _Bad(Exception):
-    """Internal: carries a violation out of the recursive decoders; never escapes ``parse``."""
-
-    def __init__(self, problem: str, path: str) -> None:
-        self.problem, self.path = problem, path
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
         if k in out:
-            raise _Bad(f"duplicate field {k!r}", k)
+            raise InvalidValue(k, f"duplicate field {k!r}")
         out[k] = v
     return out
 
@@ -359,12 +354,12 @@ def _str(v: Any, path: str) -> str:
     if v is None:
         return ""
     if type(v) is not str:
-        raise _Bad(f"expected a string, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected a string, got {_typename(v)}")
     if not v.isascii():
         try:
             v.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Bad("string is not valid UTF-8 (lone surrogate escape)", path) from None
+            raise InvalidValue(path, "string is not valid UTF-8 (lone surrogate escape)") from None
     return v
 
 
@@ -376,7 +371,7 @@ def _bool(v: Any, path: str) -> bool:
     if v is None:
         return False
     if type(v) is not bool:
-        raise _Bad(f"expected true or false, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected true or false, got {_typename(v)}")
     return v
 
 
@@ -391,20 +386,20 @@ def _int(v: Any, path: str, lo: int, hi: int) -> int:
             try:
                 f = float(text)
             except ValueError:
-                raise _Bad(f"expected an integer, got string {v!r}", path) from None
+                raise InvalidValue(path, f"expected an integer, got string {v!r}") from None
             if not f.is_integer():
-                raise _Bad(f"expected an integer, got string {v!r}", path)
+                raise InvalidValue(path, f"expected an integer, got string {v!r}")
             n = int(f)
     elif type(v) is int:
         n = v
     elif type(v) is float:
         if not v.is_integer():
-            raise _Bad(f"expected an integer, got {v!r}", path)
+            raise InvalidValue(path, f"expected an integer, got {v!r}")
         n = int(v)
     else:
-        raise _Bad(f"expected an integer, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected an integer, got {_typename(v)}")
     if not lo <= n <= hi:
-        raise _Bad(f"integer {n} out of range [{lo}, {hi}]", path)
+        raise InvalidValue(path, f"integer {n} out of range [{lo}, {hi}]")
     return n
 
 
@@ -412,21 +407,21 @@ def _bytes(v: Any, path: str) -> bytes:
     if v is None:
         return b""
     if type(v) is not str:
-        raise _Bad(f"expected a base64 string, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected a base64 string, got {_typename(v)}")
     text = v.rstrip("=")
     if "-" in text or "_" in text:
         text = text.replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise _Bad("invalid base64", path) from None
+        raise InvalidValue(path, "invalid base64") from None
 
 
 def _str_map(v: Any, path: str) -> dict[str, str]:
     if v is None:
         return {}
     if type(v) is not dict:
-        raise _Bad(f"expected an object, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected an object, got {_typename(v)}")
     for k, item in v.items():
         _str(k, path)
         _str(item, f"{path}.{k}")
@@ -435,10 +430,10 @@ def _str_map(v: Any, path: str) -> dict[str, str]:
 
 def _object(v: Any, path: str, allowed: frozenset[str]) -> dict[str, Any]:
     if type(v) is not dict:
-        raise _Bad(f"expected an object, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected an object, got {_typename(v)}")
     for k in v:
         if k not in allowed:
-            raise _Bad("unknown field", f"{path}.{k}" if path else k)
+            raise InvalidValue(f"{path}.{k}" if path else k, "unknown field")
     return v
 
 
@@ -464,7 +459,7 @@ def _presences(v: Any, path: str) -> tuple[UserPresence, ...]:
     if v is None:
         return ()
     if type(v) is not list:
-        raise _Bad(f"expected an array, got {_typename(v)}", path)
+        raise InvalidValue(path, f"expected an array, got {_typename(v)}")
     return tuple(_presence(p, f"{path}[{i}]") for i, p in enumerate(v))
 
 
@@ -492,7 +487,7 @@ def _decode_message(kind: str, v: Any) -> Message:
         d = _object(v, p, frozenset(("match_id", "token", "metadata")))
         match_id, token = _opt_str(d.get("match_id"), p + ".match_id"), _opt_str(d.get("token"), p + ".token")
         if match_id is not None and token is not None:
-            raise _Bad("match_id and token are a oneof: set only one", p)
+            raise InvalidValue(p, "match_id and token are a oneof: set only one")
         return MatchJoin(match_id, token, _str_map(d.get("metadata"), p + ".metadata"))
     if kind == "match":
         d = _object(v, p, frozenset(("match_id", "authoritative", "label", "size", "presences", "self")))
@@ -541,7 +536,7 @@ def _decode_message(kind: str, v: Any) -> Message:
         _object(v, p, frozenset())
         return Pong()
     if type(v) is not dict:
-        raise _Bad(f"expected an object, got {_typename(v)}", p)
+        raise InvalidValue(p, f"expected an object, got {_typename(v)}")
     return Unmodelled(kind, v)
 
 
@@ -555,20 +550,20 @@ def parse_object(obj: Any, text: str = "") -> Envelope | Violation:
     try:
         d = obj if type(obj) is dict else None
         if d is None:
-            raise _Bad(f"an envelope is a JSON object, got {_typename(obj)}", "")
+            raise InvalidValue("", f"an envelope is a JSON object, got {_typename(obj)}")
         cid = _str(d.get("cid"), "cid")
         kinds = [k for k in d if k != "cid"]
         for k in kinds:
             if k not in NAKAMA_KINDS:
-                raise _Bad("unknown field", k)
+                raise InvalidValue(k, "unknown field")
         kinds = [k for k in kinds if d[k] is not None]  # protojson: null leaves a oneof member unset
         if not kinds:
             return _missing(cid, text)
         if len(kinds) > 1:
-            raise _Bad(f"more than one message kind ({', '.join(kinds)}) in one envelope", kinds[1])
+            raise InvalidValue(kinds[1], f"more than one message kind ({', '.join(kinds)}) in one envelope")
         return Envelope(_decode_message(kinds[0], d[kinds[0]]), cid)
-    except _Bad as bad:
-        return Violation(bad.problem, bad.path, text)
+    except InvalidValue as bad:
+        return Violation(bad.problem, bad.field, text)
     except (RecursionError, MemoryError) as exc:
         return Violation(f"envelope too deep or too large ({type(exc).__name__})", "", text[:200])
 
@@ -582,15 +577,15 @@ def parse(text: str | bytes) -> Envelope | Violation:
             return Violation(f"invalid UTF-8 at byte {exc.start}", "", "")
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except _Bad as bad:
-        return Violation(bad.problem, bad.path, text)
+    except InvalidValue as bad:
+        return Violation(bad.problem, bad.field, text)
     except (ValueError, RecursionError) as exc:
         return Violation(f"invalid JSON: {exc}", "", text)
     return parse_object(obj, text)
 
 
 def _reject_constant(name: str) -> Any:
-    raise _Bad(f"{name} is not JSON", "")
+    raise InvalidValue("", f"{name} is not JSON")
 
 
 # -- building -------------------------------------------------------------------------------------

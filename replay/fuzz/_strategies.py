@@ -292,31 +292,33 @@ def action_of(draw: Callable[[SearchStrategy[Any]], Any], kind: str, model: Clie
     """One action of ``kind`` (one of ``ACTION_KINDS``) given what ``model`` believes; the model is updated."""
     profile = model.profile
     action: Action
-    if kind == "tick":
-        action = Tick(draw(st.integers(1, 3)))
-    elif kind == "connect":
-        version = draw(st.sampled_from(tuple(profile.client_versions)))
-        duplicate = draw(st.sampled_from((False,) * 7 + (True,)))
-        action = Connect(draw(_user(model, False)), profile.metadata(version), duplicate)
-    elif kind == "leave":
-        reason = draw(st.sampled_from(LEAVE_REASONS))
-        action = Leave(draw(_user(model, True)), reason, draw(st.sampled_from(("oldest", "latest"))))
-    elif kind in ("send", "burst"):
-        user = draw(_user(model, True))
-        which = "latest" if kind == "burst" else draw(st.sampled_from(("latest", "oldest")))
-        op = draw(st.sampled_from(profile.op_codes))
-        data = draw(profile.payload_for(op, model.version(user, which)))
-        if kind == "send":
-            action = Send(user, op, data, which)
-        else:
+    match kind:
+        case "tick":
+            action = Tick(draw(st.integers(1, 3)))
+        case "connect":
+            version = draw(st.sampled_from(tuple(profile.client_versions)))
+            duplicate = draw(st.sampled_from((False,) * 7 + (True,)))
+            action = Connect(draw(_user(model, False)), profile.metadata(version), duplicate)
+        case "leave":
+            reason = draw(st.sampled_from(LEAVE_REASONS))
+            action = Leave(draw(_user(model, True)), reason, draw(st.sampled_from(("oldest", "latest"))))
+        case "send":
+            user = draw(_user(model, True))
+            which = draw(st.sampled_from(("latest", "oldest")))
+            op = draw(st.sampled_from(profile.op_codes))
+            action = Send(user, op, draw(profile.payload_for(op, model.version(user, which))), which)
+        case "burst":
+            user = draw(_user(model, True))
+            op = draw(st.sampled_from(profile.op_codes))
+            data = draw(profile.payload_for(op, model.version(user, "latest")))
             action = Burst(user, op, data, draw(st.integers(2, profile.queue_size + 32)))
-    elif kind == "signal":
-        signals = tuple(profile.signals)
-        action = Signal(draw(st.sampled_from(signals) if signals else st.text(max_size=12)))
-    elif kind == "terminate":
-        action = Terminate(draw(st.sampled_from((5, 5, 0))))
-    else:
-        raise ValueError(f"unknown action kind {kind!r}; one of {', '.join(ACTION_KINDS)}")
+        case "signal":
+            signals = tuple(profile.signals)
+            action = Signal(draw(st.sampled_from(signals) if signals else st.text(max_size=12)))
+        case "terminate":
+            action = Terminate(draw(st.sampled_from((5, 5, 0))))
+        case _:
+            raise ValueError(f"unknown action kind {kind!r}; one of {', '.join(ACTION_KINDS)}")
     model.apply(action)
     return action
 
