@@ -8,12 +8,11 @@ A *handler-call recording* is a header followed by calls in the order Nakama's m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, overload
 
 from recorder.errors import CorruptRecording, InvalidValue
-from recorder.format import _validate as validate
 
 __all__ = [
     "FORMAT_VERSION",
@@ -117,30 +116,18 @@ class MessageBatch(Sequence[MatchMessage]):
         self._origin = origin  # (path, offset, chunk) for errors
         self._event = event  # the loop's index in its chunk, for errors
 
+    #: the row decoder and checker, generated from the message table by ``recorder.format._schema``
+    #: (which ``recorder.format`` imports before any batch exists): ``rows_decoder(rows, presences)`` checks
+    #: every field inline and raises ``ValueError`` at the first bad one; ``row_checker(row, presences, n,
+    #: field)`` names it
+    rows_decoder: ClassVar[Callable[[list[list[Any]], list[Presence]], tuple[MatchMessage, ...]]]
+    row_checker: ClassVar[Callable[[Any, list[Presence], int, str], None]]
+
     def _load(self) -> tuple[MatchMessage, ...]:
         items = self._items
         if items is None:
-            ps = self._presences
-            build = _MESSAGE_BUILDER
             try:
-                # every field checked inline (recorder.format._validate states the rules; _bad_row finds which one)
-                items = tuple(
-                    [
-                        build(ps[s], op, data, rel, ts)
-                        for s, op, data, rel, ts in self._rows  # type: ignore[union-attr]
-                        if (
-                            s.__class__ is int
-                            and s >= 0
-                            and op.__class__ is int
-                            and op <= _INT64_MAX
-                            and (data is None or data.__class__ is bytes)
-                            and (rel is True or rel is False)
-                            and ts.__class__ is int
-                            and ts <= _INT64_MAX
-                        )
-                        or _reject()
-                    ]
-                )
+                items = MessageBatch.rows_decoder(self._rows, self._presences)  # type: ignore[arg-type]
             except (ValueError, TypeError, IndexError, KeyError):
                 raise self._bad_row() from None
             self._items, self._rows = items, None
@@ -148,15 +135,14 @@ class MessageBatch(Sequence[MatchMessage]):
 
     def _bad_row(self) -> CorruptRecording:
         """The error for the first message row that breaks a rule, naming the loop, message and field."""
-        n = len(self._presences)
+        ps = self._presences
         where = f"event {self._event} (loop)" if self._event >= 0 else "loop"
         for j, row in enumerate(self._rows or ()):
             try:
-                validate.message_row(row, n)
+                MessageBatch.row_checker(row, ps, len(ps), f"messages[{j}]")
             except InvalidValue as exc:
-                field = f"messages[{j}]" + (f".{exc.field}" if exc.field else "")
                 prefix = f"events[{self._event}]." if self._event >= 0 else ""
-                return CorruptRecording(*self._origin, f"{where}: {field}: {exc.problem}", field=prefix + field)
+                return CorruptRecording(*self._origin, f"{where}: {exc.field}: {exc.problem}", field=prefix + exc.field)
         return CorruptRecording(*self._origin, f"{where}: malformed messages")
 
     def __len__(self) -> int:
@@ -190,20 +176,13 @@ class MessageBatch(Sequence[MatchMessage]):
         return self._row_sizes()
 
     def _row_sizes(self) -> Iterator[tuple[int, int]]:
-        n = len(self._presences)
+        ps, check = self._presences, MessageBatch.row_checker
         for row in self._rows:  # type: ignore[union-attr]
             try:
-                validate.message_row(row, n)
+                check(row, ps, len(ps), "")
             except InvalidValue:
                 raise self._bad_row() from None
             yield row[1], len(row[2] or b"")
-
-
-def _reject() -> bool:
-    raise ValueError("a message row breaks a rule")
-
-
-_INT64_MAX = validate.INT64_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +397,3 @@ def record_builder(cls: type) -> Any:
             },
         )
     return builder
-
-
-_MESSAGE_BUILDER = record_builder(MatchMessage)  # the reader's hot path (MessageBatch._load)

@@ -210,7 +210,11 @@ def _not_a_number(v: Any, field: str) -> None:
 
 
 def _wrong_row(v: Any, field: str, shape: str) -> None:
-    raise InvalidValue(field, f"must be {shape}")
+    raise InvalidValue(field, f"must be {shape}, got {show(v)}")
+
+
+def _reject() -> bool:
+    raise ValueError("a row breaks a rule")
 
 
 def _json_map(v: Any, field: str) -> dict[Any, Any]:
@@ -325,7 +329,7 @@ PRESENCE = Record(
         Field("reason", 4, "reason", INT64, 0),
     ),
 )
-MESSAGE = Record(  # the chunk side of messages is MessageBatch's (decoded when first used)
+MESSAGE = Record(  # in a chunk: rows a MessageBatch decodes when first used
     MatchMessage,
     (
         Field("sender", 0, "sender", PRESENCE_INDEX),
@@ -690,22 +694,39 @@ def _gen_list(name: str, item: Type) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gen_row(record: Record, name: str) -> str:
-    """The chunk decoder of one positional row of ``record`` (a broadcast), each field named ``field.name``."""
+def _gen_row(record: Record, name: str, build: bool = True) -> str:
+    """The chunk decoder of one positional row of ``record`` (a broadcast, a message), each field named
+    ``field.name``; ``build=False``: the checks alone (``_check_<name>``, returns None)."""
     order = record.chunk_order()
     shape = "[" + ", ".join(f.name for f in order) + "]"
     lines = [
-        f"def _row_{name}(r, ps, n, f):",
+        f"def _{'row' if build else 'check'}_{name}(r, ps, n, f):",
         f"    if r.__class__ is not list or len(r) != {len(order)}:",
         f"        _wrong_row(r, f, {shape!r})",
     ]
     for f in order:
-        field = f"f + {'.' + f.name!r}"
+        field = f"_join(f, {f.name!r})"
         lines.append(f"    v = r[{f.short}]")
         lines += _checked("v", f.type, field, "    ")
-        lines.append(f"    a_{f.name} = {_sub(f.type.unpack, 'v', field)}")
-    lines.append(f"    return _build_{name}({', '.join(f'a_{f.name}' for f in _constructor_order(record))})")
+        if build:
+            lines.append(f"    a_{f.name} = {_sub(f.type.unpack, 'v', field)}")
+    if build:
+        lines.append(f"    return _build_{name}({', '.join(f'a_{f.name}' for f in _constructor_order(record))})")
     return "\n".join(lines) + "\n"
+
+
+def _gen_rows(record: Record, name: str) -> str:
+    """All rows of ``record`` at once (a loop's messages): one comprehension, every field checked inline;
+    any failure raises ``ValueError`` (``_check_<name>`` then names the row and field)."""
+    order = record.chunk_order()
+    names = {f.name: f"x{f.short}" for f in order}
+    checks = " and ".join(f"({_sub(f.type.fast, names[f.name])})" for f in order if f.type.fast)
+    args = ", ".join(_sub(f.type.unpack, names[f.name]) for f in _constructor_order(record))
+    return (
+        f"def _rows_{name}(rows, ps):\n"
+        "    n = len(ps)\n"
+        f"    return tuple([_build_{name}({args}) for {', '.join(names.values())} in rows if ({checks}) or _reject()])\n"
+    )
 
 
 def _gen_json_writer(record: Record, name: str, kind: str = "") -> str:
@@ -814,6 +835,8 @@ def _namespace() -> dict[str, Any]:
         "_bytes_or_nil": _bytes_or_nil,
         "_not_a_number": _not_a_number,
         "_wrong_row": _wrong_row,
+        "_reject": _reject,
+        "_join": _join,
         "_wrong_length": _wrong_length,
         "_data_json": _data_json,
         "_unpack_nondeterministic": _unpack_nondeterministic,
@@ -823,7 +846,7 @@ def _namespace() -> dict[str, Any]:
     }
     for kind in KINDS:
         ns[f"_build_{kind.name}"] = record_builder(kind.cls)
-    for record, name in ((OUTCOME, "OUTCOME"), (BROADCAST, "BROADCAST"), (PRESENCE, "PRESENCE")):
+    for record, name in ((OUTCOME, "OUTCOME"), (BROADCAST, "BROADCAST"), (PRESENCE, "PRESENCE"), (MESSAGE, "MESSAGE")):
         ns[f"_build_{name}"] = record_builder(record.cls)
     return ns
 
@@ -832,12 +855,32 @@ _NS = _namespace()
 _build_PRESENCE = _NS["_build_PRESENCE"]
 
 
+def _check_tables() -> None:
+    """Every table names each field of its record once, and a kind's chunk positions run 1..n with the
+    fields that may be left off the end last (a record field the table forgot would be silently dropped)."""
+    for record in (PRESENCE, MESSAGE, BROADCAST, NONDETERMINISTIC, OUTCOME, HEADER, *KINDS):
+        names = [f.name for f in record.fields]
+        wanted = [f.name for f in fields(record.cls)]
+        if sorted(names) != sorted(wanted) or len({f.json for f in record.fields}) != len(names):
+            raise AssertionError(f"the {record.cls.__name__} table names {names}, the record has {wanted}")
+    for kind in KINDS:
+        order = kind.chunk_order()
+        optional = [f.omit == BOTH for f in order]
+        if [f.short for f in order] != list(range(1, len(order) + 1)) or optional != sorted(optional):
+            raise AssertionError(f"the {kind.name} table's chunk positions are not 1..n with optional fields last")
+
+
 def _build() -> None:
     """Generate every function from the tables, once."""
+    _check_tables()
     for name, item in _LISTS.items():
         _compile(f"_list_{name}", _gen_list(name, item), _NS)
     for name, record in _ROWS.items():
         _compile(f"_row_{name}", _gen_row(record, name), _NS)
+    _compile("_row_MESSAGE", _gen_row(MESSAGE, "MESSAGE"), _NS)
+    _compile("_check_MESSAGE", _gen_row(MESSAGE, "MESSAGE", build=False), _NS)
+    MessageBatch.rows_decoder = _compile("_rows_MESSAGE", _gen_rows(MESSAGE, "MESSAGE"), _NS)
+    MessageBatch.row_checker = _NS["_check_MESSAGE"]
     codec = _gen_map_codec(OUTCOME, "OUTCOME", "outcome")
     _compile("_pack_OUTCOME", codec, _NS)
     _SOURCES["_unpack_OUTCOME"] = codec

@@ -49,7 +49,6 @@ __all__ = [
     "optional",
     "each",
     "value",
-    "message_row",
     "match_id",
     "parse_json",
 ]
@@ -176,19 +175,6 @@ def each(check: Check) -> Callable[[Any, str], list[Any]]:
         return [check(x, f"{field}[{i}]") for i, x in enumerate(v)]
 
     return items
-
-
-def message_row(row: Any, presences: int) -> None:
-    """A loop message as a chunk stores it: ``[sender index, op_code, data, reliable, receive_time_ms]``."""
-    if type(row) is not list or len(row) != 5:
-        raise InvalidValue("", f"must be [sender, op_code, data, reliable, receive_time_ms], got {show(row)}")
-    s, op, data, rel, ts = row
-    presence_index(s, "sender", presences)
-    int64(op, "op_code")
-    if data is not None and type(data) is not bytes:
-        raise InvalidValue("data", f"must be bytes or nil, got {show(data)}")
-    boolean(rel, "reliable")
-    int64(ts, "receive_time_ms")
 
 
 def match_id(v: Any, field: str) -> str:
