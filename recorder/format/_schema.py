@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from recorder.errors import CorruptRecording, InvalidValue, RecordingError
 from recorder.format import _jsonvalue as jv
 from recorder.format import _validate as validate
 from recorder.format._model import (
     Broadcast,
+    Call,
     CrashMarker,
     Event,
     Header,
@@ -133,6 +134,11 @@ class Field:
     omit: str = ""  # BOTH, IN_JSON or "" (always written)
 
 
+def _position(f: Field) -> int:
+    """A field's place in a chunk array (fields of a map record have none)."""
+    return f.short if isinstance(f.short, int) else -1
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """A record's table: ``cls`` is built from ``fields`` (listed in JSON order)."""
@@ -145,7 +151,7 @@ class Record:
         return frozenset(f.json for f in self.fields)
 
     def chunk_order(self) -> list[Field]:
-        return sorted(self.fields, key=lambda f: f.short)  # type: ignore[arg-type,return-value]
+        return sorted(self.fields, key=_position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +195,7 @@ def _free_map(v: Any, field: str) -> dict[Any, Any]:
     """A free-form map (params, metadata, envelope): scalar keys, values within the limits."""
     if type(v) is not dict:
         raise InvalidValue(field, f"must be a map, got {show(v)}")
-    return validate.value(v, field)  # type: ignore[no-any-return]
+    return cast(dict[Any, Any], validate.value(v, field))
 
 
 def _text_map(v: Any, field: str) -> dict[str, str]:
@@ -392,7 +398,7 @@ NONDETERMINISTIC_TYPE = Type(
 )
 
 
-def _call(code: int, cls: type, *middle: Field, tick_default: Any = REQUIRED) -> Kind:
+def _call(code: int, cls: type[Call], *middle: Field, tick_default: Any = REQUIRED) -> Kind:
     """A handler call: ``[code, tick, *middle, outcome?, nondeterministic?]``."""
     last = 2 + len(middle)
     return Kind(
@@ -403,7 +409,7 @@ def _call(code: int, cls: type, *middle: Field, tick_default: Any = REQUIRED) ->
             Field("outcome", last, "outcome", OUTCOME_TYPE, None, BOTH),
             Field("nondeterministic", last + 1, "nondeterministic", NONDETERMINISTIC_TYPE, (), BOTH),
         ),
-        cls.kind,  # type: ignore[attr-defined]
+        cls.kind,
         code,
     )
 
@@ -531,7 +537,7 @@ def read_event(obj: dict[str, Any], header_params: Callable[[], dict[str, Any]])
     kind = _BY_NAME[obj["kind"]]
     _json_object(obj, "", kind.json_keys | {"kind"})
     values = {f.name: _read_field(f, obj, "", header_params) for f in kind.fields}
-    return kind.cls(**values)  # type: ignore[no-any-return]
+    return cast(Event, kind.cls(**values))
 
 
 def read_header(obj: dict[str, Any]) -> Header:
@@ -817,7 +823,7 @@ def _presence_row(row: Any, j: int) -> Presence:
             validate.text(v, f"{where}.{f.name}")
         else:
             validate.int64(v, f"{where}.{f.name}")
-    return _build_PRESENCE(*row)  # type: ignore[no-any-return]
+    return cast(Presence, _build_PRESENCE(*row))
 
 
 def _namespace() -> dict[str, Any]:
@@ -930,7 +936,7 @@ def event_to_json(e: Event) -> dict[str, Any]:
 
 def header_to_json(h: Header) -> dict[str, Any]:
     """The header line. Every header field is written, so an export keeps all of them."""
-    return _NS["_json_HEADER"](h)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], _NS["_json_HEADER"](h))
 
 
 def source(name: str) -> str:
