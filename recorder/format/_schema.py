@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any, cast
 
 from recorder.errors import CorruptRecording, InvalidValue, RecordingError
@@ -145,10 +146,10 @@ class Record:
 
     cls: type
     fields: tuple[Field, ...]
+    json_keys: frozenset[str] = dataclass_field(init=False, repr=False, compare=False)
 
-    @property
-    def json_keys(self) -> frozenset[str]:
-        return frozenset(f.json for f in self.fields)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "json_keys", frozenset(f.json for f in self.fields))
 
     def chunk_order(self) -> list[Field]:
         return sorted(self.fields, key=_position)
@@ -468,6 +469,7 @@ KINDS: tuple[Kind, ...] = (INIT, JOIN_ATTEMPT, JOIN, LEAVE, LOOP, SIGNAL, TERMIN
 KIND_NAMES = tuple(k.name for k in KINDS)
 _BY_CLASS: dict[type, Kind] = {k.cls: k for k in KINDS}
 _BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
+_LINE_KEYS = {k.name: k.json_keys | {"kind"} for k in KINDS}  # what a JSON line of each kind may hold
 
 HEADER = Record(  # the JSON header line (a chunk file's header frame is a map of these long keys)
     Header,
@@ -503,8 +505,23 @@ def kind_of(event: Event) -> Kind:
 
 
 def _read(record: Record, v: Any, field: str) -> Any:
-    d = _json_object(v, field, record.json_keys)
-    return record.cls(*[_read_field(f, d, field) for f in _constructor_order(record)])
+    """A JSON object -> ``record`` (a presence, message, broadcast, outcome...): the hot path of reading."""
+    plan = _PLANS.get(record.cls)
+    if plan is None:
+        steps = [(f.json, f.type.read, f) for f in _constructor_order(record)]
+        plan = _PLANS[record.cls] = (record.json_keys, steps)
+    keys, steps = plan
+    d = _json_object(v, field, keys)
+    args = []
+    for key, read, f in steps:
+        if key in d:
+            args.append(read(d[key], f"{field}.{key}" if field else key))
+        else:
+            args.append(_read_field(f, d, field))
+    return record.cls(*args)
+
+
+_PLANS: dict[type, tuple[frozenset[str], list[tuple[str, Callable[[Any, str], Any], Field]]]] = {}
 
 
 def _read_field(f: Field, d: dict[str, Any], prefix: str, header_params: Callable[[], Any] | None = None) -> Any:
@@ -532,12 +549,11 @@ def _constructor_order(record: Record) -> list[Field]:
 
 def read_event(obj: dict[str, Any], header_params: Callable[[], dict[str, Any]]) -> Event:
     """One JSON Lines event object -> its record. Raises ``InvalidValue`` naming the field; ``kind`` must
-    be a known kind (checked by the caller, ``KeyError`` otherwise). Fields are checked in the table's
-    order after the object's keys."""
+    be a known kind (checked by the caller, ``KeyError`` otherwise). The keys are checked first, then the
+    fields in the record's order."""
     kind = _BY_NAME[obj["kind"]]
-    _json_object(obj, "", kind.json_keys | {"kind"})
-    values = {f.name: _read_field(f, obj, "", header_params) for f in kind.fields}
-    return cast(Event, kind.cls(**values))
+    _json_object(obj, "", _LINE_KEYS[kind.name])
+    return cast(Event, kind.cls(*[_read_field(f, obj, "", header_params) for f in _constructor_order(kind)]))
 
 
 def read_header(obj: dict[str, Any]) -> Header:
