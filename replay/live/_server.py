@@ -18,6 +18,9 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
   replies with the handler's ``match_signal`` reply. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)``
   functions of the handler's Python module or of ``--rpc`` files.
 
+The realtime rules (sessions, matches, presence events, join verdicts, broadcast routing, error codes, the
+close on a crash) live in ``replay.realtime.Realtime``, which does no I/O: this module authenticates, reads
+each socket into it, performs what it answers (writes, closes) and ticks its matches on the event loop.
 Each match runs in real time at the handler's tick rate through ``replay.runtime.MatchDriver`` and is
 recorded as it runs (a handler-call recording per match, ``recorder.capture._sink``), through the redaction
 layer (``recorder.wire._redact``: tokens, JWTs and ``redact_keys`` never reach the file). When a callback
@@ -49,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.format import Header, JoinCall, LeaveCall, Presence, PresenceReason
+from recorder.format import Header
 from recorder.wire import (
     App,
     HttpRequest,
@@ -62,11 +65,11 @@ from recorder.wire import (
     start_server,
 )
 from recorder.wire import protocol as P
+from replay.realtime._core import CloseSocket, MatchEnded, MatchStarted, Realtime, SendEnvelope, Session
 
 __all__ = ["ServerConfig", "NakamaServer", "start_nakama_server"]
 
 _CLOSE = object()
-_BUILTIN_RPCS = ("create_match", "signal_match")
 
 
 @dataclass
@@ -99,32 +102,28 @@ _CLOSE_ACK_WAIT = 2.0  # Nakama's socket.close_ack_wait_ms
 _WRITE_AHEAD = 64 * 1024  # bytes a session writes to its socket before queueing (asyncio's high-water mark)
 
 
-class _Session:
+class _Socket:
     """One realtime socket and its outgoing queue (Nakama's ``outgoingCh``). A message is written to the
     socket at once while the client keeps up (Nakama's writer goroutine runs beside the match; here a
     message waits only once ``_WRITE_AHEAD`` bytes are unread by the client); otherwise it joins an
-    ordered queue of at most ``queue_size`` messages drained by a writer task. ``on_overflow(session)``
-    is called once when the queue is full and the session is closing."""
+    ordered queue of at most ``queue_size`` messages drained by a writer task. ``on_overflow(socket)``
+    is called once when the queue is full and the socket is closing."""
 
     def __init__(
         self,
         ws: WebSocket,
-        claims: session_token.Claims,
+        session: Session,
         queue_size: int = 64,
-        on_overflow: Callable[[_Session], None] | None = None,
+        on_overflow: Callable[[_Socket], None] | None = None,
     ) -> None:
         self.ws = ws
-        self.id = str(uuid.uuid4())
-        self.user_id, self.username, self.vars = claims.user_id, claims.username, dict(claims.vars)
-        self.matches: set[str] = set()
+        self.session = session
+        self.id, self.username = session.id, session.username
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.queue_size = queue_size
         self.on_overflow = on_overflow
         self.closing = False
         self.writer = asyncio.get_running_loop().create_task(self._drain())
-
-    def presence(self, node: str) -> Presence:
-        return Presence(self.user_id, self.id, self.username, node)
 
     def send(self, env: P.Envelope) -> None:
         if self.closing:
@@ -162,117 +161,6 @@ class _Session:
                 return
 
 
-def _wire_presence(p: Presence) -> P.UserPresence:
-    return P.UserPresence(p.user_id, p.session_id, p.username)
-
-
-class _Match:
-    """A live match: the driver, its tick task, and the sessions of its presences."""
-
-    def __init__(self, server: NakamaServer, match_id: str, driver: Any) -> None:
-        self.server, self.id, self.driver = server, match_id, driver
-        self.sessions: dict[str, _Session] = {}  # session id -> session
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def runtime(self) -> Any:
-        return self.driver.runtime
-
-    def presences(self) -> list[Presence]:
-        return list(self.runtime.presences)
-
-    def run(self, action: Callable[[], Any]) -> Any:
-        """Run one driver action, then deliver what it caused: presence events, broadcasts, a crash."""
-        before = {p.session_id: p for p in self.presences()}
-        steps_before = len(self.driver.steps)
-        result = action()
-        self.deliver(before, self.driver.steps[steps_before:])
-        return result
-
-    def deliver(
-        self,
-        before: dict[str, Presence],
-        steps: list[Any],
-        joined_reply: P.Envelope | None = None,
-        joiner: _Session | None = None,
-    ) -> None:
-        after = {p.session_id: p for p in self.presences()}
-        leaves = [p for sid, p in before.items() if sid not in after]
-        joins = [p for sid, p in after.items() if sid not in before]
-        if joined_reply is not None and joiner is not None:
-            joiner.send(joined_reply)
-        if leaves:
-            self.broadcast(P.MatchPresenceEvent(self.id, leaves=tuple(map(_wire_presence, leaves))), after)
-            for p in leaves:
-                s = self.sessions.pop(p.session_id, None)
-                if s is not None:
-                    s.matches.discard(self.id)
-        if joins:
-            self.broadcast(P.MatchPresenceEvent(self.id, joins=tuple(map(_wire_presence, joins))), after)
-        # each call's broadcasts reach the presences in the match during that call, as in Nakama: a join
-        # attempt's not the joiner, a join's the joiners too, a leave's no longer the leavers
-        present = dict(before)
-        for step in steps:
-            call = step.call
-            if step.executed and isinstance(call, JoinCall):
-                for p in call.presences:
-                    present.setdefault(p.session_id, p)
-            elif step.executed and isinstance(call, LeaveCall):
-                for p in call.presences:
-                    present.pop(p.session_id, None)
-            outcome = step.outcome
-            if outcome is None:
-                continue
-            reachable = dict(present)
-            for b in outcome.broadcasts:
-                msg = P.MatchData(
-                    self.id,
-                    None if b.sender is None else _wire_presence(b.sender),
-                    b.op_code,
-                    b.data or b"",
-                    b.reliable,
-                )
-                if b.targets is None:
-                    self.broadcast(msg, reachable)
-                else:
-                    self.broadcast(msg, {t.session_id: t for t in b.targets if t.session_id in reachable})
-        crash = next((s.crash for s in steps if s.crash is not None), None)
-        if crash is not None or self.runtime.stopped:
-            if self.id in self.server.matches:
-                self.server.event(_ending(self.id, crash, self.runtime.stop_reason))
-            self.stop(crash is not None)
-
-    def broadcast(self, message: P.Message, to: dict[str, Presence]) -> None:
-        env = P.Envelope(message)
-        for sid in to:
-            s = self.sessions.get(sid)
-            if s is not None:
-                s.send(env)
-
-    def stop(self, crashed: bool) -> None:
-        if self.server.matches.pop(self.id, None) is None:
-            return
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-        for s in list(self.sessions.values()):
-            s.matches.discard(self.id)
-            if crashed:
-                s.close(P.CLOSE_NORMAL, P.CLOSE_SERVER_DISCONNECT)
-        self.sessions.clear()
-        self.driver.close()
-
-    async def tick_forever(self) -> None:
-        rate = self.runtime.tick_rate or 1
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while self.id in self.server.matches:
-            next_at += 1.0 / rate
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            if self.id not in self.server.matches:
-                return
-            self.run(self.driver.tick)
-
-
 class NakamaServer(App):
     """The server as a ``recorder.wire._wsio`` app."""
 
@@ -283,26 +171,94 @@ class NakamaServer(App):
         self.config = config
         self.handler_spec = config.handler
         self.handler = load_handler(config.handler)  # fail fast on a bad handler
-        self.matches: dict[str, _Match] = {}
-        self.sessions: set[_Session] = set()
         self.users: dict[str, tuple[str, str]] = {}  # device id -> (user id, username)
         self.usernames: set[str] = set()
         self.logger = Logger()
         self.nk = Nk(DerivedSources(config.seed), logger=self.logger)
-        self.rpcs: dict[str, Callable[..., Any]] = {}
+        rpcs: dict[str, Callable[[dict[str, Any], str], Any]] = {}
         modules = [getattr(self.handler, "module", None)] + [_import_rpc_file(f) for f in config.rpc_files]
         for module in modules:
             for name in dir(module) if module is not None else ():
-                if name.startswith("rpc_") and callable(getattr(module, name)):
-                    self.rpcs[name[4:]] = getattr(module, name)
+                fn = getattr(module, name)
+                if name.startswith("rpc_") and callable(fn):
+                    rpcs[name[4:]] = lambda ctx, payload, fn=fn: fn(ctx, self.logger, self.nk, payload)
         Path(config.out_dir).mkdir(parents=True, exist_ok=True)
         self.recordings: list[str] = []
         self.redactor = Redactor(config.redact_keys)
+        self.core = Realtime(self._new_match, node=config.node, rpcs=rpcs, on_event=self.event, handler=config.handler)
+        self.sockets: dict[str, _Socket] = {}  # session id -> its socket
+        self.tickers: dict[str, asyncio.Task[None]] = {}  # match id -> its tick loop
 
     def event(self, line: str) -> None:
         """Say what happened to a match (``ServerConfig.on_event``; the command prints it on stderr)."""
         if self.config.on_event is not None:
             self.config.on_event(line)
+
+    @property
+    def matches(self) -> list[str]:
+        """The ids of the running matches."""
+        return self.core.match_ids()
+
+    def _new_match(self, match_id: str, params: dict[str, Any]) -> Any:
+        """The driver of a new match, recording into ``out_dir`` (``Realtime``'s ``new_match``)."""
+        from replay.runtime._driver import MatchDriver
+        from replay.runtime._handlers import load_handler
+
+        handler = load_handler(self.handler_spec)
+        header = Header(
+            match_id=match_id,
+            module=getattr(handler, "name", ""),
+            node=self.config.node,
+            source="serve",
+            started_ms=int(time.time() * 1000),
+            params=params,
+            log_match_id=match_id.split(".")[0],
+            handler=os.path.abspath(self.handler_spec),
+        )
+        capture = None
+        if self.config.record:
+            capture = str(Path(self.config.out_dir) / f"{match_id}.nkrec")
+            self.recordings.append(capture)
+        return MatchDriver(
+            handler,
+            header,
+            capture=capture,
+            seed=self.config.seed,
+            queue_size=self.config.queue_size,
+            hang_timeout=self.config.hang_timeout,
+            redactor=self.redactor,
+        )
+
+    # -- performing the core's effects ---------------------------------------------------------------
+    def _perform(self) -> None:
+        """Do what the core asked for, in order: write, close, start or stop ticking a match."""
+        for effect in self.core.take():
+            match effect:
+                case SendEnvelope(session=sid, envelope=env):
+                    sock = self.sockets.get(sid)
+                    if sock is not None:
+                        sock.send(env)
+                case CloseSocket(session=sid, code=code, reason=reason):
+                    sock = self.sockets.get(sid)
+                    if sock is not None:
+                        sock.close(code, reason)
+                case MatchStarted(match_id=mid, tick_rate=rate):
+                    self.tickers[mid] = asyncio.get_running_loop().create_task(self._tick_forever(mid, rate))
+                case MatchEnded(match_id=mid):
+                    task = self.tickers.pop(mid, None)
+                    if task is not None and task is not asyncio.current_task():
+                        task.cancel()
+
+    async def _tick_forever(self, match_id: str, rate: int) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while match_id in self.core.matches:
+            next_at += 1.0 / (rate or 1)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if match_id not in self.core.matches:
+                return
+            self.core.tick(match_id)
+            self._perform()
 
     # -- HTTP -------------------------------------------------------------------------------------
     async def http(self, request: HttpRequest) -> HttpResponse:
@@ -436,7 +392,7 @@ class NakamaServer(App):
         if not rpc_id:
             return _err(400, "RPC ID must be set", 3)
         rpc_id = rpc_id.lower()
-        if rpc_id not in _BUILTIN_RPCS and rpc_id not in self.rpcs:
+        if not self.core.has_rpc(rpc_id):
             return _err(404, "RPC function not found", 5)
         unwrap = "unwrap" in q
         if request.method == "POST":
@@ -461,86 +417,12 @@ class NakamaServer(App):
     def _call_rpc(
         self, rpc_id: str, payload: str, claims: session_token.Claims | None
     ) -> tuple[str | None, str | None]:
-        """``(result, None)`` or ``(None, error message)``."""
-        if rpc_id == "create_match":
-            return self.create_match(payload)
-        if rpc_id == "signal_match":
-            return self.signal_match(payload)
-        ctx = {"execution_mode": "rpc", "node": self.config.node, "env": {}}
-        if claims is not None:
-            ctx.update(user_id=claims.user_id, username=claims.username, vars=dict(claims.vars))
+        """``(result, None)`` or ``(None, error message)`` of an RPC over HTTP."""
+        session = None if claims is None else Session("", claims.user_id, claims.username, dict(claims.vars))
         try:
-            result = self.rpcs[rpc_id](ctx, self.logger, self.nk, payload)
-        except Exception as exc:  # a user RPC's error is the client's error reply
-            return None, str(exc) or type(exc).__name__
-        return (None if result is None else str(result)), None
-
-    def create_match(self, payload: str) -> tuple[str | None, str | None]:
-        from replay.runtime._driver import MatchDriver
-        from replay.runtime._handlers import load_handler
-
-        try:
-            params = json.loads(payload) if payload else {}
-        except ValueError:
-            return None, "create_match payload must be a JSON object"
-        if not isinstance(params, dict):
-            return None, "create_match payload must be a JSON object"
-        match_id = f"{uuid.uuid4()}.{self.config.node}"
-        handler = load_handler(self.handler_spec)
-        header = Header(
-            match_id=match_id,
-            module=getattr(handler, "name", ""),
-            node=self.config.node,
-            source="serve",
-            started_ms=int(time.time() * 1000),
-            params=params,
-            log_match_id=match_id.split(".")[0],
-            handler=os.path.abspath(self.handler_spec),
-        )
-        capture = None
-        if self.config.record:
-            capture = str(Path(self.config.out_dir) / f"{match_id}.nkrec")
-            self.recordings.append(capture)
-        driver = MatchDriver(
-            handler,
-            header,
-            capture=capture,
-            seed=self.config.seed,
-            queue_size=self.config.queue_size,
-            hang_timeout=self.config.hang_timeout,
-            redactor=self.redactor,
-        )
-        step = driver.init(params)
-        if step.crash is not None or driver.runtime.stopped:
-            driver.close()
-            why = step.crash.error if step.crash is not None else "match_init returned no state"
-            self.event(f"match {match_id} did not start: {why}")
-            return None, f"Error creating match: {why}"
-        self.event(
-            f"match {match_id} started: {self.handler_spec}, tick rate {driver.runtime.tick_rate}, "
-            f"label {driver.runtime.label!r}"
-        )
-        m = _Match(self, match_id, driver)
-        self.matches[match_id] = m
-        m.task = asyncio.get_running_loop().create_task(m.tick_forever())
-        return json.dumps({"match_id": match_id}, separators=(",", ":")), None
-
-    def signal_match(self, payload: str) -> tuple[str | None, str | None]:
-        """Built-in RPC ``signal_match`` (what ``nakama-replay live --signal-rpc`` calls): payload
-        ``{"match_id": ..., "data": ...}``; the result is the handler's ``match_signal`` reply."""
-        try:
-            request = json.loads(payload) if payload else None
-        except ValueError:
-            request = None
-        if not isinstance(request, dict) or not isinstance(request.get("match_id"), str):
-            return None, 'signal_match payload must be {"match_id": "...", "data": "..."}'
-        m = self.matches.get(request["match_id"])
-        if m is None:
-            return None, "failed to signal match: match not found"
-        step = m.run(lambda: m.driver.signal(str(request.get("data") or "")))
-        if step.crash is not None:
-            return None, f"failed to signal match: {step.crash.error}"
-        return (step.outcome.reply if step.outcome is not None else "") or "", None
+            return self.core.rpc(rpc_id, payload, session)
+        finally:
+            self._perform()
 
     # -- realtime ---------------------------------------------------------------------------------
     async def websocket(self, request: HttpRequest, accept: Callable[[], Awaitable[WebSocket]]) -> HttpResponse | None:
@@ -560,175 +442,40 @@ class NakamaServer(App):
         if claims is None:
             return HttpResponse(401, b"Missing or invalid token\n", (("Content-Type", "text/plain"),))
         ws = await accept()
-        session = _Session(ws, claims, self.config.outgoing_queue_size, self._overflowed)
-        self.sessions.add(session)
+        session = self.core.connect(claims.user_id, claims.username, claims.vars)
+        sock = _Socket(ws, session, self.config.outgoing_queue_size, self._overflowed)
+        self.sockets[session.id] = sock
         try:
-            while True:
+            while not sock.closing:
                 text = await ws.recv()
                 if text is None:
                     break
-                if isinstance(text, bytes):
-                    session.close(P.CLOSE_NORMAL, "received unexpected WebSocket message type")
-                    break
-                parsed = P.parse(text)
-                if isinstance(parsed, P.Violation):
-                    if parsed.reply is not None:
-                        session.send(parsed.reply)
-                    session.close(P.CLOSE_NORMAL, parsed.close_reason)
-                    break
-                self._handle(session, parsed)
-                if session.closing:
-                    break
+                self.core.receive(session.id, text)
+                self._perform()
         finally:
-            self.sessions.discard(session)
-            self._disconnect(session)
-            session.close(P.CLOSE_NORMAL, "")
+            self.core.disconnect(session.id)
+            self._perform()
+            self.sockets.pop(session.id, None)
+            sock.close(P.CLOSE_NORMAL, "")
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(session.writer, 10)
+                await asyncio.wait_for(sock.writer, 10)
         return None
 
-    def _disconnect(self, session: _Session) -> None:
-        """The session's presences leave their matches with reason 4 (disconnect)."""
-        for mid in list(session.matches):
-            session.matches.discard(mid)
-            m = self.matches.get(mid)
-            if m is not None:
-                m.run(lambda m=m: m.driver.leave(session.presence(self.config.node), PresenceReason.DISCONNECT))
-
-    def _overflowed(self, session: _Session) -> None:
+    def _overflowed(self, sock: _Socket) -> None:
         self.event(
-            f"session {session.id} ({session.username}) disconnected: {QUEUE_FULL} "
-            f"({session.queue_size} messages waiting; the client does not read what it is sent)"
+            f"session {sock.id} ({sock.username}) disconnected: {QUEUE_FULL} "
+            f"({sock.queue_size} messages waiting; the client does not read what it is sent)"
         )
         # the leave runs after the delivery that overflowed the queue has finished (Nakama: UntrackAll)
-        asyncio.get_running_loop().call_soon(self._disconnect, session)
+        asyncio.get_running_loop().call_soon(self._overflow_leave, sock.id)
 
-    def _handle(self, s: _Session, env: P.Envelope) -> None:
-        msg, cid = env.message, env.cid
-        t = type(msg)
-        if t is P.Ping:
-            s.send(P.Envelope(P.Pong(), cid))
-        elif t is P.Rpc:
-            self._socket_rpc(s, msg, cid)  # type: ignore[arg-type]
-        elif t is P.MatchJoin:
-            self._match_join(s, msg, cid)  # type: ignore[arg-type]
-        elif t is P.MatchDataSend:
-            self._match_data_send(s, msg)  # type: ignore[arg-type]
-        elif t is P.MatchLeave:
-            self._match_leave(s, msg, cid)  # type: ignore[arg-type]
-        elif t is P.Pong:
-            pass
-        else:
-            s.send(
-                P.Envelope(
-                    P.Error(P.ErrorCode.UNRECOGNIZED_PAYLOAD, f"{env.kind} is not supported by nakama-replay serve"),
-                    cid,
-                )
-            )
-
-    def _socket_rpc(self, s: _Session, rpc: P.Rpc, cid: str) -> None:
-        if not rpc.id:
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "RPC ID must be set"), cid))
-            return
-        rpc_id = rpc.id.lower()
-        if rpc_id not in _BUILTIN_RPCS and rpc_id not in self.rpcs:
-            s.send(P.Envelope(P.Error(P.ErrorCode.RUNTIME_FUNCTION_NOT_FOUND, "RPC function not found"), cid))
-            return
-        claims = session_token.Claims("", s.user_id, s.username, s.vars)
-        result, error = self._call_rpc(rpc_id, rpc.payload, claims)
-        if error is not None:
-            s.send(P.Envelope(P.Error(P.ErrorCode.RUNTIME_FUNCTION_EXCEPTION, error), cid))
-        else:
-            s.send(P.Envelope(P.Rpc(rpc.id, result or ""), cid))
-
-    def _find_match(self, s: _Session, match_id: str, cid: str) -> _Match | None:
-        if not _valid_match_id(match_id):
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID"), cid))
-            return None
-        m = self.matches.get(match_id)
-        if m is None:
-            s.send(P.Envelope(P.Error(P.ErrorCode.MATCH_NOT_FOUND, "Match not found"), cid))
-        return m
-
-    def _match_join(self, s: _Session, join: P.MatchJoin, cid: str) -> None:
-        if join.token is not None:
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match token"), cid))
-            return
-        if join.match_id is None:
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "No match ID or token found"), cid))
-            return
-        m = self._find_match(s, join.match_id, cid)
-        if m is None:
-            return
-        me = s.presence(self.config.node)
-        if s.id in m.sessions:  # already a member: the match info again, self included in the list
-            s.send(P.Envelope(self._match_info(m, me, is_new=False), cid))
-            return
-        before = {p.session_id: p for p in m.presences()}
-        steps_before = len(m.driver.steps)
-        m.sessions[s.id] = s
-        joined = m.driver.join(me, dict(join.metadata), s.vars)
-        steps = m.driver.steps[steps_before:]
-        if joined is None:
-            m.sessions.pop(s.id, None)
-            attempt = next((st for st in steps if st.call.kind == "join_attempt"), None)
-            crashed = any(st.crash is not None for st in steps)
-            reason = (attempt.outcome.reason if attempt is not None and attempt.outcome is not None else "") or ""
-            if crashed or m.runtime.stopped or attempt is None or not attempt.executed:
-                s.send(P.Envelope(P.Error(P.ErrorCode.MATCH_NOT_FOUND, "Match not found"), cid))
-            else:
-                s.send(P.Envelope(P.Error(P.ErrorCode.MATCH_JOIN_REJECTED, reason or "Match join rejected"), cid))
-            m.deliver(before, steps)
-            return
-        s.matches.add(m.id)
-        m.deliver(before, steps, P.Envelope(self._match_info(m, me, is_new=True), cid), s)
-
-    def _match_info(self, m: _Match, me: Presence, is_new: bool) -> P.Match:
-        others = tuple(_wire_presence(p) for p in m.presences() if not (is_new and p.session_id == me.session_id))
-        return P.Match(m.id, True, m.runtime.label, len(others), others, _wire_presence(me))
-
-    def _match_data_send(self, s: _Session, send: P.MatchDataSend) -> None:
-        if not _valid_match_id(send.match_id):
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID")))  # Nakama sends it without cid
-            return
-        m = self.matches.get(send.match_id)
-        if m is None or s.id not in m.sessions:
-            return  # not part of the match: dropped silently, as Nakama does
-        m.driver.send(s.presence(self.config.node), send.op_code, send.data or None, send.reliable)
-
-    def _match_leave(self, s: _Session, leave: P.MatchLeave, cid: str) -> None:
-        if not _valid_match_id(leave.match_id):
-            s.send(P.Envelope(P.Error(P.ErrorCode.BAD_INPUT, "Invalid match ID"), cid))
-            return
-        m = self.matches.get(leave.match_id)
-        if m is not None and s.id in m.sessions:
-            s.matches.discard(m.id)
-            m.run(lambda: m.driver.leave(s.presence(self.config.node), PresenceReason.LEAVE))
-        s.send(P.Envelope(None, cid))
+    def _overflow_leave(self, session_id: str) -> None:
+        self.core.disconnect(session_id)
+        self._perform()
 
     async def close(self) -> None:
-        for m in list(self.matches.values()):
-            m.stop(False)
-
-
-def _ending(match_id: str, crash: Any, stop_reason: str) -> str:
-    """The line ``serve`` prints when a match ends: a crash or hang with callback, tick and error, or a stop."""
-    if crash is None:
-        why = {"nil-state": "a callback returned no state", "terminated": "terminated"}.get(stop_reason, stop_reason)
-        return f"match {match_id} stopped: {why}"
-    first = crash.error.strip().splitlines()[0] if crash.error.strip() else crash.error_type
-    what = "hung" if crash.hung else "crashed"
-    return f"match {match_id} {what} in {crash.callback} at tick {crash.tick}: {first}"
-
-
-def _valid_match_id(match_id: str) -> bool:
-    """Nakama's check: ``<uuid>.<node>`` (the node may be empty for relayed matches)."""
-    uuid_part, sep, _ = match_id.partition(".")
-    try:
-        uuid.UUID(uuid_part)
-    except ValueError:
-        return False
-    return bool(sep)
+        self.core.stop_all()
+        self._perform()
 
 
 def _import_rpc_file(path: str) -> Any:

@@ -362,7 +362,7 @@ def test_a_match_that_stops_answering_is_unresponsive_from_the_last_tick_seen_al
 
 
 def test_serve_says_how_each_match_ended() -> None:
-    from replay.live._server import _ending
+    from replay.realtime._core import ending_line as _ending
     from replay.runtime import Crash
 
     crash = Crash("match_loop", 58, "KeyError: 'be14'\nmore", "KeyError", "Traceback ...")

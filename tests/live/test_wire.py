@@ -104,6 +104,8 @@ async def echo_match(port: int) -> tuple[Client, Client, str]:
 
 
 def test_serve_auth_errors_are_nakamas(tmp_path: Path) -> None:
+    """HTTP auth and RPCs, and a few realtime errors end to end (tests/realtime feeds the rest as literals)."""
+
     async def go() -> None:
         server, app = await start_nakama_server(ServerConfig(ECHO, out_dir=str(tmp_path)))
         try:
@@ -142,10 +144,6 @@ def test_serve_auth_errors_are_nakamas(tmp_path: Path) -> None:
             c = await Client.open(server.port, "eve")
             await c.send({"match_join": {"match_id": "not-a-match"}})
             assert (await c.recv())["error"] == {"code": 3, "message": "Invalid match ID"}
-            await c.send({"match_join": {"match_id": "00000000-0000-4000-8000-000000000000.nakama1"}})
-            assert (await c.recv())["error"] == {"code": 4, "message": "Match not found"}
-            await c.send({"rpc": {"id": "nope"}})
-            assert (await c.recv())["error"] == {"code": 6, "message": "RPC function not found"}
             await c.send({"rpc": {"id": "create_match", "payload": "{}"}})
             mid = json.loads((await c.recv())["rpc"]["payload"])["match_id"]
             await c.send({"match_join": {"match_id": mid, "metadata": {"reject": "full"}}})
