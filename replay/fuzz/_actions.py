@@ -1,9 +1,10 @@
-"""Client actions, and the player that turns them into the handler calls Nakama would make.
+"""The player that turns client actions into the handler calls Nakama would make.
 
 A fuzzer (``replay.fuzz._fuzz``), a state machine (``replay.fuzz._stateful``) or a user's own test describes what
-*clients* do: connect, leave, send, burst, and what the server does on its own: ticks, signals, shutdown.
-``MatchPlayer`` plays those actions through ``replay.runtime.MatchDriver``, so the call stream the handler
-sees is always one Nakama could produce:
+*clients* do: connect, leave, send, burst, and what the server does on its own: ticks, signals, shutdown, in
+the action model live replay and serve share (``replay.realtime._actions``; ``user`` is a fuzzed user's index).
+``MatchPlayer`` picks the session that acts and plays each action with ``apply_action`` through
+``replay.runtime.MatchDriver``, so the call stream the handler sees is always one Nakama could produce:
 
 - ``Connect`` runs ``match_join_attempt`` and, when accepted, ``match_join``. When the user still has a
   session in the match, this is a reconnect whose new session overtakes the old one's leave.
@@ -15,7 +16,8 @@ sees is always one Nakama could produce:
 - ``Send`` / ``Burst`` queue messages from one of the user's sessions for the next tick. A session that is
   not in the match cannot send (Nakama's pipeline drops it); beyond the queue size data is dropped, as
   Nakama does. A message sent just before its session leaves is still delivered at the next tick.
-- ``Tick`` runs loops; ``Signal`` runs ``match_signal``; ``Terminate`` runs ``match_terminate``.
+- ``Tick`` runs loops; ``Signal`` runs ``match_signal``; ``Terminate`` runs ``match_terminate``; an ``Rpc``
+  does not reach the match.
 - A kick by the handler becomes a leave with reason 3 right after the kicking call (the driver does it).
 
 After the match stops (crash, nil state, terminate with grace 0) actions do nothing. ``MatchPlayer``
@@ -30,11 +32,23 @@ import os
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from recorder.format import Call, Header, JoinAttemptCall, Presence, PresenceReason
+from recorder.format import Call, Header, Presence
 from replay.errors import HandlerError
+from replay.realtime._actions import (
+    Action,
+    Burst,
+    Connect,
+    Leave,
+    Rpc,
+    Send,
+    Signal,
+    Terminate,
+    Tick,
+    apply_action,
+)
 from replay.runtime._dispatcher import Dispatcher, as_presence
 from replay.runtime._driver import MatchDriver
 from replay.runtime._hang import HangGuard
@@ -42,14 +56,6 @@ from replay.runtime._result import StepResult
 from replay.runtime._runtime import with_outcome
 
 __all__ = [
-    "Connect",
-    "Leave",
-    "Send",
-    "Burst",
-    "Tick",
-    "Signal",
-    "Terminate",
-    "Action",
     "AbsentTarget",
     "MatchPlayer",
     "USER_NAMES",
@@ -61,69 +67,6 @@ __all__ = [
 USER_NAMES = ("alice", "bob", "cho", "dana", "eli", "fay", "gus", "hana")
 
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # replay/: its frames are not the handler's
-
-
-@dataclass(frozen=True, slots=True)
-class Connect:
-    """User ``user`` opens a new session and joins with ``metadata``."""
-
-    user: int
-    metadata: dict[str, str] = field(default_factory=dict)
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Leave:
-    """One of the user's sessions leaves (``session``: "oldest" or "latest")."""
-
-    user: int
-    reason: int = PresenceReason.DISCONNECT
-    session: str = "oldest"
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One message from one of the user's sessions (``session``: "latest" or "oldest")."""
-
-    user: int
-    op_code: int
-    data: bytes | None = None
-    session: str = "latest"
-    reliable: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Burst:
-    """``count`` copies of one message from the user's latest session, in one tick."""
-
-    user: int
-    op_code: int
-    data: bytes | None
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """``n`` match loops."""
-
-    n: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """``match_signal`` with ``data`` (from ``nk.match_signal`` elsewhere on the server)."""
-
-    data: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Terminate:
-    """Server shutdown: ``match_terminate`` with a grace period (0 stops the match after it)."""
-
-    grace_seconds: int = 0
-
-
-Action = Connect | Leave | Send | Burst | Tick | Signal | Terminate
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +128,6 @@ class _Driver(MatchDriver):
         if self.on_step is not None:
             self.on_step(step)
         return step
-
-    def attempt(self, p: Presence, metadata: dict[str, Any]) -> StepResult:
-        """A join attempt alone (the first of a duplicate join request)."""
-        return self._apply(JoinAttemptCall(self.runtime.tick, p, dict(metadata), vars=dict(metadata)))
 
 
 def fuzz_header(handler_path: str = "", params: dict[str, Any] | None = None, seed: int = 0) -> Header:
@@ -301,29 +240,14 @@ class MatchPlayer:
         return new
 
     def _dispatch(self, a: Action) -> None:
-        d = self.driver
-        t = type(a)
-        if t is Tick:
-            d.tick(max(1, a.n))  # type: ignore[union-attr]
-        elif t is Send:
-            p = self._session(a.user, a.session)  # type: ignore[union-attr]
+        if isinstance(a, Connect):
+            self._connect(a)
+        elif isinstance(a, Leave | Send | Burst):
+            p = self._session(int(a.user), "latest" if isinstance(a, Burst) else a.session)
             if p is not None:
-                d.send(p, a.op_code, a.data, a.reliable)  # type: ignore[union-attr]
-        elif t is Burst:
-            p = self._session(a.user, "latest")  # type: ignore[union-attr]
-            if p is not None:
-                for _ in range(max(1, a.count)):  # type: ignore[union-attr]
-                    d.send(p, a.op_code, a.data)  # type: ignore[union-attr]
-        elif t is Connect:
-            self._connect(a)  # type: ignore[arg-type]
-        elif t is Leave:
-            p = self._session(a.user, a.session)  # type: ignore[union-attr]
-            if p is not None:
-                d.leave(p, a.reason)  # type: ignore[union-attr]
-        elif t is Signal:
-            d.signal(a.data)  # type: ignore[union-attr]
-        elif t is Terminate:
-            d.terminate(a.grace_seconds)  # type: ignore[union-attr]
+                apply_action(self.driver, a, p)
+        elif isinstance(a, Tick | Signal | Terminate | Rpc):
+            apply_action(self.driver, a)  # an Rpc does not reach the match: nothing
         else:
             raise TypeError(f"not a client action: {a!r}")
 
@@ -334,17 +258,14 @@ class MatchPlayer:
         return live[0] if which == "oldest" else live[-1]
 
     def _connect(self, a: Connect) -> None:
-        name = self.names[a.user] if 0 <= a.user < len(self.names) else f"user{a.user}"
+        user = int(a.user)
+        name = self.names[user] if 0 <= user < len(self.names) else f"user{user}"
         p = self.driver.presence(name)
-        self.sessions.setdefault(a.user, []).append(p)
+        self.sessions.setdefault(user, []).append(p)
         version = a.metadata.get("client_version")
         if version is not None:
             self.versions[p.session_id] = str(version)
-        if a.duplicate:
-            self.driver.attempt(p, a.metadata)
-            if self.stopped:
-                return
-        self.driver.join(p, a.metadata, dict(a.metadata))
+        apply_action(self.driver, a, p, dict(a.metadata))  # the join's vars are its metadata here
 
     def close(self) -> None:
         if self._own_guard is not None:  # a shared guard outlives this match

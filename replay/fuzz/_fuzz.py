@@ -40,11 +40,12 @@ from typing import Any, Protocol
 from recorder.errors import NakamaReplayError
 from recorder.format import Call, CrashMarker, InitCall, JoinAttemptCall, write_recording
 from replay.errors import HandlerCrashed, MatchCheckFailed
-from replay.fuzz._actions import Action, MatchPlayer, fuzz_header
+from replay.fuzz._actions import MatchPlayer, fuzz_header
 from replay.fuzz._checks import MatchChecks
 from replay.fuzz._minimize import reduce_actions, reduce_calls
 from replay.fuzz._strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
 from replay.fuzz._streams import run_stream, strip_outcomes
+from replay.realtime._actions import Action
 from replay.runtime._handlers import load_handler
 from replay.runtime._hang import HangGuard
 from replay.runtime._result import describe_data
@@ -167,6 +168,8 @@ class FuzzReport:
 def _action_json(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"action": type(a).__name__}
     for f in dataclasses.fields(a):  # type: ignore[arg-type]
+        if not f.repr:  # Send.targets: never set by the fuzzer
+            continue
         v = getattr(a, f.name)
         out[f.name] = describe_data(v) if isinstance(v, bytes) else v
     return out

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recorder.format import Call, LoopCall, PresenceReason
-from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Tick
 from replay.fuzz._streams import remove_call, remove_message
+from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Tick
 
 __all__ = ["reduce_actions", "reduce_calls", "removable_calls", "simpler_variants"]
 

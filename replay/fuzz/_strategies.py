@@ -65,7 +65,8 @@ from hypothesis.strategies import SearchStrategy
 
 from recorder.format import Call, Header, PresenceReason
 from replay.errors import HandlerLoadError, ProfileError
-from replay.fuzz._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, play
+from replay.fuzz._actions import play
+from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick
 
 __all__ = [
     "ACTION_KINDS",

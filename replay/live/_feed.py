@@ -43,8 +43,10 @@ from urllib.parse import quote
 from recorder.wire import Redactor, WireRecorder, http_request, parse_server_url, session_token
 from recorder.wire import protocol as P
 from replay.errors import LiveReplayError
-from replay.live._script import Action, Actor, LiveScript
+from replay.live._script import Actor, LiveScript, Planned
 from replay.live._tick_clock import TickClock
+from replay.realtime._actions import Action, Connect, Rpc, Send, Signal
+from replay.realtime._client import ClientView, join_verdict, match_crashed, probe_verdict
 
 __all__ = [
     "AIM",
@@ -92,7 +94,7 @@ class ActionRecord:
     """What became of one scripted action. ``status``: ok, rejected, error, skipped, not sent."""
 
     index: int
-    action: Action
+    action: Planned
     target: float | None = None  # when it was meant to go out (client clock)
     sent_at: float | None = None
     done_at: float | None = None
@@ -109,15 +111,30 @@ class SocketRecord:
     name: str = ""  # socket name in the captured wire recording
     user_id: str = ""
     username: str = ""
-    session_id: str = ""
     opened_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None
     close_reason: str = ""
     closed_by: str = ""  # "server" or "client"
-    in_match: bool = False
-    joined_ever: bool = False
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    view: ClientView = field(default_factory=ClientView)  # what the server's envelopes told (replay.realtime)
+
+    @property
+    def session_id(self) -> str:
+        return self.view.session_id
+
+    @property
+    def in_match(self) -> bool:
+        return self.view.in_match
+
+    @property
+    def joined_ever(self) -> bool:
+        return self.view.joined_ever
+
+    @property
+    def closed_with(self) -> tuple[str, int | None, str] | None:
+        """``(closed_by, code, reason)``, None while open."""
+        return None if self.closed_at is None else (self.closed_by, self.close_code, self.close_reason)
 
 
 @dataclass
@@ -194,7 +211,6 @@ class _Socket:
         self.token_at = 0.0
         self.ws: Any = None
         self.waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.joins_seen: set[str] = set()
         self.join_waiters: dict[str, asyncio.Future[None]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
@@ -237,25 +253,17 @@ class _Socket:
                 if not isinstance(obj, dict):
                     continue
                 self.rec.received.append((t, obj))
-                cid = obj.get("cid")
-                if isinstance(cid, str) and cid in self.waiters:
-                    fut = self.waiters.pop(cid)
+                seen = self.rec.view.receive(obj)
+                if seen.cid in self.waiters:
+                    fut = self.waiters.pop(seen.cid)
                     if not fut.done():
                         fut.set_result(obj)
-                event = obj.get("match_presence_event")
-                if isinstance(event, dict):
-                    for p in event.get("joins") or ():
-                        sid = p.get("session_id", "") if isinstance(p, dict) else ""
-                        self.joins_seen.add(sid)
-                        w = self.join_waiters.pop(sid, None)
-                        if w is not None and not w.done():
-                            w.set_result(None)
-                    for p in event.get("leaves") or ():  # kicked: no longer in the match
-                        if isinstance(p, dict) and p.get("session_id") and p.get("session_id") == self.rec.session_id:
-                            self.rec.in_match = False
-                data = obj.get("match_data")
-                if isinstance(data, dict):
-                    live.saw_broadcast(t, data)
+                for sid in seen.joins:
+                    w = self.join_waiters.pop(sid, None)
+                    if w is not None and not w.done():
+                        w.set_result(None)
+                if seen.match_data is not None:
+                    live.saw_broadcast(t, seen.match_data)
         except ConnectionClosed:
             pass
         finally:
@@ -309,12 +317,12 @@ class _Socket:
         return t, await asyncio.wait_for(fut, REPLY_TIMEOUT)
 
     async def wait_join_event(self, session_id: str) -> bool:
-        if session_id in self.joins_seen:
+        if session_id in self.rec.view.joins_seen:
             return True
         fut = self.join_waiters.setdefault(session_id, asyncio.get_running_loop().create_future())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(fut, PRESENCE_TIMEOUT)
-        return session_id in self.joins_seen
+        return session_id in self.rec.view.joins_seen
 
     async def close(self) -> None:
         if self.ws is not None and not self.closed.is_set():
@@ -374,10 +382,7 @@ class _Live:
         their live user ids are known when those payloads are mapped."""
         if not self.options.map_payload_ids:
             return
-        texts = [
-            a.data.decode("utf-8", "replace") + a.payload + "".join(a.metadata.values()) for a in self.script.actions
-        ]
-        blob = "\n".join(texts)
+        blob = "\n".join(_text_of(a.action) for a in self.script.actions)
         first_actor: dict[str, Actor] = {}
         for actor in self.script.actors.values():
             if actor.user_id and _UUID.fullmatch(actor.user_id):
@@ -403,7 +408,7 @@ class _Live:
             ids.setdefault(rec_mid.partition(".")[0], self.match_id.partition(".")[0])
         return {k: v for k, v in ids.items() if k and v and k != v}
 
-    def mapped(self, data: bytes, action: Action) -> bytes:
+    def mapped(self, data: bytes, action: Planned) -> bytes:
         """``data`` (from ``action``) with recorded ids mapped to live ones; ids with no live counterpart yet
         are noted."""
         if not self.options.map_payload_ids:
@@ -425,7 +430,7 @@ class _Live:
                     known.add(rec)
         return out
 
-    def mapped_text(self, text: str, action: Action) -> str:
+    def mapped_text(self, text: str, action: Planned) -> str:
         return self.mapped(text.encode("utf-8"), action).decode("utf-8") if text else text
 
     async def authenticate(self, actor: Actor) -> tuple[str, str, str]:
@@ -518,18 +523,9 @@ class _Live:
             self.clock.observe(t)
 
     def socket_closed(self, s: _Socket) -> None:
-        in_match = [x for x in self.sockets.values() if x.rec.in_match]
-        if not in_match:
-            return
-        crashed = [
-            x
-            for x in in_match
-            if x.rec.closed_by == "server"
-            and x.rec.close_code == P.CLOSE_NORMAL
-            and x.rec.close_reason == P.CLOSE_SERVER_DISCONNECT
-        ]
-        if len(crashed) == len(in_match) and not self.crashed.is_set():
-            self.crash_at = min(x.rec.closed_at or 0.0 for x in crashed)
+        in_match = [x.rec for x in self.sockets.values() if x.rec.in_match]
+        if match_crashed(r.closed_with for r in in_match) and not self.crashed.is_set():
+            self.crash_at = min(r.closed_at or 0.0 for r in in_match)
             self.crashed.set()
 
     async def sleep_until(self, t: float) -> None:
@@ -539,20 +535,20 @@ class _Live:
                 await asyncio.wait_for(self.crashed.wait(), delay)
 
     # -- schedule -----------------------------------------------------------------------------------------
-    def target(self, action: Action) -> float:
+    def target(self, action: Planned) -> float:
         if action.at is not None:
             return self.anchor + action.at
         live_tick = action.tick - self.script.first_tick + self.offset
         return self.clock.time_of(live_tick - 1 + AIM)
 
-    def window_end(self, action: Action) -> float:
+    def window_end(self, action: Planned) -> float:
         if action.at is not None:
             return self.anchor + action.at + self.clock.period
         return self.clock.time_of(action.tick - self.script.first_tick + self.offset)
 
     async def prefetch(self) -> None:
         """Open each socket ``LOOKAHEAD`` seconds before its first action."""
-        firsts: dict[str, Action] = {}
+        firsts: dict[str, Planned] = {}
         for a in self.script.actions:
             if a.actor and a.actor not in firsts:
                 firsts[a.actor] = a
@@ -635,9 +631,13 @@ class _Live:
             if not s.rec.in_match:
                 rec.status, rec.detail = "skipped", "its session is not in the match"
                 return
-            targets = tuple(self._wire_presence(k) for k in a.targets)
-            data = self.mapped(a.data, a)
-            rec.sent_at = await s.send(P.Envelope(P.MatchDataSend(self.match_id, a.op_code, data, targets, a.reliable)))
+            send = a.action
+            assert isinstance(send, Send)
+            targets = tuple(self._wire_presence(k) for k in send.targets)
+            data = self.mapped(send.data or b"", a)
+            rec.sent_at = await s.send(
+                P.Envelope(P.MatchDataSend(self.match_id, send.op_code, data, targets, send.reliable))
+            )
             rec.status = "ok"
         elif a.kind == "leave":
             try:
@@ -645,21 +645,23 @@ class _Live:
                 rec.status = "ok"
             except (TimeoutError, ConnectionError) as exc:
                 rec.status, rec.detail = "error", str(exc) or "no reply"
-            s.rec.in_match = False
+            s.rec.view.left()
         elif a.kind == "disconnect":
-            s.rec.in_match = False
+            s.rec.view.left()
             rec.sent_at = self.now()
             await s.close()
             rec.status = "ok"
         elif a.kind == "rpc":
+            rpc = a.action
+            assert isinstance(rpc, Rpc)
             payload = (
-                a.payload.replace(self.script.header.match_id, self.match_id)
+                rpc.payload.replace(self.script.header.match_id, self.match_id)
                 if self.script.header.match_id
-                else a.payload
+                else rpc.payload
             )
             payload = self.mapped_text(payload, a)
             try:
-                rec.sent_at, reply = await s.request(P.Rpc(a.rpc_id, payload))
+                rec.sent_at, reply = await s.request(P.Rpc(rpc.id, payload))
                 rec.status = "error" if "error" in reply else "ok"
                 rec.detail = json.dumps(reply.get("error") or (reply.get("rpc") or {}).get("payload", ""))[:300]
             except (TimeoutError, ConnectionError) as exc:
@@ -674,21 +676,21 @@ class _Live:
 
     async def _join(self, rec: ActionRecord, s: _Socket) -> None:
         try:
-            metadata = {k: self.mapped_text(v, rec.action) for k, v in rec.action.metadata.items()}
+            join = rec.action.action
+            assert isinstance(join, Connect)
+            metadata = {k: self.mapped_text(v, rec.action) for k, v in join.metadata.items()}
             rec.sent_at, reply = await s.request(P.MatchJoin(self.match_id, None, metadata))
         except (TimeoutError, ConnectionError) as exc:
             rec.status, rec.detail = "error", str(exc) or "no reply"
             return
-        if "match" in reply and isinstance(reply["match"], dict):
-            me = reply["match"].get("self") or {}
-            s.rec.session_id = str(me.get("session_id", ""))
-            s.rec.in_match = s.rec.joined_ever = True
+        verdict = join_verdict(reply)
+        s.rec.view.joined(verdict)
+        if verdict.joined:
             rec.status = "ok"
             if not await s.wait_join_event(s.rec.session_id):
                 rec.detail = "no presence event for the join within 1 s"
         else:
-            err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-            rec.status, rec.detail = "rejected", f"error {err.get('code', 0)}: {err.get('message', '')}"
+            rec.status, rec.detail = "rejected", verdict.detail
         rec.done_at = self.now()
 
     async def _signal(self, rec: ActionRecord) -> None:
@@ -700,7 +702,9 @@ class _Live:
         if s is None:
             rec.status, rec.detail = "skipped", "no session to call the signal RPC with"
             return
-        data = self.mapped_text(rec.action.payload, rec.action)
+        signal = rec.action.action
+        assert isinstance(signal, Signal)
+        data = self.mapped_text(signal.data, rec.action)
         payload = json.dumps({"match_id": self.match_id, "data": data}, separators=(",", ":"))
         try:
             if self.now() - s.token_at > TOKEN_REFRESH:  # a real Nakama's tokens live 60 s by default
@@ -826,10 +830,21 @@ class _Live:
             _, reply = await s.request(P.MatchJoin(self.match_id, None, {}))
         except (TimeoutError, ConnectionError):
             return ""
-        if "match" in reply:
-            return "running"
-        err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-        return "gone" if err.get("code") == P.ErrorCode.MATCH_NOT_FOUND else ""
+        return probe_verdict(reply)
+
+
+def _text_of(a: Action) -> str:
+    """The client-written text an action sends (data, payload, metadata values), where recorded ids may hide."""
+    match a:
+        case Send(data=data):
+            return (data or b"").decode("utf-8", "replace")
+        case Rpc(payload=payload):
+            return payload
+        case Signal(data=data):
+            return data
+        case Connect(metadata=metadata):
+            return "".join(metadata.values())
+    return ""
 
 
 def _match_id_of(result: str) -> str:

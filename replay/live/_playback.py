@@ -19,38 +19,17 @@ import contextlib
 import json
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from recorder.errors import RecordingError
 from recorder.format import WireEvent, read_events
 from recorder.wire import App, HttpRequest, HttpResponse, WebSocket, json_response, session_token
 from recorder.wire import protocol as P
+from replay.realtime._core import CloseSocket, SendEnvelope
+from replay.realtime._playback import ScriptPlayer, SocketScript, Step
 
 __all__ = ["Step", "SocketScript", "load_scripts", "PlaybackServer"]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One server->client envelope: ``offset`` seconds after the socket opened; ``reply_to`` is the kind of
-    the client request it answers ("" when unsolicited)."""
-
-    offset: float
-    envelope: dict[str, Any]
-    reply_to: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SocketScript:
-    name: str
-    user_id: str = ""
-    username: str = ""
-    vars: dict[str, str] = field(default_factory=dict)
-    steps: tuple[Step, ...] = ()
-    close: tuple[float, int | None, str] | None = None  # server close: (offset, code, reason)
-    client_closes: bool = False
 
 
 def load_scripts(path: str) -> list[SocketScript]:
@@ -170,26 +149,28 @@ class PlaybackServer(App):
 async def _play(
     ws: WebSocket, script: SocketScript, fast: bool, gate_timeout: float, log: Callable[[str], None]
 ) -> None:
+    """The timing around a ``ScriptPlayer``: each step at its offset (a reply once its request arrived)."""
     loop = asyncio.get_running_loop()
-    requests: dict[str, deque[str]] = defaultdict(deque)
+    player = ScriptPlayer(script)
     arrived = asyncio.Event()
     client_gone = asyncio.Event()
 
+    async def perform() -> None:
+        for effect in player.take():
+            if isinstance(effect, SendEnvelope):
+                await ws.send(P.build(effect.envelope))
+            elif isinstance(effect, CloseSocket):
+                log(f"{script.name}: client sent a malformed envelope ({player.violation}); closing as Nakama does")
+                await ws.close(effect.code, effect.reason)
+
     async def read() -> None:
-        while True:
+        while not player.closed:
             text = await ws.recv()
             if text is None:
                 break
-            parsed = P.parse(text) if isinstance(text, str) else P.Violation("binary frame on a JSON socket")
-            if isinstance(parsed, P.Violation):
-                log(f"{script.name}: client sent a malformed envelope ({parsed}); closing as Nakama does")
-                await ws.close(P.CLOSE_NORMAL, parsed.close_reason)
-                break
-            if parsed.kind == "ping":
-                await ws.send(P.build(P.Envelope(P.Pong(), parsed.cid)))
-            elif parsed.cid:
-                requests[parsed.kind].append(parsed.cid)
-                arrived.set()
+            player.receive(text)
+            await perform()
+            arrived.set()
         client_gone.set()
         arrived.set()
 
@@ -202,17 +183,16 @@ async def _play(
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            env = step.envelope
             if step.reply_to:
                 deadline = loop.time() + gate_timeout
-                while not requests[step.reply_to] and not client_gone.is_set() and loop.time() < deadline:
+                while not player.ready(step) and not client_gone.is_set() and loop.time() < deadline:
                     arrived.clear()
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(arrived.wait(), deadline - loop.time())
-                if requests[step.reply_to]:
-                    env = {**env, "cid": requests[step.reply_to].popleft()}
-                else:
-                    log(f"{script.name}: the client never sent {step.reply_to!r}; sending the recorded reply anyway")
+            env, answered = player.outgoing(step)
+            if not answered:
+                log(f"{script.name}: the client never sent {step.reply_to!r}; sending the recorded reply anyway")
+            if step.reply_to:
                 late = loop.time() - due
                 if late > 0 and not fast:
                     shift += late

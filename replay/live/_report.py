@@ -40,6 +40,7 @@ from typing import Any
 
 from replay.live._feed import LiveRun
 from replay.live._script import Delivery, LiveScript, RecordedEnd
+from replay.realtime._actions import Send
 from replay.runtime._result import describe_data
 from replay.runtime._signature import LoggedCrash, parse_crash_log_line
 
@@ -437,13 +438,14 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
     aimed_drifts: list[int] = []
     for rec in run.actions:
         a = rec.action
-        if a.kind != "send" or rec.sent_at is None:
+        send = a.action
+        if not isinstance(send, Send) or rec.sent_at is None:
             continue
         aimed = rec_tick(clock.landing_of_send(rec.sent_at))
         aimed_drifts.append(aimed - a.tick)
         landed = None
         sock = run.sockets.get(a.actor)
-        queue = echoes.get((sock.session_id if sock else "", a.op_code, a.data))
+        queue = echoes.get((sock.session_id if sock else "", send.op_code, send.data or b""))
         while queue:
             r = queue.pop(0)
             if r.t >= rec.sent_at:
@@ -451,7 +453,7 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
                 landed_drifts.append(landed - a.tick)
                 break
         messages.append(
-            MessageTick(rec.index, labels.get(a.actor, a.actor), a.op_code, a.tick, aimed, landed, rec.late)
+            MessageTick(rec.index, labels.get(a.actor, a.actor), send.op_code, a.tick, aimed, landed, rec.late)
         )
 
     # -- how it ended ------------------------------------------------------------------------------------

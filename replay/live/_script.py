@@ -47,10 +47,11 @@ from recorder.format import (
     read_events,
 )
 from recorder.wire import protocol as P
+from replay.realtime._actions import Action, Connect, Leave, Rpc, Send, Signal
 
 __all__ = [
     "Actor",
-    "Action",
+    "Planned",
     "Delivery",
     "RecordedEnd",
     "LiveScript",
@@ -75,23 +76,27 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    """One thing a replayed client does. ``tick`` is the recorded tick it is meant to land in; ``at``
-    (wire recordings) its time in seconds after the match was created. ``expect`` is the recorded
+class Planned:
+    """One thing a replayed client does (``action``, in the model fuzz and serve share:
+    ``replay.realtime``; its ``user`` is the actor's key). ``tick`` is the recorded tick it is meant to land
+    in; ``at`` (wire recordings) its time in seconds after the match was created. ``expect`` is the recorded
     result: a join's verdict (True/False, None unknown) or a signal's reply."""
 
-    kind: str  # join, send, leave, disconnect, signal, rpc
+    action: Action
     tick: int
-    actor: str = ""
-    op_code: int = 0
-    data: bytes = b""
-    reliable: bool = True
-    metadata: dict[str, str] = field(default_factory=dict)
-    payload: str = ""
-    rpc_id: str = ""
-    targets: tuple[str, ...] = ()  # wire match_data_send presences, as actor keys
     at: float | None = None
     expect: Any = None
+
+    @property
+    def kind(self) -> str:
+        """join, send, leave, disconnect, signal or rpc."""
+        return self.action.kind
+
+    @property
+    def actor(self) -> str:
+        """The key of the actor that acts ("" for a signal: the server's)."""
+        user = getattr(self.action, "user", "")
+        return user if isinstance(user, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +139,7 @@ class LiveScript:
     first_tick: int
     last_tick: int
     actors: dict[str, Actor]
-    actions: list[Action]
+    actions: list[Planned]
     deliveries: dict[str, list[Delivery]]
     end: RecordedEnd
     create_params: dict[str, Any] | None = None
@@ -220,7 +225,7 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                 labels[p.session_id],
             )
 
-    actions: list[Action] = []
+    actions: list[Planned] = []
     skipped: list[str] = []
     deliveries: dict[str, list[Delivery]] = {k: [] for k in actors}
     present: dict[str, Presence] = {}
@@ -261,14 +266,12 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
         for c in window:
             if isinstance(c, JoinAttemptCall):
                 accept = None if c.outcome is None else c.outcome.accept
-                actions.append(
-                    Action("join", tick, c.presence.session_id, metadata=_str_map(c.metadata), expect=accept)
-                )
+                actions.append(Planned(Connect(c.presence.session_id, _str_map(c.metadata)), tick, expect=accept))
                 actions.extend(_send(tick, m) for m in late.pop(c.presence.session_id, ()))
             elif isinstance(c, JoinCall):  # a join whose attempt the recording does not hold
                 for p in c.presences:
                     if p.session_id not in attempted:
-                        actions.append(Action("join", tick, p.session_id))
+                        actions.append(Planned(Connect(p.session_id), tick))
                         actions.extend(_send(tick, m) for m in late.pop(p.session_id, ()))
             elif isinstance(c, LeaveCall):
                 for p in c.presences:
@@ -279,17 +282,17 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
                             "(the server kicks it itself)"
                         )
                         continue
-                    kind = "disconnect" if p.reason == PresenceReason.DISCONNECT else "leave"
+                    reason = (
+                        PresenceReason.DISCONNECT if p.reason == PresenceReason.DISCONNECT else PresenceReason.LEAVE
+                    )
                     if p.reason == PresenceReason.UNKNOWN:
                         notes.append(
                             f"tick {c.tick}: {labels.get(p.session_id, p.session_id)} left with reason 0 (an "
                             "expired join marker): replayed as match_leave, so the live handler sees reason 3"
                         )
-                    actions.append(Action(kind, tick, p.session_id))
+                    actions.append(Planned(Leave(p.session_id, reason), tick))
             elif isinstance(c, SignalCall):
-                actions.append(
-                    Action("signal", tick, payload=c.data, expect=None if c.outcome is None else c.outcome.reply)
-                )
+                actions.append(Planned(Signal(c.data), tick, expect=None if c.outcome is None else c.outcome.reply))
             elif isinstance(c, TerminateCall):
                 skipped.append(f"tick {c.tick}: match_terminate (a live server calls it only when it shuts down)")
         for msgs in late.values():  # joiners whose attempt is not in this window: send anyway, in order
@@ -302,7 +305,7 @@ def _from_calls(path: str, header: Header, calls: list[Any], tick_rate: int | No
     for key, actor in actors.items():
         if key not in joined:
             present[key] = Presence(actor.user_id, key, actor.username)
-            actions.append(Action("join", first_tick, key))
+            actions.append(Planned(Connect(key), first_tick))
             notes.append(f"{actor.label} is in the match when the recording starts: it joins before tick {first_tick}")
     window_start_present = set(present)
 
@@ -370,8 +373,8 @@ def _calls_end(marker: CrashMarker | None, calls: list[Any], last_tick: int) -> 
     return RecordedEnd("completed", last_tick)
 
 
-def _send(tick: int, m: Any) -> Action:
-    return Action("send", tick, m.sender.session_id, op_code=m.op_code, data=m.data or b"", reliable=m.reliable)
+def _send(tick: int, m: Any) -> Planned:
+    return Planned(Send(m.sender.session_id, m.op_code, m.data or b"", reliable=m.reliable), tick)
 
 
 def _str_map(d: dict[str, Any]) -> dict[str, str]:
@@ -475,7 +478,7 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
     def tick_of_arrival(t: float) -> int:
         return max(0, int((t - anchor) / p + 0.2) - 1)
 
-    actions: list[Action] = []
+    actions: list[Planned] = []
     skipped: list[str] = []
     deliveries: dict[str, list[Delivery]] = {k: [] for k in actors}
     closes: list[WireEvent] = []
@@ -485,7 +488,7 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             continue
         if e.event == "close":
             if e.direction == "out":
-                actions.append(Action("disconnect", tick_of_send(e.t), e.socket, at=e.t - anchor))
+                actions.append(Planned(Leave(e.socket, PresenceReason.DISCONNECT), tick_of_send(e.t), at=e.t - anchor))
             else:
                 closes.append(e)
             continue
@@ -506,23 +509,14 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
             continue
         at, tick = e.t - anchor, tick_of_send(e.t)
         if isinstance(msg, P.MatchJoin):
-            actions.append(Action("join", tick, e.socket, metadata=dict(msg.metadata), at=at))
+            actions.append(Planned(Connect(e.socket, dict(msg.metadata)), tick, at=at))
         elif isinstance(msg, P.MatchDataSend):
             targets = tuple(sessions.get(p_.session_id, p_.session_id) for p_ in msg.presences)
             actions.append(
-                Action(
-                    "send",
-                    tick,
-                    e.socket,
-                    op_code=msg.op_code,
-                    data=msg.data,
-                    reliable=msg.reliable,
-                    targets=targets,
-                    at=at,
-                )
+                Planned(Send(e.socket, msg.op_code, msg.data, reliable=msg.reliable, targets=targets), tick, at=at)
             )
         elif isinstance(msg, P.MatchLeave):
-            actions.append(Action("leave", tick, e.socket, at=at))
+            actions.append(Planned(Leave(e.socket, PresenceReason.LEAVE), tick, at=at))
         elif isinstance(msg, P.Rpc):
             if (
                 create is not None
@@ -531,7 +525,7 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
                 and msg.id == create[1]
             ):
                 continue  # the creation itself: replay creates the match
-            actions.append(Action("rpc", tick, e.socket, rpc_id=msg.id, payload=msg.payload, at=at))
+            actions.append(Planned(Rpc(e.socket, msg.id, msg.payload), tick, at=at))
         elif kind in ("ping", "pong", ""):
             continue
         else:

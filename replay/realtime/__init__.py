@@ -2,8 +2,11 @@
 
 - ``Realtime`` (``_core``): sessions and matches; a client's envelope in, the envelopes to send and the sockets
   to close out (``SendEnvelope``, ``CloseSocket``), with Nakama's presence, join, leave, broadcast and
-  error-code rules, and ``MatchStarted``/``MatchEnded`` for the loop that ticks matches;
-- the client actions (``_actions``): ``Join``, ``Leave``, ``Send``, ``Burst``, ``Rpc``, ``Tick``, ``Signal``,
+  error-code rules, and ``MatchStarted``/``MatchEnded`` for the loop that ticks matches (``nakama-replay serve``);
+- ``ScriptPlayer`` (``_playback``): one recorded socket's server side played to a client (``playback``);
+- ``ClientView`` (``_client``): the same rules read from a client's end, for a replay into a real Nakama
+  (``live``): join verdicts, presence events, the crash close;
+- the client actions (``_actions``): ``Connect``, ``Leave``, ``Send``, ``Burst``, ``Rpc``, ``Tick``, ``Signal``,
   ``Terminate``, one model for fuzz, live replay and serve, and ``apply_action`` that plays one on a match.
 """
 
@@ -18,7 +21,6 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         Action,
         Burst,
         Connect,
-        Join,
         Leave,
         Rpc,
         Send,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         Tick,
         apply_action,
     )
+    from replay.realtime._client import ClientView
     from replay.realtime._core import (
         CloseSocket,
         Effect,
@@ -36,19 +39,21 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
         SendEnvelope,
         Session,
     )
+    from replay.realtime._playback import ScriptPlayer
 
 __all__ = [
     "Action",
     "Burst",
+    "ClientView",
     "CloseSocket",
     "Connect",
     "Effect",
-    "Join",
     "Leave",
     "MatchEnded",
     "MatchStarted",
     "Realtime",
     "Rpc",
+    "ScriptPlayer",
     "Send",
     "SendEnvelope",
     "Session",

@@ -6,9 +6,9 @@ session's key) and sends each over a socket, and serve's core (``replay.realtime
 client envelope into one (``user`` is the session id). ``apply_action`` plays one on a
 ``replay.runtime.MatchDriver`` as Nakama would, for a presence the caller has resolved:
 
-- ``Join``: ``match_join_attempt`` and, when accepted, ``match_join``; ``duplicate``: the join request
-  arrived twice, so two attempts run before the join (fuzz). In the fuzzer each ``Join`` opens a new
-  session of the user (a reconnect when the user still has one in the match).
+- ``Connect``: ``match_join_attempt`` and, when accepted, ``match_join``; ``duplicate``: the join request
+  arrived twice, so two attempts run before the join (fuzz). In the fuzzer each ``Connect`` opens a new
+  session of the user (a reconnect when the user still has one in the match); its ``kind`` is "join".
 - ``Leave``: one of the user's sessions leaves with ``reason``: 3 (``match_leave``, or a kick), 4 (the socket
   closed: ``kind`` "disconnect") or 0 (Nakama's expired join marker).
 - ``Send`` / ``Burst``: messages queued for the next loop (beyond the queue size Nakama drops them);
@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 from recorder.format import JoinAttemptCall, Presence, PresenceReason
 
 __all__ = [
-    "Join",
     "Connect",
     "Leave",
     "Send",
@@ -43,16 +42,13 @@ Who = int | str  # a fuzzed user's index, a recorded session's key, or a live se
 
 
 @dataclass(frozen=True, slots=True)
-class Join:
-    """``user`` joins with ``metadata`` (fuzz: on a new session)."""
+class Connect:
+    """``user``'s client joins the match with ``metadata`` (``match_join``; fuzz: on a new session)."""
 
     user: Who
     metadata: dict[str, str] = field(default_factory=dict)
     duplicate: bool = False
     kind: ClassVar[str] = "join"
-
-
-Connect = Join  # the fuzzer's name for it (a new session that joins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +74,7 @@ class Send:
     data: bytes | None = None
     session: str = "latest"
     reliable: bool = True
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = field(default=(), repr=False)  # only a replayed wire recording's sends name any
     kind: ClassVar[str] = "send"
 
 
@@ -127,14 +123,14 @@ class Terminate:
     kind: ClassVar[str] = "terminate"
 
 
-Action = Join | Leave | Send | Burst | Rpc | Tick | Signal | Terminate
+Action = Connect | Leave | Send | Burst | Rpc | Tick | Signal | Terminate
 
 
 def apply_action(
     driver: Any, action: Action, presence: Presence | None = None, vars: dict[str, str] | None = None
 ) -> Any:
     """Play ``action`` on ``driver`` (a ``MatchDriver``) for ``presence`` (the session that acts; needed by
-    Join, Leave, Send and Burst). Returns what the driver returns: the joined presence or None (Join), the
+    Connect, Leave, Send and Burst). Returns what the driver returns: the joined presence or None (Connect), the
     last step (Tick, Leave, Signal, Terminate), whether the message was queued (Send); None for an Rpc."""
     match action:
         case Tick(n=n):
@@ -148,7 +144,7 @@ def apply_action(
     if presence is None:
         raise TypeError(f"{type(action).__name__} needs the presence of the session that acts")
     match action:
-        case Join(metadata=metadata, duplicate=duplicate):
+        case Connect(metadata=metadata, duplicate=duplicate):
             if duplicate:
                 driver._apply(JoinAttemptCall(driver.runtime.tick, presence, dict(metadata), vars=dict(vars or {})))
                 if driver.stopped:

@@ -40,7 +40,7 @@ from typing import Any
 
 from recorder.format import JoinCall, LeaveCall, Presence, PresenceReason
 from recorder.wire import protocol as P
-from replay.realtime._actions import Join, Leave, Send, Signal, Tick, apply_action
+from replay.realtime._actions import Connect, Leave, Send, Signal, Tick, apply_action
 
 __all__ = [
     "SendEnvelope",
@@ -359,7 +359,7 @@ class Realtime:
         before = {p.session_id: p for p in m.presences()}
         first = len(m.driver.steps)
         m.sessions[s.id] = s
-        joined = apply_action(m.driver, Join(s.id, dict(join.metadata)), me, s.vars)
+        joined = apply_action(m.driver, Connect(s.id, dict(join.metadata)), me, s.vars)
         steps = m.driver.steps[first:]
         if joined is None:
             m.sessions.pop(s.id, None)

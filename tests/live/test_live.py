@@ -191,9 +191,9 @@ def test_script_of_a_wire_recording(tmp_path: Path) -> None:
         ("leave", "ws2", 5, 0.5),
         ("disconnect", "ws1", 5, 0.59),
     ]
-    send = s.actions[2]
+    send = s.actions[2].action
     assert (send.op_code, send.data, send.targets) == (4, b"hi", ("ws2",))
-    assert s.actions[0].metadata == {"v": "1"} and s.actions[3].payload == mid
+    assert s.actions[0].action.metadata == {"v": "1"} and s.actions[3].action.payload == mid
     d = s.deliveries["ws2"]
     assert [(x.op_code, x.data, x.sender, x.tick) for x in d] == [(4, b"hi", "ws1", 2)]
     assert s.skipped == ["1 channel_join envelope (not part of a match replay)"]
@@ -426,7 +426,10 @@ def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
     for m in landed:
         a = live.actions[m.action].action
         assert (
-            m.landed == truth[(live.sockets[a.actor].session_id, a.op_code, a.data)] + script.first_tick - report.offset
+            m.landed
+            == truth[(live.sockets[a.actor].session_id, a.action.op_code, a.action.data)]
+            + script.first_tick
+            - report.offset
         )
     assert report.drift_revealed and report.drift == max(abs(m.landed - m.intended) for m in landed)
     assert report.clock["echoes"] == 9
