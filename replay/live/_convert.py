@@ -68,6 +68,7 @@ from recorder.format import (
 from recorder.wire import protocol as P
 from replay.live._script import wire_identities
 from replay.live._tick_clock import TickClock
+from replay.realtime._client import crash_close
 from replay.runtime._signature import LoggedCrash
 
 __all__ = ["APPROXIMATIONS", "Conversion", "QUEUE_SIZE", "convert", "convert_events", "guess_tick_rate"]
@@ -280,7 +281,7 @@ def convert_events(
 
     for e in wire:
         if e.event == "close":
-            if e.direction == "in" and e.close_code == P.CLOSE_NORMAL and e.close_reason == P.CLOSE_SERVER_DISCONNECT:
+            if crash_close("server" if e.direction == "in" else "client", e.close_code, e.close_reason or ""):
                 crash_closes.append(e)
             else:
                 leave(socket_session.get(e.socket), e.t, PresenceReason.DISCONNECT)

@@ -48,6 +48,7 @@ from recorder.format import (
 )
 from recorder.wire import protocol as P
 from replay.realtime._actions import Action, Connect, Leave, Rpc, Send, Signal
+from replay.realtime._client import crash_close
 
 __all__ = [
     "Actor",
@@ -533,7 +534,7 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
     for kind, n in sorted(skipped_kinds.items()):
         skipped.append(f"{n} {kind} envelope{'s' if n != 1 else ''} (not part of a match replay)")
 
-    crash = [c for c in closes if c.close_code == P.CLOSE_NORMAL and c.close_reason == P.CLOSE_SERVER_DISCONNECT]
+    crash = [c for c in closes if crash_close("server", c.close_code, c.close_reason or "")]  # closes: the server's
     joined = {a.actor for a in actions if a.kind == "join"}
     last = max([a.at for a in actions if a.at is not None] + [c.t - anchor for c in closes] + [0.0])
     last_tick = tick_of_send(anchor + last)
