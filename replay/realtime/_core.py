@@ -313,10 +313,9 @@ class Realtime:
         m = self.matches.get(request["match_id"])
         if m is None:
             return None, "failed to signal match: match not found"
-        steps = self._run(m, Signal(str(request.get("data") or "")))
-        step = steps[0] if steps else None
-        if step is None or step.crash is not None:
-            return None, f"failed to signal match: {step.crash.error if step is not None else 'match not found'}"
+        step = self._run(m, Signal(str(request.get("data") or "")))[0]  # the signal's (a kick's leave may follow)
+        if step.crash is not None:
+            return None, f"failed to signal match: {step.crash.error}"
         return (step.outcome.reply if step.outcome is not None else "") or "", None
 
     # -- matches ------------------------------------------------------------------------------------------
@@ -328,10 +327,6 @@ class Realtime:
 
     def match_ids(self) -> list[str]:
         return list(self.matches)
-
-    def tick_rate(self, match_id: str) -> int:
-        m = self.matches.get(match_id)
-        return int(m.runtime.tick_rate or 1) if m is not None else 0
 
     def _find_match(self, s: Session, match_id: str, cid: str) -> _Match | None:
         if not valid_match_id(match_id):

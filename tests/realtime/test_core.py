@@ -287,6 +287,10 @@ def test_signal_match_rpc(world: World) -> None:
         None,
         "failed to signal match: match not found",
     )
+    world.send("ana", {"cid": "j", "match_join": {"match_id": mid}})
+    result = world.core.rpc("signal_match", json.dumps({"match_id": mid, "data": "boom"}))
+    assert result == (None, "failed to signal match: RuntimeError: boom: signal")
+    assert world.out() == [MatchEnded(mid), ("ana", "close", 1000, "server-side session disconnect")]
 
 
 def test_stop_all_ends_every_match_quietly(world: World) -> None:

@@ -2,7 +2,7 @@
 
 join_attempt broadcasts op 9, join op 10, leave op 11 (data: the callback's name); match_loop answers op 1 with
 op 12 to the sender alone (a targeted broadcast), raises on op 99 and returns no state on op 98. Join metadata
-``{"reject": "why"}`` is refused with that reason; ``match_signal`` replies with its data.
+``{"reject": "why"}`` is refused with that reason; ``match_signal`` replies with its data (raises on "boom").
 """
 
 
@@ -43,6 +43,8 @@ def match_terminate(ctx, logger, nk, dispatcher, tick, state, grace_seconds):
 
 
 def match_signal(ctx, logger, nk, dispatcher, tick, state, data):
+    if data == "boom":
+        raise RuntimeError("boom: signal")
     return state, "signalled " + data
 
 
