@@ -22,6 +22,7 @@ from typing import Any
 
 import msgpack
 
+from recorder._b64 import b64
 from recorder.errors import InvalidValue
 from recorder.format import _validate as validate
 from recorder.format._validate import MAX_DEPTH, show
@@ -42,10 +43,6 @@ __all__ = [
 
 _DOUBLE = struct.Struct(">d")
 _Q = struct.Struct(">Q")
-
-
-def b64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
 
 
 def to_json_value(v: Any) -> Any:

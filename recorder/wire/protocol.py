@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from recorder._b64 import b64
 from recorder.errors import InvalidValue
 
 __all__ = [
@@ -591,10 +592,6 @@ def _reject_constant(name: str) -> Any:
 # -- building -------------------------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _presence_obj(p: UserPresence) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if p.user_id:
@@ -624,13 +621,13 @@ def _message_obj(m: Message) -> dict[str, Any]:
             out["presence"] = _presence_obj(m.presence)
         if m.op_code:
             out["op_code"] = str(m.op_code)
-        _put(out, "data", _b64(m.data) if m.data else "")
+        _put(out, "data", b64(m.data) if m.data else "")
         _put(out, "reliable", m.reliable)
     elif t is MatchDataSend:
         _put(out, "match_id", m.match_id)
         if m.op_code:
             out["op_code"] = str(m.op_code)
-        _put(out, "data", _b64(m.data) if m.data else "")
+        _put(out, "data", b64(m.data) if m.data else "")
         _put(out, "presences", [_presence_obj(p) for p in m.presences])
         _put(out, "reliable", m.reliable)
     elif t is MatchJoin:

@@ -30,11 +30,11 @@ class Claims:
     issued_at: int = 0
 
 
-def _b64(data: bytes) -> str:
+def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -51,9 +51,9 @@ def encode(claims: Claims, key: str) -> str:
     ):
         if value:
             body[name] = value
-    signing_input = _HEADER + "." + _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+    signing_input = _HEADER + "." + _b64url(json.dumps(body, separators=(",", ":")).encode("utf-8"))
     sig = hmac.new(key.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest()
-    return signing_input + "." + _b64(sig)
+    return signing_input + "." + _b64url(sig)
 
 
 def decode(token: str) -> Claims | None:
@@ -62,7 +62,7 @@ def decode(token: str) -> Claims | None:
     if len(parts) != 3:
         return None
     try:
-        body = json.loads(_unb64(parts[1]))
+        body = json.loads(_unb64url(parts[1]))
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(body, dict):
@@ -86,7 +86,7 @@ def verify(token: str, key: str, now_s: int) -> Claims | None:
         return None
     expected = hmac.new(key.encode("utf-8"), (parts[0] + "." + parts[1]).encode("ascii", "replace"), hashlib.sha256)
     try:
-        ok = hmac.compare_digest(expected.digest(), _unb64(parts[2]))
+        ok = hmac.compare_digest(expected.digest(), _unb64url(parts[2]))
     except ValueError:
         return None
     claims = decode(token) if ok else None

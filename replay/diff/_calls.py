@@ -42,6 +42,7 @@ from recorder.errors import NakamaReplayError
 from recorder.format import Call, Header, Outcome, WireEvent, canonical_bytes, open_recording, verify
 from replay.diff import _kernels as kernels
 from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence
+from replay.report._values import jsonable
 from replay.runtime._hang import begin_run
 from replay.runtime._result import StepResult, describe_call
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce, resolve_handler
@@ -75,7 +76,7 @@ class OutcomeDiff:
     b: Any
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "a": _jsonable(self.a), "b": _jsonable(self.b)}
+        return {"field": self.field, "a": jsonable(self.a), "b": jsonable(self.b)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -764,15 +765,3 @@ def _digest_of(step: StepResult, handler: Any) -> int:
     from recorder.format import state_digest
 
     return state_digest(handler.state_value(step.state))
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, bytes):
-        from replay.runtime._result import describe_data
-
-        return describe_data(v)
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
-    return v

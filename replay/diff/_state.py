@@ -27,6 +27,7 @@ import numpy as np
 from recorder.format import canonical_bytes, leaves
 from replay.diff import _kernels as kernels
 from replay.errors import SnapshotError
+from replay.report._values import exact_bytes, jsonable
 
 __all__ = [
     "Tolerance",
@@ -110,7 +111,7 @@ class PathDiff:
     b: Any
 
     def to_json(self) -> dict[str, Any]:
-        out = {"path": self.path, "a": _json_value(self.a), "b": _json_value(self.b)}
+        out = {"path": self.path, "a": _leaf_json(self.a), "b": _leaf_json(self.b)}
         if self.a is MISSING or self.b is MISSING:
             out["missing"] = "a" if self.a is MISSING else "b"
         return out
@@ -268,23 +269,15 @@ def _named(data: bytes, wanted: set[int]) -> dict[int, tuple[str, Any]]:
     return {h: (path, _display(leaf)) for path, h, _, leaf in leaves(state) if h in wanted}
 
 
+def _leaf_json(v: Any) -> Any:
+    return None if v is MISSING else jsonable(v, exact_bytes)
+
+
 def _display(leaf: Any) -> Any:
     """Numbers as ``nk.json_encode`` writes them: whole floats within 2**53 as ints."""
     if isinstance(leaf, float) and leaf.is_integer() and abs(leaf) <= 2**53:
         return int(leaf)
     return leaf
-
-
-def _json_value(v: Any) -> Any:
-    if v is MISSING:
-        return None
-    if isinstance(v, float) and not math.isfinite(v):
-        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-    if isinstance(v, bytes):
-        import base64
-
-        return {"base64": base64.b64encode(v).decode("ascii")}
-    return v
 
 
 _NUM = re.compile(r"\[(\d+)\]")

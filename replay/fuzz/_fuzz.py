@@ -46,9 +46,9 @@ from replay.fuzz._minimize import reduce_actions, reduce_calls
 from replay.fuzz._strategies import DEFAULT_PROFILE, FuzzProfile, client_actions
 from replay.fuzz._streams import run_stream, strip_outcomes
 from replay.realtime._actions import Action
+from replay.report._values import describe_data
 from replay.runtime._handlers import load_handler
 from replay.runtime._hang import HangGuard
-from replay.runtime._result import describe_data
 from replay.runtime._runtime import with_outcome
 
 __all__ = ["DEFAULT_MAX_EXAMPLES", "Finding", "FuzzOptions", "FuzzReport", "Progress", "fuzz"]

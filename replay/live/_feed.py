@@ -31,7 +31,6 @@ does not call the handler; a stopped match answers "Match not found"). Everythin
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from recorder._b64 import b64
 from recorder.wire import Redactor, WireRecorder, http_request, parse_server_url, session_token
 from recorder.wire import protocol as P
 from replay.errors import LiveReplayError
@@ -195,10 +195,6 @@ def map_ids_in_json(data: bytes, ids: dict[str, str]) -> tuple[bytes, list[str]]
 def device_id(recorded_user_id: str) -> str:
     """A stable device id for a recorded user (so reruns reuse one account): 44 bytes, no spaces."""
     return "nkr-" + hashlib.sha256(recorded_user_id.encode("utf-8")).hexdigest()[:40]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 class _Socket:
@@ -435,7 +431,7 @@ class _Live:
 
     async def authenticate(self, actor: Actor) -> tuple[str, str, str]:
         """A session for ``actor``: (token, live user id, live username)."""
-        basic = "Basic " + _b64(f"{self.options.server_key}:".encode())
+        basic = "Basic " + b64(f"{self.options.server_key}:".encode())
         body = json.dumps({"id": device_id(actor.user_id or actor.key), "vars": dict(actor.vars)}).encode()
         for username in ([actor.username] if actor.username else []) + [""]:
             target = "/v2/account/authenticate/device?create=true"

@@ -41,7 +41,7 @@ from typing import Any
 from replay.live._feed import LiveRun
 from replay.live._script import Delivery, LiveScript, RecordedEnd
 from replay.realtime._actions import Send
-from replay.runtime._result import describe_data
+from replay.report._values import describe_data
 from replay.runtime._signature import LoggedCrash, parse_crash_log_line
 
 __all__ = ["MessageTick", "Received", "Mismatch", "LiveReport", "IdMap", "analyse", "find_crash_line"]

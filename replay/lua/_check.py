@@ -20,6 +20,7 @@ from typing import Any
 
 from recorder.format import open_recording
 from replay.lua._handler import LuaHandler
+from replay.report._values import short
 from replay.runtime._hang import set_run
 from replay.runtime._result import StepResult
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps
@@ -78,7 +79,7 @@ class PairsOrderReport:
             )
         return (
             f"pairs order CHANGES BEHAVIOUR: call #{self.index} {self.callback} at tick {self.tick}, {self.field}: "
-            f"native order {_short(self.native)}, perturbed order {_short(self.perturbed)}. Nakama (gopher-lua) "
+            f"native order {short(self.native)}, perturbed order {short(self.perturbed)}. Nakama (gopher-lua) "
             "walks tables in insertion order, so production may have acted differently from this replay; "
             "iterate over sorted keys or an array where the order matters."
         )
@@ -91,15 +92,10 @@ class PairsOrderReport:
             "callback": self.callback,
             "tick": self.tick,
             "field": self.field,
-            "native": _short(self.native),
-            "perturbed": _short(self.perturbed),
+            "native": short(self.native),
+            "perturbed": short(self.perturbed),
             "ended_early": self.ended_early,
         }
-
-
-def _short(v: Any, limit: int = 160) -> str:
-    text = repr(v)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Run:

@@ -19,7 +19,7 @@ header tags under ``expect``)::
     signature = "match_loop|KeyError|arena.py:match_loop"   # replay.runtime._signature key
 
 A recording that is not complete (``recorder.format._integrity``) fails its check with the integrity state as
-the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``failure_report`` is the text a failing test shows (the reproduction
+the reason, unless ``allow_incomplete = true``. ``check`` lists what does not hold; ``replay.report.format_regression_failure`` renders the text a failing test shows (the reproduction
 summary of ``nakama-replay reproduce`` plus, for outcome mismatches, the first divergent tick and the
 differing state paths where the recording has a snapshot); ``write_expectation`` records the current
 behaviour (``pytest --nkreplay-update``). The pytest plugin (``replay.regression.pytest_plugin``) is a thin layer
@@ -28,9 +28,7 @@ over this module.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import re
@@ -49,7 +47,6 @@ __all__ = [
     "RegressionRun",
     "check",
     "expectation_path",
-    "failure_report",
     "load_expectation",
     "parse_expectation",
     "run_expectation",
@@ -236,7 +233,7 @@ class RegressionRun:
     """A replay made for an expectation, with the first state paths that differ from a recorded snapshot."""
 
     result: Any  # ReplayResult
-    paths: list[str] = field(default_factory=list)  # "path: recorded -> replayed"
+    paths: list[Any] = field(default_factory=list)  # replay.diff.PathDiff: a recorded, b replayed
     paths_tick: int | None = None
     paths_count: int = 0
 
@@ -270,7 +267,7 @@ class _PathProbe:
             return
         self.run.paths_tick = step.call.tick
         self.run.paths_count = diff.count
-        self.run.paths = [f"{d.path}: recorded {d.a!r}, replayed {d.b!r}" for d in diff.paths]
+        self.run.paths = list(diff.paths)
 
 
 def run_expectation(
@@ -364,31 +361,6 @@ def _describe(want: CrashExpectation) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
-
-
-def failure_report(run: RegressionRun, problems: list[str], source: str = "") -> str:
-    """The text a failing regression test shows: what failed, then the reproduction summary."""
-    from replay.cli._commands.reproduce import print_report
-
-    r = run.result
-    out = io.StringIO()
-    if source:
-        out.write(f"expectation  {source}\n")
-    for p in problems:
-        out.write(f"FAILED: {p}\n")
-    out.write("\n")
-    with contextlib.redirect_stdout(out):
-        print_report(r)
-    if r.divergences:
-        d = r.divergences[0]
-        out.write(f"\nfirst divergent tick {d.tick} ({d.callback}, call #{d.index}): {d.field}\n")
-        fields = sorted({x.field for x in r.divergences if x.tick == d.tick})
-        out.write(f"  fields differing at that tick: {', '.join(fields)}\n")
-    if run.paths:
-        more = f" (first {len(run.paths)} of {run.paths_count})" if run.paths_count > len(run.paths) else ""
-        out.write(f"\nstate paths differing from the recorded snapshot at tick {run.paths_tick}{more}:\n")
-        out.writelines(f"  {p}\n" for p in run.paths)
-    return out.getvalue()
 
 
 # -- writing -------------------------------------------------------------------------------------------

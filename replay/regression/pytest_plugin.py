@@ -147,7 +147,9 @@ class RecordingItem(pytest.Item):
         assert exp is not None
         problems = regression.check(run.result, exp)
         if problems:
-            raise RegressionFailure(regression.failure_report(run, problems, exp.source))
+            from replay.report._text import format_regression_failure
+
+            raise RegressionFailure(format_regression_failure(run, problems, exp.source))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from recorder.errors import NakamaReplayError

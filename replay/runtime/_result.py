@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +19,9 @@ from recorder.format import (
     SignalCall,
     TerminateCall,
 )
+from replay.report._values import describe_data, jsonable, presence_json, short
 
-__all__ = ["AfterStop", "Crash", "Divergence", "StepResult", "ReplayResult", "describe_call", "describe_data"]
+__all__ = ["AfterStop", "Crash", "Divergence", "StepResult", "ReplayResult", "describe_call"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class Divergence:
     def describe(self) -> str:
         return (
             f"call #{self.index} {self.callback} at tick {self.tick}: {self.field} "
-            f"recorded {_short(self.recorded)}, replayed {_short(self.replayed)}"
+            f"recorded {short(self.recorded, 200)}, replayed {short(self.replayed, 200)}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -69,8 +69,8 @@ class Divergence:
             "tick": self.tick,
             "callback": self.callback,
             "field": self.field,
-            "recorded": _jsonable(self.recorded),
-            "replayed": _jsonable(self.replayed),
+            "recorded": jsonable(self.recorded),
+            "replayed": jsonable(self.replayed),
         }
 
 
@@ -195,7 +195,7 @@ class ReplayResult:
             "signature": None if signature is None else signature.to_json(),
             "recorded_signature": None if recorded_signature is None else recorded_signature.to_json(),
             "integrity": None if self.integrity is None else self.integrity.to_json(),
-            "presences": [_presence_json(p) for p in self.presences],
+            "presences": [presence_json(p) for p in self.presences],
             "last_inputs": self.last_inputs,
             "divergence_count": self.divergence_count,
             "divergences": [d.to_json() for d in self.divergences],
@@ -205,27 +205,6 @@ class ReplayResult:
             "label": self.label,
             "process": None if self.death is None else self.death.to_json(),
         }
-
-
-def _presence_json(p: Presence) -> dict[str, Any]:
-    out = {"user_id": p.user_id, "session_id": p.session_id, "username": p.username, "node": p.node}
-    if p.reason:
-        out["reason"] = p.reason
-    return out
-
-
-def describe_data(data: bytes | None, limit: int = 120) -> str | None:
-    """Message data for people: UTF-8 text when it is printable text, else ``base64:...``."""
-    if data is None:
-        return None
-    try:
-        text = data.decode("utf-8")
-        if text.isprintable():
-            return text if len(text) <= limit else text[:limit] + "..."
-    except UnicodeDecodeError:
-        pass
-    b64 = base64.b64encode(data).decode("ascii")
-    return "base64:" + (b64 if len(b64) <= limit else b64[:limit] + "...")
 
 
 def describe_call(call: Call) -> dict[str, Any]:
@@ -242,35 +221,14 @@ def describe_call(call: Call) -> dict[str, Any]:
                 for m in messages
             ]
         case JoinCall(presences=presences) | LeaveCall(presences=presences):
-            out["presences"] = [_presence_json(p) for p in presences]
+            out["presences"] = [presence_json(p) for p in presences]
         case JoinAttemptCall(presence=presence, metadata=metadata):
-            out["presence"] = _presence_json(presence)
-            out["metadata"] = _jsonable(metadata)
+            out["presence"] = presence_json(presence)
+            out["metadata"] = jsonable(metadata)
         case SignalCall(data=data):
             out["data"] = data
         case TerminateCall(grace_seconds=grace_seconds):
             out["grace_seconds"] = grace_seconds
         case InitCall(params=params):
-            out["params"] = _jsonable(params)
+            out["params"] = jsonable(params)
     return out
-
-
-def _short(v: Any, limit: int = 200) -> str:
-    text = repr(v)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray)):
-        return describe_data(bytes(v))
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Presence):
-        return _presence_json(v)
-    if hasattr(v, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(v, k)) for k in v.__dataclass_fields__}
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return repr(v)
-    return v

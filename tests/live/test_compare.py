@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import io
 import json
 import os
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from recorder.format import Header, LoopCall, PresenceReason, read_events
-from replay.cli._commands.live import print_report
 from replay.live import (
     LiveOptions,
     ServerConfig,
@@ -33,6 +30,7 @@ from replay.live import (
     start_nakama_server,
 )
 from replay.live._feed import map_ids_in_json
+from replay.report import format_live
 from replay.runtime import MatchDriver
 from tests.common.paths import ROOT
 
@@ -160,10 +158,7 @@ def test_a_recording_without_outcomes_has_nothing_to_compare(mapped, tmp_path: P
         "REPRODUCED: ran to the end, as recorded; broadcasts NOT compared: the recording holds"
         " no call outcomes, so nothing it says about broadcasts could be compared"
     )
-    out = io.StringIO()
-    with redirect_stdout(out):
-        print_report(report)
-    text = out.getvalue()
+    text = format_live(report)
     assert "nothing to compare" in text and text.rstrip().splitlines()[-1] == report.conclusion
 
     # outcomes up to the loop of tick 3 only: ticks 0..3 are compared, the rest said not to be
@@ -184,10 +179,7 @@ def test_the_last_line_always_agrees_with_the_exit_code(mapped) -> None:  # type
     deliveries[key] = [dataclasses.replace(first, data=b'{"cb":"tampered"}'), *deliveries[key][1:]]
     report = analyse(dataclasses.replace(script, deliveries=deliveries), live)
     assert report.reproduced and report.diverged and report.exit_code == 1
-    out = io.StringIO()
-    with redirect_stdout(out):
-        print_report(report)
-    last = out.getvalue().rstrip().splitlines()[-1]
+    last = format_live(report).rstrip().splitlines()[-1]
     assert last == report.conclusion and last.startswith("DID NOT REPRODUCE: ran to the end, as recorded; but the")
     assert report.to_json()["exit_code"] == 1 and report.to_json()["conclusion"] == last
 

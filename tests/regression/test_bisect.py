@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,14 @@ CLEAN_REC = str(ROOT / "fixtures" / "recordings" / "arena-clean.nkrec")
 BUGGY = (ROOT / "fixtures" / "handlers" / "arena.py").read_text()
 FIXED = BUGGY.replace('del state["sessions"][session_id]', 'state["sessions"][session_id] = None')
 assert FIXED != BUGGY
+
+
+def _venv_on_path() -> dict[str, str]:
+    """The environment with this interpreter's scripts folder first on PATH: the printed command runs as the user
+    would type it (``nakama-replay ...``), found whether or not a virtual environment was activated."""
+    scripts = str(Path(sys.executable).parent)
+    assert shutil.which("nakama-replay", path=scripts), f"nakama-replay is not installed next to {sys.executable}"
+    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -74,9 +83,9 @@ def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, caps
     # the printed command reproduces the crash with revision 7
     command = out["reproduce"]
     assert command.count(" && nakama-replay reproduce ") == 1  # check out revision 7, then what the user runs
-    python = f"{shlex.quote(sys.executable)} -m replay.cli"  # this interpreter: no activated venv needed on PATH
-    command = command.replace(" && nakama-replay reproduce ", f" && {python} reproduce ")
-    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False, timeout=300)
+    proc = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, check=False, timeout=300, env=_venv_on_path()
+    )
     assert proc.returncode == 0, proc.stderr
     assert "REPRODUCED: match_loop crashed at tick 58, as recorded" in proc.stdout
     subprocess.run(["rm", "-rf", f"/tmp/nkreplay-bisect-{shas[6][:10]}"], check=False)

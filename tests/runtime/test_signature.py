@@ -11,12 +11,12 @@ import pytest
 
 from replay.runtime import Crash, CrashSignature, lua_error_class, parse_crash_log_line, reproduce, same_crash
 from replay.runtime._signature import normalise_message
-from tests.common.paths import ROOT
+from tests.common.paths import DATA, ROOT
 
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
-NAKAMA_LOG = Path("/work/shared/samples/nakama-3.40-lua-match-crash.log")
+NAKAMA_LOG = DATA / "nakama-3.40-lua-match-crash.log"  # a real Nakama 3.40 log
 
-# the crash line of the real Nakama 3.40 log (../shared/samples), kept here so the test runs without it
+# the crash line of that log, pinned
 LOGGED = (
     '{"level":"warn","ts":"2026-11-27T16:15:08.230Z","caller":"server/match_handler.go:292","msg":"Stopping match '
     'after error from match_loop execution","mid":"1762518a-825f-467c-a416-1a7ad0afe835","tick":16,"error":"/nakama/'
@@ -137,8 +137,6 @@ def test_nakama_log_line():
 
 
 def test_the_sample_log_has_exactly_one_crash_line():
-    if not NAKAMA_LOG.exists():
-        pytest.skip(f"{NAKAMA_LOG} is not on this machine (the crash line is also pinned in LOGGED)")
     found = [c for c in map(parse_crash_log_line, NAKAMA_LOG.read_text().splitlines()) if c is not None]
     assert len(found) == 1 and found[0].signature == CrashSignature.from_log_line(LOGGED)
 

@@ -86,6 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from replay.diff import _calls as match_diff
+    from replay.report._text import format_diff
     from replay.runtime._runtime import ReplayOptions
 
     input_file(args.recording, "recording")
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        print_report(result)
+        print(format_diff(result), end="")
     return result.exit_code
 
 
@@ -136,74 +137,3 @@ def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, s
             return worker.call(f"replay.diff._calls:{job}", *job_args, *extra)
         except HandlerDied as exc:
             return match_diff.died(job.removeprefix("diff_"), exc.death, *sides)
-
-
-def print_report(r: Any) -> None:
-    print(f"mode       {r.mode}" + ("" if r.tolerance.exact else f"  (float tolerance {r.tolerance})"))
-    print(f"a          {r.a}")
-    print(f"b          {r.b}")
-    print(f"compared   {r.calls_compared} calls")
-    if r.integrity is not None and not r.integrity.complete:
-        print(f"integrity  {r.integrity.describe()}")
-    _print_finding(r)
-    if r.incomplete:
-        print(f"\nINCOMPLETE: {r.integrity_note}")
-    elif r.integrity_note:
-        print(f"\n({r.integrity_note})")
-
-
-def _print_finding(r: Any) -> None:
-    if r.ended_early is not None:
-        e = r.ended_early
-        print(f"\n{'not compared to the end' if r.incomplete else 'NOT COMPARED TO THE END'}: {r.note}")
-        if e.get("process"):
-            print("(the supervisor ended that run's handler process)")
-        return
-    if not r.diverged:
-        what = "no divergence in the intact part" if r.incomplete else "NO DIVERGENCE"
-        print(f"\n{what}" + (f": {r.note}" if r.note else ""))
-        return
-    what = "diverged in the intact part" if r.incomplete else "DIVERGED"
-    print(f"\n{what} at call #{r.index}: {r.callback} at tick {r.tick}")
-    if r.inputs:
-        print("inputs:")
-        for line in _inputs(r.inputs):
-            print("  " + line)
-    if r.outcomes:
-        print("outcome fields that differ:")
-        for o in r.outcomes:
-            print(f"  {o.field}:\n    a: {_short(o.a)}\n    b: {_short(o.b)}")
-    st = r.state
-    if st is not None and st.count:
-        width = min(48, max(len(p.path) for p in st.paths)) if st.paths else 0
-        print(f"state paths that differ ({st.count}):")
-        for p in st.paths:
-            print(f"  {p.path:<{width}}  a: {_short(p.a, 60):<24}  b: {_short(p.b, 60)}")
-        if st.count > len(st.paths):
-            print(f"  ... and {st.count - len(st.paths)} more")
-    elif st is not None and r.outcomes:
-        print("state: equal")
-    if r.note:
-        print(f"note: {r.note}")
-
-
-def _inputs(inputs: dict[str, Any]) -> list[str]:
-    if "messages" in inputs:
-        if not inputs["messages"]:
-            return ["(no messages)"]
-        return [f"op {m['op_code']:<4} from {m['sender']}: {m['data']}" for m in inputs["messages"]]
-    if "presences" in inputs:
-        return [
-            f"{p['username'] or p['user_id']} (user {p['user_id']}, session {p['session_id']})"
-            for p in inputs["presences"]
-        ]
-    if "presence" in inputs:
-        p = inputs["presence"]
-        return [f"{p['username'] or p['user_id']} (session {p['session_id']}) metadata {inputs.get('metadata')}"]
-    rest = {k: v for k, v in inputs.items() if k not in ("callback", "tick")}
-    return [f"{k}: {v!r}" for k, v in rest.items()] or ["(none)"]
-
-
-def _short(v: Any, limit: int = 160) -> str:
-    text = repr(v)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from replay.fuzz._fuzz import DEFAULT_MAX_EXAMPLES, FuzzOptions, fuzz
         from replay.fuzz._strategies import load_profile
+        from replay.report._text import format_fuzz
     except ImportError as exc:  # hypothesis is the one optional dependency of fuzzing
         print(f"fuzz needs hypothesis: pip install 'nakama-replay[fuzz]' ({exc})", file=sys.stderr)
         return 2
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json())
     else:
-        _print_report(report)
+        print(format_fuzz(report), end="")
     return 1 if report.findings else 0
 
 
@@ -210,43 +211,3 @@ def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-d
         )
     finally:
         executor.shutdown(wait=True)
-
-
-def _print_report(r) -> None:  # type: ignore[no-untyped-def]
-    print(f"fuzzed   {r.handler} with {r.profile}")
-    seeds = f"seeds {r.seeds[0]}..{r.seeds[-1]}" if r.seeds else f"seed {r.seed}"
-    print(f"         {r.examples} matches in {r.seconds:.1f} s, {seeds}")
-    if r.duplicates:
-        print(f"         {r.duplicates} findings of later seeds repeated an earlier one's failure: merged away")
-    if r.profile == "<default profile>":
-        print(
-            "note     no --payloads: messages carry arbitrary JSON values or bytes, so crashes on malformed input\n"
-            "         come first; describe your clients with --payloads MODULE to search past them"
-        )
-    if r.capped:
-        print(
-            f"stopped  at --max-findings {r.max_findings} after {r.examples} of {r.budget} matches: more failures may"
-            " remain\n         (raise --max-findings, or fix these and run again: the example database replays them first)"
-        )
-    if not r.findings:
-        print("\nno failure found")
-        return
-    n = len(r.findings)
-    print(f"\n{n} distinct failure{'s' if n != 1 else ''}:")
-    for i, f in enumerate(r.findings, 1):
-        lines = f.message.splitlines()
-        print(f"\n{i}. {f.key}")
-        print(f"   found after {f.examples} matches, {f.seconds:.1f} s")
-        print(f"   {lines[0] if lines else f.kind}")
-        print(f"   minimal stream: {len(f.calls)} calls from {len(f.actions)} client actions:")
-        for a in f.actions:
-            print(f"     {a}")
-        if f.recording is not None:
-            print(f"   recording    {f.recording}")
-        if f.expectation is not None:
-            print(f"   expectation  {f.expectation}")
-        if f.recording is not None and f.is_crash:
-            print(f"   reproduce:   {f.reproduce_command()}")
-        elif f.recording is not None:
-            print(f"   not a crash: `{f.reproduce_command()}` replays it;")
-            print(f"   the check fails after {f.callback} at tick {f.tick}")

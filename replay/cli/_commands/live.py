@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.live._feed import LiveOptions, run_live
     from replay.live._report import analyse
     from replay.live._script import load_script
+    from replay.report._text import format_live
 
     input_file(args.recording, "recording")
     if args.server_log is not None:
@@ -113,124 +114,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**report.to_json(), "integrity": integrity.to_json()})
     else:
-        print_report(report)
-        if not integrity.complete:
-            print(f"integrity  {integrity.describe()} (--allow-incomplete: not replayed: {integrity.missing()})")
+        print(format_live(report, integrity), end="")
     return report.exit_code
-
-
-def print_report(r) -> None:  # type: ignore[no-untyped-def]
-    rec = r.recorded_end
-    print(f"recording  {r.recording} ({r.kind} recording, {r.tick_rate} Hz)")
-    print(f"nakama     {r.nakama}  match {r.match_id} ({'created' if r.created else 'joined'})")
-    for path in r.wire_paths:
-        print(f"captured   {path}")
-    print("\nsessions")
-    for s in r.sockets:
-        close = s["close"]
-        how = (
-            ""
-            if close is None
-            else f"  closed by {close['by']} at tick {close['tick']}: {close['code']} {close['reason']!r}"
-        )
-        print(
-            f"  {s['label']:<10} recorded user {s['recorded_user_id'][:8]}  ->  live user "
-            f"{(s['live_user_id'] or '-')[:8]} session {(s['live_session_id'] or '-')[:8]}{how}"
-        )
-    sent = ", ".join(f"{sum(v.values())} {k}" for k, v in r.actions.items())
-    print(f"\nactions    {sent}" + (f" ({r.late} sent after their window)" if r.late else ""))
-    for line in r.skipped:
-        print(f"  skipped: {line}")
-    for line in r.problems[:10]:
-        print(f"  problem: {line}")
-    if len(r.problems) > 10:
-        print(f"  ... {len(r.problems) - 10} more problems (see --json)")
-
-    print()
-    if r.outcome == "crashed":
-        where = "at an unknown tick" if r.crash_tick is None else f"at recorded tick {r.crash_tick}"
-        live = "" if r.crash_live_tick is None else f" (live tick {r.crash_live_tick}, from the {r.crash_source})"
-        print(f"CRASHED {where}{live}")
-        if r.log_crash is not None:
-            first = r.log_crash.error.splitlines()[0] if r.log_crash.error else ""
-            print(
-                f"  server log: Stopping match after error from {r.log_crash.callback} execution, tick {r.log_crash.tick}: {first}"
-            )
-    elif r.outcome == "unresponsive":
-        u = r.unresponsive
-        why = []
-        if u["expected_broadcasts"]:
-            why.append(f"{u['expected_broadcasts']} recorded loop broadcasts to the replayed sessions never came")
-        if u["unanswered"]:
-            why.append(f"no answer to {'; '.join(u['unanswered'][:3])}")
-        print(
-            f"UNRESPONSIVE from tick {u['last_alive_tick']} (the last tick it was seen alive): nothing from the "
-            f"match for {u['silent_seconds']:.1f} s; " + "; ".join(why)
-        )
-        if u["then_closed_at_tick"] is not None:
-            print(
-                f"  then the server closed every socket (around tick {u['then_closed_at_tick']}): not a crash at "
-                "that tick, the match had stopped answering before (a hang guard ending it?)"
-            )
-    elif r.outcome == "stopped":
-        print("STOPPED: the match is gone, without a crash")
-    elif r.outcome == "completed":
-        print("RAN TO THE END: the match still runs after the last action")
-    else:
-        print("DID NOT CRASH (no session was left in the match to ask whether it still runs)")
-    first = rec.error.splitlines()[0] if rec.error else ""
-    tick = "" if rec.tick is None else f" at tick {rec.tick}"
-    print(
-        f"recorded   {rec.outcome}{tick}"
-        + (f" in {rec.callback}: {first}" if rec.callback else (f": {first}" if first else ""))
-    )
-
-    c = r.clock
-    how = "revealed" if r.drift_revealed else "estimated from send times"
-    print(
-        f"\ntick alignment  drift {r.drift} tick(s), {how} ({c['broadcasts_matched_to_ticks']} broadcasts matched to"
-        f" recorded ticks, {c['echoes']} echoes); schedule starts at live tick {r.offset}"
-    )
-    msgs = r.messages
-    if msgs:
-        on_time = sum(1 for m in msgs if m.aimed == m.intended)
-        print(
-            f"  {len(msgs)} messages: {on_time} aimed at their recorded tick; "
-            f"{sum(1 for m in msgs if m.landed is not None)} landings revealed by an echo"
-        )
-        off = [m for m in msgs if m.aimed != m.intended or (m.landed is not None and m.landed != m.intended)]
-        for m in off[:10]:
-            landed = "" if m.landed is None else f", landed {m.landed}"
-            print(f"    {m.actor:<10} op {m.op_code:<4} meant for tick {m.intended}, aimed {m.aimed}{landed}")
-        if len(off) > 10:
-            print(f"    ... {len(off) - 10} more (see --json)")
-
-    if r.compared and r.compare_scope == "nothing":
-        print(
-            "\ncompare    nothing to compare: the recording holds no call outcomes, so it does not say what was broadcast"
-        )
-    elif r.compared:
-        upto = (
-            ""
-            if r.compare_scope == "all"
-            else f" (ticks up to {r.compare_until}: the recording holds no outcomes after it)"
-        )
-        print(
-            f"\ncompare    {r.matched} of {r.deliveries} recorded match_data deliveries matched, {r.aligned} in op code"
-            f" and sender ({r.received} received live){upto}"
-        )
-        if r.reordered:
-            print(
-                f"  {r.reordered} ticks' broadcasts arrived in another order than recorded (messages from several"
-                " sockets reach the server in an order no client controls)"
-            )
-        m = r.mismatch
-        if m is None:
-            print("  the server's broadcasts match the recording (op code, data, sender, recipients)")
-        else:
-            print(f"  FIRST MISMATCH at tick {m.tick}, {m.actor}'s match_data #{m.index}: {m.why}")
-            if r.mismatches > 1:
-                print(f"  ({r.mismatches} sessions' streams differ)")
-    for note in r.notes:
-        print(f"note: {note}")
-    print("\n" + r.conclusion)

@@ -60,9 +60,6 @@ from replay.cli._common import (
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
 
-_REASONS = {0: "", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
-_ENDINGS = {"hung": "HUNG", "exited": "EXITED", "killed": "KILLED", "out-of-memory": "OUT OF MEMORY"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -106,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if worker is not None:
         worker.start()  # its start-up overlaps the imports below
 
+    from replay.report._text import format_reproduce
     from replay.runtime._runtime import ReplayOptions, reproduce
     from replay.runtime._supervisor import reproduce_supervised
 
@@ -125,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        print_report(result)
+        print(format_reproduce(result), end="")
     return result.exit_code
 
 
@@ -148,80 +146,3 @@ def _pick_group_recording(args: argparse.Namespace) -> None:
         f"group {args.group}: picked {args.recording} ({info['integrity']}, {info['ticks']} ticks; best of {n})",
         file=sys.stderr,
     )
-
-
-def print_report(r) -> None:  # type: ignore[no-untyped-def]
-    print(f"recording  {r.recording}")
-    print(f"handler    {r.handler}")
-    print(f"replayed   {r.calls_replayed} calls, {r.ticks_replayed} ticks")
-    death = r.death
-    if r.crash is not None:
-        c = r.crash
-        what = _ENDINGS.get(r.outcome, "HUNG" if c.hung else "CRASHED")
-        where = death.where if death is not None else f"in {c.callback} at tick {c.tick}"
-        print(f"\n{what} {where}: {c.error}")
-        if death is not None and death.ended:
-            print(
-                "(the supervisor ended the handler process: presences, logs and divergences before this "
-                "point are not known; --in-process shows them where the process survives)"
-            )
-        if c.traceback:
-            print()
-            print(c.traceback.rstrip())
-    elif r.outcome == "stopped":
-        print(f"\nstopped: the handler stopped the match ({r.stop_reason})")
-    else:
-        print("\nran to the end")
-    if r.last_inputs:
-        print(f"\ninputs of the last {len({i['tick'] for i in r.last_inputs})} ticks:")
-        for item in r.last_inputs:
-            print(f"  tick {item['tick']:>5}  {item['callback']}" + _detail(item))
-    if death is not None and death.ended:
-        print("\npresences at the end: not known (the handler process ended)")
-    else:
-        print(f"\npresences at the end ({len(r.presences)}):")
-    for p in r.presences:
-        print(f"  {p.username or p.user_id:<16} user {p.user_id}  session {p.session_id}")
-    if r.divergence_count:
-        print(f"\n{r.divergence_count} divergences from the recorded outcomes; first ones:")
-        for d in r.divergences[:10]:
-            print("  " + d.describe())
-    if r.after_stop is not None:
-        a = r.after_stop
-        could = (
-            "Nakama made them: the recorded match had not stopped there"
-            if a.nakama_could_make
-            else "Nakama could not have made them: it never calls a stopped match's handler"
-        )
-        print(f"\nafter stop {a.describe()} were not replayed; {could}")
-    if r.recorded_crash is not None:
-        rc = r.recorded_crash
-        first = rc.error.splitlines()[0] if rc.error else ""
-        print(f"\nrecorded   crash in {rc.callback} at tick {rc.tick}: {first}")
-    if r.integrity is not None and not r.integrity.complete:
-        print(f"integrity  {r.integrity.describe()}")
-    print(f"\n{_HEADLINES[r.status]}: {r.verdict}")
-
-
-_HEADLINES = {"reproduced": "REPRODUCED", "not-reproduced": "DID NOT REPRODUCE", "incomplete": "INCOMPLETE"}
-
-
-def _detail(item: dict) -> str:  # type: ignore[type-arg]
-    if "messages" in item:
-        if not item["messages"]:
-            return "  (no messages)"
-        return "".join(
-            f"\n               op {m['op_code']:<4} from {m['sender']}: {m['data']}" for m in item["messages"]
-        )
-    if "presences" in item:
-        return "  " + ", ".join(
-            f"{p['username']} ({p['session_id']}{', ' + _REASONS.get(p.get('reason', 0), '') if p.get('reason') else ''})"
-            for p in item["presences"]
-        )
-    if "presence" in item:
-        return f"  {item['presence']['username']} ({item['presence']['session_id']}) metadata {item.get('metadata')}"
-    if "data" in item:
-        return f"  data {item['data']!r}"
-    if "grace_seconds" in item:
-        return f"  grace {item['grace_seconds']} s"
-    return ""
