@@ -256,24 +256,28 @@ def test_ctrl_c_is_an_interruption_and_ends_the_handler_process(tmp_path: Path) 
             f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(3600)",
         )
     )
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "replay.cli", "reproduce", str(CLEAN), "--handler", str(handler), "--no-hang-guard"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline and cli.poll() is None
-            time.sleep(0.05)
-        worker_pid = int(pid_file.read_text())
-        cli.send_signal(signal.SIGINT)
-        _, err = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 130 and "interrupted" in err
+    # stderr into a file, not a pipe: the answer is the CLI's exit, not the end of a pipe that any process forked
+    # meanwhile (by another thread of this test process) could hold open
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "replay.cli", "reproduce", str(CLEAN), "--handler", str(handler), "--no-hang-guard"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not pid_file.exists() or not pid_file.read_text():
+                assert time.monotonic() < deadline and cli.poll() is None
+                time.sleep(0.05)
+            worker_pid = int(pid_file.read_text())
+            cli.send_signal(signal.SIGINT)
+            cli.wait(timeout=60)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert cli.returncode == 130 and "interrupted" in err, (cli.returncode, err)
     with pytest.raises(ProcessLookupError):
         os.kill(worker_pid, 0)
 
