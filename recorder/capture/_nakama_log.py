@@ -10,7 +10,8 @@ is not valid JSON (or nests deeper than ``recorder.format._validate.MAX_DEPTH``)
 ``LogStats.other`` and skipped. Compressed input that ends early or is damaged ends the source with a
 ``DamagedLine`` saying after which line; every line before it is kept.
 
-``crash_of`` recognises Nakama's own crash line, ``Stopping match after error from <callback>
+``log_entry`` reads one line, ``crashed_callback`` recognises Nakama's own crash line and ``crash_of``
+checks it strictly into a crash marker: the line, ``Stopping match after error from <callback>
 execution`` (fields ``mid``, ``tick``, ``error`` with the Lua traceback), and ``format_log_line`` writes a
 line in Nakama's layout (tests and the CI round trip use it to produce the log a real server would).
 """
@@ -39,7 +40,9 @@ __all__ = [
     "open_log",
     "iter_log",
     "crash_of",
+    "crashed_callback",
     "format_log_line",
+    "log_entry",
     "parse_ts_ms",
     "TAG_HINT",
 ]
@@ -224,19 +227,33 @@ def parse_ts_ms(ts: Any) -> int:
     return int(ts * 1000)
 
 
+def log_entry(text: str, source: str = "", line: int = 0) -> LogEntry | None:
+    """One line of Nakama's JSON log (zap or Stackdriver layout) as a ``LogEntry``; None for any other line."""
+    obj = _json_object(text, source, line, "")
+    return _entry(obj, source, line) if isinstance(obj, dict) else None
+
+
+def crashed_callback(entry: LogEntry) -> str | None:
+    """The callback of Nakama's "Stopping match after error from <callback> execution" line; None for any
+    other entry. The one place that recognises the crash line: ``crash_of`` here, the crash signatures of
+    log lines in ``replay.runtime`` and live replay's server-log reading all ask it."""
+    m = _CRASH.match(entry.msg)
+    return None if m is None else m.group("callback")
+
+
 def crash_of(entry: LogEntry) -> tuple[str, CrashMarker] | None:
     """``(mid, crash marker)`` when the entry is Nakama's "Stopping match after error from X execution";
     None for any other line. Such a line whose ``mid``, ``tick`` or ``error`` is unusable raises
     ``InvalidValue`` naming the field."""
-    m = _CRASH.match(entry.msg)
-    if m is None:
+    callback = crashed_callback(entry)
+    if callback is None:
         return None
     error = entry.fields.get("error", "")
     if not isinstance(error, str):
         raise InvalidValue("error", f"must be a string, got {show(error)}")
     mid = match_id(entry.fields.get("mid"), "mid")
     head, trace = split_traceback(error)
-    return mid, CrashMarker(m.group("callback"), tick(entry.fields.get("tick"), "tick"), head, trace)
+    return mid, CrashMarker(callback, tick(entry.fields.get("tick"), "tick"), head, trace)
 
 
 def format_log_line(

@@ -32,8 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.errors import InvalidValue
-from recorder.format import parse_json
+from recorder.capture._nakama_log import crashed_callback, log_entry
 
 __all__ = [
     "CrashSignature",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 MAX_FRAMES = 3
-_STOPPING = re.compile(r"^Stopping match after error from (\w+) execution$")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
 _NUMBER = re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w>])")
@@ -304,20 +302,19 @@ class LoggedCrash:
 def parse_crash_log_line(line: str) -> LoggedCrash | None:
     """The crash in a Nakama JSON log line, or None for any other line (including lines that are not JSON)."""
     line = line.strip()
-    if not line.startswith("{") or "Stopping match after error" not in line:
+    if not line.startswith("{") or "Stopping match after error" not in line:  # the fast way past other lines
         return None
-    try:
-        obj = parse_json(line)
-    except InvalidValue:  # not JSON, too deep, an unconvertible number: not a crash line we can use
+    entry = log_entry(line)  # not JSON, too deep, an unconvertible number: not a crash line we can use
+    callback = None if entry is None else crashed_callback(entry)
+    if entry is None or callback is None:
         return None
-    if not isinstance(obj, dict):
-        return None
-    m = _STOPPING.match(str(obj.get("msg", "")))
-    if m is None:
-        return None
-    tick = obj.get("tick")
+    mid, tick, error = (entry.fields.get(k) for k in ("mid", "tick", "error"))
+    # lenient where ingest is strict (crash_of): a signature needs only the callback and the error text
     return LoggedCrash(
-        str(obj.get("mid", "")), tick if isinstance(tick, int) else -1, m.group(1), str(obj.get("error", ""))
+        mid if isinstance(mid, str) else "",
+        tick if isinstance(tick, int) and not isinstance(tick, bool) else -1,
+        callback,
+        error if isinstance(error, str) else "",
     )
 
 

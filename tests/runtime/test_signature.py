@@ -421,3 +421,20 @@ def test_of_recording_takes_the_last_op_code_of_the_crash_tick_and_only_for_matc
     write_recording(join_crash, header, events)
     sig = CrashSignature.of_recording(join_crash)
     assert sig is not None and sig.callback == "match_join" and sig.op_code is None
+
+
+def test_one_parser_reads_crash_lines_for_signatures_and_ingest() -> None:
+    """The signature's reading of a crash line and ingest's (recorder.capture.crash_of) agree, in zap's layout
+    and in Stackdriver's (``message``, ``severity``)."""
+    from recorder.capture import crash_of
+    from recorder.capture._nakama_log import log_entry
+
+    stackdriver = json.dumps(
+        {**{k: v for k, v in json.loads(LOGGED).items() if k != "msg"}, "message": json.loads(LOGGED)["msg"]}
+    )
+    for line in (LOGGED, stackdriver):
+        logged, entry = parse_crash_log_line(line), log_entry(line)
+        assert logged is not None and entry is not None
+        mid, marker = crash_of(entry)
+        assert (logged.mid, logged.tick, logged.callback) == (mid, marker.tick, marker.callback)
+        assert logged.error.startswith(marker.error) and logged.error.endswith(marker.traceback)
