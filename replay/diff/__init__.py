@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 from replay._exports import lazy_exports
 
 if TYPE_CHECKING:  # the public names and their modules; each is imported on first use (replay._exports)
-    from replay.diff._calls import MatchDiff, OutcomeDiff, diff_against, diff_determinism, diff_recorded
+    from replay.diff._calls import MatchDiff, diff_against, diff_determinism, diff_recorded
     from replay.diff._state import (
         MISSING,
         FieldDiff,
-        PathDiff,
         StateDivergence,
         Tolerance,
         diff_trajectories,
@@ -31,8 +30,6 @@ __all__ = [
     "MISSING",
     "FieldDiff",
     "MatchDiff",
-    "OutcomeDiff",
-    "PathDiff",
     "StateDivergence",
     "Tolerance",
     "diff_against",

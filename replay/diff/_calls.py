@@ -41,14 +41,14 @@ import msgpack
 from recorder.errors import NakamaReplayError
 from recorder.format import Call, Header, Outcome, WireEvent, canonical_bytes, open_recording, verify
 from replay.diff import _kernels as kernels
-from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence
+from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence, path_json
 from replay.report._values import jsonable
 from replay.runtime._hang import begin_run
-from replay.runtime._result import StepResult, describe_call
+from replay.runtime._result import Divergence, StepResult, describe_call
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce, resolve_handler
 from replay.runtime._verdict import crash_mismatch
 
-__all__ = ["MatchDiff", "OutcomeDiff", "diff_recorded", "diff_against", "diff_determinism"]
+__all__ = ["MatchDiff", "diff_recorded", "diff_against", "diff_determinism"]
 
 _CALL_TYPES = get_args(Call)
 
@@ -67,16 +67,8 @@ OUTCOME_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeDiff:
-    """One outcome field that differs at the divergent call."""
-
-    field: str
-    a: Any
-    b: Any
-
-    def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "a": jsonable(self.a), "b": jsonable(self.b)}
+def _outcome_json(d: Divergence) -> dict[str, Any]:
+    return {"field": d.field, "a": jsonable(d.a), "b": jsonable(d.b)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +84,7 @@ class MatchDiff:
     tick: int | None = None
     callback: str | None = None
     inputs: dict[str, Any] | None = None
-    outcomes: tuple[OutcomeDiff, ...] = ()
+    outcomes: tuple[Divergence, ...] = ()  # the outcome fields that differ at the divergent call
     state: FieldDiff | None = None  # None: the state was not compared at that call (see note)
     note: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
@@ -138,9 +130,9 @@ class MatchDiff:
             "tick": self.tick,
             "callback": self.callback,
             "index": self.index,
-            "paths": [p.to_json() for p in st.paths] if st else [],
+            "paths": [path_json(p) for p in st.paths] if st else [],
             "path_count": st.count if st else 0,
-            "outcomes": [o.to_json() for o in self.outcomes],
+            "outcomes": [_outcome_json(o) for o in self.outcomes],
             "inputs": self.inputs,
             "note": self.note,
             "a": self.a,
@@ -409,7 +401,7 @@ def _report(
     note: str = "",
     limit: int = 20,
 ) -> MatchDiff:
-    outcomes = tuple(OutcomeDiff(name, x, y) for name, x, y in zip(OUTCOME_FIELDS, ra.outcome, rb.outcome) if x != y)
+    outcomes = tuple(Divergence(name, x, y) for name, x, y in zip(OUTCOME_FIELDS, ra.outcome, rb.outcome) if x != y)
     state = field_diff(ra.state, rb.state, tol, limit, encoded=True) if ra.state != rb.state else FieldDiff((), 0)
     return MatchDiff(
         mode, True, compared, label_a, label_b, i, ra.tick, ra.callback, ra.inputs, outcomes, state, note, tol
@@ -513,7 +505,7 @@ def _diff_recorded(
         if digest_differs and state is not None and not state and not fields:
             return  # the same state within the float tolerance
         if fields or digest_differs:
-            outcomes = tuple(OutcomeDiff(d.field, d.recorded, d.replayed) for d in fields)
+            outcomes = tuple(fields)
             found.append(
                 MatchDiff(
                     "recorded",
@@ -575,7 +567,7 @@ def _diff_recorded(
             c.tick,
             c.callback,
             rec.inputs,
-            (OutcomeDiff("crash", recorded_crash, f"{c.error_type}: {c.error}"),),
+            (Divergence("crash", recorded_crash, f"{c.error_type}: {c.error}"),),
             None,
             why,
             tol,
@@ -591,7 +583,7 @@ def _diff_recorded(
             rc.tick,
             rc.callback,
             None,
-            (OutcomeDiff("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),),
+            (Divergence("crash", rc.error.splitlines()[0] if rc.error else rc.callback, None),),
             None,
             f"the recording crashed in {rc.callback} at tick {rc.tick}; the replay did not",
             tol,

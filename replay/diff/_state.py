@@ -28,10 +28,11 @@ from recorder.format import canonical_bytes, leaves
 from replay.diff import _kernels as kernels
 from replay.errors import SnapshotError
 from replay.report._values import exact_bytes, jsonable
+from replay.runtime._result import Divergence
 
 __all__ = [
     "Tolerance",
-    "PathDiff",
+    "path_json",
     "FieldDiff",
     "StateDivergence",
     "encode_states",
@@ -102,26 +103,21 @@ class Tolerance:
         return "exact" if self.exact else f"rel={self.rel:g},abs={self.abs:g}"
 
 
-@dataclass(frozen=True, slots=True)
-class PathDiff:
-    """One differing leaf: its readable path and the value on each side (``MISSING`` if absent)."""
-
-    path: str
-    a: Any
-    b: Any
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"path": self.path, "a": _leaf_json(self.a), "b": _leaf_json(self.b)}
-        if self.a is MISSING or self.b is MISSING:
-            out["missing"] = "a" if self.a is MISSING else "b"
-        return out
+def path_json(d: Divergence) -> dict[str, Any]:
+    """A differing state path as ``diff --json`` writes it: its path, each side's value (bytes exactly, as
+    ``{"base64": ...}``; ``null`` where absent) and which side it is missing from."""
+    out = {"path": d.field, "a": _leaf_json(d.a), "b": _leaf_json(d.b)}
+    if d.a is MISSING or d.b is MISSING:
+        out["missing"] = "a" if d.a is MISSING else "b"
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class FieldDiff:
-    """The first ``limit`` differing paths (in path order) and how many differ in all."""
+    """The first ``limit`` differing paths (in path order: ``Divergence`` records whose ``field`` is the path)
+    and how many differ in all."""
 
-    paths: tuple[PathDiff, ...]
+    paths: tuple[Divergence, ...]
     count: int
 
     def __bool__(self) -> bool:
@@ -226,8 +222,8 @@ def _field_diff_bytes(ba: bytes, bb: bytes, tol: Tolerance, limit: int) -> Field
     for i, j in zip(ia.tolist(), ib.tolist()):
         pa, xa = named_a[int(ha[i])] if i >= 0 else (None, MISSING)
         pb, xb = named_b[int(hb[j])] if j >= 0 else (None, MISSING)
-        found.append(PathDiff(pa if pa is not None else pb, xa, xb))  # type: ignore[arg-type]
-    found.sort(key=lambda d: _path_sort_key(d.path))
+        found.append(Divergence(pa if pa is not None else pb, xa, xb))  # type: ignore[arg-type]
+    found.sort(key=lambda d: _path_sort_key(d.field))
     return FieldDiff(tuple(found[:limit]), len(found))
 
 

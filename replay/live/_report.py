@@ -42,9 +42,10 @@ from replay.live._feed import LiveRun
 from replay.live._script import Delivery, LiveScript, RecordedEnd
 from replay.realtime._actions import Send
 from replay.report._values import describe_data
+from replay.runtime._result import Divergence
 from replay.runtime._signature import LoggedCrash, parse_crash_log_line
 
-__all__ = ["MessageTick", "Received", "Mismatch", "LiveReport", "IdMap", "analyse", "find_crash_line"]
+__all__ = ["MessageTick", "Received", "LiveReport", "IdMap", "analyse", "find_crash_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +71,6 @@ class Received:
     op_code: int
     data: bytes
     sender: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    actor: str  # label
-    index: int  # position in that session's match_data stream
-    tick: int  # recording numbering
-    recorded: Delivery | None
-    live: Received | None
-    why: str
-
-    def describe(self) -> str:
-        return f"tick {self.tick}, {self.actor}'s match_data #{self.index}: {self.why}"
 
 
 class IdMap:
@@ -190,7 +178,7 @@ class LiveReport:
     matched: int  # deliveries equal in op code, sender and data
     aligned: int  # deliveries equal in op code and sender (data aside)
     reordered: int  # recorded ticks whose deliveries arrived in another order
-    mismatch: Mismatch | None
+    mismatch: Divergence | None  # the first match_data delivery that differs (``field`` "match_data")
     mismatches: int  # sessions whose streams differ
     notes: list[str] = field(default_factory=list)
     compare_scope: str = "all"  # all: every recorded tick; until: up to compare_until; nothing: no outcomes
@@ -322,8 +310,8 @@ class LiveReport:
                     "index": m.index,
                     "tick": m.tick,
                     "why": m.why,
-                    "recorded": delivery(m.recorded),
-                    "live": received(m.live),
+                    "recorded": delivery(m.a),
+                    "live": received(m.b),
                 },
             },
             "notes": self.notes,
@@ -382,7 +370,7 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
     # -- compare (and ticks revealed by broadcasts that line up with recorded ones) ---------------------
     drifts: list[int] = []
     matched = aligned = reordered = 0
-    first: Mismatch | None = None
+    first: Divergence | None = None
     differing = 0
     signals_sent = any(r.action.kind == "signal" and r.status != "skipped" for r in run.actions)
     after_end = expected_total = received_total = 0
@@ -688,7 +676,7 @@ class _Stream:
     aligned: int = 0
     reordered: int = 0
     drifts: list[int] = field(default_factory=list)
-    mismatch: Mismatch | None = None
+    mismatch: Divergence | None = None
     tail: int = 0  # trailing live deliveries left uncompared (see tail_tick)
 
 
@@ -715,7 +703,7 @@ def _compare_stream(
                 g = live[n] if n < len(live) else None
                 why = _structure(e, g, ids)
                 if why is not None:
-                    out.mismatch = out.mismatch or Mismatch(label, i + n, e.tick, e, g, why)
+                    out.mismatch = out.mismatch or _mismatch(label, i + n, e.tick, e, g, why)
                     return out
         for n, (e, g) in enumerate(pairs or ()):
             out.aligned += 1
@@ -726,7 +714,7 @@ def _compare_stream(
                 out.matched += 1
             elif out.mismatch is None:
                 why = f"data differs: recorded {describe_data(want)}, live {describe_data(g.data)}"
-                out.mismatch = Mismatch(label, i + n, e.tick, e, g, why)
+                out.mismatch = _mismatch(label, i + n, e.tick, e, g, why)
         if pairs is not None and [g for _, g in pairs] != live:
             out.reordered += 1
         i, j = k, j + (k - i)
@@ -737,8 +725,15 @@ def _compare_stream(
         out.tail, got = len(got) - end, got[:end]
     if j < len(got) and out.mismatch is None:
         g = got[j]
-        out.mismatch = Mismatch(label, j, g.tick, None, g, _structure(None, g, ids) or "")
+        out.mismatch = _mismatch(label, j, g.tick, None, g, _structure(None, g, ids) or "")
     return out
+
+
+def _mismatch(
+    actor: str, index: int, tick: int, recorded: Delivery | None, live: Received | None, why: str
+) -> Divergence:
+    """The recorded delivery ``index`` of ``actor``'s stream against what arrived live (None: nothing did)."""
+    return Divergence("match_data", recorded, live, tick, index=index, actor=actor, why=why)
 
 
 def _pair(run: list[Delivery], live: list[Received], ids: IdMap) -> list[tuple[Delivery, Received]] | None:

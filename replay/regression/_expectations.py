@@ -233,7 +233,7 @@ class RegressionRun:
     """A replay made for an expectation, with the first state paths that differ from a recorded snapshot."""
 
     result: Any  # ReplayResult
-    paths: list[Any] = field(default_factory=list)  # replay.diff.PathDiff: a recorded, b replayed
+    paths: list[Any] = field(default_factory=list)  # replay.runtime.Divergence: field = path, a recorded, b replayed
     paths_tick: int | None = None
     paths_count: int = 0
 

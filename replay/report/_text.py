@@ -115,7 +115,7 @@ def format_regression_failure(run: Any, problems: list[str], source: str = "") -
     if run.paths:
         more = f" (first {len(run.paths)} of {run.paths_count})" if run.paths_count > len(run.paths) else ""
         out.append(f"\nstate paths differing from the recorded snapshot at tick {run.paths_tick}{more}:")
-        out += [f"  {p.path}: recorded {p.a!r}, replayed {p.b!r}" for p in run.paths]
+        out += [f"  {p.field}: recorded {p.a!r}, replayed {p.b!r}" for p in run.paths]
     return text + (_text(out) if out else "")
 
 
@@ -159,9 +159,9 @@ def _diff_finding(r: Any) -> list[str]:
         out += [f"  {o.field}:\n    a: {short(o.a)}\n    b: {short(o.b)}" for o in r.outcomes]
     st = r.state
     if st is not None and st.count:
-        width = min(48, max(len(p.path) for p in st.paths)) if st.paths else 0
+        width = min(48, max(len(p.field) for p in st.paths)) if st.paths else 0
         out.append(f"state paths that differ ({st.count}):")
-        out += [f"  {p.path:<{width}}  a: {short(p.a, 60):<24}  b: {short(p.b, 60)}" for p in st.paths]
+        out += [f"  {p.field:<{width}}  a: {short(p.a, 60):<24}  b: {short(p.b, 60)}" for p in st.paths]
         if st.count > len(st.paths):
             out.append(f"  ... and {st.count - len(st.paths)} more")
     elif st is not None and r.outcomes:

@@ -48,29 +48,41 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class Divergence:
-    """The replayed handler decided differently from the recording at one call."""
+    """One field two accounts of a match give differently: the one record of every comparison.
 
-    index: int
-    tick: int
-    callback: str
+    ``field`` names what differs: an outcome field (``broadcasts``; the in-process replay against its
+    recording, ``diff``'s outcome fields), a state path (``players["a"].hp``; ``diff``'s state paths, with
+    ``replay.diff.MISSING`` on the side where it is absent) or ``match_data`` (a live server's delivery against
+    the recorded one). ``a`` is the recorded side (or a diff's side a), ``b`` the replayed or live side (side
+    b). Where it happened: the call's ``index``, ``tick`` and ``callback``; for a live delivery the ``actor``
+    whose stream it is and the delivery's ``index`` in it, with ``why`` saying in words what differs."""
+
     field: str
-    recorded: Any
-    replayed: Any
+    a: Any
+    b: Any
+    tick: int | None = None
+    callback: str | None = None
+    index: int | None = None
+    actor: str = ""
+    why: str = ""
 
     def describe(self) -> str:
+        if self.actor:
+            return f"tick {self.tick}, {self.actor}'s {self.field} #{self.index}: {self.why}"
         return (
             f"call #{self.index} {self.callback} at tick {self.tick}: {self.field} "
-            f"recorded {short(self.recorded, 200)}, replayed {short(self.replayed, 200)}"
+            f"recorded {short(self.a, 200)}, replayed {short(self.b, 200)}"
         )
 
     def to_json(self) -> dict[str, Any]:
+        """A replay's divergence from its recording (``reproduce --json``'s ``divergences``)."""
         return {
             "index": self.index,
             "tick": self.tick,
             "callback": self.callback,
             "field": self.field,
-            "recorded": jsonable(self.recorded),
-            "replayed": jsonable(self.replayed),
+            "recorded": jsonable(self.a),
+            "replayed": jsonable(self.b),
         }
 
 

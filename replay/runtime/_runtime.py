@@ -307,12 +307,12 @@ class MatchRuntime:
         if call.nondeterministic and (self.nk.unconsumed() or self.nk.fallbacks):
             step.divergences.append(
                 Divergence(
-                    index,
-                    call.tick,
-                    call.callback,
                     "nondeterministic",
                     f"{len(call.nondeterministic)} recorded values",
                     f"{len(self.nk.consumed) - self.nk.fallbacks} used, {self.nk.fallbacks} missing",
+                    call.tick,
+                    call.callback,
+                    index,
                 )
             )
         return step
@@ -599,7 +599,7 @@ def _compare(
 
     def diff(name: str, a: Any, b: Any) -> None:
         if a != b and _masked(a) != _masked(b):
-            out.append(Divergence(index, call.tick, call.callback, name, a, b))
+            out.append(Divergence(name, a, b, call.tick, call.callback, index))
 
     if recorded.accept is not None:
         diff("accept", recorded.accept, observed.accept)
@@ -785,7 +785,7 @@ def _run(
             recent.popleft()
         if step.synthetic:
             step.divergences.insert(
-                0, Divergence(step.index, call.tick, call.callback, "synthetic call", None, describe_call(call))
+                0, Divergence("synthetic call", None, describe_call(call), call.tick, call.callback, step.index)
             )
         if step.divergences:
             divergence_count += len(step.divergences)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from recorder.format import canonical_bytes
 from replay.diff import (
-    PathDiff,
     Tolerance,
     diff_trajectories,
     encode_states,
@@ -21,7 +20,9 @@ from replay.diff import (
     trajectory_digests,
 )
 from replay.diff import _kernels as kernels
+from replay.diff._state import path_json
 from replay.errors import SnapshotError
+from replay.runtime import Divergence
 from tests.common.naive_diff import naive_field_diff
 from tests.common.state_strategies import states
 
@@ -51,7 +52,7 @@ def test_planted_divergence_is_found_with_paths_and_values() -> None:
     found = diff_trajectories(a, b)
     assert found is not None and found.index == 150
     assert found.diff is not None
-    assert [p.to_json() for p in found.diff.paths] == [
+    assert [path_json(p) for p in found.diff.paths] == [
         {"path": "bullets[2].owner", "a": None, "b": "u2", "missing": "a"},
         {"path": "bullets[2].x", "a": None, "b": 0, "missing": "a"},
         {"path": "bullets[2].y", "a": None, "b": 0, "missing": "a"},
@@ -84,8 +85,8 @@ def test_first_twenty_then_a_count() -> None:
     b = {"v": [float(i) + 1 for i in range(45)]}
     diff = field_diff(a, b)
     assert diff.count == 45 and len(diff.paths) == 20
-    assert [p.path for p in diff.paths[:3]] == ["v[0]", "v[1]", "v[2]"]  # index order, not string order
-    assert diff.paths[19] == PathDiff("v[19]", 19, 20)
+    assert [p.field for p in diff.paths[:3]] == ["v[0]", "v[1]", "v[2]"]  # index order, not string order
+    assert diff.paths[19] == Divergence("v[19]", 19, 20)
 
 
 def test_float_tolerance() -> None:
@@ -99,8 +100,8 @@ def test_float_tolerance() -> None:
     assert first_divergence(a, b, Tolerance(rel=1e-9)) == 2
     assert first_divergence(a, b, Tolerance(abs=0.5)) == 2  # y: NaN vs 0.0 is never within tolerance
     diff = field_diff(a[2], b[2], Tolerance(abs=0.5))
-    assert [p.path for p in diff.paths] == ["y"]
-    assert diff.paths[0].to_json() == {"path": "y", "a": "NaN", "b": 0}
+    assert [p.field for p in diff.paths] == ["y"]
+    assert path_json(diff.paths[0]) == {"path": "y", "a": "NaN", "b": 0}
 
 
 def test_tolerance_parsing() -> None:
@@ -114,11 +115,11 @@ def test_tolerance_parsing() -> None:
 
 def test_bytes_and_json_values() -> None:
     diff = field_diff({"k": b"\x00\x01", "n": None}, {"k": b"\x00\x02"})
-    assert [p.to_json() for p in diff.paths] == [
+    assert [path_json(p) for p in diff.paths] == [
         {"path": "k", "a": {"base64": "AAE="}, "b": {"base64": "AAI="}},
         {"path": "n", "a": None, "b": None, "missing": "b"},
     ]
-    json.dumps([p.to_json() for p in diff.paths])
+    json.dumps([path_json(p) for p in diff.paths])
 
 
 @settings(max_examples=150, deadline=None)
@@ -153,4 +154,4 @@ def test_encoded_states_with_integer_keys_fall_back_to_the_canonical_form() -> N
     assert first_divergence(pa, pb) == 1
     found = diff_trajectories(pa, pb)
     assert found is not None and found.index == 1 and found.diff is not None
-    assert [p.to_json() for p in found.diff.paths] == [{"path": "f[1]", "a": None, "b": "z", "missing": "a"}]
+    assert [path_json(p) for p in found.diff.paths] == [{"path": "f[1]", "a": None, "b": "z", "missing": "a"}]

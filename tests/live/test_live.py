@@ -255,9 +255,9 @@ def test_compare_pairs_one_tick_in_any_order_and_stops_at_the_first_difference()
     st = _compare_stream(want[:1], got((1, 1, b"x", "live-b")), ids, "ana")
     assert st.mismatch.why == "sender differs: recorded ana, live live-b"
     st = _compare_stream(want[:2], got((1, 1, b"x", "live-a"), (1, 2, b"y", "live-b"), (2, 5, b"", None)), ids, "ana")
-    assert st.matched == 2 and st.mismatch.index == 2 and st.mismatch.recorded is None
+    assert st.matched == 2 and st.mismatch.index == 2 and st.mismatch.a is None
     st = _compare_stream(want, got((1, 1, b"x", "live-a")), ids, "ana")
-    assert st.mismatch.index == 1 and st.mismatch.live is None and "never arrived" in st.mismatch.why
+    assert st.mismatch.index == 1 and st.mismatch.b is None and "never arrived" in st.mismatch.why
 
 
 def test_find_crash_line_takes_this_matchs_line(tmp_path: Path) -> None:

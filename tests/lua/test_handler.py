@@ -314,7 +314,7 @@ def test_nk_functions_and_conversions(tmp_path: Path) -> None:
     assert out["version"] == hashlib.md5(b'{"v":1}').hexdigest() and out["read"] == 1
     # the storage read was not in the recording: served from the in-memory storage, and reported as missing
     assert step.nondeterministic[:5] == recorded and step.nondeterministic[5].source == "storage_read"
-    assert [(d.field, d.replayed) for d in step.divergences] == [("nondeterministic", "5 used, 1 missing")]
+    assert [(d.field, d.b) for d in step.divergences] == [("nondeterministic", "5 used, 1 missing")]
 
 
 def test_dispatcher_calls_and_argument_errors(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from recorder.format import Presence
-from replay.diff import OutcomeDiff, PathDiff, field_diff
+from replay.diff import field_diff
+from replay.diff._calls import MatchDiff
+from replay.diff._state import path_json
 from replay.regression import RegressionRun, run_expectation
 from replay.report import (
     describe_data,
@@ -44,15 +46,29 @@ def test_values_in_reports_follow_one_convention() -> None:
     assert short("x" * 200) == repr("x" * 200)[:160] + "..." and short([1]) == "[1]"
 
 
-def test_every_divergence_record_writes_values_the_same_way() -> None:
-    """The runtime's divergence, the call diff's outcome field and the state diff's path agree on values."""
+def test_every_divergence_is_one_record_written_the_same_way() -> None:
+    """The replay's divergence from its recording, the diff's outcome fields and state paths are one record
+    type (``Divergence``), and their JSON writes values alike."""
     nan, data = float("nan"), b"\x00\x01"
-    runtime = Divergence(3, 7, "match_loop", "state", [nan, data], [0.0, data]).to_json()
-    outcome = OutcomeDiff("broadcasts", [nan, data], [0.0, data]).to_json()
-    assert runtime["recorded"] == outcome["a"] == ["NaN", "base64:AAE="]
-    state = PathDiff("x", nan, 0.0).to_json()
-    assert state["a"] == runtime["recorded"][0] == "NaN"
-    assert field_diff({"k": data}, {"k": b"\x00\x02"}).paths[0].to_json()["a"] == {"base64": "AAE="}
+    replayed = Divergence("broadcasts", [nan, data], [0.0, data], 7, "match_loop", 3)
+    assert replayed.to_json() == {
+        "index": 3,
+        "tick": 7,
+        "callback": "match_loop",
+        "field": "broadcasts",
+        "recorded": ["NaN", "base64:AAE="],
+        "replayed": [0.0, "base64:AAE="],
+    }
+    diff = MatchDiff("recorded", True, 4, "a", "b", 3, 7, "match_loop", outcomes=(replayed,))
+    assert diff.to_json()["outcomes"] == [
+        {"field": "broadcasts", "a": ["NaN", "base64:AAE="], "b": [0.0, "base64:AAE="]}
+    ]
+    path = field_diff({"k": data, "x": nan}, {"k": b"\x00\x02", "x": 0.0}).paths
+    assert all(type(p) is Divergence for p in path)
+    assert [path_json(p) for p in path] == [
+        {"path": "k", "a": {"base64": "AAE="}, "b": {"base64": "AAI="}},  # compared exactly: never shown as text
+        {"path": "x", "a": "NaN", "b": 0.0},
+    ]
 
 
 def test_formatting_returns_text_and_prints_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -306,7 +306,7 @@ def test_replay_follows_handler_and_reports_divergence() -> None:
     result = reproduce((HEADER, calls), PROBE)
     assert result.presences == ()
     assert not result.reproduced and result.outcome == "completed"
-    assert [(d.callback, d.field, d.recorded, d.replayed) for d in result.divergences][:2] == [
+    assert [(d.callback, d.field, d.a, d.b) for d in result.divergences][:2] == [
         ("match_join_attempt", "accept", True, False),
         ("match_join_attempt", "reason", None, "rejected by probe"),
     ]
