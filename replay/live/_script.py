@@ -156,9 +156,6 @@ class LiveScript:
     compare_until: int | None = None  # last tick whose deliveries are recorded (None: all; -1: none)
     uncompared: str = ""  # why deliveries after compare_until are unknown
 
-    def actor_of_session(self, session_id: str) -> str | None:
-        return self.sessions.get(session_id)
-
     @property
     def message_count(self) -> int:
         return sum(1 for a in self.actions if a.kind == "send")

@@ -92,10 +92,6 @@ class MatchDriver:
 
     # -- state --------------------------------------------------------------------------------------
     @property
-    def tick_number(self) -> int:
-        return self.runtime.tick
-
-    @property
     def stopped(self) -> bool:
         return self.runtime.stopped
 

@@ -100,15 +100,6 @@ class HangGuard:
             except CallbackHung:
                 raise CallbackHung() from None
 
-    @contextmanager
-    def watch(self) -> Iterator[None]:
-        """Run the body under the deadline; ``CallbackHung`` escapes from it when the limit passes."""
-        self.arm()
-        try:
-            yield
-        finally:
-            self.disarm()
-
     def close(self) -> None:
         self._stop.set()
 

@@ -131,7 +131,6 @@ class MatchRuntime:
         self.stopped = False
         self.stop_reason = ""
         self.crash: Crash | None = None
-        self.initialised = False
         self.pending_kicks: list[Presence] = []
         self.accepted: dict[str, bool] = {}  # session id -> verdict of the replayed join attempt
         self.index = 0
@@ -335,7 +334,6 @@ class MatchRuntime:
                 self.dispatcher.label = label
                 self.ctx["match_label"] = label
                 self.ctx["match_tick_rate"] = tick_rate
-                self.initialised = True
         if ok and state is None and self.crash is None:
             self._rule_error("match_init", 0, "Match initial state must not be nil")
         return self._finish(index, call, state, tick_rate=tick_rate, label=label)

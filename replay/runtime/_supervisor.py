@@ -565,13 +565,6 @@ def thread_worker(limits: Limits | None = None) -> HandlerProcess:
     return worker
 
 
-def close_thread_workers() -> None:
-    """End this thread's workers (an executor's threads call it as they finish)."""
-    for worker in (getattr(_local, "workers", None) or {}).values():
-        worker.close()
-    _local.workers = {}
-
-
 # -- replays ----------------------------------------------------------------------------------------------
 
 
