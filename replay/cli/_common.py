@@ -97,10 +97,10 @@ def print_json(obj: Any) -> None:
 
 
 def _default(o: Any) -> Any:
-    import base64
+    from recorder._b64 import b64
 
     if isinstance(o, (bytes, bytearray)):
-        return base64.b64encode(bytes(o)).decode("ascii")
+        return b64(bytes(o))
     if isinstance(o, (set, frozenset, tuple)):
         return list(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
