@@ -27,6 +27,7 @@
     ├── LiveReplayError                    a live Nakama refused or failed a step of a replay (url, step)
     ├── HandlerDied                        a supervised handler process hung, exited, was killed or ran out of
     │                                      memory (``death``: kind, callback, tick; ``replay.runtime.Death``)
+    ├── SliceError                         the state at a slice's first tick cannot be had (path, tick, reason)
     ├── MatchCheckFailed (AssertionError)  a fuzzed or stateful match broke a check (``replay.fuzz``)
     │   ├── HandlerCrashed                 a callback raised or hung (callback, tick, error, signature)
     │   ├── BroadcastToAbsentPresence      a broadcast named a presence that is not in the match
@@ -89,6 +90,7 @@ __all__ = [
     "ProfileError",
     "LiveReplayError",
     "HandlerDied",
+    "SliceError",
     "MatchCheckFailed",
     "HandlerCrashed",
     "BroadcastToAbsentPresence",
@@ -204,6 +206,16 @@ class HandlerDied(NakamaReplayError):
     def __init__(self, death: Death) -> None:
         self.death = death
         super().__init__(f"{death.describe()} {death.where}")
+
+
+class SliceError(NakamaReplayError):
+    """``nakama-replay slice`` cannot have the state at the slice's first tick: the replay before it crashed,
+    stopped or diverged, or the source recording is not complete before it. ``tick`` is where, ``reason``
+    what happened."""
+
+    def __init__(self, path: str, tick: int | None, reason: str) -> None:
+        self.path, self.tick, self.reason = path, tick, reason
+        super().__init__(f"{path}: cannot slice: {reason}")
 
 
 class MatchCheckFailed(NakamaReplayError, AssertionError):

@@ -41,6 +41,8 @@ EXIT_INTERNAL = 70  # a bug in nakama-replay (sysexits EX_SOFTWARE): never 1, wh
 COMMANDS: dict[str, str] = {
     "reproduce": "reproduce",
     "inspect": "inspect",
+    "view": "view",
+    "slice": "slice",
     "diff": "diff",
     "ingest": "ingest",
     "lua-check": "lua_check",

@@ -532,6 +532,10 @@ class LuaHandler(NkBinding):
     def restore_runtime_state(self, saved: Any) -> None:
         self._set_runtime_state(saved)
 
+    def state_from_value(self, value: Any) -> Any:
+        """A state given as plain data (a slice's resume point, ``replay.runtime._resume``) as Lua tables."""
+        return self._to_lua(value)
+
     def state_value(self, state: Any) -> Any:
         """The state as Nakama's JSON conversion sees it (what ``nk.json_encode(state)`` writes)."""
         return lua_to_plain(state, self._pointer_text)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
     from replay.runtime._isolation import fresh_imports, reproduce_isolated
     from replay.runtime._nk import Nk
     from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult
+    from replay.runtime._resume import ResumePoint, resume_point
     from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce
     from replay.runtime._signature import CrashSignature, LoggedCrash, lua_error_class, parse_crash_log_line, same_crash
     from replay.runtime._supervisor import Death, HandlerProcess, Limits, reproduce_supervised
@@ -43,6 +44,7 @@ __all__ = [
     "Nk",
     "ReplayOptions",
     "ReplayResult",
+    "ResumePoint",
     "StepResult",
     "Verdict",
     "decide",
@@ -54,6 +56,7 @@ __all__ = [
     "reproduce",
     "reproduce_isolated",
     "reproduce_supervised",
+    "resume_point",
     "same_crash",
 ]
 

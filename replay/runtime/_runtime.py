@@ -62,6 +62,7 @@ from replay.runtime._handlers import load_handler, recorded_handler
 from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
 from replay.runtime._nk import DerivedSources, Logger, Nk, Sources
 from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult, describe_call
+from replay.runtime._resume import resume_point
 from replay.runtime._verdict import decide
 
 __all__ = ["MatchRuntime", "ReplayOptions", "reproduce", "state_digest"]
@@ -320,6 +321,10 @@ class MatchRuntime:
         return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0
 
     def _init(self, index: int, call: InitCall) -> StepResult:
+        point = resume_point(self.header)
+        if point is not None:  # a slice: the match as it was at its first tick, not match_init
+            state = point.apply(self)
+            return self._finish(index, call, state, tick_rate=point.tick_rate, label=point.label)
         ok, result = self._invoke(
             "match_init", 0, call, self.handler.match_init, self.ctx, self.logger, self.nk, call.params
         )

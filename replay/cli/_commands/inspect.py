@@ -9,22 +9,29 @@ sequence), unsealed (the writer died or is still writing: the chunks before the 
 recording: no seal, so it cannot be proven complete). The counts cover the intact chunks before the first
 damage; --salvage reads every intact chunk after it too.
 
+--timeline prints a compact text timeline (a strip per player and op code, then joins, leaves,
+reconnects, kicks, signals, label updates and the crash in order) for the ticks --from-tick..--to-tick;
+--tick N prints everything recorded in tick N, payloads decoded (JSON pretty-printed, binary as hex).
+
 exit status: 0 complete, 2 bad input (not a recording, header unreadable), 3 not complete (the summary is
 still printed; --allow-incomplete makes it 0, --strict refuses before reading).
 
 examples:
   nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec
   nakama-replay inspect REC --strict          # a CI gate: exit 3 unless the recording is complete
-  nakama-replay inspect REC --salvage --json  # what survives past the damage"""
+  nakama-replay inspect REC --salvage --json  # what survives past the damage
+  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --timeline --from-tick 40
+  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --tick 58"""
 
 from __future__ import annotations
 
 import argparse
 
 from replay.cli._args import input_location
+from replay.cli._commands._inspect_timeline import add_timeline_arguments, run_timeline, wanted
 from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
 
-HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage"
+HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage; --timeline, --tick N"
 
 _REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 
@@ -33,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a .nkrec file: a path, or a URL (s3://, gs://, memory://, file://)")
     add_integrity_flags(p)
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
+    add_timeline_arguments(p)
     add_json_flag(p)
 
 
@@ -41,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     input_location(args.recording, "recording")
     integrity_gate(args.recording, args)
+    if wanted(args):
+        return run_timeline(args)
     s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
     status = 0 if s.integrity["complete"] or args.allow_incomplete else EXIT_INCOMPLETE
     if args.json:

@@ -1,0 +1,80 @@
+"""Write ticks A..B of a recording as a recording of their own, to share the minute before a crash
+instead of the whole match. The slice is a complete (sealed) recording that starts from the match as it
+was at tick A: `reproduce`, `diff`, `inspect` and `view` take it like any other.
+
+The state at A comes from the recording's snapshot of the loop before A when it has one (nothing runs),
+else from replaying the calls before A into the handler (--handler, or the one the header names when it
+lies inside the recording's folder), in a supervised handler process; that replay must not crash, stop
+or diverge from the recording before A. --replay-state replays even where a snapshot exists (a Python
+handler then gets its own values back: a snapshot holds numbers as float64).
+
+The output is written whole or not at all (OUT.incomplete.tmp, renamed at the end); its header keeps the
+source's handler path only when OUT is in the same folder.
+
+exit status: 0 written, 2 bad input (a range outside the recording, a replay that cannot reach A),
+130 interrupted.
+
+examples:
+  nakama-replay slice fixtures/recordings/arena-reconnect-crash.nkrec --from-tick 51 --to-tick 58 -o /tmp/last.nkrec
+  nakama-replay reproduce /tmp/last.nkrec --handler fixtures/handlers/arena.py      # the crash again, at 58
+  nakama-replay slice REC --from-tick 30 --to-tick 58 --handler fixtures/handlers/arena.py -o /tmp/s.nkrec"""
+
+from __future__ import annotations
+
+import argparse
+
+from replay.cli._args import count, handler_file, input_dir, input_file, output_file, whole
+from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+
+HELP = "write ticks A..B of a recording as a recording that starts from the state at A"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument("--from-tick", type=count, required=True, metavar="A", help="the slice's first tick")
+    p.add_argument("--to-tick", type=count, required=True, metavar="B", help="the slice's last tick")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nkrec", help="the slice to write (replaced if it exists)")
+    p.add_argument(
+        "--handler", help="handler to replay up to A when no snapshot gives the state (default: the header's)"
+    )
+    p.add_argument("--replay-state", action="store_true", help="replay up to A even where a snapshot would do")
+    p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
+    p.add_argument(
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
+    )
+    add_supervisor_flags(p)
+    add_json_flag(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.errors import OptionError
+    from replay.runtime._runtime import ReplayOptions
+    from replay.timeline._slicing import slice_recording
+
+    input_file(args.recording, "recording")
+    if args.handler:
+        handler_file(args.handler)
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
+    out = output_file(args.out, source=args.recording)
+    if args.from_tick > args.to_tick:
+        raise OptionError("--from-tick", args.from_tick, f"is after --to-tick {args.to_tick}")
+    options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args), module_path=args.module_path)
+    s = slice_recording(
+        args.recording,
+        out,
+        args.from_tick,
+        args.to_tick,
+        handler=args.handler,
+        replay_state=args.replay_state,
+        options=options,
+        limits=None if args.in_process else limits(args),
+    )
+    if args.json:
+        print_json(s.to_json())
+        return 0
+    print(
+        f"wrote {s.path}: ticks {s.from_tick}..{s.to_tick}, {s.calls} calls, state at {s.from_tick} from {s.state_from}"
+        + (f"; the crash at tick {s.crash['tick']} is in it" if s.crash else "")
+    )
+    return 0

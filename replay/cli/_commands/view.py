@@ -1,0 +1,147 @@
+"""Write a match timeline as one self-contained HTML page: on one axis of ticks, a lane per player (joins,
+leaves with their reason, reconnects as a new session of the same user, kicks, rejected join attempts),
+messages per op code, broadcasts, nondeterministic inputs consumed, signals, label updates, the crash
+with its error and traceback, and with --against or --diff-with the first divergent tick and its state
+paths. Zoom with the wheel, pan by dragging; hovering a tick shows its calls with their payloads decoded
+(JSON pretty-printed, binary as hex).
+
+The page needs no network and no install: open it from disk. Where the match is too big for every
+payload (--detail-budget, default 6M), it keeps the ticks nearest the crash, the divergence and presence
+changes, and says which command shows the others (inspect REC --tick N).
+
+Output: -o FILE, or by default REC's name with .html NEXT TO THE RECORDING (never the current folder),
+replaced if it exists.
+
+  --against B            the recording against a replay into handler B (diff --recorded); with
+                         --handler A: handler A against handler B over the same inputs (diff --against)
+  --diff-with REC2       two recordings of one match compared call by call (inputs, recorded outcomes,
+                         digests; state paths where both hold a snapshot): nothing is run
+
+exit status: 0 page written (a divergence is shown, not an error), 2 bad input, 3 incomplete recording
+refused (--strict), 130 interrupted.
+
+examples:
+  nakama-replay view fixtures/recordings/arena-reconnect-crash.nkrec -o /tmp/crash.html
+  nakama-replay view REC --handler fixtures/handlers/arena.py --against fixtures/handlers/arena_fixed.py
+  nakama-replay view prod.nkrec --diff-with recaptured.nkrec -o diff.html"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from replay.cli._args import byte_size, handler_file, input_dir, input_file, output_file
+from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+
+HELP = "write a match timeline as one HTML page (lanes, op codes, crash, divergence; opens from disk)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="FILE.html",
+        help="where to write the page (default: next to the recording, its name with .html)",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--against", metavar="HANDLER", help="mark the first divergence from a replay into HANDLER")
+    which.add_argument("--diff-with", metavar="REC2", help="mark the first call where REC2 differs from REC")
+    p.add_argument(
+        "--handler", metavar="A", help="with --against: compare handler A with HANDLER instead of the recording"
+    )
+    p.add_argument(
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
+    )
+    p.add_argument(
+        "--detail-budget",
+        type=byte_size,
+        default=None,
+        metavar="SIZE",
+        help="bytes of per-tick calls and payloads to embed for hovering (default 6M)",
+    )
+    add_supervisor_flags(p)
+    add_json_flag(p)
+
+
+def default_output(recording: str) -> Path:
+    """REC's name with ``.html``, next to the recording."""
+    return Path(recording).with_suffix(".html")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recorder.errors import OptionError
+    from recorder.format._atomic import atomic_output
+    from replay.runtime._runtime import ReplayOptions
+    from replay.timeline import _divergence as div
+    from replay.timeline._html import render_html
+    from replay.timeline._model import DEFAULT_DETAIL_BUDGET, build_timeline
+
+    input_file(args.recording, "recording")
+    if args.handler and not args.against:
+        raise OptionError("--handler", args.handler, "names side a of --against; give --against HANDLER too")
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
+    if args.against:
+        handler_file(args.against)
+    if args.handler:
+        handler_file(args.handler)
+    if args.diff_with:
+        input_file(args.diff_with, "recording")
+    out = output_file(args.out or default_output(args.recording), source=args.recording)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise OptionError("-o", str(out), "the page is HTML: name it FILE.html")
+    found = None
+    if args.against:
+        options = ReplayOptions(hang_timeout=hang_timeout(args), module_path=args.module_path)
+        found = div.against(
+            args.recording,
+            args.against,
+            args.handler,
+            options=options,
+            limits=None if args.in_process else limits(args),
+        )
+    elif args.diff_with:
+        found = div.between_recordings(args.recording, args.diff_with)
+    tl = build_timeline(args.recording, divergence=found, detail_budget=args.detail_budget or DEFAULT_DETAIL_BUDGET)
+    page = render_html(tl)
+    with atomic_output(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    size = out.stat().st_size
+    if args.json:
+        print_json(
+            {
+                "output": str(out),
+                "bytes": size,
+                "first_tick": tl.first_tick,
+                "last_tick": tl.last_tick,
+                "lanes": [lane.username or lane.user_id for lane in tl.lanes],
+                "series": list(tl.densities),
+                "crash": tl.crash,
+                "divergence": found,
+                "detail_ticks": len(tl.details),
+                "detail_ticks_total": tl.detail_ticks_total,
+                "damage": tl.damage,
+            }
+        )
+        return 0
+    print(
+        f"wrote {out} ({size / 1024:.0f} KiB): ticks {tl.first_tick}..{tl.last_tick}, {len(tl.lanes)} players"
+        + (f", crash at tick {tl.crash['tick']}" if tl.crash else "")
+    )
+    if found is not None:
+        if found.get("diverged"):
+            print(f"first divergence: {found.get('callback')} at tick {found.get('tick')}")
+        elif found.get("ended_early"):
+            print(f"no verdict: {found.get('note')}")
+        else:
+            print("no divergence" + (f": {found['note']}" if found.get("note") else ""))
+    if len(tl.details) < tl.detail_ticks_total:
+        print(
+            f"the page embeds the calls of {len(tl.details)} of {tl.detail_ticks_total} ticks (--detail-budget); "
+            f"the others: nakama-replay inspect {args.recording} --tick N",
+            file=sys.stderr,
+        )
+    print(f"open it in a browser: file://{out.resolve()}")
+    return 0

@@ -1,0 +1,327 @@
+"""Slices: ticks A..B of a recording as a recording of their own, so a user can share the minute before a
+crash instead of the whole match.
+
+A slice is a complete recording in the current format: the source's header with ``tags["slice"]``
+(``from_tick``, ``to_tick``, ``of_match``, ``of_file``, ``state_from`` and the ``resume`` point of
+``replay.runtime._resume``), then an ``InitCall`` at tick A whose recorded outcome is the tick rate, label and state
+digest at A, then every recorded call of ticks A..B as recorded, and the crash marker when it falls in
+the range. ``reproduce``, ``diff`` and ``inspect`` take it like any recording; the runtime starts it from
+the resume point (``MatchRuntime`` never calls ``match_init`` for it).
+
+The state at A comes from the recording when it holds a snapshot of the loop before A (the state after
+loop A-1 is the state at A; presences, label and join verdicts are followed from the recorded calls;
+nothing runs), else from replaying the calls before A into the handler (supervised), which must not
+crash, stop or diverge from the recording before A. A slice from the recording's first tick is the
+recording cut at B.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from recorder.errors import OptionError, RecordingError
+from recorder.format._atomic import atomic_output
+from recorder.format._model import (
+    Call,
+    CrashMarker,
+    InitCall,
+    JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
+    LoopCall,
+    Outcome,
+    Presence,
+    WireEvent,
+)
+from recorder.format._nkrec import RecordingWriter
+from replay.errors import SliceError
+from replay.runtime._resume import ResumePoint
+from replay.timeline._reading import open_for_reading
+
+__all__ = ["Slice", "slice_recording", "resume_by_replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """What ``slice_recording`` wrote."""
+
+    path: str
+    from_tick: int
+    to_tick: int
+    calls: int
+    state_from: str
+    crash: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": self.path,
+            "from_tick": self.from_tick,
+            "to_tick": self.to_tick,
+            "calls": self.calls,
+            "state_from": self.state_from,
+            "crash": self.crash,
+        }
+
+
+def _scan(path: str, a: int) -> dict[str, Any]:
+    """One pass over the recording: its span, its init call, and the match just before tick ``a`` as the
+    recorded calls say it (presences, label, join verdicts, the snapshot of the loop before ``a``)."""
+    out: dict[str, Any] = {
+        "first": None,
+        "last": None,
+        "init": None,
+        "crash": None,
+        "snapshot": None,
+        "digest": None,
+        "snapshot_ticks": [],
+        "label": "",
+        "tick_rate": 0,
+    }
+    presences: list[Presence] = []
+    accepted: dict[str, bool] = {}
+    with open_for_reading(path) as rec:
+        out["header"] = rec.header
+        for e in rec.events():
+            t = type(e)
+            if t is WireEvent:
+                raise RecordingError(
+                    f"{path}: a wire recording; slices are made of handler-call recordings "
+                    "(`nakama-replay convert` makes one)"
+                )
+            if t is CrashMarker:
+                out["crash"] = e
+                continue
+            tick = e.tick
+            out["first"] = tick if out["first"] is None else out["first"]
+            out["last"] = tick
+            o = e.outcome
+            if t is InitCall and out["init"] is None:
+                out["init"] = e
+                if o is not None:
+                    out["label"] = o.label or ""
+                    out["tick_rate"] = o.tick_rate or 0
+            if tick >= a:
+                continue
+            if o is not None and o.label_updates:
+                out["label"] = o.label_updates[-1]
+            if t is JoinAttemptCall and o is not None and o.accept is not None:
+                accepted[e.presence.session_id] = bool(o.accept)
+            elif t is JoinCall:
+                for p in e.presences:
+                    if accepted.get(p.session_id, True) and all(q.session_id != p.session_id for q in presences):
+                        presences.append(p)
+            elif t is LeaveCall:
+                for p in e.presences:
+                    for i, q in enumerate(presences):
+                        if q.session_id == p.session_id and q.node == p.node:
+                            presences[i] = presences[-1]
+                            presences.pop()
+                            break
+            elif t is LoopCall and o is not None and o.snapshot is not None:
+                out["snapshot_ticks"].append(tick)
+                if tick == a - 1:
+                    out["snapshot"], out["digest"] = o.snapshot, o.digest
+    out["presences"], out["accepted"] = presences, accepted
+    return out
+
+
+def resume_by_replay(recording: str, handler: str | None, a: int, options: Any) -> dict[str, Any]:
+    """Replay the calls before tick ``a`` into the handler and return the resume point as a tag (run in a
+    supervised handler process by ``slice_recording``). Raises ``SliceError`` when the replay crashes,
+    stops or diverges from the recording before ``a``."""
+    from replay.runtime._runtime import MatchRuntime, iter_steps, resolve_handler
+
+    with open_for_reading(recording) as rec:
+        loaded = resolve_handler(handler, rec.header, recording, options.module_path)
+        runtime = MatchRuntime(
+            loaded,
+            rec.header,
+            seed=options.seed,
+            hang_timeout=options.hang_timeout,
+            env=options.env,
+            digests="recorded",
+        )
+        calls = (e for e in rec.events() if type(e) is not CrashMarker and e.tick < a)
+        try:
+            for step in iter_steps(runtime, calls):
+                if step.divergences:
+                    d = step.divergences[0]
+                    raise SliceError(
+                        recording,
+                        d.tick,
+                        (
+                            f"the replay into {getattr(loaded, 'path', handler)} diverges from the recording before tick {a} "
+                            f"({d.callback} at tick {d.tick}: {d.field}), so its state at {a} is not the recorded match's; "
+                            "see `nakama-replay diff REC --recorded`"
+                        ),
+                    )
+                if runtime.stopped:
+                    what = (
+                        f"crashed ({runtime.crash.error})"
+                        if runtime.crash is not None
+                        else f"stopped ({runtime.stop_reason})"
+                    )
+                    raise SliceError(
+                        recording,
+                        step.call.tick,
+                        f"the replay {what} in {step.call.callback} at tick "
+                        f"{step.call.tick}, before tick {a}: the match has no state at {a}",
+                    )
+            if not runtime.initialised:
+                raise SliceError(recording, None, f"no match_init before tick {a}")
+            value = loaded.state_value(runtime.state)
+            getstate = getattr(runtime.sources, "getstate", None)
+            point = ResumePoint(
+                a,
+                runtime.tick_rate,
+                runtime.label,
+                value,
+                list(runtime.presences),
+                dict(runtime.accepted),
+                list(runtime.pending_kicks),
+                [[c, k, u, dict(obj)] for (c, k, u), obj in sorted(runtime.nk.storage.objects.items())],
+                _plain(getstate()) if getstate else None,
+            )
+            from replay.runtime._runtime import state_digest
+
+            return {
+                "point": point.to_tag(),
+                "digest": state_digest(value),
+                "handler": os.path.basename(getattr(loaded, "path", "") or str(handler)),
+            }
+        finally:
+            runtime.close()
+
+
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def slice_recording(
+    recording: str,
+    out: str | os.PathLike[str],
+    from_tick: int,
+    to_tick: int,
+    *,
+    handler: str | None = None,
+    replay_state: bool = False,
+    options: Any = None,
+    limits: Any = None,
+) -> Slice:
+    """Write ticks ``from_tick``..``to_tick`` of ``recording`` to ``out`` (see the module docstring).
+    ``replay_state`` replays to ``from_tick`` even where a snapshot would do; ``limits`` None runs the
+    handler in this process."""
+    from replay.runtime._runtime import ReplayOptions
+
+    options = options or ReplayOptions()
+    a, b = from_tick, to_tick
+    if a > b:
+        raise OptionError("--from-tick", a, f"is after --to-tick {b}")
+    info = _scan(recording, a)
+    first, last, crash = info["first"], info["last"], info["crash"]
+    if first is None:
+        raise RecordingError(f"{recording}: holds no handler calls to slice")
+    end = max(last, crash.tick) if crash is not None else last
+    if not first <= a <= end:
+        raise OptionError("--from-tick", a, f"outside the recording's ticks ({first}..{end})")
+    if crash is not None and a > crash.tick:
+        raise OptionError("--from-tick", a, f"after the crash at tick {crash.tick}: the match had stopped")
+    header = info["header"]
+    init = info["init"]
+    if init is None:
+        raise RecordingError(f"{recording}: no match_init call: the recording does not start a match")
+    tags = dict(header.tags) if isinstance(header.tags, dict) else {}
+    if isinstance(tags.get("slice"), dict):
+        raise RecordingError(f"{recording}: is itself a slice; slice the original recording")
+    meta: dict[str, Any] = {
+        "from_tick": a,
+        "to_tick": b,
+        "of_match": header.match_id,
+        "of_file": os.path.basename(recording),
+    }
+    first_call: Call
+    if a == first:
+        state_from = "the recording's start (no state needed)"
+        first_call = init
+    else:
+        if info["snapshot"] is not None and not replay_state:
+            state = msgpack.unpackb(info["snapshot"], raw=False, strict_map_key=False)
+            point = ResumePoint(a, info["tick_rate"], info["label"], state, info["presences"], info["accepted"])
+            digest = info["digest"]
+            state_from = f"the recording's snapshot after the loop of tick {a - 1}"
+        else:
+            if handler is None and not header.handler:
+                near = [t + 1 for t in info["snapshot_ticks"] if t < a][-3:]
+                hint = f" (it has snapshots for slices from ticks {', '.join(map(str, near))})" if near else ""
+                raise SliceError(
+                    recording,
+                    a,
+                    f"the recording holds no snapshot of the loop before tick {a}{hint}; "
+                    "pass --handler FILE to replay up to it",
+                )
+            got = _resume(recording, handler, a, options, limits)
+            point = _point(got["point"])
+            digest = got["digest"]
+            state_from = f"a replay into {got['handler']} up to tick {a}"
+        meta["resume"] = point.to_tag()
+        first_call = InitCall(init.params, Outcome(tick_rate=point.tick_rate, label=point.label, digest=digest), tick=a)
+    meta["state_from"] = state_from
+    tags["slice"] = meta
+    same_folder = Path(out).resolve().parent == Path(recording).resolve().parent
+    new_header = _replace_header(header, tags, header.handler if same_folder else "")
+    calls = 0
+    kept_crash = None
+    with atomic_output(out) as tmp, open_for_reading(recording) as rec, RecordingWriter(tmp, new_header) as w:
+        w.append(first_call)
+        for e in rec.events(from_tick=a if a > first else None):
+            if type(e) is CrashMarker:
+                if a <= e.tick <= b:
+                    w.append(e)
+                    kept_crash = {"callback": e.callback, "tick": e.tick, "error": e.error}
+                continue
+            if e is init or type(e) is InitCall:
+                continue
+            if e.tick > b:
+                break
+            if e.tick >= a:
+                w.append(e)
+                calls += 1
+    return Slice(str(out), a, b, calls + 1, state_from, kept_crash)
+
+
+def _replace_header(header: Any, tags: dict[str, Any], handler: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(header, tags=tags, handler=handler)
+
+
+def _point(tag: dict[str, Any]) -> ResumePoint:
+    from recorder.format._model import Header
+    from replay.runtime._resume import resume_point
+
+    point = resume_point(Header(tags={"slice": {"resume": tag}}))
+    assert point is not None
+    return point
+
+
+def _resume(recording: str, handler: str | None, a: int, options: Any, limits: Any) -> dict[str, Any]:
+    if limits is None:
+        return resume_by_replay(recording, handler, a, options)
+    from replay.errors import HandlerDied
+    from replay.runtime._supervisor import HandlerProcess
+
+    with HandlerProcess(limits) as worker:
+        try:
+            return worker.call("replay.timeline._slicing:resume_by_replay", recording, handler, a, options)  # type: ignore[no-any-return]
+        except HandlerDied as exc:
+            raise SliceError(
+                recording,
+                exc.death.tick,
+                f"the handler process {exc.death.kind} {exc.death.where} "
+                f"while replaying up to tick {a}: {exc.death.describe()}",
+            ) from None
