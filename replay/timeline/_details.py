@@ -33,7 +33,7 @@ from recorder.format._model import (
     SignalCall,
     TerminateCall,
 )
-from replay.timeline._reading import open_for_reading, read_chunks
+from replay.timeline._reading import open_for_reading
 
 __all__ = [
     "PAYLOAD_LIMIT",
@@ -43,7 +43,6 @@ __all__ = [
     "estimate",
     "choose_ticks",
     "read_details",
-    "tick_calls",
 ]
 
 PAYLOAD_LIMIT = 64 * 1024  # bytes of one payload kept in a detail
@@ -266,24 +265,3 @@ def read_details(
                 if done:
                     break
     return out
-
-
-def tick_calls(path: str | os.PathLike[str], tick: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Everything recorded at ``tick`` (calls in order, and a crash marker of that tick), and the damage met."""
-    damage: list[dict[str, Any]] = []
-    out: list[dict[str, Any]] = []
-    with open_for_reading(path) as rec:
-        chunks = read_chunks(rec, damage, tick, seek=True)
-        try:
-            for _, events in chunks:
-                past = False
-                for e in events:
-                    if e.tick == tick:
-                        out.append(describe(e))
-                    elif e.tick > tick and type(e) is not CrashMarker:
-                        past = True
-                if past:
-                    break
-        finally:
-            chunks.close()
-    return out, damage

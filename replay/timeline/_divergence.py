@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -55,6 +56,8 @@ def against(
                 result = worker.call(f"replay.diff._calls:{job}", *args)
             except HandlerDied as exc:
                 result = match_diff.died(job.removeprefix("diff_"), exc.death, *sides)
+    if result.integrity is None:  # a handler process died before the diff could say
+        result = match_diff.judge(result, recording, options)
     return result.to_json()
 
 
@@ -106,10 +109,35 @@ def _calls(rec: Any) -> Any:
 
 
 def between_recordings(
-    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], limit: int = 20
+    path_a: str | os.PathLike[str],
+    path_b: str | os.PathLike[str],
+    limit: int = 20,
+    *,
+    allow_incomplete: bool = False,
 ) -> dict[str, Any]:
     """The first call where two recordings differ (inputs, recorded outcomes, digests, state paths), as JSON
-    shaped like ``MatchDiff.to_json()`` with mode ``recordings``."""
+    shaped like ``MatchDiff.to_json()`` with mode ``recordings``. Only the intact parts are compared: when a
+    recording is not complete, ``status`` is ``incomplete`` (unless ``allow_incomplete``), ``integrity`` is
+    that recording's and a recording that merely ends sooner because of its cut is no divergence."""
+    from recorder.format._nkrec import verify
+
+    integrity = {"a": verify(path_a), "b": verify(path_b)}
+    found = _first_difference(path_a, path_b, limit, integrity)
+    side = "a" if not integrity["a"].complete else "b" if not integrity["b"].complete else None
+    if side is None:
+        out = found.to_json()
+        out["integrity"], out["integrity_b"] = integrity["a"].to_json(), integrity["b"].to_json()
+        return out
+    found = dataclasses.replace(found, integrity=integrity[side], incomplete=not allow_incomplete)
+    out = found.to_json()
+    out["integrity_note"] = f"recording {side} ({path_a if side == 'a' else path_b}): {out['integrity_note']}"
+    out["integrity"], out["integrity_b"] = integrity["a"].to_json(), integrity["b"].to_json()
+    return out
+
+
+def _first_difference(
+    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], limit: int, integrity: dict[str, Any]
+) -> Any:
     from replay.diff._calls import MatchDiff, OutcomeDiff
 
     label_a, label_b = f"recording {path_a}", f"recording {path_b}"
@@ -156,11 +184,21 @@ def between_recordings(
                     tuple(d for d in diffs if d.field != "digest" or state is None),
                     state,
                     note,
-                ).to_json()
+                )
             compared += 1
         rest = ("a", ca) if ca is not None else ("b", cb) if cb is not None else None
         if rest is not None:
             side, call = rest
+            other = "b" if side == "a" else "a"
+            if not integrity[other].complete:  # the other's intact part ends here: its cut, not a divergence
+                return MatchDiff(
+                    "recordings",
+                    False,
+                    compared,
+                    label_a,
+                    label_b,
+                    note=f"{compared} calls equal; recording {other}'s intact part ends there, recording {side} goes on",
+                )
             return MatchDiff(
                 "recordings",
                 True,
@@ -172,9 +210,19 @@ def between_recordings(
                 call.callback,
                 describe_call(call),
                 note=f"only recording {side} has this call: the other ends after {compared} calls",
-            ).to_json()
+            )
     ka, kb = crash["a"], crash["b"]
     key = lambda c: None if c is None else (c.callback, c.tick, c.error)  # noqa: E731
+    lost = [side for side, k in (("a", ka), ("b", kb)) if k is None and not integrity[side].complete]
+    if key(ka) != key(kb) and lost:  # the crash marker of an incomplete side may be in its missing part
+        return MatchDiff(
+            "recordings",
+            False,
+            compared,
+            label_a,
+            label_b,
+            note=f"{compared} calls equal; recording {lost[0]} has no crash marker in its intact part",
+        )
     if key(ka) != key(kb):
         where = ka or kb
         assert where is not None
@@ -189,10 +237,10 @@ def between_recordings(
             where.callback,
             outcomes=(OutcomeDiff("crash", _crash_text(ka), _crash_text(kb)),),
             note="the recordings end differently",
-        ).to_json()
+        )
     return MatchDiff(
         "recordings", False, compared, label_a, label_b, note=f"{compared} calls: equal inputs, outcomes and digests"
-    ).to_json()
+    )
 
 
 def _next_call(it: Any, crash: dict[str, Any], side: str) -> Call | None:

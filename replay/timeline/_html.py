@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from replay.timeline._model import REASONS, Timeline
+from replay.timeline._text import comparison_text
 
 __all__ = ["render_html"]
 
@@ -50,6 +51,12 @@ def _page_data(tl: Timeline) -> dict[str, Any]:
     return data
 
 
+def _comparison_line(d: dict[str, Any]) -> str:
+    text = f"{comparison_text(d)} ({d.get('a')} vs {d.get('b')})"
+    status = html.escape(str(d.get("status")))
+    return f'<div class="diverge-line" id="comparison" data-status="{status}">{html.escape(text)}</div>'
+
+
 def render_html(tl: Timeline, title: str | None = None) -> str:
     """The page for ``tl``."""
     r = tl.recording
@@ -77,16 +84,11 @@ def render_html(tl: Timeline, title: str | None = None) -> str:
             f"{html.escape(first)}</div>"
         )
     if tl.divergence:
-        d = tl.divergence
-        what = "first divergence" if not d.get("ended_early") else "not compared past"
+        lines.append(_comparison_line(tl.divergence))
+    if tl.integrity is not None and not tl.complete:
         lines.append(
-            f'<div class="diverge-line">{what} at tick {d.get("tick")} in {html.escape(str(d.get("callback")))}'
-            f" ({html.escape(str(d.get('a')))} vs {html.escape(str(d.get('b')))})</div>"
-        )
-    for d in tl.damage:
-        lines.append(
-            f'<div class="warn">damaged recording: {html.escape(d["kind"])} at byte offset {d["offset"]} '
-            f"(chunk {d['chunk']}): {html.escape(d['problem'])}; the timeline ends there</div>"
+            f'<div class="warn" id="integrity-warning">incomplete recording: only its intact part is shown '
+            f"({html.escape(tl.integrity.get('summary', ''))})</div>"
         )
     if tl.bucket > 1:
         lines.append(f'<div class="sub">densities summed over {tl.bucket} ticks per sample</div>')
@@ -97,7 +99,7 @@ def render_html(tl: Timeline, title: str | None = None) -> str:
     ]
     if tl.crash:
         buttons.append('<button id="go-crash" title="go to the crash (c)">crash</button>')
-    if tl.divergence:
+    if tl.divergence and tl.divergence.get("tick") is not None:
         buttons.append('<button id="go-divergence" title="go to the first divergence">divergence</button>')
     legend = (
         "<span>\u25b6 join</span> <span>R reconnect (a new session of the same user)</span>"

@@ -40,7 +40,7 @@ from recorder.format._model import (
     TerminateCall,
     WireEvent,
 )
-from replay.timeline._reading import open_for_reading, read_chunks
+from replay.timeline._reading import open_for_reading
 
 __all__ = [
     "REASONS",
@@ -118,6 +118,12 @@ class Timeline:
     detail_budget: int = DEFAULT_DETAIL_BUDGET
     damage: list[dict[str, Any]] = field(default_factory=list)
     slice: dict[str, Any] | None = None
+    integrity: dict[str, Any] | None = None  # recorder.format.Integrity.to_json(): only the intact part is drawn
+
+    @property
+    def complete(self) -> bool:
+        """Whether the recording is complete (sealed, every chunk intact): else the timeline is its intact part."""
+        return bool(self.integrity and self.integrity.get("complete"))
 
     @property
     def ticks(self) -> int:
@@ -145,6 +151,7 @@ class Timeline:
             "detail_ticks_total": self.detail_ticks_total,
             "damage": self.damage,
             "slice": self.slice,
+            "integrity": self.integrity,
         }
 
 
@@ -276,7 +283,7 @@ def build_timeline(
                 s = series[name] = _Series(first, bucket)  # type: ignore[arg-type]
             s.add(tick, n)
 
-        chunks = read_chunks(rec, tl.damage)
+        chunks = rec.chunks()
         for info, events in chunks:
             for e in events:
                 t = type(e)
@@ -399,7 +406,10 @@ def build_timeline(
             else:
                 continue
             break  # past to_tick
-        chunks.close()  # notes the damage met
+        chunks.close()
+        integrity = rec.integrity()
+        tl.integrity = integrity.to_json()
+        tl.damage = [d.to_json() for d in integrity.damage]
     if first is None:
         first = from_tick or 0
     if last is None:
@@ -417,8 +427,8 @@ def build_timeline(
         c = tl.crash
         first_line = c["error"].splitlines()[0] if c["error"] else "(no error text recorded)"
         tl.markers.append(Marker(c["tick"], "crash", f"crash in {c['callback']}: {first_line}", dict(c)))
+    tl.divergence = divergence  # the comparison's answer, also when it found none
     if divergence is not None and divergence.get("tick") is not None:
-        tl.divergence = divergence
         tl.markers.append(Marker(divergence["tick"], "divergence", _divergence_line(divergence), divergence))
     tl.markers.sort(key=lambda m: m.tick)
     tl.detail_ticks_total = len(tick_sizes)

@@ -13,6 +13,11 @@ loop A-1 is the state at A; presences, label and join verdicts are followed from
 nothing runs), else from replaying the calls before A into the handler (supervised), which must not
 crash, stop or diverge from the recording before A. A slice from the recording's first tick is the
 recording cut at B.
+
+Only a complete source makes a complete slice: an unsealed, damaged or version-1 source is refused
+(``IncompleteRecording``) unless ``allow_incomplete``; then the slice is cut from the source's intact part,
+its ``tags["slice"]`` names ``source_integrity`` and ``not_sliced``, and it is written without a seal, so
+that every reader of the slice knows it is incomplete too and no verdict is drawn from it silently.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 import msgpack
 
-from recorder.errors import OptionError, RecordingError
+from recorder.errors import IncompleteRecording, OptionError, RecordingError
 from recorder.format._atomic import atomic_output
 from recorder.format._model import (
     Call,
@@ -56,6 +61,8 @@ class Slice:
     calls: int
     state_from: str
     crash: dict[str, Any] | None
+    complete: bool = True  # False: cut from an incomplete source (allow_incomplete), written without a seal
+    source_integrity: dict[str, Any] | None = None  # the source's Integrity.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +72,8 @@ class Slice:
             "calls": self.calls,
             "state_from": self.state_from,
             "crash": self.crash,
+            "complete": self.complete,
+            "source_integrity": self.source_integrity,
         }
 
 
@@ -212,23 +221,30 @@ def slice_recording(
     replay_state: bool = False,
     options: Any = None,
     limits: Any = None,
+    allow_incomplete: bool = False,
 ) -> Slice:
     """Write ticks ``from_tick``..``to_tick`` of ``recording`` to ``out`` (see the module docstring).
     ``replay_state`` replays to ``from_tick`` even where a snapshot would do; ``limits`` None runs the
-    handler in this process."""
+    handler in this process; ``allow_incomplete`` slices the intact part of an incomplete recording into
+    an unsealed slice instead of refusing it."""
+    from recorder.format._nkrec import verify
     from replay.runtime._runtime import ReplayOptions
 
     options = options or ReplayOptions()
     a, b = from_tick, to_tick
     if a > b:
         raise OptionError("--from-tick", a, f"is after --to-tick {b}")
+    integrity = verify(recording)
+    if not integrity.complete and not allow_incomplete:  # a sealed slice must not hide a hole in its source
+        raise IncompleteRecording(str(recording), integrity)
     info = _scan(recording, a)
     first, last, crash = info["first"], info["last"], info["crash"]
     if first is None:
         raise RecordingError(f"{recording}: holds no handler calls to slice")
     end = max(last, crash.tick) if crash is not None else last
     if not first <= a <= end:
-        raise OptionError("--from-tick", a, f"outside the recording's ticks ({first}..{end})")
+        part = "" if integrity.complete else f" (its intact part: it is {integrity.state})"
+        raise OptionError("--from-tick", a, f"outside the recording's ticks ({first}..{end}){part}")
     if crash is not None and a > crash.tick:
         raise OptionError("--from-tick", a, f"after the crash at tick {crash.tick}: the match had stopped")
     header = info["header"]
@@ -271,6 +287,9 @@ def slice_recording(
         meta["resume"] = point.to_tag()
         first_call = InitCall(init.params, Outcome(tick_rate=point.tick_rate, label=point.label, digest=digest), tick=a)
     meta["state_from"] = state_from
+    if not integrity.complete:
+        meta["source_integrity"] = integrity.state
+        meta["not_sliced"] = integrity.missing()
     tags["slice"] = meta
     same_folder = Path(out).resolve().parent == Path(recording).resolve().parent
     new_header = _replace_header(header, tags, header.handler if same_folder else "")
@@ -291,7 +310,9 @@ def slice_recording(
             if e.tick >= a:
                 w.append(e)
                 calls += 1
-    return Slice(str(out), a, b, calls + 1, state_from, kept_crash)
+        if not integrity.complete:
+            w.abandon()  # what the source lacks, the slice may lack too: no seal
+    return Slice(str(out), a, b, calls + 1, state_from, kept_crash, integrity.complete, integrity.to_json())
 
 
 def _replace_header(header: Any, tags: dict[str, Any], handler: str) -> Any:

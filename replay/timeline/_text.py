@@ -23,7 +23,7 @@ from typing import Any
 from replay.timeline._details import payload_text
 from replay.timeline._model import REASONS, Timeline
 
-__all__ = ["format_timeline", "format_tick"]
+__all__ = ["format_timeline", "format_tick", "comparison_text"]
 
 _LEVELS = " .:-=+*#%@"
 
@@ -94,10 +94,8 @@ def format_timeline(tl: Timeline, width: int = 100) -> str:
     out.append("")
     events = _events(tl)
     out.extend(events or ["no joins, leaves, signals, label updates or crash in this range"])
-    for d in tl.damage:
-        out.append(
-            f"damage: {d['kind']} at byte offset {d['offset']} (chunk {d['chunk']}): {d['problem']}; the timeline ends there"
-        )
+    if tl.integrity is not None and not tl.complete:
+        out.append(f"INCOMPLETE recording, the timeline shows its intact part: {tl.integrity.get('summary')}")
     return "\n".join(out)
 
 
@@ -230,3 +228,18 @@ def _value_text(v: Any) -> str:
     if isinstance(v, dict) and set(v) >= {"b64", "size"} and set(v) <= {"b64", "size", "cut"}:
         return payload_text(v)
     return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def comparison_text(found: dict[str, Any]) -> str:
+    """A comparison's answer (``MatchDiff.to_json()``) in one line: where it first diverged, or that it did not,
+    and never more than its inputs allow (no verdict over an incomplete recording)."""
+    where = f"{found.get('callback')} at tick {found.get('tick')}"
+    if found.get("diverged"):
+        what = "diverged in the intact part" if found.get("status") == "incomplete" else "first divergence"
+        return f"{what}: {where}"
+    if found.get("ended_early"):
+        return f"not compared to the end: {found.get('note')}"
+    if found.get("status") == "incomplete":
+        return str(found.get("integrity_note"))
+    note = "; ".join(x for x in (found.get("note"), found.get("integrity_note")) if x)
+    return "no divergence" + (f": {note}" if note else "")

@@ -255,7 +255,7 @@ def test_view_against_marks_the_first_divergence_with_its_paths(
     assert d["diverged"] and d["tick"] == 58 and d["callback"] == "match_join"
     assert any(p["path"].startswith('sessions["be143068') for p in d["paths"])
     page = out.read_text()
-    assert '"mode":"against"' in page and "first divergence at tick 58 in match_join" in page
+    assert '"mode":"against"' in page and "first divergence: match_join at tick 58" in page
 
 
 def test_view_diff_with_a_second_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

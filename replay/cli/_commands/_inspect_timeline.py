@@ -8,7 +8,7 @@ import shutil
 from typing import Any
 
 from replay.cli._args import count
-from replay.cli._common import print_json
+from replay.cli._common import EXIT_INCOMPLETE, print_json
 
 __all__ = ["add_timeline_arguments", "wanted", "run_timeline"]
 
@@ -58,55 +58,76 @@ def wanted(args: argparse.Namespace) -> bool:
     return args.timeline or args.tick is not None
 
 
-def _check_range(path: str, first: int | None, last: int | None, asked: int, option: str) -> None:
+def _check_range(path: str, span: tuple[int | None, int | None, str], asked: int, option: str) -> None:
     from recorder.errors import OptionError
 
+    first, last, state = span
+    part = "" if state == "complete" else f" (its intact part: the recording is {state})"
     if first is None:
-        raise OptionError(option, asked, f"{path} holds no handler calls")
+        raise OptionError(option, asked, f"{path} holds no handler calls{part}")
     if not first <= asked <= last:  # type: ignore[operator]
-        raise OptionError(option, asked, f"outside the recording's ticks ({first}..{last})")
+        raise OptionError(option, asked, f"outside the recording's ticks ({first}..{last}){part}")
 
 
-def _span(path: str) -> tuple[int | None, int | None]:
-    """The first and last tick of the recording's calls (crash included), from one streaming pass."""
+def _span(path: str) -> tuple[int | None, int | None, str]:
+    """The first and last tick of the recording's intact calls (crash included) and its integrity state."""
     from recorder.format._summary import summarize
 
     s = summarize(path)
     last = s.last_tick
     if s.crash is not None and last is not None:
         last = max(last, s.crash["tick"])
-    return s.first_tick, last
+    return s.first_tick, last, s.integrity["state"]
 
 
 def run_timeline(args: argparse.Namespace) -> int:
     from replay.timeline._model import build_timeline
     from replay.timeline._text import format_tick, format_timeline
 
-    first, last = _span(args.recording)
+    span = _span(args.recording)
     if args.tick is not None:
-        _check_range(args.recording, first, last, args.tick, "--tick")
+        _check_range(args.recording, span, args.tick, "--tick")
         tl = build_timeline(args.recording, from_tick=args.tick, to_tick=args.tick, detail_budget=1 << 62)
         calls = tl.details.get(args.tick, [])
         present = _present(tl, args.tick)
         if args.json:
             print_json(
-                {"tick": args.tick, "presences": present, "calls": calls, "crash": tl.crash, "damage": tl.damage}
+                {
+                    "tick": args.tick,
+                    "presences": present,
+                    "calls": calls,
+                    "crash": tl.crash,
+                    "integrity": tl.integrity,
+                    "damage": tl.damage,
+                }
             )
         else:
             print(format_tick(args.tick, calls, present, tl.crash, tl.recording.get("tick_rate") or 0))
-        return 0
+            if not tl.complete:
+                print(f"INCOMPLETE recording: tick {args.tick} is shown from its intact part: {_summary(tl)}")
+        return _status(tl, args)
     for option, asked in (("--from-tick", args.from_tick), ("--to-tick", args.to_tick)):
         if asked is not None:
-            _check_range(args.recording, first, last, asked, option)
+            _check_range(args.recording, span, asked, option)
     tl = build_timeline(args.recording, from_tick=args.from_tick, to_tick=args.to_tick, detail_budget=0)
     if args.json:
         data: dict[str, Any] = tl.to_json()
         data.pop("details")
         print_json(data)
-        return 0
+        return _status(tl, args)
     width = args.width or min(120, shutil.get_terminal_size((100, 24)).columns) - 16
     print(format_timeline(tl, max(10, width)))
-    return 0
+    return _status(tl, args)
+
+
+def _status(tl: Any, args: argparse.Namespace) -> int:
+    """Exit 3 for an incomplete recording (what is shown is its intact part) unless --allow-incomplete, as
+    ``inspect``'s summary does."""
+    return 0 if tl.complete or args.allow_incomplete else EXIT_INCOMPLETE
+
+
+def _summary(tl: Any) -> str:
+    return str((tl.integrity or {}).get("summary", "integrity unknown"))
 
 
 def _present(tl: Any, tick: int) -> list[str]:

@@ -11,7 +11,13 @@ handler then gets its own values back: a snapshot holds numbers as float64).
 The output is written whole or not at all (OUT.incomplete.tmp, renamed at the end); its header keeps the
 source's handler path only when OUT is in the same folder.
 
-exit status: 0 written, 2 bad input (a range outside the recording, a replay that cannot reach A),
+Only a complete recording makes a complete slice: an unsealed, damaged or version-1 recording is
+refused (exit 3). With --allow-incomplete the slice is cut from its intact part and written WITHOUT a
+seal (its header's tags.slice names source_integrity and not_sliced), so `reproduce` and `inspect` of
+the slice say it is incomplete too.
+
+exit status: 0 written (with --allow-incomplete: also an unsealed slice, said on stderr), 2 bad input (a
+range outside the recording, a replay that cannot reach A), 3 the recording is not complete (refused),
 130 interrupted.
 
 examples:
@@ -22,9 +28,18 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 
 from replay.cli._args import count, handler_file, input_dir, input_file, output_file, whole
-from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.cli._common import (
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "write ticks A..B of a recording as a recording that starts from the state at A"
 
@@ -42,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
     )
+    add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
 
@@ -57,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
     out = output_file(args.out, source=args.recording)
+    integrity_gate(args.recording, args, refuse=True)  # exit 3 before any work unless complete or allowed
     if args.from_tick > args.to_tick:
         raise OptionError("--from-tick", args.from_tick, f"is after --to-tick {args.to_tick}")
     options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args), module_path=args.module_path)
@@ -69,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         replay_state=args.replay_state,
         options=options,
         limits=None if args.in_process else limits(args),
+        allow_incomplete=args.allow_incomplete,
     )
     if args.json:
         print_json(s.to_json())
@@ -77,4 +95,11 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {s.path}: ticks {s.from_tick}..{s.to_tick}, {s.calls} calls, state at {s.from_tick} from {s.state_from}"
         + (f"; the crash at tick {s.crash['tick']} is in it" if s.crash else "")
     )
+    if not s.complete:
+        assert s.source_integrity is not None
+        print(
+            f"INCOMPLETE: cut from the intact part of {args.recording} ({s.source_integrity['summary']}); "
+            "the slice is written without a seal, so it is incomplete too",
+            file=sys.stderr,
+        )
     return 0

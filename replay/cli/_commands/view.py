@@ -17,8 +17,12 @@ replaced if it exists.
   --diff-with REC2       two recordings of one match compared call by call (inputs, recorded outcomes,
                          digests; state paths where both hold a snapshot): nothing is run
 
-exit status: 0 page written (a divergence is shown, not an error), 2 bad input, 3 incomplete recording
-refused (--strict), 130 interrupted.
+An unsealed, damaged or version-1 recording is drawn as far as it is intact, under a banner saying what
+is missing, and the command exits 3 (0 with --allow-incomplete; --strict refuses it before drawing). A
+comparison over an incomplete recording shows what its intact part showed and draws no verdict.
+
+exit status: 0 page written (a divergence is shown, not an error), 2 bad input, 3 the recording (or
+REC2) is not complete: the page shows its intact part (refused with --strict), 130 interrupted.
 
 examples:
   nakama-replay view fixtures/recordings/arena-reconnect-crash.nkrec -o /tmp/crash.html
@@ -30,9 +34,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from replay.cli._args import byte_size, handler_file, input_dir, input_file, output_file
-from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, limits, print_json
+from replay.cli._common import (
+    EXIT_INCOMPLETE,
+    add_integrity_flags,
+    add_json_flag,
+    add_supervisor_flags,
+    hang_timeout,
+    integrity_gate,
+    limits,
+    print_json,
+)
 
 HELP = "write a match timeline as one HTML page (lanes, op codes, crash, divergence; opens from disk)"
 
@@ -61,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="bytes of per-tick calls and payloads to embed for hovering (default 6M)",
     )
+    add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
 
@@ -77,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.timeline import _divergence as div
     from replay.timeline._html import render_html
     from replay.timeline._model import DEFAULT_DETAIL_BUDGET, build_timeline
+    from replay.timeline._text import comparison_text
 
     input_file(args.recording, "recording")
     if args.handler and not args.against:
@@ -92,9 +108,14 @@ def run(args: argparse.Namespace) -> int:
     out = output_file(args.out or default_output(args.recording), source=args.recording)
     if out.suffix.lower() not in (".html", ".htm"):
         raise OptionError("-o", str(out), "the page is HTML: name it FILE.html")
+    integrity_gate(args.recording, args)  # --strict: exit 3 before any work unless complete
+    if args.diff_with:
+        integrity_gate(args.diff_with, args)
     found = None
     if args.against:
-        options = ReplayOptions(hang_timeout=hang_timeout(args), module_path=args.module_path)
+        options = ReplayOptions(
+            hang_timeout=hang_timeout(args), module_path=args.module_path, allow_incomplete=args.allow_incomplete
+        )
         found = div.against(
             args.recording,
             args.against,
@@ -103,12 +124,24 @@ def run(args: argparse.Namespace) -> int:
             limits=None if args.in_process else limits(args),
         )
     elif args.diff_with:
-        found = div.between_recordings(args.recording, args.diff_with)
+        found = div.between_recordings(args.recording, args.diff_with, allow_incomplete=args.allow_incomplete)
     tl = build_timeline(args.recording, divergence=found, detail_budget=args.detail_budget or DEFAULT_DETAIL_BUDGET)
     page = render_html(tl)
     with atomic_output(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     size = out.stat().st_size
+    incomplete: list[tuple[str, Any]] = [
+        (path, integ)
+        for path, integ in ((args.recording, tl.integrity), (args.diff_with, (found or {}).get("integrity_b")))
+        if integ is not None and not integ["complete"]
+    ]
+    status = EXIT_INCOMPLETE if incomplete and not args.allow_incomplete else 0
+    for path, integ in incomplete:
+        print(
+            f"{'INCOMPLETE' if status else 'incomplete (--allow-incomplete)'}: {path}: {integ['summary']}; "
+            "the page shows its intact part",
+            file=sys.stderr,
+        )
     if args.json:
         print_json(
             {
@@ -122,21 +155,18 @@ def run(args: argparse.Namespace) -> int:
                 "divergence": found,
                 "detail_ticks": len(tl.details),
                 "detail_ticks_total": tl.detail_ticks_total,
+                "integrity": tl.integrity,
+                "complete": not incomplete,
                 "damage": tl.damage,
             }
         )
-        return 0
+        return status
     print(
         f"wrote {out} ({size / 1024:.0f} KiB): ticks {tl.first_tick}..{tl.last_tick}, {len(tl.lanes)} players"
         + (f", crash at tick {tl.crash['tick']}" if tl.crash else "")
     )
     if found is not None:
-        if found.get("diverged"):
-            print(f"first divergence: {found.get('callback')} at tick {found.get('tick')}")
-        elif found.get("ended_early"):
-            print(f"no verdict: {found.get('note')}")
-        else:
-            print("no divergence" + (f": {found['note']}" if found.get("note") else ""))
+        print(comparison_text(found))
     if len(tl.details) < tl.detail_ticks_total:
         print(
             f"the page embeds the calls of {len(tl.details)} of {tl.detail_ticks_total} ticks (--detail-budget); "
@@ -144,4 +174,4 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"open it in a browser: file://{out.resolve()}")
-    return 0
+    return status
