@@ -9,46 +9,32 @@ that it stays small (about 30 KB).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))  # tests.common.browser: the browser test's Chromium setup
 
 
 def main() -> int:
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     from replay.cli import main as cli
+    from tests.common.browser import chromium_context, find_chromium
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--chromium", default=find_chromium(), help="the Chromium executable (default: on PATH)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         page_path = Path(tmp) / "crash.html"
         shot = Path(tmp) / "crash.png"
         if cli(["view", str(ROOT / "fixtures/recordings/arena-reconnect-crash.nkrec"), "-o", str(page_path)]) != 0:
             return 1
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                str(Path(tmp) / "profile"),
-                executable_path=args.chromium,
-                headless=True,
-                args=FLAGS,
-                viewport={"width": 1100, "height": 720},
-            )
+        if not args.chromium:
+            print("no Chromium: apt-get install chromium, or pass --chromium PATH", file=sys.stderr)
+            return 1
+        with chromium_context(args.chromium, viewport=(1100, 720)) as browser:
             page = browser.new_page()
             page.goto(page_path.as_uri())
             page.wait_for_function("window.nkTimeline && window.nkTimeline.ready")
@@ -56,7 +42,6 @@ def main() -> int:
             page.mouse.move(box["x"] + page.evaluate("nkTimeline.xOf(58)"), box["y"] + 100)
             page.wait_for_function("document.getElementById('details').dataset.tick === '58'")
             page.screenshot(path=str(shot))
-            browser.close()
         out = ROOT / "docs" / "timeline-crash.png"
         Image.open(shot).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
     print(f"wrote {out} ({out.stat().st_size} bytes)")

@@ -9,9 +9,6 @@ chromium when it runs as root with apt). ``NKREPLAY_CHROMIUM`` names another exe
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,38 +16,14 @@ from typing import Any
 import pytest
 
 from replay.cli import main
+from tests.common.browser import chromium_context, find_chromium
 from tests.common.paths import ROOT
 
 CRASH = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
 HANDLERS = ROOT / "fixtures" / "handlers"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str | None:
-    wanted = os.environ.get("NKREPLAY_CHROMIUM")
-    if wanted:
-        return wanted if Path(wanted).is_file() else None
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
-)
+pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
 pytest.importorskip("PIL", reason="Pillow is not installed (the screenshot check decodes the PNG with it)")
-CHROMIUM = _chromium()
+CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium executable (apt-get install chromium, or set NKREPLAY_CHROMIUM)"
 )
@@ -58,16 +31,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    profile = tempfile.mkdtemp(prefix="nkreplay-chromium-")
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1200, "height": 800}
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    assert CHROMIUM is not None
+    with chromium_context(CHROMIUM) as context:
+        yield context
 
 
 def _open(browser: Any, page_path: Path) -> tuple[Any, list[str]]:
