@@ -22,6 +22,7 @@ that every reader of the slice knows it is incomplete too and no verdict is draw
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,22 @@ class Slice:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Nearest:
+    """The latest recorded snapshot before the loop of tick A-1, with the match as the calls say it then."""
+
+    tick: int  # the loop the snapshot follows
+    snapshot: bytes
+    digest: int | None
+    label: str
+    presences: list[Presence]
+    accepted: dict[str, bool]
+
+    def point(self, tick_rate: int) -> ResumePoint:
+        state = msgpack.unpackb(self.snapshot, raw=False, strict_map_key=False)
+        return ResumePoint(self.tick + 1, tick_rate, self.label, state, self.presences, self.accepted)
+
+
 def _scan(path: str, a: int) -> dict[str, Any]:
     """One pass over the recording: its span, its init call, and the match just before tick ``a`` as the
     recorded calls say it (presences, label, join verdicts, the snapshot of the loop before ``a``)."""
@@ -88,6 +105,7 @@ def _scan(path: str, a: int) -> dict[str, Any]:
         "snapshot": None,
         "digest": None,
         "snapshot_ticks": [],
+        "nearest": None,
         "label": "",
         "tick_rate": 0,
     }
@@ -135,27 +153,53 @@ def _scan(path: str, a: int) -> dict[str, Any]:
                 out["snapshot_ticks"].append(tick)
                 if tick == a - 1:
                     out["snapshot"], out["digest"] = o.snapshot, o.digest
+                else:  # a loop is the last call of its tick: the match as it is now is the match at tick + 1
+                    out["nearest"] = _Nearest(tick, o.snapshot, o.digest, out["label"], list(presences), dict(accepted))
     out["presences"], out["accepted"] = presences, accepted
     return out
 
 
-def resume_by_replay(recording: str, handler: str | None, a: int, options: Any) -> dict[str, Any]:
+def resume_by_replay(
+    recording: str, handler: str | None, a: int, options: Any, start: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Replay the calls before tick ``a`` into the handler and return the resume point as a tag (run in a
-    supervised handler process by ``slice_recording``). Raises ``SliceError`` when the replay crashes,
-    stops or diverges from the recording before ``a``."""
+    supervised handler process by ``slice_recording``): from the match's start, or from ``start`` (``point``:
+    a resume point tag at a recorded snapshot, ``digest``: its recorded state digest), the match taken over
+    there as a slice's is. Raises ``SliceError`` when the replay crashes, stops or diverges from the
+    recording before ``a``."""
+    from recorder.format._model import InitCall as Init
     from replay.runtime._runtime import MatchRuntime, iter_steps, resolve_handler
 
     with open_for_reading(recording) as rec:
         loaded = resolve_handler(handler, rec.header, recording, options.module_path)
+        header = rec.header
+        calls: Any = (e for e in rec.events() if type(e) is not CrashMarker and e.tick < a)
+        if start is not None:
+            point = start["point"]
+            tags = dict(header.tags) if isinstance(header.tags, dict) else {}
+            header = _replace_header(header, {**tags, "slice": {"resume": point}}, header.handler)
+            init = next((e for e in rec.events() if type(e) is Init), None)
+            if init is None:
+                raise SliceError(recording, None, f"no match_init before tick {a}")
+            first = Init(
+                init.params,
+                Outcome(tick_rate=point["tick_rate"], label=point["label"], digest=start["digest"]),
+                tick=point["tick"],
+            )
+            later = (
+                e
+                for e in rec.events(from_tick=point["tick"])
+                if type(e) not in (CrashMarker, Init) and point["tick"] <= e.tick < a
+            )
+            calls = itertools.chain((first,), later)
         runtime = MatchRuntime(
             loaded,
-            rec.header,
+            header,
             seed=options.seed,
             hang_timeout=options.hang_timeout,
             env=options.env,
             digests="recorded",
         )
-        calls = (e for e in rec.events() if type(e) is not CrashMarker and e.tick < a)
         try:
             for step in iter_steps(runtime, calls):
                 if step.divergences:
@@ -280,10 +324,9 @@ def slice_recording(
                     f"the recording holds no snapshot of the loop before tick {a}{hint}; "
                     "pass --handler FILE to replay up to it",
                 )
-            got = _resume(recording, handler, a, options, limits)
+            got, state_from = _state_by_replay(recording, handler, a, options, limits, info, replay_state)
             point = _point(got["point"])
             digest = got["digest"]
-            state_from = f"a replay into {got['handler']} up to tick {a}"
         meta["resume"] = point.to_tag()
         first_call = InitCall(init.params, Outcome(tick_rate=point.tick_rate, label=point.label, digest=digest), tick=a)
     meta["state_from"] = state_from
@@ -330,15 +373,40 @@ def _point(tag: dict[str, Any]) -> ResumePoint:
     return point
 
 
-def _resume(recording: str, handler: str | None, a: int, options: Any, limits: Any) -> dict[str, Any]:
+def _state_by_replay(
+    recording: str, handler: str | None, a: int, options: Any, limits: Any, info: dict[str, Any], replay_state: bool
+) -> tuple[dict[str, Any], str]:
+    """The resume point at ``a`` by replaying into the handler: from the nearest recorded snapshot before it
+    (the calls after the snapshot only), else, or when that replay cannot reach ``a``, from the start."""
+    nearest: _Nearest | None = info["nearest"]
+    if nearest is not None and not replay_state:
+        start = {"point": nearest.point(info["tick_rate"]).to_tag(), "digest": nearest.digest}
+        try:
+            got = _resume(recording, handler, a, options, limits, start)
+        except SliceError as exc:
+            why = f" (from the snapshot after tick {nearest.tick} it could not: {exc.reason})"
+        else:
+            return got, (
+                f"the recording's snapshot after the loop of tick {nearest.tick}, then a replay into "
+                f"{got['handler']} of ticks {nearest.tick + 1}..{a - 1}"
+            )
+    else:
+        why = ""
+    got = _resume(recording, handler, a, options, limits)
+    return got, f"a replay into {got['handler']} up to tick {a}{why}"
+
+
+def _resume(
+    recording: str, handler: str | None, a: int, options: Any, limits: Any, start: dict[str, Any] | None = None
+) -> dict[str, Any]:
     if limits is None:
-        return resume_by_replay(recording, handler, a, options)
+        return resume_by_replay(recording, handler, a, options, start)
     from replay.errors import HandlerDied
     from replay.runtime._supervisor import HandlerProcess
 
     with HandlerProcess(limits) as worker:
         try:
-            return worker.call("replay.timeline._slicing:resume_by_replay", recording, handler, a, options)  # type: ignore[no-any-return]
+            return worker.call("replay.timeline._slicing:resume_by_replay", recording, handler, a, options, start)  # type: ignore[no-any-return]
         except HandlerDied as exc:
             raise SliceError(
                 recording,

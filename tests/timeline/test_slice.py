@@ -3,13 +3,15 @@ recording's snapshot, or replayed into the handler), which `reproduce` replays t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 
+import msgpack
 import pytest
 
-from recorder import Header, InitCall, LoopCall, Outcome, read_events, verify
+from recorder import Header, InitCall, LoopCall, Outcome, read_events, verify, write_recording
 from recorder.errors import RecordingError
 from replay.cli import main
 from replay.runtime import reproduce
@@ -52,12 +54,41 @@ def test_slice_from_a_snapshot_reproduces_the_crash(tmp_path: Path, capsys: pyte
 def test_slice_by_replaying_the_handler_up_to_a(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "s.nkrec"
     s = _slice(capsys, str(CRASH), "--from-tick", "45", "--to-tick", "58", "-o", str(out), "--handler", str(ARENA))
-    assert s["state_from"] == "a replay into arena.py up to tick 45"
+    assert s["state_from"] == (
+        "the recording's snapshot after the loop of tick 40, then a replay into arena.py of ticks 41..44"
+    )
+    # from the nearest snapshot, the same match at 45 as a replay from the start gives
+    whole = tmp_path / "whole.nkrec"
+    argv = ["--from-tick", "45", "--to-tick", "58", "-o", str(whole), "--handler", str(ARENA), "--replay-state"]
+    assert _slice(capsys, str(CRASH), *argv)["state_from"] == "a replay into arena.py up to tick 45"
+    (near_header, near_events), (whole_header, whole_events) = read_events(out), read_events(whole)
+    assert near_header.tags["slice"]["resume"] == whole_header.tags["slice"]["resume"]
+    assert near_events == whole_events
     result = reproduce(out, str(ARENA))
     assert result.reproduced and result.crash is not None and result.crash.tick == 58 and result.divergence_count == 0
     # a handler that does something else from the resumed state diverges (the slice carries outcomes)
     fixed = reproduce(out, str(ROOT / "fixtures" / "handlers" / "arena_fixed.py"))
     assert not fixed.reproduced
+
+
+def test_a_snapshot_that_does_not_fit_falls_back_to_a_replay_from_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header, events = read_events(CRASH)
+    bogus = msgpack.packb({"not": "the arena"})
+    events = [
+        dataclasses.replace(e, outcome=dataclasses.replace(e.outcome, snapshot=bogus))
+        if isinstance(e, LoopCall) and e.tick == 40
+        else e
+        for e in events
+    ]
+    source = tmp_path / "bad-snapshot.nkrec"
+    write_recording(source, header, events)
+    out = tmp_path / "s.nkrec"
+    s = _slice(capsys, str(source), "--from-tick", "45", "--to-tick", "58", "-o", str(out), "--handler", str(ARENA))
+    assert s["state_from"].startswith("a replay into arena.py up to tick 45 (from the snapshot after tick 40 it ")
+    assert "digest" in s["state_from"], s["state_from"]
+    assert reproduce(out, str(ARENA)).reproduced
 
 
 def test_slice_of_a_lua_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

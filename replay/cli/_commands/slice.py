@@ -3,10 +3,11 @@ instead of the whole match. The slice is a complete (sealed) recording that star
 was at tick A: `reproduce`, `diff`, `inspect` and `view` take it like any other.
 
 The state at A comes from the recording's snapshot of the loop before A when it has one (nothing runs),
-else from replaying the calls before A into the handler (--handler, or the one the header names when it
-lies inside the recording's folder), in a supervised handler process; that replay must not crash, stop
-or diverge from the recording before A. --replay-state replays even where a snapshot exists (a Python
-handler then gets its own values back: a snapshot holds numbers as float64).
+else from replaying into the handler (--handler, or the one the header names when it lies inside the
+recording's folder), in a supervised handler process: the calls after the nearest snapshot before A
+when there is one, else (or when that snapshot does not fit) every call before A. That replay must not
+crash, stop or diverge from the recording before A. --replay-state replays from the start even where a
+snapshot exists (a Python handler then gets its own values back: a snapshot holds numbers as float64).
 
 The output is written whole or not at all (OUT.incomplete.tmp, renamed at the end); its header keeps the
 source's handler path only when OUT is in the same folder.
@@ -50,9 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to-tick", type=count, required=True, metavar="B", help="the slice's last tick")
     p.add_argument("-o", "--out", required=True, metavar="OUT.nkrec", help="the slice to write (replaced if it exists)")
     p.add_argument(
-        "--handler", help="handler to replay up to A when no snapshot gives the state (default: the header's)"
+        "--handler",
+        help="handler to replay up to A when no snapshot of the loop before A gives the state (default: the header's)",
     )
-    p.add_argument("--replay-state", action="store_true", help="replay up to A even where a snapshot would do")
+    p.add_argument(
+        "--replay-state",
+        action="store_true",
+        help="replay from the match's start up to A even where a snapshot would do",
+    )
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     p.add_argument(
         "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
