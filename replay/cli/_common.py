@@ -12,6 +12,7 @@ from replay.cli._args import byte_size, seconds
 __all__ = [
     "EXIT_INCOMPLETE",
     "add_integrity_flags",
+    "default_output_dir",
     "add_json_flag",
     "add_redact_flag",
     "add_supervisor_flags",
@@ -23,6 +24,16 @@ __all__ = [
 
 #: the exit status of a command that drew no verdict because a recording is not complete
 EXIT_INCOMPLETE = 3
+
+
+def default_output_dir(name: str) -> str:
+    """Where a command writes when no ``-o/--out`` is given: ``$XDG_DATA_HOME/nakama-replay/NAME``
+    (``~/.local/share/nakama-replay/NAME`` when XDG_DATA_HOME is unset), never the current folder. The
+    command prints it."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "nakama-replay", name)
 
 
 def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]

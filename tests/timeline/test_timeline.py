@@ -205,19 +205,20 @@ def test_html_is_self_contained_and_script_safe(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def test_view_writes_next_to_the_recording_by_default(
+def test_view_without_out_writes_to_the_documented_folder_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rec = tmp_path / "recs" / "crash.nkrec"
-    rec.parent.mkdir()
+    rec = tmp_path / "crash.nkrec"
     shutil.copy(CRASH, rec)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    assert main(["view", str(rec), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["output"] == str(rec.with_suffix(".html")) and rec.with_suffix(".html").is_file()
-    assert list(work.iterdir()) == []  # nothing written into the current folder
+    monkeypatch.chdir(tmp_path)  # the recording is in the current folder: the page still is not
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert main(["view", "crash.nkrec", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    page = tmp_path / "data" / "nakama-replay" / "view" / "crash.html"
+    assert out["output"] == str(page) and page.is_file()
+    assert f"no -o/--out given: writing {page}" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crash.nkrec", "data"]  # nothing in the current folder
     assert out["crash"]["tick"] == 58 and out["lanes"] == ["alice", "bob", "cho"]
 
 

@@ -43,6 +43,16 @@ from replay.cli._common import (
 )
 
 HELP = "write ticks A..B of a recording as a recording that starts from the state at A"
+#: for the shared --help epilog (issue 15 step B4); the docstring says the same until that lands
+EXAMPLES = (
+    "nakama-replay slice fixtures/recordings/arena-reconnect-crash.nkrec --from-tick 51 --to-tick 58 -o /tmp/last.nkrec",
+    "nakama-replay reproduce /tmp/last.nkrec --handler fixtures/handlers/arena.py      # the crash again, at 58",
+)
+EXIT_CODES = {
+    0: "written (with --allow-incomplete also an unsealed slice of an incomplete recording, said on stderr)",
+    2: "bad input (a range outside the recording, a replay that cannot reach A)",
+    3: "the recording is not complete: refused (--allow-incomplete slices its intact part, unsealed)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

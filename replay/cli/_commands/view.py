@@ -9,8 +9,9 @@ The page needs no network and no install: open it from disk. Where the match is 
 payload (--detail-budget, default 6M), it keeps the ticks nearest the crash, the divergence and presence
 changes, and says which command shows the others (inspect REC --tick N).
 
-Output: -o FILE, or by default REC's name with .html NEXT TO THE RECORDING (never the current folder),
-replaced if it exists.
+Output: -o FILE.html, or by default REC's name with .html in $XDG_DATA_HOME/nakama-replay/view
+(~/.local/share/nakama-replay/view), never the current folder; the path is printed, and a page already
+there is replaced.
 
   --against B            the recording against a replay into handler B (diff --recorded); with
                          --handler A: handler A against handler B over the same inputs (diff --against)
@@ -42,6 +43,7 @@ from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_supervisor_flags,
+    default_output_dir,
     hang_timeout,
     integrity_gate,
     limits,
@@ -49,6 +51,18 @@ from replay.cli._common import (
 )
 
 HELP = "write a match timeline as one HTML page (lanes, op codes, crash, divergence; opens from disk)"
+#: for the shared --help epilog (issue 15 step B4); the docstring says the same until that lands
+EXAMPLES = (
+    "nakama-replay view fixtures/recordings/arena-reconnect-crash.nkrec -o /tmp/crash.html",
+    "nakama-replay view REC --handler fixtures/handlers/arena.py --against fixtures/handlers/arena_fixed.py",
+    "nakama-replay view prod.nkrec --diff-with recaptured.nkrec -o diff.html",
+)
+EXIT_CODES = {
+    0: "page written (a divergence is shown, not an error)",
+    2: "bad input (not a handler-call recording, an -o that is not .html, a handler that does not load)",
+    3: "the recording (or REC2) is not complete: the page shows its intact part (--allow-incomplete: 0; "
+    "--strict refuses before drawing)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-o",
         "--out",
         metavar="FILE.html",
-        help="where to write the page (default: next to the recording, its name with .html)",
+        help="where to write the page (default: $XDG_DATA_HOME/nakama-replay/view/REC.html, printed)",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--against", metavar="HANDLER", help="mark the first divergence from a replay into HANDLER")
@@ -81,8 +95,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def default_output(recording: str) -> Path:
-    """REC's name with ``.html``, next to the recording."""
-    return Path(recording).with_suffix(".html")
+    """REC's name with ``.html`` in the view's default folder (``default_output_dir``), which is created."""
+    folder = Path(default_output_dir("view"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / Path(recording).with_suffix(".html").name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
         handler_file(args.handler)
     if args.diff_with:
         input_file(args.diff_with, "recording")
-    out = output_file(args.out or default_output(args.recording), source=args.recording)
+    if args.out is None:
+        out = output_file(default_output(args.recording), source=args.recording)
+        print(f"no -o/--out given: writing {out}", file=sys.stderr, flush=True)
+    else:
+        out = output_file(args.out, source=args.recording)
     if out.suffix.lower() not in (".html", ".htm"):
         raise OptionError("-o", str(out), "the page is HTML: name it FILE.html")
     integrity_gate(args.recording, args)  # --strict: exit 3 before any work unless complete
