@@ -175,6 +175,13 @@ def script_from_events(path: str, header: Header, events: list[Any], *, tick_rat
         return _from_wire(path, header, wire, tick_rate)
     if not calls:
         raise RecordingError(f"{path}: the recording holds no calls and no wire events: nothing to replay")
+    slice_tag = header.tags.get("slice") if isinstance(header.tags, dict) else None
+    if isinstance(slice_tag, dict) and slice_tag.get("resume") is not None:
+        raise RecordingError(
+            f"{path}: a slice starting at tick {slice_tag.get('from_tick')} (of {slice_tag.get('of_file')}): a real "
+            "Nakama cannot start a match mid-way; replay the original recording live, or the slice with "
+            "`nakama-replay reproduce`"
+        )
     return _from_calls(path, header, calls, tick_rate)
 
 

@@ -195,3 +195,12 @@ def test_the_slice_is_a_sealed_complete_recording(tmp_path: Path, capsys: pytest
         assert state.complete, state.describe()
         assert main(["inspect", str(out), "--strict"]) == 0, capsys.readouterr().err
         capsys.readouterr()
+
+
+def test_live_refuses_a_slice_before_connecting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s.nkrec"
+    _slice(capsys, str(CRASH), "--from-tick", "51", "--to-tick", "58", "-o", str(out))
+    # port 9 (discard) on 127.0.0.1: refused before any connection is tried, so nothing listens there
+    code = main(["live", str(out), "--nakama", "http://127.0.0.1:9", "--out", str(tmp_path / "live")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot start a match mid-way" in err and "tick 51" in err, err
