@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from replay.cli._args import byte_size, seconds
@@ -13,6 +15,8 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "add_integrity_flags",
     "default_output_dir",
+    "SHARED_EXIT_CODES",
+    "epilog",
     "add_json_flag",
     "add_redact_flag",
     "add_supervisor_flags",
@@ -24,6 +28,35 @@ __all__ = [
 
 #: the exit status of a command that drew no verdict because a recording is not complete
 EXIT_INCOMPLETE = 3
+
+
+#: the exit codes every command shares, added to each command's own in its --help epilog
+SHARED_EXIT_CODES: dict[int, str] = {
+    2: "bad input or a usage mistake: one line on stderr naming the file, option, offset, line, tick or field "
+    "(with --json also a JSON object on stdout)",
+    70: "a bug in nakama-replay: its traceback is printed (please report it)",
+    130: "interrupted (Ctrl-C)",
+}
+
+
+def epilog(examples: Sequence[str], exit_codes: Mapping[int, str]) -> str:
+    """The ``--help`` epilog of a command: its examples, then its exit codes (the command's own meanings, and
+    the shared ones it does not word itself), so every command's help ends the same way."""
+    if not examples:
+        raise ValueError("a command's --help needs at least one example")
+    lines = ["Example:", *(f"  {example}" for example in examples), "", "Exit codes:"]
+    codes = {**SHARED_EXIT_CODES, **exit_codes}
+    for code in sorted(codes):
+        lines.append(
+            textwrap.fill(
+                codes[code],
+                width=100,
+                initial_indent=f"  {code:<4} ",
+                subsequent_indent=" " * 7,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(lines)
 
 
 def default_output_dir(name: str) -> str:

@@ -15,16 +15,7 @@ source's handler path only when OUT is in the same folder.
 Only a complete recording makes a complete slice: an unsealed, damaged or version-1 recording is
 refused (exit 3). With --allow-incomplete the slice is cut from its intact part and written WITHOUT a
 seal (its header's tags.slice names source_integrity and not_sliced), so `reproduce` and `inspect` of
-the slice say it is incomplete too.
-
-exit status: 0 written (with --allow-incomplete: also an unsealed slice, said on stderr), 2 bad input (a
-range outside the recording, a replay that cannot reach A), 3 the recording is not complete (refused),
-130 interrupted.
-
-examples:
-  nakama-replay slice fixtures/recordings/arena-reconnect-crash.nkrec --from-tick 51 --to-tick 58 -o /tmp/last.nkrec
-  nakama-replay reproduce /tmp/last.nkrec --handler fixtures/handlers/arena.py      # the crash again, at 58
-  nakama-replay slice REC --from-tick 30 --to-tick 58 --handler fixtures/handlers/arena.py -o /tmp/s.nkrec"""
+the slice say it is incomplete too."""
 
 from __future__ import annotations
 
@@ -36,6 +27,7 @@ from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_supervisor_flags,
+    epilog,
     hang_timeout,
     integrity_gate,
     limits,
@@ -43,7 +35,6 @@ from replay.cli._common import (
 )
 
 HELP = "write ticks A..B of a recording as a recording that starts from the state at A"
-#: for the shared --help epilog (issue 15 step B4); the docstring says the same until that lands
 EXAMPLES = (
     "nakama-replay slice fixtures/recordings/arena-reconnect-crash.nkrec --from-tick 51 --to-tick 58 -o /tmp/last.nkrec",
     "nakama-replay reproduce /tmp/last.nkrec --handler fixtures/handlers/arena.py      # the crash again, at 58",
@@ -76,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
+    p.epilog = epilog(EXAMPLES, EXIT_CODES)
 
 
 def run(args: argparse.Namespace) -> int:

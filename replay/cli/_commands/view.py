@@ -20,15 +20,7 @@ there is replaced.
 
 An unsealed, damaged or version-1 recording is drawn as far as it is intact, under a banner saying what
 is missing, and the command exits 3 (0 with --allow-incomplete; --strict refuses it before drawing). A
-comparison over an incomplete recording shows what its intact part showed and draws no verdict.
-
-exit status: 0 page written (a divergence is shown, not an error), 2 bad input, 3 the recording (or
-REC2) is not complete: the page shows its intact part (refused with --strict), 130 interrupted.
-
-examples:
-  nakama-replay view fixtures/recordings/arena-reconnect-crash.nkrec -o /tmp/crash.html
-  nakama-replay view REC --handler fixtures/handlers/arena.py --against fixtures/handlers/arena_fixed.py
-  nakama-replay view prod.nkrec --diff-with recaptured.nkrec -o diff.html"""
+comparison over an incomplete recording shows what its intact part showed and draws no verdict."""
 
 from __future__ import annotations
 
@@ -44,6 +36,7 @@ from replay.cli._common import (
     add_json_flag,
     add_supervisor_flags,
     default_output_dir,
+    epilog,
     hang_timeout,
     integrity_gate,
     limits,
@@ -51,7 +44,6 @@ from replay.cli._common import (
 )
 
 HELP = "write a match timeline as one HTML page (lanes, op codes, crash, divergence; opens from disk)"
-#: for the shared --help epilog (issue 15 step B4); the docstring says the same until that lands
 EXAMPLES = (
     "nakama-replay view fixtures/recordings/arena-reconnect-crash.nkrec -o /tmp/crash.html",
     "nakama-replay view REC --handler fixtures/handlers/arena.py --against fixtures/handlers/arena_fixed.py",
@@ -92,6 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
+    p.epilog = epilog(EXAMPLES, EXIT_CODES)
 
 
 def default_output(recording: str) -> Path:
