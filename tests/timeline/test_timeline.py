@@ -318,3 +318,17 @@ def test_inspect_timeline_range(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "tick 10  bob left (session s-bob-1, reason 4: disconnect)" in text
     assert "tick 15  bob reconnected (session s-bob-2)" in text
     assert "tick 20  signal pause -> ok" in text
+
+
+def test_view_inspect_and_slice_read_a_recording_at_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fsspec = pytest.importorskip("fsspec", reason="fsspec (recorder.storage's URL layer) is not installed")
+    fsspec.filesystem("memory").pipe("/timeline-test/crash.nkrec", CRASH.read_bytes())
+    url = "memory://timeline-test/crash.nkrec"
+    page = tmp_path / "u.html"
+    assert main(["view", url, "-o", str(page), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["crash"]["tick"] == 58 and page.is_file()
+    assert main(["inspect", url, "--tick", "58"]) == 0
+    assert "CRASH in match_loop at tick 58" in capsys.readouterr().out
+    out = tmp_path / "s.nkrec"
+    assert main(["slice", url, "--from-tick", "51", "--to-tick", "58", "-o", str(out)]) == 0
+    assert main(["inspect", str(out), "--strict"]) == 0

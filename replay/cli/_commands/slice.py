@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replay.cli._args import count, handler_file, input_dir, input_file, output_file, whole
+from replay.cli._args import count, handler_file, input_dir, input_location, output_file, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -47,7 +47,9 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument(
+        "recording", help="a handler-call recording (.nkrec): a path, or a URL (s3://, gs://, memory://, file://)"
+    )
     p.add_argument("--from-tick", type=count, required=True, metavar="A", help="the slice's first tick")
     p.add_argument("--to-tick", type=count, required=True, metavar="B", help="the slice's last tick")
     p.add_argument("-o", "--out", required=True, metavar="OUT.nkrec", help="the slice to write (replaced if it exists)")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.runtime._runtime import ReplayOptions
     from replay.timeline._slicing import slice_recording
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     if args.handler:
         handler_file(args.handler)
     for folder in args.module_path:

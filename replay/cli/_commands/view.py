@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from replay.cli._args import byte_size, handler_file, input_dir, input_file, output_file
+from replay.cli._args import byte_size, handler_file, input_dir, input_location, output_file
 from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
@@ -58,7 +58,9 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="a handler-call recording (.nkrec)")
+    p.add_argument(
+        "recording", help="a handler-call recording (.nkrec): a path, or a URL (s3://, gs://, memory://, file://)"
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.timeline._model import DEFAULT_DETAIL_BUDGET, build_timeline
     from replay.timeline._text import comparison_text
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     if args.handler and not args.against:
         raise OptionError("--handler", args.handler, "names side a of --against; give --against HANDLER too")
     for folder in args.module_path:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.handler:
         handler_file(args.handler)
     if args.diff_with:
-        input_file(args.diff_with, "recording")
+        input_location(args.diff_with, "recording")
     if args.out is None:
         out = output_file(default_output(args.recording), source=args.recording)
         print(f"no -o/--out given: writing {out}", file=sys.stderr, flush=True)
