@@ -247,6 +247,10 @@ def test_no_hang_guard_and_sizes() -> None:
     assert d.crash().error == "FatalSignalError: the handler process was killed by SIGSEGV"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_an_interruption_and_ends_the_handler_process(tmp_path: Path) -> None:
     handler = hostile(tmp_path, "sleep")
     pid_file = tmp_path / "worker.pid"
@@ -263,6 +267,9 @@ def test_ctrl_c_is_an_interruption_and_ends_the_handler_process(tmp_path: Path) 
             [sys.executable, "-m", "replay.cli", "reproduce", str(CLEAN), "--handler", str(handler), "--no-hang-guard"],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            # as from a terminal: a suite started in the background (`cmd &` without job control) ignores SIGINT,
+            # and the ignore is inherited, so the CLI would never see this Ctrl-C
+            preexec_fn=_default_sigint,
         )
         try:
             deadline = time.monotonic() + 60
