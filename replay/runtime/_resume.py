@@ -72,7 +72,6 @@ class ResumePoint:
         runtime.nk.storage.objects = {(c, k, u): dict(obj) for c, k, u, obj in self.storage}
         if self.sources is not None and hasattr(runtime.sources, "setstate"):
             runtime.sources.setstate(_tuples(self.sources))
-        runtime.initialised = True
         return state
 
 

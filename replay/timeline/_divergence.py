@@ -20,7 +20,7 @@ from recorder.errors import NakamaReplayError
 from recorder.format._model import Call, CrashMarker, Outcome, WireEvent
 from replay.diff._state import Tolerance, field_diff
 from replay.errors import HandlerDied
-from replay.runtime._result import describe_call
+from replay.runtime._result import Divergence, describe_call
 from replay.timeline._reading import open_for_reading
 
 __all__ = ["against", "between_recordings"]
@@ -138,7 +138,7 @@ def between_recordings(
 def _first_difference(
     path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], limit: int, integrity: dict[str, Any]
 ) -> Any:
-    from replay.diff._calls import MatchDiff, OutcomeDiff
+    from replay.diff._calls import MatchDiff
 
     label_a, label_b = f"recording {path_a}", f"recording {path_b}"
     crash: dict[str, CrashMarker | None] = {"a": None, "b": None}
@@ -153,7 +153,7 @@ def _first_difference(
             da, db = describe_call(ca), describe_call(cb)
             diffs: list[Any] = []
             if da != db:
-                diffs.append(OutcomeDiff("inputs", da, db))
+                diffs.append(Divergence("inputs", da, db))
             oa, ob = _outcome_fields(ca.outcome), _outcome_fields(cb.outcome)
             for name in _OUTCOME_FIELDS:
                 if (
@@ -162,7 +162,7 @@ def _first_difference(
                     and oa[name] != ob[name]
                     and not (name == "digest" and None in (oa[name], ob[name]))
                 ):
-                    diffs.append(OutcomeDiff(name, oa[name], ob[name]))
+                    diffs.append(Divergence(name, oa[name], ob[name]))
             if diffs:
                 state, note = None, ""
                 sa = ca.outcome.snapshot if ca.outcome is not None else None
@@ -235,7 +235,7 @@ def _first_difference(
             compared,
             where.tick,
             where.callback,
-            outcomes=(OutcomeDiff("crash", _crash_text(ka), _crash_text(kb)),),
+            outcomes=(Divergence("crash", _crash_text(ka), _crash_text(kb)),),
             note="the recordings end differently",
         )
     return MatchDiff(

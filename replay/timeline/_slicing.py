@@ -200,6 +200,7 @@ def resume_by_replay(
             env=options.env,
             digests="recorded",
         )
+        initialised = False  # a match_init (or a resume point) ran without crashing or stopping
         try:
             for step in iter_steps(runtime, calls):
                 if step.divergences:
@@ -225,7 +226,8 @@ def resume_by_replay(
                         f"the replay {what} in {step.call.callback} at tick "
                         f"{step.call.tick}, before tick {a}: the match has no state at {a}",
                     )
-            if not runtime.initialised:
+                initialised = initialised or type(step.call) is Init
+            if not initialised:
                 raise SliceError(recording, None, f"no match_init before tick {a}")
             value = loaded.state_value(runtime.state)
             getstate = getattr(runtime.sources, "getstate", None)
