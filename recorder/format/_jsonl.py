@@ -3,7 +3,7 @@
 The first line is the header (``kind: header``); every later line is one event whose ``kind`` is
 ``init``, ``join_attempt``, ``join``, ``leave``, ``loop``, ``signal``, ``terminate``, ``crash`` or
 ``wire``. Message data, broadcast data and snapshots are standard base64 strings (or null). Call lines
-may carry an ``outcome`` object and a ``nondeterministic`` list. README.md ("JSON Lines interchange")
+may carry an ``outcome`` object and a ``nondeterministic`` list. docs/reference/jsonl.md
 shows every shape; the field tables of ``recorder.format._schema`` define them (keys, types, defaults).
 
 Free-form values (params, metadata, tags, nondeterministic values, wire envelopes) are JSON where JSON

@@ -13,7 +13,7 @@ storage). Every reader checks what it takes in with these helpers before buildin
   helpers that check one value (``codec.decode_header``, ``jsonl.from_json_value``,
   ``nakama_log.parse_ts_ms``, ``nakama_log.crash_of``) raise ``InvalidValue`` itself.
 
-The limits (README "Limits on input"):
+The limits (docs/reference/format.md, "Limits on input"):
 
 - ``MAX_DEPTH``: a free-form value (params, metadata, vars, tags, nondeterministic values, wire
   envelopes, logged states) nests at most this many arrays and maps;

@@ -13,11 +13,16 @@ from replay.cli._args import byte_size, seconds
 
 __all__ = [
     "EXIT_INCOMPLETE",
-    "add_integrity_flags",
-    "default_output_dir",
     "SHARED_EXIT_CODES",
     "epilog",
+    "add_integrity_flags",
+    "default_output_dir",
     "add_json_flag",
+    "add_module_path_flag",
+    "add_out_flag",
+    "add_progress_flag",
+    "default_output_help",
+    "resolve_output_dir",
     "add_redact_flag",
     "add_supervisor_flags",
     "hang_timeout",
@@ -71,6 +76,58 @@ def default_output_dir(name: str) -> str:
 
 def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts instead of text")
+
+
+def add_out_flag(
+    parser: argparse.ArgumentParser,
+    help: str,
+    *,
+    metavar: str = "PATH",
+    required: bool = False,
+    old: Sequence[str] = (),
+) -> None:
+    """``-o/--out PATH``, every command's one spelling of its output (a file or a folder). ``old`` spellings
+    (``--output``) still work but are not shown in ``--help``."""
+    parser.add_argument("-o", "--out", dest="out", metavar=metavar, required=required, help=help)
+    for name in old:
+        parser.add_argument(name, dest="out", metavar=metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser, *, old: Sequence[str] = ()) -> None:
+    """``--no-progress``, the one progress switch (progress goes to stderr); ``old`` spellings (``--quiet``)
+    still work but are not shown."""
+    parser.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress output on stderr")
+    for name in old:
+        parser.add_argument(name, dest="no_progress", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_module_path_flag(parser: argparse.ArgumentParser) -> None:
+    """``--module-path DIR`` (repeatable), wherever a Lua handler is loaded."""
+    parser.add_argument(
+        "--module-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder where Lua's require looks for modules, after the handler's own folder (repeatable)",
+    )
+
+
+def default_output_help(name: str) -> str:
+    """The words ``--help`` uses for :func:`default_output_dir`."""
+    return f"default: $XDG_DATA_HOME/nakama-replay/{name}, i.e. {default_output_dir(name)}; printed when used"
+
+
+def resolve_output_dir(args: argparse.Namespace, name: str) -> str:
+    """``args.out``, or the default folder, which is created (with its parents, it is ours) and announced on
+    stderr, so that nothing is written anywhere the user was not told about."""
+    import os
+
+    if args.out is not None:
+        return str(args.out)
+    folder = default_output_dir(name)
+    os.makedirs(folder, exist_ok=True)
+    print(f"no -o/--out given: writing into {folder}", file=sys.stderr, flush=True)
+    return folder
 
 
 def _json_key(text: str) -> str:

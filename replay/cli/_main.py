@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from recorder.errors import IncompleteRecording, NakamaReplayError, OptionError, PathError
+from replay.cli._common import epilog
 from replay.runtime._interrupt import catching_interrupts
 
 __all__ = ["main", "COMMANDS", "translate_errors", "error_json", "EXIT_BAD_INPUT", "EXIT_INCOMPLETE", "EXIT_INTERNAL"]
@@ -103,20 +104,57 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nakama-replay",
         description="Deterministic match replay and crash reproduction for Nakama match handlers.",
         epilog=_HELP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"nakama-replay {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = _load(name)
-        p = sub.add_parser(
-            name, help=module.HELP, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
+        p = sub.add_parser(name, help=module.HELP, **_page(module))
         module.add_arguments(p)
     for old, new in RENAMED.items():  # not listed in --help
         module = _load(new)
-        p = sub.add_parser(old, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(old, **_page(module))
         module.add_arguments(p)
     return parser
+
+
+def _page(module: Any) -> dict[str, Any]:
+    """A command's --help page: its docstring, then its examples and exit codes (one shared layout)."""
+    return {
+        "description": module.__doc__,
+        "epilog": epilog(module.EXAMPLES, module.EXIT_CODES),
+        "formatter_class": HelpFormatter,
+    }
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description and epilog as written, and shows every option's default: one whose help does
+    not already name it gets "(default: X)" (flags, options without a default and lists that start empty
+    have none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or default == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nakama-replay")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ handler are inferred from it, so the match can be reproduced, diffed and bisecte
   match's "Stopping match after error from <callback> execution" line gives callback, tick and error exactly.
 
 What a wire recording cannot tell is approximated or left out, and said so in the report, in the header's
-``tags["convert"]["approximations"]`` and in the README: tick placement near a loop boundary, the split of
+``tags["convert"]["approximations"]`` and in docs/workflows/record.md: tick placement near a loop boundary, the split of
 broadcasts between calls, deferred broadcasts (recorded as immediate), targets (only sockets that went
 through the proxy are seen), receive times (from the recording's start time), the init params, and the
 nondeterministic values the handler consumed (not on the wire: a replay derives its own from the seed).

@@ -1,4 +1,4 @@
-"""`nakama-replay inspect` (and the README's JSON Lines example, which imports and inspects)."""
+"""`nakama-replay inspect` (and the docs' JSON Lines example, which imports and inspects)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,18 @@ EXAMPLE = ROOT / "fixtures" / "recordings" / "example.jsonl"
 CRASH_FIXTURE = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
 
 
-def _readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"\n## {title}\n")
+def _docs_section(page: str, title: str) -> str:
+    """A page of the docs site from its ``# title`` to its first ``## `` heading."""
+    text = (ROOT / "docs" / page).read_text()
+    start = text.index(f"# {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end > 0 else None]
 
 
-def test_readme_example_is_the_bundled_file_and_imports_and_inspects_as_shown(
+def test_docs_example_is_the_bundled_file_and_imports_and_inspects_as_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    section = _readme_section("JSON Lines interchange")
+    section = _docs_section("reference/jsonl.md", "JSON Lines interchange")
     jsonl = re.search(r"```jsonl\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
     assert jsonl == EXAMPLE.read_text()
     console = re.search(r"```console\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from tests.common.paths import ROOT
 PROBE = ROOT / "fixtures" / "handlers" / "gopher_probe.lua"
 NAKAMA = dict(json.loads((ROOT / "tests" / "data" / "gopher_probe_nakama_3.40.json").read_text()))
 
-# not mirrored (see the README's Lua fidelity table): numbers converted by `..` and by the string functions
+# not mirrored (see the Lua fidelity table, docs/reference/lua.md): numbers converted by `..` and by the string functions
 # other than gsub/find/upper/lower use PUC Lua's %.14g, pairs walks the hash layout, runtime errors are
 # worded by PUC Lua, `%` by an infinity, `#` with __len, goto, and userdata in nk.json_encode
 CONCAT = {"concat 0.1+0.2", "concat 1e15", "concat 1/3", "string.len 1/3", "string.rep 1e15"}

@@ -263,16 +263,16 @@ def test_each_lua_class_row(text: str, cls: str) -> None:
 
 def test_short_hash_pinned_and_as_documented() -> None:
     """BLAKE2b with a 48-bit digest of the key, as 12 hex digits. The literals come from coreutils
-    (``printf %s KEY | b2sum -l 48``), not from the code under test; the README and the docstring say the same."""
+    (``printf %s KEY | b2sum -l 48``), not from the code under test; the docs page and the docstring say the same."""
     arena = CrashSignature("match_loop", "KeyError", ("arena.py:match_loop",))
     assert arena.key == "match_loop|KeyError|arena.py:match_loop"
     assert arena.short_hash == "235ca6a08bd5"
     assert CrashSignature("match_join", "lua:index nil", ("ctf.lua",)).short_hash == "eca5123090f0"
     assert CrashSignature("match_loop", "Hang").short_hash == "62b4e5ab5464"  # key match_loop|Hang|?
     assert hashlib.blake2b(arena.key.encode()).hexdigest()[:12] == "93c2b4c144bc" != arena.short_hash  # not a cut
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "is BLAKE2b with a 48-bit digest of the UTF-8 key, as 12 hex digits (`b2sum -l 48`" in readme
-    assert "`235ca6a08bd5` for the arena crash" in readme
+    page = " ".join((ROOT / "docs" / "workflows" / "reproduce.md").read_text().split())
+    assert "is BLAKE2b with a 48-bit digest of the UTF-8 key, as 12 hex digits (`b2sum -l 48`" in page
+    assert "`235ca6a08bd5` for the arena crash" in page
     assert "BLAKE2b with a 6-byte (48-bit) digest" in " ".join(replay_signature_doc().split())
 
 

@@ -29,16 +29,7 @@ Only a complete recording is bisected: an unsealed, damaged or version-1 one is 
 
 Each replay runs in a handler process under a supervisor: a version whose handler hangs (whatever it
 blocks in), exits, segfaults or passes --max-memory is judged by that ending at its callback and tick
-(another crash before the recorded one: skip; after it: good), and the bisection carries on.
-
-exit status: 0 first bad version found, 1 none found (only skipped versions left, or --check-ends found
-the last version good), 2 bad input or aborted (a --run command that cannot run included), 3 the
-recording is not complete.
-
-examples:
-  nakama-replay bisect REC --handler-file modules/arena.lua --revs v1.3.0..HEAD
-  nakama-replay bisect REC --handlers releases/ --handler-name arena.py
-  nakama-replay bisect REC --versions 1.4.0 1.4.1 1.5.0 --run "./drive-client {version} {recording}\""""
+(another crash before the recorded one: skip; after it: good), and the bisection carries on."""
 
 from __future__ import annotations
 
@@ -58,6 +49,17 @@ from replay.cli._common import (
 )
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
+EXAMPLES = (
+    "nakama-replay bisect REC --handler-file modules/arena.lua --revs v1.3.0..HEAD",
+    "nakama-replay bisect REC --handlers releases/ --handler-name arena.py",
+    'nakama-replay bisect REC --versions 1.4.0 1.4.1 1.5.0 --run "./drive-client {version} {recording}"',
+)
+EXIT_CODES = {
+    0: "first bad version found",
+    1: "none found (only skipped versions left, or --check-ends found the last version good)",
+    2: "bad input or aborted (a --run command that cannot run included)",
+    3: "the recording is not complete",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

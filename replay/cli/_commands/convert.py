@@ -8,20 +8,12 @@ match_data the sockets received becomes a recorded broadcast of the call it came
 as the sockets saw it (op code, data, sender, who received it). When every socket in the match was closed
 with 1000 "server-side session disconnect", the call before it crashed: callback and tick are estimated
 from the times, or taken exactly, with the error, from Nakama's log (--server-log). What is approximated is
-printed, kept in the output's header (tags.convert) and listed in the README.
+printed, kept in the output's header (tags.convert) and listed in docs/workflows/record.md.
 
 A wire recording that is not complete (the proxy was killed: unsealed; damaged; or version 1) is not
 converted (exit 3): a sealed output would hide the hole. --allow-incomplete converts its intact part, says
 so in the output's header (tags.convert.source_integrity) and writes the output unsealed, so it stays
-incomplete; --strict refuses it as every command does.
-
-exit status: 0 converted, 2 bad input (not a wire recording, tick rate unknown, no match in it, paths),
-3 incomplete wire recording (see --allow-incomplete).
-
-examples:
-  nakama-replay proxy --listen 127.0.0.1:7349 --upstream http://127.0.0.1:7350 --out wire/
-  nakama-replay convert wire/<match id>.nkrec -o match.nkrec --tick-rate 10 --handler modules/arena.lua
-  nakama-replay reproduce match.nkrec"""
+incomplete; --strict refuses it as every command does."""
 
 from __future__ import annotations
 
@@ -31,6 +23,15 @@ from replay.cli._args import input_file, int_at_least, output_file
 from replay.cli._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "turn a wire recording into a handler-call recording (approximate ticks) to reproduce in-process"
+EXAMPLES = (
+    "nakama-replay convert wire/MATCH_ID.nkrec -o match.nkrec --tick-rate 10 --handler modules/arena.lua",
+    "nakama-replay reproduce match.nkrec   # then: the calls into your handler, in-process",
+)
+EXIT_CODES = {
+    0: "converted",
+    2: "bad input (not a wire recording, tick rate unknown, no match in it, paths)",
+    3: "incomplete wire recording (see --allow-incomplete)",
+}
 
 
 def _rate(text: str) -> int:

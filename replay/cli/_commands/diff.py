@@ -19,16 +19,7 @@ segfault, --max-memory) is the answer, with the run, callback and tick.
 
 Only a complete recording gives a verdict: an unsealed, damaged or version-1 one is compared as far as it
 is intact, and the answer is "incomplete" (exit 3), with what the intact part showed (a divergence found
-there included); --allow-incomplete draws the verdict from the intact part, --strict refuses it.
-
-exit status: 0 no divergence, 1 divergence or a run that stopped before the end, 2 bad input (unreadable
-recording, handler that does not load, a state with no canonical form, a bad tolerance), 3 incomplete
-recording: no verdict, 130 interrupted.
-
-examples:
-  nakama-replay diff fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py \\
-      --against fixtures/handlers/arena_fixed.py
-  nakama-replay diff REC --handler fixtures/handlers/arena_nondeterministic.py --determinism --json"""
+there included); --allow-incomplete draws the verdict from the intact part, --strict refuses it."""
 
 from __future__ import annotations
 
@@ -47,6 +38,16 @@ from replay.cli._common import (
 )
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
+EXAMPLES = (
+    "nakama-replay diff fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py --against fixtures/handlers/arena_fixed.py",
+    "nakama-replay diff REC --handler fixtures/handlers/arena_nondeterministic.py --determinism --json",
+)
+EXIT_CODES = {
+    0: "no divergence",
+    1: "divergence or a run that stopped before the end",
+    2: "bad input (unreadable recording, handler that does not load, a state with no canonical form, a bad tolerance)",
+    3: "incomplete recording: no verdict",
+}
 
 
 def _tolerance(text: str) -> Any:

@@ -6,13 +6,7 @@ A recording that is not complete (unsealed, damaged, version 1) exports its inta
 first damage (--salvage: every intact chunk), says what is missing on standard error and exits 3 (0 with
 --allow-incomplete); its header line then carries the tag "nkreplay.integrity" with that state, and
 `import` of such a file writes an unsealed recording, so an export and import never turn an incomplete
-recording into a complete one. --strict refuses it before writing anything.
-
-exit status: 0 written, 2 bad input, 3 the recording is not complete (what could be read was written).
-
-examples:
-  nakama-replay export fixtures/recordings/arena-reconnect-crash.nkrec -o crash.jsonl
-  nakama-replay export damaged.nkrec --salvage -o rescued.jsonl   # every intact chunk, exit 3"""
+recording into a complete one. --strict refuses it before writing anything."""
 
 from __future__ import annotations
 
@@ -23,14 +17,22 @@ import sys
 from pathlib import Path
 
 from replay.cli._args import input_file, output_file
-from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, integrity_gate
+from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_out_flag, integrity_gate
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
+EXAMPLES = (
+    "nakama-replay export fixtures/recordings/arena-reconnect-crash.nkrec -o crash.jsonl",
+    "nakama-replay export damaged.nkrec --salvage -o rescued.jsonl   # every intact chunk, exit 3",
+)
+EXIT_CODES = {
+    0: "written",
+    3: "the recording is not complete (what could be read was written)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="path to a .nkrec file")
-    p.add_argument("-o", "--output", help="the .jsonl file to write (default: standard output)")
+    add_out_flag(p, "the .jsonl file to write (default: standard output)", metavar="OUT.jsonl", old=["--output"])
     add_integrity_flags(p)
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
 
@@ -39,21 +41,21 @@ def run(args: argparse.Namespace) -> int:
     from recorder.format import INTEGRITY_TAG, open_recording, verify, write_jsonl
 
     input_file(args.recording, "recording")
-    if args.output is not None:
-        output_file(args.output, source=args.recording)
+    if args.out is not None:
+        output_file(args.out, source=args.recording)
     integrity_gate(args.recording, args)
     integrity = verify(args.recording)
     with open_recording(args.recording, on_damage="skip" if args.salvage else "stop") as rec:
         header = rec.header
         if not integrity.complete:
             header = dataclasses.replace(header, tags={**header.tags, INTEGRITY_TAG: integrity.describe()})
-        if args.output is None:
+        if args.out is None:
             count = write_jsonl(sys.stdout.buffer, header, rec.events())
             sys.stdout.buffer.flush()
             target = "<stdout>"
         else:
-            target = args.output
-            out = Path(args.output)
+            target = args.out
+            out = Path(args.out)
             partial = out.with_name(out.name + ".partial")
             try:
                 with open(partial, "wb") as f:

@@ -23,14 +23,7 @@ shrunk and written the same way, and the search goes on in a new process.
 --seeds K runs K independent searches (seeds SEED..SEED+K-1, each with the whole --max-examples and
 --max-findings) in parallel: on -j processes here, or with --executor dask / dask://HOST:PORT on a Dask
 cluster (OUT must then be a folder every worker reaches at the same path). Each writes under OUT/seed-N/; the
-report lists each distinct failure once (the lowest seed's finding kept, the others' files removed).
-
-exit status: 0 no failure found, 1 failures found, 2 bad input, 130 interrupted.
-
-examples:
-  nakama-replay fuzz --handler fixtures/handlers/arena.py --payloads fixtures/handlers/arena_payloads.py
-  nakama-replay fuzz --handler fixtures/handlers/arena_fixed.py --payloads fixtures/handlers/arena_payloads.py
-  nakama-replay fuzz --handler arena.lua --payloads arena_payloads.py --seeds 32 --executor dask://10.0.0.5:8786"""
+report lists each distinct failure once (the lowest seed's finding kept, the others' files removed)."""
 
 from __future__ import annotations
 
@@ -39,9 +32,27 @@ import sys
 import time
 
 from replay.cli._args import output_dir, positive, whole
-from replay.cli._common import add_json_flag, add_supervisor_flags, hang_timeout, print_json
+from replay.cli._common import (
+    add_json_flag,
+    add_out_flag,
+    add_progress_flag,
+    add_supervisor_flags,
+    default_output_help,
+    hang_timeout,
+    print_json,
+    resolve_output_dir,
+)
 
 HELP = "search generated matches for crashes and write minimal recordings of them"
+EXAMPLES = (
+    "nakama-replay fuzz --handler fixtures/handlers/arena.py --payloads fixtures/handlers/arena_payloads.py",
+    "nakama-replay fuzz --handler fixtures/handlers/arena_fixed.py --payloads fixtures/handlers/arena_payloads.py -o found/",
+    "nakama-replay fuzz --handler arena.lua --payloads arena_payloads.py --seeds 32 --executor dask://10.0.0.5:8786",
+)
+EXIT_CODES = {
+    0: "no failure found",
+    1: "failures found",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,11 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--payloads", metavar="MODULE", help="fuzz profile: a .py file or module name (see replay/fuzz/_strategies.py)"
     )
-    p.add_argument(
-        "--out",
-        default="fuzz-out",
+    add_out_flag(
+        p,
+        "folder for the recordings, expectations and the example database ("
+        + default_output_help("fuzz/HANDLER")
+        + ")",
         metavar="DIR",
-        help="where recordings and the example database go (default fuzz-out)",
     )
     p.add_argument(
         "--max-actions", type=positive, default=64, metavar="N", help="client actions per match at most (default 64)"
@@ -106,7 +118,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="processes or workers for --seeds (default: cores)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_progress_flag(p, old=["--quiet"])
     add_supervisor_flags(p, hang_default=1.0)
     add_json_flag(p)
 
@@ -154,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fuzz needs hypothesis: pip install 'nakama-replay[fuzz]' ({exc})", file=sys.stderr)
         return 2
 
+    if args.out is None:  # one folder per handler: its findings and example database are its own
+        args.out = resolve_output_dir(args, f"fuzz/{_handler_name(args.handler)}")
     output_dir(args.out)  # before the search, not after it
     profile = load_profile(args.payloads) if args.payloads else None
     options = FuzzOptions(
@@ -174,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds > 1:
         report = _fuzz_seeds(args, options)
     else:
-        progress = None if args.quiet or args.json else _Progress(args.handler, sys.stderr.isatty())
+        progress = None if args.no_progress or args.json else _Progress(args.handler, sys.stderr.isatty())
         report = fuzz(args.handler, options, progress)
         if progress is not None:
             progress.done()
@@ -195,7 +209,7 @@ def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-d
 
     if args.executor != "process" and args.executor != "dask" and not args.executor.startswith("dask"):
         raise NakamaReplayError(f"--executor {args.executor!r}: use process, dask or dask://HOST:PORT")
-    if not args.quiet and not args.json:
+    if not args.no_progress and not args.json:
         print(
             f"fuzz {args.handler}: {args.seeds} searches, seeds {args.seed}..{args.seed + args.seeds - 1}",
             file=sys.stderr,
@@ -211,3 +225,11 @@ def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-d
         )
     finally:
         executor.shutdown(wait=True)
+
+
+def _handler_name(spec: str) -> str:
+    """``arena`` for ``path/arena.py:Arena``: the default output folder's last part."""
+    from pathlib import Path
+
+    file = spec.rsplit(":", 1)[0] if spec.count(":") and not spec.endswith(":") else spec
+    return Path(file).stem or "handler"

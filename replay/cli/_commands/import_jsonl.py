@@ -1,15 +1,10 @@
 """Convert a JSON Lines interchange file into a recording (.nkrec). The first line is the header, each
-later line one event (README.md, "JSON Lines interchange", shows every shape). Reads FILE, or standard
+later line one event (docs/reference/jsonl.md shows every shape). Reads FILE, or standard
 input when FILE is "-". A malformed line (wrong type, a negative tick, nesting deeper than 100 levels, an
-integer beyond 64 bits: README "Limits on input") stops the import with its line number and field. The
+integer beyond 64 bits: docs/reference/format.md, "Limits on input") stops the import with its line number and field. The
 recording is written to OUT.incomplete.tmp and renamed to OUT when complete, so no partial recording is
 ever left under OUT; a temporary file left by a killed import is replaced or removed by the next import
-to OUT.
-
-exit status: 0 written, 2 bad input (the message names the file, line and field).
-
-example:
-  nakama-replay import fixtures/recordings/example.jsonl -o example.nkrec"""
+to OUT."""
 
 from __future__ import annotations
 
@@ -18,13 +13,24 @@ import sys
 from pathlib import Path
 
 from replay.cli._args import input_file, output_file, positive
+from replay.cli._common import add_out_flag
 
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
+EXAMPLES = ("nakama-replay import fixtures/recordings/example.jsonl -o example.nkrec",)
+EXIT_CODES = {
+    0: "written",
+    2: "bad input (the message names the file, line and field)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help='the .jsonl file, or "-" for standard input')
-    p.add_argument("-o", "--output", help="the .nkrec file to write (default: FILE with its suffix changed to .nkrec)")
+    add_out_flag(
+        p,
+        "the .nkrec file to write (default: FILE with its suffix changed to .nkrec, beside FILE)",
+        metavar="OUT.nkrec",
+        old=["--output"],
+    )
     p.add_argument("--chunk-events", type=positive, default=256, help="events per chunk (default: %(default)s)")
 
 
@@ -32,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from recorder.errors import RecordingError
     from recorder.format import import_jsonl
 
-    if args.output is None:
+    if args.out is None:
         if args.file == "-":
-            raise RecordingError("reading standard input needs -o/--output to name the .nkrec file to write")
-        args.output = str(Path(args.file).with_suffix(".nkrec"))
+            raise RecordingError("reading standard input needs -o/--out to name the .nkrec file to write")
+        args.out = str(Path(args.file).with_suffix(".nkrec"))
     if args.file != "-":
         input_file(args.file, "JSON Lines file")
-    output_file(args.output, source=None if args.file == "-" else args.file)
+    output_file(args.out, source=None if args.file == "-" else args.file)
     if args.file == "-":
-        count = import_jsonl(sys.stdin.buffer, args.output, name="<stdin>", chunk_events=args.chunk_events)
+        count = import_jsonl(sys.stdin.buffer, args.out, name="<stdin>", chunk_events=args.chunk_events)
     else:
-        count = import_jsonl(args.file, args.output, chunk_events=args.chunk_events)
-    print(f"wrote {count} events to {args.output}", file=sys.stderr)
+        count = import_jsonl(args.file, args.out, chunk_events=args.chunk_events)
+    print(f"wrote {count} events to {args.out}", file=sys.stderr)
     return 0

@@ -15,20 +15,11 @@ any other id (or one whose name is taken) is escaped and given a short hash, DIR
 for "a/b". The match id -> file mapping is printed, and the file name is kept in the header (tag
 file_name). A recording is written whole or not at all.
 
-exit status: 0 recordings written, nothing skipped; 1 recordings written, but lines or records were
-skipped or are missing (each reported); 2 nothing usable found (no capture records) or bad input.
-
 Many files (a day of logs of many Nakama nodes) can be read in parallel, one task per file: --executor
 process (-j processes here), dask (a local Dask cluster) or dask://HOST:PORT (a running scheduler; the workers
 read the files, so name them by URL, s3://logs/node-a.log.gz, or by paths every worker has). The files are
 merged in the order named: records of one match spread over several files come together in sequence order,
-a record logged twice counts once, and the recordings are the same as a serial run's.
-
-examples:
-  nakama-replay ingest nakama.log -o recordings/
-  nakama-replay ingest s3://logs/node-a.log.gz s3://logs/node-b.log.gz -o recordings/ --executor dask
-  docker logs nakama 2>&1 | nakama-replay ingest - -o recordings/ --handler modules/arena.lua
-  nakama-replay reproduce recordings/<match id>.nkrec --handler modules/arena.lua"""
+a record logged twice counts once, and the recordings are the same as a serial run's."""
 
 from __future__ import annotations
 
@@ -38,6 +29,17 @@ from replay.cli._args import input_location, output_dir, positive
 from replay.cli._common import add_json_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
+EXAMPLES = (
+    "nakama-replay ingest nakama.log -o recordings/",
+    "nakama-replay ingest s3://logs/node-a.log.gz s3://logs/node-b.log.gz -o recordings/ --executor dask",
+    "docker logs nakama 2>&1 | nakama-replay ingest - -o recordings/ --handler modules/arena.lua",
+    "nakama-replay reproduce recordings/MATCH_ID.nkrec --handler modules/arena.lua",
+)
+EXIT_CODES = {
+    0: "recordings written, nothing skipped",
+    1: "recordings written, but lines or records were skipped or are missing (each reported)",
+    2: "nothing usable found (no capture records) or bad input",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,17 +11,7 @@ damage; --salvage reads every intact chunk after it too.
 
 --timeline prints a compact text timeline (a strip per player and op code, then joins, leaves,
 reconnects, kicks, signals, label updates and the crash in order) for the ticks --from-tick..--to-tick;
---tick N prints everything recorded in tick N, payloads decoded (JSON pretty-printed, binary as hex).
-
-exit status: 0 complete, 2 bad input (not a recording, header unreadable), 3 not complete (the summary is
-still printed; --allow-incomplete makes it 0, --strict refuses before reading).
-
-examples:
-  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec
-  nakama-replay inspect REC --strict          # a CI gate: exit 3 unless the recording is complete
-  nakama-replay inspect REC --salvage --json  # what survives past the damage
-  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --timeline --from-tick 40
-  nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --tick 58"""
+--tick N prints everything recorded in tick N, payloads decoded (JSON pretty-printed, binary as hex)."""
 
 from __future__ import annotations
 
@@ -32,6 +22,18 @@ from replay.cli._commands._inspect_timeline import add_timeline_arguments, run_t
 from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage; --timeline, --tick N"
+EXAMPLES = (
+    "nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec",
+    "nakama-replay inspect REC --strict          # a CI gate: exit 3 unless the recording is complete",
+    "nakama-replay inspect REC --salvage --json  # what survives past the damage",
+    "nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --timeline --from-tick 40",
+    "nakama-replay inspect fixtures/recordings/arena-reconnect-crash.nkrec --tick 58",
+)
+EXIT_CODES = {
+    0: "complete",
+    2: "bad input (not a recording, header unreadable)",
+    3: "not complete (the summary is still printed; --allow-incomplete makes it 0, --strict refuses before reading)",
+}
 
 _REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
 

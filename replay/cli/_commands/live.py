@@ -23,24 +23,35 @@ Only a complete recording is replayed into a server: an unsealed, damaged or ver
 with exit 3 before anything is sent (its crash, or the calls that led to it, may be missing), unless
 --allow-incomplete, which replays its intact part and says so in the report and in --json's "integrity".
 
-This command was called `replay` before; `nakama-replay replay` still works and prints a notice.
-
-exit status: 0 reproduced what the recording says (and, with --compare, nothing compared differs), 1 not
-(the last line always says which: REPRODUCED or DID NOT REPRODUCE, and why), 2 bad input or a server that
-refused a step, 3 the recording is not complete (refused).
-
-example:
-  nakama-replay serve --handler fixtures/handlers/arena.py &
-  nakama-replay live fixtures/recordings/arena-reconnect-crash.nkrec --nakama http://127.0.0.1:7350 --compare"""
+This command was called `replay` before; `nakama-replay replay` still works and prints a notice."""
 
 from __future__ import annotations
 
 import argparse
 
 from replay.cli._args import count, input_file, output_dir, positive, server_url
-from replay.cli._common import add_integrity_flags, add_json_flag, add_redact_flag, integrity_gate, print_json
+from replay.cli._common import (
+    add_integrity_flags,
+    add_json_flag,
+    add_out_flag,
+    add_redact_flag,
+    default_output_help,
+    integrity_gate,
+    print_json,
+    resolve_output_dir,
+)
 
 HELP = "replay a recording into a real Nakama server and report the crash, tick alignment and broadcasts"
+EXAMPLES = (
+    "nakama-replay live fixtures/recordings/arena-reconnect-crash.nkrec --nakama http://127.0.0.1:7350 --compare",
+    "nakama-replay serve --handler fixtures/handlers/arena.py &   # a local server to try it against",
+)
+EXIT_CODES = {
+    0: "reproduced what the recording says (and, with --compare, nothing compared differs)",
+    1: "not (the last line always says which: REPRODUCED or DID NOT REPRODUCE, and why)",
+    2: "bad input or a server that refused a step",
+    3: "the recording is not complete (refused)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send recorded user/session/match ids inside JSON payloads as recorded (default: mapped to the live ones)",
     )
-    p.add_argument("--out", default="replay-wire", metavar="DIR", help="where the captured wire recording goes")
+    add_out_flag(p, "folder for the captured wire recording (" + default_output_help("live") + ")", metavar="DIR")
     p.add_argument("--tick-rate", type=positive, metavar="N", help="tick rate (wire recordings without one)")
     p.add_argument(
         "--tail-ticks",
@@ -94,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
     input_file(args.recording, "recording")
     if args.server_log is not None:
         input_file(args.server_log, "server log")
-    output_dir(args.out)
+    if args.out is not None:
+        output_dir(args.out)
     integrity = integrity_gate(args.recording, args, refuse=True)  # refused unless complete or allowed
+    if args.out is None:  # the default folder is created only for a replay that goes ahead
+        args.out = resolve_output_dir(args, "live")
+        output_dir(args.out)  # refused unless complete or allowed
     script = load_script(args.recording, tick_rate=args.tick_rate)
     options = LiveOptions(
         nakama=args.nakama,

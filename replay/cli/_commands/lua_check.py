@@ -12,13 +12,7 @@ segfault), is the answer, with the run, callback and tick.
 
 Only a complete recording gives an answer: an unsealed, damaged or version-1 one is checked as far as it
 is intact and the answer is "incomplete" (exit 3), with what that part showed; --allow-incomplete draws
-the answer from it, --strict refuses it.
-
-exit status: 0 no dependence found on this recording, 1 the handler's behaviour depends on pairs order or
-a run stopped before the end, 2 bad input, 3 incomplete recording: no answer, 130 interrupted.
-
-example:
-  nakama-replay lua-check recordings/<match>.nkrec --handler modules/arena.lua"""
+the answer from it, --strict refuses it."""
 
 from __future__ import annotations
 
@@ -37,6 +31,12 @@ from replay.cli._common import (
 )
 
 HELP = "check whether a Lua handler's behaviour depends on pairs order (Nakama walks tables in insertion order)"
+EXAMPLES = ("nakama-replay lua-check recordings/<match>.nkrec --handler modules/arena.lua",)
+EXIT_CODES = {
+    0: "no dependence found on this recording",
+    1: "the handler's behaviour depends on pairs order, or a run stopped before the end",
+    3: "incomplete recording: no answer",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

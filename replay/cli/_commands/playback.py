@@ -17,6 +17,12 @@ from replay.cli._args import input_file, listen_address, seconds
 from replay.cli._common import add_integrity_flags, integrity_gate
 
 HELP = "play the server's side of a wire recording to a real game client"
+EXAMPLES = ("nakama-replay playback wire/MATCH_ID.nkrec --listen 127.0.0.1:7350 --fast",)
+EXIT_CODES = {
+    0: "every chosen socket was played (or stopped by Ctrl-C or SIGTERM)",
+    2: "bad input (not a wire recording, a --socket it does not have, an address in use)",
+    3: "the recording is not complete (refused; --allow-incomplete plays its intact part)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

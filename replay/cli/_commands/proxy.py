@@ -11,21 +11,21 @@ Bounds: at most --max-connections sockets at once (more are closed with 1013 and
 at most --max-message bytes (a bigger one closes its socket with 1009), at most --max-queue messages
 waiting per side of a socket (then the fast side is slowed down, nothing is dropped), and at most 64 KiB
 held per socket before it joins a match (then it streams into unmatched.nkrec).
-Ctrl-C (SIGINT) or SIGTERM closes every socket and flushes every file.
-
-exit status: 0 stopped cleanly (Ctrl-C or SIGTERM), 2 bad input (an option out of range, an address in use).
-
-example:
-  nakama-replay proxy --upstream http://127.0.0.1:7350 --out wire/ --redact-key password"""
+Ctrl-C (SIGINT) or SIGTERM closes every socket and flushes every file."""
 
 from __future__ import annotations
 
 import argparse
 
 from replay.cli._args import listen_address, output_dir, positive, server_url
-from replay.cli._common import add_redact_flag
+from replay.cli._common import add_out_flag, add_redact_flag
 
 HELP = "record the realtime wire between game clients and a Nakama server"
+EXAMPLES = ("nakama-replay proxy --upstream http://127.0.0.1:7350 -o wire/ --redact-key password",)
+EXIT_CODES = {
+    0: "stopped cleanly (Ctrl-C or SIGTERM)",
+    2: "bad input (an option out of range, an address in use)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="the Nakama server (default http://127.0.0.1:7350)",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for the wire recordings")
+    add_out_flag(p, "folder for the wire recordings", metavar="DIR", required=True)
     add_redact_flag(p)
     p.add_argument(
         "--max-connections",

@@ -30,18 +30,7 @@ Only a complete recording (sealed by a writer that finished, every chunk intact 
 verdict. An unsealed (writer died), damaged or version-1 recording is replayed as far as it is intact and
 the answer is "incomplete" (exit 3), saying what was replayed and what is missing; --allow-incomplete
 draws the verdict from the intact part (the text still says what was not replayed); --strict refuses it
-before replaying.
-
-exit status: 0 reproduced what the recording says, 1 did not (no crash, another crash, another error,
-diverging outcomes, recorded calls after the stop, a hang or a death of the handler process), 2 bad input
-(unreadable recording, handler that does not load), 3 incomplete recording: no verdict, 130 interrupted
-(Ctrl-C).
-
-example:
-  nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py
-  nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce
-  nakama-replay reproduce --group 5bde89a5 --db demo.sqlite --handler fixtures/handlers/arena.lua
-      # a crash group's best recording (complete, shortest, most recent; see `nakama-replay triage`)"""
+before replaying."""
 
 from __future__ import annotations
 
@@ -59,6 +48,18 @@ from replay.cli._common import (
 )
 
 HELP = "replay a recording into a handler and show the crash (or the clean end)"
+EXAMPLES = (
+    "nakama-replay reproduce fixtures/recordings/arena-reconnect-crash.nkrec --handler fixtures/handlers/arena.py",
+    "nakama-replay reproduce REC --handler fixtures/handlers/arena_fixed.py   # exit 1: did not reproduce",
+    "nakama-replay reproduce --group 5bde89a5 --db demo.sqlite --handler fixtures/handlers/arena.lua"
+    "   # a crash group's best recording (complete, shortest, most recent; see `nakama-replay triage`)",
+)
+EXIT_CODES = {
+    0: "reproduced what the recording says",
+    1: "did not (no crash, another crash, another error, diverging outcomes, recorded calls after the stop, a hang or a death of the handler process)",
+    2: "bad input (unreadable recording, handler that does not load)",
+    3: "incomplete recording: no verdict",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

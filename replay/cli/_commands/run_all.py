@@ -12,7 +12,7 @@ hands the work to a running Dask scheduler (pip install 'nakama-replay[dask]'). 
 URLs (or absolute paths, which must exist on every worker), results stream back into the same progress and
 summary, and a worker lost mid-task costs only its task: it runs again on another worker, and when that one
 is lost too the recording is reported as error (the local cluster is set up so; a remote scheduler needs
-distributed.scheduler.allowed-failures 1 and worker-saturation 1.0, see docs/batch.md). --executor
+distributed.scheduler.allowed-failures 1 and worker-saturation 1.0, see docs/workflows/batch.md). --executor
 MODULE:FACTORY hands the work to any executor with submit() (FACTORY(jobs) returns it), e.g. a small Ray
 adapter; each of its threads supervises its own handler process.
 --in-process replays in the executor's processes without a supervisor.
@@ -25,15 +25,7 @@ given: a handler is never loaded from a URL.
 
 A recording that is not complete (unsealed, damaged, version 1) lands in "incomplete" with what its intact
 part showed (unless its handler hung or died there: that category is the answer); --allow-incomplete
-sorts it by what that part showed instead, --strict does not replay it.
-
-exit status: 1 when a category named by --fail-on (default: error) is not empty; else 3 when a recording is
-incomplete (no verdict for it); else 0. 2 bad input.
-
-examples:
-  nakama-replay run-all fixtures/recordings --handler fixtures/handlers/arena_fixed.py -j 2
-  nakama-replay run-all recordings/ --handler arena.lua --fail-on reproduced,crashed,error --json
-  nakama-replay run-all s3://crashes/2026-12/ --handler arena_fixed.py --executor dask://10.0.0.5:8786"""
+sorts it by what that part showed instead, --strict does not replay it."""
 
 from __future__ import annotations
 
@@ -54,6 +46,16 @@ from replay.cli._common import (
 )
 
 HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, incomplete...)"
+EXAMPLES = (
+    "nakama-replay run-all fixtures/recordings --handler fixtures/handlers/arena_fixed.py -j 2",
+    "nakama-replay run-all recordings/ --handler arena.lua --fail-on reproduced,crashed,error --json",
+    "nakama-replay run-all s3://crashes/2026-12/ --handler arena_fixed.py --executor dask://10.0.0.5:8786",
+)
+EXIT_CODES = {
+    0: "no category named by --fail-on fired and every recording was complete",
+    1: "a category named by --fail-on (default: error) is not empty",
+    3: "else, when a recording is incomplete (no verdict for it)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

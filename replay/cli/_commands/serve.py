@@ -21,9 +21,17 @@ import argparse
 import sys
 
 from replay.cli._args import input_file, listen_address, output_dir, positive, seconds, whole
-from replay.cli._common import add_redact_flag
+from replay.cli._common import add_out_flag, add_redact_flag, default_output_help, resolve_output_dir
 
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
+EXAMPLES = (
+    "nakama-replay serve --handler fixtures/handlers/arena.py",
+    "nakama-replay serve --handler modules/arena.lua --listen 127.0.0.1:7350 -o recordings/",
+)
+EXIT_CODES = {
+    0: "stopped cleanly (Ctrl-C or SIGTERM)",
+    2: "bad input (a handler that does not load, an option out of range, an address in use)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="default 127.0.0.1:7350",
     )
-    p.add_argument("--out", default="serve-recordings", metavar="DIR", help="where match recordings go")
+    add_out_flag(p, "folder for the match recordings (" + default_output_help("serve") + ")", metavar="DIR")
     p.add_argument("--node", default="nakama1", help="node name, the suffix of match ids (default nakama1)")
     p.add_argument("--server-key", default="defaultkey", help="server key for Basic auth (default defaultkey)")
     p.add_argument("--http-key", default="defaulthttpkey", help="runtime HTTP key for /v2/rpc (default defaulthttpkey)")
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     host, port = args.listen.host, args.listen.port
     if not args.no_record:
+        args.out = resolve_output_dir(args, "serve")
         output_dir(args.out)
     for rpc_file in args.rpc:
         input_file(rpc_file, "Python file")

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from recorder.errors import OptionError
 from replay.cli._args import count, input_file, positive, whole
-from replay.cli._common import add_json_flag, print_json
+from replay.cli._common import add_json_flag, epilog, print_json
 
 HELP = "crash triage: ingest client reports, Sentry events, server logs, recordings; list and show groups"
 EXAMPLES = (
@@ -46,23 +46,6 @@ EXIT_CODES = {
     1: "ingest only: some items could not be read and were skipped (listed); the others were stored",
     2: "bad input: an unknown group, a bad option, an unusable store, or an ingest where no item could be read",
 }
-#: the shared exit codes every --help ends with (as replay.cli._main words them)
-_SHARED_EXIT_CODES = {
-    2: "bad input or a usage mistake: one line on stderr naming the file, option, line or field "
-    "(with --json also a JSON object on stdout)",
-    70: "a bug in nakama-replay: its traceback is printed (please report it)",
-    130: "interrupted (Ctrl-C)",
-}
-
-
-def _epilog(examples: tuple[str, ...], exit_codes: dict[int, str]) -> str:
-    """``Example:`` lines, then ``Exit codes:`` (this command's meanings, then the shared ones it does not word)."""
-    codes = {**_SHARED_EXIT_CODES, **exit_codes}
-    return "\n".join(
-        ["Example:", *(f"  {e}" for e in examples), "", "Exit codes:", *(f"  {c:<4} {codes[c]}" for c in sorted(codes))]
-    )
-
-
 _SUBCOMMANDS = ("ingest", "groups", "show", "fixed", "reopen")
 
 
@@ -118,7 +101,7 @@ def group_id(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = _epilog(EXAMPLES, EXIT_CODES)
+    p.epilog = epilog(EXAMPLES, EXIT_CODES)
     sub = p.add_subparsers(dest="triage_command", metavar="SUBCOMMAND", parser_class=type(p))
     fmt = p.formatter_class
 
@@ -127,7 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="read reports, logs and recordings into the crash store",
         formatter_class=fmt,
         description=_INGEST_HELP,
-        epilog=_epilog(
+        epilog=epilog(
             _INGEST_EXAMPLES, {0: "every item read was stored or was already there", 1: EXIT_CODES[1], 2: _INGEST_BAD}
         ),
     )
@@ -190,7 +173,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="crash groups by occurrence count, with filters",
         formatter_class=fmt,
         description=_GROUPS_HELP,
-        epilog=_epilog(_GROUPS_EXAMPLES, {0: "done, also when no group matches the filters"}),
+        epilog=epilog(_GROUPS_EXAMPLES, {0: "done, also when no group matches the filters"}),
     )
     grp.add_argument("--side", choices=("client", "server"), help="only client or only server groups")
     grp.add_argument("--op-code", type=whole, metavar="N", help="reports whose last op code was N")
@@ -210,7 +193,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="one group: signature, counts, links, matches, recordings",
         formatter_class=fmt,
         description=_SHOW_HELP,
-        epilog=_epilog(("nakama-replay triage show 5bde89a5 --db demo.sqlite",), {0: "done", 2: _UNKNOWN}),
+        epilog=epilog(("nakama-replay triage show 5bde89a5 --db demo.sqlite",), {0: "done", 2: _UNKNOWN}),
     )
     show.add_argument("group", type=group_id, help="group id (or a unique prefix of at least 4 digits)")
     show.add_argument("--matches", type=positive, default=20, metavar="N", help="list at most N matches (default 20)")
@@ -222,7 +205,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="mark a group fixed in a version (later occurrences are regressions)",
         formatter_class=fmt,
         description=_FIXED_HELP,
-        epilog=_epilog(
+        epilog=epilog(
             ("nakama-replay triage fixed 5bde89a5 --version 1.4.1 --db demo.sqlite",), {0: "done", 2: _UNKNOWN}
         ),
     )
@@ -236,7 +219,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="remove a group's fix mark",
         formatter_class=fmt,
         description="Remove a group's fix mark and its regression flags.",
-        epilog=_epilog(("nakama-replay triage reopen 5bde89a5 --db demo.sqlite",), {0: "done", 2: _UNKNOWN}),
+        epilog=epilog(("nakama-replay triage reopen 5bde89a5 --db demo.sqlite",), {0: "done", 2: _UNKNOWN}),
     )
     reopen.add_argument("group", type=group_id)
     add_db_argument(reopen)
