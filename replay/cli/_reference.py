@@ -58,17 +58,27 @@ def cli_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     out.append("")
     out.append("Options every command takes: `-h, --help`; `nakama-replay --version` prints the version.\n")
     for name, sub in commands.items():
-        out.append(f"## {name}\n")
-        out.append("```text\n" + sub.format_usage().strip() + "\n```\n")
-        if sub.description:
-            out.append("```text\n" + sub.description.strip() + "\n```\n")
-        out.append("| option | meaning |\n|---|---|")
-        for action in visible_options(sub):
-            out.append(f"| {_names(action)} | {_help_text(sub, action)} |")
-        out.append("")
-        if sub.epilog:
-            out.append("```text\n" + sub.epilog.strip() + "\n```\n")
+        _command(out, name, sub, "##")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _command(out: list[str], name: str, parser: argparse.ArgumentParser, level: str) -> None:
+    """One command's section; a command with subcommands of its own (``triage ingest``) gets one
+    subsection per subcommand."""
+    out.append(f"{level} {name}\n")
+    out.append("```text\n" + parser.format_usage().strip() + "\n```\n")
+    if parser.description:
+        out.append("```text\n" + parser.description.strip() + "\n```\n")
+    options = [a for a in visible_options(parser) if not isinstance(a, argparse._SubParsersAction)]
+    if options:
+        out.append("| option | meaning |\n|---|---|")
+        for action in options:
+            out.append(f"| {_names(action)} | {_help_text(parser, action)} |")
+        out.append("")
+    if parser.epilog:
+        out.append("```text\n" + parser.epilog.strip() + "\n```\n")
+    for sub_name, sub in subcommands(parser).items():
+        _command(out, f"{name} {sub_name}", sub, level + "#")
 
 
 if __name__ == "__main__":

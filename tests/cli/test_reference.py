@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 from types import SimpleNamespace
@@ -28,22 +29,42 @@ def _page(src_uri: str) -> str:
 
 
 def _sections(markdown: str) -> dict[str, str]:
-    parts = re.split(r"^## ", markdown, flags=re.M)[1:]
+    """Each command's section (``## run-all``, ``### triage ingest``) up to the next heading."""
+    parts = re.split(r"^#{2,3} ", markdown, flags=re.M)[1:]
     return {part.split("\n", 1)[0].strip(): part for part in parts}
+
+
+def _all_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command and every subcommand of a command (``triage ingest``), by the name its section has."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(prefix: str, parser: argparse.ArgumentParser) -> None:
+        for name, sub in subcommands(parser).items():
+            found[f"{prefix}{name}"] = sub
+            walk(f"{prefix}{name} ", sub)
+
+    walk("", build_parser())
+    return found
+
+
+ALL = _all_parsers()
 
 
 def test_every_command_has_a_section_in_the_built_page() -> None:
     sections = _sections(_page("reference/cli.md"))
     assert list(COMMANDS) == [name for name in sections if name in COMMANDS]
-    assert set(COMMANDS) <= set(sections)
+    assert set(ALL) <= set(sections) and len(ALL) > len(COMMANDS)  # triage's subcommands too
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("command", list(ALL))
 def test_every_option_of_a_command_is_in_its_section(command: str) -> None:
     section = _sections(_page("reference/cli.md"))[command]
-    parser = subcommands(build_parser())[command]
-    options = visible_options(parser)
-    assert options, command
+    parser = ALL[command]
+    options = [a for a in visible_options(parser) if not isinstance(a, argparse._SubParsersAction)]
+    if subcommands(parser):  # a command made of subcommands: each has its own section
+        assert all(f"{command} {name}" in ALL for name in subcommands(parser))
+    else:
+        assert options, command
     for action in options:
         for name in action.option_strings or [action.metavar or action.dest]:
             assert f"`{name}" in section, f"{command}: {name} missing from the reference"
