@@ -23,11 +23,13 @@ __all__ = [
     "add_progress_flag",
     "default_output_help",
     "resolve_output_dir",
+    "stderr_if_json",
     "add_redact_flag",
     "add_supervisor_flags",
     "hang_timeout",
     "integrity_gate",
     "limits",
+    "module_paths",
     "print_json",
 ]
 
@@ -78,6 +80,16 @@ def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts instead of text")
 
 
+def stderr_if_json(args: argparse.Namespace) -> Any:
+    """``print`` for the human lines of a long-running command: on stdout, or on stderr with ``--json``,
+    whose stdout holds only the final JSON document. Flushed, since a caller may wait for a line."""
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+    return say
+
+
 def add_out_flag(
     parser: argparse.ArgumentParser,
     help: str,
@@ -104,12 +116,20 @@ def add_progress_flag(parser: argparse.ArgumentParser, *, old: Sequence[str] = (
 def add_module_path_flag(parser: argparse.ArgumentParser) -> None:
     """``--module-path DIR`` (repeatable), wherever a Lua handler is loaded."""
     parser.add_argument(
-        "--module-path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra folder where Lua's require looks for modules, after the handler's own folder (repeatable)",
+        "--module-path", action="append", default=[], metavar="DIR", help="extra folder for Lua require (repeatable)"
     )
+
+
+def module_paths(args: argparse.Namespace) -> list[str]:
+    """The ``--module-path`` folders, checked to exist (exit 2 naming one that does not), as absolute paths:
+    handler processes and batch workers may run elsewhere."""
+    import os
+
+    from replay.cli._args import input_dir
+
+    for folder in args.module_path:
+        input_dir(folder, "--module-path folder")
+    return [os.path.abspath(folder) for folder in args.module_path]
 
 
 def default_output_help(name: str) -> str:

@@ -74,6 +74,7 @@ class FuzzOptions:
     shrink: bool = True  # hypothesis's shrinking; the reducers of replay.fuzz._minimize run either way
     supervised: bool = True  # matches play in a supervised handler process (a handler given by path)
     max_memory: int | None = None  # its memory cap (None: replay.runtime._supervisor.DEFAULT_MAX_MEMORY)
+    module_path: list[str] = field(default_factory=list)  # extra folders for a Lua handler's require
 
 
 class Progress(Protocol):
@@ -98,6 +99,7 @@ class Finding:
     recording: Path | None = None
     expectation: Path | None = None
     handler: str = ""  # the handler spec as given: the reproduce command names it (recordings are untrusted)
+    module_path: list[str] = field(default_factory=list)  # the --module-path folders the handler was loaded with
 
     @property
     def is_crash(self) -> bool:
@@ -107,6 +109,7 @@ class Finding:
         if self.recording is None:
             return None
         handler = f" --handler {shlex.quote(self.handler)}" if self.handler else ""
+        handler += "".join(f" --module-path {shlex.quote(folder)}" for folder in self.module_path)
         return f"nakama-replay reproduce {shlex.quote(str(self.recording))}{handler}"
 
     def to_json(self) -> dict[str, Any]:
@@ -239,7 +242,7 @@ class _Sandbox:
         from replay.runtime._supervisor import reproduce_supervised
 
         o = self.setup[3]
-        options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout)
+        options = ReplayOptions(seed=o.seed, hang_timeout=o.hang_timeout, module_path=o.module_path)
         result = reproduce_supervised(path, self.setup[0], options, process=self.worker)
         return result.reproduced, result.verdict
 
@@ -337,7 +340,15 @@ def _worker_fuzzer(setup: tuple[Any, ...]) -> _Fuzzer:
         spec, ref, header, options = setup
         profile = _load_profile_ref(ref)
         options = dataclasses.replace(options, profile=profile, out=None, supervised=False)
-        f = _Fuzzer(load_handler(spec), spec, options, None, lambda: load_handler(spec), header=header)
+        paths = options.module_path
+        f = _Fuzzer(
+            load_handler(spec, module_path=paths),
+            spec,
+            options,
+            None,
+            lambda: load_handler(spec, module_path=paths),
+            header=header,
+        )
         _worker_fuzzers[:] = [(setup, f)]
     return f
 
@@ -571,6 +582,7 @@ class _Fuzzer:
         write_recording(path, header, events)
         finding.recording = path
         finding.handler = self.spec
+        finding.module_path = list(self.options.module_path)
         if c is not None:
             finding.expectation = _write_expectation(path, rel, finding, self.options, self.spec)
             self._check_reproduces(path, finding)
@@ -582,7 +594,11 @@ class _Fuzzer:
             reproduced, verdict = self.sandbox.reproduces(path)
         else:
             result = reproduce(
-                path, self.fresh(), ReplayOptions(seed=self.options.seed, hang_timeout=self.options.hang_timeout)
+                path,
+                self.fresh(),
+                ReplayOptions(
+                    seed=self.options.seed, hang_timeout=self.options.hang_timeout, module_path=self.options.module_path
+                ),
             )
             reproduced, verdict = result.reproduced, result.verdict
         if not reproduced:
@@ -701,7 +717,7 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
     try:
         # the parent loads the handler too (once the handler process has): hypothesis draws constants from
         # the modules loaded here, so a supervised search generates the same matches as one in-process
-        loaded = load_handler(spec) if by_path else handler
+        loaded = load_handler(spec, module_path=options.module_path) if by_path else handler
     except BaseException:
         if sandbox is not None:
             sandbox.close()
@@ -714,7 +730,7 @@ def fuzz(handler: Any, options: FuzzOptions | None = None, progress: Progress | 
         spec,
         options,
         progress,
-        (lambda: load_handler(spec)) if by_path else None,
+        (lambda: load_handler(spec, module_path=options.module_path)) if by_path else None,
         header=None if sandbox is None else sandbox.setup[2],
         sandbox=sandbox,
     )

@@ -91,6 +91,7 @@ class ServerConfig:
     on_event: Callable[[str], None] | None = None  # one line per match start, crash, hang and stop
     outgoing_queue_size: int = 64  # Nakama's socket.outgoing_queue_size
     redact_keys: tuple[str, ...] = ()  # JSON keys to redact in recordings beyond the tokens
+    module_path: list[str] = field(default_factory=list)  # extra folders for a Lua handler's require
 
 
 def _err(status: int, message: str, code: int) -> HttpResponse:
@@ -170,7 +171,7 @@ class NakamaServer(App):
 
         self.config = config
         self.handler_spec = config.handler
-        self.handler = load_handler(config.handler)  # fail fast on a bad handler
+        self.handler = load_handler(config.handler, module_path=config.module_path)  # fail fast on a bad handler
         self.users: dict[str, tuple[str, str]] = {}  # device id -> (user id, username)
         self.usernames: set[str] = set()
         self.logger = Logger()
@@ -204,7 +205,7 @@ class NakamaServer(App):
         from replay.runtime._driver import MatchDriver
         from replay.runtime._handlers import load_handler
 
-        handler = load_handler(self.handler_spec)
+        handler = load_handler(self.handler_spec, module_path=self.config.module_path)
         header = Header(
             match_id=match_id,
             module=getattr(handler, "name", ""),

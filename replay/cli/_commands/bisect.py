@@ -34,6 +34,7 @@ blocks in), exits, segfaults or passes --max-memory is judged by that ending at 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -41,10 +42,12 @@ from replay.cli._args import input_file, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
+    add_module_path_flag,
     add_supervisor_flags,
     hang_timeout,
     integrity_gate,
     limits,
+    module_paths,
     print_json,
 )
 
@@ -82,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
+    add_module_path_flag(p)
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise BisectError("--revs goes with --handler-file")
     if args.versions and not args.run:
         raise BisectError("--versions needs --run CMD: only the command can tell good from bad for them")
+    module_path = module_paths(args)
     integrity_gate(args.recording, args, refuse=True)  # no bisect verdict from an incomplete recording
     materialiser = source = None
     if args.handler_file:
@@ -117,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
             test.check(versions[0])
         else:
             options = ReplayOptions(
-                seed=args.seed, hang_timeout=hang_timeout(args), allow_incomplete=args.allow_incomplete
+                seed=args.seed,
+                hang_timeout=hang_timeout(args),
+                allow_incomplete=args.allow_incomplete,
+                module_path=module_path,
             )
             test = b.ReplayTest(
                 args.recording,
@@ -155,6 +163,7 @@ def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-d
         command = test.command(version, handler)
     else:
         command = f"nakama-replay reproduce {shlex.quote(args.recording)} --handler {shlex.quote(handler)}"
+        command += "".join(f" --module-path {shlex.quote(os.path.abspath(d))}" for d in args.module_path)
     return f"{prefix} && {command}" if prefix else command
 
 

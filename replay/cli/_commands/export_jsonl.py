@@ -16,8 +16,9 @@ import os
 import sys
 from pathlib import Path
 
+from recorder.errors import OptionError
 from replay.cli._args import input_file, output_file
-from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_out_flag, integrity_gate
+from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_out_flag, integrity_gate, print_json
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 EXAMPLES = (
@@ -35,12 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_out_flag(p, "the .jsonl file to write (default: standard output)", metavar="OUT.jsonl", old=["--output"])
     add_integrity_flags(p)
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object for scripts (what was written, the integrity, what was skipped); needs -o",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from recorder.format import INTEGRITY_TAG, open_recording, verify, write_jsonl
 
     input_file(args.recording, "recording")
+    if args.json and args.out is None:
+        raise OptionError("--json", None, "needs -o/--out: without it the JSON Lines themselves go to standard output")
     if args.out is not None:
         output_file(args.out, source=args.recording)
     integrity_gate(args.recording, args)
@@ -69,4 +77,20 @@ def run(args: argparse.Namespace) -> int:
     if not integrity.complete:
         print(f"warning: {args.recording}: {integrity.describe()}", file=sys.stderr)
     print(f"wrote {count} events to {target}", file=sys.stderr)
-    return 0 if integrity.complete or args.allow_incomplete else EXIT_INCOMPLETE
+    code = 0 if integrity.complete or args.allow_incomplete else EXIT_INCOMPLETE
+    if args.json:
+        skipped = [
+            {"kind": d.kind, "offset": d.offset, "chunk": d.chunk, "problem": d.problem}
+            for d in (integrity.damage if args.salvage else ())
+        ]
+        print_json(
+            {
+                "recording": args.recording,
+                "out": target,
+                "events": count,
+                "integrity": integrity.to_json(),
+                "skipped": skipped,
+                "exit": code,
+            }
+        )
+    return code

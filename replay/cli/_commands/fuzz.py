@@ -34,11 +34,13 @@ import time
 from replay.cli._args import output_dir, positive, whole
 from replay.cli._common import (
     add_json_flag,
+    add_module_path_flag,
     add_out_flag,
     add_progress_flag,
     add_supervisor_flags,
     default_output_help,
     hang_timeout,
+    module_paths,
     print_json,
     resolve_output_dir,
 )
@@ -119,6 +121,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="processes or workers for --seeds (default: cores)",
     )
     add_progress_flag(p, old=["--quiet"])
+    add_module_path_flag(p)
     add_supervisor_flags(p, hang_default=1.0)
     add_json_flag(p)
 
@@ -184,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         max_findings=args.max_findings,
         supervised=not args.in_process,
         max_memory=args.max_memory,
+        module_path=module_paths(args),
     )
     if args.seeds > 1:
         report = _fuzz_seeds(args, options)

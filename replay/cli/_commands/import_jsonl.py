@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from replay.cli._args import input_file, output_file, positive
-from replay.cli._common import add_out_flag
+from replay.cli._common import add_json_flag, add_out_flag, print_json
 
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
 EXAMPLES = ("nakama-replay import fixtures/recordings/example.jsonl -o example.nkrec",)
@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         old=["--output"],
     )
     p.add_argument("--chunk-events", type=positive, default=256, help="events per chunk (default: %(default)s)")
+    add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,4 +51,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         count = import_jsonl(args.file, args.out, chunk_events=args.chunk_events)
     print(f"wrote {count} events to {args.out}", file=sys.stderr)
+    if args.json:
+        print_json({"input": args.file, "out": args.out, "events": count})
     return 0

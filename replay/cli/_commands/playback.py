@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from replay.cli._args import input_file, listen_address, seconds
-from replay.cli._common import add_integrity_flags, integrity_gate
+from replay.cli._common import add_integrity_flags, integrity_gate, print_json, stderr_if_json
 
 HELP = "play the server's side of a wire recording to a real game client"
 EXAMPLES = ("nakama-replay playback wire/MATCH_ID.nkrec --listen 127.0.0.1:7350 --fast",)
@@ -50,6 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how long a reply waits for the client's request before it is sent anyway (default 30)",
     )
     add_integrity_flags(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="when done, print one JSON object for scripts (sockets played, integrity); the lines that are "
+        "printed otherwise go to stderr",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,17 +80,28 @@ def run(args: argparse.Namespace) -> int:
             raise RecordingError(f"{args.recording}: no socket {', '.join(missing)} (it has {', '.join(named)})")
         scripts = [named[n] for n in args.socket]
 
+    say = stderr_if_json(args)
+    summary: dict[str, object] = {
+        "recording": args.recording,
+        "sockets": [s.name for s in scripts],
+        "integrity": integrity.to_json(),
+    }
+
     async def main() -> None:
         app = PlaybackServer(
             scripts, fast=args.fast, gate_timeout=args.gate_timeout, log=lambda m: print(m, file=sys.stderr, flush=True)
         )
         server = await start_server(app, host, port)
-        print(f"playback of {args.recording} ({len(scripts)} sockets) on http://{host}:{server.port}", flush=True)
+        summary["listen"] = f"http://{host}:{server.port}"
+        line = f"playback of {args.recording} ({len(scripts)} sockets) on http://{host}:{server.port}"
         try:
-            await run_until_signal(app.done)
+            await run_until_signal(app.done, ready=lambda: say(line))
         finally:
             await server.close(1001, "playback stopped")
-            print(f"played {len(app.played)} of {len(scripts)} sockets", flush=True)
+            say(f"played {len(app.played)} of {len(scripts)} sockets")
+            summary["played"] = list(app.played)
 
     asyncio.run(main())
+    if args.json:
+        print_json(summary)
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from replay.cli._args import listen_address, output_dir, positive, server_url
-from replay.cli._common import add_out_flag, add_redact_flag
+from replay.cli._common import add_out_flag, add_redact_flag, print_json, stderr_if_json
 
 HELP = "record the realtime wire between game clients and a Nakama server"
 EXAMPLES = ("nakama-replay proxy --upstream http://127.0.0.1:7350 -o wire/ --redact-key password",)
@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_out_flag(p, "folder for the wire recordings", metavar="DIR", required=True)
     add_redact_flag(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="when stopped, print one JSON object for scripts (counts, files written); the lines that are "
+        "printed otherwise go to stderr",
+    )
     p.add_argument(
         "--max-connections",
         type=positive,
@@ -77,31 +83,43 @@ def run(args: argparse.Namespace) -> int:
     host, port = args.listen.host, args.listen.port
     output_dir(args.out)
 
+    say = stderr_if_json(args)
+    summary: dict[str, object] = {"upstream": args.upstream, "out": args.out}
+
     async def main() -> None:
         limits = ProxyLimits(args.max_connections, args.max_message, args.max_queue)
         server, app, stop = await start_proxy(
             args.upstream, args.out, host, port, limits=limits, redact_keys=tuple(args.redact_key)
         )
-        print(
-            f"proxy listening on http://{host}:{server.port} -> {args.upstream}, recording into {args.out}", flush=True
-        )
+        summary["listen"] = f"http://{host}:{server.port}"
+        line = f"proxy listening on http://{host}:{server.port} -> {args.upstream}, recording into {args.out}"
         try:
-            await run_until_signal()
+            await run_until_signal(ready=lambda: say(line))
         finally:
             await stop()
             s = app.stats
-            print(
+            summary.update(
+                sockets=s.sockets,
+                to_server=s.to_server,
+                to_client=s.to_client,
+                http_requests=s.http_requests,
+                refused=s.refused,
+                events=app.recorder.events,
+                files=[str(path) for path in app.recorder.paths],
+            )
+            say(
                 f"proxy stopped: {s.sockets} sockets, {s.to_server} envelopes to server, {s.to_client} to clients, "
                 f"{s.http_requests} HTTP requests; {app.recorder.events} events in {len(app.recorder.paths)} files"
                 + (
                     f"; {s.refused} sockets refused (over --max-connections {args.max_connections})"
                     if s.refused
                     else ""
-                ),
-                flush=True,
+                )
             )
             for path in app.recorder.paths:
-                print(f"  {path}", flush=True)
+                say(f"  {path}")
 
     asyncio.run(main())
+    if args.json:
+        print_json(summary)
     return 0

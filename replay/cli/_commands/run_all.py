@@ -39,9 +39,12 @@ from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
     add_json_flag,
+    add_module_path_flag,
+    add_progress_flag,
     add_supervisor_flags,
     hang_timeout,
     limits,
+    module_paths,
     print_json,
 )
 
@@ -86,7 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CATS",
         help="comma list of categories that make the exit status 1 (default: error)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    add_progress_flag(p)
+    add_module_path_flag(p)
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "until_tick": args.until_tick,
         "allow_incomplete": args.allow_incomplete,
         "strict": args.strict,
+        "module_path": module_paths(args),
     }
     try:
         summary = run_all(

@@ -21,7 +21,16 @@ import argparse
 import sys
 
 from replay.cli._args import input_file, listen_address, output_dir, positive, seconds, whole
-from replay.cli._common import add_out_flag, add_redact_flag, default_output_help, resolve_output_dir
+from replay.cli._common import (
+    add_module_path_flag,
+    add_out_flag,
+    add_redact_flag,
+    default_output_help,
+    module_paths,
+    print_json,
+    resolve_output_dir,
+    stderr_if_json,
+)
 
 HELP = "serve a match handler to real game clients as a local Nakama (recording every match)"
 EXAMPLES = (
@@ -63,7 +72,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds before a callback counts as hung and its match crashes (default 5)",
     )
+    add_module_path_flag(p)
     add_redact_flag(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="when stopped, print one JSON object for scripts (address, output folder, recordings); the "
+        "lines that are printed otherwise go to stderr",
+    )
     p.add_argument(
         "--outgoing-queue-size",
         type=positive,
@@ -81,14 +97,17 @@ def run(args: argparse.Namespace) -> int:
     from replay.live._server import ServerConfig, start_nakama_server
 
     host, port = args.listen.host, args.listen.port
-    if not args.no_record:
-        args.out = resolve_output_dir(args, "serve")
+    if not args.no_record and args.out is not None:
         output_dir(args.out)
+    module_path = module_paths(args)
     for rpc_file in args.rpc:
         input_file(rpc_file, "Python file")
+    if not args.no_record and args.out is None:  # the default folder, once the options are known to be good
+        args.out = resolve_output_dir(args, "serve")
+        output_dir(args.out)
     config = ServerConfig(
         args.handler,
-        out_dir=args.out,
+        out_dir=args.out or ServerConfig.out_dir,
         node=args.node,
         server_key=args.server_key,
         http_key=args.http_key,
@@ -99,22 +118,27 @@ def run(args: argparse.Namespace) -> int:
         on_event=lambda line: print(line, file=sys.stderr, flush=True),
         outgoing_queue_size=args.outgoing_queue_size,
         redact_keys=tuple(args.redact_key),
+        module_path=module_path,
     )
+
+    say = stderr_if_json(args)
+    summary: dict[str, object] = {"handler": args.handler, "out": None if args.no_record else args.out}
 
     async def main() -> None:
         server, app = await start_nakama_server(config, host, port)
-        print(
-            f"serving {args.handler} as Nakama on http://{host}:{server.port} (server key {config.server_key!r})",
-            flush=True,
-        )
+        summary["listen"] = f"http://{host}:{server.port}"
+        line = f"serving {args.handler} as Nakama on http://{host}:{server.port} (server key {config.server_key!r})"
         try:
-            await run_until_signal()
+            await run_until_signal(ready=lambda: say(line))
         finally:
             await app.close()
             await server.close(1001, "server shutting down")
-            print(f"stopped; {len(app.recordings)} match recordings in {args.out}", flush=True)
+            say(f"stopped; {len(app.recordings)} match recordings in {args.out}")
             for path in app.recordings:
-                print(f"  {path}", flush=True)
+                say(f"  {path}")
+            summary["recordings"] = [str(path) for path in app.recordings]
 
     asyncio.run(main())
+    if args.json:
+        print_json(summary)
     return 0

@@ -37,9 +37,9 @@ EXAMPLES = (
     "      --sentry fixtures/triage/sentry-events.json --server-log fixtures/triage/nakama.log \\\n"
     "      --recordings fixtures/recordings",
     "nakama-replay triage groups --db demo.sqlite --side client --op-code 10 --client-version 1.4.0",
-    "nakama-replay triage show GROUP --db demo.sqlite",
-    "nakama-replay reproduce --group GROUP --db demo.sqlite --handler fixtures/handlers/arena.lua",
-    "nakama-replay triage fixed GROUP --version 1.4.1 --db demo.sqlite",
+    "nakama-replay triage show 5bde89a5 --db demo.sqlite",
+    "nakama-replay reproduce --group 5bde89a5 --db demo.sqlite --handler fixtures/handlers/arena.lua",
+    "nakama-replay triage fixed 5bde89a5 --version 1.4.1 --db demo.sqlite",
 )
 EXIT_CODES = {
     0: "done (ingest: every item read was stored or was already there)",
