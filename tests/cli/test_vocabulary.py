@@ -7,12 +7,22 @@ exit codes (only the shared ones)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from replay.cli._main import COMMANDS, _load, build_parser, main
 from replay.cli._reference import subcommands, visible_options
+from tests.common.paths import DATA, HANDLERS, RECORDINGS
 
 
 def _walk(prefix: str, parser: argparse.ArgumentParser, found: dict[str, argparse.ArgumentParser]) -> None:
@@ -123,16 +133,6 @@ def test_old_output_spelling_still_works(old: str, new: str) -> None:
 
 # --- what the vocabulary does, run for real -------------------------------------------------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tests.common.paths import DATA, HANDLERS, RECORDINGS  # noqa: E402
 
 LUA_CRASH = RECORDINGS / "arena-lua-reconnect-crash.nkrec"
 WIRE = DATA / "nakama-3.40-proxy-arena-crash.nkrec"
