@@ -74,3 +74,11 @@ def test_exception_tree_page_names_every_error_class() -> None:
         assert f"**`{cls.__name__}`**" in text, cls.__name__
     assert "**`IncompleteRecording`**, `recorder.errors`, exit 3" in text
     assert "**`CorruptRecording`**, `recorder.errors`, exit 2" in text
+
+
+def test_no_line_turns_into_a_quote_by_accident() -> None:
+    """A wrapped line that starts with ``>`` (``>= 1``) renders as a block quote: none outside code blocks."""
+    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+        quoted = [line for line in text.splitlines() if line.startswith(">")]
+        assert not quoted, f"{page.name}: {quoted}"
