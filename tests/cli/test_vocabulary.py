@@ -260,3 +260,15 @@ def test_proxy_and_playback_report_in_json(tmp_path: Path) -> None:
     summary = json.loads(out)
     assert summary["played"] == [] and len(summary["sockets"]) >= 2
     assert summary["integrity"]["state"] == "complete" and summary["listen"].startswith("http://127.0.0.1:")
+
+
+def test_progress_off_a_terminal_is_plain_lines_and_no_progress_silences_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fuzz = ["fuzz", "--handler", str(HANDLERS / "arena_fixed.py"), "--max-examples", "3", "--in-process"]
+    assert main([*fuzz, "-o", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("fuzz ")]
+    assert lines and " matches, 0 failures, " in lines[0] and "\r" not in err and "\x1b[" not in err
+    assert main([*fuzz, "-o", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert "matches, 0 failures" not in capsys.readouterr().err

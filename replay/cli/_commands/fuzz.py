@@ -127,7 +127,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """One status line on stderr, rewritten in place on a terminal, a line per finding otherwise."""
+    """One status line on stderr, rewritten in place on a terminal; otherwise a plain line every few seconds
+    and one per finding."""
 
     def __init__(self, handler: str, live: bool) -> None:
         self.handler, self.live = handler, live
@@ -139,13 +140,12 @@ class _Progress:
         if findings >= 0:
             self.findings = findings
         now = time.monotonic()
-        if not self.live or now - self.last < 0.2:
+        if now - self.last < (0.2 if self.live else 5.0):
             return
         self.last = now
         bugs = f"{self.findings} failure{'s' if self.findings != 1 else ''}"
-        sys.stderr.write(
-            f"\rfuzz {self.handler}: {examples}/{budget} matches, {bugs}, {now - self.start:.1f} s [{phase}]\x1b[K"
-        )
+        line = f"fuzz {self.handler}: {examples}/{budget} matches, {bugs}, {now - self.start:.1f} s [{phase}]"
+        sys.stderr.write(f"\r{line}\x1b[K" if self.live else f"{line}\n")
         sys.stderr.flush()
 
     def found(self, key: str, examples: int, seconds: float) -> None:
