@@ -56,13 +56,14 @@ from recorder.format import (
     RecordingWriter,
     SignalCall,
     TerminateCall,
-    atomic_output,
     canonical_bytes,
     open_recording,
     parse_json,
     state_digest,
 )
+from recorder.format._atomic import atomic_location
 from recorder.format._validate import INT64_MAX, MAX_DEPTH, integer, match_id, show, text, value
+from recorder.storage import kind_of, local_path
 
 __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
 
@@ -656,28 +657,37 @@ def recording_name(match: str, *, hashed: bool = False) -> str:
 
 def write_matches(
     matches: list[IngestedMatch], out_dir: str | os.PathLike[str], *, handler: str | None = None
-) -> list[tuple[Path, IngestedMatch]]:
-    """Write every match into ``out_dir``, each under its own file name: never two matches to one file
-    (names compared without case, as some file systems do), never over a recording of another match
-    already there (its header says whose it is); such a match gets its hashed name instead."""
-    out = Path(out_dir)
+) -> list[tuple[Path | str, IngestedMatch]]:
+    """Write every match into ``out_dir`` (a folder, or a URL prefix: ``recorder.storage``), each under its own
+    file name: never two matches to one file (names compared without case, as some file systems do), never
+    over a recording of another match already there (its header says whose it is); such a match gets its
+    hashed name instead."""
     taken: dict[str, str] = {}  # name, case-folded -> match id
     written = []
     for m in matches:
         mid = m.header.match_id
         name = recording_name(mid)
-        if taken.get(name.casefold(), mid) != mid or _holds_other_match(out / name, mid):
+        if taken.get(name.casefold(), mid) != mid or _holds_other_match(_inside(out_dir, name), mid):
             name = recording_name(mid, hashed=True)
         if taken.get(name.casefold(), mid) != mid:  # a 40-bit hash collision: say so rather than overwrite
-            raise LogError(str(out / name), f"matches {taken[name.casefold()]!r} and {mid!r} map to one file name")
+            raise LogError(
+                _inside(out_dir, name), f"matches {taken[name.casefold()]!r} and {mid!r} map to one file name"
+            )
         taken[name.casefold()] = mid
-        written.append((write_match(m, out, handler=handler, name=name), m))
+        written.append((write_match(m, out_dir, handler=handler, name=name), m))
     return written
 
 
-def _holds_other_match(path: Path, match: str) -> bool:
+def _inside(out_dir: str | os.PathLike[str], name: str) -> str:
+    """``OUT/name`` for a folder or a URL prefix."""
+    if local_path(out_dir) is not None:
+        return str(Path(local_path(out_dir) or ".") / name)
+    return str(out_dir).rstrip("/") + "/" + name
+
+
+def _holds_other_match(path: str, match: str) -> bool:
     """True when ``path`` exists and is not a recording of ``match`` (so writing there would replace it)."""
-    if not path.exists():
+    if kind_of(path) != "file":
         return False
     try:
         with open_recording(path) as rec:
@@ -688,17 +698,19 @@ def _holds_other_match(path: Path, match: str) -> bool:
 
 def write_match(
     match: IngestedMatch, out_dir: str | os.PathLike[str], *, handler: str | None = None, name: str | None = None
-) -> Path:
+) -> Path | str:
     """Write one ingested match as ``OUT/<name>`` (default ``recording_name`` of its match id), whole or not
-    at all; the header records the file name (tag ``file_name``) and ``handler`` relative to OUT."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    at all (a ``Path``; for OUT at a URL the recording's URL); the header records the file name (tag ``file_name``) and ``handler`` relative to OUT (not for an
+    OUT at a URL: a header names only a handler in the recording's folder tree on this machine)."""
     name = name or recording_name(match.header.match_id)
-    path = out / name
+    local = local_path(out_dir)
+    if local is not None:
+        Path(local).mkdir(parents=True, exist_ok=True)
+    path = _inside(out_dir, name)
     header = dataclasses.replace(match.header, tags={**match.header.tags, "file_name": name})
-    if handler:
-        header = dataclasses.replace(header, handler=os.path.relpath(Path(handler).resolve(), out.resolve()))
-    with atomic_output(path) as tmp, RecordingWriter(tmp, header) as w:
+    if handler and local is not None:
+        header = dataclasses.replace(header, handler=os.path.relpath(Path(handler).resolve(), Path(local).resolve()))
+    with atomic_location(path) as tmp, RecordingWriter(tmp, header) as w:
         for e in match.events:
             w.append(e)
-    return path
+    return Path(path) if local is not None else path  # a path on this machine, else the URL

@@ -5,6 +5,11 @@ into and renames it to OUT only when the block finishes without an error; on an 
 OUT is never a partial file and an existing OUT is replaced only by a complete one. A process killed
 mid-write (SIGKILL, power loss) can only leave ``OUT.incomplete.tmp`` behind; the next
 ``atomic_output(OUT)`` writes to that same name, so it ends renamed or removed either way.
+
+``atomic_location(OUT)`` does the same for a plain path or a URL (``recorder.storage``) and yields a location
+string to hand to a writer: for a URL the temporary is the object ``OUT.incomplete.tmp`` (a ``RecordingWriter``
+given it commits it on close), moved to ``OUT`` on success and deleted on an error, so the key ``OUT`` too
+appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["TEMP_SUFFIX", "temp_path", "atomic_output"]
+__all__ = ["TEMP_SUFFIX", "temp_path", "atomic_output", "atomic_location"]
 
 TEMP_SUFFIX = ".incomplete.tmp"
 
@@ -35,4 +40,23 @@ def atomic_output(out: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_location(out: str | os.PathLike[str]) -> Iterator[str]:
+    """``atomic_output`` for a plain path or a URL: yields the temporary location (a string) to write."""
+    from recorder.storage import local_path, move, remove
+
+    if local_path(out) is not None:
+        with atomic_output(local_path(out) or out) as tmp:
+            yield str(tmp)
+        return
+    tmp_url = str(out) + TEMP_SUFFIX
+    try:
+        yield tmp_url
+        move(tmp_url, str(out))
+    except BaseException:
+        remove(tmp_url)
+        remove(tmp_url + TEMP_SUFFIX)  # what a writer given tmp_url had not committed yet
         raise

@@ -30,13 +30,14 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from recorder.errors import InterchangeError, InvalidValue
-from recorder.format._atomic import atomic_output
+from recorder.format._atomic import atomic_location
 from recorder.format._jsonvalue import from_json_value, to_json_value, wrap_surrogates
 from recorder.format._jsonvalue import obj as _map
 from recorder.format._model import Event, Header
 from recorder.format._nkrec import RecordingWriter
 from recorder.format._schema import KIND_NAMES, event_to_json, header_to_json, read_event, read_header
 from recorder.format._validate import parse_json, show
+from recorder.storage import open_input
 
 __all__ = [
     "to_json_value",
@@ -194,7 +195,8 @@ def import_jsonl(
     name: str | None = None,
     **writer_kw: Any,
 ) -> int:
-    """Convert an interchange file (a path, or a binary stream named ``name``) into ``out`` (.nkrec).
+    """Convert an interchange file (a path or URL, or a binary stream named ``name``) into ``out`` (.nkrec, a
+    path or URL: ``recorder.storage``).
 
     Streams line by line into ``OUT.incomplete.tmp`` (``recorder.format._atomic``), renamed to ``out`` only when
     the whole input was read: on an error nothing is left behind, and what a killed import leaves is
@@ -203,8 +205,8 @@ def import_jsonl(
     """
     own = isinstance(source, (str, os.PathLike))
     label = str(source) if own else (name or getattr(source, "name", "<stream>"))
-    with atomic_output(out) as tmp:
-        stream: IO[bytes] = open(source, "rb") if own else source  # type: ignore[arg-type]
+    with atomic_location(out) as tmp:
+        stream: IO[bytes] = open_input(source)[0] if isinstance(source, (str, os.PathLike)) else source
         try:
             header, events = read_jsonl(stream, label)
             exported_from = header.tags.get(INTEGRITY_TAG)

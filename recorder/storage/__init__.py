@@ -9,8 +9,13 @@ from recorder.storage._urls import (
     is_url,
     kind_of,
     local_path,
+    move,
     open_input,
     open_output,
+    read_small,
+    remove,
+    sibling,
+    write_whole,
 )
 
 __all__ = [
@@ -23,4 +28,9 @@ __all__ = [
     "local_path",
     "open_input",
     "open_output",
+    "move",
+    "read_small",
+    "remove",
+    "sibling",
+    "write_whole",
 ]

@@ -44,6 +44,11 @@ __all__ = [
     "open_output",
     "find_files",
     "local_path",
+    "sibling",
+    "read_small",
+    "move",
+    "remove",
+    "write_whole",
 ]
 
 #: bytes per request when reading from an object store (fsspec's read-ahead block)
@@ -197,3 +202,82 @@ def find_files(location: str, suffix: str) -> list[str]:
     except Exception as exc:
         raise StorageError(f"{location}: cannot be listed: {type(exc).__name__}: {exc}") from None
     return sorted(fs.unstrip_protocol(k) for k in keys if k.endswith(suffix) and not k.endswith(_TEMP_SUFFIX))
+
+
+def sibling(location: str | os.PathLike[str], name: str) -> str:
+    """The location of ``name`` in the same folder (or under the same prefix) as ``location``:
+    ``s3://b/p/x.nkrec`` + ``x.expect.toml`` -> ``s3://b/p/x.expect.toml``; a plain path stays a path."""
+    if not is_url(location):
+        return str(Path(location).with_name(name))
+    text = str(location)
+    head, _, _ = text.rpartition("/")
+    return f"{head}/{name}"
+
+
+def read_small(location: str | os.PathLike[str], *, limit: int = 16 << 20) -> bytes | None:
+    """The whole content of a small file (an expectation, a handler's side file), or None when there is none.
+    More than ``limit`` bytes is a ``StorageError``: such files are written by hand, not megabytes long."""
+    path = local_path(location)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            return None
+        if p.stat().st_size > limit:
+            raise StorageError(
+                f"{location}: {p.stat().st_size} bytes, more than the {limit} a file of this kind may hold"
+            )
+        return p.read_bytes()
+    try:
+        f, size = open_input(location)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    with f:
+        if size > limit:
+            raise StorageError(f"{location}: {size} bytes, more than the {limit} a file of this kind may hold")
+        return f.read()
+
+
+def move(source: str, target: str) -> None:
+    """Rename ``source`` to ``target`` (both plain paths, or both URLs on one store: a copy and a delete on S3)."""
+    path = local_path(source)
+    if path is not None:
+        os.replace(path, local_path(target) or target)
+        return
+    fs, key = _filesystem(source)
+    _, target_key = _filesystem(target)
+    try:
+        fs.mv(key, target_key)
+    except Exception as exc:
+        raise StorageError(f"{target}: cannot be written: {type(exc).__name__}: {exc}") from None
+
+
+def remove(location: str) -> None:
+    """Delete a file or object if it is there (nothing happens when it is not)."""
+    path = local_path(location)
+    if path is not None:
+        Path(path).unlink(missing_ok=True)
+        return
+    fs, key = _filesystem(location)
+    try:
+        if fs.exists(key):
+            fs.rm(key)
+    except FileNotFoundError:
+        pass
+
+
+def write_whole(location: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` so that ``location`` holds all of it or is left as it was: a plain path through a
+    temporary file renamed over it, a URL by commit on close (``open_output``)."""
+    path = local_path(location)
+    if path is None:
+        with open_output(location) as f:
+            f.write(data)
+        return
+    p = Path(path)
+    tmp = p.with_name(p.name + _TEMP_SUFFIX)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -13,7 +13,8 @@ any work starts)::
     p.add_argument("--listen", type=listen_address(7350))   # HOST:PORT -> recorder.wire.Address
 
 Paths are checked at the start of ``run`` (some defaults depend on other options), raising ``PathError``:
-``input_file``, ``input_dir``, ``output_file``, ``output_dir``. The rule for outputs, everywhere: the output
+``input_file``, ``input_dir``, ``output_file``, ``output_dir``; ``input_location`` and ``output_location`` take
+URLs too (``s3://bucket/key``, ``memory://...``: ``recorder.storage``). The rule for outputs, everywhere: the output
 itself is created (or an existing file replaced once the new one is complete; an existing folder is
 written into), but a missing parent folder is not created: the command stops with exit 2 and names it,
 so a typo in a path never scatters folders.
@@ -47,6 +48,9 @@ __all__ = [
     "handler_file",
     "output_file",
     "output_dir",
+    "input_location",
+    "output_location",
+    "output_dir_location",
 ]
 
 
@@ -201,6 +205,41 @@ def output_file(path: str | os.PathLike[str], *, source: str | os.PathLike[str] 
         raise PathError(p, "exists and is not writable (permission denied)")
     _check_parent(p)
     return p
+
+
+def output_location(location: str, *, source: str | None = None, what: str = "file") -> str:
+    """``location`` if a file can be written there: a plain path (``output_file``'s checks), or a URL that
+    carries no credentials and is not a folder (prefix) already; returned unchanged. Object stores have no
+    folders to create, so a URL's "parent" needs no check; its key appears only once the output is whole."""
+    from recorder.storage import check_location, kind_of, local_path
+
+    local = local_path(location)
+    if local is not None:
+        output_file(local, source=local_path(source) if source is not None else None)
+        return location
+    check_location(location)
+    if location.endswith("/"):
+        raise PathError(location, f"ends with '/', a prefix; give the key of the {what} to write")
+    if source is not None and source.rstrip("/") == location.rstrip("/"):
+        raise PathError(location, "is also the input; write to another key (replacing it would lose the input)")
+    if kind_of(location) == "dir":
+        raise PathError(location, f"is a folder (a prefix with objects below it); give the key of the {what} to write")
+    return location
+
+
+def output_dir_location(location: str) -> str:
+    """``location`` if recordings can be written into it: a folder on this machine (``output_dir``), or a URL
+    prefix (``s3://bucket/prefix/``) without credentials that is not an object itself; returned unchanged."""
+    from recorder.storage import check_location, kind_of, local_path
+
+    local = local_path(location)
+    if local is not None:
+        output_dir(local)
+        return location
+    check_location(location)
+    if kind_of(location) == "file":
+        raise PathError(location, "is an object (a file), not a prefix to write into")
+    return location
 
 
 def output_dir(path: str | os.PathLike[str]) -> Path:

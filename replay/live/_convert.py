@@ -65,6 +65,8 @@ from recorder.format import (
     WireEvent,
     open_recording,
 )
+from recorder.format._atomic import atomic_location
+from recorder.storage import local_path
 from recorder.wire import protocol as P
 from replay.live._script import wire_identities
 from replay.live._tick_clock import TickClock
@@ -598,8 +600,10 @@ def convert(
         ]
         conv.notes.append("written without broadcasts (--no-broadcasts): a replay checks the crash only")
     if handler is not None:
-        rel = os.path.relpath(os.path.abspath(handler), os.path.abspath(Path(out_path).parent))
-        inside = not (rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel))
+        out_local = local_path(out_path)
+        rel = os.path.relpath(os.path.abspath(handler), os.path.abspath(Path(out_local or ".").parent))
+        # a header names only a handler inside the output's folder tree; an output at a URL has none here
+        inside = out_local is not None and not (rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel))
         conv.header = dataclasses.replace(
             conv.header, handler=rel if inside else "", module=conv.header.module or Path(handler).stem
         )
@@ -608,8 +612,7 @@ def convert(
                 f"{handler} is outside the output's folder, so the header does not name it: "
                 f"reproduce with --handler {handler}"
             )
-    out = Path(out_path)
-    with RecordingWriter(out, conv.header) as w:
+    with atomic_location(out_path) as tmp, RecordingWriter(tmp, conv.header) as w:
         for e in conv.events:
             w.append(e)
         if not integrity.complete:

@@ -323,8 +323,11 @@ def find_crash_line(path: str | os.PathLike[str], match_id: str) -> tuple[Logged
     """The "Stopping match after error" line of ``match_id`` (with or without its node) in a Nakama log."""
     mid = match_id.split(".")[0]
     found = None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+    from recorder.capture._nakama_log import open_log
+
+    with open_log(str(path)) as raw:  # a path or URL, gzip-compressed or not
+        for data in raw:
+            line = data.decode("utf-8", errors="replace")
             if mid not in line or "Stopping match after error" not in line:
                 continue
             logged = parse_crash_log_line(line)

@@ -22,6 +22,14 @@ recording's crash happens again with the same signature (``replay.runtime._signa
 ``predicate="diverges"`` when the replay does not reproduce the recorded outcomes. A handler that does not
 load is skipped. ``CommandTest`` runs a shell command with ``{version}`` (the commit, file path or version string),
 ``{recording}`` and ``{handler}`` filled in and judges it by its exit status.
+
+k-ary search (``bisect(..., test_many=..., jobs=k)``): when k versions can be tested at once (``bisect --run``
+with ``-j K``: K shell commands side by side, on this machine or on the workers of a Dask cluster), each round
+tests the k untested versions nearest the k points that cut the open range into k + 1 equal parts, then keeps
+the first bad one and the last good one below it. A range of n versions then takes about ``log(n) / log(k + 1)``
+rounds instead of ``log2(n)`` steps (k = 3 halves the rounds of a 1,000-version range: 5 instead of 10), at the
+price of about k times as many tests; a round waits for its slowest test. Steps are recorded in version order
+within a round, so the result does not depend on which test finished first.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ __all__ = [
     "Step",
     "Version",
     "bisect",
+    "kary_bisect",
+    "run_shell",
     "folder_versions",
     "git_versions",
     "named_versions",
@@ -142,26 +152,63 @@ def bisect(
     on_step: Callable[[Step], None] | None = None,
 ) -> BisectResult:
     """The first bad version, testing as few as git bisect would. ``test(version) -> (verdict, why)``."""
+    return kary_bisect(versions, lambda chosen: [test(v) for v in chosen], 1, check_ends=check_ends, on_step=on_step)
+
+
+TestMany = Callable[[Sequence[Version]], list[tuple[str, str]]]
+
+
+def kary_points(good: int, bad: int, untested: Sequence[int], k: int) -> list[int]:
+    """The up to ``k`` untested indices nearest the points that cut (good, bad) into k + 1 equal parts, sorted."""
+    picked: list[int] = []
+    left = [i for i in untested if good < i < bad]
+    k = min(k, len(left))
+    for j in range(1, k + 1):
+        target = good + (bad - good) * j / (k + 1)
+        pick = min((i for i in left if i not in picked), key=lambda i: (abs(i - target), i))
+        picked.append(pick)
+    return sorted(picked)
+
+
+def kary_bisect(
+    versions: Sequence[Version],
+    test_many: TestMany,
+    jobs: int,
+    *,
+    check_ends: bool = False,
+    on_step: Callable[[Step], None] | None = None,
+) -> BisectResult:
+    """``bisect`` testing up to ``jobs`` versions per round with ``test_many(versions) -> [(verdict, why)]``
+    (see the module's docstring). With ``jobs == 1`` it tests what ``bisect`` tests, in the same order."""
+    if jobs < 1:
+        raise BisectError(f"jobs must be at least 1, got {jobs}")
     if len(versions) < 2:
         raise BisectError(f"bisect needs at least two versions (a good one and a bad one), got {len(versions)}")
     result = BisectResult(list(versions))
 
-    def run(i: int) -> str:
-        verdict, why = test(versions[i])
-        step = Step(i, versions[i], verdict, why)
-        result.steps.append(step)
-        if on_step is not None:
-            on_step(step)
-        return verdict
+    def run(indices: Sequence[int]) -> list[str]:
+        answers = test_many([versions[i] for i in indices])
+        if len(answers) != len(indices):
+            raise BisectError(f"a round of {len(indices)} tests gave {len(answers)} answers")
+        for i, (verdict, why) in zip(indices, answers):
+            step = Step(i, versions[i], verdict, why)
+            result.steps.append(step)
+            if on_step is not None:
+                on_step(step)
+        return [verdict for verdict, _ in answers]
 
     good, bad = 0, len(versions) - 1
     if check_ends:
-        last = run(bad)
+        first: str | None = None
+        if jobs > 1:  # both ends in one round
+            first, last = run([good, bad])
+        else:
+            last = run([bad])[0]
         if last != BAD:
             result.aborted = last == ABORT
             result.message = f"the last version {versions[bad].name} is {last}, not bad: nothing to bisect"
             return result
-        first = run(good)
+        first = first if first is not None else run([good])[0]
         if first == BAD:
             return _found(result, 0, f"the first version {versions[0].name} is already bad")
         if first == ABORT:
@@ -178,19 +225,21 @@ def bisect(
                 f"{', '.join(v.name for v in result.candidates)}"
             )
             return result
-        middle = (good + bad) // 2
-        pick = min(untested, key=lambda i: (abs(i - middle), i))
-        verdict = run(pick)
-        if verdict == GOOD:
-            good = pick
-        elif verdict == BAD:
-            bad = pick
-        elif verdict == SKIP:
-            skipped.add(pick)
+        if jobs == 1:
+            middle = (good + bad) // 2
+            picks = [min(untested, key=lambda i: (abs(i - middle), i))]
         else:
-            result.aborted = True
-            result.message = f"aborted at {versions[pick].name}: {result.steps[-1].why}"
-            return result
+            picks = kary_points(good, bad, untested, jobs)
+        verdicts = run(picks)
+        for i, verdict in zip(picks, verdicts):
+            if verdict not in (GOOD, BAD, SKIP):
+                result.aborted = True
+                why = next(s.why for s in reversed(result.steps) if s.index == i)
+                result.message = f"aborted at {versions[i].name}: {why}"
+                return result
+        skipped.update(i for i, v in zip(picks, verdicts) if v == SKIP)
+        bad = min((i for i, v in zip(picks, verdicts) if v == BAD), default=bad)
+        good = max((i for i, v in zip(picks, verdicts) if v == GOOD and i < bad), default=good)
     return _found(result, bad, f"{versions[bad].name} is the first bad version")
 
 
@@ -491,18 +540,44 @@ class CommandTest:
             raise BisectError(f"--run {self.template!r}: {program!r} {problem}, so no version could be tested")
 
     def __call__(self, version: Version) -> tuple[str, str]:
+        cmd = self._command_for(version)
+        return self._judge(cmd, *run_shell(cmd, self.cwd))
+
+    def many(self, versions: Sequence[Version], executor: Any) -> list[tuple[str, str]]:
+        """Test ``versions`` side by side: each command is ``executor.submit(run_shell, cmd, cwd)`` (threads, or
+        the workers of a Dask cluster), answers in the order of ``versions``."""
+        commands = [self._command_for(v) for v in versions]
+        futures = [executor.submit(run_shell, cmd, self.cwd) for cmd in commands]
+        answers = []
+        for cmd, future in zip(commands, futures):
+            try:
+                answers.append(self._judge(cmd, *future.result()))
+            except Exception as exc:  # the executor's (a Dask worker lost twice, KilledWorker): nothing was tested
+                answers.append((ABORT, f"the command {cmd!r} could not be run: {type(exc).__name__}: {exc}"))
+        return answers
+
+    def _command_for(self, version: Version) -> str:
         handler = self.handler_for(version) if "{handler}" in self.template else None
-        cmd = self.command(version, handler)
-        proc = subprocess.run(cmd, shell=True, capture_output=True, cwd=self.cwd, check=False)
-        lines = (proc.stdout + proc.stderr).decode("utf-8", errors="replace").strip().splitlines()
-        said = f": {lines[-1][:160]}" if lines else ""
-        if proc.returncode in (126, 127):  # the shell could not run it: nothing was tested (see the class)
-            what = "cannot be executed" if proc.returncode == 126 else "was not found"
+        return self.command(version, handler)
+
+    @staticmethod
+    def _judge(cmd: str, returncode: int, last_line: str) -> tuple[str, str]:
+        said = f": {last_line}" if last_line else ""
+        if returncode in (126, 127):  # the shell could not run it: nothing was tested (see the class)
+            what = "cannot be executed" if returncode == 126 else "was not found"
             return ABORT, (
-                f"exit {proc.returncode}{said}: the command {cmd!r} {what}; a command that did not run "
+                f"exit {returncode}{said}: the command {cmd!r} {what}; a command that did not run "
                 "says nothing about the version (git bisect run would count it as bad)"
             )
-        return verdict_from_exit(proc.returncode), f"exit {proc.returncode}{said}"
+        return verdict_from_exit(returncode), f"exit {returncode}{said}"
+
+
+def run_shell(cmd: str, cwd: str | None) -> tuple[int, str]:
+    """Run ``cmd`` through the shell in ``cwd``: its exit status and the last line it printed (at most 160
+    characters). A module-level function, so that an executor's worker process can run it."""
+    proc = subprocess.run(cmd, shell=True, capture_output=True, cwd=cwd, check=False)
+    lines = (proc.stdout + proc.stderr).decode("utf-8", errors="replace").strip().splitlines()
+    return proc.returncode, lines[-1][:160] if lines else ""
 
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")

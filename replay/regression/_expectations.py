@@ -125,17 +125,40 @@ def expectation_path(recording: str | os.PathLike[str]) -> Path:
     return p.with_name(p.stem + EXPECT_SUFFIX)
 
 
+def _toml(raw: bytes, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ExpectationError(source, "", f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ExpectationError(source, "", f"cannot be read: {exc}") from exc
+
+
 def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
-    """The expectation for a recording: its ``.expect.toml``, else its header's ``expect`` tag, else None."""
-    path = expectation_path(recording)
+    """The expectation for a recording: its ``.expect.toml`` (beside it, also at a URL), else its header's
+    ``expect`` tag, else None."""
+    from recorder.storage import local_path, read_small, sibling
+
+    if local_path(recording) is None:  # a recording at a URL: its .expect.toml is the object beside it
+        remote = sibling(recording, Path(str(recording).rsplit("/", 1)[-1]).stem + EXPECT_SUFFIX)
+        raw = read_small(remote)
+        if raw is not None:
+            expectation = parse_expectation(_toml(raw, remote), remote, Path("."))
+            if expectation.handler is not None and not Path(expectation.handler.split(":")[0]).is_absolute():
+                raise ExpectationError(
+                    remote,
+                    "handler",
+                    "an expectation at a URL can only name a handler by an absolute path on this machine "
+                    "(or leave it out and pass --handler)",
+                )
+            return expectation
+    path = expectation_path(local_path(recording) or recording)
     if path.is_file():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ExpectationError(str(path), "", f"not valid TOML: {exc}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
             raise ExpectationError(str(path), "", f"cannot be read: {exc}") from exc
-        return parse_expectation(data, str(path), path.parent)
+        return parse_expectation(_toml(raw, str(path)), str(path), path.parent)
     from recorder.format import open_recording
 
     with open_recording(recording) as rec:

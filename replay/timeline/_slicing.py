@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 
 from recorder.errors import IncompleteRecording, OptionError, RecordingError
-from recorder.format._atomic import atomic_output
+from recorder.format._atomic import atomic_location
 from recorder.format._model import (
     Call,
     CrashMarker,
@@ -336,11 +336,11 @@ def slice_recording(
         meta["source_integrity"] = integrity.state
         meta["not_sliced"] = integrity.missing()
     tags["slice"] = meta
-    same_folder = Path(out).resolve().parent == Path(recording).resolve().parent
+    same_folder = _same_folder(out, recording)
     new_header = _replace_header(header, tags, header.handler if same_folder else "")
     calls = 0
     kept_crash = None
-    with atomic_output(out) as tmp, open_for_reading(recording) as rec, RecordingWriter(tmp, new_header) as w:
+    with atomic_location(out) as tmp, open_for_reading(recording) as rec, RecordingWriter(tmp, new_header) as w:
         w.append(first_call)
         for e in rec.events(from_tick=a if a > first else None):
             if type(e) is CrashMarker:
@@ -416,3 +416,13 @@ def _resume(
                 f"the handler process {exc.death.kind} {exc.death.where} "
                 f"while replaying up to tick {a}: {exc.death.describe()}",
             ) from None
+
+
+def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two locations (paths or URLs) sit in one folder, so a header's relative handler still holds."""
+    from recorder.storage import local_path, sibling
+
+    la, lb = local_path(a), local_path(b)
+    if la is not None and lb is not None:
+        return Path(la).resolve().parent == Path(lb).resolve().parent
+    return la is None and lb is None and sibling(a, "") == sibling(b, "")

@@ -21,6 +21,14 @@ where git bisect run counts them as bad. Those are the shell's answers for a com
 typo, a missing build, a script without its execute bit); counting them as bad would name a first bad
 version that nothing tested. The command's program is also checked before the first step.
 
+-j K with --run tests K versions side by side per round (k-ary bisection: the K versions nearest the points
+that cut the open range into K + 1 equal parts; then the first bad one and the last good one below it
+close the range). That takes about log(N)/log(K+1) rounds instead of log2(N) steps, for about K times as
+many tests: worth it when one test is slow (a client build driven through a match) and K machines or cores
+are free. --executor dask runs the K commands on a local Dask cluster, dask://HOST:PORT on a running one
+(the command, the recording and {handler} paths must then exist on the workers). Replays (no --run) test one
+version at a time.
+
 A handler file at the top of its repository is found at every revision that has it (its .py and .lua
 siblings come along); a handler in a folder brings the whole folder.
 
@@ -38,7 +46,7 @@ import os
 import shlex
 import sys
 
-from replay.cli._args import input_file, whole
+from replay.cli._args import input_location, positive, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -84,6 +92,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--predicate", choices=("crash", "diverges"), default="crash", help="what makes a version bad (default: crash)"
     )
     p.add_argument("--check-ends", action="store_true", help="also test the first (good) and last (bad) versions")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=positive,
+        default=1,
+        metavar="K",
+        help="with --run: versions tested side by side per round, k-ary bisection (default: %(default)s)",
+    )
+    p.add_argument(
+        "--executor",
+        default="thread",
+        metavar="KIND",
+        help="with -j: where the K commands run: thread (this machine, default), dask (a local Dask cluster of K "
+        "workers) or dask://HOST:PORT",
+    )
     p.add_argument("--seed", type=whole, default=0, help="seed for values the recording does not hold (default 0)")
     add_module_path_flag(p)
     add_supervisor_flags(p)
@@ -92,17 +115,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recorder.errors import OptionError
     from replay.errors import BisectError
     from replay.regression import _bisect as b
+    from replay.regression._dask import is_dask_spec
     from replay.runtime._runtime import ReplayOptions
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     if args.handler_file and not args.revs:
         raise BisectError("--handler-file needs --revs GOOD..BAD")
     if args.revs and not args.handler_file:
         raise BisectError("--revs goes with --handler-file")
     if args.versions and not args.run:
         raise BisectError("--versions needs --run CMD: only the command can tell good from bad for them")
+    if args.jobs > 1 and not args.run:
+        raise OptionError(
+            "-j", args.jobs, "tests several versions at once only with --run CMD; replays go one at a time"
+        )
+    if args.executor != "thread" and args.jobs == 1:
+        raise OptionError("--executor", args.executor, "needs -j K above 1 (versions tested side by side)")
+    if args.executor != "thread" and not is_dask_spec(args.executor):
+        raise OptionError("--executor", args.executor, "use thread, dask or dask://HOST:PORT")
     module_path = module_paths(args)
     integrity_gate(args.recording, args, refuse=True)  # no bisect verdict from an incomplete recording
     materialiser = source = None
@@ -136,7 +169,26 @@ def run(args: argparse.Namespace) -> int:
             )
         if not args.json:
             print(f"bisecting {len(versions)} versions: {versions[0].name} (good) .. {versions[-1].name} (bad)")
-        result = b.bisect(versions, test, check_ends=args.check_ends, on_step=None if args.json else _print_step)
+        on_step = None if args.json else _print_step
+        if args.jobs > 1 and isinstance(test, b.CommandTest):
+            from replay.regression._batch import load_executor
+
+            executor = load_executor(args.executor, args.jobs)
+            try:
+                command_test = test
+                result = b.kary_bisect(
+                    versions,
+                    lambda chosen: command_test.many(chosen, executor),
+                    args.jobs,
+                    check_ends=args.check_ends,
+                    on_step=on_step,
+                )
+            finally:
+                shutdown = getattr(executor, "shutdown", None)
+                if shutdown is not None:
+                    shutdown()
+        else:
+            result = b.bisect(versions, test, check_ends=args.check_ends, on_step=on_step)
     finally:
         if materialiser is not None:
             materialiser.close()

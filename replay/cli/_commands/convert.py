@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_file, int_at_least, output_file
+from replay.cli._args import input_file, input_location, int_at_least, output_location
 from replay.cli._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
 
 HELP = "turn a wire recording into a handler-call recording (approximate ticks) to reproduce in-process"
@@ -65,12 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from replay.live._convert import convert
 
-    input_file(args.wire, "wire recording")
+    input_location(args.wire, "wire recording")
     if args.server_log is not None:
-        input_file(args.server_log, "server log")
+        input_location(args.server_log, "server log")
     if args.handler is not None:
         input_file(args.handler, "handler")
-    output_file(args.out)
+    output_location(args.out, source=args.wire, what="recording")
     integrity_gate(args.wire, args)
     conv = convert(
         args.wire,

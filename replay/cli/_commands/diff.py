@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from replay.cli._args import count, input_dir, input_file, whole
+from replay.cli._args import count, input_dir, input_location, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.report._text import format_diff
     from replay.runtime._runtime import ReplayOptions
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
     integrity_gate(args.recording, args)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-from pathlib import Path
 
 from recorder.errors import OptionError
-from replay.cli._args import input_file, output_file
+from replay.cli._args import input_location, output_location
 from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_out_flag, integrity_gate, print_json
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
@@ -32,8 +30,10 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="path to a .nkrec file")
-    add_out_flag(p, "the .jsonl file to write (default: standard output)", metavar="OUT.jsonl", old=["--output"])
+    p.add_argument("recording", help="a .nkrec file (a path, or a URL such as s3://bucket/key.nkrec)")
+    add_out_flag(
+        p, "the .jsonl file to write, a path or a URL (default: standard output)", metavar="OUT.jsonl", old=["--output"]
+    )
     add_integrity_flags(p)
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
     p.add_argument(
@@ -45,12 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.format import INTEGRITY_TAG, open_recording, verify, write_jsonl
+    from recorder.format._atomic import atomic_location
+    from recorder.storage import open_output
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     if args.json and args.out is None:
         raise OptionError("--json", None, "needs -o/--out: without it the JSON Lines themselves go to standard output")
     if args.out is not None:
-        output_file(args.out, source=args.recording)
+        output_location(args.out, source=args.recording, what="JSON Lines file")
     integrity_gate(args.recording, args)
     integrity = verify(args.recording)
     with open_recording(args.recording, on_damage="skip" if args.salvage else "stop") as rec:
@@ -63,15 +65,9 @@ def run(args: argparse.Namespace) -> int:
             target = "<stdout>"
         else:
             target = args.out
-            out = Path(args.out)
-            partial = out.with_name(out.name + ".partial")
-            try:
-                with open(partial, "wb") as f:
-                    count = write_jsonl(f, header, rec.events())
-                os.replace(partial, out)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            # whole or not at all: a temporary file (or key) renamed (moved) to OUT once every line is written
+            with atomic_location(args.out) as tmp, open_output(tmp) as f:
+                count = write_jsonl(f, header, rec.events())
     for d in integrity.damage if args.salvage else ():
         print(f"skipped {d.kind} data at byte offset {d.offset} (chunk {d.chunk}): {d.problem}", file=sys.stderr)
     if not integrity.complete:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from replay.cli._args import input_file, output_file, positive
+from replay.cli._args import input_location, output_location, positive
 from replay.cli._common import add_json_flag, add_out_flag, print_json
 
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
@@ -24,10 +24,10 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help='the .jsonl file, or "-" for standard input')
+    p.add_argument("file", help='the .jsonl file (a path or a URL), or "-" for standard input')
     add_out_flag(
         p,
-        "the .nkrec file to write (default: FILE with its suffix changed to .nkrec, beside FILE)",
+        "the .nkrec file to write, a path or a URL (default: FILE with its suffix changed to .nkrec, beside FILE)",
         metavar="OUT.nkrec",
         old=["--output"],
     )
@@ -38,14 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import RecordingError
     from recorder.format import import_jsonl
+    from recorder.storage import sibling
 
     if args.out is None:
         if args.file == "-":
             raise RecordingError("reading standard input needs -o/--out to name the .nkrec file to write")
-        args.out = str(Path(args.file).with_suffix(".nkrec"))
+        args.out = sibling(args.file, Path(args.file.rsplit("/", 1)[-1]).with_suffix(".nkrec").name)
     if args.file != "-":
-        input_file(args.file, "JSON Lines file")
-    output_file(args.out, source=None if args.file == "-" else args.file)
+        input_location(args.file, "JSON Lines file")
+    output_location(args.out, source=None if args.file == "-" else args.file, what="recording")
     if args.file == "-":
         count = import_jsonl(sys.stdin.buffer, args.out, name="<stdin>", chunk_events=args.chunk_events)
     else:

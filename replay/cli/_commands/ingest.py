@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_location, output_dir, positive
+from replay.cli._args import input_location, output_dir_location, positive
 from replay.cli._common import add_json_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
@@ -50,7 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LOG",
         help="Nakama log files (paths or URLs: s3://, gs://, memory://, file://), - for stdin (default)",
     )
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the recordings")
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for the recordings, or a URL prefix (s3://bucket/prefix/)",
+    )
     p.add_argument(
         "--handler",
         metavar="FILE",
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from recorder.capture import Ingest, write_matches
     from recorder.errors import LogError
 
-    output_dir(args.out)
+    output_dir_location(args.out)
     for name in args.logs:
         if name != "-":
             input_location(name, "log")

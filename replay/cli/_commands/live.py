@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import count, input_file, output_dir, positive, server_url
+from replay.cli._args import count, input_location, output_dir, positive, server_url
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -102,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from replay.live._script import load_script
     from replay.report._text import format_live
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     if args.server_log is not None:
-        input_file(args.server_log, "server log")
+        input_location(args.server_log, "server log")
     if args.out is not None:
         output_dir(args.out)
     integrity = integrity_gate(args.recording, args, refuse=True)  # refused unless complete or allowed

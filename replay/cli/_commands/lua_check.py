@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_dir, input_file, whole
+from replay.cli._args import input_dir, input_location, whole
 from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.runtime._handlers import recorded_handler
     from replay.runtime._runtime import ReplayOptions
 
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
     integrity_gate(args.recording, args)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from replay.cli._args import input_file, listen_address, seconds
+from replay.cli._args import input_location, listen_address, seconds
 from replay.cli._common import add_integrity_flags, integrity_gate, print_json, stderr_if_json
 
 HELP = "play the server's side of a wire recording to a real game client"
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from replay.live._playback import PlaybackServer, load_scripts
 
     host, port = args.listen.host, args.listen.port
-    input_file(args.recording, "recording")
+    input_location(args.recording, "recording")
     integrity = integrity_gate(args.recording, args, refuse=True)
     if not integrity.complete:
         print(f"warning: {args.recording}: {integrity.describe()}; playing its intact part", file=sys.stderr)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from replay.cli._args import count, handler_file, input_dir, input_location, output_file, whole
+from replay.cli._args import count, handler_file, input_dir, input_location, output_location, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         handler_file(args.handler)
     for folder in args.module_path:
         input_dir(folder, "--module-path folder")
-    out = output_file(args.out, source=args.recording)
+    out = output_location(args.out, source=args.recording, what="recording")
     integrity_gate(args.recording, args, refuse=True)  # exit 3 before any work unless complete or allowed
     if args.from_tick > args.to_tick:
         raise OptionError("--from-tick", args.from_tick, f"is after --to-tick {args.to_tick}")

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from replay.cli._args import byte_size, handler_file, input_dir, input_location, output_file
+from replay.cli._args import byte_size, handler_file, input_dir, input_location, output_location
 from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
@@ -93,12 +93,12 @@ def default_output(recording: str) -> Path:
     """REC's name with ``.html`` in the view's default folder (``default_output_dir``), which is created."""
     folder = Path(default_output_dir("view"))
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / Path(recording).with_suffix(".html").name
+    return folder / Path(recording.rsplit("/", 1)[-1]).with_suffix(".html").name
 
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import OptionError
-    from recorder.format._atomic import atomic_output
+    from recorder.storage import local_path, write_whole
     from replay.runtime._runtime import ReplayOptions
     from replay.timeline import _divergence as div
     from replay.timeline._html import render_html
@@ -117,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
     if args.diff_with:
         input_location(args.diff_with, "recording")
     if args.out is None:
-        out = output_file(default_output(args.recording), source=args.recording)
+        out = output_location(str(default_output(args.recording)), source=args.recording)
         print(f"no -o/--out given: writing {out}", file=sys.stderr, flush=True)
     else:
-        out = output_file(args.out, source=args.recording)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise OptionError("-o", str(out), "the page is HTML: name it FILE.html")
+        out = output_location(args.out, source=args.recording, what="page")
+    if not out.lower().endswith((".html", ".htm")):
+        raise OptionError("-o", out, "the page is HTML: name it FILE.html")
     integrity_gate(args.recording, args)  # --strict: exit 3 before any work unless complete
     if args.diff_with:
         integrity_gate(args.diff_with, args)
@@ -142,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
         found = div.between_recordings(args.recording, args.diff_with, allow_incomplete=args.allow_incomplete)
     tl = build_timeline(args.recording, divergence=found, detail_budget=args.detail_budget or DEFAULT_DETAIL_BUDGET)
     page = render_html(tl)
-    with atomic_output(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    size = out.stat().st_size
+    data = page.encode("utf-8")
+    write_whole(out, data)  # whole or not at all, at a path or a URL
+    size = len(data)
     incomplete: list[tuple[str, Any]] = [
         (path, integ)
         for path, integ in ((args.recording, tl.integrity), (args.diff_with, (found or {}).get("integrity_b")))
@@ -188,5 +188,6 @@ def run(args: argparse.Namespace) -> int:
             f"the others: nakama-replay inspect {args.recording} --tick N",
             file=sys.stderr,
         )
-    print(f"open it in a browser: file://{out.resolve()}")
+    local = local_path(out)
+    print(f"open it in a browser: file://{Path(local).resolve()}" if local is not None else f"written to {out}")
     return status
