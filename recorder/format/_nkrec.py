@@ -72,6 +72,7 @@ __all__ = [
     "incomplete_error",
     "open_recording",
     "verify",
+    "last_tick_hint",
     "write_recording",
     "read_events",
 ]
@@ -584,6 +585,28 @@ class Recording:
             offset += size + length
         return out
 
+    def last_tick_hint(self, window: int = 1 << 16) -> int | None:
+        """The recording's last tick, from its tail alone (for progress displays, never for verdicts): the
+        seal's tick when the file ends in an intact seal, else the first tick of the last intact chunk head
+        in the last ``window`` bytes (a lower bound: an unsealed file). None when neither is there, and
+        for version-1 files (their heads have no checksum)."""
+        if self.format_version != 2:
+            return None
+        start = max(self._data_start, self.size - window)
+        self._file.seek(start)
+        tail = self._file.read(self.size - start)
+        at = tail.rfind(SYNC)
+        while at >= 0:  # backwards over frame heads whose checksum holds (b"NK" may also occur in payloads)
+            head = tail[at : at + FRAME_SIZE]
+            if len(head) == FRAME_SIZE and zlib.crc32(head[: _HEAD.size]) == _CRC.unpack_from(head, _HEAD.size)[0]:
+                _, length, kind, _, _, _, tick, _ = _HEAD.unpack_from(head)
+                if kind == KIND_SEAL and start + at + FRAME_SIZE + length == self.size:
+                    return int(tick)
+                if kind == KIND_CHUNK and tick >= 0:
+                    return int(tick)
+            at = tail.rfind(SYNC, 0, at)
+        return None
+
     # -- integrity ------------------------------------------------------------------------------------
     def integrity(self) -> Integrity:
         """The file's one integrity state (``recorder.format._integrity``): walks to the end of the file, past
@@ -651,6 +674,15 @@ def open_recording(
     except (IsADirectoryError, FileNotFoundError):
         what = "is a folder, not a recording file" if kind_of(path) == "dir" else "no such recording file"
         raise RecordingError(f"{path}: {what}") from None
+
+
+def last_tick_hint(path: str | os.PathLike[str]) -> int | None:
+    """``Recording.last_tick_hint`` of the recording at ``path`` (None when it cannot be opened)."""
+    try:
+        with open_recording(path) as rec:
+            return rec.last_tick_hint()
+    except (OSError, RecordingError):
+        return None
 
 
 def verify(path: str | os.PathLike[str], *, max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES) -> Integrity:

@@ -43,7 +43,7 @@ from recorder.format import Call, Header, Outcome, WireEvent, canonical_bytes, o
 from replay.diff import _kernels as kernels
 from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence, path_json
 from replay.report._values import jsonable
-from replay.runtime._hang import begin_run
+from replay.runtime._hang import begin_pass, begin_run, forward_progress
 from replay.runtime._result import Divergence, StepResult, describe_call
 from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce, resolve_handler
 from replay.runtime._verdict import crash_mismatch
@@ -256,6 +256,7 @@ class _RecordedCalls:
 def _records(recording: str, handler: Any, options: ReplayOptions, run: int = 0) -> _Run:
     """Replay ``recording`` into ``handler``; one record per executed recorded (non-synthetic) call."""
     begin_run(run)
+    begin_pass(run)
     out: list[_Record] = []
     with open_recording(recording, on_damage="stop") as rec:
         runtime = MatchRuntime(
@@ -437,10 +438,13 @@ def diff_against(
     header = _header(recording)
     a = resolve_handler(handler_a, header, recording, options.module_path)
     b = resolve_handler(handler_b, header, recording, options.module_path)
+    run_a = _records(recording, a, options, 0)
+    run_b = _records(recording, b, options, 1)
+    begin_pass(2)  # progress: past the last pass, comparing
     diff = _compare_runs(
         "against",
-        _records(recording, a, options, 0),
-        _records(recording, b, options, 1),
+        run_a,
+        run_b,
         tol,
         f"handler {getattr(a, 'path', handler_a)}",
         f"handler {getattr(b, 'path', handler_b)}",
@@ -647,8 +651,8 @@ def _diff_determinism(
     if hash_seeds is not None:
         label_a, label_b = (f"{name} with PYTHONHASHSEED={seed}" for seed in hash_seeds)
         runs = []
-        for side, seed in zip("ab", hash_seeds):
-            run = _records_in_process(recording, str(handler or ""), options, seed, limits)
+        for number, (side, seed) in enumerate(zip("ab", hash_seeds), 1):
+            run = _records_in_process(recording, str(handler or ""), options, seed, limits, number)
             if isinstance(run, MatchDiff):  # that run's handler process hung or died
                 return dataclasses.replace(
                     run,
@@ -658,6 +662,7 @@ def _diff_determinism(
                     ended_early=dict(run.ended_early or {}, side=side),
                 )
             runs.append(run)
+        begin_pass(len(hash_seeds) + 1)  # progress: past the last pass, comparing
         found = _compare_runs("determinism", runs[0], runs[1], tol, label_a, label_b, note=in_process, limit=limit)
         if found.negative:
             return found
@@ -720,15 +725,17 @@ class _TwiceRuntime:
 
 
 def _records_in_process(
-    recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any
+    recording: str, handler: str, options: ReplayOptions, hash_seed: str, limits: Any, number: int = 1
 ) -> _Run | MatchDiff:
     """One whole run in a supervised handler process started with ``PYTHONHASHSEED=hash_seed``; a
-    ``MatchDiff`` (side a) when that process hung or died."""
+    ``MatchDiff`` (side a) when that process hung or died. Its ticks show as pass ``number`` of this
+    diff in a progress display (``replay.runtime._hang.forward_progress``)."""
     from replay.errors import HandlerDied
     from replay.runtime._supervisor import HandlerProcess, Limits
 
     limits = limits or Limits(options.hang_timeout or None)
     with HandlerProcess(limits, env=dict(os.environ, PYTHONHASHSEED=hash_seed)) as worker:
+        worker.on_poll = forward_progress(number)
         try:
             rows, left = worker.call("replay.diff._calls:records_job", recording, handler, options)
         except HandlerDied as died_:

@@ -20,19 +20,24 @@ import ctypes
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "Beacon",
     "CallbackHung",
     "HangGuard",
+    "ProgressBeacon",
     "active_beacon",
+    "begin_pass",
     "begin_run",
+    "forward_progress",
     "set_run",
     "install_beacon",
     "interrupts_come_from_handlers",
     "reporting",
+    "watching",
 ]
 
 
@@ -124,10 +129,13 @@ class Beacon:
     """Where this process's handler is, written into shared memory that a supervisor reads (no clock, no
     syscall: a few stores per callback). Slots of int64: whether a callback is running, its code in
     ``CALLBACKS``, its tick, callbacks and loops started, the run within the job (a diff's side a or b),
-    the recorded calls read, a flag set on running out of memory, the job number, the divergences so far. The supervisor takes a
-    callback as hung when (run, callbacks started) stays the same while one is running."""
+    the recorded calls read, a flag set on running out of memory, the job number, the divergences so far;
+    for progress displays the pass of a job of several passes over the recording (``begin_pass``) and the
+    tick (plus one; 0: none) a nested supervised process forwarded (``forward_progress``). The supervisor
+    takes a callback as hung when (run, callbacks started) stays the same while one is running. Progress
+    costs the replay nothing more: the parent reads the tick the beacon already holds (``progress_of``)."""
 
-    IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB, DIVERGENCES = range(10)
+    IN_CALL, CALLBACK, TICK, CALLS, LOOPS, RUN, POSITION, OOM, JOB, DIVERGENCES, PASS, FORWARDED = range(12)
     SLOTS = 16
 
     __slots__ = ("slots",)
@@ -160,10 +168,41 @@ class Beacon:
     def start(self, job: int, run: int = 0) -> None:
         """A new job (or a new run within one: ``run`` 1 is a diff's side b): counters back to zero."""
         s = self.slots
-        for i in (0, 1, 2, 3, 4, 6, 7, 9):
+        for i in (0, 1, 2, 3, 4, 6, 7, 9, 11):
             s[i] = 0
         s[5] = run
         s[8] = job
+        if run == 0:
+            s[10] = 0
+
+    @staticmethod
+    def progress_of(slots: memoryview) -> tuple[int, int]:
+        """(pass, tick) for a progress display: the tick of the callback running or last run, or the one a
+        nested process forwarded."""
+        forwarded = slots[11]
+        return int(slots[10]), int(forwarded - 1 if forwarded else slots[2])
+
+
+class ProgressBeacon(Beacon):
+    """The beacon of an in-process replay whose progress is shown (``watching``): the tick alone, in a
+    plain list (no supervisor reads the rest), so that it costs the replay as little as it can."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__([0] * Beacon.SLOTS)  # type: ignore[arg-type]
+
+    def enter(self, callback: str, tick: int) -> None:
+        self.slots[2] = tick
+
+    def leave(self) -> None:
+        pass
+
+    def position(self, n: int) -> None:
+        pass
+
+    def diverged(self, count: int) -> None:
+        pass
 
 
 _active: Beacon | None = None
@@ -190,6 +229,56 @@ def begin_run(run: int) -> None:
     """A new run within this job (``run`` 1: a diff's side b): the beacon's counters start again."""
     if _active is not None:
         _active.start(_active.slots[Beacon.JOB], run)
+
+
+def begin_pass(number: int) -> None:
+    """Say that pass ``number`` over the recording begins (a diff's side b is pass 1): progress only."""
+    if _active is not None:
+        _active.slots[Beacon.PASS] = number
+        _active.slots[Beacon.FORWARDED] = 0
+
+
+def forward_progress(number: int) -> Callable[[memoryview], None] | None:
+    """For a supervised process started from inside a supervised worker (a diff's PYTHONHASHSEED runs): a
+    ``HandlerProcess.on_poll`` that shows its tick as pass ``number`` of this worker, whose own
+    supervisor's progress display reads it. None outside a worker."""
+    beacon = _active
+    if beacon is None:
+        return None
+    beacon.slots[Beacon.PASS] = number
+
+    def forward(child: memoryview) -> None:
+        beacon.slots[Beacon.FORWARDED] = child[Beacon.TICK] + 1
+
+    return forward
+
+
+@contextmanager
+def watching(on_poll: Callable[[memoryview], None] | None, period: float = 0.2) -> Iterator[None]:
+    """Progress of an in-process replay: a beacon for the runtimes of this process (unless a supervisor's
+    is already there) and a daemon thread handing its slots to ``on_poll`` every ``period`` seconds, as
+    the supervisor does for a child. ``on_poll`` None: nothing at all."""
+    if on_poll is None or _active is not None:
+        yield
+        return
+    beacon = ProgressBeacon()
+    slots: Any = beacon.slots
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(period):
+            on_poll(slots)
+
+    install_beacon(beacon)
+    thread = threading.Thread(target=poll, name="nkreplay-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        install_beacon(None)
+        on_poll(slots)  # the last position, so the display ends where the replay did
 
 
 def set_run(run: int) -> None:

@@ -54,6 +54,7 @@ import time
 import traceback
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -221,11 +222,14 @@ class HandlerProcess:
     ``call(target, *args)`` runs ``module:function(*args)`` in the worker and returns its result; a death
     raises ``HandlerDied`` (``.death``) and the next call starts a new worker. ``env`` replaces the
     worker's environment (a diff's ``PYTHONHASHSEED`` runs). Use it from the thread that created it: on
-    Linux the worker is bound to that thread's life."""
+    Linux the worker is bound to that thread's life. ``on_poll``, when set, is handed the beacon's slots
+    each time the supervisor looks at the worker (every ``poll`` seconds at most, 0.1 by default) while a
+    job runs: progress displays read the tick there (``Beacon.progress_of``), at no cost to the worker."""
 
     def __init__(self, limits: Limits | None = None, env: dict[str, str] | None = None) -> None:
         self.limits = limits or Limits()
         self.env = env
+        self.on_poll: Callable[[memoryview], None] | None = None
         self.starts = 0  # workers started so far: the first, then one after each death
         self.memory_cap = ""  # "" while enforced (or not asked for); else why it is not
         self._proc: subprocess.Popen[bytes] | None = None
@@ -383,6 +387,8 @@ class HandlerProcess:
                 if message[1] != job:
                     continue  # an answer to a job abandoned earlier (cannot happen: such workers are ended)
                 if kind == "ok":
+                    if self.on_poll is not None:
+                        self.on_poll(slots)  # where the job ended
                     return message[2]
                 if kind == "error":
                     raise rebuild_error(message[2])
@@ -391,6 +397,8 @@ class HandlerProcess:
                 raise RuntimeError(f"unexpected error in the handler process:\n{message[2]}")
             if self._proc.poll() is not None:  # dead, though something else holds its end of the pipe
                 raise HandlerDied(self._death_of_exit())
+            if self.on_poll is not None:
+                self.on_poll(slots)
             seq = (slots[Beacon.RUN], slots[Beacon.CALLS])
             now = time.monotonic()
             if seq != last_seq:

@@ -45,12 +45,14 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
 from replay.cli._args import input_location, positive, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_module_path_flag,
+    add_progress_flag,
     add_supervisor_flags,
     hang_timeout,
     integrity_gate,
@@ -112,6 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
                 if shutdown is not None:
                     shutdown()
         else:
-            result = b.bisect(versions, test, check_ends=args.check_ends, on_step=on_step)
+            steps = test if isinstance(test, b.CommandTest) or args.no_progress else _with_progress(test, args.recording)
+            result = b.bisect(versions, steps, check_ends=args.check_ends, on_step=on_step)
     finally:
         if materialiser is not None:
             materialiser.close()
@@ -204,6 +208,21 @@ def run(args: argparse.Namespace) -> int:
     if result.aborted:
         return 2
     return 0 if result.first_bad is not None else 1
+
+
+def _with_progress(test: Any, recording: str) -> Any:
+    """``test`` showing the replay's ticks within each step on stderr (``replay.cli._progress``)."""
+    from replay.cli._progress import replay_progress
+
+    done = [0]
+
+    def step(version: Any) -> tuple[str, str]:
+        done[0] += 1
+        label = f"bisect step {done[0]}: {version.name}"
+        with replay_progress(recording, enabled=True, passes=(label,), worker=test.worker):
+            return test(version)  # type: ignore[no-any-return]
+
+    return step
 
 
 def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ from replay.cli._args import count, input_dir, input_location, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
+    add_progress_flag,
     add_supervisor_flags,
     hang_timeout,
     integrity_gate,
@@ -83,9 +84,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from replay.cli._progress import replay_progress
     from replay.diff import _calls as match_diff
     from replay.report._text import format_diff
     from replay.runtime._runtime import ReplayOptions
@@ -102,20 +105,26 @@ def run(args: argparse.Namespace) -> int:
         allow_incomplete=args.allow_incomplete,
     )
     tol = args.float_tolerance
+    passes: tuple[str, ...]
     if args.recorded:
         job, job_args = "diff_recorded", (args.recording, args.handler, options, tol)
         sides = (f"recording {args.recording}", f"replay into {args.handler or 'its handler'}")
+        passes = ("diff: replay against the recording",)
     elif args.against:
         job, job_args = "diff_against", (args.recording, args.handler, args.against, options, tol)
         sides = (f"handler {args.handler or 'named by the recording'}", f"handler {args.against}")
+        passes = ("diff: side a", "diff: side b")
     else:
         seeds = None if args.no_hash_seed_pass else ("1", "2")
         job, job_args = "diff_determinism", (args.recording, args.handler, options, tol, seeds)
         sides = (f"{args.handler or 'its handler'}, first run", f"{args.handler or 'its handler'}, second run")
+        passes = ("diff: each call twice", *(f"diff: PYTHONHASHSEED={seed}" for seed in seeds or ()))
+    shown = {"enabled": not args.no_progress, "passes": passes, "until_tick": args.until_tick}
     if args.in_process:
-        result = getattr(match_diff, job)(*job_args, limit=args.limit)
+        with replay_progress(args.recording, **shown):
+            result = getattr(match_diff, job)(*job_args, limit=args.limit)
     else:
-        result = _supervised(job, job_args, args, sides)
+        result = _supervised(job, job_args, args, sides, shown)
     if result.integrity is None:  # a run's handler process died before the diff could say
         result = match_diff.judge(result, args.recording, options)
     if args.json:
@@ -125,15 +134,18 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _supervised(job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str]) -> Any:
+def _supervised(
+    job: str, job_args: tuple[Any, ...], args: argparse.Namespace, sides: tuple[str, str], shown: dict[str, Any]
+) -> Any:
     """The diff in a supervised handler process; a hang or death of it is the answer."""
+    from replay.cli._progress import replay_progress
     from replay.diff import _calls as match_diff
     from replay.errors import HandlerDied
     from replay.runtime._supervisor import HandlerProcess
 
     lim = limits(args)
     extra: tuple[Any, ...] = (args.limit,) if job != "diff_determinism" else (args.limit, lim)
-    with HandlerProcess(lim) as worker:
+    with HandlerProcess(lim) as worker, replay_progress(args.recording, worker=worker, **shown):
         try:
             return worker.call(f"replay.diff._calls:{job}", *job_args, *extra)
         except HandlerDied as exc:

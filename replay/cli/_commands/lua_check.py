@@ -23,6 +23,7 @@ from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
     add_json_flag,
+    add_progress_flag,
     add_supervisor_flags,
     hang_timeout,
     integrity_gate,
@@ -49,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,14 +72,18 @@ def run(args: argparse.Namespace) -> int:
     if not str(handler).endswith(".lua"):
         raise HandlerLoadError(str(handler), "lua-check needs a Lua match module (.lua)")
     options = ReplayOptions(seed=args.seed, module_path=args.module_path, hang_timeout=hang_timeout(args))
+    from replay.cli._progress import replay_progress
+
+    shown = {"enabled": not args.no_progress, "passes": ("lua-check: native and perturbed pairs order",)}
     if args.in_process:
-        report = check_pairs_order(args.recording, handler, options)
+        with replay_progress(args.recording, **shown):
+            report = check_pairs_order(args.recording, handler, options)
     else:
         from replay.errors import HandlerDied
         from replay.lua._check import died
         from replay.runtime._supervisor import HandlerProcess
 
-        with HandlerProcess(limits(args)) as worker:
+        with HandlerProcess(limits(args)) as worker, replay_progress(args.recording, worker=worker, **shown):
             try:
                 report = worker.call("replay.lua._check:check_pairs_order", args.recording, handler, options)
             except HandlerDied as exc:

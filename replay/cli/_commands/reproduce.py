@@ -40,6 +40,7 @@ from replay.cli._args import count, input_dir, input_location, whole
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
+    add_progress_flag,
     add_supervisor_flags,
     hang_timeout,
     integrity_gate,
@@ -89,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_supervisor_flags(p)
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,10 +118,14 @@ def run(args: argparse.Namespace) -> int:
         module_path=args.module_path,
         allow_incomplete=args.allow_incomplete,
     )
+    from replay.cli._progress import replay_progress
+
+    shown = {"enabled": not args.no_progress, "passes": ("reproduce",), "until_tick": args.until_tick}
     if worker is None:
-        result = reproduce(args.recording, args.handler, options)
+        with replay_progress(args.recording, **shown):
+            result = reproduce(args.recording, args.handler, options)
     else:
-        with worker:
+        with worker, replay_progress(args.recording, worker=worker, **shown):
             result = reproduce_supervised(args.recording, args.handler, options, process=worker)
     if args.json:
         print_json(result.to_json())
