@@ -510,14 +510,21 @@ class _Fuzzer:
     # -- reducing and writing ---------------------------------------------------------------------------
     def minimize(self, found: _Found) -> Finding:
         key = found.failure.key
-        if self.progress is not None:
-            self.progress.update(self.generated, self.options.max_examples, -1, "minimize")
+        tried = [0]
+
+        def shrinking(what: str, size: int) -> None:
+            tried[0] += 1
+            if self.progress is not None:
+                phase = f"minimize: {tried[0]} candidates tried, {what} at {size}"
+                self.progress.update(self.generated, self.options.max_examples, -1, phase)
 
         def actions_fail(cand: list[Action]) -> bool:
+            shrinking("actions", len(cand))
             failure, _ = self.play(cand)
             return failure is not None and failure.key == key
 
         def calls_fail(cand: list[Call]) -> bool:
+            shrinking("calls", len(cand))
             return self.stream(cand)[0] == key
 
         if not actions_fail(found.actions):

@@ -34,12 +34,11 @@ import concurrent.futures as cf
 import importlib
 import multiprocessing
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 from recorder.errors import NakamaReplayError
 
@@ -47,7 +46,6 @@ __all__ = [
     "CATEGORIES",
     "BatchSummary",
     "Executor",
-    "Progress",
     "SerialExecutor",
     "check_recorded_handlers",
     "find_recordings",
@@ -284,32 +282,6 @@ class BatchSummary:
             "signatures": self.signatures,
             "results": self.results,
         }
-
-
-class Progress:
-    """A progress bar on a terminal (one line, redrawn), or a line per tenth of the work otherwise."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total, self.done, self.width = total, 0, width
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
-        self.counts: Counter[str] = Counter()
-        self._next_line = 1
-
-    def update(self, category: str) -> None:
-        self.done += 1
-        self.counts[category] += 1
-        counts = "  ".join(f"{k} {self.counts[k]}" for k in CATEGORIES if self.counts[k] or k in CATEGORIES[:4])
-        if self.tty:
-            filled = self.width * self.done // max(1, self.total)
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total}  {counts}")
-            if self.done == self.total:
-                self.stream.write("\n")
-        elif self.done * 10 >= self._next_line * self.total or self.done == self.total:
-            self.stream.write(f"{self.done}/{self.total} replayed  {counts}\n")
-            self._next_line = self.done * 10 // max(1, self.total) + 1
-        self.stream.flush()
 
 
 def run_all(

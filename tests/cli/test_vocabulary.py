@@ -44,7 +44,7 @@ OTHER_OUTPUT_SPELLINGS = {"--output", "--out-dir", "--output-dir", "--dest", "--
 #: the commands that load a Lua handler (and so need --module-path for its require)
 LOADS_LUA = {"reproduce", "diff", "lua-check", "serve", "bisect", "run-all", "fuzz"}
 #: the commands that have a progress display
-HAS_PROGRESS = {"run-all", "fuzz", "triage ingest"}
+HAS_PROGRESS = {"run-all", "fuzz", "triage ingest", "reproduce", "diff", "lua-check", "bisect"}
 
 
 def _options(command: str) -> dict[str, argparse.Action]:
@@ -263,12 +263,14 @@ def test_proxy_and_playback_report_in_json(tmp_path: Path) -> None:
 
 
 def test_progress_off_a_terminal_is_plain_lines_and_no_progress_silences_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("NAKAMA_REPLAY_PROGRESS_INTERVAL", "0")  # a line per update instead of every 5 s
     fuzz = ["fuzz", "--handler", str(HANDLERS / "arena_fixed.py"), "--max-examples", "3", "--in-process"]
     assert main([*fuzz, "-o", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("fuzz ")]
-    assert lines and " matches, 0 failures, " in lines[0] and "\r" not in err and "\x1b[" not in err
+    assert lines and "/3 matches [" in lines[0] and ", 0 failures, search]" in lines[0]
+    assert "\r" not in err and "\x1b[" not in err
     assert main([*fuzz, "-o", str(tmp_path / "b"), "--no-progress"]) == 0
     assert "matches, 0 failures" not in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import io
 import json
 import shutil
 import textwrap
@@ -14,7 +13,6 @@ import pytest
 from recorder.errors import NakamaReplayError
 from replay.cli import main
 from replay.regression import CATEGORIES, SerialExecutor, find_recordings, load_executor, run_all
-from replay.regression._batch import Progress
 from tests.common.paths import ROOT
 
 RECS = ROOT / "fixtures" / "recordings"
@@ -202,22 +200,17 @@ def test_bad_input(tmp_path, capsys):
         load_executor("no_such_module_here:make", 2)
 
 
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_and_lines():
-    tty = _Tty()
-    bar = Progress(4, tty, width=8)
-    for cat in ("clean", "reproduced", "clean", "error"):
-        bar.update(cat)
-    text = tty.getvalue()
-    assert text.count("\r[") == 4 and "\r[##------] 1/4" in text and "\r[########] 4/4" in text and text.endswith("\n")
-    assert "reproduced 1  crashed 0  clean 2  diverged 0  error 1" in text
-    plain = io.StringIO()
-    lines = Progress(100, plain)
-    for _ in range(100):
-        lines.update("clean")
-    out = plain.getvalue().splitlines()
-    assert len(out) == 10 and out[-1].startswith("100/100 replayed") and "\r" not in plain.getvalue()
+def test_run_all_progress_counts_recordings_on_stderr(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NAKAMA_REPLAY_PROGRESS_INTERVAL", "0")  # a plain line per recording
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(RECS / "arena-reconnect-crash.nkrec", corpus / f"{name}.nkrec")
+    code = main(["run-all", str(corpus), "--handler", str(HANDLERS / "arena.py"), "-j", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["counts"]["reproduced"] == 3
+    lines = [line for line in err.splitlines() if line.startswith("run-all: ")]
+    assert lines[0].startswith("run-all: 1/3 recordings [") and "reproduced 1  crashed 0  clean 0" in lines[0]
+    assert lines[-1].startswith("run-all: 3/3 recordings [") and "reproduced 3" in lines[-1] and "\r" not in err
+    main(["run-all", str(corpus), "--handler", str(HANDLERS / "arena.py"), "-j", "1", "--json", "--no-progress"])
+    assert "run-all: " not in capsys.readouterr().err

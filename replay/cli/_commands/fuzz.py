@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from replay.cli._args import output_dir, positive, whole
 from replay.cli._common import (
@@ -127,37 +126,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """One status line on stderr, rewritten in place on a terminal; otherwise a plain line every few seconds
-    and one per finding."""
+    """Fuzz progress through the one progress display (``replay.cli._progress``): matches played of the
+    budget, the failures so far and the phase (search, shrink, minimize); a line per finding."""
 
-    def __init__(self, handler: str, live: bool) -> None:
-        self.handler, self.live = handler, live
-        self.start = time.monotonic()
-        self.last = 0.0
+    def __init__(self, handler: str, enabled: bool) -> None:
+        from replay.cli._progress import Progress
+
+        self.display = Progress(f"fuzz {handler}", None, unit="match", enabled=enabled)
         self.findings = 0
 
     def update(self, examples: int, budget: int, findings: int, phase: str) -> None:
         if findings >= 0:
             self.findings = findings
-        now = time.monotonic()
-        if now - self.last < (0.2 if self.live else 5.0):
-            return
-        self.last = now
         bugs = f"{self.findings} failure{'s' if self.findings != 1 else ''}"
-        line = f"fuzz {self.handler}: {examples}/{budget} matches, {bugs}, {now - self.start:.1f} s [{phase}]"
-        sys.stderr.write(f"\r{line}\x1b[K" if self.live else f"{line}\n")
-        sys.stderr.flush()
+        self.display.set(examples, total=budget, status=f"{bugs}, {phase}")
 
     def found(self, key: str, examples: int, seconds: float) -> None:
-        if self.live:
-            sys.stderr.write("\r\x1b[K")
-        sys.stderr.write(f"found {key} after {examples} matches, {seconds:.1f} s; shrinking\n")
-        sys.stderr.flush()
+        self.display.note(f"found {key} after {examples} matches, {seconds:.1f} s; shrinking")
 
     def done(self) -> None:
-        if self.live:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+        self.display.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,9 +180,10 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds > 1:
         report = _fuzz_seeds(args, options)
     else:
-        progress = None if args.no_progress or args.json else _Progress(args.handler, sys.stderr.isatty())
-        report = fuzz(args.handler, options, progress)
-        if progress is not None:
+        progress = _Progress(args.handler, not args.no_progress)
+        try:
+            report = fuzz(args.handler, options, progress)
+        finally:
             progress.done()
     if args.json:
         print_json(report.to_json())

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from replay.cli._args import count, handler_file, positive, whole
 from replay.cli._common import (
@@ -98,9 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.errors import NakamaReplayError
+    from replay.cli._progress import Progress
     from replay.regression._batch import (
         CATEGORIES,
-        Progress,
         check_recorded_handlers,
         find_recordings,
         load_executor,
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     supervised = not args.in_process
     kind = "serial" if jobs == 1 and args.executor == "process" else args.executor
     executor = load_executor(kind, jobs, supervised=supervised)
-    progress = None if args.no_progress else Progress(len(recordings), sys.stderr).update
+    display = Progress("run-all", len(recordings), unit="recording", enabled=not args.no_progress)
+    progress = None if args.no_progress else _counting(display)
     options = {
         "seed": args.seed,
         "hang_timeout": hang_timeout(args),
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             limits=limits(args) if supervised else None,
         )
     finally:
+        display.close()
         shutdown = getattr(executor, "shutdown", None)
         if shutdown is not None:
             shutdown(wait=True)
@@ -156,6 +159,20 @@ def run(args: argparse.Namespace) -> int:
     if any(counts[c] for c in fail_on):
         return 1
     return EXIT_INCOMPLETE if counts["incomplete"] else 0
+
+
+def _counting(display: Any) -> Callable[[str], None]:
+    """``run_all``'s ``progress(category)``: one more recording done, and the counts so far."""
+    from replay.regression._batch import CATEGORIES
+
+    counts: Counter[str] = Counter()
+
+    def update(category: str) -> None:
+        counts[category] += 1
+        shown = (k for k in CATEGORIES if counts[k] or k in CATEGORIES[:4])
+        display.advance(status="  ".join(f"{k} {counts[k]}" for k in shown))
+
+    return update
 
 
 def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no-untyped-def]

@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from recorder.errors import OptionError
 from replay.cli._args import count, input_file, positive, whole
@@ -277,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace) -> int:
     from recorder.storage import check_location, is_url
+    from replay.cli._progress import Progress
     from replay.triage._ingest import ingest
 
     for path in [*args.client_reports, *args.sentry, *args.server_log]:
@@ -290,13 +290,16 @@ def _ingest(args: argparse.Namespace) -> int:
         raise OptionError(
             "--client-reports", None, "nothing to ingest: give --client-reports, --sentry, --server-log or --recordings"
         )
-    with open_store(
-        args.db,
-        link_ticks=args.link_ticks,
-        link_ms=args.link_ms,
-        clock_skew_ms=args.clock_skew_ms,
-        link_rpc_ms=args.link_rpc_ms,
-    ) as store:
+    with (
+        open_store(
+            args.db,
+            link_ticks=args.link_ticks,
+            link_ms=args.link_ms,
+            clock_skew_ms=args.clock_skew_ms,
+            link_rpc_ms=args.link_rpc_ms,
+        ) as store,
+        Progress("triage ingest", None, unit="item", enabled=not args.no_progress) as display,
+    ):
         report = ingest(
             store,
             client=args.client_reports,
@@ -304,7 +307,7 @@ def _ingest(args: argparse.Namespace) -> int:
             logs=args.server_log,
             recordings=args.recordings,
             batch=args.batch,
-            progress=None if args.no_progress else _Progress(sys.stderr).update,
+            progress=None if args.no_progress else _ingest_progress(display),
         )
         totals = store.counts()
         target = store.target
@@ -318,29 +321,13 @@ def _ingest(args: argparse.Namespace) -> int:
     return code
 
 
-class _Progress:
-    """Ingest progress on stderr: one line redrawn on a terminal (at most 5 times a second), else a plain
-    line every 5 seconds; nothing for an ingest that ends sooner."""
+def _ingest_progress(display: Any) -> Any:
+    """``ingest``'s ``progress(source, items_read)`` shown through the one progress display."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream, self.tty = stream, stream.isatty()
-        self.start = self.last = time.monotonic()
-        self.shown = False
+    def update(source: str, items: int) -> None:
+        display.set(items, status=f"now {source}" if source else "")
 
-    def update(self, source: str, items: int) -> None:
-        now = time.monotonic()
-        if not source:  # the end
-            if self.shown and self.tty:
-                self.stream.write("\n")
-                self.stream.flush()
-            return
-        if now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last, self.shown = now, True
-        rate = items / max(now - self.start, 1e-9)
-        line = f"read {items} items ({rate:,.0f}/s), now {source}"
-        self.stream.write(f"\r{line}\033[K" if self.tty else line + "\n")
-        self.stream.flush()
+    return update
 
 
 def format_ingest(report: Any, target: str, totals: dict[str, int]) -> str:
