@@ -191,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
                 if shutdown is not None:
                     shutdown()
         else:
-            steps = test if isinstance(test, b.CommandTest) or args.no_progress else _with_progress(test, args.recording)
+            steps = (
+                test if isinstance(test, b.CommandTest) or args.no_progress else _with_progress(test, args.recording)
+            )
             result = b.bisect(versions, steps, check_ends=args.check_ends, on_step=on_step)
     finally:
         if materialiser is not None:
