@@ -50,6 +50,8 @@ __all__ = [
     "check_recorded_handlers",
     "find_recordings",
     "load_executor",
+    "batch_size",
+    "reproduce_many",
     "reproduce_one",
     "run_all",
 ]
@@ -313,29 +315,63 @@ def run_all(
         else:
             executor = load_executor("process", jobs or os.cpu_count() or 1, supervised=limits is not None)
     summary = BatchSummary()
+    size = batch_size(executor, len(recordings))
     try:
-        futures = {executor.submit(reproduce_one, path, handler, options, limits): path for path in recordings}
-        if all(isinstance(f, cf.Future) for f in futures):
-            finished: Iterable[Any] = cf.as_completed(futures)
-        else:
-            finished = list(futures)
-        for future in finished:
-            try:
-                result = future.result()
-            except Exception as exc:  # a worker that died (or a cluster error) fails one item
-                result = {
-                    "path": futures[future],
-                    "category": "error",
-                    "detail": f"worker failed: {type(exc).__name__}: {exc}",
-                }
-            summary.results.append(result)
-            if progress is not None:
-                progress(result["category"])
+        groups = [list(recordings[i : i + size]) for i in range(0, len(recordings), size)]
+        futures = {executor.submit(reproduce_many, group, handler, options, limits): group for group in groups}
+        while futures:
+            if all(isinstance(f, cf.Future) for f in futures):
+                finished: Iterable[Any] = cf.as_completed(futures)
+            else:
+                finished = list(futures)
+            retry: dict[Any, list[str]] = {}
+            for future in finished:
+                group = futures[future]
+                try:
+                    results = future.result()
+                except Exception as exc:  # a worker that died (or a cluster error)
+                    if len(group) > 1:  # each recording again in a task of its own: one bad apple costs only itself
+                        retry.update(
+                            (executor.submit(reproduce_many, [path], handler, options, limits), [path])
+                            for path in group
+                        )
+                        continue
+                    results = [
+                        {"path": group[0], "category": "error", "detail": f"worker failed: {type(exc).__name__}: {exc}"}
+                    ]
+                for result in results:
+                    summary.results.append(result)
+                    if progress is not None:
+                        progress(result["category"])
+            futures = retry
     finally:
         if owned:
             executor.shutdown(wait=True)
     summary.results.sort(key=lambda r: r["path"])
     return summary
+
+
+def reproduce_many(
+    paths: Sequence[str], handler: str | None, options: dict[str, Any], limits: Any = None
+) -> list[dict[str, Any]]:
+    """``reproduce_one`` for each of ``paths``, in one task (``batch_size``)."""
+    return [reproduce_one(path, handler, options, limits) for path in paths]
+
+
+#: recordings per task on a cluster: enough tasks per worker that the last ones end together (16), at most 8 per task
+_TASKS_PER_WORKER, _MAX_BATCH = 16, 8
+
+
+def batch_size(executor: Any, recordings: int) -> int:
+    """Recordings per task: 1 on this machine's executors (a task costs microseconds there); on a cluster
+    (``executor.workers`` set, as ``DaskExecutor`` does) up to ``_MAX_BATCH`` so that each task's round trip
+    through the scheduler is paid once for several replays, while every worker still gets ``_TASKS_PER_WORKER``
+    tasks or more (a sweep's last tasks end close together). A task whose worker is lost is split: its
+    recordings run again one per task, so a recording that kills workers costs only itself."""
+    workers = getattr(executor, "workers", None)
+    if not isinstance(workers, int) or workers < 1:
+        return 1
+    return max(1, min(_MAX_BATCH, recordings // (workers * _TASKS_PER_WORKER)))
 
 
 def _absolute_spec(spec: str) -> str:

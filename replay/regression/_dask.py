@@ -49,6 +49,7 @@ class DaskExecutor:
                 f"--executor {spec}: Dask is not installed (pip install 'nakama-replay[dask]')"
             ) from None
         self.cluster: Any = None
+        self.workers = workers
         if spec == "dask":
             with dask.config.set(DASK_CONFIG):
                 self.cluster = LocalCluster(
@@ -60,6 +61,7 @@ class DaskExecutor:
                 )
                 self.client = Client(self.cluster)
             self.where = f"dask local cluster, {workers} worker processes"
+            self.workers = workers
         else:
             address = ("tls://" if spec.startswith("dask+tls://") else "tcp://") + spec.split("://", 1)[1]
             try:
@@ -68,6 +70,7 @@ class DaskExecutor:
                 raise NakamaReplayError(f"--executor {spec}: no Dask scheduler answers at {address}: {exc}") from None
             n = len(self.client.scheduler_info().get("workers", {}))
             self.where = f"dask scheduler {address}, {n} workers"
+            self.workers = max(n, 1)  # run_all's tasks hold several recordings each on a big sweep (batch_size)
 
     def submit(self, fn: Any, /, *args: Any) -> Future[Any]:
         """A ``concurrent.futures`` future of ``fn(*args)`` on the cluster. Its result is fetched as soon as

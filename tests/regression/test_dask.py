@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -115,3 +116,85 @@ def test_run_all_from_s3_on_a_dask_cluster_survives_killed_workers(bucket, dask_
     # ...and ran again, its result as if never killed (a finished result that a killed worker still held before
     # the command fetched it is computed again: at most a few more starts)
     assert len(others) >= 4 + len(blocked_others), lines
+
+
+_VICTIM_HANDLER = """
+import os
+import time
+from pathlib import Path
+
+from arena import *  # noqa: F403
+from arena import match_init as arena_init
+
+STARTS = Path(__file__).with_name("starts.txt")
+
+
+def match_init(ctx, logger, nk, params):
+    victim = ctx["match_id"].startswith("victim")
+    with open(STARTS, "a") as f:
+        f.write(f"{ctx['match_id']} {os.getppid()}\\n")
+    if victim:
+        time.sleep(300)  # the test kills this worker long before
+    return arena_init(ctx, logger, nk, params)
+"""
+
+
+def test_a_big_sweep_batches_recordings_and_a_lost_batch_costs_only_its_victim(dask_cluster, tmp_path):
+    """64 recordings on 2 workers go 2 per task (batch_size); the task holding the victim loses its worker
+    twice, so its recordings run again one per task: the victim is reported (its worker lost twice more), its
+    batch sibling is replayed clean, and the other tasks never notice."""
+    import threading
+
+    from replay.regression._batch import batch_size, run_all
+    from replay.regression._dask import DaskExecutor
+
+    handler_dir = tmp_path / "handler"
+    handler_dir.mkdir()
+    shutil.copy(HANDLERS / "arena.py", handler_dir / "arena.py")
+    handler = handler_dir / "arena_victim.py"
+    handler.write_text(_VICTIM_HANDLER)
+    starts = handler_dir / "starts.txt"
+    header, events = read_events(RECORDINGS / "arena-clean.nkrec")
+    short = [e for e in events if getattr(e, "tick", 0) <= 5]
+    paths = []
+    for i in range(64):
+        mid = "victim-1" if i == 21 else f"match-{i:02}"
+        path = tmp_path / f"{mid}.nkrec"
+        write_recording(path, dataclasses.replace(header, match_id=mid), short)
+        paths.append(str(path))
+
+    rng = random.getstate()  # distributed's client draws from the global random (its connection back-off)
+    executor = DaskExecutor(dask_cluster.address.replace("tcp://", "dask://"), 2)
+    assert executor.workers == 2 and batch_size(executor, len(paths)) == 2
+    done: dict[str, object] = {}
+    runner = threading.Thread(
+        target=lambda: done.update(
+            summary=run_all(paths, str(handler), executor=executor, options={"hang_timeout": 600})
+        )
+    )
+    runner.start()
+    killed: set[int] = set()
+    deadline = time.monotonic() + _RUN_TIMEOUT
+    try:
+        while runner.is_alive() and time.monotonic() < deadline:
+            for line in starts.read_text().splitlines() if starts.exists() else []:
+                mid, ppid = line.split()
+                if mid.startswith("victim") and int(ppid) not in killed:
+                    assert dask_cluster.is_worker(int(ppid)), f"{line}: not a Dask worker process"
+                    killed.add(int(ppid))
+                    os.kill(int(ppid), signal.SIGKILL)
+            time.sleep(0.2)
+        runner.join(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        executor.shutdown()
+        random.setstate(rng)
+    assert not runner.is_alive(), "run_all did not finish"
+    summary = done["summary"]
+    rows = {Path(r["path"]).stem: r for r in summary.results}  # type: ignore[attr-defined]
+    assert len(rows) == 64
+    assert rows["victim-1"]["category"] == "error" and "KilledWorker" in rows["victim-1"]["detail"]
+    assert {r["category"] for name, r in rows.items() if name != "victim-1"} == {"clean"}
+    victim_starts = [line for line in starts.read_text().splitlines() if line.startswith("victim")]
+    assert len(victim_starts) == 4, victim_starts  # its batch: run, retried; then alone: run, retried
+    sibling = Path(paths[20]).stem  # tasks hold recordings 2k and 2k + 1: the victim (21) shares with 20
+    assert sum(line.startswith(sibling) for line in starts.read_text().splitlines()) >= 2
