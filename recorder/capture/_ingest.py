@@ -68,9 +68,13 @@ from recorder.storage import kind_of, local_path
 __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
 
 TAG = "nkreplay:1 "
-_KINDS = ("init", "join_attempt", "join", "leave", "loop", "signal", "terminate")
-#: arrays and maps a capture record itself adds around the free-form values it carries (record, nd, pair)
+_KINDS = ("init", "join_attempt", "join", "leave", "loop", "loops", "signal", "terminate")
+#: arrays and maps a capture record itself adds around the free-form values it carries (record, nd, pair;
+#: a lean "loops" record adds its entry list and entry)
 _RECORD_NESTING = 3
+_LOOPS_NESTING = 5
+#: most loop ticks one lean "loops" record may stand for (the module flushes every flush_seconds of ticks)
+MAX_LOOPS_PER_RECORD = 100_000
 _MAX_PARTS = 100_000  # parts of one split record (the capture module's max_line is thousands of bytes)
 
 
@@ -277,6 +281,7 @@ class Ingest:
                 builder.add(r.body, r.ts_ms)
             except InvalidValue as exc:
                 self._damaged(r.source, r.line, f"match {match} record {s}: {_describe(exc)}")
+        problems.extend(builder.problems)
         crash = self.crashes.get(log_mid) or builder.error_crash
         events: list[Event] = list(builder.calls)
         if crash is not None:
@@ -291,7 +296,11 @@ class Ingest:
             node=builder.node or (match.split(".", 1)[1] if "." in match else ""),
             source="lua-capture",
             started_ms=builder.started_ms,
-            tags={"capture_version": builder.capture_version, "snapshot_every": builder.snapshot_every},
+            tags={
+                "capture_version": builder.capture_version,
+                "snapshot_every": builder.snapshot_every,
+                "capture_mode": builder.mode,
+            },
             redactions=builder.redactions,
         )
         if builder.init is None:
@@ -351,7 +360,8 @@ def _parse_record(body: str) -> dict[str, Any]:
     rec = parse_json(body)
     if type(rec) is not dict:
         raise InvalidValue("", f"a capture record is a JSON object, got {show(rec)}")
-    value(rec, "", from_json=True, max_depth=MAX_DEPTH + _RECORD_NESTING)
+    nesting = _LOOPS_NESTING if rec.get("k") == "loops" else _RECORD_NESTING
+    value(rec, "", from_json=True, max_depth=MAX_DEPTH + nesting)
     if "m" not in rec or "s" not in rec:
         raise InvalidValue("", "capture record without match id (m) and sequence number (s)")
     match_id(rec["m"], "m")
@@ -442,14 +452,67 @@ class _Builder:
         self.capture_version = 1
         self.snapshot_every = 0
         self.redactions: tuple[str, ...] = ()
+        self.mode = "full"  # the capture module's mode (h.mode): "lean" records loops by their inputs only
+        self.problems: list[str] = []  # calls the capture module could not record (lean entries)
 
     def add(self, rec: dict[str, Any], ts_ms: int) -> None:
         """Add one record; raises ``InvalidValue`` naming the field when it contradicts the capture format."""
-        kind, tick = rec["k"], _tick(rec.get("t", 0), "t")
-        o = _object(rec.get("o"), "o")
+        if rec["k"] == "loops":
+            self._loops(rec)
+            return
+        if rec["k"] == "init":
+            self.started_ms = ts_ms
+        self.calls.append(self._call(rec, rec["k"], _tick(rec.get("t", 0), "t"), ""))
+
+    def _loops(self, rec: dict[str, Any]) -> None:
+        """A lean record: ``n`` loop calls from tick ``t``; ``x`` holds the ticks that were not empty as
+        ``{"i": offset, ps, ms, nd, e, o}`` (offsets increasing). Outcomes are not known (None) unless the
+        record says it observed them (``"o": 1``: then an absent outcome is an empty one). The record is
+        checked whole before any of its calls is added."""
+        first = _tick(rec.get("t"), "t")
+        n = _whole(rec.get("n"), "n", 1, MAX_LOOPS_PER_RECORD)
+        observed = rec.get("o") == 1
+        entries: dict[int, tuple[int, dict[str, Any]]] = {}  # offset -> (index in x, entry)
+        last = -1
+        for j, entry in enumerate(_list(rec.get("x"), "x")):
+            if type(entry) is not dict:
+                raise InvalidValue(f"x[{j}]", f"must be an object, got {show(entry)}")
+            i = _whole(entry.get("i"), f"x[{j}].i", 0, n - 1)
+            if i <= last:
+                raise InvalidValue(f"x[{j}].i", f"offsets must increase, got {i} after {last}")
+            last = i
+            entries[i] = (j, entry)
+        calls: list[Call] = []
+        loops_before, crash_before, problems_before = self.loops, self.error_crash, len(self.problems)
+        try:
+            for i in range(n):
+                if i not in entries:
+                    calls.append(LoopCall(first + i, (), Outcome() if observed else None, ()))
+                    self.loops += 1
+                    continue
+                j, entry = entries[i]
+                if "capture_error" in entry:
+                    self.problems.append(
+                        f"the capture module could not record the loop call at tick {first + i}: "
+                        f"{show(entry['capture_error'], 200)}"
+                    )
+                    continue
+                if not observed:
+                    entry = {k: v for k, v in entry.items() if k != "o"}
+                calls.append(self._call(entry, "loop", first + i, f"x[{j}].", lean=not observed))
+        except InvalidValue:
+            self.loops, self.error_crash = loops_before, crash_before
+            del self.problems[problems_before:]
+            raise
+        self.calls.extend(calls)
+
+    def _call(self, rec: dict[str, Any], kind: str, tick: int, where: str, *, lean: bool = False) -> Call:
+        """One record's call (fields named with the prefix ``where``); ``lean``: a loop whose outcome was
+        not recorded."""
+        o = _object(rec.get("o"), where + "o")
         nd = tuple(
-            Nondeterministic(text(pair[0], f"nd[{i}][0]"), value(pair[1], f"nd[{i}][1]", from_json=True))
-            for i, pair in enumerate(_pairs(rec.get("nd")))
+            Nondeterministic(text(pair[0], f"{where}nd[{i}][0]"), value(pair[1], f"{where}nd[{i}][1]", from_json=True))
+            for i, pair in enumerate(_pairs(rec.get("nd"), where + "nd"))
         )
         call: Call
         if kind == "init":
@@ -462,7 +525,7 @@ class _Builder:
             if label is not None:
                 text(label, "o.l")
             outcome = self._outcome(o, tick_rate=tick_rate or None, label=label)
-            self.init, self.params, self.started_ms, self.tick_rate = rec, params, ts_ms, tick_rate
+            self.init, self.params, self.tick_rate = rec, params, tick_rate
             if label is not None:
                 self.label = label
             call = InitCall(params, outcome, nd)
@@ -505,26 +568,27 @@ class _Builder:
                         break
             call = LeaveCall(tick, left, self._outcome(o), nd)
         elif kind == "loop":
-            senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
+            senders = [_presence(p, f"{where}ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), where + "ps"))]
             messages = []
-            for j, m in enumerate(_list(rec.get("ms"), "ms")):
-                where = f"ms[{j}]"
+            for j, m in enumerate(_list(rec.get("ms"), where + "ms")):
+                at = f"{where}ms[{j}]"
                 idx, op, data, reliable, received = _items(
-                    m, where, 5, "[sender, op_code, data, reliable, receive_time_ms]"
+                    m, at, 5, "[sender, op_code, data, reliable, receive_time_ms]"
                 )
-                sender = _whole(idx, f"{where}[0]", 1, len(senders)) if senders else None
+                sender = _whole(idx, f"{at}[0]", 1, len(senders)) if senders else None
                 if sender is None:
-                    raise InvalidValue(f"{where}[0]", "a message needs a sender, and the record lists none (ps)")
+                    raise InvalidValue(f"{at}[0]", "a message needs a sender, and the record lists none (ps)")
                 messages.append(
                     MatchMessage(
                         senders[sender - 1],
-                        _whole(op, f"{where}[1]"),
-                        _data(data, f"{where}[2]"),
+                        _whole(op, f"{at}[1]"),
+                        _data(data, f"{at}[2]"),
                         bool(reliable),
-                        _whole(received, f"{where}[4]"),
+                        _whole(received, f"{at}[4]"),
                     )
                 )
-            call = LoopCall(tick, tuple(messages), self._outcome(o), nd)
+            outcome = None if lean else self._outcome(o, where=where)
+            call = LoopCall(tick, tuple(messages), outcome, nd)  # type: ignore[arg-type]
             self.loops += 1
         elif kind == "signal":
             reply = o.get("rp")
@@ -540,7 +604,7 @@ class _Builder:
             self.error_crash = CrashMarker(
                 call.callback, tick, error if isinstance(error, str) else show(error, 200), ""
             )
-        self.calls.append(call)
+        return call
 
     def _capture_header(self, h: dict[str, Any]) -> None:
         """The init record's ``h``: module, node, capture version, snapshot interval, redactions."""
@@ -549,16 +613,21 @@ class _Builder:
         self.node = "" if not node else text(node, "h.node")
         self.capture_version = _whole(h.get("v", 1), "h.v")
         self.snapshot_every = _whole(h.get("snap", 0), "h.snap", 0, INT64_MAX)
+        mode = h.get("mode", "full")
+        if mode not in ("full", "lean"):
+            raise InvalidValue("h.mode", f'must be "full" or "lean", got {show(mode)}')
+        self.mode = mode
         keys = _list(h.get("red"), "h.red")
         ops = _list(h.get("redop"), "h.redop")
         self.redactions = tuple(
             [f"key:{show(k) if not isinstance(k, str) else k}" for k in keys] + [f"op:{show(op)}" for op in ops]
         )
 
-    def _outcome(self, o: dict[str, Any], **extra: Any) -> Outcome:
+    def _outcome(self, o: dict[str, Any], where: str = "", **extra: Any) -> Outcome:
         broadcasts = []
-        for j, b in enumerate(_list(o.get("b"), "o.b")):
-            where = f"o.b[{j}]"
+        prefix = where
+        for j, b in enumerate(_list(o.get("b"), prefix + "o.b")):
+            where = f"{prefix}o.b[{j}]"
             op, data, targets, sender, reliable, deferred = _items(
                 b, where, 6, "[op_code, data, targets, sender, reliable, deferred]"
             )
@@ -579,15 +648,15 @@ class _Builder:
                     bool(deferred),
                 )
             )
-        kicks = tuple(_presence(p, f"o.kk[{i}]") for i, p in enumerate(_list(o.get("kk"), "o.kk")))
-        labels = tuple(text(x, f"o.lu[{i}]") for i, x in enumerate(_list(o.get("lu"), "o.lu")))
+        kicks = tuple(_presence(p, f"{prefix}o.kk[{i}]") for i, p in enumerate(_list(o.get("kk"), prefix + "o.kk")))
+        labels = tuple(text(x, f"{prefix}o.lu[{i}]") for i, x in enumerate(_list(o.get("lu"), prefix + "o.lu")))
         digest = snapshot = None
         if "ss" in o:
             try:
                 snapshot = canonical_bytes(o["ss"])
                 digest = state_digest(o["ss"])
             except StateError as exc:
-                raise InvalidValue("o.ss", str(exc)) from None
+                raise InvalidValue(prefix + "o.ss", str(exc)) from None
         return Outcome(
             broadcasts=tuple(broadcasts),
             kicks=kicks,
@@ -621,12 +690,12 @@ class _Builder:
         return tuple(members[w] for w in wanted)
 
 
-def _pairs(v: Any) -> list[list[Any]]:
+def _pairs(v: Any, field: str = "nd") -> list[list[Any]]:
     out = []
-    for i, x in enumerate(_list(v, "nd")):
-        items = _list(x, f"nd[{i}]")
+    for i, x in enumerate(_list(v, field)):
+        items = _list(x, f"{field}[{i}]")
         if len(items) != 2:
-            raise InvalidValue(f"nd[{i}]", "a nondeterministic value is [source, value]")
+            raise InvalidValue(f"{field}[{i}]", "a nondeterministic value is [source, value]")
         out.append(items)
     return out
 

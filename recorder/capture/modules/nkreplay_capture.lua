@@ -26,11 +26,26 @@
 --   module          name written into the recording (default "")
 --   snapshot_every  log the state (nk.json_encode) with every loop whose tick is a multiple (0 = never;
 --                   states must be JSON-encodable: no NaN, no cycles)
---   sample          fraction of matches to record, chosen from the match id (default 1)
+--   sample          fraction of matches to record (default 1), drawn when Nakama loads the module into a
+--                   match's Lua VM (once per match): a match outside the sample gets the handler itself, its
+--                   callbacks called directly (only nk.time, nk.uuid_v4, math.random, os.* and the other
+--                   patched sources pass through a one-test wrapper)
 --   redact          list of table keys whose values are replaced by "[redacted]" in params, metadata,
 --                   session vars, snapshots and storage reads
 --   redact_op_codes list of op codes whose message and broadcast data are not written
 --   max_line        longest record line in bytes before it is split (default 6000)
+--   mode            "full" (default: every call its own record, with outcomes) or "lean": what a production
+--                   server can afford. Lean records match_loop calls by their inputs and nondeterministic
+--                   values only, several ticks per `k = "loops"` record (`t` first tick, `n` ticks, `x` the
+--                   ticks that had messages, nondeterministic values or an error, each `{"i": offset, ...}`;
+--                   the other ticks were empty). A tick with something is written at most `flush_seconds`
+--                   later, and at once when the loop raises (so Nakama's crash line follows the record of its
+--                   tick) or ends the match; empty ticks are only counted, written with the next record.
+--                   Other callbacks are recorded as in full mode (pending loops first). A process killed
+--                   outright loses at most the last `flush_seconds` of inputs.
+--   flush_seconds   lean: longest time a tick's inputs wait in memory (default 1)
+--   outcomes        lean: also record each loop's outcome (broadcasts, kicks, label updates; default false);
+--                   snapshot_every needs it in lean mode
 local nk = require("nakama")
 
 local C = { VERSION = 1 }
@@ -124,7 +139,10 @@ if not rawget(nk, "__nkreplay_capture") then
 end
 
 -- -- options ----------------------------------------------------------------------------------------------
-local opts = { module = "", snapshot_every = 0, sample = 1, redact = {}, redact_op_codes = {}, max_line = 6000 }
+local opts = {
+  module = "", snapshot_every = 0, sample = 1, redact = {}, redact_op_codes = {}, max_line = 6000,
+  mode = "full", flush_seconds = 1, outcomes = false,
+}
 local redact_keys, redact_ops = {}, {}
 
 local function set_options(o)
@@ -162,7 +180,8 @@ local function presence5(p)
 end
 
 -- -- records ----------------------------------------------------------------------------------------------
-local match_id, seq, enabled = nil, 0, true
+local match_id, seq = nil, 0
+local write_line
 
 local function emit(record)
   record.m = match_id
@@ -177,6 +196,11 @@ local function emit(record)
   if not ok then
     text = nk.json_encode({ m = match_id, s = record.s, k = record.k, t = record.t, capture_error = raw_tostring(text) })
   end
+  write_line(text, record.s)
+end
+
+-- one record's JSON text into the log: one line, or parts of at most max_line bytes
+function write_line(text, s)
   local limit = opts.max_line or 6000
   if #text <= limit then
     nk.logger_info(TAG .. text)
@@ -193,7 +217,7 @@ local function emit(record)
     i = j + 1
   end
   for n, part in raw_ipairs(parts) do
-    nk.logger_info(TAG .. "P " .. record.s .. "/" .. n .. "/" .. #parts .. " " .. part)
+    nk.logger_info(TAG .. "P " .. s .. "/" .. n .. "/" .. #parts .. " " .. part)
   end
 end
 
@@ -249,16 +273,167 @@ local function dispatcher_for(real)
   return p
 end
 
-local function sampled(id)
-  local fraction = opts.sample or 1
+-- whether this match is recorded: drawn when Nakama loads the module into the match's own Lua VM (once per
+-- match, before it has an id), so a match outside the sample runs the handler itself
+local function drawn(fraction)
   if fraction >= 1 then return true end
   if fraction <= 0 then return false end
-  local h = tonumber(str_sub(nk.md5_hash(id), 1, 8), 16)
-  return h / 4294967296 < fraction
+  return tonumber(str_sub(nk.uuid_v4(), 1, 8), 16) / 4294967296 < fraction
+end
+
+-- -- lean mode: match_loop calls batched into "loops" records ------------------------------------------
+local str_find, concat = string.find, table.concat
+local lean, lean_outcomes, flush_ticks, limit_bytes = false, false, 10, 6000
+-- empty ticks alone are not worth a line: written with the next tick that has something, before any other
+-- call, or after this many (ingest takes at most 100,000 per record)
+local MAX_EMPTY = 36000
+local match_id_text = '""'
+-- the pending batch: ticks batch_first .. batch_next - 1 (batch_next -1: none), its entries, their size, and
+-- the tick after which it is written
+local batch_first, batch_next, batch_bytes, batch, flush_at = 0, -1, 0, {}, 0
+local lean_nd = {}
+local lean_call = { nd = lean_nd } -- `active` during an unobserved lean loop: only nondeterministic values
+local presence_texts = {} -- session id -> { user_id, username, node, JSON text }
+
+-- a string as JSON text (plain ASCII without quotes or escapes is written as it is)
+local function json_text(v)
+  if not str_find(v, '[%c"\\\128-\255]') then return '"' .. v .. '"' end
+  return nk.json_encode(v)
+end
+
+local function flush()
+  if batch_next < 0 then return end
+  local s = seq
+  seq = seq + 1
+  local text = '{"m":' .. match_id_text .. ',"s":' .. s .. ',"k":"loops","t":' .. floor(batch_first)
+    .. ',"n":' .. floor(batch_next - batch_first) .. (lean_outcomes and ',"o":1' or "") .. ',"x":['
+    .. concat(batch, ",") .. "]}"
+  batch_next, batch_bytes, batch = -1, 0, {}
+  write_line(text, s)
+end
+
+-- one more loop tick in the batch; `body` is its entry's fields (",..." text), "" for an empty tick
+local function add_tick(tick, body)
+  if batch_next >= 0 and (tick ~= batch_next or batch_bytes + #body > limit_bytes) then flush() end
+  if batch_next < 0 then batch_first, flush_at = tick, tick + MAX_EMPTY - 1 end
+  if body ~= "" then
+    local entry = '{"i":' .. floor(tick - batch_first) .. body .. "}"
+    batch[#batch + 1] = entry
+    batch_bytes = batch_bytes + #entry + 1
+    local due = batch_first + flush_ticks - 1 -- a tick with something waits at most flush_seconds
+    if due < flush_at then flush_at = due end
+  end
+  batch_next = tick + 1
+end
+
+local function presence_text(p)
+  local sid = p.session_id
+  local c = presence_texts[sid]
+  if c == nil or c[1] ~= p.user_id or c[2] ~= p.username or c[3] ~= p.node then
+    local text = "[" .. json_text(p.user_id) .. "," .. json_text(sid) .. "," .. json_text(p.username or "") .. ","
+      .. json_text(p.node or "") .. "]"
+    c = { p.user_id, p.username, p.node, text }
+    presence_texts[sid] = c
+  end
+  return c[4]
+end
+
+-- a tick's messages as entry fields: senders (ps) and [sender, op_code, data, reliable, receive_time_ms]
+local function encode_messages(messages)
+  local ps, ms, index = {}, {}, {}
+  for i = 1, #messages do
+    local m = messages[i]
+    local s = m.sender
+    local text = presence_text(s)
+    local idx = index[text]
+    if idx == nil then
+      ps[#ps + 1] = text
+      idx = #ps
+      index[text] = idx
+    end
+    local op, data = m.op_code, m.data
+    local d
+    if data == nil then
+      d = "null"
+    elseif redact_ops[op] then
+      d = "false"
+    else
+      d = '"' .. b64(data) .. '"'
+    end
+    ms[i] = "[" .. idx .. "," .. op .. "," .. d .. (m.reliable and ",true," or ",false,") .. m.receive_time_ms .. "]"
+  end
+  return ',"ps":[' .. concat(ps, ",") .. '],"ms":[' .. concat(ms, ",") .. "]"
+end
+
+-- a lean loop's entry fields after the call: nondeterministic values, the error, the outcome (if observed)
+local function lean_body(tick, body, ok, result, last, call)
+  if lean_nd[1] ~= nil then
+    local nd = lean_nd
+    lean_nd = {}
+    lean_call.nd = lean_nd
+    body = body .. ',"nd":' .. nk.json_encode(nd)
+  end
+  if not ok then return body .. ',"e":' .. json_text(raw_type(result) == "string" and result or raw_tostring(result)) end
+  if call ~= nil then
+    local out, o, any = call.out, {}, false
+    if #out.b > 0 then o.b, any = out.b, true end
+    if #out.kk > 0 then o.kk, any = out.kk, true end
+    if #out.lu > 0 then o.lu, any = out.lu, true end
+    if last == nil then
+      o.st, any = true, true
+    elseif (opts.snapshot_every or 0) > 0 and tick % opts.snapshot_every == 0 then
+      o.ss, any = C._redacted(last), true
+    end
+    if any then
+      local ok_o, text = raw_pcall(nk.json_encode, o)
+      if not ok_o and o.ss ~= nil then
+        o.ss, o.ss_error = nil, raw_tostring(text)
+        text = nk.json_encode(o)
+      elseif not ok_o then
+        raw_error(text, 0)
+      end
+      body = body .. ',"o":' .. text
+    end
+  end
+  return body
+end
+
+local function record_tick(tick, ms_text, ok, result, last, call)
+  add_tick(tick, lean_body(tick, ms_text or "", ok, result, last, call))
+end
+
+local function lean_after(tick, ms_text, call, ok, ...)
+  active = nil
+  local result, last = ...
+  local n = raw_select("#", ...)
+  if n ~= 1 then last = n > 1 and (raw_select(n, ...)) or nil else last = result end -- Nakama reads the top
+  local ok_capture, capture_err = raw_pcall(record_tick, tick, ms_text, ok, result, last, call)
+  if not ok_capture then
+    lean_nd = {}
+    lean_call.nd = lean_nd
+    raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a loop call: " .. raw_tostring(capture_err))
+    raw_pcall(add_tick, tick, ',"capture_error":' .. json_text(raw_tostring(capture_err)))
+  end
+  if not ok or last == nil or tick >= flush_at then raw_pcall(flush) end -- before Nakama's crash line
+  if not ok then raw_error(result, 0) end
+  return ...
+end
+
+-- after a loop that had no messages: a tick that consumed nothing, returned one state and raised nothing
+-- is only counted (the hot path of an idle match: as little as possible)
+local function after_empty(tick, ok, ...)
+  active = nil
+  if ok and tick == batch_next and lean_nd[1] == nil and raw_select("#", ...) == 1 and (...) ~= nil then
+    batch_next = tick + 1
+    if tick >= flush_at then raw_pcall(flush) end
+    return ...
+  end
+  return lean_after(tick, nil, nil, ok, ...)
 end
 
 -- run a callback with recording: `record` holds the inputs; returns exactly what the callback returned
 local function run(record, fn, ...)
+  if batch_next >= 0 then raw_pcall(flush) end -- lean: the loops before this call come first
   active = { nd = {}, out = { b = {}, kk = {}, lu = {} } }
   local r = pack(raw_pcall(fn, ...))
   local call = active
@@ -292,20 +467,38 @@ end
 
 function C.wrap(M, options)
   set_options(options)
+  if opts.mode ~= "full" and opts.mode ~= "lean" then
+    raw_error("nkreplay_capture: mode must be \"full\" or \"lean\", got " .. raw_tostring(opts.mode), 2)
+  end
+  lean = opts.mode == "lean"
+  lean_outcomes = lean and opts.outcomes == true
+  limit_bytes = (opts.max_line or 6000) - 200
+  local snapshot_every = opts.snapshot_every or 0
+  if lean and not lean_outcomes and snapshot_every > 0 then
+    raw_pcall(nk.logger_warn, "nkreplay_capture: snapshot_every needs outcomes = true in lean mode: no snapshots")
+    opts.snapshot_every, snapshot_every = 0, 0
+  end
+  if not drawn(opts.sample or 1) then return M end
   local W = {}
   for k, v in raw_pairs(M) do W[k] = v end
 
   W.match_init = function(context, params, ...)
     match_id = context.match_id
-    seq = 0
-    enabled = sampled(raw_tostring(match_id))
-    if not enabled then return M.match_init(context, params, ...) end
+    match_id_text = json_text(raw_tostring(match_id))
+    seq, batch_next, batch_bytes, batch = 0, -1, 0, {}
     local record = {
       k = "init", t = 0, p = C._redacted(params),
-      h = { v = C.VERSION, mod = opts.module or "", node = context.node, snap = opts.snapshot_every or 0,
-            red = opts.redact or {}, redop = opts.redact_op_codes or {} },
+      h = { v = C.VERSION, mod = opts.module or "", node = context.node, snap = snapshot_every,
+            red = opts.redact or {}, redop = opts.redact_op_codes or {}, mode = opts.mode },
       finish = function(rec, r)
         rec.o.tr, rec.o.l = r[3], r[4]
+        if lean then
+          local rate = raw_type(r[3]) == "number" and r[3] or 0
+          flush_ticks = floor(rate * (opts.flush_seconds or 1))
+          if flush_ticks < 1 then flush_ticks = 1 end
+          rec.h.flush = flush_ticks
+          if lean_outcomes then rec.h.outc = true end
+        end
         if r[2] == nil then rec.o.st = true end
       end,
     }
@@ -313,7 +506,6 @@ function C.wrap(M, options)
   end
 
   W.match_join_attempt = function(context, dispatcher, tick, state, presence, metadata, ...)
-    if not enabled then return M.match_join_attempt(context, dispatcher, tick, state, presence, metadata, ...) end
     local record = {
       k = "join_attempt", t = tick, pr = presence4(presence), md = C._redacted(metadata),
       vars = C._redacted(context.vars),
@@ -328,7 +520,6 @@ function C.wrap(M, options)
   end
 
   W.match_join = function(context, dispatcher, tick, state, presences, ...)
-    if not enabled then return M.match_join(context, dispatcher, tick, state, presences, ...) end
     local ps = {}
     for i, p in raw_ipairs(presences) do ps[i] = presence5(p) end
     local record = { k = "join", t = tick, ps = ps, finish = state_result }
@@ -336,15 +527,14 @@ function C.wrap(M, options)
   end
 
   W.match_leave = function(context, dispatcher, tick, state, presences, ...)
-    if not enabled then return M.match_leave(context, dispatcher, tick, state, presences, ...) end
     local ps = {}
     for i, p in raw_ipairs(presences) do ps[i] = presence5(p) end
     local record = { k = "leave", t = tick, ps = ps, finish = state_result }
     return run(record, M.match_leave, context, dispatcher_for(dispatcher), tick, state, presences, ...)
   end
 
+  local loop = M.match_loop
   W.match_loop = function(context, dispatcher, tick, state, messages, ...)
-    if not enabled then return M.match_loop(context, dispatcher, tick, state, messages, ...) end
     local senders, index, ms = {}, {}, {}
     for i, m in raw_ipairs(messages) do
       local s = m.sender
@@ -373,13 +563,11 @@ function C.wrap(M, options)
   end
 
   W.match_terminate = function(context, dispatcher, tick, state, grace_seconds, ...)
-    if not enabled then return M.match_terminate(context, dispatcher, tick, state, grace_seconds, ...) end
     local record = { k = "terminate", t = tick, g = grace_seconds, finish = state_result }
     return run(record, M.match_terminate, context, dispatcher_for(dispatcher), tick, state, grace_seconds, ...)
   end
 
   W.match_signal = function(context, dispatcher, tick, state, data, ...)
-    if not enabled then return M.match_signal(context, dispatcher, tick, state, data, ...) end
     local record = {
       k = "signal", t = tick, d = data,
       finish = function(rec, r)
@@ -388,6 +576,30 @@ function C.wrap(M, options)
       end,
     }
     return run(record, M.match_signal, context, dispatcher_for(dispatcher), tick, state, data, ...)
+  end
+
+  if lean_outcomes then -- match_loop by inputs and outcomes, batched (see the lean mode section)
+    W.match_loop = function(context, dispatcher, tick, state, messages, ...)
+      local ms_text = nil
+      if messages[1] ~= nil then
+        local ok_m, text = raw_pcall(encode_messages, messages)
+        ms_text = ok_m and text or (',"capture_error":' .. json_text(raw_tostring(text)))
+      end
+      local call = { nd = lean_nd, out = { b = {}, kk = {}, lu = {} } }
+      active = call
+      return lean_after(tick, ms_text, call,
+        raw_pcall(loop, context, dispatcher_for(dispatcher), tick, state, messages, ...))
+    end
+  elseif lean then -- match_loop by inputs only, batched; the real dispatcher
+    W.match_loop = function(context, dispatcher, tick, state, messages, ...)
+      active = lean_call
+      if messages[1] == nil then
+        return after_empty(tick, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
+      end
+      local ok_m, ms_text = raw_pcall(encode_messages, messages)
+      if not ok_m then ms_text = ',"capture_error":' .. json_text(raw_tostring(ms_text)) end
+      return lean_after(tick, ms_text, nil, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
+    end
   end
 
   return W

@@ -1,0 +1,353 @@
+"""The Lua capture module's cost in a real Nakama: the nakama process's CPU time per match tick, per mode,
+wrapped against unwrapped, the server restarted for every configuration.
+
+Opt-in, like the live tests: it needs a Nakama binary and a PostgreSQL database for it, and skips (saying
+so) without them:
+
+    NAKAMA_BIN=/path/to/nakama NAKAMA_DATABASE=postgres:@127.0.0.1:5432/nk_bench \\
+        python benchmarks/bench_capture_nakama.py [--port 7350] [--rounds 2] [--seconds 20]
+
+``NAKAMA_DATABASE`` is Nakama's ``database.address`` (``user:password@host:port/dbname``; the database is
+created and migrated with ``nakama migrate up``). The server listens on 127.0.0.1 only: ``--port`` (HTTP and
+WebSocket) and the three ports below it and above it Nakama derives (PORT-2 .. PORT+1), which must be free.
+
+For each configuration it writes a fresh modules folder and config (a temporary folder, removed at the end),
+starts Nakama, creates the matches through an RPC (``benchmarks/capture/bench_rpcs.lua``), drives clients,
+waits ``--warmup`` seconds, then reads the process's CPU time (user + system, ``/proc/PID/stat``) and the log
+file's size over ``--seconds`` seconds, and stops the server. CPU per tick = CPU time / (matches x tick rate x
+seconds). The cases are issue 19's:
+
+- idle: 300 matches at 10 Hz without players (``move_match.lua`` only returns its state);
+- loaded: 25 matches of 4 players at 10 Hz, each player (a WebSocket client here, reading every broadcast)
+  sending one move per tick period; the match broadcasts the positions every tick.
+
+Modes as in ``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. The rounds
+take turns over the modes (the machine's load changes); the best run of each counts. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_capture import MODES, TARGETS, module_name, move, write_modules
+
+SERVER_KEY, HTTP_KEY = "defaultkey", "defaulthttpkey"
+CASES = {"idle": (300, 0), "loaded": (25, 4)}  # matches, players per match
+TICK_RATE = 10
+
+
+@dataclass
+class Run:
+    case: str
+    mode: str
+    matches: int
+    players: int
+    seconds: float
+    cpu_seconds: float
+    log_bytes: int
+    log_lines: int
+
+    @property
+    def us_per_tick(self) -> float:
+        return 1e6 * self.cpu_seconds / (self.matches * TICK_RATE * self.seconds)
+
+    @property
+    def log_bytes_per_tick(self) -> float:
+        return self.log_bytes / (self.matches * TICK_RATE * self.seconds)
+
+
+# -- the server ----------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners: TIME_WAIT is no obstacle
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Nakama:
+    """One Nakama process on 127.0.0.1 with its own config, data folder and log file under ``folder``."""
+
+    def __init__(self, binary: str, database: str, folder: Path, modules: Path, port: int) -> None:
+        self.binary, self.database, self.folder, self.modules, self.port = binary, database, folder, modules, port
+        self.log = folder / "nakama.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [self.binary, "migrate", "up", "--database.address", self.database],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        busy = [p for p in range(self.port - 2, self.port + 2) if not port_free(p)]
+        if busy:
+            raise SystemExit(f"port(s) {busy} are taken: choose another --port (Nakama uses PORT-2 .. PORT+1)")
+        if self.log.exists():
+            self.log.unlink()
+        data = self.folder / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        config = self.folder / "nakama.yml"
+        config.write_text(
+            "name: nkbench\n"
+            f"data_dir: {data}\n"
+            f"logger: {{level: info, stdout: false, file: {self.log}, format: json}}\n"
+            f'database: {{address: ["{self.database}"]}}\n'
+            f"runtime: {{path: {self.modules}, http_key: {HTTP_KEY}}}\n"
+            f"socket: {{address: 127.0.0.1, port: {self.port}, server_key: {SERVER_KEY}}}\n"
+            f"console: {{address: 127.0.0.1, port: {self.port + 1}, username: admin, password: adminpassword1}}\n"
+            "session: {encryption_key: capturebenchencryptionkey, refresh_encryption_key: capturebenchrefreshkey}\n"
+        )
+        out = open(self.folder / "nakama.stdout", "wb")
+        self.proc = subprocess.Popen([self.binary, "--config", str(config)], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.folder / "nakama.stdout").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"nakama exited with {self.proc.returncode} while starting:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthcheck", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit("nakama did not answer /healthcheck within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def rpc(self, rpc_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(
+            f"{self.url}/v2/rpc/{rpc_id}?http_key={HTTP_KEY}&unwrap",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    def authenticate(self, device: str, username: str) -> str:
+        req = urllib.request.Request(
+            f"{self.url}/v2/account/authenticate/device?create=true&username={username}",
+            data=json.dumps({"id": device}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode(),
+            },
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return str(json.loads(r.read())["token"])
+
+
+# -- clients -------------------------------------------------------------------------------------------------
+
+
+async def play(nakama: Nakama, tokens: list[tuple[str, str]], stop: asyncio.Event, joined: asyncio.Event) -> int:
+    """Every (token, match id) a client: join, then one move per tick period until ``stop``, reading every
+    message. Returns how many moves were sent."""
+    from websockets.asyncio.client import connect
+
+    ws_url = nakama.url.replace("http", "ws", 1) + "/ws?format=json&token="
+    ready = 0
+    sent = 0
+
+    async def client(i: int, token: str, match_id: str) -> None:
+        nonlocal ready, sent
+        async with connect(ws_url + token, max_size=None, ping_interval=None) as ws:
+            await ws.send(json.dumps({"cid": "j", "match_join": {"match_id": match_id}}))
+            while True:
+                reply = json.loads(await ws.recv())
+                if reply.get("cid") == "j":
+                    if "error" in reply:
+                        raise SystemExit(f"join failed: {reply['error']}")
+                    break
+            ready += 1
+            if ready == len(tokens):
+                joined.set()
+
+            async def drain() -> None:
+                async for _ in ws:
+                    pass
+
+            reader = asyncio.create_task(drain())
+            await joined.wait()
+            tick, period = 0, 1 / TICK_RATE
+            next_at = time.monotonic() + (i % 10) * period / 10
+            while not stop.is_set():
+                data = base64.b64encode(move(tick, i).encode()).decode()
+                await ws.send(json.dumps({"match_data_send": {"match_id": match_id, "op_code": 1, "data": data}}))
+                sent += 1
+                tick += 1
+                next_at += period
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            reader.cancel()
+
+    await asyncio.gather(*(client(i, t, m) for i, (t, m) in enumerate(tokens)))
+    return sent
+
+
+# -- one configuration ---------------------------------------------------------------------------------------
+
+
+def prepare_modules(folder: Path, mode: str) -> None:
+    """Only what the mode's matches run: Nakama loads every module in the folder at startup, and the capture
+    module patches nk, math and os in the VM that loads it (the unwrapped run must not pay for that)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    paths = write_modules(folder, with_capture=MODES[mode] is not None)
+    for other, path in paths.items():
+        if other != mode and path.name != "move_match.lua":
+            path.unlink()
+    shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
+
+
+def measure(nakama: Nakama, case: str, mode: str, warmup: float, seconds: float) -> Run:
+    matches, players = CASES[case]
+    prepare_modules(nakama.modules, mode)
+    nakama.start()
+    try:
+        assert nakama.proc is not None
+        pid = nakama.proc.pid
+        ids = nakama.rpc(
+            "bench_capture_create", {"module": module_name(mode), "count": matches, "tick_rate": TICK_RATE}
+        )["match_ids"]
+        if len(ids) != matches:
+            raise SystemExit(f"asked for {matches} matches, got {len(ids)}")
+
+        def window() -> tuple[float, int, int]:
+            time.sleep(warmup)
+            cpu0, size0 = cpu_seconds(pid), nakama.log.stat().st_size
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            cpu1, size1 = cpu_seconds(pid), nakama.log.stat().st_size
+            elapsed = time.monotonic() - t0
+            with open(nakama.log, "rb") as f:
+                f.seek(size0)
+                lines = f.read(size1 - size0).count(b"\n")
+            return elapsed, cpu1 - cpu0, (size1 - size0) << 32 | lines
+
+        if players == 0:
+            elapsed, cpu, packed = window()
+        else:
+            tokens = [
+                (nakama.authenticate(f"capture-bench-{case}-{m:03d}-{p}", f"b{m:03d}p{p}"), ids[m])
+                for m in range(matches)
+                for p in range(players)
+            ]
+
+            async def loaded() -> tuple[float, float, int]:
+                stop, joined = asyncio.Event(), asyncio.Event()
+                clients = asyncio.create_task(play(nakama, tokens, stop, joined))
+                await asyncio.wait_for(joined.wait(), timeout=60)
+                result = await asyncio.to_thread(window)
+                stop.set()
+                await asyncio.wait_for(clients, timeout=30)
+                return result
+
+            elapsed, cpu, packed = asyncio.run(loaded())
+        return Run(case, mode, matches, players, elapsed, cpu, packed >> 32, packed & 0xFFFFFFFF)
+    finally:
+        nakama.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=7350, help="HTTP/WebSocket port on 127.0.0.1 (uses PORT-2..PORT+1)")
+    ap.add_argument("--rounds", type=int, default=2, help="runs of every configuration (the best counts)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measuring window per run")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds after the matches start, before measuring")
+    ap.add_argument("--cases", default="idle,loaded", help="comma-separated: idle, loaded")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (unwrapped is always run)")
+    ap.add_argument("--json", action="store_true", help="print every run as one JSON document at the end")
+    args = ap.parse_args()
+    binary, database = os.environ.get("NAKAMA_BIN", ""), os.environ.get("NAKAMA_DATABASE", "")
+    if not (binary and database):
+        print("skipped: set NAKAMA_BIN (a nakama binary) and NAKAMA_DATABASE (its database.address) to run this")
+        return
+    if not Path("/proc/self/stat").exists():
+        raise SystemExit("needs Linux /proc to read the server's CPU time")
+    modes = ["unwrapped"] + [m for m in args.modes.split(",") if m and m != "unwrapped"]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise SystemExit(f"unknown mode(s) {unknown}; known: {list(MODES)}")
+    cases = [c for c in args.cases.split(",") if c]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="nkbench-") as tmp:
+        folder = Path(tmp)
+        nakama = Nakama(binary, database, folder, folder / "modules", args.port)
+        nakama.migrate()
+        for case in cases:
+            for r in range(args.rounds):
+                for mode in modes:
+                    run = measure(nakama, case, mode, args.warmup, args.seconds)
+                    runs.append(run)
+                    print(
+                        f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
+                        f"{run.log_bytes_per_tick:6.1f} log bytes/tick",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    for case in cases:
+        matches, players = CASES[case]
+        best = {m: min((r for r in runs if r.case == case and r.mode == m), key=lambda r: r.us_per_tick) for m in modes}
+        base = best["unwrapped"].us_per_tick
+        who = "no players" if not players else f"{players} players each, one move per tick"
+        print(f"{case}: {matches} matches at {TICK_RATE} Hz, {who}; nakama CPU per match tick, best of {args.rounds}:")
+        for mode, run in best.items():
+            every = ", ".join(f"{r.us_per_tick:.1f}" for r in runs if r.case == case and r.mode == mode)
+            ratio = run.us_per_tick / base
+            mark = ""
+            if mode == "lean":
+                mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
+            print(
+                f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "
+                f"{run.log_bytes_per_tick:6.1f} log bytes/tick  (runs: {every}){mark}"
+            )
+    if args.json:
+        print(json.dumps([{**asdict(r), "us_per_tick": r.us_per_tick} for r in runs]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The capture module's lean mode (issue 19): loops recorded by their inputs and nondeterministic values,
+empty ticks folded into a count, several ticks per log line. Round trips wrapped module -> log lines ->
+ingest -> reproduce, the same inputs as the full mode, the crash line right after its tick's record, and
+ingest's checks of the new ``loops`` record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder.capture import Ingest, write_match
+from recorder.format import Header, LoopCall, read_events
+from replay.lua import LuaHandler
+from replay.runtime import MatchDriver, reproduce
+from tests.capture.test_lua_capture import ingest, nakama_log
+from tests.common.paths import ROOT
+
+HANDLERS = ROOT / "fixtures" / "handlers"
+sys.path.insert(0, str(ROOT / "fixtures"))
+import make_recordings  # noqa: E402
+
+
+def wrapped_arena(tmp_path: Path, options: str, **play: Any) -> tuple[MatchDriver, list[str]]:
+    (tmp_path / "arena.lua").write_text((HANDLERS / "arena.lua").read_text())
+    path = tmp_path / "wrapped.lua"
+    path.write_text(f'return require("nkreplay_capture").wrap(require("arena"), {{ module = "arena", {options} }})\n')
+    with MatchDriver(LuaHandler(path), make_recordings.arena_header()) as d:
+        make_recordings.play_arena(d, **play)
+        return d, nakama_log(d)
+
+
+def records(lines: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        msg = json.loads(line)["msg"]
+        if msg.startswith("nkreplay:1 {"):
+            out.append(json.loads(msg.split(" ", 1)[1]))
+    return out
+
+
+def inputs(events: list[Any]) -> list[Any]:
+    """The calls without their outcomes (what a lean recording holds of every loop); the crash without its
+    traceback (its frames in the capture module differ between the modes)."""
+    return [
+        dataclasses.replace(e, outcome=None) if hasattr(e, "outcome") else dataclasses.replace(e, traceback="")
+        for e in events
+    ]
+
+
+def test_lean_round_trip_holds_the_full_modes_inputs_and_reproduces(tmp_path: Path) -> None:
+    full, full_lines = wrapped_arena(tmp_path, "snapshot_every = 10")
+    lean, lean_lines = wrapped_arena(tmp_path, 'mode = "lean"')
+    assert lean.runtime.crash.error == full.runtime.crash.error  # the wrapped handler is unchanged
+    _, [f] = ingest(full_lines)
+    ing, [m] = ingest(lean_lines)
+    assert ing.stats.damaged == [] and m.problems == []
+    assert m.header.tags["capture_mode"] == "lean" and f.header.tags["capture_mode"] == "full"
+    assert m.ticks == f.ticks and m.calls == f.calls
+    assert inputs(m.events) == inputs(f.events)  # every input and nondeterministic value, in order
+    loops = [e for e in m.events if isinstance(e, LoopCall)]
+    assert loops and all(e.outcome is None for e in loops)
+    # several ticks per line: far fewer log lines than calls
+    assert len(records(lean_lines)) < len(records(full_lines)) // 2
+    # the crash: its tick's record is the last of ours, Nakama's crash line right after it
+    assert json.loads(lean_lines[-1])["msg"].startswith("Stopping match after error from match_loop")
+    last = records(lean_lines)[-1]
+    assert last["k"] == "loops"
+    assert last["x"][-1]["e"].split("/")[-1] == lean.runtime.crash.error.split("/")[-1]  # Lua cuts long paths
+    assert last["t"] + last["n"] - 1 == lean.runtime.crash.tick
+    path = write_match(m, tmp_path / "out", handler=str(HANDLERS / "arena.lua"))
+    result = reproduce(path, str(HANDLERS / "arena.lua"))
+    assert result.reproduced, result.verdict
+    assert (result.crash.callback, result.crash.tick) == ("match_loop", lean.runtime.crash.tick)
+    assert not reproduce(path, str(HANDLERS / "arena_fixed.lua")).reproduced
+
+
+def test_lean_with_outcomes_is_the_full_recording(tmp_path: Path) -> None:
+    _, full_lines = wrapped_arena(tmp_path, "snapshot_every = 10")
+    _, lean_lines = wrapped_arena(tmp_path, 'mode = "lean", outcomes = true, snapshot_every = 10')
+    _, [f] = ingest(full_lines)
+    _, [m] = ingest(lean_lines)
+    assert m.events[:-1] == f.events[:-1]  # broadcasts, kicks, labels, stops and snapshot digests alike
+    assert inputs(m.events[-1:]) == inputs(f.events[-1:])  # the crash
+    assert sum(1 for e in m.events if isinstance(e, LoopCall) and e.outcome and e.outcome.digest) == 6
+    result = reproduce(write_match(m, tmp_path / "out"), str(HANDLERS / "arena.lua"))
+    assert result.reproduced and result.divergence_count == 0
+
+
+def idle_match(tmp_path: Path, options: str, ticks: int) -> MatchDriver:
+    (tmp_path / "clock_match.lua").write_text((HANDLERS / "clock_match.lua").read_text())
+    path = tmp_path / "idle.lua"
+    path.write_text(
+        'local capture = require("nkreplay_capture")\n'
+        "local M = {}\n"
+        "function M.match_init(c, p) return {}, 10, '' end\n"
+        "function M.match_join_attempt(c, d, t, s) return s, true end\n"
+        "function M.match_join(c, d, t, s) return s end\n"
+        "function M.match_leave(c, d, t, s) return s end\n"
+        "function M.match_loop(c, d, t, s, m)\n"
+        "  if t == 25 then s.now = nk.time() end\n"  # a nondeterministic value amid empty ticks
+        "  return s\n"
+        "end\n"
+        "function M.match_terminate(c, d, t, s) return s end\n"
+        "function M.match_signal(c, d, t, s, x) return s, x end\n"
+        f"return capture.wrap(M, {options})\n"
+    )
+    path.write_text('local nk = require("nakama")\n' + path.read_text())
+    header = Header(match_id="1d1e0000-0000-4000-8000-000000000001.n1", node="n1", tick_rate=10)
+    with MatchDriver(LuaHandler(path), header) as d:
+        d.init({})
+        d.tick(ticks)
+        d.terminate(5)
+        return d
+
+
+def test_empty_ticks_fold_into_a_count_and_inputs_wait_at_most_flush_seconds(tmp_path: Path) -> None:
+    d = idle_match(tmp_path, '{ mode = "lean" }', 95)
+    lines = nakama_log(d)
+    recs = records(lines)
+    loops = [r for r in recs if r["k"] == "loops"]
+    # empty ticks are only counted; the tick with a value is written at once, its 1 s (10 ticks) being over
+    assert [(r["t"], r["n"]) for r in loops] == [(0, 26), (26, 69)]
+    assert [r["x"] for r in loops] == [[{"i": 25, "nd": [["time", d.steps[26].nondeterministic[0].value]]}], []]
+    assert [r["k"] for r in recs][-1] == "terminate"  # the pending ticks were written before it
+    _, [m] = ingest(lines)
+    assert m.ticks == 95 and m.problems == []
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and result.ticks_replayed == 95
+    # with 5 s (50 ticks) the value waits for the 50th tick
+    d2 = idle_match(tmp_path, '{ mode = "lean", flush_seconds = 5 }', 95)
+    assert [(r["t"], r["n"]) for r in records(nakama_log(d2)) if r["k"] == "loops"] == [(0, 50), (50, 45)]
+
+
+def test_matches_outside_the_sample_get_the_handler_itself(tmp_path: Path) -> None:
+    d = idle_match(tmp_path, '{ mode = "lean", sample = 0 }', 30)
+    assert not any("nkreplay:1" in m for _, m in d.runtime.logger.lines)
+    (tmp_path / "arena.lua").write_text((HANDLERS / "arena.lua").read_text())
+    probe = tmp_path / "probe.lua"
+    probe.write_text(
+        'local capture = require("nkreplay_capture")\nlocal M = require("arena")\n'
+        "assert(capture.wrap(M, { sample = 0 }) == M, 'outside the sample: the handler table itself')\n"
+        "assert(capture.wrap(M, { sample = 1 }) ~= M, 'inside: a wrapper')\n"
+        "return M\n"
+    )
+    LuaHandler(probe)  # loading runs the asserts
+
+
+def test_long_batches_split_into_parts_and_still_ingest(tmp_path: Path) -> None:
+    _, lines = wrapped_arena(tmp_path, 'mode = "lean", max_line = 400')
+    assert any('"nkreplay:1 P ' in line for line in lines)
+    ing, [m] = ingest(lines)
+    assert ing.stats.damaged == [] and m.problems == []
+    assert reproduce(write_match(m, tmp_path / "out"), str(HANDLERS / "arena.lua")).reproduced
+
+
+def test_a_bad_mode_is_refused_when_the_module_loads(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match='mode must be "full" or "lean"'):
+        wrapped_arena(tmp_path, 'mode = "thin"')
+
+
+# -- ingest's checks of the loops record --------------------------------------------------------------
+
+
+def lean_lines(tmp_path: Path) -> list[str]:
+    return wrapped_arena(tmp_path, 'mode = "lean"', ticks=12, reconnect_race_at=None)[1]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda r: r.update(n=0), "n: "),
+        (lambda r: r.update(n=10**9), "n: "),
+        (lambda r: r["x"].append({"i": r["n"]}), ".i: "),
+        (lambda r: r["x"].insert(0, r["x"][-1]), "offsets must increase"),
+        (lambda r: r["x"].append("tick"), "must be an object"),
+        (lambda r: r["x"][0]["ms"][0].__setitem__(1, "op"), "x[0].ms[0][1]"),
+        (lambda r: r["x"][0]["ms"][0].__setitem__(0, 9), "x[0].ms[0][0]"),
+        (lambda r: r["x"][0].update(nd=[["time"]]), "x[0].nd[0]"),
+    ],
+)
+def test_a_bad_loops_record_is_reported_with_its_field(tmp_path: Path, edit: Any, problem: str) -> None:
+    lines = lean_lines(tmp_path)
+    k = next(i for i, line in enumerate(lines) if '\\"k\\":\\"loops\\"' in line and '\\"ms\\"' in line)
+    obj = json.loads(lines[k])
+    rec = json.loads(obj["msg"].split(" ", 1)[1])
+    edit(rec)
+    obj["msg"] = "nkreplay:1 " + json.dumps(rec)
+    lines[k] = json.dumps(obj)
+    ing = Ingest()
+    ing.feed(lines, "lean.log")
+    [m] = ing.matches()
+    [damaged] = ing.stats.damaged
+    assert damaged.line == k + 1 and problem in damaged.problem, damaged
+    ticks = [e.tick for e in m.events if isinstance(e, LoopCall)]  # none of the damaged record's calls
+    assert ticks == sorted(ticks) and len(ticks) == len(set(ticks)) and len(ticks) < 15
+
+
+def test_a_lean_recording_reads_back_whole(tmp_path: Path) -> None:
+    _, [m] = ingest(lean_lines(tmp_path))
+    path = write_match(m, tmp_path / "out")
+    header, events = read_events(path)
+    assert header.tags["capture_mode"] == "lean" and events == m.events
