@@ -22,7 +22,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-__all__ = ["DELAY", "INTERVAL_ENV", "Progress", "interval", "replay_progress", "replay_watch"]
+__all__ = [
+    "DELAY",
+    "INTERVAL_ENV",
+    "Progress",
+    "bytes_read",
+    "interval",
+    "reading",
+    "replay_progress",
+    "replay_watch",
+]
 
 #: seconds of work before the terminal bar appears (quicker commands show nothing)
 DELAY = 1.0
@@ -139,6 +148,40 @@ class Progress:
                 self._plain(force=True)
             self.enabled = False
 
+    @contextmanager
+    def following(self, position: Callable[[], int | None], period: float = 0.2) -> Iterator[Progress]:
+        """Show ``position()`` (bytes read so far, ...) every ``period`` seconds from a thread while the
+        block runs, so the reading loop itself does nothing for its progress; closes at the end."""
+        if not self.enabled:
+            with self:
+                yield self
+            return
+        stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.wait(period):
+                self._follow(position)
+
+        thread = threading.Thread(target=follow, name="nkreplay-progress", daemon=True)
+        thread.start()
+        try:
+            with self:
+                yield self
+                stop.set()
+                thread.join()
+                self._follow(position)
+        finally:
+            stop.set()
+            thread.join()
+
+    def _follow(self, position: Callable[[], int | None]) -> None:
+        try:
+            n = position()
+        except (OSError, ValueError):  # a stream closed or not seekable any more: the work is ending
+            return
+        if n is not None:
+            self.set(min(n, self.total) if self.total is not None else n)
+
     def __enter__(self) -> Progress:
         return self
 
@@ -156,8 +199,21 @@ class Progress:
         if self.total is None:
             shape = "{desc}: {n_fmt} " + units + " [{elapsed}, {rate_fmt}{postfix}]"
         total = self.total if self.total is None or self.total >= self.n else self.n
+        scaled = self.unit == "B"  # bytes: 12.3MB/223MB, rates in MB/s
+        if scaled:
+            shape = shape.replace("{n_fmt}/{total_fmt} " + units, "{n_fmt}B/{total_fmt}B").replace(
+                "{n_fmt} " + units, "{n_fmt}B"
+            )
         meter = tqdm.format_meter(
-            self.n, total, elapsed, prefix=self.label, unit=self.unit, bar_format=shape, postfix=self.status or None
+            self.n,
+            total,
+            elapsed,
+            prefix=self.label,
+            unit=self.unit,
+            bar_format=shape,
+            postfix=self.status or None,
+            unit_scale=scaled,
+            unit_divisor=1024,
         )
         return str(meter)
 
@@ -171,6 +227,50 @@ class Progress:
         self.stream.flush()
 
 
+def bytes_read() -> Callable[[], int | None]:
+    """Bytes this process has read since the call (Linux ``/proc/self/io``; None elsewhere): the position
+    of a command that reads one big input through code that keeps its file to itself."""
+    try:
+        with open("/proc/self/io", "rb") as f:
+            start = _rchar(f.read())
+    except OSError:
+        return lambda: None
+
+    def position() -> int | None:
+        with open("/proc/self/io", "rb") as f:
+            return _rchar(f.read()) - start
+
+    return position
+
+
+def _rchar(text: bytes) -> int:
+    for line in text.splitlines():
+        if line.startswith(b"rchar:"):
+            return int(line.split()[1])
+    raise OSError("no rchar in /proc/self/io")
+
+
+def reading(
+    label: str, locations: Sequence[str], *, enabled: bool, position: Callable[[], int | None] | None = None
+) -> Any:
+    """A ``Progress`` in bytes of the inputs at ``locations`` (their sizes add up to the total) following
+    ``position`` (default: ``bytes_read()``, about what was read of them); use as ``with reading(...):``."""
+    total: int | None = None
+    if enabled:
+        from recorder.storage import open_input
+
+        try:
+            total = 0
+            for location in locations:
+                f, size = open_input(location)
+                f.close()
+                total += size
+        except Exception:  # standard input, a URL that cannot be asked: the command's own reading says why
+            total = None
+    progress = Progress(label, total or None, unit="B", enabled=enabled)
+    return progress.following(position or bytes_read())
+
+
 def _bar(label: str, total: int | None, unit: str, stream: TextIO) -> Any:
     from tqdm.std import tqdm
 
@@ -181,6 +281,8 @@ def _bar(label: str, total: int | None, unit: str, stream: TextIO) -> Any:
         total=total,
         desc=label,
         unit=unit,
+        unit_scale=unit == "B",
+        unit_divisor=1024,
         file=stream,
         delay=min(DELAY, interval()),
         mininterval=0.2,
@@ -228,11 +330,13 @@ def replay_progress(
     passes: Sequence[str] = ("replay",),
     until_tick: int | None = None,
     worker: Any = None,
+    supervised: bool = False,
     stream: TextIO | None = None,
     tty: bool | None = None,
 ) -> Iterator[Progress]:
     """Progress of the replays of ``recording`` in the ``with`` block: through ``worker``'s polls (a
-    ``HandlerProcess``) or, without one, an in-process beacon watch. The total is the recording's last
+    ``HandlerProcess``), through the polls of the handler processes the block starts (``supervised``), or
+    else an in-process beacon watch. The total is the recording's last
     tick (``until_tick`` when lower), read from its tail. ``stream`` and ``tty``: as for ``Progress``."""
     from recorder.format._nkrec import last_tick_hint
     from replay.runtime._hang import watching
@@ -249,6 +353,11 @@ def replay_progress(
                 yield progress
             finally:
                 worker.on_poll = None
+        elif supervised:  # handler processes the code in the block starts itself
+            from replay.runtime._supervisor import observing
+
+            with observing(on_poll):
+                yield progress
         else:
             with watching(on_poll):
                 yield progress

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -87,6 +88,7 @@ class LiveOptions:
     tail_ticks: int = 5
     map_payload_ids: bool = True  # recorded user/session/match ids inside JSON payloads -> the live ones
     redact_keys: tuple[str, ...] = ()  # JSON keys redacted in the captured wire recording beyond the tokens
+    on_action: Callable[[int, int], None] | None = None  # progress: (actions performed, at tick), after each one
 
 
 @dataclass
@@ -348,6 +350,7 @@ class _Live:
         self.sockets: dict[str, _Socket] = {}
         self.opening: dict[str, asyncio.Task[_Socket]] = {}
         self.records: list[ActionRecord] = [ActionRecord(i, a) for i, a in enumerate(script.actions)]
+        self.performed = 0  # actions performed so far (progress)
         self.clock = TickClock(script.tick_rate, 0.0)
         self.clock_ready = False
         self.match_id = options.match_id or ""
@@ -605,6 +608,9 @@ class _Live:
         except (TimeoutError, ConnectionError) as exc:  # the server closed the socket meanwhile
             rec.status, rec.detail = "error", str(exc) or type(exc).__name__
             rec.done_at = self.now()
+        if self.options.on_action is not None:
+            self.performed += 1
+            self.options.on_action(self.performed, rec.action.tick)
 
     async def _perform(self, rec: ActionRecord) -> None:
         a = rec.action

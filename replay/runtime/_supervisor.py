@@ -54,7 +54,8 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -75,6 +76,7 @@ __all__ = [
     "death_result",
     "format_size",
     "handler_traceback",
+    "observing",
     "parse_size",
     "portable_error",
     "rebuild_error",
@@ -387,8 +389,9 @@ class HandlerProcess:
                 if message[1] != job:
                     continue  # an answer to a job abandoned earlier (cannot happen: such workers are ended)
                 if kind == "ok":
-                    if self.on_poll is not None:
-                        self.on_poll(slots)  # where the job ended
+                    on_poll = self.on_poll or _observer
+                    if on_poll is not None:
+                        on_poll(slots)  # where the job ended
                     return message[2]
                 if kind == "error":
                     raise rebuild_error(message[2])
@@ -397,8 +400,9 @@ class HandlerProcess:
                 raise RuntimeError(f"unexpected error in the handler process:\n{message[2]}")
             if self._proc.poll() is not None:  # dead, though something else holds its end of the pipe
                 raise HandlerDied(self._death_of_exit())
-            if self.on_poll is not None:
-                self.on_poll(slots)
+            on_poll = self.on_poll or _observer
+            if on_poll is not None:
+                on_poll(slots)
             seq = (slots[Beacon.RUN], slots[Beacon.CALLS])
             now = time.monotonic()
             if seq != last_seq:
@@ -554,6 +558,21 @@ def rebuild_error(data: tuple[str, str, tuple[Any, ...], dict[str, Any]]) -> Bas
     exc.args = args
     exc.__dict__.update(attrs)
     return exc  # type: ignore[no-any-return]
+
+
+_observer: Callable[[memoryview], None] | None = None
+
+
+@contextmanager
+def observing(on_poll: Callable[[memoryview], None] | None) -> Iterator[None]:
+    """``on_poll`` for every ``HandlerProcess`` of this process that has none of its own, inside the block:
+    progress of code that starts its own handler processes (``slice``, ``view --against``)."""
+    global _observer
+    before, _observer = _observer, on_poll
+    try:
+        yield
+    finally:
+        _observer = before
 
 
 # -- a worker per thread ----------------------------------------------------------------------------------

@@ -221,3 +221,68 @@ def test_a_terminal_sees_a_live_bar(tmp_path: Path) -> None:
         assert json.loads(out.read_text())["reproduced"] is True  # stdout stays clean
     assert "reproduce: " in seen[False] and "%|" in seen[False] and "/58 [" in seen[False] and "\r" in seen[False]
     assert "%|" not in seen[True] and "reproduce: " not in seen[True]
+
+
+def test_file_commands_show_bytes_read_on_stderr_only(
+    every_update: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.common.paths import DATA
+
+    jsonl, back = tmp_path / "crash.jsonl", tmp_path / "back.nkrec"
+    assert main(["export", CRASH, "-o", str(jsonl), "--json"]) == 0
+    out, err = capsys.readouterr()
+    size = Path(CRASH).stat().st_size
+    assert json.loads(out)["events"] > 0 and _lines(err, "export: ")[-1].startswith(f"export: {size / 1024:.1f}kB/")
+    assert main(["import", str(jsonl), "-o", str(back), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["events"] > 0 and _lines(err, "import: ")[-1].startswith("import: ")
+    assert "B/" in _lines(err, "import: ")[-1]
+    wire, log = DATA / "nakama-3.40-proxy-arena-crash.nkrec", DATA / "nakama-3.40-proxy-arena-crash.log"
+    convert = ["convert", str(wire), "--server-log", str(log), "--tick-rate", "10", "-o", str(tmp_path / "c.nkrec")]
+    assert main([*convert, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) and _lines(err, "convert: "), err
+    assert main(["view", CRASH, "-o", str(tmp_path / "v.html"), "--json"]) == 0
+    assert _lines(capsys.readouterr().err, "view: reading: ")
+    ingest = ["ingest", str(DATA / "nakama-3.40-lua-capture-arena.log"), "-o", str(tmp_path / "in"), "--json"]
+    assert main(ingest) == 0
+    assert _lines(capsys.readouterr().err, "ingest: ")
+    assert main(["export", CRASH, "-o", str(tmp_path / "q.jsonl"), "--no-progress"]) == 0
+    assert main(["import", str(jsonl), "-o", str(tmp_path / "q.nkrec"), "--no-progress"]) == 0
+    assert main([*convert[:-1], str(tmp_path / "q2.nkrec"), "--no-progress"]) == 0
+    assert main(["ingest", ingest[1], "-o", str(tmp_path / "in2"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert not [line for line in err.splitlines() if line.startswith(("export: ", "import: ", "convert: ", "ingest: "))]
+
+
+def test_slice_shows_its_replay_up_to_the_first_tick(
+    every_update: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for mode in ([], ["--in-process"]):
+        out = tmp_path / f"s{len(mode)}.nkrec"
+        argv = ["slice", CRASH, "--from-tick", "51", "--to-tick", "58", "--replay-state", "--handler", ARENA]
+        argv += ["-o", str(out), "--json"]
+        assert main([*argv, *mode]) == 0
+        out_text, err = capsys.readouterr()
+        assert json.loads(out_text)["from_tick"] == 51
+        assert _lines(err, "slice: replaying up to the first tick: ")[-1].startswith(
+            "slice: replaying up to the first tick: 50/51 ticks"
+        ), err
+
+
+def test_each_run_of_a_diff_says_its_pass() -> None:
+    from recorder.format import open_recording
+    from replay.diff._calls import _records
+    from replay.runtime._hang import ProgressBeacon
+    from replay.runtime._runtime import ReplayOptions, resolve_handler
+
+    with open_recording(CRASH) as rec:
+        handler = resolve_handler(ARENA, rec.header, CRASH, [])
+    beacon = ProgressBeacon()
+    install_beacon(beacon)
+    try:
+        for run in (0, 1):
+            _records(CRASH, handler, ReplayOptions(), run)
+            assert Beacon.progress_of(beacon.slots) == (run, 58)  # side a is pass 0, side b pass 1
+    finally:
+        install_beacon(None)

@@ -44,7 +44,10 @@ OTHER_OUTPUT_SPELLINGS = {"--output", "--out-dir", "--output-dir", "--dest", "--
 #: the commands that load a Lua handler (and so need --module-path for its require)
 LOADS_LUA = {"reproduce", "diff", "lua-check", "serve", "bisect", "run-all", "fuzz"}
 #: the commands that have a progress display
-HAS_PROGRESS = {"run-all", "fuzz", "triage ingest", "reproduce", "diff", "lua-check", "bisect"}
+HAS_PROGRESS = {
+    *("run-all", "fuzz", "triage ingest", "reproduce", "diff", "lua-check", "bisect"),
+    *("import", "export", "convert", "ingest", "view", "slice", "live"),
+}
 
 
 def _options(command: str) -> dict[str, argparse.Action]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 
 from replay.cli._args import input_file, input_location, int_at_least, output_location
-from replay.cli._common import add_integrity_flags, add_json_flag, integrity_gate, print_json
+from replay.cli._common import add_integrity_flags, add_json_flag, add_progress_flag, integrity_gate, print_json
 
 HELP = "turn a wire recording into a handler-call recording (approximate ticks) to reproduce in-process"
 EXAMPLES = (
@@ -60,9 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from replay.cli._progress import reading
     from replay.live._convert import convert
 
     input_location(args.wire, "wire recording")
@@ -72,15 +74,18 @@ def run(args: argparse.Namespace) -> int:
         input_file(args.handler, "handler")
     output_location(args.out, source=args.wire, what="recording")
     integrity_gate(args.wire, args)
-    conv = convert(
-        args.wire,
-        args.out,
-        tick_rate=args.tick_rate,
-        server_log=args.server_log,
-        handler=args.handler,
-        broadcasts=not args.no_broadcasts,
-        allow_incomplete=args.allow_incomplete,
-    )
+
+    inputs = [args.wire] + ([args.server_log] if args.server_log is not None else [])
+    with reading("convert", inputs, enabled=not args.no_progress):
+        conv = convert(
+            args.wire,
+            args.out,
+            tick_rate=args.tick_rate,
+            server_log=args.server_log,
+            handler=args.handler,
+            broadcasts=not args.no_broadcasts,
+            allow_incomplete=args.allow_incomplete,
+        )
     if args.json:
         print_json({**conv.to_json(), "out": args.out})
         return 0

@@ -16,7 +16,14 @@ import sys
 
 from recorder.errors import OptionError
 from replay.cli._args import input_location, output_location
-from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_out_flag, integrity_gate, print_json
+from replay.cli._common import (
+    EXIT_INCOMPLETE,
+    add_integrity_flags,
+    add_out_flag,
+    add_progress_flag,
+    integrity_gate,
+    print_json,
+)
 
 HELP = "write a recording (.nkrec) as JSON Lines (.jsonl), losslessly"
 EXAMPLES = (
@@ -41,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON object for scripts (what was written, the integrity, what was skipped); needs -o",
     )
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
         output_location(args.out, source=args.recording, what="JSON Lines file")
     integrity_gate(args.recording, args)
     integrity = verify(args.recording)
-    with open_recording(args.recording, on_damage="skip" if args.salvage else "stop") as rec:
+    from replay.cli._progress import Progress
+
+    with (
+        open_recording(args.recording, on_damage="skip" if args.salvage else "stop") as rec,
+        Progress("export", rec.size or None, unit="B", enabled=not args.no_progress).following(rec.tell),
+    ):
         header = rec.header
         if not integrity.complete:
             header = dataclasses.replace(header, tags={**header.tags, INTEGRITY_TAG: integrity.describe()})

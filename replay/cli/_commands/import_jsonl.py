@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from replay.cli._args import input_location, output_location, positive
-from replay.cli._common import add_json_flag, add_out_flag, print_json
+from replay.cli._common import add_json_flag, add_out_flag, add_progress_flag, print_json
 
 HELP = "convert a JSON Lines file (.jsonl) into a recording (.nkrec)"
 EXAMPLES = ("nakama-replay import fixtures/recordings/example.jsonl -o example.nkrec",)
@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--chunk-events", type=positive, default=256, help="events per chunk (default: %(default)s)")
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.file == "-":
         count = import_jsonl(sys.stdin.buffer, args.out, name="<stdin>", chunk_events=args.chunk_events)
     else:
-        count = import_jsonl(args.file, args.out, chunk_events=args.chunk_events)
+        from recorder.storage import open_input
+        from replay.cli._progress import Progress
+
+        stream, size = open_input(args.file)
+        try:  # progress: where the reader is in the file, asked from a thread (nothing per line)
+            with Progress("import", size or None, unit="B", enabled=not args.no_progress).following(stream.tell):
+                count = import_jsonl(stream, args.out, name=args.file, chunk_events=args.chunk_events)
+        finally:
+            stream.close()
     print(f"wrote {count} events to {args.out}", file=sys.stderr)
     if args.json:
         print_json({"input": args.file, "out": args.out, "events": count})

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 
 from replay.cli._args import input_location, output_dir_location, positive
-from replay.cli._common import add_json_flag, print_json
+from replay.cli._common import add_json_flag, add_progress_flag, print_json
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
 EXAMPLES = (
@@ -80,6 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-j", "--jobs", type=positive, default=None, metavar="N", help="processes or workers (default: one per core)"
     )
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
     for name in args.logs:
         if name != "-":
             input_location(name, "log")
+    from replay.cli._progress import reading
+
     if args.executor == "serial":
         ingest = Ingest()
-        for name in args.logs:
-            ingest.feed_file(name)
+        logs = [name for name in args.logs if name != "-"]
+        with reading("ingest", logs, enabled=not args.no_progress and len(logs) == len(args.logs)):
+            for name in args.logs:
+                ingest.feed_file(name)
     else:
         ingest = _read_in_parallel(args)
     matches = ingest.matches()

@@ -34,6 +34,7 @@ from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
     add_out_flag,
+    add_progress_flag,
     add_redact_flag,
     default_output_help,
     integrity_gate,
@@ -92,6 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_redact_flag(p)
     add_integrity_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +126,11 @@ def run(args: argparse.Namespace) -> int:
         map_payload_ids=not args.no_map_payload_ids,
         redact_keys=tuple(args.redact_key),
     )
-    live = asyncio.run(run_live(script, options))
+    from replay.cli._progress import Progress
+
+    with Progress("live", len(script.actions), unit="action", enabled=not args.no_progress) as display:
+        options.on_action = lambda done, tick: display.set(done, status=f"tick {tick}")
+        live = asyncio.run(run_live(script, options))
     report = analyse(script, live, server_log=args.server_log, compare=args.compare)
     if args.json:
         print_json({**report.to_json(), "integrity": integrity.to_json()})

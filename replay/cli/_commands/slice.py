@@ -26,6 +26,7 @@ from replay.cli._args import count, handler_file, input_dir, input_location, out
 from replay.cli._common import (
     add_integrity_flags,
     add_json_flag,
+    add_progress_flag,
     add_supervisor_flags,
     epilog,
     hang_timeout,
@@ -69,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
     p.epilog = epilog(EXAMPLES, EXIT_CODES)
 
 
@@ -87,17 +89,21 @@ def run(args: argparse.Namespace) -> int:
     if args.from_tick > args.to_tick:
         raise OptionError("--from-tick", args.from_tick, f"is after --to-tick {args.to_tick}")
     options = ReplayOptions(seed=args.seed, hang_timeout=hang_timeout(args), module_path=args.module_path)
-    s = slice_recording(
-        args.recording,
-        out,
-        args.from_tick,
-        args.to_tick,
-        handler=args.handler,
-        replay_state=args.replay_state,
-        options=options,
-        limits=None if args.in_process else limits(args),
-        allow_incomplete=args.allow_incomplete,
-    )
+    from replay.cli._progress import replay_progress
+
+    shown = {"passes": ("slice: replaying up to the first tick",), "until_tick": args.from_tick}
+    with replay_progress(args.recording, enabled=not args.no_progress, supervised=not args.in_process, **shown):
+        s = slice_recording(
+            args.recording,
+            out,
+            args.from_tick,
+            args.to_tick,
+            handler=args.handler,
+            replay_state=args.replay_state,
+            options=options,
+            limits=None if args.in_process else limits(args),
+            allow_incomplete=args.allow_incomplete,
+        )
     if args.json:
         print_json(s.to_json())
         return 0

@@ -34,6 +34,7 @@ from replay.cli._common import (
     EXIT_INCOMPLETE,
     add_integrity_flags,
     add_json_flag,
+    add_progress_flag,
     add_supervisor_flags,
     default_output_dir,
     epilog,
@@ -86,6 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_integrity_flags(p)
     add_supervisor_flags(p)
     add_json_flag(p)
+    add_progress_flag(p)
     p.epilog = epilog(EXAMPLES, EXIT_CODES)
 
 
@@ -131,16 +133,25 @@ def run(args: argparse.Namespace) -> int:
         options = ReplayOptions(
             hang_timeout=hang_timeout(args), module_path=args.module_path, allow_incomplete=args.allow_incomplete
         )
-        found = div.against(
-            args.recording,
-            args.against,
-            args.handler,
-            options=options,
-            limits=None if args.in_process else limits(args),
-        )
+        from replay.cli._progress import replay_progress
+
+        passes = ("view: side a", "view: side b")
+        with replay_progress(
+            args.recording, enabled=not args.no_progress, supervised=not args.in_process, passes=passes
+        ):
+            found = div.against(
+                args.recording,
+                args.against,
+                args.handler,
+                options=options,
+                limits=None if args.in_process else limits(args),
+            )
     elif args.diff_with:
         found = div.between_recordings(args.recording, args.diff_with, allow_incomplete=args.allow_incomplete)
-    tl = build_timeline(args.recording, divergence=found, detail_budget=args.detail_budget or DEFAULT_DETAIL_BUDGET)
+    from replay.cli._progress import reading
+
+    with reading("view: reading", [args.recording], enabled=not args.no_progress):
+        tl = build_timeline(args.recording, divergence=found, detail_budget=args.detail_budget or DEFAULT_DETAIL_BUDGET)
     page = render_html(tl)
     data = page.encode("utf-8")
     write_whole(out, data)  # whole or not at all, at a path or a URL
