@@ -58,17 +58,25 @@ SCOPE: dict[str, tuple[str, ...]] = {
     ),
     "replay.runtime._verdict": ("*",),
     "replay.runtime._signature": ("*",),
-    # bisect's decisions: exit code -> verdict, the search, what a replay or a --run command says of a version,
-    # the runnable check and which files a revision holds; not its formatting, git plumbing or temp folders
+    # bisect's decisions: exit code -> verdict, the search (one at a time or k per round: which versions a round
+    # tests, how its answers move the range), what a replay or a --run command says of a version (run alone or
+    # side by side on an executor), the runnable check and which files a revision holds; not its formatting, git
+    # plumbing or temp folders
     "replay.regression._bisect": (
         "x_verdict_from_exit",
         "x_bisect",
+        "x_kary_bisect",
+        "x_kary_points",
         "x__found",
         "xǁReplayTestǁ__call__",
         "xǁReplayTestǁ_crash",
         "xǁReplayTestǁ_diverges",
         "xǁCommandTestǁcheck",
         "xǁCommandTestǁ__call__",
+        "xǁCommandTestǁmany",
+        "xǁCommandTestǁ_command_for",
+        "xǁCommandTestǁ_judge",
+        "x_run_shell",
         "x__not_runnable",
         "xǁGitSourceǁpathspecs",
     ),
