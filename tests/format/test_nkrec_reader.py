@@ -7,6 +7,7 @@ the format."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from recorder import (
     open_recording,
     write_recording,
 )
+from tests.common.paths import DATA
 
 HEADER = Header(match_id="m1.nakama1", module="arena", tick_rate=10, node="nakama1")
 ALICE = Presence("u1", "s1", "alice", "nakama1")
@@ -98,3 +100,80 @@ def test_a_recording_cut_after_it_was_opened_is_cut_not_corrupt(tmp_path: Path) 
         integrity = rec.integrity()
     assert (integrity.state, integrity.chunks, integrity.first_damage.kind) == ("unsealed", 2, "truncated")
     assert integrity.first_damage.offset == at[2]
+
+
+# -- every damage names the byte offset of the frame it is about; tell() after a read that ended early -------------
+
+
+def frames(path: Path) -> tuple[bytes, list[int], int]:
+    """The file's bytes, its chunk frames' offsets and the offset where the last chunk frame ends (the seal's)."""
+    with open_recording(path) as rec:
+        index = rec.tick_index()
+    return path.read_bytes(), [i.offset for i in index], index[-1].offset + HEAD_V2 + index[-1].length
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "kind", "where"),
+    [  # the damaged bytes and the first damage's offset, from (data, chunk offsets, seal offset)
+        ("last chunk dropped", lambda d, c, s: d[: c[-1]] + d[s:], "seal", lambda d, c, s: c[-1]),
+        ("seal twice", lambda d, c, s: d + d[s:], "trailing", lambda d, c, s: len(d)),
+        ("a chunk after the seal", lambda d, c, s: d + d[c[0] : c[1]], "trailing", lambda d, c, s: len(d)),
+        ("a cut frame after the seal", lambda d, c, s: d + d[c[0] : c[0] + 10], "trailing", lambda d, c, s: len(d)),
+        ("cut inside chunk 3", lambda d, c, s: d[: c[2] + HEAD_V2 + 1], "truncated", lambda d, c, s: c[2]),
+        ("cut inside chunk 3's head", lambda d, c, s: d[: c[2] + 5], "truncated", lambda d, c, s: c[2]),
+    ],
+)
+def test_frame_damage_names_its_offset(tmp_path: Path, name, build, kind, where) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "sealed.nkrec"
+    write_recording(source, HEADER, loops(0, 8), chunk_events=2)
+    data, chunks, seal = frames(source)
+    path = tmp_path / "x.nkrec"
+    path.write_bytes(build(data, chunks, seal))
+    with open_recording(path, on_damage="stop") as rec:
+        list(rec.events())
+        integrity = rec.integrity()
+        assert rec.tell() == rec.size, name  # the walk went to the end of the file
+    assert (integrity.first_damage.kind, integrity.first_damage.offset) == (kind, where(data, chunks, seal)), name
+    assert integrity.state != "complete", name
+
+
+def test_a_read_ends_at_the_end_of_the_file_after_a_cut_or_unrecoverable_damage(tmp_path: Path) -> None:
+    """tell() once a read is over: after a cut, or after damage with no intact frame behind it (salvage looks
+    for one to the end), nothing is left to read. A "stop" read ends at damage itself: tell() names it."""
+    path = tmp_path / "x.nkrec"
+    write_recording(path, HEADER, loops(0, 6), chunk_events=2)
+    data, chunks, _ = frames(path)
+    cut, garbage = data[: chunks[2] + HEAD_V2 + 1], data[: chunks[2]] + b"\x00" * 40
+    for damaged, policy, end in (
+        (cut, "stop", len(cut)),
+        (garbage, "skip", len(garbage)),
+        (garbage, "stop", chunks[2]),
+    ):
+        path.write_bytes(damaged)
+        with open_recording(path, on_damage=policy) as rec:
+            assert [e.tick for e in rec.events()] == [0, 1, 2, 3]
+            assert rec.tell() == end, policy
+
+
+def test_a_version_1_length_field_pointing_past_the_end_is_damage_at_its_chunk(tmp_path: Path) -> None:
+    """Version 1 has no head checksum: a length field pointing past the end of the file with an intact frame
+    after it is damage at that chunk's offset (not a cut), and salvage reads on after it."""
+    source = DATA / "arena-reconnect-crash-v1.nkrec"
+    with open_recording(source) as rec:
+        index = rec.tick_index()
+        total = sum(1 for _ in rec.events())
+    second = index[1]
+    data = source.read_bytes()
+    length_at = second.offset + 2  # sync 2 bytes, then length u32 LE
+    path = tmp_path / "v1.nkrec"
+    path.write_bytes(data[:length_at] + struct.pack("<I", len(data)) + data[length_at + 4 :])
+    with open_recording(path, on_damage="stop") as rec:
+        integrity = rec.integrity()
+    first = integrity.first_damage
+    assert (integrity.state, first.kind, first.offset) == ("damaged", "corrupt", second.offset)
+    assert first.problem == "the length field points past the end of the file, yet a valid frame follows"
+    with open_recording(path, salvage=True) as rec:
+        salvaged = sum(1 for _ in rec.events())
+    with open_recording(source) as rec:
+        in_second = len(next(events for info, events in rec.chunks() if info.offset == second.offset))
+    assert salvaged == total - in_second

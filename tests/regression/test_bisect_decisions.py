@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,6 +46,28 @@ def test_the_command_runs_in_its_folder(tmp_path: Path) -> None:
     test = CommandTest("./judge.sh {version}", CRASH_REC, cwd=str(tmp_path))
     test.check(V)  # found relative to cwd, not to the current directory
     assert test(V) == (BAD, "exit 1")  # no output: nothing quoted after the code
+
+
+def test_side_by_side_commands_run_in_their_folder_and_answer_in_version_order(tmp_path: Path) -> None:
+    """``bisect --run -j K``: each command runs in the command's folder on the executor's worker."""
+    _script(tmp_path, "judge.sh", 'test "$1" = bad && exit 1; exit 0')
+    test = CommandTest("./judge.sh {version}", CRASH_REC, cwd=str(tmp_path))
+    with ThreadPoolExecutor(2) as pool:
+        answers = test.many([Version("bad", "bad"), Version("good", "good")], pool)
+    assert answers == [(BAD, "exit 1"), (GOOD, "exit 0")]
+
+
+def test_a_command_the_executor_could_not_run_aborts_naming_it(tmp_path: Path) -> None:
+    """The worker fails before the shell runs (here: the folder is gone): nothing was tested, so the answer
+    is abort, naming the command and the error, never good or bad."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    test = CommandTest("true {version}", CRASH_REC, cwd=str(gone))
+    gone.rmdir()
+    with ThreadPoolExecutor(2) as pool:
+        [(verdict, why)] = test.many([V], pool)
+    assert verdict == ABORT
+    assert why.startswith("the command 'true v1' could not be run: FileNotFoundError: "), why
 
 
 def test_a_relative_program_without_cwd_is_looked_up_in_the_current_directory(
