@@ -228,6 +228,7 @@ class NakamaServer(App):
             queue_size=self.config.queue_size,
             hang_timeout=self.config.hang_timeout,
             redactor=self.redactor,
+            realtime=True,  # a killed server loses at most the last 0.25 s of each match's calls
         )
 
     # -- performing the core's effects ---------------------------------------------------------------

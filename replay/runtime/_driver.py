@@ -8,12 +8,15 @@ until the next ``tick``; a kick is followed by a leave with reason 3. Every call
 outcome, a per-tick state digest, snapshots every ``snapshot_every`` ticks and the nondeterministic values
 the handler consumed (through ``redactor``, when given, as ``serve`` does). The file is opened once
 ``match_init`` has run, so its header carries the tick rate (and label) the handler chose when the given
-header has none. Ids are derived from names and a seed, so a script makes the same recording every time.
+header has none. The capture writes a chunk per 0.25 s of the match (``chunk_ticks`` sets the ticks per
+chunk; ``realtime=True``, for ticks that come at the tick rate, also writes one after 0.25 s of wall time).
+Ids are derived from names and a seed, so a script makes the same recording every time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from typing import Any
 
@@ -58,6 +61,8 @@ class MatchDriver:
         hang_timeout: float | None = 5.0,
         sources: Sources | None = None,
         redactor: Redactor | None = None,
+        chunk_ticks: int | None = None,
+        realtime: bool = False,
     ) -> None:
         self.handler = load_handler(handler) if isinstance(handler, str) else handler
         self.header = header
@@ -72,6 +77,8 @@ class MatchDriver:
         )
         self.capture = capture
         self.redactor = redactor
+        self.chunk_ticks = chunk_ticks  # ticks per chunk of the capture (default: 0.25 s of the match)
+        self.realtime = realtime  # ticks come in real time: the capture also flushes by the wall clock
         self.sink: CaptureSink | None = None
         self.queue_size = queue_size
         self.queue: list[MatchMessage] = []
@@ -124,7 +131,13 @@ class MatchDriver:
         if outcome is not None and outcome.label and not header.label:
             header = dataclasses.replace(header, label=outcome.label)
         self.header = header
-        self.sink = CaptureSink(self.capture, header, redactor=self.redactor)  # type: ignore[arg-type]
+        self.sink = CaptureSink(
+            self.capture,  # type: ignore[arg-type]
+            header,
+            ticks_per_chunk=self.chunk_ticks,
+            clock=time.monotonic if self.realtime else None,
+            redactor=self.redactor,
+        )
 
     def init(self, params: dict[str, Any] | None = None) -> StepResult:
         return self._apply(InitCall(dict(params or {})))
