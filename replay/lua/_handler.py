@@ -28,6 +28,7 @@ Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/prelude.lua``:
 from __future__ import annotations
 
 import copy
+import locale
 import os
 import re
 from pathlib import Path
@@ -78,7 +79,8 @@ from replay.runtime._signature import lua_error_class
 
 __all__ = ["LuaHandler"]
 
-_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua and gosort.lua
+_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua and canonical.lua
+_BYTEWISE_COLLATE = ("C", "POSIX")  # locales whose strcoll compares bytes
 _SENTINEL = object()
 
 
@@ -117,6 +119,7 @@ class LuaHandler(NkBinding):
             encoding=None, register_eval=False, register_builtins=False, unpack_returned_tuples=True
         )
         loadstring = lua.eval(b"loadstring")
+        self._canonical = self._internal(loadstring, "canonical.lua", None)  # before the prelude changes globals
         gosort = self._internal(loadstring, "gosort.lua", self._xorshift_others)
         self._api = api = self._internal(loadstring, "prelude.lua", self._host(gosort))
         self._invoke = api[b"invoke"]
@@ -539,6 +542,14 @@ class LuaHandler(NkBinding):
     def state_value(self, state: Any) -> Any:
         """The state as Nakama's JSON conversion sees it (what ``nk.json_encode(state)`` writes)."""
         return lua_to_plain(state, self._pointer_text)
+
+    def state_canonical_bytes(self, state: Any) -> bytes | None:
+        """``canonical_bytes(state_value(state))`` computed in Lua (``canonical.lua``), without building the
+        Python value; None when the state holds something only that path handles (the caller takes it)."""
+        if locale.setlocale(locale.LC_COLLATE) not in _BYTEWISE_COLLATE:
+            return None  # Lua sorts keys with strcoll: byte order only in the C locale
+        data = self._canonical(state)
+        return data if type(data) is bytes else None
 
     def describe_error(self, exc: BaseException) -> tuple[str, str, str]:
         if isinstance(exc, LuaError):

@@ -54,6 +54,8 @@ from recorder.format import (
     SignalCall,
     TerminateCall,
     WireEvent,
+    canonical_bytes,
+    digest_bytes,
     open_recording,
 )
 from recorder.format._model import record_builder
@@ -144,6 +146,8 @@ class MatchRuntime:
         }
         self.presences: list[Presence] = []
         self.dispatcher = Dispatcher(self.presences, deferred_limit, self.ctx)
+        # a handler that computes its state's canonical bytes itself (Lua: without converting the state)
+        self._state_bytes: Callable[[Any], bytes | None] | None = getattr(handler, "state_canonical_bytes", None)
 
     @property
     def label(self) -> str:
@@ -279,14 +283,15 @@ class MatchRuntime:
             want_digest = self.digests == "always" or (
                 self.digests == "recorded" and recorded is not None and recorded.digest is not None
             )
-            if want_digest or self._snapshot_due(call):
-                value = self.handler.state_value(self.state)
+            snapshot_due = self._snapshot_due(call)
+            if want_digest or snapshot_due:
+                data = self._state_bytes(self.state) if self._state_bytes is not None else None
+                if data is None:
+                    data = canonical_bytes(self.handler.state_value(self.state))
                 if want_digest:
-                    digest = state_digest(value)
-                if self._snapshot_due(call):
-                    from recorder.format import canonical_bytes
-
-                    snapshot = canonical_bytes(value)
+                    digest = digest_bytes(data)
+                if snapshot_due:
+                    snapshot = data
         get = outcome.get
         observed = _new_outcome(  # Outcome(...) without the frozen __init__: this runs once per call
             get("accept"),

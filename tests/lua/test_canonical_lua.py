@@ -1,0 +1,114 @@
+"""The canonical bytes of a Lua state computed in Lua (``replay/lua/canonical.lua``) are the bytes of the
+reference path, ``canonical_bytes(lua_to_plain(state))``, or None where the fast path leaves the state to it."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recorder.format import canonical_bytes
+from replay.lua import LuaHandler
+from replay.runtime import reproduce
+from tests.common.paths import ROOT
+
+HANDLERS = ROOT / "fixtures" / "handlers"
+
+
+@functools.cache
+def _handler() -> LuaHandler:
+    return LuaHandler(HANDLERS / "arena_fixed.lua")
+
+
+@pytest.fixture
+def lua_handler() -> LuaHandler:
+    return _handler()
+
+
+def _both(handler: LuaHandler, source: str) -> tuple[bytes | None, bytes]:
+    value = handler._lua.execute("return " + source)
+    return handler.state_canonical_bytes(value), canonical_bytes(handler.state_value(value))
+
+
+FAST = [
+    "{}",
+    "{{{{}}}}",
+    "{1, 2, 3}",
+    "{[1] = 1, [3] = 3}",  # a hole: nil
+    "{[100] = 1}",
+    "{[70000] = 2}",  # an array16 header
+    "{1, a = 2}",  # the array part wins, the other keys are dropped
+    "{a = 1, b = {}, c = {x = -0.0}}",
+    "{0.1, 1e300, -1e-310, 5e-324, 1/0, -1/0, 2^53 + 2, 2^63, -2^63, 123456.789, 2^-1022, 2^1023}",
+    "{a = 'x', bb = string.rep('y', 40), c = string.rep('z', 300), d = string.rep('w', 70000)}",
+    "{[string.rep('k', 40)] = true, Z = false, a = true, [''] = 1, _ = 2, ['a b'] = 3}",
+    "(function() local t = {} for i = 1, 20 do t['k' .. i] = i end return t end)()",  # a map16 header
+    "1.5",
+    "'text'",
+    "true",
+    "nil",
+]
+FALLBACK = [
+    "{[2^26] = 1}",
+    "{[0] = 1}",
+    "{[1.5] = 1}",
+    "{[true] = 1}",
+    "{n = 0/0}",
+    "{s = 'é'}",
+    "{['é'] = 1}",
+    "{s = 'function: 0x1'}",
+    "{f = print}",
+    "(function() local t = {} local c = t for i = 1, 300 do c.x = {} c = c.x end return t end)()",
+]
+
+
+@pytest.mark.parametrize("source", FAST)
+def test_fast_path_gives_the_reference_bytes(lua_handler: LuaHandler, source: str) -> None:
+    fast, reference = _both(lua_handler, source)
+    assert fast == reference
+
+
+@pytest.mark.parametrize("source", FALLBACK)
+def test_what_only_the_reference_path_handles_is_left_to_it(lua_handler: LuaHandler, source: str) -> None:
+    value = lua_handler._lua.execute("return " + source)
+    assert lua_handler.state_canonical_bytes(value) is None
+
+
+_leaf = st.one_of(
+    st.floats(allow_nan=False).map(repr).map(lambda r: {"inf": "1/0", "-inf": "-1/0"}.get(r, r)),
+    st.integers(-(2**60), 2**60).map(str),
+    st.text(alphabet="abcXYZ_ 09:x", max_size=6).map(lambda s: repr(s)),
+    st.sampled_from(["true", "false"]),
+)
+_key = st.text(alphabet="abcdXYZ_", min_size=1, max_size=4)
+_lua_value = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5).map(lambda xs: "{" + ", ".join(xs) + "}"),
+        st.dictionaries(_key, inner, max_size=5).map(
+            lambda d: "{" + ", ".join(f"[{k!r}] = {v}" for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_lua_value)
+def test_random_states_agree(source: str) -> None:
+    fast, reference = _both(_handler(), source)
+    assert fast is None or fast == reference
+
+
+def test_lua_fixture_replays_with_its_recorded_digests() -> None:
+    """The committed Lua recording's digests (made by the reference path) are what the fast path computes."""
+    rec = ROOT / "fixtures" / "recordings" / "arena-lua-reconnect-crash.nkrec"
+    handler = LuaHandler(HANDLERS / "arena.lua")
+    calls: list[bytes | None] = []
+    real = handler.state_canonical_bytes
+    handler.state_canonical_bytes = lambda state: calls.append(real(state)) or calls[-1]  # type: ignore[method-assign]
+    result = reproduce(rec, handler)
+    assert result.reproduced and result.divergence_count == 0, result.verdict
+    assert len(calls) >= 58 and None not in calls, "every digest was computed in Lua"
