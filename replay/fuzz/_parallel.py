@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,12 @@ def fuzz_seeds(
     executor: Any,
     *,
     payloads: str | None = None,
+    on_done: Callable[[], None] | None = None,
 ) -> FuzzReport:
     """Search ``handler`` once per seed on ``executor`` and merge the reports (see the module docstring).
     ``payloads`` names the profile (a file or module, ``--payloads``), loaded in each task; ``options.profile``
-    must then be None (None for both: the default profile)."""
+    must then be None (None for both: the default profile). ``on_done()`` is called (from any thread) as
+    each search ends: progress."""
     if not seeds:
         raise ValueError("fuzz_seeds needs at least one seed")
     if options.profile is not None and payloads is None:
@@ -56,6 +58,8 @@ def fuzz_seeds(
             out.mkdir(parents=True, exist_ok=True)
         task_options = dataclasses.replace(options, seed=seed, out=out)
         futures.append(executor.submit(seed_job, spec, task_options, payloads))
+        if on_done is not None:
+            futures[-1].add_done_callback(lambda _: on_done())
     reports: list[FuzzReport] = [f.result() for f in futures]  # in seed order: the merge does not depend on timing
     merged = FuzzReport(
         reports[0].handler,

@@ -242,17 +242,25 @@ def test_file_commands_show_bytes_read_on_stderr_only(
     assert main([*convert, "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) and _lines(err, "convert: "), err
+    assert main(["inspect", CRASH, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["events"] > 0 and _lines(err, "inspect: ")[-1].startswith(f"inspect: {size / 1024:.1f}kB/")
     assert main(["view", CRASH, "-o", str(tmp_path / "v.html"), "--json"]) == 0
     assert _lines(capsys.readouterr().err, "view: reading: ")
     ingest = ["ingest", str(DATA / "nakama-3.40-lua-capture-arena.log"), "-o", str(tmp_path / "in"), "--json"]
     assert main(ingest) == 0
     assert _lines(capsys.readouterr().err, "ingest: ")
+    assert main(["inspect", CRASH, "--no-progress"]) == 0
     assert main(["export", CRASH, "-o", str(tmp_path / "q.jsonl"), "--no-progress"]) == 0
     assert main(["import", str(jsonl), "-o", str(tmp_path / "q.nkrec"), "--no-progress"]) == 0
     assert main([*convert[:-1], str(tmp_path / "q2.nkrec"), "--no-progress"]) == 0
     assert main(["ingest", ingest[1], "-o", str(tmp_path / "in2"), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert not [line for line in err.splitlines() if line.startswith(("export: ", "import: ", "convert: ", "ingest: "))]
+    assert not [
+        line
+        for line in err.splitlines()
+        if line.startswith(("export: ", "import: ", "convert: ", "ingest: ", "inspect: "))
+    ]
 
 
 def test_slice_shows_its_replay_up_to_the_first_tick(

@@ -46,7 +46,7 @@ LOADS_LUA = {"reproduce", "diff", "lua-check", "serve", "bisect", "run-all", "fu
 #: the commands that have a progress display
 HAS_PROGRESS = {
     *("run-all", "fuzz", "triage ingest", "reproduce", "diff", "lua-check", "bisect"),
-    *("import", "export", "convert", "ingest", "view", "slice", "live"),
+    *("import", "export", "convert", "ingest", "view", "slice", "live", "inspect"),
 }
 
 

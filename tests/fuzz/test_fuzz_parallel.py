@@ -29,7 +29,9 @@ def test_seeds_in_parallel_merge_into_the_first_seeds_findings(tmp_path: Path) -
         fuzz_seeds(TWO_BUGS, FuzzOptions(profile=load_profile(payloads)), [1, 2], None)
     options = FuzzOptions(max_examples=120, out=tmp_path / "merged", database=False)
     with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        merged = fuzz_seeds(TWO_BUGS, options, [7, 8], pool, payloads=str(payloads))
+        ended: list[int] = []  # progress: one call per search as it ends
+        merged = fuzz_seeds(TWO_BUGS, options, [7, 8], pool, payloads=str(payloads), on_done=lambda: ended.append(1))
+    assert len(ended) == 2
     alone = FuzzOptions(
         max_examples=120, seed=7, out=tmp_path / "serial" / "seed-7", profile=load_profile(payloads), database=False
     )

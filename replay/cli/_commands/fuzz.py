@@ -207,7 +207,10 @@ def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-d
             f"fuzz {args.handler}: {args.seeds} searches, seeds {args.seed}..{args.seed + args.seeds - 1}",
             file=sys.stderr,
         )
+    from replay.cli._progress import Progress
+
     executor = load_executor(args.executor, args.jobs or os.cpu_count() or 1, supervised=False)
+    display = Progress(f"fuzz {args.handler}", args.seeds, unit="search", enabled=not args.no_progress)
     try:
         return fuzz_seeds(
             args.handler,
@@ -215,8 +218,10 @@ def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-d
             range(args.seed, args.seed + args.seeds),
             executor,
             payloads=args.payloads,
+            on_done=display.advance,
         )
     finally:
+        display.close()
         executor.shutdown(wait=True)
 
 

@@ -19,7 +19,14 @@ import argparse
 
 from replay.cli._args import input_location
 from replay.cli._commands._inspect_timeline import add_timeline_arguments, run_timeline, wanted
-from replay.cli._common import EXIT_INCOMPLETE, add_integrity_flags, add_json_flag, integrity_gate, print_json
+from replay.cli._common import (
+    EXIT_INCOMPLETE,
+    add_integrity_flags,
+    add_json_flag,
+    add_progress_flag,
+    integrity_gate,
+    print_json,
+)
 
 HELP = "summarise a recording (.nkrec): ticks, presences, op codes, crash, damage; --timeline, --tick N"
 EXAMPLES = (
@@ -44,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--salvage", action="store_true", help="read on past damage: every intact chunk after it too")
     add_timeline_arguments(p)
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     integrity_gate(args.recording, args)
     if wanted(args):
         return run_timeline(args)
-    s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
+    from replay.cli._progress import reading
+
+    with reading("inspect", [args.recording], enabled=not args.no_progress):
+        s = summarize(args.recording, strict=args.strict, salvage=args.salvage)
     status = 0 if s.integrity["complete"] or args.allow_incomplete else EXIT_INCOMPLETE
     if args.json:
         print_json(s.to_json())
