@@ -1,6 +1,7 @@
-"""Turn Nakama logs written through the Lua capture module into handler-call recordings.
+"""Turn Nakama logs written through the capture modules into handler-call recordings.
 
-``recorder/capture/modules/nkreplay_capture.lua`` logs one record per handler call through ``nk.logger_info``:
+``recorder/capture/modules/nkreplay_capture.lua`` (and ``nkreplay_capture.js`` for JavaScript matches, with the
+same records and ``h.src`` ``"js-capture"``) logs one record per handler call through ``nk.logger_info``:
 ``nkreplay:1 {json}`` (or ``nkreplay:1 P seq/i/n text`` parts of a long one). ``Ingest`` collects them
 from any number of log sources (lines of many matches interleaved; lines that are not ours skipped;
 damaged lines and records kept with their source and line number), adds the crash marker Nakama itself
@@ -69,6 +70,8 @@ __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "w
 
 TAG = "nkreplay:1 "
 _KINDS = ("init", "join_attempt", "join", "leave", "loop", "loops", "signal", "terminate")
+#: the capture modules that write the records (the init record's ``h.src``; absent: the Lua module)
+CAPTURE_SOURCES = ("lua-capture", "js-capture")
 #: arrays and maps a capture record itself adds around the free-form values it carries (record, nd, pair;
 #: a lean "loops" record adds its entry list and entry)
 _RECORD_NESTING = 3
@@ -294,7 +297,7 @@ class Ingest:
             label=builder.label,
             params=builder.params,
             node=builder.node or (match.split(".", 1)[1] if "." in match else ""),
-            source="lua-capture",
+            source=builder.source,
             started_ms=builder.started_ms,
             tags={
                 "capture_version": builder.capture_version,
@@ -451,6 +454,7 @@ class _Builder:
         self.node = ""
         self.capture_version = 1
         self.snapshot_every = 0
+        self.source = "lua-capture"  # the JS capture wrapper says "js-capture" (h.src)
         self.redactions: tuple[str, ...] = ()
         self.mode = "full"  # the capture module's mode (h.mode): "lean" records loops by their inputs only
         self.problems: list[str] = []  # calls the capture module could not record (lean entries)
@@ -607,10 +611,13 @@ class _Builder:
         return call
 
     def _capture_header(self, h: dict[str, Any]) -> None:
-        """The init record's ``h``: module, node, capture version, snapshot interval, redactions."""
-        module, node = h.get("mod"), h.get("node")
+        """The init record's ``h``: module, node, source, capture version, snapshot interval, redactions."""
+        module, node, source = h.get("mod"), h.get("node"), h.get("src")
         self.module = "" if not module else text(module, "h.mod")
         self.node = "" if not node else text(node, "h.node")
+        if source is not None and source not in CAPTURE_SOURCES:
+            raise InvalidValue("h.src", f"must be one of {', '.join(CAPTURE_SOURCES)}, got {show(source)}")
+        self.source = source or "lua-capture"
         self.capture_version = _whole(h.get("v", 1), "h.v")
         self.snapshot_every = _whole(h.get("snap", 0), "h.snap", 0, INT64_MAX)
         mode = h.get("mode", "full")

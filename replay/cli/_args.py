@@ -182,14 +182,14 @@ def input_dir(path: str | os.PathLike[str], what: str = "folder") -> Path:
 
 
 def handler_file(spec: str) -> str:
-    """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``) whose file exists, checked without
-    importing it (``replay.runtime.load_handler`` imports, and says more); returned unchanged."""
-    from replay.runtime._handlers import split_spec
+    """A handler spec (``FILE.py``, ``FILE.py:Class``, ``FILE.lua``, ``FILE.js[:MATCH]``, ``FILE.ts``) whose file
+    exists, checked without loading it (``replay.runtime.load_handler`` loads, and says more); returned unchanged."""
+    from replay.runtime._handlers import HANDLER_KINDS, HANDLER_SUFFIXES, split_spec
 
     path, _ = split_spec(spec)
     input_file(path, "handler file")
-    if path.suffix.lower() not in (".py", ".lua"):
-        raise PathError(path, "a handler is a .py file (optionally file.py:ClassName) or a .lua module")
+    if path.suffix.lower() not in HANDLER_SUFFIXES:
+        raise PathError(path, HANDLER_KINDS)
     return spec
 
 

@@ -265,13 +265,14 @@ def named_versions(names: Sequence[str]) -> list[Version]:
 def folder_versions(
     folder: str | os.PathLike[str], *, order: str = "version", handler_name: str | None = None
 ) -> list[Version]:
-    """One version per ``.py``/``.lua`` file of ``folder``, or per sub-folder holding ``handler_name``."""
+    """One version per ``.py``/``.lua``/``.js`` file of ``folder``, or per sub-folder holding ``handler_name``
+    (a ``.ts`` module is one file of a folder: pass ``handler_name``)."""
     root = Path(folder)
     if not root.is_dir():
         raise BisectError(f"{root}: not a folder of handler versions")
     found: list[Version] = []
     for entry in root.iterdir():
-        if entry.is_file() and entry.suffix in (".py", ".lua"):
+        if entry.is_file() and entry.suffix in (".py", ".lua", ".js"):
             found.append(Version(entry.name, str(entry), str(entry)))
         elif entry.is_dir() and handler_name and (entry / handler_name).is_file():
             found.append(Version(entry.name, str(entry), str(entry / handler_name)))
@@ -279,7 +280,7 @@ def folder_versions(
         raise BisectError(f"unknown order {order!r}: use 'version' or 'name'")
     found.sort(key=(lambda v: version_key(v.name)) if order == "version" else (lambda v: v.name))
     if not found:
-        what = f"sub-folders holding {handler_name}" if handler_name else "handler files (.py, .lua)"
+        what = f"sub-folders holding {handler_name}" if handler_name else "handler files (.py, .lua, .js)"
         raise BisectError(f"{root}: no {what}")
     return found
 
@@ -304,7 +305,7 @@ class GitSource:
 
     def pathspecs(self, version: Version) -> list[str] | None:
         """What to take from ``version``: the handler's whole folder (its siblings and Lua modules), or at the
-        top level of the repository its ``.py`` and ``.lua`` files, named one by one (``git archive`` fails as
+        top level of the repository its ``.py``, ``.lua``, ``.js`` and ``.ts`` files, named one by one (``git archive`` fails as
         a whole when one of its pathspecs matches nothing, so a glob for a kind of file the revision lacks
         would lose the handler too). None: the handler is not there at that revision."""
         listing = subprocess.run(
@@ -317,7 +318,9 @@ class GitSource:
         entries = [e.split("\t", 1) for e in listing.stdout.decode("utf-8", "surrogateescape").split("\0") if "\t" in e]
         if self.folder:
             return [self.folder] if entries else None
-        files = [name for meta, name in entries if meta.split()[1] == "blob" and name.endswith((".py", ".lua"))]
+        files = [
+            name for meta, name in entries if meta.split()[1] == "blob" and name.endswith((".py", ".lua", ".js", ".ts"))
+        ]
         return files if self.path in files else None
 
     def materialise(self, version: Version, into: Path) -> Path | None:

@@ -1,7 +1,7 @@
 """The in-process match runtime: Nakama's match semantics, one recorded call at a time.
 
-``reproduce(recording, handler, options)`` replays a recording into a handler (``load_handler``: a Python file or
-a Lua module) through a ``MatchRuntime`` and returns a ``ReplayResult`` with its ``Verdict``: the crash again, or
+``reproduce(recording, handler, options)`` replays a recording into a handler (``load_handler``: a Python file,
+a Lua module or a JavaScript bundle) through a ``MatchRuntime`` and returns a ``ReplayResult`` with its ``Verdict``: the crash again, or
 why not. Time, randomness and storage reach the handler only through the seeded ``Nk``; the ``Dispatcher`` keeps
 Nakama's broadcast, kick and label rules. A hang guard stops runaway callbacks, and ``reproduce_supervised`` runs
 the same replay in a ``HandlerProcess`` the handler can neither block nor take down (``Limits``, ``Death``).
@@ -24,7 +24,14 @@ if TYPE_CHECKING:  # the public names and their modules; each is imported on fir
     from replay.runtime._result import AfterStop, Crash, Divergence, ReplayResult, StepResult
     from replay.runtime._resume import ResumePoint, resume_point
     from replay.runtime._runtime import MatchRuntime, ReplayOptions, iter_steps, reproduce
-    from replay.runtime._signature import CrashSignature, LoggedCrash, lua_error_class, parse_crash_log_line, same_crash
+    from replay.runtime._signature import (
+        CrashSignature,
+        LoggedCrash,
+        js_error_class,
+        lua_error_class,
+        parse_crash_log_line,
+        same_crash,
+    )
     from replay.runtime._supervisor import Death, HandlerProcess, Limits, reproduce_supervised
     from replay.runtime._verdict import Verdict, decide
 
@@ -50,6 +57,7 @@ __all__ = [
     "decide",
     "fresh_imports",
     "iter_steps",
+    "js_error_class",
     "load_handler",
     "lua_error_class",
     "parse_crash_log_line",

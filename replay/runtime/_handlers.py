@@ -1,7 +1,9 @@
-"""Loading match handlers: a Python file (module functions or a class) or a Nakama Lua module.
+"""Loading match handlers: a Python file (module functions or a class), a Nakama Lua module or a JS bundle.
 
 ``load_handler("arena.py")`` uses the module's functions; ``load_handler("arena.py:Arena")`` an instance of
-``Arena``; ``load_handler("match.lua")`` a Lua module through ``replay.lua._handler``. Every handler exposes
+``Arena``; ``load_handler("match.lua")`` a Lua module through ``replay.lua._handler``;
+``load_handler("build/index.js:arena")`` the match ``arena`` a JavaScript bundle registers (a ``.ts`` file is
+compiled first) through ``replay.js``. Every handler exposes
 the seven callbacks under Python names with Python calling conventions::
 
     match_init(ctx, logger, nk, params) -> (state, tick_rate, label)
@@ -154,8 +156,16 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+#: what ``load_handler`` loads (the file suffixes) and how errors say it
+HANDLER_SUFFIXES = (".py", ".lua", ".js", ".ts")
+HANDLER_KINDS = (
+    "a handler is a .py file (optionally file.py:ClassName), a .lua module or a JavaScript bundle .js "
+    "(optionally file.js:MATCH_NAME; .ts is compiled first)"
+)
+
+
 def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None = None) -> Any:
-    """Load a handler from ``file.py``, ``file.py:ClassName`` or ``module.lua``."""
+    """Load a handler from ``file.py``, ``file.py:ClassName``, ``module.lua`` or ``bundle.js[:MATCH]``/``.ts``."""
     with reporting(LOADING):
         return _load(spec, module_path)
 
@@ -163,9 +173,7 @@ def load_handler(spec: str | os.PathLike[str], *, module_path: list[str] | None 
 def _load(spec: str | os.PathLike[str], module_path: list[str] | None) -> Any:
     path, class_name = split_spec(spec)
     if path.is_dir():
-        raise HandlerLoadError(
-            str(path), "is a folder; a handler is a .py file (optionally file.py:ClassName) or a .lua module"
-        )
+        raise HandlerLoadError(str(path), f"is a folder; {HANDLER_KINDS}")
     suffix = path.suffix.lower()
     if suffix == ".lua":
         try:
@@ -175,6 +183,12 @@ def _load(spec: str | os.PathLike[str], module_path: list[str] | None) -> Any:
         if not path.is_file():
             raise HandlerLoadError(str(path), "no such file")
         return LuaHandler(path, module_path=module_path)
+    if suffix in (".js", ".ts"):
+        try:
+            from replay.js._handler import JsHandler  # optional, imports quickjs
+        except ImportError as exc:
+            raise HandlerLoadError(str(path), f"JavaScript handlers need QuickJS (quickjs-ng): {exc}") from exc
+        return JsHandler(path, class_name)
     if suffix != ".py":
-        raise HandlerLoadError(str(path), "a handler is a .py file (optionally file.py:ClassName) or a .lua module")
+        raise HandlerLoadError(str(path), HANDLER_KINDS)
     return PythonHandler(path, class_name)

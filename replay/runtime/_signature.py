@@ -6,10 +6,13 @@ A ``CrashSignature`` keeps what identifies a crash and drops what varies between
 - ``error_type``: the Python exception type (``KeyError``); for Lua, the error class: the kind of runtime
   error (``lua:index nil``, ``lua:arithmetic``, ...) named the same way for PUC Lua 5.1 and gopher-lua,
   whose texts differ, or ``lua:error <normalised message>`` for a handler's own ``error(...)``;
+  for JavaScript, ``js:<class>`` named the same way for goja (Nakama) and QuickJS (the replay)
+  (``js:read property 'pos'``, ``js:not a function``, ``js:Error <normalised message>``, ``js:throw ...``);
   ``Hang`` for a callback that did not return; other runtimes' ``TypeError``-style prefixes as they are;
 - ``frames``: up to three innermost frames of the handler's own code, normalised: ``arena.py:match_loop``
   for Python (file base name and function, no line numbers, no standard-library frames), ``ctf.lua`` for
-  Lua (file base name only: the two Lua runtimes name functions differently);
+  Lua (file base name only: the two Lua runtimes name functions differently), ``index.js:handleInput`` for
+  JavaScript (no positions: goja and QuickJS count columns differently);
 - ``op_code``: the op code of the last message of the crashing ``match_loop`` batch, when known.
 
 Normalising a message replaces uuids with ``<uuid>``, hex ids and addresses with ``<hex>`` and numbers with
@@ -37,6 +40,7 @@ from recorder.capture._nakama_log import crashed_callback, log_entry
 __all__ = [
     "CrashSignature",
     "LoggedCrash",
+    "js_error_class",
     "lua_error_class",
     "normalise_message",
     "parse_crash_log_line",
@@ -118,6 +122,70 @@ def lua_error_class(message: str) -> str:
     return "lua:error " + normalise_message(message)
 
 
+# JavaScript: goja (Nakama) and QuickJS (replay) word runtime errors differently; each class has both
+_JS_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("read property", re.compile(r"^TypeError: [Cc]annot read propert(?:y|ies) '(?P<p>[^']*)' of (?:undefined|null)")),
+    ("set property", re.compile(r"^TypeError: [Cc]annot set propert(?:y|ies) '(?P<p>[^']*)' of (?:undefined|null)")),
+    (
+        "not a function",
+        re.compile(
+            r"^TypeError: (?:Object has no member '(?P<p>[^']*)'|not a function|.* is not a function|Value is not callable|Value is not an object: )"
+        ),
+    ),
+    ("not defined", re.compile(r"^ReferenceError: '?(?P<p>[\w$]+)'? is not defined")),
+    ("stack overflow", re.compile(r"^RangeError: Maximum call stack size exceeded")),
+)
+# the crash text Nakama logs for a JS callback: "<value> at <top frame>", the frame "f (index.js:1:2(3))",
+# "index.js:1:2(3)" or "f (native)"; the replay writes the same without goja's "(pc)"
+_JS_AT = re.compile(
+    r" at (?:(?P<func>[\w$.<>]+) )?\(?(?:(?P<file>[^\s():]+\.[jt]s):\d+:\d+(?:\(\d+\))?|(?P<native>native))\)?$"
+)
+_JS_NAME = re.compile(r"^(?P<name>\w*(?:Error|Exception)): ")
+
+
+def js_error_class(text: str) -> str:
+    """``js:<class>`` for a JavaScript error as goja or QuickJS words it: ``js:read property 'team'`` for
+    ``Cannot read property 'team' of undefined`` (goja) and ``cannot read property 'team' of null``
+    (QuickJS); other errors as ``js:<Name> <normalised message>``, a thrown non-Error as ``js:throw ...``."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    at = _JS_AT.search(first)
+    message = first[: at.start()] if at else first
+    for name, pattern in _JS_CLASSES:
+        m = pattern.search(message)
+        if m is not None:
+            prop = m.groupdict().get("p")
+            if prop and name != "not a function" and name != "not defined":
+                return f"js:{name} '{normalise_message(prop)}'" if not prop.isdigit() else f"js:{name} '<n>'"
+            return f"js:{name}"
+    named = _JS_NAME.match(message)
+    if named is not None:
+        return f"js:{named['name']} " + normalise_message(message[named.end() :])
+    return "js:throw " + normalise_message(message)
+
+
+def _js_frames(text: str, stack: str) -> tuple[str, ...]:
+    """The top frame of a JS crash text, then the stack's frames: ``index.js:matchLoop``, ``native:parse``."""
+    frames: list[str] = []
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    at = _JS_AT.search(first)
+    if at is not None:
+        frames.append(_js_frame(at))
+    for line in stack.splitlines()[1:]:
+        m = _JS_AT.search(" " + line.strip())
+        if m is not None:
+            f = _js_frame(m)
+            if not frames or frames[-1] != f:
+                frames.append(f)
+    return tuple(frames[:MAX_FRAMES])
+
+
+def _js_frame(m: re.Match[str]) -> str:
+    func = m["func"] if m["func"] not in (None, "<anonymous>", "<eval>") else ""
+    if m["native"]:
+        return f"native:{func}" if func else "native"
+    return f"{_base(m['file'])}:{func}" if func else _base(m["file"])
+
+
 def _base(path: str) -> str:
     return os.path.basename(path.replace("\\", "/"))
 
@@ -197,9 +265,11 @@ class CrashSignature:
     ) -> CrashSignature:
         """From an error text and traceback as a replay reports them or Nakama logs them.
 
-        A Lua error is recognised by its ``file.lua:line:`` position (or a Lua stack traceback); a Python
-        one by its ``File "...", line N, in f`` frames or its ``SomeError:`` prefix. ``error_type`` is
-        the type a replay already knows (ignored for Lua errors, which are classed by their text)."""
+        A Lua error is recognised by its ``file.lua:line:`` position (or a Lua stack traceback); a JavaScript
+        one by Nakama's ``value at func (index.js:1:2(3))`` ending of its first line (or an ``error_type``
+        starting ``js:``); a Python one by its ``File "...", line N, in f`` frames or its ``SomeError:``
+        prefix. ``error_type`` is the type a replay already knows (ignored for Lua and JavaScript errors,
+        which are classed by their text)."""
         error = error or ""
         first = error.strip().splitlines()[0] if error.strip() else ""
         lua = _LUA_POS.match(first)
@@ -210,6 +280,8 @@ class CrashSignature:
             return cls(callback, lua_error_class(message), _lua_frames(pos_file, rest), op_code)
         if error_type == "Hang" or (error_type is None and _HANG_TEXT.match(first)):
             return cls(callback, "Hang", (), op_code)
+        if _JS_AT.search(first) is not None or (error_type or "").startswith("js:"):
+            return cls(callback, js_error_class(first), _js_frames(first, traceback), op_code)
         if error_type == "HandlerError":  # a broken Nakama rule: the message is the class
             return cls(callback, "HandlerError " + normalise_message(first), (), op_code)
         frames = _python_frames(traceback) or _python_frames(error)

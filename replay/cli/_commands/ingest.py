@@ -2,8 +2,8 @@
 
 Reads the JSON log lines Nakama writes (files, or - for stdin; lines of many matches interleaved, also
 inside Docker's json-file wrapper, gzip-compressed input decompressed) and collects the records that the
-Lua capture module (recorder/capture/modules/nkreplay_capture.lua, wrapped around a match module) wrote through
-nk.logger_info. Lines that are not ours are skipped; a line or record of ours that is damaged (not JSON,
+capture modules wrote through Nakama's logger: recorder/capture/modules/nkreplay_capture.lua wrapped around a
+Lua match module, or nkreplay_capture.js in front of a JavaScript bundle (docs/javascript.md). Lines that are not ours are skipped; a line or record of ours that is damaged (not JSON,
 nested too deeply, a number out of range, a bad match id, a field of the wrong type) is reported with its
 file, line and why, and left out; compressed input that ends early keeps every line before the cut. Nothing
 in a log stops the run. Nakama's own "Stopping match after error from <callback> execution" line (fields

@@ -1,0 +1,118 @@
+"""Replay speed of the TypeScript arena (its compiled bundle, in QuickJS) beside the Python and Lua arenas,
+and the JS capture wrapper's overhead.
+
+The scripted 36,000-tick arena match of ``bench_lua.py`` (10 minutes at 60 Hz, four players sending inputs
+most ticks) is recorded through the fixed Python, Lua and TypeScript arenas (the TS one is
+``fixtures/handlers/ts/arena/build/index.js`` with the reconnection fix applied to its text), each outcome
+with its state digest. Then, best of N, the configurations taking turns:
+
+- Python, Lua and JS arenas replaying their own recordings (digests checked on every tick): ticks/s;
+- the JS arena wrapped with ``nkreplay_capture.js`` (one log record per call, a snapshot every 600 ticks)
+  replaying the JS recording: ticks/s, overhead, and the log volume the wrapper writes per tick.
+
+Target: the JS arena at 100x real time at 60 Hz, 6,000 ticks/s.
+
+    python benchmarks/bench_js.py [--ticks 36000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "fixtures"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_lua import make_recording, timed_replays
+from make_recordings import arena_header
+
+from replay.js import JsHandler, wrap_bundle
+from replay.lua import LuaHandler
+from replay.runtime import MatchDriver, load_handler
+
+HANDLERS = ROOT / "fixtures" / "handlers"
+BUNDLE = HANDLERS / "ts" / "arena" / "build" / "index.js"
+TARGET = 6000
+CALLBACKS = {
+    "matchInit": "arenaInit",
+    "matchJoinAttempt": "arenaJoinAttempt",
+    "matchJoin": "arenaJoin",
+    "matchLeave": "arenaLeave",
+    "matchLoop": "arenaLoop",
+    "matchTerminate": "arenaTerminate",
+    "matchSignal": "arenaSignal",
+}
+
+
+def fixed_bundles(folder: Path) -> tuple[Path, Path]:
+    text = BUNDLE.read_text().replace("delete state.sessions[sessionId];", "state.sessions[sessionId] = null;")
+    plain = folder / "plain" / "index.js"
+    captured = folder / "captured" / "index.js"
+    for path in (plain, captured):
+        path.parent.mkdir()
+    plain.write_text(text)
+    captured.write_text(wrap_bundle(text, CALLBACKS, {"module": "arena", "snapshotEvery": 600}))
+    return plain, captured
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ticks", type=int, default=36000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plain, captured = fixed_bundles(folder)
+        recs = {name: folder / f"arena-{name}.nkrec" for name in ("py", "lua", "js")}
+        t0 = time.perf_counter()
+        make_recording(recs["py"], str(HANDLERS / "arena_fixed.py"), args.ticks)
+        make_recording(recs["lua"], str(HANDLERS / "arena_fixed.lua"), args.ticks)
+        make_recording(recs["js"], str(plain), args.ticks)
+        print(f"recorded {args.ticks} ticks three times in {time.perf_counter() - t0:.1f} s")
+        best, results = timed_replays(
+            {
+                "python": (recs["py"], lambda: load_handler(str(HANDLERS / "arena_fixed.py"))),
+                "lua": (recs["lua"], lambda: LuaHandler(HANDLERS / "arena_fixed.lua")),
+                "js": (recs["js"], lambda: JsHandler(plain)),
+                "js+capture": (recs["js"], lambda: JsHandler(captured)),
+            },
+            args.repeat,
+        )
+        ticks = results["js"].ticks_replayed  # type: ignore[attr-defined]
+        for name, label in (
+            ("python", "Python arena"),
+            ("lua", "Lua arena"),
+            ("js", "JS arena"),
+            ("js+capture", "JS arena + capture"),
+        ):
+            print(f"{label:<20} {ticks / best[name]:>9,.0f} ticks/s  ({best[name]:.2f} s)")
+        probe = JsHandler(captured)
+        with MatchDriver(probe, arena_header(str(captured))) as d:
+            d.init({"max_players": 8, "tick_rate": 60})
+            ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(4)]
+            for t in range(600):
+                for p in ps:
+                    d.send(
+                        p, 1, '{"dx": 1, "dy": 0, "shoot": %s, "aim": [1, 0]}' % ("true" if t % 10 == 0 else "false")
+                    )
+                d.tick()
+            log_bytes = sum(len(m) for _, m in d.runtime.logger.lines)
+        js_rate = ticks / best["js"]
+        print()
+        print(f"ratio JS / Python replay speed:         {best['python'] / best['js']:.2f}")
+        print(f"ratio JS / Lua replay speed:            {best['lua'] / best['js']:.2f}")
+        print(
+            f"capture overhead (wrapped / unwrapped): {best['js+capture'] / best['js']:.2f}x time, capture log {log_bytes / 600:,.0f} bytes/tick"
+        )
+        print(
+            f"target {TARGET:,} ticks/s for the JS arena: {'met' if js_rate >= TARGET else 'NOT met'} ({js_rate:,.0f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
