@@ -147,6 +147,10 @@ _LOADERS = {
     ("replay/lua/_handler.py", "eval"): "lua.eval(b'loadstring'): a constant, to load the runtime's own Lua files",
     ("replay/triage/_store.py", "execute"): "SQL of the crash store: fixed statements, every value a bound parameter",
     (
+        "replay/js/_handler.py",
+        "eval",
+    ): "QuickJS evaluates the runtime's own prelude.js and the bundle named by --handler or recorded_handler's checked path",
+    (
         "replay/runtime/_supervisor.py",
         "import_module",
     ): "a supervised job's function and our error classes, named by our "
