@@ -7,8 +7,10 @@ and dispatcher are host functions. Without a time limit nothing can interrupt a 
 context runs on one worker thread (a QuickJS runtime must stay on the thread that made it) while the
 caller waits in short slices: the hang guard's asynchronous ``CallbackHung`` (``replay.runtime._hang``) and
 Ctrl-C reach the caller between slices. The engine is then *abandoned*: its worker keeps spinning until
-the process exits (a daemon thread; QuickJS gives no way to stop it from outside) and every later call
-raises ``EngineAbandoned``. A new ``JsEngine`` starts a fresh context.
+the process exits (a daemon thread; QuickJS gives no way to stop it from outside), every later call
+raises ``EngineAbandoned`` and its host functions answer with an error (it must not draw from a later
+match's sources). ``replay.runtime._hang.abandon_thread`` is told: a supervised worker process is then ended
+after its job, an unsupervised process warns. A new ``JsEngine`` starts a fresh context.
 
 Host functions run on the worker thread. A Python exception must never escape one into QuickJS (the
 binding turns it into a ``SystemError`` at the next call), so ``host`` is wrapped: any exception becomes
@@ -25,6 +27,7 @@ from typing import Any
 import quickjs
 
 from replay.errors import HandlerError
+from replay.runtime._hang import CallbackHung, abandon_thread
 
 __all__ = ["EngineAbandoned", "JsEngine", "host_error"]
 
@@ -73,6 +76,8 @@ class JsEngine:
         self.context = context
 
     def _safe_host(self, *args: Any) -> Any:
+        if self.abandoned:  # the runtime has moved on: this context must not touch its nk or dispatcher
+            return host_error("Error", f"the replay abandoned this JavaScript runtime after {self.abandoned}")
         try:
             result = self._host(*args)
         except BaseException as exc:
@@ -107,7 +112,8 @@ class JsEngine:
         except BaseException as exc:  # a hang or Ctrl-C while JavaScript runs: the worker cannot be stopped
             if done.acquire(False):  # it finished just now after all
                 raise
-            self.abandoned = "a hang" if type(exc).__name__ == "CallbackHung" else f"{type(exc).__name__}"
+            self.abandoned = "a hang" if isinstance(exc, CallbackHung) else type(exc).__name__
+            abandon_thread(self._thread, f"a JavaScript callback abandoned after {self.abandoned}")
             raise
         ok, value = self._result
         self._result = (True, None)

@@ -22,6 +22,7 @@ Fidelity to goja (Nakama's engine) is listed in ``replay/js/FIDELITY.md``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -111,8 +112,12 @@ class JsHandler:
 
     language = "js"
 
-    def __init__(self, path: str | os.PathLike[str], match: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], match: str | None = None, *, rpcs_only: bool = False) -> None:
+        """Load the bundle (or compile the ``.ts`` file) and run its ``InitModule``. ``match`` picks one of several
+        ``registerMatch`` names; ``rpcs_only`` loads a bundle for its ``registerRpc`` functions alone (``serve
+        --rpc``): it may then register no match, or several."""
         p = Path(path)
+        self._rpcs_only = rpcs_only
         self.path = str(p)
         if not p.is_file():
             raise HandlerLoadError(self.path, "no such file")
@@ -165,6 +170,8 @@ class JsHandler:
             self.match = self._wanted
         elif len(self.matches) == 1:
             self.match = self.matches[0]
+        elif self._rpcs_only:
+            self.match = None
         elif not self.matches:
             raise HandlerLoadError(self.path, "InitModule registers no match handler (initializer.registerMatch)")
         else:
@@ -318,8 +325,15 @@ class JsHandler:
         body = self._run("match_signal", state, tick, data, ctx)
         return self._result_state(body[1]), body[2]
 
+    def rpc_functions(self) -> dict[str, Any]:
+        """The RPCs ``InitModule`` registered, as ``serve`` calls them: id -> ``f(ctx, logger, nk, payload)``."""
+        return {rpc_id: functools.partial(self._rpc_function, rpc_id) for rpc_id in self.rpcs}
+
+    def _rpc_function(self, rpc_id: str, ctx: dict[str, Any], logger: Any, nk: Any, payload: str) -> str:
+        return self.rpc(rpc_id, ctx, nk, payload)
+
     def rpc(self, rpc_id: str, ctx: dict[str, Any], nk: Any, payload: str) -> str:
-        """Run a registered RPC (``serve --rpc``): its string result."""
+        """Run a registered RPC (``serve --rpc``): its string result; ``JsError`` when it throws."""
         self._bind(nk, None)
         ctx_json = json.dumps({_CTX_KEYS.get(k, k): v for k, v in ctx.items()}, ensure_ascii=True)
         fn = self._rpc

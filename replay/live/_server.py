@@ -16,7 +16,8 @@ heroiclabs/nakama ``server/api_authenticate.go``, ``api_rpc.go``, ``socket_ws.go
 - RPC ``create_match``: starts a match with the handler (the payload object becomes ``params``) and
   replies ``{"match_id": "..."}``; RPC ``signal_match`` (payload ``{"match_id", "data"}``) signals it and
   replies with the handler's ``match_signal`` reply. Other RPCs: ``rpc_<id>(ctx, logger, nk, payload)``
-  functions of the handler's Python module or of ``--rpc`` files.
+  functions of the handler's Python module or of ``--rpc`` files, and the ``initializer.registerRpc`` functions
+  of a JavaScript handler bundle or ``--rpc`` bundle.
 
 The realtime rules (sessions, matches, presence events, join verdicts, broadcast routing, error codes, the
 close on a crash) live in ``replay.realtime.Realtime``, which does no I/O: this module authenticates, reads
@@ -177,12 +178,12 @@ class NakamaServer(App):
         self.logger = Logger()
         self.nk = Nk(DerivedSources(config.seed), logger=self.logger)
         rpcs: dict[str, Callable[[dict[str, Any], str], Any]] = {}
-        modules = [getattr(self.handler, "module", None)] + [_import_rpc_file(f) for f in config.rpc_files]
-        for module in modules:
-            for name in dir(module) if module is not None else ():
-                fn = getattr(module, name)
-                if name.startswith("rpc_") and callable(fn):
-                    rpcs[name[4:]] = lambda ctx, payload, fn=fn: fn(ctx, self.logger, self.nk, payload)
+        rpc_source = self.handler if hasattr(self.handler, "rpc_functions") else getattr(self.handler, "module", None)
+        found = _rpc_functions(rpc_source)
+        for rpc_file in config.rpc_files:
+            found.update(_rpc_functions(_load_rpc_file(rpc_file)))
+        for rpc_id, fn in found.items():
+            rpcs[rpc_id] = lambda ctx, payload, fn=fn: fn(ctx, self.logger, self.nk, payload)
         Path(config.out_dir).mkdir(parents=True, exist_ok=True)
         self.recordings: list[str] = []
         self.redactor = Redactor(config.redact_keys)
@@ -478,6 +479,32 @@ class NakamaServer(App):
     async def close(self) -> None:
         self.core.stop_all()
         self._perform()
+
+
+def _rpc_functions(source: Any) -> dict[str, Callable[..., Any]]:
+    """The RPCs of a JavaScript bundle (its ``InitModule``'s ``initializer.registerRpc`` calls) or of a Python
+    module (its ``rpc_<id>`` functions), id -> ``f(ctx, logger, nk, payload)``."""
+    registered = getattr(source, "rpc_functions", None)
+    if registered is not None:
+        return dict(registered())
+    rpcs = {}
+    for name in dir(source) if source is not None else ():
+        if name.startswith("rpc_") and callable(getattr(source, name)):
+            rpcs[name[4:]] = getattr(source, name)
+    return rpcs
+
+
+def _load_rpc_file(path: str) -> Any:
+    """A ``--rpc`` file: a Python module, or a JavaScript bundle (``.js``, ``.ts``) loaded for its RPCs."""
+    from replay.errors import HandlerLoadError
+
+    if path.lower().endswith((".js", ".ts")):
+        from replay.js._handler import JsHandler
+
+        if not os.path.isfile(path):
+            raise HandlerLoadError(path, "no such RPC module")
+        return JsHandler(path, rpcs_only=True)
+    return _import_rpc_file(path)
 
 
 def _import_rpc_file(path: str) -> Any:

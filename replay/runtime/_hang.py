@@ -8,6 +8,11 @@ C call (``time.sleep(3600)``) is interrupted when that call returns. Lua handler
 through an instruction-count hook (``replay.lua._handler``). The clock read here never reaches a handler,
 so it cannot affect results.
 
+A JavaScript callback runs in QuickJS on a thread of its own (``replay.js._engine``): the guard interrupts the
+wait for it, but nothing can stop the thread, which is then abandoned (``abandon_thread``). In a supervised
+worker the supervisor ends the whole worker after that job (``runaway_threads``); in an unsupervised process
+a warning says that the thread keeps running until the process exits.
+
 What a guard inside the process cannot stop (a callback blocked in C, a catastrophic regular expression,
 a segfault, ``os._exit``) is the supervisor's job (``replay.runtime._supervisor``): it runs the replay in a child
 process whose ``Beacon`` tells it, through shared memory, which callback at which tick is running, and ends
@@ -20,6 +25,7 @@ import ctypes
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +33,8 @@ from typing import Any
 __all__ = [
     "Beacon",
     "CallbackHung",
+    "abandon_thread",
+    "runaway_threads",
     "HangGuard",
     "ProgressBeacon",
     "active_beacon",
@@ -299,3 +307,25 @@ def reporting(callback: str, tick: int = 0) -> Iterator[None]:
         yield
     finally:
         beacon.leave()
+
+
+_runaways: list[tuple[threading.Thread, str]] = []
+
+
+def abandon_thread(thread: threading.Thread, what: str) -> None:
+    """Note a thread that could not be stopped (a hung JavaScript context): a supervised worker is ended after
+    its job (``runaway_threads``); without a supervisor a ``RuntimeWarning`` says what keeps running."""
+    _runaways.append((thread, what))
+    if _active is None:
+        warnings.warn(
+            f"{what} cannot be stopped: its thread keeps running (one core busy) until this process exits; "
+            "run it supervised (without --in-process) to have it ended",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def runaway_threads() -> list[str]:
+    """What ``abandon_thread`` noted that is still running."""
+    _runaways[:] = [(t, what) for t, what in _runaways if t.is_alive()]
+    return [what for _, what in _runaways]

@@ -7,7 +7,9 @@ shared memory which callback at which tick is running; the parent only watches (
 The worker ends in one of these ways, each reported with the callback and tick it was in (``Death``):
 
 - ``hung``: a callback ran past the hang timeout by wall clock. The in-process guard (``HangGuard``)
-  inside the worker stops Python and Lua loops at the limit and the replay reports them as usual; what it
+  inside the worker stops Python and Lua loops at the limit and the replay reports them as usual (a
+  JavaScript loop is reported the same way, but its thread cannot be stopped: the worker is ended after
+  that job, ``replay.runtime._hang.runaway_threads``); what it
   cannot stop (a callback blocked in C such as ``time.sleep(3600)`` or a catastrophic regular expression,
   a handler that swallows the interruption) the parent ends with SIGKILL ``GRACE`` seconds later;
 - ``exited``: the worker exited (``sys.exit``, ``os._exit``) with a status;
@@ -63,7 +65,7 @@ from typing import Any
 
 from recorder.errors import NakamaReplayError, OptionError
 from replay.errors import HandlerDied, HandlerLoadError
-from replay.runtime._hang import CALLBACKS, LOADING, Beacon, install_beacon
+from replay.runtime._hang import CALLBACKS, LOADING, Beacon, install_beacon, runaway_threads
 from replay.runtime._interrupt import raise_if_interrupted
 
 __all__ = [
@@ -388,6 +390,8 @@ class HandlerProcess:
                     continue
                 if message[1] != job:
                     continue  # an answer to a job abandoned earlier (cannot happen: such workers are ended)
+                if kind in ("ok", "error") and message[3]:
+                    self._end()  # a thread in it could not be stopped (a hung JavaScript context): no job shares it
                 if kind == "ok":
                     on_poll = self.on_poll or _observer
                     if on_poll is not None:
@@ -776,6 +780,8 @@ def _worker_main(argv: list[str]) -> int:
             reply = ("bug", number, traceback.format_exc())
         for stream in (sys.stdout, sys.stderr):  # what the handler printed, before the parent moves on
             stream.flush()
+        if reply[0] in ("ok", "error"):  # a thread left running (a hung JavaScript context): end this worker
+            reply = (*reply, bool(runaway_threads()))
         try:
             results.send(reply)
         except MemoryError:

@@ -4,13 +4,16 @@ Nakama 3.40's return-value rules, crash texts and signatures, determinism, hangs
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from recorder.format import (
+    Header,
     InitCall,
     JoinAttemptCall,
     JoinCall,
@@ -23,7 +26,17 @@ from recorder.format import (
 from replay.cli import main
 from replay.errors import HandlerLoadError
 from replay.js import JsHandler
-from replay.runtime import CrashSignature, MatchRuntime, js_error_class, load_handler
+from replay.runtime import (
+    CrashSignature,
+    HandlerProcess,
+    Limits,
+    MatchDriver,
+    MatchRuntime,
+    ReplayOptions,
+    js_error_class,
+    load_handler,
+    reproduce_supervised,
+)
 from replay.runtime import reproduce as replay
 from tests.common.paths import ROOT
 
@@ -313,18 +326,52 @@ def test_js_error_classes_match_across_engines(goja: str, quickjs: str, cls: str
     assert js_error_class(goja + " at f (index.js:1:2(3))") == js_error_class(quickjs + " at f (index.js:1:2)") == cls
 
 
+HANGS_AT_1 = (
+    "function matchLoop(c, l, nk, d, t, s, m) { if (t === 1) { while (true) { Math.random(); } } return { state: s }; }"
+)
+
+
 def test_a_hung_callback_is_reported_and_the_next_match_gets_a_fresh_runtime(tmp_path: Path) -> None:
-    path = bundle(
-        tmp_path, "function matchLoop(c, l, nk, d, t, s, m) { if (t === 1) { while (true) {} } return { state: s }; }"
-    )
-    handler = JsHandler(path)
+    """In this process (no supervisor) the spinning QuickJS thread cannot be ended: a warning says so, and the
+    abandoned context draws nothing more from the runtime (its Math.random calls are refused)."""
+    handler = JsHandler(bundle(tmp_path, HANGS_AT_1))
     for _ in range(2):
         rt = MatchRuntime(handler, hang_timeout=0.3)
-        rt.apply(InitCall({}))
-        for t in range(3):
-            rt.apply(LoopCall(t, ()))
+        with pytest.warns(RuntimeWarning, match="cannot be stopped: its thread keeps running"):
+            rt.apply(InitCall({}))
+            for t in range(3):
+                rt.apply(LoopCall(t, ()))
         assert rt.crash is not None and rt.crash.hung and (rt.crash.callback, rt.crash.tick) == ("match_loop", 1)
         rt.close()
+        assert handler._engine.abandoned == "a hang"
+    calls = []
+    handler._nk = type("Spy", (), {"random": lambda self: calls.append(1) or 0.5})()
+    time.sleep(0.2)  # the abandoned loop keeps calling Math.random: none of it reaches the runtime's nk
+    assert calls == []
+
+
+def test_a_supervised_hang_ends_the_worker_with_the_spinning_thread(tmp_path: Path) -> None:
+    """Under the supervisor the hang is reported the same way, and the worker process (holding the spinning
+    QuickJS thread) is ended after the job, so the next job runs in a fresh one."""
+    fine = bundle(tmp_path, "")
+    rec = tmp_path / "rec.nkrec"
+    with MatchDriver(JsHandler(fine), Header(match_id="m1.n1", node="n1", tick_rate=10), capture=str(rec)) as d:
+        d.init({})
+        for _ in range(3):
+            d.tick()
+    (tmp_path / "hangs").mkdir()
+    hangs = bundle(tmp_path / "hangs", HANGS_AT_1)
+    with HandlerProcess(Limits(hang_timeout=30.0)) as process:  # the worker's own guard (0.5 s) reports the hang
+        process.start()
+        pid = process._proc.pid
+        result = reproduce_supervised(rec, hangs, ReplayOptions(hang_timeout=0.5), process=process)
+        assert result.death is None and result.crash is not None and result.crash.hung
+        assert (result.crash.callback, result.crash.tick) == ("match_loop", 1)
+        assert process._proc is None and process.starts == 1  # ended after the job ...
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # ... and gone
+        assert reproduce_supervised(rec, fine, process=process).crash is None
+        assert process.starts == 2
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Run a local Nakama-compatible server that hosts a match handler (Python or Lua) in the deterministic
+"""Run a local Nakama-compatible server that hosts a match handler (Python, Lua or JavaScript) in the deterministic
 runtime, in real time at the handler's tick rate. Point a game client at it: device (or custom)
 authentication with the server key, session tokens nakama-js can decode, the realtime socket at
 /ws?token=...&format=json, socket and HTTP RPC (built-in create_match replies {"match_id": "..."}; the
@@ -44,7 +44,12 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--handler", required=True, metavar="H", help="handler: file.py, file.py:Class or module.lua")
+    p.add_argument(
+        "--handler",
+        required=True,
+        metavar="H",
+        help="handler: file.py, file.py:Class, module.lua or bundle.js[:MATCH] (.ts is compiled first)",
+    )
     p.add_argument(
         "--listen",
         type=listen_address(7350),
@@ -60,8 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rpc",
         action="append",
         default=[],
-        metavar="FILE.py",
-        help="register rpc_<id>(ctx, logger, nk, payload) functions from this file (repeatable)",
+        metavar="FILE",
+        help="register RPCs from this file (repeatable): a .py file's rpc_<id>(ctx, logger, nk, payload) functions, "
+        "a .js/.ts bundle's initializer.registerRpc calls (a JavaScript handler's own RPCs are registered anyway)",
     )
     p.add_argument("--seed", type=whole, default=0, help="seed of the runtime's time/random/uuid sources")
     p.add_argument("--no-record", action="store_true", help="do not write match recordings")
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir(args.out)
     module_path = module_paths(args)
     for rpc_file in args.rpc:
-        input_file(rpc_file, "Python file")
+        input_file(rpc_file, "RPC file")
     if not args.no_record and args.out is None:  # the default folder, once the options are known to be good
         args.out = resolve_output_dir(args, "serve")
         output_dir(args.out)
