@@ -63,7 +63,7 @@ def recorded_handler(recording: str | os.PathLike[str], named: str) -> str:
     """
     rec = os.fspath(recording)
     if not named:
-        raise HandlerError(f"{rec}: the recording names no handler; pass one with --handler FILE.py|FILE.lua")
+        raise HandlerError(f"{rec}: the recording names no handler; pass one with --handler FILE.py|FILE.lua|FILE.js")
     if not isinstance(named, str) or len(named) > 4096 or any(ord(c) < 32 for c in named):
         raise UntrustedHandler(rec, str(named)[:200], "not a usable file name")
     from recorder.storage import local_path

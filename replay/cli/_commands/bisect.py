@@ -29,8 +29,8 @@ are free. --executor dask runs the K commands on a local Dask cluster, dask://HO
 (the command, the recording and {handler} paths must then exist on the workers). Replays (no --run) test one
 version at a time.
 
-A handler file at the top of its repository is found at every revision that has it (its .py and .lua
-siblings come along); a handler in a folder brings the whole folder.
+A handler file at the top of its repository is found at every revision that has it (its .py, .lua, .js
+and .ts siblings come along); a handler in a folder brings the whole folder.
 
 Only a complete recording is bisected: an unsealed, damaged or version-1 one is refused with exit 3
 (its crash marker or later calls may be missing), unless --allow-incomplete.

@@ -57,7 +57,11 @@ EXIT_CODES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--handler", required=True, help="handler file: FILE.py, FILE.py:ClassName or FILE.lua")
+    p.add_argument(
+        "--handler",
+        required=True,
+        help="handler file: FILE.py, FILE.py:ClassName, FILE.lua or FILE.js[:MATCH] (FILE.ts is compiled first)",
+    )
     p.add_argument(
         "--max-examples", type=positive, default=None, metavar="N", help="matches to generate (default 1000)"
     )

@@ -5,7 +5,7 @@ a clean end, with the same outcomes).
 
 The handler defaults to the one the recording's header names (relative to the recording), but only when
 it lies inside the recording's own folder tree: a recording is untrusted input, and a header naming a file
-elsewhere is refused (exit 2). Pass --handler FILE.py, FILE.py:ClassName or FILE.lua to choose the file,
+elsewhere is refused (exit 2). Pass --handler FILE.py, FILE.py:ClassName, FILE.lua or FILE.js[:MATCH] (FILE.ts) to choose the file,
 e.g. your fix. The report names the file it ran.
 
 The recording may be a URL (s3://bucket/key.nkrec, gs://, memory://, file://; credentials from the backend's
