@@ -719,5 +719,8 @@
       return flat(["x", JSON.stringify([d.text, d.stack, d.name])]);
     }
   });
+  // QuickJS's clock and GC hooks that goja does not have: a real clock (performance.now) or collection timing
+  // (WeakRef, FinalizationRegistry) would make a replay nondeterministic; a bundle using them fails in Nakama too
+  ["performance", "WeakRef", "FinalizationRegistry"].forEach(function (name) { delete g[name]; });
   void nativeRandom;
 })(globalThis);

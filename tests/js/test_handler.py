@@ -290,6 +290,14 @@ def test_randomness_and_time_come_from_the_runtime_and_replay_identically(tmp_pa
     assert values[0]["t"] == 1_700_000_000_000 and values[0]["d"] == "2023-11-14T22:13:20.000Z"
 
 
+def test_no_clock_or_gc_hooks_beyond_the_runtimes(tmp_path: Path) -> None:
+    """QuickJS has performance.now() (a real clock), WeakRef and FinalizationRegistry (GC timing); goja has
+    none of them, and here they would make replays differ."""
+    body = "function matchLoop(c, l, nk, d, t, s, m) { s.g = [typeof performance, typeof WeakRef, typeof FinalizationRegistry]; return { state: s }; }"
+    rt, _ = run_calls(bundle(tmp_path, body), LoopCall(0, ()))
+    assert rt.handler.state_value(rt.state)["g"] == ["undefined", "undefined", "undefined"]
+
+
 # -- crashes, signatures, hangs ----------------------------------------------------------------------------
 
 
