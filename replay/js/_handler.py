@@ -99,6 +99,10 @@ class JsState:
         return f"<JsState {self.slot}>"
 
 
+#: compact ASCII JSON for what goes into the context (arguments, ctx): one encoder, not one per call (json.dumps with options)
+_to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
 def _latin1(raw: bytes) -> str:
     return raw.decode("latin-1")
 
@@ -187,6 +191,7 @@ class JsHandler:
         self._rpc = engine.run(lambda c: c.get("__nkr_rpc"))
         self._states = {}
         self._ctx_sent = None
+        self._ctx_seen: dict[str, Any] | None = None
         self._eager_json = False
         self._last_json: tuple[int, str] | None = None
 
@@ -209,12 +214,14 @@ class JsHandler:
         slot = state.slot if isinstance(state, JsState) else 0
         if slot and self._states.get(slot) is not state:
             raise HandlerError("this state belongs to an earlier JavaScript runtime (abandoned after a hang)")
-        args_json = json.dumps(args, ensure_ascii=True, separators=(",", ":"))
-        base = {k: v for k, v in ctx.items() if k not in ("user_id", "username", "session_id", "vars")}
+        args_json = _to_json(args)
         send_ctx = None
-        if base != self._ctx_sent:
-            send_ctx = json.dumps({_CTX_KEYS.get(k, k): v for k, v in base.items()}, ensure_ascii=True)
-            self._ctx_sent = dict(base)
+        if ctx != self._ctx_seen:  # the match's ctx changes rarely (a label update): send it only then
+            self._ctx_seen = dict(ctx)
+            base = {k: v for k, v in ctx.items() if k not in ("user_id", "username", "session_id", "vars")}
+            if base != self._ctx_sent:
+                send_ctx = _to_json({_CTX_KEYS.get(k, k): v for k, v in base.items()})
+                self._ctx_sent = base
         free = None
         if self._to_free:
             free, self._to_free = json.dumps(self._to_free), []

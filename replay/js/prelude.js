@@ -83,6 +83,7 @@
     })));
   }
   function isBuffer(v) { return v instanceof ArrayBuffer; }
+  var NOT_ASCII = /[\x80-\xff]/;
   function bytesArg(v, what) {
     if (typeof v === "string") return utf8Latin1(v);
     if (isBuffer(v)) return latin1Of(v);
@@ -211,7 +212,9 @@
     value: function sort(compare) {
       if (compare !== undefined && typeof compare !== "function")
         throw new TypeError("The comparison function must be either a function or undefined");
-      if (!Array.isArray(this)) return nativeSort.call(this, compare);
+      // without a comparator the order is a total one (strings by UTF-16 code units, undefined last, holes
+      // after), which every stable sort gives alike: QuickJS's own sort (stable, native) is Go's result here
+      if (compare === undefined || !Array.isArray(this)) return nativeSort.call(this, compare);
       var len = this.length, items = [], holes = 0;
       for (var i = 0; i < len; i++) { if (i in this) items.push(this[i]); else holes++; }
       goSort(items, compare);
@@ -286,8 +289,10 @@
   nk.uuidv4 = function uuidv4() { return hostCall("uuid"); };
   nk.binaryToString = function binaryToString(data) {
     if (data === undefined || data === null || !isBuffer(data)) throw new TypeError("expects a ArrayBuffer object");
+    var bytes = latin1Of(data);
+    if (!NOT_ASCII.test(bytes)) return bytes; // ASCII is UTF-8 as it is
     try { // strict UTF-8, as Go's utf8.Valid: overlong forms and encoded surrogates are refused too
-      return decodeURIComponent(escape(latin1Of(data)));
+      return decodeURIComponent(escape(bytes));
     } catch (e) {
       throw new TypeError("expects data to be UTF-8 encoded");
     }
@@ -515,9 +520,14 @@
     for (i = 0; i < keys.length; i++) out[keys[i]] = exportGo(v[keys[i]], depth + 1);
     return out;
   }
+  var hasOwn = Object.prototype.hasOwnProperty;
   var mapTraps = {
-    get: function (t, k) { return typeof k === "string" && Object.prototype.hasOwnProperty.call(t, k) ? wrapGo(t[k]) : t[k]; },
-    set: function (t, k, v) { t[k] = exportGo(v, 0); return true; },
+    get: function (t, k) {
+      var v = t[k];
+      if (v === null || typeof v !== "object") return v; // most reads: a number, a string, a boolean
+      return typeof k === "string" && hasOwn.call(t, k) ? wrapGo(v) : v;
+    },
+    set: function (t, k, v) { t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : exportGo(v, 0); return true; },
     getOwnPropertyDescriptor: function (t, k) {
       var d = Object.getOwnPropertyDescriptor(t, k);
       if (d) d.value = wrapGo(d.value);
@@ -527,8 +537,9 @@
   };
   var sliceTraps = {
     get: function (t, k) {
-      if (typeof k === "string" && k !== "length" && String(k >>> 0) === k && (k >>> 0) < t.length) return wrapGo(t[k]);
-      return t[k];
+      var v = t[k];
+      if (v === null || typeof v !== "object") return v; // "length", methods, numbers...
+      return typeof k === "string" && String(k >>> 0) === k && (k >>> 0) < t.length ? wrapGo(v) : v;
     },
     set: function (t, k, v) {
       if (typeof k === "string" && String(k >>> 0) === k) { t[k] = exportGo(v, 0); return true; }
