@@ -8,7 +8,9 @@ with its state digest. Then, best of N, the configurations taking turns:
 
 - Python, Lua and JS arenas replaying their own recordings (digests checked on every tick): ticks/s;
 - the JS arena wrapped with ``nkreplay_capture.js`` (one log record per call, a snapshot every 600 ticks)
-  replaying the JS recording: ticks/s, overhead, and the log volume the wrapper writes per tick.
+  replaying the JS recording: ticks/s, overhead, and the log volume the wrapper writes per tick;
+- the process CPU time per tick of the Python and JS replays (every thread counted), which a loaded machine
+  changes far less than the wall clock.
 
 Target: the JS arena at 100x real time at 60 Hz, 6,000 ticks/s.
 
@@ -18,6 +20,7 @@ Target: the JS arena at 100x real time at 60 Hz, 6,000 ticks/s.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -33,7 +36,7 @@ from make_recordings import arena_header
 
 from replay.js import JsHandler, wrap_bundle
 from replay.lua import LuaHandler
-from replay.runtime import MatchDriver, load_handler
+from replay.runtime import MatchDriver, load_handler, reproduce
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 BUNDLE = HANDLERS / "ts" / "arena" / "build" / "index.js"
@@ -60,6 +63,20 @@ def fixed_bundles(folder: Path) -> tuple[Path, Path]:
     return plain, captured
 
 
+def cpu_times(runs: dict[str, tuple[Path, object]], repeat: int) -> dict[str, float]:
+    """Least process CPU time of each configuration (``time.process_time``: every thread, not the wall clock),
+    so a figure from a busy machine still says what the replay itself costs."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeat):
+        for name, (recording, make_handler) in runs.items():
+            handler = make_handler()  # type: ignore[operator]
+            gc.collect()
+            t0 = time.process_time()
+            reproduce(recording, handler)
+            best[name] = min(best[name], time.process_time() - t0)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ticks", type=int, default=36000)
@@ -83,6 +100,13 @@ def main() -> None:
             },
             args.repeat,
         )
+        cpu = cpu_times(
+            {
+                "python": (recs["py"], lambda: load_handler(str(HANDLERS / "arena_fixed.py"))),
+                "js": (recs["js"], lambda: JsHandler(plain)),
+            },
+            args.repeat,
+        )
         ticks = results["js"].ticks_replayed  # type: ignore[attr-defined]
         for name, label in (
             ("python", "Python arena"),
@@ -102,6 +126,10 @@ def main() -> None:
                     )
                 d.tick()
             log_bytes = sum(len(m) for _, m in d.runtime.logger.lines)
+        print(
+            f"CPU time per tick (this process, all threads; load-independent): Python {cpu['python'] / ticks * 1e6:.0f} us, "
+            f"JS {cpu['js'] / ticks * 1e6:.0f} us (JS CPU-bound {ticks / cpu['js']:,.0f} ticks/s)"
+        )
         js_rate = ticks / best["js"]
         print()
         print(f"ratio JS / Python replay speed:         {best['python'] / best['js']:.2f}")
