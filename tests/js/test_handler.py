@@ -96,10 +96,10 @@ def test_python_lua_and_typescript_arenas_crash_at_the_same_tick_of_the_same_rec
     }
     for d in ts_result.divergences:
         if d.field == "broadcasts":
-            assert [json.loads(b.data) for b in d.recorded] == [json.loads(b.data) for b in d.replayed]
+            assert [json.loads(b.data) for b in d.a] == [json.loads(b.data) for b in d.b]
         else:
             as_json = lambda v: [json.loads(x) for x in v] if isinstance(v, tuple) else json.loads(v)  # noqa: E731
-            assert as_json(d.recorded) == as_json(d.replayed)
+            assert as_json(d.a) == as_json(d.b)
 
 
 def test_typescript_recording_reproduces_from_the_bundle_and_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
