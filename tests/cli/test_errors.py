@@ -153,7 +153,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "serve --rpc folder",
         lambda t: ["serve", "--handler", ARENA, "--rpc", str(t), "--out", str(t)],
-        "is a folder, not a Python file",
+        "is a folder, not a Python or JavaScript RPC file",
     ),
     ("bisect --handlers file", lambda t: ["bisect", REC, "--handlers", JSONL], "not a folder of handler versions"),
     # usage

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir(args.out)
     module_path = module_paths(args)
     for rpc_file in args.rpc:
-        input_file(rpc_file, "RPC file")
+        input_file(rpc_file, "Python or JavaScript RPC file")
     if not args.no_record and args.out is None:  # the default folder, once the options are known to be good
         args.out = resolve_output_dir(args, "serve")
         output_dir(args.out)
