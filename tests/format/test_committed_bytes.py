@@ -38,6 +38,7 @@ EXPORTS = {
     "fixtures/recordings/arena-clean.nkrec": "3037d60b27a09238",
     "fixtures/recordings/arena-lua-reconnect-crash.nkrec": "f5f40af3d50a9221",
     "fixtures/recordings/arena-reconnect-crash.nkrec": "c7cca1d54ff6d242",
+    "fixtures/recordings/arena-ts-reconnect-crash.nkrec": "1a4dabdfc97e5153",  # made by fixtures/make_js_recordings.py
     "fixtures/regressions/arena-reconnect-crash.nkrec": "c7cca1d54ff6d242",
     "tests/data/arena-reconnect-crash-v1.nkrec": "1f6392b57d23426d",
     "tests/data/nakama-3.40-proxy-arena-crash.nkrec": "6e4df89095a8af39",
