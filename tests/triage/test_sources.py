@@ -87,7 +87,7 @@ def test_javascript_rpc_error_line_and_other_modes(tmp_path: Path) -> None:
     path = tmp_path / "js.log"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     got = reports(path)
-    assert len(got) == 1 and got[0].rpc_id == "claim" and got[0].signature.error_type == "TypeError"
+    assert len(got) == 1 and got[0].rpc_id == "claim" and got[0].signature.error_type == "js:read property 'amount'"
 
 
 def test_not_a_log(tmp_path: Path) -> None:

@@ -62,8 +62,9 @@ def test_demo_groups_counts_versions_op_codes_and_links(store_target: str) -> No
         report = ingest_demo(store)
         assert report.bad == [] and report.bad_recordings == []
         # 17 client reports + 4 Sentry events (one is a client report sent twice) + 4 match errors + 3 RPC
-        # errors + 2 recordings with a crash marker (one is the logged crash of match e3a9c1d2 again)
-        assert report.added == 28 and report.duplicates == 2
+        # errors + 3 recordings with a crash marker (one is the logged crash of match e3a9c1d2 again; one is the
+        # TypeScript arena's)
+        assert report.added == 29 and report.duplicates == 2
         groups = store.groups()
         server = by_title(groups, "lua:index nil in match_loop at arena.lua")
         client = by_title(groups, "TypeError in ondisconnect at arena-client.js:rejoinMatch")
@@ -165,7 +166,7 @@ def test_filters_narrow_the_groups(store_target: str) -> None:
     with TriageStore.open(store_target) as store:
         ingest_demo(store)
         everything = store.groups()
-        assert len(everything) == 7
+        assert len(everything) == 8
         titles = lambda flt: sorted(g["title"] for g in store.groups(flt))  # noqa: E731
         op10 = store.groups(GroupFilter(op_code=10))
         assert sorted(g["title"] for g in op10) == sorted(
@@ -196,6 +197,7 @@ def test_filters_narrow_the_groups(store_target: str) -> None:
                 "lua:index nil in match_loop at arena.lua",
                 "lua:concatenate in rpc:get_loadout at loadout.lua",
                 "KeyError in match_loop at arena.py:match_loop",
+                "js:read property 'pos' in match_loop at index.js:handleInput",
             ]
         )
         late = store.groups(GroupFilter(since_ms=1_764_000_000_000 + 86_000_000))  # the last day: match 3 only
@@ -211,7 +213,7 @@ def test_ingest_twice_does_not_double_count(store_target: str) -> None:
         ingest_demo(store)
         before = (store.counts(), store.groups())
         again = ingest_demo(store)
-        assert again.added == 0 and again.duplicates == 30 and again.links == 0
+        assert again.added == 0 and again.duplicates == 31 and again.links == 0
         assert (store.counts(), store.groups()) == before
 
 
@@ -337,7 +339,7 @@ def test_damaged_log_lines_are_reported(tmp_path: Path) -> None:
 def test_cli_demo_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "demo.sqlite")
     code, out, _ = cli(capsys, "triage", "ingest", "--db", db, *DEMO_ARGS)
-    assert code == 0 and "28 new, 2 already stored" in out
+    assert code == 0 and "29 new, 2 already stored" in out
     code, out, _ = cli(capsys, "triage", "groups", "--db", db, "--json")
     groups = json.loads(out)["groups"]
     client = by_title(groups, "rejoinMatch")
@@ -456,7 +458,7 @@ def test_a_version_1_store_is_migrated_with_its_reports(tmp_path: Path) -> None:
         rows = store.conn.execute("SELECT uid FROM reports WHERE op_code = 10 AND version = '1.0'").fetchall()
         assert rows == [("old",)]
         ingest_demo(store)  # and the migrated store takes new reports
-        assert store.counts()["reports"] == 29
+        assert store.counts()["reports"] == 30
 
 
 def test_unknown_group(tmp_path: Path) -> None:
