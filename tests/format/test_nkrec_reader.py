@@ -8,6 +8,7 @@ the format."""
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -139,19 +140,25 @@ def test_frame_damage_names_its_offset(tmp_path: Path, name, build, kind, where)
 
 def test_a_read_ends_at_the_end_of_the_file_after_a_cut_or_unrecoverable_damage(tmp_path: Path) -> None:
     """tell() once a read is over: after a cut, or after damage with no intact frame behind it (salvage looks
-    for one to the end), nothing is left to read. A "stop" read ends at damage itself: tell() names it."""
+    for one to the end), nothing is left to read. A "stop" read ends at the damage itself: tell() names the
+    damaged frame, or the frame after a chunk whose events disagree with its head's count."""
     path = tmp_path / "x.nkrec"
     write_recording(path, HEADER, loops(0, 6), chunk_events=2)
     data, chunks, _ = frames(path)
     cut, garbage = data[: chunks[2] + HEAD_V2 + 1], data[: chunks[2]] + b"\x00" * 40
-    for damaged, policy, end in (
-        (cut, "stop", len(cut)),
-        (garbage, "skip", len(garbage)),
-        (garbage, "stop", chunks[2]),
+    head = bytearray(data[chunks[1] : chunks[1] + HEAD_V2])  # chunk 2's head says 3 events (it holds 2)
+    struct.pack_into("<I", head, 12, 3)
+    struct.pack_into("<I", head, 28, zlib.crc32(head[:28]))
+    miscounted = data[: chunks[1]] + bytes(head) + data[chunks[1] + HEAD_V2 :]
+    for damaged, policy, ticks, end in (
+        (cut, "stop", [0, 1, 2, 3], len(cut)),
+        (garbage, "skip", [0, 1, 2, 3], len(garbage)),
+        (garbage, "stop", [0, 1, 2, 3], chunks[2]),
+        (miscounted, "stop", [0, 1], chunks[2]),
     ):
         path.write_bytes(damaged)
         with open_recording(path, on_damage=policy) as rec:
-            assert [e.tick for e in rec.events()] == [0, 1, 2, 3]
+            assert [e.tick for e in rec.events()] == ticks
             assert rec.tell() == end, policy
 
 
