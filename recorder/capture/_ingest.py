@@ -469,13 +469,15 @@ class _Builder:
         self.calls.append(self._call(rec, rec["k"], _tick(rec.get("t", 0), "t"), ""))
 
     def _loops(self, rec: dict[str, Any]) -> None:
-        """A lean record: ``n`` loop calls from tick ``t``; ``x`` holds the ticks that were not empty as
-        ``{"i": offset, ps, ms, nd, e, o}`` (offsets increasing). Outcomes are not known (None) unless the
+        """A lean record: ``n`` loop calls from tick ``t``; ``ps`` the senders of its messages; ``x`` holds
+        the ticks that were not empty as ``{"i": offset, ms, nd, e, o}`` (offsets increasing; a message's
+        sender is an index into ``ps``). Outcomes are not known (None) unless the
         record says it observed them (``"o": 1``: then an absent outcome is an empty one). The record is
         checked whole before any of its calls is added."""
         first = _tick(rec.get("t"), "t")
         n = _whole(rec.get("n"), "n", 1, MAX_LOOPS_PER_RECORD)
         observed = rec.get("o") == 1
+        senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
         entries: dict[int, tuple[int, dict[str, Any]]] = {}  # offset -> (index in x, entry)
         last = -1
         for j, entry in enumerate(_list(rec.get("x"), "x")):
@@ -503,16 +505,25 @@ class _Builder:
                     continue
                 if not observed:
                     entry = {k: v for k, v in entry.items() if k != "o"}
-                calls.append(self._call(entry, "loop", first + i, f"x[{j}].", lean=not observed))
+                calls.append(self._call(entry, "loop", first + i, f"x[{j}].", lean=not observed, senders=senders))
         except InvalidValue:
             self.loops, self.error_crash = loops_before, crash_before
             del self.problems[problems_before:]
             raise
         self.calls.extend(calls)
 
-    def _call(self, rec: dict[str, Any], kind: str, tick: int, where: str, *, lean: bool = False) -> Call:
+    def _call(
+        self,
+        rec: dict[str, Any],
+        kind: str,
+        tick: int,
+        where: str,
+        *,
+        lean: bool = False,
+        senders: list[Presence] | None = None,
+    ) -> Call:
         """One record's call (fields named with the prefix ``where``); ``lean``: a loop whose outcome was
-        not recorded."""
+        not recorded; ``senders``: a loop's senders when its record lists them (a ``loops`` record's ``ps``)."""
         o = _object(rec.get("o"), where + "o")
         nd = tuple(
             Nondeterministic(text(pair[0], f"{where}nd[{i}][0]"), value(pair[1], f"{where}nd[{i}][1]", from_json=True))
@@ -572,7 +583,8 @@ class _Builder:
                         break
             call = LeaveCall(tick, left, self._outcome(o), nd)
         elif kind == "loop":
-            senders = [_presence(p, f"{where}ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), where + "ps"))]
+            if senders is None:
+                senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
             messages = []
             for j, m in enumerate(_list(rec.get("ms"), where + "ms")):
                 at = f"{where}ms[{j}]"

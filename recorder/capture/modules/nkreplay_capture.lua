@@ -36,9 +36,9 @@
 --   max_line        longest record line in bytes before it is split (default 6000)
 --   mode            "full" (default: every call its own record, with outcomes) or "lean": what a production
 --                   server can afford. Lean records match_loop calls by their inputs and nondeterministic
---                   values only, several ticks per `k = "loops"` record (`t` first tick, `n` ticks, `x` the
---                   ticks that had messages, nondeterministic values or an error, each `{"i": offset, ...}`;
---                   the other ticks were empty). A tick with something is written at most `flush_seconds`
+--                   values only, several ticks per `k = "loops"` record (`t` first tick, `n` ticks, `ps` the
+--                   senders, `x` the ticks that had messages, nondeterministic values or an error, each
+--                   `{"i": offset, "ms": [[sender index in ps, ...]], ...}`; the other ticks were empty). A tick with something is written at most `flush_seconds`
 --                   later, and at once when the loop raises (so Nakama's crash line follows the record of its
 --                   tick) or ends the match; empty ticks are only counted, written with the next record.
 --                   Other callbacks are recorded as in full mode (pending loops first). A process killed
@@ -291,6 +291,9 @@ local match_id_text = '""'
 -- the pending batch: ticks batch_first .. batch_next - 1 (batch_next -1: none), its entries, their size, and
 -- the tick after which it is written
 local batch_first, batch_next, batch_bytes, batch, flush_at = 0, -1, 0, {}, 0
+-- the batch's senders: their JSON texts (the record's "ps") and presence cache entry -> index (from 1)
+local batch_ps, batch_index = {}, {}
+local ms_parts = {} -- scratch: one tick's message texts
 local lean_nd = {}
 local lean_call = { nd = lean_nd } -- `active` during an unobserved lean loop: only nondeterministic values
 local presence_texts = {} -- session id -> { user_id, username, node, JSON text }
@@ -306,15 +309,19 @@ local function flush()
   local s = seq
   seq = seq + 1
   local text = '{"m":' .. match_id_text .. ',"s":' .. s .. ',"k":"loops","t":' .. floor(batch_first)
-    .. ',"n":' .. floor(batch_next - batch_first) .. (lean_outcomes and ',"o":1' or "") .. ',"x":['
-    .. concat(batch, ",") .. "]}"
-  batch_next, batch_bytes, batch = -1, 0, {}
+    .. ',"n":' .. floor(batch_next - batch_first) .. (lean_outcomes and ',"o":1' or "") .. ',"ps":['
+    .. concat(batch_ps, ",") .. '],"x":[' .. concat(batch, ",") .. "]}"
+  batch_next, batch_bytes, batch, batch_ps, batch_index = -1, 0, {}, {}, {}
   write_line(text, s)
 end
 
--- one more loop tick in the batch; `body` is its entry's fields (",..." text), "" for an empty tick
+-- one more loop tick in the batch; `body` is its entry's fields (",..." text), "" for an empty tick. A
+-- body with messages refers to the batch's senders: encode_messages already chose the batch it goes into
 local function add_tick(tick, body)
-  if batch_next >= 0 and (tick ~= batch_next or batch_bytes + #body > limit_bytes) then flush() end
+  if batch_next >= 0 and (tick ~= batch_next or batch_bytes + #body > limit_bytes)
+    and str_sub(body, 1, 6) ~= ',"ms":' then
+    flush()
+  end
   if batch_next < 0 then batch_first, flush_at = tick, tick + MAX_EMPTY - 1 end
   if body ~= "" then
     local entry = '{"i":' .. floor(tick - batch_first) .. body .. "}"
@@ -326,7 +333,8 @@ local function add_tick(tick, body)
   batch_next = tick + 1
 end
 
-local function presence_text(p)
+-- a presence's cache entry { user_id, username, node, JSON text } (its text is built once per match)
+local function presence_entry(p)
   local sid = p.session_id
   local c = presence_texts[sid]
   if c == nil or c[1] ~= p.user_id or c[2] ~= p.username or c[3] ~= p.node then
@@ -335,21 +343,23 @@ local function presence_text(p)
     c = { p.user_id, p.username, p.node, text }
     presence_texts[sid] = c
   end
-  return c[4]
+  return c
 end
 
--- a tick's messages as entry fields: senders (ps) and [sender, op_code, data, reliable, receive_time_ms]
-local function encode_messages(messages)
-  local ps, ms, index = {}, {}, {}
-  for i = 1, #messages do
+-- a tick's messages as the entry field "ms": [sender, op_code, data, reliable, receive_time_ms] each, the
+-- sender an index (from 1) into the record's "ps" (the batch's senders, each written once per record)
+local function encode_messages(messages, tick)
+  if batch_next >= 0 and (tick ~= batch_next or batch_bytes > limit_bytes) then flush() end
+  local n = #messages
+  for i = 1, n do
     local m = messages[i]
-    local s = m.sender
-    local text = presence_text(s)
-    local idx = index[text]
+    local c = presence_entry(m.sender)
+    local idx = batch_index[c]
     if idx == nil then
-      ps[#ps + 1] = text
-      idx = #ps
-      index[text] = idx
+      idx = #batch_ps + 1
+      batch_ps[idx] = c[4]
+      batch_index[c] = idx
+      batch_bytes = batch_bytes + #c[4] + 1
     end
     local op, data = m.op_code, m.data
     local d
@@ -360,9 +370,9 @@ local function encode_messages(messages)
     else
       d = '"' .. b64(data) .. '"'
     end
-    ms[i] = "[" .. idx .. "," .. op .. "," .. d .. (m.reliable and ",true," or ",false,") .. m.receive_time_ms .. "]"
+    ms_parts[i] = "[" .. idx .. "," .. op .. "," .. d .. (m.reliable and ",true," or ",false,") .. m.receive_time_ms .. "]"
   end
-  return ',"ps":[' .. concat(ps, ",") .. '],"ms":[' .. concat(ms, ",") .. "]"
+  return ',"ms":[' .. concat(ms_parts, ",", 1, n) .. "]"
 end
 
 -- a lean loop's entry fields after the call: nondeterministic values, the error, the outcome (if observed)
@@ -485,7 +495,7 @@ function C.wrap(M, options)
   W.match_init = function(context, params, ...)
     match_id = context.match_id
     match_id_text = json_text(raw_tostring(match_id))
-    seq, batch_next, batch_bytes, batch = 0, -1, 0, {}
+    seq, batch_next, batch_bytes, batch, batch_ps, batch_index = 0, -1, 0, {}, {}, {}
     local record = {
       k = "init", t = 0, p = C._redacted(params),
       h = { v = C.VERSION, mod = opts.module or "", node = context.node, snap = snapshot_every,
@@ -582,7 +592,7 @@ function C.wrap(M, options)
     W.match_loop = function(context, dispatcher, tick, state, messages, ...)
       local ms_text = nil
       if messages[1] ~= nil then
-        local ok_m, text = raw_pcall(encode_messages, messages)
+        local ok_m, text = raw_pcall(encode_messages, messages, tick)
         ms_text = ok_m and text or (',"capture_error":' .. json_text(raw_tostring(text)))
       end
       local call = { nd = lean_nd, out = { b = {}, kk = {}, lu = {} } }
@@ -596,7 +606,7 @@ function C.wrap(M, options)
       if messages[1] == nil then
         return after_empty(tick, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
       end
-      local ok_m, ms_text = raw_pcall(encode_messages, messages)
+      local ok_m, ms_text = raw_pcall(encode_messages, messages, tick)
       if not ok_m then ms_text = ',"capture_error":' .. json_text(raw_tostring(ms_text)) end
       return lean_after(tick, ms_text, nil, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
     end
