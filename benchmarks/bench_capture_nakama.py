@@ -22,7 +22,8 @@ seconds). The cases are issue 19's:
   sending one move per tick period; the match broadcasts the positions every tick.
 
 Modes as in ``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. The rounds
-take turns over the modes (the machine's load changes); the best run of each counts. Linux only (/proc).
+take turns over the modes (the machine's load changes); the best run of each counts (the ratio of the
+medians is printed beside it). Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -337,13 +339,15 @@ def main() -> None:
         print(f"{case}: {matches} matches at {TICK_RATE} Hz, {who}; nakama CPU per match tick, best of {args.rounds}:")
         for mode, run in best.items():
             every = ", ".join(f"{r.us_per_tick:.1f}" for r in runs if r.case == case and r.mode == mode)
+            median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == mode)
+            base_median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == "unwrapped")
             ratio = run.us_per_tick / base
             mark = ""
             if mode == "lean":
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
             print(
                 f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "
-                f"{run.log_bytes_per_tick:6.1f} log bytes/tick  (runs: {every}){mark}"
+                f"{run.log_bytes_per_tick:6.1f} log bytes/tick  (median {median / base_median:4.2f}x; runs: {every}){mark}"
             )
     if args.json:
         print(json.dumps([{**asdict(r), "us_per_tick": r.us_per_tick} for r in runs]))
