@@ -6,7 +6,8 @@ shooting now and then) is recorded twice in a temporary directory, through the P
 outcome. Then, best of N runs with ``gc.collect()`` before each:
 
 - Python arena replaying its recording, Lua arena replaying its recording (digests checked): ticks/s,
-  and the Lua/Python ratio (the three configurations take turns, best of N each: the load changes);
+  and the Lua/Python ratio (target: at least 0.6; the three configurations take turns, best of N each: the
+  load changes);
 - the Lua arena wrapped with the capture module (``nkreplay_capture.lua``: one log record per call, a
   state snapshot every 600 ticks) against the unwrapped Lua arena, replaying the same Lua recording:
   ticks/s, the overhead, and the log volume the capture writes per tick.
@@ -130,7 +131,10 @@ def main() -> None:
             f"Lua arena + capture  {ticks / cap_s:>9,.0f} ticks/s  ({cap_s:.2f} s), capture log {log_bytes / 600:,.0f} bytes/tick"
         )
         print()
-        print(f"ratio Lua / Python replay speed:          {py_s / lua_s:.2f}")
+        r = py_s / lua_s
+        print(
+            f"ratio Lua / Python replay speed:          {r:.2f}  (target >= 0.60: {'met' if r >= 0.6 else 'NOT MET'})"
+        )
         print(
             f"capture overhead (wrapped / unwrapped):   {cap_s / lua_s:.2f}x time, {100 * (cap_s - lua_s) / lua_s:.0f}% slower"
         )

@@ -10,7 +10,8 @@ then times, best of N with ``gc.collect()`` before each run:
 - write: ``RecordingWriter`` appending the events (encode, pack, frame, checksum, write) against
   ``msgpack.packb`` of the same encoded chunks written to a file.
 
-Prints events/s and MB/s for each, and the ratios last (decode target: at least 0.7 of raw).
+Prints events/s and MB/s for each, and the ratios last with their targets (issue 19: lazy decode at least 0.7
+of raw; ``RecordingWriter.append`` at least 0.7 of packing the already-encoded chunks).
 
     python benchmarks/bench_recording.py [--ticks 200000] [--repeat 5]
 """
@@ -260,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     line("msgpack.packb(encode_chunk(...))", w_raw_enc, len(events), w_size)
     line("RecordingWriter.append", w_ours, len(events), w_size)
     print(f"ratios (ours / raw throughput; 1.0 = as fast as raw msgpack; {'CPU' if args.cpu else 'wall'} time):")
-    print(f"  decode, lazy messages            {t_raw / t_ours:.2f}  (target >= 0.70)")
+
+    def target(name: str, ratio: float, at_least: float) -> None:
+        print(f"  {name:<32} {ratio:.2f}  (target >= {at_least:.2f}: {'met' if ratio >= at_least else 'NOT MET'})")
+
+    target("decode, lazy messages", t_raw / t_ours, 0.70)
     print(f"  decode, messages materialised    {t_raw_m / t_ours_m:.2f}")
-    print(f"  write vs packb of encoded chunks {w_raw / w_ours:.2f}")
+    target("write vs packb of encoded chunks", w_raw / w_ours, 0.70)
     print(f"  write vs packb(encode_chunk)     {w_raw_enc / w_ours:.2f}")
     return 0
 
