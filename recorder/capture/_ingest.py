@@ -35,7 +35,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recorder.capture._nakama_log import DamagedLine, LogEntry, LogStats, crash_of, iter_log, open_log, parse_ts_ms
 from recorder.errors import InvalidValue, LogError, RecordingError, StateError
@@ -615,7 +615,7 @@ class _Builder:
             call = TerminateCall(tick, _whole(rec.get("g", 0), "g"), self._outcome(o), nd)
         if "e" in rec:
             # the call raised: no outcome to compare, and the crash in case Nakama's crash line is missing
-            call = dataclasses.replace(call, outcome=None)  # type: ignore[arg-type]
+            call = dataclasses.replace(call, outcome=None)
             error = rec["e"]
             self.error_crash = CrashMarker(
                 call.callback, tick, error if isinstance(error, str) else show(error, 200), ""
@@ -656,7 +656,8 @@ class _Builder:
             sender_p = None
             if sender not in (None, False):
                 ids = _items(sender, f"{where}[3]", 3, "[user_id, session_id, username]")
-                sender_p = Presence(*(text(x, f"{where}[3][{i}]") for i, x in enumerate(ids)))
+                user_id, session_id, username = (text(x, f"{where}[3][{i}]") for i, x in enumerate(ids))
+                sender_p = Presence(user_id, session_id, username)
             broadcasts.append(
                 Broadcast(
                     _whole(op, f"{where}[0]"),
@@ -686,7 +687,7 @@ class _Builder:
             **extra,
         )
 
-    def _targets(self, targets: Any, field: str) -> tuple[Presence, ...] | bool | None:
+    def _targets(self, targets: Any, field: str) -> tuple[Presence, ...] | Literal[False] | None:
         """Nakama's FilterPresenceIDs over the match's presence list: None for everyone, False for nobody."""
         if targets in (None, False):
             return None

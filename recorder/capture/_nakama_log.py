@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from recorder.capture._lua_errors import split_traceback
 from recorder.errors import InvalidValue
@@ -133,10 +133,22 @@ def open_log(path: str) -> IO[bytes]:
         f.close()
         raise
     if compressed:
-        unpacked = gzip.GzipFile(fileobj=f, mode="rb")
-        unpacked.myfileobj = f  # closed with it (GzipFile closes the file it was given only under this name)
-        return unpacked  # type: ignore[return-value]
+        return cast(IO[bytes], _OwningGzipFile(f))  # a BufferedIOBase: every IO[bytes] method the readers call
     return f
+
+
+class _OwningGzipFile(gzip.GzipFile):
+    """Decompresses ``f`` and closes it when closed (a plain GzipFile leaves a file it was given open)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        super().__init__(fileobj=f, mode="rb")
+        self._owned = f
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
 
 
 def _lines_until_damage(lines: Iterable[str | bytes], source: str) -> Iterator[str | bytes | DamagedLine]:
@@ -156,8 +168,10 @@ def _lines_until_damage(lines: Iterable[str | bytes], source: str) -> Iterator[s
 
 def _docker_part(obj: Any) -> str | None:
     """The text of a Docker json-file log entry (``{"log": ..., "stream": ...}``), else None."""
-    if isinstance(obj, dict) and "msg" not in obj and "message" not in obj and isinstance(obj.get("log"), str):
-        return obj["log"]
+    if isinstance(obj, dict) and "msg" not in obj and "message" not in obj:
+        text = obj.get("log")
+        if isinstance(text, str):
+            return text
     return None
 
 

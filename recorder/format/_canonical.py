@@ -201,7 +201,7 @@ def _canon(v: Any) -> Any:
 def _canon_list(v: Any) -> Any:
     if not v:
         return {}
-    out = []
+    out: list[Any] = []
     add = out.append
     i = -1
     try:
@@ -299,9 +299,9 @@ def _canon_map_general(v: Any) -> Any:
                     _inside(bad, k)
                     raise
             return out
-    seq = [_sequence_key(k) for k in keys]
-    if None not in seq and sorted(seq) == list(range(1, len(keys) + 1)):  # type: ignore[type-var]
-        return _canon_list([v[keys[i]] for i in sorted(range(len(keys)), key=seq.__getitem__)])  # type: ignore[arg-type]
+    seq = [n for n in map(_sequence_key, keys) if n is not None]
+    if len(seq) == len(keys) and sorted(seq) == list(range(1, len(keys) + 1)):
+        return _canon_list([v[keys[i]] for i in sorted(range(len(keys)), key=seq.__getitem__)])
     items: dict[bytes, tuple[Any, str]] = {}
     for k in keys:
         ks = _key_string(k)
@@ -337,7 +337,8 @@ def canonicalize(value: Any) -> Any:
 
 def canonical_bytes(value: Any) -> bytes:
     """Canonical msgpack encoding of a JSON-like state (see the module docstring for the rules)."""
-    return msgpack.packb(canonicalize(value), use_bin_type=True)
+    packed: bytes = msgpack.packb(canonicalize(value), use_bin_type=True)
+    return packed
 
 
 def digest_bytes(data: bytes) -> int:
@@ -408,7 +409,8 @@ def box(h: int) -> int:
 
 def float_bits(x: float) -> int:
     """The IEEE-754 bits of a float64."""
-    return struct.unpack("<Q", struct.pack("<d", x))[0]
+    (bits,) = struct.unpack("<Q", struct.pack("<d", x))
+    return int(bits)
 
 
 ROOT_HASH = fmix64(0x6E616B616D61)  # "nakama"

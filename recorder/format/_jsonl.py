@@ -204,7 +204,7 @@ def import_jsonl(
     says the file was exported from an incomplete recording. Returns the number of events written.
     """
     own = isinstance(source, (str, os.PathLike))
-    label = str(source) if own else (name or getattr(source, "name", "<stream>"))
+    label = str(source) if own else (name or str(getattr(source, "name", "<stream>")))
     with atomic_location(out) as tmp:
         stream: IO[bytes] = open_input(source)[0] if isinstance(source, (str, os.PathLike)) else source
         try:

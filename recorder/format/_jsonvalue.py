@@ -205,7 +205,8 @@ def text(v: Any, field: str) -> str:
     if type(v) is str:
         return v
     if type(v) is dict and len(v) == 1 and "$str" in v:
-        return _untag("$str", v["$str"], field)  # type: ignore[no-any-return]
+        untagged: str = _untag("$str", v["$str"], field)
+        return untagged
     raise InvalidValue(field, f"must be a string, got {show(v)}")
 
 
@@ -215,7 +216,7 @@ def data(v: Any, field: str) -> bytes:
 
 def number(v: Any, field: str) -> float | int:
     x = _value(v, field)
-    if type(x) not in (int, float):
+    if type(x) is not int and type(x) is not float:
         raise InvalidValue(field, f"must be a number, got {show(v)}")
     return x
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, get_args, overload
 
 from recorder.errors import CorruptRecording, InvalidValue
 
@@ -110,7 +110,7 @@ class MessageBatch(Sequence[MatchMessage]):
     def __init__(
         self, rows: list[list[Any]], presences: list[Presence], origin: tuple[str, int, int], event: int = -1
     ) -> None:
-        self._rows: list[list[Any]] | None = rows
+        self._rows = rows  # emptied once the messages are built
         self._presences = presences
         self._items: tuple[MatchMessage, ...] | None = None
         self._origin = origin  # (path, offset, chunk) for errors
@@ -127,17 +127,17 @@ class MessageBatch(Sequence[MatchMessage]):
         items = self._items
         if items is None:
             try:
-                items = MessageBatch.rows_decoder(self._rows, self._presences)  # type: ignore[arg-type]
+                items = MessageBatch.rows_decoder(self._rows, self._presences)
             except (ValueError, TypeError, IndexError, KeyError):
                 raise self._bad_row() from None
-            self._items, self._rows = items, None
+            self._items, self._rows = items, []
         return items
 
     def _bad_row(self) -> CorruptRecording:
         """The error for the first message row that breaks a rule, naming the loop, message and field."""
         ps = self._presences
         where = f"event {self._event} (loop)" if self._event >= 0 else "loop"
-        for j, row in enumerate(self._rows or ()):
+        for j, row in enumerate(self._rows):
             try:
                 MessageBatch.row_checker(row, ps, len(ps), f"messages[{j}]")
             except InvalidValue as exc:
@@ -146,13 +146,13 @@ class MessageBatch(Sequence[MatchMessage]):
         return CorruptRecording(*self._origin, f"{where}: malformed messages")
 
     def __len__(self) -> int:
-        return len(self._rows) if self._items is None else len(self._items)  # type: ignore[arg-type]
+        return len(self._rows) if self._items is None else len(self._items)
 
     @overload
     def __getitem__(self, i: int) -> MatchMessage: ...
     @overload
     def __getitem__(self, i: slice) -> tuple[MatchMessage, ...]: ...
-    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+    def __getitem__(self, i: int | slice) -> MatchMessage | tuple[MatchMessage, ...]:
         return self._load()[i]
 
     def __iter__(self) -> Iterator[MatchMessage]:
@@ -177,7 +177,7 @@ class MessageBatch(Sequence[MatchMessage]):
 
     def _row_sizes(self) -> Iterator[tuple[int, int]]:
         ps, check = self._presences, MessageBatch.row_checker
-        for row in self._rows:  # type: ignore[union-attr]
+        for row in self._rows:
             try:
                 check(row, ps, len(ps), "")
             except InvalidValue:
@@ -339,6 +339,8 @@ class WireEvent:
 
 Call = InitCall | JoinAttemptCall | JoinCall | LeaveCall | LoopCall | SignalCall | TerminateCall
 Event = Call | CrashMarker | WireEvent
+#: the record types of ``Call``, for isinstance
+CALL_TYPES: tuple[type[Call], ...] = get_args(Call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +392,7 @@ def record_builder(cls: type) -> Any:
             f"_{cls.__name__}Builder",
             cls.__bases__,
             {
-                "__slots__": cls.__slots__,  # type: ignore[attr-defined]
+                "__slots__": vars(cls)["__slots__"],  # slots=True dataclasses define them
                 "__init__": namespace["__init__"],
                 "__setattr__": object.__setattr__,  # plain slot stores: a frozen base forbids them
                 "__delattr__": object.__delattr__,

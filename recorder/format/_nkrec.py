@@ -44,7 +44,7 @@ import os
 import struct
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -132,7 +132,8 @@ class _Truncated(Exception):
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
+    packed: bytes = msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
+    return packed
 
 
 def _unpack(payload: bytes) -> Any:
@@ -277,7 +278,7 @@ class Recording:
         self.on_damage = "skip" if salvage else on_damage
         self.salvage = self.on_damage == "skip"
         self.max_chunk_bytes = max_chunk_bytes
-        self._presence_cache: dict[tuple, Any] = {}  # presence rows seen in earlier chunks, built once
+        self._presence_cache: dict[tuple[Any, ...], Any] = {}  # presence rows seen in earlier chunks, built once
         self.events_read = 0
         self._ledger: Ledger | None = None  # of the last walk from the first chunk
         self._walk: Iterator[tuple[str, Any]] | None = None  # that walk, when it has not reached the end
@@ -525,7 +526,9 @@ class Recording:
             stacklevel=4,
         )
 
-    def chunks(self, start: int | None = None, first_chunk: int = 1) -> Iterator[tuple[ChunkInfo, list[Event]]]:
+    def chunks(
+        self, start: int | None = None, first_chunk: int = 1
+    ) -> Generator[tuple[ChunkInfo, list[Event]], None, None]:
         """Yield ``(ChunkInfo, events)`` chunk by chunk from ``start`` (default: the first chunk)."""
         for info, tree in self._payloads(start, first_chunk, first_chunk):
             with _as_corrupt(self.path, info.offset, info.seq, "chunk payload"):

@@ -326,7 +326,7 @@ def _row(record: Record, name: str) -> Type:
 
 # -- the tables ------------------------------------------------------------------------------------------
 
-PRESENCE = Record(
+PRESENCE: Record = Record(
     Presence,
     (
         Field("user_id", 0, "user_id", TEXT),

@@ -101,14 +101,15 @@ def _show(x: Any, depth: int) -> str:
 def integer(v: Any, field: str, lo: int = INT64_MIN, hi: int = INT64_MAX, *, whole_floats: bool = False) -> int:
     """An integer in ``lo..hi``. ``whole_floats`` also takes a float with no fraction (Lua numbers are
     doubles, and a JSON log may write ``3.0``)."""
-    if type(v) is not int:
-        if whole_floats and type(v) is float and math.isfinite(v) and v.is_integer():
-            v = int(v)
-        else:
-            raise InvalidValue(field, f"must be an integer, got {show(v)}")
-    if not lo <= v <= hi:
+    if type(v) is int:
+        n = v
+    elif whole_floats and type(v) is float and math.isfinite(v) and v.is_integer():
+        n = int(v)
+    else:
+        raise InvalidValue(field, f"must be an integer, got {show(v)}")
+    if not lo <= n <= hi:
         raise InvalidValue(field, f"must be {_range(lo, hi)}, got {show(v)}")
-    return v
+    return n
 
 
 def _range(lo: int, hi: int) -> str:
@@ -180,15 +181,15 @@ def each(check: Check) -> Callable[[Any, str], list[Any]]:
 def match_id(v: Any, field: str) -> str:
     """A match id: 1 to ``MAX_ID_LENGTH`` characters, none of them a control character. (Nakama's are
     ``<uuid>.<node>``; file names made from them are escaped separately.)"""
-    v = text(v, field)
-    if not v:
+    s = text(v, field)
+    if not s:
         raise InvalidValue(field, "a match id cannot be empty")
-    if len(v) > MAX_ID_LENGTH:
-        raise InvalidValue(field, f"a match id of {len(v)} characters (at most {MAX_ID_LENGTH})")
-    if not v.isprintable():
-        bad = next(c for c in v if not c.isprintable())
+    if len(s) > MAX_ID_LENGTH:
+        raise InvalidValue(field, f"a match id of {len(s)} characters (at most {MAX_ID_LENGTH})")
+    if not s.isprintable():
+        bad = next(c for c in s if not c.isprintable())
         raise InvalidValue(field, f"a match id cannot hold the character U+{ord(bad):04X}")
-    return v
+    return s
 
 
 # -- free-form values ------------------------------------------------------------------------------------

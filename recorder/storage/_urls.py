@@ -30,7 +30,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from recorder.errors import NakamaReplayError
 
@@ -97,7 +97,8 @@ def _filesystem(url: str) -> tuple[Any, str]:
     except ImportError:  # pragma: no cover - fsspec is a dependency
         raise StorageError(f"{url}: reading URLs needs fsspec (pip install fsspec)") from None
     try:
-        return fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url)
+        return fs, str(path)
     except (ImportError, ValueError) as exc:
         scheme = _SCHEME.match(url)
         name = scheme.group(1) if scheme else url
@@ -165,7 +166,8 @@ class _CommitOnClose(io.RawIOBase):
         return True
 
     def write(self, b: Any) -> int:
-        return self._file.write(b)
+        written: int = self._file.write(b)
+        return written
 
     def flush(self) -> None:
         if not self._file.closed:
@@ -189,7 +191,8 @@ def open_output(location: str | os.PathLike[str]) -> IO[bytes]:
         return open(path, "wb")
     fs, key = _filesystem(str(location))
     try:
-        return _CommitOnClose(fs, key, str(location))  # type: ignore[return-value]
+        # a RawIOBase has every method of IO[bytes] the writers call; typeshed does not relate the two classes
+        return cast(IO[bytes], _CommitOnClose(fs, key, str(location)))
     except Exception as exc:
         raise StorageError(f"{location}: cannot be written: {type(exc).__name__}: {exc}") from None
 

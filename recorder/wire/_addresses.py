@@ -86,6 +86,7 @@ def parse_listen(text: str, *, option: str = "--listen", default_port: int = 735
     text = text.strip()
     if "://" in text:
         raise OptionError(option, given, "a listen address is HOST:PORT, not a URL")
+    port_text: str | None
     if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
         host, port_text = "", text
     else:
@@ -108,7 +109,8 @@ def _split_host_port(netloc: str, *, option: str, value: str) -> tuple[str, str 
         if rest and not rest.startswith(":"):
             raise OptionError(option, value, f"unexpected {rest!r} after the IPv6 address")
         return host, (rest[1:] if rest else None)
-    host, sep, port = netloc.rpartition(":")
+    host, sep, port_text = netloc.rpartition(":")
+    port: str | None = port_text
     if not sep:
         host, port = netloc, None
     elif ":" in host:

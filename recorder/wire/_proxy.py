@@ -24,6 +24,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from recorder.wire import session_token
 from recorder.wire._addresses import parse_server_url
@@ -41,6 +42,9 @@ from recorder.wire._wsio import (
     json_response,
     start_server,
 )
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 __all__ = ["ProxyLimits", "ProxyStats", "RecordingProxy", "start_proxy", "UPSTREAM_GONE", "TRY_AGAIN_LATER"]
 
@@ -194,7 +198,9 @@ class RecordingProxy(App):
         except InvalidStatus as exc:
             r = exc.response
             return HttpResponse(
-                r.status_code, r.body or b"", tuple((k, v) for k, v in r.headers.raw_items() if k.lower() not in _HOP)
+                r.status_code,
+                bytes(r.body or b""),
+                tuple((k, v) for k, v in r.headers.raw_items() if k.lower() not in _HOP),
             )
         except (TimeoutError, OSError, InvalidHandshake) as exc:
             self.stats.upstream_failures += 1
@@ -210,7 +216,9 @@ class RecordingProxy(App):
         return None
 
 
-async def _bridge(name: str, client: WebSocket, upstream, recorder: WireRecorder, stats: ProxyStats) -> None:  # type: ignore[no-untyped-def]
+async def _bridge(
+    name: str, client: WebSocket, upstream: ClientConnection, recorder: WireRecorder, stats: ProxyStats
+) -> None:
     from websockets.exceptions import ConnectionClosed
 
     closed: list[tuple[str, int | None, str]] = []  # who closed first: ("out"|"in", code, reason)

@@ -151,8 +151,8 @@ class Redactor:
             items = [self.value(x) for x in v]
             return v if all(a is b for a, b in zip(items, v)) else t(items)
         if t is bytes:
-            out = self.bytes(v)
-            return v if out == v else out
+            redacted = self.bytes(v)
+            return v if redacted == v else redacted
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return self._record(v)
         if isinstance(v, Sequence) and not isinstance(v, (str, bytes, bytearray)):  # MessageBatch

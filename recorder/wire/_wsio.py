@@ -151,7 +151,8 @@ def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
 
 async def _read_body(reader: asyncio.StreamReader, headers: Headers, max_body: int, until_eof: bool = False) -> bytes:
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             size_line = await reader.readuntil(b"\r\n")
             try:
@@ -213,7 +214,7 @@ class WebSocket:
         self._readable = asyncio.Event()  # set when a message arrives or the connection ends
         self._room = asyncio.Event()  # set when the queue has room again
         self._closing = False  # close() was called: messages still arriving are dropped
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes | bytearray | memoryview] = []
         self._fragment_text = False
         self._closed = asyncio.Event()
         self.close_code: int | None = None
@@ -267,7 +268,8 @@ class WebSocket:
                 else:
                     p.receive_eof()
                 for frame in p.events_received():
-                    self._on_frame(frame)  # type: ignore[arg-type]
+                    if isinstance(frame, Frame):  # after the handshake a protocol receives only frames
+                        self._on_frame(frame)
                 try:
                     self._flush()
                 except (ConnectionError, OSError, RuntimeError):
@@ -383,13 +385,14 @@ class App(Protocol):
 class HttpServer:
     """A running server; ``close()`` stops accepting and closes every open WebSocket with ``close_code``."""
 
-    server: asyncio.AbstractServer
+    server: asyncio.Server
     sockets: set[WebSocket] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def port(self) -> int:
-        return self.server.sockets[0].getsockname()[1]
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
 
     async def close(self, code: int = 1001, reason: str = "server shutting down", timeout: float = 5.0) -> None:
         self.server.close()
@@ -436,13 +439,13 @@ async def start_server(
         state = holder[0]
         task = asyncio.current_task()
         assert task is not None
-        state.tasks.add(task)  # type: ignore[arg-type]
+        state.tasks.add(task)
         try:
             await _serve_connection(app, state, reader, writer, max_body, max_message, max_queue)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
-            state.tasks.discard(task)  # type: ignore[arg-type]
+            state.tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 

@@ -614,62 +614,62 @@ def _put(out: dict[str, Any], key: str, value: Any) -> None:
 
 def _message_obj(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    t = type(m)
-    if t is MatchData:
-        _put(out, "match_id", m.match_id)
-        if m.presence is not None:
-            out["presence"] = _presence_obj(m.presence)
-        if m.op_code:
-            out["op_code"] = str(m.op_code)
-        _put(out, "data", b64(m.data) if m.data else "")
-        _put(out, "reliable", m.reliable)
-    elif t is MatchDataSend:
-        _put(out, "match_id", m.match_id)
-        if m.op_code:
-            out["op_code"] = str(m.op_code)
-        _put(out, "data", b64(m.data) if m.data else "")
-        _put(out, "presences", [_presence_obj(p) for p in m.presences])
-        _put(out, "reliable", m.reliable)
-    elif t is MatchJoin:
-        if m.match_id is not None:
-            out["match_id"] = m.match_id
-        if m.token is not None:
-            out["token"] = m.token
-        _put(out, "metadata", dict(m.metadata))
-    elif t is Match:
-        _put(out, "match_id", m.match_id)
-        _put(out, "authoritative", m.authoritative)
-        if m.label is not None:
-            out["label"] = m.label
-        _put(out, "size", m.size)
-        _put(out, "presences", [_presence_obj(p) for p in m.presences])
-        if m.self_presence is not None:
-            out["self"] = _presence_obj(m.self_presence)
-    elif t is MatchPresenceEvent:
-        _put(out, "match_id", m.match_id)
-        _put(out, "joins", [_presence_obj(p) for p in m.joins])
-        _put(out, "leaves", [_presence_obj(p) for p in m.leaves])
-    elif t is StatusPresenceEvent:
-        _put(out, "joins", [_presence_obj(p) for p in m.joins])
-        _put(out, "leaves", [_presence_obj(p) for p in m.leaves])
-    elif t is MatchLeave:
-        _put(out, "match_id", m.match_id)
-    elif t is MatchCreate:
-        _put(out, "name", m.name)
-    elif t is Rpc:
-        _put(out, "id", m.id)
-        _put(out, "payload", m.payload)
-        _put(out, "http_key", m.http_key)
-    elif t is Error:
-        _put(out, "code", m.code)
-        _put(out, "message", m.message)
-        _put(out, "context", dict(m.context))
-    elif t is Ping or t is Pong:
-        pass
-    elif t is Unmodelled:
-        return dict(m.body)
-    else:
-        raise TypeError(f"not a realtime message: {m!r}")
+    match m:
+        case MatchData():
+            _put(out, "match_id", m.match_id)
+            if m.presence is not None:
+                out["presence"] = _presence_obj(m.presence)
+            if m.op_code:
+                out["op_code"] = str(m.op_code)
+            _put(out, "data", b64(m.data) if m.data else "")
+            _put(out, "reliable", m.reliable)
+        case MatchDataSend():
+            _put(out, "match_id", m.match_id)
+            if m.op_code:
+                out["op_code"] = str(m.op_code)
+            _put(out, "data", b64(m.data) if m.data else "")
+            _put(out, "presences", [_presence_obj(p) for p in m.presences])
+            _put(out, "reliable", m.reliable)
+        case MatchJoin():
+            if m.match_id is not None:
+                out["match_id"] = m.match_id
+            if m.token is not None:
+                out["token"] = m.token
+            _put(out, "metadata", dict(m.metadata))
+        case Match():
+            _put(out, "match_id", m.match_id)
+            _put(out, "authoritative", m.authoritative)
+            if m.label is not None:
+                out["label"] = m.label
+            _put(out, "size", m.size)
+            _put(out, "presences", [_presence_obj(p) for p in m.presences])
+            if m.self_presence is not None:
+                out["self"] = _presence_obj(m.self_presence)
+        case MatchPresenceEvent():
+            _put(out, "match_id", m.match_id)
+            _put(out, "joins", [_presence_obj(p) for p in m.joins])
+            _put(out, "leaves", [_presence_obj(p) for p in m.leaves])
+        case StatusPresenceEvent():
+            _put(out, "joins", [_presence_obj(p) for p in m.joins])
+            _put(out, "leaves", [_presence_obj(p) for p in m.leaves])
+        case MatchLeave():
+            _put(out, "match_id", m.match_id)
+        case MatchCreate():
+            _put(out, "name", m.name)
+        case Rpc():
+            _put(out, "id", m.id)
+            _put(out, "payload", m.payload)
+            _put(out, "http_key", m.http_key)
+        case Error():
+            _put(out, "code", m.code)
+            _put(out, "message", m.message)
+            _put(out, "context", dict(m.context))
+        case Ping() | Pong():
+            pass
+        case Unmodelled():
+            return dict(m.body)
+        case _:
+            raise TypeError(f"not a realtime message: {m!r}")
     return out
 
 

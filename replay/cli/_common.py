@@ -76,7 +76,7 @@ def default_output_dir(name: str) -> str:
     return os.path.join(base, "nakama-replay", name)
 
 
-def add_json_flag(parser) -> None:  # type: ignore[no-untyped-def]
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts instead of text")
 
 
@@ -158,7 +158,7 @@ def _json_key(text: str) -> str:
     return text
 
 
-def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
+def add_redact_flag(parser: argparse.ArgumentParser) -> None:
     """``--redact-key KEY`` (repeatable) for commands that write what they observe (``recorder.wire._redact``)."""
     parser.add_argument(
         "--redact-key",
@@ -171,7 +171,7 @@ def add_redact_flag(parser) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def add_integrity_flags(parser) -> None:  # type: ignore[no-untyped-def]
+def add_integrity_flags(parser: argparse.ArgumentParser) -> None:
     """``--strict`` and ``--allow-incomplete``, for every command that reads a recording."""
     parser.add_argument(
         "--strict",

@@ -25,7 +25,8 @@ import traceback
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import Any, NoReturn, TextIO
 
 from recorder.errors import IncompleteRecording, NakamaReplayError, OptionError, PathError
 from replay.cli._common import epilog
@@ -84,7 +85,7 @@ in nakama-replay (please report it).
 """
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
+def _load(name: str) -> ModuleType:
     return importlib.import_module(f"replay.cli._commands.{COMMANDS[RENAMED.get(name, name)]}")
 
 
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = _load(args.command)
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
-                warnings.showwarning = _show_warning  # type: ignore[assignment]
+                warnings.showwarning = _show_warning
                 return int(module.run(args) or 0)
     except IncompleteRecording as exc:  # refused before any verdict: the recording is not complete
         _report(exc, EXIT_INCOMPLETE, json_mode)
@@ -280,5 +281,12 @@ def _print_json_error(obj: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     print(f"warning: {message}", file=sys.stderr)

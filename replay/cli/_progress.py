@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 __all__ = [
     "DELAY",
@@ -206,7 +206,7 @@ class Progress:
             )
         meter = tqdm.format_meter(
             self.n,
-            total,
+            total,  # type: ignore[arg-type]  # None: no total known (tqdm takes it; its stub says float)
             elapsed,
             prefix=self.label,
             unit=self.unit,
@@ -274,7 +274,12 @@ def reading(
 def _bar(label: str, total: int | None, unit: str, stream: TextIO) -> Any:
     from tqdm.std import tqdm
 
-    class _Bar(tqdm):  # type: ignore[misc]
+    if TYPE_CHECKING:
+        base = tqdm[Any]  # generic in its stubs, not subscriptable at runtime
+    else:
+        base = tqdm
+
+    class _Bar(base):
         monitor_interval = 0  # no tqdm monitor thread: our updates come from one place
 
     return _Bar(

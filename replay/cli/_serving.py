@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["run_until_signal"]
 
@@ -20,7 +21,7 @@ async def run_until_signal(done: asyncio.Future[None] | None = None, ready: Call
             loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready()
-    waiters = [asyncio.ensure_future(stop.wait())]
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
     if done is not None:
         waiters.append(asyncio.ensure_future(done))
     try:

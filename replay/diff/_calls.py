@@ -34,12 +34,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 import msgpack
 
 from recorder.errors import NakamaReplayError
 from recorder.format import Call, Header, Outcome, WireEvent, canonical_bytes, open_recording, verify
+from recorder.format._model import CALL_TYPES
 from replay.diff import _kernels as kernels
 from replay.diff._state import FieldDiff, Tolerance, field_diff, first_divergence, path_json
 from replay.report._values import jsonable
@@ -50,7 +51,6 @@ from replay.runtime._verdict import crash_mismatch
 
 __all__ = ["MatchDiff", "diff_recorded", "diff_against", "diff_determinism"]
 
-_CALL_TYPES = get_args(Call)
 
 #: Outcome fields compared between two runs, in the order the report lists them.
 OUTCOME_FIELDS = (
@@ -171,7 +171,8 @@ class _Record:
 def _encode_state(handler: Any, state: Any) -> bytes:
     value = handler.state_value(state) if state is not None else None
     try:
-        return msgpack.packb(value, use_bin_type=True)
+        packed: bytes = msgpack.packb(value, use_bin_type=True)
+        return packed
     except (TypeError, ValueError, OverflowError):
         return canonical_bytes(value)  # raises StateError naming the path
 
@@ -244,8 +245,8 @@ class _RecordedCalls:
         for e in self._events:
             if isinstance(e, WireEvent):
                 raise NakamaReplayError(f"{self.path}: a wire recording; diff compares handler-call recordings")
-            if isinstance(e, _CALL_TYPES) and (self.until_tick is None or e.tick <= self.until_tick):
-                return e  # type: ignore[return-value]
+            if isinstance(e, CALL_TYPES) and (self.until_tick is None or e.tick <= self.until_tick):
+                return e
         raise StopIteration
 
     def left(self) -> int:
@@ -296,6 +297,7 @@ def _ended_early(
     """No verdict: a run stopped at ``last`` (a crash, a hang, a nil state) with ``left`` recorded calls unrun."""
     outcome, error = _ending(last) if last is not None else ("stopped", None)
     who = {"a": "side a", "b": "side b", "both": "both runs"}[side]
+    callback, tick = (last.callback, last.tick) if last is not None else (None, None)
     where = f"in {last.callback} at tick {last.tick}" if last is not None else "before its first call"
     text = (
         f"{who} {outcome} {where}"
@@ -305,8 +307,8 @@ def _ended_early(
     ended = {
         "side": side,
         "outcome": outcome,
-        "callback": last.callback if last else None,
-        "tick": last.tick if last else None,
+        "callback": callback,
+        "tick": tick,
         "error": error,
         "calls_left": left,
     }
@@ -317,8 +319,8 @@ def _ended_early(
         label_a,
         label_b,
         compared - 1 if compared else None,
-        ended["tick"],
-        ended["callback"],
+        tick,
+        callback,
         last.inputs if last else None,
         tolerance=tol,
         note=text + (f"; {note}" if note else ""),
@@ -499,7 +501,7 @@ def _diff_recorded(
             state = field_diff(
                 recorded.snapshot, canonical_bytes(loaded.state_value(step.state)), tol, limit, encoded=True
             )
-        elif digest_differs:
+        elif digest_differs and recorded is not None and recorded.digest is not None:
             note = (
                 "the state digest differs (recorded "
                 f"{recorded.digest:016x}, replayed {_digest_of(step, loaded):016x}); the recording holds no "
@@ -636,7 +638,7 @@ def _diff_determinism(
     try:
         with open_recording(recording, on_damage="stop") as rec:
             calls = _RecordedCalls(rec, options.until_tick)
-            for _ in iter_steps(twice, calls):  # type: ignore[arg-type]
+            for _ in iter_steps(twice, calls):
                 if twice.found is not None:
                     return twice.found
                 if twice.runtime.stopped:

@@ -103,7 +103,7 @@ _PROBLEMS = {
 
 
 @njit(cache=True)
-def _fmix64(k):  # type: ignore[no-untyped-def]
+def _fmix64(k):
     k ^= k >> _S33
     k *= _FMIX1
     k ^= k >> _S33
@@ -113,7 +113,7 @@ def _fmix64(k):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _fnv1a(buf, start, end):  # type: ignore[no-untyped-def]
+def _fnv1a(buf, start, end):
     h = _FNV_OFFSET
     for i in range(start, end):
         h = (h ^ _U(buf[i])) * _FNV_PRIME
@@ -121,12 +121,12 @@ def _fnv1a(buf, start, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _child(parent, component, tag):  # type: ignore[no-untyped-def]
+def _child(parent, component, tag):
     return _fmix64(parent * _GOLDEN + component + tag)
 
 
 @njit(cache=True)
-def _box(h):  # type: ignore[no-untyped-def]
+def _box(h):
     m = h & _MANTISSA
     if m == _ZERO or m == _QNAN_MANTISSA:
         m |= _ONE
@@ -168,12 +168,12 @@ _PARAM = _U(0x01010008)  # digest length 8, no key, fanout 1, depth 1
 
 
 @njit(cache=True)
-def _rotr(x, n):  # type: ignore[no-untyped-def]
+def _rotr(x, n):
     return (x >> n) | (x << (_S64 - n))
 
 
 @njit(cache=True)
-def _g(v, a, b, c, d, x, y):  # type: ignore[no-untyped-def]
+def _g(v, a, b, c, d, x, y):
     v[a] = v[a] + v[b] + x
     v[d] = _rotr(v[d] ^ v[a], _S32)
     v[c] = v[c] + v[d]
@@ -185,7 +185,7 @@ def _g(v, a, b, c, d, x, y):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _compress(h, m, v, t, last):  # type: ignore[no-untyped-def]
+def _compress(h, m, v, t, last):
     for i in range(8):
         v[i] = h[i]
         v[i + 8] = _IV[i]
@@ -207,7 +207,7 @@ def _compress(h, m, v, t, last):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _blake2b64(buf, start, end):  # type: ignore[no-untyped-def]
+def _blake2b64(buf, start, end):
     h = _IV.copy()
     h[0] ^= _PARAM
     m = np.zeros(16, dtype=np.uint64)
@@ -236,13 +236,13 @@ def _blake2b64(buf, start, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _digests_serial(buf, offsets, out):  # type: ignore[no-untyped-def]
+def _digests_serial(buf, offsets, out):
     for i in range(out.shape[0]):
         out[i] = _blake2b64(buf, offsets[i], offsets[i + 1])
 
 
 @njit(cache=True, parallel=True)
-def _digests_parallel(buf, offsets, out):  # type: ignore[no-untyped-def]
+def _digests_parallel(buf, offsets, out):
     for i in prange(out.shape[0]):
         out[i] = _blake2b64(buf, offsets[i], offsets[i + 1])
 
@@ -251,7 +251,7 @@ def _digests_parallel(buf, offsets, out):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _read_uint(buf, pos, n):  # type: ignore[no-untyped-def]
+def _read_uint(buf, pos, n):
     """Big-endian unsigned integer of ``n`` bytes at ``pos`` (caller checks bounds)."""
     x = _ZERO
     for j in range(n):
@@ -260,7 +260,7 @@ def _read_uint(buf, pos, n):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _int_bits(u, negative, fbits, fview):  # type: ignore[no-untyped-def]
+def _int_bits(u, negative, fbits, fview):
     """Leaf bits of an integer (``u`` its 64-bit two's complement): float64 bits when exact, else boxed."""
     mag = (~u + _ONE) if negative else u
     core = mag
@@ -278,7 +278,7 @@ def _int_bits(u, negative, fbits, fview):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _scalar(buf, pos, end, fbits, fview, f32bits, f32view):  # type: ignore[no-untyped-def]
+def _scalar(buf, pos, end, fbits, fview, f32bits, f32view):
     """Decode the scalar or container head at ``pos``.
 
     Returns ``(kind, value, next_pos, code)``: kind 0 leaf (value = bits), 1 map, 2 array (value = count).
@@ -330,16 +330,16 @@ def _scalar(buf, pos, end, fbits, fview, f32bits, f32view):  # type: ignore[no-u
         return 0, bits, pos + 8, _OK
     if 0xCC <= b <= 0xD3:
         signed = b >= 0xD0
-        w = 1 << ((b - 0xD0) if signed else (b - 0xCC))
-        if pos + w > end:
+        width = 1 << ((b - 0xD0) if signed else (b - 0xCC))
+        if pos + width > end:
             return 0, _ZERO, pos, _TRUNCATED
-        u = _read_uint(buf, pos, w)
+        u = _read_uint(buf, pos, width)
         negative = False
-        if signed and (u >> _U(8 * w - 1)) & _ONE == _ONE:
+        if signed and (u >> _U(8 * width - 1)) & _ONE == _ONE:
             negative = True
-            if w < 8:
-                u |= ~((_ONE << _U(8 * w)) - _ONE)
-        return 0, _int_bits(u, negative, fbits, fview), pos + w, _OK
+            if width < 8:
+                u |= ~((_ONE << _U(8 * width)) - _ONE)
+        return 0, _int_bits(u, negative, fbits, fview), pos + width, _OK
     if b == 0xDC or b == 0xDD or b == 0xDE or b == 0xDF:
         w = 2 if (b == 0xDC or b == 0xDE) else 4
         if pos + w > end:
@@ -350,7 +350,7 @@ def _scalar(buf, pos, end, fbits, fview, f32bits, f32view):  # type: ignore[no-u
 
 
 @njit(cache=True)
-def _key(buf, pos, end):  # type: ignore[no-untyped-def]
+def _key(buf, pos, end):
     """FNV-1a of the str map key at ``pos``: ``(hash, next_pos, code)``."""
     b = np.int64(buf[pos])
     if 0xA0 <= b <= 0xBF:
@@ -370,7 +370,7 @@ def _key(buf, pos, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _flatten_into(buf, start, end, hashes, bits):  # type: ignore[no-untyped-def]
+def _flatten_into(buf, start, end, hashes, bits):
     """Leaves of the msgpack value in ``buf[start:end]`` into ``hashes``/``bits`` (unsorted).
 
     ``hashes``/``bits`` need ``end - start`` slots (every leaf takes at least one byte).
@@ -435,7 +435,7 @@ def _flatten_into(buf, start, end, hashes, bits):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
-def _flatten_sorted(buf, start, end):  # type: ignore[no-untyped-def]
+def _flatten_sorted(buf, start, end):
     cap = max(end - start, 1)
     hs = np.empty(cap, dtype=np.uint64)
     bs = np.empty(cap, dtype=np.uint64)
@@ -452,7 +452,7 @@ def _flatten_sorted(buf, start, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _content_digest(hs, bs):  # type: ignore[no-untyped-def]
+def _content_digest(hs, bs):
     d = _CONTENT_SEED
     for i in range(hs.shape[0]):
         d = _fmix64(d * _GOLDEN + hs[i])
@@ -461,7 +461,7 @@ def _content_digest(hs, bs):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _content_serial(buf, offsets, out, codes, where):  # type: ignore[no-untyped-def]
+def _content_serial(buf, offsets, out, codes, where):
     for i in range(out.shape[0]):
         hs, bs, code, at = _flatten_sorted(buf, offsets[i], offsets[i + 1])
         codes[i] = code
@@ -470,7 +470,7 @@ def _content_serial(buf, offsets, out, codes, where):  # type: ignore[no-untyped
 
 
 @njit(cache=True, parallel=True)
-def _content_parallel(buf, offsets, out, codes, where):  # type: ignore[no-untyped-def]
+def _content_parallel(buf, offsets, out, codes, where):
     for i in prange(out.shape[0]):
         hs, bs, code, at = _flatten_sorted(buf, offsets[i], offsets[i + 1])
         codes[i] = code
@@ -482,7 +482,7 @@ def _content_parallel(buf, offsets, out, codes, where):  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def _first_difference(a, b):  # type: ignore[no-untyped-def]
+def _first_difference(a, b):
     n = min(a.shape[0], b.shape[0])
     i = 0
     while i + _BLOCK <= n:  # a branch-free OR of XORs per block vectorises; find the index after
@@ -501,7 +501,7 @@ def _first_difference(a, b):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _same(x, y, rel, abs_, fbits, fview):  # type: ignore[no-untyped-def]
+def _same(x, y, rel, abs_, fbits, fview):
     if x == y:
         return True
     if rel == 0.0 and abs_ == 0.0:
@@ -516,7 +516,7 @@ def _same(x, y, rel, abs_, fbits, fview):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _merge_diff(ha, ba, hb, bb, rel, abs_, out_a, out_b, limit):  # type: ignore[no-untyped-def]
+def _merge_diff(ha, ba, hb, bb, rel, abs_, out_a, out_b, limit):
     """Indices of differing leaves (-1: absent on that side); stops after ``limit`` differences."""
     fbits = np.zeros(1, dtype=np.uint64)
     fview = fbits.view(np.float64)
@@ -547,7 +547,7 @@ def _merge_diff(ha, ba, hb, bb, rel, abs_, out_a, out_b, limit):  # type: ignore
 
 
 @njit(cache=True)
-def _same_bytes(buf_a, sa, ea, buf_b, sb, eb):  # type: ignore[no-untyped-def]
+def _same_bytes(buf_a, sa, ea, buf_b, sb, eb):
     n = ea - sa
     if n != eb - sb:
         return False
@@ -572,7 +572,7 @@ def _same_bytes(buf_a, sa, ea, buf_b, sb, eb):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _first_divergence(buf_a, off_a, buf_b, off_b, start, rel, abs_):  # type: ignore[no-untyped-def]
+def _first_divergence(buf_a, off_a, buf_b, off_b, start, rel, abs_):
     """First index >= ``start`` whose states differ: ``(index, code, side, byte_offset)``.
 
     Equal bytes are equal states; blobs whose bytes differ are flattened and merged (they may hold the same

@@ -222,7 +222,9 @@ def _field_diff_bytes(ba: bytes, bb: bytes, tol: Tolerance, limit: int) -> Field
     for i, j in zip(ia.tolist(), ib.tolist()):
         pa, xa = named_a[int(ha[i])] if i >= 0 else (None, MISSING)
         pb, xb = named_b[int(hb[j])] if j >= 0 else (None, MISSING)
-        found.append(Divergence(pa if pa is not None else pb, xa, xb))  # type: ignore[arg-type]
+        path = pa if pa is not None else pb
+        assert path is not None, "merge_diff pairs a field with at most one missing side"
+        found.append(Divergence(path, xa, xb))
     found.sort(key=lambda d: _path_sort_key(d.field))
     return FieldDiff(tuple(found[:limit]), len(found))
 

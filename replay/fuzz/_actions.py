@@ -166,6 +166,7 @@ class MatchPlayer:
         self.driver = _Driver(handler, self.header, seed=seed, queue_size=queue_size, hang_timeout=hang_timeout)
         rt = self.driver.runtime
         self._own_guard = None
+        self.on_close: list[Callable[[], None]] = []  # run after the match's driver is closed
         if hang_guard is not None:  # one watchdog thread for many short matches (a fuzz run)
             self._own_guard, rt.hang_guard = rt.hang_guard, hang_guard
         rt.dispatcher = _WatchingDispatcher(rt.presences, rt.dispatcher.deferred_limit, self)
@@ -271,6 +272,8 @@ class MatchPlayer:
         if self._own_guard is not None:  # a shared guard outlives this match
             self.runtime.hang_guard, self._own_guard = self._own_guard, None
         self.driver.close()
+        for hook in self.on_close:
+            hook()
 
     def __enter__(self) -> MatchPlayer:
         return self

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from recorder.errors import NakamaReplayError
 from recorder.format import Call, CrashMarker, InitCall, JoinAttemptCall, write_recording
+from recorder.format._model import CALL_TYPES
 from replay.errors import HandlerCrashed, MatchCheckFailed
 from replay.fuzz._actions import MatchPlayer, fuzz_header
 from replay.fuzz._checks import MatchChecks
@@ -170,7 +171,7 @@ class FuzzReport:
 
 def _action_json(a: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"action": type(a).__name__}
-    for f in dataclasses.fields(a):  # type: ignore[arg-type]
+    for f in dataclasses.fields(a):
         if not f.repr:  # Send.targets: never set by the fuzzer
             continue
         v = getattr(a, f.name)
@@ -185,6 +186,7 @@ class _Found(Exception):
     def __init__(self, failure: MatchCheckFailed, actions: list[Action]) -> None:
         super().__init__(failure.key)
         self.failure, self.actions = failure, actions
+        self.first_seen: tuple[int, float] = (0, 0.0)  # (examples, seconds) when first found
 
 
 def _hash(*parts: Any) -> str:
@@ -271,20 +273,14 @@ def _journal_to(path: str | None, header: Any) -> Callable[[MatchPlayer], None] 
         apply = rt.apply
 
         def journaled(call: Call) -> Any:
-            write(dataclasses.replace(call, outcome=None))  # type: ignore[arg-type]
+            write(dataclasses.replace(call, outcome=None))
             step = apply(call)
             if step.executed:
                 write(with_outcome(call, step))  # an executed call always has an (observed) outcome
             return step
 
         rt.apply = journaled
-        close = player.close
-
-        def closing() -> None:
-            close()
-            out.close()
-
-        player.close = closing  # type: ignore[method-assign]
+        player.on_close.append(out.close)
 
     return prepare
 
@@ -300,10 +296,12 @@ def read_journal(path: str) -> list[Call]:
         with open(path, "rb") as f:
             _, events = read_jsonl(f, path)
             for e in events:
-                if e.outcome is None:  # type: ignore[union-attr]
-                    pending = e  # type: ignore[assignment]
+                if not isinstance(e, CALL_TYPES):  # the journal holds only calls
+                    continue
+                if e.outcome is None:
+                    pending = e
                 else:
-                    calls.append(e)  # type: ignore[arg-type]
+                    calls.append(e)
                     pending = None
     except (OSError, RecordingError):  # the process died mid-line: what came before stands
         pass
@@ -502,7 +500,7 @@ class _Fuzzer:
             search()
         except _Found as exc:
             self.generated += first if first is not None else calls
-            exc.first_seen = (self.generated, first_seconds)  # type: ignore[attr-defined]
+            exc.first_seen = (self.generated, first_seconds)
             return exc
         self.generated += calls
         return None
@@ -537,7 +535,7 @@ class _Fuzzer:
             raise NakamaReplayError(f"fuzz: the reduced stream for {key} no longer fails the same way")
         if len(written) != len(calls) and not calls_fail(strip_outcomes(written)):
             raise NakamaReplayError(f"fuzz: the stream written for {key} no longer fails the same way")
-        examples, seconds = found.first_seen  # type: ignore[attr-defined]
+        examples, seconds = found.first_seen
         crash = failure.crash if isinstance(failure, HandlerCrashed) else None
         return Finding(
             key,

@@ -21,7 +21,9 @@ from typing import Any
 
 from recorder.format import Call, LoopCall, PresenceReason
 from replay.fuzz._streams import remove_call, remove_message
-from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Tick
+from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Tick, Who
+
+_BY_USER = (Connect, Leave, Send, Burst)  # the actions of one user
 
 __all__ = ["reduce_actions", "reduce_calls", "removable_calls", "simpler_variants"]
 
@@ -45,37 +47,33 @@ def _delete_chunks(items: list[Any], fails: Callable[[list[Any]], bool]) -> list
 
 def simpler_variants(a: Action) -> list[Action]:
     """Simpler versions of one action, simplest first."""
-    t = type(a)
-    if t is Burst:
-        return [Send(a.user, a.op_code, a.data)] + (  # type: ignore[union-attr]
-            [dataclasses.replace(a, count=a.count // 2)] if a.count > 3 else []  # type: ignore[union-attr,type-var]
-        )
-    if t is Tick and a.n > 1:  # type: ignore[union-attr]
-        return [Tick(1), Tick(a.n - 1)]  # type: ignore[union-attr]
-    if t is Connect and a.duplicate:  # type: ignore[union-attr]
-        return [dataclasses.replace(a, duplicate=False)]  # type: ignore[type-var]
-    if t is Leave:
+    if isinstance(a, Burst):
+        variants: list[Action] = [Send(a.user, a.op_code, a.data)]
+        if a.count > 3:
+            variants.append(dataclasses.replace(a, count=a.count // 2))
+        return variants
+    if isinstance(a, Tick) and a.n > 1:
+        return [Tick(1), Tick(a.n - 1)]
+    if isinstance(a, Connect) and a.duplicate:
+        return [dataclasses.replace(a, duplicate=False)]
+    if isinstance(a, Leave):
         out: list[Action] = []
-        if a.reason != PresenceReason.DISCONNECT:  # type: ignore[union-attr]
-            out.append(dataclasses.replace(a, reason=PresenceReason.DISCONNECT))  # type: ignore[type-var]
-        if a.session != "oldest":  # type: ignore[union-attr]
-            out.append(dataclasses.replace(a, session="oldest"))  # type: ignore[type-var]
+        if a.reason != PresenceReason.DISCONNECT:
+            out.append(dataclasses.replace(a, reason=PresenceReason.DISCONNECT))
+        if a.session != "oldest":
+            out.append(dataclasses.replace(a, session="oldest"))
         return out
-    if t is Send and a.session != "latest":  # type: ignore[union-attr]
-        return [dataclasses.replace(a, session="latest")]  # type: ignore[type-var]
+    if isinstance(a, Send) and a.session != "latest":
+        return [dataclasses.replace(a, session="latest")]
     return []
 
 
 def _renumber_users(actions: list[Action]) -> list[Action]:
-    order: dict[int, int] = {}
+    order: dict[Who, int] = {}
     for a in actions:
-        u = getattr(a, "user", None)
-        if u is not None and u not in order:
-            order[u] = len(order)
-    return [
-        dataclasses.replace(a, user=order[a.user]) if hasattr(a, "user") else a  # type: ignore[type-var,union-attr]
-        for a in actions
-    ]
+        if isinstance(a, _BY_USER) and a.user not in order:
+            order[a.user] = len(order)
+    return [dataclasses.replace(a, user=order[a.user]) if isinstance(a, _BY_USER) else a for a in actions]
 
 
 def reduce_actions(actions: Sequence[Action], fails: Callable[[list[Action]], bool]) -> list[Action]:
@@ -111,14 +109,16 @@ def reduce_calls(calls: Sequence[Call], fails: Callable[[list[Call]], bool]) -> 
                 current, changed = cand, True
             i = min(i, len(current)) - 1
         for i, call in enumerate(current):
-            if type(call) is not LoopCall:
+            if not isinstance(call, LoopCall):
                 continue
             j = len(call.messages) - 1
             while j >= 0:
                 cand = remove_message(current, i, j)
                 if fails(cand):
                     current, changed = cand, True
-                j = min(j, len(current[i].messages)) - 1  # type: ignore[union-attr]
+                    call = current[i]  # the same loop without message j
+                    assert isinstance(call, LoopCall)
+                j = min(j, len(call.messages)) - 1
     return current
 
 

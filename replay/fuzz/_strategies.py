@@ -66,7 +66,7 @@ from hypothesis.strategies import SearchStrategy
 from recorder.format import Call, Header, PresenceReason
 from replay.errors import HandlerLoadError, ProfileError
 from replay.fuzz._actions import play
-from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick
+from replay.realtime._actions import Action, Burst, Connect, Leave, Send, Signal, Terminate, Tick, Who
 
 __all__ = [
     "ACTION_KINDS",
@@ -256,26 +256,32 @@ class ClientModel:
         self.stopped = False
 
     def connected(self) -> list[int]:
-        return sorted(u for u, s in self.sessions.items() if s)  # type: ignore[misc]
+        return sorted(u for u, s in self.sessions.items() if s)
 
     def version(self, user: int, which: str) -> str | None:
         live = self.sessions.get(user) or [None]
         return live[0] if which == "oldest" else live[-1]
 
     def apply(self, a: Action) -> None:
-        t = type(a)
-        if t is Connect:
-            self.sessions.setdefault(a.user, []).append(a.metadata.get("client_version"))  # type: ignore[union-attr]
-        elif t is Leave:
-            live = self.sessions.get(a.user)  # type: ignore[union-attr]
+        if isinstance(a, Connect):
+            self.sessions.setdefault(_index(a.user), []).append(a.metadata.get("client_version"))
+        elif isinstance(a, Leave):
+            live = self.sessions.get(_index(a.user))
             if live:
-                live.pop(0 if a.session == "oldest" else -1)  # type: ignore[union-attr]
-        elif t is Terminate and a.grace_seconds == 0:  # type: ignore[union-attr]
+                live.pop(0 if a.session == "oldest" else -1)
+        elif isinstance(a, Terminate) and a.grace_seconds == 0:
             self.stopped = True
 
 
 # Action kinds, simplest first (hypothesis shrinks toward the first); repeats weight the choice.
 _KINDS = ("tick",) * 6 + ("send",) * 10 + ("connect",) * 6 + ("leave",) * 4 + ("burst", "signal", "signal", "terminate")
+
+
+def _index(user: Who) -> int:
+    """A fuzzed action's user: an index below ``max_users`` (recorded and live sessions are named by text)."""
+    if isinstance(user, int):
+        return user
+    raise TypeError(f"a fuzzed action names its user by index, got {user!r}")
 
 
 def _user(model: ClientModel, prefer_connected: bool) -> SearchStrategy[int]:
@@ -327,7 +333,8 @@ def action_of(draw: Callable[[SearchStrategy[Any]], Any], kind: str, model: Clie
 @st.composite
 def next_action(draw: Callable[[SearchStrategy[Any]], Any], model: ClientModel) -> Action:
     """One action of any kind (weighted toward sends, ticks and connects) given what ``model`` believes."""
-    return draw(action_of(draw(st.sampled_from(_KINDS)), model))
+    action: Action = draw(action_of(draw(st.sampled_from(_KINDS)), model))
+    return action
 
 
 _SEGMENT = 8

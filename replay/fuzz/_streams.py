@@ -111,7 +111,7 @@ class StreamRun:
 
 def strip_outcomes(calls: Sequence[Call]) -> list[Call]:
     """The calls as inputs only: recorded outcomes removed (nondeterministic values kept)."""
-    return [c if c.outcome is None else dataclasses.replace(c, outcome=None) for c in calls]  # type: ignore[misc]
+    return [c if c.outcome is None else dataclasses.replace(c, outcome=None) for c in calls]
 
 
 def run_stream(
@@ -164,7 +164,7 @@ def remove_call(calls: Sequence[Call], i: int) -> list[Call]:
     out = list(calls[:i])
     shift = 1 if type(calls[i]) is LoopCall else 0
     for c in calls[i + 1 :]:
-        out.append(dataclasses.replace(c, tick=c.tick - shift) if shift else c)  # type: ignore[misc]
+        out.append(dataclasses.replace(c, tick=c.tick - shift) if shift else c)
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 __all__ = ["dumps", "format_float", "shortest_digits"]
 
-_encode_str = json.encoder.py_encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.py_encode_basestring
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 

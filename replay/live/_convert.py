@@ -292,17 +292,19 @@ def convert_events(
         if env is None:
             continue
         kind = P.envelope_kind(env)
-        body = env.get(kind) if isinstance(env.get(kind), dict) else {}
+        found = env.get(kind)
+        body = found if isinstance(found, dict) else {}
         req = who.requests.get((e.socket, str(env.get("cid", "")))) if e.direction == "in" and env.get("cid") else None
         join_req = req[1].get("match_join") if req is not None else None
-        if kind == "match" and isinstance(join_req, dict):
+        if kind == "match" and req is not None and isinstance(join_req, dict):
             me = _presence_of(body.get("self"), node)
             if me is None or me.session_id in present:  # a member asking again: Nakama calls no handler
                 continue
             if label is None and isinstance(body.get("label"), str):
                 label = body["label"]
             opened = who.opens.get(e.socket, {})
-            vars_ = opened.get("vars") if isinstance(opened.get("vars"), dict) else {}
+            found = opened.get("vars")
+            vars_ = found if isinstance(found, dict) else {}
             add(
                 req[0].t,
                 JoinAttemptCall(
@@ -316,6 +318,7 @@ def convert_events(
             conv.joins += 1
         elif (
             kind == "error"
+            and req is not None
             and isinstance(join_req, dict)
             and int(body.get("code", 0) or 0) == P.ErrorCode.MATCH_JOIN_REJECTED
         ):

@@ -73,7 +73,8 @@ def load_scripts(path: str) -> list[SocketScript]:
                 continue
             reply_to = request_kinds.get(cid, "") if isinstance(cid, str) and cid else ""
             steps.append(Step(e.t - t0, env, reply_to))
-        vars_ = info.get("vars") if isinstance(info.get("vars"), dict) else {}
+        found = info.get("vars")
+        vars_ = found if isinstance(found, dict) else {}
         scripts.append(
             SocketScript(
                 name,

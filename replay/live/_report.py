@@ -136,7 +136,7 @@ def same_data(recorded: bytes, live: bytes) -> bool:
     if recorded == live:
         return True
     try:
-        return json.loads(recorded) == json.loads(live)
+        return bool(json.loads(recorded) == json.loads(live))
     except ValueError:
         return False
 
@@ -406,11 +406,11 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
         aligned += st.aligned
         reordered += st.reordered
         drifts.extend(st.drifts)
-        mine = st.mismatch
-        if mine is not None:
+        differs = st.mismatch
+        if differs is not None:
             differing += 1
-            if first is None or (mine.tick, mine.actor) < (first.tick, first.actor):
-                first = mine
+            if first is None or (differs.tick, differs.actor) < (first.tick, first.actor):
+                first = differs
     revealed_broadcasts = len(drifts)
 
     # -- per message: intended, aimed, landed (echo) --------------------------------------------------
@@ -528,26 +528,26 @@ def analyse(script: LiveScript, run: LiveRun, *, server_log: str | None = None, 
 
     sockets = []
     for key, actor in script.actors.items():
-        s = run.sockets.get(key)
+        sock = run.sockets.get(key)
         sockets.append(
             {
                 "label": actor.label,
                 "recorded_user_id": actor.user_id,
                 "recorded_session_id": actor.session_id,
-                "live_user_id": s.user_id if s else None,
-                "live_session_id": s.session_id if s else None,
-                "live_username": s.username if s else None,
+                "live_user_id": sock.user_id if sock else None,
+                "live_session_id": sock.session_id if sock else None,
+                "live_username": sock.username if sock else None,
                 "close": None
-                if s is None or s.closed_at is None
+                if sock is None or sock.closed_at is None
                 else {
-                    "by": s.closed_by,
-                    "code": s.close_code,
-                    "reason": s.close_reason,
+                    "by": sock.closed_by,
+                    "code": sock.close_code,
+                    "reason": sock.close_reason,
                     # a server close follows the loop it comes from; a client close reaches the next loop
                     "tick": rec_tick(
-                        clock.tick_of_arrival(s.closed_at)
-                        if s.closed_by == "server"
-                        else clock.landing_of_send(s.closed_at)
+                        clock.tick_of_arrival(sock.closed_at)
+                        if sock.closed_by == "server"
+                        else clock.landing_of_send(sock.closed_at)
                     ),
                 },
             }
@@ -759,7 +759,8 @@ def _pair(run: list[Delivery], live: list[Received], ids: IdMap) -> list[tuple[D
 def _structure(e: Delivery | None, g: Received | None, ids: IdMap) -> str | None:
     """Why a recorded and a live ``match_data`` at the same place do not line up (data aside), or None."""
     if e is None:
-        return f"an extra match_data live (op {g.op_code}, data {describe_data(g.data)})"  # type: ignore[union-attr]
+        assert g is not None, "a pair has a recorded or a live side"
+        return f"an extra match_data live (op {g.op_code}, data {describe_data(g.data)})"
     if g is None:
         return f"recorded match_data (op {e.op_code}, data {describe_data(e.data)}) never arrived"
     if e.op_code != g.op_code:

@@ -425,7 +425,8 @@ def wire_identities(events: list[WireEvent], match_id: str) -> WireIdentities:
         if not isinstance(env, dict):
             continue
         kind, cid = P.envelope_kind(env), str(env.get("cid", ""))
-        body = env.get(kind) if isinstance(env.get(kind), dict) else {}
+        found = env.get(kind)
+        body = found if isinstance(found, dict) else {}
         if e.direction == "out" and cid:
             requests[(e.socket, cid)] = (e, env)
         if e.direction == "in" and kind == "match":
@@ -463,7 +464,8 @@ def _from_wire(path: str, header: Header, events: list[WireEvent], tick_rate: in
     for s, name in zip(sockets, names):
         counts[name] += 1
         info = opens.get(s, {})
-        vars_ = info.get("vars") if isinstance(info.get("vars"), dict) else {}
+        found = info.get("vars")
+        vars_ = found if isinstance(found, dict) else {}
         actors[s] = Actor(
             s,
             str(info.get("user_id", "")),

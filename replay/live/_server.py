@@ -178,12 +178,16 @@ class NakamaServer(App):
         self.logger = Logger()
         self.nk = Nk(DerivedSources(config.seed), logger=self.logger)
         rpcs: dict[str, Callable[[dict[str, Any], str], Any]] = {}
+
+        def user_rpc(fn: Callable[..., Any]) -> Callable[[dict[str, Any], str], Any]:
+            return lambda ctx, payload: fn(ctx, self.logger, self.nk, payload)
+
         rpc_source = self.handler if hasattr(self.handler, "rpc_functions") else getattr(self.handler, "module", None)
         found = _rpc_functions(rpc_source)
         for rpc_file in config.rpc_files:
             found.update(_rpc_functions(_load_rpc_file(rpc_file)))
         for rpc_id, fn in found.items():
-            rpcs[rpc_id] = lambda ctx, payload, fn=fn: fn(ctx, self.logger, self.nk, payload)
+            rpcs[rpc_id] = user_rpc(fn)
         Path(config.out_dir).mkdir(parents=True, exist_ok=True)
         self.recordings: list[str] = []
         self.redactor = Redactor(config.redact_keys)
@@ -402,11 +406,12 @@ class NakamaServer(App):
             payload = request.body.decode("utf-8", "replace")
             if payload and not unwrap:
                 try:
-                    payload = json.loads(payload)
+                    decoded = json.loads(payload)
                 except ValueError:
-                    payload = None
-                if not isinstance(payload, str):
+                    decoded = None
+                if not isinstance(decoded, str):
                     return _err(400, "json: cannot unmarshal object into Go value of type string", 3)
+                payload = decoded
         else:
             payload = q.get("payload", "")
         result, error = self._call_rpc(rpc_id, payload, claims)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.format import open_recording
+from recorder.format._model import CALL_TYPES
 from replay.lua._handler import LuaHandler
 from replay.report._values import short
 from replay.runtime._hang import set_run
@@ -115,7 +116,7 @@ class _Run:
             runtime = MatchRuntime(
                 lua, rec.header, seed=o.seed, hang_timeout=o.hang_timeout, env=o.env, digests="always"
             )
-            calls = (e for e in rec.events() if hasattr(e, "callback") and getattr(e, "kind", "") != "crash")
+            calls = (e for e in rec.events() if isinstance(e, CALL_TYPES))
             try:
                 for step in iter_steps(runtime, calls):
                     if step.executed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 import uuid as _uuid
+from collections.abc import Callable
 from typing import Any
 
 import lupa.lua51 as _lupa
@@ -42,7 +43,9 @@ _MAX_ARRAY_INDEX = 67108864  # gopher-lua's MaxArrayIndex: positive integer keys
 
 def _go_replace(err: UnicodeError) -> tuple[str, int]:
     # Go replaces every invalid byte with U+FFFD (Python's "replace" folds a broken sequence into one)
-    return "\ufffd" * (err.end - err.start), err.end  # type: ignore[attr-defined]
+    if not isinstance(err, UnicodeDecodeError):  # registered for decoding only
+        raise err
+    return "\ufffd" * (err.end - err.start), err.end
 
 
 codecs.register_error("nkreplay-go", _go_replace)
@@ -186,7 +189,7 @@ def lua_to_plain(v: Any, pointer: Any = None, depth: int = 0) -> Any:
     return _pointer(v, pointer)
 
 
-def int_fields(t: Any) -> Any:
+def int_fields(t: Any) -> Callable[[str, int], int]:
     """gopher-lua's ``getIntField``: a number field (truncated) or the default."""
 
     def get(name: str, default: int) -> int:

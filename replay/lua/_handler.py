@@ -110,7 +110,7 @@ class LuaHandler(NkBinding):
         ]  # the capture module: searched last
         self._chunks: list[str] = []  # display paths of loaded chunks, to undo Lua's cut of long names
         self._load_nk = Nk(DerivedSources())
-        self._nk: Any = self._load_nk
+        self._nk = self._load_nk
         self._dispatcher: Any = None
         self._localcache: dict[bytes, Any] = {}
         self._base_ctx: dict[str, Any] | None = None
@@ -622,7 +622,8 @@ class LuaHandler(NkBinding):
         return d
 
     def _broadcast(self, deferred: bool, n: int, *args: Any) -> tuple[Any, ...]:
-        return (self._broadcast_deferred if deferred else self._broadcast_now)(*args)
+        result: tuple[Any, ...] = (self._broadcast_deferred if deferred else self._broadcast_now)(*args)
+        return result
 
     def _do_broadcast(
         self,

@@ -14,7 +14,8 @@ import hmac
 import json
 import re
 import uuid as _uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import lupa.lua51 as _lupa
 
@@ -35,13 +36,16 @@ from replay.lua._convert import (
 )
 from replay.lua._stdlib import LuaArgError, LuaRaise, unix_from_fields
 
+if TYPE_CHECKING:
+    from replay.runtime._nk import Nk
+
 __all__ = ["NkBinding"]
 
 
 class NkBinding:
     """The ``nk`` functions of one Lua handler (a part of ``LuaHandler``, which provides the attributes)."""
 
-    _nk: Any  # the runtime's deterministic Nk while a callback runs
+    _nk: Nk  # the runtime's deterministic Nk while a callback runs
     _localcache: dict[bytes, Any]
     _pointer_text: Any
     _new_table: Any
@@ -150,7 +154,7 @@ class NkBinding:
             raise LuaRaise(f"not a valid JSON string: {go_json_error(text) or 'invalid JSON'}") from None
         return self._to_lua(value)
 
-    def _coder(self, name: str, encode: Any, padded: bool) -> Any:
+    def _coder(self, name: str, encode: Callable[[bytes], bytes], padded: bool) -> Any:
         def run(n: int, s: Any = None, padding: Any = None) -> bytes:
             raw = check_string(s, 1)
             if not raw:
@@ -298,7 +302,8 @@ class NkBinding:
             raw = check_string(s, 1)
             if not raw:
                 raise LuaArgError(1, "expects input string")
-            return algorithm(raw).hexdigest().encode()
+            digest: str = algorithm(raw).hexdigest()
+            return digest.encode()
 
         return run
 

@@ -135,8 +135,8 @@ def apply_action(
     match action:
         case Tick(n=n):
             return driver.tick(max(1, n))
-        case Signal(data=data):
-            return driver.signal(data)
+        case Signal(data=text):
+            return driver.signal(text)
         case Terminate(grace_seconds=grace):
             return driver.terminate(grace)
         case Rpc():

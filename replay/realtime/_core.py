@@ -36,11 +36,15 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.format import JoinCall, LeaveCall, Presence, PresenceReason
 from recorder.wire import protocol as P
 from replay.realtime._actions import Connect, Leave, Send, Signal, Tick, apply_action
+
+if TYPE_CHECKING:
+    from replay.runtime._driver import MatchDriver
+    from replay.runtime._result import StepResult
 
 __all__ = [
     "SendEnvelope",
@@ -114,7 +118,7 @@ class Session:
 class _Match:
     """A running match: its driver and the sessions of its presences."""
 
-    def __init__(self, match_id: str, driver: Any) -> None:
+    def __init__(self, match_id: str, driver: MatchDriver) -> None:
         self.id, self.driver = match_id, driver
         self.sessions: dict[str, Session] = {}  # session id -> session
 
@@ -141,7 +145,7 @@ class Realtime:
 
     def __init__(
         self,
-        new_match: Callable[[str, dict[str, Any]], Any],
+        new_match: Callable[[str, dict[str, Any]], MatchDriver],
         *,
         node: str = "nakama1",
         rpcs: Mapping[str, Callable[[dict[str, Any], str], Any]] | None = None,
@@ -393,7 +397,7 @@ class Realtime:
             self._run(m, Leave(s.id, PresenceReason.LEAVE), s.presence())
         self._reply(s, None, cid)
 
-    def _run(self, m: _Match, action: Any, presence: Presence | None = None) -> list[Any]:
+    def _run(self, m: _Match, action: Any, presence: Presence | None = None) -> list[StepResult]:
         """Play one action on the match, then deliver what it caused; returns its steps."""
         before = {p.session_id: p for p in m.presences()}
         first = len(m.driver.steps)

@@ -325,7 +325,8 @@ def _run_supervised(
     from replay.runtime._supervisor import death_result
 
     try:
-        return process.call("replay.regression._expectations:run_expectation", recording, exp, handler)  # type: ignore[no-any-return]
+        run: RegressionRun = process.call("replay.regression._expectations:run_expectation", recording, exp, handler)
+        return run
     except HandlerDied as died:
         options = exp.options() if exp else ReplayOptions()
         spec = handler if handler is not None else (exp.handler_spec() if exp else None)

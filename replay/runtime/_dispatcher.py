@@ -13,7 +13,7 @@ Presences may be ``Presence`` objects or dicts/tables with the same keys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from recorder.format import Broadcast, Presence
 from replay.errors import HandlerError, MatchStopped
@@ -67,7 +67,7 @@ class Dispatcher:
         if self.stopped:
             raise MatchStopped()
 
-    def _targets(self, presences: Any) -> tuple[Presence, ...] | bool | None:
+    def _targets(self, presences: Any) -> tuple[Presence, ...] | Literal[False] | None:
         """None for everyone, a tuple of members, or False when nothing is to be sent."""
         if presences is None:
             return None

@@ -124,6 +124,8 @@ class MatchDriver:
 
     def _open_sink(self, step: StepResult | None) -> None:
         """Open the capture file; a header without a tick rate or label takes those ``match_init`` returned."""
+        if not self.capture:
+            return
         header = self.header
         outcome = step.outcome if step is not None and type(step.call) is InitCall else None
         if outcome is not None and outcome.tick_rate and not header.tick_rate:
@@ -132,7 +134,7 @@ class MatchDriver:
             header = dataclasses.replace(header, label=outcome.label)
         self.header = header
         self.sink = CaptureSink(
-            self.capture,  # type: ignore[arg-type]
+            self.capture,
             header,
             ticks_per_chunk=self.chunk_ticks,
             clock=time.monotonic if self.realtime else None,

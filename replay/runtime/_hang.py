@@ -76,11 +76,10 @@ class HangGuard:
         period = min(0.05, self.limit / 4)
         while not self._stop.wait(period):
             with self._lock:
-                if self._deadline is not None and not self._fired and time.monotonic() > self._deadline:
+                target, deadline = self._target, self._deadline
+                if target is not None and deadline is not None and not self._fired and time.monotonic() > deadline:
                     self._fired = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(self._target), ctypes.py_object(CallbackHung)
-                    )
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(CallbackHung))
 
     @property
     def deadline(self) -> float | None:

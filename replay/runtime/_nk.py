@@ -23,11 +23,13 @@ import time as _time
 import uuid as _uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from recorder.format import Nondeterministic
 from replay.errors import NotAvailableInReplay, StorageRejected
 from replay.gocompat import _json as gojson
+
+_T = TypeVar("_T")
 
 __all__ = ["Sources", "DerivedSources", "LiveSources", "Logger", "Storage", "Nk"]
 
@@ -204,9 +206,11 @@ class Nk:
     def unconsumed(self) -> int:
         return sum(len(q) for q in self._served.values())
 
-    def take(self, source: str, fallback: Callable[[], Any]) -> Any:
-        """Next recorded value of ``source`` for this call, else ``fallback()``; remembered in ``consumed``."""
+    def take(self, source: str, fallback: Callable[[], _T]) -> _T:
+        """Next recorded value of ``source`` for this call, else ``fallback()``; remembered in ``consumed``.
+        A recorded value stands where ``fallback()``'s would: it is of the type the recording's source had."""
         q = self._served.get(source)
+        value: _T
         if q:
             value = q.popleft()
         else:

@@ -33,7 +33,7 @@ import traceback as tb
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from recorder.errors import RecordingError
 from recorder.format import (
@@ -181,8 +181,8 @@ class MatchRuntime:
         self.dispatcher.stopped = snap.stopped
         self.dispatcher.label = snap.label
         self.ctx["match_label"] = snap.label
-        if snap.sources is not None:
-            self.sources.setstate(snap.sources)  # type: ignore[attr-defined]
+        if snap.sources is not None and isinstance(self.sources, DerivedSources):  # the only sources with a state
+            self.sources.setstate(snap.sources)
         self.nk.storage.objects = {k: dict(v) for k, v in snap.storage.items()}
         self.pending_kicks = list(snap.pending_kicks)
         self.accepted = dict(snap.accepted)
@@ -692,7 +692,15 @@ def resolve_handler(spec: Any, header: Header, recording_path: str, module_path:
     return load_handler(spec, module_path=module_path)
 
 
-def iter_steps(runtime: MatchRuntime, calls: Iterable[Call]) -> Iterator[StepResult]:
+class StepRunner(Protocol):
+    """What ``iter_steps`` drives: a ``MatchRuntime``, or a wrapper that runs each call its own way."""
+
+    pending_kicks: list[Presence]
+
+    def apply(self, call: Call) -> StepResult: ...
+
+
+def iter_steps(runtime: StepRunner, calls: Iterable[Call]) -> Iterator[StepResult]:
     """Apply recorded calls in order, adding the synthetic calls the replayed handler's decisions need
     (a join it accepts that the recording rejected, the leave that follows a kick the recording lacks)."""
     for call in calls:
@@ -896,4 +904,4 @@ def _after_stop(stop: StepResult, after: list[Call], markers: list[CrashMarker])
 
 def with_outcome(call: Call, step: StepResult) -> Call:
     """The call as a capture records it: with its observed outcome and the nondeterministic values used."""
-    return dataclasses.replace(call, outcome=step.outcome, nondeterministic=step.nondeterministic)  # type: ignore[arg-type]
+    return dataclasses.replace(call, outcome=step.outcome, nondeterministic=step.nondeterministic)

@@ -559,9 +559,11 @@ def rebuild_error(data: tuple[str, str, tuple[Any, ...], dict[str, Any]]) -> Bas
     for part in qualname.split("."):
         cls = getattr(cls, part)
     exc = cls.__new__(cls)
+    if not isinstance(exc, BaseException):
+        raise TypeError(f"{module}.{qualname} is not an exception class")
     exc.args = args
     exc.__dict__.update(attrs)
-    return exc  # type: ignore[no-any-return]
+    return exc
 
 
 _observer: Callable[[memoryview], None] | None = None

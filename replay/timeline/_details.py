@@ -32,6 +32,7 @@ from recorder.format._model import (
     Presence,
     SignalCall,
     TerminateCall,
+    WireEvent,
 )
 from replay.timeline._reading import open_for_reading
 
@@ -143,7 +144,7 @@ def _outcome(o: Outcome | None) -> dict[str, Any] | None:
 
 def describe(e: Any) -> dict[str, Any]:
     """One call (or the crash marker) as the details show it."""
-    if type(e) is CrashMarker:
+    if isinstance(e, CrashMarker):
         return {
             "callback": "crash",
             "in": e.callback,
@@ -153,8 +154,7 @@ def describe(e: Any) -> dict[str, Any]:
             "error_type": getattr(e, "error_type", ""),
         }
     d: dict[str, Any] = {"callback": e.callback, "tick": e.tick}
-    t = type(e)
-    if t is LoopCall:
+    if isinstance(e, LoopCall):
         d["messages"] = [
             {
                 "from": m.sender.username or m.sender.user_id,
@@ -165,18 +165,18 @@ def describe(e: Any) -> dict[str, Any]:
             }
             for m in e.messages
         ]
-    elif t is JoinAttemptCall:
+    elif isinstance(e, JoinAttemptCall):
         d["presence"] = _who(e.presence)
         d["metadata"] = _value(e.metadata)
         if e.vars:
             d["vars"] = dict(e.vars)
-    elif t in (JoinCall, LeaveCall):
+    elif isinstance(e, (JoinCall, LeaveCall)):
         d["presences"] = [_who(p) for p in e.presences]
-    elif t is SignalCall:
+    elif isinstance(e, SignalCall):
         d["data"] = e.data
-    elif t is TerminateCall:
+    elif isinstance(e, TerminateCall):
         d["grace_seconds"] = e.grace_seconds
-    elif t is InitCall:
+    elif isinstance(e, InitCall):
         d["params"] = _value(e.params)
     o = _outcome(e.outcome)
     if o is not None:
@@ -256,11 +256,13 @@ def read_details(
             for _, events in rec.chunks(offset, index):
                 done = False
                 for e in events:
+                    if isinstance(e, WireEvent):  # a wire recording has no timeline (build_timeline refuses it)
+                        continue
                     t = e.tick
-                    if t > hi and type(e) is not CrashMarker:
+                    if t > hi and not isinstance(e, CrashMarker):
                         done = True
                         break
-                    if t in keep and type(e) is not CrashMarker:
+                    if t in keep and not isinstance(e, CrashMarker):
                         out.setdefault(t, []).append(describe(e))
                 if done:
                     break

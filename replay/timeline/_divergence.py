@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from recorder.errors import NakamaReplayError
 from recorder.format._model import Call, CrashMarker, Outcome, WireEvent
@@ -22,6 +23,9 @@ from replay.diff._state import Tolerance, field_diff
 from replay.errors import HandlerDied
 from replay.runtime._result import Divergence, describe_call
 from replay.timeline._reading import open_for_reading
+
+if TYPE_CHECKING:
+    from replay.diff._calls import MatchDiff
 
 __all__ = ["against", "between_recordings"]
 
@@ -40,6 +44,8 @@ def against(
     from replay.runtime._runtime import ReplayOptions
 
     options = options or ReplayOptions()
+    args: tuple[Any, ...]
+    result: MatchDiff
     if handler_a is None:
         job, args = "diff_recorded", (recording, handler_b, options, None, limit)
         sides = (f"recording {recording}", f"replay into {handler_b}")
@@ -101,7 +107,7 @@ def _outcome_fields(o: Outcome | None) -> dict[str, Any]:
     return out
 
 
-def _calls(rec: Any) -> Any:
+def _calls(rec: Any) -> Iterator[Call | CrashMarker]:
     for e in rec.events():
         if isinstance(e, WireEvent):
             raise NakamaReplayError(f"{rec.path}: a wire recording; --diff-with compares handler-call recordings")
@@ -137,7 +143,7 @@ def between_recordings(
 
 def _first_difference(
     path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], limit: int, integrity: dict[str, Any]
-) -> Any:
+) -> MatchDiff:
     from replay.diff._calls import MatchDiff
 
     label_a, label_b = f"recording {path_a}", f"recording {path_b}"
@@ -212,7 +218,10 @@ def _first_difference(
                 note=f"only recording {side} has this call: the other ends after {compared} calls",
             )
     ka, kb = crash["a"], crash["b"]
-    key = lambda c: None if c is None else (c.callback, c.tick, c.error)  # noqa: E731
+
+    def key(c: CrashMarker | None) -> tuple[str, int, str] | None:
+        return None if c is None else (c.callback, c.tick, c.error)
+
     lost = [side for side, k in (("a", ka), ("b", kb)) if k is None and not integrity[side].complete]
     if key(ka) != key(kb) and lost:  # the crash marker of an incomplete side may be in its missing part
         return MatchDiff(
@@ -243,12 +252,12 @@ def _first_difference(
     )
 
 
-def _next_call(it: Any, crash: dict[str, Any], side: str) -> Call | None:
+def _next_call(it: Iterator[Call | CrashMarker], crash: dict[str, Any], side: str) -> Call | None:
     for e in it:
-        if type(e) is CrashMarker:
+        if isinstance(e, CrashMarker):
             crash[side] = e
             continue
-        return e  # type: ignore[no-any-return]
+        return e
     return None
 
 

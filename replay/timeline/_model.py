@@ -280,17 +280,16 @@ def build_timeline(
         def count(name: str, tick: int, n: int = 1) -> None:
             s = series.get(name)
             if s is None:
-                s = series[name] = _Series(first, bucket)  # type: ignore[arg-type]
+                s = series[name] = _Series(tick if first is None else first, bucket)  # first is set by then
             s.add(tick, n)
 
         chunks = rec.chunks()
         for info, events in chunks:
             for e in events:
-                t = type(e)
-                if t is WireEvent:
+                if isinstance(e, WireEvent):
                     raise RecordingError(f"{path}: holds wire events; the timeline shows handler-call recordings")
                 tick = e.tick
-                if t is CrashMarker:
+                if isinstance(e, CrashMarker):
                     if (from_tick is None or tick >= from_tick) and (to_tick is None or tick <= to_tick):
                         tl.crash = {
                             "callback": e.callback,
@@ -316,9 +315,9 @@ def build_timeline(
                 if tick not in tick_chunks:
                     tick_chunks[tick] = (info.offset, info.index)
                 o = e.outcome
-                if t is not LoopCall:
+                if not isinstance(e, LoopCall):
                     tick_sizes[tick] = tick_sizes.get(tick, 0) + _details.estimate(e)
-                if t is LoopCall:
+                if isinstance(e, LoopCall):
                     tl.loops += 1
                     msgs = e.messages
                     ops = [m.op_code for m in msgs]
@@ -329,7 +328,7 @@ def build_timeline(
                     elif ops:
                         for op in set(ops):
                             count(f"op {op}", tick, ops.count(op))
-                elif t is JoinAttemptCall:
+                elif isinstance(e, JoinAttemptCall):
                     lane = lanes.lane(e.presence)
                     version = (
                         e.metadata.get("client_version", e.metadata.get("v")) if isinstance(e.metadata, dict) else None
@@ -348,13 +347,13 @@ def build_timeline(
                                 {"user_id": e.presence.user_id, "session_id": e.presence.session_id},
                             )
                         )
-                elif t is JoinCall:
+                elif isinstance(e, JoinCall):
                     for p in e.presences:
                         lanes.join(p, tick)
-                elif t is LeaveCall:
+                elif isinstance(e, LeaveCall):
                     for p in e.presences:
                         lanes.leave(p, tick)
-                elif t is SignalCall:
+                elif isinstance(e, SignalCall):
                     reply = o.reply if o is not None else None
                     tl.markers.append(
                         Marker(
@@ -364,7 +363,7 @@ def build_timeline(
                             {"data": e.data, "reply": reply},
                         )
                     )
-                elif t is TerminateCall:
+                elif isinstance(e, TerminateCall):
                     tl.markers.append(
                         Marker(
                             tick,
@@ -373,7 +372,7 @@ def build_timeline(
                             {"grace_seconds": e.grace_seconds},
                         )
                     )
-                elif t is InitCall and o is not None and o.label is not None:
+                elif isinstance(e, InitCall) and o is not None and o.label is not None:
                     label = o.label
                 if e.nondeterministic:
                     count("nondeterministic", tick, len(e.nondeterministic))
@@ -438,11 +437,10 @@ def build_timeline(
 
 
 def _presences_only(e: Any, lanes: _Lanes, first: int) -> None:
-    t = type(e)
-    if t is JoinCall:
+    if isinstance(e, JoinCall):
         for p in e.presences:
             lanes.join(p, first, at_start=True)
-    elif t is LeaveCall:
+    elif isinstance(e, LeaveCall):
         for p in e.presences:
             s = lanes.open.pop(p.session_id, None)
             if s is not None:  # left before the range: not shown

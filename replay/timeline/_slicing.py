@@ -33,6 +33,7 @@ import msgpack
 from recorder.errors import IncompleteRecording, OptionError, RecordingError
 from recorder.format._atomic import atomic_location
 from recorder.format._model import (
+    CALL_TYPES,
     Call,
     CrashMarker,
     InitCall,
@@ -114,20 +115,19 @@ def _scan(path: str, a: int) -> dict[str, Any]:
     with open_for_reading(path) as rec:
         out["header"] = rec.header
         for e in rec.events():
-            t = type(e)
-            if t is WireEvent:
+            if isinstance(e, WireEvent):
                 raise RecordingError(
                     f"{path}: a wire recording; slices are made of handler-call recordings "
                     "(`nakama-replay convert` makes one)"
                 )
-            if t is CrashMarker:
+            if isinstance(e, CrashMarker):
                 out["crash"] = e
                 continue
             tick = e.tick
             out["first"] = tick if out["first"] is None else out["first"]
             out["last"] = tick
             o = e.outcome
-            if t is InitCall and out["init"] is None:
+            if isinstance(e, InitCall) and out["init"] is None:
                 out["init"] = e
                 if o is not None:
                     out["label"] = o.label or ""
@@ -136,20 +136,20 @@ def _scan(path: str, a: int) -> dict[str, Any]:
                 continue
             if o is not None and o.label_updates:
                 out["label"] = o.label_updates[-1]
-            if t is JoinAttemptCall and o is not None and o.accept is not None:
+            if isinstance(e, JoinAttemptCall) and o is not None and o.accept is not None:
                 accepted[e.presence.session_id] = bool(o.accept)
-            elif t is JoinCall:
+            elif isinstance(e, JoinCall):
                 for p in e.presences:
                     if accepted.get(p.session_id, True) and all(q.session_id != p.session_id for q in presences):
                         presences.append(p)
-            elif t is LeaveCall:
+            elif isinstance(e, LeaveCall):
                 for p in e.presences:
                     for i, q in enumerate(presences):
                         if q.session_id == p.session_id and q.node == p.node:
                             presences[i] = presences[-1]
                             presences.pop()
                             break
-            elif t is LoopCall and o is not None and o.snapshot is not None:
+            elif isinstance(e, LoopCall) and o is not None and o.snapshot is not None:
                 out["snapshot_ticks"].append(tick)
                 if tick == a - 1:
                     out["snapshot"], out["digest"] = o.snapshot, o.digest
@@ -173,12 +173,12 @@ def resume_by_replay(
     with open_for_reading(recording) as rec:
         loaded = resolve_handler(handler, rec.header, recording, options.module_path)
         header = rec.header
-        calls: Any = (e for e in rec.events() if type(e) is not CrashMarker and e.tick < a)
+        calls: Any = (e for e in rec.events() if isinstance(e, CALL_TYPES) and e.tick < a)
         if start is not None:
             point = start["point"]
             tags = dict(header.tags) if isinstance(header.tags, dict) else {}
             header = _replace_header(header, {**tags, "slice": {"resume": point}}, header.handler)
-            init = next((e for e in rec.events() if type(e) is Init), None)
+            init = next((e for e in rec.events() if isinstance(e, Init)), None)
             if init is None:
                 raise SliceError(recording, None, f"no match_init before tick {a}")
             first = Init(
@@ -189,7 +189,7 @@ def resume_by_replay(
             later = (
                 e
                 for e in rec.events(from_tick=point["tick"])
-                if type(e) not in (CrashMarker, Init) and point["tick"] <= e.tick < a
+                if isinstance(e, CALL_TYPES) and not isinstance(e, Init) and point["tick"] <= e.tick < a
             )
             calls = itertools.chain((first,), later)
         runtime = MatchRuntime(
@@ -343,12 +343,12 @@ def slice_recording(
     with atomic_location(out) as tmp, open_for_reading(recording) as rec, RecordingWriter(tmp, new_header) as w:
         w.append(first_call)
         for e in rec.events(from_tick=a if a > first else None):
-            if type(e) is CrashMarker:
+            if isinstance(e, CrashMarker):
                 if a <= e.tick <= b:
                     w.append(e)
                     kept_crash = {"callback": e.callback, "tick": e.tick, "error": e.error}
                 continue
-            if e is init or type(e) is InitCall:
+            if isinstance(e, (InitCall, WireEvent)):  # match_init is first_call; wire events: refused by _scan
                 continue
             if e.tick > b:
                 break
@@ -408,7 +408,10 @@ def _resume(
 
     with HandlerProcess(limits) as worker:
         try:
-            return worker.call("replay.timeline._slicing:resume_by_replay", recording, handler, a, options, start)  # type: ignore[no-any-return]
+            point: dict[str, Any] = worker.call(
+                "replay.timeline._slicing:resume_by_replay", recording, handler, a, options, start
+            )
+            return point
         except HandlerDied as exc:
             raise SliceError(
                 recording,

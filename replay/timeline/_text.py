@@ -79,10 +79,8 @@ def format_timeline(tl: Timeline, width: int = 100) -> str:
             if c < cols and v > grouped[c]:
                 grouped[c] = v
         peak = max(grouped) if grouped else 0
-        strip = "".join(
-            _LEVELS[0] if v == 0 else _LEVELS[max(1, round(v / peak * (len(_LEVELS) - 1)))] for v in grouped
-        )
-        out.append(f"{name:<{pad}}{strip}  max {peak}/{'tick' if per * tl.bucket == 1 else f'{per * tl.bucket} ticks'}")
+        bar = "".join(_LEVELS[0] if v == 0 else _LEVELS[max(1, round(v / peak * (len(_LEVELS) - 1)))] for v in grouped)
+        out.append(f"{name:<{pad}}{bar}  max {peak}/{'tick' if per * tl.bucket == 1 else f'{per * tl.bucket} ticks'}")
     marks = [" "] * cols
     for m in tl.markers:
         if first <= m.tick <= last:

@@ -105,10 +105,10 @@ def ingest(
                     progress(path, n)
                 yield r
         for info in infos:
-            r = info.crash_report()
-            if r is not None:
+            found = info.crash_report()
+            if found is not None:
                 report.read["recording"] += 1
-                yield r
+                yield found
         if progress is not None:
             progress("", n)
 

@@ -93,7 +93,7 @@ def _json_items(path: str) -> Iterator[tuple[int, Any] | ReportError]:
             continue
         try:
             yield number, json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             yield ReportError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=path, line=number)
 
 
@@ -177,7 +177,8 @@ def parse_sentry_event(event: Any, source: str = "", line: int = 0) -> CrashRepo
     for key, value in _tags(event).items():
         if key.startswith("nakama.") and key[7:] in CLIENT_FIELDS and key[7:] != "extra":
             fields[key[7:]] = _tag_value(key[7:], value)
-    contexts = event.get("contexts") if isinstance(event.get("contexts"), dict) else {}
+    found = event.get("contexts")
+    contexts = found if isinstance(found, dict) else {}
     nakama = contexts.get("nakama")
     if isinstance(nakama, dict):
         fields.update({k: v for k, v in nakama.items() if k in CLIENT_FIELDS and k != "type"})

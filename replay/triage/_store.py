@@ -652,7 +652,7 @@ class TriageStore:
                 "AND l.client_uid IS NULL"
             )
             for row in self._x(q, part):
-                clients.setdefault(row[0], tuple(row))  # type: ignore[arg-type]
+                clients.setdefault(row[0], tuple(row))
         if not clients:
             return []
         servers: dict[str, list[tuple[str, str, int, int | None]]] = defaultdict(list)
@@ -664,6 +664,7 @@ class TriageStore:
         rows = []
         for uid, gid, mkey, ts, tick in sorted(clients.values()):
             best = None
+            cand: tuple[int, int, int, str, str, str, int | None, int]
             for s_uid, s_gid, s_ts, s_tick in servers.get(mkey, ()):
                 dt = ts - s_ts
                 if tick is not None and s_tick is not None and 0 <= tick - s_tick <= rules.link_ticks:
@@ -706,7 +707,7 @@ class TriageStore:
                 "AND l.client_uid IS NULL"
             )
             for row in self._x(q, (rpc_id, min(times) - after, max(times) + before)):
-                clients.setdefault(row[0], tuple(row))  # type: ignore[arg-type]
+                clients.setdefault(row[0], tuple(row))
         if not clients:
             return []
         spans: dict[str, list[int]] = {}
@@ -719,7 +720,7 @@ class TriageStore:
                 "SELECT ts_ms, uid, group_id FROM reports WHERE kind = 'rpc_error' AND rpc_id = ? AND ts_ms >= ? "
                 "AND ts_ms <= ? ORDER BY ts_ms, uid"
             )
-            servers[rpc_id] = [tuple(row) for row in self._x(q, (rpc_id, lo - before, hi + after))]  # type: ignore[misc]
+            servers[rpc_id] = [tuple(row) for row in self._x(q, (rpc_id, lo - before, hi + after))]
         rows = []
         for uid, gid, rpc_id, ts in sorted(clients.values()):
             candidates = servers.get(rpc_id, [])
@@ -1013,7 +1014,9 @@ class TriageStore:
         return [dict(zip(cols, r)) for r in self._x(q, (gid, gid, limit))]
 
     def counts(self) -> dict[str, int]:
-        one = lambda q: int(self._x(q).fetchone()[0])  # noqa: E731
+        def one(q: str) -> int:
+            return int(self._x(q).fetchone()[0])
+
         return {
             "reports": one("SELECT COUNT(*) FROM reports"),
             "groups": one("SELECT COUNT(*) FROM crash_groups"),

@@ -63,9 +63,9 @@ def _check_range(path: str, span: tuple[int | None, int | None, str], asked: int
 
     first, last, state = span
     part = "" if state == "complete" else f" (its intact part: the recording is {state})"
-    if first is None:
+    if first is None or last is None:
         raise OptionError(option, asked, f"{path} holds no handler calls{part}")
-    if not first <= asked <= last:  # type: ignore[operator]
+    if not first <= asked <= last:
         raise OptionError(option, asked, f"outside the recording's ticks ({first}..{last}){part}")
 
 

@@ -45,7 +45,7 @@ import argparse
 import os
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.cli._args import input_location, positive, whole
 from replay.cli._common import (
@@ -60,6 +60,9 @@ from replay.cli._common import (
     module_paths,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from replay.regression._bisect import BisectResult, Step
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
 EXAMPLES = (
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         versions = b.named_versions(args.versions)
         handler_for = None
+    test: b.CommandTest | b.ReplayTest
     try:
         if args.run:
             test = b.CommandTest(args.run, args.recording, handler_for)
@@ -240,12 +244,12 @@ def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-d
     return f"{prefix} && {command}" if prefix else command
 
 
-def _print_step(step) -> None:  # type: ignore[no-untyped-def]
+def _print_step(step: Step) -> None:
     print(f"  [{step.index:>3}] {step.version.name:<40} {step.verdict.upper():<5} {step.why}")
     sys.stdout.flush()
 
 
-def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+def _print_result(result: BisectResult) -> None:
     print(f"\n{len(result.steps)} versions tested of {len(result.versions)}")
     if result.first_bad is not None:
         print(f"FIRST BAD: {result.first_bad.name}")

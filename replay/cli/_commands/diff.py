@@ -24,7 +24,7 @@ there included); --allow-incomplete draws the verdict from the intact part, --st
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.cli._args import count, input_dir, input_location, whole
 from replay.cli._common import (
@@ -37,6 +37,9 @@ from replay.cli._common import (
     limits,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from replay.diff._calls import MatchDiff
 
 HELP = "first divergent tick and what diverged: replay vs recording, handler vs handler, or a sync test"
 EXAMPLES = (
@@ -106,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     )
     tol = args.float_tolerance
     passes: tuple[str, ...]
+    job_args: tuple[Any, ...]
+    result: MatchDiff
     if args.recorded:
         job, job_args = "diff_recorded", (args.recording, args.handler, options, tol)
         sides = (f"recording {args.recording}", f"replay into {args.handler or 'its handler'}")
@@ -147,6 +152,7 @@ def _supervised(
     extra: tuple[Any, ...] = (args.limit,) if job != "diff_determinism" else (args.limit, lim)
     with HandlerProcess(lim) as worker, replay_progress(args.recording, worker=worker, **shown):
         try:
-            return worker.call(f"replay.diff._calls:{job}", *job_args, *extra)
+            result: MatchDiff = worker.call(f"replay.diff._calls:{job}", *job_args, *extra)
+            return result
         except HandlerDied as exc:
             return match_diff.died(job.removeprefix("diff_"), exc.death, *sides)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from replay.cli._args import output_dir, positive, whole
 from replay.cli._common import (
@@ -43,6 +44,9 @@ from replay.cli._common import (
     print_json,
     resolve_output_dir,
 )
+
+if TYPE_CHECKING:
+    from replay.fuzz._fuzz import FuzzOptions, FuzzReport
 
 HELP = "search generated matches for crashes and write minimal recordings of them"
 EXAMPLES = (
@@ -196,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.findings else 0
 
 
-def _fuzz_seeds(args: argparse.Namespace, options):  # type: ignore[no-untyped-def]
+def _fuzz_seeds(args: argparse.Namespace, options: FuzzOptions) -> FuzzReport:
     import dataclasses
     import os
 

@@ -24,9 +24,13 @@ a record logged twice counts once, and the recordings are the same as a serial r
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from replay.cli._args import input_location, output_dir_location, positive
 from replay.cli._common import add_json_flag, add_progress_flag, print_json
+
+if TYPE_CHECKING:
+    from recorder.capture._ingest import Ingest
 
 HELP = "turn Nakama logs written through the Lua capture module into recordings (one per match)"
 EXAMPLES = (
@@ -166,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if clean else 1
 
 
-def _read_in_parallel(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _read_in_parallel(args: argparse.Namespace) -> Ingest:
     import os
 
     from recorder.capture import ingest_files

@@ -74,16 +74,19 @@ def run(args: argparse.Namespace) -> int:
     options = ReplayOptions(seed=args.seed, module_path=args.module_path, hang_timeout=hang_timeout(args))
     from replay.cli._progress import replay_progress
 
-    shown = {"enabled": not args.no_progress, "passes": ("lua-check: native and perturbed pairs order",)}
+    enabled, passes = not args.no_progress, ("lua-check: native and perturbed pairs order",)
     if args.in_process:
-        with replay_progress(args.recording, **shown):
+        with replay_progress(args.recording, enabled=enabled, passes=passes):
             report = check_pairs_order(args.recording, handler, options)
     else:
         from replay.errors import HandlerDied
         from replay.lua._check import died
         from replay.runtime._supervisor import HandlerProcess
 
-        with HandlerProcess(limits(args)) as worker, replay_progress(args.recording, worker=worker, **shown):
+        with (
+            HandlerProcess(limits(args)) as worker,
+            replay_progress(args.recording, worker=worker, enabled=enabled, passes=passes),
+        ):
             try:
                 report = worker.call("replay.lua._check:check_pairs_order", args.recording, handler, options)
             except HandlerDied as exc:

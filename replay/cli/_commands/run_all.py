@@ -33,7 +33,7 @@ import argparse
 import os
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.cli._args import count, handler_file, positive, whole
 from replay.cli._common import (
@@ -48,6 +48,9 @@ from replay.cli._common import (
     module_paths,
     print_json,
 )
+
+if TYPE_CHECKING:
+    pass
 
 HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, incomplete...)"
 EXAMPLES = (

@@ -517,8 +517,8 @@ def format_show(d: dict[str, Any]) -> str:
             )
     lines.append(f"matches    {d['matches']}")
     for m in d.get("match_list", []):
-        recs = ", ".join(m["recordings"]) if m["recordings"] else "no recording"
-        lines.append(f"  {m['match']}  {m['count']} reports  last {_time(m['last_seen_ms'])}  {recs}")
+        listed = ", ".join(m["recordings"]) if m["recordings"] else "no recording"
+        lines.append(f"  {m['match']}  {m['count']} reports  last {_time(m['last_seen_ms'])}  {listed}")
     recs = d.get("recording_list") or []
     lines.append(f"recordings {len(recs)}")
     for r in recs:
