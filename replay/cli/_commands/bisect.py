@@ -60,9 +60,10 @@ from replay.cli._common import (
     module_paths,
     print_json,
 )
+from replay.report._regression import format_bisect, format_bisect_start, format_bisect_step
 
 if TYPE_CHECKING:
-    from replay.regression._bisect import BisectResult, Step
+    from replay.regression._bisect import Step
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
 EXAMPLES = (
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 limits=None if args.in_process else limits(args),
             )
         if not args.json:
-            print(f"bisecting {len(versions)} versions: {versions[0].name} (good) .. {versions[-1].name} (bad)")
+            print(format_bisect_start(versions), end="")
         on_step = None if args.json else _print_step
         if args.jobs > 1 and isinstance(test, b.CommandTest):
             from replay.regression._batch import load_executor
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        _print_result(result)
+        print(format_bisect(result), end="")
     if result.aborted:
         return 2
     return 0 if result.first_bad is not None else 1
@@ -245,15 +246,5 @@ def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-d
 
 
 def _print_step(step: Step) -> None:
-    print(f"  [{step.index:>3}] {step.version.name:<40} {step.verdict.upper():<5} {step.why}")
+    print(format_bisect_step(step), end="")
     sys.stdout.flush()
-
-
-def _print_result(result: BisectResult) -> None:
-    print(f"\n{len(result.steps)} versions tested of {len(result.versions)}")
-    if result.first_bad is not None:
-        print(f"FIRST BAD: {result.first_bad.name}")
-        print(f"  {result.message}")
-        print(f"reproduce: {result.reproduce}")
-    else:
-        print(("ABORTED: " if result.aborted else "NOT FOUND: ") + result.message)

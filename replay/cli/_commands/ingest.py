@@ -90,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recorder.capture import Ingest, write_matches
     from recorder.errors import LogError
+    from replay.report._recording import format_log_ingest
 
     output_dir_location(args.out)
     for name in args.logs:
@@ -152,21 +153,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0 if clean else 1
-    print(f"read {ingest.stats.lines} lines: {ingest.ours} capture records, {len(damaged)} damaged")
-    for path, m in written:
-        crash = f", crashed in {m.crash.callback} at tick {m.crash.tick}" if m.crash else ""
-        print(f"  match {m.header.match_id} -> {path}")
-        print(f"    {m.header.module or 'module ?'}: {m.calls} calls, {m.ticks} ticks{crash}")
-        for problem in m.problems:
-            print(f"    warning: {problem}")
-    for d in damaged[:20]:
-        print(f"  damaged: {d.describe()}")
-    if len(damaged) > 20:
-        print(f"  ... and {len(damaged) - 20} more damaged lines")
-    for mid in orphans:
-        print(f"  note: match {mid} crashed (Nakama's log line) but has no capture records")
-    if not clean:
-        print("some input was skipped or is missing (see above): exit 1")
+    print(format_log_ingest(ingest, written, orphans, clean), end="")
     return 0 if clean else 1
 
 

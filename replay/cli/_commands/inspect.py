@@ -42,8 +42,6 @@ EXIT_CODES = {
     3: "not complete (the summary is still printed; --allow-incomplete makes it 0, --strict refuses before reading)",
 }
 
-_REASONS = {0: "unknown", 1: "join", 2: "update", 3: "leave", 4: "disconnect"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="a .nkrec file: a path, or a URL (s3://, gs://, memory://, file://)")
@@ -56,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recorder.format import summarize
+    from replay.report._recording import format_inspect
 
     input_location(args.recording, "recording")
     integrity_gate(args.recording, args)
@@ -69,37 +68,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(s.to_json())
         return status
-    print(f"recording  {s.path} ({s.size_bytes} bytes, {s.events} events in {s.chunks} chunks)")
-    print(f"integrity  {s.integrity['summary']}")
-    print(f"match      {s.match_id or '-'}  module {s.module or '-'}  source {s.source or '-'}  ({s.recording_kind})")
-    duration = f"{s.duration_s:.3f} s" if s.duration_s is not None else "-"
-    span = f"ticks {s.first_tick}..{s.last_tick}" if s.first_tick is not None else "no ticks"
-    print(f"ticks      {s.ticks} loops at {s.tick_rate} Hz, {span}, wall duration {duration}")
-    if s.label:
-        print(f"label      {s.label}")
-    if s.redactions:
-        print(f"redacted   {', '.join(s.redactions)}")
-    if s.sockets:
-        print(f"sockets    {s.sockets}")
-    print(f"presences  {len(s.presences)}")
-    for p in s.presences:
-        left = "-" if p.leave_tick is None else f"{p.leave_tick} ({_REASONS.get(p.leave_reason or 0, p.leave_reason)})"
-        joined = "rejected" if p.rejected and p.join_tick is None else ("-" if p.join_tick is None else p.join_tick)
-        version = f"  client {p.client_version}" if p.client_version else ""
-        print(f"  {p.username or p.user_id:<16} session {p.session_id:<12} joined {joined!s:<6} left {left}{version}")
-    print("op codes" + ("   none" if not s.op_codes else ""))
-    for o in s.op_codes:
-        print(f"  {o.op_code:>6}: {o.count} messages, {o.bytes} bytes")
-    if s.signals:
-        print(f"signals    {s.signals}")
-    if s.terminated_at is not None:
-        print(f"terminate  at tick {s.terminated_at}")
-    if s.crash:
-        first_line = s.crash["error"].splitlines()[0] if s.crash["error"] else ""
-        print(f"crash      {s.crash['callback']} at tick {s.crash['tick']}: {first_line}")
-    for d in s.damage:
-        print(
-            f"damage     {d['kind']} at byte offset {d['offset']} (chunk {d['chunk']}): {d['problem']}; "
-            f"{d['events_recovered']} events recovered before it"
-        )
+    print(format_inspect(s), end="")
     return status

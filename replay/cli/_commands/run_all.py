@@ -33,7 +33,7 @@ import argparse
 import os
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from replay.cli._args import count, handler_file, positive, whole
 from replay.cli._common import (
@@ -48,9 +48,6 @@ from replay.cli._common import (
     module_paths,
     print_json,
 )
-
-if TYPE_CHECKING:
-    pass
 
 HELP = "replay many recordings in parallel and sum up (reproduced, crashed, clean, diverged, hung, incomplete...)"
 EXAMPLES = (
@@ -110,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         load_executor,
         run_all,
     )
+    from replay.report._regression import format_run_all
 
     fail_on = {c.strip() for c in args.fail_on.split(",") if c.strip()}
     unknown = fail_on - set(CATEGORIES)
@@ -157,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.to_json())
     else:
-        _print_summary(summary, args.handler, jobs, getattr(executor, "where", None) or args.executor)
+        where = getattr(executor, "where", None) or args.executor
+        print(format_run_all(summary, args.handler, jobs, where), end="")
     counts = summary.counts
     if any(counts[c] for c in fail_on):
         return 1
@@ -176,38 +175,3 @@ def _counting(display: Any) -> Callable[[str], None]:
         display.advance(status="  ".join(f"{k} {counts[k]}" for k in shown))
 
     return update
-
-
-def _print_summary(summary, handler, jobs, executor) -> None:  # type: ignore[no-untyped-def]
-    cwd = os.getcwd()
-
-    def show(path: str) -> str:
-        rel = os.path.relpath(path, cwd)
-        return path if rel.startswith("..") else rel
-
-    where = (
-        f"{jobs} processes"
-        if executor == "process" and jobs > 1
-        else executor
-        if executor != "process"
-        else "1 process"
-    )
-    print(f"replayed {len(summary.results)} recordings into {handler or 'their own handlers'} ({where})")
-    if handler is None:
-        used = Counter(r["handler"] for r in summary.results if r.get("handler"))
-        for path, n in sorted(used.items()):
-            print(f"  handler {show(path)} ({n} recording{'s' if n != 1 else ''})")
-    print()
-    for name, n in summary.counts.items():
-        print(f"  {name:<13} {n:>6}")
-    if summary.signatures:
-        print("\ncrash signatures:")
-        for g in summary.signatures:
-            print(f"  {g['hash']}  {g['count']:>5}  {g['key']}   e.g. {show(g['recordings'][0])}")
-    others = [r for r in summary.results if r["category"] != "clean"]
-    if others:
-        print("\nnot clean:")
-        for r in others[:50]:
-            print(f"  {r['category']:<13} {show(r['path'])}: {r['detail']}")
-        if len(others) > 50:
-            print(f"  ... and {len(others) - 50} more (--json lists all)")

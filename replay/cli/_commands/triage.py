@@ -22,13 +22,18 @@ import argparse
 import os
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from recorder.errors import OptionError
 from replay.cli._args import count, input_file, positive, whole
 from replay.cli._common import add_json_flag, epilog, print_json
+from replay.report._triage import (
+    format_triage_fixed,
+    format_triage_group,
+    format_triage_groups,
+    format_triage_ingest,
+)
 
 HELP = "crash triage: ingest client reports, Sentry events, server logs, recordings; list and show groups"
 EXAMPLES = (
@@ -317,7 +322,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"store": target, **report.to_json(), "totals": totals, "clean": not bad, "exit": code})
     else:
-        print(format_ingest(report, target, totals))
+        print(format_triage_ingest(report, target, totals), end="")
     return code
 
 
@@ -328,26 +333,6 @@ def _ingest_progress(display: Any) -> Any:
         display.set(items, status=f"now {source}" if source else "")
 
     return update
-
-
-def format_ingest(report: Any, target: str, totals: dict[str, int]) -> str:
-    read = ", ".join(f"{n} {kind}" for kind, n in sorted(report.read.items())) or "nothing"
-    lines = [
-        f"store      {target}",
-        f"read       {read}",
-        f"stored     {report.added} new, {report.duplicates} already stored; {report.links} new links; "
-        f"{report.recordings} recordings indexed"
-        + (f"; {report.regressions} regressions" if report.regressions else ""),
-        f"totals     {totals['reports']} reports in {totals['groups']} groups, {totals['links']} links, "
-        f"{totals['recordings']} recordings",
-    ]
-    bad = [str(e) for e in report.bad] + list(report.bad_recordings)
-    if bad:
-        lines.append(f"skipped    {len(bad)} bad items:")
-        lines.extend(f"  {text}" for text in bad[:20])
-        if len(bad) > 20:
-            lines.append(f"  ... and {len(bad) - 20} more (--json lists all)")
-    return "\n".join(lines)
 
 
 def _groups(args: argparse.Namespace) -> int:
@@ -383,77 +368,8 @@ def _groups(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"store": target, "filters": filters, "totals": totals, "groups": groups})
     else:
-        print(format_groups(groups, target, totals, filters))
+        print(format_triage_groups(groups, target, totals, filters), end="")
     return 0
-
-
-def _time(ms: int | None) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _facet(items: list[dict[str, Any]], limit: int = 4) -> str:
-    text = ", ".join(f"{i['value']} ({i['count']})" for i in items[:limit])
-    return text + (f", +{len(items) - limit} more" if len(items) > limit else "")
-
-
-def format_group_lines(g: dict[str, Any]) -> list[str]:
-    lines = [
-        f"{g['group']}  {g['side']:<6}  {g['count']:>7} occurrence{'s' if g['count'] != 1 else ' '}"
-        f"  first {_time(g.get('first_seen_ms'))}  last {_time(g.get('last_seen_ms'))}",
-        f"    {g['title']}",
-    ]
-    parts = []
-    for label, key in (
-        ("versions", "versions"),
-        ("platforms", "platforms"),
-        ("op codes", "op_codes"),
-        ("rpcs", "rpcs"),
-        ("socket", "socket_states"),
-        ("storage", "storage"),
-    ):
-        if g.get(key):
-            parts.append(f"{label} {_facet(g[key])}")
-    parts.append(f"matches {g['matches']}")
-    parts.append(f"recordings {g['recordings']}")
-    lines.append("    " + " · ".join(parts))
-    if g.get("downstream_of"):
-        lines.append(
-            "    downstream of server group "
-            + ", ".join(f"{d['group']} ({d['count']} of {g['total']} reports)" for d in g["downstream_of"])
-        )
-    if g.get("client_symptoms"):
-        lines.append(
-            "    client symptoms: "
-            + ", ".join(f"group {d['group']} ({d['count']} reports)" for d in g["client_symptoms"])
-        )
-    if g.get("fixed_in"):
-        mark = f"    fixed in {g['fixed_in']} (marked {_time(g.get('fixed_at_ms'))})"
-        if g.get("regressions"):
-            mark += f" · REGRESSED: {g['regressions']} occurrences at or after the fix, last {_time(g.get('last_regression_ms'))}"
-        lines.append(mark)
-    return lines
-
-
-def format_groups(groups: list[dict[str, Any]], target: str, totals: dict[str, int], filters: dict[str, Any]) -> str:
-    head = [
-        f"store      {target} ({totals['reports']} reports, {totals['groups']} groups, {totals['links']} links, "
-        f"{totals['recordings']} recordings)"
-    ]
-    if filters:
-        head.append(
-            "filters    " + ", ".join(f"{k} {v}" for k, v in filters.items()) + " (counts are of matching reports)"
-        )
-    if not groups:
-        return "\n".join(
-            [*head, "", "no groups" + (" match these filters" if filters else " yet: run `triage ingest`")]
-        )
-    lines = [*head, ""]
-    for g in groups:
-        lines.extend(format_group_lines(g))
-        lines.append("")
-    return "\n".join(lines).rstrip()
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -467,70 +383,8 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"store": target, **detail})
     else:
-        print(format_show(detail))
+        print(format_triage_group(detail), end="")
     return 0
-
-
-def format_show(d: dict[str, Any]) -> str:
-    lines = [f"group      {d['group']} ({d['side']})", f"signature  {d.get('signature') or '-'}"]
-    if d.get("frames"):
-        lines.append(f"frames     {' < '.join(d['frames'])}")
-    lines.append(
-        f"count      {d['count']} occurrences, first {_time(d.get('first_seen_ms'))}, last {_time(d.get('last_seen_ms'))}"
-    )
-    for label, key in (
-        ("versions", "versions"),
-        ("platforms", "platforms"),
-        ("op codes", "op_codes"),
-        ("rpcs", "rpcs"),
-        ("socket", "socket_states"),
-        ("storage", "storage"),
-    ):
-        if d.get(key):
-            lines.append(f"{label:<10} {_facet(d[key], 20)}")
-    if d.get("fixed_in"):
-        lines.append(
-            f"fixed in   {d['fixed_in']}"
-            + (f", REGRESSED: {d['regressions']} occurrences at or after it" if d.get("regressions") else "")
-        )
-    if d.get("downstream_of"):
-        lines.append("downstream of server group:")
-        lines.extend(f"  {x['group']}: {x['count']} of {d['total']} reports" for x in d["downstream_of"])
-    if d.get("client_symptoms"):
-        lines.append("client symptoms (client groups downstream of this one):")
-        lines.extend(f"  {x['group']}: {x['count']} reports" for x in d["client_symptoms"])
-    if d.get("links_list"):
-        lines.append("evidence (first links):")
-        for link in d["links_list"][:10]:
-            ticks = f", {link['delta_ticks']} ticks" if link["delta_ticks"] is not None else ""
-            where = f"rpc {link['rpc_id']}" if link["rule"] == "rpc" else f"match {link['match_key']}"
-            lines.append(
-                f"  {where}: client {link['client_uid']} {link['delta_ms']} ms{ticks} after "
-                f"server {link['server_uid']} (rule {link['rule']})"
-            )
-    if d.get("examples"):
-        lines.append("latest:")
-        for e in d["examples"]:
-            where = f"{e['source']}:{e['line']}" if e.get("line") else (e.get("source") or "")
-            lines.append(
-                f"  {_time(e['ts_ms'])}  {(e.get('error') or '').splitlines()[0][:100] if e.get('error') else ''}  [{where}]"
-            )
-    lines.append(f"matches    {d['matches']}")
-    for m in d.get("match_list", []):
-        listed = ", ".join(m["recordings"]) if m["recordings"] else "no recording"
-        lines.append(f"  {m['match']}  {m['count']} reports  last {_time(m['last_seen_ms'])}  {listed}")
-    recs = d.get("recording_list") or []
-    lines.append(f"recordings {len(recs)}")
-    for r in recs:
-        crash = (
-            f"crash {r['crash_callback']} at tick {r['crash_tick']}" if r.get("crash_callback") else "no crash marker"
-        )
-        lines.append(f"  {r['location']}  {r['integrity']}, {r['ticks']} ticks, {crash}")
-    if recs:
-        lines.append(
-            f"reproduce  nakama-replay reproduce --group {d['group']} --handler HANDLER   (picks {recs[0]['location']})"
-        )
-    return "\n".join(lines)
 
 
 def _fixed(args: argparse.Namespace) -> int:
@@ -541,7 +395,7 @@ def _fixed(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"store": target, **summary})
     else:
-        print("\n".join(format_group_lines(summary)))
+        print(format_triage_fixed(summary), end="")
     return 0
 
 
