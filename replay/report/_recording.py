@@ -60,7 +60,7 @@ def format_inspect(s: Summary) -> str:
 
 
 def format_log_ingest(
-    ingest: Ingest, written: Sequence[tuple[Path, IngestedMatch]], orphans: Sequence[str], clean: bool
+    ingest: Ingest, written: Sequence[tuple[Path | str, IngestedMatch]], orphans: Sequence[str], clean: bool
 ) -> str:
     """What ``ingest`` read and wrote: each recording with its calls, ticks, crash and warnings, the damaged
     lines (the first 20), crashes without capture records, and whether anything was skipped (``clean``)."""
