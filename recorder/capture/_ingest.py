@@ -603,8 +603,8 @@ class _Builder:
                         _whole(received, f"{at}[4]"),
                     )
                 )
-            outcome = None if lean else self._outcome(o, where=where)
-            call = LoopCall(tick, tuple(messages), outcome, nd)  # type: ignore[arg-type]
+            loop_outcome = None if lean else self._outcome(o, where=where)
+            call = LoopCall(tick, tuple(messages), loop_outcome, nd)
             self.loops += 1
         elif kind == "signal":
             reply = o.get("rp")
