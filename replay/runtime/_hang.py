@@ -147,8 +147,8 @@ class Beacon:
 
     __slots__ = ("slots",)
 
-    def __init__(self, slots: memoryview) -> None:
-        self.slots = slots  # int64 items (memoryview.cast("q")) over a shared mapping
+    def __init__(self, slots: memoryview | list[int]) -> None:
+        self.slots = slots  # int64 items (memoryview.cast("q")) over a shared mapping, or a plain list
 
     def enter(self, callback: str, tick: int) -> None:
         s = self.slots
@@ -197,7 +197,7 @@ class ProgressBeacon(Beacon):
     __slots__ = ()
 
     def __init__(self) -> None:
-        super().__init__([0] * Beacon.SLOTS)  # type: ignore[arg-type]
+        super().__init__([0] * Beacon.SLOTS)
 
     def enter(self, callback: str, tick: int) -> None:
         self.slots[2] = tick

@@ -45,7 +45,7 @@ import argparse
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from replay.cli._args import input_location, positive, whole
 from replay.cli._common import (
@@ -63,7 +63,9 @@ from replay.cli._common import (
 from replay.report._regression import format_bisect, format_bisect_start, format_bisect_step
 
 if TYPE_CHECKING:
-    from replay.regression._bisect import Step
+    from collections.abc import Callable
+
+    from replay.regression._bisect import CommandTest, GitSource, ReplayTest, Step, Version
 
 HELP = "find the first handler or client version that brings the crash (git bisect over versions)"
 EXAMPLES = (
@@ -217,22 +219,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.first_bad is not None else 1
 
 
-def _with_progress(test: Any, recording: str) -> Any:
+def _with_progress(test: ReplayTest, recording: str) -> Callable[[Version], tuple[str, str]]:
     """``test`` showing the replay's ticks within each step on stderr (``replay.cli._progress``)."""
     from replay.cli._progress import replay_progress
 
     done = [0]
 
-    def step(version: Any) -> tuple[str, str]:
+    def step(version: Version) -> tuple[str, str]:
         done[0] += 1
         label = f"bisect step {done[0]}: {version.name}"
         with replay_progress(recording, enabled=True, passes=(label,), worker=test.worker):
-            return test(version)  # type: ignore[no-any-return]
+            return test(version)
 
     return step
 
 
-def _reproduce(args, version, test, source) -> str:  # type: ignore[no-untyped-def]
+def _reproduce(
+    args: argparse.Namespace, version: Version, test: CommandTest | ReplayTest, source: GitSource | None
+) -> str:
     """A shell command that shows the first bad version misbehaving."""
     from replay.regression import _bisect as b
 
