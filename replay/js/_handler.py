@@ -165,6 +165,7 @@ class JsHandler:
             raise HandlerLoadError(self.path, reply["problem"])
         self.matches: list[str] = reply["matches"]
         self.rpcs: list[str] = reply["rpcs"]
+        self.match: str | None
         if self._wanted is not None:
             if self._wanted not in self.matches:
                 known = ", ".join(self.matches) or "none"
@@ -232,13 +233,14 @@ class JsHandler:
                 self._free(free)
             if send_ctx is not None:
                 self._set_ctx(send_ctx)
-            return invoke(match, name, slot, float(tick), args_json, with_json)
+            reply: str = invoke(match, name, slot, float(tick), args_json, with_json)
+            return reply
 
         self._last_json = None
         reply = self._engine.run(call)
         self._eager_json = False
         head, _, state_json = reply.partition("\n")
-        body = json.loads(head[1:])
+        body: list[Any] = json.loads(head[1:])
         if reply[0] == "x":
             text, stack, _ = body
             raise JsError(text, stack, js_error_class(text))
