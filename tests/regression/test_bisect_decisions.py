@@ -13,7 +13,7 @@ import pytest
 
 from replay.errors import BisectError
 from replay.regression import GitSource, Version
-from replay.regression._bisect import ABORT, BAD, GOOD, SKIP, CommandTest, ReplayTest
+from replay.regression._bisect import ABORT, BAD, GOOD, SKIP, CommandTest, ReplayTest, kary_bisect
 from replay.runtime import Crash, Limits, ReplayOptions
 from tests.common.paths import ROOT
 
@@ -68,6 +68,21 @@ def test_a_command_the_executor_could_not_run_aborts_naming_it(tmp_path: Path) -
         [(verdict, why)] = test.many([V], pool)
     assert verdict == ABORT
     assert why.startswith("the command 'true v1' could not be run: FileNotFoundError: "), why
+
+
+def test_check_ends_with_several_jobs_tests_both_ends_once_in_the_first_round() -> None:
+    """``--check-ends -j K``: the first round is the two ends; the first version is not tested again, and the
+    search goes on from them to the first bad version."""
+    versions = [Version(f"v{i}", str(i)) for i in range(10)]
+    rounds: list[list[int]] = []
+
+    def test_many(chosen: list[Version]) -> list[tuple[str, str]]:
+        rounds.append([int(v.ref) for v in chosen])
+        return [(BAD, "bad") if int(v.ref) >= 7 else (GOOD, "good") for v in chosen]
+
+    result = kary_bisect(versions, test_many, 2, check_ends=True)
+    assert rounds[0] == [0, 9] and sum(r.count(0) for r in rounds) == 1
+    assert result.first_bad_index == 7 and not result.aborted
 
 
 def test_a_relative_program_without_cwd_is_looked_up_in_the_current_directory(
