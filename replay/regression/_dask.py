@@ -61,7 +61,6 @@ class DaskExecutor:
                 )
                 self.client = Client(self.cluster)
             self.where = f"dask local cluster, {workers} worker processes"
-            self.workers = workers
         else:
             address = ("tls://" if spec.startswith("dask+tls://") else "tcp://") + spec.split("://", 1)[1]
             try:

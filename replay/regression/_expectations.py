@@ -138,13 +138,14 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
     """The expectation for a recording: its ``.expect.toml`` (beside it, also at a URL), else its header's
     ``expect`` tag, else None."""
     from recorder.storage import local_path, read_small, sibling
+    from replay.runtime._handlers import split_spec
 
     if local_path(recording) is None:  # a recording at a URL: its .expect.toml is the object beside it
         remote = sibling(recording, Path(str(recording).rsplit("/", 1)[-1]).stem + EXPECT_SUFFIX)
         raw = read_small(remote)
         if raw is not None:
             expectation = parse_expectation(_toml(raw, remote), remote, Path("."))
-            if expectation.handler is not None and not Path(expectation.handler.split(":")[0]).is_absolute():
+            if expectation.handler is not None and not split_spec(expectation.handler)[0].is_absolute():
                 raise ExpectationError(
                     remote,
                     "handler",
