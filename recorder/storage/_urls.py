@@ -6,8 +6,9 @@ operating system's ``open``, as before; every other scheme through fsspec (``s3:
 ``s3`` extra; ``gs://`` needs ``gcsfs``).
 
 Reading streams: ``open_input`` hands the reader a seekable file object that fetches blocks on demand
-(fsspec's read-ahead cache, ``BLOCK_SIZE`` per request), so a reader that stops after the header, or after
-the first damaged chunk, fetches only what it read; a recording is never downloaded whole first.
+(``BLOCK_SIZE`` per ranged read), so a reader that stops after the header, or after the first damaged chunk,
+fetches only what it read; a recording is never downloaded whole first. The first ranged read also tells the
+size of an object smaller than a block (fewer bytes come back), so a small recording costs one request.
 
 Writing commits on close (``open_output``): an object store has no append, and a reader must never take a
 half-written object for a recording. The bytes go to the key ``NAME.incomplete.tmp`` beside the final one;
@@ -25,7 +26,6 @@ locations end up in reports, JSON and logs.
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 import re
@@ -123,35 +123,104 @@ def kind_of(location: str | os.PathLike[str]) -> str | None:
     return "dir" if info.get("type") == "directory" else "file"
 
 
+def _first_block(fs: Any, key: str, location: str | os.PathLike[str]) -> bytes:
+    """The object's first ``BLOCK_SIZE`` bytes, in one ranged read: all of it when fewer come back.
+    Raises ``FileNotFoundError`` when there is no object at ``key`` (also when it is a prefix)."""
+    try:
+        return bytes(fs.cat_file(key, start=0, end=BLOCK_SIZE))
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(location) from None
+    except Exception as exc:  # network, permissions: the backend's words, without credentials
+        problem = exc
+    try:  # S3 refuses any range of an empty object ("range not satisfiable"): ask what is there
+        if fs.info(key).get("size") == 0:
+            return b""
+    except Exception:
+        pass
+    raise StorageError(f"{location}: cannot be opened: {type(problem).__name__}: {problem}") from None
+
+
+class _RangedFile(io.RawIOBase):
+    """A read-only, seekable object of known size, fetched ``BLOCK_SIZE`` bytes per ranged read as the reader
+    reaches them (the first block is already here: the read that found the object)."""
+
+    def __init__(self, fs: Any, key: str, location: str, size: int, first: bytes) -> None:
+        super().__init__()
+        self._fs, self._key, self._location = fs, key, location
+        self.size = size
+        self._block_start, self._block = 0, first
+        self._pos = 0
+        self.requested_bytes = len(first)  # what was fetched so far (tests check that a header read is cheap)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            at = self._pos - self._block_start
+            if not 0 <= at < len(self._block):
+                self._fetch(self._pos)
+                at = 0
+                if not self._block:  # the object shrank under us: what is left reads as its end
+                    break
+            take = min(len(view) - done, len(self._block) - at)
+            view[done : done + take] = self._block[at : at + take]
+            done += take
+            self._pos += take
+        return done
+
+    def _fetch(self, start: int) -> None:
+        end = min(start + BLOCK_SIZE, self.size)
+        try:
+            data = bytes(self._fs.cat_file(self._key, start=start, end=end))
+        except Exception as exc:
+            raise StorageError(
+                f"{self._location}: cannot be read at byte {start}: {type(exc).__name__}: {exc}"
+            ) from None
+        self._block_start, self._block = start, data
+        self.requested_bytes += len(data)
+
+
 def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
-    """A seekable binary file object and its size in bytes. URLs stream block by block (``BLOCK_SIZE``):
-    one metadata request, then one ranged read per block reached. Raises ``FileNotFoundError`` or
-    ``IsADirectoryError`` (a folder, or a prefix with objects below it)."""
+    """A seekable binary file object and its size in bytes. URLs: one ranged read of the first ``BLOCK_SIZE``
+    bytes, which is the whole object when fewer come back (one request for a small recording); a bigger one
+    then costs one metadata request for its size and one ranged read per further block reached. Raises
+    ``FileNotFoundError`` or ``IsADirectoryError`` (a folder, or a prefix with objects below it)."""
     path = local_path(location)
     if path is not None:
         f = open(path, "rb")
         return f, os.fstat(f.fileno()).st_size
     fs, key = _filesystem(str(location))
     try:
-        info = fs.info(key)  # one request: what it is and its size, which the file then need not ask again
-        if info.get("type") == "directory":
-            raise IsADirectoryError(location)
-        known = {"size": info["size"]} if "size" in inspect.signature(fs._open).parameters else {}
-        f = fs.open(key, "rb", block_size=BLOCK_SIZE, cache_type="readahead", **known)
-        if known and isinstance(getattr(type(f), "details", None), property):
-            try:
-                f.details = info  # fsspec's buffered files ask for it again on the first read otherwise
-            except AttributeError:  # a read-only property on some backend: it asks once more, no harm
-                pass
-    except (FileNotFoundError, IsADirectoryError):
+        first = _first_block(fs, key, location)
+    except FileNotFoundError:
+        if kind_of(location) == "dir":
+            raise IsADirectoryError(location) from None
+        raise
+    if len(first) < BLOCK_SIZE:
+        return io.BytesIO(first), len(first)
+    try:
+        size = int(fs.info(key)["size"])
+    except FileNotFoundError:  # deleted between the two requests
         raise
     except Exception as exc:
         raise StorageError(f"{location}: cannot be opened: {type(exc).__name__}: {exc}") from None
-    size = getattr(f, "size", None)
-    if size is None:
-        size = f.seek(0, io.SEEK_END)
-        f.seek(0)
-    return f, int(size)
+    return cast(IO[bytes], io.BufferedReader(_RangedFile(fs, key, str(location), size, first))), size
 
 
 class _CommitOnClose(io.RawIOBase):
@@ -230,6 +299,13 @@ def read_small(location: str | os.PathLike[str], *, limit: int = 16 << 20) -> by
                 f"{location}: {p.stat().st_size} bytes, more than the {limit} a file of this kind may hold"
             )
         return p.read_bytes()
+    fs, key = _filesystem(str(location))
+    try:
+        first = _first_block(fs, key, location)  # one request: an absent file is the usual case
+    except FileNotFoundError:
+        return None
+    if len(first) < BLOCK_SIZE:
+        return first
     try:
         f, size = open_input(location)
     except (FileNotFoundError, IsADirectoryError):

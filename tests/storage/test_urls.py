@@ -16,7 +16,7 @@ from recorder.errors import RecordingError
 from recorder.format import RecordingWriter, open_recording, read_events, verify
 from recorder.storage import BLOCK_SIZE, StorageError, find_files, is_url, kind_of, local_path, open_input
 from replay.cli import main
-from replay.regression import CATEGORIES, find_recordings, reproduce_one, run_all
+from replay.regression import CATEGORIES, find_recordings, load_expectation, reproduce_one, run_all
 from tests.common.clusters import SERVER_LOGS
 from tests.common.paths import HANDLERS, RECORDINGS
 
@@ -97,7 +97,17 @@ def test_s3_recording_reads_as_the_local_file_does(bucket):
         open_recording(f"{bucket}/prefix")
 
 
-def test_s3_reading_streams_block_by_block(bucket):
+def _requests(s3_env: str, url: str, action) -> list[str]:
+    """The HTTP methods the S3 server saw for ``url``'s key while ``action()`` ran."""
+    log = SERVER_LOGS[s3_env]
+    before = len(log.read_text().splitlines())
+    action()
+    key = url[len("s3://") :] if url.startswith("s3://") else url
+    seen = [line for line in log.read_text().splitlines()[before:] if f"/{key} " in line or f"/{key}?" in line]
+    return [line.split('"')[1].split()[0].lstrip("\x1b[0123456789;m") for line in seen]
+
+
+def test_s3_reading_streams_block_by_block(bucket, s3_env):
     """A header read fetches about one block of a recording many blocks long; a full walk fetches it all."""
     header, events = read_events(CLEAN)
     fs = fsspec.filesystem("s3")
@@ -109,22 +119,48 @@ def test_s3_reading_streams_block_by_block(bucket):
     assert size > 6 * BLOCK_SIZE
     with open_recording(url) as rec:
         assert rec.header == header
-        fetched = rec._file.cache.total_requested_bytes
+        fetched = rec._file.raw.requested_bytes
         assert fetched <= 2 * BLOCK_SIZE, f"{fetched} bytes fetched to read a header"
         assert rec.integrity().state == "complete"
-        assert rec._file.cache.total_requested_bytes >= size - BLOCK_SIZE
+        assert rec._file.raw.requested_bytes >= size - BLOCK_SIZE
+    seen = _requests(s3_env, url, lambda: read_events(url))
+    blocks = -(-size // BLOCK_SIZE)
+    assert seen == ["GET", "HEAD"] + ["GET"] * (blocks - 1), seen
 
 
-def test_s3_reading_a_small_recording_costs_one_head_and_one_get(bucket, s3_env):
-    """What the server saw while a recording was opened, walked to its end and replayed."""
+def test_s3_reading_a_small_recording_costs_one_get(bucket, s3_env):
+    """What the server saw while a recording was opened, walked to its end and replayed: one ranged read,
+    which tells the size of an object smaller than a block; and one for its absent expectation."""
     url = _upload(bucket, "small.nkrec", CLEAN.read_bytes())
-    log = SERVER_LOGS[s3_env]
-    before = len(log.read_text().splitlines())
-    result = reproduce_one(url, str(HANDLERS / "arena.py"), {"seed": 0}, None)
+    result: dict = {}
+    seen = _requests(
+        s3_env, url, lambda: result.update(reproduce_one(url, str(HANDLERS / "arena.py"), {"seed": 0}, None))
+    )
     assert result["category"] == "clean"
-    key = url[len("s3://") :]
-    seen = [line for line in log.read_text().splitlines()[before:] if f"/{key} " in line]
-    assert [line.split('"')[1].split()[0].lstrip("\x1b[0123456789;m") for line in seen] == ["HEAD", "GET"], seen
+    assert seen == ["GET"], seen
+    expect = url.removesuffix(".nkrec") + ".expect.toml"
+    assert _requests(s3_env, expect, lambda: load_expectation(url)) == ["GET"]
+    assert load_expectation(url) is None
+
+
+def test_s3_small_reads_agree_with_the_bytes_at_every_size(bucket):
+    """Objects just below, at and above one block read back whole, and a seek past the first block works."""
+    fs = fsspec.filesystem("s3")
+    for size in (0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 2 * BLOCK_SIZE + 7):
+        data = bytes((i * 7 + size) % 251 for i in range(size))
+        fs.pipe(f"{bucket}/sizes/{size}.bin", data)
+        f, reported = open_input(f"{bucket}/sizes/{size}.bin")
+        with f:
+            assert reported == size
+            assert f.read() == data
+            f.seek(max(size - 3, 0))
+            assert f.read(10) == data[max(size - 3, 0) :]
+            f.seek(0)
+            assert f.read(5) == data[:5]
+    with pytest.raises(IsADirectoryError):
+        open_input(f"{bucket}/sizes")
+    with pytest.raises(FileNotFoundError):
+        open_input(f"{bucket}/sizes/none.bin")
 
 
 def test_s3_writer_commits_on_close_only(bucket):
