@@ -345,12 +345,13 @@ class GitSource:
         return handler if handler.is_file() else None
 
     def checkout_command(self, version: Version) -> tuple[str, str]:
-        """A shell command writing ``version``'s handler folder to /tmp, and the handler path it gives."""
-        where = f"/tmp/nkreplay-bisect-{version.ref[:10]}"
+        """A shell command writing ``version``'s handler folder below the temp folder (``$TMPDIR``, else /tmp,
+        as when the command is printed), and the handler path it gives."""
+        where = os.path.join(tempfile.gettempdir(), f"nkreplay-bisect-{version.ref[:10]}")
         specs = " ".join(shlex.quote(s) for s in self.pathspecs(version) or [self.path])
         command = (
-            f"mkdir -p {where} && git -C {shlex.quote(str(self.repo))} archive {version.ref[:12]} -- {specs} "
-            f"| tar -x -C {where}"
+            f"mkdir -p {shlex.quote(where)} && git -C {shlex.quote(str(self.repo))} archive {version.ref[:12]} "
+            f"-- {specs} | tar -x -C {shlex.quote(where)}"
         )
         return command, f"{where}/{self.path}"
 

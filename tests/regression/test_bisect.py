@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,10 @@ def _run_json(capsys, *argv: str) -> tuple[int, dict]:
     return code, json.loads(out) if out.strip() else {}
 
 
-def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, capsys):
+def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, capsys, monkeypatch):
+    # the printed command checks revision 7 out below the temp folder: this test's own, not a /tmp folder whose
+    # name (the revision's sha, the same in every run) a concurrent run of the suite shares and removes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     repo = _repo(tmp_path)
     shas = []
     for i in range(1, 11):
@@ -88,7 +93,7 @@ def test_ten_revisions_bug_at_seven_found_in_at_most_four_replays(tmp_path, caps
     )
     assert proc.returncode == 0, proc.stderr
     assert "REPRODUCED: match_loop crashed at tick 58, as recorded" in proc.stdout
-    subprocess.run(["rm", "-rf", f"/tmp/nkreplay-bisect-{shas[6][:10]}"], check=False)
+    assert (tmp_path / f"nkreplay-bisect-{shas[6][:10]}" / "modules" / "arena.py").is_file()
 
 
 LUA_BUGGY = (ROOT / "fixtures" / "handlers" / "arena.lua").read_text()
@@ -143,7 +148,8 @@ def test_text_output_names_each_step_and_the_first_bad(tmp_path, capsys):
     assert code == 0
     assert f"FIRST BAD: {shas[2][:10]} r2" in out
     assert "GOOD  ran to the end without the crash" in out and "BAD   match_loop crashed at tick 58" in out
-    assert "reproduce: mkdir -p /tmp/nkreplay-bisect-" in out
+    checkout = os.path.join(tempfile.gettempdir(), f"nkreplay-bisect-{shas[2][:10]}")
+    assert f"reproduce: mkdir -p {shlex.quote(checkout)} && git" in out
 
 
 def test_siblings_are_materialised_and_broken_revisions_skipped(tmp_path, capsys):
