@@ -646,7 +646,7 @@
         else r = fn(matchCtx, logger, nk, dispatcher, tick, state, args);
       }
     } catch (e) {
-      var d = describe(e, callback);
+      var d = describe(e, (fn && fn.name) || callback); // goja names the function that threw, not the callback
       return flat(["x", JSON.stringify([d.text, d.stack, d.name])]);
     }
     var result = outcome(callback, r, slot);
@@ -726,7 +726,7 @@
       var out = fn(nativeParse(ctxJson), logger, nk, payload);
       return flat(["r", JSON.stringify([null, out === undefined || out === null ? "" : String(out)])]);
     } catch (e) {
-      var d = describe(e, id);
+      var d = describe(e, fn.name || id);
       return flat(["x", JSON.stringify([d.text, d.stack, d.name])]);
     }
   });

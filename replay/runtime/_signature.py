@@ -135,10 +135,12 @@ _JS_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("not defined", re.compile(r"^ReferenceError: '?(?P<p>[\w$]+)'? is not defined")),
     ("stack overflow", re.compile(r"^RangeError: Maximum call stack size exceeded")),
 )
-# the crash text Nakama logs for a JS callback: "<value> at <top frame>", the frame "f (index.js:1:2(3))",
-# "index.js:1:2(3)" or "f (native)"; the replay writes the same without goja's "(pc)"
+# the crash text Nakama logs for a JS callback: "<value> at <top frame>" (goja's Exception.Error(): a value of
+# several lines keeps the frame at the end of its last), the frame "f (index.js:1:2(3))", "index.js:1:2(3)" or
+# "f (native)"; the replay writes the same without goja's "(pc)", and "f (index.js)" for a thrown non-Error,
+# whose position QuickJS does not keep
 _JS_AT = re.compile(
-    r" at (?:(?P<func>[\w$.<>]+) )?\(?(?:(?P<file>[^\s():]+\.[jt]s):\d+:\d+(?:\(\d+\))?|(?P<native>native))\)?$"
+    r" at (?:(?P<func>[\w$.<>]+) )?\(?(?:(?P<file>[^\s():]+\.[jt]s)(?::\d+:\d+(?:\(\d+\))?)?|(?P<native>native))\)?$"
 )
 _JS_NAME = re.compile(r"^(?P<name>\w*(?:Error|Exception)): ")
 
@@ -155,7 +157,7 @@ def js_error_class(text: str) -> str:
         if m is not None:
             prop = m.groupdict().get("p")
             if prop and name != "not a function" and name != "not defined":
-                return f"js:{name} '{normalise_message(prop)}'" if not prop.isdigit() else f"js:{name} '<n>'"
+                return f"js:{name} '{normalise_message(prop)}'"
             return f"js:{name}"
     named = _JS_NAME.match(message)
     if named is not None:
@@ -163,11 +165,17 @@ def js_error_class(text: str) -> str:
     return "js:throw " + normalise_message(message)
 
 
+def _js_top(text: str) -> re.Match[str] | None:
+    """The `` at <frame>`` ending of a JS crash text, at the end of its last line (goja's ``Exception.Error()``
+    appends it to the whole value, however many lines that has)."""
+    return _JS_AT.search(text.strip().splitlines()[-1]) if text.strip() else None
+
+
 def _js_frames(text: str, stack: str) -> tuple[str, ...]:
-    """The top frame of a JS crash text, then the stack's frames: ``index.js:matchLoop``, ``native:parse``."""
+    """The top frame of a JS crash text (at the end of its last line), then the stack's frames:
+    ``index.js:matchLoop``, ``native:parse``."""
     frames: list[str] = []
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    at = _JS_AT.search(first)
+    at = _js_top(text)
     if at is not None:
         frames.append(_js_frame(at))
     for line in stack.splitlines()[1:]:
@@ -280,8 +288,8 @@ class CrashSignature:
             return cls(callback, lua_error_class(message), _lua_frames(pos_file, rest), op_code)
         if error_type == "Hang" or (error_type is None and _HANG_TEXT.match(first)):
             return cls(callback, "Hang", (), op_code)
-        if _JS_AT.search(first) is not None or (error_type or "").startswith("js:"):
-            return cls(callback, js_error_class(first), _js_frames(first, traceback), op_code)
+        if _js_top(error) is not None or (error_type or "").startswith("js:"):
+            return cls(callback, js_error_class(error), _js_frames(error, traceback), op_code)
         if error_type == "HandlerError":  # a broken Nakama rule: the message is the class
             return cls(callback, "HandlerError " + normalise_message(first), (), op_code)
         frames = _python_frames(traceback) or _python_frames(error)

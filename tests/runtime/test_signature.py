@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from replay.runtime import Crash, CrashSignature, lua_error_class, parse_crash_log_line, reproduce, same_crash
+from replay.runtime import (
+    Crash,
+    CrashSignature,
+    js_error_class,
+    lua_error_class,
+    parse_crash_log_line,
+    reproduce,
+    same_crash,
+)
 from replay.runtime._signature import normalise_message
 from tests.common.paths import DATA, ROOT
 
@@ -72,10 +80,11 @@ def test_python_frames_skip_the_standard_library_and_line_numbers():
 def test_error_type_from_the_text_when_not_given():
     sig = CrashSignature.from_error("match_join", "KeyError: 'abc'", "")
     assert sig.error_type == "KeyError" and sig.location == "?"
+    # a text ending with a JavaScript frame is a JavaScript error: its class, as a replayed one gets it
     js = CrashSignature.from_error(
         "match_loop", "TypeError: Cannot read property 'hp' of undefined\n    at matchLoop (index.js:88:12(40))"
     )
-    assert (js.error_type, js.frames) == ("TypeError", ("index.js:matchLoop",))
+    assert (js.error_type, js.frames) == ("js:read property 'hp'", ("index.js:matchLoop",))
 
 
 def test_puc_lua_and_gopher_lua_texts_of_one_error_agree():
@@ -441,3 +450,36 @@ def test_one_parser_reads_crash_lines_for_signatures_and_ingest() -> None:
         mid, marker = crash_of(entry)
         assert (logged.mid, logged.tick, logged.callback) == (mid, marker.tick, marker.callback)
         assert logged.error.startswith(marker.error) and logged.error.endswith(marker.traceback)
+
+
+# -- JavaScript (real goja crash lines: tests/js/test_js_signatures.py) ---------------------------------------
+
+TS_REC = ROOT / "fixtures" / "recordings" / "arena-ts-reconnect-crash.nkrec"
+
+
+def test_a_js_recording_keeps_its_frames_and_op_code() -> None:
+    assert CrashSignature.of_recording(TS_REC) == CrashSignature(
+        "match_loop", "js:read property 'pos'", ("index.js:handleInput", "index.js:arenaLoop"), op_code=1
+    )
+
+
+def test_frames_of_gojas_stack_format() -> None:
+    """goja's ``e.stack`` (builtin_error.go formatStack, StackFrame.WriteToValueBuilder): a line per frame,
+    ``\\tat f (index.js:1:2(3))``, ``\\tat index.js:1:2(3)`` for an anonymous function, ``\\tat f (native)`` and
+    ``\\tat native`` for Go functions; a frame repeated (recursion) counts once, three frames at most."""
+    text = "TypeError: Cannot read property 'x' of undefined at r (index.js:8:34(12))"
+    stack = (
+        "TypeError: Cannot read property 'x' of undefined\n\tat r (index.js:8:34(12))\n\tat r (index.js:8:52(20))\n"
+        "\tat native\n\tat forEach (native)\n\tat index.js:9:12(7)\n"
+    )
+    sig = CrashSignature.from_error("match_loop", text, stack)
+    assert sig.frames == ("index.js:r", "native", "native:forEach")
+    anonymous = "\tat index.js:9:12(7)\n\tat forEach (native)\n"
+    sig = CrashSignature.from_error("match_loop", "Error: x at index.js:9:12(7)", "Error: x\n" + anonymous)
+    assert sig.frames == ("index.js", "native:forEach")
+
+
+def test_an_empty_js_error_text_is_a_class_not_an_exception() -> None:
+    """A crash whose text is empty (nothing was thrown that prints) still gets a signature."""
+    assert js_error_class("") == js_error_class(" \n") == "js:throw "
+    assert CrashSignature.from_error("match_loop", "", error_type="js:throw ").frames == ()
