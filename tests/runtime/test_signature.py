@@ -85,6 +85,11 @@ def test_error_type_from_the_text_when_not_given():
         "match_loop", "TypeError: Cannot read property 'hp' of undefined\n    at matchLoop (index.js:88:12(40))"
     )
     assert (js.error_type, js.frames) == ("js:read property 'hp'", ("index.js:matchLoop",))
+    # a stack given apart from a text that names no frame: its frames as file:function (file alone when anonymous)
+    other = CrashSignature.from_error(
+        "match_loop", "TypeError: boom", "TypeError: boom\n    at step (lib/engine.js:3:9)\n    at index.js:88:12\n"
+    )
+    assert (other.error_type, other.frames) == ("TypeError", ("engine.js:step", "index.js"))
 
 
 def test_puc_lua_and_gopher_lua_texts_of_one_error_agree():
