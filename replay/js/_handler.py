@@ -28,6 +28,7 @@ import hmac
 import json
 import os
 import weakref
+from base64 import b64encode
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +314,7 @@ class JsHandler:
                 m.sender.username,
                 m.sender.node,
                 m.op_code,
-                None if m.data is None else m.data.decode("latin-1"),
+                None if m.data is None else b64encode(m.data).decode("ascii"),
                 bool(m.reliable),
                 float(m.receive_time_ms),
             ]

@@ -83,6 +83,8 @@
     })));
   }
   function isBuffer(v) { return v instanceof ArrayBuffer; }
+  // message data arrives as base64: QuickJS decodes it natively (a loop over a latin-1 string costs ~80 ns a byte)
+  var fromBase64 = Uint8Array.fromBase64;
   var NOT_ASCII = /[\x80-\xff]/;
   function bytesArg(v, what) {
     if (typeof v === "string") return utf8Latin1(v);
@@ -499,78 +501,70 @@
   // nil) and builds the next call's state as a new object whose values are goja wrappers of those: a
   // nested object is a Go map (objectGoMapSimple) and an array a Go slice (objectGoSlice). Storing into one
   // stores an *exported copy* of the value, so a JS object mutated after it was stored does not change
-  // what the map holds; mutations through the container (state.players[id].hp -= 1) do persist. Here the
-  // exported state is plain data kept in the slot, and callbacks see it through Proxies with those rules.
+  // what the map holds; mutations through the container (state.players[id].hp -= 1) do persist. Here every
+  // nested object or array of the kept state *is* such a wrapper: a Proxy whose target holds primitives and
+  // further wrappers. The Proxies trap only what changes a Go value (set, defineProperty): reads go to the
+  // target natively (a get trap would be a JavaScript call on every property read of the handler).
   // Key order: Go walks a map in random order; here the order of insertion (any order is one Go may pick).
-  var GO = new WeakMap(); // proxy -> the plain data behind it
-  function exportGo(v, depth) {
+  var GO = new WeakMap(); // wrapper -> its target
+  function toGo(v, depth) { // a JavaScript value stored into Go: a copy whose nested objects are wrappers
     if (v === undefined) return null;
     if (v === null || typeof v !== "object" || depth > 10000) return v;
-    var inner = GO.get(v);
-    if (inner !== undefined) return inner; // a wrapper exports as the Go value itself (aliasing)
+    if (GO.has(v)) return v; // a wrapper is stored as the Go value itself (aliasing)
     if (isBuffer(v) || v instanceof NativeDate) return v;
     var out, i;
     if (Array.isArray(v)) {
       out = new Array(v.length);
-      for (i = 0; i < v.length; i++) out[i] = exportGo(v[i], depth + 1);
-      return out;
+      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], depth + 1);
+      return wrap(out, sliceTraps);
     }
     out = {};
     var keys = Object.keys(v);
-    for (i = 0; i < keys.length; i++) out[keys[i]] = exportGo(v[keys[i]], depth + 1);
-    return out;
+    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], depth + 1);
+    return wrap(out, mapTraps);
   }
-  var hasOwn = Object.prototype.hasOwnProperty;
+  function wrap(target, traps) {
+    var w = new Proxy(target, traps);
+    GO.set(w, target);
+    return w;
+  }
+  function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); }
   var mapTraps = {
-    get: function (t, k) {
-      var v = t[k];
-      if (v === null || typeof v !== "object") return v; // most reads: a number, a string, a boolean
-      return typeof k === "string" && hasOwn.call(t, k) ? wrapGo(v) : v;
-    },
-    set: function (t, k, v) { t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : exportGo(v, 0); return true; },
-    getOwnPropertyDescriptor: function (t, k) {
-      var d = Object.getOwnPropertyDescriptor(t, k);
-      if (d) d.value = wrapGo(d.value);
-      return d;
-    },
-    defineProperty: function (t, k, d) { t[k] = exportGo(d.value, 0); return true; },
+    set: function (t, k, v) { t[k] = goValue(v); return true; },
+    defineProperty: function (t, k, d) { t[k] = goValue(d.value); return true; },
   };
   var sliceTraps = {
-    get: function (t, k) {
-      var v = t[k];
-      if (v === null || typeof v !== "object") return v; // "length", methods, numbers...
-      return typeof k === "string" && String(k >>> 0) === k && (k >>> 0) < t.length ? wrapGo(v) : v;
-    },
     set: function (t, k, v) {
-      if (typeof k === "string" && String(k >>> 0) === k) { t[k] = exportGo(v, 0); return true; }
+      if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(v); return true; }
       if (k === "length") { t.length = v; return true; }
       throw new TypeError("Can't set property '" + String(k) + "' on Go slice");
     },
-    getOwnPropertyDescriptor: function (t, k) {
-      var d = Object.getOwnPropertyDescriptor(t, k);
-      if (d && k !== "length") d.value = wrapGo(d.value);
-      return d;
-    },
     defineProperty: function (t, k, d) {
-      if (typeof k === "string" && String(k >>> 0) === k) { t[k] = exportGo(d.value, 0); return true; }
+      if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(d.value); return true; }
       if (k === "length") { t.length = d.value; return true; }
       throw new TypeError("Cannot define property '" + String(k) + "' on a Go slice");
     },
   };
-  var wrappers = new WeakMap(); // plain data -> its proxy (goja makes a new wrapper per read; one is enough)
-  function wrapGo(x) {
-    if (x === null || typeof x !== "object" || isBuffer(x) || x instanceof NativeDate) return x;
-    var w = wrappers.get(x);
-    if (w === undefined) {
-      w = new Proxy(x, Array.isArray(x) ? sliceTraps : mapTraps);
-      wrappers.set(x, w);
-      GO.set(w, x);
+  function exportState(v) { // the returned state as kept: toGo's copy, but the top level unwrapped
+    if (v === undefined) return null;
+    if (v === null || typeof v !== "object") return v;
+    var target = GO.get(v);
+    if (target !== undefined) return target;
+    if (isBuffer(v) || v instanceof NativeDate) return v;
+    var out, i, keys;
+    if (Array.isArray(v)) {
+      out = new Array(v.length);
+      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], 1);
+      return out;
     }
-    return w;
+    out = {};
+    keys = Object.keys(v);
+    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], 1);
+    return out;
   }
-  function stateView(data) { // the next call's state: a new object, values wrapped
+  function stateView(data) { // the next call's state: a new object holding the kept wrappers
     var o = {}, keys = Object.keys(data);
-    for (var i = 0; i < keys.length; i++) o[keys[i]] = wrapGo(data[keys[i]]);
+    for (var i = 0; i < keys.length; i++) o[keys[i]] = data[keys[i]];
     return o;
   }
 
@@ -582,7 +576,7 @@
   var nextSlot = 1;
   var view = null, viewSlot = 0; // the state object the running callback got, and its slot
   function keep(state, inputSlot) { // the returned state as Nakama keeps it: exported to Go values
-    var data = exportGo(state, 0);
+    var data = exportState(state);
     if (inputSlot && state === view && viewSlot === inputSlot) {
       slots.set(inputSlot, data);
       return inputSlot;
@@ -604,7 +598,7 @@
     return list.map(function (m) {
       return {
         sender: { userId: m[0], sessionId: m[1], username: m[2], node: m[3] },
-        opCode: m[4], data: m[5] === null ? null : bufferOf(m[5]), reliable: m[6], receiveTimeMs: m[7],
+        opCode: m[4], data: m[5] === null ? null : fromBase64(m[5]).buffer, reliable: m[6], receiveTimeMs: m[7],
       };
     });
   }
@@ -704,17 +698,18 @@
   }
 
   define("__nkr_json", function __nkr_json(slot) { return JSON.stringify(slots.get(slot)); });
-  function deepCopy(v, seen) {
+  function deepCopy(v, seen) { // a kept state copied, wrappers and aliasing included
     if (v === null || typeof v !== "object") return v;
     if (seen.has(v)) return seen.get(v);
-    var out;
-    if (Array.isArray(v)) out = [];
-    else if (isBuffer(v)) return v.slice(0);
-    else if (v instanceof NativeDate) return new NativeDate(v.getTime());
-    else out = Object.create(Object.getPrototypeOf(v));
-    seen.set(v, out);
-    Object.keys(v).forEach(function (k) { out[k] = deepCopy(v[k], seen); });
-    return out;
+    var target = GO.get(v), source = target === undefined ? v : target, out;
+    if (Array.isArray(source)) out = [];
+    else if (isBuffer(source)) return source.slice(0);
+    else if (source instanceof NativeDate) return new NativeDate(source.getTime());
+    else out = Object.create(Object.getPrototypeOf(source));
+    var copy = target === undefined ? out : wrap(out, Array.isArray(source) ? sliceTraps : mapTraps);
+    seen.set(v, copy);
+    Object.keys(source).forEach(function (k) { out[k] = deepCopy(source[k], seen); });
+    return copy;
   }
   define("__nkr_copy", function __nkr_copy(slot) { var id = nextSlot++; slots.set(id, deepCopy(slots.get(slot), new Map())); return id; });
   define("__nkr_free", function __nkr_free(idsJson) { nativeParse(idsJson).forEach(function (id) { slots.delete(id); }); });
