@@ -28,7 +28,7 @@ import hmac
 import json
 import os
 import weakref
-from base64 import b64encode
+from base64 import b64decode, b64encode
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,7 @@ class JsHandler:
             )
         self._invoke = engine.run(lambda c: c.get("__nkr_invoke"))
         self._json = engine.run(lambda c: c.get("__nkr_json"))
+        self._canonical = engine.run(lambda c: c.get("__nkr_canonical"))
         self._copy = engine.run(lambda c: c.get("__nkr_copy"))
         self._free = engine.run(lambda c: c.get("__nkr_free"))
         self._set_ctx = engine.run(lambda c: c.get("__nkr_set_ctx"))
@@ -194,8 +195,11 @@ class JsHandler:
         self._states = {}
         self._ctx_sent = None
         self._ctx_seen: dict[str, Any] | None = None
-        self._eager_json = False
+        # what the next call brings back about the state it returns (the runtime digests most states):
+        # bit 1 its JSON (state_value), bit 2 its canonical bytes (state_canonical_bytes)
+        self._want = 0
         self._last_json: tuple[int, str] | None = None
+        self._last_canonical: tuple[int, str] | None = None
 
     # -- calls --------------------------------------------------------------------------------------------
     def _state_for(self, slot: int) -> JsState:
@@ -227,20 +231,20 @@ class JsHandler:
         free = None
         if self._to_free:
             free, self._to_free = json.dumps(self._to_free), []
-        invoke, name, match, with_json = self._invoke, _CALLBACKS[callback], self.match, self._eager_json
+        invoke, name, match, want = self._invoke, _CALLBACKS[callback], self.match, self._want
 
         def call(_: Any) -> str:
             if free is not None:
                 self._free(free)
             if send_ctx is not None:
                 self._set_ctx(send_ctx)
-            reply: str = invoke(match, name, slot, float(tick), args_json, with_json)
+            reply: str = invoke(match, name, slot, float(tick), args_json, want)
             return reply
 
-        self._last_json = None
+        self._last_json = self._last_canonical = None
         reply = self._engine.run(call)
-        self._eager_json = False
-        head, _, state_json = reply.partition("\n")
+        self._want = 0
+        head, _, state = reply.partition("\n")
         body: list[Any] = json.loads(head[1:])
         if reply[0] == "x":
             text, stack, _ = body
@@ -248,7 +252,10 @@ class JsHandler:
         problem = body[0]
         if problem is not None:
             raise HandlerError(problem)
-        self._last_json = (body[1], state_json) if state_json else None
+        if state:
+            state_json, _, canonical = state.partition("\n")
+            self._last_json = (body[1], state_json) if state_json else None
+            self._last_canonical = (body[1], canonical) if canonical else None
         return body
 
     def _result_state(self, slot: int) -> JsState | None:
@@ -364,7 +371,7 @@ class JsHandler:
         """The state as ``JSON.stringify`` writes it (what the capture wrapper logs as a snapshot)."""
         if not isinstance(state, JsState):
             return state
-        self._eager_json = True  # the runtime digests states: bring the next one's JSON with the call
+        self._want |= 1  # the runtime looks at states: bring the next one's JSON with the call
         last = self._last_json
         if last is not None and last[0] == state.slot:
             self._last_json = None
@@ -372,6 +379,22 @@ class JsHandler:
         to_json = self._json
         text = self._engine.run(lambda _: to_json(state.slot))
         return None if text is None else json.loads(text)
+
+    def state_canonical_bytes(self, state: Any) -> bytes | None:
+        """``canonical_bytes(state_value(state))``, written by the JavaScript side (``canonicalOf`` in
+        prelude.js) without the JSON text; None where it gives up (the runtime then takes the general path)."""
+        if not isinstance(state, JsState):
+            return None
+        self._want |= 2  # the runtime digests states: bring the next one's bytes with the call
+        last = self._last_canonical
+        if last is not None and last[0] == state.slot:
+            self._last_canonical = None
+            return b64decode(last[1])
+        if self._last_json is not None and self._last_json[0] == state.slot:
+            return None  # the call brought its JSON instead: canonicalOf gave up on this state
+        canonical = self._canonical
+        text = self._engine.run(lambda _: canonical(state.slot))
+        return None if text is None else b64decode(text)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str, str]:
         if isinstance(exc, JsError):

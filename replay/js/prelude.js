@@ -529,9 +529,11 @@
     return w;
   }
   function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); }
-  var mapTraps = {
-    set: function (t, k, v) { t[k] = goValue(v); return true; },
-    defineProperty: function (t, k, d) { t[k] = goValue(d.value); return true; },
+  var hasOwn = Object.prototype.hasOwnProperty, deleteProperty = Reflect.deleteProperty;
+  var mapTraps = { // a key added or deleted drops the map's sorted keys (KEYS, for its canonical bytes)
+    set: function (t, k, v) { if (!hasOwn.call(t, k)) KEYS.delete(t); t[k] = goValue(v); return true; },
+    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) KEYS.delete(t); t[k] = goValue(d.value); return true; },
+    deleteProperty: function (t, k) { KEYS.delete(t); return deleteProperty(t, k); },
   };
   var sliceTraps = {
     set: function (t, k, v) {
@@ -566,6 +568,168 @@
     var o = {}, keys = Object.keys(data);
     for (var i = 0; i < keys.length; i++) o[keys[i]] = data[keys[i]];
     return o;
+  }
+
+  // -- the state's canonical bytes (recorder/format/_canonical.py), written here ------------------------------
+  // The digest of a state is BLAKE2b of canonical_bytes(json.loads(JSON.stringify(state))). This writes those
+  // bytes straight from the kept Go values (numbers as float64 need no decimal text: QuickJS's number
+  // formatting was most of JSON.stringify's time). It gives up (null) wherever it could differ from that
+  // path, which then runs instead: functions, symbols, BigInts, Dates, ArrayBuffers, a toJSON anywhere, lone
+  // surrogates, gopher-lua pointer texts (": 0x", masked by the Python side), integers beyond 2^53 that
+  // JSON writes inexactly, keys that UTF-16 and UTF-8 would sort apart, very deep nesting.
+  // The built-ins it uses are taken now, before the bundle runs; the methods reached through prototypes are
+  // checked on every call (a bundle that replaced one gets the JSON path)
+  var ObjectProto = Object.prototype, ArrayProto = Array.prototype, objectKeys = Object.keys;
+  var protoOf = Object.getPrototypeOf, isArray = Array.isArray, uriEncode = encodeURIComponent, unescapeURI = unescape;
+  var U8 = Uint8Array, NativeDataView = DataView, NativeMap = Map, MapProto = Map.prototype, mapGet = MapProto.get, mapSet = MapProto.set;
+  var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
+  var typedSet = TypedProto.set, subarray = TypedProto.subarray, toBase64 = Uint8Array.prototype.toBase64;
+  var setFloat64 = DataView.prototype.setFloat64, setUint32 = DataView.prototype.setUint32;
+  var charCodeAt = StringProto.charCodeAt, indexOf = StringProto.indexOf, FunctionProto = Function.prototype, fnCall = FunctionProto.call;
+  function intrinsicsIntact() {
+    return MapProto.get === mapGet && MapProto.set === mapSet && WeakMapProto.get === weakGet &&
+      TypedProto.set === typedSet && TypedProto.subarray === subarray && U8.prototype.toBase64 === toBase64 &&
+      NativeDataView.prototype.setFloat64 === setFloat64 && NativeDataView.prototype.setUint32 === setUint32 &&
+      StringProto.charCodeAt === charCodeAt && StringProto.indexOf === indexOf &&
+      FunctionProto.call === fnCall && ObjectProto.toJSON === undefined && ArrayProto.toJSON === undefined;
+  }
+  var canonBuf = new U8(1 << 16), canonView = new NativeDataView(canonBuf.buffer), canonPos = 0;
+  var strCache = new NativeMap(), cached = 0; // string -> its msgpack str bytes (header + UTF-8); .high: a char >= U+D800
+  var TWO53 = 9007199254740992;
+  function room(n) {
+    if (canonPos + n <= canonBuf.length) return;
+    var size = canonBuf.length * 2;
+    while (size < canonPos + n) size *= 2;
+    var bigger = new U8(size);
+    bigger.set(canonBuf.subarray(0, canonPos));
+    canonBuf = bigger;
+    canonView = new NativeDataView(bigger.buffer);
+  }
+  function strBytes(s) { // cached msgpack str of s, or null (lone surrogate, pointer text)
+    var e = strCache.get(s);
+    if (e !== undefined) return e;
+    if (s.indexOf(": 0x") >= 0) return null;
+    var high = false, ascii = true, i, c;
+    for (i = 0; i < s.length; i++) {
+      c = s.charCodeAt(i);
+      if (c >= 0x80) { ascii = false; if (c >= 0xd800) high = true; }
+    }
+    var utf8 = s;
+    if (!ascii) {
+      try { utf8 = unescapeURI(uriEncode(s)); } catch (err) { return null; } // a lone surrogate: URIError
+    }
+    var n = utf8.length, h = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+    e = new U8(h + n);
+    if (h === 1) e[0] = 0xa0 | n;
+    else if (h === 2) { e[0] = 0xd9; e[1] = n; }
+    else if (h === 3) { e[0] = 0xda; e[1] = n >>> 8; e[2] = n & 255; }
+    else { e[0] = 0xdb; e[1] = n >>> 24; e[2] = (n >>> 16) & 255; e[3] = (n >>> 8) & 255; e[4] = n & 255; }
+    for (i = 0; i < n; i++) e[h + i] = utf8.charCodeAt(i);
+    e.high = high;
+    if (++cached > 4096) { strCache = new NativeMap(); cached = 1; }
+    strCache.set(s, e);
+    return e;
+  }
+  function putHeader(n, fix, b16) { // fix: fixmap/fixarray base; b16: the 16-bit form's tag (+1: 32-bit)
+    if (n < 16) canonBuf[canonPos++] = fix | n;
+    else if (n < 65536) { canonBuf[canonPos++] = b16; canonBuf[canonPos++] = n >>> 8; canonBuf[canonPos++] = n & 255; }
+    else { canonBuf[canonPos++] = b16 + 1; canonView.setUint32(canonPos, n); canonPos += 4; }
+  }
+  // a Go map's keys sorted and encoded, kept until the map traps add or delete a key
+  var KEYS = new WeakMap();
+  function keysOf(target, cacheable) {
+    var info = cacheable ? KEYS.get(target) : undefined;
+    if (info !== undefined) return info;
+    var keys = objectKeys(target), n = keys.length, enc = new Array(n);
+    if (n > 1) nativeSort.call(keys); // UTF-16 order: UTF-8 order unless a key has a char >= U+D800
+    for (var i = 0; i < n; i++) {
+      var e = strBytes(keys[i]);
+      if (e === null || e.high) return null;
+      enc[i] = e;
+    }
+    info = [keys, enc];
+    if (cacheable) KEYS.set(target, info);
+    return info;
+  }
+  // one value's bytes at canonPos; false: give up. A container's leaves are written inline (a QuickJS call
+  // per leaf was a third of the time); numbers, nil and booleans need at most 9 bytes, kept free below
+  function putValue(x, depth) {
+    var t = typeof x;
+    if (t === "object" && x !== null) return putContainer(x, depth);
+    var buf = canonBuf, pos = canonPos;
+    if (t === "number") {
+      if (x !== x || x === Infinity || x === -Infinity) buf[pos++] = 0xc0; // JSON: null
+      else if ((x > TWO53 || x < -TWO53) && x < 1e21 && x > -1e21) return false; // JSON's digits may be inexact
+      else { buf[pos] = 0xcb; canonView.setFloat64(pos + 1, x === 0 ? 0 : x); pos += 9; }
+    } else if (t === "string") {
+      var e = strBytes(x);
+      if (e === null) return false;
+      if (pos + e.length + 16 > buf.length) { room(e.length + 16); buf = canonBuf; }
+      buf.set(e, pos);
+      pos += e.length;
+    } else if (x === null) buf[pos++] = 0xc0;
+    else if (t === "boolean") buf[pos++] = x ? 0xc3 : 0xc2;
+    else return false; // undefined, function, symbol, bigint: not what the JSON path gives (or it throws)
+    canonPos = pos;
+    return true;
+  }
+  function putContainer(v, depth) {
+    if (depth > 256) return false;
+    var target = GO.get(v), cacheable = target !== undefined;
+    if (!cacheable) {
+      if (depth > 0) return false; // below the top level every object is a Go wrapper (else: not exported)
+      target = v;
+    }
+    var proto = protoOf(target), i, n, keys = null, enc = null, x, t, e, buf, pos;
+    if (proto === ArrayProto && isArray(target)) n = target.length;
+    else if (proto === ObjectProto) {
+      var info = keysOf(target, cacheable);
+      if (info === null) return false;
+      keys = info[0];
+      enc = info[1];
+      n = keys.length;
+    } else return false; // ArrayBuffer, Date, a changed prototype
+    if (canonPos + 16 > canonBuf.length) room(16);
+    if (n === 0) { canonBuf[canonPos++] = 0x80; return true; } // empty: the empty map
+    if (keys === null) putHeader(n, 0x90, 0xdc);
+    else putHeader(n, 0x80, 0xde);
+    buf = canonBuf;
+    pos = canonPos;
+    for (i = 0; i < n; i++) {
+      if (keys === null) {
+        if (pos + 16 > buf.length) { canonPos = pos; room(16); buf = canonBuf; }
+        x = target[i];
+      } else {
+        e = enc[i];
+        if (pos + e.length + 16 > buf.length) { canonPos = pos; room(e.length + 16); buf = canonBuf; }
+        buf.set(e, pos);
+        pos += e.length;
+        x = target[keys[i]];
+      }
+      t = typeof x;
+      if (t === "number") {
+        if (x !== x || x === Infinity || x === -Infinity) buf[pos++] = 0xc0;
+        else if ((x > TWO53 || x < -TWO53) && x < 1e21 && x > -1e21) return false;
+        else { buf[pos] = 0xcb; canonView.setFloat64(pos + 1, x === 0 ? 0 : x); pos += 9; }
+      } else if (x === null || x === undefined) {
+        if (x === undefined && keys !== null) return false;
+        buf[pos++] = 0xc0; // an array's hole: JSON's null
+      } else if (t === "boolean") buf[pos++] = x ? 0xc3 : 0xc2;
+      else {
+        canonPos = pos;
+        if (!putValue(x, depth + 1)) return false;
+        buf = canonBuf;
+        pos = canonPos;
+      }
+    }
+    canonPos = pos;
+    return true;
+  }
+  function canonicalOf(data) { // base64 of the canonical bytes, or null
+    if (!intrinsicsIntact()) return null;
+    canonPos = 0; // the buffer always has room for one number or header
+    if (!putValue(data, 0)) return null;
+    return canonBuf.subarray(0, canonPos).toBase64();
   }
 
   // -- calling callbacks -------------------------------------------------------------------------------------
@@ -622,8 +786,9 @@
     return null;
   }
 
-  // withJson: also return the new state as JSON.stringify writes it (the runtime digests most states)
-  define("__nkr_invoke", function __nkr_invoke(module, callback, slot, tick, argsJson, withJson) {
+  // want: also return the new state (the runtime digests most states): 1 as JSON.stringify writes it,
+  // 2 its canonical bytes (base64; its JSON instead where canonicalOf gives up)
+  define("__nkr_invoke", function __nkr_invoke(module, callback, slot, tick, argsJson, want) {
     var fns = matches[module];
     var args = nativeParse(argsJson);
     var r;
@@ -645,7 +810,11 @@
     }
     var result = outcome(callback, r, slot);
     var parts = ["r", JSON.stringify(result)];
-    if (withJson && result[1]) parts.push("\n", JSON.stringify(slots.get(result[1])));
+    if (want && result[1]) {
+      var data = slots.get(result[1]), canon = want & 2 ? canonicalOf(data) : null;
+      // the state's JSON when asked for, or when its canonical bytes could not be written here
+      parts.push("\n", want & 1 || canon === null ? JSON.stringify(data) : "", "\n", canon === null ? "" : canon);
+    }
     return flat(parts);
   });
 
@@ -698,6 +867,7 @@
   }
 
   define("__nkr_json", function __nkr_json(slot) { return JSON.stringify(slots.get(slot)); });
+  define("__nkr_canonical", function __nkr_canonical(slot) { return canonicalOf(slots.get(slot)); });
   function deepCopy(v, seen) { // a kept state copied, wrappers and aliasing included
     if (v === null || typeof v !== "object") return v;
     if (seen.has(v)) return seen.get(v);

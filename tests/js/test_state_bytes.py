@@ -1,0 +1,152 @@
+"""A JavaScript state's canonical bytes written in QuickJS (prelude.js, canonicalOf) are the bytes of the
+general path, canonical_bytes(json.loads(JSON.stringify(state))), or nothing (the general path then runs):
+never different bytes, on any value a handler can keep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from recorder.errors import StateError
+from recorder.format import InitCall, LoopCall, MatchMessage, Presence, canonical_bytes, digest_bytes
+from replay.js import JsHandler
+from replay.runtime import MatchRuntime
+
+ALICE = Presence("7040d346-ee3d-5de5-8b27-f960a35f70b7", "1a5ad3f2-6c84-4a53-9d1e-0c4f2b8e7a61", "alice", "nakama1", 0)
+
+# matchLoop stores the message's value twice: at the top level (plain JavaScript, exported when returned)
+# and into a Go map (the set trap's copy); {"$s": ...} stands for what JSON cannot carry
+BUNDLE = """
+function InitModule(ctx, logger, nk, initializer) {
+  initializer.registerMatch("m", { matchInit: matchInit, matchJoinAttempt: matchInit, matchJoin: matchInit,
+    matchLeave: matchInit, matchLoop: matchLoop, matchTerminate: matchInit, matchSignal: matchInit });
+}
+function matchInit(ctx, logger, nk, params) { return { state: { box: {}, n: 0 }, tickRate: 10 }; }
+function revive(v) {
+  if (Array.isArray(v)) return v.map(revive);
+  if (v === null || typeof v !== "object") return v;
+  if ("$s" in v) {
+    switch (v.$s) {
+      case "nan": return NaN;
+      case "inf": return Infinity;
+      case "-inf": return -Infinity;
+      case "-0": return -0;
+      case "undefined": return undefined;
+      case "function": return function f() {};
+      case "date": return new Date(0);
+      case "buffer": return new ArrayBuffer(2);
+      case "holes": var a = [1]; a[3] = 2; return a;
+      case "symbol": return Symbol("s");
+    }
+  }
+  var o = {};
+  Object.keys(v).forEach(function (k) { o[k] = revive(v[k]); });
+  return o;
+}
+function matchLoop(ctx, logger, nk, dispatcher, tick, state, messages) {
+  var value = revive(JSON.parse(nk.binaryToString(messages[0].data)));
+  state.top = value;
+  state.box.inner = value;
+  if (tick === 1) state.box.gone = 1; else delete state.box.gone; // keys added and deleted through the traps
+  state.n += 1;
+  return { state: state };
+}
+"""
+
+SPECIALS = ["nan", "inf", "-inf", "-0", "undefined", "function", "date", "buffer", "holes", "symbol"]
+TRICKY_TEXT = ["\ud800", "a\udc00b", "😀", "\ue000", "é", "function: 0x1a2b", "x table: 0xdeadbeef", "toJSON"]
+texts = st.text(max_size=8) | st.sampled_from(TRICKY_TEXT)
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+    | st.sampled_from(SPECIALS).map(lambda s: {"$s": s})
+)
+values = st.recursive(
+    leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=12
+)
+
+
+def _fast_path_expected(v: Any) -> bool:
+    """Values canonicalOf must write itself (no reason to give up)."""
+    if isinstance(v, dict):
+        if "$s" in v:
+            return False
+        return all(_plain_key(k) and _fast_path_expected(x) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_fast_path_expected(x) for x in v)
+    if isinstance(v, str):
+        return _utf8_ok(v) and ": 0x" not in v
+    if isinstance(v, bool) or v is None:
+        return True
+    # numbers: JSON writes the digits of one beyond 2^53 inexactly (canonicalOf leaves them to the general path)
+    return abs(v) <= 2**53 or abs(v) >= 1e21
+
+
+def _utf8_ok(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plain_key(k: str) -> bool:
+    # keys are not masked, but canonicalOf leaves any string with ": 0x" to the general path
+    return _utf8_ok(k) and all(ord(c) < 0xD800 for c in k) and k != "__proto__" and ": 0x" not in k
+
+
+def _general(handler: JsHandler, state: Any) -> bytes | None:
+    try:
+        return canonical_bytes(handler.state_value(state))
+    except StateError:
+        return None
+
+
+_HANDLERS: dict[str, JsHandler] = {}
+
+
+def _handler(tmp: Path) -> JsHandler:
+    if "h" not in _HANDLERS:
+        path = tmp / "state_bytes.js"
+        path.write_text(BUNDLE)
+        _HANDLERS["h"] = JsHandler(path)
+    return _HANDLERS["h"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=values)
+@example(value={"a": [], "b": {}, "c": [[], {}], "d": -0.0, "e": 2**53, "f": 2**53 + 2, "g": 1e21, "h": 1e300})
+@example(value={"😀": 1, "\ue000": 2, "z": 3})
+@example(value=["é", "😀", "x" * 40, "y" * 300, "\u00ff" * 70000])
+@example(value={"k": {"$s": "holes"}, "t": "function: 0x1a2b"})
+@example(value={"__proto__": {"a": 1}, "toJSON": 1})
+@example(value=[{"$s": s} for s in SPECIALS])
+def test_canonical_bytes_written_in_javascript_equal_the_general_paths(tmp_path_factory: Any, value: Any) -> None:
+    handler = _handler(tmp_path_factory.mktemp("js"))
+    data = json.dumps(value, ensure_ascii=True).encode()
+    rt = MatchRuntime(handler, digests="always")
+    rt.apply(InitCall({}))
+    steps = []
+    try:
+        for tick in (1, 2):
+            steps.append(rt.apply(LoopCall(tick, (MatchMessage(ALICE, 1, data, True, 1_764_000_000_000),))))
+    except StateError:  # no canonical form (a lone surrogate, an integer beyond 64 bits): as for any handler
+        pass
+    assert rt.crash is None, rt.crash
+    general = _general(handler, rt.state)
+    fast = handler.state_canonical_bytes(rt.state)  # asked afresh: canonicalOf on the kept state
+    if fast is not None:
+        assert fast == general
+    if _fast_path_expected(value):
+        assert fast is not None, "canonicalOf gave up on a value it should write"
+    if general is None:
+        assert len(steps) < 2, "the runtime digested a state that has no canonical form"
+    else:  # the digest the runtime took with the second call (its bytes came back with the reply)
+        assert len(steps) == 2 and steps[-1].outcome.digest == digest_bytes(general)
