@@ -73,6 +73,7 @@
   }
   function latin1Of(buf) {
     var u = new Uint8Array(buf), out = "";
+    if (u.length <= 8192) return String.fromCharCode.apply(null, u); // most messages: one native call
     for (var i = 0; i < u.length; i += 8192) out += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
     return out;
   }
@@ -531,21 +532,32 @@
   function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); }
   var hasOwn = Object.prototype.hasOwnProperty, deleteProperty = Reflect.deleteProperty;
   var mapTraps = { // a key added or deleted drops the map's sorted keys (KEYS, for its canonical bytes)
-    set: function (t, k, v) { if (!hasOwn.call(t, k)) KEYS.delete(t); t[k] = goValue(v); return true; },
-    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) KEYS.delete(t); t[k] = goValue(d.value); return true; },
-    deleteProperty: function (t, k) { KEYS.delete(t); return deleteProperty(t, k); },
-  };
-  var sliceTraps = {
     set: function (t, k, v) {
-      if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(v); return true; }
+      if (!hasOwn.call(t, k)) KEYS.delete(t);
+      TPL.delete(t);
+      t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
+      return true;
+    },
+    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) KEYS.delete(t); TPL.delete(t); t[k] = goValue(d.value); return true; },
+    deleteProperty: function (t, k) { KEYS.delete(t); TPL.delete(t); return deleteProperty(t, k); },
+  };
+  var sliceTraps = { // every change drops the slice's kept bytes (TPL)
+    set: function (t, k, v) {
+      TPL.delete(t);
+      if (typeof k === "string" && String(k >>> 0) === k) {
+        t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
+        return true;
+      }
       if (k === "length") { t.length = v; return true; }
       throw new TypeError("Can't set property '" + String(k) + "' on Go slice");
     },
     defineProperty: function (t, k, d) {
+      TPL.delete(t);
       if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(d.value); return true; }
       if (k === "length") { t.length = d.value; return true; }
       throw new TypeError("Cannot define property '" + String(k) + "' on a Go slice");
     },
+    deleteProperty: function (t, k) { TPL.delete(t); return deleteProperty(t, k); },
   };
   function exportState(v) { // the returned state as kept: toGo's copy, but the top level unwrapped
     if (v === undefined) return null;
@@ -582,12 +594,13 @@
   var ObjectProto = Object.prototype, ArrayProto = Array.prototype, objectKeys = Object.keys;
   var protoOf = Object.getPrototypeOf, isArray = Array.isArray, uriEncode = encodeURIComponent, unescapeURI = unescape;
   var U8 = Uint8Array, NativeDataView = DataView, NativeMap = Map, MapProto = Map.prototype, mapGet = MapProto.get, mapSet = MapProto.set;
-  var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
-  var typedSet = TypedProto.set, subarray = TypedProto.subarray, toBase64 = Uint8Array.prototype.toBase64;
+  var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, weakSet = WeakMapProto.set, weakDelete = WeakMapProto.delete, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
+  var typedSet = TypedProto.set, subarray = TypedProto.subarray, typedSlice = TypedProto.slice, toBase64 = Uint8Array.prototype.toBase64;
   var setFloat64 = DataView.prototype.setFloat64, setUint32 = DataView.prototype.setUint32;
   var charCodeAt = StringProto.charCodeAt, indexOf = StringProto.indexOf, FunctionProto = Function.prototype, fnCall = FunctionProto.call;
   function intrinsicsIntact() {
     return MapProto.get === mapGet && MapProto.set === mapSet && WeakMapProto.get === weakGet &&
+      WeakMapProto.set === weakSet && WeakMapProto.delete === weakDelete && TypedProto.slice === typedSlice &&
       TypedProto.set === typedSet && TypedProto.subarray === subarray && U8.prototype.toBase64 === toBase64 &&
       NativeDataView.prototype.setFloat64 === setFloat64 && NativeDataView.prototype.setUint32 === setUint32 &&
       StringProto.charCodeAt === charCodeAt && StringProto.indexOf === indexOf &&
@@ -673,6 +686,35 @@
     canonPos = pos;
     return true;
   }
+  // A Go value's bytes kept while its traps see no change: its own bytes with its nested values left out,
+  // [bytes, child, bytes, ..., bytes], the children written afresh (each has its own). Made at the second
+  // digest that finds the value unchanged (1 marks the first); any set, define or delete drops it
+  var TPL = new WeakMap();
+  function putTemplate(tpl, depth) {
+    for (var i = 0; i < tpl.length; i++) {
+      if (i & 1) {
+        if (!putContainer(tpl[i], depth + 1)) return false;
+      } else {
+        var b = tpl[i];
+        if (canonPos + b.length + 16 > canonBuf.length) room(b.length + 16);
+        canonBuf.set(b, canonPos);
+        canonPos += b.length;
+      }
+    }
+    return true;
+  }
+  function template(start, kids) { // kids: [start, child, end, ...] of the children's bytes
+    var out = [], from = start, i;
+    if (kids !== null) {
+      for (i = 0; i < kids.length; i += 3) {
+        out[out.length] = canonBuf.slice(from, kids[i]);
+        out[out.length] = kids[i + 1];
+        from = kids[i + 2];
+      }
+    }
+    out[out.length] = canonBuf.slice(from, canonPos);
+    return out;
+  }
   function putContainer(v, depth) {
     if (depth > 256) return false;
     var target = GO.get(v), cacheable = target !== undefined;
@@ -680,15 +722,19 @@
       if (depth > 0) return false; // below the top level every object is a Go wrapper (else: not exported)
       target = v;
     }
-    var proto = protoOf(target), i, n, keys = null, enc = null, x, t, e, buf, pos;
-    if (proto === ArrayProto && isArray(target)) n = target.length;
-    else if (proto === ObjectProto) {
+    var proto = protoOf(target), array = proto === ArrayProto && isArray(target);
+    if (!array && proto !== ObjectProto) return false; // ArrayBuffer, Date, a changed prototype
+    var mark = cacheable ? TPL.get(target) : undefined;
+    if (mark !== undefined && mark !== 1) return putTemplate(mark, depth);
+    var i, n, keys = null, enc = null, x, t, e, buf, pos, start = canonPos, kids = null, before;
+    if (array) n = target.length;
+    else {
       var info = keysOf(target, cacheable);
       if (info === null) return false;
       keys = info[0];
       enc = info[1];
       n = keys.length;
-    } else return false; // ArrayBuffer, Date, a changed prototype
+    }
     if (canonPos + 16 > canonBuf.length) room(16);
     if (n === 0) { canonBuf[canonPos++] = 0x80; return true; } // empty: the empty map
     if (keys === null) putHeader(n, 0x90, 0xdc);
@@ -716,13 +762,20 @@
         buf[pos++] = 0xc0; // an array's hole: JSON's null
       } else if (t === "boolean") buf[pos++] = x ? 0xc3 : 0xc2;
       else {
-        canonPos = pos;
+        canonPos = before = pos;
         if (!putValue(x, depth + 1)) return false;
+        if (t === "object" && cacheable) {
+          if (kids === null) kids = [];
+          kids[kids.length] = before;
+          kids[kids.length] = x;
+          kids[kids.length] = canonPos;
+        }
         buf = canonBuf;
         pos = canonPos;
       }
     }
     canonPos = pos;
+    if (cacheable) TPL.set(target, mark === 1 ? template(start, kids) : 1);
     return true;
   }
   function canonicalOf(data) { // base64 of the canonical bytes, or null
