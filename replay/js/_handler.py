@@ -28,7 +28,6 @@ import hmac
 import json
 import os
 import weakref
-from base64 import b64decode, b64encode
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +103,29 @@ class JsState:
 _to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
+class _Encoded(str):
+    """Arguments already written as JSON."""
+
+
+def _messages_json(messages: Any, senders: dict[Presence, str]) -> str:
+    """The messages as ``messages()`` in prelude.js reads them: ``[userId, sessionId, username, node, opCode,
+    data (hex) or null, reliable, receiveTimeMs]`` each, in the JSON ``_to_json`` writes; a sender's four strings
+    are encoded once."""
+    parts = []
+    for m in messages:
+        sender = m.sender
+        head = senders.get(sender)
+        if head is None:
+            if len(senders) >= 4096:
+                senders.clear()
+            head = senders[sender] = _to_json([sender.user_id, sender.session_id, sender.username, sender.node])[:-1]
+        data = "null" if m.data is None else f'"{m.data.hex()}"'
+        parts.append(
+            f"{head},{int(m.op_code)},{data},{'true' if m.reliable else 'false'},{float(m.receive_time_ms)!r}]"
+        )
+    return "[" + ",".join(parts) + "]"
+
+
 def _latin1(raw: bytes) -> str:
     return raw.decode("latin-1")
 
@@ -141,6 +163,7 @@ class JsHandler:
         self._to_free: list[int] = []
         self._states: dict[int, JsState] = {}
         self._ctx_sent: dict[str, Any] | None = None
+        self._senders: dict[Presence, str] = {}  # a message sender -> the start of its message's JSON
         self._start()
         self.name = f"{p.stem}:{self.match}" if match else p.stem
 
@@ -220,7 +243,7 @@ class JsHandler:
         slot = state.slot if isinstance(state, JsState) else 0
         if slot and self._states.get(slot) is not state:
             raise HandlerError("this state belongs to an earlier JavaScript runtime (abandoned after a hang)")
-        args_json = _to_json(args)
+        args_json = args if type(args) is _Encoded else _to_json(args)
         send_ctx = None
         if ctx != self._ctx_seen:  # the match's ctx changes rarely (a label update): send it only then
             self._ctx_seen = dict(ctx)
@@ -245,7 +268,9 @@ class JsHandler:
         reply = self._engine.run(call)
         self._want = 0
         head, _, state = reply.partition("\n")
-        body: list[Any] = json.loads(head[1:])
+        # most calls answer [no problem, the state's slot]: read without the JSON decoder
+        slot_only = head.startswith("r[null,") and head[7:-1].isdigit()
+        body: list[Any] = [None, int(head[7:-1])] if slot_only else json.loads(head[1:])
         if reply[0] == "x":
             text, stack, _ = body
             raise JsError(text, stack, js_error_class(text))
@@ -314,20 +339,8 @@ class JsHandler:
         self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, messages: Any
     ) -> Any:
         self._bind(nk, dispatcher)
-        msgs = [
-            [
-                m.sender.user_id,
-                m.sender.session_id,
-                m.sender.username,
-                m.sender.node,
-                m.op_code,
-                None if m.data is None else b64encode(m.data).decode("ascii"),
-                bool(m.reliable),
-                float(m.receive_time_ms),
-            ]
-            for m in messages
-        ]
-        return self._result_state(self._run("match_loop", state, tick, msgs, ctx)[1])
+        args = _messages_json(messages, self._senders)
+        return self._result_state(self._run("match_loop", state, tick, _Encoded(args), ctx)[1])
 
     def match_terminate(
         self, ctx: dict[str, Any], logger: Any, nk: Any, dispatcher: Any, tick: int, state: Any, grace_seconds: int
@@ -389,12 +402,12 @@ class JsHandler:
         last = self._last_canonical
         if last is not None and last[0] == state.slot:
             self._last_canonical = None
-            return b64decode(last[1])
+            return bytes.fromhex(last[1])
         if self._last_json is not None and self._last_json[0] == state.slot:
             return None  # the call brought its JSON instead: canonicalOf gave up on this state
         canonical = self._canonical
         text = self._engine.run(lambda _: canonical(state.slot))
-        return None if text is None else b64decode(text)
+        return None if text is None else bytes.fromhex(text)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str, str]:
         if isinstance(exc, JsError):
