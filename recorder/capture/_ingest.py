@@ -63,6 +63,7 @@ from recorder.format import (
     state_digest,
 )
 from recorder.format._atomic import atomic_location
+from recorder.format._integrity import SOURCE_GAPS_TAG
 from recorder.format._validate import INT64_MAX, MAX_DEPTH, integer, match_id, show, text, value
 from recorder.storage import kind_of, local_path
 
@@ -284,7 +285,10 @@ class Ingest:
                 builder.add(r.body, r.ts_ms)
             except InvalidValue as exc:
                 self._damaged(r.source, r.line, f"match {match} record {s}: {_describe(exc)}")
+                problems.append(f"{r.source}:{r.line}: record {s} is damaged, its calls are missing: {_describe(exc)}")
         problems.extend(builder.problems)
+        if builder.init is None:
+            problems.append("no init record: the match started before the capture module, or its first lines are lost")
         crash = self.crashes.get(log_mid) or builder.error_crash
         events: list[Event] = list(builder.calls)
         if crash is not None:
@@ -303,11 +307,10 @@ class Ingest:
                 "capture_version": builder.capture_version,
                 "snapshot_every": builder.snapshot_every,
                 "capture_mode": builder.mode,
+                **({SOURCE_GAPS_TAG: problems} if problems else {}),  # the verdicts' "gapped": not complete
             },
             redactions=builder.redactions,
         )
-        if builder.init is None:
-            problems.append("no init record: the match started before the capture module, or its first lines are lost")
         return IngestedMatch(header, events, len(builder.calls), builder.loops, problems)
 
 

@@ -11,7 +11,10 @@ answers with one ``Integrity``:
 - ``damaged``: anything else in a version-2 file (a corrupt chunk, a gap, a duplicate, a chunk out of
   order, a seal that disagrees, bytes after the seal), or a version-1 file with a corrupt or cut chunk;
 - ``legacy``: a version-1 file read without damage. Version 1 has no sequence numbers and no seal, so a
-  dropped chunk or a cut at a chunk boundary cannot be seen: such a file can never be proven complete.
+  dropped chunk or a cut at a chunk boundary cannot be seen: such a file can never be proven complete;
+- ``gapped``: a file that would be ``complete``, but whose header says that what it was made from lost calls
+  (tag ``source_gaps``: ``ingest`` of a Nakama log with lost or damaged capture records, or records the
+  capture module could not write). The file is whole; the match it tells of is not.
 
 Only ``complete`` supports a verdict of success; the commands treat every other state as incomplete unless
 ``--allow-incomplete`` says to draw the verdict from the intact part anyway.
@@ -22,6 +25,7 @@ its sequence number, event count, payload length, first tick and payload checksu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -29,6 +33,9 @@ from typing import Any
 
 __all__ = [
     "COMPLETE",
+    "GAPPED",
+    "SOURCE_GAPS_TAG",
+    "source_gaps",
     "UNSEALED",
     "DAMAGED",
     "LEGACY",
@@ -39,8 +46,23 @@ __all__ = [
     "SealDigest",
 ]
 
-COMPLETE, UNSEALED, DAMAGED, LEGACY = "complete", "unsealed", "damaged", "legacy"
-STATES = (COMPLETE, UNSEALED, DAMAGED, LEGACY)
+COMPLETE, GAPPED, UNSEALED, DAMAGED, LEGACY = "complete", "gapped", "unsealed", "damaged", "legacy"
+STATES = (COMPLETE, GAPPED, UNSEALED, DAMAGED, LEGACY)
+
+#: the header tag listing, one sentence each, what a recording's source lost before the file was written
+SOURCE_GAPS_TAG = "source_gaps"
+
+
+def source_gaps(tags: Any) -> tuple[str, ...]:
+    """What a header's ``source_gaps`` tag says the source lost; a tag that is not a list of strings says that
+    something was lost without saying what (a recording never loses that it had gaps)."""
+    if not isinstance(tags, dict) or SOURCE_GAPS_TAG not in tags:
+        return ()
+    value = tags[SOURCE_GAPS_TAG]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return (f"the header's {SOURCE_GAPS_TAG} tag is malformed ({type(value).__name__}), so what was lost is not known",)
+
 
 _DIGEST_ITEM = struct.Struct("<IIIqI")
 
@@ -88,6 +110,7 @@ class Integrity:
     damage: tuple[Damage, ...] = ()
     chunks_after: int = 0
     seal: dict[str, int] | None = None
+    gaps: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -96,6 +119,17 @@ class Integrity:
     @property
     def first_damage(self) -> Damage | None:
         return self.damage[0] if self.damage else None
+
+    def with_gaps(self, gaps: tuple[str, ...]) -> Integrity:
+        """This state with what the recording's source lost (``source_gaps``): a ``complete`` file becomes
+        ``gapped``; any other state stays what it is and carries them too."""
+        if not gaps:
+            return self
+        return dataclasses.replace(self, gaps=gaps, state=GAPPED if self.state == COMPLETE else self.state)
+
+    def _gaps_text(self) -> str:
+        more = {1: ""}.get(len(self.gaps), f"; {len(self.gaps) - 1} more in the header's {SOURCE_GAPS_TAG} tag")
+        return f"{self.gaps[0]}{more}"
 
     def describe(self) -> str:
         """One line for people: the state, then what it rests on or what is missing, with byte offsets."""
@@ -106,6 +140,13 @@ class Integrity:
             return (
                 f"complete: sealed after {_n(self.seal['chunks'], 'chunk')}, {_n(self.seal['events'], 'event')}, "
                 f"last tick {self.seal['last_tick']}"
+            )
+        if self.state == GAPPED:
+            assert self.seal is not None
+            return (
+                f"gapped: the file is sealed and intact ({_n(self.seal['chunks'], 'chunk')}, "
+                f"{_n(self.seal['events'], 'event')}, last tick {self.seal['last_tick']}), but the log it was made "
+                f"from lost calls: {self._gaps_text()}"
             )
         if self.state == LEGACY:
             return (
@@ -132,6 +173,8 @@ class Integrity:
         """What a reader of the intact prefix did not get, as a noun phrase (empty when complete)."""
         if self.state == COMPLETE:
             return ""
+        if self.state == GAPPED:
+            return f"the calls the log it was made from lost ({self._gaps_text()})"
         if self.state == LEGACY:
             return "any chunk a version-1 file may have lost (it has no sequence numbers or seal to show one)"
         d = self.first_damage
@@ -154,6 +197,7 @@ class Integrity:
             "chunks_after": self.chunks_after,
             "seal": self.seal,
             "damage": [d.to_json() for d in self.damage],
+            "gaps": list(self.gaps),
             "summary": self.describe(),
         }
 

@@ -53,7 +53,7 @@ import msgpack
 
 from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
 from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
-from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest
+from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest, source_gaps
 from recorder.format._model import FORMAT_VERSION, Event, Header
 from recorder.format._sniff import not_a_recording
 from recorder.storage import is_url, kind_of, open_input, open_output
@@ -624,7 +624,7 @@ class Recording:
             pass
         if ledger.seal is not None and not ledger.damage:
             self._check_last_tick(ledger)
-        self._integrity = ledger.integrity()
+        self._integrity = ledger.integrity().with_gaps(source_gaps(self.header.tags))
         return self._integrity
 
     def _check_last_tick(self, ledger: Ledger) -> None:

@@ -47,7 +47,7 @@ __all__ = ["TriageStore", "GroupFilter", "LinkRules", "version_key", "INTEGRITY_
 #: facet name -> how to read it off a report
 _FACETS = ("version", "platform", "op_code", "rpc_id", "socket_state", "storage", "match")
 #: recordings: preferred integrity first
-INTEGRITY_RANK = {"complete": 0, "legacy": 1, "unsealed": 2, "damaged": 3}
+INTEGRITY_RANK = {"complete": 0, "gapped": 1, "legacy": 2, "unsealed": 3, "damaged": 4}
 _REPORT_COLUMNS = (
     "uid",
     "side",

@@ -19,7 +19,15 @@ from hypothesis import strategies as st
 
 from recorder import LoopCall, read_events
 from recorder.capture import Ingest, recording_name, write_matches
-from recorder.format import decode_chunk, decode_header, encode_chunk, encode_header, jsonl_lines, read_jsonl
+from recorder.format import (
+    decode_chunk,
+    decode_header,
+    encode_chunk,
+    encode_header,
+    jsonl_lines,
+    open_recording,
+    read_jsonl,
+)
 from recorder.format._nkrec import _pack, _unpack
 from recorder.format._validate import MAX_DEPTH
 from replay.cli import main
@@ -119,13 +127,19 @@ def test_a_bad_line_is_reported_and_skipped_never_aborting_the_run(
     assert damaged["line"] == OURS[LOOP] + 1 and damaged["source"].endswith("nakama.log")
     assert fragment in damaged["problem"], damaged["problem"]
     [rec] = report["recordings"]
-    # a record that never parsed leaves a gap in the sequence; one that parsed but broke a field rule does not
-    assert rec["calls"] == 36 and rec["problems"] in (
-        [],
-        [f"record {LOOP} missing (lost log lines, or damaged ones reported above)"],
-    )
+    # a record that never parsed leaves a gap in the sequence; one that parsed but broke a field rule is named
+    [problem] = rec["problems"]
+    assert rec["calls"] == 36 and (
+        problem == f"record {LOOP} missing (lost log lines, or damaged ones reported above)"
+        or problem.endswith(
+            f"nakama.log:{OURS[LOOP] + 1}: record {LOOP} is damaged, its calls are missing: {damaged['problem'].split(': ', 1)[1]}"
+        )
+    ), problem
     header, events = read_events(rec["path"])  # the recording is whole and readable
     assert header.match_id == MATCH and len(events) == 37  # 36 calls and the crash marker
+    assert header.tags["source_gaps"] == [problem]  # and says what it lacks: no verdict of success from it
+    with open_recording(rec["path"]) as recording:
+        assert recording.integrity().state == "gapped"
     assert only_recordings(tmp_path / "out") == [f"{MATCH}.nkrec"]
 
 

@@ -5,9 +5,11 @@ interleaved matches, damaged lines, lost lines, Docker's log wrapper and Nakama'
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import shutil
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from recorder.capture._nakama_log import format_log_line
 from recorder.format import Header, LoopCall, read_events, verify
 from replay.cli import main
 from replay.lua import LuaHandler
-from replay.runtime import MatchDriver, lua_error_class, reproduce
+from replay.runtime import MatchDriver, ReplayOptions, lua_error_class, reproduce
 from tests.common.paths import DATA, ROOT
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -125,6 +127,13 @@ def test_nondeterministic_values_make_the_replay(tmp_path: Path) -> None:
     assert any(d.field == "broadcasts" for d in other.divergences)
 
 
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
 # -- logs a real Nakama 3.40 wrote (tests/data) ----------------------------------------------------------
 
 
@@ -186,6 +195,20 @@ def test_lost_lines_are_reported_and_docker_wrapped_logs_read(tmp_path: Path) ->
     lost = lines[: ours[10]] + lines[ours[12] :]
     _, [match] = ingest(lost)
     assert match.problems == ["records 10..11 missing (lost log lines, or damaged ones reported above)"]
+    # the recording says so, and no verdict of success is drawn from it: the crash is still reached, but the
+    # calls of the lost records were never compared
+    path = write_match(match, tmp_path, handler=str(HANDLERS / "arena.lua"))
+    gapped = reproduce(path, str(HANDLERS / "arena.lua"))
+    assert gapped.status == "incomplete" and not gapped.reproduced, gapped.verdict
+    assert "records 10..11 missing" in gapped.verdict, gapped.verdict
+    code, out, err = _cli("reproduce", str(path), "--handler", str(HANDLERS / "arena.lua"))
+    assert code == 3 and "REPRODUCED" not in out.replace("NOT REPRODUCED", ""), (out, err)
+    code, out, _ = _cli("inspect", str(path), "--strict")
+    assert code != 0 and "gapped: the file is sealed and intact" in out + _, out
+    # drawn from what is there anyway, the lost calls show: the state the replay built without them diverges
+    allowed = reproduce(path, str(HANDLERS / "arena.lua"), ReplayOptions(allow_incomplete=True))
+    assert allowed.status == "not-reproduced" and allowed.divergence_count > 0, allowed.verdict
+    assert "not replayed: the calls the log it was made from lost (records 10..11" in allowed.verdict
     # Docker's json-file driver: one JSON object per line around each line, long lines split in 16 KiB parts
     wrapped = []
     for line in lines:

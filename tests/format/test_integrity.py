@@ -32,7 +32,7 @@ from recorder import (
     verify,
     write_recording,
 )
-from recorder.format._integrity import Damage, Integrity, Ledger
+from recorder.format._integrity import Damage, Integrity, Ledger, source_gaps
 from recorder.format._nkrec import FRAME_SIZE, MAGIC_V1, V1_FRAME_SIZE
 from replay.cli import main
 from replay.diff import diff_against, diff_recorded
@@ -587,11 +587,21 @@ def test_ledger_seal_problems_and_a_cut_frame_after_the_seal() -> None:
     assert cut.integrity().state == "damaged"
 
 
+_SEALED = Integrity("complete", 2, 1, 1, 90, 140, seal={"chunks": 1, "events": 1, "last_tick": 0})
 _LINES = [  # an Integrity, its one-line describe() (inspect's integrity line), its missing() (the verdicts' "missing")
+    (_SEALED, "complete: sealed after 1 chunk, 1 event, last tick 0", ""),
     (
-        Integrity("complete", 2, 1, 1, 90, 140, seal={"chunks": 1, "events": 1, "last_tick": 0}),
-        "complete: sealed after 1 chunk, 1 event, last tick 0",
-        "",
+        _SEALED.with_gaps(("records 4..6 missing (lost log lines, or damaged ones reported above)",)),
+        "gapped: the file is sealed and intact (1 chunk, 1 event, last tick 0), but the log it was made from lost "
+        "calls: records 4..6 missing (lost log lines, or damaged ones reported above)",
+        "the calls the log it was made from lost (records 4..6 missing (lost log lines, or damaged ones reported "
+        "above))",
+    ),
+    (
+        _SEALED.with_gaps(("a", "b", "c")),
+        "gapped: the file is sealed and intact (1 chunk, 1 event, last tick 0), but the log it was made from lost "
+        "calls: a; 2 more in the header's source_gaps tag",
+        "the calls the log it was made from lost (a; 2 more in the header's source_gaps tag)",
     ),
     (
         Integrity("legacy", 1, 1, 1, 70, 70),
@@ -687,5 +697,20 @@ def test_integrity_lines_word_for_word(integrity: Integrity, line: str, missing:
         "chunks_after": integrity.chunks_after,
         "seal": integrity.seal,
         "damage": [d.to_json() for d in integrity.damage],
+        "gaps": list(integrity.gaps),
         "summary": line,
     }
+
+
+def test_source_gaps_make_only_a_complete_file_gapped() -> None:
+    """What the header's ``source_gaps`` tag says, and how it changes each state: a gap is never lost."""
+    assert source_gaps({}) == () and source_gaps({"source_gaps": []}) == () and source_gaps(None) == ()
+    assert source_gaps({"source_gaps": ["x", "y"]}) == ("x", "y")
+    for bad in ("x", [1], {"a": "b"}, None):
+        [said] = source_gaps({"source_gaps": bad})
+        assert said.startswith("the header's source_gaps tag is malformed"), said
+    assert _SEALED.with_gaps(()) is _SEALED
+    for integrity, _, _ in _LINES[3:]:
+        gapped = integrity.with_gaps(("x",))
+        assert gapped.state == integrity.state and gapped.gaps == ("x",) and not gapped.complete
+    assert not _SEALED.with_gaps(("x",)).complete
