@@ -88,26 +88,39 @@ __all__ = [
 
 #: The memory cap of a handler process unless told otherwise: far above any match state, far below the machine.
 DEFAULT_MAX_MEMORY = 4 << 30
+#: Seconds a handler may take to load at least, whatever the hang timeout (``Limits.load_timeout``).
+LOAD_TIMEOUT = 60.0
 #: Seconds past the hang timeout before the supervisor ends a callback that the in-process guard could not stop.
 GRACE = 1.0
 #: How a supervised handler process can end without handing back a result.
 DEATHS = ("hung", "exited", "killed", "out-of-memory")
 
+_LOADING_CODE = CALLBACKS.index(LOADING)
 _START_TIMEOUT = 120.0  # seconds for a worker to start on a very busy machine
 _WORKER = "import sys; from replay.runtime._supervisor import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What the supervisor enforces: ``hang_timeout`` seconds per callback (None: no hang guard at all) and
-    ``max_memory`` bytes of address space (None: no cap)."""
+    """What the supervisor enforces: ``hang_timeout`` seconds per callback (None: no hang guard at all),
+    ``max_memory`` bytes of address space (None: no cap), and ``load_timeout`` seconds to load the handler
+    (import it, compile TypeScript, run ``InitModule``): loading legitimately takes longer than one callback,
+    so it gets the larger of the two (the hang guard off: no limit either)."""
 
     hang_timeout: float | None = 5.0
     max_memory: int | None = DEFAULT_MAX_MEMORY
+    load_timeout: float = LOAD_TIMEOUT
+
+    @property
+    def loading_limit(self) -> float | None:
+        """Seconds the handler may take to load (None: no limit)."""
+        return None if self.hang_timeout is None else max(self.hang_timeout, self.load_timeout)
 
     def __post_init__(self) -> None:
         if self.hang_timeout is not None and not self.hang_timeout > 0:
             raise ValueError(f"hang_timeout must be positive seconds or None, got {self.hang_timeout!r}")
+        if not self.load_timeout > 0:
+            raise ValueError(f"load_timeout must be positive seconds, got {self.load_timeout!r}")
         if self.max_memory is not None and self.max_memory <= 0:
             raise ValueError(f"max_memory must be positive bytes or None, got {self.max_memory!r}")
 
@@ -411,9 +424,16 @@ class HandlerProcess:
             now = time.monotonic()
             if seq != last_seq:
                 last_seq, since = seq, now
-            elif slots[Beacon.IN_CALL] and limit is not None and now - since > limit + GRACE:
+            elif slots[Beacon.IN_CALL] and limit is not None and now - since > self._limit_now() + GRACE:
                 self._ask_for_stack()
                 raise HandlerDied(self._death("hung"))
+
+    def _limit_now(self) -> float:
+        """The hang timeout of what the handler process is in now: a callback's, or loading's (longer)."""
+        loading = self._slots[Beacon.CALLBACK] == _LOADING_CODE
+        limit = self.limits.loading_limit if loading else self.limits.hang_timeout
+        assert limit is not None
+        return limit
 
     def _death(self, kind: str, status: int | None = None, sig: int | None = None) -> Death:
         s = self._slots
@@ -429,7 +449,7 @@ class HandlerProcess:
             int(s[Beacon.RUN]),
             status,
             sig,
-            self.limits.hang_timeout,
+            self.limits.loading_limit if code == _LOADING_CODE else self.limits.hang_timeout,
             self.limits.max_memory,
             traceback=self._stack(),
             divergences=int(s[Beacon.DIVERGENCES]),
