@@ -76,7 +76,7 @@ def test_ingest_from_s3_on_a_dask_cluster(bucket, dask_cluster, tmp_path):
         fs.pipe(f"{bucket}/logs/{p.name}", p.read_bytes())
         urls.append(f"{bucket}/logs/{p.name}")
     assert main(["ingest", str(LOG), "-o", str(tmp_path / "serial"), "--json"]) == 0
-    address = dask_cluster.address.replace("tcp://", "dask://")
+    address = dask_cluster.ready()
     cmd = [sys.executable, "-m", "replay.cli", "ingest", *urls, "-o", str(tmp_path / "dask")]
     cmd += ["--executor", address, "--json"]
     done = subprocess.run(cmd, capture_output=True, env=dict(os.environ), timeout=300)

@@ -126,6 +126,15 @@ class Cluster:
     address: str
     pid: int
 
+    def ready(self, workers: int = 2, timeout: float = 180.0) -> str:
+        """The ``dask://`` address, once ``workers`` workers are up: a test before this one may have had one
+        killed, and its nanny's restart takes a while on a busy machine."""
+        from distributed import Client
+
+        with Client(self.address, timeout=timeout) as client:
+            client.wait_for_workers(workers, timeout=timeout)
+        return self.address.replace("tcp://", "dask://")
+
     def is_worker(self, pid: int) -> bool:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()

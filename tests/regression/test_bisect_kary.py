@@ -124,7 +124,7 @@ def test_bisect_run_with_jobs_runs_commands_side_by_side(capsys, tmp_path: Path)
 
 
 def test_bisect_run_on_a_dask_cluster(capsys, tmp_path: Path, dask_cluster) -> None:  # type: ignore[no-untyped-def]
-    address = dask_cluster.address.replace("tcp://", "dask://")
+    address = dask_cluster.ready()
     log = tmp_path / "ran.log"
     versions = [str(v) for v in range(1, 11)]
     started = time.monotonic()

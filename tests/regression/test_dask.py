@@ -73,7 +73,7 @@ def test_run_all_from_s3_on_a_dask_cluster_survives_killed_workers(bucket, dask_
     ):
         fs.pipe(f"{corpus}/{name}", Path(src).read_bytes())
 
-    address = dask_cluster.address.replace("tcp://", "dask://")
+    address = dask_cluster.ready()
     cmd = [sys.executable, "-m", "replay.cli", "run-all", f"{corpus}/", "--handler", str(handler)]
     cmd += ["--executor", address, "--hang-timeout", "600", "--json", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
@@ -163,8 +163,9 @@ def test_a_big_sweep_batches_recordings_and_a_lost_batch_costs_only_its_victim(d
         write_recording(path, dataclasses.replace(header, match_id=mid), short)
         paths.append(str(path))
 
+    address = dask_cluster.ready()
     rng = random.getstate()  # distributed's client draws from the global random (its connection back-off)
-    executor = DaskExecutor(dask_cluster.address.replace("tcp://", "dask://"), 2)
+    executor = DaskExecutor(address, 2)
     assert executor.workers == 2 and batch_size(executor, len(paths)) == 2
     done: dict[str, object] = {}
     runner = threading.Thread(
