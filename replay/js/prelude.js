@@ -507,7 +507,9 @@
   // further wrappers. The Proxies trap only what changes a Go value (set, defineProperty): reads go to the
   // target natively (a get trap would be a JavaScript call on every property read of the handler).
   // Key order: Go walks a map in random order; here the order of insertion (any order is one Go may pick).
-  var GO = new WeakMap(); // wrapper -> its target
+  // wrapper -> its record: the Proxy's own handler (prototype mapTraps or sliceTraps), holding its target (t)
+  // and what canonicalOf keeps about it (keys: sorted keys; tpl: kept bytes), which the traps drop on a change
+  var GO = new WeakMap();
   function toGo(v, depth) { // a JavaScript value stored into Go: a copy whose nested objects are wrappers
     if (v === undefined) return null;
     if (v === null || typeof v !== "object" || depth > 10000) return v;
@@ -525,25 +527,31 @@
     return wrap(out, mapTraps);
   }
   function wrap(target, traps) {
-    var w = new Proxy(target, traps);
-    GO.set(w, target);
+    var record = Object.create(traps);
+    record.t = target;
+    record.keys = null;
+    record.tpl = 0;
+    var w = new Proxy(target, record);
+    GO.set(w, record);
     return w;
   }
   function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); }
   var hasOwn = Object.prototype.hasOwnProperty, deleteProperty = Reflect.deleteProperty;
-  var mapTraps = { // a key added or deleted drops the map's sorted keys (KEYS, for its canonical bytes)
+  var mapTraps = { // a change drops the map's kept bytes, a key added or deleted its sorted keys too
+    __proto__: null, // no trap inherited from Object.prototype (a bundle may add properties there)
     set: function (t, k, v) {
-      if (!hasOwn.call(t, k)) KEYS.delete(t);
-      TPL.delete(t);
+      if (!hasOwn.call(t, k)) this.keys = null;
+      this.tpl = 0;
       t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
       return true;
     },
-    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) KEYS.delete(t); TPL.delete(t); t[k] = goValue(d.value); return true; },
-    deleteProperty: function (t, k) { KEYS.delete(t); TPL.delete(t); return deleteProperty(t, k); },
+    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) this.keys = null; this.tpl = 0; t[k] = goValue(d.value); return true; },
+    deleteProperty: function (t, k) { this.keys = null; this.tpl = 0; return deleteProperty(t, k); },
   };
-  var sliceTraps = { // every change drops the slice's kept bytes (TPL)
+  var sliceTraps = { // every change drops the slice's kept bytes (tpl)
+    __proto__: null, // no trap inherited from Object.prototype (a bundle may add properties there)
     set: function (t, k, v) {
-      TPL.delete(t);
+      this.tpl = 0;
       if (typeof k === "string" && String(k >>> 0) === k) {
         t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
         return true;
@@ -552,18 +560,18 @@
       throw new TypeError("Can't set property '" + String(k) + "' on Go slice");
     },
     defineProperty: function (t, k, d) {
-      TPL.delete(t);
+      this.tpl = 0;
       if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(d.value); return true; }
       if (k === "length") { t.length = d.value; return true; }
       throw new TypeError("Cannot define property '" + String(k) + "' on a Go slice");
     },
-    deleteProperty: function (t, k) { TPL.delete(t); return deleteProperty(t, k); },
+    deleteProperty: function (t, k) { this.tpl = 0; return deleteProperty(t, k); },
   };
   function exportState(v) { // the returned state as kept: toGo's copy, but the top level unwrapped
     if (v === undefined) return null;
     if (v === null || typeof v !== "object") return v;
-    var target = GO.get(v);
-    if (target !== undefined) return target;
+    var record = GO.get(v);
+    if (record !== undefined) return record.t;
     if (isBuffer(v) || v instanceof NativeDate) return v;
     var out, i, keys;
     if (Array.isArray(v)) {
@@ -594,13 +602,13 @@
   var ObjectProto = Object.prototype, ArrayProto = Array.prototype, objectKeys = Object.keys;
   var protoOf = Object.getPrototypeOf, isArray = Array.isArray, uriEncode = encodeURIComponent, unescapeURI = unescape;
   var U8 = Uint8Array, NativeDataView = DataView, NativeMap = Map, MapProto = Map.prototype, mapGet = MapProto.get, mapSet = MapProto.set;
-  var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, weakSet = WeakMapProto.set, weakDelete = WeakMapProto.delete, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
+  var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, weakSet = WeakMapProto.set, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
   var typedSet = TypedProto.set, subarray = TypedProto.subarray, typedSlice = TypedProto.slice, toHex = Uint8Array.prototype.toHex;
   var setFloat64 = DataView.prototype.setFloat64, setUint32 = DataView.prototype.setUint32;
   var charCodeAt = StringProto.charCodeAt, indexOf = StringProto.indexOf, FunctionProto = Function.prototype, fnCall = FunctionProto.call;
   function intrinsicsIntact() {
     return MapProto.get === mapGet && MapProto.set === mapSet && WeakMapProto.get === weakGet &&
-      WeakMapProto.set === weakSet && WeakMapProto.delete === weakDelete && TypedProto.slice === typedSlice &&
+      WeakMapProto.set === weakSet && TypedProto.slice === typedSlice &&
       TypedProto.set === typedSet && TypedProto.subarray === subarray && U8.prototype.toHex === toHex &&
       NativeDataView.prototype.setFloat64 === setFloat64 && NativeDataView.prototype.setUint32 === setUint32 &&
       StringProto.charCodeAt === charCodeAt && StringProto.indexOf === indexOf &&
@@ -649,12 +657,11 @@
     else { canonBuf[canonPos++] = b16 + 1; canonView.setUint32(canonPos, n); canonPos += 4; }
   }
   // a Go map's keys sorted and encoded, kept until the map traps add or delete a key
-  var KEYS = new WeakMap();
   var topKeys = null, topInfo = null; // the last top-level map's keys as Object.keys gave them, and its info
-  function keysOf(target, cacheable) {
-    var info = cacheable ? KEYS.get(target) : undefined, i;
-    if (info !== undefined) return info;
-    if (!cacheable) { // the top level: a new object every call, mostly with the keys of the last one
+  function keysOf(target, record) { // record: the Go map's (its keys kept there), null at the top level
+    var info = record !== null ? record.keys : null, i;
+    if (info !== null) return info;
+    if (record === null) { // the top level: a new object every call, mostly with the keys of the last one
       var seen = objectKeys(target);
       if (topKeys !== null && seen.length === topKeys.length) {
         for (i = 0; i < seen.length && seen[i] === topKeys[i]; i++);
@@ -671,7 +678,7 @@
       enc[i] = e;
     }
     info = [keys, enc];
-    if (cacheable) KEYS.set(target, info);
+    if (record !== null) record.keys = info;
     else topInfo = info;
     return info;
   }
@@ -697,10 +704,9 @@
     canonPos = pos;
     return true;
   }
-  // A Go value's bytes kept while its traps see no change: its own bytes with its nested values left out,
-  // [bytes, child, bytes, ..., bytes], the children written afresh (each has its own). Made at the second
-  // digest that finds the value unchanged (1 marks the first); any set, define or delete drops it
-  var TPL = new WeakMap();
+  // A Go value's bytes kept (record.tpl) while its traps see no change: its own bytes with its nested values
+  // left out, [bytes, child, bytes, ..., bytes], the children written afresh (each has its own). Made at the
+  // second digest that finds the value unchanged (1 marks the first, 0: none); any set, define or delete drops it
   function putTemplate(tpl, depth) {
     for (var i = 0; i < tpl.length; i++) {
       if (i & 1) {
@@ -728,19 +734,20 @@
   }
   function putContainer(v, depth) {
     if (depth > 256) return false;
-    var target = GO.get(v), cacheable = target !== undefined;
-    if (!cacheable) {
+    var record = GO.get(v), target;
+    if (record === undefined) {
       if (depth > 0) return false; // below the top level every object is a Go wrapper (else: not exported)
+      record = null;
       target = v;
-    }
+    } else target = record.t;
     var proto = protoOf(target), array = proto === ArrayProto && isArray(target);
     if (!array && proto !== ObjectProto) return false; // ArrayBuffer, Date, a changed prototype
-    var mark = cacheable ? TPL.get(target) : undefined;
-    if (mark !== undefined && mark !== 1) return putTemplate(mark, depth);
+    var mark = record !== null ? record.tpl : 0;
+    if (mark !== 0 && mark !== 1) return putTemplate(mark, depth);
     var i, n, keys = null, enc = null, x, t, e, buf, pos, start = canonPos, kids = null, before;
     if (array) n = target.length;
     else {
-      var info = keysOf(target, cacheable);
+      var info = keysOf(target, record);
       if (info === null) return false;
       keys = info[0];
       enc = info[1];
@@ -775,7 +782,7 @@
       else {
         canonPos = before = pos;
         if (!putValue(x, depth + 1)) return false;
-        if (t === "object" && cacheable) {
+        if (t === "object" && record !== null) {
           if (kids === null) kids = [];
           kids[kids.length] = before;
           kids[kids.length] = x;
@@ -786,7 +793,7 @@
       }
     }
     canonPos = pos;
-    if (cacheable) TPL.set(target, mark === 1 ? template(start, kids) : 1);
+    if (record !== null) record.tpl = mark === 1 ? template(start, kids) : 1;
     return true;
   }
   function canonicalOf(data) { // the canonical bytes in hex, or null
@@ -935,7 +942,8 @@
   function deepCopy(v, seen) { // a kept state copied, wrappers and aliasing included
     if (v === null || typeof v !== "object") return v;
     if (seen.has(v)) return seen.get(v);
-    var target = GO.get(v), source = target === undefined ? v : target, out;
+    var record = GO.get(v), target = record === undefined ? undefined : record.t;
+    var source = target === undefined ? v : target, out;
     if (Array.isArray(source)) out = [];
     else if (isBuffer(source)) return source.slice(0);
     else if (source instanceof NativeDate) return new NativeDate(source.getTime());
