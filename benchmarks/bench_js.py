@@ -7,8 +7,9 @@ most ticks) is recorded through the fixed Python, Lua and TypeScript arenas (the
 with its state digest. Then, best of N, the configurations taking turns:
 
 - Python, Lua and JS arenas replaying their own recordings (digests checked on every tick): ticks/s;
-- the JS arena wrapped with ``nkreplay_capture.js`` (one log record per call, a snapshot every 600 ticks)
-  replaying the JS recording: ticks/s, overhead, and the log volume the wrapper writes per tick;
+- the JS arena wrapped with ``nkreplay_capture.js`` (one log record per call, a snapshot every 600 ticks;
+  and in lean mode: loops by their inputs, several ticks per record) replaying the JS recording: ticks/s,
+  overhead, and the log volume the wrapper writes per tick;
 - the process CPU time per tick of the Python and JS replays (every thread counted), which a loaded machine
   changes far less than the wall clock.
 
@@ -55,15 +56,17 @@ CALLBACKS = {
 }
 
 
-def fixed_bundles(folder: Path) -> tuple[Path, Path]:
+def fixed_bundles(folder: Path) -> tuple[Path, Path, Path]:
     text = BUNDLE.read_text().replace("delete state.sessions[sessionId];", "state.sessions[sessionId] = null;")
     plain = folder / "plain" / "index.js"
     captured = folder / "captured" / "index.js"
-    for path in (plain, captured):
+    lean = folder / "lean" / "index.js"
+    for path in (plain, captured, lean):
         path.parent.mkdir()
     plain.write_text(text)
     captured.write_text(wrap_bundle(text, CALLBACKS, {"module": "arena", "snapshotEvery": 600}))
-    return plain, captured
+    lean.write_text(wrap_bundle(text, CALLBACKS, {"module": "arena", "mode": "lean"}))
+    return plain, captured, lean
 
 
 def cpu_times(runs: dict[str, tuple[Path, object]], repeat: int) -> dict[str, float]:
@@ -80,6 +83,18 @@ def cpu_times(runs: dict[str, tuple[Path, object]], repeat: int) -> dict[str, fl
     return best
 
 
+def capture_log_bytes(bundle: Path) -> int:
+    """Bytes the wrapped bundle logs over 600 ticks of four players sending inputs every tick."""
+    with MatchDriver(JsHandler(bundle), arena_header(str(bundle))) as d:
+        d.init({"max_players": 8, "tick_rate": 60})
+        ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(4)]
+        for t in range(600):
+            for p in ps:
+                d.send(p, 1, '{"dx": 1, "dy": 0, "shoot": %s, "aim": [1, 0]}' % ("true" if t % 10 == 0 else "false"))
+            d.tick()
+        return sum(len(m) for _, m in d.runtime.logger.lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ticks", type=int, default=36000)
@@ -90,7 +105,7 @@ def main() -> None:
     clock = "process CPU time" if args.cpu else "wall clock"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        plain, captured = fixed_bundles(folder)
+        plain, captured, lean = fixed_bundles(folder)
         recs = {name: folder / f"arena-{name}.nkrec" for name in ("py", "lua", "js")}
         t0 = time.perf_counter()
         make_recording(recs["py"], str(HANDLERS / "arena_fixed.py"), args.ticks)
@@ -103,6 +118,7 @@ def main() -> None:
                 "lua": (recs["lua"], lambda: LuaHandler(HANDLERS / "arena_fixed.lua")),
                 "js": (recs["js"], lambda: JsHandler(plain)),
                 "js+capture": (recs["js"], lambda: JsHandler(captured)),
+                "js+lean": (recs["js"], lambda: JsHandler(lean)),
             },
             args.repeat,
         )
@@ -119,19 +135,10 @@ def main() -> None:
             ("lua", "Lua arena"),
             ("js", "JS arena"),
             ("js+capture", "JS arena + capture"),
+            ("js+lean", "JS + lean capture"),
         ):
             print(f"{label:<20} {ticks / best[name]:>9,.0f} ticks/s  ({best[name]:.2f} s, {clock})")
-        probe = JsHandler(captured)
-        with MatchDriver(probe, arena_header(str(captured))) as d:
-            d.init({"max_players": 8, "tick_rate": 60})
-            ps = [d.join(f"p{i}", {"client_version": "1.4.0"}) for i in range(4)]
-            for t in range(600):
-                for p in ps:
-                    d.send(
-                        p, 1, '{"dx": 1, "dy": 0, "shoot": %s, "aim": [1, 0]}' % ("true" if t % 10 == 0 else "false")
-                    )
-                d.tick()
-            log_bytes = sum(len(m) for _, m in d.runtime.logger.lines)
+        log_bytes = {name: capture_log_bytes(path) for name, path in (("full", captured), ("lean", lean))}
         print(
             f"CPU time per tick (this process, all threads; load-independent): Python {cpu['python'] / ticks * 1e6:.0f} us, "
             f"JS {cpu['js'] / ticks * 1e6:.0f} us (JS CPU-bound {ticks / cpu['js']:,.0f} ticks/s)"
@@ -141,7 +148,10 @@ def main() -> None:
         print(f"ratio JS / Python replay speed:         {best['python'] / best['js']:.2f}")
         print(f"ratio JS / Lua replay speed:            {best['lua'] / best['js']:.2f}")
         print(
-            f"capture overhead (wrapped / unwrapped): {best['js+capture'] / best['js']:.2f}x time, capture log {log_bytes / 600:,.0f} bytes/tick"
+            f"capture overhead (wrapped / unwrapped): {best['js+capture'] / best['js']:.2f}x time, capture log {log_bytes['full'] / 600:,.0f} bytes/tick"
+        )
+        print(
+            f"lean capture overhead:                  {best['js+lean'] / best['js']:.2f}x time, capture log {log_bytes['lean'] / 600:,.0f} bytes/tick"
         )
         print(
             f"target {TARGET:,} ticks/s for the JS arena: {'met' if js_rate >= TARGET else 'NOT met'} ({js_rate:,.0f}, {clock})"

@@ -32,14 +32,24 @@
 // JSON.stringify writes it, with every loop whose tick is a multiple; 0 = never), sample (fraction of
 // matches recorded, chosen from the match id), redact (keys whose values become "[redacted]" in params,
 // metadata, session vars, snapshots and storage reads), redactOpCodes (op codes whose message and
-// broadcast data are not written), maxLine (longest record line before it is split; default 6000).
+// broadcast data are not written), maxLine (longest record line before it is split; default 6000),
+// mode ("full", the default: every call its own record with its outcome; or "lean", what a production server
+// can afford: matchLoop calls recorded by their inputs and nondeterministic values only, several ticks per
+// `k: "loops"` record, in the format of nkreplay_capture.lua's lean mode: `t` the first tick, `n` the ticks,
+// `ps` the senders, `x` the ticks that had messages, nondeterministic values or an error, each
+// `{"i": offset, "ms": [[sender index in ps, ...]], ...}`; empty ticks are only counted. A tick with something
+// is written at most flushSeconds later, and at once when the loop throws (before Nakama's crash line) or ends
+// the match; other callbacks are recorded as in full mode, the pending loops first), flushSeconds (lean: the
+// longest a tick's inputs wait in memory; default 1), outcomes (lean: also record each loop's outcome; default
+// false; snapshotEvery needs it in lean mode).
 var nkreplayCapture = (function () {
   "use strict";
   var VERSION = 1;
   var TAG = "nkreplay:1 ";
   var G = Function("return this")();
   var CALLBACKS = ["matchInit", "matchJoinAttempt", "matchJoin", "matchLeave", "matchLoop", "matchTerminate", "matchSignal"];
-  var opts = { module: "", snapshotEvery: 0, sample: 1, redact: [], redactOpCodes: [], maxLine: 6000 };
+  var opts = { module: "", snapshotEvery: 0, sample: 1, redact: [], redactOpCodes: [], maxLine: 6000, mode: "full",
+    flushSeconds: 1, outcomes: false };
   var redactKeys = {}, redactOps = {};
   var active = null; // the call being recorded
   var matchId = null, seq = 0, enabled = true;
@@ -191,6 +201,9 @@ var nkreplayCapture = (function () {
       }
       if (!text) text = JSON.stringify({ m: matchId, s: record.s, k: record.k, t: record.t, capture_error: String(e) });
     }
+    writeLine(logger, text, record.s);
+  }
+  function writeLine(logger, text, s) { // one record's JSON text as a line, or as parts of at most maxLine
     text = ascii(text);
     var limit = opts.maxLine || 6000;
     if (text.length <= limit) {
@@ -198,7 +211,139 @@ var nkreplayCapture = (function () {
       return;
     }
     var n = Math.ceil(text.length / limit);
-    for (var i = 0; i < n; i++) logger.info("%s", TAG + "P " + record.s + "/" + (i + 1) + "/" + n + " " + text.slice(i * limit, (i + 1) * limit));
+    for (var i = 0; i < n; i++) logger.info("%s", TAG + "P " + s + "/" + (i + 1) + "/" + n + " " + text.slice(i * limit, (i + 1) * limit));
+  }
+
+  // -- lean mode: matchLoop calls batched into "loops" records (as nkreplay_capture.lua's lean mode) -------
+  var lean = false, leanOutcomes = false, flushTicks = 10, limitBytes = 5800, snapshotsDropped = false;
+  var MAX_EMPTY = 36000; // empty ticks alone are not worth a line: written with the next record, or after this many
+  // the pending batch: ticks batchFirst .. batchNext - 1 (batchNext -1: none), its entries (JSON texts) and
+  // their size, the tick after which it is written, its senders (JSON texts, "ps") and text -> index (from 1)
+  var batchFirst = 0, batchNext = -1, batchBytes = 0, batch = [], flushAt = 0, batchPs = [], batchIndex = {};
+  var leanNd = [], leanCall = { nd: leanNd }; // `active` during an unobserved lean loop: nondeterministic values only
+  var batchLogger = null; // the logger of the latest call: the batch is written with it
+  function flush() {
+    if (batchNext < 0) return;
+    var s = seq;
+    seq += 1;
+    var text = '{"m":' + JSON.stringify(String(matchId)) + ',"s":' + s + ',"k":"loops","t":' + batchFirst +
+      ',"n":' + (batchNext - batchFirst) + (leanOutcomes ? ',"o":1' : "") + ',"ps":[' + batchPs.join(",") +
+      '],"x":[' + batch.join(",") + "]}";
+    batchNext = -1;
+    batchBytes = 0;
+    batch = [];
+    batchPs = [];
+    batchIndex = {};
+    writeLine(batchLogger, text, s);
+  }
+  function flushQuietly() {
+    try { flush(); } catch (e) { warn(batchLogger, "could not record loop calls: " + String(e)); }
+  }
+  function warn(logger, text) {
+    try { logger.warn("%s", "nkreplay_capture: " + text); } catch (e) { /* nothing */ }
+  }
+  // one more loop tick; body: its entry's fields (",..." text), "" for an empty tick. A body with messages
+  // refers to the batch's senders: encodeMessages already chose the batch it goes into
+  function addTick(tick, body) {
+    if (batchNext >= 0 && (tick !== batchNext || batchBytes + body.length > limitBytes) && body.slice(0, 6) !== ',"ms":') flush();
+    if (batchNext < 0) {
+      batchFirst = tick;
+      flushAt = tick + MAX_EMPTY - 1;
+    }
+    if (body !== "") {
+      var entry = '{"i":' + (tick - batchFirst) + body + "}";
+      batch.push(entry);
+      batchBytes += entry.length + 1;
+      var due = batchFirst + flushTicks - 1; // a tick with something waits at most flushSeconds
+      if (due < flushAt) flushAt = due;
+    }
+    batchNext = tick + 1;
+  }
+  // a tick's messages as the entry field "ms": [sender, opCode, data, reliable, receiveTimeMs] each, the
+  // sender an index (from 1) into the record's "ps" (the batch's senders, each written once per record)
+  function encodeMessages(messages, tick) {
+    if (batchNext >= 0 && (tick !== batchNext || batchBytes > limitBytes)) flush();
+    var parts = [];
+    for (var i = 0; i < messages.length; i++) {
+      var m = messages[i], sender = JSON.stringify(presence4(m.sender)), idx = batchIndex[sender];
+      if (idx === undefined) {
+        batchPs.push(sender);
+        idx = batchIndex[sender] = batchPs.length;
+        batchBytes += sender.length + 1;
+      }
+      var d = m.data === undefined || m.data === null ? "null" : redactOps[m.opCode] ? "false" : JSON.stringify(data64(m.data));
+      parts.push("[" + idx + "," + JSON.stringify(m.opCode) + "," + d + "," + (m.reliable ? "true" : "false") + "," +
+        JSON.stringify(m.receiveTimeMs) + "]");
+    }
+    return ',"ms":[' + parts.join(",") + "]";
+  }
+  // a lean loop's entry fields after the call: nondeterministic values, the error, the outcome (if observed)
+  function leanBody(tick, body, returned, call, res) {
+    if (leanNd.length) {
+      body += ',"nd":' + JSON.stringify(leanNd);
+      leanNd = [];
+      leanCall.nd = leanNd;
+    }
+    if (!returned) return body + ',"e":' + JSON.stringify(THREW);
+    if (call !== null) {
+      var o = {}, any = false;
+      if (call.out.b.length) { o.b = call.out.b; any = true; }
+      if (call.out.kk.length) { o.kk = call.out.kk; any = true; }
+      if (call.out.lu.length) { o.lu = call.out.lu; any = true; }
+      if (isNil(res) || isNil(res.state)) { o.st = true; any = true; }
+      else if ((opts.snapshotEvery || 0) > 0 && tick % opts.snapshotEvery === 0) { o.ss = redacted(res.state, 0); any = true; }
+      if (any) {
+        var text;
+        try {
+          text = JSON.stringify(o);
+        } catch (e) {
+          if (o.ss === undefined) throw e;
+          delete o.ss;
+          o.ss_error = String(e);
+          text = JSON.stringify(o);
+        }
+        body += ',"o":' + text;
+      }
+    }
+    return body;
+  }
+  function makeLeanLoop(fn) {
+    return function (ctx, logger, nk, dispatcher, tick, state, messages) {
+      if (!enabled) return fn.apply(null, arguments);
+      batchLogger = logger;
+      var args = Array.prototype.slice.call(arguments), msText = "", call = null;
+      args[2] = nkFor(nk);
+      if (messages && messages.length) {
+        try { msText = encodeMessages(messages, tick); } catch (e) { msText = ',"capture_error":' + JSON.stringify(String(e)); }
+      }
+      if (leanOutcomes) { // the recording dispatcher only when outcomes are recorded
+        call = { nd: leanNd, out: { b: [], kk: [], lu: [] } };
+        args[3] = dispatcherFor(dispatcher);
+      }
+      active = call === null ? leanCall : call;
+      var returned = false, r;
+      try {
+        r = fn.apply(null, args);
+        returned = true;
+        return r;
+      } finally {
+        active = null;
+        var ends = !returned || isNil(r) || isNil(r.state);
+        if (msText === "" && call === null && !ends && tick === batchNext && !leanNd.length) {
+          batchNext = tick + 1; // an idle tick: only counted
+        } else {
+          try {
+            addTick(tick, leanBody(tick, msText, returned, call, r));
+          } catch (e) {
+            leanNd = [];
+            leanCall.nd = leanNd;
+            warn(logger, "could not record a loop call: " + String(e));
+            try { addTick(tick, ',"capture_error":' + JSON.stringify(String(e))); } catch (e2) { /* nothing */ }
+          }
+        }
+        if (ends || tick >= flushAt) flushQuietly(); // a throw: before Nakama's crash line
+      }
+    };
   }
 
   function recordingDispatcher(real) {
@@ -239,8 +384,13 @@ var nkreplayCapture = (function () {
     return d;
   }
 
+  var THREW = "threw (the error is in Nakama's crash line)";
   // run fn(args) recording `record`; the result (or the error) passes through untouched
   function run(logger, record, fn, args, finish) {
+    if (batchNext >= 0) { // lean: the loops before this call come first
+      batchLogger = logger;
+      flushQuietly();
+    }
     active = { nd: [], out: { b: [], kk: [], lu: [] } };
     var call = active, returned = false, r;
     try {
@@ -256,7 +406,7 @@ var nkreplayCapture = (function () {
         if (call.out.lu.length) o.lu = call.out.lu;
         record.o = o;
         if (call.nd.length) record.nd = call.nd;
-        if (!returned) record.e = "threw (the error is in Nakama's crash line)";
+        if (!returned) record.e = THREW;
         else finish(record, r);
         emit(logger, record);
       } catch (e) {
@@ -273,6 +423,13 @@ var nkreplayCapture = (function () {
       w = function (ctx, logger, nk, params) {
         matchId = ctx.matchId;
         seq = 0;
+        batchNext = -1;
+        batchBytes = 0;
+        batch = [];
+        batchPs = [];
+        batchIndex = {};
+        leanNd = [];
+        leanCall.nd = leanNd;
         enabled = sampled(String(matchId));
         if (!enabled) return fn.apply(null, arguments);
         var args = Array.prototype.slice.call(arguments);
@@ -280,12 +437,19 @@ var nkreplayCapture = (function () {
         var rec = {
           k: "init", t: 0, p: redacted(params, 0),
           h: { v: VERSION, mod: opts.module || "", node: ctx.node, snap: opts.snapshotEvery || 0,
-               red: opts.redact || [], redop: opts.redactOpCodes || [], src: "js-capture" },
+               red: opts.redact || [], redop: opts.redactOpCodes || [], src: "js-capture", mode: lean ? "lean" : "full" },
         };
+        if (snapshotsDropped) warn(logger, "snapshotEvery needs outcomes: true in lean mode: no snapshots");
         return run(logger, rec, fn, args, function (r2, res) {
           if (res && typeof res === "object") {
             r2.o.tr = res.tickRate;
             r2.o.l = res.label === undefined ? "" : res.label;
+          }
+          if (lean) {
+            var rate = res && typeof res === "object" && typeof res.tickRate === "number" ? res.tickRate : 0;
+            flushTicks = Math.max(1, Math.floor(rate * (opts.flushSeconds === undefined ? 1 : opts.flushSeconds)));
+            r2.h.flush = flushTicks;
+            if (leanOutcomes) r2.h.outc = true;
           }
           stateResult(r2, res);
         });
@@ -343,6 +507,9 @@ var nkreplayCapture = (function () {
         return run(logger, rec, fn, args, finish);
       };
     }
+    return named(w, fn);
+  }
+  function named(w, fn) {
     try { Object.defineProperty(w, "name", { value: fn.name }); } catch (e) { /* an engine without configurable names */ }
     return w;
   }
@@ -351,12 +518,18 @@ var nkreplayCapture = (function () {
   // wrapper (what Nakama calls), and returns the wrapped set
   function wrap(handlers, options) {
     setOptions(options);
+    if (opts.mode !== "full" && opts.mode !== "lean") throw new TypeError('nkreplayCapture.wrap: mode must be "full" or "lean", got ' + String(opts.mode));
+    lean = opts.mode === "lean";
+    leanOutcomes = lean && opts.outcomes === true;
+    limitBytes = (opts.maxLine || 6000) - 200;
+    snapshotsDropped = lean && !leanOutcomes && (opts.snapshotEvery || 0) > 0;
+    if (snapshotsDropped) opts.snapshotEvery = 0;
     var out = {};
     for (var i = 0; i < CALLBACKS.length; i++) {
       var cb = CALLBACKS[i], fn = handlers[cb];
       if (typeof fn !== "function") throw new TypeError("nkreplayCapture.wrap: " + cb + " is not a function");
       if (fn.__nkreplayWrapped) { out[cb] = fn; continue; }
-      var w = makeWrapper(cb, fn);
+      var w = lean && cb === "matchLoop" ? named(makeLeanLoop(fn), fn) : makeWrapper(cb, fn);
       Object.defineProperty(w, "__nkreplayWrapped", { value: true });
       out[cb] = w;
       if (fn.name && G[fn.name] === fn) G[fn.name] = w;
