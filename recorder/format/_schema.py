@@ -374,6 +374,8 @@ OUTCOME = Record(  # a map with short keys in a chunk, every field left out when
         Field("stopped", "x", "stopped", BOOL, False, BOTH),
     ),
 )
+#: the field a loop's outcome most often holds alone (``_gen_map_codec`` decodes such a map in one step)
+OUTCOME_LONE = "digest"
 MESSAGES = Type(  # decoded by MessageBatch when first used (recorder.format._model)
     "[MatchMessage]",
     lambda v, f: tuple(each(lambda x, g: _read(MESSAGE, x, g))(v, f)),
@@ -668,9 +670,10 @@ def _gen_iter_events() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gen_map_codec(record: Record, name: str, label: str) -> str:
+def _gen_map_codec(record: Record, name: str, label: str, lone: str = "") -> str:
     """Encoder and decoder of a record kept as a map with short keys (an outcome): a field holding its
-    default is left out; an absent key (or nil, or an empty list) decodes to the default."""
+    default is left out; an absent key (or nil, or an empty list) decodes to the default. A map holding
+    only the field ``lone`` (optional, checked inline), good, is decoded without looking up the others."""
     enc = [f"def _pack_{name}(o, ref):", "    out = {}"]
     dec = [
         f"def _unpack_{name}(d, ps, n):",
@@ -678,6 +681,18 @@ def _gen_map_codec(record: Record, name: str, label: str) -> str:
         f"        raise InvalidValue({label!r}, f'must be a map, got {{show(d)}}')",
         "    get = d.get",
     ]
+    if lone:
+        only = next(f for f in record.fields if f.name == lone)
+        assert only.default is None and only.type.fast, "a lone field is optional and checked inline"
+        args = ", ".join(
+            _sub(only.type.unpack, "v") if f is only else _literal(f.default) for f in _constructor_order(record)
+        )
+        dec += [
+            "    if len(d) == 1:",
+            f"        v = get({only.short!r})",
+            f"        if v is not None and ({_sub(only.type.fast, 'v')}):",
+            f"            return _build_{name}({args})",
+        ]
     for f in record.fields:
         field = repr(f"{label}.{f.name}")
         enc += [
@@ -903,7 +918,7 @@ def _build() -> None:
     _compile("_check_MESSAGE", _gen_row(MESSAGE, "MESSAGE", build=False), _NS)
     MessageBatch.rows_decoder = _compile("_rows_MESSAGE", _gen_rows(MESSAGE, "MESSAGE"), _NS)
     MessageBatch.row_checker = _NS["_check_MESSAGE"]
-    codec = _gen_map_codec(OUTCOME, "OUTCOME", "outcome")
+    codec = _gen_map_codec(OUTCOME, "OUTCOME", "outcome", OUTCOME_LONE)
     _compile("_pack_OUTCOME", codec, _NS)
     _SOURCES["_unpack_OUTCOME"] = codec
     for record, name in ((PRESENCE, "PRESENCE"), (MESSAGE, "MESSAGE"), (NONDETERMINISTIC, "NONDETERMINISTIC")):

@@ -198,6 +198,10 @@ class Nk:
         self.tick = tick
         self.consumed = []
         self.fallbacks = 0
+        if not recorded:  # most calls: nothing recorded to serve
+            if self._served:
+                self._served = {}
+            return
         served: dict[str, deque[Any]] = {}
         for v in recorded:
             served.setdefault(v.source, deque()).append(v.value)

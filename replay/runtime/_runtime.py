@@ -75,6 +75,45 @@ _HERE = os.path.dirname(
 _new_outcome = record_builder(Outcome)
 
 
+#: When a process loads the compiled canonical walk (``replay.runtime._fast_canonical``). Loading it costs
+#: about 0.5 s of CPU (importing numba, reading the kernel numba cached on disk) and saves about 12 µs per
+#: digest of an arena-sized state, so it pays from about 40,000 digests on. A replay that knows it has
+#: ``COMPILED_CANONICAL_FOR`` digests ahead (the recording's last tick) loads it at once; otherwise the
+#: process loads it after ``COMPILED_CANONICAL_AFTER`` reference walks, when the work done equals the price
+#: (the ski-rental rule: a short replay never pays it, a long one loses at most that much). The bytes are
+#: the same either way (``tests/runtime/test_fast_canonical.py``).
+COMPILED_CANONICAL_FOR = 50_000
+COMPILED_CANONICAL_AFTER = 25_000
+_canonical_bytes: Callable[[Any], bytes] = canonical_bytes
+_reference_digests = 0
+
+
+def _load_compiled_canonical() -> None:
+    global _canonical_bytes
+    from replay.runtime._fast_canonical import compiled_canonical_bytes
+
+    _canonical_bytes = compiled_canonical_bytes() or canonical_bytes
+
+
+def expect_digests(count: int) -> None:
+    """A replay about to compute ``count`` digests: load the compiled walk now if that many pay for it."""
+    global _reference_digests
+    pending = _canonical_bytes is canonical_bytes and _reference_digests < COMPILED_CANONICAL_AFTER
+    if pending and _reference_digests + count >= COMPILED_CANONICAL_FOR:
+        _reference_digests = COMPILED_CANONICAL_AFTER  # one attempt per process
+        _load_compiled_canonical()
+
+
+def _state_canonical_bytes(value: Any) -> bytes:
+    """``canonical_bytes(value)``: the reference walk or the compiled one (see ``COMPILED_CANONICAL_FOR``)."""
+    global _reference_digests
+    if _canonical_bytes is canonical_bytes:
+        _reference_digests += 1
+        if _reference_digests == COMPILED_CANONICAL_AFTER:
+            _load_compiled_canonical()
+    return _canonical_bytes(value)
+
+
 def state_digest(value: Any) -> int:
     """The 64-bit digest of a state value, as recorded outcomes store it (``recorder.format._canonical``)."""
     from recorder.format import state_digest as digest  # numba-free, imported on first use
@@ -268,7 +307,18 @@ class MatchRuntime:
     def _rule_error(self, callback: str, tick: int, message: str) -> None:
         self._stop_with(Crash(callback, tick, message, "HandlerError"))
 
-    def _finish(self, index: int, call: Call, new_state: Any, **outcome: Any) -> StepResult:
+    def _finish(
+        self,
+        index: int,
+        call: Call,
+        new_state: Any,
+        *,
+        accept: bool | None = None,
+        reason: str | None = None,
+        tick_rate: int | None = None,
+        label: str | None = None,
+        reply: str | None = None,
+    ) -> StepResult:
         """Common tail: nil state stops quietly; record kicks; build and compare the outcome."""
         d = self.dispatcher
         if self.crash is None and new_state is None:
@@ -287,29 +337,33 @@ class MatchRuntime:
             if want_digest or snapshot_due:
                 data = self._state_bytes(self.state) if self._state_bytes is not None else None
                 if data is None:
-                    data = canonical_bytes(self.handler.state_value(self.state))
+                    data = _state_canonical_bytes(self.handler.state_value(self.state))
                 if want_digest:
                     digest = digest_bytes(data)
                 if snapshot_due:
                     snapshot = data
-        get = outcome.get
         observed = _new_outcome(  # Outcome(...) without the frozen __init__: this runs once per call
-            get("accept"),
-            get("reason"),
-            get("tick_rate"),
-            get("label"),
-            tuple(d.broadcasts),
-            tuple(d.kicks),
-            tuple(d.label_updates),
-            get("reply"),
+            accept,
+            reason,
+            tick_rate,
+            label,
+            tuple(d.broadcasts) if d.broadcasts else (),
+            tuple(d.kicks) if d.kicks else (),
+            tuple(d.label_updates) if d.label_updates else (),
+            reply,
             digest,
             snapshot,
             self.stopped and self.crash is None,
         )
-        step = StepResult(index, call, True, observed, self.state, self.crash, tuple(self.nk.consumed))
-        if recorded is not None and self.crash is None:
-            step.divergences = _compare(index, call, recorded, observed, self.presences if self.wire_outcomes else None)
-        if call.nondeterministic and (self.nk.unconsumed() or self.nk.fallbacks):
+        nk = self.nk
+        divergences = (
+            _compare(index, call, recorded, observed, self.presences if self.wire_outcomes else None)
+            if recorded is not None and self.crash is None
+            else []
+        )
+        consumed = tuple(nk.consumed) if nk.consumed else ()
+        step = StepResult(index, call, True, observed, self.state, self.crash, consumed, divergences, False)
+        if call.nondeterministic and (nk.unconsumed() or nk.fallbacks):
             step.divergences.append(
                 Divergence(
                     "nondeterministic",
@@ -704,25 +758,31 @@ def iter_steps(runtime: StepRunner, calls: Iterable[Call]) -> Iterator[StepResul
     """Apply recorded calls in order, adding the synthetic calls the replayed handler's decisions need
     (a join it accepts that the recording rejected, the leave that follows a kick the recording lacks)."""
     for call in calls:
-        if runtime.pending_kicks and type(call) is LoopCall:
-            kicked = tuple(p.with_reason(PresenceReason.LEAVE) for p in runtime.pending_kicks)
-            runtime.pending_kicks = []
-            step = runtime.apply(LeaveCall(call.tick, kicked))
-            step.synthetic = True
-            yield step
-        step = runtime.apply(call)
+        yield from _steps_of(runtime, call)
+
+
+def _steps_of(runtime: StepRunner, call: Call) -> Iterator[StepResult]:
+    """The steps of one recorded call: the synthetic leave of a pending kick before it, the call, a
+    synthetic join after it when the replayed handler accepts a join the recording rejected."""
+    if runtime.pending_kicks and type(call) is LoopCall:
+        kicked = tuple(p.with_reason(PresenceReason.LEAVE) for p in runtime.pending_kicks)
+        runtime.pending_kicks = []
+        step = runtime.apply(LeaveCall(call.tick, kicked))
+        step.synthetic = True
         yield step
-        if (
-            type(call) is JoinAttemptCall
-            and step.executed
-            and step.outcome is not None
-            and step.outcome.accept
-            and call.outcome is not None
-            and call.outcome.accept is False
-        ):
-            join = runtime.apply(JoinCall(call.tick, (call.presence.with_reason(PresenceReason.UNKNOWN),)))
-            join.synthetic = True
-            yield join
+    step = runtime.apply(call)
+    yield step
+    if (
+        type(call) is JoinAttemptCall
+        and step.executed
+        and step.outcome is not None
+        and step.outcome.accept
+        and call.outcome is not None
+        and call.outcome.accept is False
+    ):
+        join = runtime.apply(JoinCall(call.tick, (call.presence.with_reason(PresenceReason.UNKNOWN),)))
+        join.synthetic = True
+        yield join
 
 
 def reproduce(
@@ -744,6 +804,10 @@ def reproduce(
             env=options.env,
             digests="recorded" if options.verify_digests else "never",
         )
+        if options.verify_digests and owned is not None:
+            last_tick = owned.last_tick_hint()  # from the seal or the last chunk's head: no decoding
+            if last_tick is not None:
+                expect_digests(last_tick if options.until_tick is None else min(last_tick, options.until_tick))
         try:
             return _run(runtime, header, events, path, options, observer, reader)
         finally:
@@ -766,28 +830,6 @@ def _wire_hint() -> str:
     return hint
 
 
-def _calls_until(
-    events: Iterable[Event], until_tick: int | None, markers: list[CrashMarker], path: str
-) -> Iterator[Call]:
-    beacon = active_beacon()
-    position = 0
-    for e in events:
-        match e:
-            case CrashMarker():
-                markers.append(e)
-                continue
-            case WireEvent():
-                raise RecordingError(
-                    f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
-                )
-        if until_tick is not None and e.tick > until_tick:
-            return
-        if beacon is not None:
-            position += 1
-            beacon.position(position)
-        yield e
-
-
 def _run(
     runtime: MatchRuntime,
     header: Header,
@@ -803,30 +845,56 @@ def _run(
     divergence_count = 0
     ticks = calls = 0
     stop_step: StepResult | None = None
-    for step in iter_steps(runtime, _calls_until(events, options.until_tick, markers, path)):
-        if not step.executed:
+    beacon = active_beacon()  # a supervisor's: it is told how many recorded calls were read
+    position = 0
+    until_tick = options.until_tick
+    kept = options.last_ticks - 1
+    apply = runtime.apply
+    # one loop over the recorded events, no generator between them and the runtime: at tens of thousands
+    # of ticks a second each layer costs a measurable part of the replay
+    for e in events:
+        if isinstance(e, CrashMarker):
+            markers.append(e)
             continue
-        calls += 1
-        call = step.call
-        if type(call) is LoopCall:
-            ticks += 1
-        recent.append(call)
-        while recent[0].tick < call.tick - options.last_ticks + 1:
-            recent.popleft()
-        if step.synthetic:
-            step.divergences.insert(
-                0, Divergence("synthetic call", None, describe_call(call), call.tick, call.callback, step.index)
+        if isinstance(e, WireEvent):
+            raise RecordingError(
+                f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
             )
-        if step.divergences:
-            divergence_count += len(step.divergences)
-            room = options.max_divergences - len(divergences)
-            divergences.extend(step.divergences[: max(0, room)])
-            if runtime.beacon is not None:  # a supervisor judging a death needs to know the replay had diverged
-                runtime.beacon.diverged(divergence_count)
-        if observer is not None:
-            observer(step)
-        if runtime.stopped:
-            stop_step = step
+        if until_tick is not None and e.tick > until_tick:
+            break
+        if beacon is not None:
+            position += 1
+            beacon.position(position)
+        if runtime.pending_kicks or type(e) is JoinAttemptCall:  # synthetic calls may come before or after
+            steps: Iterable[StepResult] = _steps_of(runtime, e)
+        else:
+            steps = (apply(e),)
+        for step in steps:
+            if not step.executed:
+                continue
+            calls += 1
+            call = step.call
+            if type(call) is LoopCall:
+                ticks += 1
+            recent.append(call)
+            while recent[0].tick < call.tick - kept:
+                recent.popleft()
+            if step.synthetic:
+                step.divergences.insert(
+                    0, Divergence("synthetic call", None, describe_call(call), call.tick, call.callback, step.index)
+                )
+            if step.divergences:
+                divergence_count += len(step.divergences)
+                room = options.max_divergences - len(divergences)
+                divergences.extend(step.divergences[: max(0, room)])
+                if runtime.beacon is not None:  # a supervisor judging a death needs to know the replay had diverged
+                    runtime.beacon.diverged(divergence_count)
+            if observer is not None:
+                observer(step)
+            if runtime.stopped:
+                stop_step = step
+                break
+        if stop_step is not None:
             break
     after: list[Call] = []
     if stop_step is not None:
