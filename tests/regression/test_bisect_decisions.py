@@ -207,6 +207,24 @@ def test_a_top_level_lua_handler_and_odd_file_names(tmp_path: Path) -> None:
     assert sorted(specs) == sorted(["arena.lua", "util.lua", "odd\tname.py", "caf\udce9.py"])
 
 
+def test_a_top_level_javascript_or_typescript_handler_is_found_with_its_siblings(tmp_path: Path) -> None:
+    """A bundle (``index.js``) or a TypeScript entry (``main.ts``) at the top of its repository: each revision gives
+    it with the other .js/.ts/.py/.lua files there, nothing else."""
+    repo = _repo(tmp_path)
+    (repo / "index.js").write_text("function InitModule(ctx, logger, nk, initializer) {}\n")
+    (repo / "helpers.js").write_text("var X = 1;\n")
+    (repo / "main.ts").write_text("let x: number = 1;\n")
+    (repo / "package.json").write_text("{}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "top level")
+    head = Version("head", _git(repo, "rev-parse", "HEAD"))
+    for handler in ("index.js", "main.ts"):
+        specs = GitSource(repo, handler).pathspecs(head)
+        assert specs is not None and sorted(specs) == ["helpers.js", "index.js", "main.ts"], handler
+        found = GitSource(repo, handler).materialise(head, tmp_path / handler)
+        assert found is not None and found.read_text() == (repo / handler).read_text()
+
+
 def test_a_handler_folder_missing_at_a_revision_is_no_handler(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     (repo / "README.md").write_text("game\n")
