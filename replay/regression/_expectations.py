@@ -144,7 +144,7 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         remote = sibling(recording, Path(str(recording).rsplit("/", 1)[-1]).stem + EXPECT_SUFFIX)
         raw = read_small(remote)
         if raw is not None:
-            expectation = parse_expectation(_toml(raw, remote), remote, Path("."))
+            expectation = _literal_error(parse_expectation(_toml(raw, remote), remote, Path(".")))
             if expectation.handler is not None and not split_spec(expectation.handler)[0].is_absolute():
                 raise ExpectationError(
                     remote,
@@ -174,12 +174,17 @@ def load_expectation(recording: str | os.PathLike[str]) -> Expectation | None:
         from replay.runtime._handlers import recorded_handler
 
         recorded_handler(recording, expectation.handler)
-    if expectation.crash is not None and expectation.crash.error is not None:
-        # a recording is untrusted: its error text is a literal substring, never a regular expression that a
-        # crafted recording could make backtrack for hours (only a .expect.toml the user wrote holds a pattern)
-        crash = dataclasses.replace(expectation.crash, error=re.escape(expectation.crash.error))
-        expectation = dataclasses.replace(expectation, crash=crash)
-    return expectation
+    return _literal_error(expectation)
+
+
+def _literal_error(expectation: Expectation) -> Expectation:
+    """An untrusted expectation (a recording's header tag, a file beside a recording at a URL): its error text is
+    a literal substring, never a regular expression that a crafted one could make backtrack for hours (only a
+    .expect.toml on this machine, which the user wrote, holds a pattern)."""
+    if expectation.crash is None or expectation.crash.error is None:
+        return expectation
+    crash = dataclasses.replace(expectation.crash, error=re.escape(expectation.crash.error))
+    return dataclasses.replace(expectation, crash=crash)
 
 
 def _typed(data: dict[str, Any], key: str, types: tuple[type, ...], source: str, prefix: str = "") -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -153,6 +154,10 @@ def test_an_expectation_beside_an_s3_recording_is_read(bucket):
     fsspec.filesystem("s3").pipe(f"{bucket}/reg/crash.expect.toml", b'handler = "../handlers/x.py"\nno_crash = true\n')
     with pytest.raises(ExpectationError, match="absolute path"):
         load_expectation(rec)
+    # a pattern beside a recording at a URL is as untrusted as the recording: searched as a literal substring
+    fsspec.filesystem("s3").pipe(f"{bucket}/reg/crash.expect.toml", b'[crash]\nerror = "(a+)+$"\n')
+    exp = load_expectation(rec)
+    assert exp is not None and exp.crash is not None and exp.crash.error == re.escape("(a+)+$")
     fsspec.filesystem("s3").pipe(f"{bucket}/reg/crash.expect.toml", b"no_crash = [\n")
     with pytest.raises(ExpectationError, match="not valid TOML"):
         load_expectation(rec)
