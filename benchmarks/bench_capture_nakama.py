@@ -21,7 +21,8 @@ seconds). The cases are issue 19's:
 - loaded: 25 matches of 4 players at 10 Hz, each player (a WebSocket client here, reading every broadcast)
   sending one move per tick period; the match broadcasts the positions every tick.
 
-Modes as in ``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. The rounds
+``--compare-module PATH`` adds the lean mode of another ``nkreplay_capture.lua`` (main's, say) to the same
+rounds: on a shared machine only figures from one run compare. Modes as in ``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. The rounds
 take turns over the modes (the machine's load changes); the best run of each counts (the ratio of the
 medians is printed beside it). Linux only (/proc).
 """
@@ -52,6 +53,8 @@ sys.path.insert(0, str(HERE))
 from bench_capture import MODES, TARGETS, module_name, move, write_modules
 
 SERVER_KEY, HTTP_KEY = "defaultkey", "defaulthttpkey"
+#: the lean mode with another version of the capture module (--compare-module), measured in the same run
+COMPARED = "lean (compared)"
 CASES = {"idle": (300, 0), "loaded": (25, 4)}  # matches, players per match
 TICK_RATE = 10
 
@@ -234,10 +237,19 @@ async def play(nakama: Nakama, tokens: list[tuple[str, str]], stop: asyncio.Even
 # -- one configuration ---------------------------------------------------------------------------------------
 
 
-def prepare_modules(folder: Path, mode: str) -> None:
+def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> None:
     """Only what the mode's matches run: Nakama loads every module in the folder at startup, and the capture
     module patches nk, math and os in the VM that loads it (the unwrapped run must not pay for that)."""
     shutil.rmtree(folder, ignore_errors=True)
+    if mode == COMPARED:
+        assert compared is not None
+        write_modules(folder, with_capture=False)
+        for path in folder.glob("*.lua"):
+            if path.name not in ("move_match.lua", module_name("lean") + ".lua"):
+                path.unlink()
+        shutil.copy(compared, folder / "nkreplay_capture.lua")
+        shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
+        return
     paths = write_modules(folder, with_capture=MODES[mode] is not None)
     for other, path in paths.items():
         if other != mode and path.name != "move_match.lua":
@@ -245,15 +257,16 @@ def prepare_modules(folder: Path, mode: str) -> None:
     shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
 
 
-def measure(nakama: Nakama, case: str, mode: str, warmup: float, seconds: float) -> Run:
+def measure(nakama: Nakama, case: str, mode: str, warmup: float, seconds: float, compared: Path | None = None) -> Run:
     matches, players = CASES[case]
-    prepare_modules(nakama.modules, mode)
+    prepare_modules(nakama.modules, mode, compared)
     nakama.start()
     try:
         assert nakama.proc is not None
         pid = nakama.proc.pid
         ids = nakama.rpc(
-            "bench_capture_create", {"module": module_name(mode), "count": matches, "tick_rate": TICK_RATE}
+            "bench_capture_create",
+            {"module": module_name("lean" if mode == COMPARED else mode), "count": matches, "tick_rate": TICK_RATE},
         )["match_ids"]
         if len(ids) != matches:
             raise SystemExit(f"asked for {matches} matches, got {len(ids)}")
@@ -303,6 +316,11 @@ def main() -> None:
     ap.add_argument("--cases", default="idle,loaded", help="comma-separated: idle, loaded")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (unwrapped is always run)")
     ap.add_argument("--json", action="store_true", help="print every run as one JSON document at the end")
+    ap.add_argument(
+        "--compare-module",
+        type=Path,
+        help="another nkreplay_capture.lua (e.g. main's): its lean mode is measured too, in the same rounds",
+    )
     args = ap.parse_args()
     binary, database = os.environ.get("NAKAMA_BIN", ""), os.environ.get("NAKAMA_DATABASE", "")
     if not (binary and database):
@@ -312,6 +330,11 @@ def main() -> None:
         raise SystemExit("needs Linux /proc to read the server's CPU time")
     modes = ["unwrapped"] + [m for m in args.modes.split(",") if m and m != "unwrapped"]
     unknown = [m for m in modes if m not in MODES]
+    if args.compare_module is not None:
+        if not args.compare_module.is_file():
+            raise SystemExit(f"--compare-module {args.compare_module}: no such file")
+        modes.append(COMPARED)
+        unknown = [m for m in unknown if m != COMPARED]
     if unknown:
         raise SystemExit(f"unknown mode(s) {unknown}; known: {list(MODES)}")
     cases = [c for c in args.cases.split(",") if c]
@@ -323,7 +346,7 @@ def main() -> None:
         for case in cases:
             for r in range(args.rounds):
                 for mode in modes:
-                    run = measure(nakama, case, mode, args.warmup, args.seconds)
+                    run = measure(nakama, case, mode, args.warmup, args.seconds, args.compare_module)
                     runs.append(run)
                     print(
                         f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
@@ -343,7 +366,7 @@ def main() -> None:
             base_median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == "unwrapped")
             ratio = run.us_per_tick / base
             mark = ""
-            if mode == "lean":
+            if mode in ("lean", COMPARED):
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
             print(
                 f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "

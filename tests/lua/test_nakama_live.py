@@ -4,7 +4,7 @@ and the fidelity probe compared with the answers recorded from Nakama 3.40.
 Set NAKAMA_URL (e.g. http://127.0.0.1:7350), NAKAMA_LOG (the server's JSON log file, read from its end
 before the test) and optionally NAKAMA_SERVER_KEY (default "defaultkey"); the server's runtime path must
 hold recorder/capture/modules/nkreplay_capture.lua, fixtures/handlers/clock_match.lua,
-fixtures/handlers/gopher_probe.lua and fixtures/nakama/nkreplay_checks.lua.
+fixtures/handlers/lean_match.lua, fixtures/handlers/gopher_probe.lua and fixtures/nakama/nkreplay_checks.lua.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from recorder.capture import Ingest, write_match
+from recorder.format import LoopCall
 from replay.runtime import reproduce
 from tests.common.paths import ROOT
 
@@ -87,6 +88,67 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
     )  # a header names no handler outside its folder
     assert result.reproduced, result.verdict
     assert result.divergence_count == 0
+
+
+def test_lean_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
+    """The lean mode inside Nakama: moves from a client batched several ticks per line, idle ticks only
+    counted, values amid empty ticks, and a crash in an idle tick: its record is in the log before Nakama's
+    crash line, and the recording ingested from the log reproduces the crash with every input."""
+    from websockets.sync.client import connect
+
+    crash_at = 56  # one tick after a value that waits in memory: only the crash makes it written at once
+    start = Path(NAKAMA_LOG).stat().st_size
+    token = _session(f"nkreplay-live-lean-{time.time_ns()}")
+    params = {"crash_at": crash_at}
+    match_id = json.loads(_rpc(token, "nkreplay_create", {"module": "lean_match", "params": params}))["match_id"]
+    ws_url = NAKAMA_URL.replace("http", "ws", 1) + "/ws?format=json&token=" + token
+    with connect(ws_url, open_timeout=10, close_timeout=2) as ws:
+        ws.send(json.dumps({"cid": "1", "match_join": {"match_id": match_id}}))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "match" not in json.loads(ws.recv(timeout=5)):
+            pass
+        for i in range(12):
+            data = base64.b64encode(f"move {i}".encode()).decode()
+            op = "2" if i % 4 == 0 else "1"
+            ws.send(json.dumps({"match_data_send": {"match_id": match_id, "op_code": op, "data": data}}))
+            time.sleep(0.05)
+        # the match sends nothing: wait for Nakama's crash line of this match in the log (bounded)
+        crash_line = b"Stopping match after error from match_loop execution"
+        mid = match_id.split(".", 1)[0].encode()
+        deadline = time.monotonic() + 60
+        lines: list[bytes] = []
+        while time.monotonic() < deadline:
+            with open(NAKAMA_LOG, "rb") as f:
+                f.seek(start)
+                lines = f.read().splitlines()
+            if any(crash_line in line and mid in line for line in lines):
+                break
+            time.sleep(0.5)
+    ingest = Ingest()
+    ingest.feed(lines, NAKAMA_LOG)
+    [match] = [m for m in ingest.matches() if m.header.match_id == match_id]
+    assert match.problems == [] and ingest.stats.damaged == []
+    assert match.header.tags["capture_mode"] == "lean"
+    assert match.crash is not None and (match.crash.callback, match.crash.tick) == ("match_loop", crash_at)
+    # several ticks per line, and the crashing tick's record (with its error) before Nakama's crash line
+    mine = [
+        (i, json.loads(json.loads(line)["msg"].split(" ", 1)[1]))
+        for i, line in enumerate(lines)
+        if b'"nkreplay:1 {' in line and match_id.encode() in line
+    ]
+    crash_index = next(i for i, line in enumerate(lines) if b"Stopping match after error" in line and mid in line)
+    last_index, last = mine[-1]
+    assert last_index < crash_index and last["k"] == "loops" and last["t"] + last["n"] - 1 == crash_at
+    assert f"lean crash at tick {crash_at}" in last["x"][-1]["e"]
+    assert len(mine) < crash_at // 5
+    loops = [e for e in match.events if isinstance(e, LoopCall)]
+    assert [e.tick for e in loops] == list(range(loops[0].tick, crash_at + 1))
+    assert sum(len(e.messages) for e in loops) == 12
+    handler = str(ROOT / "fixtures" / "handlers" / "lean_match.lua")
+    result = reproduce(write_match(match, tmp_path, handler=handler), handler)
+    assert result.reproduced, result.verdict
+    assert result.crash is not None and result.crash.tick == crash_at
+    assert match.crash.error.split(": ", 1)[1] == result.crash.error.split(": ", 1)[1]  # moves, times, draws
 
 
 def test_fidelity_probe_answers_like_nakama_340() -> None:

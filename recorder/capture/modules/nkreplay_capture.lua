@@ -424,7 +424,8 @@ local function lean_after(tick, ms_text, call, ok, ...)
     raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a loop call: " .. raw_tostring(capture_err))
     raw_pcall(add_tick, tick, ',"capture_error":' .. json_text(raw_tostring(capture_err)))
   end
-  if not ok or last == nil or tick >= flush_at then raw_pcall(flush) end -- before Nakama's crash line
+  -- before Nakama's crash line, or its line for a match ended by nil or refused for several values
+  if not ok or last == nil or n ~= 1 or tick >= flush_at then raw_pcall(flush) end
   if not ok then raw_error(result, 0) end
   return ...
 end
