@@ -212,6 +212,12 @@ def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
         if kind_of(location) == "dir":
             raise IsADirectoryError(location) from None
         raise
+    return _file_from(fs, key, location, first)
+
+
+def _file_from(fs: Any, key: str, location: str | os.PathLike[str], first: bytes) -> tuple[IO[bytes], int]:
+    """The object whose first block is ``first``, as ``open_input`` returns it: all of it when shorter than a
+    block, else a ranged reader (one metadata request for the size; ``first`` is not fetched again)."""
     if len(first) < BLOCK_SIZE:
         return io.BytesIO(first), len(first)
     try:
@@ -294,26 +300,22 @@ def read_small(location: str | os.PathLike[str], *, limit: int = 16 << 20) -> by
         p = Path(path)
         if not p.is_file():
             return None
-        if p.stat().st_size > limit:
-            raise StorageError(
-                f"{location}: {p.stat().st_size} bytes, more than the {limit} a file of this kind may hold"
-            )
+        _check_small(location, p.stat().st_size, limit)
         return p.read_bytes()
     fs, key = _filesystem(str(location))
     try:
         first = _first_block(fs, key, location)  # one request: an absent file is the usual case
+        f, size = _file_from(fs, key, location, first)
     except FileNotFoundError:
         return None
-    if len(first) < BLOCK_SIZE:
-        return first
-    try:
-        f, size = open_input(location)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
     with f:
-        if size > limit:
-            raise StorageError(f"{location}: {size} bytes, more than the {limit} a file of this kind may hold")
+        _check_small(location, size, limit)
         return f.read()
+
+
+def _check_small(location: str | os.PathLike[str], size: int, limit: int) -> None:
+    if size > limit:
+        raise StorageError(f"{location}: {size} bytes, more than the {limit} a file of this kind may hold")
 
 
 def move(source: str, target: str) -> None:

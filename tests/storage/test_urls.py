@@ -14,7 +14,16 @@ import pytest
 
 from recorder.errors import RecordingError
 from recorder.format import RecordingWriter, open_recording, read_events, verify
-from recorder.storage import BLOCK_SIZE, StorageError, find_files, is_url, kind_of, local_path, open_input
+from recorder.storage import (
+    BLOCK_SIZE,
+    StorageError,
+    find_files,
+    is_url,
+    kind_of,
+    local_path,
+    open_input,
+    read_small,
+)
 from replay.cli import main
 from replay.regression import CATEGORIES, find_recordings, load_expectation, reproduce_one, run_all
 from tests.common.clusters import SERVER_LOGS
@@ -157,6 +166,11 @@ def test_s3_small_reads_agree_with_the_bytes_at_every_size(bucket):
             assert f.read(10) == data[max(size - 3, 0) :]
             f.seek(0)
             assert f.read(5) == data[:5]
+        assert read_small(f"{bucket}/sizes/{size}.bin") == data
+    big = f"{bucket}/sizes/{2 * BLOCK_SIZE + 7}.bin"
+    with pytest.raises(StorageError, match=f"{2 * BLOCK_SIZE + 7} bytes, more than the {BLOCK_SIZE}"):
+        read_small(big, limit=BLOCK_SIZE)
+    assert read_small(f"{bucket}/sizes/none.bin") is None
     with pytest.raises(IsADirectoryError):
         open_input(f"{bucket}/sizes")
     with pytest.raises(FileNotFoundError):
