@@ -57,6 +57,17 @@ def format_triage_groups(
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: A group's facets as the reports show them: (label, key in the group's JSON).
+_FACETS = (
+    ("versions", "versions"),
+    ("platforms", "platforms"),
+    ("op codes", "op_codes"),
+    ("rpcs", "rpcs"),
+    ("socket", "socket_states"),
+    ("storage", "storage"),
+)
+
+
 def format_triage_group(d: dict[str, Any]) -> str:
     """``triage show``: one group in full, with its evidence, latest reports, matches, recordings and the
     command that reproduces it."""
@@ -66,14 +77,7 @@ def format_triage_group(d: dict[str, Any]) -> str:
     lines.append(
         f"count      {d['count']} occurrences, first {_time(d.get('first_seen_ms'))}, last {_time(d.get('last_seen_ms'))}"
     )
-    for label, key in (
-        ("versions", "versions"),
-        ("platforms", "platforms"),
-        ("op codes", "op_codes"),
-        ("rpcs", "rpcs"),
-        ("socket", "socket_states"),
-        ("storage", "storage"),
-    ):
+    for label, key in _FACETS:
         if d.get(key):
             lines.append(f"{label:<10} {_facet(d[key], 20)}")
     if d.get("fixed_in"):
@@ -144,14 +148,7 @@ def _group_lines(g: dict[str, Any]) -> list[str]:
         f"    {g['title']}",
     ]
     parts = []
-    for label, key in (
-        ("versions", "versions"),
-        ("platforms", "platforms"),
-        ("op codes", "op_codes"),
-        ("rpcs", "rpcs"),
-        ("socket", "socket_states"),
-        ("storage", "storage"),
-    ):
+    for label, key in _FACETS:
         if g.get(key):
             parts.append(f"{label} {_facet(g[key])}")
     parts.append(f"matches {g['matches']}")
