@@ -1,15 +1,27 @@
 """The Lua capture module's cost in a real Nakama: the nakama process's CPU time per match tick, per mode,
-wrapped against unwrapped, the server restarted for every configuration.
+wrapped against unwrapped.
 
 Opt-in, like the live tests: it needs a Nakama binary and a PostgreSQL database for it, and skips (saying
 so) without them:
 
     NAKAMA_BIN=/path/to/nakama NAKAMA_DATABASE=postgres:@127.0.0.1:5432/nk_bench \\
-        python benchmarks/bench_capture_nakama.py [--port 7350] [--rounds 2] [--seconds 20]
+        python benchmarks/bench_capture_nakama.py [--port 7350] [--rounds 3] [--seconds 20]
 
 ``NAKAMA_DATABASE`` is Nakama's ``database.address`` (``user:password@host:port/dbname``; the database is
-created and migrated with ``nakama migrate up``). The server listens on 127.0.0.1 only: ``--port`` (HTTP and
-WebSocket) and the three ports below it and above it Nakama derives (PORT-2 .. PORT+1), which must be free.
+created and migrated with ``nakama migrate up``). The servers listen on 127.0.0.1 only: ``--port`` (HTTP and
+WebSocket) and the ports Nakama derives from it (PORT-2 .. PORT+1), which must be free.
+
+Two designs (``--design``):
+
+- ``paired`` (the default): each wrapped mode runs at the same time as an unwrapped server of its own
+  (the second server on PORT+10, its database named as ``NAKAMA_DATABASE``'s with ``_b`` appended), both
+  measured over the same seconds, each server's clients in a process of their own. The ratio of one round
+  compares two processes that saw the same load, so the machine's load drift (the unwrapped baseline moved
+  from 19 to 36 µs between sequential runs on a shared machine) cancels out of it. The two servers swap
+  ports and databases every round. Printed per mode: every round's ratio, the median (judged against the
+  target) and the best.
+- ``sequential``: one server at a time, the modes taking turns, the best run of each (the ratio of the
+  medians beside it): what the first measurements used.
 
 For each configuration it writes a fresh modules folder and config (a temporary folder, removed at the end),
 starts Nakama, creates the matches through an RPC (``benchmarks/capture/bench_rpcs.lua``), drives clients,
@@ -22,9 +34,8 @@ seconds). The cases are issue 19's:
   sending one move per tick period; the match broadcasts the positions every tick.
 
 ``--compare-module PATH`` adds the lean mode of another ``nkreplay_capture.lua`` (main's, say) to the same
-rounds: on a shared machine only figures from one run compare. Modes as in ``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. The rounds
-take turns over the modes (the machine's load changes); the best run of each counts (the ratio of the
-medians is printed beside it). Linux only (/proc).
+rounds: on a shared machine only figures from one run compare. Modes as in ``bench_capture.py``: unwrapped,
+full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -103,8 +115,14 @@ class Nakama:
 
     def __init__(self, binary: str, database: str, folder: Path, modules: Path, port: int) -> None:
         self.binary, self.database, self.folder, self.modules, self.port = binary, database, folder, modules, port
+        folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / "nakama.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def url(self) -> str:
@@ -190,12 +208,12 @@ class Nakama:
 # -- clients -------------------------------------------------------------------------------------------------
 
 
-async def play(nakama: Nakama, tokens: list[tuple[str, str]], stop: asyncio.Event, joined: asyncio.Event) -> int:
+async def play(url: str, tokens: list[tuple[str, str]], stop: asyncio.Event, joined: asyncio.Event) -> int:
     """Every (token, match id) a client: join, then one move per tick period until ``stop``, reading every
     message. Returns how many moves were sent."""
     from websockets.asyncio.client import connect
 
-    ws_url = nakama.url.replace("http", "ws", 1) + "/ws?format=json&token="
+    ws_url = url.replace("http", "ws", 1) + "/ws?format=json&token="
     ready = 0
     sent = 0
 
@@ -234,6 +252,23 @@ async def play(nakama: Nakama, tokens: list[tuple[str, str]], stop: asyncio.Even
     return sent
 
 
+def client_process(url: str, tokens: list[tuple[str, str]], joined: Any, stop: Any) -> None:
+    """``play`` in a process of its own (paired runs: each server's clients get their own interpreter, so
+    neither server's clients wait on the other's); ``joined``/``stop`` are multiprocessing events."""
+
+    async def run() -> None:
+        stop_now, all_joined = asyncio.Event(), asyncio.Event()
+        clients = asyncio.create_task(play(url, tokens, stop_now, all_joined))
+        await asyncio.wait_for(all_joined.wait(), timeout=120)
+        joined.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        stop_now.set()
+        await asyncio.wait_for(clients, timeout=30)
+
+    asyncio.run(run())
+
+
 # -- one configuration ---------------------------------------------------------------------------------------
 
 
@@ -257,64 +292,150 @@ def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> No
     shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
 
 
-def measure(nakama: Nakama, case: str, mode: str, warmup: float, seconds: float, compared: Path | None = None) -> Run:
+def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -> list[tuple[str, str]]:
+    """Start the server with the mode's modules and the case's matches; returns the clients' (token, match
+    id) pairs (none in the idle case)."""
     matches, players = CASES[case]
     prepare_modules(nakama.modules, mode, compared)
     nakama.start()
+    ids = nakama.rpc(
+        "bench_capture_create",
+        {"module": module_name("lean" if mode == COMPARED else mode), "count": matches, "tick_rate": TICK_RATE},
+    )["match_ids"]
+    if len(ids) != matches:
+        raise SystemExit(f"asked for {matches} matches, got {len(ids)}")
+    return [
+        (nakama.authenticate(f"capture-bench-{case}-{m:03d}-{p}", f"b{m:03d}p{p}"), ids[m])
+        for m in range(matches)
+        for p in range(players)
+    ]
+
+
+def window(servers: list[tuple[Nakama, str, str]], warmup: float, seconds: float) -> list[Run]:
+    """After ``warmup`` seconds, every server's CPU time and log growth over the same ``seconds``
+    (``servers``: (server, case, mode) each)."""
+    time.sleep(warmup)
+    before = [(cpu_seconds(n.pid), n.log.stat().st_size) for n, _, _ in servers]
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    after = [(cpu_seconds(n.pid), n.log.stat().st_size) for n, _, _ in servers]
+    elapsed = time.monotonic() - t0
+    runs = []
+    for (nakama, case, mode), (cpu0, size0), (cpu1, size1) in zip(servers, before, after, strict=True):
+        with open(nakama.log, "rb") as f:
+            f.seek(size0)
+            lines = f.read(size1 - size0).count(b"\n")
+        matches, players = CASES[case]
+        runs.append(Run(case, mode, matches, players, elapsed, cpu1 - cpu0, size1 - size0, lines))
+    return runs
+
+
+def measure(
+    configs: list[tuple[Nakama, str]], case: str, warmup: float, seconds: float, compared: Path | None
+) -> list[Run]:
+    """Run ``case`` on every (server, mode) of ``configs`` at the same time (one of them: the sequential
+    design) and measure them over the same window; every server is stopped before this returns."""
+    procs: list[Any] = []
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
     try:
-        assert nakama.proc is not None
-        pid = nakama.proc.pid
-        ids = nakama.rpc(
-            "bench_capture_create",
-            {"module": module_name("lean" if mode == COMPARED else mode), "count": matches, "tick_rate": TICK_RATE},
-        )["match_ids"]
-        if len(ids) != matches:
-            raise SystemExit(f"asked for {matches} matches, got {len(ids)}")
-
-        def window() -> tuple[float, int, int]:
-            time.sleep(warmup)
-            cpu0, size0 = cpu_seconds(pid), nakama.log.stat().st_size
-            t0 = time.monotonic()
-            time.sleep(seconds)
-            cpu1, size1 = cpu_seconds(pid), nakama.log.stat().st_size
-            elapsed = time.monotonic() - t0
-            with open(nakama.log, "rb") as f:
-                f.seek(size0)
-                lines = f.read(size1 - size0).count(b"\n")
-            return elapsed, cpu1 - cpu0, (size1 - size0) << 32 | lines
-
-        if players == 0:
-            elapsed, cpu, packed = window()
-        else:
-            tokens = [
-                (nakama.authenticate(f"capture-bench-{case}-{m:03d}-{p}", f"b{m:03d}p{p}"), ids[m])
-                for m in range(matches)
-                for p in range(players)
-            ]
-
-            async def loaded() -> tuple[float, float, int]:
-                stop, joined = asyncio.Event(), asyncio.Event()
-                clients = asyncio.create_task(play(nakama, tokens, stop, joined))
-                await asyncio.wait_for(joined.wait(), timeout=60)
-                result = await asyncio.to_thread(window)
-                stop.set()
-                await asyncio.wait_for(clients, timeout=30)
-                return result
-
-            elapsed, cpu, packed = asyncio.run(loaded())
-        return Run(case, mode, matches, players, elapsed, cpu, packed >> 32, packed & 0xFFFFFFFF)
+        joined = []
+        for nakama, mode in configs:
+            tokens = start_matches(nakama, case, mode, compared)
+            if tokens:
+                event = ctx.Event()
+                proc = ctx.Process(target=client_process, args=(nakama.url, tokens, event, stop), daemon=True)
+                proc.start()
+                procs.append(proc)
+                joined.append(event)
+        for event in joined:
+            if not event.wait(timeout=180):
+                raise SystemExit("the clients did not all join their matches within 180 s")
+        return window([(n, case, mode) for n, mode in configs], warmup, seconds)
     finally:
-        nakama.stop()
+        stop.set()
+        for proc in procs:
+            proc.join(timeout=40)
+            if proc.is_alive():
+                proc.kill()
+        for nakama, _ in configs:
+            nakama.stop()
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+
+
+def report_sequential(runs: list[Run], cases: list[str], modes: list[str], rounds: int) -> None:
+    for case in cases:
+        matches, players = CASES[case]
+        best = {m: min((r for r in runs if r.case == case and r.mode == m), key=lambda r: r.us_per_tick) for m in modes}
+        base = best["unwrapped"].us_per_tick
+        who = "no players" if not players else f"{players} players each, one move per tick"
+        print(f"{case}: {matches} matches at {TICK_RATE} Hz, {who}; nakama CPU per match tick, best of {rounds}:")
+        for mode, run in best.items():
+            every = ", ".join(f"{r.us_per_tick:.1f}" for r in runs if r.case == case and r.mode == mode)
+            median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == mode)
+            base_median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == "unwrapped")
+            ratio = run.us_per_tick / base
+            mark = ""
+            if mode in ("lean", COMPARED):
+                mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
+            print(
+                f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "
+                f"{run.log_bytes_per_tick:6.1f} log bytes/tick  (median {median / base_median:4.2f}x; runs: {every}){mark}"
+            )
+
+
+def report_paired(pairs: list[tuple[Run, Run]], cases: list[str], modes: list[str], rounds: int) -> None:
+    """Per mode: the ratio wrapped/unwrapped of every round (both measured over the same window), best and
+    median; the targets are judged on the median."""
+    for case in cases:
+        matches, players = CASES[case]
+        who = "no players" if not players else f"{players} players each, one move per tick"
+        print(
+            f"{case}: {matches} matches at {TICK_RATE} Hz, {who}; nakama CPU per match tick, paired (the unwrapped"
+            f" and the wrapped server over the same seconds), {rounds} round(s):"
+        )
+        for mode in modes:
+            if mode == "unwrapped":
+                continue
+            mine = [(u, w) for u, w in pairs if w.case == case and w.mode == mode]
+            ratios = [w.us_per_tick / u.us_per_tick for u, w in mine]
+            median = statistics.median(ratios)
+            base = statistics.median(u.us_per_tick for u, _ in mine)
+            wrapped = statistics.median(w.us_per_tick for _, w in mine)
+            log = statistics.median(w.log_bytes_per_tick for _, w in mine)
+            mark = ""
+            if mode in ("lean", COMPARED):
+                mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if median <= TARGETS[case] else 'MISSED'} (median)"
+            every = ", ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"  {mode:<15} median {median:4.2f}x  best {min(ratios):4.2f}x  (rounds: {every}); median"
+                f" {wrapped:6.1f} us/tick against {base:6.1f} unwrapped; {log:6.1f} log bytes/tick{mark}"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, default=7350, help="HTTP/WebSocket port on 127.0.0.1 (uses PORT-2..PORT+1)")
-    ap.add_argument("--rounds", type=int, default=2, help="runs of every configuration (the best counts)")
+    ap.add_argument(
+        "--port",
+        type=int,
+        default=7350,
+        help="HTTP/WebSocket port on 127.0.0.1 (uses PORT-2..PORT+1; paired runs also PORT+8..PORT+11)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="runs of every configuration")
     ap.add_argument("--seconds", type=float, default=20.0, help="measuring window per run")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds after the matches start, before measuring")
     ap.add_argument("--cases", default="idle,loaded", help="comma-separated: idle, loaded")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (unwrapped is always run)")
+    ap.add_argument(
+        "--design",
+        choices=("paired", "sequential"),
+        default="paired",
+        help="paired: every wrapped mode runs beside its own unwrapped server, both measured over the same"
+        " seconds (the machine's load cancels out of the ratio); sequential: one server at a time, the modes"
+        " taking turns, best of the rounds",
+    )
     ap.add_argument("--json", action="store_true", help="print every run as one JSON document at the end")
     ap.add_argument(
         "--compare-module",
@@ -337,41 +458,55 @@ def main() -> None:
         unknown = [m for m in unknown if m != COMPARED]
     if unknown:
         raise SystemExit(f"unknown mode(s) {unknown}; known: {list(MODES)}")
+    if args.design == "paired" and len(modes) < 2:
+        raise SystemExit("--design paired needs at least one wrapped mode in --modes")
     cases = [c for c in args.cases.split(",") if c]
     runs: list[Run] = []
+    pairs: list[tuple[Run, Run]] = []
     with tempfile.TemporaryDirectory(prefix="nkbench-") as tmp:
         folder = Path(tmp)
-        nakama = Nakama(binary, database, folder, folder / "modules", args.port)
-        nakama.migrate()
+        first = Nakama(binary, database, folder / "a", folder / "a" / "modules", args.port)
+        first.migrate()
+        servers = [first]
+        if args.design == "paired":
+            # a second server beside the first: 10 ports up, a database of its own (same name + "_b")
+            address, _, query = database.partition("?")
+            other = address + "_b" + ("?" + query if query else "")
+            second = Nakama(binary, other, folder / "b", folder / "b" / "modules", args.port + 10)
+            second.migrate()
+            servers.append(second)
         for case in cases:
             for r in range(args.rounds):
-                for mode in modes:
-                    run = measure(nakama, case, mode, args.warmup, args.seconds, args.compare_module)
-                    runs.append(run)
+                if args.design == "sequential":
+                    for mode in modes:
+                        (run,) = measure([(first, mode)], case, args.warmup, args.seconds, args.compare_module)
+                        runs.append(run)
+                        print(
+                            f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
+                            f"{run.log_bytes_per_tick:6.1f} log bytes/tick",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    continue
+                for mode in modes[1:]:
+                    # the servers swap roles every round, so neither port, database nor start order favours one
+                    plain, wrapped = servers if r % 2 == 0 else servers[::-1]
+                    base, run = measure(
+                        [(plain, "unwrapped"), (wrapped, mode)], case, args.warmup, args.seconds, args.compare_module
+                    )
+                    runs += [base, run]
+                    pairs.append((base, run))
                     print(
-                        f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
+                        f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick against unwrapped "
+                        f"{base.us_per_tick:7.1f}: {run.us_per_tick / base.us_per_tick:5.2f}x  "
                         f"{run.log_bytes_per_tick:6.1f} log bytes/tick",
                         file=sys.stderr,
                         flush=True,
                     )
-    for case in cases:
-        matches, players = CASES[case]
-        best = {m: min((r for r in runs if r.case == case and r.mode == m), key=lambda r: r.us_per_tick) for m in modes}
-        base = best["unwrapped"].us_per_tick
-        who = "no players" if not players else f"{players} players each, one move per tick"
-        print(f"{case}: {matches} matches at {TICK_RATE} Hz, {who}; nakama CPU per match tick, best of {args.rounds}:")
-        for mode, run in best.items():
-            every = ", ".join(f"{r.us_per_tick:.1f}" for r in runs if r.case == case and r.mode == mode)
-            median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == mode)
-            base_median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == "unwrapped")
-            ratio = run.us_per_tick / base
-            mark = ""
-            if mode in ("lean", COMPARED):
-                mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
-            print(
-                f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "
-                f"{run.log_bytes_per_tick:6.1f} log bytes/tick  (median {median / base_median:4.2f}x; runs: {every}){mark}"
-            )
+    if args.design == "paired":
+        report_paired(pairs, cases, modes, args.rounds)
+    else:
+        report_sequential(runs, cases, modes, args.rounds)
     if args.json:
         print(json.dumps([{**asdict(r), "us_per_tick": r.us_per_tick} for r in runs]))
 
