@@ -473,10 +473,13 @@ class _Builder:
 
     def _loops(self, rec: dict[str, Any]) -> None:
         """A lean record: ``n`` loop calls from tick ``t``; ``ps`` the senders of its messages; ``x`` holds
-        the ticks that were not empty as ``{"i": offset, ms, nd, e, o}`` (offsets increasing; a message's
-        sender is an index into ``ps``). Outcomes are not known (None) unless the
-        record says it observed them (``"o": 1``: then an absent outcome is an empty one). The record is
-        checked whole before any of its calls is added."""
+        the ticks that had nondeterministic values, an error or an outcome as ``{"i": offset, nd, e, o}``
+        (offsets increasing). Messages come either in the entries (``ms``, the first form) or, from the
+        capture module since issue 19's second round, as flat scalars: ``mv`` six numbers per message
+        (tick offset, sender index into ``ps`` from 1, op code, data length or -1 for no data, reliable,
+        receive time), ``md`` the base64 of the messages' data joined in order. Outcomes are not known
+        (None) unless the record says it observed them (``"o": 1``: then an absent outcome is an empty
+        one). The record is checked whole before any of its calls is added."""
         first = _tick(rec.get("t"), "t")
         n = _whole(rec.get("n"), "n", 1, MAX_LOOPS_PER_RECORD)
         observed = rec.get("o") == 1
@@ -491,15 +494,20 @@ class _Builder:
                 raise InvalidValue(f"x[{j}].i", f"offsets must increase, got {i} after {last}")
             last = i
             entries[i] = (j, entry)
+        flat = self._flat_messages(rec, n, senders)
+        for i in flat:
+            if i in entries and "ms" in entries[i][1]:
+                raise InvalidValue(f"x[{entries[i][0]}].ms", f"tick offset {i} also has messages in mv")
         calls: list[Call] = []
         loops_before, crash_before, problems_before = self.loops, self.error_crash, len(self.problems)
         try:
             for i in range(n):
-                if i not in entries:
+                messages = flat.get(i)
+                if i not in entries and messages is None:
                     calls.append(LoopCall(first + i, (), Outcome() if observed else None, ()))
                     self.loops += 1
                     continue
-                j, entry = entries[i]
+                j, entry = entries.get(i, (-1, {}))
                 if "capture_error" in entry:
                     self.problems.append(
                         f"the capture module could not record the loop call at tick {first + i}: "
@@ -508,12 +516,66 @@ class _Builder:
                     continue
                 if not observed:
                     entry = {k: v for k, v in entry.items() if k != "o"}
-                calls.append(self._call(entry, "loop", first + i, f"x[{j}].", lean=not observed, senders=senders))
+                calls.append(
+                    self._call(
+                        entry,
+                        "loop",
+                        first + i,
+                        f"x[{j}].",
+                        lean=not observed,
+                        senders=senders,
+                        messages=tuple(messages) if messages is not None else None,
+                    )
+                )
         except InvalidValue:
             self.loops, self.error_crash = loops_before, crash_before
             del self.problems[problems_before:]
             raise
         self.calls.extend(calls)
+
+    @staticmethod
+    def _flat_messages(rec: dict[str, Any], n: int, senders: list[Presence]) -> dict[int, list[MatchMessage]]:
+        """A loops record's ``mv``/``md`` messages by tick offset (empty when the record has none)."""
+        if "mv" not in rec:
+            if "md" in rec:
+                raise InvalidValue("md", "message data without the messages (mv)")
+            return {}
+        mv = _list(rec["mv"], "mv")
+        if len(mv) % 6:
+            raise InvalidValue("mv", f"must hold six numbers per message, got {len(mv)}")
+        data = _data(rec.get("md", ""), "md") or b""
+        out: dict[int, list[MatchMessage]] = {}
+        pos = 0
+        last = 0
+        for k in range(0, len(mv), 6):
+            at = f"mv[{k}]"
+            i = _whole(mv[k], at, 0, n - 1)
+            if i < last:
+                raise InvalidValue(at, f"tick offsets must not decrease, got {i} after {last}")
+            last = i
+            if not senders:
+                raise InvalidValue(f"mv[{k + 1}]", "a message needs a sender, and the record lists none (ps)")
+            sender = _whole(mv[k + 1], f"mv[{k + 1}]", 1, len(senders))
+            size = _whole(mv[k + 3], f"mv[{k + 3}]", -1, len(data) - pos)
+            body = None
+            if size >= 0:
+                body = data[pos : pos + size]
+                pos += size
+            reliable = mv[k + 4]
+            if type(reliable) is not bool and reliable not in (0, 1):
+                raise InvalidValue(f"mv[{k + 4}]", f"must be true, false, 1 or 0, got {show(reliable)}")
+            out.setdefault(i, []).append(
+                MatchMessage(
+                    senders[sender - 1],
+                    _whole(mv[k + 2], f"mv[{k + 2}]"),
+                    body,
+                    bool(reliable),
+                    _whole(mv[k + 5], f"mv[{k + 5}]"),
+                )
+            )
+        if pos != len(data):
+            raise InvalidValue("md", f"holds {len(data)} bytes, the messages' lengths (mv) add up to {pos}")
+        return out
 
     def _call(
         self,
@@ -524,9 +586,11 @@ class _Builder:
         *,
         lean: bool = False,
         senders: list[Presence] | None = None,
+        messages: tuple[MatchMessage, ...] | None = None,
     ) -> Call:
         """One record's call (fields named with the prefix ``where``); ``lean``: a loop whose outcome was
-        not recorded; ``senders``: a loop's senders when its record lists them (a ``loops`` record's ``ps``)."""
+        not recorded; ``senders``: a loop's senders when its record lists them (a ``loops`` record's ``ps``);
+        ``messages``: a loop's messages already read (a ``loops`` record's ``mv``)."""
         o = _object(rec.get("o"), where + "o")
         nd = tuple(
             Nondeterministic(text(pair[0], f"{where}nd[{i}][0]"), value(pair[1], f"{where}nd[{i}][1]", from_json=True))
@@ -585,6 +649,10 @@ class _Builder:
                         self.presences.pop()
                         break
             call = LeaveCall(tick, left, self._outcome(o), nd)
+        elif kind == "loop" and messages is not None:
+            loop_outcome = None if lean else self._outcome(o, where=where)
+            call = LoopCall(tick, messages, loop_outcome, nd)
+            self.loops += 1
         elif kind == "loop":
             if senders is None:
                 senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]

@@ -5,6 +5,7 @@ ingest's checks of the new ``loops`` record."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import sys
@@ -170,27 +171,87 @@ def lean_lines(tmp_path: Path) -> list[str]:
     return wrapped_arena(tmp_path, 'mode = "lean"', ticks=12, reconnect_race_at=None)[1]
 
 
-@pytest.mark.parametrize(
-    ("edit", "problem"),
-    [
-        (lambda r: r.update(n=0), "n: "),
-        (lambda r: r.update(n=10**9), "n: "),
-        (lambda r: r["x"].append({"i": r["n"]}), ".i: "),
-        (lambda r: r["x"].insert(0, r["x"][-1]), "offsets must increase"),
-        (lambda r: r["x"].append("tick"), "must be an object"),
-        (lambda r: r["x"][0]["ms"][0].__setitem__(1, "op"), "x[0].ms[0][1]"),
-        (lambda r: r["x"][0]["ms"][0].__setitem__(0, 9), "x[0].ms[0][0]"),
-        (lambda r: r["x"][0].update(nd=[["time"]]), "x[0].nd[0]"),
-    ],
-)
-def test_a_bad_loops_record_is_reported_with_its_field(tmp_path: Path, edit: Any, problem: str) -> None:
-    lines = lean_lines(tmp_path)
-    k = next(i for i, line in enumerate(lines) if '\\"k\\":\\"loops\\"' in line and '\\"ms\\"' in line)
+def first_form(rec: dict[str, Any]) -> dict[str, Any]:
+    """A loops record as the capture module wrote it before issue 19's second round: each tick's messages
+    inside its entry (``x[].ms``: [sender index, op code, base64 data or false, reliable, receive time])
+    instead of the flat ``mv``/``md``."""
+    rec = json.loads(json.dumps(rec))
+    mv, data = rec.pop("mv", []), base64.b64decode(rec.pop("md", ""))
+    entries = {e["i"]: e for e in rec["x"]}
+    pos = 0
+    for k in range(0, len(mv), 6):
+        i, sender, op, size, reliable, received = mv[k : k + 6]
+        d: Any = False
+        if size >= 0:
+            d, pos = base64.b64encode(data[pos : pos + size]).decode(), pos + size
+        entries.setdefault(i, {"i": i}).setdefault("ms", []).append([sender, op, d, bool(reliable), received])
+    rec["x"] = [entries[i] for i in sorted(entries)]
+    return rec
+
+
+def edited(lines: list[str], edit: Any, form: Any = None) -> tuple[list[str], int]:
+    """``lines`` with the first loops record that has messages changed by ``edit`` (after ``form``)."""
+    lines = list(lines)
+    k = next(i for i, line in enumerate(lines) if '\\"k\\":\\"loops\\"' in line and '\\"mv\\"' in line)
     obj = json.loads(lines[k])
     rec = json.loads(obj["msg"].split(" ", 1)[1])
+    if form is not None:
+        rec = form(rec)
     edit(rec)
     obj["msg"] = "nkreplay:1 " + json.dumps(rec)
     lines[k] = json.dumps(obj)
+    return lines, k
+
+
+def test_the_first_form_of_loops_records_is_still_read(tmp_path: Path) -> None:
+    lines = lean_lines(tmp_path)
+    _, [m] = ingest(lines)
+    assert sum(len(e.messages) for e in m.events if isinstance(e, LoopCall)) > 10
+    old = []
+    for line in lines:
+        if '\\"k\\":\\"loops\\"' in line and '\\"mv\\"' in line:
+            obj = json.loads(line)
+            obj["msg"] = "nkreplay:1 " + json.dumps(first_form(json.loads(obj["msg"].split(" ", 1)[1])))
+            line = json.dumps(obj)
+        old.append(line)
+    assert old != lines and not any('\\"mv\\"' in line for line in old)
+    ing, [m_old] = ingest(old)
+    assert ing.stats.damaged == [] and m_old.events == m.events
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem", "form"),
+    [
+        (lambda r: r.update(n=0), "n: ", None),
+        (lambda r: r.update(n=10**9), "n: ", None),
+        (lambda r: r["x"].append({"i": r["n"]}), ".i: ", None),
+        (lambda r: r["x"].append("tick"), "must be an object", None),
+        (lambda r: r.update(mv=r["mv"][:-1]), "six numbers per message", None),
+        (lambda r: r["mv"].__setitem__(0, r["n"]), "mv[0]: ", None),
+        (lambda r: r["mv"].__setitem__(6, r["mv"][0] - 1) if r["mv"][0] else r["mv"].__setitem__(0, -1), "mv[", None),
+        (lambda r: r["mv"].__setitem__(1, 9), "mv[1]: ", None),
+        (lambda r: r["mv"].__setitem__(2, "op"), "mv[2]: ", None),
+        (lambda r: r["mv"].__setitem__(3, r["mv"][3] + 10**6), "mv[3]: ", None),
+        (lambda r: r["mv"].__setitem__(4, "yes"), "mv[4]: ", None),
+        (lambda r: r["mv"].__setitem__(5, 1.5), "mv[5]: ", None),
+        (lambda r: r.update(md=r["md"] + "QQ=="), "md: ", None),
+        (lambda r: r.update(md="not base64!"), "md: ", None),
+        (lambda r: r.pop("mv"), "md: message data without the messages", None),
+        (
+            lambda r: (
+                r["x"].append({"i": r["n"] - 1, "ms": []}) if r["x"] == [] else r["x"][0].update(i=r["mv"][0], ms=[])
+            ),
+            "also has messages in mv",
+            None,
+        ),
+        (lambda r: r["x"].insert(0, r["x"][-1]), "offsets must increase", first_form),
+        (lambda r: r["x"][0]["ms"][0].__setitem__(1, "op"), "x[0].ms[0][1]", first_form),
+        (lambda r: r["x"][0]["ms"][0].__setitem__(0, 9), "x[0].ms[0][0]", first_form),
+        (lambda r: r["x"][0].update(nd=[["time"]]), "x[0].nd[0]", first_form),
+    ],
+)
+def test_a_bad_loops_record_is_reported_with_its_field(tmp_path: Path, edit: Any, problem: str, form: Any) -> None:
+    lines, k = edited(lean_lines(tmp_path), edit, form)
     ing = Ingest()
     ing.feed(lines, "lean.log")
     [m] = ing.matches()

@@ -59,8 +59,10 @@ local function pack(...)
   return { n = raw_select("#", ...), ... }
 end
 
--- the call being recorded (nil outside wrapped callbacks); one match per Lua VM in Nakama
-local active = nil
+-- the call being recorded (nil outside wrapped callbacks); one match per Lua VM in Nakama. In lean mode
+-- without outcomes it stays the lean loops' call between callbacks once match_init has run (idle_active):
+-- a match VM runs nothing else, and an idle loop then need not set and clear it
+local active, idle_active = nil, nil
 
 local function consumed(source, value)
   if active ~= nil then
@@ -223,7 +225,7 @@ end
 
 local function proxy_dispatcher(real)
   local function record_broadcast(deferred, op, data, presences, sender, reliable)
-    if active == nil then return end
+    if active == nil or active.out == nil then return end
     local targets = nil
     if presences ~= nil then
       targets = {}
@@ -245,14 +247,14 @@ local function proxy_dispatcher(real)
   end
   proxy.match_kick = function(presences, ...)
     real.match_kick(presences, ...)
-    if active ~= nil and presences ~= nil then
+    if active ~= nil and active.out ~= nil and presences ~= nil then
       local kk = active.out.kk
       for _, p in raw_pairs(presences) do kk[#kk + 1] = presence5(p) end
     end
   end
   proxy.match_label_update = function(label, ...)
     real.match_label_update(label, ...)
-    if active ~= nil then
+    if active ~= nil and active.out ~= nil then
       local lu = active.out.lu
       lu[#lu + 1] = label or ""
     end
@@ -293,7 +295,11 @@ local match_id_text = '""'
 local batch_first, batch_next, batch_bytes, batch, flush_at = 0, -1, 0, {}, 0
 -- the batch's senders: their JSON texts (the record's "ps") and presence cache entry -> index (from 1)
 local batch_ps, batch_index = {}, {}
-local ms_parts = {} -- scratch: one tick's message texts
+-- the batch's messages, kept as scalars and encoded once when the batch is written: `mv` six numbers per
+-- message (tick offset, sender index, op code, data length or -1 for no data, reliable, receive time), `md`
+-- the data strings (joined and base64-encoded once: the record's "md")
+local mv, mv_n, md, md_n = {}, 0, {}, 0
+local any_redact_op = false
 local lean_nd = {}
 local lean_call = { nd = lean_nd } -- `active` during an unobserved lean loop: only nondeterministic values
 local presence_texts = {} -- session id -> { user_id, username, node, JSON text }
@@ -308,80 +314,101 @@ local function flush()
   if batch_next < 0 then return end
   local s = seq
   seq = seq + 1
+  local messages = ""
+  if mv_n > 0 then
+    -- the numbers through nk.json_encode (in Go), the data as one base64 text
+    messages = ',"mv":' .. nk.json_encode(mv) .. ',"md":"' .. (md_n > 0 and nk.base64_encode(concat(md, "", 1, md_n)) or "") .. '"'
+    mv, mv_n, md, md_n = {}, 0, {}, 0
+  end
   local text = '{"m":' .. match_id_text .. ',"s":' .. s .. ',"k":"loops","t":' .. floor(batch_first)
     .. ',"n":' .. floor(batch_next - batch_first) .. (lean_outcomes and ',"o":1' or "") .. ',"ps":['
-    .. concat(batch_ps, ",") .. '],"x":[' .. concat(batch, ",") .. "]}"
+    .. concat(batch_ps, ",") .. '],"x":[' .. concat(batch, ",") .. "]" .. messages .. "}"
   batch_next, batch_bytes, batch, batch_ps, batch_index = -1, 0, {}, {}, {}
   write_line(text, s)
 end
 
--- one more loop tick in the batch; `body` is its entry's fields (",..." text), "" for an empty tick. A
--- body with messages refers to the batch's senders: encode_messages already chose the batch it goes into
-local function add_tick(tick, body)
-  if batch_next >= 0 and (tick ~= batch_next or batch_bytes + #body > limit_bytes)
-    and str_sub(body, 1, 6) ~= ',"ms":' then
-    flush()
-  end
+-- the batch a tick goes into: the pending one if the tick follows it and it has room, else a new one
+local function open_tick(tick)
+  if batch_next >= 0 and (tick ~= batch_next or batch_bytes > limit_bytes) then flush() end
   if batch_next < 0 then batch_first, flush_at = tick, tick + MAX_EMPTY - 1 end
+end
+
+-- one more loop tick in the batch; `body` is its entry's fields (",..." text), "" when it has none;
+-- `something`: the tick had messages (encode_messages opened its batch) or a body, so it must be written
+-- within flush_seconds
+local function add_tick(tick, body, has_messages)
+  if not has_messages then
+    if batch_next >= 0 and batch_bytes + #body > limit_bytes then flush() end
+    open_tick(tick)
+  end
   if body ~= "" then
     local entry = '{"i":' .. floor(tick - batch_first) .. body .. "}"
     batch[#batch + 1] = entry
     batch_bytes = batch_bytes + #entry + 1
+  end
+  if body ~= "" or has_messages then
     local due = batch_first + flush_ticks - 1 -- a tick with something waits at most flush_seconds
     if due < flush_at then flush_at = due end
   end
   batch_next = tick + 1
 end
 
--- a presence's cache entry { user_id, username, node, JSON text } (its text is built once per match)
-local function presence_entry(p)
-  local sid = p.session_id
-  local c = presence_texts[sid]
-  if c == nil or c[1] ~= p.user_id or c[2] ~= p.username or c[3] ~= p.node then
-    local text = "[" .. json_text(p.user_id) .. "," .. json_text(sid) .. "," .. json_text(p.username or "") .. ","
-      .. json_text(p.node or "") .. "]"
-    c = { p.user_id, p.username, p.node, text }
-    presence_texts[sid] = c
-  end
-  return c
-end
-
--- a tick's messages as the entry field "ms": [sender, op_code, data, reliable, receive_time_ms] each, the
--- sender an index (from 1) into the record's "ps" (the batch's senders, each written once per record)
+-- a tick's messages into the batch's flat arrays (see mv and md above); the sender an index (from 1) into
+-- the record's "ps" (the batch's senders, each written once per record)
 local function encode_messages(messages, tick)
-  if batch_next >= 0 and (tick ~= batch_next or batch_bytes > limit_bytes) then flush() end
-  local n = #messages
-  for i = 1, n do
-    local m = messages[i]
-    local c = presence_entry(m.sender)
+  open_tick(tick)
+  local offset, k, d, bytes = tick - batch_first, mv_n, md_n, batch_bytes
+  local i, m = 1, messages[1]
+  while m ~= nil do
+    local p = m.sender
+    local sid = p.session_id
+    local c = presence_texts[sid]
+    if c == nil or c[1] ~= p.user_id or c[2] ~= p.username or c[3] ~= p.node then
+      c = { p.user_id, p.username, p.node, "[" .. json_text(p.user_id) .. "," .. json_text(sid) .. ","
+        .. json_text(p.username or "") .. "," .. json_text(p.node or "") .. "]" }
+      presence_texts[sid] = c
+    end
     local idx = batch_index[c]
     if idx == nil then
       idx = #batch_ps + 1
       batch_ps[idx] = c[4]
       batch_index[c] = idx
-      batch_bytes = batch_bytes + #c[4] + 1
+      bytes = bytes + #c[4] + 1
     end
     local op, data = m.op_code, m.data
-    local d
-    if data == nil then
-      d = "null"
-    elseif redact_ops[op] then
-      d = "false"
+    mv[k + 1], mv[k + 2], mv[k + 3] = offset, idx, op
+    if data == nil or (any_redact_op and redact_ops[op]) then
+      mv[k + 4] = -1
+      bytes = bytes + 40
     else
-      d = '"' .. b64(data) .. '"'
+      d = d + 1
+      md[d] = data
+      local len = #data
+      mv[k + 4] = len
+      bytes = bytes + 40 + len + len / 3
     end
-    ms_parts[i] = "[" .. idx .. "," .. op .. "," .. d .. (m.reliable and ",true," or ",false,") .. m.receive_time_ms .. "]"
+    mv[k + 5], mv[k + 6] = m.reliable == true, m.receive_time_ms
+    k = k + 6
+    i = i + 1
+    m = messages[i]
   end
-  return ',"ms":[' .. concat(ms_parts, ",", 1, n) .. "]"
+  mv_n, md_n, batch_bytes = k, d, bytes
+end
+
+-- after encode_messages failed part way: the slots it filled are not the batch's
+local function drop_partial()
+  for j = mv_n + 1, #mv do mv[j] = nil end
+  for j = md_n + 1, #md do md[j] = nil end
 end
 
 -- a lean loop's entry fields after the call: nondeterministic values, the error, the outcome (if observed)
-local function lean_body(tick, body, ok, result, last, call)
+local function lean_body(tick, ok, result, last, call)
+  local body = ""
   if lean_nd[1] ~= nil then
     local nd = lean_nd
     lean_nd = {}
     lean_call.nd = lean_nd
-    body = body .. ',"nd":' .. nk.json_encode(nd)
+    body = ',"nd":' .. nk.json_encode(nd)
   end
   if not ok then return body .. ',"e":' .. json_text(raw_type(result) == "string" and result or raw_tostring(result)) end
   if call ~= nil then
@@ -408,21 +435,23 @@ local function lean_body(tick, body, ok, result, last, call)
   return body
 end
 
-local function record_tick(tick, ms_text, ok, result, last, call)
-  add_tick(tick, lean_body(tick, ms_text or "", ok, result, last, call))
+local function record_tick(tick, has_messages, prefix, ok, result, last, call)
+  add_tick(tick, prefix .. lean_body(tick, ok, result, last, call), has_messages)
 end
 
-local function lean_after(tick, ms_text, call, ok, ...)
-  active = nil
+-- after a lean loop: its entry into the batch (`prefix`: entry fields written before the call), the batch
+-- written when due; returns exactly what the loop returned, or raises its error again
+local function lean_after(tick, has_messages, prefix, call, ok, ...)
+  active = idle_active
   local result, last = ...
   local n = raw_select("#", ...)
   if n ~= 1 then last = n > 1 and (raw_select(n, ...)) or nil else last = result end -- Nakama reads the top
-  local ok_capture, capture_err = raw_pcall(record_tick, tick, ms_text, ok, result, last, call)
+  local ok_capture, capture_err = raw_pcall(record_tick, tick, has_messages, prefix, ok, result, last, call)
   if not ok_capture then
     lean_nd = {}
     lean_call.nd = lean_nd
     raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a loop call: " .. raw_tostring(capture_err))
-    raw_pcall(add_tick, tick, ',"capture_error":' .. json_text(raw_tostring(capture_err)))
+    raw_pcall(add_tick, tick, ',"capture_error":' .. json_text(raw_tostring(capture_err)), has_messages)
   end
   -- before Nakama's crash line, or its line for a match ended by nil or refused for several values
   if not ok or last == nil or n ~= 1 or tick >= flush_at then raw_pcall(flush) end
@@ -432,14 +461,13 @@ end
 
 -- after a loop that had no messages: a tick that consumed nothing, returned one state and raised nothing
 -- is only counted (the hot path of an idle match: as little as possible)
-local function after_empty(tick, ok, ...)
-  active = nil
-  if ok and tick == batch_next and lean_nd[1] == nil and raw_select("#", ...) == 1 and (...) ~= nil then
+local function after_empty(tick, ok, state, ...)
+  if ok and state ~= nil and tick == batch_next and lean_nd[1] == nil and raw_select("#", ...) == 0 then
     batch_next = tick + 1
     if tick >= flush_at then raw_pcall(flush) end
-    return ...
+    return state
   end
-  return lean_after(tick, nil, nil, ok, ...)
+  return lean_after(tick, false, "", nil, ok, state, ...)
 end
 
 -- run a callback with recording: `record` holds the inputs; returns exactly what the callback returned
@@ -448,7 +476,7 @@ local function run(record, fn, ...)
   active = { nd = {}, out = { b = {}, kk = {}, lu = {} } }
   local r = pack(raw_pcall(fn, ...))
   local call = active
-  active = nil
+  active = idle_active
   local ok_capture, capture_err = raw_pcall(function()
     local out = call.out
     local o = record.o or {}
@@ -483,6 +511,8 @@ function C.wrap(M, options)
   end
   lean = opts.mode == "lean"
   lean_outcomes = lean and opts.outcomes == true
+  idle_active = (lean and not lean_outcomes) and lean_call or nil
+  any_redact_op = next(redact_ops) ~= nil
   limit_bytes = (opts.max_line or 6000) - 200
   local snapshot_every = opts.snapshot_every or 0
   if lean and not lean_outcomes and snapshot_every > 0 then
@@ -591,25 +621,34 @@ function C.wrap(M, options)
 
   if lean_outcomes then -- match_loop by inputs and outcomes, batched (see the lean mode section)
     W.match_loop = function(context, dispatcher, tick, state, messages, ...)
-      local ms_text = nil
-      if messages[1] ~= nil then
-        local ok_m, text = raw_pcall(encode_messages, messages, tick)
-        ms_text = ok_m and text or (',"capture_error":' .. json_text(raw_tostring(text)))
+      local has_messages, prefix = messages[1] ~= nil, ""
+      if has_messages then
+        local ok_m, err = raw_pcall(encode_messages, messages, tick)
+        if not ok_m then
+          has_messages = false
+          raw_pcall(drop_partial)
+          raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a loop's messages: " .. raw_tostring(err))
+          prefix = ',"capture_error":' .. json_text(raw_tostring(err))
+        end
       end
       local call = { nd = lean_nd, out = { b = {}, kk = {}, lu = {} } }
       active = call
-      return lean_after(tick, ms_text, call,
+      return lean_after(tick, has_messages, prefix, call,
         raw_pcall(loop, context, dispatcher_for(dispatcher), tick, state, messages, ...))
     end
-  elseif lean then -- match_loop by inputs only, batched; the real dispatcher
-    W.match_loop = function(context, dispatcher, tick, state, messages, ...)
-      active = lean_call
+  elseif lean then -- match_loop by inputs only, batched; the real dispatcher. Nakama passes five arguments
+    W.match_loop = function(context, dispatcher, tick, state, messages)
       if messages[1] == nil then
-        return after_empty(tick, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
+        return after_empty(tick, raw_pcall(loop, context, dispatcher, tick, state, messages))
       end
-      local ok_m, ms_text = raw_pcall(encode_messages, messages, tick)
-      if not ok_m then ms_text = ',"capture_error":' .. json_text(raw_tostring(ms_text)) end
-      return lean_after(tick, ms_text, nil, raw_pcall(loop, context, dispatcher, tick, state, messages, ...))
+      local ok_m, err = raw_pcall(encode_messages, messages, tick)
+      local prefix = ""
+      if not ok_m then
+        raw_pcall(drop_partial)
+        raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a loop's messages: " .. raw_tostring(err))
+        prefix = ',"capture_error":' .. json_text(raw_tostring(err))
+      end
+      return lean_after(tick, ok_m, prefix, nil, raw_pcall(loop, context, dispatcher, tick, state, messages))
     end
   end
 
