@@ -70,7 +70,7 @@ from recorder.storage import kind_of, local_path
 __all__ = ["TAG", "Ingest", "IngestedMatch", "recording_name", "write_match", "write_matches"]
 
 TAG = "nkreplay:1 "
-_KINDS = ("init", "join_attempt", "join", "leave", "loop", "loops", "signal", "terminate")
+_KINDS = ("init", "join_attempt", "join", "leave", "loop", "loops", "nd", "signal", "terminate")
 #: the capture modules that write the records (the init record's ``h.src``; absent: the Lua module)
 CAPTURE_SOURCES = ("lua-capture", "js-capture")
 #: arrays and maps a capture record itself adds around the free-form values it carries (record, nd, pair;
@@ -79,6 +79,9 @@ _RECORD_NESTING = 3
 _LOOPS_NESTING = 5
 #: most loop ticks one lean "loops" record may stand for (the module flushes every flush_seconds of ticks)
 MAX_LOOPS_PER_RECORD = 100_000
+#: most loop ticks ingest infers between two records of a lean match whose quiet loops are not written
+#: (h.quiet): 55 hours at 10 Hz
+MAX_INFERRED_LOOPS = 2_000_000
 _MAX_PARTS = 100_000  # parts of one split record (the capture module's max_line is thousands of bytes)
 
 
@@ -273,8 +276,12 @@ class Ingest:
                 problems.append(f"{which} missing (lost log lines, or damaged ones reported above)")
             expected = s + 1
         builder = _Builder(match)
+        expected = 0
         for s in seqs:
             r = records[s]
+            if s > expected:
+                builder.lost()
+            expected = s + 1
             if "capture_error" in r.body:
                 problems.append(
                     f"{r.source}:{r.line}: the capture module could not record a {show(r.body.get('k'))} call: "
@@ -284,12 +291,23 @@ class Ingest:
             try:
                 builder.add(r.body, r.ts_ms)
             except InvalidValue as exc:
+                builder.lost()
                 self._damaged(r.source, r.line, f"match {match} record {s}: {_describe(exc)}")
                 problems.append(f"{r.source}:{r.line}: record {s} is damaged, its calls are missing: {_describe(exc)}")
         problems.extend(builder.problems)
         if builder.init is None:
             problems.append("no init record: the match started before the capture module, or its first lines are lost")
         crash = self.crashes.get(log_mid) or builder.error_crash
+        if builder.quiet and crash is not None and crash is not builder.error_crash:
+            # Nakama's crash line: the loops before it ran (those run unobserved were not written), and a
+            # loop that raised unobserved is the crashing call
+            try:
+                if crash.callback == "match_loop":
+                    builder.crashed_loop(crash.tick)
+                else:
+                    builder.infer_loops(crash.tick)
+            except InvalidValue as exc:
+                problems.append(f"the loops before Nakama's crash line at tick {crash.tick}: {_describe(exc)}")
         events: list[Event] = list(builder.calls)
         if crash is not None:
             events.append(crash)
@@ -460,16 +478,77 @@ class _Builder:
         self.source = "lua-capture"  # the JS capture wrapper says "js-capture" (h.src)
         self.redactions: tuple[str, ...] = ()
         self.mode = "full"  # the capture module's mode (h.mode): "lean" records loops by their inputs only
+        # h.quiet: loops with nothing to record are not written; they are inferred from the ticks of the
+        # records around them (every tick from 0 runs a loop), up to the tick before each record
+        self.quiet = False
+        self.next_loop: int | None = 0  # the tick of the first loop not yet known (quiet mode; None: lost)
         self.problems: list[str] = []  # calls the capture module could not record (lean entries)
 
     def add(self, rec: dict[str, Any], ts_ms: int) -> None:
         """Add one record; raises ``InvalidValue`` naming the field when it contradicts the capture format."""
-        if rec["k"] == "loops":
+        kind = rec["k"]
+        if kind == "loops":
+            if self.quiet:
+                self.infer_loops(_tick(rec.get("t"), "t"), "t")
             self._loops(rec)
             return
-        if rec["k"] == "init":
+        if kind == "nd":
+            self._quiet_values(rec)
+            return
+        if kind == "init":
             self.started_ms = ts_ms
-        self.calls.append(self._call(rec, rec["k"], _tick(rec.get("t", 0), "t"), ""))
+        tick = _tick(rec.get("t", 0), "t")
+        if self.quiet and kind != "init":
+            self.infer_loops(tick, "t")
+        self.calls.append(self._call(rec, kind, tick, ""))
+        if kind == "init":
+            self.next_loop = 0
+
+    def lost(self) -> None:
+        """Records were lost or damaged here: where their loops ended is not known, so none are inferred
+        up to the next record (the match's problems already say calls are missing)."""
+        self.next_loop = None
+
+    def infer_loops(self, tick: int, field: str = "t") -> None:
+        """Quiet mode: the loops before ``tick`` not written (nothing in them to record) as empty calls."""
+        if self.next_loop is None:
+            self.next_loop = tick
+            return
+        if tick < self.next_loop:
+            return
+        if tick - self.next_loop > MAX_INFERRED_LOOPS:
+            raise InvalidValue(
+                field, f"{tick - self.next_loop} loops after tick {self.next_loop - 1} (at most {MAX_INFERRED_LOOPS})"
+            )
+        self.calls.extend(LoopCall(t, (), None, ()) for t in range(self.next_loop, tick))
+        self.loops += tick - self.next_loop
+        self.next_loop = tick
+
+    def crashed_loop(self, tick: int) -> None:
+        """Quiet mode: Nakama's crash line says the loop at ``tick`` raised; if its record was not written (a
+        loop run unobserved), it is an empty call after the inferred ones."""
+        self.infer_loops(tick)
+        if self.next_loop == tick:
+            self.calls.append(LoopCall(tick, (), None, ()))
+            self.loops += 1
+            self.next_loop = tick + 1
+
+    def _quiet_values(self, rec: dict[str, Any]) -> None:
+        """An ``nd`` record: values consumed by a loop that ran unobserved, written as they were drawn."""
+        if not self.quiet:
+            raise InvalidValue("k", "an nd record in a match whose init did not say h.quiet")
+        tick = _tick(rec.get("t"), "t")
+        nd = _nondeterministic(rec.get("nd"), "")
+        last = self.calls[-1] if self.calls else None
+        if isinstance(last, LoopCall) and last.tick == tick and self.next_loop == tick + 1:
+            self.calls[-1] = dataclasses.replace(last, nondeterministic=last.nondeterministic + nd)
+            return
+        if self.next_loop is not None and tick < self.next_loop:
+            raise InvalidValue("t", f"values of the loop at tick {tick}, after the loops up to {self.next_loop - 1}")
+        self.infer_loops(tick)
+        self.calls.append(LoopCall(tick, (), None, nd))
+        self.loops += 1
+        self.next_loop = tick + 1
 
     def _loops(self, rec: dict[str, Any]) -> None:
         """A lean record: ``n`` loop calls from tick ``t``; ``ps`` the senders of its messages; ``x`` holds
@@ -531,7 +610,12 @@ class _Builder:
             self.loops, self.error_crash = loops_before, crash_before
             del self.problems[problems_before:]
             raise
+        if self.quiet and self.next_loop is not None and first < self.next_loop:
+            self.loops = loops_before
+            del self.problems[problems_before:]
+            raise InvalidValue("t", f"ticks from {first} overlap the loops known up to {self.next_loop - 1}")
         self.calls.extend(calls)
+        self.next_loop = first + n if self.next_loop is None else max(self.next_loop, first + n)
 
     @staticmethod
     def _flat_messages(rec: dict[str, Any], n: int, senders: list[Presence]) -> dict[int, list[MatchMessage]]:
@@ -592,10 +676,7 @@ class _Builder:
         not recorded; ``senders``: a loop's senders when its record lists them (a ``loops`` record's ``ps``);
         ``messages``: a loop's messages already read (a ``loops`` record's ``mv``)."""
         o = _object(rec.get("o"), where + "o")
-        nd = tuple(
-            Nondeterministic(text(pair[0], f"{where}nd[{i}][0]"), value(pair[1], f"{where}nd[{i}][1]", from_json=True))
-            for i, pair in enumerate(_pairs(rec.get("nd"), where + "nd"))
-        )
+        nd = _nondeterministic(rec.get("nd"), where)
         call: Call
         if kind == "init":
             params = _object(rec.get("p"), "p")
@@ -649,33 +730,11 @@ class _Builder:
                         self.presences.pop()
                         break
             call = LeaveCall(tick, left, self._outcome(o), nd)
-        elif kind == "loop" and messages is not None:
+        elif kind == "loop":
+            if messages is None:
+                messages = self._entry_messages(rec, where, senders)
             loop_outcome = None if lean else self._outcome(o, where=where)
             call = LoopCall(tick, messages, loop_outcome, nd)
-            self.loops += 1
-        elif kind == "loop":
-            if senders is None:
-                senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
-            messages = []
-            for j, m in enumerate(_list(rec.get("ms"), where + "ms")):
-                at = f"{where}ms[{j}]"
-                idx, op, data, reliable, received = _items(
-                    m, at, 5, "[sender, op_code, data, reliable, receive_time_ms]"
-                )
-                sender = _whole(idx, f"{at}[0]", 1, len(senders)) if senders else None
-                if sender is None:
-                    raise InvalidValue(f"{at}[0]", "a message needs a sender, and the record lists none (ps)")
-                messages.append(
-                    MatchMessage(
-                        senders[sender - 1],
-                        _whole(op, f"{at}[1]"),
-                        _data(data, f"{at}[2]"),
-                        bool(reliable),
-                        _whole(received, f"{at}[4]"),
-                    )
-                )
-            loop_outcome = None if lean else self._outcome(o, where=where)
-            call = LoopCall(tick, tuple(messages), loop_outcome, nd)
             self.loops += 1
         elif kind == "signal":
             reply = o.get("rp")
@@ -693,6 +752,30 @@ class _Builder:
             )
         return call
 
+    @staticmethod
+    def _entry_messages(rec: dict[str, Any], where: str, senders: list[Presence] | None) -> tuple[MatchMessage, ...]:
+        """A loop record's (or the first form of a loops entry's) ``ms``: [sender index, op code, base64
+        data, reliable, receive time] each, the sender an index into ``ps``."""
+        if senders is None:
+            senders = [_presence(p, f"ps[{i}]", 0) for i, p in enumerate(_list(rec.get("ps"), "ps"))]
+        messages = []
+        for j, m in enumerate(_list(rec.get("ms"), where + "ms")):
+            at = f"{where}ms[{j}]"
+            idx, op, data, reliable, received = _items(m, at, 5, "[sender, op_code, data, reliable, receive_time_ms]")
+            sender = _whole(idx, f"{at}[0]", 1, len(senders)) if senders else None
+            if sender is None:
+                raise InvalidValue(f"{at}[0]", "a message needs a sender, and the record lists none (ps)")
+            messages.append(
+                MatchMessage(
+                    senders[sender - 1],
+                    _whole(op, f"{at}[1]"),
+                    _data(data, f"{at}[2]"),
+                    bool(reliable),
+                    _whole(received, f"{at}[4]"),
+                )
+            )
+        return tuple(messages)
+
     def _capture_header(self, h: dict[str, Any]) -> None:
         """The init record's ``h``: module, node, source, capture version, snapshot interval, redactions."""
         module, node, source = h.get("mod"), h.get("node"), h.get("src")
@@ -707,6 +790,7 @@ class _Builder:
         if mode not in ("full", "lean"):
             raise InvalidValue("h.mode", f'must be "full" or "lean", got {show(mode)}')
         self.mode = mode
+        self.quiet = h.get("quiet") is True
         keys = _list(h.get("red"), "h.red")
         ops = _list(h.get("redop"), "h.redop")
         self.redactions = tuple(
@@ -779,6 +863,14 @@ class _Builder:
         if not wanted:
             return False
         return tuple(members[w] for w in wanted)
+
+
+def _nondeterministic(v: Any, where: str) -> tuple[Nondeterministic, ...]:
+    """A record's ``nd``: [source, value] pairs, in the order the values were consumed."""
+    return tuple(
+        Nondeterministic(text(pair[0], f"{where}nd[{i}][0]"), value(pair[1], f"{where}nd[{i}][1]", from_json=True))
+        for i, pair in enumerate(_pairs(v, where + "nd"))
+    )
 
 
 def _pairs(v: Any, field: str = "nd") -> list[list[Any]]:

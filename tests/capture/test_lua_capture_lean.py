@@ -92,10 +92,15 @@ def test_lean_with_outcomes_is_the_full_recording(tmp_path: Path) -> None:
     assert result.reproduced and result.divergence_count == 0
 
 
-def idle_match(tmp_path: Path, options: str, ticks: int) -> MatchDriver:
+def idle_match(
+    tmp_path: Path, options: str, ticks: int, loop: str = "if t == 25 then s.now = nk.time() end"
+) -> MatchDriver:
+    """A match without players: ``loop`` is the body of its match_loop (default: a nondeterministic value
+    amid empty ticks, at tick 25); init, ``ticks`` loops, terminate (unless a loop raised)."""
     (tmp_path / "clock_match.lua").write_text((HANDLERS / "clock_match.lua").read_text())
     path = tmp_path / "idle.lua"
     path.write_text(
+        'local nk = require("nakama")\n'
         'local capture = require("nkreplay_capture")\n'
         "local M = {}\n"
         "function M.match_init(c, p) return {}, 10, '' end\n"
@@ -103,28 +108,29 @@ def idle_match(tmp_path: Path, options: str, ticks: int) -> MatchDriver:
         "function M.match_join(c, d, t, s) return s end\n"
         "function M.match_leave(c, d, t, s) return s end\n"
         "function M.match_loop(c, d, t, s, m)\n"
-        "  if t == 25 then s.now = nk.time() end\n"  # a nondeterministic value amid empty ticks
+        f"  {loop}\n"
         "  return s\n"
         "end\n"
         "function M.match_terminate(c, d, t, s) return s end\n"
         "function M.match_signal(c, d, t, s, x) return s, x end\n"
         f"return capture.wrap(M, {options})\n"
     )
-    path.write_text('local nk = require("nakama")\n' + path.read_text())
     header = Header(match_id="1d1e0000-0000-4000-8000-000000000001.n1", node="n1", tick_rate=10)
     with MatchDriver(LuaHandler(path), header) as d:
         d.init({})
         d.tick(ticks)
-        d.terminate(5)
+        if d.runtime.crash is None:
+            d.terminate(5)
         return d
 
 
 def test_empty_ticks_fold_into_a_count_and_inputs_wait_at_most_flush_seconds(tmp_path: Path) -> None:
-    d = idle_match(tmp_path, '{ mode = "lean" }', 95)
+    # with outcomes every loop is observed: empty ticks are counted, a tick with something is written at
+    # most flush_seconds later (here at once, its 1 s = 10 ticks being over at the next flush check)
+    d = idle_match(tmp_path, '{ mode = "lean", outcomes = true }', 95)
     lines = nakama_log(d)
     recs = records(lines)
     loops = [r for r in recs if r["k"] == "loops"]
-    # empty ticks are only counted; the tick with a value is written at once, its 1 s (10 ticks) being over
     assert [(r["t"], r["n"]) for r in loops] == [(0, 26), (26, 69)]
     assert [r["x"] for r in loops] == [[{"i": 25, "nd": [["time", d.steps[26].nondeterministic[0].value]]}], []]
     assert [r["k"] for r in recs][-1] == "terminate"  # the pending ticks were written before it
@@ -133,8 +139,65 @@ def test_empty_ticks_fold_into_a_count_and_inputs_wait_at_most_flush_seconds(tmp
     result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
     assert result.reproduced and result.ticks_replayed == 95
     # with 5 s (50 ticks) the value waits for the 50th tick
-    d2 = idle_match(tmp_path, '{ mode = "lean", flush_seconds = 5 }', 95)
+    d2 = idle_match(tmp_path, '{ mode = "lean", outcomes = true, flush_seconds = 5 }', 95)
     assert [(r["t"], r["n"]) for r in records(nakama_log(d2)) if r["k"] == "loops"] == [(0, 50), (50, 45)]
+
+
+def test_quiet_loops_are_not_written_and_ingest_infers_them(tmp_path: Path) -> None:
+    """Lean without outcomes: a loop with no messages and nothing waiting in memory runs unobserved (no
+    record); a value it draws is written at once (kind nd); ingest infers the loops between records."""
+    d = idle_match(tmp_path, '{ mode = "lean" }', 95)
+    lines = nakama_log(d)
+    recs = records(lines)
+    assert recs[0]["h"]["quiet"] is True
+    assert [(r["k"], r["t"]) for r in recs] == [("init", 0), ("nd", 25), ("terminate", 95)]
+    assert recs[1]["nd"] == [["time", d.steps[26].nondeterministic[0].value]]
+    _, [m] = ingest(lines)
+    assert m.ticks == 95 and m.problems == []
+    loops = [e for e in m.events if isinstance(e, LoopCall)]
+    assert [e.tick for e in loops] == list(range(95))
+    assert [e.tick for e in loops if e.nondeterministic] == [25]
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and result.ticks_replayed == 95
+
+
+def test_a_value_every_tick_writes_about_two_lines_per_flush_period(tmp_path: Path) -> None:
+    d = idle_match(tmp_path, '{ mode = "lean" }', 100, loop="s.now = nk.time()")
+    lines = nakama_log(d)
+    recs = records(lines)
+    assert len(recs) <= 2 + 2 * 100 // 10 + 2  # init, terminate, per 10 ticks one nd + one loops record
+    _, [m] = ingest(lines)
+    loops = [e for e in m.events if isinstance(e, LoopCall)]
+    assert [e.tick for e in loops] == list(range(100)) and all(len(e.nondeterministic) == 1 for e in loops)
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and result.ticks_replayed == 100
+
+
+@pytest.mark.parametrize(
+    ("loop", "records_before_crash"),
+    [
+        ("if t == 40 then error('quiet crash') end", [("init", 0)]),  # nothing of tick 40 was written
+        ("if t == 40 then s.now = nk.time(); error('quiet crash') end", [("init", 0), ("nd", 40)]),
+        ("if t == 40 then s.now = nk.time() end if t == 44 then error('quiet crash') end", [("init", 0), ("nd", 40)]),
+    ],
+)
+def test_a_crash_in_a_quiet_loop_is_placed_by_nakamas_crash_line(
+    tmp_path: Path, loop: str, records_before_crash: list[tuple[str, int]]
+) -> None:
+    d = idle_match(tmp_path, '{ mode = "lean" }', 60, loop=loop)
+    crash = d.runtime.crash
+    assert crash is not None and crash.callback == "match_loop"
+    lines = nakama_log(d)
+    recs = records(lines)
+    assert [(r["k"], r["t"]) for r in recs if r["k"] != "loops"] == records_before_crash
+    assert json.loads(lines[-1])["msg"].startswith("Stopping match after error from match_loop")
+    _, [m] = ingest(lines)
+    assert m.problems == []
+    loops = [e for e in m.events if isinstance(e, LoopCall)]
+    assert [e.tick for e in loops] == list(range(crash.tick + 1))
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced, result.verdict
+    assert (result.crash.callback, result.crash.tick) == ("match_loop", crash.tick)
 
 
 def test_matches_outside_the_sample_get_the_handler_itself(tmp_path: Path) -> None:

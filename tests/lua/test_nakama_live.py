@@ -91,9 +91,10 @@ def test_clock_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
 
 
 def test_lean_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
-    """The lean mode inside Nakama: moves from a client batched several ticks per line, idle ticks only
-    counted, values amid empty ticks, and a crash in an idle tick: its record is in the log before Nakama's
-    crash line, and the recording ingested from the log reproduces the crash with every input."""
+    """The lean mode inside Nakama: moves from a client batched several ticks per line, quiet loops not
+    written (ingest infers them), values amid empty ticks (written at once, the ticks after them batched), and
+    a crash in an idle tick right after one: its record is in the log before Nakama's crash line, and the
+    recording ingested from the log reproduces the crash with every input."""
     from websockets.sync.client import connect
 
     crash_at = 56  # one tick after a value that waits in memory: only the crash makes it written at once

@@ -64,9 +64,12 @@ end
 -- a match VM runs nothing else, and an idle loop then need not set and clear it
 local active, idle_active = nil, nil
 
+local quiet_value -- lean: a value consumed by a loop that runs unobserved (defined with the lean mode)
+
 local function consumed(source, value)
   if active ~= nil then
     local nd = active.nd
+    if nd == nil then return quiet_value(source, value) end
     nd[#nd + 1] = { source, value }
   end
 end
@@ -286,6 +289,10 @@ end
 -- -- lean mode: match_loop calls batched into "loops" records ------------------------------------------
 local str_find, concat = string.find, table.concat
 local lean, lean_outcomes, flush_ticks, limit_bytes = false, false, 10, 6000
+-- lean without outcomes: a loop with nothing waiting in memory and no messages runs unobserved (a tail
+-- call: its tick is only remembered); ingest infers such loops from the ticks of the records around them
+local quiet, quiet_tick = false, 0
+local quiet_call = {} -- `active` during an unobserved loop (no nd list: consumed() calls quiet_value)
 -- empty ticks alone are not worth a line: written with the next tick that has something, before any other
 -- call, or after this many (ingest takes at most 100,000 per record)
 local MAX_EMPTY = 36000
@@ -310,8 +317,14 @@ local function json_text(v)
   return nk.json_encode(v)
 end
 
-local function flush()
+-- write the pending batch (if any). In lean mode without outcomes a batch of empty ticks only is not
+-- written unless `write_empty` (the match ends): ingest infers the loops between records
+local function flush(write_empty)
   if batch_next < 0 then return end
+  if batch_next == batch_first or (quiet and not write_empty and batch[1] == nil and mv_n == 0) then
+    batch_next, batch_bytes = -1, 0
+    return
+  end
   local s = seq
   seq = seq + 1
   local messages = ""
@@ -454,7 +467,11 @@ local function lean_after(tick, has_messages, prefix, call, ok, ...)
     raw_pcall(add_tick, tick, ',"capture_error":' .. json_text(raw_tostring(capture_err)), has_messages)
   end
   -- before Nakama's crash line, or its line for a match ended by nil or refused for several values
-  if not ok or last == nil or n ~= 1 or tick >= flush_at then raw_pcall(flush) end
+  if not ok or last == nil or n ~= 1 then
+    raw_pcall(flush, true)
+  elseif tick >= flush_at then
+    raw_pcall(flush)
+  end
   if not ok then raw_error(result, 0) end
   return ...
 end
@@ -468,6 +485,18 @@ local function after_empty(tick, ok, state, ...)
     return state
   end
   return lean_after(tick, false, "", nil, ok, state, ...)
+end
+
+-- a value consumed by an unobserved loop: written at once as its own record (kind "nd", the loop's tick),
+-- since the loop's end is not seen (it may raise: Nakama's crash line must come after the value). The
+-- loops after it are observed (batched) until the batch is written, so a handler that draws a value every
+-- tick writes about one such record per flush_seconds
+function quiet_value(source, value)
+  local ok, err = raw_pcall(emit, { k = "nd", t = quiet_tick, nd = { { source, value } } })
+  if not ok then raw_pcall(nk.logger_warn, "nkreplay_capture: could not record a value: " .. raw_tostring(err)) end
+  if batch_next < 0 then
+    batch_first, batch_next, flush_at = quiet_tick + 1, quiet_tick + 1, quiet_tick + flush_ticks
+  end
 end
 
 -- run a callback with recording: `record` holds the inputs; returns exactly what the callback returned
@@ -511,7 +540,8 @@ function C.wrap(M, options)
   end
   lean = opts.mode == "lean"
   lean_outcomes = lean and opts.outcomes == true
-  idle_active = (lean and not lean_outcomes) and lean_call or nil
+  quiet = lean and not lean_outcomes
+  idle_active = quiet and lean_call or nil
   any_redact_op = next(redact_ops) ~= nil
   limit_bytes = (opts.max_line or 6000) - 200
   local snapshot_every = opts.snapshot_every or 0
@@ -539,6 +569,7 @@ function C.wrap(M, options)
           if flush_ticks < 1 then flush_ticks = 1 end
           rec.h.flush = flush_ticks
           if lean_outcomes then rec.h.outc = true end
+          if quiet then rec.h.quiet = true end
         end
         if r[2] == nil then rec.o.st = true end
       end,
@@ -639,8 +670,14 @@ function C.wrap(M, options)
   elseif lean then -- match_loop by inputs only, batched; the real dispatcher. Nakama passes five arguments
     W.match_loop = function(context, dispatcher, tick, state, messages)
       if messages[1] == nil then
+        if batch_next < 0 then -- nothing waits in memory: the loop runs unobserved
+          quiet_tick, active = tick, quiet_call
+          return loop(context, dispatcher, tick, state, messages)
+        end
+        active = lean_call
         return after_empty(tick, raw_pcall(loop, context, dispatcher, tick, state, messages))
       end
+      active = lean_call
       local ok_m, err = raw_pcall(encode_messages, messages, tick)
       local prefix = ""
       if not ok_m then
