@@ -107,18 +107,23 @@ class _Encoded(str):
     """Arguments already written as JSON."""
 
 
-def _messages_json(messages: Any, senders: dict[Presence, str]) -> str:
+def _messages_json(messages: Any, senders: dict[int, tuple[Presence, str]]) -> str:
     """The messages as ``messages()`` in prelude.js reads them: ``[userId, sessionId, username, node, opCode,
     data (hex) or null, reliable, receiveTimeMs]`` each, in the JSON ``_to_json`` writes; a sender's four strings
-    are encoded once."""
+    are encoded once. ``senders`` is keyed by the Presence object's identity (a recording's reader hands the same
+    object for every message of a sender; the cache holds it, so its id is not reused while cached): hashing a
+    Presence (a frozen dataclass) runs Python code."""
     parts = []
     for m in messages:
         sender = m.sender
-        head = senders.get(sender)
-        if head is None:
+        known = senders.get(id(sender))
+        if known is not None and known[0] is sender:
+            head = known[1]
+        else:
             if len(senders) >= 4096:
                 senders.clear()
-            head = senders[sender] = _to_json([sender.user_id, sender.session_id, sender.username, sender.node])[:-1]
+            head = _to_json([sender.user_id, sender.session_id, sender.username, sender.node])[:-1]
+            senders[id(sender)] = (sender, head)
         data = "null" if m.data is None else f'"{m.data.hex()}"'
         parts.append(
             f"{head},{int(m.op_code)},{data},{'true' if m.reliable else 'false'},{float(m.receive_time_ms)!r}]"
@@ -163,7 +168,7 @@ class JsHandler:
         self._to_free: list[int] = []
         self._states: dict[int, JsState] = {}
         self._ctx_sent: dict[str, Any] | None = None
-        self._senders: dict[Presence, str] = {}  # a message sender -> the start of its message's JSON
+        self._senders: dict[int, tuple[Presence, str]] = {}  # id(sender) -> (sender, the start of its message's JSON)
         self._start()
         self.name = f"{p.stem}:{self.match}" if match else p.stem
 

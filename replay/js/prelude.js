@@ -78,7 +78,9 @@
     return out;
   }
   // Go's []byte(string) of a JS string: UTF-8, a lone surrogate as U+FFFD
+  var ALL_ASCII = /^[\x00-\x7f]*$/;
   function utf8Latin1(s) {
+    if (ALL_ASCII.test(s)) return s; // ASCII: its UTF-8 bytes are its characters
     return unescape(encodeURIComponent(s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/g, function (m) {
       return m.length === 2 ? m[0] + "\uFFFD" : "\uFFFD";
     })));
@@ -86,7 +88,13 @@
   function isBuffer(v) { return v instanceof ArrayBuffer; }
   // message data arrives as hex: QuickJS decodes it natively (a loop over a latin-1 string costs ~80 ns a byte)
   var fromHex = Uint8Array.fromHex;
-  var NOT_ASCII = /[\x80-\xff]/;
+  // bytes all below 0x80 (ASCII): the least of them read as signed bytes is not negative (one native call;
+  // a regular expression over the text costs more). Reflect.apply and Math.min taken before the bundle runs
+  var reflectApply = Reflect.apply, mathMin = Math.min, NativeInt8Array = Int8Array, NOT_ASCII = /[\x80-\xff]/;
+  function asciiBytes(buf, latin1) { // latin1: the same bytes as a string
+    var signed = new NativeInt8Array(buf);
+    return signed.length <= 8192 ? reflectApply(mathMin, null, signed) >= 0 : !NOT_ASCII.test(latin1);
+  }
   function bytesArg(v, what) {
     if (typeof v === "string") return utf8Latin1(v);
     if (isBuffer(v)) return latin1Of(v);
@@ -293,7 +301,7 @@
   nk.binaryToString = function binaryToString(data) {
     if (data === undefined || data === null || !isBuffer(data)) throw new TypeError("expects a ArrayBuffer object");
     var bytes = latin1Of(data);
-    if (!NOT_ASCII.test(bytes)) return bytes; // ASCII is UTF-8 as it is
+    if (asciiBytes(data, bytes)) return bytes; // ASCII is UTF-8 as it is
     try { // strict UTF-8, as Go's utf8.Valid: overlong forms and encoded surrogates are refused too
       return decodeURIComponent(escape(bytes));
     } catch (e) {
@@ -584,10 +592,25 @@
     for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], 1);
     return out;
   }
+  var viewData = null; // the kept data the view was made from
   function stateView(data) { // the next call's state: a new object holding the kept wrappers
-    var o = {}, keys = Object.keys(data);
+    var o = {}, keys = objectKeys(data);
     for (var i = 0; i < keys.length; i++) o[keys[i]] = data[keys[i]];
+    viewData = data;
     return o;
+  }
+  // exportState of the view the callback got (a plain object): a value it still holds from the kept data is a
+  // Go value already, kept as it is (toGo would find it a wrapper, or copy nothing, at a WeakMap lookup each)
+  function exportView(v) {
+    var out = {}, keys = objectKeys(v), old = viewData, i, k, x;
+    for (i = 0; i < keys.length; i++) {
+      k = keys[i];
+      x = v[k];
+      if (x === null || typeof x !== "object") out[k] = x === undefined ? null : x;
+      else if (x === old[k] && hasOwn.call(old, k)) out[k] = x;
+      else out[k] = toGo(x, 1);
+    }
+    return out;
   }
 
   // -- the state's canonical bytes (recorder/format/_canonical.py), written here ------------------------------
@@ -734,7 +757,7 @@
   }
   function putContainer(v, depth) {
     if (depth > 256) return false;
-    var record = GO.get(v), target;
+    var record = depth === 0 ? undefined : GO.get(v), target; // the top level: plain data (exportState unwraps it)
     if (record === undefined) {
       if (depth > 0) return false; // below the top level every object is a Go wrapper (else: not exported)
       record = null;
@@ -811,7 +834,7 @@
   var nextSlot = 1;
   var view = null, viewSlot = 0; // the state object the running callback got, and its slot
   function keep(state, inputSlot) { // the returned state as Nakama keeps it: exported to Go values
-    var data = exportState(state);
+    var data = state === view && protoOf(state) === ObjectProto ? exportView(state) : exportState(state);
     if (inputSlot && state === view && viewSlot === inputSlot) {
       slots.set(inputSlot, data);
       return inputSlot;
@@ -830,12 +853,15 @@
     return list.map(function (p) { return { userId: p[0], sessionId: p[1], username: p[2], node: p[3], reason: p[4] }; });
   }
   function messages(list) {
-    return list.map(function (m) {
-      return {
+    var out = new Array(list.length), m;
+    for (var i = 0; i < list.length; i++) {
+      m = list[i];
+      out[i] = {
         sender: { userId: m[0], sessionId: m[1], username: m[2], node: m[3] },
         opCode: m[4], data: m[5] === null ? null : fromHex(m[5]).buffer, reliable: m[6], receiveTimeMs: m[7],
       };
-    });
+    }
+    return out;
   }
   function describe(e, callback) {
     var text, stack = "";
@@ -880,7 +906,7 @@
       return flat(["x", JSON.stringify([d.text, d.stack, d.name])]);
     }
     var result = outcome(callback, r, slot);
-    var parts = ["r", JSON.stringify(result)];
+    var parts = ["r", result.length === 2 && result[0] === null ? "[null," + result[1] + "]" : JSON.stringify(result)];
     if (want && result[1]) {
       var data = slots.get(result[1]), canon = want & 2 ? canonicalOf(data) : null;
       // the state's JSON when asked for, or when its canonical bytes could not be written here

@@ -172,3 +172,109 @@ def test_canonical_bytes_written_in_javascript_equal_the_general_paths(tmp_path_
             assert fast == general
     if _fast_path_expected(value):
         assert fast is not None, "canonicalOf gave up on a value it should write"
+
+
+# Kept bytes must follow every change. matchLoop applies the message's operations to the state, then the
+# runtime digests it (canonicalOf, reusing what it kept) and the test compares with the general path. An
+# operation names its place by numbers, resolved against the state of that moment (n % the number of keys),
+# so every generated list applies to whatever the earlier operations left.
+MUTATE_BUNDLE = """
+function InitModule(ctx, logger, nk, initializer) {
+  initializer.registerMatch("m", { matchInit: matchInit, matchJoinAttempt: matchInit, matchJoin: matchInit,
+    matchLeave: matchInit, matchLoop: matchLoop, matchTerminate: matchInit, matchSignal: matchInit });
+}
+function matchInit(ctx, logger, nk, params) { return { state: { n: 0 }, tickRate: 10 }; }
+var saved = []; // references to nested Go values, kept across calls (writes through them later)
+function isObj(v) { return v !== null && typeof v === "object"; }
+function at(v, path) { // [holder, key] for a place in the state (null: the path met a leaf)
+  var holder = null, key = null;
+  for (var i = 0; i < path.length; i++) {
+    if (!isObj(v)) return null;
+    var keys = Object.keys(v);
+    if (path[i] >= 1000 || keys.length === 0) key = Array.isArray(v) ? v.length : "k" + (path[i] % 7);
+    else key = keys[path[i] % keys.length];
+    holder = v;
+    v = v[key];
+  }
+  return holder === null ? null : [holder, key];
+}
+function apply(state, op) {
+  var kind = op[0], place = at(state, op[1]), value = op[2];
+  if (kind === "keep") {
+    if (place !== null && isObj(place[0][place[1]])) saved.push(place[0][place[1]]);
+    return;
+  }
+  if (kind === "via") { // a write through a reference taken in an earlier call
+    if (saved.length === 0) return;
+    var ref = saved[op[1].length % saved.length];
+    var keys = Object.keys(ref);
+    var key = Array.isArray(ref) ? (value === null ? keys.length : (op[1][0] || 0) % (keys.length + 1)) : "r" + ((op[1][0] || 0) % 3);
+    ref[key] = value;
+    return;
+  }
+  if (place === null) return;
+  var holder = place[0], key = place[1];
+  if (kind === "set") holder[key] = value;
+  else if (kind === "num") holder[key] = typeof holder[key] === "number" ? holder[key] + 1.5 : 0;
+  else if (kind === "del") delete holder[key];
+  else if (kind === "len") { if (Array.isArray(holder)) holder.length = (op[1].length * 3) % 5; }
+  else if (kind === "push") { if (Array.isArray(holder[key])) holder[key].push(value); }
+  else if (kind === "alias") { // the value at another place, stored here too (a Go value under two keys)
+    var from = at(state, value);
+    if (from !== null) holder[key] = from[0][from[1]];
+  } else if (kind === "move") { // the value at another place moved here
+    var src = at(state, value);
+    if (src !== null && src[0] !== holder) { holder[key] = src[0][src[1]]; delete src[0][src[1]]; }
+  }
+}
+function matchLoop(ctx, logger, nk, dispatcher, tick, state, messages) {
+  var ops = JSON.parse(nk.binaryToString(messages[0].data));
+  for (var i = 0; i < ops.length; i++) apply(state, ops[i]);
+  state.n += 1;
+  return { state: state };
+}
+"""
+
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.floats(-1e6, 1e6) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+paths = st.lists(st.integers(0, 1003), min_size=1, max_size=4)
+operations = st.one_of(
+    st.tuples(st.sampled_from(["set", "push"]), paths, plain_values),
+    st.tuples(st.sampled_from(["num", "del", "len", "keep", "via"]), paths, st.none() | st.integers(0, 5)),
+    st.tuples(st.sampled_from(["alias", "move"]), paths, paths),
+).map(list)
+ticks = st.lists(st.lists(operations, max_size=5), min_size=1, max_size=8)
+
+_MUTATE: dict[str, JsHandler] = {}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=plain_values, changes=ticks)
+@example(  # a nested map kept, then changed through a reference taken two calls before
+    start={"a": {"b": {"c": 1}}, "l": [1, [2]]},
+    changes=[[], [["keep", [0, 0], None]], [], [["via", [0], 5]], [["num", [0, 0, 0], None]], []],
+)
+@example(  # one Go value under two keys, changed through one of them; then an array resized and a map replaced
+    start={"a": {"x": [1, 2]}, "b": 0},
+    changes=[[["alias", [1], [0]]], [], [["num", [0, 0, 0], None]], [["len", [0, 0, 0], None]], [["set", [0], 3]]],
+)
+def test_kept_bytes_follow_every_change(tmp_path_factory: Any, start: Any, changes: list[list[list[Any]]]) -> None:
+    if "h" not in _MUTATE:
+        path = tmp_path_factory.mktemp("js") / "mutate.js"
+        path.write_text(MUTATE_BUNDLE)
+        _MUTATE["h"] = JsHandler(path)
+    handler = _MUTATE["h"]
+    handler._engine.run(lambda c: c.eval("saved.length = 0"))
+    rt = MatchRuntime(handler, digests="always")
+    rt.apply(InitCall({}))
+    ticks_ops = [[["set", [1000], start]], [], [], *changes, [], []]  # stored, kept twice, then the changes
+    for tick, ops in enumerate(ticks_ops, start=1):
+        data = json.dumps(ops).encode()
+        step = rt.apply(LoopCall(tick, (MatchMessage(ALICE, 1, data, True, 1_764_000_000_000),)))
+        assert rt.crash is None, rt.crash
+        general = _general(handler, rt.state)
+        assert general is not None
+        assert step.outcome.digest == digest_bytes(general), f"tick {tick}: {ops}"
