@@ -637,19 +637,21 @@
       StringProto.charCodeAt === charCodeAt && StringProto.indexOf === indexOf &&
       FunctionProto.call === fnCall && ObjectProto.toJSON === undefined && ArrayProto.toJSON === undefined;
   }
-  var canonBuf = new U8(1 << 16), canonView = new NativeDataView(canonBuf.buffer), canonPos = 0;
-  var strCache = new NativeMap(), cached = 0; // string -> its msgpack str bytes (header + UTF-8); .high: a char >= U+D800
+  // canonCap: canonBuf.length (a typed array's length is a getter: a call on every read)
+  var canonBuf = new U8(1 << 16), canonView = new NativeDataView(canonBuf.buffer), canonPos = 0, canonCap = 1 << 16;
+  var strCache = new NativeMap(), cached = 0; // string -> [its msgpack str bytes (header + UTF-8), their length, a char >= U+D800]
   var TWO53 = 9007199254740992;
   function room(n) {
-    if (canonPos + n <= canonBuf.length) return;
-    var size = canonBuf.length * 2;
+    if (canonPos + n <= canonCap) return;
+    var size = canonCap * 2;
     while (size < canonPos + n) size *= 2;
     var bigger = new U8(size);
     bigger.set(canonBuf.subarray(0, canonPos));
     canonBuf = bigger;
+    canonCap = size;
     canonView = new NativeDataView(bigger.buffer);
   }
-  function strBytes(s) { // cached msgpack str of s, or null (lone surrogate, pointer text)
+  function strBytes(s) { // cached [msgpack str of s, its length, high], or null (lone surrogate, pointer text)
     var e = strCache.get(s);
     if (e !== undefined) return e;
     if (s.indexOf(": 0x") >= 0) return null;
@@ -669,10 +671,10 @@
     else if (h === 3) { e[0] = 0xda; e[1] = n >>> 8; e[2] = n & 255; }
     else { e[0] = 0xdb; e[1] = n >>> 24; e[2] = (n >>> 16) & 255; e[3] = (n >>> 8) & 255; e[4] = n & 255; }
     for (i = 0; i < n; i++) e[h + i] = utf8.charCodeAt(i);
-    e.high = high;
+    var entry = [e, h + n, high];
     if (++cached > 4096) { strCache = new NativeMap(); cached = 1; }
-    strCache.set(s, e);
-    return e;
+    strCache.set(s, entry);
+    return entry;
   }
   function putHeader(n, fix, b16) { // fix: fixmap/fixarray base; b16: the 16-bit form's tag (+1: 32-bit)
     if (n < 16) canonBuf[canonPos++] = fix | n;
@@ -697,7 +699,7 @@
     if (n > 1) nativeSort.call(keys); // UTF-16 order: UTF-8 order unless a key has a char >= U+D800
     for (i = 0; i < n; i++) {
       var e = strBytes(keys[i]);
-      if (e === null || e.high) return null;
+      if (e === null || e[2]) return null;
       enc[i] = e;
     }
     info = [keys, enc];
@@ -716,11 +718,12 @@
       else if ((x > TWO53 || x < -TWO53) && x < 1e21 && x > -1e21) return false; // JSON's digits may be inexact
       else { buf[pos] = 0xcb; canonView.setFloat64(pos + 1, x === 0 ? 0 : x); pos += 9; }
     } else if (t === "string") {
-      var e = strBytes(x);
+      var e = strBytes(x), n;
       if (e === null) return false;
-      if (pos + e.length + 16 > buf.length) { room(e.length + 16); buf = canonBuf; }
-      buf.set(e, pos);
-      pos += e.length;
+      n = e[1];
+      if (pos + n + 16 > canonCap) { room(n + 16); buf = canonBuf; }
+      buf.set(e[0], pos);
+      pos += n;
     } else if (x === null) buf[pos++] = 0xc0;
     else if (t === "boolean") buf[pos++] = x ? 0xc3 : 0xc2;
     else return false; // undefined, function, symbol, bigint: not what the JSON path gives (or it throws)
@@ -735,10 +738,10 @@
       if (i & 1) {
         if (!putContainer(tpl[i], depth + 1)) return false;
       } else {
-        var b = tpl[i];
-        if (canonPos + b.length + 16 > canonBuf.length) room(b.length + 16);
+        var b = tpl[i], n = b.length;
+        if (canonPos + n + 16 > canonCap) room(n + 16);
         canonBuf.set(b, canonPos);
-        canonPos += b.length;
+        canonPos += n;
       }
     }
     return true;
@@ -767,7 +770,7 @@
     if (!array && proto !== ObjectProto) return false; // ArrayBuffer, Date, a changed prototype
     var mark = record !== null ? record.tpl : 0;
     if (mark !== 0 && mark !== 1) return putTemplate(mark, depth);
-    var i, n, keys = null, enc = null, x, t, e, buf, pos, start = canonPos, kids = null, before;
+    var i, n, keys = null, enc = null, x, t, e, en, buf, pos, start = canonPos, kids = null, before;
     if (array) n = target.length;
     else {
       var info = keysOf(target, record);
@@ -776,7 +779,7 @@
       enc = info[1];
       n = keys.length;
     }
-    if (canonPos + 16 > canonBuf.length) room(16);
+    if (canonPos + 16 > canonCap) room(16);
     if (n === 0) { canonBuf[canonPos++] = 0x80; return true; } // empty: the empty map
     if (keys === null) putHeader(n, 0x90, 0xdc);
     else putHeader(n, 0x80, 0xde);
@@ -784,13 +787,14 @@
     pos = canonPos;
     for (i = 0; i < n; i++) {
       if (keys === null) {
-        if (pos + 16 > buf.length) { canonPos = pos; room(16); buf = canonBuf; }
+        if (pos + 16 > canonCap) { canonPos = pos; room(16); buf = canonBuf; }
         x = target[i];
       } else {
         e = enc[i];
-        if (pos + e.length + 16 > buf.length) { canonPos = pos; room(e.length + 16); buf = canonBuf; }
-        buf.set(e, pos);
-        pos += e.length;
+        en = e[1];
+        if (pos + en + 16 > canonCap) { canonPos = pos; room(en + 16); buf = canonBuf; }
+        buf.set(e[0], pos);
+        pos += en;
         x = target[keys[i]];
       }
       t = typeof x;
