@@ -186,6 +186,13 @@ function InitModule(ctx, logger, nk, initializer) {
 function matchInit(ctx, logger, nk, params) { return { state: { n: 0 }, tickRate: 10 }; }
 var saved = []; // references to nested Go values, kept across calls (writes through them later)
 function isObj(v) { return v !== null && typeof v === "object"; }
+function holds(v, x) { // x is v or inside it (storing v into x would make the state circular: JSON has no form)
+  if (v === x) return true;
+  if (!isObj(v)) return false;
+  var keys = Object.keys(v);
+  for (var i = 0; i < keys.length; i++) if (holds(v[keys[i]], x)) return true;
+  return false;
+}
 function at(v, path) { // [holder, key] for a place in the state (null: the path met a leaf)
   var holder = null, key = null;
   for (var i = 0; i < path.length; i++) {
@@ -221,10 +228,10 @@ function apply(state, op) {
   else if (kind === "push") { if (Array.isArray(holder[key])) holder[key].push(value); }
   else if (kind === "alias") { // the value at another place, stored here too (a Go value under two keys)
     var from = at(state, value);
-    if (from !== null) holder[key] = from[0][from[1]];
+    if (from !== null && !holds(from[0][from[1]], holder)) holder[key] = from[0][from[1]];
   } else if (kind === "move") { // the value at another place moved here
     var src = at(state, value);
-    if (src !== null && src[0] !== holder) { holder[key] = src[0][src[1]]; delete src[0][src[1]]; }
+    if (src !== null && src[0] !== holder && !holds(src[0][src[1]], holder)) { holder[key] = src[0][src[1]]; delete src[0][src[1]]; }
   }
 }
 function matchLoop(ctx, logger, nk, dispatcher, tick, state, messages) {
@@ -257,6 +264,7 @@ _MUTATE: dict[str, JsHandler] = {}
     start={"a": {"b": {"c": 1}}, "l": [1, [2]]},
     changes=[[], [["keep", [0, 0], None]], [], [["via", [0], 5]], [["num", [0, 0, 0], None]], []],
 )
+@example(start=[], changes=[[["alias", [1, 0], [1]]]])  # a slice stored into itself: refused (no JSON form)
 @example(  # one Go value under two keys, changed through one of them; then an array resized and a map replaced
     start={"a": {"x": [1, 2]}, "b": 0},
     changes=[[["alias", [1], [0]]], [], [["num", [0, 0, 0], None]], [["len", [0, 0, 0], None]], [["set", [0], 3]]],
