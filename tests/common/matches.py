@@ -56,3 +56,24 @@ def make_crash_recording(path: Path, handler: Path, *, rate: int = RATE, race_at
                 d.reconnect(players["bob"], {"client_version": "1.4.0"})
             d.tick()
     return path
+
+
+def inputs_per_tick(path: Path, *, shift: int = 0, until: int | None = None) -> dict[int, list[tuple[object, ...]]]:
+    """What each tick of a handler-call recording fed the handler, by tick minus ``shift``, up to ``until``:
+    join attempts, joins, leaves (with their reason) and messages (op code, data) in order, by username;
+    session ids left out (a live run's sessions are new)."""
+    from recorder.format import JoinAttemptCall, JoinCall, LeaveCall, LoopCall, read_events
+
+    fed: dict[int, list[tuple[object, ...]]] = {}
+    for e in read_events(path)[1]:
+        tick = getattr(e, "tick", None)
+        if tick is None or (until is not None and tick - shift > until):
+            continue
+        at = fed.setdefault(tick - shift, [])
+        if isinstance(e, JoinAttemptCall):
+            at.append(("attempt", e.presence.username))
+        elif isinstance(e, (JoinCall, LeaveCall)):
+            at.extend((e.kind, p.username, int(p.reason)) for p in e.presences)
+        elif isinstance(e, LoopCall):
+            at.extend(("message", m.sender.username, m.op_code, bytes(m.data or b"")) for m in e.messages)
+    return {t: v for t, v in fed.items() if v}

@@ -6,7 +6,8 @@ real Nakama 3.40 running arena.lua (tests/data/nakama-3.40-proxy-arena-crash.nkr
 line from that server's log; the module path in it is replaced by Nakama's default /nakama/data/modules).
 serve records its own handler calls too: the converted calls are checked against that truth. The matches
 here tick at 5 Hz: a client acts in the middle of a period, so a message lands in its recorded loop unless
-the machine stalls for a good part of 100 ms.
+the machine stalls for a good part of 100 ms. The run watches its own event loop: one stalled longer than
+``TIMELY`` is run again (three tries), then the tests that compare placements exactly skip, saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,11 +52,43 @@ def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> tuple[Path, Path]:
-    """serve ``handler``, put the proxy in front, replay ``rec`` through it: (the proxy's wire recording,
-    serve's own handler-call recording of the same match)."""
+#: The longest stall of the test process during a real-time run after which convert's placements are still exact:
+#: a client acts in the middle of a 200 ms period, so a stall of a quarter period cannot move a call.
+TIMELY = 0.05
+
+
+async def _longest_stall(stop: asyncio.Event) -> float:
+    """How much later than asked this event loop woke from a 5 ms sleep at worst until ``stop``: serve, the proxy
+    and the clients all run on it, so it bounds how late any of them saw or did anything."""
+    loop, worst = asyncio.get_running_loop(), 0.0
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(0.005)
+        worst = max(worst, loop.time() - t - 0.005)
+    return worst
+
+
+@dataclass
+class ArenaWire:
+    wire: Path  # the proxy's wire recording
+    served: Path  # serve's own handler-call recording of the same match
+    stall: float  # the longest stall of the run (seconds)
+
+    def require_timely(self) -> None:
+        if self.stall > TIMELY:
+            pytest.skip(
+                f"this machine stalled the real-time run for {self.stall * 1000:.0f} ms (three tries; more than "
+                f"{TIMELY * 1000:.0f} ms): where the wire puts a call is not exact then, so the comparison with "
+                "serve's calls would test the machine's load"
+            )
+
+
+async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> ArenaWire:
+    """serve ``handler``, put the proxy in front, replay ``rec`` through it."""
     server, app = await start_nakama_server(ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp / "wire")
+    done = asyncio.Event()
+    watch = asyncio.create_task(_longest_stall(done))
     try:
         await run_live(
             load_script(rec),
@@ -66,19 +100,26 @@ async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> tuple[Path, Pat
             ),
         )
     finally:
+        done.set()
+        stall = await watch
         await stop()
         await app.close()
         await server.close()
     (wire,) = [p for p in (tmp / "wire").glob("*.nkrec") if not p.name.startswith("unmatched")]
     (served,) = app.recordings
-    return wire, Path(served)
+    return ArenaWire(wire, Path(served), stall)
 
 
 @pytest.fixture(scope="module")
-def arena_wire(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("arena-wire")
-    rec = make_crash_recording(tmp / "crash.nkrec", HANDLERS / "arena.py", rate=RATE)
-    return run(_through_proxy(HANDLERS / "arena.py", rec, tmp))
+def arena_wire(tmp_path_factory: pytest.TempPathFactory) -> ArenaWire:
+    """The arena crash through the proxy; run again (up to three times) while the machine stalls the run."""
+    for attempt in range(3):
+        tmp = tmp_path_factory.mktemp(f"arena-wire-{attempt}")
+        rec = make_crash_recording(tmp / "crash.nkrec", HANDLERS / "arena.py", rate=RATE)
+        got = run(_through_proxy(HANDLERS / "arena.py", rec, tmp))
+        if got.stall <= TIMELY:
+            break
+    return got
 
 
 def _inputs(events: list) -> list[tuple]:  # type: ignore[type-arg]
@@ -112,7 +153,8 @@ def _log_line(mid: str, marker: CrashMarker) -> str:
 
 
 def test_converted_calls_are_the_calls_serve_made(arena_wire, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    wire, served = arena_wire
+    arena_wire.require_timely()
+    wire, served = arena_wire.wire, arena_wire.served
     out = tmp_path / "calls.nkrec"
     assert main(["convert", str(wire), "-o", str(out), "--tick-rate", str(RATE)]) == 0
     text = capsys.readouterr().out
@@ -135,7 +177,8 @@ def test_converted_calls_are_the_calls_serve_made(arena_wire, tmp_path: Path, ca
 
 
 def test_a_converted_recording_reproduces_diffs_and_tells_the_fix_apart(arena_wire, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    wire, served = arena_wire
+    arena_wire.require_timely()
+    wire, served = arena_wire.wire, arena_wire.served
     _, truth = read_events(served)
     marker = next(e for e in truth if isinstance(e, CrashMarker))
     header, _ = read_events(wire)
@@ -161,7 +204,12 @@ def test_presences_kicks_and_join_broadcasts_convert_exactly(tmp_path: Path) -> 
     leaves, and kicks: the converted outcomes equal what the handler does again, as the sockets saw it."""
     pytest.importorskip("lupa", reason="presence_echo.lua needs lupa")
     rec = make_presence_recording(tmp_path / "presence.nkrec", rate=RATE)
-    wire, served = run(_through_proxy(HANDLERS / "presence_echo.lua", rec, tmp_path))
+    for attempt in range(3):  # again while the machine stalls the real-time run
+        got = run(_through_proxy(HANDLERS / "presence_echo.lua", rec, tmp_path / f"run{attempt}"))
+        if got.stall <= TIMELY:
+            break
+    got.require_timely()
+    wire, served = got.wire, got.served
     out = tmp_path / "calls.nkrec"
     conv = convert(wire, out, tick_rate=RATE, handler=str(HANDLERS / "presence_echo.lua"))
     assert (conv.joins, conv.kicks, conv.leaves) == (3, 1, 3) and conv.crash is None
