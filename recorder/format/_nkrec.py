@@ -55,6 +55,7 @@ from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue,
 from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest, source_gaps
 from recorder.format._model import FORMAT_VERSION, Event, Header
+from recorder.format._schema import iter_replay
 from recorder.format._sniff import not_a_recording
 from recorder.storage import is_url, kind_of, open_input, open_output
 
@@ -558,6 +559,13 @@ class Recording:
                 for e in events:
                     if event_tick(e) >= from_tick:
                         yield e
+            self.events_read += len(tree[1])
+
+    def replay_events(self) -> Iterator[Any]:
+        """``events()`` from the first chunk, for a replay: a plain loop comes as a tuple of its encoded parts
+        (``recorder.format._schema.iter_replay``), every other event as its record."""
+        for info, tree in self._payloads(None, 1, 1):
+            yield from iter_replay(tree, (self.path, info.offset, info.seq), self._presence_cache)
             self.events_read += len(tree[1])
 
     def tick_index(self) -> list[ChunkInfo]:

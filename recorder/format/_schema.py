@@ -611,8 +611,9 @@ def _gen_encoder(kind: Kind) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gen_kind_decoder(kind: Kind, indent: str) -> list[str]:
-    """One kind's branch of ``iter_events``: ``ev`` is its array of ``k`` items."""
+def _gen_kind_decoder(kind: Kind, indent: str, emit: str = "yield") -> list[str]:
+    """One kind's branch of ``iter_events``: ``ev`` is its array of ``k`` items (``emit``: ``yield`` the
+    record, or ``return`` it)."""
     lo, hi = kind.lengths
     out = [f"{indent}if not {lo} <= k <= {hi}:", f"{indent}    _wrong_length({kind.code}, k)"]
     for f in kind.chunk_order():
@@ -626,15 +627,86 @@ def _gen_kind_decoder(kind: Kind, indent: str) -> list[str]:
         if f.omit == BOTH:
             out += [f"{indent}else:", f"{indent}    a{pos} = {_literal(f.default)}"]
     by_name = {f.name: f"a{f.short}" for f in kind.fields}
-    out.append(f"{indent}yield _build_{kind.name}({', '.join(by_name[f.name] for f in _constructor_order(kind))})")
+    out.append(f"{indent}{emit} _build_{kind.name}({', '.join(by_name[f.name] for f in _constructor_order(kind))})")
     return out
 
 
-def _gen_iter_events() -> str:
+#: a plain loop as ``iter_replay`` yields it: (tick, message rows, whether an outcome was recorded, the
+#: recorded digest or None, the recorded broadcast rows or None, the chunk's presences, the chunk payload,
+#: the event's index in it, origin)
+PLAIN_LOOP_FIELDS = ("tick", "rows", "has_outcome", "digest", "broadcasts", "presences", "payload", "index", "origin")
+
+_PLAIN_LOOP = [  # iter_replay's loop branch, before the reference decoding (which runs when this falls through)
+    "if 3 <= k <= 5 and (k < 5 or not ev[4]):",  # nondeterministic values recorded: the reference path
+    "    t = ev[1]",
+    "    mr = ev[2]",
+    "    if t.__class__ is int and 0 <= t <= INT64_MAX and mr.__class__ is list:",
+    "        out = ev[3] if k > 3 else None",
+    "        if out is None:",
+    "            yield (t, mr, False, None, None, ps, payload, i, origin)",
+    "            continue",
+    "        if out.__class__ is dict:",
+    "            if len(out) == 1:",  # the common case: the digest alone (OUTCOME_LONE)
+    "                dg = out.get('d')",
+    "                if dg.__class__ is int and dg >= 0:",
+    "                    yield (t, mr, True, dg, None, ps, payload, i, origin)",
+    "                    continue",
+    "            plain = _plain_outcome(out)",
+    "            if plain is not None:",
+    "                yield (t, mr, True, plain[0], plain[1], ps, payload, i, origin)",
+    "                continue",
+]
+
+
+def _plain_outcome(out: dict[Any, Any]) -> tuple[int | None, list[Any] | None] | None:
+    """(digest, broadcast rows) of a loop's recorded outcome map that holds nothing but a digest, broadcasts
+    to everyone without a sender, a snapshot and a ``stopped`` of false, every field good as
+    ``_unpack_OUTCOME`` checks it (it would decode to an ``Outcome`` with those fields and the defaults);
+    None for anything else (the reference decoding then decides, errors included)."""
+    get = out.get
+    if (
+        get("a") is not None
+        or get("r") is not None
+        or get("tr") is not None
+        or get("l") is not None
+        or get("rp") is not None
+        or get("k")
+        or get("lu")
+        or get("x", False) is not False
+    ):
+        return None
+    s = get("s")
+    d = get("d")
+    if not (s is None or s.__class__ is bytes) or not (d is None or (d.__class__ is int and d >= 0)):
+        return None
+    b = get("b")
+    if not b:
+        return d, None
+    if b.__class__ is not list:
+        return None
+    for r in b:
+        if not (
+            r.__class__ is list
+            and len(r) == 6
+            and r[2] is None
+            and r[3] is None
+            and r[0].__class__ is int
+            and r[0] <= INT64_MAX
+            and (r[1] is None or r[1].__class__ is bytes)
+            and (r[4] is True or r[4] is False)
+            and (r[5] is True or r[5] is False)
+        ):
+            return None
+    return d, b
+
+
+def _gen_iter_events(name: str = "iter_events", replay: bool = False) -> str:
+    """The chunk decoder; ``replay``: ``iter_replay``, which yields a loop whose fields are plain (see
+    ``PLAIN_LOOP_FIELDS``) as a tuple of its encoded parts instead of a ``LoopCall``."""
     order = [LOOP, JOIN_ATTEMPT, JOIN, LEAVE, SIGNAL, INIT, TERMINATE, CRASH, WIRE]  # a loop per tick first
     assert sorted(k.code for k in order) == list(range(len(KINDS)))
     lines = [
-        "def iter_events(payload, origin=('<memory>', 0, 0), presence_cache=None):",
+        f"def {name}(payload, origin=('<memory>', 0, 0), presence_cache=None):",
         "    i = -1",
         "    try:",
         "        if payload.__class__ is not list or len(payload) != 2:",
@@ -655,17 +727,39 @@ def _gen_iter_events() -> str:
     ]
     for j, kind in enumerate(order):
         lines.append(f"            {'if' if j == 0 else 'elif'} code == {kind.code}:")
+        if replay and kind is LOOP:
+            lines += [" " * 16 + line for line in _PLAIN_LOOP]
         lines += _gen_kind_decoder(kind, " " * 16)
     lines += [
         "            else:",
         "                raise InvalidValue('', f'unknown event kind code {show(code)}')",
-        "    except InvalidValue as exc:",
-        "        raise _corrupt(origin, _encoded_kind(payload, i), i, exc) from None",
-        "    except RecordingError:",
-        "        raise",
-        "    except Exception as exc:  # a failure no check foresaw: still a bad writer, never a crash",
-        "        problem = f'{type(exc).__name__}: {exc}'",
-        "        raise _corrupt(origin, _encoded_kind(payload, i), i, InvalidValue('', problem)) from exc",
+        *_CHUNK_ERRORS,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_CHUNK_ERRORS = [  # how a chunk decoder turns a failure into CorruptRecording naming the event and field
+    "    except InvalidValue as exc:",
+    "        raise _corrupt(origin, _encoded_kind(payload, i), i, exc) from None",
+    "    except RecordingError:",
+    "        raise",
+    "    except Exception as exc:  # a failure no check foresaw: still a bad writer, never a crash",
+    "        problem = f'{type(exc).__name__}: {exc}'",
+    "        raise _corrupt(origin, _encoded_kind(payload, i), i, InvalidValue('', problem)) from exc",
+]
+
+
+def _gen_decode_loop() -> str:
+    """``decode_loop(payload, i, ps, origin)``: event ``i`` of a chunk, a loop, decoded by the very lines
+    ``iter_events`` runs (what a plain loop of ``iter_replay`` is, as a record)."""
+    lines = [
+        "def decode_loop(payload, i, ps, origin):",
+        "    try:",
+        "        ev = payload[1][i]",
+        "        n = len(ps)",
+        "        k = len(ev)",
+        *_gen_kind_decoder(LOOP, " " * 8, "return"),
+        *_CHUNK_ERRORS,
     ]
     return "\n".join(lines) + "\n"
 
@@ -880,6 +974,7 @@ def _namespace() -> dict[str, Any]:
         "_presences": _presences,
         "_encoded_kind": _encoded_kind,
         "_corrupt": _corrupt,
+        "_plain_outcome": _plain_outcome,
     }
     for kind in KINDS:
         ns[f"_build_{kind.name}"] = record_builder(kind.cls)
@@ -930,6 +1025,8 @@ def _build() -> None:
         _PACKERS[kind.cls] = _compile(f"_pack_{kind.name}", _gen_encoder(kind), _NS)
         _JSON_WRITERS[kind.cls] = _compile(f"_json_{kind.name}", _gen_json_writer(kind, kind.name, kind.name), _NS)
     _compile("iter_events", _gen_iter_events(), _NS)
+    _compile("iter_replay", _gen_iter_events("iter_replay", replay=True), _NS)
+    _compile("decode_loop", _gen_decode_loop(), _NS)
 
 
 _PACKERS: dict[type, Callable[[Any, Callable[[Presence], int]], list[Any]]] = {}
@@ -937,6 +1034,12 @@ _JSON_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
 _build()
 
 iter_events: Callable[..., Iterator[Event]] = _NS["iter_events"]
+#: ``iter_events`` for a replay: a loop that is plain (recorded nondeterministic values none; its outcome
+#: absent, or a digest, broadcasts to everyone without a sender, a snapshot: ``_plain_outcome``) comes as
+#: a tuple of its encoded parts (``PLAIN_LOOP_FIELDS``), so that the replay compares its outcome without
+#: building it; ``decode_loop(payload, index, presences, origin)`` makes the record of one when needed
+iter_replay: Callable[..., Iterator[Any]] = _NS["iter_replay"]
+decode_loop: Callable[[Any, int, list[Presence], tuple[str, int, int]], LoopCall] = _NS["decode_loop"]
 iter_events.__doc__ = """Decode a chunk payload ``[presences, events]``, one event at a time.
 
 Building each record only when it is asked for keeps records short-lived: a reader's consumer drops each

@@ -40,13 +40,15 @@ from recorder.format import (
     Broadcast,
     Call,
     CrashMarker,
-    Event,
     Header,
     InitCall,
     JoinAttemptCall,
     JoinCall,
     LeaveCall,
     LoopCall,
+    MatchMessage,
+    MessageBatch,
+    Nondeterministic,
     Outcome,
     Presence,
     PresenceReason,
@@ -59,6 +61,7 @@ from recorder.format import (
     open_recording,
 )
 from recorder.format._model import record_builder
+from recorder.format._schema import decode_loop
 from replay.runtime._dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.runtime._handlers import load_handler, recorded_handler
 from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
@@ -253,9 +256,12 @@ class MatchRuntime:
                 return self._init(index, call)
         raise TypeError(f"not a handler call: {call!r}")
 
-    def _invoke(self, callback: str, tick: int, call: Call, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
-        """Call the handler under the hang guard. Returns (ok, result); on failure the match is stopped."""
-        self.nk.begin_call(tick, call.nondeterministic)
+    def _invoke(
+        self, callback: str, tick: int, recorded: tuple[Nondeterministic, ...], fn: Callable[..., Any], *args: Any
+    ) -> tuple[bool, Any]:
+        """Call the handler under the hang guard, serving it the ``recorded`` nondeterministic values. Returns
+        (ok, result); on failure the match is stopped."""
+        self.nk.begin_call(tick, recorded)
         self.dispatcher.reset()
         guard = self.hang_guard
         beacon = self.beacon
@@ -335,9 +341,7 @@ class MatchRuntime:
             )
             snapshot_due = self._snapshot_due(call)
             if want_digest or snapshot_due:
-                data = self._state_bytes(self.state) if self._state_bytes is not None else None
-                if data is None:
-                    data = _state_canonical_bytes(self.handler.state_value(self.state))
+                data = self._state_data(self.state)
                 if want_digest:
                     digest = digest_bytes(data)
                 if snapshot_due:
@@ -376,6 +380,83 @@ class MatchRuntime:
             )
         return step
 
+    def _state_data(self, state: Any) -> bytes:
+        """The canonical bytes of ``state`` (what its digest hashes and a snapshot holds)."""
+        data = self._state_bytes(state) if self._state_bytes is not None else None
+        if data is None:
+            data = _state_canonical_bytes(self.handler.state_value(state))
+        return data
+
+    def replay_loop(self, messages: tuple[MatchMessage, ...], plain: tuple[Any, ...]) -> StepResult | None:
+        """Run a plain recorded loop (``recorder.format._schema.iter_replay``: its outcome still in encoded
+        form) with its decoded ``messages``. None when it ran and matched its recorded outcome: nothing to
+        report, the match went on as ``apply`` makes it go. Anything else (a crash, a nil state, kicks, label
+        updates, a broadcast or digest that differs, a snapshot due, a converted wire recording) is the
+        decoded call's ``StepResult`` exactly as ``apply`` gives it: the comparison in encoded form only ever
+        says "the same", and the reference decides everything else."""
+        tick = plain[0]
+        if self.stopped or self.wire_outcomes or self.digests == "always" or self._snapshot_due_at(tick):
+            return self.apply(decode_loop(plain[6], plain[7], plain[5], plain[8]))
+        index = self.index
+        self.index += 1
+        d = self.dispatcher
+        ok, result = self._invoke(
+            "match_loop",
+            tick,
+            (),
+            self.handler.match_loop,
+            self.ctx,
+            self.logger,
+            self.nk,
+            d,
+            tick,
+            self.state,
+            list(messages),
+        )
+        if (
+            ok
+            and result is not None
+            and not d.kicks
+            and not d.label_updates
+            and (not plain[2] or self._matches_encoded(result, plain[3], plain[4]))
+        ):
+            self.state = result  # what _finish does for a call that returned a state, kicked no one, matched
+            self.tick = tick + 1
+            return None
+        call = decode_loop(plain[6], plain[7], plain[5], plain[8])
+        step = self._finish(index, call, result if ok else None)
+        if ok and not self.stopped:
+            self.tick = tick + 1
+        return step
+
+    def _matches_encoded(self, state: Any, digest: int | None, broadcasts: list[list[Any]] | None) -> bool:
+        """Whether the dispatcher's broadcasts and ``state``'s digest are those of a plain recorded outcome
+        (broadcast rows ``[op_code, data, None, None, reliable, deferred]``): the fields ``_compare`` finds
+        equal, compared the way ``Broadcast.__eq__`` compares them."""
+        observed = self.dispatcher.broadcasts
+        if broadcasts is None:
+            if observed:
+                return False
+        else:
+            if len(observed) != len(broadcasts):
+                return False
+            for b, r in zip(observed, broadcasts, strict=True):
+                if (
+                    b.targets is not None
+                    or b.sender is not None
+                    or r[0] != b.op_code
+                    or r[1] != b.data
+                    or r[4] != b.reliable
+                    or r[5] != b.deferred
+                ):
+                    return False
+        if digest is not None and self.digests == "recorded":
+            return digest_bytes(self._state_data(state)) == digest
+        return True
+
+    def _snapshot_due_at(self, tick: int) -> bool:
+        return self.snapshot_every > 0 and tick % self.snapshot_every == 0
+
     def _snapshot_due(self, call: Call) -> bool:
         return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0
 
@@ -385,7 +466,7 @@ class MatchRuntime:
             state = point.apply(self)
             return self._finish(index, call, state, tick_rate=point.tick_rate, label=point.label)
         ok, result = self._invoke(
-            "match_init", 0, call, self.handler.match_init, self.ctx, self.logger, self.nk, call.params
+            "match_init", 0, call.nondeterministic, self.handler.match_init, self.ctx, self.logger, self.nk, call.params
         )
         tick_rate = label = None
         state = None
@@ -410,7 +491,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_join_attempt",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_join_attempt,
             ctx,
             self.logger,
@@ -444,7 +525,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_join",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_join,
             self.ctx,
             self.logger,
@@ -472,7 +553,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_leave",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_leave,
             self.ctx,
             self.logger,
@@ -488,7 +569,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_loop",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_loop,
             self.ctx,
             self.logger,
@@ -507,7 +588,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_signal",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_signal,
             self.ctx,
             self.logger,
@@ -540,7 +621,7 @@ class MatchRuntime:
         ok, result = self._invoke(
             "match_terminate",
             call.tick,
-            call,
+            call.nondeterministic,
             self.handler.match_terminate,
             self.ctx,
             self.logger,
@@ -722,14 +803,18 @@ class ReplayOptions:
     allow_incomplete: bool = False  # draw the verdict from the intact part of an incomplete recording
 
 
-def _open(recording: Any) -> tuple[Header, Iterable[Event], str, Recording | None, Recording | None]:
+def _open(
+    recording: Any, plain_loops: bool = False
+) -> tuple[Header, Iterable[Any], str, Recording | None, Recording | None]:
     """Header, events, name, the reader to close (when opened here) and the reader whose integrity counts.
-    A file is read up to its first damage (``on_damage="stop"``): the verdict says what was missing."""
+    A file is read up to its first damage (``on_damage="stop"``): the verdict says what was missing.
+    ``plain_loops``: a file's plain loops come in their encoded parts (``Recording.replay_events``)."""
     if isinstance(recording, (str, os.PathLike)):
         rec = open_recording(recording, on_damage="stop")
-        return rec.header, rec.events(), str(recording), rec, rec
+        return rec.header, rec.replay_events() if plain_loops else rec.events(), str(recording), rec, rec
     if isinstance(recording, Recording):
-        return recording.header, recording.events(), recording.path, None, recording
+        events = recording.replay_events() if plain_loops else recording.events()
+        return recording.header, events, recording.path, None, recording
     header, events = recording
     return header, events, "<memory>", None, None
 
@@ -793,7 +878,8 @@ def reproduce(
 ) -> ReplayResult:
     """Replay a recording (path, open ``Recording`` or ``(header, events)``) into a handler."""
     options = options or ReplayOptions()
-    header, events, path, owned, reader = _open(recording)
+    # without an observer (which wants every step) a plain loop that matches needs no records at all
+    header, events, path, owned, reader = _open(recording, plain_loops=observer is None)
     try:
         loaded = resolve_handler(handler, header, path, options.module_path)
         runtime = MatchRuntime(
@@ -833,14 +919,16 @@ def _wire_hint() -> str:
 def _run(
     runtime: MatchRuntime,
     header: Header,
-    events: Iterable[Event],
+    events: Iterable[Any],
     path: str,
     options: ReplayOptions,
     observer: Callable[[StepResult], None] | None,
     reader: Recording | None = None,
 ) -> ReplayResult:
     markers: list[CrashMarker] = []
-    recent: deque[Call] = deque()  # described only at the end: formatting every tick would dominate
+    # the calls of the last ticks, as (tick, call) or, for a plain loop that matched, (tick, its messages):
+    # described only at the end, formatting every tick would dominate
+    recent: deque[tuple[int, Call | tuple[MatchMessage, ...]]] = deque()
     divergences: list[Divergence] = []
     divergence_count = 0
     ticks = calls = 0
@@ -850,25 +938,51 @@ def _run(
     until_tick = options.until_tick
     kept = options.last_ticks - 1
     apply = runtime.apply
+    replay_loop = runtime.replay_loop
+    rows_decoder = MessageBatch.rows_decoder
     # one loop over the recorded events, no generator between them and the runtime: at tens of thousands
     # of ticks a second each layer costs a measurable part of the replay
     for e in events:
-        if isinstance(e, CrashMarker):
+        if type(e) is tuple:  # a plain loop in its encoded parts (Recording.replay_events)
+            tick = e[0]
+            if until_tick is not None and tick > until_tick:
+                break
+            if beacon is not None:
+                position += 1
+                beacon.position(position)
+            if not runtime.pending_kicks:
+                try:
+                    messages = rows_decoder(e[1], e[5])
+                except (ValueError, TypeError, IndexError, KeyError):
+                    tuple(MessageBatch(e[1], e[5], e[8], e[7]))  # raises the reader's error naming the message
+                    raise
+                step = replay_loop(messages, e)
+                if step is None:  # it ran and matched its recorded outcome
+                    calls += 1
+                    ticks += 1
+                    recent.append((tick, messages))
+                    while recent[0][0] < tick - kept:
+                        recent.popleft()
+                    continue
+                steps: Iterable[StepResult] = (step,)
+            else:  # a synthetic leave comes first: the reference path
+                steps = _steps_of(runtime, decode_loop(e[6], e[7], e[5], e[8]))
+        elif isinstance(e, CrashMarker):
             markers.append(e)
             continue
-        if isinstance(e, WireEvent):
+        elif isinstance(e, WireEvent):
             raise RecordingError(
                 f"{path}: a wire recording (what sockets saw, not the handler's calls): {_wire_hint()}"
             )
-        if until_tick is not None and e.tick > until_tick:
-            break
-        if beacon is not None:
-            position += 1
-            beacon.position(position)
-        if runtime.pending_kicks or type(e) is JoinAttemptCall:  # synthetic calls may come before or after
-            steps: Iterable[StepResult] = _steps_of(runtime, e)
         else:
-            steps = (apply(e),)
+            if until_tick is not None and e.tick > until_tick:
+                break
+            if beacon is not None:
+                position += 1
+                beacon.position(position)
+            # synthetic calls may come before or after
+            synthetic = runtime.pending_kicks or type(e) is JoinAttemptCall
+            steps = _steps_of(runtime, e) if synthetic else (apply(e),)
         for step in steps:
             if not step.executed:
                 continue
@@ -876,8 +990,8 @@ def _run(
             call = step.call
             if type(call) is LoopCall:
                 ticks += 1
-            recent.append(call)
-            while recent[0].tick < call.tick - kept:
+            recent.append((call.tick, call))
+            while recent[0][0] < call.tick - kept:
                 recent.popleft()
             if step.synthetic:
                 step.divergences.insert(
@@ -901,6 +1015,8 @@ def _run(
         # the crash marker follows the crashing call: read on to find it, and count the recorded calls that
         # come after the stop (Nakama never calls the handler of a stopped match)
         for e in events:
+            if type(e) is tuple:
+                e = decode_loop(e[6], e[7], e[5], e[8])
             match e:
                 case CrashMarker():
                     markers.append(e)
@@ -943,7 +1059,7 @@ def _run(
         recorded_crash=recorded_crash,
         stop_reason=runtime.stop_reason,
         presences=tuple(runtime.presences),
-        last_inputs=[describe_call(c) for c in recent],
+        last_inputs=[describe_call(c if not isinstance(c, tuple) else LoopCall(t, c)) for t, c in recent],
         divergences=divergences,
         divergence_count=divergence_count,
         logs=runtime.logger.lines[-20:],
