@@ -55,12 +55,20 @@ class Dispatcher:
         self.deferred_limit = deferred_limit
         self.stopped = False
         self.label = ""
-        self.reset()
-
-    def reset(self) -> None:
         self.broadcasts: list[Broadcast] = []
         self.kicks: list[Presence] = []
         self.label_updates: list[str] = []
+        self._deferred_count = 0
+
+    def reset(self) -> None:
+        """A new call: the lists the runtime read after the last one start again (a list left empty is
+        kept: most calls leave all three empty, and this runs once per call)."""
+        if self.broadcasts:
+            self.broadcasts = []
+        if self.kicks:
+            self.kicks = []
+        if self.label_updates:
+            self.label_updates = []
         self._deferred_count = 0
 
     def _check(self) -> None:

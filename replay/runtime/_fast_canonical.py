@@ -25,6 +25,7 @@ more than that, so the bytes are the reference's in every case:
 from __future__ import annotations
 
 from collections.abc import Callable
+from hashlib import blake2b
 from typing import Any
 
 import msgpack
@@ -32,8 +33,9 @@ import numpy as np
 from numba import njit
 
 from recorder.format import canonical_bytes as reference_canonical_bytes
+from recorder.format import digest_bytes
 
-__all__ = ["canonical_bytes", "kernel_bytes", "compiled_canonical_bytes"]
+__all__ = ["canonical_bytes", "canonical_digest", "kernel_bytes", "kernel_digest", "compiled_canonical_bytes"]
 
 _MAX_DEPTH = 512  # msgpack's own nesting limit: deeper states never reach the kernel
 _GIVE_UP = -1
@@ -110,14 +112,29 @@ def _sort_entries(out, tmp, key0, key1, start, end, order, base, top):
 
 
 @njit(cache=True)
-def _canonicalize(src, out, tmp, stack, entries, fview, fbits):
-    """The canonical form of the packed state ``src`` written into ``out``: its length, or -1 to give up.
+def _canonicalize(src, work, ints):
+    """The canonical form of the packed state ``src`` (bytes) written into the start of ``work``: its
+    length, or -1 to give up. Few arguments: numba checks the type of each one on every call.
 
-    Work space: ``tmp`` as long as ``out``; ``stack`` (3, 512) for the open containers: kind (1 map,
-    2 array), items left (a map counts keys and values), first entry; ``entries`` (5, len(src) // 2 + 1)
-    for the entries of the open maps: where each starts and ends in ``out``, where its key's bytes lie,
-    and the sort order; ``fview``/``fbits`` one float64 and its bits."""
-    n_src = src.shape[0]
+    ``work`` (uint8, ``2 * m + 8`` bytes, ``m`` at least ``9 * len(src) + 16``): the output, then as much
+    work space, then one float64's bytes. ``ints`` (int64, ``3 * 512 + 5 * e``, ``e`` at least
+    ``len(src) // 2 + 1``): the stack of open containers (kind: 1 map, 2 array; items left, a map counting
+    keys and values; first entry), then the entries of the open maps (where each starts and ends in the
+    output, where its key's bytes lie, the sort order)."""
+    m = (work.shape[0] - 8) // 2
+    out = work[:m]
+    tmp = work[m : 2 * m]
+    fview = work[2 * m : 2 * m + 8].view(np.float64)
+    fbits = work[2 * m : 2 * m + 8].view(np.uint64)
+    stack = ints[: 3 * _MAX_DEPTH].reshape((3, _MAX_DEPTH))
+    e = (ints.shape[0] - 3 * _MAX_DEPTH) // 5
+    entries = ints[3 * _MAX_DEPTH :].reshape((5, e))
+    return _canonicalize_into(src, out, tmp, stack, entries, fview, fbits)
+
+
+@njit(cache=True, inline="always")
+def _canonicalize_into(src, out, tmp, stack, entries, fview, fbits):
+    n_src = len(src)
     kind = stack[0]
     left = stack[1]
     first = stack[2]
@@ -258,31 +275,36 @@ class _Kernel:
 
     def __init__(self) -> None:
         self.pack = msgpack.Packer(use_bin_type=True, strict_types=True, default=_tuple_as_list).pack
-        self.out = self.tmp = self.entries = np.zeros(0, dtype=np.uint8)
         self._grow(1 << 12)
-        self.stack = np.zeros((3, _MAX_DEPTH), dtype=np.int64)
-        self.fview = np.zeros(1, dtype=np.float64)
-        self.fbits = self.fview.view(np.uint64)
 
     def _grow(self, n_src: int) -> None:
-        self.out = np.zeros(9 * n_src + 16, dtype=np.uint8)  # an integer byte becomes 9 bytes at most
-        self.tmp = np.zeros(9 * n_src + 16, dtype=np.uint8)
-        self.entries = np.zeros((5, n_src // 2 + 1), dtype=np.int64)  # an entry is 2 bytes at least
+        m = 9 * n_src + 16  # an integer byte becomes 9 bytes at most
+        self.work = np.zeros(2 * m + 8, dtype=np.uint8)
+        self.view = memoryview(self.work.data)
+        self.ints = np.zeros(3 * _MAX_DEPTH + 5 * (n_src // 2 + 1), dtype=np.int64)  # an entry is 2 bytes at least
+        self.room = n_src
 
-    def bytes_of(self, value: Any) -> bytes | None:
+    def length(self, value: Any) -> int:
+        """The canonical form of ``value`` written at the start of ``self.work``: its length, or -1."""
         try:
             packed = self.pack(value)
         except Exception:  # a type, string or number the packer refuses: the reference decides
-            return None
+            return _GIVE_UP
         if b": 0x" in packed:
-            return None  # a pointer text may need masking: the reference does it
-        if 9 * len(packed) + 16 > self.out.shape[0]:
+            return _GIVE_UP  # a pointer text may need masking: the reference does it
+        if len(packed) > self.room:
             self._grow(len(packed))
-        src = np.frombuffer(packed, dtype=np.uint8)
-        n = _canonicalize(src, self.out, self.tmp, self.stack, self.entries, self.fview, self.fbits)
+        return int(_canonicalize(packed, self.work, self.ints))
+
+    def bytes_of(self, value: Any) -> bytes | None:
+        n = self.length(value)
+        return None if n < 0 else self.view[:n].tobytes()
+
+    def digest_of(self, value: Any) -> int | None:
+        n = self.length(value)
         if n < 0:
             return None
-        return self.out[:n].tobytes()
+        return int.from_bytes(blake2b(self.view[:n], digest_size=8).digest(), "little")
 
 
 def _tuple_as_list(value: Any) -> Any:
@@ -306,6 +328,21 @@ def canonical_bytes(value: Any) -> bytes:
     """``recorder.format.canonical_bytes(value)``, from the compiled path where it applies."""
     data = kernel_bytes(value)
     return reference_canonical_bytes(value) if data is None else data
+
+
+def kernel_digest(value: Any) -> int | None:
+    """``digest_bytes`` of the canonical bytes from the compiled path (hashed where they were written, never
+    copied into a ``bytes``), or None where it leaves ``value`` to the reference."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _Kernel()
+    return _kernel.digest_of(value)
+
+
+def canonical_digest(value: Any) -> int:
+    """``recorder.format.digest_bytes(recorder.format.canonical_bytes(value))``, compiled where it applies."""
+    digest = kernel_digest(value)
+    return digest_bytes(reference_canonical_bytes(value)) if digest is None else digest
 
 
 def compiled_canonical_bytes() -> Callable[[Any], bytes] | None:

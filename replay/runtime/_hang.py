@@ -28,6 +28,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from threading import get_ident as _get_ident
 from typing import Any
 
 __all__ = [
@@ -54,12 +55,19 @@ class CallbackHung(BaseException):
 
 
 class HangGuard:
-    """Arms a deadline around each callback. ``limit`` in seconds; ``None`` or 0 disables the guard."""
+    """Arms a deadline around each callback. ``limit`` in seconds; ``None`` or 0 disables the guard.
+
+    Arming costs a callback two stores and a counter (it runs tens of thousands of times a second in a
+    replay): the watchdog times each callback from the poll that first sees it running, so a hang is
+    reported between ``limit`` and ``limit`` plus two poll periods (0.1 s at most) after it began, never
+    before ``limit``."""
 
     def __init__(self, limit: float | None = 5.0) -> None:
         self.limit = limit if limit and limit > 0 else None
         self._lock = threading.Lock()
-        self._deadline: float | None = None
+        self._calls = 0  # callbacks armed so far: which one is running
+        self._running = False
+        self._deadline: float | None = None  # of the running callback, as the watchdog measures it
         self._target: int | None = None
         self._fired = False
         self._thread: threading.Thread | None = None
@@ -74,16 +82,25 @@ class HangGuard:
     def _watch(self) -> None:
         assert self.limit is not None
         period = min(0.05, self.limit / 4)
+        seen = -1  # the callback the watchdog is timing
         while not self._stop.wait(period):
             with self._lock:
-                target, deadline = self._target, self._deadline
-                if target is not None and deadline is not None and not self._fired and time.monotonic() > deadline:
+                limit = self.limit
+                if not self._running or self._fired or limit is None:
+                    seen, self._deadline = -1, None
+                    continue
+                now = time.monotonic()
+                if self._calls != seen:  # it began after the last poll: its clock starts now
+                    seen, self._deadline = self._calls, now + limit
+                elif self._deadline is not None and now >= self._deadline and self._target is not None:
                     self._fired = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(CallbackHung))
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self._target), ctypes.py_object(CallbackHung)
+                    )
 
     @property
     def deadline(self) -> float | None:
-        """The monotonic deadline of the running callback (for Lua's instruction hook)."""
+        """The monotonic deadline of the running callback, once the watchdog has seen it (else None)."""
         return self._deadline
 
     def arm(self) -> None:
@@ -92,17 +109,22 @@ class HangGuard:
             return
         if self._thread is None:
             self._ensure_thread()
-        self._target = threading.get_ident()
-        self._deadline = time.monotonic() + self.limit
+        self._target = _get_ident()
+        self._calls += 1
+        self._running = True
 
     def disarm(self) -> None:
         """Stop the clock; raises ``CallbackHung`` if the watchdog fired but the exception is still pending."""
         if self.limit is None:
             return
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: this runs once per callback, and the statement costs twice the calls
+        try:
+            self._running = False
             fired = self._fired
-            self._deadline = None
             self._fired = False
+        finally:
+            lock.release()
         if fired:
             # the asynchronous exception may still be pending if the body finished just in time:
             # deliver it here, where the caller expects it, rather than at a random later bytecode

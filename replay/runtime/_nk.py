@@ -196,7 +196,8 @@ class Nk:
     # -- per-call plumbing used by the runtime --------------------------------------------------------
     def begin_call(self, tick: int, recorded: Iterable[Nondeterministic] = ()) -> None:
         self.tick = tick
-        self.consumed = []
+        if self.consumed:  # an empty list is kept: the runtime copies what a call consumed
+            self.consumed = []
         self.fallbacks = 0
         if not recorded:  # most calls: nothing recorded to serve
             if self._served:

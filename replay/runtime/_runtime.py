@@ -87,15 +87,26 @@ _new_outcome = record_builder(Outcome)
 #: the same either way (``tests/runtime/test_fast_canonical.py``).
 COMPILED_CANONICAL_FOR = 50_000
 COMPILED_CANONICAL_AFTER = 25_000
+
+
+def _reference_digest(value: Any) -> int:
+    return digest_bytes(canonical_bytes(value))
+
+
 _canonical_bytes: Callable[[Any], bytes] = canonical_bytes
+_canonical_digest: Callable[[Any], int] = _reference_digest  # digest_bytes(_canonical_bytes(v)), loaded with it
 _reference_digests = 0
 
 
 def _load_compiled_canonical() -> None:
-    global _canonical_bytes
-    from replay.runtime._fast_canonical import compiled_canonical_bytes
+    global _canonical_bytes, _canonical_digest
+    from replay.runtime._fast_canonical import canonical_digest, compiled_canonical_bytes
 
-    _canonical_bytes = compiled_canonical_bytes() or canonical_bytes
+    compiled = compiled_canonical_bytes()
+    if compiled is None:
+        _canonical_bytes, _canonical_digest = canonical_bytes, _reference_digest
+    else:
+        _canonical_bytes, _canonical_digest = compiled, canonical_digest
 
 
 def expect_digests(count: int) -> None:
@@ -109,12 +120,22 @@ def expect_digests(count: int) -> None:
 
 def _state_canonical_bytes(value: Any) -> bytes:
     """``canonical_bytes(value)``: the reference walk or the compiled one (see ``COMPILED_CANONICAL_FOR``)."""
+    _count_reference_walk()
+    return _canonical_bytes(value)
+
+
+def _state_canonical_digest(value: Any) -> int:
+    """``digest_bytes(canonical_bytes(value))``, the same way (the compiled walk hashes its bytes in place)."""
+    _count_reference_walk()
+    return _canonical_digest(value)
+
+
+def _count_reference_walk() -> None:
     global _reference_digests
     if _canonical_bytes is canonical_bytes:
         _reference_digests += 1
         if _reference_digests == COMPILED_CANONICAL_AFTER:
             _load_compiled_canonical()
-    return _canonical_bytes(value)
 
 
 def state_digest(value: Any) -> int:
@@ -340,12 +361,12 @@ class MatchRuntime:
                 self.digests == "recorded" and recorded is not None and recorded.digest is not None
             )
             snapshot_due = self._snapshot_due(call)
-            if want_digest or snapshot_due:
-                data = self._state_data(self.state)
+            if snapshot_due:
+                snapshot = self._state_data(self.state)
                 if want_digest:
-                    digest = digest_bytes(data)
-                if snapshot_due:
-                    snapshot = data
+                    digest = digest_bytes(snapshot)
+            elif want_digest:
+                digest = self._state_digest(self.state)
         observed = _new_outcome(  # Outcome(...) without the frozen __init__: this runs once per call
             accept,
             reason,
@@ -387,6 +408,13 @@ class MatchRuntime:
             data = _state_canonical_bytes(self.handler.state_value(state))
         return data
 
+    def _state_digest(self, state: Any) -> int:
+        """``digest_bytes(self._state_data(state))``, without the bytes where the compiled walk computes it."""
+        data = self._state_bytes(state) if self._state_bytes is not None else None
+        if data is not None:
+            return digest_bytes(data)
+        return _state_canonical_digest(self.handler.state_value(state))
+
     def replay_loop(self, messages: tuple[MatchMessage, ...], plain: tuple[Any, ...]) -> StepResult | None:
         """Run a plain recorded loop (``recorder.format._schema.iter_replay``: its outcome still in encoded
         form) with its decoded ``messages``. None when it ran and matched its recorded outcome: nothing to
@@ -395,7 +423,8 @@ class MatchRuntime:
         decoded call's ``StepResult`` exactly as ``apply`` gives it: the comparison in encoded form only ever
         says "the same", and the reference decides everything else."""
         tick = plain[0]
-        if self.stopped or self.wire_outcomes or self.digests == "always" or self._snapshot_due_at(tick):
+        every = self.snapshot_every
+        if self.stopped or self.wire_outcomes or self.digests == "always" or (every > 0 and tick % every == 0):
             return self.apply(decode_loop(plain[6], plain[7], plain[5], plain[8]))
         index = self.index
         self.index += 1
@@ -451,11 +480,8 @@ class MatchRuntime:
                 ):
                     return False
         if digest is not None and self.digests == "recorded":
-            return digest_bytes(self._state_data(state)) == digest
+            return self._state_digest(state) == digest
         return True
-
-    def _snapshot_due_at(self, tick: int) -> bool:
-        return self.snapshot_every > 0 and tick % self.snapshot_every == 0
 
     def _snapshot_due(self, call: Call) -> bool:
         return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0

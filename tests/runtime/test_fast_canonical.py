@@ -14,7 +14,13 @@ from recorder.errors import StateError
 from recorder.format import canonical_bytes as reference
 from recorder.format import digest_bytes
 from replay.runtime import ReplayOptions, reproduce
-from replay.runtime._fast_canonical import canonical_bytes, compiled_canonical_bytes, kernel_bytes
+from replay.runtime._fast_canonical import (
+    canonical_bytes,
+    canonical_digest,
+    compiled_canonical_bytes,
+    kernel_bytes,
+    kernel_digest,
+)
 from tests.common.model_strategies import values
 from tests.common.paths import ROOT
 from tests.common.state_strategies import keys, scalars, states
@@ -56,6 +62,7 @@ def test_the_kernel_gives_the_reference_bytes(state: object) -> None:
     data = kernel_bytes(state)
     assert data is not None  # these shapes are the kernel's own: it must not give up on them
     assert data == reference(state)
+    assert kernel_digest(state) == digest_bytes(data)  # hashed where the kernel wrote it
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -80,6 +87,7 @@ def test_the_kernel_handles_every_msgpack_form(state: object) -> None:
     data = kernel_bytes(state)
     assert data is not None
     assert data == reference(state)
+    assert kernel_digest(state) == canonical_digest(state) == digest_bytes(data)
 
 
 @pytest.mark.parametrize(
@@ -97,12 +105,19 @@ def test_the_kernel_handles_every_msgpack_form(state: object) -> None:
     ],
 )
 def test_the_kernel_leaves_the_hard_cases_to_the_reference(state: object) -> None:
-    assert kernel_bytes(state) is None
+    assert kernel_bytes(state) is None and kernel_digest(state) is None
     _same_as_reference(state)
 
 
 def test_pinned_digests_do_not_move() -> None:
     assert [digest_bytes(canonical_bytes(s)) for s in PINNED_STATES] == PINNED_DIGESTS
+    digests = []
+    for s in PINNED_STATES:
+        try:
+            digests.append(canonical_digest(s))
+        except StateError:  # as the reference refuses it
+            digests.append(None)
+    assert digests == PINNED_DIGESTS
 
 
 def test_a_replay_checks_every_recorded_digest_with_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,11 +126,14 @@ def test_a_replay_checks_every_recorded_digest_with_the_kernel(monkeypatch: pyte
     assert compiled_canonical_bytes() is (None if config.DISABLE_JIT else canonical_bytes)
     walked: list[object] = []
 
-    def counting(value: object) -> bytes:
+    def counting(value: object) -> int:  # the compiled digest (hashed in place), checked against the reference
         walked.append(value)
-        return canonical_bytes(value)
+        digest = canonical_digest(value)
+        assert digest == digest_bytes(reference(value))
+        return digest
 
-    monkeypatch.setattr(runtime_module, "_canonical_bytes", counting)
+    monkeypatch.setattr(runtime_module, "_canonical_bytes", canonical_bytes)
+    monkeypatch.setattr(runtime_module, "_canonical_digest", counting)
     recording = ROOT / "fixtures" / "recordings" / "arena-clean.nkrec"
     result = reproduce(recording, ROOT / "fixtures" / "handlers" / "arena_fixed.py", ReplayOptions())
     assert result.reproduced and result.divergence_count == 0, result.verdict
@@ -127,11 +145,16 @@ def test_a_process_loads_the_kernel_once_its_price_is_spent_or_known_to_pay(monk
 
     compiled = reference if config.DISABLE_JIT else canonical_bytes
     monkeypatch.setattr(runtime_module, "_canonical_bytes", reference)
+    monkeypatch.setattr(runtime_module, "_canonical_digest", runtime_module._reference_digest)
     monkeypatch.setattr(runtime_module, "_reference_digests", runtime_module.COMPILED_CANONICAL_AFTER - 2)
     assert runtime_module._state_canonical_bytes({"a": 1}) == reference({"a": 1})
     assert runtime_module._canonical_bytes is reference  # one reference walk short of the price
     assert runtime_module._state_canonical_bytes({"a": 1}) == reference({"a": 1})
     assert runtime_module._canonical_bytes is compiled
+    assert runtime_module._canonical_digest is (
+        runtime_module._reference_digest if config.DISABLE_JIT else canonical_digest
+    )
+    assert runtime_module._state_canonical_digest({"a": 1}) == digest_bytes(reference({"a": 1}))
 
     # a replay that knows enough digests are ahead loads it at once; fewer leave the reference in place
     monkeypatch.setattr(runtime_module, "_canonical_bytes", reference)
