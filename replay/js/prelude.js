@@ -88,13 +88,9 @@
   function isBuffer(v) { return v instanceof ArrayBuffer; }
   // message data arrives as hex: QuickJS decodes it natively (a loop over a latin-1 string costs ~80 ns a byte)
   var fromHex = Uint8Array.fromHex;
-  // bytes all below 0x80 (ASCII): the least of them read as signed bytes is not negative (one native call;
-  // a regular expression over the text costs more). Reflect.apply and Math.min taken before the bundle runs
-  var reflectApply = Reflect.apply, mathMin = Math.min, NativeInt8Array = Int8Array, NOT_ASCII = /[\x80-\xff]/;
-  function asciiBytes(buf, latin1) { // latin1: the same bytes as a string
-    var signed = new NativeInt8Array(buf);
-    return signed.length <= 8192 ? reflectApply(mathMin, null, signed) >= 0 : !NOT_ASCII.test(latin1);
-  }
+  // Reflect.apply, Math.min and String.fromCharCode taken before the bundle runs (nk.binaryToString's ASCII path)
+  var reflectApply = Reflect.apply, mathMin = Math.min, fromCharCode = String.fromCharCode, NativeInt8Array = Int8Array;
+  var NOT_ASCII = /[\x80-\xff]/;
   function bytesArg(v, what) {
     if (typeof v === "string") return utf8Latin1(v);
     if (isBuffer(v)) return latin1Of(v);
@@ -300,8 +296,12 @@
   nk.uuidv4 = function uuidv4() { return hostCall("uuid"); };
   nk.binaryToString = function binaryToString(data) {
     if (data === undefined || data === null || !isBuffer(data)) throw new TypeError("expects a ArrayBuffer object");
+    // ASCII (every byte below 0x80: none negative read as signed bytes) is UTF-8 as it is: two native calls,
+    // where a regular expression over the text costs more
+    var signed = new NativeInt8Array(data);
+    if (signed.length <= 8192 && reflectApply(mathMin, null, signed) >= 0) return reflectApply(fromCharCode, null, signed);
     var bytes = latin1Of(data);
-    if (asciiBytes(data, bytes)) return bytes; // ASCII is UTF-8 as it is
+    if (!NOT_ASCII.test(bytes)) return bytes;
     try { // strict UTF-8, as Go's utf8.Valid: overlong forms and encoded surrogates are refused too
       return decodeURIComponent(escape(bytes));
     } catch (e) {
@@ -539,6 +539,10 @@
     record.t = target;
     record.keys = null;
     record.tpl = 0;
+    record.offs = null;
+    record.slots = null;
+    record.view = null;
+    record.stale = false;
     var w = new Proxy(target, record);
     GO.set(w, record);
     return w;
@@ -548,18 +552,24 @@
   var mapTraps = { // a change drops the map's kept bytes, a key added or deleted its sorted keys too
     __proto__: null, // no trap inherited from Object.prototype (a bundle may add properties there)
     set: function (t, k, v) {
+      var offs = this.offs;
+      if (offs !== null && typeof v === "number" && offs[k] !== undefined) { t[k] = v; this.stale = true; return true; }
       if (!hasOwn.call(t, k)) this.keys = null;
       this.tpl = 0;
+      this.offs = null;
       t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
       return true;
     },
-    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) this.keys = null; this.tpl = 0; t[k] = goValue(d.value); return true; },
-    deleteProperty: function (t, k) { this.keys = null; this.tpl = 0; return deleteProperty(t, k); },
+    defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) this.keys = null; this.tpl = 0; this.offs = null; t[k] = goValue(d.value); return true; },
+    deleteProperty: function (t, k) { this.keys = null; this.tpl = 0; this.offs = null; return deleteProperty(t, k); },
   };
   var sliceTraps = { // every change drops the slice's kept bytes (tpl)
     __proto__: null, // no trap inherited from Object.prototype (a bundle may add properties there)
     set: function (t, k, v) {
+      var offs = this.offs;
+      if (offs !== null && typeof v === "number" && offs[k] !== undefined) { t[k] = v; this.stale = true; return true; }
       this.tpl = 0;
+      this.offs = null;
       if (typeof k === "string" && String(k >>> 0) === k) {
         t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
         return true;
@@ -569,11 +579,12 @@
     },
     defineProperty: function (t, k, d) {
       this.tpl = 0;
+      this.offs = null;
       if (typeof k === "string" && String(k >>> 0) === k) { t[k] = goValue(d.value); return true; }
       if (k === "length") { t.length = d.value; return true; }
       throw new TypeError("Cannot define property '" + String(k) + "' on a Go slice");
     },
-    deleteProperty: function (t, k) { this.tpl = 0; return deleteProperty(t, k); },
+    deleteProperty: function (t, k) { this.tpl = 0; this.offs = null; return deleteProperty(t, k); },
   };
   function exportState(v) { // the returned state as kept: toGo's copy, but the top level unwrapped
     if (v === undefined) return null;
@@ -623,8 +634,8 @@
   // The built-ins it uses are taken now, before the bundle runs; the methods reached through prototypes are
   // checked on every call (a bundle that replaced one gets the JSON path)
   var ObjectProto = Object.prototype, ArrayProto = Array.prototype, objectKeys = Object.keys;
-  var protoOf = Object.getPrototypeOf, isArray = Array.isArray, uriEncode = encodeURIComponent, unescapeURI = unescape;
-  var U8 = Uint8Array, NativeDataView = DataView, NativeMap = Map, MapProto = Map.prototype, mapGet = MapProto.get, mapSet = MapProto.set;
+  var protoOf = Object.getPrototypeOf, objectCreate = Object.create, isArray = Array.isArray, uriEncode = encodeURIComponent, unescapeURI = unescape;
+  var U8 = Uint8Array, NativeArrayBuffer = ArrayBuffer, NativeDataView = DataView, NativeMap = Map, MapProto = Map.prototype, mapGet = MapProto.get, mapSet = MapProto.set;
   var WeakMapProto = WeakMap.prototype, weakGet = WeakMapProto.get, weakSet = WeakMapProto.set, StringProto = String.prototype, TypedProto = protoOf(Uint8Array.prototype);
   var typedSet = TypedProto.set, subarray = TypedProto.subarray, typedSlice = TypedProto.slice, toHex = Uint8Array.prototype.toHex;
   var setFloat64 = DataView.prototype.setFloat64, setUint32 = DataView.prototype.setUint32;
@@ -769,8 +780,12 @@
     var proto = protoOf(target), array = proto === ArrayProto && isArray(target);
     if (!array && proto !== ObjectProto) return false; // ArrayBuffer, Date, a changed prototype
     var mark = record !== null ? record.tpl : 0;
-    if (mark !== 0 && mark !== 1) return putTemplate(mark, depth);
-    var i, n, keys = null, enc = null, x, t, e, en, buf, pos, start = canonPos, kids = null, before;
+    if (mark !== 0 && mark !== 1) {
+      if (!record.stale || refreshNumbers(record)) return putTemplate(mark, depth);
+      mark = record.tpl = 0; // a number that is no longer written as a float64: the value is written afresh
+      record.offs = null;
+    }
+    var i, n, keys = null, enc = null, x, t, e, en, buf, pos, start = canonPos, kids = null, before, slots = null, holes = false;
     if (array) n = target.length;
     else {
       var info = keysOf(target, record);
@@ -801,10 +816,22 @@
       if (t === "number") {
         if (x !== x || x === Infinity || x === -Infinity) buf[pos++] = 0xc0;
         else if ((x > TWO53 || x < -TWO53) && x < 1e21 && x > -1e21) return false;
-        else { buf[pos] = 0xcb; canonView.setFloat64(pos + 1, x === 0 ? 0 : x); pos += 9; }
+        else {
+          if (record !== null && kids === null) { // where the float64 sits, while the value may have no nested ones
+            if (slots === null) slots = [];
+            slots[slots.length] = keys === null ? "" + i : keys[i]; // the key as a trap gets it
+            slots[slots.length] = pos - start;
+          }
+          buf[pos] = 0xcb;
+          canonView.setFloat64(pos + 1, x === 0 ? 0 : x);
+          pos += 9;
+        }
       } else if (x === null || x === undefined) {
-        if (x === undefined && keys !== null) return false;
-        buf[pos++] = 0xc0; // an array's hole: JSON's null
+        if (x === undefined) {
+          if (keys !== null) return false;
+          holes = true; // an array's hole: JSON's null, read through the prototype chain (never kept with slots)
+        }
+        buf[pos++] = 0xc0;
       } else if (t === "boolean") buf[pos++] = x ? 0xc3 : 0xc2;
       else {
         canonPos = before = pos;
@@ -820,7 +847,38 @@
       }
     }
     canonPos = pos;
-    if (record !== null) record.tpl = mark === 1 ? template(start, kids) : 1;
+    if (record !== null) {
+      if (kids === null && slots !== null && !holes) keepNumbers(record, start, slots);
+      else {
+        record.tpl = mark === 1 ? template(start, kids) : 1;
+        record.offs = null;
+        record.stale = false;
+      }
+    }
+    return true;
+  }
+  // A Go value with numbers and no nested Go values keeps its bytes from their first writing, as a template of one
+  // piece, with the place of each float64 (slots: [key, offset, ...]; offs: key -> offset). The traps let a number
+  // stored over one of them keep the template (marked stale), and its numbers are written again from the values
+  // at the next digest (refreshNumbers): the positions of players and bullets change on every tick.
+  function keepNumbers(record, start, slots) {
+    var n = canonPos - start, buffer = new NativeArrayBuffer(n), bytes = new U8(buffer), offs = objectCreate(null);
+    bytes.set(canonBuf.subarray(start, canonPos));
+    for (var i = 0; i < slots.length; i += 2) offs[slots[i]] = slots[i + 1];
+    record.tpl = [bytes];
+    record.offs = offs; // no prototype: any key looked up is its own
+    record.slots = slots;
+    record.view = new NativeDataView(buffer);
+    record.stale = false;
+  }
+  function refreshNumbers(record) { // false: a number can no longer be written as a float64
+    var slots = record.slots, target = record.t, view = record.view, i, x;
+    for (i = 0; i < slots.length; i += 2) {
+      x = target[slots[i]];
+      if (typeof x !== "number" || x !== x || x === Infinity || x === -Infinity || ((x > TWO53 || x < -TWO53) && x < 1e21 && x > -1e21)) return false;
+      view.setFloat64(slots[i + 1] + 1, x === 0 ? 0 : x);
+    }
+    record.stale = false;
     return true;
   }
   function canonicalOf(data) { // the canonical bytes in hex, or null

@@ -185,6 +185,9 @@ function InitModule(ctx, logger, nk, initializer) {
 }
 function matchInit(ctx, logger, nk, params) { return { state: { n: 0 }, tickRate: 10 }; }
 var saved = []; // references to nested Go values, kept across calls (writes through them later)
+var NUMBERS = [function (x) { return typeof x === "number" ? x + 1.5 : 0; }, function () { return -0; },
+  function () { return NaN; }, function () { return Infinity; }, function () { return Math.pow(2, 60); },
+  function () { return 0.1; }];
 function isObj(v) { return v !== null && typeof v === "object"; }
 function holds(v, x) { // x is v or inside it (storing v into x would make the state circular: JSON has no form)
   if (v === x) return true;
@@ -222,7 +225,7 @@ function apply(state, op) {
   if (place === null) return;
   var holder = place[0], key = place[1];
   if (kind === "set") holder[key] = value;
-  else if (kind === "num") holder[key] = typeof holder[key] === "number" ? holder[key] + 1.5 : 0;
+  else if (kind === "num") holder[key] = NUMBERS[(value || 0) % NUMBERS.length](holder[key]); // a number over what was there
   else if (kind === "del") delete holder[key];
   else if (kind === "len") { if (Array.isArray(holder)) holder.length = (op[1].length * 3) % 5; }
   else if (kind === "push") { if (Array.isArray(holder[key])) holder[key].push(value); }
@@ -262,12 +265,29 @@ _MUTATE: dict[str, JsHandler] = {}
 @given(start=plain_values, changes=ticks)
 @example(  # a nested map kept, then changed through a reference taken two calls before
     start={"a": {"b": {"c": 1}}, "l": [1, [2]]},
-    changes=[[], [["keep", [0, 0], None]], [], [["via", [0], 5]], [["num", [0, 0, 0], None]], []],
+    changes=[[], [["keep", [1, 0], None]], [], [["via", [0], 5]], [["num", [1, 0, 0, 0], None]], []],
 )
 @example(start=[], changes=[[["alias", [1, 0], [1]]]])  # a slice stored into itself: refused (no JSON form)
 @example(  # one Go value under two keys, changed through one of them; then an array resized and a map replaced
     start={"a": {"x": [1, 2]}, "b": 0},
-    changes=[[["alias", [1], [0]]], [], [["num", [0, 0, 0], None]], [["len", [0, 0, 0], None]], [["set", [0], 3]]],
+    changes=[
+        [["alias", [1, 1], [1, 0]]],
+        [],
+        [["num", [1, 0, 0, 0], None]],
+        [["len", [1, 0, 0, 0], None]],
+        [["set", [1, 0], 3]],
+    ],
+)
+@example(  # numbers stored over the numbers of a map and of an array: -0, NaN, Infinity, 2**60, 0.1 (kept bytes refreshed)
+    start={"p": [1, 2], "b": {"x": 1.5, "o": "s", "t": 20}},
+    changes=[
+        [["num", [1, 1, 0], 0], ["num", [1, 0, 1], 1]],
+        [["num", [1, 1, 2], 2]],
+        [["num", [1, 0, 0], 3]],
+        [["num", [1, 1, 1], 4], ["num", [1, 0, 1], 5]],
+        [["num", [1, 1, 0], 0]],
+        [["num", [1, 0, 0], 1]],
+    ],
 )
 def test_kept_bytes_follow_every_change(tmp_path_factory: Any, start: Any, changes: list[list[list[Any]]]) -> None:
     if "h" not in _MUTATE:
