@@ -499,6 +499,19 @@ function quiet_value(source, value)
   end
 end
 
+-- after a loop whose messages encode_messages took: a tick that consumed nothing, returned one state and
+-- raised nothing needs no entry (the hot path of a loaded match)
+local function after_messages(tick, ok, state, ...)
+  if ok and state ~= nil and lean_nd[1] == nil and raw_select("#", ...) == 0 then
+    local due = batch_first + flush_ticks - 1 -- a tick with something waits at most flush_seconds
+    if due < flush_at then flush_at = due end
+    batch_next = tick + 1
+    if tick >= flush_at then raw_pcall(flush) end
+    return state
+  end
+  return lean_after(tick, true, "", nil, ok, state, ...)
+end
+
 -- run a callback with recording: `record` holds the inputs; returns exactly what the callback returned
 local function run(record, fn, ...)
   if batch_next >= 0 then raw_pcall(flush) end -- lean: the loops before this call come first
@@ -679,6 +692,7 @@ function C.wrap(M, options)
       end
       active = lean_call
       local ok_m, err = raw_pcall(encode_messages, messages, tick)
+      if ok_m then return after_messages(tick, raw_pcall(loop, context, dispatcher, tick, state, messages)) end
       local prefix = ""
       if not ok_m then
         raw_pcall(drop_partial)
