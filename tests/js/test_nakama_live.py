@@ -5,7 +5,9 @@ log lines ingest into a recording that the unwrapped bundle reproduces.
 
 Opt-in: NAKAMA_URL (e.g. http://127.0.0.1:7390) of a server whose JS entry file is the bundle
 `python fixtures/nakama/js/make_live_bundle.py MODULES` writes, NAKAMA_LOG its JSON log file,
-NAKAMA_SERVER_KEY (default defaultkey), NAKAMA_HTTP_KEY (default defaulthttpkey).
+NAKAMA_SERVER_KEY (default defaultkey), NAKAMA_HTTP_KEY (default defaulthttpkey). With the bundle
+`make_live_bundle.py MODULES lean` writes (the capture wrapper's lean mode), set NAKAMA_JS_CAPTURE_MODE=lean:
+the crash test then checks that the log holds lean records and reproduces from them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from make_live_bundle import live_bundle  # noqa: E402
 
 NAKAMA_URL = os.environ.get("NAKAMA_URL", "")
 NAKAMA_LOG = os.environ.get("NAKAMA_LOG", "")
+CAPTURE_MODE = os.environ.get("NAKAMA_JS_CAPTURE_MODE", "full")  # the mode of the server's bundle
 LIVE_REASON = "set NAKAMA_URL (and NAKAMA_LOG) to a Nakama 3.40 running fixtures/nakama/js/make_live_bundle.py's bundle"
 
 # rows where QuickJS answers differently from goja, and what makes a crash signature equal anyway
@@ -126,6 +129,16 @@ def test_typescript_arena_crash_in_a_real_nakama_reproduces(tmp_path: Path) -> N
     ours = CrashSignature.from_result(replay(rec, str(BUNDLE)))
     assert logged[-1].signature.key == ours.key, (logged[-1].error, ours.key)
     match, result = _ingest_and_reproduce(lines, tmp_path)
+    assert match.header.tags["capture_mode"] == CAPTURE_MODE
+    if CAPTURE_MODE == "lean":  # several loops per record, the crashing one written before Nakama's line
+        mid = match.header.log_match_id
+        kinds = [
+            json.loads(json.loads(line)["msg"].split(" ", 1)[1])["k"]
+            for line in lines
+            if mid in line and '"nkreplay:1 {' in line
+        ]
+        assert "loops" in kinds and "loop" not in kinds, kinds
+        assert result.crash is not None and result.crash.tick == logged[-1].tick
     assert result.reproduced, result.verdict
     if os.environ.get("NKREPLAY_SAVE_LOG"):  # how tests/data/nakama-3.40-js-capture-arena.log was made
         mid = match.header.log_match_id
