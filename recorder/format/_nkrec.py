@@ -40,13 +40,15 @@ allocated.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import struct
 import warnings
 import zlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import IO, Any
 
 import msgpack
@@ -138,7 +140,24 @@ def _pack(obj: Any) -> bytes:
 
 
 def _unpack(payload: bytes) -> Any:
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False, unicode_errors="surrogatepass", use_list=True)
+    with collector_paused():
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False, unicode_errors="surrogatepass", use_list=True)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a chunk's msgpack tree is built or its rows encoded.
+    Both are trees (nothing to collect), but tens of thousands of new containers set off collections
+    that walk each of them again, now and then with the whole heap: a third of a chunk's decoding time.
+    Left as it is when the caller has paused it already."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _frame(kind: int, seq: int, count: int, tick: int, payload: bytes) -> tuple[bytes, int]:
@@ -213,7 +232,8 @@ class RecordingWriter:
             return
         events, self._pending = self._pending, []
         tick = next((t for t in map(event_tick, events) if t >= 0), -1)
-        payload = _pack(encode_chunk(events))
+        with collector_paused():
+            payload = _pack(encode_chunk(events))
         seq = self.chunks_written + 1
         frame, crc = _frame(KIND_CHUNK, seq, len(events), tick, payload)
         self._file.write(frame)
@@ -542,30 +562,35 @@ class Recording:
 
     def events(self, from_tick: int | None = None) -> Iterator[Event]:
         """Every event in order; with ``from_tick``, seek by the tick index and start at that tick."""
-        start, first, seq = None, 1, 1
-        if from_tick is not None:
-            for info in self.tick_index():
-                if 0 <= info.tick <= from_tick:
-                    start, first, seq = info.offset, info.index, info.seq
-                elif info.tick > from_tick:
-                    break
         # records are built one at a time as the caller asks (codec.iter_events), so that each is dropped
-        # before the next exists; a malformed event raises CorruptRecording when the reader reaches it
-        for info, tree in self._payloads(start, first, seq):
-            events = iter_events(tree, (self.path, info.offset, info.seq), self._presence_cache)
-            if from_tick is None:
-                yield from events
-            else:
-                for e in events:
-                    if event_tick(e) >= from_tick:
-                        yield e
-            self.events_read += len(tree[1])
+        # before the next exists; a malformed event raises CorruptRecording when the reader reaches it.
+        # No generator of ours between the caller and each chunk's decoder: a layer costs per event
+        if from_tick is None:
+            return chain.from_iterable(self._chunk_decoders(iter_events, None, 1, 1))
+        return self._events_from(from_tick)
+
+    def _events_from(self, from_tick: int) -> Iterator[Event]:
+        start, first, seq = None, 1, 1
+        for info in self.tick_index():
+            if 0 <= info.tick <= from_tick:
+                start, first, seq = info.offset, info.index, info.seq
+            elif info.tick > from_tick:
+                break
+        for e in chain.from_iterable(self._chunk_decoders(iter_events, start, first, seq)):
+            if event_tick(e) >= from_tick:
+                yield e
 
     def replay_events(self) -> Iterator[Any]:
         """``events()`` from the first chunk, for a replay: a plain loop comes as a tuple of its encoded parts
         (``recorder.format._schema.iter_replay``), every other event as its record."""
-        for info, tree in self._payloads(None, 1, 1):
-            yield from iter_replay(tree, (self.path, info.offset, info.seq), self._presence_cache)
+        return chain.from_iterable(self._chunk_decoders(iter_replay, None, 1, 1))
+
+    def _chunk_decoders(
+        self, decoder: Callable[..., Iterator[Any]], start: int | None, first: int, seq: int
+    ) -> Iterator[Iterator[Any]]:
+        """The decoder of each chunk in turn; a chunk's events count as read once the next one is asked for."""
+        for info, tree in self._payloads(start, first, seq):
+            yield decoder(tree, (self.path, info.offset, info.seq), self._presence_cache)
             self.events_read += len(tree[1])
 
     def tick_index(self) -> list[ChunkInfo]:

@@ -7,6 +7,7 @@ the format."""
 
 from __future__ import annotations
 
+import gc
 import struct
 import zlib
 from pathlib import Path
@@ -21,6 +22,7 @@ from recorder import (
     RecordingWriter,
     TruncationWarning,
     open_recording,
+    read_events,
     write_recording,
 )
 from tests.common.paths import DATA
@@ -184,3 +186,31 @@ def test_a_version_1_length_field_pointing_past_the_end_is_damage_at_its_chunk(t
     with open_recording(source) as rec:
         in_second = len(next(events for info, events in rec.chunks() if info.offset == second.offset))
     assert salvaged == total - in_second
+
+
+def test_chunks_are_built_with_the_collector_paused_and_it_is_left_as_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader unpacks and the writer encodes a chunk with the cyclic garbage collector paused (speed:
+    ``recorder.format._nkrec.collector_paused``), and leaves it running, or paused when the caller paused
+    it, also when a payload does not decode."""
+    from recorder.format import _nkrec
+
+    seen: list[bool] = []
+    unpackb, encode = _nkrec.msgpack.unpackb, _nkrec.encode_chunk
+    monkeypatch.setattr(_nkrec.msgpack, "unpackb", lambda *a, **k: (seen.append(gc.isenabled()), unpackb(*a, **k))[1])
+    monkeypatch.setattr(_nkrec, "encode_chunk", lambda events: (seen.append(gc.isenabled()), encode(events))[1])
+    path = tmp_path / "r.nkrec"
+    assert gc.isenabled()
+    write_recording(path, HEADER, loops(0, 120), chunk_events=50)
+    assert [e.tick for e in read_events(path)[1]] == list(range(120))
+    assert seen and not any(seen) and gc.isenabled()
+    with pytest.raises(_nkrec.msgpack.FormatError):
+        _nkrec._unpack(b"\xc1")  # a byte msgpack never writes
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len(read_events(path)[1]) == 120
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
