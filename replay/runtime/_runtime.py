@@ -410,10 +410,13 @@ class MatchRuntime:
 
     def _state_digest(self, state: Any) -> int:
         """``digest_bytes(self._state_data(state))``, without the bytes where the compiled walk computes it."""
-        data = self._state_bytes(state) if self._state_bytes is not None else None
-        if data is not None:
-            return digest_bytes(data)
-        return _state_canonical_digest(self.handler.state_value(state))
+        if self._state_bytes is not None:
+            data = self._state_bytes(state)
+            if data is not None:
+                return digest_bytes(data)
+        if _canonical_bytes is canonical_bytes:  # still the reference walk: counted towards the kernel's price
+            return _state_canonical_digest(self.handler.state_value(state))
+        return _canonical_digest(self.handler.state_value(state))
 
     def replay_loop(self, messages: tuple[MatchMessage, ...], plain: tuple[Any, ...]) -> StepResult | None:
         """Run a plain recorded loop (``recorder.format._schema.iter_replay``: its outcome still in encoded

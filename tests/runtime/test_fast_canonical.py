@@ -48,11 +48,13 @@ def _same_as_reference(value: object) -> None:
     try:
         want = reference(value)
     except StateError as exc:
-        with pytest.raises(StateError) as got:
-            canonical_bytes(value)
-        assert (got.value.path, got.value.problem) == (exc.path, exc.problem)
+        for compiled in (canonical_bytes, canonical_digest):
+            with pytest.raises(StateError) as got:
+                compiled(value)
+            assert (got.value.path, got.value.problem) == (exc.path, exc.problem)
         return
     assert canonical_bytes(value) == want
+    assert canonical_digest(value) == digest_bytes(want)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
