@@ -79,7 +79,7 @@ from replay.runtime._signature import lua_error_class
 
 __all__ = ["LuaHandler"]
 
-_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua and canonical.lua
+_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua, canonical.lua and jsondecode.lua
 _BYTEWISE_COLLATE = ("C", "POSIX")  # locales whose strcoll compares bytes
 _SENTINEL = object()
 
@@ -120,6 +120,7 @@ class LuaHandler(NkBinding):
         )
         loadstring = lua.eval(b"loadstring")
         self._canonical = self._internal(loadstring, "canonical.lua", None)  # before the prelude changes globals
+        self._json_decode = self._internal(loadstring, "jsondecode.lua", None)  # nk.json_decode's common case
         gosort = self._internal(loadstring, "gosort.lua", self._xorshift_others)
         self._api = api = self._internal(loadstring, "prelude.lua", self._host(gosort))
         self._invoke = api[b"invoke"]
@@ -221,6 +222,7 @@ class LuaHandler(NkBinding):
             b"nk1": t({k: self._api_fn(as_text(k), f) for k, f in nk1.items()}),
             b"nk0": t({k: self._api_fn(as_text(k), f) for k, f in nk0.items()}),
             b"nk3": t({k: self._api_fn(as_text(k), f) for k, f in nk3.items()}),
+            b"json_decode": self._json_decode,
             b"unavailable": self._unavailable,
             b"broadcast": self._broadcast,
             b"kick": self._api_fn("match_kick", self._kick),

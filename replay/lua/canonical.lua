@@ -5,22 +5,29 @@
 -- when the state holds something this fast path leaves to that reference path: a string with a byte above
 -- 0x7f (UTF-8 checks, Go's replacement of invalid bytes) or a pointer text (": 0x"), a NaN, a function,
 -- userdata or thread (their address texts), a non-string key of a table without an array part, or a table
--- nested deeper than 256. The rules it follows, as lua_to_plain and canonicalize apply them:
---   a table with a positive whole key below 2^26 is an array from 1 to the highest such key (other keys
---   dropped, holes nil); any other table a map, keys sorted by their bytes; the empty table the empty map;
---   every number float64 (-0 as 0); strings msgpack str. Loaded before the prelude, so it holds the
---   original library functions whatever a handler does to the globals.
+-- nested deeper than 256 (a cycle ends there too). The rules it follows, as lua_to_plain and canonicalize
+-- apply them: a table with a positive whole key below 2^26 is an array from 1 to the highest such key
+-- (other keys dropped, holes nil); any other table a map, keys sorted by their bytes; the empty table the
+-- empty map; every number float64 (-0 as 0); strings msgpack str. Loaded before the prelude, so it holds
+-- the original library functions whatever a handler does to the globals.
+--
+-- What it keeps between calls, none of it trusted without a check:
+--   the bytes of numbers and strings seen as values and of keys (memos, emptied when they grow large);
+--   each map's sorted keys with their bytes ("shapes", weakly keyed by the table): used only when the
+--   table's string keys are, this call, exactly the shape's (same count, each key found in it), so a
+--   shape can only save the sort, never change the bytes.
+-- Nothing that depends on a table's values is kept: every value is read and written again on every call.
 
-local raw_next, raw_rawget, raw_type = next, rawget, type
+local raw_next, raw_rawget, raw_type, raw_error, raw_pcall = next, rawget, type, error, pcall
+local raw_getmetatable, raw_setmetatable = getmetatable, setmetatable
 local char, find = string.char, string.find
 local floor, frexp, huge = math.floor, math.frexp, math.huge
 local sort, concat = table.sort, table.concat
 
 local MAX_ARRAY_INDEX = 67108864
 local ZERO = char(0xcb, 0, 0, 0, 0, 0, 0, 0, 0)
-
--- float64 bytes of a number, memoised (whole numbers and positions repeat from tick to tick)
-local numbers, numbers_size = {}, 0
+local NIL, TRUE, FALSE, EMPTY_MAP = "\192", "\195", "\194", "\128"
+local GIVE_UP = {} -- raised through the walk when the state is the reference path's
 
 local function f64(x)
   local sign = 0
@@ -52,19 +59,6 @@ local function f64(x)
   )
 end
 
-local function number(x)
-  if x ~= x then return nil end -- NaN: its bits are the reference path's to keep
-  if x == 0 then return ZERO end
-  local b = numbers[x]
-  if b == nil then
-    b = f64(x)
-    if numbers_size >= 65536 then numbers, numbers_size = {}, 0 end
-    numbers[x] = b
-    numbers_size = numbers_size + 1
-  end
-  return b
-end
-
 local function str_head(n)
   if n < 32 then return char(0xa0 + n) end
   if n < 256 then return char(0xd9, n) end
@@ -78,107 +72,160 @@ local function container_head(n, fix, b16, b32)
   return char(b32, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
 end
 
--- msgpack str of a string, memoised (ids, names and keys repeat from tick to tick); false: not plain
--- (a byte above 0x7f, or for a value a pointer text); keys are not masked, so they have their own memo
-local values, values_size, keys_memo, keys_size = {}, 0, {}, 0
+-- the bytes of values (numbers, strings up to 256 bytes, booleans) and of keys: ids, names, keys and whole
+-- numbers repeat from tick to tick. Keys are not masked for pointer texts, values are: two memos.
+local memo, memo_size, keys_memo, keys_size
 
-local function value_string(s)
-  local b = values[s]
-  if b == nil then
-    if find(s, "[\128-\255]") or find(s, ": 0x", 1, true) then
-      b = false
-    else
-      b = str_head(#s) .. s
-    end
-    if values_size >= 65536 then values, values_size = {}, 0 end
-    values[s] = b
-    values_size = values_size + 1
-  end
-  return b
+local function reset_memo()
+  memo, memo_size = { [true] = TRUE, [false] = FALSE }, 0
 end
+reset_memo()
+keys_memo, keys_size = {}, 0
 
-local function key_string(s)
-  local b = keys_memo[s]
-  if b == nil then
-    b = not find(s, "[\128-\255]") and str_head(#s) .. s
-    if keys_size >= 65536 then keys_memo, keys_size = {}, 0 end
-    keys_memo[s] = b
-    keys_size = keys_size + 1
-  end
-  return b
-end
-
-local encode_into
-
--- one value into out[n + 1...]; returns the new n, or nil for the reference path
-local function value_into(v, out, n, depth)
+-- a number's or string's bytes, memoised; nil when the reference path must write it (NaN: its bits are
+-- that path's to keep; a byte above 0x7f or a pointer text; any other type)
+local function scalar(v)
   local tv = raw_type(v)
   local b
   if tv == "number" then
-    b = numbers[v] or number(v)
+    if v ~= v then return nil end
+    if v == 0 then return ZERO end -- -0 as 0
+    b = f64(v)
   elseif tv == "string" then
-    b = value_string(v)
-  elseif tv == "table" then
-    return encode_into(v, out, n, depth)
-  elseif tv == "boolean" then
-    b = v and "\195" or "\194"
-  elseif tv == "nil" then
-    b = "\192"
+    if find(v, "[\128-\255]") or find(v, ": 0x", 1, true) then return nil end
+    b = str_head(#v) .. v
+    if #v > 256 then return b end -- long texts are not kept
+  else
+    return nil
   end
-  if not b then return nil end
-  n = n + 1
-  out[n] = b
-  return n
+  if memo_size >= 131072 then reset_memo() end
+  memo[v] = b
+  memo_size = memo_size + 1
+  return b
 end
 
-encode_into = function(t, out, n, depth)
-  if raw_type(t) ~= "table" then return value_into(t, out, n, depth) end
-  if depth > 256 then return nil end
-  local maxn, keys, nkeys, other = 0, nil, 0, false
+local function key_bytes(k)
+  if find(k, "[\128-\255]") then return nil end
+  local b = str_head(#k) .. k
+  if #k > 256 then return b end
+  if keys_size >= 65536 then keys_memo, keys_size = {}, 0 end
+  keys_memo[k] = b
+  keys_size = keys_size + 1
+  return b
+end
+
+local shapes = raw_setmetatable({}, { __mode = "k" })
+local out, n = {}, 0 -- the output's pieces, written by walk
+
+-- write table t into out[n + 1...]; raises GIVE_UP for the reference path
+local function walk(t, depth)
+  if depth > 256 then raw_error(GIVE_UP) end
+  local maxn, ns, other = 0, 0, false
+  local shape = shapes[t]
   for k in raw_next, t do
-    local tk = raw_type(k)
-    if tk == "string" then
-      nkeys = nkeys + 1
-      if keys == nil then keys = {} end
-      keys[nkeys] = k
-    elseif tk == "number" and k > 0 and k < MAX_ARRAY_INDEX and k == floor(k) then
+    if raw_type(k) == "string" then
+      ns = ns + 1
+      if shape and shape[k] == nil then shape = nil end
+    elseif raw_type(k) == "number" and k > 0 and k < MAX_ARRAY_INDEX and k % 1 == 0 then
       if k > maxn then maxn = k end
     else
       other = true
     end
   end
+  local plain = raw_getmetatable(t) == nil -- then t[k] is rawget(t, k)
   depth = depth + 1
   if maxn > 0 then -- an array: the other keys are dropped, as lua_to_plain drops them
     n = n + 1
     out[n] = container_head(maxn, 0x90, 0xdc, 0xdd)
     for i = 1, maxn do
-      n = value_into(raw_rawget(t, i), out, n, depth)
-      if n == nil then return nil end
+      local v
+      if plain then v = t[i] else v = raw_rawget(t, i) end
+      if v == nil then
+        n = n + 1
+        out[n] = NIL
+      else
+        local b = memo[v]
+        if b then
+          n = n + 1
+          out[n] = b
+        elseif raw_type(v) == "table" then
+          walk(v, depth)
+        else
+          b = scalar(v)
+          if not b then raw_error(GIVE_UP) end
+          n = n + 1
+          out[n] = b
+        end
+      end
     end
-    return n
+    return
   end
-  if other then return nil end
-  n = n + 1
-  out[n] = container_head(nkeys, 0x80, 0xde, 0xdf)
-  if nkeys == 0 then return n end
-  if nkeys > 1 then sort(keys) end -- ASCII keys (checked below): byte order, the caller checks strcoll's
-  for i = 1, nkeys do
-    local k = keys[i]
-    local kb = key_string(k)
-    if not kb then return nil end
+  if other then raw_error(GIVE_UP) end
+  if ns == 0 then
     n = n + 1
-    out[n] = kb
-    n = value_into(raw_rawget(t, k), out, n, depth)
-    if n == nil then return nil end
+    out[n] = EMPTY_MAP
+    return
   end
-  return n
+  if shape == nil or shape[0] ~= ns then -- keys sorted by their bytes (the caller checks strcoll's order)
+    shape = {}
+    local i = 0
+    for k in raw_next, t do
+      i = i + 1
+      shape[i] = k
+    end
+    if ns > 1 then sort(shape) end
+    for j = 1, ns do
+      local k = shape[j]
+      shape[k] = keys_memo[k] or key_bytes(k) or raw_error(GIVE_UP)
+    end
+    shape[0] = ns
+    shapes[t] = shape
+  end
+  n = n + 1
+  out[n] = container_head(ns, 0x80, 0xde, 0xdf)
+  for j = 1, ns do
+    local k = shape[j]
+    n = n + 1
+    out[n] = shape[k]
+    local v
+    if plain then v = t[k] else v = raw_rawget(t, k) end
+    local b = memo[v]
+    if b then
+      n = n + 1
+      out[n] = b
+    elseif raw_type(v) == "table" then
+      walk(v, depth)
+    else
+      b = scalar(v)
+      if not b then raw_error(GIVE_UP) end
+      n = n + 1
+      out[n] = b
+    end
+  end
+end
+
+local function whole(v)
+  n = 0
+  if raw_type(v) == "table" then
+    walk(v, 0)
+  elseif v == nil then
+    n = 1
+    out[1] = NIL
+  else
+    local b = memo[v] or scalar(v)
+    if not b then return nil end
+    n = 1
+    out[1] = b
+  end
+  return concat(out, "", 1, n)
 end
 
 local function encode(v)
-  local out = {}
-  local n = encode_into(v, out, 0, 0)
-  if n == nil then return nil end
-  return concat(out, "", 1, n)
+  local ok, r = raw_pcall(whole, v)
+  if n > 4096 then out = {} end -- let a large state's pieces go
+  if ok then return r end
+  if r == GIVE_UP then return nil end
+  raw_error(r, 0)
 end
 
 return encode

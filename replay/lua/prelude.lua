@@ -601,6 +601,19 @@ local nk = {}
 for name, f in raw_pairs(host.nk1) do nk[name] = wrap1(f) end
 for name, f in raw_pairs(host.nk0) do nk[name] = wrap0(f) end
 for name, f in raw_pairs(host.nk3) do nk[name] = wrap3(f) end
+-- json_decode: the common case decoded in Lua (replay/lua/jsondecode.lua), the same tables as the host's
+-- json.loads would give; anything else, errors included, is the host's (raised as wrap1 raises them)
+local host_json_decode, lua_json_decode = host.nk1.json_decode, host.json_decode
+function nk.json_decode(...)
+  local s = ...
+  if raw_type(s) == "string" and raw_select("#", ...) == 1 then
+    local v = lua_json_decode(s)
+    if v ~= nil then return v end
+  end
+  local ok, a, argn = host_json_decode(raw_select("#", ...), ...)
+  if not ok then raise(a, argn, 1) end
+  return a
+end
 local host_unavailable = host.unavailable
 raw_setmetatable(nk, {
   __index = function(_, name)
