@@ -82,6 +82,7 @@ __all__ = ["LuaHandler"]
 _LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua, canonical.lua and jsondecode.lua
 _BYTEWISE_COLLATE = ("C", "POSIX")  # locales whose strcoll compares bytes
 _SENTINEL = object()
+_MESSAGES_PER_CALL = 200  # 8 arguments a message: well within the Lua stack (LUAI_MAXCSTACK, 8000)
 
 
 class LuaHandler(NkBinding):
@@ -126,6 +127,8 @@ class LuaHandler(NkBinding):
         self._invoke = api[b"invoke"]
         self._mk_presence = api[b"presence"]
         self._mk_message = api[b"message"]
+        self._mk_messages = api[b"messages"]
+        self._senders: dict[int, tuple[Presence, tuple[bytes, bytes, bytes, bytes]]] = {}
         self._mk_list = api[b"list"]
         self._new_table = api[b"new_table"]
         self._deep_copy = api[b"deep_copy"]
@@ -320,26 +323,34 @@ class LuaHandler(NkBinding):
         return self._mk_list(*(self._presence(p, True) for p in presences))
 
     def _messages(self, messages: Any) -> Any:
-        mk = self._mk_message
-        tables = [
-            mk(
-                as_bytes(m.sender.user_id),
-                as_bytes(m.sender.session_id),
-                as_bytes(m.sender.username),
-                as_bytes(m.sender.node),
-                m.op_code,
-                m.data,
-                bool(m.reliable),
-                m.receive_time_ms,
-            )
-            for m in messages
-        ]
-        if len(tables) <= 200:
-            return self._mk_list(*tables)
-        out = self._new_table()
-        for i, t in enumerate(tables, 1):
-            out[i] = t
-        return out
+        """The loop's messages as one Lua list, built in Lua from their fields in one call (``api.messages``):
+        a lupa call per message cost more than the tables."""
+        if len(messages) > _MESSAGES_PER_CALL:  # a call's arguments live on the Lua stack: big batches by message
+            out = self._new_table()
+            for i, m in enumerate(messages, 1):
+                out[i] = self._mk_message(
+                    *self._sender_fields(m.sender), m.op_code, m.data, bool(m.reliable), m.receive_time_ms
+                )
+            return out
+        fields: list[Any] = []
+        add = fields.extend
+        sender_fields = self._sender_fields
+        for m in messages:
+            add(sender_fields(m.sender))
+            add((m.op_code, m.data, bool(m.reliable), m.receive_time_ms))
+        return self._mk_messages(*fields)
+
+    def _sender_fields(self, p: Presence) -> tuple[bytes, bytes, bytes, bytes]:
+        """A sender's user id, session id, username and node as Lua strings; kept per Presence object (a
+        recording's chunk shares one per sender), the object held so that its id cannot be reused."""
+        kept = self._senders.get(id(p))
+        if kept is not None and kept[0] is p:
+            return kept[1]
+        fields = (as_bytes(p.user_id), as_bytes(p.session_id), as_bytes(p.username), as_bytes(p.node))
+        if len(self._senders) >= 1024:
+            self._senders.clear()
+        self._senders[id(p)] = (p, fields)
+        return fields
 
     def _ctx_table(self, ctx: dict[str, Any]) -> Any:
         """The Lua context: one table kept across calls (as Nakama's ``r.ctx``); join attempts get a new one."""

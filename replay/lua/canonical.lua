@@ -72,6 +72,11 @@ local function container_head(n, fix, b16, b32)
   return char(b32, floor(n / 16777216), floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
 end
 
+local MAP_HEAD, ARRAY_HEAD = {}, {} -- the heads of small containers
+for i = 0, 15 do
+  MAP_HEAD[i], ARRAY_HEAD[i] = container_head(i, 0x80, 0xde, 0xdf), container_head(i, 0x90, 0xdc, 0xdd)
+end
+
 -- the bytes of values (numbers, strings up to 256 bytes, booleans) and of keys: ids, names, keys and whole
 -- numbers repeat from tick to tick. Keys are not masked for pointer texts, values are: two memos.
 local memo, memo_size, keys_memo, keys_size
@@ -136,7 +141,7 @@ local function walk(t, depth)
   depth = depth + 1
   if maxn > 0 then -- an array: the other keys are dropped, as lua_to_plain drops them
     n = n + 1
-    out[n] = container_head(maxn, 0x90, 0xdc, 0xdd)
+    out[n] = ARRAY_HEAD[maxn] or container_head(maxn, 0x90, 0xdc, 0xdd)
     for i = 1, maxn do
       local v
       if plain then v = t[i] else v = raw_rawget(t, i) end
@@ -182,7 +187,7 @@ local function walk(t, depth)
     shapes[t] = shape
   end
   n = n + 1
-  out[n] = container_head(ns, 0x80, 0xde, 0xdf)
+  out[n] = MAP_HEAD[ns] or container_head(ns, 0x80, 0xde, 0xdf)
   for j = 1, ns do
     local k = shape[j]
     n = n + 1

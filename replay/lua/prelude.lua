@@ -537,11 +537,22 @@ function api.presence(user_id, session_id, username, node, reason)
   return { user_id = user_id, session_id = session_id, username = username, node = node, reason = reason }
 end
 
-function api.message(user_id, session_id, username, node, op_code, data, reliable, receive_time_ms)
+local function message(user_id, session_id, username, node, op_code, data, reliable, receive_time_ms)
   return {
     sender = { user_id = user_id, session_id = session_id, username = username, node = node },
     op_code = op_code, data = data, reliable = reliable, receive_time_ms = receive_time_ms,
   }
+end
+api.message = message
+
+-- a loop's messages from their fields, 8 a message: the list as api.list builds it ({...})
+function api.messages(...)
+  local a, list, n = { ... }, {}, 0
+  for i = 1, raw_select("#", ...), 8 do
+    n = n + 1
+    list[n] = message(a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5], a[i + 6], a[i + 7])
+  end
+  return { raw_unpack(list, 1, n) }
 end
 
 function api.list(...)
