@@ -79,7 +79,7 @@ from replay.runtime._signature import lua_error_class
 
 __all__ = ["LuaHandler"]
 
-_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua, canonical.lua and jsondecode.lua
+_LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua, canonical.lua and json.lua
 _BYTEWISE_COLLATE = ("C", "POSIX")  # locales whose strcoll compares bytes
 _SENTINEL = object()
 _MESSAGES_PER_CALL = 200  # 8 arguments a message: well within the Lua stack (LUAI_MAXCSTACK, 8000)
@@ -121,7 +121,9 @@ class LuaHandler(NkBinding):
         )
         loadstring = lua.eval(b"loadstring")
         self._canonical = self._internal(loadstring, "canonical.lua", None)  # before the prelude changes globals
-        self._json_decode = self._internal(loadstring, "jsondecode.lua", None)  # nk.json_decode's common case
+        self._json = self._internal(loadstring, "json.lua", None)  # nk.json_decode/json_encode's common cases
+        self._json_decode, self._json_encode = self._json[b"decode"], self._json[b"encode"]
+        self._bytewise = False  # what json.lua was last told about the collation (sorting keys with <)
         gosort = self._internal(loadstring, "gosort.lua", self._xorshift_others)
         self._api = api = self._internal(loadstring, "prelude.lua", self._host(gosort))
         self._invoke = api[b"invoke"]
@@ -226,6 +228,7 @@ class LuaHandler(NkBinding):
             b"nk0": t({k: self._api_fn(as_text(k), f) for k, f in nk0.items()}),
             b"nk3": t({k: self._api_fn(as_text(k), f) for k, f in nk3.items()}),
             b"json_decode": self._json_decode,
+            b"json_encode": self._json_encode,
             b"unavailable": self._unavailable,
             b"broadcast": self._broadcast,
             b"kick": self._api_fn("match_kick", self._kick),
@@ -394,6 +397,10 @@ class LuaHandler(NkBinding):
     def _bind(self, nk: Any, dispatcher: Any) -> None:
         self._nk = nk
         self._dispatcher = dispatcher
+        bytewise = locale.setlocale(locale.LC_COLLATE) in _BYTEWISE_COLLATE  # json.lua sorts keys with <
+        if bytewise is not self._bytewise:
+            self._json[b"set_bytewise"](bytewise)
+            self._bytewise = bytewise
 
     def match_init(self, ctx: dict[str, Any], logger: Any, nk: Any, params: Any) -> tuple[Any, int, str]:
         self._bind(nk, None)

@@ -103,7 +103,7 @@ local function scalar(v)
   else
     return nil
   end
-  if memo_size >= 131072 then reset_memo() end
+  if memo_size >= 4096 then reset_memo() end
   memo[v] = b
   memo_size = memo_size + 1
   return b
@@ -113,18 +113,19 @@ local function key_bytes(k)
   if find(k, "[\128-\255]") then return nil end
   local b = str_head(#k) .. k
   if #k > 256 then return b end
-  if keys_size >= 65536 then keys_memo, keys_size = {}, 0 end
+  if keys_size >= 4096 then keys_memo, keys_size = {}, 0 end
   keys_memo[k] = b
   keys_size = keys_size + 1
   return b
 end
 
 local shapes = raw_setmetatable({}, { __mode = "k" })
-local out, n = {}, 0 -- the output's pieces, written by walk
+local out = {} -- the output's pieces
 
--- write table t into out[n + 1...]; raises GIVE_UP for the reference path
-local function walk(t, depth)
+-- write table t into out[n + 1...] and return the new n; raises GIVE_UP for the reference path
+local function walk(t, depth, n)
   if depth > 256 then raw_error(GIVE_UP) end
+  local o = out
   local maxn, ns, other = 0, 0, false
   local shape = shapes[t]
   for k in raw_next, t do
@@ -141,35 +142,35 @@ local function walk(t, depth)
   depth = depth + 1
   if maxn > 0 then -- an array: the other keys are dropped, as lua_to_plain drops them
     n = n + 1
-    out[n] = ARRAY_HEAD[maxn] or container_head(maxn, 0x90, 0xdc, 0xdd)
+    o[n] = ARRAY_HEAD[maxn] or container_head(maxn, 0x90, 0xdc, 0xdd)
     for i = 1, maxn do
       local v
       if plain then v = t[i] else v = raw_rawget(t, i) end
       if v == nil then
         n = n + 1
-        out[n] = NIL
+        o[n] = NIL
       else
         local b = memo[v]
         if b then
           n = n + 1
-          out[n] = b
+          o[n] = b
         elseif raw_type(v) == "table" then
-          walk(v, depth)
+          n = walk(v, depth, n)
         else
           b = scalar(v)
           if not b then raw_error(GIVE_UP) end
           n = n + 1
-          out[n] = b
+          o[n] = b
         end
       end
     end
-    return
+    return n
   end
   if other then raw_error(GIVE_UP) end
   if ns == 0 then
     n = n + 1
-    out[n] = EMPTY_MAP
-    return
+    o[n] = EMPTY_MAP
+    return n
   end
   if shape == nil or shape[0] ~= ns then -- keys sorted by their bytes (the caller checks strcoll's order)
     shape = {}
@@ -187,32 +188,35 @@ local function walk(t, depth)
     shapes[t] = shape
   end
   n = n + 1
-  out[n] = MAP_HEAD[ns] or container_head(ns, 0x80, 0xde, 0xdf)
+  o[n] = MAP_HEAD[ns] or container_head(ns, 0x80, 0xde, 0xdf)
   for j = 1, ns do
     local k = shape[j]
     n = n + 1
-    out[n] = shape[k]
+    o[n] = shape[k]
     local v
     if plain then v = t[k] else v = raw_rawget(t, k) end
     local b = memo[v]
     if b then
       n = n + 1
-      out[n] = b
+      o[n] = b
     elseif raw_type(v) == "table" then
-      walk(v, depth)
+      n = walk(v, depth, n)
     else
       b = scalar(v)
       if not b then raw_error(GIVE_UP) end
       n = n + 1
-      out[n] = b
+      o[n] = b
     end
   end
+  return n
 end
 
+local written = 0 -- pieces written by the last call
+
 local function whole(v)
-  n = 0
+  local n
   if raw_type(v) == "table" then
-    walk(v, 0)
+    n = walk(v, 0, 0)
   elseif v == nil then
     n = 1
     out[1] = NIL
@@ -222,12 +226,14 @@ local function whole(v)
     n = 1
     out[1] = b
   end
+  written = n
   return concat(out, "", 1, n)
 end
 
 local function encode(v)
+  written = 0
   local ok, r = raw_pcall(whole, v)
-  if n > 4096 then out = {} end -- let a large state's pieces go
+  if written > 4096 or not ok then out = {} end -- let a large state's pieces go
   if ok then return r end
   if r == GIVE_UP then return nil end
   raw_error(r, 0)

@@ -612,8 +612,8 @@ local nk = {}
 for name, f in raw_pairs(host.nk1) do nk[name] = wrap1(f) end
 for name, f in raw_pairs(host.nk0) do nk[name] = wrap0(f) end
 for name, f in raw_pairs(host.nk3) do nk[name] = wrap3(f) end
--- json_decode: the common case decoded in Lua (replay/lua/jsondecode.lua), the same tables as the host's
--- json.loads would give; anything else, errors included, is the host's (raised as wrap1 raises them)
+-- json_decode and json_encode: the common cases in Lua (replay/lua/json.lua), what the host's would give;
+-- anything else, errors included, is the host's (raised as wrap1 raises them)
 local host_json_decode, lua_json_decode = host.nk1.json_decode, host.json_decode
 function nk.json_decode(...)
   local s = ...
@@ -622,6 +622,16 @@ function nk.json_decode(...)
     if v ~= nil then return v end
   end
   local ok, a, argn = host_json_decode(raw_select("#", ...), ...)
+  if not ok then raise(a, argn, 1) end
+  return a
+end
+local host_json_encode, lua_json_encode = host.nk1.json_encode, host.json_encode
+function nk.json_encode(...)
+  if raw_select("#", ...) == 1 then
+    local text = lua_json_encode((...))
+    if text ~= nil then return text end
+  end
+  local ok, a, argn = host_json_encode(raw_select("#", ...), ...)
   if not ok then raise(a, argn, 1) end
   return a
 end

@@ -1,4 +1,4 @@
-"""``nk.json_decode`` decoded in Lua (``replay/lua/jsondecode.lua``) gives the tables the host path
+"""``nk.json_decode`` decoded in Lua (``replay/lua/json.lua``) gives the tables the host path
 (``json.loads`` then ``LuaHandler._to_lua``) builds: the same values, the same number bits (``-0``), the same
 key order for ``pairs`` (the same insertion order), the same ``#``; or it leaves the text to that path (nil),
 which then decodes it or raises its error."""
