@@ -81,10 +81,17 @@ class Run:
     cpu_seconds: float
     log_bytes: int
     log_lines: int
+    moves: int = 0  # moves the server's clients sent during the window (loaded)
 
     @property
     def us_per_tick(self) -> float:
         return 1e6 * self.cpu_seconds / (self.matches * TICK_RATE * self.seconds)
+
+    @property
+    def moves_per_tick(self) -> float:
+        """Moves sent per match tick in the window (the players per match when the clients kept up): CPU per
+        tick is only comparable between servers that were sent the same load."""
+        return self.moves / (self.matches * TICK_RATE * self.seconds)
 
     @property
     def log_bytes_per_tick(self) -> float:
@@ -208,9 +215,11 @@ class Nakama:
 # -- clients -------------------------------------------------------------------------------------------------
 
 
-async def play(url: str, tokens: list[tuple[str, str]], stop: asyncio.Event, joined: asyncio.Event) -> int:
+async def play(
+    url: str, tokens: list[tuple[str, str]], stop: asyncio.Event, joined: asyncio.Event, counter: Any = None
+) -> int:
     """Every (token, match id) a client: join, then one move per tick period until ``stop``, reading every
-    message. Returns how many moves were sent."""
+    message. Returns how many moves were sent (also counted in ``counter``, a shared integer, as they go)."""
     from websockets.asyncio.client import connect
 
     ws_url = url.replace("http", "ws", 1) + "/ws?format=json&token="
@@ -243,6 +252,8 @@ async def play(url: str, tokens: list[tuple[str, str]], stop: asyncio.Event, joi
                 data = base64.b64encode(move(tick, i).encode()).decode()
                 await ws.send(json.dumps({"match_data_send": {"match_id": match_id, "op_code": 1, "data": data}}))
                 sent += 1
+                if counter is not None:
+                    counter.value += 1
                 tick += 1
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -252,13 +263,13 @@ async def play(url: str, tokens: list[tuple[str, str]], stop: asyncio.Event, joi
     return sent
 
 
-def client_process(url: str, tokens: list[tuple[str, str]], joined: Any, stop: Any) -> None:
+def client_process(url: str, tokens: list[tuple[str, str]], joined: Any, stop: Any, counter: Any = None) -> None:
     """``play`` in a process of its own (paired runs: each server's clients get their own interpreter, so
     neither server's clients wait on the other's); ``joined``/``stop`` are multiprocessing events."""
 
     async def run() -> None:
         stop_now, all_joined = asyncio.Event(), asyncio.Event()
-        clients = asyncio.create_task(play(url, tokens, stop_now, all_joined))
+        clients = asyncio.create_task(play(url, tokens, stop_now, all_joined, counter))
         await asyncio.wait_for(all_joined.wait(), timeout=120)
         joined.set()
         while not stop.is_set():
@@ -311,22 +322,29 @@ def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -
     ]
 
 
-def window(servers: list[tuple[Nakama, str, str]], warmup: float, seconds: float) -> list[Run]:
-    """After ``warmup`` seconds, every server's CPU time and log growth over the same ``seconds``
-    (``servers``: (server, case, mode) each)."""
+def window(
+    servers: list[tuple[Nakama, str, str]], warmup: float, seconds: float, counters: list[Any] | None = None
+) -> list[Run]:
+    """After ``warmup`` seconds, every server's CPU time, log growth and moves received (``counters``: each
+    server's shared move count, or None) over the same ``seconds`` (``servers``: (server, case, mode) each)."""
+    counters = counters or [None] * len(servers)
+
+    def moves(counter: Any) -> int:
+        return 0 if counter is None else int(counter.value)
+
     time.sleep(warmup)
-    before = [(cpu_seconds(n.pid), n.log.stat().st_size) for n, _, _ in servers]
+    before = [(cpu_seconds(n.pid), n.log.stat().st_size, moves(c)) for (n, _, _), c in zip(servers, counters)]
     t0 = time.monotonic()
     time.sleep(seconds)
-    after = [(cpu_seconds(n.pid), n.log.stat().st_size) for n, _, _ in servers]
+    after = [(cpu_seconds(n.pid), n.log.stat().st_size, moves(c)) for (n, _, _), c in zip(servers, counters)]
     elapsed = time.monotonic() - t0
     runs = []
-    for (nakama, case, mode), (cpu0, size0), (cpu1, size1) in zip(servers, before, after, strict=True):
+    for (nakama, case, mode), (cpu0, size0, moves0), (cpu1, size1, moves1) in zip(servers, before, after, strict=True):
         with open(nakama.log, "rb") as f:
             f.seek(size0)
             lines = f.read(size1 - size0).count(b"\n")
         matches, players = CASES[case]
-        runs.append(Run(case, mode, matches, players, elapsed, cpu1 - cpu0, size1 - size0, lines))
+        runs.append(Run(case, mode, matches, players, elapsed, cpu1 - cpu0, size1 - size0, lines, moves1 - moves0))
     return runs
 
 
@@ -339,19 +357,22 @@ def measure(
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     try:
-        joined = []
+        joined, counters = [], []
         for nakama, mode in configs:
             tokens = start_matches(nakama, case, mode, compared)
+            counters.append(ctx.Value("q", 0, lock=False) if tokens else None)
             if tokens:
                 event = ctx.Event()
-                proc = ctx.Process(target=client_process, args=(nakama.url, tokens, event, stop), daemon=True)
+                proc = ctx.Process(
+                    target=client_process, args=(nakama.url, tokens, event, stop, counters[-1]), daemon=True
+                )
                 proc.start()
                 procs.append(proc)
                 joined.append(event)
         for event in joined:
             if not event.wait(timeout=180):
                 raise SystemExit("the clients did not all join their matches within 180 s")
-        return window([(n, case, mode) for n, mode in configs], warmup, seconds)
+        return window([(n, case, mode) for n, mode in configs], warmup, seconds, counters)
     finally:
         stop.set()
         for proc in procs:
@@ -405,13 +426,19 @@ def report_paired(pairs: list[tuple[Run, Run]], cases: list[str], modes: list[st
             base = statistics.median(u.us_per_tick for u, _ in mine)
             wrapped = statistics.median(w.us_per_tick for _, w in mine)
             log = statistics.median(w.log_bytes_per_tick for _, w in mine)
+            sent = ""
+            if players:
+                sent = (
+                    f"; moves/tick median {statistics.median(w.moves_per_tick for _, w in mine):.2f}"
+                    f" (unwrapped {statistics.median(u.moves_per_tick for u, _ in mine):.2f})"
+                )
             mark = ""
             if mode in ("lean", COMPARED):
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if median <= TARGETS[case] else 'MISSED'} (median)"
             every = ", ".join(f"{r:.2f}" for r in ratios)
             print(
                 f"  {mode:<15} median {median:4.2f}x  best {min(ratios):4.2f}x  (rounds: {every}); median"
-                f" {wrapped:6.1f} us/tick against {base:6.1f} unwrapped; {log:6.1f} log bytes/tick{mark}"
+                f" {wrapped:6.1f} us/tick against {base:6.1f} unwrapped; {log:6.1f} log bytes/tick{sent}{mark}"
             )
 
 
@@ -499,7 +526,12 @@ def main() -> None:
                     print(
                         f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick against unwrapped "
                         f"{base.us_per_tick:7.1f}: {run.us_per_tick / base.us_per_tick:5.2f}x  "
-                        f"{run.log_bytes_per_tick:6.1f} log bytes/tick",
+                        f"{run.log_bytes_per_tick:6.1f} log bytes/tick"
+                        + (
+                            f"  moves/tick {run.moves_per_tick:.2f} (unwrapped {base.moves_per_tick:.2f})"
+                            if run.players
+                            else ""
+                        ),
                         file=sys.stderr,
                         flush=True,
                     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -145,6 +146,13 @@ def test_lean_match_captured_in_nakama_replays_exactly(tmp_path: Path) -> None:
     loops = [e for e in match.events if isinstance(e, LoopCall)]
     assert [e.tick for e in loops] == list(range(loops[0].tick, crash_at + 1))
     assert sum(len(e.messages) for e in loops) == 12
+    # math.random inside a match VM is the capture's (Nakama gives each match a VM of its own with writable
+    # stdlib tables; read-only globals apply only to its pooled RPC VMs): each draw is recorded at its tick,
+    # with the value Nakama's crash line names
+    draws = [int(v) for v in re.search(r"draws ([0-9 ]+)", match.crash.error).group(1).split()]  # type: ignore[union-attr]
+    recorded = [(e.tick, n.value) for e in loops for n in e.nondeterministic if n.source == "random"]
+    assert [tick for tick, _ in recorded] == [40, 50, 55, crash_at]
+    assert [int(value) for _, value in recorded] == draws
     handler = str(ROOT / "fixtures" / "handlers" / "lean_match.lua")
     result = reproduce(write_match(match, tmp_path, handler=handler), handler)
     assert result.reproduced, result.verdict
