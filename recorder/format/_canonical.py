@@ -333,6 +333,49 @@ def canonicalize(value: Any) -> Any:
         return _canon(value)
     except InvalidValue as bad:
         raise StateError(bad.field.removeprefix("."), bad.problem) from None
+    except RecursionError:  # a state that holds itself, or nested deeper than Python's stack allows
+        path, problem = _too_deep(value)
+        raise StateError(path, problem) from None
+
+
+def _step(path: str, part: str | int) -> str:
+    """``path`` one step into ``part``, spelled as ``_inside`` spells it."""
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if _IDENT.match(part) else join_key(path, part)
+
+
+def _too_deep(value: Any) -> tuple[str, str]:
+    """Why the walk ran out of stack: the first container that holds one of its own ancestors (a cycle),
+    else the deepest nesting. Iterative, and each container is walked once (shared ones too)."""
+    ancestors: list[int] = []  # ids of the containers on the current path
+    seen: set[int] = set()
+    deepest = (0, "")
+    stack: list[tuple[int, Any, str]] = [(0, value, "")]
+    while stack:
+        depth, v, path = stack.pop()
+        del ancestors[depth:]
+        if isinstance(v, Mapping):
+            items: Any = [(k if type(k) is str else str(k), v[k]) for k in v]
+        elif isinstance(v, (list, tuple)):
+            items = list(enumerate(v))
+        else:
+            continue
+        if id(v) in ancestors:
+            return _short(path), "holds a container it is inside of (a cycle)"
+        if id(v) in seen:  # walked already from another place (not an ancestor: its walk is over)
+            continue
+        seen.add(id(v))
+        deepest = max(deepest, (depth, path), key=lambda d: d[0])
+        ancestors.append(id(v))
+        stack.extend((depth + 1, x, _step(path, k)) for k, x in reversed(items))
+    return _short(deepest[1]), f"nested {deepest[0] + 1} levels deep, deeper than the canonical walk goes"
+
+
+def _short(path: str, keep: int = 40) -> str:
+    """A path for a one-line message: its ends around an ellipsis when it is long."""
+    path = path.removeprefix(".")
+    return path if len(path) <= 2 * keep + 1 else f"{path[:keep]}…{path[-keep:]}"
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -41,6 +41,7 @@ from replay.errors import (
     MatchStopped,
     NakamaReplayError,
     NotAvailableInReplay,
+    StateError,
     StorageRejected,
 )
 from replay.gocompat._decode import GoDecodeError, go_base64_decode, go_hex_decode
@@ -392,12 +393,18 @@ class JsHandler:
             return state
         self._want |= 1  # the runtime looks at states: bring the next one's JSON with the call
         last = self._last_json
+        text: str | None
         if last is not None and last[0] == state.slot:
             self._last_json = None
-            return json.loads(last[1])
-        to_json = self._json
-        text = self._engine.run(lambda _: to_json(state.slot))
-        return None if text is None else json.loads(text)
+            text = last[1]
+        else:
+            to_json = self._json
+            text = self._engine.run(lambda _: to_json(state.slot))
+        if text is None:
+            return None
+        if text.startswith("!"):  # prelude.js stateJson: JSON.stringify refused the state
+            raise StateError("", f"JSON.stringify refuses it ({text[1:]})")
+        return json.loads(text)
 
     def state_canonical_bytes(self, state: Any) -> bytes | None:
         """``canonical_bytes(state_value(state))``, written by the JavaScript side (``canonicalOf`` in

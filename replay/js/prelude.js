@@ -517,22 +517,31 @@
   // Key order: Go walks a map in random order; here the order of insertion (any order is one Go may pick).
   // wrapper -> its record: the Proxy's own handler (prototype mapTraps or sliceTraps), holding its target (t)
   // and what canonicalOf keeps about it (keys: sorted keys; tpl: kept bytes), which the traps drop on a change
+  // One export (goja's Export with its objectExportCtx) copies each JavaScript object once: an object met
+  // again in the same export, by a cycle or from a second place, becomes the same Go value (seen: object ->
+  // its copy, made on the export's first object).
   var GO = new WeakMap();
-  function toGo(v, depth) { // a JavaScript value stored into Go: a copy whose nested objects are wrappers
+  function toGo(v, depth, seen) { // a JavaScript value stored into Go: a copy whose nested objects are wrappers
     if (v === undefined) return null;
     if (v === null || typeof v !== "object" || depth > 10000) return v;
     if (GO.has(v)) return v; // a wrapper is stored as the Go value itself (aliasing)
     if (isBuffer(v) || v instanceof NativeDate) return v;
-    var out, i;
+    if (seen === null) seen = new NativeMap();
+    else if (seen.has(v)) return seen.get(v);
+    var out, i, w;
     if (Array.isArray(v)) {
       out = new Array(v.length);
-      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], depth + 1);
-      return wrap(out, sliceTraps);
+      w = wrap(out, sliceTraps);
+      seen.set(v, w);
+      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], depth + 1, seen);
+      return w;
     }
     out = {};
+    w = wrap(out, mapTraps);
+    seen.set(v, w);
     var keys = Object.keys(v);
-    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], depth + 1);
-    return wrap(out, mapTraps);
+    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], depth + 1, seen);
+    return w;
   }
   function wrap(target, traps) {
     var record = Object.create(traps);
@@ -547,7 +556,7 @@
     GO.set(w, record);
     return w;
   }
-  function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); }
+  function goValue(v) { return v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0, null); }
   var hasOwn = Object.prototype.hasOwnProperty, deleteProperty = Reflect.deleteProperty;
   var mapTraps = { // a change drops the map's kept bytes, a key added or deleted its sorted keys too
     __proto__: null, // no trap inherited from Object.prototype (a bundle may add properties there)
@@ -557,7 +566,7 @@
       if (!hasOwn.call(t, k)) this.keys = null;
       this.tpl = 0;
       this.offs = null;
-      t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
+      t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0, null); // goValue, inlined
       return true;
     },
     defineProperty: function (t, k, d) { if (!hasOwn.call(t, k)) this.keys = null; this.tpl = 0; this.offs = null; t[k] = goValue(d.value); return true; },
@@ -571,7 +580,7 @@
       this.tpl = 0;
       this.offs = null;
       if (typeof k === "string" && String(k >>> 0) === k) {
-        t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0); // goValue, inlined
+        t[k] = v === null || typeof v !== "object" ? (v === undefined ? null : v) : toGo(v, 0, null); // goValue, inlined
         return true;
       }
       if (k === "length") { t.length = v; return true; }
@@ -592,15 +601,17 @@
     var record = GO.get(v);
     if (record !== undefined) return record.t;
     if (isBuffer(v) || v instanceof NativeDate) return v;
-    var out, i, keys;
+    var out, i, keys, seen = new NativeMap();
     if (Array.isArray(v)) {
       out = new Array(v.length);
-      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], 1);
+      seen.set(v, out);
+      for (i = 0; i < v.length; i++) out[i] = toGo(v[i], 1, seen);
       return out;
     }
     out = {};
+    seen.set(v, out);
     keys = Object.keys(v);
-    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], 1);
+    for (i = 0; i < keys.length; i++) out[keys[i]] = toGo(v[keys[i]], 1, seen);
     return out;
   }
   var viewData = null; // the kept data the view was made from
@@ -613,13 +624,19 @@
   // exportState of the view the callback got (a plain object): a value it still holds from the kept data is a
   // Go value already, kept as it is (toGo would find it a wrapper, or copy nothing, at a WeakMap lookup each)
   function exportView(v) {
-    var out = {}, keys = objectKeys(v), old = viewData, i, k, x;
+    var out = {}, keys = objectKeys(v), old = viewData, i, k, x, seen = null;
     for (i = 0; i < keys.length; i++) {
       k = keys[i];
       x = v[k];
       if (x === null || typeof x !== "object") out[k] = x === undefined ? null : x;
       else if (x === old[k] && hasOwn.call(old, k)) out[k] = x;
-      else out[k] = toGo(x, 1);
+      else {
+        if (seen === null) {
+          seen = new NativeMap();
+          seen.set(v, out);
+        }
+        out[k] = toGo(x, 1, seen);
+      }
     }
     return out;
   }
@@ -972,7 +989,7 @@
     if (want && result[1]) {
       var data = slots.get(result[1]), canon = want & 2 ? canonicalOf(data) : null;
       // the state's JSON when asked for, or when its canonical bytes could not be written here
-      parts.push("\n", want & 1 || canon === null ? JSON.stringify(data) : "", "\n", canon === null ? "" : canon);
+      parts.push("\n", want & 1 || canon === null ? stateJson(data) : "", "\n", canon === null ? "" : canon);
     }
     return flat(parts);
   });
@@ -1025,7 +1042,21 @@
     return problem ? [problem, 0] : [null, keep(r.state, slot)];
   }
 
-  define("__nkr_json", function __nkr_json(slot) { return JSON.stringify(slots.get(slot)); });
+  // a kept state's JSON text, or "!" and why JSON.stringify refused it (a cycle, a BigInt, a toJSON that
+  // throws): Nakama never writes a state as JSON, so that is no crash of the match, only a state the
+  // replay cannot digest
+  function stateJson(data) {
+    try {
+      return JSON.stringify(data);
+    } catch (e) {
+      try {
+        return "!" + String(e);
+      } catch (e2) {
+        return "!an error that has no text";
+      }
+    }
+  }
+  define("__nkr_json", function __nkr_json(slot) { return stateJson(slots.get(slot)); });
   define("__nkr_canonical", function __nkr_canonical(slot) { return canonicalOf(slots.get(slot)); });
   function deepCopy(v, seen) { // a kept state copied, wrappers and aliasing included
     if (v === null || typeof v !== "object") return v;

@@ -44,6 +44,7 @@ from replay.errors import (
     LuaError,
     MatchStopped,
     NotAvailableInReplay,
+    StateError,
     StorageRejected,
 )
 from replay.gocompat._fmt import go_format, go_number_string
@@ -560,8 +561,13 @@ class LuaHandler(NkBinding):
         return self._to_lua(value)
 
     def state_value(self, state: Any) -> Any:
-        """The state as Nakama's JSON conversion sees it (what ``nk.json_encode(state)`` writes)."""
-        return lua_to_plain(state, self._pointer_text)
+        """The state as Nakama's JSON conversion sees it (what ``nk.json_encode(state)`` writes); a state that
+        conversion refuses (a table inside itself) raises ``StateError``: Nakama never converts a state, so
+        that is no crash of the match, only a state the replay cannot digest."""
+        try:
+            return lua_to_plain(state, self._pointer_text)
+        except LuaRaise as exc:
+            raise StateError("", exc.message) from None
 
     def state_canonical_bytes(self, state: Any) -> bytes | None:
         """``canonical_bytes(state_value(state))`` computed in Lua (``canonical.lua``), without building the

@@ -40,6 +40,20 @@ def _copy(src: str, folder: Path) -> str:
     return str(copy)
 
 
+def _cyclic(src: str, folder: Path, after: str, line: str) -> str:
+    """A copy of the arena handler ``src`` whose loop first stores the state inside itself (no JSON form)."""
+    text = Path(src).read_text()
+    assert after in text
+    copy = folder / ("cyclic" + Path(src).suffix)
+    copy.write_text(text.replace(after, after + "\n" + line, 1))
+    return str(copy)
+
+
+ARENA_LUA = str(ROOT / "fixtures" / "handlers" / "arena.lua")
+ARENA_TS = str(ROOT / "fixtures" / "handlers" / "ts" / "arena" / "build" / "index.js")
+TS_REC = str(ROOT / "fixtures" / "recordings" / "arena-ts-reconnect-crash.nkrec")
+
+
 #: (id, argv builder given a scratch folder, text the one-line message must contain)
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     # outputs: a folder where a file goes, a missing parent, a file where a folder goes
@@ -156,6 +170,22 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "is a folder, not a Python or JavaScript RPC file",
     ),
     ("bisect --handlers file", lambda t: ["bisect", REC, "--handlers", JSONL], "not a folder of handler versions"),
+    # a state with no canonical form where the recording has digests to compare: no verdict, the reason
+    (
+        "reproduce: a Python state inside itself",
+        lambda t: ["reproduce", REC, "--handler", _cyclic(ARENA, t, "state, messages):", '    state["me"] = [state]')],
+        "state at me[0]: holds a container it is inside of (a cycle)",
+    ),
+    (
+        "reproduce: a Lua state inside itself",
+        lambda t: ["reproduce", REC, "--handler", _cyclic(ARENA_LUA, t, "state, messages)", "state.me = {state}")],
+        "error encoding to JSON: table nesting too deep (a cycle?)",
+    ),
+    (
+        "reproduce: a JavaScript state inside itself",
+        lambda t: ["reproduce", TS_REC, "--handler", _cyclic(ARENA_TS, t, "state, messages) {", "state.me = [state];")],
+        "JSON.stringify refuses it (TypeError: circular reference)",
+    ),
     # usage
     ("no such command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
     ("missing argument", lambda t: ["reproduce"], "the following arguments are required: recording"),

@@ -92,6 +92,42 @@ def test_values_without_canonical_form_name_the_path(value: object, path: str, p
     assert problem in str(info.value)
 
 
+def _cyclic() -> dict:  # type: ignore[type-arg]
+    inner: dict = {"y": None}  # type: ignore[type-arg]
+    state = {"x": [1, inner], "k": {"a b": 2}}
+    inner["y"] = [state]
+    return state
+
+
+def _nested(levels: int) -> list:  # type: ignore[type-arg]
+    outer = inner = []  # type: ignore[var-annotated]
+    for _ in range(levels - 1):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+def test_a_state_inside_itself_names_where_the_cycle_closes() -> None:
+    with pytest.raises(StateError) as info:
+        canonical_bytes(_cyclic())
+    assert (info.value.path, info.value.problem) == ("x[1].y[0]", "holds a container it is inside of (a cycle)")
+
+
+def test_nesting_deeper_than_the_stack_is_a_state_error_with_a_short_path() -> None:
+    with pytest.raises(StateError) as info:
+        canonical_bytes(_nested(5000))
+    assert info.value.problem == "nested 5000 levels deep, deeper than the canonical walk goes"
+    assert len(str(info.value)) < 300 and info.value.path.startswith("[0][0]") and "…" in info.value.path
+
+
+def test_a_container_held_in_two_places_is_no_cycle() -> None:
+    shared = {"hp": 3}
+    twice = {"a": [shared, shared], "b": shared}
+    assert canonical_bytes(twice) == canonical_bytes({"a": [{"hp": 3}, {"hp": 3}], "b": {"hp": 3}})
+    deep_but_fine = _nested(200)
+    assert canonical_bytes(deep_but_fine)  # well inside the stack: no error
+
+
 @settings(max_examples=300, deadline=None)
 @given(states())
 @example({"a": -0.0, "b": float("nan"), "c": 2**64 - 1, "d": -(2**63), "e": b"", "f": None})

@@ -24,7 +24,7 @@ from recorder.format import (
     TerminateCall,
 )
 from replay.cli import main
-from replay.errors import HandlerLoadError
+from replay.errors import HandlerLoadError, StateError
 from replay.js import JsHandler
 from replay.runtime import (
     CrashSignature,
@@ -448,3 +448,36 @@ def test_the_state_crosses_into_go_between_callbacks(tmp_path: Path) -> None:
         True,
         "TypeError: Can't set property 'x' on Go slice",
     ]
+
+
+def test_one_export_keeps_shared_objects_shared_and_cycles_as_cycles(tmp_path: Path) -> None:
+    """goja's Export copies each object once per export (objectExportCtx): an object returned in two places is
+    one Go map afterwards, and a state holding itself stays a cycle, which Nakama keeps without complaint. The
+    replay only cannot digest such a state: that is a StateError naming JSON.stringify, never a match crash."""
+    body = """
+    function matchLoop(c, l, nk, d, t, s, m) {
+      if (t === 0) {
+        var p = { hp: 3 };
+        s.a = { p: p, q: p };       // the top level is plain JS: both exported at the return, in one export
+        s.x = p;                    // the same object under two top-level keys: the same export too
+        s.y = p;
+        s.list = [1];
+        s.list.push(s.list);        // a slice inside itself
+        var o = {}; o.me = o;
+        s.o = o;
+      } else if (t === 1) {
+        s.a.p.hp -= 1;              // through one place...
+        s.x.hp -= 10;
+      } else {
+        s.seen = [s.a.q.hp, s.y.hp, s.o.me.me.me === s.o, s.list[1][1][0]];  // ...seen through the other
+        delete s.o; delete s.list; delete s.a; delete s.x; delete s.y;
+      }
+      return { state: s };
+    }
+    """
+    rt, steps = run_calls(bundle(tmp_path, body), LoopCall(0, ()), LoopCall(1, ()), LoopCall(2, ()))
+    assert [s.crash for s in steps] == [None] * 4
+    assert rt.handler.state_value(rt.state)["seen"] == [-8, -8, True, 1]
+    rt, steps = run_calls(bundle(tmp_path, body, "again.js"), LoopCall(0, ()))
+    with pytest.raises(StateError, match=r"JSON.stringify refuses it \(TypeError: circular reference\)"):
+        rt.handler.state_value(rt.state)
