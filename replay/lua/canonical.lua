@@ -126,13 +126,14 @@ local out = {} -- the output's pieces
 local function walk(t, depth, n)
   if depth > 256 then raw_error(GIVE_UP) end
   local o = out
-  local maxn, ns, other = 0, 0, false
+  local maxn, nn, ns, other = 0, 0, 0, false
   local shape = shapes[t]
   for k in raw_next, t do
     if raw_type(k) == "string" then
       ns = ns + 1
       if shape and shape[k] == nil then shape = nil end
     elseif raw_type(k) == "number" and k > 0 and k < MAX_ARRAY_INDEX and k % 1 == 0 then
+      nn = nn + 1
       if k > maxn then maxn = k end
     else
       other = true
@@ -140,6 +141,8 @@ local function walk(t, depth, n)
   end
   local plain = raw_getmetatable(t) == nil -- then t[k] is rawget(t, k)
   depth = depth + 1
+  -- a sparse array of millions of nils (t[2^26] = 1) would overflow the pieces table: the reference writes it
+  if maxn > 4 * nn and n + maxn > 4194304 then raw_error(GIVE_UP) end
   if maxn > 0 then -- an array: the other keys are dropped, as lua_to_plain drops them
     n = n + 1
     o[n] = ARRAY_HEAD[maxn] or container_head(maxn, 0x90, 0xdc, 0xdd)

@@ -146,6 +146,15 @@ def test_awkward_states_give_the_reference_bytes_or_are_left_to_it(source: str) 
     assert fast is None or fast == reference
 
 
+def test_a_sparse_array_of_millions_of_holes_is_left_to_the_reference() -> None:
+    """Nested arrays whose only elements sit at 2^26 - 1 are over 2^27 pieces of output: more than a Lua table
+    holds ("table overflow": this state, found by the test above); the Lua walk leaves them to the reference
+    path at once."""
+    source = "{{[2^26 - 1] = {{[2^26 - 1] = 936, d = 1}, {-0.0, true, '0'}, {}}}, {XdbY = {'9 -_'}}}"
+    value = _handler()._lua.execute("return " + source)
+    assert _handler().state_canonical_bytes(value) is None
+
+
 def test_tables_with_metatables_are_read_raw() -> None:
     handler = _handler()
     value = handler._lua.execute(
