@@ -6,8 +6,9 @@ real Nakama 3.40 running arena.lua (tests/data/nakama-3.40-proxy-arena-crash.nkr
 line from that server's log; the module path in it is replaced by Nakama's default /nakama/data/modules).
 serve records its own handler calls too: the converted calls are checked against that truth. The matches
 here tick at 5 Hz: a client acts in the middle of a period, so a message lands in its recorded loop unless
-the machine stalls for a good part of 100 ms. The run watches its own event loop: one stalled longer than
-``TIMELY`` is run again (three tries), then the tests that compare placements exactly skip, saying so.
+the machine stalls for a good part of 100 ms. The run watches its own event loop (tests/common/stalls.py): one
+stalled longer than a quarter period is run again (three tries), then the tests that compare placements
+exactly skip, saying so.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from replay.live._convert import QUEUE_SIZE
 from replay.runtime import ReplayOptions, reproduce
 from tests.common.matches import make_crash_recording
 from tests.common.paths import DATA, ROOT
+from tests.common.stalls import StallWatch, require_timely, timely
 from tests.live.test_compare import make_presence_recording
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -52,22 +54,6 @@ def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-#: The longest stall of the test process during a real-time run after which convert's placements are still exact:
-#: a client acts in the middle of a 200 ms period, so a stall of a quarter period cannot move a call.
-TIMELY = 0.05
-
-
-async def _longest_stall(stop: asyncio.Event) -> float:
-    """How much later than asked this event loop woke from a 5 ms sleep at worst until ``stop``: serve, the proxy
-    and the clients all run on it, so it bounds how late any of them saw or did anything."""
-    loop, worst = asyncio.get_running_loop(), 0.0
-    while not stop.is_set():
-        t = loop.time()
-        await asyncio.sleep(0.005)
-        worst = max(worst, loop.time() - t - 0.005)
-    return worst
-
-
 @dataclass
 class ArenaWire:
     wire: Path  # the proxy's wire recording
@@ -75,48 +61,41 @@ class ArenaWire:
     stall: float  # the longest stall of the run (seconds)
 
     def require_timely(self) -> None:
-        if self.stall > TIMELY:
-            pytest.skip(
-                f"this machine stalled the real-time run for {self.stall * 1000:.0f} ms (three tries; more than "
-                f"{TIMELY * 1000:.0f} ms): where the wire puts a call is not exact then, so the comparison with "
-                "serve's calls would test the machine's load"
-            )
+        require_timely(self.stall, RATE)
 
 
 async def _through_proxy(handler: Path, rec: Path, tmp: Path) -> ArenaWire:
     """serve ``handler``, put the proxy in front, replay ``rec`` through it."""
     server, app = await start_nakama_server(ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     proxy, _, stop = await start_proxy(f"http://127.0.0.1:{server.port}", tmp / "wire")
-    done = asyncio.Event()
-    watch = asyncio.create_task(_longest_stall(done))
     try:
-        await run_live(
-            load_script(rec),
-            LiveOptions(
-                nakama=f"http://127.0.0.1:{proxy.port}",
-                out_dir=str(tmp / "capture"),
-                tail_ticks=2,
-                signal_rpc="signal_match",
-            ),
-        )
+        async with StallWatch() as watch:
+            await run_live(
+                load_script(rec),
+                LiveOptions(
+                    nakama=f"http://127.0.0.1:{proxy.port}",
+                    out_dir=str(tmp / "capture"),
+                    tail_ticks=2,
+                    signal_rpc="signal_match",
+                ),
+            )
     finally:
-        done.set()
-        stall = await watch
         await stop()
         await app.close()
         await server.close()
     (wire,) = [p for p in (tmp / "wire").glob("*.nkrec") if not p.name.startswith("unmatched")]
     (served,) = app.recordings
-    return ArenaWire(wire, Path(served), stall)
+    return ArenaWire(wire, Path(served), watch.worst)
 
 
-def _timely_run(handler: Path, rec: Path, tmp: Path, tries: int = 3) -> ArenaWire:
-    """``_through_proxy``, run again (up to ``tries`` times, each in its own folder) while the machine stalls it."""
-    for attempt in range(tries):
-        got = run(_through_proxy(handler, rec, tmp / f"run{attempt}"))
-        if got.stall <= TIMELY:
-            break
-    return got
+def _timely_run(handler: Path, rec: Path, tmp: Path) -> ArenaWire:
+    """``_through_proxy``, run again (each time in its own folder) while the machine stalls it."""
+
+    async def through(attempt: int) -> tuple[ArenaWire, float]:
+        got = await _through_proxy(handler, rec, tmp / f"run{attempt}")
+        return got, got.stall
+
+    return timely(through, RATE)[0]
 
 
 @pytest.fixture(scope="module")

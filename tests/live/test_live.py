@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -40,6 +41,7 @@ from replay.live._tick_clock import TickClock
 from replay.runtime import MatchDriver
 from tests.common.matches import RATE, inputs_per_tick, make_crash_recording
 from tests.common.paths import ROOT
+from tests.common.stalls import StallWatch, require_timely, timely
 
 HANDLERS = ROOT / "fixtures" / "handlers"
 CRASH_REC = ROOT / "fixtures" / "recordings" / "arena-reconnect-crash.nkrec"
@@ -58,21 +60,25 @@ def run(coro, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def replay_into_serve(handler: Path, rec: Path, tmp: Path, serve: ServerConfig | None = None, **options):  # type: ignore[no-untyped-def]
-    """Serve ``handler`` on a free port, replay ``rec`` into it; returns (script, run, serve's recordings)."""
+async def replay_into_serve(  # type: ignore[no-untyped-def]
+    handler: Path, rec: Path, tmp: Path, serve: ServerConfig | None = None, watch: StallWatch | None = None, **options
+):
+    """Serve ``handler`` on a free port, replay ``rec`` into it; returns (script, run, serve's recordings).
+    ``watch`` measures the replay's worst stall (tests/common/stalls.py)."""
     server, app = await start_nakama_server(serve or ServerConfig(str(handler), out_dir=str(tmp / "serve")))
     try:
         script = load_script(rec)
-        live = await run_live(
-            script,
-            LiveOptions(
-                nakama=f"http://127.0.0.1:{server.port}",
-                out_dir=str(tmp / "wire"),
-                tail_ticks=3,
-                signal_rpc="signal_match",
-                **options,
-            ),
-        )
+        async with watch or contextlib.nullcontext():
+            live = await run_live(
+                script,
+                LiveOptions(
+                    nakama=f"http://127.0.0.1:{server.port}",
+                    out_dir=str(tmp / "wire"),
+                    tail_ticks=3,
+                    signal_rpc="signal_match",
+                    **options,
+                ),
+            )
     finally:
         await app.close()
         await server.close()
@@ -400,7 +406,15 @@ def make_echo_recording(path: Path, *, rate: int = RATE) -> Path:
 
 def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
     rec = make_echo_recording(tmp_path / "echo.nkrec")
-    script, live, served = run(replay_into_serve(HANDLERS / "wire_echo.py", rec, tmp_path, redact_keys=("n",)))
+
+    async def replay(attempt: int):  # type: ignore[no-untyped-def]
+        watch = StallWatch()
+        got = await replay_into_serve(
+            HANDLERS / "wire_echo.py", rec, tmp_path / f"run{attempt}", watch=watch, redact_keys=("n",)
+        )
+        return got, watch.worst
+
+    (script, live, served), stall = timely(replay, RATE)
     report = analyse(script, live)
     assert_reproduced(report, rec)
     # the replay's capture goes through the redaction layer: --redact-key n hides {"n": ...} in what it wrote
@@ -423,6 +437,7 @@ def test_echoes_reveal_the_tick_each_message_landed_in(tmp_path: Path) -> None:
     }
     landed = [m for m in report.messages if m.landed is not None]
     assert len(landed) == len(report.messages) - 1 == 9  # every message but the crashing one is echoed
+    require_timely(stall, RATE)  # the loop each one landed in is exact only on a run that did not stall
     for m in landed:
         a = live.actions[m.action].action
         assert (
