@@ -14,7 +14,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
 
-import lupa.lua51 as _lupa
+import lupa.luajit21 as _lupa
 
 from replay.gocompat._fmt import go_float_g, go_number_string
 from replay.lua._stdlib import LuaArgError, LuaRaise
@@ -179,14 +179,35 @@ def lua_to_plain(v: Any, pointer: Any = None, depth: int = 0) -> Any:
         for k, _ in items:
             if type(k) is int and 0 < k < _MAX_ARRAY_INDEX and k > maxn:
                 maxn = k
+        # converted in a fixed order, not LuaJIT's (its string hash is seeded at random per Lua state): a
+        # function met here is given its address (``pointer``) in this order
         if maxn:
             out: list[Any] = [None] * maxn
-            for k, x in items:
-                if type(k) is int and 0 < k <= maxn:
-                    out[k - 1] = lua_to_plain(x, pointer, depth + 1)
+            for k, x in sorted(((k, x) for k, x in items if type(k) is int and 0 < k <= maxn), key=_first):
+                out[k - 1] = lua_to_plain(x, pointer, depth + 1)
             return out
+        if len(items) > 1:
+            items.sort(key=_key_order)
         return {_go_key(k, pointer): lua_to_plain(x, pointer, depth + 1) for k, x in items}
     return _pointer(v, pointer)
+
+
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
+def _key_order(item: tuple[Any, Any]) -> tuple[int, Any]:
+    """Numbers, then strings (bytes), then booleans; tables, functions and userdata last in the order found
+    (they have no value to sort by: the sort is stable)."""
+    k = item[0]
+    t = type(k)
+    if t is bytes:
+        return 1, k
+    if t is int or t is float:
+        return 0, k
+    if t is bool:
+        return 2, k
+    return 3, 0
 
 
 def int_fields(t: Any) -> Callable[[str, int], int]:

@@ -28,13 +28,11 @@ Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/prelude.lua``:
 from __future__ import annotations
 
 import copy
-import locale
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as _lupa
+import lupa.luajit21 as _lupa
 
 from recorder.capture import MODULES_DIR, error_message
 from recorder.format import CALLBACKS, Presence
@@ -81,7 +79,6 @@ from replay.runtime._signature import lua_error_class
 __all__ = ["LuaHandler"]
 
 _LUA_DIR = Path(__file__).resolve().parent  # prelude.lua, gosort.lua, canonical.lua and json.lua
-_BYTEWISE_COLLATE = ("C", "POSIX")  # locales whose strcoll compares bytes
 _SENTINEL = object()
 _MESSAGES_PER_CALL = 200  # 8 arguments a message: well within the Lua stack (LUAI_MAXCSTACK, 8000)
 
@@ -120,11 +117,13 @@ class LuaHandler(NkBinding):
         lua = self._lua = _lupa.LuaRuntime(
             encoding=None, register_eval=False, register_builtins=False, unpack_returned_tuples=True
         )
+        # LuaJIT's interpreter only: compiled traces never call the instruction hook the hang guard needs
+        # (a `while true do end` compiled would run on past its limit)
+        lua.globals()[b"jit"][b"off"]()
         loadstring = lua.eval(b"loadstring")
         self._canonical = self._internal(loadstring, "canonical.lua", None)  # before the prelude changes globals
         self._json = self._internal(loadstring, "json.lua", None)  # nk.json_decode/json_encode's common cases
         self._json_decode, self._json_encode = self._json[b"decode"], self._json[b"encode"]
-        self._bytewise = False  # what json.lua was last told about the collation (sorting keys with <)
         gosort = self._internal(loadstring, "gosort.lua", self._xorshift_others)
         self._api = api = self._internal(loadstring, "prelude.lua", self._host(gosort))
         self._invoke = api[b"invoke"]
@@ -177,14 +176,6 @@ class LuaHandler(NkBinding):
                 if shown not in self._chunks:
                     self._chunks.append(shown)
                 source = c.read_bytes()
-                line = _goto_line(source)
-                if line:
-                    message = (
-                        f"{shown}:{line}: goto or a label: gopher-lua (Nakama) compiles Lua 5.2's goto and labels and "
-                        "reserves the word goto; PUC Lua 5.1, which runs handlers in replay, has neither, so this "
-                        "module cannot be replayed here"
-                    )
-                    return True, b"error([==[" + as_bytes(message) + b"]==], 0)", as_bytes("@" + shown)
                 return True, source, as_bytes("@" + shown)
         tried = "".join(f"\n\tno file '{c}'" for c in candidates)
         return False, as_bytes(tried or f"\n\tno module '{text}'")
@@ -398,10 +389,6 @@ class LuaHandler(NkBinding):
     def _bind(self, nk: Any, dispatcher: Any) -> None:
         self._nk = nk
         self._dispatcher = dispatcher
-        bytewise = locale.setlocale(locale.LC_COLLATE) in _BYTEWISE_COLLATE  # json.lua sorts keys with <
-        if bytewise is not self._bytewise:
-            self._json[b"set_bytewise"](bytewise)
-            self._bytewise = bytewise
 
     def match_init(self, ctx: dict[str, Any], logger: Any, nk: Any, params: Any) -> tuple[Any, int, str]:
         self._bind(nk, None)
@@ -572,8 +559,6 @@ class LuaHandler(NkBinding):
     def state_canonical_bytes(self, state: Any) -> bytes | None:
         """``canonical_bytes(state_value(state))`` computed in Lua (``canonical.lua``), without building the
         Python value; None when the state holds something only that path handles (the caller takes it)."""
-        if locale.setlocale(locale.LC_COLLATE) not in _BYTEWISE_COLLATE:
-            return None  # Lua sorts keys with strcoll: byte order only in the C locale
         data = self._canonical(state)
         return data if type(data) is bytes else None
 
@@ -759,22 +744,6 @@ def _format_date(seconds: int, fmt: str) -> Any:
 
 
 _GO_CASE_EXCEPTIONS = {("\u0130", False): "i", ("\u1e9e", False): "\u00df"}  # Go's single-rune mappings
-
-
-_LUA_SKIP_OR_GOTO = re.compile(
-    rb"--\[(=*)\[.*?\]\1\]|--[^\n]*|\[(=*)\[.*?\]\2\]|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|(::|\bgoto\b)",
-    re.S,
-)
-
-
-def _goto_line(source: bytes) -> int:
-    """The line of the first ``goto`` or ``::label::`` token outside strings and comments, else 0."""
-    if b"goto" not in source and b"::" not in source:
-        return 0
-    for m in _LUA_SKIP_OR_GOTO.finditer(source):
-        if m.group(3):
-            return source.count(b"\n", 0, m.start()) + 1
-    return 0
 
 
 def _make_xorshift(length: int) -> list[int]:

@@ -17,7 +17,7 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import lupa.lua51 as _lupa
+import lupa.luajit21 as _lupa
 
 from replay.errors import StorageRejected
 from replay.gocompat import _json as gojson

@@ -175,7 +175,7 @@ local function walk(t, depth, n)
     o[n] = EMPTY_MAP
     return n
   end
-  if shape == nil or shape[0] ~= ns then -- keys sorted by their bytes (the caller checks strcoll's order)
+  if shape == nil or shape[0] ~= ns then -- keys sorted by their bytes (LuaJIT's <)
     shape = {}
     local i = 0
     for k in raw_next, t do

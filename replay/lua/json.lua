@@ -114,10 +114,9 @@ end
 -- (then "%.15g" is Go's shortest text: a decimal of at most 15 digits is the double's only such text); a
 -- map key that is not such a string; a function, userdata or thread; more than 200 levels; a table with a
 -- metatable (read raw there: left to the host path). Tables: an array from 1 to the highest positive whole
--- key below 2^26 (other keys dropped, holes null), else an object, keys in byte order (Lua's < is strcoll:
--- only while the host says the collation is bytewise, set_bytewise).
+-- key below 2^26 (other keys dropped, holes null), else an object, keys in byte order (LuaJIT's < compares
+-- bytes, in every locale).
 local SAFE_TEXT = "^[]-~ !#-%'-;=?-[]*$" -- printable ASCII but " \ < > &
-local bytewise = false
 local encode_into
 
 local function number_text(v)
@@ -192,15 +191,10 @@ encode_into = function(v, out, n, depth)
 end
 
 local function encode(v)
-  if not bytewise then return nil end
   local out = {}
   local n = encode_into(v, out, 0, 0)
   if n == nil then return nil end
   return concat(out, "", 1, n)
 end
 
-local function set_bytewise(flag)
-  bytewise = flag
-end
-
-return { decode = decode, encode = encode, set_bytewise = set_bytewise }
+return { decode = decode, encode = encode }

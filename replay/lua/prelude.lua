@@ -305,45 +305,104 @@ function G.print(...)
 end
 
 -- -- pairs order ----------------------------------------------------------------------------------------
--- gopher-lua walks a table's integer keys 1..n first, then other keys in insertion order; PUC Lua walks
--- its hash layout. api.set_pairs_order("reverse") replaces pairs/next with an order that keeps positive
--- integer keys ascending and reverses the others, so a replay can tell whether a handler depends on it.
-local snapshots = raw_setmetatable({}, { __mode = "k" })
+-- gopher-lua walks a table's integer keys 1..n first, then other keys in insertion order. LuaJIT walks its
+-- hash layout, and LuaJIT seeds its string hash at random for every Lua state: its own order changes from
+-- run to run. Insertion order cannot be known (no hook on table writes), so pairs/next walk a fixed
+-- order instead: positive whole keys below 2^26 ascending (gopher-lua's array part), then the other
+-- numbers ascending, strings in byte order (LuaJIT's < compares bytes), false, true, and last tables,
+-- functions and userdata as keys, which have no value to sort by (their hash layout: addresses, as in
+-- PUC Lua). api.set_pairs_order("reverse") keeps the integer keys ascending and reverses the others, so
+-- a replay can tell whether a handler depends on the order (replay/lua/_check.py).
+local raw_sort = table.sort -- LuaJIT's own: table.sort becomes Go's pdqsort below
+local ARRAY_END = 67108864 -- gopher-lua's MaxArrayIndex
+local reverse_others = false
 
-local function snapshot(t)
-  local ints, others = {}, {}
+local function append(list, from)
+  local n = #list
+  for i = 1, #from do list[n + i] = from[i] end
+end
+
+-- the keys of t in the order above
+local function ordered_keys(t)
+  local ints, ni, ascending = {}, 0, true
+  local strs, nums, objs, has_false, has_true
   local k = raw_next(t)
   while k ~= nil do
-    if raw_type(k) == "number" and k >= 1 and k == floor(k) and k < 67108864 then
-      ints[#ints + 1] = k
+    local tk = raw_type(k)
+    if tk == "string" then
+      if strs == nil then strs = { k } else strs[#strs + 1] = k end
+    elseif tk == "number" then
+      if k >= 1 and k < ARRAY_END and k % 1 == 0 then
+        ni = ni + 1
+        if ni > 1 and k < ints[ni - 1] then ascending = false end
+        ints[ni] = k
+      elseif nums == nil then
+        nums = { k }
+      else
+        nums[#nums + 1] = k
+      end
+    elseif k == false then
+      has_false = true
+    elseif k == true then
+      has_true = true
+    elseif objs == nil then
+      objs = { k }
     else
-      others[#others + 1] = k
+      objs[#objs + 1] = k
     end
     k = raw_next(t, k)
   end
-  table.sort(ints)
-  local order, index = {}, {}
-  for i = 1, #ints do order[i] = ints[i] end
-  for i = #others, 1, -1 do order[#order + 1] = others[i] end
-  for i = 1, #order do index[order[i]] = i end
-  local snap = { order = order, index = index }
-  snapshots[t] = snap
-  return snap
+  if not ascending then raw_sort(ints) end
+  if strs == nil and nums == nil and objs == nil and not has_false and not has_true then return ints end
+  local others = {}
+  if nums then
+    raw_sort(nums)
+    append(others, nums)
+  end
+  if strs then
+    raw_sort(strs)
+    append(others, strs)
+  end
+  if has_false then others[#others + 1] = false end
+  if has_true then others[#others + 1] = true end
+  if objs then append(others, objs) end
+  if reverse_others then
+    for i = #others, 1, -1 do ints[#ints + 1] = others[i] end
+  else
+    append(ints, others)
+  end
+  return ints
 end
 
-local function reversed_next(t, k)
-  if raw_type(t) ~= "table" then
-    raw_error(str_format("bad argument #1 to 'next' (table expected, got %s)", raw_type(t)), 2)
-  end
-  local snap, i
+-- next(t, k): the walk's place in t is kept per table from next(t) on (weakly); a key it does not hold
+-- (added since) starts a new walk from the table as it is now
+local walks = raw_setmetatable({}, { __mode = "k" })
+
+local function walk_of(t)
+  local order = ordered_keys(t)
+  local index = {}
+  for i = 1, #order do index[order[i]] = i end
+  local walk = { order = order, index = index }
+  walks[t] = walk
+  return walk
+end
+
+function G.next(t, k)
+  if raw_type(t) ~= "table" then raise("table expected, got " .. raw_type(t), 1, 1) end
+  local walk, i
   if k == nil then
-    snap, i = snapshot(t), 0
+    if raw_next(t) == nil then return nil end
+    walk, i = walk_of(t), 0
   else
-    snap = snapshots[t]
-    i = snap and snap.index[k]
-    if i == nil then return raw_next(t, k) end
+    walk = walks[t]
+    i = walk and walk.index[k]
+    if i == nil then
+      if raw_rawget(t, k) == nil then return raw_next(t, k) end -- Lua's own error for a key t never held
+      walk = walk_of(t)
+      i = walk.index[k]
+    end
   end
-  local order = snap.order
+  local order = walk.order
   for j = i + 1, #order do
     local key = order[j]
     local v = raw_rawget(t, key)
@@ -352,14 +411,24 @@ local function reversed_next(t, k)
   return nil
 end
 
+-- pairs(t): an iterator with a walk of its own, so walks of the same table nested in one another, or
+-- keys set to nil on the way, do not disturb it
+function G.pairs(t)
+  if raw_type(t) ~= "table" then raise("table expected, got " .. raw_type(t), 1, 1) end
+  local order, j = ordered_keys(t), 0
+  return function()
+    while true do
+      j = j + 1
+      local key = order[j]
+      if key == nil then return nil end
+      local v = raw_rawget(t, key)
+      if v ~= nil then return key, v end
+    end
+  end, t, nil
+end
+
 function api.set_pairs_order(mode)
-  if mode == "reverse" then
-    G.next = reversed_next
-    G.pairs = function(t) return reversed_next, t, nil end
-  else
-    G.next = raw_next
-    G.pairs = raw_pairs
-  end
+  reverse_others = mode == "reverse"
 end
 
 -- -- gopher-lua's library semantics that PUC Lua does not share ----------------------------------------
@@ -493,10 +562,30 @@ function string.dump()
 end
 
 -- -- library set ----------------------------------------------------------------------------------------
-G.io, G.debug, G.coroutine, G.python, G.gcinfo = nil, nil, nil, nil, nil
-table.foreach, table.foreachi, table.setn = nil, nil, nil
+-- LuaJIT's own libraries (jit, bit, ffi, string.buffer, table.new/clear...) are none of gopher-lua's: gone
+-- from the globals, package.loaded and package.preload, so neither a name nor require reaches them (the
+-- replay's Python side turned the JIT compiler off before this chunk ran: see replay/lua/_handler.py).
+-- A cdata literal (1LL, 2i) makes LuaJIT's lexer open ffi, which puts itself into package.loaded, unless it
+-- is open already: so it is opened here, once, and dropped with the rest.
+if package.preload.ffi then package.preload.ffi() end
+G.io, G.debug, G.coroutine, G.python, G.gcinfo, G.jit, G.bit = nil, nil, nil, nil, nil, nil, nil
+for _, name in raw_ipairs({ "io", "debug", "coroutine", "python", "jit", "jit.opt", "bit", "ffi" }) do
+  package.loaded[name] = nil
+end
+for name in raw_pairs(package.preload) do package.preload[name] = nil end
+table.foreach, table.foreachi, table.setn, table.move = nil, nil, nil, nil
+package.searchpath = nil
 math.mod = math.mod or math.fmod
-for _, name in raw_ipairs({ "io", "debug", "coroutine", "python" }) do package.loaded[name] = nil end
+string.gfind = string.gmatch -- gopher-lua keeps Lua 5.0's name (stringlib.go)
+-- Lua 5.2 extensions LuaJIT adds to 5.1 functions, which gopher-lua has not: math.log's base, string.rep's
+-- separator, load of a string (gopher-lua's load takes a reader function: CheckFunction)
+local log, rep, load = math.log, string.rep, load
+function math.log(x) return ret(log(x)) end
+function string.rep(s, n) return ret(rep(s, n)) end
+function G.load(f, chunkname)
+  if raw_type(f) ~= "function" then raise("function expected, got " .. raw_type(f), 1, 1) end
+  return load(f, chunkname)
+end
 G.os = {
   clock = wrap1(host.os_clock),
   time = wrap1(host.os_time),
@@ -659,7 +748,9 @@ local thunk, trace
 -- caller is Go) as "in main chunk", then "[G]: ?"; more than 20 lines keep the first and last 7. Library
 -- functions and this glue (chunks named "=[nkreplay ...]") stand in for Go functions: each run of them is
 -- one [G] line named as the handler called it.
-local function traceback(first_level)
+-- The frames are read in the error handler, on the failed stack, and written out once it has unwound: after
+-- a stack overflow LuaJIT leaves the handler room for little more than the reading.
+local function stack_frames(first_level)
   local frames = {}
   local level = first_level
   while true do
@@ -668,6 +759,10 @@ local function traceback(first_level)
     frames[#frames + 1] = info
     level = level + 1
   end
+  return frames
+end
+
+local function traceback(frames)
   local lines = {}
   local last = #frames -- the callback: gopher-lua's tail calls reuse the frame, PUC adds "(tail call)" levels
   while last > 1 and frames[last].what == "tail" do last = last - 1 end
@@ -706,15 +801,21 @@ local function traceback(first_level)
   return "stack traceback:\n" .. concat(lines, "\n")
 end
 
+local STACK_DEEP = 1000 -- frames: a stack overflow has thousands (LuaJIT: about 22,000 of a one-line function)
 local function on_error(e)
   if hung[1] or host_is_hung(e) then
     hung[1] = true
     trace = nil
     return e
   end
-  -- levels: 1 traceback, 2 pcall, 3 on_error, 4 the function that raised
-  local ok, t = raw_pcall(traceback, 4)
-  trace = ok and t or nil
+  -- LuaJIT words a Lua stack overflow without a position; gopher-lua puts the raising line in front
+  if e == "stack overflow" and debug_getinfo(STACK_DEEP, "l") ~= nil then e = where(2) .. " " .. e end
+  -- the hook's call into Python needs stack room a full stack does not have (api.invoke clears the hook
+  -- right after: this walk is bounded)
+  debug_sethook()
+  -- levels: 1 stack_frames, 2 pcall, 3 on_error, 4 the function that raised
+  local ok, frames = raw_pcall(stack_frames, 4)
+  trace = ok and frames or nil
   return e
 end
 
@@ -728,7 +829,9 @@ function api.invoke(fn, ...)
   debug_sethook()
   thunk = nil
   if ok then return true, r.n, raw_unpack(r, 1, r.n) end
-  return false, r, trace, hung[1]
+  local frames = trace
+  trace = nil
+  return false, r, frames and traceback(frames), hung[1]
 end
 
 -- the innermost frame of the handler's own code on the stack now ("" when none): the chunk name of the

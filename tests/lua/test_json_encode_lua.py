@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import locale
 
 import pytest
 from hypothesis import example, given, settings
@@ -104,17 +103,3 @@ _AWKWARD = [
 def test_awkward_values_are_the_host_paths(source: str) -> None:
     mine, reference = _both(source)
     assert mine is None or mine == reference
-
-
-def test_keys_are_left_to_the_host_path_unless_the_collation_is_bytewise(monkeypatch: pytest.MonkeyPatch) -> None:
-    handler = _handler()
-    value = handler._lua.execute("return {b = 1, a = 2}")
-    assert handler._json_encode(value) == b'{"a":2,"b":1}'
-    monkeypatch.setattr(locale, "setlocale", lambda category, value=None: "en_US.UTF-8")
-    handler._bind(handler._nk, None)
-    try:
-        assert handler._json_encode(value) is None
-    finally:
-        monkeypatch.undo()
-        handler._bind(handler._nk, None)
-    assert handler._json_encode(value) == b'{"a":2,"b":1}'
