@@ -10,7 +10,9 @@ outcome. Then, best of N runs with ``gc.collect()`` before each:
   load changes);
 - the Lua arena wrapped with the capture module (``nkreplay_capture.lua``: one log record per call, a
   state snapshot every 600 ticks) against the unwrapped Lua arena, replaying the same Lua recording:
-  ticks/s, the overhead, and the log volume the capture writes per tick.
+  ticks/s, the overhead, and the log volume the capture writes per tick. The overhead is this runtime's
+  (LuaJIT's interpreter, with ``nk.json_encode``/``nk.base64_encode`` in Python), not Nakama's (gopher-lua,
+  those in Go): ``bench_capture_nakama.py`` measures the cost inside a real Nakama.
 
     python benchmarks/bench_lua.py [--ticks 36000] [--repeat 3] [--cpu]
 """
@@ -141,6 +143,7 @@ def main() -> None:
         )
         print(
             f"capture overhead (wrapped / unwrapped):   {cap_s / lua_s:.2f}x time, {100 * (cap_s - lua_s) / lua_s:.0f}% slower"
+            " (in this runtime; in Nakama: bench_capture_nakama.py)"
         )
 
 

@@ -1,8 +1,8 @@
 """Lua error texts, as Nakama logs them and as the replay runtime reports them.
 
-Nakama's Lua is gopher-lua; the replay runtime's is PUC Lua 5.1. Both put ``file:line:`` in front of an
+Nakama's Lua is gopher-lua; the replay runtime's is LuaJIT (a Lua 5.1). Both put ``file:line:`` in front of an
 error and add a ``stack traceback:``, but runtime errors are worded differently: for ``holder.team`` with
-``holder == nil`` PUC Lua says ``attempt to index local 'holder' (a nil value)``, gopher-lua ``attempt to
+``holder == nil`` LuaJIT (as PUC Lua) says ``attempt to index local 'holder' (a nil value)``, gopher-lua ``attempt to
 index a non-table object(nil) with key 'team'``. These helpers split such a text into its location, its
 message and its traceback; ``replay.runtime.lua_error_class`` maps both wordings to one class.
 """

@@ -1,4 +1,5 @@
-"""Nakama Lua match modules in the replay runtime: the very file a studio deploys, in PUC Lua 5.1 (lupa).
+"""Nakama Lua match modules in the replay runtime: the very file a studio deploys, in LuaJIT's
+interpreter (lupa.luajit21).
 
 ``LuaHandler(path)`` loads a module as Nakama does (``_handler``: loading, callbacks, the dispatcher; ``_nk``:
 the ``nk`` functions; ``_convert``: Lua <-> Python values; ``_stdlib``: the Go-written parts of Nakama's Lua

@@ -1,7 +1,8 @@
 """Does a Lua handler depend on ``pairs`` order? Replay twice and compare.
 
 Nakama's Lua (gopher-lua) walks a table's positive integer keys first, then the other keys in insertion
-order; the replay runtime's PUC Lua walks its hash layout. Both are deterministic, so a handler whose
+order; the replay runtime (LuaJIT) walks a fixed order of its own (integer keys ascending, then the others
+sorted: ``replay/lua/prelude.lua``). Both are deterministic, so a handler whose
 decisions depend on that order (picking "the first player", building a list to broadcast from ``pairs``)
 replays consistently here and yet may act differently in Nakama. ``check_pairs_order`` replays a
 recording with the native order and with a perturbed one (integer keys ascending, the others reversed:

@@ -1,4 +1,5 @@
-"""Nakama Lua match modules in the replay runtime: the very file a studio deploys, run in PUC Lua 5.1 (lupa).
+"""Nakama Lua match modules in the replay runtime: the very file a studio deploys, run in LuaJIT's
+interpreter (lupa.luajit21, the JIT compiler off: compiled code never calls the hang guard's instruction hook).
 
 ``LuaHandler(path)`` loads a module the way Nakama does (``require(name)`` of a module that returns a table
 with the seven callbacks; ``require`` finds other modules by dotted name in the module's folder, then in
@@ -12,17 +13,17 @@ conversions ``replay.lua._convert``; ``prelude.lua`` is the Lua side.
 Fidelity to gopher-lua (Nakama's Lua), see ``replay/lua/prelude.lua``:
 
 - mirrored: the library set (base, package, table, string, math, bit32, os.clock/date/difftime/time; no
-  io, debug, coroutine), ``tostring`` and ``string.format`` through Go's fmt rules (``replay.gocompat._fmt``),
+  io, debug, coroutine, nor LuaJIT's jit, bit, ffi, string.buffer, table.new/clear), goto and labels, ``tostring`` and ``string.format`` through Go's fmt rules (``replay.gocompat._fmt``),
   ``table.sort`` as Go's ``sort.Sort``, Nakama's ``os.date`` and ``bit32``, error texts of library and
   dispatcher argument checks, tracebacks in gopher-lua's format (``[G]`` frames, ``in main chunk``),
   ``nk.json_encode`` of tables (arrays from 1 to the highest integer key, Go key order and float text);
-- detected, not mirrored: ``pairs``/``next`` order (gopher-lua: integer keys, then insertion order; PUC:
-  hash layout); ``LuaHandler(path, pairs_order="reverse")`` replays with a perturbed order and
+- detected, not mirrored: ``pairs``/``next`` order (gopher-lua: integer keys, then insertion order; here:
+  integer keys, then the others sorted, the same in every run although LuaJIT seeds its string hash at random); ``LuaHandler(path, pairs_order="reverse")`` replays with a perturbed order and
   ``replay.lua._check`` compares the two runs;
 - not mirrored: runtime error wording (``attempt to index local 'x' (a nil value)`` here, ``attempt to
   index a non-table object(nil) with key 'k'`` in Nakama; ``replay.runtime.lua_error_class`` classes
   both alike), numbers converted by ``..`` (``%.14g`` here, Go's format in Nakama: ``1e15 .. ""``), ``#`` of
-  tables with holes, ``tonumber`` corner cases.
+  tables with holes.
 """
 
 from __future__ import annotations

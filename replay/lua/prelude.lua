@@ -1,4 +1,4 @@
--- The Lua side of replay.lua._handler: Nakama's Lua environment (gopher-lua flavoured) inside PUC Lua 5.1.
+-- The Lua side of replay.lua._handler: Nakama's Lua environment (gopher-lua flavoured) inside LuaJIT's interpreter.
 --
 -- Executed once per LuaHandler with `host`, a table of Python functions. Builds the sandbox (Nakama's
 -- library set: base, package, table, string, math, bit32, os.clock/difftime/date/time), the `nakama`
@@ -137,7 +137,7 @@ end
 api.number_string = number_string
 
 -- Deterministic addresses: gopher-lua prints tables, functions and userdata as Go pointers ("table:
--- 0xc000123450"), PUC Lua as C pointers that change from run to run. Here each object gets an address
+-- 0xc000123450"), LuaJIT as C pointers that change from run to run. Here each object gets an address
 -- shaped like a Go heap pointer the first time its text is needed (tostring, print, string.format, an
 -- error value, nk.json_encode of a function), in that order, kept for the object's life; copies made by
 -- api.deep_copy keep the original's. The counter is part of api.runtime_state, so a call run again from
@@ -431,7 +431,7 @@ function api.set_pairs_order(mode)
   reverse_others = mode == "reverse"
 end
 
--- -- gopher-lua's library semantics that PUC Lua does not share ----------------------------------------
+-- -- gopher-lua's library semantics that Lua 5.1 does not share -------------------------------------------
 -- math.huge is Go's math.MaxFloat64 (mathlib.go: OpenMath), so 1/0 > math.huge and json_encode(math.huge)
 -- is a number
 math.huge = 1.7976931348623157e308
@@ -448,7 +448,7 @@ function math.min(...)
 end
 
 -- pcall() without a function: gopher-lua's CheckAny; xpcall's handler must be a function (CheckFunction)
--- and an error inside the handler is raised out of xpcall (PUC Lua 5.1 answers "error in error handling")
+-- and an error inside the handler is raised out of xpcall (Lua 5.1 answers "error in error handling")
 function G.pcall(...)
   if raw_select("#", ...) == 0 then raise("value expected", 1, 1, "pcall") end
   return check_hung(raw_pcall(...))
@@ -474,7 +474,7 @@ function G.xpcall(f, handler)
 end
 
 -- Numbers become text the Go way (LNumber.String) in table.concat and the string library; `..` cannot
--- be changed (PUC Lua's VM converts with "%.14g").
+-- be changed (LuaJIT's VM converts with "%.14g").
 local raw_concat = table.concat
 function table.concat(...)
   local t, sep, i, j = ...
@@ -513,7 +513,7 @@ end
 -- string functions: numbers as Go text; gsub keeps "%c" (gopher-lua's replacement scanner copies "%"
 -- and any non-digit after it), find of "" answers 1, 0 and is plain only with exactly four arguments,
 -- upper/lower map non-ASCII letters (Go's strings.ToUpper/ToLower), dump raises. The originals are
--- called through locals named like them, so PUC's own argument errors still name the function.
+-- called through locals named like them, so LuaJIT's own argument errors still name the function.
 local gsub, find, upper, lower = string.gsub, string.find, string.upper, string.lower
 local host_case = wrap1(host.case)
 local function ret(...) return ... end
@@ -600,7 +600,7 @@ for name, f in raw_pairs(host.bit32) do G.bit32[name] = wrap1(f) end
 package.loaded.bit32 = G.bit32
 
 -- table.sort: gopher-lua sorts with Go's sort.Sort (pattern-defeating quicksort); ties and inconsistent
--- comparators then come out in Go's order, not PUC Lua's. replay/lua/gosort.lua ports it.
+-- comparators then come out in Go's order, not Lua's. replay/lua/gosort.lua ports it.
 table.sort = host.gosort
 
 -- modules: package.preload, then Nakama's module folder(s); names are paths with dots
@@ -764,7 +764,7 @@ end
 
 local function traceback(frames)
   local lines = {}
-  local last = #frames -- the callback: gopher-lua's tail calls reuse the frame, PUC adds "(tail call)" levels
+  local last = #frames -- the callback: gopher-lua's tail calls reuse the frame, Lua adds "(tail call)" levels
   while last > 1 and frames[last].what == "tail" do last = last - 1 end
   for i, info in raw_ipairs(frames) do
     local caller = frames[i + 1]

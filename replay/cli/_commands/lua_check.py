@@ -1,8 +1,9 @@
 """Check a Lua match handler for behaviour that can differ between Nakama and this replay runtime.
 
-Nakama's Lua is gopher-lua; the replay runs PUC Lua 5.1. Number formatting (tostring, string.format),
+Nakama's Lua is gopher-lua; the replay runs LuaJIT's interpreter. Number formatting (tostring, string.format),
 table.sort, error positions, tonumber, os.date, bit32 and nk.json_encode follow gopher-lua here; the order
-in which pairs/next walk a table does not (gopher-lua: integer keys, then insertion order). This command
+in which pairs/next walk a table does not (gopher-lua: integer keys, then insertion order; here integer
+keys, then the others sorted). This command
 replays the recording twice, with the native order and with a perturbed one, and reports the first call
 whose outcome (broadcasts, verdicts, replies, state digest, crash) depends on it.
 
