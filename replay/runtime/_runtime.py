@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from recorder.errors import RecordingError
+from recorder.errors import RecordingError, StateError
 from recorder.format import (
     Broadcast,
     Call,
@@ -87,6 +87,13 @@ _new_outcome = record_builder(Outcome)
 #: the same either way (``tests/runtime/test_fast_canonical.py``).
 COMPILED_CANONICAL_FOR = 50_000
 COMPILED_CANONICAL_AFTER = 25_000
+
+
+def _returned_by(exc: StateError, callback: str, tick: int) -> StateError:
+    """``exc`` (a state without canonical form, met while digesting) saying which call returned that state."""
+    if type(exc) is not StateError:
+        return exc
+    return StateError(exc.path, f"{exc.problem} (the state {callback} returned at tick {tick})")
 
 
 def _reference_digest(value: Any) -> int:
@@ -361,12 +368,15 @@ class MatchRuntime:
                 self.digests == "recorded" and recorded is not None and recorded.digest is not None
             )
             snapshot_due = self._snapshot_due(call)
-            if snapshot_due:
-                snapshot = self._state_data(self.state)
-                if want_digest:
-                    digest = digest_bytes(snapshot)
-            elif want_digest:
-                digest = self._state_digest(self.state)
+            try:
+                if snapshot_due:
+                    snapshot = self._state_data(self.state)
+                    if want_digest:
+                        digest = digest_bytes(snapshot)
+                elif want_digest:
+                    digest = self._state_digest(self.state)
+            except StateError as exc:
+                raise _returned_by(exc, call.callback, getattr(call, "tick", 0)) from None
         observed = _new_outcome(  # Outcome(...) without the frozen __init__: this runs once per call
             accept,
             reason,
@@ -450,7 +460,7 @@ class MatchRuntime:
             and result is not None
             and not d.kicks
             and not d.label_updates
-            and (not plain[2] or self._matches_encoded(result, plain[3], plain[4]))
+            and (not plain[2] or self._matches_encoded(result, plain[3], plain[4], tick))
         ):
             self.state = result  # what _finish does for a call that returned a state, kicked no one, matched
             self.tick = tick + 1
@@ -461,7 +471,7 @@ class MatchRuntime:
             self.tick = tick + 1
         return step
 
-    def _matches_encoded(self, state: Any, digest: int | None, broadcasts: list[list[Any]] | None) -> bool:
+    def _matches_encoded(self, state: Any, digest: int | None, broadcasts: list[list[Any]] | None, tick: int) -> bool:
         """Whether the dispatcher's broadcasts and ``state``'s digest are those of a plain recorded outcome
         (broadcast rows ``[op_code, data, None, None, reliable, deferred]``): the fields ``_compare`` finds
         equal, compared the way ``Broadcast.__eq__`` compares them."""
@@ -483,7 +493,10 @@ class MatchRuntime:
                 ):
                     return False
         if digest is not None and self.digests == "recorded":
-            return self._state_digest(state) == digest
+            try:
+                return self._state_digest(state) == digest
+            except StateError as exc:
+                raise _returned_by(exc, "match_loop", tick) from None
         return True
 
     def _snapshot_due(self, call: Call) -> bool:

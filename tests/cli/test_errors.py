@@ -174,17 +174,17 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "reproduce: a Python state inside itself",
         lambda t: ["reproduce", REC, "--handler", _cyclic(ARENA, t, "state, messages):", '    state["me"] = [state]')],
-        "state at me[0]: holds a container it is inside of (a cycle)",
+        "state at me[0]: holds a container it is inside of (a cycle) (the state match_loop returned at tick 0)",
     ),
     (
         "reproduce: a Lua state inside itself",
         lambda t: ["reproduce", REC, "--handler", _cyclic(ARENA_LUA, t, "state, messages)", "state.me = {state}")],
-        "error encoding to JSON: table nesting too deep (a cycle?)",
+        "error encoding to JSON: table nesting too deep (a cycle?) (the state match_loop returned at tick 0)",
     ),
     (
         "reproduce: a JavaScript state inside itself",
         lambda t: ["reproduce", TS_REC, "--handler", _cyclic(ARENA_TS, t, "state, messages) {", "state.me = [state];")],
-        "JSON.stringify refuses it (TypeError: circular reference)",
+        "JSON.stringify refuses it (TypeError: circular reference) (the state match_loop returned at tick 0)",
     ),
     # usage
     ("no such command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
