@@ -54,7 +54,7 @@ from typing import IO, Any
 import msgpack
 
 from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
-from recorder.format._codec import decode_chunk, decode_header, encode_chunk, encode_header, event_tick, iter_events
+from recorder.format._codec import decode_chunk, decode_header, encode_header, event_tick, iter_events, pack_chunk
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest, source_gaps
 from recorder.format._model import FORMAT_VERSION, Event, Header
 from recorder.format._schema import iter_replay
@@ -233,7 +233,7 @@ class RecordingWriter:
         events, self._pending = self._pending, []
         tick = next((t for t in map(event_tick, events) if t >= 0), -1)
         with collector_paused():
-            payload = _pack(encode_chunk(events))
+            payload = pack_chunk(events)
         seq = self.chunks_written + 1
         frame, crc = _frame(KIND_CHUNK, seq, len(events), tick, payload)
         self._file.write(frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 from hypothesis import example, given, settings
@@ -85,10 +86,33 @@ def test_decoded_records_are_ordinary_frozen_records() -> None:
     msg = loop.messages[0]
     assert type(msg) is MatchMessage and msg == original.messages[0] and hash(msg) == hash(original.messages[0])
     assert loop == original and hash(loop.outcome) == hash(original.outcome)
-    for obj, name in ((loop, "tick"), (loop.outcome, "digest"), (loop.outcome.broadcasts[0], "op_code"), (msg, "data")):
+    for obj, name in ((loop, "tick"), (loop.outcome, "digest"), (loop.outcome.broadcasts[0], "op_code")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, name, 1)
+    with pytest.raises(AttributeError, match="immutable"):  # a frozen msgspec Struct (see MatchMessage)
+        msg.data = b"changed"  # type: ignore[misc]
+    assert msg.data == original.messages[0].data
     assert dataclasses.replace(loop.outcome, digest=1).digest == 1
+
+
+def test_match_message_keeps_the_dataclass_interface() -> None:
+    """MatchMessage became a msgspec Struct: what handlers and the redactor did with the dataclass still works."""
+    m = MatchMessage(ALICE, 1, b"a", receive_time_ms=5)
+    assert dataclasses.is_dataclass(m)
+    assert [(f.name, f.default) for f in dataclasses.fields(m)][3:] == [("reliable", True), ("receive_time_ms", 0)]
+    changed = dataclasses.replace(m, op_code=2)
+    assert type(changed) is MatchMessage and changed == MatchMessage(ALICE, 2, b"a", True, 5) and changed != m
+    assert dataclasses.asdict(m)["data"] == b"a" and dataclasses.astuple(m)[1:] == (1, b"a", True, 5)
+    assert repr(m) == f"MatchMessage(sender={ALICE!r}, op_code=1, data=b'a', reliable=True, receive_time_ms=5)"
+    assert hash(m) == hash(MatchMessage(ALICE, 1, b"a", True, 5)) and len({m, changed, dataclasses.replace(m)}) == 2
+    # the dataclass's hash, so a set of messages iterates alike in every process under one PYTHONHASHSEED
+    assert hash(m) == hash((ALICE, 1, b"a", True, 5))
+    match m:
+        case MatchMessage(sender, op_code, data):
+            assert (sender, op_code, data) == (ALICE, 1, b"a")
+        case _:
+            pytest.fail("a MatchMessage did not match its class pattern")
+    assert pickle.loads(pickle.dumps(m)) == m
 
 
 def test_message_batch_behaves_as_a_tuple() -> None:
