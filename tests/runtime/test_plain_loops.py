@@ -24,7 +24,7 @@ from recorder.format import (
     MatchMessage,
     Nondeterministic,
     Outcome,
-    _nkrec,
+    _codec,
     open_recording,
     read_events,
     write_recording,
@@ -209,16 +209,17 @@ def test_a_damaged_message_of_a_plain_loop_is_the_readers_error(
     header, events = read_events(CLEAN)
     i = _first_loop(events, broadcasting=False)
     target = events[i].tick
-    encode = _nkrec.encode_chunk
+    encode = _codec.encode_chunk
 
     def damaging(chunk: list[Any]) -> list[Any]:
         payload = encode(chunk)
         for ev in payload[1]:
             if ev[0] == 4 and ev[1] == target:
-                ev[2][0][1] = "one"  # an op code that is not an integer
+                sender, _, *rest = ev[2][0]
+                ev[2][0] = (sender, "one", *rest)  # an op code that is not an integer
         return payload
 
-    monkeypatch.setattr(_nkrec, "encode_chunk", damaging)
+    monkeypatch.setattr(_codec, "encode_chunk", damaging)
     path = tmp_path / "damaged.nkrec"
     write_recording(path, header, events)
     monkeypatch.undo()
