@@ -111,7 +111,11 @@ _awkward_leaf = st.one_of(
 )
 _awkward_key = st.one_of(
     _key.map(repr),
-    st.sampled_from(["1", "2", "3", "5", "2.0", "1.5", "-1", "0", "-0.0", "2^26", "2^26 - 1", "true", "'\\255'", "{}"]),
+    # 2^26 is past the array part (a map key); a key just below it is left out: its 67M-element array took
+    # 5-16 s per example in both paths (438 s for this test under load), and such a sparse array is always
+    # left to the reference (test_a_sparse_array_of_millions_of_holes_is_left_to_the_reference); 300 keeps
+    # a sparse array the Lua walk writes
+    st.sampled_from(["1", "2", "3", "5", "2.0", "1.5", "-1", "0", "-0.0", "2^26", "300", "true", "'\\255'", "{}"]),
 )
 _awkward_value = st.recursive(
     _awkward_leaf,
