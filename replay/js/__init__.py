@@ -7,7 +7,7 @@ callback's context is abandoned (``EngineAbandoned``). ``compile_typescript`` tu
 ES5 script Nakama loads. ``wrap_bundle`` puts the capture wrapper (``recorder/capture/modules/
 nkreplay_capture.js``, ``CAPTURE_JS``) into a bundle so that Nakama logs its matches for ``ingest``.
 
-Modules: ``_handler`` (the handler, host functions), ``_engine`` (the QuickJS context on its own thread),
+Modules: ``_handler`` (the handler, host functions), ``_engine`` (the QuickJS context and what interrupts it),
 ``_typescript``, ``_capture``, and ``prelude.js`` (Nakama's JS ``ctx``, ``logger``, ``nk``, dispatcher and
 return-value rules, evaluated before the bundle). Fidelity to goja: ``docs/javascript.md``.
 """

@@ -8,10 +8,13 @@ C call (``time.sleep(3600)``) is interrupted when that call returns. Lua handler
 through an instruction-count hook (``replay.lua._handler``). The clock read here never reaches a handler,
 so it cannot affect results.
 
-A JavaScript callback runs in QuickJS on a thread of its own (``replay.js._engine``): the guard interrupts the
-wait for it, but nothing can stop the thread, which is then abandoned (``abandon_thread``). In a supervised
-worker the supervisor ends the whole worker after that job (``runaway_threads``); in an unsupervised process
-a warning says that the thread keeps running until the process exits.
+A JavaScript callback runs in QuickJS, which runs no Python bytecode: the guard calls the interrupter the
+engine registered for that thread instead (``js_stoppers``); QuickJS stops at its next interrupt poll and the
+engine raises ``CallbackHung`` (``replay.js._engine``). Where the engine cannot install one (a quickjs-ng whose layout it does not know), the
+callback runs on a thread of its own: the guard interrupts the wait for it, but nothing can stop that thread,
+which is then abandoned (``abandon_thread``). In a supervised worker the supervisor ends the whole worker after
+that job (``runaway_threads``); in an unsupervised process a warning says that the thread keeps running until
+the process exits.
 
 What a guard inside the process cannot stop (a callback blocked in C, a catastrophic regular expression,
 a segfault, ``os._exit``) is the supervisor's job (``replay.runtime._supervisor``): it runs the replay in a child
@@ -40,6 +43,7 @@ __all__ = [
     "ProgressBeacon",
     "active_beacon",
     "begin_pass",
+    "js_stoppers",
     "begin_run",
     "forward_progress",
     "set_run",
@@ -52,6 +56,12 @@ __all__ = [
 
 class CallbackHung(BaseException):
     """Raised inside a callback that exceeded the hang guard's limit."""
+
+
+#: thread id -> what interrupts the JavaScript that thread is running (``replay.js._engine`` sets it for the
+#: length of each call; True when it did). QuickJS runs no Python bytecode to raise an asynchronous exception
+#: in, and one raised in Python code it calls would be lost in the binding: the engine raises it itself
+js_stoppers: dict[int, Callable[[str], bool]] = {}
 
 
 class HangGuard:
@@ -94,9 +104,11 @@ class HangGuard:
                     seen, self._deadline = self._calls, now + limit
                 elif self._deadline is not None and now >= self._deadline and self._target is not None:
                     self._fired = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(self._target), ctypes.py_object(CallbackHung)
-                    )
+                    stop_js = js_stoppers.get(self._target)
+                    if stop_js is None or not stop_js("a hang"):  # QuickJS, stopped, raises CallbackHung itself
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                            ctypes.c_ulong(self._target), ctypes.py_object(CallbackHung)
+                        )
 
     @property
     def deadline(self) -> float | None:

@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import textwrap
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from recorder.format import (
 )
 from replay.cli import main
 from replay.errors import HandlerLoadError, StateError
-from replay.js import JsHandler
+from replay.js import JsHandler, _engine
 from replay.runtime import (
     CrashSignature,
     HandlerProcess,
@@ -38,6 +40,7 @@ from replay.runtime import (
     reproduce_supervised,
 )
 from replay.runtime import reproduce as replay
+from replay.runtime._hang import runaway_threads
 from tests.common.paths import ROOT
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -339,37 +342,78 @@ HANGS_AT_1 = (
 )
 
 
-def test_a_hung_callback_is_reported_and_the_next_match_gets_a_fresh_runtime(tmp_path: Path) -> None:
-    """In this process (no supervisor) the spinning QuickJS thread cannot be ended: a warning says so, and the
-    abandoned context draws nothing more from the runtime (its Math.random calls are refused)."""
-    handler = JsHandler(bundle(tmp_path, HANGS_AT_1))
+def _hang_twice(handler: JsHandler) -> None:
     for _ in range(2):
         rt = MatchRuntime(handler, hang_timeout=0.3)
-        with pytest.warns(RuntimeWarning, match="cannot be stopped: its thread keeps running"):
-            rt.apply(InitCall({}))
-            for t in range(3):
-                rt.apply(LoopCall(t, ()))
+        rt.apply(InitCall({}))
+        for t in range(3):
+            rt.apply(LoopCall(t, ()))
         assert rt.crash is not None and rt.crash.hung and (rt.crash.callback, rt.crash.tick) == ("match_loop", 1)
         rt.close()
         assert handler._engine.abandoned == "a hang"
+
+
+@pytest.mark.parametrize("sigint_watched", [True, False], ids=["calling-thread", "worker-thread"])
+def test_a_hung_callback_is_interrupted_and_the_next_match_gets_a_fresh_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigint_watched: bool
+) -> None:
+    """QuickJS's interrupt handler stops the loop: the hang is reported, no thread is left running, no warning.
+    Without the SIGINT watch the main thread's calls run on the worker thread, which the interrupt ends too."""
+    if not sigint_watched:
+        monkeypatch.setattr(_engine, "_watch_sigint", lambda: False)
+    handler = JsHandler(bundle(tmp_path, HANGS_AT_1))
+    assert handler._engine._main_direct is sigint_watched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot be stopped" warning
+        _hang_twice(handler)
+    deadline = time.monotonic() + 30
+    while any(t.name == "nkreplay-js" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the worker thread is still running"
+        time.sleep(0.05)
+    assert runaway_threads() == []
+    assert (handler._engine._thread is not None) is not sigint_watched
+
+
+def test_a_hang_that_cannot_be_interrupted_abandons_the_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the interrupt (NAKAMA_REPLAY_JS_THREAD=worker, or a binding whose layout the engine does not
+    know) the callback runs on the worker
+    thread, which keeps spinning; a warning says so, and the abandoned context draws nothing more from the
+    runtime (its Math.random calls are refused)."""
+    monkeypatch.setenv(_engine.THREAD_ENV, "worker")
+    handler = JsHandler(bundle(tmp_path, HANGS_AT_1))
+    with pytest.warns(RuntimeWarning, match="cannot be stopped: its thread keeps running"):
+        _hang_twice(handler)
     calls = []
     handler._nk = type("Spy", (), {"random": lambda self: calls.append(1) or 0.5})()
     time.sleep(0.2)  # the abandoned loop keeps calling Math.random: none of it reaches the runtime's nk
     assert calls == []
 
 
-def test_a_supervised_hang_ends_the_worker_with_the_spinning_thread(tmp_path: Path) -> None:
-    """Under the supervisor the hang is reported the same way, and the worker process (holding the spinning
-    QuickJS thread) is ended after the job, so the next job runs in a fresh one."""
-    fine = bundle(tmp_path, "")
-    rec = tmp_path / "rec.nkrec"
-    with MatchDriver(JsHandler(fine), Header(match_id="m1.n1", node="n1", tick_rate=10), capture=str(rec)) as d:
-        d.init({})
-        for _ in range(3):
-            d.tick()
-    (tmp_path / "hangs").mkdir()
-    hangs = bundle(tmp_path / "hangs", HANGS_AT_1)
+def test_a_supervised_hang_keeps_the_worker_when_the_interrupt_stopped_it(tmp_path: Path) -> None:
+    """Under the supervisor the hang is reported the same way; QuickJS was interrupted, so nothing runs away and
+    the worker process serves the next job (a spinning thread would have it ended: see the test below)."""
+    rec, fine, hangs = _fine_and_hanging(tmp_path)
     with HandlerProcess(Limits(hang_timeout=30.0)) as process:  # the worker's own guard (0.5 s) reports the hang
+        process.start()
+        pid = process._proc.pid
+        result = reproduce_supervised(rec, hangs, ReplayOptions(hang_timeout=0.5), process=process)
+        assert result.death is None and result.crash is not None and result.crash.hung
+        assert (result.crash.callback, result.crash.tick) == ("match_loop", 1)
+        assert reproduce_supervised(rec, fine, process=process).crash is None
+        assert process._proc.pid == pid and process.starts == 1
+
+
+def test_a_supervised_hang_ends_the_worker_with_a_spinning_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the interrupt (NAKAMA_REPLAY_JS_THREAD=worker) the hung QuickJS thread spins on: the hang is
+    reported the same way, and the worker process holding it is ended after the job, so the next job runs in a
+    fresh one."""
+    monkeypatch.setenv(_engine.THREAD_ENV, "worker")
+    rec, fine, hangs = _fine_and_hanging(tmp_path)
+    with HandlerProcess(Limits(hang_timeout=30.0)) as process:
         process.start()
         pid = process._proc.pid
         result = reproduce_supervised(rec, hangs, ReplayOptions(hang_timeout=0.5), process=process)
@@ -380,6 +424,17 @@ def test_a_supervised_hang_ends_the_worker_with_the_spinning_thread(tmp_path: Pa
             os.kill(pid, 0)  # ... and gone
         assert reproduce_supervised(rec, fine, process=process).crash is None
         assert process.starts == 2
+
+
+def _fine_and_hanging(tmp_path: Path) -> tuple[Path, Path, Path]:
+    fine = bundle(tmp_path, "")
+    rec = tmp_path / "rec.nkrec"
+    with MatchDriver(JsHandler(fine), Header(match_id="m1.n1", node="n1", tick_rate=10), capture=str(rec)) as d:
+        d.init({})
+        for _ in range(3):
+            d.tick()
+    (tmp_path / "hangs").mkdir()
+    return rec, fine, bundle(tmp_path / "hangs", HANGS_AT_1)
 
 
 @pytest.mark.parametrize(
