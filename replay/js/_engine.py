@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import _thread
 import ctypes
+import importlib
 import os
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import _quickjs
 import quickjs
 
 from replay.errors import HandlerError
@@ -71,7 +71,8 @@ def host_error(kind: str, message: str) -> str:
 # -- interrupting QuickJS -------------------------------------------------------------------------------------
 
 #: JSRuntime address -> 1 while the JavaScript on it must stop. QuickJS calls ``_stop_flags.get(rt, 0)`` at
-#: each interrupt poll: C code, so it runs whatever the thread's pending Python exceptions.
+#: each interrupt poll (about 0.15 times per tick of the bench's arena): C code, no Python bytecode, so no
+#: pending exception or signal handler can be raised inside the poll, where ctypes would only print it.
 _stop_flags: dict[int, int] = {}
 _POLL_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t)
 _POLL = _POLL_TYPE(_stop_flags.get)
@@ -79,7 +80,7 @@ _POLL = _POLL_TYPE(_stop_flags.get)
 
 def _binding_library() -> Any:
     try:
-        lib = ctypes.CDLL(_quickjs.__file__)  # already loaded: the same handle
+        lib = ctypes.CDLL(importlib.import_module("_quickjs").__file__)  # loaded by quickjs: the same handle
         for name in ("JS_GetRuntimeOpaque", "JS_GetRuntime"):
             getattr(lib, name).restype = ctypes.c_size_t
             getattr(lib, name).argtypes = [ctypes.c_size_t]
@@ -125,7 +126,9 @@ def _watch_sigint() -> bool:
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    if previous != -1:  # someone else's (an asyncio loop's): keep it, and run JavaScript on the worker thread
+    # an asyncio loop that sets its own later (serve's) replaces this one: Ctrl-C then waits for the JavaScript
+    # to call nk or return, or for the hang guard, as it waited before for that loop to get control back
+    if previous != -1:  # someone else's: keep it, and run JavaScript on the worker thread
         signal.set_wakeup_fd(previous)
         os.close(read_end)
         os.close(write_end)
@@ -164,7 +167,13 @@ class JsEngine:
         self.abandoned = ""
         self._host = host
         self._pending: BaseException | None = None  # what a host function caught for the caller
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the worker, started at its first call
+        self._request: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+        self._result: tuple[bool, Any] = (True, None)
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
         self.context: Any = None
         self._make_context(None)
         self._rt = None if os.environ.get(THREAD_ENV) == "worker" else _runtime_of(self.context)
@@ -264,12 +273,6 @@ class JsEngine:
 
     def _run_on_worker(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if self._thread is None:
-            self._request: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
-            self._result: tuple[bool, Any] = (True, None)
-            self._go = _thread.allocate_lock()
-            self._go.acquire()
-            self._done = _thread.allocate_lock()
-            self._done.acquire()
             old = threading.stack_size()
             try:
                 threading.stack_size(_STACK_BYTES)
