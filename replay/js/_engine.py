@@ -39,6 +39,7 @@ import _thread
 import ctypes
 import importlib
 import os
+import select
 import signal
 import threading
 from collections.abc import Callable
@@ -118,7 +119,7 @@ _sigint_watched = False
 def _watch_sigint() -> bool:
     """True when Ctrl-C interrupts JavaScript running on the main thread: a wakeup fd (set here once, from the
     main thread, if no other is set) lets a thread see SIGINT while QuickJS runs and stop it."""
-    global _sigint_watched
+    global _sigint_watched, _sigint_fd
     if _sigint_watched:
         return True
     if threading.current_thread() is not threading.main_thread():
@@ -133,18 +134,35 @@ def _watch_sigint() -> bool:
         os.close(read_end)
         os.close(write_end)
         return False
-    main = threading.main_thread().ident
-    threading.Thread(target=_read_signals, args=(read_end, main), name="nkreplay-sigint", daemon=True).start()
+    os.set_blocking(read_end, False)
+    _sigint_fd = read_end
+    threading.Thread(target=_read_signals, name="nkreplay-sigint", daemon=True).start()
     _sigint_watched = True
     return True
 
 
-def _read_signals(fd: int, main: int | None) -> None:
-    while True:
-        if signal.SIGINT in os.read(fd, 64):
-            stop = js_stoppers.get(main or 0)
+_sigint_fd = -1
+_sigint_lock = threading.Lock()
+
+
+def _drain_signals() -> None:
+    """Read what the wakeup fd holds; on SIGINT stop the JavaScript the main thread runs. Under a lock, so that
+    ``run`` draining after a failed call cannot miss a signal the watching thread has read but not handled."""
+    with _sigint_lock:
+        try:
+            data = os.read(_sigint_fd, 64)
+        except BlockingIOError:
+            return
+        if signal.SIGINT in data:
+            stop = js_stoppers.get(_MAIN or 0)
             if stop is not None:
                 stop("KeyboardInterrupt")
+
+
+def _read_signals() -> None:
+    while True:
+        select.select([_sigint_fd], [], [])
+        _drain_signals()
 
 
 def _interruption_in(exc: BaseException | None) -> BaseException | None:
@@ -230,6 +248,8 @@ class JsEngine:
         try:
             result = fn(self.context, *args)
         except BaseException as exc:
+            if ident == _MAIN and _sigint_watched:
+                _drain_signals()  # Ctrl-C's handler may have raised where the binding lost the exception
             if not (self.abandoned or self._pending or _interruption_in(exc)):
                 raise
             self._raise_stop(exc)
