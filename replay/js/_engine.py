@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import _thread
 import ctypes
-import importlib
 import os
 import select
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -81,13 +81,13 @@ _POLL = _POLL_TYPE(_stop_flags.get)
 
 def _binding_library() -> Any:
     try:
-        lib = ctypes.CDLL(importlib.import_module("_quickjs").__file__)  # loaded by quickjs: the same handle
+        lib = ctypes.CDLL(sys.modules["_quickjs"].__file__)  # imported by quickjs: the same handle
         for name in ("JS_GetRuntimeOpaque", "JS_GetRuntime"):
             getattr(lib, name).restype = ctypes.c_size_t
             getattr(lib, name).argtypes = [ctypes.c_size_t]
         lib.JS_SetInterruptHandler.restype = None
         lib.JS_SetInterruptHandler.argtypes = [ctypes.c_size_t, _POLL_TYPE, ctypes.c_size_t]
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, KeyError):
         return None
     return lib
 
