@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lupa.luajit21 as _lupa
 
@@ -76,6 +76,9 @@ from replay.runtime._dispatcher import LABEL_MAX_BYTES
 from replay.runtime._hang import CallbackHung
 from replay.runtime._nk import DerivedSources, Nk
 from replay.runtime._signature import lua_error_class
+
+if TYPE_CHECKING:
+    from replay.lua._serialized import SerializedKernel
 
 __all__ = ["LuaHandler"]
 
@@ -122,7 +125,9 @@ class LuaHandler(NkBinding):
         # (a `while true do end` compiled would run on past its limit)
         lua.globals()[b"jit"][b"off"]()
         loadstring = lua.eval(b"loadstring")
-        self._canonical = self._internal(loadstring, "canonical.lua", None)  # before the prelude changes globals
+        # before the prelude changes globals (and takes string.buffer away)
+        self._canonical, self._serialize = self._internal(loadstring, "canonical.lua", None)
+        self._serialized: SerializedKernel | None = None  # replay.lua._serialized, loaded on first use
         self._json = self._internal(loadstring, "json.lua", None)  # nk.json_decode/json_encode's common cases
         self._json_decode, self._json_encode = self._json[b"decode"], self._json[b"encode"]
         gosort = self._internal(loadstring, "gosort.lua", self._xorshift_others)
@@ -562,6 +567,22 @@ class LuaHandler(NkBinding):
         Python value; None when the state holds something only that path handles (the caller takes it)."""
         data = self._canonical(state)
         return data if type(data) is bytes else None
+
+    def state_canonical_bytes_compiled(self, state: Any) -> bytes | None:
+        """``state_canonical_bytes`` from LuaJIT's serializer and a numba kernel (``replay.lua._serialized``),
+        ``canonical.lua`` where the kernel gives up. The runtime calls it once the process has loaded numba
+        for its own compiled canonical walk."""
+        kernel = self._serialized
+        if kernel is None:
+            from replay.lua._serialized import SerializedKernel
+
+            kernel = self._serialized = SerializedKernel()
+        serialized = self._serialize(state)
+        if type(serialized) is bytes:
+            data = kernel.canonical_bytes(serialized)
+            if data is not None:
+                return data
+        return self.state_canonical_bytes(state)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str, str]:
         if isinstance(exc, LuaError):

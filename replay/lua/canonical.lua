@@ -242,4 +242,15 @@ local function encode(v)
   raw_error(r, 0)
 end
 
-return encode
+-- the state in LuaJIT's serialization format (string.buffer.encode: C, raw reads, no metamethods), or nil
+-- where the serializer refuses it; replay/lua/_serialized.py rewrites it into the canonical bytes (the prelude
+-- takes string.buffer out of package.loaded again: handlers never reach it)
+local buffer_encode = require("string.buffer").encode
+
+local function serialize(v)
+  local ok, s = raw_pcall(buffer_encode, v)
+  if ok then return s end
+  return nil
+end
+
+return encode, serialize

@@ -569,7 +569,7 @@ end
 -- is open already: so it is opened here, once, and dropped with the rest.
 if package.preload.ffi then package.preload.ffi() end
 G.io, G.debug, G.coroutine, G.python, G.gcinfo, G.jit, G.bit = nil, nil, nil, nil, nil, nil, nil
-for _, name in raw_ipairs({ "io", "debug", "coroutine", "python", "jit", "jit.opt", "bit", "ffi" }) do
+for _, name in raw_ipairs({ "io", "debug", "coroutine", "python", "jit", "jit.opt", "bit", "ffi", "string.buffer" }) do
   package.loaded[name] = nil
 end
 for name in raw_pairs(package.preload) do package.preload[name] = nil end

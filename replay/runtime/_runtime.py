@@ -218,6 +218,10 @@ class MatchRuntime:
         self.dispatcher = Dispatcher(self.presences, deferred_limit, self.ctx)
         # a handler that computes its state's canonical bytes itself (Lua: without converting the state)
         self._state_bytes: Callable[[Any], bytes | None] | None = getattr(handler, "state_canonical_bytes", None)
+        # and a compiled way to the same bytes, taken once the process has loaded the compiled canonical walk
+        self._state_bytes_compiled: Callable[[Any], bytes | None] | None = getattr(
+            handler, "state_canonical_bytes_compiled", None
+        )
 
     @property
     def label(self) -> str:
@@ -413,15 +417,22 @@ class MatchRuntime:
 
     def _state_data(self, state: Any) -> bytes:
         """The canonical bytes of ``state`` (what its digest hashes and a snapshot holds)."""
-        data = self._state_bytes(state) if self._state_bytes is not None else None
+        data = self._handler_state_bytes(state)
         if data is None:
             data = _state_canonical_bytes(self.handler.state_value(state))
         return data
 
+    def _handler_state_bytes(self, state: Any) -> bytes | None:
+        """The canonical bytes of ``state`` as the handler computes them (compiled once the process has loaded
+        the compiled canonical walk), None where it leaves them to the reference path."""
+        if self._state_bytes_compiled is not None and _canonical_bytes is not canonical_bytes:
+            return self._state_bytes_compiled(state)
+        return self._state_bytes(state) if self._state_bytes is not None else None
+
     def _state_digest(self, state: Any) -> int:
         """``digest_bytes(self._state_data(state))``, without the bytes where the compiled walk computes it."""
         if self._state_bytes is not None:
-            data = self._state_bytes(state)
+            data = self._handler_state_bytes(state)
             if data is not None:
                 return digest_bytes(data)
         if _canonical_bytes is canonical_bytes:  # still the reference walk: counted towards the kernel's price

@@ -1,5 +1,6 @@
-"""The canonical bytes of a Lua state computed in Lua (``replay/lua/canonical.lua``) are the bytes of the
-reference path, ``canonical_bytes(lua_to_plain(state))``, or None where the fast path leaves the state to it."""
+"""The canonical bytes of a Lua state computed in Lua (``replay/lua/canonical.lua``) or from LuaJIT's
+serialization of it by a numba kernel (``replay/lua/_serialized.py``) are the bytes of the reference path,
+``canonical_bytes(lua_to_plain(state))``, or None where the fast paths leave the state to it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import replay.runtime._runtime as runtime_module
 from recorder.errors import NakamaReplayError
 from recorder.format import canonical_bytes
 from replay.lua import LuaHandler
-from replay.runtime import reproduce
+from replay.lua._serialized import SerializedKernel
+from replay.runtime import ReplayOptions, reproduce
 from tests.common.paths import ROOT
 
 HANDLERS = ROOT / "fixtures" / "handlers"
@@ -31,6 +34,20 @@ def lua_handler() -> LuaHandler:
 def _both(handler: LuaHandler, source: str) -> tuple[bytes | None, bytes]:
     value = handler._lua.execute("return " + source)
     return handler.state_canonical_bytes(value), canonical_bytes(handler.state_value(value))
+
+
+def _kernel_bytes(handler: LuaHandler, value: object) -> bytes | None:
+    """The serialized path alone: the kernel's bytes, or None where it leaves the state to canonical.lua (a
+    new kernel each time: its work space grows with the states it met, and with it what it writes)."""
+    serialized = handler._serialize(value)
+    return None if serialized is None else SerializedKernel().canonical_bytes(serialized)
+
+
+def _all_paths(handler: LuaHandler, source: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(canonical.lua's bytes, the kernel's, the compiled entry point's) for the state ``source`` builds."""
+    value = handler._lua.execute("return " + source)
+    lua, kernel = handler.state_canonical_bytes(value), _kernel_bytes(handler, value)
+    return lua, kernel, handler.state_canonical_bytes_compiled(value)
 
 
 FAST = [
@@ -77,6 +94,34 @@ def test_what_only_the_reference_path_handles_is_left_to_it(lua_handler: LuaHand
     assert lua_handler.state_canonical_bytes(value) is None
 
 
+#: what the kernel leaves to canonical.lua although canonical.lua writes it: a sparse array larger than the
+#: kernel's work space, nesting past the serializer's limit (100), a map of more keys than it sorts
+KERNEL_LEAVES = [
+    "{[70000] = 2}",
+    "(function() local t = {} local c = t for i = 1, 150 do c.x = {} c = c.x end return t end)()",
+    "(function() local t = {} for i = 1, 600 do t['k' .. i] = i end return t end)()",
+    "{1, [1.5] = print}",  # a function the array drops: the serializer refuses it
+]
+
+
+@pytest.mark.parametrize("source", FAST)
+def test_the_kernel_gives_the_reference_bytes(lua_handler: LuaHandler, source: str) -> None:
+    lua, kernel, compiled = _all_paths(lua_handler, source)
+    reference = canonical_bytes(lua_handler.state_value(lua_handler._lua.execute("return " + source)))
+    assert compiled == lua == reference
+    if source in KERNEL_LEAVES or source == "nil":  # nil: the serializer's 0x00 stands only in arrays
+        assert kernel is None
+    else:
+        assert kernel == reference, "the kernel writes every other state canonical.lua writes"
+
+
+@pytest.mark.parametrize("source", FALLBACK + KERNEL_LEAVES)
+def test_what_the_kernel_cannot_write_is_left_to_canonical_lua(lua_handler: LuaHandler, source: str) -> None:
+    lua, kernel, compiled = _all_paths(lua_handler, source)
+    assert kernel is None
+    assert compiled == lua, "canonical.lua's answer (bytes, or None: the reference path's)"
+
+
 _leaf = st.one_of(
     st.floats(allow_nan=False).map(repr).map(lambda r: {"inf": "1/0", "-inf": "-1/0"}.get(r, r)),
     st.integers(-(2**60), 2**60).map(str),
@@ -101,6 +146,8 @@ _lua_value = st.recursive(
 def test_random_states_agree(source: str) -> None:
     fast, reference = _both(_handler(), source)
     assert fast == reference, "every generated state is one the Lua writer takes"
+    value = _handler()._lua.execute("return " + source)
+    assert _kernel_bytes(_handler(), value) == reference, "and the kernel"
 
 
 # the awkward cases: holes, mixed keys, integral float keys, -0, strings that are not UTF-8 or hold a pointer
@@ -142,12 +189,14 @@ def test_awkward_states_give_the_reference_bytes_or_are_left_to_it(source: str) 
     handler = _handler()
     value = handler._lua.execute("return " + source)
     fast = handler.state_canonical_bytes(value)
+    kernel = _kernel_bytes(handler, value)
     try:
         reference = canonical_bytes(handler.state_value(value))
     except NakamaReplayError:
-        assert fast is None, "the reference path refuses this state"
+        assert fast is None and kernel is None, "the reference path refuses this state"
         return
     assert fast is None or fast == reference
+    assert kernel is None or kernel == reference
 
 
 def test_a_sparse_array_of_millions_of_holes_is_left_to_the_reference() -> None:
@@ -201,9 +250,12 @@ def test_a_table_changed_between_digests_gives_the_reference_bytes_each_time(ops
     state = handler._lua.execute("return {a = 1, b = 'x', c = {1, 2}}")
     mutate = handler._lua.execute("return function(...) " + _MUTATE + " end")
     for op, key, leaf in ops:
-        assert handler.state_canonical_bytes(state) == canonical_bytes(handler.state_value(state))
+        reference = canonical_bytes(handler.state_value(state))
+        assert handler.state_canonical_bytes(state) == reference
+        assert _kernel_bytes(handler, state) == reference
         mutate(op.encode(), key.encode(), handler._lua.execute("return " + leaf), state)
     assert handler.state_canonical_bytes(state) == canonical_bytes(handler.state_value(state))
+    assert _kernel_bytes(handler, state) == canonical_bytes(handler.state_value(state))
 
 
 def test_lua_fixture_replays_with_its_recorded_digests() -> None:
@@ -216,3 +268,24 @@ def test_lua_fixture_replays_with_its_recorded_digests() -> None:
     result = reproduce(rec, handler)
     assert result.reproduced and result.divergence_count == 0, result.verdict
     assert len(calls) >= 58 and None not in calls, "every digest was computed in Lua"
+
+
+def test_a_replay_takes_the_kernel_once_the_compiled_walk_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed Lua recording's digests, computed by the kernel once the process has loaded the compiled
+    canonical walk (before that: canonical.lua, as test_lua_fixture_replays_with_its_recorded_digests shows)."""
+    from replay.runtime._fast_canonical import compiled_canonical_bytes
+
+    compiled = compiled_canonical_bytes()
+    if compiled is None:
+        pytest.skip("numba runs interpreted here (NUMBA_DISABLE_JIT): the runtime never loads the compiled walk")
+    monkeypatch.setattr(runtime_module, "_canonical_bytes", compiled)
+    rec = ROOT / "fixtures" / "recordings" / "arena-lua-reconnect-crash.nkrec"
+    handler = LuaHandler(HANDLERS / "arena.lua")
+    taken: list[bytes | None] = []
+    kernel = SerializedKernel()
+    real = kernel.canonical_bytes
+    kernel.canonical_bytes = lambda serialized: taken.append(real(serialized)) or taken[-1]  # type: ignore[method-assign]
+    handler._serialized = kernel
+    result = reproduce(rec, handler, ReplayOptions())
+    assert result.reproduced and result.divergence_count == 0, result.verdict
+    assert len(taken) >= 58 and None not in taken, "every digest was the kernel's"
