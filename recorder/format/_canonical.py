@@ -87,12 +87,7 @@ _EXACT = 1 << 53
 def _inside(bad: InvalidValue, part: str | int) -> None:
     """Prefix the field of ``bad`` (a value without canonical form, raised from inside ``part``) with the
     step into ``part``, as ``join_key`` spells it: ``[3]``, ``.name`` or ``["a b"]``."""
-    if isinstance(part, int):
-        bad.field = f"[{part}]{bad.field}"
-    elif _IDENT.match(part):
-        bad.field = f".{part}{bad.field}"
-    else:
-        bad.field = join_key("", part) + bad.field
+    bad.field = _step("", part) + bad.field
 
 
 def _number(v: int | float) -> int | float:
@@ -339,7 +334,7 @@ def canonicalize(value: Any) -> Any:
 
 
 def _step(path: str, part: str | int) -> str:
-    """``path`` one step into ``part``, spelled as ``_inside`` spells it."""
+    """``path`` one step into ``part``: ``[3]``, ``.name`` or ``["a b"]`` (as ``join_key`` spells it)."""
     if isinstance(part, int):
         return f"{path}[{part}]"
     return f"{path}.{part}" if _IDENT.match(part) else join_key(path, part)

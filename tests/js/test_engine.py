@@ -15,7 +15,8 @@ from tests.common.paths import ROOT
 
 CTRL_C = textwrap.dedent(
     """
-    import os, signal, sys, threading, time
+    import faulthandler, os, signal, sys, threading, time
+    faulthandler.dump_traceback_later(60, exit=True)  # a hang shows every thread's stack (stderr), then exit 1
     from replay.js._engine import JsEngine
     from replay.runtime._hang import js_stoppers
 
@@ -47,7 +48,7 @@ CTRL_C = textwrap.dedent(
 def test_ctrl_c_stops_javascript_running_on_the_main_thread(loop: str) -> None:
     """No hang guard: only the SIGINT watch can stop a pure JavaScript loop; a loop calling host functions gets
     the KeyboardInterrupt in Python code that QuickJS called."""
-    done = subprocess.run([sys.executable, "-c", CTRL_C, loop], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", CTRL_C, loop], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and done.stdout == "interrupted KeyboardInterrupt True\n", (done.stdout, done.stderr)
 
 
