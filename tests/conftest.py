@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal: a shell without job control starts a background job (``cmd &``) with SIGINT
+    ignored, and the programs the tests start inherit that, so the Ctrl-C tests' SIGINT would never arrive."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _environment() -> dict[str, str]:

@@ -49,7 +49,8 @@ def test_ctrl_c_stops_javascript_running_on_the_main_thread(loop: str) -> None:
     """No hang guard: only the SIGINT watch can stop a pure JavaScript loop; a loop calling host functions gets
     the KeyboardInterrupt in Python code that QuickJS called."""
     done = subprocess.run([sys.executable, "-c", CTRL_C, loop], cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0 and done.stdout == "interrupted KeyboardInterrupt True\n", (done.stdout, done.stderr)
+    if done.returncode != 0 or done.stdout != "interrupted KeyboardInterrupt True\n":
+        pytest.fail(f"stdout {done.stdout!r}, exit {done.returncode}, stderr:\n{done.stderr}")  # whole, not cut
 
 
 @pytest.mark.parametrize(
