@@ -152,16 +152,16 @@ class MessageBatch(Sequence[MatchMessage]):
 
     #: the row decoder and checker, generated from the message table by ``recorder.format._schema``
     #: (which ``recorder.format`` imports before any batch exists): ``rows_decoder(rows, presences)`` checks
-    #: every field inline and raises ``ValueError`` at the first bad one; ``row_checker(row, presences, n,
-    #: field)`` names it
-    rows_decoder: ClassVar[Callable[[list[list[Any]], list[Presence]], tuple[MatchMessage, ...]]]
+    #: every field inline and raises ``ValueError`` at the first bad one (it returns a new list: a replay hands
+    #: it to ``match_loop`` as it is); ``row_checker(row, presences, n, field)`` names it
+    rows_decoder: ClassVar[Callable[[list[list[Any]], list[Presence]], list[MatchMessage]]]
     row_checker: ClassVar[Callable[[Any, list[Presence], int, str], None]]
 
     def _load(self) -> tuple[MatchMessage, ...]:
         items = self._items
         if items is None:
             try:
-                items = MessageBatch.rows_decoder(self._rows, self._presences)
+                items = tuple(MessageBatch.rows_decoder(self._rows, self._presences))
             except (ValueError, TypeError, IndexError, KeyError):
                 raise self._bad_row() from None
             self._items, self._rows = items, []

@@ -871,8 +871,8 @@ def _gen_message_rows() -> str:
 
 
 def _gen_rows(record: Record, name: str) -> str:
-    """All rows of ``record`` at once (a loop's messages): one comprehension, every field checked inline;
-    any failure raises ``ValueError`` (``_check_<name>`` then names the row and field)."""
+    """All rows of ``record`` at once (a loop's messages), as a new list: one comprehension, every field checked
+    inline; any failure raises ``ValueError`` (``_check_<name>`` then names the row and field)."""
     order = record.chunk_order()
     names = {f.name: f"x{f.short}" for f in order}
     checks = " and ".join(f"({_sub(f.type.fast, names[f.name])})" for f in order if f.type.fast)
@@ -880,7 +880,7 @@ def _gen_rows(record: Record, name: str) -> str:
     return (
         f"def _rows_{name}(rows, ps):\n"
         "    n = len(ps)\n"
-        f"    return tuple([_build_{name}({args}) for {', '.join(names.values())} in rows if ({checks}) or _reject()])\n"
+        f"    return [_build_{name}({args}) for {', '.join(names.values())} in rows if ({checks}) or _reject()]\n"
     )
 
 

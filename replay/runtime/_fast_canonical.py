@@ -35,7 +35,14 @@ from numba import njit
 from recorder.format import canonical_bytes as reference_canonical_bytes
 from recorder.format import digest_bytes
 
-__all__ = ["canonical_bytes", "canonical_digest", "kernel_bytes", "kernel_digest", "compiled_canonical_bytes"]
+__all__ = [
+    "canonical_bytes",
+    "canonical_digest",
+    "compiled_canonical_bytes",
+    "compiled_canonical_digest",
+    "kernel_bytes",
+    "kernel_digest",
+]
 
 _MAX_DEPTH = 512  # msgpack's own nesting limit: deeper states never reach the kernel
 _GIVE_UP = -1
@@ -290,7 +297,7 @@ class _Kernel:
             packed = self.pack(value)
         except Exception:  # a type, string or number the packer refuses: the reference decides
             return _GIVE_UP
-        if b": 0x" in packed:
+        if b":" in packed and b": 0x" in packed:  # the first test alone (memchr) when no colon at all
             return _GIVE_UP  # a pointer text may need masking: the reference does it
         if len(packed) > self.room:
             self._grow(len(packed))
@@ -313,7 +320,7 @@ class _Kernel:
             packed = self.pack(value)
         except Exception:  # a type, string or number the packer refuses: the reference decides
             return digest_bytes(reference_canonical_bytes(value))
-        if b": 0x" in packed:
+        if b":" in packed and b": 0x" in packed:
             return digest_bytes(reference_canonical_bytes(value))
         if len(packed) > self.room:
             self._grow(len(packed))
@@ -361,6 +368,14 @@ def canonical_digest(value: Any) -> int:
     if _kernel is None:
         _kernel = _Kernel()
     return _kernel.digest_or_reference(value)
+
+
+def compiled_canonical_digest() -> Callable[[Any], int]:
+    """``canonical_digest`` without its own call: the kernel's method (the kernel made now if need be)."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _Kernel()
+    return _kernel.digest_or_reference
 
 
 def compiled_canonical_bytes() -> Callable[[Any], bytes] | None:

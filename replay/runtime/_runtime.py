@@ -107,13 +107,13 @@ _reference_digests = 0
 
 def _load_compiled_canonical() -> None:
     global _canonical_bytes, _canonical_digest
-    from replay.runtime._fast_canonical import canonical_digest, compiled_canonical_bytes
+    from replay.runtime._fast_canonical import compiled_canonical_bytes, compiled_canonical_digest
 
     compiled = compiled_canonical_bytes()
     if compiled is None:
         _canonical_bytes, _canonical_digest = canonical_bytes, _reference_digest
     else:
-        _canonical_bytes, _canonical_digest = compiled, canonical_digest
+        _canonical_bytes, _canonical_digest = compiled, compiled_canonical_digest()
 
 
 def expect_digests(count: int) -> None:
@@ -307,19 +307,27 @@ class MatchRuntime:
             finally:
                 guard.disarm()
             ok = True
-        except CallbackHung:
-            self._stop_with(
-                Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
-            )
-        except Exception as exc:  # a handler may raise anything; that is the crash we report
-            self._stop_with(self._crash_from(callback, tick, exc))
-        except KeyboardInterrupt as exc:
-            if not interrupts_come_from_handlers():
+        except (CallbackHung, Exception, KeyboardInterrupt) as exc:
+            if not self._failed(callback, tick, exc):
                 raise  # the user's Ctrl-C: an interruption, not a crash
-            self._stop_with(self._crash_from(callback, tick, exc))  # the handler raised it itself
         if beacon is not None:
             beacon.leave()  # not reached when SystemExit leaves the process: the supervisor sees where it was
         return ok, result
+
+    def _failed(self, callback: str, tick: int, exc: BaseException) -> bool:
+        """A callback raised ``exc``: stop the match with its crash (or hang). False for a ``KeyboardInterrupt``
+        that is the user's Ctrl-C, not the handler's own (the caller re-raises it)."""
+        if isinstance(exc, CallbackHung):
+            self._stop_with(
+                Crash(callback, tick, f"{callback} did not return within {self.hang_guard.limit} s", "Hang", "", True)
+            )
+        elif isinstance(exc, Exception):  # a handler may raise anything; that is the crash we report
+            self._stop_with(self._crash_from(callback, tick, exc))
+        elif isinstance(exc, KeyboardInterrupt) and interrupts_come_from_handlers():
+            self._stop_with(self._crash_from(callback, tick, exc))  # the handler raised it itself
+        else:
+            return False
+        return True
 
     def _crash_from(self, callback: str, tick: int, exc: BaseException) -> Crash:
         describe = getattr(self.handler, "describe_error", None)
@@ -439,43 +447,53 @@ class MatchRuntime:
             return _state_canonical_digest(self.handler.state_value(state))
         return _canonical_digest(self.handler.state_value(state))
 
-    def replay_loop(self, messages: tuple[MatchMessage, ...], plain: tuple[Any, ...]) -> StepResult | None:
+    def replay_loop(self, messages: list[MatchMessage], plain: tuple[Any, ...]) -> StepResult | None:
         """Run a plain recorded loop (``recorder.format._schema.iter_replay``: its outcome still in encoded
-        form) with its decoded ``messages``. None when it ran and matched its recorded outcome: nothing to
-        report, the match went on as ``apply`` makes it go. Anything else (a crash, a nil state, kicks, label
-        updates, a broadcast or digest that differs, a snapshot due, a converted wire recording) is the
-        decoded call's ``StepResult`` exactly as ``apply`` gives it: the comparison in encoded form only ever
-        says "the same", and the reference decides everything else."""
+        form) with its decoded ``messages`` (a new list, handed to ``match_loop`` as it is). None when it ran
+        and matched its recorded outcome: nothing to report, the match went on as ``apply`` makes it go.
+        Anything else (a crash, a nil state, kicks, label updates, a broadcast or digest that differs, a
+        snapshot due, a converted wire recording) is the decoded call's ``StepResult`` exactly as ``apply``
+        gives it: the comparison in encoded form only ever says "the same", and the reference decides
+        everything else. ``_invoke`` is written out here (a call with no recorded values; ``_failed`` takes
+        a callback's failure the same way): this runs once per replayed tick."""
         tick = plain[0]
         every = self.snapshot_every
         if self.stopped or self.wire_outcomes or self.digests == "always" or (every > 0 and tick % every == 0):
             return self.apply(decode_loop(plain[6], plain[7], plain[5], plain[8]))
         index = self.index
-        self.index += 1
+        self.index = index + 1
         d = self.dispatcher
-        ok, result = self._invoke(
-            "match_loop",
-            tick,
-            (),
-            self.handler.match_loop,
-            self.ctx,
-            self.logger,
-            self.nk,
-            d,
-            tick,
-            self.state,
-            list(messages),
-        )
-        if (
-            ok
-            and result is not None
-            and not d.kicks
-            and not d.label_updates
-            and (not plain[2] or self._matches_encoded(result, plain[3], plain[4], tick))
-        ):
-            self.state = result  # what _finish does for a call that returned a state, kicked no one, matched
-            self.tick = tick + 1
-            return None
+        nk = self.nk
+        nk.begin_call(tick)
+        d.reset()
+        guard = self.hang_guard
+        beacon = self.beacon
+        if beacon is not None:
+            beacon.enter("match_loop", tick)
+        ok, result = False, None
+        try:
+            guard.arm()
+            try:
+                result = self.handler.match_loop(self.ctx, self.logger, nk, d, tick, self.state, messages)
+            finally:
+                guard.disarm()
+            ok = True
+        except (CallbackHung, Exception, KeyboardInterrupt) as exc:
+            if not self._failed("match_loop", tick, exc):
+                raise  # the user's Ctrl-C: an interruption, not a crash
+        if beacon is not None:
+            beacon.leave()
+        if ok and result is not None and not d.kicks and not d.label_updates:
+            if not plain[2]:  # no outcome recorded: nothing to compare
+                matched = True
+            elif plain[4] is None and not d.broadcasts:  # no broadcasts either side: the digest alone
+                matched = plain[3] is None or self.digests != "recorded" or self._digest_matches(result, plain[3], tick)
+            else:
+                matched = self._matches_encoded(result, plain[3], plain[4], tick)
+            if matched:
+                self.state = result  # what _finish does for a call that returned a state, kicked no one, matched
+                self.tick = tick + 1
+                return None
         call = decode_loop(plain[6], plain[7], plain[5], plain[8])
         step = self._finish(index, call, result if ok else None)
         if ok and not self.stopped:
@@ -504,11 +522,15 @@ class MatchRuntime:
                 ):
                     return False
         if digest is not None and self.digests == "recorded":
-            try:
-                return self._state_digest(state) == digest
-            except StateError as exc:
-                raise _returned_by(exc, "match_loop", tick) from None
+            return self._digest_matches(state, digest, tick)
         return True
+
+    def _digest_matches(self, state: Any, digest: int, tick: int) -> bool:
+        """Whether the digest of the state ``match_loop`` returned at ``tick`` is ``digest``."""
+        try:
+            return self._state_digest(state) == digest
+        except StateError as exc:
+            raise _returned_by(exc, "match_loop", tick) from None
 
     def _snapshot_due(self, call: Call) -> bool:
         return self.snapshot_every > 0 and type(call) is LoopCall and call.tick % self.snapshot_every == 0
@@ -979,9 +1001,9 @@ def _run(
     reader: Recording | None = None,
 ) -> ReplayResult:
     markers: list[CrashMarker] = []
-    # the calls of the last ticks, as (tick, call) or, for a plain loop that matched, (tick, its messages):
-    # described only at the end, formatting every tick would dominate
-    recent: deque[tuple[int, Call | tuple[MatchMessage, ...]]] = deque()
+    # the calls of the last ticks, as (tick, call) or, for a plain loop that matched, (tick, its encoded parts):
+    # described only at the end, formatting every tick would dominate (and the handler had the messages' list)
+    recent: deque[tuple[int, Call | tuple[Any, ...]]] = deque()
     divergences: list[Divergence] = []
     divergence_count = 0
     ticks = calls = 0
@@ -1013,7 +1035,7 @@ def _run(
                 if step is None:  # it ran and matched its recorded outcome
                     calls += 1
                     ticks += 1
-                    recent.append((tick, messages))
+                    recent.append((tick, e))
                     while recent[0][0] < tick - kept:
                         recent.popleft()
                     continue
@@ -1112,7 +1134,10 @@ def _run(
         recorded_crash=recorded_crash,
         stop_reason=runtime.stop_reason,
         presences=tuple(runtime.presences),
-        last_inputs=[describe_call(c if not isinstance(c, tuple) else LoopCall(t, c)) for t, c in recent],
+        last_inputs=[
+            describe_call(c if not isinstance(c, tuple) else LoopCall(t, tuple(rows_decoder(c[1], c[5]))))
+            for t, c in recent
+        ],
         divergences=divergences,
         divergence_count=divergence_count,
         logs=runtime.logger.lines[-20:],

@@ -18,6 +18,7 @@ from replay.runtime._fast_canonical import (
     canonical_bytes,
     canonical_digest,
     compiled_canonical_bytes,
+    compiled_canonical_digest,
     kernel_bytes,
     kernel_digest,
 )
@@ -153,8 +154,8 @@ def test_a_process_loads_the_kernel_once_its_price_is_spent_or_known_to_pay(monk
     assert runtime_module._canonical_bytes is reference  # one reference walk short of the price
     assert runtime_module._state_canonical_bytes({"a": 1}) == reference({"a": 1})
     assert runtime_module._canonical_bytes is compiled
-    assert runtime_module._canonical_digest is (
-        runtime_module._reference_digest if config.DISABLE_JIT else canonical_digest
+    assert runtime_module._canonical_digest == (
+        runtime_module._reference_digest if config.DISABLE_JIT else compiled_canonical_digest()
     )
     assert runtime_module._state_canonical_digest({"a": 1}) == digest_bytes(reference({"a": 1}))
 

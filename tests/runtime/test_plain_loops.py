@@ -7,6 +7,8 @@ explanation text included, must be the same."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from recorder.format import (
     read_events,
     write_recording,
 )
-from replay.runtime import ReplayOptions, reproduce
+from replay.runtime import ReplayOptions, load_handler, reproduce
 from tests.common.paths import HANDLERS, RECORDINGS
 
 CLEAN = RECORDINGS / "arena-clean.nkrec"  # loops with digests, position broadcasts every 5 ticks, snapshots
@@ -201,6 +203,63 @@ def test_an_outcome_left_out_compares_nothing(tmp_path: Path) -> None:
 def test_until_tick_and_the_last_inputs_are_the_references() -> None:
     doc = _both(CLEAN, until_tick=22, last_ticks=4)
     assert doc["ticks_replayed"] == 23 and {m["tick"] for m in doc["last_inputs"]} >= {19, 20, 21, 22}
+
+
+def test_the_last_inputs_are_the_recorded_messages_whatever_the_handler_did_to_its_list() -> None:
+    """A plain loop hands ``match_loop`` the decoder's own list of messages (no copy); the last inputs a
+    report lists are decoded again from the recording, so a handler that empties its list changes nothing."""
+    handler = load_handler(ARENA)
+    loop = handler.match_loop
+
+    def emptying(*args: Any) -> Any:
+        state = loop(*args)
+        args[-1].clear()
+        return state
+
+    handler.match_loop = emptying
+    emptied = reproduce(CLEAN, handler, ReplayOptions(last_ticks=4)).to_json()
+    reference = reproduce(CLEAN, ARENA, ReplayOptions(last_ticks=4), observer=lambda step: None).to_json()
+    assert emptied["reproduced"] and emptied["divergence_count"] == 0
+    assert emptied["last_inputs"] == reference["last_inputs"]
+    assert any(m["messages"] for m in reference["last_inputs"])  # there were messages to lose
+
+
+FAILURES = {
+    "crash": "raise ValueError('bad input')",
+    "hang": "while True: pass",
+    "interrupt": "raise KeyboardInterrupt",
+}
+ERROR_TYPES = {"crash": "ValueError", "hang": "Hang", "interrupt": "KeyboardInterrupt"}
+
+
+@pytest.mark.parametrize("kind", FAILURES)
+def test_a_plain_loop_that_fails_stops_the_match_as_the_reference_does(tmp_path: Path, kind: str) -> None:
+    """``replay_loop`` runs ``match_loop`` itself (not through ``_invoke``): a crash, a hang and the handler's own
+    ``KeyboardInterrupt`` (in a process that ignores SIGINT, as a supervised worker does) end the replay as the
+    reference path ends it; a ``KeyboardInterrupt`` in a process that takes SIGINT is the user's Ctrl-C."""
+    tick = sorted(_plain_ticks(CLEAN))[10]
+    shutil.copy(HANDLERS / "arena.py", tmp_path / "arena.py")
+    handler = tmp_path / "failing.py"
+    handler.write_text(
+        "from arena import *  # noqa: F403\nfrom arena import match_loop as _loop\n\n\n"
+        "def match_loop(ctx, logger, nk, dispatcher, tick, state, messages):\n"
+        f"    if tick == {tick}:\n        {FAILURES[kind]}\n"
+        "    return _loop(ctx, logger, nk, dispatcher, tick, state, messages)\n"
+    )
+    options = ReplayOptions(hang_timeout=0.3)
+    if kind == "interrupt":
+        with pytest.raises(KeyboardInterrupt):  # the user's Ctrl-C: an interruption, not a crash
+            reproduce(CLEAN, handler, options)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        fast = reproduce(CLEAN, handler, options).to_json()
+        reference = reproduce(CLEAN, handler, options, observer=lambda step: None).to_json()
+    finally:
+        if kind == "interrupt":
+            signal.signal(signal.SIGINT, previous)
+    assert fast == reference
+    assert (fast["callback"], fast["tick"], fast["error_type"]) == ("match_loop", tick, ERROR_TYPES[kind])
+    assert fast["outcome"] == ("hung" if kind == "hang" else "crashed")
 
 
 def test_a_damaged_message_of_a_plain_loop_is_the_readers_error(
