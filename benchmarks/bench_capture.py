@@ -39,6 +39,8 @@ from replay.runtime import MatchDriver
 
 GAME = Path(__file__).resolve().parent / "capture" / "move_match.lua"
 CAPTURE = ROOT / "recorder" / "capture" / "modules" / "nkreplay_capture.lua"
+#: the capture module's recording side, deployed beside it (loaded by it when a match records)
+CAPTURE_REC = CAPTURE.with_name("nkreplay_capture_rec.lua")
 
 #: mode -> the options of capture.wrap (None: the handler unwrapped)
 MODES: dict[str, str | None] = {
@@ -62,12 +64,13 @@ def module_name(mode: str) -> str:
 
 
 def write_modules(folder: Path, with_capture: bool = True) -> dict[str, Path]:
-    """The game, the capture module (unless ``with_capture`` is False: it is found on the module path) and
-    one wrapper module per mode in ``folder``; returns mode -> module file."""
+    """The game, the capture module and its recording side (unless ``with_capture`` is False: they are found
+    on the module path) and one wrapper module per mode in ``folder``; returns mode -> module file."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "move_match.lua").write_text(GAME.read_text())
     if with_capture:
-        (folder / "nkreplay_capture.lua").write_text(CAPTURE.read_text())
+        for module in (CAPTURE, CAPTURE_REC):
+            (folder / module.name).write_text(module.read_text())
     out = {}
     for mode, options in MODES.items():
         path = folder / f"{module_name(mode)}.lua"

@@ -18,8 +18,10 @@ Two designs (``--design``):
   measured over the same seconds, each server's clients in a process of their own. The ratio of one round
   compares two processes that saw the same load, so the machine's load drift (the unwrapped baseline moved
   from 19 to 36 µs between sequential runs on a shared machine) cancels out of it. The two servers swap
-  ports and databases every round. Printed per mode: every round's ratio, the median (judged against the
-  target) and the best.
+  ports and databases every round, and which of the two is started first every second round (the server
+  started first had its matches ticking longer and measured differently), so a multiple of 4 rounds gives
+  every mode each port and each start order equally often. Printed per mode: every round's ratio, the
+  median (judged against the target), the best and the spread (lowest-highest).
 - ``sequential``: one server at a time, the modes taking turns, the best run of each (the ratio of the
   medians beside it): what the first measurements used.
 
@@ -33,8 +35,10 @@ seconds). The cases are issue 19's:
 - loaded: 25 matches of 4 players at 10 Hz, each player (a WebSocket client here, reading every broadcast)
   sending one move per tick period; the match broadcasts the positions every tick.
 
-``--compare-module PATH`` adds the lean mode of another ``nkreplay_capture.lua`` (main's, say) to the same
-rounds: on a shared machine only figures from one run compare. Modes as in ``bench_capture.py``: unwrapped,
+``--compare-module PATH`` adds the lean mode of another ``nkreplay_capture.lua`` (main's, say; with the
+``nkreplay_capture_rec.lua`` beside it, if there is one) to the same rounds: on a shared machine only figures from one run compare. The mode ``A/A`` (in ``--modes``) is the
+control: an unwrapped server beside an unwrapped server, measured and printed like a wrapped mode; its ratios
+show how far the design itself moves a ratio that should be 1.00. Modes as in ``bench_capture.py``: unwrapped,
 full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. Linux only (/proc).
 """
 
@@ -67,6 +71,8 @@ from bench_capture import MODES, TARGETS, module_name, move, write_modules
 SERVER_KEY, HTTP_KEY = "defaultkey", "defaulthttpkey"
 #: the lean mode with another version of the capture module (--compare-module), measured in the same run
 COMPARED = "lean (compared)"
+#: the control: an unwrapped server measured as if it were a wrapped mode (paired beside an unwrapped one)
+CONTROL = "A/A"
 CASES = {"idle": (300, 0), "loaded": (25, 4)}  # matches, players per match
 TICK_RATE = 10
 
@@ -287,6 +293,8 @@ def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> No
     """Only what the mode's matches run: Nakama loads every module in the folder at startup, and the capture
     module patches nk, math and os in the VM that loads it (the unwrapped run must not pay for that)."""
     shutil.rmtree(folder, ignore_errors=True)
+    if mode == CONTROL:
+        mode = "unwrapped"
     if mode == COMPARED:
         assert compared is not None
         write_modules(folder, with_capture=False)
@@ -294,6 +302,9 @@ def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> No
             if path.name not in ("move_match.lua", module_name("lean") + ".lua"):
                 path.unlink()
         shutil.copy(compared, folder / "nkreplay_capture.lua")
+        rec = compared.with_name("nkreplay_capture_rec.lua")  # its recording side, if it has one
+        if rec.is_file():
+            shutil.copy(rec, folder / rec.name)
         shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
         return
     paths = write_modules(folder, with_capture=MODES[mode] is not None)
@@ -311,7 +322,11 @@ def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -
     nakama.start()
     ids = nakama.rpc(
         "bench_capture_create",
-        {"module": module_name("lean" if mode == COMPARED else mode), "count": matches, "tick_rate": TICK_RATE},
+        {
+            "module": module_name({COMPARED: "lean", CONTROL: "unwrapped"}.get(mode, mode)),
+            "count": matches,
+            "tick_rate": TICK_RATE,
+        },
     )["match_ids"]
     if len(ids) != matches:
         raise SystemExit(f"asked for {matches} matches, got {len(ids)}")
@@ -437,7 +452,8 @@ def report_paired(pairs: list[tuple[Run, Run]], cases: list[str], modes: list[st
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if median <= TARGETS[case] else 'MISSED'} (median)"
             every = ", ".join(f"{r:.2f}" for r in ratios)
             print(
-                f"  {mode:<15} median {median:4.2f}x  best {min(ratios):4.2f}x  (rounds: {every}); median"
+                f"  {mode:<15} median {median:4.2f}x  best {min(ratios):4.2f}x  spread {min(ratios):4.2f}-"
+                f"{max(ratios):4.2f}x  (rounds: {every}); median"
                 f" {wrapped:6.1f} us/tick against {base:6.1f} unwrapped; {log:6.1f} log bytes/tick{sent}{mark}"
             )
 
@@ -454,7 +470,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measuring window per run")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds after the matches start, before measuring")
     ap.add_argument("--cases", default="idle,loaded", help="comma-separated: idle, loaded")
-    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (unwrapped is always run)")
+    ap.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated modes (unwrapped is always run); {CONTROL}: unwrapped beside unwrapped, the control",
+    )
     ap.add_argument(
         "--design",
         choices=("paired", "sequential"),
@@ -477,7 +497,7 @@ def main() -> None:
     if not Path("/proc/self/stat").exists():
         raise SystemExit("needs Linux /proc to read the server's CPU time")
     modes = ["unwrapped"] + [m for m in args.modes.split(",") if m and m != "unwrapped"]
-    unknown = [m for m in modes if m not in MODES]
+    unknown = [m for m in modes if m not in MODES and m != CONTROL]
     if args.compare_module is not None:
         if not args.compare_module.is_file():
             raise SystemExit(f"--compare-module {args.compare_module}: no such file")
@@ -516,11 +536,14 @@ def main() -> None:
                         )
                     continue
                 for mode in modes[1:]:
-                    # the servers swap roles every round, so neither port, database nor start order favours one
+                    # the servers swap roles every round and the start order every second round, so over 4
+                    # rounds neither port, database nor start order favours one side
                     plain, wrapped = servers if r % 2 == 0 else servers[::-1]
-                    base, run = measure(
-                        [(plain, "unwrapped"), (wrapped, mode)], case, args.warmup, args.seconds, args.compare_module
-                    )
+                    configs = [(plain, "unwrapped"), (wrapped, mode)]
+                    if (r // 2) % 2 == 1:
+                        base, run = measure(configs[::-1], case, args.warmup, args.seconds, args.compare_module)[::-1]
+                    else:
+                        base, run = measure(configs, case, args.warmup, args.seconds, args.compare_module)
                     runs += [base, run]
                     pairs.append((base, run))
                     print(

@@ -2,7 +2,8 @@
 
 - ``CaptureSink`` (``_sink``): the sink a live match runtime writes its calls into (``serve``, the fuzzer);
 - the capture modules (``modules/``, ``MODULES_DIR``): ``nkreplay_capture.lua`` wraps a deployed Lua match
-  module, ``nkreplay_capture.js`` the callbacks of a JavaScript bundle; both log one record per handler call
+  module (``nkreplay_capture_rec.lua`` beside it does the recording, loaded when a match records something),
+  ``nkreplay_capture.js`` the callbacks of a JavaScript bundle; both log one record per handler call
   through Nakama's logger;
 - ``Ingest`` (``_ingest``) turns those log lines (``_nakama_log``: Nakama's server log, line by line) back into
   handler-call recordings, one per match;

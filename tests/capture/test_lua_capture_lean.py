@@ -93,17 +93,23 @@ def test_lean_with_outcomes_is_the_full_recording(tmp_path: Path) -> None:
 
 
 def idle_match(
-    tmp_path: Path, options: str, ticks: int, loop: str = "if t == 25 then s.now = nk.time() end"
+    tmp_path: Path,
+    options: str,
+    ticks: int,
+    loop: str = "if t == 25 then s.now = nk.time() end",
+    init: str = "",
+    play: Any = None,
 ) -> MatchDriver:
     """A match without players: ``loop`` is the body of its match_loop (default: a nondeterministic value
-    amid empty ticks, at tick 25); init, ``ticks`` loops, terminate (unless a loop raised)."""
+    amid empty ticks, at tick 25), ``init`` statements run by match_init; init, ``ticks`` loops (``play``
+    instead, if given: a function of the driver), terminate (unless a loop raised)."""
     (tmp_path / "clock_match.lua").write_text((HANDLERS / "clock_match.lua").read_text())
     path = tmp_path / "idle.lua"
     path.write_text(
         'local nk = require("nakama")\n'
         'local capture = require("nkreplay_capture")\n'
         "local M = {}\n"
-        "function M.match_init(c, p) return {}, 10, '' end\n"
+        f"function M.match_init(c, p) local s = {{}} {init} return s, 10, '' end\n"
         "function M.match_join_attempt(c, d, t, s) return s, true end\n"
         "function M.match_join(c, d, t, s) return s end\n"
         "function M.match_leave(c, d, t, s) return s end\n"
@@ -118,7 +124,10 @@ def idle_match(
     header = Header(match_id="1d1e0000-0000-4000-8000-000000000001.n1", node="n1", tick_rate=10)
     with MatchDriver(LuaHandler(path), header) as d:
         d.init({})
-        d.tick(ticks)
+        if play is not None:
+            play(d)
+        else:
+            d.tick(ticks)
         if d.runtime.crash is None:
             d.terminate(5)
         return d
@@ -173,6 +182,106 @@ def test_a_value_every_tick_writes_about_two_lines_per_flush_period(tmp_path: Pa
     assert result.reproduced and result.ticks_replayed == 100
 
 
+def test_an_idle_lean_match_holds_only_the_small_module(tmp_path: Path) -> None:
+    """Nakama loads the modules a match requires into the match's own Lua VM, and what that VM holds costs
+    every tick (issue 19): after match_init a lean match drops the recording side (nkreplay_capture_rec)
+    while nothing waits in memory; a value drawn by a quiet loop loads it again, and the records go on in
+    sequence."""
+    loop = (
+        "local held = package.loaded.nkreplay_capture_rec ~= nil\n"
+        "  if t == 30 and held then error('an idle match holds the recording module') end\n"
+        "  if t == 40 then s.now = nk.time() end\n"
+        "  if t == 41 and not held then error('the recording module was not loaded again') end"
+    )
+    d = idle_match(tmp_path, '{ mode = "lean" }', 60, loop=loop)
+    assert d.runtime.crash is None
+    recs = records(nakama_log(d))
+    assert [(r["k"], r["t"], r["s"]) for r in recs] == [("init", 0, 0), ("nd", 40, 1), ("terminate", 60, 2)]
+    assert recs[1]["nd"] == [["time", d.steps[41].nondeterministic[0].value]]
+
+
+def test_values_drawn_by_match_init_are_in_its_record(tmp_path: Path) -> None:
+    d = idle_match(tmp_path, '{ mode = "lean" }', 30, init="s.seed = math.random(1000) s.at = nk.time()")
+    lines = nakama_log(d)
+    [init] = [r for r in records(lines) if r["k"] == "init"]
+    assert [source for source, _ in init["nd"]] == ["random", "time"]
+    assert init["nd"][1][1] == d.steps[0].nondeterministic[1].value  # (the runtime keeps random's raw draw)
+    _, [m] = ingest(lines)
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and result.divergence_count == 0
+
+
+def test_a_message_tick_is_written_before_a_crash_in_a_later_empty_tick(tmp_path: Path) -> None:
+    # a tick with messages opens a batch: the empty ticks after it are observed (not quiet) until the batch is
+    # written, so a crash in one of them is recorded after the message, before Nakama's crash line
+    def play(d: MatchDriver) -> None:
+        p = d.join("p1")
+        d.tick(3)
+        d.send(p, 1, "hello")
+        d.tick(6)
+
+    d = idle_match(tmp_path, '{ mode = "lean" }', 0, loop="if t == 8 then error('late crash') end", play=play)
+    assert d.runtime.crash is not None and d.runtime.crash.tick == 8
+    lines = nakama_log(d)
+    last = records(lines)[-1]
+    assert last["k"] == "loops" and last["t"] + last["n"] - 1 == 8 and "late crash" in last["x"][-1]["e"]
+    assert last["mv"] and base64.b64decode(last["md"]) == b"hello"
+    _, [m] = ingest(lines)
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and (result.crash.callback, result.crash.tick) == ("match_loop", 8)
+
+
+def test_a_value_drawn_by_a_quiet_loop_after_messages_is_written_at_once(tmp_path: Path) -> None:
+    # the loops that took the message (tick 3) and the empty ticks after it ran observed; once their batch is
+    # written the loops are quiet again, and the value at tick 20 is written as its own record before the crash
+    def play(d: MatchDriver) -> None:
+        p = d.join("p1")
+        d.tick(3)
+        d.send(p, 1, "hello")
+        d.tick(30)
+
+    loop = "if t == 20 then s.now = nk.time() end if t == 25 then error('quiet crash') end"
+    d = idle_match(tmp_path, '{ mode = "lean" }', 0, loop=loop, play=play)
+    assert d.runtime.crash is not None and d.runtime.crash.tick == 25
+    lines = nakama_log(d)
+    assert [(r["k"], r["t"]) for r in records(lines) if r["k"] != "loops"][-1] == ("nd", 20)
+    _, [m] = ingest(lines)
+    assert [e.tick for e in m.events if isinstance(e, LoopCall) and e.nondeterministic] == [20]
+    result = reproduce(write_match(m, tmp_path / "out", handler=str(tmp_path / "idle.lua")), str(tmp_path / "idle.lua"))
+    assert result.reproduced and (result.crash.callback, result.crash.tick) == ("match_loop", 25)
+
+
+def test_a_recording_side_that_cannot_load_leaves_the_match_unrecorded_not_broken(tmp_path: Path) -> None:
+    # nkreplay_capture_rec.lua not deployed (here: one that fails to load, found first): the first call that
+    # needs it logs why, once, and the match runs the handler itself from then on
+    (tmp_path / "nkreplay_capture_rec.lua").write_text("error('not deployed')\n")
+
+    def play(d: MatchDriver) -> None:
+        p = d.join("p1")
+        d.tick(3)
+        d.send(p, 1, "hello")
+        d.tick(20)
+
+    d = idle_match(tmp_path, '{ mode = "lean" }', 0, loop="if t == 15 then s.now = nk.time() end", play=play)
+    assert d.runtime.crash is None
+    errors = [m for level, m in d.runtime.logger.lines if level == "error"]
+    assert len(errors) == 1 and "cannot load nkreplay_capture_rec" in errors[0] and "not deployed" in errors[0]
+    assert [r["k"] for r in records(nakama_log(d))] == ["init"]
+
+
+def test_loops_run_quiet_again_once_the_pending_ticks_are_written(tmp_path: Path) -> None:
+    # the value at tick 40 makes ticks 41-50 observed (their batch written at 50, only empty ticks: not at all);
+    # from 51 the loops are quiet again, so the crash at 55 has no record of its own, only Nakama's line
+    d = idle_match(
+        tmp_path, '{ mode = "lean" }', 70, loop="if t == 40 then s.now = nk.time() end if t == 55 then error('x') end"
+    )
+    assert d.runtime.crash is not None and d.runtime.crash.tick == 55
+    lines = nakama_log(d)
+    assert [(r["k"], r["t"]) for r in records(lines)] == [("init", 0), ("nd", 40)]
+    _, [m] = ingest(lines)
+    assert [e.tick for e in m.events if isinstance(e, LoopCall)] == list(range(56)) and m.problems == []
+
+
 @pytest.mark.parametrize(
     ("loop", "records_before_crash"),
     [
@@ -208,6 +317,7 @@ def test_matches_outside_the_sample_get_the_handler_itself(tmp_path: Path) -> No
     probe.write_text(
         'local capture = require("nkreplay_capture")\nlocal M = require("arena")\n'
         "assert(capture.wrap(M, { sample = 0 }) == M, 'outside the sample: the handler table itself')\n"
+        "assert(package.loaded.nkreplay_capture_rec == nil, 'outside the sample: no recording module held')\n"
         "assert(capture.wrap(M, { sample = 1 }) ~= M, 'inside: a wrapper')\n"
         "return M\n"
     )

@@ -3,7 +3,7 @@ and the fidelity probe compared with the answers recorded from Nakama 3.40.
 
 Set NAKAMA_URL (e.g. http://127.0.0.1:7350), NAKAMA_LOG (the server's JSON log file, read from its end
 before the test) and optionally NAKAMA_SERVER_KEY (default "defaultkey"); the server's runtime path must
-hold recorder/capture/modules/nkreplay_capture.lua, fixtures/handlers/clock_match.lua,
+hold recorder/capture/modules/nkreplay_capture.lua and nkreplay_capture_rec.lua, fixtures/handlers/clock_match.lua,
 fixtures/handlers/lean_match.lua, fixtures/handlers/gopher_probe.lua and fixtures/nakama/nkreplay_checks.lua.
 """
 
