@@ -16,7 +16,8 @@ the rules need more than that, so the bytes are the reference's in every case:
 - a key that is not a string or number, a number key outside the array rule in a table without an array;
 - what the serializer writes for FFI data and light userdata;
 - an output larger than the work space (a sparse array of many holes), a map of more than
-  ``_MAX_SORTED`` keys, nesting deeper than ``_MAX_DEPTH``.
+  ``_MAX_SORTED`` keys, nesting deeper than ``_MAX_DEPTH``, a serialized state over ``_MAX_SERIALIZED`` bytes
+  (the work space is about 60 times the input's size).
 
 ``tests/lua/test_canonical_lua.py`` holds the kernel to ``canonical.lua`` and the reference path on generated
 states. ``MatchRuntime`` asks for it only once the process has loaded the compiled canonical walk
@@ -35,6 +36,7 @@ __all__ = ["SerializedKernel"]
 _GIVE_UP = -1
 _MAX_DEPTH = 128  # the serializer's own limit is 100
 _MAX_SORTED = 512  # keys of one map: sorted by insertion
+_MAX_SERIALIZED = 1 << 20  # bytes: larger states are canonical.lua's (the arena's is under 2,000)
 _ARRAY_END = 67108864.0  # 2^26: gopher-lua's MaxArrayIndex
 _OTHER_KEY = -2  # a number key outside the array rule
 _STRING_KEY = -1
@@ -343,6 +345,8 @@ class SerializedKernel:
     def canonical_bytes(self, serialized: bytes) -> bytes | None:
         """The canonical bytes of the state ``string.buffer.encode`` wrote as ``serialized``, or None."""
         if len(serialized) > self.room:
+            if len(serialized) > _MAX_SERIALIZED:
+                return None
             self._grow(len(serialized))
         n = _transcode(serialized, self.work, self.ints)
         return None if n < 0 else self.view[:n].tobytes()

@@ -101,6 +101,7 @@ KERNEL_LEAVES = [
     "(function() local t = {} local c = t for i = 1, 150 do c.x = {} c = c.x end return t end)()",
     "(function() local t = {} for i = 1, 600 do t['k' .. i] = i end return t end)()",
     "{1, [1.5] = print}",  # a function the array drops: the serializer refuses it
+    "{string.rep('x', 2^20)}",  # over the kernel's size limit
 ]
 
 
