@@ -4,7 +4,7 @@ A ``CrashSignature`` keeps what identifies a crash and drops what varies between
 
 - ``callback``: the match callback that raised (``match_loop``);
 - ``error_type``: the Python exception type (``KeyError``); for Lua, the error class: the kind of runtime
-  error (``lua:index nil``, ``lua:arithmetic``, ...) named the same way for PUC Lua 5.1 and gopher-lua,
+  error (``lua:index nil``, ``lua:arithmetic``, ...) named the same way for the replay's Lua (LuaJIT, worded as PUC Lua 5.1) and gopher-lua,
   whose texts differ, or ``lua:error <normalised message>`` for a handler's own ``error(...)``;
   for JavaScript, ``js:<class>`` named the same way for goja (Nakama) and QuickJS (the replay)
   (``js:read property 'pos'``, ``js:not a function``, ``js:Error <normalised message>``, ``js:throw ...``);
@@ -66,7 +66,7 @@ _LUA_TB_FRAME = re.compile(r'^\s*(?:\[string "(?P<chunk>[^"]+)"\]|(?P<file>[^\s:
 _TYPE_PREFIX = re.compile(r"^(?:[\w.]+\.)?(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning))\b")
 _STDLIB_PARTS = ("/lib/python3", "site-packages", "dist-packages", "<frozen ")
 _VALUE = r"(?:\(?an? (?P<t>\w+) value\)?)"  # "(a nil value)" after a name, "a nil value" without one
-# (class, pattern): a PUC Lua 5.1 row and a gopher-lua row per class, so both runtimes' texts of one error map to
+# (class, pattern): a PUC Lua 5.1 row (LuaJIT, the replay's Lua, words its errors the same) and a gopher-lua row per class, so both runtimes' texts of one error map to
 # one class. The gopher-lua texts were read from a real Nakama 3.40 (tests/data/lua_error_probe_nakama_3.40.json,
 # pinned by tests/runtime/test_signature.py beside PUC Lua's): binary arithmetic says "cannot perform <op> operation
 # between <type> and <type>", unary minus "__unm undefined", length "__len undefined"; both runtimes say "attempt

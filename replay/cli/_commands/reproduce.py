@@ -22,7 +22,7 @@ expression), and so is a handler process that exits (sys.exit, os._exit), dies o
 or passes --max-memory, each with its callback and tick. --in-process runs it here instead (a debugger).
 
 "Reproduced" means the same crash: the same callback, the same tick and the same error class (Lua errors
-by their class, so PUC Lua's and gopher-lua's wordings of one error agree; the top frame is not compared),
+by their class, so the replay's (LuaJIT's) and gopher-lua's wordings of one error agree; the top frame is not compared),
 with every recorded outcome before it equal. The same callback and tick with another error is not
 reproduced: --json's "mismatch" names what differs, and "signature"/"recorded_signature" show both.
 
