@@ -23,130 +23,106 @@ tags: it never executes code.
 from __future__ import annotations
 
 from dataclasses import fields
-from itertools import chain, repeat
-from operator import attrgetter
 from typing import Any
 
 import msgpack
 import msgspec
 
 from recorder.errors import InvalidValue
-from recorder.format._model import Event, Header, Nondeterministic, Presence
+from recorder.format._model import Event, Header, Presence
 from recorder.format._schema import (
-    KINDS,
     _free_map,
     _text_map,
     encode_events,
     iter_events,
+    plain,
 )
 from recorder.format._validate import each, int64, show, text, value
 
-__all__ = ["encode_chunk", "pack_chunk", "decode_chunk", "iter_events", "encode_header", "decode_header", "event_tick"]
+__all__ = [
+    "encode_chunk",
+    "pack_chunk",
+    "pack_chunk_into",
+    "decode_chunk",
+    "iter_events",
+    "encode_header",
+    "decode_header",
+    "event_tick",
+]
 
 
 class _PresenceTable:
-    """Interns presences for one chunk.
+    """Interns presences for one chunk: ``index`` maps each distinct presence to its row (a ``Presence``
+    hashes and compares in C, its hash cached). The encoders also note here (``plain``) whether every typed
+    field they met held one of msgpack's own scalar types (see ``pack_chunk``)."""
 
-    Lookups go by object identity first (the same ``Presence`` object is usually the sender of many
-    messages, and hashing a dataclass costs more than the rest of encoding a message), then by value. The
-    events being encoded keep their presences alive, so an id is never reused while the table exists.
-    """
-
-    __slots__ = ("index", "by_id", "rows")
+    __slots__ = ("index", "rows", "plain")
 
     def __init__(self) -> None:
         self.index: dict[Presence, int] = {}
-        self.by_id: dict[int, int] = {}
         self.rows: list[list[Any]] = []
+        self.plain = True
 
     def ref(self, p: Presence) -> int:
-        i = self.by_id.get(id(p))
+        i = self.index.get(p)
         if i is None:
-            i = self.index.get(p)
-            if i is None:
-                i = self.index[p] = len(self.rows)
-                self.rows.append([p.user_id, p.session_id, p.username, p.node, p.reason])
-            self.by_id[id(p)] = i
+            i = self.index[p] = len(self.rows)
+            row = [p.user_id, p.session_id, p.username, p.node, p.reason]
+            self.rows.append(row)
+            if not plain(row):
+                self.plain = False
         return i
 
 
 def encode_chunk(events: list[Event]) -> list[Any]:
     """Events -> ``[presences, events]`` ready for ``msgpack.packb``."""
+    return _encode(events)[1]
+
+
+def _encode(events: list[Event]) -> tuple[_PresenceTable, list[Any]]:
     table = _PresenceTable()
     encoded = encode_events(events, table.ref)
-    return [table.rows, encoded]
+    return table, [table.rows, encoded]
 
 
 #: packs a chunk in C in one pass: about 3x faster than ``msgpack.packb`` on a chunk of message rows, and the
 #: same bytes whenever both can pack it (see ``pack_chunk``)
 _MSGSPEC = msgspec.msgpack.Encoder()
-_PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
-#: the free-form fields (any value a handler or client gave) that ``pack_chunk`` checks, by event type: the
-#: other items of a chunk are what the generated encoders make of typed record fields. Every call's
-#: ``nondeterministic`` values are checked apart (``_plain_free_form``)
-_FREE_FORM = {
-    kind.cls: attrgetter(*names)
-    for kind in KINDS
-    if (names := [f.name for f in kind.fields if f.type.name in ("value", "map", "map?", "text map")])
-}
 
 
 def pack_chunk(events: list[Event]) -> bytes:
     """``msgpack.packb(encode_chunk(events))``, byte for byte, packed by msgspec when that is sure to give
     the same bytes: when every free-form value (params, metadata, vars, nondeterministic values, envelopes)
     holds only msgpack's own types (None, bool, int, float, str, bytes, list, tuple, dict; exactly these,
-    no subclasses). msgspec also packs types msgpack refuses (datetime, UUID, set, dataclasses...) in a
-    form of its own, so a chunk holding anything else, or anything msgspec refuses (a string with lone
-    surrogates, an integer out of range, a subclass of str or int), is packed by msgpack as before: the
-    same bytes, or the same error."""
-    chunk = encode_chunk(events)
-    if _plain_free_form(events):
+    no subclasses), and so does every typed field (ticks, presences, outcomes, signal data...: the encoders
+    check each as they meet it, see ``recorder.format._schema._guard``). msgspec also packs types msgpack
+    refuses (datetime, UUID, set, dataclasses...) in a form of its own, so a chunk holding anything else, or
+    anything msgspec refuses (a string with lone surrogates, an integer out of range, a subclass of str or
+    int), is packed by msgpack as before: the same bytes, or the same error.
+
+    One exception: the four fields of a loop's messages (``op_code``, ``data``, ``reliable``,
+    ``receive_time_ms``) are not checked: the four type tests would double what making a message's row costs
+    (88 ns more than the row's 87 ns, measured on the arena of ``benchmarks/bench_recording.py``), and a chunk
+    is mostly rows. A message field holding a type that msgspec writes in a form of its own (a ``datetime``, an
+    ``Enum`` member) is written in that form where msgpack raised ``TypeError``: the reader refuses the file
+    when that form is not the field's type (a string op code), and reads the value back otherwise (an
+    ``Enum`` member's integer value)."""
+    out = bytearray()
+    pack_chunk_into(events, out, 0)
+    return bytes(out)
+
+
+def pack_chunk_into(events: list[Event], out: bytearray, offset: int) -> None:
+    """``pack_chunk(events)`` written into ``out`` from ``offset`` on, where ``out`` then ends (the writer packs
+    a chunk right after its frame's head, into room it made for it)."""
+    table, chunk = _encode(events)
+    if table.plain:
         try:
-            return _MSGSPEC.encode(chunk)
+            _MSGSPEC.encode_into(chunk, out, offset)
+            return
         except Exception:  # msgpack decides, and raises its own error if it cannot pack it either
             pass
-    packed: bytes = msgpack.packb(chunk, use_bin_type=True, unicode_errors="surrogatepass")
-    return packed
-
-
-def _plain_free_form(events: list[Event]) -> bool:
-    """Whether every free-form value of ``events`` holds msgpack's own types only (``pack_chunk``)."""
-    try:
-        # the nondeterministic values of every call, in one pass in C (most calls have none)
-        if not _plain(chain.from_iterable(filter(None, map(getattr, events, repeat("nondeterministic"), repeat(()))))):
-            return False
-        free = _FREE_FORM
-        if free.keys().isdisjoint(set(map(type, events))):
-            return True
-        for e in events:
-            get = free.get(type(e))
-            if get is not None:
-                values = get(e)
-                if not _plain(values if type(values) is tuple else (values,)):
-                    return False
-    except RecursionError:  # nested deeper than we look: msgpack's limits decide
-        return False
-    return True
-
-
-def _plain(values: Any) -> bool:
-    scalars = _PLAIN_SCALARS
-    for v in values:
-        t = type(v)
-        if t in scalars:
-            continue
-        if t is list or t is tuple:
-            if not _plain(v):
-                return False
-        elif t is dict:
-            if not (_plain(v) and _plain(v.values())):
-                return False
-        elif t is Nondeterministic:
-            if type(v.source) is not str or not _plain((v.value,)):
-                return False
-        else:
-            return False
-    return True
+    out[offset:] = msgpack.packb(chunk, use_bin_type=True, unicode_errors="surrogatepass")
 
 
 def decode_chunk(payload: Any, origin: tuple[str, int, int] = ("<memory>", 0, 0)) -> list[Event]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, make_dataclass
 from typing import Any, ClassVar, get_args, overload
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from recorder.errors import CorruptRecording, InvalidValue
 
@@ -65,18 +66,35 @@ class PresenceReason:
     DISCONNECT = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Presence:
+class Presence(msgspec.Struct, frozen=True, gc=False, cache_hash=True):
     """A user's session in the match. ``reason`` is what ``match_join``/``match_leave`` see: in Nakama 3.40
     a join's presence has reason 0 (built from the join attempt, without one); a leave's 3 (``match_leave``
     or a kick), 4 (the socket closed) or 0 (an expired join marker). Join-attempt presences and loop
-    message senders have no reason field in Nakama (0 here)."""
+    message senders have no reason field in Nakama (0 here).
+
+    A frozen ``msgspec.Struct``, as ``MatchMessage`` is, and for the writer: it looks each message's sender up
+    in its chunk's presence table, and a Struct hashes and compares in C. The hash is the frozen dataclass's
+    (a tuple of the fields), computed once at construction and kept in msgspec's hash cache, so sets of
+    presences iterate as they did and ``hash`` never runs Python. It compares, prints, pickles and
+    pattern-matches as the dataclass did, and ``dataclasses.fields``/``replace``/``asdict`` work on it (see
+    ``_as_dataclass``); assigning a field raises ``AttributeError`` ("immutable type").
+    """
 
     user_id: str
     session_id: str
     username: str
     node: str = ""
     reason: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            value = hash((self.user_id, self.session_id, self.username, self.node, self.reason))
+        except TypeError:  # an unhashable field: hashing the presence raises, as the dataclass's hash did
+            return
+        force_setattr(self, "__msgspec_cached_hash__", value)
+
+    def __copy__(self) -> Presence:
+        return self  # immutable (msgspec's own copy would leave the hash cache empty)
 
     def with_reason(self, reason: int) -> Presence:
         return Presence(self.user_id, self.session_id, self.username, self.node, reason)
@@ -127,6 +145,7 @@ def _as_dataclass(cls: type[msgspec.Struct]) -> None:
     cls.__dataclass_params__ = shape.__dataclass_params__  # type: ignore[attr-defined]
 
 
+_as_dataclass(Presence)
 _as_dataclass(MatchMessage)
 
 

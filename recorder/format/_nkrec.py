@@ -44,7 +44,6 @@ import gc
 import os
 import struct
 import warnings
-import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,9 +51,10 @@ from itertools import chain
 from typing import IO, Any
 
 import msgpack
+from isal.isal_zlib import crc32  # zlib's CRC-32, the same values, 13x as fast (pyproject)
 
 from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue, RecordingError, TruncatedRecording
-from recorder.format._codec import decode_chunk, decode_header, encode_header, event_tick, iter_events, pack_chunk
+from recorder.format._codec import decode_chunk, decode_header, encode_header, event_tick, iter_events, pack_chunk_into
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest, source_gaps
 from recorder.format._model import FORMAT_VERSION, Event, Header
 from recorder.format._schema import iter_replay
@@ -169,9 +169,18 @@ def collector_paused() -> Iterator[None]:
 
 def _frame(kind: int, seq: int, count: int, tick: int, payload: bytes) -> tuple[bytes, int]:
     """A whole version-2 frame and its payload checksum."""
-    crc = zlib.crc32(payload)
-    head = _HEAD.pack(SYNC, len(payload), kind, 0, seq, count, tick, crc)
-    return head + _CRC.pack(zlib.crc32(head)) + payload, crc
+    frame = bytearray(FRAME_SIZE) + payload
+    crc = _fill_head(frame, kind, seq, count, tick)
+    return bytes(frame), crc
+
+
+def _fill_head(frame: bytearray, kind: int, seq: int, count: int, tick: int) -> int:
+    """Fill in the head of the version-2 frame whose payload follows its first ``FRAME_SIZE`` bytes in
+    ``frame``; returns the payload's checksum."""
+    crc = crc32(memoryview(frame)[FRAME_SIZE:])
+    _HEAD.pack_into(frame, 0, SYNC, len(frame) - FRAME_SIZE, kind, 0, seq, count, tick, crc)
+    _CRC.pack_into(frame, _HEAD.size, crc32(memoryview(frame)[: _HEAD.size]))
+    return crc
 
 
 @contextmanager
@@ -217,6 +226,7 @@ class RecordingWriter:
         self.last_tick = -1
         self.sealed = False
         self._pending: list[Event] = []
+        self._buffer = bytearray(FRAME_SIZE)  # each chunk's frame is made in it (flush)
         payload = _pack(encode_header(header))
         frame, crc = _frame(KIND_HEADER, 0, 0, -1, payload)
         self._digest = SealDigest(crc)
@@ -250,12 +260,16 @@ class RecordingWriter:
             return
         events, self._pending = self._pending, []
         tick = next((t for t in map(event_tick, events) if t >= 0), -1)
+        # the payload is packed right after the head, in the buffer the last frame was made in: written in one
+        # piece, nothing copied, and no new memory to fault in per chunk (a file's write() does not keep the
+        # buffer it is given: io.RawIOBase/BufferedIOBase)
+        frame = self._buffer
         with collector_paused():
-            payload = pack_chunk(events)
+            pack_chunk_into(events, frame, FRAME_SIZE)
         seq = self.chunks_written + 1
-        frame, crc = _frame(KIND_CHUNK, seq, len(events), tick, payload)
+        crc = _fill_head(frame, KIND_CHUNK, seq, len(events), tick)
         self._file.write(frame)
-        self._digest.add(seq, len(events), len(payload), tick, crc)
+        self._digest.add(seq, len(events), len(frame) - FRAME_SIZE, tick, crc)
         self.events_written += len(events)
         self.chunks_written = seq
         self.last_tick = event_tick(events[-1])
@@ -399,7 +413,7 @@ class Recording:
         sync, length, kind, _, seq, count, tick, crc = _HEAD.unpack_from(head)
         if sync != SYNC:
             raise InvalidValue("sync", f"bad frame sync {sync!r}")
-        if zlib.crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
+        if crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
             raise InvalidValue("head_crc", "frame head checksum mismatch")
         if kind not in _KINDS:
             raise InvalidValue("kind", f"unknown frame kind {kind:#04x}")
@@ -409,7 +423,7 @@ class Recording:
         payload = f.read(length)
         if end > self.size or len(payload) < length:
             raise _Truncated(offset, _KINDS[kind])
-        if zlib.crc32(payload) != crc:
+        if crc32(payload) != crc:
             raise InvalidValue("body_crc", "checksum mismatch")
         return _Frame(offset, end, kind, seq, count, tick, length, crc, payload)
 
@@ -432,7 +446,7 @@ class Recording:
         payload = f.read(length)
         if len(payload) < length:
             raise _Truncated(offset)
-        if zlib.crc32(payload, zlib.crc32(head[10:18])) != crc:
+        if crc32(payload, crc32(head[10:18])) != crc:
             raise InvalidValue("body_crc", "checksum mismatch")
         return _Frame(offset, end, KIND_CHUNK, -1, -1, tick, length, crc, payload)
 
@@ -626,7 +640,7 @@ class Recording:
             head = f.read(size)
             if v2:
                 sync, length, kind, _, seq, count, tick, _ = _HEAD.unpack_from(head)
-                if sync != SYNC or zlib.crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
+                if sync != SYNC or crc32(head[: _HEAD.size]) != _CRC.unpack_from(head, _HEAD.size)[0]:
                     break
             else:
                 sync, length, _, tick = _V1_HEAD.unpack(head)
@@ -654,7 +668,7 @@ class Recording:
         at = tail.rfind(SYNC)
         while at >= 0:  # backwards over frame heads whose checksum holds (b"NK" may also occur in payloads)
             head = tail[at : at + FRAME_SIZE]
-            if len(head) == FRAME_SIZE and zlib.crc32(head[: _HEAD.size]) == _CRC.unpack_from(head, _HEAD.size)[0]:
+            if len(head) == FRAME_SIZE and crc32(head[: _HEAD.size]) == _CRC.unpack_from(head, _HEAD.size)[0]:
                 _, length, kind, _, _, _, tick, _ = _HEAD.unpack_from(head)
                 if kind == KIND_SEAL and start + at + FRAME_SIZE + length == self.size:
                     return int(tick)

@@ -86,6 +86,10 @@ class _Required:
 
 
 REQUIRED: Any = _Required()  # a JSON line must hold the field
+#: the scalar types msgspec and msgpack pack alike (exactly these, no subclasses)
+PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+SCALAR = "{v}.__class__ in PLAIN_SCALARS"  # a typed scalar field holds one of them (``Type.plain``)
+FREE = "plain_value({v})"  # a free-form value holds only them, lists, tuples and dicts
 BOTH, IN_JSON = "both", "json"  # where a field equal to its default is left out
 
 
@@ -106,6 +110,11 @@ class Type:
     slow: str = ""
     unpack: str = "{v}"
     out: str = "{v}"
+    #: an expression true when the value holds msgpack's own types only (``_guard``); "" for what the encoders
+    #: make themselves (presence indexes) or check apart (rows, a loop's messages)
+    plain: str = ""
+    item: Type | None = None  # a list's item type
+    record: Record | None = None  # a row's record
 
     def optional(self) -> Type:
         """The same type, or nil/null."""
@@ -118,6 +127,7 @@ class Type:
             self.slow,
             _maybe(self.unpack),
             _maybe(self.out),
+            self.plain,
         )
 
 
@@ -190,6 +200,36 @@ def _row_pack(record: Record, var: str, display: str = "[]", ref: str = "ref({v}
 # -- chunk helpers the generated code calls ----------------------------------------------------------------
 
 
+def plain(values: Any) -> bool:
+    """Whether ``values`` hold msgpack's own types only: ``PLAIN_SCALARS``, lists, tuples, dicts (exactly
+    these, no subclasses) and nondeterministic records of them."""
+    scalars = PLAIN_SCALARS
+    for v in values:
+        t = type(v)
+        if t in scalars:
+            continue
+        if t is list or t is tuple:
+            if not plain(v):
+                return False
+        elif t is dict:
+            if not (plain(v) and plain(v.values())):
+                return False
+        elif t is Nondeterministic:
+            if type(v.source) is not str or not plain((v.value,)):
+                return False
+        else:
+            return False
+    return True
+
+
+def plain_value(v: Any) -> bool:
+    """``plain((v,))``; False for a value nested deeper than Python recurses (msgpack's limits decide)."""
+    try:
+        return plain((v,))
+    except RecursionError:
+        return False
+
+
 def _array(v: Any, field: str) -> list[Any]:
     if type(v) is not list:
         raise InvalidValue(field, f"must be an array, got {show(v)}")
@@ -256,19 +296,29 @@ TICK = Type(
     validate.tick,
     fast="{v}.__class__ is int and 0 <= {v} <= INT64_MAX",
     slow="validate.tick({v}, {f})",
+    plain=SCALAR,
 )
 INT64 = Type(  # msgpack holds no integer below int64's minimum: only the top is checked inline
-    "int64", validate.int64, fast="{v}.__class__ is int and {v} <= INT64_MAX", slow="validate.int64({v}, {f})"
+    "int64",
+    validate.int64,
+    fast="{v}.__class__ is int and {v} <= INT64_MAX",
+    slow="validate.int64({v}, {f})",
+    plain=SCALAR,
 )
-UINT64 = Type("uint64", validate.uint64, fast="{v}.__class__ is int and {v} >= 0", slow="validate.uint64({v}, {f})")
-TEXT = Type("text", jv.text, fast="{v}.__class__ is str", slow="validate.text({v}, {f})")
-BOOL = Type("bool", validate.boolean, fast="{v} is True or {v} is False", slow="validate.boolean({v}, {f})")
+UINT64 = Type(
+    "uint64", validate.uint64, fast="{v}.__class__ is int and {v} >= 0", slow="validate.uint64({v}, {f})", plain=SCALAR
+)
+TEXT = Type("text", jv.text, fast="{v}.__class__ is str", slow="validate.text({v}, {f})", plain=SCALAR)
+BOOL = Type(
+    "bool", validate.boolean, fast="{v} is True or {v} is False", slow="validate.boolean({v}, {f})", plain=SCALAR
+)
 DATA = Type(  # bytes or nil; base64 in JSON
     "data?",
     optional(jv.data),
     fast="{v} is None or {v}.__class__ is bytes",
     slow="_bytes_or_nil({v}, {f})",
     out="_data_json({v})",
+    plain=SCALAR,
 )
 NUMBER = Type(
     "number",
@@ -276,10 +326,11 @@ NUMBER = Type(
     fast="{v}.__class__ is float or {v}.__class__ is int",
     slow="_not_a_number({v}, {f})",
     out="to_json_value({v})",
+    plain=SCALAR,
 )
-VALUE = Type("value", jv.from_json_value, unpack="validate.value({v}, {f})", out="to_json_value({v})")
-FREE_MAP = Type("map", _json_map, unpack="_free_map({v}, {f})", out="to_json_value({v})")
-TEXT_MAP = Type("text map", jv.string_map, unpack="_text_map({v} or {}, {f})", out="to_json_value({v})")
+VALUE = Type("value", jv.from_json_value, unpack="validate.value({v}, {f})", out="to_json_value({v})", plain=FREE)
+FREE_MAP = Type("map", _json_map, unpack="_free_map({v}, {f})", out="to_json_value({v})", plain=FREE)
+TEXT_MAP = Type("text map", jv.string_map, unpack="_text_map({v} or {}, {f})", out="to_json_value({v})", plain=FREE)
 PRESENCE_INDEX = Type(
     "presence",
     lambda v, f: _read(PRESENCE, v, f),
@@ -312,6 +363,7 @@ def _list(item: Type, name: str) -> Type:
         pack=f"[{_sub(item.pack, x)} for {x} in {{v}}]",
         unpack=f"_list_{name}({{v}}, ps, n, {{f}})",
         out=f"[{_sub(item.out, x)} for {x} in {{v}}]",
+        item=item,
     )
 
 
@@ -325,6 +377,7 @@ def _row(record: Record, name: str) -> Type:
         pack=_row_pack(record, "{v}"),
         unpack=f"_row_{name}({{v}}, ps, n, {{f}})",
         out=f"_json_{name}({{v}})",
+        record=record,
     )
 
 
@@ -383,7 +436,7 @@ OUTCOME_LONE = "digest"
 MESSAGES = Type(  # decoded by MessageBatch when first used (recorder.format._model)
     "[MatchMessage]",
     lambda v, f: tuple(each(lambda x, g: _read(MESSAGE, x, g))(v, f)),
-    pack="_pack_messages({v}, ref)",  # generated by _gen_message_rows
+    pack="",  # statements, not an expression: _message_rows
     fast="{v}.__class__ is list",
     slow="_array({v}, {f})",
     unpack="MessageBatch({v}, ps, origin, i)",
@@ -402,6 +455,7 @@ NONDETERMINISTIC_TYPE = Type(
     pack="[[x.source, x.value] for x in {v}]",
     unpack="(_unpack_nondeterministic({v}) if {v} else ())",
     out="[_json_NONDETERMINISTIC(x) for x in {v}]",
+    plain="not {v} or plain_value({v})",  # most calls consume none
 )
 
 
@@ -600,18 +654,87 @@ def _checked(var: str, t: Type, field: str, indent: str) -> list[str]:
 
 
 def _gen_encoder(kind: Kind) -> str:
-    lo, _hi = kind.lengths
     lines = [f"def _pack_{kind.name}(e, ref):"]
+    if any(f.type is MESSAGES for f in kind.fields):
+        lines.append("    index = ref.__self__.index")
+    return "\n".join(lines + _encoder_body(kind, "    ", "return {a}")) + "\n"
+
+
+def _encoder_body(kind: Kind, indent: str, emit: str) -> list[str]:
+    """The statements that make the chunk array of the event ``e`` of ``kind`` and ``emit`` it (a template:
+    ``{a}`` is the array). Its items are made in array order (``ref`` numbers presences in order of first
+    use); nils at the end are left off (never the first ``lo`` items), the array built once at its length."""
+    lo, _hi = kind.lengths
+    lines: list[str] = []
     items = [str(kind.code)]
     for f in kind.chunk_order():
         var = f"x{f.short}"
-        lines.append(f"    {var} = e.{f.name}")
+        lines.append(f"{indent}{var} = e.{f.name}")
+        lines += _guard(var, f.type, indent)
+        if f.type is MESSAGES:
+            lines += _message_rows(var, f"i{f.short}", indent)
+            items.append(f"i{f.short}")
+            continue
         packed = _sub(f.type.pack, var)
-        items.append(f"None if {_is_default(var, f.default)} else {packed}" if f.omit == BOTH else packed)
-    lines.append(f"    items = [{', '.join(items)}]")
-    if lo < len(items):
-        lines += [f"    while len(items) > {lo} and items[-1] is None:", "        items.pop()"]
-    lines.append("    return items")
+        if f.omit == BOTH:
+            packed = f"None if {_is_default(var, f.default)} else {packed}"
+        if packed != var:
+            lines.append(f"{indent}i{f.short} = {packed}")
+            packed = f"i{f.short}"
+        items.append(packed)
+    arrays = [emit.replace("{a}", f"[{', '.join(items[:k])}]") for k in range(len(items), lo - 1, -1)]
+    if len(arrays) == 1:
+        return [*lines, indent + arrays[0]]
+    for k, array in zip(range(len(items), lo, -1), arrays, strict=False):
+        lines += [f"{indent}{'if' if k == len(items) else 'elif'} {items[k - 1]} is not None:", f"{indent}    {array}"]
+    return [*lines, f"{indent}else:", f"{indent}    {arrays[-1]}"]
+
+
+def _guard(var: str, t: Type, indent: str) -> list[str]:
+    """Lines that mark the chunk as not plain (``ref.__self__.plain``, see ``recorder.format._codec``) when
+    the value in ``var``, of the type ``t``, holds anything but msgpack's own types (``Type.plain``), or is a
+    row holding such a field: msgspec would pack it in a form of its own (a ``datetime`` as a string...)
+    where msgpack packs it otherwise or refuses it, and a writer gives msgpack's bytes or msgpack's error."""
+    if t.plain:
+        return [f"{indent}if not ({_sub(t.plain, var)}):", f"{indent}    ref.__self__.plain = False"]
+    if t.record is not None:
+        return [line for f in t.record.fields for line in _guard(f"{var}.{f.name}", f.type, indent)]
+    return []
+
+
+def _message_rows(messages: str, rows: str, indent: str) -> list[str]:
+    """A loop's messages -> their chunk rows, the writer's hottest path (one row per message).
+
+    Rows are tuples (a tuple display costs less than a list's; msgpack packs both as one array), and each
+    sender is looked up in the chunk's presence table (``index``, ``ref.__self__.index``: a ``Presence``
+    hashes in C) without a call of ours per message. A sender the table does not hold yet fails that
+    lookup: the loop's rows are then made again through ``ref``, which adds each new sender in message
+    order, so the table (and the bytes) are what ``ref`` alone gives."""
+    fast = _row_pack(MESSAGE, "m", "()", "index[{v}]")
+    slow = _row_pack(MESSAGE, "m", "()")
+    return [
+        f"{indent}try:",
+        f"{indent}    {rows} = [{fast} for m in {messages}]",
+        f"{indent}except KeyError:",
+        f"{indent}    {rows} = [{slow} for m in {messages}]",
+    ]
+
+
+def _gen_encode_events() -> str:
+    """``encode_events(events, ref)``: every event's chunk array. A loop, nearly every event of a match, is
+    encoded right here (``_encoder_body``), without a call per event; the other kinds call their encoder."""
+    lines = [
+        "def _encode_events(events, ref):",
+        "    index = ref.__self__.index",
+        "    out = []",
+        "    append = out.append",
+        "    for e in events:",
+        "        if e.__class__ is not LoopCall:",
+        "            append(_PACKERS[e.__class__](e, ref))",
+        "            continue",
+        *_encoder_body(LOOP, "        ", "append({a})"),
+        "    return out",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -793,11 +916,18 @@ def _gen_map_codec(record: Record, name: str, label: str, lone: str = "") -> str
         ]
     for f in record.fields:
         field = repr(f"{label}.{f.name}")
-        enc += [
-            f"    val = o.{f.name}",
-            f"    if {_holds_more('val', f.default)}:",
-            f"        out[{f.short!r}] = {_sub(f.type.pack, 'val')}",
-        ]
+        enc += [f"    val = o.{f.name}", f"    if {_holds_more('val', f.default)}:"]
+        if f.type.item is None:
+            enc += _guard("val", f.type, "        ")
+            enc.append(f"        out[{f.short!r}] = {_sub(f.type.pack, 'val')}")
+        else:  # a loop, not a comprehension: an outcome's lists are short, and a comprehension's call costs more
+            enc += [
+                "        items = []",
+                "        for x in val:",
+                *_guard("x", f.type.item, "            "),
+                f"            items.append({_sub(f.type.item.pack, 'x')})",
+                f"        out[{f.short!r}] = items",
+            ]
         if f.default is None:
             dec += [f"    v = get({f.short!r})", "    if v is None:", f"        a_{f.name} = None", "    else:"]
             dec += _checked("v", f.type, field, "        ")
@@ -848,26 +978,6 @@ def _gen_row(record: Record, name: str, build: bool = True) -> str:
     if build:
         lines.append(f"    return _build_{name}({', '.join(f'a_{f.name}' for f in _constructor_order(record))})")
     return "\n".join(lines) + "\n"
-
-
-def _gen_message_rows() -> str:
-    """A loop's messages -> their chunk rows, the writer's hottest path (one row per message).
-
-    Rows are tuples (a tuple display costs less than a list's; msgpack packs both as one array), and a
-    sender is looked up by identity in the chunk's table (``ref.__self__.by_id``, see
-    ``recorder.format._codec._PresenceTable``) without a call of ours per message. A sender the table does
-    not hold yet fails that lookup: the loop's rows are then made again through ``ref``, which adds each new
-    sender in message order, so the table (and the bytes) are what ``ref`` alone gives."""
-    fast = _row_pack(MESSAGE, "m", "()", "ids[id({v})]")
-    slow = _row_pack(MESSAGE, "m", "()")
-    return (
-        "def _pack_messages(messages, ref):\n"
-        "    ids = ref.__self__.by_id\n"
-        "    try:\n"
-        f"        return [{fast} for m in messages]\n"
-        "    except KeyError:\n"
-        f"        return [{slow} for m in messages]\n"
-    )
 
 
 def _gen_rows(record: Record, name: str) -> str:
@@ -978,6 +1088,8 @@ def _presence_row(row: Any, j: int) -> Presence:
 def _namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {
         "INT64_MAX": INT64_MAX,
+        "PLAIN_SCALARS": PLAIN_SCALARS,
+        "plain_value": plain_value,
         "InvalidValue": InvalidValue,
         "RecordingError": RecordingError,
         "MessageBatch": MessageBatch,
@@ -1033,7 +1145,6 @@ def _build() -> None:
         _compile(f"_list_{name}", _gen_list(name, item), _NS)
     for name, record in _ROWS.items():
         _compile(f"_row_{name}", _gen_row(record, name), _NS)
-    _compile("_pack_messages", _gen_message_rows(), _NS)
     _compile("_row_MESSAGE", _gen_row(MESSAGE, "MESSAGE"), _NS)
     _compile("_check_MESSAGE", _gen_row(MESSAGE, "MESSAGE", build=False), _NS)
     MessageBatch.rows_decoder = _compile("_rows_MESSAGE", _gen_rows(MESSAGE, "MESSAGE"), _NS)
@@ -1049,6 +1160,8 @@ def _build() -> None:
     for kind in KINDS:
         _PACKERS[kind.cls] = _compile(f"_pack_{kind.name}", _gen_encoder(kind), _NS)
         _JSON_WRITERS[kind.cls] = _compile(f"_json_{kind.name}", _gen_json_writer(kind, kind.name, kind.name), _NS)
+    _NS["_PACKERS"], _NS["LoopCall"] = _PACKERS, LoopCall
+    _compile("_encode_events", _gen_encode_events(), _NS)
     _compile("iter_events", _gen_iter_events(), _NS)
     _compile("iter_replay", _gen_iter_events("iter_replay", replay=True), _NS)
     _compile("decode_loop", _gen_decode_loop(), _NS)
@@ -1076,9 +1189,8 @@ they are first used (``MessageBatch``)."""
 
 def encode_events(events: list[Event], ref: Callable[[Presence], int]) -> list[list[Any]]:
     """Each event as its chunk array (``ref`` gives a presence's index in the chunk's table)."""
-    packers = _PACKERS
     try:
-        return [packers[e.__class__](e, ref) for e in events]
+        return cast(list[list[Any]], _NS["_encode_events"](events, ref))
     except KeyError:
         for e in events:
             kind_of(e)  # raises TypeError naming the first event that is not one

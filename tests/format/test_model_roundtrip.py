@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -113,6 +115,48 @@ def test_match_message_keeps_the_dataclass_interface() -> None:
         case _:
             pytest.fail("a MatchMessage did not match its class pattern")
     assert pickle.loads(pickle.dumps(m)) == m
+
+
+def test_presence_keeps_the_dataclass_interface() -> None:
+    """Presence became a msgspec Struct (the writer looks senders up by value, hashing in C): what handlers,
+    the runtime and the redactor did with the dataclass still works, and it hashes as the dataclass did."""
+    p = Presence("u1", "s1", "alice")
+    match p:
+        case Presence(user_id, session_id, username, node, reason):
+            assert (user_id, session_id, username, node, reason) == ("u1", "s1", "alice", "", 0)
+        case _:
+            pytest.fail("a Presence did not match its class pattern")
+    assert dataclasses.is_dataclass(p) and [f.name for f in dataclasses.fields(p)][3:] == ["node", "reason"]
+    assert dataclasses.asdict(p) == {"user_id": "u1", "session_id": "s1", "username": "alice", "node": "", "reason": 0}
+    assert repr(p) == "Presence(user_id='u1', session_id='s1', username='alice', node='', reason=0)"
+    assert p.with_reason(3).reason == 3 and p.key == ("u1", "s1", "") and p == Presence("u1", "s1", "alice", "", 0)
+    assert p != ("u1", "s1", "alice", "", 0) and p != p.with_reason(1)
+    with pytest.raises(AttributeError, match="immutable"):
+        p.reason = 1  # type: ignore[misc]
+    # the dataclass's hash (a tuple of the fields), however the presence was made: sets of presences iterate
+    # alike in every process under one PYTHONHASHSEED, and in the order they did before
+    copies = [
+        p,
+        Presence(user_id="u1", session_id="s1", username="alice"),
+        dataclasses.replace(p),
+        dataclasses.replace(p.with_reason(2), reason=0),
+        msgspec.structs.replace(p),
+        copy.copy(p),
+        copy.deepcopy(p),
+        pickle.loads(pickle.dumps(p)),
+        msgspec.convert({"user_id": "u1", "session_id": "s1", "username": "alice"}, Presence),
+    ]
+    assert all(c == p and hash(c) == hash(("u1", "s1", "alice", "", 0)) for c in copies)
+    pool = [Presence(f"u{i}", f"s{i}", f"n{i}", "", i % 3) for i in range(40)]
+    assert list(set(pool)) == [pool[i] for i in _set_order([dataclasses.astuple(q) for q in pool])]
+    with pytest.raises(TypeError, match="unhashable"):  # as the dataclass: made, but not hashed
+        hash(Presence("u", "s", "n", "", [1]))  # type: ignore[arg-type]
+
+
+def _set_order(keys: list[tuple[object, ...]]) -> list[int]:
+    """The order a set iterates ``keys`` in (the positions of the first of each), as for the dataclass."""
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    return [first[k] for k in set(keys)]
 
 
 def test_message_batch_behaves_as_a_tuple() -> None:

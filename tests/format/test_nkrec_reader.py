@@ -197,9 +197,9 @@ def test_chunks_are_built_with_the_collector_paused_and_it_is_left_as_found(
     from recorder.format import _nkrec
 
     seen: list[bool] = []
-    unpackb, encode = _nkrec.msgpack.unpackb, _nkrec.pack_chunk
+    unpackb, encode = _nkrec.msgpack.unpackb, _nkrec.pack_chunk_into
     monkeypatch.setattr(_nkrec.msgpack, "unpackb", lambda *a, **k: (seen.append(gc.isenabled()), unpackb(*a, **k))[1])
-    monkeypatch.setattr(_nkrec, "pack_chunk", lambda events: (seen.append(gc.isenabled()), encode(events))[1])
+    monkeypatch.setattr(_nkrec, "pack_chunk_into", lambda *a: (seen.append(gc.isenabled()), encode(*a))[1])
     path = tmp_path / "r.nkrec"
     assert gc.isenabled()
     write_recording(path, HEADER, loops(0, 120), chunk_events=50)

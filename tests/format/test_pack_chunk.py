@@ -4,23 +4,30 @@
 from __future__ import annotations
 
 import datetime
+import decimal
+import enum
 import uuid
 from typing import Any
 
 import msgpack
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 
 from recorder.format import (
     Broadcast,
+    CrashMarker,
     InitCall,
     JoinAttemptCall,
+    JoinCall,
+    LeaveCall,
     LoopCall,
     MatchMessage,
     Nondeterministic,
     Outcome,
     Presence,
     SignalCall,
+    TerminateCall,
     WireEvent,
     _codec,
     decode_chunk,
@@ -56,10 +63,9 @@ class Counting:
     def __init__(self) -> None:
         self.packed = 0
 
-    def encode(self, obj: Any) -> bytes:
-        out: bytes = _codec.msgspec.msgpack.Encoder().encode(obj)
+    def encode_into(self, obj: Any, buffer: bytearray, offset: int) -> None:
+        _codec.msgspec.msgpack.Encoder().encode_into(obj, buffer, offset)
         self.packed += 1
-        return out
 
 
 @settings(max_examples=150, deadline=None)
@@ -93,6 +99,10 @@ class Number(int):
     pass
 
 
+class Color(enum.Enum):
+    RED = 1
+
+
 @pytest.mark.parametrize(
     "events",
     [
@@ -102,6 +112,17 @@ class Number(int):
         [JoinAttemptCall(0, A, {}, vars={"k": frozenset()})],  # type: ignore[dict-item]
         [LoopCall(1, (), None, (Nondeterministic("random", {1, 2}),))],
         [WireEvent("sock", "in", 1.0, envelope={"at": datetime.date(2026, 1, 2)})],
+        # the same in typed fields (msgspec would write the datetime as a string): the writer refuses them too
+        [LoopCall(1, (), Outcome(label=datetime.datetime(2026, 1, 2)))],  # type: ignore[arg-type]
+        [LoopCall(1, (), Outcome(broadcasts=(Broadcast(Color.RED, b"x"),)))],  # type: ignore[arg-type]
+        [LoopCall(1, (), Outcome(label_updates=(uuid.UUID(int=1),)))],  # type: ignore[arg-type]
+        [LoopCall(datetime.date(2026, 1, 2), ())],  # type: ignore[arg-type]
+        [SignalCall(1, frozenset())],  # type: ignore[arg-type]
+        [JoinCall(1, (Presence("u1", "s1", "alice", "n1", Color.RED),))],  # type: ignore[arg-type]
+        [WireEvent("sock", "in", decimal.Decimal("1.5"))],  # type: ignore[arg-type]
+        [CrashMarker("match_loop", 1, "boom", error_type=msgspec.Raw(b"\x01"))],  # type: ignore[arg-type]
+        # typed fields msgpack packs (same bytes either way)
+        [LoopCall(Number(1), (), Outcome(label=Text("a str subclass"), broadcasts=(Broadcast(1, bytearray(b"x")),)))],
         # what msgspec refuses and msgpack packs: msgpack's bytes
         [SignalCall(1, "lone \ud800 surrogate")],
         [InitCall({"name": "lone \udfff"})],
@@ -131,3 +152,114 @@ def test_presences_are_numbered_in_order_of_first_use() -> None:
     assert [[row[0] for row in e[2]] for e in encoded] == [[0, 1], [0, 3, 2], [1, 3]]
     assert encoded[0][3] == {"k": [2]}
     assert decode_chunk(msgpack.unpackb(pack_chunk(events), raw=False)) == events
+
+
+def reference_chunk(events: list[Any]) -> list[Any]:
+    """A chunk's payload as ``recorder.format._codec``'s docstring describes it, written plainly: a naive
+    reference for the generated encoders (``recorder.format._schema``) and the writer's presence table."""
+    table: dict[Presence, int] = {}
+    rows: list[list[Any]] = []
+
+    def ref(p: Presence) -> int:
+        if p not in table:
+            table[p] = len(rows)
+            rows.append([p.user_id, p.session_id, p.username, p.node, p.reason])
+        return table[p]
+
+    def outcome(o: Outcome | None) -> dict[str, Any] | None:
+        if o is None:
+            return None
+        out: dict[str, Any] = {}
+        for key, value in (("a", o.accept), ("r", o.reason), ("tr", o.tick_rate), ("l", o.label)):
+            if value is not None:
+                out[key] = value
+        if o.broadcasts:
+            out["b"] = [
+                [
+                    b.op_code,
+                    b.data,
+                    None if b.targets is None else [ref(t) for t in b.targets],
+                    None if b.sender is None else ref(b.sender),
+                    b.reliable,
+                    b.deferred,
+                ]
+                for b in o.broadcasts
+            ]
+        if o.kicks:
+            out["k"] = [ref(p) for p in o.kicks]
+        if o.label_updates:
+            out["lu"] = list(o.label_updates)
+        for key, value in (("rp", o.reply), ("d", o.digest), ("s", o.snapshot)):
+            if value is not None:
+                out[key] = value
+        if o.stopped:
+            out["x"] = True
+        return out
+
+    def trimmed(items: list[Any], kept: int) -> list[Any]:
+        while len(items) > kept and items[-1] is None:
+            items.pop()
+        return items
+
+    def call(code: int, e: Any, *middle: Any) -> list[Any]:
+        nd = [[n.source, n.value] for n in e.nondeterministic] or None
+        return trimmed([code, e.tick, *middle, outcome(e.outcome), nd], 2 + len(middle))
+
+    encoded = []
+    for e in events:
+        if isinstance(e, InitCall):
+            encoded.append(call(0, e, e.params))
+        elif isinstance(e, JoinAttemptCall):
+            head = [1, e.tick, ref(e.presence), e.metadata, outcome(e.outcome)]
+            nd = [[n.source, n.value] for n in e.nondeterministic] or None
+            encoded.append(trimmed([*head, nd, e.vars or None], 4))
+        elif isinstance(e, (JoinCall, LeaveCall)):
+            encoded.append(call(2 if isinstance(e, JoinCall) else 3, e, [ref(p) for p in e.presences]))
+        elif isinstance(e, LoopCall):
+            messages = [[ref(m.sender), m.op_code, m.data, m.reliable, m.receive_time_ms] for m in e.messages]
+            encoded.append(call(4, e, messages))
+        elif isinstance(e, SignalCall):
+            encoded.append(call(5, e, e.data))
+        elif isinstance(e, TerminateCall):
+            encoded.append(call(6, e, e.grace_seconds))
+        elif isinstance(e, CrashMarker):
+            encoded.append(trimmed([7, e.callback, e.tick, e.error, e.traceback, e.error_type or None], 5))
+        else:
+            assert isinstance(e, WireEvent)
+            items = [8, e.socket, e.direction, e.t, e.event, e.envelope, e.raw, e.close_code, e.close_reason]
+            encoded.append(trimmed(items, 5))
+    return [rows, encoded]
+
+
+def arena(ticks: int) -> list[Any]:
+    """A match as the benchmark makes it: eight players, loops with and without outcomes, a leave and a rejoin."""
+    from benchmarks.bench_recording import arena_events
+
+    return list(arena_events(ticks, players=8, outcome_every=4, seed=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(event_lists(max_size=20))
+@example(pinned_events())
+@example(arena(120))
+@example(  # equal presences that are distinct objects share a row; a new sender mid-loop; a kicked one
+    [
+        LoopCall(1, (MatchMessage(A, 1, b"a"), MatchMessage(Presence("u1", "s1", "alice", "n1"), 2, None))),
+        LoopCall(2, (MatchMessage(B, 1, b""), MatchMessage(C, 1, b"", False, 9)), Outcome(kicks=(D, A))),
+        JoinCall(3, (D.with_reason(1), A)),
+    ]
+)
+def test_chunks_are_what_the_format_describes(events: list[Any]) -> None:
+    """The writer's bytes for a chunk are msgpack's packing of the plainly written reference chunk."""
+    expected = msgpacks_of(reference_chunk(events))
+    assert ours(events) == expected
+    if not isinstance(expected, type):
+        assert msgpack.packb(encode_chunk(events), use_bin_type=True, unicode_errors="surrogatepass") == expected
+
+
+def msgpacks_of(chunk: list[Any]) -> bytes | type[BaseException]:
+    try:
+        packed: bytes = msgpack.packb(chunk, use_bin_type=True, unicode_errors="surrogatepass")
+        return packed
+    except Exception as exc:
+        return type(exc)
