@@ -268,17 +268,17 @@ def test_a_damaged_message_of_a_plain_loop_is_the_readers_error(
     header, events = read_events(CLEAN)
     i = _first_loop(events, broadcasting=False)
     target = events[i].tick
-    encode = _codec.encode_chunk
+    encode = _codec._encode  # what the writer packs (encode_chunk gives its chunk)
 
-    def damaging(chunk: list[Any]) -> list[Any]:
-        payload = encode(chunk)
+    def damaging(chunk: list[Any]) -> tuple[Any, list[Any]]:
+        table, payload = encode(chunk)
         for ev in payload[1]:
             if ev[0] == 4 and ev[1] == target:
                 sender, _, *rest = ev[2][0]
                 ev[2][0] = (sender, "one", *rest)  # an op code that is not an integer
-        return payload
+        return table, payload
 
-    monkeypatch.setattr(_codec, "encode_chunk", damaging)
+    monkeypatch.setattr(_codec, "_encode", damaging)
     path = tmp_path / "damaged.nkrec"
     write_recording(path, header, events)
     monkeypatch.undo()
