@@ -86,6 +86,19 @@ def _head(out, o, n, fix, b16, b32):
 
 
 @njit(cache=True, inline="always")
+def _str_head(out, o, size):
+    """A msgpack str head for ``size`` bytes (fixstr, str 8, 16 or 32), as msgpack writes it."""
+    if size < 32:
+        out[o] = np.uint8(0xA0 + size)
+        return o + 1
+    if size < 256:
+        out[o] = 0xD9
+        out[o + 1] = np.uint8(size)
+        return o + 2
+    return _head(out, o, size, 0xA0, 0xDA, 0xDB)
+
+
+@njit(cache=True, inline="always")
 def _container_head(out, o, n, fix, b16, b32):
     if n < 16:
         out[o] = np.uint8(fix + n)
@@ -168,15 +181,7 @@ def _transcode(src, work, ints):
                     for j in range(size):
                         if src[pos + j] > 0x7F:
                             return _GIVE_UP
-                    if size < 32:
-                        out[o] = np.uint8(0xA0 + size)
-                        o += 1
-                    elif size < 256:
-                        out[o] = 0xD9
-                        out[o + 1] = np.uint8(size)
-                        o += 2
-                    else:
-                        o = _head(out, o, size, 0xA0, 0xDA, 0xDB)
+                    o = _str_head(out, o, size)
                     key0[ne] = o
                     _copy(out, o, src, pos, size)
                     o += size
@@ -266,15 +271,7 @@ def _transcode(src, work, ints):
                 if b == 0x3A and j + 3 < size and src[pos + j + 1] == 0x20 and src[pos + j + 2] == 0x30:  # noqa: SIM102
                     if src[pos + j + 3] == 0x78:  # ": 0x": a pointer text the reference path masks
                         return _GIVE_UP
-            if size < 32:
-                out[o] = np.uint8(0xA0 + size)
-                o += 1
-            elif size < 256:
-                out[o] = 0xD9
-                out[o + 1] = np.uint8(size)
-                o += 2
-            else:
-                o = _head(out, o, size, 0xA0, 0xDA, 0xDB)
+            o = _str_head(out, o, size)
             _copy(out, o, src, pos, size)
             o += size
             pos += size
