@@ -10,6 +10,10 @@ then times, best of N with ``gc.collect()`` before each run:
 - write: ``RecordingWriter`` appending the events (encode, pack, frame, checksum, write) against
   ``msgpack.packb`` of the same encoded chunks written to a file.
 
+The write's heading says whether a loop's message rows came from the compiled helper (``recorder.format._rows``,
+which ``pip install`` builds where a C compiler is) or from Python: a tree run from ``git archive`` with
+PYTHONPATH has no helper until it is built (``python setup.py build_ext --inplace``).
+
 Prints events/s and MB/s for each, and the ratios last with their targets (issue 19: lazy decode at least 0.7
 of raw; ``RecordingWriter.append`` at least 0.7 of packing the already-encoded chunks).
 
@@ -46,6 +50,7 @@ from recorder import (
 )
 from recorder.format import encode_chunk
 from recorder.format._nkrec import FRAME_SIZE, KIND_SEAL, MAGIC
+from recorder.format._schema import native_rows
 
 
 def arena_events(ticks: int, players: int = 8, outcome_every: int = 4, seed: int = 1) -> Iterator:
@@ -256,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     line("open_recording().events()", t_ours, n_events, size)
     line("msgpack.Unpacker, touching message rows", t_raw_m, n_events, raw_size)
     line("events() with messages materialised", t_ours_m, n_events, size)
-    print(f"write ({len(events)} events, {w_size / 1e6:.1f} MB), best of {args.repeat}:")
+    rows = "rows by the compiled helper" if native_rows() else "rows in Python: the compiled helper is not built"
+    print(f"write ({len(events)} events, {w_size / 1e6:.1f} MB; message {rows}), best of {args.repeat}:")
     line("msgpack.packb of encoded chunks", w_raw, len(events), w_size)
     line("msgpack.packb(encode_chunk(...))", w_raw_enc, len(events), w_size)
     line("RecordingWriter.append", w_ours, len(events), w_size)
