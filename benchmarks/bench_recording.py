@@ -12,7 +12,7 @@ then times, best of N with ``gc.collect()`` before each run:
 
 The write's heading says whether a loop's message rows came from the compiled helper (``recorder.format._rows``,
 which ``pip install`` builds where a C compiler is) or from Python: a tree run from ``git archive`` with
-PYTHONPATH has no helper until it is built (``python setup.py build_ext --inplace``).
+PYTHONPATH has no helper until it is built (``pip install -e .`` there, or the built ``_rows*.so`` copied in).
 
 Prints events/s and MB/s for each, and the ratios last with their targets (issue 19: lazy decode at least 0.7
 of raw; ``RecordingWriter.append`` at least 0.7 of packing the already-encoded chunks).

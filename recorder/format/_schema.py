@@ -54,8 +54,10 @@ from recorder.format._validate import INT64_MAX, each, optional, show
 
 try:  # the optional compiled helper (setup.py): a loop's message rows in C, the same rows
     from recorder.format import _rows as _native
-except ImportError:  # not built (no C compiler where the package was installed): the rows are made in Python
-    _native = None  # type: ignore[assignment]
+
+    _native.setup(MatchMessage)  # it reads a MatchMessage's fields from their slots
+except (ImportError, TypeError, AttributeError):  # not built (no C compiler at install), or the fields are not
+    _native = None  # type: ignore[assignment]  # plain slots: the rows are made in Python
 
 __all__ = [
     "REQUIRED",
@@ -1132,7 +1134,6 @@ def _namespace() -> dict[str, Any]:
     for record, name in ((OUTCOME, "OUTCOME"), (BROADCAST, "BROADCAST"), (PRESENCE, "PRESENCE"), (MESSAGE, "MESSAGE")):
         ns[f"_build_{name}"] = record_builder(record.cls)
     if _native is not None:
-        _native.setup(MatchMessage)  # reads a MatchMessage's fields from their slots
         ns["_native_rows"] = _native.rows
     return ns
 

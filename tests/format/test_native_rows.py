@@ -4,6 +4,7 @@ errors and bytes of the pure-Python comprehension it stands in for, and no refer
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,10 +52,32 @@ def test_the_helper_is_built_where_a_compiler_is() -> None:
     """setup.py builds it as optional: a failed build must not pass unnoticed where it could have been built."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here")
-    assert _schema.native_rows(), (
-        "recorder/format/_rows.c is not built: pip install -e . (or setup.py build_ext --inplace)"
-    )
+    assert _schema.native_rows(), "recorder/format/_rows.c is not built: pip install -e ."
     assert "_native_rows(x2, index)" in _schema.source("_encode_events")
+
+
+@pytest.mark.parametrize("problem", ["ImportError", "TypeError", "AttributeError"])
+def test_the_rows_are_made_in_python_when_the_helper_cannot_serve(problem: str) -> None:
+    """A helper that is missing, or cannot read MatchMessage's fields (``setup`` refuses the class), leaves the
+    writer on the Python rows: the package still imports and writes the same bytes."""
+    script = f"""
+import sys, types
+fake = types.ModuleType("recorder.format._rows")
+def setup(cls):
+    raise {problem}("no")
+fake.setup = setup
+sys.modules["recorder.format._rows"] = fake if "{problem}" != "ImportError" else None
+from recorder.format import LoopCall, MatchMessage, Presence, _schema
+from recorder.format._codec import pack_chunk
+p = Presence("u", "s", "n")
+assert not _schema.native_rows() and "_native_rows" not in _schema.source("_encode_events")
+print(pack_chunk([LoopCall(1, (MatchMessage(p, 1, b"x"), MatchMessage(p, 2, None, False, 5)))]).hex())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    p = Presence("u", "s", "n")
+    events = [LoopCall(1, (MatchMessage(p, 1, b"x"), MatchMessage(p, 2, None, False, 5)))]
+    assert bytes.fromhex(done.stdout.strip()) == msgpacks_of(reference_chunk(events))
 
 
 @needs_native
