@@ -57,7 +57,7 @@ from recorder.errors import CorruptRecording, IncompleteRecording, InvalidValue,
 from recorder.format._codec import decode_chunk, decode_header, encode_header, event_tick, iter_events, pack_chunk_into
 from recorder.format._integrity import COMPLETE, Damage, Integrity, Ledger, SealDigest, source_gaps
 from recorder.format._model import FORMAT_VERSION, Event, Header
-from recorder.format._schema import iter_replay
+from recorder.format._schema import iter_replay, iter_replay_typed, plain_loops, typed_chunk
 from recorder.format._sniff import not_a_recording
 from recorder.storage import is_url, kind_of, open_input, open_output
 
@@ -137,6 +137,57 @@ class _Truncated(Exception):
 def _pack(obj: Any) -> bytes:
     packed: bytes = msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
     return packed
+
+
+def _typed(payload: bytes) -> Any:
+    """``typed_chunk(payload)`` (a chunk of plain loops, or None), the collector paused meanwhile (see ``_unpack``)."""
+    if not gc.isenabled():
+        return typed_chunk(payload)
+    gc.disable()
+    try:
+        return typed_chunk(payload)
+    finally:
+        gc.enable()
+
+
+class _ChunkTree:
+    """The msgpack tree of a chunk a replay decoded typed (``typed_chunk``; ``typed`` that), unpacked from its
+    bytes the first time the reference decoding needs it (``iter_replay_typed``, ``decode_loop``): indexable as
+    the tree, which ``tree()`` returns. Its errors are the reader's (``_corruption``, "chunk payload")."""
+
+    __slots__ = ("typed", "_payload", "_where", "_tree")
+
+    def __init__(self, typed: Any, payload: bytes, where: tuple[str, int, int]) -> None:
+        self.typed = typed
+        self._payload = payload
+        self._where = where
+        self._tree: Any = None
+
+    def tree(self) -> Any:
+        tree = self._tree
+        if tree is None:
+            try:
+                tree = self._tree = _unpack(self._payload)
+            except Exception as exc:
+                raise _corruption(exc, *self._where, "chunk payload")  # noqa: B904 - the cause is set there
+        return tree
+
+    def __getitem__(self, key: int) -> Any:
+        return self.tree()[key]
+
+
+def _replay_decoder(tree: Any, origin: tuple[str, int, int], cache: dict[tuple[Any, ...], Any] | None) -> Iterator[Any]:
+    """A chunk's decoder for a replay: ``iter_replay_typed`` for a chunk decoded typed, else ``iter_replay``."""
+    if tree.__class__ is _ChunkTree:
+        return iter_replay_typed(tree.typed, tree, origin, cache)
+    return iter_replay(tree, origin, cache)
+
+
+def _run_decoder(tree: Any, origin: tuple[str, int, int], cache: dict[tuple[Any, ...], Any] | None) -> Iterable[Any]:
+    """``_replay_decoder``, a chunk decoded typed as one ``PlainLoops`` (``plain_loops``)."""
+    if tree.__class__ is _ChunkTree:
+        return plain_loops(tree.typed, tree, origin, cache)
+    return iter_replay(tree, origin, cache)
 
 
 def _unpack(payload: bytes) -> Any:
@@ -541,8 +592,12 @@ class Recording:
             self._ledger, self._walk, self._integrity = ledger, walk, None
         return ledger, walk
 
-    def _payloads(self, start: int | None, first_index: int, first_seq: int) -> Iterator[tuple[ChunkInfo, Any]]:
-        """Yield ``(ChunkInfo, msgpack tree)`` chunk by chunk, applying the ``on_damage`` policy."""
+    def _payloads(
+        self, start: int | None, first_index: int, first_seq: int, typed: bool = False
+    ) -> Iterator[tuple[ChunkInfo, Any, int]]:
+        """Yield ``(ChunkInfo, msgpack tree, events)`` chunk by chunk, applying the ``on_damage`` policy.
+        ``typed``: a chunk of plain loops comes as a ``_ChunkTree`` (``typed_chunk``), decoded by msgspec
+        instead of unpacked (the msgpack tree is unpacked only if the reference needs it)."""
         ledger, walk = self._new_walk(start, first_index, first_seq)
         policy = self.on_damage
         for what, item in walk:
@@ -560,11 +615,16 @@ class Recording:
             info, frame, verdict = item
             if verdict == "duplicate" or (verdict == "salvaged" and policy != "skip"):
                 continue
-            try:  # _as_corrupt written out: this runs once per chunk
-                tree = _unpack(frame.payload)
-                n = len(tree[1])
-            except Exception as exc:
-                raise _corruption(exc, self.path, info.offset, info.seq, "chunk payload")  # noqa: B904
+            plain = _typed(frame.payload) if typed else None
+            if plain is not None:
+                tree: Any = _ChunkTree(plain, frame.payload, (self.path, info.offset, info.seq))
+                n = len(plain.events)
+            else:
+                try:  # _as_corrupt written out: this runs once per chunk
+                    tree = _unpack(frame.payload)
+                    n = len(tree[1])
+                except Exception as exc:
+                    raise _corruption(exc, self.path, info.offset, info.seq, "chunk payload")  # noqa: B904
             if info.count >= 0 and n != info.count:
                 ledger.count_mismatch(info.offset, info.seq, info.count, n)
                 if policy == "raise":
@@ -572,7 +632,7 @@ class Recording:
                 if policy == "stop":
                     return
                 continue
-            yield info, tree
+            yield info, tree, n
 
     def _warn_truncated(self, offset: int) -> None:
         warnings.warn(
@@ -585,7 +645,7 @@ class Recording:
         self, start: int | None = None, first_chunk: int = 1
     ) -> Generator[tuple[ChunkInfo, list[Event]], None, None]:
         """Yield ``(ChunkInfo, events)`` chunk by chunk from ``start`` (default: the first chunk)."""
-        for info, tree in self._payloads(start, first_chunk, first_chunk):
+        for info, tree, _ in self._payloads(start, first_chunk, first_chunk):
             with _as_corrupt(self.path, info.offset, info.seq, "chunk payload"):
                 events = decode_chunk(tree, (self.path, info.offset, info.seq))
             self.events_read += len(events)
@@ -614,18 +674,25 @@ class Recording:
             if event_tick(e) >= from_tick:
                 yield e
 
-    def replay_events(self) -> Iterator[Any]:
+    def replay_events(self, typed: bool = True) -> Iterator[Any]:
         """``events()`` from the first chunk, for a replay: a plain loop comes as a tuple of its encoded parts
-        (``recorder.format._schema.iter_replay``), every other event as its record."""
-        return chain.from_iterable(self._chunk_decoders(iter_replay, None, 1, 1))
+        (``recorder.format._schema.iter_replay``), every other event as its record. A chunk of plain loops
+        alone is decoded by msgspec against its types (``iter_replay_typed``: the same parts, its messages
+        decoded); ``typed=False``: by the reference alone (what tests hold the typed decoding to)."""
+        return chain.from_iterable(self._chunk_decoders(_replay_decoder, None, 1, 1, typed))
+
+    def replay_runs(self) -> Iterator[Any]:
+        """``replay_events()``, a chunk of plain loops alone (decoded by msgspec) as one
+        ``recorder.format._schema.PlainLoops`` (what ``reproduce`` runs in one loop) instead of its tuples."""
+        return chain.from_iterable(self._chunk_decoders(_run_decoder, None, 1, 1, True))
 
     def _chunk_decoders(
-        self, decoder: Callable[..., Iterator[Any]], start: int | None, first: int, seq: int
-    ) -> Iterator[Iterator[Any]]:
+        self, decoder: Callable[..., Iterable[Any]], start: int | None, first: int, seq: int, typed: bool = False
+    ) -> Iterator[Iterable[Any]]:
         """The decoder of each chunk in turn; a chunk's events count as read once the next one is asked for."""
-        for info, tree in self._payloads(start, first, seq):
+        for info, tree, n in self._payloads(start, first, seq, typed):
             yield decoder(tree, (self.path, info.offset, info.seq), self._presence_cache)
-            self.events_read += len(tree[1])
+            self.events_read += n
 
     def tick_index(self) -> list[ChunkInfo]:
         """Every chunk frame's offset and first tick, from frame heads alone (no payload read), up to the

@@ -21,10 +21,12 @@ no object from type tags: it never executes code from the input.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
-from typing import Any, cast
+from typing import Annotated, Any, cast
+
+import msgspec
 
 from recorder.errors import CorruptRecording, InvalidValue, RecordingError
 from recorder.format import _jsonvalue as jv
@@ -777,8 +779,20 @@ def _gen_kind_decoder(kind: Kind, indent: str, emit: str = "yield") -> list[str]
 
 #: a plain loop as ``iter_replay`` yields it: (tick, message rows, whether an outcome was recorded, the
 #: recorded digest or None, the recorded broadcast rows or None, the chunk's presences, the chunk payload,
-#: the event's index in it, origin)
-PLAIN_LOOP_FIELDS = ("tick", "rows", "has_outcome", "digest", "broadcasts", "presences", "payload", "index", "origin")
+#: the event's index in it, origin, the messages already decoded or None: ``iter_replay_typed`` decodes
+#: them, ``iter_replay`` leaves the rows to ``MessageBatch.rows_decoder``, which checks each)
+PLAIN_LOOP_FIELDS = (
+    "tick",
+    "rows",
+    "has_outcome",
+    "digest",
+    "broadcasts",
+    "presences",
+    "payload",
+    "index",
+    "origin",
+    "messages",
+)
 
 _PLAIN_LOOP = [  # iter_replay's loop branch, before the reference decoding (which runs when this falls through)
     "if 3 <= k <= 5 and (k < 5 or not ev[4]):",  # nondeterministic values recorded: the reference path
@@ -787,17 +801,17 @@ _PLAIN_LOOP = [  # iter_replay's loop branch, before the reference decoding (whi
     "    if t.__class__ is int and 0 <= t <= INT64_MAX and mr.__class__ is list:",
     "        out = ev[3] if k > 3 else None",
     "        if out is None:",
-    "            yield (t, mr, False, None, None, ps, payload, i, origin)",
+    "            yield (t, mr, False, None, None, ps, payload, i, origin, None)",
     "            continue",
     "        if out.__class__ is dict:",
     "            if len(out) == 1:",  # the common case: the digest alone (OUTCOME_LONE)
     "                dg = out.get('d')",
     "                if dg.__class__ is int and dg >= 0:",
-    "                    yield (t, mr, True, dg, None, ps, payload, i, origin)",
+    "                    yield (t, mr, True, dg, None, ps, payload, i, origin, None)",
     "                    continue",
     "            plain = _plain_outcome(out)",
     "            if plain is not None:",
-    "                yield (t, mr, True, plain[0], plain[1], ps, payload, i, origin)",
+    "                yield (t, mr, True, plain[0], plain[1], ps, payload, i, origin, None)",
     "                continue",
 ]
 
@@ -1258,3 +1272,164 @@ def describe(record: Record) -> str:
     return (
         title + "\n" + "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     )
+
+
+# -- typed chunk decoding: a replay's fast path ----------------------------------------------------------
+# A chunk made of plain loops only (what a match writes after its first chunk, tick after tick) is decoded
+# by msgspec against the types below, in C: every field is checked there as the tables check it (the
+# msgspec type of each table type is in ``_TYPED``), and the messages of each loop are then built without
+# checking a field again. The types accept a subset of what ``iter_replay`` accepts as plain loops (the same
+# tick, rows, outcome keys and broadcast rows; an outcome map with any other key, nil or not, a
+# nondeterministic value, an event of any other kind or anything msgspec reads otherwise than msgpack does
+# (text that is not UTF-8, an extension type) does not fit). A chunk that does not fit is decoded by the
+# reference, ``iter_replay``, whole: it holds what the reference accepts (decoded the same) or refuses (with
+# its error, at its event). ``tests/format/test_replay_events.py`` holds the two to each other, value or error.
+
+_TYPED: dict[Type, Any] = {
+    TICK: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)],
+    INT64: Annotated[int, msgspec.Meta(le=INT64_MAX)],  # msgpack holds no integer below int64's minimum
+    UINT64: Annotated[int, msgspec.Meta(ge=0)],  # nor one above uint64's maximum
+    BOOL: bool,
+    DATA: bytes | None,  # msgpack's bin (a str or an extension type is no ``bytes`` to msgspec)
+    PRESENCE_INDEX: Annotated[int, msgspec.Meta(ge=0)],  # below the table's length: ``ps[i]`` raises otherwise
+}
+
+
+_TUPLE: Any = tuple  # subscripted with types made here (mypy reads no type in a variable)
+_LIST: Any = list
+
+
+def _typed_row(record: Record, none: tuple[str, ...] = ()) -> Any:
+    """A row of ``record`` as a msgspec tuple type, the fields named in ``none`` nil (a plain broadcast)."""
+    return _TUPLE[tuple(type(None) if f.name in none else _TYPED[f.type] for f in record.chunk_order())]
+
+
+def _typed_outcome() -> Any:
+    """A plain loop's outcome map: its digest, broadcasts to everyone without a sender, its snapshot; no other key."""
+    kept = {
+        "digest": _TYPED[UINT64],
+        "snapshot": _TYPED[DATA],
+        "broadcasts": _LIST[_typed_row(BROADCAST, ("targets", "sender"))],
+    }
+    table = [f for f in OUTCOME.fields if f.name in kept]
+    assert len(table) == len(kept) and all(f.default in (None, ()) for f in table)
+    return msgspec.defstruct(
+        "_PlainOutcome",
+        [(f.name, kept[f.name] | None, None) for f in table],
+        rename={f.name: str(f.short) for f in table},
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+
+
+def _typed_chunk() -> Any:
+    """``[presences, events]`` with plain loops for events, each ``[4, tick, rows, outcome?, []?]``."""
+    order = LOOP.chunk_order()
+    assert [f.name for f in order] == ["tick", "messages", "outcome", "nondeterministic"]
+    loop = msgspec.defstruct(
+        "_PlainLoop",
+        [
+            ("tick", _TYPED[TICK]),
+            ("messages", _LIST[_typed_row(MESSAGE)]),
+            ("outcome", _typed_outcome() | None, None),
+            ("nondeterministic", Annotated[list[Any], msgspec.Meta(max_length=0)] | None, None),
+        ],
+        array_like=True,
+        tag=LOOP.code,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.defstruct(
+        "_PlainChunk", [("presences", list[list[str | int]]), ("events", _LIST[loop])], array_like=True, gc=False
+    )
+
+
+_PlainChunk = _typed_chunk()
+_build_MESSAGE = _NS["_build_MESSAGE"]
+_TYPED_DECODER = msgspec.msgpack.Decoder(_PlainChunk)
+
+
+def typed_chunk(payload: bytes) -> Any:
+    """The chunk ``payload`` (msgpack bytes) decoded as plain loops (``_PlainChunk``: ``.presences``,
+    ``.events``), or None when it is anything else: the reference decoding decides then."""
+    try:
+        return _TYPED_DECODER.decode(payload)
+    except Exception:  # does not fit the types, or is no msgpack at all: iter_replay says which
+        return None
+
+
+class PlainLoops:
+    """The plain loops of one chunk ``typed_chunk`` decoded, from ``next`` on (a replay runs them in one loop,
+    ``replay.runtime.MatchRuntime.replay_plain``). ``events`` the typed loops (``.tick``, ``.messages``: rows
+    as tuples, checked; ``.outcome``: None or ``.digest``, ``.broadcasts``, ``.snapshot``); ``presences`` the
+    chunk's table; ``payload`` the chunk's msgpack tree, read only where the reference must decide (indexable,
+    ``tree()`` the tree itself: ``decode_loop``); ``origin`` (path, offset, chunk). Iterating it yields the
+    loops left as ``iter_replay`` tuples (``PLAIN_LOOP_FIELDS``, their messages decoded), ``next`` advancing."""
+
+    __slots__ = ("events", "presences", "payload", "origin", "next")
+
+    def __init__(self, events: list[Any], presences: list[Presence], payload: Any, origin: tuple[str, int, int]):
+        self.events = events
+        self.presences = presences
+        self.payload = payload
+        self.origin = origin
+        self.next = 0
+
+    def part(self, i: int) -> tuple[Any, ...]:
+        """Loop ``i`` as an ``iter_replay`` tuple, its messages decoded (None, and its rows the tree's, when a
+        sender index is past the presence table: ``MessageBatch`` then refuses them as the reader does);
+        ``next`` moves past it."""
+        self.next = i + 1
+        ev = self.events[i]
+        ps = self.presences
+        rows = ev.messages
+        try:
+            messages = [_build_MESSAGE(ps[s], op, data, reliable, at) for s, op, data, reliable, at in rows]
+        except IndexError:  # a sender past the presence table
+            messages = None
+            rows = self.payload[1][i][2]
+        out = ev.outcome
+        if out is None:
+            return (ev.tick, rows, False, None, None, ps, self.payload, i, self.origin, messages)
+        return (ev.tick, rows, True, out.digest, out.broadcasts or None, ps, self.payload, i, self.origin, messages)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while self.next < len(self.events):
+            yield self.part(self.next)
+
+    def calls(self) -> Iterator[LoopCall]:
+        """The loops left as records (``decode_loop``), ``next`` advancing."""
+        while self.next < len(self.events):
+            i = self.next
+            self.next = i + 1
+            yield decode_loop(self.payload, i, self.presences, self.origin)
+
+
+def plain_loops(
+    chunk: Any,
+    payload: Any,
+    origin: tuple[str, int, int] = ("<memory>", 0, 0),
+    presence_cache: dict[tuple[Any, ...], Presence] | None = None,
+) -> Iterable[Any]:
+    """What a replay reads of a chunk ``typed_chunk`` decoded: one ``PlainLoops``, or, when the reference refuses
+    its presence table, ``iter_replay`` of its tree (which raises that error). ``payload`` as in ``PlainLoops``."""
+    try:
+        ps = _presences(chunk.presences, presence_cache)
+    except Exception:
+        return iter_replay(payload.tree(), origin, presence_cache)
+    return (PlainLoops(chunk.events, ps, payload, origin),)
+
+
+def iter_replay_typed(
+    chunk: Any,
+    payload: Any,
+    origin: tuple[str, int, int] = ("<memory>", 0, 0),
+    presence_cache: dict[tuple[Any, ...], Presence] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """``iter_replay`` of a chunk ``typed_chunk`` decoded: each loop as the tuple of its parts, its messages
+    decoded (``PLAIN_LOOP_FIELDS``); the errors are the reference's (see ``plain_loops``)."""
+    for item in plain_loops(chunk, payload, origin, presence_cache):
+        if item.__class__ is PlainLoops:
+            yield from item
+        else:
+            yield item

@@ -61,7 +61,7 @@ from recorder.format import (
     open_recording,
 )
 from recorder.format._model import record_builder
-from recorder.format._schema import decode_loop
+from recorder.format._schema import PlainLoops, decode_loop
 from replay.runtime._dispatcher import LABEL_MAX_BYTES, Dispatcher
 from replay.runtime._handlers import load_handler, recorded_handler
 from replay.runtime._hang import CallbackHung, HangGuard, active_beacon, interrupts_come_from_handlers
@@ -76,6 +76,8 @@ _HERE = os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))
 )  # replay/: its frames are left out of crash tracebacks
 _new_outcome = record_builder(Outcome)
+#: ``MatchRuntime.replay_plain`` stopped before a loop past ``ReplayOptions.until_tick``
+UNTIL = object()
 
 
 #: When a process loads the compiled canonical walk (``replay.runtime._fast_canonical``). Loading it costs
@@ -500,6 +502,99 @@ class MatchRuntime:
             self.tick = tick + 1
         return step
 
+    def replay_plain(
+        self, run: PlainLoops, until_tick: int | None, trail: deque[tuple[Any, ...]], kept: int, position: int
+    ) -> tuple[int, int, Any]:
+        """Run the plain loops of ``run`` (one chunk's, decoded typed: ``recorder.format._schema.PlainLoops``)
+        from ``run.next`` on, in one loop: each as ``replay_loop`` runs it, with what ``reproduce`` does per
+        loop that ran and matched (``trail``: its ``(tick, rows, presences)``, pruned to the last ``kept``
+        ticks; the beacon's ``position``, counted on). Returns (loops that ran and matched, the position,
+        where it stopped): None (the run is done), ``UNTIL`` (the next loop is past ``until_tick``: not run),
+        an ``iter_replay`` tuple (the next loop, not run: ``replay_loop`` or the reference takes it, as for a
+        chunk decoded by the reference: kicks pending, a snapshot due, a sender past the presence table), or
+        the ``StepResult`` of a loop that ran and did not simply match (what ``replay_loop`` returns for it).
+        ``run.next`` is past every loop it ran."""
+        i = run.next
+        events = run.events
+        end = len(events)
+        if i >= end:
+            return 0, position, None
+        if self.stopped or self.wire_outcomes or self.digests == "always":
+            return 0, position, run.part(i)
+        ps = run.presences
+        build = MatchMessage
+        match_loop = self.handler.match_loop
+        ctx, logger, nk, d = self.ctx, self.logger, self.nk, self.dispatcher
+        guard = self.hang_guard
+        beacon = self.beacon
+        every = self.snapshot_every
+        recorded = self.digests == "recorded"
+        done = 0
+        while i < end:
+            ev = events[i]
+            tick = ev.tick
+            if until_tick is not None and tick > until_tick:
+                run.next = i
+                return done, position, UNTIL
+            if self.pending_kicks or (every > 0 and tick % every == 0):
+                return done, position, run.part(i)
+            rows = ev.messages
+            try:
+                messages = [build(ps[s], op, data, reliable, at) for s, op, data, reliable, at in rows]
+            except IndexError:  # a sender past the presence table: the reader's error, from the rows' checks
+                return done, position, run.part(i)
+            if beacon is not None:
+                position += 1
+                beacon.position(position)
+            # replay_loop, written out
+            index = self.index
+            self.index = index + 1
+            nk.begin_call(tick)
+            d.reset()
+            if beacon is not None:
+                beacon.enter("match_loop", tick)
+            ok, result = False, None
+            try:
+                guard.arm()
+                try:
+                    result = match_loop(ctx, logger, nk, d, tick, self.state, messages)
+                finally:
+                    guard.disarm()
+                ok = True
+            except (CallbackHung, Exception, KeyboardInterrupt) as exc:
+                if not self._failed("match_loop", tick, exc):
+                    run.next = i + 1
+                    raise  # the user's Ctrl-C: an interruption, not a crash
+            if beacon is not None:
+                beacon.leave()
+            i += 1
+            if ok and result is not None and not d.kicks and not d.label_updates:
+                out = ev.outcome
+                if out is None:  # no outcome recorded: nothing to compare
+                    matched = True
+                else:
+                    broadcasts = out.broadcasts
+                    if not broadcasts and not d.broadcasts:  # no broadcasts either side: the digest alone
+                        digest = out.digest
+                        matched = digest is None or not recorded or self._digest_matches(result, digest, tick)
+                    else:
+                        matched = self._matches_encoded(result, out.digest, broadcasts or None, tick)
+                if matched:
+                    self.state = result
+                    self.tick = tick + 1
+                    done += 1
+                    trail.append((tick, rows, ps))
+                    while trail[0][0] < tick - kept:
+                        trail.popleft()
+                    continue
+            run.next = i
+            step = self._finish(index, decode_loop(run.payload, i - 1, ps, run.origin), result if ok else None)
+            if ok and not self.stopped:
+                self.tick = tick + 1
+            return done, position, step
+        run.next = i
+        return done, position, None
+
     def _matches_encoded(self, state: Any, digest: int | None, broadcasts: list[list[Any]] | None, tick: int) -> bool:
         """Whether the dispatcher's broadcasts and ``state``'s digest are those of a plain recorded outcome
         (broadcast rows ``[op_code, data, None, None, reliable, deferred]``): the fields ``_compare`` finds
@@ -883,12 +978,13 @@ def _open(
 ) -> tuple[Header, Iterable[Any], str, Recording | None, Recording | None]:
     """Header, events, name, the reader to close (when opened here) and the reader whose integrity counts.
     A file is read up to its first damage (``on_damage="stop"``): the verdict says what was missing.
-    ``plain_loops``: a file's plain loops come in their encoded parts (``Recording.replay_events``)."""
+    ``plain_loops``: a file's plain loops come in their encoded parts, a chunk of them as one ``PlainLoops``
+    (``Recording.replay_runs``)."""
     if isinstance(recording, (str, os.PathLike)):
         rec = open_recording(recording, on_damage="stop")
-        return rec.header, rec.replay_events() if plain_loops else rec.events(), str(recording), rec, rec
+        return rec.header, rec.replay_runs() if plain_loops else rec.events(), str(recording), rec, rec
     if isinstance(recording, Recording):
-        events = recording.replay_events() if plain_loops else recording.events()
+        events = recording.replay_runs() if plain_loops else recording.events()
         return recording.header, events, recording.path, None, recording
     header, events = recording
     return header, events, "<memory>", None, None
@@ -1001,9 +1097,10 @@ def _run(
     reader: Recording | None = None,
 ) -> ReplayResult:
     markers: list[CrashMarker] = []
-    # the calls of the last ticks, as (tick, call) or, for a plain loop that matched, (tick, its encoded parts):
-    # described only at the end, formatting every tick would dominate (and the handler had the messages' list)
-    recent: deque[tuple[int, Call | tuple[Any, ...]]] = deque()
+    # the calls of the last ticks, as (tick, call) or, for a plain loop that matched, (tick, its message rows, its
+    # chunk's presences): described only at the end, formatting every tick would dominate (and the handler had
+    # the messages' list)
+    recent: deque[tuple[Any, ...]] = deque()
     divergences: list[Divergence] = []
     divergence_count = 0
     ticks = calls = 0
@@ -1014,11 +1111,32 @@ def _run(
     kept = options.last_ticks - 1
     apply = runtime.apply
     replay_loop = runtime.replay_loop
+    replay_plain = runtime.replay_plain
     rows_decoder = MessageBatch.rows_decoder
+    run: PlainLoops | None = None  # a chunk's plain loops, being run (replay_plain)
+    e: Any = None
+    events = iter(events)
     # one loop over the recorded events, no generator between them and the runtime: at tens of thousands
     # of ticks a second each layer costs a measurable part of the replay
-    for e in events:
-        if type(e) is tuple:  # a plain loop in its encoded parts (Recording.replay_events)
+    while True:
+        if run is None:
+            e = next(events, None)
+            if e is None:
+                break
+            if type(e) is PlainLoops:  # a chunk's plain loops (Recording.replay_runs): run in one loop
+                run = e
+        if run is not None:
+            done, position, e = replay_plain(run, until_tick, recent, kept, position)
+            calls += done
+            ticks += done
+            if e is None:  # the chunk is done
+                run = None
+                continue
+            if e is UNTIL:
+                break
+        if type(e) is StepResult:  # a loop replay_plain ran that did not simply match
+            steps: Iterable[StepResult] = (e,)
+        elif type(e) is tuple:  # a plain loop in its encoded parts (Recording.replay_events)
             tick = e[0]
             if until_tick is not None and tick > until_tick:
                 break
@@ -1026,20 +1144,22 @@ def _run(
                 position += 1
                 beacon.position(position)
             if not runtime.pending_kicks:
-                try:
-                    messages = rows_decoder(e[1], e[5])
-                except (ValueError, TypeError, IndexError, KeyError):
-                    tuple(MessageBatch(e[1], e[5], e[8], e[7]))  # raises the reader's error naming the message
-                    raise
+                messages = e[9]  # decoded by the reader (iter_replay_typed), or the rows are to be checked here
+                if messages is None:
+                    try:
+                        messages = rows_decoder(e[1], e[5])
+                    except (ValueError, TypeError, IndexError, KeyError):
+                        tuple(MessageBatch(e[1], e[5], e[8], e[7]))  # raises the reader's error naming the message
+                        raise
                 step = replay_loop(messages, e)
                 if step is None:  # it ran and matched its recorded outcome
                     calls += 1
                     ticks += 1
-                    recent.append((tick, e))
+                    recent.append((tick, e[1], e[5]))
                     while recent[0][0] < tick - kept:
                         recent.popleft()
                     continue
-                steps: Iterable[StepResult] = (step,)
+                steps = (step,)
             else:  # a synthetic leave comes first: the reference path
                 steps = _steps_of(runtime, decode_loop(e[6], e[7], e[5], e[8]))
         elif isinstance(e, CrashMarker):
@@ -1089,9 +1209,7 @@ def _run(
     if stop_step is not None:
         # the crash marker follows the crashing call: read on to find it, and count the recorded calls that
         # come after the stop (Nakama never calls the handler of a stopped match)
-        for e in events:
-            if type(e) is tuple:
-                e = decode_loop(e[6], e[7], e[5], e[8])
+        for e in _records(run, events):
             match e:
                 case CrashMarker():
                     markers.append(e)
@@ -1135,8 +1253,7 @@ def _run(
         stop_reason=runtime.stop_reason,
         presences=tuple(runtime.presences),
         last_inputs=[
-            describe_call(c if not isinstance(c, tuple) else LoopCall(t, tuple(rows_decoder(c[1], c[5]))))
-            for t, c in recent
+            describe_call(r[1] if len(r) == 2 else LoopCall(r[0], tuple(rows_decoder(r[1], r[2])))) for r in recent
         ],
         divergences=divergences,
         divergence_count=divergence_count,
@@ -1149,6 +1266,19 @@ def _run(
         mismatch=verdict.mismatch,
         integrity=integrity,
     )
+
+
+def _records(run: PlainLoops | None, events: Iterator[Any]) -> Iterator[Any]:
+    """The events left after a stop as records: the loops left of ``run``, then ``events``."""
+    if run is not None:
+        yield from run.calls()
+    for e in events:
+        if type(e) is PlainLoops:
+            yield from e.calls()
+        elif type(e) is tuple:
+            yield decode_loop(e[6], e[7], e[5], e[8])
+        else:
+            yield e
 
 
 def _after_stop(stop: StepResult, after: list[Call], markers: list[CrashMarker]) -> AfterStop:

@@ -31,6 +31,7 @@ from recorder.format import (
     read_events,
     write_recording,
 )
+from recorder.format._schema import PlainLoops
 from replay.runtime import ReplayOptions, load_handler, reproduce
 from tests.common.paths import HANDLERS, RECORDINGS
 
@@ -50,6 +51,17 @@ def _plain_ticks(path: Path) -> set[int]:
         return {e[0] for e in rec.replay_events() if type(e) is tuple}
 
 
+def _run_ticks(path: Path) -> set[int]:
+    """The ticks of the loops a replay runs in runs (a chunk decoded typed: ``MatchRuntime.replay_plain``)."""
+    with open_recording(path) as rec:
+        return {ev.tick for e in rec.replay_runs() if type(e) is PlainLoops for ev in e.events}
+
+
+#: the chunk sizes recordings are written with: one chunk for the whole match (the reference decodes it: its
+#: first events are no loops), and small chunks, most of them loops alone (decoded typed, run in runs)
+CHUNKINGS = pytest.mark.parametrize("chunk_events", [256, 3])
+
+
 def _first_loop(events: list[Any], broadcasting: bool) -> int:
     """The index of the first loop with messages that (does not) broadcast and is plain (no nondeterministic
     values)."""
@@ -65,12 +77,27 @@ def _first_loop(events: list[Any], broadcasting: bool) -> int:
     )
 
 
-def _mutated(tmp_path: Path, change: Callable[[LoopCall], LoopCall], broadcasting: bool = True) -> tuple[Path, int]:
-    header, events = read_events(CLEAN)
+def _loop_to_change(path: Path, header: Header, events: list[Any], broadcasting: bool, chunk_events: int) -> int:
+    """``_first_loop``, in a chunk of loops alone when written ``chunk_events`` a chunk (a run), when that is
+    small enough for there to be such chunks (``path``: where to write it to see)."""
     i = _first_loop(events, broadcasting)
-    events[i] = change(events[i])
+    if chunk_events >= 8:
+        return i
+    write_recording(path, header, events, chunk_events=chunk_events)
+    runs = _run_ticks(path)
+    return next(
+        j for j in range(i, len(events)) if _first_loop(events[j:], broadcasting) == 0 and events[j].tick in runs
+    )
+
+
+def _mutated(
+    tmp_path: Path, change: Callable[[LoopCall], LoopCall], broadcasting: bool = True, chunk_events: int = 256
+) -> tuple[Path, int]:
+    header, events = read_events(CLEAN)
     path = tmp_path / "mutated.nkrec"
-    write_recording(path, header, events)
+    i = _loop_to_change(path, header, events, broadcasting, chunk_events)
+    events[i] = change(events[i])
+    write_recording(path, header, events, chunk_events=chunk_events)
     return path, events[i].tick
 
 
@@ -176,11 +203,12 @@ def _a_presence() -> Any:
     return next(e for e in events if hasattr(e, "presences")).presences[0]
 
 
+@CHUNKINGS
 @pytest.mark.parametrize(("name", "change", "broadcasting", "field"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
 def test_a_recorded_outcome_that_differs_gives_the_reference_verdict(
-    tmp_path: Path, name: str, change: Callable[[LoopCall], LoopCall], broadcasting: bool, field: str
+    tmp_path: Path, name: str, change: Callable[[LoopCall], LoopCall], broadcasting: bool, field: str, chunk_events: int
 ) -> None:
-    path, tick = _mutated(tmp_path, change, broadcasting)
+    path, tick = _mutated(tmp_path, change, broadcasting, chunk_events)
     doc = _both(path)
     first = doc["divergences"][0]
     assert (first["tick"], first["field"]) == (tick, field), first  # the change is what the replay found
@@ -200,9 +228,20 @@ def test_an_outcome_left_out_compares_nothing(tmp_path: Path) -> None:
     assert _both(path)["divergence_count"] == 0
 
 
-def test_until_tick_and_the_last_inputs_are_the_references() -> None:
-    doc = _both(CLEAN, until_tick=22, last_ticks=4)
-    assert doc["ticks_replayed"] == 23 and {m["tick"] for m in doc["last_inputs"]} >= {19, 20, 21, 22}
+@pytest.mark.parametrize("chunk_events", [0, 4, 7])
+def test_until_tick_and_the_last_inputs_are_the_references(tmp_path: Path, chunk_events: int) -> None:
+    """The clean recording as captured (a chunk a tick), and written again in chunks of several loops (the
+    tick ``until_tick`` stops at then falls inside a run)."""
+    path, until = CLEAN, 22
+    if chunk_events:
+        header, events = read_events(CLEAN)
+        path = tmp_path / "chunked.nkrec"
+        write_recording(path, header, events, chunk_events=chunk_events)
+        runs = _run_ticks(path)
+        until = next(t for t in range(12, 40) if {t - 1, t, t + 1} <= runs)
+    doc = _both(path, until_tick=until, last_ticks=4)
+    assert doc["ticks_replayed"] == until + 1
+    assert {m["tick"] for m in doc["last_inputs"]} >= set(range(until - 3, until + 1))
 
 
 def test_the_last_inputs_are_the_recorded_messages_whatever_the_handler_did_to_its_list() -> None:
@@ -262,11 +301,16 @@ def test_a_plain_loop_that_fails_stops_the_match_as_the_reference_does(tmp_path:
     assert fast["outcome"] == ("hung" if kind == "hang" else "crashed")
 
 
+@CHUNKINGS
+@pytest.mark.parametrize("damage", ["op_code", "sender"])
 def test_a_damaged_message_of_a_plain_loop_is_the_readers_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str, chunk_events: int
 ) -> None:
+    """A message row the reader refuses (an op code that is text: no chunk that holds it is decoded typed; a
+    sender index past the chunk's presence table: the typed decoding cannot tell, the replay can)."""
     header, events = read_events(CLEAN)
-    i = _first_loop(events, broadcasting=False)
+    path = tmp_path / "damaged.nkrec"
+    i = _loop_to_change(path, header, events, False, chunk_events)
     target = events[i].tick
     encode = _codec._encode  # what the writer packs (encode_chunk gives its chunk)
 
@@ -274,21 +318,25 @@ def test_a_damaged_message_of_a_plain_loop_is_the_readers_error(
         table, payload = encode(chunk)
         for ev in payload[1]:
             if ev[0] == 4 and ev[1] == target:
-                sender, _, *rest = ev[2][0]
-                ev[2][0] = (sender, "one", *rest)  # an op code that is not an integer
+                sender, op_code, *rest = ev[2][0]
+                if damage == "op_code":
+                    ev[2][0] = (sender, "one", *rest)  # an op code that is not an integer
+                else:
+                    ev[2][0] = (len(payload[0]), op_code, *rest)
         return table, payload
 
     monkeypatch.setattr(_codec, "_encode", damaging)
-    path = tmp_path / "damaged.nkrec"
-    write_recording(path, header, events)
+    write_recording(path, header, events, chunk_events=chunk_events)
     monkeypatch.undo()
     assert target in _plain_ticks(path)
+    if chunk_events < 8:
+        assert (target in _run_ticks(path)) == (damage == "sender")
     errors = []
     for observer in (None, lambda step: None):
         with pytest.raises(CorruptRecording) as err:
             reproduce(path, ARENA, ReplayOptions(), observer=observer)
         errors.append((str(err.value), err.value.field))
-    assert errors[0] == errors[1] and errors[0][1].endswith("messages[0].op_code")
+    assert errors[0] == errors[1] and errors[0][1].endswith(f"messages[0].{damage}")
 
 
 DOER = """
@@ -335,11 +383,14 @@ def match_signal(ctx, logger, nk, dispatcher, tick, state, data):
 """
 
 
+@CHUNKINGS
 @pytest.mark.parametrize(
     ("op_code", "field"),
     [(1, "kicks"), (2, "label_updates"), (3, "stopped"), (4, None), (5, "broadcasts"), (6, "broadcasts")],
 )
-def test_what_a_plain_outcome_cannot_say_goes_to_the_reference(tmp_path: Path, op_code: int, field: str | None) -> None:
+def test_what_a_plain_outcome_cannot_say_goes_to_the_reference(
+    tmp_path: Path, op_code: int, field: str | None, chunk_events: int
+) -> None:
     """A handler that kicks, relabels, stops, crashes or broadcasts to or from a presence on tick 4 of a
     recording whose outcomes (empty: plain) say it did nothing: the fast path hands each to the reference."""
     handler = tmp_path / "doer.py"
@@ -356,8 +407,9 @@ def test_what_a_plain_outcome_cannot_say_goes_to_the_reference(tmp_path: Path, o
         messages = (MatchMessage(alice, op_code if tick == 4 else 9, b"", True, 0),)
         events.append(LoopCall(tick, messages, said if tick == 4 else Outcome()))
     path = tmp_path / "doer.nkrec"
-    write_recording(path, Header(match_id="m.n", tick_rate=10), events)
+    write_recording(path, Header(match_id="m.n", tick_rate=10), events, chunk_events=chunk_events)
     assert _plain_ticks(path) == set(range(8))
+    assert _run_ticks(path) == (set(range(8)) if chunk_events < 8 else set())
     fast = reproduce(path, str(handler), ReplayOptions())
     slow = reproduce(path, str(handler), ReplayOptions(), observer=lambda step: None)
     assert fast.to_json() == slow.to_json()
