@@ -57,6 +57,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -69,6 +70,7 @@ sys.path.insert(0, str(HERE))
 from bench_capture import MODES, TARGETS, module_name, move, write_modules
 
 SERVER_KEY, HTTP_KEY = "defaultkey", "defaulthttpkey"
+CONSOLE_USER, CONSOLE_PASSWORD = "admin", "adminpassword1"  # the console's (its pprof endpoints: --pprof)
 #: the lean mode with another version of the capture module (--compare-module), measured in the same run
 COMPARED = "lean (compared)"
 #: the control: an unwrapped server measured as if it were a wrapped mode (paired beside an unwrapped one)
@@ -131,6 +133,8 @@ class Nakama:
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / "nakama.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.role = ""  # the mode it runs (names its pprof files)
+        self.profile_folder: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -166,7 +170,8 @@ class Nakama:
             f'database: {{address: ["{self.database}"]}}\n'
             f"runtime: {{path: {self.modules}, http_key: {HTTP_KEY}}}\n"
             f"socket: {{address: 127.0.0.1, port: {self.port}, server_key: {SERVER_KEY}}}\n"
-            f"console: {{address: 127.0.0.1, port: {self.port + 1}, username: admin, password: adminpassword1}}\n"
+            f"console: {{address: 127.0.0.1, port: {self.port + 1}, username: {CONSOLE_USER},"
+            f" password: {CONSOLE_PASSWORD}}}\n"
             "session: {encryption_key: capturebenchencryptionkey, refresh_encryption_key: capturebenchrefreshkey}\n"
         )
         out = open(self.folder / "nakama.stdout", "wb")
@@ -195,6 +200,22 @@ class Nakama:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+    def cpu_profile(self, seconds: float, name: str) -> None:
+        """Nakama's Go CPU profile over the next ``seconds`` (its console serves net/http/pprof behind the
+        console's basic auth: server/console.go) into ``profile_folder/name.pb.gz``; a failure is printed."""
+        assert self.profile_folder is not None
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port + 1}/debug/pprof/profile?seconds={max(1, round(seconds))}",
+            headers={
+                "Authorization": "Basic " + base64.b64encode(f"{CONSOLE_USER}:{CONSOLE_PASSWORD}".encode()).decode()
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=seconds + 60) as r:
+                (self.profile_folder / f"{name}.pb.gz").write_bytes(r.read())
+        except OSError as e:
+            print(f"  pprof of {self.url} failed: {e}", file=sys.stderr)
 
     def rpc(self, rpc_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(
@@ -338,21 +359,34 @@ def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -
 
 
 def window(
-    servers: list[tuple[Nakama, str, str]], warmup: float, seconds: float, counters: list[Any] | None = None
+    servers: list[tuple[Nakama, str, str]],
+    warmup: float,
+    seconds: float,
+    counters: list[Any] | None = None,
+    pprof: tuple[Path, str] | None = None,
 ) -> list[Run]:
     """After ``warmup`` seconds, every server's CPU time, log growth and moves received (``counters``: each
-    server's shared move count, or None) over the same ``seconds`` (``servers``: (server, case, mode) each)."""
+    server's shared move count, or None) over the same ``seconds`` (``servers``: (server, case, mode) each).
+    ``pprof``: (folder, name prefix) to also write every server's Go CPU profile over the window there."""
     counters = counters or [None] * len(servers)
 
     def moves(counter: Any) -> int:
         return 0 if counter is None else int(counter.value)
 
     time.sleep(warmup)
+    profilers = []
+    if pprof is not None:  # Go CPU profiles of every server over the window, from its console's pprof
+        for nakama, _, _ in servers:
+            thread = threading.Thread(target=nakama.cpu_profile, args=(seconds, pprof[1] + f"-{nakama.role}"))
+            thread.start()
+            profilers.append(thread)
     before = [(cpu_seconds(n.pid), n.log.stat().st_size, moves(c)) for (n, _, _), c in zip(servers, counters)]
     t0 = time.monotonic()
     time.sleep(seconds)
     after = [(cpu_seconds(n.pid), n.log.stat().st_size, moves(c)) for (n, _, _), c in zip(servers, counters)]
     elapsed = time.monotonic() - t0
+    for thread in profilers:
+        thread.join(timeout=60)
     runs = []
     for (nakama, case, mode), (cpu0, size0, moves0), (cpu1, size1, moves1) in zip(servers, before, after, strict=True):
         with open(nakama.log, "rb") as f:
@@ -364,7 +398,12 @@ def window(
 
 
 def measure(
-    configs: list[tuple[Nakama, str]], case: str, warmup: float, seconds: float, compared: Path | None
+    configs: list[tuple[Nakama, str]],
+    case: str,
+    warmup: float,
+    seconds: float,
+    compared: Path | None,
+    pprof: tuple[Path, str] | None = None,
 ) -> list[Run]:
     """Run ``case`` on every (server, mode) of ``configs`` at the same time (one of them: the sequential
     design) and measure them over the same window; every server is stopped before this returns."""
@@ -387,7 +426,9 @@ def measure(
         for event in joined:
             if not event.wait(timeout=180):
                 raise SystemExit("the clients did not all join their matches within 180 s")
-        return window([(n, case, mode) for n, mode in configs], warmup, seconds, counters)
+        for nakama, mode in configs:
+            nakama.role = "unwrapped" if mode == "unwrapped" else mode.replace("/", "").replace(" ", "_")
+        return window([(n, case, mode) for n, mode in configs], warmup, seconds, counters, pprof)
     finally:
         stop.set()
         for proc in procs:
@@ -483,6 +524,12 @@ def main() -> None:
         " seconds (the machine's load cancels out of the ratio); sequential: one server at a time, the modes"
         " taking turns, best of the rounds",
     )
+    ap.add_argument(
+        "--pprof",
+        type=Path,
+        help="write every server's Go CPU profile over every measuring window into this folder"
+        " (CASE-rROUND-MODE-SERVER.pb.gz; read with `go tool pprof`)",
+    )
     ap.add_argument("--json", action="store_true", help="print every run as one JSON document at the end")
     ap.add_argument(
         "--compare-module",
@@ -508,6 +555,10 @@ def main() -> None:
     if args.design == "paired" and len(modes) < 2:
         raise SystemExit("--design paired needs at least one wrapped mode in --modes")
     cases = [c for c in args.cases.split(",") if c]
+
+    def profiles(name: str) -> tuple[Path, str] | None:
+        return None if args.pprof is None else (args.pprof, name)
+
     runs: list[Run] = []
     pairs: list[tuple[Run, Run]] = []
     with tempfile.TemporaryDirectory(prefix="nkbench-") as tmp:
@@ -522,11 +573,16 @@ def main() -> None:
             second = Nakama(binary, other, folder / "b", folder / "b" / "modules", args.port + 10)
             second.migrate()
             servers.append(second)
+        if args.pprof is not None:
+            args.pprof.mkdir(parents=True, exist_ok=True)
+            for server in servers:
+                server.profile_folder = args.pprof
         for case in cases:
             for r in range(args.rounds):
                 if args.design == "sequential":
                     for mode in modes:
-                        (run,) = measure([(first, mode)], case, args.warmup, args.seconds, args.compare_module)
+                        name = profiles(f"{case}-r{r + 1}-seq")
+                        (run,) = measure([(first, mode)], case, args.warmup, args.seconds, args.compare_module, name)
                         runs.append(run)
                         print(
                             f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
@@ -540,10 +596,13 @@ def main() -> None:
                     # rounds neither port, database nor start order favours one side
                     plain, wrapped = servers if r % 2 == 0 else servers[::-1]
                     configs = [(plain, "unwrapped"), (wrapped, mode)]
+                    name = profiles(f"{case}-r{r + 1}-{mode.replace('/', '').replace(' ', '_')}")
                     if (r // 2) % 2 == 1:
-                        base, run = measure(configs[::-1], case, args.warmup, args.seconds, args.compare_module)[::-1]
+                        base, run = measure(configs[::-1], case, args.warmup, args.seconds, args.compare_module, name)[
+                            ::-1
+                        ]
                     else:
-                        base, run = measure(configs, case, args.warmup, args.seconds, args.compare_module)
+                        base, run = measure(configs, case, args.warmup, args.seconds, args.compare_module, name)
                     runs += [base, run]
                     pairs.append((base, run))
                     print(
