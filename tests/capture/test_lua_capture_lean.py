@@ -324,6 +324,50 @@ def test_matches_outside_the_sample_get_the_handler_itself(tmp_path: Path) -> No
     LuaHandler(probe)  # loading runs the asserts
 
 
+def test_message_fields_are_recorded_exactly_whatever_their_values(tmp_path: Path) -> None:
+    """The lean loop's messages (a record's ``mv``/``md``, flat numbers and joined data, with a sender cache
+    and per-batch sender indexes): small, large and negative op codes, no data, empty and binary data,
+    unreliable messages, a sender whose username changes (and changes back) within a batch, and a later
+    batch with fewer messages than the one before all read back as they were sent, the numbers printed as
+    ``nk.json_encode`` prints them (the ground any cheaper encoding of them must keep: issue 19)."""
+    from recorder.format import Presence
+
+    def play(d: MatchDriver) -> None:
+        p, q = d.join("p1"), d.join("p2")
+        assert p is not None and q is not None
+        d.tick(2)
+        d.send(p, 1, "hello")
+        d.send(q, 255, b"\x00\xff\x80 binary")
+        d.send(p, 256, None)
+        d.send(q, -3, b"")
+        d.send(p, 2**40, b"x" * 300, reliable=False)
+        d.send(q, 7, None, reliable=False)
+        d.tick()
+        renamed = Presence(p.user_id, p.session_id, "p1-renamed", p.node)
+        d.send(renamed, 2, "after the rename")
+        d.send(q, 1, "hello")
+        d.tick()
+        d.send(p, 2, "the old name again")
+        d.send(renamed, 1, "and the new one")
+        d.tick(15)  # the batch is written (flush_seconds: 10 ticks)
+        d.send(q, 3, "a smaller batch")
+        d.tick(15)
+
+    d = idle_match(tmp_path, '{ mode = "lean" }', 0, loop="", play=play)
+    lines = nakama_log(d)
+    loops = [r for r in records(lines) if r["k"] == "loops"]
+    assert [len(r["mv"]) // 6 for r in loops] == [10, 1]
+    for line, r in zip([ln for ln in lines if '\\"k\\":\\"loops\\"' in ln], loops, strict=True):
+        # the numbers' text is what nk.json_encode gave them: plain integers, true/false
+        assert json.dumps(r["mv"], separators=(",", ":")).replace('"', '\\"') in line
+    _, [m] = ingest(lines)
+    assert m.problems == []
+    sent = [(s.call.tick, s.call.messages) for s in d.steps if isinstance(s.call, LoopCall) and s.call.messages]
+    got = [(e.tick, e.messages) for e in m.events if isinstance(e, LoopCall) and e.messages]
+    assert got == sent and len(sent) == 4
+    assert [msg.sender.username for _, ms in got for msg in ms][6:] == ["p1-renamed", "p2", "p1", "p1-renamed", "p2"]
+
+
 def test_long_batches_split_into_parts_and_still_ingest(tmp_path: Path) -> None:
     _, lines = wrapped_arena(tmp_path, 'mode = "lean", max_line = 400')
     assert any('"nkreplay:1 P ' in line for line in lines)
