@@ -6,7 +6,7 @@ operating system's ``open``, as before; every other scheme through fsspec (``s3:
 ``s3`` extra; ``gs://`` needs ``gcsfs``).
 
 Reading streams: ``open_input`` hands the reader a seekable file object that fetches blocks on demand
-(``BLOCK_SIZE`` per ranged read), so a reader that stops after the header, or after the first damaged chunk,
+(``BLOCK_SIZE`` per ranged read; a local file is read through a buffer of that size), so a reader that stops after the header, or after the first damaged chunk,
 fetches only what it read; a recording is never downloaded whole first. The first ranged read also tells the
 size of an object smaller than a block (fewer bytes come back), so a small recording costs one request.
 
@@ -203,7 +203,10 @@ def open_input(location: str | os.PathLike[str]) -> tuple[IO[bytes], int]:
     ``FileNotFoundError`` or ``IsADirectoryError`` (a folder, or a prefix with objects below it)."""
     path = local_path(location)
     if path is not None:
-        f = open(path, "rb")
+        # read through a buffer of a block: the reader seeks to and reads one frame at a time, and with the
+        # default 8 KiB buffer most frames cost two or three system calls (1.7 µs a tick in a replay of the
+        # arena, a chunk of 15 ticks, 4.5 KB, a frame); now one read per block
+        f = open(path, "rb", buffering=BLOCK_SIZE)
         return f, os.fstat(f.fileno()).st_size
     fs, key = _filesystem(str(location))
     try:

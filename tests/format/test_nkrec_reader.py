@@ -25,6 +25,7 @@ from recorder import (
     read_events,
     write_recording,
 )
+from recorder.storage import BLOCK_SIZE
 from tests.common.paths import DATA
 
 HEADER = Header(match_id="m1.nakama1", module="arena", tick_rate=10, node="nakama1")
@@ -91,7 +92,8 @@ def test_a_recording_cut_after_it_was_opened_is_cut_not_corrupt(tmp_path: Path) 
     """The file shrinks between open and read (a rotation, a copy being replaced): a chunk that now ends
     early is a cut (unsealed) with what was read kept, not a checksum failure."""
     path = tmp_path / "shrunk.nkrec"
-    big = [LoopCall(t, (MatchMessage(ALICE, 1, b"x" * 20_000),)) for t in range(6)]  # past the read buffer
+    # chunks of two loops of half a read buffer each: chunk 3 begins past the first two buffers' worth
+    big = [LoopCall(t, (MatchMessage(ALICE, 1, b"x" * (BLOCK_SIZE // 2)),)) for t in range(6)]
     write_recording(path, HEADER, big, chunk_events=2)
     at = chunk_offsets(path)
     with open_recording(path) as rec:
