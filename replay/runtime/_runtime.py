@@ -549,8 +549,11 @@ class MatchRuntime:
             # replay_loop, written out
             index = self.index
             self.index = index + 1
-            nk.begin_call(tick)
-            d.reset()
+            nk.tick = tick
+            if nk.consumed or nk.fallbacks or nk._served:  # what Nk.begin_call(tick) changes: the last call's
+                nk.begin_call(tick)
+            if d.broadcasts or d.kicks or d.label_updates or d._deferred_count:  # what Dispatcher.reset() changes
+                d.reset()
             if beacon is not None:
                 beacon.enter("match_loop", tick)
             ok, result = False, None
