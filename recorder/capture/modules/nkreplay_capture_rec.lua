@@ -508,19 +508,17 @@ function R.wrap(M, options, later)
     return run(record, M.match_join_attempt, context, dispatcher_for(dispatcher), tick, state, presence, metadata, ...)
   end
 
-  W.match_join = function(context, dispatcher, tick, state, presences, ...)
-    local ps = {}
-    for i, p in raw_ipairs(presences) do ps[i] = presence5(p) end
-    local record = { k = "join", t = tick, ps = ps, finish = state_result }
-    return run(record, M.match_join, context, dispatcher_for(dispatcher), tick, state, presences, ...)
+  -- match_join and match_leave: a record of kind `kind` with the presences, the handler's M[name] called
+  local function presences_call(kind, name)
+    return function(context, dispatcher, tick, state, presences, ...)
+      local ps = {}
+      for i, p in raw_ipairs(presences) do ps[i] = presence5(p) end
+      local record = { k = kind, t = tick, ps = ps, finish = state_result }
+      return run(record, M[name], context, dispatcher_for(dispatcher), tick, state, presences, ...)
+    end
   end
-
-  W.match_leave = function(context, dispatcher, tick, state, presences, ...)
-    local ps = {}
-    for i, p in raw_ipairs(presences) do ps[i] = presence5(p) end
-    local record = { k = "leave", t = tick, ps = ps, finish = state_result }
-    return run(record, M.match_leave, context, dispatcher_for(dispatcher), tick, state, presences, ...)
-  end
+  W.match_join = presences_call("join", "match_join")
+  W.match_leave = presences_call("leave", "match_leave")
 
   local loop = M.match_loop
   W.match_loop = function(context, dispatcher, tick, state, messages, ...)
