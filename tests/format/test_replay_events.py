@@ -97,15 +97,13 @@ PLAIN = [
 ]
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.data())
-def test_iter_replay_agrees_with_iter_events_on_damaged_plain_loops(data: st.DataObject) -> None:
-    """Plain loops with one part of their outcome, a broadcast row or the event itself replaced by junk:
-    plain where the reference accepts the value and it changes nothing a plain loop holds, else decoded
-    (or refused) by the reference."""
+def _damaged_plain(data: st.DataObject, wheres: list[str], event_items: tuple[int, int]) -> list[Any]:
+    """PLAIN's chunk payload (unpacked) with one value replaced by junk, in one of ``wheres``: an outcome key, a
+    broadcast row's item, a message row's item, the presence row's, or (otherwise) the event's item at an index
+    in ``event_items``."""
     payload = _unpack(_pack(encode_chunk(PLAIN)))
     ev = payload[1][data.draw(st.integers(0, len(PLAIN) - 1))]
-    where = data.draw(st.sampled_from(["outcome", "row", "event"]))
+    where = data.draw(st.sampled_from(wheres))
     if where == "outcome":
         if len(ev) < 4 or ev[3] is None:
             ev[3:] = [{}]
@@ -113,9 +111,23 @@ def test_iter_replay_agrees_with_iter_events_on_damaged_plain_loops(data: st.Dat
     elif where == "row" and len(ev) > 3 and isinstance(ev[3], dict) and ev[3].get("b"):
         row = ev[3]["b"][0]
         row[data.draw(st.integers(0, len(row) - 1))] = data.draw(JUNK)
+    elif where == "message" and ev[2]:
+        _put(ev[2][0], data.draw(st.integers(0, 5)), data.draw(st.one_of(JUNK, st.integers(-3, 4))))
+    elif where == "presence":
+        _put(payload[0][0], data.draw(st.integers(0, 5)), data.draw(JUNK))
     else:
-        k = data.draw(st.integers(1, 4))
+        k = data.draw(st.integers(*event_items))
         ev[k:] = [data.draw(JUNK), *ev[k + 1 :]]
+    return payload
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_iter_replay_agrees_with_iter_events_on_damaged_plain_loops(data: st.DataObject) -> None:
+    """Plain loops with one part of their outcome, a broadcast row or the event itself replaced by junk:
+    plain where the reference accepts the value and it changes nothing a plain loop holds, else decoded
+    (or refused) by the reference."""
+    payload = _damaged_plain(data, ["outcome", "row", "event"], (1, 4))
     _holds_to_reference(payload)
 
 
@@ -268,23 +280,7 @@ def _put(row: list[Any], j: int, value: Any) -> None:
 def test_the_typed_decoding_agrees_with_the_reference_on_damaged_values(data: st.DataObject) -> None:
     """Plain loops with one value replaced by junk (as in the test above), packed: the typed decoding accepts
     them only where the reference reads the same."""
-    payload = _unpack(_pack(encode_chunk(PLAIN)))
-    ev = payload[1][data.draw(st.integers(0, len(PLAIN) - 1))]
-    where = data.draw(st.sampled_from(["outcome", "row", "message", "event", "presence"]))
-    if where == "outcome":
-        if len(ev) < 4 or ev[3] is None:
-            ev[3:] = [{}]
-        ev[3][data.draw(PLAIN_KEYS)] = data.draw(JUNK)
-    elif where == "row" and len(ev) > 3 and isinstance(ev[3], dict) and ev[3].get("b"):
-        row = ev[3]["b"][0]
-        row[data.draw(st.integers(0, len(row) - 1))] = data.draw(JUNK)
-    elif where == "message" and ev[2]:
-        _put(ev[2][0], data.draw(st.integers(0, 5)), data.draw(st.one_of(JUNK, st.integers(-3, 4))))
-    elif where == "presence":
-        _put(payload[0][0], data.draw(st.integers(0, 5)), data.draw(JUNK))
-    else:
-        k = data.draw(st.integers(0, 5))
-        ev[k:] = [data.draw(JUNK), *ev[k + 1 :]]
+    payload = _damaged_plain(data, ["outcome", "row", "message", "event", "presence"], (0, 5))
     _typed_holds_to_reference(_pack(payload))
 
 
