@@ -35,8 +35,11 @@ seconds). The cases are issue 19's:
 - loaded: 25 matches of 4 players at 10 Hz, each player (a WebSocket client here, reading every broadcast)
   sending one move per tick period; the match broadcasts the positions every tick.
 
-``--compare-module PATH`` adds the lean mode of another ``nkreplay_capture.lua`` (main's, say; with the
-``nkreplay_capture_rec.lua`` beside it, if there is one) to the same rounds: on a shared machine only figures from one run compare. The mode ``A/A`` (in ``--modes``) is the
+``--compare-module PATH`` (repeatable) adds the lean mode of another ``nkreplay_capture.lua`` (main's, say;
+with the ``nkreplay_capture_rec.lua`` beside it, if there is one) to the same rounds, as the mode ``lean @NAME``
+(NAME: the file's folder): on a shared machine only figures from one run compare. A compared module is used
+exactly as the capture module (``require("nkreplay_capture").wrap(M, options)`` in lean mode), so a control
+module (a pass-through wrapper, say) measures what that much work costs in the server. The mode ``A/A`` (in ``--modes``) is the
 control: an unwrapped server beside an unwrapped server, measured and printed like a wrapped mode; its ratios
 show how far the design itself moves a ratio that should be 1.00. Modes as in ``bench_capture.py``: unwrapped,
 full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. Linux only (/proc).
@@ -71,8 +74,9 @@ from bench_capture import MODES, TARGETS, module_name, move, write_modules
 
 SERVER_KEY, HTTP_KEY = "defaultkey", "defaulthttpkey"
 CONSOLE_USER, CONSOLE_PASSWORD = "admin", "adminpassword1"  # the console's (its pprof endpoints: --pprof)
-#: the lean mode with another version of the capture module (--compare-module), measured in the same run
-COMPARED = "lean (compared)"
+#: the lean mode with another version of the capture module (--compare-module, "lean @" + its folder's name),
+#: measured in the same run
+COMPARED = "lean @"
 #: the control: an unwrapped server measured as if it were a wrapped mode (paired beside an unwrapped one)
 CONTROL = "A/A"
 CASES = {"idle": (300, 0), "loaded": (25, 4)}  # matches, players per match
@@ -310,20 +314,21 @@ def client_process(url: str, tokens: list[tuple[str, str]], joined: Any, stop: A
 # -- one configuration ---------------------------------------------------------------------------------------
 
 
-def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> None:
+def prepare_modules(folder: Path, mode: str, compared: dict[str, Path] | None = None) -> None:
     """Only what the mode's matches run: Nakama loads every module in the folder at startup, and the capture
     module patches nk, math and os in the VM that loads it (the unwrapped run must not pay for that)."""
     shutil.rmtree(folder, ignore_errors=True)
     if mode == CONTROL:
         mode = "unwrapped"
-    if mode == COMPARED:
+    if mode.startswith(COMPARED):
         assert compared is not None
+        module = compared[mode]
         write_modules(folder, with_capture=False)
         for path in folder.glob("*.lua"):
             if path.name not in ("move_match.lua", module_name("lean") + ".lua"):
                 path.unlink()
-        shutil.copy(compared, folder / "nkreplay_capture.lua")
-        rec = compared.with_name("nkreplay_capture_rec.lua")  # its recording side, if it has one
+        shutil.copy(module, folder / "nkreplay_capture.lua")
+        rec = module.with_name("nkreplay_capture_rec.lua")  # its recording side, if it has one
         if rec.is_file():
             shutil.copy(rec, folder / rec.name)
         shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
@@ -335,7 +340,7 @@ def prepare_modules(folder: Path, mode: str, compared: Path | None = None) -> No
     shutil.copy(HERE / "capture" / "bench_rpcs.lua", folder / "bench_rpcs.lua")
 
 
-def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -> list[tuple[str, str]]:
+def start_matches(nakama: Nakama, case: str, mode: str, compared: dict[str, Path] | None) -> list[tuple[str, str]]:
     """Start the server with the mode's modules and the case's matches; returns the clients' (token, match
     id) pairs (none in the idle case)."""
     matches, players = CASES[case]
@@ -344,7 +349,7 @@ def start_matches(nakama: Nakama, case: str, mode: str, compared: Path | None) -
     ids = nakama.rpc(
         "bench_capture_create",
         {
-            "module": module_name({COMPARED: "lean", CONTROL: "unwrapped"}.get(mode, mode)),
+            "module": module_name("lean" if mode.startswith(COMPARED) else {CONTROL: "unwrapped"}.get(mode, mode)),
             "count": matches,
             "tick_rate": TICK_RATE,
         },
@@ -402,7 +407,7 @@ def measure(
     case: str,
     warmup: float,
     seconds: float,
-    compared: Path | None,
+    compared: dict[str, Path] | None,
     pprof: tuple[Path, str] | None = None,
 ) -> list[Run]:
     """Run ``case`` on every (server, mode) of ``configs`` at the same time (one of them: the sequential
@@ -455,7 +460,7 @@ def report_sequential(runs: list[Run], cases: list[str], modes: list[str], round
             base_median = statistics.median(r.us_per_tick for r in runs if r.case == case and r.mode == "unwrapped")
             ratio = run.us_per_tick / base
             mark = ""
-            if mode in ("lean", COMPARED):
+            if mode == "lean" or mode.startswith(COMPARED):
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if ratio <= TARGETS[case] else 'MISSED'}"
             print(
                 f"  {mode:<15} {run.us_per_tick:7.1f} us/tick  {ratio:5.2f}x  "
@@ -489,7 +494,7 @@ def report_paired(pairs: list[tuple[Run, Run]], cases: list[str], modes: list[st
                     f" (unwrapped {statistics.median(u.moves_per_tick for u, _ in mine):.2f})"
                 )
             mark = ""
-            if mode in ("lean", COMPARED):
+            if mode == "lean" or mode.startswith(COMPARED):
                 mark = f"  target <= {TARGETS[case]:.2f}x: {'met' if median <= TARGETS[case] else 'MISSED'} (median)"
             every = ", ".join(f"{r:.2f}" for r in ratios)
             print(
@@ -534,7 +539,10 @@ def main() -> None:
     ap.add_argument(
         "--compare-module",
         type=Path,
-        help="another nkreplay_capture.lua (e.g. main's): its lean mode is measured too, in the same rounds",
+        action="append",
+        default=[],
+        help="another nkreplay_capture.lua (e.g. main's, or a control module): its lean mode is measured too, in"
+        " the same rounds, as the mode 'lean @FOLDER' (FOLDER: the file's folder name); repeatable",
     )
     args = ap.parse_args()
     binary, database = os.environ.get("NAKAMA_BIN", ""), os.environ.get("NAKAMA_DATABASE", "")
@@ -545,11 +553,17 @@ def main() -> None:
         raise SystemExit("needs Linux /proc to read the server's CPU time")
     modes = ["unwrapped"] + [m for m in args.modes.split(",") if m and m != "unwrapped"]
     unknown = [m for m in modes if m not in MODES and m != CONTROL]
-    if args.compare_module is not None:
-        if not args.compare_module.is_file():
-            raise SystemExit(f"--compare-module {args.compare_module}: no such file")
-        modes.append(COMPARED)
-        unknown = [m for m in unknown if m != COMPARED]
+    compared: dict[str, Path] = {}
+    for path in args.compare_module:
+        if not path.is_file():
+            raise SystemExit(f"--compare-module {path}: no such file")
+        name = COMPARED + path.resolve().parent.name
+        if name in compared:
+            raise SystemExit(
+                f"--compare-module {path}: another compared module is in a folder named the same ({name!r})"
+            )
+        compared[name] = path
+        modes.append(name)
     if unknown:
         raise SystemExit(f"unknown mode(s) {unknown}; known: {list(MODES)}")
     if args.design == "paired" and len(modes) < 2:
@@ -582,7 +596,7 @@ def main() -> None:
                 if args.design == "sequential":
                     for mode in modes:
                         name = profiles(f"{case}-r{r + 1}-seq")
-                        (run,) = measure([(first, mode)], case, args.warmup, args.seconds, args.compare_module, name)
+                        (run,) = measure([(first, mode)], case, args.warmup, args.seconds, compared, name)
                         runs.append(run)
                         print(
                             f"  [{case} round {r + 1}] {mode:<15} {run.us_per_tick:7.1f} us/tick  "
@@ -598,11 +612,9 @@ def main() -> None:
                     configs = [(plain, "unwrapped"), (wrapped, mode)]
                     name = profiles(f"{case}-r{r + 1}-{mode.replace('/', '').replace(' ', '_')}")
                     if (r // 2) % 2 == 1:
-                        base, run = measure(configs[::-1], case, args.warmup, args.seconds, args.compare_module, name)[
-                            ::-1
-                        ]
+                        base, run = measure(configs[::-1], case, args.warmup, args.seconds, compared, name)[::-1]
                     else:
-                        base, run = measure(configs, case, args.warmup, args.seconds, args.compare_module, name)
+                        base, run = measure(configs, case, args.warmup, args.seconds, compared, name)
                     runs += [base, run]
                     pairs.append((base, run))
                     print(
