@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,13 @@ from replay.lua import LuaHandler
 from replay.runtime import MatchDriver
 from tests.common.paths import ROOT
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_capture import PLAYERS, move  # the benchmark's own moves, as its clients send them
+
 CAPTURE = ROOT / "benchmarks" / "capture"
 CONTROLS = sorted(p.name for p in (CAPTURE / "controls").iterdir() if p.is_dir())
 HEADER = Header(match_id="5e1ec7ed-0000-4000-8000-000000000001.bench", node="bench", tick_rate=10)
-TICKS, PLAYERS = 25, 4
-
-
-def move(tick: int, player: int) -> str:
-    return json.dumps({"dx": (tick + player) % 3 - 1, "dy": (tick * 7 + player) % 3 - 1}, separators=(",", ":"))
+TICKS = 25
 
 
 def play(tmp_path: Path, control: str | None, game: str | None = None) -> tuple[list[Any], list[str]]:
