@@ -35,14 +35,15 @@ seconds). The cases are issue 19's:
 - loaded: 25 matches of 4 players at 10 Hz, each player (a WebSocket client here, reading every broadcast)
   sending one move per tick period; the match broadcasts the positions every tick.
 
-``--compare-module PATH`` (repeatable) adds the lean mode of another ``nkreplay_capture.lua`` (main's, say;
-with the ``nkreplay_capture_rec.lua`` beside it, if there is one) to the same rounds, as the mode ``lean @NAME``
+``--compare-module PATH`` (repeatable) adds the lean mode of another ``nkreplay_capture.lua`` (main's, say; with
+the ``nkreplay_capture_rec.lua`` beside it, if there is one) to the same rounds, as the mode ``lean @NAME``
 (NAME: the file's folder): on a shared machine only figures from one run compare. A compared module is used
 exactly as the capture module (``require("nkreplay_capture").wrap(M, options)`` in lean mode), so a control
-module (a pass-through wrapper, say) measures what that much work costs in the server. The mode ``A/A`` (in ``--modes``) is the
-control: an unwrapped server beside an unwrapped server, measured and printed like a wrapped mode; its ratios
-show how far the design itself moves a ratio that should be 1.00. Modes as in ``bench_capture.py``: unwrapped,
-full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``. Linux only (/proc).
+module (a pass-through wrapper, say) measures what that much work costs in the server. The mode ``A/A`` (in
+``--modes``) is the control: an unwrapped server beside an unwrapped server, measured and printed like a wrapped
+mode; its ratios show how far the design itself moves a ratio that should be 1.00. Modes as in
+``bench_capture.py``: unwrapped, full, lean, lean+outcomes, lean with a 5 s flush, lean with ``sample = 0``.
+Linux only (/proc).
 """
 
 from __future__ import annotations
